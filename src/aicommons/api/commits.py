@@ -1,0 +1,146 @@
+"""Writing: preupload (upload-mode decisions) and the NDJSON commit endpoint."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from aicommons.api.formats import repo_url
+from aicommons.api.http import hub_of, json_object, param, principal_of, read_body, read_json, repo_id_param, \
+    repo_type_param, run_sync
+from aicommons.errors import BadRequest, RevisionNotFound
+from aicommons.hub import content
+from aicommons.hub.commits import AddFile, AddLfsFile, CommitRequest, DeleteFile, DeleteFolder
+from aicommons.hub.gitattributes import LfsRules, ignore_rules
+from aicommons.hub.names import check_file_path
+
+MAX_PREUPLOAD_FILES = 1000
+
+
+def _looks_binary(sample: bytes) -> bool:
+    if b"\x00" in sample:
+        return True
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start < len(sample) - 4  # a multi-byte character cut by the 512-byte sample is fine
+    return False
+
+
+async def preupload(request: Request) -> Response:
+    body = json_object(await read_json(request))
+    files = body.get("files")
+    if not isinstance(files, list) or len(files) > MAX_PREUPLOAD_FILES:
+        raise BadRequest(f"'files' must be a list of at most {MAX_PREUPLOAD_FILES} objects")
+    git_ignore = body.get("gitIgnore")
+    return await run_sync(_preupload, request, files, git_ignore if isinstance(git_ignore, str) else None)
+
+
+def _preupload(request: Request, files: list, git_ignore: str | None) -> Response:
+    hub = hub_of(request)
+    repo = hub.repos.find(repo_type_param(request), repo_id_param(request), principal_of(request), write=True)
+    revision = param(request, "rev")
+    git_repo = hub.git.open(repo.storage_key)
+    try:
+        commit = content.resolve_revision(git_repo, revision)
+    except RevisionNotFound:
+        if request.query_params.get("create_pr") not in ("1", "true"):
+            raise
+        commit = content.resolve_revision(git_repo, "main")
+    rules = LfsRules(content.read_text(git_repo, commit, ".gitattributes"))
+    ignored = ignore_rules(git_ignore if git_ignore is not None else content.read_text(git_repo, commit, ".gitignore"))
+    threshold = hub.settings.lfs_threshold_bytes
+    out = []
+    for item in files:
+        if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+            raise BadRequest("Each file must be an object with a 'path'")
+        path = check_file_path(item["path"])
+        size = item.get("size", 0)
+        if not isinstance(size, int) or size < 0:
+            raise BadRequest(f"Invalid size for {path}")
+        try:
+            sample = base64.b64decode(item.get("sample") or "", validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequest(f"Invalid base64 sample for {path}") from None
+        lfs = size >= threshold or rules.matches(path) or _looks_binary(sample)
+        entry = content.get_entry(git_repo, commit, path)
+        result = {"path": path, "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": ignored.match_file(path)}
+        if entry is not None and entry.type == "file":
+            result["oid"] = entry.etag
+        out.append(result)
+    return JSONResponse({"files": out})
+
+
+def parse_commit_payload(body: bytes) -> CommitRequest:
+    """NDJSON: a ``header`` line, then ``file``/``lfsFile``/``deletedFile``/``deletedFolder`` lines."""
+    header = None
+    ops = []
+    for number, line in enumerate(body.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest(f"Line {number} of the commit payload is not valid JSON") from None
+        if not isinstance(item, dict) or not isinstance(item.get("value"), dict):
+            raise BadRequest(f"Line {number} of the commit payload must be an object with 'key' and 'value'")
+        key, value = item.get("key"), item["value"]
+        if key == "header":
+            header = value
+            continue
+        path = value.get("path")
+        if not isinstance(path, str):
+            raise BadRequest(f"Line {number}: 'path' (string) is required")
+        if key == "file":
+            if value.get("encoding", "base64") != "base64" or not isinstance(value.get("content"), str):
+                raise BadRequest(f"Line {number}: 'content' must be a base64 string")
+            try:
+                data = base64.b64decode(value["content"], validate=True)
+            except (binascii.Error, ValueError):
+                raise BadRequest(f"Line {number}: 'content' is not valid base64") from None
+            ops.append(AddFile(path, data))
+        elif key == "lfsFile":
+            oid, size = value.get("oid"), value.get("size")
+            if value.get("algo", "sha256") != "sha256" or not isinstance(oid, str):
+                raise BadRequest(f"Line {number}: 'oid' (sha256) is required")
+            if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+                raise BadRequest(f"Line {number}: 'size' must be a non-negative integer")
+            ops.append(AddLfsFile(path, oid, size))
+        elif key == "deletedFile":
+            ops.append(DeleteFile(path))
+        elif key == "deletedFolder":
+            ops.append(DeleteFolder(path))
+        else:
+            raise BadRequest(f"Line {number}: unknown key {key!r}")
+    if header is None:
+        raise BadRequest("The commit payload must start with a 'header' line")
+    summary, description, parent = header.get("summary"), header.get("description") or "", header.get("parentCommit")
+    if not isinstance(summary, str) or not isinstance(description, str) or \
+            (parent is not None and not isinstance(parent, str)):
+        raise BadRequest("The header needs a string 'summary' (and optional 'description', 'parentCommit')")
+    return CommitRequest(summary=summary, description=description, parent_commit=parent, operations=tuple(ops))
+
+
+async def commit(request: Request) -> Response:
+    hub = hub_of(request)
+    body = await read_body(request, hub.settings.max_commit_body_bytes)
+    payload = parse_commit_payload(body)
+    return await run_sync(_commit, request, payload)
+
+
+def _commit(request: Request, payload: CommitRequest) -> Response:
+    hub = hub_of(request)
+    principal = principal_of(request)
+    repo = hub.repos.find(repo_type_param(request), repo_id_param(request), principal, write=True)
+    revision = param(request, "rev")
+    create_pr = request.query_params.get("create_pr") in ("1", "true")
+    if create_pr:
+        raise BadRequest("Pull requests are not supported yet")
+    result = hub.commits.commit(repo, principal, revision, payload)
+    base = repo_url(hub.settings.public_url, repo)
+    return JSONResponse({"success": True, "commitOid": result.oid, "commitUrl": f"{base}/commit/{result.oid}",
+                         "hookOutput": ""})

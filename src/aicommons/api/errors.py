@@ -1,0 +1,60 @@
+"""The one place where domain errors become HTTP responses.
+
+Wire shape (pinned by tests/api/test_errors.py): status from the error class, ``X-Error-Code`` with
+the Hub's code, ``X-Error-Message`` with the message, and a JSON body ``{"error": message}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from aicommons.errors import HubError
+from aicommons.hub.repos import RepoMoved
+from aicommons.storage.base import StorageError, StorageFull
+
+log = logging.getLogger("aicommons.api")
+
+
+def _header_safe(message: str) -> str:
+    flat = " ".join(message.split())
+    return flat.encode("latin-1", "replace").decode("latin-1")[:1000]
+
+
+def error_response(exc: HubError) -> Response:
+    headers = dict(exc.headers)
+    if exc.code:
+        headers["X-Error-Code"] = exc.code
+    headers["X-Error-Message"] = _header_safe(exc.message)
+    return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
+
+
+def moved_response(request: Request, exc: RepoMoved) -> Response:
+    raw = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
+    old, new = f"/{exc.old_id}", f"/{exc.new_id}"
+    index = raw.lower().find(old.lower())
+    location = raw[:index] + new + raw[index + len(old):] if index >= 0 else raw
+    if request.url.query:
+        location += "?" + request.url.query
+    base = request.app.state.hub.settings.public_url
+    return RedirectResponse(base + location, status_code=307)
+
+
+async def hub_error_handler(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, RepoMoved):
+        return moved_response(request, exc)
+    return error_response(exc)
+
+
+async def storage_error_handler(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, StorageFull):
+        return error_response(HubError(str(exc), status=507))
+    log.error("storage failure on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(HubError("Storage backend failure; nothing was changed", status=503))
+
+
+def quote_segment(value: str) -> str:
+    return quote(value, safe="")

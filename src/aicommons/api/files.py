@@ -1,0 +1,149 @@
+"""Reading files: ``/resolve/`` downloads, tree listings and paths-info."""
+
+from __future__ import annotations
+
+import mimetypes
+from urllib.parse import parse_qs, quote
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+
+from aicommons.api import formats
+from aicommons.api.http import (
+    blocking, bool_arg, hub_of, int_arg, next_link, param, principal_of, read_body, repo_id_param,
+    repo_type_param, run_sync,
+)
+from aicommons.errors import BadRequest
+from aicommons.hub import content
+from aicommons.hub.lfs import blob_key
+from aicommons.api.ranges import bytes_response
+
+TREE_PAGE = 1000
+TREE_PAGE_EXPANDED = 50
+PRESIGNED_TTL = 600
+
+
+class LargeFileResponse(FileResponse):
+    """FileResponse with 1 MiB chunks: 4x the throughput of the 64 KiB default (spec B4)."""
+
+    chunk_size = 1024 * 1024
+
+
+def repo_type_from_prefix(request: Request) -> str:
+    path = request.url.path
+    if path.startswith("/datasets/"):
+        return "dataset"
+    if path.startswith("/spaces/"):
+        return "space"
+    return "model"
+
+
+def _content_disposition(path: str) -> str:
+    name = path.rsplit("/", 1)[-1]
+    ascii_name = name.encode("ascii", "replace").decode().replace('"', "")
+    return f"inline; filename*=UTF-8''{quote(name)}; filename=\"{ascii_name}\""
+
+
+def _resolve(request: Request) -> Response:
+    hub = hub_of(request)
+    principal = principal_of(request)
+    repo = hub.repos.find(repo_type_from_prefix(request), repo_id_param(request), principal)
+    hub.repos.check_content_access(repo, principal)
+    git_repo, commit = hub.refs.resolve(repo, param(request, "rev"))
+    path = param(request, "path")
+    entry = content.get_entry(git_repo, commit, path)
+    commit_id = str(commit.id)
+    if entry is None or entry.type != "file":
+        from aicommons.errors import EntryNotFound
+
+        raise EntryNotFound(f"Entry not found: {path} does not exist at revision {commit_id}",
+                            headers={"X-Repo-Commit": commit_id})
+    head_only = request.method == "HEAD"
+    if not head_only and "range" not in request.headers and _counts_as_download(repo.type, path):
+        hub.repo_store.count_download(repo.id)
+    headers = {
+        "X-Repo-Commit": commit_id,
+        "ETag": f'"{entry.etag}"',
+        "Content-Disposition": _content_disposition(path),
+        "Access-Control-Expose-Headers": "X-Repo-Commit, X-Linked-Etag, X-Linked-Size, ETag, Content-Range",
+    }
+    media_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    if entry.lfs is None:
+        data = content.read_blob(git_repo, entry.oid)
+        return bytes_response(data, headers, request.headers.get("range"), media_type, head_only)
+    key = blob_key(entry.lfs.oid)
+    headers.update({"X-Linked-Etag": f'"{entry.lfs.oid}"', "X-Linked-Size": str(entry.lfs.size)})
+    local = hub.blobs.local_path(key)
+    if local is None:
+        url = hub.blobs.presigned_url(key, PRESIGNED_TTL)
+        return RedirectResponse(url, status_code=302, headers=headers)
+    return LargeFileResponse(local, headers=headers, media_type=media_type)
+
+
+def _counts_as_download(repo_type: str, path: str) -> bool:
+    """Count one download per model load (config.json) or per dataset file, like the Hub."""
+    if repo_type == "model":
+        return path == "config.json"
+    return True
+
+
+resolve = blocking(_resolve)
+
+
+@blocking
+def tree(request: Request) -> Response:
+    hub = hub_of(request)
+    principal = principal_of(request)
+    repo = hub.repos.find(repo_type_param(request), repo_id_param(request), principal)
+    hub.repos.check_content_access(repo, principal)
+    git_repo, commit = hub.refs.resolve(repo, param(request, "rev"))
+    path = param(request, "path").strip("/") if "path" in request.path_params else ""
+    recursive = bool_arg(request, "recursive")
+    expand = bool_arg(request, "expand")
+    page_size = TREE_PAGE_EXPANDED if expand else TREE_PAGE
+    offset = int_arg(request, "cursor", 0)
+    entries = []
+    more = False
+    for i, entry in enumerate(content.list_tree(git_repo, commit, path, recursive)):
+        if i < offset:
+            continue
+        if len(entries) == page_size:
+            more = True
+            break
+        last = content.last_commit_for(git_repo, commit, entry.path) if expand else None
+        entries.append(formats.tree_entry(entry, last))
+    headers = {"Link": next_link(request, offset + len(entries))} if more else {}
+    return JSONResponse(entries, headers=headers)
+
+
+async def paths_info(request: Request) -> Response:
+    body = await read_body(request, hub_of(request).settings.max_json_body_bytes)
+    if request.headers.get("content-type", "").startswith("application/json"):
+        import json
+
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError:
+            raise BadRequest("Invalid JSON body") from None
+        paths, expand = data.get("paths", []), bool(data.get("expand", False))
+    else:
+        form = parse_qs(body.decode("utf-8", "replace"))
+        paths, expand = form.get("paths", []), form.get("expand", ["false"])[0].lower() == "true"
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise BadRequest("'paths' must be a list of strings")
+    return await run_sync(_paths_info, request, paths, expand)
+
+
+def _paths_info(request: Request, paths: list[str], expand: bool) -> Response:
+    hub = hub_of(request)
+    principal = principal_of(request)
+    repo = hub.repos.find(repo_type_param(request), repo_id_param(request), principal)
+    hub.repos.check_content_access(repo, principal)
+    git_repo, commit = hub.refs.resolve(repo, param(request, "rev"))
+    out = []
+    for path in dict.fromkeys(p.strip("/") for p in paths):
+        entry = content.get_entry(git_repo, commit, path) if path else None
+        if entry is not None:
+            last = content.last_commit_for(git_repo, commit, entry.path) if expand else None
+            out.append(formats.tree_entry(entry, last))
+    return JSONResponse(out)

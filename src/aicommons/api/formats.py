@@ -1,0 +1,118 @@
+"""JSON shapes of the Hub API (what huggingface_hub parses): repo info, tree entries, commits."""
+
+from __future__ import annotations
+
+import pygit2
+
+from aicommons.db.repos import RepoRow
+from aicommons.gitrepo.store import CommitInfo
+from aicommons.hub import content
+from aicommons.hub.cards import card_from_readme
+from aicommons.hub.content import Entry
+from aicommons.hub.names import REPO_TYPE_PREFIX
+from aicommons.api.http import format_date, format_timestamp
+
+MODEL_EXPAND = {"author", "cardData", "createdAt", "disabled", "downloads", "downloadsAllTime", "gated",
+                "lastModified", "library_name", "likes", "pipeline_tag", "private", "sha", "siblings", "tags",
+                "usedStorage", "trendingScore", "config", "spaces", "safetensors", "transformersInfo",
+                "baseModels", "childrenModelCount", "resourceGroup", "gguf", "evalResults", "mask_token",
+                "widgetData", "model-index", "inference", "inferenceProviderMapping", "securityRepoStatus"}
+
+
+def repo_url(public_url: str, repo: RepoRow) -> str:
+    return f"{public_url}/{REPO_TYPE_PREFIX[repo.type]}{repo.full_id}"
+
+
+def tree_entry(entry: Entry, last_commit: CommitInfo | None = None) -> dict:
+    out: dict = {"type": entry.type, "oid": entry.oid, "size": entry.size, "path": entry.path}
+    if entry.lfs is not None:
+        out["lfs"] = {"oid": entry.lfs.oid, "size": entry.lfs.size, "pointerSize": entry.lfs.pointer_size}
+    if last_commit is not None:
+        out["lastCommit"] = {"id": last_commit.id, "title": last_commit.title,
+                             "date": format_timestamp(last_commit.timestamp)}
+    return out
+
+
+def sibling(entry: Entry, blobs: bool) -> dict:
+    out: dict = {"rfilename": entry.path}
+    if blobs:
+        out["size"] = entry.size
+        out["blobId"] = entry.oid
+        if entry.lfs is not None:
+            out["lfs"] = {"sha256": entry.lfs.oid, "size": entry.lfs.size, "pointerSize": entry.lfs.pointer_size}
+    return out
+
+
+def commit_json(info: CommitInfo, formatted: bool = False) -> dict:
+    body = info.message.split("\n", 1)[1].strip() if "\n" in info.message.strip() else ""
+    out = {
+        "id": info.id,
+        "authors": [{"user": info.author_name, "avatar": None}],
+        "date": format_timestamp(info.timestamp),
+        "title": info.title,
+        "message": body,
+    }
+    if formatted:
+        out["formatted"] = {"title": info.title, "message": body}
+    return out
+
+
+def repo_info(repo: RepoRow, git_repo: pygit2.Repository, commit: pygit2.Commit, *, blobs: bool = False,
+              with_siblings: bool = True, expand: list[str] | None = None) -> dict:
+    """``GET /api/{types}/{id}[/revision/{rev}]`` and the ``full`` listing entries."""
+    card = card_from_readme(content.read_text(git_repo, commit, "README.md"), repo.type)
+    info: dict = {
+        "_id": f"{repo.id:024x}",
+        "id": repo.full_id,
+        "author": repo.namespace,
+        "sha": str(commit.id),
+        "lastModified": format_date(repo.last_modified),
+        "createdAt": format_date(repo.created_at),
+        "private": repo.private,
+        "gated": repo.gated or False,
+        "disabled": repo.disabled,
+        "downloads": repo.downloads,
+        "downloadsAllTime": repo.downloads,
+        "likes": repo.likes,
+        "tags": card.tags,
+    }
+    if repo.type == "model":
+        info["modelId"] = repo.full_id
+        if card.library_name:
+            info["library_name"] = card.library_name
+        if card.pipeline_tag:
+            info["pipeline_tag"] = card.pipeline_tag
+    if card.data is not None:
+        info["cardData"] = card.data
+    if with_siblings or (expand and "siblings" in expand) or blobs:
+        files = list(content.iter_files(git_repo, commit))
+        info["siblings"] = [sibling(e, blobs) for e in files]
+        if blobs:
+            info["usedStorage"] = sum(e.size for e in files)
+    if expand:
+        keep = set(expand) | {"_id", "id"}
+        info = {k: v for k, v in info.items() if k in keep}
+    return info
+
+
+def listing_entry(repo: RepoRow) -> dict:
+    """A repo in ``GET /api/models`` without ``full``: from the database only, no git access."""
+    out = {
+        "_id": f"{repo.id:024x}",
+        "id": repo.full_id,
+        "author": repo.namespace,
+        "private": repo.private,
+        "gated": repo.gated or False,
+        "downloads": repo.downloads,
+        "likes": repo.likes,
+        "tags": repo.tags,
+        "createdAt": format_date(repo.created_at),
+        "lastModified": format_date(repo.last_modified),
+    }
+    if repo.type == "model":
+        out["modelId"] = repo.full_id
+        if repo.library_name:
+            out["library_name"] = repo.library_name
+        if repo.pipeline_tag:
+            out["pipeline_tag"] = repo.pipeline_tag
+    return out

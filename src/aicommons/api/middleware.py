@@ -1,0 +1,104 @@
+"""ASGI middlewares: raw-path routing, request ids, and the caller's identity."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+
+import anyio
+from starlette.datastructures import Headers, MutableHeaders
+
+from aicommons.errors import HubError, Unauthorized
+from aicommons.hub.access import anonymous
+
+
+class RawPathMiddleware:
+    """Route on the raw path: revisions and folders arrive percent-encoded in one segment
+    (``refs%2Fpr%2F1``), which the decoded ``path`` would split. Handlers unquote parameters."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope.get("raw_path"):
+            raw = scope["raw_path"].split(b"?", 1)[0].decode("latin-1")
+            scope = dict(scope, path=raw)
+        await self.app(scope, receive, send)
+
+
+class RequestIdMiddleware:
+    """Every response carries ``X-Request-Id`` (clients quote it in error messages)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        incoming = Headers(scope=scope).get("x-amzn-trace-id") or ""
+        request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["X-Request-Id"] = request_id
+            await send(message)
+
+        scope.setdefault("state", {})["request_id"] = request_id
+        await self.app(scope, receive, send_with_id)
+
+
+def credentials(headers: Headers) -> tuple[str, str | None, str] | None:
+    """('bearer', None, token) or ('basic', user, secret) from the Authorization header."""
+    value = headers.get("authorization")
+    if not value:
+        return None
+    scheme, _, rest = value.partition(" ")
+    scheme = scheme.lower()
+    rest = rest.strip()
+    if scheme == "bearer" and rest:
+        return "bearer", None, rest
+    if scheme == "basic" and rest:
+        try:
+            user, _, secret = base64.b64decode(rest).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            raise Unauthorized("Invalid credentials in Authorization header") from None
+        return "basic", user, secret
+    raise Unauthorized("Invalid credentials in Authorization header")
+
+
+class AuthMiddleware:
+    """Puts ``request.state.principal`` on every request; a bad token is refused with 401.
+
+    Git clients send ``user:TOKEN`` (or ``user:password``) as HTTP basic auth, as with the Hub.
+    """
+
+    def __init__(self, app, hub):
+        self.app = app
+        self.hub = hub
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        try:
+            principal = await anyio.to_thread.run_sync(self._principal, scope)
+        except HubError as exc:
+            from aicommons.api.errors import error_response
+
+            headers = {"WWW-Authenticate": 'Basic realm="AI Commons"'} if b"/info/" in scope.get("raw_path", b"") else {}
+            exc.headers.update(headers)
+            return await error_response(exc)(scope, receive, send)
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+    def _principal(self, scope):
+        creds = credentials(Headers(scope=scope))
+        client = scope.get("client")
+        if creds is None:
+            return anonymous(client[0] if client else None)
+        kind, user, secret = creds
+        if kind == "bearer":
+            return self.hub.accounts.principal_for_token(secret)
+        try:  # basic auth carries a token (as with the Hub) or, failing that, a password
+            return self.hub.accounts.principal_for_token(secret)
+        except Unauthorized:
+            return self.hub.accounts.principal_for_password(user, secret)

@@ -1,0 +1,162 @@
+"""Repo management, info and listing endpoints; whoami; validate-yaml; health."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from aicommons.api import formats
+from aicommons.api.http import (
+    blocking, bool_arg, hub_of, int_arg, json_object, next_link, param, principal_of, read_json,
+    repo_id_param, repo_type_param, run_sync,
+)
+from aicommons.db.repos import RepoQuery
+from aicommons.errors import BadRequest, HubError, RepoNotFound
+from aicommons.hub.cards import validate_yaml
+from aicommons.hub.names import check_repo_type
+
+MAX_PAGE = 1000
+
+
+def _visibility(body: dict) -> bool:
+    if "visibility" in body and body["visibility"] is not None:
+        if body["visibility"] not in ("private", "public", "protected"):
+            raise BadRequest("Invalid visibility: must be 'private' or 'public'")
+        return body["visibility"] != "public"
+    private = body.get("private", False)
+    if not isinstance(private, bool) and private is not None:
+        raise BadRequest("'private' must be a boolean")
+    return bool(private)
+
+
+async def create_repo(request: Request) -> Response:
+    body = json_object(await read_json(request))
+    name, organization = body.get("name"), body.get("organization")
+    if not isinstance(name, str) or (organization is not None and not isinstance(organization, str)):
+        raise BadRequest("'name' (string) is required; 'organization' must be a string or null")
+    if "/" in name:  # older clients send the full id as the name
+        organization, name = name.split("/", 1)
+    hub = hub_of(request)
+    repo, created = await run_sync(hub.repos.create, principal_of(request), body.get("type") or "model",
+                                   name, organization, _visibility(body))
+    url = formats.repo_url(hub.settings.public_url, repo)
+    if not created:
+        return JSONResponse({"error": "You already created this repo", "url": url}, status_code=409,
+                            headers={"X-Error-Message": "You already created this repo"})
+    return JSONResponse({"url": url, "name": repo.full_id, "id": f"{repo.id:024x}"})
+
+
+async def delete_repo(request: Request) -> Response:
+    body = json_object(await read_json(request))
+    name, organization = body.get("name"), body.get("organization")
+    if not isinstance(name, str):
+        raise BadRequest("'name' (string) is required")
+    full_id = f"{organization}/{name}" if organization else (name if "/" in name else f"{principal_of(request).name}/{name}")
+    await run_sync(hub_of(request).repos.delete, principal_of(request), body.get("type") or "model", full_id)
+    return JSONResponse({"success": True})
+
+
+async def move_repo(request: Request) -> Response:
+    body = json_object(await read_json(request))
+    src, dst = body.get("fromRepo"), body.get("toRepo")
+    if not isinstance(src, str) or not isinstance(dst, str):
+        raise BadRequest("'fromRepo' and 'toRepo' (strings) are required")
+    hub = hub_of(request)
+    repo = await run_sync(hub.repos.move, principal_of(request), body.get("type") or "model", src, dst)
+    return JSONResponse({"url": formats.repo_url(hub.settings.public_url, repo)})
+
+
+async def update_settings(request: Request) -> Response:
+    body = json_object(await read_json(request))
+    hub = hub_of(request)
+    principal = principal_of(request)
+    repo = await run_sync(hub.repos.find, repo_type_param(request), repo_id_param(request), principal, True)
+    private = None
+    if "visibility" in body or "private" in body:
+        private = _visibility(body)
+    await run_sync(hub.repos.update_settings, principal, repo, private, body.get("gated"))
+    return JSONResponse({"success": True})
+
+
+@blocking
+def repo_info(request: Request) -> Response:
+    hub = hub_of(request)
+    repo = hub.repos.find(repo_type_param(request), repo_id_param(request), principal_of(request))
+    revision = param(request, "rev") if "rev" in request.path_params else "main"
+    git_repo, commit = hub.refs.resolve(repo, revision)
+    expand = request.query_params.getlist("expand") or None
+    info = formats.repo_info(repo, git_repo, commit, blobs=bool_arg(request, "blobs"), expand=expand)
+    return JSONResponse(info)
+
+
+@blocking
+def single_segment_repo(request: Request) -> Response:
+    """``/api/models/<name>`` without a namespace: no such repo (never a routing 404)."""
+    raise RepoNotFound("Repository not found", status=401 if principal_of(request).is_anonymous else 404)
+
+
+@blocking
+def list_repos(request: Request) -> Response:
+    hub = hub_of(request)
+    repo_type = check_repo_type({"models": "model", "datasets": "dataset", "spaces": "space"}[
+        request.url.path.rstrip("/").rsplit("/", 1)[1]])
+    # ``limit`` is the total the caller wants; pages hold at most MAX_PAGE and link to the next one.
+    explicit_limit = request.query_params.get("limit") not in (None, "")
+    limit = int_arg(request, "limit", 0, minimum=1) if explicit_limit else None
+    offset = int_arg(request, "cursor", 0)
+    page = MAX_PAGE if limit is None else max(0, min(limit - offset, MAX_PAGE))
+    searches = request.query_params.getlist("search")
+    gated = request.query_params.get("gated")
+    filters = list(request.query_params.getlist("filter"))
+    if request.query_params.get("pipeline_tag"):
+        filters.append(request.query_params["pipeline_tag"])
+    query = RepoQuery(
+        type=repo_type, search=" ".join(searches) if searches else None,
+        author=request.query_params.get("author"), filters=tuple(filters),
+        sort=request.query_params.get("sort"), offset=offset, limit=page,
+        visible_owner_ids=principal_of(request).visible_owner_ids(),
+        gated=None if gated is None else gated.lower() == "true",
+    )
+    rows, more = hub.repo_store.list(query)
+    full = bool_arg(request, "full")
+    expand = request.query_params.getlist("expand") or None
+    items = []
+    for repo in rows:
+        if full or expand or bool_arg(request, "cardData") or bool_arg(request, "config"):
+            git_repo, commit = hub.refs.resolve(repo, "main")
+            info = formats.repo_info(repo, git_repo, commit, with_siblings=full, expand=expand)
+            if not full and not expand:
+                info.pop("siblings", None)
+            items.append(info)
+        else:
+            items.append(formats.listing_entry(repo))
+    headers = {}
+    if more and (limit is None or offset + len(rows) < limit):
+        headers["Link"] = next_link(request, offset + len(rows))
+    return JSONResponse(items, headers=headers)
+
+
+@blocking
+def whoami(request: Request) -> Response:
+    principal = principal_of(request)
+    if principal.is_anonymous:
+        raise HubError("You must be authenticated to access this resource", status=401)
+    return JSONResponse(hub_of(request).accounts.whoami(principal))
+
+
+async def validate_yaml_endpoint(request: Request) -> Response:
+    body = json_object(await read_json(request))
+    text = body.get("content")
+    if not isinstance(text, str):
+        return JSONResponse({"errors": [{"message": "'content' (string) is required"}], "warnings": []},
+                            status_code=400)
+    errors, warnings = validate_yaml(text)
+    return JSONResponse({"errors": errors, "warnings": warnings}, status_code=400 if errors else 200)
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def agent_harnesses(request: Request) -> Response:
+    return JSONResponse({"standardEnvVars": [], "harnesses": {}})

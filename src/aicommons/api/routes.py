@@ -1,0 +1,51 @@
+"""The routes table of the Hub API. Order matters where patterns overlap: specific first."""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from aicommons.api import commits, files, lfs, refs, repos
+
+REPO = "/api/{types}/{ns}/{name}"
+PREFIXES = ("", "/datasets", "/spaces")
+
+
+def hub_routes() -> list[Route]:
+    routes = [
+        Route("/api/health", repos.health),
+        Route("/api/whoami-v2", repos.whoami),
+        Route("/api/agent-harnesses", repos.agent_harnesses),
+        Route("/api/validate-yaml", repos.validate_yaml_endpoint, methods=["POST"]),
+        Route("/api/repos/create", repos.create_repo, methods=["POST"]),
+        Route("/api/repos/delete", repos.delete_repo, methods=["DELETE"]),
+        Route("/api/repos/move", repos.move_repo, methods=["POST"]),
+        Route("/api/models", repos.list_repos),
+        Route("/api/datasets", repos.list_repos),
+        Route("/api/spaces", repos.list_repos),
+        Route(REPO, repos.repo_info),
+        Route(REPO + "/revision/{rev}", repos.repo_info),
+        Route(REPO + "/settings", repos.update_settings, methods=["PUT"]),
+        Route(REPO + "/tree/{rev}", files.tree),
+        Route(REPO + "/tree/{rev}/{path:path}", files.tree),
+        Route(REPO + "/paths-info/{rev}", files.paths_info, methods=["POST"]),
+        Route(REPO + "/preupload/{rev}", commits.preupload, methods=["POST"]),
+        Route(REPO + "/commit/{rev}", commits.commit, methods=["POST"]),
+        Route(REPO + "/refs", refs.list_refs),
+        Route(REPO + "/branch/{branch}", refs.create_branch, methods=["POST"]),
+        Route(REPO + "/branch/{branch}", refs.delete_branch, methods=["DELETE"]),
+        Route(REPO + "/tag/{rev}", refs.create_tag, methods=["POST"]),
+        Route(REPO + "/tag/{tag}", refs.delete_tag, methods=["DELETE"]),
+        Route(REPO + "/commits/{rev}", refs.list_commits),
+        Route(REPO + "/super-squash/{rev}", refs.super_squash, methods=["POST"]),
+        Route("/api/{types}/{name}", repos.single_segment_repo),
+        Route("/lfs-transfer/{repo_id}/{oid}/{size}", lfs.upload, methods=["PUT"]),
+        Route("/lfs-transfer/{repo_id}/{oid}/{size}", lfs.download, methods=["GET"]),
+    ]
+    for prefix in PREFIXES:
+        routes.append(Route(prefix + "/{ns}/{name}/resolve/{rev}/{path:path}", files.resolve, methods=["GET", "HEAD"]))
+    for prefix in ("/{prefix}", ""):
+        routes += [
+            Route(prefix + "/{ns}/{name}.git/info/lfs/objects/batch", lfs.batch, methods=["POST"]),
+            Route(prefix + "/{ns}/{name}.git/info/lfs/objects/verify", lfs.verify, methods=["POST"]),
+        ]
+    return routes

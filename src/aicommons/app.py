@@ -1,0 +1,33 @@
+"""``create_app(settings)``: explicit wiring, nothing opened at import time."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from aicommons.api.errors import hub_error_handler, storage_error_handler
+from aicommons.api.middleware import AuthMiddleware, RawPathMiddleware, RequestIdMiddleware
+from aicommons.api.routes import hub_routes
+from aicommons.config import Settings
+from aicommons.errors import HubError
+from aicommons.hub.hub import Hub
+from aicommons.storage.base import StorageError
+
+
+def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    hub = hub or Hub(settings)
+    logging.basicConfig(level=settings.log_level.upper())
+    app = Starlette(
+        routes=hub_routes(),
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(RawPathMiddleware),
+            Middleware(AuthMiddleware, hub=hub),
+        ],
+        exception_handlers={HubError: hub_error_handler, StorageError: storage_error_handler},
+    )
+    app.state.hub = hub
+    return app

@@ -1,0 +1,1 @@
+"""The ``aicommons`` admin command line."""

@@ -1,0 +1,140 @@
+"""``aicommons``: run the hub and administer accounts.
+
+Kept import-light: ``aicommons --help`` must not import the server, the database or torch; each
+command imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _hub():
+    from aicommons.config import Settings
+    from aicommons.hub.hub import Hub
+
+    return Hub(Settings.from_env())
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from aicommons.app import create_app
+    from aicommons.config import Settings
+
+    settings = Settings.from_env(host=args.host, port=args.port)
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
+                proxy_headers=True, timeout_keep_alive=30)
+    return 0
+
+
+def cmd_user_create(args) -> int:
+    account = _hub().accounts.create_user(args.name, fullname=args.fullname or "", email=args.email,
+                                          password=args.password, is_admin=args.admin)
+    print(f"created user {account.name}")
+    return 0
+
+
+def cmd_user_list(args) -> int:
+    for account in _hub().accounts.store.list(kind="user"):
+        flags = " (admin)" if account.is_admin else ""
+        print(f"{account.name}\t{account.fullname}{flags}")
+    return 0
+
+
+def cmd_org_create(args) -> int:
+    org = _hub().accounts.create_org(args.name, fullname=args.fullname or "", members=args.member or [])
+    print(f"created org {org.name}")
+    return 0
+
+
+def cmd_org_add_member(args) -> int:
+    _hub().accounts.add_member(args.org, args.user, args.role)
+    print(f"added {args.user} to {args.org} as {args.role}")
+    return 0
+
+
+def cmd_token_create(args) -> int:
+    token = _hub().accounts.create_token(args.user, role=args.role, name=args.name, value=args.value)
+    print(f"created {args.role} token for {args.user}; it is shown only once:")
+    print(token)
+    return 0
+
+
+def cmd_token_revoke(args) -> int:
+    if not _hub().accounts.revoke_token(args.token):
+        print("no such token", file=sys.stderr)
+        return 1
+    print("revoked")
+    return 0
+
+
+def cmd_settings_doc(args) -> int:
+    from aicommons.config import settings_reference_markdown
+
+    sys.stdout.write(settings_reference_markdown())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aicommons", description="AI Commons hub: server and administration.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the hub (GET /api/health answers 200 when ready)")
+    serve.add_argument("--host", help="interface to listen on (default: AICOMMONS_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: AICOMMONS_PORT or 8000)")
+    serve.set_defaults(func=cmd_serve)
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
+    create = user.add_parser("create", help="create a user")
+    create.add_argument("name")
+    create.add_argument("--fullname")
+    create.add_argument("--email")
+    create.add_argument("--password", help="password for git/basic auth and the web UI")
+    create.add_argument("--admin", action="store_true", help="make the user an administrator")
+    create.set_defaults(func=cmd_user_create)
+    user.add_parser("list", help="list users").set_defaults(func=cmd_user_list)
+
+    org = sub.add_parser("org", help="manage organizations").add_subparsers(dest="action", required=True)
+    create = org.add_parser("create", help="create an organization")
+    create.add_argument("name")
+    create.add_argument("--fullname")
+    create.add_argument("--member", action="append", help="a user to add as admin member (repeatable)")
+    create.set_defaults(func=cmd_org_create)
+    add = org.add_parser("add-member", help="add a user to an organization")
+    add.add_argument("org")
+    add.add_argument("user")
+    add.add_argument("--role", choices=["read", "write", "admin"], default="write")
+    add.set_defaults(func=cmd_org_add_member)
+
+    token = sub.add_parser("token", help="manage access tokens").add_subparsers(dest="action", required=True)
+    create = token.add_parser("create", help="create a token; prints it alone on the last line")
+    create.add_argument("user")
+    create.add_argument("--role", choices=["read", "write"], default="write")
+    create.add_argument("--name", help="a name to recognise the token by")
+    create.add_argument("--value", help="use this token value (for test fixtures)")
+    create.set_defaults(func=cmd_token_create)
+    revoke = token.add_parser("revoke", help="revoke a token")
+    revoke.add_argument("token")
+    revoke.set_defaults(func=cmd_token_revoke)
+
+    sub.add_parser("settings-doc", help="print the configuration reference (docs/configuration.md)") \
+        .set_defaults(func=cmd_settings_doc)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from aicommons.errors import HubError
+
+    try:
+        return args.func(args)
+    except HubError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Settings: the only module that reads the environment.
+
+Every setting is an ``AICOMMONS_*`` environment variable, documented here next to its default.
+``docs/configuration.md`` is generated from ``SETTINGS`` (``aicommons settings-doc``) and a test
+checks that it is up to date, so the reference cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+DEFAULT_DATA_DIR = "~/.local/share/aicommons"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("DATA_DIR", DEFAULT_DATA_DIR,
+            "Folder holding everything by default: the SQLite database, git repositories, blobs."),
+    Setting("DATABASE_URL", "",
+            "SQLAlchemy URL of the metadata database. Empty: SQLite file `<DATA_DIR>/hub.db`. "
+            "`postgresql://user:pass@host/db` uses PostgreSQL (psycopg 3)."),
+    Setting("STORAGE_URL", "",
+            "Where large-file blobs live. Empty: `file://<DATA_DIR>/blobs`."),
+    Setting("GIT_DIR", "",
+            "Folder of the bare git repositories. Empty: `<DATA_DIR>/git`. Shared between replicas."),
+    Setting("HOST", "127.0.0.1", "Interface `aicommons serve` listens on."),
+    Setting("PORT", "8000", "Port `aicommons serve` listens on."),
+    Setting("PUBLIC_URL", "",
+            "Base URL clients use to reach the hub (put in returned URLs and pagination links). "
+            "Empty: `http://<HOST>:<PORT>`."),
+    Setting("MAX_REGULAR_FILE_BYTES", str(10 * 1024 * 1024),
+            "Largest file accepted inline in a commit (base64 `file` lines); bigger files must use LFS."),
+    Setting("MAX_COMMIT_BODY_BYTES", str(1024 * 1024 * 1024),
+            "Largest commit (NDJSON) request body."),
+    Setting("MAX_JSON_BODY_BYTES", str(16 * 1024 * 1024), "Largest JSON request body on other endpoints."),
+    Setting("MAX_LFS_FILE_BYTES", str(50 * 1024 ** 3), "Largest single LFS object."),
+    Setting("LFS_THRESHOLD_BYTES", str(10 * 1024 * 1024),
+            "Files at least this big are always stored with LFS (preupload answers `lfs`)."),
+    Setting("UPLOAD_URL_TTL_SECONDS", "3600", "Lifetime of the signed LFS upload URLs the batch API hands out."),
+    Setting("SECRET_KEY", "",
+            "Key that signs upload URLs. Empty: a random key kept in `<DATA_DIR>/secret_key`. "
+            "Replicas must share it."),
+    Setting("LOG_LEVEL", "info", "Log level of the server."),
+)
+
+
+def _env(name: str) -> str:
+    spec = next(s for s in SETTINGS if s.name == name)
+    return os.environ.get(f"AICOMMONS_{name}", spec.default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    storage_url: str
+    git_dir: Path
+    host: str
+    port: int
+    public_url: str
+    max_regular_file_bytes: int
+    max_commit_body_bytes: int
+    max_json_body_bytes: int
+    max_lfs_file_bytes: int
+    lfs_threshold_bytes: int
+    upload_url_ttl_seconds: int
+    secret_key: str
+    log_level: str
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Settings":
+        data_dir = Path(os.path.expanduser(overrides.pop("data_dir", None) or _env("DATA_DIR"))).resolve()
+        host = overrides.pop("host", None) or _env("HOST")
+        port = int(overrides.pop("port", None) or _env("PORT"))
+        values = dict(
+            data_dir=data_dir,
+            database_url=_env("DATABASE_URL") or f"sqlite:///{data_dir / 'hub.db'}",
+            storage_url=_env("STORAGE_URL") or f"file://{data_dir / 'blobs'}",
+            git_dir=Path(_env("GIT_DIR") or data_dir / "git"),
+            host=host,
+            port=port,
+            public_url=(_env("PUBLIC_URL") or f"http://{host}:{port}").rstrip("/"),
+            max_regular_file_bytes=int(_env("MAX_REGULAR_FILE_BYTES")),
+            max_commit_body_bytes=int(_env("MAX_COMMIT_BODY_BYTES")),
+            max_json_body_bytes=int(_env("MAX_JSON_BODY_BYTES")),
+            max_lfs_file_bytes=int(_env("MAX_LFS_FILE_BYTES")),
+            lfs_threshold_bytes=int(_env("LFS_THRESHOLD_BYTES")),
+            upload_url_ttl_seconds=int(_env("UPLOAD_URL_TTL_SECONDS")),
+            secret_key=_env("SECRET_KEY"),
+            log_level=_env("LOG_LEVEL"),
+        )
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.data_dir / "tmp"
+
+
+def settings_reference_markdown() -> str:
+    """The configuration reference, generated from SETTINGS."""
+    lines = [
+        "# Configuration reference",
+        "",
+        "Generated from `src/aicommons/config.py` by `aicommons settings-doc`; do not edit by hand.",
+        "Every setting is an environment variable.",
+        "",
+        "| Variable | Default | Meaning |",
+        "|---|---|---|",
+    ]
+    for s in SETTINGS:
+        default = f"`{s.default}`" if s.default else "(empty)"
+        lines.append(f"| `AICOMMONS_{s.name}` | {default} | {s.help} |")
+    return "\n".join(lines) + "\n"
+
+
+assert {f.name for f in fields(Settings)} - {"extra"} == {s.name.lower() for s in SETTINGS}

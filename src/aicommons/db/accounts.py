@@ -1,0 +1,126 @@
+"""Queries on accounts (users and orgs), memberships and tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from aicommons.db.tables import accounts, memberships, tokens
+
+
+class AlreadyExists(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Account:
+    id: int
+    name: str
+    kind: str
+    fullname: str
+    email: str | None
+    is_admin: bool
+    created_at: datetime
+    password_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    id: int
+    user_id: int
+    name: str
+    role: str
+    created_at: datetime
+
+
+def _account(row) -> Account:
+    return Account(row.id, row.name, row.kind, row.fullname or "", row.email, bool(row.is_admin),
+                   row.created_at, row.password_hash)
+
+
+class AccountStore:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def create(self, name: str, kind: str, fullname: str = "", email: str | None = None,
+               password_hash: str | None = None, is_admin: bool = False, now: datetime | None = None) -> Account:
+        try:
+            with self.engine.begin() as conn:
+                res = conn.execute(insert(accounts).values(
+                    name=name, name_lower=name.lower(), kind=kind, fullname=fullname, email=email,
+                    password_hash=password_hash, is_admin=is_admin, created_at=now or datetime.utcnow()))
+                account_id = res.inserted_primary_key[0]
+        except IntegrityError as exc:
+            raise AlreadyExists(name) from exc
+        return self.get_by_id(account_id)
+
+    def get(self, name: str) -> Account | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(accounts).where(accounts.c.name_lower == name.lower())).first()
+        return _account(row) if row else None
+
+    def get_by_id(self, account_id: int) -> Account | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(accounts).where(accounts.c.id == account_id)).first()
+        return _account(row) if row else None
+
+    def list(self, kind: str | None = None) -> list[Account]:
+        query = select(accounts).order_by(accounts.c.name_lower)
+        if kind:
+            query = query.where(accounts.c.kind == kind)
+        with self.engine.connect() as conn:
+            return [_account(r) for r in conn.execute(query)]
+
+    # --- memberships ----------------------------------------------------------------------------
+
+    def add_member(self, org_id: int, user_id: int, role: str = "write") -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(memberships).where(memberships.c.org_id == org_id,
+                                                   memberships.c.user_id == user_id))
+            conn.execute(insert(memberships).values(org_id=org_id, user_id=user_id, role=role))
+
+    def orgs_of(self, user_id: int) -> list[tuple[Account, str]]:
+        query = (select(accounts, memberships.c.role)
+                 .join(memberships, memberships.c.org_id == accounts.c.id)
+                 .where(memberships.c.user_id == user_id).order_by(accounts.c.name_lower))
+        with self.engine.connect() as conn:
+            return [(_account(r), r.role) for r in conn.execute(query)]
+
+    def member_role(self, org_id: int, user_id: int) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(memberships.c.role).where(
+                memberships.c.org_id == org_id, memberships.c.user_id == user_id)).scalar()
+
+    # --- tokens ---------------------------------------------------------------------------------
+
+    def add_token(self, user_id: int, name: str, role: str, token_hash: str) -> TokenRow:
+        try:
+            with self.engine.begin() as conn:
+                res = conn.execute(insert(tokens).values(user_id=user_id, name=name, role=role,
+                                                         token_hash=token_hash, created_at=datetime.utcnow()))
+                token_id = res.inserted_primary_key[0]
+        except IntegrityError as exc:
+            raise AlreadyExists("token") from exc
+        return TokenRow(token_id, user_id, name, role, datetime.utcnow())
+
+    def token_by_hash(self, token_hash: str) -> tuple[TokenRow, Account] | None:
+        query = (select(tokens.c.id, tokens.c.user_id, tokens.c.name, tokens.c.role, tokens.c.created_at)
+                 .where(tokens.c.token_hash == token_hash))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        account = self.get_by_id(row.user_id)
+        return TokenRow(row.id, row.user_id, row.name, row.role, row.created_at), account
+
+    def delete_token(self, token_hash: str) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(delete(tokens).where(tokens.c.token_hash == token_hash)).rowcount > 0
+
+    def list_tokens(self, user_id: int) -> list[TokenRow]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(tokens).where(tokens.c.user_id == user_id).order_by(tokens.c.id))
+            return [TokenRow(r.id, r.user_id, r.name, r.role, r.created_at) for r in rows]

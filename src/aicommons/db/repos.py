@@ -1,0 +1,216 @@
+"""Queries on repos, their tags, redirects and LFS object references."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, and_, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from aicommons.db import search
+from aicommons.db.accounts import AlreadyExists
+from aicommons.db.tables import lfs_objects, repo_lfs_objects, repo_redirects, repo_tags, repos
+
+
+@dataclass(frozen=True)
+class RepoRow:
+    id: int
+    type: str
+    namespace: str
+    name: str
+    full_id: str
+    owner_id: int
+    storage_key: str
+    private: bool
+    gated: str | None
+    disabled: bool
+    sha: str | None
+    card_data: dict | None
+    tags: list[str]
+    library_name: str | None
+    pipeline_tag: str | None
+    downloads: int
+    likes: int
+    created_at: datetime
+    last_modified: datetime
+
+
+def _repo(row) -> RepoRow:
+    return RepoRow(
+        id=row.id, type=row.type, namespace=row.namespace, name=row.name, full_id=row.full_id,
+        owner_id=row.owner_id, storage_key=row.storage_key, private=bool(row.private), gated=row.gated,
+        disabled=bool(row.disabled), sha=row.sha, card_data=row.card_data, tags=list(row.tags or []),
+        library_name=row.library_name, pipeline_tag=row.pipeline_tag, downloads=row.downloads or 0,
+        likes=row.likes or 0, created_at=row.created_at, last_modified=row.last_modified,
+    )
+
+
+@dataclass(frozen=True)
+class RepoQuery:
+    """What ``list_models``/``list_datasets`` ask for."""
+
+    type: str
+    search: str | None = None
+    author: str | None = None
+    filters: tuple[str, ...] = ()
+    sort: str | None = None
+    offset: int = 0
+    limit: int = 1000
+    visible_owner_ids: tuple[int, ...] = ()  # private repos of these owners are included
+    gated: bool | None = None
+
+
+SORT_COLUMNS = {
+    "downloads": repos.c.downloads, "likes": repos.c.likes, "lastModified": repos.c.last_modified,
+    "createdAt": repos.c.created_at, "trendingScore": repos.c.likes,
+}
+
+
+class RepoStore:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def create(self, *, type: str, namespace: str, name: str, owner_id: int, storage_key: str,
+               private: bool, now: datetime) -> RepoRow:
+        full_id = f"{namespace}/{name}"
+        try:
+            with self.engine.begin() as conn:
+                res = conn.execute(insert(repos).values(
+                    type=type, namespace=namespace, name=name, full_id=full_id,
+                    full_id_lower=full_id.lower(), owner_id=owner_id, storage_key=storage_key,
+                    private=private, disabled=False, downloads=0, likes=0, tags=[],
+                    created_at=now, last_modified=now))
+                repo_id = res.inserted_primary_key[0]
+                # A new repo takes the name back from any redirect that pointed elsewhere.
+                conn.execute(delete(repo_redirects).where(repo_redirects.c.type == type,
+                                                          repo_redirects.c.old_id_lower == full_id.lower()))
+        except IntegrityError as exc:
+            raise AlreadyExists(full_id) from exc
+        return self.get_by_id(repo_id)
+
+    def get(self, type: str, full_id: str) -> RepoRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(repos).where(repos.c.type == type,
+                                                   repos.c.full_id_lower == full_id.lower())).first()
+        return _repo(row) if row else None
+
+    def get_by_id(self, repo_id: int) -> RepoRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(repos).where(repos.c.id == repo_id)).first()
+        return _repo(row) if row else None
+
+    def redirect_target(self, type: str, full_id: str) -> RepoRow | None:
+        with self.engine.connect() as conn:
+            repo_id = conn.execute(select(repo_redirects.c.repo_id).where(
+                repo_redirects.c.type == type, repo_redirects.c.old_id_lower == full_id.lower())).scalar()
+        return self.get_by_id(repo_id) if repo_id else None
+
+    def delete(self, repo_id: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(repos).where(repos.c.id == repo_id))
+
+    def update(self, repo_id: int, **values) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(repos).where(repos.c.id == repo_id).values(**values))
+
+    def rename(self, repo: RepoRow, namespace: str, name: str, owner_id: int) -> None:
+        full_id = f"{namespace}/{name}"
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(update(repos).where(repos.c.id == repo.id).values(
+                    namespace=namespace, name=name, full_id=full_id, full_id_lower=full_id.lower(),
+                    owner_id=owner_id))
+                conn.execute(delete(repo_redirects).where(repo_redirects.c.type == repo.type,
+                                                          repo_redirects.c.old_id_lower == full_id.lower()))
+                conn.execute(insert(repo_redirects).values(type=repo.type, old_id_lower=repo.full_id.lower(),
+                                                           repo_id=repo.id))
+        except IntegrityError as exc:
+            raise AlreadyExists(full_id) from exc
+
+    def set_card(self, repo_id: int, *, sha: str, card_data: dict | None, tags: list[str],
+                 library_name: str | None, pipeline_tag: str | None, now: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(repos).where(repos.c.id == repo_id).values(
+                sha=sha, card_data=card_data, tags=tags, library_name=library_name,
+                pipeline_tag=pipeline_tag, last_modified=now))
+            conn.execute(delete(repo_tags).where(repo_tags.c.repo_id == repo_id))
+            unique = sorted(set(tags))
+            if unique:
+                conn.execute(insert(repo_tags), [{"repo_id": repo_id, "tag": t} for t in unique])
+
+    def count_download(self, repo_id: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(repos).where(repos.c.id == repo_id).values(downloads=repos.c.downloads + 1))
+
+    def list(self, q: RepoQuery) -> tuple[list[RepoRow], bool]:
+        """Matching repos, newest-first unless sorted, and whether more exist after this page."""
+        with self.engine.connect() as conn:
+            clauses = [repos.c.type == q.type, repos.c.disabled.is_(False)]
+            visible = repos.c.private.is_(False)
+            if q.visible_owner_ids:
+                visible = visible | repos.c.owner_id.in_(q.visible_owner_ids)
+            clauses.append(visible)
+            if q.search:
+                clauses.append(search.id_contains(conn, q.search))
+            if q.author:
+                clauses.append(func.lower(repos.c.namespace) == q.author.lower())
+            if q.gated is not None:
+                clauses.append(repos.c.gated.is_not(None) if q.gated else repos.c.gated.is_(None))
+            for tag in q.filters:
+                clauses.append(repos.c.id.in_(select(repo_tags.c.repo_id).where(repo_tags.c.tag == tag)))
+            order = SORT_COLUMNS.get(q.sort or "", repos.c.created_at)
+            query = (select(repos).where(and_(*clauses)).order_by(order.desc(), repos.c.id.desc())
+                     .offset(q.offset).limit(q.limit + 1))
+            rows = [_repo(r) for r in conn.execute(query)]
+        return rows[: q.limit], len(rows) > q.limit
+
+    # --- LFS objects ----------------------------------------------------------------------------
+
+    def lfs_object_size(self, oid: str) -> int | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(lfs_objects.c.size).where(lfs_objects.c.oid == oid)).scalar()
+
+    def repo_lfs_size(self, repo_id: int, oid: str) -> int | None:
+        """Size of ``oid`` if this repo may read it (uploaded through it or committed to it)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(repo_lfs_objects.c.size).where(
+                repo_lfs_objects.c.repo_id == repo_id, repo_lfs_objects.c.oid == oid)).scalar()
+
+    def add_lfs_object(self, repo_id: int, oid: str, size: int, now: datetime) -> None:
+        """Record a stored object and grant this repo access to it (idempotent)."""
+        with self.engine.begin() as conn:
+            if conn.execute(select(lfs_objects.c.oid).where(lfs_objects.c.oid == oid)).first() is None:
+                conn.execute(insert(lfs_objects).values(oid=oid, size=size, created_at=now))
+            self._grant(conn, repo_id, oid, size, now)
+
+    @staticmethod
+    def _grant(conn, repo_id: int, oid: str, size: int, now: datetime, filename: str | None = None,
+               ref: str | None = None) -> None:
+        exists = conn.execute(select(repo_lfs_objects.c.filename).where(
+            repo_lfs_objects.c.repo_id == repo_id, repo_lfs_objects.c.oid == oid)).first()
+        if exists is None:
+            conn.execute(insert(repo_lfs_objects).values(repo_id=repo_id, oid=oid, size=size, filename=filename,
+                                                         ref=ref, pushed_at=now))
+        elif exists.filename is None and filename is not None:
+            conn.execute(update(repo_lfs_objects).where(
+                repo_lfs_objects.c.repo_id == repo_id, repo_lfs_objects.c.oid == oid).values(
+                filename=filename, ref=ref))
+
+    def mark_lfs_committed(self, repo_id: int, files: list[tuple[str, str, int]], ref: str, now: datetime) -> None:
+        """Note the path under which each (oid, path, size) was first committed."""
+        with self.engine.begin() as conn:
+            for oid, path, size in files:
+                self._grant(conn, repo_id, oid, size, now, filename=path, ref=ref)
+
+    def list_lfs(self, repo_id: int) -> list[dict]:
+        query = (select(repo_lfs_objects).where(repo_lfs_objects.c.repo_id == repo_id,
+                                                repo_lfs_objects.c.filename.is_not(None))
+                 .order_by(repo_lfs_objects.c.pushed_at.desc()))
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def forget_lfs(self, repo_id: int, oids: list[str]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(repo_lfs_objects).where(repo_lfs_objects.c.repo_id == repo_id,
+                                                        repo_lfs_objects.c.oid.in_(oids)))

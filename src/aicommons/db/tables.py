@@ -1,0 +1,107 @@
+"""Table definitions. The Alembic migrations create exactly this schema (a test compares them)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON, BigInteger, Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table,
+    Text, UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# Users and organisations share one namespace, as on the Hub.
+accounts = Table(
+    "accounts", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(96), nullable=False),
+    Column("name_lower", String(96), nullable=False, unique=True),
+    Column("kind", String(8), nullable=False),  # "user" | "org"
+    Column("fullname", String(256), nullable=False, default=""),
+    Column("email", String(256)),
+    Column("password_hash", String(256)),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
+memberships = Table(
+    "memberships", metadata,
+    Column("org_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(16), nullable=False, default="write"),  # "read" | "write" | "admin"
+)
+
+tokens = Table(
+    "tokens", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("role", String(16), nullable=False),  # "read" | "write"
+    Column("token_hash", String(64), nullable=False, unique=True),  # sha256 of the token
+    Column("created_at", DateTime, nullable=False),
+    Column("last_used_at", DateTime),
+)
+
+repos = Table(
+    "repos", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("type", String(8), nullable=False),  # "model" | "dataset" | "space"
+    Column("namespace", String(96), nullable=False),
+    Column("name", String(96), nullable=False),
+    Column("full_id", String(193), nullable=False),  # "namespace/name", as the owner spelled it
+    Column("full_id_lower", String(193), nullable=False),
+    Column("owner_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("storage_key", String(64), nullable=False, unique=True),  # names the git repo on disk
+    Column("private", Boolean, nullable=False, default=False),
+    Column("gated", String(8)),  # None | "auto" | "manual"
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("sha", String(40)),  # head of the default branch, kept in sync on every ref update
+    Column("card_data", JSON),
+    Column("tags", JSON),
+    Column("library_name", String(64)),
+    Column("pipeline_tag", String(64)),
+    Column("downloads", BigInteger, nullable=False, default=0),
+    Column("likes", Integer, nullable=False, default=0),
+    Column("created_at", DateTime, nullable=False),
+    Column("last_modified", DateTime, nullable=False),
+    UniqueConstraint("type", "full_id_lower", name="uq_repos_type_id"),
+)
+Index("ix_repos_downloads", repos.c.downloads)
+Index("ix_repos_likes", repos.c.likes)
+Index("ix_repos_last_modified", repos.c.last_modified)
+Index("ix_repos_created_at", repos.c.created_at)
+Index("ix_repos_namespace", repos.c.namespace)
+
+# Filterable tags of a repo (from its card and its files), one row per tag.
+repo_tags = Table(
+    "repo_tags", metadata,
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag", String(256), primary_key=True),
+)
+Index("ix_repo_tags_tag", repo_tags.c.tag)
+
+# Old names of moved repos, so that the old URLs keep answering (with a redirect).
+repo_redirects = Table(
+    "repo_redirects", metadata,
+    Column("type", String(8), primary_key=True),
+    Column("old_id_lower", String(193), primary_key=True),
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), nullable=False),
+)
+
+# A large-file object (content addressed by sha256) stored once in the blob store.
+lfs_objects = Table(
+    "lfs_objects", metadata,
+    Column("oid", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
+# Which repo may read which LFS object: uploaded through it or referenced by one of its commits.
+repo_lfs_objects = Table(
+    "repo_lfs_objects", metadata,
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    Column("oid", String(64), ForeignKey("lfs_objects.oid"), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("filename", Text),  # first path that committed it; None while only uploaded
+    Column("ref", String(256)),
+    Column("pushed_at", DateTime, nullable=False),
+)

@@ -1,0 +1,91 @@
+"""Where bare repositories live and the operations on refs and commits."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pygit2
+
+ZERO_OID = "0" * 40
+HEX_RE = re.compile(r"^[0-9a-f]{4,40}$")
+
+
+class RefUpdateConflict(Exception):
+    """The ref moved since it was read (compare-and-swap lost)."""
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    id: str
+    title: str
+    message: str
+    author_name: str
+    author_email: str
+    timestamp: int
+    parents: tuple[str, ...]
+
+
+def commit_info(commit: pygit2.Commit) -> CommitInfo:
+    message = commit.message
+    title = message.split("\n", 1)[0]
+    return CommitInfo(
+        id=str(commit.id), title=title, message=message, author_name=commit.author.name,
+        author_email=commit.author.email, timestamp=commit.author.time,
+        parents=tuple(str(p) for p in commit.parent_ids),
+    )
+
+
+class GitStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, storage_key: str) -> Path:
+        return self.root / storage_key[:2] / f"{storage_key}.git"
+
+    def init(self, storage_key: str) -> pygit2.Repository:
+        path = self.path(storage_key)
+        repo = pygit2.init_repository(str(path), bare=True, initial_head="main")
+        # Let `git http-backend` serve pushes; the hub checks each push before it lands.
+        repo.config["http.receivepack"] = True
+        repo.config["core.logAllRefUpdates"] = False
+        return repo
+
+    def open(self, storage_key: str) -> pygit2.Repository:
+        return pygit2.Repository(str(self.path(storage_key)))
+
+    def delete(self, storage_key: str) -> None:
+        import shutil
+
+        shutil.rmtree(self.path(storage_key), ignore_errors=True)
+
+    # --- refs -----------------------------------------------------------------------------------
+
+    def update_ref(self, storage_key: str, ref: str, new: str, old: str | None) -> None:
+        """Point ``ref`` at ``new`` only if it still points at ``old`` (None: must not exist)."""
+        cmd = ["git", "update-ref", ref, new, old or ZERO_OID]
+        self._git(storage_key, cmd)
+
+    def delete_ref(self, storage_key: str, ref: str, old: str) -> None:
+        self._git(storage_key, ["git", "update-ref", "-d", ref, old])
+
+    def _git(self, storage_key: str, cmd: list[str]) -> None:
+        env = {**os.environ, "GIT_DIR": str(self.path(storage_key))}
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RefUpdateConflict(proc.stderr.strip())
+
+    # --- objects --------------------------------------------------------------------------------
+
+    @staticmethod
+    def write_commit(repo: pygit2.Repository, tree: str, parents: list[str], message: str,
+                     author_name: str, author_email: str, when: int | None = None) -> str:
+        sig = pygit2.Signature(author_name, author_email or f"{author_name}@users.noreply", int(when or time.time()), 0)
+        oid = repo.create_commit(None, sig, sig, message, pygit2.Oid(hex=tree),
+                                 [pygit2.Oid(hex=p) for p in parents])
+        return str(oid)

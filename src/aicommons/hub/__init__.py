@@ -1,0 +1,1 @@
+"""The domain layer: repos, commits, files, access, cards, search. No HTTP, no SQL strings."""

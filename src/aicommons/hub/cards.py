@@ -1,0 +1,97 @@
+"""Model and dataset cards: README.md YAML front matter → ``cardData`` and filterable tags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import yaml
+
+
+class CardError(ValueError):
+    pass
+
+
+@dataclass
+class Card:
+    data: dict | None
+    tags: list[str] = field(default_factory=list)
+    library_name: str | None = None
+    pipeline_tag: str | None = None
+
+
+def split_front_matter(text: str) -> str | None:
+    """The YAML between the leading ``---`` fences, or None when the card has none."""
+    lines = text.lstrip("\ufeff").splitlines()
+    if not lines or lines[0].strip() != "---":
+        return None
+    for i, line in enumerate(lines[1:], start=1):
+        if line.strip() == "---":
+            return "\n".join(lines[1:i])
+    raise CardError("The YAML front matter is not closed with '---'")
+
+
+def parse_metadata(text: str) -> dict | None:
+    """Parse the front matter; raise CardError with a readable reason when it is invalid."""
+    block = split_front_matter(text)
+    if block is None:
+        return None
+    try:
+        data = yaml.safe_load(block)
+    except yaml.YAMLError as exc:
+        raise CardError(f"Invalid YAML in README.md metadata: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise CardError("README.md metadata must be a YAML mapping (key: value)")
+    return data
+
+
+def _as_list(value) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value if v is not None and not isinstance(v, (dict, list))]
+    if isinstance(value, (dict,)):
+        return []
+    return [str(value)]
+
+
+def card_from_readme(text: str | None, repo_type: str) -> Card:
+    """Build the card of a repo; an invalid front matter gives an empty card (as the Hub shows it)."""
+    if text is None:
+        return Card(data=None)
+    try:
+        data = parse_metadata(text)
+    except CardError:
+        return Card(data=None)
+    if not data:
+        return Card(data=data)
+    tags = _as_list(data.get("tags"))
+    library = data.get("library_name") if isinstance(data.get("library_name"), str) else None
+    pipeline = data.get("pipeline_tag") if isinstance(data.get("pipeline_tag"), str) else None
+    if library:
+        tags.append(library)
+    if pipeline:
+        tags.append(pipeline)
+    tags += [f"license:{v}" for v in _as_list(data.get("license"))]
+    tags += [f"base_model:{v}" for v in _as_list(data.get("base_model"))]
+    tags += [f"dataset:{v}" for v in _as_list(data.get("datasets"))]
+    language = _as_list(data.get("language"))
+    tags += language
+    if repo_type == "dataset":
+        tags += [f"language:{v}" for v in language]
+        tags += [f"task_categories:{v}" for v in _as_list(data.get("task_categories"))]
+    seen: dict[str, None] = dict.fromkeys(tags)
+    return Card(data=data, tags=list(seen), library_name=library, pipeline_tag=pipeline)
+
+
+def validate_yaml(content: str) -> tuple[list[dict], list[dict]]:
+    """What ``POST /api/validate-yaml`` answers: (errors, warnings)."""
+    try:
+        data = parse_metadata(content)
+    except CardError as exc:
+        return [{"message": str(exc)}], []
+    warnings = []
+    if data and "license" in data and not isinstance(data["license"], (str, list)):
+        warnings.append({"message": "'license' should be a string or a list of strings"})
+    return [], warnings

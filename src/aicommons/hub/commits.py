@@ -1,0 +1,171 @@
+"""Creating commits from operations (the Hub's commit API), with compare-and-swap on the branch."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pygit2
+
+from aicommons.db.repos import RepoRow, RepoStore
+from aicommons.errors import BadRequest, EntryNotFound, PreconditionFailed, RevisionNotFound
+from aicommons.gitrepo import GitStore, RefUpdateConflict, TreeChange
+from aicommons.gitrepo.trees import apply_changes
+from aicommons.hub import content
+from aicommons.hub.access import Principal
+from aicommons.hub.gitattributes import format_pointer
+from aicommons.hub.lfs import OID_RE, blob_key
+from aicommons.hub.names import check_file_path
+from aicommons.hub.repos import RepoService, utcnow
+from aicommons.storage.base import BlobStore
+
+STALE_PARENT = "The branch was updated since you opened this page. Please refresh and try again."
+MAX_CAS_RETRIES = 5
+
+
+@dataclass(frozen=True)
+class AddFile:
+    path: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class AddLfsFile:
+    path: str
+    oid: str
+    size: int | None  # None for copies, where the size is looked up
+
+
+@dataclass(frozen=True)
+class DeleteFile:
+    path: str
+
+
+@dataclass(frozen=True)
+class DeleteFolder:
+    path: str
+
+
+Operation = AddFile | AddLfsFile | DeleteFile | DeleteFolder
+
+
+@dataclass(frozen=True)
+class CommitRequest:
+    summary: str
+    description: str = ""
+    parent_commit: str | None = None
+    operations: tuple[Operation, ...] = ()
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    oid: str
+    ref: str
+
+
+def branch_ref(git_repo: pygit2.Repository, revision: str) -> str:
+    """The ref a commit to ``revision`` updates: an existing branch or ``refs/pr/N``."""
+    if revision.startswith("refs/pr/"):
+        ref = revision
+    elif revision.startswith("refs/heads/"):
+        ref = revision
+    else:
+        ref = f"refs/heads/{revision}"
+    if git_repo.references.get(ref) is None:
+        if git_repo.references.get(f"refs/tags/{revision}") is not None:
+            raise BadRequest(f"Cannot commit to tag {revision}: commits go to a branch")
+        raise RevisionNotFound(f"Invalid rev id: {revision}")
+    return ref
+
+
+class CommitService:
+    def __init__(self, repos: RepoService, store: RepoStore, git: GitStore, blobs: BlobStore,
+                 max_regular_bytes: int):
+        self.repos = repos
+        self.store = store
+        self.git = git
+        self.blobs = blobs
+        self.max_regular_bytes = max_regular_bytes
+
+    def commit(self, repo: RepoRow, principal: Principal, revision: str, request: CommitRequest) -> CommitResult:
+        if not request.summary.strip():
+            raise BadRequest("The commit summary must not be empty")
+        git_repo = self.git.open(repo.storage_key)
+        ref = branch_ref(git_repo, revision)
+        lfs_sizes = self._check_operations(repo, request.operations)
+        author = principal.account
+        for _attempt in range(MAX_CAS_RETRIES):
+            head = git_repo.references[ref].peel(pygit2.Commit)
+            if request.parent_commit and not str(head.id).startswith(request.parent_commit.lower()):
+                raise PreconditionFailed(STALE_PARENT)
+            changes = self._changes(git_repo, head, request.operations, lfs_sizes)
+            tree = apply_changes(git_repo, head.tree, changes)
+            message = request.summary.strip()
+            if request.description.strip():
+                message += "\n\n" + request.description.strip()
+            oid = self.git.write_commit(git_repo, tree, [str(head.id)], message + "\n", author.name,
+                                        author.email or "", when=int(time.time()))
+            try:
+                self.git.update_ref(repo.storage_key, ref, oid, str(head.id))
+            except RefUpdateConflict:
+                if request.parent_commit:
+                    raise PreconditionFailed(STALE_PARENT) from None
+                continue  # someone else committed: re-apply our operations on the new head
+            self._record(repo, ref, oid, request.operations, lfs_sizes)
+            return CommitResult(oid, ref)
+        raise PreconditionFailed(STALE_PARENT)
+
+    def _check_operations(self, repo: RepoRow, operations: tuple[Operation, ...]) -> dict[str, int]:
+        """Validate paths, sizes and LFS objects before anything is written. Returns LFS sizes."""
+        lfs_sizes: dict[str, int] = {}
+        for op in operations:
+            if isinstance(op, DeleteFolder):
+                path = op.path.rstrip("/")
+                if path:
+                    check_file_path(path)
+                continue
+            check_file_path(op.path)
+            if isinstance(op, AddFile) and len(op.content) > self.max_regular_bytes:
+                raise BadRequest(f"File {op.path} is {len(op.content)} bytes: files over "
+                                 f"{self.max_regular_bytes} bytes must be uploaded with LFS")
+            if isinstance(op, AddLfsFile):
+                if not OID_RE.match(op.oid):
+                    raise BadRequest(f"Invalid LFS oid {op.oid!r} for {op.path}: expected a sha256 hex digest")
+                size = self.store.repo_lfs_size(repo.id, op.oid)
+                if size is None or not self.blobs.exists(blob_key(op.oid)):
+                    raise BadRequest(f"LFS object {op.oid} for {op.path} was not uploaded to this repository; "
+                                     "upload it through the LFS batch API first")
+                if op.size is not None and op.size != size:
+                    raise BadRequest(f"LFS object {op.oid} has size {size}, not {op.size}")
+                lfs_sizes[op.oid] = size
+        return lfs_sizes
+
+    def _changes(self, git_repo: pygit2.Repository, head: pygit2.Commit, operations, lfs_sizes) -> list[TreeChange]:
+        changes = []
+        for op in operations:
+            if isinstance(op, AddFile):
+                changes.append(TreeChange(op.path, str(git_repo.create_blob(op.content))))
+            elif isinstance(op, AddLfsFile):
+                pointer = format_pointer(op.oid, lfs_sizes[op.oid])
+                changes.append(TreeChange(op.path, str(git_repo.create_blob(pointer))))
+            elif isinstance(op, DeleteFile):
+                entry = content.get_entry(git_repo, head, op.path)
+                if entry is None or entry.type != "file":
+                    raise EntryNotFound(f"A file with this name doesn't exist: {op.path}")
+                changes.append(TreeChange(op.path, None))
+            elif isinstance(op, DeleteFolder):
+                path = op.path.rstrip("/")
+                if not path:
+                    changes += [TreeChange(e.path, None) for e in content.list_tree(git_repo, head, "", False)]
+                    continue
+                entry = content.get_entry(git_repo, head, path)
+                if entry is None or entry.type != "directory":
+                    raise EntryNotFound(f"A folder with this name doesn't exist: {path}")
+                changes.append(TreeChange(path, None))
+        return changes
+
+    def _record(self, repo: RepoRow, ref: str, oid: str, operations, lfs_sizes: dict[str, int]) -> None:
+        lfs_files = [(op.oid, op.path, lfs_sizes[op.oid]) for op in operations if isinstance(op, AddLfsFile)]
+        if lfs_files:
+            self.store.mark_lfs_committed(repo.id, lfs_files, ref, utcnow())
+        self.repos.after_ref_update(repo, ref, oid)

@@ -1,0 +1,56 @@
+"""The ``Hub``: explicit wiring of the domain services over one database, git store and blob store."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from aicommons.config import Settings
+from aicommons.db.accounts import AccountStore
+from aicommons.db.engine import make_engine, upgrade_schema
+from aicommons.db.repos import RepoStore
+from aicommons.gitrepo import GitStore
+from aicommons.hub.accounts import AccountService
+from aicommons.hub.commits import CommitService
+from aicommons.hub.lfs import LfsService
+from aicommons.hub.refs import RefService
+from aicommons.hub.repos import RepoService
+from aicommons.storage import open_blob_store
+
+
+def load_secret(settings: Settings) -> bytes:
+    """The signing key: from the settings, else a random one kept in the data dir."""
+    if settings.secret_key:
+        return settings.secret_key.encode()
+    path = settings.data_dir / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(secrets.token_hex(32))
+        os.replace(tmp, path)
+    return path.read_text().strip().encode()
+
+
+class Hub:
+    def __init__(self, settings: Settings, migrate: bool = True):
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.engine = make_engine(settings.database_url)
+        if migrate:
+            upgrade_schema(self.engine)
+        self.git = GitStore(Path(settings.git_dir))
+        self.blobs = open_blob_store(settings.storage_url, settings.tmp_dir)
+        account_store = AccountStore(self.engine)
+        self.repo_store = RepoStore(self.engine)
+        self.accounts = AccountService(account_store)
+        self.repos = RepoService(self.repo_store, account_store, self.git)
+        self.refs = RefService(self.repos, self.git)
+        self.commits = CommitService(self.repos, self.repo_store, self.git, self.blobs,
+                                     settings.max_regular_file_bytes)
+        self.lfs = LfsService(self.repo_store, self.blobs, load_secret(settings), settings.tmp_dir,
+                              settings.max_lfs_file_bytes, settings.upload_url_ttl_seconds)
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,108 @@
+"""Large files: the Git LFS batch API's decisions, signed transfer URLs and verified uploads.
+
+An object is stored once (key = sha256) but readable through a repo only if that repo holds a
+reference to it (``repo_lfs_objects``): uploading it through the repo, or committing it. The batch
+API never tells a repo that an object "already exists" unless that repo references it, so the
+existence of objects in other (private) repos does not leak.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import time
+from pathlib import Path
+from typing import AsyncIterator
+
+from aicommons.db.repos import RepoRow, RepoStore
+from aicommons.errors import BadRequest, EntryNotFound, InsufficientStorage, PayloadTooLarge, Unauthorized
+from aicommons.hub.repos import utcnow
+from aicommons.storage.base import BlobStore, StorageFull
+from aicommons.storage.staging import Stager
+
+OID_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def blob_key(oid: str) -> str:
+    return f"lfs/{oid[:2]}/{oid[2:4]}/{oid}"
+
+
+class LfsService:
+    def __init__(self, repos: RepoStore, blobs: BlobStore, secret: bytes, tmp_dir: Path,
+                 max_object_bytes: int, url_ttl: int):
+        self.repos = repos
+        self.blobs = blobs
+        self.secret = secret
+        self.tmp_dir = tmp_dir
+        self.max_object_bytes = max_object_bytes
+        self.url_ttl = url_ttl
+
+    # --- signing --------------------------------------------------------------------------------
+
+    def sign(self, action: str, repo_id: int, oid: str, size: int, expires: int) -> str:
+        msg = f"{action}:{repo_id}:{oid}:{size}:{expires}".encode()
+        return hmac.new(self.secret, msg, hashlib.sha256).hexdigest()
+
+    def signed_query(self, action: str, repo_id: int, oid: str, size: int) -> str:
+        expires = int(time.time()) + self.url_ttl
+        return f"exp={expires}&sig={self.sign(action, repo_id, oid, size, expires)}"
+
+    def check_signature(self, action: str, repo_id: int, oid: str, size: int, exp: str, sig: str) -> None:
+        try:
+            expires = int(exp)
+        except (TypeError, ValueError):
+            raise Unauthorized("Invalid or expired transfer URL") from None
+        good = self.sign(action, repo_id, oid, size, expires)
+        if expires < time.time() or not hmac.compare_digest(good, sig or ""):
+            raise Unauthorized("Invalid or expired transfer URL")
+
+    # --- batch ----------------------------------------------------------------------------------
+
+    def check_object(self, obj) -> tuple[str, int] | str:
+        """(oid, size), or an error message for this object."""
+        if not isinstance(obj, dict):
+            return "Each object must be a JSON object with 'oid' and 'size'"
+        oid, size = obj.get("oid"), obj.get("size")
+        if not isinstance(oid, str) or not OID_RE.match(oid):
+            return f"Invalid object id {oid!r}: expected 64 lowercase hex characters (sha256)"
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            return f"Invalid size {size!r} for object {oid}"
+        if size > self.max_object_bytes:
+            return f"Object {oid} is larger than the maximum of {self.max_object_bytes} bytes"
+        return oid, size
+
+    def is_available(self, repo: RepoRow, oid: str, size: int) -> bool:
+        return self.repos.repo_lfs_size(repo.id, oid) == size and self.blobs.exists(blob_key(oid))
+
+    # --- transfers ------------------------------------------------------------------------------
+
+    async def receive(self, repo_id: int, oid: str, size: int, chunks: AsyncIterator[bytes]) -> None:
+        """Stage the upload, check its hash and size, then make it durable and visible."""
+        import anyio
+
+        if self.repos.get_by_id(repo_id) is None:
+            raise EntryNotFound("The repository of this upload no longer exists")
+        try:
+            with Stager(self.tmp_dir, max_bytes=size) as stager:
+                async for chunk in chunks:
+                    await anyio.to_thread.run_sync(stager.write, chunk)
+                staged = await anyio.to_thread.run_sync(stager.finish)
+        except OverflowError:
+            raise PayloadTooLarge(f"The upload is larger than the declared size {size}") from None
+        except StorageFull as exc:
+            raise InsufficientStorage(str(exc)) from None
+        if staged.size != size or staged.sha256 != oid:
+            staged.discard()
+            raise BadRequest(f"The uploaded content does not match: expected sha256 {oid} and size {size}, "
+                             f"got sha256 {staged.sha256} and size {staged.size}")
+        try:
+            await anyio.to_thread.run_sync(self.blobs.put_file, blob_key(oid), staged.path)
+        except StorageFull as exc:
+            staged.discard()
+            raise InsufficientStorage(str(exc)) from None
+        self.repos.add_lfs_object(repo_id, oid, size, utcnow())
+
+    def verify(self, repo: RepoRow, oid: str, size: int) -> None:
+        if not self.is_available(repo, oid, size):
+            raise EntryNotFound(f"Object {oid} of size {size} was not uploaded to this repository")

@@ -1,0 +1,116 @@
+"""Branches, tags, pull-request refs, history listing and squashing."""
+
+from __future__ import annotations
+
+import time
+
+import pygit2
+
+from aicommons.db.repos import RepoRow
+from aicommons.errors import BadRequest, Conflict, Forbidden, RevisionNotFound
+from aicommons.gitrepo import GitStore, RefUpdateConflict
+from aicommons.hub import content
+from aicommons.hub.access import Principal
+from aicommons.hub.names import check_branch_name, check_tag_name
+from aicommons.hub.repos import DEFAULT_BRANCH, RepoService
+
+
+class RefService:
+    def __init__(self, repos: RepoService, git: GitStore):
+        self.repos = repos
+        self.git = git
+
+    def list_refs(self, repo: RepoRow, include_prs: bool) -> dict:
+        git_repo = self.git.open(repo.storage_key)
+        out = {"branches": [], "converts": [], "tags": []}
+        if include_prs:
+            out["pullRequests"] = []
+        for name in git_repo.references:
+            ref = git_repo.references[name]
+            target = str(ref.peel(pygit2.Commit).id)
+            if name.startswith("refs/heads/"):
+                out["branches"].append({"name": name[len("refs/heads/"):], "ref": name, "targetCommit": target})
+            elif name.startswith("refs/tags/"):
+                out["tags"].append({"name": name[len("refs/tags/"):], "ref": name, "targetCommit": target})
+            elif name.startswith("refs/convert/"):
+                out["converts"].append({"name": name[len("refs/convert/"):], "ref": name, "targetCommit": target})
+            elif include_prs and name.startswith("refs/pr/"):
+                out["pullRequests"].append({"name": name[len("refs/pr/"):], "ref": name, "targetCommit": target})
+        return out
+
+    def create_branch(self, repo: RepoRow, branch: str, starting_point: str | None) -> None:
+        check_branch_name(branch)
+        git_repo = self.git.open(repo.storage_key)
+        ref = f"refs/heads/{branch}"
+        if git_repo.references.get(ref) is not None:
+            raise Conflict(f"Reference {ref} already exists")
+        start = content.resolve_revision(git_repo, starting_point or DEFAULT_BRANCH)
+        try:
+            self.git.update_ref(repo.storage_key, ref, str(start.id), None)
+        except RefUpdateConflict:
+            raise Conflict(f"Reference {ref} already exists") from None
+        self.repos.after_ref_update(repo, ref, str(start.id))
+
+    def delete_branch(self, repo: RepoRow, branch: str) -> None:
+        ref = f"refs/heads/{branch}"
+        if branch == DEFAULT_BRANCH:
+            raise Forbidden(f"Cannot delete {ref}")
+        self._delete_ref(repo, ref, branch)
+
+    def create_tag(self, repo: RepoRow, principal: Principal, revision: str, tag: str, message: str | None) -> None:
+        check_tag_name(tag)
+        git_repo = self.git.open(repo.storage_key)
+        ref = f"refs/tags/{tag}"
+        if git_repo.references.get(ref) is not None:
+            raise Conflict(f"Tag {tag} already exists")
+        target = content.resolve_revision(git_repo, revision)
+        oid = str(target.id)
+        if message:
+            sig = pygit2.Signature(principal.name, principal.account.email or f"{principal.name}@users.noreply",
+                                   int(time.time()), 0)
+            # An annotated tag: libgit2 writes the tag object and its ref together.
+            git_repo.create_tag(tag, target.id, pygit2.enums.ObjectType.COMMIT, sig, message)
+            self.repos.after_ref_update(repo, ref, oid)
+            return
+        try:
+            self.git.update_ref(repo.storage_key, ref, oid, None)
+        except RefUpdateConflict:
+            raise Conflict(f"Tag {tag} already exists") from None
+        self.repos.after_ref_update(repo, ref, oid)
+
+    def delete_tag(self, repo: RepoRow, tag: str) -> None:
+        self._delete_ref(repo, f"refs/tags/{tag}", tag)
+
+    def _delete_ref(self, repo: RepoRow, ref: str, name: str) -> None:
+        git_repo = self.git.open(repo.storage_key)
+        current = git_repo.references.get(ref)
+        if current is None:
+            raise RevisionNotFound(f"Invalid rev id: {name}")
+        try:
+            self.git.delete_ref(repo.storage_key, ref, str(current.target))
+        except RefUpdateConflict as exc:
+            raise Conflict(str(exc)) from None
+        self.repos.after_ref_update(repo, ref, None)
+
+    def squash(self, repo: RepoRow, principal: Principal, branch: str, message: str | None) -> str:
+        """Replace the history of ``branch`` by one commit with the same tree."""
+        git_repo = self.git.open(repo.storage_key)
+        ref = branch if branch.startswith("refs/") else f"refs/heads/{branch}"
+        current = git_repo.references.get(ref)
+        if current is None:
+            raise RevisionNotFound(f"Invalid rev id: {branch}")
+        head = current.peel(pygit2.Commit)
+        oid = self.git.write_commit(git_repo, str(head.tree.id), [], (message or "Super-squash branch") + "\n",
+                                    principal.name, principal.account.email or "", when=int(time.time()))
+        try:
+            self.git.update_ref(repo.storage_key, ref, oid, str(head.id))
+        except RefUpdateConflict:
+            raise Conflict("The branch was updated during the squash; try again") from None
+        self.repos.after_ref_update(repo, ref, oid)
+        return oid
+
+    def resolve(self, repo: RepoRow, revision: str) -> tuple[pygit2.Repository, pygit2.Commit]:
+        git_repo = self.git.open(repo.storage_key)
+        if not revision:
+            raise BadRequest("Empty revision")
+        return git_repo, content.resolve_revision(git_repo, revision)

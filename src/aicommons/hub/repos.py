@@ -1,0 +1,175 @@
+"""Repo lifecycle and access: create, find (with access rules), settings, move, delete."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import datetime
+
+import pygit2
+
+from aicommons.db.accounts import AccountStore, AlreadyExists
+from aicommons.db.repos import RepoRow, RepoStore
+from aicommons.errors import BadRequest, Conflict, Forbidden, GatedRepo, HubError, RepoNotFound
+from aicommons.gitrepo import GitStore, TreeChange
+from aicommons.gitrepo.trees import apply_changes
+from aicommons.hub import content
+from aicommons.hub.access import Principal
+from aicommons.hub.cards import card_from_readme
+from aicommons.hub.gitattributes import DEFAULT_GITATTRIBUTES
+from aicommons.hub.names import check_repo_name, check_repo_type
+
+DEFAULT_BRANCH = "main"
+GATED_VALUES = ("auto", "manual")
+
+
+class RepoMoved(HubError):
+    """The repo was renamed; the old id redirects to ``new_id``."""
+
+    status = 307
+    code = None
+
+    def __init__(self, old_id: str, new_id: str):
+        super().__init__(f"Repository moved to {new_id}")
+        self.old_id, self.new_id = old_id, new_id
+
+
+def utcnow() -> datetime:
+    return datetime.utcnow().replace(microsecond=(datetime.utcnow().microsecond // 1000) * 1000)
+
+
+class RepoService:
+    def __init__(self, repos: RepoStore, accounts: AccountStore, git: GitStore):
+        self.store = repos
+        self.accounts = accounts
+        self.git = git
+
+    # --- finding a repo, with the access rules ---------------------------------------------------
+
+    def find(self, repo_type: str, full_id: str, principal: Principal, write: bool = False) -> RepoRow:
+        repo = self.store.get(repo_type, full_id)
+        if repo is None:
+            moved = self.store.redirect_target(repo_type, full_id)
+            if moved is not None and self._may_see(moved, principal):
+                raise RepoMoved(full_id, moved.full_id)
+            raise self._not_found(principal)
+        if not self._may_see(repo, principal):
+            raise self._not_found(principal)
+        if write and not principal.can_write_owner(repo.owner_id):
+            if principal.is_anonymous:
+                raise RepoNotFound("Repository not found", status=401)
+            raise Forbidden(f"You don't have the rights to write to {repo.full_id}: "
+                            "a write token of the owner or of a member of the owning organization is needed")
+        return repo
+
+    def check_content_access(self, repo: RepoRow, principal: Principal) -> None:
+        """Gated repos: only the owner side (and admins) read files until access is granted."""
+        if repo.gated and not principal.can_read_owner(repo.owner_id):
+            status = 401 if principal.is_anonymous else 403
+            raise GatedRepo(
+                f"Access to {repo.type} {repo.full_id} is restricted and you are not in the authorized list. "
+                f"Visit the repository page to ask for access.", status=status)
+
+    @staticmethod
+    def _may_see(repo: RepoRow, principal: Principal) -> bool:
+        return not repo.private or principal.can_read_owner(repo.owner_id)
+
+    @staticmethod
+    def _not_found(principal: Principal) -> RepoNotFound:
+        return RepoNotFound("Repository not found", status=401 if principal.is_anonymous else 404)
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def owner_for(self, principal: Principal, namespace: str | None) -> tuple[str, int]:
+        """The namespace to create in, checking the caller may write there."""
+        if principal.is_anonymous:
+            raise HubError("You must be authenticated to do this", status=401)
+        if not principal.can_write_at_all:
+            raise Forbidden("You need a write token to do this")
+        namespace = namespace or principal.name
+        account = self.accounts.get(namespace)
+        if account is None or not principal.can_write_owner(account.id):
+            raise Forbidden(f"You don't have the rights to create a repo under the namespace {namespace!r}")
+        return account.name, account.id
+
+    def create(self, principal: Principal, repo_type: str, name: str, namespace: str | None,
+               private: bool) -> tuple[RepoRow, bool]:
+        """Create the repo; returns (repo, created). ``created`` is False when it already existed."""
+        repo_type = check_repo_type(repo_type)
+        check_repo_name(name)
+        namespace, owner_id = self.owner_for(principal, namespace)
+        existing = self.store.get(repo_type, f"{namespace}/{name}")
+        if existing is not None:
+            return existing, False
+        storage_key = secrets.token_hex(16)
+        git_repo = self.git.init(storage_key)
+        try:
+            sha = self._initial_commit(git_repo, storage_key)
+            now = utcnow()
+            repo = self.store.create(type=repo_type, namespace=namespace, name=name, owner_id=owner_id,
+                                     storage_key=storage_key, private=private, now=now)
+        except AlreadyExists:
+            self.git.delete(storage_key)
+            return self.store.get(repo_type, f"{namespace}/{name}"), False
+        except BaseException:
+            self.git.delete(storage_key)
+            raise
+        self.store.update(repo.id, sha=sha)
+        return self.store.get_by_id(repo.id), True
+
+    def _initial_commit(self, git_repo: pygit2.Repository, storage_key: str) -> str:
+        blob = git_repo.create_blob(DEFAULT_GITATTRIBUTES.encode())
+        tree = apply_changes(git_repo, None, [TreeChange(".gitattributes", str(blob))])
+        sha = self.git.write_commit(git_repo, tree, [], "initial commit", "system", "system@aicommons.local",
+                                    when=int(time.time()))
+        self.git.update_ref(storage_key, f"refs/heads/{DEFAULT_BRANCH}", sha, None)
+        return sha
+
+    def delete(self, principal: Principal, repo_type: str, full_id: str) -> None:
+        repo = self.find(check_repo_type(repo_type), full_id, principal, write=True)
+        self.store.delete(repo.id)
+        self.git.delete(repo.storage_key)
+
+    def update_settings(self, principal: Principal, repo: RepoRow, private: bool | None,
+                        gated: str | bool | None) -> None:
+        values = {}
+        if private is not None:
+            values["private"] = bool(private)
+        if gated is not None:
+            if gated is False or gated == "false":
+                values["gated"] = None
+            elif gated in GATED_VALUES:
+                values["gated"] = gated
+            else:
+                raise BadRequest("Invalid 'gated' value: must be false, 'auto' or 'manual'")
+        if values:
+            self.store.update(repo.id, **values, last_modified=utcnow())
+
+    def move(self, principal: Principal, repo_type: str, from_id: str, to_id: str) -> RepoRow:
+        repo_type = check_repo_type(repo_type)
+        repo = self.find(repo_type, from_id, principal, write=True)
+        if to_id.count("/") != 1:
+            raise BadRequest(f"Invalid repo id {to_id!r}: expected 'namespace/name'")
+        namespace, name = to_id.split("/")
+        check_repo_name(name)
+        namespace, owner_id = self.owner_for(principal, namespace)
+        if self.store.get(repo_type, to_id) is not None:
+            raise Conflict(f"A {repo_type} repository called {to_id} already exists")
+        try:
+            self.store.rename(repo, namespace, name, owner_id)
+        except AlreadyExists:
+            raise Conflict(f"A {repo_type} repository called {to_id} already exists") from None
+        return self.store.get_by_id(repo.id)
+
+    # --- keeping metadata in sync with git ------------------------------------------------------
+
+    def after_ref_update(self, repo: RepoRow, ref: str, new_sha: str | None) -> None:
+        """Refresh the cached head, card and tags when the default branch moved."""
+        if ref != f"refs/heads/{DEFAULT_BRANCH}" or new_sha is None:
+            self.store.update(repo.id, last_modified=utcnow())
+            return
+        git_repo = self.git.open(repo.storage_key)
+        commit = git_repo[pygit2.Oid(hex=new_sha)]
+        card = card_from_readme(content.read_text(git_repo, commit, "README.md"), repo.type)
+        self.store.set_card(repo.id, sha=new_sha, card_data=card.data, tags=card.tags,
+                            library_name=card.library_name, pipeline_tag=card.pipeline_tag, now=utcnow())

@@ -1,0 +1,80 @@
+"""The engine interface: what the API layer needs from whatever runs a model.
+
+Two families, because the two kinds of work batch differently (spec §3.1-3.2):
+- ``TextGenerator``: causal LMs, one token at a time, continuous batching inside the engine.
+- ``Encoder``: one forward pass per input (embeddings, classification, fill-mask, NER), batched
+  by our micro-batcher in front of the engine.
+An engine that speaks OpenAI itself (vLLM in its own process) additionally sets
+``proxies_openai = True`` and offers ``proxy_openai``; the routes then pass bytes through instead of
+re-framing them, which is where most hub-over-engine overhead would come from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    max_new_tokens: int
+    temperature: float = 1.0  # 0 = greedy
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = off
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    ignore_eos: bool = False
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0.0 or self.top_k == 1
+
+
+@dataclass
+class EngineStep:
+    """What a generator reports after each scheduling step for one sequence."""
+
+    new_token_ids: list[int]
+    finished: bool = False
+    finish_reason: str | None = None  # "eos" | "length"
+    error: str | None = None
+
+
+@runtime_checkable
+class TextGenerator(Protocol):
+    task: str  # "text-generation"
+    engine_name: str
+    context_length: int
+    has_chat_template: bool
+    proxies_openai: bool
+
+    def tokenize(self, text: str) -> list[int]: ...
+    def render_chat(self, messages: list[dict]) -> str: ...
+    def new_decoder(self) -> "IncrementalDecoder": ...
+    def token_text(self, token_id: int) -> tuple[str, bool]: ...  # (text, is_special)
+    def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[EngineStep]: ...
+    def footprint_bytes(self) -> int: ...
+    def close(self) -> None: ...
+
+
+class IncrementalDecoder(Protocol):
+    def step(self, token_id: int) -> str: ...
+
+
+@dataclass
+class EncodeResult:
+    vectors: list  # one numpy row per input
+    token_counts: list[int] = field(default_factory=list)
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    task: str  # pipeline tag it was loaded for
+    engine_name: str
+    max_input_tokens: int
+    proxies_openai: bool
+
+    def count_tokens(self, texts: list[str]) -> list[int]: ...
+    async def run(self, task: str, inputs: list, params: dict) -> list: ...
+    def footprint_bytes(self) -> int: ...
+    def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""Engines: a small module per backend (transformers LM, transformers encoders, vLLM)."""

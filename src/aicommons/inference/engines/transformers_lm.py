@@ -1,0 +1,266 @@
+"""Causal-LM generation on transformers' continuous-batching engine (spec §2, §3.2).
+
+One ``ContinuousBatchingManager`` per loaded model runs in its own thread and admits/retires
+sequences every step. Sampling parameters are per request through CB's per-request logits
+processors; for that the manager is created in sampling mode with temperature/top-p/top-k
+processors present, and a greedy request is sent with a vanishing temperature (which makes the
+softmax one-hot, i.e. argmax). CB's sampler uses the process-global RNG, so a request with a
+``seed`` instead runs through ``model.generate`` on a side thread with its own ``torch.Generator``:
+slower, but reproducible, which is what a seed promises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+from pathlib import Path
+from typing import AsyncIterator
+
+from ..chat_template import render_chat
+from ..engine import EngineStep, SamplingParams
+from ..errors import GenerationFailed, Overloaded
+from ..runtime import configure_torch, resolve_device, resolve_dtype
+from ..source import ResolvedModel
+from ..tasks import estimate_weight_bytes
+
+_GREEDY_TEMPERATURE = 1e-5  # logits / 1e-5 turns any real gap between the top two tokens into a one-hot
+_PAGE_SIZE = 64
+_ids = itertools.count()
+
+
+class _Decoder:
+    def __init__(self, rust_tokenizer):
+        from tokenizers.decoders import DecodeStream
+
+        self._tok = rust_tokenizer
+        self._stream = DecodeStream(skip_special_tokens=True)
+
+    def step(self, token_id: int) -> str:
+        return self._stream.step(self._tok, token_id) or ""
+
+
+class TransformersLM:
+    task = "text-generation"
+    engine_name = "transformers-cb"
+    proxies_openai = False
+
+    def __init__(self, model, tokenizer, manager, footprint: int, device: str):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.manager = manager
+        self._footprint = footprint
+        self._device = device
+        self._seeded_lock = threading.Lock()  # seeded requests run one at a time, beside CB
+        config = model.config.get_text_config()
+        self.context_length = int(getattr(config, "max_position_embeddings", 0) or 2048)
+        self.has_chat_template = bool(getattr(tokenizer, "chat_template", None))
+        self.eos_ids = _eos_ids(model, tokenizer)
+        self._special = set(tokenizer.all_special_ids)
+
+    # ---- loading ---------------------------------------------------------------------------
+    @classmethod
+    def load(cls, resolved: ResolvedModel, settings) -> "TransformersLM":
+        import torch
+        from transformers import (AutoModelForCausalLM, AutoTokenizer, ContinuousBatchingConfig,
+                                  GenerationConfig)
+
+        configure_torch(settings.threads)
+        device = resolve_device(settings.device)
+        dtype = resolve_dtype(settings.dtype, device)
+        path = Path(resolved.local_dir)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        # sdpa keeps the model usable both by CB and by plain generate() (the seeded path).
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="sdpa").to(device)
+        model.eval()
+        text_config = model.config.get_text_config()
+        kv_bytes_per_token = _kv_bytes_per_token(text_config, dtype)
+        num_blocks = max(8, settings.kv_cache_bytes // (kv_bytes_per_token * _PAGE_SIZE))
+        vocab = int(getattr(text_config, "vocab_size", 32000))
+        # Non-default temperature/top_p/top_k make CB create the processors; every request then
+        # overrides them with its own values.
+        gen_config = GenerationConfig(do_sample=True, temperature=0.7, top_p=0.9, top_k=vocab,
+                                      max_new_tokens=settings.default_max_tokens,
+                                      eos_token_id=_eos_ids(model, tokenizer) or -1,
+                                      pad_token_id=tokenizer.pad_token_id)
+        cb_config = ContinuousBatchingConfig(per_request_processors=True, page_size=_PAGE_SIZE,
+                                             num_blocks=num_blocks, max_batch_tokens=2048,
+                                             allow_block_sharing=True)
+        manager = model.init_continuous_batching(generation_config=gen_config,
+                                                 continuous_batching_config=cb_config)
+        manager.start()
+        weights = estimate_weight_bytes(path)
+        footprint = int((weights * _cast_factor(path, dtype) + settings.kv_cache_bytes) * 1.1)
+        engine = cls(model, tokenizer, manager, footprint, device)
+        engine._warm_up()
+        return engine
+
+    def _warm_up(self) -> None:
+        """First steps at a new shape are 10-50x slower on CPU (oneDNN primitive creation): pay
+        that at load time, not in the first user's time-to-first-token."""
+        shapes = (3, 17)
+        for n in shapes:
+            self.manager.add_request([0] * n, request_id=f"warmup-{next(_ids)}", max_new_tokens=4,
+                                     eos_token_id=-1, temperature=1.0, top_p=1.0, top_k=self._vocab())
+        finished = 0
+        while finished < len(shapes):
+            out = self.manager.get_result(timeout=60)
+            if out is None:
+                break
+            finished += int(out.is_finished())
+
+    def _vocab(self) -> int:
+        return int(getattr(self.model.config.get_text_config(), "vocab_size", 32000))
+
+    # ---- text helpers ------------------------------------------------------------------------
+    def tokenize(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=True)["input_ids"]
+
+    def render_chat(self, messages: list[dict]) -> str:
+        return render_chat(self.tokenizer.chat_template, messages,
+                           bos_token=self.tokenizer.bos_token or "", eos_token=self.tokenizer.eos_token or "")
+
+    def chat_prompt_ids(self, prompt: str) -> list[int]:
+        # The template already wrote any BOS it wants; adding one again would double it.
+        return self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+
+    def new_decoder(self) -> _Decoder:
+        return _Decoder(self.tokenizer._tokenizer)
+
+    def token_text(self, token_id: int) -> tuple[str, bool]:
+        return self.tokenizer.decode([token_id]), token_id in self._special
+
+    # ---- generation --------------------------------------------------------------------------
+    async def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[EngineStep]:
+        if params.seed is not None and not params.greedy:
+            async for step in self._generate_seeded(prompt_ids, params):
+                yield step
+            return
+        manager = self.manager
+        if manager.background_thread_status.fatal_error is not None:
+            raise Overloaded("the generation engine of this model failed; it will be reloaded",
+                             headers={"Retry-After": "1"})
+        loop = asyncio.get_running_loop()
+        outputs: asyncio.Queue = asyncio.Queue()
+        rid = f"req-{next(_ids)}"
+        manager.register_result_handler(rid, outputs.put_nowait)
+        temperature = _GREEDY_TEMPERATURE if params.greedy else float(params.temperature)
+        eos = -1 if params.ignore_eos else (self.eos_ids or -1)
+        added = manager.add_request(list(prompt_ids), request_id=rid, max_new_tokens=params.max_new_tokens,
+                                    streaming=True, eos_token_id=eos, temperature=temperature,
+                                    top_p=float(params.top_p), top_k=int(params.top_k or self._vocab()))
+        if added is None:
+            raise Overloaded("the generation engine is not accepting requests", headers={"Retry-After": "1"})
+        seen = 0
+        finished = False
+        try:
+            while True:
+                out = await outputs.get()
+                if out.error is not None:
+                    finished = True
+                    raise GenerationFailed("generation failed inside the engine")
+                tokens = out.generated_tokens
+                new = list(tokens[seen:])
+                seen = len(tokens)
+                if out.is_finished():
+                    finished = True
+                    reason = "length" if seen >= params.max_new_tokens else "eos"
+                    yield EngineStep(new, finished=True, finish_reason=reason)
+                    return
+                if new:
+                    yield EngineStep(new)
+        finally:
+            if not finished:
+                # The client went away or a stop sequence matched: free the KV blocks now.
+                manager.cancel_request(rid)
+                loop.call_later(5.0, self._forget, rid)
+
+    def _forget(self, rid: str) -> None:
+        """CB delivers nothing for a cancelled request, so its handler would stay registered."""
+        router = self.manager.output_router
+        with router._lock:
+            router.result_handlers.pop(rid, None)
+        while not router.output_queue.empty():  # outputs that raced the removal; nobody reads them
+            try:
+                router.output_queue.get_nowait()
+            except Exception:
+                break
+
+    async def _generate_seeded(self, prompt_ids, params) -> AsyncIterator[EngineStep]:
+        from .seeded import run_seeded
+
+        loop = asyncio.get_running_loop()
+        outputs: asyncio.Queue = asyncio.Queue()
+        cancel = threading.Event()
+
+        def work():
+            with self._seeded_lock:
+                return run_seeded(self, prompt_ids, params, cancel,
+                                  lambda ids: loop.call_soon_threadsafe(outputs.put_nowait, ids))
+
+        task = loop.run_in_executor(None, work)
+        total = 0
+        try:
+            while True:
+                getter = asyncio.ensure_future(outputs.get())
+                await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    ids = getter.result()
+                    total += len(ids)
+                    yield EngineStep(ids)
+                    continue
+                getter.cancel()
+                while not outputs.empty():
+                    ids = outputs.get_nowait()
+                    total += len(ids)
+                    yield EngineStep(ids)
+                reason = task.result()
+                yield EngineStep([], finished=True, finish_reason=reason)
+                return
+        finally:
+            cancel.set()
+
+    def footprint_bytes(self) -> int:
+        return self._footprint
+
+    def close(self) -> None:
+        try:
+            self.manager.stop(block=True, timeout=10)
+            self.manager.destroy()
+        finally:
+            self.model = None
+            self.manager = None
+
+
+def _eos_ids(model, tokenizer) -> list[int]:
+    ids = model.generation_config.eos_token_id if model.generation_config is not None else None
+    if ids is None:
+        ids = tokenizer.eos_token_id
+    if ids is None:
+        return []
+    return list(ids) if isinstance(ids, (list, tuple)) else [int(ids)]
+
+
+def _kv_bytes_per_token(config, dtype) -> int:
+    import torch
+
+    layers = int(getattr(config, "num_hidden_layers", 1))
+    heads = int(getattr(config, "num_attention_heads", 1))
+    kv_heads = int(getattr(config, "num_key_value_heads", None) or heads)
+    head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // heads)
+    return 2 * layers * kv_heads * head_dim * torch.tensor([], dtype=dtype).element_size()
+
+
+def _cast_factor(path: Path, dtype) -> float:
+    """Weights stored in bf16 and loaded in fp32 take twice their file size."""
+    import json
+
+    import torch
+
+    try:
+        stored = json.loads((path / "config.json").read_text()).get("dtype") or \
+            json.loads((path / "config.json").read_text()).get("torch_dtype") or "float32"
+    except (OSError, ValueError):
+        stored = "float32"
+    stored_size = 2 if stored in ("bfloat16", "float16") else 4
+    return torch.tensor([], dtype=dtype).element_size() / stored_size

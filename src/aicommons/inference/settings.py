@@ -1,0 +1,118 @@
+"""Inference settings: every ``AICOMMONS_INFERENCE_*`` variable, documented next to its default.
+
+Kept apart from ``aicommons.config`` so inference can evolve its knobs without touching the core;
+``SETTINGS`` has the same shape as the core's, so the configuration reference can include it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+
+from aicommons.config import Setting
+
+PREFIX = "AICOMMONS_INFERENCE_"
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("ENABLED", "true", "Serve inference routes (`/v1/*`, `/models/{id}`, `/metrics`)."),
+    Setting("ENGINE", "auto",
+            "Text-generation engine: `transformers` (in-process continuous batching), `vllm` (one "
+            "`vllm serve` subprocess per model; needs a GPU and vLLM installed) or `auto` (vLLM when "
+            "importable and CUDA is present, else transformers)."),
+    Setting("DEVICE", "auto", "torch device for in-process engines: `cpu`, `cuda`, or `auto`."),
+    Setting("DTYPE", "auto",
+            "Weights dtype for in-process engines: `float32`, `bfloat16`, `float16`, or `auto` "
+            "(float32 on CPU, bfloat16 on GPU)."),
+    Setting("THREADS", "0", "torch intra-op threads; 0 = all cores."),
+    Setting("MEMORY_BUDGET_BYTES", "0",
+            "Estimated bytes all loaded models may take together (weights + KV cache + 10 %). "
+            "Least-recently-used idle models are unloaded to make room. 0 = half the machine's RAM."),
+    Setting("MAX_LOADED_MODELS", "3", "Most models kept loaded at once (Ollama's CPU default)."),
+    Setting("KEEP_ALIVE_SECONDS", "300", "Unload a model after this many idle seconds; negative = never."),
+    Setting("LOAD_TIMEOUT_SECONDS", "600",
+            "How long a request waits for its model to load (or for room to load it) before a 503."),
+    Setting("KV_CACHE_BYTES", str(256 * 1024 * 1024),
+            "KV-cache memory reserved per loaded text-generation model (paged, continuous batching)."),
+    Setting("MAX_RUNNING", "64", "Most requests running in engines at once, all users together."),
+    Setting("MAX_QUEUE", "256", "Most requests waiting for a running slot; beyond it the answer is 503."),
+    Setting("QUEUE_TIMEOUT_SECONDS", "60", "Longest wait for a running slot before a 503."),
+    Setting("MAX_CONCURRENT_PER_USER", "8", "Requests one signed-in principal may have in flight."),
+    Setting("TOKENS_PER_MINUTE", "200000",
+            "Token budget per signed-in principal per minute (prompt + max new tokens reserved at "
+            "admission, the unused part refunded)."),
+    Setting("ANON_ALLOWED", "true", "Let anonymous callers use public models."),
+    Setting("ANON_MAX_CONCURRENT", "2", "Requests one anonymous client (by IP) may have in flight."),
+    Setting("ANON_TOKENS_PER_MINUTE", "20000", "Token budget per anonymous client per minute."),
+    Setting("DEFAULT_MAX_TOKENS", "256",
+            "New tokens generated when a chat/generate request names no limit (capped by the context)."),
+    Setting("MAX_N", "8", "Largest `n` (completions per request)."),
+    Setting("MAX_STOP_SEQUENCES", "8", "Most stop sequences per request."),
+    Setting("MAX_CLIENT_BATCH", "256", "Most inputs in one embeddings/task request."),
+    Setting("BATCH_WAIT_MS", "3",
+            "Encoder micro-batcher: how long the first request of a batch waits for others."),
+    Setting("MAX_BATCH_TOKENS", "16384", "Encoder micro-batcher: most tokens in one forward pass."),
+    Setting("MAX_BATCH_ITEMS", "128", "Encoder micro-batcher: most texts in one forward pass."),
+    Setting("VLLM_EXTRA_ARGS", "", "Extra arguments appended to `vllm serve` (GPU engine only)."),
+)
+
+
+def _env(name: str, environ: dict) -> str:
+    spec = next(s for s in SETTINGS if s.name == name)
+    return environ.get(PREFIX + name, spec.default)
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    enabled: bool = True
+    engine: str = "auto"
+    device: str = "auto"
+    dtype: str = "auto"
+    threads: int = 0
+    memory_budget_bytes: int = 0
+    max_loaded_models: int = 3
+    keep_alive_seconds: float = 300.0
+    load_timeout_seconds: float = 600.0
+    kv_cache_bytes: int = 256 * 1024 * 1024
+    max_running: int = 64
+    max_queue: int = 256
+    queue_timeout_seconds: float = 60.0
+    max_concurrent_per_user: int = 8
+    tokens_per_minute: int = 200000
+    anon_allowed: bool = True
+    anon_max_concurrent: int = 2
+    anon_tokens_per_minute: int = 20000
+    default_max_tokens: int = 256
+    max_n: int = 8
+    max_stop_sequences: int = 8
+    max_client_batch: int = 256
+    batch_wait_ms: float = 3.0
+    max_batch_tokens: int = 16384
+    max_batch_items: int = 128
+    vllm_extra_args: str = ""
+
+    @classmethod
+    def from_env(cls, environ: dict | None = None, **overrides) -> "InferenceSettings":
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            raw = _env(f.name.upper(), environ)
+            kind = type(f.default)
+            values[f.name] = _bool(raw) if kind is bool else kind(raw)
+        values.update(overrides)
+        return cls(**values)
+
+    def effective_memory_budget(self) -> int:
+        if self.memory_budget_bytes > 0:
+            return self.memory_budget_bytes
+        try:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            total = 8 * 1024 ** 3
+        return total // 2
+
+
+assert {f.name for f in fields(InferenceSettings)} == {s.name.lower() for s in SETTINGS}

@@ -1,0 +1,66 @@
+"""Where models come from: the contract between the hub core and inference.
+
+The core implements ``ModelSource`` (``aicommons.hub.snapshots.HubModelSource``) and does the access
+checks there; inference only ever sees a resolved, read-only snapshot pinned to one commit. Pinning
+is what makes answers reproducible: a later push produces a new commit, hence a new cache key, and
+never changes what an already-pinned revision answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    repo_id: str  # "ns/name" as stored
+    commit: str  # 40-hex git commit id the files come from
+    local_dir: Path  # a folder with all files of the repo at that commit (read-only)
+    card_data: dict = field(default_factory=dict, hash=False, compare=False)
+    pipeline_tag: str | None = None
+    library_name: str | None = None
+
+    @property
+    def license(self) -> str | None:
+        value = self.card_data.get("license") if self.card_data else None
+        return str(value) if value else None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Cache key of a loaded model: the same commit is the same model, whatever name led to it."""
+        return (self.repo_id, self.commit)
+
+
+@dataclass(frozen=True)
+class ModelListing:
+    """One row of ``GET /v1/models``."""
+
+    repo_id: str
+    pipeline_tag: str | None = None
+    library_name: str | None = None
+    created: int = 0
+    owned_by: str = ""
+
+
+@runtime_checkable
+class ModelSource(Protocol):
+    def resolve(self, model: str, principal) -> ResolvedModel:
+        """``model`` is "ns/name" or "ns/name@revision". Raises ``aicommons.errors.RepoNotFound`` /
+        ``RevisionNotFound`` / ``GatedRepo`` when missing or not readable by ``principal``."""
+        ...
+
+
+@runtime_checkable
+class ListableModelSource(Protocol):
+    """Optional: a source that can list the models ``principal`` may use (for ``GET /v1/models``).
+    Sources without it make ``/v1/models`` list only the models currently loaded."""
+
+    def list_models(self, principal) -> Iterable[ModelListing]: ...
+
+
+def split_model_ref(model: str) -> tuple[str, str | None]:
+    """"ns/name@rev" -> ("ns/name", "rev"); the revision part may itself contain "/"."""
+    name, sep, rev = model.partition("@")
+    return name, (rev if sep else None)

@@ -1,0 +1,72 @@
+"""Which task a model serves and which APIs that enables (pure: reads only small JSON files)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import UnsupportedTask
+from .source import ResolvedModel
+
+GENERATION = "text-generation"
+EMBEDDING = "feature-extraction"
+SIMILARITY = "sentence-similarity"
+CLASSIFICATION = "text-classification"
+FILL_MASK = "fill-mask"
+TOKEN_CLASSIFICATION = "token-classification"
+
+ENCODER_TASKS = {EMBEDDING, SIMILARITY, CLASSIFICATION, FILL_MASK, TOKEN_CLASSIFICATION}
+SUPPORTED_TASKS = ENCODER_TASKS | {GENERATION}
+_ALIASES = {"text2text-generation": None, "conversational": GENERATION, "image-text-to-text": None,
+            "sentiment-analysis": CLASSIFICATION, "ner": TOKEN_CLASSIFICATION}
+
+# Tasks that a model loaded for task K can also answer (an embedding model can score similarity).
+COMPATIBLE = {EMBEDDING: {EMBEDDING, SIMILARITY}, SIMILARITY: {EMBEDDING, SIMILARITY}}
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def detect_task(model: ResolvedModel) -> str:
+    """The model's primary task: the card's ``pipeline_tag`` if set, else guessed from its files."""
+    tag = model.pipeline_tag or model.card_data.get("pipeline_tag")
+    tag = _ALIASES.get(tag, tag)
+    if tag in SUPPORTED_TASKS:
+        return tag
+    if tag is not None and tag not in _ALIASES:
+        raise UnsupportedTask(f"model '{model.repo_id}' has pipeline_tag '{tag}', which this hub cannot serve "
+                              f"(supported: {', '.join(sorted(SUPPORTED_TASKS))})", param="model")
+    library = model.library_name or model.card_data.get("library_name")
+    if library == "sentence-transformers" or (model.local_dir / "modules.json").is_file():
+        return EMBEDDING
+    config = _read_json(model.local_dir / "config.json")
+    for arch in config.get("architectures") or []:
+        if arch.endswith("ForCausalLM"):
+            return GENERATION
+        if arch.endswith("ForSequenceClassification"):
+            return CLASSIFICATION
+        if arch.endswith("ForMaskedLM"):
+            return FILL_MASK
+        if arch.endswith("ForTokenClassification"):
+            return TOKEN_CLASSIFICATION
+    if config:
+        return EMBEDDING  # a bare encoder (AutoModel): mean-pooled embeddings
+    raise UnsupportedTask(f"model '{model.repo_id}' has no config.json and no supported pipeline_tag",
+                          param="model")
+
+
+def require_task(model: ResolvedModel, wanted: set[str], api: str) -> str:
+    task = detect_task(model)
+    if task not in wanted and not (COMPATIBLE.get(task, set()) & wanted):
+        raise UnsupportedTask(f"model '{model.repo_id}' is a {task} model and cannot serve {api}", param="model")
+    return task
+
+
+def estimate_weight_bytes(local_dir: Path) -> int:
+    """Bytes of the weight files (the largest part of a model's resident size)."""
+    files = list(local_dir.glob("*.safetensors")) or list(local_dir.glob("*.bin"))
+    return sum(f.stat().st_size for f in files if f.is_file())

@@ -1,0 +1,52 @@
+"""The blob-store interface.
+
+Blobs are immutable and content addressed (the key names the hash), so a store never needs to
+overwrite; ``put_file`` of an existing key is a no-op. Uploads are first written to a local staging
+file, hashed and fsynced by ``staging.py``; only a verified file is handed to ``put_file``, so a blob
+is never visible before its hash has been checked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import BinaryIO, Iterator, Protocol
+
+
+class StorageError(Exception):
+    """Any failure of a storage backend (backends translate their own exceptions into this)."""
+
+
+class StorageFull(StorageError):
+    """The backend has no room left (ENOSPC, EDQUOT)."""
+
+
+def translate_os_error(exc: OSError) -> StorageError:
+    """Map an OSError to our StorageError tree (so nothing above storage/ sees OSError)."""
+    import errno
+
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull(f"no space left on the storage device: {exc.strerror}")
+    return StorageError(str(exc))
+
+
+class BlobStore(Protocol):
+    def put_file(self, key: str, src: Path) -> None:
+        """Make the verified local file ``src`` durable under ``key``; ``src`` is consumed."""
+
+    def exists(self, key: str) -> bool: ...
+
+    def size(self, key: str) -> int | None:
+        """Size in bytes, or None if there is no such blob."""
+
+    def open(self, key: str) -> BinaryIO:
+        """A readable binary file object (raises StorageError if missing)."""
+
+    def local_path(self, key: str) -> Path | None:
+        """A path on local disk to serve the blob with sendfile, or None for remote stores."""
+
+    def presigned_url(self, key: str, expires_in: int) -> str | None:
+        """A URL clients can GET without our credentials, or None if the store cannot sign."""
+
+    def delete(self, key: str) -> None: ...
+
+    def iter_keys(self, prefix: str = "") -> Iterator[str]: ...

@@ -7,7 +7,7 @@ fall back to a scan, as on the Hub.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Integer, column, text
 from sqlalchemy.sql import ColumnElement
 
 from aicommons.db.tables import repos
@@ -52,6 +52,6 @@ def id_contains(conn: Connection, term: str) -> ColumnElement[bool]:
         phrase = '"' + term.replace('"', '""') + '"'
         return repos.c.id.in_(
             text("SELECT rowid FROM repo_search WHERE repo_search MATCH :phrase").bindparams(phrase=phrase)
-            .columns()
+            .columns(column("rowid", Integer))
         )
     return repos.c.full_id_lower.like(f"%{_escape_like(term)}%", escape="\\")

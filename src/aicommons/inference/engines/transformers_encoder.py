@@ -1,0 +1,137 @@
+"""Encoder models on CPU/GPU through sentence-transformers and transformers pipelines, fed by the
+micro-batcher: embeddings and similarity (sentence-transformers, or mean pooling for a bare
+encoder), text classification, fill-mask and token classification (transformers pipelines)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .. import tasks as T
+from ..batcher import MicroBatcher
+from ..errors import InvalidRequest
+from ..runtime import configure_torch, forward_pool, resolve_device, resolve_dtype
+from ..source import ResolvedModel
+from ..tasks import estimate_weight_bytes
+
+_PIPELINE_CLASSES = {T.CLASSIFICATION: "AutoModelForSequenceClassification",
+                     T.FILL_MASK: "AutoModelForMaskedLM",
+                     T.TOKEN_CLASSIFICATION: "AutoModelForTokenClassification"}
+
+
+class TransformersEncoder:
+    engine_name = "transformers-encoder"
+    proxies_openai = False
+
+    def __init__(self, task: str, tokenizer, *, st_model=None, model=None, pipe=None, footprint: int,
+                 device: str, settings, max_input_tokens: int, on_batch=None):
+        self.task = task
+        self.tokenizer = tokenizer
+        self.st_model, self.model, self.pipe = st_model, model, pipe
+        self.device = device
+        self.max_input_tokens = max_input_tokens
+        self._footprint = footprint
+        self.batcher = MicroBatcher(self._run_batch, forward_pool(), max_wait_s=settings.batch_wait_ms / 1000,
+                                    max_tokens=settings.max_batch_tokens, max_items=settings.max_batch_items,
+                                    on_batch=on_batch)
+
+    @classmethod
+    def load(cls, resolved: ResolvedModel, task: str, settings, on_batch=None) -> "TransformersEncoder":
+        import transformers
+        from transformers import AutoTokenizer
+
+        configure_torch(settings.threads)
+        device = resolve_device(settings.device)
+        dtype = resolve_dtype(settings.dtype, device)
+        path = Path(resolved.local_dir)
+        footprint = int(estimate_weight_bytes(path) * 1.1) or 1
+        common = dict(footprint=footprint, device=device, settings=settings, on_batch=on_batch)
+        if task in (T.EMBEDDING, T.SIMILARITY):
+            if (path / "modules.json").is_file():
+                from sentence_transformers import SentenceTransformer
+
+                st = SentenceTransformer(str(path), device=device, local_files_only=True,
+                                         model_kwargs={"dtype": dtype})
+                st.eval()
+                return cls(task, st.tokenizer, st_model=st, max_input_tokens=int(st.max_seq_length or 512), **common)
+            model = transformers.AutoModel.from_pretrained(path, dtype=dtype).to(device).eval()
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            return cls(task, tokenizer, model=model, max_input_tokens=_max_len(model, tokenizer), **common)
+        model_cls = getattr(transformers, _PIPELINE_CLASSES[task])
+        model = model_cls.from_pretrained(path, dtype=dtype).to(device).eval()
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        pipe = transformers.pipeline(task, model=model, tokenizer=tokenizer, device=device)
+        return cls(task, tokenizer, pipe=pipe, max_input_tokens=_max_len(model, tokenizer), **common)
+
+    # ---- called from the event loop ----------------------------------------------------------
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return [len(ids) for ids in self.tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
+
+    async def run(self, task: str, inputs: list, params: dict, cost: int) -> list:
+        key = (task, json.dumps(params, sort_keys=True))
+        return await self.batcher.submit(key, inputs, cost)
+
+    # ---- called on the forward thread --------------------------------------------------------
+    def _run_batch(self, key, items: list) -> list:
+        import torch
+
+        task, params_json = key
+        params = json.loads(params_json)
+        with torch.inference_mode():
+            if task == T.EMBEDDING:
+                return list(self._embed(items))
+            if task == T.CLASSIFICATION:
+                out = self.pipe(items, batch_size=len(items), top_k=params.get("top_k"),
+                                function_to_apply=params.get("function_to_apply") or "default")
+                return [_plain(r if isinstance(r, list) else [r]) for r in out]
+            if task == T.FILL_MASK:
+                kwargs = {k: params[k] for k in ("top_k", "targets") if params.get(k) is not None}
+                out = self.pipe(items, batch_size=len(items), **kwargs)
+                return [_plain(r) for r in (out if len(items) > 1 else [out])]
+            if task == T.TOKEN_CLASSIFICATION:
+                kwargs = {k: params[k] for k in ("aggregation_strategy", "ignore_labels") if params.get(k) is not None}
+                out = self.pipe(items, batch_size=len(items), **kwargs)
+                return [_plain(r) for r in (out if len(items) > 1 else [out])]
+        raise InvalidRequest(f"task {task} is not served by this model")
+
+    def _embed(self, texts: list[str]):
+        import torch
+
+        if self.st_model is not None:
+            features = self.st_model.tokenize(texts)
+            features = {k: v.to(self.device) for k, v in features.items()}
+            return self.st_model(features)["sentence_embedding"].float().cpu().numpy()
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_input_tokens,
+                               return_tensors="pt").to(self.device)
+        hidden = self.model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / torch.clamp(mask.sum(1), min=1e-9)
+        return pooled.float().cpu().numpy()
+
+    def footprint_bytes(self) -> int:
+        return self._footprint
+
+    def detach(self) -> None:
+        self.batcher.close()  # on the event loop: cancels the batching task and waiting requests
+
+    def close(self) -> None:
+        self.st_model = self.model = self.pipe = None
+
+
+def _max_len(model, tokenizer) -> int:
+    limit = getattr(model.config, "max_position_embeddings", None) or 512
+    tok_limit = getattr(tokenizer, "model_max_length", None)
+    if tok_limit and tok_limit < 1_000_000:
+        limit = min(limit, tok_limit)
+    return int(limit)
+
+
+def _plain(value):
+    """numpy scalars -> Python numbers, so results are JSON-serialisable."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item"):
+        return value.item()
+    return value

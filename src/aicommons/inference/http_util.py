@@ -1,0 +1,114 @@
+"""Small HTTP helpers shared by the inference routes: principal, JSON bodies, typed fields,
+transparency headers, error responses, SSE framing."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from .errors import InvalidRequest, openai_error_body, tgi_error_body
+from .source import ResolvedModel
+
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class AnonymousPrincipal:
+    """Used only when no auth middleware set ``request.state.principal`` (stand-alone use)."""
+
+    key: str
+    is_anonymous: bool = True
+    name: str | None = None
+
+
+def principal_of(request: Request):
+    principal = getattr(request.state, "principal", None)
+    if principal is not None:
+        return principal
+    host = request.client.host if request.client else "unknown"
+    return AnonymousPrincipal(key=f"anon:{host}")
+
+
+def path_repo_id(request: Request) -> str:
+    """The core routes on the raw, still percent-encoded path: decode the parts ourselves."""
+    return f"{unquote(request.path_params['ns'])}/{unquote(request.path_params['name'])}"
+
+
+async def read_json(request: Request) -> dict:
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise InvalidRequest(f"request body is larger than {MAX_BODY_BYTES} bytes", status=413)
+    try:
+        data = json.loads(body or b"null")
+    except ValueError:
+        raise InvalidRequest("request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    return data
+
+
+def get_number(body: dict, name: str, default, *, kind=float, low=None, high=None, param_prefix=""):
+    value = body.get(name)
+    if value is None:
+        return default
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        ok = ok and float(value).is_integer()
+    if not ok:
+        raise InvalidRequest(f"'{name}' must be {'an integer' if kind is int else 'a number'}",
+                             param=param_prefix + name)
+    value = kind(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise InvalidRequest(f"'{name}' must be between {low} and {high}", param=param_prefix + name)
+    return value
+
+
+def get_bool(body: dict, name: str, default: bool, param_prefix="") -> bool:
+    value = body.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise InvalidRequest(f"'{name}' must be a boolean", param=param_prefix + name)
+    return value
+
+
+def get_stop(body: dict, name: str, limit: int, param_prefix="") -> tuple[str, ...]:
+    value = body.get(name)
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+        raise InvalidRequest(f"'{name}' must be a string or an array of strings", param=param_prefix + name)
+    if len(value) > limit:
+        raise InvalidRequest(f"at most {limit} stop sequences are allowed", param=param_prefix + name)
+    return tuple(s for s in value if s)
+
+
+def model_headers(resolved: ResolvedModel) -> dict:
+    headers = {"X-Model-Id": resolved.repo_id, "X-Model-Revision": resolved.commit}
+    if resolved.license:
+        headers["X-Model-License"] = resolved.license
+    return headers
+
+
+def openai_error(exc: Exception) -> JSONResponse:
+    status, body, headers = openai_error_body(exc)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def tgi_error(exc: Exception) -> JSONResponse:
+    status, body, headers = tgi_error_body(exc)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def sse(obj) -> bytes:
+    return b"data: " + json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
+
+
+SSE_DONE = b"data: [DONE]\n\n"
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

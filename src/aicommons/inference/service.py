@@ -1,0 +1,144 @@
+"""InferenceService: resolves a model for a principal, loads it, admits the request, and hands the
+route a ``Lease`` that holds all of that until the answer (or stream) is finished."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+from aicommons.errors import HubError
+
+from . import tasks as T
+from .errors import InvalidRequest
+from .fairness import Admission, Ticket
+from .http_util import model_headers
+from .lifecycle import Loaded, ModelManager
+from .metrics import InferenceMetrics
+from .settings import InferenceSettings
+from .source import ModelSource, ResolvedModel
+
+_MODEL_REF = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[^\s]+)?$")
+
+
+class Lease:
+    """One request's hold on a loaded model and, once admitted, on a running slot."""
+
+    def __init__(self, service: "InferenceService", entry: Loaded, task: str):
+        self.service = service
+        self.entry = entry
+        self.task = task
+        self.ticket: Ticket | None = None
+        self.started = time.perf_counter()
+        self.status = 200
+        self._closed = False
+
+    @property
+    def resolved(self) -> ResolvedModel:
+        return self.entry.resolved
+
+    @property
+    def engine(self):
+        return self.entry.engine
+
+    @property
+    def headers(self) -> dict:
+        headers = model_headers(self.resolved)
+        if self.ticket is not None:
+            headers.update(self.ticket.headers)
+        return headers
+
+    async def admit(self, principal, cost: int) -> None:
+        service = self.service
+        self.ticket = await service.admission.admit(principal, cost)
+        service.metrics.queue_time.labels(self.resolved.repo_id, self.task).observe(self.ticket.queued_s)
+        service._sync_gauges()
+
+    async def close(self, used_tokens: int | None = None, status: int | None = None) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        service = self.service
+        if self.ticket is not None:
+            service.admission.release(self.ticket, used_tokens)
+            service._sync_gauges()
+        labels = (self.resolved.repo_id, getattr(self.engine, "engine_name", "?"), self.task)
+        service.metrics.e2e.labels(*labels).observe(time.perf_counter() - self.started)
+        service.metrics.requests.labels(self.resolved.repo_id, self.task, str(status or self.status)).inc()
+        await service.models.release(self.entry)
+
+
+class InferenceService:
+    def __init__(self, settings: InferenceSettings, source: ModelSource, hub_settings=None):
+        self.settings = settings
+        self.source = source
+        self.hub_settings = hub_settings
+        self.metrics = InferenceMetrics()
+        self.admission = Admission(settings, self.metrics)
+        self.models = ModelManager(settings, self._load_engine, self._estimate, self.metrics)
+
+    # ---- resolution and loading -------------------------------------------------------------
+    async def resolve(self, model_ref, principal) -> ResolvedModel:
+        if not isinstance(model_ref, str) or not _MODEL_REF.match(model_ref):
+            raise InvalidRequest("'model' must be a repo id like 'namespace/name' or 'namespace/name@revision'",
+                                 param="model")
+        self.admission.check_allowed(principal)
+        return await asyncio.to_thread(self.source.resolve, model_ref, principal)
+
+    async def lease(self, model_ref: str, principal, wanted: set[str], api: str) -> Lease:
+        resolved = await self.resolve(model_ref, principal)
+        task = T.require_task(resolved, wanted, api)
+        entry = await self.models.acquire(resolved, task)
+        return Lease(self, entry, task)
+
+    def _engine_kind(self) -> str:
+        kind = self.settings.engine
+        if kind == "auto":
+            from .engines.vllm import vllm_available
+
+            kind = "vllm" if vllm_available() else "transformers"
+        return kind
+
+    def _load_engine(self, resolved: ResolvedModel, task: str):
+        """Runs on the loader thread: the only place that imports torch/transformers."""
+        if task == T.GENERATION:
+            if self._engine_kind() == "vllm":
+                from .engines.vllm import VLLMEngine
+
+                return VLLMEngine.load(resolved, self.settings)
+            from .engines.transformers_lm import TransformersLM
+
+            return TransformersLM.load(resolved, self.settings)
+        from .engines.transformers_encoder import TransformersEncoder
+
+        def on_batch(key, size, repo=resolved.repo_id):
+            self.metrics.batch_size.labels(repo, key[0]).observe(size)
+
+        return TransformersEncoder.load(resolved, task, self.settings, on_batch=on_batch)
+
+    def _estimate(self, resolved: ResolvedModel, task: str) -> int:
+        weights = T.estimate_weight_bytes(resolved.local_dir)
+        if task == T.GENERATION:
+            return int((weights + self.settings.kv_cache_bytes) * 1.1)
+        return int(weights * 1.1)
+
+    # ---- bookkeeping ------------------------------------------------------------------------
+    def _sync_gauges(self) -> None:
+        self.metrics.running.set(self.admission.running)
+        self.metrics.waiting.set(self.admission.waiting)
+
+    def list_loaded(self) -> list[Loaded]:
+        return self.models.loaded()
+
+    async def close(self) -> None:
+        await self.models.close()
+
+
+def build_inference_service(settings, model_source: ModelSource,
+                            inference_settings: InferenceSettings | None = None) -> InferenceService:
+    """``settings`` is the core's ``aicommons.config.Settings`` (kept for future use: public URL,
+    data dir); inference's own knobs come from ``AICOMMONS_INFERENCE_*`` unless passed in."""
+    return InferenceService(inference_settings or InferenceSettings.from_env(), model_source, settings)
+
+
+__all__ = ["InferenceService", "Lease", "build_inference_service", "HubError"]

@@ -1,0 +1,127 @@
+"""transformers 5, datasets 5 and the ``hf`` CLI against a live hub."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ALICE_TOKEN, unique_name
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    """A tiny random BERT with a locally trained WordPiece tokenizer."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
+
+    out = tmp_path_factory.mktemp("tiny-bert")
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    trainer = trainers.WordPieceTrainer(vocab_size=200, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    tok.train_from_iterator(["the quick brown fox jumps over the lazy dog"] * 20, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]")
+    fast.save_pretrained(out)
+    config = BertConfig(vocab_size=fast.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=37, max_position_embeddings=64)
+    BertForMaskedLM(config).save_pretrained(out)
+    return out
+
+
+def test_transformers_from_pretrained_and_revisions(api, tiny_bert, live_hub):
+    import torch
+    from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
+
+    repo = f"alice/{unique_name('bert')}"
+    api.create_repo(repo)
+    api.upload_folder(folder_path=tiny_bert, repo_id=repo)
+    api.create_tag(repo, tag="v1")
+    api.upload_file(path_or_fileobj=b"# card", path_in_repo="README.md", repo_id=repo)
+    config = AutoConfig.from_pretrained(repo, token=ALICE_TOKEN)
+    assert config.hidden_size == 32
+    tokenizer = AutoTokenizer.from_pretrained(repo, revision="v1", token=ALICE_TOKEN)
+    model = AutoModelForMaskedLM.from_pretrained(repo, revision="v1", token=ALICE_TOKEN)
+    local = AutoModelForMaskedLM.from_pretrained(tiny_bert)
+    inputs = tokenizer("the quick fox", return_tensors="pt")
+    with torch.no_grad():
+        assert torch.equal(model(**inputs).logits, local(**inputs).logits)
+
+
+def test_transformers_push_to_hub(api, tiny_bert):
+    from transformers import AutoModelForMaskedLM
+
+    repo = f"alice/{unique_name('pushed')}"
+    model = AutoModelForMaskedLM.from_pretrained(tiny_bert)
+    model.push_to_hub(repo, token=ALICE_TOKEN)
+    files = set(api.list_repo_files(repo))
+    assert {"config.json", "model.safetensors"} <= files
+    again = AutoModelForMaskedLM.from_pretrained(repo, token=ALICE_TOKEN)
+    assert again.config.hidden_size == 32
+
+
+def test_datasets_load_csv_json_parquet_and_stream(api, tmp_path):
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    repo = f"alice/{unique_name('ds')}"
+    api.create_repo(repo, repo_type="dataset")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.csv").write_text("text,label\nhello,1\nworld,0\n")
+    (tmp_path / "data" / "test.csv").write_text("text,label\nfoo,1\n")
+    api.upload_folder(folder_path=tmp_path, repo_id=repo, repo_type="dataset")
+    ds = datasets.load_dataset(repo, token=ALICE_TOKEN)
+    assert ds["train"]["text"] == ["hello", "world"] and ds["test"].num_rows == 1
+    streamed = datasets.load_dataset(repo, split="train", streaming=True, token=ALICE_TOKEN)
+    assert [row["text"] for row in streamed] == ["hello", "world"]
+
+    jrepo = f"alice/{unique_name('json')}"
+    api.create_repo(jrepo, repo_type="dataset")
+    rows = "\n".join(json.dumps({"a": i}) for i in range(5))
+    api.upload_file(path_or_fileobj=rows.encode(), path_in_repo="rows.jsonl", repo_id=jrepo, repo_type="dataset")
+    assert datasets.load_dataset(jrepo, split="train", token=ALICE_TOKEN)["a"] == list(range(5))
+
+    prepo = f"alice/{unique_name('parquet')}"
+    api.create_repo(prepo, repo_type="dataset")
+    pq.write_table(pa.table({"x": [1, 2, 3]}), tmp_path / "t.parquet")
+    api.upload_file(path_or_fileobj=str(tmp_path / "t.parquet"), path_in_repo="data/train-00000.parquet",
+                    repo_id=prepo, repo_type="dataset")
+    assert datasets.load_dataset(prepo, split="train", token=ALICE_TOKEN)["x"] == [1, 2, 3]
+
+
+def test_datasets_push_to_hub(api):
+    import datasets
+
+    repo = f"alice/{unique_name('pushed-ds')}"
+    datasets.Dataset.from_dict({"q": ["a", "b"], "n": [1, 2]}).push_to_hub(repo, token=ALICE_TOKEN)
+    back = datasets.load_dataset(repo, split="train", token=ALICE_TOKEN)
+    assert back["q"] == ["a", "b"]
+
+
+def _hf(live_hub, *args, token=ALICE_TOKEN, cwd=None):
+    env = {**os.environ, "HF_ENDPOINT": live_hub.url, "HF_TOKEN": token, "HF_HUB_DISABLE_XET": "1"}
+    exe = os.path.join(os.path.dirname(sys.executable), "hf")
+    return subprocess.run([exe, *args], env=env, capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_hf_cli_whoami_repo_create_upload_download(live_hub, api, tmp_path):
+    who = _hf(live_hub, "auth", "whoami")
+    assert who.returncode == 0 and "alice" in who.stdout
+    name = f"alice/{unique_name('cli')}"
+    created = _hf(live_hub, "repos", "create", name)
+    assert created.returncode == 0, created.stderr
+    (tmp_path / "up").mkdir()
+    (tmp_path / "up" / "a.txt").write_text("from the cli")
+    (tmp_path / "up" / "w.bin").write_bytes(os.urandom(4096))
+    uploaded = _hf(live_hub, "upload", name, str(tmp_path / "up"), ".")
+    assert uploaded.returncode == 0, uploaded.stderr
+    assert {"a.txt", "w.bin"} <= set(api.list_repo_files(name))
+    dest = tmp_path / "down"
+    downloaded = _hf(live_hub, "download", name, "--local-dir", str(dest))
+    assert downloaded.returncode == 0, downloaded.stderr
+    assert (dest / "a.txt").read_text() == "from the cli"
+    assert (dest / "w.bin").read_bytes() == (tmp_path / "up" / "w.bin").read_bytes()

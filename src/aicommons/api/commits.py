@@ -42,13 +42,13 @@ async def preupload(request: Request) -> Response:
 
 def _preupload(request: Request, files: list, git_ignore: str | None) -> Response:
     hub = hub_of(request)
-    repo = hub.repos.find(repo_type_param(request), repo_id_param(request), principal_of(request), write=True)
     revision = param(request, "rev")
+    repo = find_for_commit(request, revision)
     git_repo = hub.git.open(repo.storage_key)
     try:
         commit = content.resolve_revision(git_repo, revision)
     except RevisionNotFound:
-        if request.query_params.get("create_pr") not in ("1", "true"):
+        if not _wants_pr(request):
             raise
         commit = content.resolve_revision(git_repo, "main")
     rules = LfsRules(content.read_text(git_repo, commit, ".gitattributes"))
@@ -135,12 +135,36 @@ async def commit(request: Request) -> Response:
 def _commit(request: Request, payload: CommitRequest) -> Response:
     hub = hub_of(request)
     principal = principal_of(request)
-    repo = hub.repos.find(repo_type_param(request), repo_id_param(request), principal, write=True)
     revision = param(request, "rev")
-    create_pr = request.query_params.get("create_pr") in ("1", "true")
+    create_pr = _wants_pr(request)
+    repo = find_for_commit(request, revision)
+    opener = None
     if create_pr:
-        raise BadRequest("Pull requests are not supported yet")
-    result = hub.commits.commit(repo, principal, revision, payload)
+        def opener(start_sha: str) -> str:
+            pr = hub.discussions.open(repo, principal, payload.summary, payload.description, pull_request=True,
+                                      base=revision, status="open", start_sha=start_sha)
+            return f"refs/pr/{pr.num}"
+    result = hub.commits.commit(repo, principal, revision, payload, open_pull_request=opener)
     base = repo_url(hub.settings.public_url, repo)
-    return JSONResponse({"success": True, "commitOid": result.oid, "commitUrl": f"{base}/commit/{result.oid}",
-                         "hookOutput": ""})
+    out = {"success": True, "commitOid": result.oid, "commitUrl": f"{base}/commit/{result.oid}", "hookOutput": ""}
+    if result.ref.startswith("refs/pr/"):
+        out["pullRequestUrl"] = f"{base}/discussions/{result.ref.rsplit('/', 1)[1]}"
+    return JSONResponse(out)
+
+
+def _wants_pr(request: Request) -> bool:
+    return request.query_params.get("create_pr") in ("1", "true", "True")
+
+
+def find_for_commit(request: Request, revision: str):
+    """Writers commit anywhere; any signed-in reader may open a PR or add to their own PR."""
+    hub = hub_of(request)
+    principal = principal_of(request)
+    repo_type, repo_id = repo_type_param(request), repo_id_param(request)
+    if _wants_pr(request):
+        return hub.repos.find(repo_type, repo_id, principal)
+    if revision.startswith("refs/pr/"):
+        repo = hub.repos.find(repo_type, repo_id, principal)
+        hub.discussions.check_can_commit(repo, principal, revision)
+        return repo
+    return hub.repos.find(repo_type, repo_id, principal, write=True)

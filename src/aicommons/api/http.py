@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import json
-from datetime import datetime
 from typing import Any, Awaitable, Callable
 from urllib.parse import unquote, urlencode
 
@@ -89,17 +88,6 @@ def blocking(handler: Callable[[Request], Response]) -> Callable[[Request], Awai
         return await run_sync(handler, request)
 
     return endpoint
-
-
-def format_date(value: datetime | None) -> str | None:
-    """The only date format huggingface_hub accepts: ISO 8601 with a literal Z."""
-    if value is None:
-        return None
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-
-
-def format_timestamp(ts: int) -> str:
-    return format_date(datetime.utcfromtimestamp(ts))
 
 
 def bool_arg(request: Request, name: str, default: bool = False) -> bool:

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from aicommons.api.files import LargeFileResponse, PRESIGNED_TTL
 from aicommons.api.http import hub_of, json_object, param, principal_of, read_json, run_sync
-from aicommons.errors import BadRequest, EntryNotFound, NotFound
+from aicommons.errors import BadRequest, EntryNotFound, Forbidden, HubError, NotFound
 from aicommons.hub.lfs import OID_RE, blob_key
 from aicommons.hub.names import REPO_TYPE_PREFIX
 
@@ -36,6 +36,17 @@ def _lfs_error(status: int, message: str) -> Response:
                         headers={"X-Error-Message": message})
 
 
+def require_uploader(principal) -> None:
+    """Uploading objects needs a signed-in write token, not write access to the repo: contributors
+    upload the files of their pull requests. Objects only become part of the repo through a commit
+    (or a push), which has its own checks."""
+    if principal.is_anonymous:
+        raise HubError("You must be authenticated to upload", status=401,
+                       headers={"WWW-Authenticate": 'Basic realm="AI Commons"'})
+    if not principal.can_write_at_all:
+        raise Forbidden("A write token is needed to upload")
+
+
 async def batch(request: Request) -> Response:
     body = json_object(await read_json(request))
     operation = body.get("operation")
@@ -52,9 +63,11 @@ async def batch(request: Request) -> Response:
 def _batch(request: Request, operation: str, objects: list) -> Response:
     hub = hub_of(request)
     principal = principal_of(request)
-    repo = hub.repos.find(_repo_type(request), _repo_id(request), principal, write=operation == "upload")
+    repo = hub.repos.find(_repo_type(request), _repo_id(request), principal)
     if operation == "download":
         hub.repos.check_content_access(repo, principal)
+    else:
+        require_uploader(principal)
     base = hub.settings.public_url
     out = []
     for obj in objects:
@@ -126,7 +139,8 @@ async def verify(request: Request) -> Response:
     hub = hub_of(request)
 
     def check():
-        repo = hub.repos.find(_repo_type(request), _repo_id(request), principal_of(request), write=True)
+        repo = hub.repos.find(_repo_type(request), _repo_id(request), principal_of(request))
+        require_uploader(principal_of(request))
         hub.lfs.verify(repo, oid, size)
 
     await run_sync(check)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from aicommons.api import commits, files, lfs, refs, repos
+from aicommons.api import commits, discussions, files, lfs, refs, repos
 
 REPO = "/api/{types}/{ns}/{name}"
 PREFIXES = ("", "/datasets", "/spaces")
@@ -37,6 +37,15 @@ def hub_routes() -> list[Route]:
         Route(REPO + "/tag/{tag}", refs.delete_tag, methods=["DELETE"]),
         Route(REPO + "/commits/{rev}", refs.list_commits),
         Route(REPO + "/super-squash/{rev}", refs.super_squash, methods=["POST"]),
+        Route(REPO + "/discussions", discussions.list_discussions),
+        Route(REPO + "/discussions", discussions.create_discussion, methods=["POST"]),
+        Route(REPO + "/discussions/{num}", discussions.discussion_details),
+        Route(REPO + "/discussions/{num}/comment", discussions.comment, methods=["POST"]),
+        Route(REPO + "/discussions/{num}/title", discussions.rename, methods=["POST"]),
+        Route(REPO + "/discussions/{num}/status", discussions.change_status, methods=["POST"]),
+        Route(REPO + "/discussions/{num}/merge", discussions.merge, methods=["POST"]),
+        Route(REPO + "/discussions/{num}/comment/{event_id}/edit", discussions.edit_comment, methods=["POST"]),
+        Route(REPO + "/discussions/{num}/comment/{event_id}/hide", discussions.hide_comment, methods=["POST", "PUT"]),
         Route("/api/{types}/{name}", repos.single_segment_repo),
         Route("/lfs-transfer/{repo_id}/{oid}/{size}", lfs.upload, methods=["PUT"]),
         Route("/lfs-transfer/{repo_id}/{oid}/{size}", lfs.download, methods=["GET"]),

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from aicommons.db.tables import accounts, memberships, tokens
+from aicommons.times import utcnow
 
 
 class AlreadyExists(Exception):
@@ -51,7 +52,7 @@ class AccountStore:
             with self.engine.begin() as conn:
                 res = conn.execute(insert(accounts).values(
                     name=name, name_lower=name.lower(), kind=kind, fullname=fullname, email=email,
-                    password_hash=password_hash, is_admin=is_admin, created_at=now or datetime.utcnow()))
+                    password_hash=password_hash, is_admin=is_admin, created_at=now or utcnow()))
                 account_id = res.inserted_primary_key[0]
         except IntegrityError as exc:
             raise AlreadyExists(name) from exc
@@ -100,11 +101,11 @@ class AccountStore:
         try:
             with self.engine.begin() as conn:
                 res = conn.execute(insert(tokens).values(user_id=user_id, name=name, role=role,
-                                                         token_hash=token_hash, created_at=datetime.utcnow()))
+                                                         token_hash=token_hash, created_at=utcnow()))
                 token_id = res.inserted_primary_key[0]
         except IntegrityError as exc:
             raise AlreadyExists("token") from exc
-        return TokenRow(token_id, user_id, name, role, datetime.utcnow())
+        return TokenRow(token_id, user_id, name, role, utcnow())
 
     def token_by_hash(self, token_hash: str) -> tuple[TokenRow, Account] | None:
         query = (select(tokens.c.id, tokens.c.user_id, tokens.c.name, tokens.c.role, tokens.c.created_at)

@@ -105,3 +105,30 @@ repo_lfs_objects = Table(
     Column("ref", String(256)),
     Column("pushed_at", DateTime, nullable=False),
 )
+
+# Discussions and pull requests (a PR's changes live on the git ref refs/pr/{num}).
+discussions = Table(
+    "discussions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), nullable=False),
+    Column("num", Integer, nullable=False),
+    Column("author_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("title", String(256), nullable=False),
+    Column("status", String(8), nullable=False),  # "open" | "closed" | "merged" | "draft"
+    Column("is_pull_request", Boolean, nullable=False),
+    Column("target_branch", String(256)),  # "refs/heads/main" for PRs
+    Column("merge_commit_id", String(40)),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("repo_id", "num", name="uq_discussions_repo_num"),
+)
+
+discussion_events = Table(
+    "discussion_events", metadata,
+    Column("id", String(24), primary_key=True),
+    Column("discussion_id", Integer, ForeignKey("discussions.id", ondelete="CASCADE"), nullable=False),
+    Column("type", String(16), nullable=False),  # "comment" | "status-change" | "commit" | "title-change"
+    Column("author_id", Integer, ForeignKey("accounts.id")),
+    Column("created_at", DateTime, nullable=False),
+    Column("data", JSON, nullable=False),
+)
+Index("ix_discussion_events_discussion", discussion_events.c.discussion_id, discussion_events.c.created_at)

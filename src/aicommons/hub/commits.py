@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import pygit2
 
@@ -16,7 +17,8 @@ from aicommons.hub.access import Principal
 from aicommons.hub.gitattributes import format_pointer
 from aicommons.hub.lfs import OID_RE, blob_key
 from aicommons.hub.names import check_file_path
-from aicommons.hub.repos import RepoService, utcnow
+from aicommons.hub.repos import RepoService
+from aicommons.times import utcnow
 from aicommons.storage.base import BlobStore
 
 STALE_PARENT = "The branch was updated since you opened this page. Please refresh and try again."
@@ -86,8 +88,18 @@ class CommitService:
         self.git = git
         self.blobs = blobs
         self.max_regular_bytes = max_regular_bytes
+        # Called after each commit lands: (repo, ref, oid, summary, author id). Discussions use it
+        # to add "commit" events to pull requests; scanners and webhooks can hook in the same way.
+        self.listeners: list[Callable[[RepoRow, str, str, str, int], None]] = []
 
-    def commit(self, repo: RepoRow, principal: Principal, revision: str, request: CommitRequest) -> CommitResult:
+    def commit(self, repo: RepoRow, principal: Principal, revision: str, request: CommitRequest,
+               open_pull_request: Callable[[str], str] | None = None) -> CommitResult:
+        """Commit ``request`` on top of ``revision``.
+
+        With ``open_pull_request``, the commit is built on ``revision`` but lands on a new PR ref
+        that the callback creates (and names) only once the commit has been built, so that a
+        commit that fails validation leaves no empty pull request behind.
+        """
         if not request.summary.strip():
             raise BadRequest("The commit summary must not be empty")
         git_repo = self.git.open(repo.storage_key)
@@ -105,13 +117,18 @@ class CommitService:
                 message += "\n\n" + request.description.strip()
             oid = self.git.write_commit(git_repo, tree, [str(head.id)], message + "\n", author.name,
                                         author.email or "", when=int(time.time()))
+            if open_pull_request is not None:
+                ref = open_pull_request(str(head.id))  # the PR ref starts at the commit's parent
+                self.git.update_ref(repo.storage_key, ref, oid, str(head.id))
+                self._record(repo, ref, oid, request, lfs_sizes, author.id)
+                return CommitResult(oid, ref)
             try:
                 self.git.update_ref(repo.storage_key, ref, oid, str(head.id))
             except RefUpdateConflict:
                 if request.parent_commit:
                     raise PreconditionFailed(STALE_PARENT) from None
                 continue  # someone else committed: re-apply our operations on the new head
-            self._record(repo, ref, oid, request.operations, lfs_sizes)
+            self._record(repo, ref, oid, request, lfs_sizes, author.id)
             return CommitResult(oid, ref)
         raise PreconditionFailed(STALE_PARENT)
 
@@ -164,8 +181,11 @@ class CommitService:
                 changes.append(TreeChange(path, None))
         return changes
 
-    def _record(self, repo: RepoRow, ref: str, oid: str, operations, lfs_sizes: dict[str, int]) -> None:
-        lfs_files = [(op.oid, op.path, lfs_sizes[op.oid]) for op in operations if isinstance(op, AddLfsFile)]
+    def _record(self, repo: RepoRow, ref: str, oid: str, request: CommitRequest, lfs_sizes: dict[str, int],
+                author_id: int) -> None:
+        lfs_files = [(op.oid, op.path, lfs_sizes[op.oid]) for op in request.operations if isinstance(op, AddLfsFile)]
         if lfs_files:
             self.store.mark_lfs_committed(repo.id, lfs_files, ref, utcnow())
         self.repos.after_ref_update(repo, ref, oid)
+        for listener in self.listeners:
+            listener(repo, ref, oid, request.summary.strip(), author_id)

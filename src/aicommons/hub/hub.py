@@ -12,7 +12,9 @@ from aicommons.db.engine import make_engine, upgrade_schema
 from aicommons.db.repos import RepoStore
 from aicommons.gitrepo import GitStore
 from aicommons.hub.accounts import AccountService
+from aicommons.db.discussions import DiscussionStore
 from aicommons.hub.commits import CommitService
+from aicommons.hub.discussions import DiscussionService
 from aicommons.hub.lfs import LfsService
 from aicommons.hub.refs import RefService
 from aicommons.hub.repos import RepoService
@@ -49,6 +51,8 @@ class Hub:
         self.refs = RefService(self.repos, self.git)
         self.commits = CommitService(self.repos, self.repo_store, self.git, self.blobs,
                                      settings.max_regular_file_bytes)
+        self.discussions = DiscussionService(DiscussionStore(self.engine), self.repos, self.git)
+        self.commits.listeners.append(self.discussions.record_commit)
         self.lfs = LfsService(self.repo_store, self.blobs, load_secret(settings), settings.tmp_dir,
                               settings.max_lfs_file_bytes, settings.upload_url_ttl_seconds)
 

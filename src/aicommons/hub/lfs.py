@@ -17,7 +17,7 @@ from typing import AsyncIterator
 
 from aicommons.db.repos import RepoRow, RepoStore
 from aicommons.errors import BadRequest, EntryNotFound, InsufficientStorage, PayloadTooLarge, Unauthorized
-from aicommons.hub.repos import utcnow
+from aicommons.times import utcnow
 from aicommons.storage.base import BlobStore, StorageFull
 from aicommons.storage.staging import Stager
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import secrets
 import time
-from datetime import datetime
-
 import pygit2
 
 from aicommons.db.accounts import AccountStore, AlreadyExists
@@ -18,6 +16,7 @@ from aicommons.hub.access import Principal
 from aicommons.hub.cards import card_from_readme
 from aicommons.hub.gitattributes import DEFAULT_GITATTRIBUTES
 from aicommons.hub.names import check_repo_name, check_repo_type
+from aicommons.times import utcnow
 
 DEFAULT_BRANCH = "main"
 GATED_VALUES = ("auto", "manual")
@@ -32,10 +31,6 @@ class RepoMoved(HubError):
     def __init__(self, old_id: str, new_id: str):
         super().__init__(f"Repository moved to {new_id}")
         self.old_id, self.new_id = old_id, new_id
-
-
-def utcnow() -> datetime:
-    return datetime.utcnow().replace(microsecond=(datetime.utcnow().microsecond // 1000) * 1000)
 
 
 class RepoService:

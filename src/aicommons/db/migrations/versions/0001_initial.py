@@ -19,8 +19,8 @@ TABLES = [accounts, memberships, tokens, repos, repo_tags, repo_redirects, lfs_o
 
 def upgrade() -> None:
     bind = op.get_bind()
-    # The tables are frozen in this migration's shape by creating them from the definitions as they
-    # stand at revision 0001; later changes to tables.py must come with a new migration.
+    # These definitions have not changed since revision 0001; later changes to them must be made
+    # with explicit operations in a new migration (as 0002 does), never by editing these tables.
     for table in TABLES:
         table.create(bind)
     search.create_index(bind)

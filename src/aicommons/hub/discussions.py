@@ -1,0 +1,233 @@
+"""Discussions and pull requests.
+
+A pull request is a discussion whose changes live on the git ref ``refs/pr/{num}``, started from
+the head of its target branch. Anyone who can read a repo (and is signed in) may open one and push
+commits to their own PR; only writers of the repo merge. Merging is a real git three-way merge.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pygit2
+
+from aicommons.db.discussions import DiscussionRow, DiscussionStore, EventRow
+from aicommons.db.repos import RepoRow
+from aicommons.errors import BadRequest, Conflict, Forbidden, HubError, NotFound
+from aicommons.gitrepo import GitStore, RefUpdateConflict
+from aicommons.hub import content
+from aicommons.hub.access import Principal
+from aicommons.hub.repos import DEFAULT_BRANCH, RepoService
+from aicommons.times import iso_z, utcnow
+
+OPEN_STATES = ("open", "draft")
+
+
+def pr_ref(num: int) -> str:
+    return f"refs/pr/{num}"
+
+
+class DiscussionService:
+    def __init__(self, store: DiscussionStore, repos: RepoService, git: GitStore):
+        self.store = store
+        self.repos = repos
+        self.git = git
+
+    # --- access -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _require_signed_in(principal: Principal) -> None:
+        if principal.is_anonymous:
+            raise HubError("You must be signed in to take part in discussions", status=401)
+        if not principal.can_write_at_all:
+            raise Forbidden("A write token is needed to take part in discussions")
+
+    def _require_author_or_writer(self, repo: RepoRow, discussion_author_id: int | None, principal: Principal) -> None:
+        if principal.can_write_owner(repo.owner_id):
+            return
+        if principal.account is None or principal.account.id != discussion_author_id:
+            raise Forbidden("Only the author or a maintainer of the repo can do this")
+
+    def get(self, repo: RepoRow, num: int) -> DiscussionRow:
+        discussion = self.store.get(repo.id, num)
+        if discussion is None:
+            raise NotFound(f"Discussion {num} does not exist")
+        return discussion
+
+    # --- opening --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_title(title) -> str:
+        if not isinstance(title, str) or not 3 <= len(title.strip()) <= 200:
+            raise BadRequest("The title must be 3 to 200 characters long")
+        return title.strip()
+
+    def open(self, repo: RepoRow, principal: Principal, title: str, description: str,
+             pull_request: bool, base: str = DEFAULT_BRANCH, status: str | None = None,
+             start_sha: str | None = None) -> DiscussionRow:
+        """Open a discussion, or a PR whose ref starts at ``start_sha`` (default: the base's head)."""
+        self._require_signed_in(principal)
+        title = self._check_title(title)
+        target = None
+        start_sha = None
+        if pull_request:
+            git_repo = self.git.open(repo.storage_key)
+            base_ref = base if base.startswith("refs/heads/") else f"refs/heads/{base}"
+            found = git_repo.references.get(base_ref)
+            if found is None:
+                from aicommons.errors import RevisionNotFound
+
+                raise RevisionNotFound(f"Invalid rev id: {base}")
+            target, start_sha = base_ref, start_sha or str(found.peel(pygit2.Commit).id)
+        now = utcnow()
+        discussion = self.store.create(repo.id, principal.account.id, title,
+                                       status or ("draft" if pull_request else "open"), pull_request, target, now)
+        if pull_request:
+            self.git.update_ref(repo.storage_key, pr_ref(discussion.num), start_sha, None)
+        self.store.add_event(discussion.id, "comment", principal.account.id, _comment_data(description, now), now)
+        return discussion
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def comment(self, repo: RepoRow, principal: Principal, num: int, text) -> EventRow:
+        self._require_signed_in(principal)
+        if not isinstance(text, str) or not text.strip():
+            raise BadRequest("The comment must not be empty")
+        discussion = self.get(repo, num)
+        now = utcnow()
+        event_id = self.store.add_event(discussion.id, "comment", principal.account.id, _comment_data(text, now), now)
+        return self.store.event(discussion.id, event_id)
+
+    def rename(self, repo: RepoRow, principal: Principal, num: int, title) -> EventRow:
+        self._require_signed_in(principal)
+        discussion = self.get(repo, num)
+        self._require_author_or_writer(repo, discussion.author_id, principal)
+        title = self._check_title(title)
+        self.store.update(discussion.id, title=title)
+        now = utcnow()
+        event_id = self.store.add_event(discussion.id, "title-change", principal.account.id,
+                                        {"from": discussion.title, "to": title}, now)
+        return self.store.event(discussion.id, event_id)
+
+    def change_status(self, repo: RepoRow, principal: Principal, num: int, status, comment: str | None) -> EventRow:
+        self._require_signed_in(principal)
+        if status not in ("open", "closed"):
+            raise BadRequest("The status must be 'open' or 'closed'")
+        discussion = self.get(repo, num)
+        self._require_author_or_writer(repo, discussion.author_id, principal)
+        if discussion.status == "merged":
+            raise BadRequest("A merged pull request cannot change status")
+        return self._set_status(discussion, principal, status, comment)
+
+    def _set_status(self, discussion: DiscussionRow, principal: Principal, status: str, comment: str | None) -> EventRow:
+        now = utcnow()
+        self.store.update(discussion.id, status=status)
+        if comment and comment.strip():
+            self.store.add_event(discussion.id, "comment", principal.account.id, _comment_data(comment, now), now)
+        event_id = self.store.add_event(discussion.id, "status-change", principal.account.id, {"status": status}, now)
+        return self.store.event(discussion.id, event_id)
+
+    def edit_comment(self, repo: RepoRow, principal: Principal, num: int, event_id: str, text) -> EventRow:
+        self._require_signed_in(principal)
+        if not isinstance(text, str) or not text.strip():
+            raise BadRequest("The comment must not be empty")
+        discussion = self.get(repo, num)
+        event = self.store.event(discussion.id, event_id)
+        if event is None or event.type != "comment":
+            raise NotFound(f"Comment {event_id} does not exist")
+        if principal.account.id != event.author_id:
+            raise Forbidden("Only the author of a comment can edit it")
+        now = utcnow()
+        data = dict(event.data)
+        data["history"] = [data["latest"], *data.get("history", [])]
+        data["latest"] = _comment_data(text, now)["latest"]
+        data["edited"] = True
+        self.store.update_event(event.id, data)
+        return self.store.event(discussion.id, event.id)
+
+    def hide_comment(self, repo: RepoRow, principal: Principal, num: int, event_id: str) -> EventRow:
+        self._require_signed_in(principal)
+        discussion = self.get(repo, num)
+        event = self.store.event(discussion.id, event_id)
+        if event is None or event.type != "comment":
+            raise NotFound(f"Comment {event_id} does not exist")
+        self._require_author_or_writer(repo, event.author_id, principal)
+        data = dict(event.data, hidden=True, history=[])
+        data["latest"] = dict(data["latest"], raw="", html="")
+        self.store.update_event(event.id, data)
+        return self.store.event(discussion.id, event.id)
+
+    # --- pull requests --------------------------------------------------------------------------
+
+    def check_can_commit(self, repo: RepoRow, principal: Principal, ref: str) -> None:
+        """Commits to ``refs/pr/N`` need the PR's author or a writer, and an open PR."""
+        num = int(ref.rsplit("/", 1)[1])
+        discussion = self.get(repo, num)
+        self._require_author_or_writer(repo, discussion.author_id, principal)
+        if discussion.status not in OPEN_STATES:
+            raise BadRequest(f"Pull request {num} is {discussion.status}: commits are refused")
+
+    def record_commit(self, repo: RepoRow, ref: str, oid: str, summary: str, author_id: int) -> None:
+        if not ref.startswith("refs/pr/"):
+            return
+        discussion = self.store.get(repo.id, int(ref.rsplit("/", 1)[1]))
+        if discussion is not None:
+            now = utcnow()
+            self.store.add_event(discussion.id, "commit", author_id, {"subject": summary, "oid": oid}, now)
+
+    def conflicts(self, repo: RepoRow, discussion: DiscussionRow) -> list[str]:
+        merged, _, _ = self._merge_index(repo, discussion)
+        return sorted({(c[0] or c[1] or c[2]).path for c in merged.conflicts}) if merged.conflicts else []
+
+    def _merge_index(self, repo: RepoRow, discussion: DiscussionRow):
+        git_repo = self.git.open(repo.storage_key)
+        base = git_repo.references[discussion.target_branch].peel(pygit2.Commit)
+        head = git_repo.references[pr_ref(discussion.num)].peel(pygit2.Commit)
+        ancestor_id = git_repo.merge_base(base.id, head.id)
+        ancestor = git_repo[ancestor_id].tree if ancestor_id else git_repo[git_repo.TreeBuilder().write()]
+        return git_repo.merge_trees(ancestor, base.tree, head.tree), base, head
+
+    def diff(self, repo: RepoRow, discussion: DiscussionRow) -> str:
+        git_repo = self.git.open(repo.storage_key)
+        base = git_repo.references[discussion.target_branch].peel(pygit2.Commit)
+        head = git_repo.references[pr_ref(discussion.num)].peel(pygit2.Commit)
+        ancestor_id = git_repo.merge_base(base.id, head.id) or base.id
+        return git_repo.diff(git_repo[ancestor_id], head).patch or ""
+
+    def merge(self, repo: RepoRow, principal: Principal, num: int, comment: str | None) -> str:
+        if not principal.can_write_owner(repo.owner_id):
+            raise Forbidden("Only maintainers of the repo can merge pull requests")
+        discussion = self.get(repo, num)
+        if not discussion.is_pull_request:
+            raise BadRequest(f"Discussion {num} is not a pull request")
+        if discussion.status not in OPEN_STATES:
+            raise BadRequest(f"Pull request {num} is {discussion.status}")
+        git_repo = self.git.open(repo.storage_key)
+        index, base, head = self._merge_index(repo, discussion)
+        if index.conflicts:
+            files = sorted({(c[0] or c[1] or c[2]).path for c in index.conflicts})
+            raise Conflict(f"The pull request has conflicts with {discussion.target_branch}: {', '.join(files)}")
+        tree = index.write_tree(git_repo)
+        message = f"Merge pull request #{num}: {discussion.title}\n"
+        oid = self.git.write_commit(git_repo, str(tree), [str(base.id), str(head.id)], message,
+                                    principal.name, principal.account.email or "", when=int(time.time()))
+        try:
+            self.git.update_ref(repo.storage_key, discussion.target_branch, oid, str(base.id))
+        except RefUpdateConflict:
+            raise Conflict("The target branch moved during the merge; try again") from None
+        self.repos.after_ref_update(repo, discussion.target_branch, oid)
+        self.store.update(discussion.id, merge_commit_id=oid)
+        self._set_status(discussion, principal, "merged", comment)
+        return oid
+
+
+def _comment_data(text: str, now) -> dict:
+    stamp = iso_z(now)
+    return {"edited": False, "hidden": False, "numEdits": 0, "history": [],
+            "latest": {"raw": text, "html": _escape(text), "updatedAt": stamp}}
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return "<p>" + html.escape(text) + "</p>"

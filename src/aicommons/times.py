@@ -1,0 +1,22 @@
+"""Timestamps: naive UTC datetimes in the database, ISO 8601 with a literal Z on the wire."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, naive, at millisecond precision (what every database here stores exactly)."""
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def iso_z(value: datetime | None) -> str | None:
+    """The only date format huggingface_hub accepts: ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
+    if value is None:
+        return None
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def iso_z_from_timestamp(ts: int) -> str:
+    return iso_z(datetime.fromtimestamp(ts, timezone.utc).replace(tzinfo=None))

@@ -34,11 +34,11 @@ def parse_range(header: str, size: int) -> list[tuple[int, int]] | None:
                 start, end = max(0, size - length), size - 1
             else:
                 start = int(start_s)
-                end = int(end_s) if end_s else size - 1
+                end = int(end_s) if end_s else max(start, size - 1)
         except ValueError:
             return None
         if start > end:
-            return None
+            return None  # syntactically invalid: serve the whole file, as RFC 9110 says
         if start >= size:
             continue
         ranges.append((start, min(end, size - 1)))

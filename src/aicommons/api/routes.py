@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from aicommons.api import commits, discussions, files, lfs, refs, repos
+from aicommons.api import commits, discussions, files, lfs, refs, repos, social
 
 REPO = "/api/{types}/{ns}/{name}"
 PREFIXES = ("", "/datasets", "/spaces")
@@ -19,6 +19,7 @@ def hub_routes() -> list[Route]:
         Route("/api/repos/create", repos.create_repo, methods=["POST"]),
         Route("/api/repos/delete", repos.delete_repo, methods=["DELETE"]),
         Route("/api/repos/move", repos.move_repo, methods=["POST"]),
+        Route("/api/users/{user}/likes", social.user_likes),
         Route("/api/models", repos.list_repos),
         Route("/api/datasets", repos.list_repos),
         Route("/api/spaces", repos.list_repos),
@@ -46,6 +47,11 @@ def hub_routes() -> list[Route]:
         Route(REPO + "/discussions/{num}/merge", discussions.merge, methods=["POST"]),
         Route(REPO + "/discussions/{num}/comment/{event_id}/edit", discussions.edit_comment, methods=["POST"]),
         Route(REPO + "/discussions/{num}/comment/{event_id}/hide", discussions.hide_comment, methods=["POST", "PUT"]),
+        Route(REPO + "/like", social.like, methods=["POST"]),
+        Route(REPO + "/like", social.unlike, methods=["DELETE"]),
+        Route(REPO + "/likers", social.likers),
+        Route(REPO + "/lfs-files", social.list_lfs_files),
+        Route(REPO + "/lfs-files/batch", social.delete_lfs_files, methods=["POST"]),
         Route("/api/{types}/{name}", repos.single_segment_repo),
         Route("/lfs-transfer/{repo_id}/{oid}/{size}", lfs.upload, methods=["PUT"]),
         Route("/lfs-transfer/{repo_id}/{oid}/{size}", lfs.download, methods=["GET"]),

@@ -132,3 +132,11 @@ discussion_events = Table(
     Column("data", JSON, nullable=False),
 )
 Index("ix_discussion_events_discussion", discussion_events.c.discussion_id, discussion_events.c.created_at)
+
+likes = Table(
+    "likes", metadata,
+    Column("user_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    Column("created_at", DateTime, nullable=False),
+)
+Index("ix_likes_repo", likes.c.repo_id)

@@ -15,7 +15,9 @@ from aicommons.hub.accounts import AccountService
 from aicommons.db.discussions import DiscussionStore
 from aicommons.hub.commits import CommitService
 from aicommons.hub.discussions import DiscussionService
+from aicommons.db.likes import LikeStore
 from aicommons.hub.lfs import LfsService
+from aicommons.hub.lfs_files import LfsFileService
 from aicommons.hub.refs import RefService
 from aicommons.hub.repos import RepoService
 from aicommons.storage import open_blob_store
@@ -53,6 +55,8 @@ class Hub:
                                      settings.max_regular_file_bytes)
         self.discussions = DiscussionService(DiscussionStore(self.engine), self.repos, self.git)
         self.commits.listeners.append(self.discussions.record_commit)
+        self.lfs_files = LfsFileService(self.repo_store, self.repos, self.git)
+        self.likes = LikeStore(self.engine)
         self.lfs = LfsService(self.repo_store, self.blobs, load_secret(settings), settings.tmp_dir,
                               settings.max_lfs_file_bytes, settings.upload_url_ttl_seconds)
 

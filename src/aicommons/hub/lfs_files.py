@@ -1,0 +1,88 @@
+"""Listing a repo's LFS files, and deleting them for good (optionally rewriting history).
+
+Permanent deletion removes the repo's reference to each object; with ``rewrite_history`` every
+commit of every ref is rewritten without the pointer files, so no revision names the object any
+more. The bytes themselves are reclaimed by garbage collection once no repo references them.
+"""
+
+from __future__ import annotations
+
+import pygit2
+
+from aicommons.db.repos import RepoRow, RepoStore
+from aicommons.errors import Conflict
+from aicommons.gitrepo import GitStore, RefUpdateConflict
+from aicommons.hub.gitattributes import format_pointer
+from aicommons.hub.repos import RepoService
+
+TREE = pygit2.GIT_FILEMODE_TREE
+
+
+class LfsFileService:
+    def __init__(self, store: RepoStore, repos: RepoService, git: GitStore):
+        self.store = store
+        self.repos = repos
+        self.git = git
+
+    def list(self, repo: RepoRow) -> list[dict]:
+        out = []
+        for row in self.store.list_lfs(repo.id):
+            pointer_oid = pygit2.hash(format_pointer(row["oid"], row["size"]))
+            out.append({"fileOid": row["oid"], "oid": str(pointer_oid), "filename": row["filename"],
+                        "size": row["size"], "ref": row["ref"], "pushedAt": row["pushed_at"]})
+        return out
+
+    def delete(self, repo: RepoRow, oids: list[str], rewrite_history: bool) -> None:
+        known = {row["oid"]: row["size"] for row in self.store.list_lfs(repo.id)}
+        targets = [oid for oid in oids if oid in known]
+        if rewrite_history and targets:
+            git_repo = self.git.open(repo.storage_key)
+            pointers = {pygit2.hash(format_pointer(oid, known[oid])) for oid in targets}
+            self._rewrite(repo, git_repo, pointers)
+        self.store.forget_lfs(repo.id, targets)
+
+    def _rewrite(self, repo: RepoRow, git_repo: pygit2.Repository, pointers: set[pygit2.Oid]) -> None:
+        trees: dict[pygit2.Oid, pygit2.Oid | None] = {}
+        commits: dict[pygit2.Oid, pygit2.Oid] = {}
+
+        def clean(tree: pygit2.Tree) -> pygit2.Oid | None:
+            if tree.id not in trees:
+                builder = git_repo.TreeBuilder()
+                for entry in tree:
+                    if entry.filemode == TREE:
+                        sub = clean(git_repo[entry.id])
+                        if sub is not None:
+                            builder.insert(entry.name, sub, TREE)
+                    elif entry.id not in pointers:
+                        builder.insert(entry.name, entry.id, entry.filemode)
+                trees[tree.id] = builder.write() if len(builder) else None
+            return trees[tree.id]
+
+        def rewrite(tip: pygit2.Commit) -> pygit2.Oid:
+            # Oldest first, so that every parent is rewritten before its children.
+            order = pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.REVERSE
+            for commit in git_repo.walk(tip.id, order):
+                if commit.id in commits:
+                    continue
+                parents = [commits[p] for p in commit.parent_ids]
+                tree = clean(commit.tree) or git_repo.TreeBuilder().write()
+                if tree == commit.tree_id and parents == list(commit.parent_ids):
+                    commits[commit.id] = commit.id
+                else:
+                    commits[commit.id] = git_repo.create_commit(None, commit.author, commit.committer,
+                                                                commit.message, tree, parents)
+            return commits[tip.id]
+
+        updates = []
+        for name in list(git_repo.references):
+            ref = git_repo.references[name]
+            commit = ref.peel(pygit2.Commit)
+            new = rewrite(commit)
+            if new != commit.id:
+                updates.append((name, str(new), str(ref.target)))
+        for name, new, old in updates:
+            try:
+                self.git.update_ref(repo.storage_key, name, new, old)
+            except RefUpdateConflict:
+                raise Conflict(f"{name} was updated during the history rewrite; try again") from None
+            self.repos.after_ref_update(repo, name, new)

@@ -1,0 +1,219 @@
+"""The domain side of ``git push``: check a push before it lands, record it once it has.
+
+Git's receive-pack keeps the pushed objects in a quarantine directory and runs our pre-receive
+hook (``api/git_hook.py``) with the proposed ref updates; the hook calls ``PushService.check``. If
+the check raises, git refuses every ref and deletes the quarantine, so a rejected push leaves no
+trace. If it passes, the hook saves a ``PushPlan`` (the updates and the LFS files they add) and the
+server calls ``PushService.record`` once git has moved the refs.
+
+The rules are those of the commit API, plus the ones only git can break:
+- only ``refs/heads/*`` and ``refs/tags/*`` with valid names; ``refs/pr/*`` and ``refs/convert/*``
+  belong to the hub (pull requests, conversions) and cannot be pushed;
+- ``main`` cannot be deleted. Force pushes are allowed, as on the Hub (squashing history or
+  removing a leaked secret needs them), and so are deleting other branches and moving tags;
+- branches point at commits, tags at commits or at annotated tags of commits;
+- every file a new commit adds or changes has a valid path (``check_file_path``), is a regular or
+  executable file (no symlinks, no submodules), and is either at most ``max_regular_bytes`` or an
+  LFS pointer to an object uploaded to this repo with the same size.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import pygit2
+
+from aicommons.db.repos import RepoRow, RepoStore
+from aicommons.errors import BadRequest, Forbidden
+from aicommons.gitrepo import GitStore
+from aicommons.hub.gitattributes import MAX_POINTER_SIZE, parse_pointer
+from aicommons.hub.lfs import LfsService
+from aicommons.hub.names import check_branch_name, check_file_path, check_tag_name
+from aicommons.hub.repos import DEFAULT_BRANCH, RepoService
+from aicommons.times import utcnow
+
+ZERO_OID = "0" * 40
+FILE_MODES = (pygit2.enums.FileMode.BLOB, pygit2.enums.FileMode.BLOB_EXECUTABLE)
+LfsFile = tuple[str, str, int]  # (oid, path, size), as RepoStore.mark_lfs_committed takes them
+
+
+@dataclass(frozen=True)
+class RefUpdate:
+    ref: str
+    old: str | None  # None: the ref is created
+    new: str | None  # None: the ref is deleted
+
+
+@dataclass
+class PushPlan:
+    """What a checked push will do: its ref updates and, per ref, the LFS files it adds."""
+
+    updates: list[RefUpdate]
+    lfs_files: dict[str, list[LfsFile]] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({"updates": [[u.ref, u.old, u.new] for u in self.updates],
+                           "lfs_files": self.lfs_files})
+
+    @classmethod
+    def from_json(cls, text: str) -> "PushPlan":
+        data = json.loads(text)
+        return cls([RefUpdate(*u) for u in data["updates"]],
+                   {ref: [tuple(f) for f in files] for ref, files in data["lfs_files"].items()})
+
+
+def parse_updates(text: str) -> list[RefUpdate]:
+    """The pre-receive hook's stdin: one ``<old> <new> <ref>`` line per ref."""
+    updates = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        old, new, ref = line.split(" ", 2)
+        updates.append(RefUpdate(ref, None if old == ZERO_OID else old, None if new == ZERO_OID else new))
+    return updates
+
+
+def check_ref_update(update: RefUpdate) -> None:
+    """Which refs a push may touch (pure: no repository needed)."""
+    ref = update.ref
+    if ref == f"refs/heads/{DEFAULT_BRANCH}" and update.new is None:
+        raise Forbidden(f"{ref}: the default branch cannot be deleted")
+    if ref.startswith("refs/heads/"):
+        if update.new is not None:
+            check_branch_name(ref[len("refs/heads/"):])
+    elif ref.startswith("refs/tags/"):
+        if update.new is not None:
+            check_tag_name(ref[len("refs/tags/"):])
+    else:
+        raise Forbidden(f"{ref}: only branches (refs/heads/*) and tags (refs/tags/*) may be pushed; "
+                        "pull request refs and the other refs are managed by the hub")
+
+
+class PushService:
+    def __init__(self, repos: RepoService, store: RepoStore, git: GitStore, lfs: LfsService,
+                 max_regular_bytes: int):
+        self.repos = repos
+        self.store = store
+        self.git = git
+        self.lfs = lfs
+        self.max_regular_bytes = max_regular_bytes
+
+    @classmethod
+    def of(cls, hub) -> "PushService":
+        return cls(hub.repos, hub.repo_store, hub.git, hub.lfs, hub.settings.max_regular_file_bytes)
+
+    # --- before the push lands (in the pre-receive hook, objects still in quarantine) ------------
+
+    def check(self, repo: RepoRow, git_repo: pygit2.Repository, updates: list[RefUpdate]) -> PushPlan:
+        """Raise a HubError saying what is wrong, or return the plan of an acceptable push.
+
+        ``git_repo`` must see the quarantined objects (the hook adds them as an alternate)."""
+        known = self._known_tips(git_repo)
+        checked: dict[str, list[LfsFile]] = {}  # commit id -> LFS files it adds; each commit once
+        plan = PushPlan(updates)
+        for update in updates:
+            check_ref_update(update)
+            if update.new is None:
+                continue
+            tip = self._target_commit(git_repo, update)
+            files: dict[tuple[str, str], LfsFile] = {}
+            for commit in self._new_commits(git_repo, tip, known):
+                key = str(commit.id)
+                if key not in checked:
+                    checked[key] = self._check_commit(repo, git_repo, commit)
+                files.update({(f[0], f[1]): f for f in checked[key]})
+            if files:
+                plan.lfs_files[update.ref] = list(files.values())
+        return plan
+
+    @staticmethod
+    def _known_tips(git_repo: pygit2.Repository) -> list[pygit2.Oid]:
+        """Commits the repo already has (everything reachable from them was checked before)."""
+        tips = []
+        for name in git_repo.references:
+            try:
+                tips.append(git_repo.references[name].peel(pygit2.Commit).id)
+            except (pygit2.InvalidSpecError, ValueError, KeyError):
+                continue  # a ref to a tree or blob: nothing to hide
+        return tips
+
+    @staticmethod
+    def _target_commit(git_repo: pygit2.Repository, update: RefUpdate) -> pygit2.Commit:
+        obj = git_repo.get(update.new)
+        if isinstance(obj, pygit2.Tag) and update.ref.startswith("refs/tags/"):
+            try:
+                obj = obj.peel(pygit2.Commit)
+            except (ValueError, pygit2.GitError):
+                obj = None  # an annotated tag of a tree or a blob
+        if not isinstance(obj, pygit2.Commit):
+            raise BadRequest(f"{update.ref}: must point at a commit")
+        return obj
+
+    @staticmethod
+    def _new_commits(git_repo: pygit2.Repository, tip: pygit2.Commit, known: list[pygit2.Oid]) -> Iterator[pygit2.Commit]:
+        walker = git_repo.walk(tip.id, pygit2.enums.SortMode.TOPOLOGICAL)
+        for oid in known:
+            walker.hide(oid)
+        yield from walker
+
+    def _check_commit(self, repo: RepoRow, git_repo: pygit2.Repository, commit: pygit2.Commit) -> list[LfsFile]:
+        """Check the files this commit adds or changes relative to its first parent.
+
+        Every file of a new commit's tree is either unchanged from its first parent (so checked
+        with that parent, or already in the repo) or appears in this diff, merges included."""
+        short = str(commit.id)[:10]
+        if commit.parent_ids:
+            diff = commit.parents[0].tree.diff_to_tree(commit.tree)
+        else:
+            diff = commit.tree.diff_to_tree(swap=True)  # from the empty tree
+        lfs_files = []
+        for delta in diff.deltas:
+            if delta.status == pygit2.enums.DeltaStatus.DELETED:
+                continue
+            new = delta.new_file
+            try:
+                path = check_file_path(new.raw_path.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise BadRequest(f"commit {short}: file names must be UTF-8: {new.raw_path!r}") from None
+            except BadRequest as exc:
+                raise BadRequest(f"commit {short}: {exc.message}") from None
+            if new.mode not in FILE_MODES:
+                raise BadRequest(f"commit {short}: {path} is a symlink or a submodule; only regular files are supported")
+            _type, size = git_repo.odb.read_header(new.id)
+            pointer = parse_pointer(git_repo[new.id].data) if size <= MAX_POINTER_SIZE else None
+            if pointer is not None:
+                if not self.lfs.is_available(repo, pointer.oid, pointer.size):
+                    raise BadRequest(f"commit {short}: {path} points to LFS object {pointer.oid} ({pointer.size} "
+                                     "bytes), which was not uploaded to this repository; push it with git-lfs "
+                                     "(`git lfs install`, then push again)")
+                lfs_files.append((pointer.oid, path, pointer.size))
+            elif size > self.max_regular_bytes:
+                raise BadRequest(f"commit {short}: {path} is {size} bytes; files over {self.max_regular_bytes} "
+                                 "bytes must be stored with git-lfs (`git lfs track`)")
+        return lfs_files
+
+    # --- after git moved the refs (in the server) ----------------------------------------------
+
+    def record(self, repo: RepoRow, plan: PushPlan) -> list[str]:
+        """Make the API show what landed: cached head and card, LFS file names. Returns the refs.
+
+        A ref that does not hold the planned value was refused by git after the check (a lost
+        race, a lock) or already moved again by a later push, which records itself."""
+        git_repo = self.git.open(repo.storage_key)
+        landed = []
+        for update in plan.updates:
+            try:
+                ref = git_repo.references.get(update.ref)
+            except (ValueError, pygit2.GitError):
+                ref = None
+            current = str(ref.target) if ref is not None else None
+            if current != update.new:
+                continue
+            files = plan.lfs_files.get(update.ref)
+            if files:
+                self.store.mark_lfs_committed(repo.id, files, update.ref, utcnow())
+            self.repos.after_ref_update(repo, update.ref, update.new)
+            landed.append(update.ref)
+        return landed

@@ -48,7 +48,7 @@ def _resolve(request: Request) -> Response:
     hub = hub_of(request)
     principal = principal_of(request)
     repo = hub.repos.find(repo_type_from_prefix(request), repo_id_param(request), principal)
-    hub.repos.check_content_access(repo, principal)
+    hub.gating.check(repo, principal)
     git_repo, commit = hub.refs.resolve(repo, param(request, "rev"))
     path = param(request, "path")
     entry = content.get_entry(git_repo, commit, path)
@@ -95,7 +95,7 @@ def tree(request: Request) -> Response:
     hub = hub_of(request)
     principal = principal_of(request)
     repo = hub.repos.find(repo_type_param(request), repo_id_param(request), principal)
-    hub.repos.check_content_access(repo, principal)
+    hub.gating.check(repo, principal)
     git_repo, commit = hub.refs.resolve(repo, param(request, "rev"))
     path = param(request, "path").strip("/") if "path" in request.path_params else ""
     recursive = bool_arg(request, "recursive")
@@ -138,7 +138,7 @@ def _paths_info(request: Request, paths: list[str], expand: bool) -> Response:
     hub = hub_of(request)
     principal = principal_of(request)
     repo = hub.repos.find(repo_type_param(request), repo_id_param(request), principal)
-    hub.repos.check_content_access(repo, principal)
+    hub.gating.check(repo, principal)
     git_repo, commit = hub.refs.resolve(repo, param(request, "rev"))
     out = []
     for path in dict.fromkeys(p.strip("/") for p in paths):

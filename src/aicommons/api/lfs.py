@@ -65,7 +65,7 @@ def _batch(request: Request, operation: str, objects: list) -> Response:
     principal = principal_of(request)
     repo = hub.repos.find(_repo_type(request), _repo_id(request), principal)
     if operation == "download":
-        hub.repos.check_content_access(repo, principal)
+        hub.gating.check(repo, principal)
     else:
         require_uploader(principal)
     base = hub.settings.public_url

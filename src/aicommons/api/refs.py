@@ -71,7 +71,7 @@ def delete_tag(request: Request) -> Response:
 def list_commits(request: Request) -> Response:
     hub = hub_of(request)
     repo = _find(request)
-    hub.repos.check_content_access(repo, principal_of(request))
+    hub.gating.check(repo, principal_of(request))
     git_repo, commit = hub.refs.resolve(repo, param(request, "rev"))
     offset = int_arg(request, "cursor", 0)
     limit = int_arg(request, "limit", COMMITS_PAGE, minimum=1, maximum=1000)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from aicommons.api import commits, discussions, files, lfs, refs, repos, social
+from aicommons.api import commits, discussions, files, gating, lfs, refs, repos, social
 
 REPO = "/api/{types}/{ns}/{name}"
 PREFIXES = ("", "/datasets", "/spaces")
@@ -52,6 +52,10 @@ def hub_routes() -> list[Route]:
         Route(REPO + "/likers", social.likers),
         Route(REPO + "/lfs-files", social.list_lfs_files),
         Route(REPO + "/lfs-files/batch", social.delete_lfs_files, methods=["POST"]),
+        Route(REPO + "/ask-access", gating.ask_access, methods=["POST"]),
+        Route(REPO + "/user-access-request/handle", gating.handle_request, methods=["POST"]),
+        Route(REPO + "/user-access-request/grant", gating.grant, methods=["POST"]),
+        Route(REPO + "/user-access-request/{status}", gating.list_requests),
         Route("/api/{types}/{name}", repos.single_segment_repo),
         Route("/lfs-transfer/{repo_id}/{oid}/{size}", lfs.upload, methods=["PUT"]),
         Route("/lfs-transfer/{repo_id}/{oid}/{size}", lfs.download, methods=["GET"]),

@@ -140,3 +140,16 @@ likes = Table(
     Column("created_at", DateTime, nullable=False),
 )
 Index("ix_likes_repo", likes.c.repo_id)
+
+# Requests for access to gated repos. "auto" gating accepts a request when it is made.
+access_requests = Table(
+    "access_requests", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("status", String(8), nullable=False),  # "pending" | "accepted" | "rejected"
+    Column("fields", JSON),
+    Column("rejection_reason", Text),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("repo_id", "user_id", name="uq_access_requests_repo_user"),
+)

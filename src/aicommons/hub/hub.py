@@ -7,6 +7,7 @@ import secrets
 from pathlib import Path
 
 from aicommons.config import Settings
+from aicommons.db.access_requests import AccessRequestStore
 from aicommons.db.accounts import AccountStore
 from aicommons.db.engine import make_engine, upgrade_schema
 from aicommons.db.repos import RepoStore
@@ -16,6 +17,7 @@ from aicommons.db.discussions import DiscussionStore
 from aicommons.hub.commits import CommitService
 from aicommons.hub.discussions import DiscussionService
 from aicommons.db.likes import LikeStore
+from aicommons.hub.gating import GatingService
 from aicommons.hub.lfs import LfsService
 from aicommons.hub.lfs_files import LfsFileService
 from aicommons.hub.refs import RefService
@@ -55,6 +57,7 @@ class Hub:
                                      settings.max_regular_file_bytes)
         self.discussions = DiscussionService(DiscussionStore(self.engine), self.repos, self.git)
         self.commits.listeners.append(self.discussions.record_commit)
+        self.gating = GatingService(AccessRequestStore(self.engine), account_store)
         self.lfs_files = LfsFileService(self.repo_store, self.repos, self.git)
         self.likes = LikeStore(self.engine)
         self.lfs = LfsService(self.repo_store, self.blobs, load_secret(settings), settings.tmp_dir,

@@ -8,7 +8,7 @@ import pygit2
 
 from aicommons.db.accounts import AccountStore, AlreadyExists
 from aicommons.db.repos import RepoRow, RepoStore
-from aicommons.errors import BadRequest, Conflict, Forbidden, GatedRepo, HubError, RepoNotFound
+from aicommons.errors import BadRequest, Conflict, Forbidden, HubError, RepoNotFound
 from aicommons.gitrepo import GitStore, TreeChange
 from aicommons.gitrepo.trees import apply_changes
 from aicommons.hub import content
@@ -56,14 +56,6 @@ class RepoService:
             raise Forbidden(f"You don't have the rights to write to {repo.full_id}: "
                             "a write token of the owner or of a member of the owning organization is needed")
         return repo
-
-    def check_content_access(self, repo: RepoRow, principal: Principal) -> None:
-        """Gated repos: only the owner side (and admins) read files until access is granted."""
-        if repo.gated and not principal.can_read_owner(repo.owner_id):
-            status = 401 if principal.is_anonymous else 403
-            raise GatedRepo(
-                f"Access to {repo.type} {repo.full_id} is restricted and you are not in the authorized list. "
-                f"Visit the repository page to ask for access.", status=status)
 
     @staticmethod
     def _may_see(repo: RepoRow, principal: Principal) -> bool:

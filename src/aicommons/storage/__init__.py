@@ -1,4 +1,5 @@
-"""Blob storage behind one interface, chosen by URL (``file://`` now; object stores plug in here).
+"""Blob storage behind one interface, chosen by URL: ``file://`` (local disk), ``s3://``, ``gs://``,
+``az://`` (object storage through obstore; see ``object_store.py`` for its configuration).
 
 A backend is a small module plus an entry in ``BACKENDS``; the contract tests in
 ``tests/contracts/test_blobstore.py`` run over every backend.
@@ -11,8 +12,15 @@ from urllib.parse import urlparse
 
 from aicommons.storage.base import BlobStore, StorageError
 
+_OBJECT_STORE = "aicommons.storage.object_store:ObjectBlobStore"
 BACKENDS = {
     "file": "aicommons.storage.local:LocalBlobStore",
+    "s3": _OBJECT_STORE,
+    "s3a": _OBJECT_STORE,
+    "gs": _OBJECT_STORE,
+    "az": _OBJECT_STORE,
+    "abfs": _OBJECT_STORE,
+    "abfss": _OBJECT_STORE,
 }
 
 

@@ -8,6 +8,8 @@ is never visible before its hash has been checked.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Iterator, Protocol
 
@@ -27,6 +29,15 @@ def translate_os_error(exc: OSError) -> StorageError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return StorageFull(f"no space left on the storage device: {exc.strerror}")
     return StorageError(str(exc))
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """A listed blob; ``last_modified`` (UTC, timezone-aware) lets GC keep young blobs."""
+
+    key: str
+    size: int
+    last_modified: datetime
 
 
 class BlobStore(Protocol):
@@ -49,4 +60,8 @@ class BlobStore(Protocol):
 
     def delete(self, key: str) -> None: ...
 
-    def iter_keys(self, prefix: str = "") -> Iterator[str]: ...
+    def iter_keys(self, prefix: str = "") -> Iterator[str]:
+        """Keys under the folder ``prefix`` (e.g. ``"lfs/"``), in no particular order."""
+
+    def list_blobs(self, prefix: str = "") -> Iterator[BlobInfo]:
+        """Like ``iter_keys``, with each blob's size and last-modified time."""

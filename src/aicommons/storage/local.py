@@ -9,11 +9,12 @@ the whole blob, never a partial one.
 from __future__ import annotations
 
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO, Iterator
 from urllib.parse import urlparse
 
-from aicommons.storage.base import StorageError, translate_os_error as _translate
+from aicommons.storage.base import BlobInfo, StorageError, translate_os_error as _translate
 
 
 def fsync_dir(path: Path) -> None:
@@ -79,8 +80,20 @@ class LocalBlobStore:
             raise _translate(exc) from exc
 
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
-        for dirpath, _dirs, files in os.walk(self.root):
+        for info in self.list_blobs(prefix):
+            yield info.key
+
+    def list_blobs(self, prefix: str = "") -> Iterator[BlobInfo]:
+        # A folder prefix ("lfs/") only needs that folder walked.
+        start = self.root / prefix if prefix.endswith("/") else self.root
+        for dirpath, _dirs, files in os.walk(start):
             for name in files:
-                key = os.path.relpath(os.path.join(dirpath, name), self.root)
-                if key.startswith(prefix):
-                    yield key
+                path = os.path.join(dirpath, name)
+                key = os.path.relpath(path, self.root)
+                if not key.startswith(prefix):
+                    continue
+                try:
+                    st = os.stat(path)
+                except FileNotFoundError:
+                    continue  # deleted while we walked
+                yield BlobInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, timezone.utc))

@@ -1,0 +1,59 @@
+"""Gated-repo access requests: ask, list by status, accept/reject, grant."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from aicommons.api.http import (
+    hub_of, json_object, param, principal_of, read_json, repo_id_param, repo_type_param, run_sync, blocking,
+)
+from aicommons.errors import BadRequest
+from aicommons.times import iso_z
+
+
+def _repo(request: Request):
+    return hub_of(request).repos.find(repo_type_param(request), repo_id_param(request), principal_of(request))
+
+
+async def ask_access(request: Request) -> Response:
+    body = await read_json(request, default={})
+    fields = body if isinstance(body, dict) else None
+
+    def run():
+        return hub_of(request).gating.ask(_repo(request), principal_of(request), fields)
+
+    return JSONResponse({"status": await run_sync(run)})
+
+
+@blocking
+def list_requests(request: Request) -> Response:
+    rows = hub_of(request).gating.list(_repo(request), principal_of(request), param(request, "status"))
+    return JSONResponse([{
+        "requestId": str(r["id"]), "status": r["status"], "timestamp": iso_z(r["created_at"]),
+        "fields": r["fields"] or {}, "user": {"user": r["name"], "fullname": r["fullname"], "email": r["email"]},
+    } for r in rows])
+
+
+async def handle_request(request: Request) -> Response:
+    body = json_object(await read_json(request))
+    user, status, reason = body.get("user"), body.get("status"), body.get("rejectionReason")
+    if not isinstance(user, str):
+        raise BadRequest("'user' (string) is required")
+
+    def run():
+        hub_of(request).gating.handle(_repo(request), principal_of(request), user, status, reason)
+
+    await run_sync(run)
+    return JSONResponse({"success": True})
+
+
+async def grant(request: Request) -> Response:
+    body = json_object(await read_json(request))
+    user = body.get("user")
+
+    def run():
+        hub_of(request).gating.handle(_repo(request), principal_of(request), user, "accepted", must_exist=False)
+
+    await run_sync(run)
+    return JSONResponse({"success": True})

@@ -1,0 +1,61 @@
+"""Gated repos: users ask for access; "auto" gating accepts at once, "manual" waits for a
+maintainer. Metadata stays public; files need an accepted request (or being on the owner side)."""
+
+from __future__ import annotations
+
+from aicommons.db.access_requests import AccessRequestStore
+from aicommons.db.accounts import AccountStore
+from aicommons.db.repos import RepoRow
+from aicommons.errors import BadRequest, Forbidden, GatedRepo, HubError, NotFound
+from aicommons.hub.access import Principal
+from aicommons.times import utcnow
+
+STATUSES = ("pending", "accepted", "rejected")
+
+
+class GatingService:
+    def __init__(self, store: AccessRequestStore, accounts: AccountStore):
+        self.store = store
+        self.accounts = accounts
+
+    def check(self, repo: RepoRow, principal: Principal) -> None:
+        if not repo.gated or principal.can_read_owner(repo.owner_id):
+            return
+        if principal.account is not None and self.store.status(repo.id, principal.account.id) == "accepted":
+            return
+        raise GatedRepo(
+            f"Access to {repo.type} {repo.full_id} is restricted and you are not in the authorized list. "
+            "Visit the repository page to ask for access.", status=401 if principal.is_anonymous else 403)
+
+    def ask(self, repo: RepoRow, principal: Principal, fields: dict | None) -> str:
+        if principal.is_anonymous:
+            raise HubError("You must be signed in to ask for access", status=401)
+        if not repo.gated:
+            raise BadRequest(f"{repo.full_id} is not gated")
+        if self.store.status(repo.id, principal.account.id) == "accepted":
+            return "accepted"
+        status = "accepted" if repo.gated == "auto" else "pending"
+        self.store.upsert(repo.id, principal.account.id, status, utcnow(), fields=fields)
+        return status
+
+    def _require_maintainer(self, repo: RepoRow, principal: Principal) -> None:
+        if not principal.can_write_owner(repo.owner_id):
+            raise Forbidden("Only maintainers of the repo manage access requests")
+
+    def list(self, repo: RepoRow, principal: Principal, status: str) -> list[dict]:
+        self._require_maintainer(repo, principal)
+        if status not in STATUSES:
+            raise BadRequest(f"Invalid status {status!r}")
+        return self.store.list(repo.id, status)
+
+    def handle(self, repo: RepoRow, principal: Principal, user_name: str, status: str,
+               rejection_reason: str | None = None, must_exist: bool = True) -> None:
+        self._require_maintainer(repo, principal)
+        if status not in STATUSES:
+            raise BadRequest(f"Invalid status {status!r}")
+        user = self.accounts.get(user_name) if isinstance(user_name, str) else None
+        if user is None or user.kind != "user":
+            raise NotFound(f"No user named {user_name!r}")
+        if must_exist and self.store.status(repo.id, user.id) is None:
+            raise NotFound(f"{user.name} has not asked for access to {repo.full_id}")
+        self.store.upsert(repo.id, user.id, status, utcnow(), rejection_reason=rejection_reason)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from huggingface_hub import hf_hub_download
-from huggingface_hub.errors import GatedRepoError
+from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
 
 from tests.conftest import BOB_TOKEN, auth
 
@@ -41,7 +41,8 @@ def test_gated_repo_flow(api, bob_api, repo_id, http, tmp_path, mode):
 def test_grant_access_and_maintainers_only(api, bob_api, repo_id, tmp_path):
     api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=repo_id)
     api.update_repo_settings(repo_id, gated="manual")
-    with pytest.raises(Exception):
-        bob_api.list_pending_access_requests(repo_id)
+    with pytest.raises(HfHubHTTPError) as err:
+        list(bob_api.list_pending_access_requests(repo_id))
+    assert err.value.response.status_code == 403
     api.grant_access(repo_id, "bob")
     assert hf_hub_download(repo_id, "x.txt", token=BOB_TOKEN, cache_dir=tmp_path)

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from aicommons.db import search
 from aicommons.db.accounts import AlreadyExists
 from aicommons.db.tables import lfs_objects, repo_lfs_objects, repo_redirects, repo_tags, repos
+from aicommons.db.upsert import insert_ignore
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,8 @@ class RepoStore:
             conn.execute(delete(repo_tags).where(repo_tags.c.repo_id == repo_id))
             unique = sorted(set(tags))
             if unique:
-                conn.execute(insert(repo_tags), [{"repo_id": repo_id, "tag": t} for t in unique])
+                # Two replicas refreshing one repo's card at once both delete, then both insert.
+                insert_ignore(conn, repo_tags, [{"repo_id": repo_id, "tag": t} for t in unique])
 
     def count_download(self, repo_id: int) -> None:
         with self.engine.begin() as conn:
@@ -146,7 +148,7 @@ class RepoStore:
     def list(self, q: RepoQuery) -> tuple[list[RepoRow], bool]:
         """Matching repos, newest-first unless sorted, and whether more exist after this page."""
         with self.engine.connect() as conn:
-            clauses = [repos.c.type == q.type, repos.c.disabled.is_(False)]
+            clauses = [search.type_filter(conn, q.type, bool(q.search)), repos.c.disabled.is_(False)]
             visible = repos.c.private.is_(False)
             if q.visible_owner_ids:
                 visible = visible | repos.c.owner_id.in_(q.visible_owner_ids)
@@ -180,22 +182,20 @@ class RepoStore:
     def add_lfs_object(self, repo_id: int, oid: str, size: int, now: datetime) -> None:
         """Record a stored object and grant this repo access to it (idempotent)."""
         with self.engine.begin() as conn:
-            if conn.execute(select(lfs_objects.c.oid).where(lfs_objects.c.oid == oid)).first() is None:
-                conn.execute(insert(lfs_objects).values(oid=oid, size=size, created_at=now))
+            insert_ignore(conn, lfs_objects, {"oid": oid, "size": size, "created_at": now})
             self._grant(conn, repo_id, oid, size, now)
 
     @staticmethod
     def _grant(conn, repo_id: int, oid: str, size: int, now: datetime, filename: str | None = None,
                ref: str | None = None) -> None:
-        exists = conn.execute(select(repo_lfs_objects.c.filename).where(
-            repo_lfs_objects.c.repo_id == repo_id, repo_lfs_objects.c.oid == oid)).first()
-        if exists is None:
-            conn.execute(insert(repo_lfs_objects).values(repo_id=repo_id, oid=oid, size=size, filename=filename,
-                                                         ref=ref, pushed_at=now))
-        elif exists.filename is None and filename is not None:
+        # Insert-or-ignore, then fill the name in: two replicas granting the same object at once
+        # (an upload retried elsewhere) must not collide on the key.
+        inserted = insert_ignore(conn, repo_lfs_objects, {"repo_id": repo_id, "oid": oid, "size": size,
+                                                          "filename": filename, "ref": ref, "pushed_at": now})
+        if not inserted and filename is not None:
             conn.execute(update(repo_lfs_objects).where(
-                repo_lfs_objects.c.repo_id == repo_id, repo_lfs_objects.c.oid == oid).values(
-                filename=filename, ref=ref))
+                repo_lfs_objects.c.repo_id == repo_id, repo_lfs_objects.c.oid == oid,
+                repo_lfs_objects.c.filename.is_(None)).values(filename=filename, ref=ref))
 
     def mark_lfs_committed(self, repo_id: int, files: list[tuple[str, str, int]], ref: str, now: datetime) -> None:
         """Note the path under which each (oid, path, size) was first committed."""

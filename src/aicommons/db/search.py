@@ -55,3 +55,15 @@ def id_contains(conn: Connection, term: str) -> ColumnElement[bool]:
             .columns(column("rowid", Integer))
         )
     return repos.c.full_id_lower.like(f"%{_escape_like(term)}%", escape="\\")
+
+
+def type_filter(conn: Connection, repo_type: str, searching: bool) -> ColumnElement[bool]:
+    """The ``type = ?`` clause of a listing.
+
+    While searching on SQLite it is written ``+type`` so that the planner cannot use the
+    (type, id) index to scan every repo of the type, and drives the query from the trigram
+    matches instead (5 ms instead of 100+ ms at 200k repos, bench/search_bench.py).
+    """
+    if searching and conn.dialect.name == "sqlite":
+        return text("+repos.type = :repo_type").bindparams(repo_type=repo_type)
+    return repos.c.type == repo_type

@@ -28,14 +28,18 @@ SETTINGS: tuple[Setting, ...] = (
             "SQLAlchemy URL of the metadata database. Empty: SQLite file `<DATA_DIR>/hub.db`. "
             "`postgresql://user:pass@host/db` uses PostgreSQL (psycopg 3)."),
     Setting("STORAGE_URL", "",
-            "Where large-file blobs live. Empty: `file://<DATA_DIR>/blobs`."),
+            "Where large-file blobs live. Empty: `file://<DATA_DIR>/blobs`. Object storage: "
+            "`s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`; obstore config keys may "
+            "follow as query parameters (`?endpoint=...&region=...`), credentials come from the cloud's "
+            "standard variables (`AWS_*`, `GOOGLE_*`, `AZURE_*`). See docs/deploy.md."),
     Setting("GIT_DIR", "",
             "Folder of the bare git repositories. Empty: `<DATA_DIR>/git`. Shared between replicas."),
     Setting("HOST", "127.0.0.1", "Interface `aicommons serve` listens on."),
     Setting("PORT", "8000", "Port `aicommons serve` listens on."),
     Setting("PUBLIC_URL", "",
-            "Base URL clients use to reach the hub (put in returned URLs and pagination links). "
-            "Empty: `http://<HOST>:<PORT>`."),
+            "Base URL clients use to reach the hub, put in returned URLs and pagination links. "
+            "Empty: taken from each request's `Host` header (and `X-Forwarded-Proto` behind a proxy), "
+            "which is what clients configured; set it when a proxy rewrites the host."),
     Setting("MAX_REGULAR_FILE_BYTES", str(10 * 1024 * 1024),
             "Largest file accepted inline in a commit (base64 `file` lines); bigger files must use LFS."),
     Setting("MAX_COMMIT_BODY_BYTES", str(1024 * 1024 * 1024),
@@ -49,6 +53,14 @@ SETTINGS: tuple[Setting, ...] = (
             "Key that signs upload URLs. Empty: a random key kept in `<DATA_DIR>/secret_key`. "
             "Replicas must share it."),
     Setting("LOG_LEVEL", "info", "Log level of the server."),
+    Setting("JOB_WORKERS", "1",
+            "Background-job worker threads each `aicommons serve` runs in-process (0: none; then run "
+            "`aicommons worker`). Jobs are queued in the database and each runs once."),
+    Setting("GC_GRACE_HOURS", "24",
+            "Blob GC deletes only unreferenced blobs older than this; must exceed the longest upload."),
+    Setting("GC_INTERVAL_HOURS", "0",
+            "Run blob GC (applying deletions) every this many hours through the job workers. 0: never; "
+            "run `aicommons gc --apply` yourself."),
 )
 
 
@@ -74,6 +86,9 @@ class Settings:
     upload_url_ttl_seconds: int
     secret_key: str
     log_level: str
+    job_workers: int
+    gc_grace_hours: float
+    gc_interval_hours: float
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -88,7 +103,7 @@ class Settings:
             git_dir=Path(_env("GIT_DIR") or data_dir / "git"),
             host=host,
             port=port,
-            public_url=(_env("PUBLIC_URL") or f"http://{host}:{port}").rstrip("/"),
+            public_url=_env("PUBLIC_URL").rstrip("/"),
             max_regular_file_bytes=int(_env("MAX_REGULAR_FILE_BYTES")),
             max_commit_body_bytes=int(_env("MAX_COMMIT_BODY_BYTES")),
             max_json_body_bytes=int(_env("MAX_JSON_BODY_BYTES")),
@@ -97,6 +112,9 @@ class Settings:
             upload_url_ttl_seconds=int(_env("UPLOAD_URL_TTL_SECONDS")),
             secret_key=_env("SECRET_KEY"),
             log_level=_env("LOG_LEVEL"),
+            job_workers=int(_env("JOB_WORKERS")),
+            gc_grace_hours=float(_env("GC_GRACE_HOURS")),
+            gc_interval_hours=float(_env("GC_INTERVAL_HOURS")),
         )
         values.update(overrides)
         return cls(**values)

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from aicommons.api.formats import repo_url
-from aicommons.api.http import hub_of, json_object, param, principal_of, read_body, read_json, repo_id_param, \
+from aicommons.api.http import base_url, hub_of, json_object, param, principal_of, read_body, read_json, repo_id_param, \
     repo_type_param, run_sync
 from aicommons.errors import BadRequest, RevisionNotFound
 from aicommons.hub import content
@@ -145,7 +145,7 @@ def _commit(request: Request, payload: CommitRequest) -> Response:
                                       base=revision, status="open", start_sha=start_sha)
             return f"refs/pr/{pr.num}"
     result = hub.commits.commit(repo, principal, revision, payload, open_pull_request=opener)
-    base = repo_url(hub.settings.public_url, repo)
+    base = repo_url(base_url(request), repo)
     out = {"success": True, "commitOid": result.oid, "commitUrl": f"{base}/commit/{result.oid}", "hookOutput": ""}
     if result.ref.startswith("refs/pr/"):
         out["pullRequestUrl"] = f"{base}/discussions/{result.ref.rsplit('/', 1)[1]}"

@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse, Response
 
 from aicommons.api.formats import repo_url
 from aicommons.api.http import (
+    base_url,
     blocking, bool_arg, hub_of, int_arg, json_object, param, principal_of, read_json, repo_id_param,
     repo_type_param, run_sync,
 )
@@ -75,7 +76,7 @@ async def create_discussion(request: Request) -> Response:
         repo = _repo(request)
         d = hub.discussions.open(repo, principal_of(request), body.get("title"), description,
                                  bool(body.get("pullRequest", False)))
-        return JSONResponse({"num": d.num, "url": f"{repo_url(hub.settings.public_url, repo)}/discussions/{d.num}",
+        return JSONResponse({"num": d.num, "url": f"{repo_url(base_url(request), repo)}/discussions/{d.num}",
                              "pullRequest": d.is_pull_request})
 
     return await run_sync(run)

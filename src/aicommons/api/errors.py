@@ -39,7 +39,9 @@ def moved_response(request: Request, exc: RepoMoved) -> Response:
     location = raw[:index] + new + raw[index + len(old):] if index >= 0 else raw
     if request.url.query:
         location += "?" + request.url.query
-    base = request.app.state.hub.settings.public_url
+    from aicommons.api.http import base_url
+
+    base = base_url(request)
     return RedirectResponse(base + location, status_code=307)
 
 

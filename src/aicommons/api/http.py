@@ -23,6 +23,16 @@ def hub_of(request: Request) -> Hub:
     return request.app.state.hub
 
 
+def base_url(request: Request) -> str:
+    """The hub's public base URL: the configured one, else the one this client used."""
+    configured = hub_of(request).settings.public_url
+    if configured:
+        return configured
+    host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
+    scheme = request.headers.get("x-forwarded-proto") or request.url.scheme
+    return f"{scheme}://{host}"
+
+
 def principal_of(request: Request) -> Principal:
     return request.state.principal
 
@@ -115,5 +125,5 @@ def next_link(request: Request, cursor: int) -> str:
     items = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
     items.append(("cursor", str(cursor)))
     raw = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
-    url = f"{hub_of(request).settings.public_url}{raw}?{urlencode(items)}"
+    url = f"{base_url(request)}{raw}?{urlencode(items)}"
     return f'<{url}>; rel="next"'

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from aicommons.api.files import LargeFileResponse, PRESIGNED_TTL
-from aicommons.api.http import hub_of, json_object, param, principal_of, read_json, run_sync
+from aicommons.api.http import base_url, hub_of, json_object, param, principal_of, read_json, run_sync
 from aicommons.errors import BadRequest, EntryNotFound, Forbidden, HubError, NotFound
 from aicommons.hub.lfs import OID_RE, blob_key
 from aicommons.hub.names import REPO_TYPE_PREFIX
@@ -68,7 +68,7 @@ def _batch(request: Request, operation: str, objects: list) -> Response:
         hub.gating.check(repo, principal)
     else:
         require_uploader(principal)
-    base = hub.settings.public_url
+    base = base_url(request)
     out = []
     for obj in objects:
         checked = hub.lfs.check_object(obj)
@@ -85,7 +85,9 @@ def _batch(request: Request, operation: str, objects: list) -> Response:
                 item["actions"] = {
                     "upload": {"href": f"{base}/lfs-transfer/{repo.id}/{oid}/{size}?{query}", "expires_in": hub.lfs.url_ttl},
                     "verify": {"href": f"{base}/{REPO_TYPE_PREFIX[repo.type]}{repo.full_id}.git/info/lfs/objects/verify",
-                               "expires_in": hub.lfs.url_ttl},
+                               "expires_in": hub.lfs.url_ttl,
+                               # git-lfs adds no credentials to the actions of an "authenticated" object
+                               "header": {"Authorization": request.headers.get("authorization", "")}},
                 }
         elif available:
             query = hub.lfs.signed_query("download", repo.id, oid, size)

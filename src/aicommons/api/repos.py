@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse, Response
 
 from aicommons.api import formats
 from aicommons.api.http import (
+    base_url,
     blocking, bool_arg, hub_of, int_arg, json_object, next_link, param, principal_of, read_json,
     repo_id_param, repo_type_param, run_sync,
 )
@@ -39,7 +40,7 @@ async def create_repo(request: Request) -> Response:
     hub = hub_of(request)
     repo, created = await run_sync(hub.repos.create, principal_of(request), body.get("type") or "model",
                                    name, organization, _visibility(body))
-    url = formats.repo_url(hub.settings.public_url, repo)
+    url = formats.repo_url(base_url(request), repo)
     if not created:
         return JSONResponse({"error": "You already created this repo", "url": url}, status_code=409,
                             headers={"X-Error-Message": "You already created this repo"})
@@ -63,7 +64,7 @@ async def move_repo(request: Request) -> Response:
         raise BadRequest("'fromRepo' and 'toRepo' (strings) are required")
     hub = hub_of(request)
     repo = await run_sync(hub.repos.move, principal_of(request), body.get("type") or "model", src, dst)
-    return JSONResponse({"url": formats.repo_url(hub.settings.public_url, repo)})
+    return JSONResponse({"url": formats.repo_url(base_url(request), repo)})
 
 
 async def update_settings(request: Request) -> Response:

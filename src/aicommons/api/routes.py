@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from aicommons.api import commits, discussions, files, gating, lfs, refs, repos, social
+from aicommons.api.git_http import git_routes
 
 REPO = "/api/{types}/{ns}/{name}"
 PREFIXES = ("", "/datasets", "/spaces")
@@ -67,4 +68,5 @@ def hub_routes() -> list[Route]:
             Route(prefix + "/{ns}/{name}.git/info/lfs/objects/batch", lfs.batch, methods=["POST"]),
             Route(prefix + "/{ns}/{name}.git/info/lfs/objects/verify", lfs.verify, methods=["POST"]),
         ]
+    routes += git_routes()
     return routes

@@ -40,7 +40,7 @@ def test_transformers_from_pretrained_and_revisions(api, tiny_bert, live_hub):
     api.create_repo(repo)
     api.upload_folder(folder_path=tiny_bert, repo_id=repo)
     api.create_tag(repo, tag="v1")
-    api.upload_file(path_or_fileobj=b"# card", path_in_repo="README.md", repo_id=repo)
+    api.upload_file(path_or_fileobj=b"---\nlicense: mit\n---\n# card", path_in_repo="README.md", repo_id=repo)
     config = AutoConfig.from_pretrained(repo, token=ALICE_TOKEN)
     assert config.hidden_size == 32
     tokenizer = AutoTokenizer.from_pretrained(repo, revision="v1", token=ALICE_TOKEN)

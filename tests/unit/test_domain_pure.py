@@ -49,6 +49,8 @@ def test_card_metadata_becomes_tags():
 
 def test_validate_yaml():
     assert validate_yaml("---\nlicense: mit\n---\n") == ([], [])
+    errors, warnings = validate_yaml("A card without metadata")
+    assert errors == [] and "missing YAML metadata" in warnings[0]["message"]
     errors, _ = validate_yaml("---\nlicense: [\n---\n")
     assert errors and "Invalid YAML" in errors[0]["message"]
     errors, _ = validate_yaml("---\n- a list\n---\n")

@@ -92,6 +92,9 @@ def validate_yaml(content: str) -> tuple[list[dict], list[dict]]:
     except CardError as exc:
         return [{"message": str(exc)}], []
     warnings = []
+    if not data:
+        warnings.append({"message": "Empty or missing YAML metadata in the card: add a front matter with at "
+                                    "least a license (see the model/dataset card documentation)"})
     if data and "license" in data and not isinstance(data["license"], (str, list)):
         warnings.append({"message": "'license' should be a string or a list of strings"})
     return [], warnings

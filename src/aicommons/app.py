@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from starlette.applications import Starlette
@@ -20,8 +21,21 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Star
     settings = settings or Settings.from_env()
     hub = hub or Hub(settings)
     logging.basicConfig(level=settings.log_level.upper())
+    # Inference loads torch lazily, on the first request for a model: building the service is cheap.
+    from aicommons.hub.snapshots import HubModelSource
+    from aicommons.inference import build_inference_service, inference_routes
+
+    inference = build_inference_service(settings, HubModelSource(hub))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        await inference.close()
+        hub.close()
+
     app = Starlette(
-        routes=hub_routes(),
+        lifespan=lifespan,
+        routes=hub_routes() + inference_routes(inference),
         middleware=[
             Middleware(RequestIdMiddleware),
             Middleware(RawPathMiddleware),
@@ -30,4 +44,5 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Star
         exception_handlers={HubError: hub_error_handler, StorageError: storage_error_handler},
     )
     app.state.hub = hub
+    app.state.inference = inference
     return app

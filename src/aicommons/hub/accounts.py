@@ -10,7 +10,7 @@ import secrets
 from aicommons.db.accounts import Account, AccountStore, AlreadyExists
 from aicommons.errors import BadRequest, Conflict, NotFound, Unauthorized
 from aicommons.hub.access import Principal
-from aicommons.hub.names import check_repo_name
+from aicommons.hub.names import check_namespace
 
 TOKEN_ROLES = ("read", "write")
 INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
@@ -40,7 +40,7 @@ class AccountService:
 
     def create_user(self, name: str, fullname: str = "", email: str | None = None,
                     password: str | None = None, is_admin: bool = False) -> Account:
-        check_repo_name(name, "user name")
+        check_namespace(name, "user name")
         try:
             return self.store.create(name, "user", fullname=fullname, email=email,
                                      password_hash=hash_password(password) if password else None,
@@ -49,7 +49,7 @@ class AccountService:
             raise Conflict(f"The name {name!r} is already taken") from None
 
     def create_org(self, name: str, fullname: str = "", members: list[str] = ()) -> Account:
-        check_repo_name(name, "organization name")
+        check_namespace(name, "organization name")
         users = [self.require(m, kind="user") for m in members]
         try:
             org = self.store.create(name, "org", fullname=fullname)

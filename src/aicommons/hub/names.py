@@ -21,6 +21,21 @@ MAX_PATH_BYTES = 1024
 MAX_SEGMENT_BYTES = 255
 
 
+# Names that would collide with top-level URL paths (``/api``, ``/datasets/...``, ``/models/...``
+# for inference, ``/v1`` for the OpenAI API...) cannot be user or organisation names.
+RESERVED_NAMESPACES = frozenset({
+    "api", "datasets", "spaces", "models", "v1", "lfs-transfer", "xet-cas", "docs", "login", "logout",
+    "settings", "new", "static", "metrics", "health", "organizations", "users", "search", "admin",
+})
+
+
+def check_namespace(name: str, what: str) -> str:
+    check_repo_name(name, what)
+    if name.lower() in RESERVED_NAMESPACES:
+        raise BadRequest(f"Invalid {what} {name!r}: this name is reserved")
+    return name
+
+
 def check_repo_type(value: str | None) -> str:
     value = value or "model"
     if value not in REPO_TYPES:

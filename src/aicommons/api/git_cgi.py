@@ -86,6 +86,7 @@ class CgiResponse:
         self.env = env
         self.after = after
         self.kill_on_disconnect = kill_on_disconnect
+        self.killed = False
 
     async def __call__(self, scope, receive, send) -> None:
         # A session of its own, so that the program and its children (upload-pack, the hook)
@@ -112,7 +113,9 @@ class CgiResponse:
         for stream in (process.stdin, process.stdout, process.stderr):  # unblocks a program writing to no one
             await stream.aclose()
         await process.wait()
-        if process.returncode != 0 or stderr:
+        if self.killed:
+            log.info("%s stopped: the client went away", self.argv[-1])
+        elif process.returncode != 0 or stderr:
             log.warning("%s exited with %s: %s", self.argv[-1], process.returncode,
                         stderr.decode("utf-8", "replace").strip())
         if self.after is not None:
@@ -126,8 +129,8 @@ class CgiResponse:
         else:
             await client.body(b"", more=False)
 
-    @staticmethod
-    def _kill(process: Process) -> None:
+    def _kill(self, process: Process) -> None:
+        self.killed = True
         try:
             os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:

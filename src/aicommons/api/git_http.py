@@ -132,7 +132,12 @@ def record_push(hub: Hub, repo: RepoRow, plan_path: Path) -> None:
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The settings as the environment ``Settings.from_env()`` reads back (for the hook)."""
-    return {f"AICOMMONS_{s.name}": str(getattr(settings, s.name.lower())) for s in SETTINGS}
+    env = {}
+    for setting in SETTINGS:
+        value = getattr(settings, setting.name.lower())
+        # Absolute: the hook runs in the repo's folder, not in the server's working directory.
+        env[f"AICOMMONS_{setting.name}"] = str(value.resolve() if isinstance(value, Path) else value)
+    return env
 
 
 def ensure_hooks(settings: Settings) -> Path:

@@ -152,7 +152,8 @@ class PushService:
         return obj
 
     @staticmethod
-    def _new_commits(git_repo: pygit2.Repository, tip: pygit2.Commit, known: list[pygit2.Oid]) -> Iterator[pygit2.Commit]:
+    def _new_commits(git_repo: pygit2.Repository, tip: pygit2.Commit,
+                     known: list[pygit2.Oid]) -> Iterator[pygit2.Commit]:
         walker = git_repo.walk(tip.id, pygit2.enums.SortMode.TOPOLOGICAL)
         for oid in known:
             walker.hide(oid)
@@ -180,7 +181,8 @@ class PushService:
             except BadRequest as exc:
                 raise BadRequest(f"commit {short}: {exc.message}") from None
             if new.mode not in FILE_MODES:
-                raise BadRequest(f"commit {short}: {path} is a symlink or a submodule; only regular files are supported")
+                raise BadRequest(f"commit {short}: {path} is a symlink or a submodule; "
+                                 "only regular files are supported")
             _type, size = git_repo.odb.read_header(new.id)
             pointer = parse_pointer(git_repo[new.id].data) if size <= MAX_POINTER_SIZE else None
             if pointer is not None:

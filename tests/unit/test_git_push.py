@@ -1,0 +1,61 @@
+"""The pure parts of git over HTTP: push rules, the hook's input, the CGI response head."""
+
+from __future__ import annotations
+
+import pytest
+
+from aicommons.api.git_cgi import _split_head, parse_cgi_head
+from aicommons.api.git_http import settings_env
+from aicommons.config import Settings
+from aicommons.errors import BadRequest, Forbidden
+from aicommons.hub.push import ZERO_OID, PushPlan, RefUpdate, check_ref_update, parse_updates
+
+A, B = "a" * 40, "b" * 40
+
+
+def test_parse_updates_maps_zero_ids_to_create_and_delete():
+    text = f"{ZERO_OID} {A} refs/heads/new\n{A} {B} refs/heads/main\n{B} {ZERO_OID} refs/tags/v1\n"
+    assert parse_updates(text) == [RefUpdate("refs/heads/new", None, A), RefUpdate("refs/heads/main", A, B),
+                                   RefUpdate("refs/tags/v1", B, None)]
+
+
+@pytest.mark.parametrize("update", [
+    RefUpdate("refs/heads/main", A, B), RefUpdate("refs/heads/dev", None, A), RefUpdate("refs/heads/dev", A, None),
+    RefUpdate("refs/tags/v1.0", None, A), RefUpdate("refs/tags/v1.0", A, None),
+])
+def test_branches_and_tags_may_be_pushed(update):
+    check_ref_update(update)
+
+
+@pytest.mark.parametrize("update, error", [
+    (RefUpdate("refs/heads/main", A, None), Forbidden),
+    (RefUpdate("refs/pr/1", None, A), Forbidden),
+    (RefUpdate("refs/convert/parquet", None, A), Forbidden),
+    (RefUpdate("refs/notes/commits", None, A), Forbidden),
+    (RefUpdate(f"refs/heads/{A}", None, A), BadRequest),  # a branch named like a commit id
+    (RefUpdate("refs/tags/with space", None, A), BadRequest),
+])
+def test_refs_the_hub_manages_and_bad_names_are_refused(update, error):
+    with pytest.raises(error):
+        check_ref_update(update)
+
+
+def test_push_plan_round_trips_through_json():
+    plan = PushPlan([RefUpdate("refs/heads/main", A, B)], {"refs/heads/main": [("c" * 64, "w.bin", 3)]})
+    assert PushPlan.from_json(plan.to_json()) == plan
+
+
+def test_cgi_head_is_split_and_parsed():
+    raw = b"Status: 403 Forbidden\r\nContent-Type: text/plain\r\nExpires: Fri, 01 Jan 1980\r\n\r\nbody"
+    head, rest = _split_head(raw)
+    assert rest == b"body"
+    assert parse_cgi_head(head) == (403, [(b"content-type", b"text/plain"), (b"expires", b"Fri, 01 Jan 1980")])
+    assert _split_head(b"Content-Type: x\r\n") is None
+    assert parse_cgi_head(b"Content-Type: application/x-git-upload-pack-result")[0] == 200
+
+
+def test_settings_travel_to_the_hook_through_the_environment(tmp_path, monkeypatch):
+    settings = Settings.from_env(data_dir=str(tmp_path), port=1234)
+    for key, value in settings_env(settings).items():
+        monkeypatch.setenv(key, value)
+    assert Settings.from_env() == settings

@@ -11,6 +11,7 @@ from starlette.middleware import Middleware
 from aicommons.api.errors import hub_error_handler, storage_error_handler
 from aicommons.api.middleware import AuthMiddleware, RawPathMiddleware, RequestIdMiddleware
 from aicommons.api.routes import hub_routes
+from aicommons.web.routes import web_routes
 from aicommons.config import Settings
 from aicommons.errors import HubError
 from aicommons.hub.hub import Hub
@@ -35,7 +36,8 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Star
 
     app = Starlette(
         lifespan=lifespan,
-        routes=hub_routes() + inference_routes(inference),
+        # The web UI's catch-all patterns come last, so API, git and inference routes win.
+        routes=hub_routes() + inference_routes(inference) + web_routes(),
         middleware=[
             Middleware(RequestIdMiddleware),
             Middleware(RawPathMiddleware),

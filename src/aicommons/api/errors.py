@@ -48,6 +48,10 @@ def moved_response(request: Request, exc: RepoMoved) -> Response:
 async def hub_error_handler(request: Request, exc: Exception) -> Response:
     if isinstance(exc, RepoMoved):
         return moved_response(request, exc)
+    if request.scope.get("aicommons.web"):
+        from aicommons.web.context import error_page
+
+        return error_page(request, exc.status, exc.message)
     return error_response(exc)
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from aicommons.db.tables import accounts, memberships, tokens
+from aicommons.db.upsert import insert_ignore
 from aicommons.times import utcnow
 
 
@@ -79,9 +80,10 @@ class AccountStore:
 
     def add_member(self, org_id: int, user_id: int, role: str = "write") -> None:
         with self.engine.begin() as conn:
-            conn.execute(delete(memberships).where(memberships.c.org_id == org_id,
-                                                   memberships.c.user_id == user_id))
-            conn.execute(insert(memberships).values(org_id=org_id, user_id=user_id, role=role))
+            # Upsert (not delete + insert): safe when two replicas add the same member at once.
+            if not insert_ignore(conn, memberships, {"org_id": org_id, "user_id": user_id, "role": role}):
+                conn.execute(update(memberships).where(memberships.c.org_id == org_id,
+                                                       memberships.c.user_id == user_id).values(role=role))
 
     def orgs_of(self, user_id: int) -> list[tuple[Account, str]]:
         query = (select(accounts, memberships.c.role)
@@ -120,6 +122,10 @@ class AccountStore:
     def delete_token(self, token_hash: str) -> bool:
         with self.engine.begin() as conn:
             return conn.execute(delete(tokens).where(tokens.c.token_hash == token_hash)).rowcount > 0
+
+    def delete_token_by_id(self, user_id: int, token_id: int) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(delete(tokens).where(tokens.c.id == token_id, tokens.c.user_id == user_id)).rowcount > 0
 
     def list_tokens(self, user_id: int) -> list[TokenRow]:
         with self.engine.connect() as conn:

@@ -100,6 +100,10 @@ class AccountService:
             raise Unauthorized(INVALID_CREDENTIALS)
         return self._principal(account, "write", None, key=f"user:{account.id}")
 
+    def principal_for_account(self, account: Account) -> Principal:
+        """A signed-in web session: full rights of the user (the web UI checks CSRF itself)."""
+        return self._principal(account, "write", None, key=f"user:{account.id}")
+
     def _principal(self, account: Account, role: str, token_name: str | None, key: str) -> Principal:
         orgs = {org.id: member_role for org, member_role in self.store.orgs_of(account.id)}
         return Principal(key=key, account=account, token_role=role, token_name=token_name, org_roles=orgs)

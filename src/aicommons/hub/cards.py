@@ -19,15 +19,20 @@ class Card:
     pipeline_tag: str | None = None
 
 
-def split_front_matter(text: str) -> str | None:
-    """The YAML between the leading ``---`` fences, or None when the card has none."""
+def split_card(text: str) -> tuple[str | None, str]:
+    """(the YAML between the leading ``---`` fences or None, the markdown body after them)."""
     lines = text.lstrip("\ufeff").splitlines()
     if not lines or lines[0].strip() != "---":
-        return None
+        return None, text
     for i, line in enumerate(lines[1:], start=1):
         if line.strip() == "---":
-            return "\n".join(lines[1:i])
+            return "\n".join(lines[1:i]), "\n".join(lines[i + 1:])
     raise CardError("The YAML front matter is not closed with '---'")
+
+
+def split_front_matter(text: str) -> str | None:
+    """The YAML between the leading ``---`` fences, or None when the card has none."""
+    return split_card(text)[0]
 
 
 def parse_metadata(text: str) -> dict | None:

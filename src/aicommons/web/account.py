@@ -1,0 +1,127 @@
+"""Signing in and out, access tokens, creating repos, repo settings, user pages."""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from aicommons.db.repos import RepoQuery
+from aicommons.errors import HubError, NotFound, Unauthorized
+from aicommons.web import session
+from aicommons.web.browse import find_repo, path_param
+from aicommons.web.context import hub_of, page_handler
+from aicommons.web.render import page, repo_path
+
+
+def _safe_next(target: str | None) -> str:
+    """Only local paths: an open redirect would let a link send people elsewhere after sign-in."""
+    if not target or not target.startswith("/") or target.startswith("//") or urlparse(target).netloc:
+        return "/"
+    return target
+
+
+@page_handler
+def login(request: Request) -> Response:
+    if request.method == "GET":
+        return page(request, "login.html", error=None, next=_safe_next(request.query_params.get("next")))
+    form = request.state.web.form
+    hub = hub_of(request)
+    try:
+        principal = hub.accounts.principal_for_password(form.get("username", ""), form.get("password", ""))
+    except Unauthorized:
+        return page(request, "login.html", status=401, error="Wrong user name or password",
+                    next=_safe_next(form.get("next")))
+    response = RedirectResponse(_safe_next(form.get("next")), status_code=303)
+    response.set_cookie(session.COOKIE, session.make_cookie(hub.lfs.secret, principal.account.id),
+                        max_age=session.LIFETIME, httponly=True, samesite="lax",
+                        secure=request.url.scheme == "https")
+    return response
+
+
+@page_handler
+def logout(request: Request) -> Response:
+    response = RedirectResponse("/", status_code=303)
+    response.delete_cookie(session.COOKIE)
+    return response
+
+
+def _signed_in_or_redirect(request: Request):
+    if request.state.web.principal.is_anonymous:
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+    return None
+
+
+@page_handler
+def tokens(request: Request) -> Response:
+    redirect = _signed_in_or_redirect(request)
+    if redirect:
+        return redirect
+    hub = hub_of(request)
+    account = request.state.web.principal.account
+    created = None
+    if request.method == "POST":
+        form = request.state.web.form
+        if form.get("action") == "create":
+            created = hub.accounts.create_token(account.name, role=form.get("role", "read"),
+                                                name=form.get("name") or None)
+        elif form.get("action") == "revoke" and form.get("token_id", "").isdigit():
+            hub.accounts.store.delete_token_by_id(account.id, int(form["token_id"]))
+    return page(request, "tokens.html", tokens=hub.accounts.store.list_tokens(account.id), created=created)
+
+
+@page_handler
+def new_repo(request: Request) -> Response:
+    redirect = _signed_in_or_redirect(request)
+    if redirect:
+        return redirect
+    hub = hub_of(request)
+    principal = request.state.web.principal
+    owners = [principal.account.name] + [o.name for o, role in hub.accounts.store.orgs_of(principal.account.id)
+                                          if role in ("write", "admin")]
+    if request.method == "GET":
+        return page(request, "new.html", owners=owners, error=None)
+    form = request.state.web.form
+    try:
+        repo, created = hub.repos.create(principal, form.get("type", "model"), form.get("name", ""),
+                                         form.get("owner") or None, form.get("visibility") == "private")
+    except HubError as exc:
+        return page(request, "new.html", status=exc.status, owners=owners, error=exc.message)
+    if not created:
+        return page(request, "new.html", status=409, owners=owners, error=f"{repo.full_id} already exists")
+    return RedirectResponse(repo_path(repo.type, repo.full_id), status_code=303)
+
+
+@page_handler
+def repo_settings(request: Request) -> Response:
+    hub = hub_of(request)
+    principal = request.state.web.principal
+    repo = find_repo(request)
+    repo = hub.repos.find(repo.type, repo.full_id, principal, write=True)
+    if request.method == "POST":
+        form = request.state.web.form
+        if form.get("action") == "delete":
+            if form.get("confirm") != repo.full_id:
+                return page(request, "settings.html", status=400, repo=repo,
+                            error="Type the full repo id to confirm the deletion")
+            hub.repos.delete(principal, repo.type, repo.full_id)
+            return RedirectResponse("/", status_code=303)
+        gated = form.get("gated", "false")
+        hub.repos.update_settings(principal, repo, form.get("visibility") == "private",
+                                  False if gated == "false" else gated)
+        return RedirectResponse(f"{repo_path(repo.type, repo.full_id)}/settings", status_code=303)
+    return page(request, "settings.html", repo=repo, error=None)
+
+
+@page_handler
+def profile(request: Request) -> Response:
+    hub = hub_of(request)
+    name = path_param(request, "user")
+    account = hub.accounts.store.get(name)
+    if account is None:
+        raise NotFound(f"No user or organization named {name}")
+    visible = request.state.web.principal.visible_owner_ids()
+    repos = {t: hub.repo_store.list(RepoQuery(type=t, author=account.name, limit=100, visible_owner_ids=visible))[0]
+             for t in ("model", "dataset", "space")}
+    return page(request, "profile.html", account=account, repos=repos)

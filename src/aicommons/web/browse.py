@@ -1,0 +1,126 @@
+"""Browsing pages: home, listings with search, a repo's card, files, file view, commits."""
+
+from __future__ import annotations
+
+from itertools import islice
+from urllib.parse import unquote
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from aicommons.db.repos import RepoQuery
+from aicommons.errors import EntryNotFound, GatedRepo, NotFound
+from aicommons.hub import content
+from aicommons.hub.cards import card_from_readme
+from aicommons.hub.names import PLURAL_TO_TYPE
+from aicommons.web.context import hub_of, page_handler
+from aicommons.web.render import card_html, page
+
+PAGE = 30
+MAX_PREVIEW = 512 * 1024
+TRY_TASKS = {"text-generation", "feature-extraction", "sentence-similarity", "text-classification", "fill-mask",
+             "token-classification"}
+
+
+def repo_type_of(request: Request) -> str:
+    first = request.url.path.split("/", 2)[1]
+    return {"datasets": "dataset", "spaces": "space"}.get(first, "model")
+
+
+def path_param(request: Request, name: str, default: str = "") -> str:
+    return unquote(request.path_params.get(name, default))
+
+
+def find_repo(request: Request):
+    hub = hub_of(request)
+    principal = request.state.web.principal
+    repo_id = f"{path_param(request, 'ns')}/{path_param(request, 'name')}"
+    return hub.repos.find(repo_type_of(request), repo_id, principal)
+
+
+def _query(request: Request, repo_type: str, limit: int, offset: int = 0) -> RepoQuery:
+    params = request.query_params
+    return RepoQuery(type=repo_type, search=params.get("search") or None, author=params.get("author") or None,
+                     filters=tuple(f for f in params.getlist("filter") if f), sort=params.get("sort") or None,
+                     offset=offset, limit=limit,
+                     visible_owner_ids=request.state.web.principal.visible_owner_ids())
+
+
+@page_handler
+def home(request: Request) -> Response:
+    store = hub_of(request).repo_store
+    sections = {t: store.list(_query(request, t, 8))[0] for t in ("model", "dataset", "space")}
+    return page(request, "home.html", sections=sections)
+
+
+@page_handler
+def listing(request: Request) -> Response:
+    plural = request.url.path.strip("/")
+    repo_type = PLURAL_TO_TYPE[plural]
+    raw_page = request.query_params.get("p", "0")
+    number = int(raw_page) if raw_page.isdigit() else 0
+    rows, more = hub_of(request).repo_store.list(_query(request, repo_type, PAGE, number * PAGE))
+    return page(request, "listing.html", plural=plural, repo_type=repo_type, repos=rows, more=more, number=number,
+                search=request.query_params.get("search", ""), sort=request.query_params.get("sort", ""))
+
+
+def _repo_context(request: Request, revision: str = "main") -> dict:
+    hub = hub_of(request)
+    repo = find_repo(request)
+    git_repo, commit = hub.refs.resolve(repo, revision)
+    readme = content.read_text(git_repo, commit, "README.md")
+    card = card_from_readme(readme, repo.type)
+    principal = request.state.web.principal
+    can_read_files = True
+    try:
+        hub.gating.check(repo, principal)
+    except GatedRepo:  # show the card and how to ask for access, not the files
+        can_read_files = False
+    return dict(repo=repo, git_repo=git_repo, commit=commit, revision=revision, card=card, readme=readme,
+                can_write=principal.can_write_owner(repo.owner_id), can_read_files=can_read_files,
+                liked=principal.account is not None and repo.id in hub.likes.liked_repo_ids(principal.account.id))
+
+
+@page_handler
+def repo_page(request: Request) -> Response:
+    ctx = _repo_context(request)
+    ctx["card_html"] = card_html(ctx["readme"]) if ctx["can_read_files"] else ""
+    ctx["try_task"] = ctx["card"].pipeline_tag if ctx["repo"].type == "model" and not ctx["repo"].private \
+        and ctx["card"].pipeline_tag in TRY_TASKS else None
+    return page(request, "repo.html", tab="card", **ctx)
+
+
+@page_handler
+def tree(request: Request) -> Response:
+    ctx = _repo_context(request, path_param(request, "rev", "main"))
+    if not ctx["can_read_files"]:
+        return page(request, "repo.html", tab="files", entries=[], path="", **ctx)
+    path = path_param(request, "path").strip("/")
+    entries = sorted(content.list_tree(ctx["git_repo"], ctx["commit"], path, recursive=False),
+                     key=lambda e: (e.type != "directory", e.path.lower()))
+    return page(request, "repo.html", tab="files", entries=entries, path=path, **ctx)
+
+
+@page_handler
+def blob(request: Request) -> Response:
+    ctx = _repo_context(request, path_param(request, "rev", "main"))
+    if not ctx["can_read_files"]:
+        raise NotFound("Ask for access to read the files of this repo")
+    path = path_param(request, "path")
+    entry = content.get_entry(ctx["git_repo"], ctx["commit"], path)
+    if entry is None or entry.type != "file":
+        raise EntryNotFound(f"No file {path} at this revision")
+    text = None
+    if entry.lfs is None and entry.size <= MAX_PREVIEW:
+        try:
+            text = content.read_blob(ctx["git_repo"], entry.oid).decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+    return page(request, "repo.html", tab="blob", entry=entry, text=text, path=path, **ctx)
+
+
+@page_handler
+def commits(request: Request) -> Response:
+    ctx = _repo_context(request, path_param(request, "rev", "main"))
+    history = list(islice(content.history(ctx["git_repo"], ctx["commit"]), 100))
+    return page(request, "repo.html", tab="commits", history=history, **ctx)

@@ -1,0 +1,88 @@
+"""Discussions pages, likes, and asking for access to gated repos."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from aicommons.errors import BadRequest
+from aicommons.times import utcnow
+from aicommons.web.browse import _repo_context, find_repo, path_param
+from aicommons.web.context import hub_of, page_handler
+from aicommons.web.render import page, repo_path
+
+
+def _num(request: Request) -> int:
+    raw = path_param(request, "num")
+    if not raw.isdigit():
+        raise BadRequest("Invalid discussion number")
+    return int(raw)
+
+
+def _require_signed_in(request: Request):
+    principal = request.state.web.principal
+    if principal.is_anonymous:
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+    return None
+
+
+@page_handler
+def discussions(request: Request) -> Response:
+    ctx = _repo_context(request)
+    rows, _ = hub_of(request).discussions.store.list(ctx["repo"].id, is_pull_request=None, statuses=None,
+                                                     author=None, offset=0, limit=100)
+    return page(request, "repo.html", tab="discussions", discussions=rows, **ctx)
+
+
+@page_handler
+def new_discussion(request: Request) -> Response:
+    redirect = _require_signed_in(request)
+    if redirect:
+        return redirect
+    repo = find_repo(request)
+    form = request.state.web.form
+    d = hub_of(request).discussions.open(repo, request.state.web.principal, form.get("title", ""),
+                                         form.get("description", ""), pull_request=False)
+    return RedirectResponse(f"{repo_path(repo.type, repo.full_id)}/discussions/{d.num}", status_code=303)
+
+
+@page_handler
+def discussion(request: Request) -> Response:
+    ctx = _repo_context(request)
+    hub = hub_of(request)
+    d = hub.discussions.get(ctx["repo"], _num(request))
+    events = hub.discussions.store.events(d.id)
+    diff = hub.discussions.diff(ctx["repo"], d) if d.is_pull_request else ""
+    return page(request, "repo.html", tab="discussion", discussion=d, events=events, diff=diff, **ctx)
+
+
+@page_handler
+def comment(request: Request) -> Response:
+    redirect = _require_signed_in(request)
+    if redirect:
+        return redirect
+    repo = find_repo(request)
+    num = _num(request)
+    hub_of(request).discussions.comment(repo, request.state.web.principal, num, request.state.web.form.get("comment"))
+    return RedirectResponse(f"{repo_path(repo.type, repo.full_id)}/discussions/{num}", status_code=303)
+
+
+@page_handler
+def like(request: Request) -> Response:
+    redirect = _require_signed_in(request)
+    if redirect:
+        return redirect
+    repo = find_repo(request)
+    hub = hub_of(request)
+    hub.likes.set(request.state.web.principal.account.id, repo.id, request.state.web.form.get("like") == "1", utcnow())
+    return RedirectResponse(repo_path(repo.type, repo.full_id), status_code=303)
+
+
+@page_handler
+def ask_access(request: Request) -> Response:
+    redirect = _require_signed_in(request)
+    if redirect:
+        return redirect
+    repo = find_repo(request)
+    hub_of(request).gating.ask(repo, request.state.web.principal, {"reason": request.state.web.form.get("reason", "")})
+    return RedirectResponse(repo_path(repo.type, repo.full_id), status_code=303)

@@ -1,0 +1,76 @@
+"""Per-request context of a web page: who is signed in (from the session cookie) and the CSRF
+token of their forms. Web handlers are synchronous and run in the thread pool."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from aicommons.api.http import run_sync
+from aicommons.errors import Forbidden, PayloadTooLarge
+from aicommons.hub.access import Principal, anonymous
+from aicommons.web import session
+
+MAX_FORM_BYTES = 1024 * 1024
+
+
+@dataclass
+class WebContext:
+    principal: Principal
+    csrf: str
+    cookie: str | None
+    form: dict
+
+
+def hub_of(request: Request):
+    return request.app.state.hub
+
+
+def page_handler(handler: Callable[[Request], Response]):
+    """Wrap a synchronous page handler: session → principal, form parsing, CSRF check on POST."""
+
+    @functools.wraps(handler)
+    async def endpoint(request: Request) -> Response:
+        request.scope["aicommons.web"] = True  # errors render as HTML pages
+        hub = hub_of(request)
+        secret = hub.lfs.secret
+        cookie = request.cookies.get(session.COOKIE)
+        form: dict = {}
+        if request.method == "POST":
+            declared = request.headers.get("content-length", "0")
+            if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+                raise PayloadTooLarge("Form too large")
+            data = await request.form()
+            form = {k: v for k, v in data.items() if isinstance(v, str)}
+            if not session.check_csrf(secret, cookie, form.get("csrf")):
+                raise Forbidden("The form expired or did not come from this site: reload the page and retry")
+
+        def run() -> Response:
+            user_id = session.read_cookie(secret, cookie)
+            account = hub.accounts.store.get_by_id(user_id) if user_id else None
+            client = request.client.host if request.client else None
+            principal = hub.accounts.principal_for_account(account) if account else anonymous(client)
+            request.state.web = WebContext(principal, session.csrf_token(secret, cookie), cookie, form)
+            return handler(request)
+
+        return await run_sync(run)
+
+    return endpoint
+
+
+def error_page(request: Request, status: int, message: str) -> Response:
+    """An HTML error page. A repo one may not see is simply "not found", also when anonymous."""
+    if status == 401 and message == "Repository not found":
+        status = 404
+    from aicommons.web.render import env
+    from starlette.responses import HTMLResponse
+
+    web = getattr(request.state, "web", None)
+    html = env.get_template("error.html").render(
+        request=request, me=web.principal.account if web else None, csrf=web.csrf if web else "",
+        status=status, message=message)
+    return HTMLResponse(html, status_code=status)

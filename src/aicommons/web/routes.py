@@ -1,0 +1,45 @@
+"""Routes of the web UI. Mounted after the API and git routes, which take precedence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from aicommons.web import account, browse, community
+
+PREFIXES = ("/datasets", "/spaces", "")
+GET_POST = ["GET", "POST"]
+
+
+def web_routes() -> list:
+    routes = [
+        Mount("/static", app=StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
+        Route("/", browse.home),
+        Route("/models", browse.listing),
+        Route("/datasets", browse.listing),
+        Route("/spaces", browse.listing),
+        Route("/login", account.login, methods=GET_POST),
+        Route("/logout", account.logout, methods=["POST"]),
+        Route("/settings/tokens", account.tokens, methods=GET_POST),
+        Route("/new", account.new_repo, methods=GET_POST),
+    ]
+    for prefix in PREFIXES:
+        base = prefix + "/{ns}/{name}"
+        routes += [
+            Route(base, browse.repo_page),
+            Route(base + "/tree/{rev}", browse.tree),
+            Route(base + "/tree/{rev}/{path:path}", browse.tree),
+            Route(base + "/blob/{rev}/{path:path}", browse.blob),
+            Route(base + "/commits/{rev}", browse.commits),
+            Route(base + "/discussions", community.discussions),
+            Route(base + "/discussions/new", community.new_discussion, methods=["POST"]),
+            Route(base + "/discussions/{num}", community.discussion),
+            Route(base + "/discussions/{num}/comment", community.comment, methods=["POST"]),
+            Route(base + "/like", community.like, methods=["POST"]),
+            Route(base + "/ask-access", community.ask_access, methods=["POST"]),
+            Route(base + "/settings", account.repo_settings, methods=GET_POST),
+        ]
+    routes.append(Route("/{user}", account.profile))
+    return routes

@@ -1,0 +1,121 @@
+"""The web UI in a real browser (headless Chromium driven by Playwright) against a live hub."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from huggingface_hub import HfApi
+
+from tests.conftest import unique_name
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, live_hub):
+    context = browser.new_context(base_url=live_hub.url)
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+def sign_in(page, user="alice", password="wonderland"):
+    page.goto("/login")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", password)
+    page.click("form.stack button")
+    page.wait_for_url("**/")
+
+
+def test_browse_card_files_and_history(page, api, repo_id):
+    api.upload_file(path_or_fileobj=b"---\nlicense: mit\ntags: [web-demo]\n---\n# Hello card\n\n**bold** <script>window.pwned=1</script>",
+                    path_in_repo="README.md", repo_id=repo_id, commit_message="Add the card")
+    api.upload_file(path_or_fileobj=b'{"hidden_size": 32}', path_in_repo="sub/config.json", repo_id=repo_id)
+    page.goto(f"/{repo_id}")
+    assert page.inner_text("article.card h1") == "Hello card"
+    assert page.evaluate("window.pwned") is None  # card HTML is escaped
+    assert "mit" in page.inner_text("aside")
+    page.click("nav.tabs >> text=Files")
+    page.click("table.files >> text=sub")
+    page.click("table.files >> text=config.json")
+    assert '"hidden_size": 32' in page.inner_text("pre.code")
+    page.click("nav.tabs >> text=History")
+    assert "Add the card" in page.inner_text("ul.commits")
+    page.goto("/models?search=" + repo_id.split("/")[1])
+    assert page.locator("ul.repos li").count() == 1
+
+
+def test_sign_in_create_token_and_use_it(page, live_hub):
+    page.goto("/login")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", "wrong")
+    page.click("form.stack button")
+    assert "Wrong user name or password" in page.inner_text(".error")
+    sign_in(page)
+    page.goto("/settings/tokens")
+    page.fill("input[name=name]", "from-the-browser")
+    page.select_option("select[name=role]", "write")
+    page.click("text=Create token")
+    token = page.inner_text("#new-token")
+    assert HfApi(endpoint=live_hub.url, token=token).whoami()["name"] == "alice"
+    page.locator("tr", has_text="from-the-browser").locator("text=Revoke").click()
+    from huggingface_hub.errors import HfHubHTTPError
+
+    with pytest.raises(HfHubHTTPError):
+        HfApi(endpoint=live_hub.url, token=token).whoami()
+
+
+def test_create_repo_make_private_and_delete(page, browser, live_hub, api):
+    sign_in(page)
+    name = unique_name("web")
+    page.goto("/new")
+    page.fill("input[name=name]", name)
+    page.click("form.stack button")
+    page.wait_for_url(f"**/alice/{name}")
+    assert api.repo_exists(f"alice/{name}")
+    page.click("nav.tabs >> text=Settings")
+    page.check("input[name=visibility][value=private]")
+    page.click("text=Save")
+    assert api.model_info(f"alice/{name}").private
+    anonymous = browser.new_context(base_url=live_hub.url).new_page()
+    response = anonymous.goto(f"/alice/{name}")
+    assert response.status == 404
+    anonymous.context.close()
+    page.fill("input[name=confirm]", f"alice/{name}")
+    page.click("button.danger")
+    page.wait_for_url("**/")
+    assert not api.repo_exists(f"alice/{name}")
+
+
+def test_discussion_and_comment(page, repo_id, api):
+    sign_in(page)
+    page.goto(f"/{repo_id}/discussions")
+    page.fill("input[name=title]", "Is this model any good?")
+    page.fill("textarea[name=description]", "Asking for a friend.")
+    page.click("text=Start a discussion")
+    page.fill("textarea[name=comment]", "It is tiny.")
+    page.click("text=Comment")
+    assert "It is tiny." in page.inner_text("main")
+    details = api.get_discussion_details(repo_id, 1)
+    assert details.title == "Is this model any good?"
+    assert [e.content for e in details.events if e.type == "comment"] == ["Asking for a friend.", "It is tiny."]
+
+
+def test_forms_need_the_csrf_token(page, live_hub):
+    import httpx
+
+    r = httpx.post(f"{live_hub.url}/new", data={"name": "csrf-less", "type": "model"})
+    assert r.status_code == 403

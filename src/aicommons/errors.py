@@ -21,6 +21,13 @@ class BadRequest(HubError):
     code = "BadRequest"
 
 
+class InvalidPath(HubError):
+    """A file path that may not exist in a repo (the Hub answers 422 for these)."""
+
+    status = 422
+    code = "InvalidPath"
+
+
 class Unauthorized(HubError):
     status = 401
     code = "Unauthorized"

@@ -154,10 +154,11 @@ def test_rejected_pushes_leave_the_repo_unchanged(git, tmp_path, api, live_hub, 
     # Anonymous: the 401 challenge makes git ask for credentials, which it may not do here.
     _assert_rejected(git, work, api, repo_id, before, url(live_hub, repo_id), "main", says="could not read Username")
 
-    # A file path the hub refuses (a backslash), in a commit under an acceptable one.
-    commit_files(git, work, {"bad\\name.txt": b"x\n"}, "bad path")
+    # A file path the hub refuses (outside the repo when read with Windows separators), in a commit
+    # under an acceptable one.
+    commit_files(git, work, {"..\\name.txt": b"x\n"}, "bad path")
     commit_files(git, work, {"later.txt": b"y\n"}, "later")
-    _assert_rejected(git, work, api, repo_id, before, "origin", "main", says="backslashes are not allowed")
+    _assert_rejected(git, work, api, repo_id, before, "origin", "main", says="must be relative to the repo root")
     git("reset", "-q", "--hard", before, cwd=work)
 
     # An LFS pointer to an object never uploaded (git-lfs's own pre-push upload is skipped).

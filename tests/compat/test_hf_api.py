@@ -37,7 +37,7 @@ def test_new_repo_has_initial_commit_with_gitattributes(api, repo_id):
     assert api.list_repo_files(repo_id) == [".gitattributes"]
     commits = api.list_repo_commits(repo_id)
     assert [c.title for c in commits] == ["initial commit"]
-    assert commits[0].authors == ["system"]
+    assert commits[0].authors == ["alice"]  # the creator, as on the Hub
 
 
 def test_upload_download_regular_and_lfs(api, repo_id, tmp_path):

@@ -37,12 +37,14 @@ def list_requests(request: Request) -> Response:
 
 async def handle_request(request: Request) -> Response:
     body = json_object(await read_json(request))
-    user, status, reason = body.get("user"), body.get("status"), body.get("rejectionReason")
-    if not isinstance(user, str):
-        raise BadRequest("'user' (string) is required")
+    user, request_id = body.get("user"), body.get("requestId")
+    if not isinstance(user, str) and not isinstance(request_id, (str, int)):
+        raise BadRequest("'user' or 'requestId' is required")
 
     def run():
-        hub_of(request).gating.handle(_repo(request), principal_of(request), user, status, reason)
+        hub_of(request).gating.handle(_repo(request), principal_of(request), user if isinstance(user, str) else None,
+                                      body.get("status"), body.get("rejectionReason"),
+                                      request_id=None if isinstance(user, str) else str(request_id))
 
     await run_sync(run)
     return JSONResponse({"success": True})
@@ -51,9 +53,11 @@ async def handle_request(request: Request) -> Response:
 async def grant(request: Request) -> Response:
     body = json_object(await read_json(request))
     user = body.get("user")
+    if not isinstance(user, str):
+        raise BadRequest("'user' (string) is required")
 
     def run():
-        hub_of(request).gating.handle(_repo(request), principal_of(request), user, "accepted", must_exist=False)
+        hub_of(request).gating.handle(_repo(request), principal_of(request), user, "accepted", grant=True)
 
     await run_sync(run)
     return JSONResponse({"success": True})

@@ -12,7 +12,8 @@ from aicommons.api.http import (
     repo_id_param, repo_type_param, run_sync,
 )
 from aicommons.db.repos import RepoQuery
-from aicommons.errors import BadRequest, HubError, RepoNotFound
+from aicommons.errors import BadRequest, HubError, NotFound, RepoNotFound
+from aicommons.times import iso_z as format_date
 from aicommons.hub.cards import validate_yaml
 from aicommons.hub.names import check_repo_type
 
@@ -38,8 +39,11 @@ async def create_repo(request: Request) -> Response:
     if "/" in name:  # older clients send the full id as the name
         organization, name = name.split("/", 1)
     hub = hub_of(request)
+    sdk = body.get("sdk")
+    if sdk is not None and not isinstance(sdk, str):
+        raise BadRequest("'sdk' must be a string")
     repo, created = await run_sync(hub.repos.create, principal_of(request), body.get("type") or "model",
-                                   name, organization, _visibility(body))
+                                   name, organization, _visibility(body), sdk)
     url = formats.repo_url(base_url(request), repo)
     if not created:
         return JSONResponse({"error": "You already created this repo", "url": url}, status_code=409,
@@ -92,8 +96,41 @@ def repo_info(request: Request) -> Response:
 
 @blocking
 def single_segment_repo(request: Request) -> Response:
-    """``/api/models/<name>`` without a namespace: no such repo (never a routing 404)."""
+    """A repo id without a namespace (``/api/models/<name>[/...]``, ``/<name>/resolve/...``): no such
+    repo, answered with RepoNotFound (never a bare routing 404, which clients cannot classify)."""
     raise RepoNotFound("Repository not found", status=401 if principal_of(request).is_anonymous else 404)
+
+
+@blocking
+def auth_check(request: Request) -> Response:
+    """``HfApi.auth_check``: 200 when the caller may read (or, with ``/write``, write) the repo's files."""
+    hub = hub_of(request)
+    principal = principal_of(request)
+    write = request.url.path.endswith("/write")
+    repo = hub.repos.find(repo_type_param(request), repo_id_param(request), principal, write=write)
+    hub.gating.check(repo, principal)
+    return JSONResponse({"success": True})
+
+
+@blocking
+def storage_listing(request: Request) -> Response:
+    """``list_user_repos``: the repos of the caller (or of one of their orgs) with the storage they use."""
+    hub = hub_of(request)
+    principal = principal_of(request)
+    if principal.is_anonymous:
+        raise HubError("You must be authenticated to list your repositories", status=401)
+    namespace = param(request, "org") if "org" in request.path_params else principal.name
+    owner = hub.accounts.store.get(namespace)
+    if owner is None or not principal.can_read_owner(owner.id):
+        raise NotFound(f"No organization {namespace!r} you are a member of")
+    out = []
+    for repo_type in ("model", "dataset", "space"):
+        rows, _ = hub.repo_store.list(RepoQuery(type=repo_type, author=owner.name, limit=MAX_PAGE,
+                                                visible_owner_ids=principal.visible_owner_ids()))
+        out += [{"id": r.full_id, "type": r.type, "updatedAt": format_date(r.last_modified),
+                 "visibility": "private" if r.private else "public", "storage": hub.repos.storage_used(r),
+                 "storagePercent": 0} for r in rows]
+    return JSONResponse(out)
 
 
 @blocking

@@ -6,9 +6,11 @@ from starlette.routing import Route
 
 from aicommons.api import commits, discussions, files, gating, lfs, refs, repos, social
 from aicommons.api.git_http import git_routes
+from aicommons.api.xet import xet_routes
 
 REPO = "/api/{types}/{ns}/{name}"
-PREFIXES = ("", "/datasets", "/spaces")
+PREFIXES = ("/datasets", "/spaces", "")
+ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "DELETE"]
 
 
 def hub_routes() -> list[Route]:
@@ -21,12 +23,16 @@ def hub_routes() -> list[Route]:
         Route("/api/repos/delete", repos.delete_repo, methods=["DELETE"]),
         Route("/api/repos/move", repos.move_repo, methods=["POST"]),
         Route("/api/users/{user}/likes", social.user_likes),
+        Route("/api/settings/repositories", repos.storage_listing),
+        Route("/api/organizations/{org}/settings/repositories", repos.storage_listing),
         Route("/api/models", repos.list_repos),
         Route("/api/datasets", repos.list_repos),
         Route("/api/spaces", repos.list_repos),
         Route(REPO, repos.repo_info),
         Route(REPO + "/revision/{rev}", repos.repo_info),
         Route(REPO + "/settings", repos.update_settings, methods=["PUT"]),
+        Route(REPO + "/auth-check", repos.auth_check),
+        Route(REPO + "/auth-check/write", repos.auth_check),
         Route(REPO + "/tree/{rev}", files.tree),
         Route(REPO + "/tree/{rev}/{path:path}", files.tree),
         Route(REPO + "/paths-info/{rev}", files.paths_info, methods=["POST"]),
@@ -69,4 +75,10 @@ def hub_routes() -> list[Route]:
             Route(prefix + "/{ns}/{name}.git/info/lfs/objects/verify", lfs.verify, methods=["POST"]),
         ]
     routes += git_routes()
+    routes += xet_routes()
+    # Last: repo ids without a namespace get RepoNotFound rather than a bare routing 404.
+    routes.append(Route("/api/{types}/{name}/{rest:path}", repos.single_segment_repo, methods=ANY_METHOD))
+    for prefix in PREFIXES:
+        routes.append(Route(prefix + "/{name}/resolve/{rev}/{path:path}", repos.single_segment_repo,
+                            methods=["GET", "HEAD"]))
     return routes

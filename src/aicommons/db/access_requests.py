@@ -33,6 +33,11 @@ class AccessRequestStore:
                     values["fields"] = fields
                 conn.execute(update(access_requests).where(access_requests.c.id == found).values(**values))
 
+    def user_of_request(self, repo_id: int, request_id: int) -> int | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(access_requests.c.user_id).where(
+                access_requests.c.repo_id == repo_id, access_requests.c.id == request_id)).scalar()
+
     def list(self, repo_id: int, status: str) -> list[dict]:
         query = (select(access_requests, accounts.c.name, accounts.c.fullname, accounts.c.email)
                  .join(accounts, accounts.c.id == access_requests.c.user_id)

@@ -210,6 +210,11 @@ class RepoStore:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
+    def lfs_bytes(self, repo_id: int) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.coalesce(func.sum(repo_lfs_objects.c.size), 0)).where(
+                repo_lfs_objects.c.repo_id == repo_id)).scalar()
+
     def forget_lfs(self, repo_id: int, oids: list[str]) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(repo_lfs_objects).where(repo_lfs_objects.c.repo_id == repo_id,

@@ -64,6 +64,17 @@ class GitStore:
 
         shutil.rmtree(self.path(storage_key), ignore_errors=True)
 
+    def disk_usage(self, storage_key: str) -> int:
+        """Bytes used by the bare repository (objects, packs, refs)."""
+        total = 0
+        for dirpath, _dirs, files in os.walk(self.path(storage_key)):
+            for name in files:
+                try:
+                    total += os.lstat(os.path.join(dirpath, name)).st_size
+                except FileNotFoundError:
+                    pass
+        return total
+
     # --- refs -----------------------------------------------------------------------------------
 
     def update_ref(self, storage_key: str, ref: str, new: str, old: str | None) -> None:

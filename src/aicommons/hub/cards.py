@@ -100,6 +100,20 @@ def validate_yaml(content: str) -> tuple[list[dict], list[dict]]:
     if not data:
         warnings.append({"message": "Empty or missing YAML metadata in the card: add a front matter with at "
                                     "least a license (see the model/dataset card documentation)"})
+    errors = _model_index_errors(data["model-index"]) if data and "model-index" in data else []
+    if errors:
+        return errors, warnings
     if data and "license" in data and not isinstance(data["license"], (str, list)):
         warnings.append({"message": "'license' should be a string or a list of strings"})
     return [], warnings
+
+
+def _model_index_errors(value) -> list[dict]:
+    """``model-index`` (evaluation results) must be a list of ``{name, results: [...]}``."""
+    if not isinstance(value, list) or not value:
+        return [{"message": "'model-index' must be a list of models with their evaluation results"}]
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) \
+                or not isinstance(item.get("results", []), list):
+            return [{"message": "each 'model-index' entry needs a 'name' and a list of 'results'"}]
+    return []

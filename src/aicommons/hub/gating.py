@@ -6,7 +6,7 @@ from __future__ import annotations
 from aicommons.db.access_requests import AccessRequestStore
 from aicommons.db.accounts import AccountStore
 from aicommons.db.repos import RepoRow
-from aicommons.errors import BadRequest, Forbidden, GatedRepo, HubError, NotFound
+from aicommons.errors import BadRequest, Conflict, Forbidden, GatedRepo, HubError, NotFound
 from aicommons.hub.access import Principal
 from aicommons.times import utcnow
 
@@ -48,14 +48,25 @@ class GatingService:
             raise BadRequest(f"Invalid status {status!r}")
         return self.store.list(repo.id, status)
 
-    def handle(self, repo: RepoRow, principal: Principal, user_name: str, status: str,
-               rejection_reason: str | None = None, must_exist: bool = True) -> None:
+    def handle(self, repo: RepoRow, principal: Principal, user_name: str | None, status: str,
+               rejection_reason: str | None = None, request_id: str | None = None, grant: bool = False) -> None:
+        """Accept, reject or reset a request (by user name or request id); ``grant`` gives access to a
+        user who never asked. Changing a request to the status it already has is refused."""
         self._require_maintainer(repo, principal)
         if status not in STATUSES:
             raise BadRequest(f"Invalid status {status!r}")
-        user = self.accounts.get(user_name) if isinstance(user_name, str) else None
-        if user is None or user.kind != "user":
-            raise NotFound(f"No user named {user_name!r}")
-        if must_exist and self.store.status(repo.id, user.id) is None:
+        if request_id is not None:
+            user_id = self.store.user_of_request(repo.id, int(request_id)) if str(request_id).isdigit() else None
+            user = self.accounts.get_by_id(user_id) if user_id else None
+            if user is None:
+                raise NotFound(f"No access request {request_id} on {repo.full_id}")
+        else:
+            user = self.accounts.get(user_name) if isinstance(user_name, str) else None
+            if user is None or user.kind != "user":
+                raise NotFound(f"No user named {user_name!r}")
+        current = self.store.status(repo.id, user.id)
+        if current is None and not grant:
             raise NotFound(f"{user.name} has not asked for access to {repo.full_id}")
+        if current == status:
+            raise Conflict(f"The access request of {user.name} is already {status}")
         self.store.upsert(repo.id, user.id, status, utcnow(), rejection_reason=rejection_reason)

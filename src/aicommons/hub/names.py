@@ -9,7 +9,7 @@ import re
 
 import pygit2
 
-from aicommons.errors import BadRequest
+from aicommons.errors import BadRequest, InvalidPath
 
 REPO_TYPES = ("model", "dataset", "space")
 REPO_TYPE_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
@@ -52,26 +52,32 @@ def check_repo_name(part: str, what: str = "repo name") -> str:
     return part
 
 
+_WINDOWS_ESCAPE = re.compile(r"^(\.\.([\\/]|$)|[\\/]|[A-Za-z]:)")
+
+
 def check_file_path(path: str) -> str:
-    """A path inside a repo: relative, '/'-separated, no '.'/'..' segments, no control characters."""
+    """A path inside a repo: relative, '/'-separated, no '.'/'..' segments, no control characters.
+
+    A backslash is an ordinary character in a git path, as on the Hub (clients guard their own
+    disks when they write files), but a path that would start outside the repo when read with
+    Windows separators (``..\\x``, ``\\x``, ``C:x``) is refused like ``../x``.
+    """
     if not isinstance(path, str) or not path:
-        raise BadRequest("Invalid file path: it is empty")
+        raise InvalidPath("Invalid file path: it is empty")
     if any(ord(c) < 32 or c == "\x7f" for c in path):
-        raise BadRequest(f"Invalid file path {path!r}: control characters are not allowed")
-    if "\\" in path:
-        raise BadRequest(f"Invalid file path {path!r}: backslashes are not allowed, use '/'")
-    if path.startswith("/"):
-        raise BadRequest(f"Invalid file path {path!r}: it must be relative to the repo root")
+        raise InvalidPath(f"Invalid file path {path!r}: control characters are not allowed")
+    if path.startswith("/") or _WINDOWS_ESCAPE.match(path):
+        raise InvalidPath(f"Invalid file path {path!r}: it must be relative to the repo root")
     if len(path.encode()) > MAX_PATH_BYTES:
-        raise BadRequest(f"Invalid file path: longer than {MAX_PATH_BYTES} bytes")
+        raise InvalidPath(f"Invalid file path: longer than {MAX_PATH_BYTES} bytes")
     segments = path.split("/")
     for seg in segments:
         if seg in ("", ".", ".."):
-            raise BadRequest(f"Invalid file path {path!r}: empty, '.' and '..' segments are not allowed")
+            raise InvalidPath(f"Invalid file path {path!r}: empty, '.' and '..' segments are not allowed")
         if len(seg.encode()) > MAX_SEGMENT_BYTES:
-            raise BadRequest(f"Invalid file path {path!r}: a segment is longer than {MAX_SEGMENT_BYTES} bytes")
+            raise InvalidPath(f"Invalid file path {path!r}: a segment is longer than {MAX_SEGMENT_BYTES} bytes")
     if segments[0] == ".git":
-        raise BadRequest(f"Invalid file path {path!r}: '.git' is reserved")
+        raise InvalidPath(f"Invalid file path {path!r}: '.git' is reserved")
     return path
 
 

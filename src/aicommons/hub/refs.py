@@ -58,12 +58,12 @@ class RefService:
         self._delete_ref(repo, ref, branch)
 
     def create_tag(self, repo: RepoRow, principal: Principal, revision: str, tag: str, message: str | None) -> None:
-        check_tag_name(tag)
         git_repo = self.git.open(repo.storage_key)
+        target = content.resolve_revision(git_repo, revision)
+        check_tag_name(tag)
         ref = f"refs/tags/{tag}"
         if git_repo.references.get(ref) is not None:
             raise Conflict(f"Tag {tag} already exists")
-        target = content.resolve_revision(git_repo, revision)
         oid = str(target.id)
         if message:
             sig = pygit2.Signature(principal.name, principal.account.email or f"{principal.name}@users.noreply",

@@ -22,6 +22,17 @@ DEFAULT_BRANCH = "main"
 GATED_VALUES = ("auto", "manual")
 
 
+SPACE_SDKS = ("gradio", "streamlit", "docker", "static")
+
+
+def space_readme(name: str, sdk: str | None) -> bytes:
+    """The card a new Space starts with, as on the Hub: its title and SDK in the front matter."""
+    if sdk is not None and sdk not in SPACE_SDKS:
+        raise BadRequest(f"Invalid Space SDK {sdk!r}: must be one of {', '.join(SPACE_SDKS)}")
+    return (f"---\ntitle: {name}\nemoji: 🚀\ncolorFrom: blue\ncolorTo: green\nsdk: {sdk or 'static'}\n"
+            f"pinned: false\n---\n\n# {name}\n").encode()
+
+
 class RepoMoved(HubError):
     """The repo was renamed; the old id redirects to ``new_id``."""
 
@@ -80,7 +91,7 @@ class RepoService:
         return account.name, account.id
 
     def create(self, principal: Principal, repo_type: str, name: str, namespace: str | None,
-               private: bool) -> tuple[RepoRow, bool]:
+               private: bool, space_sdk: str | None = None) -> tuple[RepoRow, bool]:
         """Create the repo; returns (repo, created). ``created`` is False when it already existed."""
         repo_type = check_repo_type(repo_type)
         check_repo_name(name)
@@ -91,7 +102,10 @@ class RepoService:
         storage_key = secrets.token_hex(16)
         git_repo = self.git.init(storage_key)
         try:
-            sha = self._initial_commit(git_repo, storage_key)
+            files = {".gitattributes": DEFAULT_GITATTRIBUTES.encode()}
+            if repo_type == "space":
+                files["README.md"] = space_readme(name, space_sdk)
+            sha = self._initial_commit(git_repo, storage_key, files, principal)
             now = utcnow()
             repo = self.store.create(type=repo_type, namespace=namespace, name=name, owner_id=owner_id,
                                      storage_key=storage_key, private=private, now=now)
@@ -104,10 +118,12 @@ class RepoService:
         self.store.update(repo.id, sha=sha)
         return self.store.get_by_id(repo.id), True
 
-    def _initial_commit(self, git_repo: pygit2.Repository, storage_key: str) -> str:
-        blob = git_repo.create_blob(DEFAULT_GITATTRIBUTES.encode())
-        tree = apply_changes(git_repo, None, [TreeChange(".gitattributes", str(blob))])
-        sha = self.git.write_commit(git_repo, tree, [], "initial commit", "system", "system@aicommons.local",
+    def _initial_commit(self, git_repo: pygit2.Repository, storage_key: str, files: dict[str, bytes],
+                        principal: Principal) -> str:
+        changes = [TreeChange(path, str(git_repo.create_blob(data))) for path, data in files.items()]
+        tree = apply_changes(git_repo, None, changes)
+        account = principal.account
+        sha = self.git.write_commit(git_repo, tree, [], "initial commit", account.name, account.email or "",
                                     when=int(time.time()))
         self.git.update_ref(storage_key, f"refs/heads/{DEFAULT_BRANCH}", sha, None)
         return sha
@@ -147,6 +163,10 @@ class RepoService:
         except AlreadyExists:
             raise Conflict(f"A {repo_type} repository called {to_id} already exists") from None
         return self.store.get_by_id(repo.id)
+
+    def storage_used(self, repo: RepoRow) -> int:
+        """Bytes a repo uses: its git objects plus the LFS objects it references."""
+        return self.git.disk_usage(repo.storage_key) + self.store.lfs_bytes(repo.id)
 
     # --- keeping metadata in sync with git ------------------------------------------------------
 

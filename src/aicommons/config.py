@@ -48,11 +48,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_LFS_FILE_BYTES", str(50 * 1024 ** 3), "Largest single LFS object."),
     Setting("LFS_THRESHOLD_BYTES", str(10 * 1024 * 1024),
             "Files at least this big are always stored with LFS (preupload answers `lfs`)."),
-    Setting("UPLOAD_URL_TTL_SECONDS", "3600", "Lifetime of the signed LFS upload URLs the batch API hands out."),
+    Setting("UPLOAD_URL_TTL_SECONDS", "3600",
+            "Lifetime of the signed LFS upload URLs the batch API hands out, and of Xet access tokens."),
     Setting("SECRET_KEY", "",
             "Key that signs upload URLs. Empty: a random key kept in `<DATA_DIR>/secret_key`. "
             "Replicas must share it."),
     Setting("LOG_LEVEL", "info", "Log level of the server."),
+    Setting("DIRECT_UPLOADS", "false",
+            "`true`: with object storage, LFS uploads up to 5 GiB go straight to the bucket by presigned "
+            "PUT to a staging key; the hub re-hashes them at `verify` before they become visible."),
     Setting("JOB_WORKERS", "1",
             "Background-job worker threads each `aicommons serve` runs in-process (0: none; then run "
             "`aicommons worker`). Jobs are queued in the database and each runs once."),
@@ -86,6 +90,7 @@ class Settings:
     upload_url_ttl_seconds: int
     secret_key: str
     log_level: str
+    direct_uploads: bool
     job_workers: int
     gc_grace_hours: float
     gc_interval_hours: float
@@ -112,6 +117,7 @@ class Settings:
             upload_url_ttl_seconds=int(_env("UPLOAD_URL_TTL_SECONDS")),
             secret_key=_env("SECRET_KEY"),
             log_level=_env("LOG_LEVEL"),
+            direct_uploads=_env("DIRECT_UPLOADS").strip().lower() in ("1", "true", "yes", "on"),
             job_workers=int(_env("JOB_WORKERS")),
             gc_grace_hours=float(_env("GC_GRACE_HOURS")),
             gc_interval_hours=float(_env("GC_INTERVAL_HOURS")),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
-    JSON, BigInteger, Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table,
+    JSON, BigInteger, Boolean, Column, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Table,
     Text, UniqueConstraint,
 )
 
@@ -153,3 +153,63 @@ access_requests = Table(
     Column("created_at", DateTime, nullable=False),
     UniqueConstraint("repo_id", "user_id", name="uq_access_requests_repo_user"),
 )
+
+# --- scale-out: GC leases and the background-job queue (migration 0005) --------------------------
+
+# A writer of a blob key (an upload) holds a lease on it from just before the write until well after
+# the database references it; GC never deletes a key whose lease is younger than its grace period.
+blob_leases = Table(
+    "blob_leases", metadata,
+    Column("key", String(256), primary_key=True),
+    Column("touched_at", DateTime, nullable=False),
+)
+
+# Storage of the huey job queue (hub/jobs.py): queued tasks, scheduled (delayed/retried) tasks,
+# key/value data (results, locks with an expiry) and counters. ``queue`` is huey's name.
+job_queue = Table(
+    "job_queue", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("queue", String(64), nullable=False),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("data", LargeBinary, nullable=False),
+)
+Index("ix_job_queue_next", job_queue.c.queue, job_queue.c.priority, job_queue.c.id)
+
+job_schedule = Table(
+    "job_schedule", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("queue", String(64), nullable=False),
+    Column("run_at", DateTime, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+Index("ix_job_schedule_due", job_schedule.c.queue, job_schedule.c.run_at)
+
+job_data = Table(
+    "job_data", metadata,
+    Column("queue", String(64), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+    Column("expires_at", DateTime),  # None: never
+)
+
+job_counters = Table(
+    "job_counters", metadata,
+    Column("queue", String(64), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+# --- Xet (migration 0006) -----------------------------------------------------------------------
+
+# A file uploaded through Xet: its Xet file hash and the LFS object (sha256) we rebuilt from its
+# chunks, so that the client's ordinary ``lfsFile`` commit finds the object, and later Xet downloads
+# and chunk-level dedup can find the file's chunks (the verified shard is kept in the blob store).
+xet_files = Table(
+    "xet_files", metadata,
+    Column("file_hash", String(64), primary_key=True),
+    Column("oid", String(64), ForeignKey("lfs_objects.oid", ondelete="CASCADE"), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("shard", String(64), nullable=False),  # sha256 of the shard that described the file
+    Column("created_at", DateTime, nullable=False),
+)
+Index("ix_xet_files_oid", xet_files.c.oid)

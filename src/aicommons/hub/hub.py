@@ -10,11 +10,14 @@ from aicommons.config import Settings
 from aicommons.db.access_requests import AccessRequestStore
 from aicommons.db.accounts import AccountStore
 from aicommons.db.engine import make_engine, upgrade_schema
+from aicommons.db.gc import BlobGcStore
 from aicommons.db.repos import RepoStore
+from aicommons.db.xet import XetFileStore
 from aicommons.gitrepo import GitStore
 from aicommons.hub.accounts import AccountService
 from aicommons.db.discussions import DiscussionStore
 from aicommons.hub.commits import CommitService
+from aicommons.hub.gc import LeasingBlobStore
 from aicommons.hub.discussions import DiscussionService
 from aicommons.db.likes import LikeStore
 from aicommons.hub.gating import GatingService
@@ -23,6 +26,7 @@ from aicommons.hub.lfs_files import LfsFileService
 from aicommons.hub.refs import RefService
 from aicommons.hub.repos import RepoService
 from aicommons.storage import open_blob_store
+from aicommons.xet.service import XetService
 
 
 def load_secret(settings: Settings) -> bytes:
@@ -47,7 +51,9 @@ class Hub:
         if migrate:
             upgrade_schema(self.engine)
         self.git = GitStore(Path(settings.git_dir))
-        self.blobs = open_blob_store(settings.storage_url, settings.tmp_dir)
+        # Every blob write leases its key first, so that GC never deletes under an upload (hub/gc.py).
+        self.blobs = LeasingBlobStore(open_blob_store(settings.storage_url, settings.tmp_dir),
+                                      BlobGcStore(self.engine))
         account_store = AccountStore(self.engine)
         self.repo_store = RepoStore(self.engine)
         self.accounts = AccountService(account_store)
@@ -62,6 +68,8 @@ class Hub:
         self.likes = LikeStore(self.engine)
         self.lfs = LfsService(self.repo_store, self.blobs, load_secret(settings), settings.tmp_dir,
                               settings.max_lfs_file_bytes, settings.upload_url_ttl_seconds)
+        self.xet = XetService(XetFileStore(self.engine), self.repo_store, self.blobs, self.lfs.secret,
+                              settings.tmp_dir, settings.max_lfs_file_bytes, settings.upload_url_ttl_seconds)
 
     def close(self) -> None:
         self.engine.dispose()

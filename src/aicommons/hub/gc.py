@@ -1,0 +1,173 @@
+"""Garbage collection of LFS blobs nothing references: mark, then sweep with a grace period.
+
+Mark: every oid a repo may read (``repo_lfs_objects``: uploaded through it or committed to it) plus
+every LFS pointer reachable from any ref of any repo. Sweep: each ``lfs/`` blob that is unmarked,
+older than the grace period and not leased by an upload in flight (``db/gc.py`` explains the lease)
+is deleted, together with its ``lfs_objects`` row. Dry-run unless ``apply`` is set.
+
+Only ``lfs/`` keys, and ``staging/`` direct uploads never verified, are collected: other prefixes
+(Xet data) belong to their own writers.
+The grace period must exceed the longest upload (staging + store) and presigned-URL lifetime.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Iterable
+
+import pygit2
+
+from aicommons.db.gc import BlobGcStore
+from aicommons.gitrepo import GitStore
+from aicommons.hub.gitattributes import MAX_POINTER_SIZE, parse_pointer
+from aicommons.storage.base import BlobStore, StorageError
+from aicommons.times import utcnow
+
+log = logging.getLogger(__name__)
+LFS_PREFIX = "lfs/"
+STAGING_PREFIX = "staging/"  # direct uploads waiting for their verify
+LFS_KEY_RE = re.compile(r"^lfs/[0-9a-f]{2}/[0-9a-f]{2}/([0-9a-f]{64})$")
+
+
+class LeasingBlobStore:
+    """A BlobStore whose writes first lease their key, so that GC cannot delete under them."""
+
+    def __init__(self, inner: BlobStore, leases: BlobGcStore):
+        self.inner = inner
+        self.leases = leases
+
+    def put_file(self, key: str, src: Path) -> None:
+        self.leases.touch_lease(key, utcnow())
+        self.inner.put_file(key, src)
+
+    def copy(self, src_key: str, dst_key: str) -> None:
+        self.leases.touch_lease(dst_key, utcnow())
+        self.inner.copy(src_key, dst_key)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+@dataclass
+class GcReport:
+    apply: bool
+    grace_hours: float
+    scanned: int = 0
+    marked: int = 0
+    kept_young: int = 0
+    deleted: list[str] = field(default_factory=list)  # or "would delete" on a dry run
+    freed_bytes: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        verb = "deleted" if self.apply else "would delete"
+        return (f"{self.scanned} blobs scanned, {self.marked} referenced, {self.kept_young} kept as younger "
+                f"than {self.grace_hours:g} h, {verb} {len(self.deleted)} ({self.freed_bytes} bytes)"
+                + (f", {len(self.errors)} errors" if self.errors else ""))
+
+
+def pointers_in_history(git_repo: pygit2.Repository) -> set[str]:
+    """Oids of the LFS pointers in every commit reachable from any ref of this repo."""
+    oids: set[str] = set()
+    seen_trees: set[pygit2.Oid] = set()
+    seen_blobs: set[pygit2.Oid] = set()
+    walker = None
+    for name in git_repo.references:
+        try:
+            commit = git_repo.references[name].peel(pygit2.Commit)
+        except (pygit2.GitError, ValueError, KeyError):
+            continue  # a ref to a non-commit (or a broken ref) points at no LFS files
+        if walker is None:
+            walker = git_repo.walk(commit.id, pygit2.enums.SortMode.NONE)
+        else:
+            walker.push(commit.id)
+    for commit in walker or ():
+        stack = [commit.tree]
+        while stack:
+            tree = stack.pop()
+            if tree.id in seen_trees:
+                continue
+            seen_trees.add(tree.id)
+            for entry in tree:
+                if entry.filemode == pygit2.GIT_FILEMODE_TREE:
+                    stack.append(git_repo[entry.id])
+                elif entry.id not in seen_blobs:
+                    seen_blobs.add(entry.id)
+                    blob = git_repo[entry.id]
+                    if blob.size <= MAX_POINTER_SIZE and (pointer := parse_pointer(blob.data)) is not None:
+                        oids.add(pointer.oid)
+    return oids
+
+
+def mark(store: BlobGcStore, git: GitStore) -> set[str]:
+    marked = store.referenced_oids()
+    for name, storage_key in store.repo_storage_keys():
+        try:
+            marked |= pointers_in_history(git.open(storage_key))
+        except (pygit2.GitError, KeyError, ValueError) as exc:
+            # A repo we cannot read might reference anything: refuse to sweep rather than guess.
+            raise RuntimeError(f"cannot read the git repository of {name}: {exc}") from exc
+    return marked
+
+
+def collect_garbage(store: BlobGcStore, git: GitStore, blobs: BlobStore, *, grace_hours: float,
+                    apply: bool = False, now: datetime | None = None) -> GcReport:
+    report = GcReport(apply=apply, grace_hours=grace_hours)
+    now = now or utcnow()
+    cutoff = now - timedelta(hours=grace_hours)
+    cutoff_aware = cutoff.replace(tzinfo=timezone.utc)
+    # Listing before marking: a blob written after the listing is not looked at in this run.
+    listing = list(blobs.list_blobs(LFS_PREFIX))
+    marked = mark(store, git)
+    for info in listing:
+        report.scanned += 1
+        match = LFS_KEY_RE.match(info.key)
+        if match is None:
+            continue  # not ours to collect
+        oid = match.group(1)
+        if oid in marked:
+            report.marked += 1
+            continue
+        if info.last_modified >= cutoff_aware:
+            report.kept_young += 1
+            continue
+        if not apply:
+            report.deleted.append(info.key)
+            report.freed_bytes += info.size
+            continue
+        try:
+            if store.delete_if_unreferenced(info.key, oid, cutoff, lambda key=info.key: blobs.delete(key)):
+                report.deleted.append(info.key)
+                report.freed_bytes += info.size
+                log.info("gc: deleted %s (%d bytes)", info.key, info.size)
+            else:
+                report.kept_young += 1  # leased or referenced since the mark
+        except StorageError as exc:
+            report.errors.append(f"{info.key}: {exc}")
+    # Direct uploads that were never verified (hub/direct_uploads.py): nothing can reference them.
+    for info in blobs.list_blobs(STAGING_PREFIX):
+        report.scanned += 1
+        if info.last_modified >= cutoff_aware:
+            report.kept_young += 1
+            continue
+        if apply:
+            try:
+                blobs.delete(info.key)
+            except StorageError as exc:
+                report.errors.append(f"{info.key}: {exc}")
+                continue
+        report.deleted.append(info.key)
+        report.freed_bytes += info.size
+    if apply:
+        store.expire_leases(cutoff)
+    return report
+
+
+def format_keys(keys: Iterable[str], limit: int = 50) -> str:
+    keys = list(keys)
+    lines = keys[:limit] + ([f"... and {len(keys) - limit} more"] if len(keys) > limit else [])
+    return "\n".join(lines)

@@ -1,0 +1,72 @@
+"""Rebuild a file that a shard describes from stored xorbs, checking the shard's claims on the way.
+
+The shard is the client's word; the stored xorbs were verified when they were uploaded. A file is
+accepted only if, for every segment, the chunk range exists in the stored xorb, its sizes add up,
+and its verification hash matches the hashes of those chunks (proving the uploader knew them), and
+if all its chunks together hash to the file hash. The bytes are written while checking, so that the
+caller can hash and stage them in the same pass; the caller discards the output if we raise.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+from aicommons.xet.hashing import chunk_hash, file_hash, range_hash, to_hex
+from aicommons.xet.shard import ShardFile, ShardXorb
+from aicommons.xet.xorb import XorbFormatError, XorbLayout, chunk_bytes
+
+
+class ShardRejected(ValueError):
+    """The shard claims something the stored xorbs do not back."""
+
+
+class XorbSource(Protocol):
+    def load(self, xorb_hash: bytes) -> tuple[bytes, XorbLayout]:
+        """The stored xorb's bytes and layout; raises ShardRejected if it was never uploaded."""
+
+    def layout(self, xorb_hash: bytes) -> XorbLayout:
+        """Just the layout (a source may answer it without reading the xorb again)."""
+
+
+def rebuild_file(entry: ShardFile, source: XorbSource, write: Callable[[bytes], None] | None) -> None:
+    """Check ``entry`` against the stored xorbs, passing its bytes to ``write`` (if given) in order."""
+    name = entry.hex
+    if entry.verification is None or len(entry.verification) != len(entry.segments):
+        raise ShardRejected(f"file {name} has no verification entries: upload it with a current hf_xet")
+    nodes = []
+    for index, (segment, proof) in enumerate(zip(entry.segments, entry.verification)):
+        data, layout = source.load(segment.xorb_hash)
+        if segment.chunk_end > len(layout.chunks):
+            raise ShardRejected(f"file {name} segment {index} names chunks past the end of xorb "
+                                f"{to_hex(segment.xorb_hash)}")
+        chunks = layout.chunks[segment.chunk_start:segment.chunk_end]
+        if sum(c.size for c in chunks) != segment.size:
+            raise ShardRejected(f"file {name} segment {index} has the wrong size")
+        if range_hash([c.hash for c in chunks]) != proof:
+            raise ShardRejected(f"file {name} segment {index} fails verification against xorb "
+                                f"{to_hex(segment.xorb_hash)}")
+        nodes.extend((c.hash, c.size) for c in chunks)
+        if write is not None:
+            for chunk in chunks:
+                try:
+                    content = chunk_bytes(data, chunk)
+                except XorbFormatError as exc:
+                    raise ShardRejected(f"stored xorb {to_hex(segment.xorb_hash)} is unreadable: {exc}") from None
+                if chunk_hash(content) != chunk.hash:  # bit rot in storage: never hand out wrong bytes
+                    raise ShardRejected(f"stored xorb {to_hex(segment.xorb_hash)} is corrupt")
+                write(content)
+    if file_hash(nodes) != entry.hash:
+        raise ShardRejected(f"file {name} does not match the hash of its chunks")
+
+
+def check_xorb_entry(entry: ShardXorb, source: XorbSource) -> None:
+    """The shard's description of an uploaded xorb must be the stored xorb's (later dedup trusts it)."""
+    layout = source.layout(entry.hash)
+    name = to_hex(entry.hash)
+    if len(entry.chunks) != len(layout.chunks):
+        raise ShardRejected(f"xorb {name} has {len(layout.chunks)} chunks, not {len(entry.chunks)}")
+    offset = 0
+    for claimed, stored in zip(entry.chunks, layout.chunks):
+        if claimed.hash != stored.hash or claimed.size != stored.size or claimed.offset != offset:
+            raise ShardRejected(f"the shard's chunk list of xorb {name} does not match the xorb")
+        offset += stored.size

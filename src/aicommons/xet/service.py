@@ -1,0 +1,229 @@
+"""The hub side of Xet uploads: verified xorbs into the blob store, shards into ordinary LFS objects.
+
+A xorb is stored only after its chunk hashes and Merkle hash check out (``xorb.verify_upload``). A
+shard's files are rebuilt from stored xorbs into staging files, hashed with sha256 on the way and
+checked (``reconstruct.py``); only when every file of the shard is good do they become LFS objects
+of the token's repo, exactly as if they had come through the LFS batch API. The client's commit
+then names them by sha256 in an ordinary ``lfsFile`` line, which our commit checks already accept.
+
+We keep each verified shard too (``xet/shards/…``, named in ``xet_files``): it holds the chunk
+ranges that later Xet downloads and chunk-level dedup will need. Blob keys fan out like LFS keys
+(``xet/xorbs/ab/cd/abcd…``): millions of xorbs in one folder would be slow on a local disk. Nothing
+under ``xet/`` is garbage-collected yet (hub/gc.py collects ``lfs/`` only).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from aicommons.db.repos import RepoStore
+from aicommons.db.xet import XetFileStore
+from aicommons.errors import BadRequest, InsufficientStorage, NotFound, PayloadTooLarge
+from aicommons.hub.lfs import blob_key
+from aicommons.storage.base import BlobStore, StorageError, StorageFull
+from aicommons.storage.staging import StagedFile, Stager
+from aicommons.times import utcnow
+from aicommons.xet.hashing import from_hex, to_hex
+from aicommons.xet.reconstruct import ShardRejected, check_xorb_entry, rebuild_file
+from aicommons.xet.shard import ShardFile, ShardFormatError, parse_shard
+from aicommons.xet.tokens import XetTokens
+from aicommons.xet.xorb import XorbFormatError, XorbLayout, read_layout, verify_upload
+
+log = logging.getLogger(__name__)
+XORB_PREFIX = "xet/xorbs/"
+SHARD_PREFIX = "xet/shards/"
+
+
+def xorb_key(hex_hash: str) -> str:
+    return f"{XORB_PREFIX}{hex_hash[:2]}/{hex_hash[2:4]}/{hex_hash}"
+
+
+def shard_key(sha256: str) -> str:
+    return f"{SHARD_PREFIX}{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
+def parse_hash(text: str, what: str) -> bytes:
+    try:
+        return from_hex(text)
+    except ValueError:
+        raise BadRequest(f"Invalid {what} hash {text!r}: expected 64 lowercase hex characters") from None
+
+
+class _StoredXorbs:
+    """Loads stored xorbs for one shard. A file's segments usually walk through its xorbs in order,
+    so keeping the bytes of the last two reads each xorb about once; layouts (small) are kept for
+    longer, so that checking the shard's xorb list after its files rarely reads a xorb again."""
+
+    def __init__(self, blobs: BlobStore, keep_data: int = 2, keep_layouts: int = 256):
+        self.blobs, self.keep_data, self.keep_layouts = blobs, keep_data, keep_layouts
+        self._data: OrderedDict[bytes, bytes] = OrderedDict()
+        self._layouts: OrderedDict[bytes, XorbLayout] = OrderedDict()
+
+    @staticmethod
+    def _remember(cache: OrderedDict, key: bytes, value, limit: int) -> None:
+        cache[key] = value
+        cache.move_to_end(key)
+        while len(cache) > limit:
+            cache.popitem(last=False)
+
+    def load(self, xorb_hash: bytes) -> tuple[bytes, XorbLayout]:
+        name = to_hex(xorb_hash)
+        data = self._data.get(xorb_hash)
+        if data is None:
+            key = xorb_key(name)
+            if not self.blobs.exists(key):
+                raise ShardRejected(f"the shard references xorb {name}, which was never uploaded")
+            with self.blobs.open(key) as f:
+                data = f.read()
+        layout = self._layouts.get(xorb_hash)
+        if layout is None:
+            try:
+                layout = read_layout(data)
+            except XorbFormatError as exc:
+                raise ShardRejected(f"stored xorb {name} is unreadable: {exc}") from None
+        self._remember(self._layouts, xorb_hash, layout, self.keep_layouts)
+        self._remember(self._data, xorb_hash, data, self.keep_data)
+        return data, layout
+
+    def layout(self, xorb_hash: bytes) -> XorbLayout:
+        if xorb_hash in self._layouts:
+            return self._layouts[xorb_hash]
+        return self.load(xorb_hash)[1]
+
+
+@dataclass
+class _Accepted:
+    entry: ShardFile
+    oid: str
+    staged: StagedFile | None  # None once stored (or discarded)
+
+
+class XetService:
+    def __init__(self, files: XetFileStore, repos: RepoStore, blobs: BlobStore, secret: bytes, tmp_dir: Path,
+                 max_file_bytes: int, token_ttl: int):
+        self.files = files
+        self.repos = repos
+        self.blobs = blobs
+        self.tmp_dir = tmp_dir
+        self.max_file_bytes = max_file_bytes
+        self.tokens = XetTokens(secret, token_ttl)
+
+    # --- xorbs ----------------------------------------------------------------------------------
+
+    def has_xorb(self, hex_hash: str) -> bool:
+        parse_hash(hex_hash, "xorb")
+        return self.blobs.exists(xorb_key(hex_hash))
+
+    def store_xorb(self, hex_hash: str, data: bytes) -> bool:
+        """Verify an uploaded xorb and store it (with our footer); False if it was stored already.
+        Nothing is stored on error."""
+        expected = parse_hash(hex_hash, "xorb")
+        try:
+            verified = verify_upload(data, expected)
+        except XorbFormatError as exc:
+            raise BadRequest(f"Rejected xorb {hex_hash}: {exc}") from None
+        key = xorb_key(hex_hash)
+        if self.blobs.exists(key):
+            return False
+        self._put(key, self._stage(verified.chunk_data, verified.footer))
+        log.info("xet: stored xorb %s (%d chunks)", hex_hash, len(verified.layout.chunks))
+        return True
+
+    # --- shards ---------------------------------------------------------------------------------
+
+    def ingest_shard(self, repo_id: int, data: bytes) -> int:
+        """Check a shard against the stored xorbs, rebuild its files, and make each an LFS object
+        of repo ``repo_id``. All or nothing: any bad file rejects the shard. Returns the number of
+        distinct files."""
+        if self.repos.get_by_id(repo_id) is None:
+            raise NotFound("The repository of this Xet token no longer exists")
+        try:
+            shard = parse_shard(data)
+        except ShardFormatError as exc:
+            raise BadRequest(f"Rejected shard: {exc}") from None
+        source = _StoredXorbs(self.blobs)
+        accepted: list[_Accepted] = []
+        try:
+            seen: set[bytes] = set()
+            for entry in shard.files:
+                if entry.hash not in seen:
+                    seen.add(entry.hash)
+                    accepted.append(self._accept_file(entry, source))
+            for xorb in shard.xorbs:  # after the files, which loaded most of these xorbs already
+                check_xorb_entry(xorb, source)
+        except ShardRejected as exc:
+            self._discard(accepted)
+            raise BadRequest(f"Rejected shard: {exc}") from None
+        except BaseException:
+            self._discard(accepted)
+            raise
+        self._publish(repo_id, data, accepted)
+        return len(accepted)
+
+    def _accept_file(self, entry: ShardFile, source: _StoredXorbs) -> _Accepted:
+        # Always rebuilt, even when an earlier shard described the same file: the uploader must prove
+        # again that it knows the chunks, and writing the blob anew through put_file (a no-op when it
+        # exists) takes the GC lease, like any upload (hub/gc.py).
+        if entry.size > self.max_file_bytes:
+            raise PayloadTooLarge(f"File {entry.hex} is larger than the maximum of {self.max_file_bytes} bytes")
+        try:
+            with Stager(self.tmp_dir, max_bytes=entry.size) as stager:
+                rebuild_file(entry, source, stager.write)
+                staged = stager.finish()
+        except StorageFull as exc:
+            raise InsufficientStorage(str(exc)) from None
+        if entry.sha256 and staged.sha256 != entry.sha256:
+            staged.discard()
+            raise ShardRejected(f"file {entry.hex} rebuilds to sha256 {staged.sha256}, not the declared {entry.sha256}")
+        return _Accepted(entry, staged.sha256, staged)
+
+    def _publish(self, repo_id: int, data: bytes, accepted: list[_Accepted]) -> None:
+        """Everything checked: store the shard and the files durably, then record them."""
+        shard_sha = hashlib.sha256(data).hexdigest()
+        try:
+            if accepted and not self.blobs.exists(shard_key(shard_sha)):
+                self._put(shard_key(shard_sha), self._stage(data))
+            for item in accepted:
+                if item.staged is not None:
+                    self._put(blob_key(item.oid), item.staged)
+                    item.staged = None
+        except BaseException:
+            self._discard(accepted)
+            raise
+        now = utcnow()
+        for item in accepted:
+            self.repos.add_lfs_object(repo_id, item.oid, item.entry.size, now)
+            self.files.record(item.entry.hex, item.oid, item.entry.size, shard_sha, now)
+            log.info("xet: file %s -> lfs %s (%d bytes) in repo %d", item.entry.hex, item.oid, item.entry.size,
+                     repo_id)
+
+    # --- blob plumbing --------------------------------------------------------------------------
+
+    def _stage(self, *parts: bytes | memoryview) -> StagedFile:
+        try:
+            with Stager(self.tmp_dir) as stager:
+                for part in parts:
+                    stager.write(part)
+                return stager.finish()
+        except StorageFull as exc:
+            raise InsufficientStorage(str(exc)) from None
+
+    def _put(self, key: str, staged: StagedFile) -> None:
+        try:
+            self.blobs.put_file(key, staged.path)
+        except StorageError as exc:
+            staged.discard()
+            if isinstance(exc, StorageFull):
+                raise InsufficientStorage(str(exc)) from None
+            raise
+
+    @staticmethod
+    def _discard(accepted: list[_Accepted]) -> None:
+        for item in accepted:
+            if item.staged is not None:
+                item.staged.discard()
+                item.staged = None

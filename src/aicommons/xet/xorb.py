@@ -1,0 +1,320 @@
+"""Xorbs: the containers Xet uploads chunk data in, and how we check one before storing it.
+
+Layout of a stored xorb (all integers little-endian):
+
+    chunk*        8-byte header (version 0, stored length u24, scheme u8, length u24) + stored bytes
+    footer        "XETBLOB" v1, xorb hash
+                  "XBLBHSH" v0, n, n chunk hashes
+                  "XBLBBND" v1, n, n cumulative stored ends, n cumulative unpacked ends
+                  n, offset of the hash section from the end, offset of the boundary section from
+                  the end, 16 reserved bytes (an upload nonce, not hashed)
+    info_length   u32: the footer's length
+
+Current clients upload the chunks only and leave the footer to the server (older ones sent it). A
+stored chunk is raw, LZ4 (one frame), or LZ4 of its bytes grouped by position modulo 4 ("bg4",
+which compresses tensors of 4-byte floats better). ``verify_upload`` decompresses and hashes every
+chunk, recomputes the Merkle hash, refuses any disagreement with the URL (or an uploaded footer),
+and gives the xorb's stored form: the chunks with a footer we wrote from what we computed.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, replace
+from enum import IntEnum
+from typing import Sequence
+
+import lz4.frame
+
+from aicommons.xet.hashing import chunk_hash, to_hex, xorb_hash
+
+MAX_CHUNK_BYTES = 128 * 1024  # the chunker's hard maximum (2 x the 64 KiB target)
+MAX_STORED_CHUNK_BYTES = 2 * MAX_CHUNK_BYTES  # compression may grow incompressible data a little
+MAX_XORB_CHUNKS = 8192
+MAX_XORB_DATA_BYTES = 64 * 1024 * 1024
+CHUNK_HEADER_BYTES = 8
+
+IDENT = b"XETBLOB"
+IDENT_HASHES = b"XBLBHSH"
+IDENT_BOUNDARIES = b"XBLBBND"
+FOOTER_VERSION = 1
+HASHES_VERSION = 0
+BOUNDARIES_VERSION = 1
+RESERVED_BYTES = 16
+# Everything in a footer except the per-chunk arrays.
+_FOOTER_FIXED_BYTES = 3 * 7 + 3 + 32 + 5 * 4 + RESERVED_BYTES
+# The largest footer a valid xorb can have: bounds what we read before trusting any count.
+MAX_FOOTER_BYTES = _FOOTER_FIXED_BYTES + MAX_XORB_CHUNKS * (32 + 4 + 4)
+MAX_XORB_BYTES = MAX_XORB_DATA_BYTES + MAX_XORB_CHUNKS * CHUNK_HEADER_BYTES + MAX_FOOTER_BYTES + 4
+
+
+class XorbFormatError(ValueError):
+    """The bytes are not a well-formed xorb, or do not hash to what they claim."""
+
+
+class Scheme(IntEnum):
+    NONE = 0
+    LZ4 = 1
+    BG4_LZ4 = 2
+
+
+@dataclass(frozen=True)
+class XorbChunk:
+    offset: int  # where the chunk's header starts in the xorb
+    stored_size: int  # bytes after the header
+    scheme: Scheme
+    size: int  # bytes once decompressed
+    hash: bytes  # the chunk hash: stated by the footer, or computed when verifying an upload
+
+    @property
+    def payload(self) -> slice:
+        start = self.offset + CHUNK_HEADER_BYTES
+        return slice(start, start + self.stored_size)
+
+
+@dataclass(frozen=True)
+class XorbLayout:
+    hash: bytes
+    chunks: tuple[XorbChunk, ...]
+
+    @property
+    def size(self) -> int:
+        """Bytes of all chunks once decompressed."""
+        return sum(c.size for c in self.chunks)
+
+
+class _Reader:
+    """Sequential little-endian reads from a byte slice, refusing to run past its end."""
+
+    def __init__(self, data: memoryview, what: str):
+        self.data, self.pos, self.what = data, 0, what
+
+    def take(self, n: int) -> memoryview:
+        if n < 0 or self.pos + n > len(self.data):
+            raise XorbFormatError(f"xorb {self.what} is truncated")
+        part = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return part
+
+    def u8(self) -> int:
+        return self.take(1)[0]
+
+    def u32(self) -> int:
+        return struct.unpack("<I", self.take(4))[0]
+
+    def u32s(self, n: int) -> list[int]:
+        return list(struct.unpack(f"<{n}I", self.take(4 * n)))
+
+    def hashes(self, n: int) -> list[bytes]:
+        raw = bytes(self.take(32 * n))
+        return [raw[i:i + 32] for i in range(0, len(raw), 32)]
+
+    def expect(self, ident: bytes, version: int, section: str) -> None:
+        if bytes(self.take(len(ident))) != ident:
+            raise XorbFormatError(f"xorb {section} has a wrong magic tag")
+        found = self.u8()
+        if found != version:
+            raise XorbFormatError(f"xorb {section} has unsupported version {found} (expected {version})")
+
+
+def _parse_footer(footer: memoryview) -> tuple[bytes, list[bytes], list[int], list[int]]:
+    r = _Reader(footer, "footer")
+    r.expect(IDENT, FOOTER_VERSION, "footer")
+    declared_hash = bytes(r.take(32))
+    hashes_start = r.pos
+    r.expect(IDENT_HASHES, HASHES_VERSION, "hash section")
+    count = r.u32()
+    if count > MAX_XORB_CHUNKS:
+        raise XorbFormatError(f"xorb has {count} chunks, more than the maximum of {MAX_XORB_CHUNKS}")
+    hashes = r.hashes(count)
+    boundaries_start = r.pos
+    r.expect(IDENT_BOUNDARIES, BOUNDARIES_VERSION, "boundary section")
+    if r.u32() != count:
+        raise XorbFormatError("xorb sections disagree on the number of chunks")
+    stored_ends = r.u32s(count)
+    unpacked_ends = r.u32s(count)
+    if r.u32() != count:
+        raise XorbFormatError("xorb sections disagree on the number of chunks")
+    hashes_from_end, boundaries_from_end = r.u32(), r.u32()
+    r.take(RESERVED_BYTES)
+    if r.pos != len(footer):
+        raise XorbFormatError("xorb footer has trailing bytes")
+    if hashes_from_end != len(footer) - hashes_start or boundaries_from_end != len(footer) - boundaries_start:
+        raise XorbFormatError("xorb footer section offsets are wrong")
+    return declared_hash, hashes, stored_ends, unpacked_ends
+
+
+def _chunk_at(view: memoryview, pos: int, index: int, limit: int) -> XorbChunk:
+    """The chunk whose header starts at ``pos`` (hash left empty), checked against the protocol's
+    limits and against ``limit``, where the chunk data ends."""
+    if pos + CHUNK_HEADER_BYTES > limit:
+        raise XorbFormatError(f"xorb chunk {index} is truncated")
+    header = view[pos:pos + CHUNK_HEADER_BYTES]
+    version, stored_size, scheme, size = header[0], _u24(header[1:4]), header[4], _u24(header[5:8])
+    if version != 0:
+        raise XorbFormatError(f"xorb chunk {index} has unsupported header version {version}")
+    try:
+        scheme = Scheme(scheme)
+    except ValueError:
+        raise XorbFormatError(f"xorb chunk {index} has unknown compression scheme {scheme}") from None
+    if size > MAX_CHUNK_BYTES or stored_size > MAX_STORED_CHUNK_BYTES:
+        raise XorbFormatError(f"xorb chunk {index} is larger than the protocol allows")
+    if pos + CHUNK_HEADER_BYTES + stored_size > limit:
+        raise XorbFormatError(f"xorb chunk {index} is truncated")
+    return XorbChunk(pos, stored_size, scheme, size, b"")
+
+
+def read_layout(data: bytes | memoryview) -> XorbLayout:
+    """Parse the structure of a stored xorb (footer and chunk headers) without decompressing.
+
+    Checks that the chunk headers and the footer's boundary tables agree and that the chunks end
+    exactly where the footer begins; only ``verify_upload`` checks hashes.
+    """
+    view = memoryview(data)
+    if len(view) < 4:
+        raise XorbFormatError("xorb is truncated")
+    if len(view) > MAX_XORB_BYTES:
+        raise XorbFormatError(f"xorb is larger than the maximum of {MAX_XORB_BYTES} bytes")
+    info_length = struct.unpack("<I", view[-4:])[0]
+    if info_length > min(MAX_FOOTER_BYTES, len(view) - 4):
+        raise XorbFormatError("xorb footer length is implausible")
+    data_end = len(view) - 4 - info_length
+    declared_hash, hashes, stored_ends, unpacked_ends = _parse_footer(view[data_end:len(view) - 4])
+    chunks, pos, unpacked = [], 0, 0
+    for index, (stored_end, unpacked_end) in enumerate(zip(stored_ends, unpacked_ends)):
+        chunk = _chunk_at(view, pos, index, data_end)
+        pos = chunk.payload.stop
+        unpacked += chunk.size
+        if pos != stored_end or unpacked != unpacked_end:
+            raise XorbFormatError(f"xorb chunk {index} does not match the footer's boundary table")
+        chunks.append(replace(chunk, hash=hashes[index]))
+    if pos != data_end:
+        raise XorbFormatError("xorb has bytes between its last chunk and its footer")
+    if unpacked > MAX_XORB_DATA_BYTES:
+        raise XorbFormatError(f"xorb holds more than {MAX_XORB_DATA_BYTES} bytes of data")
+    return XorbLayout(declared_hash, tuple(chunks))
+
+
+def _u24(three: memoryview) -> int:
+    return three[0] | three[1] << 8 | three[2] << 16
+
+
+def _lz4_decompress(payload: memoryview, size: int) -> bytes:
+    decompressor = lz4.frame.LZ4FrameDecompressor()
+    try:
+        out = decompressor.decompress(bytes(payload), max_length=size + 1)
+    except RuntimeError as exc:  # the lz4 binding's error for a corrupt frame
+        raise XorbFormatError(f"corrupt LZ4 data: {exc}") from None
+    if len(out) != size or not decompressor.eof or decompressor.unused_data:
+        raise XorbFormatError("LZ4 data does not decompress to the declared chunk length")
+    return out
+
+
+def bg4_split(data: bytes) -> bytes:
+    """Group the bytes by position modulo 4: all bytes 0, 4, 8, ..., then 1, 5, 9, ..., and so on."""
+    return b"".join(data[k::4] for k in range(4))
+
+
+def bg4_join(grouped: bytes) -> bytes:
+    out = bytearray(len(grouped))
+    pos = 0
+    for k in range(4):
+        count = len(range(k, len(grouped), 4))
+        out[k::4] = grouped[pos:pos + count]
+        pos += count
+    return bytes(out)
+
+
+def chunk_bytes(data: bytes | memoryview, chunk: XorbChunk) -> bytes:
+    """The decompressed bytes of one chunk (its length is checked, its hash is not)."""
+    payload = memoryview(data)[chunk.payload]
+    if chunk.scheme == Scheme.NONE:
+        if len(payload) != chunk.size:
+            raise XorbFormatError("uncompressed chunk length does not match its header")
+        return bytes(payload)
+    raw = _lz4_decompress(payload, chunk.size)
+    return bg4_join(raw) if chunk.scheme == Scheme.BG4_LZ4 else raw
+
+
+@dataclass(frozen=True)
+class VerifiedXorb:
+    """An uploaded xorb that checked out. Its stored form is ``chunk_data`` (the uploaded chunks,
+    not copied: xorbs are up to 64 MiB) followed by ``footer``, which we wrote from what we hashed."""
+
+    layout: XorbLayout
+    chunk_data: memoryview
+    footer: bytes
+
+    def stored(self) -> bytes:
+        return bytes(self.chunk_data) + self.footer
+
+
+def verify_upload(data: bytes | memoryview, expected_hash: bytes) -> VerifiedXorb:
+    """Check an uploaded xorb: decompress and hash every chunk, recompute the xorb's Merkle hash
+    and compare it with ``expected_hash`` (the hash it is uploaded under) and with the footer, if
+    the client sent one."""
+    view = memoryview(data)
+    if len(view) > MAX_XORB_BYTES:
+        raise XorbFormatError(f"xorb is larger than the maximum of {MAX_XORB_BYTES} bytes")
+    chunks, pos, unpacked = [], 0, 0
+    while pos < len(view) and bytes(view[pos:pos + len(IDENT)]) != IDENT:
+        if len(chunks) == MAX_XORB_CHUNKS:
+            raise XorbFormatError(f"xorb has more than the maximum of {MAX_XORB_CHUNKS} chunks")
+        chunk = _chunk_at(view, pos, len(chunks), len(view))
+        unpacked += chunk.size
+        if unpacked > MAX_XORB_DATA_BYTES:
+            raise XorbFormatError(f"xorb holds more than {MAX_XORB_DATA_BYTES} bytes of data")
+        chunks.append(replace(chunk, hash=chunk_hash(chunk_bytes(view, chunk))))
+        pos = chunk.payload.stop
+    if not chunks:
+        raise XorbFormatError("xorb has no chunks")
+    computed = xorb_hash([(c.hash, c.size) for c in chunks])
+    if computed != expected_hash:
+        raise XorbFormatError(f"xorb content hashes to {to_hex(computed)}, not to {to_hex(expected_hash)} "
+                              "it was uploaded as")
+    if pos < len(view):  # the client sent a footer: it must describe exactly these chunks
+        declared = read_layout(view)
+        if declared.hash != computed or [c.hash for c in declared.chunks] != [c.hash for c in chunks]:
+            raise XorbFormatError("xorb footer does not match its chunks")
+    return VerifiedXorb(XorbLayout(computed, tuple(chunks)), view[:pos], _footer(computed, chunks))
+
+
+def _footer(digest: bytes, chunks: Sequence[XorbChunk]) -> bytes:
+    """The footer (and trailing length) of a xorb holding ``chunks``, which start at offset 0."""
+    n = len(chunks)
+    stored_ends = [c.payload.stop for c in chunks]
+    unpacked_ends, total = [], 0
+    for c in chunks:
+        total += c.size
+        unpacked_ends.append(total)
+    hash_section = IDENT_HASHES + bytes([HASHES_VERSION]) + struct.pack("<I", n) + b"".join(c.hash for c in chunks)
+    boundaries = (IDENT_BOUNDARIES + bytes([BOUNDARIES_VERSION]) + struct.pack("<I", n)
+                  + struct.pack(f"<{n}I", *stored_ends) + struct.pack(f"<{n}I", *unpacked_ends))
+    boundaries_from_end = len(boundaries) + 3 * 4 + RESERVED_BYTES
+    hashes_from_end = len(hash_section) + boundaries_from_end
+    footer = (IDENT + bytes([FOOTER_VERSION]) + digest + hash_section + boundaries
+              + struct.pack("<III", n, hashes_from_end, boundaries_from_end) + bytes(RESERVED_BYTES))
+    return footer + struct.pack("<I", len(footer))
+
+
+def serialize_xorb(chunks: Sequence[bytes], scheme: Scheme = Scheme.LZ4,
+                   footer: bool = False) -> tuple[bytes, bytes]:
+    """(serialized xorb, xorb hash) for ``chunks``, as a client uploads it (``footer=False``) or as
+    we store it. A chunk that does not shrink is stored raw. Used by tests and tools."""
+    if not 0 < len(chunks) <= MAX_XORB_CHUNKS:
+        raise ValueError("a xorb holds 1 to 8192 chunks")
+    body, parsed = bytearray(), []
+    for chunk in chunks:
+        if len(chunk) > MAX_CHUNK_BYTES:
+            raise ValueError("chunk too large")
+        stored, used = bytes(chunk), Scheme.NONE
+        if scheme != Scheme.NONE:
+            grouped = bg4_split(chunk) if scheme == Scheme.BG4_LZ4 else bytes(chunk)
+            packed = lz4.frame.compress(grouped)
+            if len(packed) < len(chunk):
+                stored, used = packed, scheme
+        parsed.append(XorbChunk(len(body), len(stored), used, len(chunk), chunk_hash(chunk)))
+        body += bytes([0]) + len(stored).to_bytes(3, "little") + bytes([used]) + len(chunk).to_bytes(3, "little")
+        body += stored
+    digest = xorb_hash([(c.hash, c.size) for c in parsed])
+    return bytes(body) + (_footer(digest, parsed) if footer else b""), digest

@@ -15,7 +15,7 @@ from aicommons.db.repos import RepoQuery
 from aicommons.errors import BadRequest, HubError, NotFound, RepoNotFound
 from aicommons.times import iso_z as format_date
 from aicommons.hub.cards import validate_yaml
-from aicommons.hub.names import check_repo_type
+from aicommons.hub.names import PLURAL_TO_TYPE
 
 MAX_PAGE = 1000
 
@@ -98,6 +98,11 @@ def repo_info(request: Request) -> Response:
 def single_segment_repo(request: Request) -> Response:
     """A repo id without a namespace (``/api/models/<name>[/...]``, ``/<name>/resolve/...``): no such
     repo, answered with RepoNotFound (never a bare routing 404, which clients cannot classify)."""
+    rest = request.path_params.get("rest", "")
+    if rest and request.url.path.startswith("/api/"):  # maybe an unknown endpoint of a real repo
+        candidate = f"{param(request, 'name')}/{rest.split('/', 1)[0]}"
+        if hub_of(request).repo_store.get(repo_type_param(request), candidate) is not None:
+            raise NotFound(f"Unknown endpoint: {request.method} {request.url.path}")
     raise RepoNotFound("Repository not found", status=401 if principal_of(request).is_anonymous else 404)
 
 
@@ -136,8 +141,7 @@ def storage_listing(request: Request) -> Response:
 @blocking
 def list_repos(request: Request) -> Response:
     hub = hub_of(request)
-    repo_type = check_repo_type({"models": "model", "datasets": "dataset", "spaces": "space"}[
-        request.url.path.rstrip("/").rsplit("/", 1)[1]])
+    repo_type = PLURAL_TO_TYPE[request.url.path.rstrip("/").rsplit("/", 1)[1]]
     # ``limit`` is the total the caller wants; pages hold at most MAX_PAGE and link to the next one.
     explicit_limit = request.query_params.get("limit") not in (None, "")
     limit = int_arg(request, "limit", 0, minimum=1) if explicit_limit else None

@@ -99,11 +99,21 @@ def stop_hub(hub: LiveHub) -> None:
 
 
 @pytest.fixture(scope="session")
-def live_hub() -> LiveHub:
+def hub_backend_env():
+    """Extra server env for the backend under test: ``AICOMMONS_TEST_BACKEND=postgres-s3`` runs the
+    live hub on a throwaway PostgreSQL + moto S3 (tests/backends.py); the default is SQLite + disk."""
+    from tests.backends import live_hub_backend
+
+    with live_hub_backend(_SCRATCH) as extra:
+        yield extra
+
+
+@pytest.fixture(scope="session")
+def live_hub(hub_backend_env) -> LiveHub:
     """The hub every client test talks to (per xdist worker), with users alice, bob and org acme."""
     data_dir = _SCRATCH / "hub-data"
     data_dir.mkdir()
-    env = server_env(data_dir, PORT)
+    env = server_env(data_dir, PORT, **hub_backend_env)
     seed = [
         ["user", "create", "alice", "--fullname", "Alice Liddell", "--email", "alice@example.org", "--password", "wonderland"],
         ["user", "create", "bob", "--fullname", "Bob"],
@@ -115,7 +125,7 @@ def live_hub() -> LiveHub:
     for args in seed:
         subprocess.run([sys.executable, "-m", "aicommons.cli.main", *args], env=env, check=True,
                        capture_output=True)
-    hub = start_hub(data_dir, PORT)
+    hub = start_hub(data_dir, PORT, **hub_backend_env)
     hub.tokens = {"alice": ALICE_TOKEN, "alice_read": ALICE_READ_TOKEN, "bob": BOB_TOKEN}
     yield hub
     stop_hub(hub)

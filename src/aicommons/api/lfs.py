@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from aicommons.api.files import LargeFileResponse, PRESIGNED_TTL
 from aicommons.api.http import base_url, hub_of, json_object, param, principal_of, read_json, run_sync
 from aicommons.errors import BadRequest, EntryNotFound, Forbidden, HubError, NotFound
+from aicommons.hub import direct_uploads
 from aicommons.hub.lfs import OID_RE, blob_key
 from aicommons.hub.names import REPO_TYPE_PREFIX
 
@@ -82,8 +83,11 @@ def _batch(request: Request, operation: str, objects: list) -> Response:
         if operation == "upload":
             if not available:
                 query = hub.lfs.signed_query("upload", repo.id, oid, size)
+                # Straight to the bucket when configured (AICOMMONS_DIRECT_UPLOADS), else through us.
+                href = (direct_uploads.upload_href(hub, repo, oid, size)
+                        or f"{base}/lfs-transfer/{repo.id}/{oid}/{size}?{query}")
                 item["actions"] = {
-                    "upload": {"href": f"{base}/lfs-transfer/{repo.id}/{oid}/{size}?{query}", "expires_in": hub.lfs.url_ttl},
+                    "upload": {"href": href, "expires_in": hub.lfs.url_ttl},
                     "verify": {"href": f"{base}/{REPO_TYPE_PREFIX[repo.type]}{repo.full_id}.git/info/lfs/objects/verify",
                                "expires_in": hub.lfs.url_ttl,
                                # git-lfs adds no credentials to the actions of an "authenticated" object
@@ -143,6 +147,8 @@ async def verify(request: Request) -> Response:
     def check():
         repo = hub.repos.find(_repo_type(request), _repo_id(request), principal_of(request))
         require_uploader(principal_of(request))
+        if not hub.lfs.is_available(repo, oid, size):
+            direct_uploads.promote_if_staged(hub, repo, oid, size)  # a direct upload: check, then publish
         hub.lfs.verify(repo, oid, size)
 
     await run_sync(check)

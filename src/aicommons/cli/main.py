@@ -25,8 +25,20 @@ def cmd_serve(args) -> int:
 
     settings = Settings.from_env(host=args.host, port=args.port)
     app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-                proxy_headers=True, timeout_keep_alive=30)
+    from aicommons.storage.staging import sweep_stale
+
+    sweep_stale(settings.tmp_dir)  # partial uploads of a previous run that was killed
+    workers = None
+    if settings.job_workers > 0:  # background jobs run in-process unless a separate worker is used
+        from aicommons.hub.jobs import Jobs
+
+        workers = Jobs(app.state.hub).start_workers(settings.job_workers)
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
+                    proxy_headers=True, timeout_keep_alive=30)
+    finally:
+        if workers is not None:
+            workers.stop(graceful=True)
     return 0
 
 
@@ -122,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("settings-doc", help="print the configuration reference (docs/configuration.md)") \
         .set_defaults(func=cmd_settings_doc)
+
+    from aicommons.cli.ops import add_ops_commands  # worker, gc, backup, restore, fsck
+
+    add_ops_commands(sub)
     return parser
 
 

@@ -212,8 +212,9 @@ class RepoStore:
 
     def lfs_bytes(self, repo_id: int) -> int:
         with self.engine.connect() as conn:
-            return conn.execute(select(func.coalesce(func.sum(repo_lfs_objects.c.size), 0)).where(
-                repo_lfs_objects.c.repo_id == repo_id)).scalar()
+            # int(): PostgreSQL's sum(bigint) is numeric, which arrives as a Decimal.
+            return int(conn.execute(select(func.coalesce(func.sum(repo_lfs_objects.c.size), 0)).where(
+                repo_lfs_objects.c.repo_id == repo_id)).scalar())
 
     def forget_lfs(self, repo_id: int, oids: list[str]) -> None:
         with self.engine.begin() as conn:

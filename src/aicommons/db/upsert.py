@@ -11,13 +11,30 @@ from sqlalchemy import Connection, Table
 
 
 def insert_ignore(conn: Connection, table: Table, rows: dict | list[dict]) -> int:
-    """Insert ``rows``, skipping any whose key already exists; returns how many were inserted."""
+    """Insert ``rows``, skipping any whose key already exists.
+
+    For one row (a dict) returns 1 if it was inserted, 0 if it existed; drivers do not report
+    reliable counts for several rows, so for a list the result is only "something was sent".
+    """
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
     if isinstance(rows, dict):
-        rows = [rows]
+        # Count RETURNING rows: rowcount is -1 when SQLAlchemy adds RETURNING for the primary key.
+        stmt = insert(table).values(**rows).on_conflict_do_nothing().returning(*table.primary_key.columns)
+        return len(conn.execute(stmt).all())
     if not rows:
         return 0
-    return conn.execute(insert(table).on_conflict_do_nothing(), rows).rowcount
+    conn.execute(insert(table).on_conflict_do_nothing(), rows)
+    return len(rows)
+
+
+def upsert(conn: Connection, table: Table, row: dict, keys: list[str], update: list[str]) -> None:
+    """Insert ``row``, or update the ``update`` columns of the row with the same ``keys``."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(table).values(**row)
+    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in update}))

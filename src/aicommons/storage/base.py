@@ -58,6 +58,12 @@ class BlobStore(Protocol):
     def presigned_url(self, key: str, expires_in: int) -> str | None:
         """A URL clients can GET without our credentials, or None if the store cannot sign."""
 
+    def presigned_put_url(self, key: str, expires_in: int) -> str | None:
+        """A URL clients can PUT bytes to (direct uploads to a staging key), or None."""
+
+    def copy(self, src_key: str, dst_key: str) -> None:
+        """Make ``dst_key`` hold the bytes of ``src_key`` (server-side for object stores)."""
+
     def delete(self, key: str) -> None: ...
 
     def iter_keys(self, prefix: str = "") -> Iterator[str]:

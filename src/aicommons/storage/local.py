@@ -73,6 +73,22 @@ class LocalBlobStore:
     def presigned_url(self, key: str, expires_in: int) -> str | None:
         return None
 
+    def presigned_put_url(self, key: str, expires_in: int) -> str | None:
+        return None
+
+    def copy(self, src_key: str, dst_key: str) -> None:
+        """Hard link (the same crash-consistent publish as ``put_file``): blobs are immutable."""
+        src, dest = self._path(src_key), self._path(dst_key)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(src, dest)
+            except FileExistsError:
+                pass
+            fsync_dir(dest.parent)
+        except OSError as exc:
+            raise _translate(exc) from exc
+
     def delete(self, key: str) -> None:
         try:
             self._path(key).unlink(missing_ok=True)

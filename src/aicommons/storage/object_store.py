@@ -154,6 +154,15 @@ class ObjectBlobStore:
         except Exception as exc:  # noqa: BLE001
             raise _translate(exc) from exc
 
+    def copy(self, src_key: str, dst_key: str) -> None:
+        """Server-side copy. Overwriting is harmless: keys are content addressed."""
+        import obstore
+
+        try:
+            obstore.copy(self.store, src_key, dst_key, overwrite=True)
+        except Exception as exc:  # noqa: BLE001
+            raise _translate(exc) from exc
+
     def delete(self, key: str) -> None:
         import obstore
 

@@ -66,3 +66,20 @@ class Stager:
             self._file.close()
             self.path.unlink(missing_ok=True)
 
+
+
+def sweep_stale(tmp_dir: Path, max_age_seconds: float = 24 * 3600) -> int:
+    """Remove staged uploads older than ``max_age_seconds``: what a killed process left behind.
+    (Live uploads keep writing, so their files stay young.) Returns how many were removed."""
+    import time
+
+    removed = 0
+    cutoff = time.time() - max_age_seconds
+    for path in Path(tmp_dir).glob("upload-*"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            pass
+    return removed

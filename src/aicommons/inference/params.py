@@ -1,0 +1,93 @@
+"""Parse generation requests (OpenAI and TGI dialects) into ``SamplingParams`` (pure)."""
+
+from __future__ import annotations
+
+from .engine import SamplingParams
+from .errors import ContextLengthExceeded, InvalidRequest
+from .http_util import get_bool, get_number, get_stop
+
+# Fields we accept but which change nothing here; anything else unknown is ignored too (clients
+# send many optional fields), but features we would silently get wrong are refused below.
+_REFUSED_OPENAI = {"tools": "tool calling", "functions": "function calling", "logit_bias": "logit_bias",
+                   "best_of": "best_of > 1", "suffix": "suffix"}
+
+
+def openai_sampling(body: dict, settings, *, default_max_tokens: int | None) -> tuple[SamplingParams, int, dict]:
+    """-> (params with max_new_tokens possibly 0 = 'fill up to the context', n, extras)."""
+    for field, what in _REFUSED_OPENAI.items():
+        value = body.get(field)
+        unset = (None, 1) if field == "best_of" else (None, [], {}, "")
+        if value not in unset:
+            raise InvalidRequest(f"{what} is not supported by this server", param=field)
+    if body.get("logprobs") not in (None, False, 0):
+        raise InvalidRequest("logprobs are not supported by this server", param="logprobs")
+    fmt = body.get("response_format")
+    if fmt is not None and (not isinstance(fmt, dict) or fmt.get("type") not in (None, "text")):
+        raise InvalidRequest("only response_format {'type': 'text'} is supported", param="response_format")
+    max_tokens = get_number(body, "max_completion_tokens", None, kind=int, low=1)
+    if max_tokens is None:
+        max_tokens = get_number(body, "max_tokens", None, kind=int, low=1)
+    if max_tokens is None:
+        max_tokens = default_max_tokens or 0
+    n = get_number(body, "n", 1, kind=int, low=1, high=settings.max_n)
+    params = SamplingParams(
+        max_new_tokens=max_tokens,
+        temperature=get_number(body, "temperature", 1.0, low=0.0, high=2.0),
+        top_p=get_number(body, "top_p", 1.0, low=0.0, high=1.0) or 1e-6,
+        top_k=max(0, get_number(body, "top_k", 0, kind=int, low=-1)),  # vLLM extension; -1 = off
+        seed=get_number(body, "seed", None, kind=int),
+        stop=get_stop(body, "stop", settings.max_stop_sequences),
+        ignore_eos=get_bool(body, "ignore_eos", False),
+    )
+    stream = get_bool(body, "stream", False)
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise InvalidRequest("'stream_options' must be an object", param="stream_options")
+    include_usage = bool(options and get_bool(options, "include_usage", False, "stream_options."))
+    return params, n, {"stream": stream, "include_usage": include_usage}
+
+
+def tgi_sampling(parameters: dict, settings) -> tuple[SamplingParams, dict]:
+    """TGI ``parameters`` -> params; extras carry details/return_full_text/decoder_input_details."""
+    if not isinstance(parameters, dict):
+        raise InvalidRequest("'parameters' must be an object", param="parameters")
+    p = "parameters."
+    if parameters.get("best_of") not in (None, 1):
+        raise InvalidRequest("best_of > 1 is not supported", param=p + "best_of")
+    if parameters.get("grammar") is not None:
+        raise InvalidRequest("grammar-constrained generation is not supported", param=p + "grammar")
+    do_sample = get_bool(parameters, "do_sample", False, p)
+    temperature = get_number(parameters, "temperature", None, low=0.0, high=100.0, param_prefix=p)
+    top_p = get_number(parameters, "top_p", None, low=0.0, high=1.0, param_prefix=p)
+    top_k = get_number(parameters, "top_k", None, kind=int, low=0, param_prefix=p)
+    sampling = do_sample or any(v is not None for v in (temperature, top_p, top_k))
+    params = SamplingParams(
+        max_new_tokens=get_number(parameters, "max_new_tokens", settings.default_max_tokens, kind=int, low=1,
+                                  param_prefix=p),
+        temperature=(temperature if temperature is not None else 1.0) if sampling else 0.0,
+        top_p=(top_p or 1.0) if sampling else 1.0,
+        top_k=top_k or 0,
+        seed=get_number(parameters, "seed", None, kind=int, param_prefix=p),
+        stop=get_stop(parameters, "stop", settings.max_stop_sequences, p),
+    )
+    extras = {"details": get_bool(parameters, "details", False, p),
+              "return_full_text": get_bool(parameters, "return_full_text", False, p),
+              "decoder_input_details": get_bool(parameters, "decoder_input_details", False, p)}
+    return params, extras
+
+
+def fit_to_context(params: SamplingParams, prompt_len: int, context: int, *, default: int) -> SamplingParams:
+    """Fill in an unset max_new_tokens and refuse requests that cannot fit the context window."""
+    if prompt_len >= context:
+        raise ContextLengthExceeded(f"this model's maximum context length is {context} tokens, but the prompt "
+                                    f"has {prompt_len} tokens", param="messages")
+    wanted = params.max_new_tokens or min(default, context - prompt_len)
+    if prompt_len + wanted > context:
+        raise ContextLengthExceeded(
+            f"this model's maximum context length is {context} tokens; you requested {prompt_len + wanted} "
+            f"tokens ({prompt_len} in the prompt, {wanted} for the completion)", param="max_tokens")
+    if wanted == params.max_new_tokens:
+        return params
+    from dataclasses import replace
+
+    return replace(params, max_new_tokens=wanted)

@@ -1,0 +1,46 @@
+"""The route table of the inference API. Mounted by ``aicommons.app.create_app``:
+
+    service = build_inference_service(settings, HubModelSource(...))
+    routes += inference_routes(service)        # and await service.close() on shutdown
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from .http_util import path_repo_id
+from .metrics import CONTENT_TYPE
+from .routes_hf import HFRoutes
+from .routes_openai import OpenAIRoutes
+
+
+def inference_routes(service) -> list[BaseRoute]:
+    if not service.settings.enabled:
+        return []
+    oa = OpenAIRoutes(service)
+    hf = HFRoutes(service)
+
+    async def model_chat(request: Request):
+        # InferenceClient(model="http://hub/models/ns/name").chat_completion(...) lands here; the
+        # path names the model, whatever the body's "model" says (the client sends a placeholder).
+        return await oa.chat_completions(request, fixed_model=path_repo_id(request))
+
+    async def metrics(request: Request):
+        return Response(service.metrics.render(), media_type=CONTENT_TYPE)
+
+    model = "/models/{ns}/{name}"
+    return [
+        Route("/v1/models", oa.list_models, methods=["GET"]),
+        Route("/v1/chat/completions", oa.chat_completions, methods=["POST"]),
+        Route("/v1/completions", oa.completions, methods=["POST"]),
+        Route("/v1/embeddings", oa.embeddings, methods=["POST"]),
+        Route(model, hf.task, methods=["POST"]),
+        Route(model + "/pipeline/{task}", hf.task, methods=["POST"]),
+        Route(model + "/v1/chat/completions", model_chat, methods=["POST"]),
+        Route(model + "/generate", hf.generate, methods=["POST"]),
+        Route(model + "/generate_stream", hf.generate_stream, methods=["POST"]),
+        Route(model + "/info", hf.info, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]

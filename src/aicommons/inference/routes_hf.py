@@ -1,0 +1,250 @@
+"""HF task API (``POST /models/{ns}/{name}``, ``/pipeline/{task}``) and TGI routes per model
+(``/generate``, ``/generate_stream``, ``/info``), in the shapes ``InferenceClient`` 2.4 sends and
+parses (spec §1.5-1.6). Errors use TGI's flat ``{"error", "error_type"}``."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+
+from aicommons import __version__
+from aicommons.errors import HubError
+
+from . import tasks as T
+from .errors import InvalidRequest, tgi_error_body
+from .generation import GenerationStats, stream_deltas
+from .http_util import SSE_HEADERS, get_bool, get_number, path_repo_id, principal_of, read_json, sse, tgi_error
+from .params import fit_to_context, tgi_sampling
+from .runs import record_generation, run_to_end
+
+_TGI_FINISH = {"eos": "eos_token", "stop_sequence": "stop_sequence", "length": "length"}
+
+
+class HFRoutes:
+    def __init__(self, service):
+        self.service = service
+
+    # ---- POST /models/{ns}/{name}[/pipeline/{task}] -------------------------------------------
+    async def task(self, request: Request):
+        service = self.service
+        principal = principal_of(request)
+        repo_id = path_repo_id(request)
+        forced = request.path_params.get("task")
+        try:
+            body = await read_json(request)
+            resolved = await service.resolve(repo_id, principal)
+            task = forced or T.detect_task(resolved)
+            if task in (T.EMBEDDING, T.SIMILARITY) and not forced:
+                # One model serves both; the client tells us which by the shape of "inputs".
+                task = T.SIMILARITY if isinstance(body.get("inputs"), dict) else T.EMBEDDING
+            if task not in T.SUPPORTED_TASKS:
+                raise InvalidRequest(f"unknown task '{task}'", param="task")
+        except HubError as exc:
+            return tgi_error(exc)
+        if task == T.GENERATION:
+            return await self._tgi(request, body, repo_id, stream=get_bool(body, "stream", False), compat=True)
+        return await self._encoder_task(request, body, repo_id, task)
+
+    async def _encoder_task(self, request, body, repo_id, task):
+        service = self.service
+        principal = principal_of(request)
+        lease = None
+        try:
+            parameters = body.get("parameters") or {}
+            if not isinstance(parameters, dict):
+                raise InvalidRequest("'parameters' must be an object", param="parameters")
+            texts, single, params = _task_inputs(task, body, parameters, service.settings.max_client_batch)
+            lease = await service.lease(repo_id, principal, {task}, task)
+            engine = lease.engine
+            counts = engine.count_tokens(texts)
+            truncate = task in (T.EMBEDDING, T.SIMILARITY) and get_bool(body, "truncate", False)
+            if not truncate:
+                for i, count in enumerate(counts):
+                    if count > engine.max_input_tokens:
+                        raise InvalidRequest(f"input {i} has {count} tokens; this model accepts at most "
+                                             f"{engine.max_input_tokens} (pass truncate=true to cut it)",
+                                             param="inputs", status=413 if task == T.EMBEDDING else 400)
+            cost = sum(min(c, engine.max_input_tokens) for c in counts)
+            await lease.admit(principal, cost)
+            run_task = T.EMBEDDING if task == T.SIMILARITY else task
+            results = await engine.run(run_task, texts, params, cost)
+        except HubError as exc:
+            if lease is not None:
+                await lease.close(status=exc.status)
+            return tgi_error(exc)
+        except BaseException:
+            if lease is not None:
+                await lease.close(status=500)
+            raise
+        headers = lease.headers
+        service.metrics.prompt_tokens.labels(repo_id, engine.engine_name, task).inc(cost)
+        await lease.close(used_tokens=cost)
+        return JSONResponse(_task_output(task, results, single, body), headers=headers)
+
+    # ---- TGI ------------------------------------------------------------------------------------
+    async def generate(self, request: Request):
+        return await self._tgi_entry(request, stream=False)
+
+    async def generate_stream(self, request: Request):
+        return await self._tgi_entry(request, stream=True)
+
+    async def _tgi_entry(self, request, stream):
+        try:
+            body = await read_json(request)
+        except HubError as exc:
+            return tgi_error(exc)
+        return await self._tgi(request, body, path_repo_id(request), stream=stream, compat=False)
+
+    async def _tgi(self, request, body, repo_id, *, stream: bool, compat: bool):
+        service = self.service
+        principal = principal_of(request)
+        lease = None
+        try:
+            inputs = body.get("inputs")
+            if not isinstance(inputs, str) or not inputs:
+                raise InvalidRequest("'inputs' must be a non-empty string", param="inputs")
+            params, extras = tgi_sampling(body.get("parameters") or {}, service.settings)
+            lease = await service.lease(repo_id, principal, {T.GENERATION}, "text-generation")
+            engine = lease.engine
+            prompt_ids = engine.tokenize(inputs)
+            params = fit_to_context(params, len(prompt_ids), engine.context_length,
+                                    default=service.settings.default_max_tokens)
+            await lease.admit(principal, len(prompt_ids) + params.max_new_tokens)
+        except HubError as exc:
+            if lease is not None:
+                await lease.close(status=exc.status)
+            return tgi_error(exc)
+        except BaseException:
+            if lease is not None:
+                await lease.close(status=500)
+            raise
+        prefix = inputs if extras["return_full_text"] else ""
+        if stream:
+            events = self._tgi_stream(lease, prompt_ids, params, prefix)
+            return StreamingResponse(events, media_type="text/event-stream", headers={**SSE_HEADERS, **lease.headers})
+        try:
+            (result,) = await run_to_end(engine, [(0, prompt_ids, params)])
+        except HubError as exc:
+            await lease.close(status=exc.status)
+            return tgi_error(exc)
+        except BaseException:
+            await lease.close(status=500)
+            raise
+        record_generation(lease, [result.stats])
+        headers = {**lease.headers, "x-prompt-tokens": str(len(prompt_ids)),
+                   "x-generated-tokens": str(result.stats.completion_tokens)}
+        await lease.close(used_tokens=len(prompt_ids) + result.stats.completion_tokens)
+        out = {"generated_text": prefix + result.text}
+        if extras["details"]:
+            out["details"] = {
+                "finish_reason": _TGI_FINISH.get(result.finish_reason, "length"),
+                "generated_tokens": result.stats.completion_tokens, "seed": params.seed, "prefill": [],
+                "tokens": [{"id": i, "text": t, "logprob": None, "special": engine.token_text(i)[1]}
+                           for i, t in zip(result.token_ids, result.token_texts)]}
+        return JSONResponse([out] if compat else out, headers=headers)
+
+    async def _tgi_stream(self, lease, prompt_ids, params, prefix):
+        stats = GenerationStats(len(prompt_ids))
+        text, index, status = [prefix], 0, 200
+        try:
+            async for delta in stream_deltas(lease.engine, prompt_ids, params, stats):
+                text.append(delta.text)
+                if delta.token_id is None:
+                    continue
+                index += 1
+                final = delta.finish_reason is not None
+                event = {"index": index, "token": {"id": delta.token_id, "text": delta.token_text, "logprob": None,
+                                                   "special": lease.engine.token_text(delta.token_id)[1]},
+                         "top_tokens": None, "generated_text": "".join(text) if final else None,
+                         "details": {"finish_reason": _TGI_FINISH.get(delta.finish_reason, "length"),
+                                     "generated_tokens": stats.completion_tokens, "seed": params.seed,
+                                     "input_length": len(prompt_ids)} if final else None}
+                yield sse(event)
+        except HubError as exc:
+            status = exc.status
+            yield sse(tgi_error_body(exc)[1])
+        finally:
+            record_generation(lease, [stats])
+            await lease.close(used_tokens=len(prompt_ids) + stats.completion_tokens, status=status)
+
+    async def info(self, request: Request):
+        service = self.service
+        try:
+            resolved = await service.resolve(path_repo_id(request), principal_of(request))
+            task = T.detect_task(resolved)
+        except HubError as exc:
+            return tgi_error(exc)
+        loaded = next((e for e in service.list_loaded() if e.resolved.key == resolved.key), None)
+        context = getattr(loaded.engine, "context_length", None) if loaded else None
+        return JSONResponse({
+            "model_id": resolved.repo_id, "model_sha": resolved.commit, "model_pipeline_tag": task,
+            "model_dtype": service.settings.dtype, "model_device_type": service.settings.device,
+            "license": resolved.license, "max_concurrent_requests": service.settings.max_running,
+            "max_best_of": 1, "max_stop_sequences": service.settings.max_stop_sequences,
+            "max_input_tokens": context, "max_total_tokens": context,
+            "max_client_batch_size": service.settings.max_client_batch, "validation_workers": 1,
+            "router": "aicommons", "version": __version__, "sha": None, "docker_label": None,
+            "loaded": loaded is not None,
+        }, headers={"X-Model-Id": resolved.repo_id, "X-Model-Revision": resolved.commit})
+
+
+def _task_inputs(task: str, body: dict, parameters: dict, limit: int):
+    """-> (texts to run, whether the caller sent one string, parameters that change the batch)."""
+    inputs = body.get("inputs")
+    if task == T.SIMILARITY:
+        if not isinstance(inputs, dict) or not isinstance(inputs.get("source_sentence"), str) \
+                or not isinstance(inputs.get("sentences"), list) \
+                or not all(isinstance(s, str) for s in inputs["sentences"]) or not inputs["sentences"]:
+            raise InvalidRequest("'inputs' must be {'source_sentence': str, 'sentences': [str, ...]}", param="inputs")
+        texts = [inputs["source_sentence"], *inputs["sentences"]]
+        if len(texts) > limit:
+            raise InvalidRequest(f"at most {limit} sentences per request", param="inputs")
+        return texts, False, {}
+    single = isinstance(inputs, str)
+    texts = [inputs] if single else inputs
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t for t in texts):
+        raise InvalidRequest("'inputs' must be a non-empty string or array of strings", param="inputs")
+    if len(texts) > limit:
+        raise InvalidRequest(f"at most {limit} inputs per request", param="inputs")
+    p = "parameters."
+    if task == T.CLASSIFICATION:
+        fn = parameters.get("function_to_apply")
+        if fn not in (None, "sigmoid", "softmax", "none"):
+            raise InvalidRequest("function_to_apply must be sigmoid, softmax or none", param=p + "function_to_apply")
+        return texts, single, {"top_k": get_number(parameters, "top_k", None, kind=int, low=1, param_prefix=p),
+                               "function_to_apply": fn}
+    if task == T.FILL_MASK:
+        targets = parameters.get("targets")
+        if targets is not None and (not isinstance(targets, list) or not all(isinstance(t, str) for t in targets)):
+            raise InvalidRequest("targets must be an array of strings", param=p + "targets")
+        return texts, single, {"top_k": get_number(parameters, "top_k", None, kind=int, low=1, high=100,
+                                                   param_prefix=p), "targets": targets}
+    if task == T.TOKEN_CLASSIFICATION:
+        strategy = parameters.get("aggregation_strategy")
+        if strategy not in (None, "none", "simple", "first", "average", "max"):
+            raise InvalidRequest("unknown aggregation_strategy", param=p + "aggregation_strategy")
+        ignore = parameters.get("ignore_labels")
+        if ignore is not None and (not isinstance(ignore, list) or not all(isinstance(x, str) for x in ignore)):
+            raise InvalidRequest("ignore_labels must be an array of strings", param=p + "ignore_labels")
+        return texts, single, {"aggregation_strategy": strategy, "ignore_labels": ignore}
+    return texts, single, {}  # feature-extraction: options sit at the root, applied after the batch
+
+
+def _task_output(task: str, results: list, single: bool, body: dict):
+    import numpy as np  # the inference extra; imported on first use, not at app start
+
+    if task == T.SIMILARITY:
+        vecs = np.asarray(results, dtype=np.float32)
+        vecs = vecs / np.clip(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12, None)
+        return [float(x) for x in vecs[1:] @ vecs[0]]
+    if task == T.EMBEDDING:
+        vecs = np.asarray(results, dtype=np.float32)
+        dims = body.get("dimensions")
+        if isinstance(dims, int) and not isinstance(dims, bool) and 0 < dims < vecs.shape[1]:
+            vecs = vecs[:, :dims]
+        if body.get("normalize", True) is not False:
+            vecs = vecs / np.clip(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12, None)
+        return vecs.tolist()  # always 2-D, as TEI answers
+    if task == T.CLASSIFICATION:
+        return results  # one list of {label, score} per input: [[...]] even for one string
+    return results[0] if single else results

@@ -1,0 +1,299 @@
+"""OpenAI-compatible routes: /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models.
+
+Shapes follow the openai 3.x types (spec §1.1-1.4): SSE chunks end with ``data: [DONE]``, usage
+comes as one extra ``choices: []`` chunk when ``stream_options.include_usage`` is set, and
+``system_fingerprint`` is the exact 40-hex commit the answer came from.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+
+from aicommons.errors import HubError
+
+from . import tasks as T
+from .chat_template import normalize_messages
+from .errors import InvalidRequest, UnsupportedTask, openai_error_body
+from .generation import GenerationStats, stream_deltas
+from .http_util import SSE_DONE, SSE_HEADERS, get_number, openai_error, principal_of, read_json, sse
+from .params import fit_to_context, openai_sampling
+from .runs import merged, record_generation, run_to_end
+from .source import ListableModelSource
+
+_FINISH = {"eos": "stop", "stop_sequence": "stop", "length": "length"}
+
+
+class OpenAIRoutes:
+    def __init__(self, service):
+        self.service = service
+
+    # ---- chat / completions ------------------------------------------------------------------
+    async def chat_completions(self, request: Request, fixed_model: str | None = None):
+        return await self._generate(request, chat=True, fixed_model=fixed_model)
+
+    async def completions(self, request: Request):
+        return await self._generate(request, chat=False)
+
+    async def _generate(self, request: Request, *, chat: bool, fixed_model: str | None = None):
+        service = self.service
+        principal = principal_of(request)
+        lease = None
+        try:
+            body = await read_json(request)
+            model_ref = fixed_model or body.get("model")
+            if chat:
+                messages = normalize_messages(body.get("messages"))
+            else:
+                prompts = _prompts(body.get("prompt"))
+            params, n, extra = openai_sampling(body, service.settings,
+                                               default_max_tokens=None if chat else 16)
+            lease = await service.lease(model_ref, principal, {T.GENERATION},
+                                        "chat completions" if chat else "completions")
+            engine = lease.engine
+            if chat:
+                if not engine.has_chat_template:
+                    raise UnsupportedTask("this model has no chat template; use /v1/completions", param="model")
+                prompt_ids = [engine.chat_prompt_ids(engine.render_chat(messages))]
+                prompt_texts = [None]
+            else:
+                prompt_ids = [p if isinstance(p, list) else engine.tokenize(p) for p in prompts]
+                if any(t < 0 or t >= engine.vocab_size for ids in prompt_ids for t in ids):
+                    raise InvalidRequest(f"token ids must be in [0, {engine.vocab_size})", param="prompt")
+                prompt_texts = [p if isinstance(p, str) else None for p in prompts]
+            fitted = [fit_to_context(params, len(ids), engine.context_length,
+                                     default=service.settings.default_max_tokens) for ids in prompt_ids]
+            cost = sum(len(ids) + p.max_new_tokens * n for ids, p in zip(prompt_ids, fitted))
+            await lease.admit(principal, cost)
+        except HubError as exc:
+            if lease is not None:
+                await lease.close(status=exc.status)
+            return openai_error(exc)
+        except BaseException:
+            if lease is not None:
+                await lease.close(status=500)
+            raise
+        if getattr(lease.engine, "proxies_openai", False):
+            from .proxy import proxy_openai
+
+            return await proxy_openai(lease, "/v1/chat/completions" if chat else "/v1/completions", body)
+        # One job per (prompt, sample); choice index = prompt_index * n + sample.
+        jobs = [(i * n + j, ids, p if p.seed is None else _reseed(p, j))
+                for i, (ids, p) in enumerate(zip(prompt_ids, fitted)) for j in range(n)]
+        echo = {i * n + j: (text or "") for i, text in enumerate(prompt_texts) for j in range(n)} \
+            if (not chat and body.get("echo")) else {}
+        meta = _Meta(chat, body.get("model") or lease.resolved.repo_id, lease.resolved.commit,
+                     sum(len(ids) for ids in prompt_ids), echo)
+        if extra["stream"]:
+            stream = self._stream(lease, jobs, meta, extra["include_usage"])
+            return StreamingResponse(stream, media_type="text/event-stream", headers={**SSE_HEADERS, **lease.headers})
+        try:
+            results = await run_to_end(lease.engine, jobs)
+        except HubError as exc:
+            await lease.close(status=exc.status)
+            return openai_error(exc)
+        except BaseException:
+            await lease.close(status=500)
+            raise
+        completion_tokens = sum(r.stats.completion_tokens for r in results)
+        record_generation(lease, [r.stats for r in results])
+        headers = lease.headers
+        await lease.close(used_tokens=meta.prompt_tokens + completion_tokens)
+        choices = []
+        for r in sorted(results, key=lambda r: r.index):
+            reason = _FINISH.get(r.finish_reason, "stop")
+            if chat:
+                choices.append({"index": r.index, "message": {"role": "assistant", "content": r.text},
+                                "logprobs": None, "finish_reason": reason})
+            else:
+                choices.append({"index": r.index, "text": echo.get(r.index, "") + r.text, "logprobs": None,
+                                "finish_reason": reason})
+        return JSONResponse({"id": meta.id, "object": meta.object, "created": meta.created, "model": meta.model,
+                             "choices": choices, "usage": meta.usage(completion_tokens),
+                             "system_fingerprint": meta.commit}, headers=headers)
+
+    async def _stream(self, lease, jobs, meta: "_Meta", include_usage: bool):
+        stats_list = [GenerationStats(len(ids)) for _, ids, _ in jobs]
+        status = 200
+        try:
+            if meta.chat:
+                for index, _, _ in jobs:
+                    yield sse(meta.chunk({"index": index, "delta": {"role": "assistant", "content": ""},
+                                          "logprobs": None, "finish_reason": None}, include_usage))
+            else:
+                for index, _, _ in jobs:
+                    if meta.echo.get(index):
+                        yield sse(meta.chunk(meta.choice(index, meta.echo[index], None), include_usage))
+            streams = [(index, stream_deltas(lease.engine, ids, p, stats))
+                       for (index, ids, p), stats in zip(jobs, stats_list)]
+            async for index, delta in merged(streams):
+                reason = _FINISH.get(delta.finish_reason) if delta.finish_reason else None
+                if delta.text or reason:
+                    yield meta.token_event(index, delta.text, reason, include_usage)
+            if include_usage:
+                completion = sum(s.completion_tokens for s in stats_list)
+                yield sse({**meta.chunk(None, True), "choices": [], "usage": meta.usage(completion)})
+            yield SSE_DONE
+        except HubError as exc:
+            # Headers are gone: report in-band, as vLLM does; the openai client raises APIError on it.
+            status = exc.status
+            yield sse(openai_error_body(exc)[1])
+            yield SSE_DONE
+        finally:
+            record_generation(lease, stats_list)
+            used = meta.prompt_tokens + sum(s.completion_tokens for s in stats_list)
+            await lease.close(used_tokens=used, status=status)
+
+    # ---- embeddings ----------------------------------------------------------------------------
+    async def embeddings(self, request: Request):
+        service = self.service
+        principal = principal_of(request)
+        lease = None
+        try:
+            body = await read_json(request)
+            texts = _embedding_inputs(body.get("input"), service.settings.max_client_batch)
+            fmt = body.get("encoding_format") or "float"
+            if fmt not in ("float", "base64"):
+                raise InvalidRequest("'encoding_format' must be 'float' or 'base64'", param="encoding_format")
+            dimensions = get_number(body, "dimensions", None, kind=int, low=1)
+            lease = await service.lease(body.get("model"), principal, {T.EMBEDDING}, "embeddings")
+            engine = lease.engine
+            counts = engine.count_tokens(texts)
+            for i, count in enumerate(counts):
+                if count > engine.max_input_tokens:
+                    raise InvalidRequest(f"input[{i}] has {count} tokens; this model accepts at most "
+                                         f"{engine.max_input_tokens}", param="input")
+            await lease.admit(principal, sum(counts))
+            vectors = await engine.run(T.EMBEDDING, texts, {}, sum(counts))
+        except HubError as exc:
+            if lease is not None:
+                await lease.close(status=exc.status)
+            return openai_error(exc)
+        except BaseException:
+            if lease is not None:
+                await lease.close(status=500)
+            raise
+        headers = lease.headers
+        tokens = sum(counts)
+        lease.service.metrics.prompt_tokens.labels(lease.resolved.repo_id, lease.engine.engine_name,
+                                                   lease.task).inc(tokens)
+        await lease.close(used_tokens=tokens)
+        if dimensions is not None and dimensions > len(vectors[0]):
+            return openai_error(InvalidRequest(f"'dimensions' must be at most {len(vectors[0])}",
+                                               param="dimensions"))
+        import numpy as np  # the inference extra; imported on first use, not at app start
+
+        data = []
+        for i, vec in enumerate(vectors):
+            vec = np.asarray(vec, dtype=np.float32)
+            if dimensions is not None:  # Matryoshka-style: keep the head, renormalise
+                vec = vec[:dimensions]
+                vec = vec / max(float(np.linalg.norm(vec)), 1e-12)
+            value = base64.b64encode(vec.astype("<f4").tobytes()).decode() if fmt == "base64" else vec.tolist()
+            data.append({"object": "embedding", "index": i, "embedding": value})
+        return JSONResponse({"object": "list", "data": data, "model": body.get("model"),
+                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}, headers=headers)
+
+    # ---- models ------------------------------------------------------------------------------
+    async def list_models(self, request: Request):
+        principal = principal_of(request)
+        loaded = {e.resolved.repo_id: e for e in self.service.list_loaded()}
+        rows = []
+        source = self.service.source
+        if isinstance(source, ListableModelSource):
+            import asyncio
+
+            try:
+                listing = await asyncio.to_thread(lambda: list(source.list_models(principal)))
+            except HubError as exc:
+                return openai_error(exc)
+            for m in listing:
+                rows.append({"id": m.repo_id, "object": "model", "created": int(m.created),
+                             "owned_by": m.owned_by or m.repo_id.split("/")[0], "task": m.pipeline_tag,
+                             "loaded": m.repo_id in loaded})
+        else:
+            for repo_id, e in loaded.items():
+                rows.append({"id": repo_id, "object": "model", "created": int(e.loaded_at),
+                             "owned_by": repo_id.split("/")[0], "task": e.task, "loaded": True,
+                             "revision": e.resolved.commit})
+        return JSONResponse({"object": "list", "data": rows})
+
+
+class _Meta:
+    """Per-response constants of a completion (id, model, fingerprint) and chunk builders."""
+
+    def __init__(self, chat: bool, model: str, commit: str, prompt_tokens: int, echo: dict):
+        self.chat = chat
+        self.id = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
+        self.object = "chat.completion" if chat else "text_completion"
+        self.created = int(time.time())
+        self.model = model
+        self.commit = commit
+        self.prompt_tokens = prompt_tokens
+        self.echo = echo
+        self._envelope: bytes | None = None
+
+    def usage(self, completion_tokens: int) -> dict:
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": completion_tokens,
+                "total_tokens": self.prompt_tokens + completion_tokens}
+
+    def choice(self, index: int, text: str, reason: str | None) -> dict:
+        if self.chat:
+            delta = {"content": text} if text else {}
+            return {"index": index, "delta": delta, "logprobs": None, "finish_reason": reason}
+        return {"index": index, "text": text, "logprobs": None, "finish_reason": reason}
+
+    def token_event(self, index: int, text: str, reason: str | None, include_usage: bool) -> bytes:
+        """The per-token SSE event, with the constant envelope serialised once per response: this
+        runs for every generated token, so it is the hub's main per-token cost."""
+        if self._envelope is None:
+            head = json.dumps(self.chunk(None, False), separators=(",", ":"), ensure_ascii=False)
+            self._envelope = head[: -len('"choices":[]}')].encode()
+        choice = json.dumps(self.choice(index, text, reason), separators=(",", ":"), ensure_ascii=False).encode()
+        tail = b'],"usage":null}' if include_usage else b"]}"
+        return b"data: " + self._envelope + b'"choices":[' + choice + tail + b"\n\n"
+
+    def chunk(self, choice: dict | None, include_usage: bool) -> dict:
+        out = {"id": self.id, "object": "chat.completion.chunk" if self.chat else "text_completion",
+               "created": self.created, "model": self.model, "system_fingerprint": self.commit,
+               "choices": [choice] if choice is not None else []}
+        if include_usage:
+            out["usage"] = None
+        return out
+
+
+def _reseed(params, j: int):
+    from dataclasses import replace
+
+    return replace(params, seed=params.seed + j) if j else params
+
+
+def _prompts(prompt) -> list:
+    if isinstance(prompt, str):
+        return [prompt]
+    if isinstance(prompt, list) and prompt:
+        if all(isinstance(p, str) for p in prompt):
+            return list(prompt)
+        if all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
+            return [list(prompt)]
+        if all(isinstance(p, list) and p and all(isinstance(t, int) for t in p) for p in prompt):
+            return [list(p) for p in prompt]
+    raise InvalidRequest("'prompt' must be a string, an array of strings, or token id arrays", param="prompt")
+
+
+def _embedding_inputs(value, limit: int) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise InvalidRequest("'input' must be a non-empty string or array of strings (token arrays are not "
+                             "supported)", param="input")
+    if len(value) > limit:
+        raise InvalidRequest(f"at most {limit} inputs per request", param="input")
+    if any(not v for v in value):
+        raise InvalidRequest("inputs must not be empty strings", param="input")
+    return value

@@ -1,0 +1,106 @@
+"""``huggingface_hub.InferenceClient`` against the live server: every HF task, TGI routes, chat."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import numpy as np
+import pytest
+
+from .conftest import CLASSIFIER, FILL_MASK, LLAMA, MINILM, NER
+
+pytestmark = pytest.mark.inference
+HEX40 = re.compile(r"^[0-9a-f]{40}$")
+
+
+def client_for(server, repo_id, token="alice"):
+    from huggingface_hub import InferenceClient
+
+    return InferenceClient(model=f"{server.url}/models/{repo_id}", token=token, timeout=60)
+
+
+def test_feature_extraction_and_similarity(server, model_dirs):
+    from sentence_transformers import SentenceTransformer
+
+    client = client_for(server, MINILM)
+    vecs = client.feature_extraction("the quick brown fox")
+    assert vecs.shape == (1, 384)
+    expected = SentenceTransformer(str(model_dirs["minilm"]), device="cpu").encode(["the quick brown fox"])
+    np.testing.assert_allclose(vecs, expected, atol=1e-4)
+    scores = client.sentence_similarity("a fox", other_sentences=["a fox", "stock markets fell"])
+    assert len(scores) == 2 and scores[0] == pytest.approx(1.0, abs=1e-4) and scores[1] < scores[0]
+
+
+def test_text_classification(server):
+    result = client_for(server, CLASSIFIER).text_classification("good day")
+    assert {r.label for r in result} == {"NEGATIVE", "POSITIVE"}
+    assert sum(r.score for r in result) == pytest.approx(1.0, abs=1e-4)
+    top = client_for(server, CLASSIFIER).text_classification("good day", top_k=1)
+    assert len(top) == 1
+
+
+def test_fill_mask(server):
+    result = client_for(server, FILL_MASK).fill_mask("the quick [MASK] fox", top_k=3)
+    assert len(result) == 3
+    assert all(r.sequence and r.token_str is not None and 0 <= r.score <= 1 for r in result)
+
+
+def test_token_classification(server):
+    result = client_for(server, NER).token_classification("alice lives in paris")
+    assert isinstance(result, list)
+    for entity in result:
+        assert entity.start is not None and entity.end is not None and entity.score >= 0
+
+
+def test_text_generation_plain_details_and_stream(server):
+    client = client_for(server, LLAMA)
+    text = client.text_generation("the quick fox", max_new_tokens=6)
+    assert isinstance(text, str)
+    detailed = client.text_generation("the quick fox", max_new_tokens=6, details=True)
+    assert detailed.generated_text == text
+    assert detailed.details.generated_tokens == len(detailed.details.tokens) <= 6
+    assert detailed.details.finish_reason in ("length", "eos_token")
+    streamed = list(client.text_generation("the quick fox", max_new_tokens=6, stream=True))
+    assert "".join(streamed) == text
+    events = list(client.text_generation("the quick fox", max_new_tokens=6, stream=True, details=True))
+    assert events[-1].generated_text == text and events[-1].details.generated_tokens == len(events)
+
+
+def test_chat_completion_through_model_url(server):
+    client = client_for(server, LLAMA)
+    reply = client.chat_completion([{"role": "user", "content": "hello"}], max_tokens=5, temperature=0)
+    assert HEX40.match(reply.system_fingerprint)
+    assert reply.choices[0].message.role == "assistant"
+    chunks = list(client.chat_completion([{"role": "user", "content": "hello"}], max_tokens=5, temperature=0,
+                                         stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == reply.choices[0].message.content
+
+
+def test_tgi_generate_routes_and_info(server):
+    base = f"{server.url}/models/{LLAMA}"
+    r = httpx.post(base + "/generate", json={"inputs": "the fox", "parameters": {"max_new_tokens": 4,
+                                                                                 "details": True}}, timeout=60)
+    assert r.status_code == 200 and HEX40.match(r.headers["x-model-revision"])
+    body = r.json()
+    assert set(body) == {"generated_text", "details"} and body["details"]["generated_tokens"] <= 4
+    with httpx.stream("POST", base + "/generate_stream", json={"inputs": "the fox",
+                                                               "parameters": {"max_new_tokens": 4}}, timeout=60) as s:
+        lines = [line for line in s.iter_lines() if line.startswith("data:")]
+    assert lines and '"generated_text":null' in lines[0] and '"details":{' in lines[-1]
+    info = httpx.get(base + "/info", timeout=30).json()
+    assert info["model_id"] == LLAMA and HEX40.match(info["model_sha"])
+    assert info["model_pipeline_tag"] == "text-generation" and info["license"] == "apache-2.0"
+
+
+def test_task_errors_use_tgi_shape(server):
+    from huggingface_hub.errors import ValidationError
+
+    r = httpx.post(f"{server.url}/models/{MINILM}", json={"inputs": 42}, timeout=30)
+    assert r.status_code == 400 and set(r.json()) == {"error", "error_type"}
+    r = httpx.post(f"{server.url}/models/nobody/nothing", json={"inputs": "x"}, timeout=30)
+    assert r.status_code == 404 and r.json()["error_type"] == "not_found"
+    r = httpx.post(f"{server.url}/models/{MINILM}/generate", json={"inputs": "x"}, timeout=30)
+    assert r.status_code == 400 and "cannot serve text-generation" in r.json()["error"]
+    with pytest.raises(ValidationError):  # TGI error_type "validation" -> the client's own class
+        client_for(server, LLAMA).text_generation("hello", max_new_tokens=100000)

@@ -1,0 +1,154 @@
+"""The real ``openai`` client against a live server: chat, completions, embeddings, models."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import openai
+import pytest
+
+from .conftest import LLAMA, MINILM
+
+pytestmark = pytest.mark.inference
+HEX40 = re.compile(r"^[0-9a-f]{40}$")
+
+
+def test_embeddings_float_and_base64_match_sentence_transformers(openai_client, model_dirs):
+    from sentence_transformers import SentenceTransformer
+
+    texts = ["the quick brown fox", "a lazy dog sleeps"]
+    as_b64 = openai_client.embeddings.create(model=MINILM, input=texts)  # the client asks for base64
+    as_float = openai_client.embeddings.create(model=MINILM, input=texts, encoding_format="float")
+    expected = SentenceTransformer(str(model_dirs["minilm"]), device="cpu").encode(texts)
+    for got in (as_b64, as_float):
+        assert [d.index for d in got.data] == [0, 1]
+        np.testing.assert_allclose(np.array([d.embedding for d in got.data]), expected, atol=1e-4)
+    assert as_float.usage.prompt_tokens == as_float.usage.total_tokens > 4
+
+
+def test_embeddings_dimensions_and_revision_header(openai_client):
+    raw = openai_client.embeddings.with_raw_response.create(model=MINILM, input="hello", dimensions=64,
+                                                            encoding_format="float")
+    assert HEX40.match(raw.headers["x-model-revision"])
+    assert raw.headers["x-model-license"] == "apache-2.0"
+    vec = np.array(raw.parse().data[0].embedding)
+    assert vec.shape == (64,) and abs(np.linalg.norm(vec) - 1) < 1e-4
+
+
+def test_chat_completion_json(openai_client):
+    raw = openai_client.chat.completions.with_raw_response.create(
+        model=LLAMA, messages=[{"role": "user", "content": "hello there"}], max_tokens=8, temperature=0)
+    reply = raw.parse()
+    assert reply.object == "chat.completion"
+    assert HEX40.match(reply.system_fingerprint)
+    assert raw.headers["x-model-revision"] == reply.system_fingerprint
+    assert raw.headers["x-model-license"] == "apache-2.0"
+    choice = reply.choices[0]
+    assert choice.message.role == "assistant" and isinstance(choice.message.content, str)
+    assert choice.finish_reason in ("stop", "length")
+    assert reply.usage.completion_tokens <= 8 and reply.usage.prompt_tokens > 3
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+
+
+def test_chat_greedy_is_deterministic_and_stream_matches_json(openai_client):
+    kwargs = dict(model=LLAMA, messages=[{"role": "user", "content": "paris london"}], max_tokens=12,
+                  temperature=0, extra_body={"ignore_eos": True})
+    first = openai_client.chat.completions.create(**kwargs).choices[0].message.content
+    second = openai_client.chat.completions.create(**kwargs).choices[0].message.content
+    assert first == second
+    chunks = list(openai_client.chat.completions.create(stream=True, stream_options={"include_usage": True},
+                                                        **kwargs))
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == first
+    finals = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert len(finals) == 1 and finals[0].choices[0].finish_reason == "length"
+    usage_chunk = chunks[-1]
+    assert usage_chunk.choices == [] and usage_chunk.usage.completion_tokens == 12
+    assert all(c.usage is None for c in chunks[:-1])
+    assert all(HEX40.match(c.system_fingerprint) for c in chunks)
+
+
+def test_stream_ends_with_done(server):
+    import httpx
+
+    body = {"model": LLAMA, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "stream": True}
+    with httpx.stream("POST", server.url + "/v1/chat/completions", json=body, timeout=60) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        events = [line for line in r.iter_lines() if line]
+    assert events[-1] == "data: [DONE]"
+
+
+def test_seed_reproducible_and_n_choices(openai_client):
+    kwargs = dict(model=LLAMA, messages=[{"role": "user", "content": "blue river"}], max_tokens=10,
+                  temperature=1.0, top_p=0.9, seed=1234, extra_body={"ignore_eos": True})
+    a = openai_client.chat.completions.create(**kwargs).choices[0].message.content
+    b = openai_client.chat.completions.create(**kwargs).choices[0].message.content
+    assert a == b
+    many = openai_client.chat.completions.create(n=3, **kwargs)
+    assert sorted(c.index for c in many.choices) == [0, 1, 2]
+    assert many.choices[0].message.content == a  # sample j uses seed + j
+    assert many.usage.completion_tokens == 30
+
+
+def test_stop_sequence_cuts_output(openai_client):
+    base = dict(model=LLAMA, messages=[{"role": "user", "content": "one two"}], max_tokens=24, temperature=0,
+                extra_body={"ignore_eos": True})
+    full = openai_client.chat.completions.create(**base).choices[0].message.content
+    assert len(full) > 6
+    stop = full[3:6]
+    cut = openai_client.chat.completions.create(stop=[stop], **base).choices[0]
+    assert cut.message.content == full[: full.index(stop)]
+    assert cut.finish_reason == "stop"
+    streamed = openai_client.chat.completions.create(stop=stop, stream=True, **base)
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == full[: full.index(stop)]
+
+
+def test_completions_json_stream_and_echo(openai_client):
+    reply = openai_client.completions.create(model=LLAMA, prompt=["the fox", "a dog"], max_tokens=5, temperature=0)
+    assert reply.object == "text_completion" and sorted(c.index for c in reply.choices) == [0, 1]
+    assert HEX40.match(reply.system_fingerprint)
+    echoed = openai_client.completions.create(model=LLAMA, prompt="the fox", max_tokens=5, temperature=0, echo=True)
+    assert echoed.choices[0].text.startswith("the fox")
+    pieces = list(openai_client.completions.create(model=LLAMA, prompt="the fox", max_tokens=5, temperature=0,
+                                                   stream=True))
+    assert "".join(p.choices[0].text for p in pieces if p.choices) == \
+        openai_client.completions.create(model=LLAMA, prompt="the fox", max_tokens=5, temperature=0).choices[0].text
+
+
+def test_pinned_revision_answers_from_its_commit(openai_client, source):
+    main = openai_client.chat.completions.create(model=LLAMA, messages=[{"role": "user", "content": "x"}],
+                                                 max_tokens=2, temperature=0)
+    v2 = openai_client.chat.completions.create(model=LLAMA + "@v2", messages=[{"role": "user", "content": "x"}],
+                                               max_tokens=2, temperature=0)
+    assert main.system_fingerprint != v2.system_fingerprint
+    commit = source.repos[LLAMA].revisions["v2"][0]
+    assert v2.system_fingerprint == commit
+    pinned = openai_client.chat.completions.create(model=f"{LLAMA}@{commit}",
+                                                   messages=[{"role": "user", "content": "x"}], max_tokens=2)
+    assert pinned.system_fingerprint == commit
+
+
+def test_models_list(openai_client):
+    ids = {m.id for m in openai_client.models.list()}
+    assert {LLAMA, MINILM} <= ids
+    assert "alice/private-llama" in ids  # the client is alice
+
+
+def test_errors_use_openai_shape(openai_client):
+    with pytest.raises(openai.NotFoundError) as err:
+        openai_client.chat.completions.create(model="nobody/nothing", messages=[{"role": "user", "content": "x"}])
+    assert err.value.body["code"] == "model_not_found"
+    with pytest.raises(openai.BadRequestError) as err:
+        openai_client.chat.completions.create(model=MINILM, messages=[{"role": "user", "content": "x"}])
+    assert err.value.body["code"] == "model_not_supported"
+    with pytest.raises(openai.BadRequestError) as err:
+        openai_client.chat.completions.create(model=LLAMA, messages=[{"role": "wizard", "content": "x"}])
+    assert err.value.body["param"] == "messages[0].role"
+    with pytest.raises(openai.BadRequestError) as err:
+        openai_client.chat.completions.create(model=LLAMA, messages=[{"role": "user", "content": "x"}],
+                                              max_tokens=100000)
+    assert err.value.body["code"] == "context_length_exceeded"
+    with pytest.raises(openai.BadRequestError):
+        openai_client.embeddings.create(model=LLAMA, input="x")

@@ -1,0 +1,119 @@
+"""Pure pieces: stop sequences, sandboxed chat templates, request parsing, task detection."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aicommons.inference.chat_template import TemplateError, normalize_messages, render_chat
+from aicommons.inference.errors import ContextLengthExceeded, InvalidRequest, UnsupportedTask
+from aicommons.inference.generation import StopMatcher
+from aicommons.inference.params import fit_to_context, openai_sampling, tgi_sampling
+from aicommons.inference.settings import SETTINGS, InferenceSettings
+from aicommons.inference.source import ResolvedModel
+from aicommons.inference.tasks import detect_task
+
+S = InferenceSettings.from_env({})
+
+
+def feed_all(matcher, pieces):
+    out = []
+    for piece in pieces:
+        text, stopped = matcher.feed(piece)
+        out.append(text)
+        if stopped:
+            return "".join(out), True
+    return "".join(out) + matcher.flush(), False
+
+
+def test_stop_matcher_across_token_boundaries():
+    assert feed_all(StopMatcher(("END",)), ["hel", "lo E", "N", "D more"]) == ("hello ", True)
+    assert feed_all(StopMatcher(("END",)), ["hello E", "NTRY"]) == ("hello ENTRY", False)
+    assert feed_all(StopMatcher(()), ["a", "b"]) == ("ab", False)
+    m = StopMatcher(("xyz",))
+    assert m.feed("abx") == ("ab", False)  # "x" held back: it may start the stop sequence
+
+
+def test_chat_template_renders_and_is_sandboxed():
+    tpl = "{% for m in messages %}{{ m['role'] }}={{ m['content'] }};{% endfor %}"
+    assert render_chat(tpl, [{"role": "user", "content": "hi"}]) == "user=hi;"
+    with pytest.raises(TemplateError):  # reaching into Python internals is refused
+        render_chat("{{ messages.__class__.__mro__ }}", [])
+    with pytest.raises(TemplateError):  # the immutable sandbox forbids mutating inputs
+        render_chat("{% set _ = messages.append(1) %}", [])
+    with pytest.raises(TemplateError):
+        render_chat("{{ raise_exception('no system role') }}", [])
+    with pytest.raises(TemplateError):
+        render_chat("{% for %}", [])
+
+
+def test_normalize_messages():
+    assert normalize_messages([{"role": "developer", "content": [{"type": "text", "text": "a"},
+                                                                   {"type": "text", "text": "b"}]}]) == \
+        [{"role": "system", "content": "ab"}]
+    for bad in (None, [], ["x"], [{"role": "user"}], [{"role": "user", "content": 3}],
+                [{"role": "user", "content": [{"type": "image_url"}]}]):
+        with pytest.raises(InvalidRequest):
+            normalize_messages(bad)
+
+
+def test_openai_sampling_validation():
+    params, n, extra = openai_sampling({"max_tokens": 5, "temperature": 0, "stop": "x", "n": 2, "stream": True,
+                                        "stream_options": {"include_usage": True}}, S, default_max_tokens=None)
+    assert (params.max_new_tokens, params.greedy, params.stop, n) == (5, True, ("x",), 2)
+    assert extra == {"stream": True, "include_usage": True}
+    for bad in ({"max_tokens": "5"}, {"max_tokens": 0}, {"temperature": 3}, {"n": 100}, {"stop": [1]},
+                {"tools": [{"type": "function"}]}, {"logprobs": True}, {"seed": 1.5}, {"stream": "yes"},
+                {"response_format": {"type": "json_object"}}, {"stop": ["a"] * 20}):
+        with pytest.raises(InvalidRequest):
+            openai_sampling(bad, S, default_max_tokens=None)
+
+
+def test_tgi_sampling_defaults_to_greedy():
+    params, extras = tgi_sampling({"max_new_tokens": 4, "details": True}, S)
+    assert params.greedy and params.max_new_tokens == 4 and extras["details"]
+    sampled, _ = tgi_sampling({"do_sample": True, "temperature": 0.5}, S)
+    assert not sampled.greedy and sampled.temperature == 0.5
+    with pytest.raises(InvalidRequest):
+        tgi_sampling({"grammar": {"type": "json"}}, S)
+
+
+def test_fit_to_context():
+    params, _, _ = openai_sampling({}, S, default_max_tokens=None)
+    assert fit_to_context(params, 10, 100, default=256).max_new_tokens == 90
+    with pytest.raises(ContextLengthExceeded):
+        fit_to_context(params, 100, 100, default=256)
+    big, _, _ = openai_sampling({"max_tokens": 95}, S, default_max_tokens=None)
+    with pytest.raises(ContextLengthExceeded):
+        fit_to_context(big, 10, 100, default=256)
+
+
+def test_task_detection(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"]}))
+    assert detect_task(ResolvedModel("a/b", "0" * 40, tmp_path)) == "text-generation"
+    assert detect_task(ResolvedModel("a/b", "0" * 40, tmp_path, pipeline_tag="fill-mask")) == "fill-mask"
+    with pytest.raises(UnsupportedTask):
+        detect_task(ResolvedModel("a/b", "0" * 40, tmp_path, pipeline_tag="text-to-image"))
+    (tmp_path / "modules.json").write_text("[]")
+    assert detect_task(ResolvedModel("a/b", "0" * 40, tmp_path, library_name="sentence-transformers")) == \
+        "feature-extraction"
+
+
+def test_every_setting_is_documented():
+    doc = (Path(__file__).parents[2] / "docs" / "inference.md").read_text()
+    missing = [s.name for s in SETTINGS if f"AICOMMONS_INFERENCE_{s.name}" not in doc]
+    assert not missing, f"document these in docs/inference.md: {missing}"
+    env = {"AICOMMONS_INFERENCE_MAX_RUNNING": "7", "AICOMMONS_INFERENCE_ANON_ALLOWED": "false"}
+    parsed = InferenceSettings.from_env(env)
+    assert parsed.max_running == 7 and parsed.anon_allowed is False
+
+
+def test_importing_inference_does_not_import_torch():
+    code = ("import sys, aicommons.inference, aicommons.inference.routes, aicommons.inference.service;"
+            "print('torch' in sys.modules or 'transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

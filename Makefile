@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export AICOMMONS_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: install serve test test-scale lint conformance conformance-fast conformance-xet bench bench-search clean
+.PHONY: install serve test test-scale lint conformance conformance-fast conformance-xet bench bench-search bench-inference clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ conformance-fast: $(STAMP)
 
 bench-search: $(STAMP)
 	$(BIN)/python bench/search_bench.py --repos 1000000
+
+# CPU inference benchmarks against transformers serve and sentence-transformers (docs/benchmarks.md).
+bench-inference: $(STAMP)
+	$(BIN)/python -m bench.inference.cpu_bench --json bench/inference/results/cpu-latest.json
+
+bench: bench-search bench-inference
 
 lint: $(STAMP)
 	$(BIN)/python -m compileall -q src tests

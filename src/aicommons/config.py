@@ -130,21 +130,20 @@ class Settings:
         return self.data_dir / "tmp"
 
 
-def settings_reference_markdown() -> str:
-    """The configuration reference, generated from SETTINGS."""
-    lines = [
-        "# Configuration reference",
-        "",
-        "Generated from `src/aicommons/config.py` by `aicommons settings-doc`; do not edit by hand.",
-        "Every setting is an environment variable.",
-        "",
-        "| Variable | Default | Meaning |",
-        "|---|---|---|",
-    ]
-    for s in SETTINGS:
+def settings_table(settings: tuple[Setting, ...], prefix: str = "AICOMMONS_") -> str:
+    """A markdown table of settings: variable, default, meaning."""
+    lines = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for s in settings:
         default = f"`{s.default}`" if s.default else "(empty)"
-        lines.append(f"| `AICOMMONS_{s.name}` | {default} | {s.help} |")
+        lines.append(f"| `{prefix}{s.name}` | {default} | {s.help} |")
     return "\n".join(lines) + "\n"
 
+
+def settings_reference_markdown() -> str:
+    """The configuration reference of the core, generated from SETTINGS."""
+    return ("# Configuration reference\n\n"
+            "Generated from `src/aicommons/config.py` and `src/aicommons/inference/settings.py` by\n"
+            "`aicommons settings-doc`; do not edit by hand. Every setting is an environment variable.\n\n"
+            "## Hub\n\n" + settings_table(SETTINGS))
 
 assert {f.name for f in fields(Settings)} - {"extra"} == {s.name.lower() for s in SETTINGS}

@@ -2,14 +2,15 @@
 
 from pathlib import Path
 
-from aicommons.config import SETTINGS, settings_reference_markdown
+from aicommons.cli.main import settings_reference
+from aicommons.config import SETTINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_configuration_reference_is_up_to_date():
     committed = (ROOT / "docs" / "configuration.md").read_text()
-    assert committed == settings_reference_markdown(), "run: aicommons settings-doc > docs/configuration.md"
+    assert committed == settings_reference(), "run: aicommons settings-doc > docs/configuration.md"
 
 
 def test_every_setting_is_mentioned_in_the_readme():

@@ -83,10 +83,16 @@ def cmd_token_revoke(args) -> int:
     return 0
 
 
-def cmd_settings_doc(args) -> int:
+def settings_reference() -> str:
+    """docs/configuration.md: the core settings, then the inference ones."""
     from aicommons.config import settings_reference_markdown
+    from aicommons.inference.settings import settings_reference_markdown as inference_reference
 
-    sys.stdout.write(settings_reference_markdown())
+    return settings_reference_markdown() + "\n## Inference\n\n" + inference_reference()
+
+
+def cmd_settings_doc(args) -> int:
+    sys.stdout.write(settings_reference())
     return 0
 
 

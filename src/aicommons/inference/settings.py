@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 
-from aicommons.config import Setting
+from aicommons.config import Setting, settings_table
 
 PREFIX = "AICOMMONS_INFERENCE_"
 
@@ -120,8 +120,4 @@ assert {f.name for f in fields(InferenceSettings)} == {s.name.lower() for s in S
 
 def settings_reference_markdown() -> str:
     """The inference part of the configuration reference, generated from SETTINGS."""
-    lines = ["| Variable | Default | Meaning |", "|---|---|---|"]
-    for s in SETTINGS:
-        default = f"`{s.default}`" if s.default else "(empty)"
-        lines.append(f"| `{PREFIX}{s.name}` | {default} | {s.help} |")
-    return "\n".join(lines) + "\n"
+    return settings_table(SETTINGS, PREFIX)

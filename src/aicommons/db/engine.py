@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -15,6 +16,22 @@ def normalise_url(url: str) -> str:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
+
+
+_WRITE = "aicommons_write"
+
+
+def _write_transaction(engine: Engine):
+    """``engine.begin()`` for SQLite: the same context manager, flagged as a write transaction."""
+
+    @contextlib.contextmanager
+    def begin():
+        with engine.connect() as conn:
+            conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                yield conn
+
+    return begin
 
 
 def make_engine(url: str) -> Engine:
@@ -38,10 +55,13 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         @event.listens_for(engine, "begin")
-        def _sqlite_begin_immediate(conn):
-            # Take the write lock at BEGIN so that two writers queue instead of failing on upgrade.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        def _sqlite_begin(conn):
+            # Write transactions (``engine.begin()``) take the write lock at BEGIN, so that two writers
+            # queue on busy_timeout instead of failing when a read lock cannot be upgraded; reads
+            # (``engine.connect()``) take a plain snapshot and never wait for a writer (WAL).
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
 
+        engine.begin = _write_transaction(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 

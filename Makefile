@@ -20,8 +20,12 @@ install: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/aicommons serve
 
+# Everything CI guards: the test suite on SQLite + local disk, the compatibility/contract/scale
+# tests again on PostgreSQL + S3, and the fast subset of huggingface_hub's own suite.
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
+	$(MAKE) --no-print-directory test-scale
+	$(MAKE) --no-print-directory conformance-fast
 
 # The whole compatibility suite again on PostgreSQL + S3 (moto), plus the contract and scale tests.
 test-scale: $(STAMP)

@@ -55,6 +55,8 @@ def test_validate_yaml():
     assert errors and "Invalid YAML" in errors[0]["message"]
     errors, _ = validate_yaml("---\n- a list\n---\n")
     assert "mapping" in errors[0]["message"]
+    errors, _ = validate_yaml("\n\n---\nmodel-index: foo\n---\n")  # blank lines before the fence
+    assert "model-index" in errors[0]["message"]
     errors, _ = validate_yaml("---\nlicense: mit\n")
     assert "not closed" in errors[0]["message"]
 

@@ -21,7 +21,8 @@ class Card:
 
 def split_card(text: str) -> tuple[str | None, str]:
     """(the YAML between the leading ``---`` fences or None, the markdown body after them)."""
-    lines = text.lstrip("\ufeff").splitlines()
+    # Blank lines may come before the opening fence, as huggingface_hub's own parser allows.
+    lines = text.lstrip("\ufeff").lstrip().splitlines()
     if not lines or lines[0].strip() != "---":
         return None, text
     for i, line in enumerate(lines[1:], start=1):

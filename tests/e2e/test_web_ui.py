@@ -59,6 +59,8 @@ def test_browse_card_files_and_history(page, api, repo_id):
 
 
 def test_sign_in_create_token_and_use_it(page, live_hub):
+    page.goto("/settings/tokens")  # anonymous: sent to sign in, and back afterwards
+    assert "/login?next=/settings/tokens" in page.url
     page.goto("/login")
     page.fill("input[name=username]", "alice")
     page.fill("input[name=password]", "wrong")

@@ -47,17 +47,10 @@ def logout(request: Request) -> Response:
     return response
 
 
-def _signed_in_or_redirect(request: Request):
-    if request.state.web.principal.is_anonymous:
-        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-    return None
 
 
-@page_handler
+@page_handler(sign_in=True)
 def tokens(request: Request) -> Response:
-    redirect = _signed_in_or_redirect(request)
-    if redirect:
-        return redirect
     hub = hub_of(request)
     account = request.state.web.principal.account
     created = None
@@ -71,11 +64,8 @@ def tokens(request: Request) -> Response:
     return page(request, "tokens.html", tokens=hub.accounts.store.list_tokens(account.id), created=created)
 
 
-@page_handler
+@page_handler(sign_in=True)
 def new_repo(request: Request) -> Response:
-    redirect = _signed_in_or_redirect(request)
-    if redirect:
-        return redirect
     hub = hub_of(request)
     principal = request.state.web.principal
     owners = [principal.account.name] + [o.name for o, role in hub.accounts.store.orgs_of(principal.account.id)

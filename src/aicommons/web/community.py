@@ -19,11 +19,6 @@ def _num(request: Request) -> int:
     return int(raw)
 
 
-def _require_signed_in(request: Request):
-    principal = request.state.web.principal
-    if principal.is_anonymous:
-        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-    return None
 
 
 @page_handler
@@ -34,11 +29,8 @@ def discussions(request: Request) -> Response:
     return page(request, "repo.html", tab="discussions", discussions=rows, **ctx)
 
 
-@page_handler
+@page_handler(sign_in=True)
 def new_discussion(request: Request) -> Response:
-    redirect = _require_signed_in(request)
-    if redirect:
-        return redirect
     repo = find_repo(request)
     form = request.state.web.form
     d = hub_of(request).discussions.open(repo, request.state.web.principal, form.get("title", ""),
@@ -56,33 +48,24 @@ def discussion(request: Request) -> Response:
     return page(request, "repo.html", tab="discussion", discussion=d, events=events, diff=diff, **ctx)
 
 
-@page_handler
+@page_handler(sign_in=True)
 def comment(request: Request) -> Response:
-    redirect = _require_signed_in(request)
-    if redirect:
-        return redirect
     repo = find_repo(request)
     num = _num(request)
     hub_of(request).discussions.comment(repo, request.state.web.principal, num, request.state.web.form.get("comment"))
     return RedirectResponse(f"{repo_path(repo.type, repo.full_id)}/discussions/{num}", status_code=303)
 
 
-@page_handler
+@page_handler(sign_in=True)
 def like(request: Request) -> Response:
-    redirect = _require_signed_in(request)
-    if redirect:
-        return redirect
     repo = find_repo(request)
     hub = hub_of(request)
     hub.likes.set(request.state.web.principal.account.id, repo.id, request.state.web.form.get("like") == "1", utcnow())
     return RedirectResponse(repo_path(repo.type, repo.full_id), status_code=303)
 
 
-@page_handler
+@page_handler(sign_in=True)
 def ask_access(request: Request) -> Response:
-    redirect = _require_signed_in(request)
-    if redirect:
-        return redirect
     repo = find_repo(request)
     hub_of(request).gating.ask(repo, request.state.web.principal, {"reason": request.state.web.form.get("reason", "")})
     return RedirectResponse(repo_path(repo.type, repo.full_id), status_code=303)

@@ -4,11 +4,12 @@ token of their forms. Web handlers are synchronous and run in the thread pool.""
 from __future__ import annotations
 
 import functools
+from urllib.parse import quote
 from dataclasses import dataclass
 from typing import Callable
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from aicommons.api.http import run_sync
 from aicommons.errors import Forbidden, PayloadTooLarge
@@ -30,8 +31,13 @@ def hub_of(request: Request):
     return request.app.state.hub
 
 
-def page_handler(handler: Callable[[Request], Response]):
-    """Wrap a synchronous page handler: session → principal, form parsing, CSRF check on POST."""
+def page_handler(handler: Callable[[Request], Response] | None = None, *, sign_in: bool = False):
+    """Wrap a synchronous page handler: session → principal, form parsing, CSRF check on POST.
+
+    With ``sign_in=True`` an anonymous visitor is sent to the sign-in page (and back afterwards).
+    """
+    if handler is None:
+        return functools.partial(page_handler, sign_in=sign_in)
 
     @functools.wraps(handler)
     async def endpoint(request: Request) -> Response:
@@ -54,6 +60,8 @@ def page_handler(handler: Callable[[Request], Response]):
             account = hub.accounts.store.get_by_id(user_id) if user_id else None
             client = request.client.host if request.client else None
             principal = hub.accounts.principal_for_account(account) if account else anonymous(client)
+            if sign_in and principal.is_anonymous:
+                return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
             request.state.web = WebContext(principal, session.csrf_token(secret, cookie), cookie, form)
             return handler(request)
 

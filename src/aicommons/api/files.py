@@ -10,17 +10,22 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 
 from aicommons.api import formats
 from aicommons.api.http import (
-    blocking, bool_arg, hub_of, int_arg, next_link, param, principal_of, read_body, repo_id_param,
+    base_url, blocking, bool_arg, hub_of, int_arg, next_link, param, principal_of, read_body, repo_id_param,
     repo_type_param, run_sync,
 )
+from aicommons.db.repos import RepoRow
 from aicommons.errors import BadRequest
+from aicommons.gitrepo.store import CommitInfo
 from aicommons.hub import content
+from aicommons.hub.content import Entry
 from aicommons.hub.lfs import blob_key
+from aicommons.hub.names import REPO_TYPE_PLURAL
 from aicommons.api.ranges import bytes_response
 
 TREE_PAGE = 1000
 TREE_PAGE_EXPANDED = 50
 PRESIGNED_TTL = 600
+EXPOSED_HEADERS = "X-Repo-Commit, X-Linked-Etag, X-Linked-Size, ETag, Content-Range"
 
 
 class LargeFileResponse(FileResponse):
@@ -65,7 +70,7 @@ def _resolve(request: Request) -> Response:
         "X-Repo-Commit": commit_id,
         "ETag": f'"{entry.etag}"',
         "Content-Disposition": _content_disposition(path),
-        "Access-Control-Expose-Headers": "X-Repo-Commit, X-Linked-Etag, X-Linked-Size, ETag, Content-Range",
+        "Access-Control-Expose-Headers": EXPOSED_HEADERS,
     }
     media_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
     if entry.lfs is None:
@@ -73,11 +78,29 @@ def _resolve(request: Request) -> Response:
         return bytes_response(data, headers, request.headers.get("range"), media_type, head_only)
     key = blob_key(entry.lfs.oid)
     headers.update({"X-Linked-Etag": f'"{entry.lfs.oid}"', "X-Linked-Size": str(entry.lfs.size)})
+    headers.update(_xet_headers(request, repo, commit_id, entry.lfs.oid))
     local = hub.blobs.local_path(key)
     if local is None:
         url = hub.blobs.presigned_url(key, PRESIGNED_TTL)
         return RedirectResponse(url, status_code=302, headers=headers)
     return LargeFileResponse(local, headers=headers, media_type=media_type)
+
+
+def _xet_headers(request: Request, repo: RepoRow, commit_id: str, oid: str) -> dict:
+    """A file uploaded through Xet also offers a Xet download: its hash and where to get a read
+    token (spec §8.1, §10.2). Other files get no Xet headers, so clients use plain HTTP."""
+    file_hash = hub_of(request).xet.reads.file_hashes([oid]).get(oid)
+    if file_hash is None:
+        return {}
+    token_url = f"{base_url(request)}/api/{REPO_TYPE_PLURAL[repo.type]}/{repo.full_id}/xet-read-token/{commit_id}"
+    return {"X-Xet-Hash": file_hash, "Link": f'<{token_url}>; rel="xet-auth"',
+            "Access-Control-Expose-Headers": f"{EXPOSED_HEADERS}, X-Xet-Hash, Link"}
+
+
+def _with_xet_hashes(request: Request, page: list[tuple[Entry, CommitInfo | None]]) -> list[dict]:
+    """Tree / paths-info entries, with the Xet hashes of the page's files looked up in one query."""
+    xet = hub_of(request).xet.reads.file_hashes(e.lfs.oid for e, _ in page if e.lfs is not None)
+    return [formats.tree_entry(e, last, xet.get(e.lfs.oid) if e.lfs is not None else None) for e, last in page]
 
 
 def _counts_as_download(repo_type: str, path: str) -> bool:
@@ -102,18 +125,17 @@ def tree(request: Request) -> Response:
     expand = bool_arg(request, "expand")
     page_size = TREE_PAGE_EXPANDED if expand else TREE_PAGE
     offset = int_arg(request, "cursor", 0)
-    entries = []
+    page = []
     more = False
     for i, entry in enumerate(content.list_tree(git_repo, commit, path, recursive)):
         if i < offset:
             continue
-        if len(entries) == page_size:
+        if len(page) == page_size:
             more = True
             break
-        last = content.last_commit_for(git_repo, commit, entry.path) if expand else None
-        entries.append(formats.tree_entry(entry, last))
-    headers = {"Link": next_link(request, offset + len(entries))} if more else {}
-    return JSONResponse(entries, headers=headers)
+        page.append((entry, content.last_commit_for(git_repo, commit, entry.path) if expand else None))
+    headers = {"Link": next_link(request, offset + len(page))} if more else {}
+    return JSONResponse(_with_xet_hashes(request, page), headers=headers)
 
 
 async def paths_info(request: Request) -> Response:
@@ -140,10 +162,9 @@ def _paths_info(request: Request, paths: list[str], expand: bool) -> Response:
     repo = hub.repos.find(repo_type_param(request), repo_id_param(request), principal)
     hub.gating.check(repo, principal)
     git_repo, commit = hub.refs.resolve(repo, param(request, "rev"))
-    out = []
+    page = []
     for path in dict.fromkeys(p.strip("/") for p in paths):
         entry = content.get_entry(git_repo, commit, path) if path else None
         if entry is not None:
-            last = content.last_commit_for(git_repo, commit, entry.path) if expand else None
-            out.append(formats.tree_entry(entry, last))
-    return JSONResponse(out)
+            page.append((entry, content.last_commit_for(git_repo, commit, entry.path) if expand else None))
+    return JSONResponse(_with_xet_hashes(request, page))

@@ -1,10 +1,15 @@
-"""Xet over HTTP: the Hub's token endpoint and the CAS routes hf_xet calls to upload (spec §9.5, §10).
+"""Xet over HTTP: the Hub's token endpoints and the CAS routes hf_xet calls (spec §9.5, §10).
 
 huggingface_hub 2.4 uploads every "lfs" file through Xet when hf_xet is installed, with no fallback
 to the LFS batch API. The client first asks the Hub for a token (``xet-write-token``), then talks to
 the CAS URL in it with ``Authorization: Bearer <token>``: it POSTs xorbs, then one shard describing
 the files, then commits with ordinary ``lfsFile`` lines. Our CAS lives under ``/xet-cas`` on the hub
 itself; the auth middleware leaves those paths to the token check here.
+
+Downloads: a ``/resolve/`` HEAD (or a tree entry) of a Xet file names its hash and the
+``xet-read-token`` URL; hf_xet asks ``GET /v2/reconstructions/{file}`` (falling back to v1 on 404)
+with ``Range: bytes=…`` blocks of the file, then GETs the byte ranges of stored xorbs from the signed
+URLs in the answer (``/xet-cas/v1/xorb-ranges/…``, no token: the URL is the credential).
 
 Routes hf_xet (1.8) probes that we do not serve answer 404, which it handles: ``POST /v2/shards``
 (it falls back to ``/v1/shards``), ``POST /v1/xorb-grants/...`` (presigned direct uploads; it falls
@@ -14,21 +19,36 @@ Its best-effort ``POST /v1/telemetry`` goes to the host root and is refused (401
 
 from __future__ import annotations
 
+import functools
+
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from aicommons.api.http import (
     base_url, blocking, hub_of, principal_of, read_body, repo_id_param, repo_type_param, run_sync,
 )
 from aicommons.api.lfs import require_uploader
-from aicommons.errors import NotFound, Unauthorized
+from aicommons.api.ranges import parse_range
+from aicommons.errors import BadRequest, NotFound, Unauthorized
+from aicommons.xet import wire
+from aicommons.xet.fetch_urls import requested_range
+from aicommons.xet.service import parse_hash
 from aicommons.xet.shard import MAX_SHARD_BYTES
 from aicommons.xet.tokens import XetGrant
 from aicommons.xet.xorb import MAX_XORB_BYTES
 
 CAS_PREFIX = "/xet-cas"
 XORB_NAMESPACE = "default"  # the only xorb prefix current xet-core uses
+MAX_BATCH_FILES = 1000
+XORB_READ_PIECE = 1024 * 1024
+
+
+def _token_response(request: Request, token: str, expires: int) -> Response:
+    cas_url = base_url(request) + CAS_PREFIX
+    # huggingface_hub reads the headers, hf_xet the JSON body.
+    headers = {"X-Xet-Cas-Url": cas_url, "X-Xet-Access-Token": token, "X-Xet-Token-Expiration": str(expires)}
+    return JSONResponse({"accessToken": token, "exp": expires, "casUrl": cas_url}, headers=headers)
 
 
 @blocking
@@ -39,11 +59,19 @@ def write_token(request: Request) -> Response:
     hub, principal = hub_of(request), principal_of(request)
     repo = hub.repos.find(repo_type_param(request), repo_id_param(request), principal)
     require_uploader(principal)
-    token, expires = hub.xet.tokens.issue(repo.id, "write", principal.account.id)
-    cas_url = base_url(request) + CAS_PREFIX
-    # huggingface_hub reads the headers, hf_xet the JSON body.
-    headers = {"X-Xet-Cas-Url": cas_url, "X-Xet-Access-Token": token, "X-Xet-Token-Expiration": str(expires)}
-    return JSONResponse({"accessToken": token, "exp": expires, "casUrl": cas_url}, headers=headers)
+    return _token_response(request, *hub.xet.tokens.issue(repo.id, "write", principal.account.id))
+
+
+@blocking
+def read_token(request: Request) -> Response:
+    """A CAS read token for this repo: whoever may download its files (``/resolve/`` makes the same
+    two checks, gating included). It reads the Xet files whose objects the repo references, at any
+    revision; the revision in the URL plays no part."""
+    hub, principal = hub_of(request), principal_of(request)
+    repo = hub.repos.find(repo_type_param(request), repo_id_param(request), principal)
+    hub.gating.check(repo, principal)
+    account_id = principal.account.id if principal.account is not None else 0
+    return _token_response(request, *hub.xet.tokens.issue(repo.id, "read", account_id))
 
 
 def _grant(request: Request, operation: str) -> XetGrant:
@@ -85,11 +113,99 @@ async def chunk_dedup(request: Request) -> Response:
     raise NotFound("No deduplication information for this chunk")
 
 
+# --- downloads ------------------------------------------------------------------------------------
+
+
+def _file_range(header: str | None, size: int) -> tuple[int, int]:
+    """``[first, end)`` of the file that a reconstruction's ``Range`` asks for. Past the end: 416,
+    which hf_xet takes as the end of the file."""
+    if size == 0:
+        return 0, 0
+    ranges = parse_range(header, size) if header else None
+    if not ranges:
+        return 0, size
+    if len(ranges) > 1:
+        raise BadRequest("A reconstruction takes a single byte range")
+    return ranges[0][0], ranges[0][1] + 1
+
+
+def _reconstruction(request: Request, shape) -> Response:
+    grant = _grant(request, "read")
+    reads = hub_of(request).xet.reads
+    file_hex = request.path_params["hash"]
+    parse_hash(file_hex, "file")
+    row = reads.readable_file(grant.repo_id, file_hex)
+    rec = reads.reconstruct(row, *_file_range(request.headers.get("range"), row.size))
+    return JSONResponse(shape(rec, functools.partial(reads.fetch_url, base_url(request) + CAS_PREFIX)))
+
+
+@blocking
+def reconstruction_v1(request: Request) -> Response:
+    return _reconstruction(request, wire.v1)
+
+
+@blocking
+def reconstruction_v2(request: Request) -> Response:
+    return _reconstruction(request, wire.v2)
+
+
+@blocking
+def batch_reconstruction(request: Request) -> Response:
+    """Whole files, several at once; files this token cannot read are left out (as unknown ones)."""
+    grant = _grant(request, "read")
+    reads = hub_of(request).xet.reads
+    file_ids = request.query_params.getlist("file_id")
+    if len(file_ids) > MAX_BATCH_FILES:
+        raise BadRequest(f"At most {MAX_BATCH_FILES} file_id values per request")
+    recs = {}
+    for file_hex in dict.fromkeys(file_ids):
+        parse_hash(file_hex, "file")
+        try:
+            row = reads.readable_file(grant.repo_id, file_hex)
+        except NotFound:
+            continue
+        recs[file_hex] = reads.reconstruct(row, 0, row.size)
+    return JSONResponse(wire.batch(recs, functools.partial(reads.fetch_url, base_url(request) + CAS_PREFIX)))
+
+
+async def xorb_range(request: Request) -> Response:
+    """Bytes of a stored xorb, as a reconstruction signed them (the URL is the credential)."""
+    reads = hub_of(request).xet.reads
+    xorb_hex = request.path_params["hash"]
+    first, last = reads.signer.check(xorb_hex, dict(request.query_params))
+    start, end = requested_range(request.headers.get("range"), first, last)
+    f = await run_sync(reads.open_xorb_at, xorb_hex, start)
+
+    async def body():
+        try:
+            left = end - start + 1
+            while left:
+                piece = await run_sync(f.read, min(left, XORB_READ_PIECE))
+                if not piece:
+                    raise RuntimeError(f"stored xorb {xorb_hex} is shorter than a signed range of it")
+                left -= len(piece)
+                yield piece
+        finally:
+            await run_sync(f.close)
+
+    headers = {"Content-Length": str(end - start + 1)}
+    if "range" not in request.headers:
+        return StreamingResponse(body(), headers=headers, media_type="application/octet-stream")
+    # No client needs the xorb's total size; '*' spares a metadata request to the object store.
+    headers["Content-Range"] = f"bytes {start}-{end}/*"
+    return StreamingResponse(body(), status_code=206, headers=headers, media_type="application/octet-stream")
+
+
 def xet_routes() -> list[Route]:
     return [
         Route("/api/{types}/{ns}/{name}/xet-write-token/{rev}", write_token),
+        Route("/api/{types}/{ns}/{name}/xet-read-token/{rev}", read_token),
         Route(CAS_PREFIX + "/v1/xorbs/{prefix}/{hash}", post_xorb, methods=["POST"]),
         Route(CAS_PREFIX + "/v1/xorbs/{prefix}/{hash}", head_xorb, methods=["HEAD"]),
         Route(CAS_PREFIX + "/v1/shards", post_shard, methods=["POST"]),
         Route(CAS_PREFIX + "/v1/chunks/{prefix}/{hash}", chunk_dedup),
+        Route(CAS_PREFIX + "/v1/reconstructions/{hash}", reconstruction_v1),
+        Route(CAS_PREFIX + "/v2/reconstructions/{hash}", reconstruction_v2),
+        Route(CAS_PREFIX + "/v1/reconstructions", batch_reconstruction),
+        Route(CAS_PREFIX + "/v1/xorb-ranges/{hash}", xorb_range),
     ]

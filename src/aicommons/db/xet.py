@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Iterable
 
 from sqlalchemy import Engine, select
 
 from aicommons.db.tables import xet_files
 from aicommons.db.upsert import insert_ignore
+
+IN_LIST_LIMIT = 1000  # bound parameters per query, well under SQLite's and PostgreSQL's limits
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,20 @@ class XetFileStore:
         with self.engine.connect() as conn:
             rows = conn.execute(select(xet_files).where(xet_files.c.oid == oid)).all()
         return [XetFileRow(r.file_hash, r.oid, r.size, r.shard) for r in rows]
+
+    def hashes_for_oids(self, oids: Iterable[str]) -> dict[str, str]:
+        """``{oid: file hash}`` for those of ``oids`` that were uploaded through Xet: one query per
+        1000 oids (a tree page lists up to 1000 files). Should an object have been described by two
+        file hashes, the first recorded one wins, so that every listing shows the same."""
+        wanted = sorted(set(oids))
+        out: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(wanted), IN_LIST_LIMIT):
+                query = (select(xet_files.c.oid, xet_files.c.file_hash)
+                         .where(xet_files.c.oid.in_(wanted[i:i + IN_LIST_LIMIT]))
+                         .order_by(xet_files.c.created_at.desc(), xet_files.c.file_hash.desc()))
+                out.update((row.oid, row.file_hash) for row in conn.execute(query))  # newest first: oldest stays
+        return out
 
     def record(self, file_hash: str, oid: str, size: int, shard: str, now: datetime) -> None:
         """Remember the mapping; the first shard that described a file stays its shard. The LFS

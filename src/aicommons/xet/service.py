@@ -7,9 +7,8 @@ of the token's repo, exactly as if they had come through the LFS batch API. The 
 then names them by sha256 in an ordinary ``lfsFile`` line, which our commit checks already accept.
 
 We keep each verified shard too (``xet/shards/…``, named in ``xet_files``): it holds the chunk
-ranges that later Xet downloads and chunk-level dedup will need. Blob keys fan out like LFS keys
-(``xet/xorbs/ab/cd/abcd…``): millions of xorbs in one folder would be slow on a local disk. Nothing
-under ``xet/`` is garbage-collected yet (hub/gc.py collects ``lfs/`` only).
+ranges that Xet downloads (``reads.py``) and, later, chunk-level dedup need (blob keys: ``keys.py``).
+Nothing under ``xet/`` is garbage-collected yet (hub/gc.py collects ``lfs/`` only).
 """
 
 from __future__ import annotations
@@ -28,22 +27,14 @@ from aicommons.storage.base import BlobStore, StorageError, StorageFull
 from aicommons.storage.staging import StagedFile, Stager
 from aicommons.times import utcnow
 from aicommons.xet.hashing import from_hex, to_hex
+from aicommons.xet.keys import shard_key, xorb_key
+from aicommons.xet.reads import XetReads
 from aicommons.xet.reconstruct import ShardRejected, check_xorb_entry, rebuild_file
 from aicommons.xet.shard import ShardFile, ShardFormatError, parse_shard
 from aicommons.xet.tokens import XetTokens
 from aicommons.xet.xorb import XorbFormatError, XorbLayout, read_layout, verify_upload
 
 log = logging.getLogger(__name__)
-XORB_PREFIX = "xet/xorbs/"
-SHARD_PREFIX = "xet/shards/"
-
-
-def xorb_key(hex_hash: str) -> str:
-    return f"{XORB_PREFIX}{hex_hash[:2]}/{hex_hash[2:4]}/{hex_hash}"
-
-
-def shard_key(sha256: str) -> str:
-    return f"{SHARD_PREFIX}{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
 
 def parse_hash(text: str, what: str) -> bytes:
@@ -111,6 +102,7 @@ class XetService:
         self.tmp_dir = tmp_dir
         self.max_file_bytes = max_file_bytes
         self.tokens = XetTokens(secret, token_ttl)
+        self.reads = XetReads(files, repos, blobs, secret, token_ttl)  # downloads
 
     # --- xorbs ----------------------------------------------------------------------------------
 

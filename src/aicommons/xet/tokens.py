@@ -1,9 +1,10 @@
-"""Xet access tokens: what the Hub hands out at ``xet-write-token`` and the CAS routes accept.
+"""Xet access tokens: what the Hub hands out at ``xet-{read,write}-token`` and the CAS routes accept.
 
 hf_xet sends the token as ``Authorization: Bearer`` to every CAS request, so it must carry
-everything the CAS needs to decide without a session: the repo (database id) uploads land in, the
-operation, the account that asked for it, and an expiry, all signed with a key derived from the
-hub secret (a separate key, so that no LFS transfer signature can ever pass as a token).
+everything the CAS needs to decide without a session: the repo (database id) uploads land in or
+downloads read from, the operation, the account that asked for it, and an expiry, all signed with a
+key derived from the hub secret (a separate key, so that no LFS transfer signature can ever pass as
+a token). Account 0 stands for an anonymous reader of a public repo.
 
 Format: ``xet1.{repo_id}.{operation}.{account_id}.{expires}.{signature}``.
 """
@@ -48,10 +49,12 @@ class XetTokens:
         return f"{body}.{self._sign(body)}", expires
 
     def check(self, token: str | None, operation: str, now: float | None = None) -> XetGrant:
-        """The grant a valid, unexpired token for ``operation`` carries; ``Unauthorized`` otherwise."""
+        """The grant a valid, unexpired token for ``operation`` carries; ``Unauthorized`` otherwise.
+        A write token does not read: it is handed to PR contributors without the gating check."""
         parts = (token or "").split(".")
         if len(parts) != 6 or parts[0] != PREFIX:
-            raise Unauthorized("Invalid Xet access token: request a new one from the Hub's xet-write-token endpoint")
+            raise Unauthorized("Invalid Xet access token: request a new one from the Hub's xet-read-token or "
+                               "xet-write-token endpoint")
         body, signature = ".".join(parts[:5]), parts[5]
         if not hmac.compare_digest(self._sign(body), signature):
             raise Unauthorized("Invalid Xet access token: bad signature")

@@ -195,6 +195,43 @@ def read_layout(data: bytes | memoryview) -> XorbLayout:
     return XorbLayout(declared_hash, tuple(chunks))
 
 
+@dataclass(frozen=True)
+class XorbIndex:
+    """Where each chunk of a stored xorb lies, read from its footer alone: all that planning a
+    download needs, without reading (or decompressing) any chunk."""
+
+    stored_ends: tuple[int, ...]  # end of chunk i (header + payload) in the stored xorb
+    unpacked_ends: tuple[int, ...]  # decompressed bytes of chunks 0..i together
+
+    def __len__(self) -> int:
+        return len(self.stored_ends)
+
+    def unpacked_size(self, start: int, end: int) -> int:
+        """Decompressed bytes of chunks ``[start, end)``."""
+        return (self.unpacked_ends[end - 1] if end else 0) - (self.unpacked_ends[start - 1] if start else 0)
+
+    def byte_range(self, start: int, end: int) -> tuple[int, int]:
+        """First and last (inclusive, as in an HTTP Range) stored byte of chunks ``[start, end)``."""
+        return (self.stored_ends[start - 1] if start else 0), self.stored_ends[end - 1] - 1
+
+
+def footer_length(last_four: bytes) -> int:
+    """The footer length a stored xorb ends with (its last 4 bytes), checked for plausibility."""
+    length = struct.unpack("<I", last_four)[0]
+    if length > MAX_FOOTER_BYTES:
+        raise XorbFormatError("xorb footer length is implausible")
+    return length
+
+
+def read_index(footer: bytes | memoryview) -> XorbIndex:
+    """The chunk index of a stored xorb from its footer (without the trailing length)."""
+    _hash, _hashes, stored_ends, unpacked_ends = _parse_footer(memoryview(footer))
+    for ends in (stored_ends, unpacked_ends):  # every chunk has a header and at least one byte
+        if not ends or any(b <= a for a, b in zip([0, *ends], ends)):
+            raise XorbFormatError("xorb boundary table is not increasing")
+    return XorbIndex(tuple(stored_ends), tuple(unpacked_ends))
+
+
 def _u24(three: memoryview) -> int:
     return three[0] | three[1] << 8 | three[2] << 16
 

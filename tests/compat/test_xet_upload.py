@@ -12,6 +12,7 @@ import json
 import os
 import random
 
+import httpx
 import pytest
 
 from aicommons.xet.hashing import chunk_hash, file_hash, range_hash, to_hex
@@ -203,3 +204,25 @@ def _lfs_available(http, repo_id, oid, size) -> bool:
                          headers={**auth(ALICE_TOKEN), "Content-Type": "application/vnd.git-lfs+json"})
     assert response.status_code == 200
     return "actions" in response.json()["objects"][0]
+
+
+def test_cross_repo_copy_of_an_xet_file(xet, api, bob_api, tmp_path):
+    from huggingface_hub import CommitOperationCopy
+
+    source, target = f"alice/{unique_name('src')}", f"alice/{unique_name('dst')}"
+    api.create_repo(source)
+    api.create_repo(target)
+    data = os.urandom(300_000)
+    api.upload_file(path_or_fileobj=data, path_in_repo="w.bin", repo_id=source)
+    api.create_commit(target, operations=[CommitOperationCopy("w.bin", "copied.bin", src_repo_id=source,
+                                                              src_repo_type="model")],
+                      commit_message="copy across repos")
+    assert _download(api, target, "copied.bin", cache_dir=tmp_path) == data
+    # bob may not make his repo reference alice's private objects through the same endpoint
+    api.update_repo_settings(source, private=True)
+    mine = f"bob/{unique_name('dst')}"
+    bob_api.create_repo(mine)
+    oid = api.model_info(source, files_metadata=True).siblings[-1].lfs.sha256
+    r = httpx.post(f"{api.endpoint}/api/models/{source}/lfs-files/duplicate", headers=auth(BOB_TOKEN),
+                   json={"target": {"type": "model", "name": mine}, "files": [{"sha256": oid, "filename": "x"}]})
+    assert r.status_code == 404 and r.headers["x-error-code"] == "RepoNotFound"

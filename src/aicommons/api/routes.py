@@ -59,6 +59,7 @@ def hub_routes() -> list[Route]:
         Route(REPO + "/likers", social.likers),
         Route(REPO + "/lfs-files", social.list_lfs_files),
         Route(REPO + "/lfs-files/batch", social.delete_lfs_files, methods=["POST"]),
+        Route(REPO + "/lfs-files/duplicate", social.duplicate_lfs_files, methods=["POST"]),
         Route(REPO + "/ask-access", gating.ask_access, methods=["POST"]),
         Route(REPO + "/user-access-request/handle", gating.handle_request, methods=["POST"]),
         Route(REPO + "/user-access-request/grant", gating.grant, methods=["POST"]),

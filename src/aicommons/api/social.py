@@ -9,6 +9,7 @@ from aicommons.api.http import (
     blocking, hub_of, json_object, param, principal_of, read_json, repo_id_param, repo_type_param, run_sync,
 )
 from aicommons.errors import BadRequest, HubError, NotFound
+from aicommons.api.lfs import require_uploader
 from aicommons.times import iso_z, utcnow
 
 
@@ -78,3 +79,31 @@ async def delete_lfs_files(request: Request) -> Response:
 
     await run_sync(run)
     return JSONResponse({"success": True})
+
+
+async def duplicate_lfs_files(request: Request) -> Response:
+    """Cross-repo copies: let the target repo reference LFS objects of the source repo (the bytes
+    are stored once). The caller must read the source's files and be able to upload to the target."""
+    body = json_object(await read_json(request))
+    target, files = body.get("target"), body.get("files")
+    if not isinstance(target, dict) or not isinstance(target.get("name"), str) or not isinstance(files, list) \
+            or len(files) > 1000 or not all(isinstance(f, dict) and isinstance(f.get("sha256"), str) for f in files):
+        raise BadRequest("'target' {type, name} and 'files' [{sha256, ...}] (at most 1000) are required")
+
+    def run():
+        hub = hub_of(request)
+        principal = principal_of(request)
+        source = hub.repos.find(repo_type_param(request), repo_id_param(request), principal)
+        hub.gating.check(source, principal)
+        require_uploader(principal)
+        destination = hub.repos.find(target.get("type") or "model", target["name"], principal)
+        failed = []
+        for item in files:
+            size = hub.repo_store.repo_lfs_size(source.id, item["sha256"])
+            if size is None:
+                failed.append({"sha256": item["sha256"], "error": "not an LFS object of the source repository"})
+            else:
+                hub.repo_store.add_lfs_object(destination.id, item["sha256"], size, utcnow())
+        return JSONResponse({"failed": failed})
+
+    return await run_sync(run)

@@ -27,6 +27,10 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Star
     from aicommons.inference import build_inference_service, inference_routes
 
     inference = build_inference_service(settings, HubModelSource(hub))
+    if settings.limits_are_shared:
+        from aicommons.db.rate_limits import SharedRateLimitStore
+
+        inference.admission.shared = SharedRateLimitStore(hub.engine)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):

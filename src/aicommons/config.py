@@ -53,6 +53,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SECRET_KEY", "",
             "Key that signs upload URLs. Empty: a random key kept in `<DATA_DIR>/secret_key`. "
             "Replicas must share it."),
+    Setting("SHARED_LIMITS", "auto",
+            "Keep inference rate limits (tokens per minute, requests in flight) in the database so that "
+            "they hold across replicas: `on`, `off`, or `auto` (on with PostgreSQL, the multi-replica "
+            "setup; off with SQLite, where one process serves)."),
     Setting("LOG_LEVEL", "info", "Log level of the server."),
     Setting("DIRECT_UPLOADS", "false",
             "`true`: with object storage, LFS uploads up to 5 GiB go straight to the bucket by presigned "
@@ -89,6 +93,7 @@ class Settings:
     lfs_threshold_bytes: int
     upload_url_ttl_seconds: int
     secret_key: str
+    shared_limits: str
     log_level: str
     direct_uploads: bool
     job_workers: int
@@ -116,6 +121,7 @@ class Settings:
             lfs_threshold_bytes=int(_env("LFS_THRESHOLD_BYTES")),
             upload_url_ttl_seconds=int(_env("UPLOAD_URL_TTL_SECONDS")),
             secret_key=_env("SECRET_KEY"),
+            shared_limits=_env("SHARED_LIMITS"),
             log_level=_env("LOG_LEVEL"),
             direct_uploads=_env("DIRECT_UPLOADS").strip().lower() in ("1", "true", "yes", "on"),
             job_workers=int(_env("JOB_WORKERS")),
@@ -124,6 +130,12 @@ class Settings:
         )
         values.update(overrides)
         return cls(**values)
+
+    @property
+    def limits_are_shared(self) -> bool:
+        if self.shared_limits in ("on", "off"):
+            return self.shared_limits == "on"
+        return not self.database_url.startswith("sqlite")
 
     @property
     def tmp_dir(self) -> Path:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from sqlalchemy import (
-    JSON, BigInteger, Boolean, Column, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Table,
-    Text, UniqueConstraint,
+    JSON, BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, MetaData, String,
+    Table, Text, UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -213,3 +213,20 @@ xet_files = Table(
     Column("created_at", DateTime, nullable=False),
 )
 Index("ix_xet_files_oid", xet_files.c.oid)
+
+# Inference limits shared by every replica: a token bucket per principal, and one lease per
+# request in flight (leases expire, so a replica that dies cannot hold a principal's slots forever).
+rate_buckets = Table(
+    "rate_buckets", metadata,
+    Column("key", String(160), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),  # unix seconds
+)
+
+inflight_leases = Table(
+    "inflight_leases", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("key", String(160), nullable=False),
+    Column("expires_at", Float, nullable=False),  # unix seconds
+)
+Index("ix_inflight_leases_key", inflight_leases.c.key)

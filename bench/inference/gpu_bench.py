@@ -15,7 +15,6 @@ The figure that matters is hub output tok/s / engine output tok/s (target >= 0.9
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import shutil
 import subprocess
@@ -24,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.inference.cpu_bench import free_port, ours, start, stop, threads_env
+from bench.inference.cpu_bench import free_port, start, stop, threads_env
 from bench.inference.loadgen import run_chats
 
 
@@ -59,42 +58,17 @@ def completion_bodies(model: str, n: int, input_len: int, output_len: int, vocab
              "stream_options": {"include_usage": True}} for _ in range(n)]
 
 
-async def _completion_run(url, bodies, concurrency):
-    # Completions stream "text" rather than "delta.content": reuse the chat loader via a shim.
-    from bench.inference import loadgen
-
-    original = loadgen.one_chat
-
-    async def one(client, url_, body):
-        res = loadgen.Result()
-        start_t = time.perf_counter()
-        last = None
-        async with client.stream("POST", url_, json=body) as r:
-            if r.status_code != 200:
-                await r.aread()
-                return loadgen.Result(ok=False)
-            async for line in r.aiter_lines():
-                if not line.startswith("data: ") or line == "data: [DONE]":
-                    continue
-                event = json.loads(line[6:])
-                if event.get("usage"):
-                    res.tokens = event["usage"]["completion_tokens"]
-                for choice in event.get("choices") or []:
-                    if choice.get("text") is not None:
-                        now = time.perf_counter()
-                        if res.ttft is None:
-                            res.ttft = now - start_t
-                        else:
-                            res.itls.append(now - last)
-                        last = now
-        res.latency = time.perf_counter() - start_t
-        return res
-
-    loadgen.one_chat = one
-    try:
-        return await run_chats(url, bodies, concurrency)
-    finally:
-        loadgen.one_chat = original
+def ours(folders: dict, threads: int, **settings) -> tuple[subprocess.Popen, int]:
+    """Our inference routes over local folders (``serve_folders``): here the question is the
+    server's overhead in front of one engine, not the hub's storage or access checks."""
+    port = free_port()
+    env = threads_env(threads)
+    env.update({f"AICOMMONS_INFERENCE_{k.upper()}": str(v) for k, v in {
+        "threads": threads, "anon_max_concurrent": 256, "anon_tokens_per_minute": 10 ** 9, "max_running": 256,
+        "keep_alive_seconds": -1, **settings}.items()})
+    cmd = [sys.executable, "-m", "bench.inference.serve_folders", "--port", str(port),
+           *(f"{k}={v}" for k, v in folders.items())]
+    return start(cmd, port, env, "/metrics"), port
 
 
 def direct_cb(model_dir: Path, bodies: list[dict]) -> dict:
@@ -145,7 +119,7 @@ def main() -> None:
                               str(port), "--served-model-name", repo, "--dtype", "bfloat16"], port, threads_env(16),
                              "/health")
                 try:
-                    row["engine"] = asyncio.run(_completion_run(f"http://127.0.0.1:{port}/v1/completions", bodies, conc))
+                    row["engine"] = run_chats(f"http://127.0.0.1:{port}/v1/completions", bodies, conc)
                 finally:
                     stop(proc)
                 hub_engine = "vllm"
@@ -156,8 +130,8 @@ def main() -> None:
                               kv_cache_bytes=16 * 1024 ** 3, max_running=1024)
             try:
                 url = f"http://127.0.0.1:{port}/v1/completions"
-                asyncio.run(_completion_run(url, bodies[:8], min(conc, 8)))  # warm-up
-                row["hub"] = asyncio.run(_completion_run(url, bodies, conc))
+                run_chats(url, bodies[:8], min(conc, 8))  # warm-up
+                row["hub"] = run_chats(url, bodies, conc)
             finally:
                 stop(proc)
             row["ratio"] = row["hub"]["output_tok_s"] / row["engine"]["output_tok_s"]

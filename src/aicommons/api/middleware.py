@@ -80,7 +80,10 @@ class AuthMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         try:
-            principal = await anyio.to_thread.run_sync(self._principal, scope)
+            if any(name == b"authorization" for name, _ in scope["headers"]):
+                principal = await anyio.to_thread.run_sync(self._principal, scope)  # a DB lookup
+            else:  # no credentials, no I/O: spare the thread hop
+                principal = self._principal(scope)
         except HubError as exc:
             from aicommons.api.errors import error_response
 

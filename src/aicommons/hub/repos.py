@@ -49,6 +49,13 @@ class RepoService:
         self.store = repos
         self.accounts = accounts
         self.git = git
+        # Called with the repo after its refs, settings or name changed, or it was deleted, so that
+        # in-process caches (inference's model resolutions) drop what they remember of it.
+        self.listeners: list = []
+
+    def _changed(self, repo: RepoRow) -> None:
+        for listener in self.listeners:
+            listener(repo)
 
     # --- finding a repo, with the access rules ---------------------------------------------------
 
@@ -132,6 +139,7 @@ class RepoService:
         repo = self.find(check_repo_type(repo_type), full_id, principal, write=True)
         self.store.delete(repo.id)
         self.git.delete(repo.storage_key)
+        self._changed(repo)
 
     def update_settings(self, principal: Principal, repo: RepoRow, private: bool | None,
                         gated: str | bool | None) -> None:
@@ -147,6 +155,7 @@ class RepoService:
                 raise BadRequest("Invalid 'gated' value: must be false, 'auto' or 'manual'")
         if values:
             self.store.update(repo.id, **values, last_modified=utcnow())
+            self._changed(repo)
 
     def move(self, principal: Principal, repo_type: str, from_id: str, to_id: str) -> RepoRow:
         repo_type = check_repo_type(repo_type)
@@ -162,6 +171,7 @@ class RepoService:
             self.store.rename(repo, namespace, name, owner_id)
         except AlreadyExists:
             raise Conflict(f"A {repo_type} repository called {to_id} already exists") from None
+        self._changed(repo)
         return self.store.get_by_id(repo.id)
 
     def storage_used(self, repo: RepoRow) -> int:
@@ -172,6 +182,7 @@ class RepoService:
 
     def after_ref_update(self, repo: RepoRow, ref: str, new_sha: str | None) -> None:
         """Refresh the cached head, card and tags when the default branch moved."""
+        self._changed(repo)
         if ref != f"refs/heads/{DEFAULT_BRANCH}" or new_sha is None:
             self.store.update(repo.id, last_modified=utcnow())
             return

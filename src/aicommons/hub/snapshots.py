@@ -8,9 +8,11 @@ half-built snapshot; commits are immutable, so a built snapshot never changes.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pygit2
@@ -19,6 +21,28 @@ from aicommons.db.repos import RepoRow
 from aicommons.hub import content
 from aicommons.hub.cards import card_from_readme
 from aicommons.hub.lfs import blob_key
+
+
+@dataclass(frozen=True)
+class _Resolution:
+    repo: RepoRow  # the repo's access flags as read then
+    resolved: object  # aicommons.inference.source.ResolvedModel
+
+
+def _cache_key(model: str) -> tuple[str, str]:
+    from aicommons.inference.source import split_model_ref
+
+    repo_id, revision = split_model_ref(model)
+    return repo_id.lower(), revision or "main"
+
+
+def _allowed_without_io(hub, repo: RepoRow, principal) -> bool:
+    """Whether ``principal`` may use ``repo``, when that needs no DB read: the rules of
+    ``RepoService.find`` and ``GatingService.check``, without the gated-repo access-request lookup
+    (callers fall back to ``resolve`` for that)."""
+    if not hub.repos._may_see(repo, principal):
+        return False
+    return not repo.gated or principal.can_read_owner(repo.owner_id)
 
 
 def materialize(hub, repo: RepoRow, commit: pygit2.Commit) -> Path:
@@ -54,22 +78,77 @@ def materialize(hub, repo: RepoRow, commit: pygit2.Commit) -> Path:
 
 
 class HubModelSource:
-    """``aicommons.inference.source.ModelSource`` over the hub's own repos, with its access rules."""
+    """``aicommons.inference.source.ModelSource`` over the hub's own repos, with its access rules.
 
-    def __init__(self, hub):
+    Resolving a model costs a DB read (the repo and its access flags), opening the git repo,
+    resolving the ref, and reading and parsing the card: about 2 ms, more than the whole rest of a
+    one-sentence embedding request. So the repo row and the commit a (repo, revision) resolved to
+    are remembered for ``cache_seconds`` (``AICOMMONS_INFERENCE_RESOLVE_CACHE_SECONDS``):
+
+    - access is still decided on every request, for the caller at hand, from the remembered repo
+      row: the cache never shares one caller's decision with another. A change of the repo's
+      visibility or gating, a move or a delete is seen at once on this replica (the repo service
+      tells us) and within ``cache_seconds`` on other replicas;
+    - a branch or tag that moves is seen at once here (``RepoService.after_ref_update`` tells us)
+      and within ``cache_seconds`` on other replicas, which learn of it only through the DB/git;
+    - a pinned 40-hex revision never changes, and neither does anything derived from a commit
+      (its card, its snapshot folder), which is kept by commit without expiry.
+    Gated repos ask the DB for the caller's access request on every request (unless the caller is
+    on the owner side), so a rejected request takes effect at once.
+    """
+
+    def __init__(self, hub, cache_seconds: float | None = None):
+        from aicommons.inference.ttl_cache import TTLCache
+
         self.hub = hub
+        if cache_seconds is None:
+            from aicommons.inference.settings import InferenceSettings
+
+            cache_seconds = InferenceSettings.from_env().resolve_cache_seconds
+        self._recent = TTLCache(cache_seconds)  # (repo id lower, revision) -> _Resolution
+        self._commits = TTLCache(math.inf, max_entries=256)  # (storage key, commit) -> card
+        listeners = getattr(hub.repos, "listeners", None)
+        if listeners is not None:
+            listeners.append(self.forget)
+
+    def resolve_cached(self, model: str, principal):
+        """The resolution of the last ``cache_seconds`` when the caller's access can be decided
+        without I/O, else None (then call ``resolve``, in a thread). Never blocks."""
+        entry = self._recent.get(_cache_key(model))
+        if entry is None or not _allowed_without_io(self.hub, entry.repo, principal):
+            return None
+        return entry.resolved
 
     def resolve(self, model: str, principal):
-        from aicommons.inference.source import ResolvedModel, split_model_ref
-
-        repo_id, revision = split_model_ref(model)
-        repo = self.hub.repos.find("model", repo_id, principal)
+        key = _cache_key(model)
+        entry = self._recent.get(key)
+        if entry is not None and self.hub.repos._may_see(entry.repo, principal):  # the rule find() applies
+            self.hub.gating.check(entry.repo, principal)
+            return entry.resolved
+        generation = self._recent.generation
+        repo_id, revision = key
+        repo = self.hub.repos.find("model", repo_id, principal)  # the exact error when not visible
         self.hub.gating.check(repo, principal)
-        git_repo, commit = self.hub.refs.resolve(repo, revision or "main")
-        card = card_from_readme(content.read_text(git_repo, commit, "README.md"), repo.type)
+        resolved = self._resolve_commit(repo, revision)
+        self._recent.put(key, _Resolution(repo, resolved), generation)
+        return resolved
+
+    def _resolve_commit(self, repo: RepoRow, revision: str):
+        from aicommons.inference.source import ResolvedModel
+
+        git_repo, commit = self.hub.refs.resolve(repo, revision)
+        card = self._commits.get((repo.storage_key, commit.id))
+        if card is None:
+            card = card_from_readme(content.read_text(git_repo, commit, "README.md"), repo.type)
+            self._commits.put((repo.storage_key, commit.id), card)
         return ResolvedModel(repo_id=repo.full_id, commit=str(commit.id), local_dir=materialize(self.hub, repo, commit),
                              card_data=card.data or {}, pipeline_tag=card.pipeline_tag,
                              library_name=card.library_name)
+
+    def forget(self, repo: RepoRow) -> None:
+        """Drop what is remembered about ``repo`` (its refs, visibility or name changed)."""
+        name = repo.full_id.lower()
+        self._recent.drop_where(lambda key: key[0] == name)
 
     def list_models(self, principal):
         """Models with a pipeline tag the caller can see (``GET /v1/models``), newest first."""

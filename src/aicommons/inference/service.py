@@ -52,7 +52,6 @@ class Lease:
         service = self.service
         self.ticket = await service.admission.admit(principal, cost)
         service.metrics.queue_time.labels(self.resolved.repo_id, self.task).observe(self.ticket.queued_s)
-        service._sync_gauges()
 
     async def close(self, used_tokens: int | None = None, status: int | None = None) -> None:
         if self._closed:
@@ -61,7 +60,6 @@ class Lease:
         service = self.service
         if self.ticket is not None:
             service.admission.release(self.ticket, used_tokens)
-            service._sync_gauges()
         labels = (self.resolved.repo_id, getattr(self.engine, "engine_name", "?"), self.task)
         service.metrics.e2e.labels(*labels).observe(time.perf_counter() - self.started)
         service.metrics.requests.labels(self.resolved.repo_id, self.task, str(status or self.status)).inc()
@@ -75,6 +73,9 @@ class InferenceService:
         self.hub_settings = hub_settings
         self.metrics = InferenceMetrics()
         self.admission = Admission(settings, self.metrics)
+        # Read when /metrics is scraped rather than set twice per request.
+        self.metrics.running.set_function(lambda: self.admission.running)
+        self.metrics.waiting.set_function(lambda: self.admission.waiting)
         self.models = ModelManager(settings, self._load_engine, self._estimate, self.metrics)
 
     # ---- resolution and loading -------------------------------------------------------------
@@ -83,6 +84,13 @@ class InferenceService:
             raise InvalidRequest("'model' must be a repo id like 'namespace/name' or 'namespace/name@revision'",
                                  param="model")
         self.admission.check_allowed(principal)
+        # A source that remembers recent resolutions answers most requests without I/O: skip the
+        # thread hop then (it costs more than the lookup).
+        cached = getattr(self.source, "resolve_cached", None)
+        if cached is not None:
+            resolved = cached(model_ref, principal)
+            if resolved is not None:
+                return resolved
         return await asyncio.to_thread(self.source.resolve, model_ref, principal)
 
     async def lease(self, model_ref: str, principal, wanted: set[str], api: str) -> Lease:
@@ -123,10 +131,6 @@ class InferenceService:
         return int(weights * 1.1)
 
     # ---- bookkeeping ------------------------------------------------------------------------
-    def _sync_gauges(self) -> None:
-        self.metrics.running.set(self.admission.running)
-        self.metrics.waiting.set(self.admission.waiting)
-
     def list_loaded(self) -> list[Loaded]:
         return self.models.loaded()
 

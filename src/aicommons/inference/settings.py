@@ -52,6 +52,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Encoder micro-batcher: how long the first request of a batch waits for others."),
     Setting("MAX_BATCH_TOKENS", "16384", "Encoder micro-batcher: most tokens in one forward pass."),
     Setting("MAX_BATCH_ITEMS", "128", "Encoder micro-batcher: most texts in one forward pass."),
+    Setting("RESOLVE_CACHE_SECONDS", "1",
+            "How long a model reference's resolution (the repo's access flags and the commit a branch "
+            "or tag points to) is reused. This replica sees pushes and setting changes at once; other "
+            "replicas within this bound. Access is still checked on every request. 0 = resolve every "
+            "time."),
     Setting("VLLM_EXTRA_ARGS", "", "Extra arguments appended to `vllm serve` (GPU engine only)."),
 )
 
@@ -92,6 +97,7 @@ class InferenceSettings:
     batch_wait_ms: float = 3.0
     max_batch_tokens: int = 16384
     max_batch_items: int = 128
+    resolve_cache_seconds: float = 1.0
     vllm_extra_args: str = ""
 
     @classmethod

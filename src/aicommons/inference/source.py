@@ -53,6 +53,15 @@ class ModelSource(Protocol):
 
 
 @runtime_checkable
+class CachingModelSource(Protocol):
+    """Optional: a source that remembers recent resolutions. ``resolve_cached`` must never block
+    (it runs on the event loop) and must apply the same access rules as ``resolve``; it returns
+    None whenever it cannot answer without I/O, and the service then calls ``resolve``."""
+
+    def resolve_cached(self, model: str, principal) -> ResolvedModel | None: ...
+
+
+@runtime_checkable
 class ListableModelSource(Protocol):
     """Optional: a source that can list the models ``principal`` may use (for ``GET /v1/models``).
     Sources without it make ``/v1/models`` list only the models currently loaded."""

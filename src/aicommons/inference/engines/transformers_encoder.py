@@ -31,6 +31,7 @@ class TransformersEncoder:
         self.device = device
         self.max_input_tokens = max_input_tokens
         self._footprint = footprint
+        self._counter = _private_counter(tokenizer)
         self.batcher = MicroBatcher(self._run_batch, forward_pool(), max_wait_s=settings.batch_wait_ms / 1000,
                                     max_tokens=settings.max_batch_tokens, max_items=settings.max_batch_items,
                                     on_batch=on_batch)
@@ -65,7 +66,17 @@ class TransformersEncoder:
 
     # ---- called from the event loop ----------------------------------------------------------
     def count_tokens(self, texts: list[str]) -> list[int]:
-        return [len(ids) for ids in self.tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
+        """Tokens of each text, special tokens included, never truncated.
+
+        Runs on the event loop while the forward thread tokenises batches, so it must not use
+        ``self.tokenizer``: a fast tokenizer's call sets padding/truncation on the shared Rust
+        tokenizer, and a count made during a batch's tokenisation switched that batch's padding off
+        (500s under load: "Unable to create tensor..."). The counter is a private copy.
+        """
+        counter = self._counter
+        if counter is None:
+            return [len(ids) for ids in self.tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
+        return [len(e.ids) for e in counter.encode_batch(list(texts), add_special_tokens=True)]
 
     async def run(self, task: str, inputs: list, params: dict, cost: int) -> list:
         key = (task, json.dumps(params, sort_keys=True))
@@ -118,6 +129,20 @@ class TransformersEncoder:
 
     def close(self) -> None:
         self.st_model = self.model = self.pipe = None
+
+
+def _private_counter(tokenizer):
+    """A copy of a fast tokenizer's Rust tokenizer, with no padding or truncation, for counting;
+    None for a slow (pure Python) tokenizer, which keeps no such shared state."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    from tokenizers import Tokenizer
+
+    counter = Tokenizer.from_str(backend.to_str())
+    counter.no_padding()
+    counter.no_truncation()
+    return counter
 
 
 def _max_len(model, tokenizer) -> int:

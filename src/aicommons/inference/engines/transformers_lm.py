@@ -4,7 +4,10 @@ One ``ContinuousBatchingManager`` per loaded model runs in its own thread and ad
 sequences every step. Sampling parameters are per request through CB's per-request logits
 processors; for that the manager is created in sampling mode with temperature/top-p/top-k
 processors present, and a greedy request is sent with a vanishing temperature (which makes the
-softmax one-hot, i.e. argmax). CB's sampler uses the process-global RNG, so a request with a
+softmax one-hot, i.e. argmax); on CPU, top-k and top-p are skipped in steps where no request
+restricts them (``cb_processors``). One manager, not a greedy and a sampling one: a second CB thread
+running torch ops makes GNU OpenMP throttle its worker spinning, which slowed the busy manager's
+small matmuls by half. CB's sampler uses the process-global RNG, so a request with a
 ``seed`` instead runs through ``model.generate`` on a side thread with its own ``torch.Generator``:
 slower, but reproducible, which is what a seed promises.
 """
@@ -87,6 +90,10 @@ class TransformersLM:
         cb_config = ContinuousBatchingConfig(per_request_processors=True, page_size=_PAGE_SIZE,
                                              num_blocks=num_blocks, max_batch_tokens=2048,
                                              allow_block_sharing=True)
+        if device == "cpu":
+            from .cb_processors import install
+
+            install()  # top-k/top-p cost nothing in steps where no request uses them
         manager = model.init_continuous_batching(generation_config=gen_config,
                                                  continuous_batching_config=cb_config)
         manager.start()

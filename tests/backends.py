@@ -181,3 +181,19 @@ def moto_s3(tmp_path_factory):
     server = MotoS3(tmp_path_factory.mktemp("moto")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_engine(request, tmp_path):
+    """A migrated metadata database on each backend: a temp SQLite file, then a fresh PostgreSQL
+    database in the session's throwaway cluster."""
+    from aicommons.db.engine import make_engine, upgrade_schema
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'hub.db'}"
+    else:
+        url = request.getfixturevalue("pg_cluster").create_database()
+    engine = make_engine(url)
+    upgrade_schema(engine)
+    yield engine
+    engine.dispose()

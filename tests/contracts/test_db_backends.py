@@ -17,16 +17,9 @@ NOW = datetime(2026, 1, 2, 3, 4, 5)
 OID = "a" * 64
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'hub.db'}"
-    else:
-        url = request.getfixturevalue("pg_cluster").create_database()
-    engine = make_engine(url)
-    upgrade_schema(engine)
-    yield engine
-    engine.dispose()
+@pytest.fixture
+def engine(db_engine):
+    return db_engine
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from aicommons.db.engine import make_engine, upgrade_schema
 from aicommons.db.rate_limits import SharedRateLimitStore
 from aicommons.inference.errors import RateLimited
 from aicommons.inference.fairness import Admission
@@ -17,16 +16,9 @@ from aicommons.inference.fairness import Admission
 NOW = 1_800_000_000.0
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'hub.db'}"
-    else:
-        url = request.getfixturevalue("pg_cluster").create_database()
-    engine = make_engine(url)
-    upgrade_schema(engine)
-    yield SharedRateLimitStore(engine)
-    engine.dispose()
+@pytest.fixture
+def store(db_engine):
+    return SharedRateLimitStore(db_engine)
 
 
 def test_tokens_concurrency_refunds_and_expiry(store):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.backends import free_port, moto_s3, pg_cluster  # noqa: F401 - shared fixtures
+from tests.backends import db_engine, free_port, moto_s3, pg_cluster  # noqa: F401 - shared fixtures
 from tests.conftest import ALICE_TOKEN, server_env, start_hub, stop_hub
 
 BACKENDS = ["sqlite-local", "postgres-s3"]

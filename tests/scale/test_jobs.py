@@ -9,20 +9,12 @@ import time
 import pytest
 from huey import Huey
 
-from aicommons.db.engine import make_engine, upgrade_schema
 from aicommons.db.jobs import SqlJobStorage
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'hub.db'}"
-    else:
-        url = request.getfixturevalue("pg_cluster").create_database()
-    engine = make_engine(url)
-    upgrade_schema(engine)
-    yield engine
-    engine.dispose()
+@pytest.fixture
+def engine(db_engine):
+    return db_engine
 
 
 def queue(engine, name="test") -> Huey:

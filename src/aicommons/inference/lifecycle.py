@@ -179,7 +179,7 @@ class ModelManager:
 
     def _gauge(self, entry: Loaded) -> None:
         if self.metrics is not None:
-            self.metrics.in_flight.labels(entry.resolved.repo_id).set(entry.refs)
+            self.metrics.child(self.metrics.in_flight, entry.resolved.repo_id).set(entry.refs)
 
     def _ensure_reaper(self) -> None:
         keep = self.settings.keep_alive_seconds

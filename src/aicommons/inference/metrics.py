@@ -55,6 +55,18 @@ class InferenceMetrics:
         self.resident_bytes = Gauge("hub_model_resident_bytes", "Estimated bytes of each loaded model.",
                                     ("model",), registry=r)
 
+        self._children: dict = {}
+
+    def child(self, metric, *labels: str):
+        """``metric.labels(*labels)``, remembered: prometheus_client validates and locks on every
+        ``labels()`` call, which the request path makes several times per request (and per token).
+        Only for metrics whose series are never removed (not ``resident_bytes``)."""
+        key = (metric, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
+
     def render(self) -> bytes:
         from prometheus_client import generate_latest
 

@@ -77,7 +77,7 @@ class HFRoutes:
                 await lease.close(status=500)
             raise
         headers = lease.headers
-        service.metrics.prompt_tokens.labels(repo_id, engine.engine_name, task).inc(cost)
+        service.metrics.child(service.metrics.prompt_tokens, repo_id, engine.engine_name, task).inc(cost)
         await lease.close(used_tokens=cost)
         return JSONResponse(_task_output(task, results, single, body), headers=headers)
 

@@ -180,8 +180,8 @@ class OpenAIRoutes:
             raise
         headers = lease.headers
         tokens = sum(counts)
-        lease.service.metrics.prompt_tokens.labels(lease.resolved.repo_id, lease.engine.engine_name,
-                                                   lease.task).inc(tokens)
+        metrics = lease.service.metrics
+        metrics.child(metrics.prompt_tokens, lease.resolved.repo_id, lease.engine.engine_name, lease.task).inc(tokens)
         await lease.close(used_tokens=tokens)
         if dimensions is not None and dimensions > len(vectors[0]):
             return openai_error(InvalidRequest(f"'dimensions' must be at most {len(vectors[0])}",

@@ -80,13 +80,14 @@ async def merged(streams: list[tuple[int, AsyncIterator[Delta]]]) -> AsyncIterat
 def record_generation(lease, stats_list: list[GenerationStats]) -> None:
     metrics = lease.service.metrics
     labels = (lease.resolved.repo_id, getattr(lease.engine, "engine_name", "?"), lease.task)
+    itl = metrics.child(metrics.itl, *labels)
     for s in stats_list:
-        metrics.prompt_tokens.labels(*labels).inc(s.prompt_tokens)
-        metrics.generation_tokens.labels(*labels).inc(s.completion_tokens)
+        metrics.child(metrics.prompt_tokens, *labels).inc(s.prompt_tokens)
+        metrics.child(metrics.generation_tokens, *labels).inc(s.completion_tokens)
         if s.first_token_at is not None:
-            metrics.ttft.labels(*labels).observe(s.first_token_at - s.started)
-            for gap in s.gaps:
-                metrics.itl.labels(*labels).observe(gap)
+            metrics.child(metrics.ttft, *labels).observe(s.first_token_at - s.started)
+            for gap in s.gaps:  # one per token
+                itl.observe(gap)
             if s.completion_tokens > 1 and s.last_token_at is not None:
-                metrics.tpot.labels(*labels).observe(
+                metrics.child(metrics.tpot, *labels).observe(
                     (s.last_token_at - s.first_token_at) / (s.completion_tokens - 1))

@@ -51,7 +51,8 @@ class Lease:
     async def admit(self, principal, cost: int) -> None:
         service = self.service
         self.ticket = await service.admission.admit(principal, cost)
-        service.metrics.queue_time.labels(self.resolved.repo_id, self.task).observe(self.ticket.queued_s)
+        metrics = service.metrics
+        metrics.child(metrics.queue_time, self.resolved.repo_id, self.task).observe(self.ticket.queued_s)
 
     async def close(self, used_tokens: int | None = None, status: int | None = None) -> None:
         if self._closed:
@@ -60,9 +61,10 @@ class Lease:
         service = self.service
         if self.ticket is not None:
             service.admission.release(self.ticket, used_tokens)
+        metrics = service.metrics
         labels = (self.resolved.repo_id, getattr(self.engine, "engine_name", "?"), self.task)
-        service.metrics.e2e.labels(*labels).observe(time.perf_counter() - self.started)
-        service.metrics.requests.labels(self.resolved.repo_id, self.task, str(status or self.status)).inc()
+        metrics.child(metrics.e2e, *labels).observe(time.perf_counter() - self.started)
+        metrics.child(metrics.requests, self.resolved.repo_id, self.task, str(status or self.status)).inc()
         await service.models.release(self.entry)
 
 
@@ -120,7 +122,7 @@ class InferenceService:
         from .engines.transformers_encoder import TransformersEncoder
 
         def on_batch(key, size, repo=resolved.repo_id):
-            self.metrics.batch_size.labels(repo, key[0]).observe(size)
+            self.metrics.child(self.metrics.batch_size, repo, key[0]).observe(size)
 
         return TransformersEncoder.load(resolved, task, self.settings, on_batch=on_batch)
 

@@ -110,14 +110,17 @@ class AccountStore:
         return TokenRow(token_id, user_id, name, role, utcnow())
 
     def token_by_hash(self, token_hash: str) -> tuple[TokenRow, Account] | None:
-        query = (select(tokens.c.id, tokens.c.user_id, tokens.c.name, tokens.c.role, tokens.c.created_at)
+        """The token and its user, in one query (this runs on every authenticated request)."""
+        query = (select(accounts, tokens.c.id.label("token_id"), tokens.c.name.label("token_name"),
+                        tokens.c.role.label("token_role"), tokens.c.created_at.label("token_created_at"))
+                 .join(accounts, accounts.c.id == tokens.c.user_id)
                  .where(tokens.c.token_hash == token_hash))
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         if row is None:
             return None
-        account = self.get_by_id(row.user_id)
-        return TokenRow(row.id, row.user_id, row.name, row.role, row.created_at), account
+        token = TokenRow(row.token_id, row.id, row.token_name, row.token_role, row.token_created_at)
+        return token, _account(row)
 
     def delete_token(self, token_hash: str) -> bool:
         with self.engine.begin() as conn:

@@ -112,3 +112,9 @@ def sse(obj) -> bytes:
 
 SSE_DONE = b"data: [DONE]\n\n"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+async def abandon(lease, status: int) -> None:
+    """A request failed before its answer began: give back its model hold, slot and tokens."""
+    if lease is not None:
+        await lease.close(status=status)

@@ -13,7 +13,7 @@ from aicommons.errors import HubError
 from . import tasks as T
 from .errors import InvalidRequest, tgi_error_body
 from .generation import GenerationStats, stream_deltas
-from .http_util import SSE_HEADERS, get_bool, get_number, path_repo_id, principal_of, read_json, sse, tgi_error
+from .http_util import SSE_HEADERS, abandon, get_bool, get_number, path_repo_id, principal_of, read_json, sse, tgi_error
 from .params import fit_to_context, tgi_sampling
 from .runs import record_generation, run_to_end
 
@@ -69,12 +69,10 @@ class HFRoutes:
             run_task = T.EMBEDDING if task == T.SIMILARITY else task
             results = await engine.run(run_task, texts, params, cost)
         except HubError as exc:
-            if lease is not None:
-                await lease.close(status=exc.status)
+            await abandon(lease, exc.status)
             return tgi_error(exc)
         except BaseException:
-            if lease is not None:
-                await lease.close(status=500)
+            await abandon(lease, 500)
             raise
         headers = lease.headers
         service.metrics.child(service.metrics.prompt_tokens, repo_id, engine.engine_name, task).inc(cost)
@@ -111,12 +109,10 @@ class HFRoutes:
                                     default=service.settings.default_max_tokens)
             await lease.admit(principal, len(prompt_ids) + params.max_new_tokens)
         except HubError as exc:
-            if lease is not None:
-                await lease.close(status=exc.status)
+            await abandon(lease, exc.status)
             return tgi_error(exc)
         except BaseException:
-            if lease is not None:
-                await lease.close(status=500)
+            await abandon(lease, 500)
             raise
         prefix = inputs if extras["return_full_text"] else ""
         if stream:

@@ -21,7 +21,7 @@ from . import tasks as T
 from .chat_template import normalize_messages
 from .errors import InvalidRequest, UnsupportedTask, openai_error_body
 from .generation import GenerationStats, stream_deltas
-from .http_util import SSE_DONE, SSE_HEADERS, get_number, openai_error, principal_of, read_json, sse
+from .http_util import SSE_DONE, SSE_HEADERS, abandon, get_number, openai_error, principal_of, read_json, sse
 from .params import fit_to_context, openai_sampling
 from .runs import merged, record_generation, run_to_end
 from .source import ListableModelSource
@@ -71,12 +71,10 @@ class OpenAIRoutes:
             cost = sum(len(ids) + p.max_new_tokens * n for ids, p in zip(prompt_ids, fitted))
             await lease.admit(principal, cost)
         except HubError as exc:
-            if lease is not None:
-                await lease.close(status=exc.status)
+            await abandon(lease, exc.status)
             return openai_error(exc)
         except BaseException:
-            if lease is not None:
-                await lease.close(status=500)
+            await abandon(lease, 500)
             raise
         if getattr(lease.engine, "proxies_openai", False):
             from .proxy import proxy_openai
@@ -171,12 +169,10 @@ class OpenAIRoutes:
             await lease.admit(principal, sum(counts))
             vectors = await engine.run(T.EMBEDDING, texts, {}, sum(counts))
         except HubError as exc:
-            if lease is not None:
-                await lease.close(status=exc.status)
+            await abandon(lease, exc.status)
             return openai_error(exc)
         except BaseException:
-            if lease is not None:
-                await lease.close(status=500)
+            await abandon(lease, 500)
             raise
         headers = lease.headers
         tokens = sum(counts)

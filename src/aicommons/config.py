@@ -57,6 +57,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Keep inference rate limits (tokens per minute, requests in flight) in the database so that "
             "they hold across replicas: `on`, `off`, or `auto` (on with PostgreSQL, the multi-replica "
             "setup; off with SQLite, where one process serves)."),
+    Setting("TOKEN_CACHE_SECONDS", "5",
+            "How long a checked access token is remembered, sparing the database on every request. "
+            "Revoking a token or changing an organisation's members through this server applies at "
+            "once; through the CLI or another replica, within this many seconds. 0 = check every time."),
     Setting("LOG_LEVEL", "info", "Log level of the server."),
     Setting("DIRECT_UPLOADS", "false",
             "`true`: with object storage, LFS uploads up to 5 GiB go straight to the bucket by presigned "
@@ -94,6 +98,7 @@ class Settings:
     upload_url_ttl_seconds: int
     secret_key: str
     shared_limits: str
+    token_cache_seconds: float
     log_level: str
     direct_uploads: bool
     job_workers: int
@@ -122,6 +127,7 @@ class Settings:
             upload_url_ttl_seconds=int(_env("UPLOAD_URL_TTL_SECONDS")),
             secret_key=_env("SECRET_KEY"),
             shared_limits=_env("SHARED_LIMITS"),
+            token_cache_seconds=float(_env("TOKEN_CACHE_SECONDS")),
             log_level=_env("LOG_LEVEL"),
             direct_uploads=_env("DIRECT_UPLOADS").strip().lower() in ("1", "true", "yes", "on"),
             job_workers=int(_env("JOB_WORKERS")),

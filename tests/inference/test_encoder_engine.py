@@ -37,3 +37,19 @@ def test_token_counts_match_the_tokenizer_and_are_not_truncated(minilm_engine):
     expected = [len(ids) for ids in minilm_engine.tokenizer(texts, add_special_tokens=True)["input_ids"]]
     assert minilm_engine.count_tokens(texts) == expected
     assert expected[1] > minilm_engine.max_input_tokens  # so over-long inputs are still refused
+
+
+def test_attention_kernel_follows_the_batch_length_and_answers_do_not_change(minilm_engine, model_dirs):
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    short, long_ = ["a quick fox", "the lazy dog"], ["word " * 100, "river " * 90]
+    reference = SentenceTransformer(str(model_dirs["minilm"]), device="cpu")  # SDPA throughout
+    key = (T.EMBEDDING, "{}")
+    config = minilm_engine.st_model[0].auto_model.config
+    got_short = np.asarray(minilm_engine._run_batch(key, short))
+    assert config._attn_implementation == "eager"  # 5 tokens: eager attention is faster
+    got_long = np.asarray(minilm_engine._run_batch(key, long_))
+    assert config._attn_implementation == "sdpa"  # 100 tokens: SDPA's kernel wins
+    np.testing.assert_allclose(got_short, reference.encode(short), atol=1e-5)
+    np.testing.assert_allclose(got_long, reference.encode(long_), atol=1e-5)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from aicommons.errors import RepoNotFound
-from aicommons.inference.ttl_cache import TTLCache
+from aicommons.ttl_cache import TTLCache
 from tests.conftest import ALICE_TOKEN, BOB_TOKEN, auth, unique_name
 
 pytestmark = pytest.mark.inference

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import base64
-import uuid
+import itertools
+import os
 
 import anyio
 from starlette.datastructures import Headers, MutableHeaders
@@ -26,6 +27,12 @@ class RawPathMiddleware:
         await self.app(scope, receive, send)
 
 
+# Request ids: a random per-process prefix and a counter (unique across replicas, and unlike uuid4
+# no system call on every request).
+_ID_PREFIX = os.urandom(8).hex()
+_id_counter = itertools.count(1)
+
+
 class RequestIdMiddleware:
     """Every response carries ``X-Request-Id`` (clients quote it in error messages)."""
 
@@ -36,7 +43,10 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         incoming = Headers(scope=scope).get("x-amzn-trace-id") or ""
-        request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
+        if 0 < len(incoming) <= 128 and incoming.isprintable():
+            request_id = incoming
+        else:
+            request_id = f"{_ID_PREFIX}{next(_id_counter):016x}"
 
         async def send_with_id(message):
             if message["type"] == "http.response.start":
@@ -81,7 +91,8 @@ class AuthMiddleware:
             return await self.app(scope, receive, send)
         try:
             if any(name == b"authorization" for name, _ in scope["headers"]):
-                principal = await anyio.to_thread.run_sync(self._principal, scope)  # a DB lookup
+                # A token seen moments ago is known without I/O; anything else is a DB lookup.
+                principal = self._cached_principal(scope) or await anyio.to_thread.run_sync(self._principal, scope)
             else:  # no credentials, no I/O: spare the thread hop
                 principal = self._principal(scope)
         except HubError as exc:
@@ -92,6 +103,12 @@ class AuthMiddleware:
             return await error_response(exc)(scope, receive, send)
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
+
+    def _cached_principal(self, scope):
+        creds = credentials(Headers(scope=scope))
+        if creds is None or scope["path"].startswith("/xet-cas/"):
+            return None
+        return self.hub.accounts.cached_principal(creds[2])  # basic auth: the secret may be a token
 
     def _principal(self, scope):
         creds = credentials(Headers(scope=scope))

@@ -11,6 +11,7 @@ from aicommons.db.accounts import Account, AccountStore, AlreadyExists
 from aicommons.errors import BadRequest, Conflict, NotFound, Unauthorized
 from aicommons.hub.access import Principal
 from aicommons.hub.names import check_namespace
+from aicommons.ttl_cache import TTLCache
 
 TOKEN_ROLES = ("read", "write")
 INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
@@ -35,8 +36,14 @@ def verify_password(password: str, stored: str | None) -> bool:
 
 
 class AccountService:
-    def __init__(self, store: AccountStore):
+    def __init__(self, store: AccountStore, token_cache_seconds: float = 0):
         self.store = store
+        # Token hash -> Principal. A token is checked on every authenticated request (two joined
+        # queries and a worker-thread hop); a signed-in client sending hundreds of requests a second
+        # pays that each time without the cache. Any change to tokens or memberships made through
+        # this service empties it at once; changes made by another process (the CLI, another
+        # replica) are seen within ``token_cache_seconds``.
+        self._principals = TTLCache(token_cache_seconds, max_entries=10_000)
 
     def create_user(self, name: str, fullname: str = "", email: str | None = None,
                     password: str | None = None, is_admin: bool = False) -> Account:
@@ -57,6 +64,7 @@ class AccountService:
             raise Conflict(f"The name {name!r} is already taken") from None
         for user in users:
             self.store.add_member(org.id, user.id, "admin")
+        self._principals.clear()
         return org
 
     def add_member(self, org_name: str, user_name: str, role: str = "write") -> None:
@@ -65,6 +73,7 @@ class AccountService:
         org = self.require(org_name, kind="org")
         user = self.require(user_name, kind="user")
         self.store.add_member(org.id, user.id, role)
+        self._principals.clear()
 
     def require(self, name: str, kind: str | None = None) -> Account:
         account = self.store.get(name)
@@ -85,14 +94,32 @@ class AccountService:
         return token
 
     def revoke_token(self, token: str) -> bool:
-        return self.store.delete_token(hash_token(token))
+        deleted = self.store.delete_token(hash_token(token))
+        self._principals.clear()
+        return deleted
+
+    def revoke_token_id(self, user_id: int, token_id: int) -> bool:
+        deleted = self.store.delete_token_by_id(user_id, token_id)
+        self._principals.clear()
+        return deleted
+
+    def cached_principal(self, token: str) -> Principal | None:
+        """The caller a token named moments ago, without touching the database; None if unknown."""
+        return self._principals.get(hash_token(token)) if self._principals.enabled else None
 
     def principal_for_token(self, token: str) -> Principal:
-        found = self.store.token_by_hash(hash_token(token))
+        token_hash = hash_token(token)
+        cached = self._principals.get(token_hash)
+        if cached is not None:
+            return cached
+        generation = self._principals.generation  # a revocation during the lookup wins
+        found = self.store.token_by_hash(token_hash)
         if found is None:
-            raise Unauthorized(INVALID_CREDENTIALS)
+            raise Unauthorized(INVALID_CREDENTIALS)  # unknown tokens are never cached
         row, account = found
-        return self._principal(account, row.role, row.name, key=f"token:{row.id}")
+        principal = self._principal(account, row.role, row.name, key=f"token:{row.id}")
+        self._principals.put(token_hash, principal, generation)
+        return principal
 
     def principal_for_password(self, user_name: str, password: str) -> Principal:
         account = self.store.get(user_name)

@@ -56,7 +56,7 @@ class Hub:
                                       BlobGcStore(self.engine))
         account_store = AccountStore(self.engine)
         self.repo_store = RepoStore(self.engine)
-        self.accounts = AccountService(account_store)
+        self.accounts = AccountService(account_store, settings.token_cache_seconds)
         self.repos = RepoService(self.repo_store, account_store, self.git)
         self.refs = RefService(self.repos, self.git)
         self.commits = CommitService(self.repos, self.repo_store, self.git, self.blobs,

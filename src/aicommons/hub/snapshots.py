@@ -98,7 +98,7 @@ class HubModelSource:
     """
 
     def __init__(self, hub, cache_seconds: float | None = None):
-        from aicommons.inference.ttl_cache import TTLCache
+        from aicommons.ttl_cache import TTLCache
 
         self.hub = hub
         if cache_seconds is None:

@@ -1,7 +1,10 @@
 """Dynamic micro-batching for encoder models (TEI-style token budget, spec §3.2).
 
 Requests that arrive while the model is busy, or within ``max_wait`` of an idle model receiving
-one, are run as one forward pass, bounded by a token and an item budget. Only requests with the
+one, are run as one forward pass, bounded by a token and an item budget. When a pass ends, the next
+one waits (at most ``max_wait``) for as many requests as the ended pass answered, since clients
+with requests in flight send the next one as soon as they have an answer: that keeps 32 concurrent
+callers in passes of 32 rather than in a 20 and a 12 chasing each other. Only requests with the
 same batch key (task + parameters that change the computation) share a pass. The forward pass runs
 on the process's forward thread, so the event loop keeps accepting requests meanwhile.
 """
@@ -12,6 +15,9 @@ import asyncio
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Hashable
+
+# A batch's callers that send their next request within this long count as coming back.
+_RETURN_WINDOW_S = 0.5
 
 
 @dataclass
@@ -80,16 +86,14 @@ class MicroBatcher:
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
-        idle = True
+        returning, finished_at = 0, 0.0
         while True:
             if not self._pending:
                 self._wakeup.clear()
                 await self._wakeup.wait()
-                idle = True
-            if idle and not self._full():
-                # A lone request on an idle model waits a few ms for companions; behind a running
-                # batch, requests pile up by themselves and need no extra wait.
-                await asyncio.sleep(self.max_wait_s)
+            if loop.time() - finished_at > _RETURN_WINDOW_S:
+                returning = 0  # the last batch's callers did not come back: a fresh start
+            await self._gather(loop, len(self._pending) + returning if returning else None)
             batch = self._take()
             if not batch:
                 continue
@@ -102,12 +106,34 @@ class MicroBatcher:
                 for job in batch:
                     if not job.future.done():
                         job.future.set_exception(exc)
-                idle = False
-                continue
-            start = 0
-            for job in batch:
-                part = results[start:start + len(job.items)]
-                start += len(job.items)
-                if not job.future.done():
-                    job.future.set_result(part)
-            idle = False
+                results = None
+            if results is not None:
+                start = 0
+                for job in batch:
+                    part = results[start:start + len(job.items)]
+                    start += len(job.items)
+                    if not job.future.done():
+                        job.future.set_result(part)
+            returning, finished_at = len(batch), loop.time()
+
+    async def _gather(self, loop, target_jobs: int | None) -> None:
+        """Let a batch fill before it runs, for at most ``max_wait_s``.
+
+        Callers of the batch that just finished usually send their next request at once (a client
+        with N requests in flight), but those arrive one by one while the event loop writes the
+        answers. Running with whatever is there cuts one batch of 32 into a 20 and a 12 and keeps
+        it cut, since each half then returns while the other computes; waiting for as many jobs as
+        were pending plus those that just finished keeps them together. With no batch just
+        finished (``target_jobs`` None), a first request waits the whole ``max_wait_s`` for
+        companions.
+        """
+        deadline = loop.time() + self.max_wait_s
+        while not self._full() and (target_jobs is None or len(self._pending) < target_jobs):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            except TimeoutError:
+                return

@@ -60,7 +60,7 @@ def tokens(request: Request) -> Response:
             created = hub.accounts.create_token(account.name, role=form.get("role", "read"),
                                                 name=form.get("name") or None)
         elif form.get("action") == "revoke" and form.get("token_id", "").isdigit():
-            hub.accounts.store.delete_token_by_id(account.id, int(form["token_id"]))
+            hub.accounts.revoke_token_id(account.id, int(form["token_id"]))
     return page(request, "tokens.html", tokens=hub.accounts.store.list_tokens(account.id), created=created)
 
 

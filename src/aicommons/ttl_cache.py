@@ -1,7 +1,8 @@
 """A small thread-safe map whose entries expire a fixed time after they were stored.
 
-Used to remember model resolutions for a bounded time (``aicommons.hub.snapshots.HubModelSource``):
-entries are read on the event loop and written from worker threads, hence the lock. ``generation``
+Used to remember model resolutions (``aicommons.hub.snapshots.HubModelSource``) and signed-in
+callers (``aicommons.hub.accounts.AccountService``) for a bounded time: entries are read on the
+event loop and written from worker threads, hence the lock. ``generation``
 lets a writer detect that an invalidation happened while it was computing a value, so a result
 computed before a ref moved is never stored after the move was announced.
 """
@@ -51,6 +52,9 @@ class TTLCache:
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)  # the oldest stored
+
+    def clear(self) -> None:
+        self.drop_where(lambda key: True)
 
     def drop_where(self, predicate: Callable[[Hashable], bool]) -> None:
         with self._lock:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 
+import anyio
+
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
@@ -34,6 +36,9 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Star
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        from aicommons.api.git_http import recover_pushes
+
+        await anyio.to_thread.run_sync(recover_pushes, hub)  # pushes a crash left unrecorded
         yield
         await inference.close()
         hub.close()

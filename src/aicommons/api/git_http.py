@@ -104,7 +104,7 @@ async def serve_git(request: Request, repo_type: str, path: str) -> Response:
     env = cgi_env(hub, request, repo.storage_key, path, service)
     if not push:
         return CgiResponse(["git", "http-backend"], env)
-    plan_dir = hub.settings.tmp_dir / "git-push"
+    plan_dir = push_plan_dir(hub.settings)
     plan_dir.mkdir(parents=True, exist_ok=True)
     plan_path = plan_dir / f"{uuid.uuid4().hex}.json"
     env.update(AICOMMONS_PUSH_REPO_ID=str(repo.id), AICOMMONS_PUSH_PLAN=str(plan_path),
@@ -114,6 +114,17 @@ async def serve_git(request: Request, repo_type: str, path: str) -> Response:
         await run_sync(record_push, hub, repo, plan_path)
 
     return CgiResponse(["git", "http-backend"], env, after=record, kill_on_disconnect=False)
+
+
+def push_plan_dir(settings: Settings) -> Path:
+    """Where the pre-receive hook leaves each checked push's plan for the server to record."""
+    return settings.tmp_dir / "git-push"
+
+
+def recover_pushes(hub: Hub) -> int:
+    """At start-up: record the pushes a stopped server left unrecorded (``PushService.recover``)."""
+    folder = push_plan_dir(hub.settings)
+    return PushService.of(hub).recover(folder) if folder.is_dir() else 0
 
 
 def record_push(hub: Hub, repo: RepoRow, plan_path: Path) -> None:

@@ -4,7 +4,8 @@ Git's receive-pack keeps the pushed objects in a quarantine directory and runs o
 hook (``api/git_hook.py``) with the proposed ref updates; the hook calls ``PushService.check``. If
 the check raises, git refuses every ref and deletes the quarantine, so a rejected push leaves no
 trace. If it passes, the hook saves a ``PushPlan`` (the updates and the LFS files they add) and the
-server calls ``PushService.record`` once git has moved the refs.
+server calls ``PushService.record`` once git has moved the refs. A server that dies in between
+leaves the plan file behind; ``PushService.recover`` records such pushes when the hub starts again.
 
 The rules are those of the commit API, plus the ones only git can break:
 - only ``refs/heads/*`` and ``refs/tags/*`` with valid names; ``refs/pr/*`` and ``refs/convert/*``
@@ -20,7 +21,10 @@ The rules are those of the commit API, plus the ones only git can break:
 from __future__ import annotations
 
 import json
+import logging
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterator
 
 import pygit2
@@ -37,6 +41,10 @@ from aicommons.times import utcnow
 ZERO_OID = "0" * 40
 FILE_MODES = (pygit2.enums.FileMode.BLOB, pygit2.enums.FileMode.BLOB_EXECUTABLE)
 LfsFile = tuple[str, str, int]  # (oid, path, size), as RepoStore.mark_lfs_committed takes them
+# A plan whose refs did not land is kept this long: its push may still be running on another replica
+# sharing the folder (git moves the refs right after the hook, so this is generous).
+UNLANDED_PLAN_GRACE_S = 600
+log = logging.getLogger("aicommons.push")
 
 
 @dataclass(frozen=True)
@@ -52,16 +60,18 @@ class PushPlan:
 
     updates: list[RefUpdate]
     lfs_files: dict[str, list[LfsFile]] = field(default_factory=dict)
+    repo_id: int | None = None  # so that a plan left behind by a crash can be recorded later
 
     def to_json(self) -> str:
         return json.dumps({"updates": [[u.ref, u.old, u.new] for u in self.updates],
-                           "lfs_files": self.lfs_files})
+                           "lfs_files": self.lfs_files, "repo_id": self.repo_id})
 
     @classmethod
     def from_json(cls, text: str) -> "PushPlan":
         data = json.loads(text)
         return cls([RefUpdate(*u) for u in data["updates"]],
-                   {ref: [tuple(f) for f in files] for ref, files in data["lfs_files"].items()})
+                   {ref: [tuple(f) for f in files] for ref, files in data["lfs_files"].items()},
+                   data.get("repo_id"))
 
 
 def parse_updates(text: str) -> list[RefUpdate]:
@@ -112,7 +122,7 @@ class PushService:
         ``git_repo`` must see the quarantined objects (the hook adds them as an alternate)."""
         known = self._known_tips(git_repo)
         checked: dict[str, list[LfsFile]] = {}  # commit id -> LFS files it adds; each commit once
-        plan = PushPlan(updates)
+        plan = PushPlan(updates, repo_id=repo.id)
         for update in updates:
             check_ref_update(update)
             if update.new is None:
@@ -201,8 +211,10 @@ class PushService:
     def record(self, repo: RepoRow, plan: PushPlan) -> list[str]:
         """Make the API show what landed: cached head and card, LFS file names. Returns the refs.
 
-        A ref that does not hold the planned value was refused by git after the check (a lost
-        race, a lock) or already moved again by a later push, which records itself."""
+        An update landed if its ref holds the planned commit or a descendant of it: a later push
+        may already have moved the ref on, and its own plan leaves out the commits of this one
+        (they were known by then), so their LFS files are named here or never. A ref holding
+        anything else was refused by git after the check (a lost race, a lock) or rewritten since."""
         git_repo = self.git.open(repo.storage_key)
         landed = []
         for update in plan.updates:
@@ -211,11 +223,55 @@ class PushService:
             except (ValueError, pygit2.GitError):
                 ref = None
             current = str(ref.target) if ref is not None else None
-            if current != update.new:
+            if not _holds(git_repo, current, update.new):
                 continue
             files = plan.lfs_files.get(update.ref)
             if files:
                 self.store.mark_lfs_committed(repo.id, files, update.ref, utcnow())
-            self.repos.after_ref_update(repo, update.ref, update.new)
+            self.repos.after_ref_update(repo, update.ref, current)
             landed.append(update.ref)
         return landed
+
+    def recover(self, plan_dir: Path) -> int:
+        """Record the pushes whose plans were left behind, i.e. git moved the refs but the server
+        died before recording them (the API would otherwise show a stale head, card and LFS file
+        list until the next push). Returns how many plans were recorded.
+
+        Recording is idempotent and checks each ref against the plan, so a plan whose push another
+        replica is finishing right now is harmless; it is only kept until it is clearly abandoned.
+        """
+        recorded = 0
+        for path in sorted(plan_dir.glob("*.json")):
+            try:
+                plan = PushPlan.from_json(path.read_text())
+                age = time.time() - path.stat().st_mtime
+            except FileNotFoundError:
+                continue  # its own server recorded it meanwhile
+            except (ValueError, KeyError, TypeError):
+                log.error("unreadable push plan %s removed", path.name)
+                path.unlink(missing_ok=True)
+                continue
+            repo = self.store.get_by_id(plan.repo_id) if plan.repo_id is not None else None
+            landed = self.record(repo, plan) if repo is not None else []
+            if landed:
+                recorded += 1
+                log.warning("recorded a push to %s (%s) left unrecorded by a server that stopped",
+                            repo.full_id, ", ".join(landed))
+            if landed or repo is None or age > UNLANDED_PLAN_GRACE_S:
+                path.unlink(missing_ok=True)
+        for error in plan_dir.glob("*.json.error"):  # hook failures the server never logged
+            if time.time() - error.stat().st_mtime > UNLANDED_PLAN_GRACE_S:
+                error.unlink(missing_ok=True)
+        return recorded
+
+
+def _holds(git_repo: pygit2.Repository, current: str | None, planned: str | None) -> bool:
+    """Whether a ref now at ``current`` still contains the push that set it to ``planned``."""
+    if planned is None or current is None:
+        return current == planned  # a deletion landed if the ref is (still) gone
+    if current == planned:
+        return True
+    try:
+        return git_repo.descendant_of(pygit2.Oid(hex=current), pygit2.Oid(hex=planned))
+    except (pygit2.GitError, ValueError, KeyError):
+        return False  # tags to tag objects, missing objects: only an exact match counts

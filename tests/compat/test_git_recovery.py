@@ -1,0 +1,138 @@
+"""A push git completed but the server never recorded (it died in between) is recorded when the
+hub starts again; a push recorded after a later one moved its ref on still names its LFS files."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pygit2
+import pytest
+from huggingface_hub import HfApi
+
+from aicommons.config import Settings
+from aicommons.hub.hub import Hub
+from aicommons.hub.push import PushPlan, PushService, RefUpdate
+from tests.conftest import start_hub, stop_hub
+
+TOKEN = "hf_dana_token_00000000000000"
+MAIN = "refs/heads/main"
+
+
+def git(*args: str, cwd: Path) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "Dana", "GIT_AUTHOR_EMAIL": "dana@example.org",
+           "GIT_COMMITTER_NAME": "Dana", "GIT_COMMITTER_EMAIL": "dana@example.org"}
+    done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"git {' '.join(args)}: {done.stderr}"
+    return done.stdout.strip()
+
+
+def commit_behind_the_hubs_back(bare: Path, work: Path, files: dict[str, str], message: str) -> str:
+    """What git's receive-pack does once the pre-receive hook passed: objects in, ref moved. A push
+    to the bare repo's path runs none of the hub's hooks and tells the hub nothing."""
+    if not work.exists():
+        git("clone", "-q", str(bare), str(work), cwd=bare.parent)
+    for name, text in files.items():
+        (work / name).write_text(text)
+    git("add", "-A", cwd=work)
+    git("commit", "-q", "-m", message, cwd=work)
+    git("push", "-q", "--no-verify", "origin", "HEAD:main", cwd=work)  # no git-lfs pre-push upload
+    return git("rev-parse", "HEAD", cwd=work)
+
+
+@pytest.fixture
+def data_dir(tmp_path) -> Path:
+    data = tmp_path / "data"
+    data.mkdir()
+    env = {**os.environ, "AICOMMONS_DATA_DIR": str(data)}
+    for args in (["user", "create", "dana"], ["token", "create", "dana", "--value", TOKEN]):
+        subprocess.run([sys.executable, "-m", "aicommons.cli.main", *args], env=env, check=True, capture_output=True)
+    return data
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_push_left_unrecorded_by_a_crash_is_recorded_at_start(data_dir, tmp_path):
+    repo_id = f"dana/m-{uuid.uuid4().hex[:8]}"
+    hub = start_hub(data_dir, free_port())
+    try:
+        api = HfApi(endpoint=hub.url, token=TOKEN)
+        api.create_repo(repo_id)
+        api.upload_file(path_or_fileobj=b"---\nlicense: mit\n---\n# v1\n", path_in_repo="README.md", repo_id=repo_id)
+        before = api.model_info(repo_id)
+    finally:
+        stop_hub(hub)
+
+    # The server died after git moved main but before recording the push: its plan is left behind.
+    local = Hub(Settings.from_env(data_dir=str(data_dir)))
+    try:
+        row = local.repo_store.get("model", repo_id)
+        bare = local.git.path(row.storage_key)
+    finally:
+        local.close()
+    new = commit_behind_the_hubs_back(bare, tmp_path / "work", {"README.md": "---\nlicense: apache-2.0\n---\n# v2\n"},
+                                      "v2")
+    plans = data_dir / "tmp" / "git-push"
+    plans.mkdir(parents=True, exist_ok=True)
+    plan = PushPlan([RefUpdate(MAIN, before.sha, new)], repo_id=row.id)
+    (plans / "left-behind.json").write_text(plan.to_json())
+
+    hub = start_hub(data_dir, free_port())
+    try:
+        info = HfApi(endpoint=hub.url, token=TOKEN).model_info(repo_id)
+        assert info.sha == new
+        assert info.card_data["license"] == "apache-2.0"
+        assert not (plans / "left-behind.json").exists()
+    finally:
+        stop_hub(hub)
+
+
+def test_a_push_whose_ref_moved_on_still_names_its_lfs_files(data_dir, tmp_path):
+    hub = Hub(Settings.from_env(data_dir=str(data_dir)))
+    try:
+        dana = hub.accounts.principal_for_token(TOKEN)
+        row, _ = hub.repos.create(dana, "model", "weights", None, private=False)
+        bare = hub.git.path(row.storage_key)
+        work = tmp_path / "work"
+        content = b"abc"
+        oid = hashlib.sha256(content).hexdigest()
+        asyncio.run(hub.lfs.receive(row.id, oid, len(content), one_chunk(content)))  # as git-lfs uploads it
+        pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize 3\n"
+        base = str(pygit2.Repository(str(bare)).references[MAIN].target)
+        first = commit_behind_the_hubs_back(bare, work, {"w.bin": pointer}, "weights")
+        second = commit_behind_the_hubs_back(bare, work, {"notes.txt": "later"}, "a later push")
+        push = PushService.of(hub)
+
+        # The first push is recorded only now, after the second moved main on.
+        landed = push.record(row, PushPlan([RefUpdate(MAIN, base, first)], {MAIN: [(oid, "w.bin", 3)]}, row.id))
+        assert landed == [MAIN]
+        assert [f["filename"] for f in hub.repo_store.list_lfs(row.id)] == ["w.bin"]
+        assert hub.repo_store.get_by_id(row.id).sha == second  # the head is where the ref is
+
+        # A ref rewritten since (force push) does not contain the planned commit: nothing landed.
+        git("reset", "-q", "--hard", base, cwd=work)
+        git("push", "-q", "--no-verify", "-f", "origin", "HEAD:main", cwd=work)
+        assert push.record(row, PushPlan([RefUpdate(MAIN, base, second)], {}, row.id)) == []
+    finally:
+        hub.close()
+
+
+async def one_chunk(data: bytes):
+    yield data
+
+
+def test_plans_survive_a_json_round_trip_with_their_repo():
+    plan = PushPlan([RefUpdate(MAIN, None, "a" * 40)], {MAIN: [("b" * 64, "x.bin", 1)]}, repo_id=7)
+    assert PushPlan.from_json(plan.to_json()) == plan
+    assert PushPlan.from_json(json.dumps({"updates": [], "lfs_files": {}})).repo_id is None  # older plans

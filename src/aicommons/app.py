@@ -11,7 +11,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from aicommons.api.errors import hub_error_handler, storage_error_handler
-from aicommons.api.middleware import AuthMiddleware, RawPathMiddleware, RequestIdMiddleware
+from aicommons.api.middleware import AuthMiddleware, RateLimitMiddleware, RawPathMiddleware, RequestIdMiddleware
+from aicommons.api.rate_limits import RequestLimiter
 from aicommons.api.routes import hub_routes
 from aicommons.web.routes import web_routes
 from aicommons.config import Settings
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Star
             Middleware(RequestIdMiddleware),
             Middleware(RawPathMiddleware),
             Middleware(AuthMiddleware, hub=hub),
+            Middleware(RateLimitMiddleware, limiter=RequestLimiter.from_settings(settings)),
         ],
         exception_handlers={HubError: hub_error_handler, StorageError: storage_error_handler},
     )

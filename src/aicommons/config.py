@@ -57,6 +57,16 @@ SETTINGS: tuple[Setting, ...] = (
             "Keep inference rate limits (tokens per minute, requests in flight) in the database so that "
             "they hold across replicas: `on`, `off`, or `auto` (on with PostgreSQL, the multi-replica "
             "setup; off with SQLite, where one process serves)."),
+    Setting("API_REQUESTS_PER_MINUTE", "5000",
+            "Hub API requests (everything but downloads, inference and signed transfers) per minute "
+            "per token; 0 = unlimited. Over it: 429 with `Retry-After` and `RateLimit` headers."),
+    Setting("ANON_API_REQUESTS_PER_MINUTE", "1000",
+            "The same for anonymous callers, per client IP (behind a proxy: the forwarded address "
+            "uvicorn trusts)."),
+    Setting("RESOLVER_REQUESTS_PER_MINUTE", "20000",
+            "File downloads (`/resolve/`) per minute per token; 0 = unlimited."),
+    Setting("ANON_RESOLVER_REQUESTS_PER_MINUTE", "5000",
+            "File downloads per minute per anonymous client IP."),
     Setting("TOKEN_CACHE_SECONDS", "5",
             "How long a checked access token is remembered, sparing the database on every request. "
             "Revoking a token or changing an organisation's members through this server applies at "
@@ -98,6 +108,10 @@ class Settings:
     upload_url_ttl_seconds: int
     secret_key: str
     shared_limits: str
+    api_requests_per_minute: int
+    anon_api_requests_per_minute: int
+    resolver_requests_per_minute: int
+    anon_resolver_requests_per_minute: int
     token_cache_seconds: float
     log_level: str
     direct_uploads: bool
@@ -127,6 +141,10 @@ class Settings:
             upload_url_ttl_seconds=int(_env("UPLOAD_URL_TTL_SECONDS")),
             secret_key=_env("SECRET_KEY"),
             shared_limits=_env("SHARED_LIMITS"),
+            api_requests_per_minute=int(_env("API_REQUESTS_PER_MINUTE")),
+            anon_api_requests_per_minute=int(_env("ANON_API_REQUESTS_PER_MINUTE")),
+            resolver_requests_per_minute=int(_env("RESOLVER_REQUESTS_PER_MINUTE")),
+            anon_resolver_requests_per_minute=int(_env("ANON_RESOLVER_REQUESTS_PER_MINUTE")),
             token_cache_seconds=float(_env("TOKEN_CACHE_SECONDS")),
             log_level=_env("LOG_LEVEL"),
             direct_uploads=_env("DIRECT_UPLOADS").strip().lower() in ("1", "true", "yes", "on"),

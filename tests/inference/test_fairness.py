@@ -9,8 +9,10 @@ import pytest
 
 from aicommons.errors import Unauthorized
 from aicommons.inference.errors import Overloaded, RateLimited
-from aicommons.inference.fairness import Admission, TokenBucket
+from aicommons.inference.fairness import Admission
 from aicommons.inference.settings import InferenceSettings
+from aicommons.token_bucket import TokenBucket
+from tests.fake_clock import FakeClock
 
 from .aio import run_async
 
@@ -29,16 +31,9 @@ def settings(**kw):
     return InferenceSettings.from_env({}, **base)
 
 
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
 
 def test_token_bucket_refills_and_refunds():
-    clock = Clock()
+    clock = FakeClock()
     bucket = TokenBucket(600, clock)  # 10 tokens/s
     assert bucket.try_take(600) == 0
     assert bucket.try_take(10) == pytest.approx(1.0)

@@ -16,6 +16,7 @@ import pytest
 from aicommons.errors import RepoNotFound
 from aicommons.ttl_cache import TTLCache
 from tests.conftest import ALICE_TOKEN, BOB_TOKEN, auth, unique_name
+from tests.fake_clock import FakeClock
 
 pytestmark = pytest.mark.inference
 CARD = "---\npipeline_tag: text-generation\nlicense: mit\n---\n\nversion {n}\n"
@@ -24,16 +25,9 @@ REPLICA_TTL = 0.5
 
 # ---- the cache itself ----------------------------------------------------------------------------
 
-class Clock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self):
-        return self.now
-
 
 def test_ttl_cache_expires_entries():
-    clock = Clock()
+    clock = FakeClock(100.0)
     cache = TTLCache(2.0, clock=clock)
     cache.put("k", "v")
     clock.now += 1.9

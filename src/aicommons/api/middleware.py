@@ -9,6 +9,7 @@ import os
 import anyio
 from starlette.datastructures import Headers, MutableHeaders
 
+from aicommons.api.rate_limits import resource_of
 from aicommons.errors import HubError, Unauthorized
 from aicommons.hub.access import anonymous
 
@@ -122,3 +123,33 @@ class AuthMiddleware:
             return self.hub.accounts.principal_for_token(secret)
         except Unauthorized:
             return self.hub.accounts.principal_for_password(user, secret)
+
+
+class RateLimitMiddleware:
+    """Counts each request against its caller's budget (``api/rate_limits.py``); runs after
+    ``AuthMiddleware``, which names the caller. Answers within budget carry ``RateLimit`` headers."""
+
+    def __init__(self, app, limiter):
+        self.app = app
+        self.limiter = limiter
+
+    async def __call__(self, scope, receive, send):
+        resource = resource_of(scope["path"]) if scope["type"] == "http" else None
+        if resource is None:
+            return await self.app(scope, receive, send)
+        try:
+            headers = self.limiter.take(resource, scope["state"]["principal"])
+        except HubError as exc:
+            from aicommons.api.errors import error_response
+
+            return await error_response(exc)(scope, receive, send)
+        if not headers:
+            return await self.app(scope, receive, send)
+        raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *raw]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -23,6 +23,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from aicommons.errors import Unauthorized
+from aicommons.token_bucket import TokenBucket
 
 from .errors import Overloaded, RateLimited
 
@@ -31,36 +32,6 @@ _QUANTUM = 2048  # tokens a principal may spend per round-robin turn
 # and then bounds how long that request's slot stays taken.
 SHARED_LEASE_SECONDS = 900.0
 log = logging.getLogger("aicommons.inference")
-
-
-class TokenBucket:
-    def __init__(self, per_minute: int, clock=time.monotonic):
-        self.capacity = float(per_minute)
-        self.rate = per_minute / 60.0
-        self.tokens = float(per_minute)
-        self._clock = clock
-        self._updated = clock()
-
-    def _refill(self) -> None:
-        now = self._clock()
-        self.tokens = min(self.capacity, self.tokens + (now - self._updated) * self.rate)
-        self._updated = now
-
-    def try_take(self, n: int) -> float:
-        """Take ``n`` tokens, or return how many seconds until they would be there (0 = taken)."""
-        self._refill()
-        if self.tokens >= n:
-            self.tokens -= n
-            return 0.0
-        return (n - self.tokens) / self.rate if self.rate > 0 else math.inf
-
-    def refund(self, n: int) -> None:
-        self._refill()
-        self.tokens = min(self.capacity, self.tokens + max(0, n))
-
-    def seconds_to_full(self) -> float:
-        self._refill()
-        return (self.capacity - self.tokens) / self.rate if self.rate > 0 else 0.0
 
 
 @dataclass

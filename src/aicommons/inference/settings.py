@@ -49,7 +49,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_STOP_SEQUENCES", "8", "Most stop sequences per request."),
     Setting("MAX_CLIENT_BATCH", "256", "Most inputs in one embeddings/task request."),
     Setting("BATCH_WAIT_MS", "3",
-            "Encoder micro-batcher: how long the first request of a batch waits for others."),
+            "Encoder micro-batcher: longest wait for companions before a batch runs (a first request "
+            "on an idle model; after a batch, the callers it answered coming back)."),
     Setting("MAX_BATCH_TOKENS", "16384", "Encoder micro-batcher: most tokens in one forward pass."),
     Setting("MAX_BATCH_ITEMS", "128", "Encoder micro-batcher: most texts in one forward pass."),
     Setting("RESOLVE_CACHE_SECONDS", "1",

@@ -11,7 +11,9 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from aicommons.api.errors import hub_error_handler, storage_error_handler
-from aicommons.api.middleware import AuthMiddleware, RateLimitMiddleware, RawPathMiddleware, RequestIdMiddleware
+from aicommons.api.middleware import (
+    AuditMiddleware, AuthMiddleware, RateLimitMiddleware, RawPathMiddleware, RequestIdMiddleware,
+)
 from aicommons.api.rate_limits import RequestLimiter
 from aicommons.api.routes import hub_routes
 from aicommons.web.routes import web_routes
@@ -53,6 +55,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Star
         middleware=[
             Middleware(RequestIdMiddleware),
             Middleware(RawPathMiddleware),
+            Middleware(AuditMiddleware, hub=hub),  # outside Auth: refused credentials are recorded too
             Middleware(AuthMiddleware, hub=hub),
             Middleware(RateLimitMiddleware, limiter=RequestLimiter.from_settings(settings)),
         ],

@@ -78,6 +78,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("JOB_WORKERS", "1",
             "Background-job worker threads each `aicommons serve` runs in-process (0: none; then run "
             "`aicommons worker`). Jobs are queued in the database and each runs once."),
+    Setting("SCAN_UPLOADS", "false",
+            "Scan the files of every new commit in the background (pickle imports, archives, "
+            "safetensors/GGUF headers, chat templates, leaked secrets) and show the results; needs job "
+            "workers (`JOB_WORKERS` or `aicommons worker`). Scanning flags files, it never blocks a commit."),
     Setting("GC_GRACE_HOURS", "24",
             "Blob GC deletes only unreferenced blobs older than this; must exceed the longest upload."),
     Setting("GC_INTERVAL_HOURS", "0",
@@ -116,6 +120,7 @@ class Settings:
     log_level: str
     direct_uploads: bool
     job_workers: int
+    scan_uploads: bool
     gc_grace_hours: float
     gc_interval_hours: float
     extra: dict = field(default_factory=dict)
@@ -149,6 +154,7 @@ class Settings:
             log_level=_env("LOG_LEVEL"),
             direct_uploads=_env("DIRECT_UPLOADS").strip().lower() in ("1", "true", "yes", "on"),
             job_workers=int(_env("JOB_WORKERS")),
+            scan_uploads=_env("SCAN_UPLOADS").strip().lower() in ("1", "true", "yes", "on"),
             gc_grace_hours=float(_env("GC_GRACE_HOURS")),
             gc_interval_hours=float(_env("GC_INTERVAL_HOURS")),
         )

@@ -127,17 +127,18 @@ def parse_commit_payload(body: bytes) -> CommitRequest:
 
 async def commit(request: Request) -> Response:
     hub = hub_of(request)
+    # Who may write is settled before the body (up to MAX_COMMIT_BODY_BYTES) is read and parsed.
+    repo = await run_sync(find_for_commit, request, param(request, "rev"))
     body = await read_body(request, hub.settings.max_commit_body_bytes)
     payload = parse_commit_payload(body)
-    return await run_sync(_commit, request, payload)
+    return await run_sync(_commit, request, repo, payload)
 
 
-def _commit(request: Request, payload: CommitRequest) -> Response:
+def _commit(request: Request, repo, payload: CommitRequest) -> Response:
     hub = hub_of(request)
     principal = principal_of(request)
     revision = param(request, "rev")
     create_pr = _wants_pr(request)
-    repo = find_for_commit(request, revision)
     opener = None
     if create_pr:
         def opener(start_sha: str) -> str:

@@ -43,6 +43,19 @@ def repo_type_from_prefix(request: Request) -> str:
     return "model"
 
 
+# Types a browser would run (scripts in HTML, SVG, XML): served as plain text, so that a file in a
+# repo can never act with a signed-in visitor's web session, which shares this origin.
+_ACTIVE_TYPES = {"text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml",
+                 "text/javascript", "application/javascript", "application/ecmascript", "text/xsl"}
+# And whatever a browser thinks a file is: no sniffing, and a sandbox with no scripts or requests.
+CONTAINMENT_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox; default-src 'none'"}
+
+
+def served_media_type(path: str) -> str:
+    media_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    return "text/plain; charset=utf-8" if media_type in _ACTIVE_TYPES else media_type
+
+
 def _content_disposition(path: str) -> str:
     name = path.rsplit("/", 1)[-1]
     ascii_name = name.encode("ascii", "replace").decode().replace('"', "")
@@ -71,8 +84,9 @@ def _resolve(request: Request) -> Response:
         "ETag": f'"{entry.etag}"',
         "Content-Disposition": _content_disposition(path),
         "Access-Control-Expose-Headers": EXPOSED_HEADERS,
+        **CONTAINMENT_HEADERS,
     }
-    media_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    media_type = served_media_type(path)
     if entry.lfs is None:
         data = content.read_blob(git_repo, entry.oid)
         return bytes_response(data, headers, request.headers.get("range"), media_type, head_only)
@@ -97,10 +111,14 @@ def _xet_headers(request: Request, repo: RepoRow, commit_id: str, oid: str) -> d
             "Access-Control-Expose-Headers": f"{EXPOSED_HEADERS}, X-Xet-Hash, Link"}
 
 
-def _with_xet_hashes(request: Request, page: list[tuple[Entry, CommitInfo | None]]) -> list[dict]:
-    """Tree / paths-info entries, with the Xet hashes of the page's files looked up in one query."""
-    xet = hub_of(request).xet.reads.file_hashes(e.lfs.oid for e, _ in page if e.lfs is not None)
-    return [formats.tree_entry(e, last, xet.get(e.lfs.oid) if e.lfs is not None else None) for e, last in page]
+def _entries_json(request: Request, page: list[tuple[Entry, CommitInfo | None]], expand: bool) -> list[dict]:
+    """Tree / paths-info entries, with the Xet hashes of the page's files looked up in one query,
+    and with ``expand`` their upload-scan status (``hub/scans.py``)."""
+    hub = hub_of(request)
+    xet = hub.xet.reads.file_hashes(e.lfs.oid for e, _ in page if e.lfs is not None)
+    security = hub.scans.file_statuses([e for e, _ in page]) if expand else {}
+    return [formats.tree_entry(e, last, xet.get(e.lfs.oid) if e.lfs is not None else None, security.get(e.path))
+            for e, last in page]
 
 
 def _counts_as_download(repo_type: str, path: str) -> bool:
@@ -135,7 +153,7 @@ def tree(request: Request) -> Response:
             break
         page.append((entry, content.last_commit_for(git_repo, commit, entry.path) if expand else None))
     headers = {"Link": next_link(request, offset + len(page))} if more else {}
-    return JSONResponse(_with_xet_hashes(request, page), headers=headers)
+    return JSONResponse(_entries_json(request, page, expand), headers=headers)
 
 
 async def paths_info(request: Request) -> Response:
@@ -167,4 +185,4 @@ def _paths_info(request: Request, paths: list[str], expand: bool) -> Response:
         entry = content.get_entry(git_repo, commit, path) if path else None
         if entry is not None:
             page.append((entry, content.last_commit_for(git_repo, commit, entry.path) if expand else None))
-    return JSONResponse(_with_xet_hashes(request, page))
+    return JSONResponse(_entries_json(request, page, expand))

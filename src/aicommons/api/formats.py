@@ -23,9 +23,10 @@ def repo_url(public_url: str, repo: RepoRow) -> str:
     return f"{public_url}/{REPO_TYPE_PREFIX[repo.type]}{repo.full_id}"
 
 
-def tree_entry(entry: Entry, last_commit: CommitInfo | None = None, xet_hash: str | None = None) -> dict:
+def tree_entry(entry: Entry, last_commit: CommitInfo | None = None, xet_hash: str | None = None,
+               security: dict | None = None) -> dict:
     """``xet_hash``: the file's Xet hash when its object was uploaded through Xet; clients then
-    download it through Xet without a HEAD first (spec §8.4)."""
+    download it through Xet without a HEAD first (spec §8.4). ``security``: its scan status."""
     out: dict = {"type": entry.type, "oid": entry.oid, "size": entry.size, "path": entry.path}
     if entry.lfs is not None:
         out["lfs"] = {"oid": entry.lfs.oid, "size": entry.lfs.size, "pointerSize": entry.lfs.pointer_size}
@@ -34,6 +35,8 @@ def tree_entry(entry: Entry, last_commit: CommitInfo | None = None, xet_hash: st
     if last_commit is not None:
         out["lastCommit"] = {"id": last_commit.id, "title": last_commit.title,
                              "date": format_timestamp(last_commit.timestamp)}
+    if security is not None:
+        out["securityFileStatus"] = security
     return out
 
 

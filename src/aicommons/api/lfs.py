@@ -9,7 +9,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from aicommons.api.files import LargeFileResponse, PRESIGNED_TTL
+from aicommons.api.files import CONTAINMENT_HEADERS, PRESIGNED_TTL, LargeFileResponse
 from aicommons.api.http import base_url, hub_of, json_object, param, principal_of, read_json, run_sync
 from aicommons.errors import BadRequest, EntryNotFound, Forbidden, HubError, NotFound
 from aicommons.hub import direct_uploads
@@ -134,7 +134,7 @@ async def download(request: Request) -> Response:
         return RedirectResponse(hub.blobs.presigned_url(key, PRESIGNED_TTL), status_code=302)
     if not local.exists():
         raise EntryNotFound(f"Object {oid} is missing")
-    return LargeFileResponse(local, media_type="application/octet-stream")
+    return LargeFileResponse(local, media_type="application/octet-stream", headers=CONTAINMENT_HEADERS)
 
 
 async def verify(request: Request) -> Response:

@@ -12,6 +12,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from aicommons.api.rate_limits import resource_of
 from aicommons.errors import HubError, Unauthorized
 from aicommons.hub.access import anonymous
+from aicommons.hub.audit import is_audited
 
 
 class RawPathMiddleware:
@@ -153,3 +154,28 @@ class RateLimitMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class AuditMiddleware:
+    """Writes an audit event for each request that may change something (``hub/audit.py``), once
+    its outcome is known and before the client hears it."""
+
+    def __init__(self, app, hub):
+        self.app = app
+        self.hub = hub
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not is_audited(scope["method"], scope["path"]):
+            return await self.app(scope, receive, send)
+        state = scope.setdefault("state", {})  # AuthMiddleware, inside, puts the caller there
+        client = scope.get("client")
+
+        async def send_after_recording(message):
+            # 429s are not recorded: a flood of refused requests must not become a flood of writes.
+            if message["type"] == "http.response.start" and message["status"] != 429:
+                await anyio.to_thread.run_sync(
+                    self.hub.audit.record_request, state.get("principal"), client[0] if client else None,
+                    scope["method"], scope["path"], message["status"], state.get("request_id"))
+            await send(message)
+
+        await self.app(scope, receive, send_after_recording)

@@ -91,6 +91,8 @@ def repo_info(request: Request) -> Response:
     git_repo, commit = hub.refs.resolve(repo, revision)
     expand = request.query_params.getlist("expand") or None
     info = formats.repo_info(repo, git_repo, commit, blobs=bool_arg(request, "blobs"), expand=expand)
+    if bool_arg(request, "securityStatus") or (expand and "securityRepoStatus" in expand):
+        info["securityRepoStatus"] = hub.scans.repo_status(git_repo, commit)
     return JSONResponse(info)
 
 

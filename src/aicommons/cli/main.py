@@ -30,9 +30,7 @@ def cmd_serve(args) -> int:
     sweep_stale(settings.tmp_dir)  # partial uploads of a previous run that was killed
     workers = None
     if settings.job_workers > 0:  # background jobs run in-process unless a separate worker is used
-        from aicommons.hub.jobs import Jobs
-
-        workers = Jobs(app.state.hub).start_workers(settings.job_workers)
+        workers = app.state.hub.jobs.start_workers(settings.job_workers)
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
                     proxy_headers=True, timeout_keep_alive=30)
@@ -43,8 +41,10 @@ def cmd_serve(args) -> int:
 
 
 def cmd_user_create(args) -> int:
-    account = _hub().accounts.create_user(args.name, fullname=args.fullname or "", email=args.email,
-                                          password=args.password, is_admin=args.admin)
+    hub = _hub()
+    account = hub.accounts.create_user(args.name, fullname=args.fullname or "", email=args.email,
+                                       password=args.password, is_admin=args.admin)
+    hub.audit.record_cli("user create" + (" --admin" if args.admin else ""), account.name)
     print(f"created user {account.name}")
     return 0
 
@@ -57,29 +57,52 @@ def cmd_user_list(args) -> int:
 
 
 def cmd_org_create(args) -> int:
-    org = _hub().accounts.create_org(args.name, fullname=args.fullname or "", members=args.member or [])
+    hub = _hub()
+    org = hub.accounts.create_org(args.name, fullname=args.fullname or "", members=args.member or [])
+    hub.audit.record_cli("org create", org.name)
     print(f"created org {org.name}")
     return 0
 
 
 def cmd_org_add_member(args) -> int:
-    _hub().accounts.add_member(args.org, args.user, args.role)
+    hub = _hub()
+    hub.accounts.add_member(args.org, args.user, args.role)
+    hub.audit.record_cli(f"org add-member --role {args.role}", f"{args.org}/{args.user}")
     print(f"added {args.user} to {args.org} as {args.role}")
     return 0
 
 
 def cmd_token_create(args) -> int:
-    token = _hub().accounts.create_token(args.user, role=args.role, name=args.name, value=args.value)
+    hub = _hub()
+    token = hub.accounts.create_token(args.user, role=args.role, name=args.name, value=args.value)
+    hub.audit.record_cli(f"token create --role {args.role}", args.user)
     print(f"created {args.role} token for {args.user}; it is shown only once:")
     print(token)
     return 0
 
 
 def cmd_token_revoke(args) -> int:
-    if not _hub().accounts.revoke_token(args.token):
+    from aicommons.hub.accounts import hash_token
+
+    hub = _hub()
+    found = hub.accounts.store.token_by_hash(hash_token(args.token))
+    if found is None or not hub.accounts.revoke_token(args.token):
         print("no such token", file=sys.stderr)
         return 1
+    row, owner = found
+    hub.audit.record_cli("token revoke", f"{owner.name} token {row.name!r}")  # never the token itself
     print("revoked")
+    return 0
+
+
+def cmd_audit(args) -> int:
+    from datetime import datetime
+
+    since = datetime.fromisoformat(args.since) if args.since else None
+    for e in _hub().audit.events(actor=args.actor, target_contains=args.target, since=since, limit=args.limit):
+        who = e.actor or ("admin CLI" if e.ip is None else "anonymous")
+        status = f" -> {e.status}" if e.status else ""
+        print(f"{e.at.isoformat(timespec='seconds')}Z\t{who}\t{e.ip or '-'}\t{e.action}{status}\t{e.request_id or '-'}")
     return 0
 
 
@@ -137,6 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = token.add_parser("revoke", help="revoke a token")
     revoke.add_argument("token")
     revoke.set_defaults(func=cmd_token_revoke)
+
+    audit = sub.add_parser("audit", help="show the audit log: changes and refused attempts, oldest first")
+    audit.add_argument("--actor", help="only this account's events")
+    audit.add_argument("--target", help="only events whose path or target contains this text (e.g. a repo id)")
+    audit.add_argument("--since", help="only events at or after this UTC time (ISO 8601, e.g. 2026-11-26T17:00)")
+    audit.add_argument("--limit", type=int, default=100, help="the newest N matching events (default 100)")
+    audit.set_defaults(func=cmd_audit)
 
     sub.add_parser("settings-doc", help="print the configuration reference (docs/configuration.md)") \
         .set_defaults(func=cmd_settings_doc)

@@ -25,10 +25,8 @@ def cmd_worker(args) -> int:
     import signal
     import threading
 
-    from aicommons.hub.jobs import Jobs
-
     hub = _hub()
-    consumer = Jobs(hub).start_workers(args.workers or max(hub.settings.job_workers, 1),
+    consumer = hub.jobs.start_workers(args.workers or max(hub.settings.job_workers, 1),
                                        periodic=not args.no_periodic)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -43,12 +41,10 @@ def cmd_gc(args) -> int:
     from huey.exceptions import TaskLockedException
 
     from aicommons.hub.gc import format_keys
-    from aicommons.hub.jobs import Jobs
-
     hub = _hub()
     grace = hub.settings.gc_grace_hours if args.grace_hours is None else args.grace_hours
     try:
-        report = Jobs(hub).run_gc(apply=args.apply, grace_hours=grace)
+        report = hub.jobs.run_gc(apply=args.apply, grace_hours=grace)
     except TaskLockedException:
         print("error: another garbage collection is running", file=sys.stderr)
         return 1
@@ -68,12 +64,10 @@ def cmd_backup(args) -> int:
     from huey.exceptions import TaskLockedException
 
     from aicommons.hub.backup import BackupError, backup
-    from aicommons.hub.jobs import Jobs
-
     hub = _hub()
     try:
         # Holding the GC lock: no blob the dump references can be collected before it is copied.
-        with Jobs(hub).gc_lock:
+        with hub.jobs.gc_lock:
             manifest = backup(hub.settings, args.dest, skip_blobs=args.skip_blobs)
     except TaskLockedException:
         print("error: a garbage collection is running; back up when it is done", file=sys.stderr)

@@ -230,3 +230,29 @@ inflight_leases = Table(
     Column("expires_at", Float, nullable=False),  # unix seconds
 )
 Index("ix_inflight_leases_key", inflight_leases.c.key)
+
+# Every change made through the hub (and every refused attempt), newest last; see hub/audit.py.
+audit_events = Table(
+    "audit_events", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime, nullable=False),
+    Column("actor", String(96)),  # account name; NULL: anonymous, or the admin CLI when ip is NULL
+    Column("ip", String(64)),
+    Column("action", String(96), nullable=False),  # "POST /api/repos/create", "cli token revoke"
+    Column("target", String(512), nullable=False),  # the path, or what a CLI command acted on
+    Column("status", Integer, nullable=False),  # the HTTP status (0 for the CLI)
+    Column("request_id", String(128)),
+    Index("ix_audit_events_at", "at"),
+    Index("ix_audit_events_actor", "actor"),
+)
+
+# Upload scan results (hub/scans.py), keyed by what the scan depends on: the file's content (LFS
+# sha256 or git blob id) and its name (scanners pick by name and magic bytes), so identical files
+# in many repos are scanned once.
+file_scans = Table(
+    "file_scans", metadata,
+    Column("key", String(400), primary_key=True),
+    Column("status", String(16), nullable=False),  # safe | suspicious | unsafe | error | skipped
+    Column("result", JSON, nullable=False),  # FileScan.to_json()
+    Column("scanned_at", DateTime, nullable=False),
+)

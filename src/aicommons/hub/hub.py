@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import secrets
 from pathlib import Path
 
 from aicommons.config import Settings
 from aicommons.db.access_requests import AccessRequestStore
+from aicommons.db.audit import AuditStore
 from aicommons.db.accounts import AccountStore
 from aicommons.db.engine import make_engine, upgrade_schema
 from aicommons.db.gc import BlobGcStore
 from aicommons.db.repos import RepoStore
+from aicommons.db.scans import ScanStore
 from aicommons.db.xet import XetFileStore
 from aicommons.gitrepo import GitStore
 from aicommons.hub.accounts import AccountService
+from aicommons.hub.audit import AuditLog
 from aicommons.db.discussions import DiscussionStore
 from aicommons.hub.commits import CommitService
 from aicommons.hub.gc import LeasingBlobStore
@@ -25,8 +30,11 @@ from aicommons.hub.lfs import LfsService
 from aicommons.hub.lfs_files import LfsFileService
 from aicommons.hub.refs import RefService
 from aicommons.hub.repos import RepoService
+from aicommons.hub.scans import ScanService
 from aicommons.storage import open_blob_store
 from aicommons.xet.service import XetService
+
+log = logging.getLogger("aicommons.hub")
 
 
 def load_secret(settings: Settings) -> bytes:
@@ -57,6 +65,7 @@ class Hub:
         account_store = AccountStore(self.engine)
         self.repo_store = RepoStore(self.engine)
         self.accounts = AccountService(account_store, settings.token_cache_seconds)
+        self.audit = AuditLog(AuditStore(self.engine))
         self.repos = RepoService(self.repo_store, account_store, self.git)
         self.refs = RefService(self.repos, self.git)
         self.commits = CommitService(self.repos, self.repo_store, self.git, self.blobs,
@@ -70,6 +79,24 @@ class Hub:
                               settings.max_lfs_file_bytes, settings.upload_url_ttl_seconds)
         self.xet = XetService(XetFileStore(self.engine), self.repo_store, self.blobs, self.lfs.secret,
                               settings.tmp_dir, settings.max_lfs_file_bytes, settings.upload_url_ttl_seconds)
+        self.scans = ScanService(ScanStore(self.engine), self.repo_store, self.git, self.blobs)
+        if settings.scan_uploads:
+            self.repos.ref_listeners.append(self._queue_scan)
+
+    @functools.cached_property
+    def jobs(self):
+        """The background-job queue (``hub/jobs.py``), shared by whatever queues or runs jobs here."""
+        from aicommons.hub.jobs import Jobs
+
+        return Jobs(self)
+
+    def _queue_scan(self, repo, ref: str, new_sha: str | None) -> None:
+        if new_sha is None:
+            return
+        try:
+            self.jobs.scan_commit(repo.id, new_sha)
+        except Exception:  # noqa: BLE001 - the change has landed; a missed scan shows as "queued"
+            log.exception("could not queue the scan of %s@%s", repo.full_id, new_sha)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -47,6 +47,12 @@ class Jobs:
             return self.run_gc(apply=apply, grace_hours=grace_hours)
 
         self.blob_gc = blob_gc
+
+        @self.huey.task(retries=2, retry_delay=60, name="scan_commit")
+        def scan_commit(repo_id: int, commit_id: str) -> int:
+            return self.hub.scans.scan_commit(repo_id, commit_id)
+
+        self.scan_commit = scan_commit
         if settings.gc_interval_hours > 0:
             @self.huey.periodic_task(every_hours(settings.gc_interval_hours), name="periodic_blob_gc")
             def periodic_blob_gc():

@@ -52,6 +52,9 @@ class RepoService:
         # Called with the repo after its refs, settings or name changed, or it was deleted, so that
         # in-process caches (inference's model resolutions) drop what they remember of it.
         self.listeners: list = []
+        # Called with (repo, ref, new commit or None) after any branch or tag moved, however it
+        # moved (commit, push, merge, super-squash, history rewrite): upload scanning queues there.
+        self.ref_listeners: list = []
 
     def _changed(self, repo: RepoRow) -> None:
         for listener in self.listeners:
@@ -185,9 +188,11 @@ class RepoService:
         self._changed(repo)
         if ref != f"refs/heads/{DEFAULT_BRANCH}" or new_sha is None:
             self.store.update(repo.id, last_modified=utcnow())
-            return
-        git_repo = self.git.open(repo.storage_key)
-        commit = git_repo[pygit2.Oid(hex=new_sha)]
-        card = card_from_readme(content.read_text(git_repo, commit, "README.md"), repo.type)
-        self.store.set_card(repo.id, sha=new_sha, card_data=card.data, tags=card.tags,
-                            library_name=card.library_name, pipeline_tag=card.pipeline_tag, now=utcnow())
+        else:
+            git_repo = self.git.open(repo.storage_key)
+            commit = git_repo[pygit2.Oid(hex=new_sha)]
+            card = card_from_readme(content.read_text(git_repo, commit, "README.md"), repo.type)
+            self.store.set_card(repo.id, sha=new_sha, card_data=card.data, tags=card.tags,
+                                library_name=card.library_name, pipeline_tag=card.pipeline_tag, now=utcnow())
+        for listener in self.ref_listeners:
+            listener(repo, ref, new_sha)

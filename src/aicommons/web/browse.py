@@ -98,7 +98,8 @@ def tree(request: Request) -> Response:
     path = path_param(request, "path").strip("/")
     entries = sorted(content.list_tree(ctx["git_repo"], ctx["commit"], path, recursive=False),
                      key=lambda e: (e.type != "directory", e.path.lower()))
-    return page(request, "repo.html", tab="files", entries=entries, path=path, **ctx)
+    scans = hub_of(request).scans.file_statuses(entries)
+    return page(request, "repo.html", tab="files", entries=entries, path=path, scans=scans, **ctx)
 
 
 @page_handler

@@ -1,0 +1,44 @@
+"""The audit log: every change made through the hub, and every refused attempt at one.
+
+Recorded at the HTTP edge (``api/middleware.AuditMiddleware``), so the API, git pushes and the web
+UI's forms are all covered by one rule, plus the admin CLI's account and token commands. An event
+is who (account name, or anonymous), from where (client IP), what (method and path, or the CLI
+command), the outcome (HTTP status) and the request id; never a request body, so no file content,
+password or token value reaches it. Reads (GET/HEAD) and POSTs that change nothing (preupload,
+paths-info, LFS batch, git fetch) are not recorded; neither is inference (prompts are private, and
+its usage is counted in the metrics). The event is written before the answer's status line is sent,
+so a client never sees a success that the log missed.
+"""
+
+from __future__ import annotations
+
+from aicommons.db.audit import AuditEvent, AuditStore
+from aicommons.times import utcnow
+
+_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_NOT_AUDITED_PREFIXES = ("/v1/", "/models/", "/xet-cas/", "/lfs-transfer/", "/api/validate-yaml")
+_READ_ONLY_POSTS = ("/preupload/", "/paths-info/", "/info/lfs/objects/batch", "/info/lfs/objects/verify",
+                    "/git-upload-pack")
+
+
+def is_audited(method: str, path: str) -> bool:
+    if method not in _CHANGING_METHODS or path.startswith(_NOT_AUDITED_PREFIXES):
+        return False
+    return not any(marker in path for marker in _READ_ONLY_POSTS)
+
+
+class AuditLog:
+    def __init__(self, store: AuditStore):
+        self.store = store
+
+    def record_request(self, principal, ip: str | None, method: str, path: str, status: int,
+                       request_id: str | None) -> None:
+        self.store.append(AuditEvent(utcnow(), principal.name if principal else None, ip, f"{method} {path}",
+                                     path, status, request_id))
+
+    def record_cli(self, command: str, target: str) -> None:
+        """An admin command run on the server's machine: no account, no IP."""
+        self.store.append(AuditEvent(utcnow(), None, None, f"cli {command}", target, 0))
+
+    def events(self, **filters) -> list[AuditEvent]:
+        return self.store.events(**filters)

@@ -1,0 +1,115 @@
+"""Upload scanning, wired into the hub: which files a commit brings, scanning them in the
+background, and the status clients and the web UI show.
+
+Every time a branch or tag moves (``RepoService.after_ref_update``: commits, pushes, merges,
+super-squash), a background job scans the files of the new commit that were never scanned
+(``aicommons.scanning``: pickle imports default-deny, archives, safetensors and GGUF headers, chat
+templates, leaked secrets). Results are stored per file content and name, so a file copied into
+a hundred repos is scanned once. Scanning flags, it does not block: as on the Hub, a commit lands
+and its files show their status (``securityFileStatus`` in tree/paths-info with ``expand``, and
+``securityRepoStatus`` in repo info), and the web UI warns next to unsafe files. A file not scanned
+yet reads ``queued``; a scanner error reads ``error`` and counts as an issue (default-deny).
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+
+import pygit2
+
+from aicommons.db.repos import RepoStore
+from aicommons.db.scans import ScanStore
+from aicommons.gitrepo import GitStore
+from aicommons.hub import content
+from aicommons.hub.content import Entry
+from aicommons.hub.lfs import blob_key
+from aicommons.times import utcnow
+
+log = logging.getLogger("aicommons.scans")
+# Part of every stored key: raising it when the rules change makes every file scan again.
+RULES_VERSION = 1
+ISSUE_STATUSES = ("unsafe", "suspicious", "error")
+
+
+def scan_key(entry: Entry) -> str:
+    content_id = f"lfs:{entry.lfs.oid}" if entry.lfs is not None else f"git:{entry.oid}"
+    return f"v{RULES_VERSION}:{content_id}:{posixpath.basename(entry.path)}"
+
+
+class ScanService:
+    def __init__(self, store: ScanStore, repos: RepoStore, git: GitStore, blobs):
+        self.store = store
+        self.repos = repos
+        self.git = git
+        self.blobs = blobs
+
+    # --- scanning (background jobs) -------------------------------------------------------------
+
+    def scan_commit(self, repo_id: int, commit_id: str) -> int:
+        """Scan the files of a commit that were never scanned; returns how many were scanned."""
+        from aicommons.scanning import scan_file
+
+        repo = self.repos.get_by_id(repo_id)
+        if repo is None:
+            return 0  # deleted since the job was queued
+        git_repo = self.git.open(repo.storage_key)
+        try:
+            commit = git_repo[pygit2.Oid(hex=commit_id)]
+        except (KeyError, ValueError):
+            return 0  # rewritten away (lfs-files delete, super-squash) before the job ran
+        entries = {scan_key(e): e for e in content.iter_files(git_repo, commit)}
+        done = self.store.get_many(list(entries))
+        scanned = 0
+        for key, entry in entries.items():
+            if key in done:
+                continue
+            size = entry.lfs.size if entry.lfs is not None else entry.size
+            result = scan_file(entry.path, self._opener(git_repo, entry), size)
+            self.store.put(key, result.status, result.to_json(), utcnow())
+            scanned += 1
+            if result.status in ISSUE_STATUSES:
+                log.warning("scan: %s in %s is %s", entry.path, repo.full_id, result.status)
+        return scanned
+
+    def _opener(self, git_repo: pygit2.Repository, entry: Entry):
+        if entry.lfs is not None:
+            key = blob_key(entry.lfs.oid)
+            return lambda: self.blobs.open(key)
+        import io
+
+        return lambda: io.BytesIO(content.read_blob(git_repo, entry.oid))
+
+    # --- status (API and web UI) ----------------------------------------------------------------
+
+    def file_statuses(self, entries: list[Entry]) -> dict[str, dict]:
+        """path -> ``securityFileStatus`` for each file entry (directories are left out)."""
+        files = [e for e in entries if e.type == "file"]
+        stored = self.store.get_many([scan_key(e) for e in files])
+        return {e.path: security_file_status(stored.get(scan_key(e))) for e in files}
+
+    def repo_status(self, git_repo: pygit2.Repository, commit: pygit2.Commit) -> dict:
+        """``securityRepoStatus``: whether every file of the commit is scanned, and which have issues."""
+        files = list(content.iter_files(git_repo, commit))
+        stored = self.store.get_many([scan_key(e) for e in files])
+        issues = []
+        for entry in files:
+            result = stored.get(scan_key(entry))
+            if result is not None and result["status"] in ISSUE_STATUSES:
+                issues.append({"path": entry.path, "level": result["status"]})
+        return {"scansDone": all(scan_key(e) in stored for e in files), "filesWithIssues": issues}
+
+
+def security_file_status(result: dict | None) -> dict:
+    """The Hub's shape (huggingface_hub reads ``status``, ``avScan`` and ``pickleImportScan``), plus
+    our own ``findings``. No antivirus runs here, hence ``avScan`` null."""
+    if result is None:
+        return {"status": "queued", "avScan": None, "pickleImportScan": None, "findings": []}
+    findings = result.get("findings", [])
+    imports = [f.get("detail", {}) | {"safety": f["severity"]} for f in findings if f.get("kind") == "pickle-import"]
+    pickle_scan = None
+    if imports or result.get("scanner") == "pickle":
+        level = "dangerous" if result["status"] == "unsafe" else (
+            "suspicious" if result["status"] in ("suspicious", "error") else "innocuous")
+        pickle_scan = {"highestSafetyLevel": level, "imports": imports}
+    return {"status": result["status"], "avScan": None, "pickleImportScan": pickle_scan, "findings": findings}

@@ -1,0 +1,62 @@
+"""The audit log records changes and refused attempts, by whom and from where, and never a secret;
+reads are not recorded. Driven with the real client against the live hub, read with the admin CLI."""
+
+from __future__ import annotations
+
+import pytest
+from huggingface_hub import CommitOperationAdd
+from huggingface_hub.errors import HfHubHTTPError
+
+from tests.conftest import BOB_TOKEN, auth, unique_name
+
+
+def audit_lines(live_hub, *filters: str) -> list[list[str]]:
+    out = live_hub.cli("audit", "--limit", "1000", *filters).stdout
+    return [line.split("\t") for line in out.splitlines()]
+
+
+def test_changes_and_refusals_are_recorded_reads_are_not(live_hub, api, bob_api, http):
+    repo_id = f"alice/{unique_name('audited')}"
+    api.create_repo(repo_id)
+    api.upload_file(path_or_fileobj=b"hello", path_in_repo="a.txt", repo_id=repo_id)  # preupload + commit
+    api.model_info(repo_id)
+    api.list_repo_files(repo_id)
+    with pytest.raises(HfHubHTTPError):  # bob may not write to alice's repo (refused at preupload)
+        bob_api.create_commit(repo_id, [CommitOperationAdd("b.txt", b"x")], commit_message="nope")
+    bob_commit = http.post(f"/api/models/{repo_id}/commit/main", headers=auth(BOB_TOKEN), content=b"{}")
+    assert bob_commit.status_code in (403, 404)
+    refused = http.post(f"/api/models/{repo_id}/commit/main", headers=auth("hf_not_a_real_token_000000"),
+                        content=b"{}")
+    assert refused.status_code == 401
+    api.update_repo_settings(repo_id, private=True)
+
+    events = audit_lines(live_hub, "--target", repo_id)
+    seen = [(who, action.split(" -> ")[0].split(" ", 1)[0], int(action.split(" -> ")[1])) for _, who, _, action, _ in events]
+    assert ("alice", "POST", 200) in seen  # the commit
+    assert ("alice", "PUT", 200) in seen  # settings: private
+    assert any(who == "bob" and method == "POST" and status in (403, 404) for who, method, status in seen)
+    assert ("anonymous", "POST", 401) in seen  # a refused token: no account known
+    assert all(method != "GET" for _, method, _ in seen)  # reads are not recorded
+    actions = [e[3] for e in events]
+    assert not any("/preupload/" in a for a in actions)  # a POST that changes nothing
+    assert all(e[2] == "127.0.0.1" and e[4] != "-" for e in events)  # the client IP and request id
+
+
+def test_repo_creation_and_deletion_name_the_repo(live_hub, api):
+    name = unique_name("audited")
+    api.create_repo(f"alice/{name}")
+    api.delete_repo(f"alice/{name}")
+    events = audit_lines(live_hub, "--actor", "alice", "--target", "/api/repos/")
+    actions = [e[3] for e in events]
+    assert "POST /api/repos/create -> 200" in actions and "DELETE /api/repos/delete -> 200" in actions
+
+
+def test_admin_commands_are_recorded_without_the_token(live_hub):
+    created = live_hub.cli("token", "create", "bob", "--name", "audit-check").stdout.splitlines()[-1]
+    live_hub.cli("token", "revoke", created)
+    events = audit_lines(live_hub, "--target", "bob")
+    actions = [e[3] for e in events]
+    assert "cli token create --role write" in actions and "cli token revoke" in actions
+    revoke = next(e for e in events if e[3] == "cli token revoke")
+    assert revoke[1] == "admin CLI" and revoke[2] == "-"
+    assert created not in live_hub.cli("audit", "--limit", "1000").stdout

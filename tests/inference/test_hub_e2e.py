@@ -61,3 +61,28 @@ def test_inference_client_and_access_rules(live_hub, hub_models):
     assert httpx.post(url, json=body, timeout=120).status_code in (401, 404)
     mine = httpx.post(url, json=body, headers={"Authorization": f"Bearer {ALICE_TOKEN}"}, timeout=120)
     assert mine.status_code == 200 and mine.json()["system_fingerprint"] == commits["private"]
+
+
+def test_administrators_see_load_and_unload_models(live_hub, hub_models):
+    ids, commits = hub_models
+    name = unique_name("root")
+    live_hub.cli("user", "create", name, "--admin")
+    admin = {"Authorization": "Bearer " + live_hub.cli("token", "create", name).stdout.splitlines()[-1]}
+    with httpx.Client(base_url=live_hub.url, timeout=120) as http:
+        # Only administrators: the list names private models too.
+        assert http.get("/models/loaded").status_code == 401
+        assert http.get("/models/loaded", headers={"Authorization": f"Bearer {ALICE_TOKEN}"}).status_code == 403
+        assert http.post(f"/models/{ids['private']}/unload",
+                         headers={"Authorization": f"Bearer {BOB_TOKEN}"}).status_code == 403
+
+        loaded = http.post(f"/models/{ids['private']}/load", headers=admin)
+        assert loaded.status_code == 200
+        assert loaded.json() == {"model": ids["private"], "revision": commits["private"],
+                                 "task": "text-generation", "engine": "transformers-cb"}
+        listed = {m["model"]: m for m in http.get("/models/loaded", headers=admin).json()["models"]}
+        assert listed[ids["private"]]["revision"] == commits["private"] and listed[ids["private"]]["bytes"] > 0
+
+        assert http.post(f"/models/{ids['private']}/unload", headers=admin).json() == {"unloaded": 1, "busy": 0}
+        assert ids["private"] not in {m["model"] for m in http.get("/models/loaded", headers=admin).json()["models"]}
+    actions = live_hub.cli("audit", "--actor", name).stdout
+    assert f"POST /models/{ids['private']}/load -> 200" in actions  # operator actions are audited

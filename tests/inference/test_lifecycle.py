@@ -72,6 +72,22 @@ async def test_pinned_revisions_are_separate_models():
 
 
 @run_async
+async def test_an_operator_unload_takes_idle_revisions_and_leaves_busy_ones():
+    mgr, _ = manager()
+    busy = await mgr.acquire(model("m", "a" * 40), "t")
+    idle = await mgr.acquire(model("m", "b" * 40), "t")
+    await mgr.release(idle)
+    other = await mgr.acquire(model("other"), "t")
+    await mgr.release(other)
+    assert await mgr.unload_repo("ACME/m") == (1, 1)  # repo ids compare case-insensitively
+    assert idle.engine.closed and not busy.engine.closed
+    assert {e.resolved.repo_id for e in mgr.loaded()} == {"acme/m", "acme/other"}
+    await mgr.release(busy)
+    assert await mgr.unload_repo("acme/m") == (1, 0)
+    await mgr.close()
+
+
+@run_async
 async def test_idle_models_unload_after_keep_alive():
     mgr, _ = manager(keep_alive_seconds=0.2)
     entry = await mgr.acquire(model("m"), "t")

@@ -22,7 +22,11 @@ _READ_ONLY_POSTS = ("/preupload/", "/paths-info/", "/info/lfs/objects/batch", "/
 
 
 def is_audited(method: str, path: str) -> bool:
-    if method not in _CHANGING_METHODS or path.startswith(_NOT_AUDITED_PREFIXES):
+    if method not in _CHANGING_METHODS:
+        return False
+    if path.startswith("/models/") and path.endswith(("/load", "/unload")):
+        return True  # an administrator loading or unloading a model
+    if path.startswith(_NOT_AUDITED_PREFIXES):
         return False
     return not any(marker in path for marker in _READ_ONLY_POSTS)
 

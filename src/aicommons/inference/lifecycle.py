@@ -90,6 +90,14 @@ class ModelManager:
     def loaded(self) -> list[Loaded]:
         return list(self._models.values())
 
+    async def unload_repo(self, repo_id: str) -> tuple[int, int]:
+        """Unload every idle loaded revision of a repo now; returns (unloaded, still busy)."""
+        mine = [(k, e) for k, e in self._models.items() if e.resolved.repo_id.lower() == repo_id.lower()]
+        idle = [k for k, e in mine if e.refs == 0]
+        for key in idle:
+            await self._unload(key, "admin")
+        return len(idle), len(mine) - len(idle)
+
     def resident_bytes(self) -> int:
         return sum(e.footprint for e in self._models.values())
 

@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from .http_util import path_repo_id
 from .metrics import CONTENT_TYPE
+from .routes_admin import AdminRoutes
 from .routes_hf import HFRoutes
 from .routes_openai import OpenAIRoutes
 
@@ -21,6 +22,7 @@ def inference_routes(service) -> list[BaseRoute]:
         return []
     oa = OpenAIRoutes(service)
     hf = HFRoutes(service)
+    admin = AdminRoutes(service)
 
     async def model_chat(request: Request):
         # InferenceClient(model="http://hub/models/ns/name").chat_completion(...) lands here; the
@@ -42,5 +44,8 @@ def inference_routes(service) -> list[BaseRoute]:
         Route(model + "/generate", hf.generate, methods=["POST"]),
         Route(model + "/generate_stream", hf.generate_stream, methods=["POST"]),
         Route(model + "/info", hf.info, methods=["GET"]),
+        Route("/models/loaded", admin.loaded, methods=["GET"]),
+        Route(model + "/load", admin.load, methods=["POST"]),
+        Route(model + "/unload", admin.unload, methods=["POST"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]

@@ -78,7 +78,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("JOB_WORKERS", "1",
             "Background-job worker threads each `aicommons serve` runs in-process (0: none; then run "
             "`aicommons worker`). Jobs are queued in the database and each runs once."),
-    Setting("SCAN_UPLOADS", "false",
+    Setting("SCAN_UPLOADS", "true",
             "Scan the files of every new commit in the background (pickle imports, archives, "
             "safetensors/GGUF headers, chat templates, leaked secrets) and show the results; needs job "
             "workers (`JOB_WORKERS` or `aicommons worker`). Scanning flags files, it never blocks a commit."),

@@ -95,6 +95,23 @@ def cmd_token_revoke(args) -> int:
     return 0
 
 
+def cmd_scan(args) -> int:
+    """Scan local files as the hub scans uploads; exit status 1 if any has an issue."""
+    from pathlib import Path
+
+    from aicommons.scanning import scan_file
+
+    issues = 0
+    for name in args.files:
+        path = Path(name)
+        result = scan_file(path.name, lambda p=path: p.open("rb"), path.stat().st_size)
+        print(f"{result.status}\t{name}")
+        for finding in result.findings:
+            print(f"\t{finding.severity}: {finding.message}")
+        issues += result.status in ("unsafe", "suspicious", "error")
+    return 1 if issues else 0
+
+
 def cmd_audit(args) -> int:
     from datetime import datetime
 
@@ -160,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = token.add_parser("revoke", help="revoke a token")
     revoke.add_argument("token")
     revoke.set_defaults(func=cmd_token_revoke)
+
+    scan = sub.add_parser("scan", help="scan local files as uploads are scanned; exit 1 if any has an issue")
+    scan.add_argument("files", nargs="+")
+    scan.set_defaults(func=cmd_scan)
 
     audit = sub.add_parser("audit", help="show the audit log: changes and refused attempts, oldest first")
     audit.add_argument("--actor", help="only this account's events")

@@ -104,3 +104,17 @@ def test_task_errors_use_tgi_shape(server):
     assert r.status_code == 400 and "cannot serve text-generation" in r.json()["error"]
     with pytest.raises(ValidationError):  # TGI error_type "validation" -> the client's own class
         client_for(server, LLAMA).text_generation("hello", max_new_tokens=100000)
+
+
+def test_keep_alive_in_a_request_decides_when_its_model_unloads(server):
+    def loaded():
+        return {e.resolved.repo_id for e in server.service.list_loaded()}
+
+    url = f"{server.url}/models/{CLASSIFIER}"
+    auth = {"Authorization": "Bearer alice"}
+    r = httpx.post(url, json={"inputs": "good day", "keep_alive": 0}, headers=auth, timeout=60)
+    assert r.status_code == 200 and CLASSIFIER not in loaded()  # unloaded once answered
+    r = httpx.post(url, json={"inputs": "good day", "keep_alive": "-1"}, headers=auth, timeout=60)
+    assert r.status_code == 200 and CLASSIFIER in loaded()
+    bad = httpx.post(url, json={"inputs": "good day", "keep_alive": "soon"}, headers=auth, timeout=60)
+    assert bad.status_code == 400 and "keep_alive" in bad.json()["error"]

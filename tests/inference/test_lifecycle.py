@@ -88,6 +88,26 @@ async def test_an_operator_unload_takes_idle_revisions_and_leaves_busy_ones():
 
 
 @run_async
+async def test_a_request_can_set_its_models_keep_alive():
+    mgr, _ = manager()  # the server's default: keep forever
+    short = await mgr.acquire(model("short"), "t")
+    await mgr.release(short, 0.2)
+    now = await mgr.acquire(model("now"), "t")
+    await mgr.release(now, 0)  # unloaded as soon as the answer is done
+    assert {e.resolved.repo_id for e in mgr.loaded()} == {"acme/short"}
+    await asyncio.sleep(0.5)
+    assert not mgr.loaded() and short.engine.closed
+    await mgr.close()
+
+    mgr, _ = manager(keep_alive_seconds=0.2)
+    pinned = await mgr.acquire(model("pinned"), "t")
+    await mgr.release(pinned, -1)  # kept whatever the server's default
+    await asyncio.sleep(0.5)
+    assert [e.resolved.repo_id for e in mgr.loaded()] == ["acme/pinned"]
+    await mgr.close()
+
+
+@run_async
 async def test_idle_models_unload_after_keep_alive():
     mgr, _ = manager(keep_alive_seconds=0.2)
     entry = await mgr.acquire(model("m"), "t")

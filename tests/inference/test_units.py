@@ -117,3 +117,22 @@ def test_importing_inference_does_not_import_torch():
             "print('torch' in sys.modules or 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("value, seconds", [
+    (None, None), (10, 10.0), (2.5, 2.5), ("30", 30.0), ("30s", 30.0), ("5m", 300.0), ("1h30m", 5400.0),
+    ("0", 0.0), (0, 0.0), (-1, -1.0), ("-5m", -1.0),
+])
+def test_keep_alive_values(value, seconds):
+    from aicommons.inference.params import parse_keep_alive
+
+    assert parse_keep_alive(value) == seconds
+
+
+@pytest.mark.parametrize("value", ["soon", "5 minutes", "", True, [1], {"s": 1}, float("nan"), "1d"])
+def test_keep_alive_nonsense_is_refused(value):
+    from aicommons.inference.errors import InvalidRequest
+    from aicommons.inference.params import parse_keep_alive
+
+    with pytest.raises(InvalidRequest):
+        parse_keep_alive(value)

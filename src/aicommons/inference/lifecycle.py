@@ -31,6 +31,7 @@ class Loaded:
     footprint: int
     refs: int = 0
     last_used: float = field(default_factory=time.monotonic)
+    keep_alive: float | None = None  # set by the last request that named one; None: the server's
     loaded_at: float = field(default_factory=time.time)
 
 
@@ -77,12 +78,15 @@ class ModelManager:
             # shield: one impatient client going away must not cancel everyone's load
             await asyncio.shield(pending)
 
-    async def release(self, entry: Loaded) -> None:
+    async def release(self, entry: Loaded, keep_alive: float | None = None) -> None:
         entry.refs -= 1
         entry.last_used = time.monotonic()
+        if keep_alive is not None:
+            entry.keep_alive = keep_alive
+            self._ensure_reaper()
         self._gauge(entry)
         if entry.refs == 0:
-            if self.settings.keep_alive_seconds == 0:
+            if self._keep(entry) == 0:
                 await self._unload(entry.resolved.key, "idle")
             async with self._room:
                 self._room.notify_all()
@@ -101,9 +105,14 @@ class ModelManager:
     def resident_bytes(self) -> int:
         return sum(e.footprint for e in self._models.values())
 
-    async def unload_idle(self, older_than: float) -> int:
+    def _keep(self, entry: Loaded) -> float:
+        return entry.keep_alive if entry.keep_alive is not None else self.settings.keep_alive_seconds
+
+    async def unload_idle(self) -> int:
+        """Unload the models idle for longer than their keep-alive (negative: kept)."""
         now = time.monotonic()
-        stale = [k for k, e in self._models.items() if e.refs == 0 and now - e.last_used >= older_than]
+        stale = [k for k, e in self._models.items()
+                 if e.refs == 0 and self._keep(e) >= 0 and now - e.last_used >= self._keep(e)]
         for key in stale:
             await self._unload(key, "idle")
         return len(stale)
@@ -190,16 +199,20 @@ class ModelManager:
             self.metrics.child(self.metrics.in_flight, entry.resolved.repo_id).set(entry.refs)
 
     def _ensure_reaper(self) -> None:
-        keep = self.settings.keep_alive_seconds
-        if self._reaper is None and keep > 0:
-            self._reaper = asyncio.ensure_future(self._reap(keep))
+        if self._reaper is None and self._shortest_keep() is not None:
+            self._reaper = asyncio.ensure_future(self._reap())
 
-    async def _reap(self, keep: float) -> None:
-        interval = min(max(keep / 4, 0.05), 5.0)
+    def _shortest_keep(self) -> float | None:
+        keeps = [k for k in [self.settings.keep_alive_seconds, *(e.keep_alive for e in self._models.values())]
+                 if k is not None and k > 0]
+        return min(keeps) if keeps else None
+
+    async def _reap(self) -> None:
         while True:
-            await asyncio.sleep(interval)
+            keep = self._shortest_keep() or 5.0
+            await asyncio.sleep(min(max(keep / 4, 0.05), 5.0))
             try:
-                await self.unload_idle(keep)
+                await self.unload_idle()
             except Exception:  # noqa: BLE001 - the reaper must outlive one failed unload
                 pass
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from .engine import SamplingParams
 from .errors import ContextLengthExceeded, InvalidRequest
 from .http_util import get_bool, get_number, get_stop
@@ -91,3 +93,35 @@ def fit_to_context(params: SamplingParams, prompt_len: int, context: int, *, def
     from dataclasses import replace
 
     return replace(params, max_new_tokens=wanted)
+
+
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
+
+
+def parse_keep_alive(value) -> float | None:
+    """A request's ``keep_alive``, with Ollama's meaning: how long the model stays loaded once this
+    request is done. Seconds as a number, or a duration like ``"30s"``, ``"5m"``, ``"1h30m"``; a
+    negative value keeps it loaded until an operator unloads it; 0 unloads it after the answer.
+    None: the server's ``KEEP_ALIVE_SECONDS``."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and value.strip():
+        text = value.strip()
+        negative = text.startswith("-")
+        text = text.lstrip("-")
+        match = _DURATION.match(text)
+        if text.replace(".", "", 1).isdigit():
+            seconds = float(text)
+        elif match and any(match.groups()):
+            h, m, s = (float(g) if g else 0.0 for g in match.groups())
+            seconds = h * 3600 + m * 60 + s
+        else:
+            raise InvalidRequest("'keep_alive' must be seconds or a duration like '5m'", param="keep_alive")
+        seconds = -seconds if negative else seconds
+    else:
+        raise InvalidRequest("'keep_alive' must be seconds or a duration like '5m'", param="keep_alive")
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        raise InvalidRequest("'keep_alive' must be finite", param="keep_alive")
+    return -1.0 if seconds < 0 else seconds

@@ -54,7 +54,7 @@ class HFRoutes:
             if not isinstance(parameters, dict):
                 raise InvalidRequest("'parameters' must be an object", param="parameters")
             texts, single, params = _task_inputs(task, body, parameters, service.settings.max_client_batch)
-            lease = await service.lease(repo_id, principal, {task}, task)
+            lease = await service.lease(repo_id, principal, {task}, task, body.get("keep_alive"))
             engine = lease.engine
             counts = engine.count_tokens(texts)
             truncate = task in (T.EMBEDDING, T.SIMILARITY) and get_bool(body, "truncate", False)
@@ -102,7 +102,7 @@ class HFRoutes:
             if not isinstance(inputs, str) or not inputs:
                 raise InvalidRequest("'inputs' must be a non-empty string", param="inputs")
             params, extras = tgi_sampling(body.get("parameters") or {}, service.settings)
-            lease = await service.lease(repo_id, principal, {T.GENERATION}, "text-generation")
+            lease = await service.lease(repo_id, principal, {T.GENERATION}, "text-generation", body.get("keep_alive"))
             engine = lease.engine
             prompt_ids = engine.tokenize(inputs)
             params = fit_to_context(params, len(prompt_ids), engine.context_length,

@@ -54,7 +54,7 @@ class OpenAIRoutes:
             params, n, extra = openai_sampling(body, service.settings,
                                                default_max_tokens=None if chat else 16)
             lease = await service.lease(model_ref, principal, {T.GENERATION},
-                                        "chat completions" if chat else "completions")
+                                        "chat completions" if chat else "completions", body.get("keep_alive"))
             engine = lease.engine
             if chat:
                 if not engine.has_chat_template:
@@ -159,7 +159,8 @@ class OpenAIRoutes:
             if fmt not in ("float", "base64"):
                 raise InvalidRequest("'encoding_format' must be 'float' or 'base64'", param="encoding_format")
             dimensions = get_number(body, "dimensions", None, kind=int, low=1)
-            lease = await service.lease(body.get("model"), principal, {T.EMBEDDING}, "embeddings")
+            lease = await service.lease(body.get("model"), principal, {T.EMBEDDING}, "embeddings",
+                                        body.get("keep_alive"))
             engine = lease.engine
             counts = engine.count_tokens(texts)
             for i, count in enumerate(counts):

@@ -17,6 +17,7 @@ from .lifecycle import Loaded, ModelManager
 from .metrics import InferenceMetrics
 from .settings import InferenceSettings
 from .source import ModelSource, ResolvedModel
+from .params import parse_keep_alive
 
 _MODEL_REF = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[^\s]+)?$")
 
@@ -24,10 +25,11 @@ _MODEL_REF = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[^\s]+)?$")
 class Lease:
     """One request's hold on a loaded model and, once admitted, on a running slot."""
 
-    def __init__(self, service: "InferenceService", entry: Loaded, task: str):
+    def __init__(self, service: "InferenceService", entry: Loaded, task: str, keep_alive: float | None = None):
         self.service = service
         self.entry = entry
         self.task = task
+        self.keep_alive = keep_alive  # the request's own, if it named one (params.parse_keep_alive)
         self.ticket: Ticket | None = None
         self.started = time.perf_counter()
         self.status = 200
@@ -65,7 +67,7 @@ class Lease:
         labels = (self.resolved.repo_id, getattr(self.engine, "engine_name", "?"), self.task)
         metrics.child(metrics.e2e, *labels).observe(time.perf_counter() - self.started)
         metrics.child(metrics.requests, self.resolved.repo_id, self.task, str(status or self.status)).inc()
-        await service.models.release(self.entry)
+        await service.models.release(self.entry, self.keep_alive)
 
 
 class InferenceService:
@@ -95,11 +97,12 @@ class InferenceService:
                 return resolved
         return await asyncio.to_thread(self.source.resolve, model_ref, principal)
 
-    async def lease(self, model_ref: str, principal, wanted: set[str], api: str) -> Lease:
+    async def lease(self, model_ref: str, principal, wanted: set[str], api: str, keep_alive=None) -> Lease:
+        keep = parse_keep_alive(keep_alive)  # refused before anything loads
         resolved = await self.resolve(model_ref, principal)
         task = T.require_task(resolved, wanted, api)
         entry = await self.models.acquire(resolved, task)
-        return Lease(self, entry, task)
+        return Lease(self, entry, task, keep)
 
     def _engine_kind(self) -> str:
         kind = self.settings.engine

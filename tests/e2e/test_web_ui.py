@@ -121,3 +121,34 @@ def test_forms_need_the_csrf_token(page, live_hub):
 
     r = httpx.post(f"{live_hub.url}/new", data={"name": "csrf-less", "type": "model"})
     assert r.status_code == 403
+
+
+class _RunsAShell:
+    def __reduce__(self):
+        import os
+
+        return os.system, ("echo owned",)
+
+
+def test_files_with_scan_issues_are_flagged_and_served_inert(page, api, repo_id):
+    import pickle
+    import time
+
+    from huggingface_hub import CommitOperationAdd
+
+    api.create_commit(repo_id, [CommitOperationAdd("evil.pkl", pickle.dumps(_RunsAShell(), protocol=2)),
+                                CommitOperationAdd("page.html", b"<script>document.title='ran'</script>"),
+                                CommitOperationAdd("ok.json", b"{}")], commit_message="files")
+    deadline = time.time() + 60
+    while not api.model_info(repo_id, securityStatus=True).security_repo_status["scansDone"]:
+        assert time.time() < deadline, "the scans did not finish"
+        time.sleep(0.3)
+    page.goto(f"/{repo_id}/tree/main")
+    badge = page.locator("tr", has_text="evil.pkl").locator(".badge.scan-unsafe")
+    assert badge.inner_text() == "⚠ unsafe"
+    assert "posix.system" in badge.get_attribute("title")
+    assert page.locator("tr", has_text="ok.json").locator(".badge.scan-unsafe").count() == 0
+    # A repo's HTML file opened in the browser shows as text; its script never runs on our origin.
+    page.goto(f"/{repo_id}/resolve/main/page.html")
+    assert page.title() != "ran"
+    assert "<script>" in page.inner_text("body")

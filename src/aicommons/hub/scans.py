@@ -28,7 +28,7 @@ from aicommons.times import utcnow
 
 log = logging.getLogger("aicommons.scans")
 # Part of every stored key: raising it when the rules change makes every file scan again.
-RULES_VERSION = 1
+RULES_VERSION = 2
 ISSUE_STATUSES = ("unsafe", "suspicious", "error")
 
 

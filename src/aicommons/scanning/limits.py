@@ -1,19 +1,53 @@
-"""How much a scan may read: every scanner stops at these bounds and reports an ``error`` rather
-than reading without limit (a scan runs in a background job on the hub)."""
+"""How much a scan may read and build: every scanner stops at these bounds and reports ``error``
+(never a crash, never an unbounded read). A scan runs in a background job on the hub, on files
+anyone can upload, so each number bounds memory or time that a hostile file could claim."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+
 
 @dataclass(frozen=True)
 class ScanLimits:
-    max_pickle_bytes: int = 512 * 1024 * 1024  # a raw pickle or one archive member
+    # Bytes one pickle walk may read: a raw pickle file (a legacy PyTorch checkpoint's pickles are
+    # at its start, so its tensor data does not count), a decompressed .pkl.gz, one archive member.
+    max_pickle_bytes: int = 512 * MiB
+    # Concatenated pickles read from one stream (legacy torch files hold five).
+    max_pickles_per_stream: int = 1000
+    # Headers read whole into memory: a safetensors header (the reference implementation refuses
+    # more than 100 MB) and a zip central directory.
+    max_header_bytes: int = 100_000_000
+    # numpy writes .npy headers of a few hundred bytes (and refuses more than 10,000 by default).
+    max_npy_header_bytes: int = 64 * KiB
+    # Archives: members listed, bytes read out of members to inspect them (pickles, nested
+    # archives, the first bytes of each member), archives inside archives.
     max_archive_members: int = 100_000
-    max_archive_bytes_read: int = 2 * 1024 ** 3  # pickled members read from one archive, in all
-    max_compression_ratio: int = 200  # above it, a member over 1 MiB is a zip bomb
-    max_safetensors_header: int = 100 * 1024 * 1024  # as the safetensors library
-    max_text_bytes: int = 1024 * 1024  # secrets and templates are looked for in text files this small
+    max_archive_inspected_bytes: int = 2 * GiB
+    max_archive_depth: int = 3
+    # Zip bombs: a member (or the whole archive) that expands more than this ratio is unsafe once
+    # it expands past compression_check_min_bytes (deflate's own maximum is about 1032x; Warehouse
+    # refuses 50x past 64 MB).
+    max_compression_ratio: int = 100
+    compression_check_min_bytes: int = 16 * MiB
+    # A compressed tar must be decompressed to walk to its next header: at most this many bytes.
+    max_tar_expanded_bytes: int = 16 * GiB
+    # GGUF: the metadata and tensor-info section (real files: a few MB, with the vocabulary).
+    max_gguf_metadata_bytes: int = 256 * MiB
+    max_gguf_kv_count: int = 100_000
+    max_gguf_tensor_count: int = 1_000_000
+    max_gguf_string_bytes: int = 64 * MiB  # one string (tokenizer.huggingface.json can be tens of MB)
+    max_gguf_array_length: int = 16 * MiB
+    # Chat templates are parsed (never rendered); real ones are a few KB.
+    max_template_bytes: int = 1 * MiB
+    # Text files searched for secrets; larger text (datasets) is not searched.
+    max_text_bytes: int = 1 * MiB
+    # config.json / tokenizer_config.json parsed for chat templates and auto_map (added-token
+    # tables make some tokenizer configs several MB).
+    max_config_bytes: int = 16 * MiB
 
 
 DEFAULT_LIMITS = ScanLimits()

@@ -1,129 +1,92 @@
-"""Pickle scanning without unpickling: walk the opcodes and collect every global the pickle would
-import (GLOBAL, STACK_GLOBAL with its module and name pushed as strings or fetched from the memo,
-INST, OBJ), then judge each against an allowlist (default-deny, security spec item 2).
+"""Pickle scanning: walk the opcodes (``pickle_walk``), judge every global (``pickle_policy``),
+and turn that into findings. Nothing is ever unpickled.
 
-- on ``DENYLIST`` (a module, or module.name): ``unsafe`` — code execution primitives;
-- on ``ALLOWLIST``: fine — what PyTorch, NumPy and plain-Python checkpoints need to rebuild data;
-- anything else: ``suspicious`` — unknown code would run at load time.
-A pickle that does not parse, or is longer than the byte limit, is an ``error``.
+How sure we must be that a stream is a pickle before calling a broken one an ``error``:
+- ``strict`` (the name says pickle, or it starts with a PROTO 2-5 opcode): a pickle that does not
+  parse is an ``error`` — a deliberately broken pickle is how nullifAI slipped past scanners,
+  its payload running before the parse error. The globals read before the break are judged too;
+- not strict (a ``.bin`` that may be raw tensor bytes, a member sniffed by content): a stream
+  that breaks before naming an importable global cannot run anything when unpickled, so it is
+  simply not a pickle; one that named globals first is judged like the strict case;
+- ``require_complete`` (text files tried for protocol 0 pickles): only a pickle that parses to
+  its STOP and imports something counts, so prose starting with ``c`` is not read as a GLOBAL.
 """
 
 from __future__ import annotations
 
-import io
-import pickletools
-
+from .bounded_io import BoundedReader
+from .limits import ScanLimits
+from .pickle_policy import ALLOWED, judge_global, worse_verdict
+from .pickle_walk import GlobalRef, PickleWalk, walk_pickles
 from .results import Finding
 
-# Globals a data checkpoint legitimately needs. Each rebuilds data and runs no user code.
-ALLOWLIST = {
-    "collections": {"OrderedDict", "defaultdict", "Counter", "deque"},
-    "builtins": {"set", "frozenset", "bytearray", "slice", "complex", "range", "dict", "list", "tuple", "object"},
-    "torch._utils": {"_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter",
-                     "_rebuild_parameter_with_state", "_rebuild_sparse_tensor", "_rebuild_qtensor",
-                     "_rebuild_device_tensor_from_numpy", "_rebuild_meta_tensor_no_storage"},
-    "torch._tensor": {"_rebuild_from_type_v2"},
-    "torch": {"Size", "device", "dtype", "float32", "float16", "bfloat16", "float64", "int64", "int32", "int16",
-              "int8", "uint8", "bool", "FloatStorage", "HalfStorage", "BFloat16Storage", "DoubleStorage",
-              "LongStorage", "IntStorage", "ShortStorage", "CharStorage", "ByteStorage", "BoolStorage",
-              "ComplexFloatStorage", "ComplexDoubleStorage", "Tensor"},
-    "torch.storage": {"UntypedStorage", "TypedStorage"},
-    "numpy": {"dtype", "ndarray"},
-    "numpy.core.multiarray": {"_reconstruct", "scalar"},
-    "numpy._core.multiarray": {"_reconstruct", "scalar"},
-    "numpy.dtypes": None,  # every dtype class (Float32DType, ...)
-    "_codecs": {"encode"},  # NumPy pickles bytes through it; it only re-encodes a string
-}
-# Known code execution or file/network access: unsafe wherever they appear.
-DENYLIST_MODULES = {
-    "os", "posix", "nt", "subprocess", "sys", "socket", "shutil", "importlib", "runpy", "pty", "code", "codeop",
-    "webbrowser", "ctypes", "marshal", "pickle", "_pickle", "dill", "cloudpickle", "types", "asyncio", "multiprocessing",
-    "bdb", "pdb", "timeit", "platform", "urllib", "http", "requests", "httpx", "ftplib", "smtplib", "telnetlib",
-    "tempfile", "pathlib", "glob", "io", "_io", "signal", "threading", "_thread", "zipimport", "pkgutil", "site",
-    "distutils", "setuptools", "pip", "builtins.__import__", "torch.hub", "torch.jit", "torch.package",
-}
-DENYLIST_NAMES = {
-    "builtins": {"eval", "exec", "compile", "open", "getattr", "setattr", "delattr", "__import__", "globals",
-                 "locals", "vars", "input", "breakpoint", "help", "memoryview", "apply", "execfile", "file"},
-    "__builtin__": {"eval", "exec", "compile", "open", "getattr", "setattr", "__import__", "apply", "execfile"},
-    "operator": {"attrgetter", "methodcaller", "itemgetter"},
-    "functools": {"partial", "reduce"},
-    "torch": {"load", "save"},
-    "torch.storage": {"_load_from_bytes"},
-    "torch.serialization": None,
-    "numpy": {"load", "save", "fromfile"},
-    "numpy.testing._private.utils": None,
-}
-_STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8", "STRING", "BINSTRING", "SHORT_BINSTRING"}
+# Only ever pickles: one that does not parse is an error (a broken pickle hid nullifAI's payload).
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".dill", ".pck")
+# Often pickles (torch.load, np.load's fallback), often not (raw tensor bytes, other formats):
+# a stream that breaks before importing anything is simply "not a pickle".
+MAYBE_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".dat", ".data", ".npy", ".npz")
+# Archive members that loaders unpickle by name (PyTorch zips; pre-2017 PyTorch tars).
+PICKLE_MEMBER_NAMES = frozenset({"data.pkl", "constants.pkl", "pickle", "storages", "tensors", "sys_info"})
 
 
-def judge(module: str, name: str) -> str:
-    """'allowed' | 'suspicious' | 'unsafe' for one imported global."""
-    top = module.split(".")[0]
-    if module in DENYLIST_MODULES or top in DENYLIST_MODULES or f"{module}.{name}" in DENYLIST_MODULES:
-        return "unsafe"
-    denied = DENYLIST_NAMES.get(module, set())
-    if denied is None or name in denied:
-        return "unsafe"
-    if module in ALLOWLIST and (ALLOWLIST[module] is None or name in ALLOWLIST[module]):
-        return "allowed"
-    return "suspicious"
+def named_like_pickle(basename: str, *, member: bool) -> bool:
+    """Does the (lower-case) name say the bytes are meant to be unpickled?"""
+    return basename.endswith(PICKLE_SUFFIXES + MAYBE_PICKLE_SUFFIXES) or (member and basename in PICKLE_MEMBER_NAMES)
 
 
-def pickle_globals(data: bytes) -> list[tuple[str, str]]:
-    """Every (module, name) the pickle would import, in order. Raises ValueError if it does not parse."""
-    found: list[tuple[str, str]] = []
-    strings: list[str] = []  # recent string pushes, for STACK_GLOBAL
-    memo: dict[int, str] = {}
-    next_memo = 0
-    try:
-        for op, arg, _pos in pickletools.genops(io.BytesIO(data)):
-            name = op.name
-            if name in _STRING_OPS:
-                strings.append(arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg))
-            elif name in ("GLOBAL", "INST"):
-                module, _, attr = str(arg).partition(" ")
-                found.append((module, attr))
-            elif name == "STACK_GLOBAL":
-                if len(strings) < 2:
-                    found.append(("<unknown>", "<unknown>"))  # built from non-literal values: deny
-                else:
-                    found.append((strings[-2], strings[-1]))
-            elif name == "MEMOIZE":
-                if strings:
-                    memo[next_memo] = strings[-1]
-                next_memo += 1
-            elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-                if strings:
-                    memo[int(arg)] = strings[-1]
-            elif name in ("GET", "BINGET", "LONG_BINGET"):
-                if int(arg) in memo:
-                    strings.append(memo[int(arg)])
-            elif name == "STOP":
-                break
-    except Exception as exc:  # noqa: BLE001 - genops raises ValueError and friends on garbage
-        raise ValueError(f"not a valid pickle: {exc}") from None
-    return found
+def scan_pickle(reader: BoundedReader, limits: ScanLimits, *, strict: bool,
+                require_complete: bool = False) -> list[Finding] | None:
+    """Findings for the pickle(s) in ``reader``, or None when the stream is not a pickle."""
+    walk = walk_pickles(reader, limits.max_pickles_per_stream)
+    if walk.limit is not None:
+        return judge_globals(walk.globals) + [Finding("pickle", "error", f"could not be read through: {walk.limit}")]
+    if walk.error is None:
+        if require_complete and not walk.globals:
+            return None
+        return judge_globals(walk.globals)
+    if require_complete:
+        return None
+    refs = walk.globals if strict else _until_unimportable(walk.globals)
+    if not strict and not refs:
+        return None
+    return judge_globals(refs) + [_broken(walk)]
 
 
-def scan_pickle(data: bytes, where: str = "") -> list[Finding]:
-    try:
-        imports = pickle_globals(data)
-    except ValueError as exc:
-        return [Finding("pickle", "error", f"{where}{exc}")]
+def _until_unimportable(refs: list[GlobalRef]) -> list[GlobalRef]:
+    """Globals a load would get through: it stops at the first name that cannot be imported."""
+    kept = []
+    for ref in refs:
+        if not ref.importable and ref.resolved:
+            break
+        kept.append(ref)
+    return kept
+
+
+def _broken(walk: PickleWalk) -> Finding:
+    return Finding("pickle", "error", f"does not parse as a pickle ({walk.error}); a loader would run "
+                                      "what comes before the break, so the imports found so far are judged")
+
+
+def judge_globals(refs: list[GlobalRef]) -> list[Finding]:
+    """One finding per global that is not allowed (its worst verdict), and one ``info`` listing
+    the allowed ones (what the Hub shows as the file's "pickle imports")."""
+    verdicts: dict[tuple[str, str], tuple[str, str]] = {}
+    for ref in refs:
+        verdict = judge_global(ref.module, ref.name, protocol=ref.protocol, resolved=ref.resolved)
+        if ref.opcode.startswith("EXT"):
+            verdict = (verdict[0], "a global registered under a number in the loading process: "
+                                   "it cannot be checked")
+        key = (ref.module, ref.name)
+        verdicts[key] = worse_verdict(verdicts[key], verdict) if key in verdicts else verdict
     findings = []
-    for module, name in dict.fromkeys(imports):
-        verdict = judge(module, name)
-        if verdict == "allowed":
+    allowed = []
+    for (module, name), (verdict, reason) in verdicts.items():
+        if verdict == ALLOWED:
+            allowed.append(f"{module}.{name}")
             continue
-        findings.append(Finding("pickle-import", verdict,
-                                f"{where}imports {module}.{name}" + (", which can run code when loaded"
-                                                                     if verdict == "unsafe" else
-                                                                     ", which is not on the allowlist"),
+        findings.append(Finding("pickle-import", verdict, f"imports {module}.{name}: {reason}",
                                 {"module": module, "name": name}))
+    if allowed:
+        findings.append(Finding("pickle-allowed-imports", "info", "allowlisted imports: " + ", ".join(allowed),
+                                {"imports": allowed}))
     return findings
-
-
-def looks_like_pickle(head: bytes) -> bool:
-    """Protocol 2+ pickles start with PROTO; older ones with a few typical opcodes."""
-    return len(head) >= 2 and ((head[0] == 0x80 and 2 <= head[1] <= 5) or head[:1] in (b"(", b"]", b"}", b"c"))

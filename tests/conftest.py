@@ -44,6 +44,7 @@ ALICE_TOKEN = "hf_alice_write_token_for_tests_0001"
 ALICE_READ_TOKEN = "hf_alice_read_token_for_tests_0002"
 BOB_TOKEN = "hf_bob_write_token_for_tests_00003"
 ORG = "acme"
+SHARED_TEST_SECRET = uuid.uuid4().hex + uuid.uuid4().hex
 
 
 @dataclass
@@ -63,6 +64,8 @@ def server_env(data_dir: Path, port: int, **extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AICOMMONS_")}
     env.update(AICOMMONS_DATA_DIR=str(data_dir), AICOMMONS_PORT=str(port), AICOMMONS_HOST="127.0.0.1",
                AICOMMONS_LOG_LEVEL="warning", **extra)
+    if env.get("AICOMMONS_DATABASE_URL", "").startswith("postgres") and not env.get("AICOMMONS_SECRET_KEY"):
+        env["AICOMMONS_SECRET_KEY"] = SHARED_TEST_SECRET  # replicas on PostgreSQL must share a key
     return env
 
 

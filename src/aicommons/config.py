@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 DEFAULT_DATA_DIR = "~/.local/share/aicommons"
+STORAGE_SCHEMES = ("file", "s3", "s3a", "gs", "az", "abfs", "abfss")  # storage.BACKENDS, checked by a test
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("UPLOAD_URL_TTL_SECONDS", "3600",
             "Lifetime of the signed LFS upload URLs the batch API hands out, and of Xet access tokens."),
     Setting("SECRET_KEY", "",
-            "Key that signs upload URLs. Empty: a random key kept in `<DATA_DIR>/secret_key`. "
-            "Replicas must share it."),
+            "Key that signs sessions, CSRF tokens and transfer URLs (at least 32 characters). Empty: a "
+            "random key kept in `<DATA_DIR>/secret_key`, which only a single SQLite server may use: with "
+            "PostgreSQL `serve` and `worker` refuse to start without it, since replicas must share it."),
     Setting("SHARED_LIMITS", "auto",
             "Keep inference rate limits (tokens per minute, requests in flight) in the database so that "
             "they hold across replicas: `on`, `off`, or `auto` (on with PostgreSQL, the multi-replica "
@@ -90,9 +93,57 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names the variable and what it expects."""
+
+
 def _env(name: str) -> str:
     spec = next(s for s in SETTINGS if s.name == name)
     return os.environ.get(f"AICOMMONS_{name}", spec.default)
+
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off", "")
+
+
+def parse_value(variable: str, raw: str, kind: type, minimum: float | None = None,
+                choices: tuple[str, ...] | None = None):
+    """One parser for every setting (the hub's and inference's): ``raw`` as ``kind``, or a
+    ``SettingsError`` naming ``variable``, what it holds and what it should hold."""
+    text = raw.strip()
+    if kind is bool:
+        if text.lower() in TRUE_WORDS:
+            return True
+        if text.lower() in FALSE_WORDS:
+            return False
+        raise SettingsError(f"{variable}={raw!r}: expected true or false")
+    if kind in (int, float):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise SettingsError(f"{variable}={raw!r}: expected {'an integer' if kind is int else 'a number'}") from None
+        if minimum is not None and value < minimum:
+            raise SettingsError(f"{variable}={raw!r}: must be at least {minimum}")
+        return value
+    if choices is not None and text.lower() not in choices:
+        raise SettingsError(f"{variable}={raw!r}: expected one of {', '.join(choices)}")
+    return raw
+
+
+def _typed(name: str, kind: type, minimum: float | None = None, choices: tuple[str, ...] | None = None):
+    return parse_value(f"AICOMMONS_{name}", _env(name), kind, minimum, choices)
+
+
+def _int(name: str, minimum: int | None = 0) -> int:
+    return _typed(name, int, minimum)
+
+
+def _float(name: str, minimum: float | None = None) -> float:
+    return _typed(name, float, minimum)
+
+
+def _bool(name: str) -> bool:
+    return _typed(name, bool)
 
 
 @dataclass(frozen=True)
@@ -129,7 +180,7 @@ class Settings:
     def from_env(cls, **overrides) -> "Settings":
         data_dir = Path(os.path.expanduser(overrides.pop("data_dir", None) or _env("DATA_DIR"))).resolve()
         host = overrides.pop("host", None) or _env("HOST")
-        port = int(overrides.pop("port", None) or _env("PORT"))
+        port = overrides.pop("port", None) or _int("PORT", minimum=1)
         values = dict(
             data_dir=data_dir,
             database_url=_env("DATABASE_URL") or f"sqlite:///{data_dir / 'hub.db'}",
@@ -138,28 +189,50 @@ class Settings:
             host=host,
             port=port,
             public_url=_env("PUBLIC_URL").rstrip("/"),
-            max_regular_file_bytes=int(_env("MAX_REGULAR_FILE_BYTES")),
-            max_commit_body_bytes=int(_env("MAX_COMMIT_BODY_BYTES")),
-            max_json_body_bytes=int(_env("MAX_JSON_BODY_BYTES")),
-            max_lfs_file_bytes=int(_env("MAX_LFS_FILE_BYTES")),
-            lfs_threshold_bytes=int(_env("LFS_THRESHOLD_BYTES")),
-            upload_url_ttl_seconds=int(_env("UPLOAD_URL_TTL_SECONDS")),
+            max_regular_file_bytes=_int("MAX_REGULAR_FILE_BYTES"),
+            max_commit_body_bytes=_int("MAX_COMMIT_BODY_BYTES"),
+            max_json_body_bytes=_int("MAX_JSON_BODY_BYTES"),
+            max_lfs_file_bytes=_int("MAX_LFS_FILE_BYTES"),
+            lfs_threshold_bytes=_int("LFS_THRESHOLD_BYTES"),
+            upload_url_ttl_seconds=_int("UPLOAD_URL_TTL_SECONDS"),
             secret_key=_env("SECRET_KEY"),
-            shared_limits=_env("SHARED_LIMITS"),
-            api_requests_per_minute=int(_env("API_REQUESTS_PER_MINUTE")),
-            anon_api_requests_per_minute=int(_env("ANON_API_REQUESTS_PER_MINUTE")),
-            resolver_requests_per_minute=int(_env("RESOLVER_REQUESTS_PER_MINUTE")),
-            anon_resolver_requests_per_minute=int(_env("ANON_RESOLVER_REQUESTS_PER_MINUTE")),
-            token_cache_seconds=float(_env("TOKEN_CACHE_SECONDS")),
-            log_level=_env("LOG_LEVEL"),
-            direct_uploads=_env("DIRECT_UPLOADS").strip().lower() in ("1", "true", "yes", "on"),
-            job_workers=int(_env("JOB_WORKERS")),
-            scan_uploads=_env("SCAN_UPLOADS").strip().lower() in ("1", "true", "yes", "on"),
-            gc_grace_hours=float(_env("GC_GRACE_HOURS")),
-            gc_interval_hours=float(_env("GC_INTERVAL_HOURS")),
+            shared_limits=_typed("SHARED_LIMITS", str, choices=("auto", "on", "off")).strip().lower(),
+            api_requests_per_minute=_int("API_REQUESTS_PER_MINUTE"),
+            anon_api_requests_per_minute=_int("ANON_API_REQUESTS_PER_MINUTE"),
+            resolver_requests_per_minute=_int("RESOLVER_REQUESTS_PER_MINUTE"),
+            anon_resolver_requests_per_minute=_int("ANON_RESOLVER_REQUESTS_PER_MINUTE"),
+            token_cache_seconds=_float("TOKEN_CACHE_SECONDS", minimum=0),
+            log_level=_typed("LOG_LEVEL", str, choices=LOG_LEVELS).strip().lower(),
+            direct_uploads=_bool("DIRECT_UPLOADS"),
+            job_workers=_int("JOB_WORKERS"),
+            scan_uploads=_bool("SCAN_UPLOADS"),
+            gc_grace_hours=_float("GC_GRACE_HOURS", minimum=0),
+            gc_interval_hours=_float("GC_INTERVAL_HOURS", minimum=0),
         )
         values.update(overrides)
-        return cls(**values)
+        settings = cls(**values)
+        settings._check_urls()
+        return settings
+
+    def _check_urls(self) -> None:
+        if not self.database_url.split(":", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "postgres"):
+            raise SettingsError(f"AICOMMONS_DATABASE_URL={self.database_url!r}: expected sqlite:///<file> "
+                                "or postgresql://user:pass@host/db")
+        scheme = self.storage_url.split("://", 1)[0] if "://" in self.storage_url else ""
+        if scheme not in STORAGE_SCHEMES:
+            raise SettingsError(f"AICOMMONS_STORAGE_URL={self.storage_url!r}: expected a URL starting with "
+                                + ", ".join(f"{s}://" for s in STORAGE_SCHEMES))
+
+    def check_can_serve(self) -> None:
+        """What a server (or job worker) needs beyond parsing. On PostgreSQL several replicas share the
+        database, so each must be given the same signing key: a per-replica random key would make
+        every session, CSRF token and transfer link minted by one replica fail on the others."""
+        if not self.database_url.startswith("sqlite") and not self.secret_key:
+            raise SettingsError("AICOMMONS_SECRET_KEY is empty: with PostgreSQL (several replicas) set it "
+                                "explicitly, to the same long random value on every replica "
+                                "(e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)")
+        if self.secret_key and len(self.secret_key) < 32:
+            raise SettingsError("AICOMMONS_SECRET_KEY is too short: use at least 32 random characters")
 
     @property
     def limits_are_shared(self) -> bool:
@@ -185,7 +258,9 @@ def settings_reference_markdown() -> str:
     """The configuration reference of the core, generated from SETTINGS."""
     return ("# Configuration reference\n\n"
             "Generated from `src/aicommons/config.py` and `src/aicommons/inference/settings.py` by\n"
-            "`aicommons settings-doc`; do not edit by hand. Every setting is an environment variable.\n\n"
+            "`aicommons settings-doc`; do not edit by hand. Every setting is an environment variable.\n"
+            "A value that cannot be used stops every command at start-up with exit status 2 and\n"
+            "`configuration error: AICOMMONS_<NAME>=<value>: <what it expects>`.\n\n"
             "## Hub\n\n" + settings_table(SETTINGS))
 
 assert {f.name for f in fields(Settings)} - {"extra"} == {s.name.lower() for s in SETTINGS}

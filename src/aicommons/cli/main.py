@@ -24,6 +24,7 @@ def cmd_serve(args) -> int:
     from aicommons.config import Settings
 
     settings = Settings.from_env(host=args.host, port=args.port)
+    settings.check_can_serve()
     app = create_app(settings)
     from aicommons.storage.staging import sweep_stale
 
@@ -200,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from aicommons.config import SettingsError
     from aicommons.errors import HubError
 
     try:
@@ -207,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     except HubError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
+    except SettingsError as exc:  # a bad AICOMMONS_* value: say which, do not start
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

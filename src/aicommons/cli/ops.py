@@ -26,6 +26,7 @@ def cmd_worker(args) -> int:
     import threading
 
     hub = _hub()
+    hub.settings.check_can_serve()
     consumer = hub.jobs.start_workers(args.workers or max(hub.settings.job_workers, 1),
                                        periodic=not args.no_periodic)
     stop = threading.Event()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 
-from aicommons.config import Setting, settings_table
+from aicommons.config import Setting, parse_value, settings_table
 
 PREFIX = "AICOMMONS_INFERENCE_"
 
@@ -67,10 +67,6 @@ def _env(name: str, environ: dict) -> str:
     return environ.get(PREFIX + name, spec.default)
 
 
-def _bool(value: str) -> bool:
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
 @dataclass(frozen=True)
 class InferenceSettings:
     enabled: bool = True
@@ -107,8 +103,7 @@ class InferenceSettings:
         values = {}
         for f in fields(cls):
             raw = _env(f.name.upper(), environ)
-            kind = type(f.default)
-            values[f.name] = _bool(raw) if kind is bool else kind(raw)
+            values[f.name] = parse_value(PREFIX + f.name.upper(), raw, type(f.default))
         values.update(overrides)
         return cls(**values)
 

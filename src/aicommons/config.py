@@ -180,7 +180,7 @@ class Settings:
     def from_env(cls, **overrides) -> "Settings":
         data_dir = Path(os.path.expanduser(overrides.pop("data_dir", None) or _env("DATA_DIR"))).resolve()
         host = overrides.pop("host", None) or _env("HOST")
-        port = overrides.pop("port", None) or _int("PORT", minimum=1)
+        port = overrides.pop("port", None) or _int("PORT")
         values = dict(
             data_dir=data_dir,
             database_url=_env("DATABASE_URL") or f"sqlite:///{data_dir / 'hub.db'}",

@@ -23,7 +23,7 @@ def env(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize(("variable", "value", "says"), [
     ("PORT", "eighty", "expected an integer"),
-    ("PORT", "0", "at least 1"),
+    ("PORT", "-1", "at least 0"),
     ("MAX_COMMIT_BODY_BYTES", "1GiB", "expected an integer"),
     ("JOB_WORKERS", "-1", "at least 0"),
     ("TOKEN_CACHE_SECONDS", "soon", "expected a number"),

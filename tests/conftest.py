@@ -85,9 +85,9 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 60) -> No
 
 def start_hub(data_dir: Path, port: int, **extra: str) -> LiveHub:
     env = server_env(data_dir, port, **extra)
-    log = open(data_dir.parent / f"server-{port}.log", "ab")
-    process = subprocess.Popen([sys.executable, "-m", "aicommons.cli.main", "serve"], env=env,
-                               stdout=log, stderr=subprocess.STDOUT)
+    with open(data_dir.parent / f"server-{port}.log", "ab") as log:  # the child keeps its own copy
+        process = subprocess.Popen([sys.executable, "-m", "aicommons.cli.main", "serve"], env=env,
+                                   stdout=log, stderr=subprocess.STDOUT)
     hub = LiveHub(url=f"http://127.0.0.1:{port}", data_dir=data_dir, env=env, process=process)
     wait_healthy(hub.url, process)
     return hub

@@ -202,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from aicommons.config import SettingsError
+    from aicommons.hub.private_files import private_umask
+
+    private_umask()  # the data dir, backups and anything else we create: 0600 files, 0700 folders
     from aicommons.errors import HubError
 
     try:

@@ -114,7 +114,10 @@ def backup(settings: Settings, dest: Path, *, skip_blobs: bool = False) -> dict:
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
         raise BackupError(f"{dest} is not empty")
-    dest.mkdir(parents=True, exist_ok=True)
+    # A backup holds the signing secrets' victims (password and token hashes, private repos): the
+    # folder is the owner's alone from the start, and every file in it 0600 at the end.
+    dest.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(dest, 0o700)
     dialect = _dialect(settings.database_url)
     manifest = {"format": FORMAT, "created_at": iso_z(utcnow()), "database": dialect}
     # 1. The database, consistently, while the hub runs.
@@ -143,7 +146,17 @@ def backup(settings: Settings, dest: Path, *, skip_blobs: bool = False) -> dict:
             count += 1
         manifest.update(blobs=count, blob_bytes=total)
     (dest / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    _make_tree_private(dest)
     return manifest
+
+
+def _make_tree_private(root: Path) -> None:
+    """Copies keep their source's mode (``copy2``): take group/other bits off everything."""
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                os.chmod(path, os.stat(path).st_mode & 0o700)
 
 
 # --- restore ------------------------------------------------------------------------------------

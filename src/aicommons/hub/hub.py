@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import secrets
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from aicommons.db.likes import LikeStore
 from aicommons.hub.gating import GatingService
 from aicommons.hub.lfs import LfsService
 from aicommons.hub.lfs_files import LfsFileService
+from aicommons.hub.private_files import make_private, secure_data_dir, write_private_file
 from aicommons.hub.refs import RefService
 from aicommons.hub.repos import RepoService
 from aicommons.hub.scans import ScanService
@@ -44,20 +44,20 @@ def load_secret(settings: Settings) -> bytes:
     path = settings.data_dir / "secret_key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(secrets.token_hex(32))
-        os.replace(tmp, path)
+        write_private_file(path, secrets.token_hex(32))  # 0600: whoever reads it forges sessions
+    make_private(path)
     return path.read_text().strip().encode()
 
 
 class Hub:
     def __init__(self, settings: Settings, migrate: bool = True):
         self.settings = settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        settings.tmp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.engine = make_engine(settings.database_url)
         if migrate:
             upgrade_schema(self.engine)
+        secure_data_dir(settings)  # after the schema upgrade: the SQLite file exists by then
         self.git = GitStore(Path(settings.git_dir))
         # Every blob write leases its key first, so that GC never deletes under an upload (hub/gc.py).
         self.blobs = LeasingBlobStore(open_blob_store(settings.storage_url, settings.tmp_dir),

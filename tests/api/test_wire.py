@@ -18,9 +18,11 @@ def test_error_wire_shape(http):
     assert re.fullmatch(r"[0-9a-f]{32}", r.headers["x-request-id"])
 
 
-def test_request_id_echoes_the_client_trace_id(http):
-    r = http.get("/api/health", headers={"X-Amzn-Trace-Id": "trace-123"})
-    assert r.headers["x-request-id"] == "trace-123"
+def test_request_id_is_the_servers_own(http):
+    """Issue 9 finding 12: a client-chosen id would land in the audit log as if it were ours."""
+    r = http.get("/api/health", headers={"X-Amzn-Trace-Id": "trace-123", "X-Request-Id": "trace-123"})
+    assert re.fullmatch(r"[0-9a-f]{32}", r.headers["x-request-id"])
+    assert http.get("/api/health").headers["x-request-id"] != r.headers["x-request-id"]
 
 
 def test_returned_urls_use_the_host_the_client_used(live_hub):

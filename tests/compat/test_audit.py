@@ -60,3 +60,28 @@ def test_admin_commands_are_recorded_without_the_token(live_hub):
     revoke = next(e for e in events if e[3] == "cli token revoke")
     assert revoke[1] == "admin CLI" and revoke[2] == "-"
     assert created not in live_hub.cli("audit", "--limit", "1000").stdout
+
+
+def test_server_errors_are_recorded_with_our_request_id(live_hub, api, http):
+    """Issue 9 finding 2: a 500 answered outside the audit middleware was never recorded; finding 12:
+    the recorded request id came from a client header. Any 5xx, a read included, is recorded with the
+    id the server generated and sent back in ``X-Request-Id``."""
+    import shutil
+
+    git_root = live_hub.data_dir / "git"
+    before = {p for p in git_root.glob("*/*.git")}
+    repo_id = f"alice/{unique_name('broken')}"
+    api.create_repo(repo_id)
+    (repo_dir,) = {p for p in git_root.glob("*/*.git")} - before
+    shutil.rmtree(repo_dir / "objects")  # a damaged disk: the server cannot answer
+    shutil.rmtree(repo_dir / "refs")
+    broken = http.get(f"/api/models/{repo_id}/tree/main", headers={"X-Amzn-Trace-Id": "client-chosen",
+                                                                    "X-Request-Id": "client-chosen"})
+    assert broken.status_code >= 500
+    ours = broken.headers["x-request-id"]
+    assert ours and ours != "client-chosen"
+    events = audit_lines(live_hub, "--target", repo_id)
+    failed = [e for e in events if e[3].startswith("GET ")]
+    assert len(failed) == 1 and failed[0][3].endswith(f"-> {broken.status_code}"), events
+    assert failed[0][4] == ours
+    assert not any(e[4] == "client-chosen" for e in events)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import logging
 import os
 
 import anyio
@@ -13,6 +14,8 @@ from aicommons.api.rate_limits import resource_of
 from aicommons.errors import HubError, Unauthorized
 from aicommons.hub.access import anonymous
 from aicommons.hub.audit import is_audited
+
+log = logging.getLogger("aicommons.api")
 
 
 class RawPathMiddleware:
@@ -30,13 +33,20 @@ class RawPathMiddleware:
 
 
 # Request ids: a random per-process prefix and a counter (unique across replicas, and unlike uuid4
-# no system call on every request).
+# no system call on every request). The id is always ours: one a client sends (``X-Request-Id``,
+# ``X-Amzn-Trace-Id``) could name someone else's request in the audit log, or be made to collide.
 _ID_PREFIX = os.urandom(8).hex()
 _id_counter = itertools.count(1)
 
 
+def new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_id_counter):016x}"
+
+
 class RequestIdMiddleware:
-    """Every response carries ``X-Request-Id`` (clients quote it in error messages)."""
+    """Every response carries ``X-Request-Id`` (clients quote it in error messages); the audit log
+    records the same id. An exception nothing answered becomes a 500 here, with the id, and is
+    logged with it (Starlette's own last resort, outside every middleware, would answer without)."""
 
     def __init__(self, app):
         self.app = app
@@ -44,19 +54,28 @@ class RequestIdMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        incoming = Headers(scope=scope).get("x-amzn-trace-id") or ""
-        if 0 < len(incoming) <= 128 and incoming.isprintable():
-            request_id = incoming
-        else:
-            request_id = f"{_ID_PREFIX}{next(_id_counter):016x}"
+        request_id = new_request_id()
+        started = False
 
         async def send_with_id(message):
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 MutableHeaders(scope=message)["X-Request-Id"] = request_id
             await send(message)
 
         scope.setdefault("state", {})["request_id"] = request_id
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error answering %s %s (request id %s)", scope["method"], scope["path"],
+                          request_id)
+            if started:
+                raise  # the answer was under way: the connection is cut
+            from aicommons.api.errors import error_response
+
+            await error_response(HubError("Internal Error - We're working hard to fix this as soon as possible!",
+                                          status=500))(scope, receive, send_with_id)
 
 
 def credentials(headers: Headers) -> tuple[str, str | None, str] | None:
@@ -156,26 +175,52 @@ class RateLimitMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+def _is_load_shedding(message) -> bool:
+    """A 503 with ``Retry-After`` is a deliberate "busy, come back" (inference queue full), like a 429."""
+    return message["status"] == 503 and any(name.lower() == b"retry-after" for name, _ in message.get("headers", []))
+
+
 class AuditMiddleware:
     """Writes an audit event for each request that may change something (``hub/audit.py``), once
-    its outcome is known and before the client hears it."""
+    its outcome is known and before the client hears it; and for every request, whatever its
+    method, that ends in a server error, including an exception no handler answered (Starlette's
+    outermost middleware turns it into a 500, out of sight of this one)."""
 
     def __init__(self, app, hub):
         self.app = app
         self.hub = hub
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not is_audited(scope["method"], scope["path"]):
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        audited = is_audited(scope["method"], scope["path"])
         state = scope.setdefault("state", {})  # AuthMiddleware, inside, puts the caller there
-        client = scope.get("client")
+        recorded = False
+
+        async def record(status: int) -> None:
+            nonlocal recorded
+            recorded = True
+            client = scope.get("client")
+            await anyio.to_thread.run_sync(
+                self.hub.audit.record_request, state.get("principal"), client[0] if client else None,
+                scope["method"], scope["path"], status, state.get("request_id"))
 
         async def send_after_recording(message):
-            # 429s are not recorded: a flood of refused requests must not become a flood of writes.
-            if message["type"] == "http.response.start" and message["status"] != 429:
-                await anyio.to_thread.run_sync(
-                    self.hub.audit.record_request, state.get("principal"), client[0] if client else None,
-                    scope["method"], scope["path"], message["status"], state.get("request_id"))
+            if message["type"] == "http.response.start" and not recorded:
+                status = message["status"]
+                # 429s (and load-shedding 503s) are not recorded: a flood of refused requests must
+                # not become a flood of writes.
+                if (audited and status != 429 and not _is_load_shedding(message)) or \
+                        (status >= 500 and not _is_load_shedding(message)):
+                    await record(status)
             await send(message)
 
-        await self.app(scope, receive, send_after_recording)
+        try:
+            await self.app(scope, receive, send_after_recording)
+        except Exception:
+            if not recorded:  # unanswered (the client gets a 500) or cut off mid-answer
+                try:
+                    await record(500)
+                except Exception:  # the database may be why it failed: the original error matters more
+                    log.exception("could not record a server error in the audit log")
+            raise

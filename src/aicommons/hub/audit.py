@@ -6,8 +6,11 @@ is who (account name, or anonymous), from where (client IP), what (method and pa
 command), the outcome (HTTP status) and the request id; never a request body, so no file content,
 password or token value reaches it. Reads (GET/HEAD) and POSTs that change nothing (preupload,
 paths-info, LFS batch, git fetch) are not recorded; neither is inference (prompts are private, and
-its usage is counted in the metrics). The event is written before the answer's status line is sent,
-so a client never sees a success that the log missed.
+its usage is counted in the metrics). Any request that ends in a server error (5xx) is recorded
+whatever its method, an unhandled exception included, so an attack that breaks something leaves a
+trace. The request id is the one the server generated and answered in ``X-Request-Id``, never one
+a client sent. The event is written before the answer's status line is sent, so a client never
+sees a success that the log missed.
 """
 
 from __future__ import annotations

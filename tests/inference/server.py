@@ -21,10 +21,12 @@ class Principal:
     key: str
     is_anonymous: bool
     name: str | None = None
+    is_admin: bool = False
 
 
 class StandInAuth:
-    """Stand-in for the core's auth middleware: 'Bearer <name>' is principal token:<name>."""
+    """Stand-in for the core's auth middleware: 'Bearer <name>' is principal token:<name>; 'Bearer
+    admin' is an administrator."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -35,7 +37,7 @@ class StandInAuth:
             auth = headers.get(b"authorization", b"").decode()
             token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
             client = (scope.get("client") or ("?", 0))[0]
-            principal = Principal(f"token:{token}", False, token) if token and token != "EMPTY" \
+            principal = Principal(f"token:{token}", False, token, token == "admin") if token and token != "EMPTY" \
                 else Principal(f"anon:{client}", True)
             scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
@@ -62,7 +64,7 @@ class LiveServer:
         deadline = time.time() + 30
         while time.time() < deadline:
             try:
-                httpx.get(self.url + "/metrics", timeout=1)
+                httpx.get(self.url + "/v1/models", timeout=1)
                 return self
             except httpx.HTTPError:
                 time.sleep(0.05)

@@ -84,5 +84,10 @@ def test_administrators_see_load_and_unload_models(live_hub, hub_models):
 
         assert http.post(f"/models/{ids['private']}/unload", headers=admin).json() == {"unloaded": 1, "busy": 0}
         assert ids["private"] not in {m["model"] for m in http.get("/models/loaded", headers=admin).json()["models"]}
+        # /metrics names private models with their usage (issue 9 finding 5): administrators only.
+        assert http.get("/metrics").status_code == 401
+        assert http.get("/metrics", headers={"Authorization": f"Bearer {ALICE_TOKEN}"}).status_code == 403
+        metrics = http.get("/metrics", headers=admin)
+        assert metrics.status_code == 200 and f'model="{ids["private"]}"' in metrics.text
     actions = live_hub.cli("audit", "--actor", name).stdout
     assert f"POST /models/{ids['private']}/load -> 200" in actions  # operator actions are audited

@@ -112,7 +112,8 @@ def test_client_disconnect_cancels_generation(server):
 def test_metrics_named_after_vllm(server):
     post(server, "/v1/chat/completions", {"model": LLAMA, **CHAT})
     post(server, "/v1/embeddings", {"model": MINILM, "input": ["a", "b"]})
-    text = httpx.get(server.url + "/metrics", timeout=30).text
+    assert httpx.get(server.url + "/metrics", timeout=30).status_code == 401
+    text = httpx.get(server.url + "/metrics", headers={"Authorization": "Bearer admin"}, timeout=30).text
     for name in ("hub_time_to_first_token_seconds_bucket", "hub_inter_token_latency_seconds_bucket",
                  "hub_e2e_request_latency_seconds_bucket", "hub_request_queue_time_seconds_bucket",
                  "hub_prompt_tokens_total", "hub_generation_tokens_total", "hub_num_requests_running",

@@ -10,9 +10,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .http_util import path_repo_id
+from aicommons.errors import HubError
+
+from .http_util import path_repo_id, tgi_error
 from .metrics import CONTENT_TYPE
-from .routes_admin import AdminRoutes
+from .routes_admin import AdminRoutes, require_admin
 from .routes_hf import HFRoutes
 from .routes_openai import OpenAIRoutes
 
@@ -30,6 +32,12 @@ def inference_routes(service) -> list[BaseRoute]:
         return await oa.chat_completions(request, fixed_model=path_repo_id(request))
 
     async def metrics(request: Request):
+        # Administrators only: the series are labelled by model, private ones included, with their
+        # usage. Prometheus scrapes with an administrator's token (``authorization`` in its config).
+        try:
+            require_admin(request, "the metrics")
+        except HubError as exc:
+            return tgi_error(exc)
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
     model = "/models/{ns}/{name}"

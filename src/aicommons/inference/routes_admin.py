@@ -14,12 +14,12 @@ from . import tasks as T
 from .http_util import path_repo_id, principal_of, tgi_error
 
 
-def _require_admin(request: Request):
+def require_admin(request: Request, what: str = "managing loaded models"):
     principal = principal_of(request)
     if getattr(principal, "is_anonymous", True):
-        raise Unauthorized("managing loaded models needs an administrator's token")
+        raise Unauthorized(f"{what} needs an administrator's token")
     if not getattr(principal, "is_admin", False):
-        raise Forbidden("managing loaded models is for hub administrators")
+        raise Forbidden(f"{what} is for hub administrators")
     return principal
 
 
@@ -29,7 +29,7 @@ class AdminRoutes:
 
     async def loaded(self, request: Request):
         try:
-            _require_admin(request)
+            require_admin(request)
         except HubError as exc:
             return tgi_error(exc)
         now = time.monotonic()
@@ -43,7 +43,7 @@ class AdminRoutes:
     async def load(self, request: Request):
         """Load (or keep) the model at the revision ``?revision=`` names (default: its main branch)."""
         try:
-            principal = _require_admin(request)
+            principal = require_admin(request)
             ref = path_repo_id(request)
             if request.query_params.get("revision"):
                 ref += "@" + request.query_params["revision"]
@@ -57,7 +57,7 @@ class AdminRoutes:
 
     async def unload(self, request: Request):
         try:
-            _require_admin(request)
+            require_admin(request)
             unloaded, busy = await self.service.models.unload_repo(path_repo_id(request))
         except HubError as exc:
             return tgi_error(exc)

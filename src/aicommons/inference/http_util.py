@@ -38,14 +38,37 @@ def path_repo_id(request: Request) -> str:
     return f"{unquote(request.path_params['ns'])}/{unquote(request.path_params['name'])}"
 
 
-async def read_json(request: Request) -> dict:
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise InvalidRequest(f"request body is larger than {MAX_BODY_BYTES} bytes", status=413)
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body, refused with 413 as soon as it is known to pass ``limit``: at once when
+    ``Content-Length`` says so, else while it streams in; never buffered past the limit."""
+    too_big = InvalidRequest(f"request body is larger than {limit} bytes", status=413)
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise too_big if declared.isdigit() else InvalidRequest("invalid Content-Length")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_json(body: bytes):
     try:
-        data = json.loads(body or b"null")
-    except ValueError:
+        return json.loads(body or b"null")
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
         raise InvalidRequest("request body is not valid JSON") from None
+
+
+async def read_json(request: Request) -> dict:
+    body = await read_body(request)
+    if len(body) > 256 * 1024:  # a big body is parsed off the event loop (8 MiB: tens of ms)
+        import anyio
+
+        data = await anyio.to_thread.run_sync(_parse_json, body)
+    else:
+        data = _parse_json(body)
     if not isinstance(data, dict):
         raise InvalidRequest("request body must be a JSON object")
     return data

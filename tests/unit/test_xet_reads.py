@@ -170,3 +170,46 @@ def test_requested_range_must_lie_within_the_signed_one():
     for bad in ("bytes=9-99", "bytes=10-100", "bytes=10-", "bytes=-5", "bytes=10-20,30-40", "items=10-20"):
         with pytest.raises(RangeNotSatisfiable):
             requested_range(bad, 10, 99)
+
+
+# --- which shard a read trusts ----------------------------------------------------------------------
+
+
+def test_reads_take_a_file_only_from_its_own_shard_first_entry_first(tmp_path):
+    """Shards stored before ingest refused duplicates (issue 9, finding 13) may name another repo's
+    file again with other bytes; reading any file of such a shard must not let that entry stand in
+    for the file's own definition, in its shard or in any other."""
+    import hashlib
+
+    from aicommons.db.xet import XetFileRow
+    from aicommons.storage.local import LocalBlobStore
+    from aicommons.xet.hashing import chunk_hash, file_hash, range_hash, to_hex
+    from aicommons.xet.keys import shard_key, xorb_key
+    from aicommons.xet.reads import XetReads
+    from aicommons.xet.shard import ShardFile, serialize_shard
+
+    blobs = LocalBlobStore(tmp_path)
+    good, evil = b"GOOD" * 1000, b"EVIL" * 1000
+    entries = {}
+    for content in (good, evil):
+        stored, digest = serialize_xorb([content], footer=True)
+        (tmp_path / "x").write_bytes(stored)
+        blobs.put_file(xorb_key(to_hex(digest)), tmp_path / "x")
+        nodes = [(chunk_hash(content), len(content))]
+        entries[content] = ShardFile(file_hash(nodes), (FileSegment(digest, len(content), 0, 1),),
+                                     (range_hash([nodes[0][0]]),), hashlib.sha256(content).hexdigest())
+    forged = ShardFile(entries[good].hash, entries[evil].segments, entries[evil].verification, None)
+    shards = {}
+    for name, files in (("victim", [entries[good]]), ("attacker", [entries[evil], entries[good], forged])):
+        data = serialize_shard(files)
+        shards[name] = hashlib.sha256(data).hexdigest()
+        (tmp_path / "s").write_bytes(data)
+        blobs.put_file(shard_key(shards[name]), tmp_path / "s")
+    reads = XetReads(files=None, repos=None, blobs=blobs, secret=b"k" * 32, ttl=60)
+    victim = XetFileRow(entries[good].hex, "0" * 64, len(good), shards["victim"])
+    own = XetFileRow(entries[evil].hex, "1" * 64, len(evil), shards["attacker"])
+    assert reads.reconstruct(own, 0, len(evil)).terms[0].xorb_hash == entries[evil].segments[0].xorb_hash
+    assert reads.reconstruct(victim, 0, len(good)).terms[0].xorb_hash == entries[good].segments[0].xorb_hash
+    # Even read through the attacker's shard, the file is its first (checked) entry there.
+    via_attacker = XetFileRow(entries[good].hex, "0" * 64, len(good), shards["attacker"])
+    assert reads.reconstruct(via_attacker, 0, len(good)).terms[0].xorb_hash == entries[good].segments[0].xorb_hash

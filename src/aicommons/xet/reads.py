@@ -10,7 +10,9 @@ reconstructed with a token of yours. Fetch URLs are signed per xorb byte range (
 a presigned object-store URL, which opens the whole xorb, is used only when the reader is entitled
 to every chunk in it anyway.
 
-Shards and xorbs never change once stored, so parsed file segments and xorb indexes are cached.
+Shards and xorbs never change once stored, so parsed file segments and xorb indexes are cached. A
+file is always read as the shard recorded for it (``xet_files.shard``) defines it, never as another
+shard that happens to name the same file hash.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class XetReads:
                  cached_files: int = 4096, cached_xorbs: int = 4096):
         self.files, self.repos, self.blobs = files, repos, blobs
         self.signer = XorbRangeSigner(secret, ttl)
-        self._segments: _Lru[str, tuple[FileSegment, ...]] = _Lru(cached_files)
+        self._segments: _Lru[tuple[str, str], tuple[FileSegment, ...]] = _Lru(cached_files)
         self._indexes: _Lru[bytes, XorbIndex] = _Lru(cached_xorbs)
 
     # --- which files are Xet files ----------------------------------------------------------------
@@ -101,9 +103,18 @@ class XetReads:
         return f"{cas_url}/v1/xorb-ranges/{xorb_hex}?{self.signer.query(xorb_hex, fetch.byte_start, fetch.byte_end)}"
 
     def _file_segments(self, row: XetFileRow) -> tuple[FileSegment, ...]:
-        cached = self._segments.get(row.file_hash)
-        if cached is not None:
-            return cached
+        """The segments of ``row`` as its own shard (``row.shard``, the one checked when the file
+        was recorded) defines them: cached by (shard, file), so that no other shard's entry for the
+        same file hash can ever stand in for it, and the first entry of a file in a shard wins (the
+        one ingest verified; shards stored before duplicates were refused may hold more)."""
+        cached = self._segments.get((row.shard, row.file_hash))
+        if cached is None:
+            cached = self._load_segments(row)
+        if sum(s.size for s in cached) != row.size:
+            raise HubError(f"Stored shard {row.shard} describes file {row.file_hash} with the wrong size")
+        return cached
+
+    def _load_segments(self, row: XetFileRow) -> tuple[FileSegment, ...]:
         with self.blobs.open(shard_key(row.shard)) as f:
             data = f.read()
         try:
@@ -111,8 +122,12 @@ class XetReads:
         except ShardFormatError as exc:
             raise HubError(f"Stored shard {row.shard} is unreadable: {exc}") from None
         found = None
-        for entry in shard.files:  # keep them all: a snapshot download asks for its siblings next
-            self._segments.put(entry.hex, entry.segments)
+        seen: set[str] = set()
+        for entry in shard.files:  # keep its siblings: a snapshot download asks for them next
+            if entry.hex in seen:
+                continue
+            seen.add(entry.hex)
+            self._segments.put((row.shard, entry.hex), entry.segments)
             if entry.hex == row.file_hash:
                 found = entry.segments
         if found is None:

@@ -140,11 +140,13 @@ class XetService:
         source = _StoredXorbs(self.blobs)
         accepted: list[_Accepted] = []
         try:
-            seen: set[bytes] = set()
+            defined: dict[bytes, ShardFile] = {}
             for entry in shard.files:
-                if entry.hash not in seen:
-                    seen.add(entry.hash)
+                first = defined.setdefault(entry.hash, entry)
+                if first is entry:
                     accepted.append(self._accept_file(entry, source))
+                elif first != entry:  # one definition per file hash: every entry is checked or refused
+                    raise ShardRejected(f"the shard defines file {entry.hex} twice, differently")
             for xorb in shard.xorbs:  # after the files, which loaded most of these xorbs already
                 check_xorb_entry(xorb, source)
         except ShardRejected as exc:

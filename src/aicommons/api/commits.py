@@ -17,6 +17,7 @@ from aicommons.hub import content
 from aicommons.hub.commits import AddFile, AddLfsFile, CommitRequest, DeleteFile, DeleteFolder
 from aicommons.hub.gitattributes import LfsRules, ignore_rules
 from aicommons.hub.names import check_file_path
+from aicommons.hub.policy import Action
 
 MAX_PREUPLOAD_FILES = 1000
 
@@ -32,18 +33,19 @@ def _looks_binary(sample: bytes) -> bool:
 
 
 async def preupload(request: Request) -> Response:
+    # The decision comes before the body: a preupload answers the oids of the repo's files.
+    repo = await run_sync(find_for_commit, request, param(request, "rev"))
     body = json_object(await read_json(request))
     files = body.get("files")
     if not isinstance(files, list) or len(files) > MAX_PREUPLOAD_FILES:
         raise BadRequest(f"'files' must be a list of at most {MAX_PREUPLOAD_FILES} objects")
     git_ignore = body.get("gitIgnore")
-    return await run_sync(_preupload, request, files, git_ignore if isinstance(git_ignore, str) else None)
+    return await run_sync(_preupload, request, repo, files, git_ignore if isinstance(git_ignore, str) else None)
 
 
-def _preupload(request: Request, files: list, git_ignore: str | None) -> Response:
+def _preupload(request: Request, repo, files: list, git_ignore: str | None) -> Response:
     hub = hub_of(request)
     revision = param(request, "rev")
-    repo = find_for_commit(request, revision)
     git_repo = hub.git.open(repo.storage_key)
     try:
         commit = content.resolve_revision(git_repo, revision)
@@ -127,7 +129,8 @@ def parse_commit_payload(body: bytes) -> CommitRequest:
 
 async def commit(request: Request) -> Response:
     hub = hub_of(request)
-    # Who may write is settled before the body (up to MAX_COMMIT_BODY_BYTES) is read and parsed.
+    # Who may write is settled before the body (up to MAX_COMMIT_BODY_BYTES) is read and parsed,
+    # so a refused caller never gets a blob or tree written into the repo (hub/policy.py).
     repo = await run_sync(find_for_commit, request, param(request, "rev"))
     body = await read_body(request, hub.settings.max_commit_body_bytes)
     payload = parse_commit_payload(body)
@@ -158,14 +161,15 @@ def _wants_pr(request: Request) -> bool:
 
 
 def find_for_commit(request: Request, revision: str):
-    """Writers commit anywhere; any signed-in reader may open a PR or add to their own PR."""
+    """Writers commit anywhere; a contributor (signed in with a write credential, and approved on a
+    gated repo) may open a PR or add to their own PR."""
     hub = hub_of(request)
     principal = principal_of(request)
     repo_type, repo_id = repo_type_param(request), repo_id_param(request)
     if _wants_pr(request):
-        return hub.repos.find(repo_type, repo_id, principal)
+        return hub.repos.find(repo_type, repo_id, principal, action=Action.CONTRIBUTE)
     if revision.startswith("refs/pr/"):
-        repo = hub.repos.find(repo_type, repo_id, principal)
+        repo = hub.repos.find(repo_type, repo_id, principal, action=Action.CONTRIBUTE)
         hub.discussions.check_can_commit(repo, principal, revision)
         return repo
-    return hub.repos.find(repo_type, repo_id, principal, write=True)
+    return hub.repos.find(repo_type, repo_id, principal, action=Action.WRITE)

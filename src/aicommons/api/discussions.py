@@ -14,6 +14,7 @@ from aicommons.api.http import (
 from aicommons.db.discussions import DiscussionRow, EventRow
 from aicommons.db.repos import RepoRow
 from aicommons.errors import BadRequest, NotFound
+from aicommons.hub.policy import Action
 from aicommons.times import iso_z
 
 PAGE = 50
@@ -34,8 +35,9 @@ def discussion_json(repo: RepoRow, d: DiscussionRow) -> dict:
     }
 
 
-def _repo(request: Request) -> RepoRow:
-    return hub_of(request).repos.find(repo_type_param(request), repo_id_param(request), principal_of(request))
+def _repo(request: Request, action: Action = Action.READ_METADATA) -> RepoRow:
+    return hub_of(request).repos.find(repo_type_param(request), repo_id_param(request), principal_of(request),
+                                      action=action)
 
 
 def _num(request: Request) -> int:
@@ -66,6 +68,8 @@ def list_discussions(request: Request) -> Response:
 
 
 async def create_discussion(request: Request) -> Response:
+    # Decided before the body is read; a pull request needs more (Action.CONTRIBUTE, checked on open).
+    repo = await run_sync(_repo, request, Action.PARTICIPATE)
     body = json_object(await read_json(request))
     description = body.get("description") or ""
     if not isinstance(description, str):
@@ -73,7 +77,6 @@ async def create_discussion(request: Request) -> Response:
 
     def run():
         hub = hub_of(request)
-        repo = _repo(request)
         d = hub.discussions.open(repo, principal_of(request), body.get("title"), description,
                                  bool(body.get("pullRequest", False)))
         return JSONResponse({"num": d.num, "url": f"{repo_url(base_url(request), repo)}/discussions/{d.num}",
@@ -94,21 +97,26 @@ def discussion_details(request: Request) -> Response:
         if d.merge_commit_id:
             changes["mergeCommitId"] = d.merge_commit_id
         out["changes"] = changes
-        out["filesWithConflicts"] = hub.discussions.conflicts(repo, d) if d.status in ("open", "draft") else []
+        # File names and the patch are the repo's content: gated repos show them to approved readers.
+        content_allowed = hub.policy.allows(principal_of(request), repo, Action.READ_CONTENT)
+        out["filesWithConflicts"] = hub.discussions.conflicts(repo, d) \
+            if d.status in ("open", "draft") and content_allowed else []
         if bool_arg(request, "diff"):
+            hub.policy.check(principal_of(request), repo, Action.READ_CONTENT)
             out["diff"] = hub.discussions.diff(repo, d)
     return JSONResponse(out)
 
 
 def _action(handler):
     async def endpoint(request: Request) -> Response:
+        repo = await run_sync(_repo, request, Action.PARTICIPATE)  # decided before the body is read
         body = await read_json(request, default={})
         if not isinstance(body, dict):
             raise BadRequest("The body must be a JSON object")
 
         def run():
             hub = hub_of(request)
-            return handler(hub, _repo(request), principal_of(request), _num(request), body, request)
+            return handler(hub, repo, principal_of(request), _num(request), body, request)
 
         return JSONResponse(await run_sync(run))
 

@@ -20,6 +20,7 @@ from aicommons.hub import content
 from aicommons.hub.content import Entry
 from aicommons.hub.lfs import blob_key
 from aicommons.hub.names import REPO_TYPE_PLURAL
+from aicommons.hub.policy import Action
 from aicommons.api.ranges import bytes_response
 
 TREE_PAGE = 1000
@@ -65,8 +66,8 @@ def _content_disposition(path: str) -> str:
 def _resolve(request: Request) -> Response:
     hub = hub_of(request)
     principal = principal_of(request)
-    repo = hub.repos.find(repo_type_from_prefix(request), repo_id_param(request), principal)
-    hub.gating.check(repo, principal)
+    repo = hub.repos.find(repo_type_from_prefix(request), repo_id_param(request), principal,
+                          action=Action.READ_CONTENT)
     git_repo, commit = hub.refs.resolve(repo, param(request, "rev"))
     path = param(request, "path")
     entry = content.get_entry(git_repo, commit, path)
@@ -135,8 +136,7 @@ resolve = blocking(_resolve)
 def tree(request: Request) -> Response:
     hub = hub_of(request)
     principal = principal_of(request)
-    repo = hub.repos.find(repo_type_param(request), repo_id_param(request), principal)
-    hub.gating.check(repo, principal)
+    repo = hub.repos.find(repo_type_param(request), repo_id_param(request), principal, action=Action.READ_CONTENT)
     git_repo, commit = hub.refs.resolve(repo, param(request, "rev"))
     path = param(request, "path").strip("/") if "path" in request.path_params else ""
     recursive = bool_arg(request, "recursive")
@@ -156,7 +156,13 @@ def tree(request: Request) -> Response:
     return JSONResponse(_entries_json(request, page, expand), headers=headers)
 
 
+def _content_repo(request: Request) -> RepoRow:
+    return hub_of(request).repos.find(repo_type_param(request), repo_id_param(request), principal_of(request),
+                                      action=Action.READ_CONTENT)
+
+
 async def paths_info(request: Request) -> Response:
+    repo = await run_sync(_content_repo, request)  # decided before the body is read
     body = await read_body(request, hub_of(request).settings.max_json_body_bytes)
     if request.headers.get("content-type", "").startswith("application/json"):
         import json
@@ -171,14 +177,11 @@ async def paths_info(request: Request) -> Response:
         paths, expand = form.get("paths", []), form.get("expand", ["false"])[0].lower() == "true"
     if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
         raise BadRequest("'paths' must be a list of strings")
-    return await run_sync(_paths_info, request, paths, expand)
+    return await run_sync(_paths_info, request, repo, paths, expand)
 
 
-def _paths_info(request: Request, paths: list[str], expand: bool) -> Response:
+def _paths_info(request: Request, repo: RepoRow, paths: list[str], expand: bool) -> Response:
     hub = hub_of(request)
-    principal = principal_of(request)
-    repo = hub.repos.find(repo_type_param(request), repo_id_param(request), principal)
-    hub.gating.check(repo, principal)
     git_repo, commit = hub.refs.resolve(repo, param(request, "rev"))
     page = []
     for path in dict.fromkeys(p.strip("/") for p in paths):

@@ -9,19 +9,23 @@ from aicommons.api.http import (
     hub_of, json_object, param, principal_of, read_json, repo_id_param, repo_type_param, run_sync, blocking,
 )
 from aicommons.errors import BadRequest
+from aicommons.hub.policy import Action
 from aicommons.times import iso_z
 
 
-def _repo(request: Request):
-    return hub_of(request).repos.find(repo_type_param(request), repo_id_param(request), principal_of(request))
+def _repo(request: Request, action: Action = Action.WRITE):
+    """Managing requests needs write rights to the repo; asking, a signed-in write principal."""
+    return hub_of(request).repos.find(repo_type_param(request), repo_id_param(request), principal_of(request),
+                                      action=action)
 
 
 async def ask_access(request: Request) -> Response:
+    repo = await run_sync(_repo, request, Action.PARTICIPATE)  # decided before the body is read
     body = await read_json(request, default={})
     fields = body if isinstance(body, dict) else None
 
     def run():
-        return hub_of(request).gating.ask(_repo(request), principal_of(request), fields)
+        return hub_of(request).gating.ask(repo, principal_of(request), fields)
 
     return JSONResponse({"status": await run_sync(run)})
 
@@ -36,13 +40,14 @@ def list_requests(request: Request) -> Response:
 
 
 async def handle_request(request: Request) -> Response:
+    repo = await run_sync(_repo, request)
     body = json_object(await read_json(request))
     user, request_id = body.get("user"), body.get("requestId")
     if not isinstance(user, str) and not isinstance(request_id, (str, int)):
         raise BadRequest("'user' or 'requestId' is required")
 
     def run():
-        hub_of(request).gating.handle(_repo(request), principal_of(request), user if isinstance(user, str) else None,
+        hub_of(request).gating.handle(repo, principal_of(request), user if isinstance(user, str) else None,
                                       body.get("status"), body.get("rejectionReason"),
                                       request_id=None if isinstance(user, str) else str(request_id))
 
@@ -51,13 +56,14 @@ async def handle_request(request: Request) -> Response:
 
 
 async def grant(request: Request) -> Response:
+    repo = await run_sync(_repo, request)
     body = json_object(await read_json(request))
     user = body.get("user")
     if not isinstance(user, str):
         raise BadRequest("'user' (string) is required")
 
     def run():
-        hub_of(request).gating.handle(_repo(request), principal_of(request), user, "accepted", grant=True)
+        hub_of(request).gating.handle(repo, principal_of(request), user, "accepted", grant=True)
 
     await run_sync(run)
     return JSONResponse({"success": True})

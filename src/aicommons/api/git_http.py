@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 from aicommons.api.errors import moved_response
 from aicommons.api.git_cgi import CgiResponse
+from aicommons.hub.policy import Action
 from aicommons.api.http import hub_of, param, principal_of, run_sync
 from aicommons.config import SETTINGS, Settings
 from aicommons.db.repos import RepoRow
@@ -90,9 +91,8 @@ async def serve_git(request: Request, repo_type: str, path: str) -> Response:
     push = service == PUSH
 
     def authorize():
-        repo = hub.repos.find(repo_type, _repo_id(request), principal, write=push)
-        hub.gating.check(repo, principal)
-        return repo
+        return hub.repos.find(repo_type, _repo_id(request), principal,
+                              action=Action.WRITE if push else Action.READ_CONTENT)
 
     try:
         repo = await run_sync(authorize)

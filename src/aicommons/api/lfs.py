@@ -11,10 +11,11 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from aicommons.api.files import CONTAINMENT_HEADERS, PRESIGNED_TTL, LargeFileResponse
 from aicommons.api.http import base_url, hub_of, json_object, param, principal_of, read_json, run_sync
-from aicommons.errors import BadRequest, EntryNotFound, Forbidden, HubError, NotFound
+from aicommons.errors import BadRequest, EntryNotFound, HubError, NotFound
 from aicommons.hub import direct_uploads
 from aicommons.hub.lfs import OID_RE, blob_key
 from aicommons.hub.names import REPO_TYPE_PREFIX
+from aicommons.hub.policy import Action
 
 LFS_JSON = "application/vnd.git-lfs+json"
 
@@ -37,18 +38,18 @@ def _lfs_error(status: int, message: str) -> Response:
                         headers={"X-Error-Message": message})
 
 
-def require_uploader(principal) -> None:
-    """Uploading objects needs a signed-in write token, not write access to the repo: contributors
-    upload the files of their pull requests. Objects only become part of the repo through a commit
-    (or a push), which has its own checks."""
-    if principal.is_anonymous:
-        raise HubError("You must be authenticated to upload", status=401,
-                       headers={"WWW-Authenticate": 'Basic realm="AI Commons"'})
-    if not principal.can_write_at_all:
-        raise Forbidden("A write token is needed to upload")
+def _find(request: Request, action: Action):
+    try:
+        return hub_of(request).repos.find(_repo_type(request), _repo_id(request), principal_of(request), action=action)
+    except HubError as exc:
+        if exc.status == 401:  # git-lfs asks for credentials only when challenged
+            exc.headers.setdefault("WWW-Authenticate", 'Basic realm="AI Commons"')
+        raise
 
 
 async def batch(request: Request) -> Response:
+    # That the caller may see the repo is decided before the body; what the operation needs, after.
+    await run_sync(_find, request, Action.READ_METADATA)
     body = json_object(await read_json(request))
     operation = body.get("operation")
     objects = body.get("objects")
@@ -63,12 +64,9 @@ async def batch(request: Request) -> Response:
 
 def _batch(request: Request, operation: str, objects: list) -> Response:
     hub = hub_of(request)
-    principal = principal_of(request)
-    repo = hub.repos.find(_repo_type(request), _repo_id(request), principal)
-    if operation == "download":
-        hub.gating.check(repo, principal)
-    else:
-        require_uploader(principal)
+    # Downloads read the repo's content; uploads are for contributors (PR authors upload too), and
+    # objects only join the repo through a commit or a push, which have their own checks.
+    repo = _find(request, Action.READ_CONTENT if operation == "download" else Action.CONTRIBUTE)
     base = base_url(request)
     out = []
     for obj in objects:
@@ -138,6 +136,7 @@ async def download(request: Request) -> Response:
 
 
 async def verify(request: Request) -> Response:
+    repo = await run_sync(_find, request, Action.CONTRIBUTE)  # decided before the body is read
     body = json_object(await read_json(request))
     oid, size = body.get("oid"), body.get("size")
     if not isinstance(oid, str) or not isinstance(size, int):
@@ -145,8 +144,6 @@ async def verify(request: Request) -> Response:
     hub = hub_of(request)
 
     def check():
-        repo = hub.repos.find(_repo_type(request), _repo_id(request), principal_of(request))
-        require_uploader(principal_of(request))
         if not hub.lfs.is_available(repo, oid, size):
             direct_uploads.promote_if_staged(hub, repo, oid, size)  # a direct upload: check, then publish
         hub.lfs.verify(repo, oid, size)

@@ -14,12 +14,14 @@ from aicommons.api.http import (
 )
 from aicommons.errors import BadRequest
 from aicommons.hub import content
+from aicommons.hub.policy import Action
 
 COMMITS_PAGE = 50
 
 
-def _find(request: Request, write: bool = False):
-    return hub_of(request).repos.find(repo_type_param(request), repo_id_param(request), principal_of(request), write)
+def _find(request: Request, write: bool = False, action: Action | None = None):
+    return hub_of(request).repos.find(repo_type_param(request), repo_id_param(request), principal_of(request), write,
+                                      action=action)
 
 
 @blocking
@@ -29,13 +31,14 @@ def list_refs(request: Request) -> Response:
 
 
 async def create_branch(request: Request) -> Response:
+    repo = await run_sync(_find, request, True)  # decided before the body is read
     body = json_object(await read_json(request, default={}))
     start = body.get("startingPoint")
     if start is not None and not isinstance(start, str):
         raise BadRequest("'startingPoint' must be a string")
 
     def run():
-        hub_of(request).refs.create_branch(_find(request, write=True), param(request, "branch"), start)
+        hub_of(request).refs.create_branch(repo, param(request, "branch"), start)
 
     await run_sync(run)
     return JSONResponse({"success": True})
@@ -48,13 +51,14 @@ def delete_branch(request: Request) -> Response:
 
 
 async def create_tag(request: Request) -> Response:
+    repo = await run_sync(_find, request, True)
     body = json_object(await read_json(request))
     tag, message = body.get("tag"), body.get("message")
     if not isinstance(tag, str) or (message is not None and not isinstance(message, str)):
         raise BadRequest("'tag' (string) is required; 'message' must be a string")
 
     def run():
-        hub_of(request).refs.create_tag(_find(request, write=True), principal_of(request), param(request, "rev"),
+        hub_of(request).refs.create_tag(repo, principal_of(request), param(request, "rev"),
                                         tag, message)
 
     await run_sync(run)
@@ -70,8 +74,7 @@ def delete_tag(request: Request) -> Response:
 @blocking
 def list_commits(request: Request) -> Response:
     hub = hub_of(request)
-    repo = _find(request)
-    hub.gating.check(repo, principal_of(request))
+    repo = _find(request, action=Action.READ_CONTENT)
     git_repo, commit = hub.refs.resolve(repo, param(request, "rev"))
     offset = int_arg(request, "cursor", 0)
     limit = int_arg(request, "limit", COMMITS_PAGE, minimum=1, maximum=1000)
@@ -82,13 +85,14 @@ def list_commits(request: Request) -> Response:
 
 
 async def super_squash(request: Request) -> Response:
+    repo = await run_sync(_find, request, True)
     body = json_object(await read_json(request, default={}))
     message = body.get("message")
     if message is not None and not isinstance(message, str):
         raise BadRequest("'message' must be a string")
 
     def run():
-        return hub_of(request).refs.squash(_find(request, write=True), principal_of(request),
+        return hub_of(request).refs.squash(repo, principal_of(request),
                                            param(request, "rev"), message)
 
     oid = await run_sync(run)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -12,10 +14,11 @@ from aicommons.api.http import (
     repo_id_param, repo_type_param, run_sync,
 )
 from aicommons.db.repos import RepoQuery
-from aicommons.errors import BadRequest, HubError, NotFound, RepoNotFound
+from aicommons.errors import BadRequest, HubError, NotFound
 from aicommons.times import iso_z as format_date
 from aicommons.hub.cards import validate_yaml
 from aicommons.hub.names import PLURAL_TO_TYPE
+from aicommons.hub.policy import Action, may_see, not_found
 
 MAX_PAGE = 1000
 
@@ -72,10 +75,11 @@ async def move_repo(request: Request) -> Response:
 
 
 async def update_settings(request: Request) -> Response:
-    body = json_object(await read_json(request))
     hub = hub_of(request)
     principal = principal_of(request)
-    repo = await run_sync(hub.repos.find, repo_type_param(request), repo_id_param(request), principal, True)
+    repo = await run_sync(functools.partial(hub.repos.find, repo_type_param(request), repo_id_param(request),
+                                            principal, action=Action.ADMIN))
+    body = json_object(await read_json(request))
     private = None
     if "visibility" in body or "private" in body:
         private = _visibility(body)
@@ -101,11 +105,14 @@ def single_segment_repo(request: Request) -> Response:
     """A repo id without a namespace (``/api/models/<name>[/...]``, ``/<name>/resolve/...``): no such
     repo, answered with RepoNotFound (never a bare routing 404, which clients cannot classify)."""
     rest = request.path_params.get("rest", "")
+    principal = principal_of(request)
     if rest and request.url.path.startswith("/api/"):  # maybe an unknown endpoint of a real repo
         candidate = f"{param(request, 'name')}/{rest.split('/', 1)[0]}"
-        if hub_of(request).repo_store.get(repo_type_param(request), candidate) is not None:
+        repo = hub_of(request).repo_store.get(repo_type_param(request), candidate)
+        # Only a repo the caller may see has endpoints: a private one answers as a missing one.
+        if repo is not None and may_see(principal, repo):
             raise NotFound(f"Unknown endpoint: {request.method} {request.url.path}")
-    raise RepoNotFound("Repository not found", status=401 if principal_of(request).is_anonymous else 404)
+    raise not_found(principal)
 
 
 @blocking
@@ -114,8 +121,8 @@ def auth_check(request: Request) -> Response:
     hub = hub_of(request)
     principal = principal_of(request)
     write = request.url.path.endswith("/write")
-    repo = hub.repos.find(repo_type_param(request), repo_id_param(request), principal, write=write)
-    hub.gating.check(repo, principal)
+    hub.repos.find(repo_type_param(request), repo_id_param(request), principal,
+                   action=Action.WRITE if write else Action.READ_CONTENT)
     return JSONResponse({"success": True})
 
 

@@ -10,7 +10,7 @@ from aicommons.api.xet import xet_routes
 
 REPO = "/api/{types}/{ns}/{name}"
 PREFIXES = ("/datasets", "/spaces", "")
-ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "DELETE"]
+ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
 
 def hub_routes() -> list[Route]:

@@ -9,21 +9,19 @@ from aicommons.api.http import (
     blocking, hub_of, json_object, param, principal_of, read_json, repo_id_param, repo_type_param, run_sync,
 )
 from aicommons.errors import BadRequest, HubError, NotFound
-from aicommons.api.lfs import require_uploader
+from aicommons.hub.policy import Action, may_see
 from aicommons.times import iso_z, utcnow
 
 
-def _signed_in(request: Request):
-    principal = principal_of(request)
-    if principal.is_anonymous:
-        raise HubError("You must be signed in to do this", status=401)
-    return principal
+def _find(request: Request, action: Action):
+    return hub_of(request).repos.find(repo_type_param(request), repo_id_param(request), principal_of(request),
+                                      action=action)
 
 
 def _set_like(request: Request, liked: bool) -> Response:
     hub = hub_of(request)
-    principal = _signed_in(request)
-    repo = hub.repos.find(repo_type_param(request), repo_id_param(request), principal)
+    principal = principal_of(request)
+    repo = _find(request, Action.PARTICIPATE)
     hub.likes.set(principal.account.id, repo.id, liked, utcnow())
     return JSONResponse({"success": True})
 
@@ -35,7 +33,7 @@ unlike = blocking(lambda request: _set_like(request, False))
 @blocking
 def likers(request: Request) -> Response:
     hub = hub_of(request)
-    repo = hub.repos.find(repo_type_param(request), repo_id_param(request), principal_of(request))
+    repo = _find(request, Action.READ_METADATA)
     return JSONResponse([{"user": name, "fullname": fullname, "avatarUrl": "", "type": "user"}
                          for name, fullname in hub.likes.likers(repo.id)])
 
@@ -50,7 +48,7 @@ def user_likes(request: Request) -> Response:
     out = []
     for repo_id in hub.likes.liked_repo_ids(account.id):
         repo = hub.repo_store.get_by_id(repo_id)
-        if repo is not None and (not repo.private or principal.can_read_owner(repo.owner_id)):
+        if repo is not None and may_see(principal, repo):
             out.append({"repo": {"name": repo.full_id, "type": repo.type}})
     return JSONResponse(out)
 
@@ -58,7 +56,7 @@ def user_likes(request: Request) -> Response:
 @blocking
 def list_lfs_files(request: Request) -> Response:
     hub = hub_of(request)
-    repo = hub.repos.find(repo_type_param(request), repo_id_param(request), principal_of(request), write=True)
+    repo = _find(request, Action.WRITE)
     items = hub.lfs_files.list(repo)
     for item in items:
         item["pushedAt"] = iso_z(item["pushedAt"])
@@ -66,6 +64,7 @@ def list_lfs_files(request: Request) -> Response:
 
 
 async def delete_lfs_files(request: Request) -> Response:
+    repo = await run_sync(_find, request, Action.WRITE)  # decided before the body is read
     body = json_object(await read_json(request))
     deletions = body.get("deletions")
     if not isinstance(deletions, dict) or not isinstance(deletions.get("sha"), list) \
@@ -74,7 +73,6 @@ async def delete_lfs_files(request: Request) -> Response:
 
     def run():
         hub = hub_of(request)
-        repo = hub.repos.find(repo_type_param(request), repo_id_param(request), principal_of(request), write=True)
         hub.lfs_files.delete(repo, deletions["sha"], bool(deletions.get("rewriteHistory", True)))
 
     await run_sync(run)
@@ -83,7 +81,9 @@ async def delete_lfs_files(request: Request) -> Response:
 
 async def duplicate_lfs_files(request: Request) -> Response:
     """Cross-repo copies: let the target repo reference LFS objects of the source repo (the bytes
-    are stored once). The caller must read the source's files and be able to upload to the target."""
+    are stored once). The caller must read the source's files and write to the target; the change is
+    audited under the target too."""
+    source = await run_sync(_find, request, Action.READ_CONTENT)  # the target is named in the body
     body = json_object(await read_json(request))
     target, files = body.get("target"), body.get("files")
     if not isinstance(target, dict) or not isinstance(target.get("name"), str) or not isinstance(files, list) \
@@ -93,10 +93,12 @@ async def duplicate_lfs_files(request: Request) -> Response:
     def run():
         hub = hub_of(request)
         principal = principal_of(request)
-        source = hub.repos.find(repo_type_param(request), repo_id_param(request), principal)
-        hub.gating.check(source, principal)
-        require_uploader(principal)
-        destination = hub.repos.find(target.get("type") or "model", target["name"], principal)
+        target_type = target.get("type") or "model"
+        try:
+            destination = hub.repos.find(target_type, target["name"], principal, action=Action.WRITE)
+        except HubError as exc:
+            _audit_target(request, target_type, target["name"], exc.status)
+            raise
         failed = []
         for item in files:
             size = hub.repo_store.repo_lfs_size(source.id, item["sha256"])
@@ -104,6 +106,19 @@ async def duplicate_lfs_files(request: Request) -> Response:
                 failed.append({"sha256": item["sha256"], "error": "not an LFS object of the source repository"})
             else:
                 hub.repo_store.add_lfs_object(destination.id, item["sha256"], size, utcnow())
+        _audit_target(request, destination.type, destination.full_id, 200)
         return JSONResponse({"failed": failed})
 
     return await run_sync(run)
+
+
+def _audit_target(request: Request, repo_type: str, repo_id: str, status: int) -> None:
+    """The audit middleware records the request under the source repo's path; the change (or the
+    refused attempt) lands in the target, so it is recorded under the target's path as well."""
+    from aicommons.hub.names import REPO_TYPE_PLURAL
+
+    client = request.client.host if request.client else None
+    plural = REPO_TYPE_PLURAL.get(repo_type, repo_type)
+    hub_of(request).audit.record_request(principal_of(request), client, request.method,
+                                         f"/api/{plural}/{repo_id}/lfs-files/duplicate-into", status,
+                                         getattr(request.state, "request_id", None))

@@ -28,7 +28,7 @@ from starlette.routing import Route
 from aicommons.api.http import (
     base_url, blocking, hub_of, principal_of, read_body, repo_id_param, repo_type_param, run_sync,
 )
-from aicommons.api.lfs import require_uploader
+from aicommons.hub.policy import Action
 from aicommons.api.ranges import parse_range
 from aicommons.errors import BadRequest, NotFound, Unauthorized
 from aicommons.xet import wire
@@ -57,8 +57,7 @@ def write_token(request: Request) -> Response:
     can see the repo (PR contributors upload too); files join the repo only through a commit, which
     has its own checks. The revision (``None`` when the client is about to open a PR) plays no part."""
     hub, principal = hub_of(request), principal_of(request)
-    repo = hub.repos.find(repo_type_param(request), repo_id_param(request), principal)
-    require_uploader(principal)
+    repo = hub.repos.find(repo_type_param(request), repo_id_param(request), principal, action=Action.CONTRIBUTE)
     return _token_response(request, *hub.xet.tokens.issue(repo.id, "write", principal.account.id))
 
 
@@ -68,8 +67,7 @@ def read_token(request: Request) -> Response:
     two checks, gating included). It reads the Xet files whose objects the repo references, at any
     revision; the revision in the URL plays no part."""
     hub, principal = hub_of(request), principal_of(request)
-    repo = hub.repos.find(repo_type_param(request), repo_id_param(request), principal)
-    hub.gating.check(repo, principal)
+    repo = hub.repos.find(repo_type_param(request), repo_id_param(request), principal, action=Action.READ_CONTENT)
     account_id = principal.account.id if principal.account is not None else 0
     return _token_response(request, *hub.xet.tokens.issue(repo.id, "read", account_id))
 

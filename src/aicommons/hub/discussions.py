@@ -17,6 +17,7 @@ from aicommons.errors import BadRequest, Conflict, Forbidden, HubError, NotFound
 from aicommons.gitrepo import GitStore, RefUpdateConflict
 from aicommons.hub import content
 from aicommons.hub.access import Principal
+from aicommons.hub.policy import Action
 from aicommons.hub.repos import DEFAULT_BRANCH, RepoService
 from aicommons.times import iso_z, utcnow
 
@@ -43,7 +44,7 @@ class DiscussionService:
             raise Forbidden("A write token is needed to take part in discussions")
 
     def _require_author_or_writer(self, repo: RepoRow, discussion_author_id: int | None, principal: Principal) -> None:
-        if principal.can_write_owner(repo.owner_id):
+        if self.repos.policy.allows(principal, repo, Action.WRITE):
             return
         if principal.account is None or principal.account.id != discussion_author_id:
             raise Forbidden("Only the author or a maintainer of the repo can do this")
@@ -67,6 +68,7 @@ class DiscussionService:
              start_sha: str | None = None) -> DiscussionRow:
         """Open a discussion, or a PR whose ref starts at ``start_sha`` (default: the base's head)."""
         self._require_signed_in(principal)
+        self.repos.policy.check(principal, repo, Action.CONTRIBUTE if pull_request else Action.PARTICIPATE)
         title = self._check_title(title)
         target = None
         start_sha = None
@@ -160,7 +162,9 @@ class DiscussionService:
     # --- pull requests --------------------------------------------------------------------------
 
     def check_can_commit(self, repo: RepoRow, principal: Principal, ref: str) -> None:
-        """Commits to ``refs/pr/N`` need the PR's author or a writer, and an open PR."""
+        """Commits to ``refs/pr/N`` need a contributor (``Action.CONTRIBUTE``) who is the PR's author,
+        or a writer, and an open PR."""
+        self.repos.policy.check(principal, repo, Action.CONTRIBUTE)
         num = int(ref.rsplit("/", 1)[1])
         discussion = self.get(repo, num)
         self._require_author_or_writer(repo, discussion.author_id, principal)
@@ -195,7 +199,7 @@ class DiscussionService:
         return git_repo.diff(git_repo[ancestor_id], head).patch or ""
 
     def merge(self, repo: RepoRow, principal: Principal, num: int, comment: str | None) -> str:
-        if not principal.can_write_owner(repo.owner_id):
+        if not self.repos.policy.allows(principal, repo, Action.WRITE):
             raise Forbidden("Only maintainers of the repo can merge pull requests")
         discussion = self.get(repo, num)
         if not discussion.is_pull_request:

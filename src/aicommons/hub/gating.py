@@ -6,30 +6,27 @@ from __future__ import annotations
 from aicommons.db.access_requests import AccessRequestStore
 from aicommons.db.accounts import AccountStore
 from aicommons.db.repos import RepoRow
-from aicommons.errors import BadRequest, Conflict, Forbidden, GatedRepo, HubError, NotFound
+from aicommons.errors import BadRequest, Conflict, Forbidden, NotFound
 from aicommons.hub.access import Principal
+from aicommons.hub.policy import Action, Policy, gated
 from aicommons.times import utcnow
 
 STATUSES = ("pending", "accepted", "rejected")
 
 
 class GatingService:
-    def __init__(self, store: AccessRequestStore, accounts: AccountStore):
+    def __init__(self, store: AccessRequestStore, accounts: AccountStore, policy: Policy):
         self.store = store
         self.accounts = accounts
+        self.policy = policy
 
     def check(self, repo: RepoRow, principal: Principal) -> None:
-        if not repo.gated or principal.can_read_owner(repo.owner_id):
-            return
-        if principal.account is not None and self.store.status(repo.id, principal.account.id) == "accepted":
-            return
-        raise GatedRepo(
-            f"Access to {repo.type} {repo.full_id} is restricted and you are not in the authorized list. "
-            "Visit the repository page to ask for access.", status=401 if principal.is_anonymous else 403)
+        """The gating part of the policy (``Action.READ_CONTENT`` on a repo the caller can see)."""
+        if not self.policy.content_allowed(principal, repo):
+            raise gated(principal, repo)
 
     def ask(self, repo: RepoRow, principal: Principal, fields: dict | None) -> str:
-        if principal.is_anonymous:
-            raise HubError("You must be signed in to ask for access", status=401)
+        self.policy.check(principal, repo, Action.PARTICIPATE)
         if not repo.gated:
             raise BadRequest(f"{repo.full_id} is not gated")
         if self.store.status(repo.id, principal.account.id) == "accepted":
@@ -39,7 +36,7 @@ class GatingService:
         return status
 
     def _require_maintainer(self, repo: RepoRow, principal: Principal) -> None:
-        if not principal.can_write_owner(repo.owner_id):
+        if self.policy.decide(principal, repo, Action.WRITE) is not None:
             raise Forbidden("Only maintainers of the repo manage access requests")
 
     def list(self, repo: RepoRow, principal: Principal, status: str) -> list[dict]:

@@ -29,6 +29,7 @@ from aicommons.hub.lfs import LfsService
 from aicommons.hub.lfs_files import LfsFileService
 from aicommons.hub.private_files import make_private, secure_data_dir, write_private_file
 from aicommons.hub.refs import RefService
+from aicommons.hub.policy import Policy
 from aicommons.hub.repos import RepoService
 from aicommons.hub.scans import ScanService
 from aicommons.storage import open_blob_store
@@ -66,13 +67,15 @@ class Hub:
         self.repo_store = RepoStore(self.engine)
         self.accounts = AccountService(account_store, settings.token_cache_seconds)
         self.audit = AuditLog(AuditStore(self.engine))
-        self.repos = RepoService(self.repo_store, account_store, self.git)
+        access_requests = AccessRequestStore(self.engine)
+        self.policy = Policy(access_requests)  # every "may this principal do this" (hub/policy.py)
+        self.repos = RepoService(self.repo_store, account_store, self.git, self.policy)
         self.refs = RefService(self.repos, self.git)
         self.commits = CommitService(self.repos, self.repo_store, self.git, self.blobs,
                                      settings.max_regular_file_bytes)
         self.discussions = DiscussionService(DiscussionStore(self.engine), self.repos, self.git)
         self.commits.listeners.append(self.discussions.record_commit)
-        self.gating = GatingService(AccessRequestStore(self.engine), account_store)
+        self.gating = GatingService(access_requests, account_store, self.policy)
         self.lfs_files = LfsFileService(self.repo_store, self.repos, self.git)
         self.likes = LikeStore(self.engine)
         self.lfs = LfsService(self.repo_store, self.blobs, load_secret(settings), settings.tmp_dir,

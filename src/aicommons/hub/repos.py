@@ -8,7 +8,7 @@ import pygit2
 
 from aicommons.db.accounts import AccountStore, AlreadyExists
 from aicommons.db.repos import RepoRow, RepoStore
-from aicommons.errors import BadRequest, Conflict, Forbidden, HubError, RepoNotFound
+from aicommons.errors import BadRequest, Conflict, Forbidden, HubError
 from aicommons.gitrepo import GitStore, TreeChange
 from aicommons.gitrepo.trees import apply_changes
 from aicommons.hub import content
@@ -16,6 +16,7 @@ from aicommons.hub.access import Principal
 from aicommons.hub.cards import card_from_readme
 from aicommons.hub.gitattributes import DEFAULT_GITATTRIBUTES
 from aicommons.hub.names import check_repo_name, check_repo_type
+from aicommons.hub.policy import Action, Policy, may_see, not_found
 from aicommons.times import utcnow
 
 DEFAULT_BRANCH = "main"
@@ -45,8 +46,9 @@ class RepoMoved(HubError):
 
 
 class RepoService:
-    def __init__(self, repos: RepoStore, accounts: AccountStore, git: GitStore):
+    def __init__(self, repos: RepoStore, accounts: AccountStore, git: GitStore, policy: Policy):
         self.store = repos
+        self.policy = policy
         self.accounts = accounts
         self.git = git
         # Called with the repo after its refs, settings or name changed, or it was deleted, so that
@@ -62,29 +64,19 @@ class RepoService:
 
     # --- finding a repo, with the access rules ---------------------------------------------------
 
-    def find(self, repo_type: str, full_id: str, principal: Principal, write: bool = False) -> RepoRow:
+    def find(self, repo_type: str, full_id: str, principal: Principal, write: bool = False,
+             action: Action | None = None) -> RepoRow:
+        """The repo, if ``principal`` may do ``action`` on it (default: read its metadata, or write
+        with ``write=True``); else the policy's exact error (``hub/policy.py``)."""
+        action = action or (Action.WRITE if write else Action.READ_METADATA)
         repo = self.store.get(repo_type, full_id)
         if repo is None:
             moved = self.store.redirect_target(repo_type, full_id)
-            if moved is not None and self._may_see(moved, principal):
+            if moved is not None and may_see(principal, moved):
                 raise RepoMoved(full_id, moved.full_id)
-            raise self._not_found(principal)
-        if not self._may_see(repo, principal):
-            raise self._not_found(principal)
-        if write and not principal.can_write_owner(repo.owner_id):
-            if principal.is_anonymous:
-                raise RepoNotFound("Repository not found", status=401)
-            raise Forbidden(f"You don't have the rights to write to {repo.full_id}: "
-                            "a write token of the owner or of a member of the owning organization is needed")
+            raise not_found(principal)
+        self.policy.check(principal, repo, action)
         return repo
-
-    @staticmethod
-    def _may_see(repo: RepoRow, principal: Principal) -> bool:
-        return not repo.private or principal.can_read_owner(repo.owner_id)
-
-    @staticmethod
-    def _not_found(principal: Principal) -> RepoNotFound:
-        return RepoNotFound("Repository not found", status=401 if principal.is_anonymous else 404)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -139,13 +131,14 @@ class RepoService:
         return sha
 
     def delete(self, principal: Principal, repo_type: str, full_id: str) -> None:
-        repo = self.find(check_repo_type(repo_type), full_id, principal, write=True)
+        repo = self.find(check_repo_type(repo_type), full_id, principal, action=Action.ADMIN)
         self.store.delete(repo.id)
         self.git.delete(repo.storage_key)
         self._changed(repo)
 
     def update_settings(self, principal: Principal, repo: RepoRow, private: bool | None,
                         gated: str | bool | None) -> None:
+        self.policy.check(principal, repo, Action.ADMIN)
         values = {}
         if private is not None:
             values["private"] = bool(private)
@@ -162,7 +155,7 @@ class RepoService:
 
     def move(self, principal: Principal, repo_type: str, from_id: str, to_id: str) -> RepoRow:
         repo_type = check_repo_type(repo_type)
-        repo = self.find(repo_type, from_id, principal, write=True)
+        repo = self.find(repo_type, from_id, principal, action=Action.ADMIN)
         if to_id.count("/") != 1:
             raise BadRequest(f"Invalid repo id {to_id!r}: expected 'namespace/name'")
         namespace, name = to_id.split("/")

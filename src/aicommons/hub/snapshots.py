@@ -21,6 +21,7 @@ from aicommons.db.repos import RepoRow
 from aicommons.hub import content
 from aicommons.hub.cards import card_from_readme
 from aicommons.hub.lfs import blob_key
+from aicommons.hub.policy import Action, may_see
 
 
 @dataclass(frozen=True)
@@ -37,12 +38,9 @@ def _cache_key(model: str) -> tuple[str, str]:
 
 
 def _allowed_without_io(hub, repo: RepoRow, principal) -> bool:
-    """Whether ``principal`` may use ``repo``, when that needs no DB read: the rules of
-    ``RepoService.find`` and ``GatingService.check``, without the gated-repo access-request lookup
-    (callers fall back to ``resolve`` for that)."""
-    if not hub.repos._may_see(repo, principal):
-        return False
-    return not repo.gated or principal.can_read_owner(repo.owner_id)
+    """Whether ``principal`` may run ``repo`` (``Action.READ_CONTENT``), when the policy can say so
+    without a DB read (callers fall back to ``resolve`` for the gated-repo access-request lookup)."""
+    return hub.policy.allows_without_io(principal, repo, Action.READ_CONTENT) is True
 
 
 def materialize(hub, repo: RepoRow, commit: pygit2.Commit) -> Path:
@@ -122,13 +120,12 @@ class HubModelSource:
     def resolve(self, model: str, principal):
         key = _cache_key(model)
         entry = self._recent.get(key)
-        if entry is not None and self.hub.repos._may_see(entry.repo, principal):  # the rule find() applies
-            self.hub.gating.check(entry.repo, principal)
+        if entry is not None and may_see(principal, entry.repo):  # the rule find() applies
+            self.hub.policy.check(principal, entry.repo, Action.READ_CONTENT)
             return entry.resolved
         generation = self._recent.generation
         repo_id, revision = key
-        repo = self.hub.repos.find("model", repo_id, principal)  # the exact error when not visible
-        self.hub.gating.check(repo, principal)
+        repo = self.hub.repos.find("model", repo_id, principal, action=Action.READ_CONTENT)  # the exact error
         resolved = self._resolve_commit(repo, revision)
         self._recent.put(key, _Resolution(repo, resolved), generation)
         return resolved

@@ -9,6 +9,7 @@ from starlette.responses import RedirectResponse, Response
 
 from aicommons.db.repos import RepoQuery
 from aicommons.errors import HubError, NotFound, Unauthorized
+from aicommons.hub.policy import Action
 from aicommons.web import session
 from aicommons.web.browse import find_repo, path_param
 from aicommons.web.context import hub_of, page_handler
@@ -88,7 +89,7 @@ def repo_settings(request: Request) -> Response:
     hub = hub_of(request)
     principal = request.state.web.principal
     repo = find_repo(request)
-    repo = hub.repos.find(repo.type, repo.full_id, principal, write=True)
+    repo = hub.repos.find(repo.type, repo.full_id, principal, action=Action.ADMIN)
     if request.method == "POST":
         form = request.state.web.form
         if form.get("action") == "delete":

@@ -9,10 +9,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from aicommons.db.repos import RepoQuery
-from aicommons.errors import EntryNotFound, GatedRepo, NotFound
+from aicommons.errors import EntryNotFound, NotFound
 from aicommons.hub import content
 from aicommons.hub.cards import card_from_readme
 from aicommons.hub.names import PLURAL_TO_TYPE
+from aicommons.hub.policy import Action
 from aicommons.web.context import hub_of, page_handler
 from aicommons.web.render import card_html, page
 
@@ -31,11 +32,11 @@ def path_param(request: Request, name: str, default: str = "") -> str:
     return unquote(request.path_params.get(name, default))
 
 
-def find_repo(request: Request):
+def find_repo(request: Request, action: Action = Action.READ_METADATA):
     hub = hub_of(request)
     principal = request.state.web.principal
     repo_id = f"{path_param(request, 'ns')}/{path_param(request, 'name')}"
-    return hub.repos.find(repo_type_of(request), repo_id, principal)
+    return hub.repos.find(repo_type_of(request), repo_id, principal, action=action)
 
 
 def _query(request: Request, repo_type: str, limit: int, offset: int = 0) -> RepoQuery:
@@ -71,13 +72,11 @@ def _repo_context(request: Request, revision: str = "main") -> dict:
     readme = content.read_text(git_repo, commit, "README.md")
     card = card_from_readme(readme, repo.type)
     principal = request.state.web.principal
-    can_read_files = True
-    try:
-        hub.gating.check(repo, principal)
-    except GatedRepo:  # show the card and how to ask for access, not the files
-        can_read_files = False
+    # Without READ_CONTENT (a gated repo, not approved): the card's metadata and how to ask for
+    # access, never the files, their history or a PR's diff.
+    can_read_files = hub.policy.allows(principal, repo, Action.READ_CONTENT)
     return dict(repo=repo, git_repo=git_repo, commit=commit, revision=revision, card=card, readme=readme,
-                can_write=principal.can_write_owner(repo.owner_id), can_read_files=can_read_files,
+                can_write=hub.policy.allows(principal, repo, Action.WRITE), can_read_files=can_read_files,
                 liked=principal.account is not None and repo.id in hub.likes.liked_repo_ids(principal.account.id))
 
 
@@ -123,5 +122,5 @@ def blob(request: Request) -> Response:
 @page_handler
 def commits(request: Request) -> Response:
     ctx = _repo_context(request, path_param(request, "rev", "main"))
-    history = list(islice(content.history(ctx["git_repo"], ctx["commit"]), 100))
+    history = list(islice(content.history(ctx["git_repo"], ctx["commit"]), 100)) if ctx["can_read_files"] else []
     return page(request, "repo.html", tab="commits", history=history, **ctx)

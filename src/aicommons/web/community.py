@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from aicommons.errors import BadRequest
+from aicommons.hub.policy import Action
 from aicommons.times import utcnow
 from aicommons.web.browse import _repo_context, find_repo, path_param
 from aicommons.web.context import hub_of, page_handler
@@ -44,7 +45,7 @@ def discussion(request: Request) -> Response:
     hub = hub_of(request)
     d = hub.discussions.get(ctx["repo"], _num(request))
     events = hub.discussions.store.events(d.id)
-    diff = hub.discussions.diff(ctx["repo"], d) if d.is_pull_request else ""
+    diff = hub.discussions.diff(ctx["repo"], d) if d.is_pull_request and ctx["can_read_files"] else ""
     return page(request, "repo.html", tab="discussion", discussion=d, events=events, diff=diff, **ctx)
 
 
@@ -58,7 +59,7 @@ def comment(request: Request) -> Response:
 
 @page_handler(sign_in=True)
 def like(request: Request) -> Response:
-    repo = find_repo(request)
+    repo = find_repo(request, Action.PARTICIPATE)
     hub = hub_of(request)
     hub.likes.set(request.state.web.principal.account.id, repo.id, request.state.web.form.get("like") == "1", utcnow())
     return RedirectResponse(repo_path(repo.type, repo.full_id), status_code=303)

@@ -1,0 +1,148 @@
+"""The one authorization decision: may this principal do this action on this repo?
+
+Every door (API handlers, web pages, git smart-HTTP, LFS batch, Xet tokens, inference) asks here,
+before it reads a request body or writes anything, and answers with the error given here:
+
+- a private repo the caller may not see answers exactly like a missing one: ``RepoNotFound``, 401
+  when anonymous, 404 when signed in;
+- content of a gated repo without an accepted access request (or being on the owner side):
+  ``GatedRepo``, 401 anonymous / 403 signed in;
+- any other refusal: 401 when the caller is anonymous, ``Forbidden`` (403) when signed in.
+
+Actions, from the least to the most power:
+
+``READ_METADATA``  that the repo exists, its card, refs, discussions, likers (public for gated repos)
+``READ_CONTENT``   files, trees, paths-info, history, PR diffs and conflicts, git fetch, LFS and
+                   Xet downloads, inference on the model
+``PARTICIPATE``    open a discussion, comment, like, ask for access: a signed-in write principal
+                   (write token, password, or web session) who can see the repo
+``CONTRIBUTE``     open a pull request, commit to one's own PR, upload LFS/Xet objects, preupload:
+                   ``PARTICIPATE`` plus ``READ_CONTENT`` (a PR shows the files it changes)
+``WRITE``          commit to branches, branches and tags, merge, git push, LFS file management,
+                   manage access requests: a write principal of the owner, of an org member with
+                   the write or admin role, or a site admin
+``ADMIN``          settings (visibility, gating), delete, move: the owner user, an org admin, a
+                   site admin
+"""
+
+from __future__ import annotations
+
+import enum
+
+from aicommons.db.repos import RepoRow
+from aicommons.errors import Forbidden, GatedRepo, HubError, RepoNotFound, Unauthorized
+from aicommons.hub.access import Principal
+
+
+class Action(str, enum.Enum):
+    READ_METADATA = "read-metadata"
+    READ_CONTENT = "read-content"
+    PARTICIPATE = "participate"
+    CONTRIBUTE = "contribute"
+    WRITE = "write"
+    ADMIN = "admin"
+
+
+# Actions that change state: they need a signed-in principal whose credential may write.
+STATE_CHANGING = frozenset({Action.PARTICIPATE, Action.CONTRIBUTE, Action.WRITE, Action.ADMIN})
+# Actions that read (or expose, or build on) the files of a gated repo.
+NEEDS_CONTENT = frozenset({Action.READ_CONTENT, Action.CONTRIBUTE})
+
+
+def not_found(principal: Principal) -> RepoNotFound:
+    """What a repo that does not exist, or that the caller may not see, answers."""
+    return RepoNotFound("Repository not found", status=401 if principal.is_anonymous else 404)
+
+
+def may_see(principal: Principal, repo: RepoRow) -> bool:
+    return not repo.private or principal.can_read_owner(repo.owner_id)
+
+
+def _on_owner_side(principal: Principal, repo: RepoRow) -> bool:
+    return principal.can_read_owner(repo.owner_id)
+
+
+def _may_write(principal: Principal, repo: RepoRow) -> bool:
+    return principal.can_write_owner(repo.owner_id)
+
+
+def _may_administer(principal: Principal, repo: RepoRow) -> bool:
+    if not principal.can_write_at_all:
+        return False
+    if principal.is_admin or principal.account.id == repo.owner_id:
+        return True
+    return principal.org_roles.get(repo.owner_id) == "admin"
+
+
+class Policy:
+    """Decisions need the repo row and, for gated repos, the caller's access request status."""
+
+    def __init__(self, access_requests):
+        self.access_requests = access_requests  # db.access_requests.AccessRequestStore
+
+    # --- the decision ------------------------------------------------------------------------------
+
+    def decide(self, principal: Principal, repo: RepoRow, action: Action) -> HubError | None:
+        """``None`` when allowed, else the error to answer with (not raised)."""
+        action = Action(action)
+        if not may_see(principal, repo):
+            return not_found(principal)
+        if action in STATE_CHANGING:
+            refusal = self._credential_refusal(principal, repo, action)
+            if refusal is not None:
+                return refusal
+        if action in NEEDS_CONTENT and not self.content_allowed(principal, repo):
+            return gated(principal, repo)
+        return None
+
+    def check(self, principal: Principal, repo: RepoRow, action: Action) -> None:
+        error = self.decide(principal, repo, action)
+        if error is not None:
+            raise error
+
+    def allows(self, principal: Principal, repo: RepoRow, action: Action) -> bool:
+        return self.decide(principal, repo, action) is None
+
+    def allows_without_io(self, principal: Principal, repo: RepoRow, action: Action) -> bool | None:
+        """The decision when it needs no database read, else ``None`` (a gated repo's content for
+        a caller outside the owner side: their access request must be looked up)."""
+        action = Action(action)
+        if action in NEEDS_CONTENT and repo.gated and may_see(principal, repo) \
+                and not _on_owner_side(principal, repo) and principal.account is not None:
+            if action in STATE_CHANGING and self._credential_refusal(principal, repo, action) is not None:
+                return False
+            return None
+        return self.allows(principal, repo, action)
+
+    def content_allowed(self, principal: Principal, repo: RepoRow) -> bool:
+        """The gating rule: ungated, on the owner side, or an accepted access request."""
+        if not repo.gated or _on_owner_side(principal, repo):
+            return True
+        return principal.account is not None and \
+            self.access_requests.status(repo.id, principal.account.id) == "accepted"
+
+    # --- pieces ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _credential_refusal(principal: Principal, repo: RepoRow, action: Action) -> HubError | None:
+        if action in (Action.WRITE, Action.ADMIN):
+            allowed = _may_write(principal, repo) if action is Action.WRITE else _may_administer(principal, repo)
+            if allowed:
+                return None
+            if principal.is_anonymous:
+                return RepoNotFound("Repository not found", status=401)
+            what = "write to" if action is Action.WRITE else "administer"
+            return Forbidden(f"You don't have the rights to {what} {repo.full_id}: a write token of the owner or of "
+                             f"a member of the owning organization with the {'write' if action is Action.WRITE else 'admin'}"
+                             " role is needed")
+        if principal.is_anonymous:
+            return Unauthorized("You must be signed in to do this")
+        if not principal.can_write_at_all:
+            return Forbidden("A write token is needed to do this: read tokens only read")
+        return None
+
+
+def gated(principal: Principal, repo: RepoRow) -> GatedRepo:
+    return GatedRepo(
+        f"Access to {repo.type} {repo.full_id} is restricted and you are not in the authorized list. "
+        "Visit the repository page to ask for access.", status=401 if principal.is_anonymous else 403)

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export AICOMMONS_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: install serve test test-scale lint conformance conformance-fast conformance-xet bench bench-search bench-inference clean
+.PHONY: install serve test test-scale lint conformance conformance-fast conformance-xet bench bench-search bench-inference bench-metadata clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,7 +50,13 @@ bench-search: $(STAMP)
 bench-inference: $(STAMP)
 	$(BIN)/python -m bench.inference.cpu_bench --json bench/inference/results/cpu-latest.json
 
-bench: bench-search bench-inference
+# Metadata paths at scale (issue 10): 100,000 repos on SQLite and on PostgreSQL, a real server driven
+# by wrk with 64 connections, snapshot_download against nginx; writes bench/metadata/results/ and its
+# section of docs/benchmarks.md. Needs the Debian packages wrk, nginx and postgresql-15.
+bench-metadata: $(STAMP)
+	$(BIN)/python -m bench.metadata
+
+bench: bench-search bench-inference bench-metadata
 
 lint: $(STAMP)
 	$(BIN)/python -m compileall -q src tests

@@ -59,6 +59,38 @@ def timed(fn, runs: int = 5) -> tuple[float, object]:
     return statistics.median(times) * 1000, result
 
 
+TERMS = ["llama-7b-chat", "mistral", "qwen-70b", "-999999", "user17/", "zz-no-match"]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def measure(url: str, n: int, runs: int = 20, terms: list[str] = TERMS) -> dict:
+    """Populate the database at ``url`` (SQLite or PostgreSQL) to ``n`` repos, then time each term
+    through ``RepoStore.list`` (first page of 20): p50 and p95 over ``runs`` runs (bench/metadata)."""
+    engine = make_engine(url)
+    upgrade_schema(engine)
+    with engine.connect() as conn:
+        have = conn.execute(text("SELECT count(*) FROM repos")).scalar()
+    t0 = time.perf_counter()
+    if have < n:
+        populate(engine, n - have)
+    populate_s = time.perf_counter() - t0
+    store = RepoStore(engine)
+    rows = []
+    for term in terms:
+        times = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            store.list(RepoQuery(type="model", search=term, limit=20))
+            times.append((time.perf_counter() - t) * 1000)
+        rows.append({"term": term, "p50_ms": statistics.median(times), "p95_ms": percentile(times, 95)})
+    engine.dispose()
+    return {"repos": n, "runs": runs, "populate_s": populate_s, "database": engine.dialect.name, "terms": rows}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repos", type=int, default=1_000_000)
@@ -76,7 +108,7 @@ def main() -> None:
         print(f"populated {args.repos} repos in {time.perf_counter() - t0:.0f} s (trigram index maintained by triggers)")
     print(f"| term | matches | indexed (ms, first page of 20) | LIKE scan (ms) | speed-up |")
     print("|---|---|---|---|---|")
-    for term in ["llama-7b-chat", "mistral", "qwen-70b", "-999999", "user17/", "zz-no-match"]:
+    for term in TERMS:
         indexed_ms, rows = timed(lambda: store.list(RepoQuery(type="model", search=term, limit=20))[0])
         with engine.connect() as conn:
             like_sql = text("SELECT id FROM repos WHERE type='model' AND full_id_lower LIKE :p "

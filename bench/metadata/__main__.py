@@ -1,0 +1,3 @@
+from bench.metadata.run import main
+
+main()

@@ -1,0 +1,565 @@
+"""The authorization matrix: every route of the app × every kind of caller × every kind of repo.
+
+The route table is read from the app's own route builders (API, LFS, git, Xet, web, inference); a
+route this file does not know fails ``test_every_route_is_in_the_matrix``, so a new route must be
+added here with the action it needs. For each per-repo route, each caller and each repo
+{public, private, gated and not approved, gated and approved}, against one live hub with httpx:
+
+- a repo the caller may not see answers exactly as a missing repo does (status, ``X-Error-Code``,
+  body);
+- gated content is never served without approval (``GatedRepo``, and the secret marker that is in
+  every file, commit message and PR diff of the repos never appears in any answer);
+- a refused state change is refused with the right status (401 anonymous, 403 signed in) — by the
+  decision, before the handler looks at the (deliberately invalid) body;
+- an allowed request is not refused (and content routes do serve the marker).
+
+The expected rights are computed here, independently of ``hub/policy.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import httpx
+import pytest
+from starlette.routing import Mount, Route
+
+# --- who and what ---------------------------------------------------------------------------------
+
+KINDS = ("public", "private", "gated_unapproved", "gated_approved")
+PRINCIPALS = ("anonymous", "read", "owner_read", "outsider", "member_read", "member_write", "member_admin",
+              "site_admin")
+READ_METADATA, READ_CONTENT, PARTICIPATE, CONTRIBUTE, WRITE, ADMIN = (
+    "read-metadata", "read-content", "participate", "contribute", "write", "admin")
+
+
+def rights(principal: str, kind: str) -> SimpleNamespace:
+    """The rules of the security spec, written out independently of hub/policy.py."""
+    owner_side = principal in ("owner_read", "member_read", "member_write", "member_admin", "site_admin")
+    visible = kind != "private" or owner_side
+    approved = kind == "gated_approved" and principal in ("outsider", "read")  # both are the approved user
+    content = visible and (not kind.startswith("gated") or owner_side or approved)
+    write_credential = principal not in ("anonymous", "read", "owner_read")
+    return SimpleNamespace(
+        visible=visible, content=content, write_credential=write_credential,
+        write=write_credential and principal in ("member_write", "member_admin", "site_admin"),
+        admin=write_credential and principal in ("member_admin", "site_admin"))
+
+
+MISSING = "missing"
+GATED = "gated"
+
+
+def expected(principal: str, kind: str, action: str, writer_only: bool = False):
+    """None (allowed), MISSING, (GATED, status) or (status,)."""
+    r = rights(principal, kind)
+    anonymous = principal == "anonymous"
+    if not r.visible:
+        return MISSING
+    if action in (WRITE, ADMIN):
+        if not (r.write if action == WRITE else r.admin):
+            return (401,) if anonymous else (403,)
+    elif action in (PARTICIPATE, CONTRIBUTE):
+        if anonymous:
+            return (401,)
+        if not r.write_credential:
+            return (403,)
+    if action in (READ_CONTENT, CONTRIBUTE) and not r.content:
+        return (GATED, 401 if anonymous else 403)
+    if writer_only and not r.write:  # e.g. renaming someone else's discussion
+        return (401,) if anonymous else (403,)
+    return None
+
+
+# --- the route table ------------------------------------------------------------------------------
+
+
+def app_routes() -> list[tuple[str, str]]:
+    """(path pattern, method) of every route the app serves, in the app's order."""
+    from aicommons.api.routes import hub_routes
+    from aicommons.inference.routes import inference_routes
+    from aicommons.web.routes import web_routes
+
+    service = SimpleNamespace(settings=SimpleNamespace(enabled=True))
+    keys = []
+    for route in inference_routes(service) + hub_routes() + web_routes():
+        if isinstance(route, Mount):
+            keys.append((route.path, "MOUNT"))
+            continue
+        assert isinstance(route, Route)
+        methods = set(route.methods or ())
+        if "GET" in methods:
+            methods.discard("HEAD")  # Starlette adds HEAD to every GET route
+        keys += [(route.path, m) for m in sorted(methods)]
+    return keys
+
+
+R = "/{ns}/{name}"
+API = "/api/{types}/{ns}/{name}"
+M = "/models/{ns}/{name}"
+TYPED = ("/datasets", "/spaces", "")
+
+
+@dataclass
+class Spec:
+    """One request per caller and repo kind. ``path`` uses {repo}; ``json``/``content`` the body."""
+
+    action: str
+    method: str
+    path: str
+    json: object = None
+    content: bytes | None = None
+    params: dict = field(default_factory=dict)
+    web: bool = False  # a web page: sessions only, bearer tokens are ignored (the caller is anonymous)
+    inference: bool = False
+    writer_only: bool = False
+    shows_content: bool = False  # an allowed answer serves the secret marker
+    skip_allowed: bool = False  # destructive when allowed: only the refusals are sent
+    csrf: bool = False  # a web form: refused (403) without the visitor's CSRF token, whoever calls
+
+
+LFS_DOWNLOAD = {"operation": "download", "objects": [], "hash_algo": "sha256"}
+LFS_UPLOAD = {"operation": "upload", "objects": [], "hash_algo": "sha256"}
+CHAT = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
+
+# Route pattern -> the requests that exercise it (per-repo routes) ...
+REPO_ROUTES: dict[tuple[str, str], list[Spec]] = {
+    (API, "GET"): [Spec(READ_METADATA, "GET", "/api/models/{repo}")],
+    (API + "/revision/{rev}", "GET"): [Spec(READ_METADATA, "GET", "/api/models/{repo}/revision/main")],
+    (API + "/settings", "PUT"): [Spec(ADMIN, "PUT", "/api/models/{repo}/settings", json={"gated": "bogus"})],
+    (API + "/auth-check", "GET"): [Spec(READ_CONTENT, "GET", "/api/models/{repo}/auth-check")],
+    (API + "/auth-check/write", "GET"): [Spec(WRITE, "GET", "/api/models/{repo}/auth-check/write")],
+    (API + "/tree/{rev}", "GET"): [Spec(READ_CONTENT, "GET", "/api/models/{repo}/tree/main")],
+    (API + "/tree/{rev}/{path:path}", "GET"): [Spec(READ_CONTENT, "GET", "/api/models/{repo}/tree/main/sub")],
+    (API + "/paths-info/{rev}", "POST"): [
+        Spec(READ_CONTENT, "POST", "/api/models/{repo}/paths-info/main", json={"paths": ["secret.txt"]})],
+    (API + "/preupload/{rev}", "POST"): [
+        Spec(WRITE, "POST", "/api/models/{repo}/preupload/main", json={"files": "not a list"}),
+        Spec(CONTRIBUTE, "POST", "/api/models/{repo}/preupload/main", json={"files": "x"}, params={"create_pr": "1"})],
+    (API + "/commit/{rev}", "POST"): [
+        Spec(WRITE, "POST", "/api/models/{repo}/commit/main", content=b"not ndjson"),
+        Spec(CONTRIBUTE, "POST", "/api/models/{repo}/commit/main", content=b"not ndjson", params={"create_pr": "1"}),
+        # PR 1 is the owner's: others contribute to their own PRs only.
+        Spec(CONTRIBUTE, "POST", "/api/models/{repo}/commit/refs%2Fpr%2F1", content=b"not ndjson", writer_only=True)],
+    (API + "/refs", "GET"): [Spec(READ_METADATA, "GET", "/api/models/{repo}/refs", params={"include_prs": "1"})],
+    (API + "/branch/{branch}", "POST"): [
+        Spec(WRITE, "POST", "/api/models/{repo}/branch/b1", json={"startingPoint": 5})],
+    (API + "/branch/{branch}", "DELETE"): [Spec(WRITE, "DELETE", "/api/models/{repo}/branch/no-such-branch")],
+    (API + "/tag/{rev}", "POST"): [Spec(WRITE, "POST", "/api/models/{repo}/tag/main", json={})],
+    (API + "/tag/{tag}", "DELETE"): [Spec(WRITE, "DELETE", "/api/models/{repo}/tag/no-such-tag")],
+    (API + "/commits/{rev}", "GET"): [Spec(READ_CONTENT, "GET", "/api/models/{repo}/commits/main", shows_content=True)],
+    (API + "/super-squash/{rev}", "POST"): [
+        Spec(WRITE, "POST", "/api/models/{repo}/super-squash/main", json={"message": 5})],
+    (API + "/discussions", "GET"): [Spec(READ_METADATA, "GET", "/api/models/{repo}/discussions")],
+    (API + "/discussions", "POST"): [
+        Spec(PARTICIPATE, "POST", "/api/models/{repo}/discussions", json={"title": "x"})],
+    (API + "/discussions/{num}", "GET"): [
+        Spec(READ_METADATA, "GET", "/api/models/{repo}/discussions/1"),
+        Spec(READ_CONTENT, "GET", "/api/models/{repo}/discussions/1", params={"diff": "1"}, shows_content=True)],
+    (API + "/discussions/{num}/comment", "POST"): [
+        Spec(PARTICIPATE, "POST", "/api/models/{repo}/discussions/2/comment", json={"comment": ""})],
+    (API + "/discussions/{num}/title", "POST"): [
+        Spec(PARTICIPATE, "POST", "/api/models/{repo}/discussions/2/title", json={"title": "x"}, writer_only=True)],
+    (API + "/discussions/{num}/status", "POST"): [
+        Spec(PARTICIPATE, "POST", "/api/models/{repo}/discussions/2/status", json={"status": "bogus"})],
+    (API + "/discussions/{num}/merge", "POST"): [
+        Spec(PARTICIPATE, "POST", "/api/models/{repo}/discussions/2/merge", json={}, writer_only=True)],
+    (API + "/discussions/{num}/comment/{event_id}/edit", "POST"): [
+        Spec(PARTICIPATE, "POST", "/api/models/{repo}/discussions/2/comment/no-such-event/edit", json={"content": "x"})],
+    (API + "/discussions/{num}/comment/{event_id}/hide", "POST"): [
+        Spec(PARTICIPATE, "POST", "/api/models/{repo}/discussions/2/comment/no-such-event/hide")],
+    (API + "/discussions/{num}/comment/{event_id}/hide", "PUT"): [
+        Spec(PARTICIPATE, "PUT", "/api/models/{repo}/discussions/2/comment/no-such-event/hide")],
+    (API + "/like", "POST"): [Spec(PARTICIPATE, "POST", "/api/models/{repo}/like")],
+    (API + "/like", "DELETE"): [Spec(PARTICIPATE, "DELETE", "/api/models/{repo}/like")],
+    (API + "/likers", "GET"): [Spec(READ_METADATA, "GET", "/api/models/{repo}/likers")],
+    (API + "/lfs-files", "GET"): [Spec(WRITE, "GET", "/api/models/{repo}/lfs-files")],
+    (API + "/lfs-files/batch", "POST"): [
+        Spec(WRITE, "POST", "/api/models/{repo}/lfs-files/batch", json={"deletions": {"sha": "x"}})],
+    (API + "/lfs-files/duplicate", "POST"): [
+        Spec(READ_CONTENT, "POST", "/api/models/{repo}/lfs-files/duplicate", json={"target": 5})],
+    (API + "/ask-access", "POST"): [Spec(PARTICIPATE, "POST", "/api/models/{repo}/ask-access", json=[])],
+    (API + "/user-access-request/handle", "POST"): [
+        Spec(WRITE, "POST", "/api/models/{repo}/user-access-request/handle", json={})],
+    (API + "/user-access-request/grant", "POST"): [
+        Spec(WRITE, "POST", "/api/models/{repo}/user-access-request/grant", json={})],
+    (API + "/user-access-request/{status}", "GET"): [
+        Spec(WRITE, "GET", "/api/models/{repo}/user-access-request/pending")],
+    # Unknown sub-paths and methods of a repo (issue 9 finding 4): the last API route catches them.
+    ("/api/{types}/{name}/{rest:path}", "GET"): [Spec(READ_METADATA, "GET", "/api/models/{repo}/no/such/endpoint")],
+    ("/api/{types}/{name}/{rest:path}", "DELETE"): [Spec(READ_METADATA, "DELETE", "/api/models/{repo}/likers")],
+    ("/api/{types}/{name}/{rest:path}", "PATCH"): [Spec(READ_METADATA, "PATCH", "/api/models/{repo}")],
+    ("/api/{types}/{name}/{rest:path}", "POST"): [Spec(READ_METADATA, "POST", "/api/models/{repo}/refs")],
+    ("/api/{types}/{name}/{rest:path}", "PUT"): [Spec(READ_METADATA, "PUT", "/api/models/{repo}/no-such")],
+    ("/api/{types}/{name}/{rest:path}", "OPTIONS"): [Spec(READ_METADATA, "OPTIONS", "/api/models/{repo}/tree/main")],
+    # Downloads, LFS, git, Xet tokens.
+    ("/{ns}/{name}/resolve/{rev}/{path:path}", "GET"): [
+        Spec(READ_CONTENT, "GET", "/{repo}/resolve/main/secret.txt", shows_content=True)],
+    ("/{ns}/{name}.git/info/lfs/objects/batch", "POST"): [
+        Spec(READ_CONTENT, "POST", "/{repo}.git/info/lfs/objects/batch", json=LFS_DOWNLOAD),
+        Spec(CONTRIBUTE, "POST", "/{repo}.git/info/lfs/objects/batch", json=LFS_UPLOAD)],
+    ("/{ns}/{name}.git/info/lfs/objects/verify", "POST"): [
+        Spec(CONTRIBUTE, "POST", "/{repo}.git/info/lfs/objects/verify", json={})],
+    (R + "/info/refs", "GET"): [
+        Spec(READ_CONTENT, "GET", "/{repo}/info/refs", params={"service": "git-upload-pack"}),
+        Spec(WRITE, "GET", "/{repo}/info/refs", params={"service": "git-receive-pack"})],
+    (R + "/git-upload-pack", "POST"): [Spec(READ_CONTENT, "POST", "/{repo}/git-upload-pack", content=b"0000")],
+    (R + "/git-receive-pack", "POST"): [Spec(WRITE, "POST", "/{repo}/git-receive-pack", content=b"0000",
+                                             skip_allowed=True)],
+    ("/api/{types}/{ns}/{name}/xet-write-token/{rev}", "GET"): [
+        Spec(CONTRIBUTE, "GET", "/api/models/{repo}/xet-write-token/main")],
+    ("/api/{types}/{ns}/{name}/xet-read-token/{rev}", "GET"): [
+        Spec(READ_CONTENT, "GET", "/api/models/{repo}/xet-read-token/main")],
+    # Repo management routes that name the repo in the body.
+    ("/api/repos/delete", "DELETE"): [
+        Spec(ADMIN, "DELETE", "/api/repos/delete", json={"name": "{name}", "organization": "{ns}"}, skip_allowed=True)],
+    ("/api/repos/move", "POST"): [
+        Spec(ADMIN, "POST", "/api/repos/move", json={"fromRepo": "{repo}", "toRepo": "not-a-valid-id"})],
+    # Inference: the model is the repo (in the path, or in the body for the OpenAI routes).
+    ("/v1/chat/completions", "POST"): [Spec(READ_CONTENT, "POST", "/v1/chat/completions",
+                                            json={**CHAT, "model": "{repo}"}, inference=True)],
+    ("/v1/completions", "POST"): [Spec(READ_CONTENT, "POST", "/v1/completions",
+                                       json={"model": "{repo}", "prompt": "hi", "max_tokens": 1}, inference=True)],
+    ("/v1/embeddings", "POST"): [Spec(READ_CONTENT, "POST", "/v1/embeddings",
+                                      json={"model": "{repo}", "input": "hi"}, inference=True)],
+    (M, "POST"): [Spec(READ_CONTENT, "POST", "/models/{repo}", json={"inputs": "hi"}, inference=True)],
+    (M + "/pipeline/{task}", "POST"): [Spec(READ_CONTENT, "POST", "/models/{repo}/pipeline/no-such-task",
+                                            json={"inputs": "hi"}, inference=True)],
+    (M + "/v1/chat/completions", "POST"): [Spec(READ_CONTENT, "POST", "/models/{repo}/v1/chat/completions",
+                                                json={**CHAT, "model": "tgi"}, inference=True)],
+    (M + "/generate", "POST"): [Spec(READ_CONTENT, "POST", "/models/{repo}/generate", json={"inputs": "hi"},
+                                     inference=True)],
+    (M + "/generate_stream", "POST"): [Spec(READ_CONTENT, "POST", "/models/{repo}/generate_stream",
+                                            json={"inputs": "hi"}, inference=True)],
+    (M + "/info", "GET"): [Spec(READ_CONTENT, "GET", "/models/{repo}/info", inference=True)],
+    # Web pages (sessions only: a bearer token is ignored, so every token caller is anonymous there).
+    (R, "GET"): [Spec(READ_METADATA, "GET", "/{repo}", web=True)],
+    (R + "/tree/{rev}", "GET"): [Spec(READ_METADATA, "GET", "/{repo}/tree/main", web=True)],
+    (R + "/tree/{rev}/{path:path}", "GET"): [Spec(READ_METADATA, "GET", "/{repo}/tree/main/sub", web=True)],
+    (R + "/blob/{rev}/{path:path}", "GET"): [
+        Spec(READ_CONTENT, "GET", "/{repo}/blob/main/secret.txt", web=True, shows_content=True)],
+    (R + "/commits/{rev}", "GET"): [Spec(READ_METADATA, "GET", "/{repo}/commits/main", web=True)],
+    (R + "/discussions", "GET"): [Spec(READ_METADATA, "GET", "/{repo}/discussions", web=True)],
+    (R + "/discussions/new", "POST"): [Spec(PARTICIPATE, "POST", "/{repo}/discussions/new", web=True, csrf=True)],
+    (R + "/discussions/{num}", "GET"): [Spec(READ_METADATA, "GET", "/{repo}/discussions/1", web=True)],
+    (R + "/discussions/{num}/comment", "POST"): [
+        Spec(PARTICIPATE, "POST", "/{repo}/discussions/2/comment", web=True, csrf=True)],
+    (R + "/like", "POST"): [Spec(PARTICIPATE, "POST", "/{repo}/like", web=True, csrf=True)],
+    (R + "/ask-access", "POST"): [Spec(PARTICIPATE, "POST", "/{repo}/ask-access", web=True, csrf=True)],
+    (R + "/settings", "GET"): [Spec(ADMIN, "GET", "/{repo}/settings", web=True)],
+    (R + "/settings", "POST"): [Spec(ADMIN, "POST", "/{repo}/settings", web=True, csrf=True)],
+}
+# The same handlers under the dataset/space prefixes and the typed git/LFS/resolve variants.
+ALIASES = {}
+for _prefix in TYPED:
+    for _suffix in ("", "/tree/{rev}", "/tree/{rev}/{path:path}", "/blob/{rev}/{path:path}", "/commits/{rev}",
+                    "/discussions", "/discussions/new", "/discussions/{num}", "/discussions/{num}/comment", "/like",
+                    "/ask-access", "/settings", "/info/refs", "/git-upload-pack", "/git-receive-pack",
+                    "/resolve/{rev}/{path:path}"):
+        ALIASES[_prefix + R + _suffix] = R + _suffix
+for _suffix in ("/info/lfs/objects/batch", "/info/lfs/objects/verify"):
+    ALIASES["/{prefix}/{ns}/{name}.git" + _suffix] = "/{ns}/{name}.git" + _suffix
+
+# ... and the routes that name no repo: each with what this file checks of it (see test_global_routes).
+GLOBAL_ROUTES = {
+    ("/api/health", "GET"), ("/api/whoami-v2", "GET"), ("/api/agent-harnesses", "GET"),
+    ("/api/validate-yaml", "POST"), ("/api/repos/create", "POST"), ("/api/users/{user}/likes", "GET"),
+    ("/api/settings/repositories", "GET"), ("/api/organizations/{org}/settings/repositories", "GET"),
+    ("/api/models", "GET"), ("/api/datasets", "GET"), ("/api/spaces", "GET"), ("/api/{types}/{name}", "GET"),
+    ("/lfs-transfer/{repo_id}/{oid}/{size}", "PUT"), ("/lfs-transfer/{repo_id}/{oid}/{size}", "GET"),
+    ("/xet-cas/v1/xorbs/{prefix}/{hash}", "POST"), ("/xet-cas/v1/xorbs/{prefix}/{hash}", "HEAD"),
+    ("/xet-cas/v1/shards", "POST"), ("/xet-cas/v1/chunks/{prefix}/{hash}", "GET"),
+    ("/xet-cas/v1/reconstructions/{hash}", "GET"), ("/xet-cas/v2/reconstructions/{hash}", "GET"),
+    ("/xet-cas/v1/reconstructions", "GET"), ("/xet-cas/v1/xorb-ranges/{hash}", "GET"),
+    ("/v1/models", "GET"), ("/models/loaded", "GET"), (M + "/load", "POST"), (M + "/unload", "POST"),
+    ("/metrics", "GET"),
+    ("/", "GET"), ("/models", "GET"), ("/datasets", "GET"), ("/spaces", "GET"), ("/login", "GET"),
+    ("/login", "POST"), ("/logout", "POST"), ("/settings/tokens", "GET"), ("/settings/tokens", "POST"),
+    ("/new", "GET"), ("/new", "POST"), ("/{user}", "GET"), ("/static", "MOUNT"),
+    *((p + "/{name}/resolve/{rev}/{path:path}", "GET") for p in TYPED),
+}
+
+
+def test_every_route_is_in_the_matrix():
+    known = set(REPO_ROUTES) | GLOBAL_ROUTES
+    unknown = [key for key in app_routes() if key not in known and (ALIASES.get(key[0]), key[1]) not in known]
+    assert not unknown, f"routes missing from the authorization matrix (add them with their action): {unknown}"
+    stale = (set(REPO_ROUTES) | GLOBAL_ROUTES) - set(app_routes())
+    assert not stale, f"matrix entries for routes the app no longer has: {stale}"
+
+
+# --- the world: an organisation's four repos, and a caller of each kind ---------------------------
+
+
+@dataclass
+class World:
+    org: str
+    marker: str
+    tokens: dict[str, str | None]
+    repos: dict[str, str]  # kind -> "org/name"
+    missing: str
+
+
+def _seed(live_hub, commands: list[list[str]]) -> None:
+    # The admin CLI's commands, in one process over one Hub (a Hub per command costs a second each).
+    script = ("import json, sys\nimport aicommons.cli.main as cli\nhub = cli._hub()\ncli._hub = lambda: hub\n"
+              "for a in json.loads(sys.argv[1]):\n    assert cli.main(a) == 0, a\n")
+    subprocess.run([sys.executable, "-c", script, json.dumps(commands)], env=live_hub.env, check=True,
+                   capture_output=True)
+
+
+def _ndjson(summary: str, files: dict[str, str]) -> bytes:
+    import base64
+
+    lines = [{"key": "header", "value": {"summary": summary}}]
+    lines += [{"key": "file", "value": {"path": p, "content": base64.b64encode(t.encode()).decode(),
+                                        "encoding": "base64"}} for p, t in files.items()]
+    return b"\n".join(json.dumps(x).encode() for x in lines)
+
+
+@pytest.fixture(scope="module")
+def world(live_hub) -> World:
+    suffix = uuid.uuid4().hex[:8]
+    org, marker = f"mx{suffix}", f"MX-SECRET-{suffix}"
+    users = {p: f"{p.replace('_', '')}{suffix}" for p in ("outsider", "member_read", "member_write",
+                                                           "member_admin", "site_admin")}
+    tokens = {p: f"hf_matrix_{p}_{suffix}_token" for p in PRINCIPALS if p != "anonymous"}
+    commands = [["user", "create", name] + (["--admin"] if p == "site_admin" else []) for p, name in users.items()]
+    commands.append(["org", "create", org, "--member", users["member_admin"]])
+    commands += [["org", "add-member", org, users["member_write"], "--role", "write"],
+                 ["org", "add-member", org, users["member_read"], "--role", "read"]]
+    for p, token in tokens.items():
+        user = {"read": users["outsider"], "owner_read": users["member_admin"]}.get(p, users.get(p))
+        commands.append(["token", "create", user, "--value", token]
+                        + (["--role", "read"] if p in ("read", "owner_read") else []))
+    _seed(live_hub, commands)
+    owner = {"Authorization": f"Bearer {tokens['member_admin']}"}
+    repos = {}
+    with httpx.Client(base_url=live_hub.url, headers=owner, timeout=60) as http:
+        for kind in KINDS:
+            repo = f"{org}/{kind.replace('_', '-')}"
+            created = http.post("/api/repos/create", json={"name": repo, "private": kind == "private"})
+            assert created.status_code == 200, created.text
+            ndjson = {"Content-Type": "application/x-ndjson"}
+            files = {"README.md": f"# Model\n\n{marker}\n", "secret.txt": f"{marker}\n", "sub/x.txt": f"{marker}\n"}
+            assert http.post(f"/api/models/{repo}/commit/main", content=_ndjson(f"add {marker}", files),
+                             headers=ndjson).status_code == 200
+            pr = http.post(f"/api/models/{repo}/commit/main", params={"create_pr": "1"}, headers=ndjson,
+                           content=_ndjson("update the file", {"secret.txt": f"{marker} v2\n"}))
+            assert pr.json()["pullRequestUrl"].endswith("/discussions/1")
+            assert http.post(f"/api/models/{repo}/discussions", json={"title": "a question", "description": "hi"}
+                             ).json()["num"] == 2
+            assert http.post(f"/api/models/{repo}/like").status_code == 200
+            if kind.startswith("gated"):
+                assert http.put(f"/api/models/{repo}/settings", json={"gated": "manual"}).status_code == 200
+            if kind == "gated_approved":
+                assert http.post(f"/api/models/{repo}/user-access-request/grant",
+                                 json={"user": users["outsider"]}).status_code == 200
+            repos[kind] = repo
+    return World(org=org, marker=marker, tokens={"anonymous": None, **tokens}, repos=repos,
+                 missing=f"{org}/no-such-repo")
+
+
+# --- sending ----------------------------------------------------------------------------------------
+
+
+def _fill(value, repo: str):
+    ns, name = repo.split("/")
+    if isinstance(value, str):
+        return value.replace("{repo}", repo).replace("{ns}", ns).replace("{name}", name)
+    if isinstance(value, dict):
+        return {k: _fill(v, repo) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, repo) for v in value]
+    return value
+
+
+def send(http: httpx.Client, spec: Spec, repo: str, token: str | None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    kwargs = {"params": spec.params, "headers": headers}
+    if spec.json is not None:
+        kwargs["json"] = _fill(spec.json, repo)
+    elif spec.content is not None:
+        kwargs["content"] = spec.content
+    for _ in range(5):
+        response = http.request(spec.method, _fill(spec.path, repo), **kwargs)
+        if response.status_code != 429:
+            return response
+        time.sleep(min(float(response.headers.get("Retry-After", "1")), 5))
+    return response
+
+
+def _shape(response: httpx.Response) -> tuple:
+    """What must be identical between a private repo and a missing one."""
+    body = re.sub(rb'name="csrf" value="[^"]*"', b"", response.content)
+    return response.status_code, response.headers.get("X-Error-Code"), body
+
+
+def _is_refusal(response: httpx.Response) -> bool:
+    return response.status_code in (401, 403) or response.headers.get("X-Error-Code") in ("RepoNotFound", "GatedRepo")
+
+
+CASES = [(key, i, spec) for key, specs in REPO_ROUTES.items() for i, spec in enumerate(specs)]
+
+
+def test_the_matrix(live_hub, world):
+    failures: list[str] = []
+    jobs = []
+    for key, i, spec in CASES:
+        principals = ("anonymous", "member_admin") if spec.web else PRINCIPALS
+        for principal in principals:
+            for kind in KINDS:
+                jobs.append((key, i, spec, principal, kind))
+
+    with httpx.Client(base_url=live_hub.url, timeout=60) as http:
+        def run(job):
+            key, i, spec, principal, kind = job
+            as_principal = "anonymous" if spec.web else principal
+            want = expected(as_principal, kind, spec.action, spec.writer_only)
+            if spec.csrf:
+                want = (403,)  # no session, no CSRF token: refused before anything else
+            if want is None and spec.skip_allowed:
+                return None
+            got = send(http, spec, world.repos[kind], world.tokens[principal])
+            compare = want == MISSING or (spec.web and want is not None and not spec.csrf and want[0] != GATED)
+            missing = send(http, spec, world.missing, world.tokens[principal]) if compare else None
+            return job, want, got, missing
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            results = [r for r in pool.map(run, jobs) if r is not None]
+
+    marker = world.marker.encode()
+    for (key, i, spec, principal, kind), want, got, missing in results:
+        where = f"{spec.method} {spec.path} {spec.params or ''} as {principal} on {kind}: {got.status_code} " \
+                f"{got.headers.get('X-Error-Code')} {got.text[:120]!r}"
+        r = rights("anonymous" if spec.web else principal, kind)
+        if got.status_code >= 500:
+            failures.append(f"5xx: {where}")
+        if not r.content and marker in got.content:
+            failures.append(f"gated or private content served: {where}")
+        if spec.web and want is not None and not spec.csrf:
+            # A web page refuses as it answers a missing repo (an HTML "not found"); gated files are
+            # simply not found.
+            if want[0] == GATED:
+                if got.status_code != 404:
+                    failures.append(f"expected a not-found page: {where}")
+            elif _shape(got) != _shape(missing):
+                failures.append(f"web refusal differs from missing ({_shape(missing)[:2]}): {where}")
+        elif want == MISSING:
+            if _shape(got) != _shape(missing):
+                failures.append(f"private differs from missing ({_shape(missing)[:2]}): {where}")
+            elif not spec.web and not spec.inference and got.headers.get("X-Error-Code") != "RepoNotFound":
+                failures.append(f"private repo not RepoNotFound: {where}")
+        elif want is None:
+            if _is_refusal(got):
+                failures.append(f"allowed but refused: {where}")
+            elif spec.shows_content and got.status_code == 200 and marker not in got.content:
+                failures.append(f"allowed content not served: {where}")
+        elif want[0] == GATED:
+            if got.status_code != want[1] or (not spec.inference and got.headers.get("X-Error-Code") != "GatedRepo"):
+                failures.append(f"expected GatedRepo {want[1]}: {where}")
+        elif got.status_code != want[0]:
+            failures.append(f"expected {want[0]}: {where}")
+    print(f"authorization matrix: {len(results)} requests checked")
+    assert not failures, f"{len(failures)} of {len(results)} cases fail:\n" + "\n".join(failures[:60])
+
+
+# --- routes that name no repo ---------------------------------------------------------------------
+
+
+def test_global_routes(live_hub, world):
+    """Each route of GLOBAL_ROUTES: listings and profiles never name a private repo to outsiders,
+    creating in a namespace needs its write right, signed transfers and the CAS need their own
+    credential, admin routes need an admin, and nothing answers 5xx."""
+    private = world.repos["private"]
+    failures = []
+
+    def check(condition: bool, what: str, response: httpx.Response) -> None:
+        if not condition or response.status_code >= 500:
+            failures.append(f"{what}: {response.status_code} {response.text[:160]!r}")
+
+    with httpx.Client(base_url=live_hub.url, timeout=60) as http:
+        def get(path, principal="anonymous", method="GET", **kwargs):
+            token = world.tokens[principal]
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            return http.request(method, path, headers=headers, **kwargs)
+
+        http.post(f"/api/models/{private}/like", headers={"Authorization": f"Bearer {world.tokens['member_admin']}"})
+        owner_name = "memberadmin" + world.org[2:]
+        for principal in ("anonymous", "read", "outsider", "member_read", "site_admin"):
+            # Listings include private repos for members; a site admin reads any repo but listings show
+            # only the namespaces they belong to (not asserted either way).
+            sees = rights(principal, "private").visible and principal != "site_admin"
+            for path in (f"/api/models?search={world.org}", f"/api/models?author={world.org}",
+                         f"/api/users/{owner_name}/likes", f"/?search={world.org}", f"/models?search={world.org}",
+                         f"/{world.org}", f"/{owner_name}", "/v1/models", f"/datasets?search={world.org}",
+                         f"/spaces?search={world.org}", "/api/datasets", "/api/spaces"):
+                response = get(path, principal)
+                if principal == "site_admin":
+                    check(True, f"{path} as {principal}", response)
+                elif "api/users" in path or path.startswith("/api/models"):  # these list the private repo to members
+                    check((private in response.text) == sees, f"{path} as {principal}", response)
+                else:
+                    check(private not in response.text or sees, f"{path} as {principal}", response)
+            listing = get(f"/api/organizations/{world.org}/settings/repositories", principal)
+            want = (200, True) if sees else (401 if principal == "anonymous" else 404, False)
+            if principal != "site_admin":
+                check((listing.status_code, private in listing.text) == want, f"org storage listing as {principal}",
+                      listing)
+            mine = get("/api/settings/repositories", principal)
+            check(mine.status_code == 401 if principal == "anonymous" else private not in mine.text,
+                  f"own storage listing as {principal}", mine)
+        # Creating in the organisation's namespace: a write credential of a member with the write role.
+        for principal in PRINCIPALS:
+            name = f"{world.org}/created-by-{principal.replace('_', '-')}"
+            created = get("/api/repos/create", principal, "POST", json={"name": name})
+            r = rights(principal, "public")
+            want = 200 if r.write else (401 if principal == "anonymous" else 403)
+            check(created.status_code == want, f"create in the org as {principal} (want {want})", created)
+        # Repo ids without a namespace, signed transfers and the CAS, admin-only routes.
+        for principal in ("anonymous", "outsider"):
+            for path in ("/api/models/" + world.org, f"/{world.org}/resolve/main/x",
+                         f"/datasets/{world.org}/resolve/main/x", f"/spaces/{world.org}/resolve/main/x"):
+                response = get(path, principal)
+                check(response.status_code in (401, 404) and response.headers.get("X-Error-Code") == "RepoNotFound",
+                      f"{path} as {principal}", response)
+            oid = "0" * 64
+            for method in ("GET", "PUT"):
+                response = get(f"/lfs-transfer/1/{oid}/5", principal, method, content=b"hello" if method == "PUT" else None)
+                check(400 <= response.status_code < 500, f"unsigned {method} /lfs-transfer as {principal}", response)
+            for method, path in (("POST", f"/xet-cas/v1/xorbs/default/{oid}"), ("HEAD", f"/xet-cas/v1/xorbs/default/{oid}"),
+                                 ("POST", "/xet-cas/v1/shards"), ("GET", f"/xet-cas/v1/chunks/default/{oid}"),
+                                 ("GET", f"/xet-cas/v1/reconstructions/{oid}"),
+                                 ("GET", f"/xet-cas/v2/reconstructions/{oid}"),
+                                 ("GET", f"/xet-cas/v1/reconstructions?file_id={oid}"),
+                                 ("GET", f"/xet-cas/v1/xorb-ranges/{oid}")):
+                response = get(path, principal, method)
+                want_401 = "xorb-ranges" not in path  # those URLs carry their own signature
+                check(response.status_code == 401 if want_401 else 400 <= response.status_code < 500,
+                      f"{method} {path} without a CAS credential as {principal}", response)
+            for method, path in (("GET", "/models/loaded"), ("POST", f"/models/{world.repos['public']}/load"),
+                                 ("POST", f"/models/{world.repos['public']}/unload"), ("GET", "/metrics")):
+                response = get(path, principal, method)
+                check(response.status_code in (401, 403), f"{method} {path} as {principal}", response)
+        check(get("/metrics", "site_admin").status_code == 200, "/metrics as site admin", get("/metrics", "site_admin"))
+        # Account routes: no 5xx; the forms refuse without the visitor's CSRF token.
+        for principal in ("anonymous", "outsider"):
+            for method, path in (("GET", "/api/health"), ("GET", "/api/whoami-v2"), ("GET", "/api/agent-harnesses"),
+                                 ("POST", "/api/validate-yaml"), ("GET", "/login"), ("GET", "/settings/tokens"),
+                                 ("GET", "/new"), ("GET", "/static/style.css")):
+                response = get(path, principal, method, json={"content": "a: 1"} if method == "POST" else None)
+                check(response.status_code < 500, f"{method} {path} as {principal}", response)
+            for path in ("/login", "/logout", "/settings/tokens", "/new"):
+                response = get(path, principal, "POST", data={"name": "x", "username": "x", "password": "x"})
+                check(response.status_code in (400, 403), f"POST {path} without CSRF as {principal}", response)
+        whoami = get("/api/whoami-v2")
+        check(whoami.status_code == 401, "whoami anonymous", whoami)
+    assert not failures, "\n".join(failures)

@@ -563,3 +563,33 @@ def test_global_routes(live_hub, world):
         whoami = get("/api/whoami-v2")
         check(whoami.status_code == 401, "whoami anonymous", whoami)
     assert not failures, "\n".join(failures)
+
+
+def test_dataset_and_space_prefixes_hide_private_repos(live_hub, world):
+    """The typed variants of the per-repo routes (``/api/datasets/…``, ``/datasets/…``, ``/spaces/…``,
+    ``/datasets/….git/info/lfs/…``) run the same handlers: a private dataset or Space answers every one
+    of them exactly as a missing one does, for an anonymous caller and a signed-in outsider."""
+    owner = {"Authorization": f"Bearer {world.tokens['member_admin']}"}
+    failures, checked = [], 0
+    with httpx.Client(base_url=live_hub.url, timeout=60) as http:
+        for repo_type, plural in (("dataset", "datasets"), ("space", "spaces")):
+            private = f"{world.org}/private-{repo_type}"
+            created = http.post("/api/repos/create", headers=owner,
+                                json={"name": private, "type": repo_type, "private": True})
+            assert created.status_code == 200, created.text
+            for key, i, spec in CASES:
+                if spec.path.startswith("/api/models/{repo}"):
+                    path = spec.path.replace("/api/models/", f"/api/{plural}/", 1)
+                elif spec.path.startswith("/{repo}"):
+                    path = f"/{plural}" + spec.path
+                else:
+                    continue
+                typed = Spec(**{**spec.__dict__, "path": path})
+                for principal in ("anonymous", "outsider"):
+                    got = send(http, typed, private, world.tokens[principal])
+                    missing = send(http, typed, f"{world.org}/no-such-{repo_type}", world.tokens[principal])
+                    checked += 1
+                    if _shape(got) != _shape(missing) or got.status_code >= 500:
+                        failures.append(f"{typed.method} {path} as {principal}: {_shape(got)[:2]} vs {_shape(missing)[:2]}")
+    assert checked > 100
+    assert not failures, "\n".join(failures)

@@ -407,6 +407,28 @@ def _is_refusal(response: httpx.Response) -> bool:
     return response.status_code in (401, 403) or response.headers.get("X-Error-Code") in ("RepoNotFound", "GatedRepo")
 
 
+def _state(http: httpx.Client, live_hub, world: World) -> dict:
+    """Everything a refused request must leave alone: git objects and refs, settings, discussions and
+    their events, likes, access requests, LFS files, as the repos' owner sees them."""
+    owner = {"Authorization": f"Bearer {world.tokens['member_admin']}"}
+    state = {"git objects": sum(1 for p in (live_hub.data_dir / "git").rglob("*") if p.is_file())}
+    for kind, repo in world.repos.items():
+        api = f"/api/models/{repo}"
+        for what, path, params in (("info", api, None), ("refs", f"{api}/refs", {"include_prs": "1"}),
+                                   ("discussions", f"{api}/discussions", None),
+                                   ("pr", f"{api}/discussions/1", None), ("discussion", f"{api}/discussions/2", None),
+                                   ("likers", f"{api}/likers", None), ("lfs", f"{api}/lfs-files", None),
+                                   ("pending", f"{api}/user-access-request/pending", None),
+                                   ("accepted", f"{api}/user-access-request/accepted", None)):
+            response = http.get(path, params=params, headers=owner)
+            body = response.text
+            if what == "info":  # the download counter is not state a caller is refused
+                info = response.json()
+                body = json.dumps({k: info.get(k) for k in ("id", "private", "gated", "sha", "disabled")})
+            state[(kind, what)] = (response.status_code, body)
+    return state
+
+
 CASES = [(key, i, spec) for key, specs in REPO_ROUTES.items() for i, spec in enumerate(specs)]
 
 
@@ -419,22 +441,32 @@ def test_the_matrix(live_hub, world):
             for kind in KINDS:
                 jobs.append((key, i, spec, principal, kind))
 
+    def want_of(job):
+        key, i, spec, principal, kind = job
+        if spec.csrf:
+            return (403,)  # no session, no CSRF token: refused before anything else
+        return expected("anonymous" if spec.web else principal, kind, spec.action, spec.writer_only)
+
     with httpx.Client(base_url=live_hub.url, timeout=60) as http:
         def run(job):
             key, i, spec, principal, kind = job
-            as_principal = "anonymous" if spec.web else principal
-            want = expected(as_principal, kind, spec.action, spec.writer_only)
-            if spec.csrf:
-                want = (403,)  # no session, no CSRF token: refused before anything else
-            if want is None and spec.skip_allowed:
-                return None
+            want = want_of(job)
             got = send(http, spec, world.repos[kind], world.tokens[principal])
             compare = want == MISSING or (spec.web and want is not None and not spec.csrf and want[0] != GATED)
             missing = send(http, spec, world.missing, world.tokens[principal]) if compare else None
             return job, want, got, missing
 
+        # Every refusal first, between two snapshots of all that the requests could change; then
+        # the allowed requests (which do change things: likes, access requests).
+        refused = [job for job in jobs if want_of(job) is not None]
+        allowed = [job for job in jobs if want_of(job) is None and not job[2].skip_allowed]
+        before = _state(http, live_hub, world)
         with ThreadPoolExecutor(max_workers=6) as pool:
-            results = [r for r in pool.map(run, jobs) if r is not None]
+            results = list(pool.map(run, refused))
+            after = _state(http, live_hub, world)
+            results += list(pool.map(run, allowed))
+    if before != after:
+        failures.append(f"refused requests changed state: {sorted(set(before.items()) ^ set(after.items()))[:6]}")
 
     marker = world.marker.encode()
     for (key, i, spec, principal, kind), want, got, missing in results:

@@ -16,6 +16,7 @@ from aicommons.api.middleware import (
 )
 from aicommons.api.rate_limits import RequestLimiter
 from aicommons.api.routes import hub_routes
+from aicommons.web.headers import HtmlSecurityHeadersMiddleware
 from aicommons.web.routes import web_routes
 from aicommons.config import Settings
 from aicommons.errors import HubError
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Star
         routes=inference_routes(inference) + hub_routes() + web_routes(),
         middleware=[
             Middleware(RequestIdMiddleware),
+            Middleware(HtmlSecurityHeadersMiddleware),  # outermost but one: error pages get them too
             Middleware(RawPathMiddleware),
             Middleware(AuditMiddleware, hub=hub),  # outside Auth: refused credentials are recorded too
             Middleware(AuthMiddleware, hub=hub),

@@ -74,6 +74,17 @@ SETTINGS: tuple[Setting, ...] = (
             "How long a checked access token is remembered, sparing the database on every request. "
             "Revoking a token or changing an organisation's members through this server applies at "
             "once; through the CLI or another replica, within this many seconds. 0 = check every time."),
+    Setting("SESSION_LIFETIME_SECONDS", str(14 * 24 * 3600),
+            "How long a web UI sign-in lasts. Sessions are kept server-side: signing out, a password "
+            "change or `aicommons user sign-out` ends them at once."),
+    Setting("SIGN_IN_FAILURES_PER_ACCOUNT", "10",
+            "Refused passwords (web sign-in and HTTP Basic) allowed per user name per "
+            "`SIGN_IN_FAILURE_WINDOW_SECONDS`, refilled continuously; beyond it password sign-ins for "
+            "that name get 429 with `Retry-After` (tokens keep working). 0 = unlimited."),
+    Setting("SIGN_IN_FAILURES_PER_IP", "50",
+            "The same per client IP (behind a proxy: the forwarded address uvicorn trusts)."),
+    Setting("SIGN_IN_FAILURE_WINDOW_SECONDS", "900",
+            "The window of the two limits above."),
     Setting("LOG_LEVEL", "info", "Log level of the server."),
     Setting("DIRECT_UPLOADS", "false",
             "`true`: with object storage, LFS uploads up to 5 GiB go straight to the bucket by presigned "
@@ -168,6 +179,10 @@ class Settings:
     resolver_requests_per_minute: int
     anon_resolver_requests_per_minute: int
     token_cache_seconds: float
+    session_lifetime_seconds: int
+    sign_in_failures_per_account: int
+    sign_in_failures_per_ip: int
+    sign_in_failure_window_seconds: float
     log_level: str
     direct_uploads: bool
     job_workers: int
@@ -202,6 +217,10 @@ class Settings:
             resolver_requests_per_minute=_int("RESOLVER_REQUESTS_PER_MINUTE"),
             anon_resolver_requests_per_minute=_int("ANON_RESOLVER_REQUESTS_PER_MINUTE"),
             token_cache_seconds=_float("TOKEN_CACHE_SECONDS", minimum=0),
+            session_lifetime_seconds=_int("SESSION_LIFETIME_SECONDS", minimum=60),
+            sign_in_failures_per_account=_int("SIGN_IN_FAILURES_PER_ACCOUNT"),
+            sign_in_failures_per_ip=_int("SIGN_IN_FAILURES_PER_IP"),
+            sign_in_failure_window_seconds=_float("SIGN_IN_FAILURE_WINDOW_SECONDS", minimum=1),
             log_level=_typed("LOG_LEVEL", str, choices=LOG_LEVELS).strip().lower(),
             direct_uploads=_bool("DIRECT_UPLOADS"),
             job_workers=_int("JOB_WORKERS"),

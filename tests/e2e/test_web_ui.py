@@ -152,3 +152,26 @@ def test_files_with_scan_issues_are_flagged_and_served_inert(page, api, repo_id)
     page.goto(f"/{repo_id}/resolve/main/page.html")
     assert page.title() != "ran"
     assert "<script>" in page.inner_text("body")
+
+
+def test_sign_out_kills_the_cookie_and_pages_refuse_framing(page, browser, live_hub):
+    sign_in(page)
+    stolen = [c for c in page.context.cookies() if c["name"] == "aicommons_session"]
+    assert stolen
+    page.click("text=Sign out")
+    page.wait_for_url("**/")
+    assert page.locator("text=Sign in").count() == 1
+    # The cookie copied before sign-out is worthless: the session ended on the server.
+    replay = browser.new_context(base_url=live_hub.url)
+    replay.add_cookies(stolen)
+    thief = replay.new_page()
+    thief.goto("/settings/tokens")
+    assert "/login?next=/settings/tokens" in thief.url
+    # Another site cannot frame the hub's pages (clickjacking): the frame stays empty.
+    refused = []
+    thief.on("console", lambda m: refused.append(m.text))
+    thief.set_content(f'<iframe id="f" src="{live_hub.url}/login"></iframe>')
+    thief.wait_for_timeout(1500)
+    framed = thief.frame_locator("#f").locator("input[name=username]")
+    assert framed.count() == 0
+    replay.close()

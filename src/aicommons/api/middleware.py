@@ -142,7 +142,9 @@ class AuthMiddleware:
         try:  # basic auth carries a token (as with the Hub) or, failing that, a password
             return self.hub.accounts.principal_for_token(secret)
         except Unauthorized:
-            return self.hub.accounts.principal_for_password(user, secret)
+            # A refused password counts against the name's and the IP's sign-in limits (429 when spent).
+            return self.hub.accounts.principal_for_password(user, secret, ip=client[0] if client else None,
+                                                            via="basic")
 
 
 class RateLimitMiddleware:

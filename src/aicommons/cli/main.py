@@ -50,6 +50,29 @@ def cmd_user_create(args) -> int:
     return 0
 
 
+def cmd_user_set_password(args) -> int:
+    hub = _hub()
+    password = args.password
+    if password is None and not args.remove:
+        import getpass
+
+        password = getpass.getpass("new password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    user = hub.accounts.set_password(args.name, None if args.remove else password)
+    hub.audit.record_cli("user set-password" + (" --remove" if args.remove else ""), user.name)
+    print(f"{'removed the password of' if args.remove else 'set a new password for'} {user.name}; "
+          "their web sessions have ended")
+    return 0
+
+
+def cmd_user_sign_out(args) -> int:
+    hub = _hub()
+    user = hub.accounts.require(args.name, kind="user")
+    ended = hub.accounts.end_sessions(user.id)
+    hub.audit.record_cli("user sign-out", user.name)
+    print(f"ended {ended} web session(s) of {user.name}")
+    return 0
+
+
 def cmd_user_list(args) -> int:
     for account in _hub().accounts.store.list(kind="user"):
         flags = " (admin)" if account.is_admin else ""
@@ -155,6 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--admin", action="store_true", help="make the user an administrator")
     create.set_defaults(func=cmd_user_create)
     user.add_parser("list", help="list users").set_defaults(func=cmd_user_list)
+    setpw = user.add_parser("set-password", help="set or remove a user's password (ends their web sessions)")
+    setpw.add_argument("name")
+    setpw.add_argument("--password", help="the new password (default: asked, or read from stdin)")
+    setpw.add_argument("--remove", action="store_true", help="remove the password (tokens only from now on)")
+    setpw.set_defaults(func=cmd_user_set_password)
+    signout = user.add_parser("sign-out", help="end every web session of a user at once")
+    signout.add_argument("name")
+    signout.set_defaults(func=cmd_user_sign_out)
 
     org = sub.add_parser("org", help="manage organizations").add_subparsers(dest="action", required=True)
     create = org.add_parser("create", help="create an organization")

@@ -69,6 +69,16 @@ class AccountStore:
             row = conn.execute(select(accounts).where(accounts.c.id == account_id)).first()
         return _account(row) if row else None
 
+    def set_password_hash(self, account_id: int, password_hash: str | None, expected: str | None = None,
+                          check_expected: bool = False) -> bool:
+        """Store a new hash; with ``check_expected``, only if the stored one is still ``expected``
+        (an upgrade at sign-in must not undo a password change made meanwhile)."""
+        query = update(accounts).where(accounts.c.id == account_id)
+        if check_expected:
+            query = query.where(accounts.c.password_hash == expected)
+        with self.engine.begin() as conn:
+            return conn.execute(query.values(password_hash=password_hash)).rowcount > 0
+
     def list(self, kind: str | None = None) -> list[Account]:
         query = select(accounts).order_by(accounts.c.name_lower)
         if kind:

@@ -256,3 +256,17 @@ file_scans = Table(
     Column("result", JSON, nullable=False),  # FileScan.to_json()
     Column("scanned_at", DateTime, nullable=False),
 )
+
+# Web UI sessions (hub/sessions.py). The cookie holds a random id; only its sha256 is stored, so a
+# copy of the database signs no one in. Deleting the row ends the session at once (sign-out,
+# password change, ``aicommons user sign-out``).
+web_sessions = Table(
+    "web_sessions", metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("last_seen_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Index("ix_web_sessions_user_id", "user_id"),
+    Index("ix_web_sessions_expires_at", "expires_at"),
+)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
-import os
 import secrets
+from typing import Callable
 
 from aicommons.db.accounts import Account, AccountStore, AlreadyExists
 from aicommons.errors import BadRequest, Conflict, NotFound, Unauthorized
+from aicommons.hub import passwords
 from aicommons.hub.access import Principal
 from aicommons.hub.names import check_namespace
+from aicommons.hub.sign_in_limits import SignInLimiter
 from aicommons.ttl_cache import TTLCache
 
 TOKEN_ROLES = ("read", "write")
@@ -22,22 +23,17 @@ def hash_token(token: str) -> str:
 
 
 def hash_password(password: str) -> str:
-    salt = os.urandom(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=2 ** 14, r=8, p=1)
-    return f"scrypt${salt.hex()}${digest.hex()}"
-
-
-def verify_password(password: str, stored: str | None) -> bool:
-    if not stored or not stored.startswith("scrypt$"):
-        return False
-    _, salt_hex, digest_hex = stored.split("$")
-    digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt_hex), n=2 ** 14, r=8, p=1)
-    return hmac.compare_digest(digest.hex(), digest_hex)
+    return passwords.hash_password(password)
 
 
 class AccountService:
-    def __init__(self, store: AccountStore, token_cache_seconds: float = 0):
+    def __init__(self, store: AccountStore, token_cache_seconds: float = 0,
+                 sign_in_limiter: SignInLimiter | None = None, end_sessions: Callable[[int], int] | None = None):
         self.store = store
+        self.sign_in_limiter = sign_in_limiter
+        self._end_sessions = end_sessions  # user id -> sessions ended (hub/sessions.py)
+        # Called with (user name, client ip, how: "web" | "basic") for every refused password.
+        self.failed_sign_in_listeners: list[Callable[[str, str | None, str], None]] = []
         # Token hash -> Principal. A token is checked on every authenticated request (two joined
         # queries and a worker-thread hop); a signed-in client sending hundreds of requests a second
         # pays that each time without the cache. Any change to tokens or memberships made through
@@ -121,11 +117,40 @@ class AccountService:
         self._principals.put(token_hash, principal, generation)
         return principal
 
-    def principal_for_password(self, user_name: str, password: str) -> Principal:
-        account = self.store.get(user_name)
-        if account is None or account.kind != "user" or not verify_password(password, account.password_hash):
+    def principal_for_password(self, user_name: str, password: str, ip: str | None = None,
+                               via: str = "basic") -> Principal:
+        """The user a name and password sign in, or 401; 429 while the name or IP is throttled.
+
+        Unknown names, organisations and users without a password cost one hash check like any
+        other refusal (equal timing); a hash of an old scheme is replaced after a correct password.
+        """
+        if self.sign_in_limiter:
+            self.sign_in_limiter.check(user_name, ip)
+        account = self.store.get(user_name) if user_name else None
+        stored = account.password_hash if account is not None and account.kind == "user" else None
+        verdict = passwords.verify(password, stored)
+        if not verdict.ok:
+            if self.sign_in_limiter:
+                self.sign_in_limiter.failed(user_name, ip)
+            for listener in self.failed_sign_in_listeners:
+                listener(user_name, ip, via)
             raise Unauthorized(INVALID_CREDENTIALS)
+        if verdict.rehash:
+            self.store.set_password_hash(account.id, passwords.hash_password(password), expected=stored,
+                                         check_expected=True)
         return self._principal(account, "write", None, key=f"user:{account.id}")
+
+    def set_password(self, user_name: str, password: str | None) -> Account:
+        """Set (None: remove) a user's password; every web session of theirs ends."""
+        user = self.require(user_name, kind="user")
+        self.store.set_password_hash(user.id, passwords.hash_password(password) if password else None)
+        self.end_sessions(user.id)
+        return user
+
+    def end_sessions(self, user_id: int) -> int:
+        """Sign a user out of the web UI everywhere; the number of sessions ended."""
+        self._principals.clear()
+        return self._end_sessions(user_id) if self._end_sessions else 0
 
     def principal_for_account(self, account: Account) -> Principal:
         """A signed-in web session: full rights of the user (the web UI checks CSRF itself)."""

@@ -43,6 +43,11 @@ class AuditLog:
         self.store.append(AuditEvent(utcnow(), principal.name if principal else None, ip, f"{method} {path}",
                                      path, status, request_id))
 
+    def record_failed_sign_in(self, user_name: str, ip: str | None, via: str) -> None:
+        """A refused password (``via``: "web" form or HTTP "basic"); the name tried is the target.
+        Throttled attempts (429) are refused before the check and not recorded."""
+        self.store.append(AuditEvent(utcnow(), None, ip, f"sign-in failed ({via})", user_name[:512], 401))
+
     def record_cli(self, command: str, target: str) -> None:
         """An admin command run on the server's machine: no account, no IP."""
         self.store.append(AuditEvent(utcnow(), None, None, f"cli {command}", target, 0))

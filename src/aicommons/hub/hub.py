@@ -32,6 +32,9 @@ from aicommons.hub.refs import RefService
 from aicommons.hub.policy import Policy
 from aicommons.hub.repos import RepoService
 from aicommons.hub.scans import ScanService
+from aicommons.db.sessions import SessionStore
+from aicommons.hub.sessions import SessionService, derive_key
+from aicommons.hub.sign_in_limits import SignInLimiter
 from aicommons.storage import open_blob_store
 from aicommons.xet.service import XetService
 
@@ -65,8 +68,14 @@ class Hub:
                                       BlobGcStore(self.engine))
         account_store = AccountStore(self.engine)
         self.repo_store = RepoStore(self.engine)
-        self.accounts = AccountService(account_store, settings.token_cache_seconds)
+        self.sessions = SessionService(SessionStore(self.engine), account_store, settings.session_lifetime_seconds)
+        self.accounts = AccountService(
+            account_store, settings.token_cache_seconds,
+            SignInLimiter(settings.sign_in_failures_per_account, settings.sign_in_failures_per_ip,
+                          settings.sign_in_failure_window_seconds),
+            end_sessions=self.sessions.end_all)
         self.audit = AuditLog(AuditStore(self.engine))
+        self.accounts.failed_sign_in_listeners.append(self.audit.record_failed_sign_in)
         access_requests = AccessRequestStore(self.engine)
         self.policy = Policy(access_requests)  # every "may this principal do this" (hub/policy.py)
         self.repos = RepoService(self.repo_store, account_store, self.git, self.policy)
@@ -78,7 +87,9 @@ class Hub:
         self.gating = GatingService(access_requests, account_store, self.policy)
         self.lfs_files = LfsFileService(self.repo_store, self.repos, self.git)
         self.likes = LikeStore(self.engine)
-        self.lfs = LfsService(self.repo_store, self.blobs, load_secret(settings), settings.tmp_dir,
+        secret = load_secret(settings)
+        self.web_key = derive_key(secret, "web-csrf")  # the web UI's CSRF tokens (web/session.py)
+        self.lfs = LfsService(self.repo_store, self.blobs, secret, settings.tmp_dir,
                               settings.max_lfs_file_bytes, settings.upload_url_ttl_seconds)
         self.xet = XetService(XetFileStore(self.engine), self.repo_store, self.blobs, self.lfs.secret,
                               settings.tmp_dir, settings.max_lfs_file_bytes, settings.upload_url_ttl_seconds)

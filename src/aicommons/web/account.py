@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from aicommons.db.repos import RepoQuery
-from aicommons.errors import HubError, NotFound, Unauthorized
+from aicommons.errors import HubError, NotFound, TooManyRequests, Unauthorized
 from aicommons.hub.policy import Action
 from aicommons.web import session
 from aicommons.web.browse import find_repo, path_param
@@ -27,27 +27,41 @@ def _safe_next(target: str | None) -> str:
 def login(request: Request) -> Response:
     if request.method == "GET":
         return page(request, "login.html", error=None, next=_safe_next(request.query_params.get("next")))
-    form = request.state.web.form
+    web = request.state.web
+    form = web.form
     hub = hub_of(request)
+    client = request.client.host if request.client else None
     try:
-        principal = hub.accounts.principal_for_password(form.get("username", ""), form.get("password", ""))
+        principal = hub.accounts.principal_for_password(form.get("username", ""), form.get("password", ""),
+                                                        ip=client, via="web")
+    except TooManyRequests as exc:
+        response = page(request, "login.html", status=429, error=exc.message, next=_safe_next(form.get("next")))
+        response.headers.update(exc.headers)
+        return response
     except Unauthorized:
         return page(request, "login.html", status=401, error="Wrong user name or password",
                     next=_safe_next(form.get("next")))
+    hub.sessions.end(web.session_id)  # a session id fixed before sign-in never becomes a signed-in one
     response = RedirectResponse(_safe_next(form.get("next")), status_code=303)
-    response.set_cookie(session.COOKIE, session.make_cookie(hub.lfs.secret, principal.account.id),
-                        max_age=session.LIFETIME, httponly=True, samesite="lax",
-                        secure=request.url.scheme == "https")
+    session.set_cookie(response, request, session.COOKIE, hub.sessions.start(principal.account),
+                       hub.settings.session_lifetime_seconds)
+    _new_visitor(request)
     return response
 
 
 @page_handler
 def logout(request: Request) -> Response:
+    hub_of(request).sessions.end(request.state.web.session_id)  # the cookie is worthless from now on
     response = RedirectResponse("/", status_code=303)
-    response.delete_cookie(session.COOKIE)
+    response.delete_cookie(session.COOKIE, path="/")
+    _new_visitor(request)
     return response
 
 
+def _new_visitor(request: Request) -> None:
+    """A new visitor id (and so new CSRF tokens) when someone signs in or out."""
+    web = request.state.web
+    web.visitor, web.new_visitor = session.new_visitor_id(), True
 
 
 @page_handler(sign_in=True)

@@ -23,8 +23,10 @@ MAX_FORM_BYTES = 1024 * 1024
 class WebContext:
     principal: Principal
     csrf: str
-    cookie: str | None
+    session_id: str | None  # the session cookie's value (live or not)
+    visitor: str  # the visitor id the CSRF token is bound to (web/session.py)
     form: dict
+    new_visitor: bool = False  # the response must set the visitor cookie
 
 
 def hub_of(request: Request):
@@ -32,7 +34,8 @@ def hub_of(request: Request):
 
 
 def page_handler(handler: Callable[[Request], Response] | None = None, *, sign_in: bool = False):
-    """Wrap a synchronous page handler: session → principal, form parsing, CSRF check on POST.
+    """Wrap a synchronous page handler: session → principal, form parsing, Origin and CSRF checks
+    on POST. Pages are personal (who is signed in, the visitor's CSRF token): never cached.
 
     With ``sign_in=True`` an anonymous visitor is sent to the sign-in page (and back afterwards).
     """
@@ -43,27 +46,42 @@ def page_handler(handler: Callable[[Request], Response] | None = None, *, sign_i
     async def endpoint(request: Request) -> Response:
         request.scope["aicommons.web"] = True  # errors render as HTML pages
         hub = hub_of(request)
-        secret = hub.lfs.secret
-        cookie = request.cookies.get(session.COOKIE)
+        key = hub.web_key
+        session_id = request.cookies.get(session.COOKIE)
+        visitor = session.visitor_id(request)
         form: dict = {}
         if request.method == "POST":
+            if not session.same_origin(request, hub.settings.public_url):
+                raise Forbidden("This form was sent from another site")
             declared = request.headers.get("content-length", "0")
             if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
                 raise PayloadTooLarge("Form too large")
             data = await request.form()
             form = {k: v for k, v in data.items() if isinstance(v, str)}
-            if not session.check_csrf(secret, cookie, form.get("csrf")):
+            if not session.check_csrf(key, visitor, form.get("csrf")):
                 raise Forbidden("The form expired or did not come from this site: reload the page and retry")
 
         def run() -> Response:
-            user_id = session.read_cookie(secret, cookie)
-            account = hub.accounts.store.get_by_id(user_id) if user_id else None
+            account = hub.sessions.account_for(session_id)
             client = request.client.host if request.client else None
             principal = hub.accounts.principal_for_account(account) if account else anonymous(client)
+            new_visitor = visitor is None
+            current = visitor or session.new_visitor_id()
+            request.state.web = WebContext(principal, session.csrf_token(key, current), session_id, current, form,
+                                           new_visitor)
             if sign_in and principal.is_anonymous:
-                return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
-            request.state.web = WebContext(principal, session.csrf_token(secret, cookie), cookie, form)
-            return handler(request)
+                response = RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+            else:
+                response = handler(request)
+            web = request.state.web  # a handler may have issued a new visitor id (sign-in, sign-out)
+            if web.new_visitor:
+                session.set_cookie(response, request, session.VISITOR_COOKIE, web.visitor,
+                                   hub.settings.session_lifetime_seconds)
+            sets_session = any(v.startswith(f"{session.COOKIE}=") for v in response.headers.getlist("set-cookie"))
+            if session_id and account is None and not sets_session:
+                response.delete_cookie(session.COOKIE, path="/")  # ended or expired: forget it
+            response.headers.setdefault("Cache-Control", "no-store")
+            return response
 
         return await run_sync(run)
 

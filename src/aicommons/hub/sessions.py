@@ -1,0 +1,73 @@
+"""Web UI sessions: server-side, revocable.
+
+Signing in creates a random session id (256 bits), sent to the browser as a cookie; the database
+keeps only its sha256, with the user, creation, last-seen and expiry times. Each web request looks
+the session up, so ending it (sign-out, a password change, ``aicommons user sign-out``, deleting the
+account) takes effect on the very next request, and a stolen database copy holds no usable id.
+
+The keys for the web UI's signatures (CSRF tokens) are derived from the hub's secret for that one
+purpose (``derive_key``), so they are never the key that signs transfer URLs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from aicommons.db.accounts import Account, AccountStore
+from aicommons.db.sessions import SessionRow, SessionStore
+from aicommons.times import utcnow
+
+TOUCH_EVERY = timedelta(minutes=5)  # last_seen_at is written at most this often per session
+
+
+def derive_key(secret: bytes, purpose: str) -> bytes:
+    """A key for one purpose, from the hub's secret: HMAC-SHA256(secret, label)."""
+    return hmac.new(secret, f"aicommons/{purpose}/v1".encode(), hashlib.sha256).digest()
+
+
+def _hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+class SessionService:
+    def __init__(self, store: SessionStore, accounts: AccountStore, lifetime_seconds: int):
+        self.store = store
+        self.accounts = accounts
+        self.lifetime = timedelta(seconds=lifetime_seconds)
+
+    def start(self, account: Account) -> str:
+        """A new session for ``account``; returns the id to put in the cookie (shown only here)."""
+        session_id = secrets.token_urlsafe(32)
+        now = utcnow()
+        self.store.add(SessionRow(_hash(session_id), account.id, now, now, now + self.lifetime))
+        return session_id
+
+    def account_for(self, session_id: str | None) -> Account | None:
+        """The signed-in user of a live session, else None (unknown, ended or expired)."""
+        if not session_id or len(session_id) > 128:
+            return None
+        id_hash = _hash(session_id)
+        row = self.store.get(id_hash)
+        if row is None:
+            return None
+        now = utcnow()
+        if row.expires_at <= now:
+            self.store.delete(id_hash)
+            return None
+        if now - row.last_seen_at >= TOUCH_EVERY:
+            self.store.touch(id_hash, now)
+        account = self.accounts.get_by_id(row.user_id)
+        return account if account is not None and account.kind == "user" else None
+
+    def end(self, session_id: str | None) -> None:
+        if session_id and len(session_id) <= 128:
+            self.store.delete(_hash(session_id))
+
+    def end_all(self, user_id: int) -> int:
+        return self.store.delete_user(user_id)
+
+    def count(self, user_id: int) -> int:
+        return self.store.count_user(user_id, utcnow())

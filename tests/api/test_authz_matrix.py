@@ -124,6 +124,7 @@ class Spec:
     shows_content: bool = False  # an allowed answer serves the secret marker
     skip_allowed: bool = False  # destructive when allowed: only the refusals are sent
     csrf: bool = False  # a web form: refused (403) without the visitor's CSRF token, whoever calls
+    form: dict = field(default_factory=dict)  # the form a signed-in web visitor sends (with its CSRF token)
 
 
 LFS_DOWNLOAD = {"operation": "download", "objects": [], "hash_algo": "sha256"}
@@ -248,14 +249,17 @@ REPO_ROUTES: dict[tuple[str, str], list[Spec]] = {
         Spec(READ_CONTENT, "GET", "/{repo}/blob/main/secret.txt", web=True, shows_content=True)],
     (R + "/commits/{rev}", "GET"): [Spec(READ_METADATA, "GET", "/{repo}/commits/main", web=True)],
     (R + "/discussions", "GET"): [Spec(READ_METADATA, "GET", "/{repo}/discussions", web=True)],
-    (R + "/discussions/new", "POST"): [Spec(PARTICIPATE, "POST", "/{repo}/discussions/new", web=True, csrf=True)],
+    (R + "/discussions/new", "POST"): [Spec(PARTICIPATE, "POST", "/{repo}/discussions/new", web=True, csrf=True,
+                                            form={"title": "x"})],
     (R + "/discussions/{num}", "GET"): [Spec(READ_METADATA, "GET", "/{repo}/discussions/1", web=True)],
     (R + "/discussions/{num}/comment", "POST"): [
-        Spec(PARTICIPATE, "POST", "/{repo}/discussions/2/comment", web=True, csrf=True)],
-    (R + "/like", "POST"): [Spec(PARTICIPATE, "POST", "/{repo}/like", web=True, csrf=True)],
-    (R + "/ask-access", "POST"): [Spec(PARTICIPATE, "POST", "/{repo}/ask-access", web=True, csrf=True)],
+        Spec(PARTICIPATE, "POST", "/{repo}/discussions/2/comment", web=True, csrf=True, form={"comment": ""})],
+    (R + "/like", "POST"): [Spec(PARTICIPATE, "POST", "/{repo}/like", web=True, csrf=True, form={"like": "1"})],
+    (R + "/ask-access", "POST"): [Spec(PARTICIPATE, "POST", "/{repo}/ask-access", web=True, csrf=True,
+                                       form={"reason": "x"})],
     (R + "/settings", "GET"): [Spec(ADMIN, "GET", "/{repo}/settings", web=True)],
-    (R + "/settings", "POST"): [Spec(ADMIN, "POST", "/{repo}/settings", web=True, csrf=True)],
+    (R + "/settings", "POST"): [Spec(ADMIN, "POST", "/{repo}/settings", web=True, csrf=True, skip_allowed=True,
+                                     form={"visibility": "public", "gated": "false"})],
 }
 # The same handlers under the dataset/space prefixes and the typed git/LFS/resolve variants.
 ALIASES = {}
@@ -306,6 +310,7 @@ class World:
     tokens: dict[str, str | None]
     repos: dict[str, str]  # kind -> "org/name"
     missing: str
+    sessions: dict[str, tuple[str, str]] = field(default_factory=dict)  # "web:<who>" -> (Cookie header, CSRF)
 
 
 def _seed(live_hub, commands: list[list[str]]) -> None:
@@ -332,7 +337,8 @@ def world(live_hub) -> World:
     users = {p: f"{p.replace('_', '')}{suffix}" for p in ("outsider", "member_read", "member_write",
                                                            "member_admin", "site_admin")}
     tokens = {p: f"hf_matrix_{p}_{suffix}_token" for p in PRINCIPALS if p != "anonymous"}
-    commands = [["user", "create", name] + (["--admin"] if p == "site_admin" else []) for p, name in users.items()]
+    commands = [["user", "create", name, "--password", PASSWORD] + (["--admin"] if p == "site_admin" else [])
+                for p, name in users.items()]
     commands.append(["org", "create", org, "--member", users["member_admin"]])
     commands += [["org", "add-member", org, users["member_write"], "--role", "write"],
                  ["org", "add-member", org, users["member_read"], "--role", "read"]]
@@ -364,8 +370,31 @@ def world(live_hub) -> World:
                 assert http.post(f"/api/models/{repo}/user-access-request/grant",
                                  json={"user": users["outsider"]}).status_code == 200
             repos[kind] = repo
+    sessions = {f"web:{p}": _sign_in(live_hub.url, users[p]) for p in WEB_USERS}
     return World(org=org, marker=marker, tokens={"anonymous": None, **tokens}, repos=repos,
-                 missing=f"{org}/no-such-repo")
+                 missing=f"{org}/no-such-repo", sessions=sessions)
+
+
+PASSWORD = "matrix-password-1"
+# Web sessions act as their user with full rights (no read-only sessions): one per kind of user.
+WEB_USERS = ("outsider", "member_read", "member_write", "member_admin", "site_admin")
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "no CSRF token in the page"
+    return found.group(1)
+
+
+def _sign_in(url: str, user: str) -> tuple[str, str]:
+    """Sign in through the login form as a browser would; the session's cookies and a CSRF token."""
+    with httpx.Client(base_url=url, timeout=60, headers={"Origin": url}) as browser:
+        form = browser.get("/login")
+        signed_in = browser.post("/login", data={"username": user, "password": PASSWORD, "next": "/",
+                                                 "csrf": _csrf(form.text)})
+        assert signed_in.status_code in (302, 303), signed_in.text[:300]
+        cookie = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
+        return cookie, _csrf(browser.get("/new", headers={"Cookie": cookie}).text)
 
 
 # --- sending ----------------------------------------------------------------------------------------
@@ -382,10 +411,17 @@ def _fill(value, repo: str):
     return value
 
 
-def send(http: httpx.Client, spec: Spec, repo: str, token: str | None) -> httpx.Response:
+def send(http: httpx.Client, spec: Spec, repo: str, caller: str, world: World) -> httpx.Response:
+    """``caller``: a principal of PRINCIPALS (a bearer token, or none) or "web:<who>" (a web session)."""
+    token = world.tokens.get(caller)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     kwargs = {"params": spec.params, "headers": headers}
-    if spec.json is not None:
+    if caller in world.sessions:
+        cookie, csrf = world.sessions[caller]
+        headers.update({"Cookie": cookie, "Origin": str(http.base_url).rstrip("/")})
+        if spec.method == "POST":
+            kwargs["data"] = {"csrf": csrf, **spec.form}
+    elif spec.json is not None:
         kwargs["json"] = _fill(spec.json, repo)
     elif spec.content is not None:
         kwargs["content"] = spec.content
@@ -429,6 +465,24 @@ def _state(http: httpx.Client, live_hub, world: World) -> dict:
     return state
 
 
+def as_who(spec: Spec, caller: str) -> str:
+    """Whose rights a caller has on this route: a web session its user's, a bearer token on a web page
+    none (the web UI ignores tokens)."""
+    if caller.startswith("web:"):
+        return caller[4:]
+    return "anonymous" if spec.web else caller
+
+
+def compares(spec: Spec, caller: str, want) -> bool:
+    """Whether the answer must equal the missing repo's: private repos, and on the web any refusal
+    of an anonymous visitor (not a form's CSRF refusal, nor a signed-in visitor's 403)."""
+    if want == MISSING:
+        return True
+    if not spec.web or want is None or want[0] == GATED:
+        return False
+    return as_who(spec, caller) == "anonymous" and not (spec.csrf and not caller.startswith("web:"))
+
+
 CASES = [(key, i, spec) for key, specs in REPO_ROUTES.items() for i, spec in enumerate(specs)]
 
 
@@ -436,24 +490,24 @@ def test_the_matrix(live_hub, world):
     failures: list[str] = []
     jobs = []
     for key, i, spec in CASES:
-        principals = ("anonymous", "member_admin") if spec.web else PRINCIPALS
+        # Web pages: anonymous, a bearer token (ignored there: anonymous too) and each kind of session.
+        principals = ("anonymous", "member_admin", *(f"web:{p}" for p in WEB_USERS)) if spec.web else PRINCIPALS
         for principal in principals:
             for kind in KINDS:
                 jobs.append((key, i, spec, principal, kind))
 
     def want_of(job):
         key, i, spec, principal, kind = job
-        if spec.csrf:
+        if spec.csrf and not principal.startswith("web:"):
             return (403,)  # no session, no CSRF token: refused before anything else
-        return expected("anonymous" if spec.web else principal, kind, spec.action, spec.writer_only)
+        return expected(as_who(spec, principal), kind, spec.action, spec.writer_only)
 
     with httpx.Client(base_url=live_hub.url, timeout=60) as http:
         def run(job):
             key, i, spec, principal, kind = job
             want = want_of(job)
-            got = send(http, spec, world.repos[kind], world.tokens[principal])
-            compare = want == MISSING or (spec.web and want is not None and not spec.csrf and want[0] != GATED)
-            missing = send(http, spec, world.missing, world.tokens[principal]) if compare else None
+            got = send(http, spec, world.repos[kind], principal, world)
+            missing = send(http, spec, world.missing, principal, world) if compares(spec, principal, want) else None
             return job, want, got, missing
 
         # Every refusal first, between two snapshots of all that the requests could change; then
@@ -472,18 +526,17 @@ def test_the_matrix(live_hub, world):
     for (key, i, spec, principal, kind), want, got, missing in results:
         where = f"{spec.method} {spec.path} {spec.params or ''} as {principal} on {kind}: {got.status_code} " \
                 f"{got.headers.get('X-Error-Code')} {got.text[:120]!r}"
-        r = rights("anonymous" if spec.web else principal, kind)
+        r = rights(as_who(spec, principal), kind)
         if got.status_code >= 500:
             failures.append(f"5xx: {where}")
         if not r.content and marker in got.content:
             failures.append(f"gated or private content served: {where}")
-        if spec.web and want is not None and not spec.csrf:
-            # A web page refuses as it answers a missing repo (an HTML "not found"); gated files are
-            # simply not found.
-            if want[0] == GATED:
-                if got.status_code != 404:
-                    failures.append(f"expected a not-found page: {where}")
-            elif _shape(got) != _shape(missing):
+        if spec.web and want is not None and want != MISSING and want[0] == GATED:
+            if got.status_code != 404:  # gated files are simply not found on the web
+                failures.append(f"expected a not-found page: {where}")
+        elif spec.web and compares(spec, principal, want):
+            # A web page refuses as it answers a missing repo (an HTML "not found").
+            if _shape(got) != _shape(missing):
                 failures.append(f"web refusal differs from missing ({_shape(missing)[:2]}): {where}")
         elif want == MISSING:
             if _shape(got) != _shape(missing):
@@ -491,7 +544,7 @@ def test_the_matrix(live_hub, world):
             elif not spec.web and not spec.inference and got.headers.get("X-Error-Code") != "RepoNotFound":
                 failures.append(f"private repo not RepoNotFound: {where}")
         elif want is None:
-            if _is_refusal(got):
+            if _is_refusal(got) or (spec.web and got.status_code == 404):  # a web refusal is a "not found" page
                 failures.append(f"allowed but refused: {where}")
             elif spec.shows_content and got.status_code == 200 and marker not in got.content:
                 failures.append(f"allowed content not served: {where}")
@@ -618,8 +671,8 @@ def test_dataset_and_space_prefixes_hide_private_repos(live_hub, world):
                     continue
                 typed = Spec(**{**spec.__dict__, "path": path})
                 for principal in ("anonymous", "outsider"):
-                    got = send(http, typed, private, world.tokens[principal])
-                    missing = send(http, typed, f"{world.org}/no-such-{repo_type}", world.tokens[principal])
+                    got = send(http, typed, private, principal, world)
+                    missing = send(http, typed, f"{world.org}/no-such-{repo_type}", principal, world)
                     checked += 1
                     if _shape(got) != _shape(missing) or got.status_code >= 500:
                         failures.append(f"{typed.method} {path} as {principal}: {_shape(got)[:2]} vs {_shape(missing)[:2]}")

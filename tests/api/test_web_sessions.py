@@ -18,6 +18,7 @@ from huggingface_hub import HfApi
 from tests.conftest import start_hub, stop_hub
 
 TOKEN = "hf_sessions_token_00000000000000"
+GINA_TOKEN = "hf_gina_token_000000000000000000"
 PER_ACCOUNT = 3
 PER_IP = 6
 
@@ -32,6 +33,8 @@ def hub(tmp_path_factory):
                  ["user", "create", "erin", "--password", "erin-pass"],
                  ["user", "create", "frank", "--password", "frank-pass"],
                  ["user", "create", "nopass"],
+                 ["user", "create", "gina", "--password", "gina-pass"],
+                 ["token", "create", "gina", "--value", GINA_TOKEN],
                  ["org", "create", "orga"],
                  ["token", "create", "carol", "--value", TOKEN]):
         subprocess.run([sys.executable, "-m", "aicommons.cli.main", *args], env=env, check=True, capture_output=True)
@@ -106,6 +109,23 @@ def test_password_change_and_admin_sign_out_end_every_session(hub):
         assert signed_in_as(a) is None
         assert sign_in(a, "dave", "dave-pass").status_code == 401
         assert sign_in(a, "dave", "dave-new-pass").status_code == 303
+
+
+def test_an_admin_lock_ends_sessions_tokens_and_password_at_once(hub):
+    import time
+
+    with client(hub, "10.0.0.9") as http:
+        assert sign_in(http, "gina", "gina-pass").status_code == 303
+        assert HfApi(endpoint=hub.url, token=GINA_TOKEN).whoami()["name"] == "gina"
+        out = cli(hub, "user", "lock", "gina").stdout
+        assert "1 token(s) revoked, 1 web session(s) ended" in out
+        assert signed_in_as(http) is None  # at once
+        assert sign_in(http, "gina", "gina-pass").status_code == 401
+    deadline = time.time() + 15  # the server remembers a checked token for TOKEN_CACHE_SECONDS (5 s)
+    while httpx.get(f"{hub.url}/api/whoami-v2", headers={"Authorization": f"Bearer {GINA_TOKEN}"}).status_code != 401:
+        assert time.time() < deadline, "the locked user's token still works"
+        time.sleep(0.5)
+    assert "user lock" in cli(hub, "audit", "--target", "gina").stdout
 
 
 def test_a_session_id_is_new_at_each_sign_in_and_only_its_hash_is_stored(hub):

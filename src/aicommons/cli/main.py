@@ -73,6 +73,14 @@ def cmd_user_sign_out(args) -> int:
     return 0
 
 
+def cmd_user_lock(args) -> int:
+    hub = _hub()
+    revoked, ended = hub.accounts.lock(args.name)
+    hub.audit.record_cli("user lock", args.name)
+    print(f"locked {args.name}: password removed, {revoked} token(s) revoked, {ended} web session(s) ended")
+    return 0
+
+
 def cmd_user_list(args) -> int:
     for account in _hub().accounts.store.list(kind="user"):
         flags = " (admin)" if account.is_admin else ""
@@ -186,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     signout = user.add_parser("sign-out", help="end every web session of a user at once")
     signout.add_argument("name")
     signout.set_defaults(func=cmd_user_sign_out)
+    lock = user.add_parser("lock", help="lock a user out at once: remove the password, revoke every token, "
+                                        "end every web session")
+    lock.add_argument("name")
+    lock.set_defaults(func=cmd_user_lock)
 
     org = sub.add_parser("org", help="manage organizations").add_subparsers(dest="action", required=True)
     create = org.add_parser("create", help="create an organization")

@@ -140,6 +140,10 @@ class AccountStore:
         with self.engine.begin() as conn:
             return conn.execute(delete(tokens).where(tokens.c.id == token_id, tokens.c.user_id == user_id)).rowcount > 0
 
+    def delete_tokens_of(self, user_id: int) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(delete(tokens).where(tokens.c.user_id == user_id)).rowcount
+
     def list_tokens(self, user_id: int) -> list[TokenRow]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(tokens).where(tokens.c.user_id == user_id).order_by(tokens.c.id))

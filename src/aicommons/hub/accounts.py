@@ -147,6 +147,15 @@ class AccountService:
         self.end_sessions(user.id)
         return user
 
+    def lock(self, user_name: str) -> tuple[int, int]:
+        """Lock a user out at once (a stolen account, a departing member): remove the password, revoke
+        every token and end every web session. Undone by ``set_password`` / new tokens.
+        Returns (tokens revoked, sessions ended)."""
+        user = self.require(user_name, kind="user")
+        self.store.set_password_hash(user.id, None)
+        revoked = self.store.delete_tokens_of(user.id)
+        return revoked, self.end_sessions(user.id)
+
     def end_sessions(self, user_id: int) -> int:
         """Sign a user out of the web UI everywhere; the number of sessions ended."""
         self._principals.clear()

@@ -7,19 +7,25 @@ password (``AccountService.principal_for_password`` does, at the next sign-in).
 
 ``verify`` takes as long for an account that does not exist, or has no password, as for a wrong
 password: it checks the guess against a dummy hash, so timing does not tell which names exist.
+(A user whose hash still has the old scheme answers faster until their next sign-in upgrades it.)
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
+import threading
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 _hasher = PasswordHasher()  # Argon2id
+# Each check takes 64 MiB and tens of milliseconds of CPU: at most this many at once, so a burst of
+# sign-ins (HTTP Basic on many requests, from many addresses) queues instead of exhausting memory.
+_slots = threading.BoundedSemaphore(max(2, os.cpu_count() or 2))
 _LEGACY_SCRYPT = "scrypt$"
 _dummy_hash: str | None = None
 
@@ -31,7 +37,8 @@ class Verdict:
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    with _slots:
+        return _hasher.hash(password)
 
 
 def legacy_scrypt_hash(password: str, salt: bytes | None = None) -> str:
@@ -65,7 +72,8 @@ def verify(password: str, stored: str | None) -> Verdict:
 
 def _verify_argon2(password: str, stored: str) -> bool:
     try:
-        return _hasher.verify(stored, password)
+        with _slots:
+            return _hasher.verify(stored, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
@@ -77,6 +85,7 @@ def _verify_scrypt(password: str, stored: str) -> Verdict:
     except ValueError:
         _verify_argon2(password, _dummy())
         return Verdict(False)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=2 ** 14, r=8, p=1)
+    with _slots:
+        digest = hashlib.scrypt(password.encode(), salt=salt, n=2 ** 14, r=8, p=1)
     ok = hmac.compare_digest(digest.hex(), digest_hex)
     return Verdict(ok, rehash=ok)

@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from aicommons.api import git_wants
 from aicommons.api.errors import moved_response
 from aicommons.api.git_cgi import CgiResponse
 from aicommons.hub.policy import Action
@@ -34,6 +35,7 @@ from aicommons.db.repos import RepoRow
 from aicommons.errors import HubError
 from aicommons.hub.hub import Hub
 from aicommons.hub.push import PushPlan, PushService
+from aicommons.hub.reachability import object_reachable
 from aicommons.hub.repos import RepoMoved
 
 SERVICES = ("git-upload-pack", "git-receive-pack")
@@ -102,6 +104,8 @@ async def serve_git(request: Request, repo_type: str, path: str) -> Response:
         return git_error(exc)
 
     env = cgi_env(hub, request, repo.storage_key, path, service)
+    if path == "git-upload-pack":
+        return await _checked_upload_pack(request, hub, repo, env)
     if not push:
         return CgiResponse(["git", "http-backend"], env)
     plan_dir = push_plan_dir(hub.settings)
@@ -114,6 +118,28 @@ async def serve_git(request: Request, repo_type: str, path: str) -> Response:
         await run_sync(record_push, hub, repo, plan_path)
 
     return CgiResponse(["git", "http-backend"], env, after=record, kill_on_disconnect=False)
+
+
+async def _checked_upload_pack(request: Request, hub: Hub, repo: RepoRow, env: dict) -> Response:
+    """A fetch may only want objects some ref reaches (``api/git_wants.py``)."""
+    try:
+        body = await git_wants.read_request(request.receive)
+        plain = git_wants.gunzip(body) if request.headers.get("content-encoding", "").lower() in ("gzip", "x-gzip") \
+            else body
+    except HubError as exc:
+        return git_error(exc)
+    wanted = git_wants.wants(plain)
+    if wanted:
+        def first_unreachable():
+            git_repo = hub.git.open(repo.storage_key)
+            return next((oid for oid in wanted if not object_reachable(git_repo, oid)), None)
+
+        refused = await run_sync(first_unreachable)
+        if refused is not None:
+            return Response(git_wants.not_our_ref(refused), media_type="application/x-git-upload-pack-result",
+                            headers={"Cache-Control": "no-cache"})
+    env["CONTENT_LENGTH"] = str(len(body))
+    return git_wants.Replay(CgiResponse(["git", "http-backend"], env), body)
 
 
 def push_plan_dir(settings: Settings) -> Path:

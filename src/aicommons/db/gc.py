@@ -42,6 +42,28 @@ class BlobGcStore:
         for row in rows:
             yield f"{row.type}:{row.full_id}", row.storage_key
 
+    def repos_for_gc(self) -> Iterator[tuple[int, str, str]]:
+        """(id, full id, storage key) of every repo."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(repos.c.id, repos.c.type, repos.c.full_id, repos.c.storage_key)
+                                .order_by(repos.c.id)).all()
+        for row in rows:
+            yield row.id, f"{row.type}:{row.full_id}", row.storage_key
+
+    def drop_stale_repo_objects(self, repo_id: int, keep: set[str], cutoff: datetime) -> int:
+        """Forget the LFS objects once committed to ``repo_id`` that its history no longer points at
+        (squashed or force-pushed away), recorded before ``cutoff``. Objects only uploaded (no
+        ``filename`` yet) stay: a commit may still name them."""
+        with self.engine.begin() as conn:
+            rows = conn.execute(select(repo_lfs_objects.c.oid).where(
+                repo_lfs_objects.c.repo_id == repo_id, repo_lfs_objects.c.pushed_at < cutoff,
+                repo_lfs_objects.c.filename.is_not(None))).scalars().all()
+            stale = [oid for oid in rows if oid not in keep]
+            for start in range(0, len(stale), 500):
+                conn.execute(delete(repo_lfs_objects).where(repo_lfs_objects.c.repo_id == repo_id,
+                                                            repo_lfs_objects.c.oid.in_(stale[start:start + 500])))
+            return len(stale)
+
     def delete_if_unreferenced(self, key: str, oid: str | None, cutoff: datetime,
                                delete_blob: Callable[[], None]) -> bool:
         """In one transaction holding the lease of ``key``: if the lease is older than ``cutoff``

@@ -11,6 +11,7 @@ import pygit2
 from aicommons.errors import EntryNotFound, RevisionNotFound
 from aicommons.gitrepo.store import CommitInfo, commit_info
 from aicommons.hub.gitattributes import LfsPointer, MAX_POINTER_SIZE, parse_pointer
+from aicommons.hub.reachability import commit_reachable
 
 _HEX_PREFIX = re.compile(r"^[0-9a-f]{7,40}$")
 TREE_MODE = pygit2.GIT_FILEMODE_TREE
@@ -46,7 +47,9 @@ def resolve_revision(repo: pygit2.Repository, revision: str) -> pygit2.Commit:
             obj = repo.get(revision) if len(revision) == 40 else repo.revparse_single(revision)
         except (KeyError, ValueError, pygit2.GitError):
             obj = None
-        if isinstance(obj, pygit2.Commit):
+        # An old commit no ref reaches (squashed, force-pushed over, its branch deleted) is gone for
+        # readers at once, though its objects wait for the purge (hub/reachability.py).
+        if isinstance(obj, pygit2.Commit) and commit_reachable(repo, obj.id):
             return obj
     raise RevisionNotFound(f"Invalid rev id: {revision}")
 

@@ -7,13 +7,21 @@ is deleted, together with its ``lfs_objects`` row. Dry-run unless ``apply`` is s
 
 Only ``lfs/`` keys, and ``staging/`` direct uploads never verified, are collected: other prefixes
 (Xet data) belong to their own writers.
+
+History rewrites (``super_squash_history``, a force-push, a deleted branch) leave objects no ref
+reaches: a leaked secret, typically. The hub stops serving them at once (``hub/reachability.py``);
+a GC run with ``apply`` then removes them: the git objects older than the grace period are pruned
+from each repository whose refs moved since its last purge, and a repo's record of LFS objects its
+history no longer points at is dropped, so those blobs are swept like any unreferenced one.
 The grace period must exceed the longest upload (staging + store) and presigned-URL lifetime.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
+import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -61,6 +69,7 @@ class GcReport:
     kept_young: int = 0
     deleted: list[str] = field(default_factory=list)  # or "would delete" on a dry run
     freed_bytes: int = 0
+    git_repos_purged: int = 0  # repositories whose unreachable git objects were pruned
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -103,15 +112,72 @@ def pointers_in_history(git_repo: pygit2.Repository) -> set[str]:
     return oids
 
 
-def mark(store: BlobGcStore, git: GitStore) -> set[str]:
-    marked = store.referenced_oids()
-    for name, storage_key in store.repo_storage_keys():
+def mark(store: BlobGcStore, git: GitStore, *, forget_before: datetime | None = None) -> set[str]:
+    """Every LFS oid some repo may read. With ``forget_before``, a repo's record of LFS objects its
+    history no longer points at (a squash or force-push removed them) is dropped first, when older
+    than that: such a blob is then unreferenced, and swept."""
+    histories = set()
+    for repo_id, name, storage_key in store.repos_for_gc():
         try:
-            marked |= pointers_in_history(git.open(storage_key))
+            pointers = pointers_in_history(git.open(storage_key))
         except (pygit2.GitError, KeyError, ValueError) as exc:
             # A repo we cannot read might reference anything: refuse to sweep rather than guess.
             raise RuntimeError(f"cannot read the git repository of {name}: {exc}") from exc
-    return marked
+        if forget_before is not None and (dropped := store.drop_stale_repo_objects(repo_id, pointers, forget_before)):
+            log.info("gc: %s no longer references %d LFS objects", name, dropped)
+        histories |= pointers
+    return store.referenced_oids() | histories
+
+
+def _git_time(cutoff: datetime, now: datetime) -> str:
+    seconds = int((now - cutoff).total_seconds())
+    return "now" if seconds <= 0 else f"{seconds}.seconds.ago"
+
+
+def _refs_state(path: Path) -> str:
+    out = subprocess.run(["git", "--git-dir", str(path), "show-ref", "--head"], capture_output=True).stdout
+    return hashlib.sha256(out).hexdigest()
+
+
+def purge_git_objects(path: Path, *, cutoff: datetime, now: datetime) -> bool:
+    """Delete the objects of one bare repository that no ref reaches and that are older than
+    ``cutoff`` (younger ones may belong to a commit or push still landing). Skipped when the refs
+    have not moved since the last purge: nothing new can have become unreachable. Returns whether
+    it ran. The hub already refuses to serve unreachable objects (``hub/reachability.py``); this
+    removes them from the disk, and from the backups taken after it."""
+    marker = path / "aicommons-purged"
+    state = _refs_state(path)
+    try:
+        if marker.read_text() == state:
+            return False
+    except FileNotFoundError:
+        pass
+    when = _git_time(cutoff, now)
+    for args in (["reflog", "expire", "--expire-unreachable=now", "--all"],
+                 # Unreachable objects in packs older than the cutoff are dropped, younger ones
+                 # loosened (git gc's own safety), and loose ones older than the cutoff pruned.
+                 ["repack", "-A", "-d", "-q", f"--unpack-unreachable={when}"],
+                 ["prune", f"--expire={when}"]):
+        proc = subprocess.run(["git", "--git-dir", str(path), *args], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"git {args[0]} failed in {path}: {proc.stderr.strip()}")
+    if when == "now" or not _has_loose_objects(path):
+        marker.write_text(state)  # else a later run prunes what was too young this time
+    return True
+
+
+def _has_loose_objects(path: Path) -> bool:
+    return any(d.is_dir() and len(d.name) == 2 and any(d.iterdir()) for d in (path / "objects").iterdir())
+
+
+def purge_unreachable(store: BlobGcStore, git: GitStore, report: "GcReport", *, cutoff: datetime,
+                      now: datetime) -> None:
+    for _repo_id, name, storage_key in store.repos_for_gc():
+        try:
+            if purge_git_objects(git.path(storage_key), cutoff=cutoff, now=now):
+                report.git_repos_purged += 1
+        except (RuntimeError, OSError) as exc:
+            report.errors.append(f"{name}: {exc}")
 
 
 def collect_garbage(store: BlobGcStore, git: GitStore, blobs: BlobStore, *, grace_hours: float,
@@ -122,7 +188,9 @@ def collect_garbage(store: BlobGcStore, git: GitStore, blobs: BlobStore, *, grac
     cutoff_aware = cutoff.replace(tzinfo=timezone.utc)
     # Listing before marking: a blob written after the listing is not looked at in this run.
     listing = list(blobs.list_blobs(LFS_PREFIX))
-    marked = mark(store, git)
+    marked = mark(store, git, forget_before=cutoff if apply else None)
+    if apply:  # git objects squashed or force-pushed away (and their history's LFS objects, above)
+        purge_unreachable(store, git, report, cutoff=cutoff, now=now)
     for info in listing:
         report.scanned += 1
         match = LFS_KEY_RE.match(info.key)

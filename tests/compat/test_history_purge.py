@@ -1,0 +1,102 @@
+"""Removed secrets stop being served at once (issue 9 finding 19): after ``super_squash_history`` or
+a force-push, an old commit (and a file only it held) is no longer readable by revision, nor
+fetchable with git by id, and ``aicommons gc --apply`` purges its objects from the git store."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+
+import pytest
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, hf_hub_download
+from huggingface_hub.errors import RevisionNotFoundError
+
+from tests.compat.test_git import Git, commit_files, url
+from tests.conftest import ALICE_TOKEN, unique_name
+
+SECRET = b"AWS_SECRET_ACCESS_KEY=abcd1234-leaked\n"
+
+
+@pytest.fixture
+def git(tmp_path) -> Git:
+    return Git(tmp_path / "home")
+
+
+def fetch_by_id(git: Git, tmp_path, remote: str, oid: str, *extra: str) -> subprocess.CompletedProcess:
+    work = tmp_path / f"fetch-{unique_name()}"  # a fresh repo: it has none of the objects yet
+    git("init", "-q", str(work))
+    return git("-c", "protocol.version=2", "fetch", *extra, remote, oid, cwd=work, check=False)
+
+
+def blob_id(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def test_squashed_secret_is_gone_at_once_and_purged(live_hub, api, http, git, tmp_path):
+    repo_id = f"alice/{unique_name('leak')}"
+    api.create_repo(repo_id)
+    lfs_secret = SECRET * 50 + b"private weights"
+    leaked = api.create_commit(repo_id, [CommitOperationAdd("config.env", SECRET),
+                                         CommitOperationAdd("secret.bin", lfs_secret),  # LFS (*.bin)
+                                         CommitOperationAdd("model.txt", b"weights v1\n")],
+                               commit_message="oops").oid
+    lfs_oid = hashlib.sha256(lfs_secret).hexdigest()
+    lfs_blob = live_hub.data_dir / "blobs" / "lfs" / lfs_oid[:2] / lfs_oid[2:4] / lfs_oid
+    assert lfs_blob.exists()
+    api.create_commit(repo_id, [CommitOperationDelete("config.env"), CommitOperationDelete("secret.bin")],
+                      commit_message="remove the secrets")
+    remote = url(live_hub, repo_id, ALICE_TOKEN)
+    assert fetch_by_id(git, tmp_path, remote, leaked).returncode == 0  # still in history: served
+
+    api.super_squash_history(repo_id)
+    head = api.model_info(repo_id).sha
+    # By revision, over HTTP: not found, as for an id that never existed.
+    r = http.get(f"/{repo_id}/resolve/{leaked}/config.env")
+    assert r.status_code == 404 and r.headers["x-error-code"] == "RevisionNotFound"
+    assert http.get(f"/api/models/{repo_id}/tree/{leaked}").status_code == 404
+    with pytest.raises(RevisionNotFoundError):
+        hf_hub_download(repo_id, "config.env", revision=leaked, cache_dir=tmp_path / "cache")
+    # By id, with git: neither the commit nor the secret's blob (as a partial clone would ask).
+    refused = fetch_by_id(git, tmp_path, remote, leaked)
+    assert refused.returncode != 0 and "not our ref" in refused.stderr
+    refused = fetch_by_id(git, tmp_path, remote, blob_id(SECRET), "--filter=blob:none")
+    assert refused.returncode != 0 and "not our ref" in refused.stderr
+    # What the refs reach is served as before: the head by id, a clone, a partial clone's blobs.
+    assert fetch_by_id(git, tmp_path, remote, head).returncode == 0
+    clone = tmp_path / "clone"
+    git("clone", "--filter=blob:none", remote, str(clone))
+    assert (clone / "model.txt").read_bytes() == b"weights v1\n" and not (clone / "config.env").exists()
+
+    # The purge: the objects leave the git store.
+    store = next(p for p in (live_hub.data_dir / "git").glob("*/*.git")
+                 if subprocess.run(["git", "--git-dir", str(p), "cat-file", "-e", head]).returncode == 0)
+    assert subprocess.run(["git", "--git-dir", str(store), "cat-file", "-e", blob_id(SECRET)]).returncode == 0
+    live_hub.cli("gc", "--apply", "--grace-hours", "0")
+    for oid in (leaked, blob_id(SECRET)):
+        assert subprocess.run(["git", "--git-dir", str(store), "cat-file", "-e", oid],
+                              capture_output=True).returncode != 0, oid
+    assert subprocess.run(["git", "--git-dir", str(store), "fsck", "--no-progress"], capture_output=True).returncode == 0
+    assert not lfs_blob.exists()  # the LFS object only the old history pointed at
+    assert hf_hub_download(repo_id, "model.txt", cache_dir=tmp_path / "cache2", token=ALICE_TOKEN)
+
+
+def test_force_pushed_commit_is_gone_at_once(live_hub, api, http, git, tmp_path):
+    repo_id = f"alice/{unique_name('force')}"
+    api.create_repo(repo_id)
+    work = tmp_path / "work"
+    remote = url(live_hub, repo_id, ALICE_TOKEN)
+    git("clone", remote, str(work))
+    base = git.head(work)
+    leaked = commit_files(git, work, {"token.txt": SECRET}, "oops")
+    git("push", "origin", "main", cwd=work)
+    assert http.get(f"/{repo_id}/resolve/{leaked}/token.txt").content == SECRET
+    git("reset", "--hard", base, cwd=work)
+    git("push", "--force", "origin", "main", cwd=work)
+    r = http.get(f"/{repo_id}/resolve/{leaked}/token.txt")
+    assert r.status_code == 404 and r.headers["x-error-code"] == "RevisionNotFound"
+    refused = fetch_by_id(git, tmp_path, remote, leaked)
+    assert refused.returncode != 0 and "not our ref" in refused.stderr
+    assert http.get(f"/{repo_id}/resolve/{base}/README.md").status_code in (200, 404)  # the base still resolves
+    assert http.get(f"/api/models/{repo_id}/revision/{base}").status_code == 200

@@ -35,7 +35,7 @@ from aicommons.db.repos import RepoRow
 from aicommons.errors import HubError
 from aicommons.hub.hub import Hub
 from aicommons.hub.push import PushPlan, PushService
-from aicommons.hub.reachability import object_reachable
+from aicommons.hub.reachability import Reachability
 from aicommons.hub.repos import RepoMoved
 
 SERVICES = ("git-upload-pack", "git-receive-pack")
@@ -131,8 +131,8 @@ async def _checked_upload_pack(request: Request, hub: Hub, repo: RepoRow, env: d
     wanted = git_wants.wants(plain)
     if wanted:
         def first_unreachable():
-            git_repo = hub.git.open(repo.storage_key)
-            return next((oid for oid in wanted if not object_reachable(git_repo, oid)), None)
+            reach = Reachability(hub.git.open(repo.storage_key))
+            return next((oid for oid in wanted if not reach.object(oid)), None)
 
         refused = await run_sync(first_unreachable)
         if refused is not None:

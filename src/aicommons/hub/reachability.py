@@ -47,12 +47,41 @@ def _tip_commits(repo: pygit2.Repository, refs: list[tuple[str, str]]) -> list[p
     return tips
 
 
+class Reachability:
+    """What the refs of ``repo`` reach, as they are now (build one per request)."""
+
+    def __init__(self, repo: pygit2.Repository):
+        self.repo = repo
+        self.refs = _refs(repo)
+        self.targets = {target for _, target in self.refs}
+        self.tips = _tip_commits(repo, self.refs)
+        self._tip_set = set(self.tips)
+
+    def commit(self, oid: pygit2.Oid) -> bool:
+        if oid in self._tip_set:
+            return True
+        return any(self.repo.descendant_of(tip, oid) for tip in self.tips)
+
+    def object(self, hex_oid: str) -> bool:
+        """Whether a ref reaches the object ``hex_oid`` (a missing object counts as reachable: git
+        answers "not our ref" for it itself)."""
+        if hex_oid in self.targets:
+            return True
+        try:
+            obj = self.repo.get(hex_oid)
+        except (ValueError, pygit2.GitError):
+            return True
+        if obj is None:
+            return True
+        if isinstance(obj, pygit2.Commit):
+            return self.commit(obj.id)
+        if isinstance(obj, pygit2.Tag):
+            return False  # an annotated tag is reachable only as a ref's target (checked above)
+        return hex_oid in _reachable_objects(self.repo, self.refs)
+
+
 def commit_reachable(repo: pygit2.Repository, oid: pygit2.Oid) -> bool:
-    refs = _refs(repo)
-    tips = _tip_commits(repo, refs)
-    if oid in tips:
-        return True
-    return any(repo.descendant_of(tip, oid) for tip in tips)
+    return Reachability(repo).commit(oid)
 
 
 def _reachable_objects(repo: pygit2.Repository, refs: list[tuple[str, str]]) -> frozenset[str]:
@@ -66,7 +95,7 @@ def _reachable_objects(repo: pygit2.Repository, refs: list[tuple[str, str]]) -> 
     if not refs:
         objects: frozenset[str] = frozenset()
     else:
-        out = subprocess.run(["git", "--git-dir", repo.path, "rev-list", "--objects", *[t for _, t in refs]],
+        out = subprocess.run(["git", "--git-dir", repo.path, "rev-list", "--objects", "--all"],
                              capture_output=True, check=True).stdout
         objects = frozenset(line[:40].decode() for line in out.splitlines() if line)
     with _lock:
@@ -75,20 +104,3 @@ def _reachable_objects(repo: pygit2.Repository, refs: list[tuple[str, str]]) -> 
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
     return objects
-
-
-def object_reachable(repo: pygit2.Repository, hex_oid: str) -> bool:
-    """Whether a ref reaches the object ``hex_oid`` (a missing object counts as reachable: git
-    answers "not our ref" for it itself)."""
-    try:
-        obj = repo.get(hex_oid)
-    except (ValueError, pygit2.GitError):
-        return True
-    if obj is None:
-        return True
-    if isinstance(obj, pygit2.Commit):
-        return commit_reachable(repo, obj.id)
-    refs = _refs(repo)
-    if isinstance(obj, pygit2.Tag):
-        return hex_oid in {target for _, target in refs}
-    return hex_oid in _reachable_objects(repo, refs)

@@ -18,6 +18,7 @@ from aicommons.gitrepo import GitStore, RefUpdateConflict
 from aicommons.hub import content
 from aicommons.hub.access import Principal
 from aicommons.hub.policy import Action
+from aicommons.hub.pr_diffs import PrDiffCache, bounded_patch
 from aicommons.hub.repos import DEFAULT_BRANCH, RepoService
 from aicommons.times import iso_z, utcnow
 
@@ -33,6 +34,7 @@ class DiscussionService:
         self.store = store
         self.repos = repos
         self.git = git
+        self.diffs = PrDiffCache()
 
     # --- access -----------------------------------------------------------------------------------
 
@@ -192,11 +194,13 @@ class DiscussionService:
         return git_repo.merge_trees(ancestor, base.tree, head.tree), base, head
 
     def diff(self, repo: RepoRow, discussion: DiscussionRow) -> str:
+        """The PR's changes since its merge base, bounded and cached (``hub/pr_diffs.py``)."""
         git_repo = self.git.open(repo.storage_key)
         base = git_repo.references[discussion.target_branch].peel(pygit2.Commit)
         head = git_repo.references[pr_ref(discussion.num)].peel(pygit2.Commit)
         ancestor_id = git_repo.merge_base(base.id, head.id) or base.id
-        return git_repo.diff(git_repo[ancestor_id], head).patch or ""
+        key = (repo.storage_key, str(ancestor_id), str(head.id))
+        return self.diffs.get(key, lambda: bounded_patch(git_repo, git_repo[ancestor_id], head))
 
     def merge(self, repo: RepoRow, principal: Principal, num: int, comment: str | None) -> str:
         if not self.repos.policy.allows(principal, repo, Action.WRITE):

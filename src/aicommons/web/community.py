@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
-from aicommons.errors import BadRequest
+from aicommons.errors import BadRequest, NotFound
 from aicommons.hub.policy import Action
 from aicommons.times import utcnow
 from aicommons.web.browse import _repo_context, find_repo, path_param
@@ -45,8 +45,23 @@ def discussion(request: Request) -> Response:
     hub = hub_of(request)
     d = hub.discussions.get(ctx["repo"], _num(request))
     events = hub.discussions.store.events(d.id)
-    diff = hub.discussions.diff(ctx["repo"], d) if d.is_pull_request and ctx["can_read_files"] else ""
-    return page(request, "repo.html", tab="discussion", discussion=d, events=events, diff=diff, **ctx)
+    # The diff is not part of the page: the browser fetches it (bounded, cached) when it is opened.
+    diff_url = f"{repo_path(ctx['repo'].type, ctx['repo'].full_id)}/discussions/{d.num}/diff" \
+        if d.is_pull_request and ctx["can_read_files"] else None
+    return page(request, "repo.html", tab="discussion", discussion=d, events=events, diff_url=diff_url, **ctx)
+
+
+@page_handler
+def discussion_diff(request: Request) -> Response:
+    """A pull request's diff as text (``hub/pr_diffs.py``: capped per file and in total), for the
+    discussion page to load lazily; the same access as the files (``READ_CONTENT``)."""
+    hub = hub_of(request)
+    repo = find_repo(request, Action.READ_CONTENT)
+    d = hub.discussions.get(repo, _num(request))
+    if not d.is_pull_request:
+        raise NotFound(f"Discussion {d.num} is not a pull request")
+    return PlainTextResponse(hub.discussions.diff(repo, d), headers={"Cache-Control": "private, no-cache",
+                                                                     "X-Content-Type-Options": "nosniff"})
 
 
 @page_handler(sign_in=True)

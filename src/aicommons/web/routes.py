@@ -36,6 +36,7 @@ def web_routes() -> list:
             Route(base + "/discussions", community.discussions),
             Route(base + "/discussions/new", community.new_discussion, methods=["POST"]),
             Route(base + "/discussions/{num}", community.discussion),
+            Route(base + "/discussions/{num}/diff", community.discussion_diff),
             Route(base + "/discussions/{num}/comment", community.comment, methods=["POST"]),
             Route(base + "/like", community.like, methods=["POST"]),
             Route(base + "/ask-access", community.ask_access, methods=["POST"]),

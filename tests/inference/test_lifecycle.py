@@ -179,3 +179,30 @@ async def test_failed_load_reaches_every_waiter_and_is_retried():
     assert all(isinstance(r, RuntimeError) for r in results) and len(attempts) == 1
     assert (await mgr.acquire(model("m"), "t")).engine is not None
     await mgr.close()
+
+
+@run_async
+async def test_loads_in_progress_count_against_the_budget():
+    """Issue 9, "inference admission before work": the second load used to make room while the first
+    was still loading (its bytes not yet counted), and both ended up resident, over the budget."""
+    mgr, loads = manager({"acme/a": 600, "acme/b": 600}, load_delay=0.3)
+    peak = 0
+
+    async def watch():
+        nonlocal peak
+        while True:
+            peak = max(peak, mgr.resident_bytes())
+            await asyncio.sleep(0.01)
+
+    watcher = asyncio.ensure_future(watch())
+
+    async def use(name):
+        entry = await mgr.acquire(model(name), "t")
+        await asyncio.sleep(0.05)
+        await mgr.release(entry)
+
+    await asyncio.gather(use("a"), use("b"))
+    watcher.cancel()
+    assert loads == [model("a").key, model("b").key]
+    assert peak <= 1000 and mgr.resident_bytes() <= 1000  # b waited for a to go idle, then evicted it
+    await mgr.close()

@@ -21,6 +21,7 @@ from aicommons.db.repos import RepoRow
 from aicommons.hub import content
 from aicommons.hub.cards import card_from_readme
 from aicommons.hub.lfs import blob_key
+from aicommons.hub.model_safety import check_loadable
 from aicommons.hub.policy import Action, may_see
 
 
@@ -105,6 +106,9 @@ class HubModelSource:
             cache_seconds = InferenceSettings.from_env().resolve_cache_seconds
         self._recent = TTLCache(cache_seconds)  # (repo id lower, revision) -> _Resolution
         self._commits = TTLCache(math.inf, max_entries=256)  # (storage key, commit) -> card
+        # Commits whose files the scanner vouched for (hub/model_safety.py); verdicts only get better
+        # from there (queued -> scanned) within one process, so a positive one is kept.
+        self._vouched = TTLCache(math.inf, max_entries=1024)
         listeners = getattr(hub.repos, "listeners", None)
         if listeners is not None:
             listeners.append(self.forget)
@@ -134,6 +138,9 @@ class HubModelSource:
         from aicommons.inference.source import ResolvedModel
 
         git_repo, commit = self.hub.refs.resolve(repo, revision)
+        if self._vouched.get((repo.storage_key, commit.id)) is None:  # before anything is copied or loaded
+            check_loadable(self.hub.scans, repo.full_id, git_repo, commit)
+            self._vouched.put((repo.storage_key, commit.id), True)
         card = self._commits.get((repo.storage_key, commit.id))
         if card is None:
             card = card_from_readme(content.read_text(git_repo, commit, "README.md"), repo.type)

@@ -45,6 +45,10 @@ class ModelManager:
         self.budget = settings.effective_memory_budget()
         self._models: dict[tuple, Loaded] = {}
         self._loading: dict[tuple, asyncio.Future] = {}
+        # Loads under way, by key: the bytes each was given room for. They count against the budget
+        # and the model count from the moment room is made, not from when the load finishes, or two
+        # loads in a row would each find the room the other is about to take.
+        self._reserved: dict[tuple, int] = {}
         self._room = asyncio.Condition()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aicommons-load")
         self._reaper: asyncio.Task | None = None
@@ -105,6 +109,10 @@ class ModelManager:
     def resident_bytes(self) -> int:
         return sum(e.footprint for e in self._models.values())
 
+    def committed_bytes(self) -> int:
+        """Loaded models plus the loads under way: what the budget is checked against."""
+        return self.resident_bytes() + sum(self._reserved.values())
+
     def _keep(self, entry: Loaded) -> float:
         return entry.keep_alive if entry.keep_alive is not None else self.settings.keep_alive_seconds
 
@@ -134,7 +142,7 @@ class ModelManager:
                 raise InsufficientStorage(
                     f"model '{resolved.repo_id}' needs about {need >> 20} MiB, more than the inference "
                     f"memory budget of {self.budget >> 20} MiB")
-            await asyncio.wait_for(self._make_room(need), self.settings.load_timeout_seconds)
+            await asyncio.wait_for(self._make_room(key, need), self.settings.load_timeout_seconds)
             started = time.monotonic()
             loop = asyncio.get_running_loop()
             engine = await loop.run_in_executor(self._pool, self._loader, resolved, task)
@@ -154,15 +162,19 @@ class ModelManager:
             done.set_exception(exc)
         finally:
             self._loading.pop(key, None)
+            if self._reserved.pop(key, None) is not None and key not in self._models:
+                async with self._room:
+                    self._room.notify_all()  # a failed load gives its room back to waiting loads
             if done.done():
                 done.exception()  # marks it retrieved even when every waiter has gone away
 
-    async def _make_room(self, need: int) -> None:
+    async def _make_room(self, key: tuple, need: int) -> None:
         async with self._room:
             while True:
-                over_count = len(self._models) + 1 > self.settings.max_loaded_models
-                over_bytes = self.resident_bytes() + need > self.budget
+                over_count = len(self._models) + len(self._reserved) + 1 > self.settings.max_loaded_models
+                over_bytes = self.committed_bytes() + need > self.budget
                 if not (over_count or over_bytes):
+                    self._reserved[key] = need  # taken now, under the lock
                     return
                 idle = sorted((e for e in self._models.values() if e.refs == 0), key=lambda e: e.last_used)
                 if idle:

@@ -183,3 +183,29 @@ def test_streamed_error_mid_stream_is_in_band(server, monkeypatch):
     monkeypatch.undo()
     assert post(server, "/v1/chat/completions", {"model": LLAMA, **CHAT}).status_code == 200
     assert server.service.admission.running == 0
+
+
+def test_chat_templates_render_off_the_event_loop(server):
+    """Issue 9: a repo's chat template (its own Jinja) ran on the event loop, so one slow template
+    stalled every request of the process. Rendered on a worker thread, it stalls only its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert post(server, "/v1/chat/completions", {"model": LLAMA, **CHAT}).status_code == 200  # loaded
+    engine = next(e.engine for e in server.service.list_loaded() if e.resolved.repo_id == LLAMA)
+    original = engine.render_chat
+
+    def slow_template(messages):
+        time.sleep(2.0)
+        return original(messages)
+
+    engine.render_chat = slow_template
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            chat = pool.submit(post, server, "/v1/chat/completions", {"model": LLAMA, **CHAT})
+            time.sleep(0.4)  # the template is rendering now
+            started = time.monotonic()
+            other = httpx.get(server.url + "/v1/models", timeout=30)
+            assert other.status_code == 200 and time.monotonic() - started < 1.0
+            assert chat.result().status_code == 200
+    finally:
+        del engine.render_chat

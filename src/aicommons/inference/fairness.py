@@ -16,6 +16,7 @@ deployment; the queue and the running slots are per replica, like the compute th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -70,6 +71,7 @@ class Admission:
         self._clock = clock
         self._buckets: dict[str, TokenBucket] = {}
         self._inflight: dict[str, int] = {}
+        self._pending: dict[str, int] = {}  # requests resolving or loading their model, not yet admitted
         self._queues: OrderedDict[str, deque[_Waiter]] = OrderedDict()  # round-robin order
         self._deficit: dict[str, int] = {}
         self.running = 0
@@ -92,6 +94,38 @@ class Admission:
     def check_allowed(self, principal) -> None:
         if getattr(principal, "is_anonymous", True) and not self.settings.anon_allowed:
             raise Unauthorized("inference needs a token on this hub")
+
+    def precheck(self, principal) -> None:
+        """Refuse, before its model is resolved or loaded and its prompt tokenized, a caller already
+        at a limit: as many requests in flight (admitted or still loading) as allowed, or a token
+        budget with nothing left. The full check, with the request's cost, is ``admit``."""
+        self.check_allowed(principal)
+        key = principal.key
+        max_concurrent, per_minute = self._limits(principal)
+        if self._inflight.get(key, 0) + self._pending.get(key, 0) >= max_concurrent:
+            raise self._reject("concurrency", RateLimited(
+                f"too many concurrent requests (limit {max_concurrent}); retry when one finishes",
+                headers={"Retry-After": "1"}))
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            wait = bucket.try_take(1)
+            if wait > 0:
+                raise self._reject("tokens", RateLimited(
+                    f"tokens-per-minute limit of {per_minute} reached; retry in {math.ceil(wait)} s",
+                    headers={"Retry-After": str(math.ceil(wait)), **_bucket_headers(bucket, per_minute)}))
+            bucket.refund(1)
+
+    @contextlib.contextmanager
+    def pending(self, principal):
+        """Counts a request against its caller's concurrency while its model resolves and loads."""
+        key = principal.key
+        self._pending[key] = self._pending.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            self._pending[key] -= 1
+            if not self._pending[key]:
+                del self._pending[key]
 
     async def admit(self, principal, cost: int) -> Ticket:
         self.check_allowed(principal)

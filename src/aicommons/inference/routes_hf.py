@@ -13,6 +13,7 @@ from aicommons.errors import HubError
 from . import tasks as T
 from .errors import InvalidRequest, tgi_error_body
 from .generation import GenerationStats, stream_deltas
+from . import offload
 from .http_util import SSE_HEADERS, abandon, get_bool, get_number, path_repo_id, principal_of, read_json, sse, tgi_error
 from .params import fit_to_context, tgi_sampling
 from .runs import record_generation, run_to_end
@@ -56,7 +57,7 @@ class HFRoutes:
             texts, single, params = _task_inputs(task, body, parameters, service.settings.max_client_batch)
             lease = await service.lease(repo_id, principal, {task}, task, body.get("keep_alive"))
             engine = lease.engine
-            counts = engine.count_tokens(texts)
+            counts = await offload.count_tokens(engine, texts)
             truncate = task in (T.EMBEDDING, T.SIMILARITY) and get_bool(body, "truncate", False)
             if not truncate:
                 for i, count in enumerate(counts):
@@ -104,7 +105,7 @@ class HFRoutes:
             params, extras = tgi_sampling(body.get("parameters") or {}, service.settings)
             lease = await service.lease(repo_id, principal, {T.GENERATION}, "text-generation", body.get("keep_alive"))
             engine = lease.engine
-            prompt_ids = engine.tokenize(inputs)
+            prompt_ids = await offload.tokenize(engine, inputs)
             params = fit_to_context(params, len(prompt_ids), engine.context_length,
                                     default=service.settings.default_max_tokens)
             await lease.admit(principal, len(prompt_ids) + params.max_new_tokens)

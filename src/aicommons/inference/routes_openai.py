@@ -21,6 +21,7 @@ from . import tasks as T
 from .chat_template import normalize_messages
 from .errors import InvalidRequest, UnsupportedTask, openai_error_body
 from .generation import GenerationStats, stream_deltas
+from . import offload
 from .http_util import SSE_DONE, SSE_HEADERS, abandon, get_number, openai_error, principal_of, read_json, sse
 from .params import fit_to_context, openai_sampling
 from .runs import merged, record_generation, run_to_end
@@ -59,10 +60,10 @@ class OpenAIRoutes:
             if chat:
                 if not engine.has_chat_template:
                     raise UnsupportedTask("this model has no chat template; use /v1/completions", param="model")
-                prompt_ids = [engine.chat_prompt_ids(engine.render_chat(messages))]
+                prompt_ids = [await offload.chat_prompt_ids(engine, messages)]
                 prompt_texts = [None]
             else:
-                prompt_ids = [p if isinstance(p, list) else engine.tokenize(p) for p in prompts]
+                prompt_ids = [p if isinstance(p, list) else await offload.tokenize(engine, p) for p in prompts]
                 if any(t < 0 or t >= engine.vocab_size for ids in prompt_ids for t in ids):
                     raise InvalidRequest(f"token ids must be in [0, {engine.vocab_size})", param="prompt")
                 prompt_texts = [p if isinstance(p, str) else None for p in prompts]
@@ -79,7 +80,11 @@ class OpenAIRoutes:
         if getattr(lease.engine, "proxies_openai", False):
             from .proxy import proxy_openai
 
-            return await proxy_openai(lease, "/v1/chat/completions" if chat else "/v1/completions", body)
+            from .proxy import forward_body
+
+            forwarded = forward_body(chat=chat, messages=messages if chat else None, prompt_ids=prompt_ids,
+                                     fitted=fitted, n=n, extra=extra, echo=not chat and body.get("echo") is True)
+            return await proxy_openai(lease, "/v1/chat/completions" if chat else "/v1/completions", forwarded)
         # One job per (prompt, sample); choice index = prompt_index * n + sample.
         jobs = [(i * n + j, ids, p if p.seed is None else _reseed(p, j))
                 for i, (ids, p) in enumerate(zip(prompt_ids, fitted)) for j in range(n)]
@@ -162,7 +167,7 @@ class OpenAIRoutes:
             lease = await service.lease(body.get("model"), principal, {T.EMBEDDING}, "embeddings",
                                         body.get("keep_alive"))
             engine = lease.engine
-            counts = engine.count_tokens(texts)
+            counts = await offload.count_tokens(engine, texts)
             for i, count in enumerate(counts):
                 if count > engine.max_input_tokens:
                     raise InvalidRequest(f"input[{i}] has {count} tokens; this model accepts at most "

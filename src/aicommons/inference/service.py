@@ -99,9 +99,13 @@ class InferenceService:
 
     async def lease(self, model_ref: str, principal, wanted: set[str], api: str, keep_alive=None) -> Lease:
         keep = parse_keep_alive(keep_alive)  # refused before anything loads
-        resolved = await self.resolve(model_ref, principal)
-        task = T.require_task(resolved, wanted, api)
-        entry = await self.models.acquire(resolved, task)
+        # A caller at a limit is refused before its model is resolved (files copied) or loaded, and
+        # its loads count against its concurrency: no one makes the hub load models it won't run.
+        self.admission.precheck(principal)
+        with self.admission.pending(principal):
+            resolved = await self.resolve(model_ref, principal)
+            task = T.require_task(resolved, wanted, api)
+            entry = await self.models.acquire(resolved, task)
         return Lease(self, entry, task, keep)
 
     def _engine_kind(self) -> str:

@@ -252,6 +252,8 @@ REPO_ROUTES: dict[tuple[str, str], list[Spec]] = {
     (R + "/discussions/new", "POST"): [Spec(PARTICIPATE, "POST", "/{repo}/discussions/new", web=True, csrf=True,
                                             form={"title": "x"})],
     (R + "/discussions/{num}", "GET"): [Spec(READ_METADATA, "GET", "/{repo}/discussions/1", web=True)],
+    (R + "/discussions/{num}/diff", "GET"): [  # the PR diff the page loads lazily
+        Spec(READ_CONTENT, "GET", "/{repo}/discussions/1/diff", web=True, shows_content=True)],
     (R + "/discussions/{num}/comment", "POST"): [
         Spec(PARTICIPATE, "POST", "/{repo}/discussions/2/comment", web=True, csrf=True, form={"comment": ""})],
     (R + "/like", "POST"): [Spec(PARTICIPATE, "POST", "/{repo}/like", web=True, csrf=True, form={"like": "1"})],
@@ -265,7 +267,8 @@ REPO_ROUTES: dict[tuple[str, str], list[Spec]] = {
 ALIASES = {}
 for _prefix in TYPED:
     for _suffix in ("", "/tree/{rev}", "/tree/{rev}/{path:path}", "/blob/{rev}/{path:path}", "/commits/{rev}",
-                    "/discussions", "/discussions/new", "/discussions/{num}", "/discussions/{num}/comment", "/like",
+                    "/discussions", "/discussions/new", "/discussions/{num}", "/discussions/{num}/diff",
+                    "/discussions/{num}/comment", "/like",
                     "/ask-access", "/settings", "/info/refs", "/git-upload-pack", "/git-receive-pack",
                     "/resolve/{rev}/{path:path}"):
         ALIASES[_prefix + R + _suffix] = R + _suffix

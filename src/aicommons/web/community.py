@@ -56,7 +56,9 @@ def discussion_diff(request: Request) -> Response:
     """A pull request's diff as text (``hub/pr_diffs.py``: capped per file and in total), for the
     discussion page to load lazily; the same access as the files (``READ_CONTENT``)."""
     hub = hub_of(request)
-    repo = find_repo(request, Action.READ_CONTENT)
+    repo = find_repo(request)
+    if not hub.policy.allows(request.state.web.principal, repo, Action.READ_CONTENT):
+        raise NotFound("Ask for access to read the files of this repo")  # as the file pages answer
     d = hub.discussions.get(repo, _num(request))
     if not d.is_pull_request:
         raise NotFound(f"Discussion {d.num} is not a pull request")

@@ -107,7 +107,7 @@ def test_a_push_whose_ref_moved_on_still_names_its_lfs_files(data_dir, tmp_path)
         work = tmp_path / "work"
         content = b"abc"
         oid = hashlib.sha256(content).hexdigest()
-        asyncio.run(hub.lfs.receive(row.id, oid, len(content), one_chunk(content)))  # as git-lfs uploads it
+        asyncio.run(hub.lfs.receive(row, oid, len(content), one_chunk(content)))  # as git-lfs uploads it
         pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize 3\n"
         base = str(pygit2.Repository(str(bare)).references[MAIN].target)
         first = commit_behind_the_hubs_back(bare, work, {"w.bin": pointer}, "weights")

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
+from urllib.parse import parse_qs, urlparse
 import pytest
 
 from aicommons.storage import open_blob_store
@@ -175,9 +176,72 @@ def test_object_store_errors_are_storage_errors(moto, tmp_path):
         list(store.iter_keys("lfs/"))
 
 
-def test_presigned_put_reaches_the_bucket(moto, tmp_path):
+def test_presigned_put_reaches_the_bucket_and_signs_the_declared_length(moto, tmp_path):
     store = open_blob_store(s3_url(moto, moto.create_bucket()), tmp_path)
-    url = store.presigned_put_url("staging/abc", 60)
+    url = store.presigned_put_url("staging/abc", 60, len(b"direct upload"))
+    assert "content-length" in parse_qs(urlparse(url).query)["X-Amz-SignedHeaders"][0].split(";")
     assert httpx.put(url, content=b"direct upload").status_code == 200
     with store.open("staging/abc") as f:
         assert f.read() == b"direct upload"
+
+
+# --- create-only content keys (issue 19): a key, once written, keeps its bytes and its headers -----
+
+def test_put_of_an_existing_key_never_replaces_it_even_with_other_bytes(store, tmp_path):
+    data = os.urandom(20_000)
+    store.put_file(key_for(data), staged(tmp_path, data))
+    other = staged(tmp_path, b"other bytes under the same key")
+    store.put_file(key_for(data), other)
+    assert not other.exists()
+    with store.open(key_for(data)) as f:
+        assert f.read() == data
+
+
+def test_large_put_of_an_existing_key_never_replaces_it(store, tmp_path):
+    """Above the single-PUT size the object store publishes by multipart upload: still create-only."""
+    from aicommons.storage import object_store
+
+    data = os.urandom(1000)
+    store.put_file(key_for(data), staged(tmp_path, data))
+    other = staged(tmp_path, os.urandom(2000))
+    old, object_store.SINGLE_PUT_MAX = object_store.SINGLE_PUT_MAX, 100
+    try:
+        store.put_file(key_for(data), other)
+        fresh = os.urandom(3000)
+        store.put_file(key_for(fresh), staged(tmp_path, fresh))
+    finally:
+        object_store.SINGLE_PUT_MAX = old
+    with store.open(key_for(data)) as f:
+        assert f.read() == data
+    with store.open(key_for(fresh)) as f:
+        assert f.read() == fresh
+
+
+def test_stores_have_no_copy_between_keys(store):
+    """A server-side copy would carry the source's (client-chosen) metadata and cannot be create-only
+    on S3: content keys are written by put_file only."""
+    assert not hasattr(store, "copy")
+
+
+def test_read_prefix_reads_at_most_the_limit(store, tmp_path):
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    store.put_file(key_for(data), staged(tmp_path, data))
+    assert b"".join(store.read_prefix(key_for(data), 1001)) == data[:1001]
+    assert b"".join(store.read_prefix(key_for(data), len(data) + 1)) == data
+    assert b"".join(store.read_prefix(key_for(data), 0)) == b""
+    with pytest.raises(StorageError):
+        b"".join(store.read_prefix("lfs/00/00/" + "1" * 64, 10))
+
+
+def test_published_objects_have_hub_fixed_headers(moto, tmp_path):
+    store = open_blob_store(s3_url(moto, moto.create_bucket()), tmp_path)
+    data = b"<html><script>1</script></html>"
+    store.put_file(key_for(data), staged(tmp_path, data))
+    bare = httpx.get(store._sign("GET", key_for(data), 60))  # no response overrides
+    assert bare.headers["content-type"] == "application/octet-stream"
+    assert "content-encoding" not in bare.headers
+    served = httpx.get(store.presigned_url(key_for(data), 60, filename='évil".html'))
+    assert served.headers["content-type"] == "application/octet-stream"
+    assert served.headers["content-disposition"].startswith("attachment;")
+    assert 'filename="vil.html"' in served.headers["content-disposition"]
+    assert served.content == data

@@ -96,7 +96,9 @@ def _resolve(request: Request) -> Response:
     headers.update(_xet_headers(request, repo, commit_id, entry.lfs.oid))
     local = hub.blobs.local_path(key)
     if local is None:
-        url = hub.blobs.presigned_url(key, PRESIGNED_TTL)
+        url = hub.blobs.presigned_url(key, PRESIGNED_TTL, filename=path.rsplit("/", 1)[-1])
+        # A redirect carries a bearer URL: no cache may keep it, and none shared for non-public files.
+        headers["Cache-Control"] = "private, no-store" if (repo.private or repo.gated) else "no-store"
         return RedirectResponse(url, status_code=302, headers=headers)
     return LargeFileResponse(local, headers=headers, media_type=media_type)
 

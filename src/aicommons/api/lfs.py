@@ -1,23 +1,28 @@
 """Git LFS batch API (basic transfer + verify), used by huggingface_hub without Xet and by git-lfs.
 
 Transfer URLs carry their own short-lived HMAC signature, because clients send no Authorization
-header on the upload PUT (spec §9.4).
+header on the upload PUT (spec §9.4). The signature names the repo by storage key and the principal
+that asked for the link; each use re-checks access as that principal (``hub/lfs.py``).
 """
 
 from __future__ import annotations
+
+import re
+import time
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from aicommons.api.files import CONTAINMENT_HEADERS, PRESIGNED_TTL, LargeFileResponse
 from aicommons.api.http import base_url, hub_of, json_object, param, principal_of, read_json, run_sync
-from aicommons.errors import BadRequest, EntryNotFound, HubError, NotFound
+from aicommons.errors import BadRequest, EntryNotFound, HubError, NotFound, Unauthorized
 from aicommons.hub import direct_uploads
 from aicommons.hub.lfs import OID_RE, blob_key
 from aicommons.hub.names import REPO_TYPE_PREFIX
 from aicommons.hub.policy import Action
 
 LFS_JSON = "application/vnd.git-lfs+json"
+STORAGE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
 def _repo_type(request: Request) -> str:
@@ -67,6 +72,7 @@ def _batch(request: Request, operation: str, objects: list) -> Response:
     # Downloads read the repo's content; uploads are for contributors (PR authors upload too), and
     # objects only join the repo through a commit or a push, which have their own checks.
     repo = _find(request, Action.READ_CONTENT if operation == "download" else Action.CONTRIBUTE)
+    principal = principal_of(request)
     base = base_url(request)
     out = []
     for obj in objects:
@@ -80,20 +86,25 @@ def _batch(request: Request, operation: str, objects: list) -> Response:
         available = hub.lfs.is_available(repo, oid, size)
         if operation == "upload":
             if not available:
-                query = hub.lfs.signed_query("upload", repo.id, oid, size)
+                verify_href = f"{base}/{REPO_TYPE_PREFIX[repo.type]}{repo.full_id}.git/info/lfs/objects/verify"
                 # Straight to the bucket when configured (AICOMMONS_DIRECT_UPLOADS), else through us.
-                href = (direct_uploads.upload_href(hub, repo, oid, size)
-                        or f"{base}/lfs-transfer/{repo.id}/{oid}/{size}?{query}")
+                direct = direct_uploads.upload_href(hub, repo, principal, oid, size)
+                if direct is not None:
+                    href, nonce = direct
+                    verify_href += f"?upload={nonce}"
+                else:
+                    query = hub.lfs.signed_query("upload", repo, oid, size, principal)
+                    href = f"{base}/lfs-transfer/{repo.storage_key}/{oid}/{size}?{query}"
                 item["actions"] = {
                     "upload": {"href": href, "expires_in": hub.lfs.url_ttl},
-                    "verify": {"href": f"{base}/{REPO_TYPE_PREFIX[repo.type]}{repo.full_id}.git/info/lfs/objects/verify",
+                    "verify": {"href": verify_href,
                                "expires_in": hub.lfs.url_ttl,
                                # git-lfs adds no credentials to the actions of an "authenticated" object
                                "header": {"Authorization": request.headers.get("authorization", "")}},
                 }
         elif available:
-            query = hub.lfs.signed_query("download", repo.id, oid, size)
-            item["actions"] = {"download": {"href": f"{base}/lfs-transfer/{repo.id}/{oid}/{size}?{query}",
+            query = hub.lfs.signed_query("download", repo, oid, size, principal)
+            item["actions"] = {"download": {"href": f"{base}/lfs-transfer/{repo.storage_key}/{oid}/{size}?{query}",
                                             "expires_in": hub.lfs.url_ttl}}
         else:
             item["error"] = {"code": 404, "message": f"Object {oid} does not exist in this repository"}
@@ -101,38 +112,61 @@ def _batch(request: Request, operation: str, objects: list) -> Response:
     return JSONResponse({"transfer": "basic", "objects": out, "hash_algo": "sha256"}, media_type=LFS_JSON)
 
 
-def _transfer_args(request: Request) -> tuple[int, str, int]:
+def _transfer_args(request: Request) -> tuple[str, str, int]:
+    repo_key, oid = request.path_params["repo_key"], request.path_params["oid"]
     try:
-        repo_id, size = int(request.path_params["repo_id"]), int(request.path_params["size"])
+        size = int(request.path_params["size"])
     except ValueError:
         raise BadRequest("Invalid transfer URL") from None
-    oid = request.path_params["oid"]
-    if not OID_RE.match(oid):
+    if not OID_RE.match(oid) or not STORAGE_KEY_RE.match(repo_key):
         raise BadRequest("Invalid transfer URL")
-    return repo_id, oid, size
+    return repo_key, oid, size
+
+
+def _link_access(request: Request, action: str):
+    """(repo, oid, size, expiry) of a signed transfer link, after re-checking, as the principal it was
+    minted for, everything the batch API checked: the repo still exists, the principal still does (a
+    revoked token ends its links) and may still read the repo (privatised, gated and not approved,
+    or deleted: refused), may still upload, and for downloads the repo still references the object."""
+    hub = hub_of(request)
+    repo_key, oid, size = _transfer_args(request)
+    query = request.query_params
+    who = query.get("who")
+    expires = hub.lfs.check_signature(action, repo_key, oid, size, query.get("exp"), who, query.get("sig"))
+    principal = hub.accounts.principal_for_key(who)
+    if principal is None:
+        raise Unauthorized("The token or session this transfer URL was issued to is no longer valid")
+    stored = hub.repo_store.get_by_storage_key(repo_key)
+    if stored is None:
+        raise EntryNotFound("The repository of this transfer no longer exists")
+    # The same decision as the batch API's, taken again now (hub/policy.py).
+    repo = hub.repos.find(stored.type, stored.full_id, principal,
+                          action=Action.READ_CONTENT if action == "download" else Action.CONTRIBUTE)
+    if action == "download" and hub.repo_store.repo_lfs_size(repo.id, oid) != size:
+        raise EntryNotFound(f"Object {oid} does not exist in this repository")
+    return repo, oid, size, expires
 
 
 async def upload(request: Request) -> Response:
     hub = hub_of(request)
-    repo_id, oid, size = _transfer_args(request)
-    hub.lfs.check_signature("upload", repo_id, oid, size, request.query_params.get("exp"),
-                            request.query_params.get("sig"))
-    await hub.lfs.receive(repo_id, oid, size, request.stream())
+    repo, oid, size, _ = await run_sync(_link_access, request, "upload")
+    await hub.lfs.receive(repo, oid, size, request.stream())
     return Response(status_code=200)
 
 
 async def download(request: Request) -> Response:
     hub = hub_of(request)
-    repo_id, oid, size = _transfer_args(request)
-    hub.lfs.check_signature("download", repo_id, oid, size, request.query_params.get("exp"),
-                            request.query_params.get("sig"))
+    _repo, oid, size, expires = await run_sync(_link_access, request, "download")
     key = blob_key(oid)
     local = hub.blobs.local_path(key)
+    # Per-principal, access-checked links: never cached by a shared cache, never outliving the link.
+    private = {"Cache-Control": "private, no-store"}
     if local is None:
-        return RedirectResponse(hub.blobs.presigned_url(key, PRESIGNED_TTL), status_code=302)
+        ttl = max(1, min(PRESIGNED_TTL, expires - int(time.time())))
+        return RedirectResponse(hub.blobs.presigned_url(key, ttl), status_code=302, headers=private)
     if not local.exists():
         raise EntryNotFound(f"Object {oid} is missing")
-    return LargeFileResponse(local, media_type="application/octet-stream", headers=CONTAINMENT_HEADERS)
+    return LargeFileResponse(local, media_type="application/octet-stream", headers={**CONTAINMENT_HEADERS, **private})
 
 
 async def verify(request: Request) -> Response:
@@ -144,8 +178,9 @@ async def verify(request: Request) -> Response:
     hub = hub_of(request)
 
     def check():
-        if not hub.lfs.is_available(repo, oid, size):
-            direct_uploads.promote_if_staged(hub, repo, oid, size)  # a direct upload: check, then publish
+        if not hub.lfs.is_available(repo, oid, size):  # a direct upload: check, then publish
+            direct_uploads.promote_if_staged(hub, repo, principal_of(request), oid, size,
+                                             request.query_params.get("upload"))
         hub.lfs.verify(repo, oid, size)
 
     await run_sync(check)

@@ -65,8 +65,8 @@ def hub_routes() -> list[Route]:
         Route(REPO + "/user-access-request/grant", gating.grant, methods=["POST"]),
         Route(REPO + "/user-access-request/{status}", gating.list_requests),
         Route("/api/{types}/{name}", repos.single_segment_repo),
-        Route("/lfs-transfer/{repo_id}/{oid}/{size}", lfs.upload, methods=["PUT"]),
-        Route("/lfs-transfer/{repo_id}/{oid}/{size}", lfs.download, methods=["GET"]),
+        Route("/lfs-transfer/{repo_key}/{oid}/{size}", lfs.upload, methods=["PUT"]),
+        Route("/lfs-transfer/{repo_key}/{oid}/{size}", lfs.download, methods=["GET"]),
     ]
     for prefix in PREFIXES:
         routes.append(Route(prefix + "/{ns}/{name}/resolve/{rev}/{path:path}", files.resolve, methods=["GET", "HEAD"]))

@@ -132,6 +132,18 @@ class AccountStore:
         token = TokenRow(row.token_id, row.id, row.token_name, row.token_role, row.token_created_at)
         return token, _account(row)
 
+    def token_by_id(self, token_id: int) -> tuple[TokenRow, Account] | None:
+        """The token (still existing, i.e. not revoked) and its user."""
+        query = (select(accounts, tokens.c.id.label("token_id"), tokens.c.name.label("token_name"),
+                        tokens.c.role.label("token_role"), tokens.c.created_at.label("token_created_at"))
+                 .join(accounts, accounts.c.id == tokens.c.user_id)
+                 .where(tokens.c.id == token_id))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        return TokenRow(row.token_id, row.id, row.token_name, row.token_role, row.token_created_at), _account(row)
+
     def delete_token(self, token_hash: str) -> bool:
         with self.engine.begin() as conn:
             return conn.execute(delete(tokens).where(tokens.c.token_hash == token_hash)).rowcount > 0

@@ -101,6 +101,12 @@ class RepoStore:
             row = conn.execute(select(repos).where(repos.c.id == repo_id)).first()
         return _repo(row) if row else None
 
+    def get_by_storage_key(self, storage_key: str) -> RepoRow | None:
+        """The repo whose git folder is ``storage_key``: random and never reused, unlike ``id``."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(repos).where(repos.c.storage_key == storage_key)).first()
+        return _repo(row) if row else None
+
     def redirect_target(self, type: str, full_id: str) -> RepoRow | None:
         with self.engine.connect() as conn:
             repo_id = conn.execute(select(repo_redirects.c.repo_id).where(

@@ -117,6 +117,26 @@ class AccountService:
         self._principals.put(token_hash, principal, generation)
         return principal
 
+    def principal_for_key(self, key: str) -> Principal | None:
+        """The principal a ``Principal.key`` named when a signed link was minted, as it stands now:
+        None once its token is revoked or its account deleted. Anonymous keys give an anonymous
+        principal (links minted anonymously work for any anonymous caller)."""
+        kind, _, ident = key.partition(":")
+        if kind == "anon":
+            return Principal(key="anon:link")
+        if not ident.isdigit():
+            return None
+        if kind == "token":
+            found = self.store.token_by_id(int(ident))
+            if found is None:
+                return None
+            row, account = found
+            return self._principal(account, row.role, row.name, key=f"token:{row.id}")
+        if kind == "user":
+            account = self.store.get_by_id(int(ident))
+            return None if account is None else self.principal_for_account(account)
+        return None
+
     def principal_for_password(self, user_name: str, password: str, ip: str | None = None,
                                via: str = "basic") -> Principal:
         """The user a name and password sign in, or 401; 429 while the name or IP is throttled.

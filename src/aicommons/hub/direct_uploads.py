@@ -1,58 +1,92 @@
 """Direct-to-bucket LFS uploads (``AICOMMONS_DIRECT_UPLOADS``): bytes skip the hub on the way in.
 
-The LFS batch API hands the client a presigned PUT to a *staging* key of this repo and object,
-``staging/lfs/<repo id>/<oid>``. Nothing there is visible: the object becomes readable only when
-the client calls ``verify``, which re-reads the staged bytes, checks sha256 and size, copies them
-to the content key (server-side), records the reference, and deletes the staged copy. A staged
-object that fails the check is deleted; one that is never verified is removed by GC after the
-grace period.
+The LFS batch API hands the client a presigned PUT to a *staging* key of its own:
+``staging/lfs/<repo storage key>/<user id>/<oid>-<nonce>``, one per upload. The nonce is random and
+travels only in the batch answer (the PUT URL and the ``verify`` href); ``verify`` rebuilds the key
+from the *caller's* user id, so no one else can verify, overwrite or break the upload. On S3 the PUT
+signs ``Content-Length``: the bucket takes exactly the declared size.
 
-Only single-PUT objects (up to 5 GiB, S3's limit for one PUT and one server-side copy) go
-direct; larger ones, and stores that cannot sign PUTs (local disk), use the proxied upload.
+Nothing staged is visible. ``verify`` checks the staged size (HEAD) against the declared one, then
+reads at most ``size + 1`` bytes of it into a hub-private local file while hashing, and publishes
+*that file* with ``put_file``: create-only, hub-fixed headers. So the bytes published are exactly the
+bytes hashed — re-PUTting the staged object while the hub reads it can only make the hash fail — and
+an object already in the bucket (uploaded for another repo) is reused, never replaced. The staged
+object is deleted either way; one never verified is removed by GC after the grace period.
+
+Only single-PUT objects (up to 5 GiB, S3's limit for one PUT) go direct; larger ones, and stores that
+cannot sign PUTs (local disk), use the proxied upload.
 """
 
 from __future__ import annotations
 
-import hashlib
+import re
+import secrets
 
 from aicommons.db.repos import RepoRow
-from aicommons.errors import BadRequest
+from aicommons.errors import BadRequest, InsufficientStorage
 from aicommons.hub.gc import STAGING_PREFIX
 from aicommons.hub.lfs import blob_key
+from aicommons.storage.base import StorageFull
+from aicommons.storage.staging import Stager
 from aicommons.times import utcnow
 
 MAX_DIRECT_BYTES = 5 * 1024 ** 3
-CHUNK = 1024 * 1024
+NONCE_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
-def staging_key(repo_id: int, oid: str) -> str:
-    return f"{STAGING_PREFIX}lfs/{repo_id}/{oid}"
+def staging_key(repo: RepoRow, user_id: int, oid: str, nonce: str) -> str:
+    return f"{STAGING_PREFIX}lfs/{repo.storage_key}/{user_id}/{oid}-{nonce}"
 
 
-def upload_href(hub, repo: RepoRow, oid: str, size: int) -> str | None:
-    """A presigned PUT for this object, or None when it must be uploaded through the hub."""
-    if not hub.settings.direct_uploads or size > MAX_DIRECT_BYTES:
+def upload_href(hub, repo: RepoRow, principal, oid: str, size: int) -> tuple[str, str] | None:
+    """(presigned PUT, nonce for the verify href) for this upload, or None when it must go through
+    the hub."""
+    if not hub.settings.direct_uploads or size > MAX_DIRECT_BYTES or principal.account is None:
         return None
-    return hub.blobs.presigned_put_url(staging_key(repo.id, oid), hub.lfs.url_ttl)
+    nonce = secrets.token_hex(16)
+    url = hub.blobs.presigned_put_url(staging_key(repo, principal.account.id, oid, nonce), hub.lfs.url_ttl, size)
+    return None if url is None else (url, nonce)
 
 
-def promote_if_staged(hub, repo: RepoRow, oid: str, size: int) -> bool:
-    """If this object was uploaded directly, verify it and make it visible. False if nothing is staged."""
-    if not hub.settings.direct_uploads:
+def promote_if_staged(hub, repo: RepoRow, principal, oid: str, size: int, nonce: str | None) -> bool:
+    """If this caller uploaded this object directly, verify it and make it visible. False if nothing
+    is staged under the caller's key for this upload."""
+    if not hub.settings.direct_uploads or not nonce or principal.account is None:
         return False
-    key = staging_key(repo.id, oid)
-    if hub.blobs.size(key) is None:
+    if not NONCE_RE.match(nonce):
+        raise BadRequest("Invalid upload id in the verify URL")
+    key = staging_key(repo, principal.account.id, oid, nonce)
+    staged_size = hub.blobs.size(key)
+    if staged_size is None:
         return False
-    digest, got = hashlib.sha256(), 0
-    with hub.blobs.open(key) as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-            got += len(chunk)
-    if got != size or digest.hexdigest() != oid:
+    try:
+        if staged_size != size:
+            raise BadRequest(f"The uploaded content does not match: expected size {size}, got {staged_size}")
+        staged = _fetch_bounded(hub, key, size)
+        if staged.size != size or staged.sha256 != oid:
+            staged.discard()
+            raise BadRequest(f"The uploaded content does not match: expected sha256 {oid} and size {size}, "
+                             f"got sha256 {staged.sha256} and size {staged.size}")
+        try:
+            hub.blobs.put_file(blob_key(oid), staged.path)  # create-only; leases the key first (GC-safe)
+        except StorageFull as exc:
+            staged.discard()
+            raise InsufficientStorage(str(exc)) from None
+        hub.repo_store.add_lfs_object(repo.id, oid, size, utcnow())
+    finally:
         hub.blobs.delete(key)
-        raise BadRequest(f"The uploaded content does not match: expected sha256 {oid} and size {size}, "
-                         f"got sha256 {digest.hexdigest()} and size {got}")
-    hub.blobs.copy(key, blob_key(oid))  # leases the content key first (GC-safe)
-    hub.repo_store.add_lfs_object(repo.id, oid, size, utcnow())
-    hub.blobs.delete(key)
     return True
+
+
+def _fetch_bounded(hub, key: str, size: int):
+    """The staged object copied into a hub-private local file, reading at most ``size + 1`` bytes
+    (none for an empty object: the HEAD said it was empty, and an empty file is what we publish)."""
+    try:
+        with Stager(hub.settings.tmp_dir, max_bytes=size) as stager:
+            for chunk in hub.blobs.read_prefix(key, size + 1 if size else 0):
+                stager.write(chunk)
+            return stager.finish()
+    except OverflowError:
+        raise BadRequest(f"The uploaded content is larger than the declared size {size}") from None
+    except StorageFull as exc:
+        raise InsufficientStorage(str(exc)) from None

@@ -52,10 +52,6 @@ class LeasingBlobStore:
         self.leases.touch_lease(key, utcnow())
         self.inner.put_file(key, src)
 
-    def copy(self, src_key: str, dst_key: str) -> None:
-        self.leases.touch_lease(dst_key, utcnow())
-        self.inner.copy(src_key, dst_key)
-
     def __getattr__(self, name):
         return getattr(self.inner, name)
 

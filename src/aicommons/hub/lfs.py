@@ -4,6 +4,13 @@ An object is stored once (key = sha256) but readable through a repo only if that
 reference to it (``repo_lfs_objects``): uploading it through the repo, or committing it. The batch
 API never tells a repo that an object "already exists" unless that repo references it, so the
 existence of objects in other (private) repos does not leak.
+
+Transfer links (``/lfs-transfer/<repo storage key>/<oid>/<size>?exp&who&sig``) name the repo by its
+storage key — random and never reused, unlike the database id SQLite hands out again after a
+deletion — and the principal that minted them (``who``: its token, its user, or ``anon``). The HMAC
+covers all of it. A link is only a capability to *ask*: every use re-checks that the repo still
+exists, that the principal still exists (a revoked token ends its links) and may still read (or
+upload to) the repo, and for downloads that the repo still references the object.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import re
 import time
 from pathlib import Path
 from typing import AsyncIterator
+from urllib.parse import quote
 
 from aicommons.db.repos import RepoRow, RepoStore
 from aicommons.errors import BadRequest, EntryNotFound, InsufficientStorage, PayloadTooLarge, Unauthorized
@@ -40,22 +48,32 @@ class LfsService:
 
     # --- signing --------------------------------------------------------------------------------
 
-    def sign(self, action: str, repo_id: int, oid: str, size: int, expires: int) -> str:
-        msg = f"{action}:{repo_id}:{oid}:{size}:{expires}".encode()
+    def sign(self, action: str, storage_key: str, oid: str, size: int, expires: int, who: str) -> str:
+        msg = f"lfs-link:{action}:{storage_key}:{oid}:{size}:{expires}:{who}".encode()
         return hmac.new(self.secret, msg, hashlib.sha256).hexdigest()
 
-    def signed_query(self, action: str, repo_id: int, oid: str, size: int) -> str:
-        expires = int(time.time()) + self.url_ttl
-        return f"exp={expires}&sig={self.sign(action, repo_id, oid, size, expires)}"
+    @staticmethod
+    def link_holder(principal) -> str:
+        """Who a link is minted for: the principal's key, or ``anon`` for any anonymous caller."""
+        return "anon" if principal.is_anonymous else principal.key
 
-    def check_signature(self, action: str, repo_id: int, oid: str, size: int, exp: str, sig: str) -> None:
+    def signed_query(self, action: str, repo: RepoRow, oid: str, size: int, principal) -> str:
+        expires = int(time.time()) + self.url_ttl
+        who = self.link_holder(principal)
+        return (f"exp={expires}&who={quote(who, safe='')}"
+                f"&sig={self.sign(action, repo.storage_key, oid, size, expires, who)}")
+
+    def check_signature(self, action: str, storage_key: str, oid: str, size: int, exp: str | None,
+                        who: str | None, sig: str | None) -> int:
+        """The link's expiry time, if its signature is good and it has not expired."""
         try:
             expires = int(exp)
         except (TypeError, ValueError):
             raise Unauthorized("Invalid or expired transfer URL") from None
-        good = self.sign(action, repo_id, oid, size, expires)
-        if expires < time.time() or not hmac.compare_digest(good, sig or ""):
+        good = self.sign(action, storage_key, oid, size, expires, who or "")
+        if expires < time.time() or not who or not hmac.compare_digest(good, sig or ""):
             raise Unauthorized("Invalid or expired transfer URL")
+        return expires
 
     # --- batch ----------------------------------------------------------------------------------
 
@@ -77,12 +95,11 @@ class LfsService:
 
     # --- transfers ------------------------------------------------------------------------------
 
-    async def receive(self, repo_id: int, oid: str, size: int, chunks: AsyncIterator[bytes]) -> None:
+    async def receive(self, repo: RepoRow, oid: str, size: int, chunks: AsyncIterator[bytes]) -> None:
         """Stage the upload, check its hash and size, then make it durable and visible."""
         import anyio
 
-        if self.repos.get_by_id(repo_id) is None:
-            raise EntryNotFound("The repository of this upload no longer exists")
+        repo_id = repo.id
         try:
             with Stager(self.tmp_dir, max_bytes=size) as stager:
                 async for chunk in chunks:

@@ -2,7 +2,7 @@
 
 Write recipe (security-storage spec D2): the staged file is already fsynced; it is hard-linked
 into place (``link`` fails if the key exists, so concurrent writers of one blob cannot clobber each
-other), the directory is fsynced, then the staged name is removed. A crash leaves either no blob or
+other, and an existing blob is kept: create-only), the directory is fsynced, then the staged name is removed. A crash leaves either no blob or
 the whole blob, never a partial one.
 """
 
@@ -67,27 +67,20 @@ class LocalBlobStore:
         except OSError as exc:
             raise _translate(exc) from exc
 
+    def read_prefix(self, key: str, limit: int) -> Iterator[bytes]:
+        with self.open(key) as f:
+            while limit > 0 and (chunk := f.read(min(limit, 1024 * 1024))):
+                limit -= len(chunk)
+                yield chunk
+
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
 
-    def presigned_url(self, key: str, expires_in: int) -> str | None:
+    def presigned_url(self, key: str, expires_in: int, filename: str | None = None) -> str | None:
         return None
 
-    def presigned_put_url(self, key: str, expires_in: int) -> str | None:
+    def presigned_put_url(self, key: str, expires_in: int, size: int) -> str | None:
         return None
-
-    def copy(self, src_key: str, dst_key: str) -> None:
-        """Hard link (the same crash-consistent publish as ``put_file``): blobs are immutable."""
-        src, dest = self._path(src_key), self._path(dst_key)
-        try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(src, dest)
-            except FileExistsError:
-                pass
-            fsync_dir(dest.parent)
-        except OSError as exc:
-            raise _translate(exc) from exc
 
     def delete(self, key: str) -> None:
         try:

@@ -13,7 +13,14 @@ URLs and does multipart uploads. Configuration, in order of precedence:
 
 Downloads are redirected to presigned GET URLs, so blob bytes never pass through the hub.
 Writes use ``mode="create"`` (S3 ``If-None-Match: *``, GCS ``ifGenerationMatch=0``): a blob is
-published whole by one PUT (or one multipart completion) and never overwritten.
+published whole by one PUT and never overwritten; an existing blob is kept, not replaced. The hub,
+not whoever uploaded the bytes, decides the stored object's headers: every published blob is
+``application/octet-stream`` with no ``Content-Encoding`` (``PUBLISHED_ATTRIBUTES``), and on S3 the
+presigned GETs also carry ``response-content-type``/``response-content-disposition=attachment``
+overrides and presigned PUTs sign ``Content-Length`` (``s3_signing.py``).
+
+There is deliberately no ``copy``: a server-side copy keeps the source's metadata and S3 cannot make
+it create-only, so content keys are written only by ``put_file`` from a file the hub has hashed.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 from urllib.parse import parse_qsl, urlparse, urlunparse
 
-from aicommons.storage.base import BlobInfo, StorageError
+from aicommons.storage.base import PUBLISHED_CONTENT_TYPE, attachment_disposition, BlobInfo, StorageError
 
 # Keys of obstore's ClientConfig (HTTP client settings); every other query key is store config.
 CLIENT_KEYS = frozenset({
@@ -82,10 +89,18 @@ class _Reader(io.RawIOBase):
         super().close()
 
 
+# obstore sends a create-only PUT in one request and holds the whole body in memory for it. Above this
+# size a verified blob is published by a multipart upload instead, after checking the key is free: a
+# concurrent writer of the same key can only write the same verified bytes with the same headers.
+SINGLE_PUT_MAX = 64 * 1024 * 1024
+PUBLISHED_ATTRIBUTES = {"Content-Type": PUBLISHED_CONTENT_TYPE}
+
+
 class ObjectBlobStore:
     def __init__(self, store, url: str):
         self.store = store
         self.url = url
+        self._s3_signer = None
 
     @classmethod
     def from_url(cls, url: str, tmp_dir: Path | None = None) -> "ObjectBlobStore":
@@ -102,10 +117,14 @@ class ObjectBlobStore:
         import obstore
         from obstore.exceptions import AlreadyExistsError
 
+        src = Path(src)
         try:
-            obstore.put(self.store, key, Path(src), mode="create")
+            if src.stat().st_size <= SINGLE_PUT_MAX:
+                obstore.put(self.store, key, src, mode="create", attributes=PUBLISHED_ATTRIBUTES)
+            elif self._head(key) is None:
+                obstore.put(self.store, key, src, attributes=PUBLISHED_ATTRIBUTES, use_multipart=True)
         except AlreadyExistsError:
-            pass  # content addressed: the stored blob has the same bytes
+            pass  # content addressed: the stored blob has the same bytes and is kept, not replaced
         except Exception as exc:  # noqa: BLE001
             raise _translate(exc) from exc
         Path(src).unlink(missing_ok=True)
@@ -136,30 +155,58 @@ class ObjectBlobStore:
             raise _translate(exc) from exc
         return io.BufferedReader(_Reader(raw), buffer_size=1024 * 1024)
 
+    def read_prefix(self, key: str, limit: int) -> Iterator[bytes]:
+        import obstore
+
+        if limit <= 0:
+            return
+        try:
+            result = obstore.get(self.store, key, options={"range": (0, limit)})
+            got = 0
+            for chunk in result.stream(min_chunk_size=1024 * 1024):
+                data = bytes(chunk)[:limit - got]
+                got += len(data)
+                yield data
+                if got >= limit:
+                    return
+        except Exception as exc:  # noqa: BLE001
+            raise _translate(exc) from exc
+
     def local_path(self, key: str) -> Path | None:
         return None
 
-    def presigned_url(self, key: str, expires_in: int) -> str | None:
+    def presigned_url(self, key: str, expires_in: int, filename: str | None = None) -> str | None:
+        """A GET URL that makes the bucket answer ``application/octet-stream`` as an attachment (S3)."""
+        signer = self._signer()
+        if signer is not None:
+            return signer.get_url(key, expires_in, attachment_disposition(filename))
         return self._sign("GET", key, expires_in)
 
-    def presigned_put_url(self, key: str, expires_in: int) -> str | None:
-        """A URL a client can PUT the bytes of ``key`` to (for direct uploads to a staging key)."""
+    def presigned_put_url(self, key: str, expires_in: int, size: int) -> str | None:
+        """A URL a client can PUT exactly ``size`` bytes of ``key`` to (direct uploads to a staging
+        key); on S3 the signature covers ``Content-Length``, so the bucket refuses any other size."""
+        signer = self._signer()
+        if signer is not None:
+            return signer.put_url(key, expires_in, size)
         return self._sign("PUT", key, expires_in)
+
+    def _signer(self):
+        from obstore.store import S3Store
+
+        if self._s3_signer is None and isinstance(self.store, S3Store):
+            from aicommons.storage.s3_signing import S3Signer
+
+            try:
+                self._s3_signer = S3Signer.for_store(self.store)
+            except Exception as exc:  # noqa: BLE001 - botocore configuration errors
+                raise _translate(exc) from exc
+        return self._s3_signer
 
     def _sign(self, method: str, key: str, expires_in: int) -> str:
         import obstore
 
         try:
             return obstore.sign(self.store, method, key, timedelta(seconds=expires_in))
-        except Exception as exc:  # noqa: BLE001
-            raise _translate(exc) from exc
-
-    def copy(self, src_key: str, dst_key: str) -> None:
-        """Server-side copy. Overwriting is harmless: keys are content addressed."""
-        import obstore
-
-        try:
-            obstore.copy(self.store, src_key, dst_key, overwrite=True)
         except Exception as exc:  # noqa: BLE001
             raise _translate(exc) from exc
 

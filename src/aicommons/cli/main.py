@@ -33,8 +33,10 @@ def cmd_serve(args) -> int:
     if settings.job_workers > 0:  # background jobs run in-process unless a separate worker is used
         workers = app.state.hub.jobs.start_workers(settings.job_workers)
     try:
+        from aicommons.api.access_log import log_config
+
         uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-                    proxy_headers=True, timeout_keep_alive=30)
+                    proxy_headers=True, timeout_keep_alive=30, log_config=log_config())
     finally:
         if workers is not None:
             workers.stop(graceful=True)

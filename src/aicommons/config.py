@@ -88,7 +88,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOG_LEVEL", "info", "Log level of the server."),
     Setting("DIRECT_UPLOADS", "false",
             "`true`: with object storage, LFS uploads up to 5 GiB go straight to the bucket by presigned "
-            "PUT to a staging key; the hub re-hashes them at `verify` before they become visible."),
+            "PUT to a per-upload staging key; at `verify` the hub copies them to a private file, hashes it "
+            "and publishes that file create-only."),
     Setting("JOB_WORKERS", "1",
             "Background-job worker threads each `aicommons serve` runs in-process (0: none; then run "
             "`aicommons worker`). Jobs are queued in the database and each runs once."),

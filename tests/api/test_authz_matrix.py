@@ -281,7 +281,7 @@ GLOBAL_ROUTES = {
     ("/api/validate-yaml", "POST"), ("/api/repos/create", "POST"), ("/api/users/{user}/likes", "GET"),
     ("/api/settings/repositories", "GET"), ("/api/organizations/{org}/settings/repositories", "GET"),
     ("/api/models", "GET"), ("/api/datasets", "GET"), ("/api/spaces", "GET"), ("/api/{types}/{name}", "GET"),
-    ("/lfs-transfer/{repo_id}/{oid}/{size}", "PUT"), ("/lfs-transfer/{repo_id}/{oid}/{size}", "GET"),
+    ("/lfs-transfer/{repo_key}/{oid}/{size}", "PUT"), ("/lfs-transfer/{repo_key}/{oid}/{size}", "GET"),
     ("/xet-cas/v1/xorbs/{prefix}/{hash}", "POST"), ("/xet-cas/v1/xorbs/{prefix}/{hash}", "HEAD"),
     ("/xet-cas/v1/shards", "POST"), ("/xet-cas/v1/chunks/{prefix}/{hash}", "GET"),
     ("/xet-cas/v1/reconstructions/{hash}", "GET"), ("/xet-cas/v2/reconstructions/{hash}", "GET"),

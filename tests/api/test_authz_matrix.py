@@ -282,7 +282,7 @@ GLOBAL_ROUTES = {
     ("/api/settings/repositories", "GET"), ("/api/organizations/{org}/settings/repositories", "GET"),
     ("/api/models", "GET"), ("/api/datasets", "GET"), ("/api/spaces", "GET"), ("/api/{types}/{name}", "GET"),
     ("/lfs-transfer/{repo_key}/{oid}/{size}", "PUT"), ("/lfs-transfer/{repo_key}/{oid}/{size}", "GET"),
-    ("/xet-cas/v1/xorbs/{prefix}/{hash}", "POST"), ("/xet-cas/v1/xorbs/{prefix}/{hash}", "HEAD"),
+    ("/xet-cas/v1/xorbs/{prefix}/{hash}", "POST"),
     ("/xet-cas/v1/shards", "POST"), ("/xet-cas/v1/chunks/{prefix}/{hash}", "GET"),
     ("/xet-cas/v1/reconstructions/{hash}", "GET"), ("/xet-cas/v2/reconstructions/{hash}", "GET"),
     ("/xet-cas/v1/reconstructions", "GET"), ("/xet-cas/v1/xorb-ranges/{hash}", "GET"),
@@ -623,7 +623,7 @@ def test_global_routes(live_hub, world):
             for method in ("GET", "PUT"):
                 response = get(f"/lfs-transfer/1/{oid}/5", principal, method, content=b"hello" if method == "PUT" else None)
                 check(400 <= response.status_code < 500, f"unsigned {method} /lfs-transfer as {principal}", response)
-            for method, path in (("POST", f"/xet-cas/v1/xorbs/default/{oid}"), ("HEAD", f"/xet-cas/v1/xorbs/default/{oid}"),
+            for method, path in (("POST", f"/xet-cas/v1/xorbs/default/{oid}"),
                                  ("POST", "/xet-cas/v1/shards"), ("GET", f"/xet-cas/v1/chunks/default/{oid}"),
                                  ("GET", f"/xet-cas/v1/reconstructions/{oid}"),
                                  ("GET", f"/xet-cas/v2/reconstructions/{oid}"),

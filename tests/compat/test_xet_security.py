@@ -109,3 +109,100 @@ def test_a_shard_cannot_borrow_a_private_xorb(xet, api, bob_api, http):
     assert http.post("/xet-cas/v1/shards", content=serialize_shard([own]), headers=write).status_code == 200
     answer = http.get(f"/xet-cas/v1/reconstructions/{to_hex(own.hash)}", headers=read).json()
     assert set(answer["fetch_info"]) == {to_hex(own.segments[0].xorb_hash)}
+
+
+# --- finding 18: transfer tokens bound to the repo's identity and to the credential that minted them ----
+
+
+def test_a_token_for_a_deleted_repo_writes_nowhere(xet, api, bob_api, http):
+    gone = f"alice/{unique_name('gone')}"
+    api.create_repo(gone)
+    write = _cas(http, gone, "write")
+    read_public = _cas(http, gone, "read", None)
+    api.delete_repo(gone)
+    # The next repo created takes the deleted one's database id on SQLite: bob's private repo.
+    private = f"bob/{unique_name('private')}"
+    bob_api.create_repo(private, private=True)
+
+    content = os.urandom(3000)
+    xorb, digest = serialize_xorb([content])
+    assert http.post(f"/xet-cas/v1/xorbs/default/{to_hex(digest)}", content=xorb, headers=write).status_code == 401
+    entry = _entry(digest, [content])
+    assert http.post("/xet-cas/v1/shards", content=serialize_shard([entry]), headers=write).status_code == 401
+    assert http.get(f"/xet-cas/v1/reconstructions/{to_hex(entry.hash)}", headers=read_public).status_code == 401
+    # Nothing of the old token's reached bob's repo.
+    batch = {"operation": "download", "objects": [{"oid": entry.sha256, "size": len(content)}]}
+    objects = http.post(f"/{private}.git/info/lfs/objects/batch", json=batch,
+                        headers={**auth(BOB_TOKEN), "Content-Type": "application/vnd.git-lfs+json"}).json()["objects"]
+    assert "actions" not in objects[0]
+
+
+def test_revoking_the_access_token_cancels_its_xet_tokens(xet, api, repo_id, http):
+    value = f"hf_{os.urandom(16).hex()}"
+    xet.cli("token", "create", "alice", "--role", "write", "--value", value)
+    write, read = _cas(http, repo_id, "write", value), _cas(http, repo_id, "read", value)
+    content = os.urandom(3000)
+    xorb, digest = serialize_xorb([content])
+    url = f"/xet-cas/v1/xorbs/default/{to_hex(digest)}"
+    assert http.post(url, content=xorb, headers=write).status_code == 200
+    entry = _entry(digest, [content])
+    assert http.post("/xet-cas/v1/shards", content=serialize_shard([entry]), headers=write).status_code == 200
+    xet.cli("token", "revoke", value)
+    assert http.post(url, content=xorb, headers=write).status_code == 401
+    assert http.post("/xet-cas/v1/shards", content=serialize_shard([entry]), headers=write).status_code == 401
+    assert http.get(f"/xet-cas/v1/reconstructions/{to_hex(entry.hash)}", headers=read).status_code == 401
+    # A new token with the same name, possibly the same database id, does not revive them.
+    xet.cli("token", "create", "alice", "--role", "write", "--value", f"hf_{os.urandom(16).hex()}")
+    assert http.post(url, content=xorb, headers=write).status_code == 401
+
+
+# --- finding 20: no existence oracle for xorbs, Xet writes audited ------------------------------------
+
+
+def test_the_cas_does_not_tell_whether_a_private_xorb_exists(xet, api, bob_api, http):
+    private = f"alice/{unique_name('private')}"
+    api.create_repo(private, private=True)
+    secret = os.urandom(100_000)
+    api.upload_file(path_or_fileobj=secret, path_in_repo="secret.bin", repo_id=private)
+    secret_hash = api.get_paths_info(private, ["secret.bin"])[0].xet_hash
+    terms = http.get(f"/xet-cas/v1/reconstructions/{secret_hash}", headers=_cas(http, private, "read")).json()["terms"]
+    existing, chunks = terms[0]["hash"], terms[0]["range"]["end"]
+    missing = to_hex(os.urandom(32))
+
+    mine = f"bob/{unique_name('mine')}"
+    bob_api.create_repo(mine)
+    write = _cas(http, mine, "write", BOB_TOKEN)
+    heads = [http.head(f"/xet-cas/v1/xorbs/default/{x}", headers=write) for x in (existing, missing)]
+    assert heads[0].status_code == heads[1].status_code and heads[0].status_code != 200
+
+    def refusal(xorb_hex: str) -> tuple[int, str]:
+        entry = ShardFile(os.urandom(32), (FileSegment(from_hex(xorb_hex), len(secret), 0, chunks),),
+                          (os.urandom(32),), None)
+        response = http.post("/xet-cas/v1/shards", content=serialize_shard([entry]), headers=write)
+        return response.status_code, response.json()["error"].replace(xorb_hex, "X").split(" segment")[1]
+
+    assert refusal(existing) == refusal(missing)
+    assert refusal(existing)[0] == 400
+
+    from aicommons.xet.shard import ShardChunk, ShardXorb
+    def xorb_refusal(xorb_hex: str) -> tuple[int, str]:
+        described = ShardXorb(from_hex(xorb_hex), (ShardChunk(os.urandom(32), 0, 10),), 10, 0)
+        response = http.post("/xet-cas/v1/shards", content=serialize_shard([], [described]), headers=write)
+        return response.status_code, response.json()["error"].replace(xorb_hex, "X")
+
+    assert xorb_refusal(existing) == xorb_refusal(missing)
+
+
+def test_xet_writes_are_in_the_audit_log(xet, bob_api, http):
+    mine = f"bob/{unique_name('audited')}"
+    bob_api.create_repo(mine)
+    write = _cas(http, mine, "write", BOB_TOKEN)
+    content = os.urandom(3000)
+    xorb, digest = serialize_xorb([content])
+    assert http.post(f"/xet-cas/v1/xorbs/default/{to_hex(digest)}", content=xorb, headers=write).status_code == 200
+    shard = serialize_shard([_entry(digest, [content])])
+    assert http.post("/xet-cas/v1/shards", content=shard, headers=write).status_code == 200
+    assert http.post("/xet-cas/v1/shards", content=b"junk", headers=write).status_code == 400
+    log = xet.cli("audit", "--actor", "bob", "--target", "/xet-cas/", "--limit", "1000").stdout
+    assert f"POST /xet-cas/v1/xorbs/default/{to_hex(digest)} -> 200" in log
+    assert "POST /xet-cas/v1/shards -> 200" in log and "POST /xet-cas/v1/shards -> 400" in log

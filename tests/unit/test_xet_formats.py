@@ -265,21 +265,26 @@ def test_shard_xorb_entries_must_describe_the_stored_xorb():
 # --- tokens -------------------------------------------------------------------------------------
 
 
-def test_tokens_sign_repo_operation_account_and_expiry():
+def test_tokens_sign_repo_operation_account_minter_and_expiry():
     tokens = XetTokens(b"secret", ttl_seconds=60)
-    token, expires = tokens.issue(12, "write", 3, now=1000)
+    minter = tokens.token_minter(7, "h" * 64)
+    token, expires = tokens.issue("0123abcd" * 4, "write", 3, minter, now=1000)
     assert expires == 1060
     grant = tokens.check(token, "write", now=1030)
-    assert (grant.repo_id, grant.operation, grant.account_id, grant.expires) == (12, "write", 3, 1060)
+    assert (grant.storage_key, grant.operation, grant.account_id, grant.expires) == ("0123abcd" * 4, "write", 3, 1060)
+    assert grant.token_id == 7 and tokens.binding_matches(grant, "h" * 64)
+    assert not tokens.binding_matches(grant, "i" * 64)  # token id 7 reused by another token
     with pytest.raises(Unauthorized, match="Expired"):
         tokens.check(token, "write", now=1061)
     with pytest.raises(Unauthorized, match="does not allow"):
         tokens.check(token, "read", now=1030)
-    forged = token.replace("xet1.12.", "xet1.13.")
+    forged = token.replace(".0123abcd", ".f123abcd")
     with pytest.raises(Unauthorized, match="signature"):
         tokens.check(forged, "write", now=1030)
     with pytest.raises(Unauthorized):
         XetTokens(b"other secret", 60).check(token, "write", now=1030)
-    for junk in (None, "", "hf_abc", "xet1.1.write.1.1"):
+    for junk in (None, "", "hf_abc", "xet1.1.write.1.1", "xet2.write.k.1.a.1"):
         with pytest.raises(Unauthorized):
             tokens.check(junk, "write", now=1030)
+    anonymous = tokens.check(tokens.issue("k" * 32, "read", 0, "-", now=1000)[0], "read", now=1000)
+    assert anonymous.token_id is None and anonymous.minter == "-"

@@ -11,6 +11,9 @@ Downloads: a ``/resolve/`` HEAD (or a tree entry) of a Xet file names its hash a
 with ``Range: bytes=…`` blocks of the file, then GETs the byte ranges of stored xorbs from the signed
 URLs in the answer (``/xet-cas/v1/xorb-ranges/…``, no token: the URL is the credential).
 
+There is no ``HEAD /v1/xorbs/...`` (hf_xet never asks): whether a xorb exists is not for any token
+to learn, since xorbs are shared by all repos and a private file's xorb would answer too.
+
 Routes hf_xet (1.8) probes that we do not serve answer 404, which it handles: ``POST /v2/shards``
 (it falls back to ``/v1/shards``), ``POST /v1/xorb-grants/...`` (presigned direct uploads; it falls
 back to ``POST /v1/xorbs/...``) and the global dedup query ``GET /v1/chunks/...`` (no dedup answer).
@@ -28,6 +31,7 @@ from starlette.routing import Route
 from aicommons.api.http import (
     base_url, blocking, hub_of, principal_of, read_body, repo_id_param, repo_type_param, run_sync,
 )
+from aicommons.hub.access import Principal
 from aicommons.hub.policy import Action
 from aicommons.api.ranges import parse_range
 from aicommons.errors import BadRequest, NotFound, Unauthorized
@@ -58,7 +62,7 @@ def write_token(request: Request) -> Response:
     has its own checks. The revision (``None`` when the client is about to open a PR) plays no part."""
     hub, principal = hub_of(request), principal_of(request)
     repo = hub.repos.find(repo_type_param(request), repo_id_param(request), principal, action=Action.CONTRIBUTE)
-    return _token_response(request, *hub.xet.tokens.issue(repo.id, "write", principal.account.id))
+    return _token_response(request, *hub.xet.mint(repo.storage_key, "write", principal))
 
 
 @blocking
@@ -68,15 +72,21 @@ def read_token(request: Request) -> Response:
     revision; the revision in the URL plays no part."""
     hub, principal = hub_of(request), principal_of(request)
     repo = hub.repos.find(repo_type_param(request), repo_id_param(request), principal, action=Action.READ_CONTENT)
-    account_id = principal.account.id if principal.account is not None else 0
-    return _token_response(request, *hub.xet.tokens.issue(repo.id, "read", account_id))
+    return _token_response(request, *hub.xet.mint(repo.storage_key, "read", principal))
 
 
 def _grant(request: Request, operation: str) -> XetGrant:
+    """The request's Xet grant (blocking: it looks the repo and the minting credential up). A write
+    is recorded in the audit log under the account the token was issued to."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer":
         raise Unauthorized("A Xet access token is required (Authorization: Bearer)")
-    return hub_of(request).xet.tokens.check(token.strip(), operation)
+    hub = hub_of(request)
+    grant = hub.xet.grant(token.strip(), operation)
+    if operation == "write":
+        account = hub.accounts.store.get_by_id(grant.account_id)
+        request.state.principal = Principal(key=f"xet:{grant.account_id}", account=account, token_role="write")
+    return grant
 
 
 def _xorb_hash(request: Request) -> str:
@@ -86,28 +96,24 @@ def _xorb_hash(request: Request) -> str:
 
 
 async def post_xorb(request: Request) -> Response:
-    _grant(request, "write")
+    """Store a verified xorb. ``was_inserted`` is always true: whether someone else had uploaded the
+    same xorb before is not the uploader's business (it would tell that a private file exists)."""
+    await run_sync(_grant, request, "write")
     xorb_hash = _xorb_hash(request)
     body = await read_body(request, MAX_XORB_BYTES)
-    inserted = await run_sync(hub_of(request).xet.store_xorb, xorb_hash, body)
-    return JSONResponse({"was_inserted": inserted})
-
-
-async def head_xorb(request: Request) -> Response:
-    _grant(request, "write")
-    exists = await run_sync(hub_of(request).xet.has_xorb, _xorb_hash(request))
-    return Response(status_code=200 if exists else 404)
+    await run_sync(hub_of(request).xet.store_xorb, xorb_hash, body)
+    return JSONResponse({"was_inserted": True})
 
 
 async def post_shard(request: Request) -> Response:
-    grant = _grant(request, "write")
+    grant = await run_sync(_grant, request, "write")
     body = await read_body(request, MAX_SHARD_BYTES)
     await run_sync(hub_of(request).xet.ingest_shard, grant.repo_id, body)
     return JSONResponse({"result": 1})  # 1 = "sync performed"
 
 
 async def chunk_dedup(request: Request) -> Response:
-    _grant(request, "write")
+    await run_sync(_grant, request, "write")
     raise NotFound("No deduplication information for this chunk")
 
 
@@ -199,7 +205,6 @@ def xet_routes() -> list[Route]:
         Route("/api/{types}/{ns}/{name}/xet-write-token/{rev}", write_token),
         Route("/api/{types}/{ns}/{name}/xet-read-token/{rev}", read_token),
         Route(CAS_PREFIX + "/v1/xorbs/{prefix}/{hash}", post_xorb, methods=["POST"]),
-        Route(CAS_PREFIX + "/v1/xorbs/{prefix}/{hash}", head_xorb, methods=["HEAD"]),
         Route(CAS_PREFIX + "/v1/shards", post_shard, methods=["POST"]),
         Route(CAS_PREFIX + "/v1/chunks/{prefix}/{hash}", chunk_dedup),
         Route(CAS_PREFIX + "/v1/reconstructions/{hash}", reconstruction_v1),

@@ -8,7 +8,7 @@ from typing import Iterable
 
 from sqlalchemy import Engine, select
 
-from aicommons.db.tables import xet_files
+from aicommons.db.tables import accounts, repos, tokens, xet_files
 from aicommons.db.upsert import insert_ignore
 
 IN_LIST_LIMIT = 1000  # bound parameters per query, well under SQLite's and PostgreSQL's limits
@@ -56,3 +56,24 @@ class XetFileStore:
         with self.engine.begin() as conn:
             insert_ignore(conn, xet_files, {"file_hash": file_hash, "oid": oid, "size": size, "shard": shard,
                                             "created_at": now})
+
+
+class XetGrantStore:
+    """What a Xet token names, looked up on each CAS request: the repo (by its never-reused
+    storage key) and the credential that minted the token, which may have been revoked since."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def repo_id(self, storage_key: str) -> int | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(repos.c.id).where(repos.c.storage_key == storage_key)).scalar()
+
+    def token_hash(self, token_id: int, user_id: int) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(tokens.c.token_hash).where(tokens.c.id == token_id,
+                                                                  tokens.c.user_id == user_id)).scalar()
+
+    def account_exists(self, account_id: int) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(accounts.c.id).where(accounts.c.id == account_id)).first() is not None

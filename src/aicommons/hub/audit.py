@@ -19,7 +19,7 @@ from aicommons.db.audit import AuditEvent, AuditStore
 from aicommons.times import utcnow
 
 _CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_NOT_AUDITED_PREFIXES = ("/v1/", "/models/", "/xet-cas/", "/lfs-transfer/", "/api/validate-yaml")
+_NOT_AUDITED_PREFIXES = ("/v1/", "/models/", "/lfs-transfer/", "/api/validate-yaml")
 _READ_ONLY_POSTS = ("/preupload/", "/paths-info/", "/info/lfs/objects/batch", "/info/lfs/objects/verify",
                     "/git-upload-pack")
 

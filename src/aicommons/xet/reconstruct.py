@@ -28,6 +28,13 @@ class XorbSource(Protocol):
         """Just the layout (a source may answer it without reading the xorb again)."""
 
 
+def _unbacked(name: str, index: int, xorb: bytes) -> ShardRejected:
+    # One answer whether the xorb is missing, shorter, of other sizes or of other chunks: a shard must
+    # not tell its uploader anything about a xorb it cannot prove it knows (a private file's xorb).
+    return ShardRejected(f"file {name} segment {index} cannot be verified against xorb {to_hex(xorb)}: "
+                         "upload the xorb, and describe its chunks as they are")
+
+
 def rebuild_file(entry: ShardFile, source: XorbSource, write: Callable[[bytes], None] | None) -> None:
     """Check ``entry`` against the stored xorbs, passing its bytes to ``write`` (if given) in order."""
     name = entry.hex
@@ -35,16 +42,14 @@ def rebuild_file(entry: ShardFile, source: XorbSource, write: Callable[[bytes], 
         raise ShardRejected(f"file {name} has no verification entries: upload it with a current hf_xet")
     nodes = []
     for index, (segment, proof) in enumerate(zip(entry.segments, entry.verification)):
-        data, layout = source.load(segment.xorb_hash)
-        if segment.chunk_end > len(layout.chunks):
-            raise ShardRejected(f"file {name} segment {index} names chunks past the end of xorb "
-                                f"{to_hex(segment.xorb_hash)}")
+        try:
+            data, layout = source.load(segment.xorb_hash)
+        except ShardRejected:
+            raise _unbacked(name, index, segment.xorb_hash) from None
         chunks = layout.chunks[segment.chunk_start:segment.chunk_end]
-        if sum(c.size for c in chunks) != segment.size:
-            raise ShardRejected(f"file {name} segment {index} has the wrong size")
-        if range_hash([c.hash for c in chunks]) != proof:
-            raise ShardRejected(f"file {name} segment {index} fails verification against xorb "
-                                f"{to_hex(segment.xorb_hash)}")
+        if (segment.chunk_end > len(layout.chunks) or range_hash([c.hash for c in chunks]) != proof
+                or sum(c.size for c in chunks) != segment.size):
+            raise _unbacked(name, index, segment.xorb_hash)
         nodes.extend((c.hash, c.size) for c in chunks)
         if write is not None:
             for chunk in chunks:
@@ -60,13 +65,17 @@ def rebuild_file(entry: ShardFile, source: XorbSource, write: Callable[[bytes], 
 
 
 def check_xorb_entry(entry: ShardXorb, source: XorbSource) -> None:
-    """The shard's description of an uploaded xorb must be the stored xorb's (later dedup trusts it)."""
-    layout = source.layout(entry.hash)
-    name = to_hex(entry.hash)
+    """The shard's description of an uploaded xorb must be the stored xorb's (later dedup trusts it).
+    One answer for a missing xorb and a wrong description, like ``rebuild_file``."""
+    refused = ShardRejected(f"the shard's description of xorb {to_hex(entry.hash)} does not match an uploaded xorb")
+    try:
+        layout = source.layout(entry.hash)
+    except ShardRejected:
+        raise refused from None
     if len(entry.chunks) != len(layout.chunks):
-        raise ShardRejected(f"xorb {name} has {len(layout.chunks)} chunks, not {len(entry.chunks)}")
+        raise refused
     offset = 0
     for claimed, stored in zip(entry.chunks, layout.chunks):
         if claimed.hash != stored.hash or claimed.size != stored.size or claimed.offset != offset:
-            raise ShardRejected(f"the shard's chunk list of xorb {name} does not match the xorb")
+            raise refused
         offset += stored.size

@@ -16,12 +16,12 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aicommons.db.repos import RepoStore
-from aicommons.db.xet import XetFileStore
-from aicommons.errors import BadRequest, InsufficientStorage, NotFound, PayloadTooLarge
+from aicommons.db.xet import XetFileStore, XetGrantStore
+from aicommons.errors import BadRequest, InsufficientStorage, NotFound, PayloadTooLarge, Unauthorized
 from aicommons.hub.lfs import blob_key
 from aicommons.storage.base import BlobStore, StorageError, StorageFull
 from aicommons.storage.staging import StagedFile, Stager
@@ -31,7 +31,7 @@ from aicommons.xet.keys import shard_key, xorb_key
 from aicommons.xet.reads import XetReads
 from aicommons.xet.reconstruct import ShardRejected, check_xorb_entry, rebuild_file
 from aicommons.xet.shard import ShardFile, ShardFormatError, parse_shard
-from aicommons.xet.tokens import XetTokens
+from aicommons.xet.tokens import ACCOUNT, ANONYMOUS, XetGrant, XetTokens
 from aicommons.xet.xorb import XorbFormatError, XorbLayout, read_layout, verify_upload
 
 log = logging.getLogger(__name__)
@@ -102,13 +102,43 @@ class XetService:
         self.tmp_dir = tmp_dir
         self.max_file_bytes = max_file_bytes
         self.tokens = XetTokens(secret, token_ttl)
+        self.grants = XetGrantStore(files.engine)
         self.reads = XetReads(files, repos, blobs, secret, token_ttl)  # downloads
 
-    # --- xorbs ----------------------------------------------------------------------------------
+    # --- tokens ---------------------------------------------------------------------------------
 
-    def has_xorb(self, hex_hash: str) -> bool:
-        parse_hash(hex_hash, "xorb")
-        return self.blobs.exists(xorb_key(hex_hash))
+    def mint(self, storage_key: str, operation: str, principal) -> tuple[str, int]:
+        """A Xet token for the repo with ``storage_key``, bound to what ``principal`` signed in with."""
+        account = principal.account
+        if account is None:
+            return self.tokens.issue(storage_key, operation, 0, ANONYMOUS)
+        if principal.key.startswith("token:"):
+            token_id = int(principal.key.split(":", 1)[1])
+            token_hash = self.grants.token_hash(token_id, account.id)
+            if token_hash is None:
+                raise Unauthorized("This access token was revoked")
+            return self.tokens.issue(storage_key, operation, account.id, self.tokens.token_minter(token_id, token_hash))
+        return self.tokens.issue(storage_key, operation, account.id, ACCOUNT)
+
+    def grant(self, token: str | None, operation: str) -> XetGrant:
+        """The grant of a Xet token that is valid now: well signed and unexpired, its repo still the
+        one it was minted for, and the credential that minted it not revoked."""
+        grant = self.tokens.check(token, operation)
+        repo_id = self.grants.repo_id(grant.storage_key)
+        if repo_id is None:
+            raise Unauthorized("The repository this Xet token was issued for no longer exists")
+        if grant.token_id is not None:
+            token_hash = self.grants.token_hash(grant.token_id, grant.account_id)
+            if token_hash is None or not self.tokens.binding_matches(grant, token_hash):
+                raise Unauthorized("The access token that this Xet token was issued to has been revoked")
+        elif grant.minter == ACCOUNT:
+            if not self.grants.account_exists(grant.account_id):
+                raise Unauthorized("The account this Xet token was issued to no longer exists")
+        elif grant.account_id != 0:
+            raise Unauthorized("Invalid Xet access token")
+        return replace(grant, repo_id=repo_id)
+
+    # --- xorbs ----------------------------------------------------------------------------------
 
     def store_xorb(self, hex_hash: str, data: bytes) -> bool:
         """Verify an uploaded xorb and store it (with our footer); False if it was stored already.

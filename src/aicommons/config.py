@@ -50,6 +50,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_LFS_FILE_BYTES", str(50 * 1024 ** 3), "Largest single LFS object."),
     Setting("LFS_THRESHOLD_BYTES", str(10 * 1024 * 1024),
             "Files at least this big are always stored with LFS (preupload answers `lfs`)."),
+    Setting("XET_REBUILD_ALLOWANCE_BYTES", str(20 * 1024 ** 3),
+            "Xet: file bytes an account may make the server rebuild from xorbs per hour beyond 8 times the "
+            "xorb bytes it uploaded that hour (a small edit of a large file rebuilds all of it). 0: only "
+            "what its uploads back."),
     Setting("UPLOAD_URL_TTL_SECONDS", "3600",
             "Lifetime of the signed LFS upload URLs the batch API hands out, and of Xet access tokens."),
     Setting("SECRET_KEY", "",
@@ -173,6 +177,7 @@ class Settings:
     max_lfs_file_bytes: int
     lfs_threshold_bytes: int
     upload_url_ttl_seconds: int
+    xet_rebuild_allowance_bytes: int
     secret_key: str
     shared_limits: str
     api_requests_per_minute: int
@@ -211,6 +216,7 @@ class Settings:
             max_lfs_file_bytes=_int("MAX_LFS_FILE_BYTES"),
             lfs_threshold_bytes=_int("LFS_THRESHOLD_BYTES"),
             upload_url_ttl_seconds=_int("UPLOAD_URL_TTL_SECONDS"),
+            xet_rebuild_allowance_bytes=_int("XET_REBUILD_ALLOWANCE_BYTES"),
             secret_key=_env("SECRET_KEY"),
             shared_limits=_typed("SHARED_LIMITS", str, choices=("auto", "on", "off")).strip().lower(),
             api_requests_per_minute=_int("API_REQUESTS_PER_MINUTE"),

@@ -206,3 +206,90 @@ def test_xet_writes_are_in_the_audit_log(xet, bob_api, http):
     log = xet.cli("audit", "--actor", "bob", "--target", "/xet-cas/", "--limit", "1000").stdout
     assert f"POST /xet-cas/v1/xorbs/default/{to_hex(digest)} -> 200" in log
     assert "POST /xet-cas/v1/shards -> 200" in log and "POST /xet-cas/v1/shards -> 400" in log
+
+
+# --- finding 15: what one shard, and one account, may make the server rebuild ---------------------------
+
+
+def _repeat_entry(xorb: bytes, chunks: list[bytes], times: int) -> ShardFile:
+    """A file made of the whole xorb ``times`` over: one segment per repetition."""
+    nodes = [(chunk_hash(c), len(c)) for c in chunks] * times
+    proof = range_hash([chunk_hash(c) for c in chunks])
+    size = sum(map(len, chunks))
+    digest = hashlib.sha256()
+    for _ in range(times):
+        for c in chunks:
+            digest.update(c)
+    return ShardFile(file_hash(nodes), (FileSegment(xorb, size, 0, len(chunks)),) * times, (proof,) * times,
+                     digest.hexdigest())
+
+
+def test_a_tiny_xorb_cannot_become_a_huge_file(xet, bob_api, http):
+    mine = f"bob/{unique_name('amp')}"
+    bob_api.create_repo(mine)
+    write = _cas(http, mine, "write", BOB_TOKEN)
+    zeros = [bytes(128 * 1024)] * 8  # 1 MiB of data, ~4 KB on the wire
+    data, digest = serialize_xorb(zeros, Scheme.LZ4)
+    assert len(data) < 10_000
+    assert http.post(f"/xet-cas/v1/xorbs/default/{to_hex(digest)}", content=data, headers=write).status_code == 200
+
+    big = _repeat_entry(digest, zeros, 72)  # 72 MiB from 128 KiB of distinct chunks
+    response = http.post("/xet-cas/v1/shards", content=serialize_shard([big]), headers=write)
+    assert response.status_code == 413, response.text
+    assert "distinct chunks" in response.json()["error"]
+    batch = {"operation": "download", "objects": [{"oid": big.sha256, "size": big.size}]}
+    objects = http.post(f"/{mine}.git/info/lfs/objects/batch", json=batch,
+                        headers={**auth(BOB_TOKEN), "Content-Type": "application/vnd.git-lfs+json"}).json()["objects"]
+    assert "actions" not in objects[0]
+
+    small = _repeat_entry(digest, zeros, 4)  # repetition within bounds still works
+    assert http.post("/xet-cas/v1/shards", content=serialize_shard([small]), headers=write).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def stingy_hub(tmp_path_factory):
+    import socket
+    import subprocess
+    import sys
+
+    from tests.conftest import start_hub, stop_hub
+
+    data = tmp_path_factory.mktemp("stingy") / "data"
+    data.mkdir()
+    env = {**os.environ, "AICOMMONS_DATA_DIR": str(data)}
+    for args in (["user", "create", "erin"], ["token", "create", "erin", "--value", "hf_erin_xet_0000000000000"]):
+        subprocess.run([sys.executable, "-m", "aicommons.cli.main", *args], env=env, check=True, capture_output=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    hub = start_hub(data, port, AICOMMONS_XET_REBUILD_ALLOWANCE_BYTES="1000000")
+    try:
+        yield hub
+    finally:
+        stop_hub(hub)
+
+
+def test_an_account_rebuilds_only_what_its_uploads_back(stingy_hub):
+    import httpx
+
+    token = "hf_erin_xet_0000000000000"
+    with httpx.Client(base_url=stingy_hub.url, timeout=60) as http:
+        assert http.post("/api/repos/create", json={"name": "m", "type": "model"}, headers=auth(token)).status_code == 200
+        write = _cas(http, "erin/m", "write", token)
+        chunk = [os.urandom(50_000)]
+        digest = _put_xorb(http, write, chunk)  # 50 KB received: 1 MB allowance + 8 x 50 KB
+        statuses = []
+        for times in (10, 11, 12):  # 500 KB, 550 KB, 600 KB of new files
+            shard = serialize_shard([_repeat_entry(digest, chunk, times)])
+            statuses.append(http.post("/xet-cas/v1/shards", content=shard, headers=write).status_code)
+        assert statuses == [200, 200, 429]
+        refused = http.post("/xet-cas/v1/shards", content=serialize_shard([_repeat_entry(digest, chunk, 12)]),
+                            headers=write)
+        assert refused.status_code == 429 and 0 < int(refused.headers["Retry-After"]) <= 3600
+        # A file the hub holds already is not rebuilt: it costs nothing.
+        again = serialize_shard([_repeat_entry(digest, chunk, 10)])
+        assert http.post("/xet-cas/v1/shards", content=again, headers=write).status_code == 200
+        # Uploading more earns more.
+        _put_xorb(http, write, [os.urandom(100_000)])
+        shard = serialize_shard([_repeat_entry(digest, chunk, 12)])
+        assert http.post("/xet-cas/v1/shards", content=shard, headers=write).status_code == 200

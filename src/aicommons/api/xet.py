@@ -98,17 +98,17 @@ def _xorb_hash(request: Request) -> str:
 async def post_xorb(request: Request) -> Response:
     """Store a verified xorb. ``was_inserted`` is always true: whether someone else had uploaded the
     same xorb before is not the uploader's business (it would tell that a private file exists)."""
-    await run_sync(_grant, request, "write")
+    grant = await run_sync(_grant, request, "write")
     xorb_hash = _xorb_hash(request)
     body = await read_body(request, MAX_XORB_BYTES)
-    await run_sync(hub_of(request).xet.store_xorb, xorb_hash, body)
+    await run_sync(hub_of(request).xet.store_xorb, xorb_hash, body, grant.account_id)
     return JSONResponse({"was_inserted": True})
 
 
 async def post_shard(request: Request) -> Response:
     grant = await run_sync(_grant, request, "write")
     body = await read_body(request, MAX_SHARD_BYTES)
-    await run_sync(hub_of(request).xet.ingest_shard, grant.repo_id, body)
+    await run_sync(hub_of(request).xet.ingest_shard, grant.repo_id, body, grant.account_id)
     return JSONResponse({"result": 1})  # 1 = "sync performed"
 
 

@@ -214,6 +214,16 @@ xet_files = Table(
 )
 Index("ix_xet_files_oid", xet_files.c.oid)
 
+# What each account made the Xet CAS do, per hour (unix time // 3600): xorb bytes it sent, and file
+# bytes the server rebuilt from xorbs for its shards. Bounds amplification (xet/service.py).
+xet_usage = Table(
+    "xet_usage", metadata,
+    Column("account_id", Integer, primary_key=True),
+    Column("hour", Integer, primary_key=True),
+    Column("received_bytes", BigInteger, nullable=False),
+    Column("rebuilt_bytes", BigInteger, nullable=False),
+)
+
 # Inference limits shared by every replica: a token bucket per principal, and one lease per
 # request in flight (leases expire, so a replica that dies cannot hold a principal's slots forever).
 rate_buckets = Table(

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select, update
 
-from aicommons.db.tables import accounts, repos, tokens, xet_files
+from aicommons.db.tables import accounts, repos, tokens, xet_files, xet_usage
 from aicommons.db.upsert import insert_ignore
 
 IN_LIST_LIMIT = 1000  # bound parameters per query, well under SQLite's and PostgreSQL's limits
@@ -77,3 +77,42 @@ class XetGrantStore:
     def account_exists(self, account_id: int) -> bool:
         with self.engine.connect() as conn:
             return conn.execute(select(accounts.c.id).where(accounts.c.id == account_id)).first() is not None
+
+
+class XetUsageStore:
+    """Per-account, per-hour Xet counters, shared by every replica."""
+
+    KEEP_HOURS = 48
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def _row(self, conn, account_id: int, hour: int) -> None:
+        if insert_ignore(conn, xet_usage, {"account_id": account_id, "hour": hour, "received_bytes": 0,
+                                           "rebuilt_bytes": 0}):
+            conn.execute(delete(xet_usage).where(xet_usage.c.account_id == account_id,
+                                                 xet_usage.c.hour < hour - self.KEEP_HOURS))
+
+    def add_received(self, account_id: int, hour: int, n: int) -> None:
+        with self.engine.begin() as conn:
+            self._row(conn, account_id, hour)
+            conn.execute(update(xet_usage).where(xet_usage.c.account_id == account_id, xet_usage.c.hour == hour)
+                         .values(received_bytes=xet_usage.c.received_bytes + n))
+
+    def reserve_rebuild(self, account_id: int, hour: int, n: int, allowance: int, factor: int) -> bool:
+        """Count ``n`` rebuilt bytes if the hour's total stays within ``allowance`` plus ``factor``
+        times the bytes received; one conditional UPDATE, so two replicas cannot both squeeze in."""
+        with self.engine.begin() as conn:
+            self._row(conn, account_id, hour)
+            done = conn.execute(
+                update(xet_usage)
+                .where(xet_usage.c.account_id == account_id, xet_usage.c.hour == hour,
+                       xet_usage.c.rebuilt_bytes + n <= allowance + factor * xet_usage.c.received_bytes)
+                .values(rebuilt_bytes=xet_usage.c.rebuilt_bytes + n))
+            return done.rowcount == 1
+
+    def release_rebuild(self, account_id: int, hour: int, n: int) -> None:
+        """Give back a reservation whose shard was refused after all."""
+        with self.engine.begin() as conn:
+            conn.execute(update(xet_usage).where(xet_usage.c.account_id == account_id, xet_usage.c.hour == hour)
+                         .values(rebuilt_bytes=xet_usage.c.rebuilt_bytes - n))

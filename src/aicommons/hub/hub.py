@@ -92,7 +92,8 @@ class Hub:
         self.lfs = LfsService(self.repo_store, self.blobs, secret, settings.tmp_dir,
                               settings.max_lfs_file_bytes, settings.upload_url_ttl_seconds)
         self.xet = XetService(XetFileStore(self.engine), self.repo_store, self.blobs, self.lfs.secret,
-                              settings.tmp_dir, settings.max_lfs_file_bytes, settings.upload_url_ttl_seconds)
+                              settings.tmp_dir, settings.max_lfs_file_bytes, settings.upload_url_ttl_seconds,
+                              settings.xet_rebuild_allowance_bytes)
         self.scans = ScanService(ScanStore(self.engine), self.repo_store, self.git, self.blobs)
         if settings.scan_uploads:
             self.repos.ref_listeners.append(self._queue_scan)

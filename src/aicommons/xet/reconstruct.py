@@ -28,7 +28,7 @@ class XorbSource(Protocol):
         """Just the layout (a source may answer it without reading the xorb again)."""
 
 
-def _unbacked(name: str, index: int, xorb: bytes) -> ShardRejected:
+def unbacked(name: str, index: int, xorb: bytes) -> ShardRejected:
     # One answer whether the xorb is missing, shorter, of other sizes or of other chunks: a shard must
     # not tell its uploader anything about a xorb it cannot prove it knows (a private file's xorb).
     return ShardRejected(f"file {name} segment {index} cannot be verified against xorb {to_hex(xorb)}: "
@@ -45,11 +45,11 @@ def rebuild_file(entry: ShardFile, source: XorbSource, write: Callable[[bytes], 
         try:
             data, layout = source.load(segment.xorb_hash)
         except ShardRejected:
-            raise _unbacked(name, index, segment.xorb_hash) from None
+            raise unbacked(name, index, segment.xorb_hash) from None
         chunks = layout.chunks[segment.chunk_start:segment.chunk_end]
         if (segment.chunk_end > len(layout.chunks) or range_hash([c.hash for c in chunks]) != proof
                 or sum(c.size for c in chunks) != segment.size):
-            raise _unbacked(name, index, segment.xorb_hash)
+            raise unbacked(name, index, segment.xorb_hash)
         nodes.extend((c.hash, c.size) for c in chunks)
         if write is not None:
             for chunk in chunks:

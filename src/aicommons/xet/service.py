@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import struct
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aicommons.db.repos import RepoStore
-from aicommons.db.xet import XetFileStore, XetGrantStore
-from aicommons.errors import BadRequest, InsufficientStorage, NotFound, PayloadTooLarge, Unauthorized
+from aicommons.db.xet import XetFileRow, XetFileStore, XetGrantStore, XetUsageStore
+from aicommons.errors import (
+    BadRequest, InsufficientStorage, NotFound, PayloadTooLarge, TooManyRequests, Unauthorized,
+)
 from aicommons.hub.lfs import blob_key
 from aicommons.storage.base import BlobStore, StorageError, StorageFull
 from aicommons.storage.staging import StagedFile, Stager
@@ -29,12 +33,24 @@ from aicommons.times import utcnow
 from aicommons.xet.hashing import from_hex, to_hex
 from aicommons.xet.keys import shard_key, xorb_key
 from aicommons.xet.reads import XetReads
-from aicommons.xet.reconstruct import ShardRejected, check_xorb_entry, rebuild_file
+from aicommons.xet.reconstruct import ShardRejected, check_xorb_entry, rebuild_file, unbacked
 from aicommons.xet.shard import ShardFile, ShardFormatError, parse_shard
 from aicommons.xet.tokens import ACCOUNT, ANONYMOUS, XetGrant, XetTokens
-from aicommons.xet.xorb import XorbFormatError, XorbLayout, read_layout, verify_upload
+from aicommons.xet.xorb import (
+    XorbFormatError, XorbLayout, footer_length, read_footer, read_layout, verify_upload,
+)
 
 log = logging.getLogger(__name__)
+
+# Amplification bounds (issue 9, finding 15). A shard may make the server rebuild (write as new LFS
+# objects) at most REBUILD_FACTOR times the bytes of the distinct chunks its new files reference, or
+# SHARD_REBUILD_FLOOR, whichever is more: a real client stores each distinct chunk once and files
+# rarely repeat whole chunks, while 16 references to a 286 KB xorb of zeros used to make 1 GiB. Per
+# account and hour, rebuilt bytes may exceed REBUILD_FACTOR times the xorb bytes it uploaded only by
+# the ``xet_rebuild_allowance_bytes`` setting (an edit of a large file rebuilds all of it from a
+# small upload). Files the hub already holds are checked, never rebuilt, and count for neither.
+REBUILD_FACTOR = 8
+SHARD_REBUILD_FLOOR = 64 * 1024 * 1024
 
 
 def parse_hash(text: str, what: str) -> bytes:
@@ -95,7 +111,7 @@ class _Accepted:
 
 class XetService:
     def __init__(self, files: XetFileStore, repos: RepoStore, blobs: BlobStore, secret: bytes, tmp_dir: Path,
-                 max_file_bytes: int, token_ttl: int):
+                 max_file_bytes: int, token_ttl: int, rebuild_allowance: int = 20 * 1024 ** 3):
         self.files = files
         self.repos = repos
         self.blobs = blobs
@@ -103,6 +119,8 @@ class XetService:
         self.max_file_bytes = max_file_bytes
         self.tokens = XetTokens(secret, token_ttl)
         self.grants = XetGrantStore(files.engine)
+        self.usage = XetUsageStore(files.engine)
+        self.rebuild_allowance = rebuild_allowance
         self.reads = XetReads(files, repos, blobs, secret, token_ttl)  # downloads
 
     # --- tokens ---------------------------------------------------------------------------------
@@ -140,14 +158,15 @@ class XetService:
 
     # --- xorbs ----------------------------------------------------------------------------------
 
-    def store_xorb(self, hex_hash: str, data: bytes) -> bool:
+    def store_xorb(self, hex_hash: str, data: bytes, account_id: int = 0) -> bool:
         """Verify an uploaded xorb and store it (with our footer); False if it was stored already.
-        Nothing is stored on error."""
+        Nothing is stored on error. The bytes count as received from ``account_id`` either way."""
         expected = parse_hash(hex_hash, "xorb")
         try:
             verified = verify_upload(data, expected)
         except XorbFormatError as exc:
             raise BadRequest(f"Rejected xorb {hex_hash}: {exc}") from None
+        self.usage.add_received(account_id, _hour(), len(data))
         key = xorb_key(hex_hash)
         if self.blobs.exists(key):
             return False
@@ -157,10 +176,10 @@ class XetService:
 
     # --- shards ---------------------------------------------------------------------------------
 
-    def ingest_shard(self, repo_id: int, data: bytes) -> int:
-        """Check a shard against the stored xorbs, rebuild its files, and make each an LFS object
-        of repo ``repo_id``. All or nothing: any bad file rejects the shard. Returns the number of
-        distinct files."""
+    def ingest_shard(self, repo_id: int, data: bytes, account_id: int = 0) -> int:
+        """Check a shard against the stored xorbs, rebuild its new files, and make each file an LFS
+        object of repo ``repo_id``. All or nothing: any bad file rejects the shard. Returns the
+        number of distinct files."""
         if self.repos.get_by_id(repo_id) is None:
             raise NotFound("The repository of this Xet token no longer exists")
         try:
@@ -169,24 +188,110 @@ class XetService:
             raise BadRequest(f"Rejected shard: {exc}") from None
         source = _StoredXorbs(self.blobs)
         accepted: list[_Accepted] = []
+        hour, reserved = _hour(), 0
         try:
             defined: dict[bytes, ShardFile] = {}
             for entry in shard.files:
                 first = defined.setdefault(entry.hash, entry)
-                if first is entry:
-                    accepted.append(self._accept_file(entry, source))
-                elif first != entry:  # one definition per file hash: every entry is checked or refused
+                if first is not entry and first != entry:  # one definition per file hash, checked
                     raise ShardRejected(f"the shard defines file {entry.hex} twice, differently")
+            known, new = [], []
+            for entry in defined.values():
+                row = self.files.get(entry.hex)
+                if row is not None and self._hold(blob_key(row.oid)):
+                    known.append((entry, row))
+                else:
+                    new.append(entry)
+            rebuild = sum(entry.size for entry in new)
+            self._check_shard_amplification(new, rebuild)
+            if rebuild and not self.usage.reserve_rebuild(account_id, hour, rebuild, self.rebuild_allowance,
+                                                          REBUILD_FACTOR):
+                retry = 3600 - int(time.time()) % 3600
+                raise TooManyRequests(f"This account has made the server rebuild as many Xet file bytes this hour "
+                                      f"as its uploads allow; try again in {retry} seconds",
+                                      headers={"Retry-After": str(retry)})
+            reserved = rebuild
+            for entry, row in known:
+                accepted.append(self._accept_known(entry, row, source))
+            for entry in new:
+                accepted.append(self._accept_file(entry, source))
             for xorb in shard.xorbs:  # after the files, which loaded most of these xorbs already
                 check_xorb_entry(xorb, source)
         except ShardRejected as exc:
             self._discard(accepted)
+            self._release(account_id, hour, reserved)
             raise BadRequest(f"Rejected shard: {exc}") from None
         except BaseException:
             self._discard(accepted)
+            self._release(account_id, hour, reserved)
             raise
         self._publish(repo_id, data, accepted)
         return len(accepted)
+
+    def _hold(self, key: str) -> bool:
+        """Whether the blob ``key`` exists, leased first (hub/gc.py) when the store leases writes, so
+        that GC cannot sweep an object this shard is about to grant to its repo without rewriting."""
+        leases = getattr(self.blobs, "leases", None)
+        if leases is not None:
+            leases.touch_lease(key, utcnow())
+        return self.blobs.exists(key)
+
+    def _release(self, account_id: int, hour: int, reserved: int) -> None:
+        if reserved:
+            self.usage.release_rebuild(account_id, hour, reserved)
+
+    def _check_shard_amplification(self, new: list[ShardFile], rebuild: int) -> None:
+        """Refuse, before rebuilding anything, a shard whose new files add up to far more than the
+        distinct chunks they reference (read from the xorb footers alone)."""
+        if rebuild <= SHARD_REBUILD_FLOOR:
+            return
+        spans: dict[bytes, list[tuple[int, int]]] = {}
+        first_use: dict[bytes, tuple[str, int]] = {}
+        for entry in new:
+            for index, segment in enumerate(entry.segments):
+                spans.setdefault(segment.xorb_hash, []).append((segment.chunk_start, segment.chunk_end))
+                first_use.setdefault(segment.xorb_hash, (entry.hex, index))
+        chunks: dict[bytes, int] = {}  # distinct chunk hash -> size
+        for xorb_hash, ranges in spans.items():
+            try:
+                hashes, sizes = self._xorb_chunks(xorb_hash)
+            except ShardRejected:
+                raise unbacked(*first_use[xorb_hash], xorb_hash) from None
+            for start, end in ranges:
+                for i in range(start, min(end, len(hashes))):
+                    chunks[hashes[i]] = sizes[i]
+        referenced = sum(chunks.values())
+        if rebuild > REBUILD_FACTOR * referenced:
+            raise PayloadTooLarge(f"Rejected shard: its files add up to {rebuild} bytes but reference only {referenced} "
+                                  f"bytes of distinct chunks; a shard may make the server rebuild at most "
+                                  f"{REBUILD_FACTOR} times that (or {SHARD_REBUILD_FLOOR} bytes)")
+
+    def _xorb_chunks(self, xorb_hash: bytes) -> tuple[list[bytes], list[int]]:
+        """Chunk hashes and sizes of a stored xorb, from its footer (not its up to 64 MiB of data)."""
+        key = xorb_key(to_hex(xorb_hash))
+        size = self.blobs.size(key)
+        if size is None or size < 4:
+            raise ShardRejected("no such xorb")
+        try:
+            with self.blobs.open(key) as f:
+                f.seek(size - 4)
+                length = footer_length(f.read(4))
+                if length + 4 > size:
+                    raise XorbFormatError("xorb footer length is implausible")
+                f.seek(size - 4 - length)
+                _declared, hashes, _stored_ends, unpacked_ends = read_footer(f.read(length))
+        except (XorbFormatError, struct.error):
+            raise ShardRejected("unreadable xorb") from None
+        sizes = [end - start for start, end in zip([0, *unpacked_ends], unpacked_ends)]
+        return hashes, sizes
+
+    def _accept_known(self, entry: ShardFile, row: XetFileRow, source: _StoredXorbs) -> _Accepted:
+        """A file the hub holds already: the uploader proves it knows the chunks (verification
+        hashes, file hash), nothing is rebuilt, and the repo gains the existing object."""
+        rebuild_file(entry, source, None)  # the file hash covers every chunk hash and size
+        if entry.size != row.size or (entry.sha256 and entry.sha256 != row.oid):
+            raise ShardRejected(f"file {entry.hex} is not the file the hub knows by that hash")
+        return _Accepted(entry, row.oid, None)
 
     def _accept_file(self, entry: ShardFile, source: _StoredXorbs) -> _Accepted:
         # Always rebuilt, even when an earlier shard described the same file: the uploader must prove
@@ -251,3 +356,7 @@ class XetService:
             if item.staged is not None:
                 item.staged.discard()
                 item.staged = None
+
+
+def _hour() -> int:
+    return int(time.time()) // 3600

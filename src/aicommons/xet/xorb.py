@@ -223,6 +223,12 @@ def footer_length(last_four: bytes) -> int:
     return length
 
 
+def read_footer(footer: bytes | memoryview) -> tuple[bytes, list[bytes], list[int], list[int]]:
+    """(xorb hash, chunk hashes, stored ends, unpacked ends) of a stored xorb's footer (without the
+    trailing length)."""
+    return _parse_footer(memoryview(footer))
+
+
 def read_index(footer: bytes | memoryview) -> XorbIndex:
     """The chunk index of a stored xorb from its footer (without the trailing length)."""
     _hash, _hashes, stored_ends, unpacked_ends = _parse_footer(memoryview(footer))

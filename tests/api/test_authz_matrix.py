@@ -286,6 +286,9 @@ GLOBAL_ROUTES = {
     ("/xet-cas/v1/shards", "POST"), ("/xet-cas/v1/chunks/{prefix}/{hash}", "GET"),
     ("/xet-cas/v1/reconstructions/{hash}", "GET"), ("/xet-cas/v2/reconstructions/{hash}", "GET"),
     ("/xet-cas/v1/reconstructions", "GET"), ("/xet-cas/v1/xorb-ranges/{hash}", "GET"),
+    ("/xet-cas/{store}/v1/xorbs/{prefix}/{hash}", "POST"), ("/xet-cas/{store}/v1/shards", "POST"),
+    ("/xet-cas/{store}/v1/chunks/{prefix}/{hash}", "GET"), ("/xet-cas/{store}/v1/reconstructions/{hash}", "GET"),
+    ("/xet-cas/{store}/v2/reconstructions/{hash}", "GET"), ("/xet-cas/{store}/v1/reconstructions", "GET"),
     ("/v1/models", "GET"), ("/models/loaded", "GET"), (M + "/load", "POST"), (M + "/unload", "POST"),
     ("/metrics", "GET"),
     ("/", "GET"), ("/models", "GET"), ("/datasets", "GET"), ("/spaces", "GET"), ("/login", "GET"),
@@ -628,7 +631,9 @@ def test_global_routes(live_hub, world):
                                  ("GET", f"/xet-cas/v1/reconstructions/{oid}"),
                                  ("GET", f"/xet-cas/v2/reconstructions/{oid}"),
                                  ("GET", f"/xet-cas/v1/reconstructions?file_id={oid}"),
-                                 ("GET", f"/xet-cas/v1/xorb-ranges/{oid}")):
+                                 ("GET", f"/xet-cas/v1/xorb-ranges/{oid}"),
+                                 ("POST", "/xet-cas/0123456789abcdef/v1/shards"),
+                                 ("GET", f"/xet-cas/0123456789abcdef/v1/reconstructions/{oid}")):
                 response = get(path, principal, method)
                 want_401 = "xorb-ranges" not in path  # those URLs carry their own signature
                 check(response.status_code == 401 if want_401 else 400 <= response.status_code < 500,

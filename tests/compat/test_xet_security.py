@@ -293,3 +293,46 @@ def test_an_account_rebuilds_only_what_its_uploads_back(stingy_hub):
         _put_xorb(http, write, [os.urandom(100_000)])
         shard = serialize_shard([_repeat_entry(digest, chunk, 12)])
         assert http.post("/xet-cas/v1/shards", content=shard, headers=write).status_code == 200
+
+
+# --- finding 20: the 3,900-byte file that would not upload --------------------------------------------
+
+
+def test_a_client_cache_from_another_hub_at_the_same_address_does_not_break_uploads(tmp_path):
+    """hf_xet keeps the shards it uploaded in a local cache keyed by the CAS URL, and does not upload
+    a xorb again that the cache says the CAS holds. A hub started afresh at the same address (a test
+    server, a wiped data dir) used to hand out the same CAS URL, so re-uploading a file uploaded
+    before (``b"GOOD-WEIGHTS " * 300``, in the report) sent a shard naming a xorb this hub never
+    had: 400 at /v1/shards, while any new content uploaded fine. The CAS URL now carries the store's
+    random id."""
+    import socket
+    import subprocess
+    import sys
+
+    from tests.conftest import start_hub, stop_hub
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = "hf_erin_xet_cache_000000000"
+    upload = ("import sys\nfrom huggingface_hub import HfApi\n"
+              "api = HfApi(endpoint=sys.argv[1], token=sys.argv[2])\n"
+              "api.create_repo('erin/m', exist_ok=True)\n"
+              "api.upload_file(path_or_fileobj=b'GOOD-WEIGHTS ' * 300, path_in_repo='w.bin', repo_id='erin/m')\n")
+    client_env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_XET"}
+    client_env["HF_HOME"] = str(tmp_path / "client-home")  # one client, two hubs
+    for attempt in (1, 2):
+        data = tmp_path / f"data{attempt}"
+        data.mkdir()
+        env = {**os.environ, "AICOMMONS_DATA_DIR": str(data)}
+        for args in (["user", "create", "erin"], ["token", "create", "erin", "--value", token]):
+            subprocess.run([sys.executable, "-m", "aicommons.cli.main", *args], env=env, check=True,
+                           capture_output=True)
+        hub = start_hub(data, port)
+        try:
+            done = subprocess.run([sys.executable, "-c", upload, hub.url, token], env=client_env,
+                                  capture_output=True, text=True, timeout=120)
+        finally:
+            stop_hub(hub)
+        assert done.returncode == 0, f"upload {attempt}: {done.stderr[-1000:]}"
+        assert list((data / "blobs" / "xet" / "shards").rglob("*"))  # it did go through Xet

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import random
+import re
 
 import httpx
 import pytest
@@ -145,7 +146,8 @@ def test_write_token_shape(xet, repo_id, http):
     body = response.json()
     assert set(body) == {"accessToken", "exp", "casUrl"}
     assert response.headers["X-Xet-Access-Token"] == body["accessToken"]
-    assert response.headers["X-Xet-Cas-Url"] == body["casUrl"] == f"{xet.url}/xet-cas"
+    assert response.headers["X-Xet-Cas-Url"] == body["casUrl"]
+    assert re.fullmatch(re.escape(f"{xet.url}/xet-cas/") + "[0-9a-f]{16}", body["casUrl"])  # the store's id
     assert int(response.headers["X-Xet-Token-Expiration"]) == body["exp"]
 
 

@@ -49,7 +49,8 @@ XORB_READ_PIECE = 1024 * 1024
 
 
 def _token_response(request: Request, token: str, expires: int) -> Response:
-    cas_url = base_url(request) + CAS_PREFIX
+    # The store id in the URL: hf_xet keys its local dedup cache on the CAS URL (xet/keys.py).
+    cas_url = f"{base_url(request)}{CAS_PREFIX}/{hub_of(request).xet.store_id()}"
     # huggingface_hub reads the headers, hf_xet the JSON body.
     headers = {"X-Xet-Cas-Url": cas_url, "X-Xet-Access-Token": token, "X-Xet-Token-Expiration": str(expires)}
     return JSONResponse({"accessToken": token, "exp": expires, "casUrl": cas_url}, headers=headers)
@@ -83,6 +84,9 @@ def _grant(request: Request, operation: str) -> XetGrant:
         raise Unauthorized("A Xet access token is required (Authorization: Bearer)")
     hub = hub_of(request)
     grant = hub.xet.grant(token.strip(), operation)
+    store = request.path_params.get("store")
+    if store is not None and store != hub.xet.store_id():
+        raise NotFound("This Xet CAS URL belongs to another store: request a new token from the Hub")
     if operation == "write":
         account = hub.accounts.store.get_by_id(grant.account_id)
         request.state.principal = Principal(key=f"xet:{grant.account_id}", account=account, token_role="write")
@@ -201,14 +205,20 @@ async def xorb_range(request: Request) -> Response:
 
 
 def xet_routes() -> list[Route]:
+    cas = [
+        ("/v1/xorbs/{prefix}/{hash}", post_xorb, ["POST"]),
+        ("/v1/shards", post_shard, ["POST"]),
+        ("/v1/chunks/{prefix}/{hash}", chunk_dedup, None),
+        ("/v1/reconstructions/{hash}", reconstruction_v1, None),
+        ("/v2/reconstructions/{hash}", reconstruction_v2, None),
+        ("/v1/reconstructions", batch_reconstruction, None),
+    ]
+    # Each CAS route under the URL tokens name (/xet-cas/{store}/...) and, for tokens handed out
+    # before the store id was part of it, without it. Signed xorb ranges carry their own credential.
     return [
         Route("/api/{types}/{ns}/{name}/xet-write-token/{rev}", write_token),
         Route("/api/{types}/{ns}/{name}/xet-read-token/{rev}", read_token),
-        Route(CAS_PREFIX + "/v1/xorbs/{prefix}/{hash}", post_xorb, methods=["POST"]),
-        Route(CAS_PREFIX + "/v1/shards", post_shard, methods=["POST"]),
-        Route(CAS_PREFIX + "/v1/chunks/{prefix}/{hash}", chunk_dedup),
-        Route(CAS_PREFIX + "/v1/reconstructions/{hash}", reconstruction_v1),
-        Route(CAS_PREFIX + "/v2/reconstructions/{hash}", reconstruction_v2),
-        Route(CAS_PREFIX + "/v1/reconstructions", batch_reconstruction),
+        *(Route(CAS_PREFIX + path, handler, methods=methods) for path, handler, methods in cas),
+        *(Route(CAS_PREFIX + "/{store}" + path, handler, methods=methods) for path, handler, methods in cas),
         Route(CAS_PREFIX + "/v1/xorb-ranges/{hash}", xorb_range),
     ]

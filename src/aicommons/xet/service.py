@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
+import secrets
 import struct
 import time
 from collections import OrderedDict
@@ -31,7 +33,7 @@ from aicommons.storage.base import BlobStore, StorageError, StorageFull
 from aicommons.storage.staging import StagedFile, Stager
 from aicommons.times import utcnow
 from aicommons.xet.hashing import from_hex, to_hex
-from aicommons.xet.keys import shard_key, xorb_key
+from aicommons.xet.keys import STORE_ID_KEY, shard_key, xorb_key
 from aicommons.xet.reads import XetReads
 from aicommons.xet.reconstruct import ShardRejected, check_xorb_entry, rebuild_file, unbacked
 from aicommons.xet.shard import ShardFile, ShardFormatError, parse_shard
@@ -120,8 +122,28 @@ class XetService:
         self.tokens = XetTokens(secret, token_ttl)
         self.grants = XetGrantStore(files.engine)
         self.usage = XetUsageStore(files.engine)
+        self._store_id: str | None = None
         self.rebuild_allowance = rebuild_allowance
         self.reads = XetReads(files, repos, blobs, secret, token_ttl)  # downloads
+
+    # --- where the CAS is -----------------------------------------------------------------------
+
+    def store_id(self) -> str:
+        """The random name of this blob store's Xet data (``keys.STORE_ID_KEY``), created on first
+        use with create-once semantics (two replicas racing keep the first one written)."""
+        if self._store_id is None:
+            for _ in range(2):
+                if self.blobs.exists(STORE_ID_KEY):
+                    with self.blobs.open(STORE_ID_KEY) as f:
+                        found = f.read(64).decode("ascii", "replace").strip()
+                    if re.fullmatch(r"[0-9a-f]{16}", found):
+                        self._store_id = found
+                        break
+                    raise RuntimeError(f"{STORE_ID_KEY} in the blob store is not a store id")
+                self._put(STORE_ID_KEY, self._stage(secrets.token_hex(8).encode()))
+        if self._store_id is None:
+            raise RuntimeError(f"cannot read back {STORE_ID_KEY}")
+        return self._store_id
 
     # --- tokens ---------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from aicommons.api.errors import hub_error_handler, storage_error_handler
+from aicommons.api.input_guard import InputGuardMiddleware
 from aicommons.api.middleware import (
     AuditMiddleware, AuthMiddleware, RateLimitMiddleware, RawPathMiddleware, RequestIdMiddleware,
 )
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Star
             Middleware(AuditMiddleware, hub=hub),  # outside Auth: refused credentials are recorded too
             Middleware(AuthMiddleware, hub=hub),
             Middleware(RateLimitMiddleware, limiter=RequestLimiter.from_settings(settings)),
+            Middleware(InputGuardMiddleware),  # NUL in a URL: 400 on every backend (audited)
         ],
         exception_handlers={HubError: hub_error_handler, StorageError: storage_error_handler},
     )

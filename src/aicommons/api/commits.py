@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from aicommons.api.formats import repo_url
-from aicommons.api.http import base_url, hub_of, json_object, param, principal_of, read_body, read_json, repo_id_param, \
-    repo_type_param, run_sync
+from aicommons.api.http import base_url, hub_of, json_object, param, principal_of, parse_json, read_body, read_json, \
+    repo_id_param, repo_type_param, run_sync
 from aicommons.errors import BadRequest, RevisionNotFound
 from aicommons.hub import content
 from aicommons.hub.commits import AddFile, AddLfsFile, CommitRequest, DeleteFile, DeleteFolder
 from aicommons.hub.gitattributes import LfsRules, ignore_rules
-from aicommons.hub.names import check_file_path
+from aicommons.hub.names import check_file_path, unstorable_char
 from aicommons.hub.policy import Action
 
 MAX_PREUPLOAD_FILES = 1000
@@ -84,10 +83,9 @@ def parse_commit_payload(body: bytes) -> CommitRequest:
     for number, line in enumerate(body.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            item = json.loads(line)
-        except (ValueError, UnicodeDecodeError):
-            raise BadRequest(f"Line {number} of the commit payload is not valid JSON") from None
+        # Paths are checked by check_file_path (422 InvalidPath, as on the Hub), the header's
+        # texts below: other strings are only compared with constants.
+        item = parse_json(line, f"line {number} of the commit payload", strings=False)
         if not isinstance(item, dict) or not isinstance(item.get("value"), dict):
             raise BadRequest(f"Line {number} of the commit payload must be an object with 'key' and 'value'")
         key, value = item.get("key"), item["value"]
@@ -124,6 +122,10 @@ def parse_commit_payload(body: bytes) -> CommitRequest:
     if not isinstance(summary, str) or not isinstance(description, str) or \
             (parent is not None and not isinstance(parent, str)):
         raise BadRequest("The header needs a string 'summary' (and optional 'description', 'parentCommit')")
+    for text in (summary, description, parent or ""):
+        bad = unstorable_char(text)
+        if bad:
+            raise BadRequest(f"Invalid commit header: {bad} is not allowed in text")
     return CommitRequest(summary=summary, description=description, parent_commit=parent, operations=tuple(ops))
 
 

@@ -7,7 +7,7 @@ from starlette.responses import JSONResponse, Response
 
 from aicommons.api.formats import repo_url
 from aicommons.api.http import (
-    base_url,
+    MAX_INT_ARG, base_url,
     blocking, bool_arg, hub_of, int_arg, json_object, param, principal_of, read_json, repo_id_param,
     repo_type_param, run_sync,
 )
@@ -41,13 +41,10 @@ def _repo(request: Request, action: Action = Action.READ_METADATA) -> RepoRow:
 
 
 def _num(request: Request) -> int:
-    try:
-        num = int(param(request, "num"))
-    except ValueError:
-        raise NotFound("Discussion not found") from None
-    if num <= 0:
+    value = param(request, "num")
+    if not (value.isascii() and value.isdigit() and len(value) <= 10 and 0 < int(value) <= MAX_INT_ARG):
         raise NotFound("Discussion not found")
-    return num
+    return int(value)
 
 
 @blocking

@@ -7,6 +7,7 @@ the Hub's code, ``X-Error-Message`` with the message, and a JSON body ``{"error"
 from __future__ import annotations
 
 import logging
+import re
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -17,10 +18,13 @@ from aicommons.hub.repos import RepoMoved
 from aicommons.storage.base import StorageError, StorageFull
 
 log = logging.getLogger("aicommons.api")
+_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def _header_safe(message: str) -> str:
-    flat = " ".join(message.split())
+    # No control character may reach a header (h11 refuses to send one: the client would see the
+    # connection drop instead of the error), whatever text a message quotes.
+    flat = " ".join(_CONTROLS.sub("?", message).split())
     return flat.encode("latin-1", "replace").decode("latin-1")[:1000]
 
 

@@ -10,10 +10,11 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 
 from aicommons.api import formats
 from aicommons.api.http import (
-    base_url, blocking, bool_arg, hub_of, int_arg, next_link, param, principal_of, read_body, repo_id_param,
-    repo_type_param, run_sync,
+    base_url, blocking, bool_arg, hub_of, int_arg, json_object, next_link, param, parse_json, principal_of, read_body,
+    repo_id_param, repo_type_param, run_sync,
 )
 from aicommons.db.repos import RepoRow
+from aicommons.hub.names import unsafe_char
 from aicommons.errors import BadRequest
 from aicommons.gitrepo.store import CommitInfo
 from aicommons.hub import content
@@ -167,12 +168,7 @@ async def paths_info(request: Request) -> Response:
     repo = await run_sync(_content_repo, request)  # decided before the body is read
     body = await read_body(request, hub_of(request).settings.max_json_body_bytes)
     if request.headers.get("content-type", "").startswith("application/json"):
-        import json
-
-        try:
-            data = json.loads(body or b"{}")
-        except ValueError:
-            raise BadRequest("Invalid JSON body") from None
+        data = json_object(parse_json(body or b"{}"))
         paths, expand = data.get("paths", []), bool(data.get("expand", False))
     else:
         form = parse_qs(body.decode("utf-8", "replace"))
@@ -187,7 +183,8 @@ def _paths_info(request: Request, repo: RepoRow, paths: list[str], expand: bool)
     git_repo, commit = hub.refs.resolve(repo, param(request, "rev"))
     page = []
     for path in dict.fromkeys(p.strip("/") for p in paths):
-        entry = content.get_entry(git_repo, commit, path) if path else None
+        # A path no file can have (NUL, controls) names nothing: skipped, like any missing path.
+        entry = content.get_entry(git_repo, commit, path) if path and unsafe_char(path) is None else None
         if entry is not None:
             page.append((entry, content.last_commit_for(git_repo, commit, entry.path) if expand else None))
     return JSONResponse(_entries_json(request, page, expand))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from typing import Any, Awaitable, Callable
 from urllib.parse import unquote, urlencode
 
@@ -15,8 +16,15 @@ from starlette.responses import Response
 from aicommons.errors import BadRequest, PayloadTooLarge
 from aicommons.hub.access import Principal
 from aicommons.hub.hub import Hub
-from aicommons.hub.names import PLURAL_TO_TYPE
+from aicommons.hub.names import PLURAL_TO_TYPE, unstorable_char
 from aicommons.errors import NotFound
+
+# The largest integer a query parameter may carry: it fits a 32-bit column on every backend, and
+# any offset built from it (page x page size) still fits a 64-bit one and ``islice``.
+MAX_INT_ARG = 2**31 - 1
+# JSON deeper than this is refused: nothing the hub accepts nests beyond a few levels, and code
+# that walks a parsed document (cards, settings) must not meet Python's recursion limit.
+MAX_JSON_DEPTH = 64
 
 
 def hub_of(request: Request) -> Hub:
@@ -38,8 +46,14 @@ def principal_of(request: Request) -> Principal:
 
 
 def param(request: Request, name: str) -> str:
-    """A path parameter, percent-decoded (routing happens on the raw, still-encoded path)."""
-    return unquote(request.path_params[name])
+    """A path parameter, percent-decoded (routing happens on the raw, still-encoded path).
+
+    Control characters are refused here, at the edge: no repo id, revision or file path may hold
+    one, and they must reach neither the database (PostgreSQL cannot store NUL) nor a header."""
+    value = unquote(request.path_params[name])
+    if any(ord(c) < 32 or c == "\x7f" for c in value) or unstorable_char(value):
+        raise BadRequest(f"Invalid {name!r} in the URL: control characters are not allowed")
+    return value
 
 
 def repo_id_param(request: Request) -> str:
@@ -74,10 +88,40 @@ async def read_json(request: Request, limit: int | None = None, default: Any = .
         if default is not ...:
             return default
         raise BadRequest("A JSON body is required")
+    return parse_json(body)
+
+
+def parse_json(data: bytes | str, what: str = "JSON body", strings: bool = True) -> Any:
+    """``json.loads`` for untrusted input: a 400, never a 500, for anything malformed, nested
+    deeper than MAX_JSON_DEPTH, or (unless ``strings`` is False, for a caller that validates each
+    string itself) holding a string no backend can store (NUL, lone surrogates)."""
     try:
-        return json.loads(body)
+        value = json.loads(data)
+    except RecursionError:
+        raise BadRequest(f"Invalid {what}: nested more than {MAX_JSON_DEPTH} levels deep") from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"Invalid JSON body: {exc}") from None
+        raise BadRequest(f"Invalid {what}: {exc}") from None
+    check_json_value(value, what, strings)
+    return value
+
+
+def check_json_value(value: Any, what: str = "JSON body", strings: bool = True) -> None:
+    """Walk a parsed document (iteratively): depth and storable strings, keys included."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            bad = unstorable_char(item) if strings else None
+            if bad:
+                raise BadRequest(f"Invalid {what}: {bad} is not allowed in text")
+        elif isinstance(item, (list, dict)):
+            if depth > MAX_JSON_DEPTH:
+                raise BadRequest(f"Invalid {what}: nested more than {MAX_JSON_DEPTH} levels deep")
+            if isinstance(item, dict):
+                stack.extend((k, depth) for k in item)
+                stack.extend((v, depth + 1) for v in item.values())
+            else:
+                stack.extend((v, depth + 1) for v in item)
 
 
 def json_object(value: Any, what: str = "body") -> dict:
@@ -108,16 +152,21 @@ def bool_arg(request: Request, name: str, default: bool = False) -> bool:
 
 
 def int_arg(request: Request, name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+    """An integer query parameter, ASCII digits only, within [minimum, maximum or MAX_INT_ARG]:
+    numbers no backend column or ``islice`` can take are a 400 at the edge, never a 500."""
     value = request.query_params.get(name)
     if value is None or value == "":
         return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise BadRequest(f"Query parameter {name!r} must be an integer") from None
-    if number < minimum or (maximum is not None and number > maximum):
-        raise BadRequest(f"Query parameter {name!r} is out of range")
+    if not _INT_RE.fullmatch(value):
+        raise BadRequest(f"Query parameter {name!r} must be an integer")
+    upper = MAX_INT_ARG if maximum is None else min(maximum, MAX_INT_ARG)
+    number = int(value) if len(value) <= 12 else None  # int() of 5000 digits is itself an error
+    if number is None or number < minimum or number > upper:
+        raise BadRequest(f"Query parameter {name!r} is out of range ({minimum} to {upper})")
     return number
+
+
+_INT_RE = re.compile(r"-?[0-9]+")
 
 
 def next_link(request: Request, cursor: int) -> str:

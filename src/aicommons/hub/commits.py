@@ -12,7 +12,7 @@ import pygit2
 from aicommons.db.repos import RepoRow, RepoStore
 from aicommons.errors import BadRequest, EntryNotFound, PreconditionFailed, RevisionNotFound
 from aicommons.gitrepo import GitStore, RefUpdateConflict, TreeChange
-from aicommons.gitrepo.trees import apply_changes
+from aicommons.gitrepo.trees import PathConflict, apply_changes
 from aicommons.hub import content
 from aicommons.hub.access import Principal
 from aicommons.hub.gitattributes import format_pointer
@@ -115,7 +115,10 @@ class CommitService:
             if request.parent_commit and not str(head.id).startswith(request.parent_commit.lower()):
                 raise PreconditionFailed(STALE_PARENT)
             changes = self._changes(git_repo, head, request.operations, lfs_sizes)
-            tree = apply_changes(git_repo, head.tree, changes)
+            try:
+                tree = apply_changes(git_repo, head.tree, changes)
+            except PathConflict as exc:
+                raise BadRequest(f"Conflicting paths in the commit: {exc}") from None
             message = request.summary.strip()
             if request.description.strip():
                 message += "\n\n" + request.description.strip()

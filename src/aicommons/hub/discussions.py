@@ -13,10 +13,11 @@ import pygit2
 
 from aicommons.db.discussions import DiscussionRow, DiscussionStore, EventRow
 from aicommons.db.repos import RepoRow
-from aicommons.errors import BadRequest, Conflict, Forbidden, HubError, NotFound
+from aicommons.errors import BadRequest, Conflict, Forbidden, HubError, NotFound, RevisionNotFound
 from aicommons.gitrepo import GitStore, RefUpdateConflict
 from aicommons.hub import content
 from aicommons.hub.access import Principal
+from aicommons.hub.names import pr_number
 from aicommons.hub.policy import Action
 from aicommons.hub.pr_diffs import PrDiffCache, bounded_patch
 from aicommons.hub.repos import DEFAULT_BRANCH, RepoService
@@ -167,16 +168,19 @@ class DiscussionService:
         """Commits to ``refs/pr/N`` need a contributor (``Action.CONTRIBUTE``) who is the PR's author,
         or a writer, and an open PR."""
         self.repos.policy.check(principal, repo, Action.CONTRIBUTE)
-        num = int(ref.rsplit("/", 1)[1])
+        num = pr_number(ref)
+        if num is None:
+            raise RevisionNotFound(f"Invalid rev id: {ref}")
         discussion = self.get(repo, num)
         self._require_author_or_writer(repo, discussion.author_id, principal)
         if discussion.status not in OPEN_STATES:
             raise BadRequest(f"Pull request {num} is {discussion.status}: commits are refused")
 
     def record_commit(self, repo: RepoRow, ref: str, oid: str, summary: str, author_id: int) -> None:
-        if not ref.startswith("refs/pr/"):
+        num = pr_number(ref)
+        if num is None:
             return
-        discussion = self.store.get(repo.id, int(ref.rsplit("/", 1)[1]))
+        discussion = self.store.get(repo.id, num)
         if discussion is not None:
             now = utcnow()
             self.store.add_event(discussion.id, "commit", author_id, {"subject": summary, "oid": oid}, now)

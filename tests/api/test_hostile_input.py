@@ -223,3 +223,30 @@ def test_ordinary_backslashes_and_unicode_stay_allowed(http, repo_id):
     r = commit(http, repo_id, add_line("odd\\name.txt"), add_line("données/é.txt"), add_line("emoji/👩‍💻.txt"))
     assert r.status_code == 200, r.text
     assert {"odd\\name.txt", "données/é.txt", "emoji/👩‍💻.txt"} <= tree_paths(http, repo_id)
+
+
+# --- "Bounded everything": the commit body is parsed as it streams ---------------------------------
+
+def test_a_commit_line_longer_than_any_inline_file_is_refused_while_streaming(http, repo_id):
+    """The default inline-file limit is 10 MiB: a 16 MiB line cannot be a file the commit would
+    accept, so it is refused once the buffered line passes the limit, not after reading the body."""
+    before = head(http, repo_id)
+    def body():
+        yield json.dumps({"key": "header", "value": {"summary": "s"}}).encode() + b"\n"
+        yield b'{"key": "file", "value": {"path": "big.txt", "content": "'
+        for _ in range(64):
+            yield b"A" * (256 * 1024)
+        yield b'"}}\n'
+
+    r = http.post(f"/api/models/{repo_id}/commit/main", headers={**auth(ALICE_TOKEN), **NDJSON}, content=body())
+    assert_error(r, 413, "PayloadTooLarge", "Line 2 of the commit payload is longer than")
+    assert head(http, repo_id) == before
+
+
+def test_many_lines_stream_into_one_commit(http, repo_id):
+    lines = [add_line(f"many/f{i}.txt", str(i).encode()) for i in range(300)]
+    raw = commit_body(*lines)
+    chunks = (raw[i:i + 777] for i in range(0, len(raw), 777))  # lines cut across chunks
+    r = http.post(f"/api/models/{repo_id}/commit/main", headers={**auth(ALICE_TOKEN), **NDJSON}, content=chunks)
+    assert r.status_code == 200, r.text
+    assert {f"many/f{i}.txt" for i in range(300)} <= tree_paths(http, repo_id)

@@ -8,14 +8,15 @@ import binascii
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from aicommons.api.commit_payload import parse_commit_payload, read_commit_payload  # noqa: F401
 from aicommons.api.formats import repo_url
-from aicommons.api.http import base_url, hub_of, json_object, param, principal_of, parse_json, read_body, read_json, \
+from aicommons.api.http import base_url, hub_of, json_object, param, principal_of, read_json, \
     repo_id_param, repo_type_param, run_sync
 from aicommons.errors import BadRequest, RevisionNotFound
 from aicommons.hub import content
-from aicommons.hub.commits import AddFile, AddLfsFile, CommitRequest, DeleteFile, DeleteFolder
+from aicommons.hub.commits import CommitRequest
 from aicommons.hub.gitattributes import LfsRules, ignore_rules
-from aicommons.hub.names import check_file_path, unstorable_char
+from aicommons.hub.names import check_file_path
 from aicommons.hub.policy import Action
 
 MAX_PREUPLOAD_FILES = 1000
@@ -76,66 +77,14 @@ def _preupload(request: Request, repo, files: list, git_ignore: str | None) -> R
     return JSONResponse({"files": out})
 
 
-def parse_commit_payload(body: bytes) -> CommitRequest:
-    """NDJSON: a ``header`` line, then ``file``/``lfsFile``/``deletedFile``/``deletedFolder`` lines."""
-    header = None
-    ops = []
-    for number, line in enumerate(body.splitlines(), start=1):
-        if not line.strip():
-            continue
-        # Paths are checked by check_file_path (422 InvalidPath, as on the Hub), the header's
-        # texts below: other strings are only compared with constants.
-        item = parse_json(line, f"line {number} of the commit payload", strings=False)
-        if not isinstance(item, dict) or not isinstance(item.get("value"), dict):
-            raise BadRequest(f"Line {number} of the commit payload must be an object with 'key' and 'value'")
-        key, value = item.get("key"), item["value"]
-        if key == "header":
-            header = value
-            continue
-        path = value.get("path")
-        if not isinstance(path, str):
-            raise BadRequest(f"Line {number}: 'path' (string) is required")
-        if key == "file":
-            if value.get("encoding", "base64") != "base64" or not isinstance(value.get("content"), str):
-                raise BadRequest(f"Line {number}: 'content' must be a base64 string")
-            try:
-                data = base64.b64decode(value["content"], validate=True)
-            except (binascii.Error, ValueError):
-                raise BadRequest(f"Line {number}: 'content' is not valid base64") from None
-            ops.append(AddFile(path, data))
-        elif key == "lfsFile":
-            oid, size = value.get("oid"), value.get("size")
-            if value.get("algo", "sha256") != "sha256" or not isinstance(oid, str):
-                raise BadRequest(f"Line {number}: 'oid' (sha256) is required")
-            if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
-                raise BadRequest(f"Line {number}: 'size' must be a non-negative integer")
-            ops.append(AddLfsFile(path, oid, size))
-        elif key == "deletedFile":
-            ops.append(DeleteFile(path))
-        elif key == "deletedFolder":
-            ops.append(DeleteFolder(path))
-        else:
-            raise BadRequest(f"Line {number}: unknown key {key!r}")
-    if header is None:
-        raise BadRequest("The commit payload must start with a 'header' line")
-    summary, description, parent = header.get("summary"), header.get("description") or "", header.get("parentCommit")
-    if not isinstance(summary, str) or not isinstance(description, str) or \
-            (parent is not None and not isinstance(parent, str)):
-        raise BadRequest("The header needs a string 'summary' (and optional 'description', 'parentCommit')")
-    for text in (summary, description, parent or ""):
-        bad = unstorable_char(text)
-        if bad:
-            raise BadRequest(f"Invalid commit header: {bad} is not allowed in text")
-    return CommitRequest(summary=summary, description=description, parent_commit=parent, operations=tuple(ops))
-
-
 async def commit(request: Request) -> Response:
     hub = hub_of(request)
     # Who may write is settled before the body (up to MAX_COMMIT_BODY_BYTES) is read and parsed,
     # so a refused caller never gets a blob or tree written into the repo (hub/policy.py).
     repo = await run_sync(find_for_commit, request, param(request, "rev"))
-    body = await read_body(request, hub.settings.max_commit_body_bytes)
-    payload = parse_commit_payload(body)
+    payload = await read_commit_payload(request.stream(), request.headers.get("content-length"),
+                                        hub.settings.max_commit_body_bytes, hub.settings.max_regular_file_bytes,
+                                        run_sync)
     return await run_sync(_commit, request, repo, payload)
 
 

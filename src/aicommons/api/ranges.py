@@ -6,6 +6,7 @@ for regular files read from git into memory.
 
 from __future__ import annotations
 
+import re
 import secrets
 
 from starlette.responses import Response
@@ -13,6 +14,7 @@ from starlette.responses import Response
 from aicommons.errors import RangeNotSatisfiable
 
 MAX_RANGES = 100
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def parse_range(header: str, size: int) -> list[tuple[int, int]] | None:
@@ -24,8 +26,8 @@ def parse_range(header: str, size: int) -> list[tuple[int, int]] | None:
     for part in spec.split(","):
         part = part.strip()
         start_s, dash, end_s = part.partition("-")
-        if not dash:
-            return None
+        if not dash or not _DIGITS.fullmatch(start_s + end_s or "x") or len(start_s) > 19 or len(end_s) > 19:
+            return None  # ASCII digits only: int() would take "1_0", "+1", " 1" and "١"
         try:
             if start_s == "":
                 length = int(end_s)

@@ -52,7 +52,7 @@ def check_repo_name(part: str, what: str = "repo name") -> str:
     return part
 
 
-_WINDOWS_ESCAPE = re.compile(r"^([\\/]|[A-Za-z]:)")
+_WINDOWS_ESCAPE = re.compile(r"^(\.\.([\\/]|$)|[\\/]|[A-Za-z]:)")
 # Characters that make a name display as something it is not: bidirectional overrides, embeddings
 # and isolates (``evil\u202etxt.exe`` shows as ``evilexe.txt``) and the invisible direction marks.
 BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")

@@ -30,7 +30,7 @@ test: $(STAMP)
 # The whole compatibility suite again on PostgreSQL + S3 (moto), plus the contract and scale tests.
 test-scale: $(STAMP)
 	AICOMMONS_TEST_BACKEND=postgres-s3 $(BIN)/python -m pytest -n 2 --dist loadfile -q tests/compat tests/contracts tests/scale tests/inference/test_hub_e2e.py tests/api/test_authz_matrix.py \
-		tests/api/test_hostile_input.py
+		tests/api/test_hostile_input.py tests/api/test_fuzz_openapi.py
 
 # huggingface_hub's own test suite against a fresh server (downloads the pinned sdist at run time);
 # rewrites docs/compatibility.md.

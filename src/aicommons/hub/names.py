@@ -26,6 +26,7 @@ MAX_SEGMENT_BYTES = 255
 RESERVED_NAMESPACES = frozenset({
     "api", "datasets", "spaces", "models", "v1", "lfs-transfer", "xet-cas", "docs", "login", "logout",
     "settings", "new", "static", "metrics", "health", "organizations", "users", "search", "admin",
+    "openapi.json",
 })
 
 
@@ -120,9 +121,12 @@ def check_file_path(path: str) -> str:
 RESERVED_REF_NAMES = frozenset({"HEAD", "FETCH_HEAD", "ORIG_HEAD", "MERGE_HEAD", "CHERRY_PICK_HEAD"})
 
 
+MAX_REF_NAME_BYTES = 255  # one file name on disk (loose refs); libgit2 raises on ~1 KiB names
+
+
 def _ref_name_ok(name: object, prefix: str) -> bool:
-    return isinstance(name, str) and bool(name) and not name.startswith("refs/") \
-        and name not in RESERVED_REF_NAMES and unsafe_char(name) is None \
+    return isinstance(name, str) and bool(name) and len(name.encode("utf-8", "replace")) <= MAX_REF_NAME_BYTES \
+        and not name.startswith("refs/") and name not in RESERVED_REF_NAMES and unsafe_char(name) is None \
         and pygit2.reference_is_valid_name(f"{prefix}{name}") and not _looks_like_sha(name)
 
 

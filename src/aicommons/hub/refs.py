@@ -11,7 +11,7 @@ from aicommons.errors import BadRequest, Conflict, Forbidden, RevisionNotFound
 from aicommons.gitrepo import GitStore, RefUpdateConflict
 from aicommons.hub import content
 from aicommons.hub.access import Principal
-from aicommons.hub.names import check_branch_name, check_tag_name
+from aicommons.hub.names import check_branch_name, check_revision, check_tag_name
 from aicommons.hub.repos import DEFAULT_BRANCH, RepoService
 
 
@@ -83,7 +83,7 @@ class RefService:
 
     def _delete_ref(self, repo: RepoRow, ref: str, name: str) -> None:
         git_repo = self.git.open(repo.storage_key)
-        current = git_repo.references.get(ref)
+        current = _lookup(git_repo, ref)
         if current is None:
             raise RevisionNotFound(f"Invalid rev id: {name}")
         try:
@@ -96,7 +96,7 @@ class RefService:
         """Replace the history of ``branch`` by one commit with the same tree."""
         git_repo = self.git.open(repo.storage_key)
         ref = branch if branch.startswith("refs/") else f"refs/heads/{branch}"
-        current = git_repo.references.get(ref)
+        current = _lookup(git_repo, ref)
         if current is None:
             raise RevisionNotFound(f"Invalid rev id: {branch}")
         head = current.peel(pygit2.Commit)
@@ -111,6 +111,13 @@ class RefService:
 
     def resolve(self, repo: RepoRow, revision: str) -> tuple[pygit2.Repository, pygit2.Commit]:
         git_repo = self.git.open(repo.storage_key)
-        if not revision:
-            raise BadRequest("Empty revision")
+        check_revision(revision)
         return git_repo, content.resolve_revision(git_repo, revision)
+
+
+def _lookup(git_repo: pygit2.Repository, ref: str) -> pygit2.Reference | None:
+    """The reference, or None also for a name no reference can have (libgit2 raises on those)."""
+    try:
+        return git_repo.references.get(ref)
+    except (pygit2.InvalidSpecError, ValueError):
+        return None

@@ -9,11 +9,9 @@ import anyio
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Route
 
 from aicommons.api.errors import hub_error_handler, storage_error_handler
 from aicommons.api.input_guard import InputGuardMiddleware
-from aicommons.api.openapi import openapi_json
 from aicommons.api.middleware import (
     AuditMiddleware, AuthMiddleware, RateLimitMiddleware, RawPathMiddleware, RequestIdMiddleware,
 )
@@ -55,7 +53,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Star
         # The web UI's catch-all patterns come last, so API, git and inference routes win. Inference
         # comes first: its paths (/v1, /models, /metrics) are reserved namespaces no hub route can
         # serve, and Starlette tries routes in order (80-odd regex matches cost ~45 us a request).
-        routes=inference_routes(inference) + [Route("/openapi.json", openapi_json)] + hub_routes() + web_routes(),
+        routes=inference_routes(inference) + hub_routes() + web_routes(),
         middleware=[
             Middleware(RequestIdMiddleware),
             Middleware(HtmlSecurityHeadersMiddleware),  # outermost but one: error pages get them too

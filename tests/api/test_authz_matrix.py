@@ -277,7 +277,7 @@ for _suffix in ("/info/lfs/objects/batch", "/info/lfs/objects/verify"):
 
 # ... and the routes that name no repo: each with what this file checks of it (see test_global_routes).
 GLOBAL_ROUTES = {
-    ("/api/health", "GET"), ("/api/whoami-v2", "GET"), ("/api/agent-harnesses", "GET"),
+    ("/api/health", "GET"), ("/api/whoami-v2", "GET"), ("/api/agent-harnesses", "GET"), ("/openapi.json", "GET"),
     ("/api/validate-yaml", "POST"), ("/api/repos/create", "POST"), ("/api/users/{user}/likes", "GET"),
     ("/api/settings/repositories", "GET"), ("/api/organizations/{org}/settings/repositories", "GET"),
     ("/api/models", "GET"), ("/api/datasets", "GET"), ("/api/spaces", "GET"), ("/api/{types}/{name}", "GET"),
@@ -646,7 +646,7 @@ def test_global_routes(live_hub, world):
         # Account routes: no 5xx; the forms refuse without the visitor's CSRF token.
         for principal in ("anonymous", "outsider"):
             for method, path in (("GET", "/api/health"), ("GET", "/api/whoami-v2"), ("GET", "/api/agent-harnesses"),
-                                 ("POST", "/api/validate-yaml"), ("GET", "/login"), ("GET", "/settings/tokens"),
+                                 ("GET", "/openapi.json"), ("POST", "/api/validate-yaml"), ("GET", "/login"), ("GET", "/settings/tokens"),
                                  ("GET", "/new"), ("GET", "/static/style.css")):
                 response = get(path, principal, method, json={"content": "a: 1"} if method == "POST" else None)
                 check(response.status_code < 500, f"{method} {path} as {principal}", response)

@@ -162,6 +162,15 @@ def test_nul_and_surrogates_in_discussion_text_are_refused_not_stored(http, repo
     assert details["title"] == "fine" and len(details["events"]) == 1
 
 
+def test_nul_in_a_basic_auth_user_name_is_invalid_credentials(http):
+    import base64 as b64
+
+    for user in ("ali\x00ce", "\ud800"):
+        creds = b64.b64encode(f"{user}:wonderland".encode()).decode()
+        r = http.get("/api/whoami-v2", headers={"Authorization": f"Basic {creds}"})
+        assert_error(r, 401, "Unauthorized")
+
+
 def test_nul_in_names_is_a_400(http):
     for body in (b'{"name": "a\\u0000b"}', b'{"name": "ok", "organization": "al\\u0000ice"}'):
         r = http.post("/api/repos/create", content=body, headers={**auth(ALICE_TOKEN), "Content-Type": "application/json"})
@@ -250,3 +259,19 @@ def test_many_lines_stream_into_one_commit(http, repo_id):
     r = http.post(f"/api/models/{repo_id}/commit/main", headers={**auth(ALICE_TOKEN), **NDJSON}, content=chunks)
     assert r.status_code == 200, r.text
     assert {f"many/f{i}.txt" for i in range(300)} <= tree_paths(http, repo_id)
+
+
+def test_nul_in_a_web_form_is_a_400_and_nothing_is_stored(live_hub, api, repo_id):
+    import re
+
+    import httpx
+
+    with httpx.Client(base_url=live_hub.url, headers={"Origin": live_hub.url}, timeout=30) as web:
+        token = re.search(r'name="csrf" value="([^"]*)"', web.get("/login").text).group(1)
+        signed = web.post("/login", data={"csrf": token, "username": "alice", "password": "wonderland", "next": "/"})
+        assert signed.status_code in (200, 303), signed.text
+        page = web.get(f"/{repo_id}/discussions")
+        token = re.search(r'name="csrf" value="([^"]*)"', page.text).group(1)
+        r = web.post(f"/{repo_id}/discussions/new", data={"csrf": token, "title": "a\x00b", "description": "d"})
+        assert r.status_code == 400, r.text
+    assert list(api.get_repo_discussions(repo_id)) == []

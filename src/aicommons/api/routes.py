@@ -6,6 +6,7 @@ from starlette.routing import Route
 
 from aicommons.api import commits, discussions, files, gating, lfs, refs, repos, social
 from aicommons.api.git_http import git_routes
+from aicommons.api.openapi import openapi_json
 from aicommons.api.xet import xet_routes
 
 REPO = "/api/{types}/{ns}/{name}"
@@ -15,6 +16,7 @@ ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
 def hub_routes() -> list[Route]:
     routes = [
+        Route("/openapi.json", openapi_json),  # this table, as an OpenAPI document
         Route("/api/health", repos.health),
         Route("/api/whoami-v2", repos.whoami),
         Route("/api/agent-harnesses", repos.agent_harnesses),

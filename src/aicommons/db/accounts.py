@@ -60,6 +60,8 @@ class AccountStore:
         return self.get_by_id(account_id)
 
     def get(self, name: str) -> Account | None:
+        if "\x00" in name or not name.isascii() and not _encodable(name):
+            return None  # no account has such a name, and PostgreSQL would refuse the query (a 500)
         with self.engine.connect() as conn:
             row = conn.execute(select(accounts).where(accounts.c.name_lower == name.lower())).first()
         return _account(row) if row else None
@@ -160,3 +162,11 @@ class AccountStore:
         with self.engine.connect() as conn:
             rows = conn.execute(select(tokens).where(tokens.c.user_id == user_id).order_by(tokens.c.id))
             return [TokenRow(r.id, r.user_id, r.name, r.role, r.created_at) for r in rows]
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True

@@ -7,7 +7,7 @@ import time
 import pygit2
 
 from aicommons.db.repos import RepoRow
-from aicommons.errors import BadRequest, Conflict, Forbidden, RevisionNotFound
+from aicommons.errors import Conflict, Forbidden, RevisionNotFound
 from aicommons.gitrepo import GitStore, RefUpdateConflict
 from aicommons.hub import content
 from aicommons.hub.access import Principal

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from aicommons.api.http import run_sync
-from aicommons.errors import Forbidden, PayloadTooLarge
+from aicommons.errors import BadRequest, Forbidden, PayloadTooLarge
 from aicommons.hub.access import Principal, anonymous
 from aicommons.web import session
 
@@ -58,6 +58,8 @@ def page_handler(handler: Callable[[Request], Response] | None = None, *, sign_i
                 raise PayloadTooLarge("Form too large")
             data = await request.form()
             form = {k: v for k, v in data.items() if isinstance(v, str)}
+            if any("\x00" in v for v in form.values()):  # no backend stores NUL (PostgreSQL: a 500)
+                raise BadRequest("A NUL character is not allowed in a form")
             if not session.check_csrf(key, visitor, form.get("csrf")):
                 raise Forbidden("The form expired or did not come from this site: reload the page and retry")
 

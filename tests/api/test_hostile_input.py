@@ -165,7 +165,7 @@ def test_nul_and_surrogates_in_discussion_text_are_refused_not_stored(http, repo
 def test_nul_in_a_basic_auth_user_name_is_invalid_credentials(http):
     import base64 as b64
 
-    for user in ("ali\x00ce", "\ud800"):
+    for user in ("ali\x00ce", "\x00"):
         creds = b64.b64encode(f"{user}:wonderland".encode()).decode()
         r = http.get("/api/whoami-v2", headers={"Authorization": f"Basic {creds}"})
         assert_error(r, 401, "Unauthorized")

@@ -275,3 +275,12 @@ def test_nul_in_a_web_form_is_a_400_and_nothing_is_stored(live_hub, api, repo_id
         r = web.post(f"/{repo_id}/discussions/new", data={"csrf": token, "title": "a\x00b", "description": "d"})
         assert r.status_code == 400, r.text
     assert list(api.get_repo_discussions(repo_id)) == []
+
+
+def test_audited_writes_with_long_paths_are_a_4xx_not_a_500(http):
+    """The audit log records each write's path; on PostgreSQL a path longer than its column was a
+    500 for the write itself (issue 19 #6: both backends alike)."""
+    for url in (f"/api/models/alice/{'x' * 300}/discussions", f"/api/models/{'y' * 120}/z/commit/main",
+                f"/api/{'w' * 600}"):
+        r = http.post(url, json={"title": "t"}, headers=auth(ALICE_TOKEN))
+        assert 400 <= r.status_code < 500, (url, r.status_code, r.text)

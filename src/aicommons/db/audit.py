@@ -27,7 +27,7 @@ class AuditStore:
 
     def append(self, event: AuditEvent) -> None:
         with self.engine.begin() as conn:
-            conn.execute(insert(audit_events).values(**event.__dict__))
+            conn.execute(insert(audit_events).values(**{k: _storable(k, v) for k, v in event.__dict__.items()}))
 
     def events(self, *, actor: str | None = None, target_contains: str | None = None,
                since: datetime | None = None, limit: int = 100) -> list[AuditEvent]:
@@ -43,3 +43,14 @@ class AuditStore:
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return [AuditEvent(r.at, r.actor, r.ip, r.action, r.target, r.status, r.request_id) for r in reversed(rows)]
+
+
+def _storable(column: str, value):
+    """What the client chose (a path, a user name tried) fits its column on every backend: cut to
+    the column's length (PostgreSQL refuses longer text: a 500 for the request being recorded),
+    NUL and lone surrogates replaced (PostgreSQL cannot store them)."""
+    if not isinstance(value, str):
+        return value
+    value = value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+    length = getattr(audit_events.c[column].type, "length", None)
+    return value[:length] if length else value

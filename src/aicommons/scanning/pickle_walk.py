@@ -15,6 +15,12 @@ these, so judging the globals judges every callable a pickle can reach.
 
 Several pickles may follow each other in one stream (legacy ``torch.save`` writes five, then raw
 tensor bytes): after a STOP the walk goes on while data remains.
+
+Memory does not grow with the stream (an opcode flood — 22 MB of one GLOBAL repeated — used to keep
+a record per opcode): each distinct import is kept once, at its first position, and at most
+``MAX_DISTINCT_GLOBALS`` of them; the symbolic stack is bounded (``MAX_STACK``); the memo keeps only
+the strings it holds (within ``MAX_KEPT_STRING_CHARS`` in all) and which keys were stored, as a
+dense prefix plus a bounded set of others. Past a bound the walk stops with a limit (an ``error``).
 """
 
 from __future__ import annotations
@@ -32,6 +38,12 @@ _MEMO_GET = frozenset({"GET", "BINGET", "LONG_BINGET"})
 _EXT = frozenset({"EXT1", "EXT2", "EXT4"})
 # Module and name strings are short; longer strings are kept as "some string" (bounded memory).
 _MAX_KEPT_STRING = 1024
+# Bounds on what the walk keeps, whatever the stream holds (each is far above real checkpoints).
+MAX_DISTINCT_GLOBALS = 10_000  # distinct (module, name, opcode) imports
+MAX_STACK = 1_000_000  # symbolic stack entries (the real unpickler's stack holds the same)
+MAX_KEPT_STRING_CHARS = 32 * 1024 * 1024  # strings kept on the stack and in the memo, in all
+MAX_SPARSE_MEMO_KEYS = 1_000_000  # memo keys stored out of order (pickle itself numbers them 0, 1, 2...)
+MAX_MEMO_STRINGS = 100_000  # memo entries holding a string
 
 UNKNOWN = "unknown"
 
@@ -112,12 +124,69 @@ def walk_pickles(reader: BoundedReader, max_pickles: int) -> PickleWalk:
             return walk
 
 
+class _Memo:
+    """Which memo keys were stored, and the strings among their values, in bounded memory."""
+
+    def __init__(self):
+        self.dense = 0  # keys 0 .. dense-1 are all stored (how pickle numbers them)
+        self.sparse: set[int] = set()  # other stored keys
+        self.strings: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return self.dense + len(self.sparse)
+
+    def put(self, key: int, value: object) -> None:
+        if key == self.dense:
+            self.dense += 1
+            while self.dense in self.sparse:
+                self.sparse.discard(self.dense)
+                self.dense += 1
+        elif key > self.dense:
+            if len(self.sparse) >= MAX_SPARSE_MEMO_KEYS:
+                raise LimitExceeded(f"pickle memo: more than {MAX_SPARSE_MEMO_KEYS} keys stored out of order")
+            self.sparse.add(key)
+        if isinstance(value, str) and (key in self.strings or len(self.strings) < MAX_MEMO_STRINGS):
+            self.strings[key] = value  # past the bound, a later GET reads "some value"
+        else:
+            self.strings.pop(key, None)
+
+    def get(self, key: int) -> object:
+        if not (key < self.dense or key in self.sparse):
+            raise _Malformed(f"memo key {key} read before it was stored")
+        return self.strings.get(key, _VALUE)
+
+
+class _Walker:
+    """The state of one pickle's walk; every part of it is bounded."""
+
+    def __init__(self):
+        self.found: dict[tuple, GlobalRef] = {}  # distinct imports, first occurrence, in stream order
+        self.stack: list[object] = []
+        self.marks: list[int] = []  # stack depths where MARKs sit
+        self.memo = _Memo()
+        self.kept_chars = 0
+
+    def add(self, ref: GlobalRef) -> None:
+        key = (ref.module, ref.name, ref.opcode, ref.protocol, ref.resolved)
+        if key in self.found:
+            return
+        if len(self.found) >= MAX_DISTINCT_GLOBALS:
+            raise LimitExceeded(f"pickle: more than {MAX_DISTINCT_GLOBALS} distinct imports")
+        self.found[key] = ref
+
+    def keep(self, value: object) -> object:
+        """A literal string to follow, or "some value" once strings have taken their budget."""
+        if not isinstance(value, str) or len(value) > _MAX_KEPT_STRING:
+            return _VALUE
+        if self.kept_chars + len(value) > MAX_KEPT_STRING_CHARS:
+            return _VALUE  # later operands read as unknown: STACK_GLOBAL on them is unsafe
+        self.kept_chars += len(value)
+        return value
+
+
 def _walk_one(reader: BoundedReader) -> tuple[list[GlobalRef], str | None, str | None]:
     """One pickle, up to its STOP: the globals it names, why it breaks, which limit stopped it."""
-    found: list[GlobalRef] = []
-    stack: list[object] = []
-    marks: list[int] = []  # stack depths where MARKs sit
-    memo: dict[int, object] = {}
+    walker = _Walker()
     protocol = 0
     try:
         for op, arg, pos in pickletools.genops(reader):
@@ -129,26 +198,27 @@ def _walk_one(reader: BoundedReader) -> tuple[list[GlobalRef], str | None, str |
                 protocol = arg
             elif name in ("GLOBAL", "INST"):
                 module, _, attr = str(arg).partition(" ")
-                found.append(GlobalRef(module, attr, name, pos, protocol))
+                walker.add(GlobalRef(module, attr, name, pos, protocol))
             elif name == "STACK_GLOBAL":
-                operands = stack[-2:]
+                operands = walker.stack[-2:]
                 if len(operands) == 2 and all(isinstance(v, str) for v in operands):
-                    found.append(GlobalRef(operands[0], operands[1], name, pos, protocol))
+                    walker.add(GlobalRef(operands[0], operands[1], name, pos, protocol))
                 else:
-                    found.append(GlobalRef(UNKNOWN, UNKNOWN, name, pos, protocol, resolved=False))
+                    walker.add(GlobalRef(UNKNOWN, UNKNOWN, name, pos, protocol, resolved=False))
             elif name in _EXT:
-                found.append(GlobalRef("copyreg", f"extension {arg}", name, pos, protocol, resolved=False))
-            _follow_stack(op, arg, name, stack, marks, memo)
+                walker.add(GlobalRef("copyreg", f"extension {arg}", name, pos, protocol, resolved=False))
+            _follow_stack(op, arg, name, walker)
     except LimitExceeded as exc:
-        return found, None, str(exc)
+        return list(walker.found.values()), None, str(exc)
     except Exception as exc:  # noqa: BLE001 - genops raises ValueError, UnicodeError... on garbage
-        return found, str(exc) or type(exc).__name__, None
-    return found, None, None
+        return list(walker.found.values()), str(exc) or type(exc).__name__, None
+    return list(walker.found.values()), None, None
 
 
-def _follow_stack(op, arg, name: str, stack: list, marks: list[int], memo: dict) -> None:
+def _follow_stack(op, arg, name: str, walker: _Walker) -> None:
     """The stack effect of one opcode, as ``pickletools.dis`` models it (a stack underflow or a
     missing MARK is what makes the real unpickler raise, so it is malformed here too)."""
+    stack, marks, memo = walker.stack, walker.marks, walker.memo
     before, after = op.stack_before, op.stack_after
     numtopop = len(before)
     if pickletools.markobject in before or (name == "POP" and stack and stack[-1] is _MARK):
@@ -161,19 +231,16 @@ def _follow_stack(op, arg, name: str, stack: list, marks: list[int], memo: dict)
             raise _Malformed("memo store from an empty stack")
         # The real unpickler lets PUT overwrite an entry; MEMOIZE uses the next free index. The
         # value stays on the stack as it is (pickletools describes it as popped and pushed back).
-        memo[len(memo) if name == "MEMOIZE" else arg] = stack[-1]
+        memo.put(len(memo) if name == "MEMOIZE" else arg, stack[-1])
         return
     if numtopop:
         if len(stack) < numtopop or any(item is _MARK for item in stack[-numtopop:]):
             raise _Malformed(f"{name} pops {numtopop} items from a stack of {len(stack)} (past a MARK)")
         del stack[-numtopop:]
     if name in _STRING_OPS:
-        value = arg.decode("latin-1") if isinstance(arg, bytes) else arg
-        stack.append(value if isinstance(value, str) and len(value) <= _MAX_KEPT_STRING else _VALUE)
+        stack.append(walker.keep(arg.decode("latin-1") if isinstance(arg, bytes) else arg))
     elif name in _MEMO_GET:
-        if arg not in memo:
-            raise _Malformed(f"memo key {arg} read before it was stored")
-        stack.append(memo[arg])
+        stack.append(memo.get(arg))
     else:
         for item in after:
             if item is pickletools.markobject:
@@ -181,3 +248,5 @@ def _follow_stack(op, arg, name: str, stack: list, marks: list[int], memo: dict)
                 stack.append(_MARK)
             else:
                 stack.append(_VALUE)
+    if len(stack) > MAX_STACK:
+        raise LimitExceeded(f"pickle: a stack deeper than {MAX_STACK} items")

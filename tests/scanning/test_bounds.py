@@ -4,9 +4,18 @@ compressed streams read from their first byte exactly once."""
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import io
+import pickle
 import tracemalloc
+import zlib
 
-from .samples import kinds, scan
+import pytest
+
+from aicommons.scanning import ScanLimits
+
+from .samples import RunsAShell, gguf_bytes, kinds, scan, zip_bytes
 
 
 def peak_mib(fn) -> tuple[object, float]:
@@ -45,3 +54,60 @@ def test_a_stack_flood_ends_as_an_error_not_a_huge_stack():
     result = scan("stack.pkl", flood)
     assert result.status == "error"
     assert any("stack deeper than" in f.message for f in result.findings), result.to_json()
+
+
+# ---- finding 17: compressed streams parsed from their first byte, exactly once --------------------
+
+
+def padded_payload() -> bytes:
+    # A harmless list padded past 512 bytes, then a payload: a loader runs it all.
+    return pickle.dumps(["x" * 600], protocol=2)[:-1] + b"0" + pickle.dumps(RunsAShell(), protocol=2)[2:]
+
+
+def test_a_payload_padded_past_the_first_512_bytes_of_a_gzip_is_found():
+    data = padded_payload()
+    assert scan("model.pkl", data).status == "unsafe"
+    assert scan("model.pkl.gz", gzip.compress(data)).status == "unsafe"
+    assert scan("model.pkl.bz2", bz2.compress(data)).status == "unsafe"
+    assert scan("bundle.zip", zip_bytes([("inner/model.pkl.gz", gzip.compress(data))])).status == "unsafe"
+
+
+def test_a_benign_pickle_over_512_bytes_in_a_gzip_is_safe_not_garbled():
+    data = pickle.dumps({"weights": list(range(2000))}, protocol=4)
+    assert len(data) > 512
+    result = scan("state.pkl.gz", gzip.compress(data))
+    assert result.status == "safe", result.to_json()
+
+
+@pytest.mark.parametrize("name", ["model.pkl.z", "model.z", "weights.dat", "model"])
+def test_raw_zlib_streams_are_scanned_whatever_their_name(name):
+    # joblib.dump(obj, "model.pkl.z") writes a raw zlib stream, and joblib.load opens it by content.
+    assert scan(name, zlib.compress(padded_payload())).status == "unsafe"
+    assert scan(name, zlib.compress(pickle.dumps([1, 2, 3]))).status in ("safe", "skipped")
+
+
+def test_text_starting_like_a_zlib_header_is_still_text():
+    assert scan("notes.txt", b"x is a letter, and so on\n").status == "safe"
+
+
+def test_gguf_and_npy_inside_gzip_are_read_intact():
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([{"a": 1}, RunsAShell()], dtype=object), allow_pickle=True)
+    assert scan("arr.npy.gz", gzip.compress(buffer.getvalue())).status == "unsafe"
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros(1000, dtype=np.float32))
+    assert scan("arr.npy.gz", gzip.compress(buffer.getvalue())).status == "safe"
+    template = "{{ ''.__class__.__mro__[1].__subclasses__() }}" + " " * 600
+    model = gguf_bytes([("general.architecture", 8, "llama"), ("tokenizer.chat_template", 8, template)])
+    result = scan("model.gguf.gz", gzip.compress(model))
+    assert result.status == "unsafe", result.to_json()
+    assert scan("model.gguf.gz", gzip.compress(gguf_bytes([("general.architecture", 8, "llama")]))).status == "safe"
+
+
+def test_a_compressed_pickle_bomb_is_stopped_as_unsafe():
+    bomb = gzip.compress(b"\x80\x02" + b"N0" * (10 << 20) + b"N.")  # 20 MiB of NONE, POP from ~20 KB
+    # The real bytes coming out are counted (a pickle has no declared size), checked from 64 KiB here.
+    result = scan("model.pkl.gz", bomb, ScanLimits(compression_check_min_bytes=64 << 10, max_compression_ratio=10))
+    assert result.status == "unsafe" and "zip-bomb" in kinds(result), result.to_json()

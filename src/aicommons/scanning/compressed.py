@@ -9,6 +9,10 @@ import lzma
 import zlib
 from typing import BinaryIO
 
+from .archive_rules import expansion_problem
+from .bounded_io import LimitExceeded
+from .limits import ScanLimits
+
 _CHUNK = 64 * 1024
 DECOMPRESSION_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error, ValueError)
 
@@ -85,6 +89,64 @@ class ZlibReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def zlib_sniff(head: bytes) -> bool:
+    """Do the first bytes start a valid zlib stream? (``joblib.load`` tries zlib on any file whose
+    first byte is 0x78, whatever its name; the header check alone also matches text like ``"x "``.)"""
+    if len(head) < 2 or head[0] != 0x78 or (head[0] * 256 + head[1]) % 31:
+        return False
+    try:
+        zlib.decompressobj().decompress(head, 4096)
+    except zlib.error:
+        return False
+    return True
+
+
+class MeteredStream:
+    """The decompressed side of a stream, counting what really comes out of it (not what headers
+    declare): past ``max_tar_expanded_bytes``, or once the output/input ratio makes a bomb, reads
+    raise ``LimitExceeded``; ``bomb`` then says why, for the caller to report it ``unsafe``."""
+
+    def __init__(self, stream: BinaryIO, compressed_size: int, limits: ScanLimits):
+        self._stream = stream
+        self._compressed = compressed_size
+        self._limits = limits
+        self.expanded = 0
+        self.bomb: str | None = None
+        self.stopped = False  # a read was refused: the LimitExceeded is this stream's
+
+    def _count(self, data: bytes) -> bytes:
+        self.expanded += len(data)
+        bomb = expansion_problem(self._compressed, self.expanded, self._limits)
+        if bomb:
+            self.bomb, self.stopped = bomb, True
+            raise LimitExceeded(f"decompression bomb: the stream {bomb}")
+        if self.expanded > self._limits.max_tar_expanded_bytes:
+            self.stopped = True
+            raise LimitExceeded(f"decompresses past the {self._limits.max_tar_expanded_bytes}-byte limit "
+                                "this scanner reads")
+        return data
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0:
+            parts = []
+            while chunk := self.read(_CHUNK):
+                parts.append(chunk)
+            return b"".join(parts)
+        return self._count(self._stream.read(n))
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self._count(self._stream.readline(-1 if size is None else size))
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
 
 
 def open_decompressed(kind: str, stream: BinaryIO):

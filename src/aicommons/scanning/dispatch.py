@@ -21,7 +21,7 @@ from typing import BinaryIO, Callable
 
 from .bounded_io import (BoundedReader, LimitExceeded, PrefixedStream, read_head, spooled_copy)
 from .chat_templates import check_chat_template
-from .compressed import DECOMPRESSION_ERRORS, inner_name, open_decompressed
+from .compressed import DECOMPRESSION_ERRORS, MeteredStream, inner_name, open_decompressed, zlib_sniff
 from .gguf import scan_gguf
 from .limits import DEFAULT_LIMITS, ScanLimits
 from .model_configs import TEMPLATE_CONFIGS, check_model_config, is_model_config
@@ -32,7 +32,7 @@ from .results import FileScan, Finding
 from .safetensors_header import scan_safetensors
 from .scan_context import Outcome, ScanContext
 from .secret_patterns import find_secrets
-from .sniffing import (COMPRESSED_KINDS, HEAD_BYTES, UNOPENABLE_KINDS, could_be_pickle, is_tar, is_zlib,
+from .sniffing import (COMPRESSED_KINDS, HEAD_BYTES, UNOPENABLE_KINDS, could_be_pickle, is_tar,
                        looks_like_safetensors, sniff)
 from .tar_archives import scan_tar
 from .zip_archives import scan_zip
@@ -115,7 +115,8 @@ def _route(name: str, head: bytes, stream: BinaryIO, size: int, ctx: ScanContext
     if kind == "tar":
         seekable = not member and _can_seek(stream)
         return scan_tar(_rewound(stream, head, member), ctx, seekable=seekable, compressed_size=None)
-    if kind in COMPRESSED_KINDS or (is_zlib(head) and name.endswith(PICKLE_SUFFIXES + MAYBE_PICKLE_SUFFIXES)):
+    if kind in COMPRESSED_KINDS or (kind is None and not name.endswith(TEXT_SUFFIXES) and zlib_sniff(head)):
+        # joblib.load opens zlib streams by their first bytes, whatever the name (``.z``, ``.pkl``...)
         return _scan_compressed(kind or "zlib", name, _rewound(stream, head, member), size, ctx)
     if kind == "pickle":
         # Starts like a pickle. Named like one too: a parse failure is an error. Named otherwise
@@ -176,18 +177,31 @@ def _scan_npy(stream, ctx: ScanContext) -> Outcome:
 def _scan_compressed(kind: str, name: str, stream, size: int, ctx: ScanContext) -> Outcome:
     inner = ctx.inside_archive()
     name = inner_name(name)
+    plain = None
     try:
-        with open_decompressed(kind, stream) as plain:
+        with open_decompressed(kind, stream) as decompressed:
+            plain = MeteredStream(decompressed, size, ctx.limits)
             head = read_head(plain, HEAD_BYTES)
             if is_tar(head) or name.endswith(".tar"):
-                return scan_tar(PrefixedStream(head, plain), ctx, seekable=False, compressed_size=size)
-            if inner.depth > ctx.limits.max_archive_depth:
+                outcome = scan_tar(PrefixedStream(head, plain), ctx, seekable=False, compressed_size=size)
+            elif inner.depth > ctx.limits.max_archive_depth:
                 return Outcome(kind, [Finding("archive", "error", f"compressed more than "
                                                                   f"{ctx.limits.max_archive_depth} times over")])
-            outcome = _route(name, head, PrefixedStream(head, plain), _UNKNOWN_SIZE, inner, member=True)
+            else:
+                # ``plain`` is past ``head``: _route reads on from there, ``head`` in hand (it was
+                # wrapped in a PrefixedStream here once, and _route prefixed it again: the first
+                # 512 bytes were parsed twice and a payload padded past them never was).
+                outcome = _route(name, head, plain, _UNKNOWN_SIZE, inner, member=True)
+    except LimitExceeded as exc:
+        if plain is None or not plain.stopped:
+            raise  # an archive-wide budget: the archive reports it
+        outcome = Outcome(kind, [Finding("limit", "error", str(exc))])
     except DECOMPRESSION_ERRORS as exc:
-        return Outcome(kind, [Finding("archive", "error", f"unreadable {kind} stream: {type(exc).__name__}: {exc}")])
-    return Outcome(kind if outcome.scanner == "none" else outcome.scanner, outcome.findings, outcome.skipped)
+        outcome = Outcome(kind, [Finding("archive", "error", f"unreadable {kind} stream: {type(exc).__name__}: {exc}")])
+    findings = outcome.findings
+    if plain is not None and plain.bomb and not any(f.kind == "zip-bomb" for f in findings):
+        findings = findings + [Finding("zip-bomb", "unsafe", f"the {kind} stream {plain.bomb}")]
+    return Outcome(kind if outcome.scanner == "none" else outcome.scanner, findings, outcome.skipped)
 
 
 def _scan_text(name: str, stream, head: bytes, size: int, ctx: ScanContext) -> Outcome:

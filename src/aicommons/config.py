@@ -101,6 +101,14 @@ SETTINGS: tuple[Setting, ...] = (
             "Scan the files of every new commit in the background (pickle imports, archives, "
             "safetensors/GGUF headers, chat templates, leaked secrets) and show the results; needs job "
             "workers (`JOB_WORKERS` or `aicommons worker`). Scanning flags files, it never blocks a commit."),
+    Setting("SCAN_MEMORY_MB", "1024",
+            "Address-space limit (RLIMIT_AS) of each scan worker process; a scan past it ends as an `error` "
+            "result (\"scan exceeded the memory limit\") and the worker is replaced. Scans never run in the "
+            "server process. 0: no limit."),
+    Setting("SCAN_CPU_SECONDS", "120",
+            "CPU seconds one file's scan may use (RLIMIT_CPU in the worker); past it: `error`. 0: no limit."),
+    Setting("SCAN_TIMEOUT_SECONDS", "300",
+            "Wall-clock seconds the hub waits for one file's scan before it kills the worker: `error`."),
     Setting("GC_GRACE_HOURS", "24",
             "Blob GC deletes only unreferenced blobs older than this; must exceed the longest upload."),
     Setting("GC_INTERVAL_HOURS", "0",
@@ -193,6 +201,9 @@ class Settings:
     direct_uploads: bool
     job_workers: int
     scan_uploads: bool
+    scan_memory_mb: int
+    scan_cpu_seconds: int
+    scan_timeout_seconds: float
     gc_grace_hours: float
     gc_interval_hours: float
     extra: dict = field(default_factory=dict)
@@ -232,6 +243,9 @@ class Settings:
             direct_uploads=_bool("DIRECT_UPLOADS"),
             job_workers=_int("JOB_WORKERS"),
             scan_uploads=_bool("SCAN_UPLOADS"),
+            scan_memory_mb=_int("SCAN_MEMORY_MB", minimum=0),
+            scan_cpu_seconds=_int("SCAN_CPU_SECONDS", minimum=0),
+            scan_timeout_seconds=_float("SCAN_TIMEOUT_SECONDS", minimum=1),
             gc_grace_hours=_float("GC_GRACE_HOURS", minimum=0),
             gc_interval_hours=_float("GC_INTERVAL_HOURS", minimum=0),
         )
@@ -265,6 +279,12 @@ class Settings:
         if self.shared_limits in ("on", "off"):
             return self.shared_limits == "on"
         return not self.database_url.startswith("sqlite")
+
+    @property
+    def scan_worker_limits(self):
+        from aicommons.scanning.worker import WorkerLimits
+
+        return WorkerLimits(self.scan_memory_mb, self.scan_cpu_seconds, self.scan_timeout_seconds)
 
     @property
     def tmp_dir(self) -> Path:

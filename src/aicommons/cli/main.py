@@ -133,16 +133,19 @@ def cmd_scan(args) -> int:
     """Scan local files as the hub scans uploads; exit status 1 if any has an issue."""
     from pathlib import Path
 
-    from aicommons.scanning import scan_file
+    from aicommons.config import Settings
+    from aicommons.scanning.worker import ScanWorkerPool
 
     issues = 0
+    pool = ScanWorkerPool(Settings.from_env().scan_worker_limits)  # the hub's limits, in worker processes
     for name in args.files:
         path = Path(name)
-        result = scan_file(path.name, lambda p=path: p.open("rb"), path.stat().st_size)
+        result = pool.scan_path(path.name, path.resolve(), path.stat().st_size)
         print(f"{result.status}\t{name}")
         for finding in result.findings:
             print(f"\t{finding.severity}: {finding.message}")
         issues += result.status in ("unsafe", "suspicious", "error")
+    pool.close()
     return 1 if issues else 0
 
 

@@ -35,6 +35,7 @@ from aicommons.hub.scans import ScanService
 from aicommons.db.sessions import SessionStore
 from aicommons.hub.sessions import SessionService, derive_key
 from aicommons.hub.sign_in_limits import SignInLimiter
+from aicommons.scanning.worker import ScanWorkerPool
 from aicommons.storage import open_blob_store
 from aicommons.xet.service import XetService
 
@@ -94,7 +95,10 @@ class Hub:
         self.xet = XetService(XetFileStore(self.engine), self.repo_store, self.blobs, self.lfs.secret,
                               settings.tmp_dir, settings.max_lfs_file_bytes, settings.upload_url_ttl_seconds,
                               settings.xet_rebuild_allowance_bytes)
-        self.scans = ScanService(ScanStore(self.engine), self.repo_store, self.git, self.blobs)
+        # Scans run in limited worker processes (scanning/worker.py), started when first needed.
+        self.scan_pool = ScanWorkerPool(settings.scan_worker_limits)
+        self.scans = ScanService(ScanStore(self.engine), self.repo_store, self.git, self.blobs, self.scan_pool,
+                                 settings.tmp_dir)
         if settings.scan_uploads:
             self.repos.ref_listeners.append(self._queue_scan)
 
@@ -114,4 +118,5 @@ class Hub:
             log.exception("could not queue the scan of %s@%s", repo.full_id, new_sha)
 
     def close(self) -> None:
+        self.scan_pool.close()
         self.engine.dispose()

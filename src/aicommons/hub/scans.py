@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import shutil
+import tempfile
+from pathlib import Path
 
 import pygit2
 
@@ -24,6 +27,8 @@ from aicommons.gitrepo import GitStore
 from aicommons.hub import content
 from aicommons.hub.content import Entry
 from aicommons.hub.lfs import blob_key
+from aicommons.scanning.results import FileScan
+from aicommons.scanning.worker import ScanWorkerPool
 from aicommons.times import utcnow
 
 log = logging.getLogger("aicommons.scans")
@@ -38,18 +43,19 @@ def scan_key(entry: Entry) -> str:
 
 
 class ScanService:
-    def __init__(self, store: ScanStore, repos: RepoStore, git: GitStore, blobs):
+    def __init__(self, store: ScanStore, repos: RepoStore, git: GitStore, blobs, pool: ScanWorkerPool,
+                 tmp_dir: Path):
         self.store = store
         self.repos = repos
         self.git = git
         self.blobs = blobs
+        self.pool = pool  # every scan runs in a limited worker process, never in the server
+        self.tmp_dir = tmp_dir
 
     # --- scanning (background jobs) -------------------------------------------------------------
 
     def scan_commit(self, repo_id: int, commit_id: str) -> int:
         """Scan the files of a commit that were never scanned; returns how many were scanned."""
-        from aicommons.scanning import scan_file
-
         repo = self.repos.get_by_id(repo_id)
         if repo is None:
             return 0  # deleted since the job was queued
@@ -65,20 +71,28 @@ class ScanService:
             if key in done:
                 continue
             size = entry.lfs.size if entry.lfs is not None else entry.size
-            result = scan_file(entry.path, self._opener(git_repo, entry), size)
+            result = self._scan(git_repo, entry, size)
             self.store.put(key, result.status, result.to_json(), utcnow())
             scanned += 1
             if result.status in ISSUE_STATUSES:
                 log.warning("scan: %s in %s is %s", entry.path, repo.full_id, result.status)
         return scanned
 
-    def _opener(self, git_repo: pygit2.Repository, entry: Entry):
-        if entry.lfs is not None:
-            key = blob_key(entry.lfs.oid)
-            return lambda: self.blobs.open(key)
-        import io
-
-        return lambda: io.BytesIO(content.read_blob(git_repo, entry.oid))
+    def _scan(self, git_repo: pygit2.Repository, entry: Entry, size: int) -> FileScan:
+        """One file, scanned by a worker that reads it itself: the server never holds its bytes."""
+        if entry.lfs is None:
+            return self.pool.scan_git_blob(entry.path, git_repo.path, entry.oid, size)
+        key = blob_key(entry.lfs.oid)
+        local = self.blobs.local_path(key)
+        if local is not None:
+            return self.pool.scan_path(entry.path, local, size)
+        # Object storage: copied to a private temporary file first, in chunks.
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=self.tmp_dir, prefix="scan-") as copy:
+            with self.blobs.open(key) as source:
+                shutil.copyfileobj(source, copy, 1 << 20)
+            copy.flush()
+            return self.pool.scan_path(entry.path, copy.name, size)
 
     # --- status (API and web UI) ----------------------------------------------------------------
 

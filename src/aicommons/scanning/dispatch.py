@@ -28,7 +28,7 @@ from .model_configs import TEMPLATE_CONFIGS, check_model_config, is_model_config
 from .numpy_files import NpyError, read_npy_header
 from .pickles import (MAYBE_PICKLE_SUFFIXES, PICKLE_MEMBER_NAMES, PICKLE_SUFFIXES, named_like_pickle,
                       scan_pickle)
-from .results import FileScan, Finding
+from .results import MEMORY_ERROR, FileScan, Finding
 from .safetensors_header import scan_safetensors
 from .scan_context import Outcome, ScanContext
 from .secret_patterns import find_secrets
@@ -58,6 +58,8 @@ def scan_file(path_in_repo: str, open_stream: Callable[[], BinaryIO], size: int,
             outcome = _route(_basename(path_in_repo), head, stream, size, ctx, member=False)
     except LimitExceeded as exc:
         outcome = Outcome("none", [Finding("limit", "error", str(exc))])
+    except MemoryError:  # under the worker's RLIMIT_AS (scanning/worker.py)
+        outcome = Outcome("none", [Finding("limit", "error", MEMORY_ERROR)])
     except Exception as exc:  # noqa: BLE001 - whatever breaks, the file is not called safe
         outcome = Outcome("none", [Finding("scanner", "error", f"the scan failed: {type(exc).__name__}: {exc}")])
     return FileScan.from_findings(path_in_repo, outcome.scanner, outcome.findings, skipped=outcome.skipped)
@@ -75,7 +77,7 @@ def _scan_member(name: str, stream: BinaryIO, size: int, ctx: ScanContext) -> Ou
         if ctx.budget is not None:
             ctx.budget.charge(len(head))
         return _route(_basename(name), head, stream, size, ctx, member=True)
-    except LimitExceeded:
+    except (LimitExceeded, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001
         return Outcome("none", [Finding("scanner", "error", f"the scan failed: {type(exc).__name__}: {exc}")])

@@ -210,6 +210,8 @@ def _walk_one(reader: BoundedReader) -> tuple[list[GlobalRef], str | None, str |
             _follow_stack(op, arg, name, walker)
     except LimitExceeded as exc:
         return list(walker.found.values()), None, str(exc)
+    except MemoryError:
+        raise  # the worker's memory limit: not a malformed pickle
     except Exception as exc:  # noqa: BLE001 - genops raises ValueError, UnicodeError... on garbage
         return list(walker.found.values()), str(exc) or type(exc).__name__, None
     return list(walker.found.values()), None, None

@@ -16,6 +16,8 @@ _RANK = {"safe": 0, "skipped": 0, "info": 0, "suspicious": 1, "error": 2, "unsaf
 # A hostile archive can hold 100,000 escaping names; the stored result (shown to every visitor)
 # keeps this many findings of each kind and severity, then one that counts the rest.
 MAX_FINDINGS_PER_KIND = 20
+# What a scan that ran out of memory (the worker's RLIMIT_AS, scanning/worker.py) reports.
+MEMORY_ERROR = "scan exceeded the memory limit"
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,12 @@ class FileScan:
     def from_findings(cls, path: str, scanner: str, findings: list[Finding], *, skipped: bool = False) -> FileScan:
         findings = cap_findings(findings)
         return cls(path, worst_status(findings, skipped=skipped), findings, scanner)
+
+    @classmethod
+    def from_json(cls, path: str, data: dict) -> FileScan:
+        """The inverse of ``to_json`` (a worker's answer)."""
+        findings = [Finding(f["kind"], f["severity"], f["message"], f.get("detail")) for f in data["findings"]]
+        return cls(path, data["status"], findings, data.get("scanner", "none"))
 
     @property
     def is_issue(self) -> bool:

@@ -8,6 +8,8 @@ import bz2
 import gzip
 import io
 import pickle
+import struct
+import tarfile
 import tracemalloc
 import zlib
 
@@ -111,3 +113,58 @@ def test_a_compressed_pickle_bomb_is_stopped_as_unsafe():
     # The real bytes coming out are counted (a pickle has no declared size), checked from 64 KiB here.
     result = scan("model.pkl.gz", bomb, ScanLimits(compression_check_min_bytes=64 << 10, max_compression_ratio=10))
     assert result.status == "unsafe" and "zip-bomb" in kinds(result), result.to_json()
+
+
+# ---- finding 16: archive metadata and real directory entries count ---------------------------------
+
+
+def long_name_tar(members: int, name_bytes: int, mode: str = "w:gz") -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode=mode, format=tarfile.PAX_FORMAT) as archive:
+        for i in range(members):
+            info = tarfile.TarInfo(f"{i:06d}" + "n" * name_bytes)  # a pax header carries the long name
+            archive.addfile(info, io.BytesIO(b""))
+    return buffer.getvalue()
+
+
+def test_tar_long_names_are_not_all_kept_in_memory():
+    data = long_name_tar(120, 256 * 1024)  # 30 MiB of names in a ~100 KB tar.gz
+    assert len(data) < 1 << 20
+    result, peak = peak_mib(lambda: scan("names.tar.gz", data, ScanLimits(compression_check_min_bytes=1 << 40)))
+    assert result.status == "safe", result.to_json()
+    assert peak < 12, f"{peak:.1f} MiB"  # tarfile kept every member: ~30 MiB
+
+
+def test_tar_metadata_past_the_limit_is_an_error():
+    data = long_name_tar(40, 256 * 1024)
+    limits = ScanLimits(max_archive_metadata_bytes=4 << 20, compression_check_min_bytes=1 << 40)
+    for name, payload in [("names.tar.gz", data), ("names.tar", gzip.decompress(data))]:
+        result = scan(name, payload, limits)
+        assert result.status == "error", result.to_json()
+        assert any("tar metadata" in f.message for f in result.findings), result.to_json()
+
+
+def test_metadata_bytes_count_against_the_decompression_bomb_ratio():
+    # The same names, default limits: what comes out of the gzip is metadata, and it is counted.
+    result = scan("names.tar.gz", long_name_tar(120, 256 * 1024))
+    assert result.status == "unsafe" and "zip-bomb" in kinds(result), result.to_json()
+
+
+def lying_zip(entries: int) -> bytes:
+    """One real member, a central directory of ``entries`` entries, an end record claiming 1."""
+    name, crc = b"a.txt", zlib.crc32(b"x")
+    local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, crc, 1, 1, len(name), 0) + name + b"x"
+    central = struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, crc, 1, 1, len(name), 0, 0, 0, 0, 0, 0)
+    directory = (central + name) * entries
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, len(directory), len(local), 0)
+    return local + directory + end
+
+
+def test_a_zip_end_record_lying_about_its_entries_is_stopped_before_zipfile_reads_them():
+    data = lying_zip(60_000)
+    limits = ScanLimits(max_archive_members=1000)
+    result, peak = peak_mib(lambda: scan("lying.zip", data, limits))
+    assert result.status == "error", result.to_json()
+    assert any("the end record claims 1" in f.message for f in result.findings), result.to_json()
+    assert peak < 8, f"{peak:.1f} MiB"  # zipfile built 60,000 ZipInfo first: 30+ MiB
+    assert scan("honest.zip", lying_zip(1)).status == "safe"

@@ -26,6 +26,9 @@ class ScanLimits:
     # Archives: members listed, bytes read out of members to inspect them (pickles, nested
     # archives, the first bytes of each member), archives inside archives.
     max_archive_members: int = 100_000
+    # Archive metadata read whole into memory: tar pax/long-name headers and member names (a real
+    # tar's are a few hundred bytes per member).
+    max_archive_metadata_bytes: int = 64 * MiB
     max_archive_inspected_bytes: int = 2 * GiB
     max_archive_depth: int = 3
     # Zip bombs: a member (or the whole archive) that expands more than this ratio is unsafe once

@@ -27,14 +27,17 @@ _EOCD = b"PK\x05\x06"
 _EOCD64_LOCATOR = b"PK\x06\x07"
 _EOCD64 = b"PK\x06\x06"
 _LOCAL_HEADER_SIZE = 30
+_CD_SIGNATURE = b"PK\x01\x02"
+_CD_HEADER_SIZE = 46
 _READABLE_COMPRESSION = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
 _READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError, OSError,
                 ValueError, zlib.error, struct.error)
 
 
-def directory_summary(stream: BinaryIO) -> tuple[int, int] | None:
-    """(entries, central directory bytes) from the end-of-central-directory record, read before
-    ``zipfile`` loads the whole directory into memory. None if no record is found."""
+def directory_summary(stream: BinaryIO) -> tuple[int, int, int] | None:
+    """(entries, central directory bytes, where the directory starts) from the end-of-central-
+    directory record, read before ``zipfile`` loads the whole directory into memory. None if no
+    record is found. The entry count is what the record claims: ``count_entries`` counts them."""
     stream.seek(0, 2)
     size = stream.tell()
     tail_len = min(size, 22 + 65535)  # the record, and a comment of at most 64 KiB
@@ -44,6 +47,7 @@ def directory_summary(stream: BinaryIO) -> tuple[int, int] | None:
     if pos < 0 or len(tail) - pos < 22:
         return None
     _, _, _, _, entries, cd_size, cd_offset, _ = struct.unpack("<4s4H2LH", tail[pos:pos + 22])
+    record_at = size - tail_len + pos
     if entries == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF:
         locator = tail[pos - 20:pos] if pos >= 20 else b""
         if locator[:4] == _EOCD64_LOCATOR:
@@ -53,7 +57,28 @@ def directory_summary(stream: BinaryIO) -> tuple[int, int] | None:
                 record = stream.read(56)
                 if len(record) == 56 and record[:4] == _EOCD64:
                     entries, cd_size = struct.unpack("<QQ", record[32:48])
-    return entries, cd_size
+                    record_at = record_offset
+    # As zipfile finds it: right before the end record (data prepended to the archive shifts it).
+    return entries, cd_size, record_at - cd_size
+
+
+def count_entries(stream: BinaryIO, start: int, cd_size: int, limit: int) -> int:
+    """The central directory's real entries, counted up to ``limit + 1`` by walking their headers
+    (constant memory): the end record's count is a claim, and zipfile trusts the directory's size
+    instead (an end record claiming one entry in front of 2.1 M used to pass the member limit)."""
+    if start < 0:
+        return 0  # zipfile will refuse it
+    stream.seek(start)
+    count = position = 0
+    while position + _CD_HEADER_SIZE <= cd_size and count <= limit:
+        header = stream.read(_CD_HEADER_SIZE)
+        if len(header) < _CD_HEADER_SIZE or header[:4] != _CD_SIGNATURE:
+            break
+        name_len, extra_len, comment_len = struct.unpack("<3H", header[28:34])
+        count += 1
+        position += _CD_HEADER_SIZE + name_len + extra_len + comment_len
+        stream.seek(start + position)
+    return count
 
 
 def scan_zip(stream: BinaryIO, ctx: ScanContext) -> Outcome:
@@ -64,11 +89,14 @@ def scan_zip(stream: BinaryIO, ctx: ScanContext) -> Outcome:
     try:
         summary = directory_summary(stream)
         if summary is not None:
-            entries, cd_size = summary
+            entries, cd_size, cd_start = summary
             if entries > limits.max_archive_members:
                 return _error(f"{entries} members, more than the {limits.max_archive_members} this scanner lists")
             if cd_size > limits.max_header_bytes:
                 return _error(f"a {cd_size}-byte central directory, over the {limits.max_header_bytes}-byte limit")
+            if count_entries(stream, cd_start, cd_size, limits.max_archive_members) > limits.max_archive_members:
+                return _error(f"more than the {limits.max_archive_members} members this scanner lists in its "
+                              f"central directory (the end record claims {entries})")
         stream.seek(0, 2)
         archive_size = stream.tell()
         stream.seek(0)

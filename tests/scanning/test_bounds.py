@@ -168,3 +168,24 @@ def test_a_zip_end_record_lying_about_its_entries_is_stopped_before_zipfile_read
     assert any("the end record claims 1" in f.message for f in result.findings), result.to_json()
     assert peak < 8, f"{peak:.1f} MiB"  # zipfile built 60,000 ZipInfo first: 30+ MiB
     assert scan("honest.zip", lying_zip(1)).status == "safe"
+
+
+def safetensors_with_header(body: bytes) -> bytes:
+    return struct.pack("<Q", len(body)) + body + b"\x00"
+
+
+def test_a_huge_safetensors_header_of_tiny_values_is_refused_before_parsing():
+    # 40 MB of one-element shapes: parsed, a Python object per byte pair (~1 GB at 99 MB).
+    body = b'{"t":{"dtype":"U8","shape":[' + b"1," * 20_000_000 + b'1],"data_offsets":[0,1]}}'
+    result, peak = peak_mib(lambda: scan("model.safetensors", safetensors_with_header(body)))
+    assert result.status == "error", result.to_json()
+    assert "JSON values" in result.findings[0].message
+    assert peak < 100, f"{peak:.1f} MiB"  # the header itself is read (40 MB); parsing it took 200+ MiB more
+
+
+def test_a_large_real_safetensors_header_is_still_checked():
+    entries = b",".join(b'"layer.%06d.weight":{"dtype":"F16","shape":[1,1],"data_offsets":[%d,%d]}' % (i, 2 * i, 2 * i + 2)
+                        for i in range(100_000))  # 100,000 tensors: a 7 MB header
+    data = safetensors_with_header(b"{" + entries + b"}")[:-1] + b"\x00\x00" * 100_000
+    result = scan("model.safetensors", data)
+    assert result.status == "safe", result.to_json()["findings"][:2]

@@ -21,6 +21,8 @@ class ScanLimits:
     # Headers read whole into memory: a safetensors header (the reference implementation refuses
     # more than 100 MB) and a zip central directory.
     max_header_bytes: int = 100_000_000
+    # JSON values in a safetensors header parsed (each becomes a Python object; ~8 per tensor).
+    max_safetensors_header_values: int = 4_000_000
     # numpy writes .npy headers of a few hundred bytes (and refuses more than 10,000 by default).
     max_npy_header_bytes: int = 64 * KiB
     # Archives: members listed, bytes read out of members to inspect them (pickles, nested

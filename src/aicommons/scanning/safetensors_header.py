@@ -9,6 +9,12 @@ the file, a JSON object starting with ``{``, a known dtype, a shape of non-negat
 no gap, nothing after the last one. Duplicate keys are refused too (two parsers could keep
 different ones). A valid header also yields the parameter count per dtype (the Hub's
 ``safetensors`` expand), as an ``info`` finding.
+
+Bounds: the header may be up to 100 MB (the format's own limit, ``max_header_bytes``), but it is
+parsed only if it holds at most ``max_safetensors_header_values`` JSON values (4 M: ~500,000
+tensors; real files hold thousands), so a parse costs at most a few hundred MB and seconds.
+A header over either bound is an ``error`` (not checked), even where the reference
+implementation would load it.
 """
 
 from __future__ import annotations
@@ -72,8 +78,17 @@ def _validate(stream: BinaryIO, size: int, limits: ScanLimits) -> dict[str, int]
         raise _Invalid(f"the file ends inside its {n}-byte header")
     if not raw.startswith(b"{"):
         raise _Invalid("the header does not start with '{'")
+    # Parsing builds an object per JSON value: a 99 MB header of one-byte values cost 2.5 GB and
+    # 25 s. Values are counted first (every one but the first follows a ',', '[' or '{'; a fast
+    # byte count, over-counting punctuation inside strings), and past the bound it is not parsed.
+    values = raw.count(b",") + raw.count(b"[") + raw.count(b"{")
+    if values > limits.max_safetensors_header_values:
+        raise _Invalid(f"the header holds more than {limits.max_safetensors_header_values} JSON values "
+                       f"(about {values}): not parsed")
     try:
-        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+        text = raw.decode("utf-8")
+        del raw
+        header = json.loads(text, object_pairs_hook=_no_duplicates)
     except _Invalid:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:

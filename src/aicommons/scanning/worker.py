@@ -134,6 +134,12 @@ class ScanWorkerPool:
 
     def _why_dead(self, worker: _Worker, elapsed: float) -> str:
         code = worker.process.poll()
+        if code is None and elapsed < self.limits.timeout_seconds:
+            # Its pipe closed: it is exiting (the pipe closes before the exit status is ready).
+            try:
+                code = worker.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
         if code is None:
             return f"scan exceeded the {self.limits.timeout_seconds:g}-second time limit"
         if code == -signal.SIGXCPU:
@@ -211,6 +217,7 @@ def serve(memory_mb: int, cpu_seconds: int) -> int:
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # stray prints go to stderr, never into the answers
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    signal.signal(signal.SIGXCPU, signal.SIG_DFL)  # the CPU limit ends the process
     if memory_mb > 0:
         cap = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))

@@ -40,8 +40,12 @@ expansion (16 GiB); header sizes (safetensors and zip central directory 100 MB, 
 metadata 256 MiB with at most 100,000 keys, 1,000,000 tensors, 64 MiB strings, 16 Mi-item
 arrays, each also bounded by the bytes left in the file); templates and searched text (1 MiB),
 configs (16 MiB).
+Tar metadata (pax and long-name headers, names) counts against 64 MiB; zip directory entries are
+counted for real, not taken from the end record; a safetensors header holding more than 4 M JSON
+values is not parsed; decompressed bytes are metered as they come out.
 Every read goes through a bounded reader; exceeding a limit is an ``error`` finding, never a crash
-or an unbounded read. Callers must treat ``error`` like ``unsafe`` for trust decisions
+or an unbounded read. On the hub, and in ``aicommons scan``, every scan also runs in a worker
+process under memory, CPU-time and wall-clock limits (``worker.py``). Callers must treat ``error`` like ``unsafe`` for trust decisions
 (``FileScan.is_issue``): a file that could not be read through is not called safe.
 
 **Not covered**: antivirus signatures (no ClamAV here); 7z/rar/zstd/lz4 content; the Python code

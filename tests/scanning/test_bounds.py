@@ -189,3 +189,10 @@ def test_a_large_real_safetensors_header_is_still_checked():
     data = safetensors_with_header(b"{" + entries + b"}")[:-1] + b"\x00\x00" * 100_000
     result = scan("model.safetensors", data)
     assert result.status == "safe", result.to_json()["findings"][:2]
+
+
+def test_deep_nesting_ends_as_an_error_not_a_crash():
+    marks = scan("marks.pkl", b"\x80\x02" + b"(" * 1_100_000 + b".")  # MARK 1.1 M times
+    assert marks.status == "error" and "stack deeper than" in marks.findings[0].message
+    template = b'{"chat_template": "{{' + b"(" * 50_000 + b"1" + b")" * 50_000 + b'}}"}'
+    assert scan("tokenizer_config.json", template).status == "error"

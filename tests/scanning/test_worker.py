@@ -97,3 +97,24 @@ def test_a_dead_idle_worker_is_replaced(pool, tmp_path):
     worker.process.wait()
     assert pool.scan_path("small.pkl", small, small.stat().st_size).status == "safe"
     assert pool._idle and pool._idle[0] is not worker
+
+
+def test_a_blob_in_a_large_packfile_is_read_under_the_memory_limit(tmp_path):
+    # libgit2 maps packs in 1 GiB windows by default: the whole pack, over a 200 MiB address-space limit.
+    repo = pygit2.init_repository(str(tmp_path / "repo.git"), bare=True)
+    evil = repo.create_blob(pickle.dumps(RunsAShell(), protocol=2))
+    filler = repo.create_blob(os.urandom(160 << 20))  # incompressible: a 160 MB pack
+    builder = repo.TreeBuilder()
+    builder.insert("evil.pkl", evil, pygit2.GIT_FILEMODE_BLOB)
+    builder.insert("filler.bin", filler, pygit2.GIT_FILEMODE_BLOB)
+    repo.create_commit("refs/heads/main", pygit2.Signature("a", "a@example.org"),
+                       pygit2.Signature("a", "a@example.org"), "m", builder.write(), [])
+    import subprocess
+    subprocess.run(["git", "-C", repo.path, "-c", "pack.window=0", "repack", "-a", "-d", "-q"], check=True)
+    assert not (tmp_path / "repo.git" / "objects" / str(evil)[:2]).exists()  # packed
+    pool = ScanWorkerPool(WorkerLimits(memory_mb=200, cpu_seconds=60, timeout_seconds=120))
+    try:
+        result = pool.scan_git_blob("evil.pkl", repo.path, str(evil), 100)
+        assert result.status == "unsafe", result.to_json()
+    finally:
+        pool.close()

@@ -212,7 +212,12 @@ def serve(memory_mb: int, cpu_seconds: int) -> int:
     from . import scan_file
     from .limits import ScanLimits
 
-    import pygit2  # noqa: F401 - imported before the memory limit, like everything a scan needs
+    import pygit2  # imported before the memory limit, like everything a scan needs
+
+    # libgit2 maps packfiles in 1 GiB windows (8 GiB in all) by default: that address space would
+    # count against RLIMIT_AS, and a big pack could not be read at all.
+    pygit2.settings.mwindow_size = 32 * 1024 * 1024
+    pygit2.settings.mwindow_mapped_limit = 128 * 1024 * 1024
 
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # stray prints go to stderr, never into the answers

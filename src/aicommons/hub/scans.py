@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import posixpath
-from dataclasses import dataclass
 import shutil
 import tempfile
 from pathlib import Path
@@ -103,11 +102,6 @@ class ScanService:
         stored = self.store.get_many([scan_key(e) for e in files])
         return {e.path: security_file_status(stored.get(scan_key(e))) for e in files}
 
-    def load_verdict(self, git_repo: pygit2.Repository, commit: pygit2.Commit) -> LoadVerdict:
-        """May this commit's files be loaded (inference, conversions)? See ``load_verdict``."""
-        files = list(content.iter_files(git_repo, commit))
-        return load_verdict(files, self.store.get_many([scan_key(e) for e in files]))
-
     def repo_status(self, git_repo: pygit2.Repository, commit: pygit2.Commit) -> dict:
         """``securityRepoStatus``: whether every file of the commit is scanned, and which have issues."""
         files = list(content.iter_files(git_repo, commit))
@@ -134,45 +128,3 @@ def security_file_status(result: dict | None) -> dict:
         pickle_scan = {"highestSafetyLevel": level, "imports": imports}
     return {"status": result["status"], "avScan": None, "pickleImportScan": pickle_scan, "findings": findings}
 
-
-# Scanners whose files run code when a loader opens them (pickles, and what carries pickles).
-CODE_SCANNERS = frozenset({"pickle", "numpy", "zip", "tar", "gzip", "bz2", "xz", "zlib"})
-
-
-@dataclass(frozen=True)
-class LoadVerdict:
-    """Files that stop a model from being loaded: ``{"path", "status", "reason"}`` each."""
-
-    refused: list[dict]
-
-    @property
-    def ok(self) -> bool:
-        return not self.refused
-
-    def message(self) -> str:
-        shown = ", ".join(f"{f['path']} ({f['reason']})" for f in self.refused[:5])
-        more = f" and {len(self.refused) - 5} more" if len(self.refused) > 5 else ""
-        return f"the upload scanner has not cleared this model's files: {shown}{more}"
-
-
-def load_verdict(files: list[Entry], stored: dict[str, dict]) -> LoadVerdict:
-    """Default-deny for loading: a file judged ``unsafe`` refuses the model; so does a pickle (or
-    an archive or compressed stream that can hold one) that is ``suspicious`` (unknown imports) or
-    ``error`` (not read through), or a file named like a pickle not scanned yet. Text findings (a
-    leaked token in a README) and malformed safetensors/GGUF headers (their loaders refuse them
-    without running anything) do not."""
-    from aicommons.scanning.pickles import named_like_pickle
-
-    refused = []
-    for entry in files:
-        if entry.type != "file":
-            continue
-        result = stored.get(scan_key(entry))
-        if result is None:
-            if named_like_pickle(posixpath.basename(entry.path).lower(), member=False):
-                refused.append({"path": entry.path, "status": "queued", "reason": "not scanned yet"})
-            continue
-        status = result["status"]
-        if status == "unsafe" or (status in ("suspicious", "error") and result.get("scanner") in CODE_SCANNERS):
-            refused.append({"path": entry.path, "status": status, "reason": f"scanned {status}"})
-    return LoadVerdict(refused)

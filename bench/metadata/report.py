@@ -75,8 +75,11 @@ def markdown(results: dict, json_path: Path | None = None) -> str:
         "(their mean). `HEAD` goes through a Python asyncio client instead (wrk 4.1 waits for a HEAD's body "
         "and completes none), compared with `/api/health` measured by that same client; that client costs "
         "far more CPU per request than wrk, so its bare figure is lower. "
-        "`alone` is the median of 5 requests sent one at a time after the run: the cost of one call "
-        "without queueing. Machine load (1/5/15-min averages) is noted beside each run.",
+        "`alone` is the median of 5 requests sent one at a time before the run: the cost of one call "
+        "without queueing. A line whose 64 requests add up to more than 2 s of work runs 3 × that long "
+        f"(at most {s['max_seconds']:g} s, without the warm-up): 64 such requests share the GIL and all finish "
+        "late together, so a short run would complete none; the server is restarted after it rather than "
+        "left to drain. Machine load (1/5/15-min averages) is noted beside each run.",
         "",
     ]
     for kind, r in results["databases"].items():
@@ -90,11 +93,12 @@ def markdown(results: dict, json_path: Path | None = None) -> str:
             f"(100,000 that way: ~{100_000 / svc['repos_per_s'] / 60:.0f} min), the rest as bulk clones "
             f"(git hard links {t.get('clone_git_s', 0):.0f} s, database rows {t.get('clone_db_s', 0):.0f} s). "
             f"Load before: `{r['load_before']}`.")
-        lines += ["", "| call | req/s | × bare | p50 ms | p99 ms | alone ms | errors | load during |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += ["", "| call | req/s | × bare | p50 ms | p99 ms | alone ms | completed in | errors | load during |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for e in r["endpoints"]:
             lines.append(f"| {e['name']} | {_fmt(e['req_s'])} | {e['ratio_vs_bare']:.2f} | {_fmt(e['p50_ms'])} | "
-                         f"{_fmt(e['p99_ms'])} | {_fmt(e.get('alone_ms'))} | {e['errors']} | `{e['load'].rsplit(' ', 2)[0]}` |")
+                         f"{_fmt(e['p99_ms'])} | {_fmt(e.get('alone_ms'))} | {e['requests']:,} in {e['seconds']:.0f} s | "
+                         f"{e['errors']} | `{e['load'].rsplit(' ', 2)[0]}` |")
         tr = r["tree"]
         lines += ["", f"Tree walk: {tr['entries']:,} entries in {tr['pages']} pages; each page alone (ms, one client): "
                   + ", ".join(_fmt(x) for x in tr["page_ms"])

@@ -7,9 +7,9 @@ on every run: ``service_seed``). The benchmark therefore seeds in two steps:
 1. Through the hub's own HTTP API with ``huggingface_hub`` (a real server, real commits): one template
    repo per model family (a README with a card, ``config.json`` and a small LFS weights file), a few
    hundred repos made the same way to time that path, the 10,000-file repo and the 1,000-file repo.
-2. Bulk clones of the templates: each clone is a hard-linked copy of its template's bare repository
-   (git never rewrites an object or a ref file in place, so sharing inodes is safe) and a copy of the
-   template's rows, in the ``repos`` table and in every table that points at ``repos.id`` (tags, LFS
+2. Bulk clones of the templates: each clone's bare repository is a symlink to its template's (the
+   benchmark never writes to a clone; reads take the hub's real path: find the folder, open it with
+   libgit2, resolve, walk) and its rows are a copy of the template's, in the ``repos`` table and in every table that points at ``repos.id`` (tags, LFS
    grants, and whatever per-commit data later versions store there), with its own name, owner,
    storage key, download count and dates. Accounts (one per 20 repos) are cloned the same way. The
    tables are read from ``aicommons.db.tables``, so new columns and tables are carried along.
@@ -21,8 +21,6 @@ import hashlib
 import json
 import os
 import random
-import re
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -137,32 +135,13 @@ def storage_key(i: int) -> str:
     return hashlib.md5(f"bench-clone-{i}".encode()).hexdigest()  # 32 hex chars, like token_hex(16)
 
 
-SKIPPED = ("hooks", "description", "info")  # samples and templates git does not need to serve a repo
-
-
-def _layout(path: Path) -> tuple[list[str], list[str]]:
-    """The template's folders and files, after packing its objects into one pack (as ``git gc`` would
-    leave a repo), so that a clone is a dozen directory entries."""
-    subprocess.run(["git", "repack", "-a", "-d", "-q"], cwd=path, check=True, capture_output=True)
-    dirs, files = [], []
-    for dirpath, dirnames, filenames in os.walk(path):
-        dirnames[:] = [d for d in dirnames if os.path.relpath(os.path.join(dirpath, d), path) not in SKIPPED]
-        filenames = [f for f in filenames if dirpath != str(path) or f not in SKIPPED]
-        rel = os.path.relpath(dirpath, path)
-        if rel != "." and (filenames or dirnames or not re.fullmatch(r"objects/[0-9a-f]{2}", rel)):
-            dirs.append(rel)
-        files += [os.path.join(rel, f) if rel != "." else f for f in filenames]
-    return sorted(dirs), files
-
-
-def clone_git(git, template_key: str, layout, key: str) -> None:
-    src, dst = git.path(template_key), git.path(key)
-    dirs, files = layout
-    os.makedirs(dst, exist_ok=True)
-    for d in dirs:
-        os.mkdir(dst / d)
-    for f in files:
-        os.link(src / f, dst / f)
+def clone_git(git, template_key: str, key: str) -> None:
+    """The clone's repository is a symlink to its template's: the hub finds, opens and reads it
+    exactly as a repository of its own. (A first version hard-linked each file: 13 directory entries
+    per repo made seeding and, worse, removing 100,000 repos take many minutes on a shared disk.)"""
+    dst = git.path(key)
+    dst.parent.mkdir(exist_ok=True)
+    os.symlink(git.path(template_key), dst, target_is_directory=True)
 
 
 def clone_repos(database_url: str, git_root: Path, templates: dict[str, str], n: int, out: Seeded,
@@ -188,7 +167,6 @@ def clone_repos(database_url: str, git_root: Path, templates: dict[str, str], n:
         tmpl_children = {fam: [(t, col, [dict(r) for r in conn.execute(select(t).where(col == row["id"])).mappings()])
                                for t, col in children] for fam, row in tmpl.items()}
         owner = dict(conn.execute(select(accounts).where(accounts.c.name == "bench")).mappings().one())
-    layouts = {fam: _layout(git.path(row["storage_key"])) for fam, row in tmpl.items()}
 
     t0 = time.perf_counter()
     n_users = max(1, n // 20)
@@ -220,7 +198,7 @@ def clone_repos(database_url: str, git_root: Path, templates: dict[str, str], n:
             fams.append(fam)
         t0 = time.perf_counter()
         for row, fam in zip(rows, fams):
-            clone_git(git, tmpl[fam]["storage_key"], layouts[fam], row["storage_key"])
+            clone_git(git, tmpl[fam]["storage_key"], row["storage_key"])
         git_s += time.perf_counter() - t0
         t0 = time.perf_counter()
         with engine.begin() as conn:

@@ -58,6 +58,14 @@ class Database:
         else:
             raise ValueError(f"unknown database {kind!r}: sqlite or postgres")
 
+    def kill(self) -> None:
+        """Stop at once, dropping whatever requests are still queued (SQLite's WAL and PostgreSQL
+        both recover; nothing the benchmark reads is written by these requests)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+        self.process = None
+
     def stop(self) -> None:
         if self.cluster is not None:
             self.cluster.stop()
@@ -94,11 +102,19 @@ class Hub:
             time.sleep(0.2)
         raise RuntimeError("hub did not become healthy")
 
+    def kill(self) -> None:
+        """Stop at once, dropping whatever requests are still queued (SQLite's WAL and PostgreSQL
+        both recover; nothing the benchmark reads is written by these requests)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+        self.process = None
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
+            try:  # the in-process job worker and idle keep-alive clients can hold a graceful stop
+                self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
         self.process = None

@@ -25,7 +25,7 @@ def test_metadata_benchmark_smoke(tmp_path, database):
         pytest.skip("PostgreSQL 15 not installed")
     out = tmp_path / "metadata.json"
     subprocess.run([sys.executable, "-m", "bench.metadata", "--repos", "200", "--seconds", "2",
-                    "--tree-files", "1500", "--small-files", "100", "--service-repos", "8", "--tree-reps", "1", "--list-limit", "20",
+                    "--tree-files", "1500", "--small-files", "100", "--service-repos", "8", "--tree-reps", "1", "--list-limit", "20", "--max-seconds", "4",
                     "--snapshot-rounds", "1", "--databases", database, "--no-docs", "--json", str(out)],
                    cwd=ROOT, check=True, capture_output=True, timeout=400)
     results = json.loads(out.read_text())

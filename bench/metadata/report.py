@@ -61,7 +61,7 @@ def markdown(results: dict, json_path: Path | None = None) -> str:
     lines = [
         f"## Metadata paths: {s['repos']:,} repos, {s['connections']} connections",
         "",
-        f"`make bench-metadata` (`{results['command']}`), started {results['started']}, "
+        f"`make bench-metadata` (`{results['command'].strip()}`), started {results['started']}, "
         f"{results['wall_s'] / 60:.1f} min in all"
         + (f"; raw figures in `{json_path.relative_to(ROOT)}`" if json_path else "") + ".",
         "A real `aicommons serve` (one process, rate limits and upload scanning off), driven by `wrk` "
@@ -91,7 +91,7 @@ def markdown(results: dict, json_path: Path | None = None) -> str:
             f"Seeding {seed['repos']:,} repos took {t['total_s']:.0f} s: {svc['repos']} repos through the API "
             f"(create_repo + a 3-file commit, {svc['clients']} clients) at {svc['repos_per_s']:.1f} repos/s "
             f"(100,000 that way: ~{100_000 / svc['repos_per_s'] / 60:.0f} min), the rest as bulk clones "
-            f"(git hard links {t.get('clone_git_s', 0):.0f} s, database rows {t.get('clone_db_s', 0):.0f} s). "
+            f"(git symlinks {t.get('clone_git_s', 0):.0f} s, database rows {t.get('clone_db_s', 0):.0f} s). "
             f"Load before: `{r['load_before']}`.")
         lines += ["", "| call | req/s | × bare | p50 ms | p99 ms | alone ms | completed in | errors | load during |",
                   "|---|---|---|---|---|---|---|---|---|"]
@@ -132,3 +132,10 @@ def update_docs(results: dict, json_path: Path) -> None:
         marker = "\n## Inference"
         text = text.replace(marker, f"\n{section}\n{marker}", 1) if marker in text else text + f"\n{section}\n"
     DOCS.write_text(text)
+
+
+if __name__ == "__main__":  # re-render the docs section from a results file
+    import sys
+
+    _path = Path(sys.argv[1]).resolve()
+    update_docs(json.loads(_path.read_text()), _path)

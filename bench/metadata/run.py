@@ -21,6 +21,7 @@ import httpx
 from bench.metadata import load, pyload, report, seed, server, snapshot
 
 HEALTH = "/api/health"
+CLEANUP: list[Path] = []
 SEARCH_TERMS = ["mistral", "llama-7b", "qwen-70b-chat", "gemma-2b", "user17/", "-999"]
 
 
@@ -194,7 +195,7 @@ def bench_database(kind: str, args) -> dict:
     finally:
         hub.stop()
         database.stop()
-        server.remove(root)
+        CLEANUP.append(root)  # removed after the report is written: 100,000 repos take minutes to delete
     out["load_after"] = uptime()
     return out
 
@@ -235,17 +236,21 @@ def main(argv: list[str] | None = None) -> dict:
                      "search_repos": args.search_repos, "search_terms": SEARCH_TERMS, "list_limit": args.list_limit, "hub_settings": server.BENCH_SETTINGS},
         "databases": {},
     }
-    for kind in [d.strip() for d in args.databases.split(",") if d.strip()]:
-        results["databases"][kind] = bench_database(kind, args)
-    results["wall_s"] = time.perf_counter() - t0
-    results["goals"] = report.goals(results)
-    path = args.json or report.RESULTS / f"metadata-{started:%Y%m%d-%H%M}.json"
-    report.write_json(results, path)
-    print(f"results: {path}")
-    if not args.no_docs:
-        report.update_docs(results, path)
-        print(f"docs: {report.DOCS}")
-    print(report.markdown(results))
+    try:
+        for kind in [d.strip() for d in args.databases.split(",") if d.strip()]:
+            results["databases"][kind] = bench_database(kind, args)
+        results["wall_s"] = time.perf_counter() - t0
+        results["goals"] = report.goals(results)
+        path = args.json or report.RESULTS / f"metadata-{started:%Y%m%d-%H%M}.json"
+        report.write_json(results, path)
+        print(f"results: {path}")
+        if not args.no_docs:
+            report.update_docs(results, path)
+            print(f"docs: {report.DOCS}")
+        print(report.markdown(results), flush=True)
+    finally:
+        for root in CLEANUP:
+            server.remove(root)
     return results
 
 

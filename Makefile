@@ -59,8 +59,11 @@ bench-metadata: $(STAMP)
 
 bench: bench-search bench-inference bench-metadata
 
+# ruff (rules chosen in pyproject.toml) and import-linter (the layers of ARCHITECTURE.md); CI runs it.
 lint: $(STAMP)
-	$(BIN)/python -m compileall -q src tests
+	$(BIN)/python -m compileall -q src tests bench
+	$(BIN)/ruff check src tests bench conformance
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist src/*.egg-info

@@ -31,13 +31,11 @@ from urllib.parse import urlsplit
 
 import httpx2
 import pytest
-
 from huggingface_hub import HfApi, RepoUrl, constants
 from huggingface_hub.utils._runtime import is_package_available, is_xet_available
 
 from .testing_constants import ENDPOINT_PRODUCTION, ENDPOINT_PRODUCTION_URL_SCHEME, ENDPOINT_STAGING, TOKEN, USER
 from .testing_utils import repo_name
-
 
 SUITE_MARKERS = ("api", "transfer", "inference")
 

@@ -56,7 +56,7 @@ class PostgresCluster:
             cmd = ("runuser", "-u", "postgres", "--", *cmd)
         subprocess.run(cmd, check=True, capture_output=True, cwd="/")
 
-    def start(self) -> "PostgresCluster":
+    def start(self) -> PostgresCluster:
         if self._as_root:
             shutil.chown(self.root, "postgres", "postgres")
         self._run(str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
@@ -97,7 +97,7 @@ class MotoS3:
         self._log = open(Path(log_dir or tempfile.gettempdir()) / f"moto-{self.port}.log", "ab")
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> "MotoS3":
+    def start(self) -> MotoS3:
         code = "import sys; from moto.server import main; main(sys.argv[1:])"
         self.process = subprocess.Popen([sys.executable, "-c", code, "-H", "127.0.0.1", "-p", str(self.port)],
                                         stdout=self._log, stderr=subprocess.STDOUT)
@@ -108,7 +108,7 @@ class MotoS3:
                 return self
             except httpx.HTTPError:
                 if self.process.poll() is not None:
-                    raise RuntimeError("moto server exited")
+                    raise RuntimeError("moto server exited") from None
                 time.sleep(0.1)
         raise RuntimeError("moto server did not start")
 

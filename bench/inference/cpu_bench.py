@@ -199,7 +199,7 @@ def bench_embeddings(minilm: Path, args) -> dict:
                 url, MINILM_ID, texts, args.embed_concurrency))
             if name == "hub":  # the same server, each request signed in with a token (openai clients)
                 bearer = {"Authorization": f"Bearer {TOKEN}"}
-                systems["hub_token"] = with_server_cpu(hub.pid, lambda url=url: run_embeddings(
+                systems["hub_token"] = with_server_cpu(hub.pid, lambda url=url, bearer=bearer: run_embeddings(
                     url, MINILM_ID, texts, args.embed_concurrency, headers=bearer))
         # The anchor, in this process (no HTTP at all): sentence-transformers' own encode.
         model.encode(texts[:64], batch_size=32)

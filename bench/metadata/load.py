@@ -71,7 +71,7 @@ def run_wrk(base_url: str, paths: list[str], seconds: float, connections: int = 
         cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
                "--timeout", f"{timeout_s}s", "-s", str(script), base_url, "--", method, str(listing)]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + timeout_s + 60)
-    line = next((l for l in proc.stdout.splitlines() if l.startswith("WRKJSON ")), None)
+    line = next((out for out in proc.stdout.splitlines() if out.startswith("WRKJSON ")), None)
     if proc.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stdout[-2000:]} {proc.stderr[-2000:]}")
     raw = json.loads(line[len("WRKJSON "):])

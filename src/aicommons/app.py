@@ -6,23 +6,26 @@ import contextlib
 import logging
 
 import anyio
-
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from aicommons.api.errors import hub_error_handler, storage_error_handler
 from aicommons.api.input_guard import InputGuardMiddleware
 from aicommons.api.middleware import (
-    AuditMiddleware, AuthMiddleware, RateLimitMiddleware, RawPathMiddleware, RequestIdMiddleware,
+    AuditMiddleware,
+    AuthMiddleware,
+    RateLimitMiddleware,
+    RawPathMiddleware,
+    RequestIdMiddleware,
 )
 from aicommons.api.rate_limits import RequestLimiter
 from aicommons.api.routes import hub_routes
-from aicommons.web.headers import HtmlSecurityHeadersMiddleware
-from aicommons.web.routes import web_routes
 from aicommons.config import Settings
 from aicommons.errors import HubError
 from aicommons.hub.hub import Hub
 from aicommons.storage.base import StorageError
+from aicommons.web.headers import HtmlSecurityHeadersMiddleware
+from aicommons.web.routes import web_routes
 
 
 def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Starlette:

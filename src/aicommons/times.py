@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def utcnow() -> datetime:
     """Now, in UTC, naive, at millisecond precision (what every database here stores exactly)."""
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
@@ -19,4 +19,4 @@ def iso_z(value: datetime | None) -> str | None:
 
 
 def iso_z_from_timestamp(ts: int) -> str:
-    return iso_z(datetime.fromtimestamp(ts, timezone.utc).replace(tzinfo=None))
+    return iso_z(datetime.fromtimestamp(ts, UTC).replace(tzinfo=None))

@@ -529,7 +529,7 @@ def test_the_matrix(live_hub, world):
         failures.append(f"refused requests changed state: {sorted(set(before.items()) ^ set(after.items()))[:6]}")
 
     marker = world.marker.encode()
-    for (key, i, spec, principal, kind), want, got, missing in results:
+    for (_key, _i, spec, principal, kind), want, got, missing in results:
         where = f"{spec.method} {spec.path} {spec.params or ''} as {principal} on {kind}: {got.status_code} " \
                 f"{got.headers.get('X-Error-Code')} {got.text[:120]!r}"
         r = rights(as_who(spec, principal), kind)
@@ -670,7 +670,7 @@ def test_dataset_and_space_prefixes_hide_private_repos(live_hub, world):
             created = http.post("/api/repos/create", headers=owner,
                                 json={"name": private, "type": repo_type, "private": True})
             assert created.status_code == 200, created.text
-            for key, i, spec in CASES:
+            for _key, _i, spec in CASES:
                 if spec.path.startswith("/api/models/{repo}"):
                     path = spec.path.replace("/api/models/", f"/api/{plural}/", 1)
                 elif spec.path.startswith("/{repo}"):

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, hf_hub_download, snapshot_download
-from huggingface_hub.errors import (
-    EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError,
-)
+from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
-from tests.conftest import ALICE_TOKEN, ORG, unique_name
+from tests.conftest import ORG, unique_name
 
 
 def test_whoami_names_user_and_orgs(api):
@@ -143,7 +142,9 @@ def test_branches_tags_and_revisions(api, repo_id, tmp_path):
     refs = api.list_repo_refs(repo_id)
     assert {b.name for b in refs.branches} == {"main", "feature/x"}
     assert [t.name for t in refs.tags] == ["v1.0"]
-    read = lambda rev: open(hf_hub_download(repo_id, "f.txt", revision=rev, cache_dir=tmp_path), "rb").read()
+    def read(rev):
+        return Path(hf_hub_download(repo_id, "f.txt", revision=rev, cache_dir=tmp_path)).read_bytes()
+
     assert read("feature/x") == b"v2"
     assert read("v1.0") == b"v1"
     assert read(refs.tags[0].target_commit[:8]) == b"v1"

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete
-from huggingface_hub.errors import (
-    GatedRepoError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError,
-)
+from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
 from tests.conftest import unique_name
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import httpx
-from urllib.parse import parse_qs, urlparse
 import pytest
 
 from aicommons.storage import open_blob_store
@@ -129,7 +129,7 @@ def test_listing_under_a_folder(store, tmp_path):
     listed = {info.key: info for info in store.list_blobs("lfs/")}
     assert set(listed) == {key_for(d) for d in blobs}
     assert set(store.iter_keys("lfs/")) == set(listed)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for data in blobs:
         info = listed[key_for(data)]
         assert info.size == len(data)

@@ -14,10 +14,10 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download  # noqa: E402
+
 from tests.conftest import ALICE_TOKEN, unique_name  # first: sets HF_HUB_DISABLE_XET etc. for the client
 from tests.scale.cluster import start_deployment
-
-from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download  # noqa: E402
 
 MB = 1024 * 1024
 

@@ -73,7 +73,7 @@ class Nginx:
                                                                port=self.port))
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> "Nginx":
+    def start(self) -> Nginx:
         self.process = subprocess.Popen(["nginx", "-p", str(self.root), "-c", str(self.root / "nginx.conf")],
                                         stdout=subprocess.DEVNULL, stderr=open(self.root / "stderr.log", "wb"))
         deadline = time.time() + 20
@@ -83,7 +83,7 @@ class Nginx:
                 return self
             except httpx.HTTPError:
                 if self.process.poll() is not None:
-                    raise RuntimeError((self.root / "stderr.log").read_text())
+                    raise RuntimeError((self.root / "stderr.log").read_text()) from None
                 time.sleep(0.1)
         raise RuntimeError("nginx did not start")
 

@@ -14,7 +14,8 @@ import unicodedata
 
 import pygit2
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from aicommons.api.commit_payload import CommitPayloadParser, parse_commit_payload
 from aicommons.api.ranges import MAX_RANGES, parse_range
@@ -22,8 +23,14 @@ from aicommons.errors import BadRequest, HubError, InvalidPath, PayloadTooLarge,
 from aicommons.gitrepo.trees import PathConflict, TreeChange, apply_changes
 from aicommons.hub.commits import AddFile, AddLfsFile, DeleteFile, DeleteFolder
 from aicommons.hub.names import (
-    BIDI_CONTROLS, MAX_PATH_BYTES, RESERVED_REF_NAMES, check_branch_name, check_file_path, check_revision,
-    check_tag_name, pr_number,
+    BIDI_CONTROLS,
+    MAX_PATH_BYTES,
+    RESERVED_REF_NAMES,
+    check_branch_name,
+    check_file_path,
+    check_revision,
+    check_tag_name,
+    pr_number,
 )
 
 settings.register_profile("aicommons", derandomize=True, max_examples=300, database=None, deadline=None,

@@ -11,11 +11,24 @@ from aicommons.errors import Unauthorized
 from aicommons.xet.hashing import chunk_hash, file_hash, from_hex, range_hash, to_hex, xorb_hash
 from aicommons.xet.reconstruct import ShardRejected, check_xorb_entry, rebuild_file
 from aicommons.xet.shard import (
-    FileSegment, ShardChunk, ShardFile, ShardFormatError, ShardXorb, parse_shard, serialize_shard,
+    FileSegment,
+    ShardChunk,
+    ShardFile,
+    ShardFormatError,
+    ShardXorb,
+    parse_shard,
+    serialize_shard,
 )
 from aicommons.xet.tokens import XetTokens
 from aicommons.xet.xorb import (
-    CHUNK_HEADER_BYTES, Scheme, XorbFormatError, bg4_join, bg4_split, chunk_bytes, read_layout, serialize_xorb,
+    CHUNK_HEADER_BYTES,
+    Scheme,
+    XorbFormatError,
+    bg4_join,
+    bg4_split,
+    chunk_bytes,
+    read_layout,
+    serialize_xorb,
     verify_upload,
 )
 

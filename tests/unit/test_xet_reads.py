@@ -11,7 +11,13 @@ from aicommons.xet.fetch_urls import XorbRangeSigner, requested_range
 from aicommons.xet.shard import FileSegment
 from aicommons.xet.terms import EMPTY, ReconstructionError, Term, XorbFetch, plan
 from aicommons.xet.xorb import (
-    CHUNK_HEADER_BYTES, Scheme, XorbFormatError, XorbIndex, footer_length, read_index, read_layout,
+    CHUNK_HEADER_BYTES,
+    Scheme,
+    XorbFormatError,
+    XorbIndex,
+    footer_length,
+    read_index,
+    read_layout,
     serialize_xorb,
 )
 

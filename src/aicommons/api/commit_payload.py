@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from aicommons.api.http import parse_json
 from aicommons.errors import BadRequest, PayloadTooLarge

@@ -10,8 +10,17 @@ from starlette.responses import JSONResponse, Response
 
 from aicommons.api.commit_payload import parse_commit_payload, read_commit_payload  # noqa: F401
 from aicommons.api.formats import repo_url
-from aicommons.api.http import base_url, hub_of, json_object, param, principal_of, read_json, \
-    repo_id_param, repo_type_param, run_sync
+from aicommons.api.http import (
+    base_url,
+    hub_of,
+    json_object,
+    param,
+    principal_of,
+    read_json,
+    repo_id_param,
+    repo_type_param,
+    run_sync,
+)
 from aicommons.errors import BadRequest, RevisionNotFound
 from aicommons.hub import content
 from aicommons.hub.commits import CommitRequest

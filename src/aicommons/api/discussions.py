@@ -7,9 +7,19 @@ from starlette.responses import JSONResponse, Response
 
 from aicommons.api.formats import repo_url
 from aicommons.api.http import (
-    MAX_INT_ARG, base_url,
-    blocking, bool_arg, hub_of, int_arg, json_object, param, principal_of, read_json, repo_id_param,
-    repo_type_param, run_sync,
+    MAX_INT_ARG,
+    base_url,
+    blocking,
+    bool_arg,
+    hub_of,
+    int_arg,
+    json_object,
+    param,
+    principal_of,
+    read_json,
+    repo_id_param,
+    repo_type_param,
+    run_sync,
 )
 from aicommons.db.discussions import DiscussionRow, EventRow
 from aicommons.db.repos import RepoRow

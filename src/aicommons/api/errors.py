@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from aicommons.errors import HubError
 from aicommons.hub.repos import RepoMoved
-from aicommons.storage.base import StorageError, StorageFull
+from aicommons.storage.base import StorageFull
 
 log = logging.getLogger("aicommons.api")
 _CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f]")

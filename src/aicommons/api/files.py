@@ -10,19 +10,30 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 
 from aicommons.api import formats
 from aicommons.api.http import (
-    base_url, blocking, bool_arg, hub_of, int_arg, json_object, next_link, param, parse_json, principal_of, read_body,
-    repo_id_param, repo_type_param, run_sync,
+    base_url,
+    blocking,
+    bool_arg,
+    hub_of,
+    int_arg,
+    json_object,
+    next_link,
+    param,
+    parse_json,
+    principal_of,
+    read_body,
+    repo_id_param,
+    repo_type_param,
+    run_sync,
 )
+from aicommons.api.ranges import bytes_response
 from aicommons.db.repos import RepoRow
-from aicommons.hub.names import unsafe_char
 from aicommons.errors import BadRequest
 from aicommons.gitrepo.store import CommitInfo
 from aicommons.hub import content
 from aicommons.hub.content import Entry
 from aicommons.hub.lfs import blob_key
-from aicommons.hub.names import REPO_TYPE_PLURAL
+from aicommons.hub.names import REPO_TYPE_PLURAL, unsafe_char
 from aicommons.hub.policy import Action
-from aicommons.api.ranges import bytes_response
 
 TREE_PAGE = 1000
 TREE_PAGE_EXPANDED = 50

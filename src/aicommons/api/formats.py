@@ -10,7 +10,8 @@ from aicommons.hub import content
 from aicommons.hub.cards import card_from_readme
 from aicommons.hub.content import Entry
 from aicommons.hub.names import REPO_TYPE_PREFIX
-from aicommons.times import iso_z as format_date, iso_z_from_timestamp as format_timestamp
+from aicommons.times import iso_z as format_date
+from aicommons.times import iso_z_from_timestamp as format_timestamp
 
 MODEL_EXPAND = {"author", "cardData", "createdAt", "disabled", "downloads", "downloadsAllTime", "gated",
                 "lastModified", "library_name", "likes", "pipeline_tag", "private", "sha", "siblings", "tags",

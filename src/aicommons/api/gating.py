@@ -6,7 +6,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from aicommons.api.http import (
-    hub_of, json_object, param, principal_of, read_json, repo_id_param, repo_type_param, run_sync, blocking,
+    blocking,
+    hub_of,
+    json_object,
+    param,
+    principal_of,
+    read_json,
+    repo_id_param,
+    repo_type_param,
+    run_sync,
 )
 from aicommons.errors import BadRequest
 from aicommons.hub.policy import Action

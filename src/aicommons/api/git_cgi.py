@@ -11,7 +11,7 @@ import logging
 import os
 import signal
 import subprocess
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import anyio
 from anyio.abc import ByteReceiveStream, Process

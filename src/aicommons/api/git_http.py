@@ -28,12 +28,12 @@ from starlette.routing import Route
 from aicommons.api import git_wants
 from aicommons.api.errors import moved_response
 from aicommons.api.git_cgi import CgiResponse
-from aicommons.hub.policy import Action
 from aicommons.api.http import hub_of, param, principal_of, run_sync
 from aicommons.config import SETTINGS, Settings
 from aicommons.db.repos import RepoRow
 from aicommons.errors import HubError
 from aicommons.hub.hub import Hub
+from aicommons.hub.policy import Action
 from aicommons.hub.push import PushPlan, PushService
 from aicommons.hub.reachability import Reachability
 from aicommons.hub.repos import RepoMoved

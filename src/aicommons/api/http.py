@@ -6,18 +6,18 @@ from __future__ import annotations
 import functools
 import json
 import re
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import unquote, urlencode
 
 import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from aicommons.errors import BadRequest, PayloadTooLarge
+from aicommons.errors import BadRequest, NotFound, PayloadTooLarge
 from aicommons.hub.access import Principal
 from aicommons.hub.hub import Hub
 from aicommons.hub.names import PLURAL_TO_TYPE, unstorable_char
-from aicommons.errors import NotFound
 
 # The largest integer a query parameter may carry: it fits a 32-bit column on every backend, and
 # any offset built from it (page x page size) still fits a 64-bit one and ``islice``.

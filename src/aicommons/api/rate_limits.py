@@ -45,7 +45,7 @@ class RequestLimiter:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings) -> "RequestLimiter":
+    def from_settings(cls, settings) -> RequestLimiter:
         return cls({("api", True): settings.api_requests_per_minute,
                     ("api", False): settings.anon_api_requests_per_minute,
                     ("resolvers", True): settings.resolver_requests_per_minute,

@@ -9,8 +9,18 @@ from starlette.responses import JSONResponse, Response
 
 from aicommons.api import formats
 from aicommons.api.http import (
-    blocking, bool_arg, hub_of, int_arg, json_object, next_link, param, principal_of, read_json,
-    repo_id_param, repo_type_param, run_sync,
+    blocking,
+    bool_arg,
+    hub_of,
+    int_arg,
+    json_object,
+    next_link,
+    param,
+    principal_of,
+    read_json,
+    repo_id_param,
+    repo_type_param,
+    run_sync,
 )
 from aicommons.errors import BadRequest
 from aicommons.hub import content

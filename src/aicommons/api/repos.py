@@ -10,15 +10,25 @@ from starlette.responses import JSONResponse, Response
 from aicommons.api import formats
 from aicommons.api.http import (
     base_url,
-    blocking, bool_arg, hub_of, int_arg, json_object, next_link, param, principal_of, read_json,
-    repo_id_param, repo_type_param, run_sync,
+    blocking,
+    bool_arg,
+    hub_of,
+    int_arg,
+    json_object,
+    next_link,
+    param,
+    principal_of,
+    read_json,
+    repo_id_param,
+    repo_type_param,
+    run_sync,
 )
 from aicommons.db.repos import RepoQuery
 from aicommons.errors import BadRequest, HubError, NotFound
-from aicommons.times import iso_z as format_date
 from aicommons.hub.cards import validate_yaml
 from aicommons.hub.names import PLURAL_TO_TYPE
 from aicommons.hub.policy import Action, may_see, not_found
+from aicommons.times import iso_z as format_date
 
 MAX_PAGE = 1000
 

@@ -6,7 +6,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from aicommons.api.http import (
-    blocking, hub_of, json_object, param, principal_of, read_json, repo_id_param, repo_type_param, run_sync,
+    blocking,
+    hub_of,
+    json_object,
+    param,
+    principal_of,
+    read_json,
+    repo_id_param,
+    repo_type_param,
+    run_sync,
 )
 from aicommons.errors import BadRequest, HubError, NotFound
 from aicommons.hub.policy import Action, may_see

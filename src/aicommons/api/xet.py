@@ -29,12 +29,19 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from aicommons.api.http import (
-    base_url, blocking, hub_of, principal_of, read_body, repo_id_param, repo_type_param, run_sync,
+    base_url,
+    blocking,
+    hub_of,
+    principal_of,
+    read_body,
+    repo_id_param,
+    repo_type_param,
+    run_sync,
 )
-from aicommons.hub.access import Principal
-from aicommons.hub.policy import Action
 from aicommons.api.ranges import parse_range
 from aicommons.errors import BadRequest, NotFound, Unauthorized
+from aicommons.hub.access import Principal
+from aicommons.hub.policy import Action
 from aicommons.xet import wire
 from aicommons.xet.fetch_urls import requested_range
 from aicommons.xet.service import parse_hash

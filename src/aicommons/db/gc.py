@@ -10,8 +10,8 @@ for it, then the uploader writes the blob anew).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Callable, Iterator
 
 from sqlalchemy import Engine, delete, select
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import Callable
+from collections.abc import Callable
 
 from aicommons.db.accounts import Account, AccountStore, AlreadyExists
 from aicommons.errors import BadRequest, Conflict, NotFound, Unauthorized

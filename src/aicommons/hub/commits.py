@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pygit2
 
@@ -19,8 +19,8 @@ from aicommons.hub.gitattributes import format_pointer
 from aicommons.hub.lfs import OID_RE, blob_key
 from aicommons.hub.names import check_file_path
 from aicommons.hub.repos import RepoService
-from aicommons.times import utcnow
 from aicommons.storage.base import BlobStore
+from aicommons.times import utcnow
 
 STALE_PARENT = "The branch was updated since you opened this page. Please refresh and try again."
 # Several replicas committing to one branch at once can each lose the compare-and-swap a few times

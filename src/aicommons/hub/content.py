@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import pygit2
 
 from aicommons.errors import EntryNotFound, RevisionNotFound
 from aicommons.gitrepo.store import CommitInfo, commit_info
-from aicommons.hub.gitattributes import LfsPointer, MAX_POINTER_SIZE, parse_pointer
+from aicommons.hub.gitattributes import MAX_POINTER_SIZE, LfsPointer, parse_pointer
 from aicommons.hub.reachability import commit_reachable
 
 _HEX_PREFIX = re.compile(r"^[0-9a-f]{7,40}$")

@@ -15,7 +15,6 @@ from aicommons.db.discussions import DiscussionRow, DiscussionStore, EventRow
 from aicommons.db.repos import RepoRow
 from aicommons.errors import BadRequest, Conflict, Forbidden, HubError, NotFound, RevisionNotFound
 from aicommons.gitrepo import GitStore, RefUpdateConflict
-from aicommons.hub import content
 from aicommons.hub.access import Principal
 from aicommons.hub.names import pr_number
 from aicommons.hub.policy import Action

@@ -22,10 +22,10 @@ import hashlib
 import logging
 import re
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Iterable
 
 import pygit2
 
@@ -166,7 +166,7 @@ def _has_loose_objects(path: Path) -> bool:
     return any(d.is_dir() and len(d.name) == 2 and any(d.iterdir()) for d in (path / "objects").iterdir())
 
 
-def purge_unreachable(store: BlobGcStore, git: GitStore, report: "GcReport", *, cutoff: datetime,
+def purge_unreachable(store: BlobGcStore, git: GitStore, report: GcReport, *, cutoff: datetime,
                       now: datetime) -> None:
     for _repo_id, name, storage_key in store.repos_for_gc():
         try:
@@ -181,7 +181,7 @@ def collect_garbage(store: BlobGcStore, git: GitStore, blobs: BlobStore, *, grac
     report = GcReport(apply=apply, grace_hours=grace_hours)
     now = now or utcnow()
     cutoff = now - timedelta(hours=grace_hours)
-    cutoff_aware = cutoff.replace(tzinfo=timezone.utc)
+    cutoff_aware = cutoff.replace(tzinfo=UTC)
     # Listing before marking: a blob written after the listing is not looked at in this run.
     listing = list(blobs.list_blobs(LFS_PREFIX))
     marked = mark(store, git, forget_before=cutoff if apply else None)

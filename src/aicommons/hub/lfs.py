@@ -19,15 +19,15 @@ import hashlib
 import hmac
 import re
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 from urllib.parse import quote
 
 from aicommons.db.repos import RepoRow, RepoStore
 from aicommons.errors import BadRequest, EntryNotFound, InsufficientStorage, PayloadTooLarge, Unauthorized
-from aicommons.times import utcnow
 from aicommons.storage.base import BlobStore, StorageFull
 from aicommons.storage.staging import Stager
+from aicommons.times import utcnow
 
 OID_RE = re.compile(r"^[0-9a-f]{64}$")
 

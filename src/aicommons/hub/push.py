@@ -23,9 +23,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import pygit2
 
@@ -67,7 +67,7 @@ class PushPlan:
                            "lfs_files": self.lfs_files, "repo_id": self.repo_id})
 
     @classmethod
-    def from_json(cls, text: str) -> "PushPlan":
+    def from_json(cls, text: str) -> PushPlan:
         data = json.loads(text)
         return cls([RefUpdate(*u) for u in data["updates"]],
                    {ref: [tuple(f) for f in files] for ref, files in data["lfs_files"].items()},
@@ -111,7 +111,7 @@ class PushService:
         self.max_regular_bytes = max_regular_bytes
 
     @classmethod
-    def of(cls, hub) -> "PushService":
+    def of(cls, hub) -> PushService:
         return cls(hub.repos, hub.repo_store, hub.git, hub.lfs, hub.settings.max_regular_file_bytes)
 
     # --- before the push lands (in the pre-receive hook, objects still in quarantine) ------------

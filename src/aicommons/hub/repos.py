@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+
 import pygit2
 
 from aicommons.db.accounts import AccountStore, AlreadyExists

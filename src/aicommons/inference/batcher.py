@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Callable, Hashable
 
 # A batch's callers that send their next request within this long count as coming back.
 _RETURN_WINDOW_S = 0.5

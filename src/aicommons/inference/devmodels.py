@@ -116,7 +116,7 @@ def build_bert(path: Path, task: str, seed: int = 0, license: str | None = "mit"
     tokenizer = _wordpiece_tokenizer()
     tokenizer.save_pretrained(path)
     cls_name, labels = _BERT_TASKS[task]
-    extra = {"id2label": dict(enumerate(labels)), "label2id": {l: i for i, l in enumerate(labels)}} if labels else {}
+    extra = {"id2label": dict(enumerate(labels)), "label2id": {label: i for i, label in enumerate(labels)}} if labels else {}
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id,
                         **extra)

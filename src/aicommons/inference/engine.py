@@ -11,8 +11,9 @@ re-framing them, which is where most hub-over-engine overhead would come from.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class TextGenerator(Protocol):
 
     def tokenize(self, text: str) -> list[int]: ...
     def render_chat(self, messages: list[dict]) -> str: ...
-    def new_decoder(self) -> "IncrementalDecoder": ...
+    def new_decoder(self) -> IncrementalDecoder: ...
     def token_text(self, token_id: int) -> tuple[str, bool]: ...  # (text, is_special)
     def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[EngineStep]: ...
     def footprint_bytes(self) -> int: ...

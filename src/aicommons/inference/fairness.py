@@ -208,7 +208,7 @@ class Admission:
         started = time.monotonic()
         try:
             await asyncio.wait_for(asyncio.shield(waiter.future), self.settings.queue_timeout_seconds)
-        except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
+        except (TimeoutError, asyncio.CancelledError) as exc:
             if waiter.future.done() and not waiter.future.cancelled():
                 self._free_slot()  # granted just as we gave up: hand it on
             else:

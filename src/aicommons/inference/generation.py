@@ -6,8 +6,8 @@ Shared by the OpenAI and TGI routes so both stop, count and time generation the 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import AsyncIterator
 
 from .engine import SamplingParams
 

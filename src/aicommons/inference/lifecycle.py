@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Callable
 
 from aicommons.errors import InsufficientStorage
 
@@ -155,7 +155,7 @@ class ModelManager:
                 self.metrics.models_loaded.set(len(self._models))
                 self.metrics.resident_bytes.labels(resolved.repo_id).set(footprint)
             done.set_result(None)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             done.set_exception(Overloaded("no room to load the model right now: other models are busy",
                                           headers={"Retry-After": "10"}))
         except BaseException as exc:  # noqa: BLE001 - handed to every waiter

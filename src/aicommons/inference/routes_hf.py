@@ -10,10 +10,10 @@ from starlette.responses import JSONResponse, StreamingResponse
 from aicommons import __version__
 from aicommons.errors import HubError
 
+from . import offload
 from . import tasks as T
 from .errors import InvalidRequest, tgi_error_body
 from .generation import GenerationStats, stream_deltas
-from . import offload
 from .http_util import SSE_HEADERS, abandon, get_bool, get_number, path_repo_id, principal_of, read_json, sse, tgi_error
 from .params import fit_to_context, tgi_sampling
 from .runs import record_generation, run_to_end

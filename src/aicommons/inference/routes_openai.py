@@ -17,11 +17,11 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from aicommons.errors import HubError
 
+from . import offload
 from . import tasks as T
 from .chat_template import normalize_messages
 from .errors import InvalidRequest, UnsupportedTask, openai_error_body
 from .generation import GenerationStats, stream_deltas
-from . import offload
 from .http_util import SSE_DONE, SSE_HEADERS, abandon, get_number, openai_error, principal_of, read_json, sse
 from .params import fit_to_context, openai_sampling
 from .runs import merged, record_generation, run_to_end
@@ -78,9 +78,7 @@ class OpenAIRoutes:
             await abandon(lease, 500)
             raise
         if getattr(lease.engine, "proxies_openai", False):
-            from .proxy import proxy_openai
-
-            from .proxy import forward_body
+            from .proxy import forward_body, proxy_openai
 
             forwarded = forward_body(chat=chat, messages=messages if chat else None, prompt_ids=prompt_ids,
                                      fitted=fitted, n=n, extra=extra, echo=not chat and body.get("echo") is True)
@@ -120,7 +118,7 @@ class OpenAIRoutes:
                              "choices": choices, "usage": meta.usage(completion_tokens),
                              "system_fingerprint": meta.commit}, headers=headers)
 
-    async def _stream(self, lease, jobs, meta: "_Meta", include_usage: bool):
+    async def _stream(self, lease, jobs, meta: _Meta, include_usage: bool):
         stats_list = [GenerationStats(len(ids)) for _, ids, _ in jobs]
         status = 200
         try:

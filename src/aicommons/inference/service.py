@@ -15,9 +15,9 @@ from .fairness import Admission, Ticket
 from .http_util import model_headers
 from .lifecycle import Loaded, ModelManager
 from .metrics import InferenceMetrics
+from .params import parse_keep_alive
 from .settings import InferenceSettings
 from .source import ModelSource, ResolvedModel
-from .params import parse_keep_alive
 
 _MODEL_REF = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[^\s]+)?$")
 
@@ -25,7 +25,7 @@ _MODEL_REF = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[^\s]+)?$")
 class Lease:
     """One request's hold on a loaded model and, once admitted, on a running slot."""
 
-    def __init__(self, service: "InferenceService", entry: Loaded, task: str, keep_alive: float | None = None):
+    def __init__(self, service: InferenceService, entry: Loaded, task: str, keep_alive: float | None = None):
         self.service = service
         self.entry = entry
         self.task = task

@@ -98,7 +98,7 @@ class InferenceSettings:
     vllm_extra_args: str = ""
 
     @classmethod
-    def from_env(cls, environ: dict | None = None, **overrides) -> "InferenceSettings":
+    def from_env(cls, environ: dict | None = None, **overrides) -> InferenceSettings:
         environ = os.environ if environ is None else environ
         values = {}
         for f in fields(cls):

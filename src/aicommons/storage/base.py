@@ -10,10 +10,11 @@ between keys: a content key is written only from a file the hub has hashed itsel
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, Iterator, Protocol
+from typing import BinaryIO, Protocol
 
 
 class StorageError(Exception):

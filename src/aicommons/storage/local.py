@@ -9,12 +9,14 @@ the whole blob, never a partial one.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 from urllib.parse import urlparse
 
-from aicommons.storage.base import BlobInfo, StorageError, translate_os_error as _translate
+from aicommons.storage.base import BlobInfo, StorageError
+from aicommons.storage.base import translate_os_error as _translate
 
 
 def fsync_dir(path: Path) -> None:
@@ -31,7 +33,7 @@ class LocalBlobStore:
         root.mkdir(parents=True, exist_ok=True)
 
     @classmethod
-    def from_url(cls, url: str, tmp_dir: Path) -> "LocalBlobStore":
+    def from_url(cls, url: str, tmp_dir: Path) -> LocalBlobStore:
         return cls(Path(urlparse(url).path))
 
     def _path(self, key: str) -> Path:
@@ -105,4 +107,4 @@ class LocalBlobStore:
                     st = os.stat(path)
                 except FileNotFoundError:
                     continue  # deleted while we walked
-                yield BlobInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, timezone.utc))
+                yield BlobInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))

@@ -26,12 +26,13 @@ it create-only, so content keys are written only by ``put_file`` from a file the
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 from urllib.parse import parse_qsl, urlparse, urlunparse
 
-from aicommons.storage.base import PUBLISHED_CONTENT_TYPE, attachment_disposition, BlobInfo, StorageError
+from aicommons.storage.base import PUBLISHED_CONTENT_TYPE, BlobInfo, StorageError, attachment_disposition
 
 # Keys of obstore's ClientConfig (HTTP client settings); every other query key is store config.
 CLIENT_KEYS = frozenset({
@@ -103,7 +104,7 @@ class ObjectBlobStore:
         self._s3_signer = None
 
     @classmethod
-    def from_url(cls, url: str, tmp_dir: Path | None = None) -> "ObjectBlobStore":
+    def from_url(cls, url: str, tmp_dir: Path | None = None) -> ObjectBlobStore:
         from obstore.store import from_url
 
         base, config, client = split_url(url)

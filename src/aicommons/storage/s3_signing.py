@@ -34,7 +34,7 @@ class S3Signer:
         self.prefix = (prefix or "").strip("/")
 
     @classmethod
-    def for_store(cls, store) -> "S3Signer":
+    def for_store(cls, store) -> S3Signer:
         import botocore.session
         from botocore.config import Config
 

@@ -58,7 +58,7 @@ class Stager:
         self._done = True
         return StagedFile(self.path, self._hash.hexdigest(), self.size)
 
-    def __enter__(self) -> "Stager":
+    def __enter__(self) -> Stager:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -4,9 +4,9 @@ token of their forms. Web handlers are synchronous and run in the thread pool.""
 from __future__ import annotations
 
 import functools
-from urllib.parse import quote
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -94,8 +94,9 @@ def error_page(request: Request, status: int, message: str) -> Response:
     """An HTML error page. A repo one may not see is simply "not found", also when anonymous."""
     if status == 401 and message == "Repository not found":
         status = 404
-    from aicommons.web.render import env
     from starlette.responses import HTMLResponse
+
+    from aicommons.web.render import env
 
     web = getattr(request.state, "web", None)
     html = env.get_template("error.html").render(

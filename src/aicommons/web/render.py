@@ -3,7 +3,7 @@ disabled (it is escaped), so a model card cannot inject script into the page."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jinja2
@@ -54,7 +54,7 @@ def ago(value: datetime | int | None) -> str:
     if value is None:
         return ""
     if isinstance(value, int):
-        value = datetime.fromtimestamp(value, timezone.utc).replace(tzinfo=None)
+        value = datetime.fromtimestamp(value, UTC).replace(tzinfo=None)
     seconds = max(0, (utcnow() - value).total_seconds())
     unit, length = next((u, n) for u, n in _UNITS if seconds >= n or n == 1)
     count = int(seconds // length)

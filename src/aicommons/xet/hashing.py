@@ -14,7 +14,7 @@ changes only nearby nodes. A file hash is the Merkle root hashed once more with 
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from blake3 import blake3
 

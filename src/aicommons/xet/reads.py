@@ -20,7 +20,8 @@ from __future__ import annotations
 import struct
 import threading
 from collections import OrderedDict
-from typing import BinaryIO, Generic, Iterable, TypeVar
+from collections.abc import Iterable
+from typing import BinaryIO, Generic, TypeVar
 
 from aicommons.db.repos import RepoStore
 from aicommons.db.xet import XetFileRow, XetFileStore

@@ -9,7 +9,8 @@ caller can hash and stage them in the same pass; the caller discards the output 
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from aicommons.xet.hashing import chunk_hash, file_hash, range_hash, to_hex
 from aicommons.xet.shard import ShardFile, ShardXorb

@@ -25,9 +25,7 @@ from pathlib import Path
 
 from aicommons.db.repos import RepoStore
 from aicommons.db.xet import XetFileRow, XetFileStore, XetGrantStore, XetUsageStore
-from aicommons.errors import (
-    BadRequest, InsufficientStorage, NotFound, PayloadTooLarge, TooManyRequests, Unauthorized,
-)
+from aicommons.errors import BadRequest, InsufficientStorage, NotFound, PayloadTooLarge, TooManyRequests, Unauthorized
 from aicommons.hub.lfs import blob_key
 from aicommons.storage.base import BlobStore, StorageError, StorageFull
 from aicommons.storage.staging import StagedFile, Stager
@@ -38,9 +36,7 @@ from aicommons.xet.reads import XetReads
 from aicommons.xet.reconstruct import ShardRejected, check_xorb_entry, rebuild_file, unbacked
 from aicommons.xet.shard import ShardFile, ShardFormatError, parse_shard
 from aicommons.xet.tokens import ACCOUNT, ANONYMOUS, XetGrant, XetTokens
-from aicommons.xet.xorb import (
-    XorbFormatError, XorbLayout, footer_length, read_footer, read_layout, verify_upload,
-)
+from aicommons.xet.xorb import XorbFormatError, XorbLayout, footer_length, read_footer, read_layout, verify_upload
 
 log = logging.getLogger(__name__)
 

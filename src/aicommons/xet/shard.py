@@ -21,8 +21,8 @@ hash, so its printed (word-reversed) form is the usual sha256 hex.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from aicommons.xet.hashing import from_hex, to_hex
 

@@ -14,8 +14,8 @@ that described it). For the bytes ``[first, end)`` of the file, the answer hf_xe
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from aicommons.xet.hashing import to_hex
 from aicommons.xet.shard import FileSegment

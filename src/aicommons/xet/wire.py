@@ -13,7 +13,7 @@ byte ranges (``url_range``, ``bytes``) ``{start, end}`` with ``end`` inclusive, 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from aicommons.xet.hashing import to_hex
 from aicommons.xet.terms import Reconstruction, Term, XorbFetch

@@ -20,9 +20,9 @@ and gives the xorb's stored form: the chunks with a footer we wrote from what we
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import IntEnum
-from typing import Sequence
 
 import lz4.frame
 

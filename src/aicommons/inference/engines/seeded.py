@@ -9,7 +9,7 @@ the engine stays transformers', only the random draw is ours.
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from ..engine import SamplingParams
 

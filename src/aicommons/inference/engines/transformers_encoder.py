@@ -47,7 +47,7 @@ class TransformersEncoder:
                                     on_batch=on_batch)
 
     @classmethod
-    def load(cls, resolved: ResolvedModel, task: str, settings, on_batch=None) -> "TransformersEncoder":
+    def load(cls, resolved: ResolvedModel, task: str, settings, on_batch=None) -> TransformersEncoder:
         import transformers
         from transformers import AutoTokenizer
 
@@ -159,7 +159,7 @@ class _AttentionSwitch:
         self._current = "sdpa"
 
     @classmethod
-    def for_model(cls, model, device: str) -> "_AttentionSwitch | _KeepAttention":
+    def for_model(cls, model, device: str) -> _AttentionSwitch | _KeepAttention:
         config = getattr(model, "config", None)
         if device != "cpu" or getattr(config, "_attn_implementation", None) != "sdpa" \
                 or not hasattr(model, "set_attn_implementation"):

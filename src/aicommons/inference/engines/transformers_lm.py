@@ -17,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 from ..chat_template import render_chat
 from ..engine import EngineStep, SamplingParams
@@ -64,10 +64,8 @@ class TransformersLM:
 
     # ---- loading ---------------------------------------------------------------------------
     @classmethod
-    def load(cls, resolved: ResolvedModel, settings) -> "TransformersLM":
-        import torch
-        from transformers import (AutoModelForCausalLM, AutoTokenizer, ContinuousBatchingConfig,
-                                  GenerationConfig)
+    def load(cls, resolved: ResolvedModel, settings) -> TransformersLM:
+        from transformers import AutoModelForCausalLM, AutoTokenizer, ContinuousBatchingConfig, GenerationConfig
 
         configure_torch(settings.threads)
         device = resolve_device(settings.device)

@@ -20,8 +20,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 from ..engine import EngineStep, SamplingParams
 from ..errors import GenerationFailed
@@ -58,7 +58,7 @@ class VLLMEngine:
         self._client = None
 
     @classmethod
-    def load(cls, resolved: ResolvedModel, settings, startup_timeout: float = 600.0) -> "VLLMEngine":
+    def load(cls, resolved: ResolvedModel, settings, startup_timeout: float = 600.0) -> VLLMEngine:
         import httpx
         from transformers import AutoTokenizer
 

@@ -6,7 +6,14 @@ from alembic import op
 
 from aicommons.db import search
 from aicommons.db.tables import (
-    accounts, lfs_objects, memberships, repo_lfs_objects, repo_redirects, repo_tags, repos, tokens,
+    accounts,
+    lfs_objects,
+    memberships,
+    repo_lfs_objects,
+    repo_redirects,
+    repo_tags,
+    repos,
+    tokens,
 )
 
 revision = "0001"

@@ -4,6 +4,8 @@ process, whose peak RSS (``VmHWM``) is read from /proc."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -14,7 +16,7 @@ MiB = 1024 * 1024
 
 
 def peak_rss(pid: int) -> int:
-    for line in open(f"/proc/{pid}/status"):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     raise AssertionError("no VmHWM")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from huggingface_hub import CommitOperationAdd, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError
@@ -13,7 +15,7 @@ def test_create_pr_commit_and_merge(api, repo_id, tmp_path):
                            commit_message="Propose a file")
     assert info.pr_revision == "refs/pr/1" and info.pr_num == 1
     assert "new.txt" not in api.list_repo_files(repo_id)
-    assert open(hf_hub_download(repo_id, "new.txt", revision="refs/pr/1", cache_dir=tmp_path), "rb").read() == b"proposed"
+    assert Path(hf_hub_download(repo_id, "new.txt", revision="refs/pr/1", cache_dir=tmp_path)).read_bytes() == b"proposed"
     # a second commit on the same PR
     api.upload_file(path_or_fileobj=b"more", path_in_repo="more.txt", repo_id=repo_id, revision="refs/pr/1")
     details = api.get_discussion_details(repo_id, 1)

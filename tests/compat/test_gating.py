@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
@@ -30,7 +32,7 @@ def test_gated_repo_flow(api, bob_api, repo_id, http, tmp_path, mode):
             hf_hub_download(repo_id, "w.txt", token=BOB_TOKEN, cache_dir=tmp_path)
         api.accept_access_request(repo_id, "bob")
     assert [r.username for r in api.list_accepted_access_requests(repo_id)] == ["bob"]
-    assert open(hf_hub_download(repo_id, "w.txt", token=BOB_TOKEN, cache_dir=tmp_path), "rb").read() == b"gated content"
+    assert Path(hf_hub_download(repo_id, "w.txt", token=BOB_TOKEN, cache_dir=tmp_path)).read_bytes() == b"gated content"
     api.reject_access_request(repo_id, "bob", rejection_reason="changed my mind")
     with pytest.raises(GatedRepoError):
         hf_hub_download(repo_id, "w.txt", token=BOB_TOKEN, cache_dir=tmp_path / "again")

@@ -44,8 +44,8 @@ def test_upload_download_regular_and_lfs(api, repo_id, tmp_path):
     api.upload_file(path_or_fileobj=b"hello", path_in_repo="notes/hello.txt", repo_id=repo_id)
     api.upload_file(path_or_fileobj=weights, path_in_repo="model.safetensors", repo_id=repo_id)
     path = hf_hub_download(repo_id, "model.safetensors", cache_dir=tmp_path)
-    assert open(path, "rb").read() == weights
-    assert open(hf_hub_download(repo_id, "notes/hello.txt", cache_dir=tmp_path), "rb").read() == b"hello"
+    assert Path(path).read_bytes() == weights
+    assert Path(hf_hub_download(repo_id, "notes/hello.txt", cache_dir=tmp_path)).read_bytes() == b"hello"
     info = api.model_info(repo_id, files_metadata=True)
     sizes = {s.rfilename: (s.size, s.lfs.sha256 if s.lfs else None) for s in info.siblings}
     import hashlib
@@ -65,7 +65,7 @@ def test_upload_folder_and_snapshot_download(api, repo_id, tmp_path):
     for rel in ["config.json", "sub/data.bin", "sub/deeper/x.txt", ".gitattributes"]:
         assert (src / rel).exists() is (rel != ".gitattributes")
         assert os.path.exists(os.path.join(local, rel))
-    assert open(os.path.join(local, "sub/data.bin"), "rb").read() == (src / "sub" / "data.bin").read_bytes()
+    assert Path(os.path.join(local, "sub/data.bin")).read_bytes() == (src / "sub" / "data.bin").read_bytes()
     only = snapshot_download(repo_id, allow_patterns=["*.json"], local_dir=tmp_path / "only")
     assert sorted(os.listdir(only)) == [".cache", "config.json"]
 
@@ -253,7 +253,7 @@ def test_delete_and_move_repo(api, tmp_path):
     assert api.model_info(new).id == new
     # the old name keeps answering, through a redirect
     assert api.model_info(name).id == new
-    assert open(hf_hub_download(name, "k.txt", cache_dir=tmp_path), "rb").read() == b"keep"
+    assert Path(hf_hub_download(name, "k.txt", cache_dir=tmp_path)).read_bytes() == b"keep"
     api.delete_repo(new)
     assert not api.repo_exists(new)
     api.delete_repo(new, missing_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from huggingface_hub import hf_hub_download
@@ -39,4 +40,4 @@ def test_list_and_permanently_delete_lfs_files(api, repo_id, tmp_path):
         assert "ckpt/drop.bin" not in api.list_repo_files(repo_id, revision=commit.commit_id)
     with pytest.raises(EntryNotFoundError):
         hf_hub_download(repo_id, "ckpt/drop.bin", cache_dir=tmp_path)
-    assert open(hf_hub_download(repo_id, "keep.bin", cache_dir=tmp_path), "rb").read() == keep
+    assert Path(hf_hub_download(repo_id, "keep.bin", cache_dir=tmp_path)).read_bytes() == keep

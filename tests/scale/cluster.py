@@ -74,8 +74,9 @@ class Nginx:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Nginx:
-        self.process = subprocess.Popen(["nginx", "-p", str(self.root), "-c", str(self.root / "nginx.conf")],
-                                        stdout=subprocess.DEVNULL, stderr=open(self.root / "stderr.log", "wb"))
+        with open(self.root / "stderr.log", "wb") as stderr:  # nginx keeps its own copy
+            self.process = subprocess.Popen(["nginx", "-p", str(self.root), "-c", str(self.root / "nginx.conf")],
+                                            stdout=subprocess.DEVNULL, stderr=stderr)
         deadline = time.time() + 20
         while time.time() < deadline:
             try:

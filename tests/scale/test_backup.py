@@ -4,6 +4,7 @@ a fresh database and bucket), re-hash every blob, and read every file of every r
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
 
@@ -66,7 +67,7 @@ def test_backup_restore_drill(served, backend_env, request, tmp_path):
         assert {r.id for r in rapi.list_models(author="alice")} == {r for r, _, _ in content}
         for (repo, rev, path), data in content.items():
             got = hf_hub_download(repo, path, revision=rev, cache_dir=tmp_path / "cache", endpoint=restored.url)
-            assert open(got, "rb").read() == data, (repo, rev, path)
+            assert Path(got).read_bytes() == data, (repo, rev, path)
         assert rapi.list_repo_files(dataset, repo_type="dataset") == [".gitattributes", "data.parquet"]
     finally:
         stop_hub(restored)

@@ -9,6 +9,7 @@ import hashlib
 import os
 import subprocess
 import sys
+from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import httpx
@@ -57,7 +58,7 @@ def test_huggingface_hub_uploads_straight_to_the_bucket(direct_hub, tmp_path):
     assert direct_hub.bucket.exists(blob_key(oid))
     assert list(direct_hub.bucket.iter_keys("staging/")) == []
     got = hf_hub_download(repo, "model.safetensors", cache_dir=tmp_path, endpoint=direct_hub.url)
-    assert open(got, "rb").read() == data
+    assert Path(got).read_bytes() == data
 
 
 def test_a_wrong_direct_upload_never_becomes_visible(direct_hub):
@@ -203,7 +204,7 @@ def test_re_putting_the_staged_object_during_verify_cannot_replace_another_repos
     with direct_hub.bucket.open(blob_key(oid)) as f:
         assert hashlib.sha256(f.read()).hexdigest() == oid
     got = hf_hub_download(victim, "model.bin", cache_dir=tmp_path, endpoint=direct_hub.url)
-    assert open(got, "rb").read() == good
+    assert Path(got).read_bytes() == good
     assert list(direct_hub.bucket.iter_keys("staging/")) == []
 
 
@@ -308,4 +309,4 @@ def test_the_uploader_cannot_choose_the_headers_the_bucket_serves(direct_hub, tm
     assert served.headers["content-disposition"].startswith("attachment")
     assert served.content == data
     got = hf_hub_download(repo, "page.html", cache_dir=tmp_path, endpoint=direct_hub.url)
-    assert open(got, "rb").read() == data
+    assert Path(got).read_bytes() == data

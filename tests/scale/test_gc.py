@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 from huggingface_hub import HfApi, hf_hub_download
 
@@ -58,9 +59,9 @@ def test_mark_and_sweep_with_grace_and_dry_run(served, tmp_path):
         assert hub.repo_store.lfs_object_size(sha(garbage)) is None
         for data in (kept, in_history, uploaded_only):
             assert hub.blobs.exists(blob_key(data and sha(data)))
-        assert open(hf_hub_download(repo, "kept.bin", cache_dir=tmp_path, endpoint=served.url), "rb").read() == kept
-        assert open(hf_hub_download(repo, "old.bin", revision=old_rev, cache_dir=tmp_path,
-                                    endpoint=served.url), "rb").read() == in_history
+        assert Path(hf_hub_download(repo, "kept.bin", cache_dir=tmp_path, endpoint=served.url)).read_bytes() == kept
+        assert Path(hf_hub_download(repo, "old.bin", revision=old_rev, cache_dir=tmp_path,
+                                    endpoint=served.url)).read_bytes() == in_history
         assert fsck(hub).errors == []
     finally:
         hub.close()
@@ -140,7 +141,7 @@ def test_uploads_during_sweeps_lose_nothing(served, tmp_path):
         for data in orphans[4:]:
             assert not hub.blobs.exists(blob_key(sha(data)))
         for path, data in expected.items():
-            got = open(hf_hub_download(live, path, cache_dir=tmp_path, endpoint=served.url), "rb").read()
+            got = Path(hf_hub_download(live, path, cache_dir=tmp_path, endpoint=served.url)).read_bytes()
             assert got == data, path
         assert fsck(hub).errors == []
     finally:

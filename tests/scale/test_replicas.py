@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -97,7 +98,7 @@ def test_upload_on_one_replica_download_on_another(deployment, tmp_path):
     assert head.headers["X-Linked-Size"] == str(len(data)) and len(head.headers["X-Repo-Commit"]) == 40
     for url in (b.url, deployment.url):
         path = hf_hub_download(repo, "model.safetensors", cache_dir=tmp_path / url[-5:], endpoint=url)
-        assert open(path, "rb").read() == data
+        assert Path(path).read_bytes() == data
 
 
 def test_replica_killed_mid_upload(deployment, tmp_path):
@@ -179,7 +180,7 @@ def test_replica_killed_mid_upload(deployment, tmp_path):
     # The client retries through nginx (which now avoids the dead replica): it lands whole.
     api.upload_file(path_or_fileobj=data, path_in_repo="big.bin", repo_id=repo)
     got = hf_hub_download(repo, "big.bin", cache_dir=tmp_path, endpoint=deployment.url)
-    assert hashlib.sha256(open(got, "rb").read()).hexdigest() == oid
+    assert hashlib.sha256(Path(got).read_bytes()).hexdigest() == oid
 
     # The replica comes back on the same port and serves the same data.
     deployment.restart_replica(2)

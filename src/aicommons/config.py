@@ -209,7 +209,7 @@ class Settings:
     extra: dict = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, **overrides) -> "Settings":
+    def from_env(cls, **overrides) -> Settings:
         data_dir = Path(os.path.expanduser(overrides.pop("data_dir", None) or _env("DATA_DIR"))).resolve()
         host = overrides.pop("host", None) or _env("HOST")
         port = overrides.pop("port", None) or _int("PORT")
@@ -255,7 +255,7 @@ class Settings:
         return settings
 
     def _check_urls(self) -> None:
-        if not self.database_url.split(":", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "postgres"):
+        if self.database_url.split(":", 1)[0].split("+", 1)[0] not in ("sqlite", "postgresql", "postgres"):
             raise SettingsError(f"AICOMMONS_DATABASE_URL={self.database_url!r}: expected sqlite:///<file> "
                                 "or postgresql://user:pass@host/db")
         scheme = self.storage_url.split("://", 1)[0] if "://" in self.storage_url else ""

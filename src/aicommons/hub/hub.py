@@ -9,30 +9,30 @@ from pathlib import Path
 
 from aicommons.config import Settings
 from aicommons.db.access_requests import AccessRequestStore
-from aicommons.db.audit import AuditStore
 from aicommons.db.accounts import AccountStore
+from aicommons.db.audit import AuditStore
+from aicommons.db.discussions import DiscussionStore
 from aicommons.db.engine import make_engine, upgrade_schema
 from aicommons.db.gc import BlobGcStore
+from aicommons.db.likes import LikeStore
 from aicommons.db.repos import RepoStore
 from aicommons.db.scans import ScanStore
+from aicommons.db.sessions import SessionStore
 from aicommons.db.xet import XetFileStore
 from aicommons.gitrepo import GitStore
 from aicommons.hub.accounts import AccountService
 from aicommons.hub.audit import AuditLog
-from aicommons.db.discussions import DiscussionStore
 from aicommons.hub.commits import CommitService
-from aicommons.hub.gc import LeasingBlobStore
 from aicommons.hub.discussions import DiscussionService
-from aicommons.db.likes import LikeStore
 from aicommons.hub.gating import GatingService
+from aicommons.hub.gc import LeasingBlobStore
 from aicommons.hub.lfs import LfsService
 from aicommons.hub.lfs_files import LfsFileService
+from aicommons.hub.policy import Policy
 from aicommons.hub.private_files import make_private, secure_data_dir, write_private_file
 from aicommons.hub.refs import RefService
-from aicommons.hub.policy import Policy
 from aicommons.hub.repos import RepoService
 from aicommons.hub.scans import ScanService
-from aicommons.db.sessions import SessionStore
 from aicommons.hub.sessions import SessionService, derive_key
 from aicommons.hub.sign_in_limits import SignInLimiter
 from aicommons.scanning.worker import ScanWorkerPool

@@ -17,23 +17,30 @@ from __future__ import annotations
 import io
 import posixpath
 import sys
-from typing import BinaryIO, Callable
+from collections.abc import Callable
+from typing import BinaryIO
 
-from .bounded_io import (BoundedReader, LimitExceeded, PrefixedStream, read_head, spooled_copy)
+from .bounded_io import BoundedReader, LimitExceeded, PrefixedStream, read_head, spooled_copy
 from .chat_templates import check_chat_template
 from .compressed import DECOMPRESSION_ERRORS, MeteredStream, inner_name, open_decompressed, zlib_sniff
 from .gguf import scan_gguf
 from .limits import DEFAULT_LIMITS, ScanLimits
 from .model_configs import TEMPLATE_CONFIGS, check_model_config, is_model_config
 from .numpy_files import NpyError, read_npy_header
-from .pickles import (MAYBE_PICKLE_SUFFIXES, PICKLE_MEMBER_NAMES, PICKLE_SUFFIXES, named_like_pickle,
-                      scan_pickle)
+from .pickles import MAYBE_PICKLE_SUFFIXES, PICKLE_MEMBER_NAMES, PICKLE_SUFFIXES, named_like_pickle, scan_pickle
 from .results import MEMORY_ERROR, FileScan, Finding
 from .safetensors_header import scan_safetensors
 from .scan_context import Outcome, ScanContext
 from .secret_patterns import find_secrets
-from .sniffing import (COMPRESSED_KINDS, HEAD_BYTES, UNOPENABLE_KINDS, could_be_pickle, is_tar,
-                       looks_like_safetensors, sniff)
+from .sniffing import (
+    COMPRESSED_KINDS,
+    HEAD_BYTES,
+    UNOPENABLE_KINDS,
+    could_be_pickle,
+    is_tar,
+    looks_like_safetensors,
+    sniff,
+)
 from .tar_archives import scan_tar
 from .zip_archives import scan_zip
 

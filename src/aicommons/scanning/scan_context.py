@@ -4,8 +4,9 @@ byte budget one file's archive members share, and the way back to the dispatcher
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 from .bounded_io import ByteBudget
 from .limits import ScanLimits

@@ -209,10 +209,10 @@ def serve(memory_mb: int, cpu_seconds: int) -> int:
     """Answer scan requests on stdin until it closes."""
     import resource
 
+    import pygit2  # imported before the memory limit, like everything a scan needs
+
     from . import scan_file
     from .limits import ScanLimits
-
-    import pygit2  # imported before the memory limit, like everything a scan needs
 
     # libgit2 maps packfiles in 1 GiB windows (8 GiB in all) by default: that address space would
     # count against RLIMIT_AS, and a big pack could not be read at all.

@@ -12,7 +12,7 @@ import platform
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.repos < seed.MIN_REPOS:
         parser.error(f"--repos must be at least {seed.MIN_REPOS}")
 
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     t0 = time.perf_counter()
     results = {
         "command": "python -m bench.metadata " + " ".join(argv if argv is not None else sys.argv[1:]),

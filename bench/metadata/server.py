@@ -86,7 +86,7 @@ class Hub:
             raise RuntimeError(f"aicommons {' '.join(args)} failed: {proc.stderr[-2000:]}")
         return proc.stdout
 
-    def start(self, timeout: float = 120) -> "Hub":
+    def start(self, timeout: float = 120) -> Hub:
         log = open(self.data_dir.parent / f"server-{self.port}.log", "ab")
         self.process = subprocess.Popen([sys.executable, "-m", "aicommons.cli.main", "serve"], env=self.env,
                                         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)

@@ -65,7 +65,7 @@ class StaticNginx:
         (self.root / "nginx.conf").write_text(NGINX_CONF.format(user=user, root=self.root, port=port))
         self.process: subprocess.Popen | None = None
 
-    def start(self, probe: str) -> "StaticNginx":
+    def start(self, probe: str) -> StaticNginx:
         if shutil.which("nginx") is None:
             raise RuntimeError("nginx not found: apt-get install -y nginx")
         self.process = subprocess.Popen(["nginx", "-p", str(self.root), "-c", str(self.root / "nginx.conf")],

@@ -5,15 +5,22 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export AICOMMONS_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: install serve test test-scale lint conformance conformance-fast conformance-xet bench bench-search bench-inference bench-metadata clean
+.PHONY: install lock serve test test-scale lint conformance conformance-fast conformance-xet bench bench-search bench-inference bench-metadata clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, pinned: the CPU wheel on this machine; a looser pin would pull a CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[all]'
+	# Every other package at the version in requirements.lock (a constraints file), so that a fresh
+	# machine installs what CI last tested.
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[all]'
 	touch $(STAMP)
+
+# Rewrite requirements.lock from the installed environment, after changing pyproject.toml.
+lock: $(STAMP)
+	{ sed -n '1,2p' requirements.lock; $(BIN)/pip freeze --exclude-editable | grep -v '^torch=='; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
 
 install: $(STAMP)
 

@@ -214,7 +214,15 @@ class AuditMiddleware:
                 # not become a flood of writes.
                 if (audited and status != 429 and not _is_load_shedding(message)) or \
                         (status >= 500 and not _is_load_shedding(message)):
-                    await record(status)
+                    try:
+                        await record(status)
+                    except Exception:
+                        # A refusal or a failure changed nothing, and its real reason matters more to
+                        # the client than our bookkeeping: a full disk that made an upload a 507 may
+                        # also refuse the audit row, which must not turn the 507 into a 500.
+                        if status < 400:
+                            raise
+                        log.exception("could not record a %d answer in the audit log", status)
             await send(message)
 
         try:

@@ -159,4 +159,5 @@ def test_the_worker_command_runs_queued_jobs_and_stops_on_sigterm(tmp_path):
     finally:
         if worker.poll() is None:
             worker.kill()
+        worker.stdout.close()
         hub.close()

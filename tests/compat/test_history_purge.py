@@ -28,13 +28,23 @@ def fetch_by_id(git: Git, tmp_path, remote: str, oid: str, *extra: str) -> subpr
     return git("-c", "protocol.version=2", "fetch", *extra, remote, oid, cwd=work, check=False)
 
 
+def hub_blobs(live_hub, tmp_path, monkeypatch):
+    from aicommons.storage import open_blob_store
+
+    for name, value in live_hub.env.items():  # the bucket's credentials, as the server has them
+        if name.startswith("AWS_"):
+            monkeypatch.setenv(name, value)
+    url = live_hub.env.get("AICOMMONS_STORAGE_URL") or f"file://{live_hub.data_dir / 'blobs'}"
+    return open_blob_store(url, tmp_path)
+
+
 def blob_id(data: bytes) -> str:
     import hashlib
 
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-def test_squashed_secret_is_gone_at_once_and_purged(live_hub, api, http, git, tmp_path):
+def test_squashed_secret_is_gone_at_once_and_purged(live_hub, api, http, git, tmp_path, monkeypatch):
     repo_id = f"alice/{unique_name('leak')}"
     api.create_repo(repo_id)
     lfs_secret = SECRET * 50 + b"private weights"
@@ -43,8 +53,9 @@ def test_squashed_secret_is_gone_at_once_and_purged(live_hub, api, http, git, tm
                                          CommitOperationAdd("model.txt", b"weights v1\n")],
                                commit_message="oops").oid
     lfs_oid = hashlib.sha256(lfs_secret).hexdigest()
-    lfs_blob = live_hub.data_dir / "blobs" / "lfs" / lfs_oid[:2] / lfs_oid[2:4] / lfs_oid
-    assert lfs_blob.exists()
+    blobs = hub_blobs(live_hub, tmp_path, monkeypatch)  # the hub's own blob store: local disk or the bucket
+    lfs_key = f"lfs/{lfs_oid[:2]}/{lfs_oid[2:4]}/{lfs_oid}"
+    assert blobs.exists(lfs_key)
     api.create_commit(repo_id, [CommitOperationDelete("config.env"), CommitOperationDelete("secret.bin")],
                       commit_message="remove the secrets")
     remote = url(live_hub, repo_id, ALICE_TOKEN)
@@ -78,7 +89,7 @@ def test_squashed_secret_is_gone_at_once_and_purged(live_hub, api, http, git, tm
         assert subprocess.run(["git", "--git-dir", str(store), "cat-file", "-e", oid],
                               capture_output=True).returncode != 0, oid
     assert subprocess.run(["git", "--git-dir", str(store), "fsck", "--no-progress"], capture_output=True).returncode == 0
-    assert not lfs_blob.exists()  # the LFS object only the old history pointed at
+    assert not blobs.exists(lfs_key)  # the LFS object only the old history pointed at
     assert hf_hub_download(repo_id, "model.txt", cache_dir=tmp_path / "cache2", token=ALICE_TOKEN)
 
 

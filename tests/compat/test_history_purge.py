@@ -7,12 +7,13 @@ from __future__ import annotations
 import hashlib
 import subprocess
 
+import httpx
 import pytest
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, hf_hub_download
 from huggingface_hub.errors import RevisionNotFoundError
 
 from tests.compat.test_git import Git, commit_files, url
-from tests.conftest import ALICE_TOKEN, unique_name
+from tests.conftest import ALICE_TOKEN, auth, unique_name
 
 SECRET = b"AWS_SECRET_ACCESS_KEY=abcd1234-leaked\n"
 
@@ -111,3 +112,72 @@ def test_force_pushed_commit_is_gone_at_once(live_hub, api, http, git, tmp_path)
     assert refused.returncode != 0 and "not our ref" in refused.stderr
     assert http.get(f"/{repo_id}/resolve/{base}/README.md").status_code in (200, 404)  # the base still resolves
     assert http.get(f"/api/models/{repo_id}/revision/{base}").status_code == 200
+
+
+def lfs_download(http, repo_id: str, *contents: bytes) -> dict[bytes, dict]:
+    """The LFS batch API's answer for downloading each of ``contents``, by content."""
+    objects = [{"oid": hashlib.sha256(c).hexdigest(), "size": len(c)} for c in contents]
+    r = http.post(f"/{repo_id}.git/info/lfs/objects/batch", headers=auth(ALICE_TOKEN),
+                  json={"operation": "download", "objects": objects})
+    assert r.status_code == 200, r.text
+    by_oid = {o["oid"]: o for o in r.json()["objects"]}
+    return {c: by_oid[hashlib.sha256(c).hexdigest()] for c in contents}
+
+
+def served(answer: dict) -> bool:
+    if "actions" in answer:
+        return True
+    assert answer["error"]["code"] == 404, answer
+    return False
+
+
+def test_lfs_objects_rewritten_away_are_not_served_before_gc(live_hub, api, http, git, tmp_path):
+    """An LFS object only a rewritten-away history pointed at stops being served at once, through
+    the batch API and through links minted before; objects the refs still reach, and ones committed
+    after the rewrite, are served as before (issue 9)."""
+    repo_id = f"alice/{unique_name('lfsleak')}"
+    api.create_repo(repo_id)
+    weights, secret, later = b"weights " * 200, SECRET * 60, b"later " * 200
+    api.create_commit(repo_id, [CommitOperationAdd("keep.bin", weights), CommitOperationAdd("secret.bin", secret)],
+                      commit_message="oops")
+    link = lfs_download(http, repo_id, secret)[secret]["actions"]["download"]["href"]
+    assert httpx.get(link).content == secret
+    api.create_commit(repo_id, [CommitOperationDelete("secret.bin")], commit_message="remove the secret")
+    assert served(lfs_download(http, repo_id, secret)[secret])  # still in history: served
+
+    api.super_squash_history(repo_id)
+    answers = lfs_download(http, repo_id, weights, secret)
+    assert served(answers[weights]) and not served(answers[secret])
+    r = httpx.get(link)  # a link minted before the squash
+    assert r.status_code == 404 and r.headers["x-error-code"] == "EntryNotFound"
+    assert hf_hub_download(repo_id, "keep.bin", cache_dir=tmp_path / "c1", token=ALICE_TOKEN)
+
+    # History grows again after the rewrite: new objects, and the old one committed anew, are served.
+    api.create_commit(repo_id, [CommitOperationAdd("later.bin", later)], commit_message="later")
+    assert served(lfs_download(http, repo_id, later)[later])
+    api.create_commit(repo_id, [CommitOperationAdd("again.bin", secret)], commit_message="on purpose this time")
+    assert served(lfs_download(http, repo_id, secret)[secret])
+
+    # A deleted branch takes the objects only it pointed at with it.
+    branch_only = b"experiment " * 200
+    api.create_branch(repo_id, branch="exp")
+    api.create_commit(repo_id, [CommitOperationAdd("exp.bin", branch_only)], commit_message="exp", revision="exp")
+    assert served(lfs_download(http, repo_id, branch_only)[branch_only])
+    api.delete_branch(repo_id, branch="exp")
+    assert not served(lfs_download(http, repo_id, branch_only)[branch_only])
+
+
+def test_force_push_stops_serving_lfs_objects_it_dropped(live_hub, api, http, git, tmp_path):
+    repo_id = f"alice/{unique_name('lfsforce')}"
+    api.create_repo(repo_id)
+    work = tmp_path / "work"
+    remote = url(live_hub, repo_id, ALICE_TOKEN)
+    api.create_commit(repo_id, [CommitOperationAdd("model.txt", b"v1\n")], commit_message="base")
+    base = api.model_info(repo_id).sha
+    pushed = b"pushed by mistake " * 100
+    api.create_commit(repo_id, [CommitOperationAdd("big.bin", pushed)], commit_message="oops")
+    assert served(lfs_download(http, repo_id, pushed)[pushed])
+    git("-c", "lfs.fetchexclude=*", "clone", remote, str(work))
+    git("reset", "--hard", base, cwd=work)
+    git("push", "--force", "origin", "main", cwd=work)
+    assert not served(lfs_download(http, repo_id, pushed)[pushed])

@@ -336,3 +336,20 @@ def test_a_client_cache_from_another_hub_at_the_same_address_does_not_break_uplo
             stop_hub(hub)
         assert done.returncode == 0, f"upload {attempt}: {done.stderr[-1000:]}"
         assert list((data / "blobs" / "xet" / "shards").rglob("*"))  # it did go through Xet
+
+
+# --- issue 9: a file squashed out of history is not reconstructed for readers before GC ----------------
+
+
+def test_a_file_squashed_away_is_not_reconstructed(xet, api, repo_id, http):
+    from huggingface_hub import CommitOperationDelete
+
+    api.upload_file(path_or_fileobj=GOOD, path_in_repo="leaked.bin", repo_id=repo_id)
+    leaked = api.get_paths_info(repo_id, ["leaked.bin"])[0].xet_hash
+    read = _cas(http, repo_id, "read")
+    assert http.get(f"/xet-cas/v1/reconstructions/{leaked}", headers=read).status_code == 200
+    api.create_commit(repo_id, [CommitOperationDelete("leaked.bin")], commit_message="remove it")
+    assert http.get(f"/xet-cas/v1/reconstructions/{leaked}", headers=read).status_code == 200  # in history
+    api.super_squash_history(repo_id)
+    answer = http.get(f"/xet-cas/v1/reconstructions/{leaked}", headers=_cas(http, repo_id, "read"))
+    assert answer.status_code == 404, answer.text

@@ -83,8 +83,8 @@ def _batch(request: Request, operation: str, objects: list) -> Response:
             continue
         oid, size = checked
         item = {"oid": oid, "size": size, "authenticated": True}
-        available = hub.lfs.is_available(repo, oid, size)
         if operation == "upload":
+            available = hub.lfs.is_available(repo, oid, size)
             if not available:
                 verify_href = f"{base}/{REPO_TYPE_PREFIX[repo.type]}{repo.full_id}.git/info/lfs/objects/verify"
                 # Straight to the bucket when configured (AICOMMONS_DIRECT_UPLOADS), else through us.
@@ -102,7 +102,7 @@ def _batch(request: Request, operation: str, objects: list) -> Response:
                                # git-lfs adds no credentials to the actions of an "authenticated" object
                                "header": {"Authorization": request.headers.get("authorization", "")}},
                 }
-        elif available:
+        elif hub.lfs.is_downloadable(repo, oid, size):
             query = hub.lfs.signed_query("download", repo, oid, size, principal)
             item["actions"] = {"download": {"href": f"{base}/lfs-transfer/{repo.storage_key}/{oid}/{size}?{query}",
                                             "expires_in": hub.lfs.url_ttl}}
@@ -142,7 +142,7 @@ def _link_access(request: Request, action: str):
     # The same decision as the batch API's, taken again now (hub/policy.py).
     repo = hub.repos.find(stored.type, stored.full_id, principal,
                           action=Action.READ_CONTENT if action == "download" else Action.CONTRIBUTE)
-    if action == "download" and hub.repo_store.repo_lfs_size(repo.id, oid) != size:
+    if action == "download" and hub.lfs.readable_size(repo, oid) != size:
         raise EntryNotFound(f"Object {oid} does not exist in this repository")
     return repo, oid, size, expires
 

@@ -12,6 +12,9 @@ from pathlib import Path
 import pygit2
 
 ZERO_OID = "0" * 40
+# A file in a bare repository saying that some ref once moved backwards or was deleted: its history
+# may have lost commits, so what the refs reach is checked, not assumed (hub/reachability.py).
+REWRITTEN_MARK = "aicommons-history-rewritten"
 HEX_RE = re.compile(r"^[0-9a-f]{4,40}$")
 
 
@@ -38,6 +41,19 @@ def commit_info(commit: pygit2.Commit) -> CommitInfo:
         author_email=commit.author.email, timestamp=commit.author.time,
         parents=tuple(str(p) for p in commit.parent_ids),
     )
+
+
+def extends(repo: pygit2.Repository, old: str, new: str) -> bool:
+    """Whether moving a ref from ``old`` to ``new`` keeps every commit ``old`` reached (a fast-forward
+    or no move). Anything that cannot be told (a tag object, a missing object) counts as no."""
+    if old == new:
+        return True
+    try:
+        old_commit = repo[old].peel(pygit2.Commit).id
+        new_commit = repo[new].peel(pygit2.Commit).id
+    except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+        return False
+    return old_commit == new_commit or repo.descendant_of(new_commit, old_commit)
 
 
 class GitStore:
@@ -79,11 +95,24 @@ class GitStore:
 
     def update_ref(self, storage_key: str, ref: str, new: str, old: str | None) -> None:
         """Point ``ref`` at ``new`` only if it still points at ``old`` (None: must not exist)."""
+        if old is not None and not extends(self.open(storage_key), old, new):
+            self.mark_history_rewritten(storage_key)
         cmd = ["git", "update-ref", ref, new, old or ZERO_OID]
         self._git(storage_key, cmd)
 
     def delete_ref(self, storage_key: str, ref: str, old: str) -> None:
+        self.mark_history_rewritten(storage_key)
         self._git(storage_key, ["git", "update-ref", "-d", ref, old])
+
+    # Set *before* a ref loses history (a squash, a force-push, a deleted branch or tag), so that no
+    # reader ever sees the shorter history without the mark. Never cleared: it only costs a check.
+    def mark_history_rewritten(self, storage_key: str) -> None:
+        mark = self.path(storage_key) / REWRITTEN_MARK
+        if not mark.exists():
+            mark.touch()
+
+    def history_rewritten(self, storage_key: str) -> bool:
+        return (self.path(storage_key) / REWRITTEN_MARK).exists()
 
     def _git(self, storage_key: str, cmd: list[str]) -> None:
         env = {**os.environ, "GIT_DIR": str(self.path(storage_key))}

@@ -9,7 +9,8 @@ Only ``lfs/`` keys, and ``staging/`` direct uploads never verified, are collecte
 (Xet data) belong to their own writers.
 
 History rewrites (``super_squash_history``, a force-push, a deleted branch) leave objects no ref
-reaches: a leaked secret, typically. The hub stops serving them at once (``hub/reachability.py``);
+reaches: a leaked secret, typically. The hub stops serving them, LFS objects included, at once
+(``hub/reachability.py``);
 a GC run with ``apply`` then removes them: the git objects older than the grace period are pruned
 from each repository whose refs moved since its last purge, and a repo's record of LFS objects its
 history no longer points at is dropped, so those blobs are swept like any unreferenced one.
@@ -31,7 +32,7 @@ import pygit2
 
 from aicommons.db.gc import BlobGcStore
 from aicommons.gitrepo import GitStore
-from aicommons.hub.gitattributes import MAX_POINTER_SIZE, parse_pointer
+from aicommons.hub.reachability import pointers_in_history
 from aicommons.storage.base import BlobStore, StorageError
 from aicommons.times import utcnow
 
@@ -73,39 +74,6 @@ class GcReport:
         return (f"{self.scanned} blobs scanned, {self.marked} referenced, {self.kept_young} kept as younger "
                 f"than {self.grace_hours:g} h, {verb} {len(self.deleted)} ({self.freed_bytes} bytes)"
                 + (f", {len(self.errors)} errors" if self.errors else ""))
-
-
-def pointers_in_history(git_repo: pygit2.Repository) -> set[str]:
-    """Oids of the LFS pointers in every commit reachable from any ref of this repo."""
-    oids: set[str] = set()
-    seen_trees: set[pygit2.Oid] = set()
-    seen_blobs: set[pygit2.Oid] = set()
-    walker = None
-    for name in git_repo.references:
-        try:
-            commit = git_repo.references[name].peel(pygit2.Commit)
-        except (pygit2.GitError, ValueError, KeyError):
-            continue  # a ref to a non-commit (or a broken ref) points at no LFS files
-        if walker is None:
-            walker = git_repo.walk(commit.id, pygit2.enums.SortMode.NONE)
-        else:
-            walker.push(commit.id)
-    for commit in walker or ():
-        stack = [commit.tree]
-        while stack:
-            tree = stack.pop()
-            if tree.id in seen_trees:
-                continue
-            seen_trees.add(tree.id)
-            for entry in tree:
-                if entry.filemode == pygit2.GIT_FILEMODE_TREE:
-                    stack.append(git_repo[entry.id])
-                elif entry.id not in seen_blobs:
-                    seen_blobs.add(entry.id)
-                    blob = git_repo[entry.id]
-                    if blob.size <= MAX_POINTER_SIZE and (pointer := parse_pointer(blob.data)) is not None:
-                        oids.add(pointer.oid)
-    return oids
 
 
 def mark(store: BlobGcStore, git: GitStore, *, forget_before: datetime | None = None) -> set[str]:

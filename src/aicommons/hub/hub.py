@@ -30,6 +30,7 @@ from aicommons.hub.lfs import LfsService
 from aicommons.hub.lfs_files import LfsFileService
 from aicommons.hub.policy import Policy
 from aicommons.hub.private_files import make_private, secure_data_dir, write_private_file
+from aicommons.hub.reachability import LfsHistory
 from aicommons.hub.refs import RefService
 from aicommons.hub.repos import RepoService
 from aicommons.hub.scans import ScanService
@@ -90,11 +91,12 @@ class Hub:
         self.likes = LikeStore(self.engine)
         secret = load_secret(settings)
         self.web_key = derive_key(secret, "web-csrf")  # the web UI's CSRF tokens (web/session.py)
+        self.lfs_history = LfsHistory(self.git)  # LFS objects a rewritten history dropped are not served
         self.lfs = LfsService(self.repo_store, self.blobs, secret, settings.tmp_dir,
-                              settings.max_lfs_file_bytes, settings.upload_url_ttl_seconds)
+                              settings.max_lfs_file_bytes, settings.upload_url_ttl_seconds, self.lfs_history)
         self.xet = XetService(XetFileStore(self.engine), self.repo_store, self.blobs, self.lfs.secret,
                               settings.tmp_dir, settings.max_lfs_file_bytes, settings.upload_url_ttl_seconds,
-                              settings.xet_rebuild_allowance_bytes)
+                              settings.xet_rebuild_allowance_bytes, in_history=self._xet_file_in_history)
         # Scans run in limited worker processes (scanning/worker.py), started when first needed.
         self.scan_pool = ScanWorkerPool(settings.scan_worker_limits)
         self.scans = ScanService(ScanStore(self.engine), self.repo_store, self.git, self.blobs, self.scan_pool,
@@ -108,6 +110,10 @@ class Hub:
         from aicommons.hub.jobs import Jobs
 
         return Jobs(self)
+
+    def _xet_file_in_history(self, repo_id: int, oid: str) -> bool:
+        repo = self.repo_store.get_by_id(repo_id)
+        return repo is not None and self.lfs_history.references(repo.storage_key, oid)
 
     def _queue_scan(self, repo, ref: str, new_sha: str | None) -> None:
         if new_sha is None:

@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 from aicommons.db.repos import RepoRow, RepoStore
 from aicommons.errors import BadRequest, EntryNotFound, InsufficientStorage, PayloadTooLarge, Unauthorized
+from aicommons.hub.reachability import LfsHistory
 from aicommons.storage.base import BlobStore, StorageFull
 from aicommons.storage.staging import Stager
 from aicommons.times import utcnow
@@ -38,8 +39,9 @@ def blob_key(oid: str) -> str:
 
 class LfsService:
     def __init__(self, repos: RepoStore, blobs: BlobStore, secret: bytes, tmp_dir: Path,
-                 max_object_bytes: int, url_ttl: int):
+                 max_object_bytes: int, url_ttl: int, history: LfsHistory | None = None):
         self.repos = repos
+        self.history = history  # None: every object the repo holds counts as in its history
         self.blobs = blobs
         self.secret = secret
         self.tmp_dir = tmp_dir
@@ -91,7 +93,21 @@ class LfsService:
         return oid, size
 
     def is_available(self, repo: RepoRow, oid: str, size: int) -> bool:
+        """Whether the repo holds the object (uploaded through it or committed to it): an upload of
+        it is not needed, a commit may point at it."""
         return self.repos.repo_lfs_size(repo.id, oid) == size and self.blobs.exists(blob_key(oid))
+
+    def readable_size(self, repo: RepoRow, oid: str) -> int | None:
+        """The size of ``oid`` if readers of the repo may download it: the repo holds it and, once its
+        history was rewritten, some ref still points at it (a squashed-away file is not served until
+        GC deletes it; hub/reachability.py)."""
+        size = self.repos.repo_lfs_size(repo.id, oid)
+        if size is None or (self.history is not None and not self.history.references(repo.storage_key, oid)):
+            return None
+        return size
+
+    def is_downloadable(self, repo: RepoRow, oid: str, size: int) -> bool:
+        return self.readable_size(repo, oid) == size and self.blobs.exists(blob_key(oid))
 
     # --- transfers ------------------------------------------------------------------------------
 

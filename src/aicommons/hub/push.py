@@ -32,6 +32,7 @@ import pygit2
 from aicommons.db.repos import RepoRow, RepoStore
 from aicommons.errors import BadRequest, Forbidden
 from aicommons.gitrepo import GitStore
+from aicommons.gitrepo.store import extends
 from aicommons.hub.gitattributes import MAX_POINTER_SIZE, parse_pointer
 from aicommons.hub.lfs import LfsService
 from aicommons.hub.names import check_branch_name, check_file_path, check_tag_name
@@ -136,6 +137,9 @@ class PushService:
                 files.update({(f[0], f[1]): f for f in checked[key]})
             if files:
                 plan.lfs_files[update.ref] = list(files.values())
+        if any(u.old is not None and (u.new is None or not extends(git_repo, u.old, u.new)) for u in updates):
+            # A force-push or a deletion: marked before git moves the ref (see GitStore).
+            self.git.mark_history_rewritten(repo.storage_key)
         return plan
 
     @staticmethod

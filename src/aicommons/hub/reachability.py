@@ -11,6 +11,13 @@ Commits are checked with libgit2's graph walk (a revision that is a ref's tip, t
 costs one comparison). Trees and blobs (a partial clone fetching what it left out) are looked up in
 the set of every object the refs reach, computed by ``git rev-list --objects --all`` once per state
 of the refs and kept for a few repos.
+
+LFS objects live outside git, so the same question is asked of them by ``LfsHistory``: an object
+the repo holds a record of (``repo_lfs_objects``) is served only while some ref's history points at
+it. A repo whose refs never lost a commit (no ``GitStore.mark_history_rewritten``) cannot have lost
+a pointer either, and pays nothing; for the others the set of pointers the refs reach is kept per
+repo and brought up to date by looking only at the commits added since, unless refs went backwards
+again.
 """
 
 from __future__ import annotations
@@ -20,6 +27,9 @@ import threading
 from collections import OrderedDict
 
 import pygit2
+
+from aicommons.gitrepo import GitStore
+from aicommons.hub.gitattributes import MAX_POINTER_SIZE, parse_pointer
 
 _CACHE_SIZE = 8
 _cache: OrderedDict[str, tuple[tuple, frozenset[str]]] = OrderedDict()
@@ -104,3 +114,102 @@ def _reachable_objects(repo: pygit2.Repository, refs: list[tuple[str, str]]) -> 
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
     return objects
+
+
+# --- LFS pointers ---------------------------------------------------------------------------------
+
+
+def _pointer_oid(git_repo: pygit2.Repository, blob_id: pygit2.Oid) -> str | None:
+    blob = git_repo[blob_id]
+    if blob.size <= MAX_POINTER_SIZE and (pointer := parse_pointer(blob.data)) is not None:
+        return pointer.oid
+    return None
+
+
+def pointers_in_history(git_repo: pygit2.Repository) -> set[str]:
+    """Oids of the LFS pointers in every commit reachable from any ref of this repo."""
+    return _pointers_of_commits(git_repo, _tip_commits(git_repo, _refs(git_repo)), hide=[])
+
+
+def _pointers_of_commits(git_repo: pygit2.Repository, tips: list[pygit2.Oid], hide: list[pygit2.Oid]) -> set[str]:
+    """Pointers in the trees of the commits ``tips`` reach and ``hide`` does not. With ``hide``, each
+    commit's tree is compared with its first parent's, whose pointers are known already: a pointer
+    a merge brings in is either new in it or in a commit of the other side, which is walked too."""
+    oids: set[str] = set()
+    if not tips:
+        return oids
+    walker = git_repo.walk(tips[0], pygit2.enums.SortMode.NONE)
+    for tip in tips[1:]:
+        walker.push(tip)
+    for old in hide:
+        walker.hide(old)
+    seen_trees: set[pygit2.Oid] = set()
+    seen_blobs: set[pygit2.Oid] = set()
+
+    def add_blob(blob_id: pygit2.Oid) -> None:
+        if blob_id not in seen_blobs:
+            seen_blobs.add(blob_id)
+            if (oid := _pointer_oid(git_repo, blob_id)) is not None:
+                oids.add(oid)
+
+    for commit in walker:
+        if hide and commit.parents:
+            for delta in git_repo.diff(commit.parents[0].tree, commit.tree).deltas:
+                if delta.new_file.mode in (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE):
+                    add_blob(delta.new_file.id)
+            continue
+        stack = [commit.tree]
+        while stack:
+            tree = stack.pop()
+            if tree.id in seen_trees:
+                continue
+            seen_trees.add(tree.id)
+            for entry in tree:
+                if entry.filemode == pygit2.GIT_FILEMODE_TREE:
+                    stack.append(git_repo[entry.id])
+                else:
+                    add_blob(entry.id)
+    return oids
+
+
+class LfsHistory:
+    """Whether a repo's history (what its refs reach now) points at an LFS object."""
+
+    def __init__(self, git: GitStore, cached_repos: int = 64):
+        self.git = git
+        self.cached_repos = cached_repos
+        # storage key -> (state of the refs, their tip commits, the pointers they reach)
+        self._cache: OrderedDict[str, tuple[tuple, list[pygit2.Oid], frozenset[str]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def references(self, storage_key: str, oid: str) -> bool:
+        if not self.git.history_rewritten(storage_key):
+            return True  # history only ever grew: every pointer it had is still reached
+        return oid in self.pointers(storage_key)
+
+    def pointers(self, storage_key: str) -> frozenset[str]:
+        git_repo = self.git.open(storage_key)
+        refs = _refs(git_repo)
+        state = tuple(refs)
+        with self._lock:
+            cached = self._cache.get(storage_key)
+            if cached is not None and cached[0] == state:
+                self._cache.move_to_end(storage_key)
+                return cached[2]
+        tips = _tip_commits(git_repo, refs)
+        if cached is not None and _only_grew(git_repo, cached[1], tips):
+            found = cached[2] | _pointers_of_commits(git_repo, tips, hide=cached[1])
+        else:
+            found = frozenset(_pointers_of_commits(git_repo, tips, hide=[]))
+        with self._lock:
+            self._cache[storage_key] = (state, tips, frozenset(found))
+            self._cache.move_to_end(storage_key)
+            while len(self._cache) > self.cached_repos:
+                self._cache.popitem(last=False)
+        return frozenset(found)
+
+
+def _only_grew(git_repo: pygit2.Repository, old_tips: list[pygit2.Oid], new_tips: list[pygit2.Oid]) -> bool:
+    """Whether every commit the old tips reached is still reached by the new ones."""
+    new = set(new_tips)
+    return all(tip in new or any(git_repo.descendant_of(n, tip) for n in new_tips) for tip in old_tips)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import BinaryIO, Generic, TypeVar
 
 from aicommons.db.repos import RepoStore
@@ -63,8 +63,12 @@ class _Lru(Generic[K, V]):
 
 class XetReads:
     def __init__(self, files: XetFileStore, repos: RepoStore, blobs: BlobStore, secret: bytes, ttl: int,
-                 cached_files: int = 4096, cached_xorbs: int = 4096):
+                 cached_files: int = 4096, cached_xorbs: int = 4096,
+                 in_history: Callable[[int, str], bool] | None = None):
         self.files, self.repos, self.blobs = files, repos, blobs
+        # (repo id, oid) -> whether the repo's history still points at the object (the hub's
+        # hub/reachability.py, wired in by the hub: this layer does not know about git history).
+        self.in_history = in_history
         self.signer = XorbRangeSigner(secret, ttl)
         self._segments: _Lru[tuple[str, str], tuple[FileSegment, ...]] = _Lru(cached_files)
         self._indexes: _Lru[bytes, XorbIndex] = _Lru(cached_xorbs)
@@ -79,7 +83,8 @@ class XetReads:
         """The file ``file_hex`` if repo ``repo_id`` references its object; NotFound otherwise (the
         same answer whether or not the file exists elsewhere)."""
         row = self.files.get(file_hex)
-        if row is None or self.repos.repo_lfs_size(repo_id, row.oid) is None:
+        if (row is None or self.repos.repo_lfs_size(repo_id, row.oid) is None
+                or (self.in_history is not None and not self.in_history(repo_id, row.oid))):
             raise NotFound(f"File {file_hex} not found")
         return row
 

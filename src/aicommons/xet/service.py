@@ -20,6 +20,7 @@ import secrets
 import struct
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -109,7 +110,8 @@ class _Accepted:
 
 class XetService:
     def __init__(self, files: XetFileStore, repos: RepoStore, blobs: BlobStore, secret: bytes, tmp_dir: Path,
-                 max_file_bytes: int, token_ttl: int, rebuild_allowance: int = 20 * 1024 ** 3):
+                 max_file_bytes: int, token_ttl: int, rebuild_allowance: int = 20 * 1024 ** 3,
+                 in_history: Callable[[int, str], bool] | None = None):
         self.files = files
         self.repos = repos
         self.blobs = blobs
@@ -120,7 +122,7 @@ class XetService:
         self.usage = XetUsageStore(files.engine)
         self._store_id: str | None = None
         self.rebuild_allowance = rebuild_allowance
-        self.reads = XetReads(files, repos, blobs, secret, token_ttl)  # downloads
+        self.reads = XetReads(files, repos, blobs, secret, token_ttl, in_history=in_history)  # downloads
 
     # --- where the CAS is -----------------------------------------------------------------------
 

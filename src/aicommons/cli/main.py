@@ -83,6 +83,44 @@ def cmd_user_lock(args) -> int:
     return 0
 
 
+def cmd_user_suspend(args) -> int:
+    hub = _hub()
+    user = hub.accounts.suspend(args.name)
+    hub.audit.record_cli("user suspend", user.name)
+    bound = hub.settings.token_cache_seconds
+    print(f"suspended {user.name}: web sessions ended; tokens and passwords refused "
+          f"(a running server stops honouring a token it checked moments ago within {bound:g} s)")
+    return 0
+
+
+def cmd_user_unsuspend(args) -> int:
+    hub = _hub()
+    user = hub.accounts.unsuspend(args.name)
+    hub.audit.record_cli("user unsuspend", user.name)
+    print(f"unsuspended {user.name}: their password and tokens work again")
+    return 0
+
+
+def cmd_user_delete(args) -> int:
+    from aicommons.hub.account_deletion import DELETE, repo_key
+
+    hub = _hub()
+    plan = hub.account_deletion.plan(args.name)
+    target = DELETE if args.delete_repos else args.transfer_repos_to
+    if plan.repos and target is None:
+        names = ", ".join(f"{r.full_id} ({r.type})" for r in plan.repos)
+        print(f"error: {plan.user.name} owns repos: {names}. Pass --delete-repos, or --transfer-repos-to ORG "
+              f"(an organization where they are an admin: {', '.join(plan.admin_orgs) or 'none'})", file=sys.stderr)
+        return 1
+    hub.account_deletion.delete(plan.user.name, {repo_key(r): target for r in plan.repos},
+                                reason="deleted by an admin (aicommons user delete)")
+    hub.audit.record_cli("user delete" + (f" --transfer-repos-to {target}" if plan.repos and target != DELETE
+                                          else " --delete-repos" if plan.repos else ""), plan.user.name)
+    print(f"deleted {plan.user.name}: {len(plan.repos)} repo(s) {'deleted' if target == DELETE else 'transferred'}, "
+          "tokens and sessions gone, comments kept under \"deleted user\", the name retired")
+    return 0
+
+
 def cmd_user_list(args) -> int:
     for account in _hub().accounts.store.list(kind="user"):
         flags = " (admin)" if account.is_admin else ""
@@ -203,6 +241,21 @@ def build_parser() -> argparse.ArgumentParser:
                                         "end every web session")
     lock.add_argument("name")
     lock.set_defaults(func=cmd_user_lock)
+    suspend = user.add_parser("suspend", help="stop a user at once (sessions end; password and tokens refused) "
+                                              "until unsuspended; nothing is deleted")
+    suspend.add_argument("name")
+    suspend.set_defaults(func=cmd_user_suspend)
+    unsuspend = user.add_parser("unsuspend", help="let a suspended user in again")
+    unsuspend.add_argument("name")
+    unsuspend.set_defaults(func=cmd_user_unsuspend)
+    delete = user.add_parser("delete", help="delete a user: repos deleted or transferred, comments kept under "
+                                            "a placeholder, tokens and sessions gone, the name retired")
+    delete.add_argument("name")
+    what = delete.add_mutually_exclusive_group()
+    what.add_argument("--delete-repos", action="store_true", help="delete every repo the user owns")
+    what.add_argument("--transfer-repos-to", metavar="ORG",
+                      help="move every repo the user owns to this organization (where they must be an admin)")
+    delete.set_defaults(func=cmd_user_delete)
 
     org = sub.add_parser("org", help="manage organizations").add_subparsers(dest="action", required=True)
     create = org.add_parser("create", help="create an organization")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from aicommons.db.tables import accounts, memberships, tokens
@@ -27,6 +27,13 @@ class Account:
     is_admin: bool
     created_at: datetime
     password_hash: str | None = None
+    suspended_at: datetime | None = None
+    bio: str = ""
+    homepage: str = ""
+
+    @property
+    def suspended(self) -> bool:
+        return self.suspended_at is not None
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,7 @@ class TokenRow:
 
 def _account(row) -> Account:
     return Account(row.id, row.name, row.kind, row.fullname or "", row.email, bool(row.is_admin),
-                   row.created_at, row.password_hash)
+                   row.created_at, row.password_hash, row.suspended_at, row.bio or "", row.homepage or "")
 
 
 class AccountStore:
@@ -87,6 +94,28 @@ class AccountStore:
             query = query.where(accounts.c.kind == kind)
         with self.engine.connect() as conn:
             return [_account(r) for r in conn.execute(query)]
+
+    def search(self, kind: str, text: str = "", offset: int = 0, limit: int = 50) -> tuple[list[Account], int]:
+        """Accounts of ``kind`` whose name, full name or e-mail contains ``text``; (page, total)."""
+        clauses = [accounts.c.kind == kind]
+        if text:
+            clauses.append(or_(*(func.lower(c).contains(text.lower(), autoescape=True)
+                                 for c in (accounts.c.name, accounts.c.fullname, accounts.c.email))))
+        query = select(accounts).where(*clauses)
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(query.subquery())).scalar()
+            rows = conn.execute(query.order_by(accounts.c.name_lower).offset(offset).limit(limit))
+            return [_account(r) for r in rows], total
+
+    def update(self, account_id: int, **values) -> None:
+        """Set columns of one account (suspended_at, is_admin, fullname, bio, homepage, email)."""
+        with self.engine.begin() as conn:
+            conn.execute(update(accounts).where(accounts.c.id == account_id).values(**values))
+
+    def count_admins(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).where(accounts.c.kind == "user", accounts.c.is_admin.is_(True),
+                                                           accounts.c.suspended_at.is_(None))).scalar()
 
     # --- memberships ----------------------------------------------------------------------------
 

@@ -113,6 +113,12 @@ class RepoStore:
                 repo_redirects.c.type == type, repo_redirects.c.old_id_lower == full_id.lower())).scalar()
         return self.get_by_id(repo_id) if repo_id else None
 
+    def owned_by(self, owner_id: int) -> list[RepoRow]:
+        """Every repo of one owner, private ones included (account export and deletion)."""
+        query = select(repos).where(repos.c.owner_id == owner_id).order_by(repos.c.type, repos.c.full_id_lower)
+        with self.engine.connect() as conn:
+            return [_repo(r) for r in conn.execute(query)]
+
     def delete(self, repo_id: int) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(repos).where(repos.c.id == repo_id))

@@ -34,6 +34,30 @@ accounts = Table(
     Column("password_hash", String(256)),
     Column("is_admin", Boolean, nullable=False, default=False),
     Column("created_at", DateTime, nullable=False),
+    # Self-service accounts (migration 0015): a suspended account signs in nowhere (tokens, sessions,
+    # passwords) until unsuspended; profile text shown on the user's page.
+    Column("suspended_at", DateTime),
+    Column("bio", Text),
+    Column("homepage", String(512)),
+)
+
+# A user's avatar: an uploaded image re-encoded by the hub (hub/profiles.py), so no metadata survives.
+avatars = Table(
+    "avatars", metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("content_type", String(32), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+# An e-mail change waiting for the link sent to the new address (only the link's sha256 is kept).
+email_changes = Table(
+    "email_changes", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("new_email", String(256), nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Index("ix_email_changes_user_id", "user_id"),
 )
 
 memberships = Table(

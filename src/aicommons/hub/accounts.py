@@ -12,10 +12,12 @@ from aicommons.hub import passwords
 from aicommons.hub.access import Principal
 from aicommons.hub.names import check_namespace
 from aicommons.hub.sign_in_limits import SignInLimiter
+from aicommons.times import utcnow
 from aicommons.ttl_cache import TTLCache
 
 TOKEN_ROLES = ("read", "write")
 INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
+SUSPENDED = "This account is suspended"
 
 
 def hash_token(token: str) -> str:
@@ -113,6 +115,8 @@ class AccountService:
         if found is None:
             raise Unauthorized(INVALID_CREDENTIALS)  # unknown tokens are never cached
         row, account = found
+        if account.suspended:
+            raise Unauthorized(SUSPENDED)  # never cached: unsuspending applies at once
         principal = self._principal(account, row.role, row.name, key=f"token:{row.id}")
         self._principals.put(token_hash, principal, generation)
         return principal
@@ -131,10 +135,12 @@ class AccountService:
             if found is None:
                 return None
             row, account = found
+            if account.suspended:
+                return None
             return self._principal(account, row.role, row.name, key=f"token:{row.id}")
         if kind == "user":
             account = self.store.get_by_id(int(ident))
-            return None if account is None else self.principal_for_account(account)
+            return None if account is None or account.suspended else self.principal_for_account(account)
         return None
 
     def principal_for_password(self, user_name: str, password: str, ip: str | None = None,
@@ -155,6 +161,8 @@ class AccountService:
             for listener in self.failed_sign_in_listeners:
                 listener(user_name, ip, via)
             raise Unauthorized(INVALID_CREDENTIALS)
+        if account.suspended:
+            raise Unauthorized(SUSPENDED)  # said only to whoever knows the password
         if verdict.rehash:
             self.store.set_password_hash(account.id, passwords.hash_password(password), expected=stored,
                                          check_expected=True)
@@ -175,6 +183,32 @@ class AccountService:
         self.store.set_password_hash(user.id, None)
         revoked = self.store.delete_tokens_of(user.id)
         return revoked, self.end_sessions(user.id)
+
+    def suspend(self, user_name: str) -> Account:
+        """Stop a user at once: no sign-in, no token, no web session, until ``unsuspend``. Their tokens
+        are kept (they work again after unsuspension); their web sessions end. In this process the
+        token cache is emptied, so it applies on the next request; a server in another process (the
+        CLI suspends from outside; other replicas) stops honouring a token it checked moments ago
+        within ``token_cache_seconds`` (``AICOMMONS_TOKEN_CACHE_SECONDS``)."""
+        user = self.require(user_name, kind="user")
+        if not user.suspended:
+            self.store.update(user.id, suspended_at=utcnow())
+        self.end_sessions(user.id)
+        return self.store.get_by_id(user.id)
+
+    def unsuspend(self, user_name: str) -> Account:
+        user = self.require(user_name, kind="user")
+        self.store.update(user.id, suspended_at=None)
+        self._principals.clear()
+        return self.store.get_by_id(user.id)
+
+    def set_admin(self, user_name: str, is_admin: bool) -> Account:
+        user = self.require(user_name, kind="user")
+        if not is_admin and user.is_admin and self.store.count_admins() <= 1:
+            raise Conflict(f"{user.name} is the last site admin: make another user an admin first")
+        self.store.update(user.id, is_admin=is_admin)
+        self._principals.clear()
+        return self.store.get_by_id(user.id)
 
     def end_sessions(self, user_id: int) -> int:
         """Sign a user out of the web UI everywhere; the number of sessions ended."""

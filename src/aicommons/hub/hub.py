@@ -9,6 +9,7 @@ from pathlib import Path
 
 from aicommons.config import Settings
 from aicommons.db.access_requests import AccessRequestStore
+from aicommons.db.account_removal import AccountRemovalStore
 from aicommons.db.accounts import AccountStore
 from aicommons.db.audit import AuditStore
 from aicommons.db.discussions import DiscussionStore
@@ -20,6 +21,7 @@ from aicommons.db.scans import ScanStore
 from aicommons.db.sessions import SessionStore
 from aicommons.db.xet import XetFileStore
 from aicommons.gitrepo import GitStore
+from aicommons.hub.account_deletion import AccountDeletion
 from aicommons.hub.accounts import AccountService
 from aicommons.hub.audit import AuditLog
 from aicommons.hub.commits import CommitService
@@ -84,6 +86,8 @@ class Hub:
         self.refs = RefService(self.repos, self.git)
         self.commits = CommitService(self.repos, self.repo_store, self.git, self.blobs,
                                      settings.max_regular_file_bytes)
+        self.account_deletion = AccountDeletion(self.accounts, self.repos, self.repo_store,
+                                                AccountRemovalStore(self.engine))
         self.discussions = DiscussionService(DiscussionStore(self.engine), self.repos, self.git)
         self.commits.listeners.append(self.discussions.record_commit)
         self.gating = GatingService(access_requests, account_store, self.policy)

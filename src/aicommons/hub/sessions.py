@@ -60,7 +60,7 @@ class SessionService:
         if now - row.last_seen_at >= TOUCH_EVERY:
             self.store.touch(id_hash, now)
         account = self.accounts.get_by_id(row.user_id)
-        return account if account is not None and account.kind == "user" else None
+        return account if account is not None and account.kind == "user" and not account.suspended else None
 
     def end(self, session_id: str | None) -> None:
         if session_id and len(session_id) <= 128:

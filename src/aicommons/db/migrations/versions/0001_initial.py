@@ -2,30 +2,36 @@
 
 Revision ID: 0001
 """
+import sqlalchemy as sa
 from alembic import op
 
 from aicommons.db import search
-from aicommons.db.tables import (
-    accounts,
-    lfs_objects,
-    memberships,
-    repo_lfs_objects,
-    repo_redirects,
-    repo_tags,
-    repos,
-    tokens,
-)
+from aicommons.db.tables import lfs_objects, memberships, repo_lfs_objects, repo_redirects, repo_tags, repos, tokens
 
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
 
-TABLES = [accounts, memberships, tokens, repos, repo_tags, repo_redirects, lfs_objects, repo_lfs_objects]
+TABLES = [memberships, tokens, repos, repo_tags, repo_redirects, lfs_objects, repo_lfs_objects]
 
 
 def upgrade() -> None:
     bind = op.get_bind()
+    # ``accounts`` as it was at revision 0001 (later migrations add columns: 0015), written out
+    # here so that a column added to tables.py is not also created by this revision.
+    op.create_table(
+        "accounts",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.String(96), nullable=False),
+        sa.Column("name_lower", sa.String(96), nullable=False, unique=True),
+        sa.Column("kind", sa.String(8), nullable=False),
+        sa.Column("fullname", sa.String(256), nullable=False),
+        sa.Column("email", sa.String(256)),
+        sa.Column("password_hash", sa.String(256)),
+        sa.Column("is_admin", sa.Boolean, nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+    )
     # These definitions have not changed since revision 0001; later changes to them must be made
     # with explicit operations in a new migration (as 0002 does), never by editing these tables.
     for table in TABLES:
@@ -38,3 +44,4 @@ def downgrade() -> None:
     search.drop_index(bind)
     for table in reversed(TABLES):
         table.drop(bind)
+    op.drop_table("accounts")

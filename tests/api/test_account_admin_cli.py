@@ -1,0 +1,92 @@
+"""``aicommons user suspend|unsuspend|delete`` against a live server (another process, as in
+production): sessions end at once; tokens stop within the documented token-cache bound."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import httpx
+
+from tests.conftest import auth, unique_name
+
+PASSWORD = "a long enough passphrase"
+TOKEN_CACHE_SECONDS = 5  # AICOMMONS_TOKEN_CACHE_SECONDS' default, which the live hub runs with
+
+
+def _user(live_hub) -> tuple[str, str]:
+    name = unique_name("u").replace("-", "")
+    live_hub.cli("user", "create", name, "--password", PASSWORD, "--email", f"{name}@example.org")
+    token = live_hub.cli("token", "create", name).stdout.strip().splitlines()[-1]
+    return name, token
+
+
+def _web_session(url: str, name: str) -> httpx.Client:
+    browser = httpx.Client(base_url=url, timeout=30, headers={"Origin": url})
+    form = browser.get("/login").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
+    signed_in = browser.post("/login", data={"username": name, "password": PASSWORD, "next": "/", "csrf": csrf})
+    assert signed_in.status_code == 303
+    return browser
+
+
+def test_suspend_stops_sessions_at_once_and_tokens_within_the_cache_bound(live_hub, http):
+    name, token = _user(live_hub)
+    browser = _web_session(live_hub.url, name)
+    assert browser.get("/settings/tokens").status_code == 200
+    assert http.get("/api/whoami-v2", headers=auth(token)).json()["name"] == name  # now in the server's cache
+
+    live_hub.cli("user", "suspend", name)
+    suspended = time.monotonic()
+    assert browser.get("/settings/tokens").status_code == 303  # back to the sign-in page, at once
+    while (answer := http.get("/api/whoami-v2", headers=auth(token))).status_code == 200:
+        assert time.monotonic() - suspended < TOKEN_CACHE_SECONDS + 1, "a suspended token outlived the bound"
+        time.sleep(0.1)
+    assert answer.status_code == 401 and "suspended" in answer.text
+    basic = http.get("/api/whoami-v2", auth=(name, PASSWORD))
+    assert basic.status_code == 401
+    assert _login_status(live_hub.url, name) == 401  # the web form refuses too
+
+    live_hub.cli("user", "unsuspend", name)
+    assert http.get("/api/whoami-v2", headers=auth(token)).json()["name"] == name  # refusals are never cached
+    events = live_hub.cli("audit", "--target", name).stdout
+    assert "cli user suspend" in events and "cli user unsuspend" in events
+
+
+def _login_status(url: str, name: str) -> int:
+    with httpx.Client(base_url=url, timeout=30, headers={"Origin": url}) as browser:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get("/login").text).group(1)
+        return browser.post("/login", data={"username": name, "password": PASSWORD, "csrf": csrf}).status_code
+
+
+def test_delete_refuses_while_repos_are_undecided_then_transfers_and_keeps_comments(live_hub, http, repo_id):
+    name, token = _user(live_hub)
+    org = unique_name("lab").replace("-", "")
+    live_hub.cli("org", "create", org, "--member", name)
+    repo = f"{name}/{unique_name('model')}"
+    assert http.post("/api/repos/create", headers=auth(token), json={"name": repo, "private": True}).status_code == 200
+    opened = http.post(f"/api/models/{repo_id}/discussions", headers=auth(token),
+                       json={"title": "from a leaving user", "description": "my words stay"})
+    assert opened.status_code == 200
+    num = opened.json()["num"]
+
+    refused = live_hub.cli("user", "delete", name, check=False)
+    assert refused.returncode == 1 and repo in refused.stderr and org in refused.stderr
+    assert http.get("/api/whoami-v2", headers=auth(token)).status_code == 200
+
+    done = live_hub.cli("user", "delete", name, "--transfer-repos-to", org)
+    assert "deleted" in done.stdout
+    time.sleep(TOKEN_CACHE_SECONDS + 0.5)
+    assert http.get("/api/whoami-v2", headers=auth(token)).status_code == 401
+    moved = repo.replace(name, org, 1)
+    owner_token = live_hub.tokens["alice"]
+    assert http.get(f"/api/models/{moved}", headers=auth(owner_token)).status_code in (401, 404)  # still private
+    admin = f"hf_{unique_name('admin')}_token_value"
+    admin_name = unique_name("adm").replace("-", "")
+    live_hub.cli("user", "create", admin_name, "--admin")
+    live_hub.cli("token", "create", admin_name, "--value", admin)
+    assert http.get(f"/api/models/{moved}", headers=auth(admin)).json()["private"] is True
+    thread = http.get(f"/api/models/{repo_id}/discussions/{num}").json()
+    assert thread["author"]["name"] == "deleted user"
+    assert "my words stay" in str(thread["events"])
+    assert live_hub.cli("audit", "--target", name).stdout.count("cli user delete --transfer-repos-to") == 1

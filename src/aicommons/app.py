@@ -8,8 +8,10 @@ import logging
 import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
 
-from aicommons.api.errors import hub_error_handler, storage_error_handler
+from aicommons.api.errors import error_response, moved_response, storage_error_handler
 from aicommons.api.input_guard import InputGuardMiddleware
 from aicommons.api.middleware import (
     AuditMiddleware,
@@ -23,9 +25,48 @@ from aicommons.api.routes import hub_routes
 from aicommons.config import Settings
 from aicommons.errors import HubError
 from aicommons.hub.hub import Hub
+from aicommons.hub.repos import RepoMoved
 from aicommons.storage.base import StorageError
+from aicommons.web.context import error_page
 from aicommons.web.headers import HtmlSecurityHeadersMiddleware
 from aicommons.web.routes import web_routes
+
+
+class HubModelSource:
+    """Inference's ``ModelSource`` (``inference/source.py``) over the hub's own repos: the adapter
+    between the two, so that neither imports the other. The hub resolves, checks access and
+    remembers (``hub/snapshots.py``, ``ModelSnapshots``); this splits ``ns/name@revision`` and hands
+    the hub inference's own result types to build."""
+
+    def __init__(self, hub: Hub, cache_seconds: float | None = None):
+        from aicommons.hub.snapshots import ModelSnapshots
+        from aicommons.inference.source import ModelListing, ResolvedModel, split_model_ref
+
+        if cache_seconds is None:
+            from aicommons.inference.settings import InferenceSettings
+
+            cache_seconds = InferenceSettings.from_env().resolve_cache_seconds
+        self.snapshots = ModelSnapshots(hub, cache_seconds, make_resolved=ResolvedModel, make_listing=ModelListing)
+        self._split = split_model_ref
+
+    def resolve(self, model: str, principal):
+        return self.snapshots.resolve(*self._split(model), principal)
+
+    def resolve_cached(self, model: str, principal):
+        return self.snapshots.resolve_cached(*self._split(model), principal)
+
+    def list_models(self, principal):
+        return self.snapshots.list_models(principal)
+
+
+async def hub_error_handler(request: Request, exc: Exception) -> Response:
+    """A domain error as the door that raised it answers: a redirect for a moved repo, an HTML page
+    for the web UI (it marks its requests), the Hub's JSON error shape everywhere else."""
+    if isinstance(exc, RepoMoved):
+        return moved_response(request, exc)
+    if request.scope.get("aicommons.web"):
+        return error_page(request, exc.status, exc.message)
+    return error_response(exc)
 
 
 def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Starlette:
@@ -33,7 +74,6 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Star
     hub = hub or Hub(settings)
     logging.basicConfig(level=settings.log_level.upper())
     # Inference loads torch lazily, on the first request for a model: building the service is cheap.
-    from aicommons.hub.snapshots import HubModelSource
     from aicommons.inference import build_inference_service, inference_routes
 
     inference = build_inference_service(settings, HubModelSource(hub))

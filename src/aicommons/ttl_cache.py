@@ -1,6 +1,6 @@
 """A small thread-safe map whose entries expire a fixed time after they were stored.
 
-Used to remember model resolutions (``aicommons.hub.snapshots.HubModelSource``) and signed-in
+Used to remember model resolutions (``aicommons.hub.snapshots.ModelSnapshots``) and signed-in
 callers (``aicommons.hub.accounts.AccountService``) for a bounded time: entries are read on the
 event loop and written from worker threads, hence the lock. ``generation``
 lets a writer detect that an invalidation happened while it was computing a value, so a result

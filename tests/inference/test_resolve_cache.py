@@ -106,9 +106,9 @@ def test_settings_changes_are_enforced_at_once(live_hub, model_repo):
 def replica(live_hub, monkeypatch):
     """Another replica's model source: same DB and git store, its own cache, never told of pushes
     made through the live hub."""
+    from aicommons.app import HubModelSource
     from aicommons.config import Settings
     from aicommons.hub.hub import Hub
-    from aicommons.hub.snapshots import HubModelSource
 
     for key, value in live_hub.env.items():
         if key.startswith("AICOMMONS_"):

@@ -279,7 +279,7 @@ def test_shard_xorb_entries_must_describe_the_stored_xorb():
 
 
 def test_tokens_sign_repo_operation_account_minter_and_expiry():
-    tokens = XetTokens(b"secret", ttl_seconds=60)
+    tokens = XetTokens(b"token key", b"binding key", ttl_seconds=60)
     minter = tokens.token_minter(7, "h" * 64)
     token, expires = tokens.issue("0123abcd" * 4, "write", 3, minter, now=1000)
     assert expires == 1060
@@ -295,7 +295,7 @@ def test_tokens_sign_repo_operation_account_minter_and_expiry():
     with pytest.raises(Unauthorized, match="signature"):
         tokens.check(forged, "write", now=1030)
     with pytest.raises(Unauthorized):
-        XetTokens(b"other secret", 60).check(token, "write", now=1030)
+        XetTokens(b"other key", b"binding key", 60).check(token, "write", now=1030)
     for junk in (None, "", "hf_abc", "xet1.1.write.1.1", "xet2.write.k.1.a.1"):
         with pytest.raises(Unauthorized):
             tokens.check(junk, "write", now=1030)

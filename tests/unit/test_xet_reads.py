@@ -211,7 +211,7 @@ def test_reads_take_a_file_only_from_its_own_shard_first_entry_first(tmp_path):
         shards[name] = hashlib.sha256(data).hexdigest()
         (tmp_path / "s").write_bytes(data)
         blobs.put_file(shard_key(shards[name]), tmp_path / "s")
-    reads = XetReads(files=None, repos=None, blobs=blobs, secret=b"k" * 32, ttl=60)
+    reads = XetReads(files=None, repos=None, blobs=blobs, range_url_key=b"k" * 32, ttl=60)
     victim = XetFileRow(entries[good].hex, "0" * 64, len(good), shards["victim"])
     own = XetFileRow(entries[evil].hex, "1" * 64, len(evil), shards["attacker"])
     assert reads.reconstruct(own, 0, len(evil)).terms[0].xorb_hash == entries[evil].segments[0].xorb_hash

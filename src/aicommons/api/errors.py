@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from aicommons.errors import HubError
+from aicommons.http_common import base_url
 from aicommons.hub.repos import RepoMoved
 from aicommons.storage.base import StorageFull
 
@@ -43,20 +44,7 @@ def moved_response(request: Request, exc: RepoMoved) -> Response:
     location = raw[:index] + new + raw[index + len(old):] if index >= 0 else raw
     if request.url.query:
         location += "?" + request.url.query
-    from aicommons.api.http import base_url
-
-    base = base_url(request)
-    return RedirectResponse(base + location, status_code=307)
-
-
-async def hub_error_handler(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, RepoMoved):
-        return moved_response(request, exc)
-    if request.scope.get("aicommons.web"):
-        from aicommons.web.context import error_page
-
-        return error_page(request, exc.status, exc.message)
-    return error_response(exc)
+    return RedirectResponse(base_url(request) + location, status_code=307)
 
 
 async def storage_error_handler(request: Request, exc: Exception) -> Response:

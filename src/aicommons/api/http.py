@@ -1,22 +1,19 @@
-"""Request plumbing shared by the endpoints: raw-path parameters, bodies with size limits,
+"""Request plumbing shared by the API endpoints: raw-path parameters, bodies with size limits,
 running blocking domain code off the event loop, dates and pagination links."""
 
 from __future__ import annotations
 
-import functools
 import json
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote, urlencode
 
-import anyio
 from starlette.requests import Request
-from starlette.responses import Response
 
 from aicommons.errors import BadRequest, NotFound, PayloadTooLarge
-from aicommons.hub.access import Principal
-from aicommons.hub.hub import Hub
+
+# Shared with web/ (http_common.py); api modules keep importing them from here.
+from aicommons.http_common import base_url, blocking, hub_of, principal_of, run_sync  # noqa: F401
 from aicommons.hub.names import PLURAL_TO_TYPE, unstorable_char
 
 # The largest integer a query parameter may carry: it fits a 32-bit column on every backend, and
@@ -25,24 +22,6 @@ MAX_INT_ARG = 2**31 - 1
 # JSON deeper than this is refused: nothing the hub accepts nests beyond a few levels, and code
 # that walks a parsed document (cards, settings) must not meet Python's recursion limit.
 MAX_JSON_DEPTH = 64
-
-
-def hub_of(request: Request) -> Hub:
-    return request.app.state.hub
-
-
-def base_url(request: Request) -> str:
-    """The hub's public base URL: the configured one, else the one this client used."""
-    configured = hub_of(request).settings.public_url
-    if configured:
-        return configured
-    host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
-    scheme = request.headers.get("x-forwarded-proto") or request.url.scheme
-    return f"{scheme}://{host}"
-
-
-def principal_of(request: Request) -> Principal:
-    return request.state.principal
 
 
 def param(request: Request, name: str) -> str:
@@ -128,20 +107,6 @@ def json_object(value: Any, what: str = "body") -> dict:
     if not isinstance(value, dict):
         raise BadRequest(f"The {what} must be a JSON object")
     return value
-
-
-async def run_sync(fn: Callable, *args, **kwargs):
-    return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
-
-
-def blocking(handler: Callable[[Request], Response]) -> Callable[[Request], Awaitable[Response]]:
-    """Run a synchronous handler (DB, git) in the thread pool."""
-
-    @functools.wraps(handler)
-    async def endpoint(request: Request) -> Response:
-        return await run_sync(handler, request)
-
-    return endpoint
 
 
 def bool_arg(request: Request, name: str, default: bool = False) -> bool:

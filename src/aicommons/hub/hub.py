@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import secrets
 from pathlib import Path
 
 from aicommons.config import Settings
@@ -28,33 +27,23 @@ from aicommons.hub.commits import CommitService
 from aicommons.hub.discussions import DiscussionService
 from aicommons.hub.gating import GatingService
 from aicommons.hub.gc import LeasingBlobStore
+from aicommons.hub.keys import Keys
 from aicommons.hub.lfs import LfsService
 from aicommons.hub.lfs_files import LfsFileService
 from aicommons.hub.policy import Policy
-from aicommons.hub.private_files import make_private, secure_data_dir, write_private_file
+from aicommons.hub.private_files import secure_data_dir
 from aicommons.hub.reachability import LfsHistory
 from aicommons.hub.refs import RefService
 from aicommons.hub.repos import RepoService
 from aicommons.hub.scans import ScanService
-from aicommons.hub.sessions import SessionService, derive_key
+from aicommons.hub.sessions import SessionService
 from aicommons.hub.sign_in_limits import SignInLimiter
 from aicommons.scanning.worker import ScanWorkerPool
 from aicommons.storage import open_blob_store
 from aicommons.xet.service import XetService
+from aicommons.xet.tokens import XetKeys
 
 log = logging.getLogger("aicommons.hub")
-
-
-def load_secret(settings: Settings) -> bytes:
-    """The signing key: from the settings, else a random one kept in the data dir."""
-    if settings.secret_key:
-        return settings.secret_key.encode()
-    path = settings.data_dir / "secret_key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_private_file(path, secrets.token_hex(32))  # 0600: whoever reads it forges sessions
-    make_private(path)
-    return path.read_text().strip().encode()
 
 
 class Hub:
@@ -93,12 +82,14 @@ class Hub:
         self.gating = GatingService(access_requests, account_store, self.policy)
         self.lfs_files = LfsFileService(self.repo_store, self.repos, self.git)
         self.likes = LikeStore(self.engine)
-        secret = load_secret(settings)
-        self.web_key = derive_key(secret, "web-csrf")  # the web UI's CSRF tokens (web/session.py)
+        self.keys = Keys.from_settings(settings)  # one key per purpose (hub/keys.py)
+        self.web_key = self.keys.for_purpose("web-csrf")  # the web UI's CSRF tokens (web/session.py)
         self.lfs_history = LfsHistory(self.git)  # LFS objects a rewritten history dropped are not served
-        self.lfs = LfsService(self.repo_store, self.blobs, secret, settings.tmp_dir,
+        self.lfs = LfsService(self.repo_store, self.blobs, self.keys.for_purpose("lfs-transfer"), settings.tmp_dir,
                               settings.max_lfs_file_bytes, settings.upload_url_ttl_seconds, self.lfs_history)
-        self.xet = XetService(XetFileStore(self.engine), self.repo_store, self.blobs, self.lfs.secret,
+        xet_keys = XetKeys(self.keys.for_purpose("xet-token"), self.keys.for_purpose("xet-token-binding"),
+                           self.keys.for_purpose("xet-range-url"))
+        self.xet = XetService(XetFileStore(self.engine), self.repo_store, self.blobs, xet_keys,
                               settings.tmp_dir, settings.max_lfs_file_bytes, settings.upload_url_ttl_seconds,
                               settings.xet_rebuild_allowance_bytes, in_history=self._xet_file_in_history)
         # Scans run in limited worker processes (scanning/worker.py), started when first needed.

@@ -27,23 +27,21 @@ from aicommons.db.repos import RepoRow, RepoStore
 from aicommons.errors import BadRequest, EntryNotFound, InsufficientStorage, PayloadTooLarge, Unauthorized
 from aicommons.hub.reachability import LfsHistory
 from aicommons.storage.base import BlobStore, StorageFull
+from aicommons.storage.keys import blob_key
 from aicommons.storage.staging import Stager
 from aicommons.times import utcnow
 
 OID_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
-def blob_key(oid: str) -> str:
-    return f"lfs/{oid[:2]}/{oid[2:4]}/{oid}"
-
-
 class LfsService:
-    def __init__(self, repos: RepoStore, blobs: BlobStore, secret: bytes, tmp_dir: Path,
+    def __init__(self, repos: RepoStore, blobs: BlobStore, key: bytes, tmp_dir: Path,
                  max_object_bytes: int, url_ttl: int, history: LfsHistory | None = None):
+        """``key``: the LFS transfer-link key (``hub/keys.py``), for this and nothing else."""
         self.repos = repos
         self.history = history  # None: every object the repo holds counts as in its history
         self.blobs = blobs
-        self.secret = secret
+        self._key = key
         self.tmp_dir = tmp_dir
         self.max_object_bytes = max_object_bytes
         self.url_ttl = url_ttl
@@ -52,7 +50,7 @@ class LfsService:
 
     def sign(self, action: str, storage_key: str, oid: str, size: int, expires: int, who: str) -> str:
         msg = f"lfs-link:{action}:{storage_key}:{oid}:{size}:{expires}:{who}".encode()
-        return hmac.new(self.secret, msg, hashlib.sha256).hexdigest()
+        return hmac.new(self._key, msg, hashlib.sha256).hexdigest()
 
     @staticmethod
     def link_holder(principal) -> str:

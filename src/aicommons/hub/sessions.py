@@ -5,14 +5,13 @@ keeps only its sha256, with the user, creation, last-seen and expiry times. Each
 the session up, so ending it (sign-out, a password change, ``aicommons user sign-out``, deleting the
 account) takes effect on the very next request, and a stolen database copy holds no usable id.
 
-The keys for the web UI's signatures (CSRF tokens) are derived from the hub's secret for that one
-purpose (``derive_key``), so they are never the key that signs transfer URLs.
+The web UI's CSRF tokens are signed with their own key (``hub/keys.py``), never the key that
+signs transfer URLs.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from datetime import timedelta
 
@@ -21,11 +20,6 @@ from aicommons.db.sessions import SessionRow, SessionStore
 from aicommons.times import utcnow
 
 TOUCH_EVERY = timedelta(minutes=5)  # last_seen_at is written at most this often per session
-
-
-def derive_key(secret: bytes, purpose: str) -> bytes:
-    """A key for one purpose, from the hub's secret: HMAC-SHA256(secret, label)."""
-    return hmac.new(secret, f"aicommons/{purpose}/v1".encode(), hashlib.sha256).digest()
 
 
 def _hash(session_id: str) -> str:

@@ -1,4 +1,5 @@
-"""Materialised snapshots of a repo at one commit, for code that needs files on disk (inference).
+"""Materialised snapshots of a repo at one commit, for code that needs files on disk (inference,
+through the adapter the app factory wires: ``aicommons.app.HubModelSource``).
 
 A snapshot folder ``<data>/snapshots/<storage key>/<commit>/`` holds every file of the commit:
 regular files written from git, LFS files hard-linked from the local blob store (or copied from
@@ -12,29 +13,29 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pygit2
 
-from aicommons.db.repos import RepoRow
+from aicommons.db.repos import RepoQuery, RepoRow
 from aicommons.hub import content
 from aicommons.hub.cards import card_from_readme
 from aicommons.hub.lfs import blob_key
 from aicommons.hub.model_safety import check_loadable
 from aicommons.hub.policy import Action, may_see
+from aicommons.ttl_cache import TTLCache
 
 
 @dataclass(frozen=True)
 class _Resolution:
     repo: RepoRow  # the repo's access flags as read then
-    resolved: object  # aicommons.inference.source.ResolvedModel
+    resolved: object  # what ``make_resolved`` made of the snapshot
 
 
-def _cache_key(model: str) -> tuple[str, str]:
-    from aicommons.inference.source import split_model_ref
-
-    repo_id, revision = split_model_ref(model)
+def _cache_key(repo_id: str, revision: str | None) -> tuple[str, str]:
     return repo_id.lower(), revision or "main"
 
 
@@ -76,8 +77,14 @@ def materialize(hub, repo: RepoRow, commit: pygit2.Commit) -> Path:
     return final
 
 
-class HubModelSource:
-    """``aicommons.inference.source.ModelSource`` over the hub's own repos, with its access rules.
+class ModelSnapshots:
+    """Models of the hub's own repos, resolved to a snapshot folder at one commit, with the hub's
+    access rules: what inference's model source is made of. The app factory wraps it in the
+    adapter inference asks (``aicommons.app.HubModelSource``); nothing here knows inference.
+
+    ``make_resolved(repo_id=, commit=, local_dir=, card_data=, pipeline_tag=, library_name=)`` and
+    ``make_listing(repo_id=, pipeline_tag=, library_name=, created=, owned_by=)`` build what is
+    handed out; what ``make_resolved`` returns is what is remembered.
 
     Resolving a model costs a DB read (the repo and its access flags), opening the git repo,
     resolving the ref, and reading and parsing the card: about 2 ms, more than the whole rest of a
@@ -96,14 +103,11 @@ class HubModelSource:
     on the owner side), so a rejected request takes effect at once.
     """
 
-    def __init__(self, hub, cache_seconds: float | None = None):
-        from aicommons.ttl_cache import TTLCache
-
+    def __init__(self, hub, cache_seconds: float, make_resolved: Callable[..., Any],
+                 make_listing: Callable[..., Any]):
         self.hub = hub
-        if cache_seconds is None:
-            from aicommons.inference.settings import InferenceSettings
-
-            cache_seconds = InferenceSettings.from_env().resolve_cache_seconds
+        self.make_resolved = make_resolved
+        self.make_listing = make_listing
         self._recent = TTLCache(cache_seconds)  # (repo id lower, revision) -> _Resolution
         self._commits = TTLCache(math.inf, max_entries=256)  # (storage key, commit) -> card
         # Commits whose files the scanner vouched for (hub/model_safety.py); verdicts only get better
@@ -113,30 +117,28 @@ class HubModelSource:
         if listeners is not None:
             listeners.append(self.forget)
 
-    def resolve_cached(self, model: str, principal):
+    def resolve_cached(self, repo_id: str, revision: str | None, principal):
         """The resolution of the last ``cache_seconds`` when the caller's access can be decided
         without I/O, else None (then call ``resolve``, in a thread). Never blocks."""
-        entry = self._recent.get(_cache_key(model))
+        entry = self._recent.get(_cache_key(repo_id, revision))
         if entry is None or not _allowed_without_io(self.hub, entry.repo, principal):
             return None
         return entry.resolved
 
-    def resolve(self, model: str, principal):
-        key = _cache_key(model)
+    def resolve(self, repo_id: str, revision: str | None, principal):
+        key = _cache_key(repo_id, revision)
         entry = self._recent.get(key)
         if entry is not None and may_see(principal, entry.repo):  # the rule find() applies
             self.hub.policy.check(principal, entry.repo, Action.READ_CONTENT)
             return entry.resolved
         generation = self._recent.generation
-        repo_id, revision = key
-        repo = self.hub.repos.find("model", repo_id, principal, action=Action.READ_CONTENT)  # the exact error
-        resolved = self._resolve_commit(repo, revision)
+        name, rev = key
+        repo = self.hub.repos.find("model", name, principal, action=Action.READ_CONTENT)  # the exact error
+        resolved = self._resolve_commit(repo, rev)
         self._recent.put(key, _Resolution(repo, resolved), generation)
         return resolved
 
     def _resolve_commit(self, repo: RepoRow, revision: str):
-        from aicommons.inference.source import ResolvedModel
-
         git_repo, commit = self.hub.refs.resolve(repo, revision)
         if self._vouched.get((repo.storage_key, commit.id)) is None:  # before anything is copied or loaded
             check_loadable(self.hub.scans, repo.full_id, git_repo, commit)
@@ -145,22 +147,19 @@ class HubModelSource:
         if card is None:
             card = card_from_readme(content.read_text(git_repo, commit, "README.md"), repo.type)
             self._commits.put((repo.storage_key, commit.id), card)
-        return ResolvedModel(repo_id=repo.full_id, commit=str(commit.id), local_dir=materialize(self.hub, repo, commit),
-                             card_data=card.data or {}, pipeline_tag=card.pipeline_tag,
-                             library_name=card.library_name)
+        return self.make_resolved(repo_id=repo.full_id, commit=str(commit.id),
+                                  local_dir=materialize(self.hub, repo, commit), card_data=card.data or {},
+                                  pipeline_tag=card.pipeline_tag, library_name=card.library_name)
 
     def forget(self, repo: RepoRow) -> None:
         """Drop what is remembered about ``repo`` (its refs, visibility or name changed)."""
         name = repo.full_id.lower()
         self._recent.drop_where(lambda key: key[0] == name)
 
-    def list_models(self, principal):
+    def list_models(self, principal) -> list:
         """Models with a pipeline tag the caller can see (``GET /v1/models``), newest first."""
-        from aicommons.db.repos import RepoQuery
-        from aicommons.inference.source import ModelListing
-
         rows, _ = self.hub.repo_store.list(RepoQuery(type="model", limit=1000,
                                                      visible_owner_ids=principal.visible_owner_ids()))
-        return [ModelListing(repo_id=r.full_id, pipeline_tag=r.pipeline_tag, library_name=r.library_name,
-                             created=int(r.created_at.timestamp()), owned_by=r.namespace)
+        return [self.make_listing(repo_id=r.full_id, pipeline_tag=r.pipeline_tag, library_name=r.library_name,
+                                  created=int(r.created_at.timestamp()), owned_by=r.namespace)
                 for r in rows if r.pipeline_tag]

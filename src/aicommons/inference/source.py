@@ -1,9 +1,10 @@
 """Where models come from: the contract between the hub core and inference.
 
-The core implements ``ModelSource`` (``aicommons.hub.snapshots.HubModelSource``) and does the access
-checks there; inference only ever sees a resolved, read-only snapshot pinned to one commit. Pinning
-is what makes answers reproducible: a later push produces a new commit, hence a new cache key, and
-never changes what an already-pinned revision answers.
+The core implements ``ModelSource`` (``aicommons.app.HubModelSource``, an adapter over
+``aicommons.hub.snapshots.ModelSnapshots``) and does the access checks there; inference only ever
+sees a resolved, read-only snapshot pinned to one commit. Pinning is what makes answers
+reproducible: a later push produces a new commit, hence a new cache key, and never changes what an
+already-pinned revision answers.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from aicommons.api.http import run_sync
 from aicommons.errors import BadRequest, Forbidden, PayloadTooLarge
+from aicommons.http_common import hub_of, run_sync
 from aicommons.hub.access import Principal, anonymous
 from aicommons.web import session
 
@@ -29,8 +29,7 @@ class WebContext:
     new_visitor: bool = False  # the response must set the visitor cookie
 
 
-def hub_of(request: Request):
-    return request.app.state.hub
+__all__ = ["WebContext", "error_page", "hub_of", "page_handler"]  # hub_of: web modules import it from here
 
 
 def page_handler(handler: Callable[[Request], Response] | None = None, *, sign_in: bool = False):

@@ -26,8 +26,8 @@ _RANGE_RE = re.compile(r"^bytes=(\d+)-(\d+)$")
 
 
 class XorbRangeSigner:
-    def __init__(self, secret: bytes, ttl_seconds: int):
-        self._key = hmac.new(secret, b"aicommons xet xorb range url v1", hashlib.sha256).digest()
+    def __init__(self, key: bytes, ttl_seconds: int):
+        self._key = key  # its own key, derived by hub/keys.py
         self.ttl = ttl_seconds
 
     def _sign(self, xorb_hex: str, first: int, last: int, expires: int) -> str:

@@ -62,14 +62,14 @@ class _Lru(Generic[K, V]):
 
 
 class XetReads:
-    def __init__(self, files: XetFileStore, repos: RepoStore, blobs: BlobStore, secret: bytes, ttl: int,
+    def __init__(self, files: XetFileStore, repos: RepoStore, blobs: BlobStore, range_url_key: bytes, ttl: int,
                  cached_files: int = 4096, cached_xorbs: int = 4096,
                  in_history: Callable[[int, str], bool] | None = None):
         self.files, self.repos, self.blobs = files, repos, blobs
         # (repo id, oid) -> whether the repo's history still points at the object (the hub's
         # hub/reachability.py, wired in by the hub: this layer does not know about git history).
         self.in_history = in_history
-        self.signer = XorbRangeSigner(secret, ttl)
+        self.signer = XorbRangeSigner(range_url_key, ttl)
         self._segments: _Lru[tuple[str, str], tuple[FileSegment, ...]] = _Lru(cached_files)
         self._indexes: _Lru[bytes, XorbIndex] = _Lru(cached_xorbs)
 

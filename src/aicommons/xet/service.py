@@ -27,8 +27,8 @@ from pathlib import Path
 from aicommons.db.repos import RepoStore
 from aicommons.db.xet import XetFileRow, XetFileStore, XetGrantStore, XetUsageStore
 from aicommons.errors import BadRequest, InsufficientStorage, NotFound, PayloadTooLarge, TooManyRequests, Unauthorized
-from aicommons.hub.lfs import blob_key
 from aicommons.storage.base import BlobStore, StorageError, StorageFull
+from aicommons.storage.keys import blob_key
 from aicommons.storage.staging import StagedFile, Stager
 from aicommons.times import utcnow
 from aicommons.xet.hashing import from_hex, to_hex
@@ -36,7 +36,7 @@ from aicommons.xet.keys import STORE_ID_KEY, shard_key, xorb_key
 from aicommons.xet.reads import XetReads
 from aicommons.xet.reconstruct import ShardRejected, check_xorb_entry, rebuild_file, unbacked
 from aicommons.xet.shard import ShardFile, ShardFormatError, parse_shard
-from aicommons.xet.tokens import ACCOUNT, ANONYMOUS, XetGrant, XetTokens
+from aicommons.xet.tokens import ACCOUNT, ANONYMOUS, XetGrant, XetKeys, XetTokens
 from aicommons.xet.xorb import XorbFormatError, XorbLayout, footer_length, read_footer, read_layout, verify_upload
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class _Accepted:
 
 
 class XetService:
-    def __init__(self, files: XetFileStore, repos: RepoStore, blobs: BlobStore, secret: bytes, tmp_dir: Path,
+    def __init__(self, files: XetFileStore, repos: RepoStore, blobs: BlobStore, keys: XetKeys, tmp_dir: Path,
                  max_file_bytes: int, token_ttl: int, rebuild_allowance: int = 20 * 1024 ** 3,
                  in_history: Callable[[int, str], bool] | None = None):
         self.files = files
@@ -117,12 +117,12 @@ class XetService:
         self.blobs = blobs
         self.tmp_dir = tmp_dir
         self.max_file_bytes = max_file_bytes
-        self.tokens = XetTokens(secret, token_ttl)
+        self.tokens = XetTokens(keys.token, keys.token_binding, token_ttl)
         self.grants = XetGrantStore(files.engine)
         self.usage = XetUsageStore(files.engine)
         self._store_id: str | None = None
         self.rebuild_allowance = rebuild_allowance
-        self.reads = XetReads(files, repos, blobs, secret, token_ttl, in_history=in_history)  # downloads
+        self.reads = XetReads(files, repos, blobs, keys.range_url, token_ttl, in_history=in_history)  # downloads
 
     # --- where the CAS is -----------------------------------------------------------------------
 

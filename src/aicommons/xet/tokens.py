@@ -3,8 +3,8 @@
 hf_xet sends the token as ``Authorization: Bearer`` to every CAS request, so it must carry
 everything the CAS needs to decide without a session: the repo uploads land in or downloads read
 from, the operation, the account that asked for it, what that account signed in with, and an
-expiry, all signed with a key derived from the hub secret (a separate key, so that no LFS transfer
-signature can ever pass as a token). Account 0 stands for an anonymous reader of a public repo.
+expiry, all signed with a key of its own (derived from the hub secret by ``hub/keys.py``, so that
+no LFS transfer signature can ever pass as a token). Account 0 stands for an anonymous reader of a public repo.
 
 The repo is named by its ``storage_key``: random, never reused, kept across renames; a database id
 would name the next repo created after a deletion (SQLite reuses ids). The minting credential is
@@ -49,10 +49,19 @@ class XetGrant:
         return int(self.minter[1:].split("~")[0]) if self.minter.startswith("t") else None
 
 
+@dataclass(frozen=True)
+class XetKeys:
+    """The keys the Xet CAS signs with, each for one purpose (derived by ``hub/keys.py``)."""
+
+    token: bytes  # Xet access tokens
+    token_binding: bytes  # the digest binding a token to the access token that minted it
+    range_url: bytes  # signed xorb range URLs (xet/fetch_urls.py)
+
+
 class XetTokens:
-    def __init__(self, secret: bytes, ttl_seconds: int):
-        self._key = hmac.new(secret, b"aicommons xet access token v2", hashlib.sha256).digest()
-        self._bind_key = hmac.new(secret, b"aicommons xet token binding v1", hashlib.sha256).digest()
+    def __init__(self, key: bytes, binding_key: bytes, ttl_seconds: int):
+        self._key = key
+        self._bind_key = binding_key
         self.ttl = ttl_seconds
 
     def _sign(self, body: str) -> str:

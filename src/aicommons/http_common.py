@@ -1,0 +1,51 @@
+"""HTTP plumbing both doors share (``api/`` and ``web/``): the hub a request belongs to, who is
+asking, the public base URL, and running blocking domain code off the event loop.
+
+It sits between the doors and the hub (``[tool.importlinter]`` in pyproject): ``api`` and ``web``
+both import it and never each other; it imports neither.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import Response
+
+from aicommons.hub.access import Principal
+from aicommons.hub.hub import Hub
+
+
+def hub_of(request: Request) -> Hub:
+    return request.app.state.hub
+
+
+def principal_of(request: Request) -> Principal:
+    return request.state.principal
+
+
+def base_url(request: Request) -> str:
+    """The hub's public base URL: the configured one, else the one this client used."""
+    configured = hub_of(request).settings.public_url
+    if configured:
+        return configured
+    host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
+    scheme = request.headers.get("x-forwarded-proto") or request.url.scheme
+    return f"{scheme}://{host}"
+
+
+async def run_sync(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+
+
+def blocking(handler: Callable[[Request], Response]) -> Callable[[Request], Awaitable[Response]]:
+    """Run a synchronous handler (DB, git) in the thread pool."""
+
+    @functools.wraps(handler)
+    async def endpoint(request: Request) -> Response:
+        return await run_sync(handler, request)
+
+    return endpoint

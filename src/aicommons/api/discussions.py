@@ -21,10 +21,10 @@ from aicommons.api.http import (
     repo_type_param,
     run_sync,
 )
-from aicommons.db.discussions import DiscussionRow, EventRow
-from aicommons.db.repos import RepoRow
 from aicommons.errors import BadRequest, NotFound
+from aicommons.hub.discussions import DiscussionRow, EventRow
 from aicommons.hub.policy import Action
+from aicommons.hub.repos import RepoRow
 from aicommons.times import iso_z
 
 PAGE = 50
@@ -67,8 +67,8 @@ def list_discussions(request: Request) -> Response:
         raise BadRequest("Invalid 'type' or 'status' filter")
     page = int_arg(request, "p", 0)
     statuses = {"open": ("open", "draft"), "closed": ("closed", "merged")}.get(status)
-    rows, total = hub.discussions.store.list(
-        repo.id, is_pull_request=None if kind == "all" else kind == "pull_request", statuses=statuses,
+    rows, total = hub.discussions.page(
+        repo, is_pull_request=None if kind == "all" else kind == "pull_request", statuses=statuses,
         author=request.query_params.get("author"), offset=page * PAGE, limit=PAGE)
     return JSONResponse({"discussions": [discussion_json(repo, d) for d in rows], "count": total,
                          "start": page * PAGE})
@@ -98,7 +98,7 @@ def discussion_details(request: Request) -> Response:
     repo = _repo(request)
     d = hub.discussions.get(repo, _num(request))
     out = discussion_json(repo, d)
-    out["events"] = [event_json(e) for e in hub.discussions.store.events(d.id)]
+    out["events"] = [event_json(e) for e in hub.discussions.events(d)]
     if d.is_pull_request:
         changes = {"base": d.target_branch}
         if d.merge_commit_id:

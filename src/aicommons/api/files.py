@@ -26,7 +26,6 @@ from aicommons.api.http import (
     run_sync,
 )
 from aicommons.api.ranges import bytes_response
-from aicommons.db.repos import RepoRow
 from aicommons.errors import BadRequest
 from aicommons.gitrepo.store import CommitInfo
 from aicommons.hub import content
@@ -34,6 +33,7 @@ from aicommons.hub.content import Entry
 from aicommons.hub.lfs import blob_key
 from aicommons.hub.names import REPO_TYPE_PLURAL, unsafe_char
 from aicommons.hub.policy import Action
+from aicommons.hub.repos import RepoRow
 
 TREE_PAGE = 1000
 TREE_PAGE_EXPANDED = 50
@@ -91,7 +91,7 @@ def _resolve(request: Request) -> Response:
                             headers={"X-Repo-Commit": commit_id})
     head_only = request.method == "HEAD"
     if not head_only and "range" not in request.headers and _counts_as_download(repo.type, path):
-        hub.repo_store.count_download(repo.id)
+        hub.repos.count_download(repo)
     headers = {
         "X-Repo-Commit": commit_id,
         "ETag": f'"{entry.etag}"',

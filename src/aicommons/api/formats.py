@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pygit2
 
-from aicommons.db.repos import RepoRow
 from aicommons.gitrepo.store import CommitInfo
 from aicommons.hub import content
 from aicommons.hub.cards import card_from_readme
 from aicommons.hub.content import Entry
 from aicommons.hub.names import REPO_TYPE_PREFIX
+from aicommons.hub.repos import RepoRow
 from aicommons.times import iso_z as format_date
 from aicommons.times import iso_z_from_timestamp as format_timestamp
 

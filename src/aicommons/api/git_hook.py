@@ -38,7 +38,7 @@ def run(stdin_text: str) -> int:
     git_dir = Path(os.environ.get("GIT_DIR", ".")).resolve()
     hub = Hub(Settings.from_env(), migrate=False)
     try:
-        repo = hub.repo_store.get_by_id(int(os.environ["AICOMMONS_PUSH_REPO_ID"]))
+        repo = hub.repos.by_id(int(os.environ["AICOMMONS_PUSH_REPO_ID"]))
         if repo is None or hub.git.path(repo.storage_key).resolve() != git_dir:
             print("error: this repository no longer exists on the hub", file=sys.stderr)
             return 1

@@ -30,13 +30,12 @@ from aicommons.api.errors import moved_response
 from aicommons.api.git_cgi import CgiResponse
 from aicommons.api.http import hub_of, param, principal_of, run_sync
 from aicommons.config import SETTINGS, Settings
-from aicommons.db.repos import RepoRow
 from aicommons.errors import HubError
 from aicommons.hub.hub import Hub
 from aicommons.hub.policy import Action
 from aicommons.hub.push import PushPlan, PushService
 from aicommons.hub.reachability import Reachability
-from aicommons.hub.repos import RepoMoved
+from aicommons.hub.repos import RepoMoved, RepoRow
 
 SERVICES = ("git-upload-pack", "git-receive-pack")
 PUSH = "git-receive-pack"

@@ -136,7 +136,7 @@ def _link_access(request: Request, action: str):
     principal = hub.accounts.principal_for_key(who)
     if principal is None:
         raise Unauthorized("The token or session this transfer URL was issued to is no longer valid")
-    stored = hub.repo_store.get_by_storage_key(repo_key)
+    stored = hub.repos.by_storage_key(repo_key)
     if stored is None:
         raise EntryNotFound("The repository of this transfer no longer exists")
     # The same decision as the batch API's, taken again now (hub/policy.py).

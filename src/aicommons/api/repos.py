@@ -23,11 +23,11 @@ from aicommons.api.http import (
     repo_type_param,
     run_sync,
 )
-from aicommons.db.repos import RepoQuery
 from aicommons.errors import BadRequest, HubError, NotFound
 from aicommons.hub.cards import validate_yaml
 from aicommons.hub.names import PLURAL_TO_TYPE
-from aicommons.hub.policy import Action, may_see, not_found
+from aicommons.hub.policy import Action, not_found
+from aicommons.hub.repos import RepoQuery
 from aicommons.times import iso_z as format_date
 
 MAX_PAGE = 1000
@@ -118,9 +118,8 @@ def single_segment_repo(request: Request) -> Response:
     principal = principal_of(request)
     if rest and request.url.path.startswith("/api/"):  # maybe an unknown endpoint of a real repo
         candidate = f"{param(request, 'name')}/{rest.split('/', 1)[0]}"
-        repo = hub_of(request).repo_store.get(repo_type_param(request), candidate)
         # Only a repo the caller may see has endpoints: a private one answers as a missing one.
-        if repo is not None and may_see(principal, repo):
+        if hub_of(request).repos.visible(principal, repo_type_param(request), candidate) is not None:
             raise NotFound(f"Unknown endpoint: {request.method} {request.url.path}")
     raise not_found(principal)
 
@@ -139,22 +138,11 @@ def auth_check(request: Request) -> Response:
 @blocking
 def storage_listing(request: Request) -> Response:
     """``list_user_repos``: the repos of the caller (or of one of their orgs) with the storage they use."""
-    hub = hub_of(request)
-    principal = principal_of(request)
-    if principal.is_anonymous:
-        raise HubError("You must be authenticated to list your repositories", status=401)
-    namespace = param(request, "org") if "org" in request.path_params else principal.name
-    owner = hub.accounts.store.get(namespace)
-    if owner is None or not principal.can_read_owner(owner.id):
-        raise NotFound(f"No organization {namespace!r} you are a member of")
-    out = []
-    for repo_type in ("model", "dataset", "space"):
-        rows, _ = hub.repo_store.list(RepoQuery(type=repo_type, author=owner.name, limit=MAX_PAGE,
-                                                visible_owner_ids=principal.visible_owner_ids()))
-        out += [{"id": r.full_id, "type": r.type, "updatedAt": format_date(r.last_modified),
-                 "visibility": "private" if r.private else "public", "storage": hub.repos.storage_used(r),
-                 "storagePercent": 0} for r in rows]
-    return JSONResponse(out)
+    namespace = param(request, "org") if "org" in request.path_params else None
+    repos = hub_of(request).repos.with_storage(principal_of(request), namespace, limit=MAX_PAGE)
+    return JSONResponse([{"id": r.full_id, "type": r.type, "updatedAt": format_date(r.last_modified),
+                          "visibility": "private" if r.private else "public", "storage": used, "storagePercent": 0}
+                         for r, used in repos])
 
 
 @blocking
@@ -175,10 +163,9 @@ def list_repos(request: Request) -> Response:
         type=repo_type, search=" ".join(searches) if searches else None,
         author=request.query_params.get("author"), filters=tuple(filters),
         sort=request.query_params.get("sort"), offset=offset, limit=page,
-        visible_owner_ids=principal_of(request).visible_owner_ids(),
         gated=None if gated is None else gated.lower() == "true",
     )
-    rows, more = hub.repo_store.list(query)
+    rows, more = hub.repos.search(principal_of(request), query)
     full = bool_arg(request, "full")
     expand = request.query_params.getlist("expand") or None
     items = []

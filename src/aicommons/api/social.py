@@ -16,9 +16,9 @@ from aicommons.api.http import (
     repo_type_param,
     run_sync,
 )
-from aicommons.errors import BadRequest, HubError, NotFound
-from aicommons.hub.policy import Action, may_see
-from aicommons.times import iso_z, utcnow
+from aicommons.errors import BadRequest, HubError
+from aicommons.hub.policy import Action
+from aicommons.times import iso_z
 
 
 def _find(request: Request, action: Action):
@@ -27,10 +27,8 @@ def _find(request: Request, action: Action):
 
 
 def _set_like(request: Request, liked: bool) -> Response:
-    hub = hub_of(request)
-    principal = principal_of(request)
     repo = _find(request, Action.PARTICIPATE)
-    hub.likes.set(principal.account.id, repo.id, liked, utcnow())
+    hub_of(request).likes.set(principal_of(request), repo, liked)
     return JSONResponse({"success": True})
 
 
@@ -43,22 +41,13 @@ def likers(request: Request) -> Response:
     hub = hub_of(request)
     repo = _find(request, Action.READ_METADATA)
     return JSONResponse([{"user": name, "fullname": fullname, "avatarUrl": "", "type": "user"}
-                         for name, fullname in hub.likes.likers(repo.id)])
+                         for name, fullname in hub.likes.likers(repo)])
 
 
 @blocking
 def user_likes(request: Request) -> Response:
-    hub = hub_of(request)
-    principal = principal_of(request)
-    account = hub.accounts.store.get(param(request, "user"))
-    if account is None:
-        raise NotFound(f"No user named {param(request, 'user')!r}")
-    out = []
-    for repo_id in hub.likes.liked_repo_ids(account.id):
-        repo = hub.repo_store.get_by_id(repo_id)
-        if repo is not None and may_see(principal, repo):
-            out.append({"repo": {"name": repo.full_id, "type": repo.type}})
-    return JSONResponse(out)
+    repos = hub_of(request).likes.liked_by(principal_of(request), param(request, "user"))
+    return JSONResponse([{"repo": {"name": repo.full_id, "type": repo.type}} for repo in repos])
 
 
 @blocking
@@ -107,13 +96,8 @@ async def duplicate_lfs_files(request: Request) -> Response:
         except HubError as exc:
             _audit_target(request, target_type, target["name"], exc.status)
             raise
-        failed = []
-        for item in files:
-            size = hub.repo_store.repo_lfs_size(source.id, item["sha256"])
-            if size is None:
-                failed.append({"sha256": item["sha256"], "error": "not an LFS object of the source repository"})
-            else:
-                hub.repo_store.add_lfs_object(destination.id, item["sha256"], size, utcnow())
+        missing = hub.lfs_files.duplicate(source, destination, [item["sha256"] for item in files])
+        failed = [{"sha256": oid, "error": "not an LFS object of the source repository"} for oid in missing]
         _audit_target(request, destination.type, destination.full_id, 200)
         return JSONResponse({"failed": failed})
 

@@ -95,7 +95,7 @@ def _grant(request: Request, operation: str) -> XetGrant:
     if store is not None and store != hub.xet.store_id():
         raise NotFound("This Xet CAS URL belongs to another store: request a new token from the Hub")
     if operation == "write":
-        account = hub.accounts.store.get_by_id(grant.account_id)
+        account = hub.accounts.by_id(grant.account_id)
         request.state.principal = Principal(key=f"xet:{grant.account_id}", account=account, token_role="write")
     return grant
 

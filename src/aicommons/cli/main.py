@@ -122,7 +122,7 @@ def cmd_user_delete(args) -> int:
 
 
 def cmd_user_list(args) -> int:
-    for account in _hub().accounts.store.list(kind="user"):
+    for account in _hub().accounts.users():
         flags = " (admin)" if account.is_admin else ""
         print(f"{account.name}\t{account.fullname}{flags}")
     return 0
@@ -154,10 +154,8 @@ def cmd_token_create(args) -> int:
 
 
 def cmd_token_revoke(args) -> int:
-    from aicommons.hub.accounts import hash_token
-
     hub = _hub()
-    found = hub.accounts.store.token_by_hash(hash_token(args.token))
+    found = hub.accounts.token_named_by(args.token)
     if found is None or not hub.accounts.revoke_token(args.token):
         print("no such token", file=sys.stderr)
         return 1

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from collections.abc import Callable
 
-from aicommons.db.accounts import Account, AccountStore, AlreadyExists
+from aicommons.db.accounts import Account, AccountStore, AlreadyExists, TokenRow
 from aicommons.errors import BadRequest, Conflict, NotFound, Unauthorized
 from aicommons.hub import passwords
 from aicommons.hub.access import Principal
@@ -72,6 +72,33 @@ class AccountService:
         user = self.require(user_name, kind="user")
         self.store.add_member(org.id, user.id, role)
         self._principals.clear()
+
+    # --- reading accounts (the doors never reach the store) ----------------------------------------
+
+    def find(self, name: str) -> Account | None:
+        """The user or organisation called ``name`` (case as the store matches it), else None."""
+        return self.store.get(name)
+
+    def by_id(self, account_id: int) -> Account | None:
+        return self.store.get_by_id(account_id)
+
+    def users(self) -> list[Account]:
+        return self.store.list(kind="user")
+
+    def tokens_of(self, account: Account) -> list[TokenRow]:
+        """The access tokens of ``account`` (names, roles, dates: never a token's value)."""
+        return self.store.list_tokens(account.id)
+
+    def token_named_by(self, token: str) -> tuple[TokenRow, Account] | None:
+        """The stored token a value names, and its owner; None if none does."""
+        return self.store.token_by_hash(hash_token(token))
+
+    def writable_namespaces(self, principal: Principal) -> list[str]:
+        """Where ``principal`` may create repos: its own namespace and those of the orgs it may write to."""
+        if principal.account is None:
+            return []
+        orgs = [org.name for org, _ in self.store.orgs_of(principal.account.id) if principal.can_write_owner(org.id)]
+        return [principal.account.name, *orgs] if principal.can_write_at_all else []
 
     def require(self, name: str, kind: str | None = None) -> Account:
         account = self.store.get(name)

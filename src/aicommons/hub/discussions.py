@@ -22,6 +22,8 @@ from aicommons.hub.pr_diffs import PrDiffCache, bounded_patch
 from aicommons.hub.repos import DEFAULT_BRANCH, RepoService
 from aicommons.times import iso_z, utcnow
 
+__all__ = ["DiscussionRow", "DiscussionService", "EventRow", "pr_ref"]  # the doors take the row types from here
+
 OPEN_STATES = ("open", "draft")
 
 
@@ -50,6 +52,17 @@ class DiscussionService:
             return
         if principal.account is None or principal.account.id != discussion_author_id:
             raise Forbidden("Only the author or a maintainer of the repo can do this")
+
+    def page(self, repo: RepoRow, *, is_pull_request: bool | None = None, statuses: tuple[str, ...] | None = None,
+             author: str | None = None, offset: int = 0, limit: int = 50) -> tuple[list[DiscussionRow], int]:
+        """A page of ``repo``'s discussions, newest first, and how many match in all. The caller
+        found ``repo`` with ``Action.READ_METADATA``."""
+        return self.store.list(repo.id, is_pull_request=is_pull_request, statuses=statuses, author=author,
+                               offset=offset, limit=limit)
+
+    def events(self, discussion: DiscussionRow) -> list[EventRow]:
+        """A discussion's events (comments, status and title changes, commits), oldest first."""
+        return self.store.events(discussion.id)
 
     def get(self, repo: RepoRow, num: int) -> DiscussionRow:
         discussion = self.store.get(repo.id, num)

@@ -30,6 +30,7 @@ from aicommons.hub.gc import LeasingBlobStore
 from aicommons.hub.keys import Keys
 from aicommons.hub.lfs import LfsService
 from aicommons.hub.lfs_files import LfsFileService
+from aicommons.hub.likes import LikeService
 from aicommons.hub.policy import Policy
 from aicommons.hub.private_files import secure_data_dir
 from aicommons.hub.reachability import LfsHistory
@@ -81,7 +82,7 @@ class Hub:
         self.commits.listeners.append(self.discussions.record_commit)
         self.gating = GatingService(access_requests, account_store, self.policy)
         self.lfs_files = LfsFileService(self.repo_store, self.repos, self.git)
-        self.likes = LikeStore(self.engine)
+        self.likes = LikeService(LikeStore(self.engine), self.repo_store, self.accounts, self.policy)
         self.keys = Keys.from_settings(settings)  # one key per purpose (hub/keys.py)
         self.web_key = self.keys.for_purpose("web-csrf")  # the web UI's CSRF tokens (web/session.py)
         self.lfs_history = LfsHistory(self.git)  # LFS objects a rewritten history dropped are not served

@@ -14,6 +14,7 @@ from aicommons.errors import Conflict
 from aicommons.gitrepo import GitStore, RefUpdateConflict
 from aicommons.hub.gitattributes import format_pointer
 from aicommons.hub.repos import RepoService
+from aicommons.times import utcnow
 
 TREE = pygit2.GIT_FILEMODE_TREE
 
@@ -31,6 +32,19 @@ class LfsFileService:
             out.append({"fileOid": row["oid"], "oid": str(pointer_oid), "filename": row["filename"],
                         "size": row["size"], "ref": row["ref"], "pushedAt": row["pushed_at"]})
         return out
+
+    def duplicate(self, source: RepoRow, destination: RepoRow, oids: list[str]) -> list[str]:
+        """Let ``destination`` reference LFS objects of ``source`` (the bytes are stored once); the
+        oids among ``oids`` that are not objects of ``source``. The caller found ``source`` with
+        ``Action.READ_CONTENT`` and ``destination`` with ``Action.WRITE``."""
+        missing = []
+        for oid in oids:
+            size = self.store.repo_lfs_size(source.id, oid)
+            if size is None:
+                missing.append(oid)
+            else:
+                self.store.add_lfs_object(destination.id, oid, size, utcnow())
+        return missing
 
     def delete(self, repo: RepoRow, oids: list[str], rewrite_history: bool) -> None:
         known = {row["oid"]: row["size"] for row in self.store.list_lfs(repo.id)}

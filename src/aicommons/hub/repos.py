@@ -1,15 +1,20 @@
-"""Repo lifecycle and access: create, find (with access rules), settings, move, delete."""
+"""Repo lifecycle and access: create, find (with access rules), list, settings, move, delete.
+
+The doors (api, web, cli) reach repo rows only through this service: ``RepoRow`` and ``RepoQuery``
+are imported from here, and every listing is filtered by the caller's own visibility.
+"""
 
 from __future__ import annotations
 
 import secrets
 import time
+from dataclasses import replace
 
 import pygit2
 
 from aicommons.db.accounts import AccountStore, AlreadyExists
-from aicommons.db.repos import RepoRow, RepoStore
-from aicommons.errors import BadRequest, Conflict, Forbidden, HubError
+from aicommons.db.repos import RepoQuery, RepoRow, RepoStore
+from aicommons.errors import BadRequest, Conflict, Forbidden, HubError, NotFound
 from aicommons.gitrepo import GitStore, TreeChange
 from aicommons.gitrepo.trees import apply_changes
 from aicommons.hub import content
@@ -19,6 +24,8 @@ from aicommons.hub.gitattributes import DEFAULT_GITATTRIBUTES
 from aicommons.hub.names import check_repo_name, check_repo_type
 from aicommons.hub.policy import Action, Policy, may_see, not_found
 from aicommons.times import utcnow
+
+__all__ = ["DEFAULT_BRANCH", "RepoMoved", "RepoQuery", "RepoRow", "RepoService"]  # the doors' repo types
 
 DEFAULT_BRANCH = "main"
 GATED_VALUES = ("auto", "manual")
@@ -78,6 +85,48 @@ class RepoService:
             raise not_found(principal)
         self.policy.check(principal, repo, action)
         return repo
+
+    def visible(self, principal: Principal, repo_type: str, full_id: str) -> RepoRow | None:
+        """The repo if it exists and ``principal`` may see it; else None (no error, no redirect)."""
+        repo = self.store.get(repo_type, full_id)
+        return repo if repo is not None and self.policy.allows(principal, repo, Action.READ_METADATA) else None
+
+    def by_storage_key(self, storage_key: str) -> RepoRow | None:
+        """The repo a signed link names (by storage key). No access decision: callers ``find`` it
+        again as the principal the link was minted for."""
+        return self.store.get_by_storage_key(storage_key)
+
+    def by_id(self, repo_id: int) -> RepoRow | None:
+        """The repo with this database id, for callers the hub itself handed the id (the push hook).
+        No access decision."""
+        return self.store.get_by_id(repo_id)
+
+    # --- listings -------------------------------------------------------------------------------
+
+    def search(self, principal: Principal, query: RepoQuery) -> tuple[list[RepoRow], bool]:
+        """A page of repos (``list_models``, the web listings) and whether more follow: only repos
+        ``principal`` may see, whatever visibility the query carried."""
+        return self.store.list(replace(query, visible_owner_ids=principal.visible_owner_ids()))
+
+    def with_storage(self, principal: Principal, namespace: str | None, limit: int) -> list[tuple[RepoRow, int]]:
+        """``list_user_repos``: the repos of the caller, or of an org it belongs to, each with the
+        bytes it uses (``storage_used``)."""
+        if principal.is_anonymous:
+            raise HubError("You must be authenticated to list your repositories", status=401)
+        namespace = namespace or principal.name
+        owner = self.accounts.get(namespace)
+        if owner is None or not principal.can_read_owner(owner.id):
+            raise NotFound(f"No organization {namespace!r} you are a member of")
+        out = []
+        for repo_type in ("model", "dataset", "space"):
+            rows, _ = self.search(principal, RepoQuery(type=repo_type, author=owner.name, limit=limit))
+            out += [(r, self.storage_used(r)) for r in rows]
+        return out
+
+    # --- counters -------------------------------------------------------------------------------
+
+    def count_download(self, repo: RepoRow) -> None:
+        self.store.count_download(repo.id)
 
     # --- lifecycle ------------------------------------------------------------------------------
 

@@ -7,9 +7,9 @@ from urllib.parse import urlparse
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from aicommons.db.repos import RepoQuery
 from aicommons.errors import HubError, NotFound, TooManyRequests, Unauthorized
 from aicommons.hub.policy import Action
+from aicommons.hub.repos import RepoQuery
 from aicommons.web import session
 from aicommons.web.browse import find_repo, path_param
 from aicommons.web.context import hub_of, page_handler
@@ -76,15 +76,14 @@ def tokens(request: Request) -> Response:
                                                 name=form.get("name") or None)
         elif form.get("action") == "revoke" and form.get("token_id", "").isdigit():
             hub.accounts.revoke_token_id(account.id, int(form["token_id"]))
-    return page(request, "tokens.html", tokens=hub.accounts.store.list_tokens(account.id), created=created)
+    return page(request, "tokens.html", tokens=hub.accounts.tokens_of(account), created=created)
 
 
 @page_handler(sign_in=True)
 def new_repo(request: Request) -> Response:
     hub = hub_of(request)
     principal = request.state.web.principal
-    owners = [principal.account.name] + [o.name for o, role in hub.accounts.store.orgs_of(principal.account.id)
-                                          if role in ("write", "admin")]
+    owners = hub.accounts.writable_namespaces(principal)
     if request.method == "GET":
         return page(request, "new.html", owners=owners, error=None)
     form = request.state.web.form
@@ -123,10 +122,10 @@ def repo_settings(request: Request) -> Response:
 def profile(request: Request) -> Response:
     hub = hub_of(request)
     name = path_param(request, "user")
-    account = hub.accounts.store.get(name)
+    account = hub.accounts.find(name)
     if account is None:
         raise NotFound(f"No user or organization named {name}")
-    visible = request.state.web.principal.visible_owner_ids()
-    repos = {t: hub.repo_store.list(RepoQuery(type=t, author=account.name, limit=100, visible_owner_ids=visible))[0]
+    principal = request.state.web.principal
+    repos = {t: hub.repos.search(principal, RepoQuery(type=t, author=account.name, limit=100))[0]
              for t in ("model", "dataset", "space")}
     return page(request, "profile.html", account=account, repos=repos)

@@ -8,12 +8,12 @@ from urllib.parse import unquote
 from starlette.requests import Request
 from starlette.responses import Response
 
-from aicommons.db.repos import RepoQuery
 from aicommons.errors import EntryNotFound, NotFound
 from aicommons.hub import content
 from aicommons.hub.cards import card_from_readme
 from aicommons.hub.names import PLURAL_TO_TYPE
 from aicommons.hub.policy import Action
+from aicommons.hub.repos import RepoQuery
 from aicommons.web.context import hub_of, page_handler
 from aicommons.web.render import card_html, page
 
@@ -43,14 +43,13 @@ def _query(request: Request, repo_type: str, limit: int, offset: int = 0) -> Rep
     params = request.query_params
     return RepoQuery(type=repo_type, search=params.get("search") or None, author=params.get("author") or None,
                      filters=tuple(f for f in params.getlist("filter") if f), sort=params.get("sort") or None,
-                     offset=offset, limit=limit,
-                     visible_owner_ids=request.state.web.principal.visible_owner_ids())
+                     offset=offset, limit=limit)
 
 
 @page_handler
 def home(request: Request) -> Response:
-    store = hub_of(request).repo_store
-    sections = {t: store.list(_query(request, t, 8))[0] for t in ("model", "dataset", "space")}
+    repos, principal = hub_of(request).repos, request.state.web.principal
+    sections = {t: repos.search(principal, _query(request, t, 8))[0] for t in ("model", "dataset", "space")}
     return page(request, "home.html", sections=sections)
 
 
@@ -60,7 +59,8 @@ def listing(request: Request) -> Response:
     repo_type = PLURAL_TO_TYPE[plural]
     raw_page = request.query_params.get("p", "0")
     number = int(raw_page) if raw_page.isdigit() else 0
-    rows, more = hub_of(request).repo_store.list(_query(request, repo_type, PAGE, number * PAGE))
+    rows, more = hub_of(request).repos.search(request.state.web.principal,
+                                              _query(request, repo_type, PAGE, number * PAGE))
     return page(request, "listing.html", plural=plural, repo_type=repo_type, repos=rows, more=more, number=number,
                 search=request.query_params.get("search", ""), sort=request.query_params.get("sort", ""))
 
@@ -77,7 +77,7 @@ def _repo_context(request: Request, revision: str = "main") -> dict:
     can_read_files = hub.policy.allows(principal, repo, Action.READ_CONTENT)
     return dict(repo=repo, git_repo=git_repo, commit=commit, revision=revision, card=card, readme=readme,
                 can_write=hub.policy.allows(principal, repo, Action.WRITE), can_read_files=can_read_files,
-                liked=principal.account is not None and repo.id in hub.likes.liked_repo_ids(principal.account.id))
+                liked=hub.likes.likes(principal, repo))
 
 
 @page_handler

@@ -7,7 +7,6 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from aicommons.errors import BadRequest, NotFound
 from aicommons.hub.policy import Action
-from aicommons.times import utcnow
 from aicommons.web.browse import _repo_context, find_repo, path_param
 from aicommons.web.context import hub_of, page_handler
 from aicommons.web.render import page, repo_path
@@ -25,8 +24,7 @@ def _num(request: Request) -> int:
 @page_handler
 def discussions(request: Request) -> Response:
     ctx = _repo_context(request)
-    rows, _ = hub_of(request).discussions.store.list(ctx["repo"].id, is_pull_request=None, statuses=None,
-                                                     author=None, offset=0, limit=100)
+    rows, _ = hub_of(request).discussions.page(ctx["repo"], limit=100)
     return page(request, "repo.html", tab="discussions", discussions=rows, **ctx)
 
 
@@ -44,7 +42,7 @@ def discussion(request: Request) -> Response:
     ctx = _repo_context(request)
     hub = hub_of(request)
     d = hub.discussions.get(ctx["repo"], _num(request))
-    events = hub.discussions.store.events(d.id)
+    events = hub.discussions.events(d)
     # The diff is not part of the page: the browser fetches it (bounded, cached) when it is opened.
     diff_url = f"{repo_path(ctx['repo'].type, ctx['repo'].full_id)}/discussions/{d.num}/diff" \
         if d.is_pull_request and ctx["can_read_files"] else None
@@ -77,8 +75,7 @@ def comment(request: Request) -> Response:
 @page_handler(sign_in=True)
 def like(request: Request) -> Response:
     repo = find_repo(request, Action.PARTICIPATE)
-    hub = hub_of(request)
-    hub.likes.set(request.state.web.principal.account.id, repo.id, request.state.web.form.get("like") == "1", utcnow())
+    hub_of(request).likes.set(request.state.web.principal, repo, request.state.web.form.get("like") == "1")
     return RedirectResponse(repo_path(repo.type, repo.full_id), status_code=303)
 
 

@@ -23,7 +23,7 @@ from aicommons.api.http import (
     repo_type_param,
     run_sync,
 )
-from aicommons.errors import BadRequest, HubError, NotFound
+from aicommons.errors import BadRequest, NotFound
 from aicommons.hub.cards import validate_yaml
 from aicommons.hub.names import PLURAL_TO_TYPE
 from aicommons.hub.policy import Action, not_found
@@ -186,10 +186,7 @@ def list_repos(request: Request) -> Response:
 
 @blocking
 def whoami(request: Request) -> Response:
-    principal = principal_of(request)
-    if principal.is_anonymous:
-        raise HubError("You must be authenticated to access this resource", status=401)
-    return JSONResponse(hub_of(request).accounts.whoami(principal))
+    return JSONResponse(hub_of(request).accounts.whoami(principal_of(request)))
 
 
 async def validate_yaml_endpoint(request: Request) -> Response:

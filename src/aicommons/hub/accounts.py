@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Callable
 
 from aicommons.db.accounts import Account, AccountStore, AlreadyExists, TokenRow
-from aicommons.errors import BadRequest, Conflict, NotFound, Unauthorized
+from aicommons.errors import BadRequest, Conflict, HubError, NotFound, Unauthorized
 from aicommons.hub import passwords
 from aicommons.hub.access import Principal
 from aicommons.hub.names import check_namespace
@@ -251,7 +251,10 @@ class AccountService:
         return Principal(key=key, account=account, token_role=role, token_name=token_name, org_roles=orgs)
 
     def whoami(self, principal: Principal) -> dict:
+        """``GET /api/whoami-v2``: who the credential is (a 401 for an anonymous caller)."""
         account = principal.account
+        if account is None:
+            raise HubError("You must be authenticated to access this resource", status=401)
         orgs = self.store.orgs_of(account.id)
         return {
             "type": "user",

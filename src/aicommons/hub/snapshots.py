@@ -158,8 +158,7 @@ class ModelSnapshots:
 
     def list_models(self, principal) -> list:
         """Models with a pipeline tag the caller can see (``GET /v1/models``), newest first."""
-        rows, _ = self.hub.repo_store.list(RepoQuery(type="model", limit=1000,
-                                                     visible_owner_ids=principal.visible_owner_ids()))
+        rows, _ = self.hub.repos.search(principal, RepoQuery(type="model", limit=1000))
         return [self.make_listing(repo_id=r.full_id, pipeline_tag=r.pipeline_tag, library_name=r.library_name,
                                   created=int(r.created_at.timestamp()), owned_by=r.namespace)
                 for r in rows if r.pipeline_tag]

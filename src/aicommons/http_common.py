@@ -20,11 +20,13 @@ from aicommons.hub.hub import Hub
 
 
 def hub_of(request: Request) -> Hub:
-    return request.app.state.hub
+    hub: Hub = request.app.state.hub
+    return hub
 
 
 def principal_of(request: Request) -> Principal:
-    return request.state.principal
+    principal: Principal = request.state.principal  # set by the auth middleware (api/middleware.py)
+    return principal
 
 
 def base_url(request: Request) -> str:
@@ -37,7 +39,7 @@ def base_url(request: Request) -> str:
     return f"{scheme}://{host}"
 
 
-async def run_sync(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+async def run_sync(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
 
 
@@ -46,6 +48,7 @@ def blocking(handler: Callable[[Request], Response]) -> Callable[[Request], Awai
 
     @functools.wraps(handler)
     async def endpoint(request: Request) -> Response:
-        return await run_sync(handler, request)
+        response: Response = await run_sync(handler, request)
+        return response
 
     return endpoint

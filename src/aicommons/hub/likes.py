@@ -20,7 +20,8 @@ class LikeService:
 
     def set(self, principal: Principal, repo: RepoRow, liked: bool) -> None:
         """Like or unlike ``repo``: the caller found it with ``Action.PARTICIPATE``."""
-        self.policy.check(principal, repo, Action.PARTICIPATE)
+        self.policy.check(principal, repo, Action.PARTICIPATE)  # so a signed-in account
+        assert principal.account is not None
         self.store.set(principal.account.id, repo.id, liked, utcnow())
 
     def likers(self, repo: RepoRow) -> list[tuple[str, str]]:

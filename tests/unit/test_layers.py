@@ -36,6 +36,9 @@ def test_the_contracts_name_the_layers_of_the_architecture():
     assert {"aicommons.inference"} in [set(c["source_modules"]) for c in strict]  # not even through config
     assert any("aicommons.inference" in c["forbidden_modules"] and "aicommons.hub" in c["source_modules"]
                for c in strict)
+    no_http_no_sql = [c for c in _contracts() if "aicommons.hub" in c.get("source_modules", ())
+                      and {"starlette", "sqlalchemy"} <= set(c.get("forbidden_modules", ()))]
+    assert no_http_no_sql, "the hub speaks neither HTTP nor SQL"
 
 
 def test_import_linter_keeps_every_contract():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MIGRATION_LOCK_KEY = 0x41494D47  # any constant shared by all replicas ("AIMG")
@@ -64,6 +64,15 @@ def make_engine(url: str) -> Engine:
         engine.begin = _write_transaction(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def has_tables(url: str) -> bool:
+    """Whether the database at ``url`` holds any table (a restore wants an empty one)."""
+    engine = make_engine(url)
+    try:
+        return bool(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
 
 
 def upgrade_schema(engine: Engine) -> None:

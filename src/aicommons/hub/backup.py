@@ -162,16 +162,10 @@ def _make_tree_private(root: Path) -> None:
 # --- restore ------------------------------------------------------------------------------------
 
 def _check_empty_target(settings: Settings) -> None:
-    from sqlalchemy import inspect
+    from aicommons.db.engine import has_tables
 
-    from aicommons.db.engine import make_engine
-
-    engine = make_engine(settings.database_url)
-    try:
-        if inspect(engine).get_table_names():
-            raise BackupError("the target database is not empty: restore into a new, empty database")
-    finally:
-        engine.dispose()
+    if has_tables(settings.database_url):
+        raise BackupError("the target database is not empty: restore into a new, empty database")
     if git_repo_dirs(Path(settings.git_dir)):
         raise BackupError(f"the target git folder {settings.git_dir} already holds repositories")
 

@@ -12,7 +12,6 @@ from aicommons.db.account_removal import GHOST_NAME
 from aicommons.errors import BadRequest, Conflict, Unauthorized
 from aicommons.hub.account_deletion import DELETE, repo_key
 from aicommons.hub.hub import Hub
-from aicommons.times import utcnow
 
 
 @pytest.fixture
@@ -88,7 +87,7 @@ def test_deletion_needs_a_choice_per_repo_then_keeps_comments_under_the_placehol
     gone, _ = hub.repos.create(owner, "dataset", "gone", None, private=False)
     theirs, _ = hub.repos.create(hub.accounts.principal_for_account(alice), "model", "theirs", None, private=False)
     discussion = hub.discussions.open(theirs, owner, "a question", "hello from carol", False)
-    hub.likes.set(carol.id, theirs.id, True, utcnow())
+    hub.likes.set(owner, theirs, True)
     token = hub.accounts.create_token("carol")
 
     with pytest.raises(BadRequest, match="say what happens"):

@@ -10,9 +10,11 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from aicommons.api.errors import error_response, moved_response, storage_error_handler
 from aicommons.api.input_guard import InputGuardMiddleware
+from aicommons.api.metrics import HubMetrics, MetricsMiddleware, metrics_endpoint
 from aicommons.api.middleware import (
     AuditMiddleware,
     AuthMiddleware,
@@ -82,6 +84,8 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Star
 
         inference.admission.shared = SharedRateLimitStore(hub.engine)
 
+    metrics = HubMetrics(hub.stats, [inference.metrics.registry])
+
     @contextlib.asynccontextmanager
     async def lifespan(app):
         from aicommons.api.git_http import recover_pushes
@@ -96,8 +100,11 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Star
         # The web UI's catch-all patterns come last, so API, git and inference routes win. Inference
         # comes first: its paths (/v1, /models, /metrics) are reserved namespaces no hub route can
         # serve, and Starlette tries routes in order (80-odd regex matches cost ~45 us a request).
-        routes=inference_routes(inference) + hub_routes() + web_routes(),
+        # /metrics first: the hub's series and the inference service's in one scrape.
+        routes=[Route("/metrics", metrics_endpoint, methods=["GET"])] + inference_routes(inference) + hub_routes()
+        + web_routes(),
         middleware=[
+            Middleware(MetricsMiddleware, metrics=metrics),  # outermost: sees every final status
             Middleware(RequestIdMiddleware),
             Middleware(HtmlSecurityHeadersMiddleware),  # outermost but one: error pages get them too
             Middleware(RawPathMiddleware),
@@ -110,4 +117,5 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Star
     )
     app.state.hub = hub
     app.state.inference = inference
+    app.state.metrics = metrics
     return app

@@ -1,5 +1,8 @@
 """Operator commands for scaled-out and long-lived hubs: worker, gc, backup, restore, fsck.
 
+The long ones show progress bars on a terminal and only their summary otherwise (``--json``: the
+result as JSON); Ctrl-C ends them with exit code 130 and nothing half-done (see each command).
+
 Import-light like ``main.py``: each command imports what it needs when it runs.
 """
 
@@ -38,6 +41,15 @@ def cmd_worker(args) -> int:
     return 0
 
 
+INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
+
+
+def _progress():
+    from aicommons.cli.progress import progress_for_terminal
+
+    return progress_for_terminal()
+
+
 def cmd_gc(args) -> int:
     from huey.exceptions import TaskLockedException
 
@@ -45,10 +57,13 @@ def cmd_gc(args) -> int:
     hub = _hub()
     grace = hub.settings.gc_grace_hours if args.grace_hours is None else args.grace_hours
     try:
-        report = hub.jobs.run_gc(apply=args.apply, grace_hours=grace)
+        report = hub.jobs.run_gc(apply=args.apply, grace_hours=grace, progress=_progress())
     except TaskLockedException:
         print("error: another garbage collection is running", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted: every blob deleted so far was deleted whole; run gc again to finish", file=sys.stderr)
+        return INTERRUPTED
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -69,16 +84,25 @@ def cmd_backup(args) -> int:
     try:
         # Holding the GC lock: no blob the dump references can be collected before it is copied.
         with hub.jobs.gc_lock:
-            manifest = backup(hub.settings, args.dest, skip_blobs=args.skip_blobs)
+            manifest = backup(hub.settings, args.dest, skip_blobs=args.skip_blobs, progress=_progress())
     except TaskLockedException:
         print("error: a garbage collection is running; back up when it is done", file=sys.stderr)
         return 1
     except BackupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"interrupted: the partial backup was removed from {args.dest}", file=sys.stderr)
+        return INTERRUPTED
     finally:
         hub.close()
-    print(json.dumps(manifest, indent=2))
+    if args.json:
+        print(json.dumps(manifest, indent=2))
+    else:
+        blobs = (f", {manifest['blobs']} blobs ({manifest['blob_bytes']} bytes)" if "blobs" in manifest
+                 else ", blobs skipped")
+        print(f"backed up the {manifest['database']} database, {manifest['git_repositories']} git repositories"
+              f"{blobs} into {args.dest}")
     return 0
 
 
@@ -86,22 +110,38 @@ def cmd_restore(args) -> int:
     from aicommons.hub.backup import BackupError, restore
 
     try:
-        result = restore(_settings(), args.src)
+        result = restore(_settings(), args.src, progress=_progress())
     except BackupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(result, indent=2))
-    print("restored; run `aicommons fsck` to verify", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted: the database is still empty and the copied repositories were removed; "
+              "run the same restore again", file=sys.stderr)
+        return INTERRUPTED
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"restored the {result['database']} database, {result.get('git_repositories', 0)} git repositories "
+              f"and {result['restored_blobs']} blobs from {args.src}; run `aicommons fsck` to verify")
     return 0
 
 
 def cmd_fsck(args) -> int:
+    from dataclasses import asdict
+
     from aicommons.hub.fsck import fsck
 
-    report = fsck(_hub(), blobs=not args.skip_blobs)
-    for error in report.errors:
-        print(error)
-    print(report.summary())
+    try:
+        report = fsck(_hub(), blobs=not args.skip_blobs, progress=_progress())
+    except KeyboardInterrupt:
+        print("interrupted (fsck only reads: nothing to clean up)", file=sys.stderr)
+        return INTERRUPTED
+    if args.json:
+        print(json.dumps(asdict(report), indent=2))
+    else:
+        for error in report.errors:
+            print(error)
+        print(report.summary())
     return 1 if report.errors else 0
 
 
@@ -121,12 +161,15 @@ def add_ops_commands(sub) -> None:
     backup.add_argument("dest", help="a new or empty folder")
     backup.add_argument("--skip-blobs", action="store_true",
                         help="leave blobs out (when the bucket is replicated or versioned separately)")
+    backup.add_argument("--json", action="store_true", help="print the manifest as JSON")
     backup.set_defaults(func=cmd_backup)
 
     restore = sub.add_parser("restore", help="restore a backup into an empty database, git folder and store")
     restore.add_argument("src", help="a folder written by `aicommons backup`")
+    restore.add_argument("--json", action="store_true", help="print what was restored as JSON")
     restore.set_defaults(func=cmd_restore)
 
     fsck = sub.add_parser("fsck", help="re-hash every blob and read every repo; exit 1 on any problem")
     fsck.add_argument("--skip-blobs", action="store_true", help="check repos only, do not re-hash blobs")
+    fsck.add_argument("--json", action="store_true", help="print the report as JSON")
     fsck.set_defaults(func=cmd_fsck)

@@ -13,6 +13,10 @@ Layout of a backup folder::
     database.dump      ``pg_dump --format=custom``
     git/               the bare repositories, as under AICOMMONS_GIT_DIR
     blobs/             every blob, by key (absent with ``--skip-blobs``: copy the bucket yourself)
+
+Neither command leaves anything half-done when interrupted (Ctrl-C) or failing: a backup removes
+what it wrote (``manifest.json`` is written last), a restore leaves the database empty and removes
+the repositories it copied, so it can simply be run again.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 
 from aicommons.config import Settings
 from aicommons.db.engine import normalise_url
+from aicommons.hub.progress import SILENT, Progress
 from aicommons.storage import open_blob_store
 from aicommons.storage.base import BlobStore
 from aicommons.times import iso_z, utcnow
@@ -110,10 +115,23 @@ def copy_blob_out(store: BlobStore, key: str, dest_root: Path) -> int:
 
 # --- backup -------------------------------------------------------------------------------------
 
-def backup(settings: Settings, dest: Path, *, skip_blobs: bool = False) -> dict:
+def backup(settings: Settings, dest: Path, *, skip_blobs: bool = False, progress: Progress = SILENT) -> dict:
+    """Write a backup into ``dest`` (new or empty). Interrupted or failed, it removes what it wrote:
+    a folder with a ``manifest.json`` is always a whole backup."""
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
         raise BackupError(f"{dest} is not empty")
+    created = not dest.exists()
+    try:
+        return _write_backup(settings, dest, skip_blobs, progress)
+    except BaseException:
+        _remove_contents(dest, remove_folder=created)
+        raise
+    finally:
+        progress.close()
+
+
+def _write_backup(settings: Settings, dest: Path, skip_blobs: bool, progress: Progress) -> dict:
     # A backup holds the signing secrets' victims (password and token hashes, private repos): the
     # folder is the owner's alone from the start, and every file in it 0600 at the end.
     dest.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -121,6 +139,7 @@ def backup(settings: Settings, dest: Path, *, skip_blobs: bool = False) -> dict:
     dialect = _dialect(settings.database_url)
     manifest = {"format": FORMAT, "created_at": iso_z(utcnow()), "database": dialect}
     # 1. The database, consistently, while the hub runs.
+    progress.stage("database", items=1)
     if dialect == "sqlite":
         src = sqlite3.connect(_sqlite_path(settings.database_url))
         dst = sqlite3.connect(dest / "hub.db")
@@ -132,22 +151,42 @@ def backup(settings: Settings, dest: Path, *, skip_blobs: bool = False) -> dict:
     else:
         _run([pg_tool("pg_dump"), "--format=custom", "--no-owner", "--no-privileges",
               "--file", str(dest / "database.dump"), "--dbname", _libpq_url(settings.database_url)])
+    progress.advance()
     # 2. Git repositories.
     repos = git_repo_dirs(Path(settings.git_dir))
+    progress.stage("git repositories", items=len(repos))
     for rel in repos:
         copy_git_repo(Path(settings.git_dir) / rel, dest / "git" / rel)
+        progress.advance()
     manifest["git_repositories"] = len(repos)
     # 3. Blobs.
     if not skip_blobs:
         store = open_blob_store(settings.storage_url, settings.tmp_dir)
+        listing = list(store.list_blobs(""))
+        progress.stage("blobs", items=len(listing), nbytes=sum(info.size for info in listing))
         count = total = 0
-        for key in store.iter_keys(""):
-            total += copy_blob_out(store, key, dest / "blobs")
+        for info in listing:
+            size = copy_blob_out(store, info.key, dest / "blobs")
+            total += size
             count += 1
+            progress.advance(1, size)
         manifest.update(blobs=count, blob_bytes=total)
+    # The manifest last: it is what makes the folder a backup.
     (dest / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     _make_tree_private(dest)
     return manifest
+
+
+def _remove_contents(folder: Path, *, remove_folder: bool) -> None:
+    if not folder.exists():
+        return
+    for entry in folder.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+    if remove_folder:
+        folder.rmdir()
 
 
 def _make_tree_private(root: Path) -> None:
@@ -170,49 +209,42 @@ def _check_empty_target(settings: Settings) -> None:
         raise BackupError(f"the target git folder {settings.git_dir} already holds repositories")
 
 
-def restore(settings: Settings, src: Path) -> dict:
-    """Restore a backup into the configured (empty) database, git folder and blob store."""
-    from aicommons.storage.staging import Stager
+def restore(settings: Settings, src: Path, *, progress: Progress = SILENT) -> dict:
+    """Restore a backup into the configured (empty) database, git folder and blob store.
 
+    Blobs go first (content-addressed: putting one twice is harmless), then the git repositories,
+    then the database in one step (SQLite: a copy renamed into place; PostgreSQL: one transaction),
+    so that an interrupted or failed restore leaves the database empty; the repositories it copied
+    are removed again, and running the same restore once more completes it."""
     src = Path(src)
-    manifest = json.loads((src / "manifest.json").read_text())
+    manifest_path = src / "manifest.json"
+    if not manifest_path.exists():
+        raise BackupError(f"{src} is not a complete backup (no manifest.json)")
+    manifest = json.loads(manifest_path.read_text())
     dialect = _dialect(settings.database_url)
     if manifest["database"] != dialect:
         raise BackupError(f"this backup holds a {manifest['database']} database; the target is {dialect}")
     _check_empty_target(settings)
-    # 1. Database.
-    if dialect == "sqlite":
-        target = _sqlite_path(settings.database_url)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        for suffix in ("-wal", "-shm"):
-            Path(str(target) + suffix).unlink(missing_ok=True)
-        source = sqlite3.connect(src / "hub.db")
-        dst = sqlite3.connect(target)
-        try:
-            source.backup(dst)
-        finally:
-            dst.close()
-            source.close()
-    else:
-        _run([pg_tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error",
-              "--dbname", _libpq_url(settings.database_url), str(src / "database.dump")])
-    # 2. Git repositories.
-    for rel in git_repo_dirs(src / "git"):
-        copy_git_repo(src / "git" / rel, Path(settings.git_dir) / rel)
-    # 3. Blobs, through the store's normal verified write path.
-    restored = 0
-    blob_root = src / "blobs"
-    if blob_root.exists():
-        store = open_blob_store(settings.storage_url, settings.tmp_dir)
-        for path in sorted(p for p in blob_root.rglob("*") if p.is_file()):
-            key = path.relative_to(blob_root).as_posix()
-            with Stager(settings.tmp_dir) as stager, open(path, "rb") as f:
-                while chunk := f.read(CHUNK):
-                    stager.write(chunk)
-                staged = stager.finish()
-            store.put_file(key, staged.path)
-            restored += 1
-    # 4. A backup from an older version gets the newer migrations.
+    copied: list[Path] = []
+    try:
+        restored = _restore_blobs(settings, src / "blobs", progress)
+        repos = git_repo_dirs(src / "git")
+        progress.stage("git repositories", items=len(repos))
+        for rel in repos:
+            target = Path(settings.git_dir) / rel
+            copied.append(target)
+            copy_git_repo(src / "git" / rel, target)
+            progress.advance()
+        progress.stage("database", items=1)
+        _restore_database(settings, src, dialect)
+        progress.advance()
+    except BaseException:
+        for target in copied:
+            shutil.rmtree(target, ignore_errors=True)
+        raise
+    finally:
+        progress.close()
+    # A backup from an older version gets the newer migrations.
     from aicommons.db.engine import make_engine, upgrade_schema
 
     engine = make_engine(settings.database_url)
@@ -221,3 +253,44 @@ def restore(settings: Settings, src: Path) -> dict:
     finally:
         engine.dispose()
     return {**manifest, "restored_blobs": restored}
+
+
+def _restore_blobs(settings: Settings, blob_root: Path, progress: Progress) -> int:
+    """Every blob, through the store's normal verified write path."""
+    from aicommons.storage.staging import Stager
+
+    if not blob_root.exists():
+        return 0
+    paths = sorted(p for p in blob_root.rglob("*") if p.is_file())
+    progress.stage("blobs", items=len(paths), nbytes=sum(p.stat().st_size for p in paths))
+    store = open_blob_store(settings.storage_url, settings.tmp_dir)
+    for path in paths:
+        key = path.relative_to(blob_root).as_posix()
+        with Stager(settings.tmp_dir) as stager, open(path, "rb") as f:
+            while chunk := f.read(CHUNK):
+                stager.write(chunk)
+            staged = stager.finish()
+        store.put_file(key, staged.path)
+        progress.advance(1, staged.size)
+    return len(paths)
+
+
+def _restore_database(settings: Settings, src: Path, dialect: str) -> None:
+    if dialect == "sqlite":
+        target = _sqlite_path(settings.database_url)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".restoring")
+        partial.unlink(missing_ok=True)
+        source = sqlite3.connect(src / "hub.db")
+        dst = sqlite3.connect(partial)
+        try:
+            source.backup(dst)
+        finally:
+            dst.close()
+            source.close()
+        for suffix in ("-wal", "-shm"):
+            Path(str(target) + suffix).unlink(missing_ok=True)
+        os.replace(partial, target)
+    else:
+        _run([pg_tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
+              "--dbname", _libpq_url(settings.database_url), str(src / "database.dump")])

@@ -13,6 +13,7 @@ from aicommons.db.gc import BlobGcStore
 from aicommons.hub.gc import LFS_KEY_RE, LFS_PREFIX
 from aicommons.hub.gitattributes import MAX_POINTER_SIZE, parse_pointer
 from aicommons.hub.lfs import blob_key
+from aicommons.hub.progress import SILENT, Progress
 
 CHUNK = 1024 * 1024
 
@@ -39,14 +40,14 @@ def _sha256(blobs, key: str) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def check_blobs(hub, report: FsckReport) -> None:
+def check_blobs(hub, report: FsckReport, progress: Progress = SILENT) -> None:
     rows = BlobGcStore(hub.engine).lfs_object_rows()
-    for info in hub.blobs.list_blobs(LFS_PREFIX):
-        match = LFS_KEY_RE.match(info.key)
-        if match is None:
-            continue
-        oid = match.group(1)
+    listing = [info for info in hub.blobs.list_blobs(LFS_PREFIX) if LFS_KEY_RE.match(info.key)]
+    progress.stage("re-hashing blobs", items=len(listing), nbytes=sum(info.size for info in listing))
+    for info in listing:
+        oid = LFS_KEY_RE.match(info.key).group(1)
         sha, size = _sha256(hub.blobs, info.key)
+        progress.advance(1, size)
         report.blobs_checked += 1
         report.blob_bytes += size
         if sha != oid:
@@ -90,10 +91,17 @@ def check_repo(hub, full_id: str, storage_key: str, report: FsckReport) -> None:
     report.repos_checked += 1
 
 
-def fsck(hub, *, blobs: bool = True) -> FsckReport:
+def fsck(hub, *, blobs: bool = True, progress: Progress = SILENT) -> FsckReport:
+    """Read-only: interrupting it leaves nothing to clean up."""
     report = FsckReport()
-    if blobs:
-        check_blobs(hub, report)
-    for full_id, storage_key in BlobGcStore(hub.engine).repo_storage_keys():
-        check_repo(hub, full_id, storage_key, report)
+    try:
+        if blobs:
+            check_blobs(hub, report, progress)
+        repos = list(BlobGcStore(hub.engine).repo_storage_keys())
+        progress.stage("reading repositories", items=len(repos))
+        for full_id, storage_key in repos:
+            check_repo(hub, full_id, storage_key, report)
+            progress.advance()
+    finally:
+        progress.close()
     return report

@@ -32,6 +32,7 @@ import pygit2
 
 from aicommons.db.gc import BlobGcStore
 from aicommons.gitrepo import GitStore
+from aicommons.hub.progress import SILENT, Progress
 from aicommons.hub.reachability import pointers_in_history
 from aicommons.storage.base import BlobStore, StorageError
 from aicommons.times import utcnow
@@ -76,12 +77,16 @@ class GcReport:
                 + (f", {len(self.errors)} errors" if self.errors else ""))
 
 
-def mark(store: BlobGcStore, git: GitStore, *, forget_before: datetime | None = None) -> set[str]:
+def mark(store: BlobGcStore, git: GitStore, *, forget_before: datetime | None = None,
+         progress: Progress = SILENT) -> set[str]:
     """Every LFS oid some repo may read. With ``forget_before``, a repo's record of LFS objects its
     history no longer points at (a squash or force-push removed them) is dropped first, when older
     than that: such a blob is then unreferenced, and swept."""
     histories = set()
-    for repo_id, name, storage_key in store.repos_for_gc():
+    repos = list(store.repos_for_gc())
+    progress.stage("marking repositories", items=len(repos))
+    for repo_id, name, storage_key in repos:
+        progress.advance()
         try:
             pointers = pointers_in_history(git.open(storage_key))
         except (pygit2.GitError, KeyError, ValueError) as exc:
@@ -145,17 +150,29 @@ def purge_unreachable(store: BlobGcStore, git: GitStore, report: GcReport, *, cu
 
 
 def collect_garbage(store: BlobGcStore, git: GitStore, blobs: BlobStore, *, grace_hours: float,
-                    apply: bool = False, now: datetime | None = None) -> GcReport:
+                    apply: bool = False, now: datetime | None = None, progress: Progress = SILENT) -> GcReport:
+    """Each blob is deleted whole or not at all: an interrupted run leaves a valid store, and the
+    next run carries on."""
+    try:
+        return _collect(store, git, blobs, grace_hours=grace_hours, apply=apply, now=now, progress=progress)
+    finally:
+        progress.close()
+
+
+def _collect(store: BlobGcStore, git: GitStore, blobs: BlobStore, *, grace_hours: float, apply: bool,
+             now: datetime | None, progress: Progress) -> GcReport:
     report = GcReport(apply=apply, grace_hours=grace_hours)
     now = now or utcnow()
     cutoff = now - timedelta(hours=grace_hours)
     cutoff_aware = cutoff.replace(tzinfo=UTC)
     # Listing before marking: a blob written after the listing is not looked at in this run.
     listing = list(blobs.list_blobs(LFS_PREFIX))
-    marked = mark(store, git, forget_before=cutoff if apply else None)
+    marked = mark(store, git, forget_before=cutoff if apply else None, progress=progress)
     if apply:  # git objects squashed or force-pushed away (and their history's LFS objects, above)
         purge_unreachable(store, git, report, cutoff=cutoff, now=now)
+    progress.stage("sweeping blobs", items=len(listing))
     for info in listing:
+        progress.advance()
         report.scanned += 1
         match = LFS_KEY_RE.match(info.key)
         if match is None:

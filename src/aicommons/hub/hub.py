@@ -101,6 +101,14 @@ class Hub:
             self.repos.ref_listeners.append(self._queue_scan)
 
     @functools.cached_property
+    def stats(self):
+        """Totals for operators (``/metrics``): ``hub/stats.py``."""
+        from aicommons.db.stats import StatsStore
+        from aicommons.hub.stats import StatsService
+
+        return StatsService(StatsStore(self.engine), self.settings.data_dir, lambda: self.jobs.huey.pending_count())
+
+    @functools.cached_property
     def jobs(self):
         """The background-job queue (``hub/jobs.py``), shared by whatever queues or runs jobs here."""
         from aicommons.hub.jobs import Jobs

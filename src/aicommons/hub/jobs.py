@@ -16,6 +16,7 @@ from huey.exceptions import TaskLockedException
 
 from aicommons.db.gc import BlobGcStore
 from aicommons.db.jobs import SqlJobStorage
+from aicommons.hub.progress import SILENT, Progress
 
 log = logging.getLogger(__name__)
 QUEUE_NAME = "aicommons"
@@ -61,13 +62,13 @@ class Jobs:
                 except TaskLockedException:
                     log.info("gc: another worker is collecting; skipped")
 
-    def run_gc(self, *, apply: bool, grace_hours: float) -> dict:
+    def run_gc(self, *, apply: bool, grace_hours: float, progress: Progress = SILENT) -> dict:
         """Collect garbage now, holding the GC lock (raises TaskLockedException if another run holds it)."""
         from aicommons.hub.gc import collect_garbage
 
         with self.gc_lock:
             report = collect_garbage(BlobGcStore(self.hub.engine), self.hub.git, self.hub.blobs,
-                                     grace_hours=grace_hours, apply=apply)
+                                     grace_hours=grace_hours, apply=apply, progress=progress)
         log.info("gc: %s", report.summary())
         return asdict(report)
 

@@ -7,7 +7,7 @@ export AICOMMONS_DATA_DIR ?= $(CURDIR)/.data
 
 .PHONY: install lock serve test test-scale lint conformance conformance-fast conformance-xet bench bench-search bench-inference bench-metadata clean
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml requirements.lock package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, pinned: the CPU wheel on this machine; a looser pin would pull a CUDA build.
@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml requirements.lock
 	# Every other package at the version in requirements.lock (a constraints file), so that a fresh
 	# machine installs what CI last tested.
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[all]'
+	# Node packages the tests use (axe-core for the web UI's accessibility checks), at the locked versions.
+	npm ci --no-audit --no-fund --silent
 	touch $(STAMP)
 
 # Rewrite requirements.lock from the installed environment, after changing pyproject.toml.

@@ -15,7 +15,8 @@ from aicommons.hub.names import PLURAL_TO_TYPE
 from aicommons.hub.policy import Action
 from aicommons.hub.repos import RepoQuery
 from aicommons.web.context import hub_of, page_handler
-from aicommons.web.render import card_html, page
+from aicommons.web.markup import RepoLinks, highlight_file
+from aicommons.web.render import card_html, page, repo_path
 
 PAGE = 30
 MAX_PREVIEW = 512 * 1024
@@ -83,7 +84,8 @@ def _repo_context(request: Request, revision: str = "main") -> dict:
 @page_handler
 def repo_page(request: Request) -> Response:
     ctx = _repo_context(request)
-    ctx["card_html"] = card_html(ctx["readme"]) if ctx["can_read_files"] else ""
+    links = RepoLinks(repo_path(ctx["repo"].type, ctx["repo"].full_id), str(ctx["commit"].id))
+    ctx["card_html"] = card_html(ctx["readme"], links) if ctx["can_read_files"] else ""
     ctx["try_task"] = ctx["card"].pipeline_tag if ctx["repo"].type == "model" and not ctx["repo"].private \
         and ctx["card"].pipeline_tag in TRY_TASKS else None
     return page(request, "repo.html", tab="card", **ctx)
@@ -110,13 +112,16 @@ def blob(request: Request) -> Response:
     entry = content.get_entry(ctx["git_repo"], ctx["commit"], path)
     if entry is None or entry.type != "file":
         raise EntryNotFound(f"No file {path} at this revision")
-    text = None
+    text = highlighted = None
     if entry.lfs is None and entry.size <= MAX_PREVIEW:
         try:
             text = content.read_blob(ctx["git_repo"], entry.oid).decode("utf-8")
         except UnicodeDecodeError:
             text = None
-    return page(request, "repo.html", tab="blob", entry=entry, text=text, path=path, **ctx)
+        else:
+            highlighted = highlight_file(path, text)
+    return page(request, "repo.html", tab="blob", entry=entry, text=text, highlighted=highlighted, path=path,
+                **ctx)
 
 
 @page_handler

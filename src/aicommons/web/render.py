@@ -1,5 +1,5 @@
-"""Templates and the small formatting helpers they use. Markdown is rendered with raw HTML
-disabled (it is escaped), so a model card cannot inject script into the page."""
+"""Templates and the small formatting helpers they use. Cards are rendered and sanitized by
+``web/markup.py``, so a model card cannot inject script into the page."""
 
 from __future__ import annotations
 
@@ -7,15 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import jinja2
-from markdown_it import MarkdownIt
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from aicommons.hub.cards import CardError, split_card
 from aicommons.hub.names import REPO_TYPE_PREFIX
 from aicommons.times import utcnow
-
-_md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+from aicommons.web.markup import RepoLinks, markdown_to_safe_html
 
 env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -24,15 +22,16 @@ env = jinja2.Environment(
 )
 
 
-def card_html(readme: str | None) -> str:
-    """The README without its YAML front matter, as HTML."""
+def card_html(readme: str | None, links: RepoLinks | None = None) -> str:
+    """The README without its YAML front matter, as sanitized HTML; relative links and images point
+    into the repo when ``links`` says where."""
     if not readme:
         return ""
     try:
         _, body = split_card(readme)
     except CardError:
         body = readme
-    return _md.render(body)
+    return markdown_to_safe_html(body, links)
 
 
 def human_size(size: int | None) -> str:

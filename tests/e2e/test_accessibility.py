@@ -1,0 +1,165 @@
+"""Every main page of the web UI in a real browser (Chromium via Playwright), at a desktop width and a
+390 px phone, in the light and the dark scheme: axe-core reports no serious or critical violation,
+nothing scrolls sideways, and a full-page screenshot is kept in .artefacts/screenshots/ for people to
+look at (issue 14)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from huggingface_hub import CommitOperationAdd
+
+from tests.conftest import unique_name
+from tests.e2e.test_web_ui import ARGS, CHROMIUM, sign_in
+
+ROOT = Path(__file__).resolve().parents[2]
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+SHOTS = ROOT / ".artefacts" / "screenshots"
+WIDTHS = {"desktop": (1366, 900), "phone": (390, 844)}
+
+CARD = """---
+license: apache-2.0
+library_name: transformers
+pipeline_tag: text-generation
+tags: [demo, accessibility]
+---
+<p align="center"><img src="logo.png" alt="Demo logo" width="120"></p>
+
+# A demo model with a card like real ones
+
+<details><summary>What is inside</summary>
+
+A **tiny** model, with a table:
+
+| Size | Layers | Heads |
+|---|---|---|
+| 4M | 2 | 4 |
+</details>
+
+```python
+from transformers import AutoModelForCausalLM
+model = AutoModelForCausalLM.from_pretrained("{repo}")  # a comment
+```
+
+A long line that must wrap on a phone: {long}
+"""
+
+
+@pytest.fixture(scope="module")
+def site(live_hub, api_module):
+    """A repo with an HTML card, code, a sub-folder, a long file and a discussion."""
+    api = api_module
+    repo = f"alice/{unique_name('a11y')}"
+    api.create_repo(repo)
+    card = CARD.replace("{repo}", repo).replace("{long}", "x" * 300)
+    api.create_commit(repo, [CommitOperationAdd("README.md", card.encode()),
+                             CommitOperationAdd("logo.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 64),
+                             CommitOperationAdd("src/train.py", b"import torch\n\ndef train(steps: int = 10):\n"
+                                                b"    for step in range(steps):\n        print(f'step {step}')\n" * 20),
+                             CommitOperationAdd("config.json", b'{"hidden_size": 32, "num_layers": 2}\n')],
+                      commit_message="Add the card and some files")
+    api.create_discussion(repo, title="Does it work on a phone?", description="Asking for a friend.")
+    return repo
+
+
+@pytest.fixture(scope="module")
+def api_module(live_hub):
+    from huggingface_hub import HfApi
+
+    from tests.conftest import ALICE_TOKEN
+
+    return HfApi(endpoint=live_hub.url, token=ALICE_TOKEN)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def pages(repo: str) -> dict[str, tuple[str, bool]]:
+    """name -> (path, needs a signed-in user)."""
+    return {
+        "home": ("/", False), "models": ("/models", False), "datasets": ("/datasets", False),
+        "login": ("/login", False), "repo-card": (f"/{repo}", False), "repo-files": (f"/{repo}/tree/main", False),
+        "repo-blob": (f"/{repo}/blob/main/src/train.py", False), "repo-history": (f"/{repo}/commits/main", False),
+        "repo-discussions": (f"/{repo}/discussions", False), "repo-discussion": (f"/{repo}/discussions/1", False),
+        "profile": ("/alice", False), "not-found": ("/alice/no-such-repo", False),
+        "new-repo": ("/new", True), "tokens": ("/settings/tokens", True), "repo-settings": (f"/{repo}/settings", True),
+    }
+
+
+def check_page(browser, live_hub, path: str, signed_in: bool, width: str, scheme: str, name: str) -> list[str]:
+    w, h = WIDTHS[width]
+    # bypass_csp: the hub's CSP (rightly) refuses the inline script that injects axe.
+    context = browser.new_context(base_url=live_hub.url, viewport={"width": w, "height": h}, color_scheme=scheme,
+                                  bypass_csp=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(f"{name}: script error {exc}"))
+    try:
+        if signed_in:
+            sign_in(page)
+        page.goto(path)
+        page.add_script_tag(path=str(AXE))
+        result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+        for violation in result["violations"]:
+            if violation["impact"] in ("serious", "critical"):
+                targets = [n["target"] for n in violation["nodes"]][:3]
+                errors.append(f"{name} {width} {scheme}: {violation['id']} ({violation['impact']}) {targets}")
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        if overflow > 1:
+            errors.append(f"{name} {width} {scheme}: the page scrolls sideways by {overflow}px")
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"{name}-{width}-{scheme}.png"), full_page=True)
+    finally:
+        context.close()
+    return errors
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("width", list(WIDTHS))
+def test_pages_are_accessible_and_fit(browser, live_hub, site, width, scheme):
+    assert AXE.exists(), "axe-core is missing: run `make install` (npm ci)"
+    problems = []
+    for name, (path, signed_in) in pages(site).items():
+        problems += check_page(browser, live_hub, path, signed_in, width, scheme, name)
+    assert not problems, "\n".join(problems)
+
+
+def test_rich_card_renders_safely(browser, live_hub, site):
+    context = browser.new_context(base_url=live_hub.url)
+    page = context.new_page()
+    try:
+        page.goto(f"/{site}")
+        card = page.locator("article.card")
+        assert card.locator("details summary").inner_text() == "What is inside"
+        assert card.locator("table th").first.text_content() == "Size"  # inside the closed <details>
+        src = card.locator("img").get_attribute("src")  # a relative image, resolved against the repo
+        assert src.startswith(f"/{site}/resolve/") and src.endswith("/logo.png")
+        assert card.locator("p[align=center]").count() == 1
+        assert card.locator("pre.hl code span.hl-kn").first.inner_text() == "from"  # highlighted code
+        page.goto(f"/{site}/blob/main/src/train.py")
+        assert page.locator("pre.code span.hl-k").first.inner_text() in ("def", "for", "in")
+    finally:
+        context.close()
+
+
+def test_theme_toggle_follows_the_system_and_remembers(browser, live_hub):
+    context = browser.new_context(base_url=live_hub.url, color_scheme="dark")
+    page = context.new_page()
+    try:
+        page.goto("/")
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(13, 17, 23)"  # the system says dark
+        page.click("#theme-toggle")
+        assert page.evaluate("document.documentElement.dataset.theme") == "light"
+        page.reload()
+        assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(255, 255, 255)"
+    finally:
+        context.close()

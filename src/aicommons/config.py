@@ -114,6 +114,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GC_INTERVAL_HOURS", "0",
             "Run blob GC (applying deletions) every this many hours through the job workers. 0: never; "
             "run `aicommons gc --apply` yourself."),
+    Setting("UPSTREAM_URL", "",
+            "Pull-through mirror: the upstream hub(s) a repo missing here is looked up on, comma-separated "
+            "in order (e.g. `https://huggingface.co`). Empty: no mirror. See docs/mirror.md."),
+    Setting("UPSTREAM_TOKEN", "",
+            "The mirror's service token for the upstream hub (optional; raises upstream's rate limits). "
+            "It never serves gated or private upstream repos to anyone."),
+    Setting("UPSTREAM_METADATA_TTL_SECONDS", "300",
+            "How long a pulled-through repo's branches and tags are served before they are fetched again "
+            "(commit ids are immutable and never refetched)."),
+    Setting("UPSTREAM_TIMEOUT_SECONDS", "30",
+            "Timeout of one request to the upstream hub; an unreachable upstream fails fast with this bound."),
 )
 
 
@@ -206,6 +217,10 @@ class Settings:
     scan_timeout_seconds: float
     gc_grace_hours: float
     gc_interval_hours: float
+    upstream_url: str
+    upstream_token: str
+    upstream_metadata_ttl_seconds: float
+    upstream_timeout_seconds: float
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -248,6 +263,10 @@ class Settings:
             scan_timeout_seconds=_float("SCAN_TIMEOUT_SECONDS", minimum=1),
             gc_grace_hours=_float("GC_GRACE_HOURS", minimum=0),
             gc_interval_hours=_float("GC_INTERVAL_HOURS", minimum=0),
+            upstream_url=_env("UPSTREAM_URL").strip(),
+            upstream_token=_env("UPSTREAM_TOKEN").strip(),
+            upstream_metadata_ttl_seconds=_float("UPSTREAM_METADATA_TTL_SECONDS", minimum=0),
+            upstream_timeout_seconds=_float("UPSTREAM_TIMEOUT_SECONDS", minimum=1),
         )
         values.update(overrides)
         settings = cls(**values)

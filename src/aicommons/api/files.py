@@ -5,6 +5,7 @@ from __future__ import annotations
 import mimetypes
 from urllib.parse import parse_qs, quote
 
+import httpx
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
@@ -26,7 +27,7 @@ from aicommons.api.http import (
     run_sync,
 )
 from aicommons.api.ranges import bytes_response
-from aicommons.errors import BadRequest
+from aicommons.errors import BadRequest, HubError
 from aicommons.gitrepo.store import CommitInfo
 from aicommons.hub import content
 from aicommons.hub.content import Entry
@@ -106,6 +107,8 @@ def _resolve(request: Request) -> Response:
     key = blob_key(entry.lfs.oid)
     headers.update({"X-Linked-Etag": f'"{entry.lfs.oid}"', "X-Linked-Size": str(entry.lfs.size)})
     headers.update(_xet_headers(request, repo, commit_id, entry.lfs.oid))
+    if hub.upstream is not None and (mirror := hub.upstream.missing_file(repo, entry.lfs.oid)) is not None:
+        return _from_upstream(request, repo, mirror, commit_id, path, entry.lfs, headers, media_type, head_only)
     local = hub.blobs.local_path(key)
     if local is None:
         url = hub.blobs.presigned_url(key, PRESIGNED_TTL, filename=path.rsplit("/", 1)[-1])
@@ -113,6 +116,30 @@ def _resolve(request: Request) -> Response:
         headers["Cache-Control"] = "private, no-store" if (repo.private or repo.gated) else "no-store"
         return RedirectResponse(url, status_code=302, headers=headers)
     return LargeFileResponse(local, headers=headers, media_type=media_type)
+
+
+def _from_upstream(request: Request, repo: RepoRow, mirror, commit_id: str, path: str, lfs, headers: dict,
+                   media_type: str, head_only: bool) -> Response:
+    """A large file of a pulled-through repo that is not here yet (hub/upstream.py): streamed from
+    upstream while it is stored; a byte range is passed through uncached."""
+    from starlette.responses import StreamingResponse
+
+    from aicommons.hub.upstream import UpstreamError
+
+    upstream = hub_of(request).upstream
+    url = upstream.file_url(mirror, repo.type, commit_id, path)
+    if head_only:
+        return Response(status_code=200, headers={**headers, "Content-Length": str(lfs.size)}, media_type=media_type)
+    try:
+        if "range" in request.headers:
+            answer = upstream.proxy_range(url, request.headers["range"])
+            passed = {k: v for k, v in answer.headers.items() if k.lower() in ("content-range", "content-length")}
+            return Response(answer.content, status_code=answer.status_code, headers={**headers, **passed},
+                            media_type=media_type)
+        stream = upstream.open_file(repo, url, lfs.oid, lfs.size)
+    except (UpstreamError, httpx.HTTPError) as exc:
+        raise HubError(f"This file is not cached here yet and {exc}", status=502) from None
+    return StreamingResponse(iter(stream), headers={**headers, "Content-Length": str(lfs.size)}, media_type=media_type)
 
 
 def _xet_headers(request: Request, repo: RepoRow, commit_id: str, oid: str) -> dict:

@@ -317,3 +317,19 @@ web_sessions = Table(
     Index("ix_web_sessions_user_id", "user_id"),
     Index("ix_web_sessions_expires_at", "expires_at"),
 )
+
+# Repos pulled through from an upstream hub (hub/upstream.py): where each came from and when its
+# refs were last fetched. Their namespaces were created by the mirror too (upstream_namespaces), so
+# that a local account never receives an upstream repo under its name.
+upstream_repos = Table(
+    "upstream_repos", metadata,
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    Column("upstream_url", String(500), nullable=False),
+    Column("upstream_id", String(200), nullable=False),
+    Column("fetched_at", DateTime, nullable=False),
+)
+upstream_namespaces = Table(
+    "upstream_namespaces", metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("upstream_url", String(500), nullable=False),
+)

@@ -93,6 +93,15 @@ class Hub:
         self.xet = XetService(XetFileStore(self.engine), self.repo_store, self.blobs, xet_keys,
                               settings.tmp_dir, settings.max_lfs_file_bytes, settings.upload_url_ttl_seconds,
                               settings.xet_rebuild_allowance_bytes, in_history=self._xet_file_in_history)
+        self.upstream = None
+        if settings.upstream_url:  # the pull-through mirror (hub/upstream.py)
+            from aicommons.db.upstream import UpstreamStore
+            from aicommons.hub.upstream import UpstreamService
+
+            self.upstream = self.repos.upstream = UpstreamService(
+                settings.upstream_url.split(","), settings.upstream_token, settings.upstream_metadata_ttl_seconds,
+                settings.upstream_timeout_seconds, UpstreamStore(self.engine), self.repo_store, account_store,
+                self.git, self.lfs, self.repos.after_ref_update)
         # Scans run in limited worker processes (scanning/worker.py), started when first needed.
         self.scan_pool = ScanWorkerPool(settings.scan_worker_limits)
         self.scans = ScanService(ScanStore(self.engine), self.repo_store, self.git, self.blobs, self.scan_pool,

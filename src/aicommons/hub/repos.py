@@ -65,6 +65,7 @@ class RepoService:
         # Called with (repo, ref, new commit or None) after any branch or tag moved, however it
         # moved (commit, push, merge, super-squash, history rewrite): upload scanning queues there.
         self.ref_listeners: list = []
+        self.upstream = None  # UpstreamService when AICOMMONS_UPSTREAM_URL is set (wired by the Hub)
 
     def _changed(self, repo: RepoRow) -> None:
         for listener in self.listeners:
@@ -82,7 +83,12 @@ class RepoService:
             moved = self.store.redirect_target(repo_type, full_id)
             if moved is not None and may_see(principal, moved):
                 raise RepoMoved(full_id, moved.full_id)
-            raise not_found(principal)
+            if self.upstream is not None and action in (Action.READ_METADATA, Action.READ_CONTENT):
+                repo = self.upstream.pull(repo_type, full_id)  # the pull-through mirror (hub/upstream.py)
+            if repo is None:
+                raise not_found(principal)
+        elif self.upstream is not None and self.upstream.refresh_if_stale(repo):
+            repo = self.store.get_by_id(repo.id)
         self.policy.check(principal, repo, action)
         return repo
 

@@ -1,0 +1,274 @@
+"""Pull-through mirror: a repo that does not exist here is looked up on the upstream hub(s)
+(``AICOMMONS_UPSTREAM_URL``) and, if upstream serves it publicly, pulled through.
+
+Pulling a repo through makes it a local repo with upstream's git history fetched by ``git fetch``:
+the same commit ids, so ``revision=<sha>`` pins and caches filled through us are the ones the
+user would have had upstream. Every read path (info, tree, paths-info, refs, commits, cards, git
+clone) then works from the local copy. The refs are fetched again when they are older than
+``AICOMMONS_UPSTREAM_METADATA_TTL_SECONDS``; while upstream is unreachable the last fetched refs
+keep being served. Large files are fetched on first download: streamed to the client while they
+are stored, checked against the pointer's sha256 and size before they count as cached
+(``UpstreamFile``), then served like any upload.
+
+What is pulled through, and what is not:
+- only repos upstream serves to the mirror's service token as public and not gated; gated and
+  private upstream repos answer "not found" (a user's own upstream grant is not implemented yet);
+- a repo whose namespace exists here as a local user or organisation is never pulled: local
+  names win, so no local account receives someone else's repo;
+- mirrored namespaces are organisations without members: only site administrators can change
+  what is in them.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import subprocess
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from urllib.parse import quote
+
+import httpx
+import pygit2
+
+from aicommons.db.accounts import AccountStore, AlreadyExists
+from aicommons.db.repos import RepoRow, RepoStore
+from aicommons.db.upstream import UpstreamRepo, UpstreamStore
+from aicommons.gitrepo import GitStore
+from aicommons.gitrepo.store import extends
+from aicommons.hub.lfs import LfsService, blob_key
+from aicommons.hub.names import REPO_TYPE_PLURAL, REPO_TYPE_PREFIX
+from aicommons.storage.staging import Stager
+from aicommons.times import utcnow
+
+log = logging.getLogger(__name__)
+CHUNK = 1024 * 1024
+
+
+class UpstreamService:
+    def __init__(self, urls: list[str], token: str, ttl_seconds: float, timeout: float, store: UpstreamStore,
+                 repo_store: RepoStore, accounts: AccountStore, git: GitStore, lfs: LfsService, after_ref_update):
+        self.urls = [u.rstrip("/") for u in urls if u.strip()]
+        self.token = token
+        self.ttl = timedelta(seconds=ttl_seconds)
+        self.timeout = timeout
+        self.store = store
+        self.repo_store = repo_store
+        self.accounts = accounts
+        self.git = git
+        self.lfs = lfs
+        self.after_ref_update = after_ref_update  # RepoService.after_ref_update: cards, search, scans
+        self._locks: dict[tuple, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.urls)
+
+    def _lock(self, key: tuple) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def _headers(self) -> dict:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    # --- pulling a repo through --------------------------------------------------------------------
+
+    def pull(self, repo_type: str, full_id: str) -> RepoRow | None:
+        """The local copy of upstream's ``full_id``, pulled now if upstream serves it publicly; None
+        if no upstream has it (or it is private or gated there, or its namespace is ours)."""
+        if not self.enabled or full_id.count("/") != 1:
+            return None
+        namespace = full_id.split("/")[0]
+        account = self.accounts.get(namespace)
+        if account is not None and not self.store.is_mirror_namespace(account.id):
+            return None  # a local name: never filled from upstream
+        with self._lock((repo_type, full_id.lower())):
+            existing = self.repo_store.get(repo_type, full_id)
+            if existing is not None:
+                return existing
+            for url in self.urls:
+                info = self._info(url, repo_type, full_id)
+                if info is None:
+                    continue
+                if info.get("private") or info.get("gated") not in (None, False, "false"):
+                    return None  # served only to users upstream granted it: not through the service token
+                return self._create(url, repo_type, info.get("id") or full_id)
+        return None
+
+    def _info(self, url: str, repo_type: str, full_id: str) -> dict | None:
+        try:
+            r = httpx.get(f"{url}/api/{REPO_TYPE_PLURAL[repo_type]}/{full_id}", headers=self._headers(),
+                          timeout=self.timeout, follow_redirects=True)
+        except httpx.HTTPError as exc:
+            log.warning("upstream %s unreachable looking up %s: %s", url, full_id, exc)
+            return None
+        if r.status_code != 200:
+            return None
+        try:
+            info = r.json()
+        except ValueError:
+            return None
+        return info if isinstance(info, dict) else None
+
+    def _create(self, url: str, repo_type: str, full_id: str) -> RepoRow | None:
+        namespace, name = full_id.split("/")
+        owner = self._namespace(url, namespace)
+        storage_key = secrets.token_hex(16)
+        self.git.init(storage_key)
+        try:
+            self._fetch(url, repo_type, full_id, storage_key)
+            repo = self.repo_store.create(type=repo_type, namespace=namespace, name=name, owner_id=owner,
+                                          storage_key=storage_key, private=False, now=utcnow())
+        except AlreadyExists:
+            self.git.delete(storage_key)
+            return self.repo_store.get(repo_type, full_id)
+        except BaseException:
+            self.git.delete(storage_key)
+            raise
+        self.store.add_repo(repo.id, url, full_id, utcnow())
+        self._announce(repo, {})
+        log.info("pulled %s %s through from %s", repo_type, full_id, url)
+        return self.repo_store.get_by_id(repo.id)
+
+    def _namespace(self, url: str, namespace: str) -> int:
+        account = self.accounts.get(namespace)
+        if account is None:
+            try:
+                account = self.accounts.create(namespace, "org", fullname=namespace)
+            except AlreadyExists:
+                account = self.accounts.get(namespace)
+        self.store.add_namespace(account.id, url)
+        return account.id
+
+    def _fetch(self, url: str, repo_type: str, full_id: str, storage_key: str) -> None:
+        """Upstream's branches and tags, with its commit ids, into the bare repository."""
+        remote = f"{url}/{REPO_TYPE_PREFIX[repo_type]}{full_id}"
+        cmd = ["git"]
+        if self.token:
+            cmd += ["-c", f"http.extraHeader=Authorization: Bearer {self.token}"]
+        cmd += ["--git-dir", str(self.git.path(storage_key)), "fetch", "--quiet", "--prune", "--no-tags",
+                remote, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=max(self.timeout * 20, 600),
+                              env={"GIT_TERMINAL_PROMPT": "0", "PATH": "/usr/bin:/bin:/usr/local/bin",
+                                   "GIT_LFS_SKIP_SMUDGE": "1"})
+        if proc.returncode != 0:
+            raise UpstreamError(f"git fetch of {remote} failed: {proc.stderr.strip()[-500:]}")
+
+    def _refs(self, storage_key: str) -> dict[str, str]:
+        git_repo = self.git.open(storage_key)
+        found = {}
+        for name in git_repo.references:
+            try:
+                found[name] = str(git_repo.references[name].resolve().target)
+            except (pygit2.GitError, KeyError, ValueError):
+                continue
+        return found
+
+    def _announce(self, repo: RepoRow, before: dict[str, str]) -> None:
+        after = self._refs(repo.storage_key)
+        git_repo = self.git.open(repo.storage_key)
+        if any(old != after.get(ref) and (ref not in after or not extends(git_repo, old, after[ref]))
+               for ref, old in before.items()):
+            self.git.mark_history_rewritten(repo.storage_key)  # upstream force-pushed or deleted a ref
+        # The default branch last, so that the card and search data reflect the final state.
+        for ref in sorted(set(before) | set(after), key=lambda r: r == "refs/heads/main"):
+            if before.get(ref) != after.get(ref):
+                self.after_ref_update(repo, ref, after.get(ref))
+
+    # --- keeping a pulled repo fresh --------------------------------------------------------------
+
+    def mirror_of(self, repo: RepoRow) -> UpstreamRepo | None:
+        return self.store.repo(repo.id) if self.enabled else None
+
+    def refresh_if_stale(self, repo: RepoRow) -> bool:
+        """Fetch the refs again when the last fetch is older than the TTL; whether refs were fetched.
+        Upstream down: the last fetched refs stay (commit ids never change, so cached content stays
+        right)."""
+        mirror = self.mirror_of(repo)
+        if mirror is None or utcnow() - mirror.fetched_at < self.ttl:
+            return False
+        lock = self._lock(("refresh", repo.id))
+        if not lock.acquire(blocking=False):
+            return False  # another request is fetching: serve what we have
+        try:
+            before = self._refs(repo.storage_key)
+            try:
+                self._fetch(mirror.upstream_url, repo.type, mirror.upstream_id, repo.storage_key)
+            except (UpstreamError, subprocess.TimeoutExpired) as exc:
+                log.warning("serving %s as last fetched: %s", repo.full_id, exc)
+                return False
+            self.store.fetched(repo.id, utcnow())
+            self._announce(repo, before)
+            return True
+        finally:
+            lock.release()
+
+    # --- large files --------------------------------------------------------------------------------
+
+    def missing_file(self, repo: RepoRow, oid: str) -> UpstreamRepo | None:
+        """The upstream to fetch ``oid`` from, if ``repo`` is pulled through and does not hold it yet."""
+        mirror = self.mirror_of(repo)
+        if mirror is None:
+            return None
+        if self.lfs.repos.repo_lfs_size(repo.id, oid) is not None and self.lfs.blobs.exists(blob_key(oid)):
+            return None
+        return mirror
+
+    def file_url(self, mirror: UpstreamRepo, repo_type: str, commit_id: str, path: str) -> str:
+        return (f"{mirror.upstream_url}/{REPO_TYPE_PREFIX[repo_type]}{mirror.upstream_id}/resolve/{commit_id}/"
+                f"{quote(path)}")
+
+    def open_file(self, repo: RepoRow, url: str, oid: str, size: int) -> UpstreamFile:
+        """Start fetching a file from upstream (UpstreamError at once if upstream cannot serve it)."""
+        client = httpx.Client(timeout=self.timeout, follow_redirects=True)
+        try:
+            response = client.send(client.build_request("GET", url, headers=self._headers()), stream=True)
+        except httpx.HTTPError as exc:
+            client.close()
+            raise UpstreamError(f"the upstream hub {url.split('/')[2]} is unreachable: {exc}") from None
+        if response.status_code != 200:
+            response.close()
+            client.close()
+            raise UpstreamError(f"the upstream hub answered {response.status_code} for {url}")
+        return UpstreamFile(self, repo, client, response, oid, size)
+
+    def proxy_range(self, url: str, range_header: str) -> httpx.Response:
+        """A byte range of an uncached file, straight from upstream (not cached)."""
+        return httpx.get(url, headers={**self._headers(), "Range": range_header}, timeout=self.timeout,
+                         follow_redirects=True)
+
+
+class UpstreamError(Exception):
+    pass
+
+
+class UpstreamFile:
+    """Upstream's bytes for the client as they arrive, kept only if their sha256 and size are the
+    pointer's: a flipped byte upstream is passed on once (the client checks the ETag) but never
+    cached. A client that goes away mid-way leaves nothing behind."""
+
+    def __init__(self, service: UpstreamService, repo: RepoRow, client: httpx.Client, response: httpx.Response,
+                 oid: str, size: int):
+        self.service, self.repo, self.client, self.response = service, repo, client, response
+        self.oid, self.size = oid, size
+
+    def __iter__(self) -> Iterator[bytes]:
+        lfs = self.service.lfs
+        try:
+            with Stager(lfs.tmp_dir, max_bytes=self.size) as stager:
+                for chunk in self.response.iter_bytes(CHUNK):
+                    stager.write(chunk)
+                    yield chunk
+                staged = stager.finish()
+                if staged.size != self.size or staged.sha256 != self.oid:
+                    log.warning("upstream sent %s bytes hashing to %s for %s (expected %s, %s): not cached",
+                                staged.size, staged.sha256, self.oid, self.size, self.oid)
+                    staged.discard()
+                    return
+                lfs.blobs.put_file(blob_key(self.oid), staged.path)
+                lfs.repos.add_lfs_object(self.repo.id, self.oid, self.size, utcnow())
+        finally:
+            self.response.close()
+            self.client.close()

@@ -1,0 +1,149 @@
+"""The pull-through mirror (issue 12) with two hubs on loopback: an upstream AI Commons holding
+public, gated and private repos, and a mirror hub whose AICOMMONS_UPSTREAM_URL names it. The real
+clients talk only to the mirror."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+
+import pytest
+from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download, snapshot_download
+from huggingface_hub.errors import RepositoryNotFoundError
+
+from tests.backends import free_port
+from tests.compat.test_git import Git
+from tests.conftest import start_hub, stop_hub, unique_name
+
+TOKEN = "hf_upstream_owner_token_000000001"
+WEIGHTS = os.urandom(300_000)
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory):
+    data = tmp_path_factory.mktemp("upstream")
+    hub = start_hub(data, free_port())
+    hub.cli("user", "create", "maker")
+    hub.cli("token", "create", "maker", "--value", TOKEN)
+    yield hub
+    stop_hub(hub)
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory, upstream):
+    data = tmp_path_factory.mktemp("mirror")
+    hub = start_hub(data, free_port(), AICOMMONS_UPSTREAM_URL=upstream.url,
+                    AICOMMONS_UPSTREAM_METADATA_TTL_SECONDS="1", AICOMMONS_UPSTREAM_TIMEOUT_SECONDS="5")
+    yield hub
+    stop_hub(hub)
+
+
+def blob(hub, oid: str):
+    return hub.data_dir / "blobs" / "lfs" / oid[:2] / oid[2:4] / oid
+
+
+def wait_for(condition, seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def publish(upstream, **settings) -> tuple[str, str]:
+    api = HfApi(endpoint=upstream.url, token=TOKEN)
+    repo = api.create_repo(f"maker/{unique_name('up')}", **settings).repo_id
+    api.create_commit(repo, [CommitOperationAdd("README.md", b"---\nlicense: mit\n---\n# Upstream model\n"),
+                             CommitOperationAdd("config.json", b'{"hidden_size": 8}'),
+                             CommitOperationAdd("model.bin", WEIGHTS)], commit_message="weights")
+    return repo, api.model_info(repo).sha
+
+
+def test_a_public_repo_is_pulled_through_with_upstreams_commit_ids(upstream, mirror, tmp_path):
+    repo, sha = publish(upstream)
+    api = HfApi(endpoint=mirror.url)  # anonymous, as most downloads are
+    info = api.model_info(repo)
+    assert info.sha == sha and info.card_data["license"] == "mit"
+    assert sorted(api.list_repo_files(repo)) == [".gitattributes", "README.md", "config.json", "model.bin"]
+    assert [c.commit_id for c in api.list_repo_commits(repo)] == \
+        [c.commit_id for c in HfApi(endpoint=upstream.url).list_repo_commits(repo)]
+    path = hf_hub_download(repo, "model.bin", revision=sha, endpoint=mirror.url, cache_dir=tmp_path / "c1")
+    assert open(path, "rb").read() == WEIGHTS
+    # Now cached here (stored just after the last byte went out): in the mirror's own store.
+    oid = hashlib.sha256(WEIGHTS).hexdigest()
+    assert wait_for(lambda: blob(mirror, oid).exists()) and blob(mirror, oid).read_bytes() == WEIGHTS
+    folder = snapshot_download(repo, endpoint=mirror.url, cache_dir=tmp_path / "c2")
+    assert open(os.path.join(folder, "config.json"), "rb").read() == b'{"hidden_size": 8}'
+    # git sees the same history.
+    git = Git(tmp_path / "home")
+    git.env["GIT_LFS_SKIP_SMUDGE"] = "1"
+    clone = tmp_path / "clone"
+    git("clone", f"{mirror.url}/{repo}", str(clone))
+    assert git.head(clone) == sha
+
+
+def test_a_range_of_an_uncached_file_comes_from_upstream(upstream, mirror):
+    import httpx
+
+    repo, sha = publish(upstream)
+    r = httpx.get(f"{mirror.url}/{repo}/resolve/{sha}/model.bin", headers={"Range": "bytes=10-19"})
+    assert r.status_code == 206 and r.content == WEIGHTS[10:20]
+
+
+def test_upstream_changes_are_seen_after_the_ttl(upstream, mirror):
+    repo, sha = publish(upstream)
+    api = HfApi(endpoint=mirror.url)
+    assert api.model_info(repo).sha == sha
+    new = HfApi(endpoint=upstream.url, token=TOKEN).upload_file(path_or_fileobj=b"v2", path_in_repo="v2.txt",
+                                                                repo_id=repo).oid
+    time.sleep(1.5)
+    assert api.model_info(repo).sha in (sha, new)  # the request that notices fetches...
+    assert api.model_info(repo).sha == new  # ...and the next one sees it
+
+
+def test_gated_and_private_upstream_repos_are_not_served(upstream, mirror):
+    gated, _ = publish(upstream)
+    HfApi(endpoint=upstream.url, token=TOKEN).update_repo_settings(gated, gated="manual")
+    private, _ = publish(upstream, private=True)
+    api = HfApi(endpoint=mirror.url)
+    for repo in (gated, private, "maker/never-existed"):
+        with pytest.raises(RepositoryNotFoundError):
+            api.model_info(repo)
+
+
+def test_local_names_win_over_upstream(upstream, mirror):
+    name = unique_name("local")
+    token = "hf_" + hashlib.sha1(name.encode()).hexdigest()[:34]
+    upstream.cli("user", "create", name)
+    upstream.cli("token", "create", name, "--value", token)
+    repo = HfApi(endpoint=upstream.url, token=token).create_repo(f"{name}/model").repo_id
+    mirror.cli("user", "create", name)  # the same name, a different person, on the mirror
+    with pytest.raises(RepositoryNotFoundError):
+        HfApi(endpoint=mirror.url).model_info(repo)
+
+
+def test_cached_files_keep_working_with_upstream_down(tmp_path_factory, tmp_path):
+    up = start_hub(tmp_path_factory.mktemp("up2"), free_port())
+    up.cli("user", "create", "maker")
+    up.cli("token", "create", "maker", "--value", TOKEN)
+    mir = start_hub(tmp_path_factory.mktemp("mir2"), free_port(), AICOMMONS_UPSTREAM_URL=up.url,
+                    AICOMMONS_UPSTREAM_METADATA_TTL_SECONDS="0", AICOMMONS_UPSTREAM_TIMEOUT_SECONDS="2")
+    try:
+        repo, sha = publish(up)
+        first = hf_hub_download(repo, "model.bin", endpoint=mir.url, cache_dir=tmp_path / "c1")
+        assert open(first, "rb").read() == WEIGHTS
+        assert wait_for(lambda: blob(mir, hashlib.sha256(WEIGHTS).hexdigest()).exists())
+        stop_hub(up)
+        started = time.monotonic()
+        again = hf_hub_download(repo, "model.bin", endpoint=mir.url, cache_dir=tmp_path / "c2")
+        assert open(again, "rb").read() == WEIGHTS
+        assert HfApi(endpoint=mir.url).model_info(repo).sha == sha
+        assert time.monotonic() - started < 30
+        with pytest.raises(RepositoryNotFoundError):  # uncached: fails fast
+            HfApi(endpoint=mir.url).model_info("maker/not-pulled-yet")
+    finally:
+        stop_hub(mir)
+        if up.process.poll() is None:
+            stop_hub(up)

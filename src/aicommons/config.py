@@ -125,6 +125,9 @@ SETTINGS: tuple[Setting, ...] = (
             "(commit ids are immutable and never refetched)."),
     Setting("UPSTREAM_TIMEOUT_SECONDS", "30",
             "Timeout of one request to the upstream hub; an unreachable upstream fails fast with this bound."),
+    Setting("UPSTREAM_SYNC_INTERVAL_HOURS", "24",
+            "The job workers sync every pinned mirror (`aicommons mirror add`) this often. 0: only by hand "
+            "(`aicommons mirror sync`)."),
 )
 
 
@@ -221,6 +224,7 @@ class Settings:
     upstream_token: str
     upstream_metadata_ttl_seconds: float
     upstream_timeout_seconds: float
+    upstream_sync_interval_hours: float
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -267,6 +271,7 @@ class Settings:
             upstream_token=_env("UPSTREAM_TOKEN").strip(),
             upstream_metadata_ttl_seconds=_float("UPSTREAM_METADATA_TTL_SECONDS", minimum=0),
             upstream_timeout_seconds=_float("UPSTREAM_TIMEOUT_SECONDS", minimum=1),
+            upstream_sync_interval_hours=_float("UPSTREAM_SYNC_INTERVAL_HOURS", minimum=0),
         )
         values.update(overrides)
         settings = cls(**values)

@@ -84,6 +84,17 @@ def test_a_public_repo_is_pulled_through_with_upstreams_commit_ids(upstream, mir
     assert git.head(clone) == sha
 
 
+def test_git_lfs_clone_through_the_mirror(upstream, mirror, tmp_path):
+    """git clone with git-lfs of a repo never downloaded before: the LFS batch API sends git-lfs to
+    the file's resolve URL, which fetches it from upstream."""
+    repo, sha = publish(upstream)
+    git = Git(tmp_path / "home")
+    clone = tmp_path / "clone"
+    git("clone", f"{mirror.url}/{repo}", str(clone))
+    assert git.head(clone) == sha
+    assert (clone / "model.bin").read_bytes() == WEIGHTS
+
+
 def test_a_range_of_an_uncached_file_comes_from_upstream(upstream, mirror):
     import httpx
 
@@ -143,6 +154,44 @@ def test_cached_files_keep_working_with_upstream_down(tmp_path_factory, tmp_path
         assert time.monotonic() - started < 30
         with pytest.raises(RepositoryNotFoundError):  # uncached: fails fast
             HfApi(endpoint=mir.url).model_info("maker/not-pulled-yet")
+    finally:
+        stop_hub(mir)
+        if up.process.poll() is None:
+            stop_hub(up)
+
+
+def test_a_pinned_mirror_keeps_everything_with_upstream_gone(tmp_path_factory, tmp_path):
+    """`aicommons mirror add` keeps every large file; a force-push upstream loses nothing here; with
+    the upstream stopped, the repo still clones with git-lfs and downloads by old commit id."""
+    import json
+
+    up = start_hub(tmp_path_factory.mktemp("up3"), free_port())
+    up.cli("user", "create", "maker")
+    up.cli("token", "create", "maker", "--value", TOKEN)
+    mir = start_hub(tmp_path_factory.mktemp("mir3"), free_port(), AICOMMONS_UPSTREAM_URL=up.url,
+                    AICOMMONS_UPSTREAM_METADATA_TTL_SECONDS="0", AICOMMONS_UPSTREAM_TIMEOUT_SECONDS="2")
+    try:
+        repo, old = publish(up)
+        added = mir.cli("mirror", "add", repo)
+        assert "pinned main; 1 of 1 large files fetched" in added.stdout, added.stdout + added.stderr
+        upstream_api = HfApi(endpoint=up.url, token=TOKEN)
+        upstream_api.super_squash_history(repo)  # upstream rewrites history...
+        upstream_api.upload_file(path_or_fileobj=os.urandom(50_000), path_in_repo="extra.bin", repo_id=repo)
+        new = upstream_api.model_info(repo).sha
+        synced = mir.cli("mirror", "sync", repo, "--json")
+        assert json.loads(synced.stdout.splitlines()[-1])["fetched"] == 1  # extra.bin; model.bin was there
+        listed = json.loads(mir.cli("mirror", "list", "--json").stdout)
+        assert [(r["repo"], r["pinned"], r["revisions"]) for r in listed] == [(repo, True, ["main"])]
+        stop_hub(up)  # ...and goes away
+
+        api = HfApi(endpoint=mir.url)
+        assert api.model_info(repo).sha == new
+        old_copy = hf_hub_download(repo, "model.bin", revision=old, endpoint=mir.url, cache_dir=tmp_path / "c")
+        assert open(old_copy, "rb").read() == WEIGHTS  # the force-pushed-away commit is still served
+        git = Git(tmp_path / "home")
+        clone = tmp_path / "clone"
+        git("clone", f"{mir.url}/{repo}", str(clone))
+        assert git.head(clone) == new and (clone / "model.bin").read_bytes() == WEIGHTS
     finally:
         stop_hub(mir)
         if up.process.poll() is None:

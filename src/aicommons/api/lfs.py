@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -106,6 +107,13 @@ def _batch(request: Request, operation: str, objects: list) -> Response:
             query = hub.lfs.signed_query("download", repo, oid, size, principal)
             item["actions"] = {"download": {"href": f"{base}/lfs-transfer/{repo.storage_key}/{oid}/{size}?{query}",
                                             "expires_in": hub.lfs.url_ttl}}
+        elif hub.upstream is not None and (where := hub.upstream.where_is(repo, oid, size)) is not None:
+            # A pulled-through repo's file not fetched yet: its resolve URL streams it from upstream
+            # while storing it (hub/upstream.py); git-lfs follows any href.
+            sha, path = where
+            href = f"{base}/{REPO_TYPE_PREFIX[repo.type]}{repo.full_id}/resolve/{sha}/{quote(path)}"
+            item["actions"] = {"download": {"href": href, "expires_in": hub.lfs.url_ttl,
+                                            "header": {"Authorization": request.headers.get("authorization", "")}}}
         else:
             item["error"] = {"code": 404, "message": f"Object {oid} does not exist in this repository"}
         out.append(item)

@@ -295,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     from aicommons.cli.ops import add_ops_commands  # worker, gc, backup, restore, fsck
 
     add_ops_commands(sub)
+    from aicommons.cli.mirror import add_mirror_commands  # mirror add/sync/list/remove
+
+    add_mirror_commands(sub)
     return parser
 
 

@@ -327,6 +327,10 @@ upstream_repos = Table(
     Column("upstream_url", String(500), nullable=False),
     Column("upstream_id", String(200), nullable=False),
     Column("fetched_at", DateTime, nullable=False),
+    # A pinned mirror (``aicommons mirror add``): every large file of ``revisions`` is kept here, so
+    # the repo works with the upstream gone.
+    Column("pinned", Boolean, nullable=False, default=False),
+    Column("revisions", JSON),
 )
 upstream_namespaces = Table(
     "upstream_namespaces", metadata,

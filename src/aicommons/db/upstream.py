@@ -17,6 +17,8 @@ class UpstreamRepo:
     upstream_url: str
     upstream_id: str
     fetched_at: datetime
+    pinned: bool = False
+    revisions: list | None = None
 
 
 class UpstreamStore:
@@ -36,6 +38,11 @@ class UpstreamStore:
     def fetched(self, repo_id: int, now: datetime) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(upstream_repos).where(upstream_repos.c.repo_id == repo_id).values(fetched_at=now))
+
+    def pin(self, repo_id: int, revisions: list[str] | None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(upstream_repos).where(upstream_repos.c.repo_id == repo_id)
+                         .values(pinned=revisions is not None, revisions=revisions))
 
     def repos(self) -> list[UpstreamRepo]:
         with self.engine.connect() as conn:

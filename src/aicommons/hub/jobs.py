@@ -16,6 +16,7 @@ from huey.exceptions import TaskLockedException
 
 from aicommons.db.gc import BlobGcStore
 from aicommons.db.jobs import SqlJobStorage
+from aicommons.errors import HubError
 from aicommons.hub.progress import SILENT, Progress
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,11 @@ class Jobs:
             return self.hub.scans.scan_commit(repo_id, commit_id)
 
         self.scan_commit = scan_commit
+        if settings.upstream_url and settings.upstream_sync_interval_hours > 0:
+            @self.huey.periodic_task(every_hours(settings.upstream_sync_interval_hours), name="periodic_mirror_sync")
+            def periodic_mirror_sync():
+                self.sync_mirrors()
+
         if settings.gc_interval_hours > 0:
             @self.huey.periodic_task(every_hours(settings.gc_interval_hours), name="periodic_blob_gc")
             def periodic_blob_gc():
@@ -61,6 +67,17 @@ class Jobs:
                     self.run_gc(apply=True, grace_hours=settings.gc_grace_hours)
                 except TaskLockedException:
                     log.info("gc: another worker is collecting; skipped")
+
+    def sync_mirrors(self) -> None:
+        """Sync every pinned mirror (hub/upstream.py); one failing repo does not stop the others."""
+        from aicommons.hub.upstream import UpstreamError
+
+        for repo, mirror in self.hub.upstream.mirrored():
+            if mirror.pinned:
+                try:
+                    self.hub.upstream.sync(repo)
+                except (UpstreamError, HubError, OSError) as exc:
+                    log.warning("mirror sync of %s failed: %s", repo.full_id, exc)
 
     def run_gc(self, *, apply: bool, grace_hours: float, progress: Progress = SILENT) -> dict:
         """Collect garbage now, holding the GC lock (raises TaskLockedException if another run holds it)."""

@@ -35,10 +35,14 @@ import pygit2
 from aicommons.db.accounts import AccountStore, AlreadyExists
 from aicommons.db.repos import RepoRow, RepoStore
 from aicommons.db.upstream import UpstreamRepo, UpstreamStore
+from aicommons.errors import NotFound
 from aicommons.gitrepo import GitStore
 from aicommons.gitrepo.store import extends
+from aicommons.hub import content
+from aicommons.hub.gitattributes import MAX_POINTER_SIZE, parse_pointer
 from aicommons.hub.lfs import LfsService, blob_key
 from aicommons.hub.names import REPO_TYPE_PLURAL, REPO_TYPE_PREFIX
+from aicommons.hub.progress import SILENT, Progress
 from aicommons.storage.staging import Stager
 from aicommons.times import utcnow
 
@@ -193,17 +197,81 @@ class UpstreamService:
         if not lock.acquire(blocking=False):
             return False  # another request is fetching: serve what we have
         try:
-            before = self._refs(repo.storage_key)
-            try:
-                self._fetch(mirror.upstream_url, repo.type, mirror.upstream_id, repo.storage_key)
-            except (UpstreamError, subprocess.TimeoutExpired) as exc:
-                log.warning("serving %s as last fetched: %s", repo.full_id, exc)
-                return False
-            self.store.fetched(repo.id, utcnow())
-            self._announce(repo, before)
+            self._refetch(repo, mirror)
             return True
+        except (UpstreamError, subprocess.TimeoutExpired) as exc:
+            log.warning("serving %s as last fetched: %s", repo.full_id, exc)
+            return False
         finally:
             lock.release()
+
+    def _refetch(self, repo: RepoRow, mirror: UpstreamRepo) -> None:
+        before = self._refs(repo.storage_key)
+        self._fetch(mirror.upstream_url, repo.type, mirror.upstream_id, repo.storage_key)
+        if mirror.pinned:
+            self._keep_rewritten(repo, before)
+        self.store.fetched(repo.id, utcnow())
+        self._announce(repo, before)
+
+    def _keep_rewritten(self, repo: RepoRow, before: dict[str, str]) -> None:
+        """A pinned mirror loses nothing to an upstream force-push or deleted branch: each head that
+        upstream dropped stays reachable under ``refs/mirror/kept/`` (so its commits and files are
+        still served by commit id)."""
+        after = self._refs(repo.storage_key)
+        git_repo = self.git.open(repo.storage_key)
+        for ref, old in before.items():
+            if ref.startswith(("refs/heads/", "refs/tags/")) and old != after.get(ref) \
+                    and (ref not in after or not extends(git_repo, old, after[ref])):
+                self.git.update_ref(repo.storage_key, f"refs/mirror/kept/{ref[5:]}/{old}", old, None)
+
+    # --- pinned mirrors (aicommons mirror ...) ---------------------------------------------------------
+
+    def pin(self, repo_type: str, full_id: str, revisions: list[str] | None = None) -> RepoRow:
+        """Make ``full_id`` a pinned mirror of ``revisions`` (default: the default branch), pulling it
+        through first if needed. ``sync`` then fetches its files."""
+        repo = self.repo_store.get(repo_type, full_id) or self.pull(repo_type, full_id)
+        if repo is None or self.mirror_of(repo) is None:
+            raise NotFound(f"{full_id} is not a public {repo_type} on the upstream hub(s) {', '.join(self.urls)}, "
+                           "or its namespace is a local account")
+        self.store.pin(repo.id, list(revisions or ["main"]))
+        return repo
+
+    def unpin(self, repo: RepoRow) -> None:
+        self.store.pin(repo.id, None)
+
+    def mirrored(self) -> list[tuple[RepoRow, UpstreamRepo]]:
+        found = []
+        for mirror in self.store.repos():
+            repo = self.repo_store.get_by_id(mirror.repo_id)
+            if repo is not None:
+                found.append((repo, mirror))
+        return found
+
+    def sync(self, repo: RepoRow, progress: Progress = SILENT) -> dict:
+        """Fetch the refs now and every large file of the pinned revisions not held yet."""
+        mirror = self.mirror_of(repo)
+        if mirror is None:
+            raise NotFound(f"{repo.full_id} is not a mirrored repo")
+        self._refetch(repo, mirror)
+        git_repo = self.git.open(repo.storage_key)
+        wanted: dict[str, tuple[str, str, int]] = {}  # oid -> (commit, path, size)
+        for revision in mirror.revisions or ["main"]:
+            commit = content.resolve_revision(git_repo, revision)
+            _pointers(git_repo, commit.tree, "", lambda path, p, c=str(commit.id): wanted.setdefault(
+                p.oid, (c, path, p.size)))
+        missing = {oid: w for oid, w in wanted.items() if self.missing_file(repo, oid) is not None}
+        progress.stage(f"{repo.full_id}: files", items=len(missing), nbytes=sum(w[2] for w in missing.values()))
+        fetched = 0
+        for oid, (commit_id, path, size) in missing.items():
+            stream = self.open_file(repo, self.file_url(mirror, repo.type, commit_id, path), oid, size)
+            for chunk in stream:
+                progress.advance(0, len(chunk))
+            progress.advance(1, 0)
+            if self.missing_file(repo, oid) is not None:
+                raise UpstreamError(f"upstream sent {path} of {repo.full_id} with the wrong content")
+            fetched += 1
+        return {"repo": repo.full_id, "revisions": mirror.revisions or ["main"], "files": len(wanted),
+                "fetched": fetched}
 
     # --- large files --------------------------------------------------------------------------------
 
@@ -215,6 +283,25 @@ class UpstreamService:
         if self.lfs.repos.repo_lfs_size(repo.id, oid) is not None and self.lfs.blobs.exists(blob_key(oid)):
             return None
         return mirror
+
+    def where_is(self, repo: RepoRow, oid: str, size: int) -> tuple[str, str] | None:
+        """(commit, path) of a pointer to ``oid`` in a ref of a pulled-through repo that does not hold
+        the file yet, for the LFS batch API to send git-lfs to its resolve URL; None otherwise."""
+        if self.missing_file(repo, oid) is None:
+            return None
+        git_repo = self.git.open(repo.storage_key)
+        refs = sorted(self._refs(repo.storage_key).items(), key=lambda item: item[0] != "refs/heads/main")
+        paths: list[tuple[str, str]] = []
+        for _ref, target in refs:
+            try:
+                commit = git_repo[target].peel(pygit2.Commit)
+            except (KeyError, ValueError, pygit2.GitError):
+                continue
+            _pointers(git_repo, commit.tree, "", lambda path, p, c=str(commit.id): paths.append((c, path))
+                      if p.oid == oid and p.size == size else None)
+            if paths:
+                return paths[0]
+        return None
 
     def file_url(self, mirror: UpstreamRepo, repo_type: str, commit_id: str, path: str) -> str:
         return (f"{mirror.upstream_url}/{REPO_TYPE_PREFIX[repo_type]}{mirror.upstream_id}/resolve/{commit_id}/"
@@ -238,6 +325,18 @@ class UpstreamService:
         """A byte range of an uncached file, straight from upstream (not cached)."""
         return httpx.get(url, headers={**self._headers(), "Range": range_header}, timeout=self.timeout,
                          follow_redirects=True)
+
+
+def _pointers(git_repo: pygit2.Repository, tree: pygit2.Tree, prefix: str, found) -> None:
+    """Call ``found(path, pointer)`` for every LFS pointer under ``tree``."""
+    for entry in tree:
+        path = f"{prefix}{entry.name}"
+        if entry.filemode == pygit2.GIT_FILEMODE_TREE:
+            _pointers(git_repo, git_repo[entry.id], path + "/", found)
+            continue
+        blob = git_repo[entry.id]
+        if blob.size <= MAX_POINTER_SIZE and (pointer := parse_pointer(blob.data)) is not None:
+            found(path, pointer)
 
 
 class UpstreamError(Exception):

@@ -18,6 +18,8 @@ def upgrade() -> None:
         sa.Column("upstream_url", sa.String(500), nullable=False),
         sa.Column("upstream_id", sa.String(200), nullable=False),
         sa.Column("fetched_at", sa.DateTime, nullable=False),
+        sa.Column("pinned", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("revisions", sa.JSON, nullable=True),
     )
     op.create_table(
         "upstream_namespaces",

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from aicommons.api.errors import error_response, moved_response, storage_error_handler
 from aicommons.api.input_guard import InputGuardMiddleware
-from aicommons.api.metrics import HubMetrics, MetricsMiddleware, metrics_endpoint
+from aicommons.api.metrics import HubMetrics, MetricsMiddleware, RouteNoteMiddleware, metrics_endpoint
 from aicommons.api.middleware import (
     AuditMiddleware,
     AuthMiddleware,
@@ -112,6 +112,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Star
             Middleware(AuthMiddleware, hub=hub),
             Middleware(RateLimitMiddleware, limiter=RequestLimiter.from_settings(settings)),
             Middleware(InputGuardMiddleware),  # NUL in a URL: 400 on every backend (audited)
+            Middleware(RouteNoteMiddleware),  # innermost: which route answered, for the metrics
         ],
         exception_handlers={HubError: hub_error_handler, StorageError: storage_error_handler},
     )

@@ -100,9 +100,23 @@ def test_every_queried_series_is_exported(exported, source):
     assert not problems, "\n".join(problems)
 
 
-def test_the_http_series_count_requests_by_route_template(exported):
+def test_the_http_series_count_requests_by_route_template(exported, live_hub):
     assert {"method", "route", "status"} <= exported["hub_http_requests_total"]
     assert "le" in exported["hub_http_request_duration_seconds_bucket"]
+
+
+def test_requests_are_labelled_with_their_route_template(live_hub):
+    import httpx
+
+    name = unique_name("ops")
+    live_hub.cli("user", "create", name, "--admin")
+    token = live_hub.cli("token", "create", name).stdout.splitlines()[-1]
+    with httpx.Client(base_url=live_hub.url, timeout=30) as http:
+        http.get("/api/models/nobody/nothing")
+        text = http.get("/metrics", headers=auth(token)).text
+    routes = {s.labels["route"] for f in text_string_to_metric_families(text) if f.name == "hub_http_requests"
+              for s in f.samples if s.name.endswith("_total")}
+    assert "/api/{types}/{ns}/{name}" in routes, routes
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus) is not installed")

@@ -196,3 +196,103 @@ def test_a_pinned_mirror_keeps_everything_with_upstream_gone(tmp_path_factory, t
         stop_hub(mir)
         if up.process.poll() is None:
             stop_hub(up)
+
+
+def upstream_gets(upstream, token: str, path_route: str = "/{ns}/{name}/resolve/{rev}/{path:path}") -> float:
+    """How many GETs of resolve URLs the upstream answered (from its own /metrics)."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{upstream.url}/metrics", headers={"Authorization": f"Bearer {token}"}).text
+    for family in text_string_to_metric_families(text):
+        if family.name == "hub_http_requests":
+            return sum(s.value for s in family.samples if s.name.endswith("_total") and s.labels["method"] == "GET"
+                       and s.labels["route"] == path_route)
+    return 0.0
+
+
+def test_concurrent_first_downloads_make_one_upstream_fetch(upstream, mirror, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    admin = "hf_" + hashlib.sha1(b"mirror-admin").hexdigest()[:34]
+    if upstream.cli("user", "create", "mirror-admin", "--admin", check=False).returncode == 0:
+        upstream.cli("token", "create", "mirror-admin", "--value", admin)
+    repo, sha = publish(upstream)
+    before = upstream_gets(upstream, admin)
+
+    def download(i: int) -> bytes:
+        path = hf_hub_download(repo, "model.bin", revision=sha, endpoint=mirror.url, cache_dir=tmp_path / f"c{i}")
+        return open(path, "rb").read()
+
+    with ThreadPoolExecutor(10) as pool:
+        assert all(data == WEIGHTS for data in pool.map(download, range(10)))
+    assert upstream_gets(upstream, admin) - before == 1
+
+
+class FlippingProxy:
+    """Between the mirror and the upstream: forwards everything, and flips one byte of every file
+    served by a resolve URL while ``flip`` is set (an upstream, or a path, that corrupts data)."""
+
+    def __init__(self, target: str):
+        import http.server
+        import threading
+
+        import httpx
+
+        proxy = self
+        self.flip = True
+        client = httpx.Client(base_url=target, timeout=30)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _forward(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                r = client.request(self.command, self.path, content=body, headers=headers)
+                data = r.content
+                if proxy.flip and "/resolve/" in self.path and r.status_code == 200 and len(data) > 100:
+                    data = data[:50] + bytes([data[50] ^ 0xFF]) + data[51:]
+                self.send_response(r.status_code)
+                for k, v in r.headers.items():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_POST = do_HEAD = _forward
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_corrupted_upstream_bytes_are_never_cached(upstream, tmp_path_factory, tmp_path):
+    proxy = FlippingProxy(upstream.url)
+    mir = start_hub(tmp_path_factory.mktemp("mir4"), free_port(), AICOMMONS_UPSTREAM_URL=proxy.url)
+    try:
+        repo, sha = publish(upstream)
+        oid = hashlib.sha256(WEIGHTS).hexdigest()
+        try:
+            got = hf_hub_download(repo, "model.bin", endpoint=mir.url, cache_dir=tmp_path / "c1")
+            assert open(got, "rb").read() != WEIGHTS  # passed on once (the client may notice)...
+        except Exception:  # noqa: BLE001 - ...or refuse it: either way it must not be cached
+            pass
+        time.sleep(2)
+        assert not blob(mir, oid).exists()
+        proxy.flip = False
+        got = hf_hub_download(repo, "model.bin", endpoint=mir.url, cache_dir=tmp_path / "c2")
+        assert open(got, "rb").read() == WEIGHTS
+        assert wait_for(lambda: blob(mir, oid).exists())
+    finally:
+        stop_hub(mir)
+        proxy.close()

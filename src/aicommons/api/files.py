@@ -136,10 +136,10 @@ def _from_upstream(request: Request, repo: RepoRow, mirror, commit_id: str, path
             passed = {k: v for k, v in answer.headers.items() if k.lower() in ("content-range", "content-length")}
             return Response(answer.content, status_code=answer.status_code, headers={**headers, **passed},
                             media_type=media_type)
-        stream = upstream.open_file(repo, url, lfs.oid, lfs.size)
+        stream = upstream.open_file(repo, url, lfs.oid, lfs.size).read()
     except (UpstreamError, httpx.HTTPError) as exc:
         raise HubError(f"This file is not cached here yet and {exc}", status=502) from None
-    return StreamingResponse(iter(stream), headers={**headers, "Content-Length": str(lfs.size)}, media_type=media_type)
+    return StreamingResponse(stream, headers={**headers, "Content-Length": str(lfs.size)}, media_type=media_type)
 
 
 def _xet_headers(request: Request, repo: RepoRow, commit_id: str, oid: str) -> dict:

@@ -74,7 +74,9 @@ class _StatsCollector:
 
 
 class MetricsMiddleware:
-    """Counts and times every HTTP request by the template of the route that answered it."""
+    """Counts and times every HTTP request by the template of the route that answered it. The route
+    is learnt from ``RouteNoteMiddleware``, the innermost middleware: the router records it in the
+    scope it is given, and middlewares in between may pass copies of the scope down."""
 
     def __init__(self, app, metrics: HubMetrics):
         self.app = app
@@ -85,6 +87,8 @@ class MetricsMiddleware:
             return await self.app(scope, receive, send)
         started = time.perf_counter()
         status = 500  # an exception before any answer
+        note: dict = {}
+        scope[ROUTE_NOTE] = note
 
         async def send_and_note(message):
             nonlocal status
@@ -95,9 +99,27 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_and_note)
         finally:
-            route = scope.get("route")
+            route = note.get("route")
             self.metrics.observe(scope["method"], getattr(route, "path", None) or "unmatched", status,
                                  time.perf_counter() - started)
+
+
+ROUTE_NOTE = "aicommons.route_note"
+
+
+class RouteNoteMiddleware:
+    """Innermost: once the router has run, tell ``MetricsMiddleware`` which route answered."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            note = scope.get(ROUTE_NOTE)
+            if note is not None and "route" in scope:
+                note["route"] = scope["route"]
 
 
 async def metrics_endpoint(request: Request) -> Response:

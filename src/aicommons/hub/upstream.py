@@ -8,7 +8,7 @@ clone) then works from the local copy. The refs are fetched again when they are 
 ``AICOMMONS_UPSTREAM_METADATA_TTL_SECONDS``; while upstream is unreachable the last fetched refs
 keep being served. Large files are fetched on first download: streamed to the client while they
 are stored, checked against the pointer's sha256 and size before they count as cached
-(``UpstreamFile``), then served like any upload.
+(``_Fetch``; concurrent requests share one download), then served like any upload.
 
 What is pulled through, and what is not:
 - only repos upstream serves to the mirror's service token as public and not gated; gated and
@@ -21,7 +21,9 @@ What is pulled through, and what is not:
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import secrets
 import subprocess
 import threading
@@ -43,7 +45,6 @@ from aicommons.hub.gitattributes import MAX_POINTER_SIZE, parse_pointer
 from aicommons.hub.lfs import LfsService, blob_key
 from aicommons.hub.names import REPO_TYPE_PLURAL, REPO_TYPE_PREFIX
 from aicommons.hub.progress import SILENT, Progress
-from aicommons.storage.staging import Stager
 from aicommons.times import utcnow
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ class UpstreamService:
         self.lfs = lfs
         self.after_ref_update = after_ref_update  # RepoService.after_ref_update: cards, search, scans
         self._locks: dict[tuple, threading.Lock] = {}
+        self._fetches: dict[str, _Fetch] = {}  # oid -> the download in progress
+        self._fetches_guard = threading.Lock()
         self._locks_guard = threading.Lock()
 
     @property
@@ -263,9 +266,10 @@ class UpstreamService:
         progress.stage(f"{repo.full_id}: files", items=len(missing), nbytes=sum(w[2] for w in missing.values()))
         fetched = 0
         for oid, (commit_id, path, size) in missing.items():
-            stream = self.open_file(repo, self.file_url(mirror, repo.type, commit_id, path), oid, size)
-            for chunk in stream:
+            fetch = self.open_file(repo, self.file_url(mirror, repo.type, commit_id, path), oid, size)
+            for chunk in fetch.read():
                 progress.advance(0, len(chunk))
+            fetch.wait_done()
             progress.advance(1, 0)
             if self.missing_file(repo, oid) is not None:
                 raise UpstreamError(f"upstream sent {path} of {repo.full_id} with the wrong content")
@@ -307,19 +311,21 @@ class UpstreamService:
         return (f"{mirror.upstream_url}/{REPO_TYPE_PREFIX[repo_type]}{mirror.upstream_id}/resolve/{commit_id}/"
                 f"{quote(path)}")
 
-    def open_file(self, repo: RepoRow, url: str, oid: str, size: int) -> UpstreamFile:
-        """Start fetching a file from upstream (UpstreamError at once if upstream cannot serve it)."""
-        client = httpx.Client(timeout=self.timeout, follow_redirects=True)
-        try:
-            response = client.send(client.build_request("GET", url, headers=self._headers()), stream=True)
-        except httpx.HTTPError as exc:
-            client.close()
-            raise UpstreamError(f"the upstream hub {url.split('/')[2]} is unreachable: {exc}") from None
-        if response.status_code != 200:
-            response.close()
-            client.close()
-            raise UpstreamError(f"the upstream hub answered {response.status_code} for {url}")
-        return UpstreamFile(self, repo, client, response, oid, size)
+    def open_file(self, repo: RepoRow, url: str, oid: str, size: int) -> _Fetch:
+        """The file's bytes as upstream sends them (UpstreamError at once if upstream cannot serve it).
+        Every request for the same file while it is being fetched shares one upstream download
+        (``_Fetch``), and the download goes on if the client that started it goes away."""
+        with self._fetches_guard:
+            fetch = self._fetches.get(oid)
+            if fetch is None:
+                fetch = self._fetches[oid] = _Fetch(self, repo, url, oid, size)
+                threading.Thread(target=fetch.run, name=f"upstream-fetch-{oid[:12]}", daemon=True).start()
+        fetch.wait_started(self.timeout)
+        return fetch
+
+    def _fetch_ended(self, oid: str) -> None:
+        with self._fetches_guard:
+            self._fetches.pop(oid, None)
 
     def proxy_range(self, url: str, range_header: str) -> httpx.Response:
         """A byte range of an uncached file, straight from upstream (not cached)."""
@@ -343,31 +349,92 @@ class UpstreamError(Exception):
     pass
 
 
-class UpstreamFile:
-    """Upstream's bytes for the client as they arrive, kept only if their sha256 and size are the
-    pointer's: a flipped byte upstream is passed on once (the client checks the ETag) but never
-    cached. A client that goes away mid-way leaves nothing behind."""
+class _Fetch:
+    """One download of a file from upstream into a private temporary file, read by any number of
+    clients as it grows. It is kept (put in the blob store and recorded for the repo) only if its
+    sha256 and size are the pointer's: a flipped byte upstream reaches the clients of this one
+    download (their ETag check catches it) but is never cached."""
 
-    def __init__(self, service: UpstreamService, repo: RepoRow, client: httpx.Client, response: httpx.Response,
-                 oid: str, size: int):
-        self.service, self.repo, self.client, self.response = service, repo, client, response
-        self.oid, self.size = oid, size
+    def __init__(self, service: UpstreamService, repo: RepoRow, url: str, oid: str, size: int):
+        self.service, self.repo, self.url, self.oid, self.size = service, repo, url, oid, size
+        service.lfs.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.path = service.lfs.tmp_dir / f"upstream-{oid}-{secrets.token_hex(4)}"
+        self.path.touch(mode=0o600)
+        self.written = 0
+        self.started = threading.Event()
+        self.done = False
+        self.error: str | None = None
+        self.changed = threading.Condition()
 
-    def __iter__(self) -> Iterator[bytes]:
-        lfs = self.service.lfs
+    def run(self) -> None:
+        service = self.service
         try:
-            with Stager(lfs.tmp_dir, max_bytes=self.size) as stager:
-                for chunk in self.response.iter_bytes(CHUNK):
-                    stager.write(chunk)
-                    yield chunk
-                staged = stager.finish()
-                if staged.size != self.size or staged.sha256 != self.oid:
-                    log.warning("upstream sent %s bytes hashing to %s for %s (expected %s, %s): not cached",
-                                staged.size, staged.sha256, self.oid, self.size, self.oid)
-                    staged.discard()
-                    return
-                lfs.blobs.put_file(blob_key(self.oid), staged.path)
-                lfs.repos.add_lfs_object(self.repo.id, self.oid, self.size, utcnow())
+            with httpx.Client(timeout=service.timeout, follow_redirects=True) as client, \
+                    client.stream("GET", self.url, headers=service._headers()) as response:
+                if response.status_code != 200:
+                    raise UpstreamError(f"the upstream hub answered {response.status_code} for {self.url}")
+                self.started.set()
+                digest = hashlib.sha256()
+                with open(self.path, "wb") as out:
+                    for chunk in response.iter_bytes(CHUNK):
+                        if self.written + len(chunk) > self.size:
+                            raise UpstreamError(f"upstream sent more than the {self.size} bytes of {self.oid}")
+                        out.write(chunk)
+                        out.flush()
+                        digest.update(chunk)
+                        with self.changed:
+                            self.written += len(chunk)
+                            self.changed.notify_all()
+                    os.fsync(out.fileno())
+            if self.written != self.size or digest.hexdigest() != self.oid:
+                log.warning("upstream sent %d bytes hashing to %s for %s (expected %d): not cached",
+                            self.written, digest.hexdigest(), self.oid, self.size)
+                return
+            lfs = service.lfs
+            link = self.path.with_name(self.path.name + ".done")
+            os.link(self.path, link)  # put_file moves its source away; readers keep the original
+            lfs.blobs.put_file(blob_key(self.oid), link)
+            lfs.repos.add_lfs_object(self.repo.id, self.oid, self.size, utcnow())
+        except (httpx.HTTPError, UpstreamError, OSError) as exc:
+            self.error = str(exc) if isinstance(exc, UpstreamError) else \
+                f"the upstream hub {self.url.split('/')[2]} failed: {exc}"
+            log.warning("fetching %s from upstream: %s", self.oid, self.error)
         finally:
-            self.response.close()
-            self.client.close()
+            with self.changed:
+                self.done = True
+                self.changed.notify_all()
+            self.started.set()
+            service._fetch_ended(self.oid)
+            self.path.unlink(missing_ok=True)  # readers hold it open
+
+    def wait_started(self, timeout: float) -> None:
+        if not self.started.wait(timeout) or (self.done and self.error and self.written == 0):
+            raise UpstreamError(self.error or f"the upstream hub did not answer for {self.url} in {timeout:g} s")
+
+    def wait_done(self) -> None:
+        with self.changed:
+            while not self.done:
+                self.changed.wait(1.0)
+
+    def read(self) -> Iterator[bytes]:
+        try:
+            f = open(self.path, "rb")  # noqa: SIM115 - opened now: the fetch removes the name when it ends
+        except FileNotFoundError:
+            raise UpstreamError(self.error or "the upstream download just ended; try again") from None
+        return self._chunks(f)
+
+    def _chunks(self, f) -> Iterator[bytes]:
+        position = 0
+        with f:
+            while position < self.size:
+                with self.changed:
+                    while self.written <= position and not self.done:
+                        self.changed.wait(1.0)
+                    available, done, error = self.written, self.done, self.error
+                if available > position:
+                    f.seek(position)
+                    data = f.read(min(available - position, CHUNK))
+                    position += len(data)
+                    yield data
+                elif done:  # cut short: the client sees a broken download
+                    raise UpstreamError(error or f"upstream stopped sending {self.oid}")

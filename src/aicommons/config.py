@@ -125,6 +125,9 @@ SETTINGS: tuple[Setting, ...] = (
             "(commit ids are immutable and never refetched)."),
     Setting("UPSTREAM_TIMEOUT_SECONDS", "30",
             "Timeout of one request to the upstream hub; an unreachable upstream fails fast with this bound."),
+    Setting("BUNDLE_TRUSTED_KEYS", "",
+            "Public keys (PEM files, comma-separated) whose signed bundles `aicommons bundle import` accepts, "
+            "besides those given with `--trusted-key`. See docs/mirror.md."),
     Setting("UPSTREAM_SYNC_INTERVAL_HOURS", "24",
             "The job workers sync every pinned mirror (`aicommons mirror add`) this often. 0: only by hand "
             "(`aicommons mirror sync`)."),
@@ -225,6 +228,7 @@ class Settings:
     upstream_metadata_ttl_seconds: float
     upstream_timeout_seconds: float
     upstream_sync_interval_hours: float
+    bundle_trusted_keys: str
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -272,6 +276,7 @@ class Settings:
             upstream_metadata_ttl_seconds=_float("UPSTREAM_METADATA_TTL_SECONDS", minimum=0),
             upstream_timeout_seconds=_float("UPSTREAM_TIMEOUT_SECONDS", minimum=1),
             upstream_sync_interval_hours=_float("UPSTREAM_SYNC_INTERVAL_HOURS", minimum=0),
+            bundle_trusted_keys=_env("BUNDLE_TRUSTED_KEYS").strip(),
         )
         values.update(overrides)
         settings = cls(**values)

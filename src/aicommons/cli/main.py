@@ -298,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     from aicommons.cli.mirror import add_mirror_commands  # mirror add/sync/list/remove
 
     add_mirror_commands(sub)
+    from aicommons.cli.bundle import add_bundle_commands  # bundle key/export/import
+
+    add_bundle_commands(sub)
     return parser
 
 

@@ -110,6 +110,13 @@ class Hub:
             self.repos.ref_listeners.append(self._queue_scan)
 
     @functools.cached_property
+    def bundles(self):
+        """Signed bundles for air-gapped sites (``hub/bundles.py``)."""
+        from aicommons.hub.bundles import BundleService
+
+        return BundleService(self)
+
+    @functools.cached_property
     def stats(self):
         """Totals for operators (``/metrics``): ``hub/stats.py``."""
         from aicommons.db.stats import StatsStore

@@ -1,0 +1,110 @@
+"""Signed bundles for air-gapped sites (issue 12): export repos from one hub, carry one file, import
+into another that trusts the first hub's key. Tampered, unsigned and foreign bundles change nothing."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+
+import pytest
+from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
+from huggingface_hub.errors import RepositoryNotFoundError
+
+from tests.backends import free_port
+from tests.compat.test_git import Git
+from tests.conftest import start_hub, stop_hub, unique_name
+
+WEIGHTS = os.urandom(120_000)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The air-gapped hub."""
+    hub = start_hub(tmp_path_factory.mktemp("airgap"), free_port())
+    yield hub
+    stop_hub(hub)
+
+
+@pytest.fixture(scope="module")
+def source_key(live_hub, tmp_path_factory):
+    path = tmp_path_factory.mktemp("keys") / "source.pem"
+    path.write_text(live_hub.cli("bundle", "key").stdout)
+    return path
+
+
+def make_repo(api) -> tuple[str, str]:
+    repo = f"alice/{unique_name('bundle')}"
+    api.create_repo(repo)
+    api.create_commit(repo, [CommitOperationAdd("README.md", b"---\nlicense: mit\n---\n# Carried in\n"),
+                             CommitOperationAdd("model.bin", WEIGHTS)], commit_message="weights")
+    api.create_tag(repo, tag="v1")
+    return repo, api.model_info(repo).sha
+
+
+def flip(path, member_name: str, offset: int = 10) -> None:
+    with tarfile.open(path) as tar:
+        member = tar.getmember(member_name)
+    with open(path, "r+b") as f:
+        f.seek(member.offset_data + offset)
+        byte = f.read(1)
+        f.seek(member.offset_data + offset)
+        f.write(bytes([byte[0] ^ 0x01]))
+
+
+def test_export_carry_import(live_hub, api, site, source_key, tmp_path):
+    repo, sha = make_repo(api)
+    bundle = tmp_path / "carry.tar"
+    exported = live_hub.cli("bundle", "export", f"{repo}@main,v1", "--output", str(bundle))
+    assert "1 repos, 1 large files" in exported.stdout, exported.stdout + exported.stderr
+
+    imported = site.cli("bundle", "import", str(bundle), "--trusted-key", str(source_key))
+    assert f"model {repo}: created" in imported.stdout, imported.stdout + imported.stderr
+    remote = HfApi(endpoint=site.url)
+    assert remote.model_info(repo).sha == sha  # the same commit ids
+    assert [t.name for t in remote.list_repo_refs(repo).tags] == ["v1"]
+    got = hf_hub_download(repo, "model.bin", revision=sha, endpoint=site.url, cache_dir=tmp_path / "c")
+    assert open(got, "rb").read() == WEIGHTS
+    git = Git(tmp_path / "home")
+    git("clone", f"{site.url}/{repo}", str(tmp_path / "clone"))
+    assert (tmp_path / "clone" / "model.bin").read_bytes() == WEIGHTS
+
+    # Again: nothing new, no error. Then a later bundle adds a revision.
+    assert f"model {repo}: updated" in site.cli("bundle", "import", str(bundle), "--trusted-key",
+                                                str(source_key)).stdout
+    new = api.upload_file(path_or_fileobj=b"v2", path_in_repo="v2.txt", repo_id=repo).oid
+    later = tmp_path / "later.tar"
+    live_hub.cli("bundle", "export", repo, "--output", str(later))
+    site.cli("bundle", "import", str(later), "--trusted-key", str(source_key))
+    assert remote.model_info(repo).sha == new
+
+
+@pytest.mark.parametrize("damage", ["large file", "manifest", "git data", "unsigned", "foreign key"])
+def test_a_damaged_or_untrusted_bundle_changes_nothing(live_hub, api, site, source_key, tmp_path, damage):
+    repo, _ = make_repo(api)
+    bundle = tmp_path / "carry.tar"
+    live_hub.cli("bundle", "export", repo, "--output", str(bundle))
+    key = source_key
+    if damage == "large file":
+        with tarfile.open(bundle) as tar:
+            name = next(m.name for m in tar.getmembers() if m.name.startswith("lfs/"))
+        flip(bundle, name, 5000)
+    elif damage == "manifest":
+        flip(bundle, "manifest.json", 30)
+    elif damage == "git data":
+        flip(bundle, "repos/0.bundle", 200)
+    elif damage == "unsigned":
+        stripped = tmp_path / "stripped.tar"
+        with tarfile.open(bundle) as src, tarfile.open(stripped, "w") as dst:
+            for member in src.getmembers():
+                if member.name != "manifest.sig":
+                    dst.addfile(member, src.extractfile(member))
+        bundle = stripped
+    else:
+        key = tmp_path / "other.pem"
+        key.write_text(site.cli("bundle", "key").stdout)  # a key, but not the exporter's
+    refused = site.cli("bundle", "import", str(bundle), "--trusted-key", str(key), check=False)
+    assert refused.returncode == 1 and "nothing was imported" in refused.stderr, refused.stderr
+    with pytest.raises(RepositoryNotFoundError):
+        HfApi(endpoint=site.url).model_info(repo)
+    no_key = site.cli("bundle", "import", str(bundle), check=False)
+    assert no_key.returncode == 1 and "no trusted key" in no_key.stderr

@@ -125,6 +125,14 @@ SETTINGS: tuple[Setting, ...] = (
             "(commit ids are immutable and never refetched)."),
     Setting("UPSTREAM_TIMEOUT_SECONDS", "30",
             "Timeout of one request to the upstream hub; an unreachable upstream fails fast with this bound."),
+    Setting("UPSTREAM_ALLOW", "*",
+            "Which upstream repos may be pulled through: comma-separated globs over repo ids "
+            "(`meta-llama/*,google/*`). `*`: any."),
+    Setting("UPSTREAM_BLOCK", "",
+            "Upstream repos never pulled through, whatever UPSTREAM_ALLOW says (comma-separated globs)."),
+    Setting("UPSTREAM_LICENSES", "",
+            "If set, only upstream repos whose card declares one of these licenses (comma-separated, e.g. "
+            "`apache-2.0,mit`) are pulled through."),
     Setting("BUNDLE_TRUSTED_KEYS", "",
             "Public keys (PEM files, comma-separated) whose signed bundles `aicommons bundle import` accepts, "
             "besides those given with `--trusted-key`. See docs/mirror.md."),
@@ -229,6 +237,9 @@ class Settings:
     upstream_timeout_seconds: float
     upstream_sync_interval_hours: float
     bundle_trusted_keys: str
+    upstream_allow: str
+    upstream_block: str
+    upstream_licenses: str
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -277,6 +288,9 @@ class Settings:
             upstream_timeout_seconds=_float("UPSTREAM_TIMEOUT_SECONDS", minimum=1),
             upstream_sync_interval_hours=_float("UPSTREAM_SYNC_INTERVAL_HOURS", minimum=0),
             bundle_trusted_keys=_env("BUNDLE_TRUSTED_KEYS").strip(),
+            upstream_allow=_env("UPSTREAM_ALLOW").strip(),
+            upstream_block=_env("UPSTREAM_BLOCK").strip(),
+            upstream_licenses=_env("UPSTREAM_LICENSES").strip(),
         )
         values.update(overrides)
         settings = cls(**values)

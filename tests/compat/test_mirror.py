@@ -21,20 +21,20 @@ WEIGHTS = os.urandom(300_000)
 
 
 @pytest.fixture(scope="module")
-def upstream(tmp_path_factory):
-    data = tmp_path_factory.mktemp("upstream")
-    hub = start_hub(data, free_port())
-    hub.cli("user", "create", "maker")
-    hub.cli("token", "create", "maker", "--value", TOKEN)
-    yield hub
-    stop_hub(hub)
+def upstream(live_hub):
+    """The session's hub as the upstream: on the PostgreSQL + S3 run (make test-scale) its downloads
+    answer with 302 redirects to the bucket, as huggingface.co's do, and the mirror follows them."""
+    if live_hub.cli("user", "create", "maker", check=False).returncode == 0:
+        live_hub.cli("token", "create", "maker", "--value", TOKEN)
+    return live_hub
 
 
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory, upstream):
     data = tmp_path_factory.mktemp("mirror")
     hub = start_hub(data, free_port(), AICOMMONS_UPSTREAM_URL=upstream.url,
-                    AICOMMONS_UPSTREAM_METADATA_TTL_SECONDS="1", AICOMMONS_UPSTREAM_TIMEOUT_SECONDS="5")
+                    AICOMMONS_UPSTREAM_METADATA_TTL_SECONDS="1", AICOMMONS_UPSTREAM_TIMEOUT_SECONDS="5",
+                    AICOMMONS_UPSTREAM_BLOCK="maker/blocked-*")
     yield hub
     stop_hub(hub)
 
@@ -122,6 +122,13 @@ def test_gated_and_private_upstream_repos_are_not_served(upstream, mirror):
     for repo in (gated, private, "maker/never-existed"):
         with pytest.raises(RepositoryNotFoundError):
             api.model_info(repo)
+
+
+def test_blocked_upstream_repos_are_not_pulled(upstream, mirror):
+    api = HfApi(endpoint=upstream.url, token=TOKEN)
+    blocked = api.create_repo(f"maker/blocked-{unique_name()}").repo_id
+    with pytest.raises(RepositoryNotFoundError):
+        HfApi(endpoint=mirror.url).model_info(blocked)
 
 
 def test_local_names_win_over_upstream(upstream, mirror):

@@ -96,12 +96,13 @@ class Hub:
         self.upstream = None
         if settings.upstream_url:  # the pull-through mirror (hub/upstream.py)
             from aicommons.db.upstream import UpstreamStore
-            from aicommons.hub.upstream import UpstreamService
+            from aicommons.hub.upstream import UpstreamPolicy, UpstreamService
 
             self.upstream = self.repos.upstream = UpstreamService(
                 settings.upstream_url.split(","), settings.upstream_token, settings.upstream_metadata_ttl_seconds,
                 settings.upstream_timeout_seconds, UpstreamStore(self.engine), self.repo_store, account_store,
-                self.git, self.lfs, self.repos.after_ref_update)
+                self.git, self.lfs, self.repos.after_ref_update,
+                UpstreamPolicy.parse(settings.upstream_allow, settings.upstream_block, settings.upstream_licenses))
         # Scans run in limited worker processes (scanning/worker.py), started when first needed.
         self.scan_pool = ScanWorkerPool(settings.scan_worker_limits)
         self.scans = ScanService(ScanStore(self.engine), self.repo_store, self.git, self.blobs, self.scan_pool,

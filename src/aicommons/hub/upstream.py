@@ -21,6 +21,7 @@ What is pulled through, and what is not:
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import logging
 import os
@@ -28,6 +29,7 @@ import secrets
 import subprocess
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -51,9 +53,42 @@ log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
 
 
+@dataclass(frozen=True)
+class UpstreamPolicy:
+    """What may be pulled through (AICOMMONS_UPSTREAM_ALLOW / _BLOCK / _LICENSES)."""
+
+    allow: tuple[str, ...] = ("*",)
+    block: tuple[str, ...] = ()
+    licenses: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, allow: str, block: str, licenses: str) -> UpstreamPolicy:
+        def split(text: str) -> tuple[str, ...]:
+            return tuple(p.strip().lower() for p in text.split(",") if p.strip())
+
+        return cls(split(allow) or ("*",), split(block), split(licenses))
+
+    def refusal(self, full_id: str, info: dict) -> str | None:
+        """Why ``full_id`` may not be pulled through, or None."""
+        name = full_id.lower()
+        if any(fnmatch.fnmatchcase(name, p) for p in self.block):
+            return "blocked by AICOMMONS_UPSTREAM_BLOCK"
+        if not any(fnmatch.fnmatchcase(name, p) for p in self.allow):
+            return "not in AICOMMONS_UPSTREAM_ALLOW"
+        if self.licenses:
+            card = info.get("cardData") or {}
+            declared = card.get("license") if isinstance(card, dict) else None
+            found = {str(x).lower() for x in (declared if isinstance(declared, list) else [declared]) if x}
+            found |= {t[8:].lower() for t in info.get("tags") or [] if isinstance(t, str) and t.startswith("license:")}
+            if not found & set(self.licenses):
+                return f"its license ({', '.join(sorted(found)) or 'none declared'}) is not in AICOMMONS_UPSTREAM_LICENSES"
+        return None
+
+
 class UpstreamService:
     def __init__(self, urls: list[str], token: str, ttl_seconds: float, timeout: float, store: UpstreamStore,
-                 repo_store: RepoStore, accounts: AccountStore, git: GitStore, lfs: LfsService, after_ref_update):
+                 repo_store: RepoStore, accounts: AccountStore, git: GitStore, lfs: LfsService, after_ref_update,
+                 policy: UpstreamPolicy | None = None):
         self.urls = [u.rstrip("/") for u in urls if u.strip()]
         self.token = token
         self.ttl = timedelta(seconds=ttl_seconds)
@@ -64,6 +99,7 @@ class UpstreamService:
         self.git = git
         self.lfs = lfs
         self.after_ref_update = after_ref_update  # RepoService.after_ref_update: cards, search, scans
+        self.policy = policy or UpstreamPolicy()
         self._locks: dict[tuple, threading.Lock] = {}
         self._fetches: dict[str, _Fetch] = {}  # oid -> the download in progress
         self._fetches_guard = threading.Lock()
@@ -101,6 +137,9 @@ class UpstreamService:
                     continue
                 if info.get("private") or info.get("gated") not in (None, False, "false"):
                     return None  # served only to users upstream granted it: not through the service token
+                if (why := self.policy.refusal(info.get("id") or full_id, info)) is not None:
+                    log.info("not pulling %s through: %s", full_id, why)
+                    return None
                 return self._create(url, repo_type, info.get("id") or full_id)
         return None
 

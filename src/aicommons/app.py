@@ -24,6 +24,7 @@ from aicommons.api.middleware import (
 )
 from aicommons.api.rate_limits import RequestLimiter
 from aicommons.api.routes import hub_routes
+from aicommons.api.upstream_stale import UpstreamStaleMiddleware
 from aicommons.config import Settings
 from aicommons.errors import HubError
 from aicommons.hub.hub import Hub
@@ -113,7 +114,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Star
             Middleware(RateLimitMiddleware, limiter=RequestLimiter.from_settings(settings)),
             Middleware(InputGuardMiddleware),  # NUL in a URL: 400 on every backend (audited)
             Middleware(RouteNoteMiddleware),  # innermost: which route answered, for the metrics
-        ],
+        ] + ([Middleware(UpstreamStaleMiddleware)] if hub.upstream is not None else []),
         exception_handlers={HubError: hub_error_handler, StorageError: storage_error_handler},
     )
     app.state.hub = hub

@@ -158,6 +158,10 @@ def test_cached_files_keep_working_with_upstream_down(tmp_path_factory, tmp_path
         again = hf_hub_download(repo, "model.bin", endpoint=mir.url, cache_dir=tmp_path / "c2")
         assert open(again, "rb").read() == WEIGHTS
         assert HfApi(endpoint=mir.url).model_info(repo).sha == sha
+        import httpx
+
+        stale = httpx.get(f"{mir.url}/api/models/{repo}", timeout=30)
+        assert stale.status_code == 200 and stale.headers["x-upstream-stale"].endswith("Z")  # says it is stale
         assert time.monotonic() - started < 30
         with pytest.raises(RepositoryNotFoundError):  # uncached: fails fast
             HfApi(endpoint=mir.url).model_info("maker/not-pulled-yet")

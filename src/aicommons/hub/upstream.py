@@ -21,6 +21,7 @@ What is pulled through, and what is not:
 
 from __future__ import annotations
 
+import contextvars
 import fnmatch
 import hashlib
 import logging
@@ -51,6 +52,19 @@ from aicommons.times import utcnow
 
 log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
+
+
+# Set by the doors for each request (``watch_staleness``); filled when a refresh failed and the last
+# fetched refs were served, so that the answer can say so (``X-Upstream-Stale``). A dict, not a
+# value: the lookup runs in a worker thread, which sees the same object through the copied context.
+_stale_note: contextvars.ContextVar[dict | None] = contextvars.ContextVar("aicommons_upstream_stale", default=None)
+
+
+def watch_staleness() -> dict:
+    """Start noting, for the current request, whether upstream metadata was served stale."""
+    note: dict = {}
+    _stale_note.set(note)
+    return note
 
 
 @dataclass(frozen=True)
@@ -243,6 +257,8 @@ class UpstreamService:
             return True
         except (UpstreamError, subprocess.TimeoutExpired) as exc:
             log.warning("serving %s as last fetched: %s", repo.full_id, exc)
+            if (note := _stale_note.get()) is not None:
+                note["since"] = mirror.fetched_at
             return False
         finally:
             lock.release()

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
 
-from aicommons.hub.lfs import blob_key
 from aicommons.storage import open_blob_store
+from aicommons.storage.keys import blob_key
 from tests.backends import free_port
 from tests.conftest import ALICE_TOKEN, BOB_TOKEN, auth, server_env, start_hub, stop_hub, unique_name
 from tests.scale.conftest import in_process_hub, s3_storage_url, seed

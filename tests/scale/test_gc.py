@@ -15,7 +15,7 @@ from huggingface_hub import HfApi, hf_hub_download
 from aicommons.db.gc import BlobGcStore
 from aicommons.hub.fsck import fsck
 from aicommons.hub.gc import collect_garbage
-from aicommons.hub.lfs import blob_key
+from aicommons.storage.keys import blob_key
 from aicommons.times import utcnow
 from tests.conftest import ALICE_TOKEN, unique_name
 from tests.scale.conftest import in_process_hub

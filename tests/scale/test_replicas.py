@@ -159,8 +159,8 @@ def test_replica_killed_mid_upload(deployment, tmp_path):
     listed = httpx.post(f"{live.url}/{repo}.git/info/lfs/objects/batch", headers=auth(ALICE_TOKEN),
                         json={"operation": "download", "objects": [{"oid": oid, "size": size}]}).json()
     assert "error" in listed["objects"][0]
-    from aicommons.hub.lfs import blob_key
     from aicommons.storage import open_blob_store
+    from aicommons.storage.keys import blob_key
 
     bucket = open_blob_store(deployment.env["AICOMMONS_STORAGE_URL"], tmp_path)
     assert not bucket.exists(blob_key(oid))

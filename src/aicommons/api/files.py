@@ -31,10 +31,10 @@ from aicommons.errors import BadRequest, HubError
 from aicommons.gitrepo.store import CommitInfo
 from aicommons.hub import content
 from aicommons.hub.content import Entry
-from aicommons.hub.lfs import blob_key
 from aicommons.hub.names import REPO_TYPE_PLURAL, unsafe_char
 from aicommons.hub.policy import Action
 from aicommons.hub.repos import RepoRow
+from aicommons.storage.keys import blob_key
 
 TREE_PAGE = 1000
 TREE_PAGE_EXPANDED = 50

@@ -18,9 +18,10 @@ from aicommons.api.files import CONTAINMENT_HEADERS, PRESIGNED_TTL, LargeFileRes
 from aicommons.api.http import base_url, hub_of, json_object, param, principal_of, read_json, run_sync
 from aicommons.errors import BadRequest, EntryNotFound, HubError, NotFound, Unauthorized
 from aicommons.hub import direct_uploads
-from aicommons.hub.lfs import OID_RE, blob_key
+from aicommons.hub.lfs import OID_RE
 from aicommons.hub.names import REPO_TYPE_PREFIX
 from aicommons.hub.policy import Action
+from aicommons.storage.keys import blob_key
 
 LFS_JSON = "application/vnd.git-lfs+json"
 STORAGE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")

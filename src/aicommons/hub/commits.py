@@ -16,10 +16,11 @@ from aicommons.gitrepo.trees import PathConflict, apply_changes
 from aicommons.hub import content
 from aicommons.hub.access import Principal
 from aicommons.hub.gitattributes import format_pointer
-from aicommons.hub.lfs import OID_RE, blob_key
+from aicommons.hub.lfs import OID_RE
 from aicommons.hub.names import check_file_path
 from aicommons.hub.repos import RepoService
 from aicommons.storage.base import BlobStore
+from aicommons.storage.keys import blob_key
 from aicommons.times import utcnow
 
 STALE_PARENT = "The branch was updated since you opened this page. Please refresh and try again."

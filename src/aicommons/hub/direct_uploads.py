@@ -25,8 +25,8 @@ import secrets
 from aicommons.db.repos import RepoRow
 from aicommons.errors import BadRequest, InsufficientStorage
 from aicommons.hub.gc import STAGING_PREFIX
-from aicommons.hub.lfs import blob_key
 from aicommons.storage.base import StorageFull
+from aicommons.storage.keys import blob_key
 from aicommons.storage.staging import Stager
 from aicommons.times import utcnow
 

@@ -12,8 +12,8 @@ import pygit2
 from aicommons.db.gc import BlobGcStore
 from aicommons.hub.gc import LFS_KEY_RE, LFS_PREFIX
 from aicommons.hub.gitattributes import MAX_POINTER_SIZE, parse_pointer
-from aicommons.hub.lfs import blob_key
 from aicommons.hub.progress import SILENT, Progress
+from aicommons.storage.keys import blob_key
 
 CHUNK = 1024 * 1024
 

@@ -117,9 +117,9 @@ class RepoService:
     def with_storage(self, principal: Principal, namespace: str | None, limit: int) -> list[tuple[RepoRow, int]]:
         """``list_user_repos``: the repos of the caller, or of an org it belongs to, each with the
         bytes it uses (``storage_used``)."""
-        if principal.is_anonymous:
+        if principal.account is None:
             raise HubError("You must be authenticated to list your repositories", status=401)
-        namespace = namespace or principal.name
+        namespace = namespace or principal.account.name
         owner = self.accounts.get(namespace)
         if owner is None or not principal.can_read_owner(owner.id):
             raise NotFound(f"No organization {namespace!r} you are a member of")

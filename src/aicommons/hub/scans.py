@@ -26,9 +26,9 @@ from aicommons.db.scans import ScanStore
 from aicommons.gitrepo import GitStore
 from aicommons.hub import content
 from aicommons.hub.content import Entry
-from aicommons.hub.lfs import blob_key
 from aicommons.scanning.results import FileScan
 from aicommons.scanning.worker import ScanWorkerPool
+from aicommons.storage.keys import blob_key
 from aicommons.times import utcnow
 
 log = logging.getLogger("aicommons.scans")

@@ -16,37 +16,41 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pygit2
 
 from aicommons.db.repos import RepoQuery, RepoRow
 from aicommons.hub import content
+from aicommons.hub.access import Principal
 from aicommons.hub.cards import card_from_readme
-from aicommons.hub.lfs import blob_key
 from aicommons.hub.model_safety import check_loadable
 from aicommons.hub.policy import Action, may_see
+from aicommons.storage.keys import blob_key
 from aicommons.ttl_cache import TTLCache
+
+if TYPE_CHECKING:
+    from aicommons.hub.hub import Hub
 
 
 @dataclass(frozen=True)
 class _Resolution:
     repo: RepoRow  # the repo's access flags as read then
-    resolved: object  # what ``make_resolved`` made of the snapshot
+    resolved: Any  # what ``make_resolved`` made of the snapshot
 
 
 def _cache_key(repo_id: str, revision: str | None) -> tuple[str, str]:
     return repo_id.lower(), revision or "main"
 
 
-def _allowed_without_io(hub, repo: RepoRow, principal) -> bool:
+def _allowed_without_io(hub: Hub, repo: RepoRow, principal: Principal) -> bool:
     """Whether ``principal`` may run ``repo`` (``Action.READ_CONTENT``), when the policy can say so
     without a DB read (callers fall back to ``resolve`` for the gated-repo access-request lookup)."""
     return hub.policy.allows_without_io(principal, repo, Action.READ_CONTENT) is True
 
 
-def materialize(hub, repo: RepoRow, commit: pygit2.Commit) -> Path:
-    root = hub.settings.data_dir / "snapshots" / repo.storage_key
+def materialize(hub: Hub, repo: RepoRow, commit: pygit2.Commit) -> Path:
+    root: Path = hub.settings.data_dir / "snapshots" / repo.storage_key
     final = root / str(commit.id)
     if final.is_dir():
         return final
@@ -103,7 +107,7 @@ class ModelSnapshots:
     on the owner side), so a rejected request takes effect at once.
     """
 
-    def __init__(self, hub, cache_seconds: float, make_resolved: Callable[..., Any],
+    def __init__(self, hub: Hub, cache_seconds: float, make_resolved: Callable[..., Any],
                  make_listing: Callable[..., Any]):
         self.hub = hub
         self.make_resolved = make_resolved
@@ -117,7 +121,7 @@ class ModelSnapshots:
         if listeners is not None:
             listeners.append(self.forget)
 
-    def resolve_cached(self, repo_id: str, revision: str | None, principal):
+    def resolve_cached(self, repo_id: str, revision: str | None, principal: Principal) -> Any:
         """The resolution of the last ``cache_seconds`` when the caller's access can be decided
         without I/O, else None (then call ``resolve``, in a thread). Never blocks."""
         entry = self._recent.get(_cache_key(repo_id, revision))
@@ -125,7 +129,7 @@ class ModelSnapshots:
             return None
         return entry.resolved
 
-    def resolve(self, repo_id: str, revision: str | None, principal):
+    def resolve(self, repo_id: str, revision: str | None, principal: Principal) -> Any:
         key = _cache_key(repo_id, revision)
         entry = self._recent.get(key)
         if entry is not None and may_see(principal, entry.repo):  # the rule find() applies
@@ -138,7 +142,7 @@ class ModelSnapshots:
         self._recent.put(key, _Resolution(repo, resolved), generation)
         return resolved
 
-    def _resolve_commit(self, repo: RepoRow, revision: str):
+    def _resolve_commit(self, repo: RepoRow, revision: str) -> Any:
         git_repo, commit = self.hub.refs.resolve(repo, revision)
         if self._vouched.get((repo.storage_key, commit.id)) is None:  # before anything is copied or loaded
             check_loadable(self.hub.scans, repo.full_id, git_repo, commit)
@@ -154,9 +158,9 @@ class ModelSnapshots:
     def forget(self, repo: RepoRow) -> None:
         """Drop what is remembered about ``repo`` (its refs, visibility or name changed)."""
         name = repo.full_id.lower()
-        self._recent.drop_where(lambda key: key[0] == name)
+        self._recent.drop_where(lambda key: isinstance(key, tuple) and key[0] == name)
 
-    def list_models(self, principal) -> list:
+    def list_models(self, principal: Principal) -> list[Any]:
         """Models with a pipeline tag the caller can see (``GET /v1/models``), newest first."""
         rows, _ = self.hub.repos.search(principal, RepoQuery(type="model", limit=1000))
         return [self.make_listing(repo_id=r.full_id, pipeline_tag=r.pipeline_tag, library_name=r.library_name,

@@ -42,10 +42,11 @@ from aicommons.db.repos import RepoRow, RepoStore
 from aicommons.gitrepo import GitStore
 from aicommons.hub import content
 from aicommons.hub.gitattributes import MAX_POINTER_SIZE, parse_pointer
-from aicommons.hub.lfs import LfsService, blob_key
+from aicommons.hub.lfs import LfsService
 from aicommons.hub.names import check_repo_type
 from aicommons.hub.private_files import write_private_file
 from aicommons.hub.progress import SILENT, Progress
+from aicommons.storage.keys import blob_key
 from aicommons.times import iso_z, utcnow
 
 FORMAT = "aicommons-bundle/1"

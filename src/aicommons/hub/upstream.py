@@ -45,9 +45,10 @@ from aicommons.gitrepo import GitStore
 from aicommons.gitrepo.store import extends
 from aicommons.hub import content
 from aicommons.hub.gitattributes import MAX_POINTER_SIZE, parse_pointer
-from aicommons.hub.lfs import LfsService, blob_key
+from aicommons.hub.lfs import LfsService
 from aicommons.hub.names import REPO_TYPE_PLURAL, REPO_TYPE_PREFIX
 from aicommons.hub.progress import SILENT, Progress
+from aicommons.storage.keys import blob_key
 from aicommons.times import utcnow
 
 log = logging.getLogger(__name__)

@@ -25,6 +25,7 @@ from aicommons.api.middleware import (
 from aicommons.api.rate_limits import RequestLimiter
 from aicommons.api.routes import hub_routes
 from aicommons.api.upstream_stale import UpstreamStaleMiddleware
+from aicommons.api.viewer import DatasetsServerHostMiddleware
 from aicommons.config import Settings
 from aicommons.errors import HubError
 from aicommons.hub.hub import Hub
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Star
         middleware=[
             Middleware(MetricsMiddleware, metrics=metrics),  # outermost: sees every final status
             Middleware(RequestIdMiddleware),
+            Middleware(DatasetsServerHostMiddleware),  # datasets-server.<host>/x is /datasets-server/x
             Middleware(HtmlSecurityHeadersMiddleware),  # outermost but one: error pages get them too
             Middleware(RawPathMiddleware),
             Middleware(AuditMiddleware, hub=hub),  # outside Auth: refused credentials are recorded too

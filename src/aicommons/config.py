@@ -133,6 +133,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("UPSTREAM_LICENSES", "",
             "If set, only upstream repos whose card declares one of these licenses (comma-separated, e.g. "
             "`apache-2.0,mit`) are pulled through."),
+    Setting("VIEWER_MAX_BYTES", str(64 * 1024 * 1024),
+            "The dataset viewer reads a split whole when its files total at most this many bytes; a larger "
+            "split shows the first rows of its first file, marked partial. See docs/viewer.md."),
     Setting("BUNDLE_TRUSTED_KEYS", "",
             "Public keys (PEM files, comma-separated) whose signed bundles `aicommons bundle import` accepts, "
             "besides those given with `--trusted-key`. See docs/mirror.md."),
@@ -237,6 +240,7 @@ class Settings:
     upstream_timeout_seconds: float
     upstream_sync_interval_hours: float
     bundle_trusted_keys: str
+    viewer_max_bytes: int
     upstream_allow: str
     upstream_block: str
     upstream_licenses: str
@@ -288,6 +292,7 @@ class Settings:
             upstream_timeout_seconds=_float("UPSTREAM_TIMEOUT_SECONDS", minimum=1),
             upstream_sync_interval_hours=_float("UPSTREAM_SYNC_INTERVAL_HOURS", minimum=0),
             bundle_trusted_keys=_env("BUNDLE_TRUSTED_KEYS").strip(),
+            viewer_max_bytes=_int("VIEWER_MAX_BYTES", minimum=1024),
             upstream_allow=_env("UPSTREAM_ALLOW").strip(),
             upstream_block=_env("UPSTREAM_BLOCK").strip(),
             upstream_licenses=_env("UPSTREAM_LICENSES").strip(),

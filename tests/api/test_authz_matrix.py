@@ -291,6 +291,10 @@ GLOBAL_ROUTES = {
     ("/xet-cas/{store}/v2/reconstructions/{hash}", "GET"), ("/xet-cas/{store}/v1/reconstructions", "GET"),
     ("/v1/models", "GET"), ("/models/loaded", "GET"), (M + "/load", "POST"), (M + "/unload", "POST"),
     ("/metrics", "GET"),
+    # The dataset viewer's API and page: private, gated and missing datasets answer alike (checked in
+    # tests/compat/test_viewer.py::test_private_and_gated_datasets_answer_as_missing).
+    *((f"/datasets-server/{p}", "GET") for p in ("is-valid", "splits", "first-rows", "rows", "size")),
+    ("/datasets/{ns}/{name}/viewer", "GET"),
     ("/", "GET"), ("/models", "GET"), ("/datasets", "GET"), ("/spaces", "GET"), ("/login", "GET"),
     ("/login", "POST"), ("/logout", "POST"), ("/settings/tokens", "GET"), ("/settings/tokens", "POST"),
     ("/new", "GET"), ("/new", "POST"), ("/{user}", "GET"), ("/static", "MOUNT"),

@@ -60,6 +60,10 @@ def site(live_hub, api_module):
                              CommitOperationAdd("config.json", b'{"hidden_size": 32, "num_layers": 2}\n')],
                       commit_message="Add the card and some files")
     api.create_discussion(repo, title="Does it work on a phone?", description="Asking for a friend.")
+    api.create_repo(repo + "-data", repo_type="dataset")
+    rows = "question,answer,source\n" + "".join(f"What is {i} + {i}?,{2 * i},{'x' * 80}\n" for i in range(45))
+    api.upload_file(path_or_fileobj=rows.encode(), path_in_repo="train.csv", repo_id=repo + "-data",
+                    repo_type="dataset")
     return repo
 
 
@@ -90,6 +94,7 @@ def pages(repo: str) -> dict[str, tuple[str, bool]]:
         "repo-blob": (f"/{repo}/blob/main/src/train.py", False), "repo-history": (f"/{repo}/commits/main", False),
         "repo-discussions": (f"/{repo}/discussions", False), "repo-discussion": (f"/{repo}/discussions/1", False),
         "profile": ("/alice", False), "not-found": ("/alice/no-such-repo", False),
+        "dataset-viewer": (f"/datasets/{repo}-data/viewer", False),
         "new-repo": ("/new", True), "tokens": ("/settings/tokens", True), "repo-settings": (f"/{repo}/settings", True),
     }
 

@@ -7,6 +7,7 @@ from starlette.routing import Route
 from aicommons.api import commits, discussions, files, gating, lfs, refs, repos, social
 from aicommons.api.git_http import git_routes
 from aicommons.api.openapi import openapi_json
+from aicommons.api.viewer import viewer_routes
 from aicommons.api.xet import xet_routes
 
 REPO = "/api/{types}/{ns}/{name}"
@@ -77,6 +78,7 @@ def hub_routes() -> list[Route]:
             Route(prefix + "/{ns}/{name}.git/info/lfs/objects/batch", lfs.batch, methods=["POST"]),
             Route(prefix + "/{ns}/{name}.git/info/lfs/objects/verify", lfs.verify, methods=["POST"]),
         ]
+    routes += viewer_routes()  # /datasets-server/... (api/viewer.py)
     routes += git_routes()
     routes += xet_routes()
     # Last: repo ids without a namespace get RepoNotFound rather than a bare routing 404.

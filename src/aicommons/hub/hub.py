@@ -111,6 +111,13 @@ class Hub:
             self.repos.ref_listeners.append(self._queue_scan)
 
     @functools.cached_property
+    def viewer(self):
+        """The dataset viewer's data (``hub/viewer.py``)."""
+        from aicommons.hub.viewer import DatasetViewer
+
+        return DatasetViewer(self.git, self.lfs, self.settings.viewer_max_bytes)
+
+    @functools.cached_property
     def bundles(self):
         """Signed bundles for air-gapped sites (``hub/bundles.py``)."""
         from aicommons.hub.bundles import BundleService

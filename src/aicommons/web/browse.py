@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from itertools import islice
 from urllib.parse import unquote
 
@@ -129,3 +130,46 @@ def commits(request: Request) -> Response:
     ctx = _repo_context(request, path_param(request, "rev", "main"))
     history = list(islice(content.history(ctx["git_repo"], ctx["commit"]), 100)) if ctx["can_read_files"] else []
     return page(request, "repo.html", tab="commits", history=history, **ctx)
+
+
+VIEWER_PAGE = 20  # rows per page of the viewer
+VIEWER_CELL = 300  # characters shown of one cell
+
+
+@page_handler
+def viewer(request: Request) -> Response:
+    ctx = _repo_context(request)
+    if not ctx["can_read_files"]:
+        raise NotFound("Ask for access to see the rows of this dataset")
+    data = hub_of(request).viewer
+    commit, splits = data.splits(ctx["repo"])
+    config = request.query_params.get("config") or (splits[0].config if splits else "")
+    in_config = [s for s in splits if s.config == config]
+    split = request.query_params.get("split") or (in_config[0].split if in_config else "")
+    raw_page = request.query_params.get("p", "0")
+    number = int(raw_page) if raw_page.isdigit() else 0
+    table = columns = rows = None
+    partial, total = False, 0
+    if in_config:
+        _, found = data.rows(ctx["repo"], config, split)
+        table, partial, total = found.table, found.partial, found.table.num_rows
+        columns = [(f.name, _type_name(f.type)) for f in table.schema]
+        page_rows = table.slice(number * VIEWER_PAGE, VIEWER_PAGE).to_pylist()
+        rows = [(number * VIEWER_PAGE + i, [_cell(row.get(name)) for name, _ in columns]) for i, row in enumerate(page_rows)]
+    return page(request, "repo.html", tab="viewer", splits=splits, config=config, split=split, columns=columns,
+                rows=rows, number=number, pages=max(1, -(-total // VIEWER_PAGE)), total=total, partial=partial,
+                viewer_commit=commit, **ctx)
+
+
+def _type_name(arrow_type) -> str:
+    text = str(arrow_type)
+    return {"large_string": "string", "double": "float64", "float": "float32"}.get(text, text)
+
+
+def _cell(value) -> str:
+    from aicommons.hub.viewer import jsonable
+
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(jsonable(value), ensure_ascii=False)
+    return text if len(text) <= VIEWER_CELL else text[:VIEWER_CELL] + "…"

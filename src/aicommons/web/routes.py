@@ -42,5 +42,6 @@ def web_routes() -> list:
             Route(base + "/ask-access", community.ask_access, methods=["POST"]),
             Route(base + "/settings", account.repo_settings, methods=GET_POST),
         ]
+    routes.append(Route("/datasets/{ns}/{name}/viewer", browse.viewer))  # the dataset viewer (hub/viewer.py)
     routes.append(Route("/{user}", account.profile))
     return routes

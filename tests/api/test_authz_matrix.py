@@ -293,7 +293,7 @@ GLOBAL_ROUTES = {
     ("/metrics", "GET"),
     # The dataset viewer's API and page: private, gated and missing datasets answer alike (checked in
     # tests/compat/test_viewer.py::test_private_and_gated_datasets_answer_as_missing).
-    *((f"/datasets-server/{p}", "GET") for p in ("is-valid", "splits", "first-rows", "rows", "size")),
+    *((f"/datasets-server/{p}", "GET") for p in ("is-valid", "splits", "first-rows", "rows", "filter", "size")),
     ("/datasets/{ns}/{name}/viewer", "GET"),
     ("/", "GET"), ("/models", "GET"), ("/datasets", "GET"), ("/spaces", "GET"), ("/login", "GET"),
     ("/login", "POST"), ("/logout", "POST"), ("/settings/tokens", "GET"), ("/settings/tokens", "POST"),

@@ -109,6 +109,38 @@ def test_bad_parameters(http, dataset, params, status, code):
     assert r.status_code == status and r.headers["x-error-code"] == code and "error" in r.json()
 
 
+def test_filter_and_order(http, dataset):
+    repo, _ = dataset
+    r = ds(http, "filter", dataset=repo, config="default", split="train",
+           where="\"label\" = 2 AND \"text\" LIKE 'sentence 1%'", orderby="\"text\" DESC", length=3)
+    body = r.json()
+    assert r.status_code == 200, body
+    # i % 3 == 2 and the text starts with "sentence 1": 11, 14, 17, 101, 104, ..., 128; sorted as text, descending
+    assert body["num_rows_total"] == 13
+    assert [row["row"]["text"] for row in body["rows"]] == ["sentence 17", "sentence 14", "sentence 128"]
+    assert [row["row_idx"] for row in body["rows"]] == [17, 14, 128]  # indices in the split, not the page
+
+
+HOSTILE = [
+    "1=1", "\"label\" = 1; DROP TABLE t", "\"label\" = 1 -- all", "\"label\" = 1 /* x */",
+    "\"label\" = (SELECT 1)", "lower(\"text\") = 'a'", "\"text\" = read_csv('/etc/passwd')",
+    "\"text\" IN ('a')", "\"nope\" = 1", "\"text\" = 'unterminated", "\"label\" > 'x' OR", "(" * 60 + "\"label\"=1" + ")" * 60,
+    "\"label\" = 1 UNION SELECT * FROM read_parquet('x')", "x" * 5000, "\"text\" LIKE 5", "\u0000",
+    "\"label\" = 1 AND AND \"label\" = 2", "COPY t TO '/tmp/x'", "\"label\" BETWEEN 1 AND 2",
+]
+
+
+@pytest.mark.parametrize("where", HOSTILE)
+def test_hostile_filters_are_refused(http, dataset, where):
+    repo, _ = dataset
+    r = ds(http, "filter", dataset=repo, config="default", split="train", where=where)
+    assert r.status_code in (400, 422), (where, r.status_code, r.text)
+    if r.status_code == 422:
+        assert r.headers["x-error-code"] == "InvalidParameter"
+    bad_order = ds(http, "filter", dataset=repo, config="default", split="train", orderby="\"text\"; DROP")
+    assert bad_order.status_code == 422
+
+
 def test_private_and_gated_datasets_answer_as_missing(http, api, live_hub):
     private = f"alice/{unique_name('private')}"
     api.create_repo(private, repo_type="dataset", private=True)
@@ -118,7 +150,7 @@ def test_private_and_gated_datasets_answer_as_missing(http, api, live_hub):
     api.upload_file(path_or_fileobj=CSV_TEST.encode(), path_in_repo="train.csv", repo_id=gated, repo_type="dataset")
     api.update_repo_settings(gated, gated="manual", repo_type="dataset")
     for repo in (private, gated, "alice/never-existed"):
-        for path in ("splits", "first-rows", "rows", "size", "is-valid"):
+        for path in ("splits", "first-rows", "rows", "filter", "size", "is-valid"):
             params = {"dataset": repo, "config": "default", "split": "train"}
             anon = http.get(f"/datasets-server/{path}", params=params)
             assert anon.status_code == 401 and anon.headers["x-error-code"] == "ExternalUnauthenticatedError"

@@ -122,6 +122,29 @@ def rows(request: Request) -> Response:
                    repo, commit)
 
 
+def filter_rows(request: Request) -> Response:
+    """``/filter``: rows matching ``where``, sorted by ``orderby`` (parsed by hub/viewer_filter.py into
+    comparisons of columns with literals, never run as SQL)."""
+    from aicommons.hub.viewer_filter import FilterError, filter_table
+
+    repo = _dataset(request)
+    config, split = _required(request, "config"), _required(request, "split")
+    offset = _int(request, "offset", 0)
+    length = _int(request, "length", PAGE, maximum=PAGE)
+    commit, found = hub_of(request).viewer.rows(repo, config, split)
+    try:
+        matching = filter_table(found.table, request.query_params.get("where"), request.query_params.get("orderby"))
+    except FilterError as exc:
+        raise ViewerError(f"Parameter 'where' or 'orderby' is invalid: {exc}", "InvalidParameter", 422) from None
+    page = matching.slice(offset, length)
+    indices = page.column("__row_idx").to_pylist()
+    page = page.drop_columns(["__row_idx"])
+    rows_out = [{"row_idx": idx, "row": jsonable(row), "truncated_cells": []}
+                for idx, row in zip(indices, page.to_pylist(), strict=True)]
+    return _answer({"features": _features(found.table), "rows": rows_out, "num_rows_total": matching.num_rows,
+                    "num_rows_per_page": PAGE, "partial": found.partial}, repo, commit)
+
+
 def size(request: Request) -> Response:
     repo = _dataset(request)
     config = request.query_params.get("config")
@@ -162,7 +185,7 @@ def size(request: Request) -> Response:
 def viewer_routes() -> list[Route]:
     return [Route(f"{PREFIX}/{name}", _viewer_endpoint(handler), methods=["GET"])
             for name, handler in (("is-valid", is_valid), ("splits", splits), ("first-rows", first_rows),
-                                  ("rows", rows), ("size", size))]
+                                  ("rows", rows), ("filter", filter_rows), ("size", size))]
 
 
 class DatasetsServerHostMiddleware:

@@ -73,9 +73,22 @@ async def hub_error_handler(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
+def reserved_route_names() -> frozenset[str]:
+    """Every literal first path segment the app routes, with inference enabled or not (``api``,
+    ``models``, ``join``, ``settings``...): no user or organisation may be called that."""
+    from types import SimpleNamespace
+
+    from aicommons.hub.account_names import top_level_names
+    from aicommons.inference import inference_routes
+
+    every = inference_routes(SimpleNamespace(settings=SimpleNamespace(enabled=True))) + hub_routes() + web_routes()
+    return top_level_names(route.path for route in every)
+
+
 def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     hub = hub or Hub(settings)
+    hub.names.reserve(reserved_route_names())
     logging.basicConfig(level=settings.log_level.upper())
     # Inference loads torch lazily, on the first request for a model: building the service is cheap.
     from aicommons.inference import build_inference_service, inference_routes

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 DEFAULT_DATA_DIR = "~/.local/share/aicommons"
+SIGNUP_POLICIES = ("open", "approval", "invite", "closed")
+SMTP_SCHEMES = ("smtp", "smtps", "smtp+starttls")
 STORAGE_SCHEMES = ("file", "s3", "s3a", "gs", "az", "abfs", "abfss")  # storage.BACKENDS, checked by a test
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
@@ -111,6 +113,27 @@ SETTINGS: tuple[Setting, ...] = (
             "Wall-clock seconds the hub waits for one file's scan before it kills the worker: `error`."),
     Setting("GC_GRACE_HOURS", "24",
             "Blob GC deletes only unreferenced blobs older than this; must exceed the longest upload."),
+    Setting("SIGNUP", "invite",
+            "Who may create an account from the web UI (`/join`): `open` (anyone; the e-mail address "
+            "is verified by a link), `approval` (anyone may ask; a site admin approves), `invite` (only "
+            "with an invite link from a site admin or an organisation admin: `aicommons invite create`) "
+            "or `closed` (only admins create accounts). The first admin comes from the one-time `/setup` "
+            "link `aicommons serve` prints, or `aicommons user create --admin`. See docs/accounts.md."),
+    Setting("SIGNUP_EMAIL_DOMAINS", "",
+            "Comma-separated e-mail domains sign-ups must use (`example.org,lab.example.org`); empty: any."),
+    Setting("SIGNUP_ATTEMPTS_PER_HOUR", "10",
+            "Sign-up and password-reset form submissions per client IP per hour (behind a proxy: the "
+            "forwarded address uvicorn trusts), shared by every replica; beyond it 429 with `Retry-After`. "
+            "0 = unlimited."),
+    Setting("TERMS_URL", "",
+            "A link to the hub's terms of use shown on the sign-up page (`/join`); empty: none."),
+    Setting("SMTP_URL", "",
+            "How mail is sent (verification, password reset, invites): `smtp://host:25`, "
+            "`smtps://user:pass@host:465` (TLS) or `smtp+starttls://user:pass@host:587`; user and password "
+            "percent-encoded. Mail is sent by a background job with retries. Empty: each mail is written "
+            "to `<DATA_DIR>/outbox/*.eml` and its links logged, so a one-machine hub's flows still work."),
+    Setting("EMAIL_FROM", "AI Commons <noreply@localhost>",
+            "The `From:` of the hub's mail."),
     Setting("GC_INTERVAL_HOURS", "0",
             "Run blob GC (applying deletions) every this many hours through the job workers. 0: never; "
             "run `aicommons gc --apply` yourself."),
@@ -244,6 +267,12 @@ class Settings:
     upstream_allow: str
     upstream_block: str
     upstream_licenses: str
+    signup: str
+    signup_email_domains: str  # normalised "a.org,b.org" (a string, so that settings_env round-trips it)
+    signup_attempts_per_hour: int
+    terms_url: str
+    smtp_url: str
+    email_from: str
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -296,6 +325,13 @@ class Settings:
             upstream_allow=_env("UPSTREAM_ALLOW").strip(),
             upstream_block=_env("UPSTREAM_BLOCK").strip(),
             upstream_licenses=_env("UPSTREAM_LICENSES").strip(),
+            signup=_typed("SIGNUP", str, choices=SIGNUP_POLICIES).strip().lower(),
+            signup_email_domains=",".join(d.strip().lower().lstrip("@") for d in _env("SIGNUP_EMAIL_DOMAINS").split(",")
+                                          if d.strip()),
+            signup_attempts_per_hour=_int("SIGNUP_ATTEMPTS_PER_HOUR"),
+            terms_url=_env("TERMS_URL").strip(),
+            smtp_url=_env("SMTP_URL").strip(),
+            email_from=_env("EMAIL_FROM").strip(),
         )
         values.update(overrides)
         settings = cls(**values)
@@ -310,6 +346,20 @@ class Settings:
         if scheme not in STORAGE_SCHEMES:
             raise SettingsError(f"AICOMMONS_STORAGE_URL={self.storage_url!r}: expected a URL starting with "
                                 + ", ".join(f"{s}://" for s in STORAGE_SCHEMES))
+        if self.smtp_url:
+            from urllib.parse import urlsplit
+
+            try:
+                parts = urlsplit(self.smtp_url)
+                parts.port  # noqa: B018 - raises on a bad port
+            except ValueError:
+                parts = None
+            if parts is None or parts.scheme not in SMTP_SCHEMES or not parts.hostname:
+                shown = self.smtp_url.split("@")[-1]  # never echo a password
+                raise SettingsError(f"AICOMMONS_SMTP_URL=...{shown!r}: expected "
+                                    + ", ".join(f"{s}://[user:password@]host[:port]" for s in SMTP_SCHEMES))
+        if self.terms_url and not self.terms_url.startswith(("https://", "http://", "/")):
+            raise SettingsError(f"AICOMMONS_TERMS_URL={self.terms_url!r}: expected an http(s) URL or a /path")
 
     def check_can_serve(self) -> None:
         """What a server (or job worker) needs beyond parsing. On PostgreSQL several replicas share the
@@ -321,6 +371,11 @@ class Settings:
                                 "(e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)")
         if self.secret_key and len(self.secret_key) < 32:
             raise SettingsError("AICOMMONS_SECRET_KEY is too short: use at least 32 random characters")
+
+    @property
+    def allowed_email_domains(self) -> tuple[str, ...]:
+        """The domains sign-ups must use (SIGNUP_EMAIL_DOMAINS); empty: any."""
+        return tuple(d for d in self.signup_email_domains.split(",") if d)
 
     @property
     def limits_are_shared(self) -> bool:

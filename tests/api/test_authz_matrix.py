@@ -298,6 +298,13 @@ GLOBAL_ROUTES = {
     ("/", "GET"), ("/models", "GET"), ("/datasets", "GET"), ("/spaces", "GET"), ("/login", "GET"),
     ("/login", "POST"), ("/logout", "POST"), ("/settings/tokens", "GET"), ("/settings/tokens", "POST"),
     ("/new", "GET"), ("/new", "POST"), ("/{user}", "GET"), ("/static", "MOUNT"),
+    # Getting in (tests/api/test_signup_routes.py): /setup answers 404 to everyone without the one-time
+    # token; the others are open to anonymous visitors (sign-up under the policy, verification and reset
+    # links carry their own single-use token); resend needs a session; /settings/invites a session of a
+    # site or organisation admin (403 for others). Every POST needs the CSRF token.
+    ("/setup", "GET"), ("/setup", "POST"), ("/join", "GET"), ("/join", "POST"), ("/email/verify", "GET"),
+    ("/email/verify", "POST"), ("/email/verify/resend", "POST"), ("/password/reset", "GET"),
+    ("/password/reset", "POST"), ("/settings/invites", "GET"), ("/settings/invites", "POST"),
     *((p + "/{name}/resolve/{rev}/{path:path}", "GET") for p in TYPED),
 }
 

@@ -11,10 +11,13 @@ import sys
 
 
 def _hub():
+    from aicommons.app import reserved_route_names
     from aicommons.config import Settings
     from aicommons.hub.hub import Hub
 
-    return Hub(Settings.from_env())
+    hub = Hub(Settings.from_env())
+    hub.names.reserve(reserved_route_names())  # the names the app routes, as the server knows them
+    return hub
 
 
 def cmd_serve(args) -> int:
@@ -26,6 +29,9 @@ def cmd_serve(args) -> int:
     settings = Settings.from_env(host=args.host, port=args.port)
     settings.check_can_serve()
     app = create_app(settings)
+    setup_token = app.state.hub.first_run.token()
+    if setup_token:  # no site admin yet: the one-time link that makes the first one
+        print(f"No administrator yet: create one at {app.state.hub.mail.link('/setup', token=setup_token)}", flush=True)
     from aicommons.storage.staging import sweep_stale
 
     sweep_stale(settings.tmp_dir)  # partial uploads of a previous run that was killed
@@ -121,9 +127,19 @@ def cmd_user_delete(args) -> int:
     return 0
 
 
+def cmd_user_approve(args) -> int:
+    hub = _hub()
+    user = hub.signup.approve(args.name)
+    hub.audit.record_cli("user approve", user.name)
+    print(f"approved {user.name}" + (f"; mailed {user.email}" if user.email else ""))
+    return 0
+
+
 def cmd_user_list(args) -> int:
     for account in _hub().accounts.users():
         flags = " (admin)" if account.is_admin else ""
+        flags += " (awaiting approval)" if account.status == "pending" else ""
+        flags += "" if account.email_verified else " (e-mail not verified)"
         print(f"{account.name}\t{account.fullname}{flags}")
     return 0
 
@@ -162,6 +178,43 @@ def cmd_token_revoke(args) -> int:
     row, owner = found
     hub.audit.record_cli("token revoke", f"{owner.name} token {row.name!r}")  # never the token itself
     print("revoked")
+    return 0
+
+
+def _duration(text: str):
+    from datetime import timedelta
+
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit() or int(text[:-1]) <= 0:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: use a number and s, m, h, d or w (7d)")
+    return timedelta(seconds=int(text[:-1]) * units[text[-1]])
+
+
+def cmd_invite_create(args) -> int:
+    hub = _hub()
+    link = hub.signup.create_invite(None, email=args.email, ttl=args.expires)
+    hub.audit.record_cli("invite create" + (" --email" if args.email else ""), args.email or "(any address)")
+    if hub.settings.signup == "closed":
+        print("note: AICOMMONS_SIGNUP=closed: invites work only under open, approval or invite", file=sys.stderr)
+    print(f"invite link (works once{', for ' + args.email if args.email else ''}; mailed there too):"
+          if args.email else "invite link (works once):")
+    print(link)
+    return 0
+
+
+def cmd_name_release(args) -> int:
+    hub = _hub()
+    if not hub.names.release(args.name):
+        print(f"{args.name} is not a retired name", file=sys.stderr)
+        return 1
+    hub.audit.record_cli("name release", args.name)
+    print(f"released {args.name}: a new account may now register it")
+    return 0
+
+
+def cmd_name_list(args) -> int:
+    for retired in _hub().names.retired_names():
+        print(f"{retired.name}\t{retired.kind}\t{retired.retired_at.isoformat(timespec='seconds')}Z\t{retired.reason}")
     return 0
 
 
@@ -254,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--transfer-repos-to", metavar="ORG",
                       help="move every repo the user owns to this organization (where they must be an admin)")
     delete.set_defaults(func=cmd_user_delete)
+    approve = user.add_parser("approve", help="let in a sign-up awaiting approval (AICOMMONS_SIGNUP=approval); "
+                                              "the person is mailed")
+    approve.add_argument("name")
+    approve.set_defaults(func=cmd_user_approve)
 
     org = sub.add_parser("org", help="manage organizations").add_subparsers(dest="action", required=True)
     create = org.add_parser("create", help="create an organization")
@@ -277,6 +334,19 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = token.add_parser("revoke", help="revoke a token")
     revoke.add_argument("token")
     revoke.set_defaults(func=cmd_token_revoke)
+
+    invite = sub.add_parser("invite", help="invite people to sign up").add_subparsers(dest="action", required=True)
+    create = invite.add_parser("create", help="make a single-use sign-up link; prints it on the last line")
+    create.add_argument("--email", help="only this address may use it (it is mailed there)")
+    create.add_argument("--expires", type=_duration, default="7d", help="how long it works: 30m, 12h, 7d (default), 2w")
+    create.set_defaults(func=cmd_invite_create)
+
+    name = sub.add_parser("name", help="retired user and organization names").add_subparsers(dest="action",
+                                                                                           required=True)
+    name.add_parser("list", help="list retired names (deleted or renamed accounts)").set_defaults(func=cmd_name_list)
+    release = name.add_parser("release", help="let a new account register a retired name (audited)")
+    release.add_argument("name")
+    release.set_defaults(func=cmd_name_release)
 
     scan = sub.add_parser("scan", help="scan local files as uploads are scanned; exit 1 if any has an issue")
     scan.add_argument("files", nargs="+")

@@ -30,6 +30,8 @@ class Account:
     suspended_at: datetime | None = None
     bio: str = ""
     homepage: str = ""
+    email_verified: bool = True  # self-registered users: False until they follow the mailed link
+    status: str = "active"  # "active" | "pending" (a sign-up awaiting an admin's approval)
 
     @property
     def suspended(self) -> bool:
@@ -47,7 +49,8 @@ class TokenRow:
 
 def _account(row) -> Account:
     return Account(row.id, row.name, row.kind, row.fullname or "", row.email, bool(row.is_admin),
-                   row.created_at, row.password_hash, row.suspended_at, row.bio or "", row.homepage or "")
+                   row.created_at, row.password_hash, row.suspended_at, row.bio or "", row.homepage or "",
+                   bool(row.email_verified), row.status)
 
 
 class AccountStore:
@@ -55,12 +58,14 @@ class AccountStore:
         self.engine = engine
 
     def create(self, name: str, kind: str, fullname: str = "", email: str | None = None,
-               password_hash: str | None = None, is_admin: bool = False, now: datetime | None = None) -> Account:
+               password_hash: str | None = None, is_admin: bool = False, now: datetime | None = None,
+               email_verified: bool = True, status: str = "active") -> Account:
         try:
             with self.engine.begin() as conn:
                 res = conn.execute(insert(accounts).values(
                     name=name, name_lower=name.lower(), kind=kind, fullname=fullname, email=email,
-                    password_hash=password_hash, is_admin=is_admin, created_at=now or utcnow()))
+                    password_hash=password_hash, is_admin=is_admin, created_at=now or utcnow(),
+                    email_verified=email_verified, status=status))
                 account_id = res.inserted_primary_key[0]
         except IntegrityError as exc:
             raise AlreadyExists(name) from exc
@@ -87,6 +92,20 @@ class AccountStore:
             query = query.where(accounts.c.password_hash == expected)
         with self.engine.begin() as conn:
             return conn.execute(query.values(password_hash=password_hash)).rowcount > 0
+
+    def get_by_email(self, email: str) -> Account | None:
+        """The user with this address (compared case-insensitively), if any."""
+        if "\x00" in email or not _encodable(email):
+            return None
+        with self.engine.connect() as conn:
+            row = conn.execute(select(accounts).where(accounts.c.kind == "user",
+                                                      func.lower(accounts.c.email) == email.lower())
+                               .order_by(accounts.c.id)).first()
+        return _account(row) if row else None
+
+    def any_admin(self) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(accounts.c.id).where(accounts.c.is_admin.is_(True)).limit(1)).first() is not None
 
     def list(self, kind: str | None = None) -> list[Account]:
         query = select(accounts).order_by(accounts.c.name_lower)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    true,
 )
 
 metadata = MetaData()
@@ -39,6 +40,10 @@ accounts = Table(
     Column("suspended_at", DateTime),
     Column("bio", Text),
     Column("homepage", String(512)),
+    # Self-service sign-up (migration 0014): a self-registered user's e-mail is verified by a link;
+    # accounts an admin creates count as verified. status: "active" | "pending" (awaits approval).
+    Column("email_verified", Boolean, nullable=False, server_default=true(), default=True),
+    Column("status", String(16), nullable=False, server_default="active", default="active"),
 )
 
 # A user's avatar: an uploaded image re-encoded by the hub (hub/profiles.py), so no metadata survives.
@@ -336,4 +341,41 @@ upstream_namespaces = Table(
     "upstream_namespaces", metadata,
     Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
     Column("upstream_url", String(500), nullable=False),
+)
+
+# --- sign-up (migration 0014) ---------------------------------------------------------------------
+
+# Single-use links sent by mail or handed out: e-mail verification (24 h), password reset (1 h),
+# invites. Only the sha256 of the token is stored; using a link deletes its row.
+one_time_links = Table(
+    "one_time_links", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("purpose", String(16), nullable=False),  # "verify" | "reset" | "invite"
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE")),
+    Column("email", String(256)),  # verify: the address verified; invite: the only address it admits
+    Column("created_by", String(96)),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Index("ix_one_time_links_account", "account_id"),
+)
+
+# Names of deleted or renamed users and organisations: never registrable by another account
+# (the "namespace reuse" attack), until a site admin releases one (``aicommons name release``).
+retired_names = Table(
+    "retired_names", metadata,
+    Column("name_lower", String(96), primary_key=True),
+    Column("name", String(96), nullable=False),
+    Column("kind", String(8), nullable=False),  # "user" | "org"
+    Column("account_id", Integer),  # who held it (the account may be gone); it may take it back
+    Column("reason", String(256), nullable=False),
+    Column("retired_at", DateTime, nullable=False),
+)
+
+# Sign-up attempts per client address, shared by every replica (the sign-up throttle).
+signup_attempts = Table(
+    "signup_attempts", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("client", String(64), nullable=False),
+    Column("at", DateTime, nullable=False),
+    Index("ix_signup_attempts_client_at", "client", "at"),
 )

@@ -36,7 +36,19 @@ class Principal:
 
     @property
     def can_write_at_all(self) -> bool:
-        return self.account is not None and self.token_role == "write"
+        """A write credential of an account that may change things: its e-mail verified (accounts
+        that signed themselves up) and not waiting for approval. Others only read."""
+        return self.account is not None and self.token_role == "write" and self.account.email_verified \
+            and self.account.status == "active"
+
+    def read_only_reason(self, what: str = "do this") -> str:
+        """Why ``can_write_at_all`` is False for a signed-in caller, in words."""
+        if self.account is not None and not self.account.email_verified:
+            return (f"Verify your e-mail address to {what}: follow the link we mailed you "
+                    "(signed in, any page offers to send it again)")
+        if self.account is not None and self.account.status != "active":
+            return f"Your account is waiting for an administrator's approval: you cannot {what} yet"
+        return f"A write token is needed to {what}: read tokens only read"
 
     def owns(self, owner_id: int) -> bool:
         return self.account is not None and (self.account.id == owner_id or owner_id in self.org_roles)

@@ -64,13 +64,13 @@ class AccountDeletion:
                 self.repos.delete(principal, repo.type, repo.full_id)
             else:
                 self.repos.move(principal, repo.type, repo.full_id, f"{target}/{repo.name}")
+        if self.retire_name is not None:  # first, so that the name is never free for a moment
+            self.retire_name(plan.user.name, reason)
         try:
             self.removal.remove(plan.user.id)
         except StillOwnsRepos:
             raise Conflict(f"{plan.user.name} created a repo meanwhile: try again") from None
         self.accounts.end_sessions(plan.user.id)  # empties the token cache of this process
-        if self.retire_name is not None:
-            self.retire_name(plan.user.name, reason)
         return plan.user
 
     def _checked(self, plan: DeletionPlan, dispositions: dict[str, str]) -> list[tuple[RepoRow, str]]:

@@ -7,9 +7,10 @@ import secrets
 from collections.abc import Callable
 
 from aicommons.db.accounts import Account, AccountStore, AlreadyExists, TokenRow
-from aicommons.errors import BadRequest, Conflict, HubError, NotFound, Unauthorized
+from aicommons.errors import BadRequest, Conflict, Forbidden, HubError, NotFound, Unauthorized
 from aicommons.hub import passwords
 from aicommons.hub.access import Principal
+from aicommons.hub.account_names import NameService
 from aicommons.hub.names import check_namespace
 from aicommons.hub.sign_in_limits import SignInLimiter
 from aicommons.times import utcnow
@@ -30,8 +31,10 @@ def hash_password(password: str) -> str:
 
 class AccountService:
     def __init__(self, store: AccountStore, token_cache_seconds: float = 0,
-                 sign_in_limiter: SignInLimiter | None = None, end_sessions: Callable[[int], int] | None = None):
+                 sign_in_limiter: SignInLimiter | None = None, end_sessions: Callable[[int], int] | None = None,
+                 names: NameService | None = None):
         self.store = store
+        self.names = names  # reserved and retired names (hub/account_names.py)
         self.sign_in_limiter = sign_in_limiter
         self._end_sessions = end_sessions  # user id -> sessions ended (hub/sessions.py)
         # Called with (user name, client ip, how: "web" | "basic") for every refused password.
@@ -44,17 +47,26 @@ class AccountService:
         self._principals = TTLCache(token_cache_seconds, max_entries=10_000)
 
     def create_user(self, name: str, fullname: str = "", email: str | None = None,
-                    password: str | None = None, is_admin: bool = False) -> Account:
-        check_namespace(name, "user name")
+                    password: str | None = None, is_admin: bool = False, email_verified: bool = True,
+                    status: str = "active", signup: bool = False) -> Account:
+        """A new user. Admin-created accounts (CLI, admin page, SSO) count as verified; sign-up passes
+        ``email_verified=False`` and ``signup=True`` (the stricter character rules)."""
+        self._check_name(name, "user name", signup=signup)
         try:
             return self.store.create(name, "user", fullname=fullname, email=email,
                                      password_hash=hash_password(password) if password else None,
-                                     is_admin=is_admin)
+                                     is_admin=is_admin, email_verified=email_verified, status=status)
         except AlreadyExists:
             raise Conflict(f"The name {name!r} is already taken") from None
 
+    def _check_name(self, name: str, what: str, signup: bool = False) -> None:
+        if self.names is None:
+            check_namespace(name, what)
+        else:
+            self.names.check_available(name, what, signup=signup)
+
     def create_org(self, name: str, fullname: str = "", members: list[str] = ()) -> Account:
-        check_namespace(name, "organization name")
+        self._check_name(name, "organization name")
         users = [self.require(m, kind="user") for m in members]
         try:
             org = self.store.create(name, "org", fullname=fullname)
@@ -111,6 +123,8 @@ class AccountService:
         if role not in TOKEN_ROLES:
             raise BadRequest(f"Invalid token role {role!r}: must be read or write")
         user = self.require(user_name, kind="user")
+        if role == "write" and not (user.email_verified and user.status == "active"):
+            raise Forbidden(Principal(key="", account=user, token_role="write").read_only_reason("create write tokens"))
         token = value or "hf_" + secrets.token_urlsafe(30).replace("-", "x").replace("_", "y")
         try:
             self.store.add_token(user.id, name or f"token-{secrets.token_hex(3)}", role, hash_token(token))
@@ -127,6 +141,10 @@ class AccountService:
         deleted = self.store.delete_token_by_id(user_id, token_id)
         self._principals.clear()
         return deleted
+
+    def forget_cached(self) -> None:
+        """Drop remembered principals (an account's rights changed: verified, approved...)."""
+        self._principals.clear()
 
     def cached_principal(self, token: str) -> Principal | None:
         """The caller a token named moments ago, without touching the database; None if unknown."""
@@ -193,6 +211,8 @@ class AccountService:
         if verdict.rehash:
             self.store.set_password_hash(account.id, passwords.hash_password(password), expected=stored,
                                          check_expected=True)
+        if account.status == "pending":
+            raise Forbidden("Your account is waiting for an administrator's approval; we will mail you then")
         return self._principal(account, "write", None, key=f"user:{account.id}")
 
     def set_password(self, user_name: str, password: str | None) -> Account:
@@ -264,7 +284,7 @@ class AccountService:
             "email": account.email,
             "isPro": False,
             "canPay": False,
-            "emailVerified": account.email is not None,
+            "emailVerified": account.email is not None and account.email_verified,
             "orgs": [{"type": "org", "name": org.name, "fullname": org.fullname, "roleInOrg": role}
                      for org, role in orgs],
             "auth": {"type": "access_token",

@@ -48,6 +48,11 @@ class AuditLog:
         Throttled attempts (429) are refused before the check and not recorded."""
         self.store.append(AuditEvent(utcnow(), None, ip, f"sign-in failed ({via})", user_name[:512], 401))
 
+    def record_account(self, action: str, name: str, ip: str | None) -> None:
+        """A change someone made to their own account through a form (sign-up, first-run setup,
+        e-mail verified, password reset): the account is actor and target."""
+        self.store.append(AuditEvent(utcnow(), name, ip, action, name, 200))
+
     def record_cli(self, command: str, target: str) -> None:
         """An admin command run on the server's machine: no account, no IP."""
         self.store.append(AuditEvent(utcnow(), None, None, f"cli {command}", target, 0))

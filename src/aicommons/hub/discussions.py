@@ -45,7 +45,7 @@ class DiscussionService:
         if principal.is_anonymous:
             raise HubError("You must be signed in to take part in discussions", status=401)
         if not principal.can_write_at_all:
-            raise Forbidden("A write token is needed to take part in discussions")
+            raise Forbidden(principal.read_only_reason("take part in discussions"))
 
     def _require_author_or_writer(self, repo: RepoRow, discussion_author_id: int | None, principal: Principal) -> None:
         if self.repos.policy.allows(principal, repo, Action.WRITE):

@@ -18,19 +18,23 @@ from aicommons.db.likes import LikeStore
 from aicommons.db.repos import RepoStore
 from aicommons.db.scans import ScanStore
 from aicommons.db.sessions import SessionStore
+from aicommons.db.signup import LinkStore, RetiredNameStore, SignupAttemptStore
 from aicommons.db.xet import XetFileStore
 from aicommons.gitrepo import GitStore
 from aicommons.hub.account_deletion import AccountDeletion
+from aicommons.hub.account_names import NameService
 from aicommons.hub.accounts import AccountService
 from aicommons.hub.audit import AuditLog
 from aicommons.hub.commits import CommitService
 from aicommons.hub.discussions import DiscussionService
+from aicommons.hub.first_run import FirstRun
 from aicommons.hub.gating import GatingService
 from aicommons.hub.gc import LeasingBlobStore
 from aicommons.hub.keys import Keys
 from aicommons.hub.lfs import LfsService
 from aicommons.hub.lfs_files import LfsFileService
 from aicommons.hub.likes import LikeService
+from aicommons.hub.mail import Mailer
 from aicommons.hub.policy import Policy
 from aicommons.hub.private_files import secure_data_dir
 from aicommons.hub.reachability import LfsHistory
@@ -39,6 +43,7 @@ from aicommons.hub.repos import RepoService
 from aicommons.hub.scans import ScanService
 from aicommons.hub.sessions import SessionService
 from aicommons.hub.sign_in_limits import SignInLimiter
+from aicommons.hub.signup import SignupService
 from aicommons.scanning.worker import ScanWorkerPool
 from aicommons.storage import open_blob_store
 from aicommons.xet.service import XetService
@@ -62,12 +67,18 @@ class Hub:
                                       BlobGcStore(self.engine))
         account_store = AccountStore(self.engine)
         self.repo_store = RepoStore(self.engine)
+        # Who may take which user or organisation name; the app adds its routes' names (app.py).
+        self.names = NameService(account_store, RetiredNameStore(self.engine))
+        self.mail = Mailer(settings, lambda text: self.jobs.send_mail(text))
         self.sessions = SessionService(SessionStore(self.engine), account_store, settings.session_lifetime_seconds)
         self.accounts = AccountService(
             account_store, settings.token_cache_seconds,
             SignInLimiter(settings.sign_in_failures_per_account, settings.sign_in_failures_per_ip,
                           settings.sign_in_failure_window_seconds),
-            end_sessions=self.sessions.end_all)
+            end_sessions=self.sessions.end_all, names=self.names)
+        self.signup = SignupService(settings, self.accounts, LinkStore(self.engine), SignupAttemptStore(self.engine),
+                                    self.mail)
+        self.first_run = FirstRun(settings.data_dir, self.accounts)  # the one-time /setup link
         self.audit = AuditLog(AuditStore(self.engine))
         self.accounts.failed_sign_in_listeners.append(self.audit.record_failed_sign_in)
         access_requests = AccessRequestStore(self.engine)
@@ -77,7 +88,7 @@ class Hub:
         self.commits = CommitService(self.repos, self.repo_store, self.git, self.blobs,
                                      settings.max_regular_file_bytes)
         self.account_deletion = AccountDeletion(self.accounts, self.repos, self.repo_store,
-                                                AccountRemovalStore(self.engine))
+                                                AccountRemovalStore(self.engine), retire_name=self.names.retire_name)
         self.discussions = DiscussionService(DiscussionStore(self.engine), self.repos, self.git)
         self.commits.listeners.append(self.discussions.record_commit)
         self.gating = GatingService(access_requests, account_store, self.policy)

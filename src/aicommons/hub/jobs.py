@@ -60,6 +60,18 @@ class Jobs:
             def periodic_mirror_sync():
                 self.sync_mirrors()
 
+        # Mail (hub/mail.py): about an hour of retries before a message is given up (and logged).
+        @self.huey.task(retries=8, retry_delay=10, name="send_mail")
+        def send_mail(text: str) -> None:
+            from aicommons.hub.mail import deliver
+
+            try:
+                deliver(self.hub.settings.smtp_url, text)
+            except Exception:
+                log.warning("mail delivery failed; it will be retried", exc_info=True)
+                raise
+
+        self.send_mail = send_mail
         if settings.gc_interval_hours > 0:
             @self.huey.periodic_task(every_hours(settings.gc_interval_hours), name="periodic_blob_gc")
             def periodic_blob_gc():

@@ -22,11 +22,13 @@ MAX_SEGMENT_BYTES = 255
 
 
 # Names that would collide with top-level URL paths (``/api``, ``/datasets/...``, ``/models/...``
-# for inference, ``/v1`` for the OpenAI API...) cannot be user or organisation names.
+# for inference, ``/v1`` for the OpenAI API...) cannot be user or organisation names. The app adds
+# every top-level path of its route table to these (hub/account_names.py); this list is the floor,
+# with names of the Hub's that we do not route yet.
 RESERVED_NAMESPACES = frozenset({
     "api", "datasets", "spaces", "models", "v1", "lfs-transfer", "xet-cas", "docs", "login", "logout",
     "settings", "new", "static", "metrics", "health", "organizations", "users", "search", "admin",
-    "openapi.json",
+    "openapi.json", "oauth", "datasets-server", "join", "setup", "password", "verify",
 })
 
 

@@ -89,3 +89,38 @@ def _verify_scrypt(password: str, stored: str) -> Verdict:
         digest = hashlib.scrypt(password.encode(), salt=salt, n=2 ** 14, r=8, p=1)
     ok = hmac.compare_digest(digest.hex(), digest_hex)
     return Verdict(ok, rehash=ok)
+
+
+# --- choosing a password (NIST SP 800-63B, section 3.1.1.2) ---------------------------------------
+
+MIN_LENGTH = 8
+MAX_LENGTH = 1024  # long passphrases welcome; only a bound on the work a request can ask for
+_common: frozenset[str] | None = None
+
+
+def common_passwords() -> frozenset[str]:
+    """The 30,000 most common passwords of breach corpora, as the zxcvbn package ships them."""
+    global _common
+    if _common is None:
+        from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+        _common = frozenset(FREQUENCY_LISTS["passwords"])
+    return _common
+
+
+def check_new_password(password: str, username: str | None = None, email: str | None = None) -> str:
+    """A password someone chooses (sign-up, setup, reset): at least 8 characters, any characters,
+    no composition rules; refused when common or breached, or equal to the user name or e-mail.
+    Raises BadRequest saying which rule it breaks."""
+    from aicommons.errors import BadRequest
+
+    if not isinstance(password, str) or len(password) < MIN_LENGTH:
+        raise BadRequest(f"Choose a password of at least {MIN_LENGTH} characters (a passphrase is best)")
+    if len(password) > MAX_LENGTH:
+        raise BadRequest(f"Choose a password of at most {MAX_LENGTH} characters")
+    folded = password.casefold()
+    if folded in {(username or "").casefold(), (email or "").casefold()}:
+        raise BadRequest("Choose a password that is not your user name or e-mail address")
+    if folded in common_passwords() or password.lower() in common_passwords():
+        raise BadRequest("This password is on a list of common or breached passwords: choose another one")
+    return password

@@ -138,7 +138,7 @@ class Policy:
         if principal.is_anonymous:
             return Unauthorized("You must be signed in to do this")
         if not principal.can_write_at_all:
-            return Forbidden("A write token is needed to do this: read tokens only read")
+            return Forbidden(principal.read_only_reason())
         return None
 
 

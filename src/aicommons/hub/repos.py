@@ -141,7 +141,7 @@ class RepoService:
         if principal.is_anonymous:
             raise HubError("You must be authenticated to do this", status=401)
         if not principal.can_write_at_all:
-            raise Forbidden("You need a write token to do this")
+            raise Forbidden(principal.read_only_reason("create repos"))
         namespace = namespace or principal.name
         account = self.accounts.get(namespace)
         if account is None or not principal.can_write_owner(account.id):

@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from aicommons.errors import HubError, NotFound, TooManyRequests, Unauthorized
+from aicommons.errors import Forbidden, HubError, NotFound, TooManyRequests, Unauthorized
 from aicommons.hub.policy import Action
 from aicommons.hub.repos import RepoQuery
 from aicommons.web import session
@@ -41,11 +41,13 @@ def login(request: Request) -> Response:
     except Unauthorized:
         return page(request, "login.html", status=401, error="Wrong user name or password",
                     next=_safe_next(form.get("next")))
+    except Forbidden as exc:  # right password, but the account awaits approval
+        return page(request, "login.html", status=403, error=exc.message, next=_safe_next(form.get("next")))
     hub.sessions.end(web.session_id)  # a session id fixed before sign-in never becomes a signed-in one
     response = RedirectResponse(_safe_next(form.get("next")), status_code=303)
     session.set_cookie(response, request, session.COOKIE, hub.sessions.start(principal.account),
                        hub.settings.session_lifetime_seconds)
-    _new_visitor(request)
+    new_visitor(request)
     return response
 
 
@@ -54,11 +56,11 @@ def logout(request: Request) -> Response:
     hub_of(request).sessions.end(request.state.web.session_id)  # the cookie is worthless from now on
     response = RedirectResponse("/", status_code=303)
     response.delete_cookie(session.COOKIE, path="/")
-    _new_visitor(request)
+    new_visitor(request)
     return response
 
 
-def _new_visitor(request: Request) -> None:
+def new_visitor(request: Request) -> None:
     """A new visitor id (and so new CSRF tokens) when someone signs in or out."""
     web = request.state.web
     web.visitor, web.new_visitor = session.new_visitor_id(), True

@@ -7,7 +7,7 @@ from pathlib import Path
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from aicommons.web import account, browse, community
+from aicommons.web import account, browse, community, join
 
 PREFIXES = ("/datasets", "/spaces", "")
 GET_POST = ["GET", "POST"]
@@ -22,6 +22,12 @@ def web_routes() -> list:
         Route("/spaces", browse.listing),
         Route("/login", account.login, methods=GET_POST),
         Route("/logout", account.logout, methods=["POST"]),
+        Route("/setup", join.setup, methods=GET_POST),
+        Route("/join", join.join, methods=GET_POST),
+        Route("/email/verify", join.verify_email, methods=GET_POST),
+        Route("/email/verify/resend", join.resend_verification, methods=["POST"]),
+        Route("/password/reset", join.password_reset, methods=GET_POST),
+        Route("/settings/invites", join.invites, methods=GET_POST),
         Route("/settings/tokens", account.tokens, methods=GET_POST),
         Route("/new", account.new_repo, methods=GET_POST),
     ]

@@ -18,7 +18,7 @@ TABLES = [memberships, tokens, repos, repo_tags, repo_redirects, lfs_objects, re
 
 def upgrade() -> None:
     bind = op.get_bind()
-    # ``accounts`` as it was at revision 0001 (later migrations add columns: 0015), written out
+    # ``accounts`` as it was at revision 0001 (later migrations add columns: 0014, 0015), written out
     # here so that a column added to tables.py is not also created by this revision.
     op.create_table(
         "accounts",

@@ -96,6 +96,7 @@ def pages(repo: str) -> dict[str, tuple[str, bool]]:
         "profile": ("/alice", False), "not-found": ("/alice/no-such-repo", False),
         "dataset-viewer": (f"/datasets/{repo}-data/viewer", False),
         "new-repo": ("/new", True), "tokens": ("/settings/tokens", True), "repo-settings": (f"/{repo}/settings", True),
+        "join": ("/join", False), "password-reset": ("/password/reset", False), "invites": ("/settings/invites", True),
     }
 
 

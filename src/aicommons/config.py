@@ -76,6 +76,10 @@ SETTINGS: tuple[Setting, ...] = (
             "File downloads (`/resolve/`) per minute per token; 0 = unlimited."),
     Setting("ANON_RESOLVER_REQUESTS_PER_MINUTE", "5000",
             "File downloads per minute per anonymous client IP."),
+    Setting("DOWNLOAD_FLUSH_SECONDS", "5",
+            "Download counts are added up in memory and written to the database this often, in one "
+            "statement (and when the server stops cleanly), instead of one write per download. "
+            "0 = write each download at once."),
     Setting("TOKEN_CACHE_SECONDS", "5",
             "How long a checked access token is remembered, sparing the database on every request. "
             "Revoking a token or changing an organisation's members through this server applies at "
@@ -244,6 +248,7 @@ class Settings:
     resolver_requests_per_minute: int
     anon_resolver_requests_per_minute: int
     token_cache_seconds: float
+    download_flush_seconds: float
     session_lifetime_seconds: int
     sign_in_failures_per_account: int
     sign_in_failures_per_ip: int
@@ -302,6 +307,7 @@ class Settings:
             resolver_requests_per_minute=_int("RESOLVER_REQUESTS_PER_MINUTE"),
             anon_resolver_requests_per_minute=_int("ANON_RESOLVER_REQUESTS_PER_MINUTE"),
             token_cache_seconds=_float("TOKEN_CACHE_SECONDS", minimum=0),
+            download_flush_seconds=_float("DOWNLOAD_FLUSH_SECONDS", minimum=0),
             session_lifetime_seconds=_int("SESSION_LIFETIME_SECONDS", minimum=60),
             sign_in_failures_per_account=_int("SIGN_IN_FAILURES_PER_ACCOUNT"),
             sign_in_failures_per_ip=_int("SIGN_IN_FAILURES_PER_IP"),

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from aicommons.db.accounts import AccountStore, AlreadyExists
 from aicommons.db.engine import make_engine, upgrade_schema
@@ -68,8 +69,15 @@ def test_migrations_build_exactly_the_declared_schema(engine):
     insp = inspect(engine)
     for table in metadata.sorted_tables:
         assert insp.has_table(table.name), table.name
-    with engine.connect() as conn:
+    with engine.connect() as conn, warnings.catch_warnings():
+        # SQLite cannot reflect indexes on expressions (``lower(namespace)``): checked below instead.
+        warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression-based index")
+        warnings.filterwarnings("ignore", "autogenerate skipping metadata-specified expression-based index")
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
+        author_index = conn.execute(text(
+            "SELECT sql FROM sqlite_master WHERE name = 'ix_repos_type_author'" if engine.dialect.name == "sqlite"
+            else "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_repos_type_author'")).scalar()
+    assert author_index is not None and "lower(" in author_index
     # The search index is raw per-dialect DDL (FTS5 tables / a pg_trgm index), not in tables.py.
     diff = [d for d in diff if not (d[0] == "remove_table" and d[1].name.startswith("repo_search"))
             and not (d[0] == "remove_index" and d[1].name == "ix_repos_full_id_trgm")]
@@ -183,6 +191,78 @@ def test_listing_filters_sorting_paging_and_privacy(repos, accounts, alice):
     assert rows[0].name == "r1" and rows[0].downloads == 3
     assert secret.id not in {r.id for r in repos.list(RepoQuery(type="model"))[0]}
     assert secret.id in {r.id for r in repos.list(RepoQuery(type="model", visible_owner_ids=(bob.id,)))[0]}
+
+
+@pytest.mark.parametrize("broad_above", [1000, 3])
+def test_broad_and_narrow_search_terms_list_the_same_rows(repos, alice, monkeypatch, broad_above):
+    """A term with more matches than BROAD_MATCHES is served by walking the sort index (SQLite):
+    same rows, same order, same paging as through the trigram matches."""
+    from aicommons.db import search
+
+    monkeypatch.setattr(search, "BROAD_MATCHES", broad_above)
+    for i in range(8):
+        repo = make_repo(repos, alice, f"{'mistral' if i % 2 else 'qwen'}-{i}", now=NOW + timedelta(minutes=i))
+        repos.add_downloads({repo.id: 8 - i})
+    for sort in (None, "downloads"):
+        rows = [r.name for r in repos.list(RepoQuery(type="model", search="MISTRAL", sort=sort))[0]]
+        assert rows == (["mistral-7", "mistral-5", "mistral-3", "mistral-1"] if sort is None
+                        else ["mistral-1", "mistral-3", "mistral-5", "mistral-7"])
+        first, more = repos.list(RepoQuery(type="model", search="mistral", sort=sort, limit=3))
+        last = first[-1]
+        rest, _ = repos.list(RepoQuery(type="model", search="mistral", sort=sort, limit=3,
+                                       after=(last.downloads if sort else last.created_at, last.id)))
+        assert more and [r.name for r in first + rest] == rows
+
+
+@pytest.mark.parametrize("sort", [None, "downloads", "likes", "lastModified", "createdAt"])
+def test_keyset_pages_visit_every_row_once_in_order_ties_included(repos, accounts, alice, engine, sort):
+    """``after`` = (sort value, id) of a page's last row: the next page starts strictly after it,
+    ties on the sort value broken by id, so no row is skipped or repeated however pages fall."""
+    from aicommons.db.repos import sort_attribute
+
+    bob = accounts.create("bob", "user", now=NOW)
+    for i in range(13):  # three created at the same instant, downloads and likes with many ties
+        repo = make_repo(repos, alice if i % 4 else bob, f"k{i}", private=i == 5, now=NOW + timedelta(minutes=min(i, 9)))
+        repos.add_downloads({repo.id: i % 3})
+        repos.update(repo.id, likes=i % 2)
+    want = [r.id for r in repos.list(RepoQuery(type="model", sort=sort, limit=100))[0]]
+    assert len(want) == 12  # the private one is not listed
+    attr = sort_attribute(sort)
+    for page_size in (1, 2, 5, 12):
+        seen, after = [], None
+        while True:
+            rows, more = repos.list(RepoQuery(type="model", sort=sort, limit=page_size, after=after))
+            seen += [r.id for r in rows]
+            if not more:
+                break
+            after = (getattr(rows[-1], attr), rows[-1].id)
+        assert seen == want, (page_size, sort)
+    author = [r.id for r in repos.list(RepoQuery(type="model", author="ALICE", sort=sort, limit=100))[0]]
+    assert author and all(repos.get_by_id(i).namespace == "alice" for i in author)
+
+
+def test_stored_heads_likes_and_storage_in_one_query(repos, alice, engine):
+    from aicommons.db.likes import LikeStore
+    from aicommons.db.repos import RepoHead
+
+    a, b = make_repo(repos, alice, "ha"), make_repo(repos, alice, "hb")
+    head = RepoHead("1" * 40, [["README.md", 12, "b" * 40, None, None], ["w.bin", 5000, "c" * 40, OID, 134]],
+                    5012, 777)
+    repos.set_card(a.id, sha=head.sha, card_data={"license": "mit"}, tags=["x"], library_name=None,
+                   pipeline_tag=None, now=None, head=head)
+    assert repos.heads([a.id, b.id]) == {a.id: head}
+    assert repos.get_by_id(a.id).last_modified == a.last_modified  # now=None: a backfill is no change
+    repos.put_head(b.id, head)  # b's head is not that commit: not stored
+    assert repos.heads([b.id]) == {}
+    repos.add_lfs_object(a.id, OID, 5000, NOW)
+    rows = {r.name: (git, lfs) for r, git, lfs in repos.storage_rows(alice.id, 10)}
+    assert rows == {"ha": (777, 5000), "hb": (None, 0)}
+    likes = LikeStore(engine)
+    likes.set(alice.id, a.id, True, NOW)
+    likes.set(alice.id, b.id, True, NOW + timedelta(seconds=1))
+    assert [r.name for r in repos.liked_by(alice.id)] == ["hb", "ha"]
+    repos.delete(a.id)
+    assert repos.heads([a.id]) == {}  # the stored head goes with its repo
 
 
 # --- LFS references -----------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import mimetypes
 from urllib.parse import parse_qs, quote
 
@@ -15,7 +17,6 @@ from aicommons.api.http import (
     blocking,
     bool_arg,
     hub_of,
-    int_arg,
     json_object,
     next_link,
     param,
@@ -38,6 +39,7 @@ from aicommons.storage.keys import blob_key
 
 TREE_PAGE = 1000
 TREE_PAGE_EXPANDED = 50
+BAD_TREE_CURSOR = "Query parameter 'cursor' is not one this server gave: pass the one from the previous page's Link header"
 PRESIGNED_TTL = 600
 EXPOSED_HEADERS = "X-Repo-Commit, X-Linked-Etag, X-Linked-Size, ETag, Content-Range"
 
@@ -183,18 +185,39 @@ def tree(request: Request) -> Response:
     recursive = bool_arg(request, "recursive")
     expand = bool_arg(request, "expand")
     page_size = TREE_PAGE_EXPANDED if expand else TREE_PAGE
-    offset = int_arg(request, "cursor", 0)
-    page = []
+    after = _tree_cursor(request)
+    entries: list[Entry] = []
     more = False
-    for i, entry in enumerate(content.list_tree(git_repo, commit, path, recursive)):
-        if i < offset:
-            continue
-        if len(page) == page_size:
-            more = True
-            break
-        page.append((entry, content.last_commit_for(git_repo, commit, entry.path) if expand else None))
-    headers = {"Link": next_link(request, offset + len(page))} if more else {}
+    try:
+        for entry in content.list_tree(git_repo, commit, path, recursive, after=after):
+            if len(entries) == page_size:
+                more = True
+                break
+            entries.append(entry)
+    except ValueError:
+        raise BadRequest(BAD_TREE_CURSOR) from None
+    # expand: the last commit of every entry of the page from one bounded history walk.
+    last = content.last_commits_for(git_repo, commit, [e.path for e in entries]) if expand else {}
+    page = [(e, last.get(e.path)) for e in entries]
+    headers = {"Link": next_link(request, _encode_tree_cursor(entries[-1].path))} if more else {}
     return JSONResponse(_entries_json(request, page, expand), headers=headers)
+
+
+def _encode_tree_cursor(path: str) -> str:
+    return base64.urlsafe_b64encode(path.encode("utf-8", "surrogateescape")).decode().rstrip("=")
+
+
+def _tree_cursor(request: Request) -> str | None:
+    """The path of the last entry of the previous page (keyset), from its opaque cursor."""
+    raw = request.query_params.get("cursor")
+    if not raw:
+        return None
+    try:
+        if len(raw) > 8192:
+            raise ValueError
+        return base64.urlsafe_b64decode(raw.encode() + b"=" * (-len(raw) % 4)).decode("utf-8")
+    except (ValueError, binascii.Error):
+        raise BadRequest(BAD_TREE_CURSOR) from None
 
 
 def _content_repo(request: Request) -> RepoRow:
@@ -219,10 +242,11 @@ async def paths_info(request: Request) -> Response:
 def _paths_info(request: Request, repo: RepoRow, paths: list[str], expand: bool) -> Response:
     hub = hub_of(request)
     git_repo, commit = hub.refs.resolve(repo, param(request, "rev"))
-    page = []
+    entries = []
     for path in dict.fromkeys(p.strip("/") for p in paths):
         # A path no file can have (NUL, controls) names nothing: skipped, like any missing path.
         entry = content.get_entry(git_repo, commit, path) if path and unsafe_char(path) is None else None
         if entry is not None:
-            page.append((entry, content.last_commit_for(git_repo, commit, entry.path) if expand else None))
-    return JSONResponse(_entries_json(request, page, expand))
+            entries.append(entry)
+    last = content.last_commits_for(git_repo, commit, [e.path for e in entries]) if expand else {}
+    return JSONResponse(_entries_json(request, [(e, last.get(e.path)) for e in entries], expand))

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import pygit2
-
 from aicommons.gitrepo.store import CommitInfo
-from aicommons.hub import content
-from aicommons.hub.cards import card_from_readme
+from aicommons.hub.cards import Card
 from aicommons.hub.content import Entry
 from aicommons.hub.names import REPO_TYPE_PREFIX
-from aicommons.hub.repos import RepoRow
+from aicommons.hub.repos import RepoHead, RepoRow
 from aicommons.times import iso_z as format_date
 from aicommons.times import iso_z_from_timestamp as format_timestamp
 
@@ -41,16 +38,6 @@ def tree_entry(entry: Entry, last_commit: CommitInfo | None = None, xet_hash: st
     return out
 
 
-def sibling(entry: Entry, blobs: bool) -> dict:
-    out: dict = {"rfilename": entry.path}
-    if blobs:
-        out["size"] = entry.size
-        out["blobId"] = entry.oid
-        if entry.lfs is not None:
-            out["lfs"] = {"sha256": entry.lfs.oid, "size": entry.lfs.size, "pointerSize": entry.lfs.pointer_size}
-    return out
-
-
 def commit_json(info: CommitInfo, formatted: bool = False) -> dict:
     body = info.message.split("\n", 1)[1].strip() if "\n" in info.message.strip() else ""
     out = {
@@ -65,15 +52,26 @@ def commit_json(info: CommitInfo, formatted: bool = False) -> dict:
     return out
 
 
-def repo_info(repo: RepoRow, git_repo: pygit2.Repository, commit: pygit2.Commit, *, blobs: bool = False,
+def sibling_from_row(row: list, blobs: bool) -> dict:
+    """A sibling from a stored head row ``[path, size, blob id, lfs sha256, pointer size]``."""
+    out: dict = {"rfilename": row[0]}
+    if blobs:
+        out["size"] = row[1]
+        out["blobId"] = row[2]
+        if row[3] is not None:
+            out["lfs"] = {"sha256": row[3], "size": row[1], "pointerSize": row[4]}
+    return out
+
+
+def repo_info(repo: RepoRow, card: Card, head: RepoHead, *, blobs: bool = False,
               with_siblings: bool = True, expand: list[str] | None = None) -> dict:
-    """``GET /api/{types}/{id}[/revision/{rev}]`` and the ``full`` listing entries."""
-    card = card_from_readme(content.read_text(git_repo, commit, "README.md"), repo.type)
+    """``GET /api/{types}/{id}[/revision/{rev}]`` and the ``full`` listing entries, from a commit's
+    card and files (``RepoService.describe`` / ``heads``: stored, not walked, for the head of main)."""
     info: dict = {
         "_id": f"{repo.id:024x}",
         "id": repo.full_id,
         "author": repo.namespace,
-        "sha": str(commit.id),
+        "sha": head.sha,
         "lastModified": format_date(repo.last_modified),
         "createdAt": format_date(repo.created_at),
         "private": repo.private,
@@ -82,7 +80,7 @@ def repo_info(repo: RepoRow, git_repo: pygit2.Repository, commit: pygit2.Commit,
         "downloads": repo.downloads,
         "downloadsAllTime": repo.downloads,
         "likes": repo.likes,
-        "tags": card.tags,
+        "tags": list(card.tags),
     }
     if repo.type == "model":
         info["modelId"] = repo.full_id
@@ -93,10 +91,9 @@ def repo_info(repo: RepoRow, git_repo: pygit2.Repository, commit: pygit2.Commit,
     if card.data is not None:
         info["cardData"] = card.data
     if with_siblings or (expand and "siblings" in expand) or blobs:
-        files = list(content.iter_files(git_repo, commit))
-        info["siblings"] = [sibling(e, blobs) for e in files]
+        info["siblings"] = [sibling_from_row(row, blobs) for row in head.siblings]
         if blobs:
-            info["usedStorage"] = sum(e.size for e in files)
+            info["usedStorage"] = head.used_storage
     if expand:
         keep = set(expand) | {"_id", "id"}
         info = {k: v for k, v in info.items() if k in keep}

@@ -134,7 +134,7 @@ def int_arg(request: Request, name: str, default: int, minimum: int = 0, maximum
 _INT_RE = re.compile(r"-?[0-9]+")
 
 
-def next_link(request: Request, cursor: int) -> str:
+def next_link(request: Request, cursor: int | str) -> str:
     """An absolute ``Link: <…>; rel="next"`` URL carrying every query parameter plus the cursor."""
     items = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
     items.append(("cursor", str(cursor)))

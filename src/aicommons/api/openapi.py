@@ -75,9 +75,11 @@ def _json_body(schema: dict, required: bool = True) -> dict:
 
 
 _PAGING = [_q("cursor", {"type": "integer", "minimum": 0}, "offset of the page (from the Link header)")]
+# Listings and trees page by keyset: the cursor names the last row served, opaquely.
+_KEYSET = [_q("cursor", {"type": "string"}, "opaque cursor of the next page (from the Link header)")]
 _LISTING_QUERY = [
     _q("search", _STR), _q("author", _STR), _q("filter", _STR), _q("sort", _STR), _q("full", _BOOL_Q),
-    _q("limit", {"type": "integer", "minimum": 1}), *_PAGING, _q("gated", _BOOL_Q), _q("cardData", _BOOL_Q),
+    _q("limit", {"type": "integer", "minimum": 1}), *_KEYSET, _q("gated", _BOOL_Q), _q("cardData", _BOOL_Q),
 ]
 
 # Hand-written parts of the main operations, keyed by (path template, method).
@@ -101,9 +103,9 @@ OPERATIONS: dict[tuple[str, str], dict] = {
     (REPO + "/revision/{rev}", "get"): {"summary": "Repo info at a revision", "responses": {
         "200": _REPO_INFO, "4XX": _ERROR}},
     (REPO + "/tree/{rev}", "get"): {"summary": "List files", "parameters": [
-        _q("recursive", _BOOL_Q), _q("expand", _BOOL_Q), *_PAGING], "responses": {"200": _TREE, "4XX": _ERROR}},
+        _q("recursive", _BOOL_Q), _q("expand", _BOOL_Q), *_KEYSET], "responses": {"200": _TREE, "4XX": _ERROR}},
     (REPO + "/tree/{rev}/{path}", "get"): {"summary": "List files under a folder", "parameters": [
-        _q("recursive", _BOOL_Q), _q("expand", _BOOL_Q), *_PAGING], "responses": {"200": _TREE, "4XX": _ERROR}},
+        _q("recursive", _BOOL_Q), _q("expand", _BOOL_Q), *_KEYSET], "responses": {"200": _TREE, "4XX": _ERROR}},
     (REPO + "/paths-info/{rev}", "post"): {"summary": "Info on some paths", "requestBody": _json_body({
         "type": "object", "properties": {"paths": {"type": "array", "items": _STR}, "expand": {"type": "boolean"}}}),
         "responses": {"200": _TREE, "4XX": _ERROR}},

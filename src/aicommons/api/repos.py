@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
+import json
+from datetime import datetime
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -27,7 +31,7 @@ from aicommons.errors import BadRequest, NotFound
 from aicommons.hub.cards import validate_yaml
 from aicommons.hub.names import PLURAL_TO_TYPE
 from aicommons.hub.policy import Action, not_found
-from aicommons.hub.repos import RepoQuery
+from aicommons.hub.repos import RepoQuery, sort_attribute, sort_is_date
 from aicommons.times import iso_z as format_date
 
 MAX_PAGE = 1000
@@ -104,7 +108,8 @@ def repo_info(request: Request) -> Response:
     revision = param(request, "rev") if "rev" in request.path_params else "main"
     git_repo, commit = hub.refs.resolve(repo, revision)
     expand = request.query_params.getlist("expand") or None
-    info = formats.repo_info(repo, git_repo, commit, blobs=bool_arg(request, "blobs"), expand=expand)
+    card, head = hub.repos.describe(repo, git_repo, commit)
+    info = formats.repo_info(repo, card, head, blobs=bool_arg(request, "blobs"), expand=expand)
     if bool_arg(request, "securityStatus") or (expand and "securityRepoStatus" in expand):
         info["securityRepoStatus"] = hub.scans.repo_status(git_repo, commit)
     return JSONResponse(info)
@@ -145,6 +150,37 @@ def storage_listing(request: Request) -> Response:
                          for r, used in repos])
 
 
+BAD_CURSOR = "Query parameter 'cursor' is not one this server gave: pass the one from the previous page's Link header"
+MAX_DB_INT = 2**63 - 1
+
+
+def _cursor(request: Request, sort: str | None) -> tuple[tuple | None, int]:
+    """The keyset cursor of a listing page: (sort value, id) of the last row served, and how many
+    rows earlier pages served (for ``limit``). Opaque to clients, who follow the Link header."""
+    raw = request.query_params.get("cursor")
+    if not raw:
+        return None, 0
+    try:
+        if len(raw) > 512:
+            raise ValueError
+        value, repo_id, served = json.loads(base64.urlsafe_b64decode(raw.encode() + b"=" * (-len(raw) % 4)))
+        ints = [repo_id, served] if sort_is_date(sort) else [value, repo_id, served]
+        if any(type(n) is not int or not 0 <= n <= MAX_DB_INT for n in ints):
+            raise ValueError
+        if sort_is_date(sort):
+            value = datetime.fromisoformat(value)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise BadRequest(BAD_CURSOR) from None
+    return (value, repo_id), served
+
+
+def _next_cursor(row, sort: str | None, served: int) -> str:
+    value = getattr(row, sort_attribute(sort))
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    return base64.urlsafe_b64encode(json.dumps([value, row.id, served]).encode()).decode().rstrip("=")
+
+
 @blocking
 def list_repos(request: Request) -> Response:
     hub = hub_of(request)
@@ -152,8 +188,9 @@ def list_repos(request: Request) -> Response:
     # ``limit`` is the total the caller wants; pages hold at most MAX_PAGE and link to the next one.
     explicit_limit = request.query_params.get("limit") not in (None, "")
     limit = int_arg(request, "limit", 0, minimum=1) if explicit_limit else None
-    offset = int_arg(request, "cursor", 0)
-    page = MAX_PAGE if limit is None else max(0, min(limit - offset, MAX_PAGE))
+    sort = request.query_params.get("sort")
+    after, served = _cursor(request, sort)
+    page = MAX_PAGE if limit is None else max(0, min(limit - served, MAX_PAGE))
     searches = request.query_params.getlist("search")
     gated = request.query_params.get("gated")
     filters = list(request.query_params.getlist("filter"))
@@ -162,25 +199,26 @@ def list_repos(request: Request) -> Response:
     query = RepoQuery(
         type=repo_type, search=" ".join(searches) if searches else None,
         author=request.query_params.get("author"), filters=tuple(filters),
-        sort=request.query_params.get("sort"), offset=offset, limit=page,
+        sort=sort, after=after, limit=page,
         gated=None if gated is None else gated.lower() == "true",
     )
     rows, more = hub.repos.search(principal_of(request), query)
     full = bool_arg(request, "full")
     expand = request.query_params.getlist("expand") or None
     items = []
-    for repo in rows:
-        if full or expand or bool_arg(request, "cardData") or bool_arg(request, "config"):
-            git_repo, commit = hub.refs.resolve(repo, "main")
-            info = formats.repo_info(repo, git_repo, commit, with_siblings=full, expand=expand)
+    if full or expand or bool_arg(request, "cardData") or bool_arg(request, "config"):
+        # From the database: each repo's card is on its row, its files stored with its head.
+        for repo, card, head in hub.repos.listed_heads(rows):
+            info = formats.repo_info(repo, card, head, with_siblings=full, expand=expand)
             if not full and not expand:
                 info.pop("siblings", None)
             items.append(info)
-        else:
-            items.append(formats.listing_entry(repo))
+    else:
+        items = [formats.listing_entry(repo) for repo in rows]
     headers = {}
-    if more and (limit is None or offset + len(rows) < limit):
-        headers["Link"] = next_link(request, offset + len(rows))
+    served += len(rows)
+    if more and rows and (limit is None or served < limit):
+        headers["Link"] = next_link(request, _next_cursor(rows[-1], sort, served))
     return JSONResponse(items, headers=headers)
 
 

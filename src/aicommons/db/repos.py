@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, and_, delete, func, insert, select, update
+from sqlalchemy import Engine, and_, bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from aicommons.db import search
 from aicommons.db.accounts import AlreadyExists
-from aicommons.db.tables import lfs_objects, repo_lfs_objects, repo_redirects, repo_tags, repos
-from aicommons.db.upsert import insert_ignore
+from aicommons.db.tables import lfs_objects, likes, repo_heads, repo_lfs_objects, repo_redirects, repo_tags, repos
+from aicommons.db.upsert import insert_ignore, upsert
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,9 @@ class RepoQuery:
     author: str | None = None
     filters: tuple[str, ...] = ()
     sort: str | None = None
-    offset: int = 0
+    offset: int = 0  # the web pages' numbered pages; the API pages with ``after``
     limit: int = 1000
+    after: tuple | None = None  # keyset: (sort value, id) of the last row of the previous page
     visible_owner_ids: tuple[int, ...] = ()  # private repos of these owners are included
     gated: bool | None = None
 
@@ -66,6 +67,29 @@ SORT_COLUMNS = {
     "downloads": repos.c.downloads, "likes": repos.c.likes, "lastModified": repos.c.last_modified,
     "createdAt": repos.c.created_at, "trendingScore": repos.c.likes,
 }
+
+
+@dataclass(frozen=True)
+class RepoHead:
+    """The stored description of a repo's default-branch head (``repo_heads``)."""
+
+    sha: str
+    siblings: list  # [path, size, blob id, lfs sha256 | None, pointer size | None]
+    used_storage: int
+    git_bytes: int | None
+
+
+def sort_column(sort: str | None):
+    return SORT_COLUMNS.get(sort or "", repos.c.created_at)
+
+
+def sort_attribute(sort: str | None) -> str:
+    """The ``RepoRow`` attribute a listing sorted by ``sort`` is ordered on (keyset cursors)."""
+    return sort_column(sort).name
+
+
+def sort_is_date(sort: str | None) -> bool:
+    return sort_attribute(sort) in ("created_at", "last_modified")
 
 
 class RepoStore:
@@ -142,38 +166,100 @@ class RepoStore:
             raise AlreadyExists(full_id) from exc
 
     def set_card(self, repo_id: int, *, sha: str, card_data: dict | None, tags: list[str],
-                 library_name: str | None, pipeline_tag: str | None, now: datetime) -> None:
+                 library_name: str | None, pipeline_tag: str | None, now: datetime | None,
+                 head: RepoHead | None = None) -> None:
+        """The default branch's head ``sha`` with its card (and ``head``, its files), in one
+        transaction; ``now=None`` leaves ``last_modified`` alone (a backfill, not a change)."""
+        values = dict(sha=sha, card_data=card_data, tags=tags, library_name=library_name, pipeline_tag=pipeline_tag)
+        if now is not None:
+            values["last_modified"] = now
         with self.engine.begin() as conn:
-            conn.execute(update(repos).where(repos.c.id == repo_id).values(
-                sha=sha, card_data=card_data, tags=tags, library_name=library_name,
-                pipeline_tag=pipeline_tag, last_modified=now))
+            conn.execute(update(repos).where(repos.c.id == repo_id).values(**values))
+            if head is not None:
+                self._put_head(conn, repo_id, head)
             conn.execute(delete(repo_tags).where(repo_tags.c.repo_id == repo_id))
             unique = sorted(set(tags))
             if unique:
                 # Two replicas refreshing one repo's card at once both delete, then both insert.
                 insert_ignore(conn, repo_tags, [{"repo_id": repo_id, "tag": t} for t in unique])
 
-    def count_download(self, repo_id: int) -> None:
+    @staticmethod
+    def _put_head(conn, repo_id: int, head: RepoHead) -> None:
+        upsert(conn, repo_heads, {"repo_id": repo_id, "sha": head.sha, "siblings": head.siblings,
+                                  "used_storage": head.used_storage, "git_bytes": head.git_bytes},
+               keys=["repo_id"], update=["sha", "siblings", "used_storage", "git_bytes"])
+
+    def put_head(self, repo_id: int, head: RepoHead) -> None:
+        """Store ``head`` if it still describes the repo's head (a backfill racing a commit loses)."""
         with self.engine.begin() as conn:
-            conn.execute(update(repos).where(repos.c.id == repo_id).values(downloads=repos.c.downloads + 1))
+            current = conn.execute(select(repos.c.sha).where(repos.c.id == repo_id)).scalar()
+            if current == head.sha:
+                self._put_head(conn, repo_id, head)
+
+    def heads(self, repo_ids: list[int]) -> dict[int, RepoHead]:
+        """The stored heads of these repos, in one query (callers check ``sha`` before trusting one)."""
+        if not repo_ids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(repo_heads).where(repo_heads.c.repo_id.in_(repo_ids)))
+            return {r.repo_id: RepoHead(r.sha, r.siblings, r.used_storage, r.git_bytes) for r in rows}
+
+    def count_download(self, repo_id: int) -> None:
+        self.add_downloads({repo_id: 1})
+
+    def add_downloads(self, counts: dict[int, int]) -> None:
+        """Add batched download counts (hub/downloads.py), one statement for all repos."""
+        if not counts:
+            return
+        stmt = (update(repos).where(repos.c.id == bindparam("rid"))
+                .values(downloads=repos.c.downloads + bindparam("n")))
+        with self.engine.begin() as conn:
+            conn.execute(stmt, [{"rid": rid, "n": n} for rid, n in sorted(counts.items())])
+
+    def liked_by(self, user_id: int) -> list[RepoRow]:
+        """The repos ``user_id`` likes, newest like first, in one query (the caller filters what the
+        viewer may see through the policy)."""
+        query = (select(repos).join(likes, likes.c.repo_id == repos.c.id).where(likes.c.user_id == user_id)
+                 .order_by(likes.c.created_at.desc(), repos.c.id.desc()))
+        with self.engine.connect() as conn:
+            return [_repo(r) for r in conn.execute(query)]
+
+    def storage_rows(self, owner_id: int, limit: int) -> list[tuple[RepoRow, int | None, int]]:
+        """The repos of one owner with the git bytes stored with their head (None: not stored for
+        the current head) and the bytes of the LFS objects they reference, in one query."""
+        lfs = (select(func.coalesce(func.sum(repo_lfs_objects.c.size), 0))
+               .where(repo_lfs_objects.c.repo_id == repos.c.id).scalar_subquery())
+        query = (select(repos, repo_heads.c.git_bytes.label("head_git_bytes"), repo_heads.c.sha.label("head_sha"),
+                        lfs.label("lfs"))
+                 .outerjoin(repo_heads, repo_heads.c.repo_id == repos.c.id)
+                 .where(repos.c.owner_id == owner_id)
+                 .order_by(repos.c.type, repos.c.created_at.desc(), repos.c.id.desc()).limit(limit))
+        with self.engine.connect() as conn:
+            return [(_repo(r), r.head_git_bytes if r.head_sha == r.sha else None, int(r.lfs or 0))
+                    for r in conn.execute(query)]
 
     def list(self, q: RepoQuery) -> tuple[list[RepoRow], bool]:
         """Matching repos, newest-first unless sorted, and whether more exist after this page."""
         with self.engine.connect() as conn:
-            clauses = [search.type_filter(conn, q.type, bool(q.search)), repos.c.disabled.is_(False)]
+            narrow = False
+            if q.search:
+                matches, narrow = search.id_contains(conn, q.search)
+            clauses = [search.type_filter(conn, q.type, narrow), repos.c.disabled.is_(False)]
             visible = repos.c.private.is_(False)
             if q.visible_owner_ids:
                 visible = visible | repos.c.owner_id.in_(q.visible_owner_ids)
             clauses.append(visible)
             if q.search:
-                clauses.append(search.id_contains(conn, q.search))
-            if q.author:
+                clauses.append(matches)
+            if q.author:  # served by ix_repos_type_author, an index on this very expression
                 clauses.append(func.lower(repos.c.namespace) == q.author.lower())
             if q.gated is not None:
                 clauses.append(repos.c.gated.is_not(None) if q.gated else repos.c.gated.is_(None))
             for tag in q.filters:
                 clauses.append(repos.c.id.in_(select(repo_tags.c.repo_id).where(repo_tags.c.tag == tag)))
-            order = SORT_COLUMNS.get(q.sort or "", repos.c.created_at)
+            order = sort_column(q.sort)
+            if q.after is not None:  # keyset: rows strictly after the previous page's last one
+                clauses.append(tuple_(order, repos.c.id) < tuple_(*q.after))
             query = (select(repos).where(and_(*clauses)).order_by(order.desc(), repos.c.id.desc())
                      .offset(q.offset).limit(q.limit + 1))
             rows = [_repo(r) for r in conn.execute(query)]

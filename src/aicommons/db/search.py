@@ -45,25 +45,38 @@ def _escape_like(term: str) -> str:
     return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def id_contains(conn: Connection, term: str) -> ColumnElement[bool]:
-    """A WHERE clause: the repo id contains ``term`` (case-insensitive)."""
+# A term matching more repos than this is "broad": instead of fetching and sorting every match,
+# the listing walks its sort index in order and keeps the rows whose id contains the term, which
+# stops after a page of matches (at least 1 row in BROAD_MATCHES / repos matches, so a page of
+# 100 costs at most ~100 x repos / BROAD_MATCHES rows read).
+BROAD_MATCHES = 2000
+
+
+def id_contains(conn: Connection, term: str) -> tuple[ColumnElement[bool], bool]:
+    """A WHERE clause: the repo id contains ``term`` (case-insensitive); and whether the listing
+    should be driven by that clause (a narrow term: few matches to sort) rather than by its sort
+    index (a broad or short term)."""
     term = term.lower()
-    if conn.dialect.name == "sqlite" and len(term) >= 3:
-        phrase = '"' + term.replace('"', '""') + '"'
-        return repos.c.id.in_(
-            text("SELECT rowid FROM repo_search WHERE repo_search MATCH :phrase").bindparams(phrase=phrase)
-            .columns(column("rowid", Integer))
-        )
-    return repos.c.full_id_lower.like(f"%{_escape_like(term)}%", escape="\\")
+    like = repos.c.full_id_lower.like(f"%{_escape_like(term)}%", escape="\\")
+    if conn.dialect.name != "sqlite" or len(term) < 3:
+        return like, False
+    phrase = '"' + term.replace('"', '""') + '"'
+    probe = text("SELECT count(*) FROM (SELECT 1 FROM repo_search WHERE repo_search MATCH :phrase LIMIT :n)")
+    if conn.execute(probe, {"phrase": phrase, "n": BROAD_MATCHES + 1}).scalar() > BROAD_MATCHES:
+        return like, False
+    return repos.c.id.in_(
+        text("SELECT rowid FROM repo_search WHERE repo_search MATCH :phrase").bindparams(phrase=phrase)
+        .columns(column("rowid", Integer))
+    ), True
 
 
-def type_filter(conn: Connection, repo_type: str, searching: bool) -> ColumnElement[bool]:
+def type_filter(conn: Connection, repo_type: str, narrow_search: bool) -> ColumnElement[bool]:
     """The ``type = ?`` clause of a listing.
 
-    While searching on SQLite it is written ``+type`` so that the planner cannot use the
-    (type, id) index to scan every repo of the type, and drives the query from the trigram
+    For a narrow search on SQLite it is written ``+type`` so that the planner cannot use the
+    (type, ...) indexes to scan every repo of the type, and drives the query from the few trigram
     matches instead (5 ms instead of 100+ ms at 200k repos, bench/search_bench.py).
     """
-    if searching and conn.dialect.name == "sqlite":
+    if narrow_search and conn.dialect.name == "sqlite":
         return text("+repos.type = :repo_type").bindparams(repo_type=repo_type)
     return repos.c.type == repo_type

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
     true,
 )
 
@@ -112,6 +113,28 @@ Index("ix_repos_likes", repos.c.likes)
 Index("ix_repos_last_modified", repos.c.last_modified)
 Index("ix_repos_created_at", repos.c.created_at)
 Index("ix_repos_namespace", repos.c.namespace)
+# Listings walk one of these in order and stop after a page (keyset paging, db/repos.py): one per
+# sort key, led by the type every listing filters on, ending with the id that breaks ties.
+Index("ix_repos_type_downloads", repos.c.type, repos.c.downloads, repos.c.id)
+Index("ix_repos_type_likes", repos.c.type, repos.c.likes, repos.c.id)
+Index("ix_repos_type_last_modified", repos.c.type, repos.c.last_modified, repos.c.id)
+Index("ix_repos_type_created_at", repos.c.type, repos.c.created_at, repos.c.id)
+# ``author=`` compares case-insensitively: an index on the expression the query uses, on both databases.
+Index("ix_repos_type_author", repos.c.type, func.lower(repos.c.namespace), repos.c.created_at, repos.c.id)
+
+# What the listings and ``model_info`` need of the default branch's head, stored when it moves
+# (hub/repos.py, ``after_ref_update``) instead of walking git per request: its files (compact
+# ``[path, size, blob id, lfs sha256 | null, pointer size | null]`` rows) and their total size.
+# Trusted only while ``sha`` equals the commit being described; a row for an older commit is
+# recomputed (and rewritten) on first use, which is also how repos from before 0013 are filled.
+repo_heads = Table(
+    "repo_heads", metadata,
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    Column("sha", String(40), nullable=False),
+    Column("siblings", JSON, nullable=False),
+    Column("used_storage", BigInteger, nullable=False),
+    Column("git_bytes", BigInteger),  # the repo's git folder on disk when stored (list_user_repos)
+)
 
 # Filterable tags of a repo (from its card and its files), one row per tag.
 repo_tags = Table(

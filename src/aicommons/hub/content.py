@@ -55,9 +55,10 @@ def resolve_revision(repo: pygit2.Repository, revision: str) -> pygit2.Commit:
 
 
 def _file_entry(repo: pygit2.Repository, path: str, oid: pygit2.Oid) -> Entry:
-    blob = repo[oid]
-    size = blob.size
-    pointer = parse_pointer(blob.data) if size <= MAX_POINTER_SIZE else None
+    # The object's header gives its size without inflating it: only a blob small enough to be an
+    # LFS pointer is read (a tree page, a HEAD of a 10 MB file no longer inflates the file).
+    _kind, size = repo.odb.read_header(oid)
+    pointer = parse_pointer(repo[oid].data) if size <= MAX_POINTER_SIZE else None
     if pointer is not None:
         return Entry("file", path, str(oid), pointer.size, pointer)
     return Entry("file", path, str(oid), size)
@@ -86,8 +87,11 @@ def require_file(repo: pygit2.Repository, commit: pygit2.Commit, path: str) -> E
     return entry
 
 
-def list_tree(repo: pygit2.Repository, commit: pygit2.Commit, path: str, recursive: bool) -> Iterator[Entry]:
-    """Entries under ``path`` (directories too, also when recursive), in git order."""
+def list_tree(repo: pygit2.Repository, commit: pygit2.Commit, path: str, recursive: bool,
+              after: str | None = None) -> Iterator[Entry]:
+    """Entries under ``path`` (directories too, also when recursive), in git order; with ``after``
+    (a path under ``path``), only those that come after it, found without walking what comes before
+    (keyset paging: page k costs what page 1 costs, not k times that)."""
     if path:
         entry = get_entry(repo, commit, path)
         if entry is None or entry.type != "directory":
@@ -95,7 +99,45 @@ def list_tree(repo: pygit2.Repository, commit: pygit2.Commit, path: str, recursi
         tree = repo[pygit2.Oid(hex=entry.oid)]
     else:
         tree = commit.tree
-    yield from _walk(repo, tree, path, recursive)
+    if after is None:
+        yield from _walk(repo, tree, path, recursive)
+        return
+    relative = after[len(path) + 1:] if path else after
+    if (path and not after.startswith(path + "/")) or not relative:
+        raise ValueError(f"{after!r} is not under {path!r}")
+    names = relative.split("/")
+    last = get_entry(repo, commit, after)
+    keys = [_git_key(n, i < len(names) - 1 or (last is not None and last.type == "directory"))
+            for i, n in enumerate(names)]
+    yield from _walk_after(repo, tree, path, recursive, keys)
+
+
+def _git_key(name: str, is_dir: bool) -> bytes:
+    """How git orders tree entries: by name bytes, a folder's name as if it ended with "/"."""
+    return name.encode("utf-8", "surrogateescape") + (b"/" if is_dir else b"")
+
+
+def _walk_after(repo: pygit2.Repository, tree: pygit2.Tree, prefix: str, recursive: bool,
+                keys: list[bytes]) -> Iterator[Entry]:
+    """``_walk`` from just after the entry whose path has the git sort ``keys`` (one per level);
+    what sorts before it is skipped by name, without reading blobs or descending."""
+    for item in tree:
+        is_dir = item.filemode == TREE_MODE
+        key = _git_key(item.name, is_dir)
+        if key < keys[0]:
+            continue
+        item_path = f"{prefix}/{item.name}" if prefix else item.name
+        if key == keys[0]:
+            # Served already (the cursor, or a folder above it); what lies inside it may not be.
+            if recursive and is_dir:
+                if len(keys) > 1:
+                    yield from _walk_after(repo, repo[item.id], item_path, True, keys[1:])
+                else:
+                    yield from _walk(repo, repo[item.id], item_path, True)
+            continue
+        yield _entry(repo, item_path, item)
+        if recursive and is_dir:
+            yield from _walk(repo, repo[item.id], item_path, True)
 
 
 def _walk(repo: pygit2.Repository, tree: pygit2.Tree, prefix: str, recursive: bool) -> Iterator[Entry]:
@@ -108,6 +150,36 @@ def _walk(repo: pygit2.Repository, tree: pygit2.Tree, prefix: str, recursive: bo
 
 def iter_files(repo: pygit2.Repository, commit: pygit2.Commit) -> Iterator[Entry]:
     return (e for e in list_tree(repo, commit, "", True) if e.type == "file")
+
+
+def file_row(e: Entry) -> list:
+    """A file as stored with a repo's head: [path, size, blob id, lfs sha256 | None, pointer size | None]."""
+    return [e.path, e.size, e.oid, e.lfs.oid if e.lfs else None, e.lfs.pointer_size if e.lfs else None]
+
+
+def git_order_key(path: str) -> tuple[bytes, ...]:
+    """Sorts file paths in the order ``iter_files`` yields them (git's: a folder as "name/")."""
+    parts = path.encode("utf-8", "surrogateescape").split(b"/")
+    return (*(p + b"/" for p in parts[:-1]), parts[-1])
+
+
+def file_rows(repo: pygit2.Repository, commit: pygit2.Commit, base: tuple[str, list] | None = None) -> list[list]:
+    """``file_row`` of every file of ``commit``. With ``base`` (another commit's id and its rows),
+    only what differs between the two trees is read (libgit2 skips identical folders by id), so a
+    small commit to a 10,000-file repo costs its own size, not the repo's."""
+    if base is not None:
+        try:
+            old = repo[pygit2.Oid(hex=base[0])]
+        except (KeyError, ValueError):
+            old = None  # gone (a rewritten history was purged): read everything
+        if isinstance(old, pygit2.Commit):
+            by_path = {row[0]: row for row in base[1]}
+            for delta in repo.diff(old.tree, commit.tree).deltas:
+                by_path.pop(delta.old_file.path, None)
+                if delta.status != pygit2.enums.DeltaStatus.DELETED:
+                    by_path[delta.new_file.path] = file_row(_file_entry(repo, delta.new_file.path, delta.new_file.id))
+            return sorted(by_path.values(), key=lambda row: git_order_key(row[0]))
+    return [file_row(e) for e in iter_files(repo, commit)]
 
 
 def read_blob(repo: pygit2.Repository, oid: str) -> bytes:
@@ -129,6 +201,40 @@ def history(repo: pygit2.Repository, commit: pygit2.Commit) -> Iterator[CommitIn
     """Commits reachable from ``commit``, newest first."""
     for c in repo.walk(commit.id, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME):
         yield commit_info(c)
+
+
+def last_commits_for(repo: pygit2.Repository, commit: pygit2.Commit, paths: list[str],
+                     max_walk: int = 2000) -> dict[str, CommitInfo]:
+    """``last_commit_for`` of several paths in one walk down the first-parent history: each step
+    compares only the paths not yet placed, and the walk stops once every path is placed (or after
+    ``max_walk`` commits: the rest get the oldest commit seen). A tree page with ``expand`` costs one
+    bounded walk, not one per entry."""
+    def oid_at(c: pygit2.Commit, path: str):
+        if not path:
+            return c.tree.id
+        try:
+            return c.tree[path].id
+        except KeyError:
+            return None
+
+    out: dict[str, CommitInfo] = {}
+    todo = {p: oid_at(commit, p) for p in dict.fromkeys(paths)}
+    current = commit
+    for _ in range(max_walk):
+        if not todo or not current.parents:
+            break
+        parent = current.parents[0]
+        changed = [p for p, oid in todo.items() if oid_at(parent, p) != oid]
+        if changed:
+            info = commit_info(current)
+            for p in changed:
+                out[p] = info
+                del todo[p]
+        current = parent
+    if todo:
+        info = commit_info(current)
+        out.update(dict.fromkeys(todo, info))
+    return out
 
 
 def last_commit_for(repo: pygit2.Repository, commit: pygit2.Commit, path: str, max_walk: int = 2000) -> CommitInfo:

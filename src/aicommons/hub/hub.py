@@ -27,6 +27,7 @@ from aicommons.hub.accounts import AccountService
 from aicommons.hub.audit import AuditLog
 from aicommons.hub.commits import CommitService
 from aicommons.hub.discussions import DiscussionService
+from aicommons.hub.downloads import DownloadCounter
 from aicommons.hub.first_run import FirstRun
 from aicommons.hub.gating import GatingService
 from aicommons.hub.gc import LeasingBlobStore
@@ -85,6 +86,8 @@ class Hub:
         self.policy = Policy(access_requests)  # every "may this principal do this" (hub/policy.py)
         self.repos = RepoService(self.repo_store, account_store, self.git, self.policy)
         self.refs = RefService(self.repos, self.git)
+        self.downloads = DownloadCounter(self.repo_store, settings.download_flush_seconds)
+        self.repos.downloads = self.downloads
         self.commits = CommitService(self.repos, self.repo_store, self.git, self.blobs,
                                      settings.max_regular_file_bytes)
         self.account_deletion = AccountDeletion(self.accounts, self.repos, self.repo_store,
@@ -163,5 +166,6 @@ class Hub:
             log.exception("could not queue the scan of %s@%s", repo.full_id, new_sha)
 
     def close(self) -> None:
+        self.downloads.close()  # counts still in memory reach the database before it closes
         self.scan_pool.close()
         self.engine.dispose()

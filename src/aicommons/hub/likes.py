@@ -37,9 +37,5 @@ class LikeService:
         account = self.accounts.find(user_name)
         if account is None:
             raise NotFound(f"No user named {user_name!r}")
-        out = []
-        for repo_id in self.store.liked_repo_ids(account.id):
-            repo = self.repos.get_by_id(repo_id)
-            if repo is not None and self.policy.allows(principal, repo, Action.READ_METADATA):
-                out.append(repo)
-        return out
+        # One query for all the liked repos (not one per like), then the policy on each.
+        return [r for r in self.repos.liked_by(account.id) if self.policy.allows(principal, r, Action.READ_METADATA)]

@@ -7,27 +7,62 @@ are imported from here, and every listing is filtered by the caller's own visibi
 from __future__ import annotations
 
 import secrets
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import replace
 
 import pygit2
 
 from aicommons.db.accounts import AccountStore, AlreadyExists
-from aicommons.db.repos import RepoQuery, RepoRow, RepoStore
+from aicommons.db.repos import RepoHead, RepoQuery, RepoRow, RepoStore, sort_attribute, sort_is_date
 from aicommons.errors import BadRequest, Conflict, Forbidden, HubError, NotFound
 from aicommons.gitrepo import GitStore, TreeChange
 from aicommons.gitrepo.trees import apply_changes
 from aicommons.hub import content
 from aicommons.hub.access import Principal
-from aicommons.hub.cards import card_from_readme
+from aicommons.hub.cards import Card, card_from_readme
 from aicommons.hub.gitattributes import DEFAULT_GITATTRIBUTES
 from aicommons.hub.names import check_repo_name, check_repo_type
 from aicommons.hub.policy import Action, Policy, may_see, not_found
 from aicommons.times import utcnow
 
-__all__ = ["DEFAULT_BRANCH", "RepoMoved", "RepoQuery", "RepoRow", "RepoService"]  # the doors' repo types
+__all__ = ["DEFAULT_BRANCH", "RepoHead", "RepoMoved", "RepoQuery", "RepoRow", "RepoService", "sort_attribute",
+           "sort_is_date"]  # the doors' repo types
 
 DEFAULT_BRANCH = "main"
+DESCRIBED_FILES = 200_000  # ~40 MB of remembered file rows
+
+
+class WeightedLru:
+    """A thread-safe LRU map bounded by the total weight of its values."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._lock = threading.Lock()
+        self._entries: OrderedDict = OrderedDict()  # key -> (weight, value)
+        self._weight = 0
+
+    def get(self, key):
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+            return entry[1]
+
+    def put(self, key, value, weight: int = 1) -> None:
+        if weight > self.capacity:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._weight -= old[0]
+            self._entries[key] = (weight, value)
+            self._weight += weight
+            while self._weight > self.capacity:
+                _key, (w, _value) = self._entries.popitem(last=False)
+                self._weight -= w
 GATED_VALUES = ("auto", "manual")
 
 
@@ -66,6 +101,10 @@ class RepoService:
         # moved (commit, push, merge, super-squash, history rewrite): upload scanning queues there.
         self.ref_listeners: list = []
         self.upstream = None  # UpstreamService when AICOMMONS_UPSTREAM_URL is set (wired by the Hub)
+        self.downloads = None  # a DownloadCounter (hub/downloads.py), wired by the Hub
+        # Commit contents (card, files) by (repo folder, commit id), for ``model_info``: at most
+        # DESCRIBED_FILES file rows in all, the least recently used dropped first.
+        self.described = WeightedLru(DESCRIBED_FILES)
 
     def _changed(self, repo: RepoRow) -> None:
         for listener in self.listeners:
@@ -116,7 +155,8 @@ class RepoService:
 
     def with_storage(self, principal: Principal, namespace: str | None, limit: int) -> list[tuple[RepoRow, int]]:
         """``list_user_repos``: the repos of the caller, or of an org it belongs to, each with the
-        bytes it uses (``storage_used``)."""
+        bytes it uses, from the database in one query (git bytes stored with each head; measured
+        once for a head stored before 0013)."""
         if principal.account is None:
             raise HubError("You must be authenticated to list your repositories", status=401)
         namespace = namespace or principal.account.name
@@ -124,15 +164,24 @@ class RepoService:
         if owner is None or not principal.can_read_owner(owner.id):
             raise NotFound(f"No organization {namespace!r} you are a member of")
         out = []
-        for repo_type in ("model", "dataset", "space"):
-            rows, _ = self.search(principal, RepoQuery(type=repo_type, author=owner.name, limit=limit))
-            out += [(r, self.storage_used(r)) for r in rows]
+        for repo, git_bytes, lfs_bytes in self.store.storage_rows(owner.id, 3 * limit):
+            if not self.policy.allows(principal, repo, Action.READ_METADATA):
+                continue
+            if git_bytes is None:
+                head = self.head(repo)
+                git_bytes = head.git_bytes if head is not None and head.git_bytes is not None \
+                    else self.git.disk_usage(repo.storage_key)
+            out.append((repo, git_bytes + lfs_bytes))
         return out
 
     # --- counters -------------------------------------------------------------------------------
 
     def count_download(self, repo: RepoRow) -> None:
-        self.store.count_download(repo.id)
+        """Counted in memory and written in batches (``hub/downloads.py``) when a counter is wired."""
+        if self.downloads is not None:
+            self.downloads.count(repo.id)
+        else:
+            self.store.count_download(repo.id)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -173,7 +222,7 @@ class RepoService:
         except BaseException:
             self.git.delete(storage_key)
             raise
-        self.store.update(repo.id, sha=sha)
+        self._store_head(repo, git_repo, git_repo[pygit2.Oid(hex=sha)], now=None)
         return self.store.get_by_id(repo.id), True
 
     def _initial_commit(self, git_repo: pygit2.Repository, storage_key: str, files: dict[str, bytes],
@@ -230,6 +279,81 @@ class RepoService:
         """Bytes a repo uses: its git objects plus the LFS objects it references."""
         return self.git.disk_usage(repo.storage_key) + self.store.lfs_bytes(repo.id)
 
+    # --- the stored head of the default branch (repo_heads) --------------------------------------
+
+    def _describe(self, repo: RepoRow, git_repo: pygit2.Repository, commit: pygit2.Commit,
+                  disk: bool = False, base: RepoHead | None = None) -> tuple[Card, RepoHead]:
+        """The card and files of ``commit``; with ``base`` (a stored head of the same repo), only
+        the files that differ from it are read."""
+        card = card_from_readme(content.read_text(git_repo, commit, "README.md"), repo.type)
+        rows = content.file_rows(git_repo, commit, (base.sha, base.siblings) if base is not None else None)
+        return card, RepoHead(str(commit.id), rows, sum(r[1] for r in rows),
+                              self.git.disk_usage(repo.storage_key) if disk else None)
+
+    def _store_head(self, repo: RepoRow, git_repo: pygit2.Repository, commit: pygit2.Commit, now) -> RepoHead:
+        base = self.store.heads([repo.id]).get(repo.id)  # the previous head: only the difference is read
+        card, head = self._describe(repo, git_repo, commit, disk=True, base=base)
+        self.store.set_card(repo.id, sha=head.sha, card_data=card.data, tags=card.tags,
+                            library_name=card.library_name, pipeline_tag=card.pipeline_tag, now=now, head=head)
+        return head
+
+    @staticmethod
+    def stored_card(repo: RepoRow) -> Card:
+        """The card of the repo's head, as stored on its row when the default branch last moved."""
+        return Card(repo.card_data, list(repo.tags), repo.library_name, repo.pipeline_tag)
+
+    def listed_heads(self, rows: list[RepoRow]) -> list[tuple[RepoRow, Card, RepoHead]]:
+        """Each listed repo with its stored card and head (``full=true``): no git read per row."""
+        heads = self.heads(rows)
+        return [(r, self.stored_card(r), heads.get(r.id) or RepoHead(r.sha or "", [], 0, None)) for r in rows]
+
+    def heads(self, rows: list[RepoRow]) -> dict[int, RepoHead]:
+        """The stored head of each repo (for ``full=true`` listings), in one query; a repo whose head
+        was not stored for its current commit (a repo from before 0013) is described from git once
+        and stored."""
+        stored = self.store.heads([r.id for r in rows if r.sha])
+        out = {}
+        for repo in rows:
+            head = stored.get(repo.id)
+            if repo.sha and (head is None or head.sha != repo.sha):
+                head = self._backfill(repo)
+            if head is not None:
+                out[repo.id] = head
+        return out
+
+    def describe(self, repo: RepoRow, git_repo: pygit2.Repository, commit: pygit2.Commit) -> tuple[Card, RepoHead]:
+        """The card and files of ``commit`` (``model_info``): remembered in memory by (repo folder,
+        commit id), else from the database when it is the stored head of the default branch, else
+        from git. What a commit holds never changes, and the caller's access was decided before
+        (``find``), so the memory holds content only, never a decision, and needs no invalidation."""
+        key = (repo.storage_key, str(commit.id))
+        described = self.described.get(key)
+        if described is not None:
+            return described
+        described = None
+        if key[1] == repo.sha:
+            head = self.head(repo)
+            if head is not None and head.sha == repo.sha:
+                described = self.stored_card(repo), head
+        if described is None:
+            described = self._describe(repo, git_repo, commit)
+        self.described.put(key, described, weight=1 + len(described[1].siblings))
+        return described
+
+    def head(self, repo: RepoRow) -> RepoHead | None:
+        """The stored head of one repo (None for a repo without commits)."""
+        return self.heads([repo]).get(repo.id)
+
+    def _backfill(self, repo: RepoRow) -> RepoHead | None:
+        git_repo = self.git.open(repo.storage_key)
+        try:
+            commit = git_repo[pygit2.Oid(hex=repo.sha)]
+        except (KeyError, ValueError):
+            return None
+        _card, head = self._describe(repo, git_repo, commit, disk=True)
+        self.store.put_head(repo.id, head)  # only if the head has not moved meanwhile
+        return head
+
     # --- keeping metadata in sync with git ------------------------------------------------------
 
     def after_ref_update(self, repo: RepoRow, ref: str, new_sha: str | None) -> None:
@@ -239,9 +363,6 @@ class RepoService:
             self.store.update(repo.id, last_modified=utcnow())
         else:
             git_repo = self.git.open(repo.storage_key)
-            commit = git_repo[pygit2.Oid(hex=new_sha)]
-            card = card_from_readme(content.read_text(git_repo, commit, "README.md"), repo.type)
-            self.store.set_card(repo.id, sha=new_sha, card_data=card.data, tags=card.tags,
-                                library_name=card.library_name, pipeline_tag=card.pipeline_tag, now=utcnow())
+            self._store_head(repo, git_repo, git_repo[pygit2.Oid(hex=new_sha)], now=utcnow())
         for listener in self.ref_listeners:
             listener(repo, ref, new_sha)

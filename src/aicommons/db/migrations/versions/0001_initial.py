@@ -4,6 +4,7 @@ Revision ID: 0001
 """
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from aicommons.db import search
 from aicommons.db.tables import lfs_objects, memberships, repo_lfs_objects, repo_redirects, repo_tags, repos, tokens
@@ -14,6 +15,9 @@ branch_labels = None
 depends_on = None
 
 TABLES = [memberships, tokens, repos, repo_tags, repo_redirects, lfs_objects, repo_lfs_objects]
+# Indexes declared on these tables in tables.py but created by a later migration.
+LATER_INDEXES = {"ix_repos_type_downloads", "ix_repos_type_likes", "ix_repos_type_last_modified",
+                 "ix_repos_type_created_at", "ix_repos_type_author"}  # 0013
 
 
 def upgrade() -> None:
@@ -35,7 +39,10 @@ def upgrade() -> None:
     # These definitions have not changed since revision 0001; later changes to them must be made
     # with explicit operations in a new migration (as 0002 does), never by editing these tables.
     for table in TABLES:
-        table.create(bind)
+        bind.execute(CreateTable(table))
+        for index in sorted(table.indexes, key=lambda i: i.name):
+            if index.name not in LATER_INDEXES:
+                bind.execute(CreateIndex(index))
     search.create_index(bind)
 
 

@@ -63,7 +63,7 @@ def markdown(results: dict, json_path: Path | None = None) -> str:
         "",
         f"`make bench-metadata` (`{results['command'].strip()}`), started {results['started']}, "
         f"{results['wall_s'] / 60:.1f} min in all"
-        + (f"; raw figures in `{json_path.relative_to(ROOT)}`" if json_path else "") + ".",
+        + (f"; raw figures in `{_shown(json_path)}`" if json_path else "") + ".",
         "A real `aicommons serve` (one process, rate limits and upload scanning off), driven by `wrk` "
         f"(2 threads, {s['connections']} connections, {s['seconds']:g} s per line after a 1 s warm-up) on the same "
         "2-core machine, so client and server share the CPUs. Each line walks a list of paths: 1,000 "
@@ -120,6 +120,13 @@ def markdown(results: dict, json_path: Path | None = None) -> str:
     for kind, g in results["goals"].items():
         lines += [f"| {kind} | {x['goal']} | {'–' if x['value'] is None else x['value']} | {'yes' if x['met'] else '**no**'} |" for x in g]
     return "\n".join(lines) + "\n"
+
+
+def _shown(path: Path) -> Path:
+    """A results path as the docs name it: relative to the repository when inside it (``--json``
+    may point anywhere; the run's docs step used to fail on a path outside it)."""
+    path = Path(path).resolve()
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
 
 def update_docs(results: dict, json_path: Path) -> None:

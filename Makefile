@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export AICOMMONS_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: install lock serve test test-scale lint conformance conformance-fast conformance-xet bench bench-search bench-inference bench-metadata clean
+.PHONY: install lock serve test test-scale lint conformance conformance-fast conformance-xet bench bench-search bench-inference bench-metadata bench-storage clean
 
 $(STAMP): pyproject.toml requirements.lock package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,7 +66,13 @@ bench-inference: $(STAMP)
 bench-metadata: $(STAMP)
 	$(BIN)/python -m bench.metadata
 
-bench: bench-search bench-inference bench-metadata
+# The chunk store (issue 11): storage growth per revision through Xet and LFS, ingest vs sha256sum,
+# HTTP downloads vs nginx sendfile, Xet vs HTTP download; writes bench/storage_results.json and prints
+# the table of docs/benchmarks.md. Needs the Debian packages nginx and curl.
+bench-storage: $(STAMP)
+	$(BIN)/python -m bench.storage
+
+bench: bench-search bench-inference bench-metadata bench-storage
 
 # ruff (rules chosen in pyproject.toml) and import-linter (the layers of ARCHITECTURE.md); CI runs it.
 lint: $(STAMP)

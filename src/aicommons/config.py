@@ -107,6 +107,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Scan the files of every new commit in the background (pickle imports, archives, "
             "safetensors/GGUF headers, chat templates, leaked secrets) and show the results; needs job "
             "workers (`JOB_WORKERS` or `aicommons worker`). Scanning flags files, it never blocks a commit."),
+    Setting("CHUNK_LFS_UPLOADS", "true",
+            "Chunk every verified LFS upload (batch API, `git lfs push`, direct uploads) into the Xet chunk "
+            "store in the background, so that later revisions deduplicate against it and Xet clients can "
+            "download it; GC then removes the whole-file copy. Needs job workers and the `hf_xet` package "
+            "(the `chunking` extra); without it, LFS objects stay whole."),
     Setting("SCAN_MEMORY_MB", "1024",
             "Address-space limit (RLIMIT_AS) of each scan worker process; a scan past it ends as an `error` "
             "result (\"scan exceeded the memory limit\") and the worker is replaced. Scans never run in the "
@@ -257,6 +262,7 @@ class Settings:
     direct_uploads: bool
     job_workers: int
     scan_uploads: bool
+    chunk_lfs_uploads: bool
     scan_memory_mb: int
     scan_cpu_seconds: int
     scan_timeout_seconds: float
@@ -316,6 +322,7 @@ class Settings:
             direct_uploads=_bool("DIRECT_UPLOADS"),
             job_workers=_int("JOB_WORKERS"),
             scan_uploads=_bool("SCAN_UPLOADS"),
+            chunk_lfs_uploads=_bool("CHUNK_LFS_UPLOADS"),
             scan_memory_mb=_int("SCAN_MEMORY_MB", minimum=0),
             scan_cpu_seconds=_int("SCAN_CPU_SECONDS", minimum=0),
             scan_timeout_seconds=_float("SCAN_TIMEOUT_SECONDS", minimum=1),

@@ -21,7 +21,7 @@ def fresh_target(backend_env: dict, request, tmp_path) -> dict:
             "AICOMMONS_STORAGE_URL": s3_storage_url(s3, s3.create_bucket())}
 
 
-def test_backup_restore_drill(served, backend_env, request, tmp_path):
+def test_backup_restore_drill(served, backend_env, request, tmp_path, monkeypatch):
     api = HfApi(endpoint=served.url, token=ALICE_TOKEN)
     content: dict[tuple[str, str, str], bytes] = {}
     for _ in range(2):
@@ -38,6 +38,15 @@ def test_backup_restore_drill(served, backend_env, request, tmp_path):
     dataset = api.create_repo(f"alice/{unique_name()}", repo_type="dataset").repo_id
     api.upload_file(path_or_fileobj=os.urandom(50_000), path_in_repo="data.parquet", repo_id=dataset,
                     repo_type="dataset")
+    # A file uploaded through Xet lives only in the chunk store (xorbs + shard): backed up, restored
+    # and re-hashed from its chunks like any blob.
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)
+    chunked = os.urandom(1_500_000)
+    api.upload_file(path_or_fileobj=chunked, path_in_repo="xet.bin", repo_id=repo)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    content[(repo, "main", "xet.bin")] = chunked
 
     backup_dir = tmp_path / "backup"
     proc = served.cli("backup", str(backup_dir))
@@ -59,7 +68,7 @@ def test_backup_restore_drill(served, backend_env, request, tmp_path):
     cli("restore", str(backup_dir))
     assert cli("restore", str(backup_dir), check=False).returncode == 1  # refuses a non-empty target
     report = cli("fsck")
-    assert "0 errors" in report.stdout and "5 blobs re-hashed" in report.stdout, report.stdout
+    assert "0 errors" in report.stdout and "6 blobs re-hashed" in report.stdout, report.stdout
 
     restored = start_hub(data_dir, port, **target)
     try:

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 from aicommons.api import formats
+from aicommons.api.chunked import chunked_file_response
 from aicommons.api.http import (
     base_url,
     blocking,
@@ -28,14 +29,13 @@ from aicommons.api.http import (
     run_sync,
 )
 from aicommons.api.ranges import bytes_response
-from aicommons.errors import BadRequest, HubError
+from aicommons.errors import BadRequest, EntryNotFound, HubError
 from aicommons.gitrepo.store import CommitInfo
 from aicommons.hub import content
 from aicommons.hub.content import Entry
 from aicommons.hub.names import REPO_TYPE_PLURAL, unsafe_char
 from aicommons.hub.policy import Action
 from aicommons.hub.repos import RepoRow
-from aicommons.storage.keys import blob_key
 
 TREE_PAGE = 1000
 TREE_PAGE_EXPANDED = 50
@@ -88,8 +88,6 @@ def _resolve(request: Request) -> Response:
     entry = content.get_entry(git_repo, commit, path)
     commit_id = str(commit.id)
     if entry is None or entry.type != "file":
-        from aicommons.errors import EntryNotFound
-
         raise EntryNotFound(f"Entry not found: {path} does not exist at revision {commit_id}",
                             headers={"X-Repo-Commit": commit_id})
     head_only = request.method == "HEAD"
@@ -106,14 +104,17 @@ def _resolve(request: Request) -> Response:
     if entry.lfs is None:
         data = content.read_blob(git_repo, entry.oid)
         return bytes_response(data, headers, request.headers.get("range"), media_type, head_only)
-    key = blob_key(entry.lfs.oid)
     headers.update({"X-Linked-Etag": f'"{entry.lfs.oid}"', "X-Linked-Size": str(entry.lfs.size)})
     headers.update(_xet_headers(request, repo, commit_id, entry.lfs.oid))
     if hub.upstream is not None and (mirror := hub.upstream.missing_file(repo, entry.lfs.oid)) is not None:
         return _from_upstream(request, repo, mirror, commit_id, path, entry.lfs, headers, media_type, head_only)
-    local = hub.blobs.local_path(key)
+    found = hub.objects.locate(entry.lfs.oid, entry.lfs.size)
+    if found.key is None:  # stored only as chunks (a Xet upload): read from the xorbs as it is sent
+        return chunked_file_response(hub.objects.chunked(found), headers, request.headers.get("range"),
+                                     request.headers.get("if-range"), media_type, head_only)
+    local = hub.objects.local_path(found)
     if local is None:
-        url = hub.blobs.presigned_url(key, PRESIGNED_TTL, filename=path.rsplit("/", 1)[-1])
+        url = hub.blobs.presigned_url(found.key, PRESIGNED_TTL, filename=path.rsplit("/", 1)[-1])
         # A redirect carries a bearer URL: no cache may keep it, and none shared for non-public files.
         headers["Cache-Control"] = "private, no-store" if (repo.private or repo.gated) else "no-store"
         return RedirectResponse(url, status_code=302, headers=headers)

@@ -14,6 +14,7 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from aicommons.api.chunked import chunked_file_response
 from aicommons.api.files import CONTAINMENT_HEADERS, PRESIGNED_TTL, LargeFileResponse
 from aicommons.api.http import base_url, hub_of, json_object, param, principal_of, read_json, run_sync
 from aicommons.errors import BadRequest, EntryNotFound, HubError, NotFound, Unauthorized
@@ -21,7 +22,6 @@ from aicommons.hub import direct_uploads
 from aicommons.hub.lfs import OID_RE
 from aicommons.hub.names import REPO_TYPE_PREFIX
 from aicommons.hub.policy import Action
-from aicommons.storage.keys import blob_key
 
 LFS_JSON = "application/vnd.git-lfs+json"
 STORAGE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -166,13 +166,20 @@ async def upload(request: Request) -> Response:
 async def download(request: Request) -> Response:
     hub = hub_of(request)
     _repo, oid, size, expires = await run_sync(_link_access, request, "download")
-    key = blob_key(oid)
-    local = hub.blobs.local_path(key)
+    found = await run_sync(hub.objects.find, oid)
+    if found is None:
+        raise EntryNotFound(f"Object {oid} is missing")
     # Per-principal, access-checked links: never cached by a shared cache, never outliving the link.
     private = {"Cache-Control": "private, no-store"}
+    if found.key is None:  # chunk-stored (a Xet upload): read from its xorbs
+        source = await run_sync(hub.objects.chunked, found)
+        return chunked_file_response(source, {**CONTAINMENT_HEADERS, **private, "ETag": f'"{oid}"'},
+                                     request.headers.get("range"), request.headers.get("if-range"),
+                                     "application/octet-stream")
+    local = hub.objects.local_path(found)
     if local is None:
         ttl = max(1, min(PRESIGNED_TTL, expires - int(time.time())))
-        return RedirectResponse(hub.blobs.presigned_url(key, ttl), status_code=302, headers=private)
+        return RedirectResponse(hub.blobs.presigned_url(found.key, ttl), status_code=302, headers=private)
     if not local.exists():
         raise EntryNotFound(f"Object {oid} is missing")
     return LargeFileResponse(local, media_type="application/octet-stream", headers={**CONTAINMENT_HEADERS, **private})

@@ -15,8 +15,9 @@ There is no ``HEAD /v1/xorbs/...`` (hf_xet never asks): whether a xorb exists is
 to learn, since xorbs are shared by all repos and a private file's xorb would answer too.
 
 Routes hf_xet (1.8) probes that we do not serve answer 404, which it handles: ``POST /v2/shards``
-(it falls back to ``/v1/shards``), ``POST /v1/xorb-grants/...`` (presigned direct uploads; it falls
-back to ``POST /v1/xorbs/...``) and the global dedup query ``GET /v1/chunks/...`` (no dedup answer).
+(it falls back to ``/v1/shards``) and ``POST /v1/xorb-grants/...`` (presigned direct uploads; it falls
+back to ``POST /v1/xorbs/...``). The global dedup query ``GET /v1/chunks/...`` is answered with
+keyed chunk hashes (xet/dedup.py).
 Its best-effort ``POST /v1/telemetry`` goes to the host root and is refused (401); it never retries.
 """
 
@@ -51,6 +52,7 @@ from aicommons.xet.xorb import MAX_XORB_BYTES
 
 CAS_PREFIX = "/xet-cas"
 XORB_NAMESPACE = "default"  # the only xorb prefix current xet-core uses
+DEDUP_NAMESPACES = ("default", "default-merkledb")  # current xet-core, and older docs
 MAX_BATCH_FILES = 1000
 XORB_READ_PIECE = 1024 * 1024
 
@@ -123,9 +125,18 @@ async def post_shard(request: Request) -> Response:
     return JSONResponse({"result": 1})  # 1 = "sync performed"
 
 
-async def chunk_dedup(request: Request) -> Response:
-    await run_sync(_grant, request, "write")
-    raise NotFound("No deduplication information for this chunk")
+@blocking
+def chunk_dedup(request: Request) -> Response:
+    """The global dedup query (xet/dedup.py): a shard of keyed chunk hashes, or 404."""
+    _grant(request, "write")
+    if request.path_params["prefix"] not in DEDUP_NAMESPACES:
+        raise NotFound(f"Unknown dedup namespace {request.path_params['prefix']!r}")
+    chunk_hex = request.path_params["hash"]
+    parse_hash(chunk_hex, "chunk")
+    answer = hub_of(request).xet.dedup.answer(chunk_hex)
+    if answer is None:
+        raise NotFound("No deduplication information for this chunk")
+    return Response(answer, media_type="application/octet-stream", headers={"Cache-Control": "no-store"})
 
 
 # --- downloads ------------------------------------------------------------------------------------

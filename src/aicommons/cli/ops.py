@@ -69,10 +69,13 @@ def cmd_gc(args) -> int:
     else:
         if report["deleted"]:
             print(format_keys(report["deleted"]))
+        if report["redundant"]:
+            print("whole-file copies the chunk store also holds:")
+            print(format_keys(report["redundant"]))
         verb = "deleted" if args.apply else "would delete (dry run; --apply deletes)"
         print(f"{report['scanned']} blobs scanned, {report['marked']} referenced, {report['kept_young']} kept "
               f"(younger than {grace:g} h or in use), {verb}: {len(report['deleted'])} blobs, "
-              f"{report['freed_bytes']} bytes")
+              f"{len(report['redundant'])} redundant copies, {report['freed_bytes']} bytes")
     return 1 if report["errors"] else 0
 
 
@@ -151,7 +154,7 @@ def add_ops_commands(sub) -> None:
     worker.add_argument("--no-periodic", action="store_true", help="do not run periodic jobs from this process")
     worker.set_defaults(func=cmd_worker)
 
-    gc = sub.add_parser("gc", help="delete LFS blobs nothing references (dry run unless --apply)")
+    gc = sub.add_parser("gc", help="delete LFS blobs, xorbs and shards nothing references (dry run unless --apply)")
     gc.add_argument("--apply", action="store_true", help="really delete (default: only list)")
     gc.add_argument("--grace-hours", type=float, help="keep blobs younger than this (default: AICOMMONS_GC_GRACE_HOURS)")
     gc.add_argument("--json", action="store_true", help="print the report as JSON")

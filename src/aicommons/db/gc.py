@@ -69,11 +69,7 @@ class BlobGcStore:
         """In one transaction holding the lease of ``key``: if the lease is older than ``cutoff``
         and no repo references ``oid``, call ``delete_blob`` and drop the object's rows."""
         with self.engine.begin() as conn:
-            # Make sure a lease row exists, then lock it: a concurrent touch_lease now waits for us.
-            insert_ignore(conn, blob_leases, {"key": key, "touched_at": EPOCH})
-            touched = conn.execute(select(blob_leases.c.touched_at).where(blob_leases.c.key == key)
-                                   .with_for_update()).scalar_one()
-            if touched >= cutoff:
+            if not _stale_lease_locked(conn, key, cutoff):
                 return False
             if oid is not None and conn.execute(select(repo_lfs_objects.c.oid).where(
                     repo_lfs_objects.c.oid == oid).limit(1)).first() is not None:
@@ -87,6 +83,16 @@ class BlobGcStore:
             delete_blob()
             return True
 
+    def delete_redundant(self, key: str, cutoff: datetime, delete_blob: Callable[[], None]) -> bool:
+        """Delete the blob ``key`` (a whole-file copy the chunk store also holds) in one transaction
+        holding its lease, if the lease is older than ``cutoff``; the object's rows stay."""
+        with self.engine.begin() as conn:
+            if not _stale_lease_locked(conn, key, cutoff):
+                return False
+            conn.execute(delete(blob_leases).where(blob_leases.c.key == key))
+            delete_blob()
+            return True
+
     def expire_leases(self, cutoff: datetime) -> int:
         with self.engine.begin() as conn:
             return conn.execute(delete(blob_leases).where(blob_leases.c.touched_at < cutoff)).rowcount
@@ -95,3 +101,12 @@ class BlobGcStore:
         """oid -> size of every stored-object row (to check them against the blob store)."""
         with self.engine.connect() as conn:
             return {r.oid: r.size for r in conn.execute(select(lfs_objects.c.oid, lfs_objects.c.size))}
+
+
+def _stale_lease_locked(conn, key: str, cutoff: datetime) -> bool:
+    """Lock the lease row of ``key`` (made if missing: a concurrent ``touch_lease`` now waits for
+    this transaction) and say whether it is older than ``cutoff``."""
+    insert_ignore(conn, blob_leases, {"key": key, "touched_at": EPOCH})
+    touched = conn.execute(select(blob_leases.c.touched_at).where(blob_leases.c.key == key)
+                           .with_for_update()).scalar_one()
+    return touched < cutoff

@@ -279,6 +279,18 @@ xet_files = Table(
 )
 Index("ix_xet_files_oid", xet_files.c.oid)
 
+# The global dedup index (xet/dedup.py): chunks a client may ask about (the first chunk of each file,
+# and chunks whose hash is 0 mod 1024, as the Xet protocol picks them) -> the xorb that holds the
+# chunk and the shard that described it (its sibling xorbs are offered in the same answer).
+xet_dedup_chunks = Table(
+    "xet_dedup_chunks", metadata,
+    Column("chunk_hash", String(64), primary_key=True),
+    Column("xorb_hash", String(64), nullable=False),
+    Column("shard", String(64), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+Index("ix_xet_dedup_chunks_xorb", xet_dedup_chunks.c.xorb_hash)
+
 # What each account made the Xet CAS do, per hour (unix time // 3600): xorb bytes it sent, and file
 # bytes the server rebuilt from xorbs for its shards. Bounds amplification (xet/service.py).
 xet_usage = Table(

@@ -8,8 +8,8 @@ from datetime import datetime
 
 from sqlalchemy import Engine, delete, select, update
 
-from aicommons.db.tables import accounts, repos, tokens, xet_files, xet_usage
-from aicommons.db.upsert import insert_ignore
+from aicommons.db.tables import accounts, repos, tokens, xet_dedup_chunks, xet_files, xet_usage
+from aicommons.db.upsert import insert_ignore, upsert
 
 IN_LIST_LIMIT = 1000  # bound parameters per query, well under SQLite's and PostgreSQL's limits
 
@@ -36,6 +36,11 @@ class XetFileStore:
             rows = conn.execute(select(xet_files).where(xet_files.c.oid == oid)).all()
         return [XetFileRow(r.file_hash, r.oid, r.size, r.shard) for r in rows]
 
+    def all_rows(self) -> list[XetFileRow]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(xet_files).order_by(xet_files.c.file_hash)).all()
+        return [XetFileRow(r.file_hash, r.oid, r.size, r.shard) for r in rows]
+
     def hashes_for_oids(self, oids: Iterable[str]) -> dict[str, str]:
         """``{oid: file hash}`` for those of ``oids`` that were uploaded through Xet: one query per
         1000 oids (a tree page lists up to 1000 files). Should an object have been described by two
@@ -50,12 +55,45 @@ class XetFileStore:
                 out.update((row.oid, row.file_hash) for row in conn.execute(query))  # newest first: oldest stays
         return out
 
-    def record(self, file_hash: str, oid: str, size: int, shard: str, now: datetime) -> None:
-        """Remember the mapping; the first shard that described a file stays its shard. The LFS
-        object row must exist already (``RepoStore.add_lfs_object``)."""
+    def record(self, file_hash: str, oid: str, size: int, shard: str, now: datetime, replace: bool = False) -> None:
+        """Remember the mapping; the first shard that described a file stays its shard, unless
+        ``replace`` (its old shard's chunks were collected and this one was verified in full). The
+        LFS object row must exist already (``RepoStore.add_lfs_object``)."""
         with self.engine.begin() as conn:
+            if replace:
+                upsert(conn, xet_files, {"file_hash": file_hash, "oid": oid, "size": size, "shard": shard,
+                                         "created_at": now}, keys=["file_hash"], update=["shard", "created_at"])
+                return
             insert_ignore(conn, xet_files, {"file_hash": file_hash, "oid": oid, "size": size, "shard": shard,
                                             "created_at": now})
+
+
+class XetDedupStore:
+    """The global dedup index: eligible chunk hash (printed hex) -> (xorb hash, shard sha256)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def add(self, rows: list[tuple[str, str, str]], now: datetime) -> None:
+        """Index ``(chunk, xorb, shard)`` rows; a chunk indexed already moves to the newest upload
+        that used it (whose xorbs are what the next revision most likely shares)."""
+        with self.engine.begin() as conn:
+            for c, x, s in rows:
+                upsert(conn, xet_dedup_chunks, {"chunk_hash": c, "xorb_hash": x, "shard": s, "created_at": now},
+                       keys=["chunk_hash"], update=["xorb_hash", "shard", "created_at"])
+
+    def lookup(self, chunk_hash: str) -> tuple[str, str] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(xet_dedup_chunks.c.xorb_hash, xet_dedup_chunks.c.shard)
+                               .where(xet_dedup_chunks.c.chunk_hash == chunk_hash)).first()
+        return (row.xorb_hash, row.shard) if row else None
+
+    def forget_xorbs(self, xorb_hashes: Iterable[str]) -> None:
+        """Drop the entries of xorbs that garbage collection deleted."""
+        wanted = sorted(set(xorb_hashes))
+        with self.engine.begin() as conn:
+            for i in range(0, len(wanted), IN_LIST_LIMIT):
+                conn.execute(delete(xet_dedup_chunks).where(xet_dedup_chunks.c.xorb_hash.in_(wanted[i:i + IN_LIST_LIMIT])))
 
 
 class XetGrantStore:

@@ -18,9 +18,8 @@ from aicommons.hub.access import Principal
 from aicommons.hub.gitattributes import format_pointer
 from aicommons.hub.lfs import OID_RE
 from aicommons.hub.names import check_file_path
+from aicommons.hub.objects import ObjectReader
 from aicommons.hub.repos import RepoService
-from aicommons.storage.base import BlobStore
-from aicommons.storage.keys import blob_key
 from aicommons.times import utcnow
 
 STALE_PARENT = "The branch was updated since you opened this page. Please refresh and try again."
@@ -86,12 +85,12 @@ def branch_ref(git_repo: pygit2.Repository, revision: str) -> str:
 
 
 class CommitService:
-    def __init__(self, repos: RepoService, store: RepoStore, git: GitStore, blobs: BlobStore,
+    def __init__(self, repos: RepoService, store: RepoStore, git: GitStore, objects: ObjectReader,
                  max_regular_bytes: int):
         self.repos = repos
         self.store = store
         self.git = git
-        self.blobs = blobs
+        self.objects = objects  # where LFS bytes are (hub/objects.py)
         self.max_regular_bytes = max_regular_bytes
         # Called after each commit lands: (repo, ref, oid, summary, author id). Discussions use it
         # to add "commit" events to pull requests; scanners and webhooks can hook in the same way.
@@ -158,7 +157,7 @@ class CommitService:
                 if not OID_RE.match(op.oid):
                     raise BadRequest(f"Invalid LFS oid {op.oid!r} for {op.path}: expected a sha256 hex digest")
                 size = self.store.repo_lfs_size(repo.id, op.oid)
-                if size is None or not self.blobs.exists(blob_key(op.oid)):
+                if size is None or not self.objects.exists(op.oid):
                     raise BadRequest(f"LFS object {op.oid} for {op.path} was not uploaded to this repository; "
                                      "upload it through the LFS batch API first")
                 if op.size is not None and op.size != size:

@@ -73,6 +73,7 @@ def promote_if_staged(hub, repo: RepoRow, principal, oid: str, size: int, nonce:
             staged.discard()
             raise InsufficientStorage(str(exc)) from None
         hub.repo_store.add_lfs_object(repo.id, oid, size, utcnow())
+        hub.lfs.stored(repo.id, oid)
     finally:
         hub.blobs.delete(key)
     return True

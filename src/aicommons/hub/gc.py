@@ -5,8 +5,8 @@ every LFS pointer reachable from any ref of any repo. Sweep: each ``lfs/`` blob 
 older than the grace period and not leased by an upload in flight (``db/gc.py`` explains the lease)
 is deleted, together with its ``lfs_objects`` row. Dry-run unless ``apply`` is set.
 
-Only ``lfs/`` keys, and ``staging/`` direct uploads never verified, are collected: other prefixes
-(Xet data) belong to their own writers.
+``lfs/`` keys, ``staging/`` direct uploads never verified, and (``chunk_gc.py``) the chunk store's
+xorbs and shards and whole-file copies it makes redundant are collected.
 
 History rewrites (``super_squash_history``, a force-push, a deleted branch) leave objects no ref
 reaches: a leaked secret, typically. The hub stops serving them, LFS objects included, at once
@@ -66,6 +66,7 @@ class GcReport:
     marked: int = 0
     kept_young: int = 0
     deleted: list[str] = field(default_factory=list)  # or "would delete" on a dry run
+    redundant: list[str] = field(default_factory=list)  # whole-file copies the chunk store also holds
     freed_bytes: int = 0
     git_repos_purged: int = 0  # repositories whose unreachable git objects were pruned
     errors: list[str] = field(default_factory=list)
@@ -73,7 +74,8 @@ class GcReport:
     def summary(self) -> str:
         verb = "deleted" if self.apply else "would delete"
         return (f"{self.scanned} blobs scanned, {self.marked} referenced, {self.kept_young} kept as younger "
-                f"than {self.grace_hours:g} h, {verb} {len(self.deleted)} ({self.freed_bytes} bytes)"
+                f"than {self.grace_hours:g} h, {verb} {len(self.deleted)} unreferenced and {len(self.redundant)} "
+                f"redundant whole-file copies ({self.freed_bytes} bytes)"
                 + (f", {len(self.errors)} errors" if self.errors else ""))
 
 
@@ -150,17 +152,18 @@ def purge_unreachable(store: BlobGcStore, git: GitStore, report: GcReport, *, cu
 
 
 def collect_garbage(store: BlobGcStore, git: GitStore, blobs: BlobStore, *, grace_hours: float,
-                    apply: bool = False, now: datetime | None = None, progress: Progress = SILENT) -> GcReport:
+                    apply: bool = False, now: datetime | None = None, progress: Progress = SILENT,
+                    xet=None) -> GcReport:
     """Each blob is deleted whole or not at all: an interrupted run leaves a valid store, and the
-    next run carries on."""
+    next run carries on. With ``xet`` (the hub's XetService) the chunk store too (``chunk_gc.py``)."""
     try:
-        return _collect(store, git, blobs, grace_hours=grace_hours, apply=apply, now=now, progress=progress)
+        return _collect(store, git, blobs, grace_hours=grace_hours, apply=apply, now=now, progress=progress, xet=xet)
     finally:
         progress.close()
 
 
 def _collect(store: BlobGcStore, git: GitStore, blobs: BlobStore, *, grace_hours: float, apply: bool,
-             now: datetime | None, progress: Progress) -> GcReport:
+             now: datetime | None, progress: Progress, xet=None) -> GcReport:
     report = GcReport(apply=apply, grace_hours=grace_hours)
     now = now or utcnow()
     cutoff = now - timedelta(hours=grace_hours)
@@ -211,6 +214,11 @@ def _collect(store: BlobGcStore, git: GitStore, blobs: BlobStore, *, grace_hours
                 continue
         report.deleted.append(info.key)
         report.freed_bytes += info.size
+    if xet is not None:
+        from aicommons.hub.chunk_gc import collect_chunks
+
+        collect_chunks(report, store, blobs, xet.files, xet.reads, marked, cutoff=cutoff, apply=apply,
+                       lfs_listing=listing)
     if apply:
         store.expire_leases(cutoff)
     return report

@@ -21,6 +21,7 @@ from aicommons.db.sessions import SessionStore
 from aicommons.db.signup import LinkStore, RetiredNameStore, SignupAttemptStore
 from aicommons.db.xet import XetFileStore
 from aicommons.gitrepo import GitStore
+from aicommons.hub import chunking
 from aicommons.hub.account_deletion import AccountDeletion
 from aicommons.hub.account_names import NameService
 from aicommons.hub.accounts import AccountService
@@ -36,6 +37,7 @@ from aicommons.hub.lfs import LfsService
 from aicommons.hub.lfs_files import LfsFileService
 from aicommons.hub.likes import LikeService
 from aicommons.hub.mail import Mailer
+from aicommons.hub.objects import ObjectReader
 from aicommons.hub.policy import Policy
 from aicommons.hub.private_files import secure_data_dir
 from aicommons.hub.reachability import LfsHistory
@@ -88,7 +90,16 @@ class Hub:
         self.refs = RefService(self.repos, self.git)
         self.downloads = DownloadCounter(self.repo_store, settings.download_flush_seconds)
         self.repos.downloads = self.downloads
-        self.commits = CommitService(self.repos, self.repo_store, self.git, self.blobs,
+        self.keys = Keys.from_settings(settings)  # one key per purpose (hub/keys.py)
+        self.lfs_history = LfsHistory(self.git)  # LFS objects a rewritten history dropped are not served
+        xet_keys = XetKeys(self.keys.for_purpose("xet-token"), self.keys.for_purpose("xet-token-binding"),
+                           self.keys.for_purpose("xet-range-url"))
+        self.xet = XetService(XetFileStore(self.engine), self.repo_store, self.blobs, xet_keys,
+                              settings.tmp_dir, settings.max_lfs_file_bytes, settings.upload_url_ttl_seconds,
+                              settings.xet_rebuild_allowance_bytes, in_history=self._xet_file_in_history)
+        # Where an LFS object's bytes are: a whole-file blob or the chunk store (hub/objects.py).
+        self.objects = ObjectReader(self.blobs, self.xet.reads)
+        self.commits = CommitService(self.repos, self.repo_store, self.git, self.objects,
                                      settings.max_regular_file_bytes)
         self.account_deletion = AccountDeletion(self.accounts, self.repos, self.repo_store,
                                                 AccountRemovalStore(self.engine), retire_name=self.names.retire_name)
@@ -97,16 +108,10 @@ class Hub:
         self.gating = GatingService(access_requests, account_store, self.policy)
         self.lfs_files = LfsFileService(self.repo_store, self.repos, self.git)
         self.likes = LikeService(LikeStore(self.engine), self.repo_store, self.accounts, self.policy)
-        self.keys = Keys.from_settings(settings)  # one key per purpose (hub/keys.py)
         self.web_key = self.keys.for_purpose("web-csrf")  # the web UI's CSRF tokens (web/session.py)
-        self.lfs_history = LfsHistory(self.git)  # LFS objects a rewritten history dropped are not served
         self.lfs = LfsService(self.repo_store, self.blobs, self.keys.for_purpose("lfs-transfer"), settings.tmp_dir,
-                              settings.max_lfs_file_bytes, settings.upload_url_ttl_seconds, self.lfs_history)
-        xet_keys = XetKeys(self.keys.for_purpose("xet-token"), self.keys.for_purpose("xet-token-binding"),
-                           self.keys.for_purpose("xet-range-url"))
-        self.xet = XetService(XetFileStore(self.engine), self.repo_store, self.blobs, xet_keys,
-                              settings.tmp_dir, settings.max_lfs_file_bytes, settings.upload_url_ttl_seconds,
-                              settings.xet_rebuild_allowance_bytes, in_history=self._xet_file_in_history)
+                              settings.max_lfs_file_bytes, settings.upload_url_ttl_seconds, self.lfs_history,
+                              self.objects)
         self.upstream = None
         if settings.upstream_url:  # the pull-through mirror (hub/upstream.py)
             from aicommons.db.upstream import UpstreamStore
@@ -119,10 +124,12 @@ class Hub:
                 UpstreamPolicy.parse(settings.upstream_allow, settings.upstream_block, settings.upstream_licenses))
         # Scans run in limited worker processes (scanning/worker.py), started when first needed.
         self.scan_pool = ScanWorkerPool(settings.scan_worker_limits)
-        self.scans = ScanService(ScanStore(self.engine), self.repo_store, self.git, self.blobs, self.scan_pool,
+        self.scans = ScanService(ScanStore(self.engine), self.repo_store, self.git, self.objects, self.scan_pool,
                                  settings.tmp_dir)
         if settings.scan_uploads:
             self.repos.ref_listeners.append(self._queue_scan)
+        if settings.chunk_lfs_uploads and chunking.available():
+            self.lfs.stored_listeners.append(lambda repo_id, oid: self.jobs.chunk_lfs_object(repo_id, oid))
 
     @functools.cached_property
     def viewer(self):

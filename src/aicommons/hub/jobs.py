@@ -72,6 +72,14 @@ class Jobs:
                 raise
 
         self.send_mail = send_mail
+
+        @self.huey.task(retries=2, retry_delay=60, name="chunk_lfs_object")
+        def chunk_lfs_object(repo_id: int, oid: str) -> bool:
+            from aicommons.hub.chunking import chunk_lfs_object as chunk
+
+            return chunk(self.hub, repo_id, oid)
+
+        self.chunk_lfs_object = chunk_lfs_object
         if settings.gc_interval_hours > 0:
             @self.huey.periodic_task(every_hours(settings.gc_interval_hours), name="periodic_blob_gc")
             def periodic_blob_gc():
@@ -97,7 +105,7 @@ class Jobs:
 
         with self.gc_lock:
             report = collect_garbage(BlobGcStore(self.hub.engine), self.hub.git, self.hub.blobs,
-                                     grace_hours=grace_hours, apply=apply, progress=progress)
+                                     grace_hours=grace_hours, apply=apply, progress=progress, xet=self.hub.xet)
         log.info("gc: %s", report.summary())
         return asdict(report)
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -31,15 +32,20 @@ from aicommons.storage.keys import blob_key
 from aicommons.storage.staging import Stager
 from aicommons.times import utcnow
 
+log = logging.getLogger(__name__)
+
 OID_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 class LfsService:
     def __init__(self, repos: RepoStore, blobs: BlobStore, key: bytes, tmp_dir: Path,
-                 max_object_bytes: int, url_ttl: int, history: LfsHistory | None = None):
+                 max_object_bytes: int, url_ttl: int, history: LfsHistory | None = None, objects=None):
         """``key``: the LFS transfer-link key (``hub/keys.py``), for this and nothing else."""
         self.repos = repos
         self.history = history  # None: every object the repo holds counts as in its history
+        self.objects = objects  # hub/objects.py: a Xet-uploaded object has no lfs/ blob
+        # Called with (repo id, oid) after an object is verified and stored (hub/chunking.py).
+        self.stored_listeners: list[Callable[[int, str], None]] = []
         self.blobs = blobs
         self._key = key
         self.tmp_dir = tmp_dir
@@ -93,7 +99,10 @@ class LfsService:
     def is_available(self, repo: RepoRow, oid: str, size: int) -> bool:
         """Whether the repo holds the object (uploaded through it or committed to it): an upload of
         it is not needed, a commit may point at it."""
-        return self.repos.repo_lfs_size(repo.id, oid) == size and self.blobs.exists(blob_key(oid))
+        return self.repos.repo_lfs_size(repo.id, oid) == size and self._stored(oid)
+
+    def _stored(self, oid: str) -> bool:
+        return self.objects.exists(oid) if self.objects is not None else self.blobs.exists(blob_key(oid))
 
     def readable_size(self, repo: RepoRow, oid: str) -> int | None:
         """The size of ``oid`` if readers of the repo may download it: the repo holds it and, once its
@@ -105,7 +114,7 @@ class LfsService:
         return size
 
     def is_downloadable(self, repo: RepoRow, oid: str, size: int) -> bool:
-        return self.readable_size(repo, oid) == size and self.blobs.exists(blob_key(oid))
+        return self.readable_size(repo, oid) == size and self._stored(oid)
 
     # --- transfers ------------------------------------------------------------------------------
 
@@ -133,6 +142,14 @@ class LfsService:
             staged.discard()
             raise InsufficientStorage(str(exc)) from None
         self.repos.add_lfs_object(repo_id, oid, size, utcnow())
+        self.stored(repo_id, oid)
+
+    def stored(self, repo_id: int, oid: str) -> None:
+        for listener in self.stored_listeners:
+            try:
+                listener(repo_id, oid)
+            except Exception:  # noqa: BLE001 - the upload has landed; chunking it is an optimisation
+                log.exception("could not queue the chunking of LFS object %s", oid)
 
     def verify(self, repo: RepoRow, oid: str, size: int) -> None:
         if not self.is_available(repo, oid, size):

@@ -28,7 +28,6 @@ from aicommons.hub import content
 from aicommons.hub.content import Entry
 from aicommons.scanning.results import FileScan
 from aicommons.scanning.worker import ScanWorkerPool
-from aicommons.storage.keys import blob_key
 from aicommons.times import utcnow
 
 log = logging.getLogger("aicommons.scans")
@@ -43,12 +42,12 @@ def scan_key(entry: Entry) -> str:
 
 
 class ScanService:
-    def __init__(self, store: ScanStore, repos: RepoStore, git: GitStore, blobs, pool: ScanWorkerPool,
+    def __init__(self, store: ScanStore, repos: RepoStore, git: GitStore, objects, pool: ScanWorkerPool,
                  tmp_dir: Path):
         self.store = store
         self.repos = repos
         self.git = git
-        self.blobs = blobs
+        self.objects = objects  # hub/objects.py
         self.pool = pool  # every scan runs in a limited worker process, never in the server
         self.tmp_dir = tmp_dir
 
@@ -82,14 +81,14 @@ class ScanService:
         """One file, scanned by a worker that reads it itself: the server never holds its bytes."""
         if entry.lfs is None:
             return self.pool.scan_git_blob(entry.path, git_repo.path, entry.oid, size)
-        key = blob_key(entry.lfs.oid)
-        local = self.blobs.local_path(key)
+        found = self.objects.find(entry.lfs.oid)
+        local = self.objects.local_path(found) if found is not None else None
         if local is not None:
             return self.pool.scan_path(entry.path, local, size)
-        # Object storage: copied to a private temporary file first, in chunks.
+        # Object storage or the chunk store: copied to a private temporary file first, in chunks.
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=self.tmp_dir, prefix="scan-") as copy:
-            with self.blobs.open(key) as source:
+            with self.objects.open(entry.lfs.oid) as source:
                 shutil.copyfileobj(source, copy, 1 << 20)
             copy.flush()
             return self.pool.scan_path(entry.path, copy.name, size)

@@ -26,7 +26,6 @@ from aicommons.hub.access import Principal
 from aicommons.hub.cards import card_from_readme
 from aicommons.hub.model_safety import check_loadable
 from aicommons.hub.policy import Action, may_see
-from aicommons.storage.keys import blob_key
 from aicommons.ttl_cache import TTLCache
 
 if TYPE_CHECKING:
@@ -64,12 +63,12 @@ def materialize(hub: Hub, repo: RepoRow, commit: pygit2.Commit) -> Path:
             if entry.lfs is None:
                 target.write_bytes(content.read_blob(git_repo, entry.oid))
                 continue
-            key = blob_key(entry.lfs.oid)
-            local = hub.blobs.local_path(key)
+            found = hub.objects.find(entry.lfs.oid)
+            local = hub.objects.local_path(found) if found is not None else None
             if local is not None:
                 os.link(local, target)
-            else:
-                with hub.blobs.open(key) as src, open(target, "wb") as dst:
+            else:  # object storage, or the chunk store (hub/objects.py)
+                with hub.objects.open(entry.lfs.oid) as src, open(target, "wb") as dst:
                     shutil.copyfileobj(src, dst, 1024 * 1024)
         try:
             os.rename(staging, final)

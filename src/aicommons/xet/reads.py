@@ -28,6 +28,7 @@ from aicommons.db.xet import XetFileRow, XetFileStore
 from aicommons.errors import HubError, NotFound
 from aicommons.storage.base import BlobStore
 from aicommons.xet.fetch_urls import XorbRangeSigner
+from aicommons.xet.files import ChunkedFile, ChunkReadError
 from aicommons.xet.hashing import to_hex
 from aicommons.xet.keys import shard_key, xorb_key
 from aicommons.xet.shard import FileSegment, ShardFormatError, parse_shard
@@ -160,6 +161,21 @@ class XetReads:
             raise HubError(f"Stored xorb {to_hex(xorb_hash)} is unreadable: {exc}") from None
         self._indexes.put(xorb_hash, index)
         return index
+
+    # --- reading a file's bytes ------------------------------------------------------------------
+
+    def chunked_file(self, row: XetFileRow) -> ChunkedFile:
+        """The bytes of ``row``, read from its xorbs (plain HTTP, scans, snapshots)."""
+        try:
+            return ChunkedFile(self._file_segments(row), self._index,
+                               lambda h: self.blobs.open(xorb_key(to_hex(h))), row.size)
+        except ChunkReadError as exc:
+            raise HubError(f"Cannot read file {row.file_hash}: {exc}") from None
+
+    def file_for_oid(self, oid: str) -> XetFileRow | None:
+        """The Xet file stored for the LFS object ``oid`` (the first recorded, if several)."""
+        rows = self.files.for_oid(oid)
+        return min(rows, key=lambda r: r.file_hash) if rows else None
 
     # --- serving signed xorb ranges ---------------------------------------------------------------
 

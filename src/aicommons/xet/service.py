@@ -1,14 +1,18 @@
-"""The hub side of Xet uploads: verified xorbs into the blob store, shards into ordinary LFS objects.
+"""The hub side of Xet uploads: verified xorbs into the blob store, and shards that make files of them.
 
 A xorb is stored only after its chunk hashes and Merkle hash check out (``xorb.verify_upload``). A
-shard's files are rebuilt from stored xorbs into staging files, hashed with sha256 on the way and
-checked (``reconstruct.py``); only when every file of the shard is good do they become LFS objects
-of the token's repo, exactly as if they had come through the LFS batch API. The client's commit
-then names them by sha256 in an ordinary ``lfsFile`` line, which our commit checks already accept.
+shard's files are checked against the stored xorbs (``reconstruct.py``): every segment's chunks
+exist and its verification hash proves the uploader knew them, the chunks hash to the file hash,
+and their bytes hash to the sha256 the client declared. Only when every file of the shard is good
+is the shard stored and each file recorded (``xet_files``: file hash -> sha256 oid and shard) and
+granted to the token's repo as an LFS object of that oid. The client's commit then names them by
+sha256 in an ordinary ``lfsFile`` line, which our commit checks accept (``hub/objects.py`` says
+where an oid's bytes are).
 
-We keep each verified shard too (``xet/shards/…``, named in ``xet_files``): it holds the chunk
-ranges that Xet downloads (``reads.py``) and, later, chunk-level dedup need (blob keys: ``keys.py``).
-Nothing under ``xet/`` is garbage-collected yet (hub/gc.py collects ``lfs/`` only).
+The xorbs are the only copy of the bytes: no whole-file object is rebuilt (issue 11). Plain HTTP,
+LFS, scans and snapshots read a Xet file from its xorbs (``files.py``); GC marks xorbs and shards
+from the files that refs reach (``hub/chunk_gc.py``). Eligible chunks of accepted files are indexed
+for the global dedup query (``dedup.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import hashlib
 import logging
 import re
 import secrets
-import struct
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -25,19 +28,27 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aicommons.db.repos import RepoStore
-from aicommons.db.xet import XetFileRow, XetFileStore, XetGrantStore, XetUsageStore
-from aicommons.errors import BadRequest, InsufficientStorage, NotFound, PayloadTooLarge, TooManyRequests, Unauthorized
+from aicommons.db.xet import XetDedupStore, XetFileRow, XetFileStore, XetGrantStore, XetUsageStore
+from aicommons.errors import (
+    BadRequest,
+    HubError,
+    InsufficientStorage,
+    NotFound,
+    PayloadTooLarge,
+    TooManyRequests,
+    Unauthorized,
+)
 from aicommons.storage.base import BlobStore, StorageError, StorageFull
-from aicommons.storage.keys import blob_key
 from aicommons.storage.staging import StagedFile, Stager
 from aicommons.times import utcnow
+from aicommons.xet.dedup import DedupIndex, stored_footer
 from aicommons.xet.hashing import from_hex, to_hex
 from aicommons.xet.keys import STORE_ID_KEY, shard_key, xorb_key
 from aicommons.xet.reads import XetReads
 from aicommons.xet.reconstruct import ShardRejected, check_xorb_entry, rebuild_file, unbacked
-from aicommons.xet.shard import ShardFile, ShardFormatError, parse_shard
+from aicommons.xet.shard import Shard, ShardFile, ShardFormatError, parse_shard
 from aicommons.xet.tokens import ACCOUNT, ANONYMOUS, XetGrant, XetKeys, XetTokens
-from aicommons.xet.xorb import XorbFormatError, XorbLayout, footer_length, read_footer, read_layout, verify_upload
+from aicommons.xet.xorb import XorbFormatError, XorbLayout, read_layout, verify_upload
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +92,9 @@ class _StoredXorbs:
         data = self._data.get(xorb_hash)
         if data is None:
             key = xorb_key(name)
+            leases = getattr(self.blobs, "leases", None)
+            if leases is not None:  # this shard may reference it: GC must not sweep it meanwhile
+                leases.touch_lease(key, utcnow())
             if not self.blobs.exists(key):
                 raise ShardRejected(f"the shard references xorb {name}, which was never uploaded")
             with self.blobs.open(key) as f:
@@ -105,7 +119,7 @@ class _StoredXorbs:
 class _Accepted:
     entry: ShardFile
     oid: str
-    staged: StagedFile | None  # None once stored (or discarded)
+    replaces: bool = False  # the file was recorded before, but its chunks were collected since
 
 
 class XetService:
@@ -123,6 +137,7 @@ class XetService:
         self._store_id: str | None = None
         self.rebuild_allowance = rebuild_allowance
         self.reads = XetReads(files, repos, blobs, keys.range_url, token_ttl, in_history=in_history)  # downloads
+        self.dedup = DedupIndex(XetDedupStore(files.engine), blobs)  # global dedup (dedup.py)
 
     # --- where the CAS is -----------------------------------------------------------------------
 
@@ -218,7 +233,7 @@ class XetService:
             known, new = [], []
             for entry in defined.values():
                 row = self.files.get(entry.hex)
-                if row is not None and self._hold(blob_key(row.oid)):
+                if row is not None and self._hold(shard_key(row.shard)):
                     known.append((entry, row))
                 else:
                     new.append(entry)
@@ -232,20 +247,23 @@ class XetService:
                                       headers={"Retry-After": str(retry)})
             reserved = rebuild
             for entry, row in known:
-                accepted.append(self._accept_known(entry, row, source))
+                if self._still_stored(row):
+                    accepted.append(self._accept_known(entry, row, source))
+                elif row.size != entry.size or (entry.sha256 and entry.sha256 != row.oid):
+                    raise ShardRejected(f"file {entry.hex} is not the file the hub knows by that hash")
+                else:  # recorded, but GC swept its chunks since: proven and recorded anew from this shard
+                    accepted.append(replace(self._accept_file(entry, source), replaces=True))
             for entry in new:
                 accepted.append(self._accept_file(entry, source))
             for xorb in shard.xorbs:  # after the files, which loaded most of these xorbs already
                 check_xorb_entry(xorb, source)
         except ShardRejected as exc:
-            self._discard(accepted)
             self._release(account_id, hour, reserved)
             raise BadRequest(f"Rejected shard: {exc}") from None
         except BaseException:
-            self._discard(accepted)
             self._release(account_id, hour, reserved)
             raise
-        self._publish(repo_id, data, accepted)
+        self._publish(repo_id, data, shard, accepted)
         return len(accepted)
 
     def _hold(self, key: str) -> bool:
@@ -288,67 +306,55 @@ class XetService:
 
     def _xorb_chunks(self, xorb_hash: bytes) -> tuple[list[bytes], list[int]]:
         """Chunk hashes and sizes of a stored xorb, from its footer (not its up to 64 MiB of data)."""
-        key = xorb_key(to_hex(xorb_hash))
-        size = self.blobs.size(key)
-        if size is None or size < 4:
+        found = stored_footer(self.blobs, xorb_hash)
+        if found is None:
             raise ShardRejected("no such xorb")
-        try:
-            with self.blobs.open(key) as f:
-                f.seek(size - 4)
-                length = footer_length(f.read(4))
-                if length + 4 > size:
-                    raise XorbFormatError("xorb footer length is implausible")
-                f.seek(size - 4 - length)
-                _declared, hashes, _stored_ends, unpacked_ends = read_footer(f.read(length))
-        except (XorbFormatError, struct.error):
-            raise ShardRejected("unreadable xorb") from None
+        hashes, _stored_ends, unpacked_ends, _size = found
         sizes = [end - start for start, end in zip([0, *unpacked_ends], unpacked_ends)]
         return hashes, sizes
 
+    def _still_stored(self, row: XetFileRow) -> bool:
+        """Whether every xorb the recorded file needs is still stored (read from their footers)."""
+        try:
+            self.reads.chunked_file(row)
+        except (HubError, StorageError):
+            return False
+        return True
+
     def _accept_known(self, entry: ShardFile, row: XetFileRow, source: _StoredXorbs) -> _Accepted:
         """A file the hub holds already: the uploader proves it knows the chunks (verification
-        hashes, file hash), nothing is rebuilt, and the repo gains the existing object."""
+        hashes, file hash), nothing is read, and the repo gains the existing object."""
         rebuild_file(entry, source, None)  # the file hash covers every chunk hash and size
         if entry.size != row.size or (entry.sha256 and entry.sha256 != row.oid):
             raise ShardRejected(f"file {entry.hex} is not the file the hub knows by that hash")
-        return _Accepted(entry, row.oid, None)
+        return _Accepted(entry, row.oid)
 
     def _accept_file(self, entry: ShardFile, source: _StoredXorbs) -> _Accepted:
-        # Always rebuilt, even when an earlier shard described the same file: the uploader must prove
-        # again that it knows the chunks, and writing the blob anew through put_file (a no-op when it
-        # exists) takes the GC lease, like any upload (hub/gc.py).
+        """A new file: its chunks are checked and their bytes hashed with sha256 (the name LFS and
+        plain HTTP clients know it by), never written anywhere: the xorbs are its only copy."""
         if entry.size > self.max_file_bytes:
             raise PayloadTooLarge(f"File {entry.hex} is larger than the maximum of {self.max_file_bytes} bytes")
-        try:
-            with Stager(self.tmp_dir, max_bytes=entry.size) as stager:
-                rebuild_file(entry, source, stager.write)
-                staged = stager.finish()
-        except StorageFull as exc:
-            raise InsufficientStorage(str(exc)) from None
-        if entry.sha256 and staged.sha256 != entry.sha256:
-            staged.discard()
-            raise ShardRejected(f"file {entry.hex} rebuilds to sha256 {staged.sha256}, not the declared {entry.sha256}")
-        return _Accepted(entry, staged.sha256, staged)
+        digest = hashlib.sha256()
+        rebuild_file(entry, source, digest.update)
+        oid = digest.hexdigest()
+        if entry.sha256 and oid != entry.sha256:
+            raise ShardRejected(f"file {entry.hex} rebuilds to sha256 {oid}, not the declared {entry.sha256}")
+        return _Accepted(entry, oid)
 
-    def _publish(self, repo_id: int, data: bytes, accepted: list[_Accepted]) -> None:
-        """Everything checked: store the shard and the files durably, then record them."""
+    def _publish(self, repo_id: int, data: bytes, shard: Shard, accepted: list[_Accepted]) -> None:
+        """Everything checked: store the shard durably, then record its files (and index their
+        chunks for global dedup)."""
         shard_sha = hashlib.sha256(data).hexdigest()
-        try:
-            if accepted and not self.blobs.exists(shard_key(shard_sha)):
-                self._put(shard_key(shard_sha), self._stage(data))
-            for item in accepted:
-                if item.staged is not None:
-                    self._put(blob_key(item.oid), item.staged)
-                    item.staged = None
-        except BaseException:
-            self._discard(accepted)
-            raise
+        if accepted and not self._hold(shard_key(shard_sha)):
+            self._put(shard_key(shard_sha), self._stage(data))
         now = utcnow()
         for item in accepted:
             self.repos.add_lfs_object(repo_id, item.oid, item.entry.size, now)
-            self.files.record(item.entry.hex, item.oid, item.entry.size, shard_sha, now)
-            log.info("xet: file %s -> lfs %s (%d bytes) in repo %d", item.entry.hex, item.oid, item.entry.size,
+            self.files.record(item.entry.hex, item.oid, item.entry.size, shard_sha, now, replace=item.replaces)
+            log.info("xet: file %s = lfs %s (%d bytes) in repo %d", item.entry.hex, item.oid, item.entry.size,
                      repo_id)
+        if accepted:
+            self.dedup.index_shard(shard, shard_sha)
 
     # --- blob plumbing --------------------------------------------------------------------------
 
@@ -369,13 +375,6 @@ class XetService:
             if isinstance(exc, StorageFull):
                 raise InsufficientStorage(str(exc)) from None
             raise
-
-    @staticmethod
-    def _discard(accepted: list[_Accepted]) -> None:
-        for item in accepted:
-            if item.staged is not None:
-                item.staged.discard()
-                item.staged = None
 
 
 def _hour() -> int:

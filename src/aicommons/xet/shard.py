@@ -158,9 +158,11 @@ def parse_shard(data: bytes | memoryview) -> Shard:
     return Shard(tuple(files), tuple(xorbs))
 
 
-def serialize_shard(files: Sequence[ShardFile], xorbs: Sequence[ShardXorb] = ()) -> bytes:
-    """A shard holding ``files`` and ``xorbs`` (no lookup tables), as a client would upload it.
-    Used by tests and tools; the server only reads shards."""
+def serialize_shard(files: Sequence[ShardFile], xorbs: Sequence[ShardXorb] = (), *, hmac_key: bytes = bytes(32),
+                    created: int = 0, expiry: int = 2 ** 64 - 1) -> bytes:
+    """A shard holding ``files`` and ``xorbs`` (no lookup tables: readers scan the sections), as a
+    client uploads it, or, with ``hmac_key`` (its chunk hashes keyed with it) and an ``expiry``, as
+    the global dedup answer (``dedup.py``)."""
     out = bytearray(HEADER_TAG + struct.pack("<QQ", HEADER_VERSION, FOOTER_BYTES))
     file_info_offset = len(out)
     for f in files:
@@ -180,10 +182,10 @@ def serialize_shard(files: Sequence[ShardFile], xorbs: Sequence[ShardXorb] = ())
             out += c.hash + struct.pack("<IIII", c.offset, c.size, 0, 0)
     out += BOOKEND + bytes(16)
     end = len(out)
-    # Footer: version, section offsets, empty lookup tables at the end of the sections, no chunk
-    # HMAC key, creation time 0, no expiry, reserved words, byte counts, footer offset.
+    # Footer: version, section offsets, empty lookup tables at the end of the sections, the chunk
+    # HMAC key (zeros: none), creation and expiry times, reserved words, byte counts, footer offset.
     out += struct.pack("<9Q", FOOTER_VERSION, file_info_offset, xorb_info_offset, end, 0, end, 0, end, 0)
-    out += bytes(32) + struct.pack("<QQ", 0, 2 ** 64 - 1) + bytes(48)
+    out += hmac_key + struct.pack("<QQ", created, expiry) + bytes(48)
     data_bytes = sum(x.size for x in xorbs)
     out += struct.pack("<4Q", sum(x.stored_size for x in xorbs), data_bytes, data_bytes, end)
     return bytes(out)

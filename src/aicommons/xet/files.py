@@ -1,0 +1,175 @@
+"""Reading a chunk-stored file's bytes straight from its xorbs: plain HTTP downloads, scans, snapshots.
+
+A file uploaded through Xet is stored once, as the xorbs its client sent (``service.py``); there is
+no whole-file copy. Its shard lists segments (a chunk range of one xorb each); the xorb footers say
+where each chunk lies in the stored xorb and how long it is once decompressed. So any byte range
+of the file is: find the segment (bisect over segment offsets), the first chunk inside it (bisect
+over the xorb's unpacked ends), read the stored bytes of the chunks that cover the range in one
+read, and decompress each chunk (most are stored uncompressed: hf_xet keeps a chunk as it is when
+LZ4 does not make it smaller, as with trained weights).
+
+The xorbs were verified chunk by chunk when they were uploaded and are never rewritten, so reads
+do not hash again (``aicommons fsck`` re-hashes at rest). Nothing here decides access: callers get
+a ``ChunkedFile`` only for a file their repo may read (``hub/objects.py``).
+"""
+
+from __future__ import annotations
+
+import io
+from bisect import bisect_right
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from aicommons.xet.shard import FileSegment
+from aicommons.xet.xorb import CHUNK_HEADER_BYTES, XorbChunk, XorbFormatError, XorbIndex, _chunk_at, chunk_bytes
+
+READ_BYTES = 4 * 1024 * 1024  # stored bytes fetched per read: a few dozen chunks
+
+
+class ChunkReadError(RuntimeError):
+    """The stored xorbs do not hold what the file's segments say (a missing or damaged xorb)."""
+
+
+@dataclass(frozen=True)
+class _Segment:
+    start: int  # file offset of the segment's first byte
+    xorb_hash: bytes
+    chunk_start: int
+    chunk_end: int
+    index: XorbIndex
+
+
+class ChunkedFile:
+    """The bytes of one file described by ``segments``, read from xorbs through ``open_xorb``."""
+
+    def __init__(self, segments: Sequence[FileSegment], index_of: Callable[[bytes], XorbIndex],
+                 open_xorb: Callable[[bytes], BinaryIO], size: int):
+        self.size = size
+        self._open_xorb = open_xorb
+        self._segments: list[_Segment] = []
+        pos = 0
+        for s in segments:
+            index = index_of(s.xorb_hash)
+            if s.chunk_end > len(index) or index.unpacked_size(s.chunk_start, s.chunk_end) != s.size:
+                raise ChunkReadError("a segment of the file does not match its stored xorb")
+            self._segments.append(_Segment(pos, s.xorb_hash, s.chunk_start, s.chunk_end, index))
+            pos += s.size
+        if pos != size:
+            raise ChunkReadError(f"the file's segments add up to {pos} bytes, not {size}")
+        self._starts = [s.start for s in self._segments]
+
+    def iter_range(self, first: int, end: int, piece: int = READ_BYTES) -> Iterator[bytes]:
+        """The file bytes ``[first, end)``, in pieces of about ``piece`` stored bytes."""
+        end = min(end, self.size)
+        if first >= end:
+            return
+        i = bisect_right(self._starts, first) - 1
+        handles: dict[bytes, BinaryIO] = {}
+        try:
+            pos = first
+            while pos < end:
+                seg = self._segments[i]
+                data = self._read_segment(seg, pos - seg.start, min(end, seg.start + seg.index.unpacked_size(
+                    seg.chunk_start, seg.chunk_end)) - seg.start, handles, piece)
+                for block in data:
+                    yield block
+                    pos += len(block)
+                i += 1
+        finally:
+            for f in handles.values():
+                f.close()
+
+    def _read_segment(self, seg: _Segment, first: int, end: int, handles: dict[bytes, BinaryIO],
+                      piece: int) -> Iterator[bytes]:
+        """Bytes ``[first, end)`` of one segment (offsets relative to the segment)."""
+        index = seg.index
+        base = index.unpacked_ends[seg.chunk_start - 1] if seg.chunk_start else 0
+        # The chunk holding ``first``: unpacked_ends are ends, so the first end beyond the offset.
+        chunk = bisect_right(index.unpacked_ends, base + first, seg.chunk_start, seg.chunk_end)
+        skip = base + first - (index.unpacked_ends[chunk - 1] if chunk else 0)
+        left = end - first
+        f = handles.get(seg.xorb_hash)
+        if f is None:
+            f = handles[seg.xorb_hash] = self._open_xorb(seg.xorb_hash)
+        while left > 0 and chunk < seg.chunk_end:
+            stored_start = index.stored_ends[chunk - 1] if chunk else 0
+            last = chunk  # read whole chunks up to about ``piece`` stored bytes, or to what is needed
+            while (last + 1 < seg.chunk_end and index.stored_ends[last] - stored_start < piece
+                   and (index.unpacked_ends[last] - (index.unpacked_ends[chunk - 1] if chunk else 0)) - skip < left):
+                last += 1
+            f.seek(stored_start)
+            stored = f.read(index.stored_ends[last] - stored_start)
+            if len(stored) != index.stored_ends[last] - stored_start:
+                raise ChunkReadError(f"stored xorb {seg.xorb_hash.hex()} is shorter than its footer says")
+            out = _decode(memoryview(stored), last + 1 - chunk, index, chunk)
+            block = out[skip:skip + left] if skip or len(out) > left else out
+            skip = 0
+            left -= len(block)
+            yield block
+            chunk = last + 1
+
+    def open(self) -> BinaryIO:
+        """A seekable, read-only file object over the whole file (for scanners and copies)."""
+        return io.BufferedReader(_RawChunkedFile(self), buffer_size=1024 * 1024)
+
+
+def _decode(stored: memoryview, count: int, index: XorbIndex, first_chunk: int) -> bytes:
+    """The decompressed bytes of ``count`` consecutive chunks read as ``stored`` from a xorb."""
+    base = index.stored_ends[first_chunk - 1] if first_chunk else 0
+    parts, pos = [], 0
+    for n in range(count):
+        chunk_end = index.stored_ends[first_chunk + n] - base
+        try:
+            chunk: XorbChunk = _chunk_at(stored, pos, first_chunk + n, chunk_end)
+            if chunk.payload.stop != chunk_end:
+                raise XorbFormatError("chunk header does not match the footer")
+            expected = index.unpacked_size(first_chunk + n, first_chunk + n + 1)
+            if chunk.size != expected:
+                raise XorbFormatError("chunk length does not match the footer")
+            parts.append(stored[pos + CHUNK_HEADER_BYTES:chunk_end] if chunk.scheme == 0 else chunk_bytes(stored, chunk))
+        except XorbFormatError as exc:
+            raise ChunkReadError(f"a stored xorb is unreadable: {exc}") from None
+        pos = chunk_end
+    return b"".join(parts)
+
+
+class _RawChunkedFile(io.RawIOBase):
+    def __init__(self, source: ChunkedFile):
+        self.source = source
+        self.pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            target = offset
+        elif whence == io.SEEK_CUR:
+            target = self.pos + offset
+        elif whence == io.SEEK_END:
+            target = self.source.size + offset
+        else:
+            raise ValueError(f"invalid whence {whence}")
+        if target < 0:
+            raise ValueError("negative seek position")
+        self.pos = target
+        return target
+
+    def readinto(self, buffer) -> int:
+        want = min(len(buffer), self.source.size - self.pos)
+        if want <= 0:
+            return 0
+        view = memoryview(buffer).cast("B")
+        got = 0
+        for block in self.source.iter_range(self.pos, self.pos + want, piece=max(want, 64 * 1024)):
+            view[got:got + len(block)] = block
+            got += len(block)
+        self.pos += got
+        return got

@@ -261,7 +261,10 @@ class FlippingProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-                r = client.request(self.command, self.path, content=body, headers=headers)
+                # A file upstream serves by redirect (to its bucket, as huggingface.co does) is fetched
+                # here, so that its bytes pass through the proxy too.
+                r = client.request(self.command, self.path, content=body, headers=headers,
+                                   follow_redirects="/resolve/" in self.path)
                 data = r.content
                 if proxy.flip and "/resolve/" in self.path and r.status_code == 200 and len(data) > 100:
                     data = data[:50] + bytes([data[50] ^ 0xFF]) + data[51:]

@@ -106,6 +106,7 @@ R = "/{ns}/{name}"
 API = "/api/{types}/{ns}/{name}"
 M = "/models/{ns}/{name}"
 TYPED = ("/datasets", "/spaces", "")
+COLLECTION = "/api/collections/{ns}/{slug}"
 
 
 @dataclass
@@ -305,6 +306,11 @@ GLOBAL_ROUTES = {
     ("/setup", "GET"), ("/setup", "POST"), ("/join", "GET"), ("/join", "POST"), ("/email/verify", "GET"),
     ("/email/verify", "POST"), ("/email/verify/resend", "POST"), ("/password/reset", "GET"),
     ("/password/reset", "POST"), ("/settings/invites", "GET"), ("/settings/invites", "POST"),
+    # Collections (test_collection_routes).
+    ("/api/collections", "GET"), ("/api/collections", "POST"), (COLLECTION, "GET"), (COLLECTION, "PATCH"),
+    (COLLECTION, "DELETE"), (COLLECTION + "/items", "POST"), (COLLECTION + "/items/{item_id}", "PATCH"),
+    (COLLECTION + "/items/{item_id}", "DELETE"), ("/collections/new", "GET"), ("/collections/new", "POST"),
+    ("/collections/{ns}/{slug}", "GET"), ("/collections/{ns}/{slug}", "POST"),
     *((p + "/{name}/resolve/{rev}/{path:path}", "GET") for p in TYPED),
 }
 
@@ -666,6 +672,87 @@ def test_global_routes(live_hub, world):
                 check(response.status_code in (400, 403), f"POST {path} without CSRF as {principal}", response)
         whoami = get("/api/whoami-v2")
         check(whoami.status_code == 401, "whoami anonymous", whoami)
+    assert not failures, "\n".join(failures)
+
+
+def test_collection_routes(live_hub, world):
+    """Collections of the organisation, public and private, against every caller: a private one
+    answers exactly like a missing one to whoever may not see it (API and web), changes need a
+    write credential of a member with the write role (refused before the invalid body is read),
+    and an allowed change gets past the decision (the body's 400)."""
+    owner = {"Authorization": f"Bearer {world.tokens['member_admin']}"}
+    failures = []
+    with httpx.Client(base_url=live_hub.url, timeout=60) as http:
+        slugs = {}
+        for kind in ("public", "private"):
+            created = http.post("/api/collections", headers=owner, json={
+                "title": f"{kind} picks {world.marker}", "namespace": world.org, "private": kind == "private"})
+            assert created.status_code == 200, created.text
+            slugs[kind] = created.json()["slug"]
+            added = http.post(f"/api/collections/{slugs[kind]}/items", headers=owner,
+                              json={"item": {"id": world.repos["public"], "type": "model"}})
+            assert added.status_code == 200, added.text
+        item = added.json()["items"][0]["_id"]
+        missing = f"{world.org}/nothing-{'0' * 24}"
+
+        def send_as(principal, method, path, body=None):
+            token = world.tokens.get(principal)
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            return http.request(method, path, headers=headers, json=body)
+
+        routes = (("GET", "", None), ("PATCH", "", {"theme": "no-such-theme"}), ("DELETE", "/items/no-such-item", None),
+                  ("POST", "/items", {"item": "not an object"}), ("PATCH", f"/items/{item}", {"position": -1}))
+        for principal in PRINCIPALS:
+            for kind, slug in slugs.items():
+                r = rights(principal, kind)
+                for method, suffix, body in routes:
+                    got = send_as(principal, method, f"/api/collections/{slug}{suffix}", body)
+                    where = f"{method} {suffix or '/'} on {kind} as {principal}: {got.status_code} {got.text[:100]!r}"
+                    if not r.visible:
+                        gone = send_as(principal, method, f"/api/collections/{missing}{suffix}", body)
+                        if _shape(got) != _shape(gone):
+                            failures.append(f"private differs from missing: {where}")
+                    elif method == "GET":
+                        if got.status_code != 200:
+                            failures.append(f"expected 200: {where}")
+                    elif not r.write:
+                        if got.status_code != (401 if principal == "anonymous" else 403):
+                            failures.append(f"expected a refusal: {where}")
+                    elif got.status_code not in (400, 404) or got.headers.get("X-Error-Code") not in ("BadRequest", "NotFound"):
+                        failures.append(f"allowed but refused: {where}")
+            listing = send_as(principal, "GET", f"/api/collections?owner={world.org}&limit=100")
+            if (slugs["private"] in listing.text) != rights(principal, "private").visible or listing.status_code != 200:
+                failures.append(f"listing as {principal}: {listing.status_code} {listing.text[:100]!r}")
+            created = send_as(principal, "POST", "/api/collections", {"title": f"by {principal}", "namespace": world.org})
+            want = 200 if rights(principal, "public").write else (401 if principal == "anonymous" else 403)
+            if created.status_code != want:
+                failures.append(f"create in the org as {principal} (want {want}): {created.status_code}")
+        # Web: the page of a private collection is a "not found" page to those who may not see it; its
+        # form refuses without a CSRF token, and a session that may not change it is refused.
+        for caller in ("anonymous", *(f"web:{p}" for p in WEB_USERS)):
+            who = caller[4:] if caller.startswith("web:") else "anonymous"
+            cookie, csrf = world.sessions.get(caller, ("", ""))
+            headers = {"Cookie": cookie, "Origin": live_hub.url} if cookie else {"Origin": live_hub.url}
+            for kind, slug in slugs.items():
+                r = rights(who, kind)
+                page = http.get(f"/collections/{slug}", headers=headers)
+                gone = http.get(f"/collections/{missing}", headers=headers)
+                if r.visible != (page.status_code == 200) or (not r.visible and _shape(page) != _shape(gone)):
+                    failures.append(f"web page of {kind} as {caller}: {page.status_code}")
+                if r.visible and (world.marker in page.text) is False:
+                    failures.append(f"web page of {kind} as {caller} lacks its title")
+                no_csrf = http.post(f"/collections/{slug}", headers=headers, data={"action": "delete"})
+                if no_csrf.status_code != 403:
+                    failures.append(f"web form without CSRF on {kind} as {caller}: {no_csrf.status_code}")
+                if cookie and not r.write:
+                    refused = http.post(f"/collections/{slug}", headers=headers, data={"action": "delete", "csrf": csrf})
+                    if refused.status_code not in (403, 404) or http.get(f"/api/collections/{slug}", headers=owner
+                                                                         ).status_code != 200:
+                        failures.append(f"web delete of {kind} as {caller}: {refused.status_code}")
+        for principal in ("anonymous", "outsider"):
+            new = send_as(principal, "GET", "/collections/new")
+            if new.status_code not in (200, 303) or send_as(principal, "POST", "/collections/new").status_code != 403:
+                failures.append(f"/collections/new as {principal}")
     assert not failures, "\n".join(failures)
 
 

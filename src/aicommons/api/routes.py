@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from aicommons.api import commits, discussions, files, gating, lfs, refs, repos, social
+from aicommons.api import collections, commits, discussions, files, gating, lfs, refs, repos, social
 from aicommons.api.git_http import git_routes
 from aicommons.api.openapi import openapi_json
 from aicommons.api.viewer import viewer_routes
 from aicommons.api.xet import xet_routes
 
 REPO = "/api/{types}/{ns}/{name}"
+COLLECTION = "/api/collections/{ns}/{slug}"
 PREFIXES = ("/datasets", "/spaces", "")
 ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
@@ -28,6 +29,14 @@ def hub_routes() -> list[Route]:
         Route("/api/users/{user}/likes", social.user_likes),
         Route("/api/settings/repositories", repos.storage_listing),
         Route("/api/organizations/{org}/settings/repositories", repos.storage_listing),
+        Route("/api/collections", collections.list_collections),
+        Route("/api/collections", collections.create_collection, methods=["POST"]),
+        Route(COLLECTION, collections.get_collection),
+        Route(COLLECTION, collections.update_collection, methods=["PATCH"]),
+        Route(COLLECTION, collections.delete_collection, methods=["DELETE"]),
+        Route(COLLECTION + "/items", collections.add_item, methods=["POST"]),
+        Route(COLLECTION + "/items/{item_id}", collections.update_item, methods=["PATCH"]),
+        Route(COLLECTION + "/items/{item_id}", collections.delete_item, methods=["DELETE"]),
         Route("/api/models", repos.list_repos),
         Route("/api/datasets", repos.list_repos),
         Route("/api/spaces", repos.list_repos),

@@ -414,3 +414,83 @@ signup_attempts = Table(
     Column("at", DateTime, nullable=False),
     Index("ix_signup_attempts_client_at", "client", "at"),
 )
+
+# --- collections and webhooks (migration 0017) ------------------------------------------------------
+
+# A collection: an ordered list of repos, papers and other collections, owned by a user or an org.
+# ``id`` is the 24-hex id at the end of the slug; the title part of the slug follows renames.
+collections = Table(
+    "collections", metadata,
+    Column("id", String(24), primary_key=True),
+    Column("owner_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("title", String(128), nullable=False),
+    Column("description", Text),
+    Column("private", Boolean, nullable=False, default=False),
+    Column("theme", String(16), nullable=False),
+    Column("position", Integer, nullable=False, default=0),  # among the owner's collections
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Index("ix_collections_owner", "owner_id", "position"),
+)
+
+# One entry of a collection. Exactly one of repo_id / paper_id / target_id is set; ``item_key``
+# ("repo:12", "paper:2307.09288", "collection:<id>") makes an item appear once per collection.
+# Repo items follow renames and vanish with the repo (ON DELETE CASCADE).
+collection_items = Table(
+    "collection_items", metadata,
+    Column("id", String(24), primary_key=True),
+    Column("collection_id", String(24), ForeignKey("collections.id", ondelete="CASCADE"), nullable=False),
+    Column("item_type", String(16), nullable=False),  # model | dataset | space | paper | collection
+    Column("item_key", String(64), nullable=False),
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE")),
+    Column("paper_id", String(32)),
+    Column("target_id", String(24), ForeignKey("collections.id", ondelete="CASCADE")),
+    Column("position", Integer, nullable=False),
+    Column("note", Text),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("collection_id", "item_key", name="uq_collection_items_key"),
+    Index("ix_collection_items_repo", "repo_id"),
+    Index("ix_collection_items_target", "target_id"),
+)
+
+# A webhook of a user: where to POST the Hub's payload when something it watches changes.
+webhooks = Table(
+    "webhooks", metadata,
+    Column("id", String(24), primary_key=True),
+    Column("owner_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("secret", String(256)),
+    Column("domains", JSON, nullable=False),  # ["repo", "discussion"]
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Index("ix_webhooks_owner", "owner_id"),
+)
+
+# What a webhook watches, one row each, so that an event finds its webhooks by index.
+webhook_watches = Table(
+    "webhook_watches", metadata,
+    Column("webhook_id", String(24), ForeignKey("webhooks.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(8), primary_key=True),  # user | org | model | dataset | space
+    Column("name_lower", String(193), primary_key=True),
+    Column("name", String(193), nullable=False),  # as the owner spelled it
+    Column("position", Integer, nullable=False),
+    Index("ix_webhook_watches_target", "kind", "name_lower"),
+)
+
+# One event sent (or being sent) to one webhook: the delivery log.
+webhook_deliveries = Table(
+    "webhook_deliveries", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("webhook_id", String(24), ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event", String(64), nullable=False),  # "update repo.content"
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | retrying | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("response_status", Integer),
+    Column("response_body", Text),
+    Column("error", Text),
+    Column("created_at", DateTime, nullable=False),
+    Column("last_attempt_at", DateTime),
+    Index("ix_webhook_deliveries_webhook", "webhook_id", "id"),
+)

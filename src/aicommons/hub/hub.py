@@ -11,6 +11,7 @@ from aicommons.db.access_requests import AccessRequestStore
 from aicommons.db.account_removal import AccountRemovalStore
 from aicommons.db.accounts import AccountStore
 from aicommons.db.audit import AuditStore
+from aicommons.db.collections import CollectionStore
 from aicommons.db.discussions import DiscussionStore
 from aicommons.db.engine import make_engine, upgrade_schema
 from aicommons.db.gc import BlobGcStore
@@ -26,6 +27,7 @@ from aicommons.hub.account_deletion import AccountDeletion
 from aicommons.hub.account_names import NameService
 from aicommons.hub.accounts import AccountService
 from aicommons.hub.audit import AuditLog
+from aicommons.hub.collections import CollectionService
 from aicommons.hub.commits import CommitService
 from aicommons.hub.discussions import DiscussionService
 from aicommons.hub.downloads import DownloadCounter
@@ -108,6 +110,7 @@ class Hub:
         self.gating = GatingService(access_requests, account_store, self.policy)
         self.lfs_files = LfsFileService(self.repo_store, self.repos, self.git)
         self.likes = LikeService(LikeStore(self.engine), self.repo_store, self.accounts, self.policy)
+        self.collections = CollectionService(CollectionStore(self.engine), account_store, self.repo_store)
         self.web_key = self.keys.for_purpose("web-csrf")  # the web UI's CSRF tokens (web/session.py)
         self.lfs = LfsService(self.repo_store, self.blobs, self.keys.for_purpose("lfs-transfer"), settings.tmp_dir,
                               settings.max_lfs_file_bytes, settings.upload_url_ttl_seconds, self.lfs_history,

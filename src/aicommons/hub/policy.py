@@ -30,7 +30,7 @@ from __future__ import annotations
 import enum
 
 from aicommons.db.repos import RepoRow
-from aicommons.errors import Forbidden, GatedRepo, HubError, RepoNotFound, Unauthorized
+from aicommons.errors import Forbidden, GatedRepo, HubError, NotFound, RepoNotFound, Unauthorized
 from aicommons.hub.access import Principal
 
 
@@ -146,3 +146,26 @@ def gated(principal: Principal, repo: RepoRow) -> GatedRepo:
     return GatedRepo(
         f"Access to {repo.type} {repo.full_id} is restricted and you are not in the authorized list. "
         "Visit the repository page to ask for access.", status=401 if principal.is_anonymous else 403)
+
+
+# --- things owned by an account that are not repos (collections): the same rules ---------------------
+
+
+def may_see_owned(principal: Principal, owner_id: int, private: bool) -> bool:
+    """A private collection is visible to its owner side only, like a private repo."""
+    return not private or principal.can_read_owner(owner_id)
+
+
+def owned_refusal(principal: Principal, owner_id: int, private: bool, what: str) -> HubError | None:
+    """May ``principal`` change something ``owner_id`` owns? ``None`` when allowed. An invisible
+    one answers exactly like a missing one (``NotFound``)."""
+    if not may_see_owned(principal, owner_id, private):
+        return NotFound(f"{what} not found")
+    if principal.can_write_owner(owner_id):
+        return None
+    if principal.is_anonymous:
+        return Unauthorized("You must be signed in to do this")
+    if not principal.can_write_at_all:
+        return Forbidden("A write token is needed to do this: read tokens only read")
+    return Forbidden(f"You don't have the rights to change this {what.lower()}: a write token of the owner or of "
+                     "a member of the owning organization with the write or admin role is needed")

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from aicommons.errors import Forbidden, HubError, NotFound, TooManyRequests, Unauthorized
+from aicommons.hub.collections import slug_of
 from aicommons.hub.policy import Action
 from aicommons.hub.repos import RepoQuery
 from aicommons.web import session
@@ -130,4 +131,7 @@ def profile(request: Request) -> Response:
     principal = request.state.web.principal
     repos = {t: hub.repos.search(principal, RepoQuery(type=t, author=account.name, limit=100))[0]
              for t in ("model", "dataset", "space")}
-    return page(request, "profile.html", account=account, repos=repos)
+    principal = request.state.web.principal
+    collections, _ = hub.collections.list(principal, [account.name], [], "position", 0, 100)
+    return page(request, "profile.html", account=account, repos=repos, collections=collections,
+                can_create_collection=principal.can_write_owner(account.id), slug_of=slug_of)

@@ -113,7 +113,7 @@ async def add_item(request: Request) -> Response:
         hub = hub_of(request)
         principal = principal_of(request)
         hub.collections.add_item(principal, collection, body.get("item"), body.get("note"))
-        return JSONResponse(hub.collections.to_json(principal, hub.collections.store.get(collection.id)))
+        return JSONResponse(hub.collections.to_json(principal, hub.collections.reload(collection)))
 
     return await run_sync(run)
 

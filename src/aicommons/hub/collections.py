@@ -61,6 +61,10 @@ class CollectionService:
                 raise refusal
         return collection
 
+    def reload(self, collection: CollectionRow) -> CollectionRow:
+        """The collection as stored now (after a change made through this service)."""
+        return self.store.get(collection.id) or collection
+
     def list(self, principal: Principal, owners: list[str], items: list[str], sort: str | None, offset: int,
              limit: int) -> tuple[list[CollectionRow], bool]:
         owner_ids = None

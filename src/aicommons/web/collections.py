@@ -62,7 +62,7 @@ def collection_page(request: Request) -> Response:
         if exc.status in (401, 403):
             raise
         return _show(request, collection, exc.status, exc.message)
-    return RedirectResponse(f"/collections/{slug_of(hub.collections.store.get(collection.id))}", status_code=303)
+    return RedirectResponse(f"/collections/{slug_of(hub.collections.reload(collection))}", status_code=303)
 
 
 @page_handler(sign_in=True)

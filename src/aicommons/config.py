@@ -174,6 +174,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("UPSTREAM_SYNC_INTERVAL_HOURS", "24",
             "The job workers sync every pinned mirror (`aicommons mirror add`) this often. 0: only by hand "
             "(`aicommons mirror sync`)."),
+    Setting("WEBHOOKS_ALLOW_PRIVATE_TARGETS", "false",
+            "`true`: webhooks may deliver to hosts that resolve to loopback, private or link-local addresses "
+            "(a hub on a company network calling its own services). Off, such targets are refused when "
+            "each delivery is made (after DNS resolution; redirects are never followed): server-side "
+            "request forgery."),
+    Setting("WEBHOOK_TIMEOUT_SECONDS", "10", "How long one webhook delivery may take (connect, send, answer)."),
+    Setting("WEBHOOK_MAX_ATTEMPTS", "5",
+            "Attempts per webhook delivery; a failed one (network error or a non-2xx answer other than a "
+            "redirect) is retried with exponential backoff."),
+    Setting("WEBHOOK_RETRY_SECONDS", "30",
+            "Delay before the first retry of a failed webhook delivery; each further retry waits twice as long."),
 )
 
 
@@ -284,6 +295,10 @@ class Settings:
     terms_url: str
     smtp_url: str
     email_from: str
+    webhooks_allow_private_targets: bool = False
+    webhook_timeout_seconds: float = 10
+    webhook_max_attempts: int = 5
+    webhook_retry_seconds: float = 30
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -345,6 +360,10 @@ class Settings:
             terms_url=_env("TERMS_URL").strip(),
             smtp_url=_env("SMTP_URL").strip(),
             email_from=_env("EMAIL_FROM").strip(),
+            webhooks_allow_private_targets=_bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS"),
+            webhook_timeout_seconds=_float("WEBHOOK_TIMEOUT_SECONDS", minimum=0.1),
+            webhook_max_attempts=_int("WEBHOOK_MAX_ATTEMPTS", minimum=1),
+            webhook_retry_seconds=_float("WEBHOOK_RETRY_SECONDS", minimum=0),
         )
         values.update(overrides)
         settings = cls(**values)

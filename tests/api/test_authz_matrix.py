@@ -107,6 +107,7 @@ API = "/api/{types}/{ns}/{name}"
 M = "/models/{ns}/{name}"
 TYPED = ("/datasets", "/spaces", "")
 COLLECTION = "/api/collections/{ns}/{slug}"
+WEBHOOK = "/api/settings/webhooks/{webhook_id}"
 
 
 @dataclass
@@ -311,6 +312,11 @@ GLOBAL_ROUTES = {
     (COLLECTION, "DELETE"), (COLLECTION + "/items", "POST"), (COLLECTION + "/items/{item_id}", "PATCH"),
     (COLLECTION + "/items/{item_id}", "DELETE"), ("/collections/new", "GET"), ("/collections/new", "POST"),
     ("/collections/{ns}/{slug}", "GET"), ("/collections/{ns}/{slug}", "POST"),
+    # Webhooks (test_webhook_routes).
+    ("/api/settings/webhooks", "GET"), ("/api/settings/webhooks", "POST"), (WEBHOOK, "GET"), (WEBHOOK, "POST"),
+    (WEBHOOK, "DELETE"), (WEBHOOK + "/enable", "POST"), (WEBHOOK + "/disable", "POST"), (WEBHOOK + "/deliveries", "GET"),
+    ("/settings/webhooks", "GET"), ("/settings/webhooks", "POST"), ("/settings/webhooks/{webhook_id}", "GET"),
+    ("/settings/webhooks/{webhook_id}", "POST"),
     *((p + "/{name}/resolve/{rev}/{path:path}", "GET") for p in TYPED),
 }
 
@@ -753,6 +759,77 @@ def test_collection_routes(live_hub, world):
             new = send_as(principal, "GET", "/collections/new")
             if new.status_code not in (200, 303) or send_as(principal, "POST", "/collections/new").status_code != 403:
                 failures.append(f"/collections/new as {principal}")
+    assert not failures, "\n".join(failures)
+
+
+def test_webhook_routes(live_hub, world):
+    """A webhook (with its secret and delivery log) is its owner's alone: to every other caller each
+    route answers exactly as for a missing webhook; the owner's read token reads but changes
+    nothing; changes are decided before the (invalid) body is read."""
+    owner = {"Authorization": f"Bearer {world.tokens['member_admin']}"}
+    failures = []
+    with httpx.Client(base_url=live_hub.url, timeout=60) as http:
+        created = http.post("/api/settings/webhooks", headers=owner, json={
+            "url": "https://example.org/hook", "secret": world.marker, "watched": [{"type": "org", "name": world.org}]})
+        assert created.status_code == 200, created.text
+        hook = created.json()["webhook"]["id"]
+        missing = "0" * 24
+
+        def send_as(principal, method, path, body=None):
+            token = world.tokens.get(principal)
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            return http.request(method, path, headers=headers, json=body)
+
+        routes = (("GET", "", None, False), ("GET", "/deliveries", None, False), ("POST", "", {"url": 5}, True),
+                  ("POST", "/disable", None, True), ("POST", "/enable", None, True))
+        for principal in PRINCIPALS:
+            mine = principal in ("member_admin", "owner_read")
+            for method, suffix, body, write in routes:
+                got = send_as(principal, method, f"/api/settings/webhooks/{hook}{suffix}", body)
+                where = f"{method} {suffix or '/'} as {principal}: {got.status_code} {got.text[:100]!r}"
+                if not mine:
+                    gone = send_as(principal, method, f"/api/settings/webhooks/{missing}{suffix}", body)
+                    if _shape(got) != _shape(gone) or got.status_code not in (401, 404) or world.marker in got.text:
+                        failures.append(f"differs from a missing webhook: {where}")
+                elif write and principal == "owner_read":
+                    if got.status_code != 403:
+                        failures.append(f"a read token changed a webhook: {where}")
+                elif got.status_code != (400 if body else 200):
+                    failures.append(f"allowed but refused: {where}")
+            gone = send_as(principal, "DELETE", f"/api/settings/webhooks/{hook}") if principal != "member_admin" else None
+            if gone is not None and gone.status_code != (403 if principal == "owner_read" else 401 if principal == "anonymous" else 404):
+                failures.append(f"DELETE as {principal}: {gone.status_code}")
+            listing = send_as(principal, "GET", "/api/settings/webhooks")
+            if listing.status_code != (401 if principal == "anonymous" else 200) or (hook in listing.text) != mine:
+                failures.append(f"listing as {principal}: {listing.status_code}")
+            new = send_as(principal, "POST", "/api/settings/webhooks", {"url": 5})
+            want = 401 if principal == "anonymous" else 403 if principal in ("read", "owner_read") else 400
+            if new.status_code != want:
+                failures.append(f"create as {principal} (want {want}): {new.status_code}")
+        # Web: the webhook's page is its owner's; forms need the visitor's CSRF token.
+        for caller in ("anonymous", *(f"web:{p}" for p in WEB_USERS)):
+            cookie, csrf = world.sessions.get(caller, ("", ""))
+            headers = {"Cookie": cookie, "Origin": live_hub.url} if cookie else {"Origin": live_hub.url}
+            page = http.get(f"/settings/webhooks/{hook}", headers=headers)
+            gone = http.get(f"/settings/webhooks/{missing}", headers=headers)
+            if caller == "web:member_admin":
+                ok = page.status_code == 200 and "example.org/hook" in page.text and world.marker not in page.text
+            else:
+                ok = _shape(page) == _shape(gone) and page.status_code in (303, 404)
+            if not ok:
+                failures.append(f"web page as {caller}: {page.status_code}")
+            for path in (f"/settings/webhooks/{hook}", "/settings/webhooks"):
+                refused = http.post(path, headers=headers, data={"action": "delete", "url": "https://example.org"})
+                if refused.status_code != 403:
+                    failures.append(f"POST {path} without CSRF as {caller}: {refused.status_code}")
+            if cookie and caller != "web:member_admin":
+                deleted = http.post(f"/settings/webhooks/{hook}", headers=headers, data={"action": "delete", "csrf": csrf})
+                if deleted.status_code != 404:
+                    failures.append(f"web delete as {caller}: {deleted.status_code}")
+        if http.get(f"/api/settings/webhooks/{hook}", headers=owner).status_code != 200:
+            failures.append("the webhook did not survive the refused requests")
+        if http.delete(f"/api/settings/webhooks/{hook}", headers=owner).status_code != 200:
+            failures.append("its owner could not delete it")
     assert not failures, "\n".join(failures)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from aicommons.api import collections, commits, discussions, files, gating, lfs, refs, repos, social
+from aicommons.api import collections, commits, discussions, files, gating, lfs, refs, repos, social, webhooks
 from aicommons.api.git_http import git_routes
 from aicommons.api.openapi import openapi_json
 from aicommons.api.viewer import viewer_routes
@@ -12,6 +12,7 @@ from aicommons.api.xet import xet_routes
 
 REPO = "/api/{types}/{ns}/{name}"
 COLLECTION = "/api/collections/{ns}/{slug}"
+WEBHOOK = "/api/settings/webhooks/{webhook_id}"
 PREFIXES = ("/datasets", "/spaces", "")
 ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
@@ -28,6 +29,14 @@ def hub_routes() -> list[Route]:
         Route("/api/repos/move", repos.move_repo, methods=["POST"]),
         Route("/api/users/{user}/likes", social.user_likes),
         Route("/api/settings/repositories", repos.storage_listing),
+        Route("/api/settings/webhooks", webhooks.list_webhooks),
+        Route("/api/settings/webhooks", webhooks.create_webhook, methods=["POST"]),
+        Route(WEBHOOK, webhooks.get_webhook),
+        Route(WEBHOOK, webhooks.update_webhook, methods=["POST"]),
+        Route(WEBHOOK, webhooks.delete_webhook, methods=["DELETE"]),
+        Route(WEBHOOK + "/enable", webhooks.enable_webhook, methods=["POST"]),
+        Route(WEBHOOK + "/disable", webhooks.disable_webhook, methods=["POST"]),
+        Route(WEBHOOK + "/deliveries", webhooks.deliveries),
         Route("/api/organizations/{org}/settings/repositories", repos.storage_listing),
         Route("/api/collections", collections.list_collections),
         Route("/api/collections", collections.create_collection, methods=["POST"]),

@@ -127,7 +127,7 @@ class CommitService:
             if open_pull_request is not None:
                 ref = open_pull_request(str(head.id))  # the PR ref starts at the commit's parent
                 self.git.update_ref(repo.storage_key, ref, oid, str(head.id))
-                self._record(repo, ref, oid, request, lfs_sizes, author.id)
+                self._record(repo, ref, oid, request, lfs_sizes, author.id, str(head.id))
                 return CommitResult(oid, ref)
             try:
                 self.git.update_ref(repo.storage_key, ref, oid, str(head.id))
@@ -136,7 +136,7 @@ class CommitService:
                     raise PreconditionFailed(STALE_PARENT) from None
                 time.sleep(random.uniform(0, min(0.2, 0.005 * 2 ** _attempt)))
                 continue  # someone else committed: re-apply our operations on the new head
-            self._record(repo, ref, oid, request, lfs_sizes, author.id)
+            self._record(repo, ref, oid, request, lfs_sizes, author.id, str(head.id))
             return CommitResult(oid, ref)
         raise PreconditionFailed(STALE_PARENT)
 
@@ -191,10 +191,10 @@ class CommitService:
         return changes
 
     def _record(self, repo: RepoRow, ref: str, oid: str, request: CommitRequest, lfs_sizes: dict[str, int],
-                author_id: int) -> None:
+                author_id: int, old: str) -> None:
         lfs_files = [(op.oid, op.path, lfs_sizes[op.oid]) for op in request.operations if isinstance(op, AddLfsFile)]
         if lfs_files:
             self.store.mark_lfs_committed(repo.id, lfs_files, ref, utcnow())
-        self.repos.after_ref_update(repo, ref, oid)
+        self.repos.after_ref_update(repo, ref, oid, old)
         for listener in self.listeners:
             listener(repo, ref, oid, request.summary.strip(), author_id)

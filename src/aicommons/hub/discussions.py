@@ -102,6 +102,7 @@ class DiscussionService:
         if pull_request:
             self.git.update_ref(repo.storage_key, pr_ref(discussion.num), start_sha, None)
         self.store.add_event(discussion.id, "comment", principal.account.id, _comment_data(description, now), now)
+        self.repos.events.discussion("create", repo, discussion)
         return discussion
 
     # --- events ---------------------------------------------------------------------------------
@@ -113,7 +114,9 @@ class DiscussionService:
         discussion = self.get(repo, num)
         now = utcnow()
         event_id = self.store.add_event(discussion.id, "comment", principal.account.id, _comment_data(text, now), now)
-        return self.store.event(discussion.id, event_id)
+        event = self.store.event(discussion.id, event_id)
+        self.repos.events.comment("create", repo, discussion, event)
+        return event
 
     def rename(self, repo: RepoRow, principal: Principal, num: int, title) -> EventRow:
         self._require_signed_in(principal)
@@ -124,6 +127,7 @@ class DiscussionService:
         now = utcnow()
         event_id = self.store.add_event(discussion.id, "title-change", principal.account.id,
                                         {"from": discussion.title, "to": title}, now)
+        self.repos.events.discussion("update", repo, self.get(repo, num))
         return self.store.event(discussion.id, event_id)
 
     def change_status(self, repo: RepoRow, principal: Principal, num: int, status, comment: str | None) -> EventRow:
@@ -142,6 +146,9 @@ class DiscussionService:
         if comment and comment.strip():
             self.store.add_event(discussion.id, "comment", principal.account.id, _comment_data(comment, now), now)
         event_id = self.store.add_event(discussion.id, "status-change", principal.account.id, {"status": status}, now)
+        repo = self.repos.store.get_by_id(discussion.repo_id)
+        if repo is not None:
+            self.repos.events.discussion("update", repo, self.get(repo, discussion.num))
         return self.store.event(discussion.id, event_id)
 
     def edit_comment(self, repo: RepoRow, principal: Principal, num: int, event_id: str, text) -> EventRow:
@@ -160,7 +167,9 @@ class DiscussionService:
         data["latest"] = _comment_data(text, now)["latest"]
         data["edited"] = True
         self.store.update_event(event.id, data)
-        return self.store.event(discussion.id, event.id)
+        event = self.store.event(discussion.id, event.id)
+        self.repos.events.comment("update", repo, discussion, event)
+        return event
 
     def hide_comment(self, repo: RepoRow, principal: Principal, num: int, event_id: str) -> EventRow:
         self._require_signed_in(principal)
@@ -172,7 +181,9 @@ class DiscussionService:
         data = dict(event.data, hidden=True, history=[])
         data["latest"] = dict(data["latest"], raw="", html="")
         self.store.update_event(event.id, data)
-        return self.store.event(discussion.id, event.id)
+        event = self.store.event(discussion.id, event.id)
+        self.repos.events.comment("update", repo, discussion, event, hidden=True)
+        return event
 
     # --- pull requests --------------------------------------------------------------------------
 
@@ -239,7 +250,7 @@ class DiscussionService:
             self.git.update_ref(repo.storage_key, discussion.target_branch, oid, str(base.id))
         except RefUpdateConflict:
             raise Conflict("The target branch moved during the merge; try again") from None
-        self.repos.after_ref_update(repo, discussion.target_branch, oid)
+        self.repos.after_ref_update(repo, discussion.target_branch, oid, str(base.id))
         self.store.update(discussion.id, merge_commit_id=oid)
         self._set_status(discussion, principal, "merged", comment)
         return oid

@@ -20,6 +20,7 @@ from aicommons.db.repos import RepoStore
 from aicommons.db.scans import ScanStore
 from aicommons.db.sessions import SessionStore
 from aicommons.db.signup import LinkStore, RetiredNameStore, SignupAttemptStore
+from aicommons.db.webhooks import WebhookStore
 from aicommons.db.xet import XetFileStore
 from aicommons.gitrepo import GitStore
 from aicommons.hub import chunking
@@ -31,6 +32,7 @@ from aicommons.hub.collections import CollectionService
 from aicommons.hub.commits import CommitService
 from aicommons.hub.discussions import DiscussionService
 from aicommons.hub.downloads import DownloadCounter
+from aicommons.hub.events import Events
 from aicommons.hub.first_run import FirstRun
 from aicommons.hub.gating import GatingService
 from aicommons.hub.gc import LeasingBlobStore
@@ -49,6 +51,7 @@ from aicommons.hub.scans import ScanService
 from aicommons.hub.sessions import SessionService
 from aicommons.hub.sign_in_limits import SignInLimiter
 from aicommons.hub.signup import SignupService
+from aicommons.hub.webhooks import WebhookService
 from aicommons.scanning.worker import ScanWorkerPool
 from aicommons.storage import open_blob_store
 from aicommons.xet.service import XetService
@@ -88,7 +91,9 @@ class Hub:
         self.accounts.failed_sign_in_listeners.append(self.audit.record_failed_sign_in)
         access_requests = AccessRequestStore(self.engine)
         self.policy = Policy(access_requests)  # every "may this principal do this" (hub/policy.py)
-        self.repos = RepoService(self.repo_store, account_store, self.git, self.policy)
+        # What changed (repos, refs, settings, discussions), said once by the services (hub/events.py).
+        self.events = Events()
+        self.repos = RepoService(self.repo_store, account_store, self.git, self.policy, self.events)
         self.refs = RefService(self.repos, self.git)
         self.downloads = DownloadCounter(self.repo_store, settings.download_flush_seconds)
         self.repos.downloads = self.downloads
@@ -110,6 +115,9 @@ class Hub:
         self.gating = GatingService(access_requests, account_store, self.policy)
         self.lfs_files = LfsFileService(self.repo_store, self.repos, self.git)
         self.likes = LikeService(LikeStore(self.engine), self.repo_store, self.accounts, self.policy)
+        self.webhooks = WebhookService(WebhookStore(self.engine), self.accounts, self.repo_store, self.policy, settings,
+                                       queue=lambda delivery_id: self.jobs.deliver_webhook(delivery_id))
+        self.events.listeners.append(self.webhooks.on_event)
         self.collections = CollectionService(CollectionStore(self.engine), account_store, self.repo_store)
         self.web_key = self.keys.for_purpose("web-csrf")  # the web UI's CSRF tokens (web/session.py)
         self.lfs = LfsService(self.repo_store, self.blobs, self.keys.for_purpose("lfs-transfer"), settings.tmp_dir,

@@ -55,6 +55,15 @@ class Jobs:
             return self.hub.scans.scan_commit(repo_id, commit_id)
 
         self.scan_commit = scan_commit
+
+        @self.huey.task(retries=2, retry_delay=30, name="deliver_webhook")
+        def deliver_webhook(delivery_id: int) -> None:
+            # One attempt; a failed one comes back later, each time after twice the delay (hub/webhooks.py).
+            delay = self.hub.webhooks.attempt(delivery_id)
+            if delay is not None:
+                deliver_webhook.schedule(args=(delivery_id,), delay=delay)
+
+        self.deliver_webhook = deliver_webhook
         if settings.upstream_url and settings.upstream_sync_interval_hours > 0:
             @self.huey.periodic_task(every_hours(settings.upstream_sync_interval_hours), name="periodic_mirror_sync")
             def periodic_mirror_sync():

@@ -99,4 +99,4 @@ class LfsFileService:
                 self.git.update_ref(repo.storage_key, name, new, old)
             except RefUpdateConflict:
                 raise Conflict(f"{name} was updated during the history rewrite; try again") from None
-            self.repos.after_ref_update(repo, name, new)
+            self.repos.after_ref_update(repo, name, new, old)

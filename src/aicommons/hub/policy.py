@@ -169,3 +169,15 @@ def owned_refusal(principal: Principal, owner_id: int, private: bool, what: str)
         return Forbidden("A write token is needed to do this: read tokens only read")
     return Forbidden(f"You don't have the rights to change this {what.lower()}: a write token of the owner or of "
                      "a member of the owning organization with the write or admin role is needed")
+
+
+def personal_refusal(principal: Principal, owner_id: int, write: bool, what: str) -> HubError | None:
+    """Things that belong to one user (webhooks, with their secrets): only that user sees or changes
+    them; to anyone else they answer like missing ones. Changes need a write credential."""
+    if principal.is_anonymous:
+        return Unauthorized("You must be signed in to do this")
+    if principal.account.id != owner_id:
+        return NotFound(f"{what} not found")
+    if write and not principal.can_write_at_all:
+        return Forbidden("A write token is needed to do this: read tokens only read")
+    return None

@@ -232,7 +232,7 @@ class PushService:
             files = plan.lfs_files.get(update.ref)
             if files:
                 self.store.mark_lfs_committed(repo.id, files, update.ref, utcnow())
-            self.repos.after_ref_update(repo, update.ref, current)
+            self.repos.after_ref_update(repo, update.ref, current, update.old)
             landed.append(update.ref)
         return landed
 

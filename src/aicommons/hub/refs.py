@@ -49,7 +49,7 @@ class RefService:
             self.git.update_ref(repo.storage_key, ref, str(start.id), None)
         except RefUpdateConflict:
             raise Conflict(f"Reference {ref} already exists") from None
-        self.repos.after_ref_update(repo, ref, str(start.id))
+        self.repos.after_ref_update(repo, ref, str(start.id), None)
 
     def delete_branch(self, repo: RepoRow, branch: str) -> None:
         ref = f"refs/heads/{branch}"
@@ -70,13 +70,13 @@ class RefService:
                                    int(time.time()), 0)
             # An annotated tag: libgit2 writes the tag object and its ref together.
             git_repo.create_tag(tag, target.id, pygit2.enums.ObjectType.COMMIT, sig, message)
-            self.repos.after_ref_update(repo, ref, oid)
+            self.repos.after_ref_update(repo, ref, oid, None)
             return
         try:
             self.git.update_ref(repo.storage_key, ref, oid, None)
         except RefUpdateConflict:
             raise Conflict(f"Tag {tag} already exists") from None
-        self.repos.after_ref_update(repo, ref, oid)
+        self.repos.after_ref_update(repo, ref, oid, None)
 
     def delete_tag(self, repo: RepoRow, tag: str) -> None:
         self._delete_ref(repo, f"refs/tags/{tag}", tag)
@@ -90,7 +90,7 @@ class RefService:
             self.git.delete_ref(repo.storage_key, ref, str(current.target))
         except RefUpdateConflict as exc:
             raise Conflict(str(exc)) from None
-        self.repos.after_ref_update(repo, ref, None)
+        self.repos.after_ref_update(repo, ref, None, str(current.target))
 
     def squash(self, repo: RepoRow, principal: Principal, branch: str, message: str | None) -> str:
         """Replace the history of ``branch`` by one commit with the same tree."""
@@ -106,7 +106,7 @@ class RefService:
             self.git.update_ref(repo.storage_key, ref, oid, str(head.id))
         except RefUpdateConflict:
             raise Conflict("The branch was updated during the squash; try again") from None
-        self.repos.after_ref_update(repo, ref, oid)
+        self.repos.after_ref_update(repo, ref, oid, str(head.id))
         return oid
 
     def resolve(self, repo: RepoRow, revision: str) -> tuple[pygit2.Repository, pygit2.Commit]:

@@ -22,6 +22,7 @@ from aicommons.gitrepo.trees import apply_changes
 from aicommons.hub import content
 from aicommons.hub.access import Principal
 from aicommons.hub.cards import Card, card_from_readme
+from aicommons.hub.events import UNKNOWN, Events
 from aicommons.hub.gitattributes import DEFAULT_GITATTRIBUTES
 from aicommons.hub.names import check_repo_name, check_repo_type
 from aicommons.hub.policy import Action, Policy, may_see, not_found
@@ -89,8 +90,10 @@ class RepoMoved(HubError):
 
 
 class RepoService:
-    def __init__(self, repos: RepoStore, accounts: AccountStore, git: GitStore, policy: Policy):
+    def __init__(self, repos: RepoStore, accounts: AccountStore, git: GitStore, policy: Policy,
+                 events: Events | None = None):
         self.store = repos
+        self.events = events or Events()  # hub/events.py: what webhooks hear
         self.policy = policy
         self.accounts = accounts
         self.git = git
@@ -223,7 +226,9 @@ class RepoService:
             self.git.delete(storage_key)
             raise
         self._store_head(repo, git_repo, git_repo[pygit2.Oid(hex=sha)], now=None)
-        return self.store.get_by_id(repo.id), True
+        repo = self.store.get_by_id(repo.id)
+        self.events.repo("create", repo)
+        return repo, True
 
     def _initial_commit(self, git_repo: pygit2.Repository, storage_key: str, files: dict[str, bytes],
                         principal: Principal) -> str:
@@ -240,6 +245,7 @@ class RepoService:
         self.store.delete(repo.id)
         self.git.delete(repo.storage_key)
         self._changed(repo)
+        self.events.repo("delete", repo)
 
     def update_settings(self, principal: Principal, repo: RepoRow, private: bool | None,
                         gated: str | bool | None) -> None:
@@ -257,6 +263,7 @@ class RepoService:
         if values:
             self.store.update(repo.id, **values, last_modified=utcnow())
             self._changed(repo)
+            self.events.config_changed(self.store.get_by_id(repo.id) or repo, values)
 
     def move(self, principal: Principal, repo_type: str, from_id: str, to_id: str) -> RepoRow:
         repo_type = check_repo_type(repo_type)
@@ -273,6 +280,7 @@ class RepoService:
         except AlreadyExists:
             raise Conflict(f"A {repo_type} repository called {to_id} already exists") from None
         self._changed(repo)
+        self.events.repo("move", repo, moved_to=f"{namespace}/{name}")
         return self.store.get_by_id(repo.id)
 
     def storage_used(self, repo: RepoRow) -> int:
@@ -356,8 +364,9 @@ class RepoService:
 
     # --- keeping metadata in sync with git ------------------------------------------------------
 
-    def after_ref_update(self, repo: RepoRow, ref: str, new_sha: str | None) -> None:
-        """Refresh the cached head, card and tags when the default branch moved."""
+    def after_ref_update(self, repo: RepoRow, ref: str, new_sha: str | None, old_sha: str | None = UNKNOWN) -> None:
+        """Refresh the cached head, card and tags when the default branch moved; tell the listeners
+        and the hub's events (``old_sha``: where the ref was, ``None`` when it was created)."""
         self._changed(repo)
         if ref != f"refs/heads/{DEFAULT_BRANCH}" or new_sha is None:
             self.store.update(repo.id, last_modified=utcnow())
@@ -366,3 +375,4 @@ class RepoService:
             self._store_head(repo, git_repo, git_repo[pygit2.Oid(hex=new_sha)], now=utcnow())
         for listener in self.ref_listeners:
             listener(repo, ref, new_sha)
+        self.events.ref_moved(self.store.get_by_id(repo.id) or repo, ref, old_sha, new_sha)

@@ -7,7 +7,7 @@ from pathlib import Path
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from aicommons.web import account, browse, collections, community, join
+from aicommons.web import account, browse, collections, community, join, webhooks
 
 PREFIXES = ("/datasets", "/spaces", "")
 GET_POST = ["GET", "POST"]
@@ -30,6 +30,8 @@ def web_routes() -> list:
         Route("/settings/invites", join.invites, methods=GET_POST),
         Route("/settings/tokens", account.tokens, methods=GET_POST),
         Route("/new", account.new_repo, methods=GET_POST),
+        Route("/settings/webhooks", webhooks.webhooks, methods=GET_POST),
+        Route("/settings/webhooks/{webhook_id}", webhooks.webhook, methods=GET_POST),
         Route("/collections/new", collections.new_collection, methods=GET_POST),
         Route("/collections/{ns}/{slug}", collections.collection_page, methods=GET_POST),
     ]

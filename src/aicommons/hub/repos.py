@@ -263,7 +263,7 @@ class RepoService:
         if values:
             self.store.update(repo.id, **values, last_modified=utcnow())
             self._changed(repo)
-            self.events.config_changed(self.store.get_by_id(repo.id) or repo, values)
+            self.events.config_changed(repo, values)
 
     def move(self, principal: Principal, repo_type: str, from_id: str, to_id: str) -> RepoRow:
         repo_type = check_repo_type(repo_type)
@@ -375,4 +375,4 @@ class RepoService:
             self._store_head(repo, git_repo, git_repo[pygit2.Oid(hex=new_sha)], now=utcnow())
         for listener in self.ref_listeners:
             listener(repo, ref, new_sha)
-        self.events.ref_moved(self.store.get_by_id(repo.id) or repo, ref, old_sha, new_sha)
+        self.events.ref_moved(repo, ref, old_sha, new_sha)

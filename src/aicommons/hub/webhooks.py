@@ -148,16 +148,17 @@ class WebhookService:
 
     def payload(self, event: HubEvent, webhook: WebhookRow, fresh) -> dict:
         """The Hub's webhook payload (version 3), as huggingface_hub's ``WebhookPayload`` reads it."""
-        repo, base = event.repo, self._base()
+        repo, base = event.repo, self._base()  # a moved repo under its old name; ``fresh``: as it is now
+        current = fresh or repo
         web = f"{base}/{REPO_TYPE_PREFIX[repo.type]}{repo.full_id}"
         out: dict = {
             "event": {"action": event.action, "scope": event.scope},
-            "repo": {"type": repo.type, "name": repo.full_id, "id": str(repo.id), "private": repo.private,
+            "repo": {"type": repo.type, "name": repo.full_id, "id": str(repo.id), "private": current.private,
                      "url": {"web": web, "api": f"{base}/api/{REPO_TYPE_PLURAL[repo.type]}/{repo.full_id}"},
-                     "owner": {"id": str(repo.owner_id)}, "tags": list(repo.tags or [])},
+                     "owner": {"id": str(repo.owner_id)}, "tags": list(current.tags or [])},
             "webhook": {"id": webhook.id, "version": PAYLOAD_VERSION},
         }
-        head = (fresh or repo).sha
+        head = current.sha
         if event.domain == "repo" and head:
             out["repo"].update(headSha=head, head_sha=head)
         if event.updated_refs:
@@ -165,7 +166,7 @@ class WebhookService:
         if event.updated_config:
             out["updatedConfig"] = dict(event.updated_config)
         if event.moved_to:
-            out["movedTo"] = {"name": event.moved_to, "owner": {"id": str((fresh or repo).owner_id)}}
+            out["movedTo"] = {"name": event.moved_to, "owner": {"id": str(current.owner_id)}}
         if event.discussion is not None:
             d = event.discussion
             discussion = {"id": str(d.id), "num": d.num, "author": {"id": str(d.author_id)}, "title": d.title,

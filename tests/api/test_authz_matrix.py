@@ -750,6 +750,11 @@ def test_collection_routes(live_hub, world):
                 no_csrf = http.post(f"/collections/{slug}", headers=headers, data={"action": "delete"})
                 if no_csrf.status_code != 403:
                     failures.append(f"web form without CSRF on {kind} as {caller}: {no_csrf.status_code}")
+                if cookie and r.write:  # bad form input is a 400 page, never a 5xx
+                    bad = http.post(f"/collections/{slug}", headers=headers,
+                                    data={"action": "up", "position": "x", "item": item, "csrf": csrf})
+                    if bad.status_code != 400:
+                        failures.append(f"web form with a bad position on {kind} as {caller}: {bad.status_code}")
                 if cookie and not r.write:
                     refused = http.post(f"/collections/{slug}", headers=headers, data={"action": "delete", "csrf": csrf})
                     if refused.status_code not in (403, 404) or http.get(f"/api/collections/{slug}", headers=owner

@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from aicommons.errors import HubError
+from aicommons.errors import BadRequest, HubError
 from aicommons.hub.collections import ITEM_TYPES, THEMES, CollectionExists, slug_of
 from aicommons.hub.policy import owned_refusal
 from aicommons.web.browse import path_param
@@ -52,7 +52,10 @@ def collection_page(request: Request) -> Response:
         elif action == "note":
             hub.collections.update_item(collection, form.get("item", ""), {"note": form.get("note", "")})
         elif action in ("up", "down"):
-            position = int(form.get("position", "0") or 0) + (-1 if action == "up" else 1)
+            raw = form.get("position", "")
+            if not raw.isdigit() or len(raw) > 6:
+                raise BadRequest("Invalid position")
+            position = int(raw) + (-1 if action == "up" else 1)
             hub.collections.update_item(collection, form.get("item", ""), {"position": max(0, position)})
         elif action == "remove":
             hub.collections.delete_item(collection, form.get("item", ""))

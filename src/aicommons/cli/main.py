@@ -161,10 +161,25 @@ def cmd_org_add_member(args) -> int:
 
 
 def cmd_token_create(args) -> int:
+    import json
+    from datetime import timedelta
+
+    from aicommons.times import utcnow
+
+    role, fine_grained = args.role, None
+    if args.permissions is not None:
+        try:
+            fine_grained = json.loads(args.permissions)
+        except ValueError as exc:
+            print(f"--permissions: not JSON ({exc})", file=sys.stderr)
+            return 2
+        role = "fineGrained"
+    expires_at = utcnow() + timedelta(days=args.expires_days) if args.expires_days else None
     hub = _hub()
-    token = hub.accounts.create_token(args.user, role=args.role, name=args.name, value=args.value)
-    hub.audit.record_cli(f"token create --role {args.role}", args.user)
-    print(f"created {args.role} token for {args.user}; it is shown only once:")
+    token = hub.accounts.create_token(args.user, role=role, name=args.name, value=args.value,
+                                      fine_grained=fine_grained, expires_at=expires_at)
+    hub.audit.record_cli(f"token create --role {role}", args.user)
+    print(f"created {role} token for {args.user}; it is shown only once:")
     print(token)
     return 0
 
@@ -321,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     add = org.add_parser("add-member", help="add a user to an organization")
     add.add_argument("org")
     add.add_argument("user")
-    add.add_argument("--role", choices=["read", "write", "admin"], default="write")
+    add.add_argument("--role", choices=["read", "contributor", "write", "admin"], default="write")
     add.set_defaults(func=cmd_org_add_member)
 
     token = sub.add_parser("token", help="manage access tokens").add_subparsers(dest="action", required=True)
@@ -330,6 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--role", choices=["read", "write"], default="write")
     create.add_argument("--name", help="a name to recognise the token by")
     create.add_argument("--value", help="use this token value (for test fixtures)")
+    create.add_argument("--permissions", metavar="JSON",
+                        help='a fine-grained token: {"canReadGatedRepos": false, "global": [...], "scoped": '
+                             '[{"entity": {"type": "user|org|model|dataset|space", "name": ...}, '
+                             '"permissions": [...]}]} (docs/teams.md)')
+    create.add_argument("--expires-days", type=int, help="the token stops working after this many days")
     create.set_defaults(func=cmd_token_create)
     revoke = token.add_parser("revoke", help="revoke a token")
     revoke.add_argument("token")

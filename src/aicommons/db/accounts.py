@@ -43,8 +43,22 @@ class TokenRow:
     id: int
     user_id: int
     name: str
-    role: str
+    role: str  # "read" | "write" | "fineGrained"
     created_at: datetime
+    fine_grained: dict | None = None  # hub/token_scopes.Grants.to_stored()
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
+    origin: str | None = None
+
+
+def _token(row, prefix: str = "") -> TokenRow:
+    def get(name):
+        return getattr(row, prefix + name)
+    return TokenRow(get("id"), get("user_id"), get("name"), get("role"), get("created_at"), get("fine_grained"),
+                    get("expires_at"), get("last_used_at"), get("origin"))
+
+
+_TOKEN_COLUMNS = [c.label("token_" + c.name) for c in tokens.c if c.name != "token_hash"]
 
 
 def _account(row) -> Account:
@@ -159,40 +173,45 @@ class AccountStore:
 
     # --- tokens ---------------------------------------------------------------------------------
 
-    def add_token(self, user_id: int, name: str, role: str, token_hash: str) -> TokenRow:
+    def add_token(self, user_id: int, name: str, role: str, token_hash: str, fine_grained: dict | None = None,
+                  expires_at: datetime | None = None, origin: str | None = None) -> TokenRow:
+        now = utcnow()
         try:
             with self.engine.begin() as conn:
                 res = conn.execute(insert(tokens).values(user_id=user_id, name=name, role=role,
-                                                         token_hash=token_hash, created_at=utcnow()))
+                                                         token_hash=token_hash, created_at=now,
+                                                         fine_grained=fine_grained, expires_at=expires_at,
+                                                         origin=origin))
                 token_id = res.inserted_primary_key[0]
         except IntegrityError as exc:
             raise AlreadyExists("token") from exc
-        return TokenRow(token_id, user_id, name, role, utcnow())
+        return TokenRow(token_id, user_id, name, role, now, fine_grained, expires_at, None, origin)
 
     def token_by_hash(self, token_hash: str) -> tuple[TokenRow, Account] | None:
         """The token and its user, in one query (this runs on every authenticated request)."""
-        query = (select(accounts, tokens.c.id.label("token_id"), tokens.c.name.label("token_name"),
-                        tokens.c.role.label("token_role"), tokens.c.created_at.label("token_created_at"))
-                 .join(accounts, accounts.c.id == tokens.c.user_id)
+        query = (select(accounts, *_TOKEN_COLUMNS).join(accounts, accounts.c.id == tokens.c.user_id)
                  .where(tokens.c.token_hash == token_hash))
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         if row is None:
             return None
-        token = TokenRow(row.token_id, row.id, row.token_name, row.token_role, row.token_created_at)
-        return token, _account(row)
+        return _token(row, "token_"), _account(row)
 
     def token_by_id(self, token_id: int) -> tuple[TokenRow, Account] | None:
         """The token (still existing, i.e. not revoked) and its user."""
-        query = (select(accounts, tokens.c.id.label("token_id"), tokens.c.name.label("token_name"),
-                        tokens.c.role.label("token_role"), tokens.c.created_at.label("token_created_at"))
-                 .join(accounts, accounts.c.id == tokens.c.user_id)
+        query = (select(accounts, *_TOKEN_COLUMNS).join(accounts, accounts.c.id == tokens.c.user_id)
                  .where(tokens.c.id == token_id))
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         if row is None:
             return None
-        return TokenRow(row.token_id, row.id, row.token_name, row.token_role, row.token_created_at), _account(row)
+        return _token(row, "token_"), _account(row)
+
+    def touch_token(self, token_id: int, now: datetime, older_than: datetime) -> None:
+        """Record a use; at most one write per token between ``older_than`` and ``now``."""
+        with self.engine.begin() as conn:
+            conn.execute(update(tokens).where(tokens.c.id == token_id).where(
+                (tokens.c.last_used_at.is_(None)) | (tokens.c.last_used_at < older_than)).values(last_used_at=now))
 
     def delete_token(self, token_hash: str) -> bool:
         with self.engine.begin() as conn:
@@ -209,7 +228,7 @@ class AccountStore:
     def list_tokens(self, user_id: int) -> list[TokenRow]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(tokens).where(tokens.c.user_id == user_id).order_by(tokens.c.id))
-            return [TokenRow(r.id, r.user_id, r.name, r.role, r.created_at) for r in rows]
+            return [_token(r) for r in rows]
 
 
 def _encodable(text: str) -> bool:

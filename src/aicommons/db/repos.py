@@ -35,6 +35,7 @@ class RepoRow:
     likes: int
     created_at: datetime
     last_modified: datetime
+    created_by: int | None = None  # the user who created it
 
 
 def _repo(row) -> RepoRow:
@@ -44,6 +45,7 @@ def _repo(row) -> RepoRow:
         disabled=bool(row.disabled), sha=row.sha, card_data=row.card_data, tags=list(row.tags or []),
         library_name=row.library_name, pipeline_tag=row.pipeline_tag, downloads=row.downloads or 0,
         likes=row.likes or 0, created_at=row.created_at, last_modified=row.last_modified,
+        created_by=row.created_by,
     )
 
 
@@ -97,7 +99,7 @@ class RepoStore:
         self.engine = engine
 
     def create(self, *, type: str, namespace: str, name: str, owner_id: int, storage_key: str,
-               private: bool, now: datetime) -> RepoRow:
+               private: bool, now: datetime, created_by: int | None = None) -> RepoRow:
         full_id = f"{namespace}/{name}"
         try:
             with self.engine.begin() as conn:
@@ -105,7 +107,7 @@ class RepoStore:
                     type=type, namespace=namespace, name=name, full_id=full_id,
                     full_id_lower=full_id.lower(), owner_id=owner_id, storage_key=storage_key,
                     private=private, disabled=False, downloads=0, likes=0, tags=[],
-                    created_at=now, last_modified=now))
+                    created_at=now, last_modified=now, created_by=created_by))
                 repo_id = res.inserted_primary_key[0]
                 # A new repo takes the name back from any redirect that pointed elsewhere.
                 conn.execute(delete(repo_redirects).where(repo_redirects.c.type == type,

@@ -70,7 +70,7 @@ memberships = Table(
     "memberships", metadata,
     Column("org_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
     Column("user_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
-    Column("role", String(16), nullable=False, default="write"),  # "read" | "write" | "admin"
+    Column("role", String(16), nullable=False, default="write"),  # "read" | "contributor" | "write" | "admin"
 )
 
 tokens = Table(
@@ -82,6 +82,54 @@ tokens = Table(
     Column("token_hash", String(64), nullable=False, unique=True),  # sha256 of the token
     Column("created_at", DateTime, nullable=False),
     Column("last_used_at", DateTime),
+    Column("fine_grained", JSON),  # None: a classic read/write token; see hub/token_scopes.py
+    Column("expires_at", DateTime),  # None: never
+    Column("origin", String(16)),  # None: made by hand; "device": OAuth device login (hub/device_login.py)
+)
+
+# OAuth device login (RFC 8628): a code the CLI polls with, approved by a signed-in user on the web.
+device_codes = Table(
+    "device_codes", metadata,
+    Column("code_hash", String(64), primary_key=True),  # sha256 of the device_code
+    Column("user_code", String(16), nullable=False, unique=True),
+    Column("client_id", String(128), nullable=False),
+    Column("client_name", String(256), nullable=False),  # what the device said it is (its User-Agent)
+    Column("status", String(12), nullable=False),  # "pending" | "approved" | "denied" | "used"
+    Column("user_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE")),
+    Column("role", String(16)),  # the token role the approver chose
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Column("last_poll_at", DateTime),
+)
+
+# Invitations into an organisation: by link (anyone holding it) or for one e-mail address.
+org_invitations = Table(
+    "org_invitations", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("org_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("email", String(256)),  # None: a link anyone signed in may use
+    Column("role", String(16), nullable=False),
+    Column("created_by", Integer, ForeignKey("accounts.id", ondelete="SET NULL")),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Index("ix_org_invitations_org_id", "org_id"),
+)
+
+org_join_requests = Table(
+    "org_join_requests", metadata,
+    Column("org_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("created_at", DateTime, nullable=False),
+)
+
+# A user following a user or an organisation.
+follows = Table(
+    "follows", metadata,
+    Column("follower_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("followee_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_follows_followee_id", "followee_id"),
 )
 
 repos = Table(
@@ -106,6 +154,7 @@ repos = Table(
     Column("likes", Integer, nullable=False, default=0),
     Column("created_at", DateTime, nullable=False),
     Column("last_modified", DateTime, nullable=False),
+    Column("created_by", Integer),  # the user who created it (org "contributor" members write to theirs)
     UniqueConstraint("type", "full_id_lower", name="uq_repos_type_id"),
 )
 Index("ix_repos_downloads", repos.c.downloads)

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from aicommons.db.accounts import Account, AccountStore, AlreadyExists, TokenRow
 from aicommons.errors import BadRequest, Conflict, Forbidden, HubError, NotFound, Unauthorized
 from aicommons.hub import passwords
-from aicommons.hub.access import Principal
+from aicommons.hub.access import ORG_ROLES, Principal
 from aicommons.hub.account_names import NameService
 from aicommons.hub.names import check_namespace
 from aicommons.hub.sign_in_limits import SignInLimiter
+from aicommons.hub.token_scopes import GLOBAL_PERMISSIONS, REPO_TYPES, Grants, Scope, check_permissions
+from aicommons.times import iso_z as _iso
 from aicommons.times import utcnow
 from aicommons.ttl_cache import TTLCache
 
-TOKEN_ROLES = ("read", "write")
+TOKEN_ROLES = ("read", "write", "fineGrained")
 INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
 SUSPENDED = "This account is suspended"
+LAST_USED_PRECISION = timedelta(seconds=60)  # a token's last use is written at most once a minute
 
 
 def hash_token(token: str) -> str:
@@ -45,6 +50,9 @@ class AccountService:
         # this service empties it at once; changes made by another process (the CLI, another
         # replica) are seen within ``token_cache_seconds``.
         self._principals = TTLCache(token_cache_seconds, max_entries=10_000)
+        # (repo type, "ns/name") -> RepoRow | None; wired by the Hub (fine-grained grants name repos).
+        self.repo_lookup: Callable | None = None
+        self.repo_by_id: Callable | None = None  # repo id -> RepoRow | None
 
     def create_user(self, name: str, fullname: str = "", email: str | None = None,
                     password: str | None = None, is_admin: bool = False, email_verified: bool = True,
@@ -78,7 +86,7 @@ class AccountService:
         return org
 
     def add_member(self, org_name: str, user_name: str, role: str = "write") -> None:
-        if role not in ("read", "write", "admin"):
+        if role not in ORG_ROLES:
             raise BadRequest(f"Invalid role {role!r}")
         org = self.require(org_name, kind="org")
         user = self.require(user_name, kind="user")
@@ -119,18 +127,83 @@ class AccountService:
         return account
 
     def create_token(self, user_name: str, role: str = "write", name: str | None = None,
-                     value: str | None = None) -> str:
+                     value: str | None = None, fine_grained: dict | None = None,
+                     expires_at: datetime | None = None, origin: str | None = None) -> str:
+        """A new token, shown only here. ``fine_grained`` (role "fineGrained") is in the Hub's
+        whoami shape: ``{canReadGatedRepos, global: [perm], scoped: [{entity: {type, name},
+        permissions: [perm]}]}``; entities are the user, orgs they belong to, or repos they reach."""
         if role not in TOKEN_ROLES:
-            raise BadRequest(f"Invalid token role {role!r}: must be read or write")
+            raise BadRequest(f"Invalid token role {role!r}: must be read, write or fineGrained")
+        if (role == "fineGrained") != (fine_grained is not None):
+            raise BadRequest("Permissions go with the fineGrained role, and only with it")
         user = self.require(user_name, kind="user")
-        if role == "write" and not (user.email_verified and user.status == "active"):
+        if role in ("write", "fineGrained") and not (user.email_verified and user.status == "active"):
             raise Forbidden(Principal(key="", account=user, token_role="write").read_only_reason("create write tokens"))
+        name = (name or f"token-{secrets.token_hex(3)}").strip()
+        if not name or len(name) > 128:
+            raise BadRequest("A token name has 1 to 128 characters")
+        stored = self.resolve_grants(user, fine_grained).to_stored() if fine_grained is not None else None
         token = value or "hf_" + secrets.token_urlsafe(30).replace("-", "x").replace("_", "y")
         try:
-            self.store.add_token(user.id, name or f"token-{secrets.token_hex(3)}", role, hash_token(token))
+            self.store.add_token(user.id, name, role, hash_token(token), fine_grained=stored,
+                                 expires_at=expires_at, origin=origin)
         except AlreadyExists:
             raise Conflict("This token value is already in use") from None
         return token
+
+    def resolve_grants(self, user: Account, spec: dict) -> Grants:
+        """Check a fine-grained token's permissions (400 on anything wrong) and name entities by id."""
+        if not isinstance(spec, dict):
+            raise BadRequest("fineGrained must be an object")
+        global_permissions = spec.get("global") or []
+        if isinstance(global_permissions, list) and any(p not in GLOBAL_PERMISSIONS for p in global_permissions):
+            raise BadRequest(f"global: only {', '.join(GLOBAL_PERMISSIONS)} may be granted globally")
+        global_permissions = check_permissions("user", global_permissions, "global")
+        scopes = []
+        member_of = {org.id for org, _ in self.store.orgs_of(user.id)}
+        for entry in spec.get("scoped") or []:
+            entity = entry.get("entity") if isinstance(entry, dict) else None
+            if not isinstance(entity, dict) or not isinstance(entity.get("name"), str):
+                raise BadRequest("scoped: each entry needs entity {type, name}")
+            kind, name = entity.get("type"), entity["name"]
+            if kind == "user":
+                if name.lower() != user.name.lower():
+                    raise BadRequest(f"scoped: a token can only be scoped to its own user, not {name!r}")
+                entity_id = user.id
+            elif kind == "org":
+                org = self.store.get(name)
+                if org is None or org.kind != "org" or org.id not in member_of:
+                    raise BadRequest(f"scoped: you are not a member of an organization named {name!r}")
+                entity_id = org.id
+            elif kind in REPO_TYPES:
+                repo = self.repo_lookup(kind, name) if self.repo_lookup else None
+                if repo is None or (repo.private and repo.owner_id not in (user.id, *member_of) and not user.is_admin):
+                    raise BadRequest(f"scoped: no {kind} named {name!r} that you can reach")
+                kind, entity_id = "repo", repo.id
+            else:
+                raise BadRequest(f"scoped: unknown entity type {kind!r}")
+            permissions = check_permissions(kind, entry.get("permissions"), f"scoped {name}")
+            if permissions:
+                scopes.append(Scope(kind, entity_id, permissions))
+        return Grants(global_permissions, tuple(scopes), bool(spec.get("canReadGatedRepos")))
+
+    def describe_grants(self, grants: Grants) -> dict:
+        """A fine-grained token's permissions in the Hub's whoami-v2 shape (current names)."""
+        scoped = []
+        for scope in grants.scopes:
+            if scope.kind == "repo":
+                repo = self.repo_by_id(scope.id) if self.repo_by_id else None
+                if repo is None:
+                    continue  # deleted since: the grant names nothing
+                entity = {"_id": str(repo.id), "type": repo.type, "name": repo.full_id}
+            else:
+                account = self.store.get_by_id(scope.id)
+                if account is None:
+                    continue
+                entity = {"_id": str(account.id), "type": account.kind, "name": account.name}
+            scoped.append({"entity": entity, "permissions": sorted(scope.permissions)})
+        return {"canReadGatedRepos": grants.can_read_gated_repos, "global": sorted(grants.global_permissions),
+                "scoped": scoped}
 
     def revoke_token(self, token: str) -> bool:
         deleted = self.store.delete_token(hash_token(token))
@@ -148,12 +221,19 @@ class AccountService:
 
     def cached_principal(self, token: str) -> Principal | None:
         """The caller a token named moments ago, without touching the database; None if unknown."""
-        return self._principals.get(hash_token(token)) if self._principals.enabled else None
+        if not self._principals.enabled:
+            return None
+        principal = self._principals.get(hash_token(token))
+        if principal is not None and _expired(principal.expires_at):
+            raise Unauthorized("This token has expired")
+        return principal
 
     def principal_for_token(self, token: str) -> Principal:
         token_hash = hash_token(token)
         cached = self._principals.get(token_hash)
         if cached is not None:
+            if _expired(cached.expires_at):
+                raise Unauthorized("This token has expired")
             return cached
         generation = self._principals.generation  # a revocation during the lookup wins
         found = self.store.token_by_hash(token_hash)
@@ -162,9 +242,19 @@ class AccountService:
         row, account = found
         if account.suspended:
             raise Unauthorized(SUSPENDED)  # never cached: unsuspending applies at once
-        principal = self._principal(account, row.role, row.name, key=f"token:{row.id}")
+        if _expired(row.expires_at):
+            raise Unauthorized("This token has expired")
+        now = utcnow()
+        if row.last_used_at is None or row.last_used_at < now - LAST_USED_PRECISION:
+            self.store.touch_token(row.id, now, now - LAST_USED_PRECISION)
+        principal = self._token_principal(account, row)
         self._principals.put(token_hash, principal, generation)
         return principal
+
+    def _token_principal(self, account: Account, row: TokenRow) -> Principal:
+        principal = self._principal(account, row.role, row.name, key=f"token:{row.id}")
+        grants = Grants.from_stored(row.fine_grained) if row.role == "fineGrained" else None
+        return dataclasses.replace(principal, grants=grants, expires_at=row.expires_at, token_origin=row.origin)
 
     def principal_for_key(self, key: str) -> Principal | None:
         """The principal a ``Principal.key`` named when a signed link was minted, as it stands now:
@@ -182,7 +272,7 @@ class AccountService:
             row, account = found
             if account.suspended:
                 return None
-            return self._principal(account, row.role, row.name, key=f"token:{row.id}")
+            return None if _expired(row.expires_at) else self._token_principal(account, row)
         if kind == "user":
             account = self.store.get_by_id(int(ident))
             return None if account is None or account.suspended else self.principal_for_account(account)
@@ -287,6 +377,26 @@ class AccountService:
             "emailVerified": account.email is not None and account.email_verified,
             "orgs": [{"type": "org", "name": org.name, "fullname": org.fullname, "roleInOrg": role}
                      for org, role in orgs],
-            "auth": {"type": "access_token",
-                     "accessToken": {"displayName": principal.token_name or "password", "role": principal.token_role}},
+            "auth": {"type": "access_token", "accessToken": self._describe_access(principal)},
         }
+
+    def _describe_access(self, principal: Principal) -> dict:
+        kind, _, ident = principal.key.partition(":")
+        found = self.store.token_by_id(int(ident)) if kind == "token" and ident.isdigit() else None
+        row = found[0] if found else None
+        if row is None:  # a password or a web session: the user's full rights
+            return {"displayName": "password", "role": "write"}
+        access = {"role": row.role, "createdAt": _iso(row.created_at)}
+        if row.origin != "device":  # the CLI names an OAuth token itself ("oauth-<user>")
+            access["displayName"] = row.name
+        if row.expires_at is not None:
+            access["expiresAt"] = _iso(row.expires_at)
+        if row.last_used_at is not None:
+            access["lastUsedAt"] = _iso(row.last_used_at)
+        if principal.grants is not None:
+            access["fineGrained"] = self.describe_grants(principal.grants)
+        return access
+
+
+def _expired(expires_at: datetime | None) -> bool:
+    return expires_at is not None and expires_at <= utcnow()

@@ -87,6 +87,8 @@ class Hub:
         self.signup = SignupService(settings, self.accounts, LinkStore(self.engine), SignupAttemptStore(self.engine),
                                     self.mail)
         self.first_run = FirstRun(settings.data_dir, self.accounts)  # the one-time /setup link
+        self.accounts.repo_lookup = self.repo_store.get
+        self.accounts.repo_by_id = self.repo_store.get_by_id
         self.audit = AuditLog(AuditStore(self.engine))
         self.accounts.failed_sign_in_listeners.append(self.audit.record_failed_sign_in)
         access_requests = AccessRequestStore(self.engine)

@@ -23,6 +23,15 @@ Actions, from the least to the most power:
                    the write or admin role, or a site admin
 ``ADMIN``          settings (visibility, gating), delete, move: the owner user, an org admin, a
                    site admin
+``INFER``          inference on the model: ``READ_CONTENT``
+
+An org member with the "contributor" role writes only to the repos they created.
+
+A fine-grained token (hub/token_scopes.py) then narrows the user's rights to what it grants: a
+private repo it has no permission on answers like a missing one; ``READ_CONTENT`` of a private or
+owner-side gated repo needs ``repo.content.read``, of another gated repo ``canReadGatedRepos`` (or a
+grant on it); ``PARTICIPATE`` needs ``discussion.write``; ``CONTRIBUTE`` that or ``repo.write``;
+``WRITE`` ``repo.write``; ``ADMIN`` ``repo.settings.write``; ``INFER`` ``inference.serverless.write``.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ import enum
 from aicommons.db.repos import RepoRow
 from aicommons.errors import Forbidden, GatedRepo, HubError, NotFound, RepoNotFound, Unauthorized
 from aicommons.hub.access import Principal
+from aicommons.hub.token_scopes import DISCUSS, INFER, READ, SETTINGS, WRITE
 
 
 class Action(str, enum.Enum):
@@ -41,12 +51,13 @@ class Action(str, enum.Enum):
     CONTRIBUTE = "contribute"
     WRITE = "write"
     ADMIN = "admin"
+    INFER = "infer"
 
 
 # Actions that change state: they need a signed-in principal whose credential may write.
 STATE_CHANGING = frozenset({Action.PARTICIPATE, Action.CONTRIBUTE, Action.WRITE, Action.ADMIN})
 # Actions that read (or expose, or build on) the files of a gated repo.
-NEEDS_CONTENT = frozenset({Action.READ_CONTENT, Action.CONTRIBUTE})
+NEEDS_CONTENT = frozenset({Action.READ_CONTENT, Action.CONTRIBUTE, Action.INFER})
 
 
 def not_found(principal: Principal) -> RepoNotFound:
@@ -55,23 +66,44 @@ def not_found(principal: Principal) -> RepoNotFound:
 
 
 def may_see(principal: Principal, repo: RepoRow) -> bool:
-    return not repo.private or principal.can_read_owner(repo.owner_id)
+    return not repo.private or (principal.on_owner_side(repo.owner_id)
+                                and principal.token_allows_any_on_repo(repo.owner_id, repo.id))
 
 
 def _on_owner_side(principal: Principal, repo: RepoRow) -> bool:
-    return principal.can_read_owner(repo.owner_id)
+    return principal.on_owner_side(repo.owner_id) and principal.token_allows(READ, repo.owner_id, repo.id)
 
 
 def _may_write(principal: Principal, repo: RepoRow) -> bool:
-    return principal.can_write_owner(repo.owner_id)
+    return principal.can_write_repo(repo.owner_id, repo.id, repo.created_by)
 
 
 def _may_administer(principal: Principal, repo: RepoRow) -> bool:
-    if not principal.can_write_at_all:
+    if not principal.can_write_at_all or not principal.token_allows(SETTINGS, repo.owner_id, repo.id):
         return False
     if principal.is_admin or principal.account.id == repo.owner_id:
         return True
     return principal.org_roles.get(repo.owner_id) == "admin"
+
+
+def _token_refusal(principal: Principal, repo: RepoRow, action: Action) -> HubError | None:
+    """A fine-grained token without the permission ``action`` needs (its user may have it)."""
+    if principal.grants is None or action in (Action.READ_METADATA, Action.READ_CONTENT):
+        return None  # reads: by visibility and gating
+    owner, rid = repo.owner_id, repo.id
+    if action is Action.PARTICIPATE:
+        needed, ok = DISCUSS, principal.token_allows(DISCUSS, owner, rid)
+    elif action is Action.CONTRIBUTE:
+        needed = f"{DISCUSS} or {WRITE}"
+        ok = principal.token_allows(DISCUSS, owner, rid) or principal.token_allows(WRITE, owner, rid)
+    elif action is Action.INFER:
+        needed = INFER
+        ok = principal.token_allows(INFER, principal.account.id) or principal.token_allows(INFER, owner, rid)
+    else:
+        return None  # WRITE and ADMIN: in _may_write / _may_administer
+    if ok:
+        return None
+    return Forbidden(f"This fine-grained token lacks the {needed} permission on {repo.full_id}")
 
 
 class Policy:
@@ -91,6 +123,9 @@ class Policy:
             refusal = self._credential_refusal(principal, repo, action)
             if refusal is not None:
                 return refusal
+        refusal = _token_refusal(principal, repo, action)
+        if refusal is not None:
+            return refusal
         if action in NEEDS_CONTENT and not self.content_allowed(principal, repo):
             return gated(principal, repo)
         return None
@@ -118,8 +153,13 @@ class Policy:
         """The gating rule: ungated, on the owner side, or an accepted access request."""
         if not repo.gated or _on_owner_side(principal, repo):
             return True
-        return principal.account is not None and \
-            self.access_requests.status(repo.id, principal.account.id) == "accepted"
+        if principal.account is None:
+            return False
+        grants = principal.grants
+        if grants is not None and not grants.can_read_gated_repos and \
+                not grants.allows(READ, repo.owner_id, repo.id):
+            return False
+        return self.access_requests.status(repo.id, principal.account.id) == "accepted"
 
     # --- pieces ------------------------------------------------------------------------------------
 
@@ -132,6 +172,10 @@ class Policy:
             if principal.is_anonymous:
                 return RepoNotFound("Repository not found", status=401)
             what = "write to" if action is Action.WRITE else "administer"
+            if principal.grants is not None:
+                needed = WRITE if action is Action.WRITE else SETTINGS
+                if not principal.token_allows(needed, repo.owner_id, repo.id):
+                    return Forbidden(f"This fine-grained token lacks the {needed} permission on {repo.full_id}")
             return Forbidden(f"You don't have the rights to {what} {repo.full_id}: a write token of the owner or of "
                              f"a member of the owning organization with the {'write' if action is Action.WRITE else 'admin'}"
                              " role is needed")

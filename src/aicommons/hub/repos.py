@@ -196,7 +196,7 @@ class RepoService:
             raise Forbidden(principal.read_only_reason("create repos"))
         namespace = namespace or principal.name
         account = self.accounts.get(namespace)
-        if account is None or not principal.can_write_owner(account.id):
+        if account is None or not principal.can_create_in(account.id):
             raise Forbidden(f"You don't have the rights to create a repo under the namespace {namespace!r}")
         return account.name, account.id
 
@@ -218,7 +218,8 @@ class RepoService:
             sha = self._initial_commit(git_repo, storage_key, files, principal)
             now = utcnow()
             repo = self.store.create(type=repo_type, namespace=namespace, name=name, owner_id=owner_id,
-                                     storage_key=storage_key, private=private, now=now)
+                                     storage_key=storage_key, private=private, now=now,
+                                     created_by=principal.account.id)
         except AlreadyExists:
             self.git.delete(storage_key)
             return self.store.get(repo_type, f"{namespace}/{name}"), False

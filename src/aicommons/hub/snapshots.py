@@ -43,9 +43,9 @@ def _cache_key(repo_id: str, revision: str | None) -> tuple[str, str]:
 
 
 def _allowed_without_io(hub: Hub, repo: RepoRow, principal: Principal) -> bool:
-    """Whether ``principal`` may run ``repo`` (``Action.READ_CONTENT``), when the policy can say so
+    """Whether ``principal`` may run ``repo`` (``Action.INFER``), when the policy can say so
     without a DB read (callers fall back to ``resolve`` for the gated-repo access-request lookup)."""
-    return hub.policy.allows_without_io(principal, repo, Action.READ_CONTENT) is True
+    return hub.policy.allows_without_io(principal, repo, Action.INFER) is True
 
 
 def materialize(hub: Hub, repo: RepoRow, commit: pygit2.Commit) -> Path:
@@ -132,11 +132,11 @@ class ModelSnapshots:
         key = _cache_key(repo_id, revision)
         entry = self._recent.get(key)
         if entry is not None and may_see(principal, entry.repo):  # the rule find() applies
-            self.hub.policy.check(principal, entry.repo, Action.READ_CONTENT)
+            self.hub.policy.check(principal, entry.repo, Action.INFER)
             return entry.resolved
         generation = self._recent.generation
         name, rev = key
-        repo = self.hub.repos.find("model", name, principal, action=Action.READ_CONTENT)  # the exact error
+        repo = self.hub.repos.find("model", name, principal, action=Action.INFER)  # the exact error
         resolved = self._resolve_commit(repo, rev)
         self._recent.put(key, _Resolution(repo, resolved), generation)
         return resolved

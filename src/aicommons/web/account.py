@@ -68,21 +68,6 @@ def new_visitor(request: Request) -> None:
 
 
 @page_handler(sign_in=True)
-def tokens(request: Request) -> Response:
-    hub = hub_of(request)
-    account = request.state.web.principal.account
-    created = None
-    if request.method == "POST":
-        form = request.state.web.form
-        if form.get("action") == "create":
-            created = hub.accounts.create_token(account.name, role=form.get("role", "read"),
-                                                name=form.get("name") or None)
-        elif form.get("action") == "revoke" and form.get("token_id", "").isdigit():
-            hub.accounts.revoke_token_id(account.id, int(form["token_id"]))
-    return page(request, "tokens.html", tokens=hub.accounts.tokens_of(account), created=created)
-
-
-@page_handler(sign_in=True)
 def new_repo(request: Request) -> Response:
     hub = hub_of(request)
     principal = request.state.web.principal

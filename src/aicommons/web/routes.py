@@ -7,7 +7,7 @@ from pathlib import Path
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from aicommons.web import account, browse, collections, community, join, webhooks
+from aicommons.web import account, browse, collections, community, join, tokens, webhooks
 
 PREFIXES = ("/datasets", "/spaces", "")
 GET_POST = ["GET", "POST"]
@@ -28,7 +28,7 @@ def web_routes() -> list:
         Route("/email/verify/resend", join.resend_verification, methods=["POST"]),
         Route("/password/reset", join.password_reset, methods=GET_POST),
         Route("/settings/invites", join.invites, methods=GET_POST),
-        Route("/settings/tokens", account.tokens, methods=GET_POST),
+        Route("/settings/tokens", tokens.tokens, methods=GET_POST),
         Route("/new", account.new_repo, methods=GET_POST),
         Route("/settings/webhooks", webhooks.webhooks, methods=GET_POST),
         Route("/settings/webhooks/{webhook_id}", webhooks.webhook, methods=GET_POST),

@@ -1,0 +1,83 @@
+"""Access token settings: the user's tokens (classic, fine-grained, from device logins) and the
+fine-grained editor. Checkbox names are ``p|<scope>|<permission>``: scope ``user``, ``global``,
+``org:<name>`` or ``repos`` (the permissions given to every repo listed in the ``repos`` box)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from aicommons.errors import HubError
+from aicommons.hub import token_scopes
+from aicommons.times import utcnow
+from aicommons.web.context import hub_of, page_handler
+from aicommons.web.render import page
+
+EXPIRY_DAYS = {"never": None, "7": 7, "30": 30, "90": 90, "365": 365}
+
+
+def fine_grained_from_form(form: dict, user_name: str) -> dict:
+    """The Hub-shaped permissions a submitted editor asks for."""
+    chosen: dict[str, list[str]] = {}
+    for key, value in form.items():
+        if key.startswith("p|") and value:
+            _, scope, permission = key.split("|", 2)
+            chosen.setdefault(scope, []).append(permission)
+    scoped = []
+    if chosen.get("user"):
+        scoped.append({"entity": {"type": "user", "name": user_name}, "permissions": chosen["user"]})
+    for scope, permissions in chosen.items():
+        if scope.startswith("org:"):
+            scoped.append({"entity": {"type": "org", "name": scope[4:]}, "permissions": permissions})
+    for line in form.get("repos", "").splitlines():
+        line = line.strip().strip("/")
+        if not line:
+            continue
+        kind = "model"
+        for prefix, repo_type in (("datasets/", "dataset"), ("spaces/", "space"), ("models/", "model")):
+            if line.startswith(prefix):
+                kind, line = repo_type, line[len(prefix):]
+        scoped.append({"entity": {"type": kind, "name": line}, "permissions": chosen.get("repos", [])})
+    return {"canReadGatedRepos": form.get("gated") == "on", "global": chosen.get("global", []), "scoped": scoped}
+
+
+def describe(hub, token) -> list[str]:
+    """One line per scope of a token, for the table."""
+    if token.role != "fineGrained":
+        return [f"{token.role}: everything you can {'read' if token.role == 'read' else 'do'}"]
+    grants = hub.accounts.describe_grants(token_scopes.Grants.from_stored(token.fine_grained))
+    lines = [f"{s['entity']['type']} {s['entity']['name']}: {', '.join(s['permissions'])}" for s in grants["scoped"]]
+    if grants["global"]:
+        lines.append(f"everywhere: {', '.join(grants['global'])}")
+    if grants["canReadGatedRepos"]:
+        lines.append("gated repos you were admitted to: read")
+    return lines or ["nothing"]
+
+
+@page_handler(sign_in=True)
+def tokens(request: Request) -> Response:
+    hub = hub_of(request)
+    account = request.state.web.principal.account
+    created, error, status = None, None, 200
+    if request.method == "POST":
+        form = request.state.web.form
+        try:
+            if form.get("action") == "create":
+                role = form.get("role", "read")
+                days = EXPIRY_DAYS.get(form.get("expires", "never"), "bad")
+                if days == "bad":
+                    raise HubError("Choose an expiry from the list", status=400)
+                expires_at = utcnow() + timedelta(days=days) if days else None
+                fine = fine_grained_from_form(form, account.name) if role == "fineGrained" else None
+                created = hub.accounts.create_token(account.name, role=role, name=form.get("name") or None,
+                                                    fine_grained=fine, expires_at=expires_at)
+            elif form.get("action") == "revoke" and form.get("token_id", "").isdigit():
+                hub.accounts.revoke_token_id(account.id, int(form["token_id"]))
+        except HubError as exc:
+            error, status = exc.message, exc.status
+    orgs = [org.name for org, _ in hub.accounts.store.orgs_of(account.id)]
+    rows = [(t, describe(hub, t)) for t in hub.accounts.store.list_tokens(account.id)]
+    return page(request, "tokens.html", status=status, tokens=rows, created=created, error=error, orgs=orgs,
+                perms=token_scopes.PERMISSIONS, labels=token_scopes.LABELS, now=utcnow())

@@ -1,0 +1,173 @@
+"""Fine-grained tokens: whoami-v2 in the Hub's shape, and every door obeys the grants.
+
+A user with two private repos gets tokens scoped to one of them, to their account, to an org; the
+real ``HfApi``, git smart-HTTP, LFS batch, Xet token and inference doors are then asked.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+
+import httpx
+import pytest
+from huggingface_hub import HfApi
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+
+def _token(live_hub, user: str, permissions: dict | None, role: str = "write", **kw) -> str:
+    value = f"hf_fg_{uuid.uuid4().hex}"
+    args = ["token", "create", user, "--value", value, "--name", kw.get("name", "ci")]
+    if permissions is not None:
+        args += ["--permissions", json.dumps(permissions)]
+    else:
+        args += ["--role", role]
+    live_hub.cli(*args)
+    return value
+
+
+@pytest.fixture(scope="module")
+def fg(live_hub):
+    suffix = uuid.uuid4().hex[:8]
+    user, org = f"fg{suffix}", f"fgorg{suffix}"
+    live_hub.cli("user", "create", user)
+    live_hub.cli("org", "create", org, "--member", user)
+    write = _token(live_hub, user, None)
+    api = HfApi(endpoint=live_hub.url, token=write)
+    for name in ("a", "b"):
+        api.create_repo(f"{user}/{name}", private=True)
+        api.upload_file(path_or_fileobj=b"secret " + name.encode(), path_in_repo="f.txt", repo_id=f"{user}/{name}")
+    api.create_repo(f"{org}/c", private=True)
+    api.create_repo(f"{user}/pub")
+    return {"user": user, "org": org, "write": write}
+
+
+def scoped(entity_type: str, name: str, *permissions: str) -> dict:
+    return {"entity": {"type": entity_type, "name": name}, "permissions": list(permissions)}
+
+
+def test_whoami_has_the_hubs_fine_grained_shape(live_hub, fg):
+    spec = {"canReadGatedRepos": True, "global": ["discussion.write"],
+            "scoped": [scoped("model", f"{fg['user']}/a", "repo.content.read"),
+                       scoped("org", fg["org"], "repo.write", "org.read"),
+                       scoped("user", fg["user"], "inference.serverless.write")]}
+    token = _token(live_hub, fg["user"], spec, name="my-fg")
+    me = HfApi(endpoint=live_hub.url, token=token).whoami()
+    access = me["auth"]["accessToken"]
+    assert me["name"] == fg["user"] and me["type"] == "user"
+    assert access["role"] == "fineGrained" and access["displayName"] == "my-fg"
+    assert access["createdAt"].endswith("Z")
+    grained = access["fineGrained"]
+    assert grained["canReadGatedRepos"] is True and grained["global"] == ["discussion.write"]
+    entities = {(s["entity"]["type"], s["entity"]["name"]): s for s in grained["scoped"]}
+    assert set(entities) == {("model", f"{fg['user']}/a"), ("org", fg["org"]), ("user", fg["user"])}
+    assert entities[("org", fg["org"])]["permissions"] == ["org.read", "repo.write"]
+    assert all(s["entity"]["_id"].isdigit() for s in grained["scoped"])
+    # The last use is recorded (the whoami call above used the token).
+    assert "lastUsedAt" in HfApi(endpoint=live_hub.url, token=token).whoami()["auth"]["accessToken"]
+
+
+@pytest.mark.parametrize("spec, error", [
+    ({"scoped": [scoped("model", "nobody/nothing", "repo.content.read")]}, "no model named"),
+    ({"scoped": [scoped("org", "acme", "repo.write")]}, "not a member"),
+    ({"scoped": [scoped("user", "alice", "repo.write")]}, "own user"),
+    ({"scoped": [{"entity": {"type": "user"}, "permissions": []}]}, "entity"),
+    ({"global": ["repo.write"]}, "globally"),
+    ({"scoped": [scoped("model", "x/y", "org.write")]}, ""),
+])
+def test_bad_permissions_are_refused(live_hub, fg, spec, error):
+    spec = json.loads(json.dumps(spec).replace('"x/y"', json.dumps(f"{fg['user']}/a")))
+    done = live_hub.cli("token", "create", fg["user"], "--permissions", json.dumps(spec), check=False)
+    assert done.returncode != 0 and error in done.stderr
+
+
+def test_repo_scoped_read_token(live_hub, fg):
+    user = fg["user"]
+    token = _token(live_hub, user, {"scoped": [scoped("model", f"{user}/a", "repo.content.read")]})
+    api = HfApi(endpoint=live_hub.url, token=token)
+    assert api.model_info(f"{user}/a").private
+    assert open(api.hf_hub_download(f"{user}/a", "f.txt"), "rb").read() == b"secret a"
+    with pytest.raises(RepositoryNotFoundError):  # exactly like a missing repo
+        api.model_info(f"{user}/b")
+    with pytest.raises(RepositoryNotFoundError):
+        api.hf_hub_download(f"{user}/b", "f.txt")
+    with pytest.raises(HfHubHTTPError) as refused:
+        api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=f"{user}/a")
+    assert refused.value.response.status_code == 403 and "repo.write" in str(refused.value)
+    with pytest.raises(HfHubHTTPError) as refused:
+        api.create_repo(f"{user}/new-{uuid.uuid4().hex[:6]}")
+    assert refused.value.response.status_code == 403
+    # Listings show only what the token may read.
+    names = {m.id for m in api.list_models(author=user)}
+    assert f"{user}/b" not in names and f"{user}/pub" in names
+    # Public content stays readable, as for anyone.
+    api.model_info(f"{user}/pub")
+
+
+def test_every_door_obeys_the_grants(live_hub, fg):
+    user = fg["user"]
+    token = _token(live_hub, user, {"scoped": [scoped("model", f"{user}/a", "repo.content.read")]})
+    bearer = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=live_hub.url, timeout=30) as http:
+        def git_refs(repo, service="git-upload-pack"):
+            return http.get(f"/{repo}.git/info/refs", params={"service": service}, auth=(user, token))
+
+        assert git_refs(f"{user}/a").status_code == 200
+        assert git_refs(f"{user}/b").status_code == 404
+        assert git_refs(f"{user}/a", "git-receive-pack").status_code == 403
+        batch = {"operation": "download", "objects": [], "hash_algo": "sha256"}
+        lfs = {**bearer, "Accept": "application/vnd.git-lfs+json", "Content-Type": "application/vnd.git-lfs+json"}
+        assert http.post(f"/{user}/a.git/info/lfs/objects/batch", json=batch, headers=lfs).status_code == 200
+        assert http.post(f"/{user}/b.git/info/lfs/objects/batch", json=batch, headers=lfs).status_code == 404
+        assert http.post(f"/{user}/a.git/info/lfs/objects/batch", json={**batch, "operation": "upload"},
+                         headers=lfs).status_code == 403
+        assert http.get(f"/api/models/{user}/a/xet-read-token/main", headers=bearer).status_code != 404
+        assert http.get(f"/api/models/{user}/b/xet-read-token/main", headers=bearer).status_code == 404
+        # Inference needs inference.serverless.write: refused before any model is loaded.
+        infer = http.post(f"/models/{user}/a", json={"inputs": "hi"}, headers=bearer)
+        assert infer.status_code == 403 and "inference.serverless.write" in infer.text
+        assert http.post(f"/models/{user}/b", json={"inputs": "hi"}, headers=bearer).status_code == 404
+
+
+def test_write_settings_and_discussion_permissions(live_hub, fg):
+    user = fg["user"]
+    writer = HfApi(endpoint=live_hub.url, token=_token(live_hub, user, {
+        "scoped": [scoped("user", user, "repo.write")]}))
+    repo = f"{user}/w-{uuid.uuid4().hex[:6]}"
+    writer.create_repo(repo, private=True)
+    writer.upload_file(path_or_fileobj=b"hello", path_in_repo="h.txt", repo_id=repo)
+    with pytest.raises(HfHubHTTPError) as refused:  # settings need repo.settings.write
+        writer.update_repo_settings(repo, private=False)
+    assert refused.value.response.status_code == 403 and "repo.settings.write" in str(refused.value)
+    with pytest.raises(HfHubHTTPError) as refused:  # discussions need discussion.write
+        writer.create_discussion(repo, title="a question")
+    assert refused.value.response.status_code == 403
+    with pytest.raises(RepositoryNotFoundError):  # the org's repos are not granted
+        writer.model_info(f"{fg['org']}/c")
+    admin = HfApi(endpoint=live_hub.url, token=_token(live_hub, user, {
+        "global": ["discussion.write"], "scoped": [scoped("user", user, "repo.settings.write")]}))
+    admin.update_repo_settings(repo, private=False)
+    assert admin.create_discussion(repo, title="a question").num >= 1
+    with pytest.raises(HfHubHTTPError):  # settings do not include content writes
+        admin.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=repo)
+    org = HfApi(endpoint=live_hub.url, token=_token(live_hub, user, {
+        "scoped": [scoped("org", fg["org"], "repo.content.read")]}))
+    assert org.model_info(f"{fg['org']}/c").private
+    with pytest.raises(RepositoryNotFoundError):
+        org.model_info(f"{user}/a")
+
+
+def test_expired_and_classic_tokens(live_hub, fg):
+    user = fg["user"]
+    value = f"hf_fg_{uuid.uuid4().hex}"
+    script = ("import sys\nfrom datetime import timedelta\nfrom aicommons.cli.main import _hub\n"
+              "from aicommons.times import utcnow\nhub = _hub()\n"
+              "hub.accounts.create_token(sys.argv[1], role='write', value=sys.argv[2], "
+              "expires_at=utcnow() - timedelta(seconds=1))\n")
+    subprocess.run([sys.executable, "-c", script, user, value], env=live_hub.env, check=True)
+    response = httpx.get(f"{live_hub.url}/api/whoami-v2", headers={"Authorization": f"Bearer {value}"})
+    assert response.status_code == 401 and "expired" in response.text
+    classic = HfApi(endpoint=live_hub.url, token=fg["write"]).whoami()["auth"]["accessToken"]
+    assert classic["role"] == "write" and "fineGrained" not in classic

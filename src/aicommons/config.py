@@ -87,6 +87,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SESSION_LIFETIME_SECONDS", str(14 * 24 * 3600),
             "How long a web UI sign-in lasts. Sessions are kept server-side: signing out, a password "
             "change or `aicommons user sign-out` ends them at once."),
+    Setting("DEVICE_CLIENT_IDS", "26be6b09-91c5-47da-9861-d2d2bb7a7e36",
+            "OAuth client ids allowed to start a device login (`hf auth login`), comma-separated. The "
+            "default is huggingface_hub's; a client run with `HF_DEVICE_CODE_OAUTH_CLIENT_ID` sends another."),
+    Setting("DEVICE_TOKEN_DAYS", "30",
+            "Lifetime of the tokens device logins hand out (they are not refreshed: log in again)."),
     Setting("SIGN_IN_FAILURES_PER_ACCOUNT", "10",
             "Refused passwords (web sign-in and HTTP Basic) allowed per user name per "
             "`SIGN_IN_FAILURE_WINDOW_SECONDS`, refilled continuously; beyond it password sign-ins for "
@@ -266,6 +271,8 @@ class Settings:
     token_cache_seconds: float
     download_flush_seconds: float
     session_lifetime_seconds: int
+    device_client_ids: tuple[str, ...]
+    device_token_days: int
     sign_in_failures_per_account: int
     sign_in_failures_per_ip: int
     sign_in_failure_window_seconds: float
@@ -330,6 +337,8 @@ class Settings:
             token_cache_seconds=_float("TOKEN_CACHE_SECONDS", minimum=0),
             download_flush_seconds=_float("DOWNLOAD_FLUSH_SECONDS", minimum=0),
             session_lifetime_seconds=_int("SESSION_LIFETIME_SECONDS", minimum=60),
+            device_client_ids=tuple(c.strip() for c in _env("DEVICE_CLIENT_IDS").split(",") if c.strip()),
+            device_token_days=_int("DEVICE_TOKEN_DAYS", minimum=1),
             sign_in_failures_per_account=_int("SIGN_IN_FAILURES_PER_ACCOUNT"),
             sign_in_failures_per_ip=_int("SIGN_IN_FAILURES_PER_IP"),
             sign_in_failure_window_seconds=_float("SIGN_IN_FAILURE_WINDOW_SECONDS", minimum=1),

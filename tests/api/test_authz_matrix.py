@@ -317,6 +317,18 @@ GLOBAL_ROUTES = {
     (WEBHOOK, "DELETE"), (WEBHOOK + "/enable", "POST"), (WEBHOOK + "/disable", "POST"), (WEBHOOK + "/deliveries", "GET"),
     ("/settings/webhooks", "GET"), ("/settings/webhooks", "POST"), ("/settings/webhooks/{webhook_id}", "GET"),
     ("/settings/webhooks/{webhook_id}", "POST"),
+    ("/oauth/device", "POST"), ("/oauth/token", "POST"), ("/device", "GET"), ("/device", "POST"),
+    ("/api/users/{user}/overview", "GET"), ("/api/users/{user}/followers", "GET"),
+    ("/api/users/{user}/following", "GET"), ("/api/users/{user}/follow", "POST"), ("/api/users/{user}/follow", "DELETE"),
+    ("/api/organizations/{org}/overview", "GET"), ("/api/organizations/{org}/members", "GET"),
+    ("/api/organizations/{org}/members/{user}", "PUT"), ("/api/organizations/{org}/members/{user}", "DELETE"),
+    ("/api/organizations/{org}/followers", "GET"), ("/api/organizations/{org}/follow", "POST"),
+    ("/api/organizations/{org}/follow", "DELETE"), ("/api/organizations/{org}/invitations", "GET"),
+    ("/api/organizations/{org}/invitations", "POST"), ("/api/organizations/{org}/invitations/{id}", "DELETE"),
+    ("/api/organizations/{org}/join-requests", "GET"), ("/api/organizations/{org}/join-requests", "POST"),
+    ("/api/organizations/{org}/join-requests/{user}", "POST"),
+    ("/organizations/{org}/members", "GET"), ("/organizations/{org}/members", "POST"),
+    ("/invitations/{token}", "GET"), ("/invitations/{token}", "POST"),
     *((p + "/{name}/resolve/{rev}/{path:path}", "GET") for p in TYPED),
 }
 
@@ -673,11 +685,52 @@ def test_global_routes(live_hub, world):
                                  ("GET", "/new"), ("GET", "/static/style.css")):
                 response = get(path, principal, method, json={"content": "a: 1"} if method == "POST" else None)
                 check(response.status_code < 500, f"{method} {path} as {principal}", response)
-            for path in ("/login", "/logout", "/settings/tokens", "/new"):
+            for path in ("/login", "/logout", "/settings/tokens", "/new", "/device"):
                 response = get(path, principal, "POST", data={"name": "x", "username": "x", "password": "x"})
                 check(response.status_code in (400, 403), f"POST {path} without CSRF as {principal}", response)
+            # Device login: the approval page needs a signed-in session (a bearer token is not one);
+            # a code that was never approved gives no token, whoever polls.
+            device = get("/device?user_code=BCDF-GHJK", principal, follow_redirects=False)
+            check(device.status_code == 303 and device.headers["location"].startswith("/login?next="),
+                  f"GET /device as {principal}", device)
+            started = get("/oauth/device", principal, "POST", data={"client_id": "26be6b09-91c5-47da-9861-d2d2bb7a7e36"})
+            polled = get("/oauth/token", principal, "POST", data={
+                "grant_type": "urn:ietf:params:oauth:grant-type:device_code", "client_id": "26be6b09-91c5-47da-9861-d2d2bb7a7e36",
+                "device_code": started.json()["device_code"]})
+            check(polled.status_code == 400 and polled.json()["error"] == "authorization_pending",
+                  f"POST /oauth/token as {principal}", polled)
         whoami = get("/api/whoami-v2")
         check(whoami.status_code == 401, "whoami anonymous", whoami)
+        # Organisation management: only the org's admins (and site admins), whatever the route.
+        org, member, outsider = world.org, "memberread" + world.org[2:], "outsider" + world.org[2:]
+        for principal in PRINCIPALS:
+            allowed = principal in ("member_admin", "site_admin")
+            want = 200 if allowed else 401 if principal == "anonymous" else 403
+            for method, path, body in (("GET", f"/api/organizations/{org}/invitations", None),
+                                       ("GET", f"/api/organizations/{org}/join-requests", None),
+                                       ("PUT", f"/api/organizations/{org}/members/{member}", {"role": "read"})):
+                response = get(path, principal, method, json=body)
+                expect = want if principal != "owner_read" or method != "GET" else 200
+                check(response.status_code == expect, f"{method} {path} as {principal} (want {expect})", response)
+            for method, path in (("POST", f"/api/organizations/{org}/invitations"),
+                                 ("DELETE", f"/api/organizations/{org}/invitations/999999"),
+                                 ("POST", f"/api/organizations/{org}/join-requests/{member}"),
+                                 ("DELETE", f"/api/organizations/{org}/members/{outsider}")):  # not a member
+                response = get(path, principal, method, json={"role": "no-such-role", "action": "nothing"})
+                if allowed or (principal == "outsider" and path.endswith(outsider)):  # (leaving: their own right)
+                    # refused for the bad body, or missing item: never a 2xx, never a 5xx
+                    check(response.status_code in (400, 404), f"{method} {path} as {principal}", response)
+                else:
+                    check(response.status_code in ((401,) if principal == "anonymous" else (400, 403)),
+                          f"{method} {path} as {principal}", response)
+            for path in (f"/api/organizations/{org}/overview", f"/api/organizations/{org}/members",
+                         f"/api/organizations/{org}/followers", f"/api/users/{member}/overview",
+                         f"/api/users/{member}/followers", f"/api/users/{member}/following",
+                         f"/organizations/{org}/members", "/invitations/no-such-invitation"):
+                response = get(path, principal)
+                check(response.status_code in (200, 303, 404), f"GET {path} as {principal}", response)
+                check(private not in response.text or rights(principal, "private").visible,
+                      f"GET {path} as {principal} names the private repo", response)
     assert not failures, "\n".join(failures)
 
 

@@ -69,3 +69,140 @@ def test_editor_refuses_a_repo_out_of_reach(page, live_hub, person):
     page.get_by_role("button", name="Create token").click()
     assert "no model named 'nobody/nothing'" in page.inner_text("[role=alert]")
     assert page.locator("#new-token").count() == 0
+
+
+def test_hf_auth_login_device_flow_end_to_end(page, live_hub, person, tmp_path):
+    """The real ``hf auth login`` (no TTY: straight to the device flow) approved in the browser."""
+    import os
+    import re
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    hf = Path(sys.executable).with_name("hf")
+    env = {**os.environ, "HF_ENDPOINT": live_hub.url, "HF_HOME": str(tmp_path / "hf-home"), "PYTHONUNBUFFERED": "1"}
+    env.pop("HF_TOKEN", None)
+    cli = subprocess.Popen([str(hf), "auth", "login"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    try:
+        shown, url = "", None
+        deadline = time.time() + 60
+        while url is None and time.time() < deadline:
+            line = cli.stdout.readline()
+            assert line, f"hf exited early: {shown}"
+            shown += line
+            found = re.search(r"(http://\S+/device\?user_code=(\S+))", line)
+            url = found.group(1) if found else None
+        assert url, shown
+        user_code = url.rsplit("=", 1)[1]
+        page.goto(url)  # not signed in: the sign-in page first, then back to this code
+        page.fill("input[name=username]", person)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("form.stack button")
+        page.wait_for_url("**/device?user_code=*")
+        assert page.inner_text("#user-code") == user_code
+        assert "hf CLI login from 127.0.0.1" in page.inner_text("dl.device")  # what asks, from where
+        page.get_by_role("button", name="Approve").click()
+        assert "Approved" in page.inner_text("[role=status]")
+        out, _ = cli.communicate(timeout=60)
+        shown += out
+        assert cli.returncode == 0, shown
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+    token = (tmp_path / "hf-home" / "token").read_text().strip()
+    me = HfApi(endpoint=live_hub.url, token=token).whoami()
+    assert me["name"] == person and me["auth"]["accessToken"]["role"] == "write"
+    assert "displayName" not in me["auth"]["accessToken"]  # the CLI names it oauth-<user>, as with the Hub
+    assert f"oauth-{person}" in (tmp_path / "hf-home" / "stored_tokens").read_text()
+    # The code is spent: approving it again is refused, and the page lists the device's token.
+    page.goto(url)
+    assert "No login is waiting" in page.inner_text("[role=alert]")
+    page.goto("/settings/tokens")
+    row = page.locator("table.tokens tr", has_text="device login")
+    assert row.count() == 1 and "hf CLI login from 127.0.0.1" in row.inner_text()
+    row.get_by_role("button", name="Revoke").click()
+    assert httpx.get(f"{live_hub.url}/api/whoami-v2", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_device_denied_and_oauth_errors(page, live_hub, person):
+    client_id = "26be6b09-91c5-47da-9861-d2d2bb7a7e36"
+    grant = "urn:ietf:params:oauth:grant-type:device_code"
+    with httpx.Client(base_url=live_hub.url, timeout=30) as http:
+        assert http.post("/oauth/device", data={"client_id": "someone-else"}).json()["error"] == "invalid_client"
+        started = http.post("/oauth/device", data={"client_id": client_id}).json()
+        assert started["verification_uri_complete"].endswith(started["user_code"]) and started["interval"] == 5
+
+        def poll():
+            return http.post("/oauth/token", data={"grant_type": grant, "client_id": client_id,
+                                                   "device_code": started["device_code"]})
+
+        first = poll()
+        assert first.status_code == 400 and first.json()["error"] == "authorization_pending"
+        assert poll().json()["error"] == "slow_down"  # polled again at once
+        assert http.post("/oauth/token", json={"grant_type": "refresh_token", "refresh_token": "x",
+                                               "client_id": client_id}).json()["error"] == "invalid_grant"
+        assert http.post("/oauth/token", data={"grant_type": "password"}).json()["error"] == "unsupported_grant_type"
+        sign_in(page, person, PASSWORD)
+        page.goto("/device")
+        page.get_by_label("Code shown by your terminal").fill(started["user_code"].lower().replace("-", ""))
+        page.get_by_role("button", name="Continue").click()
+        page.get_by_role("button", name="Deny").click()
+        assert "Denied" in page.inner_text("[role=status]")
+        assert poll().json()["error"] == "access_denied"
+
+
+def test_org_members_invitations_and_join_requests(browser, live_hub):  # noqa: F811
+    s = uuid.uuid4().hex[:8]
+    boss, guest, asker, org = f"bs{s}", f"gs{s}", f"ak{s}", f"og{s}"
+    for name in (boss, guest, asker):
+        live_hub.cli("user", "create", name, "--password", PASSWORD, "--email", f"{name}@example.org")
+    live_hub.cli("org", "create", org, "--member", boss)
+
+    def visitor(user):
+        context = browser.new_context(base_url=live_hub.url, viewport={"width": 390, "height": 844})
+        pg = context.new_page()
+        sign_in(pg, user, PASSWORD)
+        return pg
+
+    admin = visitor(boss)
+    admin.goto(f"/organizations/{org}/members")
+    admin.get_by_label("E-mail address").fill(f"{guest}@example.org")
+    admin.get_by_role("combobox", name="Role", exact=True).select_option("contributor")
+    admin.get_by_role("button", name="Create invitation").click()
+    link = admin.inner_text("#invitation-link")
+    assert f"{guest}@example.org as contributor" in admin.inner_text("ul.invitations")
+    assert admin.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")  # fits a phone
+    # The asker is not invited: the link is for the guest's address only.
+    other = visitor(asker)
+    other.goto(link)
+    other.get_by_role("button", name=f"Join {org}").click()
+    assert "another e-mail address" in other.inner_text("[role=alert]")
+    other.goto(f"/organizations/{org}/members")
+    other.get_by_role("button", name=f"Ask to join {org}").click()
+    assert "You asked to join" in other.inner_text("[role=status]")
+    # The guest joins through the link, with the invitation's role.
+    guest_page = visitor(guest)
+    guest_page.goto(link)
+    guest_page.get_by_role("button", name=f"Join {org}").click()
+    guest_page.wait_for_url(f"**/organizations/{org}/members")
+    assert f"{guest}" in guest_page.inner_text("table.members") and "contributor" in guest_page.inner_text("table.members")
+    # The admin accepts the join request as "read", then makes the guest a writer.
+    admin.goto(f"/organizations/{org}/members")
+    admin.get_by_role("combobox", name=f"Role for {asker}").select_option("read")
+    admin.get_by_role("button", name=f"Accept {asker}").click()
+    assert f"{asker} joined" in admin.inner_text("[role=status]")
+    admin.get_by_role("combobox", name=f"Role of {guest}").select_option("write")
+    admin.locator("tr", has_text=guest).get_by_role("button", name="Change").click()
+    assert f"{guest} is now write" in admin.inner_text("[role=status]")
+    roles = {m["user"]: m["role"] for m in httpx.get(f"{live_hub.url}/api/organizations/{org}/members").json()}
+    assert roles == {boss: "admin", guest: "write", asker: "read"}
+    # Members other than admins see the list, not the management forms; they may leave.
+    other.goto(f"/organizations/{org}/members")
+    assert other.locator("text=Create invitation").count() == 0
+    other.locator("tr", has_text=asker).get_by_role("button", name="Leave").click()
+    assert f"{asker} left" in other.inner_text("[role=status]")
+    for pg in (admin, other, guest_page):
+        pg.context.close()

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from aicommons.api import collections, commits, discussions, files, gating, lfs, refs, repos, social, webhooks
+from aicommons.api import (
+    collections,
+    commits,
+    discussions,
+    files,
+    gating,
+    lfs,
+    oauth,
+    orgs,
+    refs,
+    repos,
+    social,
+    webhooks,
+)
 from aicommons.api.git_http import git_routes
 from aicommons.api.openapi import openapi_json
 from aicommons.api.viewer import viewer_routes
@@ -22,12 +35,32 @@ def hub_routes() -> list[Route]:
         Route("/openapi.json", openapi_json),  # this table, as an OpenAPI document
         Route("/api/health", repos.health),
         Route("/api/whoami-v2", repos.whoami),
+        Route("/oauth/device", oauth.device_authorization, methods=["POST"]),
+        Route("/oauth/token", oauth.token, methods=["POST"]),
         Route("/api/agent-harnesses", repos.agent_harnesses),
         Route("/api/validate-yaml", repos.validate_yaml_endpoint, methods=["POST"]),
         Route("/api/repos/create", repos.create_repo, methods=["POST"]),
         Route("/api/repos/delete", repos.delete_repo, methods=["DELETE"]),
         Route("/api/repos/move", repos.move_repo, methods=["POST"]),
         Route("/api/users/{user}/likes", social.user_likes),
+        Route("/api/users/{user}/overview", orgs.user_overview),
+        Route("/api/users/{user}/followers", orgs.user_followers),
+        Route("/api/users/{user}/following", orgs.user_following),
+        Route("/api/users/{user}/follow", orgs.follow, methods=["POST"]),
+        Route("/api/users/{user}/follow", orgs.unfollow, methods=["DELETE"]),
+        Route("/api/organizations/{org}/overview", orgs.org_overview),
+        Route("/api/organizations/{org}/members", orgs.org_members),
+        Route("/api/organizations/{org}/members/{user}", orgs.set_member_role, methods=["PUT"]),
+        Route("/api/organizations/{org}/members/{user}", orgs.remove_member, methods=["DELETE"]),
+        Route("/api/organizations/{org}/followers", orgs.org_followers),
+        Route("/api/organizations/{org}/follow", orgs.follow, methods=["POST"]),
+        Route("/api/organizations/{org}/follow", orgs.unfollow, methods=["DELETE"]),
+        Route("/api/organizations/{org}/invitations", orgs.list_invitations),
+        Route("/api/organizations/{org}/invitations", orgs.create_invitation, methods=["POST"]),
+        Route("/api/organizations/{org}/invitations/{id}", orgs.delete_invitation, methods=["DELETE"]),
+        Route("/api/organizations/{org}/join-requests", orgs.list_join_requests),
+        Route("/api/organizations/{org}/join-requests", orgs.ask_to_join, methods=["POST"]),
+        Route("/api/organizations/{org}/join-requests/{user}", orgs.decide_join_request, methods=["POST"]),
         Route("/api/settings/repositories", repos.storage_listing),
         Route("/api/settings/webhooks", webhooks.list_webhooks),
         Route("/api/settings/webhooks", webhooks.create_webhook, methods=["POST"]),

@@ -205,6 +205,10 @@ class AccountService:
         return {"canReadGatedRepos": grants.can_read_gated_repos, "global": sorted(grants.global_permissions),
                 "scoped": scoped}
 
+    def forget_principals(self) -> None:
+        """Memberships changed elsewhere (hub/orgs.py): cached principals carry old org roles."""
+        self._principals.clear()
+
     def revoke_token(self, token: str) -> bool:
         deleted = self.store.delete_token(hash_token(token))
         self._principals.clear()

@@ -12,10 +12,12 @@ from aicommons.db.account_removal import AccountRemovalStore
 from aicommons.db.accounts import AccountStore
 from aicommons.db.audit import AuditStore
 from aicommons.db.collections import CollectionStore
+from aicommons.db.device_codes import DeviceCodeStore
 from aicommons.db.discussions import DiscussionStore
 from aicommons.db.engine import make_engine, upgrade_schema
 from aicommons.db.gc import BlobGcStore
 from aicommons.db.likes import LikeStore
+from aicommons.db.orgs import OrgStore
 from aicommons.db.repos import RepoStore
 from aicommons.db.scans import ScanStore
 from aicommons.db.sessions import SessionStore
@@ -30,6 +32,7 @@ from aicommons.hub.accounts import AccountService
 from aicommons.hub.audit import AuditLog
 from aicommons.hub.collections import CollectionService
 from aicommons.hub.commits import CommitService
+from aicommons.hub.device_login import DeviceLogin
 from aicommons.hub.discussions import DiscussionService
 from aicommons.hub.downloads import DownloadCounter
 from aicommons.hub.events import Events
@@ -42,6 +45,7 @@ from aicommons.hub.lfs_files import LfsFileService
 from aicommons.hub.likes import LikeService
 from aicommons.hub.mail import Mailer
 from aicommons.hub.objects import ObjectReader
+from aicommons.hub.orgs import OrgService
 from aicommons.hub.policy import Policy
 from aicommons.hub.private_files import secure_data_dir
 from aicommons.hub.reachability import LfsHistory
@@ -89,6 +93,9 @@ class Hub:
         self.first_run = FirstRun(settings.data_dir, self.accounts)  # the one-time /setup link
         self.accounts.repo_lookup = self.repo_store.get
         self.accounts.repo_by_id = self.repo_store.get_by_id
+        self.device_login = DeviceLogin(DeviceCodeStore(self.engine), self.accounts, settings.device_client_ids,
+                                        settings.device_token_days)
+        self.orgs = OrgService(OrgStore(self.engine), account_store, forget_principals=self.accounts.forget_principals)
         self.audit = AuditLog(AuditStore(self.engine))
         self.accounts.failed_sign_in_listeners.append(self.audit.record_failed_sign_in)
         access_requests = AccessRequestStore(self.engine)

@@ -7,7 +7,7 @@ from pathlib import Path
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from aicommons.web import account, browse, collections, community, join, tokens, webhooks
+from aicommons.web import account, browse, collections, community, device, join, orgs, tokens, webhooks
 
 PREFIXES = ("/datasets", "/spaces", "")
 GET_POST = ["GET", "POST"]
@@ -34,6 +34,9 @@ def web_routes() -> list:
         Route("/settings/webhooks/{webhook_id}", webhooks.webhook, methods=GET_POST),
         Route("/collections/new", collections.new_collection, methods=GET_POST),
         Route("/collections/{ns}/{slug}", collections.collection_page, methods=GET_POST),
+        Route("/device", device.device, methods=GET_POST),
+        Route("/organizations/{org}/members", orgs.members, methods=GET_POST),
+        Route("/invitations/{token}", orgs.invitation, methods=GET_POST),
     ]
     for prefix in PREFIXES:
         base = prefix + "/{ns}/{name}"

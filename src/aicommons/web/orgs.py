@@ -1,0 +1,86 @@
+"""Organisation pages: members and roles, invitations, join requests (``/organizations/{org}/members``)
+and accepting an invitation (``/invitations/{token}``). Every decision is hub/orgs.py's."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from aicommons.errors import HubError
+from aicommons.hub.access import ORG_ROLES
+from aicommons.web.browse import path_param
+from aicommons.web.context import hub_of, page_handler
+from aicommons.web.render import page
+
+
+def _base(request: Request) -> str:
+    configured = hub_of(request).settings.public_url
+    return configured or f"{request.url.scheme}://{request.headers.get('host') or request.url.netloc}"
+
+
+@page_handler
+def members(request: Request) -> Response:
+    hub = hub_of(request)
+    web = request.state.web
+    principal = web.principal
+    name = path_param(request, "org")
+    org = hub.orgs.require(name, "org")
+    notice, error, status, link = None, None, 200, None
+    if request.method == "POST":
+        form = web.form
+        action = form.get("action")
+        try:
+            if action == "role":
+                hub.orgs.set_role(principal, org.name, form.get("user", ""), form.get("role", ""))
+                notice = f"{form.get('user')} is now {form.get('role')}"
+            elif action == "remove":
+                hub.orgs.remove(principal, org.name, form.get("user", ""))
+                notice = f"{form.get('user')} left {org.name}"
+            elif action == "invite":
+                token, invitation = hub.orgs.invite(principal, org.name, form.get("role", "read"), form.get("email"))
+                link = f"{_base(request)}/invitations/{token}"
+                notice = f"Invitation created{' for ' + invitation.email if invitation.email else ''}: send this link"
+            elif action == "revoke-invitation" and form.get("id", "").isdigit():
+                hub.orgs.revoke_invitation(principal, org.name, int(form["id"]))
+                notice = "Invitation revoked"
+            elif action == "ask":
+                hub.orgs.request_to_join(principal, org.name)
+                notice = f"You asked to join {org.name}; its admins will decide"
+            elif action in ("accept", "decline"):
+                hub.orgs.decide_join_request(principal, org.name, form.get("user", ""), action == "accept",
+                                             form.get("role", "read"))
+                notice = f"{form.get('user')} {'joined' if action == 'accept' else 'was declined'}"
+            else:
+                raise HubError("Unknown action", status=400)
+        except HubError as exc:
+            error, status = exc.message, exc.status
+        # The page below reads roles afresh (a session's principal was built before the change).
+        if principal.account is not None:
+            principal = hub.accounts.principal_for_account(principal.account)
+    admin = hub.orgs.may_manage(principal, org)
+    listed = hub.orgs.members(org.name)
+    me = principal.account
+    is_member = me is not None and any(u.id == me.id for u, _ in listed)
+    return page(request, "org_members.html", status=status, org=org, members=listed, admin=admin,
+                is_member=is_member, roles=ORG_ROLES, notice=notice, error=error, link=link,
+                invitations=hub.orgs.invitations(principal, org.name) if admin else [],
+                join_requests=hub.orgs.join_requests(principal, org.name) if admin else [])
+
+
+@page_handler
+def invitation(request: Request) -> Response:
+    hub = hub_of(request)
+    web = request.state.web
+    token = path_param(request, "token")
+    if web.principal.is_anonymous:
+        return RedirectResponse(f"/login?next={quote('/invitations/' + token)}", status_code=303)
+    try:
+        found, org = hub.orgs.find_invitation(token)
+        if request.method == "POST":
+            org = hub.orgs.accept(web.principal, token)
+            return RedirectResponse(f"/organizations/{org.name}/members", status_code=303)
+    except HubError as exc:
+        return page(request, "invitation.html", status=exc.status, error=exc.message, org=None, invitation=None)
+    return page(request, "invitation.html", error=None, org=org, invitation=found)

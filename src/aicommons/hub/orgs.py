@@ -79,6 +79,9 @@ class OrgService:
 
     # --- members ---------------------------------------------------------------------------------
 
+    def orgs_of(self, user: Account) -> list[tuple[Account, str]]:
+        return self.accounts.orgs_of(user.id)
+
     def members(self, org_name: str) -> list[tuple[Account, str]]:
         return self.store.members(self.require(org_name, "org").id)
 

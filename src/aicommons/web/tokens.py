@@ -77,7 +77,7 @@ def tokens(request: Request) -> Response:
                 hub.accounts.revoke_token_id(account.id, int(form["token_id"]))
         except HubError as exc:
             error, status = exc.message, exc.status
-    orgs = [org.name for org, _ in hub.accounts.store.orgs_of(account.id)]
-    rows = [(t, describe(hub, t)) for t in hub.accounts.store.list_tokens(account.id)]
+    orgs = [org.name for org, _ in hub.orgs.orgs_of(account)]
+    rows = [(t, describe(hub, t)) for t in hub.accounts.tokens_of(account)]
     return page(request, "tokens.html", status=status, tokens=rows, created=created, error=error, orgs=orgs,
                 perms=token_scopes.PERMISSIONS, labels=token_scopes.LABELS, now=utcnow())

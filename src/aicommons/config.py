@@ -92,6 +92,20 @@ SETTINGS: tuple[Setting, ...] = (
             "default is huggingface_hub's; a client run with `HF_DEVICE_CODE_OAUTH_CLIENT_ID` sends another."),
     Setting("DEVICE_TOKEN_DAYS", "30",
             "Lifetime of the tokens device logins hand out (they are not refreshed: log in again)."),
+    Setting("OIDC_ISSUER", "",
+            "Single sign-on: the OpenID Connect issuer URL (its `/.well-known/openid-configuration` is read). "
+            "Empty: no single sign-on. See docs/teams.md."),
+    Setting("OIDC_CLIENT_ID", "", "Single sign-on: the client id the hub is registered under at the provider."),
+    Setting("OIDC_CLIENT_SECRET", "", "Single sign-on: that client's secret."),
+    Setting("OIDC_SCOPES", "openid profile email",
+            "Single sign-on: scopes asked for (add the one that releases the groups claim, if any)."),
+    Setting("OIDC_GROUPS_CLAIM", "groups", "Single sign-on: the claim (ID token or userinfo) listing the user's groups."),
+    Setting("OIDC_GROUP_ROLES", "",
+            "Single sign-on: provider groups to organisation roles, `group=org:role` separated by commas "
+            "(e.g. `ml-team=acme:write,ml-leads=acme:admin`). Re-applied at every sign-in: a user gets the "
+            "highest role their groups give in each listed org, and leaves listed orgs none of them gives."),
+    Setting("PASSWORD_SIGN_IN", "1",
+            "`0`: passwords no longer sign anyone in (web form and HTTP Basic); single sign-on and tokens only."),
     Setting("SIGN_IN_FAILURES_PER_ACCOUNT", "10",
             "Refused passwords (web sign-in and HTTP Basic) allowed per user name per "
             "`SIGN_IN_FAILURE_WINDOW_SECONDS`, refilled continuously; beyond it password sign-ins for "
@@ -242,6 +256,18 @@ def _float(name: str, minimum: float | None = None) -> float:
     return _typed(name, float, minimum)
 
 
+def _group_roles(text: str) -> tuple[tuple[str, str, str], ...]:
+    out = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        group, _, target = item.partition("=")
+        org, _, role = target.partition(":")
+        if not group.strip() or not org.strip() or role.strip() not in ("read", "contributor", "write", "admin"):
+            raise SettingsError(f"AICOMMONS_OIDC_GROUP_ROLES: {item!r} is not group=org:role "
+                                "(role: read, contributor, write or admin)")
+        out.append((group.strip(), org.strip(), role.strip()))
+    return tuple(out)
+
+
 def _bool(name: str) -> bool:
     return _typed(name, bool)
 
@@ -273,6 +299,13 @@ class Settings:
     session_lifetime_seconds: int
     device_client_ids: tuple[str, ...]
     device_token_days: int
+    oidc_issuer: str
+    oidc_client_id: str
+    oidc_client_secret: str
+    oidc_scopes: str
+    oidc_groups_claim: str
+    oidc_group_roles: tuple[tuple[str, str, str], ...]  # (group, org, role)
+    password_sign_in: bool
     sign_in_failures_per_account: int
     sign_in_failures_per_ip: int
     sign_in_failure_window_seconds: float
@@ -339,6 +372,13 @@ class Settings:
             session_lifetime_seconds=_int("SESSION_LIFETIME_SECONDS", minimum=60),
             device_client_ids=tuple(c.strip() for c in _env("DEVICE_CLIENT_IDS").split(",") if c.strip()),
             device_token_days=_int("DEVICE_TOKEN_DAYS", minimum=1),
+            oidc_issuer=_env("OIDC_ISSUER").strip().rstrip("/"),
+            oidc_client_id=_env("OIDC_CLIENT_ID").strip(),
+            oidc_client_secret=_env("OIDC_CLIENT_SECRET"),
+            oidc_scopes=_env("OIDC_SCOPES").strip(),
+            oidc_groups_claim=_env("OIDC_GROUPS_CLAIM").strip(),
+            oidc_group_roles=_group_roles(_env("OIDC_GROUP_ROLES")),
+            password_sign_in=_bool("PASSWORD_SIGN_IN"),
             sign_in_failures_per_account=_int("SIGN_IN_FAILURES_PER_ACCOUNT"),
             sign_in_failures_per_ip=_int("SIGN_IN_FAILURES_PER_IP"),
             sign_in_failure_window_seconds=_float("SIGN_IN_FAILURE_WINDOW_SECONDS", minimum=1),

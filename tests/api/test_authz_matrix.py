@@ -329,6 +329,7 @@ GLOBAL_ROUTES = {
     ("/api/organizations/{org}/join-requests/{user}", "POST"),
     ("/organizations/{org}/members", "GET"), ("/organizations/{org}/members", "POST"),
     ("/invitations/{token}", "GET"), ("/invitations/{token}", "POST"),
+    ("/login/sso", "GET"), ("/login/sso/callback", "GET"),
     *((p + "/{name}/resolve/{rev}/{path:path}", "GET") for p in TYPED),
 }
 
@@ -688,6 +689,9 @@ def test_global_routes(live_hub, world):
             for path in ("/login", "/logout", "/settings/tokens", "/new", "/device"):
                 response = get(path, principal, "POST", data={"name": "x", "username": "x", "password": "x"})
                 check(response.status_code in (400, 403), f"POST {path} without CSRF as {principal}", response)
+            for path in ("/login/sso", "/login/sso/callback?code=x&state=y"):  # no provider configured here
+                response = get(path, principal, follow_redirects=False)
+                check(response.status_code == 404, f"GET {path} as {principal}", response)
             # Device login: the approval page needs a signed-in session (a bearer token is not one);
             # a code that was never approved gives no token, whoever polls.
             device = get("/device?user_code=BCDF-GHJK", principal, follow_redirects=False)

@@ -123,6 +123,15 @@ org_join_requests = Table(
     Column("created_at", DateTime, nullable=False),
 )
 
+# Single sign-on: the account an OpenID provider's subject signs in as (hub/sso.py).
+identities = Table(
+    "identities", metadata,
+    Column("issuer", String(512), primary_key=True),
+    Column("subject", String(255), primary_key=True),
+    Column("user_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
 # A user following a user or an organisation.
 follows = Table(
     "follows", metadata,

@@ -53,6 +53,7 @@ class AccountService:
         # (repo type, "ns/name") -> RepoRow | None; wired by the Hub (fine-grained grants name repos).
         self.repo_lookup: Callable | None = None
         self.repo_by_id: Callable | None = None  # repo id -> RepoRow | None
+        self.password_sign_in = True  # AICOMMONS_PASSWORD_SIGN_IN
 
     def create_user(self, name: str, fullname: str = "", email: str | None = None,
                     password: str | None = None, is_admin: bool = False, email_verified: bool = True,
@@ -289,6 +290,8 @@ class AccountService:
         Unknown names, organisations and users without a password cost one hash check like any
         other refusal (equal timing); a hash of an old scheme is replaced after a correct password.
         """
+        if not self.password_sign_in:
+            raise Unauthorized("Password sign-in is turned off on this hub: use single sign-on or a token")
         if self.sign_in_limiter:
             self.sign_in_limiter.check(user_name, ip)
         account = self.store.get(user_name) if user_name else None

@@ -16,6 +16,7 @@ from aicommons.db.device_codes import DeviceCodeStore
 from aicommons.db.discussions import DiscussionStore
 from aicommons.db.engine import make_engine, upgrade_schema
 from aicommons.db.gc import BlobGcStore
+from aicommons.db.identities import IdentityStore
 from aicommons.db.likes import LikeStore
 from aicommons.db.orgs import OrgStore
 from aicommons.db.repos import RepoStore
@@ -55,6 +56,7 @@ from aicommons.hub.scans import ScanService
 from aicommons.hub.sessions import SessionService
 from aicommons.hub.sign_in_limits import SignInLimiter
 from aicommons.hub.signup import SignupService
+from aicommons.hub.sso import SsoService
 from aicommons.hub.webhooks import WebhookService
 from aicommons.scanning.worker import ScanWorkerPool
 from aicommons.storage import open_blob_store
@@ -96,6 +98,8 @@ class Hub:
         self.device_login = DeviceLogin(DeviceCodeStore(self.engine), self.accounts, settings.device_client_ids,
                                         settings.device_token_days)
         self.orgs = OrgService(OrgStore(self.engine), account_store, forget_principals=self.accounts.forget_principals)
+        self.sso = SsoService(settings, self.accounts, self.orgs, IdentityStore(self.engine))
+        self.accounts.password_sign_in = settings.password_sign_in
         self.audit = AuditLog(AuditStore(self.engine))
         self.accounts.failed_sign_in_listeners.append(self.audit.record_failed_sign_in)
         access_requests = AccessRequestStore(self.engine)

@@ -7,7 +7,7 @@ from pathlib import Path
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from aicommons.web import account, browse, collections, community, device, join, orgs, tokens, webhooks
+from aicommons.web import account, browse, collections, community, device, join, orgs, sso, tokens, webhooks
 
 PREFIXES = ("/datasets", "/spaces", "")
 GET_POST = ["GET", "POST"]
@@ -28,6 +28,8 @@ def web_routes() -> list:
         Route("/email/verify/resend", join.resend_verification, methods=["POST"]),
         Route("/password/reset", join.password_reset, methods=GET_POST),
         Route("/settings/invites", join.invites, methods=GET_POST),
+        Route("/login/sso", sso.start),
+        Route("/login/sso/callback", sso.callback),
         Route("/settings/tokens", tokens.tokens, methods=GET_POST),
         Route("/new", account.new_repo, methods=GET_POST),
         Route("/settings/webhooks", webhooks.webhooks, methods=GET_POST),

@@ -1,5 +1,6 @@
 """Teams: fine-grained and expiring tokens, OAuth device login, organisation roles, invitations and
-join requests, follows; who created each repo (the "contributor" org role writes to those).
+join requests, follows, single sign-on identities; who created each repo (the "contributor" org
+role writes to those).
 
 Revision ID: 0016
 """
@@ -66,9 +67,17 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime, nullable=False),
     )
     op.create_index("ix_follows_followee_id", "follows", ["followee_id"])
+    op.create_table(
+        "identities",
+        sa.Column("issuer", sa.String(512), primary_key=True),
+        sa.Column("subject", sa.String(255), primary_key=True),
+        sa.Column("user_id", sa.Integer, sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("identities")
     op.drop_table("follows")
     op.drop_table("org_join_requests")
     op.drop_table("org_invitations")

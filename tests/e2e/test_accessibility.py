@@ -97,6 +97,7 @@ def pages(repo: str) -> dict[str, tuple[str, bool]]:
         "dataset-viewer": (f"/datasets/{repo}-data/viewer", False),
         "new-repo": ("/new", True), "tokens": ("/settings/tokens", True), "repo-settings": (f"/{repo}/settings", True),
         "join": ("/join", False), "password-reset": ("/password/reset", False), "invites": ("/settings/invites", True),
+        "device-login": ("/device", True), "org-members": ("/organizations/acme/members", True),
     }
 
 

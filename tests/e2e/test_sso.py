@@ -16,6 +16,7 @@ from tests.conftest import _free_port, start_hub, stop_hub
 from tests.e2e.test_web_ui import browser  # noqa: F401 (the fixture)
 
 PROVIDER = Path(__file__).parent.parent / "sso_provider"
+ROOT = Path(__file__).parent.parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +24,8 @@ def sso_hub(tmp_path_factory):
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed")
-    if not (PROVIDER / "node_modules" / "oidc-provider").is_dir():
-        subprocess.run(["npm", "ci" if (PROVIDER / "package-lock.json").exists() else "install", "--no-audit",
-                        "--no-fund"], cwd=PROVIDER, check=False, capture_output=True, timeout=300)
-    if not (PROVIDER / "node_modules" / "oidc-provider").is_dir():
-        pytest.skip("the oidc-provider npm package is not installed (npm ci --prefix tests/sso_provider)")
+    if not (ROOT / "node_modules" / "oidc-provider").is_dir():
+        pytest.skip("the oidc-provider npm package is not installed (make install runs npm ci)")
     hub_port, idp_port = _free_port(), _free_port()
     hub_url = f"http://127.0.0.1:{hub_port}"
     idp = subprocess.Popen([node, "provider.mjs", str(idp_port), f"{hub_url}/login/sso/callback"], cwd=PROVIDER,

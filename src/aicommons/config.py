@@ -104,6 +104,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Single sign-on: provider groups to organisation roles, `group=org:role` separated by commas "
             "(e.g. `ml-team=acme:write,ml-leads=acme:admin`). Re-applied at every sign-in: a user gets the "
             "highest role their groups give in each listed org, and leaves listed orgs none of them gives."),
+    Setting("OIDC_TRUST_POLICIES", "",
+            "Workload identity for CI: a JSON list of trust policies, each `{\"org\", \"issuer\", \"audience\", "
+            "\"subject\", \"repos\", \"permissions\"}`; an ID token they accept is exchanged at `/oauth/token` "
+            "(RFC 8693) for a one-hour token of the org on one repo. See docs/teams.md."),
     Setting("PASSWORD_SIGN_IN", "1",
             "`0`: passwords no longer sign anyone in (web form and HTTP Basic); single sign-on and tokens only."),
     Setting("SIGN_IN_FAILURES_PER_ACCOUNT", "10",
@@ -256,6 +260,19 @@ def _float(name: str, minimum: float | None = None) -> float:
     return _typed(name, float, minimum)
 
 
+def _trust_policies(text: str) -> tuple:
+    if not text.strip():
+        return ()
+    import json
+
+    from aicommons.hub.workload_identity import parse_policies
+
+    try:
+        return parse_policies(json.loads(text))
+    except ValueError as exc:
+        raise SettingsError(f"AICOMMONS_OIDC_TRUST_POLICIES: {exc}") from None
+
+
 def _group_roles(text: str) -> tuple[tuple[str, str, str], ...]:
     out = []
     for item in filter(None, (part.strip() for part in text.split(","))):
@@ -306,6 +323,7 @@ class Settings:
     oidc_groups_claim: str
     oidc_group_roles: tuple[tuple[str, str, str], ...]  # (group, org, role)
     password_sign_in: bool
+    oidc_trust_policies: tuple
     sign_in_failures_per_account: int
     sign_in_failures_per_ip: int
     sign_in_failure_window_seconds: float
@@ -379,6 +397,7 @@ class Settings:
             oidc_groups_claim=_env("OIDC_GROUPS_CLAIM").strip(),
             oidc_group_roles=_group_roles(_env("OIDC_GROUP_ROLES")),
             password_sign_in=_bool("PASSWORD_SIGN_IN"),
+            oidc_trust_policies=_trust_policies(_env("OIDC_TRUST_POLICIES")),
             sign_in_failures_per_account=_int("SIGN_IN_FAILURES_PER_ACCOUNT"),
             sign_in_failures_per_ip=_int("SIGN_IN_FAILURES_PER_IP"),
             sign_in_failure_window_seconds=_float("SIGN_IN_FAILURE_WINDOW_SECONDS", minimum=1),

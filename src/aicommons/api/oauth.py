@@ -1,4 +1,5 @@
-"""OAuth endpoints: device login (RFC 8628) at ``/oauth/device`` and ``/oauth/token``.
+"""OAuth endpoints: device login (RFC 8628) at ``/oauth/device`` and ``/oauth/token``, which also
+exchanges CI ID tokens for hub tokens (RFC 8693, hub/workload_identity.py).
 
 Answers are OAuth-shaped (``{"error", "error_description"}``, 400), not the Hub's error shape: the
 clients read ``error`` (``authorization_pending``, ``slow_down``, ``expired_token``...). The token
@@ -13,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from aicommons.api.http import base_url, hub_of, read_body, run_sync
 from aicommons.hub.device_login import DEVICE_GRANT, OAuthError
+from aicommons.hub.workload_identity import EXCHANGE_GRANT
 
 MAX_BODY = 64 * 1024
 
@@ -59,6 +61,8 @@ async def token(request: Request) -> Response:
         hub = hub_of(request)
         if grant == DEVICE_GRANT:
             answer = await run_sync(hub.device_login.poll, fields.get("device_code", ""), fields.get("client_id", ""))
+        elif grant == EXCHANGE_GRANT:
+            answer = await run_sync(hub.workload_identity.exchange, fields, base_url(request))
         elif grant == "refresh_token":
             raise OAuthError("invalid_grant", "Device tokens are not refreshed: log in again when one expires")
         else:

@@ -207,6 +207,11 @@ class AccountStore:
             return None
         return _token(row, "token_"), _account(row)
 
+    def delete_expired_tokens(self, user_id: int, now: datetime) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(delete(tokens).where(tokens.c.user_id == user_id, tokens.c.expires_at.is_not(None),
+                                                     tokens.c.expires_at < now)).rowcount
+
     def touch_token(self, token_id: int, now: datetime, older_than: datetime) -> None:
         """Record a use; at most one write per token between ``older_than`` and ``now``."""
         with self.engine.begin() as conn:

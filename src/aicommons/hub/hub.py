@@ -58,6 +58,7 @@ from aicommons.hub.sign_in_limits import SignInLimiter
 from aicommons.hub.signup import SignupService
 from aicommons.hub.sso import SsoService
 from aicommons.hub.webhooks import WebhookService
+from aicommons.hub.workload_identity import WorkloadIdentity
 from aicommons.scanning.worker import ScanWorkerPool
 from aicommons.storage import open_blob_store
 from aicommons.xet.service import XetService
@@ -100,6 +101,7 @@ class Hub:
         self.orgs = OrgService(OrgStore(self.engine), account_store, forget_principals=self.accounts.forget_principals)
         self.sso = SsoService(settings, self.accounts, self.orgs, IdentityStore(self.engine))
         self.accounts.password_sign_in = settings.password_sign_in
+        self.workload_identity = WorkloadIdentity(settings.oidc_trust_policies, self.accounts, self.repo_store.get)
         self.audit = AuditLog(AuditStore(self.engine))
         self.accounts.failed_sign_in_listeners.append(self.audit.record_failed_sign_in)
         access_requests = AccessRequestStore(self.engine)

@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response
 
 from aicommons.errors import HubError, NotFound
 from aicommons.web import session
-from aicommons.web.account import _new_visitor, _safe_next
+from aicommons.web.account import _safe_next, new_visitor
 from aicommons.web.context import hub_of, page_handler
 from aicommons.web.render import page
 
@@ -73,5 +73,5 @@ def callback(request: Request) -> Response:
     response.delete_cookie(COOKIE, path="/")
     session.set_cookie(response, request, session.COOKIE, hub.sessions.start(account),
                        hub.settings.session_lifetime_seconds)
-    _new_visitor(request)
+    new_visitor(request)
     return response

@@ -314,16 +314,16 @@ class Settings:
     token_cache_seconds: float
     download_flush_seconds: float
     session_lifetime_seconds: int
-    device_client_ids: tuple[str, ...]
+    device_client_ids: str  # comma-separated: see ``device_client_id_list``
     device_token_days: int
     oidc_issuer: str
     oidc_client_id: str
     oidc_client_secret: str
     oidc_scopes: str
     oidc_groups_claim: str
-    oidc_group_roles: tuple[tuple[str, str, str], ...]  # (group, org, role)
+    oidc_group_roles: str  # raw: see ``group_role_list``
     password_sign_in: bool
-    oidc_trust_policies: tuple
+    oidc_trust_policies: str  # raw JSON: see ``trust_policy_list``
     sign_in_failures_per_account: int
     sign_in_failures_per_ip: int
     sign_in_failure_window_seconds: float
@@ -388,16 +388,16 @@ class Settings:
             token_cache_seconds=_float("TOKEN_CACHE_SECONDS", minimum=0),
             download_flush_seconds=_float("DOWNLOAD_FLUSH_SECONDS", minimum=0),
             session_lifetime_seconds=_int("SESSION_LIFETIME_SECONDS", minimum=60),
-            device_client_ids=tuple(c.strip() for c in _env("DEVICE_CLIENT_IDS").split(",") if c.strip()),
+            device_client_ids=_env("DEVICE_CLIENT_IDS"),
             device_token_days=_int("DEVICE_TOKEN_DAYS", minimum=1),
             oidc_issuer=_env("OIDC_ISSUER").strip().rstrip("/"),
             oidc_client_id=_env("OIDC_CLIENT_ID").strip(),
             oidc_client_secret=_env("OIDC_CLIENT_SECRET"),
             oidc_scopes=_env("OIDC_SCOPES").strip(),
             oidc_groups_claim=_env("OIDC_GROUPS_CLAIM").strip(),
-            oidc_group_roles=_group_roles(_env("OIDC_GROUP_ROLES")),
+            oidc_group_roles=_env("OIDC_GROUP_ROLES"),
             password_sign_in=_bool("PASSWORD_SIGN_IN"),
-            oidc_trust_policies=_trust_policies(_env("OIDC_TRUST_POLICIES")),
+            oidc_trust_policies=_env("OIDC_TRUST_POLICIES"),
             sign_in_failures_per_account=_int("SIGN_IN_FAILURES_PER_ACCOUNT"),
             sign_in_failures_per_ip=_int("SIGN_IN_FAILURES_PER_IP"),
             sign_in_failure_window_seconds=_float("SIGN_IN_FAILURE_WINDOW_SECONDS", minimum=1),
@@ -436,7 +436,20 @@ class Settings:
         values.update(overrides)
         settings = cls(**values)
         settings._check_urls()
+        settings.group_role_list, settings.trust_policy_list  # noqa: B018 - bad values name their variable now
         return settings
+
+    @property
+    def device_client_id_list(self) -> tuple[str, ...]:
+        return tuple(c.strip() for c in self.device_client_ids.split(",") if c.strip())
+
+    @property
+    def group_role_list(self) -> tuple[tuple[str, str, str], ...]:
+        return _group_roles(self.oidc_group_roles)
+
+    @property
+    def trust_policy_list(self) -> tuple:
+        return _trust_policies(self.oidc_trust_policies)
 
     def _check_urls(self) -> None:
         if self.database_url.split(":", 1)[0].split("+", 1)[0] not in ("sqlite", "postgresql", "postgres"):

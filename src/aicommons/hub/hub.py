@@ -96,12 +96,12 @@ class Hub:
         self.first_run = FirstRun(settings.data_dir, self.accounts)  # the one-time /setup link
         self.accounts.repo_lookup = self.repo_store.get
         self.accounts.repo_by_id = self.repo_store.get_by_id
-        self.device_login = DeviceLogin(DeviceCodeStore(self.engine), self.accounts, settings.device_client_ids,
+        self.device_login = DeviceLogin(DeviceCodeStore(self.engine), self.accounts, settings.device_client_id_list,
                                         settings.device_token_days)
         self.orgs = OrgService(OrgStore(self.engine), account_store, forget_principals=self.accounts.forget_principals)
         self.sso = SsoService(settings, self.accounts, self.orgs, IdentityStore(self.engine))
         self.accounts.password_sign_in = settings.password_sign_in
-        self.workload_identity = WorkloadIdentity(settings.oidc_trust_policies, self.accounts, self.repo_store.get)
+        self.workload_identity = WorkloadIdentity(settings.trust_policy_list, self.accounts, self.repo_store.get)
         self.audit = AuditLog(AuditStore(self.engine))
         self.accounts.failed_sign_in_listeners.append(self.audit.record_failed_sign_in)
         access_requests = AccessRequestStore(self.engine)

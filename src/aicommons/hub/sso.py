@@ -146,14 +146,14 @@ class SsoService:
     def apply_groups(self, account: Account, groups) -> None:
         """Give the user, in each org the mapping names, the highest role their groups give; take
         them out of mapped orgs none of their groups gives (the last admin stays)."""
-        if not self.settings.oidc_group_roles:
+        if not self.settings.group_role_list:
             return
         groups = {str(g) for g in groups} if isinstance(groups, list) else set()
         wanted: dict[str, str] = {}
-        for group, org, role in self.settings.oidc_group_roles:
+        for group, org, role in self.settings.group_role_list:
             if group in groups and ORG_ROLES.index(role) >= ORG_ROLES.index(wanted.get(org, "read")):
                 wanted[org] = role
-        for org_name in {org for _, org, _ in self.settings.oidc_group_roles}:
+        for org_name in {org for _, org, _ in self.settings.group_role_list}:
             org = self.accounts.store.get(org_name)
             if org is None:
                 if org_name not in wanted:

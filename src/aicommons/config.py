@@ -260,17 +260,19 @@ def _float(name: str, minimum: float | None = None) -> float:
     return _typed(name, float, minimum)
 
 
-def _trust_policies(text: str) -> tuple:
+def _trust_policies(text: str) -> list:
+    """The raw policies (JSON); hub/workload_identity.py checks their fields when it builds them."""
     if not text.strip():
-        return ()
+        return []
     import json
 
-    from aicommons.hub.workload_identity import parse_policies
-
     try:
-        return parse_policies(json.loads(text))
+        value = json.loads(text)
     except ValueError as exc:
         raise SettingsError(f"AICOMMONS_OIDC_TRUST_POLICIES: {exc}") from None
+    if not isinstance(value, list):
+        raise SettingsError("AICOMMONS_OIDC_TRUST_POLICIES: expected a JSON list of policies")
+    return value
 
 
 def _group_roles(text: str) -> tuple[tuple[str, str, str], ...]:
@@ -448,7 +450,7 @@ class Settings:
         return _group_roles(self.oidc_group_roles)
 
     @property
-    def trust_policy_list(self) -> tuple:
+    def trust_policy_list(self) -> list:
         return _trust_policies(self.oidc_trust_policies)
 
     def _check_urls(self) -> None:

@@ -69,7 +69,7 @@ def test_sign_in_create_token_and_use_it(page, live_hub):
     sign_in(page)
     page.goto("/settings/tokens")
     page.fill("input[name=name]", "from-the-browser")
-    page.select_option("select[name=role]", "write")
+    page.check("input[name=role][value=write]")
     page.click("text=Create token")
     token = page.inner_text("#new-token")
     assert HfApi(endpoint=live_hub.url, token=token).whoami()["name"] == "alice"

@@ -57,7 +57,7 @@ def _follows(which: str, kind: str):
         hub = hub_of(request)
         url, viewer = base_url(request), principal_of(request)
         account = hub.orgs.require(param(request, "org" if kind == "org" else "user"), kind)
-        found = hub.orgs.store.followers(account.id) if which == "followers" else hub.orgs.store.following(account.id)
+        found = hub.orgs.followers(account) if which == "followers" else hub.orgs.following(account)
         return _page(request, found, lambda a: hub.orgs.user_json(a, url, viewer)
                      if a.kind == "user" else {**hub.orgs.org_json(a, url), "user": a.name})
     return handler

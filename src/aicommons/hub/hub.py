@@ -101,7 +101,7 @@ class Hub:
         self.orgs = OrgService(OrgStore(self.engine), account_store, forget_principals=self.accounts.forget_principals)
         self.sso = SsoService(settings, self.accounts, self.orgs, IdentityStore(self.engine))
         self.accounts.password_sign_in = settings.password_sign_in
-        self.workload_identity = WorkloadIdentity(settings.trust_policy_list, self.accounts, self.repo_store.get)
+        self.workload_identity = WorkloadIdentity(_policies(settings), self.accounts, self.repo_store.get)
         self.audit = AuditLog(AuditStore(self.engine))
         self.accounts.failed_sign_in_listeners.append(self.audit.record_failed_sign_in)
         access_requests = AccessRequestStore(self.engine)
@@ -202,3 +202,14 @@ class Hub:
         self.downloads.close()  # counts still in memory reach the database before it closes
         self.scan_pool.close()
         self.engine.dispose()
+
+
+def _policies(settings: Settings) -> tuple:
+    """AICOMMONS_OIDC_TRUST_POLICIES as hub objects (config only checks that it is a JSON list)."""
+    from aicommons.config import SettingsError
+    from aicommons.hub.workload_identity import parse_policies
+
+    try:
+        return parse_policies(settings.trust_policy_list)
+    except ValueError as exc:
+        raise SettingsError(f"AICOMMONS_OIDC_TRUST_POLICIES: {exc}") from None

@@ -35,6 +35,12 @@ class OrgService:
 
     # --- lookups ---------------------------------------------------------------------------------
 
+    def followers(self, account: Account) -> list:
+        return self.store.followers(account.id)
+
+    def following(self, account: Account) -> list:
+        return self.store.following(account.id)
+
     def require(self, name: str, kind: str | None = None) -> Account:
         account = self.accounts.get(name)
         if account is None or (kind and account.kind != kind):

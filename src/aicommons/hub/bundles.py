@@ -41,11 +41,11 @@ from aicommons.db.accounts import AccountStore, AlreadyExists
 from aicommons.db.repos import RepoRow, RepoStore
 from aicommons.gitrepo import GitStore
 from aicommons.hub import content
-from aicommons.hub.gitattributes import MAX_POINTER_SIZE, parse_pointer
 from aicommons.hub.lfs import LfsService
 from aicommons.hub.names import check_repo_type
 from aicommons.hub.private_files import write_private_file
 from aicommons.hub.progress import SILENT, Progress
+from aicommons.hub.reachability import pointers_in_tree, ref_targets
 from aicommons.storage.keys import blob_key
 from aicommons.times import iso_z, utcnow
 
@@ -107,16 +107,6 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _pointers(git_repo: pygit2.Repository, tree: pygit2.Tree, found: dict[str, int]) -> None:
-    for entry in tree:
-        if entry.filemode == pygit2.GIT_FILEMODE_TREE:
-            _pointers(git_repo, git_repo[entry.id], found)
-            continue
-        blob = git_repo[entry.id]
-        if blob.size <= MAX_POINTER_SIZE and (pointer := parse_pointer(blob.data)) is not None:
-            found[pointer.oid] = pointer.size
-
-
 def export_bundle(requests: list[RepoRequest], git: GitStore, lfs: LfsService, key: Ed25519PrivateKey,
                   output: Path, tmp_dir: Path, progress: Progress = SILENT) -> dict:
     tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -133,9 +123,8 @@ def export_bundle(requests: list[RepoRequest], git: GitStore, lfs: LfsService, k
             for revision in request.revisions:
                 commit = content.resolve_revision(git_repo, revision)
                 revisions[revision] = str(commit.id)
-                _pointers(git_repo, commit.tree, files := {})
-                for oid, size in files.items():
-                    manifest["files"][oid] = size
+                for _path, pointer in pointers_in_tree(git_repo, commit.tree):
+                    manifest["files"][pointer.oid] = pointer.size
                 refs.append(_ref_for(git_repo, revision))
             bundle = work / "repos" / f"{index}.bundle"
             proc = subprocess.run(["git", "--git-dir", str(git.path(repo.storage_key)), "bundle", "create", "--quiet",
@@ -269,7 +258,7 @@ class BundleImporter:
         storage_key = repo.storage_key if repo else secrets.token_hex(16)
         if created:
             self.git.init(storage_key)
-        before = _refs(self.git.open(storage_key))
+        before = ref_targets(self.git.open(storage_key))
         proc = subprocess.run(["git", "--git-dir", str(self.git.path(storage_key)), "fetch", "--quiet", str(bundle),
                                "refs/heads/*:refs/heads/*", "refs/tags/*:refs/tags/*"], capture_output=True, text=True)
         if proc.returncode != 0:
@@ -290,25 +279,13 @@ class BundleImporter:
                                           now=utcnow())
         git_repo = self.git.open(storage_key)
         for sha in entry["revisions"].values():
-            found: dict[str, int] = {}
-            _pointers(git_repo, git_repo[sha].peel(pygit2.Commit).tree, found)
-            for oid, size in found.items():
-                self.lfs.repos.add_lfs_object(repo.id, oid, size, utcnow())
-        after = _refs(git_repo)
+            for _path, pointer in pointers_in_tree(git_repo, git_repo[sha].peel(pygit2.Commit).tree):
+                self.lfs.repos.add_lfs_object(repo.id, pointer.oid, pointer.size, utcnow())
+        after = ref_targets(git_repo)
         for ref in sorted(set(before) | set(after), key=lambda r: r == "refs/heads/main"):
             if before.get(ref) != after.get(ref):
                 self.after_ref_update(repo, ref, after.get(ref))
         return {"id": full_id, "type": repo_type, "created": created, "revisions": entry["revisions"]}
-
-
-def _refs(git_repo: pygit2.Repository) -> dict[str, str]:
-    found = {}
-    for name in git_repo.references:
-        try:
-            found[name] = str(git_repo.references[name].resolve().target)
-        except (pygit2.GitError, KeyError, ValueError):
-            continue
-    return found
 
 
 class BundleService:

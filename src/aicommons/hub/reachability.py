@@ -213,3 +213,20 @@ def _only_grew(git_repo: pygit2.Repository, old_tips: list[pygit2.Oid], new_tips
     """Whether every commit the old tips reached is still reached by the new ones."""
     new = set(new_tips)
     return all(tip in new or any(git_repo.descendant_of(n, tip) for n in new_tips) for tip in old_tips)
+
+
+def pointers_in_tree(git_repo: pygit2.Repository, tree: pygit2.Tree, prefix: str = ""):
+    """(path, LFS pointer) for every pointer file under ``tree`` (mirror sync, bundles)."""
+    for entry in tree:
+        path = f"{prefix}{entry.name}"
+        if entry.filemode == pygit2.GIT_FILEMODE_TREE:
+            yield from pointers_in_tree(git_repo, git_repo[entry.id], path + "/")
+        else:
+            blob = git_repo[entry.id]
+            if blob.size <= MAX_POINTER_SIZE and (pointer := parse_pointer(blob.data)) is not None:
+                yield path, pointer
+
+
+def ref_targets(git_repo: pygit2.Repository) -> dict[str, str]:
+    """Every ref's resolved target, by name."""
+    return dict(_refs(git_repo))

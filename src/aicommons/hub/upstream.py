@@ -44,10 +44,10 @@ from aicommons.errors import NotFound
 from aicommons.gitrepo import GitStore
 from aicommons.gitrepo.store import extends
 from aicommons.hub import content
-from aicommons.hub.gitattributes import MAX_POINTER_SIZE, parse_pointer
 from aicommons.hub.lfs import LfsService
 from aicommons.hub.names import REPO_TYPE_PLURAL, REPO_TYPE_PREFIX
 from aicommons.hub.progress import SILENT, Progress
+from aicommons.hub.reachability import pointers_in_tree, ref_targets
 from aicommons.storage.keys import blob_key
 from aicommons.times import utcnow
 
@@ -218,14 +218,7 @@ class UpstreamService:
             raise UpstreamError(f"git fetch of {remote} failed: {proc.stderr.strip()[-500:]}")
 
     def _refs(self, storage_key: str) -> dict[str, str]:
-        git_repo = self.git.open(storage_key)
-        found = {}
-        for name in git_repo.references:
-            try:
-                found[name] = str(git_repo.references[name].resolve().target)
-            except (pygit2.GitError, KeyError, ValueError):
-                continue
-        return found
+        return ref_targets(self.git.open(storage_key))
 
     def _announce(self, repo: RepoRow, before: dict[str, str]) -> None:
         after = self._refs(repo.storage_key)
@@ -316,8 +309,8 @@ class UpstreamService:
         wanted: dict[str, tuple[str, str, int]] = {}  # oid -> (commit, path, size)
         for revision in mirror.revisions or ["main"]:
             commit = content.resolve_revision(git_repo, revision)
-            _pointers(git_repo, commit.tree, "", lambda path, p, c=str(commit.id): wanted.setdefault(
-                p.oid, (c, path, p.size)))
+            for path, p in pointers_in_tree(git_repo, commit.tree):
+                wanted.setdefault(p.oid, (str(commit.id), path, p.size))
         missing = {oid: w for oid, w in wanted.items() if self.missing_file(repo, oid) is not None}
         progress.stage(f"{repo.full_id}: files", items=len(missing), nbytes=sum(w[2] for w in missing.values()))
         fetched = 0
@@ -357,8 +350,8 @@ class UpstreamService:
                 commit = git_repo[target].peel(pygit2.Commit)
             except (KeyError, ValueError, pygit2.GitError):
                 continue
-            _pointers(git_repo, commit.tree, "", lambda path, p, c=str(commit.id): paths.append((c, path))
-                      if p.oid == oid and p.size == size else None)
+            paths += [(str(commit.id), path) for path, p in pointers_in_tree(git_repo, commit.tree)
+                      if p.oid == oid and p.size == size]
             if paths:
                 return paths[0]
         return None
@@ -387,18 +380,6 @@ class UpstreamService:
         """A byte range of an uncached file, straight from upstream (not cached)."""
         return httpx.get(url, headers={**self._headers(), "Range": range_header}, timeout=self.timeout,
                          follow_redirects=True)
-
-
-def _pointers(git_repo: pygit2.Repository, tree: pygit2.Tree, prefix: str, found) -> None:
-    """Call ``found(path, pointer)`` for every LFS pointer under ``tree``."""
-    for entry in tree:
-        path = f"{prefix}{entry.name}"
-        if entry.filemode == pygit2.GIT_FILEMODE_TREE:
-            _pointers(git_repo, git_repo[entry.id], path + "/", found)
-            continue
-        blob = git_repo[entry.id]
-        if blob.size <= MAX_POINTER_SIZE and (pointer := parse_pointer(blob.data)) is not None:
-            found(path, pointer)
 
 
 class UpstreamError(Exception):

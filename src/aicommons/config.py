@@ -110,6 +110,9 @@ SETTINGS: tuple[Setting, ...] = (
             "(RFC 8693) for a one-hour token of the org on one repo. See docs/teams.md."),
     Setting("PASSWORD_SIGN_IN", "1",
             "`0`: passwords no longer sign anyone in (web form and HTTP Basic); single sign-on and tokens only."),
+    Setting("MAX_AVATAR_BYTES", str(5 * 1024 * 1024),
+            "Largest avatar image a user may upload on `/settings/profile` (PNG, JPEG, GIF or WebP); the hub "
+            "re-encodes it to a 256-pixel PNG without its metadata (EXIF, GPS position)."),
     Setting("SIGN_IN_FAILURES_PER_ACCOUNT", "10",
             "Refused passwords (web sign-in and HTTP Basic) allowed per user name per "
             "`SIGN_IN_FAILURE_WINDOW_SECONDS`, refilled continuously; beyond it password sign-ins for "
@@ -326,6 +329,7 @@ class Settings:
     oidc_group_roles: str  # raw: see ``group_role_list``
     password_sign_in: bool
     oidc_trust_policies: str  # raw JSON: see ``trust_policy_list``
+    max_avatar_bytes: int
     sign_in_failures_per_account: int
     sign_in_failures_per_ip: int
     sign_in_failure_window_seconds: float
@@ -400,6 +404,7 @@ class Settings:
             oidc_group_roles=_env("OIDC_GROUP_ROLES"),
             password_sign_in=_bool("PASSWORD_SIGN_IN"),
             oidc_trust_policies=_env("OIDC_TRUST_POLICIES"),
+            max_avatar_bytes=_int("MAX_AVATAR_BYTES", minimum=1024),
             sign_in_failures_per_account=_int("SIGN_IN_FAILURES_PER_ACCOUNT"),
             sign_in_failures_per_ip=_int("SIGN_IN_FAILURES_PER_IP"),
             sign_in_failure_window_seconds=_float("SIGN_IN_FAILURE_WINDOW_SECONDS", minimum=1),

@@ -330,6 +330,10 @@ GLOBAL_ROUTES = {
     ("/organizations/{org}/members", "GET"), ("/organizations/{org}/members", "POST"),
     ("/invitations/{token}", "GET"), ("/invitations/{token}", "POST"),
     ("/login/sso", "GET"), ("/login/sso/callback", "GET"),
+    # The signed-in user's own settings (anonymous: sent to sign in; forms: CSRF) and public avatars.
+    ("/settings/profile", "GET"), ("/settings/profile", "POST"), ("/settings/account", "GET"),
+    ("/settings/account", "POST"), ("/settings/account/export", "POST"), ("/settings/account/delete", "GET"),
+    ("/settings/account/delete", "POST"), ("/avatars/{user}", "GET"),
     *((p + "/{name}/resolve/{rev}/{path:path}", "GET") for p in TYPED),
 }
 
@@ -683,10 +687,13 @@ def test_global_routes(live_hub, world):
         for principal in ("anonymous", "outsider"):
             for method, path in (("GET", "/api/health"), ("GET", "/api/whoami-v2"), ("GET", "/api/agent-harnesses"),
                                  ("GET", "/openapi.json"), ("POST", "/api/validate-yaml"), ("GET", "/login"), ("GET", "/settings/tokens"),
-                                 ("GET", "/new"), ("GET", "/static/style.css")):
+                                 ("GET", "/new"), ("GET", "/static/style.css"), ("GET", "/settings/profile"),
+                                 ("GET", "/settings/account"), ("GET", "/settings/account/delete"),
+                                 ("GET", f"/avatars/{owner_name}")):
                 response = get(path, principal, method, json={"content": "a: 1"} if method == "POST" else None)
                 check(response.status_code < 500, f"{method} {path} as {principal}", response)
-            for path in ("/login", "/logout", "/settings/tokens", "/new", "/device"):
+            for path in ("/login", "/logout", "/settings/tokens", "/new", "/device", "/settings/profile",
+                         "/settings/account", "/settings/account/export", "/settings/account/delete"):
                 response = get(path, principal, "POST", data={"name": "x", "username": "x", "password": "x"})
                 check(response.status_code in (400, 403), f"POST {path} without CSRF as {principal}", response)
             for path in ("/login/sso", "/login/sso/callback?code=x&state=y"):  # no provider configured here

@@ -46,6 +46,26 @@ class SessionStore:
         with self.engine.begin() as conn:
             return conn.execute(delete(web_sessions).where(web_sessions.c.user_id == user_id)).rowcount
 
+    def delete_user_except(self, user_id: int, keep_hash: str | None) -> int:
+        """End every session of a user but one (the one changing their password); the number ended."""
+        query = delete(web_sessions).where(web_sessions.c.user_id == user_id)
+        if keep_hash:
+            query = query.where(web_sessions.c.id_hash != keep_hash)
+        with self.engine.begin() as conn:
+            return conn.execute(query).rowcount
+
+    def delete_of_user(self, user_id: int, id_hash: str) -> bool:
+        """End one session, only if it is this user's."""
+        with self.engine.begin() as conn:
+            return conn.execute(delete(web_sessions).where(web_sessions.c.user_id == user_id,
+                                                           web_sessions.c.id_hash == id_hash)).rowcount > 0
+
+    def list_user(self, user_id: int, now: datetime) -> list[SessionRow]:
+        query = (select(web_sessions).where(web_sessions.c.user_id == user_id, web_sessions.c.expires_at >= now)
+                 .order_by(web_sessions.c.last_seen_at.desc()))
+        with self.engine.connect() as conn:
+            return [SessionRow(r.id_hash, r.user_id, r.created_at, r.last_seen_at, r.expires_at) for r in conn.execute(query)]
+
     def count_user(self, user_id: int, now: datetime) -> int:
         with self.engine.connect() as conn:
             return len(conn.execute(select(web_sessions.c.id_hash).where(

@@ -8,9 +8,11 @@ from pathlib import Path
 
 from aicommons.config import Settings
 from aicommons.db.access_requests import AccessRequestStore
+from aicommons.db.account_export import AccountExportStore
 from aicommons.db.account_removal import AccountRemovalStore
 from aicommons.db.accounts import AccountStore
 from aicommons.db.audit import AuditStore
+from aicommons.db.avatars import AvatarStore
 from aicommons.db.collections import CollectionStore
 from aicommons.db.device_codes import DeviceCodeStore
 from aicommons.db.discussions import DiscussionStore
@@ -28,7 +30,9 @@ from aicommons.db.xet import XetFileStore
 from aicommons.gitrepo import GitStore
 from aicommons.hub import chunking
 from aicommons.hub.account_deletion import AccountDeletion
+from aicommons.hub.account_export import AccountExport
 from aicommons.hub.account_names import NameService
+from aicommons.hub.account_settings import AccountSettings
 from aicommons.hub.accounts import AccountService
 from aicommons.hub.audit import AuditLog
 from aicommons.hub.collections import CollectionService
@@ -49,6 +53,7 @@ from aicommons.hub.objects import ObjectReader
 from aicommons.hub.orgs import OrgService
 from aicommons.hub.policy import Policy
 from aicommons.hub.private_files import secure_data_dir
+from aicommons.hub.profiles import ProfileService
 from aicommons.hub.reachability import LfsHistory
 from aicommons.hub.refs import RefService
 from aicommons.hub.repos import RepoService
@@ -123,6 +128,11 @@ class Hub:
         self.objects = ObjectReader(self.blobs, self.xet.reads)
         self.commits = CommitService(self.repos, self.repo_store, self.git, self.objects,
                                      settings.max_regular_file_bytes)
+        avatars = AvatarStore(self.engine)
+        self.profiles = ProfileService(account_store, avatars, settings.max_avatar_bytes)
+        self.account_settings = AccountSettings(self.accounts, self.sessions)
+        self.account_export = AccountExport(account_store, self.repo_store, AccountExportStore(self.engine), avatars,
+                                            self.audit.store)
         self.account_deletion = AccountDeletion(self.accounts, self.repos, self.repo_store,
                                                 AccountRemovalStore(self.engine), retire_name=self.names.retire_name)
         self.discussions = DiscussionService(DiscussionStore(self.engine), self.repos, self.git)

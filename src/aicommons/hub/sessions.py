@@ -63,5 +63,22 @@ class SessionService:
     def end_all(self, user_id: int) -> int:
         return self.store.delete_user(user_id)
 
+    def end_others(self, user_id: int, session_id: str | None) -> int:
+        """End every session of the user except ``session_id`` (the browser they are using)."""
+        keep = _hash(session_id) if session_id and len(session_id) <= 128 else None
+        return self.store.delete_user_except(user_id, keep)
+
+    def list(self, user_id: int) -> list[SessionRow]:
+        """The user's live sessions, most recently used first. A row's ``id_hash`` names it in the
+        sign-out form: it is not the cookie, and ``end_one`` only ends the caller's own."""
+        return self.store.list_user(user_id, utcnow())
+
+    def end_one(self, user_id: int, id_hash: str) -> bool:
+        return self.store.delete_of_user(user_id, id_hash)
+
+    @staticmethod
+    def hash_of(session_id: str | None) -> str | None:
+        return _hash(session_id) if session_id and len(session_id) <= 128 else None
+
     def count(self, user_id: int) -> int:
         return self.store.count_user(user_id, utcnow())

@@ -119,4 +119,5 @@ def profile(request: Request) -> Response:
     principal = request.state.web.principal
     collections, _ = hub.collections.list(principal, [account.name], [], "position", 0, 100)
     return page(request, "profile.html", account=account, repos=repos, collections=collections,
-                can_create_collection=principal.can_write_owner(account.id), slug_of=slug_of)
+                can_create_collection=principal.can_write_owner(account.id), slug_of=slug_of,
+                has_avatar=hub.profiles.has_avatar(account))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -27,19 +27,23 @@ class WebContext:
     visitor: str  # the visitor id the CSRF token is bound to (web/session.py)
     form: dict
     new_visitor: bool = False  # the response must set the visitor cookie
+    files: dict = field(default_factory=dict)  # name -> bytes of an uploaded file (pages with ``uploads``)
 
 
 __all__ = ["WebContext", "error_page", "hub_of", "page_handler"]  # hub_of: web modules import it from here
 
 
-def page_handler(handler: Callable[[Request], Response] | None = None, *, sign_in: bool = False):
+def page_handler(handler: Callable[[Request], Response] | None = None, *, sign_in: bool = False,
+                 uploads: Callable | None = None):
     """Wrap a synchronous page handler: session → principal, form parsing, Origin and CSRF checks
     on POST. Pages are personal (who is signed in, the visitor's CSRF token): never cached.
 
     With ``sign_in=True`` an anonymous visitor is sent to the sign-in page (and back afterwards).
+    ``uploads(settings)``: the largest file this page accepts (multipart forms); the file's bytes are
+    in ``web.files``, read only after the CSRF check. Without it uploaded files are ignored.
     """
     if handler is None:
-        return functools.partial(page_handler, sign_in=sign_in)
+        return functools.partial(page_handler, sign_in=sign_in, uploads=uploads)
 
     @functools.wraps(handler)
     async def endpoint(request: Request) -> Response:
@@ -49,11 +53,13 @@ def page_handler(handler: Callable[[Request], Response] | None = None, *, sign_i
         session_id = request.cookies.get(session.COOKIE)
         visitor = session.visitor_id(request)
         form: dict = {}
+        files: dict = {}
         if request.method == "POST":
             if not session.same_origin(request, hub.settings.public_url):
                 raise Forbidden("This form was sent from another site")
+            file_limit = uploads(hub.settings) if uploads else 0
             declared = request.headers.get("content-length", "0")
-            if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+            if declared.isdigit() and int(declared) > MAX_FORM_BYTES + file_limit:
                 raise PayloadTooLarge("Form too large")
             data = await request.form()
             form = {k: v for k, v in data.items() if isinstance(v, str)}
@@ -61,15 +67,23 @@ def page_handler(handler: Callable[[Request], Response] | None = None, *, sign_i
                 raise BadRequest("A NUL character is not allowed in a form")
             if not session.check_csrf(key, visitor, form.get("csrf")):
                 raise Forbidden("The form expired or did not come from this site: reload the page and retry")
+            for name, value in data.items() if file_limit else ():
+                if not isinstance(value, str) and value.filename:
+                    content = await value.read(file_limit + 1)
+                    if len(content) > file_limit:
+                        raise PayloadTooLarge(f"The file is larger than {file_limit} bytes")
+                    files[name] = content
 
         def run() -> Response:
             account = hub.sessions.account_for(session_id)
             client = request.client.host if request.client else None
             principal = hub.accounts.principal_for_account(account) if account else anonymous(client)
+            if account is not None:
+                request.state.principal = principal  # the audit log names who sent a form (api/middleware.py)
             new_visitor = visitor is None
             current = visitor or session.new_visitor_id()
             request.state.web = WebContext(principal, session.csrf_token(key, current), session_id, current, form,
-                                           new_visitor)
+                                           new_visitor, files)
             if sign_in and principal.is_anonymous:
                 response = RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
             else:

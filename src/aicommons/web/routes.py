@@ -7,7 +7,7 @@ from pathlib import Path
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from aicommons.web import account, browse, collections, community, device, join, orgs, sso, tokens, webhooks
+from aicommons.web import account, browse, collections, community, device, join, orgs, settings, sso, tokens, webhooks
 
 PREFIXES = ("/datasets", "/spaces", "")
 GET_POST = ["GET", "POST"]
@@ -31,6 +31,11 @@ def web_routes() -> list:
         Route("/login/sso", sso.start),
         Route("/login/sso/callback", sso.callback),
         Route("/settings/tokens", tokens.tokens, methods=GET_POST),
+        Route("/settings/profile", settings.profile_settings, methods=GET_POST),
+        Route("/settings/account", settings.account_settings, methods=GET_POST),
+        Route("/settings/account/export", settings.export_data, methods=["POST"]),
+        Route("/settings/account/delete", settings.delete_account, methods=GET_POST),
+        Route("/avatars/{user}", settings.avatar),
         Route("/new", account.new_repo, methods=GET_POST),
         Route("/settings/webhooks", webhooks.webhooks, methods=GET_POST),
         Route("/settings/webhooks/{webhook_id}", webhooks.webhook, methods=GET_POST),

@@ -334,6 +334,8 @@ GLOBAL_ROUTES = {
     ("/settings/profile", "GET"), ("/settings/profile", "POST"), ("/settings/account", "GET"),
     ("/settings/account", "POST"), ("/settings/account/export", "POST"), ("/settings/account/delete", "GET"),
     ("/settings/account/delete", "POST"), ("/avatars/{user}", "GET"),
+    # Site administration: site admins only; to anyone else (even with a CSRF token) it does not exist.
+    ("/admin", "GET"), ("/admin/users/{user}/{action}", "POST"),
     *((p + "/{name}/resolve/{rev}/{path:path}", "GET") for p in TYPED),
 }
 
@@ -742,6 +744,26 @@ def test_global_routes(live_hub, world):
                 check(response.status_code in (200, 303, 404), f"GET {path} as {principal}", response)
                 check(private not in response.text or rights(principal, "private").visible,
                       f"GET {path} as {principal} names the private repo", response)
+        # /admin: not found for everyone but a site admin's web session, bearer tokens included (the web
+        # UI ignores them); an action sent with a valid CSRF token by a non-admin changes nothing.
+        victim = "outsider" + world.org[2:]
+        for principal in ("anonymous", "outsider", "site_admin"):
+            response = get("/admin", principal)
+            check(response.status_code == 404, f"GET /admin with a {principal} token", response)
+        for caller in ("web:outsider", "web:member_admin", "web:site_admin"):
+            cookie, csrf = world.sessions[caller]
+            headers = {"Cookie": cookie, "Origin": live_hub.url}
+            page = http.get("/admin", params={"q": victim}, headers=headers)
+            want = 200 if caller == "web:site_admin" else 404
+            check(page.status_code == want and (victim in page.text) == (want == 200), f"GET /admin as {caller}", page)
+            if caller != "web:site_admin":
+                acted = http.post(f"/admin/users/{victim}/suspend", data={"csrf": csrf}, headers=headers)
+                check(acted.status_code == 404, f"POST /admin/users/…/suspend as {caller}", acted)
+                who = get("/api/whoami-v2", "outsider")
+                check(who.status_code == 200, f"the outsider still signs in after {caller} tried to suspend", who)
+        for action in ("suspend", "bogus"):
+            response = http.post(f"/admin/users/{victim}/{action}", headers={"Origin": live_hub.url})
+            check(response.status_code in (400, 403, 404), f"POST /admin/users/…/{action} without CSRF", response)
     assert not failures, "\n".join(failures)
 
 

@@ -346,6 +346,10 @@ class AccountService:
         self._principals.clear()
         return self.store.get_by_id(user.id)
 
+    def search_users(self, text: str = "", offset: int = 0, limit: int = 50) -> tuple[list[Account], int]:
+        """Users whose name, full name or e-mail contains ``text`` (the admin page); (page, total)."""
+        return self.store.search("user", text.strip()[:200], max(0, offset), min(max(1, limit), 200))
+
     def set_admin(self, user_name: str, is_admin: bool) -> Account:
         user = self.require(user_name, kind="user")
         if not is_admin and user.is_admin and self.store.count_admins() <= 1:

@@ -7,7 +7,8 @@ from pathlib import Path
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from aicommons.web import account, browse, collections, community, device, join, orgs, settings, sso, tokens, webhooks
+from aicommons.web import (account, admin, browse, collections, community, device, join, orgs, settings, sso, tokens,
+                           webhooks)
 
 PREFIXES = ("/datasets", "/spaces", "")
 GET_POST = ["GET", "POST"]
@@ -36,6 +37,8 @@ def web_routes() -> list:
         Route("/settings/account/export", settings.export_data, methods=["POST"]),
         Route("/settings/account/delete", settings.delete_account, methods=GET_POST),
         Route("/avatars/{user}", settings.avatar),
+        Route("/admin", admin.admin_page),
+        Route("/admin/users/{user}/{action}", admin.admin_user_action, methods=["POST"]),
         Route("/new", account.new_repo, methods=GET_POST),
         Route("/settings/webhooks", webhooks.webhooks, methods=GET_POST),
         Route("/settings/webhooks/{webhook_id}", webhooks.webhook, methods=GET_POST),

@@ -98,6 +98,8 @@ def pages(repo: str) -> dict[str, tuple[str, bool]]:
         "new-repo": ("/new", True), "tokens": ("/settings/tokens", True), "repo-settings": (f"/{repo}/settings", True),
         "join": ("/join", False), "password-reset": ("/password/reset", False), "invites": ("/settings/invites", True),
         "device-login": ("/device", True), "org-members": ("/organizations/acme/members", True),
+        "settings-profile": ("/settings/profile", True), "settings-account": ("/settings/account", True),
+        "settings-delete": ("/settings/account/delete", True),
     }
 
 

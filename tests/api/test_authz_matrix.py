@@ -746,7 +746,7 @@ def test_global_routes(live_hub, world):
                       f"GET {path} as {principal} names the private repo", response)
         # /admin: not found for everyone but a site admin's web session, bearer tokens included (the web
         # UI ignores them); an action sent with a valid CSRF token by a non-admin changes nothing.
-        victim = "outsider" + world.org[2:]
+        victim = "memberread" + world.org[2:]
         for principal in ("anonymous", "outsider", "site_admin"):
             response = get("/admin", principal)
             check(response.status_code == 404, f"GET /admin with a {principal} token", response)
@@ -759,8 +759,8 @@ def test_global_routes(live_hub, world):
             if caller != "web:site_admin":
                 acted = http.post(f"/admin/users/{victim}/suspend", data={"csrf": csrf}, headers=headers)
                 check(acted.status_code == 404, f"POST /admin/users/…/suspend as {caller}", acted)
-                who = get("/api/whoami-v2", "outsider")
-                check(who.status_code == 200, f"the outsider still signs in after {caller} tried to suspend", who)
+                who = get("/api/whoami-v2", "member_read")
+                check(who.status_code == 200, f"{victim} still signs in after {caller} tried to suspend", who)
         for action in ("suspend", "bogus"):
             response = http.post(f"/admin/users/{victim}/{action}", headers={"Origin": live_hub.url})
             check(response.status_code in (400, 403, 404), f"POST /admin/users/…/{action} without CSRF", response)

@@ -90,3 +90,5 @@ def test_delete_refuses_while_repos_are_undecided_then_transfers_and_keeps_comme
     assert thread["author"]["name"] == "deleted user"
     assert "my words stay" in str(thread["events"])
     assert live_hub.cli("audit", "--target", name).stdout.count("cli user delete --transfer-repos-to") == 1
+    taken = live_hub.cli("user", "create", name.upper(), check=False)  # the name is retired, in any case
+    assert taken.returncode == 1 and "deleted or renamed" in taken.stderr

@@ -334,6 +334,7 @@ GLOBAL_ROUTES = {
     ("/settings/profile", "GET"), ("/settings/profile", "POST"), ("/settings/account", "GET"),
     ("/settings/account", "POST"), ("/settings/account/export", "POST"), ("/settings/account/delete", "GET"),
     ("/settings/account/delete", "POST"), ("/avatars/{user}", "GET"),
+    ("/settings/email/confirm", "GET"), ("/settings/email/confirm", "POST"),  # the mailed link: the token is the key
     # Site administration: site admins only; to anyone else (even with a CSRF token) it does not exist.
     ("/admin", "GET"), ("/admin/users/{user}/{action}", "POST"),
     *((p + "/{name}/resolve/{rev}/{path:path}", "GET") for p in TYPED),
@@ -691,11 +692,12 @@ def test_global_routes(live_hub, world):
                                  ("GET", "/openapi.json"), ("POST", "/api/validate-yaml"), ("GET", "/login"), ("GET", "/settings/tokens"),
                                  ("GET", "/new"), ("GET", "/static/style.css"), ("GET", "/settings/profile"),
                                  ("GET", "/settings/account"), ("GET", "/settings/account/delete"),
-                                 ("GET", f"/avatars/{owner_name}")):
+                                 ("GET", f"/avatars/{owner_name}"), ("GET", "/settings/email/confirm?token=x")):
                 response = get(path, principal, method, json={"content": "a: 1"} if method == "POST" else None)
                 check(response.status_code < 500, f"{method} {path} as {principal}", response)
             for path in ("/login", "/logout", "/settings/tokens", "/new", "/device", "/settings/profile",
-                         "/settings/account", "/settings/account/export", "/settings/account/delete"):
+                         "/settings/account", "/settings/account/export", "/settings/account/delete",
+                         "/settings/email/confirm"):
                 response = get(path, principal, "POST", data={"name": "x", "username": "x", "password": "x"})
                 check(response.status_code in (400, 403), f"POST {path} without CSRF as {principal}", response)
             for path in ("/login/sso", "/login/sso/callback?code=x&state=y"):  # no provider configured here

@@ -346,6 +346,10 @@ class AccountService:
         self._principals.clear()
         return self.store.get_by_id(user.id)
 
+    def pending_users(self) -> list[Account]:
+        """Sign-ups waiting for an admin's approval (``AICOMMONS_SIGNUP=approval``), oldest first."""
+        return sorted((u for u in self.store.list(kind="user") if u.status == "pending"), key=lambda u: u.created_at)
+
     def search_users(self, text: str = "", offset: int = 0, limit: int = 50) -> tuple[list[Account], int]:
         """Users whose name, full name or e-mail contains ``text`` (the admin page); (page, total)."""
         return self.store.search("user", text.strip()[:200], max(0, offset), min(max(1, limit), 200))

@@ -16,6 +16,7 @@ from aicommons.db.avatars import AvatarStore
 from aicommons.db.collections import CollectionStore
 from aicommons.db.device_codes import DeviceCodeStore
 from aicommons.db.discussions import DiscussionStore
+from aicommons.db.email_changes import EmailChangeStore
 from aicommons.db.engine import make_engine, upgrade_schema
 from aicommons.db.gc import BlobGcStore
 from aicommons.db.identities import IdentityStore
@@ -40,6 +41,7 @@ from aicommons.hub.commits import CommitService
 from aicommons.hub.device_login import DeviceLogin
 from aicommons.hub.discussions import DiscussionService
 from aicommons.hub.downloads import DownloadCounter
+from aicommons.hub.email_change import EmailChanges
 from aicommons.hub.events import Events
 from aicommons.hub.first_run import FirstRun
 from aicommons.hub.gating import GatingService
@@ -131,6 +133,7 @@ class Hub:
         avatars = AvatarStore(self.engine)
         self.profiles = ProfileService(account_store, avatars, settings.max_avatar_bytes)
         self.account_settings = AccountSettings(self.accounts, self.sessions)
+        self.email_changes = EmailChanges(self.accounts, self.account_settings, EmailChangeStore(self.engine), self.mail)
         self.account_export = AccountExport(account_store, self.repo_store, AccountExportStore(self.engine), avatars,
                                             self.audit.store)
         self.account_deletion = AccountDeletion(self.accounts, self.repos, self.repo_store,

@@ -40,12 +40,11 @@ def _render(request: Request, status: int = 200, error: str | None = None, notic
 
 
 def _pending(hub) -> list:
-    return [u for u in hub.accounts.store.list(kind="user") if getattr(u, "status", "active") == "pending"]
+    return hub.accounts.pending_users()
 
 
 def _invites(hub) -> list:
-    signup = getattr(hub, "signup", None)
-    return signup.invites() if signup is not None else []
+    return hub.signup.invites()
 
 
 @page_handler

@@ -36,6 +36,7 @@ def web_routes() -> list:
         Route("/settings/account", settings.account_settings, methods=GET_POST),
         Route("/settings/account/export", settings.export_data, methods=["POST"]),
         Route("/settings/account/delete", settings.delete_account, methods=GET_POST),
+        Route("/settings/email/confirm", settings.confirm_email, methods=GET_POST),
         Route("/avatars/{user}", settings.avatar),
         Route("/admin", admin.admin_page),
         Route("/admin/users/{user}/{action}", admin.admin_user_action, methods=["POST"]),

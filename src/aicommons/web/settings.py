@@ -41,7 +41,7 @@ def profile_settings(request: Request) -> Response:
                 notice = "Avatar removed."
         except HubError as exc:
             error, status = exc.message, exc.status
-    account = hub.accounts.store.get_by_id(me.id)
+    account = hub.accounts.by_id(me.id)
     return page(request, "settings_profile.html", status=status, account=account, error=error, notice=notice,
                 has_avatar=hub.profiles.has_avatar(account), max_avatar_bytes=hub.settings.max_avatar_bytes)
 
@@ -63,6 +63,11 @@ def account_settings(request: Request) -> Response:
                                                              web.form.get("new_password", ""), web.session_id,
                                                              _client(request))
                 notice = f"Password changed; {ended} other session(s) signed out."
+            elif action == "email":
+                sent_to = hub.email_changes.request(me, web.form.get("new_email", ""), web.form.get("password", ""),
+                                                    _client(request))
+                notice = (f"We sent a link to {sent_to}. Your address changes when you follow it "
+                          f"(within 24 hours); until then it stays {me.email or 'unset'}.")
             elif action == "end-session":
                 hub.account_settings.end_session(me, web.form.get("session", ""))
                 notice = "Session signed out."
@@ -73,7 +78,7 @@ def account_settings(request: Request) -> Response:
 
 
 async def avatar(request: Request) -> Response:
-    from aicommons.api.http import run_sync
+    from aicommons.http_common import run_sync
 
     hub = hub_of(request)
     content_type, data = await run_sync(hub.profiles.avatar, path_param(request, "user"))
@@ -120,3 +125,16 @@ def delete_account(request: Request) -> Response:
             return response
     return page(request, "settings_delete.html", status=status, account=me, plan=plan, error=error,
                 notice=None, repo_key=repo_key)
+
+
+@page_handler
+def confirm_email(request: Request) -> Response:
+    """The link mailed to a new address: GET shows what it will do, the button (POST) does it, so a
+    mail scanner that opens links does not use it up."""
+    hub = hub_of(request)
+    web = request.state.web
+    token = (web.form.get("token") if request.method == "POST" else request.query_params.get("token")) or ""
+    if request.method == "GET":
+        return page(request, "email_confirm.html", token=token, new_email=hub.email_changes.pending(token), done=None)
+    account = hub.email_changes.confirm(token)
+    return page(request, "email_confirm.html", token="", new_email=account.email, done=True)

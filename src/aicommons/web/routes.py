@@ -7,8 +7,20 @@ from pathlib import Path
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from aicommons.web import (account, admin, browse, collections, community, device, join, orgs, settings, sso, tokens,
-                           webhooks)
+from aicommons.web import (
+    account,
+    admin,
+    browse,
+    collections,
+    community,
+    device,
+    join,
+    orgs,
+    settings,
+    sso,
+    tokens,
+    webhooks,
+)
 
 PREFIXES = ("/datasets", "/spaces", "")
 GET_POST = ["GET", "POST"]

@@ -67,10 +67,39 @@ def test_openai_sampling_validation():
     assert (params.max_new_tokens, params.greedy, params.stop, n) == (5, True, ("x",), 2)
     assert extra == {"stream": True, "include_usage": True}
     for bad in ({"max_tokens": "5"}, {"max_tokens": 0}, {"temperature": 3}, {"n": 100}, {"stop": [1]},
-                {"tools": [{"type": "function"}]}, {"logprobs": True}, {"seed": 1.5}, {"stream": "yes"},
-                {"response_format": {"type": "json_object"}}, {"stop": ["a"] * 20}):
+                {"logprobs": "yes"}, {"top_logprobs": 3}, {"logprobs": True, "top_logprobs": 21},
+                {"seed": 1.5}, {"stream": "yes"}, {"functions": [{"name": "f"}]},
+                {"response_format": {"type": "xml"}}, {"response_format": {"type": "json_schema"}},
+                {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": 5}}}},
+                {"logit_bias": {"a": 1}}, {"logit_bias": {"1": 101}}, {"stop": ["a"] * 20}):
         with pytest.raises(InvalidRequest):
             openai_sampling(bad, S, default_max_tokens=None)
+    guided, _, _ = openai_sampling({"response_format": {"type": "json_object"}, "logprobs": True, "top_logprobs": 2,
+                                    "logit_bias": {"7": -100}}, S, default_max_tokens=None)
+    assert guided.grammar and guided.logprobs == 2 and guided.logit_bias == ((7, -100.0),)
+    legacy, _, _ = openai_sampling({"logprobs": 0}, S, default_max_tokens=None, chat=False)
+    assert legacy.logprobs == 0 and not openai_sampling({}, S, default_max_tokens=None)[0].guided
+
+
+def test_tool_specs_and_call_parsing():
+    from aicommons.inference.tools import CallStreamer, parse_calls, parse_tools
+
+    fn = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    for bad in ({"tools": [{"type": "function"}]}, {"tools": [fn, fn]}, {"tool_choice": "required"},
+                {"tools": [fn], "tool_choice": {"type": "function", "function": {"name": "g"}}},
+                {"tools": [fn], "tool_choice": "always"}, {"tools": [fn], "parallel_tool_calls": "no"}):
+        with pytest.raises(InvalidRequest):
+            parse_tools(bad)
+    spec = parse_tools({"tools": [fn], "tool_choice": "auto"})
+    content, calls = parse_calls('hi <tool_call>\n{"name": "f", "arguments": {"a": 1}}\n</tool_call>', "hermes", spec)
+    assert content == "hi" and calls[0]["function"] == {"name": "f", "arguments": '{"a": 1}'}
+    assert parse_calls('[{"name": "g", "arguments": {}}]', "json", spec) == ('[{"name": "g", "arguments": {}}]', [])
+    streamer = CallStreamer(spec, "json")
+    pieces = ['[{"na', 'me": "f", "arguments": {}}', ', {"name": "f", "arguments": {"x": [1]}}]']
+    got = [streamer.feed(p) for p in pieces]
+    assert got[0] == ("", []) and len(got[1][1]) == 1 and got[2][1][0]["function"]["arguments"] == '{"x": [1]}'
+    text = CallStreamer(spec, "hermes")
+    assert text.feed("<tool") == ("", []) and text.feed("bar is here", final=True) == ("<toolbar is here", [])
 
 
 def test_tgi_sampling_defaults_to_greedy():
@@ -78,8 +107,10 @@ def test_tgi_sampling_defaults_to_greedy():
     assert params.greedy and params.max_new_tokens == 4 and extras["details"]
     sampled, _ = tgi_sampling({"do_sample": True, "temperature": 0.5}, S)
     assert not sampled.greedy and sampled.temperature == 0.5
-    with pytest.raises(InvalidRequest):
-        tgi_sampling({"grammar": {"type": "json"}}, S)
+    assert tgi_sampling({"grammar": {"type": "json", "value": {"type": "object"}}}, S)[0].grammar
+    for bad in ({"type": "xml"}, {"type": "regex", "value": "[a-"}, {"type": "json", "value": "not json"}):
+        with pytest.raises(InvalidRequest):
+            tgi_sampling({"grammar": bad}, S)
 
 
 def test_fit_to_context():

@@ -73,16 +73,48 @@ def normalize_messages(messages) -> list[dict]:
             raise InvalidRequest(f"messages[{i}].content must be a string or an array of text parts",
                                  param=f"messages[{i}].content")
         # "developer" is OpenAI's newer name for "system"; open models' templates only know the latter.
-        out.append({"role": "system" if role == "developer" else role, "content": content})
+        entry = {"role": "system" if role == "developer" else role, "content": content}
+        if role == "assistant" and message.get("tool_calls"):
+            entry["tool_calls"] = _tool_calls(message["tool_calls"], i)
+        if role == "tool":
+            call_id = message.get("tool_call_id")
+            if not isinstance(call_id, str):
+                raise InvalidRequest(f"messages[{i}].tool_call_id must be a string",
+                                     param=f"messages[{i}].tool_call_id")
+            entry["tool_call_id"] = call_id
+        if isinstance(message.get("name"), str):
+            entry["name"] = message["name"]
+        out.append(entry)
+    return out
+
+
+def _tool_calls(calls, i: int) -> list[dict]:
+    """An assistant turn's earlier calls, with arguments as objects (what templates expect)."""
+    if not isinstance(calls, list):
+        raise InvalidRequest(f"messages[{i}].tool_calls must be an array", param=f"messages[{i}].tool_calls")
+    out = []
+    for call in calls:
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise InvalidRequest(f"messages[{i}].tool_calls entries need function.name",
+                                 param=f"messages[{i}].tool_calls")
+        args = fn.get("arguments", "{}")
+        if isinstance(args, str):
+            try:
+                args = json.loads(args or "{}")
+            except ValueError:
+                raise InvalidRequest(f"messages[{i}].tool_calls arguments must be JSON",
+                                     param=f"messages[{i}].tool_calls") from None
+        out.append({"id": call.get("id"), "type": "function", "function": {"name": fn["name"], "arguments": args}})
     return out
 
 
 def render_chat(template: str, messages: list[dict], *, bos_token: str = "", eos_token: str = "",
-                add_generation_prompt: bool = True) -> str:
+                add_generation_prompt: bool = True, tools: list[dict] | None = None) -> str:
     compiled = _compile(template)
     try:
         return compiled.render(messages=messages, bos_token=bos_token or "", eos_token=eos_token or "",
-                               add_generation_prompt=add_generation_prompt, tools=None, documents=None)
+                               add_generation_prompt=add_generation_prompt, tools=tools or None, documents=None)
     except TemplateError:
         raise
     except Exception as exc:  # SecurityError, UndefinedError, TypeError from a broken template

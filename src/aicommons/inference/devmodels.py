@@ -17,6 +17,18 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ bos_token }}assistant:{% endif %}"
 )
 
+# The Hermes/Qwen tool format, cut to the bone: tools listed in a system turn, calls written as
+# <tool_call> blocks, tool results as "tool" turns.
+TOOL_CHAT_TEMPLATE = (
+    "{% if tools %}{{ bos_token }}system: you may call"
+    "{% for t in tools %} {{ t['function']['name'] }}{% endfor %}\n{% endif %}"
+    "{% for m in messages %}{{ bos_token }}{{ m['role'] }}: "
+    "{% if m.tool_calls is defined and m.tool_calls %}{% for c in m.tool_calls %}<tool_call>\n"
+    "{{ {'name': c['function']['name'], 'arguments': c['function']['arguments']} | tojson }}\n</tool_call>\n"
+    "{% endfor %}{% else %}{{ m['content'] }}\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ bos_token }}assistant:{% endif %}"
+)
+
 
 def _corpus(n: int = 4000, seed: int = 0, alphabet_words: int = 0) -> list[str]:
     rnd = random.Random(seed)
@@ -31,7 +43,8 @@ def _write_card(path: Path, front_matter: dict) -> None:
     (path / "README.md").write_text("\n".join(lines))
 
 
-def train_bpe_tokenizer(vocab_size: int = 512, corpus_size: int = 4000, alphabet_words: int = 0):
+def train_bpe_tokenizer(vocab_size: int = 512, corpus_size: int = 4000, alphabet_words: int = 0,
+                        chat_template: str = CHAT_TEMPLATE):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -42,13 +55,13 @@ def train_bpe_tokenizer(vocab_size: int = 512, corpus_size: int = 4000, alphabet
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(_corpus(corpus_size, alphabet_words=alphabet_words), trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
-    fast.chat_template = CHAT_TEMPLATE
+    fast.chat_template = chat_template
     return fast
 
 
 def build_llama(path: Path, *, hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 2,
                 intermediate: int = 128, context: int = 1024, vocab: int = 512, dtype: str = "float32",
-                license: str | None = "apache-2.0", seed: int = 0) -> Path:
+                license: str | None = "apache-2.0", seed: int = 0, chat_template: str = CHAT_TEMPLATE) -> Path:
     """A Llama with random weights. Defaults: the 'tiny' model of the spec (overhead-dominated)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -56,7 +69,7 @@ def build_llama(path: Path, *, hidden: int = 64, layers: int = 2, heads: int = 4
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     tokenizer = train_bpe_tokenizer(vocab, corpus_size=4000 if vocab <= 4096 else 40000,
-                                    alphabet_words=0 if vocab <= 1024 else vocab)
+                                    alphabet_words=0 if vocab <= 1024 else vocab, chat_template=chat_template)
     tokenizer.save_pretrained(path)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=intermediate,
                          num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,

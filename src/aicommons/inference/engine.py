@@ -25,6 +25,14 @@ class SamplingParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     ignore_eos: bool = False
+    grammar: str | None = None  # an llguidance grammar the output must match (constraints.py)
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, bias added to its logit)
+    logprobs: int | None = None  # None: off; k >= 0: the chosen token's logprob and the top k
+
+    @property
+    def guided(self) -> bool:
+        """Needs per-token work beyond sampling (grammar mask, bias, logprob capture)."""
+        return self.grammar is not None or bool(self.logit_bias) or self.logprobs is not None
 
     @property
     def greedy(self) -> bool:
@@ -39,6 +47,8 @@ class EngineStep:
     finished: bool = False
     finish_reason: str | None = None  # "eos" | "length"
     error: str | None = None
+    # One (logprob, [(token id, logprob), ...top]) per new token when the request asked for logprobs.
+    logprobs: list[tuple[float, list[tuple[int, float]]]] | None = None
 
 
 @runtime_checkable
@@ -50,7 +60,7 @@ class TextGenerator(Protocol):
     proxies_openai: bool
 
     def tokenize(self, text: str) -> list[int]: ...
-    def render_chat(self, messages: list[dict]) -> str: ...
+    def render_chat(self, messages: list[dict], tools: list[dict] | None = None) -> str: ...
     def new_decoder(self) -> IncrementalDecoder: ...
     def token_text(self, token_id: int) -> tuple[str, bool]: ...  # (text, is_special)
     def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[EngineStep]: ...

@@ -18,6 +18,7 @@ class Delta:
     token_text: str  # that token's own text, as TGI token events carry it
     text: str  # text now safe to show (stop sequences held back / cut)
     finish_reason: str | None = None  # "eos" | "length" | "stop_sequence"
+    logprob: tuple[float, list[tuple[int, float]]] | None = None  # (its logprob, top alternatives)
 
 
 @dataclass
@@ -79,18 +80,20 @@ async def stream_deltas(engine, prompt_ids: list[int], params: SamplingParams,
     try:
         async for step in steps:
             ids = step.new_token_ids
+            logprobs = getattr(step, "logprobs", None)
             for i, token_id in enumerate(ids):
                 stats.token()
                 piece = decoder.step(token_id)
                 text, stopped = matcher.feed(piece)
+                lp = logprobs[i] if logprobs is not None and i < len(logprobs) else None
                 if stopped:
-                    yield Delta(token_id, piece, text, "stop_sequence")
+                    yield Delta(token_id, piece, text, "stop_sequence", lp)
                     return
                 last = step.finished and i == len(ids) - 1
                 if last:
-                    yield Delta(token_id, piece, text + matcher.flush(), step.finish_reason)
+                    yield Delta(token_id, piece, text + matcher.flush(), step.finish_reason, lp)
                     return
-                yield Delta(token_id, piece, text)
+                yield Delta(token_id, piece, text, None, lp)
             if step.finished:  # finished without a new token in this step
                 yield Delta(None, "", matcher.flush(), step.finish_reason)
                 return

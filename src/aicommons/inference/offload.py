@@ -41,7 +41,9 @@ def _chars(value) -> int:
     return 0
 
 
-async def chat_prompt_ids(engine, messages) -> list[int]:
+async def chat_prompt_ids(engine, messages, tools: list[dict] | None = None) -> list[int]:
+    if tools:
+        return await run_on_thread(engine, lambda: engine.chat_prompt_ids(engine.render_chat(messages, tools)))
     return await run_on_thread(engine, lambda: engine.chat_prompt_ids(engine.render_chat(messages)))
 
 

@@ -4,28 +4,29 @@ from __future__ import annotations
 
 import re
 
+from . import constraints
 from .engine import SamplingParams
 from .errors import ContextLengthExceeded, InvalidRequest
 from .http_util import get_bool, get_number, get_stop
 
 # Fields we accept but which change nothing here; anything else unknown is ignored too (clients
 # send many optional fields), but features we would silently get wrong are refused below.
-_REFUSED_OPENAI = {"tools": "tool calling", "functions": "function calling", "logit_bias": "logit_bias",
-                   "best_of": "best_of > 1", "suffix": "suffix"}
+_REFUSED_OPENAI = {"functions": "function calling (use 'tools')", "best_of": "best_of > 1", "suffix": "suffix"}
 
 
-def openai_sampling(body: dict, settings, *, default_max_tokens: int | None) -> tuple[SamplingParams, int, dict]:
-    """-> (params with max_new_tokens possibly 0 = 'fill up to the context', n, extras)."""
+def openai_sampling(body: dict, settings, *, default_max_tokens: int | None,
+                    chat: bool = True) -> tuple[SamplingParams, int, dict]:
+    """-> (params with max_new_tokens possibly 0 = 'fill up to the context', n, extras).
+    Tools are read by the chat route (their grammar depends on the model's template)."""
     for field, what in _REFUSED_OPENAI.items():
         value = body.get(field)
         unset = (None, 1) if field == "best_of" else (None, [], {}, "")
         if value not in unset:
             raise InvalidRequest(f"{what} is not supported by this server", param=field)
-    if body.get("logprobs") not in (None, False, 0):
-        raise InvalidRequest("logprobs are not supported by this server", param="logprobs")
-    fmt = body.get("response_format")
-    if fmt is not None and (not isinstance(fmt, dict) or fmt.get("type") not in (None, "text")):
-        raise InvalidRequest("only response_format {'type': 'text'} is supported", param="response_format")
+    if not chat and body.get("tools"):
+        raise InvalidRequest("tools are only supported on /v1/chat/completions", param="tools")
+    grammar = constraints.response_format_grammar(body.get("response_format"))
+    logprobs = constraints.chat_logprobs(body) if chat else constraints.completion_logprobs(body)
     max_tokens = get_number(body, "max_completion_tokens", None, kind=int, low=1)
     if max_tokens is None:
         max_tokens = get_number(body, "max_tokens", None, kind=int, low=1)
@@ -40,6 +41,9 @@ def openai_sampling(body: dict, settings, *, default_max_tokens: int | None) -> 
         seed=get_number(body, "seed", None, kind=int),
         stop=get_stop(body, "stop", settings.max_stop_sequences),
         ignore_eos=get_bool(body, "ignore_eos", False),
+        grammar=grammar,
+        logit_bias=constraints.logit_bias(body.get("logit_bias")),
+        logprobs=logprobs,
     )
     stream = get_bool(body, "stream", False)
     options = body.get("stream_options")
@@ -56,8 +60,6 @@ def tgi_sampling(parameters: dict, settings) -> tuple[SamplingParams, dict]:
     p = "parameters."
     if parameters.get("best_of") not in (None, 1):
         raise InvalidRequest("best_of > 1 is not supported", param=p + "best_of")
-    if parameters.get("grammar") is not None:
-        raise InvalidRequest("grammar-constrained generation is not supported", param=p + "grammar")
     do_sample = get_bool(parameters, "do_sample", False, p)
     temperature = get_number(parameters, "temperature", None, low=0.0, high=100.0, param_prefix=p)
     top_p = get_number(parameters, "top_p", None, low=0.0, high=1.0, param_prefix=p)
@@ -71,11 +73,23 @@ def tgi_sampling(parameters: dict, settings) -> tuple[SamplingParams, dict]:
         top_k=top_k or 0,
         seed=get_number(parameters, "seed", None, kind=int, param_prefix=p),
         stop=get_stop(parameters, "stop", settings.max_stop_sequences, p),
+        grammar=constraints.tgi_grammar(parameters.get("grammar"), p + "grammar"),
+        logprobs=_tgi_logprobs(parameters, p),
     )
     extras = {"details": get_bool(parameters, "details", False, p),
               "return_full_text": get_bool(parameters, "return_full_text", False, p),
               "decoder_input_details": get_bool(parameters, "decoder_input_details", False, p)}
     return params, extras
+
+
+def _tgi_logprobs(parameters: dict, p: str) -> int | None:
+    """TGI reports each token's logprob in ``details``, and ``top_n_tokens`` alternatives."""
+    top = get_number(parameters, "top_n_tokens", None, kind=int, low=0, high=constraints.MAX_TOP_LOGPROBS,
+                     param_prefix=p)
+    details = get_bool(parameters, "details", False, p) or get_bool(parameters, "decoder_input_details", False, p)
+    if top is None and not details:
+        return None
+    return top or 0
 
 
 def fit_to_context(params: SamplingParams, prompt_len: int, context: int, *, default: int) -> SamplingParams:

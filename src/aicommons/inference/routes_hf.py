@@ -136,8 +136,12 @@ class HFRoutes:
             out["details"] = {
                 "finish_reason": _TGI_FINISH.get(result.finish_reason, "length"),
                 "generated_tokens": result.stats.completion_tokens, "seed": params.seed, "prefill": [],
-                "tokens": [{"id": i, "text": t, "logprob": None, "special": engine.token_text(i)[1]}
-                           for i, t in zip(result.token_ids, result.token_texts)]}
+                "tokens": [{"id": i, "text": t, "logprob": lp[0] if lp else None, "special": engine.token_text(i)[1]}
+                           for i, t, lp in zip(result.token_ids, result.token_texts, _padded(result.logprobs,
+                                                                                            result.token_ids))]}
+            if (body.get("parameters") or {}).get("top_n_tokens"):
+                out["details"]["top_tokens"] = [_tgi_top(engine, lp) for lp in
+                                                _padded(result.logprobs, result.token_ids)]
         return JSONResponse([out] if compat else out, headers=headers)
 
     async def _tgi_stream(self, lease, prompt_ids, params, prefix):
@@ -150,9 +154,12 @@ class HFRoutes:
                     continue
                 index += 1
                 final = delta.finish_reason is not None
-                event = {"index": index, "token": {"id": delta.token_id, "text": delta.token_text, "logprob": None,
+                lp = delta.logprob
+                event = {"index": index, "token": {"id": delta.token_id, "text": delta.token_text,
+                                                   "logprob": lp[0] if lp else None,
                                                    "special": lease.engine.token_text(delta.token_id)[1]},
-                         "top_tokens": None, "generated_text": "".join(text) if final else None,
+                         "top_tokens": _tgi_top(lease.engine, lp) if lp and params.logprobs else None,
+                         "generated_text": "".join(text) if final else None,
                          "details": {"finish_reason": _TGI_FINISH.get(delta.finish_reason, "length"),
                                      "generated_tokens": stats.completion_tokens, "seed": params.seed,
                                      "input_length": len(prompt_ids)} if final else None}
@@ -245,3 +252,15 @@ def _task_output(task: str, results: list, single: bool, body: dict):
     if task == T.CLASSIFICATION:
         return results  # one list of {label, score} per input: [[...]] even for one string
     return results[0] if single else results
+
+
+def _padded(logprobs, ids) -> list:
+    logprobs = list(logprobs or [])
+    return logprobs + [None] * (len(ids) - len(logprobs))
+
+
+def _tgi_top(engine, lp) -> list[dict]:
+    if not lp:
+        return []
+    return [{"id": i, "text": engine.token_text(i)[0], "logprob": v, "special": engine.token_text(i)[1]}
+            for i, v in lp[1]]

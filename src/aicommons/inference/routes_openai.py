@@ -7,10 +7,12 @@ comes as one extra ``choices: []`` chunk when ``stream_options.include_usage`` i
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
 import uuid
+from dataclasses import replace
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
@@ -18,6 +20,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from aicommons.errors import HubError
 
 from . import offload
+from . import openai_choices as C
 from . import tasks as T
 from .chat_template import normalize_messages
 from .errors import InvalidRequest, UnsupportedTask, openai_error_body
@@ -26,6 +29,7 @@ from .http_util import SSE_DONE, SSE_HEADERS, abandon, get_number, openai_error,
 from .params import fit_to_context, openai_sampling
 from .runs import merged, record_generation, run_to_end
 from .source import ListableModelSource
+from .tools import parse_tools
 
 _FINISH = {"eos": "stop", "stop_sequence": "stop", "length": "length"}
 
@@ -48,19 +52,36 @@ class OpenAIRoutes:
         try:
             body = await read_json(request)
             model_ref = fixed_model or body.get("model")
+            tool_spec = None
             if chat:
                 messages = normalize_messages(body.get("messages"))
+                tool_spec = parse_tools(body)
             else:
                 prompts = _prompts(body.get("prompt"))
             params, n, extra = openai_sampling(body, service.settings,
-                                               default_max_tokens=None if chat else 16)
+                                               default_max_tokens=None if chat else 16, chat=chat)
+            if tool_spec is not None and tool_spec.constrained and params.grammar is not None:
+                raise InvalidRequest("'response_format' cannot be combined with a required or named "
+                                     "'tool_choice'", param="response_format")
             lease = await service.lease(model_ref, principal, {T.GENERATION},
                                         "chat completions" if chat else "completions", body.get("keep_alive"))
             engine = lease.engine
+            if getattr(engine, "proxies_openai", False) and (params.guided or tool_spec is not None):
+                raise InvalidRequest("tools, response_format, logprobs and logit_bias are not supported by "
+                                     "this model's engine", param="model")
+            tools = None
             if chat:
                 if not engine.has_chat_template:
                     raise UnsupportedTask("this model has no chat template; use /v1/completions", param="model")
-                prompt_ids = [await offload.chat_prompt_ids(engine, messages)]
+                if tool_spec is not None:
+                    tools = C.ToolsInUse(tool_spec, getattr(engine, "chat_template", None))
+                    grammar = await asyncio.to_thread(tools.grammar)
+                    if grammar is not None:
+                        params = replace(params, grammar=grammar)
+                    prompt_ids = [await offload.chat_prompt_ids(engine, tools.messages_for_template(messages),
+                                                                tools.template_tools())]
+                else:
+                    prompt_ids = [await offload.chat_prompt_ids(engine, messages)]
                 prompt_texts = [None]
             else:
                 prompt_ids = [p if isinstance(p, list) else await offload.tokenize(engine, p) for p in prompts]
@@ -90,6 +111,8 @@ class OpenAIRoutes:
             if (not chat and body.get("echo")) else {}
         meta = _Meta(chat, body.get("model") or lease.resolved.repo_id, lease.resolved.commit,
                      sum(len(ids) for ids in prompt_ids), echo)
+        meta.tools = tools
+        meta.logprobs = params.logprobs is not None
         if extra["stream"]:
             stream = self._stream(lease, jobs, meta, extra["include_usage"])
             return StreamingResponse(stream, media_type="text/event-stream", headers={**SSE_HEADERS, **lease.headers})
@@ -106,13 +129,20 @@ class OpenAIRoutes:
         headers = lease.headers
         await lease.close(used_tokens=meta.prompt_tokens + completion_tokens)
         choices = []
+        engine = lease.engine
         for r in sorted(results, key=lambda r: r.index):
             reason = _FINISH.get(r.finish_reason, "stop")
             if chat:
-                choices.append({"index": r.index, "message": {"role": "assistant", "content": r.text},
-                                "logprobs": None, "finish_reason": reason})
+                message = {"role": "assistant", "content": r.text}
+                if tools is not None:
+                    message, reason = tools.message(r.text, reason)
+                logprobs = C.chat_logprobs(engine, r.token_ids, r.logprobs) if meta.logprobs else None
+                choices.append({"index": r.index, "message": message, "logprobs": logprobs, "finish_reason": reason})
             else:
-                choices.append({"index": r.index, "text": echo.get(r.index, "") + r.text, "logprobs": None,
+                prefix = echo.get(r.index, "")
+                logprobs = C.completion_logprobs(engine, r.token_ids, r.logprobs, len(prefix)) \
+                    if meta.logprobs else None
+                choices.append({"index": r.index, "text": prefix + r.text, "logprobs": logprobs,
                                 "finish_reason": reason})
         return JSONResponse({"id": meta.id, "object": meta.object, "created": meta.created, "model": meta.model,
                              "choices": choices, "usage": meta.usage(completion_tokens),
@@ -132,10 +162,14 @@ class OpenAIRoutes:
                         yield sse(meta.chunk(meta.choice(index, meta.echo[index], None), include_usage))
             streams = [(index, stream_deltas(lease.engine, ids, p, stats))
                        for (index, ids, p), stats in zip(jobs, stats_list)]
-            async for index, delta in merged(streams):
-                reason = _FINISH.get(delta.finish_reason) if delta.finish_reason else None
-                if delta.text or reason:
-                    yield meta.token_event(index, delta.text, reason, include_usage)
+            if meta.tools is None and not meta.logprobs:
+                async for index, delta in merged(streams):
+                    reason = _FINISH.get(delta.finish_reason) if delta.finish_reason else None
+                    if delta.text or reason:
+                        yield meta.token_event(index, delta.text, reason, include_usage)
+            else:
+                async for event in self._rich_events(lease.engine, streams, meta, include_usage):
+                    yield event
             if include_usage:
                 completion = sum(s.completion_tokens for s in stats_list)
                 yield sse({**meta.chunk(None, True), "choices": [], "usage": meta.usage(completion)})
@@ -149,6 +183,37 @@ class OpenAIRoutes:
             record_generation(lease, stats_list)
             used = meta.prompt_tokens + sum(s.completion_tokens for s in stats_list)
             await lease.close(used_tokens=used, status=status)
+
+    async def _rich_events(self, engine, streams, meta: _Meta, include_usage: bool):
+        """Chunks that carry logprobs or tool calls: built per token, not from the fast envelope."""
+        streamers = {index: meta.tools.streamer() for index, _ in streams} if meta.tools else {}
+        calls_sent = dict.fromkeys(streamers, 0)
+        offsets = {index: len(meta.echo.get(index, "")) for index, _ in streams}
+        async for index, delta in merged(streams):
+            reason = _FINISH.get(delta.finish_reason) if delta.finish_reason else None
+            text, calls = delta.text, []
+            streamer = streamers.get(index)
+            if streamer is not None:
+                text, calls = streamer.feed(delta.text, final=reason is not None)
+            logprobs = None
+            if meta.logprobs and delta.token_id is not None:
+                if meta.chat:
+                    logprobs = {"content": [C.chat_logprob_entry(engine, delta.token_id, delta.logprob)],
+                                "refusal": None}
+                else:
+                    logprobs = C.completion_logprobs(engine, [delta.token_id], [delta.logprob], offsets[index])
+                    offsets[index] += len(logprobs["tokens"][0])
+            for tool_delta in C.tool_call_deltas(calls, calls_sent.get(index, 0)):
+                yield sse(meta.chunk({"index": index, "delta": tool_delta, "logprobs": None, "finish_reason": None},
+                                     include_usage))
+            if calls:
+                calls_sent[index] += len(calls)
+            if reason == "stop" and calls_sent.get(index):
+                reason = "tool_calls"
+            if text or reason or logprobs:
+                choice = meta.choice(index, text, reason)
+                choice["logprobs"] = logprobs
+                yield sse(meta.chunk(choice, include_usage))
 
     # ---- embeddings ----------------------------------------------------------------------------
     async def embeddings(self, request: Request):
@@ -206,8 +271,6 @@ class OpenAIRoutes:
         rows = []
         source = self.service.source
         if isinstance(source, ListableModelSource):
-            import asyncio
-
             try:
                 listing = await asyncio.to_thread(lambda: list(source.list_models(principal)))
             except HubError as exc:
@@ -236,6 +299,8 @@ class _Meta:
         self.commit = commit
         self.prompt_tokens = prompt_tokens
         self.echo = echo
+        self.tools = None  # openai_choices.ToolsInUse on a chat request with tools
+        self.logprobs = False
         self._envelope: bytes | None = None
 
     def usage(self, completion_tokens: int) -> dict:

@@ -17,19 +17,22 @@ class Finished:
     token_ids: list[int]
     token_texts: list[str]
     stats: GenerationStats
+    logprobs: list = None  # one (logprob, top) per token when asked for
 
 
 async def _collect(engine, index: int, prompt_ids, params) -> Finished:
     stats = GenerationStats(len(prompt_ids))
-    parts, ids, texts, reason = [], [], [], "length"
+    parts, ids, texts, reason, logprobs = [], [], [], "length", []
     async for delta in stream_deltas(engine, prompt_ids, params, stats):
         parts.append(delta.text)
         if delta.token_id is not None:
             ids.append(delta.token_id)
             texts.append(delta.token_text)
+            if delta.logprob is not None:
+                logprobs.append(delta.logprob)
         if delta.finish_reason:
             reason = delta.finish_reason
-    return Finished(index, "".join(parts), reason, ids, texts, stats)
+    return Finished(index, "".join(parts), reason, ids, texts, stats, logprobs)
 
 
 async def run_to_end(engine, jobs) -> list[Finished]:

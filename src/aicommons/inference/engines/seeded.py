@@ -15,7 +15,7 @@ from ..engine import SamplingParams
 
 
 def run_seeded(engine, prompt_ids: list[int], params: SamplingParams, cancel: threading.Event,
-               emit: Callable[[list[int]], None]) -> str:
+               emit: Callable[[list[int]], None], guide=None) -> str:
     import torch
     from transformers import GenerationConfig, LogitsProcessor, StoppingCriteria
     from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
@@ -54,14 +54,19 @@ def run_seeded(engine, prompt_ids: list[int], params: SamplingParams, cancel: th
         def __call__(self, input_ids, scores, **kwargs):
             return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device)
 
-    eos = None if params.ignore_eos else (engine.eos_ids or None)
+    eos = None if params.ignore_eos and params.grammar is None else (engine.eos_ids or None)
     config = GenerationConfig(do_sample=False, max_new_tokens=params.max_new_tokens, eos_token_id=eos,
                               pad_token_id=engine.tokenizer.pad_token_id or (engine.eos_ids or [0])[0])
+    processors = [SampleWithOwnGenerator()]
+    if guide is not None:
+        from .guided import classic_processor
+
+        processors.insert(0, classic_processor(guide, len(prompt_ids)))
     model = engine.model
     input_ids = torch.tensor([prompt_ids], device=model.device)
     with torch.inference_mode():
         out = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
-                             generation_config=config, logits_processor=[SampleWithOwnGenerator()],
+                             generation_config=config, logits_processor=processors,
                              stopping_criteria=[Cancelled()], streamer=Emit())
     produced = out.shape[1] - len(prompt_ids)
     return "length" if produced >= params.max_new_tokens else "eos"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..chat_template import render_chat
 from ..engine import EngineStep, SamplingParams
-from ..errors import GenerationFailed, Overloaded
+from ..errors import GenerationFailed, InvalidRequest, Overloaded
 from ..runtime import configure_torch, resolve_device, resolve_dtype
 from ..source import ResolvedModel
 from ..tasks import estimate_weight_bytes
@@ -61,6 +61,8 @@ class TransformersLM:
         self.eos_ids = _eos_ids(model, tokenizer)
         self._special = set(tokenizer.all_special_ids)
         self.vocab_size = int(getattr(config, "vocab_size", 0) or len(tokenizer))
+        self.guides = None  # GuideRegistry when the CB manager carries the guide processor
+        self._ll_tokenizer = None
 
     # ---- loading ---------------------------------------------------------------------------
     @classmethod
@@ -85,19 +87,27 @@ class TransformersLM:
                                       max_new_tokens=settings.default_max_tokens,
                                       eos_token_id=_eos_ids(model, tokenizer) or -1,
                                       pad_token_id=tokenizer.pad_token_id)
+        # Synchronous batching: the guide processor pairs each step's prepared requests with the
+        # logits that follow (engines/guided.py).
         cb_config = ContinuousBatchingConfig(per_request_processors=True, page_size=_PAGE_SIZE,
                                              num_blocks=num_blocks, max_batch_tokens=2048,
-                                             allow_block_sharing=True)
+                                             allow_block_sharing=True, use_async_batching=False)
         if device == "cpu":
             from .cb_processors import install
 
             install()  # top-k/top-p cost nothing in steps where no request uses them
         manager = model.init_continuous_batching(generation_config=gen_config,
                                                  continuous_batching_config=cb_config)
+        from .guided import GuideRegistry
+        from .guided import install as install_guides
+
+        guides = GuideRegistry()
+        guided = install_guides(manager, guides)
         manager.start()
         weights = estimate_weight_bytes(path)
         footprint = int((weights * _cast_factor(path, dtype) + settings.kv_cache_bytes) * 1.1)
         engine = cls(model, tokenizer, manager, footprint, device)
+        engine.guides = guides if guided else None
         engine._warm_up()
         return engine
 
@@ -122,8 +132,12 @@ class TransformersLM:
     def tokenize(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=True)["input_ids"]
 
-    def render_chat(self, messages: list[dict]) -> str:
-        return render_chat(self.tokenizer.chat_template, messages,
+    @property
+    def chat_template(self) -> str | None:
+        return self.tokenizer.chat_template
+
+    def render_chat(self, messages: list[dict], tools: list[dict] | None = None) -> str:
+        return render_chat(self.tokenizer.chat_template, messages, tools=tools,
                            bos_token=self.tokenizer.bos_token or "", eos_token=self.tokenizer.eos_token or "")
 
     def chat_prompt_ids(self, prompt: str) -> list[int]:
@@ -137,11 +151,40 @@ class TransformersLM:
         return self.tokenizer.decode([token_id]), token_id in self._special
 
     # ---- generation --------------------------------------------------------------------------
+    async def new_guide(self, params: SamplingParams):
+        """The per-request grammar/bias/logprob state, or None for a plain request."""
+        if not params.guided:
+            return None
+        from .guided import Guide
+
+        matcher = None
+        if params.grammar is not None:
+            matcher = await asyncio.to_thread(self._matcher, params.grammar)
+        if any(not 0 <= t < self.vocab_size for t, _ in params.logit_bias):
+            raise InvalidRequest(f"logit_bias token ids must be in [0, {self.vocab_size})", param="logit_bias")
+        return Guide(matcher, params.logit_bias, params.logprobs, self.vocab_size, self.eos_ids)
+
+    def _matcher(self, grammar: str):
+        import llguidance
+        import llguidance.hf
+
+        if self._ll_tokenizer is None:
+            self._ll_tokenizer = llguidance.hf.from_tokenizer(self.tokenizer, n_vocab=self.vocab_size,
+                                                              eos_token=self.eos_ids or None)
+        matcher = llguidance.LLMatcher(self._ll_tokenizer, grammar, log_level=0)
+        if matcher.is_error():
+            raise InvalidRequest(f"the output grammar cannot be used: {matcher.get_error()[:300]}",
+                                 param="response_format")
+        return matcher
+
     async def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[EngineStep]:
+        guide = await self.new_guide(params)
         if params.seed is not None and not params.greedy:
-            async for step in self._generate_seeded(prompt_ids, params):
+            async for step in self._generate_seeded(prompt_ids, params, guide):
                 yield step
             return
+        if guide is not None and self.guides is None:
+            raise InvalidRequest("this engine cannot constrain its output", param="response_format")
         manager = self.manager
         if manager.background_thread_status.fatal_error is not None:
             raise Overloaded("the generation engine of this model failed; it will be reloaded",
@@ -151,11 +194,19 @@ class TransformersLM:
         rid = f"req-{next(_ids)}"
         manager.register_result_handler(rid, outputs.put_nowait)
         temperature = _GREEDY_TEMPERATURE if params.greedy else float(params.temperature)
-        eos = -1 if params.ignore_eos else (self.eos_ids or -1)
+        # A grammar ends with EOS, so a constrained request always stops at it.
+        eos = -1 if params.ignore_eos and params.grammar is None else (self.eos_ids or -1)
+        extra = {}
+        handle = 0
+        if guide is not None:
+            handle = self.guides.add(guide)
+            extra["guide"] = handle
         added = manager.add_request(list(prompt_ids), request_id=rid, max_new_tokens=params.max_new_tokens,
                                     streaming=True, eos_token_id=eos, temperature=temperature,
-                                    top_p=float(params.top_p), top_k=int(params.top_k or self._vocab()))
+                                    top_p=float(params.top_p), top_k=int(params.top_k or self._vocab()), **extra)
         if added is None:
+            if handle:
+                self.guides.remove(handle)
             raise Overloaded("the generation engine is not accepting requests", headers={"Retry-After": "1"})
         seen = 0
         finished = False
@@ -168,14 +219,17 @@ class TransformersLM:
                 tokens = out.generated_tokens
                 new = list(tokens[seen:])
                 seen = len(tokens)
+                logprobs = guide.logprobs_for(new) if guide is not None and guide.top is not None else None
                 if out.is_finished():
                     finished = True
                     reason = "length" if seen >= params.max_new_tokens else "eos"
-                    yield EngineStep(new, finished=True, finish_reason=reason)
+                    yield EngineStep(new, finished=True, finish_reason=reason, logprobs=logprobs)
                     return
                 if new:
-                    yield EngineStep(new)
+                    yield EngineStep(new, logprobs=logprobs)
         finally:
+            if handle:
+                self.guides.remove(handle)
             if not finished:
                 # The client went away or a stop sequence matched: free the KV blocks now.
                 manager.cancel_request(rid)
@@ -192,7 +246,7 @@ class TransformersLM:
             except Exception:
                 break
 
-    async def _generate_seeded(self, prompt_ids, params) -> AsyncIterator[EngineStep]:
+    async def _generate_seeded(self, prompt_ids, params, guide=None) -> AsyncIterator[EngineStep]:
         from .seeded import run_seeded
 
         loop = asyncio.get_running_loop()
@@ -202,7 +256,7 @@ class TransformersLM:
         def work():
             with self._seeded_lock:
                 return run_seeded(self, prompt_ids, params, cancel,
-                                  lambda ids: loop.call_soon_threadsafe(outputs.put_nowait, ids))
+                                  lambda ids: loop.call_soon_threadsafe(outputs.put_nowait, ids), guide)
 
         task = loop.run_in_executor(None, work)
         total = 0
@@ -213,13 +267,13 @@ class TransformersLM:
                 if getter.done():
                     ids = getter.result()
                     total += len(ids)
-                    yield EngineStep(ids)
+                    yield EngineStep(ids, logprobs=_logprobs(guide, ids))
                     continue
                 getter.cancel()
                 while not outputs.empty():
                     ids = outputs.get_nowait()
                     total += len(ids)
-                    yield EngineStep(ids)
+                    yield EngineStep(ids, logprobs=_logprobs(guide, ids))
                 reason = task.result()
                 yield EngineStep([], finished=True, finish_reason=reason)
                 return
@@ -236,6 +290,10 @@ class TransformersLM:
         finally:
             self.model = None
             self.manager = None
+
+
+def _logprobs(guide, ids):
+    return guide.logprobs_for(ids) if guide is not None and guide.top is not None else None
 
 
 def _eos_ids(model, tokenizer) -> list[int]:

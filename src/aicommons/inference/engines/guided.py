@@ -1,0 +1,181 @@
+"""Grammar-constrained decoding, ``logit_bias`` and logprob capture as a logits processor.
+
+One ``Guide`` per request holds an llguidance matcher (the grammar), the request's logit bias and
+whether it wants logprobs. ``GuideProcessor`` is a per-request processor of transformers'
+continuous batching: CB hands it, before each forward pass, the requests that will get a new
+token (``prepare_tensor_args``) and then the batch's logits in that order (``__call__``). In the
+first call each guided request's matcher consumes the tokens sampled since the last step and
+computes the mask of allowed next tokens (llguidance, on CB's thread, tens of microseconds); in the
+second, only the rows of guided requests are touched: logprobs are read from the raw logits, the
+bias is added, disallowed tokens get -inf. A batch without a guided request costs one Python
+check. The same ``Guide`` drives ``model.generate`` for seeded requests (``ClassicGuide``).
+
+Logprobs are those of the model's own distribution (raw logits, before bias, grammar mask and
+temperature), which is what vLLM returns by default.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import deque
+
+_handles = itertools.count(1)
+
+
+class Guide:
+    def __init__(self, matcher, bias: tuple[tuple[int, float], ...], logprobs: int | None, vocab: int,
+                 eos_ids: list[int]):
+        import torch
+
+        self.matcher = matcher
+        self.vocab = vocab
+        self.eos_ids = [e for e in eos_ids if 0 <= e < vocab]
+        self.bias_ids = torch.tensor([i for i, _ in bias], dtype=torch.long) if bias else None
+        self.bias_values = torch.tensor([v for _, v in bias], dtype=torch.float32) if bias else None
+        self.top = logprobs
+        self.seen = 0  # generated tokens the matcher has consumed
+        self.allowed = None  # bool [vocab] for the next token, None = all
+        self.records: deque = deque()  # one log-softmax row per sampled token, read by the engine
+        self.failed = False
+
+    # ---- on CB's thread, before the forward pass -------------------------------------------
+    def advance(self, generated: list[int]) -> None:
+        """Feed the matcher the tokens sampled since last time and compute the next mask."""
+        if self.matcher is None:
+            return
+        import numpy as np
+        import torch
+
+        for token in generated[self.seen:]:
+            if not self.failed and not self.matcher.consume_token(int(token)):
+                self.failed = True  # cannot happen with the mask applied; end the sequence cleanly
+        self.seen = len(generated)
+        if self.failed or self.matcher.is_error():
+            bits = np.zeros(self.vocab, dtype=bool)
+            bits[self.eos_ids] = True
+        else:
+            raw = np.frombuffer(self.matcher.compute_bitmask(), dtype=np.uint8)
+            bits = np.unpackbits(raw, bitorder="little")[: self.vocab].astype(bool)
+            if len(bits) < self.vocab:
+                bits = np.concatenate([bits, np.zeros(self.vocab - len(bits), dtype=bool)])
+            if not bits.any():  # grammar finished and knows no EOS: allow ours
+                bits[self.eos_ids] = True
+        self.allowed = torch.from_numpy(bits)
+
+    # ---- on the logits of this request's row -------------------------------------------------
+    def apply(self, row):
+        """row: this request's logits [vocab] (float32); returns the processed row."""
+        import torch
+
+        if self.top is not None:
+            self.records.append(torch.log_softmax(row, dim=-1).cpu())
+        if self.bias_ids is not None:
+            row = row.index_add(0, self.bias_ids.to(row.device), self.bias_values.to(row.device))
+        if self.allowed is not None:
+            row = row.masked_fill(~self.allowed.to(row.device), float("-inf"))
+        return row
+
+    # ---- on the engine's side, as tokens arrive ------------------------------------------------
+    def logprobs_for(self, tokens: list[int]) -> list[tuple[float, list[tuple[int, float]]]]:
+        import torch
+
+        out = []
+        for token in tokens:
+            row = self.records.popleft() if self.records else None
+            if row is None:
+                out.append((0.0, []))
+                continue
+            top = []
+            if self.top:
+                values, ids = torch.topk(row, min(self.top, row.numel()))
+                top = [(int(i), float(v)) for i, v in zip(ids.tolist(), values.tolist())]
+            out.append((float(row[token]), top))
+        return out
+
+
+class GuideRegistry:
+    """Handles (small ints, as CB's per-request processor arguments are int32) to live guides."""
+
+    def __init__(self):
+        self._guides: dict[int, Guide] = {}
+        self._lock = threading.Lock()
+
+    def add(self, guide: Guide) -> int:
+        handle = next(_handles) % (2 ** 31 - 1) or next(_handles)
+        with self._lock:
+            self._guides[handle] = guide
+        return handle
+
+    def get(self, handle: int) -> Guide | None:
+        return self._guides.get(handle)
+
+    def remove(self, handle: int) -> None:
+        with self._lock:
+            self._guides.pop(handle, None)
+
+
+def make_cb_processor(registry: GuideRegistry):
+    """The CB processor class is built on first use so importing this module needs no transformers."""
+    import torch
+    from transformers.generation.continuous_batching.cb_logits_processors import ContinuousBatchingLogitsProcessor
+
+    class GuideProcessor(ContinuousBatchingLogitsProcessor):
+        supported_kwargs: dict[str, type] = {"guide": int}
+        ignored_kwargs: tuple[str, ...] = ()
+
+        def __init__(self):
+            self._rows: list[tuple[int, Guide]] = []
+
+        def fill_defaults(self, int32_tensor) -> None:
+            int32_tensor.fill_(0)
+
+        def prepare_tensor_args(self, requests_with_new_token) -> torch.Tensor:
+            rows, handles = [], []
+            for i, request in enumerate(requests_with_new_token):
+                handle = request.state.logit_processor_kwargs.get("guide", 0)
+                handles.append(handle)
+                guide = registry.get(handle) if handle else None
+                if guide is not None:
+                    guide.advance(request.state.generated_tokens)
+                    rows.append((i, guide))
+            self._rows = rows  # read by the __call__ that follows (synchronous batching)
+            return torch.tensor(handles, dtype=torch.int32)
+
+        def __call__(self, scores, tensor_arg):
+            rows, self._rows = self._rows, []
+            if not rows:
+                return scores
+            scores = scores.clone()
+            for i, guide in rows:
+                if i < scores.size(0):
+                    scores[i] = guide.apply(scores[i])
+            return scores
+
+    return GuideProcessor()
+
+
+def install(manager, registry: GuideRegistry) -> bool:
+    """Put the guide processor first in a not-yet-started CB manager's processor list."""
+    processors = getattr(manager, "logit_processor", None)
+    if processors is None or not hasattr(processors, "logits_processor"):
+        return False
+    processors.logits_processor.insert(0, make_cb_processor(registry))
+    processors.tensors_required += 1
+    processors.supported_keys["guide"] = int
+    processors.do_processing = True
+    return True
+
+
+def classic_processor(guide: Guide, prompt_len: int):
+    """The same guide as a ``LogitsProcessor`` for ``model.generate`` (the seeded path)."""
+    from transformers import LogitsProcessor
+
+    class ClassicGuide(LogitsProcessor):
+        def __call__(self, input_ids, scores):
+            guide.advance(input_ids[0, prompt_len:].tolist())
+            scores = scores.float().clone()
+            scores[0] = guide.apply(scores[0])
+            return scores
+
+    return ClassicGuide()

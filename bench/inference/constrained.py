@@ -7,7 +7,7 @@
    compute one next-token mask along random walks through a JSON schema (p50/p99).
 2. Served cost: a real hub (``aicommons serve``, model uploaded through ``huggingface_hub``), 8
    concurrent streaming chats on the tiny Llama, output tokens/s free vs constrained by a JSON
-   schema that never closes on its own (an array of colours), both ``max_tokens`` long; systems
+   schema that cannot close within the budget (an array of at least 100 colours), both ``max_tokens`` long; systems
    interleaved per round, median of ``--runs``.
 """
 
@@ -31,7 +31,7 @@ SCHEMA = {"type": "object", "properties": {
     "name": {"type": "string", "maxLength": 12}, "age": {"type": "integer", "minimum": 0, "maximum": 150},
     "tags": {"type": "array", "items": {"type": "string", "enum": ["red", "green", "blue"]}, "maxItems": 4},
     "ok": {"type": "boolean"}}, "required": ["name", "age", "tags", "ok"], "additionalProperties": False}
-ENDLESS = {"type": "array", "items": {"type": "string", "enum": ["red", "green", "blue"]}}
+ENDLESS = {"type": "array", "items": {"type": "string", "enum": ["red", "green", "blue"]}, "minItems": 100}
 
 
 def _stats(times: list[float]) -> dict:

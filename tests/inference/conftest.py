@@ -57,7 +57,8 @@ def source(model_dirs) -> DirectoryModelSource:
 
 @pytest.fixture(scope="session")
 def server(source):
-    settings = InferenceSettings.from_env({}, device="cpu", dtype="float32", engine="transformers",
+    # In-process engines here (tests inspect them); the hub end-to-end tests run worker processes.
+    settings = InferenceSettings.from_env({}, device="cpu", dtype="float32", engine="transformers", isolation="thread",
                                           threads=2, kv_cache_bytes=16 * 1024 * 1024, max_loaded_models=6,
                                           anon_max_concurrent=16, max_concurrent_per_user=16,
                                           keep_alive_seconds=-1, batch_wait_ms=2)

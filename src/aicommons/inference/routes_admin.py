@@ -37,7 +37,8 @@ class AdminRoutes:
             {"model": e.resolved.repo_id, "revision": e.resolved.commit, "task": e.task,
              "engine": getattr(e.engine, "engine_name", None), "bytes": e.footprint, "requests_in_flight": e.refs,
              "idle_seconds": round(now - e.last_used, 3) if e.refs == 0 else 0.0,
-             "loaded_at": round(e.loaded_at, 3)}
+             "loaded_at": round(e.loaded_at, 3), "pid": getattr(e.engine, "worker_pid", None),
+             "resident_bytes": _rss(getattr(e.engine, "worker_pid", None))}
             for e in self.service.list_loaded()]})
 
     async def load(self, request: Request):
@@ -62,3 +63,16 @@ class AdminRoutes:
         except HubError as exc:
             return tgi_error(exc)
         return JSONResponse({"unloaded": unloaded, "busy": busy}, status_code=409 if busy else 200)
+
+
+def _rss(pid: int | None) -> int | None:
+    """A worker process's resident memory, as the kernel counts it (Linux)."""
+    if pid is None:
+        return None
+    try:
+        import os
+
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None

@@ -123,6 +123,10 @@ class InferenceService:
                 from .engines.vllm import VLLMEngine
 
                 return VLLMEngine.load(resolved, self.settings)
+            if self.settings.isolation == "process":
+                from .engines.process import ProcessLM
+
+                return ProcessLM.load(resolved, self.settings)
             from .engines.transformers_lm import TransformersLM
 
             return TransformersLM.load(resolved, self.settings)

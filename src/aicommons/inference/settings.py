@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 
-from aicommons.config import Setting, parse_value, settings_table
+from aicommons.config import Setting, SettingsError, parse_value, settings_table
 
 PREFIX = "AICOMMONS_INFERENCE_"
 
@@ -19,6 +19,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Text-generation engine: `transformers` (in-process continuous batching), `vllm` (one "
             "`vllm serve` subprocess per model; needs a GPU and vLLM installed) or `auto` (vLLM when "
             "importable and CUDA is present, else transformers)."),
+    Setting("ISOLATION", "process",
+            "Where a transformers text-generation model runs: `process` (its own worker process: the "
+            "hub's event loop only admits, routes and streams; a crashed worker is replaced on the "
+            "next request; unloading ends the process) or `thread` (inside the hub's process)."),
     Setting("DEVICE", "auto", "torch device for in-process engines: `cpu`, `cuda`, or `auto`."),
     Setting("DTYPE", "auto",
             "Weights dtype for in-process engines: `float32`, `bfloat16`, `float16`, or `auto` "
@@ -71,6 +75,7 @@ def _env(name: str, environ: dict) -> str:
 class InferenceSettings:
     enabled: bool = True
     engine: str = "auto"
+    isolation: str = "process"
     device: str = "auto"
     dtype: str = "auto"
     threads: int = 0
@@ -106,6 +111,10 @@ class InferenceSettings:
             values[f.name] = parse_value(PREFIX + f.name.upper(), raw, type(f.default))
         values.update(overrides)
         return cls(**values)
+
+    def __post_init__(self):
+        if self.isolation not in ("process", "thread"):
+            raise SettingsError(f"{PREFIX}ISOLATION must be 'process' or 'thread', not {self.isolation!r}")
 
     def effective_memory_budget(self) -> int:
         if self.memory_budget_bytes > 0:

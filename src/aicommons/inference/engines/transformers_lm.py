@@ -43,24 +43,60 @@ class _Decoder:
         return self._stream.step(self._tok, token_id) or ""
 
 
-class TransformersLM:
+class LMText:
+    """The text side of a causal LM (tokenizer, chat template, detokenizing): what the hub's event
+    loop needs whether the model runs in this process or in a worker (engines/process.py)."""
+
     task = "text-generation"
     engine_name = "transformers-cb"
     proxies_openai = False
 
+    def _init_text(self, tokenizer, *, context_length: int, eos_ids: list[int], vocab_size: int) -> None:
+        self.tokenizer = tokenizer
+        self.context_length = context_length
+        self.has_chat_template = bool(getattr(tokenizer, "chat_template", None))
+        self.eos_ids = eos_ids
+        self._special = set(tokenizer.all_special_ids)
+        self.vocab_size = vocab_size
+
+    @property
+    def text_info(self) -> dict:
+        return {"context_length": self.context_length, "eos_ids": self.eos_ids, "vocab_size": self.vocab_size}
+
+    # ---- text helpers ------------------------------------------------------------------------
+    def tokenize(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=True)["input_ids"]
+
+    @property
+    def chat_template(self) -> str | None:
+        return self.tokenizer.chat_template
+
+    def render_chat(self, messages: list[dict], tools: list[dict] | None = None) -> str:
+        return render_chat(self.tokenizer.chat_template, messages, tools=tools,
+                           bos_token=self.tokenizer.bos_token or "", eos_token=self.tokenizer.eos_token or "")
+
+    def chat_prompt_ids(self, prompt: str) -> list[int]:
+        # The template already wrote any BOS it wants; adding one again would double it.
+        return self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+
+    def new_decoder(self) -> _Decoder:
+        return _Decoder(self.tokenizer._tokenizer)
+
+    def token_text(self, token_id: int) -> tuple[str, bool]:
+        return self.tokenizer.decode([token_id]), token_id in self._special
+
+
+class TransformersLM(LMText):
     def __init__(self, model, tokenizer, manager, footprint: int, device: str):
         self.model = model
-        self.tokenizer = tokenizer
         self.manager = manager
         self._footprint = footprint
         self._device = device
         self._seeded_lock = threading.Lock()  # seeded requests run one at a time, beside CB
         config = model.config.get_text_config()
-        self.context_length = int(getattr(config, "max_position_embeddings", 0) or 2048)
-        self.has_chat_template = bool(getattr(tokenizer, "chat_template", None))
-        self.eos_ids = _eos_ids(model, tokenizer)
-        self._special = set(tokenizer.all_special_ids)
-        self.vocab_size = int(getattr(config, "vocab_size", 0) or len(tokenizer))
+        self._init_text(tokenizer, context_length=int(getattr(config, "max_position_embeddings", 0) or 2048),
+                        eos_ids=_eos_ids(model, tokenizer),
+                        vocab_size=int(getattr(config, "vocab_size", 0) or len(tokenizer)))
         self.guides = None  # GuideRegistry when the CB manager carries the guide processor
         self._ll_tokenizer = None
 
@@ -127,28 +163,6 @@ class TransformersLM:
 
     def _vocab(self) -> int:
         return int(getattr(self.model.config.get_text_config(), "vocab_size", 32000))
-
-    # ---- text helpers ------------------------------------------------------------------------
-    def tokenize(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=True)["input_ids"]
-
-    @property
-    def chat_template(self) -> str | None:
-        return self.tokenizer.chat_template
-
-    def render_chat(self, messages: list[dict], tools: list[dict] | None = None) -> str:
-        return render_chat(self.tokenizer.chat_template, messages, tools=tools,
-                           bos_token=self.tokenizer.bos_token or "", eos_token=self.tokenizer.eos_token or "")
-
-    def chat_prompt_ids(self, prompt: str) -> list[int]:
-        # The template already wrote any BOS it wants; adding one again would double it.
-        return self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-
-    def new_decoder(self) -> _Decoder:
-        return _Decoder(self.tokenizer._tokenizer)
-
-    def token_text(self, token_id: int) -> tuple[str, bool]:
-        return self.tokenizer.decode([token_id]), token_id in self._special
 
     # ---- generation --------------------------------------------------------------------------
     async def new_guide(self, params: SamplingParams):

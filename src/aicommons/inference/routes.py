@@ -46,6 +46,7 @@ def inference_routes(service) -> list[BaseRoute]:
         Route("/v1/chat/completions", oa.chat_completions, methods=["POST"]),
         Route("/v1/completions", oa.completions, methods=["POST"]),
         Route("/v1/embeddings", oa.embeddings, methods=["POST"]),
+        Route("/v1/rerank", oa.rerank, methods=["POST"]),
         Route(model, hf.task, methods=["POST"]),
         Route(model + "/pipeline/{task}", hf.task, methods=["POST"]),
         Route(model + "/v1/chat/completions", model_chat, methods=["POST"]),

@@ -40,6 +40,8 @@ class HFRoutes:
                 task = T.SIMILARITY if isinstance(body.get("inputs"), dict) else T.EMBEDDING
             if task not in T.SUPPORTED_TASKS:
                 raise InvalidRequest(f"unknown task '{task}'", param="task")
+            if task == T.RERANK:
+                raise InvalidRequest("text-ranking models answer at POST /v1/rerank", param="task")
         except HubError as exc:
             return tgi_error(exc)
         if task == T.GENERATION:
@@ -54,7 +56,8 @@ class HFRoutes:
             parameters = body.get("parameters") or {}
             if not isinstance(parameters, dict):
                 raise InvalidRequest("'parameters' must be an object", param="parameters")
-            texts, single, params = _task_inputs(task, body, parameters, service.settings.max_client_batch)
+            texts, single, params = _task_inputs(task, body, parameters, service.settings.max_client_batch,
+                                                 service.settings.default_max_tokens)
             lease = await service.lease(repo_id, principal, {task}, task, body.get("keep_alive"))
             engine = lease.engine
             counts = await offload.count_tokens(engine, texts)
@@ -66,18 +69,18 @@ class HFRoutes:
                                              f"{engine.max_input_tokens} (pass truncate=true to cut it)",
                                              param="inputs", status=413 if task == T.EMBEDDING else 400)
             cost = sum(min(c, engine.max_input_tokens) for c in counts)
-            await lease.admit(principal, cost)
+            if task == T.ZERO_SHOT:  # one forward row per (text, label)
+                cost *= len(params["candidate_labels"])
+            elif task in T.SEQ2SEQ_TASKS:
+                cost += params["max_new_tokens"] * len(texts)
             run_task = T.EMBEDDING if task == T.SIMILARITY else task
-            results = await engine.run(run_task, texts, params, cost)
+            results, headers = await lease.run_encoder(principal, run_task, texts, params, cost)
         except HubError as exc:
             await abandon(lease, exc.status)
             return tgi_error(exc)
         except BaseException:
             await abandon(lease, 500)
             raise
-        headers = lease.headers
-        service.metrics.child(service.metrics.prompt_tokens, repo_id, engine.engine_name, task).inc(cost)
-        await lease.close(used_tokens=cost)
         return JSONResponse(_task_output(task, results, single, body), headers=headers)
 
     # ---- TGI ------------------------------------------------------------------------------------
@@ -192,7 +195,7 @@ class HFRoutes:
         }, headers={"X-Model-Id": resolved.repo_id, "X-Model-Revision": resolved.commit})
 
 
-def _task_inputs(task: str, body: dict, parameters: dict, limit: int):
+def _task_inputs(task: str, body: dict, parameters: dict, limit: int, max_new_tokens: int = 256):
     """-> (texts to run, whether the caller sent one string, parameters that change the batch)."""
     inputs = body.get("inputs")
     if task == T.SIMILARITY:
@@ -231,6 +234,25 @@ def _task_inputs(task: str, body: dict, parameters: dict, limit: int):
         if ignore is not None and (not isinstance(ignore, list) or not all(isinstance(x, str) for x in ignore)):
             raise InvalidRequest("ignore_labels must be an array of strings", param=p + "ignore_labels")
         return texts, single, {"aggregation_strategy": strategy, "ignore_labels": ignore}
+    if task == T.ZERO_SHOT:
+        labels = parameters.get("candidate_labels")
+        if isinstance(labels, str):
+            labels = [x.strip() for x in labels.split(",") if x.strip()]
+        if not isinstance(labels, list) or not 0 < len(labels) <= 64 \
+                or not all(isinstance(x, str) and x for x in labels):
+            raise InvalidRequest("candidate_labels must be 1 to 64 non-empty strings", param=p + "candidate_labels")
+        template = parameters.get("hypothesis_template") or "This example is {}."
+        if not isinstance(template, str) or "{}" not in template:
+            raise InvalidRequest("hypothesis_template must be a string with '{}'", param=p + "hypothesis_template")
+        return texts, single, {"candidate_labels": labels, "hypothesis_template": template,
+                               "multi_label": get_bool(parameters, "multi_label", False, p)}
+    if task in T.SEQ2SEQ_TASKS:
+        generate = parameters.get("generate_parameters") or {}
+        if not isinstance(generate, dict):
+            raise InvalidRequest("generate_parameters must be an object", param=p + "generate_parameters")
+        wanted = get_number(generate, "max_new_tokens", None, kind=int, low=1, high=max_new_tokens,
+                            param_prefix=p + "generate_parameters.")
+        return texts, single, {"max_new_tokens": wanted or min(64, max_new_tokens)}
     return texts, single, {}  # feature-extraction: options sit at the root, applied after the batch
 
 
@@ -251,6 +273,9 @@ def _task_output(task: str, results: list, single: bool, body: dict):
         return vecs.tolist()  # always 2-D, as TEI answers
     if task == T.CLASSIFICATION:
         return results  # one list of {label, score} per input: [[...]] even for one string
+    if task in T.SEQ2SEQ_TASKS:
+        key = "summary_text" if task == T.SUMMARIZATION else "translation_text"
+        return [{key: text} for text in results]
     return results[0] if single else results
 
 

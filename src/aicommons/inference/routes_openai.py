@@ -237,19 +237,14 @@ class OpenAIRoutes:
                 if count > engine.max_input_tokens:
                     raise InvalidRequest(f"input[{i}] has {count} tokens; this model accepts at most "
                                          f"{engine.max_input_tokens}", param="input")
-            await lease.admit(principal, sum(counts))
-            vectors = await engine.run(T.EMBEDDING, texts, {}, sum(counts))
+            tokens = sum(counts)
+            vectors, headers = await lease.run_encoder(principal, T.EMBEDDING, texts, {}, tokens)
         except HubError as exc:
             await abandon(lease, exc.status)
             return openai_error(exc)
         except BaseException:
             await abandon(lease, 500)
             raise
-        headers = lease.headers
-        tokens = sum(counts)
-        metrics = lease.service.metrics
-        metrics.child(metrics.prompt_tokens, lease.resolved.repo_id, lease.engine.engine_name, lease.task).inc(tokens)
-        await lease.close(used_tokens=tokens)
         if dimensions is not None and dimensions > len(vectors[0]):
             return openai_error(InvalidRequest(f"'dimensions' must be at most {len(vectors[0])}",
                                                param="dimensions"))
@@ -265,6 +260,38 @@ class OpenAIRoutes:
             data.append({"object": "embedding", "index": i, "embedding": value})
         return JSONResponse({"object": "list", "data": data, "model": body.get("model"),
                              "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}, headers=headers)
+
+    # ---- rerank (as Jina and Cohere serve it; TEI's /rerank answers the same scores) ------------
+    async def rerank(self, request: Request):
+        service = self.service
+        principal = principal_of(request)
+        lease = None
+        try:
+            body = await read_json(request)
+            query = body.get("query")
+            if not isinstance(query, str) or not query:
+                raise InvalidRequest("'query' must be a non-empty string", param="query")
+            docs = _documents(body.get("documents"), service.settings.max_client_batch)
+            top_n = get_number(body, "top_n", None, kind=int, low=1)
+            return_documents = body.get("return_documents", True)
+            if not isinstance(return_documents, bool):
+                raise InvalidRequest("'return_documents' must be a boolean", param="return_documents")
+            lease = await service.lease(body.get("model"), principal, {T.RERANK}, "rerank", body.get("keep_alive"))
+            engine = lease.engine
+            counts = await offload.count_tokens(engine, [query, *docs])
+            cost = sum(min(counts[0] + c, engine.max_input_tokens) for c in counts[1:])
+            scores, headers = await lease.run_encoder(principal, T.RERANK, [(query, d) for d in docs], {}, cost)
+        except HubError as exc:
+            await abandon(lease, exc.status)
+            return openai_error(exc)
+        except BaseException:
+            await abandon(lease, 500)
+            raise
+        order = sorted(range(len(docs)), key=lambda i: -scores[i])[:top_n]
+        results = [{"index": i, "relevance_score": float(scores[i]),
+                    **({"document": {"text": docs[i]}} if return_documents else {})} for i in order]
+        return JSONResponse({"model": body.get("model"), "object": "list", "results": results,
+                             "usage": {"prompt_tokens": cost, "total_tokens": cost}}, headers=headers)
 
     # ---- models ------------------------------------------------------------------------------
     async def list_models(self, request: Request):
@@ -364,3 +391,12 @@ def _embedding_inputs(value, limit: int) -> list[str]:
     if any(not v for v in value):
         raise InvalidRequest("inputs must not be empty strings", param="input")
     return value
+
+
+def _documents(value, limit: int) -> list[str]:
+    if isinstance(value, list) and value and len(value) <= limit:
+        docs = [d.get("text") if isinstance(d, dict) else d for d in value]
+        if all(isinstance(d, str) and d for d in docs):
+            return docs
+    raise InvalidRequest(f"'documents' must be 1 to {limit} non-empty strings (or {{'text': ...}} objects)",
+                         param="documents")

@@ -56,6 +56,24 @@ class Lease:
         metrics = service.metrics
         metrics.child(metrics.queue_time, self.resolved.repo_id, self.task).observe(self.ticket.queued_s)
 
+    async def run_encoder(self, principal, task: str, inputs: list, params: dict, cost: int):
+        """Admit ``cost`` tokens, run encoder work, count them, and close the lease (on failure too).
+        -> (the engine's results, the response headers)."""
+        try:
+            await self.admit(principal, cost)
+            results = await self.engine.run(task, inputs, params, cost)
+        except HubError as exc:
+            await self.close(status=exc.status)
+            raise
+        except BaseException:
+            await self.close(status=500)
+            raise
+        headers = self.headers
+        metrics = self.service.metrics
+        metrics.child(metrics.prompt_tokens, self.resolved.repo_id, self.engine.engine_name, self.task).inc(cost)
+        await self.close(used_tokens=cost)
+        return results, headers
+
     async def close(self, used_tokens: int | None = None, status: int | None = None) -> None:
         if self._closed:
             return

@@ -14,14 +14,22 @@ SIMILARITY = "sentence-similarity"
 CLASSIFICATION = "text-classification"
 FILL_MASK = "fill-mask"
 TOKEN_CLASSIFICATION = "token-classification"
+ZERO_SHOT = "zero-shot-classification"
+RERANK = "text-ranking"  # cross-encoders; served at /v1/rerank
+SUMMARIZATION = "summarization"
+TRANSLATION = "translation"
 
-ENCODER_TASKS = {EMBEDDING, SIMILARITY, CLASSIFICATION, FILL_MASK, TOKEN_CLASSIFICATION}
+SEQ2SEQ_TASKS = {SUMMARIZATION, TRANSLATION}
+ENCODER_TASKS = {EMBEDDING, SIMILARITY, CLASSIFICATION, FILL_MASK, TOKEN_CLASSIFICATION, ZERO_SHOT, RERANK} | SEQ2SEQ_TASKS
 SUPPORTED_TASKS = ENCODER_TASKS | {GENERATION}
-_ALIASES = {"text2text-generation": None, "conversational": GENERATION, "image-text-to-text": None,
+_ALIASES = {"text2text-generation": SUMMARIZATION, "conversational": GENERATION, "image-text-to-text": None,
             "sentiment-analysis": CLASSIFICATION, "ner": TOKEN_CLASSIFICATION}
 
-# Tasks that a model loaded for task K can also answer (an embedding model can score similarity).
-COMPATIBLE = {EMBEDDING: {EMBEDDING, SIMILARITY}, SIMILARITY: {EMBEDDING, SIMILARITY}}
+# Tasks that a model loaded for task K can also answer (an embedding model can score similarity,
+# a sequence classifier with one output can rank, an NLI classifier can classify zero-shot).
+COMPATIBLE = {EMBEDDING: {EMBEDDING, SIMILARITY}, SIMILARITY: {EMBEDDING, SIMILARITY},
+              CLASSIFICATION: {CLASSIFICATION, RERANK, ZERO_SHOT}, RERANK: {RERANK, CLASSIFICATION},
+              SUMMARIZATION: SEQ2SEQ_TASKS, TRANSLATION: SEQ2SEQ_TASKS}
 
 
 def _read_json(path: Path) -> dict:
@@ -53,6 +61,8 @@ def detect_task(model: ResolvedModel) -> str:
             return FILL_MASK
         if arch.endswith("ForTokenClassification"):
             return TOKEN_CLASSIFICATION
+        if arch.endswith("ForConditionalGeneration") and config.get("is_encoder_decoder"):
+            return SUMMARIZATION
     if config:
         return EMBEDDING  # a bare encoder (AutoModel): mean-pooled embeddings
     raise UnsupportedTask(f"model '{model.repo_id}' has no config.json and no supported pipeline_tag",

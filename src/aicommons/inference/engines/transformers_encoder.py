@@ -24,6 +24,9 @@ _EAGER_ATTENTION_UP_TO = 64
 _PIPELINE_CLASSES = {T.CLASSIFICATION: "AutoModelForSequenceClassification",
                      T.FILL_MASK: "AutoModelForMaskedLM",
                      T.TOKEN_CLASSIFICATION: "AutoModelForTokenClassification"}
+# Tasks run on the model directly (no pipeline): batched pairs or generate().
+_MODEL_CLASSES = {T.ZERO_SHOT: "AutoModelForSequenceClassification", T.RERANK: "AutoModelForSequenceClassification",
+                  T.SUMMARIZATION: "AutoModelForSeq2SeqLM", T.TRANSLATION: "AutoModelForSeq2SeqLM"}
 
 
 class TransformersEncoder:
@@ -68,11 +71,13 @@ class TransformersEncoder:
             model = transformers.AutoModel.from_pretrained(path, dtype=dtype).to(device).eval()
             tokenizer = AutoTokenizer.from_pretrained(path)
             return cls(task, tokenizer, model=model, max_input_tokens=_max_len(model, tokenizer), **common)
-        model_cls = getattr(transformers, _PIPELINE_CLASSES[task])
+        model_cls = getattr(transformers, _MODEL_CLASSES.get(task) or _PIPELINE_CLASSES[task])
         model = model_cls.from_pretrained(path, dtype=dtype).to(device).eval()
         tokenizer = AutoTokenizer.from_pretrained(path)
-        pipe = transformers.pipeline(task, model=model, tokenizer=tokenizer, device=device)
-        return cls(task, tokenizer, pipe=pipe, max_input_tokens=_max_len(model, tokenizer), **common)
+        pipe = None
+        if task in _PIPELINE_CLASSES:
+            pipe = transformers.pipeline(task, model=model, tokenizer=tokenizer, device=device)
+        return cls(task, tokenizer, model=model, pipe=pipe, max_input_tokens=_max_len(model, tokenizer), **common)
 
     # ---- called from the event loop ----------------------------------------------------------
     def count_tokens(self, texts: list[str]) -> list[int]:
@@ -118,7 +123,58 @@ class TransformersEncoder:
                 kwargs = {k: params[k] for k in ("aggregation_strategy", "ignore_labels") if params.get(k) is not None}
                 out = self.pipe(items, batch_size=len(items), **kwargs)
                 return [_plain(r) for r in _per_input(out, len(items))]
+            if task == T.RERANK:
+                return self._rerank(items)
+            if task == T.ZERO_SHOT:
+                return self._zero_shot(items, params)
+            if task in T.SEQ2SEQ_TASKS:
+                return self._seq2seq(items, params)
         raise InvalidRequest(f"task {task} is not served by this model")
+
+    def _pair_logits(self, firsts: list[str], seconds: list[str]):
+        batch = self.tokenizer(firsts, seconds, padding=True, truncation="only_second",
+                               max_length=self.max_input_tokens, return_tensors="pt").to(self.device)
+        self._attention.choose(batch["input_ids"].shape[-1])
+        return self.model(**batch).logits.float()
+
+    def _rerank(self, pairs: list) -> list[float]:
+        """Cross-encoder relevance in [0, 1]: the sigmoid of a one-logit model (as TEI and
+        sentence-transformers' CrossEncoder answer), else the last class's probability."""
+        import torch
+
+        logits = self._pair_logits([q for q, _ in pairs], [d for _, d in pairs])
+        scores = torch.sigmoid(logits[:, 0]) if logits.shape[-1] == 1 else torch.softmax(logits, -1)[:, -1]
+        return scores.tolist()
+
+    def _zero_shot(self, texts: list[str], params: dict) -> list[list[dict]]:
+        """NLI zero-shot classification, as transformers' pipeline does it: each label becomes a
+        hypothesis; its score is the entailment probability (against contradiction for
+        ``multi_label``, else softmaxed across the labels)."""
+        import torch
+
+        labels, template = params["candidate_labels"], params["hypothesis_template"]
+        label2id = {k.lower(): v for k, v in (self.model.config.label2id or {}).items()}
+        entail = next((v for k, v in label2id.items() if k.startswith("entail")), self.model.config.num_labels - 1)
+        contra = next((v for k, v in label2id.items() if k.startswith("contra")), 0)
+        firsts = [t for t in texts for _ in labels]
+        logits = self._pair_logits(firsts, [template.format(label) for _ in texts for label in labels])
+        logits = logits.view(len(texts), len(labels), -1)
+        if params["multi_label"] or len(labels) == 1:
+            scores = torch.softmax(logits[..., [contra, entail]], -1)[..., 1]
+        else:
+            scores = torch.softmax(logits[..., entail], -1)
+        out = []
+        for row in scores.tolist():
+            ranked = sorted(zip(labels, row), key=lambda x: -x[1])
+            out.append([{"label": label, "score": score} for label, score in ranked])
+        return out
+
+    def _seq2seq(self, texts: list[str], params: dict) -> list[str]:
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_input_tokens,
+                               return_tensors="pt").to(self.device)
+        out = self.model.generate(**batch, max_new_tokens=params["max_new_tokens"], do_sample=False,
+                                  num_beams=1)
+        return self.tokenizer.batch_decode(out, skip_special_tokens=True)
 
     def _embed(self, texts: list[str]):
         import torch

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from aicommons.api.errors import error_response, moved_response, storage_error_handler
 from aicommons.api.input_guard import InputGuardMiddleware
-from aicommons.api.metrics import HubMetrics, MetricsMiddleware, RouteNoteMiddleware, metrics_endpoint
+from aicommons.api.metrics import HubMetrics, MetricsMiddleware, MetricsRecorder, RouteNoteMiddleware, metrics_endpoint
 from aicommons.api.middleware import (
     AuditMiddleware,
     AuthMiddleware,
@@ -100,13 +100,16 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Star
         inference.admission.shared = SharedRateLimitStore(hub.engine)
 
     metrics = HubMetrics(hub.stats, [inference.metrics.registry])
+    recorder = MetricsRecorder(metrics, hub.dashboard, settings.metrics_rollup_seconds)  # the admin dashboard's
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         from aicommons.api.git_http import recover_pushes
 
         await anyio.to_thread.run_sync(recover_pushes, hub)  # pushes a crash left unrecorded
+        recorder.start()
         yield
+        await anyio.to_thread.run_sync(recorder.close)
         await inference.close()
         hub.close()
 

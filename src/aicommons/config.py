@@ -80,6 +80,13 @@ SETTINGS: tuple[Setting, ...] = (
             "Download counts are added up in memory and written to the database this often, in one "
             "statement (and when the server stops cleanly), instead of one write per download. "
             "0 = write each download at once."),
+    Setting("DASHBOARD_ROLLUP_MINUTES", "15",
+            "How often the admin dashboard's figures (storage, largest and fastest-growing repos and owners, "
+            "scan verdicts, job backlog, sign-ups) are rolled up by a background job; the page reads only "
+            "these rollups. `aicommons stats rollup` runs one now. 0 = never on a schedule."),
+    Setting("METRICS_ROLLUP_SECONDS", "60",
+            "How often each server adds what its request and inference counters (those of /metrics) gained "
+            "to the admin dashboard's per-minute figures. 0 = not recorded."),
     Setting("TOKEN_CACHE_SECONDS", "5",
             "How long a checked access token is remembered, sparing the database on every request. "
             "Revoking a token or changing an organisation's members through this server applies at "
@@ -318,6 +325,8 @@ class Settings:
     anon_resolver_requests_per_minute: int
     token_cache_seconds: float
     download_flush_seconds: float
+    dashboard_rollup_minutes: float
+    metrics_rollup_seconds: float
     session_lifetime_seconds: int
     device_client_ids: str  # comma-separated: see ``device_client_id_list``
     device_token_days: int
@@ -393,6 +402,8 @@ class Settings:
             anon_resolver_requests_per_minute=_int("ANON_RESOLVER_REQUESTS_PER_MINUTE"),
             token_cache_seconds=_float("TOKEN_CACHE_SECONDS", minimum=0),
             download_flush_seconds=_float("DOWNLOAD_FLUSH_SECONDS", minimum=0),
+            dashboard_rollup_minutes=_float("DASHBOARD_ROLLUP_MINUTES", minimum=0),
+            metrics_rollup_seconds=_float("METRICS_ROLLUP_SECONDS", minimum=0),
             session_lifetime_seconds=_int("SESSION_LIFETIME_SECONDS", minimum=60),
             device_client_ids=_env("DEVICE_CLIENT_IDS"),
             device_token_days=_int("DEVICE_TOKEN_DAYS", minimum=1),

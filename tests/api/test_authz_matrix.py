@@ -338,7 +338,7 @@ GLOBAL_ROUTES = {
     ("/settings/account/delete", "POST"), ("/avatars/{user}", "GET"),
     ("/settings/email/confirm", "GET"), ("/settings/email/confirm", "POST"),  # the mailed link: the token is the key
     # Site administration: site admins only; to anyone else (even with a CSRF token) it does not exist.
-    ("/admin", "GET"), ("/admin/users/{user}/{action}", "POST"),
+    ("/admin", "GET"), ("/admin/users/{user}/{action}", "POST"), ("/admin/dashboard", "GET"),
     *((p + "/{name}/resolve/{rev}/{path:path}", "GET") for p in TYPED),
 }
 
@@ -752,14 +752,19 @@ def test_global_routes(live_hub, world):
         # UI ignores them); an action sent with a valid CSRF token by a non-admin changes nothing.
         victim = "memberread" + world.org[2:]
         for principal in ("anonymous", "outsider", "site_admin"):
-            response = get("/admin", principal)
-            check(response.status_code == 404, f"GET /admin with a {principal} token", response)
+            for path in ("/admin", "/admin/dashboard"):
+                response = get(path, principal)
+                check(response.status_code == 404, f"GET {path} with a {principal} token", response)
         for caller in ("web:outsider", "web:member_admin", "web:site_admin"):
             cookie, csrf = world.sessions[caller]
             headers = {"Cookie": cookie, "Origin": live_hub.url}
             page = http.get("/admin", params={"q": victim}, headers=headers)
             want = 200 if caller == "web:site_admin" else 404
             check(page.status_code == want and (victim in page.text) == (want == 200), f"GET /admin as {caller}", page)
+            # The dashboard names private repos (the largest, the fastest-growing): site admins only.
+            board = http.get("/admin/dashboard", headers=headers)
+            check(board.status_code == want and ("Largest repos" in board.text) == (want == 200),
+                  f"GET /admin/dashboard as {caller}", board)
             if caller != "web:site_admin":
                 acted = http.post(f"/admin/users/{victim}/suspend", data={"csrf": csrf}, headers=headers)
                 check(acted.status_code == 404, f"POST /admin/users/…/suspend as {caller}", acted)

@@ -93,13 +93,38 @@ def test_download_counts_wait_in_memory_and_reach_the_database_on_flush_and_clos
     assert repos.get_by_id(c).downloads == 2 and counter.pending() == 0
 
 
+def test_downloads_are_also_counted_per_utc_day_and_a_deleted_repo_does_not_stop_the_flush(store, monkeypatch):
+    from datetime import date, datetime
+
+    import aicommons.hub.downloads as downloads
+
+    repos, (a, b, c) = store
+    counter = DownloadCounter(repos, flush_seconds=3600)
+    monkeypatch.setattr(downloads, "utcnow", lambda: datetime(2026, 3, 1, 23, 59, 59))
+    counter.count(a)
+    counter.count(b)
+    monkeypatch.setattr(downloads, "utcnow", lambda: datetime(2026, 3, 2, 0, 0, 1))  # past midnight, same batch
+    counter.count(a)
+    counter.count(a)
+    counter.count(c)
+    repos.delete(c)  # deleted while its download waited in memory
+    counter.flush()
+    assert counter.pending() == 0  # nothing left to retry forever
+    assert repos.downloads_by_day(a, date(2026, 2, 1)) == {date(2026, 3, 1): 1, date(2026, 3, 2): 2}
+    assert repos.downloads_by_day(b, date(2026, 3, 2)) == {}  # only from ``since`` on
+    counter.count(a)
+    counter.close()
+    assert repos.downloads_by_day(a, date(2026, 3, 2)) == {date(2026, 3, 2): 3}  # added to, not replaced
+    assert repos.get_by_id(a).downloads == 4
+
+
 def test_a_failed_flush_keeps_its_counts(store, monkeypatch):
     repos, (a, _b, _c) = store
     counter = DownloadCounter(repos, flush_seconds=3600)
     counter.count(a)
     real = repos.add_downloads
 
-    def busy(counts):
+    def busy(counts, day=None):
         raise RuntimeError("database is locked")
 
     monkeypatch.setattr(repos, "add_downloads", busy)

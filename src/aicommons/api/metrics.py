@@ -11,6 +11,8 @@ Administrators only, like the inference series: labels name private models.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -20,6 +22,9 @@ from starlette.responses import Response
 
 from aicommons.api.http import principal_of, run_sync
 from aicommons.errors import Forbidden, Unauthorized
+from aicommons.times import utcnow
+
+log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -131,3 +136,68 @@ async def metrics_endpoint(request: Request) -> Response:
     body = await run_sync(request.app.state.metrics.render)
     return Response(body, media_type=CONTENT_TYPE)
 
+
+
+# What the admin dashboard keeps per minute (hub/dashboard.py), read from this process's own series:
+# (metric family, label the figure is keyed by, rollup series). Counter samples end in ``_total``.
+RECORDED = (
+    ("hub_http_requests_total", "status", "http_requests"),
+    ("hub_requests_total", "model", "inference_requests"),
+    ("hub_prompt_tokens_total", "model", "inference_tokens"),
+    ("hub_generation_tokens_total", "model", "inference_tokens"),
+    ("hub_request_queue_time_seconds_sum", "model", "inference_queue_seconds"),
+    ("hub_request_queue_time_seconds_count", "model", "inference_queue_count"),
+)
+
+
+class MetricsRecorder:
+    """Every ``interval`` seconds, adds what this process's request and inference counters gained
+    since the last time to the dashboard's per-minute rollups (``hub.dashboard.add_minute``): one
+    small write a minute per server, never a write per request."""
+
+    def __init__(self, metrics: HubMetrics, dashboard, interval: float):
+        self.metrics = metrics
+        self.dashboard = dashboard
+        self.interval = interval
+        self._last: dict[tuple[str, str], float] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def totals(self) -> dict[tuple[str, str], float]:
+        wanted = {sample: (label, series) for sample, label, series in RECORDED}
+        out: dict[tuple[str, str], float] = {}
+        for registry in [self.metrics.registry, *self.metrics.extra_registries]:
+            for family in registry.collect():
+                for sample in family.samples:
+                    if sample.name in wanted:
+                        label, series = wanted[sample.name]
+                        key = (series, sample.labels.get(label, ""))
+                        out[key] = out.get(key, 0.0) + sample.value
+        return out
+
+    def record(self) -> None:
+        totals = self.totals()
+        deltas = {k: v - self._last.get(k, 0.0) for k, v in totals.items()}
+        try:
+            self.dashboard.add_minute(utcnow(), {k: v for k, v in deltas.items() if v > 0})
+        except Exception:  # noqa: BLE001 - the figures wait for the next round, requests never do
+            log.warning("could not record this minute's request figures; adding them next time", exc_info=True)
+            return
+        self._last = totals
+
+    def start(self) -> None:
+        if self.interval > 0 and self._thread is None:
+            self._last = self.totals()  # what was counted before is not this server's new traffic
+            self._thread = threading.Thread(target=self._run, name="metrics-recorder", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.record()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+            self.record()

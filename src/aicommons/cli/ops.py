@@ -1,4 +1,4 @@
-"""Operator commands for scaled-out and long-lived hubs: worker, gc, backup, restore, fsck.
+"""Operator commands for scaled-out and long-lived hubs: worker, gc, backup, restore, fsck, stats rollup.
 
 The long ones show progress bars on a terminal and only their summary otherwise (``--json``: the
 result as JSON); Ctrl-C ends them with exit code 130 and nothing half-done (see each command).
@@ -148,6 +148,14 @@ def cmd_fsck(args) -> int:
     return 1 if report.errors else 0
 
 
+def cmd_stats_rollup(args) -> int:
+    summary = _hub().dashboard.rollup()
+    print(json.dumps(summary) if args.json else
+          f"dashboard rolled up at {summary['at']}: {summary['repos']} repos, "
+          f"{summary['logical_bytes']} bytes, {summary['jobs_waiting']} jobs waiting")
+    return 0
+
+
 def add_ops_commands(sub) -> None:
     worker = sub.add_parser("worker", help="run background-job workers (GC, scans...) against the database")
     worker.add_argument("--workers", type=int, help="worker threads (default: AICOMMONS_JOB_WORKERS, at least 1)")
@@ -176,3 +184,9 @@ def add_ops_commands(sub) -> None:
     fsck.add_argument("--skip-blobs", action="store_true", help="check repos only, do not re-hash blobs")
     fsck.add_argument("--json", action="store_true", help="print the report as JSON")
     fsck.set_defaults(func=cmd_fsck)
+
+    stats = sub.add_parser("stats", help="the admin dashboard's figures").add_subparsers(dest="action", required=True)
+    rollup = stats.add_parser("rollup", help="roll up the dashboard's figures now (else every "
+                              "AICOMMONS_DASHBOARD_ROLLUP_MINUTES)")
+    rollup.add_argument("--json", action="store_true", help="print the summary as JSON")
+    rollup.set_defaults(func=cmd_stats_rollup)

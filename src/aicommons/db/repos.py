@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import Engine, and_, bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from aicommons.db import search
 from aicommons.db.accounts import AlreadyExists
-from aicommons.db.tables import lfs_objects, likes, repo_heads, repo_lfs_objects, repo_redirects, repo_tags, repos
-from aicommons.db.upsert import insert_ignore, upsert
+from aicommons.db.tables import (
+    lfs_objects,
+    likes,
+    repo_downloads_daily,
+    repo_heads,
+    repo_lfs_objects,
+    repo_redirects,
+    repo_tags,
+    repos,
+)
+from aicommons.db.upsert import insert_ignore, upsert, upsert_add
+from aicommons.times import utcnow
 
 
 @dataclass(frozen=True)
@@ -209,14 +219,28 @@ class RepoStore:
     def count_download(self, repo_id: int) -> None:
         self.add_downloads({repo_id: 1})
 
-    def add_downloads(self, counts: dict[int, int]) -> None:
-        """Add batched download counts (hub/downloads.py), one statement for all repos."""
+    def add_downloads(self, counts: dict[int, int], day: date | None = None) -> None:
+        """Add batched download counts (hub/downloads.py): to each repo's total in one statement, and
+        to its count of ``day`` (UTC; default today) for the "downloads last month" graph."""
         if not counts:
             return
+        day = day or utcnow().date()
         stmt = (update(repos).where(repos.c.id == bindparam("rid"))
                 .values(downloads=repos.c.downloads + bindparam("n")))
         with self.engine.begin() as conn:
             conn.execute(stmt, [{"rid": rid, "n": n} for rid, n in sorted(counts.items())])
+            # A repo deleted since its download was counted has no row to add to any more.
+            alive = set(conn.execute(select(repos.c.id).where(repos.c.id.in_(list(counts)))).scalars())
+            upsert_add(conn, repo_downloads_daily,
+                       [{"repo_id": rid, "day": day, "downloads": n} for rid, n in sorted(counts.items()) if rid in alive],
+                       ["repo_id", "day"], "downloads")
+
+    def downloads_by_day(self, repo_id: int, since: date) -> dict[date, int]:
+        """The repo's downloads per UTC day from ``since`` on (days without downloads are absent)."""
+        query = (select(repo_downloads_daily.c.day, repo_downloads_daily.c.downloads)
+                 .where(repo_downloads_daily.c.repo_id == repo_id, repo_downloads_daily.c.day >= since))
+        with self.engine.connect() as conn:
+            return {day: int(n) for day, n in conn.execute(query)}
 
     def liked_by(self, user_id: int) -> list[RepoRow]:
         """The repos ``user_id`` likes, newest like first, in one query (the caller filters what the

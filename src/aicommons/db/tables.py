@@ -7,6 +7,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -551,4 +552,24 @@ webhook_deliveries = Table(
     Column("created_at", DateTime, nullable=False),
     Column("last_attempt_at", DateTime),
     Index("ix_webhook_deliveries_webhook", "webhook_id", "id"),
+)
+
+# The admin dashboard's pre-aggregated figures (hub/dashboard.py): one value per series, key (a status
+# class, a model, a repo...) and time bucket. Written by the periodic rollup job and each server's
+# metrics recorder; the dashboard reads only these rows, never a big table.
+stat_rollups = Table(
+    "stat_rollups", metadata,
+    Column("series", String(48), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("at", DateTime, primary_key=True),
+    Column("value", Float, nullable=False),
+    Index("ix_stat_rollups_series_at", "series", "at"),
+)
+
+# Downloads of a repo per UTC day ("Downloads last month"), written with the batched counts.
+repo_downloads_daily = Table(
+    "repo_downloads_daily", metadata,
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("downloads", BigInteger, nullable=False),
 )

@@ -38,3 +38,16 @@ def upsert(conn: Connection, table: Table, row: dict, keys: list[str], update: l
         from sqlalchemy.dialects.sqlite import insert
     stmt = insert(table).values(**row)
     conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in update}))
+
+
+def upsert_add(conn: Connection, table: Table, rows: list[dict], keys: list[str], column: str) -> None:
+    """Insert ``rows``, or add their ``column`` to that of the row with the same ``keys`` (counters)."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(table)
+    conn.execute(stmt.on_conflict_do_update(index_elements=keys,
+                                            set_={column: table.c[column] + stmt.excluded[column]}), rows)

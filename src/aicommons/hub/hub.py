@@ -193,6 +193,14 @@ class Hub:
         return StatsService(StatsStore(self.engine), self.settings.data_dir, lambda: self.jobs.huey.pending_count())
 
     @functools.cached_property
+    def dashboard(self):
+        """The admin dashboard's rollups (``hub/dashboard.py``)."""
+        from aicommons.db.rollups import RollupStore
+        from aicommons.hub.dashboard import DashboardService
+
+        return DashboardService(RollupStore(self.engine))
+
+    @functools.cached_property
     def jobs(self):
         """The background-job queue (``hub/jobs.py``), shared by whatever queues or runs jobs here."""
         from aicommons.hub.jobs import Jobs

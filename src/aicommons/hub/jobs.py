@@ -13,6 +13,7 @@ from dataclasses import asdict
 
 from huey import Huey
 from huey.exceptions import TaskLockedException
+from huey.signals import SIGNAL_ERROR
 
 from aicommons.db.gc import BlobGcStore
 from aicommons.db.jobs import SqlJobStorage
@@ -89,6 +90,24 @@ class Jobs:
             return chunk(self.hub, repo_id, oid)
 
         self.chunk_lfs_object = chunk_lfs_object
+        # The admin dashboard (hub/dashboard.py): its rollups on a schedule, and every failed run counted.
+        @self.huey.task(retries=1, retry_delay=60, name="dashboard_rollup")
+        def dashboard_rollup() -> dict:
+            return self.hub.dashboard.rollup()
+
+        self.dashboard_rollup = dashboard_rollup
+        if settings.dashboard_rollup_minutes > 0:
+            @self.huey.periodic_task(every_hours(settings.dashboard_rollup_minutes / 60), name="periodic_dashboard_rollup")
+            def periodic_dashboard_rollup():
+                self.hub.dashboard.rollup()
+
+        @self.huey.signal(SIGNAL_ERROR)
+        def count_failure(signal, task, exc=None):
+            try:
+                self.hub.dashboard.job_failed(task.name)
+            except Exception:  # noqa: BLE001 - a dashboard figure never breaks the queue
+                log.warning("could not count the failure of %s", task.name, exc_info=True)
+
         if settings.gc_interval_hours > 0:
             @self.huey.periodic_task(every_hours(settings.gc_interval_hours), name="periodic_blob_gc")
             def periodic_blob_gc():

@@ -90,3 +90,11 @@ def admin_user_action(request: Request) -> Response:
     except HubError as exc:
         return _render(request, status=exc.status, error=exc.message)
     return _render(request, notice=notice)
+
+
+@page_handler
+def dashboard_page(request: Request) -> Response:
+    """``/admin/dashboard``: charts from the rollups (``hub/dashboard.py``), never from big tables."""
+    _require_admin(request)
+    board = hub_of(request).dashboard.view()
+    return page(request, "admin_dashboard.html", board=board, model_rows=[(m.model, m.requests) for m in board.models])

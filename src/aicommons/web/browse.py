@@ -79,7 +79,7 @@ def _repo_context(request: Request, revision: str = "main") -> dict:
     can_read_files = hub.policy.allows(principal, repo, Action.READ_CONTENT)
     return dict(repo=repo, git_repo=git_repo, commit=commit, revision=revision, card=card, readme=readme,
                 can_write=hub.policy.allows(principal, repo, Action.WRITE), can_read_files=can_read_files,
-                liked=hub.likes.likes(principal, repo))
+                liked=hub.likes.likes(principal, repo), downloads_by_day=hub.downloads.last_days(repo.id))
 
 
 @page_handler

@@ -13,6 +13,7 @@ from starlette.responses import HTMLResponse
 from aicommons.hub.cards import CardError, split_card
 from aicommons.hub.names import REPO_TYPE_PREFIX
 from aicommons.times import utcnow
+from aicommons.web.charts import bar_chart, line_chart
 from aicommons.web.markup import RepoLinks, markdown_to_safe_html
 
 env = jinja2.Environment(
@@ -65,7 +66,7 @@ def repo_path(repo_type: str, full_id: str) -> str:
 
 
 env.filters.update(human_size=human_size, ago=ago)
-env.globals.update(repo_path=repo_path)
+env.globals.update(repo_path=repo_path, line_chart=line_chart, bar_chart=bar_chart)
 
 
 def page(request: Request, template: str, status: int = 200, **context) -> HTMLResponse:

@@ -51,6 +51,7 @@ def web_routes() -> list:
         Route("/settings/email/confirm", settings.confirm_email, methods=GET_POST),
         Route("/avatars/{user}", settings.avatar),
         Route("/admin", admin.admin_page),
+        Route("/admin/dashboard", admin.dashboard_page),
         Route("/admin/users/{user}/{action}", admin.admin_user_action, methods=["POST"]),
         Route("/new", account.new_repo, methods=GET_POST),
         Route("/settings/webhooks", webhooks.webhooks, methods=GET_POST),

@@ -142,6 +142,15 @@ def test_export_my_data_is_a_zip_of_everything_but_secrets(page, live_hub, repo_
         opened = http.post(f"/api/models/{repo_id}/discussions", json={"title": "export me", "description": "words I wrote"})
         assert http.post(f"/api/models/{repo_id}/discussions/{opened.json()['num']}/comment",
                          json={"comment": "and a comment"}).status_code == 200
+        hook_secret = "hook-secret-" + unique_name("s")
+        assert http.post("/api/settings/webhooks", json={"watched": [{"type": "user", "name": name}], "domains": ["repo"],
+                                                        "url": "https://hooks.example.org/in", "secret": hook_secret}
+                         ).status_code == 200
+        made = http.post("/api/collections", json={"title": "Reading list", "namespace": name})
+        assert made.status_code == 200
+        assert http.post(f"/api/collections/{made.json()['slug']}/items",
+                         json={"item": {"id": repo_id, "type": "model"}, "note": "start here"}).status_code == 200
+        assert http.post("/api/users/alice/follow").status_code == 200
     sign_in(page, name)
     page.goto("/settings/account")
     with page.expect_download() as download:
@@ -149,7 +158,8 @@ def test_export_my_data_is_a_zip_of_everything_but_secrets(page, live_hub, repo_
     archive = zipfile.ZipFile(download.value.path())
     names = set(archive.namelist())
     assert {"README.txt", "profile.json", "repos.json", "discussions.json", "comments.json", "likes.json",
-            "access_requests.json", "tokens.json", "audit.json"} <= names
+            "access_requests.json", "tokens.json", "audit.json", "collections.json", "webhooks.json",
+            "following.json", "org_join_requests.json", "sign_in_identities.json"} <= names
     data = {n: json.loads(archive.read(n)) for n in names if n.endswith(".json")}
     assert data["profile.json"]["name"] == name and data["profile.json"]["email"] == f"{name}@example.org"
     [repo] = data["repos.json"]
@@ -158,11 +168,19 @@ def test_export_my_data_is_a_zip_of_everything_but_secrets(page, live_hub, repo_
     assert {"words I wrote", "and a comment"} <= {e["data"].get("latest", {}).get("raw") for e in data["comments.json"]}
     assert [like["repo_id"] for like in data["likes.json"]] == [repo_id]
     assert [t["name"] for t in data["tokens.json"]] == ["laptop"]
+    [hook] = data["webhooks.json"]
+    assert hook["url"] == "https://hooks.example.org/in" and hook["hasSecret"] is True
+    assert hook["watched"] == [{"type": "user", "name": name}] and "secret" not in hook
+    [collection] = data["collections.json"]
+    assert collection["title"] == "Reading list"
+    assert [(i["repo_id"], i["note"]) for i in collection["items"]] == [(repo_id, "start here")]
+    assert [f["name"] for f in data["following.json"]] == ["alice"]
+    assert data["org_join_requests.json"] == [] and data["sign_in_identities.json"] == []
     assert any(e["action"] == "POST /api/repos/create" for e in data["audit.json"])
     everything = b"".join(archive.read(n) for n in names)
     from hashlib import sha256
 
-    for secret in (token, sha256(token.encode()).hexdigest(), PASSWORD, "argon2", "secret_key"):
+    for secret in (token, sha256(token.encode()).hexdigest(), PASSWORD, "argon2", "secret_key", hook_secret):
         assert secret.encode() not in everything, f"the export holds a secret: {secret[:12]}…"
 
 

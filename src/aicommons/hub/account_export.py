@@ -3,8 +3,10 @@
 ``profile.json`` (name, full name, e-mail, bio, homepage, dates, organizations), ``avatar.png``,
 ``repos.json`` (each repo the user owns with its settings and card metadata), ``discussions.json``
 and ``comments.json`` (what they opened and wrote, with the text), ``likes.json``,
-``access_requests.json``, ``tokens.json`` (names, roles and dates: never a token or its hash) and
-``audit.json`` (the audit events where the account is the actor, since the account was created).
+``access_requests.json``, ``tokens.json`` (names, roles, permissions and dates: never a token or its
+hash), ``collections.json``, ``webhooks.json`` (never the secret), ``following.json``,
+``org_join_requests.json``, ``sign_in_identities.json`` (single sign-on links) and ``audit.json``
+(the audit events where the account is the actor, since the account was created).
 No password hash, token hash, session or secret is ever written to it.
 """
 
@@ -32,7 +34,12 @@ discussions.json      discussions and pull requests you opened
 comments.json         everything you wrote in discussions (comments, title and status changes)
 likes.json            the repos you like
 access_requests.json  your requests for access to gated repos
-tokens.json           your access tokens: names, roles and dates only (never the tokens)
+tokens.json           your access tokens: names, roles, permissions and dates only (never the tokens)
+collections.json      your collections and their items
+webhooks.json         your webhooks: address, what they watch (never their secret)
+following.json        the users and organizations you follow
+org_join_requests.json  your requests to join organizations
+sign_in_identities.json single sign-on accounts linked to yours (issuer and subject)
 audit.json            what the audit log recorded you doing
 """
 
@@ -78,6 +85,11 @@ class AccountExport:
             "likes.json": self.store.likes(user.id),
             "access_requests.json": self.store.access_requests(user.id),
             "tokens.json": self.store.tokens(user.id),
+            "collections.json": self.store.collections(user.id),
+            "webhooks.json": self.store.webhooks(user.id),
+            "following.json": self.store.following(user.id),
+            "org_join_requests.json": self.store.join_requests(user.id),
+            "sign_in_identities.json": self.store.sign_in_identities(user.id),
             "audit.json": self.audit_of(user),
         }
         out = io.BytesIO()

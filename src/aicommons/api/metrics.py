@@ -166,13 +166,14 @@ class MetricsRecorder:
     def totals(self) -> dict[tuple[str, str], float]:
         wanted = {sample: (label, series) for sample, label, series in RECORDED}
         out: dict[tuple[str, str], float] = {}
-        for registry in [self.metrics.registry, *self.metrics.extra_registries]:
-            for family in registry.collect():
-                for sample in family.samples:
-                    if sample.name in wanted:
-                        label, series = wanted[sample.name]
-                        key = (series, sample.labels.get(label, ""))
-                        out[key] = out.get(key, 0.0) + sample.value
+        # The request counter itself, not the hub's registry: its gauges would query the database.
+        families = [*self.metrics.requests.collect(), *(f for r in self.metrics.extra_registries for f in r.collect())]
+        for family in families:
+            for sample in family.samples:
+                if sample.name in wanted:
+                    label, series = wanted[sample.name]
+                    key = (series, sample.labels.get(label, ""))
+                    out[key] = out.get(key, 0.0) + sample.value
         return out
 
     def record(self) -> None:

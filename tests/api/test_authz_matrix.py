@@ -137,6 +137,7 @@ CHAT = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
 REPO_ROUTES: dict[tuple[str, str], list[Spec]] = {
     (API, "GET"): [Spec(READ_METADATA, "GET", "/api/models/{repo}")],
     (API + "/revision/{rev}", "GET"): [Spec(READ_METADATA, "GET", "/api/models/{repo}/revision/main")],
+    (API + "/downloads", "GET"): [Spec(READ_METADATA, "GET", "/api/models/{repo}/downloads")],
     (API + "/settings", "PUT"): [Spec(ADMIN, "PUT", "/api/models/{repo}/settings", json={"gated": "bogus"})],
     (API + "/auth-check", "GET"): [Spec(READ_CONTENT, "GET", "/api/models/{repo}/auth-check")],
     (API + "/auth-check/write", "GET"): [Spec(WRITE, "GET", "/api/models/{repo}/auth-check/write")],

@@ -64,6 +64,9 @@ def test_dashboard_and_download_graph(hub, browser):  # noqa: F811
     assert info.downloads_all_time == DOWNLOADS and info.downloads == DOWNLOADS
     [listed] = [m for m in api.list_models(author="maker", expand=["downloadsAllTime"])]
     assert listed.downloads_all_time == DOWNLOADS
+    per_day = httpx.get(f"{hub.url}/api/models/{repo}/downloads").json()  # the per-day counts behind the graph
+    assert per_day["downloadsAllTime"] == per_day["downloadsLastMonth"] == DOWNLOADS and len(per_day["days"]) == 30
+    assert per_day["days"][-1] == {"date": time.strftime("%Y-%m-%d", time.gmtime()), "downloads": DOWNLOADS}
 
     errors: list[str] = []
     context = browser.new_context(base_url=hub.url, bypass_csp=True)  # the CSP refuses axe's inline script

@@ -100,6 +100,12 @@ OPERATIONS: dict[tuple[str, str], dict] = {
     ("/api/spaces", "get"): {"summary": "List spaces", "parameters": _LISTING_QUERY,
                              "responses": {"200": _REPO_LISTING, "4XX": _ERROR}},
     (REPO, "get"): {"summary": "Repo info", "responses": {"200": _REPO_INFO, "4XX": _ERROR}},
+    (REPO + "/downloads", "get"): {"summary": "Downloads per UTC day, last 30 days", "responses": {
+        "200": {"type": "object", "required": ["id", "downloadsAllTime", "downloadsLastMonth", "days"],
+                "properties": {"id": _STR, "downloadsAllTime": _INT, "downloadsLastMonth": _INT,
+                               "days": {"type": "array", "items": {"type": "object", "required": ["date", "downloads"],
+                                                                   "properties": {"date": _STR, "downloads": _INT}}}}},
+        "4XX": _ERROR}},
     (REPO + "/revision/{rev}", "get"): {"summary": "Repo info at a revision", "responses": {
         "200": _REPO_INFO, "4XX": _ERROR}},
     (REPO + "/tree/{rev}", "get"): {"summary": "List files", "parameters": [

@@ -116,6 +116,18 @@ def repo_info(request: Request) -> Response:
 
 
 @blocking
+def repo_downloads(request: Request) -> Response:
+    """The repo's downloads per UTC day over the last 30 days (the repo page's "Downloads last month"
+    graph), with the 30-day and all-time totals. Whoever may see the repo's metadata may see these."""
+    hub = hub_of(request)
+    repo = hub.repos.find(repo_type_param(request), repo_id_param(request), principal_of(request))
+    days = hub.downloads.last_days(repo.id)
+    return JSONResponse({"id": repo.full_id, "downloadsAllTime": repo.downloads,
+                         "downloadsLastMonth": sum(n for _, n in days),
+                         "days": [{"date": day.isoformat(), "downloads": n} for day, n in days]})
+
+
+@blocking
 def single_segment_repo(request: Request) -> Response:
     """A repo id without a namespace (``/api/models/<name>[/...]``, ``/<name>/resolve/...``): no such
     repo, answered with RepoNotFound (never a bare routing 404, which clients cannot classify)."""

@@ -84,6 +84,7 @@ def hub_routes() -> list[Route]:
         Route("/api/spaces", repos.list_repos),
         Route(REPO, repos.repo_info),
         Route(REPO + "/revision/{rev}", repos.repo_info),
+        Route(REPO + "/downloads", repos.repo_downloads),
         Route(REPO + "/settings", repos.update_settings, methods=["PUT"]),
         Route(REPO + "/auth-check", repos.auth_check),
         Route(REPO + "/auth-check/write", repos.auth_check),

@@ -21,7 +21,8 @@ def models(live_hub, tmp_path_factory):
     root = tmp_path_factory.mktemp("more-tasks")
     folders = {"nli": devmodels.build_bert(root / "nli", "zero-shot-classification"),
                "ranker": devmodels.build_bert(root / "ranker", "text-ranking"),
-               "bart": devmodels.build_bart(root / "bart", "summarization")}
+               "bart": devmodels.build_bart(root / "bart", "summarization"),
+               "vit": devmodels.build_vit(root / "vit")}
     api = HfApi(endpoint=live_hub.url, token=ALICE_TOKEN)
     ids = {}
     for key, folder in folders.items():
@@ -98,3 +99,32 @@ def test_rerank(live_hub, models):
     wrong = httpx.post(f"{live_hub.url}/v1/rerank", headers=headers, timeout=120,
                        json={"model": ids["bart"], "query": "q", "documents": ["a"]})
     assert wrong.status_code == 400
+
+
+def test_image_classification(live_hub, models, tmp_path):
+    import base64
+
+    import torch
+    from huggingface_hub import InferenceClient
+    from PIL import Image
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    ids, folders = models
+    path = tmp_path / "red.png"
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(path)
+    hf = InferenceClient(model=f"{live_hub.url}/models/{ids['vit']}", token=ALICE_TOKEN, timeout=120)
+    out = hf.image_classification(path)  # the file's bytes as the body
+    processor = AutoImageProcessor.from_pretrained(folders["vit"])
+    model = AutoModelForImageClassification.from_pretrained(folders["vit"]).eval()
+    with torch.inference_mode():
+        probs = torch.softmax(model(**processor(images=[Image.open(path).convert("RGB")],
+                                                return_tensors="pt")).logits, -1)[0]
+    expected = sorted(((model.config.id2label[i], p) for i, p in enumerate(probs.tolist())), key=lambda x: -x[1])
+    assert [(o.label, round(o.score, 4)) for o in out] == [(label, round(p, 4)) for label, p in expected]
+    top1 = hf.image_classification(path, top_k=1)  # with parameters: base64 in JSON
+    assert [o.label for o in top1] == [expected[0][0]]
+    headers = {"Authorization": f"Bearer {ALICE_TOKEN}"}
+    for bad in (b"not an image", base64.b64encode(b"nope")):
+        r = httpx.post(f"{live_hub.url}/models/{ids['vit']}", headers={**headers, "Content-Type": "image/png"},
+                       content=bad, timeout=120)
+        assert r.status_code == 400, r.text

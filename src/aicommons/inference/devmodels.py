@@ -176,3 +176,24 @@ def build_bart(path: Path, task: str = "summarization", seed: int = 0, license: 
         card["license"] = license
     _write_card(path, card)
     return path
+
+
+def build_vit(path: Path, seed: int = 0, license: str | None = "mit") -> Path:
+    """A tiny random ViT image classifier (32x32 pixels, 3 labels) with its image processor."""
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    labels = ["cat", "dog", "fox"]
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                       intermediate_size=64, id2label=dict(enumerate(labels)),
+                       label2id={label: i for i, label in enumerate(labels)})
+    torch.manual_seed(seed)
+    ViTForImageClassification(config).save_pretrained(path)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(path)
+    card = {"pipeline_tag": "image-classification", "library_name": "transformers"}
+    if license:
+        card["license"] = license
+    _write_card(path, card)
+    return path

@@ -4,17 +4,30 @@ parses (spec §1.5-1.6). Errors use TGI's flat ``{"error", "error_type"}``."""
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 
 from aicommons import __version__
 from aicommons.errors import HubError
 
-from . import offload
+from . import images, offload
 from . import tasks as T
 from .errors import InvalidRequest, tgi_error_body
 from .generation import GenerationStats, stream_deltas
-from .http_util import SSE_HEADERS, abandon, get_bool, get_number, path_repo_id, principal_of, read_json, sse, tgi_error
+from .http_util import (
+    SSE_HEADERS,
+    abandon,
+    get_bool,
+    get_number,
+    path_repo_id,
+    principal_of,
+    read_body,
+    read_json,
+    sse,
+    tgi_error,
+)
 from .params import fit_to_context, tgi_sampling
 from .runs import record_generation, run_to_end
 
@@ -32,7 +45,11 @@ class HFRoutes:
         repo_id = path_repo_id(request)
         forced = request.path_params.get("task")
         try:
-            body = await read_json(request)
+            ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype.startswith("image/") or ctype == "application/octet-stream":
+                body = {"inputs": await read_body(request)}  # a raw file, as InferenceClient sends it
+            else:
+                body = await read_json(request)
             resolved = await service.resolve(repo_id, principal)
             task = forced or T.detect_task(resolved)
             if task in (T.EMBEDDING, T.SIMILARITY) and not forced:
@@ -56,6 +73,16 @@ class HFRoutes:
             parameters = body.get("parameters") or {}
             if not isinstance(parameters, dict):
                 raise InvalidRequest("'parameters' must be an object", param="parameters")
+            if task in T.IMAGE_TASKS:
+                blobs = images.image_bytes(body.get("inputs"))
+                if len(blobs) > service.settings.max_client_batch:
+                    raise InvalidRequest(f"at most {service.settings.max_client_batch} images", param="inputs")
+                top_k = get_number(parameters, "top_k", None, kind=int, low=1, param_prefix="parameters.")
+                lease = await service.lease(repo_id, principal, {task}, task, body.get("keep_alive"))
+                decoded = await asyncio.to_thread(images.decode, blobs)
+                results, headers = await lease.run_encoder(principal, task, decoded, {"top_k": top_k},
+                                                           images.TOKENS_PER_IMAGE * len(decoded))
+                return JSONResponse(results[0] if len(decoded) == 1 else results, headers=headers)
             texts, single, params = _task_inputs(task, body, parameters, service.settings.max_client_batch,
                                                  service.settings.default_max_tokens)
             lease = await service.lease(repo_id, principal, {task}, task, body.get("keep_alive"))

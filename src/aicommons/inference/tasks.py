@@ -18,9 +18,12 @@ ZERO_SHOT = "zero-shot-classification"
 RERANK = "text-ranking"  # cross-encoders; served at /v1/rerank
 SUMMARIZATION = "summarization"
 TRANSLATION = "translation"
+IMAGE_CLASSIFICATION = "image-classification"
+IMAGE_TASKS = {IMAGE_CLASSIFICATION}
 
 SEQ2SEQ_TASKS = {SUMMARIZATION, TRANSLATION}
-ENCODER_TASKS = {EMBEDDING, SIMILARITY, CLASSIFICATION, FILL_MASK, TOKEN_CLASSIFICATION, ZERO_SHOT, RERANK} | SEQ2SEQ_TASKS
+ENCODER_TASKS = {EMBEDDING, SIMILARITY, CLASSIFICATION, FILL_MASK, TOKEN_CLASSIFICATION, ZERO_SHOT, RERANK} \
+    | SEQ2SEQ_TASKS | IMAGE_TASKS
 SUPPORTED_TASKS = ENCODER_TASKS | {GENERATION}
 _ALIASES = {"text2text-generation": SUMMARIZATION, "conversational": GENERATION, "image-text-to-text": None,
             "sentiment-analysis": CLASSIFICATION, "ner": TOKEN_CLASSIFICATION}
@@ -61,6 +64,8 @@ def detect_task(model: ResolvedModel) -> str:
             return FILL_MASK
         if arch.endswith("ForTokenClassification"):
             return TOKEN_CLASSIFICATION
+        if arch.endswith("ForImageClassification"):
+            return IMAGE_CLASSIFICATION
         if arch.endswith("ForConditionalGeneration") and config.get("is_encoder_decoder"):
             return SUMMARIZATION
     if config:

@@ -41,7 +41,7 @@ class TransformersEncoder:
         self.device = device
         self.max_input_tokens = max_input_tokens
         self._footprint = footprint
-        self._counter = _private_counter(tokenizer)
+        self._counter = _private_counter(tokenizer) if tokenizer is not None else None
         self._attention = _AttentionSwitch.for_model(
             st_model[0].auto_model if st_model is not None and hasattr(st_model[0], "auto_model") else model,
             device)
@@ -71,6 +71,13 @@ class TransformersEncoder:
             model = transformers.AutoModel.from_pretrained(path, dtype=dtype).to(device).eval()
             tokenizer = AutoTokenizer.from_pretrained(path)
             return cls(task, tokenizer, model=model, max_input_tokens=_max_len(model, tokenizer), **common)
+        if task in T.IMAGE_TASKS:
+            from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+            model = AutoModelForImageClassification.from_pretrained(path, dtype=dtype).to(device).eval()
+            engine = cls(task, None, model=model, max_input_tokens=0, **common)
+            engine.image_processor = AutoImageProcessor.from_pretrained(path)
+            return engine
         model_cls = getattr(transformers, _MODEL_CLASSES.get(task) or _PIPELINE_CLASSES[task])
         model = model_cls.from_pretrained(path, dtype=dtype).to(device).eval()
         tokenizer = AutoTokenizer.from_pretrained(path)
@@ -129,6 +136,8 @@ class TransformersEncoder:
                 return self._zero_shot(items, params)
             if task in T.SEQ2SEQ_TASKS:
                 return self._seq2seq(items, params)
+            if task == T.IMAGE_CLASSIFICATION:
+                return self._classify_images(items, params)
         raise InvalidRequest(f"task {task} is not served by this model")
 
     def _pair_logits(self, firsts: list[str], seconds: list[str]):
@@ -168,6 +177,18 @@ class TransformersEncoder:
             ranked = sorted(zip(labels, row), key=lambda x: -x[1])
             out.append([{"label": label, "score": score} for label, score in ranked])
         return out
+
+    def _classify_images(self, images: list, params: dict) -> list[list[dict]]:
+        """images: decoded RGB PIL images (the route decodes and checks them)."""
+        import torch
+
+        batch = self.image_processor(images=images, return_tensors="pt").to(self.device)
+        probs = torch.softmax(self.model(**batch).logits.float(), -1)
+        labels = self.model.config.id2label
+        top = min(params.get("top_k") or 5, probs.shape[-1])
+        values, ids = torch.topk(probs, top, dim=-1)
+        return [[{"label": labels[i], "score": v} for v, i in zip(vs, js)]
+                for vs, js in zip(values.tolist(), ids.tolist())]
 
     def _seq2seq(self, texts: list[str], params: dict) -> list[str]:
         batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_input_tokens,

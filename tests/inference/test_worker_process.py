@@ -82,3 +82,27 @@ def test_killed_worker_is_replaced_and_unload_ends_it(live_hub, setup):
         while _alive(new_pid) and time.time() < deadline:
             time.sleep(0.05)
         assert not _alive(new_pid)  # unloading ended the process: its memory is the kernel's again
+
+
+def test_encoders_run_in_workers_too(live_hub, setup, model_dirs):
+    from huggingface_hub import HfApi
+
+    _, admin = setup
+    repo = f"alice/{unique_name('worker-minilm')}"
+    api = HfApi(endpoint=live_hub.url, token=ALICE_TOKEN)
+    api.create_repo(repo)
+    api.upload_folder(repo_id=repo, folder_path=str(model_dirs["minilm"]))
+    client = openai.OpenAI(base_url=live_hub.url + "/v1", api_key=ALICE_TOKEN, max_retries=0, timeout=120)
+    first = client.embeddings.create(model=repo, input=["a fox", "a dog"], encoding_format="float")
+    with httpx.Client(base_url=live_hub.url, timeout=120) as http:
+        pid = _worker_pid(http, admin, repo)
+        assert pid != live_hub.process.pid and _alive(pid)
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.time() + 10
+        while _alive(pid) and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # the hub's reader sees the socket close
+        again = client.embeddings.create(model=repo, input=["a fox", "a dog"], encoding_format="float")
+        assert [d.embedding for d in again.data] == [d.embedding for d in first.data]
+        assert _worker_pid(http, admin, repo) != pid
+        assert 'hub_embedding_batch_size_count{model="' + repo in http.get("/metrics", headers=admin).text

@@ -148,10 +148,14 @@ class InferenceService:
             from .engines.transformers_lm import TransformersLM
 
             return TransformersLM.load(resolved, self.settings)
-        from .engines.transformers_encoder import TransformersEncoder
-
         def on_batch(key, size, repo=resolved.repo_id):
             self.metrics.child(self.metrics.batch_size, repo, key[0]).observe(size)
+
+        if self.settings.isolation == "process":
+            from .engines.process import ProcessEncoder
+
+            return ProcessEncoder.load(resolved, task, self.settings, on_batch=on_batch)
+        from .engines.transformers_encoder import TransformersEncoder
 
         return TransformersEncoder.load(resolved, task, self.settings, on_batch=on_batch)
 

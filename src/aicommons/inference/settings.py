@@ -20,9 +20,9 @@ SETTINGS: tuple[Setting, ...] = (
             "`vllm serve` subprocess per model; needs a GPU and vLLM installed) or `auto` (vLLM when "
             "importable and CUDA is present, else transformers)."),
     Setting("ISOLATION", "process",
-            "Where a transformers text-generation model runs: `process` (its own worker process: the "
-            "hub's event loop only admits, routes and streams; a crashed worker is replaced on the "
-            "next request; unloading ends the process) or `thread` (inside the hub's process)."),
+            "Where a transformers model runs: `process` (its own worker process: the hub's event "
+            "loop only admits, routes and streams; a crashed worker is replaced on the next "
+            "request; unloading ends the process) or `thread` (inside the hub's process)."),
     Setting("DEVICE", "auto", "torch device for in-process engines: `cpu`, `cuda`, or `auto`."),
     Setting("DTYPE", "auto",
             "Weights dtype for in-process engines: `float32`, `bfloat16`, `float16`, or `auto` "

@@ -21,7 +21,7 @@ from . import worker_protocol as P
 from .errors import InvalidRequest, Overloaded
 
 
-def load_engine(resolved, task: str, settings):
+def load_engine(resolved, task: str, settings, on_batch=None):
     from . import tasks as T
 
     if task == T.GENERATION:
@@ -30,7 +30,7 @@ def load_engine(resolved, task: str, settings):
         return TransformersLM.load(resolved, settings)
     from .engines.transformers_encoder import TransformersEncoder
 
-    return TransformersEncoder.load(resolved, task, settings)
+    return TransformersEncoder.load(resolved, task, settings, on_batch=on_batch)
 
 
 class Worker:
@@ -138,8 +138,15 @@ async def serve(conn: Connection, engine) -> None:
 def main(fd: int) -> None:
     conn = Connection(fd)
     resolved, task, settings = conn.recv()
+
+    def on_batch(key, size):  # the batcher calls it on the worker's loop, the one thread that sends
+        try:
+            conn.send(P.Batch(key[0], size))
+        except (OSError, EOFError):
+            pass
+
     try:
-        engine = load_engine(resolved, task, settings)
+        engine = load_engine(resolved, task, settings, on_batch)
     except Exception as exc:  # noqa: BLE001 - reported to the hub, which answers the request
         conn.send(P.LoadFailed(type(exc).__name__, str(exc)[:500]))
         return

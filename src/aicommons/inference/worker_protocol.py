@@ -4,7 +4,8 @@ Messages are small frozen dataclasses pickled over a ``multiprocessing`` pipe. T
 ``Generate``/``Run``/``Cancel``/``Shutdown``; the worker answers ``Ready`` once its model is loaded
 (or ``LoadFailed``), then ``Steps`` (each a batch of per-request updates collected in one turn of
 its event loop, so a busy engine sends one message per step rather than one per token per request),
-``Result`` for encoder work and ``Failed`` for a request that failed. Only plain data crosses:
+``Result`` for encoder work (and ``Batch`` per encoder batch run), ``Failed`` for a request that
+failed. Only plain data crosses:
 sampling parameters, token ids, numbers, strings; never a callable.
 """
 
@@ -65,6 +66,14 @@ class Steps:
 class Result:
     rid: int
     value: object
+
+
+@dataclass(frozen=True)
+class Batch:
+    """An encoder batch ran (its task and size), for the hub's batch-size histogram."""
+
+    task: str
+    size: int
 
 
 @dataclass(frozen=True)

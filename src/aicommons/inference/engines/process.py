@@ -1,4 +1,4 @@
-"""A causal LM running in its own worker process (issue 17): the hub's side of ``worker.py``.
+"""Models running in their own worker processes (issue 17): the hub's side of ``worker.py``.
 
 The hub keeps only the tokenizer (to count, render chat templates and detokenize, as before); the
 weights, the KV cache and the continuous-batching thread live in the worker, so a heavy step never
@@ -35,30 +35,24 @@ def _worker_died() -> Overloaded:
     return Overloaded("the model's engine process stopped; it is being restarted", headers={"Retry-After": "1"})
 
 
-class ProcessLM(LMText):
-    engine_name = "transformers-cb"
-    isolated = True
+class _WorkerClient:
+    """The hub's end of one worker: its process, the socket, the requests waiting on it."""
 
-    def __init__(self, proc: subprocess.Popen, conn: Connection, tokenizer, ready: P.Ready):
+    def _init_client(self, proc: subprocess.Popen, conn: Connection, ready: P.Ready, on_batch=None) -> None:
         self.proc = proc
         self.conn = conn
         self.worker_pid = ready.pid
         self._footprint = ready.footprint
-        info = ready.info
-        self._init_text(tokenizer, context_length=int(info["context_length"]), eos_ids=list(info["eos_ids"]),
-                        vocab_size=int(info["vocab_size"]))
+        self._on_batch = on_batch
         self._pending: dict[int, asyncio.Queue] = {}
         self._alive = True
         self._loop: asyncio.AbstractEventLoop | None = None
         self._send_lock = threading.Lock()
 
-    # ---- loading (on the loader thread) -------------------------------------------------------
-    @classmethod
-    def load(cls, resolved: ResolvedModel, settings) -> ProcessLM:
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(Path(resolved.local_dir))
-        proc, conn = spawn_worker(resolved, "text-generation", settings)
+    @staticmethod
+    def _start(resolved: ResolvedModel, task: str, settings) -> tuple[subprocess.Popen, Connection, P.Ready]:
+        """On the loader thread: spawn the worker and wait for its model to load."""
+        proc, conn = spawn_worker(resolved, task, settings)
         try:
             if not conn.poll(settings.load_timeout_seconds):
                 raise GenerationFailed("the engine process did not load the model in time")
@@ -69,7 +63,7 @@ class ProcessLM(LMText):
             _stop(proc, conn)
             detail = f": {ready.kind}: {ready.message}" if isinstance(ready, P.LoadFailed) else ""
             raise GenerationFailed(f"the engine process could not load the model{detail}")
-        return cls(proc, conn, tokenizer, ready)
+        return proc, conn, ready
 
     # ---- messages from the worker ------------------------------------------------------------
     def _ensure_reader(self) -> None:
@@ -95,10 +89,12 @@ class ProcessLM(LMText):
                 queue = self._pending.get(rid)
                 if queue is not None:
                     queue.put_nowait(step)
-        elif isinstance(msg, P.Failed):
+        elif isinstance(msg, (P.Failed, P.Result)):
             queue = self._pending.get(msg.rid)
             if queue is not None:
-                queue.put_nowait(_error(msg))
+                queue.put_nowait(_error(msg) if isinstance(msg, P.Failed) else msg)
+        elif isinstance(msg, P.Batch) and self._on_batch is not None:
+            self._on_batch((msg.task,), msg.size)
 
     def _died(self) -> None:
         self._alive = False
@@ -113,17 +109,54 @@ class ProcessLM(LMText):
             self._alive = False
             raise _worker_died() from None
 
-    # ---- the engine interface -------------------------------------------------------------------
-    def healthy(self) -> bool:
-        return self._alive and self.proc.poll() is None
-
-    async def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[EngineStep]:
+    def _open(self) -> tuple[int, asyncio.Queue]:
         if not self.healthy():
             raise _worker_died()
         self._ensure_reader()
         rid = next(_rids)
         queue: asyncio.Queue = asyncio.Queue()
         self._pending[rid] = queue
+        return rid, queue
+
+    def _cancel(self, rid: int) -> None:
+        self._pending.pop(rid, None)
+        if self._alive:
+            try:
+                self._send(P.Cancel(rid))
+            except Overloaded:
+                pass
+
+    def healthy(self) -> bool:
+        return self._alive and self.proc.poll() is None
+
+    def footprint_bytes(self) -> int:
+        return self._footprint
+
+    def close(self) -> None:
+        self._alive = False
+        _stop(self.proc, self.conn)
+
+
+class ProcessLM(LMText, _WorkerClient):
+    engine_name = "transformers-cb"
+    isolated = True
+
+    def __init__(self, proc: subprocess.Popen, conn: Connection, tokenizer, ready: P.Ready):
+        self._init_client(proc, conn, ready)
+        info = ready.info
+        self._init_text(tokenizer, context_length=int(info["context_length"]), eos_ids=list(info["eos_ids"]),
+                        vocab_size=int(info["vocab_size"]))
+
+    @classmethod
+    def load(cls, resolved: ResolvedModel, settings) -> ProcessLM:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(Path(resolved.local_dir))
+        proc, conn, ready = cls._start(resolved, "text-generation", settings)
+        return cls(proc, conn, tokenizer, ready)
+
+    async def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[EngineStep]:
+        rid, queue = self._open()
         finished = False
         try:
             self._send(P.Generate(rid, list(prompt_ids), params))
@@ -138,19 +171,61 @@ class ProcessLM(LMText):
                 if finished:
                     return
         finally:
-            self._pending.pop(rid, None)
-            if not finished and self._alive:
-                try:
-                    self._send(P.Cancel(rid))  # the client left or a stop sequence matched
-                except Overloaded:
-                    pass
+            if finished:
+                self._pending.pop(rid, None)
+            else:
+                self._cancel(rid)  # the client left or a stop sequence matched
 
-    def footprint_bytes(self) -> int:
-        return self._footprint
 
-    def close(self) -> None:
-        self._alive = False
-        _stop(self.proc, self.conn)
+class ProcessEncoder(_WorkerClient):
+    """An encoder (embeddings, classification, ranking, seq2seq, images) in a worker process. Its
+    micro-batcher runs in the worker; the hub counts tokens with its own copy of the tokenizer."""
+
+    engine_name = "transformers-encoder"
+    proxies_openai = False
+    isolated = True
+
+    def __init__(self, task: str, proc, conn, tokenizer, ready: P.Ready, on_batch=None):
+        from .transformers_encoder import _private_counter
+
+        self._init_client(proc, conn, ready, on_batch)
+        self.task = task
+        self.tokenizer = tokenizer
+        self._counter = _private_counter(tokenizer) if tokenizer is not None else None
+        self.max_input_tokens = int(ready.info.get("max_input_tokens", 0))
+
+    @classmethod
+    def load(cls, resolved: ResolvedModel, task: str, settings, on_batch=None) -> ProcessEncoder:
+        from .. import tasks as T
+
+        tokenizer = None
+        if task not in T.IMAGE_TASKS:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(Path(resolved.local_dir))
+        proc, conn, ready = cls._start(resolved, task, settings)
+        return cls(task, proc, conn, tokenizer, ready, on_batch)
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        from .transformers_encoder import count_tokens
+
+        return count_tokens(self._counter, self.tokenizer, texts)
+
+    async def run(self, task: str, inputs: list, params: dict, cost: int) -> list:
+        rid, queue = self._open()
+        done = False
+        try:
+            self._send(P.Run(rid, task, list(inputs), params, cost))
+            item = await queue.get()
+            done = True
+            if isinstance(item, Exception):
+                raise item
+            return item.value
+        finally:
+            if done:
+                self._pending.pop(rid, None)
+            else:
+                self._cancel(rid)
 
 
 def spawn_worker(resolved: ResolvedModel, task: str, settings) -> tuple[subprocess.Popen, Connection]:
@@ -191,7 +266,7 @@ def _call_soon(loop, fn, *args) -> bool:
         return False
 
 
-def _error(msg: P.Failed) -> Exception:
+def _error(msg) -> Exception:
     if msg.kind == "invalid":
         return InvalidRequest(msg.message, param=msg.param)
     if msg.kind == "overloaded":

@@ -86,6 +86,10 @@ class TransformersEncoder:
             pipe = transformers.pipeline(task, model=model, tokenizer=tokenizer, device=device)
         return cls(task, tokenizer, model=model, pipe=pipe, max_input_tokens=_max_len(model, tokenizer), **common)
 
+    @property
+    def encoder_info(self) -> dict:
+        return {"max_input_tokens": self.max_input_tokens}
+
     # ---- called from the event loop ----------------------------------------------------------
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Tokens of each text, special tokens included, never truncated.
@@ -95,14 +99,7 @@ class TransformersEncoder:
         tokenizer, and a count made during a batch's tokenisation switched that batch's padding off
         (500s under load: "Unable to create tensor..."). The counter is a private copy.
         """
-        counter = self._counter
-        if counter is None:
-            return [len(ids) for ids in self.tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
-        if len(texts) > _PARALLEL_COUNT_FROM:
-            return [len(e.ids) for e in counter.encode_batch(list(texts), add_special_tokens=True)]
-        # One by one: encode_batch hands even one text to the Rust thread pool, whose threads then
-        # fight the forward pass's for the two cores (0.4 ms a request under load, not 40 us).
-        return [len(counter.encode(text, add_special_tokens=True).ids) for text in texts]
+        return count_tokens(self._counter, self.tokenizer, texts)
 
     async def run(self, task: str, inputs: list, params: dict, cost: int) -> list:
         key = (task, json.dumps(params, sort_keys=True))
@@ -253,6 +250,19 @@ class _AttentionSwitch:
 class _KeepAttention:
     def choose(self, padded_length: int) -> None:
         pass
+
+
+def count_tokens(counter, tokenizer, texts: list[str]) -> list[int]:
+    """Tokens of each text with a private counter (``_private_counter``), else the tokenizer."""
+    if counter is None:
+        if tokenizer is None:
+            raise InvalidRequest("this model takes no text")
+        return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
+    if len(texts) > _PARALLEL_COUNT_FROM:
+        return [len(e.ids) for e in counter.encode_batch(list(texts), add_special_tokens=True)]
+    # One by one: encode_batch hands even one text to the Rust thread pool, whose threads then
+    # fight the forward pass's for the two cores (0.4 ms a request under load, not 40 us).
+    return [len(counter.encode(text, add_special_tokens=True).ids) for text in texts]
 
 
 def _private_counter(tokenizer):

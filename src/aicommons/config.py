@@ -201,6 +201,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("VIEWER_MAX_BYTES", str(64 * 1024 * 1024),
             "The dataset viewer reads a split whole when its files total at most this many bytes; a larger "
             "split shows the first rows of its first file, marked partial. See docs/viewer.md."),
+    Setting("PARQUET_CONVERSION", "true",
+            "Convert every new commit of a dataset's default branch to Parquet on `refs/convert/parquet` in "
+            "the background, with the `datasets` library (needs job workers). See docs/viewer.md."),
+    Setting("PARQUET_MAX_BYTES", str(5 * 1024 ** 3),
+            "A dataset config whose files total more than this many bytes is converted partially: the first "
+            "rows of each split, up to about this many bytes, into `{config}/partial-{split}/`."),
     Setting("BUNDLE_TRUSTED_KEYS", "",
             "Public keys (PEM files, comma-separated) whose signed bundles `aicommons bundle import` accepts, "
             "besides those given with `--trusted-key`. See docs/mirror.md."),
@@ -359,6 +365,8 @@ class Settings:
     upstream_sync_interval_hours: float
     bundle_trusted_keys: str
     viewer_max_bytes: int
+    parquet_conversion: bool
+    parquet_max_bytes: int
     upstream_allow: str
     upstream_block: str
     upstream_licenses: str
@@ -436,6 +444,8 @@ class Settings:
             upstream_sync_interval_hours=_float("UPSTREAM_SYNC_INTERVAL_HOURS", minimum=0),
             bundle_trusted_keys=_env("BUNDLE_TRUSTED_KEYS").strip(),
             viewer_max_bytes=_int("VIEWER_MAX_BYTES", minimum=1024),
+            parquet_conversion=_bool("PARQUET_CONVERSION"),
+            parquet_max_bytes=_int("PARQUET_MAX_BYTES", minimum=1024),
             upstream_allow=_env("UPSTREAM_ALLOW").strip(),
             upstream_block=_env("UPSTREAM_BLOCK").strip(),
             upstream_licenses=_env("UPSTREAM_LICENSES").strip(),

@@ -298,7 +298,12 @@ GLOBAL_ROUTES = {
     ("/metrics", "GET"),
     # The dataset viewer's API and page: private, gated and missing datasets answer alike (checked in
     # tests/compat/test_viewer.py::test_private_and_gated_datasets_answer_as_missing).
-    *((f"/datasets-server/{p}", "GET") for p in ("is-valid", "splits", "first-rows", "rows", "filter", "size")),
+    *((f"/datasets-server/{p}", "GET") for p in ("is-valid", "splits", "first-rows", "rows", "filter", "size",
+                                                  "parquet", "info")),
+    # The Parquet conversion's listings (tests/compat/test_parquet_export.py::
+    # test_private_converted_ref_is_invisible_to_others: 401/404 like a missing dataset).
+    ("/api/datasets/{ns}/{name}/parquet", "GET"), ("/api/datasets/{ns}/{name}/parquet/{config}/{split}", "GET"),
+    ("/api/datasets/{ns}/{name}/parquet/{config}/{split}/{n:int}.parquet", "GET"),
     ("/datasets/{ns}/{name}/viewer", "GET"),
     ("/", "GET"), ("/models", "GET"), ("/datasets", "GET"), ("/spaces", "GET"), ("/login", "GET"),
     ("/login", "POST"), ("/logout", "POST"), ("/settings/tokens", "GET"), ("/settings/tokens", "POST"),

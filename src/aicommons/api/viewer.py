@@ -5,11 +5,11 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from aicommons.api.http import blocking, hub_of, principal_of
-from aicommons.errors import HubError
+from aicommons.api.http import base_url, blocking, hub_of, param, principal_of
+from aicommons.errors import EntryNotFound, HubError
 from aicommons.hub.policy import Action
 from aicommons.hub.viewer import ViewerError, feature_type, jsonable
 
@@ -87,7 +87,10 @@ def is_valid(request: Request) -> Response:
     repo = _dataset(request)
     commit, splits = hub_of(request).viewer.splits(repo)
     ok = bool(splits)
-    return _answer({"viewer": ok, "preview": ok, "search": False, "filter": False, "statistics": False}, repo, commit)
+    conversion = hub_of(request).parquet.status(repo)  # a failed Parquet conversion: first rows only
+    viewer = ok and (conversion is None or conversion.state != "failed")
+    return _answer({"viewer": viewer, "preview": ok, "search": False, "filter": False, "statistics": False}, repo,
+                   commit)
 
 
 def splits(request: Request) -> Response:
@@ -182,10 +185,145 @@ def size(request: Request) -> Response:
     return _answer(body, repo, commit)
 
 
+# --- the Parquet conversion (hub/parquet_export.py): /parquet, /info and the Hub's /api/.../parquet ----
+
+CONVERTED_REVISION = "refs%2Fconvert%2Fparquet"  # one percent-encoded segment: datasets matches this form
+
+
+def _hub_url(request: Request) -> str:
+    """The hub's base URL, also when the request came in on the ``datasets-server.`` sub-host."""
+    url = base_url(request)
+    return url.replace("://datasets-server.", "://", 1)
+
+
+def _file_url(request: Request, repo, path: str) -> str:
+    return f"{_hub_url(request)}/datasets/{repo.full_id}/resolve/{CONVERTED_REVISION}/{path}"
+
+
+def _conversion_jobs(repo, conversion) -> tuple[list, list]:
+    """datasets-server's ``pending`` and ``failed`` lists for the conversion's state."""
+    job = {"dataset": repo.full_id, "config": None, "split": None, "kind": "config-parquet-and-info"}
+    if conversion.state == "pending":
+        return [job], []
+    if conversion.state == "failed":
+        return [], [{**job, "error": conversion.error}]
+    return [], []
+
+
+def _converted(request: Request, repo):
+    conversion = hub_of(request).parquet.status(repo)
+    if conversion is None:
+        raise ViewerError("Not found.", "ResponseNotFound", 404)
+    return conversion
+
+
+def _configs(conversion) -> dict:
+    return (conversion.result or {}).get("configs", {}) if conversion.state == "done" else {}
+
+
+def parquet(request: Request) -> Response:
+    repo = _dataset(request)
+    config = request.query_params.get("config")
+    conversion = _converted(request, repo)
+    configs = _configs(conversion)
+    if config is not None and conversion.state == "done" and config not in configs:
+        raise ViewerError("Not found.", "ResponseNotFound", 404)
+    pending, failed = _conversion_jobs(repo, conversion)
+    files = [{"dataset": repo.full_id, "config": name, "split": item["split"], "url": _file_url(request, repo, item["path"]),
+              "filename": item["path"].rsplit("/", 1)[1], "size": item["size"]}
+             for name, found in configs.items() if config is None or name == config for item in found["files"]]
+    body = {"parquet_files": files, "pending": pending, "failed": failed, "partial": conversion.partial}
+    if config is not None and config in configs:
+        body["features"] = configs[config]["info"].get("features")
+    return _answer(body, repo, repo.sha)
+
+
+def info(request: Request) -> Response:
+    """``/info``: the converted configs' ``DatasetInfo``, with the figures of the converted files (the
+    ``datasets`` library verifies split sizes against them when ``partial`` is false)."""
+    repo = _dataset(request)
+    config = request.query_params.get("config")
+    conversion = _converted(request, repo)
+    configs = _configs(conversion)
+    if config is None:
+        pending, failed = _conversion_jobs(repo, conversion)
+        return _answer({"dataset_info": {name: c["info"] for name, c in configs.items()}, "pending": pending,
+                        "failed": failed, "partial": conversion.partial}, repo, repo.sha)
+    if conversion.state == "pending":
+        raise ViewerError("The server is busier than usual and the response is not ready yet. Please retry later.",
+                          "ResponseNotReady", 500)
+    if conversion.state == "failed":
+        raise ViewerError(f"The dataset could not be converted to Parquet: {conversion.error}",
+                          "UnexpectedApiError", 500)
+    if config not in configs:
+        raise ViewerError("Not found.", "ResponseNotFound", 404)
+    return _answer({"dataset_info": configs[config]["info"], "partial": bool(configs[config].get("partial"))},
+                   repo, repo.sha)
+
+
+def _hub_dataset(request: Request):
+    """The dataset of an ``/api/datasets/{ns}/{name}/parquet...`` route and its finished conversion
+    (the Hub's errors: missing, private and gated datasets answer alike)."""
+    hub = hub_of(request)
+    repo = hub.repos.find("dataset", f"{param(request, 'ns')}/{param(request, 'name')}", principal_of(request),
+                          action=Action.READ_CONTENT)
+    conversion = hub.parquet.status(repo)
+    if conversion is None or conversion.state != "done":
+        raise EntryNotFound("This dataset has no Parquet conversion (yet)")
+    return repo, _configs(conversion)
+
+
+def _shard_url(request: Request, repo, config: str, split: str, index: int) -> str:
+    return f"{_hub_url(request)}/api/datasets/{repo.full_id}/parquet/{config}/{split}/{index}.parquet"
+
+
+def _split_files(configs: dict, config: str, split: str) -> list[dict]:
+    files = [f for f in configs.get(config, {}).get("files", []) if f["split"] == split]
+    if not files:
+        raise EntryNotFound(f"No Parquet files for config {config!r} and split {split!r}")
+    return files
+
+
+@blocking
+def hub_parquet(request: Request) -> Response:
+    """``GET /api/datasets/{id}/parquet``: ``{config: {split: [url]}}``, as on the Hub."""
+    repo, configs = _hub_dataset(request)
+    out: dict[str, dict[str, list[str]]] = {}
+    for name, found in configs.items():
+        for item in found["files"]:
+            urls = out.setdefault(name, {}).setdefault(item["split"], [])
+            urls.append(_shard_url(request, repo, name, item["split"], len(urls)))
+    return JSONResponse(out)
+
+
+@blocking
+def hub_parquet_split(request: Request) -> Response:
+    repo, configs = _hub_dataset(request)
+    config, split = param(request, "config"), param(request, "split")
+    files = _split_files(configs, config, split)
+    return JSONResponse([_shard_url(request, repo, config, split, i) for i in range(len(files))])
+
+
+@blocking
+def hub_parquet_file(request: Request) -> Response:
+    """``.../parquet/{config}/{split}/{n}.parquet`` redirects to the file on the converted ref."""
+    repo, configs = _hub_dataset(request)
+    files = _split_files(configs, param(request, "config"), param(request, "split"))
+    index = request.path_params["n"]
+    if index >= len(files):
+        raise EntryNotFound(f"No Parquet file number {index} in this split")
+    return RedirectResponse(_file_url(request, repo, files[index]["path"]), status_code=302)
+
+
 def viewer_routes() -> list[Route]:
-    return [Route(f"{PREFIX}/{name}", _viewer_endpoint(handler), methods=["GET"])
-            for name, handler in (("is-valid", is_valid), ("splits", splits), ("first-rows", first_rows),
-                                  ("rows", rows), ("filter", filter_rows), ("size", size))]
+    routes = [Route(f"{PREFIX}/{name}", _viewer_endpoint(handler), methods=["GET"])
+              for name, handler in (("is-valid", is_valid), ("splits", splits), ("first-rows", first_rows),
+                                    ("rows", rows), ("filter", filter_rows), ("size", size), ("parquet", parquet),
+                                    ("info", info))]
+    base = "/api/datasets/{ns}/{name}/parquet"
+    return routes + [Route(base, hub_parquet, methods=["GET"]),
+                     Route(base + "/{config}/{split}", hub_parquet_split, methods=["GET"]),
+                     Route(base + "/{config}/{split}/{n:int}.parquet", hub_parquet_file, methods=["GET"])]
 
 
 class DatasetsServerHostMiddleware:

@@ -573,3 +573,17 @@ repo_downloads_daily = Table(
     Column("day", Date, primary_key=True),
     Column("downloads", BigInteger, nullable=False),
 )
+
+# The Parquet conversion of a dataset's default branch to refs/convert/parquet (hub/parquet_export.py):
+# one row per dataset, for the latest commit of main that was queued.
+parquet_conversions = Table(
+    "parquet_conversions", metadata,
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    Column("source_sha", String(40), nullable=False),  # the commit of main being (or that was) converted
+    Column("state", String(16), nullable=False),  # pending | done | failed
+    Column("converted_sha", String(40)),  # the commit of refs/convert/parquet it produced
+    Column("partial", Boolean, nullable=False, default=False),
+    Column("result", JSON),  # {"configs": {name: {"info": DatasetInfo dict, "files": [{split, path, size}]}}}
+    Column("error", Text),
+    Column("updated_at", DateTime, nullable=False),
+)

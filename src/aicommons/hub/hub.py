@@ -167,6 +167,8 @@ class Hub:
                                  settings.tmp_dir)
         if settings.scan_uploads:
             self.repos.ref_listeners.append(self._queue_scan)
+        if settings.parquet_conversion:  # datasets' default branch converted to refs/convert/parquet
+            self.repos.ref_listeners.append(self.parquet.on_ref_update)
         if settings.chunk_lfs_uploads and chunking.available():
             self.lfs.stored_listeners.append(lambda repo_id, oid: self.jobs.chunk_lfs_object(repo_id, oid))
 
@@ -176,6 +178,17 @@ class Hub:
         from aicommons.hub.viewer import DatasetViewer
 
         return DatasetViewer(self.git, self.lfs, self.settings.viewer_max_bytes)
+
+    @functools.cached_property
+    def parquet(self):
+        """The Parquet conversion of datasets (``hub/parquet_export.py``)."""
+        from aicommons.db.parquet_conversions import ParquetConversionStore
+        from aicommons.hub.parquet_export import ParquetExport
+
+        return ParquetExport(ParquetConversionStore(self.engine), self.repo_store, self.git, self.objects, self.blobs,
+                             self.settings.tmp_dir, self.settings.parquet_max_bytes, self.repos.after_ref_update,
+                             queue=lambda repo_id, sha: self.jobs.convert_parquet(repo_id, sha),
+                             enabled=self.settings.parquet_conversion)
 
     @functools.cached_property
     def bundles(self):

@@ -108,6 +108,12 @@ class Jobs:
             except Exception:  # noqa: BLE001 - a dashboard figure never breaks the queue
                 log.warning("could not count the failure of %s", task.name, exc_info=True)
 
+        # No retries: a failed conversion is recorded and shown; the branch's next commit tries again.
+        @self.huey.task(retries=0, name="convert_parquet")
+        def convert_parquet(repo_id: int, sha: str) -> str:
+            return self.hub.parquet.convert(repo_id, sha)
+
+        self.convert_parquet = convert_parquet
         if settings.gc_interval_hours > 0:
             @self.huey.periodic_task(every_hours(settings.gc_interval_hours), name="periodic_blob_gc")
             def periodic_blob_gc():

@@ -11,8 +11,8 @@ A split is read whole when its files total at most ``max_bytes`` (``AICOMMONS_VI
 a larger split shows its first file's first rows only, marked ``partial``. Tables are cached per
 commit, so a new commit is seen at once and nothing is served across revisions.
 
-Not here yet (docs/viewer.md): conversion to ``refs/convert/parquet``, ``/info``, ``/parquet``,
-``/search``, ``/filter``, ``/statistics``, images and audio.
+The conversion to ``refs/convert/parquet`` (and ``/parquet``, ``/info``) is ``hub/parquet_export.py``.
+Not here yet (docs/viewer.md): ``/search``, ``/statistics``, images and audio.
 """
 
 from __future__ import annotations

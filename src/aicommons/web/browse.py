@@ -9,7 +9,7 @@ from urllib.parse import unquote
 from starlette.requests import Request
 from starlette.responses import Response
 
-from aicommons.errors import EntryNotFound, NotFound
+from aicommons.errors import EntryNotFound, HubError, NotFound
 from aicommons.hub import content
 from aicommons.hub.cards import card_from_readme
 from aicommons.hub.names import PLURAL_TO_TYPE
@@ -150,15 +150,21 @@ def viewer(request: Request) -> Response:
     number = int(raw_page) if raw_page.isdigit() else 0
     table = columns = rows = None
     partial, total = False, 0
+    rows_error = None
     if in_config:
-        _, found = data.rows(ctx["repo"], config, split)
+        try:
+            _, found = data.rows(ctx["repo"], config, split)
+        except HubError as exc:  # files the viewer cannot read: say why, keep the page
+            rows_error, in_config = exc.message, []
+    if in_config:
         table, partial, total = found.table, found.partial, found.table.num_rows
         columns = [(f.name, _type_name(f.type)) for f in table.schema]
         page_rows = table.slice(number * VIEWER_PAGE, VIEWER_PAGE).to_pylist()
         rows = [(number * VIEWER_PAGE + i, [_cell(row.get(name)) for name, _ in columns]) for i, row in enumerate(page_rows)]
+    conversion = hub_of(request).parquet.status(ctx["repo"])  # hub/parquet_export.py
     return page(request, "repo.html", tab="viewer", splits=splits, config=config, split=split, columns=columns,
                 rows=rows, number=number, pages=max(1, -(-total // VIEWER_PAGE)), total=total, partial=partial,
-                viewer_commit=commit, **ctx)
+                viewer_commit=commit, conversion=conversion, rows_error=rows_error, **ctx)
 
 
 def _type_name(arrow_type) -> str:

@@ -1,0 +1,284 @@
+"""The Parquet conversion of datasets: every new commit of a dataset's default branch is converted
+by a background job into Parquet on the ref ``refs/convert/parquet``, with the Hub's layout
+(``{config}/{split}/0000.parquet``, more files for big splits), as the Hub's parquet-converter does.
+
+Every door that moves a branch (commit API, git push, LFS, merges, mirrors) ends in
+``RepoService.after_ref_update``, whose listener here queues the job. The job reads the commit's
+files (LFS objects linked, not copied, when the blob store is a local disk) and loads them with the
+``datasets`` library's own builders (``load_dataset_builder`` on the folder), so configs and splits
+follow the card's ``configs:`` and the Hub's data-file patterns exactly, and the figures (features,
+``num_examples``) are those ``load_dataset`` computes. A config whose files total more than
+``max_bytes`` converts the first rows of each split only (about ``max_bytes`` of Arrow data), into
+``{config}/partial-{split}/0000.parquet``, marked ``partial``.
+
+The ref is written by the hub itself (author ``parquet-converter``, no principal): the Parquet
+files are LFS objects of the repo like any large file, so the repo's access rules cover the ref and
+everything under it. A failure is recorded (``parquet_conversions``) and shown, never retried: the
+next commit of the branch is the next try. A job whose commit is no longer the newest queued one
+does nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import pygit2
+
+from aicommons.db.parquet_conversions import Conversion, ParquetConversionStore
+from aicommons.db.repos import RepoRow, RepoStore
+from aicommons.errors import HubError
+from aicommons.gitrepo import GitStore, RefUpdateConflict, TreeChange
+from aicommons.gitrepo.trees import apply_changes
+from aicommons.hub import content
+from aicommons.hub.gitattributes import format_pointer
+from aicommons.hub.objects import ObjectReader
+from aicommons.storage.keys import blob_key
+from aicommons.times import utcnow
+
+log = logging.getLogger(__name__)
+
+CONVERTED_REF = "refs/convert/parquet"
+DEFAULT_REF = "refs/heads/main"
+BOT = "parquet-converter"
+GITATTRIBUTES = b"*.parquet filter=lfs diff=lfs merge=lfs -text\n"
+MAX_ERROR_CHARS = 2000
+PARTIAL_BATCH_ROWS = 1000
+
+
+class ConversionError(Exception):
+    """Why a dataset could not be converted (shown to its readers)."""
+
+
+class ParquetExport:
+    def __init__(self, store: ParquetConversionStore, repo_store: RepoStore, git: GitStore, objects: ObjectReader,
+                 blobs, tmp_dir: Path, max_bytes: int, after_ref_update: Callable, queue: Callable[[int, str], None],
+                 enabled: bool = True):
+        self.store, self.repo_store, self.git, self.objects, self.blobs = store, repo_store, git, objects, blobs
+        self.tmp_dir, self.max_bytes = tmp_dir, max_bytes
+        self.after_ref_update = after_ref_update  # RepoService.after_ref_update: events, scans
+        self.queue = queue  # puts (repo id, commit) on the job queue (hub/jobs.py)
+        self.enabled = enabled  # AICOMMONS_PARQUET_CONVERSION
+
+    # --- when the default branch moves ---------------------------------------------------------------
+
+    def on_ref_update(self, repo: RepoRow, ref: str, new_sha: str | None) -> None:
+        if repo.type != "dataset" or ref != DEFAULT_REF or new_sha is None:
+            return
+        try:
+            self.store.queued(repo.id, new_sha, utcnow())
+            self.queue(repo.id, new_sha)
+        except Exception:  # noqa: BLE001 - the change has landed; a missed conversion shows as pending
+            log.exception("could not queue the Parquet conversion of %s@%s", repo.full_id, new_sha)
+
+    def status(self, repo: RepoRow) -> Conversion | None:
+        """The conversion of the repo's current default branch. A dataset whose current commit was
+        never queued (converted before this hub converted, or the queue missed it) is queued now."""
+        if repo.type != "dataset" or not repo.sha:
+            return None
+        found = self.store.get(repo.id)
+        if found is not None and found.source_sha == repo.sha:
+            return found
+        if not self.enabled:
+            return None
+        self.on_ref_update(repo, DEFAULT_REF, repo.sha)
+        return self.store.get(repo.id)
+
+    # --- the job -------------------------------------------------------------------------------------
+
+    def convert(self, repo_id: int, sha: str) -> str:
+        """Convert commit ``sha`` of the repo; returns the state recorded (or ``superseded``)."""
+        queued = self.store.get(repo_id)
+        repo = self.repo_store.get_by_id(repo_id)
+        if queued is None or queued.source_sha != sha or queued.state != "pending" or repo is None:
+            return "superseded"
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            with tempfile.TemporaryDirectory(prefix="parquet-", dir=self.tmp_dir) as work:
+                work_dir = Path(work)
+                source = self._checkout(repo, sha, work_dir / "source")
+                configs, partial = convert_folder(source, work_dir / "out", work_dir / "cache", repo.name,
+                                                  self.max_bytes)
+                converted = self._commit(repo, sha, work_dir / "out", configs)
+        except (ConversionError, HubError, OSError) as exc:
+            return self._failed(repo_id, sha, str(exc))
+        except Exception as exc:  # noqa: BLE001 - whatever datasets raises on these files is the answer
+            log.info("Parquet conversion of %s@%s failed", repo.full_id, sha, exc_info=True)
+            return self._failed(repo_id, sha, f"{type(exc).__name__}: {exc}")
+        self.store.finished(repo_id, sha, "done", utcnow(), converted_sha=converted, partial=partial,
+                            result={"configs": configs})
+        return "done"
+
+    def _failed(self, repo_id: int, sha: str, message: str) -> str:
+        self.store.finished(repo_id, sha, "failed", utcnow(), error=message[:MAX_ERROR_CHARS])
+        return "failed"
+
+    def _checkout(self, repo: RepoRow, sha: str, dest: Path) -> Path:
+        """The commit's files in ``dest``: git blobs written, LFS objects linked to the local blob
+        when there is one (else copied). Hidden files are left out, as ``datasets`` ignores them."""
+        git_repo = self.git.open(repo.storage_key)
+        commit = git_repo[pygit2.Oid(hex=sha)].peel(pygit2.Commit)
+        dest.mkdir(parents=True)
+        for entry in content.list_tree(git_repo, commit, "", recursive=True):
+            if entry.type != "file" or any(part.startswith(".") for part in entry.path.split("/")):
+                continue
+            target = dest / entry.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if entry.lfs is None:
+                target.write_bytes(content.read_blob(git_repo, entry.oid))
+                continue
+            found = self.objects.find(entry.lfs.oid)
+            if found is None:
+                raise ConversionError(f"The large file {entry.path} is not stored on this hub")
+            local = self.objects.local_path(found)
+            if local is not None:
+                os.symlink(local, target)
+            else:
+                with self.objects.open(entry.lfs.oid) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out, 1024 * 1024)
+        return dest
+
+    def _commit(self, repo: RepoRow, sha: str, out: Path, configs: dict) -> str:
+        """Store the Parquet files as LFS objects of the repo and point the converted ref at a
+        commit holding exactly them."""
+        git_repo = self.git.open(repo.storage_key)
+        changes = [TreeChange(".gitattributes", str(git_repo.create_blob(GITATTRIBUTES)))]
+        lfs_files = []
+        for config in configs.values():
+            for item in config["files"]:
+                local = out / item.pop("local")
+                oid = _sha256(local)
+                with open(local, "rb") as f:
+                    os.fsync(f.fileno())
+                self.blobs.put_file(blob_key(oid), local)
+                self.repo_store.add_lfs_object(repo.id, oid, item["size"], utcnow())
+                changes.append(TreeChange(item["path"], str(git_repo.create_blob(format_pointer(oid, item["size"])))))
+                lfs_files.append((oid, item["path"], item["size"]))
+        tree = apply_changes(git_repo, None, changes)
+        message = f"Update parquet files\n\nConverted from {sha}.\n"
+        for _attempt in range(3):
+            current = git_repo.references.get(CONVERTED_REF)
+            old = str(current.target) if current is not None else None
+            new = self.git.write_commit(git_repo, tree, [old] if old else [], message, BOT, "", when=int(time.time()))
+            try:
+                self.git.update_ref(repo.storage_key, CONVERTED_REF, new, old)
+            except RefUpdateConflict:
+                continue
+            self.repo_store.mark_lfs_committed(repo.id, lfs_files, CONVERTED_REF, utcnow())
+            self.after_ref_update(repo, CONVERTED_REF, new, old)
+            return new
+        raise ConversionError("The converted ref kept moving while it was being written")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def convert_folder(source: Path, out: Path, cache: Path, dataset_name: str, max_bytes: int) -> tuple[dict, bool]:
+    """Convert the dataset in ``source`` with ``datasets``' builders into ``out``
+    (``{config}/{split}/NNNN.parquet``). Returns ({config: {"info": DatasetInfo dict, "files":
+    [{split, path, size, local}]}}, partial)."""
+    import datasets
+    from datasets.naming import camelcase_to_snakecase
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    try:
+        names = datasets.get_dataset_config_names(str(source))
+    except Exception as exc:  # noqa: BLE001 - EmptyDatasetError, DataFilesNotFoundError, ...
+        raise ConversionError(f"The dataset cannot be loaded by the datasets library: {type(exc).__name__}: {exc}") \
+            from None
+    configs: dict[str, dict] = {}
+    any_partial = False
+    for name in names:
+        if "/" in name or name.startswith("."):
+            raise ConversionError(f"The config name {name!r} cannot be a folder name")
+        builder = datasets.load_dataset_builder(str(source), name, cache_dir=str(cache / name))
+        data_files = builder.config.data_files or {}
+        total = sum(os.path.getsize(p) for files in data_files.values() for p in files if os.path.exists(p))
+        if total > max_bytes:
+            info, files = _convert_partial(builder, out, name, max_bytes)
+            any_partial = True
+        else:
+            info, files = _convert_whole(builder, out, name, cache / name / "prepared")
+        info["dataset_name"] = camelcase_to_snakecase(dataset_name)
+        for split in info.get("splits", {}).values():
+            split["dataset_name"] = info["dataset_name"]
+        configs[name] = {"info": info, "files": files, "partial": total > max_bytes}
+    return configs, any_partial
+
+
+def _info_dict(info) -> dict:
+    body = asdict(info)
+    body["features"] = info.features.to_dict() if info.features is not None else None
+    for key in ("post_processed", "supervised_keys", "task_templates", "builder_config", "config_names",
+                "size_in_bytes", "post_processing_size"):
+        body.pop(key, None)
+    return body
+
+
+def _convert_whole(builder, out: Path, config: str, prepared: Path) -> tuple[dict, list[dict]]:
+    builder.download_and_prepare(output_dir=str(prepared), file_format="parquet")
+    info = _info_dict(builder.info)
+    files = []
+    produced = os.listdir(prepared)
+    for split in builder.info.splits:
+        pattern = re.compile(rf"^{re.escape(builder.dataset_name)}-{re.escape(split)}(-\d+-of-\d+)?\.parquet$")
+        shards = sorted(f for f in produced if pattern.match(f))
+        for index, shard in enumerate(shards):
+            files.append(_place(prepared / shard, out, f"{config}/{split}/{index:04d}.parquet", split))
+    return info, files
+
+
+def _convert_partial(builder, out: Path, config: str, max_bytes: int) -> tuple[dict, list[dict]]:
+    """The first rows of each split, up to about ``max_bytes`` of Arrow data per split."""
+    import datasets
+    import pyarrow.parquet as pq
+
+    info = builder.info.copy()
+    splits = datasets.SplitDict(dataset_name=builder.dataset_name)
+    files = []
+    for split in builder.config.data_files:
+        stream = builder.as_streaming_dataset(split=split).with_format("arrow")
+        path = f"{config}/partial-{split}/0000.parquet"
+        local = out / path
+        local.parent.mkdir(parents=True, exist_ok=True)
+        writer, rows, nbytes = None, 0, 0
+        try:
+            for batch in stream.iter(batch_size=PARTIAL_BATCH_ROWS):
+                if writer is None:
+                    writer = pq.ParquetWriter(local, batch.schema)
+                writer.write_table(batch)
+                rows, nbytes = rows + batch.num_rows, nbytes + batch.nbytes
+                if info.features is None:
+                    info.features = datasets.Features.from_arrow_schema(batch.schema)
+                if nbytes >= max_bytes:
+                    break
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            continue
+        splits.add(datasets.SplitInfo(name=str(split), num_bytes=nbytes, num_examples=rows))
+        files.append({"split": str(split), "path": path, "size": local.stat().st_size, "local": path})
+    info.splits = splits
+    return _info_dict(info), files
+
+
+def _place(src: Path, out: Path, path: str, split: str) -> dict:
+    dest = out / path
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(src, dest)
+    return {"split": split, "path": path, "size": dest.stat().st_size, "local": path}

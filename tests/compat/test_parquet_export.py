@@ -1,0 +1,305 @@
+"""The Parquet conversion of datasets to ``refs/convert/parquet`` (issue 15), on a live hub with
+conversion on, read back with the unmodified clients: ``datasets.load_dataset(revision=...)``,
+``HfFileSystem``/``pandas.read_parquet("hf://...")``, git. Every write door (commit API, git push,
+LFS) triggers it; private datasets keep their rules on the ref; failures are recorded, not retried."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+import httpx
+import pytest
+from huggingface_hub import CommitOperationAdd, HfApi
+
+from tests.backends import free_port
+from tests.conftest import start_hub, stop_hub, unique_name
+
+OWNER, OTHER = "hf_parquet_owner_token_0000000001", "hf_parquet_other_token_0000000002"
+CARD = """---
+configs:
+- config_name: default
+  data_files:
+  - split: train
+    path: data/train.csv
+  - split: test
+    path: data/test.csv
+- config_name: qa
+  data_files: qa/*.csv
+---
+# A dataset
+"""
+CSV_TRAIN = "text,label\n" + "".join(f"sentence {i},{i % 3}\n" for i in range(130))
+CSV_TEST = "text,label\n" + "".join(f"held out {i},{i % 2}\n" for i in range(7))
+QA = "q,score\n" + "".join(f"question {i},{i / 4}\n" for i in range(5))
+CONVERTED = "refs/convert/parquet"
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    data = tmp_path_factory.mktemp("parquet-export") / "data"
+    data.mkdir()
+    # 20 kB: the "big" dataset below is converted partially.
+    live = start_hub(data, free_port(), AICOMMONS_PARQUET_CONVERSION="true", AICOMMONS_PARQUET_MAX_BYTES="20000",
+                     AICOMMONS_JOB_WORKERS="2")
+    live.cli("user", "create", "pat", "--email", "pat@example.org")
+    live.cli("user", "create", "sam")
+    live.cli("token", "create", "pat", "--value", OWNER)
+    live.cli("token", "create", "sam", "--value", OTHER)
+    try:
+        yield live
+    finally:
+        stop_hub(live)
+
+
+@pytest.fixture(scope="module")
+def owner(hub) -> HfApi:
+    return HfApi(endpoint=hub.url, token=OWNER)
+
+
+def wait_converted(hub, repo: str, sha: str, token: str = OWNER, timeout: float = 90) -> dict:
+    """The /datasets-server/parquet answer once the conversion of ``sha`` is no longer pending."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        r = httpx.get(f"{hub.url}/datasets-server/parquet", params={"dataset": repo},
+                      headers={"authorization": f"Bearer {token}"})
+        if r.status_code == 200 and r.headers["x-revision"] == sha and not r.json()["pending"]:
+            return r.json()
+        time.sleep(0.5)
+    raise AssertionError(f"the conversion of {repo}@{sha} did not finish: {r.status_code} {r.text}")
+
+
+def make_dataset(owner: HfApi, private: bool = False) -> tuple[str, str]:
+    repo = f"pat/{unique_name('pq')}"
+    owner.create_repo(repo, repo_type="dataset", private=private)
+    info = owner.create_commit(repo, [CommitOperationAdd("README.md", CARD.encode()),
+                                      CommitOperationAdd("data/train.csv", CSV_TRAIN.encode()),
+                                      CommitOperationAdd("data/test.csv", CSV_TEST.encode()),
+                                      CommitOperationAdd("qa/part-0.csv", QA.encode())],
+                               commit_message="data", repo_type="dataset")
+    return repo, info.oid
+
+
+def _clients_env(monkeypatch, hub, token: str | None, tmp_path) -> None:
+    """Point the unmodified clients at the live hub (their endpoint is read at import: patch both)."""
+    import datasets.config
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", hub.url)
+    monkeypatch.setattr(datasets.config, "HF_ENDPOINT", hub.url)
+    monkeypatch.setattr(huggingface_hub.constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+                        hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "ds-cache"))
+    if token:
+        monkeypatch.setenv("HF_TOKEN", token)
+    else:
+        monkeypatch.delenv("HF_TOKEN", raising=False)
+
+
+def test_commit_converts_with_the_hubs_layout_and_datasets_loads_it(hub, owner, monkeypatch, tmp_path):
+    repo, sha = make_dataset(owner)
+    answer = wait_converted(hub, repo, sha)
+    assert answer["failed"] == [] and answer["partial"] is False
+    converted = owner.dataset_info(repo, revision=CONVERTED)
+    files = sorted(owner.list_repo_files(repo, repo_type="dataset", revision=CONVERTED))
+    assert files == [".gitattributes", "default/test/0000.parquet", "default/train/0000.parquet",
+                     "qa/train/0000.parquet"]
+    refs = owner.list_repo_refs(repo, repo_type="dataset")
+    assert [(c.ref, c.target_commit) for c in refs.converts] == [(CONVERTED, converted.sha)]
+    commit = owner.list_repo_commits(repo, repo_type="dataset", revision=CONVERTED)[0]
+    assert commit.authors == ["parquet-converter"] and sha in commit.message
+    # The files are LFS objects of the repo, like any large file.
+    paths = owner.get_paths_info(repo, ["default/train/0000.parquet"], repo_type="dataset", revision=CONVERTED)
+    assert paths[0].lfs is not None and paths[0].lfs.size == paths[0].size
+
+    _clients_env(monkeypatch, hub, OWNER, tmp_path)
+    import datasets
+    import pandas as pd
+
+    # One folder per config: datasets reads the ref with the Hub's data-file patterns (a folder per split).
+    loaded = datasets.load_dataset(repo, revision=CONVERTED, data_dir="default")
+    assert loaded["train"].num_rows == 130 and loaded["test"].num_rows == 7
+    assert loaded["train"][3] == {"text": "sentence 3", "label": 0}
+    assert datasets.load_dataset(repo, revision=CONVERTED, data_dir="qa", split="train")[2] == \
+        {"q": "question 2", "score": 0.5}
+    train = pd.read_parquet(f"hf://datasets/{repo}@refs%2Fconvert%2Fparquet/default/train/0000.parquet")
+    assert list(train.columns) == ["text", "label"] and len(train) == 130
+    assert train.iloc[3].to_dict() == {"text": "sentence 3", "label": 0}
+    qa = pd.read_parquet(f"hf://datasets/{repo}@refs%2Fconvert%2Fparquet/qa/train/0000.parquet")
+    assert qa.iloc[2].to_dict() == {"q": "question 2", "score": 0.5}
+
+
+def test_every_write_door_triggers_a_conversion(hub, owner, tmp_path):
+    repo, sha = make_dataset(owner)
+    wait_converted(hub, repo, sha)
+    first = owner.dataset_info(repo, revision=CONVERTED).sha
+    # git push (with git-lfs for the big file: LFS too)
+    url = hub.url.replace("http://", f"http://pat:{OWNER}@") + f"/datasets/{repo}"
+    work = tmp_path / "clone"
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_LFS_SKIP_SMUDGE": "1"}
+    subprocess.run(["git", "clone", "-q", url, str(work)], check=True, env=env)
+    subprocess.run(["git", "lfs", "install", "--local"], cwd=work, check=True, env=env, capture_output=True)
+    subprocess.run(["git", "lfs", "track", "*.csv"], cwd=work, check=True, env=env, capture_output=True)
+    (work / "data" / "train.csv").write_text(CSV_TRAIN + "pushed row,2\n")
+    for args in (["add", "-A"], ["-c", "user.name=pat", "-c", "user.email=pat@example.org", "commit", "-qm", "push"],
+                 ["push", "-q", "origin", "main"]):
+        subprocess.run(["git", *args], cwd=work, check=True, env=env, capture_output=True)
+    pushed = owner.dataset_info(repo).sha
+    assert pushed != sha
+    assert owner.get_paths_info(repo, ["data/train.csv"], repo_type="dataset")[0].lfs is not None
+    wait_converted(hub, repo, pushed)
+    second = owner.dataset_info(repo, revision=CONVERTED).sha
+    assert second != first
+    r = httpx.get(f"{hub.url}/datasets-server/info", params={"dataset": repo, "config": "default"})
+    assert r.json()["dataset_info"]["splits"]["train"]["num_examples"] == 131
+    # A commit to another branch converts nothing.
+    owner.create_branch(repo, repo_type="dataset", branch="dev")
+    owner.upload_file(path_or_fileobj=b"x,y\n1,2\n", path_in_repo="data/more.csv", repo_id=repo,
+                      repo_type="dataset", revision="dev")
+    time.sleep(2)
+    assert owner.dataset_info(repo, revision=CONVERTED).sha == second
+
+
+def test_private_converted_ref_is_invisible_to_others(hub, owner, tmp_path, monkeypatch):
+    repo, sha = make_dataset(owner, private=True)
+    wait_converted(hub, repo, sha)
+    assert owner.dataset_info(repo, revision=CONVERTED).sha
+    path = "default/train/0000.parquet"
+    for headers in ({}, {"authorization": f"Bearer {OTHER}"}):
+        for url in ("/api/datasets/{}/revision/refs%2Fconvert%2Fparquet",
+                    "/datasets/{}/resolve/refs%2Fconvert%2Fparquet/" + path,
+                    "/api/datasets/{}/tree/refs%2Fconvert%2Fparquet/default",
+                    "/api/datasets/{}/refs",
+                    "/api/datasets/{}/parquet", "/api/datasets/{}/parquet/default/train",
+                    "/api/datasets/{}/parquet/default/train/0.parquet"):
+            r = httpx.get(hub.url + url.format(repo), headers=headers)
+            assert r.status_code in (401, 404), (url, r.status_code)
+            missing = httpx.get(hub.url + url.format("pat/no-such-dataset"), headers=headers)
+            assert (r.status_code, r.headers.get("x-error-code")) == \
+                (missing.status_code, missing.headers.get("x-error-code")), url
+        for endpoint in ("parquet", "info"):
+            r = httpx.get(f"{hub.url}/datasets-server/{endpoint}", params={"dataset": repo}, headers=headers)
+            assert r.status_code == (404 if headers else 401)
+    _clients_env(monkeypatch, hub, OWNER, tmp_path)
+    import pandas as pd
+
+    assert len(pd.read_parquet(f"hf://datasets/{repo}@refs%2Fconvert%2Fparquet/{path}")) == 130
+
+
+def test_big_dataset_is_converted_partially(hub, owner):
+    repo = f"pat/{unique_name('pq-big')}"
+    owner.create_repo(repo, repo_type="dataset")
+    rows = "".join(f'{{"id": {i}, "text": "{"word " * 20}{i}"}}\n' for i in range(3000))  # ~340 kB > 20 kB
+    info = owner.create_commit(repo, [CommitOperationAdd("train.jsonl", rows.encode())], commit_message="big",
+                               repo_type="dataset")
+    answer = wait_converted(hub, repo, info.oid)
+    assert answer["partial"] is True and answer["failed"] == []
+    files = owner.list_repo_files(repo, repo_type="dataset", revision=CONVERTED)
+    assert "default/partial-train/0000.parquet" in files
+    assert [(f["config"], f["split"]) for f in answer["parquet_files"]] == [("default", "train")]
+    r = httpx.get(f"{hub.url}/datasets-server/info", params={"dataset": repo, "config": "default"}).json()
+    examples = r["dataset_info"]["splits"]["train"]["num_examples"]
+    assert r["partial"] is True and 0 < examples < 3000
+
+
+def test_failure_is_recorded_and_shown_not_retried(hub, owner):
+    repo = f"pat/{unique_name('pq-bad')}"
+    owner.create_repo(repo, repo_type="dataset")
+    info = owner.create_commit(repo, [CommitOperationAdd("data.csv", b"a,b\n1,2\n3\n4,5,6,7\n\x00\xff")],
+                               commit_message="bad", repo_type="dataset")
+    answer = wait_converted(hub, repo, info.oid)
+    assert answer["parquet_files"] == [] and answer["partial"] is False
+    assert len(answer["failed"]) == 1 and answer["failed"][0]["kind"] == "config-parquet-and-info"
+    error = answer["failed"][0]["error"]
+    assert "Error" in error
+    valid = httpx.get(f"{hub.url}/datasets-server/is-valid", params={"dataset": repo}).json()
+    assert valid == {"viewer": False, "preview": True, "search": False, "filter": False, "statistics": False}
+    page = httpx.get(f"{hub.url}/datasets/{repo}/viewer")
+    assert page.status_code == 200 and "Parquet conversion failed" in page.text
+    assert error.split(":")[0] in page.text
+    time.sleep(3)  # no retry: still the same failure, and no converted ref
+    assert wait_converted(hub, repo, info.oid)["failed"] == answer["failed"]
+    refs = owner.list_repo_refs(repo, repo_type="dataset")
+    assert refs.converts == []
+
+
+def test_parquet_and_info_answers_and_load_dataset_uses_them(hub, owner, monkeypatch, tmp_path):
+    repo, sha = make_dataset(owner)
+    answer = wait_converted(hub, repo, sha)
+    base = f"{hub.url}/datasets/{repo}/resolve/refs%2Fconvert%2Fparquet"
+    assert [(f["config"], f["split"], f["filename"], f["url"]) for f in answer["parquet_files"]] == [
+        ("default", "train", "0000.parquet", f"{base}/default/train/0000.parquet"),
+        ("default", "test", "0000.parquet", f"{base}/default/test/0000.parquet"),
+        ("qa", "train", "0000.parquet", f"{base}/qa/train/0000.parquet")]
+    assert all(f["dataset"] == repo and f["size"] > 0 for f in answer["parquet_files"])
+    one = httpx.get(f"{hub.url}/datasets-server/parquet", params={"dataset": repo, "config": "qa"}).json()
+    assert [f["config"] for f in one["parquet_files"]] == ["qa"]
+    assert one["features"] == {"q": {"dtype": "large_string", "_type": "Value"},
+                               "score": {"dtype": "float64", "_type": "Value"}}
+    info = httpx.get(f"{hub.url}/datasets-server/info", params={"dataset": repo})
+    assert info.headers["x-revision"] == sha
+    body = info.json()
+    assert (body["pending"], body["failed"], body["partial"]) == ([], [], False)
+    assert set(body["dataset_info"]) == {"default", "qa"}
+    default = body["dataset_info"]["default"]
+    assert default["config_name"] == "default" and default["builder_name"] == "csv"
+    assert {k: (v["name"], v["num_examples"]) for k, v in default["splits"].items()} == \
+        {"train": ("train", 130), "test": ("test", 7)}
+    assert default["features"] == {"text": {"dtype": "large_string", "_type": "Value"},
+                                   "label": {"dtype": "int64", "_type": "Value"}}
+    single = httpx.get(f"{hub.url}/datasets-server/info", params={"dataset": repo, "config": "qa"}).json()
+    assert single == {"dataset_info": body["dataset_info"]["qa"], "partial": False}
+    for params, code in (({"dataset": repo, "config": "nope"}, "ResponseNotFound"), ({}, "MissingRequiredParameter")):
+        for endpoint in ("info", "parquet"):
+            r = httpx.get(f"{hub.url}/datasets-server/{endpoint}", params=params)
+            assert r.headers["x-error-code"] == code
+    # The Hub's own helpers: {config: {split: [url]}}, [url], and a redirect to the file.
+    listing = httpx.get(f"{hub.url}/api/datasets/{repo}/parquet").json()
+    api_base = f"{hub.url}/api/datasets/{repo}/parquet"
+    assert listing == {"default": {"train": [f"{api_base}/default/train/0.parquet"],
+                                   "test": [f"{api_base}/default/test/0.parquet"]},
+                       "qa": {"train": [f"{api_base}/qa/train/0.parquet"]}}
+    assert httpx.get(f"{api_base}/default/test").json() == [f"{api_base}/default/test/0.parquet"]
+    moved = httpx.get(f"{api_base}/default/test/0.parquet")
+    assert moved.status_code == 302 and moved.headers["location"] == f"{base}/default/test/0000.parquet"
+    assert httpx.get(f"{api_base}/default/test/1.parquet").status_code == 404
+    assert httpx.get(f"{api_base}/default/nope").status_code == 404
+    import io
+
+    import pandas as pd
+
+    followed = httpx.get(f"{api_base}/default/test/0.parquet", follow_redirects=True)
+    assert len(pd.read_parquet(io.BytesIO(followed.content))) == 7
+
+    # load_dataset("user/ds") reads /info on the datasets-server. sub-host and verifies split sizes
+    # against it: with the exact figures it loads. The sub-host resolves to the hub here.
+    _clients_env(monkeypatch, hub, OWNER, tmp_path)
+    import socket as socket_module
+
+    import datasets
+    import datasets.load
+    from datasets.utils import _dataset_viewer
+
+    real_getaddrinfo = socket_module.getaddrinfo
+
+    def resolve(host, *args, **kwargs):
+        if isinstance(host, str) and host.startswith("datasets-server."):
+            host = host[len("datasets-server."):]
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket_module, "getaddrinfo", resolve)
+    seen = []
+    real_infos = _dataset_viewer.get_exported_dataset_infos
+
+    def spy(*args, **kwargs):
+        seen.append(real_infos(*args, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr(datasets.load._dataset_viewer, "get_exported_dataset_infos", spy)
+    loaded = datasets.load_dataset(repo, "default")
+    assert seen and set(seen[0]) == {"default", "qa"}  # the export was used, not ignored
+    assert loaded["train"].num_rows == 130 and loaded["test"].num_rows == 7
+    assert datasets.load_dataset(repo, "qa", split="train").num_rows == 5

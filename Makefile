@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export AICOMMONS_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: install lock serve test test-scale lint conformance conformance-fast conformance-xet bench bench-search bench-inference bench-metadata bench-storage clean
+.PHONY: install lock serve test test-scale lint conformance conformance-fast conformance-xet bench bench-search bench-inference bench-metadata bench-storage bench-datasets clean
 
 $(STAMP): pyproject.toml requirements.lock package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -72,7 +72,11 @@ bench-metadata: $(STAMP)
 bench-storage: $(STAMP)
 	$(BIN)/python -m bench.storage
 
-bench: bench-search bench-inference bench-metadata bench-storage
+# The Parquet conversion job vs datasets' load_dataset(...).to_parquet on the same files (docs/benchmarks.md).
+bench-datasets: $(STAMP)
+	$(BIN)/python bench/datasets_bench.py
+
+bench: bench-search bench-inference bench-metadata bench-storage bench-datasets
 
 # ruff (rules chosen in pyproject.toml) and import-linter (the layers of ARCHITECTURE.md); CI runs it.
 lint: $(STAMP)

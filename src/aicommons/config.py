@@ -224,6 +224,34 @@ SETTINGS: tuple[Setting, ...] = (
             "redirect) is retried with exponential backoff."),
     Setting("WEBHOOK_RETRY_SECONDS", "30",
             "Delay before the first retry of a failed webhook delivery; each further retry waits twice as long."),
+    # Spaces (docs/spaces.md)
+    Setting("SPACES_RUN", "true",
+            "`true`: Spaces with an app file are built and run (sandboxed with bubblewrap) on every push to "
+            "their default branch; `false`: they are stored repos only (the runtime API still answers)."),
+    Setting("SPACES_DOMAIN", "",
+            "Empty: apps are served under `<hub>/spaces-apps/<ns>/<name>/` (path mode: the hub's cookies are "
+            "stripped, the page's frame is sandboxed). A domain such as `spaces.example.org`: each Space "
+            "answers at `https://<ns>-<name>.spaces.example.org/` (a separate origin; point a wildcard DNS "
+            "record and certificate at the hub)."),
+    Setting("SPACES_HARDWARE", "cpu-basic",
+            "The hardware flavours Spaces may request (comma-separated; the first is the default): "
+            "`cpu-basic`, `cpu-upgrade`, or GPU names of the Hub's list on a host that has them."),
+    Setting("SPACES_SLEEP_SECONDS", "172800",
+            "A running Space with no request for this long is stopped (SLEEPING) and woken by the next "
+            "request; owners may set their own (`set_space_sleep_time`, -1: never)."),
+    Setting("SPACES_MAX_RUNNING", "8",
+            "At most this many Space apps run at once; starting one more puts the least recently used to sleep."),
+    Setting("SPACES_MEMORY_MB", "2048", "Address-space limit (RLIMIT_AS) of each Space app's processes."),
+    Setting("SPACES_PROCESSES", "128", "Most processes (and threads) one Space app may have (RLIMIT_NPROC, per Space uid)."),
+    Setting("SPACES_DISK_MB", "512",
+            "Size of a Space app's writable folders (tmpfs) and the largest file it may write (RLIMIT_FSIZE)."),
+    Setting("SPACES_INDEX_URL", "",
+            "Package index Space builds install `requirements.txt` from (`pip --index-url`). Empty: pip's own "
+            "configuration. Downloads are cached in `<DATA_DIR>/spaces/pip-cache`, shared by all builds."),
+    Setting("SPACES_SITE_PACKAGES", "false",
+            "`true`: Space environments see the hub's own Python packages (`venv --system-site-packages`): "
+            "faster builds, for tests and trusted installs."),
+    Setting("SPACES_BUILD_TIMEOUT_SECONDS", "900", "How long one Space build (pip install) may take."),
 )
 
 
@@ -303,6 +331,14 @@ def _group_roles(text: str) -> tuple[tuple[str, str, str], ...]:
     return tuple(out)
 
 
+def _spaces_hardware(text: str) -> str:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names or any(not n.replace("-", "").isalnum() for n in names):
+        raise SettingsError(f"AICOMMONS_SPACES_HARDWARE={text!r}: expected flavour names separated by commas, "
+                            "e.g. cpu-basic,cpu-upgrade")
+    return ",".join(names)
+
+
 def _bool(name: str) -> bool:
     return _typed(name, bool)
 
@@ -380,6 +416,17 @@ class Settings:
     webhook_timeout_seconds: float = 10
     webhook_max_attempts: int = 5
     webhook_retry_seconds: float = 30
+    spaces_run: bool = True
+    spaces_domain: str = ""
+    spaces_hardware: str = "cpu-basic"  # comma-separated flavour names
+    spaces_sleep_seconds: int = 172800
+    spaces_max_running: int = 8
+    spaces_memory_mb: int = 2048
+    spaces_processes: int = 128
+    spaces_disk_mb: int = 512
+    spaces_index_url: str = ""
+    spaces_site_packages: bool = False
+    spaces_build_timeout_seconds: float = 900
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -460,6 +507,17 @@ class Settings:
             webhook_timeout_seconds=_float("WEBHOOK_TIMEOUT_SECONDS", minimum=0.1),
             webhook_max_attempts=_int("WEBHOOK_MAX_ATTEMPTS", minimum=1),
             webhook_retry_seconds=_float("WEBHOOK_RETRY_SECONDS", minimum=0),
+            spaces_run=_bool("SPACES_RUN"),
+            spaces_domain=_env("SPACES_DOMAIN").strip().strip(".").lower(),
+            spaces_hardware=_spaces_hardware(_env("SPACES_HARDWARE")),
+            spaces_sleep_seconds=_int("SPACES_SLEEP_SECONDS", minimum=1),
+            spaces_max_running=_int("SPACES_MAX_RUNNING", minimum=1),
+            spaces_memory_mb=_int("SPACES_MEMORY_MB", minimum=64),
+            spaces_processes=_int("SPACES_PROCESSES", minimum=4),
+            spaces_disk_mb=_int("SPACES_DISK_MB", minimum=1),
+            spaces_index_url=_env("SPACES_INDEX_URL").strip(),
+            spaces_site_packages=_bool("SPACES_SITE_PACKAGES"),
+            spaces_build_timeout_seconds=_float("SPACES_BUILD_TIMEOUT_SECONDS", minimum=1),
         )
         values.update(overrides)
         settings = cls(**values)

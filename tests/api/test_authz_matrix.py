@@ -197,6 +197,20 @@ REPO_ROUTES: dict[tuple[str, str], list[Spec]] = {
         Spec(WRITE, "POST", "/api/models/{repo}/user-access-request/grant", json={})],
     (API + "/user-access-request/{status}", "GET"): [
         Spec(WRITE, "GET", "/api/models/{repo}/user-access-request/pending")],
+    # Spaces' runtime API (tests/spaces/): on a model an allowed caller gets NotFound "not a Space".
+    (API + "/runtime", "GET"): [Spec(READ_METADATA, "GET", "/api/models/{repo}/runtime")],
+    (API + "/hardware", "POST"): [Spec(ADMIN, "POST", "/api/models/{repo}/hardware", json={"flavor": 5})],
+    (API + "/sleeptime", "POST"): [Spec(ADMIN, "POST", "/api/models/{repo}/sleeptime", json={"seconds": "x"})],
+    (API + "/pause", "POST"): [Spec(ADMIN, "POST", "/api/models/{repo}/pause")],
+    (API + "/restart", "POST"): [Spec(WRITE, "POST", "/api/models/{repo}/restart")],
+    (API + "/secrets", "GET"): [Spec(ADMIN, "GET", "/api/models/{repo}/secrets")],
+    (API + "/secrets", "POST"): [Spec(ADMIN, "POST", "/api/models/{repo}/secrets", json={"key": 5})],
+    (API + "/secrets", "DELETE"): [Spec(ADMIN, "DELETE", "/api/models/{repo}/secrets", json={"key": 5})],
+    (API + "/variables", "GET"): [Spec(ADMIN, "GET", "/api/models/{repo}/variables")],
+    (API + "/variables", "POST"): [Spec(ADMIN, "POST", "/api/models/{repo}/variables", json={"key": 5})],
+    (API + "/variables", "DELETE"): [Spec(ADMIN, "DELETE", "/api/models/{repo}/variables", json={"key": 5})],
+    (API + "/duplicate", "POST"): [Spec(READ_CONTENT, "POST", "/api/models/{repo}/duplicate", json={"repository": 5})],
+    (API + "/logs/{kind}", "GET"): [Spec(WRITE, "GET", "/api/models/{repo}/logs/build")],
     # Unknown sub-paths and methods of a repo (issue 9 finding 4): the last API route catches them.
     ("/api/{types}/{name}/{rest:path}", "GET"): [Spec(READ_METADATA, "GET", "/api/models/{repo}/no/such/endpoint")],
     ("/api/{types}/{name}/{rest:path}", "DELETE"): [Spec(READ_METADATA, "DELETE", "/api/models/{repo}/likers")],
@@ -286,6 +300,7 @@ GLOBAL_ROUTES = {
     ("/api/validate-yaml", "POST"), ("/api/repos/create", "POST"), ("/api/users/{user}/likes", "GET"),
     ("/api/settings/repositories", "GET"), ("/api/organizations/{org}/settings/repositories", "GET"),
     ("/api/models", "GET"), ("/api/datasets", "GET"), ("/api/spaces", "GET"), ("/api/{types}/{name}", "GET"),
+    ("/api/spaces/hardware", "GET"),  # the operator's flavours: public, as on the Hub
     ("/lfs-transfer/{repo_key}/{oid}/{size}", "PUT"), ("/lfs-transfer/{repo_key}/{oid}/{size}", "GET"),
     ("/xet-cas/v1/xorbs/{prefix}/{hash}", "POST"),
     ("/xet-cas/v1/shards", "POST"), ("/xet-cas/v1/chunks/{prefix}/{hash}", "GET"),

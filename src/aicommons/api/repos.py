@@ -110,6 +110,8 @@ def repo_info(request: Request) -> Response:
     expand = request.query_params.getlist("expand") or None
     card, head = hub.repos.describe(repo, git_repo, commit)
     info = formats.repo_info(repo, card, head, blobs=bool_arg(request, "blobs"), expand=expand)
+    if repo.type == "space":  # where the app answers, and its runtime (hub/spaces.py)
+        info.update(hub.spaces.info_fields(repo, base_url(request)))
     if bool_arg(request, "securityStatus") or (expand and "securityRepoStatus" in expand):
         info["securityRepoStatus"] = hub.scans.repo_status(git_repo, commit)
     return JSONResponse(info)

@@ -20,6 +20,7 @@ from aicommons.api import (
 )
 from aicommons.api.git_http import git_routes
 from aicommons.api.openapi import openapi_json
+from aicommons.api.spaces import hardware_list, space_routes
 from aicommons.api.viewer import viewer_routes
 from aicommons.api.xet import xet_routes
 
@@ -82,6 +83,8 @@ def hub_routes() -> list[Route]:
         Route("/api/models", repos.list_repos),
         Route("/api/datasets", repos.list_repos),
         Route("/api/spaces", repos.list_repos),
+        Route("/api/spaces/hardware", hardware_list),  # before the repo routes (api/spaces.py)
+        *space_routes(),
         Route(REPO, repos.repo_info),
         Route(REPO + "/revision/{rev}", repos.repo_info),
         Route(REPO + "/downloads", repos.repo_downloads),

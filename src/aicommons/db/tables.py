@@ -587,3 +587,31 @@ parquet_conversions = Table(
     Column("error", Text),
     Column("updated_at", DateTime, nullable=False),
 )
+
+# --- spaces (migration 0021) --------------------------------------------------------------------------
+
+# A Space's runtime settings and what its runner last reported (hub/spaces.py). One row per space repo,
+# made on first use; ``stage`` is the Hub's SpaceStage string.
+space_runtimes = Table(
+    "space_runtimes", metadata,
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    Column("hardware", String(32), nullable=False),  # the flavour requested (one the operator configured)
+    Column("sleep_seconds", Integer),  # null: the hub's default; -1: never sleeps
+    Column("paused", Boolean, nullable=False, default=False),
+    Column("stage", String(32), nullable=False),
+    Column("error", Text),  # why the last build or run failed, for the owner
+    Column("sha", String(64)),  # the commit the current build is of
+    Column("updated_at", DateTime, nullable=False),
+)
+
+# A Space's secrets (``kind`` "secret": the value encrypted, never returned) and variables
+# ("variable": the value in clear, listed to the owner side); both reach the app as environment.
+space_env = Table(
+    "space_env", metadata,
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(8), primary_key=True),  # secret | variable
+    Column("key", String(128), primary_key=True),
+    Column("value", Text, nullable=False),  # a secret's: base64 of nonce + AES-GCM ciphertext
+    Column("description", Text),
+    Column("updated_at", DateTime, nullable=False),
+)

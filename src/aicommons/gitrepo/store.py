@@ -104,6 +104,16 @@ class GitStore:
         self.mark_history_rewritten(storage_key)
         self._git(storage_key, ["git", "update-ref", "-d", ref, old])
 
+    def copy_branch(self, source_key: str, target_key: str, ref: str) -> str:
+        """Fetch ``ref`` of one repository into another, replacing it there; returns its commit id."""
+        env = {**os.environ, "GIT_DIR": str(self.path(target_key))}
+        proc = subprocess.run(["git", "fetch", "--no-tags", "--quiet", str(self.path(source_key)), f"+{ref}:{ref}"],
+                              env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RefUpdateConflict(proc.stderr.strip())
+        self.mark_history_rewritten(target_key)  # the copy's first commit is gone from its history
+        return str(self.open(target_key).references[ref].target)
+
     # Set *before* a ref loses history (a squash, a force-push, a deleted branch or tag), so that no
     # reader ever sees the shorter history without the mark. Never cleared: it only costs a check.
     def mark_history_rewritten(self, storage_key: str) -> None:

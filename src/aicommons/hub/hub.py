@@ -173,6 +173,14 @@ class Hub:
             self.lfs.stored_listeners.append(lambda repo_id, oid: self.jobs.chunk_lfs_object(repo_id, oid))
 
     @functools.cached_property
+    def spaces(self):
+        """Spaces' runtime API, secrets and variables (``hub/spaces.py``)."""
+        from aicommons.db.spaces import SpaceStore
+        from aicommons.hub.spaces import SpaceService
+
+        return SpaceService(SpaceStore(self.engine), self.repos, self.settings, self.keys.for_purpose("space-secrets"))
+
+    @functools.cached_property
     def viewer(self):
         """The dataset viewer's data (``hub/viewer.py``)."""
         from aicommons.hub.viewer import DatasetViewer

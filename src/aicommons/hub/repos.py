@@ -365,6 +365,14 @@ class RepoService:
 
     # --- keeping metadata in sync with git ------------------------------------------------------
 
+    def copy_default_branch(self, source: RepoRow, target: RepoRow) -> None:
+        """Make ``target``'s default branch ``source``'s, history and all (duplicating a repo); LFS
+        objects come along as the pointers the copied history references."""
+        ref = f"refs/heads/{DEFAULT_BRANCH}"
+        old = str(self.git.open(target.storage_key).references[ref].target)
+        new = self.git.copy_branch(source.storage_key, target.storage_key, ref)
+        self.after_ref_update(target, ref, new, old)
+
     def after_ref_update(self, repo: RepoRow, ref: str, new_sha: str | None, old_sha: str | None = UNKNOWN) -> None:
         """Refresh the cached head, card and tags when the default branch moved; tell the listeners
         and the hub's events (``old_sha``: where the ref was, ``None`` when it was created)."""

@@ -1,0 +1,130 @@
+"""The Hub's Space runtime API (``HfApi`` Space methods): runtime, hardware, sleep time, pause,
+restart, secrets, variables, duplication, logs. The shapes are in spec/wave2-apis.md §6 and in
+``hub/spaces.py``; each handler lets the policy decide (``SpaceService.find``) before it reads a body.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from aicommons.api import formats
+from aicommons.api.http import (
+    base_url,
+    blocking,
+    hub_of,
+    json_object,
+    param,
+    principal_of,
+    read_json,
+    repo_id_param,
+    repo_type_param,
+    run_sync,
+)
+from aicommons.hub.policy import Action
+
+REPO = "/api/{types}/{ns}/{name}"
+
+
+def _where(request: Request) -> tuple:
+    return principal_of(request), repo_type_param(request), repo_id_param(request)
+
+
+async def _body(request: Request, action: Action) -> tuple[tuple, dict]:
+    """The decision first (a refused caller never has its body read), then the JSON object body."""
+    where = _where(request)
+    await run_sync(hub_of(request).spaces.find, *where, action)
+    return where, json_object(await read_json(request, default={}))
+
+
+@blocking
+def hardware_list(request: Request) -> Response:
+    return JSONResponse(hub_of(request).spaces.hardware())
+
+
+@blocking
+def runtime(request: Request) -> Response:
+    return JSONResponse(hub_of(request).spaces.runtime(*_where(request)))
+
+
+async def request_hardware(request: Request) -> Response:
+    where, body = await _body(request, Action.ADMIN)
+    spaces = hub_of(request).spaces
+    return JSONResponse(await run_sync(spaces.request_hardware, *where, body.get("flavor"),
+                                       body.get("sleepTimeSeconds")))
+
+
+async def sleeptime(request: Request) -> Response:
+    where, body = await _body(request, Action.ADMIN)
+    return JSONResponse(await run_sync(hub_of(request).spaces.set_sleep_time, *where, body.get("seconds")))
+
+
+@blocking
+def pause(request: Request) -> Response:
+    return JSONResponse(hub_of(request).spaces.pause(*_where(request)))
+
+
+@blocking
+def restart(request: Request) -> Response:
+    factory = request.query_params.get("factory", "").lower() in ("1", "true")
+    return JSONResponse(hub_of(request).spaces.restart(*_where(request), factory))
+
+
+@blocking
+def list_secrets(request: Request) -> Response:
+    return JSONResponse(hub_of(request).spaces.secrets(*_where(request)))
+
+
+@blocking
+def list_variables(request: Request) -> Response:
+    return JSONResponse(hub_of(request).spaces.variables(*_where(request)))
+
+
+def _env_handler(kind: str, delete: bool):
+    async def handler(request: Request) -> Response:
+        where, body = await _body(request, Action.ADMIN)
+        spaces = hub_of(request).spaces
+        result = await run_sync(spaces.delete if delete else spaces.put, *where, kind, body)
+        return JSONResponse(result if result is not None else {})
+
+    return handler
+
+
+async def duplicate(request: Request) -> Response:
+    where, body = await _body(request, Action.READ_CONTENT)
+    repo, created = await run_sync(hub_of(request).spaces.duplicate, *where, body)
+    url = formats.repo_url(base_url(request), repo)
+    if not created:
+        return JSONResponse({"error": "You already created this repo", "url": url}, status_code=409,
+                            headers={"X-Error-Code": "RepoExists"})
+    return JSONResponse({"url": url})
+
+
+async def logs(request: Request) -> Response:
+    from aicommons.api.space_logs import log_stream
+
+    where = _where(request)
+    kind = param(request, "kind")
+    repo = await run_sync(hub_of(request).spaces.logs, *where, kind)
+    return log_stream(request, hub_of(request), repo, kind)
+
+
+def space_routes() -> list[Route]:
+    """Per-repo routes (before the repo catch-alls in api/routes.py); ``/api/spaces/hardware`` goes
+    before ``/api/{types}/{name}``."""
+    return [
+        Route(REPO + "/runtime", runtime),
+        Route(REPO + "/hardware", request_hardware, methods=["POST"]),
+        Route(REPO + "/sleeptime", sleeptime, methods=["POST"]),
+        Route(REPO + "/pause", pause, methods=["POST"]),
+        Route(REPO + "/restart", restart, methods=["POST"]),
+        Route(REPO + "/secrets", list_secrets),
+        Route(REPO + "/secrets", _env_handler("secret", False), methods=["POST"]),
+        Route(REPO + "/secrets", _env_handler("secret", True), methods=["DELETE"]),
+        Route(REPO + "/variables", list_variables),
+        Route(REPO + "/variables", _env_handler("variable", False), methods=["POST"]),
+        Route(REPO + "/variables", _env_handler("variable", True), methods=["DELETE"]),
+        Route(REPO + "/duplicate", duplicate, methods=["POST"]),
+        Route(REPO + "/logs/{kind}", logs),
+    ]

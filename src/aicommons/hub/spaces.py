@@ -1,0 +1,323 @@
+"""Spaces' runtime API: the Hub's ``SpaceRuntime`` shapes, hardware, sleep time, pause and restart,
+secrets (stored encrypted, never returned) and variables, duplication.
+
+Who may do what is the policy's (``hub/policy.py``): the runtime of a space is metadata (anyone who
+may see the repo), its logs and restart need ``WRITE``, everything else (secrets, variables,
+hardware, sleep time, pause) ``ADMIN``; a private space answers exactly like a missing one. What
+runs is the runner's (``hub/space_apps.py`` over ``aicommons.spaces``), told through ``self.apps``.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+from dataclasses import dataclass
+
+from aicommons.db.repos import RepoRow
+from aicommons.db.spaces import SpaceRuntimeRow, SpaceStore
+from aicommons.errors import BadRequest, NotFound
+from aicommons.hub.access import Principal
+from aicommons.hub.policy import Action
+from aicommons.spaces.hardware import offered
+from aicommons.times import utcnow
+
+STAGES = ("NO_APP_FILE", "CONFIG_ERROR", "BUILDING", "BUILD_ERROR", "RUNNING", "RUNNING_BUILDING",
+          "RUNTIME_ERROR", "DELETING", "STOPPED", "PAUSED", "SLEEPING", "APP_STARTING", "RUNNING_APP_STARTING")
+# Stages in which no hardware is assigned yet ("current" is null, as on the Hub during a first build).
+NOT_PLACED = frozenset({"NO_APP_FILE", "CONFIG_ERROR", "BUILDING", "BUILD_ERROR"})
+ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+# Set by the hub for every app; a secret or variable may not replace them.
+RESERVED_KEYS = frozenset({"SPACE_ID", "SPACE_HOST", "SPACE_AUTHOR_NAME", "SPACE_REPO_NAME", "HF_ENDPOINT",
+                           "SYSTEM", "HOME", "PATH", "PORT", "GRADIO_SERVER_PORT", "GRADIO_SERVER_NAME"})
+MAX_ENV_VALUE = 64 * 1024
+MAX_ENV_ENTRIES = 100
+
+
+RUNNABLE_SDKS = ("gradio", "streamlit", "static")
+
+
+@dataclass(frozen=True)
+class SpaceConfig:
+    sdk: str | None
+    app_file: str
+    app_file_exists: bool
+    python_version: str
+
+
+def subdomain(repo: RepoRow) -> str:
+    """The Hub's sub-host of a space: ``<ns>-<name>``, lower case, other characters as dashes."""
+    return re.sub(r"[^a-z0-9]+", "-", repo.full_id.lower()).strip("-")
+
+
+@dataclass
+class SecretBox:
+    """AES-GCM with the hub's ``space-secrets`` key (hub/keys.py); the repo and key are bound in as
+    associated data, so a value copied to another row does not decrypt."""
+
+    key: bytes
+
+    def seal(self, repo_id: int, name: str, value: str) -> str:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        nonce = os.urandom(12)
+        sealed = AESGCM(self.key).encrypt(nonce, value.encode(), f"{repo_id}:{name}".encode())
+        return base64.b64encode(nonce + sealed).decode()
+
+    def open(self, repo_id: int, name: str, stored: str) -> str:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        raw = base64.b64decode(stored)
+        return AESGCM(self.key).decrypt(raw[:12], raw[12:], f"{repo_id}:{name}".encode()).decode()
+
+
+class SpaceService:
+    def __init__(self, store: SpaceStore, repos, settings, secret_key: bytes):
+        self.store = store
+        self.repos = repos  # RepoService: finding a repo with the policy's decision
+        self.settings = settings
+        self.box = SecretBox(secret_key)
+        self.apps = None  # SpaceApps (hub/space_apps.py) when this hub runs spaces
+
+    # --- finding ------------------------------------------------------------------------------------
+
+    def find(self, principal: Principal, repo_type: str, full_id: str, action: Action) -> RepoRow:
+        repo = self.repos.find(repo_type, full_id, principal, action=action)
+        if repo.type != "space":
+            raise NotFound(f"{full_id} is a {repo.type}, not a Space: only Spaces have a runtime")
+        return repo
+
+    def hardware(self) -> list[dict]:
+        return offered(self.settings.spaces_hardware)
+
+    @property
+    def default_hardware(self) -> str:
+        return self.settings.spaces_hardware.split(",")[0]
+
+    def row(self, repo: RepoRow) -> SpaceRuntimeRow:
+        row = self.store.runtime(repo.id)
+        if row is None:
+            stage = self.apps.initial_stage(repo) if self.apps is not None else self.static_stage(repo)
+            row = self.store.ensure(repo.id, self.default_hardware, stage, utcnow())
+        return row
+
+    def config(self, repo: RepoRow) -> SpaceConfig:
+        """The card's ``sdk`` / ``app_file`` / ``python_version``, and whether the app file exists at the head."""
+        from aicommons.hub import content
+
+        card = repo.card_data or {}
+        sdk = card.get("sdk") if isinstance(card.get("sdk"), str) else None
+        app_file = card.get("app_file") if isinstance(card.get("app_file"), str) else None
+        app_file = app_file or ("index.html" if sdk == "static" else "app.py")
+        exists = False
+        if repo.sha:
+            git_repo = self.repos.git.open(repo.storage_key)
+            exists = content.get_entry(git_repo, git_repo[repo.sha], app_file) is not None
+        return SpaceConfig(sdk, app_file, exists, str(card.get("python_version") or ""))
+
+    def static_stage(self, repo: RepoRow) -> str:
+        """The stage before anything ran: ``NO_APP_FILE``, ``CONFIG_ERROR`` (an SDK this hub does not
+        run), ``RUNNING`` for a static space (its files are served), else ``STOPPED``."""
+        config = self.config(repo)
+        if config.sdk not in RUNNABLE_SDKS:
+            return "CONFIG_ERROR"
+        if not config.app_file_exists:
+            return "NO_APP_FILE"
+        return "RUNNING" if config.sdk == "static" else "STOPPED"
+
+    # --- the runtime --------------------------------------------------------------------------------
+
+    def runtime_of(self, repo: RepoRow) -> dict:
+        """The Hub's SpaceRuntime JSON for ``repo`` (no access decision: callers made it)."""
+        row = self.row(repo)
+        stage = row.stage
+        sleep = row.sleep_seconds if row.sleep_seconds is not None else self.settings.spaces_sleep_seconds
+        out = {"stage": stage,
+               "hardware": {"current": None if stage in NOT_PLACED else row.hardware, "requested": row.hardware},
+               "storage": None, "gcTimeout": None if sleep < 0 else sleep, "replicas": {"current": 1, "requested": 1},
+               "devMode": False, "domains": [], "sha": row.sha}
+        if row.error and stage in ("BUILD_ERROR", "RUNTIME_ERROR", "CONFIG_ERROR"):
+            out["errorMessage"] = row.error
+        return out
+
+    def runtime(self, principal: Principal, repo_type: str, full_id: str) -> dict:
+        return self.runtime_of(self.find(principal, repo_type, full_id, Action.READ_METADATA))
+
+    def request_hardware(self, principal: Principal, repo_type: str, full_id: str, flavor, sleep) -> dict:
+        repo = self.find(principal, repo_type, full_id, Action.ADMIN)
+        names = [f["name"] for f in self.hardware()]
+        if not isinstance(flavor, str) or flavor not in names:
+            raise BadRequest(f"Hardware {flavor!r} is not offered here: choose one of {', '.join(names)}")
+        self.row(repo)
+        values = {"hardware": flavor}
+        if sleep is not None:
+            values["sleep_seconds"] = _sleep_seconds(sleep)
+        self.store.set(repo.id, utcnow(), **values)
+        return self.runtime_of(repo)
+
+    def set_sleep_time(self, principal: Principal, repo_type: str, full_id: str, seconds) -> dict:
+        repo = self.find(principal, repo_type, full_id, Action.ADMIN)
+        self.row(repo)
+        self.store.set(repo.id, utcnow(), sleep_seconds=_sleep_seconds(seconds))
+        return self.runtime_of(repo)
+
+    def pause(self, principal: Principal, repo_type: str, full_id: str) -> dict:
+        repo = self.find(principal, repo_type, full_id, Action.ADMIN)
+        self.row(repo)
+        self.store.set(repo.id, utcnow(), paused=True, stage="PAUSED", error=None)
+        if self.apps is not None:
+            self.apps.stop(repo.id)
+        return self.runtime_of(repo)
+
+    def restart(self, principal: Principal, repo_type: str, full_id: str, factory: bool) -> dict:
+        repo = self.find(principal, repo_type, full_id, Action.WRITE)
+        self.row(repo)
+        self.store.set(repo.id, utcnow(), paused=False)
+        if self.apps is not None:
+            self.apps.restart(repo, rebuild=factory)
+        else:
+            self.store.set(repo.id, utcnow(), stage="STOPPED", error=None)
+        return self.runtime_of(repo)
+
+    def logs(self, principal: Principal, repo_type: str, full_id: str, kind: str) -> RepoRow:
+        if kind not in ("build", "run"):
+            raise NotFound(f"No {kind!r} logs: they are 'build' or 'run'")
+        return self.find(principal, repo_type, full_id, Action.WRITE)
+
+    # --- secrets and variables ----------------------------------------------------------------------
+
+    def secrets(self, principal: Principal, repo_type: str, full_id: str) -> dict:
+        repo = self.find(principal, repo_type, full_id, Action.ADMIN)
+        return {r.key: _meta(r) for r in self.store.env(repo.id, "secret")}
+
+    def variables(self, principal: Principal, repo_type: str, full_id: str) -> dict:
+        repo = self.find(principal, repo_type, full_id, Action.ADMIN)
+        return self._variables(repo)
+
+    def _variables(self, repo: RepoRow) -> dict:
+        return {r.key: {"value": r.value, **_meta(r)} for r in self.store.env(repo.id, "variable")}
+
+    def put(self, principal: Principal, repo_type: str, full_id: str, kind: str, body: dict) -> dict | None:
+        repo = self.find(principal, repo_type, full_id, Action.ADMIN)
+        key, value, description = body.get("key"), body.get("value", ""), body.get("description")
+        _check_key(key)
+        if not isinstance(value, str) or len(value) > MAX_ENV_VALUE:
+            raise BadRequest(f"'value' must be a string of at most {MAX_ENV_VALUE} characters")
+        if description is not None and (not isinstance(description, str) or len(description) > 1000):
+            raise BadRequest("'description' must be a string of at most 1000 characters")
+        existing = {r.key for r in self.store.env(repo.id)}
+        if key not in existing and len(existing) >= MAX_ENV_ENTRIES:
+            raise BadRequest(f"A Space has at most {MAX_ENV_ENTRIES} secrets and variables")
+        stored = self.box.seal(repo.id, key, value) if kind == "secret" else value
+        self.store.put_env(repo.id, kind, key, stored, description, utcnow())
+        self._changed(repo)
+        return self._variables(repo) if kind == "variable" else None
+
+    def delete(self, principal: Principal, repo_type: str, full_id: str, kind: str, body: dict) -> dict | None:
+        repo = self.find(principal, repo_type, full_id, Action.ADMIN)
+        key = body.get("key")
+        _check_key(key)
+        if self.store.delete_env(repo.id, kind, key):
+            self._changed(repo)
+        return self._variables(repo) if kind == "variable" else None
+
+    def app_env(self, repo: RepoRow) -> dict[str, str]:
+        """The secrets (decrypted) and variables the app gets as environment; secrets win a tie."""
+        rows = self.store.env(repo.id)
+        env = {r.key: r.value for r in rows if r.kind == "variable"}
+        env.update({r.key: self.box.open(repo.id, r.key, r.value) for r in rows if r.kind == "secret"})
+        return env
+
+    def secret_values(self, repo: RepoRow) -> list[str]:
+        """The secrets' values, for masking them in logs."""
+        return [self.box.open(repo.id, r.key, r.value) for r in self.store.env(repo.id, "secret")]
+
+    def _changed(self, repo: RepoRow) -> None:
+        if self.apps is not None:
+            self.apps.env_changed(repo)
+
+    # --- duplication --------------------------------------------------------------------------------
+
+    def duplicate(self, principal: Principal, repo_type: str, full_id: str, body: dict) -> tuple[RepoRow, bool]:
+        """Copy a space's files and history to ``body["repository"]`` (the caller's namespace when it
+        names none); returns (repo, created). Settings, secrets and variables given in the body are
+        set on the copy; the source's secrets are never copied."""
+        source = self.find(principal, repo_type, full_id, Action.READ_CONTENT)
+        target = body.get("repository")
+        if not isinstance(target, str) or not target.strip("/"):
+            raise BadRequest("'repository' must name the new Space: 'namespace/name' or 'name'")
+        namespace, _, name = target.rpartition("/")
+        visibility = body.get("visibility", "private" if body.get("private") else "public")
+        if visibility not in ("public", "private"):
+            raise BadRequest("'visibility' must be 'public' or 'private'")
+        repo, created = self.repos.create(principal, "space", name, namespace or None, visibility == "private")
+        if not created:
+            return repo, False
+        self.repos.copy_default_branch(source, repo)
+        repo = self.repos.store.get_by_id(repo.id)
+        extras = {"hardware": body.get("hardware"), "sleep": body.get("sleepTimeSeconds")}
+        if extras["hardware"] is not None:
+            self.request_hardware(principal, "space", repo.full_id, extras["hardware"], extras["sleep"])
+        elif extras["sleep"] is not None:
+            self.set_sleep_time(principal, "space", repo.full_id, extras["sleep"])
+        for kind, items in (("secret", body.get("secrets")), ("variable", body.get("variables"))):
+            for item in items or []:
+                if not isinstance(item, dict):
+                    raise BadRequest(f"each of '{kind}s' must be an object with 'key' and 'value'")
+                self.put(principal, "space", repo.full_id, kind, item)
+        return repo, True
+
+    # --- what the repo API shows ------------------------------------------------------------------------
+
+    def host(self, repo: RepoRow, base_url: str) -> str:
+        """Where the app answers: its own sub-host in domain mode, else a path of the hub (ending in
+        '/', as gradio_client joins paths onto it)."""
+        if self.settings.spaces_domain:
+            scheme = base_url.split("://", 1)[0] if "://" in base_url else "https"
+            return f"{scheme}://{subdomain(repo)}.{self.settings.spaces_domain}"
+        return f"{base_url}/spaces-apps/{repo.full_id}/"
+
+    def info_fields(self, repo: RepoRow, base_url: str) -> dict:
+        return {"host": self.host(repo, base_url), "subdomain": subdomain(repo), "runtime": self.runtime_of(repo)}
+
+
+def _meta(row) -> dict:
+    out = {"updatedAt": row.updated_at.strftime("%Y-%m-%dT%H:%M:%S.000Z")}
+    if row.description:
+        out["description"] = row.description
+    return out
+
+
+def _check_key(key) -> None:
+    if not isinstance(key, str) or not ENV_KEY.fullmatch(key):
+        raise BadRequest("'key' must be an environment variable name: letters, digits and '_', not starting "
+                         "with a digit, at most 128 characters")
+    if key.upper() in RESERVED_KEYS:
+        raise BadRequest(f"{key!r} is set by the hub for every Space and cannot be replaced")
+
+
+def _sleep_seconds(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not (value == -1 or 60 <= value <= 2**31 - 1):
+        raise BadRequest("'seconds' must be -1 (never sleep) or a number of seconds of at least 60")
+    return value
+
+
+# --- logs ---------------------------------------------------------------------------------------------
+
+
+def log_path(settings, repo_id: int, kind: str):
+    """A space's build or run log: one JSON object per line, ``{"data": line, "timestamp": "…Z"}``,
+    the Hub's SSE event shape (written by hub/space_apps.py, replayed by ``read_log``)."""
+    return settings.data_dir / "spaces" / "logs" / str(repo_id) / f"{kind}.jsonl"
+
+
+def read_log(settings, repo_id: int, kind: str, offset: int) -> tuple[list[bytes], int]:
+    """Whole lines of the log from byte ``offset``; the offset after them."""
+    try:
+        with open(log_path(settings, repo_id, kind), "rb") as f:
+            f.seek(offset)
+            data = f.read(1 << 20)
+    except FileNotFoundError:
+        return [], offset
+    end = data.rfind(b"\n") + 1
+    return data[:end].splitlines(), offset + end

@@ -1,0 +1,102 @@
+"""The Hub's Space runtime API with huggingface_hub's own methods against the live hub
+(spec/wave2-apis.md §6.1): shapes the client parses, who may do what, secrets never returned."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from huggingface_hub import SpaceHardware, SpaceRuntime, SpaceStage
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+from tests.conftest import unique_name
+
+
+@pytest.fixture
+def space_id(api) -> str:
+    rid = f"alice/{unique_name()}"
+    api.create_repo(rid, repo_type="space", space_sdk="gradio")
+    return rid
+
+
+def test_runtime_and_settings_have_the_hubs_shapes(api, space_id):
+    runtime = api.get_space_runtime(space_id)
+    assert isinstance(runtime, SpaceRuntime)
+    assert runtime.stage == SpaceStage.NO_APP_FILE  # a new gradio space has only its card
+    assert runtime.requested_hardware == SpaceHardware.CPU_BASIC
+    assert [h.name for h in api.list_spaces_hardware()] == ["cpu-basic"]
+    with pytest.warns(UserWarning, match="cpu-basic"):  # the client's own note about free hardware
+        runtime = api.set_space_sleep_time(space_id, sleep_time=3600)
+    assert runtime.sleep_time == 3600
+    runtime = api.request_space_hardware(space_id, SpaceHardware.CPU_BASIC)
+    assert runtime.requested_hardware == SpaceHardware.CPU_BASIC
+    with pytest.raises(HfHubHTTPError) as refused:
+        api.request_space_hardware(space_id, SpaceHardware.A100_LARGE)  # not offered by this hub
+    assert refused.value.response.status_code == 400
+    assert api.pause_space(space_id).stage == SpaceStage.PAUSED
+    assert api.get_space_runtime(space_id).stage == SpaceStage.PAUSED
+    assert api.restart_space(space_id).stage != SpaceStage.PAUSED
+    info = api.space_info(space_id)
+    assert info.host and info.host.endswith(f"/spaces-apps/{space_id}/")
+    assert info.runtime.stage == api.get_space_runtime(space_id).stage
+
+
+def test_secrets_are_never_returned_and_variables_are(api, bob_api, space_id, live_hub):
+    api.add_space_secret(space_id, "API_KEY", "s3cr3t-value-123", description="the key")
+    secrets = httpx.get(f"{live_hub.url}/api/spaces/{space_id}/secrets",
+                        headers={"Authorization": f"Bearer {api.token}"}).json()
+    assert set(secrets) == {"API_KEY"} and secrets["API_KEY"]["description"] == "the key"
+    assert "s3cr3t" not in str(secrets)
+    api.add_space_variable(space_id, "MODEL", "alice/tiny", description="which model")
+    variables = api.get_space_variables(space_id)
+    assert variables["MODEL"].value == "alice/tiny" and variables["MODEL"].description == "which model"
+    api.delete_space_variable(space_id, "MODEL")
+    assert api.get_space_variables(space_id) == {}
+    api.delete_space_secret(space_id, "API_KEY")
+    assert api.get_space_secrets(space_id) == {}
+    # The secret is stored encrypted: its value is nowhere in the database file.
+    api.add_space_secret(space_id, "TOKEN2", "plain-text-marker-xyz")
+    assert b"plain-text-marker-xyz" not in (live_hub.data_dir / "hub.db").read_bytes()
+    with pytest.raises(HfHubHTTPError) as bad:
+        api.add_space_secret(space_id, "HF_ENDPOINT", "http://elsewhere")
+    assert bad.value.response.status_code == 400
+    # Others: bob may see the public space's runtime but not its secrets, nor change anything.
+    assert bob_api.get_space_runtime(space_id).stage
+    for call in (lambda: bob_api.get_space_variables(space_id), lambda: bob_api.add_space_secret(space_id, "X", "y"),
+                 lambda: bob_api.pause_space(space_id), lambda: bob_api.restart_space(space_id)):
+        with pytest.raises(HfHubHTTPError) as refused:
+            call()
+        assert refused.value.response.status_code == 403
+
+
+def test_private_space_runtime_answers_like_a_missing_one(api, bob_api):
+    rid = f"alice/{unique_name()}"
+    api.create_repo(rid, repo_type="space", space_sdk="static", private=True)
+    assert api.get_space_runtime(rid).stage
+    with pytest.raises(RepositoryNotFoundError):
+        bob_api.get_space_runtime(rid)
+    with pytest.raises(RepositoryNotFoundError):
+        bob_api.get_space_runtime(f"alice/{unique_name()}")
+
+
+def test_duplicate_space_copies_files_not_secrets(api, space_id):
+    api.upload_file(path_or_fileobj=b"print('hi')\n", path_in_repo="app.py", repo_id=space_id, repo_type="space")
+    api.add_space_secret(space_id, "SOURCE_ONLY", "x")
+    target = f"alice/{unique_name()}"
+    url = api.duplicate_repo(space_id, target, repo_type="space", private=True,
+                             space_secrets=[{"key": "NEW", "value": "v"}],
+                             space_variables=[{"key": "V", "value": "1"}])
+    assert url.repo_id == target
+    files = api.list_repo_files(target, repo_type="space")
+    assert "app.py" in files and "README.md" in files
+    assert api.space_info(target).private
+    assert set(httpx.get(f"{api.endpoint}/api/spaces/{target}/secrets",
+                         headers={"Authorization": f"Bearer {api.token}"}).json()) == {"NEW"}
+    assert api.get_space_variables(target)["V"].value == "1"
+    # Again, as gradio does (exist_ok): the 409 still names the url.
+    again = api.duplicate_repo(space_id, target, repo_type="space", exist_ok=True)
+    assert again.repo_id == target
+
+
+def test_runtime_of_a_model_is_not_found(api, repo_id, live_hub):
+    answer = httpx.get(f"{live_hub.url}/api/models/{repo_id}/runtime", headers={"Authorization": f"Bearer {api.token}"})
+    assert answer.status_code == 404

@@ -24,6 +24,7 @@ from aicommons.api.middleware import (
 )
 from aicommons.api.rate_limits import RequestLimiter
 from aicommons.api.routes import hub_routes
+from aicommons.api.space_proxy import SpacesDomainMiddleware
 from aicommons.api.upstream_stale import UpstreamStaleMiddleware
 from aicommons.api.viewer import DatasetsServerHostMiddleware
 from aicommons.config import Settings
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Star
             Middleware(MetricsMiddleware, metrics=metrics),  # outermost: sees every final status
             Middleware(RequestIdMiddleware),
             Middleware(DatasetsServerHostMiddleware),  # datasets-server.<host>/x is /datasets-server/x
+            Middleware(SpacesDomainMiddleware, hub=hub),  # <ns>-<name>.<spaces domain>/x: the app (api/space_proxy.py)
             Middleware(HtmlSecurityHeadersMiddleware),  # outermost but one: error pages get them too
             Middleware(RawPathMiddleware),
             Middleware(AuditMiddleware, hub=hub),  # outside Auth: refused credentials are recorded too

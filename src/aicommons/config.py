@@ -248,6 +248,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SPACES_INDEX_URL", "",
             "Package index Space builds install `requirements.txt` from (`pip --index-url`). Empty: pip's own "
             "configuration. Downloads are cached in `<DATA_DIR>/spaces/pip-cache`, shared by all builds."),
+    Setting("SPACES_PIP_CACHE_DIR", "",
+            "pip's download cache for Space builds, shared by all of them. Empty: `<DATA_DIR>/spaces/pip-cache`."),
     Setting("SPACES_SITE_PACKAGES", "false",
             "`true`: Space environments see the hub's own Python packages (`venv --system-site-packages`): "
             "faster builds, for tests and trusted installs."),
@@ -425,6 +427,7 @@ class Settings:
     spaces_processes: int = 128
     spaces_disk_mb: int = 512
     spaces_index_url: str = ""
+    spaces_pip_cache_dir: str = ""
     spaces_site_packages: bool = False
     spaces_build_timeout_seconds: float = 900
     extra: dict = field(default_factory=dict)
@@ -516,6 +519,7 @@ class Settings:
             spaces_processes=_int("SPACES_PROCESSES", minimum=4),
             spaces_disk_mb=_int("SPACES_DISK_MB", minimum=1),
             spaces_index_url=_env("SPACES_INDEX_URL").strip(),
+            spaces_pip_cache_dir=_env("SPACES_PIP_CACHE_DIR").strip(),
             spaces_site_packages=_bool("SPACES_SITE_PACKAGES"),
             spaces_build_timeout_seconds=_float("SPACES_BUILD_TIMEOUT_SECONDS", minimum=1),
         )

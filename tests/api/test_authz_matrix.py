@@ -30,7 +30,7 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 
 # --- who and what ---------------------------------------------------------------------------------
 
@@ -93,6 +93,9 @@ def app_routes() -> list[tuple[str, str]]:
     for route in inference_routes(service) + hub_routes() + web_routes():
         if isinstance(route, Mount):
             keys.append((route.path, "MOUNT"))
+            continue
+        if isinstance(route, WebSocketRoute):
+            keys.append((route.path, "WEBSOCKET"))
             continue
         assert isinstance(route, Route)
         methods = set(route.methods or ())
@@ -301,6 +304,10 @@ GLOBAL_ROUTES = {
     ("/api/settings/repositories", "GET"), ("/api/organizations/{org}/settings/repositories", "GET"),
     ("/api/models", "GET"), ("/api/datasets", "GET"), ("/api/spaces", "GET"), ("/api/{types}/{name}", "GET"),
     ("/api/spaces/hardware", "GET"),  # the operator's flavours: public, as on the Hub
+    # Space apps (api/space_proxy.py): using an app is reading the space's content; a private space
+    # answers like a missing one (tests/spaces/test_apps.py::test_private_space_answers_only_to_readers).
+    ("/spaces-apps/{ns}/{name}", "GET"), ("/spaces-apps/{ns}/{name}/{path:path}", "WEBSOCKET"),
+    *(("/spaces-apps/{ns}/{name}/{path:path}", m) for m in ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")),
     ("/lfs-transfer/{repo_key}/{oid}/{size}", "PUT"), ("/lfs-transfer/{repo_key}/{oid}/{size}", "GET"),
     ("/xet-cas/v1/xorbs/{prefix}/{hash}", "POST"),
     ("/xet-cas/v1/shards", "POST"), ("/xet-cas/v1/chunks/{prefix}/{hash}", "GET"),

@@ -20,6 +20,7 @@ from aicommons.api import (
 )
 from aicommons.api.git_http import git_routes
 from aicommons.api.openapi import openapi_json
+from aicommons.api.space_proxy import space_app_routes
 from aicommons.api.spaces import hardware_list, space_routes
 from aicommons.api.viewer import viewer_routes
 from aicommons.api.xet import xet_routes
@@ -133,6 +134,7 @@ def hub_routes() -> list[Route]:
             Route(prefix + "/{ns}/{name}.git/info/lfs/objects/batch", lfs.batch, methods=["POST"]),
             Route(prefix + "/{ns}/{name}.git/info/lfs/objects/verify", lfs.verify, methods=["POST"]),
         ]
+    routes += space_app_routes()  # /spaces-apps/ns/name/... (api/space_proxy.py)
     routes += viewer_routes()  # /datasets-server/... (api/viewer.py)
     routes += git_routes()
     routes += xet_routes()

@@ -169,6 +169,9 @@ class Hub:
             self.repos.ref_listeners.append(self._queue_scan)
         if settings.parquet_conversion:  # datasets' default branch converted to refs/convert/parquet
             self.repos.ref_listeners.append(self.parquet.on_ref_update)
+        # Spaces build on pushes to their default branch and stop when deleted (hub/space_apps.py).
+        self.repos.ref_listeners.append(self._space_ref_moved)
+        self.events.listeners.append(self._space_event)
         if settings.chunk_lfs_uploads and chunking.available():
             self.lfs.stored_listeners.append(lambda repo_id, oid: self.jobs.chunk_lfs_object(repo_id, oid))
 
@@ -176,9 +179,21 @@ class Hub:
     def spaces(self):
         """Spaces' runtime API, secrets and variables (``hub/spaces.py``)."""
         from aicommons.db.spaces import SpaceStore
+        from aicommons.hub.space_apps import SpaceApps
         from aicommons.hub.spaces import SpaceService
 
-        return SpaceService(SpaceStore(self.engine), self.repos, self.settings, self.keys.for_purpose("space-secrets"))
+        service = SpaceService(SpaceStore(self.engine), self.repos, self.settings,
+                               self.keys.for_purpose("space-secrets"))
+        service.apps = SpaceApps(self, service)  # builds, runs, sleeps and wakes apps (hub/space_apps.py)
+        return service
+
+    def _space_ref_moved(self, repo, ref: str, new_sha: str | None) -> None:
+        if repo.type == "space":
+            self.spaces.apps.on_ref_moved(repo, ref, new_sha)
+
+    def _space_event(self, event) -> None:
+        if event.repo.type == "space" and event.scope == "repo" and event.action == "delete":
+            self.spaces.apps.deleted(event.repo)
 
     @functools.cached_property
     def viewer(self):
@@ -241,6 +256,8 @@ class Hub:
             log.exception("could not queue the scan of %s@%s", repo.full_id, new_sha)
 
     def close(self) -> None:
+        if "spaces" in self.__dict__:  # stop the apps this process started
+            self.spaces.apps.close()
         self.downloads.close()  # counts still in memory reach the database before it closes
         self.scan_pool.close()
         self.engine.dispose()

@@ -114,6 +114,14 @@ class Jobs:
             return self.hub.parquet.convert(repo_id, sha)
 
         self.convert_parquet = convert_parquet
+
+        # A Space's build and start after a push (hub/space_apps.py); its failures show as its stage.
+        @self.huey.task(name="space_build")
+        def space_build(repo_id: int, sha: str, rebuild: bool = False) -> None:
+            self.hub.spaces.apps.build(repo_id, sha, rebuild)
+
+        self.space_build = space_build
+
         if settings.gc_interval_hours > 0:
             @self.huey.periodic_task(every_hours(settings.gc_interval_hours), name="periodic_blob_gc")
             def periodic_blob_gc():

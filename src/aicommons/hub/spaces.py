@@ -72,11 +72,11 @@ class SecretBox:
 
 
 class SpaceService:
-    def __init__(self, store: SpaceStore, repos, settings, secret_key: bytes):
+    def __init__(self, store: SpaceStore, repos, settings, box_key: bytes):
         self.store = store
         self.repos = repos  # RepoService: finding a repo with the policy's decision
         self.settings = settings
-        self.box = SecretBox(secret_key)
+        self.box = SecretBox(box_key)
         self.apps = None  # SpaceApps (hub/space_apps.py) when this hub runs spaces
 
     # --- finding ------------------------------------------------------------------------------------
@@ -86,6 +86,18 @@ class SpaceService:
         if repo.type != "space":
             raise NotFound(f"{full_id} is a {repo.type}, not a Space: only Spaces have a runtime")
         return repo
+
+    def app_repo(self, principal: Principal, full_id: str) -> RepoRow:
+        """The space whose app ``principal`` wants to use: using it is reading its content."""
+        return self.find(principal, "space", full_id, Action.READ_CONTENT)
+
+    def by_subdomain(self, sub: str) -> str | None:
+        """The space a sub-host names (domain mode): ``<ns>-<name>``, tried at each dash."""
+        for at in (i for i, c in enumerate(sub) if c == "-"):
+            repo = self.repos.store.get("space", f"{sub[:at]}/{sub[at + 1:]}")
+            if repo is not None and subdomain(repo) == sub:
+                return repo.full_id
+        return None
 
     def hardware(self) -> list[dict]:
         return offered(self.settings.spaces_hardware)
@@ -141,7 +153,15 @@ class SpaceService:
         return out
 
     def runtime(self, principal: Principal, repo_type: str, full_id: str) -> dict:
-        return self.runtime_of(self.find(principal, repo_type, full_id, Action.READ_METADATA))
+        """A sleeping space read by someone who may use it starts waking, and answers ``BUILDING``
+        until it is up: the clients about to call an app (gradio_client) wait only on that stage."""
+        repo = self.find(principal, repo_type, full_id, Action.READ_METADATA)
+        runtime = self.runtime_of(repo)
+        if runtime["stage"] == "SLEEPING" and self.apps is not None and \
+                self.repos.policy.allows(principal, repo, Action.READ_CONTENT):
+            self.apps.wake_in_background(repo)
+            runtime["stage"] = "BUILDING"
+        return runtime
 
     def request_hardware(self, principal: Principal, repo_type: str, full_id: str, flavor, sleep) -> dict:
         repo = self.find(principal, repo_type, full_id, Action.ADMIN)

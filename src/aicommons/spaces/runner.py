@@ -1,0 +1,255 @@
+"""The runner interface and the local runner: environments built from ``requirements.txt`` and apps
+started in the sandbox (``sandbox.py``) on this machine.
+
+A ``Runner`` knows nothing of repos or access: it gets a space key (the repo id), a folder of files,
+an environment and limits. ``hub/space_apps.py`` decides when to build, start, stop and wake. A
+Kubernetes runner (one Deployment and Service per space) would implement the same four methods;
+docs/spaces.md describes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from aicommons.spaces import sandbox
+from aicommons.spaces.sandbox import BUILDER_UID, SPACE_UID_BASE, VENV_DIR, Limits
+
+APP_PORT = 7860
+HUB_PORT = 8000  # HF_ENDPOINT inside the sandbox: http://127.0.0.1:8000
+BRIDGE = Path(__file__).with_name("bridge.py")
+SDK_PACKAGES = {"gradio": "gradio", "streamlit": "streamlit"}
+
+
+class BuildFailed(Exception):
+    """The environment could not be built; the message says why (the build log has the rest)."""
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """What to run: the space's files, its SDK and app file, its environment variables."""
+
+    key: int  # the repo id: names folders, the uid and the sockets
+    src: Path  # the app's files (read-only to the app)
+    sdk: str
+    app_file: str
+    env: dict[str, str]
+    requirements: str = ""
+    sdk_version: str = ""
+    root_path: str = ""  # the URL path the hub serves the app under ("" on its own host)
+
+
+class LogSink(Protocol):
+    def line(self, text: str) -> None: ...
+
+
+class Runner(Protocol):
+    def build(self, spec: AppSpec, log: LogSink) -> Path: ...
+    def start(self, spec: AppSpec, env_dir: Path, log: LogSink) -> RunningApp: ...
+    def stop(self, app: RunningApp, grace: float = 5.0) -> None: ...
+    def socket(self, key: int) -> Path: ...
+
+
+@dataclass
+class RunningApp:
+    key: int
+    process: subprocess.Popen
+    started: float = field(default_factory=time.monotonic)
+    reader: threading.Thread | None = None
+    stopping: bool = False
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+class LocalRunner:
+    """Environments in ``<root>/envs/<hash>`` (shared by spaces with the same requirements; built
+    once), run folders in ``<root>/run/<key>``."""
+
+    def __init__(self, root: Path, limits: Limits, *, index_url: str = "", site_packages: bool = False,
+                 build_timeout: float = 900, pip_cache: Path | None = None):
+        self.root = root
+        self.limits = limits
+        self.index_url = index_url
+        self.site_packages = site_packages
+        self.build_timeout = build_timeout
+        self.pip_cache = pip_cache or root / "pip-cache"
+        root.mkdir(parents=True, exist_ok=True)
+        root.chmod(0o711)  # the space uids reach their own folders by path, and list nothing
+        self._build_lock = threading.Lock()
+
+    # --- environments --------------------------------------------------------------------------
+
+    def requirements(self, spec: AppSpec) -> list[str]:
+        lines = [ln.strip() for ln in spec.requirements.splitlines()]
+        lines = [ln for ln in lines if ln and not ln.startswith("#")]
+        package = SDK_PACKAGES.get(spec.sdk)
+        if package and not any(ln.lower().replace("_", "-").startswith(package) for ln in lines):
+            lines.append(f"{package}=={spec.sdk_version}" if spec.sdk_version else package)
+        return lines
+
+    def env_key(self, spec: AppSpec) -> str:
+        material = json.dumps([self.requirements(spec), sys.version, self.site_packages, self.index_url])
+        return hashlib.sha256(material.encode()).hexdigest()[:24]
+
+    def build(self, spec: AppSpec, log: LogSink) -> Path:
+        """The environment for ``spec`` (already built: at once). pip runs in the sandbox as the
+        builder uid, with the network (it downloads packages) but without the hub's files."""
+        env_dir = self.root / "envs" / self.env_key(spec)
+        with self._build_lock:
+            if (env_dir / ".ready").exists():
+                log.line(f"Using the cached environment {env_dir.name}")
+                return env_dir
+            tmp = env_dir.with_name(env_dir.name + ".building")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            tmp.parent.chmod(0o711)
+            subprocess.run([sandbox.base_python(), "-m", "venv", "--without-pip", str(tmp)], check=True,
+                           capture_output=True)
+            if self.site_packages:
+                site = next((tmp / "lib").glob("python*/site-packages"))
+                (site / "_aicommons_hub.pth").write_text(sandbox.hub_site_packages() + "\n")
+            requirements = tmp / "requirements.txt"
+            requirements.write_text("\n".join(self.requirements(spec)) + "\n")
+            for path in [tmp, *tmp.rglob("*")]:
+                os.lchown(path, BUILDER_UID, BUILDER_UID)
+            sandbox.own(self.pip_cache, BUILDER_UID)
+            python = f"{VENV_DIR}/bin/python"
+            steps = [] if self.site_packages else [[python, "-m", "ensurepip", "--default-pip"]]
+            pip = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--progress-bar",
+                   "off", "--cache-dir", "/var/cache/pip", "-r", f"{VENV_DIR}/requirements.txt"]
+            if self.index_url:
+                pip += ["--index-url", self.index_url]
+            steps.append(pip)
+            run_dir = self.root / "run" / "builder"
+            sandbox.own(run_dir, BUILDER_UID)
+            for step in steps:
+                log.line("$ " + " ".join(step[2:]))
+                argv = sandbox.bwrap_argv(uid=BUILDER_UID, app_src=spec.src, venv=tmp, run_dir=run_dir,
+                                          limits=self.limits, command=step, env=_base_env({}), network=True,
+                                          venv_writable=True, pip_cache=self.pip_cache)
+                code = _run_logged(argv, log, self.build_timeout, self.limits)
+                if code != 0:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    raise BuildFailed(f"`{' '.join(step[2:5])}` failed (exit status {code}): see the build log")
+            sandbox.readable(tmp)
+            (tmp / ".ready").touch()
+            shutil.rmtree(env_dir, ignore_errors=True)
+            tmp.rename(env_dir)
+            return env_dir
+
+    # --- apps -------------------------------------------------------------------------------------
+
+    def socket(self, key: int) -> Path:
+        return self.root / "run" / str(key) / "app.sock"
+
+    def hub_socket(self, key: int) -> Path:
+        return self.root / "run" / str(key) / "hub.sock"
+
+    def command(self, spec: AppSpec) -> list[str]:
+        python = f"{VENV_DIR}/bin/python"
+        if spec.sdk == "streamlit":
+            base = "/" + spec.root_path.strip("/") if spec.root_path.strip("/") else ""
+            return [python, "-m", "streamlit", "run", spec.app_file, "--server.port", str(APP_PORT),
+                    "--server.address", "127.0.0.1", "--server.headless", "true", "--server.baseUrlPath", base,
+                    "--browser.gatherUsageStats", "false", "--server.enableXsrfProtection", "false",
+                    "--server.enableCORS", "false", "--server.fileWatcherType", "none"]
+        return [python, spec.app_file]
+
+    def start(self, spec: AppSpec, env_dir: Path, log: LogSink) -> RunningApp:
+        uid = SPACE_UID_BASE + spec.key
+        run_dir = self.root / "run" / str(spec.key)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        sandbox.own(run_dir, uid)
+        env = _base_env({**spec.env, "HF_ENDPOINT": f"http://127.0.0.1:{HUB_PORT}", "PORT": str(APP_PORT),
+                         "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(APP_PORT),
+                         "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1",
+                         "GRADIO_TEMP_DIR": "/tmp/gradio", "MPLCONFIGDIR": "/tmp/mpl"})
+        if spec.root_path:
+            env["GRADIO_ROOT_PATH"] = spec.root_path.rstrip("/")
+        command = [f"{VENV_DIR}/bin/python", "/srv/bridge.py", str(APP_PORT), str(HUB_PORT), "--",
+                   *self.command(spec)]
+        argv = sandbox.bwrap_argv(uid=uid, app_src=spec.src, venv=env_dir, run_dir=run_dir, limits=self.limits,
+                                  command=command, env=env, network=False, venv_writable=False)
+        bridge = self.root / "bridge.py"  # a copy readable by every uid (the source may be private)
+        if not bridge.exists() or bridge.read_bytes() != BRIDGE.read_bytes():
+            tmp = bridge.with_suffix(".tmp")
+            tmp.write_bytes(BRIDGE.read_bytes())
+            tmp.chmod(0o644)
+            tmp.replace(bridge)
+        at = argv.index("--chdir")  # the bridge script, read-only, beside the app (its parents exist by now)
+        argv[at:at] = ["--ro-bind", str(bridge), "/srv/bridge.py"]
+        process = _spawn(argv, self.limits)
+        app = RunningApp(spec.key, process)
+        app.reader = threading.Thread(target=_pump, args=(process, log), daemon=True, name=f"space-{spec.key}-log")
+        app.reader.start()
+        return app
+
+    def stop(self, app: RunningApp, grace: float = 5.0) -> None:
+        app.stopping = True
+        if app.alive():
+            _signal_group(app.process, signal.SIGTERM)
+            try:
+                app.process.wait(grace)
+            except subprocess.TimeoutExpired:
+                _signal_group(app.process, signal.SIGKILL)
+                app.process.wait()
+        shutil.rmtree(self.root / "run" / str(app.key), ignore_errors=True)
+
+
+def _base_env(extra: dict[str, str]) -> dict[str, str]:
+    return {"PATH": f"{VENV_DIR}/bin:/usr/local/bin:/usr/bin:/bin", "HOME": "/home/user", "LANG": "C.UTF-8",
+            "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", "TMPDIR": "/tmp", "PIP_NO_INPUT": "1",
+            "XDG_CACHE_HOME": "/tmp/cache", **extra}
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _pump(process: subprocess.Popen, log: LogSink) -> None:
+    assert process.stdout is not None
+    for raw in iter(process.stdout.readline, b""):
+        log.line(raw.decode("utf-8", "replace").rstrip("\n"))
+
+
+# bwrap's --die-with-parent is the death signal of the *thread* that forked it: every sandbox is
+# forked by this one long-lived thread, so none dies with the short-lived thread that asked for it.
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="space-spawner")
+
+
+def _spawn(argv: list[str], limits: Limits) -> subprocess.Popen:
+    def fork() -> subprocess.Popen:
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                preexec_fn=sandbox.limit_preexec(limits), start_new_session=True)
+
+    return _SPAWNER.submit(fork).result()
+
+
+def _run_logged(argv: list[str], log: LogSink, timeout: float, limits: Limits) -> int:
+    process = _spawn(argv, limits)
+    reader = threading.Thread(target=_pump, args=(process, log), daemon=True)
+    reader.start()
+    try:
+        code = process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        _signal_group(process, signal.SIGKILL)
+        process.wait()
+        log.line(f"Build stopped: it took longer than {timeout:.0f} s")
+        code = -9
+    reader.join(5)
+    return code

@@ -1,0 +1,104 @@
+"""Spaces built from their repos and run sandboxed, called with the real clients: a Gradio space with
+gradio_client, static files, secrets and variables reaching the app but never its logs, private
+spaces, sleep and wake, the cap on running apps."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from huggingface_hub import CommitOperationAdd
+
+from tests.conftest import unique_name
+from tests.spaces.conftest import GRADIO, SLEEP_SECONDS, TOKENS, gradio_call, run_log, wait_stage
+
+GREETER = b'''import os
+import gradio as gr
+
+print("starting with secret", os.environ.get("GREETING_KEY"), flush=True)
+
+def greet(name):
+    return f"{os.environ.get('GREETING', 'Hello')} {name} from {os.environ['SPACE_ID']}"
+
+gr.Interface(fn=greet, inputs="text", outputs="text").launch()
+'''
+
+
+def push_space(api, space_id: str, files: dict[str, bytes], sdk: str = "gradio", private: bool = False) -> None:
+    api.create_repo(space_id, repo_type="space", space_sdk=sdk, private=private)
+    api.create_commit(space_id, repo_type="space", commit_message="the app",
+                      operations=[CommitOperationAdd(path, data) for path, data in files.items()])
+
+
+@pytest.fixture(scope="module")
+def greeter(spaces_api, spaces_hub):
+    space_id = f"alice/{unique_name('greeter')}"
+    spaces_api.create_repo(space_id, repo_type="space", space_sdk="gradio")
+    spaces_api.add_space_secret(space_id, "GREETING_KEY", "sekrit-value-42")
+    spaces_api.add_space_variable(space_id, "GREETING", "Howdy")
+    spaces_api.create_commit(space_id, repo_type="space", commit_message="the app", operations=[
+        CommitOperationAdd("app.py", GREETER), CommitOperationAdd("requirements.txt", GRADIO.encode())])
+    stage = wait_stage(spaces_api, space_id, {"RUNNING", "BUILD_ERROR", "RUNTIME_ERROR"})
+    assert stage == "RUNNING", (spaces_api.get_space_runtime(space_id).raw, run_log(spaces_hub, space_id, "build"),
+                                run_log(spaces_hub, space_id), (spaces_hub.data_dir.parent / "server-*.log"))
+    return space_id
+
+
+def test_gradio_space_answers_gradio_client_with_its_secrets_and_variables(greeter, spaces_hub, spaces_api):
+    assert gradio_call(spaces_hub, greeter, TOKENS["alice"], "Ada") == repr(f"Howdy Ada from {greeter}")
+    info = spaces_api.space_info(greeter)
+    assert info.host == f"{spaces_hub.url}/spaces-apps/{greeter}/" and info.runtime.stage in ("RUNNING", "BUILDING")
+    logs = run_log(spaces_hub, greeter)
+    assert "starting with secret ***" in logs and "sekrit-value-42" not in logs  # masked in the run log
+    assert "gradio" in run_log(spaces_hub, greeter, "build").lower()
+    # The hub's cookies never reach the app, and the app's pages are sandboxed on the hub's origin.
+    page = httpx.get(f"{spaces_hub.url}/spaces-apps/{greeter}/config", cookies={"aicommons_session": "x"})
+    assert page.status_code == 200 and "sandbox" in page.headers["content-security-policy"]
+    assert "allow-same-origin" not in page.headers["content-security-policy"]
+
+
+def test_private_space_answers_only_to_readers(spaces_api, spaces_hub):
+    space_id = f"alice/{unique_name('private')}"
+    push_space(spaces_api, space_id, {"index.html": b"<h1>secret page</h1>"}, sdk="static", private=True)
+    url = f"{spaces_hub.url}/spaces-apps/{space_id}/"
+    owner = httpx.get(url, headers={"Authorization": f"Bearer {TOKENS['alice']}"})
+    assert owner.status_code == 200 and "secret page" in owner.text
+    missing = httpx.get(f"{spaces_hub.url}/spaces-apps/alice/{unique_name()}/",
+                        headers={"Authorization": f"Bearer {TOKENS['bob']}"})
+    other = httpx.get(url, headers={"Authorization": f"Bearer {TOKENS['bob']}"})
+    assert (other.status_code, other.headers.get("x-error-code"), other.content) == \
+        (missing.status_code, missing.headers.get("x-error-code"), missing.content)
+    anonymous = httpx.get(url)
+    assert anonymous.status_code == 401 and "secret page" not in anonymous.text
+    with pytest.raises(Exception, match="Repository Not Found|RepositoryNotFound|404|401"):
+        gradio_call(spaces_hub, space_id, TOKENS["bob"], "x")
+
+
+def test_static_space_is_served_as_files(spaces_api, spaces_hub):
+    space_id = f"alice/{unique_name('static')}"
+    push_space(spaces_api, space_id, {"index.html": b"<h1>hello static</h1>", "sub/a.txt": b"A"}, sdk="static")
+    assert spaces_api.get_space_runtime(space_id).stage == "RUNNING"
+    assert "hello static" in httpx.get(f"{spaces_hub.url}/spaces-apps/{space_id}/").text
+    assert httpx.get(f"{spaces_hub.url}/spaces-apps/{space_id}/sub/a.txt").text == "A"
+    assert httpx.get(f"{spaces_hub.url}/spaces-apps/{space_id}/../../secret_key").status_code == 404
+
+
+def test_sleeps_when_idle_and_wakes_on_the_next_request(greeter, spaces_hub, spaces_api):
+    deadline = time.time() + SLEEP_SECONDS + 30
+    # space_info shows the stage as it is; get_space_runtime of a sleeping space starts waking it
+    # (and says BUILDING: gradio_client waits only on that stage before it calls the app).
+    while spaces_api.space_info(greeter).runtime.stage != "SLEEPING":
+        assert time.time() < deadline, "the idle space never went to sleep"
+        time.sleep(1)
+    started = time.time()
+    assert gradio_call(spaces_hub, greeter, TOKENS["alice"], "Bo") == repr(f"Howdy Bo from {greeter}")
+    assert time.time() - started < 60
+    assert spaces_api.get_space_runtime(greeter).stage == "RUNNING"
+    # A browser that finds it asleep gets the waking page (and a reload), not an error.
+    spaces_api.pause_space(greeter)
+    assert spaces_api.get_space_runtime(greeter).stage == "PAUSED"
+    paused = httpx.get(f"{spaces_hub.url}/spaces-apps/{greeter}/config")
+    assert paused.status_code == 503
+    spaces_api.restart_space(greeter)
+    assert wait_stage(spaces_api, greeter, {"RUNNING"}) == "RUNNING"

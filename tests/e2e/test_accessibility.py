@@ -64,6 +64,9 @@ def site(live_hub, api_module):
     rows = "question,answer,source\n" + "".join(f"What is {i} + {i}?,{2 * i},{'x' * 80}\n" for i in range(45))
     api.upload_file(path_or_fileobj=rows.encode(), path_in_repo="train.csv", repo_id=repo + "-data",
                     repo_type="dataset")
+    api.create_repo(repo + "-app", repo_type="space", space_sdk="static")  # its page embeds the app
+    api.upload_file(path_or_fileobj=b"<!doctype html><html lang=en><title>app</title><h1>An app</h1>",
+                    path_in_repo="index.html", repo_id=repo + "-app", repo_type="space")
     return repo
 
 
@@ -94,7 +97,7 @@ def pages(repo: str) -> dict[str, tuple[str, bool]]:
         "repo-blob": (f"/{repo}/blob/main/src/train.py", False), "repo-history": (f"/{repo}/commits/main", False),
         "repo-discussions": (f"/{repo}/discussions", False), "repo-discussion": (f"/{repo}/discussions/1", False),
         "profile": ("/alice", False), "not-found": ("/alice/no-such-repo", False),
-        "dataset-viewer": (f"/datasets/{repo}-data/viewer", False),
+        "dataset-viewer": (f"/datasets/{repo}-data/viewer", False), "space-page": (f"/spaces/{repo}-app", False),
         "new-repo": ("/new", True), "tokens": ("/settings/tokens", True), "repo-settings": (f"/{repo}/settings", True),
         "join": ("/join", False), "password-reset": ("/password/reset", False), "invites": ("/settings/invites", True),
         "device-login": ("/device", True), "org-members": ("/organizations/acme/members", True),

@@ -113,6 +113,9 @@ async def proxy(request: Request) -> Response:
         return _sandboxed(HTMLResponse("The Space's app is not answering", status_code=502), hub)
     out_headers = [(k, v) for k, v in upstream.headers.multi_items()
                    if k.lower() not in HOP and not (k.lower() == "set-cookie" and v.strip().startswith(HUB_COOKIES))]
+    if request.headers.get("origin") == "null" and "access-control-allow-origin" not in upstream.headers:
+        # The app's own sandboxed pages (an opaque origin) load its module scripts in CORS mode.
+        out_headers.append(("access-control-allow-origin", "*"))
 
     async def body():
         try:
@@ -127,8 +130,13 @@ async def proxy(request: Request) -> Response:
 
 
 def _sandboxed(response: Response, hub) -> Response:
+    """Path mode: a sandboxed document (opaque origin) that the hub's own space page may frame.
+    Domain mode: its own origin; framed by the hub's page (``AICOMMONS_PUBLIC_URL``) only."""
     if not hub.settings.spaces_domain:
-        response.headers["Content-Security-Policy"] = SANDBOX
+        response.headers["Content-Security-Policy"] = f"{SANDBOX}; frame-ancestors 'self'"
+        response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    elif hub.settings.public_url:
+        response.headers["Content-Security-Policy"] = f"frame-ancestors {hub.settings.public_url}"
     response.headers["X-Robots-Tag"] = "noindex"
     return response
 

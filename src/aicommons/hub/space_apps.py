@@ -239,7 +239,7 @@ class SpaceApps:
             if not self._wait_ready(app):
                 reason = self._exit_reason(app, run_log)
                 self.stop(repo.id)
-                self._stage(repo.id, "RUNTIME_ERROR", reason)
+                self._failed(repo.id, reason, run_log, time.monotonic())
                 raise NotRunning("RUNTIME_ERROR", reason)
             self._stage(repo.id, "RUNNING", None, sha=repo.sha)
             return self.runner.socket(repo.id)
@@ -410,9 +410,15 @@ class SpaceApps:
         reason = self._exit_reason(app, run_log) if run_log else "The app stopped"
         with self._lock:
             self.apps.pop(key, None)
+        self._close_bridge(key)
+        self._failed(key, reason, run_log, now)
+
+    def _failed(self, key: int, reason: str, run_log: RepoLog | None, now: float) -> None:
+        """A start or a run ended in error: RUNTIME_ERROR, and a restart after 1, 2, 4 s, at most
+        MAX_RESTARTS in CRASH_WINDOW (then it stays down until its owner restarts it)."""
+        with self._lock:
             recent = [t for t in self.crashes.get(key, []) if now - t < CRASH_WINDOW] + [now]
             self.crashes[key] = recent
-        self._close_bridge(key)
         if run_log:
             run_log.line(f"Runtime error: {reason}")
         self._stage(key, "RUNTIME_ERROR", reason)

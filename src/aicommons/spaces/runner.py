@@ -159,10 +159,9 @@ class LocalRunner:
 
     def command(self, spec: AppSpec) -> list[str]:
         python = f"{VENV_DIR}/bin/python"
-        if spec.sdk == "streamlit":
-            base = "/" + spec.root_path.strip("/") if spec.root_path.strip("/") else ""
+        if spec.sdk == "streamlit":  # its pages find their base path from the browser's location
             return [python, "-m", "streamlit", "run", spec.app_file, "--server.port", str(APP_PORT),
-                    "--server.address", "127.0.0.1", "--server.headless", "true", "--server.baseUrlPath", base,
+                    "--server.address", "127.0.0.1", "--server.headless", "true",
                     "--browser.gatherUsageStats", "false", "--server.enableXsrfProtection", "false",
                     "--server.enableCORS", "false", "--server.fileWatcherType", "none"]
         return [python, spec.app_file]

@@ -10,12 +10,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from aicommons.errors import EntryNotFound, HubError, NotFound
+from aicommons.http_common import base_url
 from aicommons.hub import content
 from aicommons.hub.cards import card_from_readme
 from aicommons.hub.names import PLURAL_TO_TYPE
 from aicommons.hub.policy import Action
 from aicommons.hub.repos import RepoQuery
 from aicommons.web.context import hub_of, page_handler
+from aicommons.web.headers import CSP
 from aicommons.web.markup import RepoLinks, highlight_file
 from aicommons.web.render import card_html, page, repo_path
 
@@ -89,6 +91,14 @@ def repo_page(request: Request) -> Response:
     ctx["card_html"] = card_html(ctx["readme"], links) if ctx["can_read_files"] else ""
     ctx["try_task"] = ctx["card"].pipeline_tag if ctx["repo"].type == "model" and not ctx["repo"].private \
         and ctx["card"].pipeline_tag in TRY_TASKS else None
+    if ctx["repo"].type == "space" and ctx["can_read_files"]:  # the app, embedded (api/space_proxy.py)
+        spaces = hub_of(request).spaces
+        ctx["space_host"] = spaces.host(ctx["repo"], base_url(request))
+        ctx["space_stage"] = spaces.runtime_of(ctx["repo"])["stage"]
+        response = page(request, "repo.html", tab="card", **ctx)
+        origin = "/".join(ctx["space_host"].split("/")[:3])
+        response.headers["Content-Security-Policy"] = f"{CSP}; frame-src {origin}"
+        return response
     return page(request, "repo.html", tab="card", **ctx)
 
 

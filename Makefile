@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export AICOMMONS_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: install lock serve test test-scale lint conformance conformance-fast conformance-xet bench bench-search bench-inference bench-metadata bench-storage bench-datasets clean
+.PHONY: install lock serve test test-scale lint conformance conformance-fast conformance-xet bench bench-search bench-inference bench-metadata bench-storage bench-datasets bench-spaces clean
 
 $(STAMP): pyproject.toml requirements.lock package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -76,7 +76,11 @@ bench-storage: $(STAMP)
 bench-datasets: $(STAMP)
 	$(BIN)/python bench/datasets_bench.py
 
-bench: bench-search bench-inference bench-metadata bench-storage bench-datasets
+# Spaces: cold start with a cached environment, wake, proxy overhead, memory (docs/benchmarks.md).
+bench-spaces: $(STAMP)
+	$(BIN)/python bench/spaces_bench.py --json bench/spaces_results.json
+
+bench: bench-search bench-inference bench-metadata bench-storage bench-datasets bench-spaces
 
 # ruff (rules chosen in pyproject.toml) and import-linter (the layers of ARCHITECTURE.md); CI runs it.
 lint: $(STAMP)

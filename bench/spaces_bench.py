@@ -122,11 +122,12 @@ def main() -> None:
                 since = push(api, "bench/cold")  # same requirements: the cached environment
                 out["cold_start_cached_env_s"] = first_answer(http, "bench/cold", since)
                 sock = newest_socket(Path(tmp) / "data")
-                timings: dict[str, list[float]] = {"proxy": [], "direct": []}
+                timings: dict[str, list[float]] = {"proxy": [], "direct": [], "hub_health": []}
                 with httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), base_url="http://space") as direct:
                     for i in range(args.requests):
                         for name, client, path in (("direct", direct, "/gradio_api/info"),
-                                                   ("proxy", http, "/spaces-apps/bench/cold/gradio_api/info")):
+                                                   ("proxy", http, "/spaces-apps/bench/cold/gradio_api/info"),
+                                                   ("hub_health", http, "/api/health")):
                             t = time.perf_counter()
                             assert client.get(path).status_code == 200
                             if i >= 20:  # after a warm-up
@@ -134,11 +135,8 @@ def main() -> None:
                 out["direct_p50_ms"] = statistics.median(timings["direct"])
                 out["proxy_p50_ms"] = statistics.median(timings["proxy"])
                 out["proxy_overhead_p50_ms"] = out["proxy_p50_ms"] - out["direct_p50_ms"]
-                out["running_app_rss_mb"] = {name: tree_rss_mb(int(p)) for name, p in (
-                    ("hub", server.pid),)}
-                bwraps = subprocess.run(["pgrep", "-f", "^bwrap"], capture_output=True, text=True).stdout.split()
-                out["running_app_rss_mb"]["apps"] = [round(tree_rss_mb(int(p)), 1) for p in bwraps]
-                hub_before = tree_rss_mb(server.pid) - sum(out["running_app_rss_mb"]["apps"])
+                out["hub_health_p50_ms"] = statistics.median(timings["hub_health"])  # the hub's own floor
+                with_apps = tree_rss_mb(server.pid)  # the hub and its two running apps (its children)
                 deadline = time.time() + 120
                 while api.space_info("bench/cold").runtime.stage != "SLEEPING":
                     assert time.time() < deadline, "never slept"
@@ -146,9 +144,14 @@ def main() -> None:
                 started = time.perf_counter()
                 assert http.get("/spaces-apps/bench/cold/config").status_code == 200  # wakes, then answers
                 out["wake_s"] = time.perf_counter() - started
-                out["sleeping_space_processes"] = 0
-                out["hub_rss_mb_with_apps_asleep"] = round(tree_rss_mb(server.pid), 1)
-                out["hub_rss_mb_before"] = round(hub_before, 1)
+                out["sleeping_space_processes"] = 0  # a sleeping space is a database row and files on disk
+                out["hub_tree_rss_mb_two_apps_running"] = round(with_apps, 1)
+                while api.space_info("bench/warm-up").runtime.stage != "SLEEPING" or \
+                        api.space_info("bench/cold").runtime.stage != "SLEEPING":
+                    assert time.time() < deadline + 120, "never slept"
+                    time.sleep(0.5)
+                out["hub_tree_rss_mb_all_asleep"] = round(tree_rss_mb(server.pid), 1)
+                out["running_gradio_app_rss_mb"] = round((with_apps - out["hub_tree_rss_mb_all_asleep"]) / 2, 1)
         finally:
             server.terminate()
             server.wait(20)

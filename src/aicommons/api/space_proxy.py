@@ -67,6 +67,12 @@ def visitor(hub, headers, cookies: dict, principal: Principal | None) -> Princip
     return principal or anonymous(None)
 
 
+def _resolve(hub, request: Request, full_id: str):
+    principal = visitor(hub, request.headers, request.cookies, request.state.principal)
+    repo = hub.spaces.app_repo(principal, full_id)
+    return repo, hub.spaces.config(repo)
+
+
 def _repo_id(scope) -> str:
     """``ns/name`` from the path (path mode) or from the sub-host (domain mode, set by the middleware)."""
     if "aicommons.space" in scope:
@@ -78,11 +84,9 @@ def _repo_id(scope) -> str:
 async def proxy(request: Request) -> Response:
     hub = hub_of(request)
     full_id = _repo_id(request.scope)
-    principal = await run_sync(visitor, hub, request.headers, request.cookies, request.state.principal)
-    repo = await run_sync(hub.spaces.app_repo, principal, full_id)
+    repo, config = await run_sync(_resolve, hub, request, full_id)  # one thread hop: who, which, how
     path = request.path_params.get("path", "")
     apps = hub.spaces.apps
-    config = await run_sync(hub.spaces.config, repo)
     if config.sdk == "static":
         file = await run_sync(apps.static_file, repo, path)
         return _sandboxed(FileResponse(file) if file else HTMLResponse("Not found", status_code=404), hub)

@@ -78,6 +78,7 @@ class SpaceService:
         self.settings = settings
         self.box = SecretBox(box_key)
         self.apps = None  # SpaceApps (hub/space_apps.py) when this hub runs spaces
+        self._configs: dict[tuple, SpaceConfig] = {}
 
     # --- finding ------------------------------------------------------------------------------------
 
@@ -114,7 +115,17 @@ class SpaceService:
         return row
 
     def config(self, repo: RepoRow) -> SpaceConfig:
-        """The card's ``sdk`` / ``app_file`` / ``python_version``, and whether the app file exists at the head."""
+        """The card's ``sdk`` / ``app_file`` / ``python_version``, and whether the app file exists at the
+        head (remembered per commit: the proxy asks on every request)."""
+        key = (repo.id, repo.sha)
+        found = self._configs.get(key)
+        if found is None:
+            found = self._configs[key] = self._read_config(repo)
+            if len(self._configs) > 4096:
+                self._configs.pop(next(iter(self._configs)))
+        return found
+
+    def _read_config(self, repo: RepoRow) -> SpaceConfig:
         from aicommons.hub import content
 
         card = repo.card_data or {}

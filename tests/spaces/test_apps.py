@@ -102,3 +102,22 @@ def test_sleeps_when_idle_and_wakes_on_the_next_request(greeter, spaces_hub, spa
     assert paused.status_code == 503
     spaces_api.restart_space(greeter)
     assert wait_stage(spaces_api, greeter, {"RUNNING"}) == "RUNNING"
+
+
+def test_deleting_a_space_stops_its_app(spaces_api, spaces_hub):
+    space_id = f"alice/{unique_name('gone')}"
+    spaces_api.create_repo(space_id, repo_type="space", space_sdk="gradio")
+    spaces_api.create_commit(space_id, repo_type="space", commit_message="app", operations=[
+        CommitOperationAdd("app.py", GREETER), CommitOperationAdd("requirements.txt", GRADIO.encode())])
+    assert wait_stage(spaces_api, space_id, {"RUNNING", "BUILD_ERROR", "RUNTIME_ERROR"}) == "RUNNING"
+    sockets = spaces_hub.data_dir / "spaces" / "run"
+    before = {p.parent.name for p in sockets.glob("*/app.sock")}
+    assert before
+    spaces_api.delete_repo(space_id, repo_type="space")
+    deadline = time.time() + 30
+    while {p.parent.name for p in sockets.glob("*/app.sock")} == before:
+        assert time.time() < deadline, "the deleted space's app still runs"
+        time.sleep(0.5)
+    gone = httpx.get(f"{spaces_hub.url}/spaces-apps/{space_id}/config",
+                     headers={"Authorization": f"Bearer {TOKENS['alice']}"})
+    assert gone.status_code == 404 and gone.headers["x-error-code"] == "RepoNotFound"

@@ -242,9 +242,10 @@ class SpacesDomainMiddleware:
             if host.endswith(self.suffix):
                 sub = host[: -len(self.suffix)]
                 full_id = await anyio.to_thread.run_sync(self.hub.spaces.by_subdomain, sub)
-                if full_id is not None:
-                    ns, name = full_id.split("/", 1)
-                    path = f"{PREFIX}/{ns}/{name}{scope['path']}"
-                    scope = dict(scope, path=path, raw_path=path.encode())
-                    scope["aicommons.space"] = full_id
+                # The spaces domain serves spaces only, never the hub's pages; a sub-host that names
+                # no space answers exactly like a private one (a repo that is not there).
+                ns, name = full_id.split("/", 1) if full_id is not None else ("-", sub or "-")
+                path = f"{PREFIX}/{ns}/{name}{scope['path']}"
+                scope = dict(scope, path=path, raw_path=path.encode())
+                scope["aicommons.space"] = f"{ns}/{name}"
         await self.app(scope, receive, send)

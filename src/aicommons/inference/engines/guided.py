@@ -63,19 +63,6 @@ class Guide:
                 bits[self.eos_ids] = True
         self.allowed = torch.from_numpy(bits)
 
-    # ---- on the logits of this request's row -------------------------------------------------
-    def apply(self, row):
-        """row: this request's logits [vocab] (float32); returns the processed row."""
-        import torch
-
-        if self.top is not None:
-            self.records.append(torch.log_softmax(row, dim=-1).cpu())
-        if self.bias_ids is not None:
-            row = row.index_add(0, self.bias_ids.to(row.device), self.bias_values.to(row.device))
-        if self.allowed is not None:
-            row = row.masked_fill(~self.allowed.to(row.device), float("-inf"))
-        return row
-
     # ---- on the engine's side, as tokens arrive ------------------------------------------------
     def logprobs_for(self, tokens: list[int]) -> list[tuple[float, list[tuple[int, float]]]]:
         import torch
@@ -144,15 +131,34 @@ def make_cb_processor(registry: GuideRegistry):
 
         def __call__(self, scores, tensor_arg):
             rows, self._rows = self._rows, []
+            rows = [(i, g) for i, g in rows if i < scores.size(0)]
             if not rows:
                 return scores
-            scores = scores.clone()
-            for i, guide in rows:
-                if i < scores.size(0):
-                    scores[i] = guide.apply(scores[i])
-            return scores
+            return apply_rows(scores, rows)
 
     return GuideProcessor()
+
+
+def apply_rows(scores, rows: list[tuple[int, Guide]]):
+    """All guided rows of a step at once (a few tensor ops per step, not per row): logprobs from
+    the raw logits, then biases, then one masked fill for every grammar mask. In place: CB's
+    logits are a fresh float32 tensor that nothing else reads."""
+    import torch
+
+    wanting = [(i, g) for i, g in rows if g.top is not None]
+    if wanting:
+        logprobs = torch.log_softmax(scores[[i for i, _ in wanting]], dim=-1).cpu()
+        for k, (_, guide) in enumerate(wanting):
+            guide.records.append(logprobs[k])
+    for i, guide in rows:
+        if guide.bias_ids is not None:
+            scores[i].index_add_(0, guide.bias_ids.to(scores.device), guide.bias_values.to(scores.device))
+    masked = [(i, g.allowed) for i, g in rows if g.allowed is not None]
+    if masked:
+        index = torch.tensor([i for i, _ in masked], device=scores.device)
+        allowed = torch.stack([a for _, a in masked]).to(scores.device)
+        scores[index] = scores[index].masked_fill(~allowed, float("-inf"))
+    return scores
 
 
 def install(manager, registry: GuideRegistry) -> bool:
@@ -174,8 +180,6 @@ def classic_processor(guide: Guide, prompt_len: int):
     class ClassicGuide(LogitsProcessor):
         def __call__(self, input_ids, scores):
             guide.advance(input_ids[0, prompt_len:].tolist())
-            scores = scores.float().clone()
-            scores[0] = guide.apply(scores[0])
-            return scores
+            return apply_rows(scores.float().clone(), [(0, guide)])
 
     return ClassicGuide()

@@ -82,11 +82,13 @@ bench-spaces: $(STAMP)
 
 bench: bench-search bench-inference bench-metadata bench-storage bench-datasets bench-spaces
 
-# ruff (rules chosen in pyproject.toml) and import-linter (the layers of ARCHITECTURE.md); CI runs it.
+# ruff (rules chosen in pyproject.toml), import-linter (the layers of ARCHITECTURE.md) and mypy (strict
+# on hub, db, storage and gitrepo; [tool.mypy] in pyproject.toml); CI runs it.
 lint: $(STAMP)
 	$(BIN)/python -m compileall -q src tests bench
 	$(BIN)/ruff check src tests bench conformance
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist src/*.egg-info

@@ -69,6 +69,8 @@ async def hub_error_handler(request: Request, exc: Exception) -> Response:
     for the web UI (it marks its requests), the Hub's JSON error shape everywhere else."""
     if isinstance(exc, RepoMoved):
         return moved_response(request, exc)
+    if not isinstance(exc, HubError):  # (registered for HubError only)
+        raise exc
     if request.scope.get("aicommons.web"):
         return error_page(request, exc.status, exc.message)
     return error_response(exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import overload
 
 
 def utcnow() -> datetime:
@@ -11,6 +12,10 @@ def utcnow() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
+@overload
+def iso_z(value: datetime) -> str: ...
+@overload
+def iso_z(value: None) -> None: ...
 def iso_z(value: datetime | None) -> str | None:
     """The only date format huggingface_hub accepts: ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
     if value is None:

@@ -13,22 +13,26 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
-class TTLCache:
+class TTLCache(Generic[K, V]):
     def __init__(self, ttl_s: float, max_entries: int = 1024, clock: Callable[[], float] = time.monotonic):
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self._clock = clock
         self._lock = threading.Lock()
-        self._entries: OrderedDict[Hashable, tuple[float, object]] = OrderedDict()  # key -> (expires, value)
+        self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()  # key -> (expires, value)
         self.generation = 0  # bumped by every invalidation
 
     @property
     def enabled(self) -> bool:
         return self.ttl_s > 0
 
-    def get(self, key: Hashable):
+    def get(self, key: K) -> V | None:
         """The value stored under ``key`` less than ``ttl_s`` ago, else None."""
         entry = self._entries.get(key)
         if entry is None:
@@ -40,7 +44,7 @@ class TTLCache:
             return None
         return entry[1]
 
-    def put(self, key: Hashable, value, generation: int | None = None) -> None:
+    def put(self, key: K, value: V, generation: int | None = None) -> None:
         """Store ``value``, unless an invalidation happened since ``generation`` was read (the value
         may predate it)."""
         if not self.enabled:
@@ -56,7 +60,7 @@ class TTLCache:
     def clear(self) -> None:
         self.drop_where(lambda key: True)
 
-    def drop_where(self, predicate: Callable[[Hashable], bool]) -> None:
+    def drop_where(self, predicate: Callable[[K], bool]) -> None:
         with self._lock:
             self.generation += 1
             for key in [k for k in self._entries if predicate(k)]:

@@ -32,17 +32,20 @@ def _web_session(url: str, name: str) -> httpx.Client:
 
 def test_suspend_stops_sessions_at_once_and_tokens_within_the_cache_bound(live_hub, http):
     name, token = _user(live_hub)
-    browser = _web_session(live_hub.url, name)
-    assert browser.get("/settings/tokens").status_code == 200
-    assert http.get("/api/whoami-v2", headers=auth(token)).json()["name"] == name  # now in the server's cache
+    browser = _web_session(live_hub.url, name)  # opened (signed in) already: closed below, not re-entered
+    try:
+        assert browser.get("/settings/tokens").status_code == 200
+        assert http.get("/api/whoami-v2", headers=auth(token)).json()["name"] == name  # now in the server's cache
 
-    live_hub.cli("user", "suspend", name)
-    suspended = time.monotonic()
-    assert browser.get("/settings/tokens").status_code == 303  # back to the sign-in page, at once
-    while (answer := http.get("/api/whoami-v2", headers=auth(token))).status_code == 200:
-        assert time.monotonic() - suspended < TOKEN_CACHE_SECONDS + 1, "a suspended token outlived the bound"
-        time.sleep(0.1)
-    assert answer.status_code == 401 and "suspended" in answer.text
+        live_hub.cli("user", "suspend", name)
+        suspended = time.monotonic()
+        assert browser.get("/settings/tokens").status_code == 303  # back to the sign-in page, at once
+        while (answer := http.get("/api/whoami-v2", headers=auth(token))).status_code == 200:
+            assert time.monotonic() - suspended < TOKEN_CACHE_SECONDS + 1, "a suspended token outlived the bound"
+            time.sleep(0.1)
+        assert answer.status_code == 401 and "suspended" in answer.text
+    finally:
+        browser.close()
     basic = http.get("/api/whoami-v2", auth=(name, PASSWORD))
     assert basic.status_code == 401
     assert _login_status(live_hub.url, name) == 401  # the web form refuses too

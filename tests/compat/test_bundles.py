@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tarfile
+from pathlib import Path
 
 import pytest
 from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
@@ -63,7 +64,7 @@ def test_export_carry_import(live_hub, api, site, source_key, tmp_path):
     assert remote.model_info(repo).sha == sha  # the same commit ids
     assert [t.name for t in remote.list_repo_refs(repo).tags] == ["v1"]
     got = hf_hub_download(repo, "model.bin", revision=sha, endpoint=site.url, cache_dir=tmp_path / "c")
-    assert open(got, "rb").read() == WEIGHTS
+    assert Path(got).read_bytes() == WEIGHTS
     git = Git(tmp_path / "home")
     git("clone", f"{site.url}/{repo}", str(tmp_path / "clone"))
     assert (tmp_path / "clone" / "model.bin").read_bytes() == WEIGHTS

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from pathlib import Path
 
 import pytest
 from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download, snapshot_download
@@ -70,12 +71,12 @@ def test_a_public_repo_is_pulled_through_with_upstreams_commit_ids(upstream, mir
     assert [c.commit_id for c in api.list_repo_commits(repo)] == \
         [c.commit_id for c in HfApi(endpoint=upstream.url).list_repo_commits(repo)]
     path = hf_hub_download(repo, "model.bin", revision=sha, endpoint=mirror.url, cache_dir=tmp_path / "c1")
-    assert open(path, "rb").read() == WEIGHTS
+    assert Path(path).read_bytes() == WEIGHTS
     # Now cached here (stored just after the last byte went out): in the mirror's own store.
     oid = hashlib.sha256(WEIGHTS).hexdigest()
     assert wait_for(lambda: blob(mirror, oid).exists()) and blob(mirror, oid).read_bytes() == WEIGHTS
     folder = snapshot_download(repo, endpoint=mirror.url, cache_dir=tmp_path / "c2")
-    assert open(os.path.join(folder, "config.json"), "rb").read() == b'{"hidden_size": 8}'
+    assert Path(os.path.join(folder, "config.json")).read_bytes() == b'{"hidden_size": 8}'
     # git sees the same history.
     git = Git(tmp_path / "home")
     git.env["GIT_LFS_SKIP_SMUDGE"] = "1"
@@ -151,12 +152,12 @@ def test_cached_files_keep_working_with_upstream_down(tmp_path_factory, tmp_path
     try:
         repo, sha = publish(up)
         first = hf_hub_download(repo, "model.bin", endpoint=mir.url, cache_dir=tmp_path / "c1")
-        assert open(first, "rb").read() == WEIGHTS
+        assert Path(first).read_bytes() == WEIGHTS
         assert wait_for(lambda: blob(mir, hashlib.sha256(WEIGHTS).hexdigest()).exists())
         stop_hub(up)
         started = time.monotonic()
         again = hf_hub_download(repo, "model.bin", endpoint=mir.url, cache_dir=tmp_path / "c2")
-        assert open(again, "rb").read() == WEIGHTS
+        assert Path(again).read_bytes() == WEIGHTS
         assert HfApi(endpoint=mir.url).model_info(repo).sha == sha
         import httpx
 
@@ -198,7 +199,7 @@ def test_a_pinned_mirror_keeps_everything_with_upstream_gone(tmp_path_factory, t
         api = HfApi(endpoint=mir.url)
         assert api.model_info(repo).sha == new
         old_copy = hf_hub_download(repo, "model.bin", revision=old, endpoint=mir.url, cache_dir=tmp_path / "c")
-        assert open(old_copy, "rb").read() == WEIGHTS  # the force-pushed-away commit is still served
+        assert Path(old_copy).read_bytes() == WEIGHTS  # the force-pushed-away commit is still served
         git = Git(tmp_path / "home")
         clone = tmp_path / "clone"
         git("clone", f"{mir.url}/{repo}", str(clone))
@@ -233,7 +234,7 @@ def test_concurrent_first_downloads_make_one_upstream_fetch(upstream, mirror, tm
 
     def download(i: int) -> bytes:
         path = hf_hub_download(repo, "model.bin", revision=sha, endpoint=mirror.url, cache_dir=tmp_path / f"c{i}")
-        return open(path, "rb").read()
+        return Path(path).read_bytes()
 
     with ThreadPoolExecutor(10) as pool:
         assert all(data == WEIGHTS for data in pool.map(download, range(10)))
@@ -252,7 +253,7 @@ class FlippingProxy:
 
         proxy = self
         self.flip = True
-        client = httpx.Client(base_url=target, timeout=30)
+        client = self.client = httpx.Client(base_url=target, timeout=30)
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -288,6 +289,8 @@ class FlippingProxy:
 
     def close(self):
         self.server.shutdown()
+        self.server.server_close()
+        self.client.close()
 
 
 def test_corrupted_upstream_bytes_are_never_cached(upstream, tmp_path_factory, tmp_path):
@@ -298,14 +301,14 @@ def test_corrupted_upstream_bytes_are_never_cached(upstream, tmp_path_factory, t
         oid = hashlib.sha256(WEIGHTS).hexdigest()
         try:
             got = hf_hub_download(repo, "model.bin", endpoint=mir.url, cache_dir=tmp_path / "c1")
-            assert open(got, "rb").read() != WEIGHTS  # passed on once (the client may notice)...
+            assert Path(got).read_bytes() != WEIGHTS  # passed on once (the client may notice)...
         except Exception:  # noqa: BLE001 - ...or refuse it: either way it must not be cached
             pass
         time.sleep(2)
         assert not blob(mir, oid).exists()
         proxy.flip = False
         got = hf_hub_download(repo, "model.bin", endpoint=mir.url, cache_dir=tmp_path / "c2")
-        assert open(got, "rb").read() == WEIGHTS
+        assert Path(got).read_bytes() == WEIGHTS
         assert wait_for(lambda: blob(mir, oid).exists())
     finally:
         stop_hub(mir)

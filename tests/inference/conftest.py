@@ -1,8 +1,9 @@
 """Inference fixtures: tiny random-weight models built once per session, served by a live server.
 
-Most tests use our routes + ``DirectoryModelSource`` + a stand-in principal middleware in a thread
-(fast, and the service can be inspected); ``test_hub_e2e.py`` uploads the same models to the real
-hub (``live_hub``) and goes through ``HubModelSource``.
+Most tests use our routes + ``DirectoryModelSource`` + a middleware that only names the caller, in a
+thread (fast, and the service can be inspected): they test serving, not access. ``test_hub_e2e.py``
+uploads the same models to the real hub (``live_hub``) and goes through its auth middleware and
+``HubModelSource``: the access rules (private, gated, administrators) are tested there.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 CLASSIFIER = "acme/tiny-classifier"
 NER = "acme/tiny-ner"
 FILL_MASK = "acme/tiny-fill-mask"
-PRIVATE = "alice/private-llama"
-GATED = "acme/gated-llama"
 
 
 @pytest.fixture(scope="session")
@@ -50,8 +49,6 @@ def source(model_dirs) -> DirectoryModelSource:
     src.add(CLASSIFIER, model_dirs["classifier"])
     src.add(NER, model_dirs["ner"])
     src.add(FILL_MASK, model_dirs["fill_mask"])
-    src.add(PRIVATE, model_dirs["llama"], private_to={"token:alice"})
-    src.add(GATED, model_dirs["llama"], gated_for={"token:bob"})
     return src
 
 

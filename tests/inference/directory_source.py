@@ -1,7 +1,6 @@
-"""A ModelSource over plain folders, for inference tests until the hub's own source is mounted.
-
-Mimics the hub's rules that inference relies on: revisions pin a commit, private repos are
-invisible (RepoNotFound) to others, gated repos answer GatedRepo.
+"""A ModelSource over plain folders, for the serving tests: revisions pin a commit, every model is
+visible to every caller. Access rules are the hub's (``HubModelSource``), tested on the real hub in
+``test_hub_e2e.py``; this source does not imitate them.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from aicommons.errors import GatedRepo, RepoNotFound, RevisionNotFound
+from aicommons.errors import RepoNotFound, RevisionNotFound
 from aicommons.inference.source import ModelListing, ResolvedModel, split_model_ref
 
 
@@ -32,9 +31,7 @@ def read_card(folder: Path) -> dict:
 
 @dataclass
 class Repo:
-    revisions: dict  # revision name or commit -> folder; "main" is the default
-    private_to: set | None = None  # principal keys allowed; None = public
-    gated_for: set = field(default_factory=set)  # principal keys that must not read it
+    revisions: dict = field(default_factory=dict)  # revision name or commit -> folder; "main" is the default
 
 
 class DirectoryModelSource:
@@ -42,8 +39,8 @@ class DirectoryModelSource:
         self.repos: dict[str, Repo] = {}
         self.resolve_calls = 0
 
-    def add(self, repo_id: str, folder: Path, *, revision: str = "main", private_to=None, gated_for=()) -> str:
-        repo = self.repos.setdefault(repo_id, Repo({}, private_to, set(gated_for)))
+    def add(self, repo_id: str, folder: Path, *, revision: str = "main") -> str:
+        repo = self.repos.setdefault(repo_id, Repo())
         commit = fake_commit(repo_id, revision, str(folder))
         repo.revisions[revision] = (commit, Path(folder))
         repo.revisions[commit] = (commit, Path(folder))
@@ -53,10 +50,8 @@ class DirectoryModelSource:
         self.resolve_calls += 1
         repo_id, revision = split_model_ref(model)
         repo = self.repos.get(repo_id)
-        if repo is None or (repo.private_to is not None and principal.key not in repo.private_to):
+        if repo is None:
             raise RepoNotFound(f"Repository {repo_id} not found")
-        if principal.key in repo.gated_for:
-            raise GatedRepo(f"Access to {repo_id} is restricted; ask for access on its page")
         if (revision or "main") not in repo.revisions:
             raise RevisionNotFound(f"Revision {revision} not found in {repo_id}")
         commit, folder = repo.revisions[revision or "main"]
@@ -65,7 +60,6 @@ class DirectoryModelSource:
 
     def list_models(self, principal):
         for repo_id, repo in self.repos.items():
-            if repo.private_to is None or principal.key in repo.private_to:
-                _, folder = repo.revisions["main"]
-                card = read_card(folder)
-                yield ModelListing(repo_id, card.get("pipeline_tag"), card.get("library_name"))
+            _, folder = repo.revisions["main"]
+            card = read_card(folder)
+            yield ModelListing(repo_id, card.get("pipeline_tag"), card.get("library_name"))

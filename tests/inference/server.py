@@ -24,9 +24,10 @@ class Principal:
     is_admin: bool = False
 
 
-class StandInAuth:
-    """Stand-in for the core's auth middleware: 'Bearer <name>' is principal token:<name>; 'Bearer
-    admin' is an administrator."""
+class NamingCaller:
+    """Names the caller for the fairness tests, and decides nothing: 'Bearer <name>' is principal
+    token:<name>, no token is an anonymous caller. Nobody is an administrator here; access rules
+    are the hub's auth middleware's and are tested on the real hub (test_hub_e2e.py)."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -37,7 +38,7 @@ class StandInAuth:
             auth = headers.get(b"authorization", b"").decode()
             token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
             client = (scope.get("client") or ("?", 0))[0]
-            principal = Principal(f"token:{token}", False, token, token == "admin") if token and token != "EMPTY" \
+            principal = Principal(f"token:{token}", False, token) if token and token != "EMPTY" \
                 else Principal(f"anon:{client}", True)
             scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
@@ -52,7 +53,7 @@ def free_port() -> int:
 class LiveServer:
     def __init__(self, source, inference_settings):
         self.service = build_inference_service(None, source, inference_settings)
-        app = Starlette(routes=inference_routes(self.service), middleware=[Middleware(StandInAuth)])
+        app = Starlette(routes=inference_routes(self.service), middleware=[Middleware(NamingCaller)])
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")

@@ -83,3 +83,31 @@ def test_vllm_gets_only_validated_parameters():
                          extra={"stream": False})
     assert plain == {"n": 1, "max_tokens": 4, "temperature": 1.0, "top_p": 1.0, "stream": False,
                      "prompt": [[1, 2], [3]]}
+
+
+def test_unloading_a_vllm_model_closes_its_http_client():
+    """The engine's HTTP client is closed on the loop that opened it when the model is unloaded
+    (from the lifecycle's thread), so its connections are not left to the GC."""
+    import subprocess
+    import sys
+
+    from aicommons.inference.engines.vllm import VLLMEngine
+
+    class Tokenizer:
+        chat_template = None
+
+        def __len__(self):
+            return 10
+
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    engine = VLLMEngine(ResolvedModel("acme/m", "a" * 40, Path("/nonexistent")), process, "http://127.0.0.1:9",
+                        Tokenizer(), context_length=64, footprint=0)
+
+    async def scenario():
+        client = engine._http()  # opened on this loop, as generate() and the proxy do
+        await asyncio.get_running_loop().run_in_executor(None, engine.close)  # as lifecycle unloads
+        return client
+
+    client = asyncio.run(scenario())
+    assert client.is_closed
+    assert process.poll() is not None

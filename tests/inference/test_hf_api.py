@@ -14,10 +14,23 @@ pytestmark = pytest.mark.inference
 HEX40 = re.compile(r"^[0-9a-f]{40}$")
 
 
+_clients: list = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients():
+    """InferenceClient keeps each streamed response open until the client is closed."""
+    yield
+    while _clients:
+        _clients.pop().close()
+
+
 def client_for(server, repo_id, token="alice"):
     from huggingface_hub import InferenceClient
 
-    return InferenceClient(model=f"{server.url}/models/{repo_id}", token=token, timeout=60)
+    client = InferenceClient(model=f"{server.url}/models/{repo_id}", token=token, timeout=60)
+    _clients.append(client)
+    return client
 
 
 def test_feature_extraction_and_similarity(server, model_dirs):

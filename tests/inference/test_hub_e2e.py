@@ -1,5 +1,9 @@
 """End to end on the real hub: models uploaded with huggingface_hub, served through HubModelSource
-(``aicommons serve`` from the shared ``live_hub`` fixture), used with the real clients."""
+(``aicommons serve`` from the shared ``live_hub`` fixture), used with the real clients.
+
+The access rules of inference (private, gated, administrators only) are tested here, through the
+hub's own auth middleware, tokens and model source; the in-thread server of the other inference
+tests only names callers for its fairness tests."""
 
 from __future__ import annotations
 
@@ -22,38 +26,100 @@ def hub_models(live_hub, model_dirs):
 
     api = HfApi(endpoint=live_hub.url, token=ALICE_TOKEN)
     ids = {"llama": f"alice/{unique_name('tiny-llama')}", "minilm": f"alice/{unique_name('minilm')}",
-           "private": f"alice/{unique_name('private-llama')}"}
+           "private": f"alice/{unique_name('private-llama')}", "gated": f"alice/{unique_name('gated-llama')}"}
     commits = {}
     for key, folder, private in (("llama", model_dirs["llama"], False), ("minilm", model_dirs["minilm"], False),
-                                 ("private", model_dirs["llama"], True)):
+                                 ("private", model_dirs["llama"], True), ("gated", model_dirs["llama"], False)):
         api.create_repo(ids[key], private=private)
         commits[key] = api.upload_folder(repo_id=ids[key], folder_path=str(folder)).oid
+    api.update_repo_settings(ids["gated"], gated="manual")
     return ids, commits
+
+
+@pytest.fixture(scope="module")
+def admin(live_hub) -> tuple[str, dict[str, str]]:
+    """A hub administrator (a real account and token): its name and Authorization headers."""
+    name = unique_name("root")
+    live_hub.cli("user", "create", name, "--admin")
+    return name, {"Authorization": "Bearer " + live_hub.cli("token", "create", name).stdout.splitlines()[-1]}
+
+
+CHAT = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
+
+
+def test_private_and_gated_models_need_access(live_hub, hub_models):
+    ids, _commits = hub_models
+    alice, bob = {"Authorization": f"Bearer {ALICE_TOKEN}"}, {"Authorization": f"Bearer {BOB_TOKEN}"}
+    with httpx.Client(base_url=live_hub.url, timeout=120) as http:
+        private = {"model": ids["private"], **CHAT}
+        anonymous = http.post("/v1/chat/completions", json=private)
+        assert anonymous.status_code == 401  # invisible: answered like a missing repo to anonymous callers
+        assert ids["private"] not in anonymous.text
+        assert http.post("/v1/chat/completions", json=private, headers=bob).status_code == 404
+        tgi = http.post(f"/models/{ids['private']}/generate", json={"inputs": "x"}, headers=bob)
+        assert tgi.status_code == 404 and tgi.headers["x-error-code"] == "RepoNotFound"
+        assert http.post("/v1/chat/completions", json=private, headers=alice).status_code == 200
+        for headers in ({}, bob):
+            listed = http.get("/v1/models", headers=headers).json()["data"]
+            assert ids["private"] not in {m["id"] for m in listed} and ids["llama"] in {m["id"] for m in listed}
+        assert ids["private"] in {m["id"] for m in http.get("/v1/models", headers=alice).json()["data"]}
+
+        gated = {"model": ids["gated"], **CHAT}
+        refused = http.post("/v1/chat/completions", json=gated, headers=bob)
+        assert refused.status_code == 403 and refused.json()["error"]["type"] == "permission_error"
+        assert http.post("/v1/chat/completions", json=gated, headers=alice).status_code == 200  # the owner
+        assert http.post(f"/api/models/{ids['gated']}/ask-access", json={"reason": "eval"},
+                         headers=bob).json()["status"] == "pending"
+        assert http.post("/v1/chat/completions", json=gated, headers=bob).status_code == 403  # not yet accepted
+        from huggingface_hub import HfApi
+
+        HfApi(endpoint=live_hub.url, token=ALICE_TOKEN).accept_access_request(ids["gated"], "bob")
+        assert http.post("/v1/chat/completions", json=gated, headers=bob).status_code == 200
+
+
+def test_metrics_named_after_vllm(live_hub, hub_models, admin):
+    ids, _commits = hub_models
+    _name, admin = admin
+    alice = {"Authorization": f"Bearer {ALICE_TOKEN}"}
+    with httpx.Client(base_url=live_hub.url, timeout=120) as http:
+        assert http.post("/v1/chat/completions", json={"model": ids["llama"], **CHAT}, headers=alice).status_code == 200
+        assert http.post("/v1/embeddings", json={"model": ids["minilm"], "input": ["a", "b"]},
+                         headers=alice).status_code == 200
+        assert http.get("/metrics").status_code == 401
+        assert http.get("/metrics", headers=alice).status_code == 403
+        text = http.get("/metrics", headers=admin).text
+    for name in ("hub_time_to_first_token_seconds_bucket", "hub_inter_token_latency_seconds_bucket",
+                 "hub_e2e_request_latency_seconds_bucket", "hub_request_queue_time_seconds_bucket",
+                 "hub_prompt_tokens_total", "hub_generation_tokens_total", "hub_num_requests_running",
+                 "hub_num_requests_waiting", "hub_models_loaded", "hub_model_loads_total",
+                 "hub_embedding_batch_size_bucket", "hub_model_requests_in_flight", "hub_requests_total"):
+        assert name in text, name
+    assert f'model="{ids["llama"]}"' in text and "token:" not in text and "user:" not in text  # never by user
 
 
 def test_openai_client_on_uploaded_models(live_hub, hub_models):
     ids, commits = hub_models
-    client = openai.OpenAI(base_url=live_hub.url + "/v1", api_key=ALICE_TOKEN, max_retries=0, timeout=120)
-    raw = client.chat.completions.with_raw_response.create(
-        model=ids["llama"], messages=[{"role": "user", "content": "hello"}], max_tokens=5, temperature=0)
-    reply = raw.parse()
-    assert reply.system_fingerprint == commits["llama"] == raw.headers["x-model-revision"]
-    assert raw.headers["x-model-license"] == "apache-2.0"
-    chunks = list(client.chat.completions.create(model=ids["llama"], messages=[{"role": "user", "content": "hello"}],
-                                                 max_tokens=5, temperature=0, stream=True))
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == reply.choices[0].message.content
-    emb = client.embeddings.create(model=ids["minilm"], input=["a fox", "a dog"])
-    assert np.array([d.embedding for d in emb.data]).shape == (2, 384)
-    assert {ids["llama"], ids["minilm"]} <= {m.id for m in client.models.list()}
+    with openai.OpenAI(base_url=live_hub.url + "/v1", api_key=ALICE_TOKEN, max_retries=0, timeout=120) as client:
+        raw = client.chat.completions.with_raw_response.create(
+            model=ids["llama"], messages=[{"role": "user", "content": "hello"}], max_tokens=5, temperature=0)
+        reply = raw.parse()
+        assert reply.system_fingerprint == commits["llama"] == raw.headers["x-model-revision"]
+        assert raw.headers["x-model-license"] == "apache-2.0"
+        chunks = list(client.chat.completions.create(model=ids["llama"], messages=[{"role": "user", "content": "hello"}],
+                                                     max_tokens=5, temperature=0, stream=True))
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == reply.choices[0].message.content
+        emb = client.embeddings.create(model=ids["minilm"], input=["a fox", "a dog"])
+        assert np.array([d.embedding for d in emb.data]).shape == (2, 384)
+        assert {ids["llama"], ids["minilm"]} <= {m.id for m in client.models.list()}
 
 
 def test_inference_client_and_access_rules(live_hub, hub_models):
     from huggingface_hub import InferenceClient
 
     ids, commits = hub_models
-    hf = InferenceClient(model=f"{live_hub.url}/models/{ids['llama']}", token=ALICE_TOKEN, timeout=120)
-    assert "".join(hf.text_generation("the fox", max_new_tokens=4, stream=True)) == \
-        hf.text_generation("the fox", max_new_tokens=4)
+    with InferenceClient(model=f"{live_hub.url}/models/{ids['llama']}", token=ALICE_TOKEN, timeout=120) as hf:
+        assert "".join(hf.text_generation("the fox", max_new_tokens=4, stream=True)) == \
+            hf.text_generation("the fox", max_new_tokens=4)
     body = {"model": ids["private"], "messages": [{"role": "user", "content": "x"}], "max_tokens": 2}
     url = live_hub.url + "/v1/chat/completions"
     assert httpx.post(url, json=body, headers={"Authorization": f"Bearer {BOB_TOKEN}"}, timeout=120).status_code == 404
@@ -63,11 +129,9 @@ def test_inference_client_and_access_rules(live_hub, hub_models):
     assert mine.status_code == 200 and mine.json()["system_fingerprint"] == commits["private"]
 
 
-def test_administrators_see_load_and_unload_models(live_hub, hub_models):
+def test_administrators_see_load_and_unload_models(live_hub, hub_models, admin):
     ids, commits = hub_models
-    name = unique_name("root")
-    live_hub.cli("user", "create", name, "--admin")
-    admin = {"Authorization": "Bearer " + live_hub.cli("token", "create", name).stdout.splitlines()[-1]}
+    name, admin = admin
     with httpx.Client(base_url=live_hub.url, timeout=120) as http:
         # Only administrators: the list names private models too.
         assert http.get("/models/loaded").status_code == 401

@@ -132,8 +132,7 @@ def test_pinned_revision_answers_from_its_commit(openai_client, source):
 
 def test_models_list(openai_client):
     ids = {m.id for m in openai_client.models.list()}
-    assert {LLAMA, MINILM} <= ids
-    assert "alice/private-llama" in ids  # the client is alice
+    assert {LLAMA, MINILM} <= ids  # (who sees private models: test_hub_e2e.py, on the real hub)
 
 
 def test_errors_use_openai_shape(openai_client):

@@ -244,7 +244,7 @@ def cmd_scan(args) -> int:
     pool = ScanWorkerPool(Settings.from_env().scan_worker_limits)  # the hub's limits, in worker processes
     for name in args.files:
         path = Path(name)
-        result = pool.scan_path(path.name, path.resolve(), path.stat().st_size)
+        result = pool.scan_path(path.name, str(path.resolve()), path.stat().st_size)
         print(f"{result.status}\t{name}")
         for finding in result.findings:
             print(f"\t{finding.severity}: {finding.message}")

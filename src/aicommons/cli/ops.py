@@ -51,7 +51,7 @@ def _progress():
 
 
 def cmd_gc(args) -> int:
-    from huey.exceptions import TaskLockedException
+    from huey.exceptions import TaskLockedException  # type: ignore[import-untyped]  # huey has no types
 
     from aicommons.hub.gc import format_keys
     hub = _hub()

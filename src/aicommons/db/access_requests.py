@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
@@ -18,7 +19,7 @@ class AccessRequestStore:
             return conn.execute(select(access_requests.c.status).where(
                 access_requests.c.repo_id == repo_id, access_requests.c.user_id == user_id)).scalar()
 
-    def upsert(self, repo_id: int, user_id: int, status: str, now: datetime, fields: dict | None = None,
+    def upsert(self, repo_id: int, user_id: int, status: str, now: datetime, fields: dict[str, Any] | None = None,
                rejection_reason: str | None = None) -> None:
         with self.engine.begin() as conn:
             found = conn.execute(select(access_requests.c.id).where(
@@ -28,7 +29,7 @@ class AccessRequestStore:
                                                             fields=fields, rejection_reason=rejection_reason,
                                                             created_at=now))
             else:
-                values = {"status": status, "rejection_reason": rejection_reason}
+                values: dict[str, Any] = {"status": status, "rejection_reason": rejection_reason}
                 if fields is not None:
                     values["fields"] = fields
                 conn.execute(update(access_requests).where(access_requests.c.id == found).values(**values))
@@ -38,7 +39,7 @@ class AccessRequestStore:
             return conn.execute(select(access_requests.c.user_id).where(
                 access_requests.c.repo_id == repo_id, access_requests.c.id == request_id)).scalar()
 
-    def list(self, repo_id: int, status: str) -> list[dict]:
+    def list(self, repo_id: int, status: str) -> list[dict[str, Any]]:
         query = (select(access_requests, accounts.c.name, accounts.c.fullname, accounts.c.email)
                  .join(accounts, accounts.c.id == access_requests.c.user_id)
                  .where(access_requests.c.repo_id == repo_id, access_requests.c.status == status)

@@ -8,7 +8,7 @@ go with the row (``ON DELETE CASCADE``); likes go too, and the liked repos' coun
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Connection, Engine, delete, func, select, update
 
 from aicommons.db.tables import accounts, discussion_events, discussions, likes, repos, xet_usage
 from aicommons.db.upsert import insert_ignore
@@ -28,7 +28,7 @@ class AccountRemovalStore:
 
     def owned_repo_count(self, user_id: int) -> int:
         with self.engine.connect() as conn:
-            return conn.execute(select(func.count()).where(repos.c.owner_id == user_id)).scalar()
+            return conn.execute(select(func.count()).where(repos.c.owner_id == user_id)).scalar_one()
 
     def remove(self, user_id: int) -> bool:
         """Delete the account row; False if it was already gone. Raises ``StillOwnsRepos`` (and
@@ -52,9 +52,9 @@ class AccountRemovalStore:
         return True
 
 
-def _ghost_id(conn) -> int:
+def _ghost_id(conn: Connection) -> int:
     insert_ignore(conn, accounts, {"name": GHOST_NAME, "name_lower": GHOST_NAME, "kind": GHOST_KIND, "fullname": "",
                                    "is_admin": False, "created_at": utcnow()})
-    return conn.execute(select(accounts.c.id).where(accounts.c.name_lower == GHOST_NAME)).scalar()
+    return int(conn.execute(select(accounts.c.id).where(accounts.c.name_lower == GHOST_NAME)).scalar_one())
 
 

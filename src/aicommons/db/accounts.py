@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, or_, select, update
+from sqlalchemy import Engine, Row, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from aicommons.db.tables import accounts, memberships, tokens
-from aicommons.db.upsert import insert_ignore
+from aicommons.db.upsert import insert_ignore, new_id
 from aicommons.times import utcnow
 
 
@@ -45,14 +47,14 @@ class TokenRow:
     name: str
     role: str  # "read" | "write" | "fineGrained"
     created_at: datetime
-    fine_grained: dict | None = None  # hub/token_scopes.Grants.to_stored()
+    fine_grained: dict[str, Any] | None = None  # hub/token_scopes.Grants.to_stored()
     expires_at: datetime | None = None
     last_used_at: datetime | None = None
     origin: str | None = None
 
 
-def _token(row, prefix: str = "") -> TokenRow:
-    def get(name):
+def _token(row: Row[Any], prefix: str = "") -> TokenRow:
+    def get(name: str) -> Any:
         return getattr(row, prefix + name)
     return TokenRow(get("id"), get("user_id"), get("name"), get("role"), get("created_at"), get("fine_grained"),
                     get("expires_at"), get("last_used_at"), get("origin"))
@@ -61,7 +63,7 @@ def _token(row, prefix: str = "") -> TokenRow:
 _TOKEN_COLUMNS = [c.label("token_" + c.name) for c in tokens.c if c.name != "token_hash"]
 
 
-def _account(row) -> Account:
+def _account(row: Row[Any]) -> Account:
     return Account(row.id, row.name, row.kind, row.fullname or "", row.email, bool(row.is_admin),
                    row.created_at, row.password_hash, row.suspended_at, row.bio or "", row.homepage or "",
                    bool(row.email_verified), row.status)
@@ -80,10 +82,13 @@ class AccountStore:
                     name=name, name_lower=name.lower(), kind=kind, fullname=fullname, email=email,
                     password_hash=password_hash, is_admin=is_admin, created_at=now or utcnow(),
                     email_verified=email_verified, status=status))
-                account_id = res.inserted_primary_key[0]
+                account_id = new_id(res)
         except IntegrityError as exc:
             raise AlreadyExists(name) from exc
-        return self.get_by_id(account_id)
+        created = self.get_by_id(account_id)
+        if created is None:
+            raise RuntimeError("an account vanished as it was created")
+        return created
 
     def get(self, name: str) -> Account | None:
         if "\x00" in name or not name.isascii() and not _encodable(name):
@@ -128,7 +133,7 @@ class AccountStore:
         with self.engine.connect() as conn:
             return [_account(r) for r in conn.execute(query)]
 
-    def search(self, kind: str, text: str = "", offset: int = 0, limit: int = 50) -> tuple[list[Account], int]:
+    def search(self, kind: str, text: str = "", offset: int = 0, limit: int = 50) -> tuple[builtins.list[Account], int]:
         """Accounts of ``kind`` whose name, full name or e-mail contains ``text``; (page, total)."""
         clauses = [accounts.c.kind == kind]
         if text:
@@ -136,11 +141,11 @@ class AccountStore:
                                  for c in (accounts.c.name, accounts.c.fullname, accounts.c.email))))
         query = select(accounts).where(*clauses)
         with self.engine.connect() as conn:
-            total = conn.execute(select(func.count()).select_from(query.subquery())).scalar()
+            total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
             rows = conn.execute(query.order_by(accounts.c.name_lower).offset(offset).limit(limit))
             return [_account(r) for r in rows], total
 
-    def update(self, account_id: int, **values) -> None:
+    def update(self, account_id: int, **values: Any) -> None:
         """Set columns of one account (suspended_at, is_admin, fullname, bio, homepage, email)."""
         with self.engine.begin() as conn:
             conn.execute(update(accounts).where(accounts.c.id == account_id).values(**values))
@@ -148,7 +153,7 @@ class AccountStore:
     def count_admins(self) -> int:
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).where(accounts.c.kind == "user", accounts.c.is_admin.is_(True),
-                                                           accounts.c.suspended_at.is_(None))).scalar()
+                                                           accounts.c.suspended_at.is_(None))).scalar_one()
 
     # --- memberships ----------------------------------------------------------------------------
 
@@ -159,7 +164,7 @@ class AccountStore:
                 conn.execute(update(memberships).where(memberships.c.org_id == org_id,
                                                        memberships.c.user_id == user_id).values(role=role))
 
-    def orgs_of(self, user_id: int) -> list[tuple[Account, str]]:
+    def orgs_of(self, user_id: int) -> builtins.list[tuple[Account, str]]:
         query = (select(accounts, memberships.c.role)
                  .join(memberships, memberships.c.org_id == accounts.c.id)
                  .where(memberships.c.user_id == user_id).order_by(accounts.c.name_lower))
@@ -173,7 +178,7 @@ class AccountStore:
 
     # --- tokens ---------------------------------------------------------------------------------
 
-    def add_token(self, user_id: int, name: str, role: str, token_hash: str, fine_grained: dict | None = None,
+    def add_token(self, user_id: int, name: str, role: str, token_hash: str, fine_grained: dict[str, Any] | None = None,
                   expires_at: datetime | None = None, origin: str | None = None) -> TokenRow:
         now = utcnow()
         try:
@@ -182,7 +187,7 @@ class AccountStore:
                                                          token_hash=token_hash, created_at=now,
                                                          fine_grained=fine_grained, expires_at=expires_at,
                                                          origin=origin))
-                token_id = res.inserted_primary_key[0]
+                token_id = new_id(res)
         except IntegrityError as exc:
             raise AlreadyExists("token") from exc
         return TokenRow(token_id, user_id, name, role, now, fine_grained, expires_at, None, origin)
@@ -230,7 +235,7 @@ class AccountStore:
         with self.engine.begin() as conn:
             return conn.execute(delete(tokens).where(tokens.c.user_id == user_id)).rowcount
 
-    def list_tokens(self, user_id: int) -> list[TokenRow]:
+    def list_tokens(self, user_id: int) -> builtins.list[TokenRow]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(tokens).where(tokens.c.user_id == user_id).order_by(tokens.c.id))
             return [_token(r) for r in rows]

@@ -45,7 +45,7 @@ class AuditStore:
         return [AuditEvent(r.at, r.actor, r.ip, r.action, r.target, r.status, r.request_id) for r in reversed(rows)]
 
 
-def _storable(column: str, value):
+def _storable(column: str, value: object) -> object:
     """What the client chose (a path, a user name tried) fits its column on every backend: cut to
     the column's length (PostgreSQL refuses longer text: a 500 for the request being recorded),
     NUL and lone surrogates replaced (PostgreSQL cannot store them)."""

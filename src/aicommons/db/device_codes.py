@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, Row, delete, insert, select, update
 
 from aicommons.db.tables import device_codes
 
@@ -24,7 +25,7 @@ class DeviceCode:
     last_poll_at: datetime | None
 
 
-def _code(row) -> DeviceCode:
+def _code(row: Row[Any]) -> DeviceCode:
     return DeviceCode(row.code_hash, row.user_code, row.client_id, row.client_name, row.status, row.user_id,
                       row.role, row.created_at, row.expires_at, row.last_poll_at)
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MIGRATION_LOCK_KEY = 0x41494D47  # any constant shared by all replicas ("AIMG")
@@ -21,11 +23,11 @@ def normalise_url(url: str) -> str:
 _WRITE = "aicommons_write"
 
 
-def _write_transaction(engine: Engine):
+def _write_transaction(engine: Engine) -> Callable[[], contextlib.AbstractContextManager[Connection]]:
     """``engine.begin()`` for SQLite: the same context manager, flagged as a write transaction."""
 
     @contextlib.contextmanager
-    def begin():
+    def begin() -> Iterator[Connection]:
         with engine.connect() as conn:
             conn.execution_options(**{_WRITE: True})
             with conn.begin():
@@ -45,7 +47,7 @@ def make_engine(url: str) -> Engine:
                                pool_size=8, max_overflow=32, pool_pre_ping=False)
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             # WAL: readers never block the writer; synchronous=FULL: a committed row survives a crash.
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
@@ -55,13 +57,14 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn):
+        def _sqlite_begin(conn: Connection) -> None:
             # Write transactions (``engine.begin()``) take the write lock at BEGIN, so that two writers
             # queue on busy_timeout instead of failing when a read lock cannot be upgraded; reads
             # (``engine.connect()``) take a plain snapshot and never wait for a writer (WAL).
             conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
 
-        engine.begin = _write_transaction(engine)
+        # An instance attribute shadows Engine.begin (setattr: mypy rightly refuses assigning a method).
+        setattr(engine, "begin", _write_transaction(engine))  # noqa: B010
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 

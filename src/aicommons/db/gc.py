@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Connection, Engine, delete, select
 
 from aicommons.db.tables import blob_leases, lfs_objects, repo_lfs_objects, repos
 from aicommons.db.upsert import insert_ignore, upsert
@@ -103,10 +103,10 @@ class BlobGcStore:
             return {r.oid: r.size for r in conn.execute(select(lfs_objects.c.oid, lfs_objects.c.size))}
 
 
-def _stale_lease_locked(conn, key: str, cutoff: datetime) -> bool:
+def _stale_lease_locked(conn: Connection, key: str, cutoff: datetime) -> bool:
     """Lock the lease row of ``key`` (made if missing: a concurrent ``touch_lease`` now waits for
     this transaction) and say whether it is older than ``cutoff``."""
     insert_ignore(conn, blob_leases, {"key": key, "touched_at": EPOCH})
     touched = conn.execute(select(blob_leases.c.touched_at).where(blob_leases.c.key == key)
                            .with_for_update()).scalar_one()
-    return touched < cutoff
+    return bool(touched < cutoff)

@@ -13,26 +13,25 @@ does not outlive it forever.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from huey.constants import EmptyData
-from huey.storage import BaseStorage
-from sqlalchemy import Engine, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Engine, Select, and_, delete, func, or_, select, update
 
+from aicommons.db._huey_private import BaseStorage, EmptyData
 from aicommons.db.tables import job_counters, job_data, job_queue, job_schedule
 from aicommons.db.upsert import insert_ignore, upsert
 from aicommons.times import utcnow
 
 
-def _bytes(value) -> bytes:
+def _bytes(value: object) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
 
-class SqlJobStorage(BaseStorage):
+class SqlJobStorage(BaseStorage):  # type: ignore[misc]  # huey's base class is untyped (Any)
     blocking = False  # the consumer polls, with huey's exponential backoff
     priority = True
 
-    def __init__(self, name: str = "aicommons", engine: Engine | None = None, **kwargs):
+    def __init__(self, name: str = "aicommons", engine: Engine | None = None, **kwargs: object) -> None:
         super().__init__(name)
         if engine is None:
             raise ValueError("SqlJobStorage needs engine=")
@@ -40,15 +39,15 @@ class SqlJobStorage(BaseStorage):
 
     # --- queue ----------------------------------------------------------------------------------
 
-    def enqueue(self, data, priority=None):
+    def enqueue(self, data: bytes, priority: int | None = None) -> None:
         with self.engine.begin() as conn:
             conn.execute(job_queue.insert().values(queue=self.name, priority=int(priority or 0), data=data))
 
-    def _next(self):
+    def _next(self) -> Select[tuple[int, bytes]]:
         return (select(job_queue.c.id, job_queue.c.data).where(job_queue.c.queue == self.name)
                 .order_by(job_queue.c.priority.desc(), job_queue.c.id).limit(1))
 
-    def dequeue(self):
+    def dequeue(self) -> bytes | None:
         # A read-only peek first: idle polling must not take SQLite's write lock every time.
         with self.engine.connect() as conn:
             if conn.execute(self._next()).first() is None:
@@ -61,28 +60,28 @@ class SqlJobStorage(BaseStorage):
                 return bytes(row.data)
             return None
 
-    def queue_size(self):
+    def queue_size(self) -> int:
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(job_queue)
                                 .where(job_queue.c.queue == self.name)).scalar_one()
 
-    def enqueued_items(self, limit=None):
+    def enqueued_items(self, limit: int | None = None) -> list[bytes]:
         query = (select(job_queue.c.data).where(job_queue.c.queue == self.name)
                  .order_by(job_queue.c.priority.desc(), job_queue.c.id).limit(limit))
         with self.engine.connect() as conn:
             return [bytes(d) for d in conn.execute(query).scalars()]
 
-    def flush_queue(self):
+    def flush_queue(self) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(job_queue).where(job_queue.c.queue == self.name))
 
     # --- schedule (delayed tasks and retries) ---------------------------------------------------
 
-    def add_to_schedule(self, data, ts):
+    def add_to_schedule(self, data: bytes, ts: datetime) -> None:
         with self.engine.begin() as conn:
             conn.execute(job_schedule.insert().values(queue=self.name, run_at=ts, data=data))
 
-    def read_schedule(self, ts):
+    def read_schedule(self, ts: datetime) -> list[bytes]:
         query = (select(job_schedule.c.id, job_schedule.c.data)
                  .where(job_schedule.c.queue == self.name, job_schedule.c.run_at <= ts)
                  .order_by(job_schedule.c.run_at, job_schedule.c.id))
@@ -95,50 +94,50 @@ class SqlJobStorage(BaseStorage):
                 conn.execute(delete(job_schedule).where(job_schedule.c.id.in_([r.id for r in rows])))
             return [bytes(r.data) for r in rows]
 
-    def schedule_size(self):
+    def schedule_size(self) -> int:
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(job_schedule)
                                 .where(job_schedule.c.queue == self.name)).scalar_one()
 
-    def scheduled_items(self, limit=None):
+    def scheduled_items(self, limit: int | None = None) -> list[bytes]:
         query = (select(job_schedule.c.data).where(job_schedule.c.queue == self.name)
                  .order_by(job_schedule.c.run_at, job_schedule.c.id).limit(limit))
         with self.engine.connect() as conn:
             return [bytes(d) for d in conn.execute(query).scalars()]
 
-    def flush_schedule(self):
+    def flush_schedule(self) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(job_schedule).where(job_schedule.c.queue == self.name))
 
     # --- key/value: results, revocations, locks -------------------------------------------------
 
-    def _key(self, key):
+    def _key(self, key: object) -> ColumnElement[bool]:
         return and_(job_data.c.queue == self.name, job_data.c.key == str(key))
 
-    def _live(self):
+    def _live(self) -> ColumnElement[bool]:
         return or_(job_data.c.expires_at.is_(None), job_data.c.expires_at > utcnow())
 
-    def put_data(self, key, value, is_result=False):
+    def put_data(self, key: object, value: object, is_result: bool = False) -> None:
         with self.engine.begin() as conn:
             upsert(conn, job_data, {"queue": self.name, "key": str(key), "value": _bytes(value), "expires_at": None},
                    keys=["queue", "key"], update=["value", "expires_at"])
 
-    def peek_data(self, key):
+    def peek_data(self, key: object) -> bytes | object:
         with self.engine.connect() as conn:
             value = conn.execute(select(job_data.c.value).where(self._key(key), self._live())).scalar()
         return EmptyData if value is None else bytes(value)
 
-    def pop_data(self, key):
+    def pop_data(self, key: object) -> bytes | object:
         with self.engine.begin() as conn:
             value = conn.execute(select(job_data.c.value).where(self._key(key), self._live())
                                  .with_for_update()).scalar()
             conn.execute(delete(job_data).where(self._key(key)))
         return EmptyData if value is None else bytes(value)
 
-    def has_data_for_key(self, key):
+    def has_data_for_key(self, key: object) -> bool:
         return self.peek_data(key) is not EmptyData
 
-    def put_if_empty(self, key, value, ttl=None):
+    def put_if_empty(self, key: object, value: object, ttl: float | None = None) -> bool:
         expires = utcnow() + timedelta(seconds=ttl) if ttl else None
         with self.engine.begin() as conn:
             # An expired entry (a lock whose holder died) counts as empty.
@@ -146,36 +145,36 @@ class SqlJobStorage(BaseStorage):
             return insert_ignore(conn, job_data, {"queue": self.name, "key": str(key), "value": _bytes(value),
                                                   "expires_at": expires}) == 1
 
-    def result_store_size(self):
+    def result_store_size(self) -> int:
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(job_data)
                                 .where(job_data.c.queue == self.name)).scalar_one()
 
-    def result_items(self):
+    def result_items(self) -> dict[str, bytes]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(job_data.c.key, job_data.c.value).where(
                 job_data.c.queue == self.name, self._live()))
             return {r.key: bytes(r.value) for r in rows}
 
-    def flush_results(self):
+    def flush_results(self) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(job_data).where(job_data.c.queue == self.name))
 
     # --- counters (huey's rate limits) ----------------------------------------------------------
 
-    def incr(self, key, amount=1):
+    def incr(self, key: object, amount: int = 1) -> int:
         where = and_(job_counters.c.queue == self.name, job_counters.c.key == str(key))
         with self.engine.begin() as conn:
             insert_ignore(conn, job_counters, {"queue": self.name, "key": str(key), "value": 0})
             conn.execute(update(job_counters).where(where).values(value=job_counters.c.value + amount))
-            return conn.execute(select(job_counters.c.value).where(where)).scalar_one()
+            return int(conn.execute(select(job_counters.c.value).where(where)).scalar_one())
 
-    def delete_counter(self, key):
+    def delete_counter(self, key: object) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(job_counters).where(job_counters.c.queue == self.name,
                                                     job_counters.c.key == str(key)))
 
-    def flush_counters(self):
+    def flush_counters(self) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(job_counters).where(job_counters.c.queue == self.name))
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, Select, and_, delete, func, insert, select, update
 
 from aicommons.db.accounts import Account, _account
 from aicommons.db.tables import (
@@ -19,7 +20,7 @@ from aicommons.db.tables import (
     org_join_requests,
     repos,
 )
-from aicommons.db.upsert import insert_ignore
+from aicommons.db.upsert import insert_ignore, new_id
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class Invitation:
     expires_at: datetime
 
 
-def _invitation(row) -> Invitation:
+def _invitation(row: Row[Any]) -> Invitation:
     return Invitation(row.id, row.org_id, row.email, row.role, row.created_by, row.created_at, row.expires_at)
 
 
@@ -73,9 +74,9 @@ class OrgStore:
             return True
 
     @staticmethod
-    def _admins(conn, org_id: int) -> int:
+    def _admins(conn: Connection, org_id: int) -> int:
         return conn.execute(select(func.count()).select_from(memberships).where(
-            memberships.c.org_id == org_id, memberships.c.role == "admin")).scalar()
+            memberships.c.org_id == org_id, memberships.c.role == "admin")).scalar() or 0
 
     def join(self, org_id: int, user_id: int, role: str) -> bool:
         """Add a member (not changing the role of an existing one); drops their join request."""
@@ -93,7 +94,7 @@ class OrgStore:
             res = conn.execute(insert(org_invitations).values(
                 org_id=org_id, token_hash=token_hash, email=email, role=role, created_by=created_by,
                 created_at=now, expires_at=expires_at))
-            invitation_id = res.inserted_primary_key[0]
+            invitation_id = new_id(res)
         return Invitation(invitation_id, org_id, email, role, created_by, now, expires_at)
 
     def invitations(self, org_id: int, now: datetime) -> list[Invitation]:
@@ -167,11 +168,11 @@ class OrgStore:
         given, discussions opened, followers, following, members."""
         visible = (repos.c.private.is_(False)) | repos.c.owner_id.in_(visible_owner_ids or (-1,))
         with self.engine.connect() as conn:
-            by_type = dict(conn.execute(select(repos.c.type, func.count()).where(
+            by_type: dict[str, int] = dict(conn.execute(select(repos.c.type, func.count()).where(
                 and_(repos.c.owner_id == account_id, visible)).group_by(repos.c.type)).all())
 
-            def count(query) -> int:
-                return conn.execute(query).scalar() or 0
+            def count(query: Select[Any]) -> int:
+                return int(conn.execute(query).scalar() or 0)
 
             return {
                 "model": by_type.get("model", 0), "dataset": by_type.get("dataset", 0),

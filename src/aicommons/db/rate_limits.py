@@ -34,7 +34,7 @@ class SharedRateLimitStore:
         """The bucket's refilled level, with its row locked until the transaction ends."""
         insert_ignore(conn, rate_buckets, {"key": key, "tokens": float(per_minute), "updated_at": now})
         row = conn.execute(select(rate_buckets).where(rate_buckets.c.key == key).with_for_update()).one()
-        return min(float(per_minute), row.tokens + max(0.0, now - row.updated_at) * per_minute / 60.0)
+        return min(float(per_minute), float(row.tokens) + max(0.0, now - float(row.updated_at)) * per_minute / 60.0)
 
     def admit(self, key: str, cost: int, per_minute: int, max_concurrent: int, now: float,
               lease_ttl: float) -> Admission:
@@ -44,7 +44,7 @@ class SharedRateLimitStore:
             full_in = (per_minute - level) / rate if rate > 0 else 0.0
             conn.execute(delete(inflight_leases).where(inflight_leases.c.key == key,
                                                        inflight_leases.c.expires_at < now))
-            held = conn.execute(select(func.count()).where(inflight_leases.c.key == key)).scalar()
+            held = conn.execute(select(func.count()).where(inflight_leases.c.key == key)).scalar_one()
             if held >= max_concurrent:
                 return Admission(None, "concurrency", 0.0, level, full_in)
             if level < cost:

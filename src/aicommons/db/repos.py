@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from aicommons.db import search
@@ -20,7 +36,7 @@ from aicommons.db.tables import (
     repo_tags,
     repos,
 )
-from aicommons.db.upsert import insert_ignore, upsert, upsert_add
+from aicommons.db.upsert import insert_ignore, new_id, upsert, upsert_add
 from aicommons.times import utcnow
 
 
@@ -37,7 +53,7 @@ class RepoRow:
     gated: str | None
     disabled: bool
     sha: str | None
-    card_data: dict | None
+    card_data: dict[str, Any] | None
     tags: list[str]
     library_name: str | None
     pipeline_tag: str | None
@@ -48,7 +64,7 @@ class RepoRow:
     created_by: int | None = None  # the user who created it
 
 
-def _repo(row) -> RepoRow:
+def _repo(row: Row[Any]) -> RepoRow:
     return RepoRow(
         id=row.id, type=row.type, namespace=row.namespace, name=row.name, full_id=row.full_id,
         owner_id=row.owner_id, storage_key=row.storage_key, private=bool(row.private), gated=row.gated,
@@ -70,7 +86,7 @@ class RepoQuery:
     sort: str | None = None
     offset: int = 0  # the web pages' numbered pages; the API pages with ``after``
     limit: int = 1000
-    after: tuple | None = None  # keyset: (sort value, id) of the last row of the previous page
+    after: tuple[Any, ...] | None = None  # keyset: (sort value, id) of the last row of the previous page
     visible_owner_ids: tuple[int, ...] = ()  # private repos of these owners are included
     gated: bool | None = None
 
@@ -86,18 +102,18 @@ class RepoHead:
     """The stored description of a repo's default-branch head (``repo_heads``)."""
 
     sha: str
-    siblings: list  # [path, size, blob id, lfs sha256 | None, pointer size | None]
+    siblings: list[list[Any]]  # [path, size, blob id, lfs sha256 | None, pointer size | None]
     used_storage: int
     git_bytes: int | None
 
 
-def sort_column(sort: str | None):
+def sort_column(sort: str | None) -> Column[Any]:
     return SORT_COLUMNS.get(sort or "", repos.c.created_at)
 
 
 def sort_attribute(sort: str | None) -> str:
     """The ``RepoRow`` attribute a listing sorted by ``sort`` is ordered on (keyset cursors)."""
-    return sort_column(sort).name
+    return str(sort_column(sort).name)
 
 
 def sort_is_date(sort: str | None) -> bool:
@@ -118,13 +134,16 @@ class RepoStore:
                     full_id_lower=full_id.lower(), owner_id=owner_id, storage_key=storage_key,
                     private=private, disabled=False, downloads=0, likes=0, tags=[],
                     created_at=now, last_modified=now, created_by=created_by))
-                repo_id = res.inserted_primary_key[0]
+                repo_id = new_id(res)
                 # A new repo takes the name back from any redirect that pointed elsewhere.
                 conn.execute(delete(repo_redirects).where(repo_redirects.c.type == type,
                                                           repo_redirects.c.old_id_lower == full_id.lower()))
         except IntegrityError as exc:
             raise AlreadyExists(full_id) from exc
-        return self.get_by_id(repo_id)
+        created = self.get_by_id(repo_id)
+        if created is None:
+            raise RuntimeError("a repo vanished as it was created")
+        return created
 
     def get(self, type: str, full_id: str) -> RepoRow | None:
         with self.engine.connect() as conn:
@@ -159,7 +178,7 @@ class RepoStore:
         with self.engine.begin() as conn:
             conn.execute(delete(repos).where(repos.c.id == repo_id))
 
-    def update(self, repo_id: int, **values) -> None:
+    def update(self, repo_id: int, **values: Any) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(repos).where(repos.c.id == repo_id).values(**values))
 
@@ -177,12 +196,12 @@ class RepoStore:
         except IntegrityError as exc:
             raise AlreadyExists(full_id) from exc
 
-    def set_card(self, repo_id: int, *, sha: str, card_data: dict | None, tags: list[str],
+    def set_card(self, repo_id: int, *, sha: str, card_data: dict[str, Any] | None, tags: list[str],
                  library_name: str | None, pipeline_tag: str | None, now: datetime | None,
                  head: RepoHead | None = None) -> None:
         """The default branch's head ``sha`` with its card (and ``head``, its files), in one
         transaction; ``now=None`` leaves ``last_modified`` alone (a backfill, not a change)."""
-        values = dict(sha=sha, card_data=card_data, tags=tags, library_name=library_name, pipeline_tag=pipeline_tag)
+        values: dict[str, Any] = dict(sha=sha, card_data=card_data, tags=tags, library_name=library_name, pipeline_tag=pipeline_tag)
         if now is not None:
             values["last_modified"] = now
         with self.engine.begin() as conn:
@@ -196,7 +215,7 @@ class RepoStore:
                 insert_ignore(conn, repo_tags, [{"repo_id": repo_id, "tag": t} for t in unique])
 
     @staticmethod
-    def _put_head(conn, repo_id: int, head: RepoHead) -> None:
+    def _put_head(conn: Connection, repo_id: int, head: RepoHead) -> None:
         upsert(conn, repo_heads, {"repo_id": repo_id, "sha": head.sha, "siblings": head.siblings,
                                   "used_storage": head.used_storage, "git_bytes": head.git_bytes},
                keys=["repo_id"], update=["sha", "siblings", "used_storage", "git_bytes"])
@@ -271,7 +290,7 @@ class RepoStore:
             if q.search:
                 matches, narrow = search.id_contains(conn, q.search)
             clauses = [search.type_filter(conn, q.type, narrow), repos.c.disabled.is_(False)]
-            visible = repos.c.private.is_(False)
+            visible: ColumnElement[bool] = repos.c.private.is_(False)
             if q.visible_owner_ids:
                 visible = visible | repos.c.owner_id.in_(q.visible_owner_ids)
             clauses.append(visible)
@@ -310,7 +329,7 @@ class RepoStore:
             self._grant(conn, repo_id, oid, size, now)
 
     @staticmethod
-    def _grant(conn, repo_id: int, oid: str, size: int, now: datetime, filename: str | None = None,
+    def _grant(conn: Connection, repo_id: int, oid: str, size: int, now: datetime, filename: str | None = None,
                ref: str | None = None) -> None:
         # Insert-or-ignore, then fill the name in: two replicas granting the same object at once
         # (an upload retried elsewhere) must not collide on the key.
@@ -321,13 +340,13 @@ class RepoStore:
                 repo_lfs_objects.c.repo_id == repo_id, repo_lfs_objects.c.oid == oid,
                 repo_lfs_objects.c.filename.is_(None)).values(filename=filename, ref=ref))
 
-    def mark_lfs_committed(self, repo_id: int, files: list[tuple[str, str, int]], ref: str, now: datetime) -> None:
+    def mark_lfs_committed(self, repo_id: int, files: builtins.list[tuple[str, str, int]], ref: str, now: datetime) -> None:
         """Note the path under which each (oid, path, size) was first committed."""
         with self.engine.begin() as conn:
             for oid, path, size in files:
                 self._grant(conn, repo_id, oid, size, now, filename=path, ref=ref)
 
-    def list_lfs(self, repo_id: int) -> list[dict]:
+    def list_lfs(self, repo_id: int) -> builtins.list[dict[str, Any]]:
         query = (select(repo_lfs_objects).where(repo_lfs_objects.c.repo_id == repo_id,
                                                 repo_lfs_objects.c.filename.is_not(None))
                  .order_by(repo_lfs_objects.c.pushed_at.desc()))
@@ -338,9 +357,9 @@ class RepoStore:
         with self.engine.connect() as conn:
             # int(): PostgreSQL's sum(bigint) is numeric, which arrives as a Decimal.
             return int(conn.execute(select(func.coalesce(func.sum(repo_lfs_objects.c.size), 0)).where(
-                repo_lfs_objects.c.repo_id == repo_id)).scalar())
+                repo_lfs_objects.c.repo_id == repo_id)).scalar_one())
 
-    def forget_lfs(self, repo_id: int, oids: list[str]) -> None:
+    def forget_lfs(self, repo_id: int, oids: builtins.list[str]) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(repo_lfs_objects).where(repo_lfs_objects.c.repo_id == repo_id,
                                                         repo_lfs_objects.c.oid.in_(oids)))

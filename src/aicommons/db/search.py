@@ -8,7 +8,7 @@ fall back to a scan, as on the Hub.
 from __future__ import annotations
 
 from sqlalchemy import Connection, Integer, column, text
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql import ColumnElement, TextClause
 
 from aicommons.db.tables import repos
 
@@ -62,7 +62,7 @@ def id_contains(conn: Connection, term: str) -> tuple[ColumnElement[bool], bool]
         return like, False
     phrase = '"' + term.replace('"', '""') + '"'
     probe = text("SELECT count(*) FROM (SELECT 1 FROM repo_search WHERE repo_search MATCH :phrase LIMIT :n)")
-    if conn.execute(probe, {"phrase": phrase, "n": BROAD_MATCHES + 1}).scalar() > BROAD_MATCHES:
+    if conn.execute(probe, {"phrase": phrase, "n": BROAD_MATCHES + 1}).scalar_one() > BROAD_MATCHES:
         return like, False
     return repos.c.id.in_(
         text("SELECT rowid FROM repo_search WHERE repo_search MATCH :phrase").bindparams(phrase=phrase)
@@ -70,7 +70,7 @@ def id_contains(conn: Connection, term: str) -> tuple[ColumnElement[bool], bool]
     ), True
 
 
-def type_filter(conn: Connection, repo_type: str, narrow_search: bool) -> ColumnElement[bool]:
+def type_filter(conn: Connection, repo_type: str, narrow_search: bool) -> ColumnElement[bool] | TextClause:
     """The ``type = ?`` clause of a listing.
 
     For a narrow search on SQLite it is written ``+type`` so that the planner cannot use the

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import Engine, Row, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from aicommons.db.tables import one_time_links, retired_names, signup_attempts
@@ -31,7 +32,7 @@ class RetiredName:
     retired_at: datetime
 
 
-def _link(row) -> LinkRow:
+def _link(row: Row[Any]) -> LinkRow:
     return LinkRow(row.token_hash, row.purpose, row.account_id, row.email, row.created_by, row.created_at,
                    row.expires_at)
 
@@ -119,6 +120,7 @@ class SignupAttemptStore:
             count, oldest = conn.execute(select(func.count(), func.min(signup_attempts.c.at)).where(
                 signup_attempts.c.client == client, signup_attempts.c.at >= since)).one()
             if count >= limit:
-                return oldest
+                oldest_at: datetime | None = oldest
+                return oldest_at
             conn.execute(insert(signup_attempts).values(client=client, at=now))
         return None

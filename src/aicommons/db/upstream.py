@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, select, update
 
@@ -18,7 +19,7 @@ class UpstreamRepo:
     upstream_id: str
     fetched_at: datetime
     pinned: bool = False
-    revisions: list | None = None
+    revisions: list[Any] | None = None
 
 
 class UpstreamStore:

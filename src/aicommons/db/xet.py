@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Connection, Engine, delete, select, update
 
 from aicommons.db.tables import accounts, repos, tokens, xet_dedup_chunks, xet_files, xet_usage
 from aicommons.db.upsert import insert_ignore, upsert
@@ -125,7 +125,7 @@ class XetUsageStore:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def _row(self, conn, account_id: int, hour: int) -> None:
+    def _row(self, conn: Connection, account_id: int, hour: int) -> None:
         if insert_ignore(conn, xet_usage, {"account_id": account_id, "hour": hour, "received_bytes": 0,
                                            "rebuilt_bytes": 0}):
             conn.execute(delete(xet_usage).where(xet_usage.c.account_id == account_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pygit2
 
@@ -37,7 +38,10 @@ def _subtree(repo: pygit2.Repository, tree: pygit2.Tree | None, name: str) -> py
     if tree is None or name not in tree:
         return None
     entry = tree[name]
-    return repo[entry.id] if entry.filemode == TREE_MODE else None
+    if entry.filemode != TREE_MODE:
+        return None
+    subtree = repo[entry.id]
+    return subtree if isinstance(subtree, pygit2.Tree) else None
 
 
 def apply_changes(repo: pygit2.Repository, base: pygit2.Tree | None, changes: list[TreeChange]) -> str:
@@ -47,7 +51,7 @@ def apply_changes(repo: pygit2.Repository, base: pygit2.Tree | None, changes: li
     adding ``a`` and ``a/b`` together, a file where ``base`` has a folder, or a file under what
     ``base`` has as a file. Deleting the path earlier in the same change set allows the swap.
     """
-    nested: dict = {}
+    nested: dict[str, Any] = {}
     for change in changes:
         parts = change.path.split("/")
         node = nested
@@ -72,7 +76,7 @@ def apply_changes(repo: pygit2.Repository, base: pygit2.Tree | None, changes: li
     return str(oid) if oid is not None else str(repo.TreeBuilder().write())
 
 
-def _build(repo: pygit2.Repository, base: pygit2.Tree | None, nested: dict, prefix: str) -> pygit2.Oid | None:
+def _build(repo: pygit2.Repository, base: pygit2.Tree | None, nested: dict[str, Any], prefix: str) -> pygit2.Oid | None:
     builder = repo.TreeBuilder(base) if base is not None else repo.TreeBuilder()
     for name, value in nested.items():
         if name == _FRESH:

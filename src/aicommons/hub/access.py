@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from aicommons.db.accounts import Account
+from aicommons.errors import Unauthorized
 from aicommons.hub.token_scopes import READ, REPO_PERMISSIONS, WRITE, Grants
 
 # Organisation roles, from the least to the most power. A "contributor" creates repos in the org
@@ -35,6 +36,13 @@ class Principal:
     @property
     def is_anonymous(self) -> bool:
         return self.account is None
+
+    @property
+    def user(self) -> Account:
+        """The signed-in account, for code that the policy has already let through as a user."""
+        if self.account is None:
+            raise Unauthorized("You must be signed in to do this")
+        return self.account
 
     @property
     def name(self) -> str | None:
@@ -80,10 +88,10 @@ class Principal:
         return self.on_owner_side(owner_id) and self.token_allows(READ, owner_id)
 
     def _role_writes(self, owner_id: int, created_by: int | None = None) -> bool:
-        if self.is_admin or self.account.id == owner_id:
+        if self.is_admin or self.user.id == owner_id:
             return True
         role = self.org_roles.get(owner_id)
-        return role in ("write", "admin") or (role == "contributor" and created_by == self.account.id)
+        return role in ("write", "admin") or (role == "contributor" and created_by == self.user.id)
 
     def can_write_owner(self, owner_id: int) -> bool:
         return self.can_write_at_all and self._role_writes(owner_id) and self.token_allows(WRITE, owner_id)

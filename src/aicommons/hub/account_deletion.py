@@ -41,7 +41,7 @@ def repo_key(repo: RepoRow) -> str:
 
 class AccountDeletion:
     def __init__(self, accounts: AccountService, repos: RepoService, repo_store: RepoStore,
-                 removal: AccountRemovalStore, retire_name: Callable[[str, str], None] | None = None):
+                 removal: AccountRemovalStore, retire_name: Callable[[str, str], object] | None = None):
         self.accounts = accounts
         self.repos = repos
         self.repo_store = repo_store

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from aicommons.db.accounts import Account, AccountStore, AlreadyExists, TokenRow
 from aicommons.errors import BadRequest, Conflict, Forbidden, HubError, NotFound, Unauthorized
@@ -49,10 +50,10 @@ class AccountService:
         # pays that each time without the cache. Any change to tokens or memberships made through
         # this service empties it at once; changes made by another process (the CLI, another
         # replica) are seen within ``token_cache_seconds``.
-        self._principals = TTLCache(token_cache_seconds, max_entries=10_000)
+        self._principals: TTLCache[str, Principal] = TTLCache(token_cache_seconds, max_entries=10_000)
         # (repo type, "ns/name") -> RepoRow | None; wired by the Hub (fine-grained grants name repos).
-        self.repo_lookup: Callable | None = None
-        self.repo_by_id: Callable | None = None  # repo id -> RepoRow | None
+        self.repo_lookup: Callable[..., Any] | None = None
+        self.repo_by_id: Callable[..., Any] | None = None  # repo id -> RepoRow | None
         self.password_sign_in = True  # AICOMMONS_PASSWORD_SIGN_IN
 
     def create_user(self, name: str, fullname: str = "", email: str | None = None,
@@ -74,7 +75,7 @@ class AccountService:
         else:
             self.names.check_available(name, what, signup=signup)
 
-    def create_org(self, name: str, fullname: str = "", members: list[str] = ()) -> Account:
+    def create_org(self, name: str, fullname: str = "", members: Sequence[str] = ()) -> Account:
         self._check_name(name, "organization name")
         users = [self.require(m, kind="user") for m in members]
         try:
@@ -128,7 +129,7 @@ class AccountService:
         return account
 
     def create_token(self, user_name: str, role: str = "write", name: str | None = None,
-                     value: str | None = None, fine_grained: dict | None = None,
+                     value: str | None = None, fine_grained: dict[str, Any] | None = None,
                      expires_at: datetime | None = None, origin: str | None = None) -> str:
         """A new token, shown only here. ``fine_grained`` (role "fineGrained") is in the Hub's
         whoami shape: ``{canReadGatedRepos, global: [perm], scoped: [{entity: {type, name},
@@ -152,7 +153,7 @@ class AccountService:
             raise Conflict("This token value is already in use") from None
         return token
 
-    def resolve_grants(self, user: Account, spec: dict) -> Grants:
+    def resolve_grants(self, user: Account, spec: dict[str, Any]) -> Grants:
         """Check a fine-grained token's permissions (400 on anything wrong) and name entities by id."""
         if not isinstance(spec, dict):
             raise BadRequest("fineGrained must be an object")
@@ -188,7 +189,7 @@ class AccountService:
                 scopes.append(Scope(kind, entity_id, permissions))
         return Grants(global_permissions, tuple(scopes), bool(spec.get("canReadGatedRepos")))
 
-    def describe_grants(self, grants: Grants) -> dict:
+    def describe_grants(self, grants: Grants) -> dict[str, Any]:
         """A fine-grained token's permissions in the Hub's whoami-v2 shape (current names)."""
         scoped = []
         for scope in grants.scopes:
@@ -258,7 +259,8 @@ class AccountService:
 
     def _token_principal(self, account: Account, row: TokenRow) -> Principal:
         principal = self._principal(account, row.role, row.name, key=f"token:{row.id}")
-        grants = Grants.from_stored(row.fine_grained) if row.role == "fineGrained" else None
+        grants = Grants.from_stored(row.fine_grained) \
+            if row.role == "fineGrained" and row.fine_grained is not None else None
         return dataclasses.replace(principal, grants=grants, expires_at=row.expires_at, token_origin=row.origin)
 
     def principal_for_key(self, key: str) -> Principal | None:
@@ -279,8 +281,8 @@ class AccountService:
                 return None
             return None if _expired(row.expires_at) else self._token_principal(account, row)
         if kind == "user":
-            account = self.store.get_by_id(int(ident))
-            return None if account is None or account.suspended else self.principal_for_account(account)
+            user = self.store.get_by_id(int(ident))
+            return None if user is None or user.suspended else self.principal_for_account(user)
         return None
 
     def principal_for_password(self, user_name: str, password: str, ip: str | None = None,
@@ -297,7 +299,7 @@ class AccountService:
         account = self.store.get(user_name) if user_name else None
         stored = account.password_hash if account is not None and account.kind == "user" else None
         verdict = passwords.verify(password, stored)
-        if not verdict.ok:
+        if not verdict.ok or account is None:  # (verify() never accepts a missing hash)
             if self.sign_in_limiter:
                 self.sign_in_limiter.failed(user_name, ip)
             for listener in self.failed_sign_in_listeners:
@@ -338,13 +340,26 @@ class AccountService:
         if not user.suspended:
             self.store.update(user.id, suspended_at=utcnow())
         self.end_sessions(user.id)
-        return self.store.get_by_id(user.id)
+        return self.reload(user.id)
+
+    def require_names(self) -> NameService:
+        """The reserved and retired names (sign-up and first run need them)."""
+        if self.names is None:
+            raise RuntimeError("this AccountService was built without a NameService")
+        return self.names
+
+    def reload(self, user_id: int) -> Account:
+        """The account as stored now (404 if it was removed meanwhile)."""
+        account = self.store.get_by_id(user_id)
+        if account is None:
+            raise NotFound("The account was removed meanwhile")
+        return account
 
     def unsuspend(self, user_name: str) -> Account:
         user = self.require(user_name, kind="user")
         self.store.update(user.id, suspended_at=None)
         self._principals.clear()
-        return self.store.get_by_id(user.id)
+        return self.reload(user.id)
 
     def pending_users(self) -> list[Account]:
         """Sign-ups waiting for an admin's approval (``AICOMMONS_SIGNUP=approval``), oldest first."""
@@ -360,7 +375,7 @@ class AccountService:
             raise Conflict(f"{user.name} is the last site admin: make another user an admin first")
         self.store.update(user.id, is_admin=is_admin)
         self._principals.clear()
-        return self.store.get_by_id(user.id)
+        return self.reload(user.id)
 
     def end_sessions(self, user_id: int) -> int:
         """Sign a user out of the web UI everywhere; the number of sessions ended."""
@@ -375,7 +390,7 @@ class AccountService:
         orgs = {org.id: member_role for org, member_role in self.store.orgs_of(account.id)}
         return Principal(key=key, account=account, token_role=role, token_name=token_name, org_roles=orgs)
 
-    def whoami(self, principal: Principal) -> dict:
+    def whoami(self, principal: Principal) -> dict[str, Any]:
         """``GET /api/whoami-v2``: who the credential is (a 401 for an anonymous caller)."""
         account = principal.account
         if account is None:
@@ -395,13 +410,13 @@ class AccountService:
             "auth": {"type": "access_token", "accessToken": self._describe_access(principal)},
         }
 
-    def _describe_access(self, principal: Principal) -> dict:
+    def _describe_access(self, principal: Principal) -> dict[str, Any]:
         kind, _, ident = principal.key.partition(":")
         found = self.store.token_by_id(int(ident)) if kind == "token" and ident.isdigit() else None
         row = found[0] if found else None
         if row is None:  # a password or a web session: the user's full rights
             return {"displayName": "password", "role": "write"}
-        access = {"role": row.role, "createdAt": _iso(row.created_at)}
+        access: dict[str, Any] = {"role": row.role, "createdAt": _iso(row.created_at)}
         if row.origin != "device":  # the CLI names an OAuth token itself ("oauth-<user>")
             access["displayName"] = row.name
         if row.expires_at is not None:

@@ -15,8 +15,13 @@ sees a success that the log missed.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from aicommons.db.audit import AuditEvent, AuditStore
 from aicommons.times import utcnow
+
+if TYPE_CHECKING:
+    from aicommons.hub.access import Principal
 
 _CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _NOT_AUDITED_PREFIXES = ("/v1/", "/models/", "/lfs-transfer/", "/api/validate-yaml")
@@ -38,7 +43,7 @@ class AuditLog:
     def __init__(self, store: AuditStore):
         self.store = store
 
-    def record_request(self, principal, ip: str | None, method: str, path: str, status: int,
+    def record_request(self, principal: Principal | None, ip: str | None, method: str, path: str, status: int,
                        request_id: str | None) -> None:
         self.store.append(AuditEvent(utcnow(), principal.name if principal else None, ip, f"{method} {path}",
                                      path, status, request_id))
@@ -57,5 +62,5 @@ class AuditLog:
         """An admin command run on the server's machine: no account, no IP."""
         self.store.append(AuditEvent(utcnow(), None, None, f"cli {command}", target, 0))
 
-    def events(self, **filters) -> list[AuditEvent]:
+    def events(self, **filters: Any) -> list[AuditEvent]:
         return self.store.events(**filters)

@@ -28,6 +28,7 @@ import shutil
 import sqlite3
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from aicommons.config import Settings
 from aicommons.db.engine import normalise_url
@@ -115,7 +116,7 @@ def copy_blob_out(store: BlobStore, key: str, dest_root: Path) -> int:
 
 # --- backup -------------------------------------------------------------------------------------
 
-def backup(settings: Settings, dest: Path, *, skip_blobs: bool = False, progress: Progress = SILENT) -> dict:
+def backup(settings: Settings, dest: Path, *, skip_blobs: bool = False, progress: Progress = SILENT) -> dict[str, Any]:
     """Write a backup into ``dest`` (new or empty). Interrupted or failed, it removes what it wrote:
     a folder with a ``manifest.json`` is always a whole backup."""
     dest = Path(dest)
@@ -131,7 +132,7 @@ def backup(settings: Settings, dest: Path, *, skip_blobs: bool = False, progress
         progress.close()
 
 
-def _write_backup(settings: Settings, dest: Path, skip_blobs: bool, progress: Progress) -> dict:
+def _write_backup(settings: Settings, dest: Path, skip_blobs: bool, progress: Progress) -> dict[str, Any]:
     # A backup holds the signing secrets' victims (password and token hashes, private repos): the
     # folder is the owner's alone from the start, and every file in it 0600 at the end.
     dest.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -209,7 +210,7 @@ def _check_empty_target(settings: Settings) -> None:
         raise BackupError(f"the target git folder {settings.git_dir} already holds repositories")
 
 
-def restore(settings: Settings, src: Path, *, progress: Progress = SILENT) -> dict:
+def restore(settings: Settings, src: Path, *, progress: Progress = SILENT) -> dict[str, Any]:
     """Restore a backup into the configured (empty) database, git folder and blob store.
 
     Blobs go first (content-addressed: putting one twice is harmless), then the git repositories,

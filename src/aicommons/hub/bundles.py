@@ -31,6 +31,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pygit2
 from cryptography.exceptions import InvalidSignature
@@ -48,6 +49,9 @@ from aicommons.hub.progress import SILENT, Progress
 from aicommons.hub.reachability import pointers_in_tree, ref_targets
 from aicommons.storage.keys import blob_key
 from aicommons.times import iso_z, utcnow
+
+if TYPE_CHECKING:
+    from aicommons.hub.hub import Hub
 
 FORMAT = "aicommons-bundle/1"
 CHUNK = 1024 * 1024
@@ -291,7 +295,7 @@ class BundleImporter:
 class BundleService:
     """Bundles as the hub offers them (``aicommons bundle``): its key, export, import."""
 
-    def __init__(self, hub):
+    def __init__(self, hub: Hub) -> None:
         self.hub = hub
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 
@@ -13,7 +14,7 @@ class CardError(ValueError):
 
 @dataclass
 class Card:
-    data: dict | None
+    data: dict[str, Any] | None
     tags: list[str] = field(default_factory=list)
     library_name: str | None = None
     pipeline_tag: str | None = None
@@ -36,7 +37,7 @@ def split_front_matter(text: str) -> str | None:
     return split_card(text)[0]
 
 
-def parse_metadata(text: str) -> dict | None:
+def parse_metadata(text: str) -> dict[str, Any] | None:
     """Parse the front matter; raise CardError with a readable reason when it is invalid."""
     block = split_front_matter(text)
     if block is None:
@@ -52,7 +53,7 @@ def parse_metadata(text: str) -> dict | None:
     return data
 
 
-def _as_list(value) -> list[str]:
+def _as_list(value: object) -> list[str]:
     if value is None:
         return []
     if isinstance(value, (list, tuple)):
@@ -91,7 +92,7 @@ def card_from_readme(text: str | None, repo_type: str) -> Card:
     return Card(data=data, tags=list(seen), library_name=library, pipeline_tag=pipeline)
 
 
-def validate_yaml(content: str) -> tuple[list[dict], list[dict]]:
+def validate_yaml(content: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """What ``POST /api/validate-yaml`` answers: (errors, warnings)."""
     try:
         data = parse_metadata(content)
@@ -109,7 +110,7 @@ def validate_yaml(content: str) -> tuple[list[dict], list[dict]]:
     return [], warnings
 
 
-def _model_index_errors(value) -> list[dict]:
+def _model_index_errors(value: object) -> list[dict[str, Any]]:
     """``model-index`` (evaluation results) must be a list of ``{name, results: [...]}``."""
     if not isinstance(value, list) or not value:
         return [{"message": "'model-index' must be a list of models with their evaluation results"}]

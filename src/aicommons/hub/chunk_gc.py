@@ -21,10 +21,12 @@ which xorbs that file needs): the run reports the error and deletes no xorb.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from aicommons.db.gc import BlobGcStore
 from aicommons.db.xet import XetDedupStore, XetFileRow, XetFileStore
@@ -35,6 +37,9 @@ from aicommons.xet.hashing import to_hex
 from aicommons.xet.keys import SHARD_PREFIX, XORB_PREFIX, shard_key
 from aicommons.xet.reads import XetReads
 from aicommons.xet.shard import ShardFormatError, parse_shard
+
+if TYPE_CHECKING:
+    from aicommons.hub.gc import GcReport
 
 log = logging.getLogger(__name__)
 XORB_KEY_RE = re.compile(r"^xet/xorbs/[0-9a-f]{2}/[0-9a-f]{2}/([0-9a-f]{64})$")
@@ -71,7 +76,7 @@ def mark_chunks(rows: list[XetFileRow], marked_oids: set[str], blobs: BlobStore,
     return xorbs, shards, complete
 
 
-def collect_chunks(report, store: BlobGcStore, blobs: BlobStore, files: XetFileStore, reads: XetReads,
+def collect_chunks(report: GcReport, store: BlobGcStore, blobs: BlobStore, files: XetFileStore, reads: XetReads,
                    marked_oids: set[str], *, cutoff: datetime, apply: bool,
                    lfs_listing: list[BlobInfo]) -> None:
     cutoff_aware = cutoff.replace(tzinfo=UTC)
@@ -96,7 +101,7 @@ def collect_chunks(report, store: BlobGcStore, blobs: BlobStore, files: XetFileS
             report.freed_bytes += info.size
             return True
         try:
-            if store.delete_if_unreferenced(info.key, None, cutoff, lambda key=info.key: blobs.delete(key)):
+            if store.delete_if_unreferenced(info.key, None, cutoff, functools.partial(blobs.delete, info.key)):
                 report.deleted.append(info.key)
                 report.freed_bytes += info.size
                 log.info("gc: deleted %s %s (%d bytes)", what, info.key, info.size)
@@ -128,20 +133,20 @@ def collect_chunks(report, store: BlobGcStore, blobs: BlobStore, files: XetFileS
     chunked = {row.oid: row for row in rows if row.oid in marked_oids and row.shard in live_shards}
     for info in lfs_listing:
         m = re.match(r"^lfs/../../([0-9a-f]{64})$", info.key)
-        row = chunked.get(m.group(1)) if m else None
-        if row is None or info.last_modified >= cutoff_aware or not complete:
+        copy = chunked.get(m.group(1)) if m else None
+        if copy is None or info.last_modified >= cutoff_aware or not complete:
             continue
         if not apply:
             report.redundant.append(info.key)
             report.freed_bytes += info.size
             continue
-        if not _chunks_match(reads, row, report.errors):
+        if not _chunks_match(reads, copy, report.errors):
             continue
         try:
-            if store.delete_redundant(info.key, cutoff, lambda key=info.key: blobs.delete(key)):
+            if store.delete_redundant(info.key, cutoff, functools.partial(blobs.delete, info.key)):
                 report.redundant.append(info.key)
                 report.freed_bytes += info.size
-                log.info("gc: deleted %s, a whole-file copy of chunk-stored file %s", info.key, row.file_hash)
+                log.info("gc: deleted %s, a whole-file copy of chunk-stored file %s", info.key, copy.file_hash)
         except StorageError as exc:
             report.errors.append(f"{info.key}: {exc}")
 

@@ -22,6 +22,11 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aicommons.config import Settings
+    from aicommons.hub.hub import Hub
 
 log = logging.getLogger(__name__)
 CAS_PREFIX = "/xet-cas"
@@ -29,20 +34,20 @@ CAS_PREFIX = "/xet-cas"
 
 def available() -> bool:
     try:
-        import hf_xet  # noqa: F401
+        import hf_xet  # type: ignore[import-untyped]  # noqa: F401  # hf_xet has no type information
     except ImportError:
         return False
     return True
 
 
-def hub_url(settings) -> str:
+def hub_url(settings: Settings) -> str:
     if settings.public_url:
-        return settings.public_url
+        return str(settings.public_url)
     host = settings.host if settings.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
     return f"http://{host}:{settings.port}"
 
 
-def chunk_lfs_object(hub, repo_id: int, oid: str) -> bool:
+def chunk_lfs_object(hub: Hub, repo_id: int, oid: str) -> bool:
     """Chunk the LFS object ``oid`` of repo ``repo_id`` into the chunk store; False if there was
     nothing to do (chunked already, gone, or the repo no longer exists)."""
     import hf_xet

@@ -109,7 +109,7 @@ class CommitService:
         git_repo = self.git.open(repo.storage_key)
         ref = branch_ref(git_repo, revision)
         lfs_sizes = self._check_operations(repo, request.operations)
-        author = principal.account
+        author = principal.user
         for _attempt in range(MAX_CAS_RETRIES):
             head = git_repo.references[ref].peel(pygit2.Commit)
             if request.parent_commit and not str(head.id).startswith(request.parent_commit.lower()):
@@ -165,7 +165,8 @@ class CommitService:
                 lfs_sizes[op.oid] = size
         return lfs_sizes
 
-    def _changes(self, git_repo: pygit2.Repository, head: pygit2.Commit, operations, lfs_sizes) -> list[TreeChange]:
+    def _changes(self, git_repo: pygit2.Repository, head: pygit2.Commit, operations: tuple[Operation, ...],
+                 lfs_sizes: dict[str, int]) -> list[TreeChange]:
         changes = []
         for op in operations:
             if isinstance(op, AddFile):

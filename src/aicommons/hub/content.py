@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pygit2
 
 from aicommons.errors import EntryNotFound, RevisionNotFound
+from aicommons.gitrepo import blob_at, entry_name, tree_at
 from aicommons.gitrepo.store import CommitInfo, commit_info
 from aicommons.hub.gitattributes import MAX_POINTER_SIZE, LfsPointer, parse_pointer
 from aicommons.hub.reachability import commit_reachable
@@ -58,7 +60,7 @@ def _file_entry(repo: pygit2.Repository, path: str, oid: pygit2.Oid) -> Entry:
     # The object's header gives its size without inflating it: only a blob small enough to be an
     # LFS pointer is read (a tree page, a HEAD of a 10 MB file no longer inflates the file).
     _kind, size = repo.odb.read_header(oid)
-    pointer = parse_pointer(repo[oid].data) if size <= MAX_POINTER_SIZE else None
+    pointer = parse_pointer(blob_at(repo, oid).data) if size <= MAX_POINTER_SIZE else None
     if pointer is not None:
         return Entry("file", path, str(oid), pointer.size, pointer)
     return Entry("file", path, str(oid), size)
@@ -96,7 +98,7 @@ def list_tree(repo: pygit2.Repository, commit: pygit2.Commit, path: str, recursi
         entry = get_entry(repo, commit, path)
         if entry is None or entry.type != "directory":
             raise EntryNotFound(f"Entry not found: no folder {path} at revision {str(commit.id)}")
-        tree = repo[pygit2.Oid(hex=entry.oid)]
+        tree = tree_at(repo, entry.oid)
     else:
         tree = commit.tree
     if after is None:
@@ -123,36 +125,37 @@ def _walk_after(repo: pygit2.Repository, tree: pygit2.Tree, prefix: str, recursi
     what sorts before it is skipped by name, without reading blobs or descending."""
     for item in tree:
         is_dir = item.filemode == TREE_MODE
-        key = _git_key(item.name, is_dir)
+        name = entry_name(item)
+        key = _git_key(name, is_dir)
         if key < keys[0]:
             continue
-        item_path = f"{prefix}/{item.name}" if prefix else item.name
+        item_path = f"{prefix}/{name}" if prefix else name
         if key == keys[0]:
             # Served already (the cursor, or a folder above it); what lies inside it may not be.
             if recursive and is_dir:
                 if len(keys) > 1:
-                    yield from _walk_after(repo, repo[item.id], item_path, True, keys[1:])
+                    yield from _walk_after(repo, tree_at(repo, item.id), item_path, True, keys[1:])
                 else:
-                    yield from _walk(repo, repo[item.id], item_path, True)
+                    yield from _walk(repo, tree_at(repo, item.id), item_path, True)
             continue
         yield _entry(repo, item_path, item)
         if recursive and is_dir:
-            yield from _walk(repo, repo[item.id], item_path, True)
+            yield from _walk(repo, tree_at(repo, item.id), item_path, True)
 
 
 def _walk(repo: pygit2.Repository, tree: pygit2.Tree, prefix: str, recursive: bool) -> Iterator[Entry]:
     for item in tree:
-        item_path = f"{prefix}/{item.name}" if prefix else item.name
+        item_path = f"{prefix}/{entry_name(item)}" if prefix else entry_name(item)
         yield _entry(repo, item_path, item)
         if recursive and item.filemode == TREE_MODE:
-            yield from _walk(repo, repo[item.id], item_path, True)
+            yield from _walk(repo, tree_at(repo, item.id), item_path, True)
 
 
 def iter_files(repo: pygit2.Repository, commit: pygit2.Commit) -> Iterator[Entry]:
     return (e for e in list_tree(repo, commit, "", True) if e.type == "file")
 
 
-def file_row(e: Entry) -> list:
+def file_row(e: Entry) -> list[Any]:
     """A file as stored with a repo's head: [path, size, blob id, lfs sha256 | None, pointer size | None]."""
     return [e.path, e.size, e.oid, e.lfs.oid if e.lfs else None, e.lfs.pointer_size if e.lfs else None]
 
@@ -163,7 +166,8 @@ def git_order_key(path: str) -> tuple[bytes, ...]:
     return (*(p + b"/" for p in parts[:-1]), parts[-1])
 
 
-def file_rows(repo: pygit2.Repository, commit: pygit2.Commit, base: tuple[str, list] | None = None) -> list[list]:
+def file_rows(repo: pygit2.Repository, commit: pygit2.Commit,
+              base: tuple[str, list[list[Any]]] | None = None) -> list[list[Any]]:
     """``file_row`` of every file of ``commit``. With ``base`` (another commit's id and its rows),
     only what differs between the two trees is read (libgit2 skips identical folders by id), so a
     small commit to a 10,000-file repo costs its own size, not the repo's."""
@@ -183,7 +187,7 @@ def file_rows(repo: pygit2.Repository, commit: pygit2.Commit, base: tuple[str, l
 
 
 def read_blob(repo: pygit2.Repository, oid: str) -> bytes:
-    return repo[pygit2.Oid(hex=oid)].data
+    return blob_at(repo, oid).data
 
 
 def read_text(repo: pygit2.Repository, commit: pygit2.Commit, path: str) -> str | None:
@@ -209,7 +213,7 @@ def last_commits_for(repo: pygit2.Repository, commit: pygit2.Commit, paths: list
     compares only the paths not yet placed, and the walk stops once every path is placed (or after
     ``max_walk`` commits: the rest get the oldest commit seen). A tree page with ``expand`` costs one
     bounded walk, not one per entry."""
-    def oid_at(c: pygit2.Commit, path: str):
+    def oid_at(c: pygit2.Commit, path: str) -> pygit2.Oid | None:
         if not path:
             return c.tree.id
         try:
@@ -239,7 +243,7 @@ def last_commits_for(repo: pygit2.Repository, commit: pygit2.Commit, paths: list
 
 def last_commit_for(repo: pygit2.Repository, commit: pygit2.Commit, path: str, max_walk: int = 2000) -> CommitInfo:
     """The newest commit that changed ``path`` (bounded walk; falls back to the oldest one seen)."""
-    def oid_at(c: pygit2.Commit):
+    def oid_at(c: pygit2.Commit) -> pygit2.Oid | None:
         if not path:
             return c.tree.id
         try:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
+from typing import Any
 
+from aicommons.db.accounts import Account
 from aicommons.db.device_codes import DeviceCode, DeviceCodeStore
 from aicommons.errors import BadRequest, NotFound
 from aicommons.hub.accounts import AccountService, hash_token
@@ -45,7 +47,7 @@ class DeviceLogin:
         self.client_ids = client_ids
         self.token_days = token_days
 
-    def start(self, client_id: str, user_agent: str, ip: str | None, base_url: str) -> dict:
+    def start(self, client_id: str, user_agent: str, ip: str | None, base_url: str) -> dict[str, Any]:
         if client_id not in self.client_ids:
             raise OAuthError("invalid_client", "Unknown client_id (AICOMMONS_DEVICE_CLIENT_IDS lists the allowed ones)")
         device_code = secrets.token_urlsafe(32)
@@ -59,7 +61,7 @@ class DeviceLogin:
                 "verification_uri_complete": f"{base_url}/device?user_code={user_code}",
                 "expires_in": EXPIRES_IN, "interval": INTERVAL}
 
-    def poll(self, device_code: str, client_id: str) -> dict:
+    def poll(self, device_code: str, client_id: str) -> dict[str, Any]:
         code = self.store.by_hash(hash_token(device_code or ""))
         if code is None or code.client_id != client_id:
             raise OAuthError("invalid_grant", "Unknown device_code")
@@ -78,7 +80,7 @@ class DeviceLogin:
             raise OAuthError("authorization_pending", "Waiting for the user to approve the code")
         if not self.store.claim(code.code_hash):
             raise OAuthError("invalid_grant", "This device_code was already used")
-        account = self.accounts.store.get_by_id(code.user_id)
+        account = self.accounts.store.get_by_id(code.user_id) if code.user_id is not None else None
         if account is None:
             raise OAuthError("invalid_grant", "The approving account no longer exists")
         expires_in = self.token_days * 24 * 3600
@@ -95,7 +97,7 @@ class DeviceLogin:
             raise NotFound("No login is waiting for this code (it may have expired: start again)")
         return code
 
-    def decide(self, user_code: str, account, approve: bool, role: str = "write") -> DeviceCode:
+    def decide(self, user_code: str, account: Account, approve: bool, role: str = "write") -> DeviceCode:
         if role not in ("read", "write"):
             raise BadRequest("Choose read or write access")
         code = self.pending(user_code)

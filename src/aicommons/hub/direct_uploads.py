@@ -21,14 +21,19 @@ from __future__ import annotations
 
 import re
 import secrets
+from typing import TYPE_CHECKING
 
 from aicommons.db.repos import RepoRow
 from aicommons.errors import BadRequest, InsufficientStorage
 from aicommons.hub.gc import STAGING_PREFIX
 from aicommons.storage.base import StorageFull
 from aicommons.storage.keys import blob_key
-from aicommons.storage.staging import Stager
+from aicommons.storage.staging import StagedFile, Stager
 from aicommons.times import utcnow
+
+if TYPE_CHECKING:
+    from aicommons.hub.access import Principal
+    from aicommons.hub.hub import Hub
 
 MAX_DIRECT_BYTES = 5 * 1024 ** 3
 NONCE_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -38,24 +43,24 @@ def staging_key(repo: RepoRow, user_id: int, oid: str, nonce: str) -> str:
     return f"{STAGING_PREFIX}lfs/{repo.storage_key}/{user_id}/{oid}-{nonce}"
 
 
-def upload_href(hub, repo: RepoRow, principal, oid: str, size: int) -> tuple[str, str] | None:
+def upload_href(hub: Hub, repo: RepoRow, principal: Principal, oid: str, size: int) -> tuple[str, str] | None:
     """(presigned PUT, nonce for the verify href) for this upload, or None when it must go through
     the hub."""
     if not hub.settings.direct_uploads or size > MAX_DIRECT_BYTES or principal.account is None:
         return None
     nonce = secrets.token_hex(16)
-    url = hub.blobs.presigned_put_url(staging_key(repo, principal.account.id, oid, nonce), hub.lfs.url_ttl, size)
+    url = hub.blobs.presigned_put_url(staging_key(repo, principal.user.id, oid, nonce), hub.lfs.url_ttl, size)
     return None if url is None else (url, nonce)
 
 
-def promote_if_staged(hub, repo: RepoRow, principal, oid: str, size: int, nonce: str | None) -> bool:
+def promote_if_staged(hub: Hub, repo: RepoRow, principal: Principal, oid: str, size: int, nonce: str | None) -> bool:
     """If this caller uploaded this object directly, verify it and make it visible. False if nothing
     is staged under the caller's key for this upload."""
     if not hub.settings.direct_uploads or not nonce or principal.account is None:
         return False
     if not NONCE_RE.match(nonce):
         raise BadRequest("Invalid upload id in the verify URL")
-    key = staging_key(repo, principal.account.id, oid, nonce)
+    key = staging_key(repo, principal.user.id, oid, nonce)
     staged_size = hub.blobs.size(key)
     if staged_size is None:
         return False
@@ -79,7 +84,7 @@ def promote_if_staged(hub, repo: RepoRow, principal, oid: str, size: int, nonce:
     return True
 
 
-def _fetch_bounded(hub, key: str, size: int):
+def _fetch_bounded(hub: Hub, key: str, size: int) -> StagedFile:
     """The staged object copied into a hub-private local file, reading at most ``size + 1`` bytes
     (none for an empty object: the HEAD said it was empty, and an empty file is what we publish)."""
     try:

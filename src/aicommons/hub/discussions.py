@@ -8,13 +8,15 @@ commits to their own PR; only writers of the repo merge. Merging is a real git t
 from __future__ import annotations
 
 import time
+from datetime import datetime
+from typing import Any
 
 import pygit2
 
 from aicommons.db.discussions import DiscussionRow, DiscussionStore, EventRow
 from aicommons.db.repos import RepoRow
 from aicommons.errors import BadRequest, Conflict, Forbidden, HubError, NotFound, RevisionNotFound
-from aicommons.gitrepo import GitStore, RefUpdateConflict
+from aicommons.gitrepo import GitStore, RefUpdateConflict, commit_at, tree_at
 from aicommons.hub.access import Principal
 from aicommons.hub.names import pr_number
 from aicommons.hub.policy import Action
@@ -50,7 +52,7 @@ class DiscussionService:
     def _require_author_or_writer(self, repo: RepoRow, discussion_author_id: int | None, principal: Principal) -> None:
         if self.repos.policy.allows(principal, repo, Action.WRITE):
             return
-        if principal.account is None or principal.account.id != discussion_author_id:
+        if principal.account is None or principal.user.id != discussion_author_id:
             raise Forbidden("Only the author or a maintainer of the repo can do this")
 
     def page(self, repo: RepoRow, *, is_pull_request: bool | None = None, statuses: tuple[str, ...] | None = None,
@@ -64,6 +66,12 @@ class DiscussionService:
         """A discussion's events (comments, status and title changes, commits), oldest first."""
         return self.store.events(discussion.id)
 
+    def _event(self, discussion_id: int, event_id: str) -> EventRow:
+        event = self.store.event(discussion_id, event_id)
+        if event is None:
+            raise NotFound(f"Event {event_id} does not exist")
+        return event
+
     def get(self, repo: RepoRow, num: int) -> DiscussionRow:
         discussion = self.store.get(repo.id, num)
         if discussion is None:
@@ -73,7 +81,7 @@ class DiscussionService:
     # --- opening --------------------------------------------------------------------------------
 
     @staticmethod
-    def _check_title(title) -> str:
+    def _check_title(title: object) -> str:
         if not isinstance(title, str) or not 3 <= len(title.strip()) <= 200:
             raise BadRequest("The title must be 3 to 200 characters long")
         return title.strip()
@@ -86,7 +94,6 @@ class DiscussionService:
         self.repos.policy.check(principal, repo, Action.CONTRIBUTE if pull_request else Action.PARTICIPATE)
         title = self._check_title(title)
         target = None
-        start_sha = None
         if pull_request:
             git_repo = self.git.open(repo.storage_key)
             base_ref = base if base.startswith("refs/heads/") else f"refs/heads/{base}"
@@ -97,40 +104,41 @@ class DiscussionService:
                 raise RevisionNotFound(f"Invalid rev id: {base}")
             target, start_sha = base_ref, start_sha or str(found.peel(pygit2.Commit).id)
         now = utcnow()
-        discussion = self.store.create(repo.id, principal.account.id, title,
+        discussion = self.store.create(repo.id, principal.user.id, title,
                                        status or ("draft" if pull_request else "open"), pull_request, target, now)
-        if pull_request:
+        if pull_request and start_sha is not None:  # (always set for a pull request, above)
             self.git.update_ref(repo.storage_key, pr_ref(discussion.num), start_sha, None)
-        self.store.add_event(discussion.id, "comment", principal.account.id, _comment_data(description, now), now)
+        self.store.add_event(discussion.id, "comment", principal.user.id, _comment_data(description, now), now)
         self.repos.events.discussion("create", repo, discussion)
         return discussion
 
     # --- events ---------------------------------------------------------------------------------
 
-    def comment(self, repo: RepoRow, principal: Principal, num: int, text) -> EventRow:
+    def comment(self, repo: RepoRow, principal: Principal, num: int, text: object) -> EventRow:
         self._require_signed_in(principal)
         if not isinstance(text, str) or not text.strip():
             raise BadRequest("The comment must not be empty")
         discussion = self.get(repo, num)
         now = utcnow()
-        event_id = self.store.add_event(discussion.id, "comment", principal.account.id, _comment_data(text, now), now)
-        event = self.store.event(discussion.id, event_id)
+        event_id = self.store.add_event(discussion.id, "comment", principal.user.id, _comment_data(text, now), now)
+        event = self._event(discussion.id, event_id)
         self.repos.events.comment("create", repo, discussion, event)
         return event
 
-    def rename(self, repo: RepoRow, principal: Principal, num: int, title) -> EventRow:
+    def rename(self, repo: RepoRow, principal: Principal, num: int, title: object) -> EventRow:
         self._require_signed_in(principal)
         discussion = self.get(repo, num)
         self._require_author_or_writer(repo, discussion.author_id, principal)
         title = self._check_title(title)
         self.store.update(discussion.id, title=title)
         now = utcnow()
-        event_id = self.store.add_event(discussion.id, "title-change", principal.account.id,
+        event_id = self.store.add_event(discussion.id, "title-change", principal.user.id,
                                         {"from": discussion.title, "to": title}, now)
         self.repos.events.discussion("update", repo, self.get(repo, num))
-        return self.store.event(discussion.id, event_id)
+        return self._event(discussion.id, event_id)
 
-    def change_status(self, repo: RepoRow, principal: Principal, num: int, status, comment: str | None) -> EventRow:
+    def change_status(self, repo: RepoRow, principal: Principal, num: int, status: object,
+                      comment: str | None) -> EventRow:
         self._require_signed_in(principal)
         if status not in ("open", "closed"):
             raise BadRequest("The status must be 'open' or 'closed'")
@@ -144,14 +152,14 @@ class DiscussionService:
         now = utcnow()
         self.store.update(discussion.id, status=status)
         if comment and comment.strip():
-            self.store.add_event(discussion.id, "comment", principal.account.id, _comment_data(comment, now), now)
-        event_id = self.store.add_event(discussion.id, "status-change", principal.account.id, {"status": status}, now)
+            self.store.add_event(discussion.id, "comment", principal.user.id, _comment_data(comment, now), now)
+        event_id = self.store.add_event(discussion.id, "status-change", principal.user.id, {"status": status}, now)
         repo = self.repos.store.get_by_id(discussion.repo_id)
         if repo is not None:
             self.repos.events.discussion("update", repo, self.get(repo, discussion.num))
-        return self.store.event(discussion.id, event_id)
+        return self._event(discussion.id, event_id)
 
-    def edit_comment(self, repo: RepoRow, principal: Principal, num: int, event_id: str, text) -> EventRow:
+    def edit_comment(self, repo: RepoRow, principal: Principal, num: int, event_id: str, text: object) -> EventRow:
         self._require_signed_in(principal)
         if not isinstance(text, str) or not text.strip():
             raise BadRequest("The comment must not be empty")
@@ -159,7 +167,7 @@ class DiscussionService:
         event = self.store.event(discussion.id, event_id)
         if event is None or event.type != "comment":
             raise NotFound(f"Comment {event_id} does not exist")
-        if principal.account.id != event.author_id:
+        if principal.user.id != event.author_id:
             raise Forbidden("Only the author of a comment can edit it")
         now = utcnow()
         data = dict(event.data)
@@ -167,7 +175,7 @@ class DiscussionService:
         data["latest"] = _comment_data(text, now)["latest"]
         data["edited"] = True
         self.store.update_event(event.id, data)
-        event = self.store.event(discussion.id, event.id)
+        event = self._event(discussion.id, event.id)
         self.repos.events.comment("update", repo, discussion, event)
         return event
 
@@ -181,7 +189,7 @@ class DiscussionService:
         data = dict(event.data, hidden=True, history=[])
         data["latest"] = dict(data["latest"], raw="", html="")
         self.store.update_event(event.id, data)
-        event = self.store.event(discussion.id, event.id)
+        event = self._event(discussion.id, event.id)
         self.repos.events.comment("update", repo, discussion, event, hidden=True)
         return event
 
@@ -212,22 +220,23 @@ class DiscussionService:
         merged, _, _ = self._merge_index(repo, discussion)
         return sorted({(c[0] or c[1] or c[2]).path for c in merged.conflicts}) if merged.conflicts else []
 
-    def _merge_index(self, repo: RepoRow, discussion: DiscussionRow):
+    def _merge_index(self, repo: RepoRow,
+                     discussion: DiscussionRow) -> tuple[pygit2.Index, pygit2.Commit, pygit2.Commit]:
         git_repo = self.git.open(repo.storage_key)
-        base = git_repo.references[discussion.target_branch].peel(pygit2.Commit)
+        base = git_repo.references[_target(discussion)].peel(pygit2.Commit)
         head = git_repo.references[pr_ref(discussion.num)].peel(pygit2.Commit)
         ancestor_id = git_repo.merge_base(base.id, head.id)
-        ancestor = git_repo[ancestor_id].tree if ancestor_id else git_repo[git_repo.TreeBuilder().write()]
+        ancestor = commit_at(git_repo, ancestor_id).tree if ancestor_id else tree_at(git_repo, git_repo.TreeBuilder().write())
         return git_repo.merge_trees(ancestor, base.tree, head.tree), base, head
 
     def diff(self, repo: RepoRow, discussion: DiscussionRow) -> str:
         """The PR's changes since its merge base, bounded and cached (``hub/pr_diffs.py``)."""
         git_repo = self.git.open(repo.storage_key)
-        base = git_repo.references[discussion.target_branch].peel(pygit2.Commit)
+        base = git_repo.references[_target(discussion)].peel(pygit2.Commit)
         head = git_repo.references[pr_ref(discussion.num)].peel(pygit2.Commit)
         ancestor_id = git_repo.merge_base(base.id, head.id) or base.id
         key = (repo.storage_key, str(ancestor_id), str(head.id))
-        return self.diffs.get(key, lambda: bounded_patch(git_repo, git_repo[ancestor_id], head))
+        return self.diffs.get(key, lambda: bounded_patch(git_repo, commit_at(git_repo, ancestor_id), head))
 
     def merge(self, repo: RepoRow, principal: Principal, num: int, comment: str | None) -> str:
         if not self.repos.policy.allows(principal, repo, Action.WRITE):
@@ -243,20 +252,21 @@ class DiscussionService:
             files = sorted({(c[0] or c[1] or c[2]).path for c in index.conflicts})
             raise Conflict(f"The pull request has conflicts with {discussion.target_branch}: {', '.join(files)}")
         tree = index.write_tree(git_repo)
+        target = _target(discussion)
         message = f"Merge pull request #{num}: {discussion.title}\n"
         oid = self.git.write_commit(git_repo, str(tree), [str(base.id), str(head.id)], message,
-                                    principal.name, principal.account.email or "", when=int(time.time()))
+                                    principal.user.name, principal.user.email or "", when=int(time.time()))
         try:
-            self.git.update_ref(repo.storage_key, discussion.target_branch, oid, str(base.id))
+            self.git.update_ref(repo.storage_key, target, oid, str(base.id))
         except RefUpdateConflict:
             raise Conflict("The target branch moved during the merge; try again") from None
-        self.repos.after_ref_update(repo, discussion.target_branch, oid, str(base.id))
+        self.repos.after_ref_update(repo, target, oid, str(base.id))
         self.store.update(discussion.id, merge_commit_id=oid)
         self._set_status(discussion, principal, "merged", comment)
         return oid
 
 
-def _comment_data(text: str, now) -> dict:
+def _comment_data(text: str, now: datetime) -> dict[str, Any]:
     stamp = iso_z(now)
     return {"edited": False, "hidden": False, "numEdits": 0, "history": [],
             "latest": {"raw": text, "html": _escape(text), "updatedAt": stamp}}
@@ -266,3 +276,10 @@ def _escape(text: str) -> str:
     import html
 
     return "<p>" + html.escape(text) + "</p>"
+
+
+def _target(discussion: DiscussionRow) -> str:
+    """The branch a pull request merges into."""
+    if discussion.target_branch is None:
+        raise BadRequest(f"Discussion {discussion.num} is not a pull request")
+    return discussion.target_branch

@@ -41,7 +41,7 @@ class HubEvent:
 
 
 class Events:
-    def __init__(self):
+    def __init__(self) -> None:
         self.listeners: list = []
 
     def emit(self, event: HubEvent) -> None:

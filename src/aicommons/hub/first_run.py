@@ -59,7 +59,7 @@ class FirstRun:
         from aicommons.hub.signup import check_email
 
         self.check(token)
-        self.accounts.names.check_available(username, signup=True)
+        self.accounts.require_names().check_available(username, signup=True)
         email = check_email(email)
         passwords.check_new_password(password, username, email)
         try:

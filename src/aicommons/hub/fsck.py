@@ -7,15 +7,21 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pygit2
 
 from aicommons.db.gc import BlobGcStore
 from aicommons.errors import HubError
+from aicommons.gitrepo import blob_at, tree_at
 from aicommons.hub.gc import LFS_KEY_RE, LFS_PREFIX
 from aicommons.hub.gitattributes import MAX_POINTER_SIZE, parse_pointer
 from aicommons.hub.progress import SILENT, Progress
 from aicommons.storage.base import StorageError
+
+if TYPE_CHECKING:
+    from aicommons.hub.hub import Hub
+    from aicommons.storage.base import BlobStore
 
 CHUNK = 1024 * 1024
 
@@ -33,7 +39,7 @@ class FsckReport:
                 f"{self.files_checked} files read, {len(self.errors)} errors")
 
 
-def _sha256(blobs, key: str) -> tuple[str, int]:
+def _sha256(blobs: BlobStore, key: str) -> tuple[str, int]:
     digest, size = hashlib.sha256(), 0
     with blobs.open(key) as f:
         while chunk := f.read(CHUNK):
@@ -42,12 +48,12 @@ def _sha256(blobs, key: str) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def check_blobs(hub, report: FsckReport, progress: Progress = SILENT) -> None:
+def check_blobs(hub: Hub, report: FsckReport, progress: Progress = SILENT) -> None:
     rows = BlobGcStore(hub.engine).lfs_object_rows()
-    listing = [info for info in hub.blobs.list_blobs(LFS_PREFIX) if LFS_KEY_RE.match(info.key)]
-    progress.stage("re-hashing blobs", items=len(listing), nbytes=sum(info.size for info in listing))
-    for info in listing:
-        oid = LFS_KEY_RE.match(info.key).group(1)
+    listing = [(info, match.group(1)) for info in hub.blobs.list_blobs(LFS_PREFIX)
+               if (match := LFS_KEY_RE.match(info.key)) is not None]
+    progress.stage("re-hashing blobs", items=len(listing), nbytes=sum(info.size for info, _oid in listing))
+    for info, oid in listing:
         sha, size = _sha256(hub.blobs, info.key)
         progress.advance(1, size)
         report.blobs_checked += 1
@@ -57,7 +63,7 @@ def check_blobs(hub, report: FsckReport, progress: Progress = SILENT) -> None:
         if oid in rows and rows[oid] != size:
             report.errors.append(f"blob {info.key}: {size} bytes, the database says {rows[oid]}")
     # Chunk-stored files (Xet uploads): read back from their xorbs and re-hashed like a blob.
-    whole = {LFS_KEY_RE.match(info.key).group(1) for info in listing}
+    whole = {oid for _info, oid in listing}
     for row in hub.xet.files.all_rows():
         if row.oid in whole:
             continue
@@ -79,7 +85,7 @@ def check_blobs(hub, report: FsckReport, progress: Progress = SILENT) -> None:
             report.errors.append(f"object {oid} ({size} bytes) is recorded but its blob is missing")
 
 
-def check_repo(hub, full_id: str, storage_key: str, report: FsckReport) -> None:
+def check_repo(hub: Hub, full_id: str, storage_key: str, report: FsckReport) -> None:
     try:
         git_repo = hub.git.open(storage_key)
     except (pygit2.GitError, KeyError) as exc:
@@ -97,12 +103,12 @@ def check_repo(hub, full_id: str, storage_key: str, report: FsckReport) -> None:
             tree = stack.pop()
             for entry in tree:
                 if entry.filemode == pygit2.GIT_FILEMODE_TREE:
-                    stack.append(git_repo[entry.id])
+                    stack.append(tree_at(git_repo, entry.id))
                     continue
                 if entry.id in seen:
                     continue
                 seen.add(entry.id)
-                blob = git_repo[entry.id]  # reading it proves the object is there
+                blob = blob_at(git_repo, entry.id)  # reading it proves the object is there
                 report.files_checked += 1
                 pointer = parse_pointer(blob.data) if blob.size <= MAX_POINTER_SIZE else None
                 if pointer is not None and hub.objects.size(pointer.oid) != pointer.size:
@@ -111,7 +117,7 @@ def check_repo(hub, full_id: str, storage_key: str, report: FsckReport) -> None:
     report.repos_checked += 1
 
 
-def fsck(hub, *, blobs: bool = True, progress: Progress = SILENT) -> FsckReport:
+def fsck(hub: Hub, *, blobs: bool = True, progress: Progress = SILENT) -> FsckReport:
     """Read-only: interrupting it leaves nothing to clean up."""
     report = FsckReport()
     try:

@@ -3,6 +3,8 @@ maintainer. Metadata stays public; files need an accepted request (or being on t
 
 from __future__ import annotations
 
+from typing import Any
+
 from aicommons.db.access_requests import AccessRequestStore
 from aicommons.db.accounts import AccountStore
 from aicommons.db.repos import RepoRow
@@ -25,21 +27,21 @@ class GatingService:
         if not self.policy.content_allowed(principal, repo):
             raise gated(principal, repo)
 
-    def ask(self, repo: RepoRow, principal: Principal, fields: dict | None) -> str:
+    def ask(self, repo: RepoRow, principal: Principal, fields: dict[str, Any] | None) -> str:
         self.policy.check(principal, repo, Action.PARTICIPATE)
         if not repo.gated:
             raise BadRequest(f"{repo.full_id} is not gated")
-        if self.store.status(repo.id, principal.account.id) == "accepted":
+        if self.store.status(repo.id, principal.user.id) == "accepted":
             return "accepted"
         status = "accepted" if repo.gated == "auto" else "pending"
-        self.store.upsert(repo.id, principal.account.id, status, utcnow(), fields=fields)
+        self.store.upsert(repo.id, principal.user.id, status, utcnow(), fields=fields)
         return status
 
     def _require_maintainer(self, repo: RepoRow, principal: Principal) -> None:
         if self.policy.decide(principal, repo, Action.WRITE) is not None:
             raise Forbidden("Only maintainers of the repo manage access requests")
 
-    def list(self, repo: RepoRow, principal: Principal, status: str) -> list[dict]:
+    def list(self, repo: RepoRow, principal: Principal, status: str) -> list[dict[str, Any]]:
         self._require_maintainer(repo, principal)
         if status not in STATUSES:
             raise BadRequest(f"Invalid status {status!r}")

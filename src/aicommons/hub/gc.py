@@ -19,6 +19,7 @@ The grace period must exceed the longest upload (staging + store) and presigned-
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -27,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pygit2
 
@@ -36,6 +38,9 @@ from aicommons.hub.progress import SILENT, Progress
 from aicommons.hub.reachability import pointers_in_history
 from aicommons.storage.base import BlobStore, StorageError
 from aicommons.times import utcnow
+
+if TYPE_CHECKING:
+    from aicommons.xet.service import XetService
 
 log = logging.getLogger(__name__)
 LFS_PREFIX = "lfs/"
@@ -54,7 +59,7 @@ class LeasingBlobStore:
         self.leases.touch_lease(key, utcnow())
         self.inner.put_file(key, src)
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
 
@@ -153,7 +158,7 @@ def purge_unreachable(store: BlobGcStore, git: GitStore, report: GcReport, *, cu
 
 def collect_garbage(store: BlobGcStore, git: GitStore, blobs: BlobStore, *, grace_hours: float,
                     apply: bool = False, now: datetime | None = None, progress: Progress = SILENT,
-                    xet=None) -> GcReport:
+                    xet: XetService | None = None) -> GcReport:
     """Each blob is deleted whole or not at all: an interrupted run leaves a valid store, and the
     next run carries on. With ``xet`` (the hub's XetService) the chunk store too (``chunk_gc.py``)."""
     try:
@@ -163,7 +168,7 @@ def collect_garbage(store: BlobGcStore, git: GitStore, blobs: BlobStore, *, grac
 
 
 def _collect(store: BlobGcStore, git: GitStore, blobs: BlobStore, *, grace_hours: float, apply: bool,
-             now: datetime | None, progress: Progress, xet=None) -> GcReport:
+             now: datetime | None, progress: Progress, xet: XetService | None = None) -> GcReport:
     report = GcReport(apply=apply, grace_hours=grace_hours)
     now = now or utcnow()
     cutoff = now - timedelta(hours=grace_hours)
@@ -192,7 +197,7 @@ def _collect(store: BlobGcStore, git: GitStore, blobs: BlobStore, *, grace_hours
             report.freed_bytes += info.size
             continue
         try:
-            if store.delete_if_unreferenced(info.key, oid, cutoff, lambda key=info.key: blobs.delete(key)):
+            if store.delete_if_unreferenced(info.key, oid, cutoff, functools.partial(blobs.delete, info.key)):
                 report.deleted.append(info.key)
                 report.freed_bytes += info.size
                 log.info("gc: deleted %s (%d bytes)", info.key, info.size)

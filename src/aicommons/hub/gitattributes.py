@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import pathspec
 
@@ -60,5 +61,5 @@ class LfsRules:
         return self._spec.match_file(path)
 
 
-def ignore_rules(gitignore: str | None) -> pathspec.PathSpec:
+def ignore_rules(gitignore: str | None) -> pathspec.PathSpec[Any]:
     return pathspec.PathSpec.from_lines("gitwildmatch", (gitignore or "").splitlines())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aicommons.config import Settings
 from aicommons.db.access_requests import AccessRequestStore
@@ -22,7 +23,7 @@ from aicommons.db.gc import BlobGcStore
 from aicommons.db.identities import IdentityStore
 from aicommons.db.likes import LikeStore
 from aicommons.db.orgs import OrgStore
-from aicommons.db.repos import RepoStore
+from aicommons.db.repos import RepoRow, RepoStore
 from aicommons.db.scans import ScanStore
 from aicommons.db.sessions import SessionStore
 from aicommons.db.signup import LinkStore, RetiredNameStore, SignupAttemptStore
@@ -70,6 +71,15 @@ from aicommons.scanning.worker import ScanWorkerPool
 from aicommons.storage import open_blob_store
 from aicommons.xet.service import XetService
 from aicommons.xet.tokens import XetKeys
+
+if TYPE_CHECKING:
+    from aicommons.hub.bundles import BundleService
+    from aicommons.hub.dashboard import DashboardService
+    from aicommons.hub.jobs import Jobs
+    from aicommons.hub.stats import StatsService
+    from aicommons.hub.upstream import UpstreamService
+    from aicommons.hub.viewer import DatasetViewer
+    from aicommons.hub.workload_identity import TrustPolicy
 
 log = logging.getLogger("aicommons.hub")
 
@@ -151,7 +161,7 @@ class Hub:
         self.lfs = LfsService(self.repo_store, self.blobs, self.keys.for_purpose("lfs-transfer"), settings.tmp_dir,
                               settings.max_lfs_file_bytes, settings.upload_url_ttl_seconds, self.lfs_history,
                               self.objects)
-        self.upstream = None
+        self.upstream: UpstreamService | None = None
         if settings.upstream_url:  # the pull-through mirror (hub/upstream.py)
             from aicommons.db.upstream import UpstreamStore
             from aicommons.hub.upstream import UpstreamPolicy, UpstreamService
@@ -176,7 +186,7 @@ class Hub:
             self.lfs.stored_listeners.append(lambda repo_id, oid: self.jobs.chunk_lfs_object(repo_id, oid))
 
     @functools.cached_property
-    def spaces(self):
+    def spaces(self) -> SpaceService:
         """Spaces' runtime API, secrets and variables (``hub/spaces.py``)."""
         from aicommons.db.spaces import SpaceStore
         from aicommons.hub.space_apps import SpaceApps
@@ -187,26 +197,27 @@ class Hub:
         service.apps = SpaceApps(self, service)  # builds, runs, sleeps and wakes apps (hub/space_apps.py)
         return service
 
-    def _space_ref_moved(self, repo, ref: str, new_sha: str | None) -> None:
+    def _space_ref_moved(self, repo: RepoRow, ref: str, new_sha: str | None) -> None:
         if repo.type == "space":
             self.spaces.apps.on_ref_moved(repo, ref, new_sha)
 
-    def _space_event(self, event) -> None:
+    def _space_event(self, event: Any) -> None:
         if event.repo.type == "space" and event.scope == "repo" and event.action == "delete":
             self.spaces.apps.deleted(event.repo)
 
     @functools.cached_property
-    def viewer(self):
+    def viewer(self) -> DatasetViewer:
         """The dataset viewer's data (``hub/viewer.py``)."""
         from aicommons.hub.viewer import DatasetViewer
 
         return DatasetViewer(self.git, self.lfs, self.settings.viewer_max_bytes)
 
     @functools.cached_property
-    def parquet(self):
+    def parquet(self) -> ParquetExport:
         """The Parquet conversion of datasets (``hub/parquet_export.py``)."""
         from aicommons.db.parquet_conversions import ParquetConversionStore
         from aicommons.hub.parquet_export import ParquetExport
+    from aicommons.hub.spaces import SpaceService
 
         return ParquetExport(ParquetConversionStore(self.engine), self.repo_store, self.git, self.objects, self.blobs,
                              self.settings.tmp_dir, self.settings.parquet_max_bytes, self.repos.after_ref_update,
@@ -214,14 +225,15 @@ class Hub:
                              enabled=self.settings.parquet_conversion)
 
     @functools.cached_property
-    def bundles(self):
+    def bundles(self) -> BundleService:
         """Signed bundles for air-gapped sites (``hub/bundles.py``)."""
         from aicommons.hub.bundles import BundleService
+    from aicommons.hub.dashboard import DashboardService
 
         return BundleService(self)
 
     @functools.cached_property
-    def stats(self):
+    def stats(self) -> StatsService:
         """Totals for operators (``/metrics``): ``hub/stats.py``."""
         from aicommons.db.stats import StatsStore
         from aicommons.hub.stats import StatsService
@@ -229,7 +241,7 @@ class Hub:
         return StatsService(StatsStore(self.engine), self.settings.data_dir, lambda: self.jobs.huey.pending_count())
 
     @functools.cached_property
-    def dashboard(self):
+    def dashboard(self) -> DashboardService:
         """The admin dashboard's rollups (``hub/dashboard.py``)."""
         from aicommons.db.rollups import RollupStore
         from aicommons.hub.dashboard import DashboardService
@@ -237,7 +249,7 @@ class Hub:
         return DashboardService(RollupStore(self.engine))
 
     @functools.cached_property
-    def jobs(self):
+    def jobs(self) -> Jobs:
         """The background-job queue (``hub/jobs.py``), shared by whatever queues or runs jobs here."""
         from aicommons.hub.jobs import Jobs
 
@@ -247,7 +259,7 @@ class Hub:
         repo = self.repo_store.get_by_id(repo_id)
         return repo is not None and self.lfs_history.references(repo.storage_key, oid)
 
-    def _queue_scan(self, repo, ref: str, new_sha: str | None) -> None:
+    def _queue_scan(self, repo: RepoRow, ref: str, new_sha: str | None) -> None:
         if new_sha is None:
             return
         try:
@@ -263,7 +275,7 @@ class Hub:
         self.engine.dispose()
 
 
-def _policies(settings: Settings) -> tuple:
+def _policies(settings: Settings) -> tuple[TrustPolicy, ...]:
     """AICOMMONS_OIDC_TRUST_POLICIES as hub objects (config only checks that it is a JSON list)."""
     from aicommons.config import SettingsError
     from aicommons.hub.workload_identity import parse_policies

@@ -9,16 +9,23 @@ worker only; a job that must never overlap itself (GC) also holds a named lock w
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from huey import Huey
-from huey.exceptions import TaskLockedException
-from huey.signals import SIGNAL_ERROR
+from huey import Huey  # type: ignore[import-untyped]  # huey has no type information
+from huey.exceptions import TaskLockedException  # type: ignore[import-untyped]
+from huey.signals import SIGNAL_ERROR  # type: ignore[import-untyped]
 
+from aicommons.db._huey_private import start_consumer_threads
 from aicommons.db.gc import BlobGcStore
 from aicommons.db.jobs import SqlJobStorage
 from aicommons.errors import HubError
 from aicommons.hub.progress import SILENT, Progress
+
+if TYPE_CHECKING:
+    from aicommons.hub.hub import Hub
 
 log = logging.getLogger(__name__)
 QUEUE_NAME = "aicommons"
@@ -26,12 +33,12 @@ GC_LOCK = "blob-gc"
 GC_LOCK_TTL_SECONDS = 12 * 3600  # a killed GC's lock frees itself after this long
 
 
-def every_hours(hours: float):
+def every_hours(hours: float) -> Callable[[datetime], bool]:
     """A huey periodic-task validator: true at the minutes of the day that are multiples of ``hours``."""
     minutes = max(1, round(hours * 60))
 
-    def due(dt) -> bool:
-        return (dt.hour * 60 + dt.minute) % minutes == 0
+    def due(dt: datetime) -> bool:
+        return bool((dt.hour * 60 + dt.minute) % minutes == 0)
 
     return due
 
@@ -39,25 +46,25 @@ def every_hours(hours: float):
 class Jobs:
     """The queue and the tasks the hub knows, bound to one ``Hub``."""
 
-    def __init__(self, hub):
+    def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.huey = Huey(QUEUE_NAME, storage_class=SqlJobStorage, engine=hub.engine, results=False, utc=True)
         settings = hub.settings
         self.gc_lock = self.huey.lock_task(GC_LOCK, ttl=GC_LOCK_TTL_SECONDS)
 
-        @self.huey.task(retries=3, retry_delay=300, name="blob_gc")
-        def blob_gc(apply: bool, grace_hours: float) -> dict:
+        @self.huey.task(retries=3, retry_delay=300, name="blob_gc")  # type: ignore[untyped-decorator]  # (huey is untyped)
+        def blob_gc(apply: bool, grace_hours: float) -> dict[str, Any]:
             return self.run_gc(apply=apply, grace_hours=grace_hours)
 
         self.blob_gc = blob_gc
 
-        @self.huey.task(retries=2, retry_delay=60, name="scan_commit")
+        @self.huey.task(retries=2, retry_delay=60, name="scan_commit")  # type: ignore[untyped-decorator]  # (huey is untyped)
         def scan_commit(repo_id: int, commit_id: str) -> int:
             return self.hub.scans.scan_commit(repo_id, commit_id)
 
         self.scan_commit = scan_commit
 
-        @self.huey.task(retries=2, retry_delay=30, name="deliver_webhook")
+        @self.huey.task(retries=2, retry_delay=30, name="deliver_webhook")  # type: ignore[untyped-decorator]  # (huey is untyped)
         def deliver_webhook(delivery_id: int) -> None:
             # One attempt; a failed one comes back later, each time after twice the delay (hub/webhooks.py).
             delay = self.hub.webhooks.attempt(delivery_id)
@@ -66,12 +73,13 @@ class Jobs:
 
         self.deliver_webhook = deliver_webhook
         if settings.upstream_url and settings.upstream_sync_interval_hours > 0:
-            @self.huey.periodic_task(every_hours(settings.upstream_sync_interval_hours), name="periodic_mirror_sync")
-            def periodic_mirror_sync():
+            @self.huey.periodic_task(every_hours(settings.upstream_sync_interval_hours),  # type: ignore[untyped-decorator]
+                                     name="periodic_mirror_sync")  # (huey is untyped)
+            def periodic_mirror_sync() -> None:
                 self.sync_mirrors()
 
         # Mail (hub/mail.py): about an hour of retries before a message is given up (and logged).
-        @self.huey.task(retries=8, retry_delay=10, name="send_mail")
+        @self.huey.task(retries=8, retry_delay=10, name="send_mail")  # type: ignore[untyped-decorator]  # (huey is untyped)
         def send_mail(text: str) -> None:
             from aicommons.hub.mail import deliver
 
@@ -83,7 +91,7 @@ class Jobs:
 
         self.send_mail = send_mail
 
-        @self.huey.task(retries=2, retry_delay=60, name="chunk_lfs_object")
+        @self.huey.task(retries=2, retry_delay=60, name="chunk_lfs_object")  # type: ignore[untyped-decorator]  # (huey is untyped)
         def chunk_lfs_object(repo_id: int, oid: str) -> bool:
             from aicommons.hub.chunking import chunk_lfs_object as chunk
 
@@ -123,8 +131,9 @@ class Jobs:
         self.space_build = space_build
 
         if settings.gc_interval_hours > 0:
-            @self.huey.periodic_task(every_hours(settings.gc_interval_hours), name="periodic_blob_gc")
-            def periodic_blob_gc():
+            @self.huey.periodic_task(every_hours(settings.gc_interval_hours),  # type: ignore[untyped-decorator]
+                                     name="periodic_blob_gc")  # (huey is untyped)
+            def periodic_blob_gc() -> None:
                 try:
                     self.run_gc(apply=True, grace_hours=settings.gc_grace_hours)
                 except TaskLockedException:
@@ -134,14 +143,17 @@ class Jobs:
         """Sync every pinned mirror (hub/upstream.py); one failing repo does not stop the others."""
         from aicommons.hub.upstream import UpstreamError
 
-        for repo, mirror in self.hub.upstream.mirrored():
+        upstream = self.hub.upstream
+        if upstream is None:
+            return
+        for repo, mirror in upstream.mirrored():
             if mirror.pinned:
                 try:
-                    self.hub.upstream.sync(repo)
+                    upstream.sync(repo)
                 except (UpstreamError, HubError, OSError) as exc:
                     log.warning("mirror sync of %s failed: %s", repo.full_id, exc)
 
-    def run_gc(self, *, apply: bool, grace_hours: float, progress: Progress = SILENT) -> dict:
+    def run_gc(self, *, apply: bool, grace_hours: float, progress: Progress = SILENT) -> dict[str, Any]:
         """Collect garbage now, holding the GC lock (raises TaskLockedException if another run holds it)."""
         from aicommons.hub.gc import collect_garbage
 
@@ -151,14 +163,12 @@ class Jobs:
         log.info("gc: %s", report.summary())
         return asdict(report)
 
-    def start_workers(self, workers: int, periodic: bool = True):
+    def start_workers(self, workers: int, periodic: bool = True) -> Any:
         """Start ``workers`` worker threads (and the periodic scheduler) in this process; returns the
         consumer, whose ``stop(graceful=True)`` ends them. Signal handlers are left to the caller."""
         # shutdown_timeout: a graceful stop waits that long for a running job, then leaves it (every
         # job is safe to interrupt; a GC lock left behind expires after GC_LOCK_TTL_SECONDS).
         consumer = self.huey.create_consumer(workers=workers, worker_type="thread", periodic=periodic,
                                              max_delay=5.0, check_worker_health=False, shutdown_timeout=10)
-        consumer.scheduler.start()
-        for _worker, thread in consumer.worker_threads:
-            thread.start()
+        start_consumer_threads(consumer)  # not consumer.start(): the caller owns the process's signals
         return consumer

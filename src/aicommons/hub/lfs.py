@@ -22,6 +22,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from aicommons.db.repos import RepoRow, RepoStore
@@ -34,12 +35,17 @@ from aicommons.times import utcnow
 
 log = logging.getLogger(__name__)
 
+if TYPE_CHECKING:
+    from aicommons.hub.access import Principal
+    from aicommons.hub.objects import ObjectReader
+
 OID_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 class LfsService:
     def __init__(self, repos: RepoStore, blobs: BlobStore, key: bytes, tmp_dir: Path,
-                 max_object_bytes: int, url_ttl: int, history: LfsHistory | None = None, objects=None):
+                 max_object_bytes: int, url_ttl: int, history: LfsHistory | None = None,
+                 objects: ObjectReader | None = None):
         """``key``: the LFS transfer-link key (``hub/keys.py``), for this and nothing else."""
         self.repos = repos
         self.history = history  # None: every object the repo holds counts as in its history
@@ -59,11 +65,11 @@ class LfsService:
         return hmac.new(self._key, msg, hashlib.sha256).hexdigest()
 
     @staticmethod
-    def link_holder(principal) -> str:
+    def link_holder(principal: Principal) -> str:
         """Who a link is minted for: the principal's key, or ``anon`` for any anonymous caller."""
         return "anon" if principal.is_anonymous else principal.key
 
-    def signed_query(self, action: str, repo: RepoRow, oid: str, size: int, principal) -> str:
+    def signed_query(self, action: str, repo: RepoRow, oid: str, size: int, principal: Principal) -> str:
         expires = int(time.time()) + self.url_ttl
         who = self.link_holder(principal)
         return (f"exp={expires}&who={quote(who, safe='')}"
@@ -73,7 +79,7 @@ class LfsService:
                         who: str | None, sig: str | None) -> int:
         """The link's expiry time, if its signature is good and it has not expired."""
         try:
-            expires = int(exp)
+            expires = int(exp or "")
         except (TypeError, ValueError):
             raise Unauthorized("Invalid or expired transfer URL") from None
         good = self.sign(action, storage_key, oid, size, expires, who or "")
@@ -83,7 +89,7 @@ class LfsService:
 
     # --- batch ----------------------------------------------------------------------------------
 
-    def check_object(self, obj) -> tuple[str, int] | str:
+    def check_object(self, obj: object) -> tuple[str, int] | str:
         """(oid, size), or an error message for this object."""
         if not isinstance(obj, dict):
             return "Each object must be a JSON object with 'oid' and 'size'"

@@ -7,11 +7,14 @@ more. The bytes themselves are reclaimed by garbage collection once no repo refe
 
 from __future__ import annotations
 
+import builtins
+from typing import Any
+
 import pygit2
 
 from aicommons.db.repos import RepoRow, RepoStore
 from aicommons.errors import Conflict
-from aicommons.gitrepo import GitStore, RefUpdateConflict
+from aicommons.gitrepo import GitStore, RefUpdateConflict, entry_name, tree_at
 from aicommons.hub.gitattributes import format_pointer
 from aicommons.hub.repos import RepoService
 from aicommons.times import utcnow
@@ -25,7 +28,7 @@ class LfsFileService:
         self.repos = repos
         self.git = git
 
-    def list(self, repo: RepoRow) -> list[dict]:
+    def list(self, repo: RepoRow) -> list[dict[str, Any]]:
         out = []
         for row in self.store.list_lfs(repo.id):
             pointer_oid = pygit2.hash(format_pointer(row["oid"], row["size"]))
@@ -33,7 +36,7 @@ class LfsFileService:
                         "size": row["size"], "ref": row["ref"], "pushedAt": row["pushed_at"]})
         return out
 
-    def duplicate(self, source: RepoRow, destination: RepoRow, oids: list[str]) -> list[str]:
+    def duplicate(self, source: RepoRow, destination: RepoRow, oids: builtins.list[str]) -> builtins.list[str]:
         """Let ``destination`` reference LFS objects of ``source`` (the bytes are stored once); the
         oids among ``oids`` that are not objects of ``source``. The caller found ``source`` with
         ``Action.READ_CONTENT`` and ``destination`` with ``Action.WRITE``."""
@@ -46,7 +49,7 @@ class LfsFileService:
                 self.store.add_lfs_object(destination.id, oid, size, utcnow())
         return missing
 
-    def delete(self, repo: RepoRow, oids: list[str], rewrite_history: bool) -> None:
+    def delete(self, repo: RepoRow, oids: builtins.list[str], rewrite_history: bool) -> None:
         known = {row["oid"]: row["size"] for row in self.store.list_lfs(repo.id)}
         targets = [oid for oid in oids if oid in known]
         if rewrite_history and targets:
@@ -64,11 +67,11 @@ class LfsFileService:
                 builder = git_repo.TreeBuilder()
                 for entry in tree:
                     if entry.filemode == TREE:
-                        sub = clean(git_repo[entry.id])
+                        sub = clean(tree_at(git_repo, entry.id))
                         if sub is not None:
-                            builder.insert(entry.name, sub, TREE)
+                            builder.insert(entry_name(entry), sub, TREE)
                     elif entry.id not in pointers:
-                        builder.insert(entry.name, entry.id, entry.filemode)
+                        builder.insert(entry_name(entry), entry.id, entry.filemode)
                 trees[tree.id] = builder.write() if len(builder) else None
             return trees[tree.id]
 
@@ -94,9 +97,9 @@ class LfsFileService:
             new = rewrite(commit)
             if new != commit.id:
                 updates.append((name, str(new), str(ref.target)))
-        for name, new, old in updates:
+        for name, new_sha, old_sha in updates:
             try:
-                self.git.update_ref(repo.storage_key, name, new, old)
+                self.git.update_ref(repo.storage_key, name, new_sha, old_sha)
             except RefUpdateConflict:
                 raise Conflict(f"{name} was updated during the history rewrite; try again") from None
-            self.repos.after_ref_update(repo, name, new, old)
+            self.repos.after_ref_update(repo, name, new_sha, old_sha)

@@ -104,6 +104,9 @@ def deliver(smtp_url: str, text: str, timeout: float = SMTP_TIMEOUT_SECONDS) -> 
     msg = Parser(policy=SMTP_POLICY).parsestr(text)
     port = parts.port or DEFAULT_PORTS[parts.scheme]
     context = ssl.create_default_context()
+    if parts.hostname is None:
+        raise MailError("the mail server URL names no host")
+    client: smtplib.SMTP
     try:
         if parts.scheme == "smtps":
             client = smtplib.SMTP_SSL(parts.hostname, port, timeout=timeout, context=context)

@@ -16,7 +16,7 @@ import pygit2
 
 from aicommons.errors import HubError
 from aicommons.hub import content
-from aicommons.hub.scans import scan_key
+from aicommons.hub.scans import ScanService, scan_key
 
 # The scanner's own lists of names loaders unpickle (aicommons.scanning.pickles), kept in step.
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".dill", ".pck",
@@ -34,7 +34,7 @@ class ModelNotScanned(HubError):
     code = "ModelNotScanned"
 
 
-def check_loadable(scans, repo_id: str, git_repo: pygit2.Repository, commit: pygit2.Commit) -> None:
+def check_loadable(scans: ScanService, repo_id: str, git_repo: pygit2.Repository, commit: pygit2.Commit) -> None:
     files = list(content.iter_files(git_repo, commit))
     stored = scans.store.get_many([scan_key(e) for e in files])
     unsafe, doubtful, unscanned = [], [], []

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
 
 from aicommons.db.accounts import Account, AccountStore
 from aicommons.db.orgs import Invitation, OrgStore
@@ -28,17 +30,18 @@ def _hash(token: str) -> str:
 
 
 class OrgService:
-    def __init__(self, store: OrgStore, accounts: AccountStore, forget_principals=None):
+    def __init__(self, store: OrgStore, accounts: AccountStore,
+                 forget_principals: Callable[[], None] | None = None):
         self.store = store
         self.accounts = accounts
         self._forget = forget_principals or (lambda: None)  # memberships changed: cached principals are stale
 
     # --- lookups ---------------------------------------------------------------------------------
 
-    def followers(self, account: Account) -> list:
+    def followers(self, account: Account) -> list[Account]:
         return self.store.followers(account.id)
 
-    def following(self, account: Account) -> list:
+    def following(self, account: Account) -> list[Account]:
         return self.store.following(account.id)
 
     def require(self, name: str, kind: str | None = None) -> Account:
@@ -109,7 +112,7 @@ class OrgService:
         org = self.require(org_name, "org")
         user = self.require(user_name, "user")
         self._check_signed_in_writer(principal)
-        if principal.account.id != user.id:
+        if principal.user.id != user.id:
             self._check_manage(principal, org)
         if not self.store.remove(org.id, user.id):
             if self.store_role(org, user) is None:
@@ -130,7 +133,7 @@ class OrgService:
         token = secrets.token_urlsafe(24)
         now = utcnow()
         invitation = self.store.add_invitation(org.id, _hash(token), email.lower() if email else None,
-                                               self._check_role(role), principal.account.id, now,
+                                               self._check_role(role), principal.user.id, now,
                                                now + timedelta(days=INVITATION_DAYS))
         return token, invitation
 
@@ -155,7 +158,7 @@ class OrgService:
     def accept(self, principal: Principal, token: str) -> Account:
         self._check_signed_in_writer(principal)
         invitation, org = self.find_invitation(token)
-        account = principal.account
+        account = principal.user
         if invitation.email and (account.email or "").lower() != invitation.email:
             raise Forbidden("This invitation is for another e-mail address")
         if self.store.join(org.id, account.id, invitation.role) and invitation.email:
@@ -168,11 +171,11 @@ class OrgService:
     def request_to_join(self, principal: Principal, org_name: str) -> None:
         org = self.require(org_name, "org")
         self._check_signed_in_writer(principal)
-        if principal.account.id in {u.id for u, _ in self.store.members(org.id)}:
+        if principal.user.id in {u.id for u, _ in self.store.members(org.id)}:
             raise Conflict(f"You are already a member of {org.name}")
-        self.store.request_to_join(org.id, principal.account.id, utcnow())
+        self.store.request_to_join(org.id, principal.user.id, utcnow())
 
-    def join_requests(self, principal: Principal, org_name: str):
+    def join_requests(self, principal: Principal, org_name: str) -> list[tuple[Account, datetime]]:
         org = self.require(org_name, "org")
         self._check_manage(principal, org, read_only=True)
         return self.store.join_requests(org.id)
@@ -195,21 +198,21 @@ class OrgService:
     def follow(self, principal: Principal, name: str, following: bool) -> None:
         self._check_signed_in_writer(principal)
         target = self.require(name)
-        if target.id == principal.account.id:
+        if target.id == principal.user.id:
             raise BadRequest("You cannot follow yourself")
-        self.store.follow(principal.account.id, target.id, following, utcnow())
+        self.store.follow(principal.user.id, target.id, following, utcnow())
 
     # --- the Hub's JSON --------------------------------------------------------------------------
 
-    def user_json(self, account: Account, base_url: str, viewer: Principal | None = None) -> dict:
+    def user_json(self, account: Account, base_url: str, viewer: Principal | None = None) -> dict[str, Any]:
         """A ``User`` entry (followers, members): ``user`` is the username key."""
-        out = {"user": account.name, "fullname": account.fullname or account.name,
+        out: dict[str, Any] = {"user": account.name, "fullname": account.fullname or account.name,
                "avatarUrl": avatar_url(account, base_url), "type": account.kind, "isPro": False}
         if viewer is not None and viewer.account is not None:
             out["isFollowing"] = self.store.is_following(viewer.account.id, account.id)
         return out
 
-    def user_overview(self, name: str, viewer: Principal, base_url: str) -> dict:
+    def user_overview(self, name: str, viewer: Principal, base_url: str) -> dict[str, Any]:
         user = self.require(name, "user")
         counts = self.store.counts(user.id, viewer.visible_owner_ids())
         orgs = [self.org_json(org, base_url) for org, _ in self.accounts.orgs_of(user.id)]
@@ -219,14 +222,14 @@ class OrgService:
                 "numUpvotes": 0, "numLikes": counts["likes"], "numFollowers": counts["followers"],
                 "numFollowing": counts["following"], "orgs": orgs}
 
-    def org_json(self, org: Account, base_url: str) -> dict:
+    def org_json(self, org: Account, base_url: str) -> dict[str, Any]:
         return {"name": org.name, "fullname": org.fullname or org.name, "avatarUrl": avatar_url(org, base_url),
                 "type": "org"}
 
-    def org_overview(self, name: str, viewer: Principal, base_url: str) -> dict:
+    def org_overview(self, name: str, viewer: Principal, base_url: str) -> dict[str, Any]:
         org = self.require(name, "org")
         counts = self.store.counts(org.id, viewer.visible_owner_ids())
-        out = {**self.org_json(org, base_url), "_id": str(org.id), "details": "", "isVerified": False,
+        out: dict[str, Any] = {**self.org_json(org, base_url), "_id": str(org.id), "details": "", "isVerified": False,
                "isEnterprise": False, "plan": "team", "numUsers": counts["members"], "numModels": counts["model"],
                "numDatasets": counts["dataset"], "numSpaces": counts["space"], "numFollowers": counts["followers"],
                "numPapers": 0}
@@ -240,7 +243,7 @@ def avatar_url(account: Account, base_url: str) -> str:
     return f"{base_url}/avatars/{account.name}"
 
 
-def _iso(moment) -> str:
+def _iso(moment: datetime) -> str:
     from aicommons.times import iso_z
 
     return iso_z(moment)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import enum
 
+from aicommons.db.access_requests import AccessRequestStore
 from aicommons.db.repos import RepoRow
 from aicommons.errors import Forbidden, GatedRepo, HubError, NotFound, RepoNotFound, Unauthorized
 from aicommons.hub.access import Principal
@@ -81,7 +82,7 @@ def _may_write(principal: Principal, repo: RepoRow) -> bool:
 def _may_administer(principal: Principal, repo: RepoRow) -> bool:
     if not principal.can_write_at_all or not principal.token_allows(SETTINGS, repo.owner_id, repo.id):
         return False
-    if principal.is_admin or principal.account.id == repo.owner_id:
+    if principal.is_admin or principal.user.id == repo.owner_id:
         return True
     return principal.org_roles.get(repo.owner_id) == "admin"
 
@@ -98,7 +99,7 @@ def _token_refusal(principal: Principal, repo: RepoRow, action: Action) -> HubEr
         ok = principal.token_allows(DISCUSS, owner, rid) or principal.token_allows(WRITE, owner, rid)
     elif action is Action.INFER:
         needed = INFER
-        ok = principal.token_allows(INFER, principal.account.id) or principal.token_allows(INFER, owner, rid)
+        ok = principal.token_allows(INFER, principal.user.id) or principal.token_allows(INFER, owner, rid)
     else:
         return None  # WRITE and ADMIN: in _may_write / _may_administer
     if ok:
@@ -109,8 +110,8 @@ def _token_refusal(principal: Principal, repo: RepoRow, action: Action) -> HubEr
 class Policy:
     """Decisions need the repo row and, for gated repos, the caller's access request status."""
 
-    def __init__(self, access_requests):
-        self.access_requests = access_requests  # db.access_requests.AccessRequestStore
+    def __init__(self, access_requests: AccessRequestStore):
+        self.access_requests = access_requests
 
     # --- the decision ------------------------------------------------------------------------------
 
@@ -159,7 +160,7 @@ class Policy:
         if grants is not None and not grants.can_read_gated_repos and \
                 not grants.allows(READ, repo.owner_id, repo.id):
             return False
-        return self.access_requests.status(repo.id, principal.account.id) == "accepted"
+        return self.access_requests.status(repo.id, principal.user.id) == "accepted"
 
     # --- pieces ------------------------------------------------------------------------------------
 
@@ -220,7 +221,7 @@ def personal_refusal(principal: Principal, owner_id: int, write: bool, what: str
     them; to anyone else they answer like missing ones. Changes need a write credential."""
     if principal.is_anonymous:
         return Unauthorized("You must be signed in to do this")
-    if principal.account.id != owner_id:
+    if principal.user.id != owner_id:
         return NotFound(f"{what} not found")
     if write and not principal.can_write_at_all:
         return Forbidden("A write token is needed to do this: read tokens only read")

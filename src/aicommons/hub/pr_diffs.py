@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
 
 import pygit2
 
@@ -33,7 +35,7 @@ def _blob_size(git_repo: pygit2.Repository, oid: pygit2.Oid) -> int:
         return 0
 
 
-def _paths(delta) -> str:
+def _paths(delta: pygit2.DiffDelta) -> str:
     old, new = delta.old_file.path, delta.new_file.path
     return f"a/{old} b/{new}"
 
@@ -55,7 +57,8 @@ def bounded_patch(git_repo: pygit2.Repository, old: pygit2.Commit, new: pygit2.C
         if size > MAX_FILE_BYTES:
             text = f"diff --git {_paths(delta)}\n# too large to show ({size} bytes changed)\n"
         else:
-            text = diff[index].text or ""
+            patch = diff[index]
+            text = (patch.text if patch is not None else None) or ""
             if len(text) > MAX_FILE_PATCH_BYTES:
                 text = f"diff --git {_paths(delta)}\n# too large to show ({len(text)} bytes of diff)\n"
         parts.append(text)
@@ -66,12 +69,12 @@ def bounded_patch(git_repo: pygit2.Repository, old: pygit2.Commit, new: pygit2.C
 class PrDiffCache:
     def __init__(self, entries: int = CACHE_ENTRIES):
         self.entries = entries
-        self._done: OrderedDict[tuple, str] = OrderedDict()
-        self._computing: dict[tuple, threading.Lock] = {}
+        self._done: OrderedDict[tuple[Any, ...], str] = OrderedDict()
+        self._computing: dict[tuple[Any, ...], threading.Lock] = {}
         self._lock = threading.Lock()
         self.computed = 0  # how many diffs were built (tests read it)
 
-    def get(self, key: tuple, compute) -> str:
+    def get(self, key: tuple[Any, ...], compute: Callable[[], str]) -> str:
         with self._lock:
             if key in self._done:
                 self._done.move_to_end(key)

@@ -14,6 +14,10 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aicommons.config import Settings
 
 PRIVATE_UMASK = 0o077
 FILE_MODE = 0o600
@@ -64,7 +68,7 @@ def local_storage_root(storage_url: str) -> Path | None:
     return Path(storage_url[len("file://"):]) if storage_url.startswith("file://") else None
 
 
-def secure_data_dir(settings) -> None:
+def secure_data_dir(settings: Settings) -> None:
     """Fix the modes of what holds secrets: the data dir and the folders and files beside it."""
     folders = [settings.data_dir, Path(settings.git_dir), settings.tmp_dir,
                local_storage_root(settings.storage_url)]

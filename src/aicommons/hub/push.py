@@ -26,18 +26,22 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pygit2
 
 from aicommons.db.repos import RepoRow, RepoStore
 from aicommons.errors import BadRequest, Forbidden
-from aicommons.gitrepo import GitStore
+from aicommons.gitrepo import GitStore, blob_at
 from aicommons.gitrepo.store import extends
 from aicommons.hub.gitattributes import MAX_POINTER_SIZE, parse_pointer
 from aicommons.hub.lfs import LfsService
 from aicommons.hub.names import check_branch_name, check_file_path, check_tag_name
 from aicommons.hub.repos import DEFAULT_BRANCH, RepoService
 from aicommons.times import utcnow
+
+if TYPE_CHECKING:
+    from aicommons.hub.hub import Hub
 
 ZERO_OID = "0" * 40
 FILE_MODES = (pygit2.enums.FileMode.BLOB, pygit2.enums.FileMode.BLOB_EXECUTABLE)
@@ -112,7 +116,7 @@ class PushService:
         self.max_regular_bytes = max_regular_bytes
 
     @classmethod
-    def of(cls, hub) -> PushService:
+    def of(cls, hub: Hub) -> PushService:
         return cls(hub.repos, hub.repo_store, hub.git, hub.lfs, hub.settings.max_regular_file_bytes)
 
     # --- before the push lands (in the pre-receive hook, objects still in quarantine) ------------
@@ -155,7 +159,7 @@ class PushService:
 
     @staticmethod
     def _target_commit(git_repo: pygit2.Repository, update: RefUpdate) -> pygit2.Commit:
-        obj = git_repo.get(update.new)
+        obj: object = git_repo.get(update.new) if update.new is not None else None
         if isinstance(obj, pygit2.Tag) and update.ref.startswith("refs/tags/"):
             try:
                 obj = obj.peel(pygit2.Commit)
@@ -198,7 +202,7 @@ class PushService:
                 raise BadRequest(f"commit {short}: {path} is a symlink or a submodule; "
                                  "only regular files are supported")
             _type, size = git_repo.odb.read_header(new.id)
-            pointer = parse_pointer(git_repo[new.id].data) if size <= MAX_POINTER_SIZE else None
+            pointer = parse_pointer(blob_at(git_repo, new.id).data) if size <= MAX_POINTER_SIZE else None
             if pointer is not None:
                 if not self.lfs.is_available(repo, pointer.oid, pointer.size):
                     raise BadRequest(f"commit {short}: {path} points to LFS object {pointer.oid} ({pointer.size} "
@@ -257,7 +261,7 @@ class PushService:
                 continue
             repo = self.store.get_by_id(plan.repo_id) if plan.repo_id is not None else None
             landed = self.record(repo, plan) if repo is not None else []
-            if landed:
+            if landed and repo is not None:
                 recorded += 1
                 log.warning("recorded a push to %s (%s) left unrecorded by a server that stopped",
                             repo.full_id, ", ".join(landed))

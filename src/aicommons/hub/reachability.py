@@ -25,14 +25,16 @@ from __future__ import annotations
 import subprocess
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any
 
 import pygit2
 
-from aicommons.gitrepo import GitStore
-from aicommons.hub.gitattributes import MAX_POINTER_SIZE, parse_pointer
+from aicommons.gitrepo import GitStore, blob_at, tree_at
+from aicommons.hub.gitattributes import MAX_POINTER_SIZE, LfsPointer, parse_pointer
 
 _CACHE_SIZE = 8
-_cache: OrderedDict[str, tuple[tuple, frozenset[str]]] = OrderedDict()
+_cache: OrderedDict[str, tuple[tuple[Any, ...], frozenset[str]]] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -120,7 +122,7 @@ def _reachable_objects(repo: pygit2.Repository, refs: list[tuple[str, str]]) -> 
 
 
 def _pointer_oid(git_repo: pygit2.Repository, blob_id: pygit2.Oid) -> str | None:
-    blob = git_repo[blob_id]
+    blob = blob_at(git_repo, blob_id)
     if blob.size <= MAX_POINTER_SIZE and (pointer := parse_pointer(blob.data)) is not None:
         return pointer.oid
     return None
@@ -154,7 +156,7 @@ def _pointers_of_commits(git_repo: pygit2.Repository, tips: list[pygit2.Oid], hi
 
     for commit in walker:
         if hide and commit.parents:
-            for delta in git_repo.diff(commit.parents[0].tree, commit.tree).deltas:
+            for delta in commit.parents[0].tree.diff_to_tree(commit.tree).deltas:
                 if delta.new_file.mode in (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE):
                     add_blob(delta.new_file.id)
             continue
@@ -166,7 +168,7 @@ def _pointers_of_commits(git_repo: pygit2.Repository, tips: list[pygit2.Oid], hi
             seen_trees.add(tree.id)
             for entry in tree:
                 if entry.filemode == pygit2.GIT_FILEMODE_TREE:
-                    stack.append(git_repo[entry.id])
+                    stack.append(tree_at(git_repo, entry.id))
                 else:
                     add_blob(entry.id)
     return oids
@@ -179,7 +181,7 @@ class LfsHistory:
         self.git = git
         self.cached_repos = cached_repos
         # storage key -> (state of the refs, their tip commits, the pointers they reach)
-        self._cache: OrderedDict[str, tuple[tuple, list[pygit2.Oid], frozenset[str]]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[tuple[Any, ...], list[pygit2.Oid], frozenset[str]]] = OrderedDict()
         self._lock = threading.Lock()
 
     def references(self, storage_key: str, oid: str) -> bool:
@@ -215,14 +217,15 @@ def _only_grew(git_repo: pygit2.Repository, old_tips: list[pygit2.Oid], new_tips
     return all(tip in new or any(git_repo.descendant_of(n, tip) for n in new_tips) for tip in old_tips)
 
 
-def pointers_in_tree(git_repo: pygit2.Repository, tree: pygit2.Tree, prefix: str = ""):
+def pointers_in_tree(git_repo: pygit2.Repository, tree: pygit2.Tree,
+                     prefix: str = "") -> Iterator[tuple[str, LfsPointer]]:
     """(path, LFS pointer) for every pointer file under ``tree`` (mirror sync, bundles)."""
     for entry in tree:
         path = f"{prefix}{entry.name}"
         if entry.filemode == pygit2.GIT_FILEMODE_TREE:
-            yield from pointers_in_tree(git_repo, git_repo[entry.id], path + "/")
-        else:
-            blob = git_repo[entry.id]
+            yield from pointers_in_tree(git_repo, tree_at(git_repo, entry.id), path + "/")
+        elif entry.filemode in (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE):
+            blob = blob_at(git_repo, entry.id)
             if blob.size <= MAX_POINTER_SIZE and (pointer := parse_pointer(blob.data)) is not None:
                 yield path, pointer
 

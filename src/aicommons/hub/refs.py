@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pygit2
 
@@ -20,9 +21,9 @@ class RefService:
         self.repos = repos
         self.git = git
 
-    def list_refs(self, repo: RepoRow, include_prs: bool) -> dict:
+    def list_refs(self, repo: RepoRow, include_prs: bool) -> dict[str, Any]:
         git_repo = self.git.open(repo.storage_key)
-        out = {"branches": [], "converts": [], "tags": []}
+        out: dict[str, list[dict[str, Any]]] = {"branches": [], "converts": [], "tags": []}
         if include_prs:
             out["pullRequests"] = []
         for name in git_repo.references:
@@ -66,7 +67,7 @@ class RefService:
             raise Conflict(f"Tag {tag} already exists")
         oid = str(target.id)
         if message:
-            sig = pygit2.Signature(principal.name, principal.account.email or f"{principal.name}@users.noreply",
+            sig = pygit2.Signature(principal.user.name, principal.user.email or f"{principal.user.name}@users.noreply",
                                    int(time.time()), 0)
             # An annotated tag: libgit2 writes the tag object and its ref together.
             git_repo.create_tag(tag, target.id, pygit2.enums.ObjectType.COMMIT, sig, message)
@@ -101,7 +102,7 @@ class RefService:
             raise RevisionNotFound(f"Invalid rev id: {branch}")
         head = current.peel(pygit2.Commit)
         oid = self.git.write_commit(git_repo, str(head.tree.id), [], (message or "Super-squash branch") + "\n",
-                                    principal.name, principal.account.email or "", when=int(time.time()))
+                                    principal.user.name, principal.user.email or "", when=int(time.time()))
         try:
             self.git.update_ref(repo.storage_key, ref, oid, str(head.id))
         except RefUpdateConflict:

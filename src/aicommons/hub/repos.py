@@ -10,14 +10,17 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import pygit2
 
 from aicommons.db.accounts import AccountStore, AlreadyExists
 from aicommons.db.repos import RepoHead, RepoQuery, RepoRow, RepoStore, sort_attribute, sort_is_date
-from aicommons.errors import BadRequest, Conflict, Forbidden, HubError, NotFound
-from aicommons.gitrepo import GitStore, TreeChange
+from aicommons.errors import BadRequest, Conflict, Forbidden, HubError, NotFound, RepoNotFound
+from aicommons.gitrepo import GitStore, TreeChange, commit_at
 from aicommons.gitrepo.trees import apply_changes
 from aicommons.hub import content
 from aicommons.hub.access import Principal
@@ -27,6 +30,10 @@ from aicommons.hub.gitattributes import DEFAULT_GITATTRIBUTES
 from aicommons.hub.names import check_repo_name, check_repo_type
 from aicommons.hub.policy import Action, Policy, may_see, not_found
 from aicommons.times import utcnow
+
+if TYPE_CHECKING:
+    from aicommons.hub.downloads import DownloadCounter
+    from aicommons.hub.upstream import UpstreamService
 
 __all__ = ["DEFAULT_BRANCH", "RepoHead", "RepoMoved", "RepoQuery", "RepoRow", "RepoService", "sort_attribute",
            "sort_is_date"]  # the doors' repo types
@@ -41,10 +48,10 @@ class WeightedLru:
     def __init__(self, capacity: int):
         self.capacity = capacity
         self._lock = threading.Lock()
-        self._entries: OrderedDict = OrderedDict()  # key -> (weight, value)
+        self._entries: OrderedDict[Hashable, tuple[int, Any]] = OrderedDict()  # key -> (weight, value)
         self._weight = 0
 
-    def get(self, key):
+    def get(self, key: Hashable) -> Any:
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
@@ -52,7 +59,7 @@ class WeightedLru:
             self._entries.move_to_end(key)
             return entry[1]
 
-    def put(self, key, value, weight: int = 1) -> None:
+    def put(self, key: Hashable, value: Any, weight: int = 1) -> None:
         if weight > self.capacity:
             return
         with self._lock:
@@ -99,12 +106,12 @@ class RepoService:
         self.git = git
         # Called with the repo after its refs, settings or name changed, or it was deleted, so that
         # in-process caches (inference's model resolutions) drop what they remember of it.
-        self.listeners: list = []
+        self.listeners: list[Callable[[RepoRow], None]] = []
         # Called with (repo, ref, new commit or None) after any branch or tag moved, however it
         # moved (commit, push, merge, super-squash, history rewrite): upload scanning queues there.
-        self.ref_listeners: list = []
-        self.upstream = None  # UpstreamService when AICOMMONS_UPSTREAM_URL is set (wired by the Hub)
-        self.downloads = None  # a DownloadCounter (hub/downloads.py), wired by the Hub
+        self.ref_listeners: list[Callable[[RepoRow, str, str | None], None]] = []
+        self.upstream: UpstreamService | None = None  # when AICOMMONS_UPSTREAM_URL is set (wired by the Hub)
+        self.downloads: DownloadCounter | None = None  # a DownloadCounter (hub/downloads.py), wired by the Hub
         # Commit contents (card, files) by (repo folder, commit id), for ``model_info``: at most
         # DESCRIBED_FILES file rows in all, the least recently used dropped first.
         self.described = WeightedLru(DESCRIBED_FILES)
@@ -130,7 +137,7 @@ class RepoService:
             if repo is None:
                 raise not_found(principal)
         elif self.upstream is not None and self.upstream.refresh_if_stale(repo):
-            repo = self.store.get_by_id(repo.id)
+            repo = _still_there(self.store.get_by_id(repo.id))
         self.policy.check(principal, repo, action)
         return repo
 
@@ -194,7 +201,7 @@ class RepoService:
             raise HubError("You must be authenticated to do this", status=401)
         if not principal.can_write_at_all:
             raise Forbidden(principal.read_only_reason("create repos"))
-        namespace = namespace or principal.name
+        namespace = namespace or principal.user.name
         account = self.accounts.get(namespace)
         if account is None or not principal.can_create_in(account.id):
             raise Forbidden(f"You don't have the rights to create a repo under the namespace {namespace!r}")
@@ -219,15 +226,15 @@ class RepoService:
             now = utcnow()
             repo = self.store.create(type=repo_type, namespace=namespace, name=name, owner_id=owner_id,
                                      storage_key=storage_key, private=private, now=now,
-                                     created_by=principal.account.id)
+                                     created_by=principal.user.id)
         except AlreadyExists:
             self.git.delete(storage_key)
-            return self.store.get(repo_type, f"{namespace}/{name}"), False
+            return _still_there(self.store.get(repo_type, f"{namespace}/{name}")), False
         except BaseException:
             self.git.delete(storage_key)
             raise
-        self._store_head(repo, git_repo, git_repo[pygit2.Oid(hex=sha)], now=None)
-        repo = self.store.get_by_id(repo.id)
+        self._store_head(repo, git_repo, commit_at(git_repo, sha), now=None)
+        repo = _still_there(self.store.get_by_id(repo.id))
         self.events.repo("create", repo)
         return repo, True
 
@@ -235,7 +242,7 @@ class RepoService:
                         principal: Principal) -> str:
         changes = [TreeChange(path, str(git_repo.create_blob(data))) for path, data in files.items()]
         tree = apply_changes(git_repo, None, changes)
-        account = principal.account
+        account = principal.user
         sha = self.git.write_commit(git_repo, tree, [], "initial commit", account.name, account.email or "",
                                     when=int(time.time()))
         self.git.update_ref(storage_key, f"refs/heads/{DEFAULT_BRANCH}", sha, None)
@@ -251,7 +258,7 @@ class RepoService:
     def update_settings(self, principal: Principal, repo: RepoRow, private: bool | None,
                         gated: str | bool | None) -> None:
         self.policy.check(principal, repo, Action.ADMIN)
-        values = {}
+        values: dict[str, Any] = {}
         if private is not None:
             values["private"] = bool(private)
         if gated is not None:
@@ -282,7 +289,7 @@ class RepoService:
             raise Conflict(f"A {repo_type} repository called {to_id} already exists") from None
         self._changed(repo)
         self.events.repo("move", repo, moved_to=f"{namespace}/{name}")
-        return self.store.get_by_id(repo.id)
+        return _still_there(self.store.get_by_id(repo.id))
 
     def storage_used(self, repo: RepoRow) -> int:
         """Bytes a repo uses: its git objects plus the LFS objects it references."""
@@ -299,7 +306,8 @@ class RepoService:
         return card, RepoHead(str(commit.id), rows, sum(r[1] for r in rows),
                               self.git.disk_usage(repo.storage_key) if disk else None)
 
-    def _store_head(self, repo: RepoRow, git_repo: pygit2.Repository, commit: pygit2.Commit, now) -> RepoHead:
+    def _store_head(self, repo: RepoRow, git_repo: pygit2.Repository, commit: pygit2.Commit,
+                    now: datetime | None) -> RepoHead:
         base = self.store.heads([repo.id]).get(repo.id)  # the previous head: only the difference is read
         card, head = self._describe(repo, git_repo, commit, disk=True, base=base)
         self.store.set_card(repo.id, sha=head.sha, card_data=card.data, tags=card.tags,
@@ -336,10 +344,10 @@ class RepoService:
         from git. What a commit holds never changes, and the caller's access was decided before
         (``find``), so the memory holds content only, never a decision, and needs no invalidation."""
         key = (repo.storage_key, str(commit.id))
-        described = self.described.get(key)
-        if described is not None:
-            return described
-        described = None
+        remembered: tuple[Card, RepoHead] | None = self.described.get(key)
+        if remembered is not None:
+            return remembered
+        described: tuple[Card, RepoHead] | None = None
         if key[1] == repo.sha:
             head = self.head(repo)
             if head is not None and head.sha == repo.sha:
@@ -355,9 +363,11 @@ class RepoService:
 
     def _backfill(self, repo: RepoRow) -> RepoHead | None:
         git_repo = self.git.open(repo.storage_key)
+        if repo.sha is None:
+            return None
         try:
-            commit = git_repo[pygit2.Oid(hex=repo.sha)]
-        except (KeyError, ValueError):
+            commit = commit_at(git_repo, repo.sha)
+        except (KeyError, ValueError, TypeError):
             return None
         _card, head = self._describe(repo, git_repo, commit, disk=True)
         self.store.put_head(repo.id, head)  # only if the head has not moved meanwhile
@@ -381,7 +391,14 @@ class RepoService:
             self.store.update(repo.id, last_modified=utcnow())
         else:
             git_repo = self.git.open(repo.storage_key)
-            self._store_head(repo, git_repo, git_repo[pygit2.Oid(hex=new_sha)], now=utcnow())
+            self._store_head(repo, git_repo, commit_at(git_repo, new_sha), now=utcnow())
         for listener in self.ref_listeners:
             listener(repo, ref, new_sha)
         self.events.ref_moved(repo, ref, old_sha, new_sha)
+
+
+def _still_there(repo: RepoRow | None) -> RepoRow:
+    """A row read back after a write; None only if another request deleted the repo meanwhile."""
+    if repo is None:
+        raise RepoNotFound("Repository not found")
+    return repo

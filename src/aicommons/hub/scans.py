@@ -18,17 +18,21 @@ import posixpath
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pygit2
 
 from aicommons.db.repos import RepoStore
 from aicommons.db.scans import ScanStore
-from aicommons.gitrepo import GitStore
+from aicommons.gitrepo import GitStore, commit_at
 from aicommons.hub import content
 from aicommons.hub.content import Entry
 from aicommons.scanning.results import FileScan
 from aicommons.scanning.worker import ScanWorkerPool
 from aicommons.times import utcnow
+
+if TYPE_CHECKING:
+    from aicommons.hub.objects import ObjectReader
 
 log = logging.getLogger("aicommons.scans")
 # Part of every stored key: raising it when the rules change makes every file scan again.
@@ -42,7 +46,7 @@ def scan_key(entry: Entry) -> str:
 
 
 class ScanService:
-    def __init__(self, store: ScanStore, repos: RepoStore, git: GitStore, objects, pool: ScanWorkerPool,
+    def __init__(self, store: ScanStore, repos: RepoStore, git: GitStore, objects: ObjectReader, pool: ScanWorkerPool,
                  tmp_dir: Path):
         self.store = store
         self.repos = repos
@@ -60,8 +64,8 @@ class ScanService:
             return 0  # deleted since the job was queued
         git_repo = self.git.open(repo.storage_key)
         try:
-            commit = git_repo[pygit2.Oid(hex=commit_id)]
-        except (KeyError, ValueError):
+            commit = commit_at(git_repo, commit_id)
+        except (KeyError, ValueError, TypeError):
             return 0  # rewritten away (lfs-files delete, super-squash) before the job ran
         entries = {scan_key(e): e for e in content.iter_files(git_repo, commit)}
         done = self.store.get_many(list(entries))
@@ -84,7 +88,7 @@ class ScanService:
         found = self.objects.find(entry.lfs.oid)
         local = self.objects.local_path(found) if found is not None else None
         if local is not None:
-            return self.pool.scan_path(entry.path, local, size)
+            return self.pool.scan_path(entry.path, str(local), size)
         # Object storage or the chunk store: copied to a private temporary file first, in chunks.
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=self.tmp_dir, prefix="scan-") as copy:
@@ -95,13 +99,13 @@ class ScanService:
 
     # --- status (API and web UI) ----------------------------------------------------------------
 
-    def file_statuses(self, entries: list[Entry]) -> dict[str, dict]:
+    def file_statuses(self, entries: list[Entry]) -> dict[str, dict[str, Any]]:
         """path -> ``securityFileStatus`` for each file entry (directories are left out)."""
         files = [e for e in entries if e.type == "file"]
         stored = self.store.get_many([scan_key(e) for e in files])
         return {e.path: security_file_status(stored.get(scan_key(e))) for e in files}
 
-    def repo_status(self, git_repo: pygit2.Repository, commit: pygit2.Commit) -> dict:
+    def repo_status(self, git_repo: pygit2.Repository, commit: pygit2.Commit) -> dict[str, Any]:
         """``securityRepoStatus``: whether every file of the commit is scanned, and which have issues."""
         files = list(content.iter_files(git_repo, commit))
         stored = self.store.get_many([scan_key(e) for e in files])
@@ -113,7 +117,7 @@ class ScanService:
         return {"scansDone": all(scan_key(e) in stored for e in files), "filesWithIssues": issues}
 
 
-def security_file_status(result: dict | None) -> dict:
+def security_file_status(result: dict[str, Any] | None) -> dict[str, Any]:
     """The Hub's shape (huggingface_hub reads ``status``, ``avScan`` and ``pickleImportScan``), plus
     our own ``findings``. No antivirus runs here, hence ``avScan`` null."""
     if result is None:

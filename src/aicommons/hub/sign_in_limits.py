@@ -19,6 +19,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 from aicommons.errors import TooManyRequests
 from aicommons.token_bucket import TokenBucket
@@ -26,7 +27,7 @@ from aicommons.token_bucket import TokenBucket
 
 class SignInLimiter:
     def __init__(self, per_account: int, per_ip: int, window_seconds: float = 900,
-                 max_keys: int = 100_000, clock=time.monotonic):
+                 max_keys: int = 100_000, clock: Callable[[], float] = time.monotonic):
         self._limits = {"account": per_account, "ip": per_ip}
         self._window = window_seconds
         self._max_keys = max_keys

@@ -121,7 +121,7 @@ class SignupService:
         invitation = self.invite_for(invite) if invite else None
         if self.policy == "invite" and invitation is None:
             raise Forbidden("Sign-up on this hub needs an invite link, and this one is missing, used or expired")
-        self.accounts.names.check_available(username, signup=True)
+        self.accounts.require_names().check_available(username, signup=True)
         email = check_email(email)
         domain = email.rsplit("@", 1)[1].lower()
         allowed = self.settings.allowed_email_domains
@@ -165,7 +165,7 @@ class SignupService:
             raise NotFound(INVALID_LINK)  # the address changed since the link was sent
         self.accounts.store.update(account.id, email_verified=True)
         self.accounts.forget_cached()
-        return self.accounts.store.get_by_id(account.id)
+        return self.accounts.reload(account.id)
 
     def approve(self, username: str) -> Account:
         """A site admin lets a pending sign-up in; the person is told by mail."""
@@ -177,7 +177,7 @@ class SignupService:
             self.mail.send_mail(account.email, "Your account was approved",
                                 f"Hello {account.name},\n\nyour account was approved. Sign in: "
                                 f"{self.mail.link('/login')}\n")
-        return self.accounts.store.get_by_id(account.id)
+        return self.accounts.reload(account.id)
 
     # --- invites --------------------------------------------------------------------------------
 
@@ -216,7 +216,7 @@ class SignupService:
         except BadRequest:
             return
         account = self.accounts.store.get_by_email(email)
-        if account is None or account.status != "active":
+        if account is None or account.status != "active" or account.email is None:
             return
         self.links.delete_for(account.id, "reset")
         token = self._new_link("reset", RESET_TTL, account.id, account.email)
@@ -228,7 +228,7 @@ class SignupService:
     def reset_password(self, token: str | None, password: str) -> Account:
         row = self.live_link(token, "reset")
         account = self.accounts.store.get_by_id(row.account_id) if row and row.account_id else None
-        if account is None:
+        if account is None or row is None:
             raise NotFound(INVALID_LINK)
         passwords.check_new_password(password, account.name, account.email)  # a refusal keeps the link
         self._take(token, "reset")
@@ -236,4 +236,4 @@ class SignupService:
         self.links.delete_for(account.id, "reset")
         if not account.email_verified and (account.email or "").lower() == (row.email or "").lower():
             self.accounts.store.update(account.id, email_verified=True)  # the mailbox is theirs
-        return self.accounts.store.get_by_id(account.id)
+        return self.accounts.reload(account.id)

@@ -23,7 +23,7 @@ import pygit2
 from aicommons.db.repos import RepoQuery, RepoRow
 from aicommons.hub import content
 from aicommons.hub.access import Principal
-from aicommons.hub.cards import card_from_readme
+from aicommons.hub.cards import Card, card_from_readme
 from aicommons.hub.model_safety import check_loadable
 from aicommons.hub.policy import Action, may_see
 from aicommons.ttl_cache import TTLCache
@@ -111,11 +111,11 @@ class ModelSnapshots:
         self.hub = hub
         self.make_resolved = make_resolved
         self.make_listing = make_listing
-        self._recent = TTLCache(cache_seconds)  # (repo id lower, revision) -> _Resolution
-        self._commits = TTLCache(math.inf, max_entries=256)  # (storage key, commit) -> card
+        self._recent: TTLCache[tuple[str, str], _Resolution] = TTLCache(cache_seconds)
+        self._commits: TTLCache[tuple[str, pygit2.Oid], Card] = TTLCache(math.inf, max_entries=256)
         # Commits whose files the scanner vouched for (hub/model_safety.py); verdicts only get better
         # from there (queued -> scanned) within one process, so a positive one is kept.
-        self._vouched = TTLCache(math.inf, max_entries=1024)
+        self._vouched: TTLCache[tuple[str, pygit2.Oid], bool] = TTLCache(math.inf, max_entries=1024)
         listeners = getattr(hub.repos, "listeners", None)
         if listeners is not None:
             listeners.append(self.forget)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from authlib.integrations.httpx_client import OAuth2Client
+from authlib.integrations.httpx_client import OAuth2Client  # type: ignore[import-untyped]
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -24,6 +25,11 @@ from aicommons.db.identities import IdentityStore
 from aicommons.errors import BadRequest, Forbidden, HubError
 from aicommons.hub.access import ORG_ROLES
 from aicommons.times import utcnow
+
+if TYPE_CHECKING:
+    from aicommons.config import Settings
+    from aicommons.hub.accounts import AccountService
+    from aicommons.hub.orgs import OrgService
 
 DISCOVERY_TTL = 300
 STATE_TTL = 600
@@ -35,12 +41,12 @@ class SsoError(HubError):
 
 
 class SsoService:
-    def __init__(self, settings, accounts, orgs, identities: IdentityStore):
+    def __init__(self, settings: Settings, accounts: AccountService, orgs: OrgService, identities: IdentityStore):
         self.settings = settings
-        self.accounts = accounts  # AccountService
-        self.orgs = orgs  # OrgService
+        self.accounts = accounts
+        self.orgs = orgs
         self.identities = identities
-        self._discovery: tuple[float, dict] | None = None
+        self._discovery: tuple[float, dict[str, Any]] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -49,13 +55,13 @@ class SsoService:
     def _http(self) -> httpx.Client:
         return httpx.Client(timeout=10, follow_redirects=False)
 
-    def discovery(self) -> dict:
+    def discovery(self) -> dict[str, Any]:
         if self._discovery and time.monotonic() - self._discovery[0] < DISCOVERY_TTL:
             return self._discovery[1]
         url = f"{self.settings.oidc_issuer}/.well-known/openid-configuration"
         try:
             with self._http() as http:
-                doc = http.get(url).raise_for_status().json()
+                doc: dict[str, Any] = http.get(url).raise_for_status().json()
         except (httpx.HTTPError, ValueError) as exc:
             raise SsoError(f"The identity provider did not answer its discovery document ({exc})") from None
         if doc.get("issuer", "").rstrip("/") != self.settings.oidc_issuer:
@@ -68,7 +74,7 @@ class SsoService:
                             scope=self.settings.oidc_scopes, redirect_uri=redirect_uri,
                             code_challenge_method="S256", timeout=10)
 
-    def start(self, redirect_uri: str) -> tuple[str, dict]:
+    def start(self, redirect_uri: str) -> tuple[str, dict[str, Any]]:
         doc = self.discovery()
         state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         verifier = secrets.token_urlsafe(48)  # RFC 7636: 43 to 128 characters
@@ -77,7 +83,7 @@ class SsoService:
                                                      code_verifier=verifier)
         return url, {"state": state, "nonce": nonce, "verifier": verifier, "at": int(time.time())}
 
-    def finish(self, kept: dict, params: dict, redirect_uri: str) -> Account:
+    def finish(self, kept: dict[str, Any], params: dict[str, str], redirect_uri: str) -> Account:
         if params.get("error"):
             raise SsoError(f"The identity provider refused: {params.get('error_description') or params['error']}")
         if not kept or not secrets.compare_digest(str(kept.get("state", "")), params.get("state", "")) \
@@ -101,7 +107,7 @@ class SsoService:
             raise
         return self._sign_in(claims)
 
-    def _id_token_claims(self, id_token: str, nonce: str, doc: dict) -> dict:
+    def _id_token_claims(self, id_token: str, nonce: str, doc: dict[str, Any]) -> dict[str, Any]:
         try:
             with self._http() as http:
                 keys = KeySet.import_key_set(http.get(doc["jwks_uri"]).raise_for_status().json())
@@ -118,20 +124,23 @@ class SsoService:
 
     # --- accounts and organisations --------------------------------------------------------------
 
-    def _sign_in(self, claims: dict) -> Account:
+    def _sign_in(self, claims: dict[str, Any]) -> Account:
         issuer, subject = self.settings.oidc_issuer, str(claims["sub"])
         user_id = self.identities.user_id(issuer, subject)
         account = self.accounts.store.get_by_id(user_id) if user_id is not None else None
         if account is None:
             account = self._new_account(claims)
             if not self.identities.link(issuer, subject, account.id, utcnow()):  # a parallel first sign-in won
-                account = self.accounts.store.get_by_id(self.identities.user_id(issuer, subject))
-        if getattr(account, "suspended", False):
+                winner = self.identities.user_id(issuer, subject)
+                account = self.accounts.store.get_by_id(winner) if winner is not None else None
+                if account is None:
+                    raise SsoError("This sign-in raced another one: try again")
+        if account.suspended:
             raise Forbidden("This account is suspended")
         self.apply_groups(account, claims.get(self.settings.oidc_groups_claim) or [])
         return account
 
-    def _new_account(self, claims: dict) -> Account:
+    def _new_account(self, claims: dict[str, Any]) -> Account:
         wanted = claims.get("preferred_username") or (claims.get("email") or "").split("@")[0] or "user"
         base = re.sub(r"[^A-Za-z0-9._-]+", "-", str(wanted)).strip("-._")[:40] or "user"
         email = claims.get("email") if claims.get("email_verified") else None
@@ -143,17 +152,17 @@ class SsoService:
                 continue
         raise BadRequest("Could not find a free user name for this sign-in")
 
-    def apply_groups(self, account: Account, groups) -> None:
+    def apply_groups(self, account: Account, groups: Any) -> None:
         """Give the user, in each org the mapping names, the highest role their groups give; take
         them out of mapped orgs none of their groups gives (the last admin stays)."""
         if not self.settings.group_role_list:
             return
-        groups = {str(g) for g in groups} if isinstance(groups, list) else set()
+        member_of = {str(g) for g in groups} if isinstance(groups, list) else set()
         wanted: dict[str, str] = {}
-        for group, org, role in self.settings.group_role_list:
-            if group in groups and ORG_ROLES.index(role) >= ORG_ROLES.index(wanted.get(org, "read")):
-                wanted[org] = role
-        for org_name in {org for _, org, _ in self.settings.group_role_list}:
+        for group, org_name, role in self.settings.group_role_list:
+            if group in member_of and ORG_ROLES.index(role) >= ORG_ROLES.index(wanted.get(org_name, "read")):
+                wanted[org_name] = role
+        for org_name in {name for _, name, _ in self.settings.group_role_list}:
             org = self.accounts.store.get(org_name)
             if org is None:
                 if org_name not in wanted:

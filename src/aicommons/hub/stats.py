@@ -7,7 +7,9 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aicommons.db.stats import StatsStore
 
@@ -29,7 +31,7 @@ class HubStats:
 
 
 class StatsService:
-    def __init__(self, store: StatsStore, data_dir, pending_jobs):
+    def __init__(self, store: StatsStore, data_dir: Path, pending_jobs: Callable[[], int]):
         self.store = store
         self.data_dir = data_dir
         self.pending_jobs = pending_jobs  # () -> int

@@ -16,7 +16,9 @@ names shown by whoami-v2 are looked up when it answers.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from aicommons.errors import BadRequest
 
@@ -58,7 +60,7 @@ IMPLIES = {WRITE: (READ,), SETTINGS: (READ,)}
 REPO_TYPES = ("model", "dataset", "space")
 
 
-def _closure(permissions) -> frozenset[str]:
+def _closure(permissions: Iterable[str]) -> frozenset[str]:
     out = set(permissions)
     for p in list(out):
         out.update(IMPLIES.get(p, ()))
@@ -95,18 +97,18 @@ class Grants:
 
     # --- storage ---------------------------------------------------------------------------------
 
-    def to_stored(self) -> dict:
+    def to_stored(self) -> dict[str, Any]:
         return {"canReadGatedRepos": self.can_read_gated_repos, "global": sorted(self.global_permissions),
                 "scoped": [{"kind": s.kind, "id": s.id, "permissions": sorted(s.permissions)} for s in self.scopes]}
 
     @classmethod
-    def from_stored(cls, data: dict) -> Grants:
+    def from_stored(cls, data: dict[str, Any]) -> Grants:
         return cls(frozenset(data.get("global", ())),
                    tuple(Scope(s["kind"], int(s["id"]), frozenset(s["permissions"])) for s in data.get("scoped", ())),
                    bool(data.get("canReadGatedRepos")))
 
 
-def check_permissions(kind: str, permissions, where: str) -> frozenset[str]:
+def check_permissions(kind: str, permissions: Any, where: str) -> frozenset[str]:
     if isinstance(permissions, str) or not isinstance(permissions, list | tuple | set | frozenset):
         raise BadRequest(f"{where}: permissions must be a list")
     allowed = PERMISSIONS[kind]

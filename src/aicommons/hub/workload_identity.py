@@ -15,7 +15,10 @@ from __future__ import annotations
 import fnmatch
 import secrets
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from joserfc import jwt
@@ -26,6 +29,10 @@ from aicommons.hub.device_login import OAuthError
 from aicommons.hub.token_scopes import PERMISSIONS
 from aicommons.times import utcnow
 
+if TYPE_CHECKING:
+    from aicommons.db.repos import RepoRow
+    from aicommons.hub.accounts import AccountService
+
 EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
 ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
 TOKEN_SECONDS = 3600
@@ -33,7 +40,19 @@ KEYS_TTL = 300
 PREFIXES = {"datasets": "dataset", "spaces": "space", "models": "model"}
 
 
-def parse_policies(data) -> tuple[dict, ...]:
+@dataclass(frozen=True)
+class TrustPolicy:
+    """Which CI ID tokens an organisation trusts, and what they may do on which of its repos."""
+
+    org: str
+    issuer: str
+    audience: str | None  # None: the hub's own URL
+    subject: str  # a shell-style pattern of the ID token's ``sub``
+    repos: tuple[str, ...]  # shell-style patterns of repo ids
+    permissions: tuple[str, ...]
+
+
+def parse_policies(data: Any) -> tuple[TrustPolicy, ...]:
     """Check the setting's JSON (ValueError names what is wrong)."""
     if not isinstance(data, list):
         raise ValueError("a JSON list of policies")
@@ -47,16 +66,17 @@ def parse_policies(data) -> tuple[dict, ...]:
         repos = p.get("repos", [f"{p['org']}/*"])
         if not isinstance(repos, list) or not all(isinstance(r, str) for r in repos):
             raise ValueError(f"policy {i}: repos is a list of patterns")
-        out.append({"org": p["org"], "issuer": p["issuer"].rstrip("/"), "audience": p.get("audience"),
-                    "subject": p["subject"], "repos": repos, "permissions": permissions})
+        out.append(TrustPolicy(org=p["org"], issuer=p["issuer"].rstrip("/"), audience=p.get("audience"),
+                               subject=p["subject"], repos=tuple(repos), permissions=tuple(permissions)))
     return tuple(out)
 
 
 class WorkloadIdentity:
-    def __init__(self, policies: tuple[dict, ...], accounts, repo_lookup):
+    def __init__(self, policies: tuple[TrustPolicy, ...], accounts: AccountService,
+                 repo_lookup: Callable[[str, str], RepoRow | None]):
         self.policies = policies
-        self.accounts = accounts  # AccountService
-        self.repo_lookup = repo_lookup  # (type, "ns/name") -> RepoRow | None
+        self.accounts = accounts
+        self.repo_lookup = repo_lookup
         self._keys: dict[str, tuple[float, KeySet]] = {}
 
     def _keyset(self, issuer: str) -> KeySet:
@@ -72,7 +92,7 @@ class WorkloadIdentity:
         self._keys[issuer] = (time.monotonic(), keys)
         return keys
 
-    def exchange(self, fields: dict, hub_url: str) -> dict:
+    def exchange(self, fields: dict[str, str], hub_url: str) -> dict[str, Any]:
         if fields.get("subject_token_type") != ID_TOKEN_TYPE:
             raise OAuthError("invalid_request", f"subject_token_type must be {ID_TOKEN_TYPE}")
         subject_token, resource = fields.get("subject_token", ""), fields.get("resource", "")
@@ -81,7 +101,7 @@ class WorkloadIdentity:
             issuer = _unverified_issuer(subject_token)  # only to pick the keys; checked below
         except ValueError:
             raise OAuthError("invalid_grant", "subject_token is not a JWT") from None
-        candidates = [p for p in self.policies if p["issuer"] == issuer]
+        candidates = [p for p in self.policies if p.issuer == issuer]
         if not candidates:
             raise OAuthError("invalid_grant", "No trust policy accepts tokens from this issuer")
         try:
@@ -89,13 +109,14 @@ class WorkloadIdentity:
             jwt.JWTClaimsRegistry(exp={"essential": True}, sub={"essential": True}).validate(claims)
         except JoseError as exc:
             raise OAuthError("invalid_grant", f"subject_token is not valid ({exc})") from None
-        audiences = claims.get("aud") if isinstance(claims.get("aud"), list) else [claims.get("aud")]
+        aud = claims.get("aud")
+        audiences = aud if isinstance(aud, list) else [aud]
         for policy in candidates:
-            if (policy["audience"] or hub_url) not in audiences:
+            if (policy.audience or hub_url) not in audiences:
                 continue
-            if not fnmatch.fnmatchcase(str(claims["sub"]), policy["subject"]):
+            if not fnmatch.fnmatchcase(str(claims["sub"]), policy.subject):
                 continue
-            if not any(fnmatch.fnmatchcase(repo_id.lower(), r.lower()) for r in policy["repos"]):
+            if not any(fnmatch.fnmatchcase(repo_id.lower(), r.lower()) for r in policy.repos):
                 continue
             return self._mint(policy, repo_type, repo_id, claims)
         raise OAuthError("invalid_grant", "No trust policy accepts this token for this resource")
@@ -109,14 +130,14 @@ class WorkloadIdentity:
             return "model", resource.strip("/")
         raise OAuthError("invalid_target", "resource must be a repo: ns/name, datasets/ns/name or spaces/ns/name")
 
-    def _mint(self, policy: dict, repo_type: str, repo_id: str, claims: dict) -> dict:
-        org = self.accounts.store.get(policy["org"])
+    def _mint(self, policy: TrustPolicy, repo_type: str, repo_id: str, claims: dict[str, Any]) -> dict[str, Any]:
+        org = self.accounts.store.get(policy.org)
         repo = self.repo_lookup(repo_type, repo_id)
         if org is None or org.kind != "org" or repo is None or repo.owner_id != org.id:
-            raise OAuthError("invalid_target", f"No {repo_type} {repo_id} of the organization {policy['org']}")
+            raise OAuthError("invalid_target", f"No {repo_type} {repo_id} of the organization {policy.org}")
         self.accounts.store.delete_expired_tokens(org.id, utcnow())
         token = "hf_oidc_" + secrets.token_urlsafe(30)
-        spec = {"scoped": [{"entity": {"type": repo.type, "name": repo.full_id}, "permissions": policy["permissions"]}]}
+        spec = {"scoped": [{"entity": {"type": repo.type, "name": repo.full_id}, "permissions": list(policy.permissions)}]}
         grants = self.accounts.resolve_grants(org, spec).to_stored()
         self.accounts.store.add_token(org.id, f"CI {str(claims['sub'])[:100]}", "fineGrained",
                                       _hash(token), fine_grained=grants,
@@ -143,4 +164,5 @@ def _unverified_issuer(token: str) -> str:
         raise ValueError("not a JWT") from exc
     if not isinstance(claims, dict) or not isinstance(claims.get("iss"), str):
         raise ValueError("no issuer")
-    return claims["iss"].rstrip("/")
+    issuer: str = claims["iss"]
+    return issuer.rstrip("/")

@@ -33,7 +33,8 @@ def open_blob_store(url: str, tmp_dir: Path) -> BlobStore:
     import importlib
 
     cls = getattr(importlib.import_module(module_name), cls_name)
-    return cls.from_url(url, tmp_dir=tmp_dir)
+    store: BlobStore = cls.from_url(url, tmp_dir=tmp_dir)
+    return store
 
 
 __all__ = ["BlobStore", "StorageError", "open_blob_store", "BACKENDS"]

@@ -29,10 +29,16 @@ import io
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
 from urllib.parse import parse_qsl, urlparse, urlunparse
 
 from aicommons.storage.base import PUBLISHED_CONTENT_TYPE, BlobInfo, StorageError, attachment_disposition
+
+if TYPE_CHECKING:
+    from obstore import ObjectMeta, ReadableFile
+    from obstore.store import ObjectStore
+
+    from aicommons.storage.s3_signing import S3Signer
 
 # Keys of obstore's ClientConfig (HTTP client settings); every other query key is store config.
 CLIENT_KEYS = frozenset({
@@ -47,11 +53,11 @@ def _translate(exc: Exception) -> StorageError:
     return StorageError(f"object store: {type(exc).__name__}: {exc}")
 
 
-def split_url(url: str) -> tuple[str, dict, dict]:
+def split_url(url: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """(URL without query, store config, client options) from a storage URL."""
     parsed = urlparse(url)
-    config: dict = {}
-    client: dict = {}
+    config: dict[str, Any] = {}
+    client: dict[str, Any] = {}
     for key, value in parse_qsl(parsed.query, keep_blank_values=True):
         (client if key in CLIENT_KEYS else config)[key] = value
     return urlunparse(parsed._replace(query="")), config, client
@@ -60,7 +66,7 @@ def split_url(url: str) -> tuple[str, dict, dict]:
 class _Reader(io.RawIOBase):
     """A standard binary file object over obstore's ReadableFile (which returns ``Bytes``)."""
 
-    def __init__(self, raw):
+    def __init__(self, raw: ReadableFile):
         self._raw = raw
 
     def readable(self) -> bool:
@@ -69,7 +75,7 @@ class _Reader(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: Any) -> int:
         try:
             data = self._raw.read(len(buffer))
         except Exception as exc:  # noqa: BLE001 - translated at the adapter
@@ -79,10 +85,10 @@ class _Reader(io.RawIOBase):
         return n
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return self._raw.seek(offset, whence)
+        return int(self._raw.seek(offset, whence))
 
     def tell(self) -> int:
-        return self._raw.tell()
+        return int(self._raw.tell())
 
     def close(self) -> None:
         if not self.closed:
@@ -98,10 +104,10 @@ PUBLISHED_ATTRIBUTES = {"Content-Type": PUBLISHED_CONTENT_TYPE}
 
 
 class ObjectBlobStore:
-    def __init__(self, store, url: str):
+    def __init__(self, store: ObjectStore, url: str):
         self.store = store
         self.url = url
-        self._s3_signer = None
+        self._s3_signer: S3Signer | None = None
 
     @classmethod
     def from_url(cls, url: str, tmp_dir: Path | None = None) -> ObjectBlobStore:
@@ -109,7 +115,8 @@ class ObjectBlobStore:
 
         base, config, client = split_url(url)
         try:
-            store = from_url(base, config=config or None, client_options=client or None)
+            # The keys come from the URL as strings; obstore checks them (a bad one raises here).
+            store = from_url(base, config=cast(Any, config or None), client_options=cast(Any, client or None))
         except Exception as exc:  # noqa: BLE001 - bad configuration surfaces as a storage error
             raise _translate(exc) from exc
         return cls(store, base)
@@ -130,7 +137,7 @@ class ObjectBlobStore:
             raise _translate(exc) from exc
         Path(src).unlink(missing_ok=True)
 
-    def _head(self, key: str) -> dict | None:
+    def _head(self, key: str) -> ObjectMeta | None:
         import obstore
 
         try:
@@ -191,7 +198,7 @@ class ObjectBlobStore:
             return signer.put_url(key, expires_in, size)
         return self._sign("PUT", key, expires_in)
 
-    def _signer(self):
+    def _signer(self) -> S3Signer | None:
         from obstore.store import S3Store
 
         if self._s3_signer is None and isinstance(self.store, S3Store):
@@ -203,9 +210,12 @@ class ObjectBlobStore:
                 raise _translate(exc) from exc
         return self._s3_signer
 
-    def _sign(self, method: str, key: str, expires_in: int) -> str:
+    def _sign(self, method: Literal["GET", "PUT"], key: str, expires_in: int) -> str:
         import obstore
+        from obstore.store import AzureStore, GCSStore, S3Store
 
+        if not isinstance(self.store, AzureStore | GCSStore | S3Store):
+            raise StorageError(f"object store: {type(self.store).__name__} cannot sign URLs")
         try:
             return obstore.sign(self.store, method, key, timedelta(seconds=expires_in))
         except Exception as exc:  # noqa: BLE001

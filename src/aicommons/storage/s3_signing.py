@@ -15,11 +15,15 @@ sources obstore reads.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 from aicommons.storage.base import PUBLISHED_CONTENT_TYPE
 
+if TYPE_CHECKING:
+    from obstore.store import S3Store
 
-def _normalise(config: dict) -> dict:
+
+def _normalise(config: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key, value in config.items():
         key = key.lower()
@@ -28,13 +32,14 @@ def _normalise(config: dict) -> dict:
 
 
 class S3Signer:
-    def __init__(self, client, bucket: str, prefix: str | None):
+    # Any: botocore adds generate_presigned_url to its clients at run time; its stubs do not know it.
+    def __init__(self, client: Any, bucket: str, prefix: str | None):
         self.client = client
         self.bucket = bucket
         self.prefix = (prefix or "").strip("/")
 
     @classmethod
-    def for_store(cls, store) -> S3Signer:
+    def for_store(cls, store: S3Store) -> S3Signer:
         import botocore.session
         from botocore.config import Config
 
@@ -55,12 +60,12 @@ class S3Signer:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def get_url(self, key: str, expires_in: int, disposition: str) -> str:
-        return self.client.generate_presigned_url(
+        return str(self.client.generate_presigned_url(
             "get_object", ExpiresIn=expires_in,
             Params={"Bucket": self.bucket, "Key": self._key(key), "ResponseContentType": PUBLISHED_CONTENT_TYPE,
-                    "ResponseContentDisposition": disposition})
+                    "ResponseContentDisposition": disposition}))
 
     def put_url(self, key: str, expires_in: int, size: int) -> str:
-        return self.client.generate_presigned_url(
+        return str(self.client.generate_presigned_url(
             "put_object", ExpiresIn=expires_in,
-            Params={"Bucket": self.bucket, "Key": self._key(key), "ContentLength": size})
+            Params={"Bucket": self.bucket, "Key": self._key(key), "ContentLength": size}))

@@ -11,6 +11,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 from aicommons.storage.base import translate_os_error as _as_storage_error
 
@@ -38,7 +39,7 @@ class Stager:
         self.max_bytes = max_bytes
         self._done = False
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | memoryview) -> None:
         self.size += len(chunk)
         if self.max_bytes is not None and self.size > self.max_bytes:
             raise OverflowError(self.max_bytes)
@@ -61,7 +62,8 @@ class Stager:
     def __enter__(self) -> Stager:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if not self._done:
             self._file.close()
             self.path.unlink(missing_ok=True)

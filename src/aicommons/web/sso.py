@@ -65,9 +65,9 @@ def callback(request: Request) -> Response:
     try:
         account = hub.sso.finish(kept or {}, dict(request.query_params), _callback_url(request))
     except HubError as exc:
-        response = page(request, "login.html", status=exc.status, error=exc.message, next="/")
-        response.delete_cookie(COOKIE, path="/")
-        return response
+        refused = page(request, "login.html", status=exc.status, error=exc.message, next="/")
+        refused.delete_cookie(COOKIE, path="/")
+        return refused
     hub.sessions.end(request.state.web.session_id)  # never keep a session id fixed before sign-in
     response = RedirectResponse(_safe_next((kept or {}).get("next")), status_code=303)
     response.delete_cookie(COOKIE, path="/")

@@ -66,9 +66,10 @@ def tokens(request: Request) -> Response:
         try:
             if form.get("action") == "create":
                 role = form.get("role", "read")
-                days = EXPIRY_DAYS.get(form.get("expires", "never"), "bad")
-                if days == "bad":
+                expiry = form.get("expires", "never")
+                if expiry not in EXPIRY_DAYS:
                     raise HubError("Choose an expiry from the list", status=400)
+                days = EXPIRY_DAYS[expiry]
                 expires_at = utcnow() + timedelta(days=days) if days else None
                 fine = fine_grained_from_form(form, account.name) if role == "fineGrained" else None
                 created = hub.accounts.create_token(account.name, role=role, name=form.get("name") or None,

@@ -41,7 +41,7 @@ def rebuild_file(entry: ShardFile, source: XorbSource, write: Callable[[bytes], 
     name = entry.hex
     if entry.verification is None or len(entry.verification) != len(entry.segments):
         raise ShardRejected(f"file {name} has no verification entries: upload it with a current hf_xet")
-    nodes = []
+    nodes: list[tuple[bytes, int]] = []
     for index, (segment, proof) in enumerate(zip(entry.segments, entry.verification)):
         try:
             data, layout = source.load(segment.xorb_hash)

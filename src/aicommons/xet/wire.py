@@ -14,6 +14,7 @@ byte ranges (``url_range``, ``bytes``) ``{start, end}`` with ``end`` inclusive, 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from aicommons.xet.hashing import to_hex
 from aicommons.xet.terms import Reconstruction, Term, XorbFetch
@@ -51,7 +52,8 @@ def v2(rec: Reconstruction, url_for: UrlFor) -> dict:
 
 
 def batch(recs: dict[str, Reconstruction], url_for: UrlFor) -> dict:
-    files, fetch_info = {}, {}
+    files: dict[str, Any] = {}
+    fetch_info: dict[str, Any] = {}
     for file_hex, rec in recs.items():
         files[file_hex] = [_term(t) for t in rec.terms]
         for x, fetches in rec.fetches.items():

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import IntEnum
 
-import lz4.frame
+import lz4.frame  # type: ignore[import-untyped]  # lz4 has no type information
 
 from aicommons.xet.hashing import chunk_hash, to_hex, xorb_hash
 
@@ -180,7 +180,8 @@ def read_layout(data: bytes | memoryview) -> XorbLayout:
         raise XorbFormatError("xorb footer length is implausible")
     data_end = len(view) - 4 - info_length
     declared_hash, hashes, stored_ends, unpacked_ends = _parse_footer(view[data_end:len(view) - 4])
-    chunks, pos, unpacked = [], 0, 0
+    chunks: list[XorbChunk] = []
+    pos, unpacked = 0, 0
     for index, (stored_end, unpacked_end) in enumerate(zip(stored_ends, unpacked_ends)):
         chunk = _chunk_at(view, pos, index, data_end)
         pos = chunk.payload.stop
@@ -299,7 +300,8 @@ def verify_upload(data: bytes | memoryview, expected_hash: bytes) -> VerifiedXor
     view = memoryview(data)
     if len(view) > MAX_XORB_BYTES:
         raise XorbFormatError(f"xorb is larger than the maximum of {MAX_XORB_BYTES} bytes")
-    chunks, pos, unpacked = [], 0, 0
+    chunks: list[XorbChunk] = []
+    pos, unpacked = 0, 0
     while pos < len(view) and bytes(view[pos:pos + len(IDENT)]) != IDENT:
         if len(chunks) == MAX_XORB_CHUNKS:
             raise XorbFormatError(f"xorb has more than the maximum of {MAX_XORB_CHUNKS} chunks")

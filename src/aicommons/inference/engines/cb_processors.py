@@ -25,15 +25,15 @@ def install() -> bool:
         return True
     try:
         import torch
-        from transformers.generation.continuous_batching import cb_logits_processors as cb
         from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
     except ImportError:
         return False
-    table = getattr(cb, "CLASSIC_TO_CB_PROCESSORS_MAP", None)
-    base_k = getattr(cb, "ContinuousBatchingTopKLogitsWarper", None)
-    base_p = getattr(cb, "ContinuousBatchingTopPLogitsWarper", None)
-    if not isinstance(table, dict) or base_k is None or base_p is None:
+    from ._transformers_private import cb_processor_table
+
+    found = cb_processor_table()
+    if found is None:
         return False
+    table, base_k, base_p = found
 
     class LazyTopK(base_k):
         def __call__(self, scores, tensor_arg):

@@ -26,6 +26,7 @@ from ..errors import GenerationFailed, InvalidRequest, Overloaded
 from ..runtime import configure_torch, resolve_device, resolve_dtype
 from ..source import ResolvedModel
 from ..tasks import estimate_weight_bytes
+from ._transformers_private import engine_failed, forget_request
 
 _GREEDY_TEMPERATURE = 1e-5  # logits / 1e-5 turns any real gap between the top two tokens into a one-hot
 _PAGE_SIZE = 64
@@ -80,7 +81,7 @@ class LMText:
         return self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
 
     def new_decoder(self) -> _Decoder:
-        return _Decoder(self.tokenizer._tokenizer)
+        return _Decoder(self.tokenizer.backend_tokenizer)
 
     def token_text(self, token_id: int) -> tuple[str, bool]:
         return self.tokenizer.decode([token_id]), token_id in self._special
@@ -200,7 +201,7 @@ class TransformersLM(LMText):
         if guide is not None and self.guides is None:
             raise InvalidRequest("this engine cannot constrain its output", param="response_format")
         manager = self.manager
-        if manager.background_thread_status.fatal_error is not None:
+        if engine_failed(manager):
             raise Overloaded("the generation engine of this model failed; it will be reloaded",
                              headers={"Retry-After": "1"})
         loop = asyncio.get_running_loop()
@@ -251,14 +252,8 @@ class TransformersLM(LMText):
 
     def _forget(self, rid: str) -> None:
         """CB delivers nothing for a cancelled request, so its handler would stay registered."""
-        router = self.manager.output_router
-        with router._lock:
-            router.result_handlers.pop(rid, None)
-        while not router.output_queue.empty():  # outputs that raced the removal; nobody reads them
-            try:
-                router.output_queue.get_nowait()
-            except Exception:
-                break
+        if self.manager is not None:  # (closed meanwhile)
+            forget_request(self.manager, rid)
 
     async def _generate_seeded(self, prompt_ids, params, guide=None) -> AsyncIterator[EngineStep]:
         from .seeded import run_seeded

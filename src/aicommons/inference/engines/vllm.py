@@ -11,8 +11,10 @@ was available while it was written (``bench/inference/gpu_bench.py`` is the chec
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -27,6 +29,8 @@ from ..engine import EngineStep, SamplingParams
 from ..errors import GenerationFailed
 from ..source import ResolvedModel
 from ..tasks import estimate_weight_bytes
+
+log = logging.getLogger(__name__)
 
 
 def vllm_available() -> bool:
@@ -56,6 +60,7 @@ class VLLMEngine:
         self.vocab_size = len(tokenizer)
         self._footprint = footprint
         self._client = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def load(cls, resolved: ResolvedModel, settings, startup_timeout: float = 600.0) -> VLLMEngine:
@@ -108,7 +113,7 @@ class VLLMEngine:
     def new_decoder(self):
         from .transformers_lm import _Decoder
 
-        return _Decoder(self.tokenizer._tokenizer)
+        return _Decoder(self.tokenizer.backend_tokenizer)
 
     def token_text(self, token_id: int) -> tuple[str, bool]:
         return self.tokenizer.decode([token_id]), token_id in set(self.tokenizer.all_special_ids)
@@ -118,6 +123,7 @@ class VLLMEngine:
 
         if self._client is None:
             self._client = httpx.AsyncClient(base_url=self.base_url, timeout=None)
+            self._client_loop = asyncio.get_running_loop()
         return self._client
 
     async def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[EngineStep]:
@@ -151,6 +157,14 @@ class VLLMEngine:
         return self._footprint
 
     def close(self) -> None:
+        """Runs off the event loop (``lifecycle``): the HTTP client is closed on the loop it was
+        opened on, so its connections are closed rather than left to the GC."""
+        client, loop, self._client = self._client, self._client_loop, None
+        if client is not None and loop is not None and not loop.is_closed():
+            try:
+                asyncio.run_coroutine_threadsafe(client.aclose(), loop).result(timeout=10)
+            except Exception:  # noqa: BLE001 - the process is stopped below either way
+                log.warning("could not close the HTTP client of vLLM at %s", self.base_url)
         self.process.terminate()
         try:
             self.process.wait(timeout=30)

@@ -40,7 +40,7 @@ def upgrade() -> None:
     # with explicit operations in a new migration (as 0002 does), never by editing these tables.
     for table in TABLES:
         bind.execute(CreateTable(table))
-        for index in sorted(table.indexes, key=lambda i: i.name):
+        for index in sorted(table.indexes, key=lambda i: str(i.name)):
             if index.name not in LATER_INDEXES:
                 bind.execute(CreateIndex(index))
     search.create_index(bind)

@@ -1,0 +1,102 @@
+"""Every use of transformers internals (beyond its documented API), in one module.
+
+transformers' continuous batching (CB) is young and its internals move between releases, so what
+the engines use of them is reached through here only, and ``tests/unit/test_private_internals.py``
+checks that the installed transformers still has each of them (naming the version when one is gone):
+
+- the per-request logits-processor table of CB and its top-k / top-p classes, which
+  ``cb_processors.py`` replaces with lazy subclasses;
+- a CB manager's ``background_thread_status.fatal_error`` (the generation thread died);
+- a CB manager's ``output_router`` (its lock, result handlers and fallback queue), to forget a
+  cancelled request whose handler CB would otherwise keep forever.
+
+Imported lazily (only when a model is loaded): this module does not import transformers at import time.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+TESTED_VERSIONS = ("5.24",)  # the transformers releases these uses were checked against
+
+# (module, name) of each internal name we import.
+INTERNAL_NAMES = (
+    ("transformers.generation.continuous_batching.cb_logits_processors", "CLASSIC_TO_CB_PROCESSORS_MAP"),
+    ("transformers.generation.continuous_batching.cb_logits_processors", "ContinuousBatchingTopKLogitsWarper"),
+    ("transformers.generation.continuous_batching.cb_logits_processors", "ContinuousBatchingTopPLogitsWarper"),
+    ("transformers.generation.continuous_batching.continuous_api", "OutputRouter"),
+    ("transformers.generation.continuous_batching.continuous_api", "BackgroundThreadStatus"),
+)
+
+
+def cb_processor_table() -> tuple[dict[type, type], type, type] | None:
+    """(CB's classic-to-CB processor table, its top-k class, its top-p class), or None when this
+    transformers has no such table."""
+    try:
+        from transformers.generation.continuous_batching import cb_logits_processors as cb
+    except ImportError:
+        return None
+    table = getattr(cb, "CLASSIC_TO_CB_PROCESSORS_MAP", None)
+    base_k = getattr(cb, "ContinuousBatchingTopKLogitsWarper", None)
+    base_p = getattr(cb, "ContinuousBatchingTopPLogitsWarper", None)
+    if not isinstance(table, dict) or base_k is None or base_p is None:
+        return None
+    return table, base_k, base_p
+
+
+def engine_failed(manager: Any) -> bool:
+    """Whether a CB manager's generation thread stopped on an error."""
+    return manager.background_thread_status.fatal_error is not None
+
+
+def forget_request(manager: Any, request_id: str) -> None:
+    """Drop a cancelled request's result handler, and the outputs that raced its removal (CB
+    delivers nothing more for a cancelled request, so nobody would read them)."""
+    router = manager.output_router
+    with router._lock:
+        router.result_handlers.pop(request_id, None)
+    while not router.output_queue.empty():
+        try:
+            router.output_queue.get_nowait()
+        except Exception:  # noqa: BLE001 - emptied by another thread meanwhile
+            break
+
+
+def missing_internals() -> list[str]:
+    """What the installed transformers lacks of the internals above (empty when all is there)."""
+    import importlib
+
+    missing = []
+    for module_name, name in INTERNAL_NAMES:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            missing.append(f"{module_name} (module)")
+            continue
+        if not hasattr(module, name):
+            missing.append(f"{module_name}.{name}")
+    if missing:
+        return missing
+    table, base_k, base_p = cb_processor_table() or ({}, None, None)
+    from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
+
+    if table.get(TopKLogitsWarper) is None or table.get(TopPLogitsWarper) is None:
+        missing.append("CLASSIC_TO_CB_PROCESSORS_MAP entries for TopKLogitsWarper and TopPLogitsWarper")
+    for cls in (base_k, base_p):
+        params = list(inspect.signature(cls.__call__).parameters) if cls is not None else []
+        if params[:3] != ["self", "scores", "tensor_arg"]:
+            missing.append(f"{getattr(cls, '__name__', cls)}.__call__(self, scores, tensor_arg) (found {params})")
+    from transformers.generation.continuous_batching import continuous_api as api
+
+    router = api.OutputRouter()
+    for attr in ("_lock", "result_handlers", "output_queue"):
+        if not hasattr(router, attr):
+            missing.append(f"OutputRouter.{attr}")
+    if not hasattr(api.BackgroundThreadStatus(), "fatal_error"):
+        missing.append("BackgroundThreadStatus.fatal_error")
+    init = inspect.getsource(api.ContinuousBatchingManager.__init__)
+    for attr in ("output_router", "background_thread_status"):
+        if f"self.{attr} =" not in init:
+            missing.append(f"ContinuousBatchingManager.{attr}")
+    return missing

@@ -117,6 +117,7 @@ def test_hf_auth_login_device_flow_end_to_end(page, live_hub, person, tmp_path):
     assert me["name"] == person and me["auth"]["accessToken"]["role"] == "write"
     assert "displayName" not in me["auth"]["accessToken"]  # the CLI names it oauth-<user>, as with the Hub
     assert f"oauth-{person}" in (tmp_path / "hf-home" / "stored_tokens").read_text()
+    token = _refresh_like_a_day_before_expiry(env, token, live_hub.url, person)
     # The code is spent: approving it again is refused, and the page lists the device's token.
     page.goto(url)
     assert "No login is waiting" in page.inner_text("[role=alert]")
@@ -125,6 +126,74 @@ def test_hf_auth_login_device_flow_end_to_end(page, live_hub, person, tmp_path):
     assert row.count() == 1 and "hf CLI login from 127.0.0.1" in row.inner_text()
     row.get_by_role("button", name="Revoke").click()
     assert httpx.get(f"{live_hub.url}/api/whoami-v2", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    stored = (tmp_path / "hf-home" / "stored_tokens").read_text()
+    refresh_token = re.search(r"refresh_token = (\S+)", stored).group(1)
+    assert _refresh(live_hub.url, refresh_token).json()["error"] == "invalid_grant"  # revoked: no more refreshes
+
+
+HF_CLIENT_ID = "26be6b09-91c5-47da-9861-d2d2bb7a7e36"
+
+
+def _refresh(url: str, refresh_token: str) -> httpx.Response:
+    return httpx.post(f"{url}/oauth/token", data={"grant_type": "refresh_token", "refresh_token": refresh_token,
+                                                  "client_id": HF_CLIENT_ID})
+
+
+def test_a_replayed_refresh_token_revokes_the_token(page, live_hub, person):
+    """Each refresh token works once; the spent one presented again means a copy exists."""
+    with httpx.Client(base_url=live_hub.url, timeout=30) as http:
+        started = http.post("/oauth/device", data={"client_id": HF_CLIENT_ID}).json()
+        sign_in(page, person, PASSWORD)
+        page.goto(started["verification_uri_complete"])
+        page.get_by_role("button", name="Approve").click()
+        got = http.post("/oauth/token", data={"grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+                                              "client_id": HF_CLIENT_ID, "device_code": started["device_code"]}).json()
+        first = _refresh(live_hub.url, got["refresh_token"]).json()
+        assert first["access_token"] != got["access_token"] and first["refresh_token"] != got["refresh_token"]
+        assert first["expires_in"] == got["expires_in"] and first["scope"] == "write"
+        assert http.get("/api/whoami-v2", headers={"Authorization": f"Bearer {first['access_token']}"}).json()[
+            "name"] == person
+        assert _refresh(live_hub.url, "hf_rt_unknown").json()["error"] == "invalid_grant"
+        replay = _refresh(live_hub.url, got["refresh_token"])
+        assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+        assert "already used" in replay.json()["error_description"]
+        assert http.get("/api/whoami-v2", headers={"Authorization": f"Bearer {first['access_token']}"}).status_code == 401
+        assert _refresh(live_hub.url, first["refresh_token"]).json()["error"] == "invalid_grant"
+        other = http.post("/oauth/token", data={"grant_type": "refresh_token", "refresh_token": "x",
+                                                "client_id": "another-app"})
+        assert other.json()["error"] == "invalid_client"
+
+
+def _refresh_like_a_day_before_expiry(env: dict, token: str, url: str, person: str) -> str:
+    """huggingface_hub refreshes a stored OAuth token when it has less than a day left: move the
+    stored expiry to now and let the real client's ``get_token()`` do it. The new token works and
+    the old one no longer does."""
+    import configparser
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    stored_path = Path(env["HF_HOME"]) / "stored_tokens"
+    stored = configparser.ConfigParser()
+    stored.read(stored_path)
+    section = stored[f"oauth-{person}"]
+    first_refresh = section["refresh_token"]
+    assert first_refresh.startswith("hf_rt_") and int(section["expires_at"]) > time.time() + 29 * 86400
+    section["expires_at"] = str(int(time.time()))
+    with stored_path.open("w") as f:
+        stored.write(f)
+    refreshed = subprocess.run([sys.executable, "-c", "from huggingface_hub import get_token; print(get_token())"],
+                               env=env, capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    assert refreshed.startswith("hf_") and refreshed != token
+    assert (Path(env["HF_HOME"]) / "token").read_text().strip() == refreshed
+    stored.read(stored_path)
+    assert stored[f"oauth-{person}"]["refresh_token"] != first_refresh  # rotated
+    assert int(stored[f"oauth-{person}"]["expires_at"]) > time.time() + 29 * 86400
+    whoami = f"{url}/api/whoami-v2"
+    assert httpx.get(whoami, headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    assert httpx.get(whoami, headers={"Authorization": f"Bearer {refreshed}"}).json()["name"] == person
+    return refreshed
 
 
 def test_device_denied_and_oauth_errors(page, live_hub, person):
@@ -144,6 +213,8 @@ def test_device_denied_and_oauth_errors(page, live_hub, person):
         assert poll().json()["error"] == "slow_down"  # polled again at once
         assert http.post("/oauth/token", json={"grant_type": "refresh_token", "refresh_token": "x",
                                                "client_id": client_id}).json()["error"] == "invalid_grant"
+        assert http.post("/oauth/token", data={"grant_type": "refresh_token",
+                                               "client_id": client_id}).json()["error"] == "invalid_request"
         assert http.post("/oauth/token", data={"grant_type": "password"}).json()["error"] == "unsupported_grant_type"
         sign_in(page, person, PASSWORD)
         page.goto("/device")

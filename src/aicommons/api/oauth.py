@@ -64,7 +64,8 @@ async def token(request: Request) -> Response:
         elif grant == EXCHANGE_GRANT:
             answer = await run_sync(hub.workload_identity.exchange, fields, base_url(request))
         elif grant == "refresh_token":
-            raise OAuthError("invalid_grant", "Device tokens are not refreshed: log in again when one expires")
+            answer = await run_sync(hub.device_login.refresh, fields.get("refresh_token", ""),
+                                    fields.get("client_id", ""))
         else:
             raise OAuthError("unsupported_grant_type", f"Unsupported grant_type {grant!r}")
     except OAuthError as exc:

@@ -60,7 +60,8 @@ def _token(row: Row[Any], prefix: str = "") -> TokenRow:
                     get("expires_at"), get("last_used_at"), get("origin"))
 
 
-_TOKEN_COLUMNS = [c.label("token_" + c.name) for c in tokens.c if c.name != "token_hash"]
+_SECRET_COLUMNS = ("token_hash", "refresh_hash", "previous_refresh_hash")
+_TOKEN_COLUMNS = [c.label("token_" + c.name) for c in tokens.c if c.name not in _SECRET_COLUMNS]
 
 
 def _account(row: Row[Any]) -> Account:
@@ -179,14 +180,15 @@ class AccountStore:
     # --- tokens ---------------------------------------------------------------------------------
 
     def add_token(self, user_id: int, name: str, role: str, token_hash: str, fine_grained: dict[str, Any] | None = None,
-                  expires_at: datetime | None = None, origin: str | None = None) -> TokenRow:
+                  expires_at: datetime | None = None, origin: str | None = None,
+                  refresh_hash: str | None = None) -> TokenRow:
         now = utcnow()
         try:
             with self.engine.begin() as conn:
                 res = conn.execute(insert(tokens).values(user_id=user_id, name=name, role=role,
                                                          token_hash=token_hash, created_at=now,
                                                          fine_grained=fine_grained, expires_at=expires_at,
-                                                         origin=origin))
+                                                         origin=origin, refresh_hash=refresh_hash))
                 token_id = new_id(res)
         except IntegrityError as exc:
             raise AlreadyExists("token") from exc
@@ -230,6 +232,26 @@ class AccountStore:
     def delete_token_by_id(self, user_id: int, token_id: int) -> bool:
         with self.engine.begin() as conn:
             return conn.execute(delete(tokens).where(tokens.c.id == token_id, tokens.c.user_id == user_id)).rowcount > 0
+
+    def rotate_refresh(self, refresh_hash: str, new_token_hash: str, new_refresh_hash: str,
+                       expires_at: datetime, now: datetime) -> TokenRow | None:
+        """Give the token holding ``refresh_hash`` (and not expired) a new secret, expiry and refresh
+        token, in one statement: of two racing refreshes with the same refresh token one wins."""
+        with self.engine.begin() as conn:
+            changed = conn.execute(update(tokens).where(
+                tokens.c.refresh_hash == refresh_hash, tokens.c.expires_at > now).values(
+                token_hash=new_token_hash, refresh_hash=new_refresh_hash, previous_refresh_hash=refresh_hash,
+                expires_at=expires_at)).rowcount
+            if not changed:
+                return None
+            row = conn.execute(select(tokens).where(tokens.c.refresh_hash == new_refresh_hash)).one()
+            return _token(row)
+
+    def revoke_replaced_refresh(self, refresh_hash: str) -> bool:
+        """A refresh token that was already used came back: someone holds a copy. The token it
+        belonged to is deleted (RFC 9700 section 4.14.2)."""
+        with self.engine.begin() as conn:
+            return conn.execute(delete(tokens).where(tokens.c.previous_refresh_hash == refresh_hash)).rowcount > 0
 
     def delete_tokens_of(self, user_id: int) -> int:
         with self.engine.begin() as conn:

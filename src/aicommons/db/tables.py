@@ -86,6 +86,10 @@ tokens = Table(
     Column("fine_grained", JSON),  # None: a classic read/write token; see hub/token_scopes.py
     Column("expires_at", DateTime),  # None: never
     Column("origin", String(16)),  # None: made by hand; "device": OAuth device login (hub/device_login.py)
+    # Device-login tokens are refreshed (OAuth refresh grant): the sha256 of the current refresh
+    # token, and of the one it replaced (presenting that one again revokes the token: it was copied).
+    Column("refresh_hash", String(64), index=True, unique=True),
+    Column("previous_refresh_hash", String(64), index=True),
 )
 
 # OAuth device login (RFC 8628): a code the CLI polls with, approved by a signed-in user on the web.
@@ -130,6 +134,32 @@ identities = Table(
     Column("issuer", String(512), primary_key=True),
     Column("subject", String(255), primary_key=True),
     Column("user_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
+# What an organisation's admins set up for sign-in (hub/org_trust.py): provider groups that give an
+# org role at every SSO sign-in, and CI ID tokens the org trusts (workload identity).
+org_group_roles = Table(
+    "org_group_roles", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("org_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("group_name", String(256), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_by", Integer, ForeignKey("accounts.id", ondelete="SET NULL")),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("org_id", "group_name", name="uq_org_group_roles_group"),
+)
+
+org_trust_policies = Table(
+    "org_trust_policies", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("org_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("issuer", String(512), nullable=False),
+    Column("audience", String(512)),  # None: the hub's own URL
+    Column("subject", String(512), nullable=False),  # shell-style pattern
+    Column("repos", JSON, nullable=False),  # shell-style patterns of repo ids
+    Column("permissions", JSON, nullable=False),
+    Column("created_by", Integer, ForeignKey("accounts.id", ondelete="SET NULL")),
     Column("created_at", DateTime, nullable=False),
 )
 

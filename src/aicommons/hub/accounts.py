@@ -35,6 +35,11 @@ def hash_password(password: str) -> str:
     return passwords.hash_password(password)
 
 
+def new_token_value() -> str:
+    """A new access token: ``hf_`` and 40 letters and digits, as the Hub's look."""
+    return "hf_" + secrets.token_urlsafe(30).replace("-", "x").replace("_", "y")
+
+
 class AccountService:
     def __init__(self, store: AccountStore, token_cache_seconds: float = 0,
                  sign_in_limiter: SignInLimiter | None = None, end_sessions: Callable[[int], int] | None = None,
@@ -130,8 +135,9 @@ class AccountService:
 
     def create_token(self, user_name: str, role: str = "write", name: str | None = None,
                      value: str | None = None, fine_grained: dict[str, Any] | None = None,
-                     expires_at: datetime | None = None, origin: str | None = None) -> str:
-        """A new token, shown only here. ``fine_grained`` (role "fineGrained") is in the Hub's
+                     expires_at: datetime | None = None, origin: str | None = None,
+                     refresh_token: str | None = None) -> str:
+        """A new token, shown only here (``refresh_token``: a secret that renews it, device login). ``fine_grained`` (role "fineGrained") is in the Hub's
         whoami shape: ``{canReadGatedRepos, global: [perm], scoped: [{entity: {type, name},
         permissions: [perm]}]}``; entities are the user, orgs they belong to, or repos they reach."""
         if role not in TOKEN_ROLES:
@@ -145,10 +151,11 @@ class AccountService:
         if not name or len(name) > 128:
             raise BadRequest("A token name has 1 to 128 characters")
         stored = self.resolve_grants(user, fine_grained).to_stored() if fine_grained is not None else None
-        token = value or "hf_" + secrets.token_urlsafe(30).replace("-", "x").replace("_", "y")
+        token = value or new_token_value()
         try:
             self.store.add_token(user.id, name, role, hash_token(token), fine_grained=stored,
-                                 expires_at=expires_at, origin=origin)
+                                 expires_at=expires_at, origin=origin,
+                                 refresh_hash=hash_token(refresh_token) if refresh_token else None)
         except AlreadyExists:
             raise Conflict("This token value is already in use") from None
         return token

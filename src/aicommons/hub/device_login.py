@@ -5,6 +5,12 @@ The CLI asks ``POST /oauth/device`` for a code, shows the user a URL with the us
 gets a new token named for the device (what its ``User-Agent`` said, and when), listed and
 revocable in the token settings like any other. Codes live ``EXPIRES_IN`` seconds, only their
 hash is stored, and a code gives at most one token.
+
+The token comes with a refresh token (``grant_type=refresh_token``, which huggingface_hub sends
+when its token has less than a day left): a refresh gives the same token (same name, role and
+entry in the settings) a new secret and a new lifetime, and a new refresh token. Each refresh token
+works once; presenting a used one again revokes the token, since only a copy can do that. Revoking
+the token in the settings ends its refreshes too, and an expired token is not refreshed.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Any
 from aicommons.db.accounts import Account
 from aicommons.db.device_codes import DeviceCode, DeviceCodeStore
 from aicommons.errors import BadRequest, NotFound
-from aicommons.hub.accounts import AccountService, hash_token
+from aicommons.hub.accounts import AccountService, hash_token, new_token_value
 from aicommons.times import utcnow
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -32,6 +38,10 @@ class OAuthError(Exception):
     def __init__(self, code: str, description: str, status: int = 400):
         super().__init__(description)
         self.code, self.description, self.status = code, description, status
+
+
+def _refresh_token() -> str:
+    return "hf_rt_" + secrets.token_urlsafe(32)
 
 
 def normalize_user_code(text: str) -> str:
@@ -84,10 +94,36 @@ class DeviceLogin:
         if account is None:
             raise OAuthError("invalid_grant", "The approving account no longer exists")
         expires_in = self.token_days * 24 * 3600
+        refresh_token = _refresh_token()
         token = self.accounts.create_token(
             account.name, role=code.role or "read", name=f"{code.client_name} ({now:%Y-%m-%d %H:%M} UTC)",
-            expires_at=now + timedelta(seconds=expires_in), origin="device")
-        return {"access_token": token, "token_type": "bearer", "expires_in": expires_in, "scope": code.role}
+            expires_at=now + timedelta(seconds=expires_in), origin="device", refresh_token=refresh_token)
+        return {"access_token": token, "token_type": "bearer", "expires_in": expires_in, "scope": code.role,
+                "refresh_token": refresh_token}
+
+    def refresh(self, refresh_token: str, client_id: str) -> dict[str, Any]:
+        if client_id not in self.client_ids:
+            raise OAuthError("invalid_client", "Unknown client_id (AICOMMONS_DEVICE_CLIENT_IDS lists the allowed ones)")
+        if not refresh_token:
+            raise OAuthError("invalid_request", "refresh_token is missing")
+        now = utcnow()
+        expires_in = self.token_days * 24 * 3600
+        token, new_refresh = new_token_value(), _refresh_token()
+        row = self.accounts.store.rotate_refresh(hash_token(refresh_token), hash_token(token),
+                                                 hash_token(new_refresh), now + timedelta(seconds=expires_in), now)
+        if row is None:
+            if self.accounts.store.revoke_replaced_refresh(hash_token(refresh_token)):
+                self.accounts.forget_principals()
+                raise OAuthError("invalid_grant", "This refresh token was already used: the token is revoked, "
+                                                  "log in again")
+            raise OAuthError("invalid_grant", "Unknown, revoked or expired refresh token: log in again")
+        account = self.accounts.store.get_by_id(row.user_id)
+        if account is None or account.suspended:
+            self.accounts.store.delete_token_by_id(row.user_id, row.id)
+            raise OAuthError("invalid_grant", "This account can no longer sign in")
+        self.accounts.forget_principals()  # the old secret stops working at once
+        return {"access_token": token, "token_type": "bearer", "expires_in": expires_in, "scope": row.role,
+                "refresh_token": new_refresh}
 
     # --- the approval page ---------------------------------------------------------------------
 

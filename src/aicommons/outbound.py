@@ -77,6 +77,17 @@ def post(url: str, body: bytes, headers: dict[str, str], *, allow_private: bool,
          max_response_bytes: int = 4096) -> OutboundResponse:
     """POST ``body`` to ``url`` through the checks above. Network failures raise ``OSError`` or
     ``httpx.HTTPError``; a refused target raises ``TargetRefused`` before anything is sent."""
+    return _request("POST", url, body, headers, allow_private, timeout, max_response_bytes)
+
+
+def get(url: str, *, allow_private: bool, timeout: float, max_response_bytes: int = 65536) -> OutboundResponse:
+    """GET ``url`` through the same checks (an identity provider's discovery document and keys).
+    A body longer than ``max_response_bytes`` is cut there, so it will not parse."""
+    return _request("GET", url, b"", {"Accept": "application/json"}, allow_private, timeout, max_response_bytes)
+
+
+def _request(method: str, url: str, body: bytes, headers: dict[str, str], allow_private: bool, timeout: float,
+             max_response_bytes: int) -> OutboundResponse:
     address = resolve(url, allow_private)
     parts = urlsplit(url)
     port = parts.port or SCHEMES[parts.scheme]
@@ -85,7 +96,7 @@ def post(url: str, body: bytes, headers: dict[str, str], *, allow_private: bool,
     host_header = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
     extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
     with httpx.Client(follow_redirects=False, trust_env=False, timeout=timeout) as client:
-        with client.stream("POST", pinned, content=body, headers={**headers, "Host": host_header},
+        with client.stream(method, pinned, content=body if method != "GET" else None, headers={**headers, "Host": host_header},
                            extensions=extensions) as response:
             received = b""
             for chunk in response.iter_bytes():

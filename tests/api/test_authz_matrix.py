@@ -358,6 +358,8 @@ GLOBAL_ROUTES = {
     ("/api/organizations/{org}/join-requests", "GET"), ("/api/organizations/{org}/join-requests", "POST"),
     ("/api/organizations/{org}/join-requests/{user}", "POST"),
     ("/organizations/{org}/members", "GET"), ("/organizations/{org}/members", "POST"),
+    # Org admins only (test_org_sign_in_settings): 401/403 for others, whose POSTs change nothing.
+    ("/organizations/{org}/settings/sign-in", "GET"), ("/organizations/{org}/settings/sign-in", "POST"),
     ("/invitations/{token}", "GET"), ("/invitations/{token}", "POST"),
     ("/login/sso", "GET"), ("/login/sso/callback", "GET"),
     # The signed-in user's own settings (anonymous: sent to sign in; forms: CSRF) and public avatars.

@@ -47,6 +47,7 @@ def issuer():
 
     yield url, sign
     server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture(scope="module")

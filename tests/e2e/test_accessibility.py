@@ -103,6 +103,7 @@ def pages(repo: str) -> dict[str, tuple[str, bool]]:
         "device-login": ("/device", True), "org-members": ("/organizations/acme/members", True),
         "settings-profile": ("/settings/profile", True), "settings-account": ("/settings/account", True),
         "settings-delete": ("/settings/account/delete", True),
+        "org-sign-in": ("/organizations/acme/settings/sign-in", True),
     }
 
 

@@ -48,6 +48,7 @@ def sso_hub(tmp_path_factory):
     finally:
         idp.terminate()
         idp.wait(timeout=10)
+        idp.stdout.close()
 
 
 def sso_sign_in(browser, hub, login):  # noqa: F811
@@ -109,3 +110,19 @@ def test_a_forged_callback_is_refused(sso_hub):
     with httpx.Client(base_url=sso_hub.url) as http:
         answer = http.get("/login/sso/callback", params={"code": "x", "state": "y"})
         assert answer.status_code == 400 and "expired or did not start here" in answer.text
+
+
+def test_an_org_admins_group_mapping_applies_at_sign_in(browser, sso_hub):  # noqa: F811
+    """Beside the operator's AICOMMONS_OIDC_GROUP_ROLES, an org's admin maps groups on the org's page."""
+    page = sso_sign_in(browser, sso_hub, "lead-bea")
+    sso_hub.cli("org", "create", "crew", "--member", "lead-bea")  # lead-bea is its admin
+    page.goto("/organizations/crew/settings/sign-in")
+    page.get_by_label("Group (as the identity provider names it)").fill("ml-team")
+    page.get_by_label("Role in crew").select_option("read")
+    page.get_by_role("button", name="Map group").click()
+    assert "at their next sign-in" in page.inner_text("[role=status]")
+    page.context.close()
+    sso_sign_in(browser, sso_hub, "carl").context.close()  # in ml-team
+    assert members(sso_hub, "crew")["carl"] == "read"
+    sso_sign_in(browser, sso_hub, "nobody-yan").context.close()  # in no group
+    assert "nobody-yan" not in members(sso_hub, "crew")

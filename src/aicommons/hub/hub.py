@@ -22,6 +22,7 @@ from aicommons.db.engine import make_engine, upgrade_schema
 from aicommons.db.gc import BlobGcStore
 from aicommons.db.identities import IdentityStore
 from aicommons.db.likes import LikeStore
+from aicommons.db.org_trust import OrgTrustStore
 from aicommons.db.orgs import OrgStore
 from aicommons.db.repos import RepoRow, RepoStore
 from aicommons.db.scans import ScanStore
@@ -53,6 +54,7 @@ from aicommons.hub.lfs_files import LfsFileService
 from aicommons.hub.likes import LikeService
 from aicommons.hub.mail import Mailer
 from aicommons.hub.objects import ObjectReader
+from aicommons.hub.org_trust import OrgTrustService
 from aicommons.hub.orgs import OrgService
 from aicommons.hub.policy import Policy
 from aicommons.hub.private_files import secure_data_dir
@@ -79,7 +81,6 @@ if TYPE_CHECKING:
     from aicommons.hub.stats import StatsService
     from aicommons.hub.upstream import UpstreamService
     from aicommons.hub.viewer import DatasetViewer
-    from aicommons.hub.workload_identity import TrustPolicy
 
 log = logging.getLogger("aicommons.hub")
 
@@ -115,10 +116,13 @@ class Hub:
         self.accounts.repo_by_id = self.repo_store.get_by_id
         self.device_login = DeviceLogin(DeviceCodeStore(self.engine), self.accounts, settings.device_client_id_list,
                                         settings.device_token_days)
-        self.orgs = OrgService(OrgStore(self.engine), account_store, forget_principals=self.accounts.forget_principals)
-        self.sso = SsoService(settings, self.accounts, self.orgs, IdentityStore(self.engine))
+        self.orgs = OrgService(OrgStore(self.engine), account_store, forget_principals=self.accounts.forget_principals,
+                               mail=self.mail)
+        self.org_trust = OrgTrustService(settings, OrgTrustStore(self.engine), self.orgs)
+        self.sso = SsoService(settings, self.accounts, self.orgs, IdentityStore(self.engine),
+                              group_roles=self.org_trust.group_roles)
         self.accounts.password_sign_in = settings.password_sign_in
-        self.workload_identity = WorkloadIdentity(_policies(settings), self.accounts, self.repo_store.get)
+        self.workload_identity = WorkloadIdentity(self.org_trust.trust_policies, self.accounts, self.repo_store.get)
         self.audit = AuditLog(AuditStore(self.engine))
         self.accounts.failed_sign_in_listeners.append(self.audit.record_failed_sign_in)
         access_requests = AccessRequestStore(self.engine)
@@ -273,14 +277,3 @@ class Hub:
         self.downloads.close()  # counts still in memory reach the database before it closes
         self.scan_pool.close()
         self.engine.dispose()
-
-
-def _policies(settings: Settings) -> tuple[TrustPolicy, ...]:
-    """AICOMMONS_OIDC_TRUST_POLICIES as hub objects (config only checks that it is a JSON list)."""
-    from aicommons.config import SettingsError
-    from aicommons.hub.workload_identity import parse_policies
-
-    try:
-        return parse_policies(settings.trust_policy_list)
-    except ValueError as exc:
-        raise SettingsError(f"AICOMMONS_OIDC_TRUST_POLICIES: {exc}") from None

@@ -13,7 +13,7 @@ import hashlib
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aicommons.db.accounts import Account, AccountStore
 from aicommons.db.orgs import Invitation, OrgStore
@@ -21,6 +21,9 @@ from aicommons.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthor
 from aicommons.hub.access import ORG_ROLES, Principal
 from aicommons.hub.token_scopes import ORG_READ, ORG_WRITE
 from aicommons.times import utcnow
+
+if TYPE_CHECKING:
+    from aicommons.hub.mail import Mailer
 
 INVITATION_DAYS = 7
 
@@ -31,9 +34,10 @@ def _hash(token: str) -> str:
 
 class OrgService:
     def __init__(self, store: OrgStore, accounts: AccountStore,
-                 forget_principals: Callable[[], None] | None = None):
+                 forget_principals: Callable[[], None] | None = None, mail: Mailer | None = None):
         self.store = store
         self.accounts = accounts
+        self.mail = mail  # invitations to an address are mailed there
         self._forget = forget_principals or (lambda: None)  # memberships changed: cached principals are stale
 
     # --- lookups ---------------------------------------------------------------------------------
@@ -71,7 +75,13 @@ class OrgService:
 
     def authorize_manage(self, principal: Principal, org_name: str) -> None:
         """The decision, before a request body is read (it may be refused unread)."""
-        self._check_manage(principal, self.require(org_name, "org"))
+        self.require_manager(principal, org_name)
+
+    def require_manager(self, principal: Principal, org_name: str, read_only: bool = False) -> Account:
+        """The organisation, if ``principal`` may manage it (or, ``read_only``, see how it is managed)."""
+        org = self.require(org_name, "org")
+        self._check_manage(principal, org, read_only)
+        return org
 
     @staticmethod
     def _check_signed_in_writer(principal: Principal) -> None:
@@ -135,6 +145,13 @@ class OrgService:
         invitation = self.store.add_invitation(org.id, _hash(token), email.lower() if email else None,
                                                self._check_role(role), principal.user.id, now,
                                                now + timedelta(days=INVITATION_DAYS))
+        if email is not None and self.mail is not None:
+            inviter = principal.user
+            self.mail.send_mail(email, f"{inviter.fullname or inviter.name} invites you to {org.fullname or org.name}",
+                                f"{inviter.name} invites you to join the organization {org.name} as {role}.\n\n"
+                                f"Accept within {INVITATION_DAYS} days (sign in, or create an account with this "
+                                f"address, first):\n\n{self.mail.link(f'/invitations/{token}')}\n\n"
+                                "If you do not know them, ignore this message.\n")
         return token, invitation
 
     def invitations(self, principal: Principal, org_name: str) -> list[Invitation]:

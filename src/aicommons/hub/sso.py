@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -41,8 +42,11 @@ class SsoError(HubError):
 
 
 class SsoService:
-    def __init__(self, settings: Settings, accounts: AccountService, orgs: OrgService, identities: IdentityStore):
+    def __init__(self, settings: Settings, accounts: AccountService, orgs: OrgService, identities: IdentityStore,
+                 group_roles: Callable[[], tuple[tuple[str, str, str], ...]] | None = None):
         self.settings = settings
+        # (group, org, role): the operator's mapping and the orgs' own (hub/org_trust.py)
+        self.group_roles = group_roles or (lambda: settings.group_role_list)
         self.accounts = accounts
         self.orgs = orgs
         self.identities = identities
@@ -155,14 +159,15 @@ class SsoService:
     def apply_groups(self, account: Account, groups: Any) -> None:
         """Give the user, in each org the mapping names, the highest role their groups give; take
         them out of mapped orgs none of their groups gives (the last admin stays)."""
-        if not self.settings.group_role_list:
+        mapping = self.group_roles()
+        if not mapping:
             return
         member_of = {str(g) for g in groups} if isinstance(groups, list) else set()
         wanted: dict[str, str] = {}
-        for group, org_name, role in self.settings.group_role_list:
+        for group, org_name, role in mapping:
             if group in member_of and ORG_ROLES.index(role) >= ORG_ROLES.index(wanted.get(org_name, "read")):
                 wanted[org_name] = role
-        for org_name in {name for _, name, _ in self.settings.group_role_list}:
+        for org_name in {name for _, name, _ in mapping}:
             org = self.accounts.store.get(org_name)
             if org is None:
                 if org_name not in wanted:

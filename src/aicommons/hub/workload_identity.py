@@ -13,6 +13,7 @@ organisation, is fine-grained (the policy's permissions on that one repo) and li
 from __future__ import annotations
 
 import fnmatch
+import json
 import secrets
 import time
 from collections.abc import Callable
@@ -25,8 +26,10 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from aicommons import outbound
 from aicommons.hub.device_login import OAuthError
 from aicommons.hub.token_scopes import PERMISSIONS
+from aicommons.outbound import TargetRefused
 from aicommons.times import utcnow
 
 if TYPE_CHECKING:
@@ -50,6 +53,7 @@ class TrustPolicy:
     subject: str  # a shell-style pattern of the ID token's ``sub``
     repos: tuple[str, ...]  # shell-style patterns of repo ids
     permissions: tuple[str, ...]
+    allow_private: bool = True  # the issuer may be a private address (the operator's policies)
 
 
 def parse_policies(data: Any) -> tuple[TrustPolicy, ...]:
@@ -72,25 +76,31 @@ def parse_policies(data: Any) -> tuple[TrustPolicy, ...]:
 
 
 class WorkloadIdentity:
-    def __init__(self, policies: tuple[TrustPolicy, ...], accounts: AccountService,
-                 repo_lookup: Callable[[str, str], RepoRow | None]):
-        self.policies = policies
+    def __init__(self, policies: Callable[[], tuple[TrustPolicy, ...]], accounts: AccountService,
+                 repo_lookup: Callable[[str, str], RepoRow | None], timeout: float = 10):
+        self.policies = policies  # read at every exchange: org admins change theirs on the web
+        self.timeout = timeout
         self.accounts = accounts
         self.repo_lookup = repo_lookup
         self._keys: dict[str, tuple[float, KeySet]] = {}
 
-    def _keyset(self, issuer: str) -> KeySet:
+    def _keyset(self, issuer: str, allow_private: bool) -> KeySet:
         cached = self._keys.get(issuer)
         if cached and time.monotonic() - cached[0] < KEYS_TTL:
             return cached[1]
         try:
-            with httpx.Client(timeout=10, follow_redirects=False) as http:
-                doc = http.get(f"{issuer}/.well-known/openid-configuration").raise_for_status().json()
-                keys = KeySet.import_key_set(http.get(doc["jwks_uri"]).raise_for_status().json())
-        except (httpx.HTTPError, ValueError, KeyError, JoseError) as exc:
+            doc = self._json(f"{issuer}/.well-known/openid-configuration", allow_private)
+            keys = KeySet.import_key_set(self._json(str(doc["jwks_uri"]), allow_private))
+        except (httpx.HTTPError, OSError, TargetRefused, ValueError, KeyError, TypeError, JoseError) as exc:
             raise OAuthError("invalid_grant", f"The issuer's keys could not be read ({exc})") from None
         self._keys[issuer] = (time.monotonic(), keys)
         return keys
+
+    def _json(self, url: str, allow_private: bool) -> Any:
+        answer = outbound.get(url, allow_private=allow_private, timeout=self.timeout)
+        if answer.status != 200:
+            raise ValueError(f"{url} answered {answer.status}")
+        return json.loads(answer.body)
 
     def exchange(self, fields: dict[str, str], hub_url: str) -> dict[str, Any]:
         if fields.get("subject_token_type") != ID_TOKEN_TYPE:
@@ -101,11 +111,13 @@ class WorkloadIdentity:
             issuer = _unverified_issuer(subject_token)  # only to pick the keys; checked below
         except ValueError:
             raise OAuthError("invalid_grant", "subject_token is not a JWT") from None
-        candidates = [p for p in self.policies if p.issuer == issuer]
+        candidates = [p for p in self.policies() if p.issuer == issuer]
         if not candidates:
             raise OAuthError("invalid_grant", "No trust policy accepts tokens from this issuer")
         try:
-            claims = jwt.decode(subject_token, self._keyset(issuer), algorithms=["RS256", "ES256"]).claims
+            # Private addresses only if every policy naming this issuer allows them.
+            keys = self._keyset(issuer, all(p.allow_private for p in candidates))
+            claims = jwt.decode(subject_token, keys, algorithms=["RS256", "ES256"]).claims
             jwt.JWTClaimsRegistry(exp={"essential": True}, sub={"essential": True}).validate(claims)
         except JoseError as exc:
             raise OAuthError("invalid_grant", f"subject_token is not valid ({exc})") from None
@@ -155,7 +167,6 @@ def _hash(token: str) -> str:
 def _unverified_issuer(token: str) -> str:
     """The ``iss`` claim, read only to pick the keys to check the signature with."""
     import base64
-    import json
 
     try:
         payload = token.split(".")[1]

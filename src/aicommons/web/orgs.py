@@ -1,5 +1,7 @@
-"""Organisation pages: members and roles, invitations, join requests (``/organizations/{org}/members``)
-and accepting an invitation (``/invitations/{token}``). Every decision is hub/orgs.py's."""
+"""Organisation pages: members and roles, invitations, join requests (``/organizations/{org}/members``),
+single sign-on group mappings and CI trust policies (``/organizations/{org}/settings/sign-in``), and
+accepting an invitation (``/invitations/{token}``). Every decision is hub/orgs.py's and
+hub/org_trust.py's."""
 
 from __future__ import annotations
 
@@ -10,14 +12,10 @@ from starlette.responses import RedirectResponse, Response
 
 from aicommons.errors import HubError
 from aicommons.hub.access import ORG_ROLES
+from aicommons.hub.token_scopes import LABELS, PERMISSIONS
 from aicommons.web.browse import path_param
 from aicommons.web.context import hub_of, page_handler
 from aicommons.web.render import page
-
-
-def _base(request: Request) -> str:
-    configured = hub_of(request).settings.public_url
-    return configured or f"{request.url.scheme}://{request.headers.get('host') or request.url.netloc}"
 
 
 @page_handler
@@ -40,8 +38,9 @@ def members(request: Request) -> Response:
                 notice = f"{form.get('user')} left {org.name}"
             elif action == "invite":
                 token, invitation = hub.orgs.invite(principal, org.name, form.get("role", "read"), form.get("email"))
-                link = f"{_base(request)}/invitations/{token}"
-                notice = f"Invitation created{' for ' + invitation.email if invitation.email else ''}: send this link"
+                link = hub.mail.link(f"/invitations/{token}")
+                notice = (f"Invitation e-mailed to {invitation.email}; it is also this link" if invitation.email
+                          else "Invitation created: send this link")
             elif action == "revoke-invitation" and form.get("id", "").isdigit():
                 hub.orgs.revoke_invitation(principal, org.name, int(form["id"]))
                 notice = "Invitation revoked"
@@ -84,3 +83,42 @@ def invitation(request: Request) -> Response:
     except HubError as exc:
         return page(request, "invitation.html", status=exc.status, error=exc.message, org=None, invitation=None)
     return page(request, "invitation.html", error=None, org=org, invitation=found)
+
+
+@page_handler(sign_in=True)
+def sign_in_settings(request: Request) -> Response:
+    hub = hub_of(request)
+    web = request.state.web
+    principal = web.principal
+    org = hub.orgs.require_manager(principal, path_param(request, "org"), read_only=request.method == "GET")
+    trust = hub.org_trust
+    notice, error, status = None, None, 200
+    if request.method == "POST":
+        form = web.form
+        action = form.get("action")
+        try:
+            if action == "add-group":
+                trust.add_group_role(principal, org.name, form.get("group", ""), form.get("role", ""))
+                notice = f"Members of {form.get('group', '').strip()} get the role {form.get('role')} at their next sign-in"
+            elif action == "delete-group" and form.get("id", "").isdigit():
+                trust.delete_group_role(principal, org.name, int(form["id"]))
+                notice = "Group mapping removed"
+            elif action == "add-policy":
+                trust.add_trust_policy(principal, org.name, form.get("issuer", ""), form.get("subject", ""),
+                                       form.get("repos", "").splitlines(),
+                                       [p for p in PERMISSIONS["repo"] if form.get(f"perm_{p}")],
+                                       form.get("audience"))
+                notice = "Trust policy added"
+            elif action == "delete-policy" and form.get("id", "").isdigit():
+                trust.delete_trust_policy(principal, org.name, int(form["id"]))
+                notice = "Trust policy removed"
+            else:
+                raise HubError("Unknown action", status=400)
+        except HubError as exc:
+            error, status = exc.message, exc.status
+    return page(request, "org_sign_in.html", status=status, org=org, notice=notice, error=error, roles=ORG_ROLES,
+                sso_enabled=hub.sso.enabled, groups=trust.org_group_roles(principal, org.name),
+                operator_groups=trust.operator_group_roles(org.name),
+                policies=trust.org_trust_policies(principal, org.name),
+                operator_policies=trust.operator_trust_policies(org.name),
+                permissions=[(p, LABELS[p]) for p in PERMISSIONS["repo"]])

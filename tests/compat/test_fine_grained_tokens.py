@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -88,7 +89,7 @@ def test_repo_scoped_read_token(live_hub, fg):
     token = _token(live_hub, user, {"scoped": [scoped("model", f"{user}/a", "repo.content.read")]})
     api = HfApi(endpoint=live_hub.url, token=token)
     assert api.model_info(f"{user}/a").private
-    assert open(api.hf_hub_download(f"{user}/a", "f.txt"), "rb").read() == b"secret a"
+    assert Path(api.hf_hub_download(f"{user}/a", "f.txt")).read_bytes() == b"secret a"
     with pytest.raises(RepositoryNotFoundError):  # exactly like a missing repo
         api.model_info(f"{user}/b")
     with pytest.raises(RepositoryNotFoundError):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Select, select
 
 from aicommons.db.tables import (
     access_requests,
@@ -26,7 +27,7 @@ from aicommons.db.tables import (
 _REPO = (repos.c.type.label("repo_type"), repos.c.full_id.label("repo_id"))
 
 
-def _rows(engine: Engine, query) -> list[dict]:
+def _rows(engine: Engine, query: Select[Any]) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(query)]
 
@@ -35,14 +36,14 @@ class AccountExportStore:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def discussions(self, user_id: int) -> list[dict]:
+    def discussions(self, user_id: int) -> list[dict[str, Any]]:
         query = (select(*_REPO, discussions.c.num, discussions.c.title, discussions.c.status,
                         discussions.c.is_pull_request, discussions.c.created_at)
                  .join(repos, repos.c.id == discussions.c.repo_id)
                  .where(discussions.c.author_id == user_id).order_by(discussions.c.created_at))
         return _rows(self.engine, query)
 
-    def discussion_events(self, user_id: int) -> list[dict]:
+    def discussion_events(self, user_id: int) -> list[dict[str, Any]]:
         """Comments, status and title changes and PR commits the user made, with their text."""
         query = (select(*_REPO, discussions.c.num, discussion_events.c.id, discussion_events.c.type,
                         discussion_events.c.created_at, discussion_events.c.data)
@@ -51,26 +52,26 @@ class AccountExportStore:
                  .where(discussion_events.c.author_id == user_id).order_by(discussion_events.c.created_at))
         return _rows(self.engine, query)
 
-    def likes(self, user_id: int) -> list[dict]:
+    def likes(self, user_id: int) -> list[dict[str, Any]]:
         query = (select(*_REPO, likes.c.created_at).join(repos, repos.c.id == likes.c.repo_id)
                  .where(likes.c.user_id == user_id).order_by(likes.c.created_at))
         return _rows(self.engine, query)
 
-    def access_requests(self, user_id: int) -> list[dict]:
+    def access_requests(self, user_id: int) -> list[dict[str, Any]]:
         query = (select(*_REPO, access_requests.c.status, access_requests.c.fields,
                         access_requests.c.rejection_reason, access_requests.c.created_at)
                  .join(repos, repos.c.id == access_requests.c.repo_id)
                  .where(access_requests.c.user_id == user_id).order_by(access_requests.c.created_at))
         return _rows(self.engine, query)
 
-    def tokens(self, user_id: int) -> list[dict]:
+    def tokens(self, user_id: int) -> list[dict[str, Any]]:
         """Names, roles, permissions and dates only: never the hash."""
         query = (select(tokens.c.name, tokens.c.role, tokens.c.fine_grained.label("permissions"), tokens.c.origin,
                         tokens.c.created_at, tokens.c.last_used_at, tokens.c.expires_at)
                  .where(tokens.c.user_id == user_id).order_by(tokens.c.id))
         return _rows(self.engine, query)
 
-    def collections(self, user_id: int) -> list[dict]:
+    def collections(self, user_id: int) -> list[dict[str, Any]]:
         """The user's own collections, each with its items in order."""
         out = _rows(self.engine, select(collections.c.id, collections.c.title, collections.c.description,
                                         collections.c.private, collections.c.theme, collections.c.created_at,
@@ -89,7 +90,7 @@ class AccountExportStore:
                               if i["collection_id"] == c["id"]]
         return out
 
-    def webhooks(self, user_id: int) -> list[dict]:
+    def webhooks(self, user_id: int) -> list[dict[str, Any]]:
         """The user's webhooks: where they post and what they watch; whether a secret is set, never the secret."""
         out = _rows(self.engine, select(webhooks.c.id, webhooks.c.url, webhooks.c.domains, webhooks.c.disabled,
                                         (webhooks.c.secret.is_not(None)).label("hasSecret"), webhooks.c.created_at,
@@ -104,26 +105,26 @@ class AccountExportStore:
                 w["watched"] = [{"type": x["kind"], "name": x["name"]} for x in watched if x["webhook_id"] == w["id"]]
         return out
 
-    def following(self, user_id: int) -> list[dict]:
+    def following(self, user_id: int) -> list[dict[str, Any]]:
         query = (select(accounts.c.name, accounts.c.kind, follows.c.created_at)
                  .join(accounts, accounts.c.id == follows.c.followee_id)
                  .where(follows.c.follower_id == user_id).order_by(follows.c.created_at))
         return _rows(self.engine, query)
 
-    def sign_in_identities(self, user_id: int) -> list[dict]:
+    def sign_in_identities(self, user_id: int) -> list[dict[str, Any]]:
         """Single sign-on identities linked to the account (issuer and subject)."""
         query = (select(identities.c.issuer, identities.c.subject, identities.c.created_at)
                  .where(identities.c.user_id == user_id))
         return _rows(self.engine, query)
 
-    def join_requests(self, user_id: int) -> list[dict]:
+    def join_requests(self, user_id: int) -> list[dict[str, Any]]:
         query = (select(accounts.c.name.label("org"), org_join_requests.c.created_at)
                  .join(accounts, accounts.c.id == org_join_requests.c.org_id)
                  .where(org_join_requests.c.user_id == user_id))
         return _rows(self.engine, query)
 
 
-def iso(value):
+def iso(value: object) -> str:
     """JSON for what these rows hold: datetimes as ISO 8601 UTC."""
     if isinstance(value, datetime):
         return value.isoformat(timespec="seconds") + "Z"

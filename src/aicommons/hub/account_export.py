@@ -15,12 +15,14 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from typing import Any
 
 from aicommons.db.account_export import AccountExportStore, iso
 from aicommons.db.accounts import Account, AccountStore
 from aicommons.db.audit import AuditStore
 from aicommons.db.avatars import AvatarStore
 from aicommons.db.repos import RepoStore
+from aicommons.errors import NotFound
 from aicommons.times import utcnow
 
 MAX_AUDIT_EVENTS = 100_000
@@ -53,7 +55,7 @@ class AccountExport:
         self.avatars = avatars
         self.audit = audit
 
-    def profile(self, user: Account) -> dict:
+    def profile(self, user: Account) -> dict[str, Any]:
         return {
             "name": user.name, "fullname": user.fullname, "email": user.email,
             "emailVerified": getattr(user, "email_verified", user.email is not None),
@@ -61,14 +63,14 @@ class AccountExport:
             "orgs": [{"name": org.name, "role": role} for org, role in self.accounts.orgs_of(user.id)],
         }
 
-    def repos_of(self, user: Account) -> list[dict]:
+    def repos_of(self, user: Account) -> list[dict[str, Any]]:
         return [{"type": r.type, "id": r.full_id, "private": r.private, "gated": r.gated or False,
                  "disabled": r.disabled, "sha": r.sha, "createdAt": r.created_at, "lastModified": r.last_modified,
                  "likes": r.likes, "downloads": r.downloads, "tags": r.tags, "libraryName": r.library_name,
                  "pipelineTag": r.pipeline_tag, "cardData": r.card_data}
                 for r in self.repos.owned_by(user.id)]
 
-    def audit_of(self, user: Account) -> list[dict]:
+    def audit_of(self, user: Account) -> list[dict[str, Any]]:
         # Since the account was created: a retired name released and registered again by someone
         # else never sees the previous holder's events.
         events = self.audit.events(actor=user.name, since=user.created_at, limit=MAX_AUDIT_EVENTS)
@@ -77,7 +79,9 @@ class AccountExport:
 
     def zip(self, user_id: int) -> bytes:
         user = self.accounts.get_by_id(user_id)
-        files = {
+        if user is None:
+            raise NotFound("This account no longer exists")
+        files: dict[str, Any] = {
             "profile.json": self.profile(user),
             "repos.json": self.repos_of(user),
             "discussions.json": self.store.discussions(user.id),

@@ -82,4 +82,7 @@ class EmailChanges:
                                 f"Hello {user.name},\n\nthe e-mail address of your AI Commons account was changed "
                                 f"from this one to {change.new_email}.\nIf you did not do this, reset your password "
                                 f"now ({self.mail.link('/password/reset')}) and tell the site's administrators.\n")
-        return self.accounts.store.get_by_id(user.id)
+        changed = self.accounts.store.get_by_id(user.id)
+        if changed is None:
+            raise NotFound("This account no longer exists")
+        return changed

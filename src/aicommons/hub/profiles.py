@@ -43,10 +43,10 @@ def reencode_avatar(data: bytes, max_bytes: int) -> bytes:
                 if width * height > MAX_AVATAR_PIXELS:
                     raise BadRequest(f"The image has too many pixels ({width}x{height})")
                 image.seek(0)
-                image = ImageOps.exif_transpose(image)  # honour the orientation, then drop the EXIF
-                image.thumbnail((AVATAR_SIZE, AVATAR_SIZE))
-                clean = Image.new("RGBA", image.size)
-                clean.paste(image.convert("RGBA"))  # pixels only: no info, EXIF, XMP or ICC profile
+                upright = ImageOps.exif_transpose(image)  # honour the orientation, then drop the EXIF
+                upright.thumbnail((AVATAR_SIZE, AVATAR_SIZE))
+                clean = Image.new("RGBA", upright.size)
+                clean.paste(upright.convert("RGBA"))  # pixels only: no info, EXIF, XMP or ICC profile
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise BadRequest("The image has too many pixels") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
@@ -89,7 +89,10 @@ class ProfileService:
         values = {"fullname": _text(fullname, "full name", MAX_FULLNAME), "bio": _text(bio, "bio", MAX_BIO, True),
                   "homepage": check_homepage(homepage)}
         self.accounts.update(user.id, **values)
-        return self.accounts.get_by_id(user.id)
+        updated = self.accounts.get_by_id(user.id)
+        if updated is None:
+            raise NotFound("This account no longer exists")
+        return updated
 
     def set_avatar(self, user: Account, data: bytes) -> None:
         self.avatars.put(user.id, "image/png", reencode_avatar(data, self.max_avatar_bytes), utcnow())

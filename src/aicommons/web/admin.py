@@ -30,8 +30,8 @@ def _render(request: Request, status: int = 200, error: str | None = None, notic
 
     hub = hub_of(request)
     query = request.query_params.get("q", "")
-    start = request.query_params.get("start", "0")
-    start = int(start) if start.isdigit() else 0
+    asked = request.query_params.get("start", "0")
+    start = int(asked) if asked.isdigit() else 0
     users, total = hub.accounts.search_users(query, start, PAGE_SIZE)
     admin_orgs = {u.name: hub.account_deletion.plan(u.name).admin_orgs for u in users}
     return page(request, "admin.html", status=status, users=users, total=total, q=query, start=start,

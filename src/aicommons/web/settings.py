@@ -41,7 +41,7 @@ def profile_settings(request: Request) -> Response:
                 notice = "Avatar removed."
         except HubError as exc:
             error, status = exc.message, exc.status
-    account = hub.accounts.by_id(me.id)
+    account = hub.accounts.by_id(me.id) or me
     return page(request, "settings_profile.html", status=status, account=account, error=error, notice=notice,
                 has_avatar=hub.profiles.has_avatar(account), max_avatar_bytes=hub.settings.max_avatar_bytes)
 

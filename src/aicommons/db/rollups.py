@@ -93,7 +93,7 @@ class RollupStore:
     def large_file_bytes(self) -> int:
         """Bytes of large-file objects stored, each once however many repos use it."""
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.coalesce(func.sum(lfs_objects.c.size), 0))).scalar())
+            return int(conn.execute(select(func.coalesce(func.sum(lfs_objects.c.size), 0))).scalar() or 0)
 
     def scan_verdicts(self) -> dict[str, int]:
         with self.engine.connect() as conn:

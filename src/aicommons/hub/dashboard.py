@@ -15,8 +15,10 @@ Job failures are counted as huey reports them (``Jobs``). Old rows are pruned by
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from aicommons.db.rollups import RollupStore
 from aicommons.times import utcnow
@@ -86,7 +88,7 @@ class DashboardService:
 
     def add_minute(self, at: datetime, deltas: dict[tuple[str, str], float]) -> None:
         """What the in-process counters gained (``series, key -> amount``), added to the minute ``at``."""
-        by_series: dict[str, list] = defaultdict(list)
+        by_series: dict[str, list[tuple[str, datetime, float]]] = defaultdict(list)
         for (series, key), value in deltas.items():
             if value:
                 by_series[series].append((key, minute_of(at), value))
@@ -97,7 +99,7 @@ class DashboardService:
         hour = (when or utcnow()).replace(minute=0, second=0, microsecond=0)
         self.store.add("job_failures", [(task, hour, 1.0)])
 
-    def rollup(self, now: datetime | None = None) -> dict:
+    def rollup(self, now: datetime | None = None) -> dict[str, Any]:
         """The periodic job: a few aggregate queries, written as small snapshots. Returns a summary."""
         now = minute_of(now or utcnow())
         today = day_start(now.date())
@@ -188,11 +190,11 @@ class DashboardService:
         return sorted(out, key=lambda m: (-m.requests, m.model))
 
 
-def _largest(items) -> list[tuple[str, float]]:
+def _largest(items: Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
     return sorted(items, key=lambda kv: (-kv[1], kv[0]))[:TOP]
 
 
-def _lines(points, times, keys, fill: float | None = None) -> dict[str, list[float]]:
+def _lines(points: Iterable[Any], times: list[datetime], keys: Iterable[str], fill: float | None = None) -> dict[str, list[float]]:
     """Values per key at each of ``times`` (a missing one: ``fill``, or the line's previous value)."""
     at = {(p.key, p.at): p.value for p in points}
     lines: dict[str, list[float]] = {}

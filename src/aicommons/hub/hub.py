@@ -232,7 +232,6 @@ class Hub:
     def bundles(self) -> BundleService:
         """Signed bundles for air-gapped sites (``hub/bundles.py``)."""
         from aicommons.hub.bundles import BundleService
-    from aicommons.hub.dashboard import DashboardService
 
         return BundleService(self)
 

@@ -99,18 +99,19 @@ class Jobs:
 
         self.chunk_lfs_object = chunk_lfs_object
         # The admin dashboard (hub/dashboard.py): its rollups on a schedule, and every failed run counted.
-        @self.huey.task(retries=1, retry_delay=60, name="dashboard_rollup")
-        def dashboard_rollup() -> dict:
+        @self.huey.task(retries=1, retry_delay=60, name="dashboard_rollup")  # type: ignore[untyped-decorator]
+        def dashboard_rollup() -> dict[str, Any]:
             return self.hub.dashboard.rollup()
 
         self.dashboard_rollup = dashboard_rollup
         if settings.dashboard_rollup_minutes > 0:
-            @self.huey.periodic_task(every_hours(settings.dashboard_rollup_minutes / 60), name="periodic_dashboard_rollup")
-            def periodic_dashboard_rollup():
+            @self.huey.periodic_task(every_hours(settings.dashboard_rollup_minutes / 60),  # type: ignore[untyped-decorator]
+                                     name="periodic_dashboard_rollup")
+            def periodic_dashboard_rollup() -> None:
                 self.hub.dashboard.rollup()
 
-        @self.huey.signal(SIGNAL_ERROR)
-        def count_failure(signal, task, exc=None):
+        @self.huey.signal(SIGNAL_ERROR)  # type: ignore[untyped-decorator]
+        def count_failure(signal: str, task: Any, exc: BaseException | None = None) -> None:
             try:
                 self.hub.dashboard.job_failed(task.name)
             except Exception:  # noqa: BLE001 - a dashboard figure never breaks the queue

@@ -109,3 +109,17 @@ def test_a_damaged_or_untrusted_bundle_changes_nothing(live_hub, api, site, sour
         HfApi(endpoint=site.url).model_info(repo)
     no_key = site.cli("bundle", "import", str(bundle), check=False)
     assert no_key.returncode == 1 and "no trusted key" in no_key.stderr
+
+
+def test_export_and_import_show_progress_on_a_terminal(live_hub, api, site, source_key, tmp_path):
+    """Issue 22: every long command shows a bar on a terminal (a real pseudo-terminal here)."""
+    from tests.compat.test_operator_progress import Terminal
+
+    repo, _ = make_repo(api)
+    bundle = tmp_path / "shown.tar"
+    code, out = Terminal(live_hub.env, "bundle", "export", f"{repo}@main", "--output", str(bundle)).wait()
+    assert code == 0, out
+    assert "large files" in out and "100%" in out and "1 repos, 1 large files" in out
+    code, out = Terminal(site.env, "bundle", "import", str(bundle), "--trusted-key", str(source_key)).wait()
+    assert code == 0, out
+    assert "large files" in out and "100%" in out

@@ -313,3 +313,15 @@ def test_corrupted_upstream_bytes_are_never_cached(upstream, tmp_path_factory, t
     finally:
         stop_hub(mir)
         proxy.close()
+
+
+def test_mirror_add_and_sync_show_progress_on_a_terminal(upstream, mirror):
+    """Issue 22: every long command shows a bar on a terminal (a real pseudo-terminal here)."""
+    from tests.compat.test_operator_progress import Terminal
+
+    repo, _ = publish(upstream)
+    code, out = Terminal(mirror.env, "mirror", "add", repo).wait()
+    assert code == 0, out
+    assert "100%" in out and "1 of 1 large files fetched" in out
+    code, out = Terminal(mirror.env, "mirror", "sync", repo).wait()
+    assert code == 0, out

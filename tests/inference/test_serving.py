@@ -132,12 +132,14 @@ def test_prompts_and_outputs_are_never_logged(server, caplog):
     secret = "zebra-secret-7f3a"
     with caplog.at_level(logging.DEBUG):
         r = post(server, "/v1/chat/completions", {"model": LLAMA, "messages": [{"role": "user", "content": secret}],
-                                                  "max_tokens": 4})
+                                                  "max_tokens": 24})
         post(server, "/v1/embeddings", {"model": MINILM, "input": secret})
         post(server, "/v1/chat/completions", {"model": LLAMA, "messages": [{"role": "wizard", "content": secret}]})
     output = r.json()["choices"][0]["message"]["content"]
     assert secret not in caplog.text
-    assert not output.strip() or output not in caplog.text
+    # A random model's four tokens may be a few letters that any log line contains ("del" in
+    # "x-model-id"): only an output long enough to be told apart from ordinary text is checked.
+    assert len(output.strip()) < 8 or output not in caplog.text
 
 
 def test_streamed_error_mid_stream_is_in_band(server, monkeypatch):

@@ -25,6 +25,7 @@ INTERNAL_NAMES = (
     ("transformers.generation.continuous_batching.cb_logits_processors", "CLASSIC_TO_CB_PROCESSORS_MAP"),
     ("transformers.generation.continuous_batching.cb_logits_processors", "ContinuousBatchingTopKLogitsWarper"),
     ("transformers.generation.continuous_batching.cb_logits_processors", "ContinuousBatchingTopPLogitsWarper"),
+    ("transformers.generation.continuous_batching.cb_logits_processors", "ContinuousBatchingLogitsProcessor"),
     ("transformers.generation.continuous_batching.continuous_api", "OutputRouter"),
     ("transformers.generation.continuous_batching.continuous_api", "BackgroundThreadStatus"),
 )
@@ -43,6 +44,14 @@ def cb_processor_table() -> tuple[dict[type, type], type, type] | None:
     if not isinstance(table, dict) or base_k is None or base_p is None:
         return None
     return table, base_k, base_p
+
+
+def cb_logits_processor_base() -> type:
+    """The base class of continuous batching's per-request logits processors (structured output
+    plugs in there: engines/guided.py)."""
+    from transformers.generation.continuous_batching.cb_logits_processors import ContinuousBatchingLogitsProcessor
+
+    return ContinuousBatchingLogitsProcessor
 
 
 def engine_failed(manager: Any) -> bool:

@@ -105,9 +105,10 @@ class GuideRegistry:
 def make_cb_processor(registry: GuideRegistry):
     """The CB processor class is built on first use so importing this module needs no transformers."""
     import torch
-    from transformers.generation.continuous_batching.cb_logits_processors import ContinuousBatchingLogitsProcessor
 
-    class GuideProcessor(ContinuousBatchingLogitsProcessor):
+    from ._transformers_private import cb_logits_processor_base
+
+    class GuideProcessor(cb_logits_processor_base()):  # type: ignore[misc]
         supported_kwargs: dict[str, type] = {"guide": int}
         ignored_kwargs: tuple[str, ...] = ()
 

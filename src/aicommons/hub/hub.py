@@ -78,6 +78,7 @@ if TYPE_CHECKING:
     from aicommons.hub.bundles import BundleService
     from aicommons.hub.dashboard import DashboardService
     from aicommons.hub.jobs import Jobs
+    from aicommons.hub.parquet_export import ParquetExport
     from aicommons.hub.stats import StatsService
     from aicommons.hub.upstream import UpstreamService
     from aicommons.hub.viewer import DatasetViewer

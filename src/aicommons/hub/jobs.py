@@ -118,7 +118,7 @@ class Jobs:
                 log.warning("could not count the failure of %s", task.name, exc_info=True)
 
         # No retries: a failed conversion is recorded and shown; the branch's next commit tries again.
-        @self.huey.task(retries=0, name="convert_parquet")
+        @self.huey.task(retries=0, name="convert_parquet")  # type: ignore[untyped-decorator]
         def convert_parquet(repo_id: int, sha: str) -> str:
             return self.hub.parquet.convert(repo_id, sha)
 

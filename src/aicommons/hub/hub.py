@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aicommons.config import Settings
 from aicommons.db.access_requests import AccessRequestStore
@@ -79,6 +79,7 @@ if TYPE_CHECKING:
     from aicommons.hub.dashboard import DashboardService
     from aicommons.hub.jobs import Jobs
     from aicommons.hub.parquet_export import ParquetExport
+    from aicommons.hub.spaces import SpaceService
     from aicommons.hub.stats import StatsService
     from aicommons.hub.upstream import UpstreamService
     from aicommons.hub.viewer import DatasetViewer
@@ -203,12 +204,13 @@ class Hub:
         return service
 
     def _space_ref_moved(self, repo: RepoRow, ref: str, new_sha: str | None) -> None:
-        if repo.type == "space":
+        if repo.type == "space" and self.spaces.apps is not None:
             self.spaces.apps.on_ref_moved(repo, ref, new_sha)
 
     def _space_event(self, event: Any) -> None:
-        if event.repo.type == "space" and event.scope == "repo" and event.action == "delete":
-            self.spaces.apps.deleted(event.repo)
+        apps = self.spaces.apps
+        if apps is not None and event.repo.type == "space" and event.scope == "repo" and event.action == "delete":
+            apps.deleted(event.repo)
 
     @functools.cached_property
     def viewer(self) -> DatasetViewer:
@@ -222,7 +224,6 @@ class Hub:
         """The Parquet conversion of datasets (``hub/parquet_export.py``)."""
         from aicommons.db.parquet_conversions import ParquetConversionStore
         from aicommons.hub.parquet_export import ParquetExport
-    from aicommons.hub.spaces import SpaceService
 
         return ParquetExport(ParquetConversionStore(self.engine), self.repo_store, self.git, self.objects, self.blobs,
                              self.settings.tmp_dir, self.settings.parquet_max_bytes, self.repos.after_ref_update,
@@ -272,7 +273,7 @@ class Hub:
             log.exception("could not queue the scan of %s@%s", repo.full_id, new_sha)
 
     def close(self) -> None:
-        if "spaces" in self.__dict__:  # stop the apps this process started
+        if "spaces" in self.__dict__ and self.spaces.apps is not None:  # stop the apps this process started
             self.spaces.apps.close()
         self.downloads.close()  # counts still in memory reach the database before it closes
         self.scan_pool.close()

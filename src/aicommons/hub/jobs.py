@@ -125,9 +125,10 @@ class Jobs:
         self.convert_parquet = convert_parquet
 
         # A Space's build and start after a push (hub/space_apps.py); its failures show as its stage.
-        @self.huey.task(name="space_build")
+        @self.huey.task(name="space_build")  # type: ignore[untyped-decorator]
         def space_build(repo_id: int, sha: str, rebuild: bool = False) -> None:
-            self.hub.spaces.apps.build(repo_id, sha, rebuild)
+            if self.hub.spaces.apps is not None:
+                self.hub.spaces.apps.build(repo_id, sha, rebuild)
 
         self.space_build = space_build
 

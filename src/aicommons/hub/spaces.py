@@ -13,6 +13,7 @@ import base64
 import os
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aicommons.db.repos import RepoRow
 from aicommons.db.spaces import SpaceRuntimeRow, SpaceStore
@@ -21,6 +22,9 @@ from aicommons.hub.access import Principal
 from aicommons.hub.policy import Action
 from aicommons.spaces.hardware import offered
 from aicommons.times import utcnow
+
+if TYPE_CHECKING:
+    from aicommons.hub.space_apps import SpaceApps
 
 STAGES = ("NO_APP_FILE", "CONFIG_ERROR", "BUILDING", "BUILD_ERROR", "RUNNING", "RUNNING_BUILDING",
           "RUNTIME_ERROR", "DELETING", "STOPPED", "PAUSED", "SLEEPING", "APP_STARTING", "RUNNING_APP_STARTING")
@@ -77,7 +81,7 @@ class SpaceService:
         self.repos = repos  # RepoService: finding a repo with the policy's decision
         self.settings = settings
         self.box = SecretBox(box_key)
-        self.apps = None  # SpaceApps (hub/space_apps.py) when this hub runs spaces
+        self.apps: SpaceApps | None = None  # set when this hub runs spaces (hub/space_apps.py)
         self._configs: dict[tuple, SpaceConfig] = {}
 
     # --- finding ------------------------------------------------------------------------------------

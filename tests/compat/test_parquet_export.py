@@ -128,7 +128,7 @@ def test_commit_converts_with_the_hubs_layout_and_datasets_loads_it(hub, owner, 
     train = pd.read_parquet(f"hf://datasets/{repo}@refs%2Fconvert%2Fparquet/default/train/0000.parquet")
     assert list(train.columns) == ["text", "label"] and len(train) == 130
     assert train.iloc[3].to_dict() == {"text": "sentence 3", "label": 0}
-    qa = pd.read_parquet(f"hf://datasets/{repo}@refs%2Fconvert%2Fparquet/qa/train/0000.parquet")
+    qa = pd.read_parquet(f"hf://datasets/{repo}@~parquet/qa/train/0000.parquet")  # the Hub's short name
     assert qa.iloc[2].to_dict() == {"q": "question 2", "score": 0.5}
 
 

@@ -34,8 +34,13 @@ class Entry:
         return self.lfs.oid if self.lfs else self.oid
 
 
+# The Hub's short names of its conversion refs (``hf://datasets/user/ds@~parquet/...``).
+REVISION_ALIASES = {"~parquet": "refs/convert/parquet"}
+
+
 def resolve_revision(repo: pygit2.Repository, revision: str) -> pygit2.Commit:
-    """Branch, tag, full ref (``refs/pr/1``), or full/short commit id → commit."""
+    """Branch, tag, full ref (``refs/pr/1``), alias (``~parquet``), or full/short commit id → commit."""
+    revision = REVISION_ALIASES.get(revision, revision)
     candidates = [revision] if revision.startswith("refs/") else [f"refs/heads/{revision}", f"refs/tags/{revision}"]
     for name in candidates:
         try:

@@ -91,11 +91,36 @@ def measure(url: str, n: int, runs: int = 20, terms: list[str] = TERMS) -> dict:
     return {"repos": n, "runs": runs, "populate_s": populate_s, "database": engine.dialect.name, "terms": rows}
 
 
+def both_databases(n: int, runs: int = 20) -> dict:
+    """p50/p95 per term at ``n`` repos on SQLite and on a throwaway PostgreSQL cluster, one after
+    the other in one run (issue 10's goal: p95 <= 50 ms on both)."""
+    import os
+
+    from tests.backends import PostgresCluster
+
+    out: dict = {"load_before": os.getloadavg()}
+    out["sqlite"] = measure(f"sqlite:///{Path(tempfile.mkdtemp()) / 'search.db'}", n, runs)
+    cluster = PostgresCluster().start()
+    try:
+        out["postgresql"] = measure(cluster.create_database("search"), n, runs)
+    finally:
+        cluster.stop()
+    out["load_after"] = os.getloadavg()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repos", type=int, default=1_000_000)
     parser.add_argument("--db", help="reuse this SQLite file (populated if empty)")
+    parser.add_argument("--both", action="store_true",
+                        help="p50/p95 on SQLite and on a throwaway PostgreSQL cluster (prints JSON)")
     args = parser.parse_args()
+    if args.both:
+        import json
+
+        print(json.dumps(both_databases(args.repos), indent=1))
+        return
     path = Path(args.db) if args.db else Path(tempfile.mkdtemp()) / "search.db"
     engine = make_engine(f"sqlite:///{path}")
     upgrade_schema(engine)

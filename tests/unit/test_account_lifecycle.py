@@ -7,24 +7,14 @@ import time
 
 import pytest
 
-from aicommons.config import Settings
 from aicommons.db.account_removal import GHOST_NAME
 from aicommons.errors import BadRequest, Conflict, Unauthorized
 from aicommons.hub.account_deletion import DELETE, repo_key
-from aicommons.hub.hub import Hub
 
 
 @pytest.fixture
-def hub(tmp_path, monkeypatch):
-    for key in list(__import__("os").environ):
-        if key.startswith("AICOMMONS_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("AICOMMONS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("AICOMMONS_SCAN_UPLOADS", "false")
-    monkeypatch.setenv("AICOMMONS_TOKEN_CACHE_SECONDS", "60")
-    h = Hub(Settings.from_env())
-    yield h
-    h.close()
+def hub(isolated_hub):
+    return isolated_hub(AICOMMONS_TOKEN_CACHE_SECONDS="60")
 
 
 def test_suspending_through_the_service_stops_tokens_passwords_and_sessions_at_once(hub):

@@ -6,29 +6,20 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 
 import pytest
 
-from aicommons.config import Settings
 from aicommons.errors import BadRequest, Forbidden
 from aicommons.hub.device_login import OAuthError
-from aicommons.hub.hub import Hub
 
 
 @pytest.fixture
-def hub(tmp_path, monkeypatch):
-    for key in list(os.environ):
-        if key.startswith("AICOMMONS_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("AICOMMONS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("AICOMMONS_SCAN_UPLOADS", "false")
-    h = Hub(Settings.from_env())
+def hub(isolated_hub):
+    h = isolated_hub()
     h.accounts.create_user("owner")
     h.accounts.create_org("team")
     h.accounts.store.add_member(h.accounts.require("team").id, h.accounts.require("owner").id, "admin")
-    yield h
-    h.close()
+    return h
 
 
 def _admin(hub):

@@ -4,25 +4,14 @@ start commit handed to ``DiscussionService.open`` was dropped)."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from aicommons.config import Settings
 from aicommons.hub.commits import AddFile, CommitRequest
-from aicommons.hub.hub import Hub
 
 
 @pytest.fixture
-def hub(tmp_path, monkeypatch):
-    for key in list(os.environ):
-        if key.startswith("AICOMMONS_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("AICOMMONS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("AICOMMONS_SCAN_UPLOADS", "false")
-    h = Hub(Settings.from_env())
-    yield h
-    h.close()
+def hub(isolated_hub):
+    return isolated_hub()
 
 
 def test_a_pull_request_starts_at_the_commit_it_was_opened_for(hub):

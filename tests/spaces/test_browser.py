@@ -7,7 +7,7 @@ import pytest
 from huggingface_hub import CommitOperationAdd
 
 from tests.conftest import unique_name
-from tests.e2e.test_web_ui import ARGS, CHROMIUM
+from tests.e2e.test_web_ui import browser  # noqa: F401 - the shared Chromium fixture
 from tests.spaces.conftest import GRADIO, run_log, wait_stage
 from tests.spaces.test_apps import GREETER
 
@@ -21,18 +21,8 @@ if name:
 '''
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
 @pytest.fixture
-def page(browser, spaces_hub):
+def page(browser, spaces_hub):  # noqa: F811
     context = browser.new_context(base_url=spaces_hub.url)
     pg = context.new_page()
     yield pg

@@ -25,6 +25,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from aicommons.api.http import base_url, hub_of, param, run_sync
+from aicommons.errors import NotFound
 from aicommons.hub.access import Principal, anonymous
 
 PREFIX = "/spaces-apps"
@@ -87,6 +88,8 @@ async def proxy(request: Request) -> Response:
     repo, config = await run_sync(_resolve, hub, request, full_id)  # one thread hop: who, which, how
     path = request.path_params.get("path", "")
     apps = hub.spaces.apps
+    if apps is None:  # a hub made without a runner (tools, tests); `aicommons serve` always has one
+        raise NotFound(f"{full_id}'s app is not run by this hub")
     if config.sdk == "static":
         file = await run_sync(apps.static_file, repo, path)
         return _sandboxed(FileResponse(file) if file else HTMLResponse("Not found", status_code=404), hub)

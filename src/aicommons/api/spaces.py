@@ -5,6 +5,8 @@ restart, secrets, variables, duplication, logs. The shapes are in spec/wave2-api
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -22,16 +24,17 @@ from aicommons.api.http import (
     repo_type_param,
     run_sync,
 )
+from aicommons.hub.access import Principal
 from aicommons.hub.policy import Action
 
 REPO = "/api/{types}/{ns}/{name}"
 
 
-def _where(request: Request) -> tuple:
+def _where(request: Request) -> tuple[Principal, str, str]:
     return principal_of(request), repo_type_param(request), repo_id_param(request)
 
 
-async def _body(request: Request, action: Action) -> tuple[tuple, dict]:
+async def _body(request: Request, action: Action) -> tuple[tuple[Principal, str, str], dict[str, Any]]:
     """The decision first (a refused caller never has its body read), then the JSON object body."""
     where = _where(request)
     await run_sync(hub_of(request).spaces.find, *where, action)

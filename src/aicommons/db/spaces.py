@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, Row, delete, select, update
 
 from aicommons.db.tables import space_env, space_runtimes
 from aicommons.db.upsert import insert_ignore, upsert
@@ -32,7 +33,7 @@ class SpaceEnvRow:
     updated_at: datetime
 
 
-def _runtime(row) -> SpaceRuntimeRow:
+def _runtime(row: Row[Any]) -> SpaceRuntimeRow:
     return SpaceRuntimeRow(row.repo_id, row.hardware, row.sleep_seconds, bool(row.paused), row.stage, row.error,
                            row.sha, row.updated_at)
 
@@ -52,7 +53,7 @@ class SpaceStore:
                                                  "stage": stage, "updated_at": now})
             return _runtime(conn.execute(select(space_runtimes).where(space_runtimes.c.repo_id == repo_id)).one())
 
-    def set(self, repo_id: int, now: datetime, **values) -> None:
+    def set(self, repo_id: int, now: datetime, **values: Any) -> None:
         """Change some of a runtime row's columns (``ensure`` it first)."""
         with self.engine.begin() as conn:
             conn.execute(update(space_runtimes).where(space_runtimes.c.repo_id == repo_id)

@@ -17,14 +17,18 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aicommons.db.repos import RepoRow
 from aicommons.errors import HubError
 from aicommons.hub import content
-from aicommons.hub.spaces import SpaceService, log_path
+from aicommons.hub.spaces import SpaceConfig, SpaceService, log_path
 from aicommons.spaces.runner import AppSpec, BuildFailed, LocalRunner, RunningApp
 from aicommons.spaces.sandbox import Limits, SandboxUnavailable, readable
 from aicommons.times import utcnow
+
+if TYPE_CHECKING:
+    from aicommons.hub.hub import Hub
 
 log = logging.getLogger(__name__)
 READY_TIMEOUT = 180.0  # an app that does not answer HTTP within this is a RUNTIME_ERROR
@@ -71,7 +75,7 @@ class RepoLog:
 
 
 class SpaceApps:
-    def __init__(self, hub, spaces: SpaceService):
+    def __init__(self, hub: Hub, spaces: SpaceService) -> None:
         self.hub = hub
         self.settings = settings = hub.settings
         self.spaces = spaces
@@ -244,7 +248,7 @@ class SpaceApps:
             self._stage(repo.id, "RUNNING", None, sha=repo.sha)
             return self.runner.socket(repo.id)
 
-    def _spec(self, repo: RepoRow, config) -> AppSpec:
+    def _spec(self, repo: RepoRow, config: SpaceConfig) -> AppSpec:
         src = self._export(repo)
         requirements = src / "requirements.txt"
         card = repo.card_data or {}
@@ -277,7 +281,7 @@ class SpaceApps:
         tmp = folder.with_name(folder.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         git_repo = self.hub.git.open(repo.storage_key)
-        commit = git_repo[repo.sha]
+        commit = content.resolve_revision(git_repo, repo.sha or "")
         for entry in content.iter_files(git_repo, commit):
             target = tmp / entry.path
             target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
@@ -349,7 +353,7 @@ class SpaceApps:
         host = self.settings.host if self.settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         port = self.settings.port
 
-        async def relay(reader, writer):
+        async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
                 up_reader, up_writer = await asyncio.open_connection(host, port)
             except OSError:
@@ -357,7 +361,7 @@ class SpaceApps:
                 return
             await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
 
-        async def serve():
+        async def serve() -> asyncio.AbstractServer:
             server = await asyncio.start_unix_server(relay, str(path))
             path.chmod(0o666)
             return server
@@ -441,7 +445,7 @@ class SpaceApps:
             self._loop.call_soon_threadsafe(self._loop.stop)
 
 
-async def _pipe(reader, writer) -> None:
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         while data := await reader.read(65536):
             writer.write(data)

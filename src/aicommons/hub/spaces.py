@@ -13,7 +13,8 @@ import base64
 import os
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from aicommons.db.repos import RepoRow
 from aicommons.db.spaces import SpaceRuntimeRow, SpaceStore
@@ -24,7 +25,12 @@ from aicommons.spaces.hardware import offered
 from aicommons.times import utcnow
 
 if TYPE_CHECKING:
+    from aicommons.config import Settings
+    from aicommons.db.spaces import SpaceEnvRow
+    from aicommons.hub.repos import RepoService
     from aicommons.hub.space_apps import SpaceApps
+
+Json = dict[str, Any]
 
 STAGES = ("NO_APP_FILE", "CONFIG_ERROR", "BUILDING", "BUILD_ERROR", "RUNNING", "RUNNING_BUILDING",
           "RUNTIME_ERROR", "DELETING", "STOPPED", "PAUSED", "SLEEPING", "APP_STARTING", "RUNNING_APP_STARTING")
@@ -76,13 +82,13 @@ class SecretBox:
 
 
 class SpaceService:
-    def __init__(self, store: SpaceStore, repos, settings, box_key: bytes):
+    def __init__(self, store: SpaceStore, repos: RepoService, settings: Settings, box_key: bytes) -> None:
         self.store = store
         self.repos = repos  # RepoService: finding a repo with the policy's decision
         self.settings = settings
         self.box = SecretBox(box_key)
         self.apps: SpaceApps | None = None  # set when this hub runs spaces (hub/space_apps.py)
-        self._configs: dict[tuple, SpaceConfig] = {}
+        self._configs: dict[tuple[int, str | None], SpaceConfig] = {}
 
     # --- finding ------------------------------------------------------------------------------------
 
@@ -104,7 +110,7 @@ class SpaceService:
                 return repo.full_id
         return None
 
-    def hardware(self) -> list[dict]:
+    def hardware(self) -> list[Json]:
         return offered(self.settings.spaces_hardware)
 
     @property
@@ -139,7 +145,7 @@ class SpaceService:
         exists = False
         if repo.sha:
             git_repo = self.repos.git.open(repo.storage_key)
-            exists = content.get_entry(git_repo, git_repo[repo.sha], app_file) is not None
+            exists = content.get_entry(git_repo, content.resolve_revision(git_repo, repo.sha), app_file) is not None
         return SpaceConfig(sdk, app_file, exists, str(card.get("python_version") or ""))
 
     def static_stage(self, repo: RepoRow) -> str:
@@ -154,12 +160,12 @@ class SpaceService:
 
     # --- the runtime --------------------------------------------------------------------------------
 
-    def runtime_of(self, repo: RepoRow) -> dict:
+    def runtime_of(self, repo: RepoRow) -> Json:
         """The Hub's SpaceRuntime JSON for ``repo`` (no access decision: callers made it)."""
         row = self.row(repo)
         stage = row.stage
         sleep = row.sleep_seconds if row.sleep_seconds is not None else self.settings.spaces_sleep_seconds
-        out = {"stage": stage,
+        out: Json = {"stage": stage,
                "hardware": {"current": None if stage in NOT_PLACED else row.hardware, "requested": row.hardware},
                "storage": None, "gcTimeout": None if sleep < 0 else sleep, "replicas": {"current": 1, "requested": 1},
                "devMode": False, "domains": [], "sha": row.sha}
@@ -167,7 +173,7 @@ class SpaceService:
             out["errorMessage"] = row.error
         return out
 
-    def runtime(self, principal: Principal, repo_type: str, full_id: str) -> dict:
+    def runtime(self, principal: Principal, repo_type: str, full_id: str) -> Json:
         """A sleeping space read by someone who may use it starts waking, and answers ``BUILDING``
         until it is up: the clients about to call an app (gradio_client) wait only on that stage."""
         repo = self.find(principal, repo_type, full_id, Action.READ_METADATA)
@@ -178,25 +184,25 @@ class SpaceService:
             runtime["stage"] = "BUILDING"
         return runtime
 
-    def request_hardware(self, principal: Principal, repo_type: str, full_id: str, flavor, sleep) -> dict:
+    def request_hardware(self, principal: Principal, repo_type: str, full_id: str, flavor: object, sleep: object) -> Json:
         repo = self.find(principal, repo_type, full_id, Action.ADMIN)
         names = [f["name"] for f in self.hardware()]
         if not isinstance(flavor, str) or flavor not in names:
             raise BadRequest(f"Hardware {flavor!r} is not offered here: choose one of {', '.join(names)}")
         self.row(repo)
-        values = {"hardware": flavor}
+        values: dict[str, object] = {"hardware": flavor}
         if sleep is not None:
             values["sleep_seconds"] = _sleep_seconds(sleep)
         self.store.set(repo.id, utcnow(), **values)
         return self.runtime_of(repo)
 
-    def set_sleep_time(self, principal: Principal, repo_type: str, full_id: str, seconds) -> dict:
+    def set_sleep_time(self, principal: Principal, repo_type: str, full_id: str, seconds: object) -> Json:
         repo = self.find(principal, repo_type, full_id, Action.ADMIN)
         self.row(repo)
         self.store.set(repo.id, utcnow(), sleep_seconds=_sleep_seconds(seconds))
         return self.runtime_of(repo)
 
-    def pause(self, principal: Principal, repo_type: str, full_id: str) -> dict:
+    def pause(self, principal: Principal, repo_type: str, full_id: str) -> Json:
         repo = self.find(principal, repo_type, full_id, Action.ADMIN)
         self.row(repo)
         self.store.set(repo.id, utcnow(), paused=True, stage="PAUSED", error=None)
@@ -204,7 +210,7 @@ class SpaceService:
             self.apps.stop(repo.id)
         return self.runtime_of(repo)
 
-    def restart(self, principal: Principal, repo_type: str, full_id: str, factory: bool) -> dict:
+    def restart(self, principal: Principal, repo_type: str, full_id: str, factory: bool) -> Json:
         repo = self.find(principal, repo_type, full_id, Action.WRITE)
         self.row(repo)
         self.store.set(repo.id, utcnow(), paused=False)
@@ -221,21 +227,20 @@ class SpaceService:
 
     # --- secrets and variables ----------------------------------------------------------------------
 
-    def secrets(self, principal: Principal, repo_type: str, full_id: str) -> dict:
+    def secrets(self, principal: Principal, repo_type: str, full_id: str) -> Json:
         repo = self.find(principal, repo_type, full_id, Action.ADMIN)
         return {r.key: _meta(r) for r in self.store.env(repo.id, "secret")}
 
-    def variables(self, principal: Principal, repo_type: str, full_id: str) -> dict:
+    def variables(self, principal: Principal, repo_type: str, full_id: str) -> Json:
         repo = self.find(principal, repo_type, full_id, Action.ADMIN)
         return self._variables(repo)
 
-    def _variables(self, repo: RepoRow) -> dict:
+    def _variables(self, repo: RepoRow) -> Json:
         return {r.key: {"value": r.value, **_meta(r)} for r in self.store.env(repo.id, "variable")}
 
-    def put(self, principal: Principal, repo_type: str, full_id: str, kind: str, body: dict) -> dict | None:
+    def put(self, principal: Principal, repo_type: str, full_id: str, kind: str, body: Json) -> Json | None:
         repo = self.find(principal, repo_type, full_id, Action.ADMIN)
-        key, value, description = body.get("key"), body.get("value", ""), body.get("description")
-        _check_key(key)
+        key, value, description = _check_key(body.get("key")), body.get("value", ""), body.get("description")
         if not isinstance(value, str) or len(value) > MAX_ENV_VALUE:
             raise BadRequest(f"'value' must be a string of at most {MAX_ENV_VALUE} characters")
         if description is not None and (not isinstance(description, str) or len(description) > 1000):
@@ -248,10 +253,9 @@ class SpaceService:
         self._changed(repo)
         return self._variables(repo) if kind == "variable" else None
 
-    def delete(self, principal: Principal, repo_type: str, full_id: str, kind: str, body: dict) -> dict | None:
+    def delete(self, principal: Principal, repo_type: str, full_id: str, kind: str, body: Json) -> Json | None:
         repo = self.find(principal, repo_type, full_id, Action.ADMIN)
-        key = body.get("key")
-        _check_key(key)
+        key = _check_key(body.get("key"))
         if self.store.delete_env(repo.id, kind, key):
             self._changed(repo)
         return self._variables(repo) if kind == "variable" else None
@@ -273,7 +277,7 @@ class SpaceService:
 
     # --- duplication --------------------------------------------------------------------------------
 
-    def duplicate(self, principal: Principal, repo_type: str, full_id: str, body: dict) -> tuple[RepoRow, bool]:
+    def duplicate(self, principal: Principal, repo_type: str, full_id: str, body: Json) -> tuple[RepoRow, bool]:
         """Copy a space's files and history to ``body["repository"]`` (the caller's namespace when it
         names none); returns (repo, created). Settings, secrets and variables given in the body are
         set on the copy; the source's secrets are never copied."""
@@ -289,7 +293,7 @@ class SpaceService:
         if not created:
             return repo, False
         self.repos.copy_default_branch(source, repo)
-        repo = self.repos.store.get_by_id(repo.id)
+        repo = self.repos.store.get_by_id(repo.id) or repo  # with its new head
         extras = {"hardware": body.get("hardware"), "sleep": body.get("sleepTimeSeconds")}
         if extras["hardware"] is not None:
             self.request_hardware(principal, "space", repo.full_id, extras["hardware"], extras["sleep"])
@@ -312,26 +316,28 @@ class SpaceService:
             return f"{scheme}://{subdomain(repo)}.{self.settings.spaces_domain}"
         return f"{base_url}/spaces-apps/{repo.full_id}/"
 
-    def info_fields(self, repo: RepoRow, base_url: str) -> dict:
+    def info_fields(self, repo: RepoRow, base_url: str) -> Json:
         return {"host": self.host(repo, base_url), "subdomain": subdomain(repo), "runtime": self.runtime_of(repo)}
 
 
-def _meta(row) -> dict:
+def _meta(row: SpaceEnvRow) -> Json:
     out = {"updatedAt": row.updated_at.strftime("%Y-%m-%dT%H:%M:%S.000Z")}
     if row.description:
         out["description"] = row.description
     return out
 
 
-def _check_key(key) -> None:
+def _check_key(key: object) -> str:
+    """``key`` if it may name a secret or variable."""
     if not isinstance(key, str) or not ENV_KEY.fullmatch(key):
         raise BadRequest("'key' must be an environment variable name: letters, digits and '_', not starting "
                          "with a digit, at most 128 characters")
     if key.upper() in RESERVED_KEYS:
         raise BadRequest(f"{key!r} is set by the hub for every Space and cannot be replaced")
+    return key
 
 
-def _sleep_seconds(value) -> int:
+def _sleep_seconds(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not (value == -1 or 60 <= value <= 2**31 - 1):
         raise BadRequest("'seconds' must be -1 (never sleep) or a number of seconds of at least 60")
     return value
@@ -340,13 +346,13 @@ def _sleep_seconds(value) -> int:
 # --- logs ---------------------------------------------------------------------------------------------
 
 
-def log_path(settings, repo_id: int, kind: str):
+def log_path(settings: Settings, repo_id: int, kind: str) -> Path:
     """A space's build or run log: one JSON object per line, ``{"data": line, "timestamp": "…Z"}``,
     the Hub's SSE event shape (written by hub/space_apps.py, replayed by ``read_log``)."""
     return settings.data_dir / "spaces" / "logs" / str(repo_id) / f"{kind}.jsonl"
 
 
-def read_log(settings, repo_id: int, kind: str, offset: int) -> tuple[list[bytes], int]:
+def read_log(settings: Settings, repo_id: int, kind: str, offset: int) -> tuple[list[bytes], int]:
     """Whole lines of the log from byte ``offset``; the offset after them."""
     try:
         with open(log_path(settings, repo_id, kind), "rb") as f:

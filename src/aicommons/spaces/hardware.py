@@ -4,17 +4,21 @@ the limits of the local runner being the hub's Space limits."""
 
 from __future__ import annotations
 
+from typing import Any
+
+Flavour = dict[str, Any]
+
 CPU = {"ephemeralStorage": "50 GB"}
 
 
-def _gpu(name: str, pretty: str, cpu: str, ram: str, model: str, vram: str, quantity: int, cents: int) -> dict:
+def _gpu(name: str, pretty: str, cpu: str, ram: str, model: str, vram: str, quantity: int, cents: int) -> Flavour:
     return {"name": name, "prettyName": pretty, "cpu": cpu, "ram": ram, "unitCostMicroUSD": cents * 10_000 // 60,
             "unitCostUSD": cents / 100, "unitLabel": "hour", "ephemeralStorage": "50 GB",
             "accelerator": {"type": "gpu", "model": model, "quantity": quantity, "vram": vram,
                             "manufacturer": "NVIDIA"}}
 
 
-CATALOGUE: dict[str, dict] = {f["name"]: f for f in (
+CATALOGUE: dict[str, Flavour] = {str(f["name"]): f for f in (
     {"name": "cpu-basic", "prettyName": "CPU basic", "cpu": "2 vCPU", "ram": "16 GB", "unitCostMicroUSD": 0,
      "unitCostUSD": 0, "unitLabel": "hour", **CPU},
     {"name": "cpu-upgrade", "prettyName": "CPU upgrade", "cpu": "8 vCPU", "ram": "32 GB", "unitCostMicroUSD": 500,
@@ -30,10 +34,10 @@ CATALOGUE: dict[str, dict] = {f["name"]: f for f in (
 )}
 
 
-def offered(names: str) -> list[dict]:
+def offered(names: str) -> list[Flavour]:
     """The flavours the operator offers (``AICOMMONS_SPACES_HARDWARE``), in its order; a name the
     catalogue does not know is offered with generic figures."""
-    out = []
+    out: list[Flavour] = []
     for name in (n for n in names.split(",") if n):
         out.append(CATALOGUE.get(name) or {"name": name, "prettyName": name, "cpu": "", "ram": "",
                                            "unitCostMicroUSD": 0, "unitCostUSD": 0, "unitLabel": "hour"})

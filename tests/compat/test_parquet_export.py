@@ -36,13 +36,11 @@ QA = "q,score\n" + "".join(f"question {i},{i / 4}\n" for i in range(5))
 CONVERTED = "refs/convert/parquet"
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory):
-    data = tmp_path_factory.mktemp("parquet-export") / "data"
+def converting_hub(tmp_path_factory, name: str, **env: str):
+    """A live hub with conversion on and two job workers, users pat (OWNER) and sam (OTHER)."""
+    data = tmp_path_factory.mktemp(name) / "data"
     data.mkdir()
-    # 20 kB: the "big" dataset below is converted partially.
-    live = start_hub(data, free_port(), AICOMMONS_PARQUET_CONVERSION="true", AICOMMONS_PARQUET_MAX_BYTES="20000",
-                     AICOMMONS_JOB_WORKERS="2")
+    live = start_hub(data, free_port(), AICOMMONS_PARQUET_CONVERSION="true", AICOMMONS_JOB_WORKERS="2", **env)
     live.cli("user", "create", "pat", "--email", "pat@example.org")
     live.cli("user", "create", "sam")
     live.cli("token", "create", "pat", "--value", OWNER)
@@ -51,6 +49,12 @@ def hub(tmp_path_factory):
         yield live
     finally:
         stop_hub(live)
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    # 20 kB: the "big" dataset below is converted partially.
+    yield from converting_hub(tmp_path_factory, "parquet-export", AICOMMONS_PARQUET_MAX_BYTES="20000")
 
 
 @pytest.fixture(scope="module")

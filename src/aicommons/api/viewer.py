@@ -1,6 +1,8 @@
 """The dataset viewer API, with datasets-server's paths, parameters, JSON shapes and error codes
 (spec wave2-apis.md §7.2), under ``/datasets-server/`` and on the ``datasets-server.`` sub-host
-(``DatasetsServerHostMiddleware``). The data comes from ``hub/viewer.py``."""
+(``DatasetsServerHostMiddleware``). Once the dataset's current commit is converted to Parquet, the
+rows come from the converted files (``hub/viewer_query.py``: row groups, DuckDB); before that, from
+a preview of the default branch's files (``hub/viewer.py``)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from aicommons.api.http import base_url, blocking, hub_of, param, principal_of
 from aicommons.errors import EntryNotFound, HubError
 from aicommons.hub.policy import Action
 from aicommons.hub.viewer import ViewerError, feature_type, jsonable
+from aicommons.hub.viewer_filter import FilterError
+from aicommons.hub.viewer_query import converted
 
 PAGE = 100  # rows per page, the most /rows returns
 FIRST_ROWS = 100
@@ -79,8 +83,48 @@ def _features(table) -> list[dict]:
 
 
 def _rows(table, offset: int, length: int) -> list[dict]:
-    page = table.slice(offset, length).to_pylist()
-    return [{"row_idx": offset + i, "row": jsonable(row), "truncated_cells": []} for i, row in enumerate(page)]
+    return _row_items(table.slice(offset, length), range(offset, offset + length))
+
+
+def _row_items(page, indices) -> list[dict]:
+    return [{"row_idx": idx, "row": jsonable(row), "truncated_cells": []}
+            for idx, row in zip(indices, page.to_pylist(), strict=False)]
+
+
+def _conversion(request: Request, repo):
+    """The finished Parquet conversion of the dataset's current commit, or None (not converted
+    yet, failed, or conversion off: the preview of the default branch's files answers)."""
+    return converted(hub_of(request).parquet.status(repo), repo)
+
+
+def _config_info(conversion, config: str) -> dict:
+    return (conversion.result or {}).get("configs", {}).get(config, {})
+
+
+def _converted_features(conversion, config: str, ps) -> list[dict]:
+    """The features the conversion recorded (``datasets``' own, ClassLabel and all), else the schema's."""
+    features = _config_info(conversion, config).get("info", {}).get("features")
+    if isinstance(features, dict) and list(features) == ps.columns:
+        return [{"feature_idx": i, "name": name, "type": kind} for i, (name, kind) in enumerate(features.items())]
+    return [{"feature_idx": i, "name": field.name, "type": feature_type(field.type)}
+            for i, field in enumerate(ps.schema)]
+
+
+def _converted_splits(conversion) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    for name, config in (conversion.result or {}).get("configs", {}).items():
+        for item in config.get("files", []):
+            if (name, item["split"]) not in found:
+                found.append((name, item["split"]))
+    return found
+
+
+def _parquet_split(request: Request, repo, config: str, split: str):
+    """(conversion, the split's converted files) or (None, None) before the conversion."""
+    conversion = _conversion(request, repo)
+    if conversion is None:
+        return None, None
+    return conversion, hub_of(request).viewer_queries.split(repo, conversion, config, split)
 
 
 def is_valid(request: Request) -> Response:
@@ -96,9 +140,13 @@ def is_valid(request: Request) -> Response:
 def splits(request: Request) -> Response:
     repo = _dataset(request)
     config = request.query_params.get("config")
-    commit, found = hub_of(request).viewer.splits(repo)
-    items = [{"dataset": repo.full_id, "config": s.config, "split": s.split} for s in found
-             if config is None or s.config == config]
+    conversion = _conversion(request, repo)
+    if conversion is not None:
+        commit, pairs = repo.sha, _converted_splits(conversion)
+    else:
+        commit, found = hub_of(request).viewer.splits(repo)
+        pairs = [(s.config, s.split) for s in found]
+    items = [{"dataset": repo.full_id, "config": c, "split": s} for c, s in pairs if config is None or c == config]
     if config is not None and not items:
         raise ViewerError("Not found.", "ResponseNotFound", 404)
     return _answer({"splits": items, "pending": [], "failed": []}, repo, commit)
@@ -107,6 +155,13 @@ def splits(request: Request) -> Response:
 def first_rows(request: Request) -> Response:
     repo = _dataset(request)
     config, split = _required(request, "config"), _required(request, "split")
+    conversion, ps = _parquet_split(request, repo, config, split)
+    if ps is not None:
+        page = hub_of(request).viewer_queries.rows(ps, 0, FIRST_ROWS)
+        return _answer({"dataset": repo.full_id, "config": config, "split": split,
+                        "features": _converted_features(conversion, config, ps),
+                        "rows": _row_items(page, range(page.num_rows)), "truncated": ps.num_rows > FIRST_ROWS},
+                       repo, repo.sha)
     commit, rows = hub_of(request).viewer.rows(repo, config, split)
     table = rows.table
     return _answer({"dataset": repo.full_id, "config": config, "split": split, "features": _features(table),
@@ -118,6 +173,13 @@ def rows(request: Request) -> Response:
     config, split = _required(request, "config"), _required(request, "split")
     offset = _int(request, "offset", 0)
     length = _int(request, "length", PAGE, maximum=PAGE)
+    conversion, ps = _parquet_split(request, repo, config, split)
+    if ps is not None:
+        page = hub_of(request).viewer_queries.rows(ps, offset, length)
+        return _answer({"features": _converted_features(conversion, config, ps),
+                        "rows": _row_items(page, range(offset, offset + page.num_rows)),
+                        "num_rows_total": ps.num_rows, "num_rows_per_page": PAGE, "partial": ps.partial},
+                       repo, repo.sha)
     commit, found = hub_of(request).viewer.rows(repo, config, split)
     table = found.table
     return _answer({"features": _features(table), "rows": _rows(table, offset, length),
@@ -126,17 +188,27 @@ def rows(request: Request) -> Response:
 
 
 def filter_rows(request: Request) -> Response:
-    """``/filter``: rows matching ``where``, sorted by ``orderby`` (parsed by hub/viewer_filter.py into
-    comparisons of columns with literals, never run as SQL)."""
-    from aicommons.hub.viewer_filter import FilterError, filter_table
+    """``/filter``: rows matching ``where``, sorted by ``orderby``, parsed by hub/viewer_filter.py and
+    re-emitted from the parse tree (DuckDB SQL with bound values over the converted files, pyarrow
+    expressions over the preview), never passed through."""
+    from aicommons.hub.viewer_filter import filter_table
 
     repo = _dataset(request)
     config, split = _required(request, "config"), _required(request, "split")
     offset = _int(request, "offset", 0)
     length = _int(request, "length", PAGE, maximum=PAGE)
+    where, orderby = request.query_params.get("where"), request.query_params.get("orderby")
+    conversion, ps = _parquet_split(request, repo, config, split)
+    if ps is not None:
+        try:
+            page, indices, total = hub_of(request).viewer_queries.filter(ps, where, orderby, offset, length)
+        except FilterError as exc:
+            raise ViewerError(f"Parameter 'where' or 'orderby' is invalid: {exc}", "InvalidParameter", 422) from None
+        return _answer({"features": _converted_features(conversion, config, ps), "rows": _row_items(page, indices),
+                        "num_rows_total": total, "num_rows_per_page": PAGE, "partial": ps.partial}, repo, repo.sha)
     commit, found = hub_of(request).viewer.rows(repo, config, split)
     try:
-        matching = filter_table(found.table, request.query_params.get("where"), request.query_params.get("orderby"))
+        matching = filter_table(found.table, where, orderby)
     except FilterError as exc:
         raise ViewerError(f"Parameter 'where' or 'orderby' is invalid: {exc}", "InvalidParameter", 422) from None
     page = matching.slice(offset, length)
@@ -153,24 +225,41 @@ def size(request: Request) -> Response:
     config = request.query_params.get("config")
     viewer = hub_of(request).viewer
     commit, found = viewer.splits(repo)
-    chosen = [s for s in found if config is None or s.config == config]
-    if config is not None and not chosen:
-        raise ViewerError("Not found.", "ResponseNotFound", 404)
+    conversion = _conversion(request, repo)
     split_sizes, partial = [], False
-    for s in chosen:
-        _, data = viewer.rows(repo, s.config, s.split)
-        partial = partial or data.partial
-        split_sizes.append({"dataset": repo.full_id, "config": s.config, "split": s.split,
-                            "num_bytes_parquet_files": 0, "num_bytes_memory": data.table.nbytes,
-                            "num_rows": data.table.num_rows, "estimated_num_rows": None,
-                            "num_columns": data.table.num_columns, "num_bytes_original_files": data.original_bytes})
+    if conversion is not None:
+        commit = repo.sha
+        original = {(s.config, s.split): sum(f.size for f in s.files) for s in found}
+        pairs = [(c, s) for c, s in _converted_splits(conversion) if config is None or c == config]
+        if config is not None and not pairs:
+            raise ViewerError("Not found.", "ResponseNotFound", 404)
+        for c, s in pairs:
+            ps = hub_of(request).viewer_queries.split(repo, conversion, c, s)
+            split_info = _config_info(conversion, c).get("info", {}).get("splits", {}).get(s, {})
+            partial = partial or ps.partial
+            split_sizes.append({"dataset": repo.full_id, "config": c, "split": s, "num_bytes_parquet_files": ps.num_bytes,
+                                "num_bytes_memory": int(split_info.get("num_bytes") or 0), "num_rows": ps.num_rows,
+                                "estimated_num_rows": None, "num_columns": len(ps.columns),
+                                "num_bytes_original_files": original.get((c, s), 0)})
+    else:
+        chosen = [s for s in found if config is None or s.config == config]
+        if config is not None and not chosen:
+            raise ViewerError("Not found.", "ResponseNotFound", 404)
+        for s in chosen:
+            _, data = viewer.rows(repo, s.config, s.split)
+            partial = partial or data.partial
+            split_sizes.append({"dataset": repo.full_id, "config": s.config, "split": s.split,
+                                "num_bytes_parquet_files": 0, "num_bytes_memory": data.table.nbytes,
+                                "num_rows": data.table.num_rows, "estimated_num_rows": None,
+                                "num_columns": data.table.num_columns,
+                                "num_bytes_original_files": data.original_bytes})
     configs: dict[str, dict] = {}
     for item in split_sizes:
         c = configs.setdefault(item["config"], {"dataset": repo.full_id, "config": item["config"],
                                                 "num_bytes_original_files": 0, "num_bytes_parquet_files": 0,
                                                 "num_bytes_memory": 0, "num_rows": 0, "num_columns": 0,
                                                 "estimated_num_rows": None})
-        for key in ("num_bytes_original_files", "num_bytes_memory", "num_rows"):
+        for key in ("num_bytes_original_files", "num_bytes_parquet_files", "num_bytes_memory", "num_rows"):
             c[key] += item[key]
         c["num_columns"] = max(c["num_columns"], item["num_columns"])
     total = {"dataset": repo.full_id, **{k: sum(c[k] for c in configs.values()) for k in

@@ -83,6 +83,7 @@ if TYPE_CHECKING:
     from aicommons.hub.stats import StatsService
     from aicommons.hub.upstream import UpstreamService
     from aicommons.hub.viewer import DatasetViewer
+    from aicommons.hub.viewer_query import ViewerQueries
 
 log = logging.getLogger("aicommons.hub")
 
@@ -218,6 +219,13 @@ class Hub:
         from aicommons.hub.viewer import DatasetViewer
 
         return DatasetViewer(self.git, self.lfs, self.settings.viewer_max_bytes)
+
+    @functools.cached_property
+    def viewer_queries(self) -> ViewerQueries:
+        """The viewer over the converted Parquet files: rows, DuckDB filters, search (``hub/viewer_query.py``)."""
+        from aicommons.hub.viewer_query import ViewerQueries
+
+        return ViewerQueries(self.git, self.objects, self.settings.data_dir / "viewer-cache")
 
     @functools.cached_property
     def parquet(self) -> ParquetExport:

@@ -1,6 +1,9 @@
-"""The dataset viewer's ``where`` and ``orderby`` (datasets-server's ``/filter``), parsed here into
-pyarrow compute expressions, never handed to a SQL engine: whatever a caller writes can only
-compare columns with literals.
+"""The dataset viewer's ``where`` and ``orderby`` (datasets-server's ``/filter``): the gate in front
+of every engine. The text is parsed here into a tree, and the tree is re-emitted, never the text:
+as pyarrow compute expressions (the preview of main's files) or as DuckDB SQL whose columns are
+quoted names checked against the split's schema and whose values are bound parameters
+(``to_sql``; the converted Parquet files, ``hub/viewer_query.py``). Whatever a caller writes can
+only compare columns with literals: no function calls, sub-queries, statements or comments.
 
 Grammar (case-insensitive keywords)::
 
@@ -19,7 +22,9 @@ Grammar (case-insensitive keywords)::
 
 ``;``, ``--``, ``/*`` and ``*/`` anywhere are refused, as datasets-server does; so is anything else
 outside the grammar, an unknown column, or more than ``MAX_LENGTH`` characters or ``MAX_DEPTH``
-levels of nesting.
+levels of nesting. Outside quotes only ASCII is read (keywords, digits, spaces): look-alike
+letters, full-width quotes, other scripts' digits and unusual spaces are refused; control
+characters are refused anywhere.
 """
 
 from __future__ import annotations
@@ -30,10 +35,10 @@ MAX_LENGTH = 4000
 MAX_DEPTH = 32
 FORBIDDEN = (";", "--", "/*", "*/")
 TOKEN = re.compile(r"""
-    \s*(?:
+    [ \t\r\n]*(?:
       (?P<column>"(?:[^"]|"")*")
     | (?P<string>'(?:[^']|'')*')
-    | (?P<number>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)
+    | (?P<number>-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)
     | (?P<op><>|!=|>=|<=|=|>|<)
     | (?P<paren>[(),])
     | (?P<word>[A-Za-z_]+)
@@ -51,8 +56,10 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     for bad in FORBIDDEN:
         if bad in text:
             raise FilterError(f"{bad!r} is not allowed")
+    if any(ord(c) < 32 and c not in "\t\r\n" or 127 <= ord(c) < 160 or c in "\u2028\u2029\ufeff" for c in text):
+        raise FilterError("control characters are not allowed")
     tokens, position = [], 0
-    text = text.rstrip()
+    text = text.rstrip(" \t\r\n")
     while position < len(text):
         match = TOKEN.match(text, position)
         if match is None or match.end() == position:
@@ -69,10 +76,14 @@ def _tokens(text: str) -> list[tuple[str, str]]:
 
 
 class _Parser:
-    def __init__(self, text: str, columns: dict):
+    """Builds a tree of tuples: ``("or", a, b)``, ``("and", a, b)``, ``("not", a)``,
+    ``("null", column, negate)``, ``("match", like|ilike|glob, column, pattern, negate)``,
+    ``("cmp", op, column, value)``."""
+
+    def __init__(self, text: str, columns):
         self.tokens = _tokens(text)
         self.i = 0
-        self.columns = columns  # name -> pyarrow type
+        self.columns = columns  # the split's column names
         self.depth = 0
 
     def peek(self, kind: str, value: str | None = None) -> bool:
@@ -98,35 +109,34 @@ class _Parser:
             raise FilterError(f"no column {name!r}")
         return name
 
-    def where(self):
+    def nest(self) -> None:
         self.depth += 1
         if self.depth > MAX_DEPTH:
             raise FilterError(f"more than {MAX_DEPTH} levels of nesting")
+
+    def where(self) -> tuple:
+        self.nest()
         left = self.conjunction()
         while self.peek("kw", "or"):
             self.take("kw", "or")
-            left = left | self.conjunction()
+            left = ("or", left, self.conjunction())
         self.depth -= 1
         return left
 
-    def conjunction(self):
+    def conjunction(self) -> tuple:
         left = self.negation()
         while self.peek("kw", "and"):
             self.take("kw", "and")
-            left = left & self.negation()
+            left = ("and", left, self.negation())
         return left
 
-    def negation(self):
-        import pyarrow.compute as pc
-
+    def negation(self) -> tuple:
         if self.peek("kw", "not"):
             self.take("kw", "not")
-            self.depth += 1
-            if self.depth > MAX_DEPTH:
-                raise FilterError(f"more than {MAX_DEPTH} levels of nesting")
+            self.nest()
             inner = self.negation()
             self.depth -= 1
-            return pc.invert(inner)
+            return ("not", inner)
         if self.peek("paren", "("):
             self.take("paren", "(")
             inner = self.where()
@@ -134,32 +144,22 @@ class _Parser:
             return inner
         return self.comparison()
 
-    def comparison(self):
-        import pyarrow.compute as pc
-
+    def comparison(self) -> tuple:
         name = self.column()
-        field = pc.field(name)
         if self.peek("kw", "is"):
             self.take("kw", "is")
             negate = self.peek("kw", "not") and bool(self.take("kw", "not"))
             self.take("kw", "null")
-            return pc.invert(pc.is_null(field)) if negate else pc.is_null(field)
+            return ("null", name, negate)
         negate = self.peek("kw", "not") and bool(self.take("kw", "not"))
         for word in ("like", "ilike", "glob"):
             if self.peek("kw", word):
                 self.take("kw", word)
-                pattern = self.string()
-                if word == "glob":
-                    test = pc.match_substring_regex(field, "^" + _glob_regex(pattern) + "$")
-                else:
-                    test = pc.match_like(field, pattern, ignore_case=word == "ilike")
-                return pc.invert(test) if negate else test
+                return ("match", word, name, self.string(), negate)
         if negate:
             raise FilterError("NOT here must be followed by LIKE, ILIKE or GLOB")
         op = self.take("op")
-        value = self.literal()
-        return {"=": field == value, "<>": field != value, "!=": field != value, ">": field > value,
-                ">=": field >= value, "<": field < value, "<=": field <= value}[op]
+        return ("cmp", "<>" if op == "!=" else op, name, self.literal())
 
     def string(self) -> str:
         return self.take("string")[1:-1].replace("''", "'")
@@ -191,11 +191,86 @@ class _Parser:
         return name, direction
 
 
+def parse_where(where: str, columns) -> tuple:
+    """The tree of a ``where`` over ``columns`` (names); FilterError for anything refused."""
+    parser = _Parser(where, columns)
+    try:
+        tree = parser.where()
+    except RecursionError:
+        raise FilterError("the expression is nested too deeply") from None
+    parser.done()
+    return tree
+
+
+def parse_orderby(orderby: str, columns) -> list[tuple[str, str]]:
+    """``[(column, "ascending"|"descending")]``; FilterError for anything refused."""
+    return _Parser(orderby, columns).order()
+
+
 def _glob_regex(pattern: str) -> str:
     out = []
     for c in pattern:
         out.append(".*" if c == "*" else "." if c == "?" else re.escape(c))
     return "".join(out)
+
+
+def _arrow(tree: tuple):
+    import pyarrow.compute as pc
+
+    kind = tree[0]
+    if kind == "or":
+        return _arrow(tree[1]) | _arrow(tree[2])
+    if kind == "and":
+        return _arrow(tree[1]) & _arrow(tree[2])
+    if kind == "not":
+        return pc.invert(_arrow(tree[1]))
+    if kind == "null":
+        test = pc.is_null(pc.field(tree[1]))
+        return pc.invert(test) if tree[2] else test
+    if kind == "match":
+        _, word, name, pattern, negate = tree
+        if word == "glob":
+            test = pc.match_substring_regex(pc.field(name), "^" + _glob_regex(pattern) + "$")
+        else:
+            test = pc.match_like(pc.field(name), pattern, ignore_case=word == "ilike")
+        return pc.invert(test) if negate else test
+    _, op, name, value = tree
+    field = pc.field(name)
+    return {"=": field == value, "<>": field != value, ">": field > value, ">=": field >= value,
+            "<": field < value, "<=": field <= value}[op]
+
+
+def quote_name(name: str) -> str:
+    """A column name as a DuckDB identifier (only names of the split's schema get here)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql(tree: tuple, params: list) -> str:
+    kind = tree[0]
+    if kind in ("or", "and"):
+        return f"({_sql(tree[1], params)} {kind.upper()} {_sql(tree[2], params)})"
+    if kind == "not":
+        return f"(NOT {_sql(tree[1], params)})"
+    if kind == "null":
+        return f"({quote_name(tree[1])} IS {'NOT ' if tree[2] else ''}NULL)"
+    if kind == "match":
+        _, word, name, pattern, negate = tree
+        params.append(pattern)
+        return f"({quote_name(name)} {'NOT ' if negate else ''}{word.upper()} ?)"
+    _, op, name, value = tree
+    params.append(value)
+    return f"({quote_name(name)} {op} ?)"
+
+
+def to_sql(where: str, columns) -> tuple[str, list]:
+    """``where`` re-emitted as a DuckDB boolean expression with ``?`` for every value, and the values."""
+    params: list = []
+    return _sql(parse_where(where, columns), params), params
+
+
+def orderby_sql(orderby: str, columns) -> str:
+    return ", ".join(f"{quote_name(name)} {'DESC' if direction == 'descending' else 'ASC'}"
+                     for name, direction in parse_orderby(orderby, columns))
 
 
 def filter_table(table, where: str | None, orderby: str | None):
@@ -204,16 +279,13 @@ def filter_table(table, where: str | None, orderby: str | None):
     column's type cannot make)."""
     import pyarrow as pa
 
-    columns = {f.name: f.type for f in table.schema}
+    columns = set(table.schema.names)
     indexed = table.append_column("__row_idx", pa.array(range(table.num_rows), type=pa.int64()))
     try:
         if where and where.strip():
-            parser = _Parser(where, columns)
-            expression = parser.where()
-            parser.done()
-            indexed = indexed.filter(expression)
+            indexed = indexed.filter(_arrow(parse_where(where, columns)))
         if orderby and orderby.strip():
-            indexed = indexed.sort_by(_Parser(orderby, columns).order())
+            indexed = indexed.sort_by(parse_orderby(orderby, columns))
     except (pa.ArrowException, TypeError) as exc:
         raise FilterError(f"the expression cannot be evaluated on these columns: {exc}") from None
     except RecursionError:

@@ -1,0 +1,182 @@
+"""The dataset viewer over the converted Parquet files (issue 15): ``/rows`` at any offset,
+``/filter`` in sandboxed DuckDB behind the parser, ``/size`` and ``/splits`` from the conversion, on a
+live hub with conversion on, whose preview of main's files is cut short (``AICOMMONS_VIEWER_MAX_BYTES``)
+so that only the converted files can give these answers."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from huggingface_hub import CommitOperationAdd, HfApi
+
+from tests.compat.test_parquet_export import OTHER, OWNER, converting_hub, wait_converted
+from tests.conftest import unique_name
+
+ROWS = 2500
+CSV = "text,label,score\n" + "".join(f"sentence number {i},{i % 7},{i / 8}\n" for i in range(ROWS))
+CSV_TEST = "text,label,score\n" + "".join(f"held out {i},{i % 2},{i}\n" for i in range(9))
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    yield from converting_hub(tmp_path_factory, "viewer-duckdb", AICOMMONS_VIEWER_MAX_BYTES="4096")
+
+
+@pytest.fixture(scope="module")
+def dataset(hub):
+    owner = HfApi(endpoint=hub.url, token=OWNER)
+    repo = f"pat/{unique_name('duck')}"
+    owner.create_repo(repo, repo_type="dataset")
+    info = owner.create_commit(repo, [CommitOperationAdd("train.csv", CSV.encode()),
+                                      CommitOperationAdd("test.csv", CSV_TEST.encode())],
+                               commit_message="data", repo_type="dataset")
+    wait_converted(hub, repo, info.oid, token=OWNER)
+    return repo, info.oid
+
+
+def ds(hub, path: str, token: str | None = OWNER, **params) -> httpx.Response:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    return httpx.get(f"{hub.url}/datasets-server/{path}", params=params, headers=headers, timeout=60)
+
+
+def expected(i: int) -> dict:
+    return {"text": f"sentence number {i}", "label": i % 7, "score": i / 8}
+
+
+def test_rows_at_any_offset_come_from_the_converted_files(hub, dataset):
+    repo, sha = dataset
+    preview = ds(hub, "rows", dataset=repo, config="default", split="train")
+    assert preview.status_code == 200 and preview.headers["x-revision"] == sha
+    body = preview.json()
+    # The preview of main's files would stop at 4 kB (partial); the converted split has every row.
+    assert body["num_rows_total"] == ROWS and body["partial"] is False
+    assert [f["name"] for f in body["features"]] == ["text", "label", "score"]
+    assert body["features"][1]["type"] == {"dtype": "int64", "_type": "Value"}
+    for offset, length in ((0, 5), (997, 10), (1995, 100), (ROWS - 3, 100), (1234, 1)):
+        r = ds(hub, "rows", dataset=repo, config="default", split="train", offset=str(offset), length=str(length))
+        rows = r.json()["rows"]
+        want = list(range(offset, min(offset + length, ROWS)))
+        assert [row["row_idx"] for row in rows] == want, offset
+        assert [row["row"] for row in rows] == [expected(i) for i in want], offset
+    past = ds(hub, "rows", dataset=repo, config="default", split="train", offset=str(ROWS + 10))
+    assert past.status_code == 200 and past.json()["rows"] == []
+    first = ds(hub, "first-rows", dataset=repo, config="default", split="train").json()
+    assert len(first["rows"]) == 100 and first["truncated"] is True and first["rows"][99]["row"] == expected(99)
+    missing = ds(hub, "rows", dataset=repo, config="default", split="nope")
+    assert missing.status_code == 404 and missing.headers["x-error-code"] == "ResponseNotFound"
+    splits = ds(hub, "splits", dataset=repo).json()["splits"]
+    assert [(s["config"], s["split"]) for s in splits] == [("default", "train"), ("default", "test")]
+
+
+def test_row_groups_are_crossed(hub, dataset):
+    """The converted file has several row groups, so the offsets above cross their boundaries."""
+    import pyarrow.parquet as pq
+
+    repo, _ = dataset
+    url = ds(hub, "parquet", dataset=repo).json()["parquet_files"][0]["url"]
+    data = httpx.get(url, headers={"authorization": f"Bearer {OWNER}"}, follow_redirects=True).content
+    import io
+
+    assert pq.ParquetFile(io.BytesIO(data)).metadata.num_row_groups > 1
+
+
+def test_filter_in_duckdb(hub, dataset):
+    repo, _ = dataset
+    r = ds(hub, "filter", dataset=repo, config="default", split="train", where='"label" = 3 AND "score" >= 250',
+           orderby='"score" DESC', length="4", offset="2")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    matching = [i for i in range(ROWS) if i % 7 == 3 and i / 8 >= 250]
+    assert body["num_rows_total"] == len(matching) and body["partial"] is False
+    want = sorted(matching, reverse=True)[2:6]
+    assert [row["row_idx"] for row in body["rows"]] == want
+    assert [row["row"] for row in body["rows"]] == [expected(i) for i in want]
+    like = ds(hub, "filter", dataset=repo, config="default", split="train",
+              where="\"text\" LIKE '%number 24__' OR \"text\" ILIKE 'SENTENCE NUMBER 7'").json()
+    assert [row["row_idx"] for row in like["rows"]] == [7, *range(2400, 2500)][:100]
+    assert like["num_rows_total"] == 101
+    glob = ds(hub, "filter", dataset=repo, config="default", split="train", where="\"text\" GLOB '*number 1?'").json()
+    assert [row["row_idx"] for row in glob["rows"]] == list(range(10, 20))
+    # A value is bound, never spliced: a quote inside it is just a character.
+    quoted = ds(hub, "filter", dataset=repo, config="default", split="train", where="\"text\" = 'it''s'")
+    assert quoted.status_code == 200 and quoted.json()["num_rows_total"] == 0
+    nulls = ds(hub, "filter", dataset=repo, config="default", split="train", where='"text" IS NOT NULL AND NOT "label" <> 0')
+    assert nulls.json()["num_rows_total"] == len(range(0, ROWS, 7))
+    mismatch = ds(hub, "filter", dataset=repo, config="default", split="train", where="\"label\" = 'abc'")
+    assert mismatch.status_code == 422 and mismatch.headers["x-error-code"] == "InvalidParameter"
+
+
+HOSTILE = [
+    "\"label\" = 1; DROP TABLE t", "\"label\" = 1 -- all", "\"label\" = 1 /* x */", "\"label\" = (SELECT 1)",
+    "\"text\" = read_csv('/etc/passwd')", "\"label\" = 1 OR read_parquet('/etc/passwd') IS NULL",
+    "\"label\" = 1 UNION ALL SELECT * FROM read_text('/etc/passwd')", "COPY (SELECT 1) TO '/tmp/x'",
+    "ATTACH '/tmp/evil.db' AS evil", "\"label\" = 1; ATTACH ':memory:' AS x", "INSTALL httpfs", "LOAD fts",
+    "SET enable_external_access = true", "\"text\" = getenv('HOME')", "\"label\" = 1 AND \"text\" = 'x''; DROP --'",
+    "\"label\" = 1\u037e DROP TABLE t",  # Greek question mark, a semicolon look-alike
+    "\uff02label\uff02 = 1",  # full-width quotes
+    "\"label\" = \u0661",  # Arabic-Indic digit one
+    "\"label\" = 1 \u0391ND \"label\" = 2",  # Greek capital alpha in AND
+    "\"label\" = 1 AN\u200bD \"label\" = 2",  # zero-width space in a keyword
+    "\"label\"\u00a0= 1",  # no-break space
+    "\"label\" = 1\u2028OR 1=1", "\"text\" = 'a\u0007'", "\"label\" = 1 OR 1 = 1",
+    "\"label\" IN (1, 2)", "lower(\"text\") = 'a'", "\"nope\" = 1",
+    "(" * 60 + "\"label\" = 1" + ")" * 60, "x" * 5000,
+]
+
+
+@pytest.mark.parametrize("where", HOSTILE)
+def test_hostile_filters_get_the_documented_error(hub, dataset, where):
+    repo, _ = dataset
+    r = ds(hub, "filter", dataset=repo, config="default", split="train", where=where)
+    assert r.status_code == 422 and r.headers["x-error-code"] == "InvalidParameter", (where, r.status_code, r.text)
+    assert "root:" not in r.text
+    order = ds(hub, "filter", dataset=repo, config="default", split="train", orderby=where)
+    assert order.status_code == 422 and order.headers["x-error-code"] == "InvalidParameter"
+
+
+def test_duckdb_is_shut_in_its_folder(tmp_path):
+    """Even a statement that got past the parser reads no file outside the cache folder, loads no
+    extension and cannot change that."""
+    import duckdb
+
+    from aicommons.hub.viewer_query import ViewerQueries
+
+    queries = ViewerQueries(None, None, tmp_path / "cache")  # type: ignore[arg-type]
+    (tmp_path / "secret.csv").write_text("a\n1\n")
+    for sql in (f"SELECT * FROM read_csv('{tmp_path}/secret.csv')", "SELECT * FROM read_text('/etc/passwd')",
+                f"SELECT * FROM read_csv('{tmp_path}/cache/../secret.csv')",
+                f"COPY (SELECT 1) TO '{tmp_path}/out.csv'", f"ATTACH '{tmp_path}/x.db' AS x",
+                "SET enable_external_access = true", "INSTALL httpfs", "LOAD httpfs",
+                "SELECT * FROM read_csv('http://127.0.0.1:1/x.csv')"):
+        with pytest.raises(duckdb.Error):
+            with queries._connection() as cursor:
+                cursor.execute(sql).fetchall()
+    assert not (tmp_path / "out.csv").exists() and not (tmp_path / "x.db").exists()
+
+
+def test_size_from_the_converted_files(hub, dataset):
+    repo, sha = dataset
+    r = ds(hub, "size", dataset=repo)
+    assert r.status_code == 200 and r.headers["x-revision"] == sha
+    body = r.json()
+    train = next(s for s in body["size"]["splits"] if s["split"] == "train")
+    assert train["num_rows"] == ROWS and train["num_columns"] == 3 and train["num_bytes_parquet_files"] > 0
+    assert train["num_bytes_original_files"] == len(CSV) and train["num_bytes_memory"] > 0
+    assert body["size"]["dataset"]["num_rows"] == ROWS + 9 and body["partial"] is False
+
+
+def test_private_converted_dataset_answers_as_missing(hub):
+    owner = HfApi(endpoint=hub.url, token=OWNER)
+    repo = f"pat/{unique_name('duckpriv')}"
+    owner.create_repo(repo, repo_type="dataset", private=True)
+    info = owner.create_commit(repo, [CommitOperationAdd("train.csv", CSV_TEST.encode())], commit_message="data",
+                               repo_type="dataset")
+    wait_converted(hub, repo, info.oid, token=OWNER)
+    assert ds(hub, "rows", dataset=repo, config="default", split="train").json()["num_rows_total"] == 9
+    for path in ("rows", "filter", "size", "splits", "first-rows"):
+        params = {"dataset": repo, "config": "default", "split": "train", "where": '"label" = 1'}
+        anon = ds(hub, path, token=None, **params)
+        assert anon.status_code == 401 and anon.headers["x-error-code"] == "ExternalUnauthenticatedError"
+        other = ds(hub, path, token=OTHER, **params)
+        assert other.status_code == 404 and other.headers["x-error-code"] == "ExternalAuthenticatedError"
+        assert "held out" not in anon.text + other.text

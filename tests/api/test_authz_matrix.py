@@ -130,6 +130,7 @@ class Spec:
     skip_allowed: bool = False  # destructive when allowed: only the refusals are sent
     csrf: bool = False  # a web form: refused (403) without the visitor's CSRF token, whoever calls
     form: dict = field(default_factory=dict)  # the form a signed-in web visitor sends (with its CSRF token)
+    upload: dict | None = None  # a multipart API form: these fields ({repo} filled) and a small "file"
 
 
 LFS_DOWNLOAD = {"operation": "download", "objects": [], "hash_algo": "sha256"}
@@ -253,6 +254,8 @@ REPO_ROUTES: dict[tuple[str, str], list[Spec]] = {
                                       json={"model": "{repo}", "input": "hi"}, inference=True)],
     ("/v1/rerank", "POST"): [Spec(READ_CONTENT, "POST", "/v1/rerank",
                                   json={"model": "{repo}", "query": "hi", "documents": ["a"]}, inference=True)],
+    ("/v1/audio/transcriptions", "POST"): [Spec(READ_CONTENT, "POST", "/v1/audio/transcriptions",
+                                                upload={"model": "{repo}"}, inference=True)],
     (M, "POST"): [Spec(READ_CONTENT, "POST", "/models/{repo}", json={"inputs": "hi"}, inference=True)],
     (M + "/pipeline/{task}", "POST"): [Spec(READ_CONTENT, "POST", "/models/{repo}/pipeline/no-such-task",
                                             json={"inputs": "hi"}, inference=True)],
@@ -506,6 +509,9 @@ def send(http: httpx.Client, spec: Spec, repo: str, caller: str, world: World) -
         kwargs["json"] = _fill(spec.json, repo)
     elif spec.content is not None:
         kwargs["content"] = spec.content
+    elif spec.upload is not None:
+        kwargs["data"] = _fill(spec.upload, repo)
+        kwargs["files"] = {"file": ("a.wav", b"RIFF\x00\x00\x00\x00WAVE", "audio/wav")}
     for _ in range(5):
         response = http.request(spec.method, _fill(spec.path, repo), **kwargs)
         if response.status_code != 429:

@@ -43,6 +43,14 @@ def _write_card(path: Path, front_matter: dict) -> None:
     (path / "README.md").write_text("\n".join(lines))
 
 
+def _transformers_card(path: Path, task: str, license: str | None) -> Path:
+    card = {"pipeline_tag": task, "library_name": "transformers"}
+    if license:
+        card["license"] = license
+    _write_card(path, card)
+    return path
+
+
 def train_bpe_tokenizer(vocab_size: int = 512, corpus_size: int = 4000, alphabet_words: int = 0,
                         chat_template: str = CHAT_TEMPLATE):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -79,11 +87,7 @@ def build_llama(path: Path, *, hidden: int = 64, layers: int = 2, heads: int = 4
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config).to(getattr(torch, dtype))
     model.save_pretrained(path)
-    card = {"pipeline_tag": "text-generation", "library_name": "transformers"}
-    if license:
-        card["license"] = license
-    _write_card(path, card)
-    return path
+    return _transformers_card(path, "text-generation", license)
 
 
 def build_llama_1b(path: Path, dtype: str = "bfloat16") -> Path:
@@ -137,11 +141,7 @@ def build_bert(path: Path, task: str, seed: int = 0, license: str | None = "mit"
                         **extra)
     torch.manual_seed(seed)
     getattr(transformers, cls_name)(config).save_pretrained(path)
-    card = {"pipeline_tag": task, "library_name": "transformers"}
-    if license:
-        card["license"] = license
-    _write_card(path, card)
-    return path
+    return _transformers_card(path, task, license)
 
 
 def copy_minilm(path: Path) -> Path:
@@ -171,11 +171,7 @@ def build_bart(path: Path, task: str = "summarization", seed: int = 0, license: 
                         decoder_start_token_id=tokenizer.eos_token_id, forced_bos_token_id=None)
     torch.manual_seed(seed)
     BartForConditionalGeneration(config).save_pretrained(path)
-    card = {"pipeline_tag": task, "library_name": "transformers"}
-    if license:
-        card["license"] = license
-    _write_card(path, card)
-    return path
+    return _transformers_card(path, task, license)
 
 
 def build_vit(path: Path, seed: int = 0, license: str | None = "mit") -> Path:
@@ -192,8 +188,39 @@ def build_vit(path: Path, seed: int = 0, license: str | None = "mit") -> Path:
     torch.manual_seed(seed)
     ViTForImageClassification(config).save_pretrained(path)
     ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(path)
-    card = {"pipeline_tag": "image-classification", "library_name": "transformers"}
-    if license:
-        card["license"] = license
-    _write_card(path, card)
-    return path
+    return _transformers_card(path, "image-classification", license)
+
+
+_WHISPER_SPECIALS = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|fr|>", "<|de|>", "<|translate|>",
+                     "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nocaptions|>", "<|notimestamps|>"]
+
+
+def build_whisper(path: Path, seed: int = 0, license: str | None = "mit") -> Path:
+    """A tiny random multilingual Whisper (en/fr/de) with its feature extractor (80 mel bins, 16 kHz,
+    30 s windows) and our BPE tokenizer plus Whisper's special tokens, so ``language=`` works as on
+    the real models."""
+    import torch
+    from transformers import GenerationConfig, WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_bpe_tokenizer(512)
+    tokenizer.add_special_tokens({"additional_special_tokens": _WHISPER_SPECIALS})
+    ids = {s: tokenizer.convert_tokens_to_ids(s) for s in _WHISPER_SPECIALS}
+    tokenizer.save_pretrained(path)
+    WhisperFeatureExtractor(feature_size=80).save_pretrained(path)
+    end, start = ids["<|endoftext|>"], ids["<|startoftranscript|>"]
+    config = WhisperConfig(vocab_size=len(tokenizer), num_mel_bins=80, d_model=64, encoder_layers=1,
+                           decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
+                           encoder_ffn_dim=64, decoder_ffn_dim=64, max_source_positions=1500,
+                           max_target_positions=64, pad_token_id=end, bos_token_id=end, eos_token_id=end,
+                           decoder_start_token_id=start, suppress_tokens=[], begin_suppress_tokens=[])
+    torch.manual_seed(seed)
+    model = WhisperForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=start, eos_token_id=end, pad_token_id=end, bos_token_id=end, max_length=64,
+        is_multilingual=True, lang_to_id={f"<|{c}|>": ids[f"<|{c}|>"] for c in ("en", "fr", "de")},
+        task_to_id={"transcribe": ids["<|transcribe|>"], "translate": ids["<|translate|>"]},
+        no_timestamps_token_id=ids["<|notimestamps|>"], suppress_tokens=[], begin_suppress_tokens=[])
+    model.save_pretrained(path)
+    return _transformers_card(path, "automatic-speech-recognition", license)

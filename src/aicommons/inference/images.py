@@ -15,8 +15,8 @@ MAX_PIXELS = 40_000_000
 TOKENS_PER_IMAGE = 256  # what one image costs at admission (a ViT-base sees 197 patches)
 
 
-def image_bytes(inputs) -> list[bytes]:
-    """JSON ``inputs``: one base64 string or a list of them."""
+def image_bytes(inputs, kind: str = "an image") -> list[bytes]:
+    """JSON ``inputs``: one base64 string or a list of them (images; audio uses the same forms)."""
     items = inputs if isinstance(inputs, list) else [inputs]
     out = []
     for item in items:
@@ -24,7 +24,7 @@ def image_bytes(inputs) -> list[bytes]:
             out.append(item)
             continue
         if not isinstance(item, str) or not item:
-            raise InvalidRequest("'inputs' must be an image: raw bytes as the body, or base64 in JSON",
+            raise InvalidRequest(f"'inputs' must be {kind}: raw bytes as the body, or base64 in JSON",
                                  param="inputs")
         if item.startswith("data:"):
             item = item.split(",", 1)[-1]

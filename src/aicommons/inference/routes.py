@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from aicommons.errors import HubError
 
+from . import speech
 from .http_util import path_repo_id, tgi_error
 from .metrics import CONTENT_TYPE
 from .routes_admin import AdminRoutes, require_admin
@@ -40,6 +41,9 @@ def inference_routes(service) -> list[BaseRoute]:
             return tgi_error(exc)
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
+    async def transcriptions(request: Request):
+        return await speech.openai_transcriptions(service, request)
+
     model = "/models/{ns}/{name}"
     return [
         Route("/v1/models", oa.list_models, methods=["GET"]),
@@ -47,6 +51,7 @@ def inference_routes(service) -> list[BaseRoute]:
         Route("/v1/completions", oa.completions, methods=["POST"]),
         Route("/v1/embeddings", oa.embeddings, methods=["POST"]),
         Route("/v1/rerank", oa.rerank, methods=["POST"]),
+        Route("/v1/audio/transcriptions", transcriptions, methods=["POST"]),
         Route(model, hf.task, methods=["POST"]),
         Route(model + "/pipeline/{task}", hf.task, methods=["POST"]),
         Route(model + "/v1/chat/completions", model_chat, methods=["POST"]),

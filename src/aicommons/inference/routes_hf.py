@@ -12,11 +12,12 @@ from starlette.responses import JSONResponse, StreamingResponse
 from aicommons import __version__
 from aicommons.errors import HubError
 
-from . import images, offload
+from . import images, offload, speech
 from . import tasks as T
 from .errors import InvalidRequest, tgi_error_body
 from .generation import GenerationStats, stream_deltas
 from .http_util import (
+    MAX_BODY_BYTES,
     SSE_HEADERS,
     abandon,
     get_bool,
@@ -46,8 +47,11 @@ class HFRoutes:
         forced = request.path_params.get("task")
         try:
             ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            if ctype.startswith("image/") or ctype == "application/octet-stream":
-                body = {"inputs": await read_body(request)}  # a raw file, as InferenceClient sends it
+            if ctype.startswith(("image/", "audio/")) or ctype == "application/octet-stream":
+                # A raw file, as InferenceClient sends it; audio may be larger than a JSON body.
+                limit = MAX_BODY_BYTES if ctype.startswith("image/") \
+                    else max(MAX_BODY_BYTES, service.settings.max_audio_bytes)
+                body = {"inputs": await read_body(request, limit)}
             else:
                 body = await read_json(request)
             resolved = await service.resolve(repo_id, principal)
@@ -73,6 +77,8 @@ class HFRoutes:
             parameters = body.get("parameters") or {}
             if not isinstance(parameters, dict):
                 raise InvalidRequest("'parameters' must be an object", param="parameters")
+            if task in T.AUDIO_TASKS:
+                return await self._speech(principal, repo_id, body, parameters)
             if task in T.IMAGE_TASKS:
                 blobs = images.image_bytes(body.get("inputs"))
                 if len(blobs) > service.settings.max_client_batch:
@@ -109,6 +115,24 @@ class HFRoutes:
             await abandon(lease, 500)
             raise
         return JSONResponse(_task_output(task, results, single, body), headers=headers)
+
+    async def _speech(self, principal, repo_id: str, body: dict, parameters: dict):
+        """HF's automatic-speech-recognition: the audio as the body (or base64 ``inputs``) ->
+        ``{"text"}``. ``parameters.language`` is our extension (Whisper's ISO-639-1 code)."""
+        unknown = sorted(set(parameters) - {"language", "return_timestamps"})
+        if unknown:
+            raise InvalidRequest(f"'{unknown[0]}' is not supported", param="parameters." + unknown[0])
+        if parameters.get("return_timestamps"):
+            raise InvalidRequest("timestamps are not supported (use /v1/audio/transcriptions with "
+                                 "response_format=verbose_json for per-window times)",
+                                 param="parameters.return_timestamps")
+        blobs = images.image_bytes(body.get("inputs"), "an audio file")  # raw bytes or base64
+        if len(blobs) != 1:
+            raise InvalidRequest("'inputs' must be one audio file", param="inputs")
+        result = await speech.transcribe(self.service, principal, repo_id, blobs[0],
+                                         language=parameters.get("language"), keep_alive=body.get("keep_alive"),
+                                         param="inputs")
+        return JSONResponse({"text": result.text}, headers=result.headers)
 
     # ---- TGI ------------------------------------------------------------------------------------
     async def generate(self, request: Request):

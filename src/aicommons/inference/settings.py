@@ -57,6 +57,12 @@ SETTINGS: tuple[Setting, ...] = (
             "on an idle model; after a batch, the callers it answered coming back)."),
     Setting("MAX_BATCH_TOKENS", "16384", "Encoder micro-batcher: most tokens in one forward pass."),
     Setting("MAX_BATCH_ITEMS", "128", "Encoder micro-batcher: most texts in one forward pass."),
+    Setting("MAX_AUDIO_BYTES", str(25 * 1024 * 1024),
+            "Largest audio upload for speech recognition (`/v1/audio/transcriptions`, the HF task "
+            "API); larger ones get a 413. OpenAI's limit is 25 MB."),
+    Setting("MAX_AUDIO_SECONDS", "600",
+            "Longest audio transcribed in one request (read from the file's header before decoding); "
+            "longer ones get a 400. Audio is transcribed in 30-second windows."),
     Setting("RESOLVE_CACHE_SECONDS", "1",
             "How long a model reference's resolution (the repo's access flags and the commit a branch "
             "or tag points to) is reused. This replica sees pushes and setting changes at once; other "
@@ -99,6 +105,8 @@ class InferenceSettings:
     batch_wait_ms: float = 3.0
     max_batch_tokens: int = 16384
     max_batch_items: int = 128
+    max_audio_bytes: int = 25 * 1024 * 1024
+    max_audio_seconds: float = 600.0
     resolve_cache_seconds: float = 1.0
     vllm_extra_args: str = ""
 

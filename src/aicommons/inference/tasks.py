@@ -20,10 +20,13 @@ SUMMARIZATION = "summarization"
 TRANSLATION = "translation"
 IMAGE_CLASSIFICATION = "image-classification"
 IMAGE_TASKS = {IMAGE_CLASSIFICATION}
+SPEECH_RECOGNITION = "automatic-speech-recognition"  # Whisper-family; also /v1/audio/transcriptions
+AUDIO_TASKS = {SPEECH_RECOGNITION}
+MEDIA_TASKS = IMAGE_TASKS | AUDIO_TASKS  # inputs are not text: no tokenizer on the hub's side
 
 SEQ2SEQ_TASKS = {SUMMARIZATION, TRANSLATION}
 ENCODER_TASKS = {EMBEDDING, SIMILARITY, CLASSIFICATION, FILL_MASK, TOKEN_CLASSIFICATION, ZERO_SHOT, RERANK} \
-    | SEQ2SEQ_TASKS | IMAGE_TASKS
+    | SEQ2SEQ_TASKS | MEDIA_TASKS
 SUPPORTED_TASKS = ENCODER_TASKS | {GENERATION}
 _ALIASES = {"text2text-generation": SUMMARIZATION, "conversational": GENERATION, "image-text-to-text": None,
             "sentiment-analysis": CLASSIFICATION, "ner": TOKEN_CLASSIFICATION}
@@ -55,6 +58,8 @@ def detect_task(model: ResolvedModel) -> str:
     if library == "sentence-transformers" or (model.local_dir / "modules.json").is_file():
         return EMBEDDING
     config = _read_json(model.local_dir / "config.json")
+    if config.get("model_type") == "whisper":
+        return SPEECH_RECOGNITION
     for arch in config.get("architectures") or []:
         if arch.endswith("ForCausalLM"):
             return GENERATION
@@ -64,6 +69,8 @@ def detect_task(model: ResolvedModel) -> str:
             return FILL_MASK
         if arch.endswith("ForTokenClassification"):
             return TOKEN_CLASSIFICATION
+        if arch.endswith("ForSpeechSeq2Seq"):
+            return SPEECH_RECOGNITION
         if arch.endswith("ForImageClassification"):
             return IMAGE_CLASSIFICATION
         if arch.endswith("ForConditionalGeneration") and config.get("is_encoder_decoder"):

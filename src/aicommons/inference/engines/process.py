@@ -193,13 +193,14 @@ class ProcessEncoder(_WorkerClient):
         self.tokenizer = tokenizer
         self._counter = _private_counter(tokenizer) if tokenizer is not None else None
         self.max_input_tokens = int(ready.info.get("max_input_tokens", 0))
+        self.encoder_info = dict(ready.info)
 
     @classmethod
     def load(cls, resolved: ResolvedModel, task: str, settings, on_batch=None) -> ProcessEncoder:
         from .. import tasks as T
 
         tokenizer = None
-        if task not in T.IMAGE_TASKS:
+        if task not in T.MEDIA_TASKS:
             from transformers import AutoTokenizer
 
             tokenizer = AutoTokenizer.from_pretrained(Path(resolved.local_dir))

@@ -16,6 +16,9 @@ from ..tasks import estimate_weight_bytes
 
 # Client batches larger than this are counted on the tokenizer's thread pool.
 _PARALLEL_COUNT_FROM = 16
+# Speech windows run through one generate() at a time at most this many (bounds the memory of a
+# batch of long recordings: Whisper pads every window to 30 s).
+_AUDIO_WINDOWS_PER_PASS = 8
 # On CPU, batches padded to at most this many tokens run attention eagerly; longer ones use SDPA.
 # Measured with all-MiniLM-L6-v2 on 2 cores: eager is ~6 % faster at 32 x 21 tokens, even at 64-128
 # and ~20 % slower at 256 (SDPA's fused kernel pays off once the score matrix is large).
@@ -78,6 +81,14 @@ class TransformersEncoder:
             engine = cls(task, None, model=model, max_input_tokens=0, **common)
             engine.image_processor = AutoImageProcessor.from_pretrained(path)
             return engine
+        if task in T.AUDIO_TASKS:
+            from transformers import AutoFeatureExtractor, AutoModelForSpeechSeq2Seq
+
+            model = AutoModelForSpeechSeq2Seq.from_pretrained(path, dtype=dtype).to(device).eval()
+            engine = cls(task, None, model=model, max_input_tokens=0, **common)
+            engine.feature_extractor = AutoFeatureExtractor.from_pretrained(path)
+            engine.decoder_tokenizer = AutoTokenizer.from_pretrained(path)
+            return engine
         model_cls = getattr(transformers, _MODEL_CLASSES.get(task) or _PIPELINE_CLASSES[task])
         model = model_cls.from_pretrained(path, dtype=dtype).to(device).eval()
         tokenizer = AutoTokenizer.from_pretrained(path)
@@ -88,7 +99,11 @@ class TransformersEncoder:
 
     @property
     def encoder_info(self) -> dict:
-        return {"max_input_tokens": self.max_input_tokens}
+        info: dict = {"max_input_tokens": self.max_input_tokens}
+        extractor = getattr(self, "feature_extractor", None)
+        if extractor is not None:
+            info.update(audio_info(self.model, extractor))
+        return info
 
     # ---- called from the event loop ----------------------------------------------------------
     def count_tokens(self, texts: list[str]) -> list[int]:
@@ -135,6 +150,8 @@ class TransformersEncoder:
                 return self._seq2seq(items, params)
             if task == T.IMAGE_CLASSIFICATION:
                 return self._classify_images(items, params)
+            if task == T.SPEECH_RECOGNITION:
+                return self._transcribe(items, params)
         raise InvalidRequest(f"task {task} is not served by this model")
 
     def _pair_logits(self, firsts: list[str], seconds: list[str]):
@@ -187,6 +204,23 @@ class TransformersEncoder:
         return [[{"label": labels[i], "score": v} for v, i in zip(vs, js)]
                 for vs, js in zip(values.tolist(), ids.tolist())]
 
+    def _transcribe(self, windows: list, params: dict) -> list[str]:
+        """windows: mono float32 arrays at the feature extractor's rate, each at most one window
+        (30 s for Whisper; the route cuts longer audio). Greedy, as the OpenAI API's default."""
+        out: list[str] = []
+        kwargs = {"max_new_tokens": params["max_new_tokens"], "do_sample": False, "num_beams": 1}
+        if params.get("language"):
+            kwargs.update(language=params["language"], task="transcribe")
+        dtype = next(self.model.parameters()).dtype
+        for start in range(0, len(windows), _AUDIO_WINDOWS_PER_PASS):
+            part = windows[start:start + _AUDIO_WINDOWS_PER_PASS]
+            features = self.feature_extractor(part, sampling_rate=self.feature_extractor.sampling_rate,
+                                              return_tensors="pt", return_attention_mask=True)
+            ids = self.model.generate(features["input_features"].to(self.device, dtype),
+                                      attention_mask=features["attention_mask"].to(self.device), **kwargs)
+            out.extend(text.strip() for text in self.decoder_tokenizer.batch_decode(ids, skip_special_tokens=True))
+        return out
+
     def _seq2seq(self, texts: list[str], params: dict) -> list[str]:
         batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_input_tokens,
                                return_tensors="pt").to(self.device)
@@ -219,6 +253,18 @@ class TransformersEncoder:
 
     def close(self) -> None:
         self.st_model = self.model = self.pipe = None
+
+
+def audio_info(model, extractor) -> dict:
+    """What the hub's side needs to cut and check audio for a speech model."""
+    config = model.config
+    languages = sorted(k.strip("<|>") for k in (getattr(model.generation_config, "lang_to_id", None) or {}))
+    return {"sampling_rate": int(extractor.sampling_rate),
+            "window_seconds": float(getattr(extractor, "chunk_length", 30) or 30),
+            # Whisper refuses a decoder prompt (start, language, task, no-timestamps) plus new
+            # tokens beyond its positions.
+            "max_new_tokens": max(1, int(getattr(config, "max_target_positions", 448) or 448) - 4),
+            "languages": languages}
 
 
 class _AttentionSwitch:

@@ -63,6 +63,9 @@ class HubModelSource:
     def list_models(self, principal):
         return self.snapshots.list_models(principal)
 
+    def read_file(self, repo_type: str, repo_id: str, revision: str, path: str, principal, limit: int) -> bytes:
+        return self.snapshots.read_file(repo_type, repo_id, revision, path, principal, limit)
+
 
 async def hub_error_handler(request: Request, exc: Exception) -> Response:
     """A domain error as the door that raised it answers: a redirect for a moved repo, an HTML page

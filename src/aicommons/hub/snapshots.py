@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pygit2
 
 from aicommons.db.repos import RepoQuery, RepoRow
+from aicommons.errors import EntryNotFound
 from aicommons.hub import content
 from aicommons.hub.access import Principal
 from aicommons.hub.cards import Card, card_from_readme
@@ -153,6 +154,23 @@ class ModelSnapshots:
         return self.make_resolved(repo_id=repo.full_id, commit=str(commit.id),
                                   local_dir=materialize(self.hub, repo, commit), card_data=card.data or {},
                                   pipeline_tag=card.pipeline_tag, library_name=card.library_name)
+
+    def read_file(self, repo_type: str, repo_id: str, revision: str, path: str, principal: Principal,
+                  limit: int) -> bytes:
+        """One file of a repo the caller may read (an image a chat message points at by its
+        ``/resolve/`` URL), at most ``limit`` bytes. Missing and unreadable answer alike
+        (RepoNotFound/EntryNotFound, as the resolve route); larger files: ValueError."""
+        repo = self.hub.repos.find(repo_type, repo_id, principal, action=Action.READ_CONTENT)
+        git_repo, commit = self.hub.refs.resolve(repo, revision)
+        entry = content.get_entry(git_repo, commit, path)
+        if entry is None or entry.type != "file":
+            raise EntryNotFound(f"Entry not found: {path} does not exist at revision {commit.id}")
+        if entry.size > limit:
+            raise ValueError(f"{path} is larger than {limit} bytes")
+        if entry.lfs is None:
+            return content.read_blob(git_repo, entry.oid)
+        with self.hub.objects.open(entry.lfs.oid) as src:
+            return src.read(limit + 1)[:limit]
 
     def forget(self, repo: RepoRow) -> None:
         """Drop what is remembered about ``repo`` (its refs, visibility or name changed)."""

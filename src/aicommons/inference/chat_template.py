@@ -62,15 +62,9 @@ def normalize_messages(messages) -> list[dict]:
         if content is None and role == "assistant":
             content = ""
         if isinstance(content, list):
-            texts = []
-            for part in content:
-                if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-                    raise InvalidRequest(f"messages[{i}].content: only text parts are supported",
-                                         param=f"messages[{i}].content")
-                texts.append(part["text"])
-            content = "".join(texts)
-        if not isinstance(content, str):
-            raise InvalidRequest(f"messages[{i}].content must be a string or an array of text parts",
+            content = _parts(content, i, role)
+        if not isinstance(content, (str, list)):
+            raise InvalidRequest(f"messages[{i}].content must be a string or an array of content parts",
                                  param=f"messages[{i}].content")
         # "developer" is OpenAI's newer name for "system"; open models' templates only know the latter.
         entry = {"role": "system" if role == "developer" else role, "content": content}
@@ -85,6 +79,49 @@ def normalize_messages(messages) -> list[dict]:
         if isinstance(message.get("name"), str):
             entry["name"] = message["name"]
         out.append(entry)
+    return out
+
+
+def _parts(content: list, i: int, role: str) -> str | list[dict]:
+    """OpenAI content parts -> the text (text parts only), or, with images, the parts in the form
+    vision-language chat templates iterate over: {"type": "text", "text"} and {"type": "image",
+    "url"} (``image_urls`` collects the urls; the template sees only the placeholder)."""
+    where = f"messages[{i}].content"
+    parts: list[dict] = []
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            parts.append({"type": "text", "text": part["text"]})
+        elif kind == "image_url" and role == "user":
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, dict) else image
+            if not isinstance(url, str) or not url:
+                raise InvalidRequest(f"{where}: an image_url part needs image_url.url", param=where)
+            parts.append({"type": "image", "url": url})
+        else:
+            raise InvalidRequest(f"{where}: only text parts (and image_url parts in user messages) are supported",
+                                 param=where)
+    if any(p["type"] == "image" for p in parts):
+        return parts
+    return "".join(p["text"] for p in parts)
+
+
+def image_urls(messages: list[dict]) -> list[str]:
+    """The image urls of normalised messages, in the order their placeholders appear."""
+    return [p["url"] for m in messages if isinstance(m["content"], list) for p in m["content"] if p["type"] == "image"]
+
+
+def as_parts(messages: list[dict]) -> list[dict]:
+    """For a vision-language template: every content as a parts list (their templates iterate over
+    it), image urls left out (the processor gets the images themselves)."""
+    out = []
+    for m in messages:
+        content = m["content"]
+        if isinstance(content, str):
+            content = [{"type": "text", "text": content}] if content else []
+        else:
+            content = [{"type": "image"} if p["type"] == "image" else p for p in content]
+        out.append({**m, "content": content})
     return out
 
 

@@ -224,3 +224,48 @@ def build_whisper(path: Path, seed: int = 0, license: str | None = "mit") -> Pat
         no_timestamps_token_id=ids["<|notimestamps|>"], suppress_tokens=[], begin_suppress_tokens=[])
     model.save_pretrained(path)
     return _transformers_card(path, "automatic-speech-recognition", license)
+
+
+# A vision-language template as LLaVA/SmolVLM ship them: content is a list of parts, images
+# become the processor's placeholder token.
+VISION_CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ bos_token }}{{ m['role'] }}: {% if m['content'] is string %}{{ m['content'] }}"
+    "{% else %}{% for p in m['content'] %}{% if p['type'] == 'image' %}<image>{% elif p['type'] == 'text' %}"
+    "{{ p['text'] }}{% endif %}{% endfor %}{% endif %}\n{% endfor %}"
+    "{% if add_generation_prompt %}{{ bos_token }}assistant:{% endif %}"
+)
+
+
+def build_llava(path: Path, seed: int = 0, license: str | None = "apache-2.0") -> Path:
+    """A tiny random LLaVA (a 2-layer CLIP vision tower on 32x32 images, 16 image tokens, in front of
+    a tiny Llama) with its processor and a parts-iterating chat template."""
+    import torch
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_bpe_tokenizer(512, chat_template=VISION_CHAT_TEMPLATE)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                              image_size=32, patch_size=8, projection_dim=32)
+    text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                       pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True, initializer_range=0.2)
+    config = LlavaConfig(vision_config=vision, text_config=text, image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+                         vision_feature_select_strategy="default", vision_feature_layer=-2,
+                         projector_hidden_act="gelu", initializer_range=0.2)
+    torch.manual_seed(seed)
+    LlavaForConditionalGeneration(config).save_pretrained(path)
+    LlavaProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+                   tokenizer=tokenizer, patch_size=8, vision_feature_select_strategy="default",
+                   chat_template=VISION_CHAT_TEMPLATE, image_token="<image>",
+                   num_additional_image_tokens=1).save_pretrained(path)
+    return _transformers_card(path, "image-text-to-text", license)

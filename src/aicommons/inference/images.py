@@ -52,3 +52,50 @@ def decode(blobs: list[bytes]) -> list:
         except (OSError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError):
             raise InvalidRequest(f"input {i} is not an image this server can read", param="inputs") from None
     return images
+
+
+# ---- images in chat messages (vision-language chat) -------------------------------------------------
+MAX_CHAT_IMAGES = 8  # per request
+MAX_IMAGE_FILE_BYTES = 20 * 1024 * 1024  # per image read from the hub (OpenAI's limit)
+_HUB_PREFIXES = {"datasets": "dataset", "spaces": "space"}
+
+
+def chat_image_bytes(urls: list[str], origins: set[str], read_file=None) -> list[bytes]:
+    """The bytes of each ``image_url``: a ``data:image/...;base64,`` URL, or a ``/resolve/`` URL of a
+    file on this hub (``origins``: this hub's own ``scheme://host`` forms), read through
+    ``read_file(repo_type, repo_id, revision, path, limit)`` with the caller's access. Nothing is
+    fetched from any other host. Runs on a worker thread."""
+    from urllib.parse import unquote, urlsplit
+
+    if len(urls) > MAX_CHAT_IMAGES:
+        raise InvalidRequest(f"at most {MAX_CHAT_IMAGES} images per request", param="messages")
+    out = []
+    for i, url in enumerate(urls):
+        if url.startswith("data:"):
+            head, _, data = url.partition(",")
+            if not head.startswith("data:image/") or not head.endswith(";base64"):
+                raise InvalidRequest(f"image {i}: a data URL must be data:image/...;base64,...", param="messages")
+            out.extend(image_bytes(data, "an image"))
+            continue
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}".lower()
+        if parts.scheme not in ("http", "https") or origin not in origins or read_file is None:
+            raise InvalidRequest(f"image {i}: only data: URLs and URLs of files on this hub are accepted "
+                                 "(this server fetches nothing from other hosts)", param="messages")
+        segments = parts.path.strip("/").split("/")
+        repo_type = _HUB_PREFIXES.get(segments[0], "model")
+        if repo_type != "model":
+            segments = segments[1:]
+        if len(segments) < 5 or segments[2] != "resolve":
+            raise InvalidRequest(f"image {i}: a hub URL must name a file: /[datasets/]NS/NAME/resolve/REV/PATH",
+                                 param="messages")
+        repo_id = f"{unquote(segments[0])}/{unquote(segments[1])}"
+        revision, path = unquote(segments[3]), unquote("/".join(segments[4:]))
+        try:
+            out.append(read_file(repo_type, repo_id, revision, path, MAX_IMAGE_FILE_BYTES))
+        except ValueError:
+            raise InvalidRequest(f"image {i} is larger than {MAX_IMAGE_FILE_BYTES} bytes", param="messages") from None
+        except Exception:  # noqa: BLE001 - missing and unreadable answer alike, whatever the cause
+            raise InvalidRequest(f"image {i}: {url} does not exist or is not readable with these credentials",
+                                 param="messages") from None
+    return out

@@ -57,3 +57,11 @@ async def count_tokens(engine, texts) -> list[int]:
     if _chars(texts) <= INLINE_CHARS:
         return engine.count_tokens(texts)
     return await run_on_thread(engine, engine.count_tokens, texts)
+
+
+async def vision_prompt_ids(engine, messages, tools: list[dict] | None, images: list) -> tuple[list[int], dict]:
+    """A vision-language prompt: the template rendered over content parts, then the processor's
+    token ids (image tokens expanded) and pixel inputs."""
+    from .chat_template import as_parts
+
+    return await run_on_thread(engine, lambda: engine.prepare(engine.render_chat(as_parts(messages), tools), images))

@@ -19,16 +19,16 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from aicommons.errors import HubError
 
-from . import offload
+from . import images, offload
 from . import openai_choices as C
 from . import tasks as T
-from .chat_template import normalize_messages
+from .chat_template import image_urls, normalize_messages
 from .errors import InvalidRequest, UnsupportedTask, openai_error_body
 from .generation import GenerationStats, stream_deltas
 from .http_util import SSE_DONE, SSE_HEADERS, abandon, get_number, openai_error, principal_of, read_json, sse
 from .params import fit_to_context, openai_sampling
 from .runs import merged, record_generation, run_to_end
-from .source import ListableModelSource
+from .source import FileSource, ListableModelSource
 from .tools import parse_tools
 
 _FINISH = {"eos": "stop", "stop_sequence": "stop", "length": "length"}
@@ -53,8 +53,10 @@ class OpenAIRoutes:
             body = await read_json(request)
             model_ref = fixed_model or body.get("model")
             tool_spec = None
+            urls: list[str] = []
             if chat:
                 messages = normalize_messages(body.get("messages"))
+                urls = image_urls(messages)
                 tool_spec = parse_tools(body)
             else:
                 prompts = _prompts(body.get("prompt"))
@@ -63,9 +65,13 @@ class OpenAIRoutes:
             if tool_spec is not None and tool_spec.constrained and params.grammar is not None:
                 raise InvalidRequest("'response_format' cannot be combined with a required or named "
                                      "'tool_choice'", param="response_format")
-            lease = await service.lease(model_ref, principal, {T.GENERATION},
+            lease = await service.lease(model_ref, principal, {T.GENERATION, T.VISION_CHAT} if chat else {T.GENERATION},
                                         "chat completions" if chat else "completions", body.get("keep_alive"))
             engine = lease.engine
+            vision = getattr(engine, "accepts_images", False)
+            if urls and not vision:
+                raise InvalidRequest("this model does not take images (image_url parts need a vision-language "
+                                     "model)", param="messages")
             if getattr(engine, "proxies_openai", False) and (params.guided or tool_spec is not None):
                 raise InvalidRequest("tools, response_format, logprobs and logit_bias are not supported by "
                                      "this model's engine", param="model")
@@ -75,15 +81,19 @@ class OpenAIRoutes:
             if chat:
                 if not engine.has_chat_template:
                     raise UnsupportedTask("this model has no chat template; use /v1/completions", param="model")
+                template_messages, template_tools = messages, None
                 if tool_spec is not None:
                     tools = C.ToolsInUse(tool_spec, getattr(engine, "chat_template", None))
                     grammar = await asyncio.to_thread(tools.grammar)
                     if grammar is not None:
                         params = replace(params, grammar=grammar)
-                    prompt_ids = [await offload.chat_prompt_ids(engine, tools.messages_for_template(messages),
-                                                                tools.template_tools())]
+                    template_messages, template_tools = tools.messages_for_template(messages), tools.template_tools()
+                if vision:
+                    pictures = await self._chat_images(request, urls, principal)
+                    ids, media = await offload.vision_prompt_ids(engine, template_messages, template_tools, pictures)
+                    prompt_ids, engine = [ids], engine.with_media(media)
                 else:
-                    prompt_ids = [await offload.chat_prompt_ids(engine, messages)]
+                    prompt_ids = [await offload.chat_prompt_ids(engine, template_messages, template_tools)]
                 prompt_texts = [None]
             else:
                 prompt_ids = [p if isinstance(p, list) else await offload.tokenize(engine, p) for p in prompts]
@@ -115,11 +125,12 @@ class OpenAIRoutes:
                      sum(len(ids) for ids in prompt_ids), echo)
         meta.tools = tools
         meta.logprobs = params.logprobs is not None
+        meta.engine = engine  # a vision model's carries the request's images
         if extra["stream"]:
             stream = self._stream(lease, jobs, meta, extra["include_usage"])
             return StreamingResponse(stream, media_type="text/event-stream", headers={**SSE_HEADERS, **lease.headers})
         try:
-            results = await run_to_end(lease.engine, jobs)
+            results = await run_to_end(meta.engine, jobs)
         except HubError as exc:
             await lease.close(status=exc.status)
             return openai_error(exc)
@@ -162,7 +173,7 @@ class OpenAIRoutes:
                 for index, _, _ in jobs:
                     if meta.echo.get(index):
                         yield sse(meta.chunk(meta.choice(index, meta.echo[index], None), include_usage))
-            streams = [(index, stream_deltas(lease.engine, ids, p, stats))
+            streams = [(index, stream_deltas(meta.engine, ids, p, stats))
                        for (index, ids, p), stats in zip(jobs, stats_list)]
             if meta.tools is None and not meta.logprobs:
                 async for index, delta in merged(streams):
@@ -170,7 +181,7 @@ class OpenAIRoutes:
                     if delta.text or reason:
                         yield meta.token_event(index, delta.text, reason, include_usage)
             else:
-                async for event in self._rich_events(lease.engine, streams, meta, include_usage):
+                async for event in self._rich_events(meta.engine, streams, meta, include_usage):
                     yield event
             if include_usage:
                 completion = sum(s.completion_tokens for s in stats_list)
@@ -216,6 +227,21 @@ class OpenAIRoutes:
                 choice = meta.choice(index, text, reason)
                 choice["logprobs"] = logprobs
                 yield sse(meta.chunk(choice, include_usage))
+
+    async def _chat_images(self, request: Request, urls: list[str], principal) -> list:
+        """The decoded images of a chat request: data: URLs, or files of this hub read with the
+        caller's own access (never a fetch from another host)."""
+        origins = {str(request.base_url).rstrip("/").lower()}
+        public = getattr(self.service.hub_settings, "public_url", None)
+        if public:
+            origins.add(public.rstrip("/").lower())
+        source = self.service.source
+        read = None
+        if isinstance(source, FileSource):
+            def read(repo_type, repo_id, revision, path, limit):
+                return source.read_file(repo_type, repo_id, revision, path, principal, limit)
+        blobs = await asyncio.to_thread(images.chat_image_bytes, urls, origins, read)
+        return await asyncio.to_thread(images.decode, blobs)
 
     # ---- embeddings ----------------------------------------------------------------------------
     async def embeddings(self, request: Request):
@@ -329,6 +355,7 @@ class _Meta:
         self.prompt_tokens = prompt_tokens
         self.echo = echo
         self.tools = None  # openai_choices.ToolsInUse on a chat request with tools
+        self.engine = None  # what generates: the lease's engine (with a vision prompt's images bound)
         self.logprobs = False
         self._envelope: bytes | None = None
 

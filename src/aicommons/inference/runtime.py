@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 _lock = threading.Lock()
 _configured = False
@@ -42,6 +43,13 @@ def resolve_dtype(dtype: str, device: str):
     if dtype == "auto":
         return torch.bfloat16 if device.startswith("cuda") else torch.float32
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+
+
+def placement(settings) -> tuple[str, Any]:
+    """Threads configured, then the (device, dtype) a model loads with under ``settings``."""
+    configure_torch(settings.threads)
+    device = resolve_device(settings.device)
+    return device, resolve_dtype(settings.dtype, device)
 
 
 def forward_pool() -> ThreadPoolExecutor:

@@ -136,6 +136,14 @@ class InferenceService:
 
     def _load_engine(self, resolved: ResolvedModel, task: str):
         """Runs on the loader thread: the only place that imports torch/transformers."""
+        if task == T.VISION_CHAT:
+            if self.settings.isolation == "process":
+                from .engines.process import ProcessVisionLM
+
+                return ProcessVisionLM.load(resolved, self.settings)
+            from .engines.vision_lm import VisionLM
+
+            return VisionLM.load(resolved, self.settings)
         if task == T.GENERATION:
             if self._engine_kind() == "vllm":
                 from .engines.vllm import VLLMEngine

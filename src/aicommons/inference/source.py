@@ -71,6 +71,16 @@ class ListableModelSource(Protocol):
     def list_models(self, principal) -> Iterable[ModelListing]: ...
 
 
+@runtime_checkable
+class FileSource(Protocol):
+    """Optional: a source that reads single files of the repos the caller may read (images that a
+    chat message names by this hub's ``/resolve/`` URL). Raises ``aicommons.errors.RepoNotFound`` /
+    ``EntryNotFound`` alike for missing and unreadable files, ValueError past ``limit`` bytes."""
+
+    def read_file(self, repo_type: str, repo_id: str, revision: str, path: str, principal,
+                  limit: int) -> bytes: ...
+
+
 def split_model_ref(model: str) -> tuple[str, str | None]:
     """"ns/name@rev" -> ("ns/name", "rev"); the revision part may itself contain "/"."""
     name, sep, rev = model.partition("@")

@@ -24,11 +24,12 @@ SPEECH_RECOGNITION = "automatic-speech-recognition"  # Whisper-family; also /v1/
 AUDIO_TASKS = {SPEECH_RECOGNITION}
 MEDIA_TASKS = IMAGE_TASKS | AUDIO_TASKS  # inputs are not text: no tokenizer on the hub's side
 
+VISION_CHAT = "image-text-to-text"  # vision-language chat: image parts in chat messages
 SEQ2SEQ_TASKS = {SUMMARIZATION, TRANSLATION}
 ENCODER_TASKS = {EMBEDDING, SIMILARITY, CLASSIFICATION, FILL_MASK, TOKEN_CLASSIFICATION, ZERO_SHOT, RERANK} \
     | SEQ2SEQ_TASKS | MEDIA_TASKS
-SUPPORTED_TASKS = ENCODER_TASKS | {GENERATION}
-_ALIASES = {"text2text-generation": SUMMARIZATION, "conversational": GENERATION, "image-text-to-text": None,
+SUPPORTED_TASKS = ENCODER_TASKS | {GENERATION, VISION_CHAT}
+_ALIASES = {"text2text-generation": SUMMARIZATION, "conversational": GENERATION,
             "sentiment-analysis": CLASSIFICATION, "ner": TOKEN_CLASSIFICATION}
 
 # Tasks that a model loaded for task K can also answer (an embedding model can score similarity,
@@ -60,6 +61,9 @@ def detect_task(model: ResolvedModel) -> str:
     config = _read_json(model.local_dir / "config.json")
     if config.get("model_type") == "whisper":
         return SPEECH_RECOGNITION
+    if isinstance(config.get("vision_config"), dict) and any(
+            a.endswith(("ForConditionalGeneration", "ForImageTextToText")) for a in config.get("architectures") or []):
+        return VISION_CHAT  # LLaVA, Idefics3/SmolVLM, Qwen2-VL... (a vision tower in front of an LM)
     for arch in config.get("architectures") or []:
         if arch.endswith("ForCausalLM"):
             return GENERATION

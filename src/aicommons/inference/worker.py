@@ -28,6 +28,10 @@ def load_engine(resolved, task: str, settings, on_batch=None):
         from .engines.transformers_lm import TransformersLM
 
         return TransformersLM.load(resolved, settings)
+    if task == T.VISION_CHAT:
+        from .engines.vision_lm import VisionLM
+
+        return VisionLM.load(resolved, settings)
     from .engines.transformers_encoder import TransformersEncoder
 
     return TransformersEncoder.load(resolved, task, settings, on_batch=on_batch)
@@ -63,7 +67,8 @@ class Worker:
     # ---- work -----------------------------------------------------------------------------------
     async def _generate(self, msg: P.Generate) -> None:
         try:
-            async for step in self.engine.generate(msg.prompt_ids, msg.params):
+            extra = {"media": msg.media} if msg.media else {}
+            async for step in self.engine.generate(msg.prompt_ids, msg.params, **extra):
                 self._queue(msg.rid, step)
         except asyncio.CancelledError:
             pass

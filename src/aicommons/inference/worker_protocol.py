@@ -6,7 +6,7 @@ Messages are small frozen dataclasses pickled over a ``multiprocessing`` pipe. T
 its event loop, so a busy engine sends one message per step rather than one per token per request),
 ``Result`` for encoder work (and ``Batch`` per encoder batch run), ``Failed`` for a request that
 failed. Only plain data crosses:
-sampling parameters, token ids, numbers, strings; never a callable.
+sampling parameters, token ids, numbers, strings, numpy arrays of pixels; never a callable.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ class Generate:
     rid: int
     prompt_ids: list[int]
     params: SamplingParams
+    media: dict | None = None  # a vision-language prompt's extra model inputs: name -> numpy array
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from ..engine import EngineStep, SamplingParams
 from ..errors import GenerationFailed, InvalidRequest, Overloaded
 from ..source import ResolvedModel
 from .transformers_lm import LMText
+from .vision_lm import VisionPrompts
 
 _rids = itertools.count(1)
 
@@ -155,11 +156,12 @@ class ProcessLM(LMText, _WorkerClient):
         proc, conn, ready = cls._start(resolved, "text-generation", settings)
         return cls(proc, conn, tokenizer, ready)
 
-    async def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[EngineStep]:
+    async def generate(self, prompt_ids: list[int], params: SamplingParams,
+                       media: dict | None = None) -> AsyncIterator[EngineStep]:
         rid, queue = self._open()
         finished = False
         try:
-            self._send(P.Generate(rid, list(prompt_ids), params))
+            self._send(P.Generate(rid, list(prompt_ids), params, media))
             while True:
                 item = await queue.get()
                 if isinstance(item, Exception):
@@ -175,6 +177,24 @@ class ProcessLM(LMText, _WorkerClient):
                 self._pending.pop(rid, None)
             else:
                 self._cancel(rid)  # the client left or a stop sequence matched
+
+
+class ProcessVisionLM(VisionPrompts, ProcessLM):
+    """A vision-language model in a worker: the hub keeps the processor (template, image tokens,
+    pixel values); the worker runs generate() on them (engines/vision_lm.py)."""
+
+    engine_name = "transformers-vlm"
+
+    @classmethod
+    def load(cls, resolved: ResolvedModel, settings) -> ProcessVisionLM:
+        from .. import tasks as T
+        from .vision_lm import load_processor
+
+        processor = load_processor(Path(resolved.local_dir))
+        proc, conn, ready = cls._start(resolved, T.VISION_CHAT, settings)
+        engine = cls(proc, conn, processor.tokenizer, ready)
+        engine._init_processor(processor)
+        return engine
 
 
 class ProcessEncoder(_WorkerClient):

@@ -8,6 +8,7 @@ the engine stays transformers', only the random draw is ours.
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections.abc import Callable
 
@@ -15,13 +16,16 @@ from ..engine import SamplingParams
 
 
 def run_seeded(engine, prompt_ids: list[int], params: SamplingParams, cancel: threading.Event,
-               emit: Callable[[list[int]], None], guide=None) -> str:
+               emit: Callable[[list[int]], None], guide=None, model_inputs: dict | None = None) -> str:
+    """``model_inputs``: extra tensors for ``generate`` (a vision-language model's pixel values);
+    without a seed, one is drawn (vision-language models sample here, not in continuous batching)."""
     import torch
     from transformers import GenerationConfig, LogitsProcessor, StoppingCriteria
     from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
     from transformers.generation.streamers import BaseStreamer
 
-    generator = torch.Generator(device="cpu").manual_seed(int(params.seed) % (2 ** 63))
+    seed = int(params.seed) if params.seed is not None else secrets.randbits(63)
+    generator = torch.Generator(device="cpu").manual_seed(seed % (2 ** 63))
     warpers = []
     if params.top_k and params.top_k > 0:
         warpers.append(TopKLogitsWarper(top_k=params.top_k))
@@ -67,6 +71,6 @@ def run_seeded(engine, prompt_ids: list[int], params: SamplingParams, cancel: th
     with torch.inference_mode():
         out = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
                              generation_config=config, logits_processor=processors,
-                             stopping_criteria=[Cancelled()], streamer=Emit())
+                             stopping_criteria=[Cancelled()], streamer=Emit(), **(model_inputs or {}))
     produced = out.shape[1] - len(prompt_ids)
     return "length" if produced >= params.max_new_tokens else "eos"

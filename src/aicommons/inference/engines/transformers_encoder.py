@@ -10,7 +10,7 @@ from pathlib import Path
 from .. import tasks as T
 from ..batcher import MicroBatcher
 from ..errors import InvalidRequest
-from ..runtime import configure_torch, forward_pool, resolve_device, resolve_dtype
+from ..runtime import forward_pool, placement
 from ..source import ResolvedModel
 from ..tasks import estimate_weight_bytes
 
@@ -57,9 +57,7 @@ class TransformersEncoder:
         import transformers
         from transformers import AutoTokenizer
 
-        configure_torch(settings.threads)
-        device = resolve_device(settings.device)
-        dtype = resolve_dtype(settings.dtype, device)
+        device, dtype = placement(settings)
         path = Path(resolved.local_dir)
         footprint = int(estimate_weight_bytes(path) * 1.1) or 1
         common = dict(footprint=footprint, device=device, settings=settings, on_batch=on_batch)

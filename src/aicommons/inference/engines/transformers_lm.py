@@ -23,7 +23,7 @@ from pathlib import Path
 from ..chat_template import render_chat
 from ..engine import EngineStep, SamplingParams
 from ..errors import GenerationFailed, InvalidRequest, Overloaded
-from ..runtime import configure_torch, resolve_device, resolve_dtype
+from ..runtime import placement
 from ..source import ResolvedModel
 from ..tasks import estimate_weight_bytes
 from ._transformers_private import engine_failed, forget_request
@@ -106,9 +106,7 @@ class TransformersLM(LMText):
     def load(cls, resolved: ResolvedModel, settings) -> TransformersLM:
         from transformers import AutoModelForCausalLM, AutoTokenizer, ContinuousBatchingConfig, GenerationConfig
 
-        configure_torch(settings.threads)
-        device = resolve_device(settings.device)
-        dtype = resolve_dtype(settings.dtype, device)
+        device, dtype = placement(settings)
         path = Path(resolved.local_dir)
         tokenizer = AutoTokenizer.from_pretrained(path)
         # sdpa keeps the model usable both by CB and by plain generate() (the seeded path).
@@ -255,7 +253,7 @@ class TransformersLM(LMText):
         if self.manager is not None:  # (closed meanwhile)
             forget_request(self.manager, rid)
 
-    async def _generate_seeded(self, prompt_ids, params, guide=None) -> AsyncIterator[EngineStep]:
+    async def _generate_seeded(self, prompt_ids, params, guide=None, model_inputs=None) -> AsyncIterator[EngineStep]:
         from .seeded import run_seeded
 
         loop = asyncio.get_running_loop()
@@ -265,7 +263,8 @@ class TransformersLM(LMText):
         def work():
             with self._seeded_lock:
                 return run_seeded(self, prompt_ids, params, cancel,
-                                  lambda ids: loop.call_soon_threadsafe(outputs.put_nowait, ids), guide)
+                                  lambda ids: loop.call_soon_threadsafe(outputs.put_nowait, ids), guide,
+                                  model_inputs)
 
         task = loop.run_in_executor(None, work)
         total = 0

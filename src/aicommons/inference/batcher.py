@@ -38,7 +38,7 @@ class MicroBatcher:
         self.max_items = max_items
         self._on_batch = on_batch
         self._pending: deque[_Job] = deque()
-        self._wakeup: asyncio.Event | None = None
+        self._wakeup = asyncio.Event()  # replaced with the worker task (a new one per loop)
         self._worker: asyncio.Task | None = None
 
     async def submit(self, key: Hashable, items: list, cost: int) -> list:
@@ -69,7 +69,9 @@ class MicroBatcher:
         if not self._pending:
             return []
         key = self._pending[0].key
-        batch, tokens, items, rest = [], 0, 0, deque()
+        batch: list[_Job] = []
+        rest: deque[_Job] = deque()
+        tokens, items = 0, 0
         while self._pending:
             job = self._pending.popleft()
             if job.future.done():

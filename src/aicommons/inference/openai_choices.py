@@ -20,13 +20,14 @@ def chat_logprob_entry(engine, token_id: int, lp) -> dict:
                              for i, v in top]}
 
 
-def chat_logprobs(engine, token_ids: list[int], logprobs: list) -> dict:
-    return {"content": [chat_logprob_entry(engine, i, lp) for i, lp in zip(token_ids, logprobs)], "refusal": None}
+def chat_logprobs(engine, token_ids: list[int], logprobs: list | None) -> dict:
+    rows = logprobs if logprobs is not None else [None] * len(token_ids)
+    return {"content": [chat_logprob_entry(engine, i, lp) for i, lp in zip(token_ids, rows)], "refusal": None}
 
 
-def completion_logprobs(engine, token_ids: list[int], logprobs: list, offset: int = 0) -> dict:
+def completion_logprobs(engine, token_ids: list[int], logprobs: list | None, offset: int = 0) -> dict:
     tokens, values, tops, offsets = [], [], [], []
-    for token_id, lp in zip(token_ids, logprobs):
+    for token_id, lp in zip(token_ids, logprobs if logprobs is not None else [None] * len(token_ids)):
         logprob, top = lp if lp else (0.0, [])
         text = _token(engine, token_id)
         tokens.append(text)

@@ -20,7 +20,7 @@ def openai_sampling(body: dict, settings, *, default_max_tokens: int | None,
     Tools are read by the chat route (their grammar depends on the model's template)."""
     for field, what in _REFUSED_OPENAI.items():
         value = body.get(field)
-        unset = (None, 1) if field == "best_of" else (None, [], {}, "")
+        unset: tuple = (None, 1) if field == "best_of" else (None, [], {}, "")
         if value not in unset:
             raise InvalidRequest(f"{what} is not supported by this server", param=field)
     if not chat and body.get("tools"):

@@ -5,6 +5,7 @@ parses (spec §1.5-1.6). Errors use TGI's flat ``{"error", "error_type"}``."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
@@ -185,7 +186,7 @@ class HFRoutes:
         headers = {**lease.headers, "x-prompt-tokens": str(len(prompt_ids)),
                    "x-generated-tokens": str(result.stats.completion_tokens)}
         await lease.close(used_tokens=len(prompt_ids) + result.stats.completion_tokens)
-        out = {"generated_text": prefix + result.text}
+        out: dict[str, Any] = {"generated_text": prefix + result.text}
         if extras["details"]:
             out["details"] = {
                 "finish_reason": _TGI_FINISH.get(result.finish_reason, "length"),
@@ -259,7 +260,7 @@ def _task_inputs(task: str, body: dict, parameters: dict, limit: int, max_new_to
             raise InvalidRequest(f"at most {limit} sentences per request", param="inputs")
         return texts, False, {}
     single = isinstance(inputs, str)
-    texts = [inputs] if single else inputs
+    texts = [inputs] if single else (inputs or [])  # (None: refused just below)
     if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t for t in texts):
         raise InvalidRequest("'inputs' must be a non-empty string or array of strings", param="inputs")
     if len(texts) > limit:

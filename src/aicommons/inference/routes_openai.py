@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from dataclasses import replace
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
@@ -94,7 +95,7 @@ class OpenAIRoutes:
                     prompt_ids, engine = [ids], engine.with_media(media)
                 else:
                     prompt_ids = [await offload.chat_prompt_ids(engine, template_messages, template_tools)]
-                prompt_texts = [None]
+                prompt_texts: list[str | None] = [None]
             else:
                 prompt_ids = [p if isinstance(p, list) else await offload.tokenize(engine, p) for p in prompts]
                 if any(t < 0 or t >= engine.vocab_size for ids in prompt_ids for t in ids):
@@ -199,7 +200,8 @@ class OpenAIRoutes:
 
     async def _rich_events(self, engine, streams, meta: _Meta, include_usage: bool):
         """Chunks that carry logprobs or tool calls: built per token, not from the fast envelope."""
-        streamers = {index: meta.tools.streamer() for index, _ in streams} if meta.tools else {}
+        tools = meta.tools
+        streamers: dict[int, Any] = {index: tools.streamer() for index, _ in streams} if tools else {}
         calls_sent = dict.fromkeys(streamers, 0)
         offsets = {index: len(meta.echo.get(index, "")) for index, _ in streams}
         async for index, delta in merged(streams):
@@ -208,7 +210,7 @@ class OpenAIRoutes:
             streamer = streamers.get(index)
             if streamer is not None:
                 text, calls = streamer.feed(delta.text, final=reason is not None)
-            logprobs = None
+            logprobs: dict[str, Any] | None = None
             if meta.logprobs and delta.token_id is not None:
                 if meta.chat:
                     logprobs = {"content": [C.chat_logprob_entry(engine, delta.token_id, delta.logprob)],
@@ -354,8 +356,8 @@ class _Meta:
         self.commit = commit
         self.prompt_tokens = prompt_tokens
         self.echo = echo
-        self.tools = None  # openai_choices.ToolsInUse on a chat request with tools
-        self.engine = None  # what generates: the lease's engine (with a vision prompt's images bound)
+        self.tools: C.ToolsInUse | None = None  # on a chat request with tools
+        self.engine: Any = None  # what generates: the lease's engine (with a vision prompt's images bound)
         self.logprobs = False
         self._envelope: bytes | None = None
 
@@ -380,7 +382,7 @@ class _Meta:
         return b"data: " + self._envelope + b'"choices":[' + choice + tail + b"\n\n"
 
     def chunk(self, choice: dict | None, include_usage: bool) -> dict:
-        out = {"id": self.id, "object": "chat.completion.chunk" if self.chat else "text_completion",
+        out: dict[str, Any] = {"id": self.id, "object": "chat.completion.chunk" if self.chat else "text_completion",
                "created": self.created, "model": self.model, "system_fingerprint": self.commit,
                "choices": [choice] if choice is not None else []}
         if include_usage:
@@ -423,7 +425,8 @@ def _embedding_inputs(value, limit: int) -> list[str]:
 def _documents(value, limit: int) -> list[str]:
     if isinstance(value, list) and value and len(value) <= limit:
         docs = [d.get("text") if isinstance(d, dict) else d for d in value]
-        if all(isinstance(d, str) and d for d in docs):
-            return docs
+        texts = [d for d in docs if isinstance(d, str) and d]
+        if len(texts) == len(docs):
+            return texts
     raise InvalidRequest(f"'documents' must be 1 to {limit} non-empty strings (or {{'text': ...}} objects)",
                          param="documents")

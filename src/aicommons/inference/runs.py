@@ -17,7 +17,7 @@ class Finished:
     token_ids: list[int]
     token_texts: list[str]
     stats: GenerationStats
-    logprobs: list = None  # one (logprob, top) per token when asked for
+    logprobs: list | None = None  # one (logprob, top) per token when asked for
 
 
 async def _collect(engine, index: int, prompt_ids, params) -> Finished:

@@ -7,6 +7,7 @@ Kept apart from ``aicommons.config`` so inference can evolve its knobs without t
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 from aicommons.config import Setting, SettingsError, parse_value, settings_table
@@ -72,7 +73,7 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 
-def _env(name: str, environ: dict) -> str:
+def _env(name: str, environ: Mapping[str, str]) -> str:
     spec = next(s for s in SETTINGS if s.name == name)
     return environ.get(PREFIX + name, spec.default)
 
@@ -111,11 +112,11 @@ class InferenceSettings:
     vllm_extra_args: str = ""
 
     @classmethod
-    def from_env(cls, environ: dict | None = None, **overrides) -> InferenceSettings:
-        environ = os.environ if environ is None else environ
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> InferenceSettings:
+        env: Mapping[str, str] = os.environ if environ is None else environ
         values = {}
         for f in fields(cls):
-            raw = _env(f.name.upper(), environ)
+            raw = _env(f.name.upper(), env)
             values[f.name] = parse_value(PREFIX + f.name.upper(), raw, type(f.default))
         values.update(overrides)
         return cls(**values)

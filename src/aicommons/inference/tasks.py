@@ -49,7 +49,8 @@ def _read_json(path: Path) -> dict:
 def detect_task(model: ResolvedModel) -> str:
     """The model's primary task: the card's ``pipeline_tag`` if set, else guessed from its files."""
     tag = model.pipeline_tag or model.card_data.get("pipeline_tag")
-    tag = _ALIASES.get(tag, tag)
+    if tag in _ALIASES:
+        tag = _ALIASES[tag]
     if tag in SUPPORTED_TASKS:
         return tag
     if tag is not None and tag not in _ALIASES:

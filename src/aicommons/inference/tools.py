@@ -20,7 +20,7 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from .constraints import JSON_OPTIONS, _check
+from .constraints import _check, json_options
 from .errors import InvalidRequest
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -91,7 +91,7 @@ def call_format(template: str | None) -> str:
 
 
 def template_knows_tools(template: str | None) -> bool:
-    return bool(template) and "tools" in template
+    return template is not None and "tools" in template
 
 
 def describe_tools(spec: ToolSpec, fmt: str) -> str:
@@ -111,7 +111,7 @@ def grammar_for(spec: ToolSpec, fmt: str) -> str:
                            "required": ["name", "arguments"], "additionalProperties": False}
                           for f in functions]}
     if fmt == "hermes":
-        schema = {**one_call, "x-guidance": {**JSON_OPTIONS, "lenient": True}}
+        schema = {**one_call, "x-guidance": json_options(True)}
         repeat = "+" if spec.parallel else ""
         lark = (f"start: call{repeat}\n"
                 f'call: "{HERMES_OPEN}\\n" %json {json.dumps(schema)} "\\n{HERMES_CLOSE}\\n"\n')
@@ -120,7 +120,7 @@ def grammar_for(spec: ToolSpec, fmt: str) -> str:
         array = {"type": "array", "items": one_call, "minItems": 1}
         if not spec.parallel:
             array["maxItems"] = 1
-        grammar = llguidance.LLMatcher.grammar_from_json_schema(array, overrides={**JSON_OPTIONS, "lenient": True})
+        grammar = llguidance.LLMatcher.grammar_from_json_schema(array, overrides=json_options(True))
     return _check(grammar, "tools")
 
 
@@ -164,8 +164,8 @@ def parse_calls(text: str, fmt: str, spec: ToolSpec) -> tuple[str | None, list[d
         except ValueError:
             return text, []
         items = value if isinstance(value, list) else [value]
-        parsed = [_call(v, names) for v in items]
-        if items and all(parsed):
+        parsed = [c for c in (_call(v, names) for v in items) if c is not None]
+        if items and len(parsed) == len(items):
             return None, parsed
     return text, []
 

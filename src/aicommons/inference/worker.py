@@ -18,6 +18,7 @@ from multiprocessing.connection import Connection
 from aicommons.errors import HubError
 
 from . import worker_protocol as P
+from .engine import EngineStep
 from .errors import InvalidRequest, Overloaded
 
 
@@ -43,7 +44,7 @@ class Worker:
         self.engine = engine
         self.loop = loop
         self.tasks: dict[int, asyncio.Task] = {}
-        self.outbox: list[tuple[int, object]] = []
+        self.outbox: list[tuple[int, EngineStep]] = []
         self.flush_scheduled = False
         self.stopped = loop.create_future()
 
@@ -88,7 +89,7 @@ class Worker:
         finally:
             self.tasks.pop(msg.rid, None)
 
-    def _queue(self, rid: int, step) -> None:
+    def _queue(self, rid: int, step: EngineStep) -> None:
         self.outbox.append((rid, step))
         if not self.flush_scheduled:
             self.flush_scheduled = True

@@ -35,13 +35,13 @@ def install() -> bool:
         return False
     table, base_k, base_p = found
 
-    class LazyTopK(base_k):
+    class LazyTopK(base_k):  # type: ignore[valid-type,misc]  # CB's class, found at run time
         def __call__(self, scores, tensor_arg):
             if bool((tensor_arg[: scores.size(0)] >= scores.size(-1)).all()):
                 return scores  # every row keeps all tokens
             return super().__call__(scores, tensor_arg)
 
-    class LazyTopP(base_p):
+    class LazyTopP(base_p):  # type: ignore[valid-type,misc]
         def __call__(self, scores, tensor_arg):
             if bool((tensor_arg[: scores.size(0)].view(dtype=torch.float32) >= 1.0).all()):
                 return scores  # every row keeps the whole probability mass

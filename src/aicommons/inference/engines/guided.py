@@ -19,6 +19,10 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import deque
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 _handles = itertools.count(1)
 
@@ -35,7 +39,7 @@ class Guide:
         self.bias_values = torch.tensor([v for _, v in bias], dtype=torch.float32) if bias else None
         self.top = logprobs
         self.seen = 0  # generated tokens the matcher has consumed
-        self.allowed = None  # bool [vocab] for the next token, None = all
+        self.allowed: torch.Tensor | None = None  # bool [vocab] for the next token, None = all
         self.records: deque = deque()  # one log-softmax row per sampled token, read by the engine
         self.failed = False
 
@@ -67,7 +71,7 @@ class Guide:
     def logprobs_for(self, tokens: list[int]) -> list[tuple[float, list[tuple[int, float]]]]:
         import torch
 
-        out = []
+        out: list[tuple[float, list[tuple[int, float]]]] = []
         for token in tokens:
             row = self.records.popleft() if self.records else None
             if row is None:
@@ -152,9 +156,9 @@ def apply_rows(scores, rows: list[tuple[int, Guide]]):
         for k, (_, guide) in enumerate(wanting):
             guide.records.append(logprobs[k])
     for i, guide in rows:
-        if guide.bias_ids is not None:
+        if guide.bias_ids is not None and guide.bias_values is not None:
             scores[i].index_add_(0, guide.bias_ids.to(scores.device), guide.bias_values.to(scores.device))
-    masked = [(i, g.allowed) for i, g in rows if g.allowed is not None]
+    masked = [(i, a) for i, g in rows if (a := g.allowed) is not None]
     if masked:
         index = torch.tensor([i for i, _ in masked], device=scores.device)
         allowed = torch.stack([a for _, a in masked]).to(scores.device)

@@ -26,7 +26,7 @@ def run_seeded(engine, prompt_ids: list[int], params: SamplingParams, cancel: th
 
     seed = int(params.seed) if params.seed is not None else secrets.randbits(63)
     generator = torch.Generator(device="cpu").manual_seed(seed % (2 ** 63))
-    warpers = []
+    warpers: list[LogitsProcessor] = []
     if params.top_k and params.top_k > 0:
         warpers.append(TopKLogitsWarper(top_k=params.top_k))
     if params.top_p < 1.0:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from .. import tasks as T
 from ..batcher import MicroBatcher
@@ -44,6 +45,10 @@ class TransformersEncoder:
         self.device = device
         self.max_input_tokens = max_input_tokens
         self._footprint = footprint
+        # Set by load() for the tasks that need them: images, speech.
+        self.image_processor: Any = None
+        self.feature_extractor: Any = None
+        self.decoder_tokenizer: Any = None
         self._counter = _private_counter(tokenizer) if tokenizer is not None else None
         self._attention = _AttentionSwitch.for_model(
             st_model[0].auto_model if st_model is not None and hasattr(st_model[0], "auto_model") else model,
@@ -92,7 +97,7 @@ class TransformersEncoder:
         tokenizer = AutoTokenizer.from_pretrained(path)
         pipe = None
         if task in _PIPELINE_CLASSES:
-            pipe = transformers.pipeline(task, model=model, tokenizer=tokenizer, device=device)
+            pipe = transformers.pipeline(task, model=model, tokenizer=tokenizer, device=device)  # type: ignore[call-overload]
         return cls(task, tokenizer, model=model, pipe=pipe, max_input_tokens=_max_len(model, tokenizer), **common)
 
     @property

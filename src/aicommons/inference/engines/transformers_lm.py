@@ -19,6 +19,7 @@ import itertools
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..chat_template import render_chat
 from ..engine import EngineStep, SamplingParams
@@ -27,6 +28,11 @@ from ..runtime import placement
 from ..source import ResolvedModel
 from ..tasks import estimate_weight_bytes
 from ._transformers_private import engine_failed, forget_request
+
+if TYPE_CHECKING:
+    from llguidance import LLTokenizer
+
+    from .guided import GuideRegistry
 
 _GREEDY_TEMPERATURE = 1e-5  # logits / 1e-5 turns any real gap between the top two tokens into a one-hot
 _PAGE_SIZE = 64
@@ -98,8 +104,8 @@ class TransformersLM(LMText):
         self._init_text(tokenizer, context_length=int(getattr(config, "max_position_embeddings", 0) or 2048),
                         eos_ids=_eos_ids(model, tokenizer),
                         vocab_size=int(getattr(config, "vocab_size", 0) or len(tokenizer)))
-        self.guides = None  # GuideRegistry when the CB manager carries the guide processor
-        self._ll_tokenizer = None
+        self.guides: GuideRegistry | None = None  # when the CB manager carries the guide processor
+        self._ll_tokenizer: LLTokenizer | None = None
 
     # ---- loading ---------------------------------------------------------------------------
     @classmethod
@@ -110,8 +116,8 @@ class TransformersLM(LMText):
         path = Path(resolved.local_dir)
         tokenizer = AutoTokenizer.from_pretrained(path)
         # sdpa keeps the model usable both by CB and by plain generate() (the seeded path).
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="sdpa").to(device)
-        model.eval()
+        model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="sdpa")
+        model = model.to(device).eval()
         text_config = model.config.get_text_config()
         kv_bytes_per_token = _kv_bytes_per_token(text_config, dtype)
         num_blocks = max(8, settings.kv_cache_bytes // (kv_bytes_per_token * _PAGE_SIZE))
@@ -196,7 +202,8 @@ class TransformersLM(LMText):
             async for step in self._generate_seeded(prompt_ids, params, guide):
                 yield step
             return
-        if guide is not None and self.guides is None:
+        guides = self.guides
+        if guide is not None and guides is None:
             raise InvalidRequest("this engine cannot constrain its output", param="response_format")
         manager = self.manager
         if engine_failed(manager):
@@ -209,17 +216,17 @@ class TransformersLM(LMText):
         temperature = _GREEDY_TEMPERATURE if params.greedy else float(params.temperature)
         # A grammar ends with EOS, so a constrained request always stops at it.
         eos = -1 if params.ignore_eos and params.grammar is None else (self.eos_ids or -1)
-        extra = {}
+        extra: dict[str, int] = {}
         handle = 0
-        if guide is not None:
-            handle = self.guides.add(guide)
+        if guide is not None and guides is not None:
+            handle = guides.add(guide)
             extra["guide"] = handle
         added = manager.add_request(list(prompt_ids), request_id=rid, max_new_tokens=params.max_new_tokens,
                                     streaming=True, eos_token_id=eos, temperature=temperature,
                                     top_p=float(params.top_p), top_k=int(params.top_k or self._vocab()), **extra)
         if added is None:
-            if handle:
-                self.guides.remove(handle)
+            if handle and guides is not None:
+                guides.remove(handle)
             raise Overloaded("the generation engine is not accepting requests", headers={"Retry-After": "1"})
         seen = 0
         finished = False
@@ -241,8 +248,8 @@ class TransformersLM(LMText):
                 if new:
                     yield EngineStep(new, logprobs=logprobs)
         finally:
-            if handle:
-                self.guides.remove(handle)
+            if handle and guides is not None:
+                guides.remove(handle)
             if not finished:
                 # The client went away or a stop sequence matched: free the KV blocks now.
                 manager.cancel_request(rid)

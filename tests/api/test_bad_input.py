@@ -271,6 +271,24 @@ def test_oversize_bodies_get_413(small_hub):
         assert_error(r, 400, "BadRequest", "must be uploaded with LFS")
 
 
+def test_disk_full_xorb_upload_gets_507_and_leaves_nothing(small_hub):
+    """A Xet xorb is verified and written as it arrives (issue 21): the disk filling up half way is a
+    507, and the partly written staging file is gone."""
+    from aicommons.xet.hashing import to_hex
+    from aicommons.xet.xorb import Scheme, serialize_xorb
+
+    token = {"Authorization": "Bearer hf_carol_token_0000000000"}
+    body, digest = serialize_xorb([os.urandom(64 * 1024) for _ in range(320)], Scheme.NONE)  # 20 MiB > 12 MB
+    with httpx.Client(base_url=small_hub.url, timeout=60) as http:
+        http.post("/api/repos/create", json={"name": "xetfull"}, headers=token)
+        grant = http.get("/api/models/carol/xetfull/xet-write-token/main", headers=token).json()
+        r = httpx.post(f"{grant['casUrl']}/v1/xorbs/default/{to_hex(digest)}", content=body, timeout=60,
+                       headers={"Authorization": f"Bearer {grant['accessToken']}"})
+        assert_error(r, 507, "InsufficientStorage")
+        assert list((small_hub.data_dir / "tmp").iterdir()) == []
+        assert not list((small_hub.data_dir / "blobs").rglob("xorbs/*"))
+
+
 def test_disk_full_upload_gets_507_and_leaves_nothing(small_hub):
     token = {"Authorization": "Bearer hf_carol_token_0000000000"}
     data = os.urandom(20 * 1024 * 1024)  # larger than the whole 12 MB filesystem

@@ -24,6 +24,7 @@ from aicommons.xet.xorb import (
     CHUNK_HEADER_BYTES,
     Scheme,
     XorbFormatError,
+    XorbReceiver,
     bg4_join,
     bg4_split,
     chunk_bytes,
@@ -167,6 +168,60 @@ def test_uploaded_footer_must_match_the_chunks():
         verify_upload(forged, digest)
 
 
+def _fed(data: bytes, digest: bytes, pieces: list[int]) -> tuple[bytes, XorbReceiver]:
+    """The stored form of ``data`` as a XorbReceiver writes it when fed in pieces of these sizes."""
+    written = bytearray()
+    receiver = XorbReceiver(digest, written.extend)
+    pos, sizes = 0, iter(pieces)
+    while pos < len(data):
+        step = next(sizes, len(data))
+        receiver.feed(data[pos:pos + step])
+        pos += step
+    _layout, footer = receiver.finish()
+    return bytes(written) + footer, receiver
+
+
+@pytest.mark.parametrize("scheme", list(Scheme))
+@pytest.mark.parametrize("with_footer", [False, True])
+@pytest.mark.parametrize("piece", [1, 7, 8, 9, 4096, 65_536, 10**7])
+def test_xorb_verified_as_it_arrives_is_stored_as_if_received_whole(scheme, with_footer, piece):
+    """The streaming check (the upload route's) writes exactly what ``verify_upload`` of the whole
+    body stores, however the body is cut: inside a chunk header, a payload or the client's footer."""
+    data, digest = serialize_xorb(_chunks(), scheme, footer=with_footer)
+    stored, receiver = _fed(data, digest, [piece] * (len(data) // piece + 1))
+    assert stored == verify_upload(data, digest).stored()
+    assert receiver.received == len(data)
+
+
+def test_xorb_cut_at_random_points_verifies_the_same():
+    rng = random.Random(3)
+    data, digest = serialize_xorb(_chunks(), Scheme.LZ4, footer=True)
+    for _ in range(20):
+        stored, _ = _fed(data, digest, [rng.randint(1, 20_000) for _ in range(100)])
+        assert stored == verify_upload(data, digest).stored()
+
+
+@pytest.mark.parametrize("damage", ["truncate-chunk", "truncate-footer", "tamper", "forged-footer", "wrong-hash"])
+def test_xorb_receiver_refuses_what_verify_upload_refuses(damage):
+    chunks = _chunks()
+    data, digest = serialize_xorb(chunks, Scheme.NONE, footer=True)
+    end = read_layout(data).chunks[-1].payload.stop
+    raw = bytearray(data)
+    if damage == "truncate-chunk":
+        raw = raw[:end - 5]
+    elif damage == "truncate-footer":
+        raw = raw[:end + 3]
+    elif damage == "tamper":
+        raw[CHUNK_HEADER_BYTES + 3] ^= 1
+    elif damage == "forged-footer":
+        other, _ = serialize_xorb(chunks[:2] + [b"z" * 10, chunks[3]], footer=True)
+        raw = raw[:end] + other[read_layout(other).chunks[-1].payload.stop:]
+    else:
+        digest = xorb_hash([(chunk_hash(b"other"), 5)])
+    with pytest.raises(XorbFormatError):
+        _fed(bytes(raw), digest, [1000] * 1000)
+
+
 # --- shards -------------------------------------------------------------------------------------
 
 
@@ -224,6 +279,9 @@ class DictSource:
 
     def layout(self, xorb_hash):
         return self.load(xorb_hash)[1]
+
+    def verified_recently(self, xorb_hash):
+        return False  # every chunk re-hashed when read back
 
 
 def _two_xorbs():

@@ -40,7 +40,7 @@ from aicommons.api.http import (
     run_sync,
 )
 from aicommons.api.ranges import parse_range
-from aicommons.errors import BadRequest, NotFound, Unauthorized
+from aicommons.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized
 from aicommons.hub.access import Principal
 from aicommons.hub.policy import Action
 from aicommons.xet import wire
@@ -113,8 +113,11 @@ async def post_xorb(request: Request) -> Response:
     same xorb before is not the uploader's business (it would tell that a private file exists)."""
     grant = await run_sync(_grant, request, "write")
     xorb_hash = _xorb_hash(request)
-    body = await read_body(request, MAX_XORB_BYTES)
-    await run_sync(hub_of(request).xet.store_xorb, xorb_hash, body, grant.account_id)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_XORB_BYTES:
+        raise PayloadTooLarge(f"Request body is larger than the limit of {MAX_XORB_BYTES} bytes")
+    # Verified and written as it arrives, in a worker thread (xet/service.py): never held whole.
+    await hub_of(request).xet.receive_xorb(xorb_hash, request.stream(), grant.account_id)
     return JSONResponse({"was_inserted": True})
 
 

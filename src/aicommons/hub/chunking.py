@@ -58,6 +58,9 @@ def chunk_lfs_object(hub: Hub, repo_id: int, oid: str) -> bool:
     found = hub.objects.find(oid)
     if repo is None or found is None or found.key is None:
         return False
+    # Not while uploads are arriving: chunking re-reads and re-uploads the whole object, and would
+    # take the CPU and disk that the uploads (a folder of files, one after the other) need.
+    hub.lfs.wait_until_quiet()
     token, expires = hub.xet.mint(repo.storage_key, "write", _System())
     cas_url = f"{hub_url(hub.settings)}{CAS_PREFIX}/{hub.xet.store_id()}"
     local = hub.blobs.local_path(found.key)

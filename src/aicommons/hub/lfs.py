@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import logging
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -30,7 +31,7 @@ from aicommons.errors import BadRequest, EntryNotFound, InsufficientStorage, Pay
 from aicommons.hub.reachability import LfsHistory
 from aicommons.storage.base import BlobStore, StorageFull
 from aicommons.storage.keys import blob_key
-from aicommons.storage.staging import Stager
+from aicommons.storage.staging import Stager, receive
 from aicommons.times import utcnow
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,11 @@ class LfsService:
         self.tmp_dir = tmp_dir
         self.max_object_bytes = max_object_bytes
         self.url_ttl = url_ttl
+        # Uploads being received now, and when the last one ended: background work that re-reads
+        # uploads (chunking) waits for a quiet moment rather than compete with them (issue 21).
+        self._receiving = 0
+        self._last_received = 0.0
+        self._quiet = threading.Condition()
 
     # --- signing --------------------------------------------------------------------------------
 
@@ -126,13 +132,35 @@ class LfsService:
 
     async def receive(self, repo: RepoRow, oid: str, size: int, chunks: AsyncIterator[bytes]) -> None:
         """Stage the upload, check its hash and size, then make it durable and visible."""
-        import anyio
 
         repo_id = repo.id
+        with self._quiet:
+            self._receiving += 1
+        try:
+            await self._receive(repo_id, oid, size, chunks)
+        finally:
+            with self._quiet:
+                self._receiving -= 1
+                self._last_received = time.monotonic()
+                self._quiet.notify_all()
+
+    def wait_until_quiet(self, settle: float = 2.0, limit: float = 600.0) -> None:
+        """Block until no upload has been received for ``settle`` seconds (at most ``limit``): how a
+        background job that re-reads uploads yields to the uploads themselves (in this process)."""
+        deadline = time.monotonic() + limit
+        with self._quiet:
+            while (now := time.monotonic()) < deadline:
+                if not self._receiving and now - self._last_received >= settle:
+                    return
+                self._quiet.wait(min(settle, deadline - now))
+
+    async def _receive(self, repo_id: int, oid: str, size: int, chunks: AsyncIterator[bytes]) -> None:
+        import anyio
+
         try:
             with Stager(self.tmp_dir, max_bytes=size) as stager:
-                async for chunk in chunks:
-                    await anyio.to_thread.run_sync(stager.write, chunk)
+                # Hashed and written once, in a worker thread, while the next pieces arrive.
+                await receive(chunks, stager.write_all)
                 staged = await anyio.to_thread.run_sync(stager.finish)
         except OverflowError:
             raise PayloadTooLarge(f"The upload is larger than the declared size {size}") from None

@@ -9,12 +9,13 @@ caller can hash and stage them in the same pass; the caller discards the output 
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Callable
 from typing import Protocol
 
 from aicommons.xet.hashing import chunk_hash, file_hash, range_hash, to_hex
 from aicommons.xet.shard import ShardFile, ShardXorb
-from aicommons.xet.xorb import XorbFormatError, XorbLayout, chunk_bytes
+from aicommons.xet.xorb import Scheme, XorbFormatError, XorbLayout, chunk_bytes
 
 
 class ShardRejected(ValueError):
@@ -22,11 +23,14 @@ class ShardRejected(ValueError):
 
 
 class XorbSource(Protocol):
-    def load(self, xorb_hash: bytes) -> tuple[bytes, XorbLayout]:
+    def load(self, xorb_hash: bytes) -> tuple[bytes | mmap.mmap, XorbLayout]:
         """The stored xorb's bytes and layout; raises ShardRejected if it was never uploaded."""
 
     def layout(self, xorb_hash: bytes) -> XorbLayout:
         """Just the layout (a source may answer it without reading the xorb again)."""
+
+    def verified_recently(self, xorb_hash: bytes) -> bool:
+        """Whether this process hashed the xorb's chunks itself lately (no need to again)."""
 
 
 def unbacked(name: str, index: int, xorb: bytes) -> ShardRejected:
@@ -36,7 +40,7 @@ def unbacked(name: str, index: int, xorb: bytes) -> ShardRejected:
                          "upload the xorb, and describe its chunks as they are")
 
 
-def rebuild_file(entry: ShardFile, source: XorbSource, write: Callable[[bytes], None] | None) -> None:
+def rebuild_file(entry: ShardFile, source: XorbSource, write: Callable[[bytes | memoryview], object] | None) -> None:
     """Check ``entry`` against the stored xorbs, passing its bytes to ``write`` (if given) in order."""
     name = entry.hex
     if entry.verification is None or len(entry.verification) != len(entry.segments):
@@ -53,12 +57,16 @@ def rebuild_file(entry: ShardFile, source: XorbSource, write: Callable[[bytes], 
             raise unbacked(name, index, segment.xorb_hash)
         nodes.extend((c.hash, c.size) for c in chunks)
         if write is not None:
+            # A xorb this process verified lately was hashed as it arrived; others are checked again
+            # (bit rot in storage: never hand out wrong bytes).
+            recheck = not source.verified_recently(segment.xorb_hash)
+            view = memoryview(data)
             for chunk in chunks:
                 try:
-                    content = chunk_bytes(data, chunk)
+                    content = view[chunk.payload] if chunk.scheme == Scheme.NONE else chunk_bytes(view, chunk)
                 except XorbFormatError as exc:
                     raise ShardRejected(f"stored xorb {to_hex(segment.xorb_hash)} is unreadable: {exc}") from None
-                if chunk_hash(content) != chunk.hash:  # bit rot in storage: never hand out wrong bytes
+                if len(content) != chunk.size or (recheck and chunk_hash(content) != chunk.hash):
                     raise ShardRejected(f"stored xorb {to_hex(segment.xorb_hash)} is corrupt")
                 write(content)
     if file_hash(nodes) != entry.hash:

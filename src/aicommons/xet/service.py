@@ -17,15 +17,21 @@ for the global dedup query (``dedup.py``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import mmap
+import os
 import re
 import secrets
+import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 
 from aicommons.db.repos import RepoStore
 from aicommons.db.xet import XetDedupStore, XetFileRow, XetFileStore, XetGrantStore, XetUsageStore
@@ -39,7 +45,7 @@ from aicommons.errors import (
     Unauthorized,
 )
 from aicommons.storage.base import BlobStore, StorageError, StorageFull
-from aicommons.storage.staging import StagedFile, Stager
+from aicommons.storage.staging import StagedFile, Stager, receive
 from aicommons.times import utcnow
 from aicommons.xet.dedup import DedupIndex, stored_footer
 from aicommons.xet.hashing import from_hex, to_hex
@@ -48,7 +54,7 @@ from aicommons.xet.reads import XetReads
 from aicommons.xet.reconstruct import ShardRejected, check_xorb_entry, rebuild_file, unbacked
 from aicommons.xet.shard import Shard, ShardFile, ShardFormatError, parse_shard
 from aicommons.xet.tokens import ACCOUNT, ANONYMOUS, XetGrant, XetKeys, XetTokens
-from aicommons.xet.xorb import XorbFormatError, XorbLayout, read_layout, verify_upload
+from aicommons.xet.xorb import MAX_XORB_BYTES, XorbFormatError, XorbLayout, XorbReceiver, read_layout, verify_upload
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +76,53 @@ def parse_hash(text: str, what: str) -> bytes:
         raise BadRequest(f"Invalid {what} hash {text!r}: expected 64 lowercase hex characters") from None
 
 
+def _read_or_map(f: BinaryIO) -> bytes | mmap.mmap:
+    """A stored xorb's bytes: mapped from a local file (read from the page cache, never copied into
+    the process), else read."""
+    try:
+        fd = f.fileno()
+    except (OSError, AttributeError, ValueError):
+        return f.read()
+    try:
+        return mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):  # an empty file cannot be mapped (and is no xorb)
+        return f.read()
+
+
+class RecentXorbs:
+    """The xorbs this process verified and stored itself lately (bounded, thread-safe). Checking a
+    shard against one of them skips re-hashing its chunks (which guards against bit rot in storage,
+    not against the uploader, whose bytes were hashed as they arrived): a Xet upload's bytes are
+    then hashed once with BLAKE3 (the chunk hashes) and once with sha256 (the file's LFS name)."""
+
+    def __init__(self, limit: int = 4096, ttl: float = 3600.0):
+        self.limit, self.ttl = limit, ttl
+        self._seen: OrderedDict[bytes, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, xorb_hash: bytes) -> None:
+        with self._lock:
+            self._seen[xorb_hash] = time.monotonic()
+            self._seen.move_to_end(xorb_hash)
+            while len(self._seen) > self.limit:
+                self._seen.popitem(last=False)
+
+    def __contains__(self, xorb_hash: object) -> bool:
+        with self._lock:
+            seen = self._seen.get(xorb_hash)  # type: ignore[call-overload]
+        return seen is not None and time.monotonic() - seen < self.ttl
+
+
 class _StoredXorbs:
     """Loads stored xorbs for one shard. A file's segments usually walk through its xorbs in order,
     so keeping the bytes of the last two reads each xorb about once; layouts (small) are kept for
     longer, so that checking the shard's xorb list after its files rarely reads a xorb again."""
 
-    def __init__(self, blobs: BlobStore, keep_data: int = 2, keep_layouts: int = 256):
+    def __init__(self, blobs: BlobStore, keep_data: int = 2, keep_layouts: int = 256,
+                 recent: RecentXorbs | None = None):
         self.blobs, self.keep_data, self.keep_layouts = blobs, keep_data, keep_layouts
-        self._data: OrderedDict[bytes, bytes] = OrderedDict()
+        self.recent = recent
+        self._data: OrderedDict[bytes, bytes | mmap.mmap] = OrderedDict()
         self._layouts: OrderedDict[bytes, XorbLayout] = OrderedDict()
 
     @staticmethod
@@ -87,7 +132,7 @@ class _StoredXorbs:
         while len(cache) > limit:
             cache.popitem(last=False)
 
-    def load(self, xorb_hash: bytes) -> tuple[bytes, XorbLayout]:
+    def load(self, xorb_hash: bytes) -> tuple[bytes | mmap.mmap, XorbLayout]:
         name = to_hex(xorb_hash)
         data = self._data.get(xorb_hash)
         if data is None:
@@ -98,16 +143,19 @@ class _StoredXorbs:
             if not self.blobs.exists(key):
                 raise ShardRejected(f"the shard references xorb {name}, which was never uploaded")
             with self.blobs.open(key) as f:
-                data = f.read()
+                data = _read_or_map(f)
         layout = self._layouts.get(xorb_hash)
         if layout is None:
             try:
-                layout = read_layout(data)
+                layout = read_layout(memoryview(data))
             except XorbFormatError as exc:
                 raise ShardRejected(f"stored xorb {name} is unreadable: {exc}") from None
         self._remember(self._layouts, xorb_hash, layout, self.keep_layouts)
         self._remember(self._data, xorb_hash, data, self.keep_data)
         return data, layout
+
+    def verified_recently(self, xorb_hash: bytes) -> bool:
+        return self.recent is not None and xorb_hash in self.recent
 
     def layout(self, xorb_hash: bytes) -> XorbLayout:
         if xorb_hash in self._layouts:
@@ -138,6 +186,7 @@ class XetService:
         self.rebuild_allowance = rebuild_allowance
         self.reads = XetReads(files, repos, blobs, keys.range_url, token_ttl, in_history=in_history)  # downloads
         self.dedup = DedupIndex(XetDedupStore(files.engine), blobs)  # global dedup (dedup.py)
+        self.recently_verified = RecentXorbs()
 
     # --- where the CAS is -----------------------------------------------------------------------
 
@@ -206,7 +255,51 @@ class XetService:
         if self.blobs.exists(key):
             return False
         self._put(key, self._stage(verified.chunk_data, verified.footer))
+        self.recently_verified.add(expected)
         log.info("xet: stored xorb %s (%d chunks)", hex_hash, len(verified.layout.chunks))
+        return True
+
+    async def receive_xorb(self, hex_hash: str, pieces: AsyncIterator[bytes], account_id: int = 0) -> bool:
+        """``store_xorb`` for an upload still arriving: each chunk is decompressed and hashed as it
+        comes (in a worker thread, while the event loop reads the next pieces) and its bytes written
+        to the staging file in the same pass; the file is published only once the whole xorb checked
+        out. Memory holds a few MiB of the body, never the xorb."""
+        import anyio
+
+        expected = parse_hash(hex_hash, "xorb")
+        key = xorb_key(hex_hash)
+        stored = await anyio.to_thread.run_sync(self.blobs.exists, key)
+        try:
+            with contextlib.ExitStack() as stack:
+                stager = None if stored else stack.enter_context(Stager(self.tmp_dir, hash=False))
+                receiver = XorbReceiver(expected, stager.write if stager is not None else None)
+
+                def consume(batch: list[bytes]) -> None:
+                    for piece in batch:
+                        if receiver.received + len(piece) > MAX_XORB_BYTES:
+                            raise PayloadTooLarge(f"Request body is larger than the limit of {MAX_XORB_BYTES} bytes")
+                        receiver.feed(piece)
+
+                await receive(pieces, consume)
+
+                def finish() -> StagedFile | None:
+                    _layout, footer = receiver.finish()
+                    self.usage.add_received(account_id, _hour(), receiver.received)
+                    if stager is None:
+                        return None
+                    stager.write(footer)
+                    return stager.finish()
+
+                staged = await anyio.to_thread.run_sync(finish)
+        except XorbFormatError as exc:
+            raise BadRequest(f"Rejected xorb {hex_hash}: {exc}") from None
+        except StorageFull as exc:
+            raise InsufficientStorage(str(exc)) from None
+        if staged is None:
+            return False
+        await anyio.to_thread.run_sync(self._put, key, staged)
+        self.recently_verified.add(expected)
+        log.info("xet: stored xorb %s (%d chunks)", hex_hash, len(receiver.chunks))
         return True
 
     # --- shards ---------------------------------------------------------------------------------
@@ -221,7 +314,7 @@ class XetService:
             shard = parse_shard(data)
         except ShardFormatError as exc:
             raise BadRequest(f"Rejected shard: {exc}") from None
-        source = _StoredXorbs(self.blobs)
+        source = _StoredXorbs(self.blobs, recent=self.recently_verified)
         accepted: list[_Accepted] = []
         hour, reserved = _hour(), 0
         try:
@@ -253,8 +346,7 @@ class XetService:
                     raise ShardRejected(f"file {entry.hex} is not the file the hub knows by that hash")
                 else:  # recorded, but GC swept its chunks since: proven and recorded anew from this shard
                     accepted.append(replace(self._accept_file(entry, source), replaces=True))
-            for entry in new:
-                accepted.append(self._accept_file(entry, source))
+            accepted.extend(self._accept_files(new, source))
             for xorb in shard.xorbs:  # after the files, which loaded most of these xorbs already
                 check_xorb_entry(xorb, source)
         except ShardRejected as exc:
@@ -329,6 +421,22 @@ class XetService:
             raise ShardRejected(f"file {entry.hex} is not the file the hub knows by that hash")
         return _Accepted(entry, row.oid)
 
+    def _accept_files(self, entries: list[ShardFile], source: _StoredXorbs) -> list[_Accepted]:
+        """``_accept_file`` of each new file; several files are hashed in parallel (hashlib leaves the
+        GIL while it hashes), each thread with its own view of the stored xorbs."""
+        workers = min(len(entries), os.cpu_count() or 1, 4)
+        if workers <= 1:
+            return [self._accept_file(entry, source) for entry in entries]
+        local = threading.local()
+
+        def accept(entry: ShardFile) -> _Accepted:
+            if not hasattr(local, "source"):
+                local.source = _StoredXorbs(self.blobs, recent=self.recently_verified)
+            return self._accept_file(entry, local.source)
+
+        with ThreadPoolExecutor(workers, thread_name_prefix="xet-shard") as pool:
+            return list(pool.map(accept, entries))
+
     def _accept_file(self, entry: ShardFile, source: _StoredXorbs) -> _Accepted:
         """A new file: its chunks are checked and their bytes hashed with sha256 (the name LFS and
         plain HTTP clients know it by), never written anywhere: the xorbs are its only copy."""
@@ -360,7 +468,7 @@ class XetService:
 
     def _stage(self, *parts: bytes | memoryview) -> StagedFile:
         try:
-            with Stager(self.tmp_dir) as stager:
+            with Stager(self.tmp_dir, hash=False) as stager:  # named by another hash, or none
                 for part in parts:
                     stager.write(part)
                 return stager.finish()

@@ -20,7 +20,7 @@ and gives the xorb's stored form: the chunks with a footer we wrote from what we
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import IntEnum
 
@@ -294,34 +294,116 @@ class VerifiedXorb:
 
 
 def verify_upload(data: bytes | memoryview, expected_hash: bytes) -> VerifiedXorb:
-    """Check an uploaded xorb: decompress and hash every chunk, recompute the xorb's Merkle hash
-    and compare it with ``expected_hash`` (the hash it is uploaded under) and with the footer, if
-    the client sent one."""
+    """Check an uploaded xorb held whole: decompress and hash every chunk, recompute the xorb's Merkle
+    hash and compare it with ``expected_hash`` (the hash it is uploaded under) and with the footer, if
+    the client sent one (``XorbReceiver`` does it as the bytes arrive)."""
     view = memoryview(data)
     if len(view) > MAX_XORB_BYTES:
         raise XorbFormatError(f"xorb is larger than the maximum of {MAX_XORB_BYTES} bytes")
-    chunks: list[XorbChunk] = []
-    pos, unpacked = 0, 0
-    while pos < len(view) and bytes(view[pos:pos + len(IDENT)]) != IDENT:
-        if len(chunks) == MAX_XORB_CHUNKS:
-            raise XorbFormatError(f"xorb has more than the maximum of {MAX_XORB_CHUNKS} chunks")
-        chunk = _chunk_at(view, pos, len(chunks), len(view))
-        unpacked += chunk.size
-        if unpacked > MAX_XORB_DATA_BYTES:
-            raise XorbFormatError(f"xorb holds more than {MAX_XORB_DATA_BYTES} bytes of data")
-        chunks.append(replace(chunk, hash=chunk_hash(chunk_bytes(view, chunk))))
-        pos = chunk.payload.stop
-    if not chunks:
-        raise XorbFormatError("xorb has no chunks")
-    computed = xorb_hash([(c.hash, c.size) for c in chunks])
-    if computed != expected_hash:
-        raise XorbFormatError(f"xorb content hashes to {to_hex(computed)}, not to {to_hex(expected_hash)} "
-                              "it was uploaded as")
-    if pos < len(view):  # the client sent a footer: it must describe exactly these chunks
-        declared = read_layout(view)
-        if declared.hash != computed or [c.hash for c in declared.chunks] != [c.hash for c in chunks]:
+    receiver = XorbReceiver(expected_hash)
+    receiver.feed(view)
+    layout, footer = receiver.finish()
+    return VerifiedXorb(layout, view[:receiver.chunk_bytes], footer)
+
+
+class XorbReceiver:
+    """``verify_upload`` for a xorb that is still arriving: fed the upload's bytes in pieces, it
+    decompresses and hashes each chunk as soon as it is whole and passes its stored bytes (header and
+    payload, as received) to ``write``, holding at most one chunk in memory. ``finish`` checks the
+    Merkle hash (and the client's footer, if it sent one) and returns the footer to store after the
+    chunks. One pass over each byte: nothing is hashed or decompressed again before it is stored."""
+
+    def __init__(self, expected_hash: bytes, write: Callable[[memoryview], object] | None = None):
+        self.expected_hash = expected_hash
+        self._write = write
+        self._buffer = bytearray()
+        self._footer: bytearray | None = None  # the client's footer, once its tag was seen
+        self.chunks: list[XorbChunk] = []
+        self.received = 0
+        self._offset = 0  # where the next chunk's header starts in the xorb
+        self._unpacked = 0
+
+    def feed(self, data: bytes | memoryview) -> None:
+        self.received += len(data)
+        if self.received > MAX_XORB_BYTES:
+            raise XorbFormatError(f"xorb is larger than the maximum of {MAX_XORB_BYTES} bytes")
+        if self._footer is not None:
+            self._footer += data
+            return
+        self._buffer += data
+        used = self._take_chunks()
+        del self._buffer[:used]
+
+    def _take_chunks(self) -> int:
+        """Verify and write every whole chunk at the start of the buffer; how many bytes they took."""
+        buffer = self._buffer
+        pos = 0
+        with memoryview(buffer) as view:
+            while len(buffer) - pos >= CHUNK_HEADER_BYTES:
+                if buffer[pos] == IDENT[0]:  # a chunk header starts with version 0: this is a footer
+                    if len(buffer) - pos < len(IDENT):
+                        break
+                    if bytes(view[pos:pos + len(IDENT)]) == IDENT:
+                        self._footer = bytearray(view[pos:])
+                        return len(buffer)
+                index = len(self.chunks)
+                if index == MAX_XORB_CHUNKS:
+                    raise XorbFormatError(f"xorb has more than the maximum of {MAX_XORB_CHUNKS} chunks")
+                header = _chunk_at(view, pos, index, len(buffer) + MAX_STORED_CHUNK_BYTES + CHUNK_HEADER_BYTES)
+                end = pos + CHUNK_HEADER_BYTES + header.stored_size
+                if end > len(buffer):
+                    break  # the rest of this chunk is still on its way
+                self._unpacked += header.size
+                if self._unpacked > MAX_XORB_DATA_BYTES:
+                    raise XorbFormatError(f"xorb holds more than {MAX_XORB_DATA_BYTES} bytes of data")
+                stored = view[pos:end]
+                local = replace(header, offset=0)
+                content = chunk_bytes(stored, local) if header.scheme != Scheme.NONE else stored[CHUNK_HEADER_BYTES:]
+                if header.scheme == Scheme.NONE and len(content) != header.size:
+                    raise XorbFormatError("uncompressed chunk length does not match its header")
+                self.chunks.append(replace(header, offset=self._offset, hash=chunk_hash(content)))
+                if self._write is not None:
+                    self._write(stored)
+                self._offset += end - pos
+                pos = end
+        return pos
+
+    @property
+    def chunk_bytes(self) -> int:
+        """Bytes of the whole chunks verified so far (where the client's footer starts, if any)."""
+        return self._offset
+
+    def finish(self) -> tuple[XorbLayout, bytes]:
+        """(layout, footer to store) of the whole xorb, once every byte was fed."""
+        if self._buffer:
+            if self._footer is None and self._buffer[:1] == IDENT[:1] and len(self._buffer) < len(IDENT):
+                raise XorbFormatError("xorb footer is truncated")
+            raise XorbFormatError(f"xorb chunk {len(self.chunks)} is truncated")
+        if not self.chunks:
+            raise XorbFormatError("xorb has no chunks")
+        computed = xorb_hash([(c.hash, c.size) for c in self.chunks])
+        if computed != self.expected_hash:
+            raise XorbFormatError(f"xorb content hashes to {to_hex(computed)}, not to {to_hex(self.expected_hash)} "
+                                  "it was uploaded as")
+        footer = _footer(computed, self.chunks)
+        # The client sent a footer: it must describe exactly these chunks.
+        if self._footer is not None and not self._same_description(bytes(self._footer), computed):
             raise XorbFormatError("xorb footer does not match its chunks")
-    return VerifiedXorb(XorbLayout(computed, tuple(chunks)), view[:pos], _footer(computed, chunks))
+        return XorbLayout(computed, tuple(self.chunks)), footer
+
+    def _same_description(self, sent: bytes, computed: bytes) -> bool:
+        """Whether the footer the client sent (with its trailing length) describes our chunks."""
+        if len(sent) < 4 or struct.unpack("<I", sent[-4:])[0] != len(sent) - 4:
+            raise XorbFormatError("xorb footer length is implausible")
+        declared_hash, hashes, stored_ends, unpacked_ends = _parse_footer(memoryview(sent)[:-4])
+        ours_stored = [c.offset + CHUNK_HEADER_BYTES + c.stored_size for c in self.chunks]
+        ours_unpacked, total = [], 0
+        for c in self.chunks:
+            total += c.size
+            ours_unpacked.append(total)
+        if stored_ends != ours_stored or unpacked_ends != ours_unpacked:
+            raise XorbFormatError("xorb chunk 0 does not match the footer's boundary table")
+        return declared_hash == computed and hashes == [c.hash for c in self.chunks]
 
 
 def _footer(digest: bytes, chunks: Sequence[XorbChunk]) -> bytes:

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export AICOMMONS_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: install lock serve test test-scale lint conformance conformance-fast conformance-xet bench bench-search bench-inference bench-metadata bench-storage bench-datasets bench-spaces clean
+.PHONY: install lock serve test test-scale lint conformance conformance-fast conformance-xet bench bench-search bench-inference bench-metadata bench-storage bench-upload bench-datasets bench-spaces clean
 
 $(STAMP): pyproject.toml requirements.lock package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -72,6 +72,12 @@ bench-metadata: $(STAMP)
 bench-storage: $(STAMP)
 	$(BIN)/python -m bench.storage
 
+# Uploads at line rate (issue 21): LFS, Xet, upload_folder and a 4 KiB change vs sha256sum + curl -T to a
+# WebDAV nginx, medians of 3 rounds, server CPU and memory; py-spy profiles of the server in
+# bench/upload_profiles/. BENCH_UPLOAD_MIB sets the file size (1024). Needs nginx and curl.
+bench-upload: $(STAMP)
+	$(BIN)/python -m bench.upload_bench --profile bench/upload_profiles
+
 # The Parquet conversion job vs datasets' load_dataset(...).to_parquet on the same files (docs/benchmarks.md).
 bench-datasets: $(STAMP)
 	$(BIN)/python bench/datasets_bench.py
@@ -80,7 +86,7 @@ bench-datasets: $(STAMP)
 bench-spaces: $(STAMP)
 	$(BIN)/python bench/spaces_bench.py --json bench/spaces_results.json
 
-bench: bench-search bench-inference bench-metadata bench-storage bench-datasets bench-spaces
+bench: bench-search bench-inference bench-metadata bench-storage bench-upload bench-datasets bench-spaces
 
 # ruff (rules chosen in pyproject.toml), import-linter (the layers of ARCHITECTURE.md) and mypy (strict
 # on hub, db, storage and gitrepo; [tool.mypy] in pyproject.toml); CI runs it.

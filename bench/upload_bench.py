@@ -35,6 +35,7 @@ import collections
 import hashlib
 import json
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -212,10 +213,17 @@ def client(hub: Hub, tmp: Path, script: str, args: list[str], *, xet: bool) -> f
     return float(done.stdout.split()[-1])
 
 
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def hub_row(hub: Hub, tmp: Path, script: str, args: list[str], *, xet: bool, profile: Path | None) -> dict:
     with Watch(hub, profile) as watch:
+        start = children_cpu()
         seconds = client(hub, tmp, script, args, xet=xet)
-    return {"s": seconds, "server_cpu_s": watch.cpu, "rss_before_mib": watch.rss_before, "rss_peak_mib": watch.peak,
+        client_cpu = children_cpu() - start  # the whole client process, start-up included
+    return {"s": seconds, "server_cpu_s": watch.cpu, "client_cpu_s": client_cpu, "rss_before_mib": watch.rss_before, "rss_peak_mib": watch.peak,
             "anon_before_mib": watch.anon_before, "anon_peak_mib": watch.peak_anon}
 
 
@@ -368,11 +376,12 @@ def report(results: dict) -> str:
     size = results["size_mib"]
     lines = [f"{size} MiB one file (folder rows: 100 × 10 MiB); median of {len(results['rounds'])} rounds; "
             f"load average {results['load_before']:.2f} before, {results['load_after']:.2f} after",
-             "", "| Upload | median | vs. baseline | server CPU | server memory before → peak: anonymous (all RSS) |", "|---|---|---|---|---|"]
+             "", "| Upload | median | vs. baseline | CPU: server / client (server's share) | server memory before → peak: anonymous (all RSS) |", "|---|---|---|---|---|"]
     for name, base in rows(results):
         row = m[name]
         ratio = f"{m[base]['s'] / row['s']:.2f}×" if base else "1.0×"
-        cpu = f"{row['server_cpu_s']:.1f} s ({100 * row['server_cpu_s'] / row['s']:.0f} % of wall)" \
+        cpu = (f"{row['server_cpu_s']:.1f} s / {row['client_cpu_s']:.1f} s "
+               f"({100 * row['server_cpu_s'] / (row['server_cpu_s'] + row['client_cpu_s']):.0f} %)") \
             if "server_cpu_s" in row else ""
         rss = (f"{row['anon_before_mib']:.0f} → {row['anon_peak_mib']:.0f} MiB "
                f"({row['rss_before_mib']:.0f} → {row['rss_peak_mib']:.0f})") if "rss_peak_mib" in row else ""
@@ -383,6 +392,14 @@ def report(results: dict) -> str:
             extra = f" (store grew {row['stored_growth_bytes'] / MiB:.2f} MiB)"
         label = LABELS[name.removeprefix(BEFORE)] + (f" — {results['before_label']}" if name.startswith(BEFORE) else "")
         lines.append(f"| {label}{extra} | {row['s']:.2f} s | {ratio} | {cpu} | {rss} |")
+    paired = [(name, base) for name, base in rows(results) if name.startswith(BEFORE)]
+    if paired:
+        lines += ["", f"Paired, round by round (same round, same load): {results['before_label']} time / this "
+                      "hub's time, median [min–max]:", ""]
+        for name, _ in paired:
+            ours = name.removeprefix(BEFORE)
+            ratios = sorted(r[name]["s"] / r[ours]["s"] for r in results["rounds"])
+            lines.append(f"- {LABELS[ours]}: {statistics.median(ratios):.2f}× [{ratios[0]:.2f}–{ratios[-1]:.2f}]")
     return "\n".join(lines)
 
 

@@ -142,8 +142,10 @@ def main() -> None:
                     assert time.time() < deadline, "never slept"
                     time.sleep(0.5)
                 started = time.perf_counter()
-                assert http.get("/spaces-apps/bench/cold/config").status_code == 200  # wakes, then answers
+                woke = http.get("/spaces-apps/bench/cold/config", timeout=120)  # wakes, then answers
                 out["wake_s"] = time.perf_counter() - started
+                if woke.status_code != 200:
+                    out["wake_error"] = f"{woke.status_code} {woke.text[:300]}"
                 out["sleeping_space_processes"] = 0  # a sleeping space is a database row and files on disk
                 out["hub_tree_rss_mb_two_apps_running"] = round(with_apps, 1)
                 while api.space_info("bench/warm-up").runtime.stage != "SLEEPING" or \

@@ -241,15 +241,28 @@ SETTINGS: tuple[Setting, ...] = (
             "request; owners may set their own (`set_space_sleep_time`, -1: never)."),
     Setting("SPACES_MAX_RUNNING", "8",
             "At most this many Space apps run at once; starting one more puts the least recently used to sleep."),
-    Setting("SPACES_MEMORY_MB", "2048", "Address-space limit (RLIMIT_AS) of each Space app's processes."),
-    Setting("SPACES_PROCESSES", "128", "Most processes (and threads) one Space app may have (RLIMIT_NPROC, per Space uid)."),
+    Setting("SPACES_MEMORY_MB", "2048",
+            "Memory of each Space app: the address-space limit (RLIMIT_AS) of each of its processes, and the "
+            "resident memory of all of them together where a control group can be made (see SPACES_CGROUP)."),
+    Setting("SPACES_PROCESSES", "128",
+            "Most processes (and threads) one Space app may have (RLIMIT_NPROC per Space uid, and the control "
+            "group's task limit)."),
+    Setting("SPACES_CPUS", "1",
+            "CPU time of each Space app, in CPUs (0.5: half of one CPU; 0: no quota), for all its processes "
+            "together. Needs a control group: cgroup v1 hierarchies the hub may write (root), or SPACES_CGROUP "
+            "on cgroup v2. Without one, the build and run logs say that CPU is not limited."),
+    Setting("SPACES_CGROUP", "",
+            "cgroup v2 only: a control-group folder delegated to the hub (e.g. "
+            "`/sys/fs/cgroup/system.slice/aicommons.service/spaces` with systemd's `Delegate=yes`), below which "
+            "each Space app gets its own group. Empty: the hub's own cgroup v1 groups where writable."),
     Setting("SPACES_DISK_MB", "512",
             "Size of a Space app's writable folders (tmpfs) and the largest file it may write (RLIMIT_FSIZE)."),
     Setting("SPACES_INDEX_URL", "",
             "Package index Space builds install `requirements.txt` from (`pip --index-url`). Empty: pip's own "
-            "configuration. Downloads are cached in `<DATA_DIR>/spaces/pip-cache`, shared by all builds."),
+            "configuration. Downloads are cached in `<DATA_DIR>/spaces/pip-cache`, one cache per owner."),
     Setting("SPACES_PIP_CACHE_DIR", "",
-            "pip's download cache for Space builds, shared by all of them. Empty: `<DATA_DIR>/spaces/pip-cache`."),
+            "Where pip's download caches for Space builds live (one folder per owner: builds run packages' setup code, "
+            "so only one owner's builds share a cache). Empty: `<DATA_DIR>/spaces/pip-cache`."),
     Setting("SPACES_SITE_PACKAGES", "false",
             "`true`: Space environments see the hub's own Python packages (`venv --system-site-packages`): "
             "faster builds, for tests and trusted installs."),
@@ -426,6 +439,8 @@ class Settings:
     spaces_memory_mb: int = 2048
     spaces_processes: int = 128
     spaces_disk_mb: int = 512
+    spaces_cpus: float = 1.0
+    spaces_cgroup: str = ""
     spaces_index_url: str = ""
     spaces_pip_cache_dir: str = ""
     spaces_site_packages: bool = False
@@ -518,6 +533,8 @@ class Settings:
             spaces_memory_mb=_int("SPACES_MEMORY_MB", minimum=64),
             spaces_processes=_int("SPACES_PROCESSES", minimum=4),
             spaces_disk_mb=_int("SPACES_DISK_MB", minimum=1),
+            spaces_cpus=_float("SPACES_CPUS", minimum=0),
+            spaces_cgroup=_env("SPACES_CGROUP").strip(),
             spaces_index_url=_env("SPACES_INDEX_URL").strip(),
             spaces_pip_cache_dir=_env("SPACES_PIP_CACHE_DIR").strip(),
             spaces_site_packages=_bool("SPACES_SITE_PACKAGES"),

@@ -31,7 +31,8 @@ def spaces_hub():
     port = _free_port()
     extra = dict(AICOMMONS_SPACES_SITE_PACKAGES="true", AICOMMONS_SPACES_PIP_CACHE_DIR=str(PIP_CACHE),
                  AICOMMONS_SPACES_SLEEP_SECONDS=str(SLEEP_SECONDS), AICOMMONS_SPACES_MEMORY_MB="4096",
-                 AICOMMONS_SPACES_DISK_MB="64", AICOMMONS_SPACES_MAX_RUNNING="3", AICOMMONS_JOB_WORKERS="2")
+                 AICOMMONS_SPACES_DISK_MB="64", AICOMMONS_SPACES_MAX_RUNNING="3", AICOMMONS_JOB_WORKERS="2",
+                 AICOMMONS_SPACES_CPUS="0.5")
     env = server_env(data_dir, port, **extra)
     for args in (["user", "create", "alice", "--password", "wonderland"], ["user", "create", "bob"],
                  ["token", "create", "alice", "--value", TOKENS["alice"]],

@@ -84,6 +84,26 @@ def test_static_space_is_served_as_files(spaces_api, spaces_hub):
     assert httpx.get(f"{spaces_hub.url}/spaces-apps/{space_id}/../../secret_key").status_code == 404
 
 
+def test_a_change_to_a_space_applies_to_the_next_request(spaces_api, spaces_hub):
+    """The proxy remembers access decisions for a second; a push, a visibility change or a deletion
+    must still apply to the very next request."""
+    space_id = f"alice/{unique_name('changes')}"
+    push_space(spaces_api, space_id, {"index.html": b"<h1>first</h1>"}, sdk="static")
+    url = f"{spaces_hub.url}/spaces-apps/{space_id}/"
+    bob = {"Authorization": f"Bearer {TOKENS['bob']}"}
+    for _ in range(3):  # decided once, then answered from the remembered decision
+        assert "first" in httpx.get(url, headers=bob).text and "first" in httpx.get(url).text
+    spaces_api.upload_file(path_or_fileobj=b"<h1>second</h1>", path_in_repo="index.html", repo_id=space_id,
+                           repo_type="space")
+    assert "second" in httpx.get(url, headers=bob).text
+    spaces_api.update_repo_settings(space_id, repo_type="space", private=True)
+    assert httpx.get(url, headers=bob).status_code == 404
+    assert httpx.get(url).status_code == 401
+    assert "second" in httpx.get(url, headers={"Authorization": f"Bearer {TOKENS['alice']}"}).text
+    spaces_api.delete_repo(space_id, repo_type="space")
+    assert httpx.get(url, headers={"Authorization": f"Bearer {TOKENS['alice']}"}).status_code == 404
+
+
 def test_sleeps_when_idle_and_wakes_on_the_next_request(greeter, spaces_hub, spaces_api):
     deadline = time.time() + SLEEP_SECONDS + 30
     # space_info shows the stage as it is; get_space_runtime of a sleeping space starts waking it
@@ -121,3 +141,28 @@ def test_deleting_a_space_stops_its_app(spaces_api, spaces_hub):
     gone = httpx.get(f"{spaces_hub.url}/spaces-apps/{space_id}/config",
                      headers={"Authorization": f"Bearer {TOKENS['alice']}"})
     assert gone.status_code == 404 and gone.headers["x-error-code"] == "RepoNotFound"
+
+
+TINY_SERVER = b'''import http.server
+http.server.ThreadingHTTPServer(("127.0.0.1", 7860), http.server.SimpleHTTPRequestHandler).serve_forever()
+'''
+
+
+def test_at_the_cap_the_least_recently_used_app_sleeps(spaces_api, spaces_hub):
+    """AICOMMONS_SPACES_MAX_RUNNING=3 in this hub: starting a fourth app puts the one used longest ago
+    to sleep, and using it again wakes it (putting another to sleep)."""
+    spaces = [f"alice/{unique_name(f'cap{i}')}" for i in range(4)]
+    for space_id in spaces:
+        spaces_api.create_repo(space_id, repo_type="space", space_sdk="gradio")
+        spaces_api.create_commit(space_id, repo_type="space", commit_message="app", operations=[
+            CommitOperationAdd("app.py", TINY_SERVER), CommitOperationAdd("requirements.txt", GRADIO.encode())])
+        assert wait_stage(spaces_api, space_id, {"RUNNING", "BUILD_ERROR", "RUNTIME_ERROR"}) == "RUNNING"
+    stages = {s: spaces_api.space_info(s).runtime.stage for s in spaces}
+    assert stages == {spaces[0]: "SLEEPING", spaces[1]: "RUNNING", spaces[2]: "RUNNING", spaces[3]: "RUNNING"}
+    woken = httpx.get(f"{spaces_hub.url}/spaces-apps/{spaces[0]}/", timeout=60,
+                      headers={"Authorization": f"Bearer {TOKENS['alice']}"})
+    assert woken.status_code == 200
+    stages = {s: spaces_api.space_info(s).runtime.stage for s in spaces}
+    assert stages == {spaces[0]: "RUNNING", spaces[1]: "SLEEPING", spaces[2]: "RUNNING", spaces[3]: "RUNNING"}
+    for space_id in spaces:
+        spaces_api.delete_repo(space_id, repo_type="space")

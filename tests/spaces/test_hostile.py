@@ -46,6 +46,25 @@ def fork_bomb():
             os.waitpid(k, 0)
     return len(kids)
 
+def cpu_hog():
+    """Two processes spinning for 3 s: with half a CPU for the whole space, about 1.5 CPU-seconds."""
+    started = time.monotonic()
+    kids = []
+    for _ in range(2):
+        pid = os.fork()
+        if pid == 0:
+            while time.monotonic() - started < 3:
+                pass
+            os._exit(0)
+        kids.append(pid)
+    for k in kids:
+        os.waitpid(k, 0)
+    wall = time.monotonic() - started
+    used = os.times().children_user + os.times().children_system
+    if used <= 0.5 * wall * 1.3:
+        raise RuntimeError(f"throttled: {used:.2f} CPU-seconds in {wall:.2f} s")
+    return f"{used:.2f} CPU-seconds in {wall:.2f} s"
+
 def fill_disk():
     written = 0
     with open("/tmp/filler", "wb") as f:
@@ -73,6 +92,7 @@ attempt("see-host-processes", host_processes)
 attempt("connect-outside", lambda: socket.create_connection(("1.1.1.1", 80), timeout=3))
 attempt("connect-hub-port", lambda: socket.create_connection(("127.0.0.1", int(os.environ["HUB_REAL_PORT"])), timeout=3))
 print("HUB-VIA-ENDPOINT", urllib.request.urlopen(os.environ["HF_ENDPOINT"] + "/api/health", timeout=10).status, flush=True)
+attempt("cpu-hog", cpu_hog)
 attempt("fork-bomb", fork_bomb)
 attempt("memory-hog", lambda: len(bytearray(16 * 1024**3)))
 attempt("disk-filler", fill_disk)
@@ -81,7 +101,7 @@ print("hostile: done", flush=True)
 sys.exit(3)
 '''
 ATTEMPTS = ("read-hub-database", "read-secret-key", "list-data-folder", "read-other-space", "change-own-files",
-            "see-host-processes", "connect-outside", "connect-hub-port", "fork-bomb", "memory-hog", "disk-filler",
+            "see-host-processes", "connect-outside", "connect-hub-port", "cpu-hog", "fork-bomb", "memory-hog", "disk-filler",
             "disk-filler-many-files")
 
 
@@ -110,6 +130,9 @@ def test_hostile_space_is_contained(spaces_api, spaces_hub):
         assert re.search(rf"CONTAINED {name}: ", first_run), (name, first_run)
     assert "HUB-VIA-ENDPOINT 200" in first_run  # the hub itself stays reachable through HF_ENDPOINT
     assert re.search(r"CONTAINED fork-bomb: BlockingIOError", first_run)
+    # The whole tree's CPU time is capped (AICOMMONS_SPACES_CPUS=0.5 in this hub) by a control group.
+    assert "Limits by control group" in first_run and "0.5 CPU" in first_run, first_run
+    assert re.search(r"CONTAINED cpu-hog: RuntimeError: throttled", first_run)
     assert re.search(r"CONTAINED memory-hog: MemoryError", first_run)
     assert re.search(r"CONTAINED disk-filler: OSError: \[Errno (27|28)\]", first_run)  # EFBIG / ENOSPC
     runtime = spaces_api.get_space_runtime(space_id)

@@ -17,6 +17,8 @@ Credentials are never forwarded to the app.
 
 from __future__ import annotations
 
+import hashlib
+
 import anyio
 import httpx
 from starlette.requests import Request
@@ -68,10 +70,24 @@ def visitor(hub, headers, cookies: dict, principal: Principal | None) -> Princip
     return principal or anonymous(None)
 
 
-def _resolve(hub, request: Request, full_id: str):
+def _caller(hub, request: Request) -> tuple[str, str]:
+    """The credential this request came with, as ``visitor`` will read it: the key under which its
+    access decision is remembered for a second (``SpaceService.app_for``). Secrets are hashed."""
+    principal = request.state.principal
+    if principal is not None and not principal.is_anonymous:
+        return ("principal", f"{principal.key}:{principal.token_role}")
+    token = request.headers.get("x-hf-authorization", "")
+    if token:
+        return ("x-hf-authorization", hashlib.sha256(token.encode()).hexdigest())
+    session_id = request.cookies.get("aicommons_session")
+    if session_id and not hub.settings.spaces_domain:
+        return ("session", hashlib.sha256(session_id.encode()).hexdigest())
+    return ("anonymous", "")
+
+
+def _resolve(hub, request: Request, full_id: str, caller: tuple[str, str]):
     principal = visitor(hub, request.headers, request.cookies, request.state.principal)
-    repo = hub.spaces.app_repo(principal, full_id)
-    return repo, hub.spaces.config(repo)
+    return hub.spaces.app_for(principal, full_id, caller)
 
 
 def _repo_id(scope) -> str:
@@ -85,7 +101,9 @@ def _repo_id(scope) -> str:
 async def proxy(request: Request) -> Response:
     hub = hub_of(request)
     full_id = _repo_id(request.scope)
-    repo, config = await run_sync(_resolve, hub, request, full_id)  # one thread hop: who, which, how
+    caller = _caller(hub, request)
+    # Who, which space, how it runs: decided in one thread hop, then reused for a second.
+    repo, config = hub.spaces.decided_app(caller, full_id) or await run_sync(_resolve, hub, request, full_id, caller)
     path = request.path_params.get("path", "")
     apps = hub.spaces.apps
     if apps is None:  # a hub made without a runner (tools, tests); `aicommons serve` always has one

@@ -205,10 +205,14 @@ class Hub:
         return service
 
     def _space_ref_moved(self, repo: RepoRow, ref: str, new_sha: str | None) -> None:
+        if repo.type == "space":
+            self.spaces.forget_decisions()
         if repo.type == "space" and self.spaces.apps is not None:
             self.spaces.apps.on_ref_moved(repo, ref, new_sha)
 
     def _space_event(self, event: Any) -> None:
+        if event.repo.type == "space":
+            self.spaces.forget_decisions()  # visibility, deletion, a rename: decide again
         apps = self.spaces.apps
         if apps is not None and event.repo.type == "space" and event.scope == "repo" and event.action == "delete":
             apps.deleted(event.repo)

@@ -10,6 +10,7 @@ it); every server finds a running app by its socket (``<DATA_DIR>/spaces/run/<id
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import shutil
@@ -23,6 +24,7 @@ from aicommons.db.repos import RepoRow
 from aicommons.errors import HubError
 from aicommons.hub import content
 from aicommons.hub.spaces import SpaceConfig, SpaceService, log_path
+from aicommons.spaces.cgroups import Cgroups
 from aicommons.spaces.runner import AppSpec, BuildFailed, LocalRunner, RunningApp
 from aicommons.spaces.sandbox import Limits, SandboxUnavailable, readable
 from aicommons.times import utcnow
@@ -74,6 +76,11 @@ class RepoLog:
             return ""
 
 
+def _hub_name(data_dir: Path) -> str:
+    """Names this hub's control groups: hubs on one machine have different data folders."""
+    return hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16]
+
+
 class SpaceApps:
     def __init__(self, hub: Hub, spaces: SpaceService) -> None:
         self.hub = hub
@@ -82,7 +89,8 @@ class SpaceApps:
         self.store = spaces.store
         self.root = settings.data_dir / "spaces"
         self.runner = LocalRunner(self.root, Limits(settings.spaces_memory_mb, settings.spaces_processes,
-                                                    settings.spaces_disk_mb),
+                                                    settings.spaces_disk_mb, cpus=settings.spaces_cpus),
+                                  cgroups=Cgroups(_hub_name(settings.data_dir), settings.spaces_cgroup),
                                   index_url=settings.spaces_index_url, site_packages=settings.spaces_site_packages,
                                   build_timeout=settings.spaces_build_timeout_seconds,
                                   pip_cache=Path(settings.spaces_pip_cache_dir) if settings.spaces_pip_cache_dir else None)
@@ -259,6 +267,7 @@ class SpaceApps:
             env["HF_TOKEN"] = token
         root_path = "" if self.settings.spaces_domain else f"/spaces-apps/{repo.full_id}"
         return AppSpec(key=repo.id, src=src, sdk=config.sdk or "", app_file=config.app_file, env=env,
+                       python_version=config.python_version, owner=repo.namespace,
                        requirements=requirements.read_text(errors="replace") if requirements.is_file() else "",
                        sdk_version=str(card.get("sdk_version") or ""), root_path=root_path)
 
@@ -414,6 +423,7 @@ class SpaceApps:
         reason = self._exit_reason(app, run_log) if run_log else "The app stopped"
         with self._lock:
             self.apps.pop(key, None)
+        self.runner.stop(app)  # its control group: whatever the app left running
         self._close_bridge(key)
         self._failed(key, reason, run_log, now)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from aicommons.hub.access import Principal
 from aicommons.hub.policy import Action
 from aicommons.spaces.hardware import offered
 from aicommons.times import utcnow
+from aicommons.ttl_cache import TTLCache
 
 if TYPE_CHECKING:
     from aicommons.config import Settings
@@ -45,6 +47,8 @@ MAX_ENV_ENTRIES = 100
 
 
 RUNNABLE_SDKS = ("gradio", "streamlit", "static")
+DECISION_SECONDS = 1.0  # how long the proxy may reuse an access decision (``SpaceService.app_for``)
+
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,8 @@ class SpaceService:
         self.box = SecretBox(box_key)
         self.apps: SpaceApps | None = None  # set when this hub runs spaces (hub/space_apps.py)
         self._configs: dict[tuple[int, str | None], SpaceConfig] = {}
+        self._decisions: TTLCache[tuple[Hashable, str], tuple[RepoRow, SpaceConfig]] = \
+            TTLCache(DECISION_SECONDS, max_entries=10_000)
 
     # --- finding ------------------------------------------------------------------------------------
 
@@ -101,6 +107,26 @@ class SpaceService:
     def app_repo(self, principal: Principal, full_id: str) -> RepoRow:
         """The space whose app ``principal`` wants to use: using it is reading its content."""
         return self.find(principal, "space", full_id, Action.READ_CONTENT)
+
+    def decided_app(self, caller: Hashable, full_id: str) -> tuple[RepoRow, SpaceConfig] | None:
+        """The proxy's fast path: ``app_for``'s answer for this caller and space if it was given less
+        than ``DECISION_SECONDS`` ago and nothing changed the space since; else None."""
+        return self._decisions.get((caller, full_id))
+
+    def app_for(self, principal: Principal, full_id: str, caller: Hashable) -> tuple[RepoRow, SpaceConfig]:
+        """The space ``principal`` may use, and its config; remembered briefly under ``caller`` (the
+        credential the request came with: ``decided_app``) because an app's page makes dozens of
+        requests. Any change to a space (a push, visibility, deletion) forgets every remembered
+        decision at once; a change to the caller (a revoked token, a lost membership, signing out)
+        applies within ``DECISION_SECONDS``."""
+        generation = self._decisions.generation
+        repo = self.app_repo(principal, full_id)
+        decided = (repo, self.config(repo))
+        self._decisions.put((caller, full_id), decided, generation)
+        return decided
+
+    def forget_decisions(self) -> None:
+        self._decisions.clear()
 
     def by_subdomain(self, sub: str) -> str | None:
         """The space a sub-host names (domain mode): ``<ns>-<name>``, tried at each dash."""

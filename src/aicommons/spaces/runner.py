@@ -24,12 +24,48 @@ from pathlib import Path
 from typing import Protocol
 
 from aicommons.spaces import sandbox
+from aicommons.spaces.cgroups import Cgroup, Cgroups, TreeLimits
 from aicommons.spaces.sandbox import BUILDER_UID, SPACE_UID_BASE, VENV_DIR, Limits
 
 APP_PORT = 7860
 HUB_PORT = 8000  # HF_ENDPOINT inside the sandbox: http://127.0.0.1:8000
 BRIDGE = Path(__file__).with_name("bridge.py")
 SDK_PACKAGES = {"gradio": "gradio", "streamlit": "streamlit"}
+
+
+PYTHON_ROOT_FILE = ".python-root"  # in an environment: the installation its Python comes from
+
+
+@dataclass(frozen=True)
+class Python:
+    """The interpreter an environment is made from."""
+
+    executable: str
+    root: str  # its installation (bound read-only into the sandbox)
+    version: str  # "3.11.7"
+    is_hubs: bool  # the hub's own Python (its packages may be shared, SPACES_SITE_PACKAGES)
+    note: str = ""  # said in the build log
+
+
+def find_python(wanted: str) -> Python:
+    """The card's ``python_version`` ("3.10", "3.10.4": its major.minor counts) if this machine has
+    that Python (``python3.10`` on PATH), else the hub's own, with a note saying so."""
+    hubs = Python(sandbox.base_python(), os.path.realpath(sys.base_prefix),
+                  ".".join(map(str, sys.version_info[:3])), True)
+    minor = ".".join(wanted.strip().split(".")[:2])
+    if not minor or minor == f"{sys.version_info[0]}.{sys.version_info[1]}":
+        return hubs
+    found = shutil.which(f"python{minor}") if all(p.isdigit() for p in minor.split(".")) else None
+    if found:
+        try:
+            out = subprocess.run([found, "-c", "import sys; print(sys.base_prefix); print(sys.version.split()[0])"],
+                                 capture_output=True, text=True, timeout=30, check=True).stdout.split()
+            return Python(os.path.realpath(found), os.path.realpath(out[0]), out[1], False,
+                          f"Python {out[1]} (the card's python_version {wanted})")
+        except (OSError, subprocess.SubprocessError, IndexError):
+            pass
+    return Python(hubs.executable, hubs.root, hubs.version, True,
+                  f"python_version {wanted!r} is not installed on this hub: using Python {hubs.version}")
 
 
 class BuildFailed(Exception):
@@ -47,6 +83,8 @@ class AppSpec:
     env: dict[str, str]
     requirements: str = ""
     sdk_version: str = ""
+    python_version: str = ""  # the card's, e.g. "3.10"; "" for the hub's own
+    owner: str = ""  # whose builds may share a pip cache with this one
     root_path: str = ""  # the URL path the hub serves the app under ("" on its own host)
 
 
@@ -68,6 +106,7 @@ class RunningApp:
     started: float = field(default_factory=time.monotonic)
     reader: threading.Thread | None = None
     stopping: bool = False
+    group: Cgroup | None = None  # its control group (cgroups.py), where the host allows one
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -78,8 +117,9 @@ class LocalRunner:
     once), run folders in ``<root>/run/<key>``."""
 
     def __init__(self, root: Path, limits: Limits, *, index_url: str = "", site_packages: bool = False,
-                 build_timeout: float = 900, pip_cache: Path | None = None):
+                 build_timeout: float = 900, pip_cache: Path | None = None, cgroups: Cgroups | None = None):
         self.root = root
+        self.cgroups = cgroups
         self.limits = limits
         self.index_url = index_url
         self.site_packages = site_packages
@@ -99,35 +139,44 @@ class LocalRunner:
             lines.append(f"{package}=={spec.sdk_version}" if spec.sdk_version else package)
         return lines
 
-    def env_key(self, spec: AppSpec) -> str:
-        material = json.dumps([self.requirements(spec), sys.version, self.site_packages, self.index_url])
+    def env_key(self, spec: AppSpec, python: Python) -> str:
+        material = json.dumps([self.requirements(spec), python.version, python.executable, self.site_packages,
+                               self.index_url, spec.owner])  # per owner, like the pip cache it is built from
         return hashlib.sha256(material.encode()).hexdigest()[:24]
 
     def build(self, spec: AppSpec, log: LogSink) -> Path:
         """The environment for ``spec`` (already built: at once). pip runs in the sandbox as the
         builder uid, with the network (it downloads packages) but without the hub's files."""
-        env_dir = self.root / "envs" / self.env_key(spec)
+        python = find_python(spec.python_version)
+        if python.note:
+            log.line(python.note)
+        env_dir = self.root / "envs" / self.env_key(spec, python)
+        site_packages = self.site_packages and python.is_hubs
         with self._build_lock:
             if (env_dir / ".ready").exists():
-                log.line(f"Using the cached environment {env_dir.name}")
+                log.line(f"Using the cached environment {env_dir.name} (Python {python.version}): "
+                         + ", ".join(self.requirements(spec)))
                 return env_dir
             tmp = env_dir.with_name(env_dir.name + ".building")
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.parent.mkdir(parents=True, exist_ok=True)
             tmp.parent.chmod(0o711)
-            subprocess.run([sandbox.base_python(), "-m", "venv", "--without-pip", str(tmp)], check=True,
+            subprocess.run([python.executable, "-m", "venv", "--without-pip", str(tmp)], check=True,
                            capture_output=True)
-            if self.site_packages:
+            (tmp / PYTHON_ROOT_FILE).write_text(python.root)
+            if site_packages:
                 site = next((tmp / "lib").glob("python*/site-packages"))
                 (site / "_aicommons_hub.pth").write_text(sandbox.hub_site_packages() + "\n")
             requirements = tmp / "requirements.txt"
             requirements.write_text("\n".join(self.requirements(spec)) + "\n")
             for path in [tmp, *tmp.rglob("*")]:
                 os.lchown(path, BUILDER_UID, BUILDER_UID)
+            pip_cache = self.pip_cache_of(spec)
             sandbox.own(self.pip_cache, BUILDER_UID)
-            python = f"{VENV_DIR}/bin/python"
-            steps = [] if self.site_packages else [[python, "-m", "ensurepip", "--default-pip"]]
-            pip = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--progress-bar",
+            sandbox.own(pip_cache, BUILDER_UID)
+            venv_python = f"{VENV_DIR}/bin/python"
+            steps = [] if site_packages else [[venv_python, "-m", "ensurepip", "--default-pip"]]
+            pip = [venv_python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--progress-bar",
                    "off", "--cache-dir", "/var/cache/pip", "-r", f"{VENV_DIR}/requirements.txt"]
             if self.index_url:
                 pip += ["--index-url", self.index_url]
@@ -138,7 +187,7 @@ class LocalRunner:
                 log.line("$ " + " ".join(step[2:]))
                 argv = sandbox.bwrap_argv(uid=BUILDER_UID, app_src=spec.src, venv=tmp, run_dir=run_dir,
                                           limits=self.limits, command=step, env=_base_env({}), network=True,
-                                          venv_writable=True, pip_cache=self.pip_cache)
+                                          venv_writable=True, pip_cache=pip_cache, python_root=python.root)
                 code = _run_logged(argv, log, self.build_timeout, self.limits)
                 if code != 0:
                     shutil.rmtree(tmp, ignore_errors=True)
@@ -148,6 +197,12 @@ class LocalRunner:
             shutil.rmtree(env_dir, ignore_errors=True)
             tmp.rename(env_dir)
             return env_dir
+
+    def pip_cache_of(self, spec: AppSpec) -> Path:
+        """pip's cache for this build: one per owner. A build runs the setup code of packages, which may
+        write anything into the cache it sees; sharing it only between one owner's spaces means a
+        hostile package can only poison its own owner's builds."""
+        return self.pip_cache / hashlib.sha256(spec.owner.encode()).hexdigest()[:16]
 
     # --- apps -------------------------------------------------------------------------------------
 
@@ -179,8 +234,10 @@ class LocalRunner:
             env["GRADIO_ROOT_PATH"] = spec.root_path.rstrip("/")
         command = [f"{VENV_DIR}/bin/python", "/srv/bridge.py", str(APP_PORT), str(HUB_PORT), "--",
                    *self.command(spec)]
+        root_file = env_dir / PYTHON_ROOT_FILE
         argv = sandbox.bwrap_argv(uid=uid, app_src=spec.src, venv=env_dir, run_dir=run_dir, limits=self.limits,
-                                  command=command, env=env, network=False, venv_writable=False)
+                                  command=command, env=env, network=False, venv_writable=False,
+                                  python_root=root_file.read_text() if root_file.is_file() else "")
         bridge = self.root / "bridge.py"  # a copy readable by every uid (the source may be private)
         if not bridge.exists() or bridge.read_bytes() != BRIDGE.read_bytes():
             tmp = bridge.with_suffix(".tmp")
@@ -189,8 +246,14 @@ class LocalRunner:
             tmp.replace(bridge)
         at = argv.index("--chdir")  # the bridge script, read-only, beside the app (its parents exist by now)
         argv[at:at] = ["--ro-bind", str(bridge), "/srv/bridge.py"]
-        process = _spawn(argv, self.limits)
-        app = RunningApp(spec.key, process)
+        group = None
+        if self.cgroups is not None:
+            group = self.cgroups.create(spec.key, TreeLimits(self.limits.cpus, self.limits.memory_mb,
+                                                             self.limits.processes))
+            log.line(f"{self.cgroups.describe()}: {self.limits.cpus:g} CPU, {self.limits.memory_mb} MB, "
+                     f"{self.limits.processes} tasks" if group else self.cgroups.describe())
+        process = _spawn(argv, self.limits, group)
+        app = RunningApp(spec.key, process, group=group)
         app.reader = threading.Thread(target=_pump, args=(process, log), daemon=True, name=f"space-{spec.key}-log")
         app.reader.start()
         return app
@@ -204,6 +267,8 @@ class LocalRunner:
             except subprocess.TimeoutExpired:
                 _signal_group(app.process, signal.SIGKILL)
                 app.process.wait()
+        if app.group is not None:  # anything of the app still running, even outside its process group
+            app.group.remove()
         shutil.rmtree(self.root / "run" / str(app.key), ignore_errors=True)
 
 
@@ -231,10 +296,10 @@ def _pump(process: subprocess.Popen, log: LogSink) -> None:
 _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="space-spawner")
 
 
-def _spawn(argv: list[str], limits: Limits) -> subprocess.Popen:
+def _spawn(argv: list[str], limits: Limits, group: Cgroup | None = None) -> subprocess.Popen:
     def fork() -> subprocess.Popen:
         return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                preexec_fn=sandbox.limit_preexec(limits), start_new_session=True)
+                                preexec_fn=sandbox.limit_preexec(limits, group), start_new_session=True)
 
     return _SPAWNER.submit(fork).result()
 

@@ -14,7 +14,9 @@ What the process sees (``bwrap_argv``):
   new privileges (``setpriv --no-new-privs``), so the rlimits below hold: ``RLIMIT_NPROC`` counts per
   real uid and does not bind root;
 - rlimits: address space (``memory_mb``), processes and threads (``processes``), file size
-  (``disk_mb``), open files, no core dumps.
+  (``disk_mb``), open files, no core dumps;
+- a control group for the whole tree where the host lets the hub make one (``cgroups.py``): CPU
+  time (``cpus``), resident memory and tasks.
 
 bwrap runs as root here (it needs to bind folders the space's uid may not traverse, such as a
 Python under ``/root``); the mounts are made before ``setpriv`` drops every privilege.
@@ -27,8 +29,11 @@ import resource
 import shutil
 import sys
 import sysconfig
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from aicommons.spaces.cgroups import Cgroup
 
 SPACE_UID_BASE = 200_000  # space uids: SPACE_UID_BASE + repo id (no host account has them)
 BUILDER_UID = 199_999  # every build runs as this uid (the shared pip cache is its)
@@ -48,6 +53,7 @@ class Limits:
     processes: int
     disk_mb: int
     open_files: int = 1024
+    cpus: float = 0.0  # CPU time per second for the whole tree, where control groups allow (0: none)
 
 
 def tools() -> tuple[str, str]:
@@ -88,7 +94,9 @@ def _dirs(target: str, made: set[str]) -> list[str]:
 
 
 def bwrap_argv(*, uid: int, app_src: Path, venv: Path, run_dir: Path, limits: Limits, command: list[str],
-               env: dict[str, str], network: bool, venv_writable: bool, pip_cache: Path | None = None) -> list[str]:
+               env: dict[str, str], network: bool, venv_writable: bool, pip_cache: Path | None = None,
+               python_root: str = "") -> list[str]:
+    """``python_root``: the installation of the environment's Python when it is not the hub's."""
     bwrap, setpriv = tools()
     made: set[str] = set()
     argv = [bwrap, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
@@ -106,7 +114,7 @@ def bwrap_argv(*, uid: int, app_src: Path, venv: Path, run_dir: Path, limits: Li
     argv += ["--size", str(64 * 1024 * 1024), "--perms", "1777", "--tmpfs", "/dev/shm"]  # POSIX semaphores
     argv += ["--perms", "0755", "--dir", "/home", "--symlink", "/tmp/user", "/home/user"]  # HOME: in the tmpfs
     made.update({"/usr", "/etc", "/proc", "/dev", "/tmp", "/home"})
-    for root in python_roots():
+    for root in sorted({*python_roots(), *([python_root] if python_root else [])}):
         if not root.startswith("/usr/"):
             argv += _dirs(root, made) + ["--ro-bind", root, root]
     argv += _dirs(SRC_DIR, made) + ["--ro-bind", str(app_src), SRC_DIR]
@@ -121,10 +129,13 @@ def bwrap_argv(*, uid: int, app_src: Path, venv: Path, run_dir: Path, limits: Li
     return argv + command
 
 
-def limit_preexec(limits: Limits):
-    """A ``preexec_fn`` setting the rlimits (inherited through bwrap and setpriv by the app)."""
+def limit_preexec(limits: Limits, group: Cgroup | None = None) -> Callable[[], None]:
+    """A ``preexec_fn`` joining the space's control group and setting the rlimits (both inherited
+    through bwrap and setpriv by the app)."""
 
     def apply() -> None:
+        if group is not None:
+            group.join()
         os.nice(5)
         as_bytes = limits.memory_mb * 1024 * 1024
         disk = limits.disk_mb * 1024 * 1024

@@ -253,6 +253,8 @@ class SpaceApps:
                 self.stop(repo.id)
                 self._failed(repo.id, reason, run_log, time.monotonic())
                 raise NotRunning("RUNTIME_ERROR", reason)
+            app.ready = True
+            self.last_used[repo.id] = time.monotonic()  # idle from when it could first answer
             self._stage(repo.id, "RUNNING", None, sha=repo.sha)
             return self.runner.socket(repo.id)
 
@@ -408,7 +410,7 @@ class SpaceApps:
                 continue
             row = self.store.runtime(key)
             sleep = row.sleep_seconds if row and row.sleep_seconds is not None else self.settings.spaces_sleep_seconds
-            if sleep >= 0 and now - self.last_used.get(key, now) > sleep:
+            if app.ready and sleep >= 0 and now - self.last_used.get(key, now) > sleep:  # never while starting
                 self.stop(key)
                 self._stage(key, "SLEEPING")
         for key, when in list(self.retry_at.items()):

@@ -106,6 +106,7 @@ class RunningApp:
     started: float = field(default_factory=time.monotonic)
     reader: threading.Thread | None = None
     stopping: bool = False
+    ready: bool = False  # it has answered HTTP (set by whoever waits for it)
     group: Cgroup | None = None  # its control group (cgroups.py), where the host allows one
 
     def alive(self) -> bool:

@@ -16,6 +16,9 @@ MODEL_EXPAND = {"author", "cardData", "createdAt", "disabled", "downloads", "dow
                 "baseModels", "childrenModelCount", "resourceGroup", "gguf", "evalResults", "mask_token",
                 "widgetData", "model-index", "inference", "inferenceProviderMapping", "securityRepoStatus"}
 
+# Read from the model's files (hub/model_metadata.py), not from the stored head.
+MODEL_METADATA_FIELDS = ("safetensors", "gguf", "config", "transformersInfo", "baseModels")
+
 
 def repo_url(public_url: str, repo: RepoRow) -> str:
     return f"{public_url}/{REPO_TYPE_PREFIX[repo.type]}{repo.full_id}"

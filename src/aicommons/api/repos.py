@@ -110,11 +110,27 @@ def repo_info(request: Request) -> Response:
     expand = request.query_params.getlist("expand") or None
     card, head = hub.repos.describe(repo, git_repo, commit)
     info = formats.repo_info(repo, card, head, blobs=bool_arg(request, "blobs"), expand=expand)
+    if repo.type == "model":
+        info.update(_model_fields(hub, principal_of(request), repo, git_repo, str(commit.id), card, head, expand))
     if repo.type == "space":  # where the app answers, and its runtime (hub/spaces.py)
         info.update(hub.spaces.info_fields(repo, base_url(request)))
     if bool_arg(request, "securityStatus") or (expand and "securityRepoStatus" in expand):
         info["securityRepoStatus"] = hub.scans.repo_status(git_repo, commit)
     return JSONResponse(info)
+
+
+def _model_fields(hub, principal, repo, git_repo, commit_id: str, card, head, expand: list[str] | None) -> dict:
+    """What the model's files say (``hub/model_metadata.py``): with the full info, or the expanded
+    ones of ``safetensors``, ``gguf``, ``config``, ``transformersInfo``, ``baseModels`` and
+    ``childrenModelCount`` (the models visible to the caller whose card names this one as base)."""
+    wanted = set(expand) if expand else set(formats.MODEL_METADATA_FIELDS)
+    out: dict = {}
+    if wanted & set(formats.MODEL_METADATA_FIELDS):
+        fields = hub.model_metadata.of(repo.storage_key, git_repo, commit_id, head.siblings, card).fields()
+        out.update({k: v for k, v in fields.items() if k in wanted})
+    if expand and "childrenModelCount" in expand:
+        out["childrenModelCount"] = hub.repos.count_children(principal, repo)
+    return out
 
 
 @blocking
@@ -164,6 +180,8 @@ def storage_listing(request: Request) -> Response:
                          for r, used in repos])
 
 
+# List parameters of the Hub that this hub has no data for: refused, never silently ignored.
+UNANSWERED_FILTERS = ("num_parameters", "inference", "inference_provider", "apps")
 BAD_CURSOR = "Query parameter 'cursor' is not one this server gave: pass the one from the previous page's Link header"
 MAX_DB_INT = 2**63 - 1
 
@@ -207,6 +225,10 @@ def list_repos(request: Request) -> Response:
     page = MAX_PAGE if limit is None else max(0, min(limit - served, MAX_PAGE))
     searches = request.query_params.getlist("search")
     gated = request.query_params.get("gated")
+    unanswered = [name for name in UNANSWERED_FILTERS if request.query_params.get(name)]
+    if unanswered:
+        raise BadRequest(f"This hub does not filter by {', '.join(unanswered)}: "
+                         "drop the parameter (see README.md, Compatibility)")
     filters = list(request.query_params.getlist("filter"))
     if request.query_params.get("pipeline_tag"):
         filters.append(request.query_params["pipeline_tag"])
@@ -226,6 +248,10 @@ def list_repos(request: Request) -> Response:
             info = formats.repo_info(repo, card, head, with_siblings=full, expand=expand)
             if not full and not expand:
                 info.pop("siblings", None)
+            if repo.type == "model" and expand and set(expand) & {*formats.MODEL_METADATA_FIELDS, "childrenModelCount"} \
+                    and head.sha:
+                info.update(_model_fields(hub, principal_of(request), repo, hub.git.open(repo.storage_key), head.sha,
+                                          card, head, expand))
             items.append(info)
     else:
         items = [formats.listing_entry(repo) for repo in rows]

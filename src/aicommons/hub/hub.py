@@ -53,6 +53,7 @@ from aicommons.hub.lfs import LfsService
 from aicommons.hub.lfs_files import LfsFileService
 from aicommons.hub.likes import LikeService
 from aicommons.hub.mail import Mailer
+from aicommons.hub.model_metadata import ModelMetadataReader
 from aicommons.hub.objects import ObjectReader
 from aicommons.hub.org_trust import OrgTrustService
 from aicommons.hub.orgs import OrgService
@@ -145,6 +146,8 @@ class Hub:
                               settings.xet_rebuild_allowance_bytes, in_history=self._xet_file_in_history)
         # Where an LFS object's bytes are: a whole-file blob or the chunk store (hub/objects.py).
         self.objects = ObjectReader(self.blobs, self.xet.reads)
+        # What a model's files say about it (parameters, GGUF, config, base models): hub/model_metadata.py.
+        self.model_metadata = ModelMetadataReader(self.objects)
         self.commits = CommitService(self.repos, self.repo_store, self.git, self.objects,
                                      settings.max_regular_file_bytes)
         avatars = AvatarStore(self.engine)

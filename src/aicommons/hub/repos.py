@@ -163,6 +163,12 @@ class RepoService:
         ``principal`` may see, whatever visibility the query carried."""
         return self.store.list(replace(query, visible_owner_ids=principal.visible_owner_ids()))
 
+    def count_children(self, principal: Principal, repo: RepoRow, cap: int = 1000) -> int:
+        """The models visible to ``principal`` whose card names ``repo`` as ``base_model`` (its
+        ``base_model:<id>`` tag), counted up to ``cap``."""
+        rows, _ = self.search(principal, RepoQuery(type="model", filters=(f"base_model:{repo.full_id}",), limit=cap))
+        return len(rows)
+
     def with_storage(self, principal: Principal, namespace: str | None, limit: int) -> list[tuple[RepoRow, int]]:
         """``list_user_repos``: the repos of the caller, or of an org it belongs to, each with the
         bytes it uses, from the database in one query (git bytes stored with each head; measured

@@ -17,6 +17,7 @@ arrays, tensor names of 64 bytes or more, more than 4 dimensions, misaligned off
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from .bounded_io import BoundedReader, ByteBudget, LimitExceeded
@@ -26,7 +27,7 @@ from .results import Finding
 from .scan_context import Outcome
 
 _FIXED_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # value type -> bytes
-_UINT32, _STRING, _ARRAY = 4, 8, 9
+_UINT32, _STRING, _ARRAY, _UINT64 = 4, 8, 9, 10
 _MAX_KEY_BYTES = 65535
 _MAX_NAME_BYTES = 64  # GGML_MAX_NAME, the terminating NUL included
 _MAX_DIMS = 4  # GGML_MAX_DIMS
@@ -36,8 +37,33 @@ _MIN_TENSOR_BYTES = 8 + 4 + 4 + 8  # name length, dimension count, type, offset
 _TEMPLATE_KEY = "tokenizer.chat_template"
 
 
-class _Malformed(ValueError):
+class GgufHeaderError(ValueError):
+    """The header is malformed or over a limit."""
+
+
+class _Malformed(GgufHeaderError):
     pass
+
+
+@dataclass
+class GgufHeader:
+    """What the header says that a hub shows (the repo page, ``model_info(expand=["gguf"])``)."""
+
+    version: int
+    tensor_count: int
+    kv_count: int
+    architecture: str | None = None
+    templates: list[tuple[str, str]] = field(default_factory=list)  # (key, chat template)
+    numbers: dict[str, int] = field(default_factory=dict)  # the integer values of ``*.context_length``
+    total_elements: int = 0  # parameters: the tensors' elements summed
+
+
+def read_gguf_header(stream: BinaryIO, size: int, limits: ScanLimits) -> GgufHeader:
+    """The header of a GGUF file, parsed with the scanner's bounds; GgufHeaderError if malformed."""
+    try:
+        return _parse(_Cursor(stream, size, limits, None), limits)
+    except (UnicodeDecodeError, LimitExceeded) as exc:
+        raise GgufHeaderError(str(exc)) from None
 
 
 class _Cursor:
@@ -117,6 +143,18 @@ def scan_gguf(stream: BinaryIO, size: int, limits: ScanLimits, budget: ByteBudge
 
 
 def _scan(cursor: _Cursor, limits: ScanLimits) -> list[Finding]:
+    header = _parse(cursor, limits)
+    findings = [Finding("gguf", "info", f"GGUF v{header.version}: {header.tensor_count} tensors, "
+                        f"{header.kv_count} metadata entries"
+                        + (f", architecture {header.architecture}" if header.architecture else ""),
+                        {"version": header.version, "tensorCount": header.tensor_count, "kvCount": header.kv_count,
+                         "architecture": header.architecture})]
+    for key, template in header.templates:
+        findings += check_chat_template(template, f"GGUF {key}", limits)
+    return findings
+
+
+def _parse(cursor: _Cursor, limits: ScanLimits) -> GgufHeader:
     magic, version = cursor.take(4), cursor.u32()
     if magic != b"GGUF":
         raise _Malformed("no GGUF magic")
@@ -131,9 +169,9 @@ def _scan(cursor: _Cursor, limits: ScanLimits) -> list[Finding]:
     if kv_count * _MIN_KV_BYTES + tensor_count * _MIN_TENSOR_BYTES > cursor.left:
         raise _Malformed(f"{kv_count} metadata entries and {tensor_count} tensors cannot fit in the file")
 
+    header = GgufHeader(version, tensor_count, kv_count)
     keys: set[str] = set()
-    templates: list[tuple[str, str]] = []
-    alignment, architecture = 32, None
+    alignment = 32
     for _ in range(kv_count):
         key = cursor.string(_MAX_KEY_BYTES, "a key").decode("utf-8")
         if key in keys:
@@ -144,7 +182,7 @@ def _scan(cursor: _Cursor, limits: ScanLimits) -> list[Finding]:
             if kind != _STRING:
                 raise _Malformed(f"{key!r:.100} is not a string")
             template = cursor.string(limits.max_template_bytes, f"chat template {key!r:.100}")
-            templates.append((key, template.decode("utf-8")))
+            header.templates.append((key, template.decode("utf-8")))
         elif key == "general.alignment":
             if kind != _UINT32:
                 raise _Malformed("general.alignment is not a u32")
@@ -152,27 +190,24 @@ def _scan(cursor: _Cursor, limits: ScanLimits) -> list[Finding]:
             if alignment == 0 or alignment & (alignment - 1):
                 raise _Malformed(f"general.alignment {alignment} is not a power of two")
         elif key == "general.architecture" and kind == _STRING:
-            architecture = cursor.string(256, "general.architecture").decode("utf-8")
+            header.architecture = cursor.string(256, "general.architecture").decode("utf-8")
+        elif key.endswith(".context_length") and kind in (_UINT32, _UINT64):
+            header.numbers[key] = cursor.u32() if kind == _UINT32 else cursor.u64()
         else:
             cursor.skip_value(kind)
 
-    offsets = _tensor_offsets(cursor, tensor_count, alignment)
+    offsets, header.total_elements = _tensor_offsets(cursor, tensor_count, alignment)
     data_start = -(-cursor.reader.consumed // alignment) * alignment
     if offsets and data_start + max(offsets) > cursor.size:
         raise _Malformed("a tensor's data starts past the end of the file")
-
-    findings = [Finding("gguf", "info", f"GGUF v{version}: {tensor_count} tensors, {kv_count} metadata entries"
-                        + (f", architecture {architecture}" if architecture else ""),
-                        {"version": version, "tensorCount": tensor_count, "kvCount": kv_count,
-                         "architecture": architecture})]
-    for key, template in templates:
-        findings += check_chat_template(template, f"GGUF {key}", limits)
-    return findings
+    return header
 
 
-def _tensor_offsets(cursor: _Cursor, tensor_count: int, alignment: int) -> list[int]:
+def _tensor_offsets(cursor: _Cursor, tensor_count: int, alignment: int) -> tuple[list[int], int]:
+    """The tensors' data offsets, and their elements summed."""
     names: set[bytes] = set()
     offsets = []
+    total = 0
     for _ in range(tensor_count):
         name = cursor.string(_MAX_NAME_BYTES - 1, "a tensor name")
         if name in names:
@@ -192,4 +227,5 @@ def _tensor_offsets(cursor: _Cursor, tensor_count: int, alignment: int) -> list[
         if offset % alignment:
             raise _Malformed(f"tensor {name!r:.100} data offset {offset} is not aligned to {alignment}")
         offsets.append(offset)
-    return offsets
+        total += elements
+    return offsets, total

@@ -63,6 +63,11 @@ def scan_safetensors(stream: BinaryIO, size: int, limits: ScanLimits) -> Outcome
                                            {"parameters": counts, "total": total})])
 
 
+def parameters_by_dtype(stream: BinaryIO, size: int, limits: ScanLimits) -> dict[str, int]:
+    """The parameter count per dtype of a valid safetensors file; ValueError for an invalid one."""
+    return _validate(stream, size, limits)
+
+
 def _validate(stream: BinaryIO, size: int, limits: ScanLimits) -> dict[str, int]:
     reader = BoundedReader(stream, 8 + limits.max_header_bytes, "safetensors header")
     head = reader.read(8)

@@ -84,6 +84,42 @@ def _repo_context(request: Request, revision: str = "main") -> dict:
                 liked=hub.likes.likes(principal, repo), downloads_by_day=hub.downloads.last_days(repo.id))
 
 
+def _model_facts(request: Request, repo, git_repo, commit) -> list[dict]:
+    """What the model's files say (hub/model_metadata.py), as the side panel's lines."""
+    hub = hub_of(request)
+    card, head = hub.repos.describe(repo, git_repo, commit)
+    meta = hub.model_metadata.of(repo.storage_key, git_repo, str(commit.id), head.siblings, card)
+    facts: list[dict] = []
+    if meta.safetensors:
+        facts.append({"label": "Parameters", "text": count_text(meta.safetensors["total"])})
+        facts.append({"label": "Tensor types", "text": ", ".join(sorted(meta.safetensors["parameters"]))})
+    if meta.gguf:
+        gguf = meta.gguf
+        parts = [gguf.get("architecture", ""), f"{count_text(gguf['total'])} parameters"]
+        if "context_length" in gguf:
+            parts.append(f"context {gguf['context_length']:,}")
+        facts.append({"label": "GGUF", "text": " · ".join(p for p in parts if p)})
+    if meta.transformers_info:
+        facts.append({"label": "Loads with", "text": meta.transformers_info["auto_model"]})
+    if meta.base_models:
+        relation = meta.base_models["relation"]
+        for base in meta.base_models["models"]:
+            facts.append({"label": f"Base model ({relation})", "text": base["id"], "href": f"/{base['id']}"})
+    children = hub.repos.count_children(request.state.web.principal, repo)
+    if children:
+        facts.append({"label": "Derived models", "text": f"{children} model{'s' if children != 1 else ''}",
+                      "href": f"/models?filter=base_model:{repo.full_id}"})
+    return facts
+
+
+def count_text(n: int) -> str:
+    """A parameter count as the Hub shows it: 42, 135M, 7.24B."""
+    for size, unit in ((10**12, "T"), (10**9, "B"), (10**6, "M"), (10**3, "K")):
+        if n >= size:
+            return f"{n / size:.3g}{unit}"
+    return str(n)
+
+
 @page_handler
 def repo_page(request: Request) -> Response:
     ctx = _repo_context(request)
@@ -91,6 +127,8 @@ def repo_page(request: Request) -> Response:
     ctx["card_html"] = card_html(ctx["readme"], links) if ctx["can_read_files"] else ""
     ctx["try_task"] = ctx["card"].pipeline_tag if ctx["repo"].type == "model" and not ctx["repo"].private \
         and ctx["card"].pipeline_tag in TRY_TASKS else None
+    if ctx["repo"].type == "model":
+        ctx["model_facts"] = _model_facts(request, ctx["repo"], ctx["git_repo"], ctx["commit"])
     if ctx["repo"].type == "space" and ctx["can_read_files"]:  # the app, embedded (api/space_proxy.py)
         spaces = hub_of(request).spaces
         ctx["space_host"] = spaces.host(ctx["repo"], base_url(request))

@@ -1,0 +1,103 @@
+"""What a model's files say about it, read by the unmodified huggingface_hub: parameters per dtype from
+the safetensors headers, the GGUF header, config and tokenizer, the Auto class, base models and
+their children; list parameters this hub cannot answer are refused, never ignored."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from huggingface_hub import CommitOperationAdd
+from huggingface_hub.errors import HfHubHTTPError
+
+from tests.conftest import unique_name
+from tests.scanning.samples import STRING, gguf_bytes
+
+
+def _safetensors_file() -> bytes:
+    import numpy as np
+    from safetensors.numpy import save
+
+    return save({"embed.weight": np.zeros((4, 8), dtype=np.float32), "norm.weight": np.zeros(10, dtype=np.float16)})
+
+
+def _gguf_file() -> bytes:
+    kv = [("general.architecture", STRING, "llama"), ("llama.context_length", 4, 2048),
+          ("tokenizer.chat_template", STRING, "{% for m in messages %}{{ m['content'] }}{% endfor %}")]
+    return gguf_bytes(kv, [("token_embd.weight", [8, 4], 0, 0), ("output_norm.weight", [8], 0, 128)],
+                      data=b"\0" * 160)
+
+
+def test_model_info_reads_parameters_config_and_base_models(api, bob_api):
+    base = f"alice/{unique_name('base')}"
+    api.create_repo(base)
+    tuned = f"alice/{unique_name('tuned')}"
+    api.create_repo(tuned)
+    card = f"---\nbase_model: {base}\nlicense: mit\n---\n# tuned\n"
+    api.create_commit(tuned, commit_message="model", operations=[
+        CommitOperationAdd("README.md", card.encode()),
+        CommitOperationAdd("model.safetensors", _safetensors_file()),
+        CommitOperationAdd("config.json", json.dumps({"architectures": ["LlamaForCausalLM"],
+                                                      "model_type": "llama"}).encode()),
+        CommitOperationAdd("tokenizer_config.json", json.dumps({"eos_token": {"content": "</s>"},
+                                                                "chat_template": "{{ messages }}"}).encode()),
+        CommitOperationAdd("tokenizer.json", b"{}"),
+    ])
+    info = api.model_info(tuned)
+    assert info.safetensors.parameters == {"F32": 32, "F16": 10} and info.safetensors.total == 42
+    assert info.config["architectures"] == ["LlamaForCausalLM"] and info.config["model_type"] == "llama"
+    assert info.config["tokenizer_config"] == {"eos_token": "</s>", "chat_template": "{{ messages }}"}
+    assert info.transformers_info.auto_model == "AutoModelForCausalLM"
+    assert info.transformers_info.pipeline_tag == "text-generation"
+    assert info.transformers_info.processor == "AutoTokenizer"
+    assert info.base_models == {"relation": "finetune", "models": [{"id": base}]}
+
+    # The repo page says the same, server-rendered.
+    import httpx
+
+    page = httpx.get(f"{api.endpoint}/{tuned}").text
+    facts = page.split('id="model-facts"', 1)[1].split("</dl>", 1)[0]
+    assert "<dt>Parameters</dt><dd>42</dd>" in facts and "<dt>Tensor types</dt><dd>F16, F32</dd>" in facts
+    assert f'<dt>Base model (finetune)</dt><dd><a href="/{base}">{base}</a></dd>' in facts
+    assert "AutoModelForCausalLM" in facts
+
+    # expand= gives exactly what was asked for, in a listing too.
+    only = api.model_info(tuned, expand=["safetensors"])
+    assert only.safetensors.total == 42 and only.config is None and only.base_models is None
+    listed = {m.id: m for m in api.list_models(author="alice", expand=["safetensors", "baseModels"])}
+    assert listed[tuned].safetensors.total == 42 and listed[tuned].base_models["models"] == [{"id": base}]
+
+    # Children are the models that name it as their base, as the caller can see them.
+    assert api.model_info(base, expand=["childrenModelCount"]).children_model_count == 1
+    hidden = f"alice/{unique_name('hidden-child')}"
+    api.create_repo(hidden, private=True)
+    api.upload_file(path_or_fileobj=f"---\nbase_model: {base}\n---\n".encode(), path_in_repo="README.md",
+                    repo_id=hidden)
+    assert api.model_info(base, expand=["childrenModelCount"]).children_model_count == 2
+    assert bob_api.model_info(base, expand=["childrenModelCount"]).children_model_count == 1
+    # The page of a visitor who is not signed in counts only the public child.
+    assert ">1 model</a>" in httpx.get(f"{api.endpoint}/{base}").text
+
+
+def test_gguf_header_and_quantized_relation(api, repo_id):
+    api.create_commit(repo_id, commit_message="gguf", operations=[
+        CommitOperationAdd("README.md", b"---\nbase_model: someone/original\n---\n"),
+        CommitOperationAdd("model-Q8_0.gguf", _gguf_file()),
+    ])
+    info = api.model_info(repo_id)
+    assert info.gguf == {"total": 40, "architecture": "llama", "context_length": 2048,
+                         "chat_template": "{% for m in messages %}{{ m['content'] }}{% endfor %}"}
+    assert info.base_models == {"relation": "quantized", "models": [{"id": "someone/original"}]}
+    assert info.safetensors is None and info.transformers_info is None
+
+
+def test_a_file_that_only_looks_like_safetensors_says_nothing(api, repo_id):
+    api.upload_file(path_or_fileobj=b"\xff" * 64, path_in_repo="broken.safetensors", repo_id=repo_id)
+    assert api.model_info(repo_id).safetensors is None
+
+
+@pytest.mark.parametrize("name,value", [("num_parameters", "min:1B"), ("inference", "warm"), ("apps", "ollama")])
+def test_list_parameters_this_hub_cannot_answer_are_refused(api, name, value):
+    with pytest.raises(HfHubHTTPError) as raised:
+        list(api.list_models(**{name: value}, limit=5))
+    assert raised.value.response.status_code == 400 and name in raised.value.response.text

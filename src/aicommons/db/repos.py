@@ -13,6 +13,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    TextClause,
     and_,
     bindparam,
     delete,
@@ -95,6 +96,14 @@ SORT_COLUMNS = {
     "downloads": repos.c.downloads, "likes": repos.c.likes, "lastModified": repos.c.last_modified,
     "createdAt": repos.c.created_at, "trendingScore": repos.c.likes,
 }
+
+
+@dataclass(frozen=True)
+class Facets:
+    """A listing's match count and, per facet, its most common values with their counts."""
+
+    total: int
+    values: dict[str, list[tuple[str, int]]]
 
 
 @dataclass(frozen=True)
@@ -286,22 +295,7 @@ class RepoStore:
     def list(self, q: RepoQuery) -> tuple[list[RepoRow], bool]:
         """Matching repos, newest-first unless sorted, and whether more exist after this page."""
         with self.engine.connect() as conn:
-            narrow = False
-            if q.search:
-                matches, narrow = search.id_contains(conn, q.search)
-            clauses = [search.type_filter(conn, q.type, narrow), repos.c.disabled.is_(False)]
-            visible: ColumnElement[bool] = repos.c.private.is_(False)
-            if q.visible_owner_ids:
-                visible = visible | repos.c.owner_id.in_(q.visible_owner_ids)
-            clauses.append(visible)
-            if q.search:
-                clauses.append(matches)
-            if q.author:  # served by ix_repos_type_author, an index on this very expression
-                clauses.append(func.lower(repos.c.namespace) == q.author.lower())
-            if q.gated is not None:
-                clauses.append(repos.c.gated.is_not(None) if q.gated else repos.c.gated.is_(None))
-            for tag in q.filters:
-                clauses.append(repos.c.id.in_(select(repo_tags.c.repo_id).where(repo_tags.c.tag == tag)))
+            clauses = self._clauses(conn, q)
             order = sort_column(q.sort)
             if q.after is not None:  # keyset: rows strictly after the previous page's last one
                 clauses.append(tuple_(order, repos.c.id) < tuple_(*q.after))
@@ -309,6 +303,52 @@ class RepoStore:
                      .offset(q.offset).limit(q.limit + 1))
             rows = [_repo(r) for r in conn.execute(query)]
         return rows[: q.limit], len(rows) > q.limit
+
+    def facets(self, q: RepoQuery, per_facet: int = 10) -> Facets:
+        """How many repos match ``q`` (its paging ignored), and the most common values among them of
+        each facet the listing pages offer (task, library, author, license; for datasets also
+        language and task category), with their counts."""
+        column_facets = {"task": repos.c.pipeline_tag, "library": repos.c.library_name, "author": repos.c.namespace}
+        tag_facets = {"license": "license:"}
+        if q.type == "dataset":
+            tag_facets |= {"language": "language:", "category": "task_categories:"}
+        with self.engine.connect() as conn:
+            where = and_(*self._clauses(conn, q))
+            total = int(conn.execute(select(func.count()).select_from(repos).where(where)).scalar() or 0)
+            values: dict[str, list[tuple[str, int]]] = {}
+            for name, column in column_facets.items():
+                n = func.count().label("n")
+                rows = conn.execute(select(column, n).where(where, column.is_not(None)).group_by(column)
+                                    .order_by(n.desc(), column).limit(per_facet))
+                values[name] = [(str(r[0]), int(r[1])) for r in rows]
+            for name, prefix in tag_facets.items():
+                n = func.count().label("n")
+                rows = conn.execute(select(repo_tags.c.tag, n).join(repos, repos.c.id == repo_tags.c.repo_id)
+                                    .where(where, repo_tags.c.tag.like(prefix + "%"))
+                                    .group_by(repo_tags.c.tag).order_by(n.desc(), repo_tags.c.tag).limit(per_facet))
+                values[name] = [(str(r[0]), int(r[1])) for r in rows]
+        return Facets(total, values)
+
+    @staticmethod
+    def _clauses(conn: Connection, q: RepoQuery) -> builtins.list[ColumnElement[bool] | TextClause]:
+        """What a listing query matches (paging aside): type, visibility, search, author, gating, tags."""
+        narrow = False
+        if q.search:
+            matches, narrow = search.id_contains(conn, q.search)
+        clauses = [search.type_filter(conn, q.type, narrow), repos.c.disabled.is_(False)]
+        visible: ColumnElement[bool] = repos.c.private.is_(False)
+        if q.visible_owner_ids:
+            visible = visible | repos.c.owner_id.in_(q.visible_owner_ids)
+        clauses.append(visible)
+        if q.search:
+            clauses.append(matches)
+        if q.author:  # served by ix_repos_type_author, an index on this very expression
+            clauses.append(func.lower(repos.c.namespace) == q.author.lower())
+        if q.gated is not None:
+            clauses.append(repos.c.gated.is_not(None) if q.gated else repos.c.gated.is_(None))
+        for tag in q.filters:
+            clauses.append(repos.c.id.in_(select(repo_tags.c.repo_id).where(repo_tags.c.tag == tag)))
+        return clauses
 
     # --- LFS objects ----------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pygit2
 
 from aicommons.db.accounts import AccountStore, AlreadyExists
-from aicommons.db.repos import RepoHead, RepoQuery, RepoRow, RepoStore, sort_attribute, sort_is_date
+from aicommons.db.repos import Facets, RepoHead, RepoQuery, RepoRow, RepoStore, sort_attribute, sort_is_date
 from aicommons.errors import BadRequest, Conflict, Forbidden, HubError, NotFound, RepoNotFound
 from aicommons.gitrepo import GitStore, TreeChange, commit_at
 from aicommons.gitrepo.trees import apply_changes
@@ -30,6 +30,7 @@ from aicommons.hub.gitattributes import DEFAULT_GITATTRIBUTES
 from aicommons.hub.names import check_repo_name, check_repo_type
 from aicommons.hub.policy import Action, Policy, may_see, not_found
 from aicommons.times import utcnow
+from aicommons.ttl_cache import TTLCache
 
 if TYPE_CHECKING:
     from aicommons.hub.downloads import DownloadCounter
@@ -40,6 +41,7 @@ __all__ = ["DEFAULT_BRANCH", "RepoHead", "RepoMoved", "RepoQuery", "RepoRow", "R
 
 DEFAULT_BRANCH = "main"
 DESCRIBED_FILES = 200_000  # ~40 MB of remembered file rows
+FACET_SECONDS = 10.0
 
 
 class WeightedLru:
@@ -115,6 +117,8 @@ class RepoService:
         # Commit contents (card, files) by (repo folder, commit id), for ``model_info``: at most
         # DESCRIBED_FILES file rows in all, the least recently used dropped first.
         self.described = WeightedLru(DESCRIBED_FILES)
+        # Listing pages' facet counts, by (query, who sees what): a few seconds old at most.
+        self.facet_counts: TTLCache[tuple[Any, ...], Facets] = TTLCache(FACET_SECONDS, max_entries=512)
 
     def _changed(self, repo: RepoRow) -> None:
         for listener in self.listeners:
@@ -162,6 +166,17 @@ class RepoService:
         """A page of repos (``list_models``, the web listings) and whether more follow: only repos
         ``principal`` may see, whatever visibility the query carried."""
         return self.store.list(replace(query, visible_owner_ids=principal.visible_owner_ids()))
+
+    def facets(self, principal: Principal, query: RepoQuery) -> Facets:
+        """How many repos the listing ``query`` matches for ``principal`` and its facets' most common
+        values (``RepoStore.facets``), remembered for FACET_SECONDS: a count that is a few seconds
+        old is fine on a listing page, scanning 100,000 rows on every page view is not."""
+        query = replace(query, visible_owner_ids=principal.visible_owner_ids(), after=None, offset=0, sort=None)
+        found = self.facet_counts.get((query,))
+        if found is None:
+            found = self.store.facets(query)
+            self.facet_counts.put((query,), found)
+        return found
 
     def count_children(self, principal: Principal, repo: RepoRow, cap: int = 1000) -> int:
         """The models visible to ``principal`` whose card names ``repo`` as ``base_model`` (its

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from itertools import islice
-from urllib.parse import unquote
+from urllib.parse import unquote, urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -63,10 +63,57 @@ def listing(request: Request) -> Response:
     repo_type = PLURAL_TO_TYPE[plural]
     raw_page = request.query_params.get("p", "0")
     number = int(raw_page) if raw_page.isdigit() else 0
-    rows, more = hub_of(request).repos.search(request.state.web.principal,
-                                              _query(request, repo_type, PAGE, number * PAGE))
+    hub, principal = hub_of(request), request.state.web.principal
+    query = _query(request, repo_type, PAGE, number * PAGE)
+    rows, more = hub.repos.search(principal, query)
+    facets = hub.repos.facets(principal, query)
     return page(request, "listing.html", plural=plural, repo_type=repo_type, repos=rows, more=more, number=number,
-                search=request.query_params.get("search", ""), sort=request.query_params.get("sort", ""))
+                search=request.query_params.get("search", ""), sort=request.query_params.get("sort", ""),
+                total=facets.total, pages=max(1, -(-facets.total // PAGE)), facets=_facet_links(request, facets),
+                chosen=_chosen(request), page_link=lambda n: _listing_link(request, p=str(n) if n else None))
+
+
+FACET_NAMES = {"task": "Task", "library": "Library", "license": "License", "language": "Language",
+               "category": "Task category", "author": "Author"}
+
+
+def _listing_link(request: Request, *, drop: tuple[str, str] | None = None, add: tuple[str, str] | None = None,
+                  p: str | None = None) -> str:
+    """This listing's URL with one parameter value removed or added; back to the first page
+    unless ``p`` names one."""
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "p" and (k, v) != drop and v]
+    if add is not None and add not in params:
+        params = [(k, v) for k, v in params if not (add[0] == "author" and k == "author")] + [add]
+    if p is not None:
+        params.append(("p", p))
+    return "?" + urlencode(params) if params else request.url.path
+
+
+def _chosen(request: Request) -> list[dict]:
+    """The filters in force, each with the link that removes it."""
+    out = [{"text": f"author: {v}", "href": _listing_link(request, drop=("author", v))}
+           for v in request.query_params.getlist("author") if v]
+    out += [{"text": v, "href": _listing_link(request, drop=("filter", v))}
+            for v in request.query_params.getlist("filter") if v]
+    return out
+
+
+def _facet_links(request: Request, facets) -> list[dict]:
+    """Each facet's most common values among the matches, with their counts and the link that
+    narrows the listing to one (tags through ``filter``, owners through ``author``)."""
+    chosen = set(request.query_params.getlist("filter")) | set(request.query_params.getlist("author"))
+    out = []
+    for name, values in facets.values.items():
+        items = []
+        for value, count in values:
+            param = "author" if name == "author" else "filter"
+            items.append({"text": value.split(":", 1)[1] if name in ("license", "language", "category") else value,
+                          "count": count, "selected": value in chosen,
+                          "href": _listing_link(request, drop=(param, value)) if value in chosen
+                          else _listing_link(request, add=(param, value))})
+        if items:
+            out.append({"name": FACET_NAMES[name], "items": items})
+    return out
 
 
 def _repo_context(request: Request, revision: str = "main") -> dict:

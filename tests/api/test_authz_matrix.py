@@ -322,9 +322,11 @@ GLOBAL_ROUTES = {
     ("/v1/models", "GET"), ("/models/loaded", "GET"), (M + "/load", "POST"), (M + "/unload", "POST"),
     ("/metrics", "GET"),
     # The dataset viewer's API and page: private, gated and missing datasets answer alike (checked in
-    # tests/compat/test_viewer.py::test_private_and_gated_datasets_answer_as_missing).
-    *((f"/datasets-server/{p}", "GET") for p in ("is-valid", "splits", "first-rows", "rows", "filter", "size",
-                                                  "parquet", "info")),
+    # tests/compat/test_viewer.py::test_private_and_gated_datasets_answer_as_missing and, once converted,
+    # tests/compat/test_viewer_duckdb.py::test_private_converted_dataset_answers_as_missing).
+    *((f"/datasets-server/{p}", "GET") for p in ("is-valid", "splits", "first-rows", "rows", "search", "filter",
+                                                  "size", "statistics", "croissant", "parquet", "info")),
+    ("/api/datasets/{ns}/{name}/croissant", "GET"),  # test_viewer_duckdb.py::test_private_converted_dataset_...
     # The Parquet conversion's listings (tests/compat/test_parquet_export.py::
     # test_private_converted_ref_is_invisible_to_others: 401/404 like a missing dataset).
     ("/api/datasets/{ns}/{name}/parquet", "GET"), ("/api/datasets/{ns}/{name}/parquet/{config}/{split}", "GET"),

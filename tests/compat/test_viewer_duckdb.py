@@ -154,6 +154,85 @@ def test_duckdb_is_shut_in_its_folder(tmp_path):
     assert not (tmp_path / "out.csv").exists() and not (tmp_path / "x.db").exists()
 
 
+def test_search_ranks_with_bm25_over_the_jobs_index(hub, dataset):
+    repo, sha = dataset
+    valid = ds(hub, "is-valid", dataset=repo).json()
+    assert valid["search"] is True and valid["filter"] is True and valid["viewer"] is True
+
+    def search(query: str, **params):
+        r = ds(hub, "search", dataset=repo, config="default", split="train", query=query, **params)
+        assert r.status_code == 200 and r.headers["x-revision"] == sha, r.text
+        return r.json()
+
+    one = search("1234")
+    assert one["num_rows_total"] == 1 and one["rows"] == [{"row_idx": 1234, "row": expected(1234), "truncated_cells": []}]
+    assert [f["name"] for f in one["features"]] == ["text", "label", "score"] and one["partial"] is False
+    # Any word matches; rows with more of them rank first; Porter stemming: "sentences" finds "sentence".
+    ranked = search("17 sentences 1234", length="5")
+    assert ranked["num_rows_total"] == ROWS and [r["row_idx"] for r in ranked["rows"]][:2] == [17, 1234]
+    assert [r["row_idx"] for r in search("SENTENCE", offset="2490")["rows"]] == list(range(2490, 2500))
+    # FTS5's own syntax in a query is just words: no error, no injection.
+    for query in ('NEAR("a" "b")', 'text:17', '"', "17*", "-17 OR *", "' OR 1=1 --"):
+        assert search(query)["num_rows_total"] in (0, 1)
+    assert search("zebra")["num_rows_total"] == 0 and search("!!!")["rows"] == []
+    test_split = ds(hub, "search", dataset=repo, config="default", split="test", query="held").json()
+    assert test_split["num_rows_total"] == 9
+    missing = ds(hub, "search", dataset=repo, config="default", split="train")
+    assert missing.status_code == 422 and missing.headers["x-error-code"] == "MissingRequiredParameter"
+    too_long = ds(hub, "search", dataset=repo, config="default", split="train", query="x", length="101")
+    assert too_long.status_code == 422 and too_long.headers["x-error-code"] == "InvalidParameter"
+    nope = ds(hub, "search", dataset=repo, config="default", split="nope", query="x")
+    assert nope.status_code == 404 and nope.headers["x-error-code"] == "ResponseNotFound"
+
+
+def test_statistics_computed_by_the_job(hub, dataset):
+    repo, sha = dataset
+    r = ds(hub, "statistics", dataset=repo, config="default", split="train")
+    assert r.status_code == 200 and r.headers["x-revision"] == sha, r.text
+    body = r.json()
+    assert body["num_examples"] == ROWS and body["partial"] is False
+    by_name = {c["column_name"]: c for c in body["statistics"]}
+    assert [c["column_name"] for c in body["statistics"]] == ["label", "score", "text"]
+    label = by_name["label"]
+    assert label["column_type"] == "int"
+    labels = [i % 7 for i in range(ROWS)]
+    stats = label["column_statistics"]
+    assert (stats["min"], stats["max"], stats["nan_count"], stats["nan_proportion"]) == (0, 6, 0, 0.0)
+    assert stats["mean"] == round(sum(labels) / ROWS, 5) and stats["median"] == 3
+    assert stats["histogram"]["bin_edges"] == [0, 1, 2, 3, 4, 5, 6]
+    assert stats["histogram"]["hist"] == [labels.count(v) for v in range(5)] + [labels.count(5) + labels.count(6)]
+    score = by_name["score"]["column_statistics"]
+    assert by_name["score"]["column_type"] == "float" and score["max"] == (ROWS - 1) / 8
+    assert len(score["histogram"]["bin_edges"]) == 11 and sum(score["histogram"]["hist"]) == ROWS
+    text = by_name["text"]
+    assert text["column_type"] == "string_text"
+    assert (text["column_statistics"]["min"], text["column_statistics"]["max"]) == (17, 20)
+    assert ds(hub, "is-valid", dataset=repo).json()["statistics"] is True
+    nope = ds(hub, "statistics", dataset=repo, config="default", split="nope")
+    assert nope.status_code == 404 and nope.headers["x-error-code"] == "ResponseNotFound"
+
+
+def test_croissant_validates_with_mlcroissant(hub, dataset):
+    import mlcroissant
+
+    repo, sha = dataset
+    r = ds(hub, "croissant", dataset=repo)
+    assert r.status_code == 200 and r.headers["x-revision"] == sha, r.text
+    body = r.json()
+    hub_api = httpx.get(f"{hub.url}/api/datasets/{repo}/croissant", headers={"authorization": f"Bearer {OWNER}"})
+    assert hub_api.status_code == 200 and hub_api.json() == body
+    assert hub_api.headers["content-type"].startswith("application/ld+json")
+    assert body["distribution"][0]["contentUrl"] == f"{hub.url}/datasets/{repo}/tree/refs%2Fconvert%2Fparquet"
+    assert body["distribution"][1]["includes"] == "default/*/*.parquet"
+    metadata = mlcroissant.Dataset(jsonld=body).metadata  # raises on a description that is not valid Croissant
+    assert [rs.name for rs in metadata.record_sets] == ["default_splits", "default"]
+    fields = {f.name: f for f in metadata.record_sets[1].fields}
+    assert list(fields) == ["default/split", "default/text", "default/label", "default/score"]
+    assert [str(t) for t in fields["default/label"].data_types] == ["http://mlcommons.org/croissant/Int64"]
+    assert metadata.record_sets[0].data == [{"default_splits/split_name": "train"},
+                                            {"default_splits/split_name": "test"}]
+
+
 def test_size_from_the_converted_files(hub, dataset):
     repo, sha = dataset
     r = ds(hub, "size", dataset=repo)
@@ -173,10 +252,16 @@ def test_private_converted_dataset_answers_as_missing(hub):
                                repo_type="dataset")
     wait_converted(hub, repo, info.oid, token=OWNER)
     assert ds(hub, "rows", dataset=repo, config="default", split="train").json()["num_rows_total"] == 9
-    for path in ("rows", "filter", "size", "splits", "first-rows"):
-        params = {"dataset": repo, "config": "default", "split": "train", "where": '"label" = 1'}
+    assert ds(hub, "search", dataset=repo, config="default", split="train", query="held").json()["num_rows_total"] == 9
+    for path in ("rows", "filter", "search", "size", "splits", "first-rows", "is-valid", "statistics", "croissant"):
+        params = {"dataset": repo, "config": "default", "split": "train", "where": '"label" = 1', "query": "held"}
         anon = ds(hub, path, token=None, **params)
         assert anon.status_code == 401 and anon.headers["x-error-code"] == "ExternalUnauthenticatedError"
         other = ds(hub, path, token=OTHER, **params)
         assert other.status_code == 404 and other.headers["x-error-code"] == "ExternalAuthenticatedError"
         assert "held out" not in anon.text + other.text
+    hub_api = f"{hub.url}/api/datasets/{repo}/croissant"
+    assert httpx.get(hub_api, headers={"authorization": f"Bearer {OWNER}"}).status_code == 200
+    assert httpx.get(hub_api).status_code == 401
+    other_api = httpx.get(hub_api, headers={"authorization": f"Bearer {OTHER}"})
+    assert other_api.status_code == 404 and other_api.headers["x-error-code"] == "RepoNotFound"

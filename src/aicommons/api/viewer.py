@@ -131,10 +131,13 @@ def is_valid(request: Request) -> Response:
     repo = _dataset(request)
     commit, splits = hub_of(request).viewer.splits(repo)
     ok = bool(splits)
-    conversion = hub_of(request).parquet.status(repo)  # a failed Parquet conversion: first rows only
-    viewer = ok and (conversion is None or conversion.state != "failed")
-    return _answer({"viewer": viewer, "preview": ok, "search": False, "filter": False, "statistics": False}, repo,
-                   commit)
+    status = hub_of(request).parquet.status(repo)  # a failed Parquet conversion: first rows only
+    viewer = ok and (status is None or status.state != "failed")
+    conversion = converted(status, repo)
+    configs = (conversion.result or {}).get("configs", {}).values() if conversion is not None else []
+    return _answer({"viewer": viewer or conversion is not None, "preview": ok or conversion is not None,
+                    "search": any(c.get("search") for c in configs), "filter": conversion is not None,
+                    "statistics": any(c.get("statistics") for c in configs)}, repo, commit)
 
 
 def splits(request: Request) -> Response:
@@ -218,6 +221,67 @@ def filter_rows(request: Request) -> Response:
                 for idx, row in zip(indices, page.to_pylist(), strict=True)]
     return _answer({"features": _features(found.table), "rows": rows_out, "num_rows_total": matching.num_rows,
                     "num_rows_per_page": PAGE, "partial": found.partial}, repo, commit)
+
+
+def search(request: Request) -> Response:
+    """``/search``: rows whose text columns match ``query`` (BM25 over the split's full-text index,
+    built by the conversion job: hub/viewer_search.py), best first."""
+    repo = _dataset(request)
+    config, split = _required(request, "config"), _required(request, "split")
+    query = _required(request, "query")
+    offset = _int(request, "offset", 0)
+    length = _int(request, "length", PAGE, maximum=PAGE)
+    conversion, ps = _parquet_split(request, repo, config, split)
+    if ps is None:
+        status = hub_of(request).parquet.status(repo)
+        if status is not None and status.state == "pending":
+            raise ViewerError("The server is busier than usual and the response is not ready yet. Please retry "
+                              "later.", "ResponseNotReady", 500)
+        raise ViewerError("Not found.", "ResponseNotFound", 404)
+    found = hub_of(request).viewer_queries.search(repo, conversion, ps, query, offset, length)
+    if found is None:  # no text column in this split
+        raise ViewerError("Not found.", "ResponseNotFound", 404)
+    page, indices, total = found
+    return _answer({"features": _converted_features(conversion, config, ps), "rows": _row_items(page, indices),
+                    "num_rows_total": total, "num_rows_per_page": PAGE, "partial": ps.partial}, repo, repo.sha)
+
+
+def _not_converted(request: Request, repo) -> ViewerError:
+    """The error for a dataset whose current commit has no finished conversion."""
+    status = hub_of(request).parquet.status(repo)
+    if status is not None and status.state == "pending":
+        return ViewerError("The server is busier than usual and the response is not ready yet. Please retry later.",
+                           "ResponseNotReady", 500)
+    return ViewerError("Not found.", "ResponseNotFound", 404)
+
+
+def statistics(request: Request) -> Response:
+    """``/statistics``: the split's per-column statistics, computed by the conversion job
+    (hub/viewer_stats.py)."""
+    repo = _dataset(request)
+    config, split = _required(request, "config"), _required(request, "split")
+    conversion = _conversion(request, repo)
+    if conversion is None:
+        raise _not_converted(request, repo)
+    found = _config_info(conversion, config).get("statistics", {}).get(split)
+    if found is None:
+        raise ViewerError("Not found.", "ResponseNotFound", 404)
+    return _answer(found, repo, repo.sha)
+
+
+def _croissant(request: Request, repo) -> dict:
+    from aicommons.hub.croissant import croissant
+
+    conversion = _conversion(request, repo)
+    if conversion is None:
+        raise _not_converted(request, repo)
+    return croissant(repo.full_id, _hub_url(request), (conversion.result or {}).get("configs", {}), repo.card_data)
+
+
+def croissant_endpoint(request: Request) -> Response:
+    """``/croissant``: the Croissant JSON-LD of the converted dataset (hub/croissant.py)."""
+    repo = _dataset(request)
+    return _answer(_croissant(request, repo), repo, repo.sha)
 
 
 def size(request: Request) -> Response:
@@ -374,6 +438,19 @@ def _split_files(configs: dict, config: str, split: str) -> list[dict]:
 
 
 @blocking
+def hub_croissant(request: Request) -> Response:
+    """``GET /api/datasets/{id}/croissant``, as on the Hub (the Hub's errors; not converted yet: 404)."""
+    hub = hub_of(request)
+    repo = hub.repos.find("dataset", f"{param(request, 'ns')}/{param(request, 'name')}", principal_of(request),
+                          action=Action.READ_CONTENT)
+    try:
+        body = _croissant(request, repo)
+    except ViewerError:
+        raise EntryNotFound("This dataset has no Parquet conversion (yet)") from None
+    return JSONResponse(body, media_type="application/ld+json")
+
+
+@blocking
 def hub_parquet(request: Request) -> Response:
     """``GET /api/datasets/{id}/parquet``: ``{config: {split: [url]}}``, as on the Hub."""
     repo, configs = _hub_dataset(request)
@@ -405,12 +482,13 @@ def hub_parquet_file(request: Request) -> Response:
 
 
 def viewer_routes() -> list[Route]:
-    routes = [Route(f"{PREFIX}/{name}", _viewer_endpoint(handler), methods=["GET"])
-              for name, handler in (("is-valid", is_valid), ("splits", splits), ("first-rows", first_rows),
-                                    ("rows", rows), ("filter", filter_rows), ("size", size), ("parquet", parquet),
-                                    ("info", info))]
+    handlers = (("is-valid", is_valid), ("splits", splits), ("first-rows", first_rows), ("rows", rows),
+                ("search", search), ("filter", filter_rows), ("size", size), ("statistics", statistics),
+                ("croissant", croissant_endpoint), ("parquet", parquet), ("info", info))
+    routes = [Route(f"{PREFIX}/{name}", _viewer_endpoint(handler), methods=["GET"]) for name, handler in handlers]
     base = "/api/datasets/{ns}/{name}/parquet"
-    return routes + [Route(base, hub_parquet, methods=["GET"]),
+    return routes + [Route("/api/datasets/{ns}/{name}/croissant", hub_croissant, methods=["GET"]),
+                     Route(base, hub_parquet, methods=["GET"]),
                      Route(base + "/{config}/{split}", hub_parquet_split, methods=["GET"]),
                      Route(base + "/{config}/{split}/{n:int}.parquet", hub_parquet_file, methods=["GET"])]
 

@@ -107,15 +107,63 @@ class ParquetExport:
                 source = self._checkout(repo, sha, work_dir / "source")
                 configs, partial = convert_folder(source, work_dir / "out", work_dir / "cache", repo.name,
                                                   self.max_bytes)
+                kept = self._derive(repo, work_dir, configs)
                 converted = self._commit(repo, sha, work_dir / "out", configs)
         except (ConversionError, HubError, OSError) as exc:
             return self._failed(repo_id, sha, str(exc))
         except Exception as exc:  # noqa: BLE001 - whatever datasets raises on these files is the answer
             log.info("Parquet conversion of %s@%s failed", repo.full_id, sha, exc_info=True)
             return self._failed(repo_id, sha, f"{type(exc).__name__}: {exc}")
-        self.store.finished(repo_id, sha, "done", utcnow(), converted_sha=converted, partial=partial,
-                            result={"configs": configs})
+        if self.store.finished(repo_id, sha, "done", utcnow(), converted_sha=converted, partial=partial,
+                               result={"configs": configs}):
+            self._forget_derived(repo_id, kept)
         return "done"
+
+    def _derive(self, repo: RepoRow, work_dir: Path, configs: dict) -> set[str]:
+        """What the viewer reads besides the Parquet files, made once here: each split's full-text
+        index (``hub/viewer_search.py``, stored in the blob store and named in ``configs``) and its
+        column statistics (``hub/viewer_stats.py``, in ``configs``). A failure leaves the split
+        without them (``/is-valid`` says so), not the conversion failed. Returns the blob keys written."""
+        from aicommons.hub.viewer_search import build_index, index_key
+        from aicommons.hub.viewer_stats import split_statistics
+
+        kept: set[str] = set()
+        for name, config in configs.items():
+            by_split: dict[str, list[Path]] = {}
+            for item in config["files"]:
+                by_split.setdefault(item["split"], []).append(work_dir / "out" / item["local"])
+            for split, files in by_split.items():
+                try:
+                    features = (config.get("info") or {}).get("features")
+                    stats = split_statistics(files, features, bool(config.get("partial")))
+                    config.setdefault("statistics", {})[split] = stats
+                except Exception:  # noqa: BLE001 - statistics are an extra too
+                    log.exception("the statistics of %s %s/%s could not be computed", repo.full_id, name, split)
+                index = work_dir / f"search-{len(kept)}.sqlite"
+                try:
+                    columns = build_index(files, index)
+                    if columns is None:
+                        continue
+                    oid = _sha256(index)
+                    key = index_key(repo.id, oid)
+                    self.blobs.put_file(key, index)
+                except Exception:  # noqa: BLE001 - search is an extra: the rows stay viewable
+                    log.exception("the search index of %s %s/%s could not be built", repo.full_id, name, split)
+                    continue
+                kept.add(key)
+                config.setdefault("search", {})[split] = {"oid": oid, "columns": columns}
+        return kept
+
+    def _forget_derived(self, repo_id: int, kept: set[str]) -> None:
+        """Delete the dataset's indexes of earlier conversions (only the current one is read)."""
+        from aicommons.hub.viewer_search import INDEX_PREFIX
+
+        try:
+            for key in list(self.blobs.iter_keys(f"{INDEX_PREFIX}{repo_id}/")):
+                if key not in kept:
+                    self.blobs.delete(key)
+        except Exception:  # noqa: BLE001 - a stale index is only wasted space
+            log.exception("could not delete old viewer indexes of repo %s", repo_id)
 
     def _failed(self, repo_id: int, sha: str, message: str) -> str:
         self.store.finished(repo_id, sha, "failed", utcnow(), error=message[:MAX_ERROR_CHARS])

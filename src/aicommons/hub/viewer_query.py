@@ -92,14 +92,16 @@ class ViewerQueries:
 
     def local_file(self, oid: str, suffix: str) -> Path:
         """The LFS object ``oid`` as a file of the cache folder (linked or fetched once)."""
-        self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        target = self.cache_dir / f"{oid}{suffix}"
-        if target.exists():
-            return target
         found = self.objects.find(oid)
         if found is None:
             raise ViewerError("The converted file is not stored on this hub.", "UnexpectedApiError", 500)
-        local = self.objects.local_path(found)
+        return self._cache_file(f"{oid}{suffix}", self.objects.local_path(found), lambda: self.objects.open(oid))
+
+    def _cache_file(self, name: str, local: Path | None, opener: Callable[[], Any]) -> Path:
+        self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        target = self.cache_dir / name
+        if target.exists():
+            return target
         if local is not None:
             try:
                 os.link(local, target)
@@ -110,7 +112,7 @@ class ViewerQueries:
                 pass  # another file system: copy
         fd, tmp = tempfile.mkstemp(dir=self.cache_dir, prefix=".part-")
         try:
-            with os.fdopen(fd, "wb") as out, self.objects.open(oid) as src:
+            with os.fdopen(fd, "wb") as out, opener() as src:
                 shutil.copyfileobj(src, out, 1024 * 1024)
             os.replace(tmp, target)
         except BaseException:
@@ -214,6 +216,27 @@ class ViewerQueries:
         order = {i: (g, n) for g, (_, wanted) in parts.items() for n, i in enumerate(wanted)}
         rows = [parts[order[i][0]][0].slice(order[i][1], 1) for i in indices]
         return pa.concat_tables(rows) if rows else ps.schema.empty_table()
+
+    def search(self, repo: RepoRow, conversion: Conversion, ps: ParquetSplit, query: str, offset: int,
+               length: int) -> tuple[Any, list[int], int] | None:
+        """(the page of rows matching ``query``, best first, their row indices, how many match), or
+        None when the split has no full-text index."""
+        from aicommons.hub.viewer_search import index_key, search
+
+        found = (conversion.result or {}).get("configs", {}).get(ps.config, {}).get("search", {}).get(ps.split)
+        if not found:
+            return None
+        oid = found["oid"]
+        key = index_key(repo.id, oid)
+        blobs = self.objects.blobs
+        index = self._cache_file(f"{oid}.sqlite", blobs.local_path(key), lambda: blobs.open(key))
+
+        def page() -> tuple[Any, list[int], int]:
+            indices, total = search(index, query, offset, length)
+            return self.take(ps, indices), indices, total
+
+        result: tuple[Any, list[int], int] = self._cached(self._key(ps, "search", query, offset, length), page)
+        return result
 
     # --- DuckDB --------------------------------------------------------------------------------------
 

@@ -265,3 +265,54 @@ def test_private_converted_dataset_answers_as_missing(hub):
     assert httpx.get(hub_api).status_code == 401
     other_api = httpx.get(hub_api, headers={"authorization": f"Bearer {OTHER}"})
     assert other_api.status_code == 404 and other_api.headers["x-error-code"] == "RepoNotFound"
+
+
+def test_the_viewer_page_searches_filters_sorts_and_shows_statistics(hub, dataset):
+    """In Chromium at 360 px, by keyboard: search, filter, sort, page, statistics; then axe at both widths
+    and in both colour schemes (tests/e2e/test_accessibility.py's check)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.e2e.test_accessibility import WIDTHS, check_page
+    from tests.e2e.test_web_ui import ARGS, CHROMIUM
+
+    repo, _ = dataset
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(base_url=hub.url, viewport={"width": 360, "height": 740})
+            page.goto(f"/datasets/{repo}/viewer")
+            assert "Converted to Parquet" in page.inner_text("#conversion")
+            assert page.locator("table.rows tbody tr").count() == 20
+            assert f"{ROWS} rows" in page.inner_text("main")
+            page.get_by_label("Search the text").fill("1234")
+            page.keyboard.press("Enter")
+            page.wait_for_url("**q=1234**")
+            assert page.locator("table.rows tbody tr").count() == 1
+            assert page.locator("table.rows tbody tr").first.inner_text().split("\t")[:2] == ["1234", "sentence number 1234"]
+            page.get_by_label("Search the text").fill("")
+            page.get_by_label("Filter rows").fill('"label" = 3')
+            page.get_by_label("Sort by").select_option("score")
+            page.get_by_label("Direction").select_option("desc")
+            page.get_by_label("Filter rows").press("Enter")
+            page.wait_for_url("**where=**")
+            matching = sorted((i for i in range(ROWS) if i % 7 == 3), reverse=True)
+            assert f"{len(matching)} matching rows" in page.inner_text("main")
+            first_cells = page.locator("table.rows tbody tr td.num").all_inner_texts()
+            assert [int(c) for c in first_cells] == matching[:20]
+            page.click("nav.pager >> text=Next")  # the filter and sort stay on the next page
+            assert [int(c) for c in page.locator("table.rows tbody tr td.num").all_inner_texts()] == matching[20:40]
+            page.get_by_label("Filter rows").fill('"label" = read_csv(1)')
+            page.get_by_label("Filter rows").press("Enter")
+            assert "cannot be applied" in page.inner_text("#filter-error")
+            stats = page.locator("section.column-stats")
+            assert "Column statistics" in stats.inner_text() and "string_text" in stats.inner_text()
+            assert stats.locator("svg.bars[role=img]").count() == 3
+            assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1
+            page.click("nav.splits >> text=test")
+            assert page.locator("table.rows tbody tr").count() == 9
+            errors = [e for width in WIDTHS for scheme in ("light", "dark")
+                      for e in check_page(browser, hub, f"/datasets/{repo}/viewer?where=%22label%22+%3D+1&sort=score",
+                                          False, width, scheme, "converted-viewer")]
+            assert errors == []
+        finally:
+            browser.close()

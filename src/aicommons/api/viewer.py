@@ -15,7 +15,7 @@ from aicommons.errors import EntryNotFound, HubError
 from aicommons.hub.policy import Action
 from aicommons.hub.viewer import ViewerError, feature_type, jsonable
 from aicommons.hub.viewer_filter import FilterError
-from aicommons.hub.viewer_query import converted
+from aicommons.hub.viewer_query import converted, converted_splits
 
 PAGE = 100  # rows per page, the most /rows returns
 FIRST_ROWS = 100
@@ -110,15 +110,6 @@ def _converted_features(conversion, config: str, ps) -> list[dict]:
             for i, field in enumerate(ps.schema)]
 
 
-def _converted_splits(conversion) -> list[tuple[str, str]]:
-    found: list[tuple[str, str]] = []
-    for name, config in (conversion.result or {}).get("configs", {}).items():
-        for item in config.get("files", []):
-            if (name, item["split"]) not in found:
-                found.append((name, item["split"]))
-    return found
-
-
 def _parquet_split(request: Request, repo, config: str, split: str):
     """(conversion, the split's converted files) or (None, None) before the conversion."""
     conversion = _conversion(request, repo)
@@ -145,7 +136,7 @@ def splits(request: Request) -> Response:
     config = request.query_params.get("config")
     conversion = _conversion(request, repo)
     if conversion is not None:
-        commit, pairs = repo.sha, _converted_splits(conversion)
+        commit, pairs = repo.sha, converted_splits(conversion)
     else:
         commit, found = hub_of(request).viewer.splits(repo)
         pairs = [(s.config, s.split) for s in found]
@@ -294,7 +285,7 @@ def size(request: Request) -> Response:
     if conversion is not None:
         commit = repo.sha
         original = {(s.config, s.split): sum(f.size for f in s.files) for s in found}
-        pairs = [(c, s) for c, s in _converted_splits(conversion) if config is None or c == config]
+        pairs = [(c, s) for c, s in converted_splits(conversion) if config is None or c == config]
         if config is not None and not pairs:
             raise ViewerError("Not found.", "ResponseNotFound", 404)
         for c, s in pairs:

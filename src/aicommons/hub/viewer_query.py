@@ -80,6 +80,16 @@ def converted(conversion: Conversion | None, repo: RepoRow) -> Conversion | None
     return conversion
 
 
+def converted_splits(conversion: Conversion) -> list[tuple[str, str]]:
+    """(config, split) of the converted files, in the conversion's order."""
+    found: list[tuple[str, str]] = []
+    for name, config in (conversion.result or {}).get("configs", {}).items():
+        for item in config.get("files", []):
+            if (name, item["split"]) not in found:
+                found.append((name, item["split"]))
+    return found
+
+
 class ViewerQueries:
     def __init__(self, git: GitStore, objects: ObjectReader, cache_dir: Path):
         self.git, self.objects, self.cache_dir = git, objects, cache_dir

@@ -16,6 +16,7 @@ from aicommons.hub.cards import card_from_readme
 from aicommons.hub.names import PLURAL_TO_TYPE
 from aicommons.hub.policy import Action
 from aicommons.hub.repos import RepoQuery
+from aicommons.hub.viewer_query import converted, converted_splits
 from aicommons.web.context import hub_of, page_handler
 from aicommons.web.headers import CSP
 from aicommons.web.markup import RepoLinks, highlight_file
@@ -236,13 +237,17 @@ def viewer(request: Request) -> Response:
     ctx = _repo_context(request)
     if not ctx["can_read_files"]:
         raise NotFound("Ask for access to see the rows of this dataset")
-    data = hub_of(request).viewer
+    hub = hub_of(request)
+    conversion = hub.parquet.status(ctx["repo"])  # hub/parquet_export.py
+    done = converted(conversion, ctx["repo"])
+    if done is not None:  # the converted files: search, filters, sorting, statistics (hub/viewer_query.py)
+        return _converted_viewer(request, ctx, conversion, done)
+    data = hub.viewer
     commit, splits = data.splits(ctx["repo"])
     config = request.query_params.get("config") or (splits[0].config if splits else "")
     in_config = [s for s in splits if s.config == config]
     split = request.query_params.get("split") or (in_config[0].split if in_config else "")
-    raw_page = request.query_params.get("p", "0")
-    number = int(raw_page) if raw_page.isdigit() else 0
+    number = _page_number(request)
     table = columns = rows = None
     partial, total = False, 0
     rows_error = None
@@ -256,10 +261,89 @@ def viewer(request: Request) -> Response:
         columns = [(f.name, _type_name(f.type)) for f in table.schema]
         page_rows = table.slice(number * VIEWER_PAGE, VIEWER_PAGE).to_pylist()
         rows = [(number * VIEWER_PAGE + i, [_cell(row.get(name)) for name, _ in columns]) for i, row in enumerate(page_rows)]
-    conversion = hub_of(request).parquet.status(ctx["repo"])  # hub/parquet_export.py
+    return page(request, "repo.html", tab="viewer", splits=[(s.config, s.split) for s in splits], config=config,
+                split=split, columns=columns, rows=rows, number=number, pages=max(1, -(-total // VIEWER_PAGE)),
+                total=total, partial=partial, viewer_commit=commit, conversion=conversion, rows_error=rows_error,
+                converted=False, **ctx)
+
+
+def _page_number(request: Request) -> int:
+    raw_page = request.query_params.get("p", "0")
+    return min(int(raw_page), 10**9) if raw_page.isdigit() else 0
+
+
+def _converted_viewer(request: Request, ctx: dict, conversion, done) -> Response:
+    """The viewer over the converted files: a page of rows, or of a search (``q``), or of a filter
+    (``where``) sorted by a column (``sort``, ``dir``), and the split's column statistics."""
+    from aicommons.hub.viewer_filter import FilterError, quote_name
+
+    hub = hub_of(request)
+    repo = ctx["repo"]
+    splits = converted_splits(done)
+    params = request.query_params
+    config = params.get("config") or (splits[0][0] if splits else "")
+    in_config = [s for c, s in splits if c == config]
+    split = params.get("split") or (in_config[0] if in_config else "")
+    query, where = params.get("q", "").strip(), params.get("where", "").strip()
+    sort, direction = params.get("sort", ""), "desc" if params.get("dir") == "desc" else "asc"
+    number = _page_number(request)
+    offset = number * VIEWER_PAGE
+    columns = rows = stats = None
+    total, partial, rows_error, filter_error = 0, False, None, None
+    try:
+        ps = hub.viewer_queries.split(repo, done, config, split)
+    except HubError as exc:
+        rows_error, ps = exc.message, None
+    if ps is not None:
+        columns = [(f.name, _type_name(f.type)) for f in ps.schema]
+        partial = ps.partial
+        stats = ((done.result or {}).get("configs", {}).get(config, {}).get("statistics") or {}).get(split)
+        try:
+            if query:
+                found = hub.viewer_queries.search(repo, done, ps, query, offset, VIEWER_PAGE)
+                table, indices, total = found if found is not None else (ps.schema.empty_table(), [], 0)
+            elif where or sort in ps.columns:
+                orderby = f"{quote_name(sort)} {direction.upper()}" if sort in ps.columns else None
+                table, indices, total = hub.viewer_queries.filter(ps, where or None, orderby, offset, VIEWER_PAGE)
+            else:
+                table, total = hub.viewer_queries.rows(ps, offset, VIEWER_PAGE), ps.num_rows
+                indices = list(range(offset, offset + table.num_rows))
+        except FilterError as exc:
+            filter_error, table, indices, total = str(exc), ps.schema.empty_table(), [], 0
+        rows = [(idx, [_cell(row.get(name)) for name, _ in columns])
+                for idx, row in zip(indices, table.to_pylist(), strict=False)]
+    state = {"config": config, "split": split, "q": query, "where": where, "sort": sort, "dir": direction}
     return page(request, "repo.html", tab="viewer", splits=splits, config=config, split=split, columns=columns,
                 rows=rows, number=number, pages=max(1, -(-total // VIEWER_PAGE)), total=total, partial=partial,
-                viewer_commit=commit, conversion=conversion, rows_error=rows_error, **ctx)
+                viewer_commit=repo.sha, conversion=conversion, rows_error=rows_error, converted=True,
+                filter_error=filter_error, stats=_stats_view(stats), state=state,
+                searchable=bool(((done.result or {}).get("configs", {}).get(config, {}).get("search") or {}).get(split)),
+                **ctx)
+
+
+def _stats_view(stats: dict | None) -> list[dict] | None:
+    """Each column's statistics as the page shows them: a summary line, top categories, histogram bars."""
+    if not stats:
+        return None
+    out = []
+    for entry in stats.get("statistics", []):
+        s = entry["column_statistics"]
+        view = {"name": entry["column_name"], "type": entry["column_type"], "nulls": s.get("nan_count", 0),
+                "summary": "", "bars": [], "top": []}
+        if "frequencies" in s:
+            items = list(s["frequencies"].items())
+            view["top"] = items[:5]
+            view["summary"] = f"{s.get('n_unique', len(items))} values"
+        elif s.get("min") is not None:
+            what = " (length)" if entry["column_type"] in ("string_text", "list") else ""
+            view["summary"] = f"min {s['min']} · max {s['max']} · mean {s['mean']} · median {s['median']}{what}"
+            hist = (s.get("histogram") or {}).get("hist") or []
+            edges = (s.get("histogram") or {}).get("bin_edges") or []
+            top = max(hist) if hist else 0
+            view["bars"] = [(max(2, round(100 * h / top)) if top else 0, h, edges[i] if i < len(edges) else "")
+                            for i, h in enumerate(hist)]
+        out.append(view)
+    return out
 
 
 def _type_name(arrow_type) -> str:

@@ -81,6 +81,7 @@ bench-upload: $(STAMP)
 # The Parquet conversion job vs datasets' load_dataset(...).to_parquet on the same files (docs/benchmarks.md).
 bench-datasets: $(STAMP)
 	$(BIN)/python bench/datasets_bench.py
+	$(BIN)/python bench/viewer_bench.py
 
 # Spaces: cold start with a cached environment, wake, proxy overhead, memory (docs/benchmarks.md).
 bench-spaces: $(STAMP)

@@ -327,6 +327,9 @@ GLOBAL_ROUTES = {
     *((f"/datasets-server/{p}", "GET") for p in ("is-valid", "splits", "first-rows", "rows", "search", "filter",
                                                   "size", "statistics", "croissant", "parquet", "info")),
     ("/api/datasets/{ns}/{name}/croissant", "GET"),  # test_viewer_duckdb.py::test_private_converted_dataset_...
+    # Image and audio cells: signed for the caller, re-checked as that caller (test_viewer_duckdb.py::
+    # test_images_come_as_signed_urls: altered, expired, other caller, privatised).
+    ("/datasets-server/assets/{ns}/{name}/--/{sha}/--/{config}/{split}/{row:int}/{column}/{file}", "GET"),
     # The Parquet conversion's listings (tests/compat/test_parquet_export.py::
     # test_private_converted_ref_is_invisible_to_others: 401/404 like a missing dataset).
     ("/api/datasets/{ns}/{name}/parquet", "GET"), ("/api/datasets/{ns}/{name}/parquet/{config}/{split}", "GET"),

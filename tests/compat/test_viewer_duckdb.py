@@ -316,3 +316,68 @@ def test_the_viewer_page_searches_filters_sorts_and_shows_statistics(hub, datase
             assert errors == []
         finally:
             browser.close()
+
+
+def test_images_come_as_signed_urls(hub):
+    """An ImageFolder dataset: image cells are ``{src}`` URLs signed for the caller and re-checked as that
+    caller (as LFS links are): altered or expired URLs are refused, and a dataset made private stops
+    answering the URLs minted for anonymous callers. The page shows the images inline."""
+    import io
+    import re
+    from urllib.parse import parse_qs, urlsplit
+
+    from PIL import Image
+
+    owner = HfApi(endpoint=hub.url, token=OWNER)
+    repo = f"pat/{unique_name('duckimg')}"
+    owner.create_repo(repo, repo_type="dataset")
+    sizes = {}
+    ops = []
+    for i, label in enumerate(("cat", "dog", "cat")):
+        buf = io.BytesIO()
+        Image.new("RGB", (4 + i, 3), ("red", "blue", "green")[i]).save(buf, format="PNG")
+        ops.append(CommitOperationAdd(f"train/{label}/{i}.png", buf.getvalue()))
+        sizes[i] = (4 + i, 3)
+    info = owner.create_commit(repo, ops, commit_message="images", repo_type="dataset")
+    wait_converted(hub, repo, info.oid, token=OWNER)
+
+    answer = ds(hub, "rows", dataset=repo, config="default", split="train", token=None)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert {f["name"]: f["type"]["_type"] for f in body["features"]} == {"image": "Image", "label": "ClassLabel"}
+    assert len(body["rows"]) == 3
+    seen = set()
+    for row in body["rows"]:
+        src = row["row"]["image"]["src"]
+        assert src.startswith(f"{hub.url}/datasets-server/assets/{repo}/--/") and "sig=" in src
+        got = httpx.get(src)
+        assert got.status_code == 200 and got.headers["content-type"] == "image/png", got.text
+        seen.add(Image.open(io.BytesIO(got.content)).size)
+    assert seen == set(sizes.values())
+    src = body["rows"][0]["row"]["image"]["src"]
+    query = parse_qs(urlsplit(src).query)
+    assert query["who"] == ["anon"] and int(query["exp"][0]) > 0
+    altered = [src.replace("/train/0/", "/train/1/"), src.replace(f"sig={query['sig'][0]}", "sig=" + "0" * 64),
+               src.replace(f"exp={query['exp'][0]}", f"exp={int(query['exp'][0]) + 3600}"),
+               src.replace("who=anon", "who=user%3A1"), src.replace(f"exp={query['exp'][0]}", "exp=1")]
+    for url in altered:
+        refused = httpx.get(url)
+        assert refused.status_code in (403, 404) and refused.headers["x-error-code"] in ("InvalidSignature",
+                                                                                        "ResponseNotFound"), url
+    # URLs signed for a signed-in caller are kept out of shared caches.
+    assert answer.headers["cache-control"] == "public, max-age=60"
+    signed_in = ds(hub, "rows", dataset=repo, config="default", split="train")
+    assert signed_in.headers["cache-control"] == "private, max-age=60"
+    # The first rows and the page give the same kind of URLs; the page shows the images.
+    first = ds(hub, "first-rows", dataset=repo, config="default", split="train", token=None).json()
+    assert first["rows"][0]["row"]["image"]["src"].startswith(f"{hub.url}/datasets-server/assets/")
+    html = httpx.get(f"{hub.url}/datasets/{repo}/viewer").text
+    paths = re.findall(r'<img class="cell-media" src="([^"]+)"', html)
+    assert len(paths) == 3
+    assert httpx.get(hub.url + paths[0].replace("&amp;", "&")).headers["content-type"] == "image/png"
+    # Made private: the anonymous URL answers as a missing dataset; the owner gets URLs of their own.
+    owner.update_repo_settings(repo, private=True, repo_type="dataset")
+    gone = httpx.get(src)
+    assert gone.status_code == 404 and b"\x89PNG" not in gone.content
+    mine = ds(hub, "rows", dataset=repo, config="default", split="train").json()["rows"][0]["row"]["image"]["src"]
+    assert "who=token" in mine and httpx.get(mine).status_code == 200

@@ -60,8 +60,9 @@ def _dataset(request: Request):
                           "authentication credentials.", "ExternalAuthenticatedError", 404) from None
 
 
-def _answer(body: dict, repo, commit: str) -> JSONResponse:
-    cache = "no-store" if (repo.private or repo.gated) else "public, max-age=60"
+def _answer(body: dict, repo, commit: str, per_caller: bool = False) -> JSONResponse:
+    """``per_caller``: the answer holds URLs signed for the caller (images, audio): no shared cache."""
+    cache = "no-store" if (repo.private or repo.gated) else "private, max-age=60" if per_caller else "public, max-age=60"
     return JSONResponse(body, headers={"X-Revision": commit, "Cache-Control": cache})
 
 
@@ -86,9 +87,78 @@ def _rows(table, offset: int, length: int) -> list[dict]:
     return _row_items(table.slice(offset, length), range(offset, offset + length))
 
 
-def _row_items(page, indices) -> list[dict]:
-    return [{"row_idx": idx, "row": jsonable(row), "truncated_cells": []}
-            for idx, row in zip(indices, page.to_pylist(), strict=False)]
+def _row_items(page, indices, media: dict | None = None) -> list[dict]:
+    """Rows as datasets-server gives them; ``media`` (from ``_media``) turns image and audio cells
+    into short-lived signed URLs."""
+    items = []
+    for idx, row in zip(indices, page.to_pylist(), strict=False):
+        if media:
+            for column, to_url in media.items():
+                if row.get(column) is not None:
+                    row[column] = to_url(idx, column, row[column])
+        items.append({"row_idx": idx, "row": jsonable(row), "truncated_cells": []})
+    return items
+
+
+def _media(request: Request, repo, ps, features: list[dict]) -> dict:
+    """{column: cell -> URL answer} for the split's top-level Image and Audio columns: an image is
+    ``{src}``, audio ``[{src, type}]``, ``src`` a URL of this hub signed for the caller (an hour)."""
+    from aicommons.hub.viewer_query import MEDIA
+
+    kinds = {f["name"]: f["type"]["_type"] for f in features
+             if isinstance(f["type"], dict) and f["type"].get("_type") in MEDIA}
+    if not kinds:
+        return {}
+    hub = hub_of(request)
+    who = hub.lfs.link_holder(principal_of(request))
+    root = _hub_url(request)
+
+    def to_url(kind: str):
+        def make(idx: int, column: str, value) -> object:
+            data = value.get("bytes") if isinstance(value, dict) else None
+            if not isinstance(data, bytes):
+                return None
+            path, mime = hub.viewer_queries.asset_link(repo, ps, idx, column, data, who)
+            return {"src": root + path} if kind == "Image" else [{"src": root + path, "type": mime}]
+        return make
+
+    return {column: to_url(kind) for column, kind in kinds.items()}
+
+
+def _per_caller(request: Request, media: dict) -> bool:
+    return bool(media) and not principal_of(request).is_anonymous
+
+
+def asset(request: Request) -> Response:
+    """An image or audio cell behind a signed URL (``/rows`` and the others hand them out). The link
+    is re-checked as the principal it was minted for, as LFS links are: that principal must still
+    exist and still read the dataset, and the URL must not have expired or been altered."""
+    from aicommons.hub.viewer_query import media_type
+
+    hub = hub_of(request)
+    query = request.query_params
+    who = query.get("who") or ""
+    principal = hub.accounts.principal_for_key(who) if who else None
+    not_found = ViewerError("Not found.", "ResponseNotFound", 404)
+    if principal is None:
+        raise not_found
+    try:
+        repo = hub.repos.find("dataset", f"{param(request, 'ns')}/{param(request, 'name')}", principal,
+                              action=Action.READ_CONTENT)
+    except HubError:
+        raise not_found from None
+    conversion = _conversion(request, repo)
+    if conversion is None or conversion.converted_sha != param(request, "sha"):
+        raise not_found
+    ps = hub.viewer_queries.split(repo, conversion, param(request, "config"), param(request, "split"))
+    row, column = request.path_params["row"], param(request, "column")
+    hub.viewer_queries.check_asset(repo, ps, row, column, query.get("exp"), who, query.get("sig"))
+    data = hub.viewer_queries.cell_bytes(ps, row, column)
+    mime, ext = media_type(data)
+    headers = {"Cache-Control": "private, max-age=3600"}
+    if mime == "application/octet-stream":  # not an image or audio format we know: a download, never a page
+        headers["Content-Disposition"] = f'attachment; filename="cell.{ext}"'
+    return Response(data, media_type=mime, headers=headers)
 
 
 def _conversion(request: Request, repo):
@@ -152,10 +222,11 @@ def first_rows(request: Request) -> Response:
     conversion, ps = _parquet_split(request, repo, config, split)
     if ps is not None:
         page = hub_of(request).viewer_queries.rows(ps, 0, FIRST_ROWS)
-        return _answer({"dataset": repo.full_id, "config": config, "split": split,
-                        "features": _converted_features(conversion, config, ps),
-                        "rows": _row_items(page, range(page.num_rows)), "truncated": ps.num_rows > FIRST_ROWS},
-                       repo, repo.sha)
+        features = _converted_features(conversion, config, ps)
+        media = _media(request, repo, ps, features)
+        return _answer({"dataset": repo.full_id, "config": config, "split": split, "features": features,
+                        "rows": _row_items(page, range(page.num_rows), media),
+                        "truncated": ps.num_rows > FIRST_ROWS}, repo, repo.sha, _per_caller(request, media))
     commit, rows = hub_of(request).viewer.rows(repo, config, split)
     table = rows.table
     return _answer({"dataset": repo.full_id, "config": config, "split": split, "features": _features(table),
@@ -170,10 +241,11 @@ def rows(request: Request) -> Response:
     conversion, ps = _parquet_split(request, repo, config, split)
     if ps is not None:
         page = hub_of(request).viewer_queries.rows(ps, offset, length)
-        return _answer({"features": _converted_features(conversion, config, ps),
-                        "rows": _row_items(page, range(offset, offset + page.num_rows)),
+        features = _converted_features(conversion, config, ps)
+        media = _media(request, repo, ps, features)
+        return _answer({"features": features, "rows": _row_items(page, range(offset, offset + page.num_rows), media),
                         "num_rows_total": ps.num_rows, "num_rows_per_page": PAGE, "partial": ps.partial},
-                       repo, repo.sha)
+                       repo, repo.sha, _per_caller(request, media))
     commit, found = hub_of(request).viewer.rows(repo, config, split)
     table = found.table
     return _answer({"features": _features(table), "rows": _rows(table, offset, length),
@@ -198,8 +270,10 @@ def filter_rows(request: Request) -> Response:
             page, indices, total = hub_of(request).viewer_queries.filter(ps, where, orderby, offset, length)
         except FilterError as exc:
             raise ViewerError(f"Parameter 'where' or 'orderby' is invalid: {exc}", "InvalidParameter", 422) from None
-        return _answer({"features": _converted_features(conversion, config, ps), "rows": _row_items(page, indices),
-                        "num_rows_total": total, "num_rows_per_page": PAGE, "partial": ps.partial}, repo, repo.sha)
+        features = _converted_features(conversion, config, ps)
+        media = _media(request, repo, ps, features)
+        return _answer({"features": features, "rows": _row_items(page, indices, media), "num_rows_total": total,
+                        "num_rows_per_page": PAGE, "partial": ps.partial}, repo, repo.sha, _per_caller(request, media))
     commit, found = hub_of(request).viewer.rows(repo, config, split)
     try:
         matching = filter_table(found.table, where, orderby)
@@ -233,8 +307,10 @@ def search(request: Request) -> Response:
     if found is None:  # no text column in this split
         raise ViewerError("Not found.", "ResponseNotFound", 404)
     page, indices, total = found
-    return _answer({"features": _converted_features(conversion, config, ps), "rows": _row_items(page, indices),
-                    "num_rows_total": total, "num_rows_per_page": PAGE, "partial": ps.partial}, repo, repo.sha)
+    features = _converted_features(conversion, config, ps)
+    media = _media(request, repo, ps, features)
+    return _answer({"features": features, "rows": _row_items(page, indices, media), "num_rows_total": total,
+                    "num_rows_per_page": PAGE, "partial": ps.partial}, repo, repo.sha, _per_caller(request, media))
 
 
 def _not_converted(request: Request, repo) -> ViewerError:
@@ -477,6 +553,8 @@ def viewer_routes() -> list[Route]:
                 ("search", search), ("filter", filter_rows), ("size", size), ("statistics", statistics),
                 ("croissant", croissant_endpoint), ("parquet", parquet), ("info", info))
     routes = [Route(f"{PREFIX}/{name}", _viewer_endpoint(handler), methods=["GET"]) for name, handler in handlers]
+    routes.append(Route(PREFIX + "/assets/{ns}/{name}/--/{sha}/--/{config}/{split}/{row:int}/{column}/{file}",
+                        _viewer_endpoint(asset), methods=["GET"]))
     base = "/api/datasets/{ns}/{name}/parquet"
     return routes + [Route("/api/datasets/{ns}/{name}/croissant", hub_croissant, methods=["GET"]),
                      Route(base, hub_parquet, methods=["GET"]),

@@ -232,7 +232,8 @@ class Hub:
         """The viewer over the converted Parquet files: rows, DuckDB filters, search (``hub/viewer_query.py``)."""
         from aicommons.hub.viewer_query import ViewerQueries
 
-        return ViewerQueries(self.git, self.objects, self.settings.data_dir / "viewer-cache")
+        return ViewerQueries(self.git, self.objects, self.settings.data_dir / "viewer-cache",
+                             self.keys.for_purpose("viewer-assets"))
 
     @functools.cached_property
     def parquet(self) -> ParquetExport:

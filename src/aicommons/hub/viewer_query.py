@@ -25,10 +25,13 @@ revisions).
 from __future__ import annotations
 
 import bisect
+import hashlib
+import hmac
 import os
 import shutil
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,6 +51,24 @@ from aicommons.hub.viewer_filter import FilterError, orderby_sql, to_sql
 CACHED_SPLITS = 32
 CACHED_ANSWERS = 512
 ROW_IDX = "__row_idx"
+ASSET_TTL = 3600  # seconds an image or audio URL in an answer stays valid
+MEDIA = ("Image", "Audio")
+# Served with their own type only when the bytes say so; anything else (an SVG "image" included) is a
+# download, never a page of the hub's origin.
+MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png", "png"), (b"\xff\xd8\xff", "image/jpeg", "jpg"),
+         (b"GIF87a", "image/gif", "gif"), (b"GIF89a", "image/gif", "gif"), (b"BM", "image/bmp", "bmp"),
+         (b"fLaC", "audio/flac", "flac"), (b"OggS", "audio/ogg", "ogg"), (b"ID3", "audio/mpeg", "mp3"),
+         (b"\xff\xfb", "audio/mpeg", "mp3"))
+
+
+def media_type(data: bytes) -> tuple[str, str]:
+    """(MIME type, file extension) of an image or audio file's bytes, from their first bytes."""
+    if data[:4] == b"RIFF" and data[8:12] in (b"WEBP", b"WAVE"):
+        return ("image/webp", "webp") if data[8:12] == b"WEBP" else ("audio/wav", "wav")
+    for magic, mime, ext in MAGIC:
+        if data.startswith(magic):
+            return mime, ext
+    return "application/octet-stream", "bin"
 
 
 @dataclass(frozen=True)
@@ -91,8 +112,9 @@ def converted_splits(conversion: Conversion) -> list[tuple[str, str]]:
 
 
 class ViewerQueries:
-    def __init__(self, git: GitStore, objects: ObjectReader, cache_dir: Path):
+    def __init__(self, git: GitStore, objects: ObjectReader, cache_dir: Path, key: bytes = b""):
         self.git, self.objects, self.cache_dir = git, objects, cache_dir
+        self._signing_key = key  # signs image and audio URLs (hub/keys.py, purpose "viewer-assets")
         self._splits: OrderedDict[tuple[Any, ...], ParquetSplit] = OrderedDict()
         self._answers: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._lock = threading.Lock()
@@ -247,6 +269,51 @@ class ViewerQueries:
 
         result: tuple[Any, list[int], int] = self._cached(self._key(ps, "search", query, offset, length), page)
         return result
+
+    # --- images and audio: short-lived signed URLs, as datasets-server's ------------------------------
+
+    def _sign(self, storage_key: str, ps: ParquetSplit, row: int, column: str, expires: int, who: str) -> str:
+        msg = "\0".join(("viewer-asset", storage_key, ps.converted_sha, ps.config, ps.split, str(row), column,
+                         str(expires), who)).encode()
+        return hmac.new(self._signing_key, msg, hashlib.sha256).hexdigest()
+
+    def asset_query(self, repo: RepoRow, ps: ParquetSplit, row: int, column: str, who: str) -> str:
+        """``exp=…&who=…&sig=…`` of the URL of one cell, minted for ``who`` (a principal's key)."""
+        from urllib.parse import quote
+
+        expires = int(time.time()) + ASSET_TTL
+        return f"exp={expires}&who={quote(who, safe='')}&sig={self._sign(repo.storage_key, ps, row, column, expires, who)}"
+
+    def asset_link(self, repo: RepoRow, ps: ParquetSplit, row: int, column: str, data: bytes,
+                   who: str) -> tuple[str, str]:
+        """(the path, from the hub's root, of a cell's signed URL; its MIME type)."""
+        from urllib.parse import quote
+
+        mime, ext = media_type(data)
+        name = "audio" if mime.startswith("audio/") else "image"
+        path = (f"/datasets-server/assets/{repo.full_id}/--/{ps.converted_sha}/--/{quote(ps.config, safe='')}/"
+                f"{quote(ps.split, safe='')}/{row}/{quote(column, safe='')}/{name}.{ext}")
+        return f"{path}?{self.asset_query(repo, ps, row, column, who)}", mime
+
+    def check_asset(self, repo: RepoRow, ps: ParquetSplit, row: int, column: str, exp: str | None, who: str,
+                    sig: str | None) -> None:
+        try:
+            expires = int(exp or "")
+        except ValueError:
+            expires = 0
+        good = self._sign(repo.storage_key, ps, row, column, expires, who)
+        if expires < time.time() or not hmac.compare_digest(good, sig or ""):
+            raise ViewerError("Invalid or expired URL.", "InvalidSignature", 403)
+
+    def cell_bytes(self, ps: ParquetSplit, row: int, column: str) -> bytes:
+        """The bytes of an image or audio cell (``{bytes, path}`` in the Parquet file)."""
+        if column not in ps.columns or not 0 <= row < ps.num_rows:
+            raise ViewerError("Not found.", "ResponseNotFound", 404)
+        value = self.rows(ps, row, 1).column(column)[0].as_py()
+        data = value.get("bytes") if isinstance(value, dict) else None
+        if not isinstance(data, bytes):
+            raise ViewerError("Not found.", "ResponseNotFound", 404)
+        return data
 
     # --- DuckDB --------------------------------------------------------------------------------------
 

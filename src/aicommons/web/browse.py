@@ -310,7 +310,18 @@ def _converted_viewer(request: Request, ctx: dict, conversion, done) -> Response
                 indices = list(range(offset, offset + table.num_rows))
         except FilterError as exc:
             filter_error, table, indices, total = str(exc), ps.schema.empty_table(), [], 0
-        rows = [(idx, [_cell(row.get(name)) for name, _ in columns])
+        features = ((done.result or {}).get("configs", {}).get(config, {}).get("info") or {}).get("features") or {}
+        media = {name for name, f in features.items() if isinstance(f, dict) and f.get("_type") in ("Image", "Audio")}
+        who = hub.lfs.link_holder(request.state.web.principal) if media else ""
+
+        def cell(idx: int, name: str, value) -> object:
+            data = value.get("bytes") if name in media and isinstance(value, dict) else None
+            if isinstance(data, bytes):
+                path, mime = hub.viewer_queries.asset_link(repo, ps, idx, name, data, who)
+                return {"audio" if mime.startswith("audio/") else "img": path, "alt": f"{name}, row {idx}"}
+            return _cell(value)
+
+        rows = [(idx, [cell(idx, name, row.get(name)) for name, _ in columns])
                 for idx, row in zip(indices, table.to_pylist(), strict=False)]
     state = {"config": config, "split": split, "q": query, "where": where, "sort": sort, "dir": direction}
     return page(request, "repo.html", tab="viewer", splits=splits, config=config, split=split, columns=columns,

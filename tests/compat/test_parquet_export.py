@@ -37,18 +37,24 @@ CONVERTED = "refs/convert/parquet"
 
 
 def converting_hub(tmp_path_factory, name: str, **env: str):
-    """A live hub with conversion on and two job workers, users pat (OWNER) and sam (OTHER)."""
+    """A live hub with conversion on and two job workers, users pat (OWNER) and sam (OTHER), on a
+    database and blob store of its own of the backend under test (``AICOMMONS_TEST_BACKEND``:
+    PostgreSQL + S3 reads the converted files through the bucket)."""
+    from tests.backends import live_hub_backend
+
     data = tmp_path_factory.mktemp(name) / "data"
     data.mkdir()
-    live = start_hub(data, free_port(), AICOMMONS_PARQUET_CONVERSION="true", AICOMMONS_JOB_WORKERS="2", **env)
-    live.cli("user", "create", "pat", "--email", "pat@example.org")
-    live.cli("user", "create", "sam")
-    live.cli("token", "create", "pat", "--value", OWNER)
-    live.cli("token", "create", "sam", "--value", OTHER)
-    try:
-        yield live
-    finally:
-        stop_hub(live)
+    with live_hub_backend(tmp_path_factory.mktemp(name + "-backend")) as backend:
+        live = start_hub(data, free_port(), AICOMMONS_PARQUET_CONVERSION="true", AICOMMONS_JOB_WORKERS="2",
+                         **backend, **env)
+        try:
+            live.cli("user", "create", "pat", "--email", "pat@example.org")
+            live.cli("user", "create", "sam")
+            live.cli("token", "create", "pat", "--value", OWNER)
+            live.cli("token", "create", "sam", "--value", OTHER)
+            yield live
+        finally:
+            stop_hub(live)
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from itertools import accumulate
 from pathlib import Path
 
 import httpx
@@ -59,9 +60,9 @@ def write_text(path: Path, rows: int, words: list[str]) -> None:
     import pyarrow.parquet as pq
 
     rng = random.Random(16)
-    weights = [1 / (rank + 1) for rank in range(len(words))]  # Zipf: the first words are everywhere
+    cumulative = list(accumulate(1 / (rank + 1) for rank in range(len(words))))  # Zipf: the first words are everywhere
     path.parent.mkdir(parents=True)
-    texts = [" ".join(rng.choices(words, weights, k=12)) for _ in range(rows)]
+    texts = [" ".join(rng.choices(words, cum_weights=cumulative, k=12)) for _ in range(rows)]
     pq.write_table(pa.table({"id": list(range(rows)), "text": texts}), path)
 
 

@@ -128,18 +128,18 @@ class ParquetExport:
         from aicommons.hub.viewer_stats import split_statistics
 
         kept: set[str] = set()
-        for name, config in configs.items():
+        for number, (name, config) in enumerate(configs.items()):
             by_split: dict[str, list[Path]] = {}
             for item in config["files"]:
                 by_split.setdefault(item["split"], []).append(work_dir / "out" / item["local"])
-            for split, files in by_split.items():
+            for split_number, (split, files) in enumerate(by_split.items()):
                 try:
                     features = (config.get("info") or {}).get("features")
                     stats = split_statistics(files, features, bool(config.get("partial")))
                     config.setdefault("statistics", {})[split] = stats
                 except Exception:  # noqa: BLE001 - statistics are an extra too
                     log.exception("the statistics of %s %s/%s could not be computed", repo.full_id, name, split)
-                index = work_dir / f"search-{len(kept)}.sqlite"
+                index = work_dir / f"search-{number}-{split_number}.sqlite"
                 try:
                     columns = build_index(files, index)
                     if columns is None:

@@ -90,7 +90,7 @@ def search(index: Path, query: str, offset: int, length: int) -> tuple[list[int]
     expression = match_expression(query)
     if expression is None:
         return [], 0
-    con = sqlite3.connect(f"file:{index}?mode=ro&immutable=1", uri=True)
+    con = sqlite3.connect(f"{index.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
     try:
         total = con.execute("SELECT count(*) FROM search WHERE search MATCH ?", (expression,)).fetchone()[0]
         found = con.execute("SELECT rowid FROM search WHERE search MATCH ? ORDER BY rank, rowid LIMIT ? OFFSET ?",

@@ -12,7 +12,7 @@ from huggingface_hub import CommitOperationAdd, HfApi
 from tests.compat.test_parquet_export import OTHER, OWNER, converting_hub, wait_converted
 from tests.conftest import unique_name
 
-ROWS = 2500
+ROWS = 25_000  # more than one 10,000-row group (hub/parquet_export.py ROW_GROUP_ROWS)
 CSV = "text,label,score\n" + "".join(f"sentence number {i},{i % 7},{i / 8}\n" for i in range(ROWS))
 CSV_TEST = "text,label,score\n" + "".join(f"held out {i},{i % 2},{i}\n" for i in range(9))
 
@@ -52,7 +52,7 @@ def test_rows_at_any_offset_come_from_the_converted_files(hub, dataset):
     assert body["num_rows_total"] == ROWS and body["partial"] is False
     assert [f["name"] for f in body["features"]] == ["text", "label", "score"]
     assert body["features"][1]["type"] == {"dtype": "int64", "_type": "Value"}
-    for offset, length in ((0, 5), (997, 10), (1995, 100), (ROWS - 3, 100), (1234, 1)):
+    for offset, length in ((0, 5), (997, 10), (9950, 100), (19_999, 2), (ROWS - 3, 100), (1234, 1)):
         r = ds(hub, "rows", dataset=repo, config="default", split="train", offset=str(offset), length=str(length))
         rows = r.json()["rows"]
         want = list(range(offset, min(offset + length, ROWS)))
@@ -77,7 +77,8 @@ def test_row_groups_are_crossed(hub, dataset):
     data = httpx.get(url, headers={"authorization": f"Bearer {OWNER}"}, follow_redirects=True).content
     import io
 
-    assert pq.ParquetFile(io.BytesIO(data)).metadata.num_row_groups > 1
+    metadata = pq.ParquetFile(io.BytesIO(data)).metadata
+    assert metadata.num_row_groups == 3 and metadata.row_group(0).num_rows == 10_000
 
 
 def test_filter_in_duckdb(hub, dataset):
@@ -170,7 +171,7 @@ def test_search_ranks_with_bm25_over_the_jobs_index(hub, dataset):
     # Any word matches; rows with more of them rank first; Porter stemming: "sentences" finds "sentence".
     ranked = search("17 sentences 1234", length="5")
     assert ranked["num_rows_total"] == ROWS and [r["row_idx"] for r in ranked["rows"]][:2] == [17, 1234]
-    assert [r["row_idx"] for r in search("SENTENCE", offset="2490")["rows"]] == list(range(2490, 2500))
+    assert [r["row_idx"] for r in search("SENTENCE", offset=str(ROWS - 10))["rows"]] == list(range(ROWS - 10, ROWS))
     # FTS5's own syntax in a query is just words: no error, no injection.
     for query in ('NEAR("a" "b")', 'text:17', '"', "17*", "-17 OR *", "' OR 1=1 --"):
         assert search(query)["num_rows_total"] in (0, 1)
@@ -206,7 +207,7 @@ def test_statistics_computed_by_the_job(hub, dataset):
     assert len(score["histogram"]["bin_edges"]) == 11 and sum(score["histogram"]["hist"]) == ROWS
     text = by_name["text"]
     assert text["column_type"] == "string_text"
-    assert (text["column_statistics"]["min"], text["column_statistics"]["max"]) == (17, 20)
+    assert (text["column_statistics"]["min"], text["column_statistics"]["max"]) == (17, len(f"sentence number {ROWS - 1}"))
     assert ds(hub, "is-valid", dataset=repo).json()["statistics"] is True
     nope = ds(hub, "statistics", dataset=repo, config="default", split="nope")
     assert nope.status_code == 404 and nope.headers["x-error-code"] == "ResponseNotFound"

@@ -52,6 +52,11 @@ BOT = "parquet-converter"
 GITATTRIBUTES = b"*.parquet filter=lfs diff=lfs merge=lfs -text\n"
 MAX_ERROR_CHARS = 2000
 PARTIAL_BATCH_ROWS = 1000
+# Rows per Parquet row group of datasets without images, audio or binary columns (those keep the
+# datasets library's small groups). datasets' default of 1,000 makes 10,000 groups of a 10-million-row
+# split, whose footers alone cost DuckDB ~400 ms a filter; 10,000-row groups cost ~30 ms and a /rows
+# page still reads one or two groups (docs/benchmarks.md).
+ROW_GROUP_ROWS = 10_000
 
 
 class ConversionError(Exception):
@@ -239,6 +244,7 @@ def convert_folder(source: Path, out: Path, cache: Path, dataset_name: str, max_
     (``{config}/{split}/NNNN.parquet``). Returns ({config: {"info": DatasetInfo dict, "files":
     [{split, path, size, local}]}}, partial)."""
     import datasets
+    from datasets.arrow_writer import get_writer_batch_size_from_features
     from datasets.naming import camelcase_to_snakecase
 
     datasets.disable_progress_bars()
@@ -254,6 +260,9 @@ def convert_folder(source: Path, out: Path, cache: Path, dataset_name: str, max_
         if "/" in name or name.startswith("."):
             raise ConversionError(f"The config name {name!r} cannot be a folder name")
         builder = datasets.load_dataset_builder(str(source), name, cache_dir=str(cache / name))
+        if get_writer_batch_size_from_features(builder.info.features) is None:  # no images, audio, binary
+            builder = datasets.load_dataset_builder(str(source), name, cache_dir=str(cache / name),
+                                                    writer_batch_size=ROW_GROUP_ROWS)
         data_files = builder.config.data_files or {}
         total = sum(os.path.getsize(p) for files in data_files.values() for p in files if os.path.exists(p))
         if total > max_bytes:

@@ -264,7 +264,7 @@ def viewer(request: Request) -> Response:
     return page(request, "repo.html", tab="viewer", splits=[(s.config, s.split) for s in splits], config=config,
                 split=split, columns=columns, rows=rows, number=number, pages=max(1, -(-total // VIEWER_PAGE)),
                 total=total, partial=partial, viewer_commit=commit, conversion=conversion, rows_error=rows_error,
-                converted=False, **ctx)
+                converted=False, stats=None, state={}, searchable=False, filter_error=None, **ctx)
 
 
 def _page_number(request: Request) -> int:

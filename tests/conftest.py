@@ -101,8 +101,9 @@ def stop_hub(hub: LiveHub) -> None:
     hub.process.terminate()
     try:
         hub.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired:  # (its inference workers take a while to stop)
         hub.process.kill()
+        hub.process.wait(timeout=10)  # reaped: no ResourceWarning at exit
 
 
 @pytest.fixture(scope="session")

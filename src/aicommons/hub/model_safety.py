@@ -4,8 +4,10 @@ Loading runs the files' code paths (``torch.load`` unpickles; a custom class cou
 weights), so a commit is refused when the upload scanner (``hub/scans.py``) judged one of its files
 ``unsafe``, and when one of its pickle-format files (``.bin``, ``.pt``, ``.pkl``, …) was not vouched
 for: not scanned yet (503 with ``Retry-After``: the scan is queued and runs in the background) or
-scanned with a ``suspicious`` or ``error`` result (default-deny). Safetensors, GGUF and text files
-are not executed when loaded, so only their ``unsafe`` verdict refuses them.
+scanned with a ``suspicious`` or ``error`` result (default-deny). Safetensors and text files are not
+executed when loaded, so only their ``unsafe`` verdict refuses them. GGUF files carry a chat template
+(Jinja) that the model's answers are rendered with: they are served only once the scanner has read
+them (its template check included), and not when it could not (``error``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,11 @@ def check_loadable(scans: ScanService, repo_id: str, git_repo: pygit2.Repository
         status = result["status"] if result is not None else None
         if status == "unsafe":
             unsafe.append(entry.path)
+        elif entry.path.lower().endswith(".gguf"):
+            if status is None:
+                unscanned.append(entry.path)
+            elif status == "error":
+                doubtful.append(f"{entry.path} ({status})")
         elif posixpath.basename(entry.path).lower().endswith(_PICKLE_SUFFIXES):
             if status is None:
                 unscanned.append(entry.path)
@@ -52,8 +59,8 @@ def check_loadable(scans: ScanService, repo_id: str, git_repo: pygit2.Repository
         raise UnsafeModel(f"The hub's scanner judged files of {repo_id} unsafe ({', '.join(unsafe[:5])}); "
                           "this model is not served")
     if doubtful:
-        raise UnsafeModel(f"Pickle files of {repo_id} did not pass the hub's scanner ({', '.join(doubtful[:5])}); "
-                          "this model is not served. Convert the weights to safetensors")
+        raise UnsafeModel(f"Files of {repo_id} did not pass the hub's scanner ({', '.join(doubtful[:5])}); "
+                          "this model is not served. Convert pickled weights to safetensors")
     if unscanned:
-        raise ModelNotScanned(f"Pickle files of {repo_id} are not scanned yet ({', '.join(unscanned[:5])}); "
+        raise ModelNotScanned(f"Files of {repo_id} are not scanned yet ({', '.join(unscanned[:5])}); "
                               "retry in a moment", headers={"Retry-After": "10"})

@@ -273,3 +273,81 @@ def build_llava(path: Path, seed: int = 0, license: str | None = "apache-2.0") -
                    chat_template=VISION_CHAT_TEMPLATE, image_token="<image>",
                    num_additional_image_tokens=1).save_pretrained(path)
     return _transformers_card(path, "image-text-to-text", license)
+
+
+def export_gguf(hf_dir: Path, out: Path, qtype: str = "F16", chat_template: str | None = None) -> Path:
+    """Our tiny Llama (``build_llama``) written as a llama.cpp GGUF file, as llama.cpp's
+    ``convert_hf_to_gguf.py`` writes one (tensor names, q/k rotary permutation, BPE tokenizer and chat
+    template in the metadata), with the 2-D weights stored as ``qtype`` (F32, F16 or Q8_0, which
+    gguf-py can quantise; norms stay F32). For tests and benchmarks: no llama.cpp needed."""
+    import json
+
+    import gguf
+    import numpy as np
+    from safetensors.numpy import load_file
+    from transformers import AutoTokenizer
+
+    hf_dir, out = Path(hf_dir), Path(out)
+    config = json.loads((hf_dir / "config.json").read_text())
+    tokenizer = AutoTokenizer.from_pretrained(hf_dir)
+    weights = load_file(str(hf_dir / "model.safetensors"))
+    heads, kv_heads = config["num_attention_heads"], config["num_key_value_heads"]
+
+    def permute(w, n_head):  # llama.cpp's rotary layout for q and k
+        return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+    writer = gguf.GGUFWriter(str(out), "llama")
+    writer.add_name(hf_dir.name)
+    writer.add_context_length(config["max_position_embeddings"])
+    writer.add_embedding_length(config["hidden_size"])
+    writer.add_block_count(config["num_hidden_layers"])
+    writer.add_feed_forward_length(config["intermediate_size"])
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(kv_heads)
+    writer.add_rope_dimension_count(config["hidden_size"] // heads)
+    writer.add_rope_freq_base(float(config.get("rope_theta") or (config.get("rope_parameters") or {}).get("rope_theta", 10000.0)))
+    writer.add_layer_norm_rms_eps(config["rms_norm_eps"])
+    writer.add_vocab_size(config["vocab_size"])
+    writer.add_file_type({"F32": 0, "F16": 1, "Q8_0": 7}[qtype])
+    vocab = tokenizer.get_vocab()
+    tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
+    special = set(tokenizer.all_special_ids)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list(tokens)
+    writer.add_token_types([gguf.TokenType.CONTROL if i in special else gguf.TokenType.NORMAL for i in range(len(tokens))])
+    merges = json.loads(tokenizer.backend_tokenizer.to_str())["model"]["merges"]
+    writer.add_token_merges([" ".join(m) if isinstance(m, list) else m for m in merges])
+    writer.add_bos_token_id(tokenizer.bos_token_id)
+    writer.add_eos_token_id(tokenizer.eos_token_id)
+    writer.add_pad_token_id(tokenizer.pad_token_id)
+    writer.add_add_bos_token(False)
+    writer.add_chat_template(chat_template or tokenizer.chat_template)
+    names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight"}
+    per_layer = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm", "self_attn.q_proj": "attn_q",
+                 "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
+                 "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
+    for i in range(config["num_hidden_layers"]):
+        for hf, ll in per_layer.items():
+            names[f"model.layers.{i}.{hf}.weight"] = f"blk.{i}.{ll}.weight"
+    if "lm_head.weight" not in weights:
+        weights["lm_head.weight"] = weights["model.embed_tokens.weight"]
+    names["lm_head.weight"] = "output.weight"
+    for hf, ll in names.items():
+        w = weights[hf].astype(np.float32)
+        if ll.endswith("attn_q.weight"):
+            w = permute(w, heads)
+        elif ll.endswith("attn_k.weight"):
+            w = permute(w, kv_heads)
+        if w.ndim == 1 or qtype == "F32":
+            writer.add_tensor(ll, w)
+        elif qtype == "F16":
+            writer.add_tensor(ll, w.astype(np.float16))
+        else:
+            kind = gguf.GGMLQuantizationType[qtype]
+            writer.add_tensor(ll, gguf.quants.quantize(w, kind), raw_dtype=kind)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return out

@@ -116,6 +116,8 @@ def model_headers(resolved: ResolvedModel) -> dict:
     headers = {"X-Model-Id": resolved.repo_id, "X-Model-Revision": resolved.commit}
     if resolved.license:
         headers["X-Model-License"] = resolved.license
+    if resolved.variant is not None:
+        headers["X-Model-File"] = resolved.variant  # the GGUF file that answered
     return headers
 
 

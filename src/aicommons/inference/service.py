@@ -9,6 +9,7 @@ import time
 
 from aicommons.errors import HubError
 
+from . import gguf
 from . import tasks as T
 from .errors import InvalidRequest
 from .fairness import Admission, Ticket
@@ -19,7 +20,7 @@ from .params import parse_keep_alive
 from .settings import InferenceSettings
 from .source import ModelSource, ResolvedModel
 
-_MODEL_REF = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[^\s]+)?$")
+_MODEL_REF = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[^\s:]+)?(:[\w.-]+)?$")
 
 
 class Lease:
@@ -103,9 +104,14 @@ class InferenceService:
     # ---- resolution and loading -------------------------------------------------------------
     async def resolve(self, model_ref, principal) -> ResolvedModel:
         if not isinstance(model_ref, str) or not _MODEL_REF.match(model_ref):
-            raise InvalidRequest("'model' must be a repo id like 'namespace/name' or 'namespace/name@revision'",
+            raise InvalidRequest("'model' must be a repo id like 'namespace/name', 'namespace/name@revision' or, for "
+                                 "GGUF files, 'namespace/name:Q4_K_M'",
                                  param="model")
         self.admission.check_allowed(principal)
+        model_ref, tag = gguf.split_tag(model_ref)
+        return gguf.choose(await self._resolve(model_ref, principal), tag)
+
+    async def _resolve(self, model_ref: str, principal) -> ResolvedModel:
         # A source that remembers recent resolutions answers most requests without I/O: skip the
         # thread hop then (it costs more than the lookup).
         cached = getattr(self.source, "resolve_cached", None)
@@ -168,7 +174,8 @@ class InferenceService:
         return TransformersEncoder.load(resolved, task, self.settings, on_batch=on_batch)
 
     def _estimate(self, resolved: ResolvedModel, task: str) -> int:
-        weights = T.estimate_weight_bytes(resolved.local_dir)
+        weights = T.estimate_weight_bytes(resolved.local_dir) if resolved.variant is None \
+            else gguf.dequantised_bytes(resolved.local_dir / resolved.variant)
         if task == T.GENERATION:
             return int((weights + self.settings.kv_cache_bytes) * 1.1)
         return int(weights * 1.1)

@@ -23,6 +23,7 @@ class ResolvedModel:
     card_data: dict = field(default_factory=dict, hash=False, compare=False)
     pipeline_tag: str | None = None
     library_name: str | None = None
+    variant: str | None = None  # the GGUF file served, for a repo of GGUF files (``gguf.py``)
 
     @property
     def license(self) -> str | None:
@@ -30,9 +31,10 @@ class ResolvedModel:
         return str(value) if value else None
 
     @property
-    def key(self) -> tuple[str, str]:
-        """Cache key of a loaded model: the same commit is the same model, whatever name led to it."""
-        return (self.repo_id, self.commit)
+    def key(self) -> tuple[str, str, str]:
+        """Cache key of a loaded model: the same commit (and GGUF file) is the same model, whatever
+        name led to it."""
+        return (self.repo_id, self.commit, self.variant or "")
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,8 @@ def _read_json(path: Path) -> dict:
 
 def detect_task(model: ResolvedModel) -> str:
     """The model's primary task: the card's ``pipeline_tag`` if set, else guessed from its files."""
+    if model.variant is not None:
+        return GENERATION  # a GGUF file (gguf.py): llama.cpp's formats are language models
     tag = model.pipeline_tag or model.card_data.get("pipeline_tag")
     if tag in _ALIASES:
         tag = _ALIASES[tag]

@@ -26,7 +26,7 @@ from .. import worker_protocol as P
 from ..engine import EngineStep, SamplingParams
 from ..errors import GenerationFailed, InvalidRequest, Overloaded
 from ..source import ResolvedModel
-from .transformers_lm import LMText
+from .transformers_lm import LMText, gguf_kwargs
 from .vision_lm import VisionPrompts
 
 _rids = itertools.count(1)
@@ -152,7 +152,7 @@ class ProcessLM(LMText, _WorkerClient):
     def load(cls, resolved: ResolvedModel, settings) -> ProcessLM:
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(Path(resolved.local_dir))
+        tokenizer = AutoTokenizer.from_pretrained(Path(resolved.local_dir), **gguf_kwargs(resolved))
         proc, conn, ready = cls._start(resolved, "text-generation", settings)
         return cls(proc, conn, tokenizer, ready)
 

@@ -114,9 +114,10 @@ class TransformersLM(LMText):
 
         device, dtype = placement(settings)
         path = Path(resolved.local_dir)
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        gguf = gguf_kwargs(resolved)
+        tokenizer = AutoTokenizer.from_pretrained(path, **gguf)
         # sdpa keeps the model usable both by CB and by plain generate() (the seeded path).
-        model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="sdpa")
+        model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="sdpa", **gguf)
         model = model.to(device).eval()
         text_config = model.config.get_text_config()
         kv_bytes_per_token = _kv_bytes_per_token(text_config, dtype)
@@ -145,8 +146,13 @@ class TransformersLM(LMText):
         guides = GuideRegistry()
         guided = install_guides(manager, guides)
         manager.start()
-        weights = estimate_weight_bytes(path)
-        footprint = int((weights * _cast_factor(path, dtype) + settings.kv_cache_bytes) * 1.1)
+        if resolved.variant is not None:
+            from ..gguf import dequantised_bytes
+
+            weights = int(dequantised_bytes(path / resolved.variant) * _cast_factor(path, dtype))
+        else:
+            weights = int(estimate_weight_bytes(path) * _cast_factor(path, dtype))
+        footprint = int((weights + settings.kv_cache_bytes) * 1.1)
         engine = cls(model, tokenizer, manager, footprint, device)
         engine.guides = guides if guided else None
         engine._warm_up()
@@ -309,6 +315,12 @@ class TransformersLM(LMText):
 
 def _logprobs(guide, ids):
     return guide.logprobs_for(ids) if guide is not None and guide.top is not None else None
+
+
+def gguf_kwargs(resolved: ResolvedModel) -> dict[str, str]:
+    """transformers' GGUF loader for a GGUF file (gguf.py chose it): dequantised weights, the
+    tokenizer and chat template from its metadata."""
+    return {"gguf_file": resolved.variant} if resolved.variant is not None else {}
 
 
 def _eos_ids(model, tokenizer) -> list[int]:

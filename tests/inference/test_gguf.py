@@ -1,0 +1,112 @@
+"""GGUF serving (issue 17): a repo of GGUF files answers the OpenAI routes, the quantisation chosen
+by ``model=ns/name:Q8_0`` as Ollama names it, the chat template taken from the file's metadata and
+checked by the hub's scanner before the file is loaded. Files are written here from a tiny random
+Llama (``devmodels.export_gguf``, llama.cpp's layout) and uploaded to the live hub; answers are
+checked against transformers' own GGUF loader and greedy ``generate``."""
+
+from __future__ import annotations
+
+import time
+
+import openai
+import pytest
+
+from tests.conftest import ALICE_TOKEN, unique_name
+
+pytestmark = pytest.mark.inference
+
+# What the scanner must refuse (the CVE-2024-34359 payload shape): never loaded, never rendered.
+EVIL_TEMPLATE = "{{ self.__init__.__globals__.__builtins__ }}{% for m in messages %}{{ m['content'] }}{% endfor %}"
+
+
+@pytest.fixture(scope="module")
+def repos(live_hub, tmp_path_factory):
+    from huggingface_hub import HfApi
+
+    from aicommons.inference import devmodels
+
+    root = tmp_path_factory.mktemp("gguf")
+    hf = devmodels.build_llama(root / "hf")
+    folder, evil = root / "repo", root / "evil"
+    folder.mkdir()
+    evil.mkdir()
+    card = "---\npipeline_tag: text-generation\nlibrary_name: gguf\nlicense: apache-2.0\n---\n"
+    for q in ("F16", "Q8_0"):
+        devmodels.export_gguf(hf, folder / f"tiny-llama-{q}.gguf", q)
+    devmodels.export_gguf(hf, evil / "tiny-llama-Q8_0.gguf", "Q8_0", chat_template=EVIL_TEMPLATE)
+    api = HfApi(endpoint=live_hub.url, token=ALICE_TOKEN)
+    ids = {}
+    for key, path in (("good", folder), ("evil", evil)):
+        (path / "README.md").write_text(card)
+        ids[key] = f"alice/{unique_name('gguf-' + key)}"
+        api.create_repo(ids[key])
+        api.upload_folder(repo_id=ids[key], folder_path=str(path))
+    return ids, folder
+
+
+@pytest.fixture(scope="module")
+def client(live_hub):
+    with openai.OpenAI(base_url=live_hub.url + "/v1", api_key=ALICE_TOKEN, max_retries=0, timeout=120) as c:
+        yield c
+
+
+def _chat(client, model: str, **kwargs):
+    return client.chat.completions.with_raw_response.create(
+        model=model, temperature=0, max_tokens=8, messages=[{"role": "user", "content": "the quick fox"}], **kwargs)
+
+
+def _once_scanned(call):
+    """The scan runs in the background after the push: until then the model answers 503."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            return call()
+        except openai.InternalServerError as exc:
+            if exc.status_code != 503 or "not scanned yet" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _expected(folder, name: str) -> str:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32).eval()
+    ids = tok.apply_chat_template([{"role": "user", "content": "the quick fox"}], add_generation_prompt=True,
+                                  return_tensors="pt", return_dict=True)["input_ids"]
+    with torch.inference_mode():
+        out = model.generate(ids, max_new_tokens=8, do_sample=False)
+    return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
+
+def test_gguf_chat_by_quantisation_tag(repos, client):
+    ids, folder = repos
+    raw = _once_scanned(lambda: _chat(client, ids["good"] + ":Q8_0"))
+    assert raw.headers["x-model-file"] == "tiny-llama-Q8_0.gguf" and len(raw.headers["x-model-revision"]) == 40
+    assert raw.parse().choices[0].message.content == _expected(folder, "tiny-llama-Q8_0.gguf")
+    f16 = _chat(client, ids["good"] + ":F16")
+    assert f16.headers["x-model-file"] == "tiny-llama-F16.gguf"
+    assert f16.parse().choices[0].message.content == _expected(folder, "tiny-llama-F16.gguf")
+    # Legacy completions and a pinned revision with a tag work too.
+    pinned = f"{ids['good']}@{raw.headers['x-model-revision']}:Q8_0"
+    text = client.completions.create(model=pinned, prompt="the quick", max_tokens=4, temperature=0)
+    assert text.choices[0].finish_reason in ("stop", "length")
+
+
+def test_ambiguous_or_unknown_tags_are_400s(repos, client):
+    ids, _ = repos
+    _once_scanned(lambda: _chat(client, ids["good"] + ":Q8_0"))
+    # Two files and no Q4_K_M (Ollama's default): the caller names one; the error lists them.
+    with pytest.raises(openai.BadRequestError, match="F16, Q8_0"):
+        _chat(client, ids["good"])
+    with pytest.raises(openai.BadRequestError, match="no GGUF file for 'Q4_K_M'"):
+        _chat(client, ids["good"] + ":Q4_K_M")
+    with pytest.raises(openai.BadRequestError, match="namespace/name:Q4_K_M"):
+        _chat(client, ids["good"] + ":Q8 0")
+
+
+def test_gguf_with_an_unsafe_chat_template_is_never_loaded(repos, client):
+    ids, _ = repos
+    with pytest.raises(openai.PermissionDeniedError, match="unsafe"):
+        _once_scanned(lambda: _chat(client, ids["evil"] + ":Q8_0"))

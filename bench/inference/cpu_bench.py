@@ -142,14 +142,69 @@ def transformers_serve(model_dir: Path, threads: int, cb: bool) -> tuple[subproc
     return start(cmd, port, threads_env(threads), "/health"), port
 
 
+def inprocess_engine(model_dir: Path, threads: int):
+    """Our continuous-batching engine driven directly in this process: no HTTP, no hub, no worker
+    process (the reference for the hub's HTTP-path overhead)."""
+    from aicommons.inference.engines.transformers_lm import TransformersLM
+    from aicommons.inference.settings import InferenceSettings
+    from aicommons.inference.source import ResolvedModel
+
+    settings = InferenceSettings.from_env({}, **{**hub_settings(threads), "isolation": "thread"})
+    return TransformersLM.load(ResolvedModel(LLAMA_ID, "0" * 40, model_dir), settings)
+
+
+def run_inprocess(engine, bodies: list[dict], concurrency: int) -> dict:
+    """The same chats as the HTTP systems (template, greedy, max_tokens), counted as tokens leave
+    the engine; TTFT = first token."""
+    import asyncio
+    import statistics
+
+    from aicommons.inference.engine import SamplingParams
+
+    prompts = [engine.chat_prompt_ids(engine.render_chat(b["messages"])) for b in bodies]
+
+    async def go():
+        queue: asyncio.Queue = asyncio.Queue()
+        for p in prompts:
+            queue.put_nowait(p)
+        ttfts, tokens = [], 0
+
+        async def worker():
+            nonlocal tokens
+            while not queue.empty():
+                ids = queue.get_nowait()
+                start_t, first = time.perf_counter(), None
+                async for step in engine.generate(ids, SamplingParams(max_new_tokens=bodies[0]["max_tokens"],
+                                                                      temperature=0.0)):
+                    if step.new_token_ids and first is None:
+                        first = time.perf_counter() - start_t
+                    tokens += len(step.new_token_ids)
+                if first is not None:
+                    ttfts.append(first)
+
+        start_all = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start_all
+        ttfts.sort()
+        return {"requests": len(bodies), "seconds": elapsed, "output_tokens": tokens,
+                "output_tok_s": tokens / elapsed, "ttft_p50_ms": 1000 * statistics.median(ttfts) if ttfts else None}
+
+    return asyncio.run(go())
+
+
 def bench_generation(llama: Path, args) -> dict:
     n, conc, max_tokens = args.chat_requests, args.concurrency, args.max_tokens
     procs, hubs = [], []
+    engine = None
     try:
         hub = start_hub(free_port(), args.threads, {LLAMA_ID: llama}, hub_settings(args.threads))
         hubs.append(hub)
-        targets = {"hub": (hub.pid, hub.url, LLAMA_ID, conc), "hub_c1": (hub.pid, hub.url, LLAMA_ID, 1)}
-        for name, cb in (("transformers_serve_cb", True), ("transformers_serve_sequential", False)):
+        targets = {"hub": (hub.pid, hub.url, LLAMA_ID, conc)}
+        if not args.real_size:
+            targets["hub_c1"] = (hub.pid, hub.url, LLAMA_ID, 1)
+        anchors = (("transformers_serve_cb", True),) if args.real_size else \
+            (("transformers_serve_cb", True), ("transformers_serve_sequential", False))
+        for name, cb in anchors:
             proc, port = transformers_serve(llama, args.threads, cb)
             procs.append(proc)
             targets[name] = (proc.pid, f"http://127.0.0.1:{port}", str(llama), conc)
@@ -161,8 +216,14 @@ def bench_generation(llama: Path, args) -> dict:
         for target in targets.values():  # warm-up: load, first shapes
             measure(*target, 8)
         systems = {name: (lambda t=t: measure(*t, n)) for name, t in targets.items()}
+        if args.real_size:  # the hub's HTTP path vs the same engine in this process
+            engine = inprocess_engine(llama, args.threads)
+            run_inprocess(engine, chat_bodies(LLAMA_ID, 8, max_tokens), conc)
+            systems["engine_inprocess"] = lambda: run_inprocess(engine, chat_bodies(LLAMA_ID, n, max_tokens), conc)
         return interleaved(systems, args.runs, "output_tok_s")
     finally:
+        if engine is not None:
+            engine.close()
         for proc in procs:
             stop(proc)
         for hub in hubs:
@@ -227,15 +288,20 @@ def main() -> None:
     parser.add_argument("--embed-requests", type=int, default=256)
     parser.add_argument("--embed-concurrency", type=int, default=32)
     parser.add_argument("--only", choices=["generation", "embeddings"])
+    parser.add_argument("--real-size", action="store_true",
+                        help="generation on SmolLM2-135M's shape (random weights) instead of the tiny Llama, "
+                             "against transformers serve --continuous-batching and our engine in-process")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     from aicommons.inference import devmodels
 
     tmp = Path(tempfile.mkdtemp(prefix="aicommons-bench-"))
     try:
-        llama = devmodels.build_llama(tmp / "tiny-llama")
+        llama = devmodels.build_smollm2_135m(tmp / "smollm2-135m") if args.real_size \
+            else devmodels.build_llama(tmp / "tiny-llama")
         minilm = devmodels.copy_minilm(tmp / "minilm")
-        report = {"threads": args.threads, "loadavg_before": loadavg(), "command": " ".join(sys.argv)}
+        report = {"threads": args.threads, "loadavg_before": loadavg(), "command": " ".join(sys.argv),
+                  "model": "SmolLM2-135M shape, random weights, float32" if args.real_size else "tiny Llama"}
         if args.only != "embeddings":
             report["generation"] = bench_generation(llama, args)
         if args.only != "generation":
@@ -247,8 +313,12 @@ def main() -> None:
     if g:
         report["ratios"]["hub_vs_transformers_serve_cb"] = \
             g["hub"]["output_tok_s"] / g["transformers_serve_cb"]["output_tok_s"]
-        report["ratios"]["hub_vs_sequential"] = \
-            g["hub"]["output_tok_s"] / g["transformers_serve_sequential"]["output_tok_s"]
+        if "transformers_serve_sequential" in g:
+            report["ratios"]["hub_vs_sequential"] = \
+                g["hub"]["output_tok_s"] / g["transformers_serve_sequential"]["output_tok_s"]
+        if "engine_inprocess" in g:
+            report["ratios"]["hub_vs_engine_inprocess"] = \
+                g["hub"]["output_tok_s"] / g["engine_inprocess"]["output_tok_s"]
     if e:
         report["ratios"]["embed_hub_vs_per_request"] = e["hub"]["sentences_s"] / e["hub_per_request"]["sentences_s"]
         report["ratios"]["embed_hub_vs_st_batched"] = e["hub"]["sentences_s"] / e["st_encode_batch32"]["sentences_s"]

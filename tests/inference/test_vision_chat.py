@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 
+import httpx
 import openai
 import pytest
 
@@ -121,7 +122,7 @@ def test_images_from_this_hub_only(live_hub, setup, client):
             _ask(client, repos["vlm"], url)
 
 
-def test_bad_image_inputs_are_400s(setup, client):
+def test_bad_image_inputs_are_400s(live_hub, setup, client):
     repos, _ = setup
     for url in ("data:text/plain;base64,aGVsbG8=", "data:image/png;base64,bm90IGFuIGltYWdl"):
         with pytest.raises(openai.BadRequestError):
@@ -129,6 +130,11 @@ def test_bad_image_inputs_are_400s(setup, client):
     # A text-only model refuses images with a 400 naming them, not a 500.
     with pytest.raises(openai.BadRequestError, match="does not take images"):
         _ask(client, repos["text"], _data_url(_png((1, 2, 3))))
+    # The HF task route and TGI's /generate point at the chat route instead of failing.
+    for path, body in (("", {"inputs": "hi"}), ("/generate", {"inputs": "hi"})):
+        r = httpx.post(f"{live_hub.url}/models/{repos['vlm']}{path}", json=body, timeout=60,
+                       headers={"Authorization": f"Bearer {ALICE_TOKEN}"})
+        assert r.status_code == 400, (path, r.status_code, r.text)
     # Images only in user messages, as OpenAI accepts them.
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model=repos["vlm"], messages=[

@@ -70,7 +70,8 @@ def train_bpe_tokenizer(vocab_size: int = 512, corpus_size: int = 4000, alphabet
 
 def build_llama(path: Path, *, hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 2,
                 intermediate: int = 128, context: int = 1024, vocab: int = 512, dtype: str = "float32",
-                license: str | None = "apache-2.0", seed: int = 0, chat_template: str = CHAT_TEMPLATE) -> Path:
+                license: str | None = "apache-2.0", seed: int = 0, chat_template: str = CHAT_TEMPLATE,
+                pad_vocab_to: int | None = None, rope_theta: float = 10000.0) -> Path:
     """A Llama with random weights. Defaults: the 'tiny' model of the spec (overhead-dominated)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -79,16 +80,27 @@ def build_llama(path: Path, *, hidden: int = 64, layers: int = 2, heads: int = 4
     path.mkdir(parents=True, exist_ok=True)
     tokenizer = train_bpe_tokenizer(vocab, corpus_size=4000 if vocab <= 4096 else 40000,
                                     alphabet_words=0 if vocab <= 1024 else vocab, chat_template=chat_template)
+    if pad_vocab_to is not None and len(tokenizer) < pad_vocab_to:
+        tokenizer.add_tokens([f" w{i}" for i in range(pad_vocab_to - len(tokenizer))])
     tokenizer.save_pretrained(path)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=intermediate,
                          num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
                          max_position_embeddings=context, bos_token_id=tokenizer.bos_token_id,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                         tie_word_embeddings=True)
+                         tie_word_embeddings=True, rope_parameters={"rope_type": "default", "rope_theta": rope_theta})
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config).to(getattr(torch, dtype))
     model.save_pretrained(path)
     return _transformers_card(path, "text-generation", license)
+
+
+def build_smollm2_135m(path: Path, dtype: str = "float32") -> Path:
+    """SmolLM2-135M's shape (HuggingFaceTB/SmolLM2-135M's config.json: hidden 576, 30 layers, 9 heads
+    with 3 KV heads, MLP 1536, 49,152-token vocabulary, tied embeddings, rope theta 100,000) with
+    random weights: the issue's real-size generation benchmark model. The tokenizer is our 8k BPE
+    padded with plain added tokens to the full vocabulary, so every id decodes to text."""
+    return build_llama(path, hidden=576, layers=30, heads=9, kv_heads=3, intermediate=1536, context=2048,
+                       vocab=8192, dtype=dtype, pad_vocab_to=49152, rope_theta=100000.0)
 
 
 def build_llama_1b(path: Path, dtype: str = "bfloat16") -> Path:

@@ -64,6 +64,9 @@ class HFRoutes:
                 raise InvalidRequest(f"unknown task '{task}'", param="task")
             if task == T.RERANK:
                 raise InvalidRequest("text-ranking models answer at POST /v1/rerank", param="task")
+            if task == T.VISION_CHAT:
+                raise InvalidRequest("image-text-to-text models answer chat requests: POST /v1/chat/completions "
+                                     f"or /models/{repo_id}/v1/chat/completions", param="task")
         except HubError as exc:
             return tgi_error(exc)
         if task == T.GENERATION:

@@ -359,3 +359,31 @@ def test_tokens_sign_repo_operation_account_minter_and_expiry():
             tokens.check(junk, "write", now=1030)
     anonymous = tokens.check(tokens.issue("k" * 32, "read", 0, "-", now=1000)[0], "read", now=1000)
     assert anonymous.token_id is None and anonymous.minter == "-"
+
+
+def test_a_stored_xorb_gone_bad_is_refused_unless_this_process_just_verified_it():
+    """Shard checks re-hash the chunks of stored xorbs (bit rot: never hand out wrong bytes), except
+    those this process hashed as they arrived, lately (issue 21: each byte hashed once)."""
+    source, _first, second, _h1, h2 = _two_xorbs()
+    stored, layout = source.stored[h2]
+    rotten = bytearray(stored)
+    rotten[layout.chunks[1].payload.start + 5] ^= 1  # random bytes: stored raw, so the flip survives
+    source.stored[h2] = (bytes(rotten), layout)
+    entry = _file_entry([FileSegment(h2, sum(map(len, second)), 0, 3)], [second])
+    with pytest.raises(ShardRejected, match="corrupt"):
+        rebuild_file(entry, source, bytearray().extend)
+    source.verified_recently = lambda xorb_hash: True
+    rebuild_file(entry, source, bytearray().extend)  # trusted: hashed on the way in, written by us
+
+
+def test_recent_xorbs_forget_after_their_time_and_beyond_their_limit(monkeypatch):
+    from aicommons.xet import service
+
+    clock = [1000.0]
+    monkeypatch.setattr(service.time, "monotonic", lambda: clock[0])
+    recent = service.RecentXorbs(limit=2, ttl=60)
+    for name in (b"a", b"b", b"c"):
+        recent.add(name)
+    assert b"a" not in recent and b"b" in recent and b"c" in recent
+    clock[0] += 61
+    assert b"b" not in recent

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download, snapshot_download
 from huggingface_hub.errors import RepositoryNotFoundError
@@ -33,7 +35,7 @@ def upstream(live_hub):
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory, upstream):
     data = tmp_path_factory.mktemp("mirror")
-    hub = start_hub(data, free_port(), AICOMMONS_UPSTREAM_URL=upstream.url,
+    hub = start_hub(data, free_port(), AICOMMONS_UPSTREAM_URL=upstream.url, AICOMMONS_SIGNUP="open",
                     AICOMMONS_UPSTREAM_METADATA_TTL_SECONDS="1", AICOMMONS_UPSTREAM_TIMEOUT_SECONDS="5",
                     AICOMMONS_UPSTREAM_BLOCK="maker/blocked-*")
     yield hub
@@ -141,6 +143,26 @@ def test_local_names_win_over_upstream(upstream, mirror):
     mirror.cli("user", "create", name)  # the same name, a different person, on the mirror
     with pytest.raises(RepositoryNotFoundError):
         HfApi(endpoint=mirror.url).model_info(repo)
+
+
+def _join(hub, username: str) -> httpx.Response:
+    """The web sign-up form, as a visitor sends it."""
+    with httpx.Client(base_url=hub.url, timeout=30) as http:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', http.get("/join").text).group(1)
+        return http.post("/join", data={"csrf": csrf, "invite": "", "username": username, "website": "",
+                                        "email": f"{username}@example.org", "password": "a long enough password"})
+
+
+def test_an_upstream_name_needs_an_administrator(upstream, mirror):
+    """Nobody signs up under the name of an upstream user or organisation (they would pass for its
+    author and keep its repos from being pulled through); an administrator still can create it."""
+    taken = unique_name("upstreamer")
+    upstream.cli("user", "create", taken)
+    refused = _join(mirror, taken)
+    assert refused.status_code in (409, 400) and "only an administrator" in refused.text
+    assert httpx.get(f"{mirror.url}/api/users/{taken}/overview").status_code == 404  # nothing was created
+    assert _join(mirror, unique_name("newcomer")).status_code == 200  # a name upstream does not have
+    assert mirror.cli("user", "create", taken).returncode == 0  # an administrator may
 
 
 def test_cached_files_keep_working_with_upstream_down(tmp_path_factory, tmp_path):

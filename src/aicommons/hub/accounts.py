@@ -60,19 +60,37 @@ class AccountService:
         self.repo_lookup: Callable[..., Any] | None = None
         self.repo_by_id: Callable[..., Any] | None = None  # repo id -> RepoRow | None
         self.password_sign_in = True  # AICOMMONS_PASSWORD_SIGN_IN
+        # With a pull-through mirror: the upstream hub where a name is taken (hub/upstream.py), so
+        # that nobody but an administrator creates a local account under an upstream user's name.
+        self.upstream_holder: Callable[[str], str | None] | None = None
 
     def create_user(self, name: str, fullname: str = "", email: str | None = None,
                     password: str | None = None, is_admin: bool = False, email_verified: bool = True,
-                    status: str = "active", signup: bool = False) -> Account:
+                    status: str = "active", signup: bool = False, self_service: bool = False) -> Account:
         """A new user. Admin-created accounts (CLI, admin page, SSO) count as verified; sign-up passes
-        ``email_verified=False`` and ``signup=True`` (the stricter character rules)."""
+        ``email_verified=False`` and ``signup=True`` (the stricter character rules). An account nobody
+        administering the hub chose the name of (sign-up, SSO: ``self_service``) may not take a name
+        that is a user or organisation on the upstream hub (``check_not_upstream``)."""
         self._check_name(name, "user name", signup=signup)
+        if self_service:
+            self.check_not_upstream(name)
         try:
             return self.store.create(name, "user", fullname=fullname, email=email,
                                      password_hash=hash_password(password) if password else None,
                                      is_admin=is_admin, email_verified=email_verified, status=status)
         except AlreadyExists:
             raise Conflict(f"The name {name!r} is already taken") from None
+
+    def check_not_upstream(self, name: str) -> None:
+        """Conflict if ``name`` is a user or organisation on the upstream hub this hub mirrors: only an
+        administrator may create it here (``aicommons user create``), so that nobody passes for an
+        upstream author or keeps that author's repos from being pulled through."""
+        if self.upstream_holder is None:
+            return
+        holder = self.upstream_holder(name)
+        if holder is not None:
+            raise Conflict(f"The name {name!r} is an account on {holder}, which this hub mirrors: only an "
+                           "administrator can create it here. Choose another name, or ask an administrator")
 
     def _check_name(self, name: str, what: str, signup: bool = False) -> None:
         if self.names is None:

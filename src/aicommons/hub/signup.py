@@ -122,6 +122,7 @@ class SignupService:
         if self.policy == "invite" and invitation is None:
             raise Forbidden("Sign-up on this hub needs an invite link, and this one is missing, used or expired")
         self.accounts.require_names().check_available(username, signup=True)
+        self.accounts.check_not_upstream(username)
         email = check_email(email)
         domain = email.rsplit("@", 1)[1].lower()
         allowed = self.settings.allowed_email_domains
@@ -142,7 +143,7 @@ class SignupService:
         if invitation is not None:
             self._take(invite, "invite")  # single use: of two racing sign-ups only one gets it
         account = self.accounts.create_user(username, email=email, password=password, email_verified=False,
-                                            status=status, signup=True)
+                                            status=status, signup=True, self_service=True)
         self.send_verification(account)
         return JoinResult(status if status == "pending" else "verify", account)
 

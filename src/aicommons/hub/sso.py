@@ -151,7 +151,8 @@ class SsoService:
         for attempt in range(5):
             name = base if attempt == 0 else f"{base}-{secrets.token_hex(2)}"
             try:
-                return self.accounts.create_user(name, fullname=str(claims.get("name") or "")[:256], email=email)
+                return self.accounts.create_user(name, fullname=str(claims.get("name") or "")[:256], email=email,
+                                                 self_service=True)
             except HubError:  # taken (or not allowed): another name
                 continue
         raise BadRequest("Could not find a free user name for this sign-in")

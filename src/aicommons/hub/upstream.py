@@ -158,6 +158,22 @@ class UpstreamService:
                 return self._create(url, repo_type, info.get("id") or full_id)
         return None
 
+    def holder_of(self, name: str) -> str | None:
+        """The upstream hub where ``name`` is a user or an organisation, if one answers so; None if
+        none does, or none answers (a sign-up is not held up by an unreachable upstream: names
+        already pulled through are local organisations, which nobody else can take anyway)."""
+        for url in self.urls:
+            for kind in ("users", "organizations"):
+                try:
+                    r = httpx.get(f"{url}/api/{kind}/{quote(name, safe='')}/overview", headers=self._headers(),
+                                  timeout=self.timeout, follow_redirects=True)
+                except httpx.HTTPError as exc:
+                    log.warning("upstream %s unreachable checking the name %s: %s", url, name, exc)
+                    break
+                if r.status_code == 200:
+                    return url
+        return None
+
     def _info(self, url: str, repo_type: str, full_id: str) -> dict | None:
         try:
             r = httpx.get(f"{url}/api/{REPO_TYPE_PLURAL[repo_type]}/{full_id}", headers=self._headers(),

@@ -273,6 +273,10 @@ REPO_ROUTES: dict[tuple[str, str], list[Spec]] = {
     (R + "/blob/{rev}/{path:path}", "GET"): [
         Spec(READ_CONTENT, "GET", "/{repo}/blob/main/secret.txt", web=True, shows_content=True)],
     (R + "/commits/{rev}", "GET"): [Spec(READ_METADATA, "GET", "/{repo}/commits/main", web=True)],
+    (R + "/commit/{sha}", "GET"): [  # the commit's diff: the files' content
+        Spec(READ_CONTENT, "GET", "/{repo}/commit/main", web=True, shows_content=True)],
+    (R + "/compare/{spec:path}", "GET"): [
+        Spec(READ_CONTENT, "GET", "/{repo}/compare/main...refs/pr/1", web=True, shows_content=True)],
     (R + "/discussions", "GET"): [Spec(READ_METADATA, "GET", "/{repo}/discussions", web=True)],
     (R + "/discussions/new", "POST"): [Spec(PARTICIPATE, "POST", "/{repo}/discussions/new", web=True, csrf=True,
                                             form={"title": "x"})],
@@ -292,6 +296,7 @@ REPO_ROUTES: dict[tuple[str, str], list[Spec]] = {
 ALIASES = {}
 for _prefix in TYPED:
     for _suffix in ("", "/tree/{rev}", "/tree/{rev}/{path:path}", "/blob/{rev}/{path:path}", "/commits/{rev}",
+                    "/commit/{sha}", "/compare/{spec:path}",
                     "/discussions", "/discussions/new", "/discussions/{num}", "/discussions/{num}/diff",
                     "/discussions/{num}/comment", "/like",
                     "/ask-access", "/settings", "/info/refs", "/git-upload-pack", "/git-receive-pack",

@@ -4,6 +4,7 @@ can be removed again, pages that keep the filters, and no sideways scrolling on 
 from __future__ import annotations
 
 import re
+import time
 
 from tests.conftest import unique_name
 from tests.e2e.test_web_ui import browser, page  # noqa: F401 - the shared Chromium fixtures
@@ -11,6 +12,17 @@ from tests.e2e.test_web_ui import browser, page  # noqa: F401 - the shared Chrom
 
 def _card(license_: str, task: str) -> bytes:
     return f"---\nlicense: {license_}\npipeline_tag: {task}\nlibrary_name: transformers\n---\n# model\n".encode()
+
+
+def _counted(page, url: str) -> None:  # noqa: F811
+    """Open a listing, reloading until its facets are counted (a page never waits long for them:
+    hub/facets.py counts in the background)."""
+    deadline = time.monotonic() + 30
+    page.goto(url)
+    while "counting" in page.inner_text("#result-count"):
+        assert time.monotonic() < deadline, "the facets were never counted"
+        time.sleep(0.2)
+        page.reload()
 
 
 def test_facets_count_and_narrow_the_list(page, api, browser):  # noqa: F811
@@ -24,7 +36,7 @@ def test_facets_count_and_narrow_the_list(page, api, browser):  # noqa: F811
     api.create_repo(hidden, private=True)
     api.upload_file(path_or_fileobj=_card("mit", "text-generation"), path_in_repo="README.md", repo_id=hidden)
 
-    page.goto(f"/models?search={word}")
+    _counted(page, f"/models?search={word}")
     assert page.inner_text("#result-count").startswith("3 models")  # the private one is not counted
     facets = page.locator("aside.facets")
     assert re.search(r"text-generation\s+2", facets.inner_text())
@@ -33,12 +45,15 @@ def test_facets_count_and_narrow_the_list(page, api, browser):  # noqa: F811
 
     facets.locator("a", has_text="mit").click()
     page.wait_for_url(re.compile(r"filter=license%3Amit"))
+    _counted(page, page.url)
     assert page.inner_text("#result-count").startswith("2 models")
     assert page.locator("ul.repos li").count() == 2
     page.select_option("select[name=sort]", "likes")
     page.click("form.filters button")  # sorting keeps the filter in force
+    _counted(page, page.url)
     assert "filter=license%3Amit" in page.url and page.inner_text("#result-count").startswith("2 models")
     page.click("p.chosen a")  # removing the filter
+    _counted(page, page.url)
     assert page.inner_text("#result-count").startswith("3 models")
 
     phone = browser.new_context(base_url=page.url.split("/models")[0], viewport={"width": 390, "height": 800})

@@ -324,7 +324,8 @@ class RepoStore:
             for name, prefix in tag_facets.items():
                 n = func.count().label("n")
                 rows = conn.execute(select(repo_tags.c.tag, n).join(repos, repos.c.id == repo_tags.c.repo_id)
-                                    .where(where, repo_tags.c.tag.like(prefix + "%"))
+                                    .where(where, repo_tags.c.tag >= prefix,  # a range of ix_repo_tags_tag
+                                           repo_tags.c.tag < prefix[:-1] + chr(ord(prefix[-1]) + 1))
                                     .group_by(repo_tags.c.tag).order_by(n.desc(), repo_tags.c.tag).limit(per_facet))
                 values[name] = [(str(r[0]), int(r[1])) for r in rows]
         return Facets(total, values)

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pygit2
 
@@ -26,11 +26,11 @@ from aicommons.hub import content
 from aicommons.hub.access import Principal
 from aicommons.hub.cards import Card, card_from_readme
 from aicommons.hub.events import UNKNOWN, Events
+from aicommons.hub.facets import FacetCounts
 from aicommons.hub.gitattributes import DEFAULT_GITATTRIBUTES
 from aicommons.hub.names import check_repo_name, check_repo_type
 from aicommons.hub.policy import Action, Policy, may_see, not_found
 from aicommons.times import utcnow
-from aicommons.ttl_cache import TTLCache
 
 if TYPE_CHECKING:
     from aicommons.hub.downloads import DownloadCounter
@@ -41,7 +41,6 @@ __all__ = ["DEFAULT_BRANCH", "RepoHead", "RepoMoved", "RepoQuery", "RepoRow", "R
 
 DEFAULT_BRANCH = "main"
 DESCRIBED_FILES = 200_000  # ~40 MB of remembered file rows
-FACET_SECONDS = 10.0
 
 
 class WeightedLru:
@@ -117,8 +116,8 @@ class RepoService:
         # Commit contents (card, files) by (repo folder, commit id), for ``model_info``: at most
         # DESCRIBED_FILES file rows in all, the least recently used dropped first.
         self.described = WeightedLru(DESCRIBED_FILES)
-        # Listing pages' facet counts, by (query, who sees what): a few seconds old at most.
-        self.facet_counts: TTLCache[tuple[Any, ...], Facets] = TTLCache(FACET_SECONDS, max_entries=512)
+        # Listing pages' facet counts, by (query, who sees what), counted off the page's path (hub/facets.py).
+        self.facet_counts = FacetCounts(lambda key: self.store.facets(cast(RepoQuery, key)))
 
     def _changed(self, repo: RepoRow) -> None:
         for listener in self.listeners:
@@ -167,16 +166,12 @@ class RepoService:
         ``principal`` may see, whatever visibility the query carried."""
         return self.store.list(replace(query, visible_owner_ids=principal.visible_owner_ids()))
 
-    def facets(self, principal: Principal, query: RepoQuery) -> Facets:
+    def facets(self, principal: Principal, query: RepoQuery) -> Facets | None:
         """How many repos the listing ``query`` matches for ``principal`` and its facets' most common
-        values (``RepoStore.facets``), remembered for FACET_SECONDS: a count that is a few seconds
-        old is fine on a listing page, scanning 100,000 rows on every page view is not."""
-        query = replace(query, visible_owner_ids=principal.visible_owner_ids(), after=None, offset=0, sort=None)
-        found = self.facet_counts.get((query,))
-        if found is None:
-            found = self.store.facets(query)
-            self.facet_counts.put((query,), found)
-        return found
+        values (``RepoStore.facets``); None when they are not counted yet and cannot be within the
+        page's budget (``hub/facets.py``: the page shows without them, the next view has them)."""
+        return self.facet_counts.get(replace(query, visible_owner_ids=principal.visible_owner_ids(), after=None,
+                                             offset=0, sort=None))
 
     def count_children(self, principal: Principal, repo: RepoRow, cap: int = 1000) -> int:
         """The models visible to ``principal`` whose card names ``repo`` as ``base_model`` (its

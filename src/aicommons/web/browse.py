@@ -15,6 +15,7 @@ from aicommons.hub import content
 from aicommons.hub.cards import card_from_readme
 from aicommons.hub.names import PLURAL_TO_TYPE
 from aicommons.hub.policy import Action
+from aicommons.hub.pr_diffs import bounded_patch
 from aicommons.hub.repos import RepoQuery
 from aicommons.hub.viewer_query import converted, converted_splits
 from aicommons.web.context import hub_of, page_handler
@@ -70,7 +71,8 @@ def listing(request: Request) -> Response:
     facets = hub.repos.facets(principal, query)
     return page(request, "listing.html", plural=plural, repo_type=repo_type, repos=rows, more=more, number=number,
                 search=request.query_params.get("search", ""), sort=request.query_params.get("sort", ""),
-                total=facets.total, pages=max(1, -(-facets.total // PAGE)), facets=_facet_links(request, facets),
+                total=facets.total if facets else None, pages=max(1, -(-facets.total // PAGE)) if facets else None,
+                facets=_facet_links(request, facets) if facets else [],
                 chosen=_chosen(request), page_link=lambda n: _listing_link(request, p=str(n) if n else None))
 
 
@@ -226,6 +228,51 @@ def commits(request: Request) -> Response:
     ctx = _repo_context(request, path_param(request, "rev", "main"))
     history = list(islice(content.history(ctx["git_repo"], ctx["commit"]), 100)) if ctx["can_read_files"] else []
     return page(request, "repo.html", tab="commits", history=history, **ctx)
+
+
+@page_handler
+def commit_page(request: Request) -> Response:
+    """One commit: its message, author and parent, and what it changed against its first parent
+    (``hub/pr_diffs.py``'s bounded patch; an initial commit lists the files it added)."""
+    ctx = _repo_context(request, path_param(request, "sha"))
+    if not ctx["can_read_files"]:
+        raise NotFound("Ask for access to read the files of this repo")
+    commit = ctx["commit"]
+    parent = commit.parents[0] if commit.parents else None
+    if parent is None:
+        added = [e.path for e in content.iter_files(ctx["git_repo"], commit)]
+        lines = [("file", f"added {path}") for path in added[:1000]]
+    else:
+        lines = diff_lines(bounded_patch(ctx["git_repo"], parent, commit))
+    return page(request, "repo.html", tab="commit", shown=commit, parent=parent, compared=None, diff=lines, **ctx)
+
+
+@page_handler
+def compare_page(request: Request) -> Response:
+    """What changed from one revision to another: ``/compare/<old>...<new>`` (branches, tags or
+    commit ids), as one bounded patch."""
+    spec = path_param(request, "spec")
+    old_rev, sep, new_rev = spec.partition("...")
+    if not sep or not old_rev or not new_rev:
+        raise NotFound("Compare two revisions as /compare/<old>...<new>")
+    ctx = _repo_context(request, new_rev)
+    if not ctx["can_read_files"]:
+        raise NotFound("Ask for access to read the files of this repo")
+    _, old = hub_of(request).refs.resolve(ctx["repo"], old_rev)
+    lines = diff_lines(bounded_patch(ctx["git_repo"], old, ctx["commit"]))
+    return page(request, "repo.html", tab="commit", shown=ctx["commit"], parent=old, compared=(old_rev, new_rev),
+                diff=lines, **ctx)
+
+
+def diff_lines(patch: str) -> list[tuple[str, str]]:
+    """A patch's lines, each with what it is: a file header, a hunk, an added or removed line."""
+    out = []
+    for line in patch.splitlines():
+        kind = ("file" if line.startswith(("diff --git", "# ")) else "meta" if line.startswith(("+++", "---", "index "))
+                else "hunk" if line.startswith("@@") else "add" if line.startswith("+")
+                else "del" if line.startswith("-") else "ctx")
+        out.append((kind, line))
+    return out
 
 
 VIEWER_PAGE = 20  # rows per page of the viewer

@@ -71,6 +71,8 @@ def web_routes() -> list:
             Route(base + "/tree/{rev}/{path:path}", browse.tree),
             Route(base + "/blob/{rev}/{path:path}", browse.blob),
             Route(base + "/commits/{rev}", browse.commits),
+            Route(base + "/commit/{sha}", browse.commit_page),
+            Route(base + "/compare/{spec:path}", browse.compare_page),
             Route(base + "/discussions", community.discussions),
             Route(base + "/discussions/new", community.new_discussion, methods=["POST"]),
             Route(base + "/discussions/{num}", community.discussion),

@@ -8,6 +8,7 @@ checks that it is up to date, so the reference cannot drift from the code.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -179,6 +180,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GC_INTERVAL_HOURS", "0",
             "Run blob GC (applying deletions) every this many hours through the job workers. 0: never; "
             "run `aicommons gc --apply` yourself."),
+    Setting("STORAGE_QUOTA_DEFAULT", "",
+            "Storage quota of every user and organization without one of its own (`aicommons storage quota "
+            "set`): bytes, or a size such as `500MB`, `100GiB`, `2TB`. Empty: unlimited. Counted against it: "
+            "the owner's git folders plus every LFS object its repos hold, committed or only uploaded; an "
+            "upload that would pass it is refused whole with 403. See docs/deploy.md."),
+    Setting("STORAGE_ACCOUNTING_MINUTES", "60",
+            "Recompute every repo's storage figures (logical, pending and physical bytes: "
+            "`aicommons storage report`, the settings page, `usedStorage`) this often through the job "
+            "workers. 0: only when `aicommons storage refresh` runs."),
     Setting("UPSTREAM_URL", "",
             "Pull-through mirror: the upstream hub(s) a repo missing here is looked up on, comma-separated "
             "in order (e.g. `https://huggingface.co`). Empty: no mirror. See docs/mirror.md."),
@@ -319,6 +329,29 @@ def _float(name: str, minimum: float | None = None) -> float:
     return _typed(name, float, minimum)
 
 
+SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000 ** 2, "gb": 1000 ** 3, "tb": 1000 ** 4, "pb": 1000 ** 5,
+              "kib": 1024, "mib": 1024 ** 2, "gib": 1024 ** 3, "tib": 1024 ** 4, "pib": 1024 ** 5}
+
+
+def parse_size(text: str) -> int:
+    """``"500MB"``, ``"100 GiB"``, ``"1.5TB"`` or plain bytes -> bytes; ValueError otherwise."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    if match is None or match[2].lower() not in SIZE_UNITS:
+        raise ValueError(f"{text!r} is not a size: expected bytes or a number with a unit "
+                         "(kB, MB, GB, TB, KiB, MiB, GiB, TiB)")
+    return int(float(match[1]) * SIZE_UNITS[match[2].lower()])
+
+
+def _size(name: str) -> int | None:
+    raw = _env(name).strip()
+    if not raw:
+        return None
+    try:
+        return parse_size(raw)
+    except ValueError as exc:
+        raise SettingsError(f"AICOMMONS_{name}={raw!r}: {exc}") from None
+
+
 def _trust_policies(text: str) -> list:
     """The raw policies (JSON); hub/workload_identity.py checks their fields when it builds them."""
     if not text.strip():
@@ -409,6 +442,8 @@ class Settings:
     scan_timeout_seconds: float
     gc_grace_hours: float
     gc_interval_hours: float
+    storage_quota_default: int | None
+    storage_accounting_minutes: float
     upstream_url: str
     upstream_token: str
     upstream_metadata_ttl_seconds: float
@@ -502,6 +537,8 @@ class Settings:
             scan_timeout_seconds=_float("SCAN_TIMEOUT_SECONDS", minimum=1),
             gc_grace_hours=_float("GC_GRACE_HOURS", minimum=0),
             gc_interval_hours=_float("GC_INTERVAL_HOURS", minimum=0),
+            storage_quota_default=_size("STORAGE_QUOTA_DEFAULT"),
+            storage_accounting_minutes=_float("STORAGE_ACCOUNTING_MINUTES", minimum=0),
             upstream_url=_env("UPSTREAM_URL").strip(),
             upstream_token=_env("UPSTREAM_TOKEN").strip(),
             upstream_metadata_ttl_seconds=_float("UPSTREAM_METADATA_TTL_SECONDS", minimum=0),

@@ -379,6 +379,7 @@ GLOBAL_ROUTES = {
     ("/settings/profile", "GET"), ("/settings/profile", "POST"), ("/settings/account", "GET"),
     ("/settings/account", "POST"), ("/settings/account/export", "POST"), ("/settings/account/delete", "GET"),
     ("/settings/account/delete", "POST"), ("/avatars/{user}", "GET"),
+    ("/settings/storage", "GET"),  # the user's own and their orgs' figures (test_storage_accounting)
     ("/settings/email/confirm", "GET"), ("/settings/email/confirm", "POST"),  # the mailed link: the token is the key
     # Site administration: site admins only; to anyone else (even with a CSRF token) it does not exist.
     ("/admin", "GET"), ("/admin/users/{user}/{action}", "POST"), ("/admin/dashboard", "GET"),
@@ -740,6 +741,7 @@ def test_global_routes(live_hub, world):
                                  ("GET", "/openapi.json"), ("POST", "/api/validate-yaml"), ("GET", "/login"), ("GET", "/settings/tokens"),
                                  ("GET", "/new"), ("GET", "/static/style.css"), ("GET", "/settings/profile"),
                                  ("GET", "/settings/account"), ("GET", "/settings/account/delete"),
+                                 ("GET", "/settings/storage"),
                                  ("GET", f"/avatars/{owner_name}"), ("GET", "/settings/email/confirm?token=x")):
                 response = get(path, principal, method, json={"content": "a: 1"} if method == "POST" else None)
                 check(response.status_code < 500, f"{method} {path} as {principal}", response)

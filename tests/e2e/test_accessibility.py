@@ -102,7 +102,7 @@ def pages(repo: str) -> dict[str, tuple[str, bool]]:
         "join": ("/join", False), "password-reset": ("/password/reset", False), "invites": ("/settings/invites", True),
         "device-login": ("/device", True), "org-members": ("/organizations/acme/members", True),
         "settings-profile": ("/settings/profile", True), "settings-account": ("/settings/account", True),
-        "settings-delete": ("/settings/account/delete", True),
+        "settings-delete": ("/settings/account/delete", True), "settings-storage": ("/settings/storage", True),
         "org-sign-in": ("/organizations/acme/settings/sign-in", True),
     }
 

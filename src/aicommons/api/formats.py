@@ -67,7 +67,7 @@ def sibling_from_row(row: list, blobs: bool) -> dict:
 
 
 def repo_info(repo: RepoRow, card: Card, head: RepoHead, *, blobs: bool = False,
-              with_siblings: bool = True, expand: list[str] | None = None) -> dict:
+              with_siblings: bool = True, expand: list[str] | None = None, used_storage: int | None = None) -> dict:
     """``GET /api/{types}/{id}[/revision/{rev}]`` and the ``full`` listing entries, from a commit's
     card and files (``RepoService.describe`` / ``heads``: stored, not walked, for the head of main)."""
     info: dict = {
@@ -95,8 +95,10 @@ def repo_info(repo: RepoRow, card: Card, head: RepoHead, *, blobs: bool = False,
         info["cardData"] = card.data
     if with_siblings or (expand and "siblings" in expand) or blobs:
         info["siblings"] = [sibling_from_row(row, blobs) for row in head.siblings]
-        if blobs:
-            info["usedStorage"] = head.used_storage
+    if blobs or (expand and "usedStorage" in expand):
+        # The repo's logical bytes (git folder + every LFS object of its history) as the storage
+        # accounting job last measured them (hub/storage_usage.py); before its first run, the files of the head.
+        info["usedStorage"] = used_storage if used_storage is not None else head.used_storage
     if expand:
         keep = set(expand) | {"_id", "id"}
         info = {k: v for k, v in info.items() if k in keep}

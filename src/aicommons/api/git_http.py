@@ -172,7 +172,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
     for setting in SETTINGS:
         value = getattr(settings, setting.name.lower())
         # Absolute: the hook runs in the repo's folder, not in the server's working directory.
-        env[f"AICOMMONS_{setting.name}"] = str(value.resolve() if isinstance(value, Path) else value)
+        # None (an optional setting left empty) goes back as the empty string it was read from.
+        env[f"AICOMMONS_{setting.name}"] = "" if value is None else str(value.resolve() if isinstance(value, Path)
+                                                                        else value)
     return env
 
 

@@ -76,6 +76,13 @@ def _batch(request: Request, operation: str, objects: list) -> Response:
     repo = _find(request, Action.READ_CONTENT if operation == "download" else Action.CONTRIBUTE)
     principal = principal_of(request)
     base = base_url(request)
+    if operation == "upload":  # the storage quota: a batch whose new objects would pass it is refused whole
+        new = [c for c in map(hub.lfs.check_object, objects) if not isinstance(c, str)]
+        try:
+            hub.storage.check_upload(repo.owner_id, sum(size for oid, size in dict(new).items()
+                                                        if not hub.lfs.is_available(repo, oid, size)))
+        except HubError as exc:  # in the LFS error shape, which git-lfs shows as it is
+            return _lfs_error(exc.status, exc.message)
     out = []
     for obj in objects:
         checked = hub.lfs.check_object(obj)
@@ -159,6 +166,7 @@ def _link_access(request: Request, action: str):
 async def upload(request: Request) -> Response:
     hub = hub_of(request)
     repo, oid, size, _ = await run_sync(_link_access, request, "upload")
+    await run_sync(hub.storage.check_upload, repo.owner_id, size)  # still room, now the bytes come
     await hub.lfs.receive(repo, oid, size, request.stream())
     return Response(status_code=200)
 

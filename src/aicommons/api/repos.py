@@ -109,7 +109,9 @@ def repo_info(request: Request) -> Response:
     git_repo, commit = hub.refs.resolve(repo, revision)
     expand = request.query_params.getlist("expand") or None
     card, head = hub.repos.describe(repo, git_repo, commit)
-    info = formats.repo_info(repo, card, head, blobs=bool_arg(request, "blobs"), expand=expand)
+    blobs = bool_arg(request, "blobs")
+    used = hub.storage.used_storage([repo.id]).get(repo.id) if blobs or (expand and "usedStorage" in expand) else None
+    info = formats.repo_info(repo, card, head, blobs=blobs, expand=expand, used_storage=used)
     if repo.type == "model":
         info.update(_model_fields(hub, principal_of(request), repo, git_repo, str(commit.id), card, head, expand))
     if repo.type == "space":  # where the app answers, and its runtime (hub/spaces.py)
@@ -174,9 +176,14 @@ def auth_check(request: Request) -> Response:
 def storage_listing(request: Request) -> Response:
     """``list_user_repos``: the repos of the caller (or of one of their orgs) with the storage they use."""
     namespace = param(request, "org") if "org" in request.path_params else None
-    repos = hub_of(request).repos.with_storage(principal_of(request), namespace, limit=MAX_PAGE)
+    hub = hub_of(request)
+    repos = hub.repos.with_storage(principal_of(request), namespace, limit=MAX_PAGE)
+    # storagePercent: the share of the owner's quota (AICOMMONS_STORAGE_QUOTA_DEFAULT, `aicommons
+    # storage quota set`) each repo uses; 0 without a quota.
+    quota = hub.storage.quota_of(repos[0][0].owner_id) if repos else None
     return JSONResponse([{"id": r.full_id, "type": r.type, "updatedAt": format_date(r.last_modified),
-                          "visibility": "private" if r.private else "public", "storage": used, "storagePercent": 0}
+                          "visibility": "private" if r.private else "public", "storage": used,
+                          "storagePercent": round(100 * used / quota, 2) if quota else 0}
                          for r, used in repos])
 
 
@@ -244,8 +251,9 @@ def list_repos(request: Request) -> Response:
     items = []
     if full or expand or bool_arg(request, "cardData") or bool_arg(request, "config"):
         # From the database: each repo's card is on its row, its files stored with its head.
+        used = hub.storage.used_storage([r.id for r in rows]) if expand and "usedStorage" in expand else {}
         for repo, card, head in hub.repos.listed_heads(rows):
-            info = formats.repo_info(repo, card, head, with_siblings=full, expand=expand)
+            info = formats.repo_info(repo, card, head, with_siblings=full, expand=expand, used_storage=used.get(repo.id))
             if not full and not expand:
                 info.pop("siblings", None)
             if repo.type == "model" and expand and set(expand) & {*formats.MODEL_METADATA_FIELDS, "childrenModelCount"} \

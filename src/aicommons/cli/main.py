@@ -391,6 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     from aicommons.cli.bundle import add_bundle_commands  # bundle key/export/import
 
     add_bundle_commands(sub)
+    from aicommons.cli.storage import add_storage_commands  # storage report/refresh/quota
+
+    add_storage_commands(sub)
     return parser
 
 

@@ -645,3 +645,31 @@ space_env = Table(
     Column("description", Text),
     Column("updated_at", DateTime, nullable=False),
 )
+
+# --- storage accounting and quotas (migration 0025, hub/storage_usage.py) ------------------------
+
+# What each repo costs, computed by the ``storage_accounting`` job (never per request): logical bytes
+# (its git folder plus the LFS objects its history references, whole), bytes only uploaded to it and
+# not committed yet, and physical bytes (its git folder plus its share of the stored objects, xorbs
+# and whole-file blobs, each split equally between the repos that reference it).
+storage_usage = Table(
+    "storage_usage", metadata,
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    Column("owner_id", Integer, nullable=False),
+    Column("git_bytes", BigInteger, nullable=False),
+    Column("lfs_bytes", BigInteger, nullable=False),
+    Column("pending_bytes", BigInteger, nullable=False),
+    Column("physical_bytes", BigInteger, nullable=False),
+    Column("lfs_files", Integer, nullable=False),
+    Column("computed_at", DateTime, nullable=False),
+)
+Index("ix_storage_usage_owner", storage_usage.c.owner_id)
+
+# An owner's storage quota set by an admin (``aicommons storage quota set``); owners without a row
+# get AICOMMONS_STORAGE_QUOTA_DEFAULT. quota_bytes None: unlimited, whatever the default.
+storage_quotas = Table(
+    "storage_quotas", metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("quota_bytes", BigInteger),
+    Column("updated_at", DateTime, nullable=False),
+)

@@ -95,6 +95,8 @@ class CommitService:
         # Called after each commit lands: (repo, ref, oid, summary, author id). Discussions use it
         # to add "commit" events to pull requests; scanners and webhooks can hook in the same way.
         self.listeners: list[Callable[[RepoRow, str, str, str, int], None]] = []
+        # The storage quota (hub/storage_usage.py): raises if the commit's inline bytes would pass it.
+        self.admit: Callable[[RepoRow, int], None] | None = None
 
     def commit(self, repo: RepoRow, principal: Principal, revision: str, request: CommitRequest,
                open_pull_request: Callable[[str], str] | None = None) -> CommitResult:
@@ -109,6 +111,8 @@ class CommitService:
         git_repo = self.git.open(repo.storage_key)
         ref = branch_ref(git_repo, revision)
         lfs_sizes = self._check_operations(repo, request.operations)
+        if self.admit is not None:  # LFS objects were counted when uploaded; inline files now, before any write
+            self.admit(repo, sum(len(op.content) for op in request.operations if isinstance(op, AddFile)))
         author = principal.user
         for _attempt in range(MAX_CAS_RETRIES):
             head = git_repo.references[ref].peel(pygit2.Commit)

@@ -28,6 +28,7 @@ from aicommons.db.repos import RepoRow, RepoStore
 from aicommons.db.scans import ScanStore
 from aicommons.db.sessions import SessionStore
 from aicommons.db.signup import LinkStore, RetiredNameStore, SignupAttemptStore
+from aicommons.db.storage_usage import StorageUsageStore
 from aicommons.db.webhooks import WebhookStore
 from aicommons.db.xet import XetFileStore
 from aicommons.gitrepo import GitStore
@@ -68,6 +69,7 @@ from aicommons.hub.sessions import SessionService
 from aicommons.hub.sign_in_limits import SignInLimiter
 from aicommons.hub.signup import SignupService
 from aicommons.hub.sso import SsoService
+from aicommons.hub.storage_usage import StorageAccounting
 from aicommons.hub.webhooks import WebhookService
 from aicommons.hub.workload_identity import WorkloadIdentity
 from aicommons.scanning.worker import ScanWorkerPool
@@ -144,12 +146,18 @@ class Hub:
         self.xet = XetService(XetFileStore(self.engine), self.repo_store, self.blobs, xet_keys,
                               settings.tmp_dir, settings.max_lfs_file_bytes, settings.upload_url_ttl_seconds,
                               settings.xet_rebuild_allowance_bytes, in_history=self._xet_file_in_history)
+        # What each repo and owner stores, and their quotas (hub/storage_usage.py).
+        self.storage = StorageAccounting(StorageUsageStore(self.engine), account_store, self.git, self.blobs,
+                                         self.xet.files, settings.storage_quota_default)
         # Where an LFS object's bytes are: a whole-file blob or the chunk store (hub/objects.py).
         self.objects = ObjectReader(self.blobs, self.xet.reads)
         # What a model's files say about it (parameters, GGUF, config, base models): hub/model_metadata.py.
         self.model_metadata = ModelMetadataReader(self.objects)
         self.commits = CommitService(self.repos, self.repo_store, self.git, self.objects,
                                      settings.max_regular_file_bytes)
+        self.storage.visible = self.repos.visible
+        # Storage quotas, checked before any upload is stored (hub/storage_usage.py; push.py too).
+        self.commits.admit = self.xet.admit = lambda repo, n: self.storage.check_upload(repo.owner_id, n)
         avatars = AvatarStore(self.engine)
         self.profiles = ProfileService(account_store, avatars, settings.max_avatar_bytes)
         self.account_settings = AccountSettings(self.accounts, self.sessions)

@@ -132,6 +132,18 @@ class Jobs:
 
         self.space_build = space_build
 
+        # Storage figures per repo and owner (hub/storage_usage.py), recomputed on a schedule.
+        @self.huey.task(retries=1, retry_delay=300, name="storage_accounting")  # type: ignore[untyped-decorator]
+        def storage_accounting() -> dict[str, Any]:
+            return asdict(self.hub.storage.refresh())
+
+        self.storage_accounting = storage_accounting
+        if settings.storage_accounting_minutes > 0:
+            @self.huey.periodic_task(every_hours(settings.storage_accounting_minutes / 60),  # type: ignore[untyped-decorator]
+                                     name="periodic_storage_accounting")
+            def periodic_storage_accounting() -> None:
+                self.hub.storage.refresh()
+
         if settings.gc_interval_hours > 0:
             @self.huey.periodic_task(every_hours(settings.gc_interval_hours),  # type: ignore[untyped-decorator]
                                      name="periodic_blob_gc")  # (huey is untyped)

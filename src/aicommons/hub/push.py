@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -108,16 +108,19 @@ def check_ref_update(update: RefUpdate) -> None:
 
 class PushService:
     def __init__(self, repos: RepoService, store: RepoStore, git: GitStore, lfs: LfsService,
-                 max_regular_bytes: int):
+                 max_regular_bytes: int, admit: Callable[[RepoRow, int], None] | None = None):
         self.repos = repos
         self.store = store
         self.git = git
         self.lfs = lfs
         self.max_regular_bytes = max_regular_bytes
+        # The storage quota (hub/storage_usage.py): raises if the push's new file bytes would pass it.
+        self.admit = admit
 
     @classmethod
     def of(cls, hub: Hub) -> PushService:
-        return cls(hub.repos, hub.repo_store, hub.git, hub.lfs, hub.settings.max_regular_file_bytes)
+        return cls(hub.repos, hub.repo_store, hub.git, hub.lfs, hub.settings.max_regular_file_bytes,
+                   admit=lambda repo, n: hub.storage.check_upload(repo.owner_id, n))
 
     # --- before the push lands (in the pre-receive hook, objects still in quarantine) ------------
 
@@ -127,6 +130,7 @@ class PushService:
         ``git_repo`` must see the quarantined objects (the hook adds them as an alternate)."""
         known = self._known_tips(git_repo)
         checked: dict[str, list[LfsFile]] = {}  # commit id -> LFS files it adds; each commit once
+        regular: dict[str, int] = {}  # blob id -> size of the regular files the new commits add
         plan = PushPlan(updates, repo_id=repo.id)
         for update in updates:
             check_ref_update(update)
@@ -137,10 +141,12 @@ class PushService:
             for commit in self._new_commits(git_repo, tip, known):
                 key = str(commit.id)
                 if key not in checked:
-                    checked[key] = self._check_commit(repo, git_repo, commit)
+                    checked[key] = self._check_commit(repo, git_repo, commit, regular)
                 files.update({(f[0], f[1]): f for f in checked[key]})
             if files:
                 plan.lfs_files[update.ref] = list(files.values())
+        if self.admit is not None:  # LFS objects counted when uploaded; their pointers and other files now
+            self.admit(repo, sum(regular.values()))
         if any(u.old is not None and (u.new is None or not extends(git_repo, u.old, u.new)) for u in updates):
             # A force-push or a deletion: marked before git moves the ref (see GitStore).
             self.git.mark_history_rewritten(repo.storage_key)
@@ -177,7 +183,8 @@ class PushService:
             walker.hide(oid)
         yield from walker
 
-    def _check_commit(self, repo: RepoRow, git_repo: pygit2.Repository, commit: pygit2.Commit) -> list[LfsFile]:
+    def _check_commit(self, repo: RepoRow, git_repo: pygit2.Repository, commit: pygit2.Commit,
+                      regular: dict[str, int] | None = None) -> list[LfsFile]:
         """Check the files this commit adds or changes relative to its first parent.
 
         Every file of a new commit's tree is either unchanged from its first parent (so checked
@@ -212,6 +219,8 @@ class PushService:
             elif size > self.max_regular_bytes:
                 raise BadRequest(f"commit {short}: {path} is {size} bytes; files over {self.max_regular_bytes} "
                                  "bytes must be stored with git-lfs (`git lfs track`)")
+            if regular is not None:
+                regular[str(new.id)] = size
         return lfs_files
 
     # --- after git moved the refs (in the server) ----------------------------------------------

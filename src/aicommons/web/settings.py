@@ -138,3 +138,12 @@ def confirm_email(request: Request) -> Response:
         return page(request, "email_confirm.html", token=token, new_email=hub.email_changes.pending(token), done=None)
     account = hub.email_changes.confirm(token)
     return page(request, "email_confirm.html", token="", new_email=account.email, done=True)
+
+
+@page_handler(sign_in=True)
+def storage_settings(request: Request) -> Response:
+    """What the signed-in user and each of their organisations store, against their quotas
+    (``hub/storage_usage.py``: the figures of the last accounting run, the used bytes live)."""
+    owners = hub_of(request).storage.overview(request.state.web.principal)
+    return page(request, "settings_storage.html", owners=owners, error=None, notice=None,
+                refresh_minutes=hub_of(request).settings.storage_accounting_minutes)

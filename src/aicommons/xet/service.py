@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
-from aicommons.db.repos import RepoStore
+from aicommons.db.repos import RepoRow, RepoStore
 from aicommons.db.xet import XetDedupStore, XetFileRow, XetFileStore, XetGrantStore, XetUsageStore
 from aicommons.errors import (
     BadRequest,
@@ -187,6 +187,8 @@ class XetService:
         self.reads = XetReads(files, repos, blobs, keys.range_url, token_ttl, in_history=in_history)  # downloads
         self.dedup = DedupIndex(XetDedupStore(files.engine), blobs)  # global dedup (dedup.py)
         self.recently_verified = RecentXorbs()
+        # The hub's storage quota: called with (repo, new bytes) before a xorb or shard is stored; raises to refuse.
+        self.admit: Callable[[RepoRow, int], None] | None = None
 
     # --- where the CAS is -----------------------------------------------------------------------
 
@@ -241,6 +243,13 @@ class XetService:
         return replace(grant, repo_id=repo_id)
 
     # --- xorbs ----------------------------------------------------------------------------------
+
+    def admit_xorb(self, repo_id: int, size: int, account_id: int) -> None:
+        """Refuse (the hub's storage quota) a xorb of ``size`` bytes for repo ``repo_id``'s owner. The
+        hub's own chunking of LFS objects (account 0) re-stores bytes it holds already: not refused."""
+        repo = self.repos.get_by_id(repo_id) if account_id else None
+        if repo is not None and self.admit is not None:
+            self.admit(repo, size)
 
     def store_xorb(self, hex_hash: str, data: bytes, account_id: int = 0) -> bool:
         """Verify an uploaded xorb and store it (with our footer); False if it was stored already.
@@ -308,7 +317,8 @@ class XetService:
         """Check a shard against the stored xorbs, rebuild its new files, and make each file an LFS
         object of repo ``repo_id``. All or nothing: any bad file rejects the shard. Returns the
         number of distinct files."""
-        if self.repos.get_by_id(repo_id) is None:
+        repo = self.repos.get_by_id(repo_id)
+        if repo is None:
             raise NotFound("The repository of this Xet token no longer exists")
         try:
             shard = parse_shard(data)
@@ -330,6 +340,9 @@ class XetService:
                     known.append((entry, row))
                 else:
                     new.append(entry)
+            if self.admit is not None and account_id:  # files new to the repo, before anything is stored
+                self.admit(repo, sum(e.size for e, row in known if self.repos.repo_lfs_size(repo_id, row.oid) is None)
+                           + sum(e.size for e in new))
             rebuild = sum(entry.size for entry in new)
             self._check_shard_amplification(new, rebuild)
             if rebuild and not self.usage.reserve_rebuild(account_id, hour, rebuild, self.rebuild_allowance,

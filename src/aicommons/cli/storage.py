@@ -1,0 +1,121 @@
+"""``aicommons storage``: what repos and owners store (report, refresh) and their quotas.
+
+Import-light like ``main.py``: each command imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def _hub():
+    from aicommons.config import Settings
+    from aicommons.hub.hub import Hub
+
+    return Hub(Settings.from_env())
+
+
+def _size(n: int | None) -> str:
+    from aicommons.hub.storage_usage import format_size
+
+    return format_size(n)
+
+
+def cmd_report(args) -> int:
+    hub = _hub()
+    if args.refresh:
+        hub.storage.refresh()
+    report = hub.storage.report(args.owner)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    if not report["repos"] and not report["owners"]:
+        print("no figures yet: run `aicommons storage refresh` (or wait for the storage_accounting job)")
+        return 0
+    print(f"{'owner':24} {'repos':>5} {'logical':>11} {'pending':>11} {'physical':>11} {'used':>11} {'quota':>11}")
+    for o in report["owners"]:
+        print(f"{o['owner']:24} {o['repos']:>5} {_size(o['logical_bytes']):>11} {_size(o['pending_bytes']):>11} "
+              f"{_size(o['physical_bytes']):>11} {_size(o['used_bytes']):>11} {_size(o['quota_bytes']):>11}")
+    print()
+    print(f"{'repo':48} {'logical':>11} {'pending':>11} {'physical':>11} {'LFS files':>9}")
+    for r in report["repos"]:
+        print(f"{r['repo']:48} {_size(r['logical_bytes']):>11} {_size(r['pending_bytes']):>11} "
+              f"{_size(r['physical_bytes']):>11} {r['lfs_files']:>9}")
+    return 0
+
+
+def cmd_refresh(args) -> int:
+    from dataclasses import asdict
+
+    report = _hub().storage.refresh()
+    if args.json:
+        print(json.dumps(asdict(report), indent=2))
+    else:
+        print(f"{report.repos} repos: {_size(report.logical_bytes)} logical, {_size(report.pending_bytes)} pending, "
+              f"{_size(report.physical_bytes)} physical of {_size(report.stored_bytes)} stored "
+              f"({_size(report.unattributed_bytes)} unattributed: uploads never committed, garbage not yet collected)")
+        for error in report.errors:
+            print(f"error: {error}", file=sys.stderr)
+    return 1 if report.errors else 0
+
+
+def _print_owner(owner, as_json: bool) -> None:
+    from aicommons.hub.storage_usage import owner_dict
+
+    if as_json:
+        print(json.dumps(owner_dict(owner), indent=2))
+        return
+    percent = f" ({owner.percent:g} %)" if owner.percent is not None else ""
+    print(f"{owner.owner}: {_size(owner.used_bytes)} used of {_size(owner.quota_bytes)}{percent}; "
+          f"{owner.repos} repos measured: {_size(owner.logical_bytes)} logical, {_size(owner.pending_bytes)} "
+          f"pending, {_size(owner.physical_bytes)} physical")
+
+
+def cmd_quota_set(args) -> int:
+    from aicommons.config import parse_size
+    from aicommons.errors import BadRequest
+
+    hub = _hub()
+    word = args.size.strip().lower()
+    if word == "default":
+        owner = hub.storage.clear_quota(args.owner)
+    else:
+        try:
+            size = None if word in ("unlimited", "none") else parse_size(args.size)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        owner = hub.storage.set_quota(args.owner, size)
+    _print_owner(owner, args.json)
+    return 0
+
+
+def cmd_quota_show(args) -> int:
+    _print_owner(_hub().storage.show(args.owner), args.json)
+    return 0
+
+
+def add_storage_commands(sub) -> None:
+    storage = sub.add_parser("storage", help="storage figures per repo and owner, and quotas") \
+        .add_subparsers(dest="action", required=True)
+    report = storage.add_parser("report", help="logical, pending and physical bytes per owner and repo "
+                                               "(as the storage_accounting job last computed them)")
+    report.add_argument("--owner", help="only this user or organization")
+    report.add_argument("--refresh", action="store_true", help="recompute the figures first")
+    report.add_argument("--json", action="store_true")
+    report.set_defaults(func=cmd_report)
+    refresh = storage.add_parser("refresh", help="recompute every repo's storage figures now")
+    refresh.add_argument("--json", action="store_true")
+    refresh.set_defaults(func=cmd_refresh)
+    quota = storage.add_parser("quota", help="per-owner storage quotas").add_subparsers(dest="quota_action",
+                                                                                          required=True)
+    qset = quota.add_parser("set", help="set an owner's quota: a size (500MB, 100GiB), 'unlimited', or "
+                                        "'default' (AICOMMONS_STORAGE_QUOTA_DEFAULT)")
+    qset.add_argument("owner")
+    qset.add_argument("size")
+    qset.add_argument("--json", action="store_true")
+    qset.set_defaults(func=cmd_quota_set)
+    show = quota.add_parser("show", help="an owner's quota and what it uses")
+    show.add_argument("owner")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_quota_show)

@@ -1,0 +1,123 @@
+"""Storage quotas (issue 11) through the stock clients: an upload that would take an owner past its
+quota is refused whole, with the Hub's 403 and a message that says why, on every upload path (LFS
+batch, Xet xorbs and shards, the commit API's inline files, git push); an admin sets quotas with
+``aicommons storage quota``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+from huggingface_hub import CommitOperationAdd
+from huggingface_hub.errors import HfHubHTTPError
+
+from tests.compat import test_storage_accounting
+from tests.compat.test_git import Git, url
+from tests.conftest import ALICE_TOKEN, unique_name
+
+KB = 1000
+
+org = test_storage_accounting.org  # the fixture: a fresh organisation of alice's
+
+
+def set_quota(live_hub, owner: str, size: str) -> dict:
+    return json.loads(live_hub.cli("storage", "quota", "set", owner, size, "--json").stdout)
+
+
+def files(api, repo) -> set[str]:
+    return set(api.list_repo_files(repo))
+
+
+def test_lfs_uploads_past_the_quota_are_refused_whole(live_hub, api, org):
+    repo = f"{org}/{unique_name()}"
+    api.create_repo(repo)
+    shown = set_quota(live_hub, org, "400kB")
+    assert shown["quota_bytes"] == 400 * KB and shown["owner"] == org
+    api.upload_file(path_or_fileobj=os.urandom(200 * KB), path_in_repo="fits.bin", repo_id=repo)
+    before = api.list_repo_commits(repo)[0].commit_id
+    with pytest.raises(HfHubHTTPError) as refused:
+        api.upload_file(path_or_fileobj=os.urandom(300 * KB), path_in_repo="too-big.bin", repo_id=repo)
+    assert refused.value.response.status_code == 403
+    assert "Storage limit reached" in str(refused.value) and org in str(refused.value)
+    # One commit of several files, one of them over the limit: nothing of it lands.
+    with pytest.raises(HfHubHTTPError):
+        api.create_commit(repo, operations=[
+            CommitOperationAdd("small.txt", b"small\n"),
+            CommitOperationAdd("big.bin", os.urandom(300 * KB))], commit_message="both or none")
+    assert files(api, repo) == {".gitattributes", "fits.bin"}
+    assert api.list_repo_commits(repo)[0].commit_id == before
+    shown = json.loads(live_hub.cli("storage", "quota", "show", org, "--json").stdout)
+    assert 200 * KB <= shown["used_bytes"] < 300 * KB and shown["percent"] > 50
+    # The listing shows each repo's share of the quota.
+    assert max(r.storage_percent for r in api.list_user_repos(namespace=org)) > 50
+    set_quota(live_hub, org, "unlimited")
+    api.upload_file(path_or_fileobj=os.urandom(300 * KB), path_in_repo="too-big.bin", repo_id=repo)
+    assert "too-big.bin" in files(api, repo)
+    assert set_quota(live_hub, org, "default")["quota_bytes"] is None  # the default: unlimited here
+
+
+def test_inline_commits_past_the_quota_are_refused(live_hub, api, org):
+    repo = f"{org}/{unique_name()}"
+    api.create_repo(repo)
+    used = json.loads(live_hub.cli("storage", "quota", "show", org, "--json").stdout)["used_bytes"]
+    set_quota(live_hub, org, str(used + 20 * KB))
+    api.upload_file(path_or_fileobj=b"a" * 1000, path_in_repo="ok.txt", repo_id=repo)  # inline: 1 kB
+    with pytest.raises(HfHubHTTPError) as refused:
+        api.upload_file(path_or_fileobj=b"b" * (30 * KB), path_in_repo="no.txt", repo_id=repo)
+    assert refused.value.response.status_code == 403 and "Storage limit reached" in str(refused.value)
+    assert files(api, repo) == {".gitattributes", "ok.txt"}
+
+
+def test_xet_uploads_past_the_quota_are_refused(live_hub, api, org, monkeypatch):
+    pytest.importorskip("hf_xet")
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)
+    repo = f"{org}/{unique_name()}"
+    api.create_repo(repo)
+    set_quota(live_hub, org, "1MB")
+    api.upload_file(path_or_fileobj=os.urandom(300 * KB), path_in_repo="fits.bin", repo_id=repo)
+    with pytest.raises(Exception) as refused:  # hf_xet reports the CAS's 403 in its own exception
+        api.upload_file(path_or_fileobj=os.urandom(2_000 * KB), path_in_repo="too-big.bin", repo_id=repo)
+    assert "403" in str(refused.value) or "Storage limit" in str(refused.value)
+    assert files(api, repo) == {".gitattributes", "fits.bin"}
+    pending = json.loads(live_hub.cli("storage", "report", "--owner", org, "--refresh", "--json").stdout)
+    assert all(r["pending_bytes"] == 0 for r in pending["repos"])  # no file of it was recorded either
+
+
+@pytest.mark.skipif(shutil.which("git") is None or shutil.which("git-lfs") is None, reason="needs git and git-lfs")
+def test_git_pushes_past_the_quota_are_refused(live_hub, api, org, tmp_path):
+    repo = f"{org}/{unique_name()}"
+    api.create_repo(repo)
+    git = Git(tmp_path / "home")
+    work = tmp_path / "work"
+    git("clone", url(live_hub, repo, ALICE_TOKEN), str(work))
+    used = json.loads(live_hub.cli("storage", "quota", "show", org, "--json").stdout)["used_bytes"]
+    set_quota(live_hub, org, str(used + 100 * KB))
+    (work / "big.txt").write_bytes(os.urandom(150 * KB).hex().encode()[: 150 * KB])
+    git("add", "big.txt", cwd=work)
+    git("commit", "-q", "-m", "too big for the quota", cwd=work)
+    pushed = git("push", "origin", "main", cwd=work, check=False)
+    assert pushed.returncode != 0 and "Storage limit reached" in pushed.stderr
+    assert files(api, repo) == {".gitattributes"}
+    # git-lfs objects are refused at the LFS batch API, with the message git-lfs shows.
+    git("reset", "-q", "--hard", "HEAD~1", cwd=work)
+    git("lfs", "track", "*.bin", cwd=work)
+    (work / "w.bin").write_bytes(os.urandom(150 * KB))
+    git("add", ".gitattributes", "w.bin", cwd=work)
+    git("commit", "-q", "-m", "lfs too big", cwd=work)
+    pushed = git("push", "origin", "main", cwd=work, check=False)
+    assert pushed.returncode != 0 and "Storage limit reached" in pushed.stderr
+    assert files(api, repo) == {".gitattributes"}
+    set_quota(live_hub, org, "unlimited")
+    git("push", "origin", "main", cwd=work)
+    assert "w.bin" in files(api, repo)
+
+
+def test_quota_commands_refuse_bad_input(live_hub, org):
+    bad = live_hub.cli("storage", "quota", "set", org, "lots", check=False)
+    assert bad.returncode == 1 and "not a size" in bad.stderr
+    missing = live_hub.cli("storage", "quota", "show", "nobody-by-this-name", check=False)
+    assert missing.returncode == 1 and "nobody-by-this-name" in missing.stderr

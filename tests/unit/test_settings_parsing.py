@@ -32,6 +32,9 @@ def env(monkeypatch, tmp_path):
     ("LOG_LEVEL", "loud", "expected one of"),
     ("DATABASE_URL", "mysql://x/y", "expected sqlite"),
     ("STORAGE_URL", "ftp://bucket/x", "expected a URL starting with"),
+    ("STORAGE_QUOTA_DEFAULT", "lots", "is not a size"),
+    ("STORAGE_QUOTA_DEFAULT", "5 furlongs", "is not a size"),
+    ("STORAGE_ACCOUNTING_MINUTES", "-5", "at least 0"),
 ])
 def test_bad_values_name_their_variable(env, variable, value, says):
     env.setenv(f"AICOMMONS_{variable}", value)
@@ -46,6 +49,13 @@ def test_good_values_parse(env):
     env.setenv("AICOMMONS_LOG_LEVEL", "WARNING")
     settings = Settings.from_env()
     assert (settings.scan_uploads, settings.direct_uploads, settings.log_level) == (False, True, "warning")
+
+
+def test_storage_quota_sizes(env):
+    assert Settings.from_env().storage_quota_default is None  # empty: unlimited
+    for text, size in (("1000", 1000), ("500MB", 500 * 1000 ** 2), ("100 GiB", 100 * 1024 ** 3), ("1.5TB", 1.5e12)):
+        env.setenv("AICOMMONS_STORAGE_QUOTA_DEFAULT", text)
+        assert Settings.from_env().storage_quota_default == size
 
 
 def test_inference_settings_use_the_same_parser(env):

@@ -185,6 +185,18 @@ SETTINGS: tuple[Setting, ...] = (
             "set`): bytes, or a size such as `500MB`, `100GiB`, `2TB`. Empty: unlimited. Counted against it: "
             "the owner's git folders plus every LFS object its repos hold, committed or only uploaded; an "
             "upload that would pass it is refused whole with 403. See docs/deploy.md."),
+    Setting("UPLOAD_EXPIRY_HOURS", "72",
+            "An LFS or Xet upload that no commit names within this many hours is forgotten by its repo (no "
+            "longer pending against the quota; GC then deletes its bytes if nothing else uses them). Must "
+            "exceed the longest gap between an upload and its commit."),
+    Setting("SNAPSHOT_MAX_BYTES", "100GB",
+            "Inference snapshots (files materialised for models, `<DATA_DIR>/snapshots`) beyond this size are "
+            "removed least recently used first by the lifecycle job; a repo's go at once when it is deleted "
+            "or has LFS files permanently deleted. Empty: no cap."),
+    Setting("LIFECYCLE_INTERVAL_HOURS", "6",
+            "Run the storage lifecycle job (expire uploads never committed, cap snapshots, `git gc "
+            "--no-prune` of repos whose refs moved, prune idle rate-limit rows) this often through the job "
+            "workers. 0: never; run `aicommons storage lifecycle --apply` yourself."),
     Setting("STORAGE_ACCOUNTING_MINUTES", "60",
             "Recompute every repo's storage figures (logical, pending and physical bytes: "
             "`aicommons storage report`, the settings page, `usedStorage`) this often through the job "
@@ -444,6 +456,9 @@ class Settings:
     gc_interval_hours: float
     storage_quota_default: int | None
     storage_accounting_minutes: float
+    upload_expiry_hours: float
+    snapshot_max_bytes: int | None
+    lifecycle_interval_hours: float
     upstream_url: str
     upstream_token: str
     upstream_metadata_ttl_seconds: float
@@ -539,6 +554,9 @@ class Settings:
             gc_interval_hours=_float("GC_INTERVAL_HOURS", minimum=0),
             storage_quota_default=_size("STORAGE_QUOTA_DEFAULT"),
             storage_accounting_minutes=_float("STORAGE_ACCOUNTING_MINUTES", minimum=0),
+            upload_expiry_hours=_float("UPLOAD_EXPIRY_HOURS", minimum=0),
+            snapshot_max_bytes=_size("SNAPSHOT_MAX_BYTES"),
+            lifecycle_interval_hours=_float("LIFECYCLE_INTERVAL_HOURS", minimum=0),
             upstream_url=_env("UPSTREAM_URL").strip(),
             upstream_token=_env("UPSTREAM_TOKEN").strip(),
             upstream_metadata_ttl_seconds=_float("UPSTREAM_METADATA_TTL_SECONDS", minimum=0),

@@ -36,3 +36,7 @@ class TokenBucket:
     def seconds_to_full(self) -> float:
         self._refill()
         return (self.capacity - self.tokens) / self.rate if self.rate > 0 else 0.0
+
+    def idle_seconds(self) -> float:
+        """Seconds since it was last used (a bucket idle for a minute is full: as good as a new one)."""
+        return self._clock() - self._updated

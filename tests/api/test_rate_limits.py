@@ -107,6 +107,19 @@ def test_idle_callers_are_forgotten_first():
         limiter.take("api", c)
 
 
+def test_callers_idle_past_a_refill_are_pruned():
+    clock = FakeClock(1000.0)
+    limiter = RequestLimiter({("api", False): 1}, clock=clock)
+    for name in ("a", "b", "c"):
+        limiter.take("api", anonymous(name))
+    assert len(limiter._buckets) == 3
+    clock.now += 121  # longer than a bucket takes to refill: nothing is lost by forgetting them
+    limiter.take("api", anonymous("d"))
+    assert list(limiter._buckets) == [("api", anonymous("d").key)]
+    with pytest.raises(TooManyRequests):  # a caller seen just now keeps its (empty) bucket
+        limiter.take("api", anonymous("d"))
+
+
 @pytest.mark.parametrize("path, resource", [
     ("/api/models/a/b", "api"), ("/a/b/resolve/main/x.bin", "resolvers"), ("/datasets/a/b/resolve/main/x", "resolvers"),
     ("/a/b.git/info/refs", "api"), ("/", "api"), ("/api/health", None), ("/v1/chat/completions", None),

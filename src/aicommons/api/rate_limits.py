@@ -36,6 +36,9 @@ def resource_of(path: str) -> str | None:
     return "resolvers" if "/resolve/" in path else "api"
 
 
+IDLE_FORGET_SECONDS = 120  # a bucket refills in 60 s: after that it is as good as a new one
+
+
 class RequestLimiter:
     def __init__(self, limits: dict[tuple[str, bool], int], max_callers: int = 100_000, clock=time.monotonic):
         self._limits = limits  # (resource, signed_in) -> requests per minute; 0 = unlimited
@@ -76,4 +79,11 @@ class RequestLimiter:
         self._buckets.move_to_end(key)
         while len(self._buckets) > self._max_callers:
             self._buckets.popitem(last=False)  # the longest idle: refilled by now, as a new one would be
+        # Callers idle for longer than a bucket takes to refill are forgotten as they age out, so
+        # memory follows the callers of the last minutes, not every caller ever seen.
+        while len(self._buckets) > 1:
+            oldest_key, oldest = next(iter(self._buckets.items()))
+            if oldest_key == key or oldest.idle_seconds() < IDLE_FORGET_SECONDS:
+                break
+            self._buckets.popitem(last=False)
         return bucket

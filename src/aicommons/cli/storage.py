@@ -95,6 +95,59 @@ def cmd_quota_show(args) -> int:
     return 0
 
 
+def _lifecycle(args, steps) -> int:
+    from dataclasses import asdict
+
+    from aicommons.hub.lifecycle import LifecycleReport
+
+    hub = _hub()
+    report = LifecycleReport(apply=getattr(args, "apply", True))
+    for step in steps:
+        step(hub.lifecycle, report, args)
+    if args.json:
+        print(json.dumps(asdict(report), indent=2))
+        return 1 if report.errors else 0
+    verb = "" if report.apply else "would be "
+    if "expire" in args.steps:
+        hours = args.hours if getattr(args, "hours", None) is not None else hub.settings.upload_expiry_hours
+        print(f"uploads never committed within {hours:g} h: {report.expired_uploads} {verb}expired "
+              f"({_size(report.expired_bytes)}); GC deletes their bytes")
+    if "snapshots" in args.steps:
+        for path in report.snapshots_removed:
+            print(f"snapshot {path}")
+        print(f"snapshots: {len(report.snapshots_removed)} {verb}removed ({_size(report.snapshot_bytes_freed)}), "
+              f"{_size(report.snapshot_bytes_kept)} kept (cap {_size(hub.settings.snapshot_max_bytes)})")
+    if "git" in args.steps and report.apply:
+        print(f"git: {report.git_repos_maintained} repositories maintained, {_size(report.git_bytes_before)} -> "
+              f"{_size(report.git_bytes_after)}")
+    if "limits" in args.steps and report.apply:
+        print(f"rate limits: {report.rate_buckets_pruned} idle buckets and {report.leases_pruned} expired leases pruned")
+    if not report.apply:
+        print("(dry run; --apply changes it)")
+    for error in report.errors:
+        print(f"error: {error}", file=sys.stderr)
+    return 1 if report.errors else 0
+
+
+STEPS = {
+    "expire": lambda lc, report, args: lc.expire_uploads(report, getattr(args, "hours", None)),
+    "snapshots": lambda lc, report, args: lc.sweep_snapshots(report),
+    # Not destructive, so no dry run of their own; `lifecycle` without --apply skips them.
+    "git": lambda lc, report, args: lc.maintain_git(report) if report.apply else None,
+    "limits": lambda lc, report, args: lc.prune_limits(report) if report.apply else None,
+}
+
+
+def _step_command(storage, name: str, steps: tuple[str, ...], help: str, dry_run: bool) -> None:
+    cmd = storage.add_parser(name, help=help)
+    if dry_run:
+        cmd.add_argument("--apply", action="store_true", help="change it (default: dry run, report only)")
+    if "expire" in steps:
+        cmd.add_argument("--hours", type=float, help="uploads older than this (default AICOMMONS_UPLOAD_EXPIRY_HOURS)")
+    cmd.add_argument("--json", action="store_true")
+    cmd.set_defaults(func=lambda args: _lifecycle(args, [STEPS[s] for s in steps]), steps=steps)
+
+
 def add_storage_commands(sub) -> None:
     storage = sub.add_parser("storage", help="storage figures per repo and owner, and quotas") \
         .add_subparsers(dest="action", required=True)
@@ -119,3 +172,13 @@ def add_storage_commands(sub) -> None:
     show.add_argument("owner")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_quota_show)
+    _step_command(storage, "expire-uploads", ("expire",), "forget LFS/Xet uploads no commit named within "
+                  "AICOMMONS_UPLOAD_EXPIRY_HOURS (dry run unless --apply); GC then deletes their bytes", True)
+    _step_command(storage, "snapshots", ("snapshots",), "remove inference snapshots of deleted repos and the least "
+                  "recently used beyond AICOMMONS_SNAPSHOT_MAX_BYTES (dry run unless --apply)", True)
+    _step_command(storage, "git-maintenance", ("git",), "git gc --no-prune in every repository whose refs moved "
+                  "since its last maintenance (drops nothing)", False)
+    _step_command(storage, "prune-limits", ("limits",), "delete idle rate-limit buckets and expired in-flight "
+                  "leases from the database", False)
+    _step_command(storage, "lifecycle", tuple(STEPS), "all of the above, as the storage_lifecycle job does "
+                  "(dry run unless --apply: then git maintenance and pruning run too)", True)

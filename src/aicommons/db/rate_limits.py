@@ -64,3 +64,12 @@ class SharedRateLimitStore:
                 level = self._locked_level(conn, key, per_minute, now)
                 conn.execute(update(rate_buckets).where(rate_buckets.c.key == key).values(
                     tokens=min(float(per_minute), level + refund), updated_at=now))
+
+    def prune(self, now: float, idle_seconds: float) -> tuple[int, int]:
+        """Drop buckets untouched for ``idle_seconds`` (refilled by then: a missing bucket starts
+        full, so nothing changes for their callers) and expired in-flight leases. Returns
+        (buckets, leases) deleted."""
+        with self.engine.begin() as conn:
+            buckets = conn.execute(delete(rate_buckets).where(rate_buckets.c.updated_at < now - idle_seconds)).rowcount
+            leases = conn.execute(delete(inflight_leases).where(inflight_leases.c.expires_at < now)).rowcount
+        return int(buckets), int(leases)

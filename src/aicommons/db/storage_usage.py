@@ -123,6 +123,32 @@ class StorageUsageStore:
         with self.engine.connect() as conn:
             return int(conn.execute(lfs).scalar_one()) + int(conn.execute(git).scalar_one())
 
+    # --- uploads never committed (hub/lifecycle.py) ----------------------------------------------
+
+    def uncommitted_before(self, cutoff: datetime) -> dict[int, tuple[str, list[tuple[str, int]]]]:
+        """repo id -> (its storage key, [(oid, size)]) of the LFS objects uploaded to it before
+        ``cutoff`` that no commit or push named since."""
+        out: dict[int, tuple[str, list[tuple[str, int]]]] = {}
+        query = (select(repo_lfs_objects.c.repo_id, repos.c.storage_key, repo_lfs_objects.c.oid, repo_lfs_objects.c.size)
+                 .join(repos, repos.c.id == repo_lfs_objects.c.repo_id)
+                 .where(repo_lfs_objects.c.filename.is_(None), repo_lfs_objects.c.pushed_at < cutoff)
+                 .order_by(repo_lfs_objects.c.repo_id, repo_lfs_objects.c.oid))
+        with self.engine.connect() as conn:
+            for r in conn.execute(query):
+                out.setdefault(r.repo_id, (r.storage_key, []))[1].append((r.oid, int(r.size)))
+        return out
+
+    def expire_uncommitted(self, repo_id: int, oids: list[str], cutoff: datetime) -> int:
+        """Forget those of ``oids`` the repo still holds uncommitted since before ``cutoff`` (a
+        commit that named one meanwhile keeps it)."""
+        done = 0
+        with self.engine.begin() as conn:
+            for i in range(0, len(oids), IN_LIST_LIMIT):
+                done += conn.execute(delete(repo_lfs_objects).where(
+                    repo_lfs_objects.c.repo_id == repo_id, repo_lfs_objects.c.oid.in_(oids[i:i + IN_LIST_LIMIT]),
+                    repo_lfs_objects.c.filename.is_(None), repo_lfs_objects.c.pushed_at < cutoff)).rowcount
+        return done
+
     # --- quotas -----------------------------------------------------------------------------------
 
     def quota(self, account_id: int) -> tuple[bool, int | None]:

@@ -24,6 +24,7 @@ from aicommons.db.identities import IdentityStore
 from aicommons.db.likes import LikeStore
 from aicommons.db.org_trust import OrgTrustStore
 from aicommons.db.orgs import OrgStore
+from aicommons.db.rate_limits import SharedRateLimitStore
 from aicommons.db.repos import RepoRow, RepoStore
 from aicommons.db.scans import ScanStore
 from aicommons.db.sessions import SessionStore
@@ -52,6 +53,7 @@ from aicommons.hub.gc import LeasingBlobStore
 from aicommons.hub.keys import Keys
 from aicommons.hub.lfs import LfsService
 from aicommons.hub.lfs_files import LfsFileService
+from aicommons.hub.lifecycle import StorageLifecycle
 from aicommons.hub.likes import LikeService
 from aicommons.hub.mail import Mailer
 from aicommons.hub.model_metadata import ModelMetadataReader
@@ -156,6 +158,10 @@ class Hub:
         self.commits = CommitService(self.repos, self.repo_store, self.git, self.objects,
                                      settings.max_regular_file_bytes)
         self.storage.visible = self.repos.visible
+        # Uploads never committed, inference snapshots, git maintenance, rate-limit rows (hub/lifecycle.py).
+        self.lifecycle = StorageLifecycle(StorageUsageStore(self.engine), SharedRateLimitStore(self.engine), self.git,
+                                          settings.data_dir, upload_expiry_hours=settings.upload_expiry_hours,
+                                          snapshot_max_bytes=settings.snapshot_max_bytes, snapshot_grace_hours=1)
         # Storage quotas, checked before any upload is stored (hub/storage_usage.py; push.py too).
         self.commits.admit = self.xet.admit = lambda repo, n: self.storage.check_upload(repo.owner_id, n)
         avatars = AvatarStore(self.engine)
@@ -170,6 +176,7 @@ class Hub:
         self.commits.listeners.append(self.discussions.record_commit)
         self.gating = GatingService(access_requests, account_store, self.policy)
         self.lfs_files = LfsFileService(self.repo_store, self.repos, self.git)
+        self.lfs_files.deleted_listeners.append(self.lifecycle.forget_snapshots)  # their hard links keep the bytes
         self.likes = LikeService(LikeStore(self.engine), self.repo_store, self.accounts, self.policy)
         self.webhooks = WebhookService(WebhookStore(self.engine), self.accounts, self.repo_store, self.policy, settings,
                                        queue=lambda delivery_id: self.jobs.deliver_webhook(delivery_id))
@@ -201,6 +208,7 @@ class Hub:
         # Spaces build on pushes to their default branch and stop when deleted (hub/space_apps.py).
         self.repos.ref_listeners.append(self._space_ref_moved)
         self.events.listeners.append(self._space_event)
+        self.events.listeners.append(self._repo_deleted)  # its inference snapshots go at once
         if settings.chunk_lfs_uploads and chunking.available():
             self.lfs.stored_listeners.append(lambda repo_id, oid: self.jobs.chunk_lfs_object(repo_id, oid))
 
@@ -221,6 +229,10 @@ class Hub:
             self.spaces.forget_decisions()
         if repo.type == "space" and self.spaces.apps is not None:
             self.spaces.apps.on_ref_moved(repo, ref, new_sha)
+
+    def _repo_deleted(self, event: Any) -> None:
+        if event.scope == "repo" and event.action == "delete":
+            self.lifecycle.forget_snapshots(event.repo)
 
     def _space_event(self, event: Any) -> None:
         if event.repo.type == "space":

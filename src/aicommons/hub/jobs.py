@@ -144,6 +144,18 @@ class Jobs:
             def periodic_storage_accounting() -> None:
                 self.hub.storage.refresh()
 
+        # The rest of the storage lifecycle (hub/lifecycle.py): expiry, snapshots, git maintenance, pruning.
+        @self.huey.task(retries=1, retry_delay=300, name="storage_lifecycle")  # type: ignore[untyped-decorator]
+        def storage_lifecycle() -> dict[str, Any]:
+            return asdict(self.hub.lifecycle.run(apply=True))
+
+        self.storage_lifecycle = storage_lifecycle
+        if settings.lifecycle_interval_hours > 0:
+            @self.huey.periodic_task(every_hours(settings.lifecycle_interval_hours),  # type: ignore[untyped-decorator]
+                                     name="periodic_storage_lifecycle")
+            def periodic_storage_lifecycle() -> None:
+                self.hub.lifecycle.run(apply=True)
+
         if settings.gc_interval_hours > 0:
             @self.huey.periodic_task(every_hours(settings.gc_interval_hours),  # type: ignore[untyped-decorator]
                                      name="periodic_blob_gc")  # (huey is untyped)

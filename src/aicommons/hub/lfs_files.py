@@ -8,6 +8,7 @@ more. The bytes themselves are reclaimed by garbage collection once no repo refe
 from __future__ import annotations
 
 import builtins
+from collections.abc import Callable
 from typing import Any
 
 import pygit2
@@ -27,6 +28,8 @@ class LfsFileService:
         self.store = store
         self.repos = repos
         self.git = git
+        # Told after LFS files were permanently deleted (the inference snapshots go: hub/lifecycle.py).
+        self.deleted_listeners: builtins.list[Callable[[RepoRow], None]] = []
 
     def list(self, repo: RepoRow) -> list[dict[str, Any]]:
         out = []
@@ -57,6 +60,9 @@ class LfsFileService:
             pointers = {pygit2.hash(format_pointer(oid, known[oid])) for oid in targets}
             self._rewrite(repo, git_repo, pointers)
         self.store.forget_lfs(repo.id, targets)
+        if targets:
+            for listener in self.deleted_listeners:
+                listener(repo)
 
     def _rewrite(self, repo: RepoRow, git_repo: pygit2.Repository, pointers: set[pygit2.Oid]) -> None:
         trees: dict[pygit2.Oid, pygit2.Oid | None] = {}

@@ -53,7 +53,12 @@ def materialize(hub: Hub, repo: RepoRow, commit: pygit2.Commit) -> Path:
     root: Path = hub.settings.data_dir / "snapshots" / repo.storage_key
     final = root / str(commit.id)
     if final.is_dir():
-        return final
+        try:
+            os.utime(final)  # used now: the lifecycle job removes the least recently used first
+        except FileNotFoundError:  # removed this instant: built again below
+            pass
+        else:
+            return final
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=root, prefix=".building-"))
     try:

@@ -148,6 +148,13 @@ def _step_command(storage, name: str, steps: tuple[str, ...], help: str, dry_run
     cmd.set_defaults(func=lambda args: _lifecycle(args, [STEPS[s] for s in steps]), steps=steps)
 
 
+def cmd_chunk_existing(args) -> int:
+    queued = _hub().jobs.chunk_existing()
+    print(f"queued the chunking of {queued} LFS objects; the job workers chunk them, and the next "
+          "`aicommons gc --apply` drops each whole-file copy once its chunks re-hash to it")
+    return 0
+
+
 def add_storage_commands(sub) -> None:
     storage = sub.add_parser("storage", help="storage figures per repo and owner, and quotas") \
         .add_subparsers(dest="action", required=True)
@@ -172,6 +179,9 @@ def add_storage_commands(sub) -> None:
     show.add_argument("owner")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_quota_show)
+    storage.add_parser("chunk-existing", help="queue the chunking of every LFS object still stored whole (after "
+                       "upgrading a hub from before the chunk store, or turning AICOMMONS_CHUNK_LFS_UPLOADS on)") \
+        .set_defaults(func=cmd_chunk_existing)
     _step_command(storage, "expire-uploads", ("expire",), "forget LFS/Xet uploads no commit named within "
                   "AICOMMONS_UPLOAD_EXPIRY_HOURS (dry run unless --apply); GC then deletes their bytes", True)
     _step_command(storage, "snapshots", ("snapshots",), "remove inference snapshots of deleted repos and the least "

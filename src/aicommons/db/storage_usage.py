@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Row, delete, func, select
+from sqlalchemy import Engine, Row, delete, exists, func, select
 
-from aicommons.db.tables import accounts, repo_heads, repo_lfs_objects, repos, storage_quotas, storage_usage
+from aicommons.db.tables import accounts, repo_heads, repo_lfs_objects, repos, storage_quotas, storage_usage, xet_files
 from aicommons.db.upsert import upsert
 
 IN_LIST_LIMIT = 1000
@@ -148,6 +148,15 @@ class StorageUsageStore:
                     repo_lfs_objects.c.repo_id == repo_id, repo_lfs_objects.c.oid.in_(oids[i:i + IN_LIST_LIMIT]),
                     repo_lfs_objects.c.filename.is_(None), repo_lfs_objects.c.pushed_at < cutoff)).rowcount
         return done
+
+    def unchunked_objects(self) -> list[tuple[int, str]]:
+        """(a repo holding it, oid) of every LFS object not in the chunk store: what a hub from
+        before the chunk store (or with chunking off) keeps whole."""
+        query = (select(func.min(repo_lfs_objects.c.repo_id), repo_lfs_objects.c.oid)
+                 .where(~exists().where(xet_files.c.oid == repo_lfs_objects.c.oid))
+                 .group_by(repo_lfs_objects.c.oid).order_by(func.min(repo_lfs_objects.c.pushed_at)))
+        with self.engine.connect() as conn:
+            return [(int(repo_id), oid) for repo_id, oid in conn.execute(query)]
 
     # --- quotas -----------------------------------------------------------------------------------
 

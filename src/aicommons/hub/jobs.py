@@ -165,6 +165,19 @@ class Jobs:
                 except TaskLockedException:
                     log.info("gc: another worker is collecting; skipped")
 
+    def chunk_existing(self) -> int:
+        """Queue the chunking of every LFS object not in the chunk store yet (a hub upgraded from
+        before it, or one that ran with chunking off); the workers run them one by one, each
+        deduplicating against the ones before. Returns how many were queued."""
+        from aicommons.hub import chunking
+
+        if not chunking.available():
+            raise HubError("hf_xet is not installed (the `chunking` extra): LFS objects cannot be chunked")
+        pending = self.hub.storage.store.unchunked_objects()
+        for repo_id, oid in pending:
+            self.chunk_lfs_object(repo_id, oid)
+        return len(pending)
+
     def sync_mirrors(self) -> None:
         """Sync every pinned mirror (hub/upstream.py); one failing repo does not stop the others."""
         from aicommons.hub.upstream import UpstreamError

@@ -68,6 +68,9 @@ def test_inline_commits_past_the_quota_are_refused(live_hub, api, org):
         api.upload_file(path_or_fileobj=b"b" * (30 * KB), path_in_repo="no.txt", repo_id=repo)
     assert refused.value.response.status_code == 403 and "Storage limit reached" in str(refused.value)
     assert files(api, repo) == {".gitattributes", "ok.txt"}
+    set_quota(live_hub, org, "1")  # far past it now: cleaning up is still allowed
+    api.delete_file("ok.txt", repo_id=repo)
+    assert files(api, repo) == {".gitattributes"}
 
 
 def test_xet_uploads_past_the_quota_are_refused(live_hub, api, org, monkeypatch):

@@ -664,6 +664,8 @@ storage_usage = Table(
     Column("computed_at", DateTime, nullable=False),
 )
 Index("ix_storage_usage_owner", storage_usage.c.owner_id)
+# The quota check (StorageUsageStore.live_usage) and list_user_repos add up one owner's repos.
+Index("ix_repos_owner", repos.c.owner_id)
 
 # An owner's storage quota set by an admin (``aicommons storage quota set``); owners without a row
 # get AICOMMONS_STORAGE_QUOTA_DEFAULT. quota_bytes None: unlimited, whatever the default.

@@ -248,12 +248,13 @@ class StorageAccounting:
 
     def check_upload(self, owner_id: int, incoming: int) -> None:
         """Refuse (``StorageLimitReached``) an upload of ``incoming`` new bytes that would take the
-        owner past its quota; with ``incoming`` 0, refuse only an owner already past it."""
-        quota = self.quota_of(owner_id)
+        owner past its quota. Nothing new (a commit that only deletes, or names LFS objects counted
+        when they were uploaded) is never refused: an owner over its quota can always clean up."""
+        quota = self.quota_of(owner_id) if incoming > 0 else None
         if quota is None:
             return
         used = self.store.live_usage(owner_id)
-        if used + incoming > quota or (incoming == 0 and used > quota):
+        if used + incoming > quota:
             name = self.store.owner_names([owner_id]).get(owner_id, "this account")
             raise StorageLimitReached(
                 f"Storage limit reached for {name}: {format_size(used)} used of {format_size(quota)}, and this "

@@ -17,7 +17,8 @@ depends_on = None
 TABLES = [memberships, repos, repo_tags, repo_redirects, lfs_objects, repo_lfs_objects]
 # Indexes declared on these tables in tables.py but created by a later migration.
 LATER_INDEXES = {"ix_repos_type_downloads", "ix_repos_type_likes", "ix_repos_type_last_modified",
-                 "ix_repos_type_created_at", "ix_repos_type_author"}  # 0013
+                 "ix_repos_type_created_at", "ix_repos_type_author",  # 0013
+                 "ix_repos_owner"}  # 0025
 
 
 def upgrade() -> None:

@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("computed_at", sa.DateTime, nullable=False),
     )
     op.create_index("ix_storage_usage_owner", "storage_usage", ["owner_id"])
+    op.create_index("ix_repos_owner", "repos", ["owner_id"])
     op.create_table(
         "storage_quotas",
         sa.Column("account_id", sa.Integer, sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
@@ -33,6 +34,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_repos_owner", "repos")
     op.drop_table("storage_quotas")
     op.drop_index("ix_storage_usage_owner", "storage_usage")
     op.drop_table("storage_usage")

@@ -313,5 +313,6 @@ class Hub:
         if "spaces" in self.__dict__ and self.spaces.apps is not None:  # stop the apps this process started
             self.spaces.apps.close()
         self.downloads.close()  # counts still in memory reach the database before it closes
+        self.repos.facet_counts.close()
         self.scan_pool.close()
         self.engine.dispose()

@@ -453,6 +453,8 @@ class SpaceApps:
         self._closed.set()
         for key in list(self.apps):
             self.stop(key)
+        if self.runner.cgroups is not None:
+            self.runner.cgroups.close()
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
 

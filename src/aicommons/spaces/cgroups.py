@@ -79,6 +79,11 @@ class Cgroups:
         self.root = root
         self.hub = hub
         self.version, self.parents = self._find(base)
+        for parent in self.parents:  # groups a previous run of this hub left (its apps died with it)
+            if parent.is_dir():
+                for stale in (p for p in parent.iterdir() if p.is_dir()):
+                    with contextlib.suppress(OSError):
+                        stale.rmdir()
 
     @property
     def available(self) -> bool:
@@ -108,6 +113,12 @@ class Cgroups:
             return None
         return Cgroup(folders)
 
+    def close(self) -> None:
+        """Remove this hub's folders once its groups are gone (a hub that ran no app leaves none)."""
+        for parent in self.parents:
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+
     def _limit(self, folders: tuple[Path, ...], limits: TreeLimits) -> None:
         memory = limits.memory_mb * 1024 * 1024
         if self.version == 2:
@@ -129,7 +140,8 @@ class Cgroups:
     def _find(self, base: str) -> tuple[int, tuple[Path, ...]]:
         if base:
             folder = Path(base) / "aicommons-spaces" / self.hub
-            if (Path(base) / "cgroup.controllers").exists() and _writable(folder):
+            if (Path(base) / "cgroup.controllers").exists() and _writable(folder.parent):
+                folder.mkdir(exist_ok=True)  # v2: the controllers are enabled level by level, now
                 for level in (Path(base), folder.parent, folder):  # each level passes the controllers down
                     with contextlib.suppress(OSError):
                         _write(level / "cgroup.subtree_control", "+cpu +memory +pids")
@@ -144,7 +156,7 @@ class Cgroups:
             if not (hierarchy / "cgroup.procs").exists():
                 return 1, ()
             folder = hierarchy / own.get(controller, "/").lstrip("/") / "aicommons-spaces" / self.hub
-            if not _writable(folder):
+            if not _writable(folder.parent):  # this hub's own folder is made with its first group
                 return 1, ()
             parents.append(folder)
         return 1, tuple(parents)

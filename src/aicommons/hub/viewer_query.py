@@ -51,6 +51,7 @@ from aicommons.hub.viewer_filter import FilterError, orderby_sql, to_sql
 CACHED_SPLITS = 32
 CACHED_ANSWERS = 512
 ROW_IDX = "__row_idx"
+TAKE_GROUPS = 4  # a page from more row groups than this is read by DuckDB (``take``)
 ASSET_TTL = 3600  # seconds an image or audio URL in an answer stays valid
 MEDIA = ("Image", "Audio")
 # Served with their own type only when the bytes say so; anything else (an SVG "image" included) is a
@@ -235,12 +236,19 @@ class ViewerQueries:
             return f.read_row_group(group)
 
     def take(self, ps: ParquetSplit, indices: list[int]) -> Any:
-        """The rows at ``indices`` (row numbers of the split), in that order."""
+        """The rows at ``indices`` (row numbers of the split), in that order. Rows spread over many
+        row groups (a search page) are read by DuckDB, which decodes only the pages holding them
+        (a page of 100 rows from 64 groups of a million text rows: ~40 ms, against ~110 ms decoding
+        the groups whole with pyarrow)."""
         import pyarrow as pa
 
         by_group: dict[int, list[int]] = {}
         for i in indices:
             by_group.setdefault(bisect.bisect_right(ps.starts, i) - 1, []).append(i)
+        if len(by_group) > TAKE_GROUPS:
+            found = self._take_sql(ps, indices)
+            if found is not None:
+                return found
         parts = {}
         for group, wanted in by_group.items():
             table = self._group(ps, group)
@@ -248,6 +256,30 @@ class ViewerQueries:
         order = {i: (g, n) for g, (_, wanted) in parts.items() for n, i in enumerate(wanted)}
         rows = [parts[order[i][0]][0].slice(order[i][1], 1) for i in indices]
         return pa.concat_tables(rows) if rows else ps.schema.empty_table()
+
+    def _take_sql(self, ps: ParquetSplit, indices: list[int]) -> Any:
+        """``take`` through DuckDB (None when its columns do not come back as the split's types)."""
+        import pyarrow as pa
+
+        wanted = set(indices)
+        parts, start = [], 0
+        for path, md in zip(ps.files, ps.metadata, strict=True):
+            local = sorted(i - start for i in wanted if start <= i < start + md.num_rows)
+            if local:
+                name = str(path.resolve()).replace("'", "''")
+                numbers = ", ".join(str(n) for n in local)
+                parts.append(f"SELECT *, file_row_number + {start} AS {ROW_IDX} FROM read_parquet('{name}', "
+                             f"file_row_number = true) WHERE file_row_number IN ({numbers})")
+            start += md.num_rows
+        with self._connection() as cursor:
+            table = cursor.sql(" UNION ALL ".join(parts)).to_arrow_table()
+        found = table.column(ROW_IDX).to_pylist()
+        position = {row: n for n, row in enumerate(found)}
+        table = table.drop_columns([ROW_IDX, "file_row_number"]).take(pa.array([position[i] for i in indices]))
+        try:
+            return table.cast(ps.schema)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+            return None
 
     def search(self, repo: RepoRow, conversion: Conversion, ps: ParquetSplit, query: str, offset: int,
                length: int) -> tuple[Any, list[int], int] | None:

@@ -80,6 +80,36 @@ def summary(samples: list[float]) -> dict:
             "p95_ms": ordered[max(0, int(round(0.95 * len(ordered))) - 1)], "max_ms": ordered[-1]}
 
 
+def paired_search(parquet: Path, index: Path, queries: list[str]) -> dict:
+    """The ranking alone, in this process, on an index of the same split built by the job's own code:
+    every query ranked by FTS5 over all its matches (``ORDER BY rank, rowid``: the ranking before
+    the two-part one) and by ``viewer_search.search`` one after the other, so that both see the same
+    load; CPU seconds as well as wall time, and how many first pages are exactly the full ranking's."""
+    import sqlite3
+
+    from aicommons.hub import viewer_search
+
+    if not index.exists():
+        viewer_search.build_index([parquet], index)
+    con = sqlite3.connect(f"{index.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+    full_wall, full_cpu, new_wall, new_cpu, exact = [], [], [], [], 0
+    for query in queries:
+        wall, cpu = time.perf_counter(), time.process_time()
+        expected = [r[0] for r in con.execute("SELECT rowid FROM search WHERE search MATCH ? ORDER BY rank, rowid "
+                                              "LIMIT 100", (viewer_search.match_expression(query),))]
+        full_wall.append((time.perf_counter() - wall) * 1000)
+        full_cpu.append((time.process_time() - cpu) * 1000)
+        wall, cpu = time.perf_counter(), time.process_time()
+        found, _ = viewer_search.search(index, query, 0, 100)
+        new_wall.append((time.perf_counter() - wall) * 1000)
+        new_cpu.append((time.process_time() - cpu) * 1000)
+        exact += found == expected
+    con.close()
+    return {"full_ranking": {**summary(full_wall), "cpu_ms_total": sum(full_cpu)},
+            "two_part": {**summary(new_wall), "cpu_ms_total": sum(new_cpu)},
+            "cpu_ratio": sum(full_cpu) / max(sum(new_cpu), 1e-9), "exact_first_pages": exact, "queries": len(queries)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=10_000_000, help="rows of the /rows and /filter split")
@@ -107,6 +137,7 @@ def main() -> None:
             results[f"convert_{kind}_s"] = hub_seconds(hub, repo, sha)
             print(f"converted {kind} in {results[f'convert_{kind}_s']:.1f} s", flush=True)
         hub.close()
+        results["loadavg_start"] = os.getloadavg()
         rng = random.Random(17)
         split = {"config": "default", "split": "train"}
         with httpx.Client(base_url=live.url + "/datasets-server", timeout=120,
@@ -144,9 +175,12 @@ def main() -> None:
                 results[key] = summary([search(q) for q in queries])
                 results[key]["median_matches"] = statistics.median(matches)
                 results[key]["max_matches"] = max(matches)
+                results[key]["paired_in_process"] = paired_search(root / "text" / "data" / "train.parquet",
+                                                                  root / "search.sqlite", queries)
     finally:
         live.stop()
         shutil.rmtree(root, ignore_errors=True)
+    results["loadavg_end"] = os.getloadavg()
     path = Path(args.json)
     runs = json.loads(path.read_text()).get("runs", []) if path.exists() else []
     runs.append({"rows": args.rows, "text_rows": args.text_rows, "cpus": os.cpu_count(), "results": results})
@@ -164,6 +198,15 @@ def main() -> None:
                                      f"{args.text_rows:,} text rows", 200)):
         r = results[key]
         print(f"| {label} | {where} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['max_ms']:.1f} | ≤ {goal} |")
+    print("\n| /search ranking alone, in-process | full ranking p50 / p95 (ms) | two-part p50 / p95 (ms) | "
+          "CPU ratio | first pages exact |")
+    print("|---|---|---|---|---|")
+    for key in ("search_one_word", "search_common_word"):
+        paired = results[key]["paired_in_process"]
+        full, two = paired["full_ranking"], paired["two_part"]
+        print(f"| {key} | {full['p50_ms']:.1f} / {full['p95_ms']:.1f} | {two['p50_ms']:.1f} / {two['p95_ms']:.1f} | "
+              f"{paired['cpu_ratio']:.2f}× | {paired['exact_first_pages']} of {paired['queries']} |")
+    print(f"load average: {results['loadavg_start']} at the start, {results['loadavg_end']} at the end")
 
 
 if __name__ == "__main__":

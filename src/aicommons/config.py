@@ -223,6 +223,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("VIEWER_MAX_BYTES", str(64 * 1024 * 1024),
             "The dataset viewer reads a split whole when its files total at most this many bytes; a larger "
             "split shows the first rows of its first file, marked partial. See docs/viewer.md."),
+    Setting("VIEWER_FIRST_ROWS_MAX_BYTES", "1000000",
+            "`/first-rows` answers at most this many bytes of rows (their JSON), as datasets-server's "
+            "FIRST_ROWS_MAX_BYTES: past it, the last rows' cells longer than 100 bytes are cut to 100 "
+            "characters of their JSON and named in `truncated_cells`, and the first 10 rows are always "
+            "kept. See docs/viewer.md."),
     Setting("PARQUET_CONVERSION", "true",
             "Convert every new commit of a dataset's default branch to Parquet on `refs/convert/parquet` in "
             "the background, with the `datasets` library (needs job workers). See docs/viewer.md."),
@@ -466,6 +471,7 @@ class Settings:
     upstream_sync_interval_hours: float
     bundle_trusted_keys: str
     viewer_max_bytes: int
+    viewer_first_rows_max_bytes: int
     parquet_conversion: bool
     parquet_max_bytes: int
     upstream_allow: str
@@ -564,6 +570,7 @@ class Settings:
             upstream_sync_interval_hours=_float("UPSTREAM_SYNC_INTERVAL_HOURS", minimum=0),
             bundle_trusted_keys=_env("BUNDLE_TRUSTED_KEYS").strip(),
             viewer_max_bytes=_int("VIEWER_MAX_BYTES", minimum=1024),
+            viewer_first_rows_max_bytes=_int("VIEWER_FIRST_ROWS_MAX_BYTES", minimum=0),
             parquet_conversion=_bool("PARQUET_CONVERSION"),
             parquet_max_bytes=_int("PARQUET_MAX_BYTES", minimum=1024),
             upstream_allow=_env("UPSTREAM_ALLOW").strip(),

@@ -354,6 +354,8 @@ def test_images_come_as_signed_urls(hub):
         got = httpx.get(src)
         assert got.status_code == 200 and got.headers["content-type"] == "image/png", got.text
         seen.add(Image.open(io.BytesIO(got.content)).size)
+        # height and width as datasets-server gives them, from the image itself
+        assert (row["row"]["image"]["width"], row["row"]["image"]["height"]) == Image.open(io.BytesIO(got.content)).size
     assert seen == set(sizes.values())
     src = body["rows"][0]["row"]["image"]["src"]
     query = parse_qs(urlsplit(src).query)
@@ -372,6 +374,7 @@ def test_images_come_as_signed_urls(hub):
     # The first rows and the page give the same kind of URLs; the page shows the images.
     first = ds(hub, "first-rows", dataset=repo, config="default", split="train", token=None).json()
     assert first["rows"][0]["row"]["image"]["src"].startswith(f"{hub.url}/datasets-server/assets/")
+    assert {(r["row"]["image"]["width"], r["row"]["image"]["height"]) for r in first["rows"]} == set(sizes.values())
     html = httpx.get(f"{hub.url}/datasets/{repo}/viewer").text
     paths = re.findall(r'<img class="cell-media" src="([^"]+)"', html)
     assert len(paths) == 3
@@ -382,3 +385,31 @@ def test_images_come_as_signed_urls(hub):
     assert gone.status_code == 404 and b"\x89PNG" not in gone.content
     mine = ds(hub, "rows", dataset=repo, config="default", split="train").json()["rows"][0]["row"]["image"]["src"]
     assert "who=token" in mine and httpx.get(mine).status_code == 200
+
+
+def test_first_rows_truncates_cells_as_datasets_server(hub):
+    """``/first-rows`` holds at most AICOMMONS_VIEWER_FIRST_ROWS_MAX_BYTES (1,000,000) of rows: ten rows of
+    150 kB texts are over it, so the last rows' long cells are cut to 100 characters of their JSON and
+    named in ``truncated_cells`` until the rest fits; ``/rows`` gives the cells whole."""
+    import json
+
+    owner = HfApi(endpoint=hub.url, token=OWNER)
+    repo = f"pat/{unique_name('duckwide')}"
+    owner.create_repo(repo, repo_type="dataset")
+    texts = [f"row {i} " + "x" * 150_000 for i in range(12)]
+    body = "".join(f'{{"n": {i}, "text": "{t}"}}\n' for i, t in enumerate(texts)).encode()
+    info = owner.create_commit(repo, [CommitOperationAdd("train.jsonl", body)], commit_message="wide",
+                               repo_type="dataset")
+    wait_converted(hub, repo, info.oid, token=OWNER)
+    first = ds(hub, "first-rows", dataset=repo, config="default", split="train").json()
+    assert first["truncated"] is True and len(first["rows"]) == 10
+    cut = [r["row_idx"] for r in first["rows"] if r["truncated_cells"]]
+    assert cut == [6, 7, 8, 9]  # 10 x 150 kB: the last four are cut, which brings the rest under 1 MB
+    for row in first["rows"]:
+        if row["truncated_cells"]:
+            assert row["truncated_cells"] == ["text"] and row["row"]["n"] == row["row_idx"]
+            assert row["row"]["text"] == json.dumps(texts[row["row_idx"]])[:100]
+        else:
+            assert row["row"]["text"] == texts[row["row_idx"]]
+    whole = ds(hub, "rows", dataset=repo, config="default", split="train", offset="9", length="1").json()
+    assert whole["rows"][0]["row"]["text"] == texts[9] and whole["rows"][0]["truncated_cells"] == []

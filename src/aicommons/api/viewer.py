@@ -13,7 +13,7 @@ from starlette.routing import Route
 from aicommons.api.http import base_url, blocking, hub_of, param, principal_of
 from aicommons.errors import EntryNotFound, HubError
 from aicommons.hub.policy import Action
-from aicommons.hub.viewer import ViewerError, feature_type, jsonable
+from aicommons.hub.viewer import ViewerError, feature_type, jsonable, truncate_first_rows
 from aicommons.hub.viewer_filter import FilterError
 from aicommons.hub.viewer_query import converted, converted_splits
 
@@ -102,8 +102,9 @@ def _row_items(page, indices, media: dict | None = None) -> list[dict]:
 
 def _media(request: Request, repo, ps, features: list[dict]) -> dict:
     """{column: cell -> URL answer} for the split's top-level Image and Audio columns: an image is
-    ``{src}``, audio ``[{src, type}]``, ``src`` a URL of this hub signed for the caller (an hour)."""
-    from aicommons.hub.viewer_query import MEDIA
+    ``{src, height, width}`` (its size read from the image's header), audio ``[{src, type}]``, ``src`` a
+    URL of this hub signed for the caller (an hour)."""
+    from aicommons.hub.viewer_query import MEDIA, image_size
 
     kinds = {f["name"]: f["type"]["_type"] for f in features
              if isinstance(f["type"], dict) and f["type"].get("_type") in MEDIA}
@@ -119,7 +120,10 @@ def _media(request: Request, repo, ps, features: list[dict]) -> dict:
             if not isinstance(data, bytes):
                 return None
             path, mime = hub.viewer_queries.asset_link(repo, ps, idx, column, data, who)
-            return {"src": root + path} if kind == "Image" else [{"src": root + path, "type": mime}]
+            if kind != "Image":
+                return [{"src": root + path, "type": mime}]
+            found = image_size(data)
+            return {"src": root + path, **({"height": found[1], "width": found[0]} if found else {})}
         return make
 
     return {column: to_url(kind) for column, kind in kinds.items()}
@@ -219,18 +223,21 @@ def splits(request: Request) -> Response:
 def first_rows(request: Request) -> Response:
     repo = _dataset(request)
     config, split = _required(request, "config"), _required(request, "split")
+    max_bytes = hub_of(request).settings.viewer_first_rows_max_bytes
     conversion, ps = _parquet_split(request, repo, config, split)
     if ps is not None:
         page = hub_of(request).viewer_queries.rows(ps, 0, FIRST_ROWS)
         features = _converted_features(conversion, config, ps)
         media = _media(request, repo, ps, features)
+        items, cut = truncate_first_rows(_row_items(page, range(page.num_rows), media), max_bytes, set(media))
         return _answer({"dataset": repo.full_id, "config": config, "split": split, "features": features,
-                        "rows": _row_items(page, range(page.num_rows), media),
-                        "truncated": ps.num_rows > FIRST_ROWS}, repo, repo.sha, _per_caller(request, media))
+                        "rows": items, "truncated": cut or ps.num_rows > FIRST_ROWS}, repo, repo.sha,
+                       _per_caller(request, media))
     commit, rows = hub_of(request).viewer.rows(repo, config, split)
     table = rows.table
+    items, cut = truncate_first_rows(_rows(table, 0, FIRST_ROWS), max_bytes, set())
     return _answer({"dataset": repo.full_id, "config": config, "split": split, "features": _features(table),
-                    "rows": _rows(table, 0, FIRST_ROWS), "truncated": table.num_rows > FIRST_ROWS}, repo, commit)
+                    "rows": items, "truncated": cut or table.num_rows > FIRST_ROWS}, repo, commit)
 
 
 def rows(request: Request) -> Response:

@@ -249,3 +249,40 @@ def _parse(path: str, data: bytes, truncated: bool):
 
 
 
+
+
+FIRST_ROWS_MIN_NUMBER = 10  # /first-rows keeps at least this many rows, whatever their size
+MIN_CELL_BYTES = 100  # a cell whose JSON is longer is cut to this many characters when truncating
+
+
+def _json_size(value) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode())
+
+
+def truncate_first_rows(items: list[dict], max_bytes: int, keep: set[str]) -> tuple[list[dict], bool]:
+    """datasets-server's ``/first-rows`` size limit over row items (``{row_idx, row, truncated_cells}``):
+    the first ``FIRST_ROWS_MIN_NUMBER`` rows are always kept; when they already take ``max_bytes``,
+    their cells longer than ``MIN_CELL_BYTES`` (of JSON) become the first ``MIN_CELL_BYTES``
+    characters of that JSON and are named in ``truncated_cells``, last rows first, until the rows
+    fit; else later rows are added while they fit. ``keep``: columns never cut (image and audio
+    URLs). Returns (the rows, whether rows were left out)."""
+    kept = items[:FIRST_ROWS_MIN_NUMBER]
+    total = sum(_json_size(item) for item in kept)
+    if total >= max_bytes:
+        for item in reversed(kept):
+            if total < max_bytes:
+                break
+            before = _json_size(item)
+            for column, cell in list(item["row"].items()):
+                text = json.dumps(cell, ensure_ascii=False, separators=(",", ":"), default=str)
+                if column not in keep and len(text.encode()) > MIN_CELL_BYTES:
+                    item["row"][column] = text[:MIN_CELL_BYTES]
+                    item["truncated_cells"].append(column)
+            total += _json_size(item) - before
+        return kept, len(kept) < len(items)
+    for item in items[FIRST_ROWS_MIN_NUMBER:]:
+        total += _json_size(item)
+        if total >= max_bytes:
+            break
+        kept.append(item)
+    return kept, len(kept) < len(items)

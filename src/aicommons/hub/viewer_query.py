@@ -72,6 +72,24 @@ def media_type(data: bytes) -> tuple[str, str]:
     return "application/octet-stream", "bin"
 
 
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of an image from its header (Pillow reads no pixels for it), or None when
+    Pillow cannot tell (not an image, a format it lacks)."""
+    import io
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a decompression-bomb warning is about decoding, not done here
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+    except Exception:  # noqa: BLE001 - whatever a malformed image raises: no size, still a link
+        return None
+    return int(width), int(height)
+
+
 @dataclass(frozen=True)
 class ParquetSplit:
     """One split of a converted commit: its files (in the cache folder) and their row groups."""

@@ -50,15 +50,20 @@ def test_gradio_space_works_in_the_embedded_frame(page, spaces_api, spaces_hub):
     assert wait_stage(spaces_api, space_id, {"RUNNING", "BUILD_ERROR", "RUNTIME_ERROR"}) == "RUNNING", \
         run_log(spaces_hub, space_id)
     page.goto(f"/spaces/{space_id}")
+    assert greet_in_frame(page, "Grace") == f"Hello Grace from {space_id}"
+
+
+def greet_in_frame(page, name: str) -> str:
+    """Type ``name`` into the embedded greeter app (test_apps.GREETER), submit, and read its answer."""
     frame = page.frame_locator("section.space-app iframe")
-    frame.locator("textarea").first.fill("Grace", timeout=60_000)
+    frame.locator("textarea").first.fill(name, timeout=60_000)
     frame.locator("button", has_text="Submit").click()
     output = frame.locator("textarea").nth(1)
     for _ in range(60):
-        if "Grace" in output.input_value():
+        if name in output.input_value():
             break
         page.wait_for_timeout(500)
-    assert output.input_value() == f"Hello Grace from {space_id}"
+    return output.input_value()
 
 
 def test_streamlit_space_runs_through_websockets(page, spaces_api, spaces_hub):
@@ -73,3 +78,22 @@ def test_streamlit_space_runs_through_websockets(page, spaces_api, spaces_hub):
     page.get_by_label("Your name").fill("Linus")
     page.get_by_label("Your name").press("Enter")
     page.get_by_text(f"Hi Linus from {space_id}").wait_for(timeout=30_000)
+
+
+def test_a_private_app_in_path_mode_is_explained_not_framed(page, spaces_api):
+    """Path mode runs apps in an opaque origin on the hub's host, where a browser sends no sign-in
+    with the app's own requests: the page says so and how to call the app, rather than a broken frame
+    (domain mode: tests/spaces/test_private_in_browser.py)."""
+    space_id = f"alice/{unique_name('private-site')}"
+    spaces_api.create_repo(space_id, repo_type="space", space_sdk="static", private=True)
+    spaces_api.upload_file(path_or_fileobj=b"<h1>private</h1>", path_in_repo="index.html", repo_id=space_id,
+                           repo_type="space")
+    page.goto("/login")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", "wonderland")
+    page.click("form.stack button")
+    page.wait_for_url("**/")
+    page.goto(f"/spaces/{space_id}")
+    app = page.locator("section.space-app")
+    assert "AICOMMONS_SPACES_DOMAIN" in app.inner_text() and f'Client("{space_id}"' in app.inner_text()
+    assert app.locator("iframe").count() == 0

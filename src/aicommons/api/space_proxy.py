@@ -18,6 +18,7 @@ Credentials are never forwarded to the app.
 from __future__ import annotations
 
 import hashlib
+from urllib.parse import urlencode
 
 import anyio
 import httpx
@@ -29,8 +30,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from aicommons.api.http import base_url, hub_of, param, run_sync
 from aicommons.errors import NotFound
 from aicommons.hub.access import Principal, anonymous
+from aicommons.hub.spaces import VISIT_SECONDS
 
 PREFIX = "/spaces-apps"
+SIGN_PARAM = "__sign"  # the signed visit in the URL the space page frames (the Hub's name for it)
+VISIT_COOKIE = "aicommons_space_visit"  # ...and where the app's pages keep it (a hub cookie: never forwarded)
 HUB_COOKIES = ("aicommons_",)  # the hub's cookie names start so (web/session.py)
 HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
                  "transfer-encoding", "upgrade", "host", "content-length"})
@@ -54,14 +58,21 @@ def _app_cookies(raw: str) -> str:
     return "; ".join(kept)
 
 
-def visitor(hub, headers, cookies: dict, principal: Principal | None) -> Principal:
+def visitor(hub, headers, cookies: dict, principal: Principal | None, full_id: str = "",
+            visit: str = "") -> Principal:
     """Who is asking: the Authorization principal, else gradio_client's ``x-hf-authorization``, else
-    (path mode) the hub's web session."""
+    a signed visit (``visit``: the space page's ``__sign`` or its cookie), else (path mode) the hub's
+    web session."""
     if principal is not None and not principal.is_anonymous:
         return principal
     token = headers.get("x-hf-authorization", "")
     if token.lower().startswith("bearer "):
         return hub.accounts.principal_for_token(token[7:].strip())
+    key = hub.spaces.visit_caller(visit, full_id) if visit and full_id else None
+    if key is not None:
+        signed = hub.accounts.principal_for_key(key)
+        if signed is not None:
+            return signed
     session_id = cookies.get("aicommons_session")
     if session_id and not hub.settings.spaces_domain:
         account = hub.sessions.account_for(session_id)
@@ -79,15 +90,42 @@ def _caller(hub, request: Request) -> tuple[str, str]:
     token = request.headers.get("x-hf-authorization", "")
     if token:
         return ("x-hf-authorization", hashlib.sha256(token.encode()).hexdigest())
+    visit = _visit(request)
+    if visit:
+        return ("visit", hashlib.sha256(visit.encode()).hexdigest())
     session_id = request.cookies.get("aicommons_session")
     if session_id and not hub.settings.spaces_domain:
         return ("session", hashlib.sha256(session_id.encode()).hexdigest())
     return ("anonymous", "")
 
 
+def _visit(request) -> str:
+    """A signed visit: in the URL the space page framed (``__sign``), then in the app's own cookie."""
+    return request.query_params.get(SIGN_PARAM) or request.cookies.get(VISIT_COOKIE, "")
+
+
 def _resolve(hub, request: Request, full_id: str, caller: tuple[str, str]):
-    principal = visitor(hub, request.headers, request.cookies, request.state.principal)
+    principal = visitor(hub, request.headers, request.cookies, request.state.principal, full_id, _visit(request))
     return hub.spaces.app_for(principal, full_id, caller)
+
+
+def _enter_with_visit(request: Request, hub, full_id: str) -> Response | None:
+    """A page opened with a valid ``__sign`` (the space page's frame): keep the visit in a cookie of
+    this app's own host and send the browser on to the same URL without it, so the token never stays
+    in the app's location or in a Referer. The cookie is ``SameSite=None; Secure; Partitioned``: the
+    app's host is another site framed by the hub's page, and a partitioned cookie is one that
+    browsers blocking third-party cookies still keep, for this hub's pages only."""
+    token = request.query_params.get(SIGN_PARAM)
+    if not token or request.method not in ("GET", "HEAD") or not hub.spaces.visit_caller(token, full_id):
+        return None
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != SIGN_PARAM]
+    here = "/" + request.path_params.get("path", "") if hub.settings.spaces_domain else request.url.path
+    response = RedirectResponse(here + ("?" + urlencode(query) if query else ""), status_code=303)
+    path = "/" if hub.settings.spaces_domain else f"{PREFIX}/{full_id}/"
+    # (Written by hand: Starlette writes ``Partitioned`` on Python 3.14 only; the token is cookie-safe.)
+    response.headers.append("set-cookie", f"{VISIT_COOKIE}={token}; Max-Age={VISIT_SECONDS}; Path={path}; "
+                                          "Secure; HttpOnly; SameSite=None; Partitioned")
+    return _sandboxed(response, hub)
 
 
 def _repo_id(scope) -> str:
@@ -104,6 +142,9 @@ async def proxy(request: Request) -> Response:
     caller = _caller(hub, request)
     # Who, which space, how it runs: decided in one thread hop, then reused for a second.
     repo, config = hub.spaces.decided_app(caller, full_id) or await run_sync(_resolve, hub, request, full_id, caller)
+    entered = _enter_with_visit(request, hub, full_id)
+    if entered is not None:
+        return entered
     path = request.path_params.get("path", "")
     apps = hub.spaces.apps
     if apps is None:  # a hub made without a runner (tools, tests); `aicommons serve` always has one
@@ -128,8 +169,9 @@ async def proxy(request: Request) -> Response:
     headers += [("x-forwarded-host", host), ("x-forwarded-proto", base_url(request).split("://", 1)[0]),
                 ("x-forwarded-for", request.client.host if request.client else "")]
     url = "http://space/" + path
-    if request.url.query:
-        url += "?" + request.url.query
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != SIGN_PARAM]
+    if query:
+        url += "?" + urlencode(query)
     client = _client(sock)
     upstream_request = client.build_request(request.method, url, headers=headers, content=request.stream())
     try:
@@ -156,12 +198,14 @@ async def proxy(request: Request) -> Response:
 
 def _sandboxed(response: Response, hub) -> Response:
     """Path mode: a sandboxed document (opaque origin) that the hub's own space page may frame.
-    Domain mode: its own origin; framed by the hub's page (``AICOMMONS_PUBLIC_URL``) only."""
+    Domain mode: its own origin; framed by the hub's page (``AICOMMONS_PUBLIC_URL``) only, or, when
+    the hub does not know its public URL, by any page, as apps on the Hub may be embedded anywhere (a
+    private app framed elsewhere gets no visit cookie: its cookie is partitioned by the framing site)."""
     if not hub.settings.spaces_domain:
         response.headers["Content-Security-Policy"] = f"{SANDBOX}; frame-ancestors 'self'"
         response.headers["X-Frame-Options"] = "SAMEORIGIN"
-    elif hub.settings.public_url:
-        response.headers["Content-Security-Policy"] = f"frame-ancestors {hub.settings.public_url}"
+    else:
+        response.headers["Content-Security-Policy"] = f"frame-ancestors {hub.settings.public_url or '*'}"
     response.headers["X-Robots-Tag"] = "noindex"
     return response
 
@@ -173,7 +217,8 @@ async def websocket_proxy(websocket: WebSocket) -> None:
     hub = websocket.app.state.hub
     full_id = _repo_id(websocket.scope)
     try:
-        principal = await run_sync(visitor, hub, websocket.headers, websocket.cookies, None)
+        principal = await run_sync(visitor, hub, websocket.headers, websocket.cookies, None, full_id,
+                                   websocket.cookies.get(VISIT_COOKIE, ""))
         repo = await run_sync(hub.spaces.app_repo, principal, full_id)
         sock = str(await run_sync(hub.spaces.apps.ensure, repo))
     except Exception:  # noqa: BLE001 - refused or not running: close before accepting

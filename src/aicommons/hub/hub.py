@@ -220,7 +220,7 @@ class Hub:
         from aicommons.hub.spaces import SpaceService
 
         service = SpaceService(SpaceStore(self.engine), self.repos, self.settings,
-                               self.keys.for_purpose("space-secrets"))
+                               self.keys.for_purpose("space-secrets"), self.keys.for_purpose("space-visits"))
         service.apps = SpaceApps(self, service)  # builds, runs, sleeps and wakes apps (hub/space_apps.py)
         return service
 

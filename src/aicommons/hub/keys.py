@@ -28,6 +28,7 @@ LABELS: dict[str, bytes] = {
     "xet-range-url": b"aicommons xet xorb range url v1",  # signed xorb range URLs (xet/fetch_urls.py)
     "space-secrets": b"aicommons/space-secrets/v1",  # Spaces' secrets, encrypted at rest (hub/spaces.py)
     "viewer-assets": b"aicommons/viewer-assets/v1",  # image and audio URLs of the dataset viewer (hub/viewer_query.py)
+    "space-visits": b"aicommons/space-visits/v1",  # a browser's visit of a private Space app (hub/spaces.py)
 }
 
 

@@ -10,8 +10,11 @@ runs is the runner's (``hub/space_apps.py`` over ``aicommons.spaces``), told thr
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 import re
+import time
 from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +51,7 @@ MAX_ENV_ENTRIES = 100
 
 RUNNABLE_SDKS = ("gradio", "streamlit", "static")
 DECISION_SECONDS = 1.0  # how long the proxy may reuse an access decision (``SpaceService.app_for``)
+VISIT_SECONDS = 3600  # how long a browser may use a private app after opening its page (``sign_visit``)
 
 
 
@@ -86,8 +90,10 @@ class SecretBox:
 
 
 class SpaceService:
-    def __init__(self, store: SpaceStore, repos: RepoService, settings: Settings, box_key: bytes) -> None:
+    def __init__(self, store: SpaceStore, repos: RepoService, settings: Settings, box_key: bytes,
+                 visit_key: bytes) -> None:
         self.store = store
+        self.visit_key = visit_key
         self.repos = repos  # RepoService: finding a repo with the policy's decision
         self.settings = settings
         self.box = SecretBox(box_key)
@@ -124,6 +130,33 @@ class SpaceService:
         decided = (repo, self.config(repo))
         self._decisions.put((caller, full_id), decided, generation)
         return decided
+
+    # --- signed visits: a browser reaching a private app -----------------------------------------------
+
+    def sign_visit(self, principal: Principal, repo: RepoRow, now: float | None = None) -> str:
+        """A token saying that ``principal`` opened ``repo``'s page: the space page puts it in the
+        app's URL, and the proxy turns it into a cookie valid for that app only (a browser sends no
+        hub cookie to a sandboxed frame or to the app's own host). It names the caller, never
+        grants more than the caller has: the proxy decides access for that caller as usual."""
+        expires = int((now if now is not None else time.time()) + VISIT_SECONDS)
+        payload = f"{repo.full_id.lower()}|{expires}|{principal.key}"
+        mac = hmac.new(self.visit_key, payload.encode(), hashlib.sha256).hexdigest()[:40]
+        return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=") + "." + mac
+
+    def visit_caller(self, token: str, full_id: str, now: float | None = None) -> str | None:
+        """The principal key a valid, unexpired visit token for ``full_id`` names; else None."""
+        encoded, _, mac = token.partition(".")
+        try:
+            payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+        except (ValueError, UnicodeDecodeError):
+            return None
+        good = hmac.new(self.visit_key, payload.encode(), hashlib.sha256).hexdigest()[:40]
+        if not hmac.compare_digest(mac, good):
+            return None
+        space, expires, key = (payload.split("|", 2) + ["", ""])[:3]
+        if space != full_id.lower() or not expires.isdigit() or int(expires) < (now or time.time()):
+            return None
+        return key or None
 
     def forget_decisions(self) -> None:
         self._decisions.clear()
@@ -338,8 +371,10 @@ class SpaceService:
         """Where the app answers: its own sub-host in domain mode, else a path of the hub (ending in
         '/', as gradio_client joins paths onto it)."""
         if self.settings.spaces_domain:
-            scheme = base_url.split("://", 1)[0] if "://" in base_url else "https"
-            return f"{scheme}://{subdomain(repo)}.{self.settings.spaces_domain}"
+            scheme, _, authority = base_url.partition("://") if "://" in base_url else ("https", "", "")
+            port = authority.split("/", 1)[0].rpartition(":")[2] if ":" in authority.split("/", 1)[0] else ""
+            # The apps answer on the hub's own server, so on its port too (``make serve`` on :8000).
+            return f"{scheme}://{subdomain(repo)}.{self.settings.spaces_domain}" + (f":{port}" if port else "")
         return f"{base_url}/spaces-apps/{repo.full_id}/"
 
     def info_fields(self, repo: RepoRow, base_url: str) -> Json:

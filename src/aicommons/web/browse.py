@@ -182,6 +182,13 @@ def repo_page(request: Request) -> Response:
     if ctx["repo"].type == "space" and ctx["can_read_files"]:  # the app, embedded (api/space_proxy.py)
         spaces = hub_of(request).spaces
         ctx["space_host"] = spaces.host(ctx["repo"], base_url(request))
+        ctx["space_own_origin"] = bool(hub_of(request).settings.spaces_domain)
+        ctx["space_src"] = ctx["space_host"]
+        if ctx["repo"].private and ctx["space_own_origin"]:
+            # A browser sends no hub cookie to the app's own host: its URL carries a signed visit,
+            # which the proxy keeps in a cookie of that host (api/space_proxy.py).
+            principal = request.state.web.principal
+            ctx["space_src"] += f"?__sign={spaces.sign_visit(principal, ctx['repo'])}"
         ctx["space_stage"] = spaces.runtime_of(ctx["repo"])["stage"]
         response = page(request, "repo.html", tab="card", **ctx)
         origin = "/".join(ctx["space_host"].split("/")[:3])

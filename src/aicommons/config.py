@@ -210,16 +210,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("UPSTREAM_METADATA_TTL_SECONDS", "300",
             "How long a pulled-through repo's branches and tags are served before they are fetched again "
             "(commit ids are immutable and never refetched)."),
+    Setting("UPSTREAM_GRANT_TTL_SECONDS", "300",
+            "How long upstream's answer to \"may this user's linked upstream token read this gated or private "
+            "repo\" is remembered; a grant revoked upstream stops being honoured here within this time."),
     Setting("UPSTREAM_TIMEOUT_SECONDS", "30",
             "Timeout of one request to the upstream hub; an unreachable upstream fails fast with this bound."),
-    Setting("UPSTREAM_ALLOW", "*",
+    Setting("UPSTREAM_ALLOW", "",
             "Which upstream repos may be pulled through: comma-separated globs over repo ids "
-            "(`meta-llama/*,google/*`). `*`: any."),
+            "(`meta-llama/*,google/*`), together with `aicommons mirror policy allow` rules. None at all: any."),
     Setting("UPSTREAM_BLOCK", "",
             "Upstream repos never pulled through, whatever UPSTREAM_ALLOW says (comma-separated globs)."),
     Setting("UPSTREAM_LICENSES", "",
             "If set, only upstream repos whose card declares one of these licenses (comma-separated, e.g. "
             "`apache-2.0,mit`) are pulled through."),
+    Setting("UPSTREAM_BLOCKED_LICENSES", "",
+            "Upstream repos whose card declares one of these licenses (comma-separated) are never pulled "
+            "through or served, whatever else allows them."),
     Setting("VIEWER_MAX_BYTES", str(64 * 1024 * 1024),
             "The dataset viewer reads a split whole when its files total at most this many bytes; a larger "
             "split shows the first rows of its first file, marked partial. See docs/viewer.md."),
@@ -468,6 +474,7 @@ class Settings:
     upstream_token: str
     upstream_metadata_ttl_seconds: float
     upstream_timeout_seconds: float
+    upstream_grant_ttl_seconds: float
     upstream_sync_interval_hours: float
     bundle_trusted_keys: str
     viewer_max_bytes: int
@@ -477,6 +484,7 @@ class Settings:
     upstream_allow: str
     upstream_block: str
     upstream_licenses: str
+    upstream_blocked_licenses: str
     signup: str
     signup_email_domains: str  # normalised "a.org,b.org" (a string, so that settings_env round-trips it)
     signup_attempts_per_hour: int
@@ -567,6 +575,7 @@ class Settings:
             upstream_token=_env("UPSTREAM_TOKEN").strip(),
             upstream_metadata_ttl_seconds=_float("UPSTREAM_METADATA_TTL_SECONDS", minimum=0),
             upstream_timeout_seconds=_float("UPSTREAM_TIMEOUT_SECONDS", minimum=1),
+            upstream_grant_ttl_seconds=_float("UPSTREAM_GRANT_TTL_SECONDS", minimum=0),
             upstream_sync_interval_hours=_float("UPSTREAM_SYNC_INTERVAL_HOURS", minimum=0),
             bundle_trusted_keys=_env("BUNDLE_TRUSTED_KEYS").strip(),
             viewer_max_bytes=_int("VIEWER_MAX_BYTES", minimum=1024),
@@ -576,6 +585,7 @@ class Settings:
             upstream_allow=_env("UPSTREAM_ALLOW").strip(),
             upstream_block=_env("UPSTREAM_BLOCK").strip(),
             upstream_licenses=_env("UPSTREAM_LICENSES").strip(),
+            upstream_blocked_licenses=_env("UPSTREAM_BLOCKED_LICENSES").strip(),
             signup=_typed("SIGNUP", str, choices=SIGNUP_POLICIES).strip().lower(),
             signup_email_domains=",".join(d.strip().lower().lstrip("@") for d in _env("SIGNUP_EMAIL_DOMAINS").split(",")
                                           if d.strip()),

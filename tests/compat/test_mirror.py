@@ -134,6 +134,45 @@ def test_blocked_upstream_repos_are_not_pulled(upstream, mirror):
         HfApi(endpoint=mirror.url).model_info(blocked)
 
 
+def test_policy_rules_from_the_cli_hold_for_pull_through_and_pinned_mirrors(upstream, mirror):
+    """`aicommons mirror policy allow|block|remove|list`: a blocked repo (or license) is refused with
+    the Hub's error shape, when first pulled, when already pulled before the rule, and by `mirror add`."""
+    import json
+
+    repo, _ = publish(upstream)  # its card declares license: mit
+    earlier, _ = publish(upstream)
+    api = HfApi(endpoint=mirror.url)
+    assert api.model_info(earlier).sha  # pulled before any rule
+    try:
+        assert mirror.cli("mirror", "policy", "block", repo).returncode == 0
+        with pytest.raises(RepositoryNotFoundError):
+            api.model_info(repo)
+        r = httpx.get(f"{mirror.url}/api/models/{repo}")
+        assert r.status_code == 401 and r.headers["x-error-code"] == "RepoNotFound"
+        assert "policy blocks it" in r.json()["error"]
+        added = mirror.cli("mirror", "add", repo, check=False)
+        assert added.returncode == 1 and "policy blocks it" in added.stderr
+        # A license rule also applies to what was pulled before it.
+        assert mirror.cli("mirror", "policy", "block", "MIT", "--license").returncode == 0
+        r = httpx.get(f"{mirror.url}/api/models/{earlier}", headers={})
+        assert r.status_code == 401 and "blocks its license (mit)" in r.json()["error"]
+        listed = json.loads(mirror.cli("mirror", "policy", "list", "--json").stdout)
+        assert {"effect": "block", "kind": "repo", "pattern": repo.lower(), "source": "rule"} in listed
+        assert {"effect": "block", "kind": "license", "pattern": "mit", "source": "rule"} in listed
+        assert {"effect": "block", "kind": "repo", "pattern": "maker/blocked-*", "source": "setting"} in listed
+        bad = mirror.cli("mirror", "policy", "block", "a,b", check=False)
+        assert bad.returncode == 1 and "without commas" in bad.stderr
+        # An allow rule admits only what it names.
+        assert mirror.cli("mirror", "policy", "remove", "mit", "--license").returncode == 0
+        assert mirror.cli("mirror", "policy", "allow", "nobody/*").returncode == 0
+        assert "does not allow" in httpx.get(f"{mirror.url}/api/models/{earlier}").json()["error"]
+    finally:
+        for args in ((repo,), ("mit", "--license"), ("nobody/*",)):
+            mirror.cli("mirror", "policy", "remove", *args, check=False)
+    assert api.model_info(earlier).sha and api.model_info(repo).sha  # rules removed: served again
+    assert mirror.cli("mirror", "policy", "remove", "nobody/*", check=False).returncode == 1
+
+
 def test_local_names_win_over_upstream(upstream, mirror):
     name = unique_name("local")
     token = "hf_" + hashlib.sha1(name.encode()).hexdigest()[:34]

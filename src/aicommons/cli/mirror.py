@@ -92,6 +92,53 @@ def cmd_mirror_remove(args) -> int:
     return 1
 
 
+def cmd_policy_list(args) -> int:
+    hub = _upstream()
+    rules = hub.upstream.rules()
+    if args.json:
+        print(json.dumps(rules, indent=2))
+        return 0
+    for r in rules:
+        where = "setting (environment)" if r["source"] == "setting" else "rule"
+        print(f"{r['effect']}\t{r['kind']}\t{r['pattern']}\t{where}")
+    if not rules:
+        print("no rules: every public upstream repo may be pulled through")
+    return 0
+
+
+def _add_rule(args, effect: str) -> int:
+    from aicommons.errors import HubError
+
+    hub = _upstream()
+    kind = "license" if args.license else "repo"
+    try:
+        added = hub.upstream.add_rule(effect, kind, args.pattern)
+    except HubError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"{effect} {kind} {args.pattern.strip().lower()}" + ("" if added else " (already a rule)"))
+    return 0
+
+
+def cmd_policy_allow(args) -> int:
+    return _add_rule(args, "allow")
+
+
+def cmd_policy_block(args) -> int:
+    return _add_rule(args, "block")
+
+
+def cmd_policy_remove(args) -> int:
+    hub = _upstream()
+    kind = "license" if args.license else "repo"
+    if not hub.upstream.remove_rule(kind, args.pattern):
+        print(f"error: no {kind} rule {args.pattern!r} (aicommons mirror policy list; settings are changed in "
+              "the environment)", file=sys.stderr)
+        return 1
+    print(f"removed the {kind} rule {args.pattern.strip().lower()}")
+    return 0
+
+
 def add_mirror_commands(sub) -> None:
     mirror = sub.add_parser("mirror", help="pinned mirrors of upstream repos (AICOMMONS_UPSTREAM_URL)")
     msub = mirror.add_subparsers(dest="mirror_command", required=True)
@@ -112,3 +159,17 @@ def add_mirror_commands(sub) -> None:
     remove.add_argument("repo")
     remove.add_argument("--type", choices=("model", "dataset", "space"), default="model")
     remove.set_defaults(func=cmd_mirror_remove)
+    policy = msub.add_parser("policy", help="which upstream repos and licenses may be pulled through")
+    psub = policy.add_subparsers(dest="policy_command", required=True)
+    plist = psub.add_parser("list", help="the rules, the settings' (AICOMMONS_UPSTREAM_ALLOW...) included")
+    plist.add_argument("--json", action="store_true")
+    plist.set_defaults(func=cmd_policy_list)
+    for name, func, text in (("allow", cmd_policy_allow, "allow only repos matching a glob (or, with --license, "
+                                                         "declaring a license); any allow rule restricts to them"),
+                             ("block", cmd_policy_block, "never pull or serve repos matching a glob (or declaring "
+                                                         "a license, with --license)"),
+                             ("remove", cmd_policy_remove, "remove a rule")):
+        p = psub.add_parser(name, help=text)
+        p.add_argument("pattern", help="a glob over repo ids (org/*, org/name), or a license id with --license")
+        p.add_argument("--license", action="store_true", help="the pattern is a license id (mit, apache-2.0...)")
+        p.set_defaults(func=func)

@@ -466,6 +466,28 @@ upstream_namespaces = Table(
     Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
     Column("upstream_url", String(500), nullable=False),
 )
+# A user's own upstream token ("link your upstream account", migration 0027): AES-GCM sealed with a
+# key derived from the hub's secret (hub/keys.py "upstream-links"), never shown back. Gated and
+# private upstream repos are served to a user only while upstream accepts this token for them.
+upstream_links = Table(
+    "upstream_links", metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("upstream_url", String(500), primary_key=True),
+    Column("sealed", LargeBinary, nullable=False),  # nonce + ciphertext
+    Column("upstream_user", String(200), nullable=False),  # the name upstream's whoami gave
+    Column("created_at", DateTime, nullable=False),
+)
+# Administrators' mirror policy (``aicommons mirror policy``), on top of the AICOMMONS_UPSTREAM_*
+# settings: ``effect`` "allow" | "block", ``kind`` "repo" (a glob over repo ids) | "license".
+upstream_rules = Table(
+    "upstream_rules", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("effect", String(8), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("pattern", String(200), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("effect", "kind", "pattern", name="uq_upstream_rules"),
+)
 
 # --- sign-up (migration 0014) ---------------------------------------------------------------------
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, delete, select, update
 
-from aicommons.db.tables import upstream_namespaces, upstream_repos
+from aicommons.db.tables import upstream_links, upstream_namespaces, upstream_repos, upstream_rules
 from aicommons.db.upsert import insert_ignore
 
 
@@ -20,6 +20,24 @@ class UpstreamRepo:
     fetched_at: datetime
     pinned: bool = False
     revisions: list[Any] | None = None
+
+
+@dataclass(frozen=True)
+class UpstreamLink:
+    account_id: int
+    upstream_url: str
+    sealed: bytes
+    upstream_user: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class UpstreamRule:
+    id: int
+    effect: str  # "allow" | "block"
+    kind: str  # "repo" | "license"
+    pattern: str
+    created_at: datetime
 
 
 class UpstreamStore:
@@ -57,3 +75,37 @@ class UpstreamStore:
         with self.engine.connect() as conn:
             return conn.execute(select(upstream_namespaces.c.account_id).where(
                 upstream_namespaces.c.account_id == account_id)).first() is not None
+
+    # --- users' linked upstream tokens (migration 0027) -----------------------------------------------
+
+    def links(self, account_id: int) -> list[UpstreamLink]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(upstream_links).where(upstream_links.c.account_id == account_id))
+            return [UpstreamLink(**r._mapping) for r in rows]
+
+    def put_link(self, link: UpstreamLink) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(upstream_links).where(upstream_links.c.account_id == link.account_id,
+                                                      upstream_links.c.upstream_url == link.upstream_url))
+            conn.execute(upstream_links.insert().values(**link.__dict__))
+
+    def drop_link(self, account_id: int, upstream_url: str) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(delete(upstream_links).where(
+                upstream_links.c.account_id == account_id, upstream_links.c.upstream_url == upstream_url)).rowcount > 0
+
+    # --- administrators' policy rules (migration 0027) -------------------------------------------------
+
+    def rules(self) -> list[UpstreamRule]:
+        with self.engine.connect() as conn:
+            return [UpstreamRule(**r._mapping) for r in conn.execute(select(upstream_rules).order_by(upstream_rules.c.id))]
+
+    def add_rule(self, effect: str, kind: str, pattern: str, now: datetime) -> bool:
+        with self.engine.begin() as conn:
+            return insert_ignore(conn, upstream_rules, {"effect": effect, "kind": kind, "pattern": pattern,
+                                                        "created_at": now}) == 1
+
+    def remove_rule(self, kind: str, pattern: str) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(delete(upstream_rules).where(upstream_rules.c.kind == kind,
+                                                              upstream_rules.c.pattern == pattern)).rowcount

@@ -195,7 +195,8 @@ class Hub:
                 settings.upstream_url.split(","), settings.upstream_token, settings.upstream_metadata_ttl_seconds,
                 settings.upstream_timeout_seconds, UpstreamStore(self.engine), self.repo_store, account_store,
                 self.git, self.lfs, self.repos.after_ref_update,
-                UpstreamPolicy.parse(settings.upstream_allow, settings.upstream_block, settings.upstream_licenses))
+                UpstreamPolicy.parse(settings.upstream_allow, settings.upstream_block, settings.upstream_licenses,
+                                     settings.upstream_blocked_licenses))
             self.accounts.upstream_holder = self.upstream.holder_of  # upstream names need an administrator
         # Scans run in limited worker processes (scanning/worker.py), started when first needed.
         self.scan_pool = ScanWorkerPool(settings.scan_worker_limits)

@@ -136,11 +136,13 @@ class RepoService:
             if moved is not None and may_see(principal, moved):
                 raise RepoMoved(full_id, moved.full_id)
             if self.upstream is not None and action in (Action.READ_METADATA, Action.READ_CONTENT):
-                repo = self.upstream.pull(repo_type, full_id)  # the pull-through mirror (hub/upstream.py)
+                repo = self.upstream.pull(repo_type, full_id, principal)  # the pull-through mirror (hub/upstream.py)
             if repo is None:
                 raise not_found(principal)
-        elif self.upstream is not None and self.upstream.refresh_if_stale(repo):
-            repo = _still_there(self.store.get_by_id(repo.id))
+        elif self.upstream is not None and (mirror := self.upstream.mirror_of(repo)) is not None:
+            self.upstream.check_policy(repo, mirror, principal)
+            if self.upstream.refresh_if_stale(repo, mirror):
+                repo = _still_there(self.store.get_by_id(repo.id))
         self.policy.check(principal, repo, action)
         return repo
 

@@ -39,11 +39,12 @@ import pygit2
 
 from aicommons.db.accounts import AccountStore, AlreadyExists
 from aicommons.db.repos import RepoRow, RepoStore
-from aicommons.db.upstream import UpstreamRepo, UpstreamStore
-from aicommons.errors import NotFound
+from aicommons.db.upstream import UpstreamRepo, UpstreamRule, UpstreamStore
+from aicommons.errors import BadRequest, NotFound, RepoNotFound
 from aicommons.gitrepo import GitStore
 from aicommons.gitrepo.store import extends
 from aicommons.hub import content
+from aicommons.hub.access import Principal
 from aicommons.hub.lfs import LfsService
 from aicommons.hub.names import REPO_TYPE_PLURAL, REPO_TYPE_PREFIX
 from aicommons.hub.progress import SILENT, Progress
@@ -70,34 +71,58 @@ def watch_staleness() -> dict:
 
 @dataclass(frozen=True)
 class UpstreamPolicy:
-    """What may be pulled through (AICOMMONS_UPSTREAM_ALLOW / _BLOCK / _LICENSES)."""
+    """What may be pulled through: the AICOMMONS_UPSTREAM_ALLOW / _BLOCK / _LICENSES settings plus the
+    administrators' rules (``aicommons mirror policy``, stored in ``upstream_rules``).
 
-    allow: tuple[str, ...] = ("*",)
+    Globs are over lower-cased repo ids. A block (of the repo, or of a license its card declares)
+    wins over everything; when any allow pattern exists, only repos matching one are pulled; when
+    any allowed license exists, only repos declaring one of them."""
+
+    allow: tuple[str, ...] = ()
     block: tuple[str, ...] = ()
     licenses: tuple[str, ...] = ()
+    blocked_licenses: tuple[str, ...] = ()
 
     @classmethod
-    def parse(cls, allow: str, block: str, licenses: str) -> UpstreamPolicy:
-        def split(text: str) -> tuple[str, ...]:
-            return tuple(p.strip().lower() for p in text.split(",") if p.strip())
+    def parse(cls, allow: str, block: str, licenses: str, blocked_licenses: str = "") -> UpstreamPolicy:
+        return cls(_split(allow), _split(block), _split(licenses), _split(blocked_licenses))
 
-        return cls(split(allow) or ("*",), split(block), split(licenses))
+    def with_rules(self, rules: list[UpstreamRule]) -> UpstreamPolicy:
+        def extra(effect: str, kind: str) -> tuple[str, ...]:
+            return tuple(r.pattern for r in rules if r.effect == effect and r.kind == kind)
+
+        return UpstreamPolicy(self.allow + extra("allow", "repo"), self.block + extra("block", "repo"),
+                              self.licenses + extra("allow", "license"),
+                              self.blocked_licenses + extra("block", "license"))
 
     def refusal(self, full_id: str, info: dict) -> str | None:
-        """Why ``full_id`` may not be pulled through, or None."""
+        """Why ``full_id`` may not be pulled through (or served, once pulled), or None."""
         name = full_id.lower()
         if any(fnmatch.fnmatchcase(name, p) for p in self.block):
-            return "blocked by AICOMMONS_UPSTREAM_BLOCK"
-        if not any(fnmatch.fnmatchcase(name, p) for p in self.allow):
-            return "not in AICOMMONS_UPSTREAM_ALLOW"
-        if self.licenses:
-            card = info.get("cardData") or {}
-            declared = card.get("license") if isinstance(card, dict) else None
-            found = {str(x).lower() for x in (declared if isinstance(declared, list) else [declared]) if x}
-            found |= {t[8:].lower() for t in info.get("tags") or [] if isinstance(t, str) and t.startswith("license:")}
-            if not found & set(self.licenses):
-                return f"its license ({', '.join(sorted(found)) or 'none declared'}) is not in AICOMMONS_UPSTREAM_LICENSES"
+            return "the mirror's policy blocks it"
+        if self.allow and not any(fnmatch.fnmatchcase(name, p) for p in self.allow):
+            return "the mirror's policy does not allow it"
+        if self.licenses or self.blocked_licenses:
+            found = declared_licenses(info)
+            if blocked := found & set(self.blocked_licenses):
+                return f"the mirror's policy blocks its license ({', '.join(sorted(blocked))})"
+            if self.licenses and not found & set(self.licenses):
+                return (f"its license ({', '.join(sorted(found)) or 'none declared'}) is not one the mirror's "
+                        "policy allows")
         return None
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(p.strip().lower() for p in text.split(",") if p.strip())
+
+
+def declared_licenses(info: dict) -> set[str]:
+    """The licenses a repo's card declares: ``cardData.license`` (one or a list) and ``license:`` tags."""
+    card = info.get("cardData") or {}
+    declared = card.get("license") if isinstance(card, dict) else None
+    found = {str(x).lower() for x in (declared if isinstance(declared, list) else [declared]) if x}
+    found |= {t[8:].lower() for t in info.get("tags") or [] if isinstance(t, str) and t.startswith("license:")}
+    return found
 
 
 class UpstreamService:
@@ -133,9 +158,48 @@ class UpstreamService:
 
     # --- pulling a repo through --------------------------------------------------------------------
 
-    def pull(self, repo_type: str, full_id: str) -> RepoRow | None:
+    # --- policy (settings + ``aicommons mirror policy`` rules) -----------------------------------------
+
+    def current_policy(self) -> UpstreamPolicy:
+        """The settings' policy with the administrators' rules as they are now (read on each use: the
+        CLI changes them from another process)."""
+        return self.policy.with_rules(self.store.rules())
+
+    def check_policy(self, repo: RepoRow, mirror: UpstreamRepo, principal: Principal | None = None) -> None:
+        """Refuse (``RepoNotFound`` with the reason) a pulled-through repo the policy no longer admits:
+        rules apply to what was pulled before them too."""
+        why = self.current_policy().refusal(mirror.upstream_id, {"tags": repo.tags, "cardData": repo.card_data})
+        if why is not None:
+            raise refused(principal, repo.full_id, why)
+
+    def add_rule(self, effect: str, kind: str, pattern: str) -> bool:
+        if effect not in ("allow", "block") or kind not in ("repo", "license"):
+            raise BadRequest("A rule allows or blocks a repo pattern or a license")
+        pattern = pattern.strip().lower()
+        if not pattern or len(pattern) > 200 or "," in pattern:
+            raise BadRequest("A pattern is 1 to 200 characters without commas")
+        return self.store.add_rule(effect, kind, pattern, utcnow())
+
+    def remove_rule(self, kind: str, pattern: str) -> bool:
+        return self.store.remove_rule(kind, pattern.strip().lower()) > 0
+
+    def rules(self) -> list[dict]:
+        """Every rule, the settings' first (``source`` "setting": change them in the environment)."""
+        p = self.policy
+        out = [{"effect": effect, "kind": kind, "pattern": pattern, "source": "setting"}
+               for effect, kind, patterns in (("allow", "repo", p.allow), ("block", "repo", p.block),
+                                              ("allow", "license", p.licenses),
+                                              ("block", "license", p.blocked_licenses))
+               for pattern in patterns]
+        return out + [{"effect": r.effect, "kind": r.kind, "pattern": r.pattern, "source": "rule"}
+                      for r in self.store.rules()]
+
+    # --- pulling a repo through --------------------------------------------------------------------
+
+    def pull(self, repo_type: str, full_id: str, principal: Principal | None = None) -> RepoRow | None:
         """The local copy of upstream's ``full_id``, pulled now if upstream serves it publicly; None
-        if no upstream has it (or it is private or gated there, or its namespace is ours)."""
+        if no upstream has it (or it is private or gated there, or its namespace is ours);
+        ``RepoNotFound`` naming the reason if the mirror's policy refuses it."""
         if not self.enabled or full_id.count("/") != 1:
             return None
         namespace = full_id.split("/")[0]
@@ -152,9 +216,9 @@ class UpstreamService:
                     continue
                 if info.get("private") or info.get("gated") not in (None, False, "false"):
                     return None  # served only to users upstream granted it: not through the service token
-                if (why := self.policy.refusal(info.get("id") or full_id, info)) is not None:
+                if (why := self.current_policy().refusal(info.get("id") or full_id, info)) is not None:
                     log.info("not pulling %s through: %s", full_id, why)
-                    return None
+                    raise refused(principal, full_id, why)
                 return self._create(url, repo_type, info.get("id") or full_id)
         return None
 
@@ -252,11 +316,11 @@ class UpstreamService:
     def mirror_of(self, repo: RepoRow) -> UpstreamRepo | None:
         return self.store.repo(repo.id) if self.enabled else None
 
-    def refresh_if_stale(self, repo: RepoRow) -> bool:
+    def refresh_if_stale(self, repo: RepoRow, mirror: UpstreamRepo | None = None) -> bool:
         """Fetch the refs again when the last fetch is older than the TTL; whether refs were fetched.
         Upstream down: the last fetched refs stay (commit ids never change, so cached content stays
         right)."""
-        mirror = self.mirror_of(repo)
+        mirror = mirror or self.mirror_of(repo)
         if mirror is None or utcnow() - mirror.fetched_at < self.ttl:
             return False
         lock = self._lock(("refresh", repo.id))
@@ -320,6 +384,7 @@ class UpstreamService:
         mirror = self.mirror_of(repo)
         if mirror is None:
             raise NotFound(f"{repo.full_id} is not a mirrored repo")
+        self.check_policy(repo, mirror)
         self._refetch(repo, mirror)
         git_repo = self.git.open(repo.storage_key)
         wanted: dict[str, tuple[str, str, int]] = {}  # oid -> (commit, path, size)
@@ -400,6 +465,13 @@ class UpstreamService:
 
 class UpstreamError(Exception):
     pass
+
+
+def refused(principal: Principal | None, full_id: str, why: str) -> RepoNotFound:
+    """What a repo the mirror's policy refuses answers: not found (401 to anonymous callers, as for
+    any missing repo), with the reason."""
+    return RepoNotFound(f"Repository not found: {full_id} is not served by this mirror ({why})",
+                        status=401 if principal is None or principal.is_anonymous else 404)
 
 
 class _Fetch:

@@ -380,6 +380,9 @@ GLOBAL_ROUTES = {
     ("/settings/account", "POST"), ("/settings/account/export", "POST"), ("/settings/account/delete", "GET"),
     ("/settings/account/delete", "POST"), ("/avatars/{user}", "GET"),
     ("/settings/storage", "GET"),  # the user's own and their orgs' figures (test_storage_accounting)
+    # The user's own linked upstream tokens (tests/compat/test_mirror_gated.py): 404 without a mirror,
+    # anonymous sent to sign in; POSTs need the CSRF token; nobody sees another user's links.
+    ("/settings/upstream", "GET"), ("/settings/upstream", "POST"),
     ("/settings/email/confirm", "GET"), ("/settings/email/confirm", "POST"),  # the mailed link: the token is the key
     # Site administration: site admins only; to anyone else (even with a CSRF token) it does not exist.
     ("/admin", "GET"), ("/admin/users/{user}/{action}", "POST"), ("/admin/dashboard", "GET"),
@@ -741,13 +744,13 @@ def test_global_routes(live_hub, world):
                                  ("GET", "/openapi.json"), ("POST", "/api/validate-yaml"), ("GET", "/login"), ("GET", "/settings/tokens"),
                                  ("GET", "/new"), ("GET", "/static/style.css"), ("GET", "/settings/profile"),
                                  ("GET", "/settings/account"), ("GET", "/settings/account/delete"),
-                                 ("GET", "/settings/storage"),
+                                 ("GET", "/settings/storage"), ("GET", "/settings/upstream"),
                                  ("GET", f"/avatars/{owner_name}"), ("GET", "/settings/email/confirm?token=x")):
                 response = get(path, principal, method, json={"content": "a: 1"} if method == "POST" else None)
                 check(response.status_code < 500, f"{method} {path} as {principal}", response)
             for path in ("/login", "/logout", "/settings/tokens", "/new", "/device", "/settings/profile",
                          "/settings/account", "/settings/account/export", "/settings/account/delete",
-                         "/settings/email/confirm"):
+                         "/settings/email/confirm", "/settings/upstream"):
                 response = get(path, principal, "POST", data={"name": "x", "username": "x", "password": "x"})
                 check(response.status_code in (400, 403), f"POST {path} without CSRF as {principal}", response)
             for path in ("/login/sso", "/login/sso/callback?code=x&state=y"):  # no provider configured here

@@ -176,3 +176,50 @@ def test_theme_toggle_follows_the_system_and_remembers(browser, live_hub):
         assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(255, 255, 255)"
     finally:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def mirror_hub(live_hub, tmp_path_factory):
+    """A pull-through mirror of the session's hub, with alice (password "wonderland") on it: the
+    "Upstream accounts" settings page only exists on a mirror."""
+    from tests.backends import free_port
+    from tests.conftest import start_hub, stop_hub
+
+    hub = start_hub(tmp_path_factory.mktemp("a11y-mirror"), free_port(), AICOMMONS_UPSTREAM_URL=live_hub.url)
+    hub.cli("user", "create", "alice", "--password", "wonderland")
+    yield hub
+    stop_hub(hub)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("width", list(WIDTHS))
+def test_upstream_accounts_page_is_accessible_and_fits(browser, mirror_hub, width, scheme):
+    problems = check_page(browser, mirror_hub, "/settings/upstream", True, width, scheme, "settings-upstream")
+    assert not problems, "\n".join(problems)
+
+
+def test_linking_an_upstream_account_in_the_browser(browser, live_hub, mirror_hub):
+    """Link (the token is checked upstream and never shown back), a refused token, unlink."""
+    from tests.conftest import ALICE_TOKEN
+
+    context = browser.new_context(base_url=mirror_hub.url)
+    page = context.new_page()
+    try:
+        sign_in(page)
+        page.goto("/settings/account")
+        page.get_by_role("link", name="Upstream accounts").click()
+        assert page.get_by_role("heading", name=live_hub.url).is_visible()
+        assert page.locator(".upstream-status").inner_text() == "Not linked."
+        page.get_by_label(f"Your access token on {live_hub.url}").fill("hf_wrong_token_nobody_has_0000000000")
+        page.get_by_role("button", name="Link").click()
+        assert "did not accept this token" in page.get_by_role("alert").inner_text()
+        page.get_by_label(f"Your access token on {live_hub.url}").fill(ALICE_TOKEN)
+        page.get_by_role("button", name="Link").click()
+        assert page.get_by_role("status").inner_text() == f"Linked to alice on {live_hub.url}."
+        assert "Linked to alice" in page.locator(".upstream-status").inner_text()
+        assert ALICE_TOKEN not in page.content()
+        page.get_by_role("button", name="Unlink").click()
+        assert page.get_by_role("status").inner_text() == f"Unlinked from {live_hub.url}."
+        assert page.locator(".upstream-status").inner_text() == "Not linked."
+    finally:
+        context.close()

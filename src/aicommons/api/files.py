@@ -131,15 +131,16 @@ def _from_upstream(request: Request, repo: RepoRow, mirror, commit_id: str, path
 
     upstream = hub_of(request).upstream
     url = upstream.file_url(mirror, repo.type, commit_id, path)
+    fetch_headers = upstream.headers_for(repo, principal_of(request))  # a restricted repo: the caller's own grant
     if head_only:
         return Response(status_code=200, headers={**headers, "Content-Length": str(lfs.size)}, media_type=media_type)
     try:
         if "range" in request.headers:
-            answer = upstream.proxy_range(url, request.headers["range"])
+            answer = upstream.proxy_range(url, request.headers["range"], fetch_headers)
             passed = {k: v for k, v in answer.headers.items() if k.lower() in ("content-range", "content-length")}
             return Response(answer.content, status_code=answer.status_code, headers={**headers, **passed},
                             media_type=media_type)
-        stream = upstream.open_file(repo, url, lfs.oid, lfs.size).read()
+        stream = upstream.open_file(repo, url, lfs.oid, lfs.size, fetch_headers).read()
     except (UpstreamError, httpx.HTTPError) as exc:
         raise HubError(f"This file is not cached here yet and {exc}", status=502) from None
     return StreamingResponse(stream, headers={**headers, "Content-Length": str(lfs.size)}, media_type=media_type)

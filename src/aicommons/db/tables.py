@@ -473,7 +473,7 @@ upstream_links = Table(
     "upstream_links", metadata,
     Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
     Column("upstream_url", String(500), primary_key=True),
-    Column("sealed", LargeBinary, nullable=False),  # nonce + ciphertext
+    Column("sealed", Text, nullable=False),  # base64 of nonce + ciphertext
     Column("upstream_user", String(200), nullable=False),  # the name upstream's whoami gave
     Column("created_at", DateTime, nullable=False),
 )

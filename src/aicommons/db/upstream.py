@@ -26,7 +26,7 @@ class UpstreamRepo:
 class UpstreamLink:
     account_id: int
     upstream_url: str
-    sealed: bytes
+    sealed: str
     upstream_user: str
     created_at: datetime
 

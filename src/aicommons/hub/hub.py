@@ -198,6 +198,12 @@ class Hub:
                 UpstreamPolicy.parse(settings.upstream_allow, settings.upstream_block, settings.upstream_licenses,
                                      settings.upstream_blocked_licenses))
             self.accounts.upstream_holder = self.upstream.holder_of  # upstream names need an administrator
+            from aicommons.hub.upstream_links import UpstreamLinks
+
+            self.upstream.links = UpstreamLinks(self.upstream.store, self.keys.for_purpose("upstream-links"),
+                                                self.upstream.urls, settings.upstream_timeout_seconds,
+                                                settings.upstream_grant_ttl_seconds)
+            self.policy.upstream = self.upstream.access  # gated/private upstream repos: the user's own grant
         # Scans run in limited worker processes (scanning/worker.py), started when first needed.
         self.scan_pool = ScanWorkerPool(settings.scan_worker_limits)
         self.scans = ScanService(ScanStore(self.engine), self.repo_store, self.git, self.objects, self.scan_pool,

@@ -29,6 +29,7 @@ LABELS: dict[str, bytes] = {
     "space-secrets": b"aicommons/space-secrets/v1",  # Spaces' secrets, encrypted at rest (hub/spaces.py)
     "viewer-assets": b"aicommons/viewer-assets/v1",  # image and audio URLs of the dataset viewer (hub/viewer_query.py)
     "space-visits": b"aicommons/space-visits/v1",  # a browser's visit of a private Space app (hub/spaces.py)
+    "upstream-links": b"aicommons/upstream-links/v1",  # users' linked upstream tokens, encrypted (hub/upstream_links.py)
 }
 
 

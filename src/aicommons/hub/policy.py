@@ -37,6 +37,7 @@ grant on it); ``PARTICIPATE`` needs ``discussion.write``; ``CONTRIBUTE`` that or
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 
 from aicommons.db.access_requests import AccessRequestStore
 from aicommons.db.repos import RepoRow
@@ -112,13 +113,23 @@ class Policy:
 
     def __init__(self, access_requests: AccessRequestStore):
         self.access_requests = access_requests
+        # With a pull-through mirror (hub/upstream.py ``UpstreamService.access``): for a private or
+        # gated repo, None when it is not pulled through, else whether upstream grants it to the
+        # caller's own linked upstream token. Pulled-through repos are decided by upstream's grant
+        # only: local access requests do not open them, and a hidden one answers like a missing one.
+        self.upstream: Callable[[Principal, RepoRow], bool | None] | None = None
+
+    def _upstream_grants(self, principal: Principal, repo: RepoRow) -> bool | None:
+        if self.upstream is None or principal.account is None:
+            return None  # anonymous callers have no linked token: the usual rules refuse
+        return self.upstream(principal, repo)
 
     # --- the decision ------------------------------------------------------------------------------
 
     def decide(self, principal: Principal, repo: RepoRow, action: Action) -> HubError | None:
         """``None`` when allowed, else the error to answer with (not raised)."""
         action = Action(action)
-        if not may_see(principal, repo):
+        if not may_see(principal, repo) and not self._upstream_grants(principal, repo):
             return not_found(principal)
         if action in STATE_CHANGING:
             refusal = self._credential_refusal(principal, repo, action)
@@ -143,6 +154,9 @@ class Policy:
         """The decision when it needs no database read, else ``None`` (a gated repo's content for
         a caller outside the owner side: their access request must be looked up)."""
         action = Action(action)
+        if repo.private and self.upstream is not None and principal.account is not None \
+                and not may_see(principal, repo):
+            return None  # perhaps a restricted upstream repo: upstream's grant is looked up
         if action in NEEDS_CONTENT and repo.gated and may_see(principal, repo) \
                 and not _on_owner_side(principal, repo) and principal.account is not None:
             if action in STATE_CHANGING and self._credential_refusal(principal, repo, action) is not None:
@@ -160,6 +174,8 @@ class Policy:
         if grants is not None and not grants.can_read_gated_repos and \
                 not grants.allows(READ, repo.owner_id, repo.id):
             return False
+        if (upstream := self._upstream_grants(principal, repo)) is not None:
+            return upstream
         return self.access_requests.status(repo.id, principal.user.id) == "accepted"
 
     # --- pieces ------------------------------------------------------------------------------------

@@ -141,7 +141,7 @@ class RepoService:
                 raise not_found(principal)
         elif self.upstream is not None and (mirror := self.upstream.mirror_of(repo)) is not None:
             self.upstream.check_policy(repo, mirror, principal)
-            if self.upstream.refresh_if_stale(repo, mirror):
+            if self.upstream.refresh_if_stale(repo, mirror, principal):
                 repo = _still_there(self.store.get_by_id(repo.id))
         self.policy.check(principal, repo, action)
         return repo

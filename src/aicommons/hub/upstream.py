@@ -40,7 +40,7 @@ import pygit2
 from aicommons.db.accounts import AccountStore, AlreadyExists
 from aicommons.db.repos import RepoRow, RepoStore
 from aicommons.db.upstream import UpstreamRepo, UpstreamRule, UpstreamStore
-from aicommons.errors import BadRequest, NotFound, RepoNotFound
+from aicommons.errors import BadRequest, GatedRepo, NotFound, RepoNotFound
 from aicommons.gitrepo import GitStore
 from aicommons.gitrepo.store import extends
 from aicommons.hub import content
@@ -49,6 +49,7 @@ from aicommons.hub.lfs import LfsService
 from aicommons.hub.names import REPO_TYPE_PLURAL, REPO_TYPE_PREFIX
 from aicommons.hub.progress import SILENT, Progress
 from aicommons.hub.reachability import pointers_in_tree, ref_targets
+from aicommons.hub.upstream_links import UpstreamLinks
 from aicommons.storage.keys import blob_key
 from aicommons.times import utcnow
 
@@ -140,6 +141,7 @@ class UpstreamService:
         self.lfs = lfs
         self.after_ref_update = after_ref_update  # RepoService.after_ref_update: cards, search, scans
         self.policy = policy or UpstreamPolicy()
+        self.links: UpstreamLinks | None = None  # users' linked upstream tokens (wired by the Hub)
         self._locks: dict[tuple, threading.Lock] = {}
         self._fetches: dict[str, _Fetch] = {}  # oid -> the download in progress
         self._fetches_guard = threading.Lock()
@@ -212,15 +214,38 @@ class UpstreamService:
                 return existing
             for url in self.urls:
                 info = self._info(url, repo_type, full_id)
-                if info is None:
-                    continue
-                if info.get("private") or info.get("gated") not in (None, False, "false"):
-                    return None  # served only to users upstream granted it: not through the service token
+                restricted = info is None or bool(info.get("private")) or info.get("gated") not in (None, False, "false")
+                token = None
+                if restricted:
+                    # Served only to users upstream granted it, through their own linked token; never
+                    # through the service token.
+                    token = self.links.token_for(principal, url) if self.links is not None else None
+                    mine = self._info(url, repo_type, full_id, token) if token else None
+                    if mine is None:
+                        if info is not None and principal is not None:
+                            raise self._gated(principal, repo_type, info.get("id") or full_id, url)
+                        continue
+                    info = mine
+                    assert self.links is not None
+                    if not self.links.may_read(principal, url, repo_type, info.get("id") or full_id):
+                        if info.get("private"):
+                            continue  # upstream shows it but lets nobody read it: as missing
+                        raise self._gated(principal, repo_type, info.get("id") or full_id, url)
                 if (why := self.current_policy().refusal(info.get("id") or full_id, info)) is not None:
                     log.info("not pulling %s through: %s", full_id, why)
                     raise refused(principal, full_id, why)
-                return self._create(url, repo_type, info.get("id") or full_id)
+                gated = info.get("gated") if info.get("gated") in ("auto", "manual") else ("manual" if restricted and info.get("gated") else None)
+                return self._create(url, repo_type, info.get("id") or full_id, token,
+                                    private=bool(info.get("private")), gated=gated)
         return None
+
+    @staticmethod
+    def _gated(principal: Principal | None, repo_type: str, full_id: str, url: str) -> GatedRepo:
+        anonymous = principal is None or principal.is_anonymous
+        how = "sign in, link your upstream account (Settings → Upstream accounts) with" if anonymous \
+            else "link your upstream account (Settings → Upstream accounts, /settings/upstream) with"
+        return GatedRepo(f"Access to {repo_type} {full_id} is restricted on the upstream hub {url}: {how} a token "
+                         "upstream granted access to this repo.", status=401 if anonymous else 403)
 
     def holder_of(self, name: str) -> str | None:
         """The upstream hub where ``name`` is a user or an organisation, if one answers so; None if
@@ -238,9 +263,10 @@ class UpstreamService:
                     return url
         return None
 
-    def _info(self, url: str, repo_type: str, full_id: str) -> dict | None:
+    def _info(self, url: str, repo_type: str, full_id: str, token: str | None = None) -> dict | None:
+        headers = {"Authorization": f"Bearer {token}"} if token else self._headers()
         try:
-            r = httpx.get(f"{url}/api/{REPO_TYPE_PLURAL[repo_type]}/{full_id}", headers=self._headers(),
+            r = httpx.get(f"{url}/api/{REPO_TYPE_PLURAL[repo_type]}/{full_id}", headers=headers,
                           timeout=self.timeout, follow_redirects=True)
         except httpx.HTTPError as exc:
             log.warning("upstream %s unreachable looking up %s: %s", url, full_id, exc)
@@ -253,15 +279,23 @@ class UpstreamService:
             return None
         return info if isinstance(info, dict) else None
 
-    def _create(self, url: str, repo_type: str, full_id: str) -> RepoRow | None:
+    def _create(self, url: str, repo_type: str, full_id: str, token: str | None = None, private: bool = False,
+                gated: str | None = None) -> RepoRow | None:
+        """The local copy: fetched with ``token`` (a user's linked token, for a restricted repo) or the
+        service token. A restricted repo is created private and only then given upstream's visibility
+        and gating, so it is never readable without them, even for a moment."""
         namespace, name = full_id.split("/")
         owner = self._namespace(url, namespace)
         storage_key = secrets.token_hex(16)
         self.git.init(storage_key)
+        restricted = private or gated is not None
         try:
-            self._fetch(url, repo_type, full_id, storage_key)
+            self._fetch(url, repo_type, full_id, storage_key, token)
             repo = self.repo_store.create(type=repo_type, namespace=namespace, name=name, owner_id=owner,
-                                          storage_key=storage_key, private=False, now=utcnow())
+                                          storage_key=storage_key, private=restricted, now=utcnow())
+            if restricted:
+                self.store.add_repo(repo.id, url, full_id, utcnow())
+                self.repo_store.update(repo.id, private=private, gated=gated)
         except AlreadyExists:
             self.git.delete(storage_key)
             return self.repo_store.get(repo_type, full_id)
@@ -283,12 +317,13 @@ class UpstreamService:
         self.store.add_namespace(account.id, url)
         return account.id
 
-    def _fetch(self, url: str, repo_type: str, full_id: str, storage_key: str) -> None:
-        """Upstream's branches and tags, with its commit ids, into the bare repository."""
+    def _fetch(self, url: str, repo_type: str, full_id: str, storage_key: str, token: str | None = None) -> None:
+        """Upstream's branches and tags, with its commit ids, into the bare repository (with ``token``,
+        a user's, for a restricted repo; else the service token)."""
         remote = f"{url}/{REPO_TYPE_PREFIX[repo_type]}{full_id}"
         cmd = ["git"]
-        if self.token:
-            cmd += ["-c", f"http.extraHeader=Authorization: Bearer {self.token}"]
+        if token or self.token:
+            cmd += ["-c", f"http.extraHeader=Authorization: Bearer {token or self.token}"]
         cmd += ["--git-dir", str(self.git.path(storage_key)), "fetch", "--quiet", "--prune", "--no-tags",
                 remote, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=max(self.timeout * 20, 600),
@@ -316,18 +351,55 @@ class UpstreamService:
     def mirror_of(self, repo: RepoRow) -> UpstreamRepo | None:
         return self.store.repo(repo.id) if self.enabled else None
 
-    def refresh_if_stale(self, repo: RepoRow, mirror: UpstreamRepo | None = None) -> bool:
+    @staticmethod
+    def restricted(repo: RepoRow) -> bool:
+        """A pulled-through repo that is private or gated upstream (mirrored repos are otherwise
+        public and ungated here)."""
+        return repo.private or repo.gated is not None
+
+    def access(self, principal: Principal, repo: RepoRow) -> bool | None:
+        """The policy's question for a private or gated repo (hub/policy.py ``Policy.upstream``):
+        None if ``repo`` is not pulled through (the usual rules decide); else whether upstream lets
+        the token ``principal`` linked read it."""
+        mirror = self.mirror_of(repo)
+        if mirror is None:
+            return None
+        return self.links is not None and self.links.may_read(principal, mirror.upstream_url, repo.type,
+                                                              mirror.upstream_id)
+
+    def _token_for(self, repo: RepoRow, mirror: UpstreamRepo, principal: Principal | None) -> str | None:
+        """The token to reach upstream with for ``repo``: the service token for a public one; for a
+        restricted one the caller's linked token, and only while upstream grants it (else None)."""
+        if not self.restricted(repo):
+            return self.token
+        if self.links is None or not self.links.may_read(principal, mirror.upstream_url, repo.type,
+                                                         mirror.upstream_id):
+            return None
+        return self.links.token_for(principal, mirror.upstream_url)
+
+    def headers_for(self, repo: RepoRow, principal: Principal | None) -> dict:
+        """Headers for fetching ``repo``'s files upstream on behalf of ``principal`` (whom the policy
+        let through): a restricted repo's files are fetched with the caller's own linked token."""
+        mirror = self.mirror_of(repo)
+        token = self._token_for(repo, mirror, principal) if mirror is not None else self.token
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def refresh_if_stale(self, repo: RepoRow, mirror: UpstreamRepo | None = None,
+                         principal: Principal | None = None) -> bool:
         """Fetch the refs again when the last fetch is older than the TTL; whether refs were fetched.
         Upstream down: the last fetched refs stay (commit ids never change, so cached content stays
-        right)."""
+        right). A restricted repo is refreshed only for a caller upstream grants it, with their token."""
         mirror = mirror or self.mirror_of(repo)
         if mirror is None or utcnow() - mirror.fetched_at < self.ttl:
+            return False
+        token = self._token_for(repo, mirror, principal)
+        if self.restricted(repo) and token is None:
             return False
         lock = self._lock(("refresh", repo.id))
         if not lock.acquire(blocking=False):
             return False  # another request is fetching: serve what we have
         try:
-            self._refetch(repo, mirror)
+            self._refetch(repo, mirror, token)
             return True
         except (UpstreamError, subprocess.TimeoutExpired) as exc:
             log.warning("serving %s as last fetched: %s", repo.full_id, exc)
@@ -337,9 +409,9 @@ class UpstreamService:
         finally:
             lock.release()
 
-    def _refetch(self, repo: RepoRow, mirror: UpstreamRepo) -> None:
+    def _refetch(self, repo: RepoRow, mirror: UpstreamRepo, token: str | None = None) -> None:
         before = self._refs(repo.storage_key)
-        self._fetch(mirror.upstream_url, repo.type, mirror.upstream_id, repo.storage_key)
+        self._fetch(mirror.upstream_url, repo.type, mirror.upstream_id, repo.storage_key, token)
         if mirror.pinned:
             self._keep_rewritten(repo, before)
         self.store.fetched(repo.id, utcnow())
@@ -385,6 +457,9 @@ class UpstreamService:
         if mirror is None:
             raise NotFound(f"{repo.full_id} is not a mirrored repo")
         self.check_policy(repo, mirror)
+        if self.restricted(repo):
+            raise UpstreamError(f"{repo.full_id} is gated or private upstream: it is served only to users with a "
+                                "linked upstream grant, never synced with the service token")
         self._refetch(repo, mirror)
         git_repo = self.git.open(repo.storage_key)
         wanted: dict[str, tuple[str, str, int]] = {}  # oid -> (commit, path, size)
@@ -441,14 +516,15 @@ class UpstreamService:
         return (f"{mirror.upstream_url}/{REPO_TYPE_PREFIX[repo_type]}{mirror.upstream_id}/resolve/{commit_id}/"
                 f"{quote(path)}")
 
-    def open_file(self, repo: RepoRow, url: str, oid: str, size: int) -> _Fetch:
+    def open_file(self, repo: RepoRow, url: str, oid: str, size: int, headers: dict | None = None) -> _Fetch:
         """The file's bytes as upstream sends them (UpstreamError at once if upstream cannot serve it).
         Every request for the same file while it is being fetched shares one upstream download
         (``_Fetch``), and the download goes on if the client that started it goes away."""
         with self._fetches_guard:
             fetch = self._fetches.get(oid)
             if fetch is None:
-                fetch = self._fetches[oid] = _Fetch(self, repo, url, oid, size)
+                fetch = self._fetches[oid] = _Fetch(self, repo, url, oid, size,
+                                                    self._headers() if headers is None else headers)
                 threading.Thread(target=fetch.run, name=f"upstream-fetch-{oid[:12]}", daemon=True).start()
         fetch.wait_started(self.timeout)
         return fetch
@@ -457,10 +533,10 @@ class UpstreamService:
         with self._fetches_guard:
             self._fetches.pop(oid, None)
 
-    def proxy_range(self, url: str, range_header: str) -> httpx.Response:
+    def proxy_range(self, url: str, range_header: str, headers: dict | None = None) -> httpx.Response:
         """A byte range of an uncached file, straight from upstream (not cached)."""
-        return httpx.get(url, headers={**self._headers(), "Range": range_header}, timeout=self.timeout,
-                         follow_redirects=True)
+        return httpx.get(url, headers={**(self._headers() if headers is None else headers), "Range": range_header},
+                         timeout=self.timeout, follow_redirects=True)
 
 
 class UpstreamError(Exception):
@@ -480,8 +556,9 @@ class _Fetch:
     sha256 and size are the pointer's: a flipped byte upstream reaches the clients of this one
     download (their ETag check catches it) but is never cached."""
 
-    def __init__(self, service: UpstreamService, repo: RepoRow, url: str, oid: str, size: int):
+    def __init__(self, service: UpstreamService, repo: RepoRow, url: str, oid: str, size: int, headers: dict):
         self.service, self.repo, self.url, self.oid, self.size = service, repo, url, oid, size
+        self.headers = headers
         service.lfs.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.path = service.lfs.tmp_dir / f"upstream-{oid}-{secrets.token_hex(4)}"
         self.path.touch(mode=0o600)
@@ -495,7 +572,7 @@ class _Fetch:
         service = self.service
         try:
             with httpx.Client(timeout=service.timeout, follow_redirects=True) as client, \
-                    client.stream("GET", self.url, headers=service._headers()) as response:
+                    client.stream("GET", self.url, headers=self.headers) as response:
                 if response.status_code != 200:
                     raise UpstreamError(f"the upstream hub answered {response.status_code} for {self.url}")
                 self.started.set()

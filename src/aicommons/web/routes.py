@@ -47,6 +47,7 @@ def web_routes() -> list:
         Route("/settings/profile", settings.profile_settings, methods=GET_POST),
         Route("/settings/account", settings.account_settings, methods=GET_POST),
         Route("/settings/storage", settings.storage_settings),
+        Route("/settings/upstream", settings.upstream_settings, methods=GET_POST),
         Route("/settings/account/export", settings.export_data, methods=["POST"]),
         Route("/settings/account/delete", settings.delete_account, methods=GET_POST),
         Route("/settings/email/confirm", settings.confirm_email, methods=GET_POST),

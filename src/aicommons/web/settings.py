@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from aicommons.errors import HubError
+from aicommons.errors import HubError, NotFound
 from aicommons.hub.access import anonymous
 from aicommons.web.browse import path_param
 from aicommons.web.context import hub_of, page_handler
@@ -147,3 +147,29 @@ def storage_settings(request: Request) -> Response:
     owners = hub_of(request).storage.overview(request.state.web.principal)
     return page(request, "settings_storage.html", owners=owners, error=None, notice=None,
                 refresh_minutes=hub_of(request).settings.storage_accounting_minutes)
+
+
+@page_handler(sign_in=True)
+def upstream_settings(request: Request) -> Response:
+    """``/settings/upstream``: link your account on the upstream hub(s) of the pull-through mirror
+    (hub/upstream_links.py), so that gated and private upstream repos upstream granted you are served
+    to you here. The token is checked upstream, stored encrypted, never shown back."""
+    hub = hub_of(request)
+    links = hub.upstream.links if hub.upstream is not None else None
+    if links is None:
+        raise NotFound("This hub mirrors no upstream hub")
+    web = request.state.web
+    error = notice = None
+    status = 200
+    if request.method == "POST":
+        url = web.form.get("upstream", "")
+        try:
+            if web.form.get("action") == "link":
+                name = links.link(web.principal, url, web.form.get("token", ""))
+                notice = f"Linked to {name} on {url}."
+            elif web.form.get("action") == "unlink":
+                notice = f"Unlinked from {url}." if links.unlink(web.principal, url) else "It was not linked."
+        except HubError as exc:
+            error, status = exc.message, exc.status
+    return page(request, "settings_upstream.html", status=status, upstreams=links.linked(web.principal),
+                error=error, notice=notice)

@@ -16,7 +16,7 @@ def upgrade() -> None:
         "upstream_links",
         sa.Column("account_id", sa.Integer, sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("upstream_url", sa.String(500), primary_key=True),
-        sa.Column("sealed", sa.LargeBinary, nullable=False),
+        sa.Column("sealed", sa.Text, nullable=False),
         sa.Column("upstream_user", sa.String(200), nullable=False),
         sa.Column("created_at", sa.DateTime, nullable=False),
     )

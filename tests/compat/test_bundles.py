@@ -123,3 +123,52 @@ def test_export_and_import_show_progress_on_a_terminal(live_hub, api, site, sour
     code, out = Terminal(site.env, "bundle", "import", str(bundle), "--trusted-key", str(source_key)).wait()
     assert code == 0, out
     assert "large files" in out and "100%" in out
+
+
+def test_model_files_carry_openssf_model_signing_signatures(live_hub, api, site, source_key, tmp_path):
+    """A recipient verifies an exported model with the `model_signing` CLI and library (the OpenSSF
+    format), against the hub's model-signing key; a tampered file fails that verification."""
+    import json
+    import subprocess
+    import sys
+
+    import model_signing
+    from huggingface_hub import snapshot_download
+
+    repo, _ = make_repo(api)
+    api.upload_file(path_or_fileobj=b'{"layers": 2}', path_in_repo="sub/config.json", repo_id=repo)
+    bundle = tmp_path / "signed.tar"
+    live_hub.cli("bundle", "export", f"{repo}@main", "--output", str(bundle))
+    key = tmp_path / "model-signing.pub"
+    key.write_text(live_hub.cli("bundle", "key", "--model-signing").stdout)
+    with tarfile.open(bundle) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))
+        signed = manifest["repos"][0]["model_signatures"]["main"]
+        signature = tmp_path / "model.sig"
+        signature.write_bytes(tar.extractfile(signed["path"]).read())
+    assert manifest["model_signing_key"] == key.read_text()  # the key travels in the signed manifest
+    site.cli("bundle", "import", str(bundle), "--trusted-key", str(source_key))
+
+    # The recipient downloads the model from the site and checks it with the standard tool.
+    folder = Path(snapshot_download(repo, endpoint=site.url, local_dir=tmp_path / "model"))
+    assert (folder / "model.bin").read_bytes() == WEIGHTS
+    cli = [sys.executable, "-m", "model_signing", "verify", "key", str(folder), "--signature", str(signature),
+           "--public_key", str(key), "--ignore-paths", str(folder / ".cache")]
+    checked = subprocess.run(cli, capture_output=True, text=True)
+    assert checked.returncode == 0 and "Verification succeeded" in checked.stdout, checked.stdout + checked.stderr
+    verifier = model_signing.verifying.Config().use_elliptic_key_verifier(public_key=key).set_hashing_config(
+        model_signing.hashing.Config().set_ignored_paths(paths=[".cache"]))
+    verifier.verify(folder, signature)
+
+    # One flipped byte in a model file: both refuse.
+    weights = bytearray((folder / "model.bin").read_bytes())
+    weights[1000] ^= 0x01
+    (folder / "model.bin").write_bytes(bytes(weights))
+    tampered = subprocess.run(cli, capture_output=True, text=True)
+    assert tampered.returncode == 1 and "Verification failed" in tampered.stderr
+    with pytest.raises(ValueError, match="Signature mismatch"):
+        verifier.verify(folder, signature)
+    # A signature that does not match its manifest entry refuses the whole bundle.
+    flip(bundle, signed["path"], offset=40)
+    refused = site.cli("bundle", "import", str(bundle), "--trusted-key", str(source_key), check=False)
+    assert refused.returncode != 0 and "model signature" in refused.stderr

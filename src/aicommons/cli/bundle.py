@@ -30,7 +30,8 @@ def parse_spec(text: str, default_type: str) -> tuple[str, str, list[str]]:
 
 
 def cmd_bundle_key(args) -> int:
-    print(_hub().bundles.public_key_pem(), end="")
+    bundles = _hub().bundles
+    print(bundles.model_signing_public_pem() if args.model_signing else bundles.public_key_pem(), end="")
     return 0
 
 
@@ -69,6 +70,9 @@ def add_bundle_commands(sub) -> None:
     bundle = sub.add_parser("bundle", help="signed bundles of repos for air-gapped sites")
     bsub = bundle.add_subparsers(dest="bundle_command", required=True)
     key = bsub.add_parser("key", help="print this hub's public key (what a receiving site trusts)")
+    key.add_argument("--model-signing", action="store_true",
+                     help="the EC key that signs model files in the OpenSSF model-signing format instead "
+                          "(for `model_signing verify key --public_key`)")
     key.set_defaults(func=cmd_bundle_key)
     export = bsub.add_parser("export", help="write repos (git history and large files) into one signed file")
     export.add_argument("repos", nargs="+", metavar="REPO[@REV[,REV]]",

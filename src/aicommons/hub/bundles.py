@@ -89,6 +89,26 @@ def load_public_key(pem: bytes, where: str) -> Ed25519PublicKey:
     return key
 
 
+def model_signing_key_path(data_dir: Path) -> Path:
+    """The hub's key for OpenSSF model signing (``model_signing``'s elliptic-key method takes an EC
+    key, not Ed25519): ``<data>/model-signing-key.pem`` (0600), a P-256 key made on first use. Its
+    public half travels in the signed manifest and is printed by ``aicommons bundle key --model-signing``."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    path = Path(data_dir) / "model-signing-key.pem"
+    if not path.exists():
+        pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        write_private_file(path, pem.decode())
+    return path
+
+
+def model_signing_public_pem(data_dir: Path) -> str:
+    key = serialization.load_pem_private_key(model_signing_key_path(data_dir).read_bytes(), password=None)
+    return key.public_key().public_bytes(serialization.Encoding.PEM,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
 def fingerprint(key: Ed25519PublicKey) -> str:
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return "sha256:" + hashlib.sha256(raw).hexdigest()
@@ -111,15 +131,60 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _materialize(git_repo: pygit2.Repository, tree: pygit2.Tree, lfs: LfsService, into: Path) -> None:
+    """The files of ``tree`` as a checkout would have them (large files with their content), for
+    model signing. Symbolic links are left out (model_signing refuses them)."""
+    pointers = dict(pointers_in_tree(git_repo, tree))
+
+    def walk(node: pygit2.Tree, prefix: str) -> None:
+        for entry in node:
+            path = prefix + entry.name
+            obj = git_repo[entry.id]
+            if isinstance(obj, pygit2.Tree):
+                walk(obj, path + "/")
+            elif isinstance(obj, pygit2.Blob) and entry.filemode != pygit2.enums.FileMode.LINK:
+                target = into / path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if path in pointers:
+                    with lfs.blobs.open(blob_key(pointers[path].oid)) as src, open(target, "wb") as out:
+                        shutil.copyfileobj(src, out, CHUNK)
+                else:
+                    target.write_bytes(obj.data)
+
+    walk(tree, "")
+
+
+def _sign_model(git_repo: pygit2.Repository, tree: pygit2.Tree, lfs: LfsService, model_key: Path, work: Path,
+                signature: Path) -> str:
+    """An OpenSSF model-signing signature (a Sigstore bundle signed with the hub's EC key) of the
+    revision's files, as ``model_signing verify key`` checks them against a checkout; its sha256."""
+    import model_signing
+
+    checkout = Path(tempfile.mkdtemp(dir=work, prefix="model-"))
+    try:
+        _materialize(git_repo, tree, lfs, checkout)
+        model_signing.signing.Config().use_elliptic_key_signer(private_key=model_key).sign(checkout, signature)
+    finally:
+        shutil.rmtree(checkout, ignore_errors=True)
+    return _sha256_file(signature)
+
+
 def export_bundle(requests: list[RepoRequest], git: GitStore, lfs: LfsService, key: Ed25519PrivateKey,
-                  output: Path, tmp_dir: Path, progress: Progress = SILENT) -> dict:
+                  output: Path, tmp_dir: Path, progress: Progress = SILENT, model_key: Path | None = None) -> dict:
+    """With ``model_key``, every revision of a model repo also gets an OpenSSF model-signing
+    signature in ``signatures/`` (named, with its sha256, in the signed manifest)."""
     tmp_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=tmp_dir, prefix="bundle-export-"))
     try:
         manifest = {"format": FORMAT, "created_at": iso_z(utcnow()), "signed_by": fingerprint(key.public_key()),
                     "repos": [], "files": {}}
+        if model_key is not None:
+            public = serialization.load_pem_private_key(model_key.read_bytes(), password=None).public_key()
+            manifest["model_signing_key"] = public.public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
         (work / "repos").mkdir()
         (work / "lfs").mkdir()
+        (work / "signatures").mkdir()
         for index, request in enumerate(requests):
             repo = request.repo
             git_repo = git.open(repo.storage_key)
@@ -135,9 +200,16 @@ def export_bundle(requests: list[RepoRequest], git: GitStore, lfs: LfsService, k
                                    str(bundle), *sorted(set(refs))], capture_output=True, text=True)
             if proc.returncode != 0:
                 raise BundleError(f"git bundle of {repo.full_id} failed: {proc.stderr.strip()}")
-            manifest["repos"].append({"type": repo.type, "id": repo.full_id, "private": bool(repo.private),
-                                      "revisions": revisions,
-                                      "git_bundle": f"repos/{index}.bundle", "git_bundle_sha256": _sha256_file(bundle)})
+            entry = {"type": repo.type, "id": repo.full_id, "private": bool(repo.private), "revisions": revisions,
+                     "git_bundle": f"repos/{index}.bundle", "git_bundle_sha256": _sha256_file(bundle)}
+            if model_key is not None and repo.type == "model":
+                entry["model_signatures"] = {}
+                for number, (revision, sha) in enumerate(revisions.items()):
+                    name = f"signatures/{index}-{number}.sig"
+                    tree = git_repo[sha].peel(pygit2.Commit).tree
+                    digest = _sign_model(git_repo, tree, lfs, model_key, work, work / name)
+                    entry["model_signatures"][revision] = {"path": name, "sha256": digest}
+            manifest["repos"].append(entry)
         progress.stage("large files", items=len(manifest["files"]), nbytes=sum(manifest["files"].values()))
         for oid, size in manifest["files"].items():
             if lfs.blobs.size(blob_key(oid)) != size:
@@ -152,7 +224,7 @@ def export_bundle(requests: list[RepoRequest], git: GitStore, lfs: LfsService, k
         with tarfile.open(partial, "w") as tar:
             for name in ("manifest.json", "manifest.sig"):
                 tar.add(work / name, arcname=name)
-            for folder in ("repos", "lfs"):
+            for folder in ("repos", "lfs", "signatures"):
                 for path in sorted((work / folder).iterdir()):
                     tar.add(path, arcname=f"{folder}/{path.name}")
         os.replace(partial, output)  # a bundle file is whole or absent
@@ -178,7 +250,7 @@ def _safe_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
     for member in tar.getmembers():
         name = member.name
         if not member.isfile() or name.startswith("/") or ".." in name.split("/") or \
-                not (name in ("manifest.json", "manifest.sig") or name.startswith(("repos/", "lfs/"))):
+                not (name in ("manifest.json", "manifest.sig") or name.startswith(("repos/", "lfs/", "signatures/"))):
             raise BundleError(f"unexpected entry {name!r} in the bundle")
         members.append(member)
     return members
@@ -223,6 +295,10 @@ def verify_bundle(path: Path, trusted: list[Ed25519PublicKey], work: Path) -> di
         bundle = work / entry["git_bundle"]
         if not bundle.is_file() or _sha256_file(bundle) != entry["git_bundle_sha256"]:
             raise BundleError(f"the git data of {entry['id']} does not match its manifest entry")
+        for revision, signed in (entry.get("model_signatures") or {}).items():
+            sig = work / signed["path"]
+            if not signed["path"].startswith("signatures/") or not sig.is_file() or _sha256_file(sig) != signed["sha256"]:
+                raise BundleError(f"the model signature of {entry['id']}@{revision} does not match its manifest entry")
     return manifest
 
 
@@ -323,8 +399,17 @@ class BundleService:
             if repo is None:
                 raise BundleError(f"no {repo_type} {full_id} here")
             requests.append(RepoRequest(repo, revisions or ["main"]))
+        try:
+            import model_signing  # noqa: F401 - the [signing] extra
+            model_key: Path | None = model_signing_key_path(self.hub.settings.data_dir)
+        except ImportError:
+            raise BundleError("model signing needs the model-signing package: pip install 'aicommons[signing]'") \
+                from None
         return export_bundle(requests, self.hub.git, self.hub.lfs, self.key, Path(output), self.hub.settings.tmp_dir,
-                             progress)
+                             progress, model_key)
+
+    def model_signing_public_pem(self) -> str:
+        return model_signing_public_pem(self.hub.settings.data_dir)
 
     def import_(self, path: Path, trusted_files: list[str], progress: Progress = SILENT) -> dict:
         importer = BundleImporter(self.hub.repo_store, self.hub.accounts.store, self.hub.git, self.hub.lfs,

@@ -173,6 +173,36 @@ def test_policy_rules_from_the_cli_hold_for_pull_through_and_pinned_mirrors(upst
     assert mirror.cli("mirror", "policy", "remove", "nobody/*", check=False).returncode == 1
 
 
+def test_pulled_files_respect_a_quota_set_on_the_mirrored_namespace(upstream, mirror, tmp_path):
+    """A namespace's quota (`aicommons storage quota set`) bounds what the mirror caches for it: over
+    it, a first download still reaches the client, straight from upstream, but is not kept, and
+    `mirror add` fails with the quota's message."""
+    repo, sha = publish(upstream)
+    assert HfApi(endpoint=mirror.url).model_info(repo).sha == sha  # the namespace exists here now
+    oid = hashlib.sha256(WEIGHTS).hexdigest()
+    namespace = repo.split("/")[0]
+    try:
+        mirror.cli("storage", "quota", "set", namespace, "1KB")
+        if blob(mirror, oid).exists():  # an earlier test cached these bytes: use others
+            api = HfApi(endpoint=upstream.url, token=TOKEN)
+            weights = os.urandom(150_000)
+            sha = api.upload_file(path_or_fileobj=weights, path_in_repo="model.bin", repo_id=repo).oid
+            oid = hashlib.sha256(weights).hexdigest()
+            time.sleep(1.2)  # the mirror's metadata TTL
+        else:
+            weights = WEIGHTS
+        path = hf_hub_download(repo, "model.bin", endpoint=mirror.url, cache_dir=tmp_path / "c1")
+        assert Path(path).read_bytes() == weights
+        time.sleep(1.5)
+        assert not blob(mirror, oid).exists()
+        added = mirror.cli("mirror", "add", repo, check=False)
+        assert added.returncode == 1 and "Storage limit reached" in added.stderr, added.stderr
+    finally:
+        mirror.cli("storage", "quota", "set", namespace, "default")
+    hf_hub_download(repo, "model.bin", endpoint=mirror.url, cache_dir=tmp_path / "c2")
+    assert wait_for(lambda: blob(mirror, oid).exists())
+
+
 def test_local_names_win_over_upstream(upstream, mirror):
     name = unique_name("local")
     token = "hf_" + hashlib.sha1(name.encode()).hexdigest()[:34]

@@ -204,6 +204,16 @@ class Hub:
                                                 self.upstream.urls, settings.upstream_timeout_seconds,
                                                 settings.upstream_grant_ttl_seconds)
             self.policy.upstream = self.upstream.access  # gated/private upstream repos: the user's own grant
+            # Files pulled through count against a quota an administrator set on the mirrored namespace
+            # (``aicommons storage quota set NAMESPACE``); the default quota, meant for users, does not
+            # apply to the site's shared cache (docs/mirror.md).
+            storage = self.storage
+
+            def admit_pull(owner_id: int, size: int) -> None:
+                if storage.store.quota(owner_id)[0]:
+                    storage.check_upload(owner_id, size)
+
+            self.upstream.admit = admit_pull
         # Scans run in limited worker processes (scanning/worker.py), started when first needed.
         self.scan_pool = ScanWorkerPool(settings.scan_worker_limits)
         self.scans = ScanService(ScanStore(self.engine), self.repo_store, self.git, self.objects, self.scan_pool,

@@ -29,7 +29,7 @@ import os
 import secrets
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import quote
@@ -40,7 +40,7 @@ import pygit2
 from aicommons.db.accounts import AccountStore, AlreadyExists
 from aicommons.db.repos import RepoRow, RepoStore
 from aicommons.db.upstream import UpstreamRepo, UpstreamRule, UpstreamStore
-from aicommons.errors import BadRequest, GatedRepo, NotFound, RepoNotFound
+from aicommons.errors import BadRequest, GatedRepo, HubError, NotFound, RepoNotFound
 from aicommons.gitrepo import GitStore
 from aicommons.gitrepo.store import extends
 from aicommons.hub import content
@@ -142,6 +142,8 @@ class UpstreamService:
         self.after_ref_update = after_ref_update  # RepoService.after_ref_update: cards, search, scans
         self.policy = policy or UpstreamPolicy()
         self.links: UpstreamLinks | None = None  # users' linked upstream tokens (wired by the Hub)
+        # Refuses (a HubError) caching ``size`` more bytes for an owner over its quota (wired by the Hub).
+        self.admit: Callable[[int, int], None] | None = None
         self._locks: dict[tuple, threading.Lock] = {}
         self._fetches: dict[str, _Fetch] = {}  # oid -> the download in progress
         self._fetches_guard = threading.Lock()
@@ -471,6 +473,8 @@ class UpstreamService:
         progress.stage(f"{repo.full_id}: files", items=len(missing), nbytes=sum(w[2] for w in missing.values()))
         fetched = 0
         for oid, (commit_id, path, size) in missing.items():
+            if (why := self.quota_refusal(repo, size)) is not None:
+                raise UpstreamError(f"{repo.full_id}: {path} is not kept: {why}")
             fetch = self.open_file(repo, self.file_url(mirror, repo.type, commit_id, path), oid, size)
             for chunk in fetch.read():
                 progress.advance(0, len(chunk))
@@ -524,10 +528,23 @@ class UpstreamService:
             fetch = self._fetches.get(oid)
             if fetch is None:
                 fetch = self._fetches[oid] = _Fetch(self, repo, url, oid, size,
-                                                    self._headers() if headers is None else headers)
+                                                    self._headers() if headers is None else headers,
+                                                    keep=self.quota_refusal(repo, size) is None)
                 threading.Thread(target=fetch.run, name=f"upstream-fetch-{oid[:12]}", daemon=True).start()
         fetch.wait_started(self.timeout)
         return fetch
+
+    def quota_refusal(self, repo: RepoRow, size: int) -> str | None:
+        """Why ``size`` more bytes may not be cached for ``repo``'s namespace (its quota), or None.
+        Such a file still reaches the client that asked, straight from upstream, uncached."""
+        if self.admit is None:
+            return None
+        try:
+            self.admit(repo.owner_id, size)
+        except HubError as exc:
+            log.warning("not caching a file of %s: %s", repo.full_id, exc.message)
+            return exc.message
+        return None
 
     def _fetch_ended(self, oid: str) -> None:
         with self._fetches_guard:
@@ -556,9 +573,11 @@ class _Fetch:
     sha256 and size are the pointer's: a flipped byte upstream reaches the clients of this one
     download (their ETag check catches it) but is never cached."""
 
-    def __init__(self, service: UpstreamService, repo: RepoRow, url: str, oid: str, size: int, headers: dict):
+    def __init__(self, service: UpstreamService, repo: RepoRow, url: str, oid: str, size: int, headers: dict,
+                 keep: bool = True):
         self.service, self.repo, self.url, self.oid, self.size = service, repo, url, oid, size
         self.headers = headers
+        self.keep = keep  # False: the owner's quota is full, the bytes only pass through
         service.lfs.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.path = service.lfs.tmp_dir / f"upstream-{oid}-{secrets.token_hex(4)}"
         self.path.touch(mode=0o600)
@@ -591,6 +610,8 @@ class _Fetch:
             if self.written != self.size or digest.hexdigest() != self.oid:
                 log.warning("upstream sent %d bytes hashing to %s for %s (expected %d): not cached",
                             self.written, digest.hexdigest(), self.oid, self.size)
+                return
+            if not self.keep:
                 return
             lfs = service.lfs
             link = self.path.with_name(self.path.name + ".done")

@@ -203,6 +203,28 @@ def test_pulled_files_respect_a_quota_set_on_the_mirrored_namespace(upstream, mi
     assert wait_for(lambda: blob(mirror, oid).exists())
 
 
+def test_an_upstream_xet_file_is_fetched_verified_and_cached(upstream, mirror, monkeypatch, tmp_path):
+    """A file the upstream stores through Xet (uploaded with hf_xet) arrives through upstream's resolve
+    URL (reassembled there, or a 302 to its bucket on the S3 run), is checked against the pointer's
+    sha256 and cached as an ordinary large file."""
+    pytest.importorskip("hf_xet")
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)
+    api = HfApi(endpoint=upstream.url, token=TOKEN)
+    repo = api.create_repo(f"maker/{unique_name('xet')}").repo_id
+    data = os.urandom(2 * 1024 * 1024 + 7)
+    (tmp_path / "w.bin").write_bytes(data)
+    api.upload_file(path_or_fileobj=str(tmp_path / "w.bin"), path_in_repo="w.bin", repo_id=repo)
+    head = httpx.head(f"{upstream.url}/{repo}/resolve/main/w.bin", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert head.headers.get("x-xet-hash"), "the upstream did not store the file through Xet"
+    oid = hashlib.sha256(data).hexdigest()
+    path = hf_hub_download(repo, "w.bin", endpoint=mirror.url, cache_dir=tmp_path / "c")  # Xet-enabled client
+    assert Path(path).read_bytes() == data
+    assert wait_for(lambda: blob(mirror, oid).exists()) and blob(mirror, oid).read_bytes() == data
+    assert HfApi(endpoint=mirror.url).get_paths_info(repo, ["w.bin"])[0].lfs.sha256 == oid
+
+
 def test_local_names_win_over_upstream(upstream, mirror):
     name = unique_name("local")
     token = "hf_" + hashlib.sha1(name.encode()).hexdigest()[:34]

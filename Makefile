@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export AICOMMONS_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: install lock serve test test-scale lint conformance conformance-fast conformance-xet bench bench-search bench-inference bench-metadata bench-storage bench-upload bench-datasets bench-spaces clean
+.PHONY: install lock serve test test-scale lint conformance conformance-fast conformance-xet bench bench-search bench-inference bench-metadata bench-storage bench-upload bench-datasets bench-spaces bench-mirror clean
 
 $(STAMP): pyproject.toml requirements.lock package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -87,7 +87,13 @@ bench-datasets: $(STAMP)
 bench-spaces: $(STAMP)
 	$(BIN)/python bench/spaces_bench.py --json bench/spaces_results.json
 
-bench: bench-search bench-inference bench-metadata bench-storage bench-upload bench-datasets bench-spaces
+# The pull-through mirror (issue 12): first download through the mirror vs straight from the upstream,
+# cached download vs nginx sendfile, on loopback, with both hubs' CPU seconds; writes
+# bench/mirror_results.json. BENCH_MIRROR_MIB sets the file size (512). Needs nginx and curl.
+bench-mirror: $(STAMP)
+	$(BIN)/python -m bench.mirror_bench
+
+bench: bench-search bench-inference bench-metadata bench-storage bench-upload bench-datasets bench-spaces bench-mirror
 
 # ruff (rules chosen in pyproject.toml), import-linter (the layers of ARCHITECTURE.md) and mypy (strict
 # on hub, db, storage and gitrepo; [tool.mypy] in pyproject.toml); CI runs it.

@@ -60,7 +60,7 @@ def free_port() -> int:
 
 
 class Hub:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, **extra: str):
         self.data = root / "data"
         self.data.mkdir(parents=True)
         self.port = free_port()
@@ -70,6 +70,7 @@ class Hub:
                         AICOMMONS_LOG_LEVEL="warning", AICOMMONS_SCAN_UPLOADS="false",
                         AICOMMONS_API_REQUESTS_PER_MINUTE="0", AICOMMONS_RESOLVER_REQUESTS_PER_MINUTE="0",
                         AICOMMONS_CHUNK_LFS_UPLOADS="true")
+        self.env.update(extra)  # more AICOMMONS_ settings (bench/mirror_bench.py: the mirror's upstream)
         self.env.pop("HF_HUB_DISABLE_XET", None)
         for args in (["user", "create", USER], ["token", "create", USER, "--value", TOKEN]):
             self.cli(*args)

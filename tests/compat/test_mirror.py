@@ -118,13 +118,20 @@ def test_upstream_changes_are_seen_after_the_ttl(upstream, mirror):
 
 
 def test_gated_and_private_upstream_repos_are_not_served(upstream, mirror):
+    """Without a linked upstream grant (tests/compat/test_mirror_gated.py has the grants): a gated
+    repo answers GatedRepo, a private one exactly like a missing one."""
+    from huggingface_hub.errors import GatedRepoError
+
     gated, _ = publish(upstream)
     HfApi(endpoint=upstream.url, token=TOKEN).update_repo_settings(gated, gated="manual")
     private, _ = publish(upstream, private=True)
     api = HfApi(endpoint=mirror.url)
-    for repo in (gated, private, "maker/never-existed"):
-        with pytest.raises(RepositoryNotFoundError):
+    with pytest.raises(GatedRepoError):
+        api.model_info(gated)
+    for repo in (private, "maker/never-existed"):
+        with pytest.raises(RepositoryNotFoundError) as refused:
             api.model_info(repo)
+        assert not isinstance(refused.value, GatedRepoError)
 
 
 def test_blocked_upstream_repos_are_not_pulled(upstream, mirror):

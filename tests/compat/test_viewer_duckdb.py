@@ -413,3 +413,62 @@ def test_first_rows_truncates_cells_as_datasets_server(hub):
             assert row["row"]["text"] == texts[row["row_idx"]]
     whole = ds(hub, "rows", dataset=repo, config="default", split="train", offset="9", length="1").json()
     assert whole["rows"][0]["row"]["text"] == texts[9] and whole["rows"][0]["truncated_cells"] == []
+
+
+def test_pruning_removes_viewer_files_of_superseded_commits_and_deleted_datasets(hub):
+    """``aicommons storage viewer-cache`` (a step of the storage lifecycle job): a dry run lists the
+    cached Parquet files and search indexes of a superseded commit and of a deleted dataset and keeps
+    them; ``--apply`` removes them, and the current conversion's files are kept and still answer."""
+    import json
+
+    owner = HfApi(endpoint=hub.url, token=OWNER)
+    cache = hub.data_dir / "viewer-cache"
+
+    def files() -> set[str]:
+        return {p.name for p in cache.iterdir()} if cache.is_dir() else set()
+
+    def read_all(repo: str) -> None:
+        for path, extra in (("rows", {}), ("search", {"query": "words"})):
+            assert ds(hub, path, dataset=repo, config="default", split="train", **extra).status_code == 200
+
+    def commit(repo: str, text: str) -> str:
+        csv = "text,n\n" + "".join(f"{text} words {i},{i}\n" for i in range(50))
+        info = owner.create_commit(repo, [CommitOperationAdd("train.csv", csv.encode())], commit_message=text,
+                                   repo_type="dataset")
+        wait_converted(hub, repo, info.oid, token=OWNER)
+        return info.oid
+
+    kept_repo, gone_repo = f"pat/{unique_name('prune')}", f"pat/{unique_name('prunegone')}"
+    for repo in (kept_repo, gone_repo):
+        owner.create_repo(repo, repo_type="dataset")
+    before = files()
+    commit(kept_repo, "first")
+    read_all(kept_repo)
+    first = files() - before
+    commit(kept_repo, "second")
+    read_all(kept_repo)
+    second = files() - before - first
+    commit(gone_repo, "gone")
+    read_all(gone_repo)
+    gone = files() - before - first - second
+    assert {n.rsplit(".", 1)[1] for n in first} == {n.rsplit(".", 1)[1] for n in gone} == {"parquet", "sqlite"}
+    assert len(second) == 2
+    owner.delete_repo(gone_repo, repo_type="dataset")
+
+    out = hub.cli("storage", "viewer-cache", "--grace-hours", "0", "--json", check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    dry = json.loads(out.stdout)
+    assert dry["apply"] is False and dry["errors"] == []
+    listed = set(dry["viewer_cache_files"])
+    assert first | gone <= listed and not second & listed
+    assert any(key.endswith(".sqlite") for key in dry["viewer_indexes"])  # the deleted dataset's index
+    assert first | gone <= files()  # a dry run removes nothing
+    young = json.loads(hub.cli("storage", "viewer-cache", "--json").stdout)  # an hour's grace: all too young
+    assert not (first | gone) & set(young["viewer_cache_files"])
+
+    applied = json.loads(hub.cli("storage", "viewer-cache", "--grace-hours", "0", "--apply", "--json").stdout)
+    assert applied["apply"] is True and set(applied["viewer_indexes"]) == set(dry["viewer_indexes"])
+    assert not (first | gone) & files() and second <= files()
+    read_all(kept_repo)
+    again = json.loads(hub.cli("storage", "viewer-cache", "--grace-hours", "0", "--json").stdout)
+    assert not again["viewer_indexes"] and not second & set(again["viewer_cache_files"])

@@ -117,6 +117,13 @@ def _lifecycle(args, steps) -> int:
             print(f"snapshot {path}")
         print(f"snapshots: {len(report.snapshots_removed)} {verb}removed ({_size(report.snapshot_bytes_freed)}), "
               f"{_size(report.snapshot_bytes_kept)} kept (cap {_size(hub.settings.snapshot_max_bytes)})")
+    if "viewer" in args.steps:
+        for name in report.viewer_cache_files:
+            print(f"viewer-cache/{name}")
+        for key in report.viewer_indexes:
+            print(f"search index {key}")
+        print(f"dataset viewer: {len(report.viewer_cache_files)} cache files ({_size(report.viewer_cache_bytes)}) and "
+              f"{len(report.viewer_indexes)} search indexes ({_size(report.viewer_index_bytes)}) {verb}removed")
     if "git" in args.steps and report.apply:
         print(f"git: {report.git_repos_maintained} repositories maintained, {_size(report.git_bytes_before)} -> "
               f"{_size(report.git_bytes_after)}")
@@ -135,6 +142,7 @@ STEPS = {
     # Not destructive, so no dry run of their own; `lifecycle` without --apply skips them.
     "git": lambda lc, report, args: lc.maintain_git(report) if report.apply else None,
     "limits": lambda lc, report, args: lc.prune_limits(report) if report.apply else None,
+    "viewer": lambda lc, report, args: lc.prune_viewer(report, getattr(args, "grace_hours", None)),
 }
 
 
@@ -142,6 +150,8 @@ def _step_command(storage, name: str, steps: tuple[str, ...], help: str, dry_run
     cmd = storage.add_parser(name, help=help)
     if dry_run:
         cmd.add_argument("--apply", action="store_true", help="change it (default: dry run, report only)")
+    if "viewer" in steps:
+        cmd.add_argument("--grace-hours", type=float, help="keep viewer files younger than this (default 1)")
     if "expire" in steps:
         cmd.add_argument("--hours", type=float, help="uploads older than this (default AICOMMONS_UPLOAD_EXPIRY_HOURS)")
     cmd.add_argument("--json", action="store_true")
@@ -186,6 +196,9 @@ def add_storage_commands(sub) -> None:
                   "AICOMMONS_UPLOAD_EXPIRY_HOURS (dry run unless --apply); GC then deletes their bytes", True)
     _step_command(storage, "snapshots", ("snapshots",), "remove inference snapshots of deleted repos and the least "
                   "recently used beyond AICOMMONS_SNAPSHOT_MAX_BYTES (dry run unless --apply)", True)
+    _step_command(storage, "viewer-cache", ("viewer",), "remove the dataset viewer's cached files and search "
+                  "indexes that no finished conversion reads any more (superseded commits, deleted datasets; "
+                  "dry run unless --apply)", True)
     _step_command(storage, "git-maintenance", ("git",), "git gc --no-prune in every repository whose refs moved "
                   "since its last maintenance (drops nothing)", False)
     _step_command(storage, "prune-limits", ("limits",), "delete idle rate-limit buckets and expired in-flight "

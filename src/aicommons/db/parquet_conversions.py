@@ -32,6 +32,11 @@ class ParquetConversionStore:
             row = conn.execute(select(parquet_conversions).where(parquet_conversions.c.repo_id == repo_id)).first()
         return Conversion(**row._mapping) if row is not None else None
 
+    def all(self) -> list[Conversion]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(parquet_conversions)).all()
+        return [Conversion(**row._mapping) for row in rows]
+
     def queued(self, repo_id: int, source_sha: str, now: datetime) -> None:
         """``source_sha`` is the commit to convert now: whatever was recorded before is replaced."""
         with self.engine.begin() as conn:

@@ -54,6 +54,7 @@ from aicommons.hub.keys import Keys
 from aicommons.hub.lfs import LfsService
 from aicommons.hub.lfs_files import LfsFileService
 from aicommons.hub.lifecycle import StorageLifecycle
+from aicommons.hub.viewer_prune import ViewerPruning
 from aicommons.hub.likes import LikeService
 from aicommons.hub.mail import Mailer
 from aicommons.hub.model_metadata import ModelMetadataReader
@@ -164,6 +165,9 @@ class Hub:
                                           snapshot_max_bytes=settings.snapshot_max_bytes, snapshot_grace_hours=1)
         # Storage quotas, checked before any upload is stored (hub/storage_usage.py; push.py too).
         self.commits.admit = self.xet.admit = lambda repo, n: self.storage.check_upload(repo.owner_id, n)
+        self.lifecycle.viewer = ViewerPruning(self.git, self.blobs, settings.data_dir / "viewer-cache",
+                                              self.repo_store.get_by_id,
+                                              lambda: self.parquet.all_conversions())
         avatars = AvatarStore(self.engine)
         self.profiles = ProfileService(account_store, avatars, settings.max_avatar_bytes)
         self.account_settings = AccountSettings(self.accounts, self.sessions)

@@ -18,6 +18,9 @@ storage`` command; the destructive ones dry-run unless ``apply``.
 - **git maintenance** (``maintain_git``): ``git gc --no-prune`` (repack, pack refs, commit graph) in
   each repository whose refs moved since its last maintenance; never drops an object (unreachable
   ones are GC's business, with its grace period), safe beside pushes (git's own locking).
+- **The dataset viewer's leftovers** (``hub/viewer_prune.py``): files of ``<data dir>/viewer-cache``
+  and full-text indexes no finished conversion reads any more (superseded commits, deleted
+  datasets), past an hour's grace.
 - **Rate-limit state**: shared rate-limit buckets idle long enough to be full again and expired
   in-flight leases (``db/rate_limits.py``) are deleted; in-process buckets prune themselves
   (``api/rate_limits.py``).
@@ -46,6 +49,7 @@ from aicommons.times import utcnow
 if TYPE_CHECKING:
     from aicommons.db.repos import RepoRow
     from aicommons.gitrepo import GitStore
+    from aicommons.hub.viewer_prune import ViewerPruning
 
 log = logging.getLogger(__name__)
 IDLE_BUCKET_SECONDS = 600  # a bucket refills fully within a minute; ten is a wide margin
@@ -63,6 +67,10 @@ class LifecycleReport:
     git_repos_maintained: int = 0
     git_bytes_before: int = 0
     git_bytes_after: int = 0
+    viewer_cache_files: list[str] = field(default_factory=list)  # removed (or that would be)
+    viewer_cache_bytes: int = 0
+    viewer_indexes: list[str] = field(default_factory=list)
+    viewer_index_bytes: int = 0
     rate_buckets_pruned: int = 0
     leases_pruned: int = 0
     errors: list[str] = field(default_factory=list)
@@ -89,12 +97,14 @@ class StorageLifecycle:
         self.upload_expiry_hours = upload_expiry_hours
         self.snapshot_max_bytes = snapshot_max_bytes
         self.snapshot_grace_hours = snapshot_grace_hours
+        self.viewer: ViewerPruning | None = None  # set by the hub (hub/viewer_prune.py)
 
     def run(self, apply: bool = True) -> LifecycleReport:
         """Every step (the ``storage_lifecycle`` job)."""
         report = LifecycleReport(apply=apply)
         self.expire_uploads(report)
         self.sweep_snapshots(report)
+        self.prune_viewer(report)
         if apply:
             self.maintain_git(report)
             self.prune_limits(report)
@@ -161,6 +171,18 @@ class StorageLifecycle:
         report.snapshot_bytes_freed += size
         if report.apply:
             shutil.rmtree(path, ignore_errors=True)
+
+    # --- the dataset viewer's cache folder and search indexes ----------------------------------------
+
+    def prune_viewer(self, report: LifecycleReport, grace_hours: float | None = None) -> None:
+        if self.viewer is None:
+            return
+        found = self.viewer.prune(report.apply, None if grace_hours is None else grace_hours * 3600)
+        report.viewer_cache_files += found.cache_files
+        report.viewer_cache_bytes += found.cache_bytes
+        report.viewer_indexes += found.indexes
+        report.viewer_index_bytes += found.index_bytes
+        report.errors += found.errors
 
     # --- git maintenance ----------------------------------------------------------------------------
 

@@ -97,6 +97,10 @@ class ParquetExport:
         self.on_ref_update(repo, DEFAULT_REF, repo.sha)
         return self.store.get(repo.id)
 
+    def all_conversions(self) -> list[Conversion]:
+        """Every recorded conversion (what the viewer's pruning keeps files for: hub/viewer_prune.py)."""
+        return self.store.all()
+
     # --- the job -------------------------------------------------------------------------------------
 
     def convert(self, repo_id: int, sha: str) -> str:

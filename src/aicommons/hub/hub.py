@@ -54,7 +54,6 @@ from aicommons.hub.keys import Keys
 from aicommons.hub.lfs import LfsService
 from aicommons.hub.lfs_files import LfsFileService
 from aicommons.hub.lifecycle import StorageLifecycle
-from aicommons.hub.viewer_prune import ViewerPruning
 from aicommons.hub.likes import LikeService
 from aicommons.hub.mail import Mailer
 from aicommons.hub.model_metadata import ModelMetadataReader
@@ -73,6 +72,7 @@ from aicommons.hub.sign_in_limits import SignInLimiter
 from aicommons.hub.signup import SignupService
 from aicommons.hub.sso import SsoService
 from aicommons.hub.storage_usage import StorageAccounting
+from aicommons.hub.viewer_prune import ViewerPruning
 from aicommons.hub.webhooks import WebhookService
 from aicommons.hub.workload_identity import WorkloadIdentity
 from aicommons.scanning.worker import ScanWorkerPool

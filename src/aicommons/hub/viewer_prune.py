@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pygit2
@@ -32,6 +32,7 @@ from aicommons.db.repos import RepoRow
 from aicommons.gitrepo import GitStore
 from aicommons.hub import content
 from aicommons.hub.viewer_search import INDEX_PREFIX
+from aicommons.storage.base import BlobStore
 
 log = logging.getLogger(__name__)
 GRACE_SECONDS = 3600
@@ -48,7 +49,7 @@ class ViewerPruneReport:
 
 
 class ViewerPruning:
-    def __init__(self, git: GitStore, blobs, cache_dir: Path, repo_by_id: Callable[[int], RepoRow | None],
+    def __init__(self, git: GitStore, blobs: BlobStore, cache_dir: Path, repo_by_id: Callable[[int], RepoRow | None],
                  conversions: Callable[[], Iterable[Conversion]], grace_seconds: float = GRACE_SECONDS):
         self.git, self.blobs, self.cache_dir = git, blobs, cache_dir
         self.repo_by_id = repo_by_id
@@ -101,7 +102,7 @@ class ViewerPruning:
                 report.cache_bytes += st.st_size
                 if apply:
                     path.unlink(missing_ok=True)
-        young = datetime.now(timezone.utc) - timedelta(seconds=grace)
+        young = datetime.now(UTC) - timedelta(seconds=grace)
         try:
             for info in list(self.blobs.list_blobs(INDEX_PREFIX)):
                 if info.key in keys or info.last_modified > young:

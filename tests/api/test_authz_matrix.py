@@ -340,6 +340,10 @@ GLOBAL_ROUTES = {
     ("/api/datasets/{ns}/{name}/parquet", "GET"), ("/api/datasets/{ns}/{name}/parquet/{config}/{split}", "GET"),
     ("/api/datasets/{ns}/{name}/parquet/{config}/{split}/{n:int}.parquet", "GET"),
     ("/datasets/{ns}/{name}/viewer", "GET"),
+    # The branches converted besides the default one: GET for readers, PUT for the dataset's admins only
+    # (tests/compat/test_viewer_duckdb.py::test_branches_the_owner_opts_into_are_converted_and_viewed:
+    # anonymous 401, a reader 403, on a private dataset 401/404 like a missing one).
+    ("/api/datasets/{ns}/{name}/viewer/branches", "GET"), ("/api/datasets/{ns}/{name}/viewer/branches", "PUT"),
     ("/", "GET"), ("/models", "GET"), ("/datasets", "GET"), ("/spaces", "GET"), ("/login", "GET"),
     ("/login", "POST"), ("/logout", "POST"), ("/settings/tokens", "GET"), ("/settings/tokens", "POST"),
     ("/new", "GET"), ("/new", "POST"), ("/{user}", "GET"), ("/static", "MOUNT"),

@@ -472,3 +472,156 @@ def test_pruning_removes_viewer_files_of_superseded_commits_and_deleted_datasets
     read_all(kept_repo)
     again = json.loads(hub.cli("storage", "viewer-cache", "--grace-hours", "0", "--json").stdout)
     assert not again["viewer_indexes"] and not second & set(again["viewer_cache_files"])
+
+
+def test_branches_the_owner_opts_into_are_converted_and_viewed(hub, monkeypatch, tmp_path):
+    """A dataset's admin opts a branch into the conversion (``PUT /api/datasets/{id}/viewer/branches``);
+    it is converted on every change onto ``refs/convert/parquet-branch/<branch>``, the viewer API
+    answers for it with ``revision=<branch>`` (the default branch's answers unchanged), ``datasets``
+    loads the branch's ref, and the route keeps the dataset's access rules."""
+    import time
+
+    from tests.compat.test_parquet_export import _clients_env
+
+    owner = HfApi(endpoint=hub.url, token=OWNER)
+    repo = f"pat/{unique_name('duckbranch')}"
+    owner.create_repo(repo, repo_type="dataset")
+    main = owner.create_commit(repo, [CommitOperationAdd("train.csv", b"text,n\nmain words,1\n")],
+                               commit_message="main", repo_type="dataset")
+    wait_converted(hub, repo, main.oid, token=OWNER)
+    owner.create_branch(repo, branch="dev", repo_type="dataset")
+    dev = owner.create_commit(repo, [CommitOperationAdd("train.csv", b"text,n\ndev words,1\nmore dev words,2\n")],
+                              commit_message="dev", repo_type="dataset", revision="dev")
+    url = f"{hub.url}/api/datasets/{repo}/viewer/branches"
+
+    def put(branches, token=OWNER) -> httpx.Response:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        return httpx.put(url, json={"branches": branches}, headers=headers)
+
+    assert httpx.get(url).json() == {"branches": []}
+    assert ds(hub, "rows", dataset=repo, config="default", split="train", revision="dev").status_code == 404
+    assert put(["dev"], token=None).status_code == 401
+    assert put(["dev"], token=OTHER).status_code == 403  # reads it, is not its admin
+    for bad in (["nope"], ["main"], "dev", [f"b{i}" for i in range(11)]):
+        refused = put(bad)
+        assert refused.status_code == 400, (bad, refused.text)
+    assert put(["dev"]).json()["branches"][0]["branch"] == "dev"
+
+    def wait_branch(sha: str) -> None:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            found = httpx.get(url).json()["branches"][0]
+            if found["sha"] == sha and found["state"] != "pending":
+                assert found["state"] == "done", found
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"the branch was not converted: {found}")
+
+    wait_branch(dev.oid)
+    page = ds(hub, "rows", dataset=repo, config="default", split="train", revision="dev")
+    assert page.headers["x-revision"] == dev.oid
+    assert [r["row"]["text"] for r in page.json()["rows"]] == ["dev words", "more dev words"]
+    assert [r["row"]["text"] for r in ds(hub, "rows", dataset=repo, config="default", split="train").json()["rows"]] \
+        == ["main words"]
+    found = ds(hub, "search", dataset=repo, config="default", split="train", query="more", revision="dev").json()
+    assert [r["row_idx"] for r in found["rows"]] == [1]
+    files = ds(hub, "parquet", dataset=repo, revision="dev").json()["parquet_files"]
+    assert files[0]["url"].startswith(f"{hub.url}/datasets/{repo}/resolve/refs%2Fconvert%2Fparquet-branch%2Fdev/")
+    refs = owner.list_repo_refs(repo, repo_type="dataset")
+    assert {c.ref for c in refs.converts} == {"refs/convert/parquet", "refs/convert/parquet-branch/dev"}
+    assert ds(hub, "rows", dataset=repo, config="default", split="train", revision="other").status_code == 404
+
+    _clients_env(monkeypatch, hub, OWNER, tmp_path)
+    import datasets
+
+    loaded = datasets.load_dataset(repo, revision="refs/convert/parquet-branch/dev", split="train")
+    assert loaded["text"] == ["dev words", "more dev words"]
+
+    # A new commit of the branch is converted in turn; the default branch's conversion stays.
+    newer = owner.create_commit(repo, [CommitOperationAdd("train.csv", b"text,n\nnewest,3\n")],
+                                commit_message="dev 2", repo_type="dataset", revision="dev")
+    wait_branch(newer.oid)
+    rows = ds(hub, "rows", dataset=repo, config="default", split="train", revision="dev").json()["rows"]
+    assert [r["row"]["text"] for r in rows] == ["newest"]
+    assert ds(hub, "rows", dataset=repo, config="default", split="train").headers["x-revision"] == main.oid
+
+    # Private: the branch's answers and its opt-in answer like a missing dataset to others.
+    owner.update_repo_settings(repo, private=True, repo_type="dataset")
+    assert httpx.get(url).status_code == 401
+    assert httpx.get(url, headers={"authorization": f"Bearer {OTHER}"}).status_code == 404
+    assert put(["dev"], token=OTHER).status_code == 404
+    hidden = ds(hub, "rows", dataset=repo, config="default", split="train", revision="dev", token=OTHER)
+    assert hidden.status_code == 404 and hidden.headers["x-error-code"] == "ExternalAuthenticatedError"
+    # Opting out: the branch is no longer answered for.
+    assert put([]).json() == {"branches": []}
+    assert ds(hub, "rows", dataset=repo, config="default", split="train", revision="dev").status_code == 404
+
+
+def test_the_settings_page_opts_a_branch_in_and_the_viewer_switches_to_it(hub):
+    """In Chromium at 360 px, by keyboard: the dataset's settings page opts a branch into the
+    conversion (a labelled field of a CSRF-protected form; a branch that does not exist is refused
+    with the reason), the viewer then offers the branch and shows its rows, keeping it across
+    searches; axe at both widths and schemes on the settings page and on the branch's viewer."""
+    import time
+
+    from playwright.sync_api import sync_playwright
+
+    from tests.e2e.test_accessibility import WIDTHS, check_page
+    from tests.e2e.test_web_ui import ARGS, CHROMIUM, sign_in
+
+    hub.cli("user", "set-password", "pat", "--password", "pat-password-15")
+    owner = HfApi(endpoint=hub.url, token=OWNER)
+    repo = f"pat/{unique_name('duckpage')}"
+    owner.create_repo(repo, repo_type="dataset")
+    main = owner.create_commit(repo, [CommitOperationAdd("train.csv", b"text\nmain row\n")], commit_message="main",
+                               repo_type="dataset")
+    wait_converted(hub, repo, main.oid, token=OWNER)
+    owner.create_branch(repo, branch="dev", repo_type="dataset")
+    dev = owner.create_commit(repo, [CommitOperationAdd("train.csv", b"text\nfirst dev row\nsecond dev row\n")],
+                              commit_message="dev", repo_type="dataset", revision="dev")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(base_url=hub.url, viewport={"width": 360, "height": 740})
+            sign_in(page, "pat", "pat-password-15")
+            page.goto(f"/datasets/{repo}/settings")
+            field = page.get_by_label("Branches to convert besides the default one (comma-separated)")
+            field.fill("dev, nope")
+            with page.expect_navigation():
+                field.press("Enter")
+            assert "no branch 'nope'" in page.inner_text(".error")
+            field = page.get_by_label("Branches to convert besides the default one (comma-separated)")
+            field.fill("dev")
+            with page.expect_navigation():
+                field.press("Enter")
+            assert "dev" in page.inner_text("ul.branch-conversions")
+            deadline = time.time() + 90
+            while "converted" not in page.inner_text("ul.branch-conversions") and time.time() < deadline:
+                time.sleep(0.5)
+                page.reload()
+            assert "dev: converted" in page.inner_text("ul.branch-conversions")
+            page.goto(f"/datasets/{repo}/viewer")
+            assert [c.strip() for c in page.locator("table.rows tbody td:nth-child(2)").all_inner_texts()] == ["main row"]
+            page.locator("nav[aria-label=Branches] >> text=dev").focus()
+            page.keyboard.press("Enter")
+            page.wait_for_url("**revision=dev**")
+            assert "refs/convert/parquet-branch/dev" in page.inner_text("#conversion")
+            assert page.locator("table.rows tbody td:nth-child(2)").all_inner_texts() == ["first dev row",
+                                                                                           "second dev row"]
+            assert dev.oid[:7] in page.inner_text("main")
+            page.get_by_label("Search the text").fill("second")
+            page.keyboard.press("Enter")
+            page.wait_for_url("**q=second**")
+            assert "revision=dev" in page.url
+            assert page.locator("table.rows tbody td:nth-child(2)").all_inner_texts() == ["second dev row"]
+            assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1
+            assert page.goto(f"/datasets/{repo}/viewer?revision=nope").status == 404
+            # axe signs in as alice: a hub admin here, so that the dataset's settings page is hers to see
+            hub.cli("user", "create", "alice", "--password", "wonderland", "--admin", check=False)
+            errors = [e for width in WIDTHS for scheme in ("light", "dark")
+                      for path, signed_in in ((f"/datasets/{repo}/viewer?revision=dev", False),
+                                              (f"/datasets/{repo}/settings", True))
+                      for e in check_page(browser, hub, path, signed_in, width, scheme, "branch-viewer")]
+            assert errors == []
+        finally:
+            browser.close()

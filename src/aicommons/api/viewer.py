@@ -6,6 +6,9 @@ a preview of the default branch's files (``hub/viewer.py``)."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -44,6 +47,43 @@ def _int(request: Request, name: str, default: int, maximum: int | None = None) 
 
 
 def _dataset(request: Request):
+    """The dataset the caller may read; with ``revision=<branch>`` (a branch its owner opted into
+    the conversion: hub/parquet_export.py), the dataset as of that branch's head, whose answers come
+    from that branch's conversion only (no preview of its files)."""
+    repo = _readable(request)
+    revision = request.query_params.get("revision", "")
+    branch = revision.removeprefix("refs/heads/") or None
+    if branch == "main":
+        branch = None
+    request.state.viewer_branch = branch
+    if branch is None:
+        return repo
+    if branch not in hub_of(request).parquet.branches(repo):
+        raise ViewerError("Not found.", "ResponseNotFound", 404)
+    head = hub_of(request).parquet.branch_head(repo, branch)
+    if head is None:
+        raise ViewerError("Not found.", "ResponseNotFound", 404)
+    return dataclasses.replace(repo, sha=head)
+
+
+def _branch(request: Request) -> str | None:
+    return getattr(request.state, "viewer_branch", None)
+
+
+def _preview_splits(request: Request, repo):
+    """(commit, splits) of the preview of the default branch's files (none for an opted-in branch)."""
+    if _branch(request) is not None:
+        return repo.sha, []
+    return hub_of(request).viewer.splits(repo)
+
+
+def _preview_rows(request: Request, repo, config: str, split: str):
+    if _branch(request) is not None:
+        raise _not_converted(request, repo)
+    return hub_of(request).viewer.rows(repo, config, split)
+
+
+def _readable(request: Request):
     hub = hub_of(request)
     principal = principal_of(request)
     dataset = _required(request, "dataset")
@@ -110,9 +150,12 @@ def _media(request: Request, repo, ps, features: list[dict]) -> dict:
              if isinstance(f["type"], dict) and f["type"].get("_type") in MEDIA}
     if not kinds:
         return {}
+    from urllib.parse import quote
+
     hub = hub_of(request)
     who = hub.lfs.link_holder(principal_of(request))
     root = _hub_url(request)
+    branch = _branch(request)
 
     def to_url(kind: str):
         def make(idx: int, column: str, value) -> object:
@@ -120,6 +163,8 @@ def _media(request: Request, repo, ps, features: list[dict]) -> dict:
             if not isinstance(data, bytes):
                 return None
             path, mime = hub.viewer_queries.asset_link(repo, ps, idx, column, data, who)
+            if branch is not None:
+                path += "&revision=" + quote(branch, safe="")
             if kind != "Image":
                 return [{"src": root + path, "type": mime}]
             found = image_size(data)
@@ -151,6 +196,13 @@ def asset(request: Request) -> Response:
                               action=Action.READ_CONTENT)
     except HubError:
         raise not_found from None
+    branch = query.get("revision") or None
+    request.state.viewer_branch = branch
+    if branch is not None:  # an image of an opted-in branch's conversion
+        head = hub.parquet.branch_head(repo, branch) if branch in hub.parquet.branches(repo) else None
+        if head is None:
+            raise not_found
+        repo = dataclasses.replace(repo, sha=head)
     conversion = _conversion(request, repo)
     if conversion is None or conversion.converted_sha != param(request, "sha"):
         raise not_found
@@ -168,7 +220,7 @@ def asset(request: Request) -> Response:
 def _conversion(request: Request, repo):
     """The finished Parquet conversion of the dataset's current commit, or None (not converted
     yet, failed, or conversion off: the preview of the default branch's files answers)."""
-    return converted(hub_of(request).parquet.status(repo), repo)
+    return converted(hub_of(request).parquet.status(repo, _branch(request)), repo)
 
 
 def _config_info(conversion, config: str) -> dict:
@@ -194,9 +246,9 @@ def _parquet_split(request: Request, repo, config: str, split: str):
 
 def is_valid(request: Request) -> Response:
     repo = _dataset(request)
-    commit, splits = hub_of(request).viewer.splits(repo)
+    commit, splits = _preview_splits(request, repo)
     ok = bool(splits)
-    status = hub_of(request).parquet.status(repo)  # a failed Parquet conversion: first rows only
+    status = hub_of(request).parquet.status(repo, _branch(request))  # a failed Parquet conversion: first rows only
     viewer = ok and (status is None or status.state != "failed")
     conversion = converted(status, repo)
     configs = (conversion.result or {}).get("configs", {}).values() if conversion is not None else []
@@ -212,7 +264,7 @@ def splits(request: Request) -> Response:
     if conversion is not None:
         commit, pairs = repo.sha, converted_splits(conversion)
     else:
-        commit, found = hub_of(request).viewer.splits(repo)
+        commit, found = _preview_splits(request, repo)
         pairs = [(s.config, s.split) for s in found]
     items = [{"dataset": repo.full_id, "config": c, "split": s} for c, s in pairs if config is None or c == config]
     if config is not None and not items:
@@ -233,7 +285,7 @@ def first_rows(request: Request) -> Response:
         return _answer({"dataset": repo.full_id, "config": config, "split": split, "features": features,
                         "rows": items, "truncated": cut or ps.num_rows > FIRST_ROWS}, repo, repo.sha,
                        _per_caller(request, media))
-    commit, rows = hub_of(request).viewer.rows(repo, config, split)
+    commit, rows = _preview_rows(request, repo, config, split)
     table = rows.table
     items, cut = truncate_first_rows(_rows(table, 0, FIRST_ROWS), max_bytes, set())
     return _answer({"dataset": repo.full_id, "config": config, "split": split, "features": _features(table),
@@ -253,7 +305,7 @@ def rows(request: Request) -> Response:
         return _answer({"features": features, "rows": _row_items(page, range(offset, offset + page.num_rows), media),
                         "num_rows_total": ps.num_rows, "num_rows_per_page": PAGE, "partial": ps.partial},
                        repo, repo.sha, _per_caller(request, media))
-    commit, found = hub_of(request).viewer.rows(repo, config, split)
+    commit, found = _preview_rows(request, repo, config, split)
     table = found.table
     return _answer({"features": _features(table), "rows": _rows(table, offset, length),
                     "num_rows_total": table.num_rows, "num_rows_per_page": PAGE, "partial": found.partial},
@@ -281,7 +333,7 @@ def filter_rows(request: Request) -> Response:
         media = _media(request, repo, ps, features)
         return _answer({"features": features, "rows": _row_items(page, indices, media), "num_rows_total": total,
                         "num_rows_per_page": PAGE, "partial": ps.partial}, repo, repo.sha, _per_caller(request, media))
-    commit, found = hub_of(request).viewer.rows(repo, config, split)
+    commit, found = _preview_rows(request, repo, config, split)
     try:
         matching = filter_table(found.table, where, orderby)
     except FilterError as exc:
@@ -305,7 +357,7 @@ def search(request: Request) -> Response:
     length = _int(request, "length", PAGE, maximum=PAGE)
     conversion, ps = _parquet_split(request, repo, config, split)
     if ps is None:
-        status = hub_of(request).parquet.status(repo)
+        status = hub_of(request).parquet.status(repo, _branch(request))
         if status is not None and status.state == "pending":
             raise ViewerError("The server is busier than usual and the response is not ready yet. Please retry "
                               "later.", "ResponseNotReady", 500)
@@ -322,7 +374,7 @@ def search(request: Request) -> Response:
 
 def _not_converted(request: Request, repo) -> ViewerError:
     """The error for a dataset whose current commit has no finished conversion."""
-    status = hub_of(request).parquet.status(repo)
+    status = hub_of(request).parquet.status(repo, _branch(request))
     if status is not None and status.state == "pending":
         return ViewerError("The server is busier than usual and the response is not ready yet. Please retry later.",
                            "ResponseNotReady", 500)
@@ -361,8 +413,7 @@ def croissant_endpoint(request: Request) -> Response:
 def size(request: Request) -> Response:
     repo = _dataset(request)
     config = request.query_params.get("config")
-    viewer = hub_of(request).viewer
-    commit, found = viewer.splits(repo)
+    commit, found = _preview_splits(request, repo)
     conversion = _conversion(request, repo)
     split_sizes, partial = [], False
     if conversion is not None:
@@ -384,7 +435,7 @@ def size(request: Request) -> Response:
         if config is not None and not chosen:
             raise ViewerError("Not found.", "ResponseNotFound", 404)
         for s in chosen:
-            _, data = viewer.rows(repo, s.config, s.split)
+            _, data = _preview_rows(request, repo, s.config, s.split)
             partial = partial or data.partial
             split_sizes.append({"dataset": repo.full_id, "config": s.config, "split": s.split,
                                 "num_bytes_parquet_files": 0, "num_bytes_memory": data.table.nbytes,
@@ -424,7 +475,13 @@ def _hub_url(request: Request) -> str:
 
 
 def _file_url(request: Request, repo, path: str) -> str:
-    return f"{_hub_url(request)}/datasets/{repo.full_id}/resolve/{CONVERTED_REVISION}/{path}"
+    from urllib.parse import quote
+
+    from aicommons.hub.parquet_export import converted_ref
+
+    branch = _branch(request)
+    revision = CONVERTED_REVISION if branch is None else quote(converted_ref(branch), safe="")
+    return f"{_hub_url(request)}/datasets/{repo.full_id}/resolve/{revision}/{path}"
 
 
 def _conversion_jobs(repo, conversion) -> tuple[list, list]:
@@ -438,7 +495,7 @@ def _conversion_jobs(repo, conversion) -> tuple[list, list]:
 
 
 def _converted(request: Request, repo):
-    conversion = hub_of(request).parquet.status(repo)
+    conversion = hub_of(request).parquet.status(repo, _branch(request))
     if conversion is None:
         raise ViewerError("Not found.", "ResponseNotFound", 404)
     return conversion
@@ -555,6 +612,37 @@ def hub_parquet_file(request: Request) -> Response:
     return RedirectResponse(_file_url(request, repo, files[index]["path"]), status_code=302)
 
 
+def _branch_items(found: dict) -> dict:
+    return {"branches": [{"branch": name, "state": c.state if c.source_sha else "pending", "sha": c.source_sha or None,
+                          "converted_sha": c.converted_sha, "partial": c.partial, "error": c.error}
+                         for name, c in found.items()]}
+
+
+@blocking
+def viewer_branches(request: Request) -> Response:
+    """``GET /api/datasets/{id}/viewer/branches``: the branches converted besides the default one (the
+    owner's choice) and the state of each conversion; anyone who reads the dataset may see them."""
+    hub = hub_of(request)
+    repo = hub.repos.find("dataset", f"{param(request, 'ns')}/{param(request, 'name')}", principal_of(request),
+                          action=Action.READ_CONTENT)
+    return JSONResponse(_branch_items(hub.parquet.branches(repo)))
+
+
+async def set_viewer_branches(request: Request) -> Response:
+    """``PUT /api/datasets/{id}/viewer/branches`` with ``{"branches": [...]}``: convert exactly these
+    branches besides the default one (the dataset's admins; hub/parquet_export.py)."""
+    from aicommons.api.http import json_object, read_json, run_sync
+    from aicommons.errors import BadRequest
+
+    hub = hub_of(request)
+    repo = await run_sync(functools.partial(hub.repos.find, "dataset", f"{param(request, 'ns')}/{param(request, 'name')}",
+                                            principal_of(request), action=Action.ADMIN))
+    branches = json_object(await read_json(request)).get("branches")
+    if not isinstance(branches, list) or not all(isinstance(b, str) for b in branches):
+        raise BadRequest("'branches' must be a list of branch names")
+    return JSONResponse(_branch_items(await run_sync(hub.parquet.set_branches, repo, branches)))
+
+
 def viewer_routes() -> list[Route]:
     handlers = (("is-valid", is_valid), ("splits", splits), ("first-rows", first_rows), ("rows", rows),
                 ("search", search), ("filter", filter_rows), ("size", size), ("statistics", statistics),
@@ -564,6 +652,8 @@ def viewer_routes() -> list[Route]:
                         _viewer_endpoint(asset), methods=["GET"]))
     base = "/api/datasets/{ns}/{name}/parquet"
     return routes + [Route("/api/datasets/{ns}/{name}/croissant", hub_croissant, methods=["GET"]),
+                     Route("/api/datasets/{ns}/{name}/viewer/branches", viewer_branches, methods=["GET"]),
+                     Route("/api/datasets/{ns}/{name}/viewer/branches", set_viewer_branches, methods=["PUT"]),
                      Route(base, hub_parquet, methods=["GET"]),
                      Route(base + "/{config}/{split}", hub_parquet_split, methods=["GET"]),
                      Route(base + "/{config}/{split}/{n:int}.parquet", hub_parquet_file, methods=["GET"])]

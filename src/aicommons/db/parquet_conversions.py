@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 
-from aicommons.db.tables import parquet_conversions
+from aicommons.db.tables import parquet_branch_conversions, parquet_conversions
 from aicommons.db.upsert import upsert
 
 
@@ -53,4 +54,69 @@ class ParquetConversionStore:
                 parquet_conversions.c.repo_id == repo_id, parquet_conversions.c.source_sha == source_sha,
             ).values(state=state, converted_sha=converted_sha, partial=partial, result=result, error=error,
                      updated_at=now))
+        return done.rowcount == 1
+
+
+class ParquetBranchStore:
+    """The branches a dataset's owner opted into (``parquet_branch_conversions``), each with the state
+    of its conversion, as ``ParquetConversionStore`` keeps the default branch's."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def _where(self, repo_id: int, branch: str) -> tuple[Any, Any]:
+        t = parquet_branch_conversions
+        return (t.c.repo_id == repo_id, t.c.branch == branch)
+
+    @staticmethod
+    def _conversion(row: Any) -> Conversion:
+        fields = dict(row._mapping)
+        fields.pop("branch")
+        return Conversion(**fields)
+
+    def branches(self, repo_id: int) -> dict[str, Conversion]:
+        t = parquet_branch_conversions
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t).where(t.c.repo_id == repo_id).order_by(t.c.branch)).all()
+        return {row.branch: self._conversion(row) for row in rows}
+
+    def set_branches(self, repo_id: int, branches: list[str], now: datetime) -> None:
+        """Opt exactly ``branches`` in: new ones start unconverted, dropped ones are forgotten."""
+        t = parquet_branch_conversions
+        with self.engine.begin() as conn:
+            current = set(conn.execute(select(t.c.branch).where(t.c.repo_id == repo_id)).scalars())
+            gone = current - set(branches)
+            if gone:
+                conn.execute(delete(t).where(t.c.repo_id == repo_id, t.c.branch.in_(gone)))
+            for branch in branches:
+                if branch not in current:
+                    conn.execute(insert(t).values(repo_id=repo_id, branch=branch, source_sha="", state="pending",
+                                                  partial=False, updated_at=now))
+
+    def get(self, repo_id: int, branch: str) -> Conversion | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(parquet_branch_conversions).where(*self._where(repo_id, branch))).first()
+        return self._conversion(row) if row is not None else None
+
+    def all(self) -> list[Conversion]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(parquet_branch_conversions)).all()
+        return [self._conversion(row) for row in rows]
+
+    def queued(self, repo_id: int, branch: str, source_sha: str, now: datetime) -> bool:
+        """``source_sha`` is the branch's commit to convert now; False when the branch is not opted in."""
+        with self.engine.begin() as conn:
+            done = conn.execute(update(parquet_branch_conversions).where(*self._where(repo_id, branch)).values(
+                source_sha=source_sha, state="pending", converted_sha=None, partial=False, result=None, error=None,
+                updated_at=now))
+        return done.rowcount == 1
+
+    def finished(self, repo_id: int, branch: str, source_sha: str, state: str, now: datetime, *,
+                 converted_sha: str | None = None, partial: bool = False, result: dict | None = None,
+                 error: str | None = None) -> bool:
+        t = parquet_branch_conversions
+        with self.engine.begin() as conn:
+            done = conn.execute(update(t).where(*self._where(repo_id, branch), t.c.source_sha == source_sha).values(
+                state=state, converted_sha=converted_sha, partial=partial, result=result, error=error,
+                updated_at=now))
         return done.rowcount == 1

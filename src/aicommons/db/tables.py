@@ -640,6 +640,21 @@ parquet_conversions = Table(
     Column("updated_at", DateTime, nullable=False),
 )
 
+# The conversion of each branch a dataset's owner opts into besides the default one (migration 0028):
+# the row is the opt-in; source_sha "" until the branch's first commit is queued.
+parquet_branch_conversions = Table(
+    "parquet_branch_conversions", metadata,
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    Column("branch", String(255), primary_key=True),
+    Column("source_sha", String(40), nullable=False),
+    Column("state", String(16), nullable=False),  # pending | done | failed
+    Column("converted_sha", String(40)),  # the commit of refs/convert/parquet-branch/<branch>
+    Column("partial", Boolean, nullable=False, default=False),
+    Column("result", JSON),
+    Column("error", Text),
+    Column("updated_at", DateTime, nullable=False),
+)
+
 # --- spaces (migration 0021) --------------------------------------------------------------------------
 
 # A Space's runtime settings and what its runner last reported (hub/spaces.py). One row per space repo,

@@ -285,7 +285,7 @@ class Hub:
 
         return ParquetExport(ParquetConversionStore(self.engine), self.repo_store, self.git, self.objects, self.blobs,
                              self.settings.tmp_dir, self.settings.parquet_max_bytes, self.repos.after_ref_update,
-                             queue=lambda repo_id, sha: self.jobs.convert_parquet(repo_id, sha),
+                             queue=lambda repo_id, sha, branch: self.jobs.convert_parquet(repo_id, sha, branch),
                              enabled=self.settings.parquet_conversion)
 
     @functools.cached_property

@@ -119,8 +119,8 @@ class Jobs:
 
         # No retries: a failed conversion is recorded and shown; the branch's next commit tries again.
         @self.huey.task(retries=0, name="convert_parquet")  # type: ignore[untyped-decorator]
-        def convert_parquet(repo_id: int, sha: str) -> str:
-            return self.hub.parquet.convert(repo_id, sha)
+        def convert_parquet(repo_id: int, sha: str, branch: str | None = None) -> str:
+            return self.hub.parquet.convert(repo_id, sha, branch)
 
         self.convert_parquet = convert_parquet
 

@@ -11,6 +11,13 @@ follow the card's ``configs:`` and the Hub's data-file patterns exactly, and the
 ``max_bytes`` converts the first rows of each split only (about ``max_bytes`` of Arrow data), into
 ``{config}/partial-{split}/0000.parquet``, marked ``partial``.
 
+Branches besides the default one are converted when the dataset's owner opts them in (``PUT
+/api/datasets/{id}/viewer/branches``, or the dataset's settings page): each opted-in branch is
+converted on every change, like the default branch, onto its own ref
+``refs/convert/parquet-branch/<branch>`` (``refs/convert/parquet/<branch>`` cannot coexist with
+``refs/convert/parquet`` in git), and its state is kept per branch (``parquet_branch_conversions``).
+The viewer API and page select a branch with ``revision=<branch>`` (docs/viewer.md).
+
 The ref is written by the hub itself (author ``parquet-converter``, no principal): the Parquet
 files are LFS objects of the repo like any large file, so the repo's access rules cover the ref and
 everything under it. A failure is recorded (``parquet_conversions``) and shown, never retried: the
@@ -30,12 +37,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import pygit2
 
-from aicommons.db.parquet_conversions import Conversion, ParquetConversionStore
+from aicommons.db.parquet_conversions import Conversion, ParquetBranchStore, ParquetConversionStore
 from aicommons.db.repos import RepoRow, RepoStore
-from aicommons.errors import HubError
+from aicommons.errors import BadRequest, HubError
 from aicommons.gitrepo import GitStore, RefUpdateConflict, TreeChange
 from aicommons.gitrepo.trees import apply_changes
 from aicommons.hub import content
@@ -47,7 +55,9 @@ from aicommons.times import utcnow
 log = logging.getLogger(__name__)
 
 CONVERTED_REF = "refs/convert/parquet"
+BRANCH_REF_PREFIX = "refs/convert/parquet-branch/"  # + the branch: an opted-in branch's conversion
 DEFAULT_REF = "refs/heads/main"
+MAX_BRANCHES = 10  # opted-in branches per dataset
 BOT = "parquet-converter"
 GITATTRIBUTES = b"*.parquet filter=lfs diff=lfs merge=lfs -text\n"
 MAX_ERROR_CHARS = 2000
@@ -63,31 +73,51 @@ class ConversionError(Exception):
     """Why a dataset could not be converted (shown to its readers)."""
 
 
+def converted_ref(branch: str | None) -> str:
+    """The ref holding the conversion of the default branch (None) or of an opted-in branch."""
+    return CONVERTED_REF if branch is None else BRANCH_REF_PREFIX + branch
+
+
 class ParquetExport:
     def __init__(self, store: ParquetConversionStore, repo_store: RepoStore, git: GitStore, objects: ObjectReader,
-                 blobs, tmp_dir: Path, max_bytes: int, after_ref_update: Callable, queue: Callable[[int, str], None],
-                 enabled: bool = True):
+                 blobs, tmp_dir: Path, max_bytes: int, after_ref_update: Callable,
+                 queue: Callable[[int, str, str | None], None], enabled: bool = True,
+                 branch_store: ParquetBranchStore | None = None):
         self.store, self.repo_store, self.git, self.objects, self.blobs = store, repo_store, git, objects, blobs
+        self.branch_store = branch_store or ParquetBranchStore(store.engine)
         self.tmp_dir, self.max_bytes = tmp_dir, max_bytes
         self.after_ref_update = after_ref_update  # RepoService.after_ref_update: events, scans
-        self.queue = queue  # puts (repo id, commit) on the job queue (hub/jobs.py)
+        self.queue = queue  # puts (repo id, commit, branch or None) on the job queue (hub/jobs.py)
         self.enabled = enabled  # AICOMMONS_PARQUET_CONVERSION
 
-    # --- when the default branch moves ---------------------------------------------------------------
+    # --- when the default branch (or an opted-in one) moves -------------------------------------------
 
     def on_ref_update(self, repo: RepoRow, ref: str, new_sha: str | None) -> None:
-        if repo.type != "dataset" or ref != DEFAULT_REF or new_sha is None:
+        if repo.type != "dataset" or new_sha is None or not ref.startswith("refs/heads/"):
             return
+        branch = None if ref == DEFAULT_REF else ref[len("refs/heads/"):]
         try:
-            self.store.queued(repo.id, new_sha, utcnow())
-            self.queue(repo.id, new_sha)
+            if branch is None:
+                self.store.queued(repo.id, new_sha, utcnow())
+            elif not self.branch_store.queued(repo.id, branch, new_sha, utcnow()):
+                return  # a branch its owner did not opt in
+            self.queue(repo.id, new_sha, branch)
         except Exception:  # noqa: BLE001 - the change has landed; a missed conversion shows as pending
             log.exception("could not queue the Parquet conversion of %s@%s", repo.full_id, new_sha)
 
-    def status(self, repo: RepoRow) -> Conversion | None:
-        """The conversion of the repo's current default branch. A dataset whose current commit was
-        never queued (converted before this hub converted, or the queue missed it) is queued now."""
-        if repo.type != "dataset" or not repo.sha:
+    def branch_head(self, repo: RepoRow, branch: str) -> str | None:
+        ref = self.git.open(repo.storage_key).references.get(f"refs/heads/{branch}")
+        return str(ref.peel(pygit2.Commit).id) if ref is not None else None
+
+    def status(self, repo: RepoRow, branch: str | None = None) -> Conversion | None:
+        """The conversion of the repo's current default branch (or of ``branch``, when its owner
+        opted it in; else None). A commit never queued (converted before this hub converted, or
+        the queue missed it) is queued now."""
+        if repo.type != "dataset":
+            return None
+        if branch is not None:
+            return self._branch_status(repo, branch)
+        if not repo.sha:
             return None
         found = self.store.get(repo.id)
         if found is not None and found.source_sha == repo.sha:
@@ -97,15 +127,54 @@ class ParquetExport:
         self.on_ref_update(repo, DEFAULT_REF, repo.sha)
         return self.store.get(repo.id)
 
+    def _branch_status(self, repo: RepoRow, branch: str) -> Conversion | None:
+        found = self.branch_store.get(repo.id, branch)
+        head = self.branch_head(repo, branch) if found is not None else None
+        if found is None or head is None or found.source_sha == head:
+            return found
+        if not self.enabled:
+            return None
+        self.on_ref_update(repo, f"refs/heads/{branch}", head)
+        return self.branch_store.get(repo.id, branch)
+
+    # --- which branches are converted (the owner's choice) ---------------------------------------------
+
+    def branches(self, repo: RepoRow) -> dict[str, Conversion]:
+        return self.branch_store.branches(repo.id) if repo.type == "dataset" else {}
+
+    def set_branches(self, repo: RepoRow, branches: list[str]) -> dict[str, Conversion]:
+        """Convert exactly these branches besides the default one (existing branches of the dataset,
+        at most MAX_BRANCHES); newly opted-in ones are queued at once. The caller is the dataset's
+        admin (the API and page check it)."""
+        if repo.type != "dataset":
+            raise BadRequest("Only datasets are converted to Parquet")
+        wanted = list(dict.fromkeys(b.strip() for b in branches if b.strip()))
+        if len(wanted) > MAX_BRANCHES:
+            raise BadRequest(f"At most {MAX_BRANCHES} branches can be converted besides the default one")
+        for branch in wanted:
+            if f"refs/heads/{branch}" == DEFAULT_REF:
+                raise BadRequest(f"{branch!r} is the default branch, which is always converted")
+            if self.branch_head(repo, branch) is None:
+                raise BadRequest(f"The dataset has no branch {branch!r}")
+        before = self.branch_store.branches(repo.id)
+        self.branch_store.set_branches(repo.id, wanted, utcnow())
+        if self.enabled:
+            for branch in wanted:
+                if branch not in before:
+                    self._branch_status(repo, branch)
+        return self.branch_store.branches(repo.id)
+
     def all_conversions(self) -> list[Conversion]:
-        """Every recorded conversion (what the viewer's pruning keeps files for: hub/viewer_prune.py)."""
-        return self.store.all()
+        """Every recorded conversion, of default and opted-in branches (what the viewer's pruning
+        keeps files for: hub/viewer_prune.py)."""
+        return self.store.all() + self.branch_store.all()
 
     # --- the job -------------------------------------------------------------------------------------
 
-    def convert(self, repo_id: int, sha: str) -> str:
-        """Convert commit ``sha`` of the repo; returns the state recorded (or ``superseded``)."""
-        queued = self.store.get(repo_id)
+    def convert(self, repo_id: int, sha: str, branch: str | None = None) -> str:
+        """Convert commit ``sha`` of the repo's default branch (or of the opted-in ``branch``);
+        returns the state recorded (or ``superseded``)."""
+        queued = self.store.get(repo_id) if branch is None else self.branch_store.get(repo_id, branch)
         repo = self.repo_store.get_by_id(repo_id)
         if queued is None or queued.source_sha != sha or queued.state != "pending" or repo is None:
             return "superseded"
@@ -116,17 +185,22 @@ class ParquetExport:
                 source = self._checkout(repo, sha, work_dir / "source")
                 configs, partial = convert_folder(source, work_dir / "out", work_dir / "cache", repo.name,
                                                   self.max_bytes)
-                kept = self._derive(repo, work_dir, configs)
-                converted = self._commit(repo, sha, work_dir / "out", configs)
+                self._derive(repo, work_dir, configs)
+                converted = self._commit(repo, sha, work_dir / "out", configs, converted_ref(branch))
         except (ConversionError, HubError, OSError) as exc:
-            return self._failed(repo_id, sha, str(exc))
+            return self._failed(repo_id, sha, str(exc), branch)
         except Exception as exc:  # noqa: BLE001 - whatever datasets raises on these files is the answer
             log.info("Parquet conversion of %s@%s failed", repo.full_id, sha, exc_info=True)
-            return self._failed(repo_id, sha, f"{type(exc).__name__}: {exc}")
-        if self.store.finished(repo_id, sha, "done", utcnow(), converted_sha=converted, partial=partial,
-                               result={"configs": configs}):
-            self._forget_derived(repo_id, kept)
+            return self._failed(repo_id, sha, f"{type(exc).__name__}: {exc}", branch)
+        # The indexes of earlier conversions go with the storage lifecycle (hub/viewer_prune.py).
+        self._finished(repo_id, sha, branch, "done", converted_sha=converted, partial=partial,
+                       result={"configs": configs})
         return "done"
+
+    def _finished(self, repo_id: int, sha: str, branch: str | None, state: str, **outcome: Any) -> bool:
+        if branch is None:
+            return self.store.finished(repo_id, sha, state, utcnow(), **outcome)
+        return self.branch_store.finished(repo_id, branch, sha, state, utcnow(), **outcome)
 
     def _derive(self, repo: RepoRow, work_dir: Path, configs: dict) -> set[str]:
         """What the viewer reads besides the Parquet files, made once here: each split's full-text
@@ -163,19 +237,8 @@ class ParquetExport:
                 config.setdefault("search", {})[split] = {"oid": oid, "columns": columns}
         return kept
 
-    def _forget_derived(self, repo_id: int, kept: set[str]) -> None:
-        """Delete the dataset's indexes of earlier conversions (only the current one is read)."""
-        from aicommons.hub.viewer_search import INDEX_PREFIX
-
-        try:
-            for key in list(self.blobs.iter_keys(f"{INDEX_PREFIX}{repo_id}/")):
-                if key not in kept:
-                    self.blobs.delete(key)
-        except Exception:  # noqa: BLE001 - a stale index is only wasted space
-            log.exception("could not delete old viewer indexes of repo %s", repo_id)
-
-    def _failed(self, repo_id: int, sha: str, message: str) -> str:
-        self.store.finished(repo_id, sha, "failed", utcnow(), error=message[:MAX_ERROR_CHARS])
+    def _failed(self, repo_id: int, sha: str, message: str, branch: str | None = None) -> str:
+        self._finished(repo_id, sha, branch, "failed", error=message[:MAX_ERROR_CHARS])
         return "failed"
 
     def _checkout(self, repo: RepoRow, sha: str, dest: Path) -> Path:
@@ -203,7 +266,7 @@ class ParquetExport:
                     shutil.copyfileobj(src, out, 1024 * 1024)
         return dest
 
-    def _commit(self, repo: RepoRow, sha: str, out: Path, configs: dict) -> str:
+    def _commit(self, repo: RepoRow, sha: str, out: Path, configs: dict, ref: str = CONVERTED_REF) -> str:
         """Store the Parquet files as LFS objects of the repo and point the converted ref at a
         commit holding exactly them."""
         git_repo = self.git.open(repo.storage_key)
@@ -222,15 +285,15 @@ class ParquetExport:
         tree = apply_changes(git_repo, None, changes)
         message = f"Update parquet files\n\nConverted from {sha}.\n"
         for _attempt in range(3):
-            current = git_repo.references.get(CONVERTED_REF)
+            current = git_repo.references.get(ref)
             old = str(current.target) if current is not None else None
             new = self.git.write_commit(git_repo, tree, [old] if old else [], message, BOT, "", when=int(time.time()))
             try:
-                self.git.update_ref(repo.storage_key, CONVERTED_REF, new, old)
+                self.git.update_ref(repo.storage_key, ref, new, old)
             except RefUpdateConflict:
                 continue
-            self.repo_store.mark_lfs_committed(repo.id, lfs_files, CONVERTED_REF, utcnow())
-            self.after_ref_update(repo, CONVERTED_REF, new, old)
+            self.repo_store.mark_lfs_committed(repo.id, lfs_files, ref, utcnow())
+            self.after_ref_update(repo, ref, new, old)
             return new
         raise ConversionError("The converted ref kept moving while it was being written")
 

@@ -29,8 +29,8 @@ rows is ranked in two parts, exactly where it can be (the MaxScore idea of searc
 ``num_rows_total`` is always exact.
 
 The job stores each index in the blob store under ``viewer/<repo id>/<sha256>.sqlite`` (outside
-``lfs/``, so not an LFS object of the repo: the blob GC leaves it alone, and the job deletes a
-dataset's indexes of older conversions when a new one is done).
+``lfs/``, so not an LFS object of the repo: the blob GC leaves it alone); the storage lifecycle
+deletes those no finished conversion names any more (``hub/viewer_prune.py``).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from aicommons.errors import Forbidden, HubError, NotFound, TooManyRequests, Unauthorized
+from aicommons.errors import BadRequest, Forbidden, HubError, NotFound, TooManyRequests, Unauthorized
 from aicommons.hub.collections import slug_of
 from aicommons.hub.policy import Action
 from aicommons.hub.repos import RepoQuery
@@ -99,11 +99,20 @@ def repo_settings(request: Request) -> Response:
                             error="Type the full repo id to confirm the deletion")
             hub.repos.delete(principal, repo.type, repo.full_id)
             return RedirectResponse("/", status_code=303)
+        if form.get("action") == "viewer-branches" and repo.type == "dataset":
+            try:  # the branches converted besides the default one (hub/parquet_export.py)
+                hub.parquet.set_branches(repo, (form.get("branches") or "").split(","))
+            except BadRequest as exc:
+                return page(request, "settings.html", status=400, repo=repo, error=exc.message,
+                            viewer_branches=hub.parquet.branches(repo), branches_value=form.get("branches") or "")
+            return RedirectResponse(f"{repo_path(repo.type, repo.full_id)}/settings", status_code=303)
         gated = form.get("gated", "false")
         hub.repos.update_settings(principal, repo, form.get("visibility") == "private",
                                   False if gated == "false" else gated)
         return RedirectResponse(f"{repo_path(repo.type, repo.full_id)}/settings", status_code=303)
-    return page(request, "settings.html", repo=repo, error=None)
+    branches = hub.parquet.branches(repo) if repo.type == "dataset" else {}
+    return page(request, "settings.html", repo=repo, error=None, viewer_branches=branches,
+                branches_value=", ".join(branches))
 
 
 @page_handler

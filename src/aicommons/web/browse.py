@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from itertools import islice
-from urllib.parse import unquote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -292,6 +293,23 @@ def viewer(request: Request) -> Response:
     if not ctx["can_read_files"]:
         raise NotFound("Ask for access to see the rows of this dataset")
     hub = hub_of(request)
+    branches = list(hub.parquet.branches(ctx["repo"]))  # converted besides the default one, by the owner's choice
+    ctx = {**ctx, "viewer_branches": branches, "viewer_branch": None, "viewer_rev": ""}
+    branch = (request.query_params.get("revision") or "").removeprefix("refs/heads/") or None
+    if branch is not None and branch != "main":
+        head = hub.parquet.branch_head(ctx["repo"], branch) if branch in branches else None
+        if head is None:
+            raise NotFound(f"The branch {branch} is not converted for the viewer (the dataset's settings choose them)")
+        ctx = {**ctx, "repo": dataclasses.replace(ctx["repo"], sha=head), "viewer_branch": branch,
+               "viewer_rev": "&revision=" + quote(branch, safe="")}
+        conversion = hub.parquet.status(ctx["repo"], branch)
+        done = converted(conversion, ctx["repo"])
+        if done is None:  # an opted-in branch has no preview: its conversion's state only
+            return page(request, "repo.html", tab="viewer", splits=[], config="", split="", columns=None, rows=None,
+                        number=0, pages=1, total=0, partial=False, viewer_commit=head, conversion=conversion,
+                        rows_error=None, converted=False, stats=None, state={}, searchable=False, filter_error=None,
+                        **ctx)
+        return _converted_viewer(request, ctx, conversion, done)
     conversion = hub.parquet.status(ctx["repo"])  # hub/parquet_export.py
     done = converted(conversion, ctx["repo"])
     if done is not None:  # the converted files: search, filters, sorting, statistics (hub/viewer_query.py)
@@ -372,6 +390,7 @@ def _converted_viewer(request: Request, ctx: dict, conversion, done) -> Response
             data = value.get("bytes") if name in media and isinstance(value, dict) else None
             if isinstance(data, bytes):
                 path, mime = hub.viewer_queries.asset_link(repo, ps, idx, name, data, who)
+                path += ctx["viewer_rev"]  # an opted-in branch's image: its conversion
                 return {"audio" if mime.startswith("audio/") else "img": path, "alt": f"{name}, row {idx}"}
             return _cell(value)
 

@@ -625,3 +625,107 @@ def test_the_settings_page_opts_a_branch_in_and_the_viewer_switches_to_it(hub):
             assert errors == []
         finally:
             browser.close()
+
+
+def _format_files() -> dict[str, tuple[dict[str, bytes], dict]]:
+    """Each format ``datasets`` loads: (files of the dataset, the features its rows must have)."""
+    import io
+    import json
+    import struct
+    import tarfile
+    import wave
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    def png(size) -> bytes:
+        buf = io.BytesIO()
+        Image.new("RGB", size, "red").save(buf, format="PNG")
+        return buf.getvalue()
+
+    def wav() -> bytes:
+        buf = io.BytesIO()
+        with wave.open(buf, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(8000)
+            w.writeframes(struct.pack("<100h", *range(100)))
+        return buf.getvalue()
+
+    def tar(members) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as t:
+            for name, data in members:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                t.addfile(info, io.BytesIO(data))
+        return buf.getvalue()
+
+    table = pa.table({"a": [1, 2], "b": ["x", "y"]})
+    arrow, parquet = pa.BufferOutputStream(), io.BytesIO()
+    with pa.ipc.new_stream(arrow, table.schema) as writer:
+        writer.write_table(table)
+    pq.write_table(table, parquet)
+    ab = {"a": "Value", "b": "Value"}
+    return {
+        "text": ({"train.txt": b"first line\nsecond line\n"}, {"text": "Value"}),
+        "tsv": ({"train.tsv": b"a\tb\n1\tx\n2\ty\n"}, ab),
+        "json": ({"train.json": json.dumps([{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]).encode()}, ab),
+        "arrow": ({"train.arrow": arrow.getvalue().to_pybytes()}, ab),
+        "parquet": ({"train.parquet": parquet.getvalue()}, ab),
+        "imagefolder": ({"train/a.png": png((3, 2)), "train/b.png": png((5, 4)),
+                         "train/metadata.jsonl": b'{"file_name": "a.png", "caption": "small"}\n'
+                                                 b'{"file_name": "b.png", "caption": "big"}\n'},
+                        {"image": "Image", "caption": "Value"}),
+        "audiofolder": ({"train/a.wav": wav(), "train/b.wav": wav(),
+                         "train/metadata.csv": b"file_name,transcript\na.wav,hello\nb.wav,world\n"},
+                        {"audio": "Audio", "transcript": "Value"}),
+        "webdataset": ({"train-0000.tar": tar([("0001.png", png((3, 2))), ("0001.json", b'{"caption": "one"}'),
+                                               ("0002.png", png((2, 2))), ("0002.json", b'{"caption": "two"}')])},
+                       {"png": "Image", "json": None, "__key__": "Value", "__url__": "Value"}),  # json: a struct
+    }
+
+
+@pytest.mark.parametrize("kind", ["text", "tsv", "json", "arrow", "parquet", "imagefolder", "audiofolder",
+                                  "webdataset"])
+def test_each_format_datasets_loads_is_converted_and_viewed(hub, kind, monkeypatch, tmp_path):
+    """Text, TSV, JSON, Arrow, Parquet, ImageFolder and AudioFolder with metadata, and WebDataset are
+    converted by the job with ``datasets``' own builders; ``/rows`` gives their rows with
+    datasets-server's cells (images with their size, audio as typed URLs), and ``datasets`` loads
+    the converted ref."""
+    from tests.compat.test_parquet_export import _clients_env
+
+    files, features = _format_files()[kind]
+    owner = HfApi(endpoint=hub.url, token=OWNER)
+    repo = f"pat/{unique_name('fmt-' + kind)}"
+    owner.create_repo(repo, repo_type="dataset")
+    info = owner.create_commit(repo, [CommitOperationAdd(path, data) for path, data in files.items()],
+                               commit_message=kind, repo_type="dataset")
+    answer = wait_converted(hub, repo, info.oid, token=OWNER)
+    assert answer["failed"] == [] and [f["split"] for f in answer["parquet_files"]] == ["train"], answer
+    body = ds(hub, "rows", dataset=repo, config="default", split="train").json()
+    assert {f["name"]: f["type"].get("_type") for f in body["features"]} == features, body["features"]
+    rows = [r["row"] for r in body["rows"]]
+    assert len(rows) == 2
+    if kind == "text":
+        assert [r["text"] for r in rows] == ["first line", "second line"]
+    elif kind in ("tsv", "json", "arrow", "parquet"):
+        assert rows == [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]
+    elif kind == "imagefolder":
+        assert [(r["caption"], r["image"]["width"], r["image"]["height"]) for r in rows] == \
+            [("small", 3, 2), ("big", 5, 4)]
+        assert httpx.get(rows[0]["image"]["src"]).headers["content-type"] == "image/png"
+    elif kind == "audiofolder":
+        assert [r["transcript"] for r in rows] == ["hello", "world"]
+        assert rows[0]["audio"][0]["type"] == "audio/wav"
+        assert httpx.get(rows[0]["audio"][0]["src"]).content == files["train/a.wav"]
+    else:
+        assert [(r["__key__"], r["json"], r["png"]["width"]) for r in rows] == \
+            [("0001", {"caption": "one"}, 3), ("0002", {"caption": "two"}, 2)]
+    if kind in ("tsv", "imagefolder", "webdataset"):
+        _clients_env(monkeypatch, hub, OWNER, tmp_path)
+        import datasets
+
+        loaded = datasets.load_dataset(repo, revision="refs/convert/parquet", split="train")
+        assert loaded.num_rows == 2

@@ -306,6 +306,36 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _audio_without_torchcodec() -> None:
+    """``datasets`` 5 imports torchcodec in ``Audio.encode_example`` even for the inputs it stores
+    as they are (an AudioFolder's file path, bytes); torchcodec has no CPU wheel for this torch. When
+    it is missing, those inputs are stored exactly as ``datasets`` stores them with it (the file's
+    bytes, embedded when the Parquet is written); inputs that need encoding (arrays, raw PCM) still
+    get ``datasets``' own ImportError, recorded as the conversion's failure."""
+    import importlib.util
+
+    from datasets.features.audio import Audio
+
+    if importlib.util.find_spec("torchcodec") is not None or getattr(Audio.encode_example, "stored_as_is", False):
+        return
+    original = Audio.encode_example
+
+    def encode_example(self: Audio, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"bytes": None, "path": value}
+        if isinstance(value, Path):
+            return {"bytes": None, "path": str(value.absolute())}
+        if isinstance(value, (bytes, bytearray)):
+            return {"bytes": value, "path": None}
+        if (isinstance(value, dict) and "array" not in value and not str(value.get("path") or "").endswith("pcm")
+                and (value.get("bytes") is not None or value.get("path") is not None)):
+            return {"bytes": value.get("bytes"), "path": value.get("path")}
+        return original(self, value)
+
+    encode_example.stored_as_is = True  # type: ignore[attr-defined]
+    Audio.encode_example = encode_example  # type: ignore[method-assign]
+
+
 def convert_folder(source: Path, out: Path, cache: Path, dataset_name: str, max_bytes: int) -> tuple[dict, bool]:
     """Convert the dataset in ``source`` with ``datasets``' builders into ``out``
     (``{config}/{split}/NNNN.parquet``). Returns ({config: {"info": DatasetInfo dict, "files":
@@ -316,6 +346,7 @@ def convert_folder(source: Path, out: Path, cache: Path, dataset_name: str, max_
 
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
+    _audio_without_torchcodec()
     try:
         names = datasets.get_dataset_config_names(str(source))
     except Exception as exc:  # noqa: BLE001 - EmptyDatasetError, DataFilesNotFoundError, ...

@@ -11,8 +11,13 @@ are stored, checked against the pointer's sha256 and size before they count as c
 (``_Fetch``; concurrent requests share one download), then served like any upload.
 
 What is pulled through, and what is not:
-- only repos upstream serves to the mirror's service token as public and not gated; gated and
-  private upstream repos answer "not found" (a user's own upstream grant is not implemented yet);
+- repos upstream serves as public and not gated, through the service token (or none);
+- gated and private upstream repos only for a user whose own linked upstream token upstream
+  accepts for the repo (``hub/upstream_links.py``): pulled and fetched with that token, never the
+  service token, and afterwards decided per caller by the policy (``access``, asked by
+  ``hub/policy.py``); without one a gated repo answers ``GatedRepo``, a private one "not found";
+- nothing the administrators' policy refuses (``UpstreamPolicy``: settings plus ``aicommons mirror
+  policy`` rules), also for repos pulled before a rule;
 - a repo whose namespace exists here as a local user or organisation is never pulled: local
   names win, so no local account receives someone else's repo;
 - mirrored namespaces are organisations without members: only site administrators can change

@@ -94,7 +94,8 @@ def pages(repo: str) -> dict[str, tuple[str, bool]]:
     return {
         "home": ("/", False), "models": ("/models", False), "datasets": ("/datasets", False),
         "login": ("/login", False), "repo-card": (f"/{repo}", False), "repo-files": (f"/{repo}/tree/main", False),
-        "repo-blob": (f"/{repo}/blob/main/src/train.py", False), "repo-history": (f"/{repo}/commits/main", False), "repo-commit": (f"/{repo}/commit/main", False),
+        "repo-blob": (f"/{repo}/blob/main/src/train.py", False),
+        "repo-file-panel": (f"/{repo}/blob/main/logo.png", False), "repo-folder": (f"/{repo}/tree/main/src", False), "repo-history": (f"/{repo}/commits/main", False), "repo-commit": (f"/{repo}/commit/main", False),
         "repo-discussions": (f"/{repo}/discussions", False), "repo-discussion": (f"/{repo}/discussions/1", False),
         "profile": ("/alice", False), "not-found": ("/alice/no-such-repo", False),
         "dataset-viewer": (f"/datasets/{repo}-data/viewer", False), "space-page": (f"/spaces/{repo}-app", False),

@@ -72,10 +72,12 @@ def served_media_type(path: str) -> str:
     return "text/plain; charset=utf-8" if media_type in _ACTIVE_TYPES else media_type
 
 
-def _content_disposition(path: str) -> str:
+def _content_disposition(path: str, download: bool = False) -> str:
+    """Inline (a browser shows what it safely can), or an attachment with ``?download=true`` as on
+    the Hub: the files page's download links."""
     name = path.rsplit("/", 1)[-1]
     ascii_name = name.encode("ascii", "replace").decode().replace('"', "")
-    return f"inline; filename*=UTF-8''{quote(name)}; filename=\"{ascii_name}\""
+    return f"{'attachment' if download else 'inline'}; filename*=UTF-8''{quote(name)}; filename=\"{ascii_name}\""
 
 
 def _resolve(request: Request) -> Response:
@@ -96,7 +98,7 @@ def _resolve(request: Request) -> Response:
     headers = {
         "X-Repo-Commit": commit_id,
         "ETag": f'"{entry.etag}"',
-        "Content-Disposition": _content_disposition(path),
+        "Content-Disposition": _content_disposition(path, request.query_params.get("download") == "true"),
         "Access-Control-Expose-Headers": EXPOSED_HEADERS,
         **CONTAINMENT_HEADERS,
     }

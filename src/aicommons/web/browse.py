@@ -26,6 +26,9 @@ from aicommons.web.render import card_html, page, repo_path
 
 PAGE = 30
 MAX_PREVIEW = 512 * 1024
+# Images the file page shows in its panel (raster formats only: an SVG is served as text, api/files.py).
+IMAGE_PREVIEW = {"png", "jpg", "jpeg", "gif", "webp", "avif"}
+MAX_IMAGE_PREVIEW = 20 * 1024 * 1024
 TRY_TASKS = {"text-generation", "feature-extraction", "sentence-similarity", "text-classification", "fill-mask",
              "token-classification"}
 
@@ -130,7 +133,7 @@ def _repo_context(request: Request, revision: str = "main") -> dict:
     # Without READ_CONTENT (a gated repo, not approved): the card's metadata and how to ask for
     # access, never the files, their history or a PR's diff.
     can_read_files = hub.policy.allows(principal, repo, Action.READ_CONTENT)
-    return dict(repo=repo, git_repo=git_repo, commit=commit, revision=revision, card=card, readme=readme,
+    return dict(repo=repo, git_repo=git_repo, commit=commit, revision=revision, card=card, readme=readme, refs=None,
                 can_write=hub.policy.allows(principal, repo, Action.WRITE), can_read_files=can_read_files,
                 liked=hub.likes.likes(principal, repo), downloads_by_day=hub.downloads.last_days(repo.id))
 
@@ -206,8 +209,11 @@ def tree(request: Request) -> Response:
     path = path_param(request, "path").strip("/")
     entries = sorted(content.list_tree(ctx["git_repo"], ctx["commit"], path, recursive=False),
                      key=lambda e: (e.type != "directory", e.path.lower()))
-    scans = hub_of(request).scans.file_statuses(entries)
-    return page(request, "repo.html", tab="files", entries=entries, path=path, scans=scans, **ctx)
+    hub = hub_of(request)
+    scans = hub.scans.file_statuses(entries)
+    xet = hub.xet.reads.file_hashes(e.lfs.oid for e in entries if e.lfs is not None)
+    ctx["refs"] = hub.refs.list_refs(ctx["repo"], include_prs=False)
+    return page(request, "repo.html", tab="files", entries=entries, path=path, scans=scans, xet=xet, **ctx)
 
 
 @page_handler
@@ -227,14 +233,20 @@ def blob(request: Request) -> Response:
             text = None
         else:
             highlighted = highlight_file(path, text)
+    hub = hub_of(request)
+    xet_hash = hub.xet.reads.file_hashes([entry.lfs.oid]).get(entry.lfs.oid) if entry.lfs is not None else None
+    ctx["refs"] = hub.refs.list_refs(ctx["repo"], include_prs=False)
+    image = path.lower().rsplit(".", 1)[-1] in IMAGE_PREVIEW and entry.size <= MAX_IMAGE_PREVIEW
     return page(request, "repo.html", tab="blob", entry=entry, text=text, highlighted=highlighted, path=path,
-                **ctx)
+                stored_with_xet=xet_hash, image_preview=image and text is None, max_preview=MAX_PREVIEW, **ctx)
 
 
 @page_handler
 def commits(request: Request) -> Response:
     ctx = _repo_context(request, path_param(request, "rev", "main"))
     history = list(islice(content.history(ctx["git_repo"], ctx["commit"]), 100)) if ctx["can_read_files"] else []
+    if ctx["can_read_files"]:
+        ctx["refs"] = hub_of(request).refs.list_refs(ctx["repo"], include_prs=False)
     return page(request, "repo.html", tab="commits", history=history, **ctx)
 
 

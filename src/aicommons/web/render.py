@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import jinja2
 from starlette.requests import Request
@@ -65,7 +66,18 @@ def repo_path(repo_type: str, full_id: str) -> str:
     return f"/{REPO_TYPE_PREFIX[repo_type]}{full_id}"
 
 
-env.filters.update(human_size=human_size, ago=ago)
+def seg(value: str) -> str:
+    """One URL path segment: a revision such as ``refs/pr/1`` travels as ``refs%2Fpr%2F1`` (the
+    routes read the raw path, api/middleware.py)."""
+    return quote(str(value), safe="")
+
+
+def pathq(value: str) -> str:
+    """A file path in a URL: each segment quoted, the slashes kept."""
+    return quote(str(value), safe="/")
+
+
+env.filters.update(human_size=human_size, ago=ago, seg=seg, pathq=pathq)
 env.globals.update(repo_path=repo_path, line_chart=line_chart, bar_chart=bar_chart)
 
 

@@ -42,6 +42,12 @@ from transformers import AutoModelForCausalLM
 model = AutoModelForCausalLM.from_pretrained("{repo}")  # a comment
 ```
 
+The loss is $\\mathcal{L} = -\\sum_i y_i \\log p_i$, and attention reads
+
+$$
+\\operatorname{softmax}\\left(\\frac{QK^\\top}{\\sqrt{d_k}}\\right)V
+$$
+
 A long line that must wrap on a phone: {long}
 """
 
@@ -158,6 +164,11 @@ def test_rich_card_renders_safely(browser, live_hub, site):
         assert src.startswith(f"/{site}/resolve/") and src.endswith("/logo.png")
         assert card.locator("p[align=center]").count() == 1
         assert card.locator("pre.hl code span.hl-kn").first.inner_text() == "from"  # highlighted code
+        # Math, rendered on the server as MathML that Chromium lays out: the fraction stacks.
+        assert card.locator("math").count() == 2 and card.locator('math[display="block"] mfrac').count() == 1
+        frac = card.locator("mfrac").bounding_box()
+        letter = card.locator("math").first.locator("mi").first.bounding_box()
+        assert frac["height"] > 1.5 * letter["height"], (frac, letter)
         page.goto(f"/{site}/blob/main/src/train.py")
         assert page.locator("pre.code span.hl-k").first.inner_text() in ("def", "for", "in")
     finally:

@@ -55,7 +55,41 @@ XSS = [
     "<a href=\"https://ok.example\" target=\"_blank\">x</a>",
     "```html\n<script>alert(1)</script>\n```",
     "`<script>alert(1)</script>`",
+    # Math-shaped probes: formulas become MathML, sanitized apart from the card's own HTML.
+    "$\\href{javascript:alert(1)}{x}$",
+    "$$\\href{javascript:alert(1)}{\\text{click}}$$",
+    "$\\text{<script>alert(1)</script>}$",
+    "$\\text{<img src=x onerror=alert(1)>}$",
+    "$</math><img src=x onerror=alert(1)>$",
+    "$$\n</math><script>alert(1)</script>\n$$",
+    "$x$<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",
+    "<math><maction actiontype=\"statusline\" href=\"javascript:alert(1)\"><mi>x</mi></maction></math>",
+    "<math><annotation-xml encoding=\"text/html\"><img src=x onerror=alert(1)></annotation-xml></math>",
+    "<math href=\"javascript:alert(1)\"><mi>x</mi></math>",
+    "$\\color{red}{x}\\style{position:fixed}{y}$",
+    "$\\class{notice}{x}\\id{main}{y}$",
+    "$x$ math0:",  # a forged marker without the render's nonce stays text
+    "<p title=\"$x$\">$y$</p>",
+    "[$x$](javascript:alert(1))",
 ]
+MATH_REGION = re.compile(r"<math\b.*?</math>", re.S)
+MATH_TAG = re.compile(r"<(/?)([a-z-]+)([^>]*)>")
+
+
+def math_problems(region: str) -> list[str]:
+    """A formula's MathML holds only the allowed elements with their layout attributes."""
+    from aicommons.web.markup import MATH_ATTRIBUTES, MATH_TAGS
+
+    problems = []
+    for closing, tag, attrs in MATH_TAG.findall(region):
+        if tag not in MATH_TAGS:
+            problems.append(f"math tag {tag}")
+        elif not closing:
+            names = re.findall(r'\s([a-zA-Z:-]+)="', attrs)
+            problems += [f"math attribute {n}" for n in names if n not in MATH_ATTRIBUTES[tag]]
+    return problems
+
+
 ACTIVE = [
     re.compile(r"<\s*(script|iframe|object|embed|form|input|button|style|link|meta|base|svg|math|template|body)\b", re.I),
     re.compile(r"\son[a-z]+\s*=", re.I),
@@ -67,7 +101,9 @@ LINKS = RepoLinks("/alice/model", "main")
 
 
 def inert(html: str) -> list[str]:
-    problems = [pattern.pattern for pattern in ACTIVE if pattern.search(html)]
+    problems = [p for region in MATH_REGION.findall(html) for p in math_problems(region)]
+    html = MATH_REGION.sub("", html)
+    problems += [pattern.pattern for pattern in ACTIVE if pattern.search(html)]
     for cls in re.findall(r'class="([^"]*)"', html):
         problems += [f"class {c}" for c in cls.split() if not re.match(r"^(hl|hl-[a-z0-9]+|language-[\w+-]+)$", c)]
     problems += [f"id {i}" for i in re.findall(r'\sid="([^"]*)"', html) if not i.startswith("user-content-")]
@@ -93,6 +129,26 @@ def test_what_real_cards_use_survives():
     assert "<sub>2</sub>" in html and "<sup>2</sup>" in html and "<kbd>Ctrl</kbd>" in html
     assert '<span class="hl-nb">print</span>' in html
     assert 'rel="noopener noreferrer nofollow ugc"' in html
+
+
+def test_math_becomes_mathml_without_javascript():
+    html = markdown_to_safe_html(
+        "Attention: $\\operatorname{softmax}(QK^\\top/\\sqrt{d_k})V$ costs $5 and $10, and `$code$` stays code.\n\n"
+        "$$\n\\mathcal{L} = -\\sum_{i=1}^{n} y_i \\log \\hat{y}_i\n$$\n\n"
+        "| term | value |\n|---|---|\n| $\\alpha$ | 0.1 |\n\nBroken: $\\frac{$ stays.", LINKS)
+    regions = MATH_REGION.findall(html)
+    assert len(regions) == 3, html
+    assert 'display="inline"' in regions[0] and "<msqrt>" in regions[0] and "softmax" in regions[0]
+    assert 'display="block"' in regions[1] and "<munderover>" in regions[1] and "∑" in regions[1]
+    assert "<td><math" in html and "α" in regions[2]
+    assert "costs $5 and $10" in html and "<code>$code$</code>" in html
+    assert "<code>$\\frac{$</code>" in html  # what latex2mathml cannot read is shown as its source
+    assert not any(math_problems(r) for r in regions)
+
+
+def test_a_cards_own_mathml_is_dropped():
+    html = markdown_to_safe_html("<math><mi>x</mi></math> and $y$")
+    assert len(MATH_REGION.findall(html)) == 1 and "<mi>y</mi>" in html and "<mi>x</mi>" not in html
 
 
 def test_relative_links_cannot_climb_out_of_the_repo():

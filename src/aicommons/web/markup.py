@@ -7,16 +7,23 @@ event handlers, ``style``, forms, frames, ``javascript:`` URLs. ``class`` surviv
 code highlighter's own names, so a card cannot dress itself as the site's notices. Relative links
 and images are resolved against the repo (``blob``/``resolve`` at the card's revision), as on the
 Hub. Fenced code blocks and text files are highlighted by Pygments into ``hl-*`` classes that the
-stylesheet colours for both themes.
+stylesheet colours for both themes. Math (``$...$`` inline, ``$$...$$`` display) is converted on
+the server by latex2mathml into MathML, which browsers render without JavaScript. Each formula is
+sanitized on its own with an allow-list of MathML presentation elements and their layout attributes
+(no ``href``, no ``annotation-xml``, ``maction`` or ``mglyph``, no colours), and a card's own HTML
+never gets MathML through: raw ``<math>`` in a card is dropped like ``<svg>``.
 """
 
 from __future__ import annotations
 
 import posixpath
 import re
+import secrets
+from html import escape
 from urllib.parse import quote, urlsplit
 
 import nh3
+from latex2mathml.converter import convert as latex_to_mathml
 from markdown_it import MarkdownIt
 from pygments import highlight as pygments_highlight
 from pygments.formatters import HtmlFormatter
@@ -41,6 +48,27 @@ ALLOWED_ATTRIBUTES = {
     "table": _ALIGN, "tr": _ALIGN,
     "code": {"class"}, "span": {"class"}, "pre": {"class"},
 }
+# MathML from latex2mathml: presentation elements and the attributes that lay them out.
+MATH_TAGS = {
+    "math", "mi", "mn", "mo", "ms", "mspace", "mtext", "mrow", "mfrac", "msqrt", "mroot", "mstyle", "merror",
+    "mpadded", "mphantom", "menclose", "msub", "msup", "msubsup", "munder", "mover", "munderover", "mmultiscripts",
+    "mprescripts", "none", "mtable", "mtr", "mtd", "semantics",
+}
+_MATH_COMMON = {"mathvariant", "displaystyle", "scriptlevel"}
+MATH_ATTRIBUTES = {tag: set(_MATH_COMMON) for tag in MATH_TAGS}
+for _tag, _extra in {
+    "math": {"display", "xmlns"},
+    "mo": {"stretchy", "fence", "separator", "lspace", "rspace", "form", "largeop", "movablelimits", "accent",
+           "minsize", "maxsize", "symmetric"},
+    "mspace": {"width", "height", "depth", "linebreak"}, "mpadded": {"width", "height", "depth", "lspace", "voffset"},
+    "mfrac": {"linethickness", "bevelled"}, "menclose": {"notation"}, "mover": {"accent"}, "munder": {"accentunder"},
+    "munderover": {"accent", "accentunder"},
+    "mtable": {"columnalign", "rowalign", "columnspacing", "rowspacing", "columnlines", "rowlines", "frame"},
+    "mtr": {"columnalign", "rowalign"}, "mtd": {"columnalign", "rowalign", "columnspan", "rowspan"},
+}.items():
+    MATH_ATTRIBUTES[_tag] |= _extra
+MATH_MAX = 2_000  # characters of one formula; a longer one is shown as its source
+MATH_PER_CARD = 500  # formulas converted per card; the rest are shown as their source
 URL_SCHEMES = {"http", "https", "mailto"}
 _CLASS_RE = re.compile(r"^(hl|hl-[a-z0-9]{1,4}|language-[A-Za-z0-9_+-]{1,32})$")
 _CODE_MAX = 200_000  # characters highlighted; longer blocks are shown plain
@@ -64,8 +92,86 @@ def _safe_lang(lang: str) -> str:
     return re.sub(r"[^A-Za-z0-9_+-]", "", lang.split()[0])[:32] or "text"
 
 
+def _math_inline(state, silent: bool) -> bool:
+    """``$x$`` and ``$$x$$`` inside a paragraph. As in pandoc, a single ``$`` opens only before a
+    non-space and closes only after one and not before a digit, so "$5 and $10" stays text, and
+    never across a backtick. Code
+    spans and backslash escapes (``\\$``) are taken by their own rules first."""
+    src, start = state.src, state.pos
+    if src[start] != "$":
+        return False
+    delim = "$$" if src.startswith("$$", start) else "$"
+    end = src.find(delim, start + len(delim))
+    while end != -1 and src[end - 1] == "\\":
+        end = src.find(delim, end + 1)
+    if end == -1:
+        return False
+    body = src[start + len(delim):end]
+    if not body.strip():
+        return False
+    if delim == "$" and (body[0].isspace() or body[-1].isspace() or src[end + 1:end + 2].isdigit() or "`" in body):
+        return False
+    if not silent:
+        token = state.push("math_inline" if delim == "$" else "math_block", "math", 0)
+        token.content, token.markup = body, delim
+    state.pos = end + len(delim)
+    return True
+
+
+def _math_block(state, start_line: int, end_line: int, silent: bool) -> bool:
+    """A ``$$`` … ``$$`` block on lines of its own (Markdown inside it is not parsed)."""
+    begin = state.bMarks[start_line] + state.tShift[start_line]
+    first = state.src[begin:state.eMarks[start_line]].strip()
+    if not first.startswith("$$") or state.sCount[start_line] - state.blkIndent >= 4:
+        return False
+    if len(first) > 4 and first.endswith("$$"):  # $$ x $$ on one line
+        body, last = first[2:-2], start_line
+    else:
+        lines, last = [first[2:]], start_line + 1
+        while last < end_line:
+            text = state.src[state.bMarks[last] + state.tShift[last]:state.eMarks[last]].rstrip()
+            if text.endswith("$$"):
+                lines.append(text[:-2])
+                break
+            lines.append(text)
+            last += 1
+        else:
+            return False
+        body = "\n".join(lines)
+    if not body.strip():
+        return False
+    if not silent:
+        token = state.push("math_block", "math", 0)
+        token.content, token.markup, token.block = body, "$$", True
+        token.map = [start_line, last + 1]
+    state.line = last + 1
+    return True
+
+
+def _render_math(_renderer, tokens, idx: int, _options, env) -> str:
+    """A formula as a text marker that only this render knows (``env["nonce"]``); the sanitized
+    MathML replaces it after the card's own HTML is sanitized (``markdown_to_safe_html``)."""
+    token = tokens[idx]
+    formulas = env.setdefault("formulas", [])
+    source = token.content.strip()
+    try:
+        if len(source) > MATH_MAX or len(formulas) >= MATH_PER_CARD:
+            raise ValueError("too long")
+        mathml = latex_to_mathml(source, display="block" if token.type == "math_block" else "inline")
+        html = nh3.clean(mathml, tags=MATH_TAGS, attributes=MATH_ATTRIBUTES, url_schemes=set(), strip_comments=True)
+    except Exception:  # noqa: BLE001 - any formula latex2mathml cannot read is shown as its source
+        html = f"<code>{escape(token.markup + source + token.markup)}</code>"
+    formulas.append(html)
+    marker = f"{env.get('nonce', '')}{len(formulas) - 1}:"
+    return f"<p>{marker}</p>\n" if token.block else marker
+
+
 _md = MarkdownIt("commonmark", {"html": True, "linkify": False, "highlight": _highlight_code}).enable("table") \
     .enable("strikethrough")
+_md.inline.ruler.before("escape", "math_inline", _math_inline)
+_md.block.ruler.before("fence", "math_block", _math_block, {"alt": ["paragraph"]})
+_md.add_render_rule("math_inline", _render_math)
+_md.add_render_rule("math_block", _render_math)
 
 
 def highlight_file(path: str, text: str) -> str | None:
@@ -115,4 +221,13 @@ def sanitize(html: str, links: RepoLinks | None = None) -> str:
 
 
 def markdown_to_safe_html(markdown: str, links: RepoLinks | None = None) -> str:
-    return sanitize(_md.render(markdown), links)
+    """The card as safe HTML. Its own HTML never gets MathML through the sanitizer: formulas are
+    rendered apart, each sanitized alone with only MathML allowed, and put back in place of text
+    markers that carry a random nonce (so a card cannot forge one)."""
+    nonce = f"math{secrets.token_hex(8)}-"
+    env: dict = {"nonce": nonce}
+    html = sanitize(_md.render(markdown, env), links)
+    formulas = env.get("formulas")
+    if not formulas:
+        return html
+    return re.sub(re.escape(nonce) + r"(\d+):", lambda m: formulas[int(m.group(1))], html)

@@ -345,6 +345,9 @@ GLOBAL_ROUTES = {
     # anonymous 401, a reader 403, on a private dataset 401/404 like a missing one).
     ("/api/datasets/{ns}/{name}/viewer/branches", "GET"), ("/api/datasets/{ns}/{name}/viewer/branches", "PUT"),
     ("/", "GET"), ("/models", "GET"), ("/datasets", "GET"), ("/spaces", "GET"), ("/login", "GET"),
+    # One search across repos, users and orgs: public; repos only as the visitor may see them
+    # (tests/e2e/test_search_ui.py::test_search_never_shows_what_the_visitor_may_not_see).
+    ("/search", "GET"),
     ("/login", "POST"), ("/logout", "POST"), ("/settings/tokens", "GET"), ("/settings/tokens", "POST"),
     ("/new", "GET"), ("/new", "POST"), ("/{user}", "GET"), ("/static", "MOUNT"),
     # Getting in (tests/api/test_signup_routes.py): /setup answers 404 to everyone without the one-time

@@ -98,7 +98,7 @@ def browser():
 def pages(repo: str) -> dict[str, tuple[str, bool]]:
     """name -> (path, needs a signed-in user)."""
     return {
-        "home": ("/", False), "models": ("/models", False), "datasets": ("/datasets", False),
+        "home": ("/", False), "search": ("/search?q=a11y", False), "models": ("/models", False), "datasets": ("/datasets", False),
         "login": ("/login", False), "repo-card": (f"/{repo}", False), "repo-files": (f"/{repo}/tree/main", False),
         "repo-blob": (f"/{repo}/blob/main/src/train.py", False),
         "repo-file-panel": (f"/{repo}/blob/main/logo.png", False), "repo-folder": (f"/{repo}/tree/main/src", False), "repo-history": (f"/{repo}/commits/main", False), "repo-commit": (f"/{repo}/commit/main", False),

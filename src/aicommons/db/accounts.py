@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Row, delete, func, insert, or_, select, update
+from sqlalchemy import Engine, Row, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from aicommons.db.tables import accounts, memberships, tokens
@@ -145,6 +145,19 @@ class AccountStore:
             total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
             rows = conn.execute(query.order_by(accounts.c.name_lower).offset(offset).limit(limit))
             return [_account(r) for r in rows], total
+
+    def find_public(self, text: str, limit: int) -> builtins.list[Account]:
+        """Active users and organisations whose name or full name contains ``text`` (never their
+        e-mail), names that start with it first; the site-wide search (web/search.py)."""
+        needle = text.lower()
+        query = select(accounts).where(
+            accounts.c.status == "active", accounts.c.suspended_at.is_(None),
+            or_(accounts.c.name_lower.contains(needle, autoescape=True),
+                func.lower(accounts.c.fullname).contains(needle, autoescape=True)))
+        starts = case((accounts.c.name_lower.startswith(needle, autoescape=True), 0), else_=1)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(starts, accounts.c.name_lower).limit(limit))
+            return [_account(r) for r in rows]
 
     def update(self, account_id: int, **values: Any) -> None:
         """Set columns of one account (suspended_at, is_admin, fullname, bio, homepage, email)."""

@@ -394,6 +394,15 @@ class AccountService:
         """Users whose name, full name or e-mail contains ``text`` (the admin page); (page, total)."""
         return self.store.search("user", text.strip()[:200], max(0, offset), min(max(1, limit), 200))
 
+    def find_public(self, text: str, limit: int = 10) -> tuple[list[Account], list[Account]]:
+        """(users, organisations) whose name or full name contains ``text``, for anyone to see: active
+        accounts only, matched never by e-mail (the site-wide search)."""
+        text = text.strip()[:100]
+        if not text:
+            return [], []
+        found = self.store.find_public(text, 4 * limit)
+        return [a for a in found if a.kind == "user"][:limit], [a for a in found if a.kind == "org"][:limit]
+
     def set_admin(self, user_name: str, is_admin: bool) -> Account:
         user = self.require(user_name, kind="user")
         if not is_admin and user.is_admin and self.store.count_admins() <= 1:

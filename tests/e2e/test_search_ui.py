@@ -1,0 +1,57 @@
+"""One search across models, datasets, spaces, users and organisations (issue 14): the header's box
+leads to /search, which finds repos as the visitor may see them and people by name, never by e-mail.
+A real browser; the page is in the authorization matrix and in the axe pages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import unique_name
+from tests.e2e.test_web_ui import browser, page, sign_in  # noqa: F401 - the shared Chromium fixtures
+
+
+def _cli(live_hub, *args: str) -> None:
+    subprocess.run([sys.executable, "-m", "aicommons.cli.main", *args], env=live_hub.env, check=True,
+                   capture_output=True)
+
+
+def test_the_header_box_searches_everything(page, api, live_hub):  # noqa: F811
+    word = unique_name("zebra")
+    api.create_repo(f"alice/{word}-model")
+    api.create_repo(f"alice/{word}-data", repo_type="dataset")
+    api.create_repo(f"alice/{word}-app", repo_type="space", space_sdk="static")
+    _cli(live_hub, "user", "create", f"{word}-user", "--fullname", "Zebra Person")
+    _cli(live_hub, "org", "create", f"{word}-org")
+
+    page.goto("/models")
+    page.fill("header.top input[name=q]", word)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/search?q={word}")
+    assert page.locator("#found-models li").all_inner_texts()[0].startswith(f"alice/{word}-model")
+    assert page.locator("#found-datasets li a").all_inner_texts() == [f"alice/{word}-data"]
+    assert page.locator("#found-spaces li a").all_inner_texts() == [f"alice/{word}-app"]
+    assert page.locator("#found-users li a").all_inner_texts() == [f"{word}-user"]
+    assert "Zebra Person" in page.inner_text("#found-users")
+    assert page.locator("#found-orgs li a").all_inner_texts() == [f"{word}-org"]
+    page.click(f"#found-orgs >> text={word}-org")  # the organisation's page
+    page.wait_for_url(f"**/{word}-org")
+    assert word in page.inner_text("h1")
+
+    page.goto("/search?q=" + unique_name("nothing"))
+    assert "Nothing matches" in page.inner_text("#search-summary")
+    assert page.goto("/search").status == 200 and page.locator("#search-summary").count() == 0
+
+
+def test_search_never_shows_what_the_visitor_may_not_see(page, api, live_hub):  # noqa: F811
+    word = unique_name("secret")
+    api.create_repo(f"alice/{word}-hidden", private=True)
+    _cli(live_hub, "user", "create", f"{word}-mailer", "--email", f"{word}-mail@example.org")
+    page.goto(f"/search?q={word}")
+    assert page.locator("#found-models li").count() == 0  # anonymous: the private repo is not there
+    assert page.locator("#found-users li a").all_inner_texts() == [f"{word}-mailer"]
+    page.goto(f"/search?q={word}-mail@example")  # e-mail addresses are never searched
+    assert page.locator("#found-users li").count() == 0
+    sign_in(page)  # its owner finds it
+    page.goto(f"/search?q={word}")
+    assert page.locator("#found-models li a").all_inner_texts() == [f"alice/{word}-hidden"]

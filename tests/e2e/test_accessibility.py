@@ -52,6 +52,19 @@ A long line that must wrap on a phone: {long}
 """
 
 
+def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A solid PNG image (a real one: the browser decodes it and lays it out at its size)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\0" + bytes(rgb) * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
 @pytest.fixture(scope="module")
 def site(live_hub, api_module):
     """A repo with an HTML card, code, a sub-folder, a long file and a discussion."""
@@ -60,7 +73,7 @@ def site(live_hub, api_module):
     api.create_repo(repo)
     card = CARD.replace("{repo}", repo).replace("{long}", "x" * 300)
     api.create_commit(repo, [CommitOperationAdd("README.md", card.encode()),
-                             CommitOperationAdd("logo.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 64),
+                             CommitOperationAdd("logo.png", png(240, 80, (64, 120, 220))),
                              CommitOperationAdd("src/train.py", b"import torch\n\ndef train(steps: int = 10):\n"
                                                 b"    for step in range(steps):\n        print(f'step {step}')\n" * 20),
                              CommitOperationAdd("config.json", b'{"hidden_size": 32, "num_layers": 2}\n')],
@@ -103,7 +116,7 @@ def pages(repo: str) -> dict[str, tuple[str, bool]]:
         "repo-blob": (f"/{repo}/blob/main/src/train.py", False),
         "repo-file-panel": (f"/{repo}/blob/main/logo.png", False), "repo-folder": (f"/{repo}/tree/main/src", False), "repo-history": (f"/{repo}/commits/main", False), "repo-commit": (f"/{repo}/commit/main", False),
         "repo-discussions": (f"/{repo}/discussions", False), "repo-discussion": (f"/{repo}/discussions/1", False),
-        "profile": ("/alice", False), "not-found": ("/alice/no-such-repo", False),
+        "profile": ("/alice", False), "org-profile": ("/acme", False), "not-found": ("/alice/no-such-repo", False),
         "dataset-viewer": (f"/datasets/{repo}-data/viewer", False), "space-page": (f"/spaces/{repo}-app", False),
         "new-repo": ("/new", True), "tokens": ("/settings/tokens", True), "repo-settings": (f"/{repo}/settings", True),
         "join": ("/join", False), "password-reset": ("/password/reset", False), "invites": ("/settings/invites", True),

@@ -55,3 +55,25 @@ def test_search_never_shows_what_the_visitor_may_not_see(page, api, live_hub):  
     sign_in(page)  # its owner finds it
     page.goto(f"/search?q={word}")
     assert page.locator("#found-models li a").all_inner_texts() == [f"alice/{word}-hidden"]
+
+
+def test_user_and_organisation_pages_list_their_repos_and_people(page, api, live_hub):  # noqa: F811
+    org = unique_name("guild")
+    _cli(live_hub, "org", "create", org, "--member", "alice")
+    for i in range(31):  # one more than the page shows
+        api.create_repo(f"{org}/m{i:02d}")
+    api.create_repo(f"{org}/table", repo_type="dataset")
+    page.goto(f"/{org}")
+    assert page.locator("#people li a").all_inner_texts() == ["alice"]
+    assert page.locator("#models li.repo-row").count() == 30
+    assert page.locator("#models li.repo-row a").first.inner_text() == f"{org}/m30"  # the latest first
+    page.click(f"#models >> text=All models by {org}")
+    page.wait_for_url(f"**/models?author={org}&sort=lastModified")
+    assert "31 models" in page.inner_text("#result-count") or page.locator("ul.repos li").count() == 30
+    page.goto(f"/{org}")
+    assert page.locator("#datasets li a").all_inner_texts() == [f"{org}/table"]
+    assert page.locator("#datasets >> text=All datasets").count() == 0
+    page.goto("/alice")
+    assert org in page.locator("#people li a").all_inner_texts()
+    page.click(f"#people >> text={org}")
+    page.wait_for_url(f"**/{org}")

@@ -115,6 +115,9 @@ def repo_settings(request: Request) -> Response:
                 branches_value=", ".join(branches))
 
 
+PROFILE_REPOS = 30
+
+
 @page_handler
 def profile(request: Request) -> Response:
     hub = hub_of(request)
@@ -123,10 +126,14 @@ def profile(request: Request) -> Response:
     if account is None:
         raise NotFound(f"No user or organization named {name}")
     principal = request.state.web.principal
-    repos = {t: hub.repos.search(principal, RepoQuery(type=t, author=account.name, limit=100))[0]
-             for t in ("model", "dataset", "space")}
-    principal = request.state.web.principal
+    # Each kind's most recently updated repos, with a link to the full listing when there are more.
+    repos = {t: hub.repos.search(principal, RepoQuery(type=t, author=account.name, sort="lastModified",
+                                                      limit=PROFILE_REPOS)) for t in ("model", "dataset", "space")}
     collections, _ = hub.collections.list(principal, [account.name], [], "position", 0, 100)
-    return page(request, "profile.html", account=account, repos=repos, collections=collections,
+    # Organisations list their members and users their organisations, public as on the Hub
+    # (GET /api/organizations/{org}/members).
+    people = [m for m, _ in hub.orgs.members(account.name)] if account.kind == "org" \
+        else [o for o, _ in hub.orgs.orgs_of(account)]
+    return page(request, "profile.html", account=account, repos=repos, collections=collections, people=people,
                 can_create_collection=principal.can_write_owner(account.id), slug_of=slug_of,
                 has_avatar=hub.profiles.has_avatar(account))

@@ -26,6 +26,8 @@ tags: [demo, accessibility]
 ---
 <p align="center"><img src="logo.png" alt="Demo logo" width="120"></p>
 
+![A banner as wide as the card](banner.png)
+
 # A demo model with a card like real ones
 
 <details><summary>What is inside</summary>
@@ -74,6 +76,7 @@ def site(live_hub, api_module):
     card = CARD.replace("{repo}", repo).replace("{long}", "x" * 300)
     api.create_commit(repo, [CommitOperationAdd("README.md", card.encode()),
                              CommitOperationAdd("logo.png", png(240, 80, (64, 120, 220))),
+                             CommitOperationAdd("banner.png", png(1200, 500, (120, 150, 200))),
                              CommitOperationAdd("src/train.py", b"import torch\n\ndef train(steps: int = 10):\n"
                                                 b"    for step in range(steps):\n        print(f'step {step}')\n" * 20),
                              CommitOperationAdd("config.json", b'{"hidden_size": 32, "num_layers": 2}\n')],

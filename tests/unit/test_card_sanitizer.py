@@ -151,8 +151,29 @@ def test_a_cards_own_mathml_is_dropped():
     assert len(MATH_REGION.findall(html)) == 1 and "<mi>y</mi>" in html and "<mi>x</mi>" not in html
 
 
+def test_card_images_get_their_pixel_sizes():
+    from aicommons.hub.image_sizes import image_size
+    from aicommons.web.markup import add_image_sizes, image_paths
+    from tests.e2e.test_accessibility import png
+
+    html = markdown_to_safe_html('<img src="logo.png" width="120">\n\n![b](img/a%20b.png)\n\n'
+                                 '<img src="https://x.example/y.png">\n\n<img src="c.png" height="50">\n\n'
+                                 '<img src="d.png" width="50%">', LINKS)
+    assert image_paths(html, LINKS) == ["logo.png", "img/a b.png", "c.png", "d.png"]
+    sizes = {"logo.png": image_size(png(240, 80, (0, 0, 0))), "img/a b.png": (1200, 300), "c.png": (100, 200),
+             "d.png": (10, 10)}
+    assert sizes["logo.png"] == (240, 80)
+    out = add_image_sizes(html, LINKS, sizes)
+    assert re.search(r'<img height="40" src="[^"]*/logo.png" width="120">', out)  # the author's width kept
+    assert re.search(r'<img width="1200" height="300" src="[^"]*/img/a%20b.png"', out)
+    assert re.search(r'<img width="25" src="[^"]*/c.png" height="50">', out)
+    assert '<img src="https://x.example/y.png">' in out and 'width="50%">' in out  # unknown: left alone
+    assert image_size(b"GIF89a\x10\x00\x20\x00") == (16, 32) and image_size(b"not an image") is None
+
+
 def test_relative_links_cannot_climb_out_of_the_repo():
-    html = markdown_to_safe_html("[a](../../../etc/passwd) [b](sub/../c.md) ![c](/static/x.png)", LINKS)
+    html = markdown_to_safe_html("[a](../../../etc/passwd) [b](sub/../c.md) ![c](/static/x.png) "
+                                 "[d](x%2F..%2F..%2F..%2Fetc)", LINKS)
     assert "etc/passwd" not in html
     assert 'href="/alice/model/blob/main/c.md"' in html
     assert 'src="/static/x.png"' in html  # site-absolute paths stay on this hub

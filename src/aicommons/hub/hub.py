@@ -56,6 +56,7 @@ from aicommons.hub.lfs_files import LfsFileService
 from aicommons.hub.lifecycle import StorageLifecycle
 from aicommons.hub.likes import LikeService
 from aicommons.hub.mail import Mailer
+from aicommons.hub.image_sizes import ImageSizes
 from aicommons.hub.model_metadata import ModelMetadataReader
 from aicommons.hub.objects import ObjectReader
 from aicommons.hub.org_trust import OrgTrustService
@@ -156,6 +157,8 @@ class Hub:
         self.objects = ObjectReader(self.blobs, self.xet.reads)
         # What a model's files say about it (parameters, GGUF, config, base models): hub/model_metadata.py.
         self.model_metadata = ModelMetadataReader(self.objects)
+        # The pixel sizes of a card's images, so they carry width and height (hub/image_sizes.py).
+        self.image_sizes = ImageSizes(self.objects)
         self.commits = CommitService(self.repos, self.repo_store, self.git, self.objects,
                                      settings.max_regular_file_bytes)
         self.storage.visible = self.repos.visible

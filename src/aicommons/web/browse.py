@@ -21,7 +21,7 @@ from aicommons.hub.repos import RepoQuery
 from aicommons.hub.viewer_query import converted, converted_splits
 from aicommons.web.context import hub_of, page_handler
 from aicommons.web.headers import CSP
-from aicommons.web.markup import RepoLinks, highlight_file
+from aicommons.web.markup import RepoLinks, add_image_sizes, highlight_file, image_paths
 from aicommons.web.render import card_html, page, repo_path
 
 PAGE = 30
@@ -179,6 +179,10 @@ def repo_page(request: Request) -> Response:
     ctx = _repo_context(request)
     links = RepoLinks(repo_path(ctx["repo"].type, ctx["repo"].full_id), str(ctx["commit"].id))
     ctx["card_html"] = card_html(ctx["readme"], links) if ctx["can_read_files"] else ""
+    if ctx["card_html"]:  # the card's images get their sizes: nothing moves when they arrive
+        sizes = hub_of(request).image_sizes.of(ctx["repo"].storage_key, ctx["git_repo"], ctx["commit"],
+                                               image_paths(ctx["card_html"], links))
+        ctx["card_html"] = add_image_sizes(ctx["card_html"], links, sizes)
     ctx["try_task"] = ctx["card"].pipeline_tag if ctx["repo"].type == "model" and not ctx["repo"].private \
         and ctx["card"].pipeline_tag in TRY_TASKS else None
     if ctx["repo"].type == "model":

@@ -20,7 +20,7 @@ import posixpath
 import re
 import secrets
 from html import escape
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import nh3
 from latex2mathml.converter import convert as latex_to_mathml
@@ -197,11 +197,63 @@ class RepoLinks:
         parts = urlsplit(url)
         if parts.scheme or parts.netloc or url.startswith(("/", "#", "?")):
             return url
-        path = posixpath.normpath(parts.path)
+        path = posixpath.normpath(unquote(parts.path))  # markdown-it percent-encodes; quoted once below
         if path in (".", "") or path.startswith(".."):
             return None
         suffix = (f"?{parts.query}" if parts.query else "") + (f"#{parts.fragment}" if parts.fragment else "")
         return f"{self.repo_base}/{kind}/{self.revision}/{quote(path)}{suffix}"
+
+
+_IMG = re.compile(r"<img\b[^>]*>")
+
+
+def _attr(tag: str, name: str) -> str | None:
+    found = re.search(rf'\s{name}="([^"]*)"', tag)
+    return found.group(1) if found else None
+
+
+def _repo_image(tag: str, links: RepoLinks) -> str | None:
+    """The repo path an ``<img>`` of sanitized card HTML shows, if it is a file of this repo."""
+    src = _attr(tag, "src") or ""
+    prefix = f"{links.repo_base}/resolve/{links.revision}/"
+    if not src.startswith(prefix):
+        return None
+    return unquote(src[len(prefix):].split("?", 1)[0].split("#", 1)[0])
+
+
+def image_paths(html: str, links: RepoLinks) -> list[str]:
+    """The repo files a card's images show, in order (for ``hub/image_sizes.py``)."""
+    paths = (_repo_image(m.group(0), links) for m in _IMG.finditer(html))
+    return list(dict.fromkeys(p for p in paths if p))
+
+
+def add_image_sizes(html: str, links: RepoLinks, sizes: dict[str, tuple[int, int]]) -> str:
+    """Give each of the card's own images the ``width`` and ``height`` it lacks, from its pixel size
+    (keeping the author's width, scaling the height to it), so the browser reserves its box before
+    the image arrives and nothing below moves."""
+
+    def fix(match: re.Match) -> str:
+        tag = match.group(0)
+        path = _repo_image(tag, links)
+        if path not in sizes:
+            return tag
+        w, h = sizes[path]
+        width, height = _attr(tag, "width"), _attr(tag, "height")
+        if width is not None and height is not None:
+            return tag
+        if width is not None:
+            if not width.isdigit():
+                return tag
+            extra = f' height="{max(1, round(int(width) * h / w))}"'
+        elif height is not None:
+            if not height.isdigit():
+                return tag
+            extra = f' width="{max(1, round(int(height) * w / h))}"'
+        else:
+            extra = f' width="{w}" height="{h}"'
+        return tag[:4] + extra + tag[4:]
+
+    return _IMG.sub(fix, html)
 
 
 def sanitize(html: str, links: RepoLinks | None = None) -> str:

@@ -50,13 +50,13 @@ from aicommons.hub.events import Events
 from aicommons.hub.first_run import FirstRun
 from aicommons.hub.gating import GatingService
 from aicommons.hub.gc import LeasingBlobStore
+from aicommons.hub.image_sizes import ImageSizes
 from aicommons.hub.keys import Keys
 from aicommons.hub.lfs import LfsService
 from aicommons.hub.lfs_files import LfsFileService
 from aicommons.hub.lifecycle import StorageLifecycle
 from aicommons.hub.likes import LikeService
 from aicommons.hub.mail import Mailer
-from aicommons.hub.image_sizes import ImageSizes
 from aicommons.hub.model_metadata import ModelMetadataReader
 from aicommons.hub.objects import ObjectReader
 from aicommons.hub.org_trust import OrgTrustService

@@ -32,6 +32,10 @@ def test_the_switcher_moves_between_branches_and_tags_by_keyboard(page, api, rep
     links = page.locator("#ref-switch nav a")
     assert links.all_inner_texts() == ["dev", "main", "v1.0"]
     assert page.locator("#ref-switch a[aria-current=page]").inner_text() == "main"
+    page.keyboard.press("Escape")  # with JavaScript, Escape closes the menu and keeps the focus on it
+    assert not page.locator("#ref-switch nav").is_visible()
+    assert page.evaluate("document.activeElement.tagName") == "SUMMARY"
+    page.keyboard.press("Enter")
     page.keyboard.press("Tab")  # the first link: the dev branch, at the same folder
     assert page.evaluate("document.activeElement.textContent") == "dev"
     page.keyboard.press("Enter")

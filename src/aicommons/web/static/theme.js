@@ -7,6 +7,19 @@
   const current = () => root.dataset.theme ||
     (window.matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light");
   document.addEventListener("DOMContentLoaded", function () {
+    // Menus made of <details> (the branch/tag switcher): Escape closes one and returns to its
+    // summary, a click elsewhere closes it. Without this script they still open and close.
+    document.querySelectorAll("details.ref-switch").forEach(function (menu) {
+      menu.addEventListener("keydown", function (event) {
+        if (event.key === "Escape" && menu.open) {
+          menu.open = false;
+          menu.querySelector("summary").focus();
+        }
+      });
+      document.addEventListener("click", function (event) {
+        if (menu.open && !menu.contains(event.target)) menu.open = false;
+      });
+    });
     const button = document.getElementById("theme-toggle");
     if (!button) return;
     const label = () => {

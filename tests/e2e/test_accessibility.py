@@ -54,15 +54,19 @@ A long line that must wrap on a phone: {long}
 """
 
 
-def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
-    """A solid PNG image (a real one: the browser decodes it and lays it out at its size)."""
+def png(width: int, height: int, rgb: tuple[int, int, int], to: tuple[int, int, int] | None = None) -> bytes:
+    """A PNG image, solid or a left-to-right gradient (a real one: the browser decodes it and lays it
+    out at its size)."""
     import struct
     import zlib
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    rows = b"".join(b"\0" + bytes(rgb) * width for _ in range(height))
+    end = to or rgb
+    row = b"".join(bytes(round(a + (b - a) * x / max(1, width - 1)) for a, b in zip(rgb, end, strict=True))
+                   for x in range(width))
+    rows = (b"\0" + row) * height
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
             + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
@@ -76,7 +80,7 @@ def site(live_hub, api_module):
     card = CARD.replace("{repo}", repo).replace("{long}", "x" * 300)
     api.create_commit(repo, [CommitOperationAdd("README.md", card.encode()),
                              CommitOperationAdd("logo.png", png(240, 80, (64, 120, 220))),
-                             CommitOperationAdd("banner.png", png(1200, 500, (120, 150, 200))),
+                             CommitOperationAdd("banner.png", png(1200, 500, (32, 64, 160), (96, 200, 180))),
                              CommitOperationAdd("src/train.py", b"import torch\n\ndef train(steps: int = 10):\n"
                                                 b"    for step in range(steps):\n        print(f'step {step}')\n" * 20),
                              CommitOperationAdd("config.json", b'{"hidden_size": 32, "num_layers": 2}\n')],

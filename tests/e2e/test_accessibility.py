@@ -180,8 +180,14 @@ def test_rich_card_renders_safely(browser, live_hub, site):
         card = page.locator("article.card")
         assert card.locator("details summary").inner_text() == "What is inside"
         assert card.locator("table th").first.text_content() == "Size"  # inside the closed <details>
-        src = card.locator("img").get_attribute("src")  # a relative image, resolved against the repo
+        logo = card.locator("img").first
+        src = logo.get_attribute("src")  # a relative image, resolved against the repo
         assert src.startswith(f"/{site}/resolve/") and src.endswith("/logo.png")
+        # Sized from the file's header, so nothing moves when it arrives: the author's width, the
+        # height scaled to the 240 x 80 image; the banner gets its own 1200 x 500.
+        assert (logo.get_attribute("width"), logo.get_attribute("height")) == ("120", "40")
+        banner = card.locator("img").nth(1)
+        assert (banner.get_attribute("width"), banner.get_attribute("height")) == ("1200", "500")
         assert card.locator("p[align=center]").count() == 1
         assert card.locator("pre.hl code span.hl-kn").first.inner_text() == "from"  # highlighted code
         # Math, rendered on the server as MathML that Chromium lays out: the fraction stacks.

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export AICOMMONS_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: install lock serve test test-scale lint conformance conformance-fast conformance-xet bench bench-search bench-inference bench-metadata bench-storage bench-upload bench-datasets bench-spaces bench-mirror clean
+.PHONY: install lock serve test test-scale lint conformance conformance-fast conformance-xet bench bench-search bench-inference bench-metadata bench-storage bench-upload bench-datasets bench-spaces bench-mirror bench-web clean
 
 $(STAMP): pyproject.toml requirements.lock package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ conformance-fast: $(STAMP)
 
 bench-search: $(STAMP)
 	$(BIN)/python bench/search_bench.py --repos 1000000
+
+# Web pages at 100,000 repos: repo card/files/history and listing pages, one at a time, p50/p95
+# (bench/web_bench.py; figures in bench/web_results.json and docs/benchmarks.md).
+bench-web: $(STAMP)
+	$(BIN)/python bench/web_bench.py --repos 100000
 
 # CPU inference benchmarks against transformers serve and sentence-transformers (docs/benchmarks.md).
 bench-inference: $(STAMP)

@@ -19,6 +19,7 @@ Needs ``transformers[serving]`` (fastapi) for the anchors.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import random
@@ -37,6 +38,7 @@ from bench.inference.loadgen import fetch_embedding, run_chats, run_embeddings
 
 ROOT = Path(__file__).resolve().parents[2]
 LLAMA_ID = "bench/tiny-llama"
+GGUF_ID = "bench/llama-gguf"
 MINILM_ID = "bench/all-MiniLM-L6-v2"
 WORDS = "the a open model hub fox dog runs over quick lazy river city paris alice learns good day".split()
 
@@ -142,6 +144,25 @@ def transformers_serve(model_dir: Path, threads: int, cb: bool) -> tuple[subproc
     return start(cmd, port, threads_env(threads), "/health"), port
 
 
+# How each anchor is configured, written next to its figures (the JSON's "anchor_config").
+INFINITY_ARGS = ["--engine", "torch", "--device", "cpu", "--batch-size", "32", "--no-vector-disk-cache",
+                 "--no-compile"]
+
+
+def infinity_server(model_dir: Path, threads: int) -> tuple[subprocess.Popen, str]:
+    """``infinity_emb v2`` on the same folder: its CPU defaults (torch engine, dynamic batching up to
+    32) with the result cache off (it would answer repeated rounds from SQLite) and without
+    ``torch.compile`` (its default; it compiles per shape on first sight, and every request of ours
+    is a new shape, which measures compilation, not serving)."""
+    from bench.inference import anchors
+
+    port = free_port()
+    exe = anchors.ensure("infinity").parent / "infinity_emb"
+    cmd = [str(exe), "v2", "--model-id", str(model_dir), "--served-model-name", "minilm", "--host", "127.0.0.1",
+           "--port", str(port), *INFINITY_ARGS]
+    return start(cmd, port, threads_env(threads), "/health"), f"http://127.0.0.1:{port}/embeddings"
+
+
 def inprocess_engine(model_dir: Path, threads: int):
     """Our continuous-batching engine driven directly in this process: no HTTP, no hub, no worker
     process (the reference for the hub's HTTP-path overhead)."""
@@ -192,12 +213,29 @@ def run_inprocess(engine, bodies: list[dict], concurrency: int) -> dict:
     return asyncio.run(go())
 
 
-def bench_generation(llama: Path, args) -> dict:
+def llama_cpp_server(gguf_file: Path, threads: int) -> tuple[subprocess.Popen, int]:
+    """llama-cpp-python's OpenAI server on a GGUF file, from its own cached venv (anchors.py)."""
+    from bench.inference import anchors
+
+    port = free_port()
+    cmd = [str(anchors.ensure("llama")), "-m", "llama_cpp.server", "--model", str(gguf_file), "--host", "127.0.0.1",
+           "--port", str(port), *llama_args(threads)]
+    return start(cmd, port, threads_env(threads), "/v1/models"), port
+
+
+def llama_args(threads: int) -> list[str]:
+    # Its documented throughput knobs: every core for generation and for prompt batches, prompt
+    # batches of 512 tokens, the model's trained context.
+    return ["--n_ctx", "2048", "--n_threads", str(threads), "--n_threads_batch", str(threads), "--n_batch", "512"]
+
+
+def bench_generation(llama: Path, args, gguf_dir: Path | None = None) -> dict:
     n, conc, max_tokens = args.chat_requests, args.concurrency, args.max_tokens
     procs, hubs = [], []
     engine = None
     try:
-        hub = start_hub(free_port(), args.threads, {LLAMA_ID: llama}, hub_settings(args.threads))
+        models = {LLAMA_ID: llama, **({GGUF_ID: gguf_dir} if gguf_dir is not None else {})}
+        hub = start_hub(free_port(), args.threads, models, hub_settings(args.threads))
         hubs.append(hub)
         targets = {"hub": (hub.pid, hub.url, LLAMA_ID, conc)}
         if not args.real_size:
@@ -208,6 +246,13 @@ def bench_generation(llama: Path, args) -> dict:
             proc, port = transformers_serve(llama, args.threads, cb)
             procs.append(proc)
             targets[name] = (proc.pid, f"http://127.0.0.1:{port}", str(llama), conc)
+        if gguf_dir is not None:  # the same weights as GGUF: llama.cpp's own server, and our hub on them
+            for quant in args.gguf_quants:
+                proc, port = llama_cpp_server(gguf_dir / f"model-{quant}.gguf", args.threads)
+                procs.append(proc)
+                targets[f"llama_cpp_server_{quant}"] = (proc.pid, f"http://127.0.0.1:{port}", "model", conc)
+                if importlib.util.find_spec("llama_cpp") is not None:  # else the hub would use transformers
+                    targets[f"hub_gguf_{quant}"] = (hub.pid, hub.url, f"{GGUF_ID}:{quant}", conc)
 
         def measure(pid, base, model, concurrency, count):
             url = f"{base}/v1/chat/completions"
@@ -230,6 +275,12 @@ def bench_generation(llama: Path, args) -> dict:
             hub.stop()
 
 
+def anchors_cmake() -> str:
+    from bench.inference import anchors
+
+    return anchors.LLAMA_CMAKE_ARGS
+
+
 def sentences(n: int) -> list[str]:
     rnd = random.Random(1)
     return [" ".join(rnd.choice(WORDS) for _ in range(16)) + f" {i}" for i in range(n)]
@@ -243,7 +294,7 @@ def bench_embeddings(minilm: Path, args) -> dict:
     texts = sentences(args.embed_requests)
     torch.set_num_threads(args.threads)
     model = SentenceTransformer(str(minilm), device="cpu")
-    hubs = []
+    hubs, procs = [], []
     try:
         systems = {}
         for name, extra in (("hub", {}), ("hub_per_request", {"max_batch_items": 1})):
@@ -262,6 +313,16 @@ def bench_embeddings(minilm: Path, args) -> dict:
                 bearer = {"Authorization": f"Bearer {TOKEN}"}
                 systems["hub_token"] = with_server_cpu(hub.pid, lambda url=url, bearer=bearer: run_embeddings(
                     url, MINILM_ID, texts, args.embed_concurrency, headers=bearer))
+        if not args.no_anchor_venvs:  # infinity-emb's server, from its own cached venv (anchors.py)
+            proc, url = infinity_server(minilm, args.threads)
+            procs.append(proc)
+            served = np.asarray(fetch_embedding(url, "minilm", texts[0]))
+            local = model.encode([texts[0]])[0]
+            if float(np.dot(served, local) / (np.linalg.norm(served) * np.linalg.norm(local))) < 0.9999:
+                raise RuntimeError("infinity's embedding differs from sentence-transformers'")
+            run_embeddings(url, "minilm", texts[:64], args.embed_concurrency)
+            systems["infinity"] = with_server_cpu(proc.pid, lambda url=url: run_embeddings(
+                url, "minilm", texts, args.embed_concurrency))
         # The anchor, in this process (no HTTP at all): sentence-transformers' own encode.
         model.encode(texts[:64], batch_size=32)
 
@@ -274,6 +335,8 @@ def bench_embeddings(minilm: Path, args) -> dict:
         systems["st_encode_batch1"] = lambda: encode(1)
         return interleaved(systems, args.runs, "sentences_s")
     finally:
+        for proc in procs:
+            stop(proc)
         for hub in hubs:
             hub.stop()
 
@@ -291,19 +354,34 @@ def main() -> None:
     parser.add_argument("--real-size", action="store_true",
                         help="generation on SmolLM2-135M's shape (random weights) instead of the tiny Llama, "
                              "against transformers serve --continuous-batching and our engine in-process")
+    parser.add_argument("--no-anchor-venvs", action="store_true",
+                        help="skip the anchors that need their own environments (infinity-emb, llama-cpp-python)")
+    parser.add_argument("--gguf-quants", type=lambda v: v.split(","), default=["F16", "Q8_0"],
+                        help="with --real-size: the GGUF precisions llama.cpp is measured at (F16, Q8_0)")
+    parser.add_argument("--shape", choices=["smollm2-135m", "qwen2.5-0.5b"], default="smollm2-135m",
+                        help="with --real-size: which model's shape")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     from aicommons.inference import devmodels
 
     tmp = Path(tempfile.mkdtemp(prefix="aicommons-bench-"))
     try:
-        llama = devmodels.build_smollm2_135m(tmp / "smollm2-135m") if args.real_size \
-            else devmodels.build_llama(tmp / "tiny-llama")
+        builder = devmodels.build_qwen25_05b if args.shape == "qwen2.5-0.5b" else devmodels.build_smollm2_135m
+        llama = builder(tmp / args.shape) if args.real_size else devmodels.build_llama(tmp / "tiny-llama")
         minilm = devmodels.copy_minilm(tmp / "minilm")
         report = {"threads": args.threads, "loadavg_before": loadavg(), "command": " ".join(sys.argv),
-                  "model": "SmolLM2-135M shape, random weights, float32" if args.real_size else "tiny Llama"}
+                  "model": f"{args.shape} shape, random weights, float32" if args.real_size else "tiny Llama"}
+        gguf_dir = None
+        if args.real_size and not args.no_anchor_venvs and args.only != "embeddings":
+            gguf_dir = tmp / "gguf"
+            gguf_dir.mkdir()
+            (gguf_dir / "README.md").write_text("---\npipeline_tag: text-generation\nlibrary_name: gguf\n---\n")
+            for quant in args.gguf_quants:
+                devmodels.export_gguf(llama, gguf_dir / f"model-{quant}.gguf", quant)
+            report["anchor_config"] = {"llama_cpp_server": " ".join(llama_args(args.threads)),
+                                       "llama_cpp_python": "0.3.36, CMAKE_ARGS " + anchors_cmake()}
         if args.only != "embeddings":
-            report["generation"] = bench_generation(llama, args)
+            report["generation"] = bench_generation(llama, args, gguf_dir)
         if args.only != "generation":
             report["embeddings"] = bench_embeddings(minilm, args)
     finally:
@@ -316,6 +394,13 @@ def main() -> None:
         if "transformers_serve_sequential" in g:
             report["ratios"]["hub_vs_sequential"] = \
                 g["hub"]["output_tok_s"] / g["transformers_serve_sequential"]["output_tok_s"]
+        for quant in args.gguf_quants:
+            if f"hub_gguf_{quant}" in g and f"llama_cpp_server_{quant}" in g:
+                report["ratios"][f"hub_gguf_vs_llama_cpp_{quant}"] = \
+                    g[f"hub_gguf_{quant}"]["output_tok_s"] / g[f"llama_cpp_server_{quant}"]["output_tok_s"]
+            if f"llama_cpp_server_{quant}" in g:
+                report["ratios"][f"hub_vs_llama_cpp_{quant}"] = \
+                    g["hub"]["output_tok_s"] / g[f"llama_cpp_server_{quant}"]["output_tok_s"]
         if "engine_inprocess" in g:
             report["ratios"]["hub_vs_engine_inprocess"] = \
                 g["hub"]["output_tok_s"] / g["engine_inprocess"]["output_tok_s"]
@@ -326,6 +411,11 @@ def main() -> None:
             e["hub_token"]["sentences_s"] / e["hub_per_request"]["sentences_s"]
         report["ratios"]["embed_hub_token_vs_st_batched"] = \
             e["hub_token"]["sentences_s"] / e["st_encode_batch32"]["sentences_s"]
+        if "infinity" in e:
+            report["ratios"]["embed_hub_vs_infinity"] = e["hub"]["sentences_s"] / e["infinity"]["sentences_s"]
+            report["ratios"]["embed_hub_token_vs_infinity"] = \
+                e["hub_token"]["sentences_s"] / e["infinity"]["sentences_s"]
+            report["anchor_config"] = {**report.get("anchor_config", {}), "infinity": " ".join(INFINITY_ARGS)}
     report["loadavg_after"] = loadavg()
     text = json.dumps(report, indent=2)
     print(text)

@@ -1,17 +1,24 @@
 """GGUF serving (issue 17): a repo of GGUF files answers the OpenAI routes, the quantisation chosen
 by ``model=ns/name:Q8_0`` as Ollama names it, the chat template taken from the file's metadata and
 checked by the hub's scanner before the file is loaded. Files are written here from a tiny random
-Llama (``devmodels.export_gguf``, llama.cpp's layout) and uploaded to the live hub; answers are
-checked against transformers' own GGUF loader and greedy ``generate``."""
+Llama (``devmodels.export_gguf``, llama.cpp's layout) and uploaded to the live hub.
+
+What serves them: llama.cpp (llama-cpp-python, in the model's worker process) when it is installed,
+else transformers' GGUF loader (``AICOMMONS_INFERENCE_GGUF_ENGINE``). Answers are checked against
+the engine's own library run directly: llama-cpp-python's ``generate``, or transformers' GGUF
+loader and greedy ``generate``."""
 
 from __future__ import annotations
 
+import importlib.util
 import time
 
 import openai
 import pytest
 
 from tests.conftest import ALICE_TOKEN, unique_name
+
+LLAMA_CPP = importlib.util.find_spec("llama_cpp") is not None
 
 pytestmark = pytest.mark.inference
 
@@ -67,6 +74,36 @@ def _once_scanned(call):
             time.sleep(0.5)
 
 
+def _prompt_ids(tok) -> list[int]:
+    return tok.apply_chat_template([{"role": "user", "content": "the quick fox"}], add_generation_prompt=True,
+                                   tokenize=True, return_dict=True)["input_ids"]
+
+
+def _expected_llama_cpp(folder, name: str, max_tokens: int = 8) -> str:
+    """llama-cpp-python's own greedy generation on the file, the prompt tokenized as the hub does."""
+    import llama_cpp
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    llm = llama_cpp.Llama(model_path=str(folder / name), n_ctx=256, n_threads=2, verbose=False)
+    vocab = llama_cpp.llama_model_get_vocab(llm.model)
+    out: list[int] = []
+    try:
+        for token in llm.generate(_prompt_ids(tok), temp=0.0, top_k=0, top_p=1.0, min_p=0.0, repeat_penalty=1.0):
+            if llama_cpp.llama_vocab_is_eog(vocab, token):
+                break
+            out.append(int(token))
+            if len(out) == max_tokens:
+                break
+    finally:
+        llm.close()
+    return tok.decode(out, skip_special_tokens=True)
+
+
+def _expected_for_hub(folder, name: str) -> str:
+    return _expected_llama_cpp(folder, name) if LLAMA_CPP else _expected(folder, name)
+
+
 def _expected(folder, name: str) -> str:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -84,10 +121,10 @@ def test_gguf_chat_by_quantisation_tag(repos, client):
     ids, folder = repos
     raw = _once_scanned(lambda: _chat(client, ids["good"] + ":Q8_0"))
     assert raw.headers["x-model-file"] == "tiny-llama-Q8_0.gguf" and len(raw.headers["x-model-revision"]) == 40
-    assert raw.parse().choices[0].message.content == _expected(folder, "tiny-llama-Q8_0.gguf")
+    assert raw.parse().choices[0].message.content == _expected_for_hub(folder, "tiny-llama-Q8_0.gguf")
     f16 = _chat(client, ids["good"] + ":F16")
     assert f16.headers["x-model-file"] == "tiny-llama-F16.gguf"
-    assert f16.parse().choices[0].message.content == _expected(folder, "tiny-llama-F16.gguf")
+    assert f16.parse().choices[0].message.content == _expected_for_hub(folder, "tiny-llama-F16.gguf")
     # Legacy completions and a pinned revision with a tag work too.
     pinned = f"{ids['good']}@{raw.headers['x-model-revision']}:Q8_0"
     text = client.completions.create(model=pinned, prompt="the quick", max_tokens=4, temperature=0)
@@ -110,3 +147,4 @@ def test_gguf_with_an_unsafe_chat_template_is_never_loaded(repos, client):
     ids, _ = repos
     with pytest.raises(openai.PermissionDeniedError, match="unsafe"):
         _once_scanned(lambda: _chat(client, ids["evil"] + ":Q8_0"))
+

@@ -167,3 +167,24 @@ def test_keep_alive_nonsense_is_refused(value):
 
     with pytest.raises(InvalidRequest):
         parse_keep_alive(value)
+
+
+def test_gguf_engine_setting_chooses_and_names_itself(tmp_path):
+    """``GGUF_ENGINE``: a bad value names its variable; llama.cpp is chosen only for a GGUF file,
+    and under ``auto`` only where llama-cpp-python is importable."""
+    import importlib.util
+
+    from aicommons.config import SettingsError
+    from aicommons.inference.engines.llama_cpp import use_llama_cpp
+    from aicommons.inference.settings import InferenceSettings
+    from aicommons.inference.source import ResolvedModel
+
+    with pytest.raises(SettingsError, match="AICOMMONS_INFERENCE_GGUF_ENGINE"):
+        InferenceSettings.from_env({"AICOMMONS_INFERENCE_GGUF_ENGINE": "ollama"})
+    plain = ResolvedModel("a/b", "0" * 40, tmp_path)
+    gguf_file = ResolvedModel("a/b", "0" * 40, tmp_path, variant="b-Q8_0.gguf")
+    settings = {v: InferenceSettings.from_env({"AICOMMONS_INFERENCE_GGUF_ENGINE": v})
+                for v in ("auto", "llama.cpp", "transformers")}
+    assert not any(use_llama_cpp(plain, s) for s in settings.values())
+    assert use_llama_cpp(gguf_file, settings["llama.cpp"]) and not use_llama_cpp(gguf_file, settings["transformers"])
+    assert use_llama_cpp(gguf_file, settings["auto"]) == (importlib.util.find_spec("llama_cpp") is not None)

@@ -103,6 +103,16 @@ def build_smollm2_135m(path: Path, dtype: str = "float32") -> Path:
                        vocab=8192, dtype=dtype, pad_vocab_to=49152, rope_theta=100000.0)
 
 
+def build_qwen25_05b(path: Path, dtype: str = "float32") -> Path:
+    """A Qwen2.5-0.5B-class shape (Qwen/Qwen2.5-0.5B's config.json: hidden 896, 24 layers, 14 heads
+    with 2 KV heads, MLP 4864, 151,936-token vocabulary, tied embeddings, rope theta 1,000,000) as a
+    Llama with random weights: Qwen2's q/k/v biases (0.01 % of the parameters) are left out so the
+    GGUF export and llama.cpp take it as the same architecture as the 135M model. Context 4096 (the
+    benchmark's prompts are short; the real model's 32k would only size the KV cache)."""
+    return build_llama(path, hidden=896, layers=24, heads=14, kv_heads=2, intermediate=4864, context=4096,
+                       vocab=8192, dtype=dtype, pad_vocab_to=151936, rope_theta=1000000.0)
+
+
 def build_llama_1b(path: Path, dtype: str = "bfloat16") -> Path:
     """~1B parameters (TinyLlama-1.1B's shape with an 8k vocabulary), for the GPU benchmark."""
     return build_llama(path, hidden=2048, layers=22, heads=32, kv_heads=4, intermediate=5632, context=4096,

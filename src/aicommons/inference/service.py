@@ -151,7 +151,13 @@ class InferenceService:
 
             return VisionLM.load(resolved, self.settings)
         if task == T.GENERATION:
-            if self._engine_kind() == "vllm":
+            from .engines.llama_cpp import use_llama_cpp
+
+            if use_llama_cpp(resolved, self.settings) and self.settings.isolation == "thread":
+                from .engines.llama_cpp import InProcessLlamaCpp
+
+                return InProcessLlamaCpp.load(resolved, self.settings)
+            if self._engine_kind() == "vllm" and resolved.variant is None:
                 from .engines.vllm import VLLMEngine
 
                 return VLLMEngine.load(resolved, self.settings)
@@ -174,6 +180,13 @@ class InferenceService:
         return TransformersEncoder.load(resolved, task, self.settings, on_batch=on_batch)
 
     def _estimate(self, resolved: ResolvedModel, task: str) -> int:
+        from .engines.llama_cpp import use_llama_cpp
+
+        if task == T.GENERATION and use_llama_cpp(resolved, self.settings):
+            from .engines.llama_cpp import context_for
+
+            path = resolved.local_dir / str(resolved.variant)  # quantised, memory-mapped as it is
+            return int((path.stat().st_size + context_for(path, self.settings)[1]) * 1.1)
         weights = T.estimate_weight_bytes(resolved.local_dir) if resolved.variant is None \
             else gguf.dequantised_bytes(resolved.local_dir / resolved.variant)
         if task == T.GENERATION:

@@ -24,6 +24,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Where a transformers model runs: `process` (its own worker process: the hub's event "
             "loop only admits, routes and streams; a crashed worker is replaced on the next "
             "request; unloading ends the process) or `thread` (inside the hub's process)."),
+    Setting("GGUF_ENGINE", "auto",
+            "What serves a GGUF file: `llama.cpp` (llama-cpp-python, quantised weights memory-mapped; "
+            "install the `llama` extra, which compiles llama.cpp), `transformers` (transformers' GGUF "
+            "loader, weights dequantised to the serving dtype) or `auto` (llama.cpp when "
+            "llama-cpp-python is importable, else transformers)."),
     Setting("DEVICE", "auto", "torch device for in-process engines: `cpu`, `cuda`, or `auto`."),
     Setting("DTYPE", "auto",
             "Weights dtype for in-process engines: `float32`, `bfloat16`, `float16`, or `auto` "
@@ -38,6 +43,11 @@ SETTINGS: tuple[Setting, ...] = (
             "How long a request waits for its model to load (or for room to load it) before a 503."),
     Setting("KV_CACHE_BYTES", str(256 * 1024 * 1024),
             "KV-cache memory reserved per loaded text-generation model (paged, continuous batching)."),
+    Setting("STEP_TOKENS", "0",
+            "Most tokens one continuous-batching step computes (decodes plus prompt chunks; longer "
+            "prompts are prefilled over several steps, as vLLM's `max_num_batched_tokens`). Smaller "
+            "keeps a burst of new prompts from holding every stream's next token and staggers their "
+            "first tokens; larger prefills more at once. 0 = 2048."),
     Setting("MAX_RUNNING", "64", "Most requests running in engines at once, all users together."),
     Setting("MAX_QUEUE", "256", "Most requests waiting for a running slot; beyond it the answer is 503."),
     Setting("QUEUE_TIMEOUT_SECONDS", "60", "Longest wait for a running slot before a 503."),
@@ -83,6 +93,7 @@ class InferenceSettings:
     enabled: bool = True
     engine: str = "auto"
     isolation: str = "process"
+    gguf_engine: str = "auto"
     device: str = "auto"
     dtype: str = "auto"
     threads: int = 0
@@ -91,6 +102,7 @@ class InferenceSettings:
     keep_alive_seconds: float = 300.0
     load_timeout_seconds: float = 600.0
     kv_cache_bytes: int = 256 * 1024 * 1024
+    step_tokens: int = 0
     max_running: int = 64
     max_queue: int = 256
     queue_timeout_seconds: float = 60.0
@@ -124,6 +136,9 @@ class InferenceSettings:
     def __post_init__(self):
         if self.isolation not in ("process", "thread"):
             raise SettingsError(f"{PREFIX}ISOLATION must be 'process' or 'thread', not {self.isolation!r}")
+        if self.gguf_engine not in ("auto", "llama.cpp", "transformers"):
+            raise SettingsError(f"{PREFIX}GGUF_ENGINE must be 'auto', 'llama.cpp' or 'transformers', "
+                                f"not {self.gguf_engine!r}")
 
     def effective_memory_budget(self) -> int:
         if self.memory_budget_bytes > 0:

@@ -26,6 +26,10 @@ def load_engine(resolved, task: str, settings, on_batch=None):
     from . import tasks as T
 
     if task == T.GENERATION:
+        from .engines.llama_cpp import LlamaCppLM, use_llama_cpp
+
+        if use_llama_cpp(resolved, settings):
+            return LlamaCppLM.load(resolved, settings)
         from .engines.transformers_lm import TransformersLM
 
         return TransformersLM.load(resolved, settings)

@@ -145,6 +145,7 @@ class ProcessLM(LMText, _WorkerClient):
     def __init__(self, proc: subprocess.Popen, conn: Connection, tokenizer, ready: P.Ready):
         self._init_client(proc, conn, ready)
         info = ready.info
+        self.engine_name = str(info.get("engine", type(self).engine_name))  # llama.cpp for a GGUF file
         self._init_text(tokenizer, context_length=int(info["context_length"]), eos_ids=list(info["eos_ids"]),
                         vocab_size=int(info["vocab_size"]))
 

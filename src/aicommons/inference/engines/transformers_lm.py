@@ -132,7 +132,7 @@ class TransformersLM(LMText):
         # Synchronous batching: the guide processor pairs each step's prepared requests with the
         # logits that follow (engines/guided.py).
         cb_config = ContinuousBatchingConfig(per_request_processors=True, page_size=_PAGE_SIZE,
-                                             num_blocks=num_blocks, max_batch_tokens=2048,
+                                             num_blocks=num_blocks, max_batch_tokens=step_tokens(settings, device),
                                              allow_block_sharing=True, use_async_batching=False)
         if device == "cpu":
             from .cb_processors import install
@@ -315,6 +315,13 @@ class TransformersLM(LMText):
 
 def _logprobs(guide, ids):
     return guide.logprobs_for(ids) if guide is not None and guide.top is not None else None
+
+
+def step_tokens(settings, device: str) -> int:
+    """Tokens per continuous-batching step (``STEP_TOKENS``; 0 = by device)."""
+    if settings.step_tokens > 0:
+        return int(settings.step_tokens)
+    return 2048
 
 
 def gguf_kwargs(resolved: ResolvedModel) -> dict[str, str]:

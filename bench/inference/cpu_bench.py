@@ -218,9 +218,26 @@ def llama_cpp_server(gguf_file: Path, threads: int) -> tuple[subprocess.Popen, i
     from bench.inference import anchors
 
     port = free_port()
-    cmd = [str(anchors.ensure("llama")), "-m", "llama_cpp.server", "--model", str(gguf_file), "--host", "127.0.0.1",
+    cmd = [str(anchors.ensure("llama")), "-c", LLAMA_SERVER, "--model", str(gguf_file), "--host", "127.0.0.1",
            "--port", str(port), *llama_args(threads)]
     return start(cmd, port, threads_env(threads), "/v1/models"), port
+
+
+# ``python -m llama_cpp.server`` with the weights in plain CPU buffers, as our engine loads them
+# (engines/llama_cpp.py ``open_llama``: this build's AMX/repacked buffers crash on Q8_0 files).
+LLAMA_SERVER = """
+import sys
+import llama_cpp.llama_cpp as api
+original = api.llama_model_default_params
+def defaults():
+    params = original()
+    params.use_extra_bufts = False
+    return params
+api.llama_model_default_params = defaults
+from llama_cpp.server.__main__ import main
+sys.argv[0] = "llama_cpp.server"
+main()
+"""
 
 
 def llama_args(threads: int) -> list[str]:

@@ -4,15 +4,17 @@ checked by the hub's scanner before the file is loaded. Files are written here f
 Llama (``devmodels.export_gguf``, llama.cpp's layout) and uploaded to the live hub.
 
 What serves them: llama.cpp (llama-cpp-python, in the model's worker process) when it is installed,
-else transformers' GGUF loader (``AICOMMONS_INFERENCE_GGUF_ENGINE``). Answers are checked against
-the engine's own library run directly: llama-cpp-python's ``generate``, or transformers' GGUF
-loader and greedy ``generate``."""
+as it is in CI, else transformers' GGUF loader (``AICOMMONS_INFERENCE_GGUF_ENGINE``). Answers are
+checked against the engine's own library run directly: llama-cpp-python's ``generate``, or
+transformers' GGUF loader and greedy ``generate``. Both engines are also tested side by side on
+one file (``test_both_gguf_engines``)."""
 
 from __future__ import annotations
 
 import importlib.util
 import time
 
+import httpx
 import openai
 import pytest
 
@@ -84,8 +86,10 @@ def _expected_llama_cpp(folder, name: str, max_tokens: int = 8) -> str:
     import llama_cpp
     from transformers import AutoTokenizer
 
+    from aicommons.inference.engines.llama_cpp import open_llama  # (plain CPU buffers, see there)
+
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    llm = llama_cpp.Llama(model_path=str(folder / name), n_ctx=256, n_threads=2, verbose=False)
+    llm = open_llama(folder / name, n_ctx=256, n_threads=2)
     vocab = llama_cpp.llama_model_get_vocab(llm.model)
     out: list[int] = []
     try:
@@ -148,3 +152,64 @@ def test_gguf_with_an_unsafe_chat_template_is_never_loaded(repos, client):
     with pytest.raises(openai.PermissionDeniedError, match="unsafe"):
         _once_scanned(lambda: _chat(client, ids["evil"] + ":Q8_0"))
 
+
+def test_gguf_runs_on_llama_cpp_in_a_worker_process(live_hub, repos, client):
+    """Where llama-cpp-python is installed (CI installs it), the hub serves GGUF through it, in the
+    model's own worker process; the load is recorded under the engine's name. Streaming, stop
+    sequences and a JSON-schema constraint work as on the transformers engine."""
+    pytest.importorskip("llama_cpp")
+    ids, folder = repos
+    model = ids["good"] + ":Q8_0"
+    _once_scanned(lambda: _chat(client, model))
+    name = unique_name("root")
+    live_hub.cli("user", "create", name, "--admin")
+    token = live_hub.cli("token", "create", name).stdout.splitlines()[-1]
+    metrics = httpx.get(live_hub.url + "/metrics", headers={"Authorization": f"Bearer {token}"}).text
+    loads = [line for line in metrics.splitlines()
+             if line.startswith("hub_model_load_seconds_count") and f'model="{ids["good"]}"' in line]
+    assert loads and all('engine="llama.cpp"' in line for line in loads), loads
+
+    expected = _expected_llama_cpp(folder, "tiny-llama-Q8_0.gguf")
+    stream = client.chat.completions.create(model=model, temperature=0, max_tokens=8, stream=True,
+                                            messages=[{"role": "user", "content": "the quick fox"}])
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == expected
+    if len(expected.strip()) > 2:  # a stop sequence cuts the answer where it first appears
+        stop = expected.strip()[1:3]
+        cut = _chat(client, model, stop=[stop]).parse().choices[0]
+        assert cut.message.content == expected[: expected.index(stop)] and cut.finish_reason == "stop"
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"],
+              "additionalProperties": False}
+    answer = client.chat.completions.create(
+        model=model, max_tokens=40, temperature=0, messages=[{"role": "user", "content": "the quick fox"}],
+        response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema, "strict": True}})
+    import json
+
+    assert json.loads(answer.choices[0].message.content) in ({"ok": True}, {"ok": False})
+
+
+def test_both_gguf_engines(repos):
+    """``GGUF_ENGINE`` chooses: transformers' loader (dequantised) or llama.cpp, each answering as its
+    own library does, here with both engines inside one server's process (``ISOLATION=thread``)."""
+    pytest.importorskip("llama_cpp")
+    from aicommons.inference.settings import InferenceSettings
+
+    from .directory_source import DirectoryModelSource
+    from .server import LiveServer
+
+    _, folder = repos
+    source = DirectoryModelSource()
+    source.add("acme/gguf", folder)
+    for engine, expected in (("transformers", _expected), ("llama.cpp", _expected_llama_cpp)):
+        settings = InferenceSettings.from_env({}, device="cpu", dtype="float32", isolation="thread", threads=2,
+                                              gguf_engine=engine, kv_cache_bytes=8 * 1024 * 1024)
+        server = LiveServer(source, settings).start()
+        try:
+            body = {"model": "acme/gguf:Q8_0", "temperature": 0, "max_tokens": 8,
+                    "messages": [{"role": "user", "content": "the quick fox"}]}
+            answer = httpx.post(server.url + "/v1/chat/completions", json=body, timeout=120)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["choices"][0]["message"]["content"] == expected(folder, "tiny-llama-Q8_0.gguf")
+            assert [e.engine.engine_name for e in server.service.list_loaded()] == \
+                ["transformers-cb" if engine == "transformers" else "llama.cpp"]
+        finally:
+            server.stop()

@@ -83,6 +83,33 @@ def context_for(path: Path, settings) -> tuple[int, int]:
     return n_ctx, n_ctx * per_token
 
 
+_load_lock = threading.Lock()
+
+
+def open_llama(path: Path, **kwargs):
+    """``llama_cpp.Llama`` on a file, its weights in plain CPU buffers. llama.cpp's extra CPU buffer
+    types (AMX and repacked weights, chosen at load) crash in the first decode on Q8_0 files with
+    llama-cpp-python 0.3.36 built ``GGML_NATIVE`` on this Sapphire Rapids CPU (a segfault in
+    ``llama_decode``, every Q8_0 file tried, F16 unaffected), and the bindings have no argument for
+    ``use_extra_bufts``: the default model parameters are swapped for the duration of the load."""
+    import llama_cpp  # type: ignore[import-not-found, unused-ignore]  # optional: the `llama` extra
+    import llama_cpp.llama_cpp as api  # type: ignore[import-not-found, unused-ignore]
+
+    with _load_lock:
+        original = api.llama_model_default_params
+
+        def defaults():
+            params = original()
+            params.use_extra_bufts = False
+            return params
+
+        api.llama_model_default_params = defaults
+        try:
+            return llama_cpp.Llama(model_path=str(path), verbose=False, **kwargs)
+        finally:
+            api.llama_model_default_params = original
+
+
 class _Job:
     __slots__ = ("prompt_ids", "params", "guide", "emit", "cancel")
 
@@ -124,16 +151,13 @@ class LlamaCppLM:
 
     @classmethod
     def load(cls, resolved: ResolvedModel, settings) -> LlamaCppLM:
-        try:
-            from llama_cpp import Llama  # type: ignore[import-not-found, unused-ignore]
-        except ImportError:
-            raise GenerationFailed("GGUF_ENGINE is llama.cpp but llama-cpp-python is not installed") from None
-
+        if not llama_cpp_available():
+            raise GenerationFailed("GGUF_ENGINE is llama.cpp but llama-cpp-python is not installed")
         path = Path(resolved.local_dir) / str(resolved.variant)
         n_ctx, kv_bytes = context_for(path, settings)
         threads = settings.threads if settings.threads > 0 else (os.cpu_count() or 1)
-        llm = Llama(model_path=str(path), n_ctx=n_ctx, n_batch=min(512, n_ctx), n_threads=threads,
-                    n_threads_batch=threads, verbose=False, logits_all=False)
+        llm = open_llama(path, n_ctx=n_ctx, n_batch=min(512, n_ctx), n_threads=threads,
+                         n_threads_batch=threads, logits_all=False)
         footprint = int((path.stat().st_size + kv_bytes) * 1.1)
         return cls(llm, path, footprint)
 
@@ -225,7 +249,9 @@ class LlamaCppLM:
             from transformers import AutoTokenizer
 
             tokenizer: Any = AutoTokenizer.from_pretrained(self.path.parent, gguf_file=self.path.name)
-            self._ll_tokenizer = llguidance.hf.from_tokenizer(tokenizer, n_vocab=self.vocab_size,
+            # The tokenizer built from the file may count a token more than the model's matrix (an
+            # added pad); the mask covers both and the Guide keeps the model's part.
+            self._ll_tokenizer = llguidance.hf.from_tokenizer(tokenizer, n_vocab=max(self.vocab_size, len(tokenizer)),
                                                               eos_token=self.eos_ids or None)
         matcher = llguidance.LLMatcher(self._ll_tokenizer, grammar, log_level=0)
         if matcher.is_error():

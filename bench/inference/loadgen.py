@@ -144,6 +144,7 @@ async def _one_chat(conn: Connection, raw: bytes) -> Result:
     start = time.perf_counter()
     last = None
     chunks = 0
+    counted = 0
     status, headers = await conn.send(raw)
     if status != 200:
         await conn.body(headers)
@@ -159,6 +160,11 @@ async def _one_chat(conn: Connection, raw: bytes) -> Result:
             if parsed.get("usage"):
                 res.tokens = parsed["usage"].get("completion_tokens", 0)
             for choice in parsed.get("choices") or []:
+                # A server without usage in its stream (llama-cpp-python's) is counted one token per
+                # content chunk, empty ones included (a token whose text is a byte fragment).
+                if not choice.get("finish_reason") and (
+                        isinstance((choice.get("delta") or {}).get("content"), str) or "text" in choice):
+                    counted += 1
                 # chat chunks carry delta.content; (legacy) completion chunks carry text
                 if (choice.get("delta") or {}).get("content") or choice.get("text"):
                     now = time.perf_counter()
@@ -169,7 +175,7 @@ async def _one_chat(conn: Connection, raw: bytes) -> Result:
                         res.itls.append(now - last)
                     last = now
     res.latency = time.perf_counter() - start
-    res.tokens = res.tokens or chunks
+    res.tokens = res.tokens or max(chunks, counted)
     return res
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -110,6 +111,17 @@ def test_gated_and_private_upstream_repos_need_the_users_own_upstream_grant(hubs
             download(mir, private, user, tmp_path / f"p-{user}")
         with pytest.raises(RepositoryNotFoundError):
             HfApi(endpoint=mir.url, token=tok(f"mir-{user}") if user else False).model_info(private)
+
+    # git (with git-lfs) as well: ann clones the private repo with its large file; ben cannot.
+    host = mir.url.split("//")[1]
+    env = {"GIT_TERMINAL_PROMPT": "0", "HOME": str(tmp_path), "PATH": os.environ["PATH"]}
+    cloned = subprocess.run(["git", "clone", f"http://ann:{tok('mir-ann')}@{host}/{private}", str(tmp_path / "git-ann")],
+                            capture_output=True, text=True, env=env)
+    assert cloned.returncode == 0, cloned.stderr
+    assert (tmp_path / "git-ann" / "model.bin").read_bytes() == WEIGHTS
+    refused = subprocess.run(["git", "clone", f"http://ben:{tok('mir-ben')}@{host}/{private}",
+                              str(tmp_path / "git-ben")], capture_output=True, text=True, env=env)
+    assert refused.returncode != 0 and not (tmp_path / "git-ben" / "model.bin").exists()
 
     # Upstream grants alice the gated repo: ann gets it (after the remembered "no" runs out), the
     # others still do not, although the service token could read it and the file is now cached.

@@ -50,7 +50,10 @@ def free_port() -> int:
 
 
 def start(cmd: list[str], port: int, env: dict, health: str) -> subprocess.Popen:
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Its output is kept: when a server exits mid-run, its log says why.
+    log = tempfile.NamedTemporaryFile(prefix="aicommons-bench-server-", suffix=".log", delete=False)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
     deadline = time.time() + 180
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -111,7 +114,10 @@ def interleaved(systems: dict, runs: int, key: str) -> dict:
     for _ in range(runs):
         loads.append(" ".join(loadavg()))
         for name, fn in systems.items():
-            rounds[name].append(fn())
+            try:
+                rounds[name].append(fn())
+            except Exception as exc:  # name the system whose server went away
+                raise RuntimeError(f"{name} failed in round {len(loads)}: {exc!r}") from exc
     out = {"loadavg_per_round": loads}
     for name, results in rounds.items():
         ordered = sorted(results, key=lambda r: r[key])

@@ -77,6 +77,11 @@ SETTINGS: tuple[Setting, ...] = (
             "File downloads (`/resolve/`) per minute per token; 0 = unlimited."),
     Setting("ANON_RESOLVER_REQUESTS_PER_MINUTE", "5000",
             "File downloads per minute per anonymous client IP."),
+    Setting("DOWNLOAD_CACHE_BYTES", "10GB",
+            "Local disk kept for whole copies of chunk-stored files (Xet uploads, chunked LFS files), so that "
+            "plain HTTP downloads of them are sent by the kernel (`<DATA_DIR>/download-cache`, per replica; "
+            "least recently served go first; files under 1 MiB are not copied). Empty or 0: off, every "
+            "download is rebuilt from the chunks."),
     Setting("DOWNLOAD_FLUSH_SECONDS", "5",
             "Download counts are added up in memory and written to the database this often, in one "
             "statement (and when the server stops cleanly), instead of one write per download. "
@@ -438,6 +443,7 @@ class Settings:
     anon_resolver_requests_per_minute: int
     token_cache_seconds: float
     download_flush_seconds: float
+    download_cache_bytes: int
     dashboard_rollup_minutes: float
     metrics_rollup_seconds: float
     session_lifetime_seconds: int
@@ -539,6 +545,7 @@ class Settings:
             anon_resolver_requests_per_minute=_int("ANON_RESOLVER_REQUESTS_PER_MINUTE"),
             token_cache_seconds=_float("TOKEN_CACHE_SECONDS", minimum=0),
             download_flush_seconds=_float("DOWNLOAD_FLUSH_SECONDS", minimum=0),
+            download_cache_bytes=_size("DOWNLOAD_CACHE_BYTES") or 0,
             dashboard_rollup_minutes=_float("DASHBOARD_ROLLUP_MINUTES", minimum=0),
             metrics_rollup_seconds=_float("METRICS_ROLLUP_SECONDS", minimum=0),
             session_lifetime_seconds=_int("SESSION_LIFETIME_SECONDS", minimum=60),

@@ -15,7 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from aicommons.api.chunked import chunked_file_response
-from aicommons.api.files import CONTAINMENT_HEADERS, PRESIGNED_TTL, LargeFileResponse
+from aicommons.api.file_response import LocalFileResponse
+from aicommons.api.files import CONTAINMENT_HEADERS, PRESIGNED_TTL
 from aicommons.api.http import base_url, hub_of, json_object, param, principal_of, read_json, run_sync
 from aicommons.errors import BadRequest, EntryNotFound, HubError, NotFound, Unauthorized
 from aicommons.hub import direct_uploads
@@ -179,9 +180,13 @@ async def download(request: Request) -> Response:
         raise EntryNotFound(f"Object {oid} is missing")
     # Per-principal, access-checked links: never cached by a shared cache, never outliving the link.
     private = {"Cache-Control": "private, no-store"}
-    if found.key is None:  # chunk-stored (a Xet upload): read from its xorbs
+    if found.key is None:  # chunk-stored (a Xet upload): a whole local copy, or read from its xorbs
+        headers = {**CONTAINMENT_HEADERS, **private, "ETag": f'"{oid}"'}
+        cached = await run_sync(hub.download_cache.get, oid, found.size)
+        if cached is not None:
+            return LocalFileResponse(cached, found.size, headers, "application/octet-stream")
         source = await run_sync(hub.objects.chunked, found)
-        return chunked_file_response(source, {**CONTAINMENT_HEADERS, **private, "ETag": f'"{oid}"'},
+        return chunked_file_response(source, headers,
                                      request.headers.get("range"), request.headers.get("if-range"),
                                      "application/octet-stream")
     local = hub.objects.local_path(found)
@@ -190,7 +195,8 @@ async def download(request: Request) -> Response:
         return RedirectResponse(hub.blobs.presigned_url(found.key, ttl), status_code=302, headers=private)
     if not local.exists():
         raise EntryNotFound(f"Object {oid} is missing")
-    return LargeFileResponse(local, media_type="application/octet-stream", headers={**CONTAINMENT_HEADERS, **private})
+    return LocalFileResponse(local, local.stat().st_size, {**CONTAINMENT_HEADERS, **private, "ETag": f'"{oid}"'},
+                             "application/octet-stream")
 
 
 async def verify(request: Request) -> Response:

@@ -40,9 +40,12 @@ def cmd_serve(args) -> int:
         workers = app.state.hub.jobs.start_workers(settings.job_workers)
     try:
         from aicommons.api.access_log import log_config
+        from aicommons.api.zerocopy_server import ZeroCopyHttpToolsProtocol
 
+        # httptools with the zero-copy extension: file downloads are moved by the kernel (sendfile)
         uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-                    proxy_headers=True, timeout_keep_alive=30, log_config=log_config())
+                    proxy_headers=True, timeout_keep_alive=30, log_config=log_config(),
+                    http=ZeroCopyHttpToolsProtocol)
     finally:
         if workers is not None:
             workers.stop(graceful=True)

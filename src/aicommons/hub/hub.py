@@ -44,6 +44,7 @@ from aicommons.hub.collections import CollectionService
 from aicommons.hub.commits import CommitService
 from aicommons.hub.device_login import DeviceLogin
 from aicommons.hub.discussions import DiscussionService
+from aicommons.hub.download_cache import DownloadCache
 from aicommons.hub.downloads import DownloadCounter
 from aicommons.hub.email_change import EmailChanges
 from aicommons.hub.events import Events
@@ -155,6 +156,9 @@ class Hub:
                                          self.xet.files, settings.storage_quota_default)
         # Where an LFS object's bytes are: a whole-file blob or the chunk store (hub/objects.py).
         self.objects = ObjectReader(self.blobs, self.xet.reads)
+        # Whole copies of chunk-stored files, for plain HTTP downloads (hub/download_cache.py).
+        self.download_cache = DownloadCache(settings.data_dir / "download-cache", settings.download_cache_bytes,
+                                            self.objects.chunk_stored_bytes)
         # What a model's files say about it (parameters, GGUF, config, base models): hub/model_metadata.py.
         self.model_metadata = ModelMetadataReader(self.objects)
         # The pixel sizes of a card's images, so they carry width and height (hub/image_sizes.py).
@@ -184,6 +188,9 @@ class Hub:
         self.gating = GatingService(access_requests, account_store, self.policy)
         self.lfs_files = LfsFileService(self.repo_store, self.repos, self.git)
         self.lfs_files.deleted_listeners.append(self.lifecycle.forget_snapshots)  # their hard links keep the bytes
+        self.lfs_files.deleted_listeners.append(self.download_cache.clear)  # and no copy outlives them
+        self.lifecycle.cached_copies = self.download_cache
+        self.lifecycle.stored = self.objects.exists
         self.likes = LikeService(LikeStore(self.engine), self.repo_store, self.accounts, self.policy)
         self.webhooks = WebhookService(WebhookStore(self.engine), self.accounts, self.repo_store, self.policy, settings,
                                        queue=lambda delivery_id: self.jobs.deliver_webhook(delivery_id))
@@ -257,6 +264,7 @@ class Hub:
     def _repo_deleted(self, event: Any) -> None:
         if event.scope == "repo" and event.action == "delete":
             self.lifecycle.forget_snapshots(event.repo)
+            self.download_cache.clear()
 
     def _space_event(self, event: Any) -> None:
         if event.repo.type == "space":
@@ -337,6 +345,7 @@ class Hub:
         if "spaces" in self.__dict__ and self.spaces.apps is not None:  # stop the apps this process started
             self.spaces.apps.close()
         self.downloads.close()  # counts still in memory reach the database before it closes
+        self.download_cache.close()
         self.repos.facet_counts.close()
         self.scan_pool.close()
         self.engine.dispose()

@@ -199,6 +199,8 @@ class Jobs:
         with self.gc_lock:
             report = collect_garbage(BlobGcStore(self.hub.engine), self.hub.git, self.hub.blobs,
                                      grace_hours=grace_hours, apply=apply, progress=progress, xet=self.hub.xet)
+        if apply:  # no cached copy of a download outlives its collected chunks (hub/download_cache.py)
+            self.hub.download_cache.drop_unless(self.hub.objects.exists)
         log.info("gc: %s", report.summary())
         return asdict(report)
 

@@ -47,8 +47,11 @@ from aicommons.hub.reachability import pointers_in_history
 from aicommons.times import utcnow
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from aicommons.db.repos import RepoRow
     from aicommons.gitrepo import GitStore
+    from aicommons.hub.download_cache import DownloadCache
     from aicommons.hub.viewer_prune import ViewerPruning
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,7 @@ class LifecycleReport:
     viewer_index_bytes: int = 0
     rate_buckets_pruned: int = 0
     leases_pruned: int = 0
+    cached_copies_removed: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -98,6 +102,8 @@ class StorageLifecycle:
         self.snapshot_max_bytes = snapshot_max_bytes
         self.snapshot_grace_hours = snapshot_grace_hours
         self.viewer: ViewerPruning | None = None  # set by the hub (hub/viewer_prune.py)
+        self.cached_copies: DownloadCache | None = None  # whole copies for downloads (hub/download_cache.py)
+        self.stored: Callable[[str], bool] = lambda oid: True  # whether an LFS object is still stored
 
     def run(self, apply: bool = True) -> LifecycleReport:
         """Every step (the ``storage_lifecycle`` job)."""
@@ -105,6 +111,8 @@ class StorageLifecycle:
         self.expire_uploads(report)
         self.sweep_snapshots(report)
         self.prune_viewer(report)
+        if apply and self.cached_copies is not None:  # copies of objects GC has removed since
+            report.cached_copies_removed = self.cached_copies.drop_unless(self.stored)
         if apply:
             self.maintain_git(report)
             self.prune_limits(report)

@@ -16,6 +16,7 @@ callers pass an oid their repo references.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -59,6 +60,14 @@ class ObjectReader:
         if row is None or self.blobs.exists(key):
             return StoredObject(oid, size, key, None)
         return StoredObject(oid, row.size, None, row)
+
+    def chunk_stored_bytes(self, oid: str) -> Iterator[bytes] | None:
+        """The bytes of ``oid`` rebuilt from its chunks, if it is stored only as chunks (the download
+        cache's source, hub/download_cache.py); None otherwise."""
+        found = self.find(oid)
+        if found is None or found.key is not None:
+            return None
+        return self.chunked(found).iter_range(0, found.size)
 
     def exists(self, oid: str) -> bool:
         return self.find(oid) is not None

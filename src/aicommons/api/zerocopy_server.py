@@ -1,0 +1,138 @@
+"""The ASGI "Zero Copy Send" extension (``http.response.zerocopy``) for uvicorn's httptools protocol.
+
+Python copying a file through uvicorn serves about half what nginx ``sendfile`` does (issue 11,
+docs/benchmarks.md). This protocol lets a response hand an open file, an offset and a count to the
+server, which moves the bytes with ``os.sendfile``: the kernel copies from the page cache to the
+socket and the bytes never enter Python. Messages follow the ASGI spec's extension: ``{"type":
+"http.response.zerocopy", "file": <file object>, "offset": int, "count": int, "more_body": bool}``,
+between ``http.response.start`` and the last body message, and mixed freely with
+``http.response.body`` (multipart ranges). The response must carry a ``Content-Length``.
+
+How it stays safe:
+- ``sendfile`` runs on a worker thread (both cores move bytes for 8 concurrent ranges), on a
+  duplicate of the socket's descriptor, so a connection that closes meanwhile can never let the
+  descriptor number be reused by another client's socket under us.
+- The thread writes until the socket's buffer is full, then gives the thread back and the event
+  loop waits for the socket to drain (a slow reader holds no thread); a reader that takes nothing
+  for ``STALL_SECONDS`` is disconnected.
+- A client that goes away (EPIPE, ECONNRESET) ends the response like any disconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+from concurrent.futures import ThreadPoolExecutor
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+EXTENSION = "http.response.zerocopy"
+STALL_SECONDS = 60.0
+THREAD_WAIT_MS = 50  # a full socket buffer is waited for on the thread this long (half the CPU of going back)
+MAX_CALL = 8 * 1024 * 1024  # bytes per sendfile call: a thread comes back at least this often
+_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sendfile")
+
+
+class ZeroCopyHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, offering ``http.response.zerocopy`` on every HTTP request."""
+
+    def _start_asgi_task(self, cycle, app) -> None:
+        if self.transport.get_extra_info("socket") is not None:
+            cycle.scope.setdefault("extensions", {})[EXTENSION] = {}
+            cycle.send = _ZeroCopySend(cycle)
+        super()._start_asgi_task(cycle, app)
+
+
+class _ZeroCopySend:
+    def __init__(self, cycle: RequestResponseCycle):
+        self.cycle = cycle
+        self.send = RequestResponseCycle.send.__get__(cycle)
+
+    async def __call__(self, message) -> None:
+        if message["type"] != EXTENSION:
+            return await self.send(message)
+        cycle = self.cycle
+        if cycle.disconnected:
+            return
+        if not cycle.response_started or cycle.response_complete or cycle.chunked_encoding:
+            raise RuntimeError("http.response.zerocopy needs a started response with a Content-Length")
+        file = message["file"]
+        offset = message.get("offset")
+        if offset is None:
+            offset = file.tell()
+        count = message.get("count")
+        if count is None:
+            count = os.fstat(file.fileno()).st_size - offset
+        more_body = message.get("more_body", False)
+        if cycle.scope["method"] != "HEAD" and count:
+            if count > cycle.expected_content_length:
+                raise RuntimeError("Response content longer than Content-Length")
+            try:
+                await _sendfile(cycle.transport, file.fileno(), offset, count)
+            except OSError:  # the client went away (or stopped reading): the connection ends here
+                cycle.disconnected = True
+                cycle.transport.close()
+                return
+            cycle.expected_content_length -= count
+        await self.send({"type": "http.response.body", "body": b"", "more_body": more_body})
+
+
+async def _sendfile(transport: asyncio.Transport, file_fd: int, offset: int, count: int) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STALL_SECONDS
+    while transport.get_write_buffer_size():  # the status line and headers, or a multipart head
+        if transport.is_closing() or loop.time() > deadline:
+            raise ConnectionResetError("the client stopped reading")
+        await asyncio.sleep(0.001)
+    sock = os.dup(transport.get_extra_info("socket").fileno())
+    try:
+        while count:
+            sent = await loop.run_in_executor(_pool, _send_until_full, sock, file_fd, offset, count)
+            if sent:
+                offset += sent
+                count -= sent
+            else:
+                await _writable(loop, sock)
+    finally:
+        os.close(sock)
+
+
+def _send_until_full(sock: int, file_fd: int, offset: int, count: int) -> int:
+    """Bytes sent before the socket's buffer stayed full for ``THREAD_WAIT_MS`` (0: nothing sent)."""
+    total = 0
+    poller = None
+    while total < count:
+        try:
+            sent = os.sendfile(sock, file_fd, offset + total, min(count - total, MAX_CALL))
+        except BlockingIOError:
+            if THREAD_WAIT_MS <= 0:
+                break
+            if poller is None:
+                poller = select.poll()
+                poller.register(sock, select.POLLOUT)
+            if not poller.poll(THREAD_WAIT_MS):
+                break  # a slow reader: the event loop waits for it, not this thread
+            continue
+        if sent == 0:
+            raise ConnectionResetError("the file ended before its Content-Length (it changed on disk)")
+        total += sent
+        if total >= MAX_CALL:
+            break
+    return total
+
+
+async def _writable(loop: asyncio.AbstractEventLoop, sock: int) -> None:
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_writer(sock, wake)
+    try:
+        await asyncio.wait_for(ready, STALL_SECONDS)
+    except TimeoutError:
+        raise ConnectionResetError("the client took nothing for a minute") from None
+    finally:
+        loop.remove_writer(sock)

@@ -1,0 +1,155 @@
+"""A bounded local cache of whole files for plain HTTP downloads of chunk-stored files (issue 11).
+
+A file uploaded through Xet (or chunked after an LFS upload) has no whole-file copy: plain HTTP
+clients get it rebuilt from its xorbs as it is sent, in Python, which serves about half what the
+kernel does. Measured both ways (docs/benchmarks.md): rebuilding on the fly cannot reach nginx
+``sendfile``; a whole file on local disk, handed to the kernel (``api/zerocopy_server.py``), can.
+So the first download of a chunk-stored file is served from the xorbs as before and queues a
+background copy of it here; later downloads (whole, ranges, HEAD) are served from the copy.
+
+- **Bounded**: ``AICOMMONS_DOWNLOAD_CACHE_BYTES`` (empty or 0: off); least recently served go first.
+- **Never wrong**: a copy is written to a temporary name, its sha256 checked against the object's
+  name, then renamed into place; a copy that fails the check is dropped.
+- **Never a way around access rules**: the cache is consulted only after the request was authorised
+  and the object found stored (``api/files.py``), by the sha256 the repo's pointer names.
+- **Never keeps deleted bytes**: a permanent deletion of LFS files or a repo deletion empties the
+  cache (a copy being written then is discarded); the lifecycle job and GC drop copies whose object
+  is no longer stored.
+- Per replica, on local disk (object storage deployments too: the bucket is read once per replica).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+MIN_BYTES = 1024 * 1024  # smaller files are served fast enough from their xorbs
+_OID = re.compile(r"[0-9a-f]{64}")
+
+
+class DownloadCache:
+    def __init__(self, root: Path, max_bytes: int | None,
+                 read: Callable[[str], Iterable[bytes] | None]):
+        """``read(oid)``: the object's bytes in order, or None if it is no longer chunk-stored."""
+        self.root = root
+        self.max_bytes = max_bytes or 0
+        self.read = read
+        self._lock = threading.Lock()
+        self._pending: set[str] = set()
+        self._generation = 0
+        self._pool: ThreadPoolExecutor | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_bytes > 0
+
+    def path(self, oid: str) -> Path:
+        return self.root / oid[:2] / oid
+
+    def get(self, oid: str, size: int, *, fill: bool = True) -> Path | None:
+        """The cached whole copy of ``oid`` (marked as used now), or None; with ``fill``, a missing
+        copy is queued to be made in the background."""
+        if not self.enabled or size < MIN_BYTES or size > self.max_bytes or not _OID.fullmatch(oid):
+            return None
+        path = self.path(oid)
+        try:
+            os.utime(path)
+            return path
+        except FileNotFoundError:
+            pass
+        if fill:
+            with self._lock:
+                if oid in self._pending:
+                    return None
+                self._pending.add(oid)
+                generation = self._generation
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="download-cache")
+                self._pool.submit(self._fill, oid, size, generation)
+        return None
+
+    def _fill(self, oid: str, size: int, generation: int) -> None:
+        tmp = self.root / ".tmp" / f"{oid}.{os.getpid()}.{threading.get_ident()}"
+        try:
+            chunks = self.read(oid)
+            if chunks is None:
+                return
+            self._make_room(size)
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            digest = hashlib.sha256()
+            written = 0
+            with open(tmp, "wb") as f:
+                for chunk in chunks:
+                    digest.update(chunk)
+                    f.write(chunk)
+                    written += len(chunk)
+            if digest.hexdigest() != oid or written != size:
+                log.error("download cache: the bytes rebuilt for %s do not hash to it; not cached", oid)
+                return
+            with self._lock:
+                if generation != self._generation:
+                    return  # the cache was emptied meanwhile (a deletion): this copy may be of deleted bytes
+                self.path(oid).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, self.path(oid))
+        except Exception:  # noqa: BLE001 - a cache: the download was served anyway
+            log.exception("download cache: could not copy %s", oid)
+        finally:
+            tmp.unlink(missing_ok=True)
+            with self._lock:
+                self._pending.discard(oid)
+
+    def entries(self) -> list[tuple[float, int, Path]]:
+        """(last served, bytes, path) of every cached copy."""
+        found: list[tuple[float, int, Path]] = []
+        if not self.root.is_dir():
+            return found
+        for sub in self.root.iterdir():
+            if sub.name == ".tmp" or not sub.is_dir():
+                continue
+            for path in sub.iterdir():
+                try:
+                    st = path.stat()
+                except FileNotFoundError:
+                    continue
+                found.append((st.st_mtime, st.st_size, path))
+        return found
+
+    def _make_room(self, incoming: int) -> None:
+        entries = sorted(self.entries())
+        total = sum(size for _, size, _ in entries)
+        for _, size, path in entries:  # least recently served first
+            if total + incoming <= self.max_bytes:
+                break
+            path.unlink(missing_ok=True)
+            total -= size
+
+    def clear(self, *_: object) -> None:
+        """Drop every copy now, and any copy being written (a deletion happened)."""
+        with self._lock:
+            self._generation += 1
+            for sub in self.root.iterdir() if self.root.is_dir() else ():
+                if sub.name != ".tmp":
+                    shutil.rmtree(sub, ignore_errors=True)
+
+    def drop_unless(self, stored: Callable[[str], bool]) -> int:
+        """Remove the copies of objects that ``stored`` says are gone; returns how many."""
+        removed = 0
+        for _, _, path in self.entries():
+            if not stored(path.name):
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)

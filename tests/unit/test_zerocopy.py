@@ -1,0 +1,150 @@
+"""The zero-copy send extension (api/zerocopy_server.py) in a real uvicorn, and the file response
+that uses it (api/file_response.py), against the same response without the extension."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Mount, Route
+from starlette.testclient import TestClient
+
+from aicommons.api.file_response import LocalFileResponse
+from aicommons.api.zerocopy_server import EXTENSION, ZeroCopyHttpToolsProtocol
+
+MiB = 1024 * 1024
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def content(tmp_path_factory):
+    path = tmp_path_factory.mktemp("zc") / "w.bin"
+    data = os.urandom(24 * MiB + 12345)
+    path.write_bytes(data)
+    return path, data
+
+
+@pytest.fixture(scope="module")
+def app(content):
+    path, data = content
+    seen: dict = {}
+
+    async def file(request):
+        seen["extensions"] = dict(request.scope.get("extensions", {}))
+        return LocalFileResponse(path, len(data), {"ETag": '"v1"'}, "application/octet-stream")
+
+    async def mixed(scope, receive, send):  # body and zero-copy messages interleaved, by hand
+        with open(path, "rb") as f:
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-length", b"%d" % (3 + 10 + 3 + MiB + 3))]})
+            await send({"type": "http.response.body", "body": b"<a>", "more_body": True})
+            await send({"type": EXTENSION, "file": f, "offset": 5, "count": 10, "more_body": True})
+            await send({"type": "http.response.body", "body": b"<b>", "more_body": True})
+            await send({"type": EXTENSION, "file": f, "offset": 2 * MiB, "count": MiB, "more_body": True})
+            await send({"type": "http.response.body", "body": b"<c>", "more_body": False})
+
+    return Starlette(routes=[Route("/f", file, methods=["GET", "HEAD"]), Mount("/mixed", app=mixed)]), seen
+
+
+@pytest.fixture(scope="module")
+def server(app):
+    port = _free_port()
+    config = uvicorn.Config(app[0], host="127.0.0.1", port=port, log_level="warning", lifespan="off",
+                            http=ZeroCopyHttpToolsProtocol)
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            httpx.get(url + "/f", headers={"Range": "bytes=0-0"}, timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    yield url
+    srv.should_exit = True
+    thread.join(10)
+
+
+def _ranges_cases(data: bytes):
+    size = len(data)
+    return [
+        ({}, 200, data),
+        ({"Range": "bytes=70000-3145727"}, 206, data[70000:3145728]),
+        ({"Range": "bytes=-5000"}, 206, data[-5000:]),
+        ({"Range": f"bytes={size - 10}-"}, 206, data[-10:]),
+        ({"Range": "bytes=0-9", "If-Range": '"other"'}, 200, data),
+        ({"Range": "bytes=0-9", "If-Range": '"v1"'}, 206, data[:10]),
+    ]
+
+
+def _multipart_parts(response: httpx.Response) -> list[bytes]:
+    boundary = response.headers["content-type"].split("boundary=")[1]
+    parts = [p for p in response.content.split(f"--{boundary}".encode()) if p.strip(b"-\r\n")]
+    return [p.split(b"\r\n\r\n", 1)[1][:-2] for p in parts]
+
+
+@pytest.mark.parametrize("zerocopy", [True, False], ids=["sendfile", "reads"])
+def test_file_response_whole_ranges_multipart_head(content, app, server, zerocopy):
+    """The same answers with the kernel moving the bytes and without the extension (TestClient)."""
+    _, data = content
+    client = httpx.Client(base_url=server, timeout=30) if zerocopy else TestClient(app[0])
+    with client:
+        for headers, status, body in _ranges_cases(data):
+            r = client.get("/f", headers=headers)
+            assert r.status_code == status, headers
+            assert r.content == body, headers
+            assert r.headers["content-length"] == str(len(body))
+        r = client.get("/f", headers={"Range": "bytes=0-9,1048570-1048585,5242000-5242999"})
+        assert r.status_code == 206 and int(r.headers["content-length"]) == len(r.content)
+        assert _multipart_parts(r) == [data[0:10], data[1048570:1048586], data[5242000:5243000]]
+        r = client.head("/f")
+        assert r.status_code == 200 and r.content == b"" and r.headers["content-length"] == str(len(data))
+        r = client.get("/f", headers={"Range": f"bytes={len(data)}-"})
+        assert r.status_code == 416 and r.headers["content-range"] == f"bytes */{len(data)}"
+    assert (EXTENSION in app[1]["extensions"]) is zerocopy
+
+
+def test_body_and_zerocopy_messages_interleave(content, server):
+    _, data = content
+    r = httpx.get(server + "/mixed/")
+    assert r.status_code == 200
+    assert r.content == b"<a>" + data[5:15] + b"<b>" + data[2 * MiB:3 * MiB] + b"<c>"
+
+
+def test_a_slow_reader_gets_every_byte(content, server):
+    """The socket's buffer fills up again and again: the server waits for it, nothing is lost."""
+    _, data = content
+    with httpx.stream("GET", server + "/f", timeout=60) as r:
+        got = bytearray()
+        for i, piece in enumerate(r.iter_raw(256 * 1024)):
+            got += piece
+            if i % 16 == 0:
+                time.sleep(0.05)
+    assert bytes(got) == data
+
+
+def test_a_client_that_leaves_mid_download_does_not_hurt_the_next(content, server):
+    _, data = content
+    port = int(server.rsplit(":", 1)[1])
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"GET /f HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.recv(MiB)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST
+    # Keep-alive: two answers on one connection, the second after a zero-copy body.
+    with httpx.Client(base_url=server) as client:
+        assert client.get("/f").content == data
+        assert client.get("/f", headers={"Range": "bytes=1-2"}).content == data[1:3]

@@ -18,6 +18,7 @@ Writes ``bench/storage_results.json`` and prints the markdown table for ``docs/b
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -60,9 +61,11 @@ def free_port() -> int:
 
 
 class Hub:
-    def __init__(self, root: Path, **extra: str):
-        self.data = root / "data"
-        self.data.mkdir(parents=True)
+    def __init__(self, root: Path, twin_of: Hub | None = None, **extra: str):
+        """A fresh hub; or, with ``twin_of``, a second server on the same data (other settings, no jobs)."""
+        self.data = root / "data" if twin_of is None else twin_of.data
+        if twin_of is None:
+            self.data.mkdir(parents=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("AICOMMONS_")}
@@ -72,10 +75,14 @@ class Hub:
                         AICOMMONS_CHUNK_LFS_UPLOADS="true")
         self.env.update(extra)  # more AICOMMONS_ settings (bench/mirror_bench.py: the mirror's upstream)
         self.env.pop("HF_HUB_DISABLE_XET", None)
-        for args in (["user", "create", USER], ["token", "create", USER, "--value", TOKEN]):
-            self.cli(*args)
+        if twin_of is None:
+            for args in (["user", "create", USER], ["token", "create", USER, "--value", TOKEN]):
+                self.cli(*args)
+        else:
+            self.env["AICOMMONS_JOB_WORKERS"] = "0"
         self.process = subprocess.Popen([PY, "-m", "aicommons.cli.main", "serve"], env=self.env,
-                                        stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "wb"))
+                                        stdout=subprocess.DEVNULL,
+                                        stderr=open(root / f"server-{self.port}.log", "wb"))
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
@@ -99,6 +106,10 @@ class Hub:
             if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
         return 0.0
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -228,12 +239,9 @@ def curl_seconds(url: str, ranges: int, size: int, headers: dict) -> float:
     return time.perf_counter() - start
 
 
-def best(fn, rounds: int = 5) -> float:
-    fn()  # warm
-    return min(fn() for _ in range(rounds))
-
-
-def download_figures(hub: Hub, tmp: Path, size: int) -> dict:
+def download_figures(hub: Hub, tmp: Path, size: int, rounds: int = 5) -> dict:
+    """HTTP downloads, hot, rows interleaved round by round (the box's load moves all of them alike):
+    the best of ``rounds`` for each row, with the serving process's CPU seconds per GiB."""
     content_path = tmp / "dl.bin"
     with open(content_path, "wb") as f:
         for _ in range(size // MiB):
@@ -245,23 +253,50 @@ def download_figures(hub: Hub, tmp: Path, size: int) -> dict:
     upload(hub, lfs_repo, content_path, "w.bin", tmp, xet=False)
     from bench.metadata.snapshot import StaticNginx
 
+    # The same Xet file from a second server on the same data with the download cache off: rebuilt
+    # from its xorbs on every request (what the cache saves).
+    rebuilding = Hub(tmp, twin_of=hub, AICOMMONS_DOWNLOAD_CACHE_BYTES="0")
     nginx = StaticNginx({"w.bin": content_path.read_bytes()}, "", free_port()).start("/w.bin")
+    oid = hashlib.sha256(content_path.read_bytes()).hexdigest()
+    xet_url = f"{hub.url}/{xet_repo}/resolve/main/w.bin"
+    curl_seconds(xet_url, 1, size, auth)  # the first download queues the whole copy
+    copy = hub.data / "download-cache" / oid[:2] / oid
+    deadline = time.time() + 120
+    while not copy.exists() and time.time() < deadline:
+        time.sleep(0.2)
     try:
-        urls = {"nginx sendfile": (f"{nginx.url}/w.bin", {}),
-                "hub, Xet file rebuilt from xorbs": (f"{hub.url}/{xet_repo}/resolve/main/w.bin", auth),
-                "hub, whole-file blob (cache-like)": (f"{hub.url}/{lfs_repo}/resolve/main/w.bin", auth)}
-        out = {"size_mib": size // MiB, "rows": {}, "server_rss_before_mib": hub.rss_mib()}
-        for name, (url, headers) in urls.items():
-            one = best(lambda url=url, headers=headers: curl_seconds(url, 1, size, headers))
-            eight = best(lambda url=url, headers=headers: curl_seconds(url, 8, size, headers))
+        rows = {"nginx sendfile": (f"{nginx.url}/w.bin", {}, None),
+                "hub, Xet file from the download cache (sendfile)": (xet_url, auth, hub),
+                "hub, Xet file rebuilt from xorbs (cache off)":
+                    (f"{rebuilding.url}/{xet_repo}/resolve/main/w.bin", auth, rebuilding),
+                "hub, whole-file LFS blob (sendfile)": (f"{hub.url}/{lfs_repo}/resolve/main/w.bin", auth, hub)}
+        out = {"size_mib": size // MiB, "rows": {}, "server_rss_before_mib": hub.rss_mib(),
+               "cache_copy_made": copy.exists(), "load_before": os.getloadavg()[0]}
+        times: dict = {name: {1: [], 8: []} for name in rows}
+        cpu: dict = {name: {1: [], 8: []} for name in rows}
+        for round_ in range(rounds + 1):  # round 0 warms every row
+            for name, (url, headers, server) in rows.items():
+                for ranges in (1, 8):
+                    before = server.cpu_seconds() if server else 0.0
+                    seconds = curl_seconds(url, ranges, size, headers)
+                    if round_:
+                        times[name][ranges].append(seconds)
+                        if server:
+                            cpu[name][ranges].append((server.cpu_seconds() - before) * 1024 / (size / MiB))
+        for name in rows:
+            one, eight = min(times[name][1]), min(times[name][8])
             out["rows"][name] = {"one_stream_mib_s": size / MiB / one, "eight_ranges_mib_s": size / MiB / eight}
+            if cpu[name][1]:
+                out["rows"][name]["server_cpu_s_per_gib"] = {"one": min(cpu[name][1]), "eight": min(cpu[name][8])}
         base = out["rows"]["nginx sendfile"]
         for row in out["rows"].values():
             row["one_vs_nginx"] = row["one_stream_mib_s"] / base["one_stream_mib_s"]
             row["eight_vs_nginx"] = row["eight_ranges_mib_s"] / base["eight_ranges_mib_s"]
         out["server_rss_after_mib"] = hub.rss_mib()
+        out["load_after"] = os.getloadavg()[0]
     finally:
         nginx.stop()
+        rebuilding.stop()
     # Xet download with the stock client vs plain HTTP of the same file (each in a fresh cache).
     env = {**hub.env}
     xet_s = min(float(subprocess.run([PY, "-c", DOWNLOAD, hub.url, TOKEN, xet_repo, "w.bin",
@@ -275,43 +310,65 @@ def download_figures(hub: Hub, tmp: Path, size: int) -> dict:
 
 
 def report(results: dict) -> str:
-    s, i, d = results["storage"], results["ingest"], results["download"]
-    rows = [
-        "| Figure | Goal | Measured |", "|---|---|---|",
-        f"| First upload (64 MiB, Xet): stored / size | ≤ 1.05 | {s['first_upload_ratio']:.4f} |",
-        f"| 4 KiB change to a 64 MiB file, Xet (fresh client) | < 8 MiB | {s['xet_4k_change_growth_bytes'] / MiB:.2f} MiB |",
-        f"| 4 KiB change to a 64 MiB file, LFS (after chunking + GC) | < 8 MiB | "
-        f"{s['lfs_4k_change_growth_bytes_after_chunking'] / MiB:.2f} MiB |",
-        f"| Ten checkpoints, 8 × 4 MiB layers, one changed each | ≤ {s['ten_checkpoints_bound_bytes'] / MiB:.1f} MiB | "
-        f"{s['ten_checkpoints_stored_bytes'] / MiB:.1f} MiB |",
-        f"| Ingest {i['size_mib']} MiB through LFS vs `sha256sum` | ≥ 0.8× | {i['lfs_vs_sha256sum']:.2f}× "
-        f"({i['lfs_upload_s']:.2f} s vs {i['sha256sum_s']:.2f} s) |",
-        f"| Ingest {i['size_mib']} MiB through Xet vs `sha256sum` | ≥ 0.8× | {i['xet_vs_sha256sum']:.2f}× "
-        f"({i['xet_upload_s']:.2f} s) |",
-    ]
-    for name, row in d["rows"].items():
-        rows.append(f"| HTTP download {d['size_mib']} MiB, {name}: 1 stream / 8 ranges | ≥ 0.9× nginx | "
-                    f"{row['one_stream_mib_s']:.0f} / {row['eight_ranges_mib_s']:.0f} MiB/s "
-                    f"({row['one_vs_nginx']:.2f}× / {row['eight_vs_nginx']:.2f}×) |")
-    rows.append(f"| Server RSS before / after the {len(d['rows']) - 1} × 12 hub downloads | flat | "
-                f"{d['server_rss_before_mib']:.0f} / {d['server_rss_after_mib']:.0f} MiB |")
-    rows.append(f"| `hf_hub_download` {d['size_mib']} MiB: Xet (stock hf_xet) vs plain HTTP | side by side | "
-                f"{d['hf_hub_download_xet_s']:.2f} s vs {d['hf_hub_download_http_s']:.2f} s |")
+    rows = ["| Figure | Goal | Measured |", "|---|---|---|"]
+    if "storage" in results:
+        s = results["storage"]
+        rows += [
+            f"| First upload (64 MiB, Xet): stored / size | ≤ 1.05 | {s['first_upload_ratio']:.4f} |",
+            f"| 4 KiB change to a 64 MiB file, Xet (fresh client) | < 8 MiB | "
+            f"{s['xet_4k_change_growth_bytes'] / MiB:.2f} MiB |",
+            f"| 4 KiB change to a 64 MiB file, LFS (after chunking + GC) | < 8 MiB | "
+            f"{s['lfs_4k_change_growth_bytes_after_chunking'] / MiB:.2f} MiB |",
+            f"| Ten checkpoints, 8 × 4 MiB layers, one changed each | ≤ {s['ten_checkpoints_bound_bytes'] / MiB:.1f} MiB | "
+            f"{s['ten_checkpoints_stored_bytes'] / MiB:.1f} MiB |"]
+    if "ingest" in results:
+        i = results["ingest"]
+        rows += [
+            f"| Ingest {i['size_mib']} MiB through LFS vs `sha256sum` | ≥ 0.8× | {i['lfs_vs_sha256sum']:.2f}× "
+            f"({i['lfs_upload_s']:.2f} s vs {i['sha256sum_s']:.2f} s) |",
+            f"| Ingest {i['size_mib']} MiB through Xet vs `sha256sum` | ≥ 0.8× | {i['xet_vs_sha256sum']:.2f}× "
+            f"({i['xet_upload_s']:.2f} s) |"]
+    if "download" in results:
+        d = results["download"]
+        for name, row in d["rows"].items():
+            cpu = row.get("server_cpu_s_per_gib")
+            cpu_text = f"; server CPU {cpu['one']:.2f} / {cpu['eight']:.2f} s/GiB" if cpu else ""
+            rows.append(f"| HTTP download {d['size_mib']} MiB, {name}: 1 stream / 8 ranges | ≥ 0.9× nginx | "
+                        f"{row['one_stream_mib_s']:.0f} / {row['eight_ranges_mib_s']:.0f} MiB/s "
+                        f"({row['one_vs_nginx']:.2f}× / {row['eight_vs_nginx']:.2f}×){cpu_text} |")
+        rows.append(f"| Server RSS before / after the hub downloads | flat | "
+                    f"{d['server_rss_before_mib']:.0f} / {d['server_rss_after_mib']:.0f} MiB |")
+        rows.append(f"| `hf_hub_download` {d['size_mib']} MiB: Xet (stock hf_xet) vs plain HTTP | side by side | "
+                    f"{d['hf_hub_download_xet_s']:.2f} s vs {d['hf_hub_download_http_s']:.2f} s |")
+        rows.append(f"| Load average (1 min) before / after the downloads | | "
+                    f"{d['load_before']:.1f} / {d['load_after']:.1f} |")
     return "\n".join(rows)
 
 
+PARTS = ("storage", "ingest", "download")
+
+
 def main() -> None:
+    """``BENCH_STORAGE_PARTS=download`` (comma-separated) runs only those parts, into their own file."""
     size = int(os.environ.get("BENCH_STORAGE_MIB", "256")) * MiB
+    parts = [p for p in os.environ.get("BENCH_STORAGE_PARTS", ",".join(PARTS)).split(",") if p]
+    if unknown := set(parts) - set(PARTS):
+        raise SystemExit(f"BENCH_STORAGE_PARTS: unknown {sorted(unknown)}; known {PARTS}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-storage-"))
     hub = Hub(tmp)
+    results: dict = {"cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     try:
-        results = {"storage": storage_figures(hub, tmp), "ingest": ingest_figures(hub, tmp, size),
-                   "download": download_figures(hub, tmp, size), "cpus": os.cpu_count(),
-                   "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+        if "storage" in parts:
+            results["storage"] = storage_figures(hub, tmp)
+        if "ingest" in parts:
+            results["ingest"] = ingest_figures(hub, tmp, size)
+        if "download" in parts:
+            results["download"] = download_figures(hub, tmp, size)
     finally:
         hub.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    (ROOT / "bench" / "storage_results.json").write_text(json.dumps(results, indent=2) + "\n")
+    name = "storage_results.json" if set(parts) == set(PARTS) else f"storage_results_{'_'.join(parts)}.json"
+    (ROOT / "bench" / name).write_text(json.dumps(results, indent=2) + "\n")
     print(report(results))
 
 

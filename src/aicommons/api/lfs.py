@@ -167,8 +167,12 @@ def _link_access(request: Request, action: str):
 async def upload(request: Request) -> Response:
     hub = hub_of(request)
     repo, oid, size, _ = await run_sync(_link_access, request, "upload")
-    await run_sync(hub.storage.check_upload, repo.owner_id, size)  # still room, now the bytes come
-    await hub.lfs.receive(repo, oid, size, request.stream())
+    # Still room, now the bytes come: held against the quota while they arrive (parallel uploads).
+    reservation = await run_sync(hub.storage.reserve_upload, repo.owner_id, size)
+    try:
+        await hub.lfs.receive(repo, oid, size, request.stream())
+    finally:
+        await run_sync(hub.storage.release_upload, reservation)
     return Response(status_code=200)
 
 

@@ -8,9 +8,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Row, delete, exists, func, select
+from sqlalchemy import Connection, Engine, Row, delete, exists, func, select
 
-from aicommons.db.tables import accounts, repo_heads, repo_lfs_objects, repos, storage_quotas, storage_usage, xet_files
+from aicommons.db.tables import (
+    accounts,
+    repo_heads,
+    repo_lfs_objects,
+    repos,
+    storage_quotas,
+    storage_reservations,
+    storage_usage,
+    xet_files,
+)
 from aicommons.db.upsert import upsert
 
 IN_LIST_LIMIT = 1000
@@ -113,6 +122,37 @@ class StorageUsageStore:
         """The owner's bytes now: every LFS object its repos hold (committed or only uploaded: both
         take space until expiry) plus each repo's git folder as last measured (by the accounting
         job, else with its head). Two indexed aggregates, no scan of the store."""
+        with self.engine.connect() as conn:
+            return self._live_usage(conn, owner_id)
+
+    def reserve(self, owner_id: int, incoming: int, quota: int, now: datetime, expires_at: datetime) -> tuple[int | None, int]:
+        """Atomically (one write transaction, the owner's row locked on PostgreSQL): if the owner's
+        live usage plus the unexpired reservations of its uploads in flight leave room for
+        ``incoming`` bytes, reserve them. Returns (the reservation's id or None, the bytes counted)."""
+        with self.engine.begin() as conn:
+            conn.execute(select(accounts.c.id).where(accounts.c.id == owner_id).with_for_update())
+            reserved = conn.execute(select(func.coalesce(func.sum(storage_reservations.c.bytes), 0)).where(
+                storage_reservations.c.owner_id == owner_id, storage_reservations.c.expires_at > now)).scalar_one()
+            used = self._live_usage(conn, owner_id) + int(reserved)
+            if used + incoming > quota:
+                return None, used
+            result = conn.execute(storage_reservations.insert().values(owner_id=owner_id, bytes=incoming,
+                                                                       expires_at=expires_at))
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0]), used
+
+    def release(self, reservation_id: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(storage_reservations).where(storage_reservations.c.id == reservation_id))
+
+    def prune_reservations(self, now: datetime) -> int:
+        """Delete reservations whose upload never ended (a replica that died mid-upload)."""
+        with self.engine.begin() as conn:
+            return conn.execute(delete(storage_reservations).where(storage_reservations.c.expires_at <= now)).rowcount
+
+    @staticmethod
+    def _live_usage(conn: Connection, owner_id: int) -> int:
         lfs = (select(func.coalesce(func.sum(repo_lfs_objects.c.size), 0))
                .join(repos, repos.c.id == repo_lfs_objects.c.repo_id).where(repos.c.owner_id == owner_id))
         git = (select(func.coalesce(func.sum(func.coalesce(storage_usage.c.git_bytes, repo_heads.c.git_bytes, 0)), 0))
@@ -120,8 +160,7 @@ class StorageUsageStore:
                .outerjoin(storage_usage, storage_usage.c.repo_id == repos.c.id)
                .outerjoin(repo_heads, repo_heads.c.repo_id == repos.c.id)
                .where(repos.c.owner_id == owner_id))
-        with self.engine.connect() as conn:
-            return int(conn.execute(lfs).scalar_one()) + int(conn.execute(git).scalar_one())
+        return int(conn.execute(lfs).scalar_one()) + int(conn.execute(git).scalar_one())
 
     # --- uploads never committed (hub/lifecycle.py) ----------------------------------------------
 

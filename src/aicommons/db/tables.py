@@ -712,3 +712,13 @@ storage_quotas = Table(
     Column("quota_bytes", BigInteger),
     Column("updated_at", DateTime, nullable=False),
 )
+
+# Quota reservations of uploads in flight (hub/storage_usage.py); expired rows are pruned.
+storage_reservations = Table(
+    "storage_reservations", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("owner_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Index("ix_storage_reservations_owner", "owner_id"),
+)

@@ -77,6 +77,7 @@ class LifecycleReport:
     rate_buckets_pruned: int = 0
     leases_pruned: int = 0
     cached_copies_removed: int = 0
+    reservations_pruned: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -227,3 +228,4 @@ class StorageLifecycle:
 
     def prune_limits(self, report: LifecycleReport) -> None:
         report.rate_buckets_pruned, report.leases_pruned = self.limits.prune(time.time(), IDLE_BUCKET_SECONDS)
+        report.reservations_pruned = self.store.prune_reservations(utcnow())  # uploads a dead replica left

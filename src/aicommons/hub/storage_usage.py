@@ -28,6 +28,7 @@ import logging
 import re
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from aicommons.db.storage_usage import RepoUsage, StorageUsageStore
@@ -255,11 +256,34 @@ class StorageAccounting:
             return
         used = self.store.live_usage(owner_id)
         if used + incoming > quota:
-            name = self.store.owner_names([owner_id]).get(owner_id, "this account")
-            raise StorageLimitReached(
-                f"Storage limit reached for {name}: {format_size(used)} used of {format_size(quota)}, and this "
-                f"upload needs {format_size(incoming)} more. Delete files or repositories, or ask an "
-                "administrator to raise the limit (aicommons storage quota set).")
+            raise self._limit_reached(owner_id, used, quota, incoming)
+
+    def reserve_upload(self, owner_id: int, incoming: int) -> int | None:
+        """``check_upload`` for bytes about to arrive, which then count against the quota until
+        ``release_upload`` (the upload is recorded, or failed): parallel uploads of one owner cannot
+        together pass its quota, on any replica. Returns the reservation (None: no quota applies).
+        A reservation whose upload never ended (a replica died) expires after an hour plus the time
+        the bytes take at 1 MiB/s, and the lifecycle job deletes it."""
+        quota = self.quota_of(owner_id) if incoming > 0 else None
+        if quota is None:
+            return None
+        now = utcnow()
+        expires = now + timedelta(hours=1, seconds=incoming / (1024 * 1024))
+        reservation, used = self.store.reserve(owner_id, incoming, quota, now, expires)
+        if reservation is None:
+            raise self._limit_reached(owner_id, used, quota, incoming)
+        return reservation
+
+    def release_upload(self, reservation: int | None) -> None:
+        if reservation is not None:
+            self.store.release(reservation)
+
+    def _limit_reached(self, owner_id: int, used: int, quota: int, incoming: int) -> StorageLimitReached:
+        name = self.store.owner_names([owner_id]).get(owner_id, "this account")
+        return StorageLimitReached(
+            f"Storage limit reached for {name}: {format_size(used)} used of {format_size(quota)}, and this "
+            f"upload needs {format_size(incoming)} more. Delete files or repositories, or ask an "
+            "administrator to raise the limit (aicommons storage quota set).")
 
 
 def _owner_entry(name: str) -> dict[str, Any]:

@@ -387,3 +387,23 @@ def test_recent_xorbs_forget_after_their_time_and_beyond_their_limit(monkeypatch
     assert b"a" not in recent and b"b" in recent and b"c" in recent
     clock[0] += 61
     assert b"b" not in recent
+
+
+def test_xorbs_verified_by_one_replica_are_known_to_the_others_for_their_time(isolated_hub, monkeypatch):
+    """The "recently verified" memory is shared through the database: a shard checked on another
+    replica than the one its xorbs reached does not hash their chunks again, within the same hour."""
+    from datetime import timedelta
+
+    from aicommons.xet import service
+
+    hub = isolated_hub()
+    replica_a = hub.xet.recently_verified
+    replica_b = service.RecentXorbs(shared=replica_a.shared)
+    assert replica_a.shared is not None
+    h = bytes(range(32))
+    assert h not in replica_b
+    replica_a.add(h)
+    assert h in replica_b and bytes(32) not in replica_b
+    later = service.utcnow() + timedelta(seconds=3601)
+    monkeypatch.setattr(service, "utcnow", lambda: later)
+    assert h not in service.RecentXorbs(shared=replica_a.shared)  # an hour on: re-hashed again

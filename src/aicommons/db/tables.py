@@ -390,6 +390,15 @@ xet_usage = Table(
     Column("rebuilt_bytes", BigInteger, nullable=False),
 )
 
+# Xorbs some replica verified (every chunk hashed as it arrived) and stored lately: a shard checked
+# on another replica need not hash their chunks again (xet/service.py RecentXorbs); rows age out.
+xet_verified_xorbs = Table(
+    "xet_verified_xorbs", metadata,
+    Column("xorb_hash", String(64), primary_key=True),
+    Column("verified_at", DateTime, nullable=False),
+    Index("ix_xet_verified_xorbs_verified_at", "verified_at"),
+)
+
 # Inference limits shared by every replica: a token bucket per principal, and one lease per
 # request in flight (leases expire, so a replica that dies cannot hold a principal's slots forever).
 rate_buckets = Table(

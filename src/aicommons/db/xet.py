@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, delete, select, update
 
-from aicommons.db.tables import accounts, repos, tokens, xet_dedup_chunks, xet_files, xet_usage
+from aicommons.db.tables import accounts, repos, tokens, xet_dedup_chunks, xet_files, xet_usage, xet_verified_xorbs
 from aicommons.db.upsert import insert_ignore, upsert
 
 IN_LIST_LIMIT = 1000  # bound parameters per query, well under SQLite's and PostgreSQL's limits
@@ -115,6 +115,24 @@ class XetGrantStore:
     def account_exists(self, account_id: int) -> bool:
         with self.engine.connect() as conn:
             return conn.execute(select(accounts.c.id).where(accounts.c.id == account_id)).first() is not None
+
+
+class VerifiedXorbStore:
+    """Xorbs some replica verified and stored lately, shared by every replica (xet/service.py)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def add(self, xorb_hex: str, now: datetime, forget_before: datetime) -> None:
+        with self.engine.begin() as conn:
+            upsert(conn, xet_verified_xorbs, {"xorb_hash": xorb_hex, "verified_at": now}, ["xorb_hash"],
+                   ["verified_at"])
+            conn.execute(delete(xet_verified_xorbs).where(xet_verified_xorbs.c.verified_at < forget_before))
+
+    def verified_at(self, xorb_hex: str) -> datetime | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(xet_verified_xorbs.c.verified_at).where(
+                xet_verified_xorbs.c.xorb_hash == xorb_hex)).scalar()
 
 
 class XetUsageStore:

@@ -30,11 +30,12 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
 
 from aicommons.db.repos import RepoRow, RepoStore
-from aicommons.db.xet import XetDedupStore, XetFileRow, XetFileStore, XetGrantStore, XetUsageStore
+from aicommons.db.xet import VerifiedXorbStore, XetDedupStore, XetFileRow, XetFileStore, XetGrantStore, XetUsageStore
 from aicommons.errors import (
     BadRequest,
     HubError,
@@ -95,14 +96,23 @@ class RecentXorbs:
     not against the uploader, whose bytes were hashed as they arrived): a Xet upload's bytes are
     then hashed once with BLAKE3 (the chunk hashes) and once with sha256 (the file's LFS name)."""
 
-    def __init__(self, limit: int = 4096, ttl: float = 3600.0):
+    def __init__(self, limit: int = 4096, ttl: float = 3600.0, shared: VerifiedXorbStore | None = None):
         self.limit, self.ttl = limit, ttl
+        # With ``shared``, what every replica verified (one row per xorb, ≤ 64 MiB each): a shard
+        # checked on another replica than the one its xorbs reached skips re-hashing them too.
+        self.shared = shared
         self._seen: OrderedDict[bytes, float] = OrderedDict()
         self._lock = threading.Lock()
 
     def add(self, xorb_hash: bytes) -> None:
+        self._remember(xorb_hash, time.monotonic())
+        if self.shared is not None:
+            now = utcnow()
+            self.shared.add(to_hex(xorb_hash), now, now - timedelta(seconds=2 * self.ttl))
+
+    def _remember(self, xorb_hash: bytes, when: float) -> None:
         with self._lock:
-            self._seen[xorb_hash] = time.monotonic()
+            self._seen[xorb_hash] = when
             self._seen.move_to_end(xorb_hash)
             while len(self._seen) > self.limit:
                 self._seen.popitem(last=False)
@@ -110,7 +120,18 @@ class RecentXorbs:
     def __contains__(self, xorb_hash: object) -> bool:
         with self._lock:
             seen = self._seen.get(xorb_hash)  # type: ignore[call-overload]
-        return seen is not None and time.monotonic() - seen < self.ttl
+        if seen is not None and time.monotonic() - seen < self.ttl:
+            return True
+        if self.shared is None or not isinstance(xorb_hash, bytes):
+            return False
+        verified_at = self.shared.verified_at(to_hex(xorb_hash))
+        if verified_at is None:
+            return False
+        age = (utcnow() - verified_at).total_seconds()
+        if not 0 <= age < self.ttl:
+            return False
+        self._remember(xorb_hash, time.monotonic() - age)
+        return True
 
 
 class _StoredXorbs:
@@ -186,7 +207,7 @@ class XetService:
         self.rebuild_allowance = rebuild_allowance
         self.reads = XetReads(files, repos, blobs, keys.range_url, token_ttl, in_history=in_history)  # downloads
         self.dedup = DedupIndex(XetDedupStore(files.engine), blobs)  # global dedup (dedup.py)
-        self.recently_verified = RecentXorbs()
+        self.recently_verified = RecentXorbs(shared=VerifiedXorbStore(files.engine))
         # The hub's storage quota: called with (repo, new bytes) before a xorb or shard is stored; raises to refuse.
         self.admit: Callable[[RepoRow, int], None] | None = None
 

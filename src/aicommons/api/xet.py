@@ -118,9 +118,12 @@ async def post_xorb(request: Request) -> Response:
         raise PayloadTooLarge(f"Request body is larger than the limit of {MAX_XORB_BYTES} bytes")
     # The storage quota, before a byte is stored (the declared size; 1 byte when not declared).
     size = int(declared) if declared is not None and declared.isdigit() else 1
-    await run_sync(hub_of(request).xet.admit_xorb, grant.repo_id, size, grant.account_id)
-    # Verified and written as it arrives, in a worker thread (xet/service.py): never held whole.
-    await hub_of(request).xet.receive_xorb(xorb_hash, request.stream(), grant.account_id)
+    reservation = await run_sync(hub_of(request).xet.admit_xorb, grant.repo_id, size, grant.account_id)
+    try:
+        # Verified and written as it arrives, in a worker thread (xet/service.py): never held whole.
+        await hub_of(request).xet.receive_xorb(xorb_hash, request.stream(), grant.account_id)
+    finally:
+        await run_sync(hub_of(request).xet.release_xorb, reservation)
     return JSONResponse({"was_inserted": True})
 
 

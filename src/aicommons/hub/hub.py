@@ -175,6 +175,8 @@ class Hub:
         self.lifecycle.viewer = ViewerPruning(self.git, self.blobs, settings.data_dir / "viewer-cache",
                                               self.repo_store.get_by_id,
                                               lambda: self.parquet.all_conversions())
+        self.xet.reserve = lambda repo, n: self.storage.reserve_upload(repo.owner_id, n)  # xorbs in flight
+        self.xet.release = self.storage.release_upload
         avatars = AvatarStore(self.engine)
         self.profiles = ProfileService(account_store, avatars, settings.max_avatar_bytes)
         self.account_settings = AccountSettings(self.accounts, self.sessions)

@@ -210,6 +210,9 @@ class XetService:
         self.recently_verified = RecentXorbs(shared=VerifiedXorbStore(files.engine))
         # The hub's storage quota: called with (repo, new bytes) before a xorb or shard is stored; raises to refuse.
         self.admit: Callable[[RepoRow, int], None] | None = None
+        # The same, holding the bytes against the quota until ``release`` (uploads in flight).
+        self.reserve: Callable[[RepoRow, int], int | None] | None = None
+        self.release: Callable[[int], None] | None = None
 
     # --- where the CAS is -----------------------------------------------------------------------
 
@@ -265,12 +268,23 @@ class XetService:
 
     # --- xorbs ----------------------------------------------------------------------------------
 
-    def admit_xorb(self, repo_id: int, size: int, account_id: int) -> None:
-        """Refuse (the hub's storage quota) a xorb of ``size`` bytes for repo ``repo_id``'s owner. The
-        hub's own chunking of LFS objects (account 0) re-stores bytes it holds already: not refused."""
+    def admit_xorb(self, repo_id: int, size: int, account_id: int) -> int | None:
+        """Refuse (the hub's storage quota) a xorb of ``size`` bytes for repo ``repo_id``'s owner, or
+        reserve them against the quota while the xorb arrives (the reservation to ``release_xorb``;
+        parallel xorbs cannot together pass it). The hub's own chunking of LFS objects (account 0)
+        re-stores bytes it holds already: not refused."""
         repo = self.repos.get_by_id(repo_id) if account_id else None
-        if repo is not None and self.admit is not None:
+        if repo is None:
+            return None
+        if self.reserve is not None:
+            return self.reserve(repo, size)
+        if self.admit is not None:
             self.admit(repo, size)
+        return None
+
+    def release_xorb(self, reservation: int | None) -> None:
+        if reservation is not None and self.release is not None:
+            self.release(reservation)
 
     def store_xorb(self, hex_hash: str, data: bytes, account_id: int = 0) -> bool:
         """Verify an uploaded xorb and store it (with our footer); False if it was stored already.

@@ -38,7 +38,12 @@ class ZeroCopyHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, offering ``http.response.zerocopy`` on every HTTP request."""
 
     def _start_asgi_task(self, cycle, app) -> None:
-        if self.transport.get_extra_info("socket") is not None:
+        # Offered to file downloads only (``/resolve/``, LFS download links): every other request
+        # runs exactly as under uvicorn's own protocol. (Offering it everywhere broke a Gradio Space
+        # in its frame, tests/spaces/test_browser.py, for a reason not found yet.)
+        raw_path = cycle.scope.get("raw_path") or b""
+        if (cycle.scope["method"] in ("GET", "HEAD") and (b"/resolve/" in raw_path or raw_path.startswith(b"/lfs-transfer/"))
+                and self.transport.get_extra_info("socket") is not None):
             cycle.scope.setdefault("extensions", {})[EXTENSION] = {}
             cycle.send = _ZeroCopySend(cycle)
         super()._start_asgi_task(cycle, app)

@@ -188,3 +188,17 @@ def classic_processor(guide: Guide, prompt_len: int):
             return apply_rows(scores.float().clone(), [(0, guide)])
 
     return ClassicGuide()
+
+
+def new_matcher(ll_tokenizer, grammar: str):
+    """An llguidance matcher for ``grammar``, or the API's error when the grammar cannot be used
+    (the one place both engines, transformers and llama.cpp, build their matchers)."""
+    import llguidance
+
+    from ..errors import InvalidRequest
+
+    matcher = llguidance.LLMatcher(ll_tokenizer, grammar, log_level=0)
+    if matcher.is_error():
+        raise InvalidRequest(f"the output grammar cannot be used: {matcher.get_error()[:300]}",
+                             param="response_format")
+    return matcher

@@ -253,11 +253,9 @@ class LlamaCppLM:
             # added pad); the mask covers both and the Guide keeps the model's part.
             self._ll_tokenizer = llguidance.hf.from_tokenizer(tokenizer, n_vocab=max(self.vocab_size, len(tokenizer)),
                                                               eos_token=self.eos_ids or None)
-        matcher = llguidance.LLMatcher(self._ll_tokenizer, grammar, log_level=0)
-        if matcher.is_error():
-            raise InvalidRequest(f"the output grammar cannot be used: {matcher.get_error()[:300]}",
-                                 param="response_format")
-        return matcher
+        from .guided import new_matcher
+
+        return new_matcher(self._ll_tokenizer, grammar)
 
     def footprint_bytes(self) -> int:
         return self._footprint

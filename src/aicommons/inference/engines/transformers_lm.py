@@ -196,11 +196,9 @@ class TransformersLM(LMText):
         if self._ll_tokenizer is None:
             self._ll_tokenizer = llguidance.hf.from_tokenizer(self.tokenizer, n_vocab=self.vocab_size,
                                                               eos_token=self.eos_ids or None)
-        matcher = llguidance.LLMatcher(self._ll_tokenizer, grammar, log_level=0)
-        if matcher.is_error():
-            raise InvalidRequest(f"the output grammar cannot be used: {matcher.get_error()[:300]}",
-                                 param="response_format")
-        return matcher
+        from .guided import new_matcher
+
+        return new_matcher(self._ll_tokenizer, grammar)
 
     async def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[EngineStep]:
         guide = await self.new_guide(params)

@@ -176,6 +176,26 @@ def auth(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
 
 
+def new_org_of_alice(live_hub: LiveHub, api, prefix: str = "org") -> str:
+    """A fresh organisation with alice as its admin, returned once the server sees her in it: the CLI
+    runs in another process, so the server's cached principal for alice's token keeps her old
+    memberships for up to AICOMMONS_TOKEN_CACHE_SECONDS (5 s). Probing with a repo creation waits
+    exactly for what callers need; the probe repo ``<org>/first`` is left in place."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    name = unique_name(prefix)
+    live_hub.cli("org", "create", name, "--member", "alice")
+    deadline = time.time() + 15
+    while True:
+        try:
+            api.create_repo(f"{name}/first")
+            return name
+        except HfHubHTTPError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 # --- strict mode: under CI a skipped test is a failed test ------------------------------------------
 # Tests skip when a component is missing (git-lfs, nginx, chromium, PostgreSQL, hf_xet, torch). On a
 # developer's machine that is a convenience; in CI it would let the suite go green without running

@@ -8,32 +8,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 
 import httpx
 import pytest
-from huggingface_hub.errors import HfHubHTTPError
 
-from tests.conftest import ALICE_TOKEN, auth, unique_name
+from tests.conftest import ALICE_TOKEN, auth, new_org_of_alice, unique_name
 
 MiB = 1024 * 1024
 
 
 @pytest.fixture
 def org(live_hub, api) -> str:
-    """A fresh organisation of alice's, once the server sees her in it (the CLI's change reaches
-    the server's cached principals within AICOMMONS_TOKEN_CACHE_SECONDS)."""
-    name = unique_name("st")
-    live_hub.cli("org", "create", name, "--member", "alice")
-    deadline = time.time() + 15
-    while True:
-        try:
-            api.create_repo(f"{name}/first")
-            return name
-        except HfHubHTTPError:
-            if time.time() > deadline:
-                raise
-            time.sleep(0.5)
+    return new_org_of_alice(live_hub, api, "st")
 
 
 def refresh(live_hub) -> dict:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.conftest import unique_name
+from tests.conftest import new_org_of_alice, unique_name
 from tests.e2e.test_web_ui import browser, page, sign_in  # noqa: F401 - the shared Chromium fixtures
 
 
@@ -58,9 +58,8 @@ def test_search_never_shows_what_the_visitor_may_not_see(page, api, live_hub):  
 
 
 def test_user_and_organisation_pages_list_their_repos_and_people(page, api, live_hub):  # noqa: F811
-    org = unique_name("guild")
-    _cli(live_hub, "org", "create", org, "--member", "alice")
-    for i in range(31):  # one more than the page shows
+    org = new_org_of_alice(live_hub, api, "guild")  # its first model is "<org>/first"
+    for i in range(1, 31):  # with it, one more than the page shows
         api.create_repo(f"{org}/m{i:02d}")
     api.create_repo(f"{org}/table", repo_type="dataset")
     page.goto(f"/{org}")

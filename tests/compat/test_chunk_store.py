@@ -20,14 +20,6 @@ pytest.importorskip("hf_xet")
 MiB = 1024 * 1024
 
 
-@pytest.fixture
-def xet(monkeypatch, live_hub):
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)
-    return live_hub
-
-
 def hub_blobs(live_hub, tmp_path, monkeypatch):
     """The hub's own blob store (local disk or the bucket), opened as the server opens it."""
     from aicommons.storage import open_blob_store

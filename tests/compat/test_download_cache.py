@@ -19,14 +19,6 @@ pytest.importorskip("hf_xet")
 MiB = 1024 * 1024
 
 
-@pytest.fixture
-def xet(monkeypatch, live_hub):
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)
-    return live_hub
-
-
 def _wait_for(predicate, timeout: float = 20) -> bool:
     deadline = time.time() + timeout
     while time.time() < deadline:

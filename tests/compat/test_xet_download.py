@@ -88,16 +88,6 @@ def proxy(live_hub):
     server.server_close()
 
 
-@pytest.fixture
-def xet(monkeypatch, live_hub):
-    from huggingface_hub import constants
-    from huggingface_hub.utils._runtime import is_xet_available
-
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)
-    assert is_xet_available()
-    return live_hub
-
-
 def _local_storage(live_hub) -> bool:
     return live_hub.env.get("AICOMMONS_STORAGE_URL", "").split(":")[0] in ("", "file")
 

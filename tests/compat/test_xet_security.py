@@ -20,14 +20,6 @@ GOOD = b"GOOD-WEIGHTS " * 300
 EVIL = b"EVIL-WEIGHTS " * 300
 
 
-@pytest.fixture
-def xet(monkeypatch, live_hub):
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)
-    return live_hub
-
-
 def _cas(http, repo_id, operation, token=ALICE_TOKEN) -> dict:
     response = http.get(f"/api/models/{repo_id}/xet-{operation}-token/main", headers=auth(token) if token else {})
     assert response.status_code == 200, response.text

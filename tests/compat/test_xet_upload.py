@@ -26,16 +26,6 @@ pytest.importorskip("hf_xet")
 BOB_READ_TOKEN = "hf_bob_read_token_for_xet_tests_0004"
 
 
-@pytest.fixture
-def xet(monkeypatch, live_hub):
-    from huggingface_hub import constants
-    from huggingface_hub.utils._runtime import is_xet_available
-
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)
-    assert is_xet_available()
-    return live_hub
-
-
 def _download(api, repo_id, path, **kwargs) -> bytes:
     from huggingface_hub import hf_hub_download
 

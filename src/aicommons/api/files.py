@@ -102,10 +102,10 @@ def _resolve(request: Request) -> Response:
         data = content.read_blob(git_repo, entry.oid)
         return bytes_response(data, headers, request.headers.get("range"), media_type, head_only)
     headers.update({"X-Linked-Etag": f'"{entry.lfs.oid}"', "X-Linked-Size": str(entry.lfs.size)})
-    headers.update(_xet_headers(request, repo, commit_id, entry.lfs.oid))
+    found = hub.objects.locate(entry.lfs.oid, entry.lfs.size)
+    headers.update(_xet_headers(request, repo, commit_id, found.xet.file_hash if found.xet else None))
     if hub.upstream is not None and (mirror := hub.upstream.missing_file(repo, entry.lfs.oid)) is not None:
         return _from_upstream(request, repo, mirror, commit_id, path, entry.lfs, headers, media_type, head_only)
-    found = hub.objects.locate(entry.lfs.oid, entry.lfs.size)
     if found.key is None:  # stored only as chunks (a Xet upload): a whole local copy, or rebuilt as it is sent
         cached = hub.download_cache.get(found.oid, found.size, fill=not head_only)
         if cached is not None:
@@ -146,10 +146,9 @@ def _from_upstream(request: Request, repo: RepoRow, mirror, commit_id: str, path
     return StreamingResponse(stream, headers={**headers, "Content-Length": str(lfs.size)}, media_type=media_type)
 
 
-def _xet_headers(request: Request, repo: RepoRow, commit_id: str, oid: str) -> dict:
-    """A file uploaded through Xet also offers a Xet download: its hash and where to get a read
+def _xet_headers(request: Request, repo: RepoRow, commit_id: str, file_hash: str | None) -> dict:
+    """A file stored as Xet chunks also offers a Xet download: its hash and where to get a read
     token (spec §8.1, §10.2). Other files get no Xet headers, so clients use plain HTTP."""
-    file_hash = hub_of(request).xet.reads.file_hashes([oid]).get(oid)
     if file_hash is None:
         return {}
     token_url = f"{base_url(request)}/api/{REPO_TYPE_PLURAL[repo.type]}/{repo.full_id}/xet-read-token/{commit_id}"

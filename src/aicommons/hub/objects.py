@@ -33,8 +33,8 @@ from aicommons.xet.reads import XetReads
 class StoredObject:
     oid: str
     size: int
-    key: str | None  # the whole-file blob, when there is one
-    xet: XetFileRow | None  # the chunk-stored file, when there is one and no whole-file blob
+    key: str | None  # the whole-file blob, when there is one (served in preference to the chunks)
+    xet: XetFileRow | None  # the chunk-stored file, when there is one (``locate`` also keeps it next to a blob)
 
 
 class ObjectReader:
@@ -54,11 +54,12 @@ class ObjectReader:
     def locate(self, oid: str, size: int) -> StoredObject:
         """Where to serve ``oid`` (of ``size`` bytes, from its pointer) from, with no storage request
         for an object that was never chunk-stored (a presigned redirect needs none): downloads of
-        whole-file objects cost what they did before the chunk store."""
+        whole-file objects cost what they did before the chunk store. The Xet file is kept even when
+        a whole-file blob is served, so that the caller can offer a Xet download without asking again."""
         row = self.reads.file_for_oid(oid)
         key = blob_key(oid)
         if row is None or self.blobs.exists(key):
-            return StoredObject(oid, size, key, None)
+            return StoredObject(oid, size, key, row)
         return StoredObject(oid, row.size, None, row)
 
     def chunk_stored_bytes(self, oid: str) -> Iterator[bytes] | None:

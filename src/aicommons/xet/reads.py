@@ -173,9 +173,10 @@ class XetReads:
             raise HubError(f"Cannot read file {row.file_hash}: {exc}") from None
 
     def file_for_oid(self, oid: str) -> XetFileRow | None:
-        """The Xet file stored for the LFS object ``oid`` (the first recorded, if several)."""
+        """The Xet file stored for the LFS object ``oid``: the first recorded, if several, the same one
+        that ``file_hashes`` names."""
         rows = self.files.for_oid(oid)
-        return min(rows, key=lambda r: r.file_hash) if rows else None
+        return rows[0] if rows else None
 
     # --- serving signed xorb ranges ---------------------------------------------------------------
 

@@ -68,16 +68,35 @@ def owner(hub) -> HfApi:
     return HfApi(endpoint=hub.url, token=OWNER)
 
 
-def wait_converted(hub, repo: str, sha: str, token: str = OWNER, timeout: float = 90) -> dict:
-    """The /datasets-server/parquet answer once the conversion of ``sha`` is no longer pending."""
+def wait_converted(hub, repo: str, sha: str, token: str = OWNER, timeout: float = 90, extras: bool = True,
+                   revision: str | None = None) -> dict:
+    """The /datasets-server/parquet answer once the conversion of ``sha`` is no longer pending and,
+    with ``extras``, its follow-up job (search index and statistics) has run too: ``/statistics`` of
+    its first split no longer answers ``ResponseNotReady``."""
     deadline = time.time() + timeout
+    headers = {"authorization": f"Bearer {token}"}
+    params = {"dataset": repo, **({"revision": revision} if revision else {})}
     while time.time() < deadline:
-        r = httpx.get(f"{hub.url}/datasets-server/parquet", params={"dataset": repo},
-                      headers={"authorization": f"Bearer {token}"})
+        r = httpx.get(f"{hub.url}/datasets-server/parquet", params=params, headers=headers)
         if r.status_code == 200 and r.headers["x-revision"] == sha and not r.json()["pending"]:
-            return r.json()
+            break
         time.sleep(0.5)
-    raise AssertionError(f"the conversion of {repo}@{sha} did not finish: {r.status_code} {r.text}")
+    else:
+        raise AssertionError(f"the conversion of {repo}@{sha} did not finish: {r.status_code} {r.text}")
+    answer = r.json()
+    if extras and answer["parquet_files"]:
+        wait_extras(hub, repo, answer["parquet_files"][0], headers, params, deadline)
+    return answer
+
+
+def wait_extras(hub, repo: str, first: dict, headers: dict, params: dict, deadline: float) -> None:
+    while time.time() < deadline:
+        r = httpx.get(f"{hub.url}/datasets-server/statistics", headers=headers,
+                      params={**params, "config": first["config"], "split": first["split"]})
+        if r.headers.get("x-error-code") != "ResponseNotReady":
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"the search index and statistics of {repo} were not built: {r.status_code} {r.text}")
 
 
 def make_dataset(owner: HfApi, private: bool = False) -> tuple[str, str]:
@@ -313,3 +332,82 @@ def test_parquet_and_info_answers_and_load_dataset_uses_them(hub, owner, monkeyp
     assert seen and set(seen[0]) == {"default", "qa"}  # the export was used, not ignored
     assert loaded["train"].num_rows == 130 and loaded["test"].num_rows == 7
     assert datasets.load_dataset(repo, "qa", split="train").num_rows == 5
+
+
+def test_jobs_lost_with_their_process_are_resumed_when_workers_start(tmp_path_factory, monkeypatch):
+    """The conversion records the Parquet first and queues a follow-up job for the search index and
+    statistics. A process that dies takes the job it was running with it (huey takes a job off the
+    queue before running it): here one dataset's follow-up and another's conversion are taken and
+    never finished. Meanwhile the first dataset's Parquet, rows and ``datasets``' answers are
+    served, ``/search`` and ``/statistics`` answer ``ResponseNotReady`` as datasets-server does and
+    the page says so; the second stays pending. A worker process started afterwards queues both
+    jobs again, and both finish."""
+    import sys
+
+    from aicommons.config import Settings
+    from aicommons.hub.hub import Hub
+    from tests.backends import live_hub_backend
+
+    data = tmp_path_factory.mktemp("resume") / "data"
+    data.mkdir()
+    with live_hub_backend(tmp_path_factory.mktemp("resume-backend")) as backend:
+        live = start_hub(data, free_port(), AICOMMONS_PARQUET_CONVERSION="true", AICOMMONS_JOB_WORKERS="0",
+                         **backend)  # no workers: the jobs wait on the queue
+        worker = None
+        try:
+            live.cli("user", "create", "pat")
+            live.cli("token", "create", "pat", "--value", OWNER)
+            owner = HfApi(endpoint=live.url, token=OWNER)
+            repo, sha = make_dataset(owner)
+            lost, lost_sha = make_dataset(owner)
+            for key, value in live.env.items():
+                if key.startswith("AICOMMONS_"):
+                    monkeypatch.setenv(key, value)
+            local = Hub(Settings.from_env(), migrate=False)  # a worker of this hub, in this process
+            try:
+                ids = {local.repo_store.get("dataset", name).id: name for name in (repo, lost)}
+                others, taken = [], []
+                while (task := local.jobs.huey.dequeue()) is not None:
+                    if task.name == "convert_parquet" and ids.get(task.args[0]) == repo:
+                        assert local.parquet.convert(*task.args) == "done"  # stage 1; queues stage 2
+                    elif task.name in ("convert_parquet", "viewer_extras") and task.args[0] in ids:
+                        taken.append((task.name, ids[task.args[0]]))  # ... and the process dies
+                    else:
+                        others.append(task)
+                for task in others:
+                    local.jobs.huey.enqueue(task)
+                assert sorted(taken) == [("convert_parquet", lost), ("viewer_extras", repo)]
+            finally:
+                local.close()
+
+            def ds(path: str, name: str = repo, **params) -> httpx.Response:
+                return httpx.get(f"{live.url}/datasets-server/{path}", params={"dataset": name, **params})
+
+            answer = wait_converted(live, repo, sha, extras=False, timeout=5)
+            assert [f["split"] for f in answer["parquet_files"]] == ["train", "test", "train"]
+            assert ds("rows", config="default", split="train").json()["num_rows_total"] == 130
+            for path, params in (("search", {"query": "sentence"}), ("statistics", {})):
+                r = ds(path, config="default", split="train", **params)
+                assert r.status_code == 500 and r.headers["x-error-code"] == "ResponseNotReady", r.text
+            assert ds("statistics", config="default", split="nope").headers["x-error-code"] == "ResponseNotFound"
+            assert ds("is-valid").json() == {"viewer": True, "preview": True, "search": False, "filter": True,
+                                             "statistics": False}
+            assert "Search and column statistics are being prepared" in \
+                httpx.get(f"{live.url}/datasets/{repo}/viewer").text
+            assert ds("parquet", name=lost).json()["pending"] != []
+
+            worker = subprocess.Popen([sys.executable, "-m", "aicommons.cli.main", "worker", "--workers", "1",
+                                       "--no-periodic"], env=live.env, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)
+            wait_converted(live, repo, sha)
+            wait_converted(live, lost, lost_sha)
+            found = ds("search", config="default", split="train", query="sentence").json()
+            assert found["num_rows_total"] == 130
+            assert ds("statistics", name=lost, config="qa", split="train").json()["num_examples"] == 5
+            assert ds("is-valid").json()["search"] is True
+            assert "being prepared" not in httpx.get(f"{live.url}/datasets/{repo}/viewer").text
+        finally:
+            if worker is not None:
+                worker.terminate()
+                worker.wait(timeout=30)
+            stop_hub(live)

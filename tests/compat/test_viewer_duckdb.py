@@ -513,6 +513,7 @@ def test_branches_the_owner_opts_into_are_converted_and_viewed(hub, monkeypatch,
             found = httpx.get(url).json()["branches"][0]
             if found["sha"] == sha and found["state"] != "pending":
                 assert found["state"] == "done", found
+                wait_converted(hub, repo, sha, revision="dev")  # and its search index
                 return
             time.sleep(0.5)
         raise AssertionError(f"the branch was not converted: {found}")
@@ -600,6 +601,7 @@ def test_the_settings_page_opts_a_branch_in_and_the_viewer_switches_to_it(hub):
                 time.sleep(0.5)
                 page.reload()
             assert "dev: converted" in page.inner_text("ul.branch-conversions")
+            wait_converted(hub, repo, dev.oid, revision="dev")  # and its search index (a follow-up job)
             page.goto(f"/datasets/{repo}/viewer")
             assert [c.strip() for c in page.locator("table.rows tbody td:nth-child(2)").all_inner_texts()] == ["main row"]
             page.locator("nav[aria-label=Branches] >> text=dev").focus()

@@ -18,7 +18,7 @@ from aicommons.errors import EntryNotFound, HubError
 from aicommons.hub.policy import Action
 from aicommons.hub.viewer import ViewerError, feature_type, jsonable, truncate_first_rows
 from aicommons.hub.viewer_filter import FilterError
-from aicommons.hub.viewer_query import converted, converted_splits
+from aicommons.hub.viewer_query import converted, converted_splits, extras_pending
 
 PAGE = 100  # rows per page, the most /rows returns
 FIRST_ROWS = 100
@@ -357,12 +357,10 @@ def search(request: Request) -> Response:
     length = _int(request, "length", PAGE, maximum=PAGE)
     conversion, ps = _parquet_split(request, repo, config, split)
     if ps is None:
-        status = hub_of(request).parquet.status(repo, _branch(request))
-        if status is not None and status.state == "pending":
-            raise ViewerError("The server is busier than usual and the response is not ready yet. Please retry "
-                              "later.", "ResponseNotReady", 500)
-        raise ViewerError("Not found.", "ResponseNotFound", 404)
+        raise _not_converted(request, repo)
     found = hub_of(request).viewer_queries.search(repo, conversion, ps, query, offset, length)
+    if found is None and extras_pending(conversion):  # the follow-up job has not built the index yet
+        raise _not_ready()
     if found is None:  # no text column in this split
         raise ViewerError("Not found.", "ResponseNotFound", 404)
     page, indices, total = found
@@ -372,12 +370,17 @@ def search(request: Request) -> Response:
                     "num_rows_per_page": PAGE, "partial": ps.partial}, repo, repo.sha, _per_caller(request, media))
 
 
+def _not_ready() -> ViewerError:
+    """datasets-server's answer while the step that makes a response is still queued or running."""
+    return ViewerError("The server is busier than usual and the response is not ready yet. Please retry later.",
+                       "ResponseNotReady", 500)
+
+
 def _not_converted(request: Request, repo) -> ViewerError:
     """The error for a dataset whose current commit has no finished conversion."""
     status = hub_of(request).parquet.status(repo, _branch(request))
     if status is not None and status.state == "pending":
-        return ViewerError("The server is busier than usual and the response is not ready yet. Please retry later.",
-                           "ResponseNotReady", 500)
+        return _not_ready()
     return ViewerError("Not found.", "ResponseNotFound", 404)
 
 
@@ -390,6 +393,8 @@ def statistics(request: Request) -> Response:
     if conversion is None:
         raise _not_converted(request, repo)
     found = _config_info(conversion, config).get("statistics", {}).get(split)
+    if found is None and extras_pending(conversion) and (config, split) in converted_splits(conversion):
+        raise _not_ready()  # the follow-up job has not computed them yet
     if found is None:
         raise ViewerError("Not found.", "ResponseNotFound", 404)
     return _answer(found, repo, repo.sha)

@@ -12,6 +12,12 @@ from aicommons.db.tables import parquet_branch_conversions, parquet_conversions
 from aicommons.db.upsert import upsert
 
 
+def _unfinished(table: Any) -> Any:
+    """Rows whose job has work left: a conversion queued (stage 1), or one recorded whose search
+    index and statistics are still to be built (stage 2, ``result["extras"] == "pending"``)."""
+    return (table.c.state == "pending") | (table.c.state == "done")
+
+
 @dataclass(frozen=True)
 class Conversion:
     repo_id: int
@@ -55,6 +61,41 @@ class ParquetConversionStore:
             ).values(state=state, converted_sha=converted_sha, partial=partial, result=result, error=error,
                      updated_at=now))
         return done.rowcount == 1
+
+    def unfinished(self) -> list[tuple[int, None, Conversion]]:
+        """(repo id, None, conversion) of every conversion with a stage still to run (``resume``)."""
+        t = parquet_conversions
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t).where(_unfinished(t))).all()
+        found = [Conversion(**row._mapping) for row in rows]
+        return [(c.repo_id, None, c) for c in found if _has_work(c)]
+
+    def update_result(self, repo_id: int, source_sha: str, state: str, converted_sha: str | None, now: datetime, *,
+                      result: dict | None, new_state: str | None = None, error: str | None = None) -> bool:
+        """Replace the result of the conversion of ``source_sha`` while it is still in ``state``
+        with ``converted_sha`` (the follow-up job's search index and statistics; a resumed job's
+        count): False when a newer commit or another run changed it since."""
+        t = parquet_conversions
+        return _update_result(self.engine, t, [t.c.repo_id == repo_id, t.c.source_sha == source_sha], state,
+                              converted_sha, {"result": result, "updated_at": now}, new_state, error)
+
+
+def _update_result(engine: Engine, t: Any, where: list[Any], state: str, converted_sha: str | None,
+                   values: dict[str, Any], new_state: str | None, error: str | None) -> bool:
+    where = [*where, t.c.state == state]
+    if converted_sha is not None:
+        where.append(t.c.converted_sha == converted_sha)
+    if new_state is not None:
+        values = {**values, "state": new_state, "error": error}
+    with engine.begin() as conn:
+        done = conn.execute(update(t).where(*where).values(**values))
+    return done.rowcount == 1
+
+
+def _has_work(c: Conversion) -> bool:
+    if c.state == "pending":
+        return bool(c.source_sha)
+    return c.state == "done" and (c.result or {}).get("extras") == "pending"
 
 
 class ParquetBranchStore:
@@ -120,3 +161,17 @@ class ParquetBranchStore:
                 state=state, converted_sha=converted_sha, partial=partial, result=result, error=error,
                 updated_at=now))
         return done.rowcount == 1
+
+    def unfinished(self) -> list[tuple[int, str, Conversion]]:
+        t = parquet_branch_conversions
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t).where(_unfinished(t))).all()
+        found = [(row.branch, self._conversion(row)) for row in rows]
+        return [(c.repo_id, branch, c) for branch, c in found if _has_work(c)]
+
+    def update_result(self, repo_id: int, branch: str, source_sha: str, state: str, converted_sha: str | None,
+                      now: datetime, *, result: dict | None, new_state: str | None = None,
+                      error: str | None = None) -> bool:
+        t = parquet_branch_conversions
+        return _update_result(self.engine, t, [*self._where(repo_id, branch), t.c.source_sha == source_sha], state,
+                              converted_sha, {"result": result, "updated_at": now}, new_state, error)

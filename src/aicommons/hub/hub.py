@@ -299,7 +299,10 @@ class Hub:
         return ParquetExport(ParquetConversionStore(self.engine), self.repo_store, self.git, self.objects, self.blobs,
                              self.settings.tmp_dir, self.settings.parquet_max_bytes, self.repos.after_ref_update,
                              queue=lambda repo_id, sha, branch: self.jobs.convert_parquet(repo_id, sha, branch),
-                             enabled=self.settings.parquet_conversion)
+                             enabled=self.settings.parquet_conversion,
+                             queue_extras=lambda repo_id, sha, branch: self.jobs.viewer_extras(repo_id, sha, branch),
+                             split_files=lambda repo, conversion, config, split: list(
+                                 self.viewer_queries.split(repo, conversion, config, split).files))
 
     @functools.cached_property
     def bundles(self) -> BundleService:

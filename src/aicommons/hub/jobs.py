@@ -124,6 +124,14 @@ class Jobs:
 
         self.convert_parquet = convert_parquet
 
+        # Its follow-up: the search index and column statistics of the recorded Parquet files. After
+        # any other queued job (priority -1): the Parquet of other datasets is served first.
+        @self.huey.task(retries=0, priority=-1, name="viewer_extras")  # type: ignore[untyped-decorator]
+        def viewer_extras(repo_id: int, sha: str, branch: str | None = None) -> str:
+            return self.hub.parquet.build_extras(repo_id, sha, branch)
+
+        self.viewer_extras = viewer_extras
+
         # A Space's build and start after a push (hub/space_apps.py); its failures show as its stage.
         @self.huey.task(name="space_build")  # type: ignore[untyped-decorator]
         def space_build(repo_id: int, sha: str, rebuild: bool = False) -> None:
@@ -212,4 +220,20 @@ class Jobs:
         consumer = self.huey.create_consumer(workers=workers, worker_type="thread", periodic=periodic,
                                              max_delay=5.0, check_worker_health=False, shutdown_timeout=10)
         start_consumer_threads(consumer)  # not consumer.start(): the caller owns the process's signals
+        self.resume_interrupted()
         return consumer
+
+    def resume_interrupted(self) -> list[tuple[str, int, str | None]]:
+        """Queue again the jobs that a process which died took with it (hub/parquet_export.py
+        ``resume``: conversions and their follow-ups), unless they are on the queue already."""
+        if not self.hub.settings.parquet_conversion:
+            return []
+        try:
+            waiting = {(t.name, tuple(t.args)) for t in self.huey.pending() + self.huey.scheduled()}
+            resumed = self.hub.parquet.resume(lambda name, args: (name, args) in waiting)
+        except Exception:  # noqa: BLE001 - workers start anyway; the next start tries again
+            log.exception("could not resume interrupted conversions")
+            return []
+        if resumed:
+            log.info("resumed %d interrupted conversion jobs", len(resumed))
+        return resumed

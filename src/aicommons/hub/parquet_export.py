@@ -23,10 +23,20 @@ files are LFS objects of the repo like any large file, so the repo's access rule
 everything under it. A failure is recorded (``parquet_conversions``) and shown, never retried: the
 next commit of the branch is the next try. A job whose commit is no longer the newest queued one
 does nothing.
+
+Two stages, as datasets-server's steps: the job converts and records the Parquet files (``/parquet``,
+``/rows``, ``/first-rows``, ``/filter`` and ``load_dataset`` answer from then on, with
+``result["extras"] = "pending"``), then queues a follow-up job (``viewer_extras``) that builds each
+split's full-text index and column statistics from the recorded files and adds them to the result
+(``/search`` and ``/statistics`` answer ``ResponseNotReady`` until then). A job lost with its
+process (a crash during either stage: huey takes a job off the queue before running it) is queued
+again when job workers start (``resume``), at most ``MAX_RESUMES`` times; after that the conversion
+is recorded as failed (stage 1) or left without its index and statistics (stage 2), not retried forever.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import os
@@ -61,6 +71,7 @@ MAX_BRANCHES = 10  # opted-in branches per dataset
 BOT = "parquet-converter"
 GITATTRIBUTES = b"*.parquet filter=lfs diff=lfs merge=lfs -text\n"
 MAX_ERROR_CHARS = 2000
+MAX_RESUMES = 3  # times a job lost with its process is queued again (``resume``)
 PARTIAL_BATCH_ROWS = 1000
 # Rows per Parquet row group of datasets without images, audio or binary columns (those keep the
 # datasets library's small groups). datasets' default of 1,000 makes 10,000 groups of a 10-million-row
@@ -82,12 +93,16 @@ class ParquetExport:
     def __init__(self, store: ParquetConversionStore, repo_store: RepoStore, git: GitStore, objects: ObjectReader,
                  blobs, tmp_dir: Path, max_bytes: int, after_ref_update: Callable,
                  queue: Callable[[int, str, str | None], None], enabled: bool = True,
-                 branch_store: ParquetBranchStore | None = None):
+                 branch_store: ParquetBranchStore | None = None,
+                 queue_extras: Callable[[int, str, str | None], None] | None = None,
+                 split_files: Callable[[RepoRow, Conversion, str, str], list[Path]] | None = None):
         self.store, self.repo_store, self.git, self.objects, self.blobs = store, repo_store, git, objects, blobs
         self.branch_store = branch_store or ParquetBranchStore(store.engine)
         self.tmp_dir, self.max_bytes = tmp_dir, max_bytes
         self.after_ref_update = after_ref_update  # RepoService.after_ref_update: events, scans
         self.queue = queue  # puts (repo id, commit, branch or None) on the job queue (hub/jobs.py)
+        self.queue_extras = queue_extras or (lambda repo_id, sha, branch: None)  # the follow-up job
+        self.split_files = split_files  # a recorded split's Parquet files on local disk (hub/viewer_query.py)
         self.enabled = enabled  # AICOMMONS_PARQUET_CONVERSION
 
     # --- when the default branch (or an opted-in one) moves -------------------------------------------
@@ -185,57 +200,132 @@ class ParquetExport:
                 source = self._checkout(repo, sha, work_dir / "source")
                 configs, partial = convert_folder(source, work_dir / "out", work_dir / "cache", repo.name,
                                                   self.max_bytes)
-                self._derive(repo, work_dir, configs)
                 converted = self._commit(repo, sha, work_dir / "out", configs, converted_ref(branch))
         except (ConversionError, HubError, OSError) as exc:
             return self._failed(repo_id, sha, str(exc), branch)
         except Exception as exc:  # noqa: BLE001 - whatever datasets raises on these files is the answer
             log.info("Parquet conversion of %s@%s failed", repo.full_id, sha, exc_info=True)
             return self._failed(repo_id, sha, f"{type(exc).__name__}: {exc}", branch)
+        # The Parquet files answer from now on; the search index and statistics follow (build_extras).
         # The indexes of earlier conversions go with the storage lifecycle (hub/viewer_prune.py).
-        self._finished(repo_id, sha, branch, "done", converted_sha=converted, partial=partial,
-                       result={"configs": configs})
+        if self._finished(repo_id, sha, branch, "done", converted_sha=converted, partial=partial,
+                          result={"configs": configs, "extras": "pending"}):
+            self._queue_extras(repo_id, sha, branch)
         return "done"
+
+    def _queue_extras(self, repo_id: int, sha: str, branch: str | None) -> None:
+        try:
+            self.queue_extras(repo_id, sha, branch)
+        except Exception:  # noqa: BLE001 - the Parquet is recorded; resume() queues the rest
+            log.exception("could not queue the search index and statistics of repo %s@%s", repo_id, sha)
+
+    def _get(self, repo_id: int, branch: str | None) -> Conversion | None:
+        return self.store.get(repo_id) if branch is None else self.branch_store.get(repo_id, branch)
+
+    def _update_result(self, repo_id: int, branch: str | None, c: Conversion, result: dict | None,
+                       **changes: Any) -> bool:
+        now = utcnow()
+        if branch is None:
+            return self.store.update_result(repo_id, c.source_sha, c.state, c.converted_sha, now, result=result,
+                                            **changes)
+        return self.branch_store.update_result(repo_id, branch, c.source_sha, c.state, c.converted_sha, now,
+                                               result=result, **changes)
+
+    def build_extras(self, repo_id: int, sha: str, branch: str | None = None) -> str:
+        """The follow-up job: each split's full-text index and column statistics, built from the
+        recorded Parquet files and added to the conversion's result; returns ``done`` or
+        ``superseded`` (a newer commit was queued, or they were built already)."""
+        found = self._get(repo_id, branch)
+        repo = self.repo_store.get_by_id(repo_id)
+        if (found is None or repo is None or found.source_sha != sha or found.state != "done"
+                or (found.result or {}).get("extras") != "pending"):
+            return "superseded"
+        result = copy.deepcopy(found.result or {})
+        self._derive(repo, found, result.get("configs", {}))
+        result["extras"] = "done"
+        result.pop("resumed", None)
+        return "done" if self._update_result(repo_id, branch, found, result) else "superseded"
+
+    def resume(self, queued: Callable[[str, tuple], bool]) -> list[tuple[str, int, str | None]]:
+        """Queue again the jobs of conversions left unfinished by a process that died (a job is off
+        the queue while it runs): ``queued(task name, args)`` says whether one is on the queue
+        already. A conversion resumed ``MAX_RESUMES`` times is given up: recorded failed (stage 1),
+        or kept without its index and statistics (stage 2). Returns (stage, repo id, branch) queued."""
+        resumed = []
+        for repo_id, branch, c in self.store.unfinished() + self.branch_store.unfinished():
+            stage = "convert_parquet" if c.state == "pending" else "viewer_extras"
+            if queued(stage, (repo_id, c.source_sha, branch)):
+                continue
+            result = dict(c.result or {})
+            times = int(result.get("resumed", 0))
+            if times >= MAX_RESUMES:
+                if stage == "convert_parquet":
+                    self._update_result(repo_id, branch, c, None, new_state="failed",
+                                        error=f"The conversion was interrupted {times + 1} times; it is not retried.")
+                else:
+                    self._update_result(repo_id, branch, c, {**result, "extras": "failed"})
+                continue
+            result["resumed"] = times + 1
+            if not self._update_result(repo_id, branch, c, result):
+                continue  # it moved on meanwhile
+            (self.queue if stage == "convert_parquet" else self._queue_extras)(repo_id, c.source_sha, branch)
+            resumed.append((stage, repo_id, branch))
+        return resumed
 
     def _finished(self, repo_id: int, sha: str, branch: str | None, state: str, **outcome: Any) -> bool:
         if branch is None:
             return self.store.finished(repo_id, sha, state, utcnow(), **outcome)
         return self.branch_store.finished(repo_id, branch, sha, state, utcnow(), **outcome)
 
-    def _derive(self, repo: RepoRow, work_dir: Path, configs: dict) -> set[str]:
-        """What the viewer reads besides the Parquet files, made once here: each split's full-text
-        index (``hub/viewer_search.py``, stored in the blob store and named in ``configs``) and its
-        column statistics (``hub/viewer_stats.py``, in ``configs``). A failure leaves the split
-        without them (``/is-valid`` says so), not the conversion failed. Returns the blob keys written."""
+    def _derive(self, repo: RepoRow, conversion: Conversion, configs: dict) -> set[str]:
+        """What the viewer reads besides the Parquet files, made once by the follow-up job: each
+        split's full-text index (``hub/viewer_search.py``, stored in the blob store and named in
+        ``configs``) and its column statistics (``hub/viewer_stats.py``, in ``configs``), from the
+        recorded files. A failure leaves the split without them (``/is-valid`` says so), not the
+        conversion failed. Returns the blob keys written."""
+        kept: set[str] = set()
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="viewer-extras-", dir=self.tmp_dir) as work:
+            work_dir = Path(work)
+            for number, (name, config) in enumerate(configs.items()):
+                splits = list(dict.fromkeys(item["split"] for item in config["files"]))
+                for split_number, split in enumerate(splits):
+                    try:
+                        files = self._split_files(repo, conversion, name, split)
+                    except Exception:  # noqa: BLE001 - the split's rows stay viewable
+                        log.exception("the files of %s %s/%s could not be read", repo.full_id, name, split)
+                        continue
+                    kept |= self._derive_split(repo, work_dir, config, name, split, files, (number, split_number))
+        return kept
+
+    def _split_files(self, repo: RepoRow, conversion: Conversion, config: str, split: str) -> list[Path]:
+        if self.split_files is None:
+            raise ConversionError("the viewer's files are not wired")
+        return self.split_files(repo, conversion, config, split)
+
+    def _derive_split(self, repo: RepoRow, work_dir: Path, config: dict, name: str, split: str, files: list[Path],
+                      numbers: tuple[int, int]) -> set[str]:
         from aicommons.hub.viewer_search import build_index, index_key
         from aicommons.hub.viewer_stats import split_statistics
 
-        kept: set[str] = set()
-        for number, (name, config) in enumerate(configs.items()):
-            by_split: dict[str, list[Path]] = {}
-            for item in config["files"]:
-                by_split.setdefault(item["split"], []).append(work_dir / "out" / item["local"])
-            for split_number, (split, files) in enumerate(by_split.items()):
-                try:
-                    features = (config.get("info") or {}).get("features")
-                    stats = split_statistics(files, features, bool(config.get("partial")))
-                    config.setdefault("statistics", {})[split] = stats
-                except Exception:  # noqa: BLE001 - statistics are an extra too
-                    log.exception("the statistics of %s %s/%s could not be computed", repo.full_id, name, split)
-                index = work_dir / f"search-{number}-{split_number}.sqlite"
-                try:
-                    columns = build_index(files, index)
-                    if columns is None:
-                        continue
-                    oid = _sha256(index)
-                    key = index_key(repo.id, oid)
-                    self.blobs.put_file(key, index)
-                except Exception:  # noqa: BLE001 - search is an extra: the rows stay viewable
-                    log.exception("the search index of %s %s/%s could not be built", repo.full_id, name, split)
-                    continue
-                kept.add(key)
-                config.setdefault("search", {})[split] = {"oid": oid, "columns": columns}
-        return kept
+        try:
+            features = (config.get("info") or {}).get("features")
+            config.setdefault("statistics", {})[split] = split_statistics(files, features, bool(config.get("partial")))
+        except Exception:  # noqa: BLE001 - statistics are an extra too
+            log.exception("the statistics of %s %s/%s could not be computed", repo.full_id, name, split)
+        index = work_dir / f"search-{numbers[0]}-{numbers[1]}.sqlite"
+        try:
+            columns = build_index(files, index)
+            if columns is None:
+                return set()
+            oid = _sha256(index)
+            key = index_key(repo.id, oid)
+            self.blobs.put_file(key, index)
+        except Exception:  # noqa: BLE001 - search is an extra: the rows stay viewable
+            log.exception("the search index of %s %s/%s could not be built", repo.full_id, name, split)
+            return set()
+        config.setdefault("search", {})[split] = {"oid": oid, "columns": columns}
+        return {key}
 
     def _failed(self, repo_id: int, sha: str, message: str, branch: str | None = None) -> str:
         self._finished(repo_id, sha, branch, "failed", error=message[:MAX_ERROR_CHARS])

@@ -120,6 +120,12 @@ def converted(conversion: Conversion | None, repo: RepoRow) -> Conversion | None
     return conversion
 
 
+def extras_pending(conversion: Conversion) -> bool:
+    """Whether the split's search index and statistics are still being built (the conversion's
+    follow-up job, hub/parquet_export.py ``build_extras``)."""
+    return (conversion.result or {}).get("extras") == "pending"
+
+
 def converted_splits(conversion: Conversion) -> list[tuple[str, str]]:
     """(config, split) of the converted files, in the conversion's order."""
     found: list[tuple[str, str]] = []

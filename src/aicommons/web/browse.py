@@ -18,7 +18,7 @@ from aicommons.hub.names import PLURAL_TO_TYPE
 from aicommons.hub.policy import Action
 from aicommons.hub.pr_diffs import bounded_patch
 from aicommons.hub.repos import RepoQuery
-from aicommons.hub.viewer_query import converted, converted_splits
+from aicommons.hub.viewer_query import converted, converted_splits, extras_pending
 from aicommons.web.context import hub_of, page_handler
 from aicommons.web.headers import CSP
 from aicommons.web.markup import RepoLinks, add_image_sizes, highlight_file, image_paths
@@ -418,7 +418,7 @@ def _converted_viewer(request: Request, ctx: dict, conversion, done) -> Response
                 viewer_commit=repo.sha, conversion=conversion, rows_error=rows_error, converted=True,
                 filter_error=filter_error, stats=_stats_view(stats), state=state,
                 searchable=bool(((done.result or {}).get("configs", {}).get(config, {}).get("search") or {}).get(split)),
-                **ctx)
+                extras_pending=extras_pending(done), **ctx)
 
 
 def _stats_view(stats: dict | None) -> list[dict] | None:

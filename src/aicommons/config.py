@@ -206,6 +206,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Recompute every repo's storage figures (logical, pending and physical bytes: "
             "`aicommons storage report`, the settings page, `usedStorage`) this often through the job "
             "workers. 0: only when `aicommons storage refresh` runs."),
+    Setting("LISTING_COUNTS_MINUTES", "60",
+            "Recompute the listings' trending scores (`sort=trendingScore`, \"Trending\") and rebuild their "
+            "precomputed facet counts from the repo rows (repairing any drift) this often through the job "
+            "workers. 0: only when `aicommons listings recount` runs."),
     Setting("UPSTREAM_URL", "",
             "Pull-through mirror: the upstream hub(s) a repo missing here is looked up on, comma-separated "
             "in order (e.g. `https://huggingface.co`). Empty: no mirror. See docs/mirror.md."),
@@ -473,6 +477,7 @@ class Settings:
     gc_interval_hours: float
     storage_quota_default: int | None
     storage_accounting_minutes: float
+    listing_counts_minutes: float
     upload_expiry_hours: float
     snapshot_max_bytes: int | None
     lifecycle_interval_hours: float
@@ -575,6 +580,7 @@ class Settings:
             gc_interval_hours=_float("GC_INTERVAL_HOURS", minimum=0),
             storage_quota_default=_size("STORAGE_QUOTA_DEFAULT"),
             storage_accounting_minutes=_float("STORAGE_ACCOUNTING_MINUTES", minimum=0),
+            listing_counts_minutes=_float("LISTING_COUNTS_MINUTES", minimum=0),
             upload_expiry_hours=_float("UPLOAD_EXPIRY_HOURS", minimum=0),
             snapshot_max_bytes=_size("SNAPSHOT_MAX_BYTES"),
             lifecycle_interval_hours=_float("LIFECYCLE_INTERVAL_HOURS", minimum=0),

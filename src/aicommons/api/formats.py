@@ -99,6 +99,8 @@ def repo_info(repo: RepoRow, card: Card, head: RepoHead, *, blobs: bool = False,
         # The repo's logical bytes (git folder + every LFS object of its history) as the storage
         # accounting job last measured them (hub/storage_usage.py); before its first run, the files of the head.
         info["usedStorage"] = used_storage if used_storage is not None else head.used_storage
+    if expand and "trendingScore" in expand:  # recent downloads and likes, decayed (hub/listings.py)
+        info["trendingScore"] = round(repo.trending_score / 1000)
     if expand:
         keep = set(expand) | {"_id", "id"}
         info = {k: v for k, v in info.items() if k in keep}

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
-import json
-from datetime import datetime
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -29,9 +25,10 @@ from aicommons.api.http import (
 )
 from aicommons.errors import BadRequest, NotFound
 from aicommons.hub.cards import validate_yaml
+from aicommons.hub.listings import make_cursor, read_cursor
 from aicommons.hub.names import PLURAL_TO_TYPE
 from aicommons.hub.policy import Action, not_found
-from aicommons.hub.repos import RepoQuery, sort_attribute, sort_is_date
+from aicommons.hub.repos import RepoQuery
 from aicommons.times import iso_z as format_date
 
 MAX_PAGE = 1000
@@ -189,37 +186,6 @@ def storage_listing(request: Request) -> Response:
 
 # List parameters of the Hub that this hub has no data for: refused, never silently ignored.
 UNANSWERED_FILTERS = ("num_parameters", "inference", "inference_provider", "apps")
-BAD_CURSOR = "Query parameter 'cursor' is not one this server gave: pass the one from the previous page's Link header"
-MAX_DB_INT = 2**63 - 1
-
-
-def _cursor(request: Request, sort: str | None) -> tuple[tuple | None, int]:
-    """The keyset cursor of a listing page: (sort value, id) of the last row served, and how many
-    rows earlier pages served (for ``limit``). Opaque to clients, who follow the Link header."""
-    raw = request.query_params.get("cursor")
-    if not raw:
-        return None, 0
-    try:
-        if len(raw) > 512:
-            raise ValueError
-        value, repo_id, served = json.loads(base64.urlsafe_b64decode(raw.encode() + b"=" * (-len(raw) % 4)))
-        ints = [repo_id, served] if sort_is_date(sort) else [value, repo_id, served]
-        if any(type(n) is not int or not 0 <= n <= MAX_DB_INT for n in ints):
-            raise ValueError
-        if sort_is_date(sort):
-            value = datetime.fromisoformat(value)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise BadRequest(BAD_CURSOR) from None
-    return (value, repo_id), served
-
-
-def _next_cursor(row, sort: str | None, served: int) -> str:
-    value = getattr(row, sort_attribute(sort))
-    if isinstance(value, datetime):
-        value = value.isoformat()
-    return base64.urlsafe_b64encode(json.dumps([value, row.id, served]).encode()).decode().rstrip("=")
-
-
 @blocking
 def list_repos(request: Request) -> Response:
     hub = hub_of(request)
@@ -228,7 +194,7 @@ def list_repos(request: Request) -> Response:
     explicit_limit = request.query_params.get("limit") not in (None, "")
     limit = int_arg(request, "limit", 0, minimum=1) if explicit_limit else None
     sort = request.query_params.get("sort")
-    after, served = _cursor(request, sort)
+    after, served = read_cursor(request.query_params.get("cursor"), sort)
     page = MAX_PAGE if limit is None else max(0, min(limit - served, MAX_PAGE))
     searches = request.query_params.getlist("search")
     gated = request.query_params.get("gated")
@@ -266,7 +232,7 @@ def list_repos(request: Request) -> Response:
     headers = {}
     served += len(rows)
     if more and rows and (limit is None or served < limit):
-        headers["Link"] = next_link(request, _next_cursor(rows[-1], sort, served))
+        headers["Link"] = next_link(request, make_cursor(rows[-1], sort, served))
     return JSONResponse(items, headers=headers)
 
 

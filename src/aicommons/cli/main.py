@@ -397,6 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
     from aicommons.cli.storage import add_storage_commands  # storage report/refresh/quota
 
     add_storage_commands(sub)
+    from aicommons.cli.listings import add_listings_commands  # listings recount
+
+    add_listings_commands(sub)
     return parser
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -31,6 +33,7 @@ from aicommons.db.tables import (
     lfs_objects,
     likes,
     repo_downloads_daily,
+    repo_facet_counts,
     repo_heads,
     repo_lfs_objects,
     repo_redirects,
@@ -68,6 +71,7 @@ class RepoRow:
     created_at: datetime
     last_modified: datetime
     created_by: int | None = None  # the user who created it
+    trending_score: int = 0  # thousandths (hub/listing_counts.py)
 
 
 def _repo(row: Row[Any]) -> RepoRow:
@@ -77,7 +81,7 @@ def _repo(row: Row[Any]) -> RepoRow:
         disabled=bool(row.disabled), sha=row.sha, card_data=row.card_data, tags=list(row.tags or []),
         library_name=row.library_name, pipeline_tag=row.pipeline_tag, downloads=row.downloads or 0,
         likes=row.likes or 0, created_at=row.created_at, last_modified=row.last_modified,
-        created_by=row.created_by,
+        created_by=row.created_by, trending_score=row.trending_score or 0,
     )
 
 
@@ -93,13 +97,14 @@ class RepoQuery:
     offset: int = 0  # the web pages' numbered pages; the API pages with ``after``
     limit: int = 1000
     after: tuple[Any, ...] | None = None  # keyset: (sort value, id) of the last row of the previous page
+    before: tuple[Any, ...] | None = None  # keyset backwards: (sort value, id) of the first row of the next page
     visible_owner_ids: tuple[int, ...] = ()  # private repos of these owners are included
     gated: bool | None = None
 
 
 SORT_COLUMNS = {
     "downloads": repos.c.downloads, "likes": repos.c.likes, "lastModified": repos.c.last_modified,
-    "createdAt": repos.c.created_at, "trendingScore": repos.c.likes,
+    "createdAt": repos.c.created_at, "trendingScore": repos.c.trending_score,
 }
 
 
@@ -109,6 +114,50 @@ class Facets:
 
     total: int
     values: dict[str, list[tuple[str, int]]]
+    at_least: bool = False  # ``total`` is a lower bound (a broad narrowed listing, not counted to the end)
+    site_wide: bool = False  # ``values`` are over every public repo of the type, not over the matches
+
+
+# The facets the listing pages offer: columns of the repo row, and tag prefixes.
+COLUMN_FACETS = {"task": "pipeline_tag", "library": "library_name", "author": "namespace"}
+TAG_FACETS = {"license": "license:", "language": "language:", "category": "task_categories:"}
+FACET_COLUMNS = [repos.c.id, repos.c.type, repos.c.private, repos.c.disabled, repos.c.pipeline_tag,
+                 repos.c.library_name, repos.c.namespace, repos.c.tags]
+
+
+def facets_of(type: str, row: Any) -> list[tuple[str, str]]:
+    """The (facet, value) pairs one repo row adds to ``repo_facet_counts``: none unless it is
+    public and enabled (so private repos never show in counts)."""
+    if row is None or row.private or row.disabled:
+        return []
+    out = [("total", "")]
+    out += [(facet, str(getattr(row, column))[:256]) for facet, column in COLUMN_FACETS.items()
+            if getattr(row, column)]
+    facets = TAG_FACETS if type == "dataset" else {"license": "license:"}
+    out += [(facet, tag[:256]) for tag in sorted(set(row.tags or [])) if isinstance(tag, str)
+            for facet, prefix in facets.items() if tag.startswith(prefix)]
+    return out
+
+
+def _add_facets(conn: Connection, type: str, pairs: list[tuple[str, str]], sign: int) -> None:
+    upsert_add(conn, repo_facet_counts, [{"type": type, "facet": f, "value": v, "n": sign} for f, v in pairs],
+               ["type", "facet", "value"], "n")
+
+
+def rebuild_facet_counts(conn: Connection) -> int:
+    """Recount ``repo_facet_counts`` from the repo rows, in the caller's transaction (the repair
+    path: the listing_counts job, ``aicommons listings recount``, migration 0031). Returns the
+    number of rows written."""
+    counts: dict[tuple[str, str, str], int] = {}
+    for row in conn.execute(select(*FACET_COLUMNS).where(repos.c.private.is_(False), repos.c.disabled.is_(False))):
+        for facet, value in facets_of(row.type, row):
+            key = (row.type, facet, value)
+            counts[key] = counts.get(key, 0) + 1
+    conn.execute(delete(repo_facet_counts))
+    rows = [{"type": t, "facet": f, "value": v, "n": n} for (t, f, v), n in counts.items()]
+    for start in range(0, len(rows), 5000):
+        conn.execute(insert(repo_facet_counts), rows[start:start + 5000])
+    return len(rows)
 
 
 @dataclass(frozen=True)
@@ -134,21 +183,67 @@ def sort_is_date(sort: str | None) -> bool:
     return sort_attribute(sort) in ("created_at", "last_modified")
 
 
+FACET_FIELDS = frozenset({"private", "disabled", "namespace", "tags", "library_name", "pipeline_tag", "type"})
+
+
 class RepoStore:
     def __init__(self, engine: Engine):
         self.engine = engine
+
+    # --- the facet counts of public repos, kept with every change of a repo row ------------------
+
+    @staticmethod
+    def _facet_row(conn: Connection, repo_id: int, lock: bool = False) -> Row[Any] | None:
+        query = select(*FACET_COLUMNS).where(repos.c.id == repo_id)
+        # PostgreSQL: a concurrent change of the same repo waits, so each sees the other's result.
+        return conn.execute(query.with_for_update() if lock else query).first()
+
+    @contextmanager
+    def _keep_facets(self, conn: Connection, repo_id: int | None) -> Iterator[list[int]]:
+        """Around a change of one repo row in ``conn``'s transaction: take its old contribution to
+        ``repo_facet_counts`` away and add its new one. A block that creates the row appends its id."""
+        ids = [] if repo_id is None else [repo_id]
+        before = self._facet_row(conn, repo_id, lock=True) if repo_id is not None else None
+        yield ids
+        after = self._facet_row(conn, ids[0]) if ids else None
+        old = set(facets_of(before.type, before)) if before is not None else set()
+        new = set(facets_of(after.type, after)) if after is not None else set()
+        if old - new:
+            assert before is not None
+            _add_facets(conn, before.type, sorted(old - new), -1)
+        if new - old:
+            assert after is not None
+            _add_facets(conn, after.type, sorted(new - old), 1)
+
+    def facet_table(self, type: str, per_facet: int = 10) -> Facets:
+        """The listing facets of every public repo of ``type``, from ``repo_facet_counts``."""
+        names = ["task", "library", "author", "license"] + (["language", "category"] if type == "dataset" else [])
+        c = repo_facet_counts.c
+        with self.engine.connect() as conn:
+            total = conn.execute(select(c.n).where(c.type == type, c.facet == "total", c.value == "")).scalar()
+            values = {}
+            for name in names:
+                rows = conn.execute(select(c.value, c.n).where(c.type == type, c.facet == name, c.n > 0)
+                                    .order_by(c.n.desc(), c.value).limit(per_facet))
+                values[name] = [(str(r.value), int(r.n)) for r in rows]
+        return Facets(int(total or 0), values, site_wide=True)
+
+    def rebuild_facets(self) -> int:
+        with self.engine.begin() as conn:
+            return rebuild_facet_counts(conn)
 
     def create(self, *, type: str, namespace: str, name: str, owner_id: int, storage_key: str,
                private: bool, now: datetime, created_by: int | None = None) -> RepoRow:
         full_id = f"{namespace}/{name}"
         try:
-            with self.engine.begin() as conn:
+            with self.engine.begin() as conn, self._keep_facets(conn, None) as created_ids:
                 res = conn.execute(insert(repos).values(
                     type=type, namespace=namespace, name=name, full_id=full_id,
                     full_id_lower=full_id.lower(), owner_id=owner_id, storage_key=storage_key,
                     private=private, disabled=False, downloads=0, likes=0, tags=[],
                     created_at=now, last_modified=now, created_by=created_by))
                 repo_id = new_id(res)
+                created_ids.append(repo_id)
                 # A new repo takes the name back from any redirect that pointed elsewhere.
                 conn.execute(delete(repo_redirects).where(repo_redirects.c.type == type,
                                                           repo_redirects.c.old_id_lower == full_id.lower()))
@@ -188,17 +283,21 @@ class RepoStore:
             return [_repo(r) for r in conn.execute(query)]
 
     def delete(self, repo_id: int) -> None:
-        with self.engine.begin() as conn:
+        with self.engine.begin() as conn, self._keep_facets(conn, repo_id):
             conn.execute(delete(repos).where(repos.c.id == repo_id))
 
     def update(self, repo_id: int, **values: Any) -> None:
         with self.engine.begin() as conn:
-            conn.execute(update(repos).where(repos.c.id == repo_id).values(**values))
+            if FACET_FIELDS & set(values):
+                with self._keep_facets(conn, repo_id):
+                    conn.execute(update(repos).where(repos.c.id == repo_id).values(**values))
+            else:
+                conn.execute(update(repos).where(repos.c.id == repo_id).values(**values))
 
     def rename(self, repo: RepoRow, namespace: str, name: str, owner_id: int) -> None:
         full_id = f"{namespace}/{name}"
         try:
-            with self.engine.begin() as conn:
+            with self.engine.begin() as conn, self._keep_facets(conn, repo.id):
                 conn.execute(update(repos).where(repos.c.id == repo.id).values(
                     namespace=namespace, name=name, full_id=full_id, full_id_lower=full_id.lower(),
                     owner_id=owner_id))
@@ -217,7 +316,7 @@ class RepoStore:
         values: dict[str, Any] = dict(sha=sha, card_data=card_data, tags=tags, library_name=library_name, pipeline_tag=pipeline_tag)
         if now is not None:
             values["last_modified"] = now
-        with self.engine.begin() as conn:
+        with self.engine.begin() as conn, self._keep_facets(conn, repo_id):
             conn.execute(update(repos).where(repos.c.id == repo_id).values(**values))
             if head is not None:
                 self._put_head(conn, repo_id, head)
@@ -303,10 +402,48 @@ class RepoStore:
             order = sort_column(q.sort)
             if q.after is not None:  # keyset: rows strictly after the previous page's last one
                 clauses.append(tuple_(order, repos.c.id) < tuple_(*q.after))
+            if q.before is not None:  # keyset backwards: the page that ends just before this row
+                clauses.append(tuple_(order, repos.c.id) > tuple_(*q.before))
+                query = (select(repos).where(and_(*clauses)).order_by(order.asc(), repos.c.id.asc())
+                         .limit(q.limit + 1))
+                rows = [_repo(r) for r in conn.execute(query)]
+                return rows[: q.limit][::-1], len(rows) > q.limit  # (more: rows before this page)
             query = (select(repos).where(and_(*clauses)).order_by(order.desc(), repos.c.id.desc())
                      .offset(q.offset).limit(q.limit + 1))
             rows = [_repo(r) for r in conn.execute(query)]
         return rows[: q.limit], len(rows) > q.limit
+
+    def count_up_to(self, q: RepoQuery, cap: int) -> int:
+        """How many repos match ``q`` (paging aside), counted no further than ``cap`` + 1."""
+        with self.engine.connect() as conn:
+            matching = select(repos.c.id).where(and_(*self._clauses(conn, q))).limit(cap + 1).subquery()
+            return int(conn.execute(select(func.count()).select_from(matching)).scalar() or 0)
+
+    def set_trending(self, scores: dict[int, int]) -> int:
+        """Store each repo's trending score (every repo absent from ``scores`` gets 0), in one
+        transaction; returns how many rows changed."""
+        changed = 0
+        with self.engine.begin() as conn:
+            stale = set(conn.execute(select(repos.c.id).where(repos.c.trending_score != 0)).scalars()) - set(scores)
+            for start in range(0, len(stale), 5000):
+                chunk = sorted(stale)[start:start + 5000]
+                changed += conn.execute(update(repos).where(repos.c.id.in_(chunk)).values(trending_score=0)).rowcount
+            stmt = update(repos).where(repos.c.id == bindparam("rid")).values(trending_score=bindparam("score"))
+            if scores:
+                conn.execute(stmt, [{"rid": rid, "score": n} for rid, n in sorted(scores.items())])
+                changed += len(scores)
+        return changed
+
+    def recent_activity(self, since: date) -> tuple[builtins.list[tuple[int, date, int]], builtins.list[tuple[int, datetime]]]:
+        """Downloads per repo and UTC day from ``since`` on, and the likes given since then."""
+        with self.engine.connect() as conn:
+            downloads = [(int(r.repo_id), r.day, int(r.downloads)) for r in conn.execute(
+                select(repo_downloads_daily.c.repo_id, repo_downloads_daily.c.day, repo_downloads_daily.c.downloads)
+                .where(repo_downloads_daily.c.day >= since))]
+            liked = [(int(r.repo_id), r.created_at) for r in conn.execute(
+                select(likes.c.repo_id, likes.c.created_at).where(
+                    likes.c.created_at >= datetime(since.year, since.month, since.day)))]
+        return downloads, liked
 
     def facets(self, q: RepoQuery, per_facet: int = 10) -> Facets:
         """How many repos match ``q`` (its paging ignored), and the most common values among them of

@@ -195,6 +195,9 @@ repos = Table(
     Column("created_at", DateTime, nullable=False),
     Column("last_modified", DateTime, nullable=False),
     Column("created_by", Integer),  # the user who created it (org "contributor" members write to theirs)
+    # "Trending": recent downloads and likes with a 3-day half-life, in thousandths, recomputed by
+    # the listing_counts job (hub/listing_counts.py); 0 for a repo nobody touched lately.
+    Column("trending_score", BigInteger, nullable=False, default=0, server_default="0"),
     UniqueConstraint("type", "full_id_lower", name="uq_repos_type_id"),
 )
 Index("ix_repos_downloads", repos.c.downloads)
@@ -208,6 +211,7 @@ Index("ix_repos_type_downloads", repos.c.type, repos.c.downloads, repos.c.id)
 Index("ix_repos_type_likes", repos.c.type, repos.c.likes, repos.c.id)
 Index("ix_repos_type_last_modified", repos.c.type, repos.c.last_modified, repos.c.id)
 Index("ix_repos_type_created_at", repos.c.type, repos.c.created_at, repos.c.id)
+Index("ix_repos_type_trending", repos.c.type, repos.c.trending_score, repos.c.id)
 # ``author=`` compares case-insensitively: an index on the expression the query uses, on both databases.
 Index("ix_repos_type_author", repos.c.type, func.lower(repos.c.namespace), repos.c.created_at, repos.c.id)
 
@@ -224,6 +228,19 @@ repo_heads = Table(
     Column("used_storage", BigInteger, nullable=False),
     Column("git_bytes", BigInteger),  # the repo's git folder on disk when stored (list_user_repos)
 )
+
+# The listing pages' facet counts over public repos (hub/listing_counts.py): per repo type, how
+# many public, enabled repos have each value of each facet ("total" with value "" counts them
+# all). Kept in the same transaction as every change of a repo row (db/repos.py, ``_keep_facets``)
+# and rebuilt from scratch by the listing_counts job and ``aicommons listings recount``.
+repo_facet_counts = Table(
+    "repo_facet_counts", metadata,
+    Column("type", String(8), primary_key=True),
+    Column("facet", String(16), primary_key=True),  # total | task | library | author | license | language | category
+    Column("value", String(256), primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+Index("ix_repo_facet_counts_top", repo_facet_counts.c.type, repo_facet_counts.c.facet, repo_facet_counts.c.n)
 
 # Filterable tags of a repo (from its card and its files), one row per tag.
 repo_tags = Table(

@@ -53,6 +53,15 @@ class FacetCounts:
         except TimeoutError:
             return None
 
+    def peek(self, key: Hashable) -> Facets | None:
+        """The counts for ``key`` if known (fresh or not; a stale one is recounted in the
+        background), without starting a count that is not needed."""
+        with self._lock:
+            known = self._known.get(key)
+        if known is not None and time.monotonic() - known[0] > self.fresh_s:
+            self._start(key)
+        return known[1] if known is not None else None
+
     def _start(self, key: Hashable) -> Future[Facets]:
         with self._lock:
             running = self._running.get(key)

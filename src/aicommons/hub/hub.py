@@ -57,6 +57,7 @@ from aicommons.hub.lfs import LfsService
 from aicommons.hub.lfs_files import LfsFileService
 from aicommons.hub.lifecycle import StorageLifecycle
 from aicommons.hub.likes import LikeService
+from aicommons.hub.listings import ListingCounts
 from aicommons.hub.mail import Mailer
 from aicommons.hub.model_metadata import ModelMetadataReader
 from aicommons.hub.objects import ObjectReader
@@ -141,6 +142,7 @@ class Hub:
         # What changed (repos, refs, settings, discussions), said once by the services (hub/events.py).
         self.events = Events()
         self.repos = RepoService(self.repo_store, account_store, self.git, self.policy, self.events)
+        self.listing_counts = ListingCounts(self.repo_store)  # trending scores, facet counts rebuilt (hub/listings.py)
         self.refs = RefService(self.repos, self.git)
         self.downloads = DownloadCounter(self.repo_store, settings.download_flush_seconds)
         self.repos.downloads = self.downloads

@@ -152,6 +152,18 @@ class Jobs:
             def periodic_storage_accounting() -> None:
                 self.hub.storage.refresh()
 
+        # Listings (hub/listings.py): trending scores, and the facet counts rebuilt (their repair path).
+        @self.huey.task(retries=1, retry_delay=300, name="listing_counts")  # type: ignore[untyped-decorator]
+        def listing_counts() -> dict[str, Any]:
+            return asdict(self.hub.listing_counts.recount())
+
+        self.listing_counts = listing_counts
+        if settings.listing_counts_minutes > 0:
+            @self.huey.periodic_task(every_hours(settings.listing_counts_minutes / 60),  # type: ignore[untyped-decorator]
+                                     name="periodic_listing_counts")
+            def periodic_listing_counts() -> None:
+                self.hub.listing_counts.recount()
+
         # The rest of the storage lifecycle (hub/lifecycle.py): expiry, snapshots, git maintenance, pruning.
         @self.huey.task(retries=1, retry_delay=300, name="storage_lifecycle")  # type: ignore[untyped-decorator]
         def storage_lifecycle() -> dict[str, Any]:

@@ -97,6 +97,12 @@ class RepoMoved(HubError):
         self.old_id, self.new_id = old_id, new_id
 
 
+# A narrowed listing matching more public repos than this shows "more than NARROW_CAP" and the
+# site-wide facet values instead of counting among its matches (a grouped count over tens of
+# thousands of rows is the 0.5-3 s query of docs/benchmarks.md).
+NARROW_CAP = 5000
+
+
 class RepoService:
     def __init__(self, repos: RepoStore, accounts: AccountStore, git: GitStore, policy: Policy,
                  events: Events | None = None):
@@ -169,11 +175,24 @@ class RepoService:
         return self.store.list(replace(query, visible_owner_ids=principal.visible_owner_ids()))
 
     def facets(self, principal: Principal, query: RepoQuery) -> Facets | None:
-        """How many repos the listing ``query`` matches for ``principal`` and its facets' most common
-        values (``RepoStore.facets``); None when they are not counted yet and cannot be within the
-        page's budget (``hub/facets.py``: the page shows without them, the next view has them)."""
-        return self.facet_counts.get(replace(query, visible_owner_ids=principal.visible_owner_ids(), after=None,
-                                             offset=0, sort=None))
+        """How many public repos the listing ``query`` matches and its facets' most common values.
+        Counts are of public repos only, whoever asks (a signed-in user's own private repos are
+        listed, never counted: docs/web-ui.md), so one count serves every visitor.
+
+        - An unnarrowed listing: from the precomputed ``repo_facet_counts`` (db/repos.py).
+        - A narrowed one matching at most ``NARROW_CAP`` repos: counted among the matches
+          (``hub/facets.py``; None when not counted within the page's budget).
+        - A broader narrowed one: "more than NARROW_CAP", and the site-wide values."""
+        if not (query.search or query.author or query.filters or query.gated is not None):
+            return self.store.facet_table(query.type)
+        key = replace(query, visible_owner_ids=(), after=None, before=None, offset=0, sort=None)
+        known = self.facet_counts.peek(key)
+        if known is not None:
+            return known
+        if self.store.count_up_to(key, NARROW_CAP) > NARROW_CAP:
+            broad = self.store.facet_table(query.type)
+            return replace(broad, total=NARROW_CAP, at_least=True)
+        return self.facet_counts.get(key)
 
     def count_children(self, principal: Principal, repo: RepoRow, cap: int = 1000) -> int:
         """The models visible to ``principal`` whose card names ``repo`` as ``base_model`` (its

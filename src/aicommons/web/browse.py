@@ -14,6 +14,7 @@ from aicommons.errors import EntryNotFound, HubError, NotFound
 from aicommons.http_common import base_url
 from aicommons.hub import content
 from aicommons.hub.cards import card_from_readme
+from aicommons.hub.listings import make_cursor, read_cursor
 from aicommons.hub.names import PLURAL_TO_TYPE
 from aicommons.hub.policy import Action
 from aicommons.hub.pr_diffs import bounded_patch
@@ -49,11 +50,11 @@ def find_repo(request: Request, action: Action = Action.READ_METADATA):
     return hub.repos.find(repo_type_of(request), repo_id, principal, action=action)
 
 
-def _query(request: Request, repo_type: str, limit: int, offset: int = 0) -> RepoQuery:
+def _query(request: Request, repo_type: str, limit: int) -> RepoQuery:
     params = request.query_params
     return RepoQuery(type=repo_type, search=params.get("search") or None, author=params.get("author") or None,
                      filters=tuple(f for f in params.getlist("filter") if f), sort=params.get("sort") or None,
-                     offset=offset, limit=limit)
+                     limit=limit)
 
 
 @page_handler
@@ -65,34 +66,43 @@ def home(request: Request) -> Response:
 
 @page_handler
 def listing(request: Request) -> Response:
+    """A listing page, paged by keyset (``cursor``: the page after a row, ``before``: the page
+    before one; the same opaque cursors as the API's Link headers, hub/listings.py)."""
     plural = request.url.path.strip("/")
     repo_type = PLURAL_TO_TYPE[plural]
-    raw_page = request.query_params.get("p", "0")
-    number = int(raw_page) if raw_page.isdigit() else 0
+    sort = request.query_params.get("sort") or None
+    after, _ = read_cursor(request.query_params.get("cursor"), sort)
+    before, _ = read_cursor(request.query_params.get("before"), sort, "before") if after is None else (None, 0)
     hub, principal = hub_of(request), request.state.web.principal
-    query = _query(request, repo_type, PAGE, number * PAGE)
+    query = dataclasses.replace(_query(request, repo_type, PAGE), after=after, before=before)
     rows, more = hub.repos.search(principal, query)
+    has_next, has_prev = (True, more) if before is not None else (more, after is not None)
     facets = hub.repos.facets(principal, query)
-    return page(request, "listing.html", plural=plural, repo_type=repo_type, repos=rows, more=more, number=number,
+    return page(request, "listing.html", plural=plural, repo_type=repo_type, repos=rows,
                 search=request.query_params.get("search", ""), sort=request.query_params.get("sort", ""),
-                total=facets.total if facets else None, pages=max(1, -(-facets.total // PAGE)) if facets else None,
-                facets=_facet_links(request, facets) if facets else [],
-                chosen=_chosen(request), page_link=lambda n: _listing_link(request, p=str(n) if n else None))
+                sorts=SORTS, facets_info=facets,
+                facets=_facet_links(request, facets) if facets else [], chosen=_chosen(request),
+                next_href=_listing_link(request, page=("cursor", make_cursor(rows[-1], sort))) if has_next and rows else None,
+                prev_href=(_listing_link(request, page=("before", make_cursor(rows[0], sort))) if rows
+                           else _listing_link(request)) if has_prev else None)
 
 
+SORTS = [("", "Newest"), ("trendingScore", "Trending"), ("downloads", "Most downloads"), ("likes", "Most likes"),
+         ("lastModified", "Recently updated")]
 FACET_NAMES = {"task": "Task", "library": "Library", "license": "License", "language": "Language",
                "category": "Task category", "author": "Author"}
 
 
 def _listing_link(request: Request, *, drop: tuple[str, str] | None = None, add: tuple[str, str] | None = None,
-                  p: str | None = None) -> str:
+                  page: tuple[str, str] | None = None) -> str:
     """This listing's URL with one parameter value removed or added; back to the first page
-    unless ``p`` names one."""
-    params = [(k, v) for k, v in request.query_params.multi_items() if k != "p" and (k, v) != drop and v]
+    unless ``page`` names a cursor (``("cursor", …)`` or ``("before", …)``)."""
+    params = [(k, v) for k, v in request.query_params.multi_items()
+              if k not in ("p", "cursor", "before") and (k, v) != drop and v]
     if add is not None and add not in params:
         params = [(k, v) for k, v in params if not (add[0] == "author" and k == "author")] + [add]
-    if p is not None:
-        params.append(("p", p))
+    if page is not None:
+        params.append(page)
     return "?" + urlencode(params) if params else request.url.path
 
 

@@ -139,11 +139,6 @@ def facets_of(type: str, row: Any) -> list[tuple[str, str]]:
     return out
 
 
-def _add_facets(conn: Connection, type: str, pairs: list[tuple[str, str]], sign: int) -> None:
-    upsert_add(conn, repo_facet_counts, [{"type": type, "facet": f, "value": v, "n": sign} for f, v in pairs],
-               ["type", "facet", "value"], "n")
-
-
 def rebuild_facet_counts(conn: Connection) -> int:
     """Recount ``repo_facet_counts`` from the repo rows, in the caller's transaction (the repair
     path: the listing_counts job, ``aicommons listings recount``, migration 0031). Returns the
@@ -208,12 +203,13 @@ class RepoStore:
         after = self._facet_row(conn, ids[0]) if ids else None
         old = set(facets_of(before.type, before)) if before is not None else set()
         new = set(facets_of(after.type, after)) if after is not None else set()
-        if old - new:
-            assert before is not None
-            _add_facets(conn, before.type, sorted(old - new), -1)
-        if new - old:
-            assert after is not None
-            _add_facets(conn, after.type, sorted(new - old), 1)
+        row = after if after is not None else before
+        if row is not None and old != new:
+            # One statement, in key order: two transactions touching the same counts lock them
+            # in the same order (PostgreSQL), so they wait for each other instead of deadlocking.
+            deltas = sorted([(f, v, -1) for f, v in old - new] + [(f, v, 1) for f, v in new - old])
+            upsert_add(conn, repo_facet_counts, [{"type": row.type, "facet": f, "value": v, "n": n}
+                                                 for f, v, n in deltas], ["type", "facet", "value"], "n")
 
     def facet_table(self, type: str, per_facet: int = 10) -> Facets:
         """The listing facets of every public repo of ``type``, from ``repo_facet_counts``."""

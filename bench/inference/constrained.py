@@ -6,9 +6,9 @@
    model's 442 tokens and an 8k BPE): tokenizer preparation, grammar compile, and the time to
    compute one next-token mask along random walks through a JSON schema (p50/p99).
 2. Served cost: a real hub (``aicommons serve``, model uploaded through ``huggingface_hub``), 8
-   concurrent streaming chats on the tiny Llama, output tokens/s free vs constrained by a JSON
-   schema that cannot close within the budget (an array of at least 100 colours), both ``max_tokens`` long; systems
-   interleaved per round, median of ``--runs``.
+   concurrent streaming chats on the tiny Llama (``--real-size``: SmolLM2-135M's shape), output
+   tokens/s free vs constrained by a JSON schema that cannot close within the budget (an array of at
+   least 100 colours), both ``max_tokens`` long; systems interleaved per round, median of ``--runs``.
 """
 
 from __future__ import annotations
@@ -103,10 +103,11 @@ def library_pick(walks: int) -> dict:
 
 
 def served_cost(llama: Path, args) -> dict:
-    hub = start_hub(free_port(), args.threads, {"bench/tiny-llama": llama}, hub_settings(args.threads))
+    model_id = "bench/smollm2-135m" if args.real_size else "bench/tiny-llama"
+    hub = start_hub(free_port(), args.threads, {model_id: llama}, hub_settings(args.threads))
     try:
         url = f"{hub.url}/v1/chat/completions"
-        free = chat_bodies("bench/tiny-llama", args.requests, args.max_tokens)
+        free = chat_bodies(model_id, args.requests, args.max_tokens)
         for body in free:
             body["ignore_eos"] = True
         constrained = [{**b, "response_format": {"type": "json_schema", "json_schema": {
@@ -135,15 +136,22 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--walks", type=int, default=20)
+    parser.add_argument("--real-size", action="store_true",
+                        help="the served cost on SmolLM2-135M's shape (random weights, float32) instead of the tiny Llama")
+    parser.add_argument("--no-library-pick", action="store_true", help="only the served cost")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     from aicommons.inference import devmodels
 
     report = {"threads": args.threads, "loadavg_before": loadavg(), "command": " ".join(sys.argv),
-              "library_pick": library_pick(args.walks)}
+              "model": "smollm2-135m shape, random weights, float32" if args.real_size else "tiny Llama"}
+    if not args.no_library_pick:
+        report["library_pick"] = library_pick(args.walks)
     tmp = Path(tempfile.mkdtemp(prefix="aicommons-bench-"))
     try:
-        report["served"] = served_cost(devmodels.build_llama(tmp / "tiny-llama"), args)
+        llama = devmodels.build_smollm2_135m(tmp / "smollm2-135m") if args.real_size else \
+            devmodels.build_llama(tmp / "tiny-llama")
+        report["served"] = served_cost(llama, args)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     report["loadavg_after"] = loadavg()

@@ -90,9 +90,23 @@ def loadavg() -> list[str]:
 
 
 def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds so far of a process and of its live descendants (Linux): the hub's
+    engine worker processes count as the hub's, as an anchor's threads count as the anchor's."""
+    total = 0.0
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended between listing and reading
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                todo.extend(int(child) for child in task.read_text().split())
+            except OSError:
+                continue
+    return total
 
 
 def with_server_cpu(pid: int, fn):
@@ -111,6 +125,14 @@ def interleaved(systems: dict, runs: int, key: str) -> dict:
     which keeps the ratios honest even when the absolute figures move."""
     rounds = {name: [] for name in systems}
     loads = []
+    # One discarded round first: a server left idle while the others started (up to a minute, for
+    # the anchors' venvs) answered its first round up to 8x slower than its next ones (embeddings,
+    # quiet box: hub 39 then 319 sentences/s), whatever its own warm-up had been.
+    for name, fn in systems.items():
+        try:
+            fn()
+        except Exception as exc:
+            raise RuntimeError(f"{name} failed in the warm-up round: {exc!r}") from exc
     for _ in range(runs):
         loads.append(" ".join(loadavg()))
         for name, fn in systems.items():
@@ -146,8 +168,26 @@ def transformers_serve(model_dir: Path, threads: int, cb: bool) -> tuple[subproc
     exe = Path(sys.executable).parent / "transformers"
     cmd = [str(exe), "serve", str(model_dir), "--device", "cpu", "--port", str(port), "--host", "127.0.0.1"]
     if cb:
-        cmd.append("--continuous-batching")
+        cmd += ["--continuous-batching", *cb_cache_args(model_dir, threads)]
     return start(cmd, port, threads_env(threads), "/health"), port
+
+
+def cb_cache_args(model_dir: Path, threads: int) -> list[str]:
+    """``transformers serve``'s continuous batching with our hub's KV cache and step budget. Left to
+    its defaults on a CPU it sizes the cache to 60-90 % of free memory: at real size it held 14 GB
+    and the kernel's OOM killer ended it mid-run (dmesg, session 7: "Killed process 484
+    (transformers) anon-rss:13723856kB"). Same blocks, same page size, same tokens per step as the
+    hub is given by ``hub_settings``: the two engines then differ only in their code."""
+    import torch
+    from transformers import AutoConfig
+
+    from aicommons.inference.engines import transformers_lm as lm
+
+    settings = hub_settings(threads)
+    per_token = lm._kv_bytes_per_token(AutoConfig.from_pretrained(model_dir).get_text_config(), torch.float32)
+    blocks = max(8, settings["kv_cache_bytes"] // (per_token * lm._PAGE_SIZE))
+    return ["--cb-block-size", str(lm._PAGE_SIZE), "--cb-num-blocks", str(blocks),
+            "--cb-max-batch-tokens", "2048"]
 
 
 # How each anchor is configured, written next to its figures (the JSON's "anchor_config").

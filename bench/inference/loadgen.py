@@ -139,12 +139,13 @@ def measured(fn):
 
 # ---- streaming chat ----------------------------------------------------------------------------
 
-async def _one_chat(conn: Connection, raw: bytes) -> Result:
+async def _one_chat(conn: Connection, raw: bytes, max_tokens: int | None = None) -> Result:
     res = Result()
     start = time.perf_counter()
     last = None
     chunks = 0
     counted = 0
+    length = False
     status, headers = await conn.send(raw)
     if status != 200:
         await conn.body(headers)
@@ -160,6 +161,7 @@ async def _one_chat(conn: Connection, raw: bytes) -> Result:
             if parsed.get("usage"):
                 res.tokens = parsed["usage"].get("completion_tokens", 0)
             for choice in parsed.get("choices") or []:
+                length = length or choice.get("finish_reason") == "length"
                 # A server without usage in its stream (llama-cpp-python's) is counted one token per
                 # content chunk, empty ones included (a token whose text is a byte fragment).
                 if not choice.get("finish_reason") and (
@@ -175,15 +177,22 @@ async def _one_chat(conn: Connection, raw: bytes) -> Result:
                         res.itls.append(now - last)
                     last = now
     res.latency = time.perf_counter() - start
-    res.tokens = res.tokens or max(chunks, counted)
+    # Without usage, an answer that ended for its length generated exactly max_tokens tokens
+    # (llama-cpp-python's server holds back text that is not yet valid UTF-8, so on our padded
+    # vocabulary 32 tokens came as one or two chunks); else the chunks are a lower bound.
+    res.tokens = res.tokens or (max_tokens if length and max_tokens else max(chunks, counted))
     return res
 
 
 def run_chats(url: str, bodies: list[dict], concurrency: int, headers: dict | None = None) -> dict:
     requests = [encode_post(url, b, headers) for b in bodies]
+    limits = {raw: b.get("max_tokens") for raw, b in zip(requests, bodies)}
+
+    async def one(conn: Connection, raw: bytes) -> Result:
+        return await _one_chat(conn, raw, limits.get(raw))
 
     async def go():
-        results, elapsed = await _run_workers(url, requests, concurrency, _one_chat)
+        results, elapsed = await _run_workers(url, requests, concurrency, one)
         good = [r for r in results if r.ok]
         ttfts = sorted(r.ttft for r in good if r.ttft is not None)
         itls = sorted(x for r in good for x in r.itls)

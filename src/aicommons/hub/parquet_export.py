@@ -44,7 +44,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -431,26 +431,16 @@ def convert_folder(source: Path, out: Path, cache: Path, dataset_name: str, max_
     (``{config}/{split}/NNNN.parquet``). Returns ({config: {"info": DatasetInfo dict, "files":
     [{split, path, size, local}]}}, partial)."""
     import datasets
-    from datasets.arrow_writer import get_writer_batch_size_from_features
     from datasets.naming import camelcase_to_snakecase
 
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
     _audio_without_torchcodec()
-    try:
-        names = datasets.get_dataset_config_names(str(source))
-    except Exception as exc:  # noqa: BLE001 - EmptyDatasetError, DataFilesNotFoundError, ...
-        raise ConversionError(f"The dataset cannot be loaded by the datasets library: {type(exc).__name__}: {exc}") \
-            from None
     configs: dict[str, dict] = {}
     any_partial = False
-    for name in names:
+    for name, builder in _builders(source, cache):
         if "/" in name or name.startswith("."):
             raise ConversionError(f"The config name {name!r} cannot be a folder name")
-        builder = datasets.load_dataset_builder(str(source), name, cache_dir=str(cache / name))
-        if get_writer_batch_size_from_features(builder.info.features) is None:  # no images, audio, binary
-            builder = datasets.load_dataset_builder(str(source), name, cache_dir=str(cache / name),
-                                                    writer_batch_size=ROW_GROUP_ROWS)
         data_files = builder.config.data_files or {}
         total = sum(os.path.getsize(p) for files in data_files.values() for p in files if os.path.exists(p))
         if total > max_bytes:
@@ -463,6 +453,50 @@ def convert_folder(source: Path, out: Path, cache: Path, dataset_name: str, max_
             split["dataset_name"] = info["dataset_name"]
         configs[name] = {"info": info, "files": files, "partial": total > max_bytes}
     return configs, any_partial
+
+
+def _builders(source: Path, cache: Path) -> Iterator[tuple[str, Any]]:
+    """(config name, ``datasets`` builder) of each config, as ``get_dataset_config_names`` and
+    ``load_dataset_builder`` give them. The default config's builder is made first: it names the
+    configs too, so a dataset of one config resolves its data files once, not twice. Builders write
+    ``ROW_GROUP_ROWS``-row groups, except for images, audio and binary columns, which keep the
+    builder's own."""
+    import datasets
+
+    from aicommons.hub.parquet_csv import use_arrow_reader
+
+    def load(name: str | None, folder: str) -> Any:
+        builder = datasets.load_dataset_builder(str(source), name, cache_dir=str(cache / folder),
+                                                writer_batch_size=ROW_GROUP_ROWS)
+        if _has_media(builder.info.features):
+            builder._writer_batch_size = builder.DEFAULT_WRITER_BATCH_SIZE
+        use_arrow_reader(builder)  # CSV and TSV: pyarrow's reader where it gives pandas' tables
+        return builder
+
+    first = None
+    try:
+        try:
+            first = load(None, ".default")
+        except ValueError:  # several configs and no default one: each by its name below
+            pass
+        names = list(type(first).builder_configs) or [first.config.name] if first is not None else \
+            datasets.get_dataset_config_names(str(source))
+    except Exception as exc:  # noqa: BLE001 - EmptyDatasetError, DataFilesNotFoundError, ...
+        raise ConversionError(f"The dataset cannot be loaded by the datasets library: {type(exc).__name__}: {exc}") \
+            from None
+    for name in names:
+        yield name, first if first is not None and first.config.name == name else load(name, name)
+
+
+def _has_media(features: Any) -> bool:
+    from datasets.features import Audio, Image, Value, Video
+    from datasets.features.features import _visit
+
+    found = []
+    if features:
+        _visit(features, lambda f: found.append(isinstance(f, (Audio, Image, Video))
+                                                or (isinstance(f, Value) and f.dtype in ("binary", "large_binary"))))
+    return any(found)
 
 
 def _info_dict(info) -> dict:

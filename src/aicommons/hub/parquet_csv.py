@@ -27,7 +27,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 MAX_BYTES = 512 * 1024 * 1024
-BLOCK_BYTES = 8 * 1024 * 1024
+BLOCK_BYTES = 1024 * 1024  # pyarrow's default: 8 MiB blocks read 32 MB 2-5x slower on 2 cores
 PANDAS_TRUE = ["True", "TRUE", "true"]
 PANDAS_FALSE = ["False", "FALSE", "false"]
 

@@ -71,6 +71,7 @@ MAX_BRANCHES = 10  # opted-in branches per dataset
 BOT = "parquet-converter"
 GITATTRIBUTES = b"*.parquet filter=lfs diff=lfs merge=lfs -text\n"
 MAX_ERROR_CHARS = 2000
+CHECKOUT_THREADS = 4  # LFS objects copied at once when they have no local file to link
 MAX_RESUMES = 3  # times a job lost with its process is queued again (``resume``)
 PARTIAL_BATCH_ROWS = 1000
 # Rows per Parquet row group of datasets without images, audio or binary columns (those keep the
@@ -333,28 +334,39 @@ class ParquetExport:
 
     def _checkout(self, repo: RepoRow, sha: str, dest: Path) -> Path:
         """The commit's files in ``dest``: git blobs written, LFS objects linked to the local blob
-        when there is one (else copied). Hidden files are left out, as ``datasets`` ignores them."""
+        when there is one (else copied: rebuilt from the chunk store or read from the bucket, on
+        other threads while the git blobs are written). Hidden files are left out, as ``datasets``
+        ignores them."""
+        from concurrent.futures import ThreadPoolExecutor
+
         git_repo = self.git.open(repo.storage_key)
         commit = git_repo[pygit2.Oid(hex=sha)].peel(pygit2.Commit)
         dest.mkdir(parents=True)
-        for entry in content.list_tree(git_repo, commit, "", recursive=True):
-            if entry.type != "file" or any(part.startswith(".") for part in entry.path.split("/")):
-                continue
-            target = dest / entry.path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if entry.lfs is None:
-                target.write_bytes(content.read_blob(git_repo, entry.oid))
-                continue
-            found = self.objects.find(entry.lfs.oid)
-            if found is None:
-                raise ConversionError(f"The large file {entry.path} is not stored on this hub")
-            local = self.objects.local_path(found)
-            if local is not None:
-                os.symlink(local, target)
-            else:
-                with self.objects.open(entry.lfs.oid) as src, open(target, "wb") as out:
-                    shutil.copyfileobj(src, out, 1024 * 1024)
+        with ThreadPoolExecutor(max_workers=CHECKOUT_THREADS, thread_name_prefix="checkout") as pool:
+            copies = []
+            for entry in content.list_tree(git_repo, commit, "", recursive=True):
+                if entry.type != "file" or any(part.startswith(".") for part in entry.path.split("/")):
+                    continue
+                target = dest / entry.path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if entry.lfs is None:
+                    target.write_bytes(content.read_blob(git_repo, entry.oid))
+                    continue
+                found = self.objects.find(entry.lfs.oid)
+                if found is None:
+                    raise ConversionError(f"The large file {entry.path} is not stored on this hub")
+                local = self.objects.local_path(found)
+                if local is not None:
+                    os.symlink(local, target)
+                else:
+                    copies.append(pool.submit(self._copy_object, entry.lfs.oid, target))
+            for copy_done in copies:
+                copy_done.result()
         return dest
+
+    def _copy_object(self, oid: str, target: Path) -> None:
+        with self.objects.open(oid) as src, open(target, "wb") as out:
+            shutil.copyfileobj(src, out, 8 * 1024 * 1024)
 
     def _commit(self, repo: RepoRow, sha: str, out: Path, configs: dict, ref: str = CONVERTED_REF) -> str:
         """Store the Parquet files as LFS objects of the repo and point the converted ref at a

@@ -42,11 +42,11 @@ if str(ROOT) not in sys.path:
 from bench.metadata import seed, server  # noqa: E402
 from bench.search_bench import percentile  # noqa: E402
 
+DEEP = "the 41st page of /models"  # found by following 40 Next links (keyset cursors), then timed
 LISTINGS = ["/models", "/models?sort=trendingScore", "/models?sort=downloads", "/models?sort=likes",
             "/models?sort=lastModified", "/models?search=mistral", "/models?filter=license:apache-2.0",
             "/models?filter=llama&sort=downloads", "/models?author=user7", DEEP, "/datasets", "/search?q=llama",
             "/search?q=qwen-7b"]
-DEEP = "the 41st page of /models"  # found by following 40 Next links (keyset cursors), then timed
 
 
 def deep_page(client: httpx.Client, pages: int = 40) -> str:

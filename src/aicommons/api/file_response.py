@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from typing import BinaryIO, Protocol
 
 import anyio
 from starlette.responses import Response
@@ -89,3 +90,38 @@ async def _copy(file, start: int, count: int, send: Send) -> None:
         start += len(chunk)
         count -= len(chunk)
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+
+class GrowingFile(Protocol):
+    def wait_beyond(self, position: int, timeout: float = 1.0) -> tuple[int, str | None]: ...
+
+
+class GrowingFileResponse(Response):
+    """A whole file that another thread is still writing (a first download through the mirror,
+    ``hub/upstream.py``): each part is sent as soon as it is written, zero-copy where the server
+    offers it. ``file`` is open on it (this response closes it); ``source.wait_beyond`` says how far
+    it is written, or why it ended short (then the connection is cut: the client sees a broken
+    download, never a short one that looks whole)."""
+
+    def __init__(self, file: BinaryIO, source: GrowingFile, size: int, headers: dict, media_type: str):
+        super().__init__(None, 200, {**headers, "Content-Length": str(size)}, media_type)
+        self.file, self.source, self.size = file, source, size
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        zerocopy = EXTENSION in scope.get("extensions", {})
+        with self.file:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            position = 0
+            while position < self.size:
+                written, error = await anyio.to_thread.run_sync(self.source.wait_beyond, position)
+                if written > position:
+                    count = min(written, self.size) - position
+                    if zerocopy:
+                        await send({"type": EXTENSION, "file": self.file, "offset": position, "count": count,
+                                    "more_body": True})
+                    else:
+                        await _copy(self.file, position, count, send)
+                    position += count
+                elif error is not None:
+                    raise ConnectionAbortedError(error)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

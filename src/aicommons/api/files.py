@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from aicommons.api import formats
 from aicommons.api.chunked import chunked_file_response
-from aicommons.api.file_response import LocalFileResponse
+from aicommons.api.file_response import GrowingFileResponse, LocalFileResponse
 from aicommons.api.http import (
     base_url,
     blocking,
@@ -125,8 +125,6 @@ def _from_upstream(request: Request, repo: RepoRow, mirror, commit_id: str, path
                    media_type: str, head_only: bool) -> Response:
     """A large file of a pulled-through repo that is not here yet (hub/upstream.py): streamed from
     upstream while it is stored; a byte range is passed through uncached."""
-    from starlette.responses import StreamingResponse
-
     from aicommons.hub.upstream import UpstreamError
 
     upstream = hub_of(request).upstream
@@ -140,10 +138,11 @@ def _from_upstream(request: Request, repo: RepoRow, mirror, commit_id: str, path
             passed = {k: v for k, v in answer.headers.items() if k.lower() in ("content-range", "content-length")}
             return Response(answer.content, status_code=answer.status_code, headers={**headers, **passed},
                             media_type=media_type)
-        stream = upstream.open_file(repo, url, lfs.oid, lfs.size, fetch_headers).read()
+        fetch = upstream.open_file(repo, url, lfs.oid, lfs.size, fetch_headers)
+        file = fetch.open()
     except (UpstreamError, httpx.HTTPError) as exc:
         raise HubError(f"This file is not cached here yet and {exc}", status=502) from None
-    return StreamingResponse(stream, headers={**headers, "Content-Length": str(lfs.size)}, media_type=media_type)
+    return GrowingFileResponse(file, fetch, lfs.size, headers, media_type)
 
 
 def _xet_headers(request: Request, repo: RepoRow, commit_id: str, file_hash: str | None) -> dict:

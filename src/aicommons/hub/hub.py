@@ -352,6 +352,8 @@ class Hub:
         if "spaces" in self.__dict__ and self.spaces.apps is not None:  # stop the apps this process started
             self.spaces.apps.close()
         self.downloads.close()  # counts still in memory reach the database before it closes
+        if self.upstream is not None:
+            self.upstream.close()  # the mirror's pooled client to its upstream
         self.download_cache.close()
         self.repos.facet_counts.close()
         self.scan_pool.close()

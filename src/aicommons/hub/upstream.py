@@ -31,12 +31,14 @@ import fnmatch
 import hashlib
 import logging
 import os
+import queue
 import secrets
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import BinaryIO
 from urllib.parse import quote
 
 import httpx
@@ -54,12 +56,18 @@ from aicommons.hub.lfs import LfsService
 from aicommons.hub.names import REPO_TYPE_PLURAL, REPO_TYPE_PREFIX
 from aicommons.hub.progress import SILENT, Progress
 from aicommons.hub.reachability import pointers_in_tree, ref_targets
+from aicommons.hub.upstream_http import UpstreamClient, raw_body
 from aicommons.hub.upstream_links import UpstreamLinks
 from aicommons.storage.keys import blob_key
 from aicommons.times import utcnow
 
 log = logging.getLogger(__name__)
-CHUNK = 1024 * 1024
+CHUNK = 4 * 1024 * 1024  # bytes per receive buffer (read from upstream, then written and hashed)
+# Bytes per write to the file being fetched. Larger writes make the kernel put them in larger page
+# cache folios; on a virtual machine whose memory the host backs lazily those often come from memory
+# never touched before, and a 256 MiB file written in 4 MiB pieces took 3-4 s of system CPU there,
+# against 0.05-0.1 s in 256 KiB pieces (docs/benchmarks.md).
+WRITE_PIECE = 256 * 1024
 
 
 # Set by the doors for each request (``watch_staleness``); filled when a refresh failed and the last
@@ -153,6 +161,10 @@ class UpstreamService:
         self._fetches: dict[str, _Fetch] = {}  # oid -> the download in progress
         self._fetches_guard = threading.Lock()
         self._locks_guard = threading.Lock()
+        self.client = UpstreamClient(timeout)  # one pooled client for every request upstream
+
+    def close(self) -> None:
+        self.client.close()
 
     @property
     def enabled(self) -> bool:
@@ -261,8 +273,8 @@ class UpstreamService:
         for url in self.urls:
             for kind in ("users", "organizations"):
                 try:
-                    r = httpx.get(f"{url}/api/{kind}/{quote(name, safe='')}/overview", headers=self._headers(),
-                                  timeout=self.timeout, follow_redirects=True)
+                    r = self.client.http.get(f"{url}/api/{kind}/{quote(name, safe='')}/overview",
+                                             headers=self._headers())
                 except httpx.HTTPError as exc:
                     log.warning("upstream %s unreachable checking the name %s: %s", url, name, exc)
                     break
@@ -273,8 +285,7 @@ class UpstreamService:
     def _info(self, url: str, repo_type: str, full_id: str, token: str | None = None) -> dict | None:
         headers = {"Authorization": f"Bearer {token}"} if token else self._headers()
         try:
-            r = httpx.get(f"{url}/api/{REPO_TYPE_PLURAL[repo_type]}/{full_id}", headers=headers,
-                          timeout=self.timeout, follow_redirects=True)
+            r = self.client.http.get(f"{url}/api/{REPO_TYPE_PLURAL[repo_type]}/{full_id}", headers=headers)
         except httpx.HTTPError as exc:
             log.warning("upstream %s unreachable looking up %s: %s", url, full_id, exc)
             return None
@@ -557,8 +568,8 @@ class UpstreamService:
 
     def proxy_range(self, url: str, range_header: str, headers: dict | None = None) -> httpx.Response:
         """A byte range of an uncached file, straight from upstream (not cached)."""
-        return httpx.get(url, headers={**(self._headers() if headers is None else headers), "Range": range_header},
-                         timeout=self.timeout, follow_redirects=True)
+        return self.client.http.get(url, headers={**(self._headers() if headers is None else headers),
+                                                  "Range": range_header})
 
 
 class UpstreamError(Exception):
@@ -594,27 +605,35 @@ class _Fetch:
 
     def run(self) -> None:
         service = self.service
+        hasher = _Hasher(self.oid)
         try:
-            with httpx.Client(timeout=service.timeout, follow_redirects=True) as client, \
-                    client.stream("GET", self.url, headers=self.headers) as response:
+            with service.client.http.stream("GET", self.url, headers=self.headers) as response:
                 if response.status_code != 200:
                     raise UpstreamError(f"the upstream hub answered {response.status_code} for {self.url}")
+                announced = response.headers.get("content-length", "")
+                if announced.isdigit() and int(announced) != self.size:
+                    raise UpstreamError(f"upstream announced {announced} bytes for {self.oid}, not {self.size}")
                 self.started.set()
-                digest = hashlib.sha256()
-                with open(self.path, "wb") as out:
-                    for chunk in response.iter_bytes(CHUNK):
-                        if self.written + len(chunk) > self.size:
-                            raise UpstreamError(f"upstream sent more than the {self.size} bytes of {self.oid}")
-                        out.write(chunk)
-                        out.flush()
-                        digest.update(chunk)
-                        with self.changed:
-                            self.written += len(chunk)
-                            self.changed.notify_all()
+                with open(self.path, "wb", buffering=0) as out:
+                    raw = raw_body(response, service.timeout)
+                    if raw is not None:  # straight from the socket into each buffer: no copy in Python
+                        while self.written < self.size:
+                            buffer = _buffers.take()
+                            got = raw.read_into(memoryview(buffer)[:min(CHUNK, self.size - self.written)])
+                            if not got:
+                                _buffers.give(buffer)
+                                break
+                            self._append(out, hasher, memoryview(buffer)[:got], buffer)
+                    else:
+                        for chunk in response.iter_bytes():
+                            if self.written + len(chunk) > self.size:
+                                raise UpstreamError(f"upstream sent more than the {self.size} bytes of {self.oid}")
+                            self._append(out, hasher, memoryview(chunk))
                     os.fsync(out.fileno())
-            if self.written != self.size or digest.hexdigest() != self.oid:
+            digest = hasher.hexdigest()
+            if self.written != self.size or digest != self.oid:
                 log.warning("upstream sent %d bytes hashing to %s for %s (expected %d): not cached",
-                            self.written, digest.hexdigest(), self.oid, self.size)
+                            self.written, digest, self.oid, self.size)
                 return
             if not self.keep:
                 return
@@ -628,12 +647,42 @@ class _Fetch:
                 f"the upstream hub {self.url.split('/')[2]} failed: {exc}"
             log.warning("fetching %s from upstream: %s", self.oid, self.error)
         finally:
+            hasher.stop()
             with self.changed:
                 self.done = True
                 self.changed.notify_all()
             self.started.set()
             service._fetch_ended(self.oid)
             self.path.unlink(missing_ok=True)  # readers hold it open
+
+    def _append(self, out, hasher: _Hasher, data: memoryview, buffer: bytearray | None = None) -> None:
+        """Write ``data`` (in ``buffer``, given back to the pool once hashed) to the file, hand it to the
+        hashing thread, and wake the readers."""
+        written = 0
+        while written < len(data):
+            written += out.write(data[written:written + WRITE_PIECE])
+        hasher.update(data, buffer)
+        with self.changed:
+            self.written += len(data)
+            self.changed.notify_all()
+
+    def open(self) -> BinaryIO:
+        """The file as fetched so far, for ``wait_beyond`` and reads or ``sendfile`` as it grows
+        (UpstreamError if the download just ended: the file is in the store now, or was refused)."""
+        try:
+            return open(self.path, "rb")  # noqa: SIM115 - the caller closes it
+        except FileNotFoundError:
+            raise UpstreamError(self.error or "the upstream download just ended; try again") from None
+
+    def wait_beyond(self, position: int, timeout: float = 1.0) -> tuple[int, str | None]:
+        """(bytes written so far, why the download ended short or None), once more than ``position``
+        bytes are written, the download ended, or ``timeout`` passed."""
+        with self.changed:
+            if self.written <= position and not self.done:
+                self.changed.wait(timeout)
+            if self.done and self.written < self.size:
+                return self.written, self.error or f"upstream stopped sending {self.oid}"
+            return self.written, None
 
     def wait_started(self, timeout: float) -> None:
         if not self.started.wait(timeout) or (self.done and self.error and self.written == 0):
@@ -645,11 +694,7 @@ class _Fetch:
                 self.changed.wait(1.0)
 
     def read(self) -> Iterator[bytes]:
-        try:
-            f = open(self.path, "rb")  # noqa: SIM115 - opened now: the fetch removes the name when it ends
-        except FileNotFoundError:
-            raise UpstreamError(self.error or "the upstream download just ended; try again") from None
-        return self._chunks(f)
+        return self._chunks(self.open())  # opened now: the fetch removes the name when it ends
 
     def _chunks(self, f) -> Iterator[bytes]:
         position = 0
@@ -666,3 +711,64 @@ class _Fetch:
                     yield data
                 elif done:  # cut short: the client sees a broken download
                     raise UpstreamError(error or f"upstream stopped sending {self.oid}")
+
+
+class _Buffers:
+    """Receive buffers kept for the whole process and reused. A fresh large buffer costs a page fault
+    per 4 KiB page on first touch, and on a virtual machine that was the largest cost of a first
+    download (about 3 s of system CPU per 256 MiB in 4 MiB buffers allocated afresh, against 0.1 s
+    reused; docs/benchmarks.md)."""
+
+    def __init__(self, size: int, keep: int):
+        self.size, self.keep = size, keep
+        self.free: list[bytearray] = []
+        self.guard = threading.Lock()
+
+    def take(self) -> bytearray:
+        with self.guard:
+            if self.free:
+                return self.free.pop()
+        return bytearray(self.size)
+
+    def give(self, buffer: bytearray) -> None:
+        with self.guard:
+            if len(self.free) < self.keep:
+                self.free.append(buffer)
+
+
+_buffers = _Buffers(CHUNK, keep=16)
+
+
+class _Hasher:
+    """The sha256 of a download, computed on a thread of its own beside the one receiving it (hashlib
+    lets go of the GIL on large buffers): the receive loop only hands each buffer over, and the
+    hashing thread gives it back to the pool."""
+
+    def __init__(self, oid: str):
+        self.digest = hashlib.sha256()
+        # At most 4 buffers (16 MiB) waiting: the receive loop waits for the hash beyond that.
+        self.queue: queue.Queue[tuple[memoryview, bytearray | None] | None] = queue.Queue(maxsize=4)
+        self.thread = threading.Thread(target=self._run, name=f"upstream-hash-{oid[:12]}", daemon=True)
+        self.thread.start()
+        self.stopped = False
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            data, buffer = item
+            self.digest.update(data)
+            data.release()
+            if buffer is not None:
+                _buffers.give(buffer)
+
+    def update(self, data: memoryview, buffer: bytearray | None = None) -> None:
+        self.queue.put((data, buffer))
+
+    def stop(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            self.queue.put(None)
+            self.thread.join()
+
+    def hexdigest(self) -> str:
+        self.stop()
+        return self.digest.hexdigest()

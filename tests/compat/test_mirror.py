@@ -373,6 +373,7 @@ class FlippingProxy:
 
         proxy = self
         self.flip = True
+        self.cut = False  # send the full Content-Length but only half the bytes, then hang up
         client = self.client = httpx.Client(base_url=target, timeout=30)
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -395,7 +396,11 @@ class FlippingProxy:
                         self.send_header(k, v)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                if self.command != "HEAD":
+                if self.command != "HEAD" and proxy.cut and "/resolve/" in self.path and r.status_code == 200:
+                    self.wfile.write(data[:len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                elif self.command != "HEAD":
                     self.wfile.write(data)
 
             do_GET = do_POST = do_HEAD = _forward
@@ -445,3 +450,42 @@ def test_mirror_add_and_sync_show_progress_on_a_terminal(upstream, mirror):
     assert "100%" in out and "1 of 1 large files fetched" in out
     code, out = Terminal(mirror.env, "mirror", "sync", repo).wait()
     assert code == 0, out
+
+
+def test_a_client_leaving_midway_or_an_upstream_cut_short_leave_no_partial_cache_entry(upstream, tmp_path_factory,
+                                                                                       tmp_path):
+    """The first download of a large file (several receive buffers): a client that reads a little and
+    hangs up does not stop the fetch, whose verified file is cached whole; an upstream that hangs up
+    halfway through the body it announced gives the client a broken download and caches nothing;
+    neither leaves a temporary file behind."""
+    proxy = FlippingProxy(upstream.url)
+    proxy.flip = False
+    data_dir = tmp_path_factory.mktemp("mir5")
+    mir = start_hub(data_dir, free_port(), AICOMMONS_UPSTREAM_URL=proxy.url)
+    try:
+        api = HfApi(endpoint=upstream.url, token=TOKEN)
+        repo = api.create_repo(f"maker/{unique_name('big')}").repo_id
+        big, other = os.urandom(20 * 1024 * 1024 + 3), os.urandom(9 * 1024 * 1024 + 1)
+        api.create_commit(repo, [CommitOperationAdd("big.bin", big), CommitOperationAdd("other.bin", other)],
+                          commit_message="two large files")
+        url = f"{mir.url}/{repo}/resolve/main"
+        with httpx.stream("GET", f"{url}/big.bin", timeout=30) as r:
+            assert r.status_code == 200 and r.headers["content-length"] == str(len(big))
+            first = next(r.iter_bytes(65536))
+            assert big.startswith(first)
+        oid = hashlib.sha256(big).hexdigest()
+        assert wait_for(lambda: blob(mir, oid).exists(), 30) and blob(mir, oid).read_bytes() == big
+        assert httpx.get(f"{url}/big.bin", timeout=30).content == big
+
+        proxy.cut = True
+        with pytest.raises(httpx.HTTPError):  # the body ends before its Content-Length
+            httpx.get(f"{url}/other.bin", timeout=30)
+        time.sleep(1)
+        assert not blob(mir, hashlib.sha256(other).hexdigest()).exists()
+        assert not list(data_dir.rglob("upstream-*")), "a temporary file of a fetch was left behind"
+        proxy.cut = False
+        assert httpx.get(f"{url}/other.bin", timeout=30).content == other
+        assert wait_for(lambda: blob(mir, hashlib.sha256(other).hexdigest()).exists())
+    finally:
+        stop_hub(mir)
+        proxy.close()

@@ -736,7 +736,7 @@ class _Buffers:
                 self.free.append(buffer)
 
 
-_buffers = _Buffers(CHUNK, keep=16)
+_buffers = _Buffers(CHUNK, keep=8)  # 32 MiB at most kept
 
 
 class _Hasher:

@@ -78,7 +78,9 @@ def base_python() -> str:
 
 
 def hub_site_packages() -> str:
-    return sysconfig.get_paths()["purelib"]
+    # The real path: the sandbox binds python_roots() by their real paths, so a venv reached through a
+    # symlink must be named the same way or the app's ``.pth`` points at nothing.
+    return os.path.realpath(sysconfig.get_paths()["purelib"])
 
 
 def _dirs(target: str, made: set[str]) -> list[str]:

@@ -361,7 +361,7 @@ def test_jobs_lost_with_their_process_are_resumed_when_workers_start(tmp_path_fa
             repo, sha = make_dataset(owner)
             lost, lost_sha = make_dataset(owner)
             for key, value in live.env.items():
-                if key.startswith("AICOMMONS_"):
+                if key.startswith(("AICOMMONS_", "AWS_")):  # the hub's settings and its bucket's credentials
                     monkeypatch.setenv(key, value)
             local = Hub(Settings.from_env(), migrate=False)  # a worker of this hub, in this process
             try:

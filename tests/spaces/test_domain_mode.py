@@ -61,3 +61,20 @@ def test_private_space_sub_host_answers_like_a_missing_one(client):
     missing = client.get("/", headers={"Host": f"alice-{unique_name()}.apps.example.test", **bob})
     assert (other.status_code, other.headers.get("x-error-code"), other.content) == \
         (missing.status_code, missing.headers.get("x-error-code"), missing.content) == (404, "RepoNotFound", other.content)
+
+
+def test_the_hubs_own_host_serves_no_app(client):
+    """An app on the hub's own host would run its scripts on the hub's origin with the visitor's
+    session cookie (domain mode sends no ``sandbox`` rule): only the app's sub-host serves it."""
+    name = unique_name("nothere")
+    _static_space(client, name, private=False)
+    for path in (f"/spaces-apps/alice/{name}/", f"/spaces-apps/alice/{name}/index.html", f"/spaces-apps/alice/{name}"):
+        page = client.get(path, follow_redirects=False)
+        assert page.status_code == 404 and "on its own host" not in page.text, path
+    from starlette.websockets import WebSocketDisconnect
+
+    with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect(f"/spaces-apps/alice/{name}/ws"):
+        pass
+    assert refused.value.code == 1008
+    page = client.get("/index.html", headers={"Host": f"alice-{name}.apps.example.test"})
+    assert page.status_code == 200 and "on its own host" in page.text

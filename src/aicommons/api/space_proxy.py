@@ -128,17 +128,22 @@ def _enter_with_visit(request: Request, hub, full_id: str) -> Response | None:
     return _sandboxed(response, hub)
 
 
-def _repo_id(scope) -> str:
-    """``ns/name`` from the path (path mode) or from the sub-host (domain mode, set by the middleware)."""
+def _repo_id(scope, hub) -> str:
+    """``ns/name`` from the path (path mode) or from the sub-host (domain mode, set by the middleware).
+    In domain mode the hub's own host serves no app: an app there would run its scripts on the hub's
+    origin, with the visitor's session cookie, unsandboxed (``_sandboxed`` adds no ``sandbox`` rule in
+    domain mode), so ``/spaces-apps/...`` on any other host is a route that is not there."""
     if "aicommons.space" in scope:
         return scope["aicommons.space"]
+    if hub.settings.spaces_domain:
+        raise NotFound("Spaces' apps answer on their own hosts here (see the space's `host`)")
     params = scope["path_params"]
     return f"{params['ns']}/{params['name']}"
 
 
 async def proxy(request: Request) -> Response:
     hub = hub_of(request)
-    full_id = _repo_id(request.scope)
+    full_id = _repo_id(request.scope, hub)
     caller = _caller(hub, request)
     # Who, which space, how it runs: decided in one thread hop, then reused for a second.
     repo, config = hub.spaces.decided_app(caller, full_id) or await run_sync(_resolve, hub, request, full_id, caller)
@@ -215,7 +220,11 @@ async def websocket_proxy(websocket: WebSocket) -> None:
     from websockets.exceptions import ConnectionClosed
 
     hub = websocket.app.state.hub
-    full_id = _repo_id(websocket.scope)
+    try:
+        full_id = _repo_id(websocket.scope, hub)
+    except NotFound:
+        await websocket.close(code=1008)
+        return
     try:
         principal = await run_sync(visitor, hub, websocket.headers, websocket.cookies, None, full_id,
                                    websocket.cookies.get(VISIT_COOKIE, ""))
@@ -274,6 +283,7 @@ async def websocket_proxy(websocket: WebSocket) -> None:
 
 
 async def to_slash(request: Request) -> Response:
+    _repo_id(request.scope, hub_of(request))  # (domain mode: not on the hub's host)
     return RedirectResponse(f"{PREFIX}/{param(request, 'ns')}/{param(request, 'name')}/", status_code=307)
 
 

@@ -41,6 +41,12 @@ SETTINGS: tuple[Setting, ...] = (
             "Folder of the bare git repositories. Empty: `<DATA_DIR>/git`. Shared between replicas."),
     Setting("HOST", "127.0.0.1", "Interface `aicommons serve` listens on."),
     Setting("PORT", "8000", "Port `aicommons serve` listens on."),
+    Setting("TRUSTED_PROXIES", "",
+            "Reverse proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` the server believes: IP addresses or "
+            "networks, comma-separated (`127.0.0.1` for nginx on this machine, `10.0.0.0/24`, `*` for any). "
+            "Empty: none, and each request's client is the address that connected (the per-IP limits count "
+            "it). Space apps reach the hub from `127.0.0.2`, which must not be listed "
+            "while Spaces run: the server refuses to start if it is."),
     Setting("PUBLIC_URL", "",
             "Base URL clients use to reach the hub, put in returned URLs and pagination links. "
             "Empty: taken from each request's `Host` header (and `X-Forwarded-Proto` behind a proxy), "
@@ -71,8 +77,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Hub API requests (everything but downloads, inference and signed transfers) per minute "
             "per token; 0 = unlimited. Over it: 429 with `Retry-After` and `RateLimit` headers."),
     Setting("ANON_API_REQUESTS_PER_MINUTE", "1000",
-            "The same for anonymous callers, per client IP (behind a proxy: the forwarded address "
-            "uvicorn trusts)."),
+            "The same for anonymous callers, per client IP (behind a proxy: the address "
+            "forwarded by a proxy of `TRUSTED_PROXIES`)."),
     Setting("RESOLVER_REQUESTS_PER_MINUTE", "20000",
             "File downloads (`/resolve/`) per minute per token; 0 = unlimited."),
     Setting("ANON_RESOLVER_REQUESTS_PER_MINUTE", "5000",
@@ -131,7 +137,7 @@ SETTINGS: tuple[Setting, ...] = (
             "`SIGN_IN_FAILURE_WINDOW_SECONDS`, refilled continuously; beyond it password sign-ins for "
             "that name get 429 with `Retry-After` (tokens keep working). 0 = unlimited."),
     Setting("SIGN_IN_FAILURES_PER_IP", "50",
-            "The same per client IP (behind a proxy: the forwarded address uvicorn trusts)."),
+            "The same per client IP (behind a proxy: the address forwarded by a proxy of `TRUSTED_PROXIES`)."),
     Setting("SIGN_IN_FAILURE_WINDOW_SECONDS", "900",
             "The window of the two limits above."),
     Setting("LOG_LEVEL", "info", "Log level of the server."),
@@ -171,7 +177,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Comma-separated e-mail domains sign-ups must use (`example.org,lab.example.org`); empty: any."),
     Setting("SIGNUP_ATTEMPTS_PER_HOUR", "10",
             "Sign-up and password-reset form submissions per client IP per hour (behind a proxy: the "
-            "forwarded address uvicorn trusts), shared by every replica; beyond it 429 with `Retry-After`. "
+            "address forwarded by a proxy of `TRUSTED_PROXIES`), shared by every replica; beyond it 429 with `Retry-After`. "
             "0 = unlimited."),
     Setting("TERMS_URL", "",
             "A link to the hub's terms of use shown on the sign-up page (`/join`); empty: none."),
@@ -312,6 +318,9 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 
+SPACES_RELAY_ADDRESS = "127.0.0.2"  # the source address of Space apps' connections to the hub (never trusted)
+
+
 class SettingsError(ValueError):
     """A setting has a value we cannot use; the message names the variable and what it expects."""
 
@@ -419,6 +428,31 @@ def _spaces_hardware(text: str) -> str:
     return ",".join(names)
 
 
+def _trusted_proxies(text: str) -> str:
+    import ipaddress
+
+    entries = [e.strip() for e in text.split(",") if e.strip()]
+    for entry in entries:
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise SettingsError(f"AICOMMONS_TRUSTED_PROXIES: {entry!r} is not an IP address or network "
+                                "(e.g. 127.0.0.1,10.0.0.0/24)") from None
+    return ",".join(entries)
+
+
+def trusts(trusted_proxies: str, address: str) -> bool:
+    """Whether ``address`` is one of ``trusted_proxies`` (TRUSTED_PROXIES' value)."""
+    import ipaddress
+
+    ip = ipaddress.ip_address(address)
+    return any(e == "*" or (ip.version == ipaddress.ip_network(e, strict=False).version
+                            and ip in ipaddress.ip_network(e, strict=False))
+               for e in trusted_proxies.split(",") if e)
+
+
 def _bool(name: str) -> bool:
     return _typed(name, bool)
 
@@ -506,6 +540,7 @@ class Settings:
     webhook_timeout_seconds: float = 10
     webhook_max_attempts: int = 5
     webhook_retry_seconds: float = 30
+    trusted_proxies: str = ""
     spaces_run: bool = True
     spaces_domain: str = ""
     spaces_hardware: str = "cpu-basic"  # comma-separated flavour names
@@ -610,6 +645,7 @@ class Settings:
             webhook_timeout_seconds=_float("WEBHOOK_TIMEOUT_SECONDS", minimum=0.1),
             webhook_max_attempts=_int("WEBHOOK_MAX_ATTEMPTS", minimum=1),
             webhook_retry_seconds=_float("WEBHOOK_RETRY_SECONDS", minimum=0),
+            trusted_proxies=_trusted_proxies(_env("TRUSTED_PROXIES")),
             spaces_run=_bool("SPACES_RUN"),
             spaces_domain=_env("SPACES_DOMAIN").strip().strip(".").lower(),
             spaces_hardware=_spaces_hardware(_env("SPACES_HARDWARE")),
@@ -676,6 +712,10 @@ class Settings:
                                 "(e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)")
         if self.secret_key and len(self.secret_key) < 32:
             raise SettingsError("AICOMMONS_SECRET_KEY is too short: use at least 32 random characters")
+        if self.spaces_run and trusts(self.trusted_proxies, SPACES_RELAY_ADDRESS):
+            raise SettingsError(f"AICOMMONS_TRUSTED_PROXIES={self.trusted_proxies!r} covers {SPACES_RELAY_ADDRESS}, "
+                                "the address Space apps reach the hub from: they could then forge their client IP. "
+                                "List your proxies' own addresses (e.g. 127.0.0.1), or set AICOMMONS_SPACES_RUN=false")
 
     @property
     def allowed_email_domains(self) -> tuple[str, ...]:

@@ -30,7 +30,8 @@ def _port() -> int:
 def open_hub(tmp_path_factory):
     data = tmp_path_factory.mktemp("signup-routes") / "data"
     data.mkdir()
-    live = start_hub(data, _port(), AICOMMONS_SIGNUP="open", AICOMMONS_SIGNUP_ATTEMPTS_PER_HOUR="6")
+    live = start_hub(data, _port(), AICOMMONS_SIGNUP="open", AICOMMONS_SIGNUP_ATTEMPTS_PER_HOUR="6",
+                     AICOMMONS_TRUSTED_PROXIES="127.0.0.1")  # its X-Forwarded-For names each test's client
     live.cli("user", "create", "owner", "--email", "owner@example.org", "--password", "owner-pass")
     try:
         yield live

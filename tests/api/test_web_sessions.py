@@ -41,7 +41,8 @@ def hub(tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    live = start_hub(data, port, AICOMMONS_SIGN_IN_FAILURES_PER_ACCOUNT=str(PER_ACCOUNT),
+    live = start_hub(data, port, AICOMMONS_TRUSTED_PROXIES="127.0.0.1",
+                     AICOMMONS_SIGN_IN_FAILURES_PER_ACCOUNT=str(PER_ACCOUNT),
                      AICOMMONS_SIGN_IN_FAILURES_PER_IP=str(PER_IP), AICOMMONS_SIGN_IN_FAILURE_WINDOW_SECONDS="600")
     HfApi(endpoint=live.url, token=TOKEN).create_repo("carol/m")
     try:
@@ -51,7 +52,8 @@ def hub(tmp_path_factory):
 
 
 def client(hub, ip: str | None = None) -> httpx.Client:
-    """A browser-like client; ``ip`` is sent as X-Forwarded-For, which the server trusts from loopback."""
+    """A browser-like client; ``ip`` is sent as X-Forwarded-For, which the server trusts from loopback
+    (``AICOMMONS_TRUSTED_PROXIES=127.0.0.1``, as behind nginx on the same machine)."""
     headers = {"X-Forwarded-For": ip} if ip else {}
     return httpx.Client(base_url=hub.url, timeout=30, headers=headers)
 

@@ -153,6 +153,7 @@ def start_deployment(replicas: int = 3, **extra_env: str) -> Deployment:
             "AICOMMONS_STORAGE_URL": s3_storage_url(dep.s3, dep.s3.create_bucket()),
             "AICOMMONS_GIT_DIR": str(root / "git"),
             "AICOMMONS_SECRET_KEY": secrets.token_hex(32),
+            "AICOMMONS_TRUSTED_PROXIES": "127.0.0.1",  # nginx, on this machine
             **extra_env,
         }
         seed(server_env(root / "seed", 0, **dep.env))

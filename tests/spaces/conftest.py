@@ -21,24 +21,29 @@ PIP_CACHE = Path(os.environ.get("AICOMMONS_TEST_PIP_CACHE", Path.home() / ".cach
 SLEEP_SECONDS = 20
 
 
-@pytest.fixture(scope="session")
-def spaces_hub():
+def start_spaces_hub(name: str, **more: str):
+    """A live hub that runs Spaces (the settings above, plus ``more``), with users alice and bob."""
     if not (Path("/usr/bin/bwrap").exists() or subprocess.run(["which", "bwrap"], capture_output=True).returncode == 0):
         pytest.fail("bubblewrap is needed to run Spaces: apt-get install bubblewrap")
-    data_dir = _SCRATCH / "spaces-hub"
+    data_dir = _SCRATCH / name
     data_dir.mkdir()
     PIP_CACHE.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     extra = dict(AICOMMONS_SPACES_SITE_PACKAGES="true", AICOMMONS_SPACES_PIP_CACHE_DIR=str(PIP_CACHE),
                  AICOMMONS_SPACES_SLEEP_SECONDS=str(SLEEP_SECONDS), AICOMMONS_SPACES_MEMORY_MB="4096",
                  AICOMMONS_SPACES_DISK_MB="64", AICOMMONS_SPACES_MAX_RUNNING="3", AICOMMONS_JOB_WORKERS="2",
-                 AICOMMONS_SPACES_CPUS="0.5")
+                 AICOMMONS_SPACES_CPUS="0.5", **more)
     env = server_env(data_dir, port, **extra)
     for args in (["user", "create", "alice", "--password", "wonderland"], ["user", "create", "bob"],
                  ["token", "create", "alice", "--value", TOKENS["alice"]],
                  ["token", "create", "bob", "--value", TOKENS["bob"]]):
         subprocess.run([sys.executable, "-m", "aicommons.cli.main", *args], env=env, check=True, capture_output=True)
-    hub = start_hub(data_dir, port, **extra)
+    return start_hub(data_dir, port, **extra)
+
+
+@pytest.fixture(scope="session")
+def spaces_hub():
+    hub = start_spaces_hub("spaces-hub")
     yield hub
     stop_hub(hub)
 

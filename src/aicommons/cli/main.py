@@ -44,7 +44,9 @@ def cmd_serve(args) -> int:
 
         # httptools with the zero-copy extension: file downloads are moved by the kernel (sendfile)
         uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-                    proxy_headers=True, timeout_keep_alive=30, log_config=log_config(),
+                    # Forwarded headers only from the configured proxies (never from Space apps)
+                    proxy_headers=bool(settings.trusted_proxies), forwarded_allow_ips=settings.trusted_proxies or None,
+                    timeout_keep_alive=30, log_config=log_config(),
                     http=ZeroCopyHttpToolsProtocol)
     finally:
         if workers is not None:

@@ -20,6 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aicommons.config import SPACES_RELAY_ADDRESS
 from aicommons.db.repos import RepoRow
 from aicommons.errors import HubError
 from aicommons.hub import content
@@ -364,9 +365,13 @@ class SpaceApps:
         host = self.settings.host if self.settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         port = self.settings.port
 
+        # From an address of its own, which TRUSTED_PROXIES may not list (config.py): whatever
+        # X-Forwarded-For an app sends, its client address stays this one.
+        source = (SPACES_RELAY_ADDRESS, 0) if ":" not in host else None
+
         async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
-                up_reader, up_writer = await asyncio.open_connection(host, port)
+                up_reader, up_writer = await asyncio.open_connection(host, port, local_addr=source)
             except OSError:
                 writer.close()
                 return

@@ -5,7 +5,6 @@ while the client stays (``HfApi.fetch_space_logs`` stops on its own when not fol
 from __future__ import annotations
 
 import time
-from email.utils import formatdate
 
 import anyio
 from starlette.requests import Request
@@ -32,5 +31,6 @@ def log_stream(request: Request, hub, repo, kind: str) -> StreamingResponse:
                 await anyio.sleep(POLL_SECONDS)
 
     return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no",
-                                      "Date": formatdate(usegmt=True)})
+                             # (no Date of our own: the server sends one, and HfApi.fetch_space_logs,
+                             # which stops at it, cannot parse two joined by a comma)
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

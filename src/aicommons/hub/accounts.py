@@ -241,6 +241,15 @@ class AccountService:
         self._principals.clear()
         return deleted
 
+    def revoke_app_tokens(self, user_id: int, name_prefix: str) -> int:
+        """Delete ``user_id``'s tokens minted for Space apps (origin ``space``) whose name starts with
+        ``name_prefix`` (one space's), and every expired one of that origin; the number deleted."""
+        deleted = sum(self.store.delete_token_by_id(user_id, row.id) for row in self.store.list_tokens(user_id)
+                      if row.origin == "space" and (row.name.startswith(name_prefix) or _expired(row.expires_at)))
+        if deleted:
+            self._principals.clear()
+        return deleted
+
     def revoke_token_id(self, user_id: int, token_id: int) -> bool:
         deleted = self.store.delete_token_by_id(user_id, token_id)
         self._principals.clear()

@@ -10,6 +10,7 @@ it); every server finds a running app by its socket (``<DATA_DIR>/spaces/run/<id
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
@@ -18,7 +19,7 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from aicommons.config import SPACES_RELAY_ADDRESS
 from aicommons.db.repos import RepoRow
@@ -52,22 +53,38 @@ class NotRunning(HubError):
 
 
 class RepoLog:
-    """A log sink: each line as ``{"data", "timestamp"}`` JSON, secrets' values masked."""
+    """A log sink: each line as ``{"data", "timestamp"}`` JSON, secrets' values masked. The file is
+    open only while something writes: ``close`` when the app stops (a later line reopens it)."""
 
     def __init__(self, path: Path, secrets: list[str], truncate: bool):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.secrets = sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True)
-        self._file = open(path, "w" if truncate else "a", encoding="utf-8")  # noqa: SIM115 - kept open
+        self.mask(secrets)
+        self._file: TextIO | None = open(path, "w" if truncate else "a", encoding="utf-8")  # noqa: SIM115
         self._lock = threading.Lock()
+
+    def mask(self, secrets: list[str]) -> None:
+        """The values written as ``***`` from now on (the space's secrets, the app's token)."""
+        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
 
     def line(self, text: str) -> None:
         for secret in self.secrets:
             text = text.replace(secret, "***")
         stamp = utcnow().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
         with self._lock:
-            self._file.write(json.dumps({"data": text + "\n", "timestamp": stamp}) + "\n")
-            self._file.flush()
+            try:
+                if self._file is None:
+                    self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - until close()
+                self._file.write(json.dumps({"data": text + "\n", "timestamp": stamp}) + "\n")
+                self._file.flush()
+            except OSError:  # the space was deleted (its logs with it) while its app said its last words
+                pass
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
 
     def tail(self, lines: int = 5) -> str:
         try:
@@ -97,6 +114,7 @@ class SpaceApps:
                                   pip_cache=Path(settings.spaces_pip_cache_dir) if settings.spaces_pip_cache_dir else None)
         self.apps: dict[int, RunningApp] = {}
         self.logs: dict[int, RepoLog] = {}
+        self.tokens: dict[int, str] = {}  # the running app's HF_TOKEN, revoked when it stops
         self.last_used: dict[int, float] = {}
         self.crashes: dict[int, list[float]] = {}
         self.retry_at: dict[int, float] = {}
@@ -160,9 +178,20 @@ class SpaceApps:
         if app is not None:
             self.runner.stop(app)
             self._close_bridge(repo_id)
+            if app.reader is not None:
+                app.reader.join(5)  # the app's last lines, then its log file is closed
+        self._revoke_token(repo_id)
+        run_log = self.logs.get(repo_id)
+        if run_log is not None:
+            run_log.close()
 
     def deleted(self, repo: RepoRow) -> None:
         self.stop(repo.id)
+        run_log = self.logs.pop(repo.id, None)
+        if run_log is not None:
+            run_log.close()
+        if repo.created_by:  # any token of its app a killed hub left behind
+            self.hub.accounts.revoke_app_tokens(repo.created_by, _token_prefix(repo.id))
         for folder in (self.root / "src" / str(repo.id), log_path(self.settings, repo.id, "run").parent):
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -232,16 +261,24 @@ class SpaceApps:
             if build_log_fresh or rebuild:
                 self._stage(repo.id, "BUILDING", sha=repo.sha)
             try:
-                env_dir = self.runner.build(spec, build_log)
+                env_dir = self.runner.build(spec, build_log, rebuild=rebuild)
             except (BuildFailed, SandboxUnavailable, OSError) as exc:
                 build_log.line(f"Build failed: {exc}")
                 self._stage(repo.id, "BUILD_ERROR", str(exc))
                 raise NotRunning("BUILD_ERROR", f"The build failed: {exc}") from None
+            finally:
+                build_log.close()
             self._make_room(repo.id)
             run_log = self.logs.get(repo.id)
             if run_log is None or build_log_fresh:
+                if run_log is not None:
+                    run_log.close()
                 run_log = self.logs[repo.id] = RepoLog(log_path(self.settings, repo.id, "run"), secrets,
                                                        truncate=True)
+            token = self._token(repo) if "HF_TOKEN" not in spec.env else None
+            if token:
+                spec = dataclasses.replace(spec, env={**spec.env, "HF_TOKEN": token})
+            run_log.mask([*secrets, *([token] if token else [])])  # (secrets may have changed since)
             run_log.line(f"===== Application Startup at {utcnow():%Y-%m-%d %H:%M:%S} =====")
             app = self.runner.start(spec, env_dir, run_log)
             with self._lock:
@@ -265,9 +302,6 @@ class SpaceApps:
         card = repo.card_data or {}
         env = {**self.spaces.app_env(repo), "SPACE_ID": repo.full_id, "SPACE_AUTHOR_NAME": repo.namespace,
                "SPACE_REPO_NAME": repo.name}
-        token = self._token(repo)
-        if token and "HF_TOKEN" not in env:
-            env["HF_TOKEN"] = token
         root_path = "" if self.settings.spaces_domain else f"/spaces-apps/{repo.full_id}"
         return AppSpec(key=repo.id, src=src, sdk=config.sdk or "", app_file=config.app_file, env=env,
                        python_version=config.python_version, owner=repo.namespace,
@@ -275,15 +309,32 @@ class SpaceApps:
                        sdk_version=str(card.get("sdk_version") or ""), root_path=root_path)
 
     def _token(self, repo: RepoRow) -> str | None:
-        """A read token of the space's creator, valid for a day, for the app's own calls to the hub."""
+        """A read token of the space's creator, valid for a day, for the app's own calls to the hub:
+        one per run (revoked when the app stops, ``_revoke_token``); minting it deletes any earlier
+        one of this space (a hub that was killed could not revoke it) and the expired ones of apps."""
         creator = self.hub.accounts.by_id(repo.created_by) if repo.created_by else None
         if creator is None:
             return None
+        self._revoke_token(repo.id)
+        self.hub.accounts.revoke_app_tokens(creator.id, _token_prefix(repo.id))
         try:
-            return self.hub.accounts.create_token(creator.name, role="read", name=f"space {repo.full_id}",
-                                                  expires_at=utcnow() + timedelta(days=1), origin="space")
+            token = self.hub.accounts.create_token(creator.name, role="read",
+                                                   name=f"{_token_prefix(repo.id)}{repo.full_id}",
+                                                   expires_at=utcnow() + timedelta(days=1), origin="space")
         except HubError:
             return None
+        with self._lock:
+            self.tokens[repo.id] = token
+        return token
+
+    def _revoke_token(self, repo_id: int) -> None:
+        with self._lock:
+            token = self.tokens.pop(repo_id, None)
+        if token is not None:
+            try:
+                self.hub.accounts.revoke_token(token)
+            except Exception:  # noqa: BLE001 - (a hub shutting down) the next mint deletes it
+                log.warning("spaces: could not revoke the token of %s's app", repo_id, exc_info=True)
 
     def _export(self, repo: RepoRow) -> Path:
         """The files of the space's head, written once per commit (LFS files with their content)."""
@@ -432,6 +483,9 @@ class SpaceApps:
             self.apps.pop(key, None)
         self.runner.stop(app)  # its control group: whatever the app left running
         self._close_bridge(key)
+        if app.reader is not None:
+            app.reader.join(5)
+        self._revoke_token(key)
         self._failed(key, reason, run_log, now)
 
     def _failed(self, key: int, reason: str, run_log: RepoLog | None, now: float) -> None:
@@ -447,6 +501,8 @@ class SpaceApps:
             self.retry_at[key] = now + 2 ** (len(recent) - 1)
         elif run_log:
             run_log.line(f"Not restarted again: {len(recent)} crashes in {CRASH_WINDOW:.0f} s")
+        if run_log:
+            run_log.close()
 
     def _restart_quietly(self, repo: RepoRow) -> None:
         try:
@@ -458,10 +514,17 @@ class SpaceApps:
         self._closed.set()
         for key in list(self.apps):
             self.stop(key)
+        for run_log in list(self.logs.values()):
+            run_log.close()
         if self.runner.cgroups is not None:
             self.runner.cgroups.close()
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+def _token_prefix(repo_id: int) -> str:
+    """How the tokens minted for a space's app are named (the repo id: a rename keeps it)."""
+    return f"space #{repo_id} "
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

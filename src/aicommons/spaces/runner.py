@@ -33,7 +33,8 @@ BRIDGE = Path(__file__).with_name("bridge.py")
 SDK_PACKAGES = {"gradio": "gradio", "streamlit": "streamlit"}
 
 
-PYTHON_ROOT_FILE = ".python-root"  # in an environment: the installation its Python comes from
+PYTHON_ROOT_FILE = ".python-root"
+RETIRED = ".retired"  # in envs/: environments a factory reboot replaced, deleted when the runner starts  # in an environment: the installation its Python comes from
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class LogSink(Protocol):
 
 
 class Runner(Protocol):
-    def build(self, spec: AppSpec, log: LogSink) -> Path: ...
+    def build(self, spec: AppSpec, log: LogSink, rebuild: bool = False) -> Path: ...
     def start(self, spec: AppSpec, env_dir: Path, log: LogSink) -> RunningApp: ...
     def stop(self, app: RunningApp, grace: float = 5.0) -> None: ...
     def socket(self, key: int) -> Path: ...
@@ -128,6 +129,9 @@ class LocalRunner:
         self.pip_cache = pip_cache or root / "pip-cache"
         root.mkdir(parents=True, exist_ok=True)
         root.chmod(0o711)  # the space uids reach their own folders by path, and list nothing
+        # Environments replaced by a factory reboot while an app may still have run from them: no
+        # app runs before this runner starts one, so they go now.
+        shutil.rmtree(root / "envs" / RETIRED, ignore_errors=True)
         self._build_lock = threading.Lock()
 
     # --- environments --------------------------------------------------------------------------
@@ -145,16 +149,20 @@ class LocalRunner:
                                self.index_url, spec.owner])  # per owner, like the pip cache it is built from
         return hashlib.sha256(material.encode()).hexdigest()[:24]
 
-    def build(self, spec: AppSpec, log: LogSink) -> Path:
-        """The environment for ``spec`` (already built: at once). pip runs in the sandbox as the
-        builder uid, with the network (it downloads packages) but without the hub's files."""
+    def build(self, spec: AppSpec, log: LogSink, rebuild: bool = False) -> Path:
+        """The environment for ``spec`` (already built: at once, unless ``rebuild``: a factory reboot
+        builds it anew). pip runs in the sandbox as the builder uid, with the network (it downloads
+        packages) but without the hub's files."""
+        sandbox.tools()  # (SandboxUnavailable, saying why, before anything is made)
         python = find_python(spec.python_version)
         if python.note:
             log.line(python.note)
         env_dir = self.root / "envs" / self.env_key(spec, python)
         site_packages = self.site_packages and python.is_hubs
         with self._build_lock:
-            if (env_dir / ".ready").exists():
+            if rebuild and env_dir.exists():
+                log.line(f"Factory reboot: building the environment {env_dir.name} anew")
+            elif (env_dir / ".ready").exists():
                 log.line(f"Using the cached environment {env_dir.name} (Python {python.version}): "
                          + ", ".join(self.requirements(spec)))
                 return env_dir
@@ -195,7 +203,10 @@ class LocalRunner:
                     raise BuildFailed(f"`{' '.join(step[2:5])}` failed (exit status {code}): see the build log")
             sandbox.readable(tmp)
             (tmp / ".ready").touch()
-            shutil.rmtree(env_dir, ignore_errors=True)
+            if env_dir.exists():  # another space of this owner may run from it: retired, not deleted
+                retired = self.root / "envs" / RETIRED / f"{env_dir.name}-{time.time_ns()}"
+                retired.parent.mkdir(parents=True, exist_ok=True)
+                env_dir.rename(retired)
             tmp.rename(env_dir)
             return env_dir
 

@@ -57,10 +57,17 @@ class Limits:
 
 
 def tools() -> tuple[str, str]:
+    """bwrap and setpriv, on a hub that can use them (root); else why not (SandboxUnavailable)."""
     bwrap, setpriv = shutil.which("bwrap"), shutil.which("setpriv")
     if not bwrap or not setpriv:
         raise SandboxUnavailable("bubblewrap (bwrap) and setpriv are needed to run Spaces: "
                                  "apt-get install bubblewrap util-linux")
+    if os.geteuid() != 0:
+        raise SandboxUnavailable(
+            f"This hub runs as uid {os.geteuid()}, not root: Spaces need root, to give each build and app a uid "
+            "of its own (setpriv), hand it its folders (chown), and mount its sandbox (bubblewrap) before "
+            "every privilege is dropped. Run `aicommons serve` as root, or set AICOMMONS_SPACES_RUN=false "
+            "(docs/spaces.md)")
     return bwrap, setpriv
 
 

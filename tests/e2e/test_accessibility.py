@@ -5,6 +5,7 @@ look at (issue 14)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,15 @@ def site(live_hub, api_module):
     api.create_repo(repo + "-app", repo_type="space", space_sdk="static")  # its page embeds the app
     api.upload_file(path_or_fileobj=b"<!doctype html><html lang=en><title>app</title><h1>An app</h1>",
                     path_in_repo="index.html", repo_id=repo + "-app", repo_type="space")
+    # A space whose build failed: its page shows why, and the build log's last lines to its owner.
+    api.create_repo(repo + "-broken", repo_type="space", space_sdk="gradio")
+    api.create_commit(repo + "-broken", repo_type="space", commit_message="a typo", operations=[
+        CommitOperationAdd("app.py", b"print('hi')\n"),
+        CommitOperationAdd("requirements.txt", b"gradio\nnot a requirement !!\n" + b"x" * 400 + b"\n")])
+    deadline = time.time() + 120
+    while api.get_space_runtime(repo + "-broken").stage != "BUILD_ERROR":
+        assert time.time() < deadline, "the broken space's build never failed"
+        time.sleep(0.5)
     return repo
 
 
@@ -131,6 +141,7 @@ def pages(repo: str) -> dict[str, tuple[str, bool]]:
         "settings-profile": ("/settings/profile", True), "settings-account": ("/settings/account", True),
         "settings-delete": ("/settings/account/delete", True), "settings-storage": ("/settings/storage", True),
         "org-sign-in": ("/organizations/acme/settings/sign-in", True),
+        "space-build-error": (f"/spaces/{repo}-broken", True),
     }
 
 

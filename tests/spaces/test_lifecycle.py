@@ -4,7 +4,9 @@ a failed build that says why, and the page a browser gets while an app wakes up.
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import sqlite3
 import time
 
@@ -144,4 +146,16 @@ def test_a_failed_build_says_why(spaces_api, spaces_hub):
     assert "$ pip install" in build and "Build failed:" in build and "Invalid requirement" in build, (
         build, run_log(spaces_hub, space_id, "build"))
     assert "".join(spaces_api.fetch_space_logs(space_id)) == ""  # it never ran
+    # Its page says why, and shows the build log's last lines to those who may read the logs.
+    with httpx.Client(base_url=spaces_hub.url, timeout=30) as browser:
+        form = browser.get("/login").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
+        assert browser.post("/login", data={"csrf": csrf, "username": "alice", "password": "wonderland",
+                                            "next": "/"}).status_code in (200, 303)
+        owner = browser.get(f"/spaces/{space_id}").text
+    message = html.escape(runtime.raw["errorMessage"], quote=False)
+    assert "BUILD_ERROR" in owner and message in owner and "Invalid requirement" in owner
+    anonymous = httpx.get(f"{spaces_hub.url}/spaces/{space_id}").text
+    assert message in anonymous and "Invalid requirement" not in anonymous  # the log is for writers
+    assert "<iframe" not in owner  # no frame of an app that is not there
     spaces_api.delete_repo(space_id, repo_type="space")

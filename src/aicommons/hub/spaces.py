@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import os
 import re
 import time
@@ -284,6 +285,20 @@ class SpaceService:
             raise NotFound(f"No {kind!r} logs: they are 'build' or 'run'")
         return self.find(principal, repo_type, full_id, Action.WRITE)
 
+    def failure(self, principal: Principal, repo: RepoRow, lines: int = 30) -> tuple[str, str, str] | None:
+        """Why a space is down, for its page: ``(errorMessage, log kind, the log's last lines)`` on
+        BUILD_ERROR / RUNTIME_ERROR / CONFIG_ERROR, else None. The message is what the runtime API
+        shows every reader; the log's lines only to those who may read the logs (the write right)."""
+        row = self.row(repo)
+        if row.stage not in ("BUILD_ERROR", "RUNTIME_ERROR", "CONFIG_ERROR"):
+            return None
+        kind = "build" if row.stage == "BUILD_ERROR" else "run"
+        tail = ""
+        if self.repos.policy.allows(principal, repo, Action.WRITE):
+            raw, _ = read_log(self.settings, repo.id, kind, 0)
+            tail = "".join(_log_text(line) for line in raw[-lines:]).rstrip()
+        return row.error or row.stage, kind, tail
+
     # --- secrets and variables ----------------------------------------------------------------------
 
     def secrets(self, principal: Principal, repo_type: str, full_id: str) -> Json:
@@ -423,3 +438,10 @@ def read_log(settings: Settings, repo_id: int, kind: str, offset: int) -> tuple[
         return [], offset
     end = data.rfind(b"\n") + 1
     return data[:end].splitlines(), offset + end
+
+
+def _log_text(line: bytes) -> str:
+    try:
+        return str(json.loads(line)["data"])
+    except (ValueError, KeyError, TypeError):
+        return ""

@@ -208,6 +208,7 @@ def repo_page(request: Request) -> Response:
             principal = request.state.web.principal
             ctx["space_src"] += f"?__sign={spaces.sign_visit(principal, ctx['repo'])}"
         ctx["space_stage"] = spaces.runtime_of(ctx["repo"])["stage"]
+        ctx["space_failure"] = spaces.failure(request.state.web.principal, ctx["repo"])
         response = page(request, "repo.html", tab="card", **ctx)
         origin = "/".join(ctx["space_host"].split("/")[:3])
         response.headers["Content-Security-Policy"] = f"{CSP}; frame-src {origin}"

@@ -308,6 +308,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SPACES_INDEX_URL", "",
             "Package index Space builds install `requirements.txt` from (`pip --index-url`). Empty: pip's own "
             "configuration. Downloads are cached in `<DATA_DIR>/spaces/pip-cache`, one cache per owner."),
+    Setting("SPACES_BUILD_HOSTS", "",
+            "Host names a Space build may reach besides its package index (comma-separated, e.g. `github.com` for "
+            "`git+https` requirements). A build's only network is a proxy to the index's host (`SPACES_INDEX_URL`'s, "
+            "else `pypi.org` and `files.pythonhosted.org`) and these; never a link-local address."),
     Setting("SPACES_PIP_CACHE_DIR", "",
             "Where pip's download caches for Space builds live (one folder per owner: builds run packages' setup code, "
             "so only one owner's builds share a cache). Empty: `<DATA_DIR>/spaces/pip-cache`."),
@@ -553,6 +557,7 @@ class Settings:
     spaces_cgroup: str = ""
     spaces_index_url: str = ""
     spaces_pip_cache_dir: str = ""
+    spaces_build_hosts: str = ""
     spaces_site_packages: bool = False
     spaces_build_timeout_seconds: float = 900
     extra: dict = field(default_factory=dict)
@@ -658,6 +663,7 @@ class Settings:
             spaces_cgroup=_env("SPACES_CGROUP").strip(),
             spaces_index_url=_env("SPACES_INDEX_URL").strip(),
             spaces_pip_cache_dir=_env("SPACES_PIP_CACHE_DIR").strip(),
+            spaces_build_hosts=_env("SPACES_BUILD_HOSTS").strip(),
             spaces_site_packages=_bool("SPACES_SITE_PACKAGES"),
             spaces_build_timeout_seconds=_float("SPACES_BUILD_TIMEOUT_SECONDS", minimum=1),
         )

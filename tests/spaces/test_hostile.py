@@ -139,3 +139,20 @@ def test_hostile_space_is_contained(spaces_api, spaces_hub):
     assert wait_stage(spaces_api, space_id, {"RUNTIME_ERROR"}, timeout=30) == "RUNTIME_ERROR"
     assert "exit status 3" in runtime.raw.get("errorMessage", ""), runtime.raw
     assert httpx.get(f"{spaces_hub.url}/api/health").status_code == 200
+
+
+def test_a_build_reaches_the_package_index_and_nothing_else(spaces_api, spaces_hub):
+    """A build's only network is the hub's proxy to the package index: a requirement (or a setup.py)
+    that asks for the hub's own port or the cloud metadata address is refused, and the log says so."""
+    port = spaces_hub.url.rsplit(":", 1)[1]
+    for target in (f"http://127.0.0.1:{port}/api/health", "http://169.254.169.254/latest/meta-data/"):
+        space_id = f"alice/{unique_name('reach')}"
+        spaces_api.create_repo(space_id, repo_type="space", space_sdk="gradio")
+        spaces_api.create_commit(space_id, repo_type="space", commit_message="app", operations=[
+            CommitOperationAdd("app.py", b"print('hi')\n"),
+            CommitOperationAdd("requirements.txt", f"probe @ {target}x.tar.gz\n".encode())])
+        assert wait_stage(spaces_api, space_id, {"RUNNING", "BUILD_ERROR", "RUNTIME_ERROR"}) == "BUILD_ERROR"
+        build = run_log(spaces_hub, space_id, "build")
+        host = target.split("/")[2].split(":")[0]
+        assert f"Build network: refused: {host} is not a package index host" in build, build
+        spaces_api.delete_repo(space_id, repo_type="space")

@@ -111,6 +111,7 @@ class SpaceApps:
                                   cgroups=Cgroups(_hub_name(settings.data_dir), settings.spaces_cgroup),
                                   index_url=settings.spaces_index_url, site_packages=settings.spaces_site_packages,
                                   build_timeout=settings.spaces_build_timeout_seconds,
+                                  build_hosts=settings.spaces_build_hosts,
                                   pip_cache=Path(settings.spaces_pip_cache_dir) if settings.spaces_pip_cache_dir else None)
         self.apps: dict[int, RunningApp] = {}
         self.logs: dict[int, RepoLog] = {}

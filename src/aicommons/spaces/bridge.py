@@ -12,7 +12,9 @@ The sandbox has its own network namespace with loopback only. This process:
    ``/run/space/hub.sock``, which the hub serves from outside. Nothing else leaves the sandbox;
 4. runs the app as its child and exits with its status (a signal ends both).
 
-Usage: ``python bridge.py APP_PORT HUB_PORT -- command...``
+Usage: ``python bridge.py APP_PORT HUB_PORT -- command...``; for a build, ``python bridge.py --build
+PROXY_PORT -- command...`` relays only ``127.0.0.1:PROXY_PORT`` to the hub's package-index proxy
+(``/run/space/proxy.sock``, see ``build_proxy.py``).
 """
 
 import asyncio
@@ -74,7 +76,22 @@ async def main(app_port: int, hub_port: int, command: list[str]) -> int:
     return await process.wait()
 
 
+async def build(proxy_port: int, command: list[str]) -> int:
+    """A build: its only network is the hub's package-index proxy (``/run/space/proxy.sock``),
+    offered inside as ``127.0.0.1:<proxy port>`` (HTTP(S)_PROXY)."""
+    proxy_sock = os.path.join(RUN, "proxy.sock")
+    await asyncio.start_server(relay(lambda: asyncio.open_unix_connection(proxy_sock)), "127.0.0.1", proxy_port)
+    process = await asyncio.create_subprocess_exec(*command)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, process.send_signal, sig)
+    return await process.wait()
+
+
 if __name__ == "__main__":
     split = sys.argv.index("--")
-    code = asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[split + 1:]))
+    if sys.argv[1] == "--build":
+        code = asyncio.run(build(int(sys.argv[2]), sys.argv[split + 1:]))
+    else:
+        code = asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[split + 1:]))
     sys.exit(code if code >= 0 else 128 - code)

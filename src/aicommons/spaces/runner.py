@@ -24,11 +24,13 @@ from pathlib import Path
 from typing import Protocol
 
 from aicommons.spaces import sandbox
+from aicommons.spaces.build_proxy import BuildProxy, index_hosts
 from aicommons.spaces.cgroups import Cgroup, Cgroups, TreeLimits
 from aicommons.spaces.sandbox import BUILDER_UID, SPACE_UID_BASE, VENV_DIR, Limits
 
 APP_PORT = 7860
 HUB_PORT = 8000  # HF_ENDPOINT inside the sandbox: http://127.0.0.1:8000
+PROXY_PORT = 3128  # HTTP(S)_PROXY inside a build's sandbox: the package index and nothing else
 BRIDGE = Path(__file__).with_name("bridge.py")
 SDK_PACKAGES = {"gradio": "gradio", "streamlit": "streamlit"}
 
@@ -119,8 +121,10 @@ class LocalRunner:
     once), run folders in ``<root>/run/<key>``."""
 
     def __init__(self, root: Path, limits: Limits, *, index_url: str = "", site_packages: bool = False,
-                 build_timeout: float = 900, pip_cache: Path | None = None, cgroups: Cgroups | None = None):
+                 build_timeout: float = 900, pip_cache: Path | None = None, cgroups: Cgroups | None = None,
+                 build_hosts: str = ""):
         self.root = root
+        self.build_hosts = index_hosts(index_url, build_hosts)  # all a build's network reaches
         self.cgroups = cgroups
         self.limits = limits
         self.index_url = index_url
@@ -151,8 +155,8 @@ class LocalRunner:
 
     def build(self, spec: AppSpec, log: LogSink, rebuild: bool = False) -> Path:
         """The environment for ``spec`` (already built: at once, unless ``rebuild``: a factory reboot
-        builds it anew). pip runs in the sandbox as the builder uid, with the network (it downloads
-        packages) but without the hub's files."""
+        builds it anew). pip runs in the sandbox as the builder uid, without the hub's files; its
+        only network is the build proxy to the package index (``build_proxy.py``)."""
         sandbox.tools()  # (SandboxUnavailable, saying why, before anything is made)
         python = find_python(spec.python_version)
         if python.note:
@@ -192,15 +196,24 @@ class LocalRunner:
             steps.append(pip)
             run_dir = self.root / "run" / "builder"
             sandbox.own(run_dir, BUILDER_UID)
-            for step in steps:
-                log.line("$ " + " ".join(step[2:]))
-                argv = sandbox.bwrap_argv(uid=BUILDER_UID, app_src=spec.src, venv=tmp, run_dir=run_dir,
-                                          limits=self.limits, command=step, env=_base_env({}), network=True,
-                                          venv_writable=True, pip_cache=pip_cache, python_root=python.root)
-                code = _run_logged(argv, log, self.build_timeout, self.limits)
-                if code != 0:
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    raise BuildFailed(f"`{' '.join(step[2:5])}` failed (exit status {code}): see the build log")
+            proxy_url = f"http://127.0.0.1:{PROXY_PORT}"
+            env = _base_env({"HTTP_PROXY": proxy_url, "HTTPS_PROXY": proxy_url, "http_proxy": proxy_url,
+                             "https_proxy": proxy_url})
+            proxy = BuildProxy(self.build_hosts)
+            proxy.start(run_dir / "proxy.sock", log, BUILDER_UID)
+            try:
+                for step in steps:
+                    log.line("$ " + " ".join(step[2:]))
+                    command = [venv_python, "/srv/bridge.py", "--build", str(PROXY_PORT), "--", *step]
+                    argv = sandbox.bwrap_argv(uid=BUILDER_UID, app_src=spec.src, venv=tmp, run_dir=run_dir,
+                                              limits=self.limits, command=command, env=env, network=False,
+                                              venv_writable=True, pip_cache=pip_cache, python_root=python.root)
+                    code = _run_logged(self._with_bridge(argv), log, self.build_timeout, self.limits)
+                    if code != 0:
+                        shutil.rmtree(tmp, ignore_errors=True)
+                        raise BuildFailed(f"`{' '.join(step[2:5])}` failed (exit status {code}): see the build log")
+            finally:
+                proxy.stop()
             sandbox.readable(tmp)
             (tmp / ".ready").touch()
             if env_dir.exists():  # another space of this owner may run from it: retired, not deleted
@@ -247,17 +260,9 @@ class LocalRunner:
         command = [f"{VENV_DIR}/bin/python", "/srv/bridge.py", str(APP_PORT), str(HUB_PORT), "--",
                    *self.command(spec)]
         root_file = env_dir / PYTHON_ROOT_FILE
-        argv = sandbox.bwrap_argv(uid=uid, app_src=spec.src, venv=env_dir, run_dir=run_dir, limits=self.limits,
-                                  command=command, env=env, network=False, venv_writable=False,
-                                  python_root=root_file.read_text() if root_file.is_file() else "")
-        bridge = self.root / "bridge.py"  # a copy readable by every uid (the source may be private)
-        if not bridge.exists() or bridge.read_bytes() != BRIDGE.read_bytes():
-            tmp = bridge.with_suffix(".tmp")
-            tmp.write_bytes(BRIDGE.read_bytes())
-            tmp.chmod(0o644)
-            tmp.replace(bridge)
-        at = argv.index("--chdir")  # the bridge script, read-only, beside the app (its parents exist by now)
-        argv[at:at] = ["--ro-bind", str(bridge), "/srv/bridge.py"]
+        argv = self._with_bridge(sandbox.bwrap_argv(
+            uid=uid, app_src=spec.src, venv=env_dir, run_dir=run_dir, limits=self.limits, command=command, env=env,
+            network=False, venv_writable=False, python_root=root_file.read_text() if root_file.is_file() else ""))
         group = None
         if self.cgroups is not None:
             group = self.cgroups.create(spec.key, TreeLimits(self.limits.cpus, self.limits.memory_mb,
@@ -269,6 +274,17 @@ class LocalRunner:
         app.reader = threading.Thread(target=_pump, args=(process, log), daemon=True, name=f"space-{spec.key}-log")
         app.reader.start()
         return app
+
+    def _with_bridge(self, argv: list[str]) -> list[str]:
+        """``argv`` with the bridge script (``bridge.py``) bound read-only at ``/srv/bridge.py``."""
+        bridge = self.root / "bridge.py"  # a copy readable by every uid (the source may be private)
+        if not bridge.exists() or bridge.read_bytes() != BRIDGE.read_bytes():
+            tmp = bridge.with_suffix(".tmp")
+            tmp.write_bytes(BRIDGE.read_bytes())
+            tmp.chmod(0o644)
+            tmp.replace(bridge)
+        at = argv.index("--chdir")  # beside the app's files (the parents of /srv/bridge.py exist by now)
+        return argv[:at] + ["--ro-bind", str(bridge), "/srv/bridge.py"] + argv[at:]
 
     def stop(self, app: RunningApp, grace: float = 5.0) -> None:
         app.stopping = True

@@ -8,8 +8,9 @@ What the process sees (``bwrap_argv``):
   building); nothing else of the host: not the hub's data folder, not other spaces, not ``/root``;
 - a private ``/tmp`` (tmpfs of ``disk_mb``), which also holds ``HOME`` (``/home/user``); a ``/run/space`` folder of its own
   that holds the two unix sockets of the network bridge;
-- its own PID, IPC, UTS and (when running) network namespace: only loopback, no route out; the hub
-  is reached through ``/run/space/hub.sock`` (see ``bridge.py``);
+- its own PID, IPC, UTS and network namespace: only loopback, no route out; an app reaches the hub
+  through ``/run/space/hub.sock``, a build the package index through ``/run/space/proxy.sock``
+  (see ``bridge.py``, ``build_proxy.py``);
 - a real uid of its own (``SPACE_UID_BASE + repo id``, builds one builder uid), no capabilities, no
   new privileges (``setpriv --no-new-privs``), so the rlimits below hold: ``RLIMIT_NPROC`` counts per
   real uid and does not bind root;

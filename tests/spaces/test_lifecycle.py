@@ -60,6 +60,18 @@ def _app_tokens(hub, space_id: str) -> int:
                           (f"% {space_id}",)).fetchone()[0]
 
 
+def _on_a_command_line(value: str) -> bool:
+    """Whether any process's command line (readable by every user of the machine) holds ``value``."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if value.encode() in f.read():
+                    return True
+        except OSError:
+            pass
+    return False
+
+
 def _open_logs(hub) -> list[str]:
     """The space log files the hub's process holds open."""
     fds = f"/proc/{hub.process.pid}/fd"
@@ -85,6 +97,7 @@ def test_the_apps_token_lives_as_long_as_the_app(life, spaces_api, spaces_hub):
     assert first.startswith("hf_") and _works(spaces_hub, first) and _app_tokens(spaces_hub, life) == 1
     logs = run_log(spaces_hub, life)
     assert "my token is ***" in logs and first not in logs  # masked like a secret
+    assert not _on_a_command_line(first)  # the sandbox's environment is never in its argv (`ps`)
     spaces_api.pause_space(life)
     assert not _works(spaces_hub, first)  # revoked when the app stopped
     assert _app_tokens(spaces_hub, life) == 0 and _open_logs(spaces_hub) == []  # and its log file closed

@@ -206,9 +206,9 @@ class LocalRunner:
                     log.line("$ " + " ".join(step[2:]))
                     command = [venv_python, "/srv/bridge.py", "--build", str(PROXY_PORT), "--", *step]
                     argv = sandbox.bwrap_argv(uid=BUILDER_UID, app_src=spec.src, venv=tmp, run_dir=run_dir,
-                                              limits=self.limits, command=command, env=env, network=False,
+                                              limits=self.limits, command=command, network=False,
                                               venv_writable=True, pip_cache=pip_cache, python_root=python.root)
-                    code = _run_logged(self._with_bridge(argv), log, self.build_timeout, self.limits)
+                    code = _run_logged(self._with_bridge(argv), env, log, self.build_timeout, self.limits)
                     if code != 0:
                         shutil.rmtree(tmp, ignore_errors=True)
                         raise BuildFailed(f"`{' '.join(step[2:5])}` failed (exit status {code}): see the build log")
@@ -261,7 +261,7 @@ class LocalRunner:
                    *self.command(spec)]
         root_file = env_dir / PYTHON_ROOT_FILE
         argv = self._with_bridge(sandbox.bwrap_argv(
-            uid=uid, app_src=spec.src, venv=env_dir, run_dir=run_dir, limits=self.limits, command=command, env=env,
+            uid=uid, app_src=spec.src, venv=env_dir, run_dir=run_dir, limits=self.limits, command=command,
             network=False, venv_writable=False, python_root=root_file.read_text() if root_file.is_file() else ""))
         group = None
         if self.cgroups is not None:
@@ -269,7 +269,7 @@ class LocalRunner:
                                                              self.limits.processes))
             log.line(f"{self.cgroups.describe()}: {self.limits.cpus:g} CPU, {self.limits.memory_mb} MB, "
                      f"{self.limits.processes} tasks" if group else self.cgroups.describe())
-        process = _spawn(argv, self.limits, group)
+        process = _spawn(argv, env, self.limits, group)
         app = RunningApp(spec.key, process, group=group)
         app.reader = threading.Thread(target=_pump, args=(process, log), daemon=True, name=f"space-{spec.key}-log")
         app.reader.start()
@@ -324,16 +324,18 @@ def _pump(process: subprocess.Popen, log: LogSink) -> None:
 _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="space-spawner")
 
 
-def _spawn(argv: list[str], limits: Limits, group: Cgroup | None = None) -> subprocess.Popen:
+def _spawn(argv: list[str], env: dict[str, str], limits: Limits, group: Cgroup | None = None) -> subprocess.Popen:
+    """bwrap with exactly ``env`` as its environment, which the sandbox inherits (never in ``argv``:
+    a command line is readable by every user of the machine)."""
     def fork() -> subprocess.Popen:
         return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                preexec_fn=sandbox.limit_preexec(limits, group), start_new_session=True)
+                                env=env, preexec_fn=sandbox.limit_preexec(limits, group), start_new_session=True)
 
     return _SPAWNER.submit(fork).result()
 
 
-def _run_logged(argv: list[str], log: LogSink, timeout: float, limits: Limits) -> int:
-    process = _spawn(argv, limits)
+def _run_logged(argv: list[str], env: dict[str, str], log: LogSink, timeout: float, limits: Limits) -> int:
+    process = _spawn(argv, env, limits)
     reader = threading.Thread(target=_pump, args=(process, log), daemon=True)
     reader.start()
     try:

@@ -104,13 +104,16 @@ def _dirs(target: str, made: set[str]) -> list[str]:
 
 
 def bwrap_argv(*, uid: int, app_src: Path, venv: Path, run_dir: Path, limits: Limits, command: list[str],
-               env: dict[str, str], network: bool, venv_writable: bool, pip_cache: Path | None = None,
+               network: bool, venv_writable: bool, pip_cache: Path | None = None,
                python_root: str = "") -> list[str]:
-    """``python_root``: the installation of the environment's Python when it is not the hub's."""
+    """``python_root``: the installation of the environment's Python when it is not the hub's. The
+    environment is not in here: it is bwrap's own (``spawn``'s ``env``), which the sandbox inherits,
+    because a command line is readable by every user of the machine (``ps``) and the environment
+    holds the space's secrets and token."""
     bwrap, setpriv = tools()
     made: set[str] = set()
     argv = [bwrap, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-            "--unshare-cgroup-try", "--hostname", "space", "--clearenv"]
+            "--unshare-cgroup-try", "--hostname", "space"]
     if not network:
         argv.append("--unshare-net")
     argv += ["--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc", "--proc", "/proc", "--dev", "/dev"]
@@ -132,8 +135,6 @@ def bwrap_argv(*, uid: int, app_src: Path, venv: Path, run_dir: Path, limits: Li
     argv += _dirs(RUN_DIR, made) + ["--bind", str(run_dir), RUN_DIR]
     if pip_cache is not None:
         argv += _dirs("/var/cache/pip", made) + ["--bind", str(pip_cache), "/var/cache/pip"]
-    for key, value in env.items():
-        argv += ["--setenv", key, value]
     argv += ["--chdir", "/tmp", "--", setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
              "--no-new-privs", "--"]
     return argv + command

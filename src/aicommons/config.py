@@ -442,7 +442,7 @@ def _trusted_proxies(text: str) -> str:
         try:
             ipaddress.ip_network(entry, strict=False)
         except ValueError:
-            raise SettingsError(f"AICOMMONS_TRUSTED_PROXIES: {entry!r} is not an IP address or network "
+            raise SettingsError(f"AICOMMONS_TRUSTED_PROXIES={text!r}: {entry!r} is not an IP address or network "
                                 "(e.g. 127.0.0.1,10.0.0.0/24)") from None
     return ",".join(entries)
 

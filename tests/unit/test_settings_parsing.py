@@ -35,12 +35,26 @@ def env(monkeypatch, tmp_path):
     ("STORAGE_QUOTA_DEFAULT", "lots", "is not a size"),
     ("STORAGE_QUOTA_DEFAULT", "5 furlongs", "is not a size"),
     ("STORAGE_ACCOUNTING_MINUTES", "-5", "at least 0"),
+    ("TRUSTED_PROXIES", "127.0.0.1,nginx.internal", "is not an IP address or network"),
 ])
 def test_bad_values_name_their_variable(env, variable, value, says):
     env.setenv(f"AICOMMONS_{variable}", value)
     with pytest.raises(SettingsError) as caught:
         Settings.from_env()
     assert f"AICOMMONS_{variable}=" in str(caught.value) and says in str(caught.value)
+
+
+def test_trusted_proxies_never_cover_the_space_relay(env):
+    env.setenv("AICOMMONS_TRUSTED_PROXIES", " 127.0.0.1, 10.0.0.0/24 ,::1")
+    settings = Settings.from_env()
+    assert settings.trusted_proxies == "127.0.0.1,10.0.0.0/24,::1"
+    settings.check_can_serve()  # 127.0.0.2, where Space apps come from, is not listed
+    for covering in ("127.0.0.0/8", "*", "127.0.0.2"):
+        env.setenv("AICOMMONS_TRUSTED_PROXIES", covering)
+        with pytest.raises(SettingsError, match="forge their client IP"):
+            Settings.from_env().check_can_serve()
+    env.setenv("AICOMMONS_SPACES_RUN", "false")  # a hub that runs no Space may trust any proxy
+    Settings.from_env().check_can_serve()
 
 
 def test_good_values_parse(env):

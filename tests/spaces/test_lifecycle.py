@@ -60,6 +60,13 @@ def _app_tokens(hub, space_id: str) -> int:
                           (f"% {space_id}",)).fetchone()[0]
 
 
+def _readlink(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return ""
+
+
 def _on_a_command_line(value: str) -> bool:
     """Whether any process's command line (readable by every user of the machine) holds ``value``."""
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -72,8 +79,10 @@ def _on_a_command_line(value: str) -> bool:
     return False
 
 
-def _open_logs(hub) -> list[str]:
-    """The space log files the hub's process holds open."""
+def _open_logs(hub, space_id: str) -> list[str]:
+    """The log files of ``space_id`` that the hub's process holds open."""
+    with sqlite3.connect(hub.data_dir / "hub.db") as db:
+        repo_id = db.execute("SELECT id FROM repos WHERE type = 'space' AND full_id = ?", (space_id,)).fetchone()[0]
     fds = f"/proc/{hub.process.pid}/fd"
     paths = []
     for fd in os.listdir(fds):
@@ -81,7 +90,7 @@ def _open_logs(hub) -> list[str]:
             paths.append(os.readlink(f"{fds}/{fd}"))
         except OSError:
             pass
-    return [p for p in paths if "/spaces/logs/" in p]
+    return [p for p in paths if f"/spaces/logs/{repo_id}/" in p]
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +109,8 @@ def test_the_apps_token_lives_as_long_as_the_app(life, spaces_api, spaces_hub):
     assert not _on_a_command_line(first)  # the sandbox's environment is never in its argv (`ps`)
     spaces_api.pause_space(life)
     assert not _works(spaces_hub, first)  # revoked when the app stopped
-    assert _app_tokens(spaces_hub, life) == 0 and _open_logs(spaces_hub) == []  # and its log file closed
+    assert _open_logs(spaces_hub, life) == []  # and its log file closed
+    assert _app_tokens(spaces_hub, life) == 0
     spaces_api.restart_space(life)
     assert wait_stage(spaces_api, life, {"RUNNING", "RUNTIME_ERROR"}) == "RUNNING"
     second = _app_token(spaces_hub, life)
@@ -141,10 +151,17 @@ def test_a_browser_finds_a_sleeping_app_waking_up(life, spaces_api, spaces_hub):
 
 def test_deleting_the_space_revokes_its_apps_token(life, spaces_api, spaces_hub):
     token = _app_token(spaces_hub, life)
-    assert _works(spaces_hub, token)
+    assert _works(spaces_hub, token) and _open_logs(spaces_hub, life)  # running: its run log is open
+    logs = spaces_hub.data_dir / "spaces" / "logs"
+    before = {p.name for p in logs.iterdir()}
     spaces_api.delete_repo(life, repo_type="space")
     assert not _works(spaces_hub, token) and _app_tokens(spaces_hub, life) == 0
-    assert _open_logs(spaces_hub) == []
+    deadline = time.time() + 30
+    while not (gone := before - {p.name for p in logs.iterdir()}):  # its logs folder, removed
+        assert time.time() < deadline, "the deleted space's logs are still there"
+        time.sleep(0.2)
+    folder, fds = f"/spaces/logs/{gone.pop()}/", f"/proc/{spaces_hub.process.pid}/fd"
+    assert not [fd for fd in os.listdir(fds) if folder in _readlink(f"{fds}/{fd}")]  # none left open
 
 
 def test_a_failed_build_says_why(spaces_api, spaces_hub):

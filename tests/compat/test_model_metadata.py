@@ -101,3 +101,47 @@ def test_list_parameters_this_hub_cannot_answer_are_refused(api, name, value):
     with pytest.raises(HfHubHTTPError) as raised:
         list(api.list_models(**{name: value}, limit=5))
     assert raised.value.response.status_code == 400 and name in raised.value.response.text
+
+
+def test_expand_spaces_names_the_spaces_whose_card_uses_the_model(api, bob_api, repo_id):
+    """``expand=spaces``: the spaces whose card lists the model under ``models:``, as the caller
+    can see them; a space that only mentions the name elsewhere in its card is not one."""
+    def space(private: bool, card: str) -> str:
+        sid = f"alice/{unique_name('space')}"
+        api.create_repo(sid, repo_type="space", space_sdk="static", private=private)
+        api.upload_file(path_or_fileobj=card.encode(), path_in_repo="README.md", repo_id=sid, repo_type="space")
+        return sid
+
+    public = space(False, f"---\nsdk: static\nmodels:\n- {repo_id}\n- someone/else\n---\n")
+    private = space(True, f"---\nsdk: static\nmodels: {repo_id}\n---\n")
+    space(False, f"---\nsdk: static\ntitle: {repo_id}\nmodels:\n- {repo_id}-large\n---\n")
+    assert sorted(api.model_info(repo_id, expand=["spaces"]).spaces) == sorted([public, private])
+    assert bob_api.model_info(repo_id, expand=["spaces"]).spaces == [public]
+    listed = {m.id: m for m in api.list_models(search=repo_id.split("/")[1], expand=["spaces", "likes"])}
+    assert sorted(listed[repo_id].spaces) == sorted([public, private]) and listed[repo_id].likes == 0
+    # The space says which models it uses, as the Hub's space info does.
+    info = api.space_info(public)
+    assert info.models == [repo_id, "someone/else"] and info.sdk == "static"
+
+
+@pytest.mark.parametrize("repo_type", ["model", "dataset", "space"])
+def test_every_expand_value_huggingface_hub_knows_is_accepted_and_others_refused(api, repo_type):
+    import typing
+
+    from huggingface_hub import hf_api
+
+    literal = {"model": hf_api.ExpandModelProperty_T, "dataset": hf_api.ExpandDatasetProperty_T,
+               "space": hf_api.ExpandSpaceProperty_T}[repo_type]
+    rid = f"alice/{unique_name(repo_type)}"
+    api.create_repo(rid, repo_type=repo_type, **({"space_sdk": "static"} if repo_type == "space" else {}))
+    values = list(typing.get_args(literal))
+    info = getattr(api, f"{repo_type}_info")(rid, expand=values)  # every value at once: answered
+    assert info.id == rid and info.private is False
+    lister = {"model": api.list_models, "dataset": api.list_datasets, "space": api.list_spaces}[repo_type]
+    assert [r.id for r in lister(search=rid.split("/")[1], expand=values)] == [rid]
+    with pytest.raises(HfHubHTTPError) as raised:
+        getattr(api, f"{repo_type}_info")(rid, expand=["author", "noSuchField"])
+    assert raised.value.response.status_code == 400 and "noSuchField" in raised.value.response.text
+    with pytest.raises(HfHubHTTPError) as raised:
+        list(lister(search=rid.split("/")[1], expand=["spaces" if repo_type != "model" else "sdk"]))
+    assert raised.value.response.status_code == 400

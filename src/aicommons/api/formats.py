@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 from aicommons.gitrepo.store import CommitInfo
-from aicommons.hub.cards import Card
+from aicommons.hub.cards import Card, as_list
 from aicommons.hub.content import Entry
 from aicommons.hub.names import REPO_TYPE_PREFIX
 from aicommons.hub.repos import RepoHead, RepoRow
 from aicommons.times import iso_z as format_date
 from aicommons.times import iso_z_from_timestamp as format_timestamp
 
-MODEL_EXPAND = {"author", "cardData", "createdAt", "disabled", "downloads", "downloadsAllTime", "gated",
-                "lastModified", "library_name", "likes", "pipeline_tag", "private", "sha", "siblings", "tags",
-                "usedStorage", "trendingScore", "config", "spaces", "safetensors", "transformersInfo",
-                "baseModels", "childrenModelCount", "resourceGroup", "gguf", "evalResults", "mask_token",
-                "widgetData", "model-index", "inference", "inferenceProviderMapping", "securityRepoStatus"}
+# The ``expand=`` values of each repo type: huggingface_hub's ``Expand*Property_T`` literals (2.4) and
+# ``securityRepoStatus``. Any other value is refused with a 400, as the Hub does (api/repos.py,
+# ``expand_of``). A value the hub has no data for is accepted and its key left out (the client reads
+# None): for models ``evalResults``, ``inference``, ``inferenceProviderMapping``, ``mask_token``,
+# ``resourceGroup``, ``widgetData``; for datasets ``citation``, ``description``, ``mainSize``,
+# ``paperswithcode_id``, ``resourceGroup``; for spaces ``region``, ``resourceGroup``.
+COMMON_EXPAND = {"author", "cardData", "createdAt", "disabled", "gated", "lastModified", "likes", "private", "sha",
+                 "siblings", "tags", "trendingScore", "usedStorage", "resourceGroup", "securityRepoStatus"}
+MODEL_EXPAND = COMMON_EXPAND | {"downloads", "downloadsAllTime", "library_name", "pipeline_tag", "config", "spaces",
+                                "safetensors", "transformersInfo", "baseModels", "childrenModelCount", "gguf",
+                                "evalResults", "mask_token", "widgetData", "model-index", "inference",
+                                "inferenceProviderMapping"}
+DATASET_EXPAND = COMMON_EXPAND | {"downloads", "downloadsAllTime", "citation", "description", "mainSize",
+                                  "paperswithcode_id"}
+SPACE_EXPAND = COMMON_EXPAND | {"datasets", "models", "region", "runtime", "sdk", "subdomain"}
+EXPAND = {"model": MODEL_EXPAND, "dataset": DATASET_EXPAND, "space": SPACE_EXPAND}
 
 # Read from the model's files (hub/model_metadata.py), not from the stored head.
 MODEL_METADATA_FIELDS = ("safetensors", "gguf", "config", "transformersInfo", "baseModels")
@@ -93,6 +104,15 @@ def repo_info(repo: RepoRow, card: Card, head: RepoHead, *, blobs: bool = False,
             info["pipeline_tag"] = card.pipeline_tag
     if card.data is not None:
         info["cardData"] = card.data
+        if repo.type == "model" and "model-index" in card.data:
+            info["model-index"] = card.data["model-index"]
+    if repo.type == "space":  # what its card says it runs on and uses (``sdk``, ``models``, ``datasets``)
+        data = card.data or {}
+        if isinstance(data.get("sdk"), str):
+            info["sdk"] = data["sdk"]
+        for key in ("models", "datasets"):
+            if names := as_list(data.get(key)):
+                info[key] = names
     if with_siblings or (expand and "siblings" in expand) or blobs:
         info["siblings"] = [sibling_from_row(row, blobs) for row in head.siblings]
     if blobs or (expand and "usedStorage" in expand):

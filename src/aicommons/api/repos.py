@@ -104,7 +104,7 @@ def repo_info(request: Request) -> Response:
     repo = hub.repos.find(repo_type_param(request), repo_id_param(request), principal_of(request))
     revision = param(request, "rev") if "rev" in request.path_params else "main"
     git_repo, commit = hub.refs.resolve(repo, revision)
-    expand = request.query_params.getlist("expand") or None
+    expand = expand_of(request, repo.type)
     card, head = hub.repos.describe(repo, git_repo, commit)
     blobs = bool_arg(request, "blobs")
     used = hub.storage.used_storage([repo.id]).get(repo.id) if blobs or (expand and "usedStorage" in expand) else None
@@ -115,7 +115,21 @@ def repo_info(request: Request) -> Response:
         info.update(hub.spaces.info_fields(repo, base_url(request)))
     if bool_arg(request, "securityStatus") or (expand and "securityRepoStatus" in expand):
         info["securityRepoStatus"] = hub.scans.repo_status(git_repo, commit)
+    if expand and "spaces" in expand and repo.type == "model":
+        info["spaces"] = [s.full_id for s in hub.repos.spaces_using(principal_of(request), repo)]
     return JSONResponse(info)
+
+
+def expand_of(request: Request, repo_type: str) -> list[str] | None:
+    """The ``expand`` values asked for (None: none), each one the Hub knows for this repo type
+    (``formats.EXPAND``): an unknown one is a 400, as on the Hub, never silently ignored."""
+    expand = [v for v in request.query_params.getlist("expand") if v] or None
+    unknown = sorted(set(expand or ()) - formats.EXPAND[repo_type])
+    if unknown:
+        raise BadRequest(f"Unknown expand value{'s' if len(unknown) > 1 else ''} for a {repo_type}: "
+                         f"{', '.join(map(repr, unknown))}; expand takes any of "
+                         f"{', '.join(sorted(formats.EXPAND[repo_type]))}")
+    return expand
 
 
 def _model_fields(hub, principal, repo, git_repo, commit_id: str, card, head, expand: list[str] | None) -> dict:
@@ -202,6 +216,7 @@ def list_repos(request: Request) -> Response:
     if unanswered:
         raise BadRequest(f"This hub does not filter by {', '.join(unanswered)}: "
                          "drop the parameter (see README.md, Compatibility)")
+    expand = expand_of(request, repo_type)
     filters = list(request.query_params.getlist("filter"))
     if request.query_params.get("pipeline_tag"):
         filters.append(request.query_params["pipeline_tag"])
@@ -213,7 +228,6 @@ def list_repos(request: Request) -> Response:
     )
     rows, more = hub.repos.search(principal_of(request), query)
     full = bool_arg(request, "full")
-    expand = request.query_params.getlist("expand") or None
     items = []
     if full or expand or bool_arg(request, "cardData") or bool_arg(request, "config"):
         # From the database: each repo's card is on its row, its files stored with its head.
@@ -226,6 +240,8 @@ def list_repos(request: Request) -> Response:
                     and head.sha:
                 info.update(_model_fields(hub, principal_of(request), repo, hub.git.open(repo.storage_key), head.sha,
                                           card, head, expand))
+            if repo.type == "model" and expand and "spaces" in expand:
+                info["spaces"] = [s.full_id for s in hub.repos.spaces_using(principal_of(request), repo)]
             items.append(info)
     else:
         items = [formats.listing_entry(repo) for repo in rows]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,9 +16,11 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    Text,
     TextClause,
     and_,
     bindparam,
+    cast,
     delete,
     func,
     insert,
@@ -408,6 +411,22 @@ class RepoStore:
                      .offset(q.offset).limit(q.limit + 1))
             rows = [_repo(r) for r in conn.execute(query)]
         return rows[: q.limit], len(rows) > q.limit
+
+    def card_mentions(self, q: RepoQuery, key: str, name: str) -> builtins.list[RepoRow]:
+        """The repos matching ``q`` whose card lists ``name`` under ``key`` (a space's ``models:``),
+        newest first, at most ``q.limit``: the card's JSON text narrows them, its parsed value decides."""
+        pattern = "%" + json.dumps(name).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with self.engine.connect() as conn:
+            clauses = [*self._clauses(conn, q), cast(repos.c.card_data, Text).like(pattern, escape="\\")]
+            query = select(repos).where(and_(*clauses)).order_by(repos.c.created_at.desc(), repos.c.id.desc())
+            out = []
+            for row in conn.execute(query):
+                value = (row.card_data or {}).get(key) if isinstance(row.card_data, dict) else None
+                if name in (value if isinstance(value, list) else [value]):
+                    out.append(_repo(row))
+                    if len(out) >= q.limit:
+                        break
+            return out
 
     def count_up_to(self, q: RepoQuery, cap: int) -> int:
         """How many repos match ``q`` (paging aside), counted no further than ``cap`` + 1."""

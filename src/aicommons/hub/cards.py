@@ -53,7 +53,7 @@ def parse_metadata(text: str) -> dict[str, Any] | None:
     return data
 
 
-def _as_list(value: object) -> list[str]:
+def as_list(value: object) -> list[str]:
     if value is None:
         return []
     if isinstance(value, (list, tuple)):
@@ -73,21 +73,21 @@ def card_from_readme(text: str | None, repo_type: str) -> Card:
         return Card(data=None)
     if not data:
         return Card(data=data)
-    tags = _as_list(data.get("tags"))
+    tags = as_list(data.get("tags"))
     library = data.get("library_name") if isinstance(data.get("library_name"), str) else None
     pipeline = data.get("pipeline_tag") if isinstance(data.get("pipeline_tag"), str) else None
     if library:
         tags.append(library)
     if pipeline:
         tags.append(pipeline)
-    tags += [f"license:{v}" for v in _as_list(data.get("license"))]
-    tags += [f"base_model:{v}" for v in _as_list(data.get("base_model"))]
-    tags += [f"dataset:{v}" for v in _as_list(data.get("datasets"))]
-    language = _as_list(data.get("language"))
+    tags += [f"license:{v}" for v in as_list(data.get("license"))]
+    tags += [f"base_model:{v}" for v in as_list(data.get("base_model"))]
+    tags += [f"dataset:{v}" for v in as_list(data.get("datasets"))]
+    language = as_list(data.get("language"))
     tags += language
     if repo_type == "dataset":
         tags += [f"language:{v}" for v in language]
-        tags += [f"task_categories:{v}" for v in _as_list(data.get("task_categories"))]
+        tags += [f"task_categories:{v}" for v in as_list(data.get("task_categories"))]
     seen: dict[str, None] = dict.fromkeys(tags)
     return Card(data=data, tags=list(seen), library_name=library, pipeline_tag=pipeline)
 

@@ -200,6 +200,13 @@ class RepoService:
         rows, _ = self.search(principal, RepoQuery(type="model", filters=(f"base_model:{repo.full_id}",), limit=cap))
         return len(rows)
 
+    def spaces_using(self, principal: Principal, repo: RepoRow, cap: int = 100) -> list[RepoRow]:
+        """The spaces visible to ``principal`` whose card names ``repo`` under ``models:`` (or, for a
+        dataset, ``datasets:``), newest first, at most ``cap``: ``expand=spaces``."""
+        key = "datasets" if repo.type == "dataset" else "models"
+        query = RepoQuery(type="space", limit=cap, visible_owner_ids=principal.visible_owner_ids())
+        return self.store.card_mentions(query, key, repo.full_id)
+
     def with_storage(self, principal: Principal, namespace: str | None, limit: int) -> list[tuple[RepoRow, int]]:
         """``list_user_repos``: the repos of the caller, or of an org it belongs to, each with the
         bytes it uses, from the database in one query (git bytes stored with each head; measured

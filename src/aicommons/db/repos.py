@@ -22,6 +22,7 @@ from sqlalchemy import (
     bindparam,
     cast,
     delete,
+    exists,
     func,
     insert,
     select,
@@ -431,7 +432,7 @@ class RepoStore:
     def count_up_to(self, q: RepoQuery, cap: int) -> int:
         """How many repos match ``q`` (paging aside), counted no further than ``cap`` + 1."""
         with self.engine.connect() as conn:
-            matching = select(repos.c.id).where(and_(*self._clauses(conn, q))).limit(cap + 1).subquery()
+            matching = select(repos.c.id).where(and_(*self._clauses(conn, q, counting=True))).limit(cap + 1).subquery()
             return int(conn.execute(select(func.count()).select_from(matching)).scalar() or 0)
 
     def set_trending(self, scores: dict[int, int]) -> int:
@@ -469,7 +470,7 @@ class RepoStore:
         if q.type == "dataset":
             tag_facets |= {"language": "language:", "category": "task_categories:"}
         with self.engine.connect() as conn:
-            where = and_(*self._clauses(conn, q))
+            where = and_(*self._clauses(conn, q, counting=True))
             total = int(conn.execute(select(func.count()).select_from(repos).where(where)).scalar() or 0)
             values: dict[str, list[tuple[str, int]]] = {}
             for name, column in column_facets.items():
@@ -487,11 +488,17 @@ class RepoStore:
         return Facets(total, values)
 
     @staticmethod
-    def _clauses(conn: Connection, q: RepoQuery) -> builtins.list[ColumnElement[bool] | TextClause]:
-        """What a listing query matches (paging aside): type, visibility, search, author, gating, tags."""
+    def _clauses(conn: Connection, q: RepoQuery, counting: bool = False) -> builtins.list[ColumnElement[bool] | TextClause]:
+        """What a listing query matches (paging aside): type, visibility, search, author, gating, tags.
+
+        ``counting``: for a query that reads every match (counts, facets) rather than a page in
+        sort order: the matches are found from the search's trigram index and the tags' index
+        however many there are. A page of a broad match set instead walks its sort index and keeps
+        the rows that match, which stops after a page (``search.id_contains``; a broad tag is
+        checked row by row with EXISTS instead of collecting its ~100,000 repo ids first)."""
         narrow = False
         if q.search:
-            matches, narrow = search.id_contains(conn, q.search)
+            matches, narrow = search.id_contains(conn, q.search, drive=counting)
         clauses = [search.type_filter(conn, q.type, narrow), repos.c.disabled.is_(False)]
         visible: ColumnElement[bool] = repos.c.private.is_(False)
         if q.visible_owner_ids:
@@ -504,7 +511,10 @@ class RepoStore:
         if q.gated is not None:
             clauses.append(repos.c.gated.is_not(None) if q.gated else repos.c.gated.is_(None))
         for tag in q.filters:
-            clauses.append(repos.c.id.in_(select(repo_tags.c.repo_id).where(repo_tags.c.tag == tag)))
+            if not counting and conn.dialect.name == "sqlite" and search.broad_tag(conn, tag):
+                clauses.append(exists().where(repo_tags.c.repo_id == repos.c.id, repo_tags.c.tag == tag))
+            else:
+                clauses.append(repos.c.id.in_(select(repo_tags.c.repo_id).where(repo_tags.c.tag == tag)))
         return clauses
 
     # --- LFS objects ----------------------------------------------------------------------------

@@ -123,7 +123,7 @@ class RepoService:
         # DESCRIBED_FILES file rows in all, the least recently used dropped first.
         self.described = WeightedLru(DESCRIBED_FILES)
         # Listing pages' facet counts, by (query, who sees what), counted off the page's path (hub/facets.py).
-        self.facet_counts = FacetCounts(lambda key: self.store.facets(cast(RepoQuery, key)))
+        self.facet_counts = FacetCounts(lambda key: self._count_facets(cast(RepoQuery, key)))
 
     def _changed(self, repo: RepoRow) -> None:
         for listener in self.listeners:
@@ -187,12 +187,14 @@ class RepoService:
             return self.store.facet_table(query.type)
         key = replace(query, visible_owner_ids=(), after=None, before=None, offset=0, sort=None)
         known = self.facet_counts.peek(key)
-        if known is not None:
-            return known
+        return known if known is not None else self.facet_counts.get(key)
+
+    def _count_facets(self, key: RepoQuery) -> Facets:
+        """A narrowed listing's facets (off the page's path, remembered: ``hub/facets.py``). Whether it
+        is broad is remembered with them, so a broad listing's views do not each count its matches."""
         if self.store.count_up_to(key, NARROW_CAP) > NARROW_CAP:
-            broad = self.store.facet_table(query.type)
-            return replace(broad, total=NARROW_CAP, at_least=True)
-        return self.facet_counts.get(key)
+            return replace(self.store.facet_table(key.type), total=NARROW_CAP, at_least=True)
+        return self.store.facets(key)
 
     def count_children(self, principal: Principal, repo: RepoRow, cap: int = 1000) -> int:
         """The models visible to ``principal`` whose card names ``repo`` as ``base_model`` (its

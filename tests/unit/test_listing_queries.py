@@ -1,0 +1,68 @@
+"""Listing queries give the same repos whichever way they are driven: a broad tag checked row by row
+(EXISTS, walking the sort index) or a rare one collected first (IN), a search by its trigram index or
+by scanning ids; counts read every match from the indexes (db/repos.py, db/search.py)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from aicommons.db import search
+from aicommons.db.engine import make_engine, upgrade_schema
+from aicommons.db.repos import RepoQuery, RepoStore
+from aicommons.times import utcnow
+
+
+@pytest.fixture
+def store(tmp_path):
+    from aicommons.db.accounts import AccountStore
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'hub.db'}")
+    upgrade_schema(engine)
+    owner = AccountStore(engine).create("alice", "user")
+    repos = RepoStore(engine)
+    start = utcnow()
+    for i in range(40):  # every repo is "common", every 4th "rare"; names mistral-0..19 and other-20..39
+        name = f"mistral-{i}" if i < 20 else f"other-{i}"
+        row = repos.create(type="model", namespace="alice", name=name, owner_id=owner.id, storage_key=f"k{i}",
+                           private=i == 5, now=start + timedelta(seconds=i))
+        tags = ["common"] + (["rare"] if i % 4 == 0 else [])
+        repos.set_card(row.id, sha=f"{i:040x}", card_data={}, tags=tags, library_name=None, pipeline_tag=None, now=None)
+    yield repos
+    engine.dispose()
+
+
+def names(store: RepoStore, **kw) -> list[str]:
+    found, pages, after = [], 0, None
+    while True:
+        rows, more = store.list(RepoQuery(type="model", limit=7, after=after, **kw))
+        found += [r.name for r in rows]
+        pages += 1
+        if not more:
+            return found
+        after = (rows[-1].created_at, rows[-1].id)
+
+
+@pytest.mark.parametrize("broad_above", [2000, 3])  # every tag rare (IN), or "common" and "rare" broad (EXISTS)
+def test_tag_filters_list_and_count_the_same_repos_either_way(store, monkeypatch, broad_above):
+    monkeypatch.setattr(search, "BROAD_MATCHES", broad_above)
+    public = [i for i in range(40) if i != 5]
+    expected = [f"mistral-{i}" if i < 20 else f"other-{i}" for i in reversed(public)]
+    assert names(store, filters=("common",)) == expected
+    assert names(store, filters=("common", "rare")) == [n for n in expected if int(n.rsplit("-", 1)[1]) % 4 == 0]
+    assert names(store, filters=("nothing",)) == []
+    assert store.count_up_to(RepoQuery(type="model", filters=("common",)), 100) == 39
+    assert store.count_up_to(RepoQuery(type="model", filters=("common",)), 10) == 11  # stops past the cap
+    facets = store.facets(RepoQuery(type="model", filters=("rare",)))
+    assert facets.total == 10 and facets.values["author"] == [("alice", 10)]
+
+
+@pytest.mark.parametrize("broad_above", [2000, 3])  # the trigram index drives the page, or the sort index does
+def test_a_search_lists_and_counts_the_same_repos_either_way(store, monkeypatch, broad_above):
+    monkeypatch.setattr(search, "BROAD_MATCHES", broad_above)
+    assert names(store, search="mistral") == [f"mistral-{i}" for i in reversed(range(20)) if i != 5]
+    # A count reads every match from the trigram index, however broad the term.
+    assert store.count_up_to(RepoQuery(type="model", search="mistral"), 100) == 19
+    assert store.count_up_to(RepoQuery(type="model", search="MISTRAL", filters=("rare",)), 100) == 5
+    assert store.facets(RepoQuery(type="model", search="istra")).total == 19

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -105,6 +106,9 @@ class RepoQuery:
     visible_owner_ids: tuple[int, ...] = ()  # private repos of these owners are included
     gated: bool | None = None
 
+
+# How far a tag's repos are counted to choose how a query finds them (``_clauses``).
+NARROW_TAGS = 5000
 
 SORT_COLUMNS = {
     "downloads": repos.c.downloads, "likes": repos.c.likes, "lastModified": repos.c.last_modified,
@@ -469,23 +473,25 @@ class RepoStore:
         tag_facets = {"license": "license:"}
         if q.type == "dataset":
             tag_facets |= {"language": "language:", "category": "task_categories:"}
+        # Read once and counted here: one pass over the matches' columns, and one over their tags of
+        # each prefix, instead of a grouped query per facet that finds the matches again each time
+        # (4,951 matches: 27 instead of 67 ms).
         with self.engine.connect() as conn:
             where = and_(*self._clauses(conn, q, counting=True))
-            total = int(conn.execute(select(func.count()).select_from(repos).where(where)).scalar() or 0)
-            values: dict[str, list[tuple[str, int]]] = {}
-            for name, column in column_facets.items():
-                n = func.count().label("n")
-                rows = conn.execute(select(column, n).where(where, column.is_not(None)).group_by(column)
-                                    .order_by(n.desc(), column).limit(per_facet))
-                values[name] = [(str(r[0]), int(r[1])) for r in rows]
-            for name, prefix in tag_facets.items():
-                n = func.count().label("n")
-                rows = conn.execute(select(repo_tags.c.tag, n).join(repos, repos.c.id == repo_tags.c.repo_id)
-                                    .where(where, repo_tags.c.tag >= prefix,  # a range of ix_repo_tags_tag
-                                           repo_tags.c.tag < prefix[:-1] + chr(ord(prefix[-1]) + 1))
-                                    .group_by(repo_tags.c.tag).order_by(n.desc(), repo_tags.c.tag).limit(per_facet))
-                values[name] = [(str(r[0]), int(r[1])) for r in rows]
-        return Facets(total, values)
+            rows = conn.execute(select(*column_facets.values()).where(where)).all()
+            ids = select(repos.c.id).where(where)
+            tags = {name: conn.execute(select(repo_tags.c.tag).where(
+                        repo_tags.c.repo_id.in_(ids), repo_tags.c.tag >= prefix,  # a range of ix_repo_tags_tag
+                        repo_tags.c.tag < prefix[:-1] + chr(ord(prefix[-1]) + 1))).scalars().all()
+                    for name, prefix in tag_facets.items()}
+
+        def top(found: Iterable[object]) -> list[tuple[str, int]]:
+            counted = Counter(str(v) for v in found if v is not None)
+            return sorted(counted.items(), key=lambda item: (-item[1], item[0]))[:per_facet]
+
+        values = {name: top(r[i] for r in rows) for i, name in enumerate(column_facets)}
+        values |= {name: top(found) for name, found in tags.items()}
+        return Facets(len(rows), values)
 
     @staticmethod
     def _clauses(conn: Connection, q: RepoQuery, counting: bool = False) -> builtins.list[ColumnElement[bool] | TextClause]:
@@ -495,11 +501,21 @@ class RepoStore:
         sort order: the matches are found from the search's trigram index and the tags' index
         however many there are. A page of a broad match set instead walks its sort index and keeps
         the rows that match, which stops after a page (``search.id_contains``; a broad tag is
-        checked row by row with EXISTS instead of collecting its ~100,000 repo ids first)."""
+        checked row by row with EXISTS instead of collecting its ~100,000 repo ids first; a rare
+        one is collected, and drives a count)."""
         narrow = False
         if q.search:
             matches, narrow = search.id_contains(conn, q.search, drive=counting)
-        clauses = [search.type_filter(conn, q.type, narrow), repos.c.disabled.is_(False)]
+        # SQLite: each tag collected (IN) or checked row by row (EXISTS). A page collects only the
+        # rare tags. A count collects only the rarest, and is driven from it (its few ids), not by
+        # walking every repo of the type (llama's 4,951 of 100,000: 8 instead of 60 ms).
+        collect = set(q.filters)
+        if q.filters and conn.dialect.name == "sqlite":
+            found = {tag: search.tag_matches(conn, tag, NARROW_TAGS) for tag in q.filters}
+            rarest = min(found, key=lambda t: (found[t], t))
+            collect = ({rarest} if found[rarest] <= NARROW_TAGS else set()) if counting else \
+                {t for t, n in found.items() if n <= search.BROAD_MATCHES}
+        clauses = [search.type_filter(conn, q.type, narrow or (counting and bool(collect))), repos.c.disabled.is_(False)]
         visible: ColumnElement[bool] = repos.c.private.is_(False)
         if q.visible_owner_ids:
             visible = visible | repos.c.owner_id.in_(q.visible_owner_ids)
@@ -511,7 +527,7 @@ class RepoStore:
         if q.gated is not None:
             clauses.append(repos.c.gated.is_not(None) if q.gated else repos.c.gated.is_(None))
         for tag in q.filters:
-            if not counting and conn.dialect.name == "sqlite" and search.broad_tag(conn, tag):
+            if tag not in collect:
                 clauses.append(exists().where(repo_tags.c.repo_id == repos.c.id, repo_tags.c.tag == tag))
             else:
                 clauses.append(repos.c.id.in_(select(repo_tags.c.repo_id).where(repo_tags.c.tag == tag)))

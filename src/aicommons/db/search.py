@@ -72,13 +72,15 @@ def id_contains(conn: Connection, term: str, drive: bool = False) -> tuple[Colum
     ), True
 
 
-def broad_tag(conn: Connection, tag: str) -> bool:
-    """Whether more than BROAD_MATCHES repos carry ``tag``: a page of them is found faster by walking
-    the sort index and checking each row's tag (EXISTS, ~1 ms for a tag every repo has, against
-    70 ms for collecting 100,000 repo ids first) than by collecting them; a rare tag the other way."""
+def tag_matches(conn: Connection, tag: str, cap: int) -> int:
+    """How many repos carry ``tag``, counted no further than ``cap`` + 1 (a range of its index).
+
+    More than BROAD_MATCHES: a page of them is found faster by walking the sort index and checking
+    each row's tag (EXISTS, ~1 ms for a tag every repo has, against 70 ms for collecting 100,000
+    repo ids first) than by collecting them; a rare tag the other way (db/repos.py)."""
     probe = select(func.count()).select_from(
-        select(repo_tags.c.repo_id).where(repo_tags.c.tag == tag).limit(BROAD_MATCHES + 1).subquery())
-    return int(conn.execute(probe).scalar_one()) > BROAD_MATCHES
+        select(repo_tags.c.repo_id).where(repo_tags.c.tag == tag).limit(cap + 1).subquery())
+    return int(conn.execute(probe).scalar_one())
 
 
 def type_filter(conn: Connection, repo_type: str, narrow_search: bool) -> ColumnElement[bool] | TextClause:

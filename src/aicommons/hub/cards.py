@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,3 +120,29 @@ def _model_index_errors(value: object) -> list[dict[str, Any]]:
                 or not isinstance(item.get("results", []), list):
             return [{"message": "each 'model-index' entry needs a 'name' and a list of 'results'"}]
     return []
+
+
+BASE_MODEL_RELATIONS = ("adapter", "merge", "quantized", "finetune")
+
+
+def base_models(card: Card, files: Mapping[str, object], config: dict[str, Any] | None,
+                has_gguf: bool) -> dict[str, Any] | None:
+    """``baseModels``: the card's ``base_model`` ids and how this model derives from them (its
+    ``base_model_relation``, else: several bases a merge, an ``adapter_config.json`` an adapter, a
+    GGUF file or a ``quantization_config`` a quantization, otherwise a fine-tune)."""
+    data = card.data or {}
+    raw = data.get("base_model")
+    models = [raw] if isinstance(raw, str) else [m for m in raw if isinstance(m, str)] if isinstance(raw, list) else []
+    if not models:
+        return None
+    relation = data.get("base_model_relation")
+    if relation not in BASE_MODEL_RELATIONS:
+        if len(models) > 1:
+            relation = "merge"
+        elif "adapter_config.json" in files:
+            relation = "adapter"
+        elif has_gguf or (config is not None and "quantization_config" in config):
+            relation = "quantized"
+        else:
+            relation = "finetune"
+    return {"relation": relation, "models": [{"id": m} for m in models]}

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 import pygit2
 
 from aicommons.hub import content
-from aicommons.hub.cards import Card
+from aicommons.hub.cards import Card, base_models
 from aicommons.hub.objects import ObjectReader
 from aicommons.hub.repos import WeightedLru
 from aicommons.scanning.gguf import GgufHeaderError, read_gguf_header
@@ -55,7 +55,6 @@ CONDITIONAL_GENERATION = {
     "paligemma": ("AutoModelForImageTextToText", "image-text-to-text"),
 }
 TOKENIZER_FIELDS = ("bos_token", "eos_token", "pad_token", "unk_token", "chat_template")
-BASE_MODEL_RELATIONS = ("adapter", "merge", "quantized", "finetune")
 
 
 @dataclass(frozen=True)
@@ -104,7 +103,7 @@ class ModelMetadataReader:
         ggufs = sorted(p for p in files if p.endswith(".gguf"))
         gguf = self._gguf(ggufs[0], int(files[ggufs[0]][1]), opener) if ggufs else None
         return ModelMetadata(safetensors, gguf, _config(config, tokenizer), _transformers_info(config, files, card),
-                             _base_models(card, files, config, bool(ggufs)))
+                             base_models(card, files, config, bool(ggufs)))
 
     def _safetensors(self, paths: list[str], files: dict[str, list[Any]],
                      opener: Callable[[str], Callable[[], BinaryIO]]) -> Json | None:
@@ -190,22 +189,3 @@ def _transformers_info(config: Json | None, files: dict[str, list[Any]], card: C
     if processor:
         out["processor"] = processor
     return out
-
-
-def _base_models(card: Card, files: dict[str, list[Any]], config: Json | None, has_gguf: bool) -> Json | None:
-    data = card.data or {}
-    raw = data.get("base_model")
-    models = [raw] if isinstance(raw, str) else [m for m in raw if isinstance(m, str)] if isinstance(raw, list) else []
-    if not models:
-        return None
-    relation = data.get("base_model_relation")
-    if relation not in BASE_MODEL_RELATIONS:
-        if len(models) > 1:
-            relation = "merge"
-        elif "adapter_config.json" in files:
-            relation = "adapter"
-        elif has_gguf or (config is not None and "quantization_config" in config):
-            relation = "quantized"
-        else:
-            relation = "finetune"
-    return {"relation": relation, "models": [{"id": m} for m in models]}

@@ -6,6 +6,7 @@ are imported from here, and every listing is filtered by the caller's own visibi
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 import time
@@ -24,7 +25,7 @@ from aicommons.gitrepo import GitStore, TreeChange, commit_at
 from aicommons.gitrepo.trees import apply_changes
 from aicommons.hub import content
 from aicommons.hub.access import Principal
-from aicommons.hub.cards import Card, card_from_readme
+from aicommons.hub.cards import Card, base_models, card_from_readme
 from aicommons.hub.events import UNKNOWN, Events
 from aicommons.hub.facets import FacetCounts
 from aicommons.hub.gitattributes import DEFAULT_GITATTRIBUTES
@@ -196,11 +197,13 @@ class RepoService:
             return replace(self.store.facet_table(key.type), total=NARROW_CAP, at_least=True)
         return self.store.facets(key)
 
-    def count_children(self, principal: Principal, repo: RepoRow, cap: int = 1000) -> int:
+    def count_children(self, principal: Principal, repo: RepoRow, relation: str | None = None, cap: int = 1000) -> int:
         """The models visible to ``principal`` whose card names ``repo`` as ``base_model`` (its
-        ``base_model:<id>`` tag), counted up to ``cap``."""
-        rows, _ = self.search(principal, RepoQuery(type="model", filters=(f"base_model:{repo.full_id}",), limit=cap))
-        return len(rows)
+        ``base_model:<id>`` tag; with ``relation``, its ``base_model:<relation>:<id>`` tag), counted
+        up to ``cap``."""
+        tag = f"base_model:{relation}:{repo.full_id}" if relation else f"base_model:{repo.full_id}"
+        query = RepoQuery(type="model", filters=(tag,), limit=cap, visible_owner_ids=principal.visible_owner_ids())
+        return self.store.count_up_to(query, cap)
 
     def spaces_using(self, principal: Principal, repo: RepoRow, cap: int = 100) -> list[RepoRow]:
         """The spaces visible to ``principal`` whose card names ``repo`` under ``models:`` (or, for a
@@ -356,7 +359,8 @@ class RepoService:
                     now: datetime | None) -> RepoHead:
         base = self.store.heads([repo.id]).get(repo.id)  # the previous head: only the difference is read
         card, head = self._describe(repo, git_repo, commit, disk=True, base=base)
-        self.store.set_card(repo.id, sha=head.sha, card_data=card.data, tags=card.tags,
+        tags = card.tags + relation_tags(repo, card, head, git_repo)
+        self.store.set_card(repo.id, sha=head.sha, card_data=card.data, tags=tags,
                             library_name=card.library_name, pipeline_tag=card.pipeline_tag, now=now, head=head)
         return head
 
@@ -448,3 +452,22 @@ def _still_there(repo: RepoRow | None) -> RepoRow:
     if repo is None:
         raise RepoNotFound("Repository not found")
     return repo
+
+
+def relation_tags(repo: RepoRow, card: Card, head: RepoHead, git_repo: pygit2.Repository) -> list[str]:
+    """A model's ``base_model:<relation>:<id>`` tags, as the Hub gives them (``finetune``,
+    ``adapter``, ``quantized``, ``merge``): its children are listed and counted by relation
+    through them (``/models?filter=base_model:adapter:<id>``)."""
+    if repo.type != "model" or not (card.data or {}).get("base_model"):
+        return []
+    files = {str(row[0]): row for row in head.siblings}
+    config = None
+    row = files.get("config.json")
+    if row is not None and row[3] is None and int(row[1]) <= 1 << 20:  # a small config in git
+        try:
+            loaded = json.loads(content.read_blob(git_repo, str(row[2])))
+            config = loaded if isinstance(loaded, dict) else None
+        except (ValueError, KeyError):
+            config = None
+    found = base_models(card, files, config, any(p.endswith(".gguf") for p in files))
+    return [f"base_model:{found['relation']}:{m['id']}" for m in found["models"]] if found else []

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from aicommons.errors import EntryNotFound, HubError, NotFound
 from aicommons.http_common import base_url
 from aicommons.hub import content
-from aicommons.hub.cards import card_from_readme
+from aicommons.hub.cards import as_list, card_from_readme
 from aicommons.hub.listings import make_cursor, read_cursor
 from aicommons.hub.names import PLURAL_TO_TYPE
 from aicommons.hub.policy import Action
@@ -148,10 +148,10 @@ def _repo_context(request: Request, revision: str = "main") -> dict:
                 liked=hub.likes.likes(principal, repo), downloads_by_day=hub.downloads.last_days(repo.id))
 
 
-def _model_facts(request: Request, repo, git_repo, commit) -> list[dict]:
-    """What the model's files say (hub/model_metadata.py), as the side panel's lines."""
+def _model_facts(request: Request, repo, git_repo, commit, card, head):
+    """What the model's files say (hub/model_metadata.py), as the side panel's lines; and the
+    metadata itself."""
     hub = hub_of(request)
-    card, head = hub.repos.describe(repo, git_repo, commit)
     meta = hub.model_metadata.of(repo.storage_key, git_repo, str(commit.id), head.siblings, card)
     facts: list[dict] = []
     if meta.safetensors:
@@ -169,11 +169,43 @@ def _model_facts(request: Request, repo, git_repo, commit) -> list[dict]:
         relation = meta.base_models["relation"]
         for base in meta.base_models["models"]:
             facts.append({"label": f"Base model ({relation})", "text": base["id"], "href": f"/{base['id']}"})
-    children = hub.repos.count_children(request.state.web.principal, repo)
+    principal = request.state.web.principal
+    children = hub.repos.count_children(principal, repo)
     if children:
         facts.append({"label": "Derived models", "text": f"{children} model{'s' if children != 1 else ''}",
-                      "href": f"/models?filter=base_model:{repo.full_id}"})
-    return facts
+                      "href": f"/models?filter={quote(f'base_model:{repo.full_id}', safe=':/')}"})
+        for relation, label in CHILD_RELATIONS:  # by their base_model:<relation>:<id> tags (hub/repos.py)
+            n = hub.repos.count_children(principal, repo, relation)
+            if n:
+                tag = quote(f"base_model:{relation}:{repo.full_id}", safe=":/")
+                facts.append({"label": label, "text": f"{n} model{'s' if n != 1 else ''}", "href": f"/models?filter={tag}",
+                              "child": True})
+    return facts, meta
+
+
+CHILD_RELATIONS = [("finetune", "Fine-tunes"), ("adapter", "Adapters"), ("quantized", "Quantizations"),
+                   ("merge", "Merges")]
+
+
+def _side_panel(request: Request, ctx: dict) -> dict:
+    """The repo page's side panel besides the card's metadata: the datasets the card names, the
+    repo's size, its files' scan verdict, and the snippets that use this repo."""
+    hub = hub_of(request)
+    repo, card = ctx["repo"], ctx["card"]
+    _, head = hub.repos.describe(repo, ctx["git_repo"], ctx["commit"])
+    named = as_list((card.data or {}).get("datasets")) if repo.type != "dataset" else []
+    named += [t.removeprefix("dataset:") for t in card.tags if t.startswith("dataset:")]
+    used = hub.storage.used_storage([repo.id]).get(repo.id)
+    out: dict = {"datasets_used": list(dict.fromkeys(n for n in named if n.strip() and ".." not in n)),
+                 "repo_size": used if used is not None else head.used_storage, "scan": None,
+                 "transformers_class": None}
+    if ctx["can_read_files"] and hub.settings.scan_uploads:
+        out["scan"] = hub.scans.repo_status(ctx["git_repo"], ctx["commit"])
+    if repo.type == "model":
+        out["model_facts"], meta = _model_facts(request, repo, ctx["git_repo"], ctx["commit"], card, head)
+        if meta.transformers_info and meta.config is not None:
+            out["transformers_class"] = meta.transformers_info["auto_model"]
+    return out
 
 
 def count_text(n: int) -> str:
@@ -195,8 +227,7 @@ def repo_page(request: Request) -> Response:
         ctx["card_html"] = add_image_sizes(ctx["card_html"], links, sizes)
     ctx["try_task"] = ctx["card"].pipeline_tag if ctx["repo"].type == "model" and not ctx["repo"].private \
         and ctx["card"].pipeline_tag in TRY_TASKS else None
-    if ctx["repo"].type == "model":
-        ctx["model_facts"] = _model_facts(request, ctx["repo"], ctx["git_repo"], ctx["commit"])
+    ctx.update(_side_panel(request, ctx))
     if ctx["repo"].type == "space" and ctx["can_read_files"]:  # the app, embedded (api/space_proxy.py)
         spaces = hub_of(request).spaces
         ctx["space_host"] = spaces.host(ctx["repo"], base_url(request))

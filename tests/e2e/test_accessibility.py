@@ -55,6 +55,26 @@ A long line that must wrap on a phone: {long}
 """
 
 
+DATASET_CARD = """---
+license: cc-by-4.0
+language: [en]
+size_categories: [n<1K]
+task_categories: [question-answering]
+pretty_name: Sums
+---
+# Sums
+
+Questions about sums, with their answers and a long source column.
+"""
+
+
+def safetensors_file() -> bytes:
+    import numpy as np
+    from safetensors.numpy import save
+
+    return save({"embed.weight": np.zeros((64, 32), dtype=np.float32), "norm.weight": np.zeros(32, dtype=np.float16)})
+
+
 def png(width: int, height: int, rgb: tuple[int, int, int], to: tuple[int, int, int] | None = None) -> bytes:
     """A PNG image, solid or a left-to-right gradient (a real one: the browser decodes it and lays it
     out at its size)."""
@@ -78,6 +98,7 @@ def site(live_hub, api_module):
     api = api_module
     repo = f"alice/{unique_name('a11y')}"
     api.create_repo(repo)
+    api.create_tag(repo, tag="v0")  # before the card: the compare page's old side
     card = CARD.replace("{repo}", repo).replace("{long}", "x" * 300)
     api.create_commit(repo, [CommitOperationAdd("README.md", card.encode()),
                              CommitOperationAdd("logo.png", png(240, 80, (64, 120, 220))),
@@ -91,6 +112,17 @@ def site(live_hub, api_module):
     rows = "question,answer,source\n" + "".join(f"What is {i} + {i}?,{2 * i},{'x' * 80}\n" for i in range(45))
     api.upload_file(path_or_fileobj=rows.encode(), path_in_repo="train.csv", repo_id=repo + "-data",
                     repo_type="dataset")
+    api.upload_file(path_or_fileobj=DATASET_CARD.encode(), path_in_repo="README.md", repo_id=repo + "-data",
+                    repo_type="dataset")
+    # A model with safetensors weights, derived from the first and trained on the dataset: the side
+    # panel's parameters, tensor types, base model, datasets used, size, scan and snippets.
+    api.create_repo(repo + "-st")
+    api.create_commit(repo + "-st", [
+        CommitOperationAdd("README.md", f"---\nbase_model: {repo}\ndatasets: [{repo}-data]\nlicense: mit\n---\n"
+                                        "# Fine-tuned\n".encode()),
+        CommitOperationAdd("model.safetensors", safetensors_file()),
+        CommitOperationAdd("config.json", b'{"architectures": ["LlamaForCausalLM"], "model_type": "llama"}\n')],
+        commit_message="Weights")
     api.create_repo(repo + "-app", repo_type="space", space_sdk="static")  # its page embeds the app
     api.upload_file(path_or_fileobj=b"<!doctype html><html lang=en><title>app</title><h1>An app</h1>",
                     path_in_repo="index.html", repo_id=repo + "-app", repo_type="space")
@@ -135,6 +167,8 @@ def pages(repo: str) -> dict[str, tuple[str, bool]]:
         "repo-discussions": (f"/{repo}/discussions", False), "repo-discussion": (f"/{repo}/discussions/1", False),
         "profile": ("/alice", False), "org-profile": ("/acme", False), "not-found": ("/alice/no-such-repo", False),
         "dataset-viewer": (f"/datasets/{repo}-data/viewer", False), "space-page": (f"/spaces/{repo}-app", False),
+        "spaces": ("/spaces", False), "repo-compare": (f"/{repo}/compare/v0...main", False),
+        "dataset-card": (f"/datasets/{repo}-data", False), "repo-safetensors": (f"/{repo}-st", False),
         "new-repo": ("/new", True), "tokens": ("/settings/tokens", True), "repo-settings": (f"/{repo}/settings", True),
         "join": ("/join", False), "password-reset": ("/password/reset", False), "invites": ("/settings/invites", True),
         "device-login": ("/device", True), "org-members": ("/organizations/acme/members", True),
@@ -156,7 +190,9 @@ def check_page(browser, live_hub, path: str, signed_in: bool, width: str, scheme
     try:
         if signed_in:
             sign_in(page)
-        page.goto(path)
+        response = page.goto(path)
+        if response is None or response.status != (404 if name == "not-found" else 200):
+            errors.append(f"{name} {width} {scheme}: {path} answered {response.status if response else None}")
         page.add_script_tag(path=str(AXE))
         result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
         for violation in result["violations"]:

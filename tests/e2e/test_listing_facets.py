@@ -62,3 +62,42 @@ def test_facets_count_and_narrow_the_list(page, api, browser):  # noqa: F811
     assert small.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     assert small.locator("aside.facets").is_visible()
     phone.close()
+
+
+def test_language_facet_for_models_and_size_and_format_for_datasets(page, api):  # noqa: F811
+    word = unique_name("lang")
+    for name, languages in (("en", "[en]"), ("fr", "[fr, en]"), ("none", "[]")):
+        rid = f"alice/{word}-{name}"
+        api.create_repo(rid)
+        api.upload_file(path_or_fileobj=f"---\nlanguage: {languages}\ntags: [demo]\n---\n".encode(),
+                        path_in_repo="README.md", repo_id=rid)
+    _counted(page, f"/models?search={word}")
+    facets = page.locator("aside.facets")
+    language = facets.locator("details", has=page.locator("summary", has_text="Language"))
+    assert re.search(r"en\s+2", language.inner_text()) and re.search(r"fr\s+1", language.inner_text())
+    assert "demo" not in language.inner_text()  # a tag that is no language is not one
+    language.locator("a", has_text="fr").click()
+    page.wait_for_url(re.compile(r"filter=fr"))
+    assert page.locator("li.repo-row > a").all_inner_texts() == [f"alice/{word}-fr"]
+    # The site-wide counts (an unnarrowed listing) have the languages too.
+    page.goto("/models")
+    assert page.locator("aside.facets summary", has_text="Language").count() == 1
+
+    card = "---\nsize_categories: [1K<n<10K]\nlanguage: [de]\n---\n# data\n"
+    sets = {"csv": [("train.csv", b"a,b\n1,2\n"), ("test.csv", b"a,b\n3,4\n"), ("notes.txt", b"x")],
+            "parquet": [("data/train-00000.parquet", b"PAR1"), ("README.md", card.encode())]}
+    for kind, files in sets.items():
+        rid = f"alice/{word}-{kind}"
+        api.create_repo(rid, repo_type="dataset")
+        for path, data in files:
+            api.upload_file(path_or_fileobj=data, path_in_repo=path, repo_id=rid, repo_type="dataset")
+    assert "format:csv" in api.dataset_info(f"alice/{word}-csv").tags
+    assert {"format:parquet", "size_categories:1K<n<10K"} <= set(api.dataset_info(f"alice/{word}-parquet").tags)
+    _counted(page, f"/datasets?search={word}")
+    text = page.inner_text("aside.facets")
+    assert re.search(r"Size\s+1K<n<10K\s+1", text) and re.search(r"Format\s+csv\s+1\s+parquet\s+1", text), text
+    page.locator("aside.facets a", has_text="parquet").click()
+    page.wait_for_url(re.compile(r"filter=format%3Aparquet"))
+    assert page.locator("li.repo-row > a").all_inner_texts() == [f"alice/{word}-parquet"]
+    page.goto("/datasets")
+    assert page.locator("aside.facets summary", has_text="Format").count() == 1

@@ -126,11 +126,23 @@ class Facets:
     site_wide: bool = False  # ``values`` are over every public repo of the type, not over the matches
 
 
-# The facets the listing pages offer: columns of the repo row, and tag prefixes.
+# The facets the listing pages offer: columns of the repo row, and tag prefixes. A model's
+# languages are its bare language tags (``en``, as the Hub tags models), the ones its card lists
+# under ``language:``; a dataset's are ``language:en`` tags.
 COLUMN_FACETS = {"task": "pipeline_tag", "library": "library_name", "author": "namespace"}
-TAG_FACETS = {"license": "license:", "language": "language:", "category": "task_categories:"}
+TAG_FACETS = {"license": "license:", "language": "language:", "category": "task_categories:",
+              "size": "size_categories:", "format": "format:"}
+MODEL_TAG_FACETS = {"license": "license:"}
+FACETS = {"model": ["task", "library", "author", "license", "language"],
+          "dataset": ["task", "library", "author", "license", "language", "category", "size", "format"],
+          "space": ["task", "library", "author", "license"]}
 FACET_COLUMNS = [repos.c.id, repos.c.type, repos.c.private, repos.c.disabled, repos.c.pipeline_tag,
-                 repos.c.library_name, repos.c.namespace, repos.c.tags]
+                 repos.c.library_name, repos.c.namespace, repos.c.tags, repos.c.card_data]
+
+
+def card_languages(card_data: Any) -> list[str]:
+    value = card_data.get("language") if isinstance(card_data, dict) else None
+    return [v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str) and v]
 
 
 def facets_of(type: str, row: Any) -> list[tuple[str, str]]:
@@ -141,9 +153,37 @@ def facets_of(type: str, row: Any) -> list[tuple[str, str]]:
     out = [("total", "")]
     out += [(facet, str(getattr(row, column))[:256]) for facet, column in COLUMN_FACETS.items()
             if getattr(row, column)]
-    facets = TAG_FACETS if type == "dataset" else {"license": "license:"}
-    out += [(facet, tag[:256]) for tag in sorted(set(row.tags or [])) if isinstance(tag, str)
-            for facet, prefix in facets.items() if tag.startswith(prefix)]
+    tags = sorted({t for t in row.tags or [] if isinstance(t, str)})
+    facets = TAG_FACETS if type == "dataset" else MODEL_TAG_FACETS
+    out += [(facet, tag[:256]) for tag in tags for facet, prefix in facets.items() if tag.startswith(prefix)]
+    if type == "model":
+        out += [("language", tag[:256]) for tag in sorted(set(card_languages(row.card_data)) & set(tags))]
+    return out
+
+
+# A dataset's ``format:`` tag, as the Hub gives it: from its data files, the kind most of them are.
+DATA_FORMATS = {"parquet": "parquet", "csv": "csv", "tsv": "csv", "json": "json", "jsonl": "json", "txt": "text",
+                "arrow": "arrow", "tar": "webdataset", "png": "imagefolder", "jpg": "imagefolder",
+                "jpeg": "imagefolder", "webp": "imagefolder", "gif": "imagefolder", "wav": "audiofolder",
+                "mp3": "audiofolder", "flac": "audiofolder", "ogg": "audiofolder"}
+
+
+def dataset_tags(card_data: Any, paths: Iterable[str]) -> list[str]:
+    """The tags a dataset gets besides its card's own (hub/cards.py): ``size_categories:<v>`` from
+    its card and ``format:<kind>`` from its files."""
+    sizes = card_data.get("size_categories") if isinstance(card_data, dict) else None
+    out = [f"size_categories:{v}" for v in (sizes if isinstance(sizes, list) else [sizes]) if isinstance(v, str) and v]
+    kinds: Counter[str] = Counter()
+    for path in paths:
+        name = path.rsplit("/", 1)[-1].lower()
+        if name.startswith(".") or name == "readme.md":
+            continue
+        parts = name.split(".")
+        ext = parts[-2] if len(parts) > 2 and parts[-1] in ("gz", "bz2", "xz", "zst") else parts[-1]
+        if ext in DATA_FORMATS:
+            kinds[DATA_FORMATS[ext]] += 1
+    if kinds:
+        out.append("format:" + min(kinds, key=lambda k: (-kinds[k], k)))
     return out
 
 
@@ -221,7 +261,7 @@ class RepoStore:
 
     def facet_table(self, type: str, per_facet: int = 10) -> Facets:
         """The listing facets of every public repo of ``type``, from ``repo_facet_counts``."""
-        names = ["task", "library", "author", "license"] + (["language", "category"] if type == "dataset" else [])
+        names = FACETS.get(type, FACETS["space"])
         c = repo_facet_counts.c
         with self.engine.connect() as conn:
             total = conn.execute(select(c.n).where(c.type == type, c.facet == "total", c.value == "")).scalar()
@@ -467,12 +507,9 @@ class RepoStore:
 
     def facets(self, q: RepoQuery, per_facet: int = 10) -> Facets:
         """How many repos match ``q`` (its paging ignored), and the most common values among them of
-        each facet the listing pages offer (task, library, author, license; for datasets also
-        language and task category), with their counts."""
+        each facet the listing pages offer (``FACETS``), with their counts."""
         column_facets = {"task": repos.c.pipeline_tag, "library": repos.c.library_name, "author": repos.c.namespace}
-        tag_facets = {"license": "license:"}
-        if q.type == "dataset":
-            tag_facets |= {"language": "language:", "category": "task_categories:"}
+        tag_facets = TAG_FACETS if q.type == "dataset" else MODEL_TAG_FACETS
         # Read once and counted here: one pass over the matches' columns, and one over their tags of
         # each prefix, instead of a grouped query per facet that finds the matches again each time
         # (4,951 matches: 27 instead of 67 ms).
@@ -484,6 +521,11 @@ class RepoStore:
                         repo_tags.c.repo_id.in_(ids), repo_tags.c.tag >= prefix,  # a range of ix_repo_tags_tag
                         repo_tags.c.tag < prefix[:-1] + chr(ord(prefix[-1]) + 1))).scalars().all()
                     for name, prefix in tag_facets.items()}
+            if q.type == "model":  # the matches' tags that are some public model's card language
+                known = select(repo_facet_counts.c.value).where(repo_facet_counts.c.type == "model",
+                                                                repo_facet_counts.c.facet == "language")
+                tags["language"] = conn.execute(select(repo_tags.c.tag).where(
+                    repo_tags.c.repo_id.in_(ids), repo_tags.c.tag.in_(known))).scalars().all()
 
         def top(found: Iterable[object]) -> list[tuple[str, int]]:
             counted = Counter(str(v) for v in found if v is not None)

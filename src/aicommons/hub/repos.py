@@ -19,7 +19,16 @@ from typing import TYPE_CHECKING, Any, cast
 import pygit2
 
 from aicommons.db.accounts import AccountStore, AlreadyExists
-from aicommons.db.repos import Facets, RepoHead, RepoQuery, RepoRow, RepoStore, sort_attribute, sort_is_date
+from aicommons.db.repos import (
+    Facets,
+    RepoHead,
+    RepoQuery,
+    RepoRow,
+    RepoStore,
+    dataset_tags,
+    sort_attribute,
+    sort_is_date,
+)
 from aicommons.errors import BadRequest, Conflict, Forbidden, HubError, NotFound, RepoNotFound
 from aicommons.gitrepo import GitStore, TreeChange, commit_at
 from aicommons.gitrepo.trees import apply_changes
@@ -360,6 +369,8 @@ class RepoService:
         base = self.store.heads([repo.id]).get(repo.id)  # the previous head: only the difference is read
         card, head = self._describe(repo, git_repo, commit, disk=True, base=base)
         tags = card.tags + relation_tags(repo, card, head, git_repo)
+        if repo.type == "dataset":  # size_categories: and format: (db/repos.py)
+            tags += [t for t in dataset_tags(card.data, (str(row[0]) for row in head.siblings)) if t not in tags]
         self.store.set_card(repo.id, sha=head.sha, card_data=card.data, tags=tags,
                             library_name=card.library_name, pipeline_tag=card.pipeline_tag, now=now, head=head)
         return head

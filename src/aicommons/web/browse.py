@@ -90,7 +90,8 @@ def listing(request: Request) -> Response:
 SORTS = [("", "Newest"), ("trendingScore", "Trending"), ("downloads", "Most downloads"), ("likes", "Most likes"),
          ("lastModified", "Recently updated")]
 FACET_NAMES = {"task": "Task", "library": "Library", "license": "License", "language": "Language",
-               "category": "Task category", "author": "Author"}
+               "category": "Task category", "size": "Size", "format": "Format", "author": "Author"}
+PREFIXED_FACETS = ("license", "language", "category", "size", "format")  # values are <prefix>:<value> tags
 
 
 def _listing_link(request: Request, *, drop: tuple[str, str] | None = None, add: tuple[str, str] | None = None,
@@ -124,7 +125,7 @@ def _facet_links(request: Request, facets) -> list[dict]:
         items = []
         for value, count in values:
             param = "author" if name == "author" else "filter"
-            items.append({"text": value.split(":", 1)[1] if name in ("license", "language", "category") else value,
+            items.append({"text": value.split(":", 1)[1] if name in PREFIXED_FACETS and ":" in value else value,
                           "count": count, "selected": value in chosen,
                           "href": _listing_link(request, drop=(param, value)) if value in chosen
                           else _listing_link(request, add=(param, value))})

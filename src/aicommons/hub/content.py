@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import pygit2
@@ -266,3 +267,48 @@ def last_commit_for(repo: pygit2.Repository, commit: pygit2.Commit, path: str, m
             break
         current = parent
     return commit_info(current)
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """A file a commit changed, for the commit page's summary: its sizes before and after (the LFS
+    object's for a pointer; None where the file is absent) and how it is stored."""
+
+    path: str
+    status: str  # added | deleted | modified | renamed
+    old_size: int | None
+    new_size: int | None
+    kind: str  # text | binary | LFS | large (not read: a git blob past 1 MiB)
+
+
+_STATUS = {pygit2.enums.DeltaStatus.ADDED: "added", pygit2.enums.DeltaStatus.DELETED: "deleted",
+           pygit2.enums.DeltaStatus.RENAMED: "renamed"}
+
+
+def changed_files(repo: pygit2.Repository, old: pygit2.Commit | None, new: pygit2.Commit,
+                  limit: int = 1000) -> list[FileChange]:
+    """The files ``new`` changed against ``old`` (None: every file of ``new`` is added), at most
+    ``limit``. Sizes come from object headers and LFS pointers; only a git blob of at most 1 MiB is
+    read, to tell text from binary."""
+    out = []
+    if old is None:
+        for entry in islice(iter_files(repo, new), limit):
+            out.append(FileChange(entry.path, "added", None, entry.size, _kind(repo, entry)))
+        return out
+    for delta in islice(repo.diff(old, new).deltas, limit):
+        status = _STATUS.get(delta.status, "modified")
+        before = _file_entry(repo, delta.old_file.path, delta.old_file.id) if status != "added" else None
+        after = _file_entry(repo, delta.new_file.path, delta.new_file.id) if status != "deleted" else None
+        shown = after or before
+        assert shown is not None
+        out.append(FileChange(delta.new_file.path, status,
+                              before.size if before else None, after.size if after else None, _kind(repo, shown)))
+    return out
+
+
+def _kind(repo: pygit2.Repository, entry: Entry) -> str:
+    if entry.lfs is not None:
+        return "LFS"
+    if entry.size > 1 << 20:
+        return "large"
+    return "binary" if blob_at(repo, entry.oid).is_binary else "text"

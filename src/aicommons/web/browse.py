@@ -306,12 +306,13 @@ def commit_page(request: Request) -> Response:
         raise NotFound("Ask for access to read the files of this repo")
     commit = ctx["commit"]
     parent = commit.parents[0] if commit.parents else None
+    changes = content.changed_files(ctx["git_repo"], parent, commit)
     if parent is None:
-        added = [e.path for e in content.iter_files(ctx["git_repo"], commit)]
-        lines = [("file", f"added {path}") for path in added[:1000]]
+        lines = [("file", f"added {c.path}") for c in changes]
     else:
         lines = diff_lines(bounded_patch(ctx["git_repo"], parent, commit))
-    return page(request, "repo.html", tab="commit", shown=commit, parent=parent, compared=None, diff=lines, **ctx)
+    return page(request, "repo.html", tab="commit", shown=commit, parent=parent, compared=None, diff=lines,
+                changes=changes, **ctx)
 
 
 @page_handler
@@ -328,7 +329,7 @@ def compare_page(request: Request) -> Response:
     _, old = hub_of(request).refs.resolve(ctx["repo"], old_rev)
     lines = diff_lines(bounded_patch(ctx["git_repo"], old, ctx["commit"]))
     return page(request, "repo.html", tab="commit", shown=ctx["commit"], parent=old, compared=(old_rev, new_rev),
-                diff=lines, **ctx)
+                diff=lines, changes=content.changed_files(ctx["git_repo"], old, ctx["commit"]), **ctx)
 
 
 def diff_lines(patch: str) -> list[tuple[str, str]]:

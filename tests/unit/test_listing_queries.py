@@ -66,3 +66,41 @@ def test_a_search_lists_and_counts_the_same_repos_either_way(store, monkeypatch,
     assert store.count_up_to(RepoQuery(type="model", search="mistral"), 100) == 19
     assert store.count_up_to(RepoQuery(type="model", search="MISTRAL", filters=("rare",)), 100) == 5
     assert store.facets(RepoQuery(type="model", search="istra")).total == 19
+
+
+def test_migration_0032_tags_the_datasets_already_there_and_counts_the_new_facets(tmp_path):
+    """A hub upgraded from 0031: its datasets get size_categories: and format: tags from the card
+    and files stored with them, and the counts gain those facets and the models' languages."""
+    from alembic import command
+    from alembic.config import Config
+
+    from aicommons.db.accounts import AccountStore
+    from aicommons.db.engine import MIGRATIONS_DIR
+    from aicommons.db.repos import RepoHead
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'hub.db'}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0031")
+    owner = AccountStore(engine).create("alice", "user")
+    store = RepoStore(engine)
+    now = utcnow()
+    data = store.create(type="dataset", namespace="alice", name="d", owner_id=owner.id, storage_key="d",
+                        private=False, now=now)
+    files = [["README.md", 10, "a" * 40, None, None], ["train.csv", 5, "b" * 40, None, None],
+             ["test.csv", 5, "c" * 40, None, None], ["extra/notes.json", 5, "d" * 40, None, None]]
+    store.set_card(data.id, sha="1" * 40, card_data={"size_categories": ["n<1K"]}, tags=["language:en"],
+                   library_name=None, pipeline_tag=None, now=None, head=RepoHead("1" * 40, files, 25, None))
+    model = store.create(type="model", namespace="alice", name="m", owner_id=owner.id, storage_key="m",
+                         private=False, now=now)
+    store.set_card(model.id, sha="2" * 40, card_data={"language": ["fr"]}, tags=["fr", "demo"],
+                   library_name=None, pipeline_tag=None, now=None)
+    upgrade_schema(engine)
+    assert set(store.get_by_id(data.id).tags) == {"language:en", "size_categories:n<1K", "format:csv"}
+    datasets = store.facet_table("dataset")
+    assert datasets.values["size"] == [("size_categories:n<1K", 1)] and datasets.values["format"] == [("format:csv", 1)]
+    assert store.facet_table("model").values["language"] == [("fr", 1)]  # "demo" is no language
+    assert store.list(RepoQuery(type="dataset", filters=("format:csv",)))[0][0].id == data.id
+    engine.dispose()

@@ -41,8 +41,13 @@ ISSUE_STATUSES = ("unsafe", "suspicious", "error")
 
 
 def scan_key(entry: Entry) -> str:
-    content_id = f"lfs:{entry.lfs.oid}" if entry.lfs is not None else f"git:{entry.oid}"
-    return f"v{RULES_VERSION}:{content_id}:{posixpath.basename(entry.path)}"
+    return row_scan_key(content.file_row(entry))
+
+
+def row_scan_key(row: list[Any]) -> str:
+    """A file's scan key from its file row ``[path, size, blob id, lfs sha256 | None, ...]``."""
+    content_id = f"lfs:{row[3]}" if row[3] is not None else f"git:{row[2]}"
+    return f"v{RULES_VERSION}:{content_id}:{posixpath.basename(str(row[0]))}"
 
 
 class ScanService:
@@ -107,14 +112,16 @@ class ScanService:
 
     def repo_status(self, git_repo: pygit2.Repository, commit: pygit2.Commit) -> dict[str, Any]:
         """``securityRepoStatus``: whether every file of the commit is scanned, and which have issues."""
-        files = list(content.iter_files(git_repo, commit))
-        stored = self.store.get_many([scan_key(e) for e in files])
-        issues = []
-        for entry in files:
-            result = stored.get(scan_key(entry))
-            if result is not None and result["status"] in ISSUE_STATUSES:
-                issues.append({"path": entry.path, "level": result["status"]})
-        return {"scansDone": all(scan_key(e) in stored for e in files), "filesWithIssues": issues}
+        return self.status_of_rows([content.file_row(e) for e in content.iter_files(git_repo, commit)])
+
+    def status_of_rows(self, rows: list[list[Any]]) -> dict[str, Any]:
+        """``repo_status`` from a commit's file rows (``content.file_row``; a repo's stored head has
+        them, so the repo page reads no tree for it)."""
+        keys = {str(row[0]): row_scan_key(row) for row in rows}
+        stored = self.store.get_many(list(keys.values()))
+        issues = [{"path": path, "level": stored[key]["status"]} for path, key in keys.items()
+                  if key in stored and stored[key]["status"] in ISSUE_STATUSES]
+        return {"scansDone": all(key in stored for key in keys.values()), "filesWithIssues": issues}
 
 
 def security_file_status(result: dict[str, Any] | None) -> dict[str, Any]:

@@ -201,7 +201,7 @@ def _side_panel(request: Request, ctx: dict) -> dict:
                  "repo_size": used if used is not None else head.used_storage, "scan": None,
                  "transformers_class": None}
     if ctx["can_read_files"] and hub.settings.scan_uploads:
-        out["scan"] = hub.scans.repo_status(ctx["git_repo"], ctx["commit"])
+        out["scan"] = hub.scans.status_of_rows(head.siblings)  # the stored head's files: no tree walk
     if repo.type == "model":
         out["model_facts"], meta = _model_facts(request, repo, ctx["git_repo"], ctx["commit"], card, head)
         if meta.transformers_info and meta.config is not None:

@@ -90,7 +90,8 @@ def test_migration_0032_tags_the_datasets_already_there_and_counts_the_new_facet
     data = store.create(type="dataset", namespace="alice", name="d", owner_id=owner.id, storage_key="d",
                         private=False, now=now)
     files = [["README.md", 10, "a" * 40, None, None], ["train.csv", 5, "b" * 40, None, None],
-             ["test.csv", 5, "c" * 40, None, None], ["extra/notes.json", 5, "d" * 40, None, None]]
+             ["test.csv", 5, "c" * 40, None, None], ["extra/notes.json", 5, "d" * 40, None, None],
+             ["dataset_infos.json", 5, "e" * 40, None, None], ["dataset_info.json", 5, "f" * 40, None, None]]
     store.set_card(data.id, sha="1" * 40, card_data={"size_categories": ["n<1K"]}, tags=["language:en"],
                    library_name=None, pipeline_tag=None, now=None, head=RepoHead("1" * 40, files, 25, None))
     model = store.create(type="model", namespace="alice", name="m", owner_id=owner.id, storage_key="m",

@@ -168,6 +168,10 @@ DATA_FORMATS = {"parquet": "parquet", "csv": "csv", "tsv": "csv", "json": "json"
                 "mp3": "audiofolder", "flac": "audiofolder", "ogg": "audiofolder"}
 
 
+# Files of a dataset repo that describe it rather than hold its rows (datasets' metadata files).
+NOT_DATA = {"readme.md", "dataset_infos.json", "dataset_info.json", "dataset_dict.json", "state.json"}
+
+
 def dataset_tags(card_data: Any, paths: Iterable[str]) -> list[str]:
     """The tags a dataset gets besides its card's own (hub/cards.py): ``size_categories:<v>`` from
     its card and ``format:<kind>`` from its files."""
@@ -176,7 +180,7 @@ def dataset_tags(card_data: Any, paths: Iterable[str]) -> list[str]:
     kinds: Counter[str] = Counter()
     for path in paths:
         name = path.rsplit("/", 1)[-1].lower()
-        if name.startswith(".") or name == "readme.md":
+        if name.startswith(".") or name in NOT_DATA:
             continue
         parts = name.split(".")
         ext = parts[-2] if len(parts) > 2 and parts[-1] in ("gz", "bz2", "xz", "zst") else parts[-1]

@@ -234,6 +234,76 @@ def test_big_dataset_is_converted_partially(hub, owner):
     assert r["partial"] is True and 0 < examples < 3000
 
 
+def _noise_png(seed: int) -> bytes:
+    import io
+    import random
+
+    from PIL import Image
+
+    rng = random.Random(seed)
+    image = Image.frombytes("RGB", (48, 48), bytes(rng.randrange(256) for _ in range(48 * 48 * 3)))
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_big_image_dataset_is_converted_partially_with_its_images_embedded(hub, owner, tmp_path, monkeypatch):
+    """An ImageFolder over AICOMMONS_PARQUET_MAX_BYTES: the partial Parquet holds the images' bytes
+    (as a whole conversion does), not paths into the job's temporary checkout."""
+    repo = f"pat/{unique_name('pq-img')}"
+    owner.create_repo(repo, repo_type="dataset")
+    images = {f"train/{i}.png": _noise_png(i) for i in range(12)}  # ~7 kB each, ~84 kB > 20 kB
+    metadata = "".join(f'{{"file_name": "{i}.png", "n": {i}}}\n' for i in range(12))
+    info = owner.create_commit(repo, [CommitOperationAdd(path, data) for path, data in images.items()]
+                               + [CommitOperationAdd("train/metadata.jsonl", metadata.encode())],
+                               commit_message="images", repo_type="dataset")
+    answer = wait_converted(hub, repo, info.oid)
+    assert answer["partial"] is True and answer["failed"] == []
+    assert [f["filename"] for f in answer["parquet_files"]] == ["0000.parquet"]
+    import io
+
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(io.BytesIO(httpx.get(answer["parquet_files"][0]["url"], follow_redirects=True).content))
+    rows = table.to_pylist()
+    assert 0 < len(rows) < 12
+    for row in rows:
+        assert row["image"] == {"bytes": images[f"train/{row['n']}.png"], "path": f"{row['n']}.png"}
+    # The unmodified client reads the images from the converted ref.
+    _clients_env(monkeypatch, hub, OWNER, tmp_path)
+    import datasets
+
+    loaded = datasets.load_dataset(repo, revision=CONVERTED, split="train")
+    assert loaded.num_rows == len(rows) and loaded[0]["image"].size == (48, 48)
+    page = httpx.get(f"{hub.url}/datasets-server/rows", params={"dataset": repo, "config": "default",
+                                                               "split": "train"}).json()
+    first = page["rows"][0]["row"]
+    assert page["partial"] is True and (first["image"]["width"], first["image"]["height"]) == (48, 48)
+    assert httpx.get(first["image"]["src"]).content == images[f"train/{first['n']}.png"]
+
+
+@pytest.mark.parametrize("rows", [1, 2000], ids=["whole", "partial"])
+def test_media_cells_naming_the_hubs_own_files_fail_the_conversion(hub, owner, rows):
+    """A CSV column declared ``image`` in the card naming a file outside the dataset: the conversion
+    fails (whole or partial), and the file's bytes never reach a Parquet file."""
+    repo = f"pat/{unique_name('pq-escape')}"
+    owner.create_repo(repo, repo_type="dataset")
+    card = "---\ndataset_info:\n  features:\n  - name: image\n    dtype: image\n  - name: n\n    dtype: int64\n---\n"
+    csv = "image,n\n" + "".join(f"{'/etc/hostname' if i == 0 else '../../../../etc/passwd'},{i}\n"
+                                  for i in range(rows))
+    info = owner.create_commit(repo, [CommitOperationAdd("README.md", card.encode()),
+                                      CommitOperationAdd("data.csv", csv.encode())],
+                               commit_message="escape", repo_type="dataset")
+    answer = wait_converted(hub, repo, info.oid)
+    assert answer["parquet_files"] == [] and len(answer["failed"]) == 1
+    assert "outside the dataset" in answer["failed"][0]["error"]
+    assert owner.list_repo_refs(repo, repo_type="dataset").converts == []
+    # /size (from the preview of the files meanwhile) lists the failed conversion, as /parquet does.
+    sized = httpx.get(f"{hub.url}/datasets-server/size", params={"dataset": repo}).json()
+    assert sized["size"]["dataset"]["num_rows"] == rows
+    assert (sized["pending"], sized["failed"]) == ([], answer["failed"])
+
+
 def test_failure_is_recorded_and_shown_not_retried(hub, owner):
     repo = f"pat/{unique_name('pq-bad')}"
     owner.create_repo(repo, repo_type="dataset")
@@ -246,6 +316,12 @@ def test_failure_is_recorded_and_shown_not_retried(hub, owner):
     assert "Error" in error
     valid = httpx.get(f"{hub.url}/datasets-server/is-valid", params={"dataset": repo}).json()
     assert valid == {"viewer": False, "preview": True, "search": False, "filter": False, "statistics": False}
+    listed = httpx.get(f"{hub.url}/datasets-server/splits", params={"dataset": repo}).json()
+    assert listed["splits"] == [{"dataset": repo, "config": "default", "split": "train"}]  # the preview's
+    assert listed["pending"] == [] and listed["failed"] == [{"dataset": repo, "config": "default",
+                                                             "error": {"error": error}}]
+    sized = httpx.get(f"{hub.url}/datasets-server/size", params={"dataset": repo})
+    assert sized.status_code == 500, sized.text  # the preview cannot read the file either: its error
     page = httpx.get(f"{hub.url}/datasets/{repo}/viewer")
     assert page.status_code == 200 and "Parquet conversion failed" in page.text
     assert error.split(":")[0] in page.text
@@ -395,6 +471,18 @@ def test_jobs_lost_with_their_process_are_resumed_when_workers_start(tmp_path_fa
             assert "Search and column statistics are being prepared" in \
                 httpx.get(f"{live.url}/datasets/{repo}/viewer").text
             assert ds("parquet", name=lost).json()["pending"] != []
+            # /splits and /size list the conversion still to run, as datasets-server does (the splits
+            # themselves come from the preview of the files meanwhile).
+            listed = ds("splits", name=lost).json()
+            assert [s["config"] for s in listed["splits"]] == ["default", "default", "qa"]
+            assert (listed["pending"], listed["failed"]) == (
+                [{"dataset": lost, "config": "default"}, {"dataset": lost, "config": "qa"}], [])
+            assert ds("splits", name=lost, config="qa").json()["pending"] == [{"dataset": lost, "config": "qa"}]
+            sized = ds("size", name=lost).json()
+            assert (sized["pending"], sized["failed"]) == ([{"dataset": lost, "config": None, "split": None,
+                                                             "kind": "config-parquet-and-info"}], [])
+            for path in ("splits", "size"):
+                assert (ds(path).json()["pending"], ds(path).json()["failed"]) == ([], [])  # converted
 
             worker = subprocess.Popen([sys.executable, "-m", "aicommons.cli.main", "worker", "--workers", "1",
                                        "--no-periodic"], env=live.env, stdout=subprocess.DEVNULL,

@@ -119,14 +119,20 @@ def test_filter_and_order(http, dataset):
     assert body["num_rows_total"] == 13
     assert [row["row"]["text"] for row in body["rows"]] == ["sentence 17", "sentence 14", "sentence 128"]
     assert [row["row_idx"] for row in body["rows"]] == [17, 14, 128]  # indices in the split, not the page
+    between = ds(http, "filter", dataset=repo, config="default", split="train",
+                 where="\"label\" IN (0, 1) AND \"text\" BETWEEN 'sentence 2' AND 'sentence 3'").json()
+    want = sorted((i for i in range(130) if i % 3 in (0, 1) and "sentence 2" <= f"sentence {i}" <= "sentence 3"),
+                  key=lambda i: i)
+    assert [row["row_idx"] for row in between["rows"]] == want
 
 
 HOSTILE = [
     "1=1", "\"label\" = 1; DROP TABLE t", "\"label\" = 1 -- all", "\"label\" = 1 /* x */",
     "\"label\" = (SELECT 1)", "lower(\"text\") = 'a'", "\"text\" = read_csv('/etc/passwd')",
-    "\"text\" IN ('a')", "\"nope\" = 1", "\"text\" = 'unterminated", "\"label\" > 'x' OR", "(" * 60 + "\"label\"=1" + ")" * 60,
+    "\"text\" IN (SELECT 'a')", "\"nope\" = 1", "\"text\" = 'unterminated", "\"label\" > 'x' OR", "(" * 60 + "\"label\"=1" + ")" * 60,
     "\"label\" = 1 UNION SELECT * FROM read_parquet('x')", "x" * 5000, "\"text\" LIKE 5", "\u0000",
-    "\"label\" = 1 AND AND \"label\" = 2", "COPY t TO '/tmp/x'", "\"label\" BETWEEN 1 AND 2",
+    "\"label\" = 1 AND AND \"label\" = 2", "COPY t TO '/tmp/x'", "\"label\" BETWEEN 1 OR 2",
+    "\"label\" IN (1, \"label\")", "\"nope\" IN (1)",
 ]
 
 

@@ -105,6 +105,36 @@ def test_filter_in_duckdb(hub, dataset):
     assert nulls.json()["num_rows_total"] == len(range(0, ROWS, 7))
     mismatch = ds(hub, "filter", dataset=repo, config="default", split="train", where="\"label\" = 'abc'")
     assert mismatch.status_code == 422 and mismatch.headers["x-error-code"] == "InvalidParameter"
+    # IN and BETWEEN, as datasets-server accepts them (values bound, never spliced).
+    picked = ds(hub, "filter", dataset=repo, config="default", split="train",
+                where="\"label\" IN (1, 2) AND \"score\" BETWEEN 10 AND 12.5 AND \"text\" NOT IN ('sentence number 81')").json()
+    want = [i for i in range(ROWS) if i % 7 in (1, 2) and 10 <= i / 8 <= 12.5 and i != 81]
+    assert [row["row_idx"] for row in picked["rows"]] == want and picked["num_rows_total"] == len(want)
+    outside = ds(hub, "filter", dataset=repo, config="default", split="train",
+                 where="\"score\" NOT BETWEEN 1 AND 3000 OR \"text\" IN ('it''s', 'sentence number 9')").json()
+    assert outside["num_rows_total"] == len([i for i in range(ROWS) if not 1 <= i / 8 <= 3000 or i == 9])
+    mixed = ds(hub, "filter", dataset=repo, config="default", split="train", where="\"label\" IN (1, 'x')")
+    assert mixed.status_code == 422 and mixed.headers["x-error-code"] == "InvalidParameter"
+
+
+@pytest.mark.parametrize("where", [
+    '"n" IN (1, 3)', '"n" NOT IN (1, 3)', '"n" BETWEEN 2 AND 3', '"n" NOT BETWEEN 2 AND 3',
+    "\"s\" IN ('a', 'c')", "\"s\" NOT IN ('a')", "NOT \"n\" IN (2) AND \"s\" BETWEEN 'a' AND 'b'",
+])
+def test_in_and_between_agree_in_both_engines_with_nulls(where):
+    """The preview (pyarrow) and the converted files (DuckDB) give the same rows, nulls included
+    (a null is neither IN nor NOT IN a list, as in SQL)."""
+    import duckdb
+    import pyarrow as pa
+
+    from aicommons.hub.viewer_filter import filter_table, to_sql
+
+    table = pa.table({"n": [1, 2, 3, None, 5], "s": ["a", "b", None, "c", "a"]})
+    arrow = filter_table(table, where, None).column("__row_idx").to_pylist()
+    sql, params = to_sql(where, set(table.schema.names))
+    con = duckdb.connect()
+    con.register("t", table.append_column("i", pa.array(range(5))))
+    assert arrow == [r[0] for r in con.execute(f"SELECT i FROM t WHERE {sql} ORDER BY i", params).fetchall()]
 
 
 HOSTILE = [
@@ -120,7 +150,10 @@ HOSTILE = [
     "\"label\" = 1 AN\u200bD \"label\" = 2",  # zero-width space in a keyword
     "\"label\"\u00a0= 1",  # no-break space
     "\"label\" = 1\u2028OR 1=1", "\"text\" = 'a\u0007'", "\"label\" = 1 OR 1 = 1",
-    "\"label\" IN (1, 2)", "lower(\"text\") = 'a'", "\"nope\" = 1",
+    "\"label\" IN (SELECT 1)", "\"label\" IN ()", "\"label\" IN (1, read_csv('/etc/passwd'))",
+    "\"label\" IN (\"score\")", "\"label\" IN (1, 2", "\"label\" BETWEEN 1", "\"label\" BETWEEN (SELECT 1) AND 2",
+    "\"label\" BETWEEN 1 AND 2 AND", "\"label\" NOT NOT IN (1)", "\"label\" IN (1); DROP TABLE t",
+    "lower(\"text\") = 'a'", "\"nope\" = 1",
     "(" * 60 + "\"label\" = 1" + ")" * 60, "x" * 5000,
 ]
 

@@ -260,7 +260,8 @@ def is_valid(request: Request) -> Response:
 def splits(request: Request) -> Response:
     repo = _dataset(request)
     config = request.query_params.get("config")
-    conversion = _conversion(request, repo)
+    status = hub_of(request).parquet.status(repo, _branch(request))
+    conversion = converted(status, repo)
     if conversion is not None:
         commit, pairs = repo.sha, converted_splits(conversion)
     else:
@@ -269,7 +270,16 @@ def splits(request: Request) -> Response:
     items = [{"dataset": repo.full_id, "config": c, "split": s} for c, s in pairs if config is None or c == config]
     if config is not None and not items:
         raise ViewerError("Not found.", "ResponseNotFound", 404)
-    return _answer({"splits": items, "pending": [], "failed": []}, repo, commit)
+    pending, failed = [], []
+    if status is not None and status.state in ("pending", "failed"):
+        # datasets-server's config items: the splits above come from the preview of the files until
+        # the conversion (which sets the configs and splits for good) is done, or it failed.
+        names = list(dict.fromkeys(item["config"] for item in items)) or [config]
+        if status.state == "pending":
+            pending = [{"dataset": repo.full_id, "config": name} for name in names]
+        else:
+            failed = [{"dataset": repo.full_id, "config": name, "error": {"error": status.error}} for name in names]
+    return _answer({"splits": items, "pending": pending, "failed": failed}, repo, commit)
 
 
 def first_rows(request: Request) -> Response:
@@ -419,7 +429,8 @@ def size(request: Request) -> Response:
     repo = _dataset(request)
     config = request.query_params.get("config")
     commit, found = _preview_splits(request, repo)
-    conversion = _conversion(request, repo)
+    status = hub_of(request).parquet.status(repo, _branch(request))
+    conversion = converted(status, repo)
     split_sizes, partial = [], False
     if conversion is not None:
         commit = repo.sha
@@ -459,7 +470,8 @@ def size(request: Request) -> Response:
     total = {"dataset": repo.full_id, **{k: sum(c[k] for c in configs.values()) for k in
                                           ("num_bytes_original_files", "num_bytes_parquet_files", "num_bytes_memory",
                                            "num_rows")}, "estimated_num_rows": None}
-    body = {"size": {"configs": list(configs.values()), "splits": split_sizes}, "pending": [], "failed": [],
+    pending, failed = _conversion_jobs(repo, status) if status is not None else ([], [])
+    body = {"size": {"configs": list(configs.values()), "splits": split_sizes}, "pending": pending, "failed": failed,
             "partial": partial}
     if config is None:
         body["size"]["dataset"] = total

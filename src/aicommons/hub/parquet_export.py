@@ -43,6 +43,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -74,6 +75,7 @@ MAX_ERROR_CHARS = 2000
 CHECKOUT_THREADS = 4  # LFS objects copied at once when they have no local file to link
 MAX_RESUMES = 3  # times a job lost with its process is queued again (``resume``)
 PARTIAL_BATCH_ROWS = 1000
+PARTIAL_MEDIA_BATCH_ROWS = 10  # rows of images or audio read at a time: their bytes count towards max_bytes
 # Rows per Parquet row group of datasets without images, audio or binary columns (those keep the
 # datasets library's small groups). datasets' default of 1,000 makes 10,000 groups of a 10-million-row
 # split, whose footers alone cost DuckDB ~400 ms a filter; 10,000-row groups cost ~30 ms and a /rows
@@ -443,11 +445,21 @@ def convert_folder(source: Path, out: Path, cache: Path, dataset_name: str, max_
     (``{config}/{split}/NNNN.parquet``). Returns ({config: {"info": DatasetInfo dict, "files":
     [{split, path, size, local}]}}, partial)."""
     import datasets
-    from datasets.naming import camelcase_to_snakecase
 
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
     _audio_without_torchcodec()
+    _guard_embedding()
+    _EMBEDDING.root = os.path.normpath(os.path.abspath(source))
+    try:
+        return _convert_configs(source, out, cache, dataset_name, max_bytes)
+    finally:
+        _EMBEDDING.root = None
+
+
+def _convert_configs(source: Path, out: Path, cache: Path, dataset_name: str, max_bytes: int) -> tuple[dict, bool]:
+    from datasets.naming import camelcase_to_snakecase
+
     configs: dict[str, dict] = {}
     any_partial = False
     for name, builder in _builders(source, cache):
@@ -456,7 +468,7 @@ def convert_folder(source: Path, out: Path, cache: Path, dataset_name: str, max_
         data_files = builder.config.data_files or {}
         total = sum(os.path.getsize(p) for files in data_files.values() for p in files if os.path.exists(p))
         if total > max_bytes:
-            info, files = _convert_partial(builder, out, name, max_bytes)
+            info, files = _convert_partial(builder, out, name, max_bytes, source)
             any_partial = True
         else:
             info, files = _convert_whole(builder, out, name, cache / name / "prepared")
@@ -521,7 +533,12 @@ def _info_dict(info) -> dict:
 
 
 def _convert_whole(builder, out: Path, config: str, prepared: Path) -> tuple[dict, list[dict]]:
-    builder.download_and_prepare(output_dir=str(prepared), file_format="parquet")
+    try:
+        builder.download_and_prepare(output_dir=str(prepared), file_format="parquet")
+    except Exception as exc:  # datasets wraps what its writer raised (DatasetGenerationError)
+        if isinstance(exc.__cause__, ConversionError):
+            raise exc.__cause__ from None
+        raise
     info = _info_dict(builder.info)
     files = []
     produced = os.listdir(prepared)
@@ -533,8 +550,11 @@ def _convert_whole(builder, out: Path, config: str, prepared: Path) -> tuple[dic
     return info, files
 
 
-def _convert_partial(builder, out: Path, config: str, max_bytes: int) -> tuple[dict, list[dict]]:
-    """The first rows of each split, up to about ``max_bytes`` of Arrow data per split."""
+def _convert_partial(builder, out: Path, config: str, max_bytes: int, source: Path) -> tuple[dict, list[dict]]:
+    """The first rows of each split, up to about ``max_bytes`` of Arrow data per split. Images, audio
+    and video are embedded in the Parquet (their files' bytes, the file's name as ``path``), as
+    ``download_and_prepare(file_format="parquet")`` does for a whole conversion: the streamed rows
+    only name the files, which are in the job's temporary checkout (``_embed``)."""
     import datasets
     import pyarrow.parquet as pq
 
@@ -548,7 +568,7 @@ def _convert_partial(builder, out: Path, config: str, max_bytes: int) -> tuple[d
         local.parent.mkdir(parents=True, exist_ok=True)
         writer, rows, nbytes = None, 0, 0
         try:
-            for batch in stream.iter(batch_size=PARTIAL_BATCH_ROWS):
+            for batch in _partial_batches(stream, source):
                 if writer is None:
                     writer = pq.ParquetWriter(local, batch.schema)
                 writer.write_table(batch)
@@ -566,6 +586,85 @@ def _convert_partial(builder, out: Path, config: str, max_bytes: int) -> tuple[d
         files.append({"split": str(split), "path": path, "size": local.stat().st_size, "local": path})
     info.splits = splits
     return _info_dict(info), files
+
+
+def _partial_batches(stream, source: Path) -> Iterator:
+    """The streamed rows in Arrow tables of PARTIAL_BATCH_ROWS rows, or of PARTIAL_MEDIA_BATCH_ROWS
+    rows with their media embedded when they have images, audio or video."""
+    import datasets
+
+    for batch in stream.iter(batch_size=PARTIAL_BATCH_ROWS):
+        if not _has_media(datasets.Features.from_arrow_schema(batch.schema)):
+            yield batch
+            continue
+        for start in range(0, batch.num_rows, PARTIAL_MEDIA_BATCH_ROWS):
+            yield _embed(batch.slice(start, PARTIAL_MEDIA_BATCH_ROWS), source)
+
+
+def _embed(batch, source: Path):
+    """``batch`` with the files its image, audio and video cells name read into them
+    (``datasets``' ``embed_table_storage``, local files only, as ``download_and_prepare`` embeds),
+    after ``_check_media_paths``."""
+    from datasets.table import embed_table_storage
+
+    _check_media_paths(batch, os.path.normpath(os.path.abspath(source)))
+    return embed_table_storage(batch, local_files=True, remote_files=False)
+
+
+def _check_media_paths(table, root: str) -> None:
+    """Only files of the dataset's own checkout (``root``) may be embedded: an image, audio or video
+    cell naming any other local path (``/etc/...``, ``../``: a CSV column declared ``Image`` in the
+    card) fails the conversion, so that a dataset cannot copy the hub's own files into its Parquet.
+    URLs are left as they are (never fetched: ``remote_files=False``)."""
+    from datasets import Features
+    from datasets.features.features import require_storage_embed
+
+    features = Features.from_arrow_schema(table.schema)
+    for name, feature in features.items():
+        if require_storage_embed(feature):
+            for cell in table.column(name).to_pylist():
+                _check_paths(cell, root)
+
+
+def _check_paths(cell: Any, root: str) -> None:
+    from datasets.utils.file_utils import is_local_path
+
+    if isinstance(cell, list):
+        for item in cell:
+            _check_paths(item, root)
+    elif isinstance(cell, dict):
+        if set(cell) <= {"bytes", "path"}:
+            path = cell.get("path")
+            if cell.get("bytes") is None and isinstance(path, str) and is_local_path(path):
+                resolved = os.path.normpath(os.path.abspath(path))
+                if not resolved.startswith(root + os.sep):
+                    raise ConversionError(f"A media cell names a file outside the dataset: {path!r}")
+        else:
+            for value in cell.values():
+                _check_paths(value, root)
+
+
+_EMBEDDING = threading.local()  # .root: the checkout whose files this thread's conversion may embed
+
+
+def _guard_embedding() -> None:
+    """``download_and_prepare(file_format="parquet")`` embeds the local files media cells name
+    (``datasets.arrow_writer``'s ``embed_table_storage``): while a conversion runs on this thread,
+    those paths are checked first (``_check_media_paths``)."""
+    import datasets.arrow_writer as arrow_writer
+
+    if getattr(arrow_writer.embed_table_storage, "guarded", False):
+        return
+    original = arrow_writer.embed_table_storage
+
+    def embed_table_storage(table, *args: Any, **kwargs: Any):
+        root = getattr(_EMBEDDING, "root", None)
+        if root is not None:
+            _check_media_paths(table, root)
+        return original(table, *args, **kwargs)
+
+    embed_table_storage.guarded = True  # type: ignore[attr-defined]
+    arrow_writer.embed_table_storage = embed_table_storage  # type: ignore[assignment]
 
 
 def _place(src: Path, out: Path, path: str, split: str) -> dict:

@@ -14,6 +14,8 @@ Grammar (case-insensitive keywords)::
     comparison := column op literal
                 | column "IS" ["NOT"] "NULL"
                 | column ["NOT"] ("LIKE" | "ILIKE" | "GLOB") string
+                | column ["NOT"] "IN" "(" literal ("," literal)* ")"
+                | column ["NOT"] "BETWEEN" literal "AND" literal
     column     := '"' name '"'            ("" inside a name is one ")
     literal    := string | number | TRUE | FALSE
     string     := "'" text "'"            ('' inside a string is one ')
@@ -43,7 +45,8 @@ TOKEN = re.compile(r"""
     | (?P<paren>[(),])
     | (?P<word>[A-Za-z_]+)
     )""", re.VERBOSE)
-KEYWORDS = {"and", "or", "not", "is", "null", "like", "ilike", "glob", "true", "false", "asc", "desc"}
+KEYWORDS = {"and", "or", "not", "is", "null", "like", "ilike", "glob", "in", "between", "true", "false", "asc",
+            "desc"}
 
 
 class FilterError(ValueError):
@@ -78,6 +81,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
 class _Parser:
     """Builds a tree of tuples: ``("or", a, b)``, ``("and", a, b)``, ``("not", a)``,
     ``("null", column, negate)``, ``("match", like|ilike|glob, column, pattern, negate)``,
+    ``("in", column, [values], negate)``, ``("between", column, low, high, negate)``,
     ``("cmp", op, column, value)``."""
 
     def __init__(self, text: str, columns):
@@ -156,8 +160,22 @@ class _Parser:
             if self.peek("kw", word):
                 self.take("kw", word)
                 return ("match", word, name, self.string(), negate)
+        if self.peek("kw", "in"):
+            self.take("kw", "in")
+            self.take("paren", "(")
+            values = [self.literal()]
+            while self.peek("paren", ","):
+                self.take("paren", ",")
+                values.append(self.literal())
+            self.take("paren", ")")
+            return ("in", name, values, negate)
+        if self.peek("kw", "between"):
+            self.take("kw", "between")
+            low = self.literal()
+            self.take("kw", "and")
+            return ("between", name, low, self.literal(), negate)
         if negate:
-            raise FilterError("NOT here must be followed by LIKE, ILIKE or GLOB")
+            raise FilterError("NOT here must be followed by LIKE, ILIKE, GLOB, IN or BETWEEN")
         op = self.take("op")
         return ("cmp", "<>" if op == "!=" else op, name, self.literal())
 
@@ -234,6 +252,16 @@ def _arrow(tree: tuple):
         else:
             test = pc.match_like(pc.field(name), pattern, ignore_case=word == "ilike")
         return pc.invert(test) if negate else test
+    if kind == "in":
+        _, name, values, negate = tree
+        field = pc.field(name)
+        test = field.isin(values)  # a null cell is in no list, and (as in SQL) not in none either
+        return (pc.invert(test) & field.is_valid()) if negate else test
+    if kind == "between":
+        _, name, low, high, negate = tree
+        field = pc.field(name)
+        test = (field >= low) & (field <= high)
+        return pc.invert(test) if negate else test
     _, op, name, value = tree
     field = pc.field(name)
     return {"=": field == value, "<>": field != value, ">": field > value, ">=": field >= value,
@@ -257,6 +285,14 @@ def _sql(tree: tuple, params: list) -> str:
         _, word, name, pattern, negate = tree
         params.append(pattern)
         return f"({quote_name(name)} {'NOT ' if negate else ''}{word.upper()} ?)"
+    if kind == "in":
+        _, name, values, negate = tree
+        params.extend(values)
+        return f"({quote_name(name)} {'NOT ' if negate else ''}IN ({', '.join('?' for _ in values)}))"
+    if kind == "between":
+        _, name, low, high, negate = tree
+        params.extend((low, high))
+        return f"({quote_name(name)} {'NOT ' if negate else ''}BETWEEN ? AND ?)"
     _, op, name, value = tree
     params.append(value)
     return f"({quote_name(name)} {op} ?)"

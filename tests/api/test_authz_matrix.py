@@ -326,8 +326,9 @@ GLOBAL_ROUTES = {
     ("/xet-cas/{store}/v2/reconstructions/{hash}", "GET"), ("/xet-cas/{store}/v1/reconstructions", "GET"),
     ("/v1/models", "GET"), ("/models/loaded", "GET"), (M + "/load", "POST"), (M + "/unload", "POST"),
     ("/metrics", "GET"),
-    # The dataset viewer's API and page: private, gated and missing datasets answer alike (checked in
-    # tests/compat/test_viewer.py::test_private_and_gated_datasets_answer_as_missing and, once converted,
+    # The dataset viewer's API and page, the conversion's routes and the converted ref: each caller on a
+    # converted public, private, gated and gated-approved dataset in test_viewer_routes below (also
+    # tests/compat/test_viewer.py::test_private_and_gated_datasets_answer_as_missing and
     # tests/compat/test_viewer_duckdb.py::test_private_converted_dataset_answers_as_missing).
     *((f"/datasets-server/{p}", "GET") for p in ("is-valid", "splits", "first-rows", "rows", "search", "filter",
                                                   "size", "statistics", "croissant", "parquet", "info")),
@@ -1019,3 +1020,139 @@ def test_dataset_and_space_prefixes_hide_private_repos(live_hub, world):
                         failures.append(f"{typed.method} {path} as {principal}: {_shape(got)[:2]} vs {_shape(missing)[:2]}")
     assert checked > 100
     assert not failures, "\n".join(failures)
+
+
+# --- the dataset viewer and the Parquet conversion, on datasets ---------------------------------------
+
+VIEWER_CALLERS = ("anonymous", "read", "owner_read", "outsider", "member_read", "member_write", "site_admin")
+
+
+def _convert_here(live_hub, repos: dict[str, str]) -> None:
+    """The conversion job and its follow-up (search index, statistics) run in this process on the live
+    hub's data, as a worker would (this hub runs with conversion off): the server answers from them."""
+    import os
+
+    from aicommons.config import Settings
+    from aicommons.hub.hub import Hub
+    from aicommons.times import utcnow
+
+    saved = {k: v for k, v in os.environ.items() if k.startswith("AICOMMONS_")}
+    os.environ.update({k: v for k, v in live_hub.env.items() if k.startswith("AICOMMONS_")})
+    try:
+        hub = Hub(Settings.from_env(), migrate=False)
+    finally:
+        for key in [k for k in os.environ if k.startswith("AICOMMONS_")]:
+            del os.environ[key]
+        os.environ.update(saved)
+    try:
+        for repo in repos.values():
+            row = hub.repo_store.get("dataset", repo)
+            hub.parquet.store.queued(row.id, row.sha, utcnow())
+            assert hub.parquet.convert(row.id, row.sha) == "done", hub.parquet.store.get(row.id).error
+            assert hub.parquet.build_extras(row.id, row.sha) == "done"
+    finally:
+        hub.close()
+
+
+def _viewer_specs(repo: str, marker: str) -> list[tuple[Spec, bool]]:
+    """(request, whether an allowed answer shows the marker) for every viewer route a reader uses."""
+    split = {"dataset": repo, "config": "default", "split": "train"}
+    server = [("is-valid", {"dataset": repo}, False), ("splits", {"dataset": repo}, False),
+              ("first-rows", split, True), ("rows", {**split, "offset": "1", "length": "2"}, True),
+              ("search", {**split, "query": marker.split("-")[-1]}, True),
+              ("filter", {**split, "where": '"n" IN (1, 2) OR "n" BETWEEN 5 AND 6'}, True),
+              ("size", {"dataset": repo}, False), ("statistics", split, False), ("croissant", {"dataset": repo}, False),
+              ("parquet", {"dataset": repo}, False), ("info", {"dataset": repo, "config": "default"}, False)]
+    specs = [(Spec(READ_CONTENT, "GET", f"/datasets-server/{name}", params=params), shows)
+             for name, params, shows in server]
+    converted = "refs%2Fconvert%2Fparquet"
+    specs += [(Spec(READ_CONTENT, "GET", path), False) for path in (
+        "/api/datasets/{repo}/parquet", "/api/datasets/{repo}/parquet/default/train",
+        "/api/datasets/{repo}/parquet/default/train/0.parquet", "/api/datasets/{repo}/croissant",
+        "/api/datasets/{repo}/viewer/branches", f"/api/datasets/{{repo}}/tree/{converted}/default/train",
+        f"/datasets/{{repo}}/resolve/{converted}/default/train/0000.parquet")]
+    specs.append((Spec(READ_METADATA, "GET", f"/api/datasets/{{repo}}/revision/{converted}"), False))
+    specs.append((Spec(READ_CONTENT, "GET", "/datasets/{repo}/viewer", web=True), True))
+    return specs
+
+
+def test_viewer_routes(live_hub, world):
+    """The dataset viewer's API (``/datasets-server/*``), the Parquet conversion's routes, the converted
+    ref (``refs/convert/parquet``) and the viewer page, on a converted public, private, gated and
+    gated-approved dataset, for each kind of caller: a dataset the caller may not read answers exactly
+    as a missing one (datasets-server's 401/404 on its API, the Hub's RepoNotFound and GatedRepo on
+    the Hub's routes, a "not found" page on the web); the marker in every row never leaks; a reader
+    gets the rows."""
+    owner = {"Authorization": f"Bearer {world.tokens['member_admin']}"}
+    marker = world.marker
+    csv = "text,n\n" + "".join(f"{marker} row {i},{i}\n" for i in range(10))
+    repos = {}
+    with httpx.Client(base_url=live_hub.url, headers=owner, timeout=60) as http:
+        for kind in KINDS:
+            repo = f"{world.org}/viewer-{kind.replace('_', '-')}"
+            assert http.post("/api/repos/create", json={"name": repo, "type": "dataset",
+                                                        "private": kind == "private"}).status_code == 200
+            assert http.post(f"/api/datasets/{repo}/commit/main", content=_ndjson("data", {"data.csv": csv}),
+                             headers={"Content-Type": "application/x-ndjson"}).status_code == 200
+            if kind.startswith("gated"):
+                assert http.put(f"/api/datasets/{repo}/settings", json={"gated": "manual"}).status_code == 200
+            if kind == "gated_approved":
+                outsider = http.get("/api/whoami-v2", headers={"Authorization": f"Bearer {world.tokens['outsider']}"})
+                assert http.post(f"/api/datasets/{repo}/user-access-request/grant",
+                                 json={"user": outsider.json()["name"]}).status_code == 200
+            repos[kind] = repo
+    missing = f"{world.org}/no-such-dataset"
+    _convert_here(live_hub, repos)
+
+    jobs = []
+    for kind in KINDS:
+        for index, (spec, shows) in enumerate(_viewer_specs(repos[kind], marker)):
+            callers = ("anonymous", "member_admin", *(f"web:{p}" for p in WEB_USERS)) if spec.web else \
+                (*VIEWER_CALLERS, "member_admin")
+            jobs += [(kind, index, spec, shows, caller) for caller in callers]
+    failures: list[str] = []
+    with httpx.Client(base_url=live_hub.url, timeout=60) as http:
+        def run(job):
+            kind, index, spec, shows, caller = job
+            got = send(http, spec, repos[kind], caller, world)
+            absent = send(http, _viewer_specs(missing, marker)[index][0], missing, caller, world)
+            return job, got, absent
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            results = list(pool.map(run, jobs))
+    server_side = 0
+    for (kind, _index, spec, shows, caller), got, absent in results:
+        who = as_who(spec, caller)
+        r = rights(who, kind)
+        want = expected(who, kind, spec.action)
+        where = f"{spec.path} {spec.params.get('where') or ''} as {caller} on {kind}: {got.status_code} " \
+                f"{got.headers.get('X-Error-Code')} {got.text[:120]!r}"
+        if got.status_code >= 500:
+            failures.append(f"5xx: {where}")
+        if not r.content and marker.encode() in got.content:
+            failures.append(f"rows of an unreadable dataset served: {where}")
+        if want is None:
+            if _is_refusal(got) or got.status_code not in (200, 302):
+                failures.append(f"allowed but refused: {where}")
+            elif shows and marker.encode() not in got.content:
+                failures.append(f"a reader does not get the rows: {where}")
+            server_side += spec.path.startswith("/datasets-server/")
+        elif spec.web and want[0] == GATED:
+            if got.status_code != 404:  # gated content is simply not found on the web, as in the matrix
+                failures.append(f"expected a not-found page: {where}")
+        elif spec.path.startswith("/datasets-server/") or spec.web or want == MISSING:
+            # datasets-server answers private, gated and missing datasets alike (401 without a token,
+            # 404 with one); the Hub's routes and pages answer a private one as a missing one.
+            if _shape(got) != _shape(absent):
+                failures.append(f"differs from a missing dataset ({_shape(absent)[:2]}): {where}")
+            elif spec.path.startswith("/datasets-server/") and got.headers.get("X-Error-Code") != (
+                    "ExternalUnauthenticatedError" if who == "anonymous" else "ExternalAuthenticatedError"):
+                failures.append(f"not datasets-server's error: {where}")
+        elif want[0] == GATED:
+            if got.status_code != want[1] or got.headers.get("X-Error-Code") != "GatedRepo":
+                failures.append(f"expected GatedRepo {want[1]}: {where}")
+        elif got.status_code != want[0]:
+            failures.append(f"expected {want[0]}: {where}")
+    print(f"viewer routes: {len(results)} requests checked, {server_side} allowed datasets-server answers")
+    assert server_side >= 4 * 11 and len(results) > 600
+    assert not failures, f"{len(failures)} of {len(results)} cases fail:\n" + "\n".join(failures[:60])

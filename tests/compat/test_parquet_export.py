@@ -499,3 +499,19 @@ def test_jobs_lost_with_their_process_are_resumed_when_workers_start(tmp_path_fa
                 worker.terminate()
                 worker.wait(timeout=30)
             stop_hub(live)
+
+
+def test_media_columns_are_told_apart_by_the_datasets_metadata():
+    """An ``Image`` column and a plain struct of bytes and path have equal Arrow schemas (pyarrow
+    compares them without metadata): the check of media paths, cached per schema, tells them apart."""
+    import datasets
+
+    from aicommons.hub.parquet_export import _media_columns
+
+    image = datasets.Features({"image": datasets.Image(), "n": datasets.Value("int64")}).arrow_schema
+    plain = datasets.Features({"image": {"bytes": datasets.Value("binary"), "path": datasets.Value("string")},
+                               "n": datasets.Value("int64")}).arrow_schema
+    assert image == plain
+    assert _media_columns(plain, plain.metadata[b"huggingface"]) == ()
+    assert _media_columns(image, image.metadata[b"huggingface"]) == ("image",)
+    assert _media_columns(image, None) == ()

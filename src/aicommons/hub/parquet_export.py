@@ -37,6 +37,7 @@ is recorded as failed (stage 1) or left without its index and statistics (stage 
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import logging
 import os
@@ -616,14 +617,23 @@ def _check_media_paths(table, root: str) -> None:
     cell naming any other local path (``/etc/...``, ``../``: a CSV column declared ``Image`` in the
     card) fails the conversion, so that a dataset cannot copy the hub's own files into its Parquet.
     URLs are left as they are (never fetched: ``remote_files=False``)."""
+    for name in _media_columns(table.schema, (table.schema.metadata or {}).get(b"huggingface")):
+        for cell in table.column(name).to_pylist():
+            _check_paths(cell, root)
+
+
+@functools.lru_cache(maxsize=64)
+def _media_columns(schema: Any, metadata: bytes | None) -> tuple[str, ...]:
+    """The columns of an Arrow schema that ``embed_table_storage`` embeds files into (its ``datasets``
+    features, from ``metadata``: images, audio, video, at any depth); once per schema, not per batch.
+    ``metadata`` is part of the cache's key because schemas compare equal without it."""
     from datasets import Features
     from datasets.features.features import require_storage_embed
 
-    features = Features.from_arrow_schema(table.schema)
-    for name, feature in features.items():
-        if require_storage_embed(feature):
-            for cell in table.column(name).to_pylist():
-                _check_paths(cell, root)
+    if not metadata:
+        return ()  # without datasets' metadata no column is an image, audio or video
+    return tuple(name for name, feature in Features.from_arrow_schema(schema).items()
+                 if require_storage_embed(feature))
 
 
 def _check_paths(cell: Any, root: str) -> None:

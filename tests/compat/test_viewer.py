@@ -124,6 +124,8 @@ def test_filter_and_order(http, dataset):
     want = sorted((i for i in range(130) if i % 3 in (0, 1) and "sentence 2" <= f"sentence {i}" <= "sentence 3"),
                   key=lambda i: i)
     assert [row["row_idx"] for row in between["rows"]] == want
+    past = ds(http, "rows", dataset=repo, config="default", split="train", offset=130)
+    assert past.status_code == 200 and past.json()["rows"] == [] and past.json()["num_rows_total"] == 130
 
 
 HOSTILE = [

@@ -115,6 +115,12 @@ def test_filter_in_duckdb(hub, dataset):
     assert outside["num_rows_total"] == len([i for i in range(ROWS) if not 1 <= i / 8 <= 3000 or i == 9])
     mixed = ds(hub, "filter", dataset=repo, config="default", split="train", where="\"label\" IN (1, 'x')")
     assert mixed.status_code == 422 and mixed.headers["x-error-code"] == "InvalidParameter"
+    # Offsets at or past the end: 200, no rows, the real total (docs/viewer.md).
+    for path, extra, total in (("rows", {}, ROWS), ("filter", {"where": '"label" = 3'}, len(range(3, ROWS, 7))),
+                               ("search", {"query": "sentence"}, None)):
+        past = ds(hub, path, dataset=repo, config="default", split="train", offset=str(ROWS), **extra)
+        assert past.status_code == 200 and past.json()["rows"] == [], (path, past.text[:200])
+        assert total is None or past.json()["num_rows_total"] == total
 
 
 @pytest.mark.parametrize("where", [
@@ -338,6 +344,20 @@ def test_the_viewer_page_searches_filters_sorts_and_shows_statistics(hub, datase
             page.get_by_label("Filter rows").fill('"label" = read_csv(1)')
             page.get_by_label("Filter rows").press("Enter")
             assert "cannot be applied" in page.inner_text("#filter-error")
+            # A condition on a column, chosen by keyboard: added to the filter text, which then shows it.
+            page.get_by_label("Filter rows").fill('"score" < 100')
+            page.locator("select[name=fcol]").select_option("label")  # labelled "Column"
+            page.get_by_label("Condition").select_option(">=")
+            page.get_by_label("Value").fill("5")
+            page.get_by_label("Value").press("Enter")
+            page.wait_for_url("**fcol=label**")
+            chosen = [i for i in range(ROWS) if i / 8 < 100 and i % 7 >= 5]
+            assert f"{len(chosen)} matching rows" in page.inner_text("main")
+            assert page.get_by_label("Filter rows").input_value() == '("score" < 100) AND "label" >= 5'
+            page.click("nav.pager >> text=Next")  # the built filter stays on the next page
+            assert f"{len(chosen)} matching rows" in page.inner_text("main")
+            assert page.get_by_label("Filter rows").input_value() == '("score" < 100) AND "label" >= 5'
+            page.get_by_label("Filter rows").fill("")
             stats = page.locator("section.column-stats")
             assert "Column statistics" in stats.inner_text() and "string_text" in stats.inner_text()
             assert stats.locator("svg.bars[role=img]").count() == 3
@@ -350,6 +370,31 @@ def test_the_viewer_page_searches_filters_sorts_and_shows_statistics(hub, datase
             assert errors == []
         finally:
             browser.close()
+
+
+def test_the_viewer_pages_column_filter_works_as_a_plain_form(hub, dataset):
+    """Column, condition and value sent as a plain GET form (no script): the page writes the condition
+    in the /filter syntax, quoting values (a quote in a value is a character, never syntax)."""
+    import html
+
+    repo, _ = dataset
+
+    def view(**params) -> str:
+        r = httpx.get(f"{hub.url}/datasets/{repo}/viewer", params={"config": "default", "split": "train", **params})
+        assert r.status_code == 200
+        return html.unescape(r.text)
+
+    assert f"{len(range(3, ROWS, 7))} matching rows" in view(fcol="label", fop="=", fval="3")
+    assert 'name="where" value=""label" = 3"' in view(fcol="label", fop="=", fval="3")  # shown as a filter
+    assert "11 matching rows" in view(fcol="text", fop="starts", fval="sentence number 1234")  # 1234, 12340-12349
+    assert "0 matching rows" in view(fcol="text", fop="=", fval="x' OR 'a' = 'a")
+    assert f"{ROWS - 1} matching rows" in view(fcol="text", fop="!=", fval="sentence number 5")
+    assert f"{ROWS} matching rows" in view(fcol="score", fop="notnull")
+    assert f"{len(range(3, 80, 7))} matching rows" in view(where='"score" < 10', fcol="label", fop="=", fval="3")
+    refused = view(fcol="label", fop="=", fval="abc")  # not a number: a string, which the column refuses
+    assert "cannot be applied" in refused
+    for ignored in ({"fcol": "nope", "fop": "=", "fval": "1"}, {"fcol": "label", "fop": "; DROP", "fval": "1"}):
+        assert f"{ROWS} rows" in view(**ignored)  # an unknown column or condition adds nothing
 
 
 def test_images_come_as_signed_urls(hub):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from itertools import islice
 from urllib.parse import quote, unquote, urlencode
 
@@ -429,6 +430,9 @@ def _converted_viewer(request: Request, ctx: dict, conversion, done) -> Response
     if ps is not None:
         columns = [(f.name, _type_name(f.type)) for f in ps.schema]
         partial = ps.partial
+        added = column_clause(ps.schema, params.get("fcol", ""), params.get("fop", ""), params.get("fval", ""))
+        if added:  # the column filter's condition joins the filter text, which the page then shows
+            where = f"({where}) AND {added}" if where else added
         stats = ((done.result or {}).get("configs", {}).get(config, {}).get("statistics") or {}).get(split)
         try:
             if query:
@@ -460,9 +464,44 @@ def _converted_viewer(request: Request, ctx: dict, conversion, done) -> Response
     return page(request, "repo.html", tab="viewer", splits=splits, config=config, split=split, columns=columns,
                 rows=rows, number=number, pages=max(1, -(-total // VIEWER_PAGE)), total=total, partial=partial,
                 viewer_commit=repo.sha, conversion=conversion, rows_error=rows_error, converted=True,
-                filter_error=filter_error, stats=_stats_view(stats), state=state,
+                filter_error=filter_error, stats=_stats_view(stats), state=state, column_ops=COLUMN_OPS,
                 searchable=bool(((done.result or {}).get("configs", {}).get(config, {}).get("search") or {}).get(split)),
                 extras_pending=extras_pending(done), **ctx)
+
+
+# The viewer page's column filter: (value, label) of each condition, and how it is written.
+COLUMN_OPS = (("=", "is"), ("!=", "is not"), ("<", "is less than"), ("<=", "is at most"), (">", "is more than"),
+              (">=", "is at least"), ("contains", "contains"), ("starts", "starts with"), ("null", "is empty (null)"),
+              ("notnull", "is not empty"))
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+
+
+def column_clause(schema, column: str, op: str, value: str) -> str:
+    """The ``where`` condition the page's column filter asks for (column, condition, value), written
+    in the /filter syntax (which parses it like any typed filter: hub/viewer_filter.py); "" when none
+    is asked for. A value is a number or true/false where the column's type is one, else a quoted
+    string; "contains" and "starts with" are ``LIKE`` (``%`` and ``_`` in the value are wildcards)."""
+    import pyarrow as pa
+
+    from aicommons.hub.viewer_filter import quote_name
+
+    if column not in schema.names or op not in dict(COLUMN_OPS):
+        return ""
+    name = quote_name(column)
+    if op in ("null", "notnull"):
+        return f"{name} IS {'NOT ' if op == 'notnull' else ''}NULL"
+    kind = schema.field(column).type
+    text = value.strip()
+    if op in ("contains", "starts"):
+        pattern = ("%" if op == "contains" else "") + value + "%"
+        return f"{name} LIKE '{pattern.replace(chr(39), chr(39) * 2)}'"
+    if (pa.types.is_integer(kind) or pa.types.is_floating(kind)) and _NUMBER.fullmatch(text):
+        literal = text
+    elif pa.types.is_boolean(kind) and text.lower() in ("true", "false"):
+        literal = text.lower()
+    else:
+        literal = "'" + value.replace("'", "''") + "'"
+    return f"{name} {op} {literal}"
 
 
 def _stats_view(stats: dict | None) -> list[dict] | None:

@@ -282,14 +282,48 @@ def test_big_image_dataset_is_converted_partially_with_its_images_embedded(hub, 
     assert httpx.get(first["image"]["src"]).content == images[f"train/{first['n']}.png"]
 
 
-@pytest.mark.parametrize("rows", [1, 2000], ids=["whole", "partial"])
-def test_media_cells_naming_the_hubs_own_files_fail_the_conversion(hub, owner, rows):
+def test_zipped_images_are_embedded(hub, owner, tmp_path):
+    """An ImageFolder of a zip of images (cells ``zip://a.png::<checkout>/train.zip``): the images'
+    bytes are in the Parquet, read from the dataset's own archive."""
+    import io
+    import zipfile
+
+    import pyarrow.parquet as pq
+
+    images = {f"{i}.png": _small_png(i) for i in range(4)}
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        for name, data in images.items():
+            archive.writestr(name, data)
+    repo = f"pat/{unique_name('pq-zip')}"
+    owner.create_repo(repo, repo_type="dataset")
+    info = owner.create_commit(repo, [CommitOperationAdd("train.zip", buf.getvalue())], commit_message="zip",
+                               repo_type="dataset")
+    answer = wait_converted(hub, repo, info.oid)
+    assert answer["failed"] == [] and answer["partial"] is False
+    table = pq.read_table(io.BytesIO(httpx.get(answer["parquet_files"][0]["url"], follow_redirects=True).content))
+    assert sorted(row["image"]["bytes"] for row in table.to_pylist()) == sorted(images.values())
+
+
+def _small_png(seed: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (5 + seed, 4), (40 * seed, 0, 0)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(("rows", "path"), [(1, "/etc/hostname"), (2000, "/etc/hostname"),
+                                            (1, "zip://a.png::/etc/hostname")], ids=["whole", "partial", "archive"])
+def test_media_cells_naming_the_hubs_own_files_fail_the_conversion(hub, owner, rows, path):
     """A CSV column declared ``image`` in the card naming a file outside the dataset: the conversion
     fails (whole or partial), and the file's bytes never reach a Parquet file."""
     repo = f"pat/{unique_name('pq-escape')}"
     owner.create_repo(repo, repo_type="dataset")
     card = "---\ndataset_info:\n  features:\n  - name: image\n    dtype: image\n  - name: n\n    dtype: int64\n---\n"
-    csv = "image,n\n" + "".join(f"{'/etc/hostname' if i == 0 else '../../../../etc/passwd'},{i}\n"
+    csv = "image,n\n" + "".join(f"{path if i == 0 else '../../../../etc/passwd'},{i}\n"
                                   for i in range(rows))
     info = owner.create_commit(repo, [CommitOperationAdd("README.md", card.encode()),
                                       CommitOperationAdd("data.csv", csv.encode())],

@@ -604,22 +604,26 @@ def _partial_batches(stream, source: Path) -> Iterator:
 
 def _embed(batch, source: Path):
     """``batch`` with the files its image, audio and video cells name read into them
-    (``datasets``' ``embed_table_storage``, local files only, as ``download_and_prepare`` embeds),
-    after ``_check_media_paths``."""
+    (``datasets``' ``embed_table_storage``), after ``_check_media_paths``."""
     from datasets.table import embed_table_storage
 
-    _check_media_paths(batch, os.path.normpath(os.path.abspath(source)))
-    return embed_table_storage(batch, local_files=True, remote_files=False)
+    members = _check_media_paths(batch, os.path.normpath(os.path.abspath(source)))
+    return embed_table_storage(batch, local_files=True, remote_files=members)
 
 
-def _check_media_paths(table, root: str) -> None:
+def _check_media_paths(table, root: str) -> bool:
     """Only files of the dataset's own checkout (``root``) may be embedded: an image, audio or video
-    cell naming any other local path (``/etc/...``, ``../``: a CSV column declared ``Image`` in the
-    card) fails the conversion, so that a dataset cannot copy the hub's own files into its Parquet.
-    URLs are left as they are (never fetched: ``remote_files=False``)."""
+    cell naming any other local file (``/etc/...``, ``../``: a CSV column declared ``Image`` in the
+    card), directly or as the archive of a member (``zip://a.png::/etc/x.zip``), fails the
+    conversion, so that a dataset cannot copy the hub's own files into its Parquet. Returns whether
+    the cells that are not plain local paths are all members of archives in the checkout (what
+    ImageFolder gives for a zip of images), which may then be embedded too; a cell naming a URL is
+    left as it is, never fetched, and keeps the others of its batch from being read as "remote"."""
+    members = True
     for name in _media_columns(table.schema, (table.schema.metadata or {}).get(b"huggingface")):
         for cell in table.column(name).to_pylist():
-            _check_paths(cell, root)
+            members = _check_paths(cell, root) and members
+    return members
 
 
 @functools.lru_cache(maxsize=64)
@@ -636,22 +640,26 @@ def _media_columns(schema: Any, metadata: bytes | None) -> tuple[str, ...]:
                  if require_storage_embed(feature))
 
 
-def _check_paths(cell: Any, root: str) -> None:
+def _check_paths(cell: Any, root: str) -> bool:
+    """Raises for a path outside ``root``; False when a path is a URL (not an archive in ``root``)."""
     from datasets.utils.file_utils import is_local_path
 
     if isinstance(cell, list):
-        for item in cell:
-            _check_paths(item, root)
-    elif isinstance(cell, dict):
-        if set(cell) <= {"bytes", "path"}:
-            path = cell.get("path")
-            if cell.get("bytes") is None and isinstance(path, str) and is_local_path(path):
-                resolved = os.path.normpath(os.path.abspath(path))
-                if not resolved.startswith(root + os.sep):
-                    raise ConversionError(f"A media cell names a file outside the dataset: {path!r}")
-        else:
-            for value in cell.values():
-                _check_paths(value, root)
+        return all([_check_paths(item, root) for item in cell])
+    if not isinstance(cell, dict):
+        return True
+    if not set(cell) <= {"bytes", "path"}:
+        return all([_check_paths(value, root) for value in cell.values()])
+    path = cell.get("path")
+    if cell.get("bytes") is not None or not isinstance(path, str):
+        return True
+    last = path.split("::")[-1]  # fsspec's chained URLs: the archive is the last one
+    if not is_local_path(last):
+        return False
+    resolved = os.path.normpath(os.path.abspath(last))
+    if not resolved.startswith(root + os.sep):
+        raise ConversionError(f"A media cell names a file outside the dataset: {path!r}")
+    return True
 
 
 _EMBEDDING = threading.local()  # .root: the checkout whose files this thread's conversion may embed
@@ -669,8 +677,8 @@ def _guard_embedding() -> None:
 
     def embed_table_storage(table, *args: Any, **kwargs: Any):
         root = getattr(_EMBEDDING, "root", None)
-        if root is not None:
-            _check_media_paths(table, root)
+        if root is not None:  # members of the dataset's own archives are embedded too (a zip of images)
+            kwargs["remote_files"] = _check_media_paths(table, root)
         return original(table, *args, **kwargs)
 
     embed_table_storage.guarded = True  # type: ignore[attr-defined]

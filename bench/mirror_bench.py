@@ -9,7 +9,13 @@ to /dev/null), interleaved in the same round:
 - **first through the mirror**: the same file from the mirror, not cached yet (streamed from the
   upstream while it is hashed and stored);
 - **cached through the mirror**: the file again once the mirror holds it, best of 3;
-- **nginx sendfile**: the same bytes from nginx, best of 3 (the "datapath" anchor).
+- **nginx sendfile**: the same bytes from nginx, best of 3 (the "datapath" anchor);
+- **first through nginx's cache**: the same file through an nginx ``proxy_cache`` in front of the
+  same upstream, not cached there yet (nginx also streams to the client while it writes its cache
+  file): what any cache that stores the bytes as it streams them costs on this machine, the anchor
+  that says how much of the first download's cost is storing new bytes at all (docs/benchmarks.md);
+- **writing the bytes to a new file**: no network, the mirror's own write pattern, before the
+  downloads: the floor of any first download that stores what it streams.
 
 Goals (docs/benchmarks.md): first download ≥ 0.8× direct, cached ≥ 0.9× nginx. Each row also has the
 CPU seconds both hub processes used (from /proc), since wall-clock ratios on a shared box move with
@@ -29,6 +35,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.metadata.snapshot import StaticNginx
 from bench.storage import TOKEN, Hub, MiB, curl_seconds, free_port, upload
 
 ORG = "benchorg"  # upstream: not a local name on the mirror (local names are never pulled through)
@@ -52,6 +59,33 @@ def create(hub: Hub, name: str) -> str:
     return f"{ORG}/{name}"
 
 
+class NginxCache(StaticNginx):
+    """nginx ``proxy_cache`` in front of the upstream hub (the static server's configuration with a
+    caching proxy for its location): a cache that stores a file while it streams it to the first
+    client, as the mirror does."""
+
+    def __init__(self, upstream: Hub):
+        super().__init__({}, "", free_port())
+        conf = (self.root / "nginx.conf").read_text()
+        conf = conf.replace("http {", f"http {{\n    proxy_cache_path {self.root}/cache levels=1:2 keys_zone=mirror:10m "
+                                      "max_size=64g inactive=1h use_temp_path=off;", 1)
+        conf = conf.replace(f"root {self.root}/www;", f"location / {{ proxy_pass http://127.0.0.1:{upstream.port}; "
+                            "proxy_http_version 1.1; proxy_cache mirror; proxy_cache_key $uri; "
+                            "proxy_cache_valid 200 1h; }")
+        (self.root / "nginx.conf").write_text(conf)
+        self.start("/api/health")
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds of nginx's master and worker processes."""
+        assert self.process is not None
+        pids = [self.process.pid] + [int(p) for p in Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+                                     .read_text().split()]
+        return sum(cpu_seconds(pid) for pid in pids)
+
+    def cached_bytes(self) -> int:
+        return sum(p.stat().st_size for p in (self.root / "cache").rglob("*") if p.is_file())
+
+
 def timed(url: str, size: int, hubs: list[Hub]) -> dict:
     before = [cpu_seconds(h.process.pid) for h in hubs]
     wall = curl_seconds(url, 1, size, {})
@@ -59,11 +93,31 @@ def timed(url: str, size: int, hubs: list[Hub]) -> dict:
     return {"s": wall, "mib_s": size / MiB / wall, "hubs_cpu_s": cpu}
 
 
+def store_seconds(path: Path, size: int) -> float:
+    """Wall time to write ``size`` bytes into a new file as the mirror does (a reused 4 MiB buffer,
+    the mirror's write size, no fsync): the cost of putting new bytes in the page cache, with no
+    network."""
+    from aicommons.hub.upstream import WRITE_PIECE
+
+    buffer = memoryview(os.urandom(4 * MiB))
+    start = time.perf_counter()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        for _ in range(size // len(buffer)):
+            for piece in range(0, len(buffer), WRITE_PIECE):
+                os.write(fd, buffer[piece:piece + WRITE_PIECE])
+    finally:
+        os.close(fd)
+    seconds = time.perf_counter() - start
+    path.unlink()
+    return seconds
+
+
 def cached_blob(hub: Hub, oid: str) -> Path:
     return hub.data / "blobs" / "lfs" / oid[:2] / oid[2:4] / oid
 
 
-def one_round(index: int, upstream: Hub, mirror: Hub, tmp: Path, size: int) -> dict:
+def one_round(index: int, upstream: Hub, mirror: Hub, cache: NginxCache, tmp: Path, size: int) -> dict:
     import hashlib
 
     path = tmp / f"w{index}.bin"
@@ -74,20 +128,25 @@ def one_round(index: int, upstream: Hub, mirror: Hub, tmp: Path, size: int) -> d
             digest.update(chunk)
             f.write(chunk)
     oid = digest.hexdigest()
+    store = store_seconds(tmp / f"store{index}.bin", size)
     repo = create(upstream, f"mirror-bench-{index}-{os.urandom(3).hex()}")
     upload(upstream, repo, path, "w.bin", tmp, xet=False)
     # The repo is public: the mirror pulls its metadata (git fetch) before the clock starts.
     httpx.get(f"{mirror.url}/api/models/{repo}", timeout=120).raise_for_status()
-    row: dict = {"load_before": load()}
+    row: dict = {"load_before": load(), "store_new_file": {"s": store, "mib_s": size / MiB / store}}
     row["direct"] = timed(f"{upstream.url}/{repo}/resolve/main/w.bin", size, [upstream])
     row["first_through_mirror"] = timed(f"{mirror.url}/{repo}/resolve/main/w.bin", size, [upstream, mirror])
+    stored = cache.cached_bytes()
+    nginx_cpu = cache.cpu_seconds()
+    row["first_through_nginx_cache"] = timed(f"{cache.url}/{repo}/resolve/main/w.bin", size, [upstream])
+    row["first_through_nginx_cache"]["nginx_cpu_s"] = cache.cpu_seconds() - nginx_cpu
+    if cache.cached_bytes() - stored < size:
+        raise RuntimeError("nginx's proxy_cache did not store the file")
     deadline = time.time() + 300
     while not cached_blob(mirror, oid).exists():
         if time.time() > deadline:
             raise RuntimeError("the mirror never cached the file")
         time.sleep(0.2)
-    from bench.metadata.snapshot import StaticNginx
-
     nginx = StaticNginx({"w.bin": path.read_bytes()}, "", free_port()).start("/w.bin")
     try:
         cached, anchor = [], []
@@ -99,6 +158,8 @@ def one_round(index: int, upstream: Hub, mirror: Hub, tmp: Path, size: int) -> d
     row["cached_through_mirror"] = min(cached, key=lambda r: r["s"])
     row["nginx_sendfile"] = min(anchor, key=lambda r: r["s"])
     row["first_vs_direct"] = row["direct"]["s"] / row["first_through_mirror"]["s"]
+    row["nginx_cache_first_vs_direct"] = row["direct"]["s"] / row["first_through_nginx_cache"]["s"]
+    row["first_vs_nginx_cache_first"] = row["first_through_nginx_cache"]["s"] / row["first_through_mirror"]["s"]
     row["cached_vs_nginx"] = row["nginx_sendfile"]["s"] / row["cached_through_mirror"]["s"]
     row["load_after"] = load()
     path.unlink()
@@ -108,19 +169,28 @@ def one_round(index: int, upstream: Hub, mirror: Hub, tmp: Path, size: int) -> d
 def report(results: dict) -> str:
     first = statistics.median(r["first_vs_direct"] for r in results["rounds"])
     cached = statistics.median(r["cached_vs_nginx"] for r in results["rounds"])
+    nginx_first = statistics.median(r["nginx_cache_first_vs_direct"] for r in results["rounds"])
+    against_nginx = statistics.median(r["first_vs_nginx_cache_first"] for r in results["rounds"])
     med = {k: statistics.median(r[k]["mib_s"] for r in results["rounds"])
-           for k in ("direct", "first_through_mirror", "cached_through_mirror", "nginx_sendfile")}
+           for k in ("direct", "first_through_mirror", "first_through_nginx_cache", "cached_through_mirror",
+                     "nginx_sendfile", "store_new_file")}
     cpu = {k: statistics.median(r[k]["hubs_cpu_s"] for r in results["rounds"])
-           for k in ("direct", "first_through_mirror", "cached_through_mirror")}
+           for k in ("direct", "first_through_mirror", "first_through_nginx_cache", "cached_through_mirror")}
+    nginx_cpu = statistics.median(r["first_through_nginx_cache"]["nginx_cpu_s"] for r in results["rounds"])
     lines = [f"{results['size_mib']} MiB file, {len(results['rounds'])} rounds (medians), loads "
              f"{'; '.join(r['load_before'] for r in results['rounds'])}", "",
              "| Row | MiB/s | hub CPU s | Ratio | Goal |", "|---|---|---|---|---|",
              f"| direct from the upstream | {med['direct']:.0f} | {cpu['direct']:.2f} | | |",
              f"| first download through the mirror | {med['first_through_mirror']:.0f} | "
              f"{cpu['first_through_mirror']:.2f} (both hubs) | {first:.2f}× direct | ≥ 0.8× |",
+             f"| first download through nginx proxy_cache | {med['first_through_nginx_cache']:.0f} | "
+             f"{cpu['first_through_nginx_cache']:.2f} (upstream) + {nginx_cpu:.2f} (nginx) | {nginx_first:.2f}× direct; "
+             f"the mirror "
+             f"{against_nginx:.2f}× this | |",
              f"| cached download through the mirror | {med['cached_through_mirror']:.0f} | "
              f"{cpu['cached_through_mirror']:.2f} | {cached:.2f}× nginx | ≥ 0.9× |",
-             f"| nginx sendfile | {med['nginx_sendfile']:.0f} | | | |"]
+             f"| nginx sendfile | {med['nginx_sendfile']:.0f} | | | |",
+             f"| writing the bytes to a new file (no network) | {med['store_new_file']:.0f} | | | |"]
     return "\n".join(lines)
 
 
@@ -128,16 +198,19 @@ def main() -> None:
     size = int(os.environ.get("BENCH_MIRROR_MIB", "512")) * MiB
     rounds = int(os.environ.get("BENCH_MIRROR_ROUNDS", "3"))
     tmp = Path(tempfile.mkdtemp(prefix="bench-mirror-"))
-    upstream = mirror = None
+    upstream = mirror = cache = None
     try:
         upstream = Hub(tmp / "upstream", AICOMMONS_CHUNK_LFS_UPLOADS="false")
         mirror = Hub(tmp / "mirror", AICOMMONS_CHUNK_LFS_UPLOADS="false", AICOMMONS_UPSTREAM_URL=upstream.url)
         upstream.cli("org", "create", ORG, "--member", "bench")
+        cache = NginxCache(upstream)
         results = {"size_mib": size // MiB,
-                   "rounds": [one_round(i, upstream, mirror, tmp, size) for i in range(rounds)]}
+                   "rounds": [one_round(i, upstream, mirror, cache, tmp, size) for i in range(rounds)]}
         (ROOT / "bench" / "mirror_results.json").write_text(json.dumps(results, indent=2) + "\n")
         print(report(results))
     finally:
+        if cache is not None:
+            cache.stop()
         for hub in (mirror, upstream):
             if hub is not None:
                 hub.stop()

@@ -63,11 +63,13 @@ from aicommons.times import utcnow
 
 log = logging.getLogger(__name__)
 CHUNK = 4 * 1024 * 1024  # bytes per receive buffer (read from upstream, then written and hashed)
-# Bytes per write to the file being fetched. Larger writes make the kernel put them in larger page
-# cache folios; on a virtual machine whose memory the host backs lazily those often come from memory
-# never touched before, and a 256 MiB file written in 4 MiB pieces took 3-4 s of system CPU there,
-# against 0.05-0.1 s in 256 KiB pieces (docs/benchmarks.md).
-WRITE_PIECE = 256 * 1024
+# Bytes per write to the file being fetched. The kernel (ext4 with large folios) puts a write in page
+# cache folios about its size, and on a virtual machine whose host backs memory lazily (and takes back
+# free memory, "free page reporting") the large free blocks those come from are often memory the host
+# must fault in again: writing 256 MiB into a new file took 0.5-0.6 s of system CPU in 256 KiB or
+# 4 MiB pieces, 0.06 s in 64 KiB pieces (paired runs; nginx's proxy_cache writes ~32 KiB pieces),
+# and a first download through the mirror 0.36 CPU s instead of 0.90 (docs/benchmarks.md, session 9).
+WRITE_PIECE = 64 * 1024
 
 
 # Set by the doors for each request (``watch_staleness``); filled when a refresh failed and the last

@@ -36,6 +36,7 @@ from pathlib import Path
 import httpx
 
 from bench.metadata.snapshot import StaticNginx
+from bench.page_cache_writes import write_new
 from bench.storage import TOKEN, Hub, MiB, curl_seconds, free_port, upload
 
 ORG = "benchorg"  # upstream: not a local name on the mirror (local names are never pulled through)
@@ -99,16 +100,7 @@ def store_seconds(path: Path, size: int) -> float:
     network."""
     from aicommons.hub.upstream import WRITE_PIECE
 
-    buffer = memoryview(os.urandom(4 * MiB))
-    start = time.perf_counter()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        for _ in range(size // len(buffer)):
-            for piece in range(0, len(buffer), WRITE_PIECE):
-                os.write(fd, buffer[piece:piece + WRITE_PIECE])
-    finally:
-        os.close(fd)
-    seconds = time.perf_counter() - start
+    seconds, _ = write_new(str(path), memoryview(os.urandom(4 * MiB)), size, WRITE_PIECE)
     path.unlink()
     return seconds
 

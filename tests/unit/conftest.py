@@ -31,3 +31,17 @@ def isolated_hub(tmp_path, monkeypatch) -> Iterator[Callable[..., Hub]]:
     yield make
     for hub in made:
         hub.close()
+
+
+@pytest.fixture
+def sqlite_repos(tmp_path):
+    """A RepoStore on a fresh SQLite database with its schema, and the user "alice" who owns its repos."""
+    from aicommons.db.accounts import AccountStore
+    from aicommons.db.engine import make_engine, upgrade_schema
+    from aicommons.db.repos import RepoStore
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'hub.db'}")
+    upgrade_schema(engine)
+    owner = AccountStore(engine).create("alice", "user")
+    yield RepoStore(engine), owner
+    engine.dispose()

@@ -15,13 +15,8 @@ from aicommons.times import utcnow
 
 
 @pytest.fixture
-def store(tmp_path):
-    from aicommons.db.accounts import AccountStore
-
-    engine = make_engine(f"sqlite:///{tmp_path / 'hub.db'}")
-    upgrade_schema(engine)
-    owner = AccountStore(engine).create("alice", "user")
-    repos = RepoStore(engine)
+def store(sqlite_repos):
+    repos, owner = sqlite_repos
     start = utcnow()
     for i in range(40):  # every repo is "common", every 4th "rare"; names mistral-0..19 and other-20..39
         name = f"mistral-{i}" if i < 20 else f"other-{i}"
@@ -29,8 +24,7 @@ def store(tmp_path):
                            private=i == 5, now=start + timedelta(seconds=i))
         tags = ["common"] + (["rare"] if i % 4 == 0 else [])
         repos.set_card(row.id, sha=f"{i:040x}", card_data={}, tags=tags, library_name=None, pipeline_tag=None, now=None)
-    yield repos
-    engine.dispose()
+    return repos
 
 
 def names(store: RepoStore, **kw) -> list[str]:

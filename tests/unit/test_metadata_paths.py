@@ -6,8 +6,6 @@ from __future__ import annotations
 import pygit2
 import pytest
 
-from aicommons.db.engine import make_engine, upgrade_schema
-from aicommons.db.repos import RepoStore
 from aicommons.gitrepo import GitStore
 from aicommons.gitrepo.trees import TreeChange, apply_changes
 from aicommons.hub import content
@@ -65,17 +63,11 @@ def test_a_page_finds_its_last_commits_in_one_walk(repo):
 
 
 @pytest.fixture
-def store(tmp_path):
-    from aicommons.db.accounts import AccountStore
-
-    engine = make_engine(f"sqlite:///{tmp_path / 'hub.db'}")
-    upgrade_schema(engine)
-    owner = AccountStore(engine).create("alice", "user")
-    repos = RepoStore(engine)
+def store(sqlite_repos):
+    repos, owner = sqlite_repos
     ids = [repos.create(type="model", namespace="alice", name=f"m{i}", owner_id=owner.id, storage_key=f"k{i}",
                         private=False, now=utcnow()).id for i in range(3)]
-    yield repos, ids
-    engine.dispose()
+    return repos, ids
 
 
 def test_download_counts_wait_in_memory_and_reach_the_database_on_flush_and_close(store):

@@ -89,6 +89,15 @@ def loadavg() -> list[str]:
     return path.read_text().split()[:3] if path.exists() else []
 
 
+def finish_report(report: dict, path: Path | None) -> None:
+    """Stamp the load after the run, print the report and write it to ``path`` (when given)."""
+    report["loadavg_after"] = loadavg()
+    text = json.dumps(report, indent=2)
+    print(text)
+    if path:
+        path.write_text(text)
+
+
 def process_cpu_s(pid: int) -> float:
     """User + system CPU seconds so far of a process and of its live descendants (Linux): the hub's
     engine worker processes count as the hub's, as an anchor's threads count as the anchor's."""
@@ -180,16 +189,20 @@ def cb_cache_args(model_dir: Path, threads: int) -> list[str]:
     and the kernel's OOM killer ended it mid-run (dmesg, session 7: "Killed process 484
     (transformers) anon-rss:13723856kB"). Same blocks, same page size, same tokens per step as the
     hub is given by ``hub_settings``: the two engines then differ only in their code."""
-    import torch
     from transformers import AutoConfig
+
+    page, blocks = hub_kv_cache(AutoConfig.from_pretrained(model_dir), threads)
+    return ["--cb-block-size", str(page), "--cb-num-blocks", str(blocks), "--cb-max-batch-tokens", "2048"]
+
+
+def hub_kv_cache(config, threads: int) -> tuple[int, int]:
+    """(page size, number of blocks) of the hub's KV cache for a model of this config, float32."""
+    import torch
 
     from aicommons.inference.engines import transformers_lm as lm
 
-    settings = hub_settings(threads)
-    per_token = lm._kv_bytes_per_token(AutoConfig.from_pretrained(model_dir).get_text_config(), torch.float32)
-    blocks = max(8, settings["kv_cache_bytes"] // (per_token * lm._PAGE_SIZE))
-    return ["--cb-block-size", str(lm._PAGE_SIZE), "--cb-num-blocks", str(blocks),
-            "--cb-max-batch-tokens", "2048"]
+    per_token = lm._kv_bytes_per_token(config.get_text_config(), torch.float32)
+    return lm._PAGE_SIZE, max(8, hub_settings(threads)["kv_cache_bytes"] // (per_token * lm._PAGE_SIZE))
 
 
 # How each anchor is configured, written next to its figures (the JSON's "anchor_config").
@@ -485,11 +498,7 @@ def main() -> None:
             report["ratios"]["embed_hub_token_vs_infinity"] = \
                 e["hub_token"]["sentences_s"] / e["infinity"]["sentences_s"]
             report["anchor_config"] = {**report.get("anchor_config", {}), "infinity": " ".join(INFINITY_ARGS)}
-    report["loadavg_after"] = loadavg()
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text)
+    finish_report(report, args.json)
 
 
 if __name__ == "__main__":

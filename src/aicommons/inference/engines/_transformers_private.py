@@ -4,8 +4,9 @@ transformers' continuous batching (CB) is young and its internals move between r
 the engines use of them is reached through here only, and ``tests/unit/test_private_internals.py``
 checks that the installed transformers still has each of them (naming the version when one is gone):
 
-- the per-request logits-processor table of CB and its top-k / top-p classes, which
-  ``cb_processors.py`` replaces with lazy subclasses;
+- the per-request logits-processor table of CB and its temperature / top-k / top-p classes, which
+  ``cb_processors.py`` replaces with lazy subclasses, a manager's processor list, and its model
+  runner's ``_sample`` (replaced per manager, through the manager's ``_create_batch_processor``);
 - a CB manager's ``background_thread_status.fatal_error`` (the generation thread died);
 - a CB manager's ``output_router`` (its lock, result handlers and fallback queue), to forget a
   cancelled request whose handler CB would otherwise keep forever.
@@ -16,6 +17,7 @@ Imported lazily (only when a model is loaded): this module does not import trans
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any
 
 TESTED_VERSIONS = ("5.24",)  # the transformers releases these uses were checked against
@@ -23,27 +25,56 @@ TESTED_VERSIONS = ("5.24",)  # the transformers releases these uses were checked
 # (module, name) of each internal name we import.
 INTERNAL_NAMES = (
     ("transformers.generation.continuous_batching.cb_logits_processors", "CLASSIC_TO_CB_PROCESSORS_MAP"),
+    ("transformers.generation.continuous_batching.cb_logits_processors", "ContinuousBatchingTemperatureLogitsWarper"),
     ("transformers.generation.continuous_batching.cb_logits_processors", "ContinuousBatchingTopKLogitsWarper"),
     ("transformers.generation.continuous_batching.cb_logits_processors", "ContinuousBatchingTopPLogitsWarper"),
     ("transformers.generation.continuous_batching.cb_logits_processors", "ContinuousBatchingLogitsProcessor"),
     ("transformers.generation.continuous_batching.continuous_api", "OutputRouter"),
     ("transformers.generation.continuous_batching.continuous_api", "BackgroundThreadStatus"),
+    ("transformers.generation.continuous_batching.model_runner", "ModelRunner"),
 )
 
 
-def cb_processor_table() -> tuple[dict[type, type], type, type] | None:
-    """(CB's classic-to-CB processor table, its top-k class, its top-p class), or None when this
-    transformers has no such table."""
+def cb_processor_table() -> tuple[dict[type, type], type, type, type] | None:
+    """(CB's classic-to-CB processor table, its temperature, top-k and top-p classes), or None when
+    this transformers has no such table."""
     try:
         from transformers.generation.continuous_batching import cb_logits_processors as cb
     except ImportError:
         return None
     table = getattr(cb, "CLASSIC_TO_CB_PROCESSORS_MAP", None)
+    base_t = getattr(cb, "ContinuousBatchingTemperatureLogitsWarper", None)
     base_k = getattr(cb, "ContinuousBatchingTopKLogitsWarper", None)
     base_p = getattr(cb, "ContinuousBatchingTopPLogitsWarper", None)
-    if not isinstance(table, dict) or base_k is None or base_p is None:
+    if not isinstance(table, dict) or base_t is None or base_k is None or base_p is None:
         return None
-    return table, base_k, base_p
+    return table, base_t, base_k, base_p
+
+
+def cb_logit_processors(manager: Any) -> list:
+    """The processors a CB manager applies to each step's logits, in order."""
+    processors = getattr(manager, "logit_processor", None)
+    return list(getattr(processors, "logits_processor", None) or [])
+
+
+def replace_sampler(manager: Any, sampler) -> bool:
+    """Make a not-yet-started CB manager sample with ``sampler(runner, original, scores, output_ids)``
+    instead of its model runner's ``_sample(scores, output_ids)`` (``original``). The runner is
+    built on CB's thread when the manager starts, so this wraps the manager's factory of it. False
+    when this transformers builds it otherwise."""
+    create = getattr(manager, "_create_batch_processor", None)
+    if create is None or getattr(manager, "batch_processor", None) is not None:
+        return False
+
+    def create_with_sampler():
+        processor = create()
+        runner = processor.model_runner
+        original = runner._sample
+        runner._sample = lambda scores, output_ids: sampler(runner, original, scores, output_ids)
+        return processor
+
+    manager._create_batch_processor = create_with_sampler
+    return True
 
 
 def cb_logits_processor_base() -> type:
@@ -87,12 +118,12 @@ def missing_internals() -> list[str]:
             missing.append(f"{module_name}.{name}")
     if missing:
         return missing
-    table, base_k, base_p = cb_processor_table() or ({}, None, None)
-    from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
+    table, base_t, base_k, base_p = cb_processor_table() or ({}, None, None, None)
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
-    if table.get(TopKLogitsWarper) is None or table.get(TopPLogitsWarper) is None:
-        missing.append("CLASSIC_TO_CB_PROCESSORS_MAP entries for TopKLogitsWarper and TopPLogitsWarper")
-    for cls in (base_k, base_p):
+    if any(table.get(c) is None for c in (TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)):
+        missing.append("CLASSIC_TO_CB_PROCESSORS_MAP entries for the temperature, top-k and top-p warpers")
+    for cls in (base_t, base_k, base_p):
         params = list(inspect.signature(cls.__call__).parameters) if cls is not None else []
         if params[:3] != ["self", "scores", "tensor_arg"]:
             missing.append(f"{getattr(cls, '__name__', cls)}.__call__(self, scores, tensor_arg) (found {params})")
@@ -105,7 +136,22 @@ def missing_internals() -> list[str]:
     if not hasattr(api.BackgroundThreadStatus(), "fatal_error"):
         missing.append("BackgroundThreadStatus.fatal_error")
     init = inspect.getsource(api.ContinuousBatchingManager.__init__)
-    for attr in ("output_router", "background_thread_status"):
-        if f"self.{attr} =" not in init:
+    for attr in ("output_router", "background_thread_status", "logit_processor", "batch_processor"):
+        if not re.search(rf"self\.{attr}\s*[:=]", init):
             missing.append(f"ContinuousBatchingManager.{attr}")
+    if not hasattr(api.ContinuousBatchingManager, "_create_batch_processor"):
+        missing.append("ContinuousBatchingManager._create_batch_processor")
+    if "self.model_runner = " not in inspect.getsource(api.ContinuousBatchProcessor.__init__):
+        missing.append("ContinuousBatchProcessor.model_runner")
+    from transformers.generation.continuous_batching.model_runner import ModelRunner
+
+    sample = getattr(ModelRunner, "_sample", None)
+    params = list(inspect.signature(sample).parameters) if sample is not None else []
+    if params != ["self", "scores", "output_ids"]:
+        missing.append(f"ModelRunner._sample(self, scores, output_ids) (found {params})")
+    elif "self._sample(" not in inspect.getsource(ModelRunner._forward_process_and_sample):
+        missing.append("ModelRunner._forward_process_and_sample calling self._sample")
+    for attr in ("do_sample", "return_logprobs"):
+        if f"self.{attr} =" not in inspect.getsource(ModelRunner.__init__):
+            missing.append(f"ModelRunner.{attr}")
     return missing

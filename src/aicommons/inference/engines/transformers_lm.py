@@ -4,12 +4,14 @@ One ``ContinuousBatchingManager`` per loaded model runs in its own thread and ad
 sequences every step. Sampling parameters are per request through CB's per-request logits
 processors; for that the manager is created in sampling mode with temperature/top-p/top-k
 processors present, and a greedy request is sent with a vanishing temperature (which makes the
-softmax one-hot, i.e. argmax); on CPU, top-k and top-p are skipped in steps where no request
-restricts them (``cb_processors``). One manager, not a greedy and a sampling one: a second CB thread
-running torch ops makes GNU OpenMP throttle its worker spinning, which slowed the busy manager's
-small matmuls by half. CB's sampler uses the process-global RNG, so a request with a
-``seed`` instead runs through ``model.generate`` on a side thread with its own ``torch.Generator``:
-slower, but reproducible, which is what a seed promises.
+softmax one-hot, i.e. argmax); on CPU, a step where every request is greedy skips the division,
+top-k, top-p, softmax and multinomial for one argmax, and a sampled step skips top-k/top-p where no
+request restricts them and draws by inverse CDF instead of multinomial (``cb_processors``). One
+manager, not a greedy and a sampling one: a second CB thread running torch ops makes GNU OpenMP
+throttle its worker spinning, which slowed the busy manager's small matmuls by half. CB's sampler
+uses the process-global RNG, so a request with a ``seed`` instead runs through ``model.generate``
+on a side thread with its own ``torch.Generator``: slower, but reproducible, which is what a seed
+promises.
 """
 
 from __future__ import annotations
@@ -28,13 +30,13 @@ from ..runtime import placement
 from ..source import ResolvedModel
 from ..tasks import estimate_weight_bytes
 from ._transformers_private import engine_failed, forget_request
+from .cb_processors import GREEDY_TEMPERATURE
 
 if TYPE_CHECKING:
     from llguidance import LLTokenizer
 
     from .guided import GuideRegistry
 
-_GREEDY_TEMPERATURE = 1e-5  # logits / 1e-5 turns any real gap between the top two tokens into a one-hot
 _PAGE_SIZE = 64
 _ids = itertools.count()
 
@@ -110,7 +112,7 @@ class TransformersLM(LMText):
     # ---- loading ---------------------------------------------------------------------------
     @classmethod
     def load(cls, resolved: ResolvedModel, settings) -> TransformersLM:
-        from transformers import AutoModelForCausalLM, AutoTokenizer, ContinuousBatchingConfig, GenerationConfig
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         device, dtype = placement(settings)
         path = Path(resolved.local_dir)
@@ -119,32 +121,7 @@ class TransformersLM(LMText):
         # sdpa keeps the model usable both by CB and by plain generate() (the seeded path).
         model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="sdpa", **gguf)
         model = model.to(device).eval()
-        text_config = model.config.get_text_config()
-        kv_bytes_per_token = _kv_bytes_per_token(text_config, dtype)
-        num_blocks = max(8, settings.kv_cache_bytes // (kv_bytes_per_token * _PAGE_SIZE))
-        vocab = int(getattr(text_config, "vocab_size", 32000))
-        # Non-default temperature/top_p/top_k make CB create the processors; every request then
-        # overrides them with its own values.
-        gen_config = GenerationConfig(do_sample=True, temperature=0.7, top_p=0.9, top_k=vocab,
-                                      max_new_tokens=settings.default_max_tokens,
-                                      eos_token_id=_eos_ids(model, tokenizer) or -1,
-                                      pad_token_id=tokenizer.pad_token_id)
-        # Synchronous batching: the guide processor pairs each step's prepared requests with the
-        # logits that follow (engines/guided.py).
-        cb_config = ContinuousBatchingConfig(per_request_processors=True, page_size=_PAGE_SIZE,
-                                             num_blocks=num_blocks, max_batch_tokens=step_tokens(settings, device),
-                                             allow_block_sharing=True, use_async_batching=False)
-        if device == "cpu":
-            from .cb_processors import install
-
-            install()  # top-k/top-p cost nothing in steps where no request uses them
-        manager = model.init_continuous_batching(generation_config=gen_config,
-                                                 continuous_batching_config=cb_config)
-        from .guided import GuideRegistry
-        from .guided import install as install_guides
-
-        guides = GuideRegistry()
-        guided = install_guides(manager, guides)
+        manager, guides = cb_manager(model, tokenizer, settings, device)
         manager.start()
         if resolved.variant is not None:
             from ..gguf import dequantised_bytes
@@ -154,7 +131,7 @@ class TransformersLM(LMText):
             weights = int(estimate_weight_bytes(path) * _cast_factor(path, dtype))
         footprint = int((weights + settings.kv_cache_bytes) * 1.1)
         engine = cls(model, tokenizer, manager, footprint, device)
-        engine.guides = guides if guided else None
+        engine.guides = guides
         engine._warm_up()
         return engine
 
@@ -217,7 +194,7 @@ class TransformersLM(LMText):
         outputs: asyncio.Queue = asyncio.Queue()
         rid = f"req-{next(_ids)}"
         manager.register_result_handler(rid, outputs.put_nowait)
-        temperature = _GREEDY_TEMPERATURE if params.greedy else float(params.temperature)
+        temperature = GREEDY_TEMPERATURE if params.greedy else float(params.temperature)
         # A grammar ends with EOS, so a constrained request always stops at it.
         eos = -1 if params.ignore_eos and params.grammar is None else (self.eos_ids or -1)
         extra: dict[str, int] = {}
@@ -313,6 +290,45 @@ class TransformersLM(LMText):
 
 def _logprobs(guide, ids):
     return guide.logprobs_for(ids) if guide is not None and guide.top is not None else None
+
+
+def cb_manager(model, tokenizer, settings, device: str, *, fast_sampling: bool = True):
+    """The engine's CB manager for a loaded model, not started, and the registry of its guide
+    processor (None when this transformers cannot take it). ``fast_sampling=False`` leaves
+    transformers' own per-step sampling in place (``bench/inference/sampling_ab.py`` compares)."""
+    from transformers import ContinuousBatchingConfig, GenerationConfig
+
+    from .guided import GuideRegistry
+    from .guided import install as install_guides
+
+    text_config = model.config.get_text_config()
+    kv_bytes_per_token = _kv_bytes_per_token(text_config, model.dtype)
+    num_blocks = max(8, settings.kv_cache_bytes // (kv_bytes_per_token * _PAGE_SIZE))
+    vocab = int(getattr(text_config, "vocab_size", 32000))
+    # Non-default temperature/top_p/top_k make CB create the processors; every request then
+    # overrides them with its own values.
+    gen_config = GenerationConfig(do_sample=True, temperature=0.7, top_p=0.9, top_k=vocab,
+                                  max_new_tokens=settings.default_max_tokens,
+                                  eos_token_id=_eos_ids(model, tokenizer) or -1,
+                                  pad_token_id=tokenizer.pad_token_id)
+    # Synchronous batching: the guide processor pairs each step's prepared requests with the
+    # logits that follow (engines/guided.py). (transformers 5.24 refuses asynchronous batching on a
+    # CPU anyway: "Async batching requires a device type in ('cuda', 'xpu')".)
+    cb_config = ContinuousBatchingConfig(per_request_processors=True, page_size=_PAGE_SIZE,
+                                         num_blocks=num_blocks, max_batch_tokens=step_tokens(settings, device),
+                                         allow_block_sharing=True, use_async_batching=False)
+    fast = fast_sampling and device == "cpu"
+    if fast:
+        from .cb_processors import install
+
+        install()  # lazy temperature/top-k/top-p for the managers created from now on
+    manager = model.init_continuous_batching(generation_config=gen_config, continuous_batching_config=cb_config)
+    if fast:
+        from .cb_processors import attach
+
+        attach(manager)  # a greedy step costs one argmax; a sampled one skips multinomial
+    guides = GuideRegistry()
+    return manager, guides if install_guides(manager, guides) else None
 
 
 def step_tokens(settings, device: str) -> int:

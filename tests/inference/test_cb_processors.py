@@ -138,3 +138,22 @@ def test_greedy_output_is_the_models_argmax_alone_and_beside_sampled_requests(op
         assert all(isinstance(f.result(), str) for f in noise)
     for prompt, future in together.items():
         assert future.result().text == tokenizer.decode(expected[prompt], skip_special_tokens=True), prompt
+
+
+def test_attach_leaves_a_manager_alone_unless_it_samples_without_cb_logprobs(model_dirs):
+    """The greedy shortcut skips the temperature division, which is right only when our sampler
+    (argmax) follows: a manager whose own sampler would run on those logits is not touched."""
+    from transformers import AutoModelForCausalLM, ContinuousBatchingConfig, GenerationConfig
+
+    from aicommons.inference.engines.cb_processors import attach, install
+
+    assert install()
+    model = AutoModelForCausalLM.from_pretrained(model_dirs["llama"], dtype=torch.float32).eval()
+
+    def manager(do_sample: bool, logprobs: bool):
+        config = GenerationConfig(do_sample=do_sample, temperature=0.7, top_p=0.9, top_k=50, max_new_tokens=4)
+        return model.init_continuous_batching(generation_config=config, continuous_batching_config=ContinuousBatchingConfig(
+            per_request_processors=True, page_size=16, num_blocks=8, max_batch_tokens=64, return_logprobs=logprobs))
+
+    assert attach(manager(True, False))
+    assert not attach(manager(False, False)) and not attach(manager(True, True))

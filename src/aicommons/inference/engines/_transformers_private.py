@@ -57,6 +57,13 @@ def cb_logit_processors(manager: Any) -> list:
     return list(getattr(processors, "logits_processor", None) or [])
 
 
+def cb_samples_without_logprobs(manager: Any) -> bool:
+    """Whether a CB manager samples (``do_sample``) and leaves logprobs to us (CB's own
+    ``return_logprobs`` off): the case a replaced sampler handles."""
+    sampling = bool(getattr(manager.generation_config, "do_sample", True))
+    return sampling and not manager.continuous_batching_config.return_logprobs
+
+
 def replace_sampler(manager: Any, sampler) -> bool:
     """Make a not-yet-started CB manager sample with ``sampler(runner, original, scores, output_ids)``
     instead of its model runner's ``_sample(scores, output_ids)`` (``original``). The runner is
@@ -136,7 +143,8 @@ def missing_internals() -> list[str]:
     if not hasattr(api.BackgroundThreadStatus(), "fatal_error"):
         missing.append("BackgroundThreadStatus.fatal_error")
     init = inspect.getsource(api.ContinuousBatchingManager.__init__)
-    for attr in ("output_router", "background_thread_status", "logit_processor", "batch_processor"):
+    for attr in ("output_router", "background_thread_status", "logit_processor", "batch_processor",
+                 "generation_config", "continuous_batching_config"):
         if not re.search(rf"self\.{attr}\s*[:=]", init):
             missing.append(f"ContinuousBatchingManager.{attr}")
     if not hasattr(api.ContinuousBatchingManager, "_create_batch_processor"):

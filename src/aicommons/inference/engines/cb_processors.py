@@ -32,6 +32,7 @@ GREEDY_TEMPERATURE = 1e-5  # logits / 1e-5 turns any real gap between the top tw
 
 _installed = False
 _install_lock = threading.Lock()
+_lazy_classes: dict[str, type] = {}  # "temperature", "top_k", "top_p" -> the registered subclass
 
 
 class StepState:
@@ -100,6 +101,7 @@ def _register() -> bool:
     table[TemperatureLogitsWarper] = LazyTemperature
     table[TopKLogitsWarper] = LazyTopK
     table[TopPLogitsWarper] = LazyTopP
+    _lazy_classes.update(temperature=LazyTemperature, top_k=LazyTopK, top_p=LazyTopP)
     _installed = True
     return True
 
@@ -123,20 +125,17 @@ def sample_rows(scores, greedy: bool):
 def attach(manager) -> bool:
     """Give a not-yet-started manager's lazy processors a shared step state and its sampler the
     fast paths above. False (and nothing changed) when the manager has no lazy temperature
-    processor (``install()`` not called before it was created) or this transformers lacks the hook."""
-    from ._transformers_private import cb_logit_processors, replace_sampler
+    processor (``install()`` not called before it was created), does not sample (``do_sample``
+    off) or returns CB's own logprobs, or this transformers lacks the hook."""
+    from ._transformers_private import cb_logit_processors, cb_samples_without_logprobs, replace_sampler
 
-    processors = cb_logit_processors(manager)
-    lazy = [p for p in processors if type(p).__name__ in ("LazyTemperature", "LazyTopK", "LazyTopP")]
-    if not any(type(p).__name__ == "LazyTemperature" for p in lazy):
+    lazy = [p for p in cb_logit_processors(manager) if type(p) in _lazy_classes.values()]
+    if not any(type(p) is _lazy_classes["temperature"] for p in lazy) or not cb_samples_without_logprobs(manager):
         return False
     step = StepState()
 
     def sampler(runner: Any, original, scores, output_ids) -> None:
         greedy, step.greedy = step.greedy, False  # never carried into the next step
-        if runner.return_logprobs or not runner.do_sample:
-            original(scores, output_ids)
-            return
         tokens = sample_rows(scores[0], greedy)
         output_ids[0, : tokens.size(0)].copy_(tokens)
 

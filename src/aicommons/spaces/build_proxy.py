@@ -56,11 +56,17 @@ def _connect(host: str, port: int, hosts: frozenset[str]) -> socket.socket:
     for info in infos:
         if not _allowed_address(str(info[4][0])):
             raise Refused(f"{host} resolves to {info[4][0]}, a link-local or special address")
-    family, kind, proto, _, address = infos[0]
-    upstream = socket.socket(family, kind, proto)
-    upstream.settimeout(TIMEOUT)
-    upstream.connect(address)
-    return upstream
+    error: OSError = OSError(f"{host} has no address")
+    for family, kind, proto, _, address in infos:  # each address in turn, as pip would (no IPv6 route, ...)
+        upstream = socket.socket(family, kind, proto)
+        upstream.settimeout(TIMEOUT)
+        try:
+            upstream.connect(address)
+            return upstream
+        except OSError as exc:
+            upstream.close()
+            error = exc
+    raise error
 
 
 def _pipe(a: socket.socket, b: socket.socket) -> None:

@@ -5,13 +5,16 @@ look at (issue 14)."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from huggingface_hub import CommitOperationAdd
 
-from tests.conftest import unique_name
+from tests.conftest import ALICE_TOKEN, auth, unique_name
+from tests.e2e.test_account_ui import PASSWORD, new_user
 from tests.e2e.test_web_ui import ARGS, CHROMIUM, sign_in
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,11 +134,74 @@ def site(live_hub, api_module):
     api.create_commit(repo + "-broken", repo_type="space", commit_message="a typo", operations=[
         CommitOperationAdd("app.py", b"print('hi')\n"),
         CommitOperationAdd("requirements.txt", b"gradio\nnot a requirement !!\n" + b"x" * 400 + b"\n")])
+    # A pull request changing one file and adding another: its "Files changed" section.
+    api.create_commit(repo, [CommitOperationAdd("config.json", b'{"hidden_size": 64, "num_layers": 2}\n'),
+                             CommitOperationAdd("src/eval.py", b"def evaluate():  # <img src=x onerror=window.pwned=1>\n"
+                                                                b"    return 0.5\n")],
+                      commit_message="A wider model", commit_description="Doubles the hidden size.", create_pr=True)
     deadline = time.time() + 120
     while api.get_space_runtime(repo + "-broken").stage != "BUILD_ERROR":
         assert time.time() < deadline, "the broken space's build never failed"
         time.sleep(0.5)
     return repo
+
+
+def _outbox_link(live_hub, to: str, path: str) -> str:
+    """The link to ``path`` in the mail the hub wrote to ``to`` (no SMTP: the outbox), as a path."""
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        for mail in sorted((live_hub.data_dir / "outbox").glob("*.eml")):
+            text = mail.read_text()
+            found = re.search(re.escape(live_hub.url + path) + r"\?token=[\w.~-]+", text)
+            if f"To: {to}" in text and found:
+                return found.group(0).removeprefix(live_hub.url)
+        time.sleep(0.2)
+    raise AssertionError(f"no mail to {to} with a link to {path}")
+
+
+def _post_form(http: httpx.Client, path: str, data: dict, form_page: str | None = None) -> httpx.Response:
+    """Submit a web form the way a browser does: its CSRF token read from the page that shows it."""
+    csrf = re.search(r'name="csrf" value="([^"]+)"', http.get(form_page or path).text).group(1)
+    return http.post(path, data={"csrf": csrf, **data})
+
+
+@pytest.fixture(scope="module")
+def links(live_hub, site, api_module) -> dict[str, str]:
+    """What the other pages need, made the way people make it: a collection, a webhook, sign-up
+    invites, the verification and address-change links mailed by the hub, an organisation
+    invitation, and a site administrator. Name -> path (or user name, for "admin")."""
+    api = api_module
+    collection = api.create_collection("Accessible picks", namespace="alice",
+                                       description="Models and data that read well on a phone")
+    api.add_collection_item(collection.slug, site, "model", note="The demo, with a rich card")
+    api.add_collection_item(collection.slug, site + "-data", "dataset")
+    api.add_collection_item(collection.slug, site + "-app", "space", note="x" * 200)
+    hook = api.create_webhook(url="https://hooks.example.org/a11y", watched=[{"type": "model", "name": site}],
+                              domains=["repo", "discussion"], secret="a11y-secret")
+    guest = unique_name("a11y-guest")
+    invite, spare = (live_hub.cli("invite", "create", "--email", f"{name}@example.org").stdout.strip().splitlines()[-1]
+                     for name in (guest, guest + "-spare"))
+    with httpx.Client(base_url=live_hub.url, timeout=30) as http:  # the guest joins: a verification mail
+        invite_path = invite.removeprefix(live_hub.url)
+        joined = _post_form(http, "/join", {"invite": invite_path.split("invite=", 1)[1], "username": guest,
+                                            "email": f"{guest}@example.org", "password": "a guest passphrase"},
+                            form_page=invite_path)
+        assert joined.status_code == 200 and "Check your mail" in joined.text, joined.text
+    verify = _outbox_link(live_hub, f"{guest}@example.org", "/email/verify")
+    changer, _ = new_user(live_hub)
+    with httpx.Client(base_url=live_hub.url, timeout=30) as http:  # an address change: a confirmation mail
+        _post_form(http, "/login", {"username": changer, "password": PASSWORD, "next": "/"})
+        changed = _post_form(http, "/settings/account", {"action": "email", "password": PASSWORD,
+                                                         "new_email": f"{changer}@new.example.org"})
+        assert changed.status_code == 200, changed.text
+    confirm = _outbox_link(live_hub, f"{changer}@new.example.org", "/settings/email/confirm")
+    invitation = httpx.post(f"{live_hub.url}/api/organizations/acme/invitations", headers=auth(ALICE_TOKEN),
+                            json={"role": "write", "email": "a11y-invitee@example.org"}, timeout=30)
+    invitation.raise_for_status()
+    admin, _ = new_user(live_hub, admin=True)
+    return {"collection": f"/collections/{collection.slug}", "webhook": f"/settings/webhooks/{hook.id}",
+            "join-invite": spare.removeprefix(live_hub.url), "verify": verify, "email-confirm": confirm,
+            "invitation": invitation.json()["url"].removeprefix(live_hub.url), "admin": admin}
 
 
 @pytest.fixture(scope="module")
@@ -157,8 +223,12 @@ def browser():
         b.close()
 
 
-def pages(repo: str) -> dict[str, tuple[str, bool]]:
-    """name -> (path, needs a signed-in user)."""
+# What a person opens on a page before it is checked: the pull request's "Files changed" (fetched then).
+OPEN = {"repo-pull-request": "#pr-diff summary"}
+
+
+def pages(repo: str, links: dict[str, str]) -> dict[str, tuple[str, bool | str]]:
+    """name -> (path, signed in: False, True for alice, or a user name)."""
     return {
         "home": ("/", False), "search": ("/search?q=a11y", False), "models": ("/models", False), "datasets": ("/datasets", False),
         "login": ("/login", False), "repo-card": (f"/{repo}", False), "repo-files": (f"/{repo}/tree/main", False),
@@ -176,10 +246,17 @@ def pages(repo: str) -> dict[str, tuple[str, bool]]:
         "settings-delete": ("/settings/account/delete", True), "settings-storage": ("/settings/storage", True),
         "org-sign-in": ("/organizations/acme/settings/sign-in", True),
         "space-build-error": (f"/spaces/{repo}-broken", True),
+        "collection": (links["collection"], False), "collection-owner": (links["collection"], True),
+        "collection-new": ("/collections/new", True), "profile-own": ("/alice", True),
+        "webhooks": ("/settings/webhooks", True), "webhook": (links["webhook"], True),
+        "repo-pull-request": (f"/{repo}/discussions/2", True),
+        "join-invite": (links["join-invite"], False), "email-verify": (links["verify"], False),
+        "email-confirm": (links["email-confirm"], False), "org-invitation": (links["invitation"], True),
+        "admin": ("/admin", links["admin"]), "admin-dashboard": ("/admin/dashboard", links["admin"]),
     }
 
 
-def check_page(browser, live_hub, path: str, signed_in: bool, width: str, scheme: str, name: str) -> list[str]:
+def check_page(browser, live_hub, path: str, signed_in: bool | str, width: str, scheme: str, name: str) -> list[str]:
     w, h = WIDTHS[width]
     # bypass_csp: the hub's CSP (rightly) refuses the inline script that injects axe.
     context = browser.new_context(base_url=live_hub.url, viewport={"width": w, "height": h}, color_scheme=scheme,
@@ -189,10 +266,13 @@ def check_page(browser, live_hub, path: str, signed_in: bool, width: str, scheme
     page.on("pageerror", lambda exc: errors.append(f"{name}: script error {exc}"))
     try:
         if signed_in:
-            sign_in(page)
+            sign_in(page, *(() if signed_in is True else (signed_in, PASSWORD)))
         response = page.goto(path)
         if response is None or response.status != (404 if name == "not-found" else 200):
             errors.append(f"{name} {width} {scheme}: {path} answered {response.status if response else None}")
+        if name in OPEN:
+            page.click(OPEN[name])
+            page.wait_for_load_state("networkidle")
         page.add_script_tag(path=str(AXE))
         result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
         for violation in result["violations"]:
@@ -211,10 +291,10 @@ def check_page(browser, live_hub, path: str, signed_in: bool, width: str, scheme
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("width", list(WIDTHS))
-def test_pages_are_accessible_and_fit(browser, live_hub, site, width, scheme):
+def test_pages_are_accessible_and_fit(browser, live_hub, site, links, width, scheme):
     assert AXE.exists(), "axe-core is missing: run `make install` (npm ci)"
     problems = []
-    for name, (path, signed_in) in pages(site).items():
+    for name, (path, signed_in) in pages(site, links).items():
         problems += check_page(browser, live_hub, path, signed_in, width, scheme, name)
     assert not problems, "\n".join(problems)
 
@@ -244,6 +324,28 @@ def test_rich_card_renders_safely(browser, live_hub, site):
         assert frac["height"] > 1.5 * letter["height"], (frac, letter)
         page.goto(f"/{site}/blob/main/src/train.py")
         assert page.locator("pre.code span.hl-k").first.inner_text() in ("def", "for", "in")
+    finally:
+        context.close()
+
+
+def test_pull_request_diff_opens_with_its_lines_marked(browser, live_hub, site):
+    """"Files changed" is fetched when opened, and reads like a commit's diff: the files, the
+    removed and added lines marked; the diff's own text stays text."""
+    context = browser.new_context(base_url=live_hub.url)
+    page = context.new_page()
+    try:
+        page.goto(f"/{site}/discussions/2")
+        diff = page.locator("#pr-diff-text")
+        assert diff.text_content() == "Open the diff"  # not part of the page until asked for
+        page.click("#pr-diff summary")
+        page.locator("#pr-diff-text .d-add").first.wait_for()
+        assert diff.locator(".d-file").all_inner_texts() == ["diff --git a/config.json b/config.json",
+                                                             "diff --git a/src/eval.py b/src/eval.py"]
+        assert diff.locator(".d-del").all_inner_texts() == ['-{"hidden_size": 32, "num_layers": 2}']
+        assert diff.locator(".d-add").all_inner_texts() == [
+            '+{"hidden_size": 64, "num_layers": 2}', "+def evaluate():  # <img src=x onerror=window.pwned=1>",
+            "+    return 0.5"]
+        assert diff.locator("img").count() == 0 and page.evaluate("window.pwned") is None
     finally:
         context.close()
 
@@ -280,6 +382,27 @@ def mirror_hub(live_hub, tmp_path_factory):
 @pytest.mark.parametrize("width", list(WIDTHS))
 def test_upstream_accounts_page_is_accessible_and_fits(browser, mirror_hub, width, scheme):
     problems = check_page(browser, mirror_hub, "/settings/upstream", True, width, scheme, "settings-upstream")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.fixture(scope="module")
+def fresh_hub(tmp_path_factory):
+    """A hub just installed, with no administrator yet: the only one where /setup exists."""
+    from tests.backends import free_port
+    from tests.conftest import start_hub, stop_hub
+
+    data = tmp_path_factory.mktemp("a11y-setup") / "data"
+    data.mkdir()
+    hub = start_hub(data, free_port())
+    yield hub
+    stop_hub(hub)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("width", list(WIDTHS))
+def test_first_run_setup_page_is_accessible_and_fits(browser, fresh_hub, width, scheme):
+    token = (fresh_hub.data_dir / "setup-token").read_text().strip()
+    problems = check_page(browser, fresh_hub, f"/setup?token={token}", False, width, scheme, "setup")
     assert not problems, "\n".join(problems)
 
 

@@ -176,9 +176,9 @@ def links(live_hub, site, api_module) -> dict[str, str]:
     api.add_collection_item(collection.slug, site, "model", note="The demo, with a rich card")
     api.add_collection_item(collection.slug, site + "-data", "dataset")
     api.add_collection_item(collection.slug, site + "-app", "space", note="x" * 200)
-    hook = api.create_webhook(url="https://hooks.example.org/a11y", watched=[{"type": "model", "name": site}],
+    hook = api.create_webhook(url="https://hooks.a11y.invalid/hook", watched=[{"type": "model", "name": site}],
                               domains=["repo", "discussion"], secret="a11y-secret")
-    api.create_discussion(site, title="Seen by the webhook")  # a delivery row (to a host that does not answer)
+    api.create_discussion(site, title="Seen by the webhook")  # a delivery row (.invalid never resolves)
     guest = unique_name("a11y-guest")
     invite, spare = (live_hub.cli("invite", "create", "--email", f"{name}@example.org").stdout.strip().splitlines()[-1]
                      for name in (guest, guest + "-spare"))

@@ -338,6 +338,61 @@ def test_media_cells_naming_the_hubs_own_files_fail_the_conversion(hub, owner, r
     assert (sized["pending"], sized["failed"]) == ([], answer["failed"])
 
 
+def test_files_uploaded_through_xet_are_rebuilt_once_then_linked(hub, owner, monkeypatch):
+    """A data file the stock client sent through Xet has no whole copy: the first conversion rebuilds
+    it from its xorbs and leaves the copy to the download cache (checked against its sha256); the
+    next conversion of the same file links that copy instead, and converts to the same Parquet."""
+    import hashlib
+
+    import pandas as pd
+    from huggingface_hub import constants
+
+    pytest.importorskip("hf_xet")
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)
+    rows = 40_000
+    csv = "id,text,score\n" + "".join(f"{i},row number {i} of the set,{i / 7:.4f}\n" for i in range(rows))
+    assert len(csv) > 1024 * 1024  # the download cache keeps files of 1 MiB and more
+    oid = hashlib.sha256(csv.encode()).hexdigest()
+    repo = f"pat/{unique_name('pqxet')}"
+    owner.create_repo(repo, repo_type="dataset")
+    owner.create_commit(repo, [CommitOperationAdd(".gitattributes", b"*.csv filter=lfs diff=lfs merge=lfs -text\n")],
+                        commit_message="attributes", repo_type="dataset")
+    sha = owner.create_commit(repo, [CommitOperationAdd("data/train.csv", csv.encode())], commit_message="data",
+                              repo_type="dataset").oid
+    paths = owner.get_paths_info(repo, ["data/train.csv"], repo_type="dataset")
+    assert paths[0].lfs is not None and paths[0].xet_hash  # sent through Xet
+    copy = hub.data_dir / "download-cache" / oid[:2] / oid
+    assert not copy.exists()
+
+    def parquet_rows(revision: str) -> tuple[list, pd.DataFrame]:
+        names = sorted(owner.list_repo_files(repo, repo_type="dataset", revision=revision))
+        path = owner.hf_hub_download(repo, names[-1], repo_type="dataset", revision=revision)
+        return names, pd.read_parquet(path)
+
+    first = wait_converted(hub, repo, sha, extras=False)
+    assert first["failed"] == [] and first["partial"] is True  # over this hub's 20 kB
+    names, table = parquet_rows(CONVERTED)
+    assert names == [".gitattributes", "default/partial-train/0000.parquet"]
+    assert table.iloc[5].to_dict() == {"id": 5, "text": "row number 5 of the set", "score": round(5 / 7, 4)}
+    assert copy.read_bytes() == csv.encode()  # the checkout's rebuild, kept
+    os.utime(copy, (1, 1))
+
+    card = CommitOperationAdd("README.md", b"---\nlicense: mit\n---\n# notes\n")
+    sha2 = owner.create_commit(repo, [card], commit_message="card", repo_type="dataset").oid
+    second = wait_converted(hub, repo, sha2, extras=False)
+    assert second["failed"] == [] and second["parquet_files"] == first["parquet_files"]
+    assert copy.stat().st_mtime > 1  # the second checkout linked the copy (marking it used)
+    again = owner.dataset_info(repo, revision=CONVERTED, files_metadata=True).siblings
+    before = owner.dataset_info(repo, revision=converted_parent(owner, repo), files_metadata=True).siblings
+    assert [(f.rfilename, f.lfs) for f in again] == [(f.rfilename, f.lfs) for f in before]
+
+
+def converted_parent(owner: HfApi, repo: str) -> str:
+    """The converted ref's previous commit (the conversion before the last)."""
+    commits = owner.list_repo_commits(repo, repo_type="dataset", revision=CONVERTED)
+    return commits[1].commit_id
+
+
 def test_failure_is_recorded_and_shown_not_retried(hub, owner):
     repo = f"pat/{unique_name('pq-bad')}"
     owner.create_repo(repo, repo_type="dataset")

@@ -99,3 +99,40 @@ def test_a_deletion_empties_the_cache_and_discards_a_copy_being_made(tmp_path):
     assert cache.drop_unless(lambda o: o == oid) == 1  # GC removed the other object
     assert [p.name for _, _, p in cache.entries()] == [oid]
     cache.close()
+
+
+def test_a_copy_rebuilt_elsewhere_is_kept_once_checked(tmp_path):
+    """``adopt``: the Parquet conversion's checkout offers the file it rebuilt from the chunks; the
+    cache links it (the checkout is deleted right after), keeps it only if it hashes to its name and
+    no deletion emptied the cache since the chunks were read, and never reads the chunks itself."""
+    oid, data = _blob(MIN_BYTES + 5)
+    cache = DownloadCache(tmp_path / "cache", 10 * MIN_BYTES, lambda o: (_ for _ in ()).throw(AssertionError(o)))
+    checkout = tmp_path / "checkout"
+    checkout.write_bytes(data)
+    cache.adopt(oid, len(data), checkout, cache.generation)
+    checkout.unlink()  # the conversion's temporary folder goes
+    cache.close()
+    kept = cache.get(oid, len(data), fill=False)
+    assert kept is not None and kept.read_bytes() == data
+    assert not any((tmp_path / "cache" / ".tmp").iterdir())
+
+    wrong_oid, _ = _blob(MIN_BYTES + 5)  # bytes that are not the object's: not kept
+    checkout.write_bytes(data)
+    cache.adopt(wrong_oid, len(data), checkout, cache.generation)
+    cache.close()
+    assert cache.get(wrong_oid, len(data), fill=False) is None
+
+    other, other_data = _blob(MIN_BYTES)  # a deletion between reading the chunks and offering the copy
+    generation = cache.generation
+    cache.clear()
+    checkout.write_bytes(other_data)
+    cache.adopt(other, len(other_data), checkout, generation)
+    cache.close()
+    assert cache.get(other, len(other_data), fill=False) is None and cache.entries() == []
+
+    small_oid, small = _blob(1000)  # below MIN_BYTES, or the cache off: nothing linked
+    checkout.write_bytes(small)
+    cache.adopt(small_oid, len(small), checkout, cache.generation)
+    DownloadCache(tmp_path / "off", 0, lambda o: None).adopt(oid, len(data), checkout, 0)
+    assert not (tmp_path / "off").exists() and cache.entries() == []
+    assert os.stat(checkout).st_nlink == 1

@@ -407,3 +407,42 @@ def test_xorbs_verified_by_one_replica_are_known_to_the_others_for_their_time(is
     later = service.utcnow() + timedelta(seconds=3601)
     monkeypatch.setattr(service, "utcnow", lambda: later)
     assert h not in service.RecentXorbs(shared=replica_a.shared)  # an hour on: re-hashed again
+
+
+@pytest.mark.parametrize("local", [True, False])  # a xorb on local disk is mapped; others are read once
+def test_chunked_file_written_whole_matches_its_ranges(tmp_path, local):
+    """``ChunkedFile.write_to`` (the Parquet conversion's checkout) writes what ``iter_range`` reads:
+    segments over two xorbs (LZ4, byte-grouped LZ4 and raw chunks), starting mid-xorb; a stored xorb
+    shorter than its footer says is refused."""
+    import io
+
+    from aicommons.xet.files import ChunkedFile, ChunkReadError
+    from aicommons.xet.xorb import read_index
+
+    rng = random.Random(15)
+    first = [b"abc" * 20_000, rng.randbytes(30_000), b"z" * 40_000, bytes(range(256)) * 90]
+    second = [rng.randbytes(1000), b"row,1,2\n" * 5000]
+    stored, indexes = {}, {}
+    for chunks, scheme in ((first, Scheme.LZ4), (second, Scheme.BG4_LZ4)):
+        verified = verify_upload(*serialize_xorb(chunks, scheme))
+        stored[verified.layout.hash] = verified.stored()
+        indexes[verified.layout.hash] = read_index(verified.footer[:-4])  # less its length
+    h1, h2 = stored
+    for h, data in stored.items():
+        (tmp_path / to_hex(h)).write_bytes(data)
+
+    def open_xorb(h):
+        return open(tmp_path / to_hex(h), "rb") if local else io.BytesIO(stored[h])
+
+    segments = [FileSegment(h1, sum(map(len, first[1:4])), 1, 4), FileSegment(h2, sum(map(len, second)), 0, 2)]
+    expected = b"".join(first[1:4] + second)
+    chunked = ChunkedFile(segments, indexes.__getitem__, open_xorb, len(expected))
+    with open(tmp_path / "out", "wb", buffering=0) as out:
+        chunked.write_to(out.fileno())
+    assert (tmp_path / "out").read_bytes() == expected == b"".join(chunked.iter_range(0, len(expected)))
+
+    for damaged in (stored[h2][:indexes[h2].stored_ends[-1] - 10], b""):  # a stored xorb cut short, or empty
+        stored[h2] = damaged
+        (tmp_path / to_hex(h2)).write_bytes(damaged)
+        with open(tmp_path / "out", "wb", buffering=0) as out, pytest.raises(ChunkReadError):
+            chunked.write_to(out.fileno())

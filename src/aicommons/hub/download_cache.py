@@ -29,6 +29,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 MIN_BYTES = 1024 * 1024  # smaller files are served fast enough from their xorbs
@@ -57,7 +58,7 @@ class DownloadCache:
     def get(self, oid: str, size: int, *, fill: bool = True) -> Path | None:
         """The cached whole copy of ``oid`` (marked as used now), or None; with ``fill``, a missing
         copy is queued to be made in the background."""
-        if not self.enabled or size < MIN_BYTES or size > self.max_bytes or not _OID.fullmatch(oid):
+        if not self.wants(oid, size):
             return None
         path = self.path(oid)
         try:
@@ -71,13 +72,66 @@ class DownloadCache:
                     return None
                 self._pending.add(oid)
                 generation = self._generation
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="download-cache")
-                self._pool.submit(self._fill, oid, size, generation)
+            self._submit(self._fill, oid, size, generation)
         return None
 
+    @property
+    def generation(self) -> int:
+        """Bumped by every ``clear``: a copy rebuilt elsewhere (``adopt``) is kept only if the
+        generation read before its chunks were read is still the current one."""
+        return self._generation
+
+    def wants(self, oid: str, size: int) -> bool:
+        return self.enabled and MIN_BYTES <= size <= self.max_bytes and bool(_OID.fullmatch(oid))
+
+    def adopt(self, oid: str, size: int, path: Path, generation: int) -> None:
+        """Keep ``path``, a whole copy of ``oid`` that another reader rebuilt from its chunks
+        (the Parquet conversion's checkout, hub/parquet_export.py), instead of rebuilding it again:
+        hard-linked now (it may be deleted right after), then checked against its sha256 in the
+        background like a copy made here, and dropped if the cache was emptied since ``generation``
+        (read before the chunks were). Nothing may write to ``path`` afterwards."""
+        if not self.wants(oid, size) or self.path(oid).exists():
+            return
+        with self._lock:
+            if oid in self._pending:
+                return
+            self._pending.add(oid)
+        tmp = self._tmp(oid)
+        try:
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            os.link(path, tmp)
+        except OSError:  # another file system: not worth a copy
+            self._done(oid, tmp)
+            return
+        self._submit(self._adopt, oid, size, tmp, generation)
+
+    def _tmp(self, oid: str) -> Path:
+        return self.root / ".tmp" / f"{oid}.{os.getpid()}.{threading.get_ident()}"
+
+    def _submit(self, *job: Any) -> None:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="download-cache")
+            self._pool.submit(*job)
+
+    def _done(self, oid: str, tmp: Path) -> None:
+        tmp.unlink(missing_ok=True)
+        with self._lock:
+            self._pending.discard(oid)
+
+    def _adopt(self, oid: str, size: int, tmp: Path, generation: int) -> None:
+        try:
+            with open(tmp, "rb") as f:
+                digest = hashlib.file_digest(f, "sha256")
+            self._make_room(size)
+            self._keep(oid, size, tmp, digest.hexdigest(), os.path.getsize(tmp), generation)
+        except Exception:  # noqa: BLE001 - a cache
+            log.exception("download cache: could not keep the copy of %s", oid)
+        finally:
+            self._done(oid, tmp)
+
     def _fill(self, oid: str, size: int, generation: int) -> None:
-        tmp = self.root / ".tmp" / f"{oid}.{os.getpid()}.{threading.get_ident()}"
+        tmp = self._tmp(oid)
         try:
             chunks = self.read(oid)
             if chunks is None:
@@ -91,20 +145,22 @@ class DownloadCache:
                     digest.update(chunk)
                     f.write(chunk)
                     written += len(chunk)
-            if digest.hexdigest() != oid or written != size:
-                log.error("download cache: the bytes rebuilt for %s do not hash to it; not cached", oid)
-                return
-            with self._lock:
-                if generation != self._generation:
-                    return  # the cache was emptied meanwhile (a deletion): this copy may be of deleted bytes
-                self.path(oid).parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp, self.path(oid))
+            self._keep(oid, size, tmp, digest.hexdigest(), written, generation)
         except Exception:  # noqa: BLE001 - a cache: the download was served anyway
             log.exception("download cache: could not copy %s", oid)
         finally:
-            tmp.unlink(missing_ok=True)
-            with self._lock:
-                self._pending.discard(oid)
+            self._done(oid, tmp)
+
+    def _keep(self, oid: str, size: int, tmp: Path, digest: str, written: int, generation: int) -> None:
+        """Rename a checked copy into place (the caller removes ``tmp`` if it is not kept)."""
+        if digest != oid or written != size:
+            log.error("download cache: the bytes rebuilt for %s do not hash to it; not cached", oid)
+            return
+        with self._lock:
+            if generation != self._generation:
+                return  # the cache was emptied meanwhile (a deletion): this copy may be of deleted bytes
+            self.path(oid).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, self.path(oid))
 
     def entries(self) -> list[tuple[float, int, Path]]:
         """(last served, bytes, path) of every cached copy."""

@@ -304,7 +304,8 @@ class Hub:
                              enabled=self.settings.parquet_conversion,
                              queue_extras=lambda repo_id, sha, branch: self.jobs.viewer_extras(repo_id, sha, branch),
                              split_files=lambda repo, conversion, config, split: list(
-                                 self.viewer_queries.split(repo, conversion, config, split).files))
+                                 self.viewer_queries.split(repo, conversion, config, split).files),
+                             download_cache=self.download_cache)
 
     @functools.cached_property
     def bundles(self) -> BundleService:

@@ -49,7 +49,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pygit2
 
@@ -60,9 +60,12 @@ from aicommons.gitrepo import GitStore, RefUpdateConflict, TreeChange
 from aicommons.gitrepo.trees import apply_changes
 from aicommons.hub import content
 from aicommons.hub.gitattributes import format_pointer
-from aicommons.hub.objects import ObjectReader
+from aicommons.hub.objects import ObjectReader, StoredObject
 from aicommons.storage.keys import blob_key
 from aicommons.times import utcnow
+
+if TYPE_CHECKING:
+    from aicommons.hub.download_cache import DownloadCache
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +102,8 @@ class ParquetExport:
                  queue: Callable[[int, str, str | None], None], enabled: bool = True,
                  branch_store: ParquetBranchStore | None = None,
                  queue_extras: Callable[[int, str, str | None], None] | None = None,
-                 split_files: Callable[[RepoRow, Conversion, str, str], list[Path]] | None = None):
+                 split_files: Callable[[RepoRow, Conversion, str, str], list[Path]] | None = None,
+                 download_cache: DownloadCache | None = None):
         self.store, self.repo_store, self.git, self.objects, self.blobs = store, repo_store, git, objects, blobs
         self.branch_store = branch_store or ParquetBranchStore(store.engine)
         self.tmp_dir, self.max_bytes = tmp_dir, max_bytes
@@ -108,6 +112,9 @@ class ParquetExport:
         self.queue_extras = queue_extras or (lambda repo_id, sha, branch: None)  # the follow-up job
         self.split_files = split_files  # a recorded split's Parquet files on local disk (hub/viewer_query.py)
         self.enabled = enabled  # AICOMMONS_PARQUET_CONVERSION
+        # Whole copies of chunk-stored files (hub/download_cache.py): linked into checkouts, and kept
+        # from the checkouts that had to rebuild them.
+        self.download_cache = download_cache
 
     # --- when the default branch (or an opted-in one) moves -------------------------------------------
 
@@ -361,14 +368,40 @@ class ParquetExport:
                 local = self.objects.local_path(found)
                 if local is not None:
                     os.symlink(local, target)
-                else:
-                    copies.append(pool.submit(self._copy_object, entry.lfs.oid, target))
+                elif not self._link_whole_copy(found, target):
+                    copies.append(pool.submit(self._copy_object, found, target))
             for copy_done in copies:
                 copy_done.result()
         return dest
 
-    def _copy_object(self, oid: str, target: Path) -> None:
-        with self.objects.open(oid) as src, open(target, "wb") as out:
+    def _link_whole_copy(self, found: StoredObject, target: Path) -> bool:
+        """Hard-link the download cache's whole copy of a chunk-stored file (hub/download_cache.py),
+        if it has one: checked against its sha256 when it was made, and linked, not copied, so the
+        cache evicting it meanwhile leaves the checkout's file whole."""
+        cache = self.download_cache
+        whole = cache.get(found.oid, found.size, fill=False) if cache is not None and found.xet is not None else None
+        if whole is None:
+            return False
+        try:
+            os.link(whole, target)
+        except OSError:  # evicted meanwhile, or another file system: rebuilt from the chunks
+            return False
+        return True
+
+    def _copy_object(self, found: StoredObject, target: Path) -> None:
+        """A file without a local whole copy: rebuilt from its xorbs (each segment's stored bytes
+        mapped or read once, each chunk written as it is decoded) and offered to the download cache,
+        so that the next conversion of the same file (and plain HTTP downloads) link it; or read
+        from the bucket."""
+        if found.key is None:
+            cache = self.download_cache
+            generation = cache.generation if cache is not None else 0
+            with open(target, "wb", buffering=0) as out:
+                self.objects.chunked(found).write_to(out.fileno())
+            if cache is not None:
+                cache.adopt(found.oid, found.size, target, generation)
+            return
+        with self.objects.open(found.oid) as src, open(target, "wb") as out:
             shutil.copyfileobj(src, out, 8 * 1024 * 1024)
 
     def _commit(self, repo: RepoRow, sha: str, out: Path, configs: dict, ref: str = CONVERTED_REF) -> str:
@@ -404,11 +437,8 @@ class ParquetExport:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
+    with open(path, "rb") as f:  # file_digest reads into one reused buffer
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _audio_without_torchcodec() -> None:

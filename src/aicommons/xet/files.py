@@ -16,6 +16,8 @@ a ``ChunkedFile`` only for a file their repo may read (``hub/objects.py``).
 from __future__ import annotations
 
 import io
+import mmap
+import os
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -109,28 +111,90 @@ class ChunkedFile:
             yield block
             chunk = last + 1
 
+    def write_to(self, fd: int) -> None:
+        """Write the whole file to the file descriptor ``fd`` (the Parquet conversion's checkout):
+        each segment's stored bytes are mapped (a local xorb) or read in one read, and each chunk is
+        written as it is decoded, without joining the file's bytes in memory."""
+        written = 0
+        for seg in self._segments:
+            index = seg.index
+            stored_start = index.stored_ends[seg.chunk_start - 1] if seg.chunk_start else 0
+            stored_end = index.stored_ends[seg.chunk_end - 1]
+            with self._open_xorb(seg.xorb_hash) as f, _stored_range(f, stored_start, stored_end) as stored:
+                if len(stored) < stored_end - stored_start:
+                    raise ChunkReadError(f"stored xorb {seg.xorb_hash.hex()} is shorter than its footer says")
+                pos = 0
+                for n in range(seg.chunk_start, seg.chunk_end):
+                    written += _write_all(fd, _decode_one(stored, pos, n, index, stored_start))
+                    pos = index.stored_ends[n] - stored_start
+        if written != self.size:
+            raise ChunkReadError(f"the file's chunks hold {written} bytes, not {self.size}")
+
     def open(self) -> BinaryIO:
         """A seekable, read-only file object over the whole file (for scanners and copies)."""
         return io.BufferedReader(_RawChunkedFile(self), buffer_size=1024 * 1024)
+
+
+def _write_all(fd: int, data: memoryview | bytes) -> int:
+    view = memoryview(data)
+    with view:
+        done = 0
+        while done < len(view):
+            done += os.write(fd, view[done:])
+    return done
+
+
+class _stored_range:
+    """The stored bytes ``[start, end)`` of an open xorb, as a memoryview: mapped when the xorb is a
+    local file, else read in one read (what a short xorb gives: the caller checks the length)."""
+
+    def __init__(self, f: BinaryIO, start: int, end: int):
+        self.f, self.start, self.end = f, start, end
+        self.map: mmap.mmap | None = None
+        self.view: memoryview | None = None
+
+    def __enter__(self) -> memoryview:
+        try:
+            fileno = self.f.fileno()
+        except (OSError, AttributeError, io.UnsupportedOperation):
+            fileno = None
+        if fileno is not None and os.fstat(fileno).st_size >= self.end > self.start:
+            self.map = mmap.mmap(fileno, 0, access=mmap.ACCESS_READ)
+            self.view = memoryview(self.map)[self.start:self.end]
+        else:
+            self.f.seek(self.start)
+            self.view = memoryview(self.f.read(self.end - self.start))
+        return self.view
+
+    def __exit__(self, *exc: object) -> None:
+        if self.view is not None:
+            self.view.release()
+        if self.map is not None:
+            self.map.close()
+
+
+def _decode_one(stored: memoryview, pos: int, n: int, index: XorbIndex, base: int) -> memoryview | bytes:
+    """Chunk ``n`` of a xorb, its header at ``pos`` of ``stored`` (which starts at stored byte
+    ``base``), decompressed and checked against the footer."""
+    chunk_end = index.stored_ends[n] - base
+    try:
+        chunk: XorbChunk = _chunk_at(stored, pos, n, chunk_end)
+        if chunk.payload.stop != chunk_end:
+            raise XorbFormatError("chunk header does not match the footer")
+        if chunk.size != index.unpacked_size(n, n + 1):
+            raise XorbFormatError("chunk length does not match the footer")
+        return stored[pos + CHUNK_HEADER_BYTES:chunk_end] if chunk.scheme == 0 else chunk_bytes(stored, chunk)
+    except XorbFormatError as exc:
+        raise ChunkReadError(f"a stored xorb is unreadable: {exc}") from None
 
 
 def _decode(stored: memoryview, count: int, index: XorbIndex, first_chunk: int) -> bytes:
     """The decompressed bytes of ``count`` consecutive chunks read as ``stored`` from a xorb."""
     base = index.stored_ends[first_chunk - 1] if first_chunk else 0
     parts, pos = [], 0
-    for n in range(count):
-        chunk_end = index.stored_ends[first_chunk + n] - base
-        try:
-            chunk: XorbChunk = _chunk_at(stored, pos, first_chunk + n, chunk_end)
-            if chunk.payload.stop != chunk_end:
-                raise XorbFormatError("chunk header does not match the footer")
-            expected = index.unpacked_size(first_chunk + n, first_chunk + n + 1)
-            if chunk.size != expected:
-                raise XorbFormatError("chunk length does not match the footer")
-            parts.append(stored[pos + CHUNK_HEADER_BYTES:chunk_end] if chunk.scheme == 0 else chunk_bytes(stored, chunk))
-        except XorbFormatError as exc:
-            raise ChunkReadError(f"a stored xorb is unreadable: {exc}") from None
-        pos = chunk_end
+    for n in range(first_chunk, first_chunk + count):
+        parts.append(_decode_one(stored, pos, n, index, base))
+        pos = index.stored_ends[n] - base
     return b"".join(parts)
 
 

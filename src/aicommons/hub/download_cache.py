@@ -5,7 +5,9 @@ clients get it rebuilt from its xorbs as it is sent, in Python, which serves abo
 kernel does. Measured both ways (docs/benchmarks.md): rebuilding on the fly cannot reach nginx
 ``sendfile``; a whole file on local disk, handed to the kernel (``api/zerocopy_server.py``), can.
 So the first download of a chunk-stored file is served from the xorbs as before and queues a
-background copy of it here; later downloads (whole, ranges, HEAD) are served from the copy.
+background copy of it here; later downloads (whole, ranges, HEAD) are served from the copy. The
+Parquet conversion's checkout (hub/parquet_export.py), which has to rebuild a chunk-stored data file
+whole anyway, hands its rebuild over (``adopt``) and links the copy on its next conversion.
 
 - **Bounded**: ``AICOMMONS_DOWNLOAD_CACHE_BYTES`` (empty or 0: off); least recently served go first.
 - **Never wrong**: a copy is written to a temporary name, its sha256 checked against the object's

@@ -4,7 +4,8 @@ by a background job into Parquet on the ref ``refs/convert/parquet``, with the H
 
 Every door that moves a branch (commit API, git push, LFS, merges, mirrors) ends in
 ``RepoService.after_ref_update``, whose listener here queues the job. The job reads the commit's
-files (LFS objects linked, not copied, when the blob store is a local disk) and loads them with the
+files (LFS objects linked, not copied, when the blob store is a local disk or the download cache
+has a whole copy of a Xet file; else rebuilt once and left to that cache) and loads them with the
 ``datasets`` library's own builders (``load_dataset_builder`` on the folder), so configs and splits
 follow the card's ``configs:`` and the Hub's data-file patterns exactly, and the figures (features,
 ``num_examples``) are those ``load_dataset`` computes. A config whose files total more than
@@ -344,9 +345,9 @@ class ParquetExport:
 
     def _checkout(self, repo: RepoRow, sha: str, dest: Path) -> Path:
         """The commit's files in ``dest``: git blobs written, LFS objects linked to the local blob
-        when there is one (else copied: rebuilt from the chunk store or read from the bucket, on
-        other threads while the git blobs are written). Hidden files are left out, as ``datasets``
-        ignores them."""
+        or to the download cache's whole copy when there is one (else copied: rebuilt from the chunk
+        store or read from the bucket, on other threads while the git blobs are written). Hidden
+        files are left out, as ``datasets`` ignores them."""
         from concurrent.futures import ThreadPoolExecutor
 
         git_repo = self.git.open(repo.storage_key)

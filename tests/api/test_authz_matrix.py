@@ -1036,22 +1036,25 @@ def _convert_here(live_hub, repos: dict[str, str]) -> None:
     from aicommons.hub.hub import Hub
     from aicommons.times import utcnow
 
-    saved = {k: v for k, v in os.environ.items() if k.startswith("AICOMMONS_")}
-    os.environ.update({k: v for k, v in live_hub.env.items() if k.startswith("AICOMMONS_")})
+    # The live hub's settings and its bucket's credentials (obstore reads AWS_* when it first talks to
+    # the bucket), for as long as this in-process worker runs.
+    prefixes = ("AICOMMONS_", "AWS_")
+    saved = {k: v for k, v in os.environ.items() if k.startswith(prefixes)}
+    os.environ.update({k: v for k, v in live_hub.env.items() if k.startswith(prefixes)})
     try:
         hub = Hub(Settings.from_env(), migrate=False)
+        try:
+            for repo in repos.values():
+                row = hub.repo_store.get("dataset", repo)
+                hub.parquet.store.queued(row.id, row.sha, utcnow())
+                assert hub.parquet.convert(row.id, row.sha) == "done", hub.parquet.store.get(row.id).error
+                assert hub.parquet.build_extras(row.id, row.sha) == "done"
+        finally:
+            hub.close()
     finally:
-        for key in [k for k in os.environ if k.startswith("AICOMMONS_")]:
+        for key in [k for k in os.environ if k.startswith(prefixes)]:
             del os.environ[key]
         os.environ.update(saved)
-    try:
-        for repo in repos.values():
-            row = hub.repo_store.get("dataset", repo)
-            hub.parquet.store.queued(row.id, row.sha, utcnow())
-            assert hub.parquet.convert(row.id, row.sha) == "done", hub.parquet.store.get(row.id).error
-            assert hub.parquet.build_extras(row.id, row.sha) == "done"
-    finally:
-        hub.close()
 
 
 def _viewer_specs(repo: str, marker: str) -> list[tuple[Spec, bool]]:

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import json
 import random
 import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from bench.inference.cpu_bench import finish_report, loadavg
 
 
 class Model:
@@ -111,10 +112,6 @@ class Model:
         return len(prompts) * new_tokens / (time.perf_counter() - start), out
 
 
-def loadavg() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -161,10 +158,7 @@ def main() -> None:
                 model.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text)
+    finish_report(report, args.json)
 
 
 if __name__ == "__main__":

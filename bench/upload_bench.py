@@ -123,9 +123,11 @@ def drop_file(path: Path) -> None:
 # --- measuring the server ----------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process so far, all its threads (``/proc/<pid>/stat``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 class Watch:
@@ -159,7 +161,9 @@ class Watch:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        self.cpu = cpu_seconds(self.hub.process.pid) - self.cpu_before
+        user, system = cpu_seconds(self.hub.process.pid)
+        self.user, self.system = user - self.cpu_before[0], system - self.cpu_before[1]
+        self.cpu = self.user + self.system
         if self._spy is not None:
             self._spy.send_signal(signal.SIGINT)
             try:
@@ -225,7 +229,7 @@ def hub_row(hub: Hub, tmp: Path, script: str, args: list[str], *, xet: bool, pro
         start = children_cpu()
         seconds = client(hub, tmp, script, args, xet=xet)
         client_cpu = children_cpu() - start  # the whole client process, start-up included
-    return {"s": seconds, "server_cpu_s": watch.cpu, "client_cpu_s": client_cpu, "rss_before_mib": watch.rss_before, "rss_peak_mib": watch.peak,
+    return {"s": seconds, "server_cpu_s": watch.cpu, "server_sys_s": watch.system, "client_cpu_s": client_cpu, "rss_before_mib": watch.rss_before, "rss_peak_mib": watch.peak,
             "anon_before_mib": watch.anon_before, "anon_peak_mib": watch.peak_anon}
 
 
@@ -385,6 +389,8 @@ def report(results: dict) -> str:
         cpu = (f"{row['server_cpu_s']:.1f} s / {row['client_cpu_s']:.1f} s "
                f"({100 * row['server_cpu_s'] / (row['server_cpu_s'] + row['client_cpu_s']):.0f} %)") \
             if "server_cpu_s" in row else ""
+        if "server_sys_s" in row:  # the kernel's part of the server's CPU (page cache, sockets)
+            cpu += f"; server system {row['server_sys_s']:.1f} s"
         rss = (f"{row['anon_before_mib']:.0f} → {row['anon_peak_mib']:.0f} MiB "
                f"({row['rss_before_mib']:.0f} → {row['rss_peak_mib']:.0f})") if "rss_peak_mib" in row else ""
         extra = ""

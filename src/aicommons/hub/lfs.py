@@ -161,20 +161,28 @@ class LfsService:
             with Stager(self.tmp_dir, max_bytes=size) as stager:
                 # Hashed and written once, in a worker thread, while the next pieces arrive.
                 await receive(chunks, stager.write_all)
-                staged = await anyio.to_thread.run_sync(stager.finish)
+                # The rest in one more hop to a worker thread: the fsync, the link and the database
+                # commit (synchronous=FULL: another fsync) never hold up the event loop, which reads
+                # the other uploads of an upload_folder meanwhile.
+                await anyio.to_thread.run_sync(self._land, stager, repo_id, oid, size)
         except OverflowError:
             raise PayloadTooLarge(f"The upload is larger than the declared size {size}") from None
         except StorageFull as exc:
             raise InsufficientStorage(str(exc)) from None
+
+    def _land(self, stager: Stager, repo_id: int, oid: str, size: int) -> None:
+        """Make a received upload durable, check it is what it was announced as, then store it and
+        record it: nothing is visible unless it checked out."""
+        staged = stager.finish()
         if staged.size != size or staged.sha256 != oid:
             staged.discard()
             raise BadRequest(f"The uploaded content does not match: expected sha256 {oid} and size {size}, "
                              f"got sha256 {staged.sha256} and size {staged.size}")
         try:
-            await anyio.to_thread.run_sync(self.blobs.put_file, blob_key(oid), staged.path)
-        except StorageFull as exc:
+            self.blobs.put_file(blob_key(oid), staged.path)
+        except StorageFull:
             staged.discard()
-            raise InsufficientStorage(str(exc)) from None
+            raise
         self.repos.add_lfs_object(repo_id, oid, size, utcnow())
         self.stored(repo_id, oid)
 

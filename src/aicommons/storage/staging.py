@@ -38,6 +38,13 @@ class StagedFile:
 
 
 WRITEBACK_BYTES = 8 * 1024 * 1024  # start the kernel's writeback of each this many bytes written
+# Bytes per write() into the staged file. The kernel (ext4, large folios) puts a write into page-cache
+# folios about its size; on a VM whose host takes back free memory (free page reporting), the large
+# free blocks those come from must be faulted in again by the host: writing 256 MiB into a new file
+# costs ~0.6 s of system CPU in 256 KiB or 4 MiB writes and ~0.07 s in 64 KiB ones
+# (``python -m bench.page_cache_writes``; docs/benchmarks.md, mirror and upload sections). Request
+# body pieces are up to 256 KiB and xorb chunks up to 128 KiB, so every write is cut to this size.
+WRITE_PIECE = 64 * 1024
 SYNC_FILE_RANGE_WRITE = 2
 
 
@@ -81,7 +88,7 @@ class Stager:
         try:
             view = memoryview(chunk)
             while view:  # an unbuffered write may be short
-                view = view[self._file.write(view) or 0:]
+                view = view[self._file.write(view[:WRITE_PIECE]) or 0:]
         except OSError as exc:
             raise _as_storage_error(exc) from exc
         if _SYNC_FILE_RANGE is not None and self.size - self._written_back >= WRITEBACK_BYTES:

@@ -326,25 +326,26 @@ class XetService:
 
                 await receive(pieces, consume)
 
-                def finish() -> StagedFile | None:
+                def finish() -> bool:
+                    """Check the whole xorb, then make it durable and publish it, in one hop to a
+                    worker thread (fsyncs and database commits never hold up the event loop)."""
                     _layout, footer = receiver.finish()
                     self.usage.add_received(account_id, _hour(), receiver.received)
                     if stager is None:
-                        return None
+                        return False
                     stager.write(footer)
-                    return stager.finish()
+                    self._put(key, stager.finish())
+                    self.recently_verified.add(expected)
+                    return True
 
-                staged = await anyio.to_thread.run_sync(finish)
+                stored_now = await anyio.to_thread.run_sync(finish)
         except XorbFormatError as exc:
             raise BadRequest(f"Rejected xorb {hex_hash}: {exc}") from None
         except StorageFull as exc:
             raise InsufficientStorage(str(exc)) from None
-        if staged is None:
-            return False
-        await anyio.to_thread.run_sync(self._put, key, staged)
-        self.recently_verified.add(expected)
-        log.info("xet: stored xorb %s (%d chunks)", hex_hash, len(receiver.chunks))
-        return True
+        if stored_now:
+            log.info("xet: stored xorb %s (%d chunks)", hex_hash, len(receiver.chunks))
+        return stored_now
 
     # --- shards ---------------------------------------------------------------------------------
 

@@ -245,8 +245,8 @@ def _u24(three: memoryview) -> int:
 
 def _lz4_decompress(payload: memoryview, size: int) -> bytes:
     decompressor = lz4.frame.LZ4FrameDecompressor()
-    try:
-        out = decompressor.decompress(bytes(payload), max_length=size + 1)
+    try:  # read in place (the binding takes any buffer): no copy of the payload first
+        out = decompressor.decompress(payload, max_length=size + 1)
     except RuntimeError as exc:  # the lz4 binding's error for a corrupt frame
         raise XorbFormatError(f"corrupt LZ4 data: {exc}") from None
     if len(out) != size or not decompressor.eof or decompressor.unused_data:
@@ -327,46 +327,76 @@ class XorbReceiver:
         self.received += len(data)
         if self.received > MAX_XORB_BYTES:
             raise XorbFormatError(f"xorb is larger than the maximum of {MAX_XORB_BYTES} bytes")
-        if self._footer is not None:
-            self._footer += data
-            return
-        self._buffer += data
-        used = self._take_chunks()
-        del self._buffer[:used]
+        view = memoryview(data)
+        while view:
+            if self._footer is not None:
+                self._footer += view
+                return
+            if not self._buffer:
+                # The chunks that lie whole in this piece are read where they are (no copy); only
+                # a chunk cut by the piece's end waits in the buffer for the next piece.
+                used = self._take_chunks(view)
+                if self._footer is None:
+                    self._buffer += view[used:]
+                return
+            # Complete the chunk (or footer tag) begun in an earlier piece, copying only its missing bytes.
+            missing = self._missing()
+            self._buffer += view[:missing]
+            view = view[missing:]
+            with memoryview(self._buffer) as buffered:
+                used = self._take_chunks(buffered)
+            if self._footer is None:
+                del self._buffer[:used]
+            else:
+                self._buffer.clear()
 
-    def _take_chunks(self) -> int:
-        """Verify and write every whole chunk at the start of the buffer; how many bytes they took."""
+    def _missing(self) -> int:
+        """Bytes the buffer still lacks to hold the header, then the whole chunk, it begins with."""
         buffer = self._buffer
+        if len(buffer) < CHUNK_HEADER_BYTES:
+            return CHUNK_HEADER_BYTES - len(buffer)
+        stored_size = buffer[1] | buffer[2] << 8 | buffer[3] << 16  # checked by _chunk_at
+        return max(1, CHUNK_HEADER_BYTES + stored_size - len(buffer))
+
+    def _take_chunks(self, view: memoryview) -> int:
+        """Verify and write every whole chunk at the start of ``view``; how many bytes they took (all of
+        them once the client's footer starts: it is kept in ``_footer``)."""
         pos = 0
-        with memoryview(buffer) as view:
-            while len(buffer) - pos >= CHUNK_HEADER_BYTES:
-                if buffer[pos] == IDENT[0]:  # a chunk header starts with version 0: this is a footer
-                    if len(buffer) - pos < len(IDENT):
-                        break
-                    if bytes(view[pos:pos + len(IDENT)]) == IDENT:
-                        self._footer = bytearray(view[pos:])
-                        return len(buffer)
-                index = len(self.chunks)
-                if index == MAX_XORB_CHUNKS:
-                    raise XorbFormatError(f"xorb has more than the maximum of {MAX_XORB_CHUNKS} chunks")
-                header = _chunk_at(view, pos, index, len(buffer) + MAX_STORED_CHUNK_BYTES + CHUNK_HEADER_BYTES)
-                end = pos + CHUNK_HEADER_BYTES + header.stored_size
-                if end > len(buffer):
-                    break  # the rest of this chunk is still on its way
-                self._unpacked += header.size
-                if self._unpacked > MAX_XORB_DATA_BYTES:
-                    raise XorbFormatError(f"xorb holds more than {MAX_XORB_DATA_BYTES} bytes of data")
-                stored = view[pos:end]
-                local = replace(header, offset=0)
-                content = chunk_bytes(stored, local) if header.scheme != Scheme.NONE else stored[CHUNK_HEADER_BYTES:]
-                if header.scheme == Scheme.NONE and len(content) != header.size:
+        while len(view) - pos >= CHUNK_HEADER_BYTES:
+            if view[pos] == IDENT[0]:  # a chunk header starts with version 0: this is a footer
+                if bytes(view[pos:pos + len(IDENT)]) == IDENT:
+                    self._footer = bytearray(view[pos:])
+                    self._write_verified(view[:pos])
+                    return len(view)
+            index = len(self.chunks)
+            if index == MAX_XORB_CHUNKS:
+                raise XorbFormatError(f"xorb has more than the maximum of {MAX_XORB_CHUNKS} chunks")
+            header = _chunk_at(view, pos, index, len(view) + MAX_STORED_CHUNK_BYTES + CHUNK_HEADER_BYTES)
+            end = pos + CHUNK_HEADER_BYTES + header.stored_size
+            if end > len(view):
+                break  # the rest of this chunk is still on its way
+            self._unpacked += header.size
+            if self._unpacked > MAX_XORB_DATA_BYTES:
+                raise XorbFormatError(f"xorb holds more than {MAX_XORB_DATA_BYTES} bytes of data")
+            stored = view[pos:end]
+            if header.scheme == Scheme.NONE:
+                content: bytes | memoryview = stored[CHUNK_HEADER_BYTES:]
+                if len(content) != header.size:
                     raise XorbFormatError("uncompressed chunk length does not match its header")
-                self.chunks.append(replace(header, offset=self._offset, hash=chunk_hash(content)))
-                if self._write is not None:
-                    self._write(stored)
-                self._offset += end - pos
-                pos = end
+            else:
+                content = chunk_bytes(stored, replace(header, offset=0))
+            self.chunks.append(XorbChunk(self._offset, header.stored_size, header.scheme, header.size,
+                                         chunk_hash(content)))
+            self._offset += end - pos
+            pos = end
+        self._write_verified(view[:pos])
         return pos
+
+    def _write_verified(self, stored: memoryview) -> None:
+        """The stored bytes of the chunks just verified, in one write (the stager cuts it into
+        page-cache-friendly pieces)."""
+        if self._write is not None and stored:
+            self._write(stored)
 
     @property
     def chunk_bytes(self) -> int:

@@ -172,3 +172,70 @@ def test_model_files_carry_openssf_model_signing_signatures(live_hub, api, site,
     flip(bundle, signed["path"], offset=40)
     refused = site.cli("bundle", "import", str(bundle), "--trusted-key", str(source_key), check=False)
     assert refused.returncode != 0 and "model signature" in refused.stderr
+
+
+def test_an_import_past_the_owners_quota_is_refused_whole(live_hub, api, site, source_key, tmp_path):
+    """Issue 11: `bundle import` checks the storage quota as an upload does, before anything is
+    stored; an administrator may override it with --ignore-quota."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ORG
+
+    def used(owner: str) -> int:
+        return json.loads(site.cli("storage", "quota", "show", owner, "--json").stdout)["used_bytes"]
+
+    def blobs() -> set[Path]:
+        return {p for p in (site.data_dir / "blobs").rglob("*") if p.is_file()} \
+            if (site.data_dir / "blobs").exists() else set()
+
+    # alice exists on the site (an earlier bundle of hers, imported under no quota).
+    first, _ = make_repo(api)
+    carry = tmp_path / "first.tar"
+    live_hub.cli("bundle", "export", first, "--output", str(carry))
+    site.cli("bundle", "import", str(carry), "--trusted-key", str(source_key))
+    before = used("alice")
+    site.cli("storage", "quota", "set", "alice", str(before + 50_000))
+
+    # The same weights in a second repo count again (the quota is per repo, logical): 120 kB > 50 kB.
+    second, _ = make_repo(api)
+    sha = api.upload_file(path_or_fileobj=os.urandom(30_000), path_in_repo="extra.bin", repo_id=second).oid
+    bundle = tmp_path / "second.tar"
+    live_hub.cli("bundle", "export", second, "--output", str(bundle))
+    stored = blobs()
+    refused = site.cli("bundle", "import", str(bundle), "--trusted-key", str(source_key), check=False)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "Storage limit reached for alice" in refused.stderr and "--ignore-quota" in refused.stderr
+    assert "nothing was imported" in refused.stderr
+    with pytest.raises(RepositoryNotFoundError):
+        HfApi(endpoint=site.url).model_info(second)
+    assert used("alice") == before and blobs() == stored  # not the extra file's bytes either
+
+    # Nothing new is never refused: importing the first bundle again goes through.
+    again = site.cli("bundle", "import", str(carry), "--trusted-key", str(source_key))
+    assert f"model {first}: updated" in again.stdout
+
+    # The administrator's override; the bytes then count against the quota like any other.
+    forced = site.cli("bundle", "import", str(bundle), "--trusted-key", str(source_key), "--ignore-quota")
+    assert f"model {second}: created" in forced.stdout, forced.stdout + forced.stderr
+    assert HfApi(endpoint=site.url).model_info(second).sha == sha
+    assert used("alice") > before + 150_000
+    site.cli("storage", "quota", "set", "alice", "default")
+
+    # A namespace the import would create gets the default quota (AICOMMONS_STORAGE_QUOTA_DEFAULT).
+    org_repo = f"{ORG}/{unique_name('bundle')}"
+    api.create_repo(org_repo)
+    api.upload_file(path_or_fileobj=WEIGHTS, path_in_repo="model.bin", repo_id=org_repo)
+    org_bundle = tmp_path / "org.tar"
+    live_hub.cli("bundle", "export", org_repo, "--output", str(org_bundle))
+    small_default = {**site.env, "AICOMMONS_STORAGE_QUOTA_DEFAULT": "50kB"}
+    refused = subprocess.run([sys.executable, "-m", "aicommons.cli.main", "bundle", "import", str(org_bundle),
+                              "--trusted-key", str(source_key)], env=small_default, capture_output=True, text=True)
+    assert refused.returncode == 1 and f"Storage limit reached for {ORG}" in refused.stderr, refused.stderr
+    assert "nothing was imported" in refused.stderr
+    assert site.cli("storage", "quota", "show", ORG, check=False).returncode != 0  # not even the owner
+    roomy = {**site.env, "AICOMMONS_STORAGE_QUOTA_DEFAULT": "1MB"}
+    subprocess.run([sys.executable, "-m", "aicommons.cli.main", "bundle", "import", str(org_bundle),
+                    "--trusted-key", str(source_key)], env=roomy, capture_output=True, text=True, check=True)
+    assert HfApi(endpoint=site.url).model_info(org_repo).sha

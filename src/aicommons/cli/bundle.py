@@ -53,7 +53,7 @@ def cmd_bundle_import(args) -> int:
     from aicommons.hub.bundles import BundleError
 
     try:
-        result = _hub().bundles.import_(args.file, args.trusted_key or [], _progress())
+        result = _hub().bundles.import_(args.file, args.trusted_key or [], _progress(), ignore_quota=args.ignore_quota)
     except BundleError as exc:
         print(f"error: {exc}; nothing was imported", file=sys.stderr)
         return 1
@@ -87,5 +87,8 @@ def add_bundle_commands(sub) -> None:
     imp.add_argument("file")
     imp.add_argument("--trusted-key", action="append", metavar="KEYFILE",
                      help="a PEM public key to trust (repeatable; also AICOMMONS_BUNDLE_TRUSTED_KEYS)")
+    imp.add_argument("--ignore-quota", action="store_true",
+                     help="import even if it takes an owner past its storage quota (the bytes still count "
+                          "against it afterwards)")
     imp.add_argument("--json", action="store_true")
     imp.set_defaults(func=cmd_bundle_import)

@@ -14,6 +14,10 @@ verify``. Only then are files stored and refs moved, so a tampered, unsigned or 
 changes nothing. Importing is idempotent (what is already here is skipped) and incremental (a later
 bundle of the same repo adds its revisions).
 
+The owners' storage quotas are checked before anything is stored, as for an upload (the bytes are
+reserved while the import runs); a bundle that would take any owner past its quota is refused
+whole, unless the administrator passes ``--ignore-quota`` (docs/mirror.md).
+
 The hub's signing key lives in ``<data>/bundle-signing-key.pem`` (0600), made on first use;
 ``public_key_pem`` is what a receiving site trusts (``aicommons bundle key``).
 """
@@ -47,6 +51,7 @@ from aicommons.hub.names import check_repo_type
 from aicommons.hub.private_files import write_private_file
 from aicommons.hub.progress import SILENT, Progress
 from aicommons.hub.reachability import pointers_in_tree, ref_targets
+from aicommons.hub.storage_usage import StorageAccounting, StorageLimitReached, format_size
 from aicommons.storage.keys import blob_key
 from aicommons.times import iso_z, utcnow
 
@@ -304,16 +309,27 @@ def verify_bundle(path: Path, trusted: list[Ed25519PublicKey], work: Path) -> di
 
 class BundleImporter:
     def __init__(self, repo_store: RepoStore, accounts: AccountStore, git: GitStore, lfs: LfsService,
-                 after_ref_update):
+                 after_ref_update, quota: StorageAccounting | None = None):
         self.repo_store, self.accounts, self.git, self.lfs = repo_store, accounts, git, lfs
         self.after_ref_update = after_ref_update
+        # The storage quota (hub/storage_usage.py), checked before anything is stored; None: not checked
+        # (``aicommons bundle import --ignore-quota``).
+        self.quota = quota
 
     def import_bundle(self, path: Path, trusted: list[Ed25519PublicKey], tmp_dir: Path,
                       progress: Progress = SILENT) -> dict:
         tmp_dir.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(dir=tmp_dir, prefix="bundle-import-"))
+        reservations: list[int | None] = []
         try:
             manifest = verify_bundle(Path(path), trusted, work)
+            for entry in manifest["repos"]:
+                verify = subprocess.run(["git", "bundle", "list-heads", str(work / entry["git_bundle"])],
+                                        capture_output=True, text=True)
+                if verify.returncode != 0:
+                    raise BundleError(f"the git data of {entry['id']} is not a git bundle: {verify.stderr.strip()}")
+            if self.quota is not None:
+                reservations = self._reserve(self._incoming(manifest, work))
             progress.stage("large files", items=len(manifest["files"]), nbytes=sum(manifest["files"].values()))
             for oid, size in manifest["files"].items():  # content-addressed: harmless before the refs
                 if self.lfs.blobs.size(blob_key(oid)) != size:
@@ -326,13 +342,70 @@ class BundleImporter:
                 imported.append(self._import_repo(entry, work / entry["git_bundle"], manifest["files"]))
             return {"repos": imported, "files": len(manifest["files"]), "signed_by": manifest["signed_by"]}
         finally:
+            if self.quota is not None:  # the imported bytes now count as the repos' own (live usage)
+                for reservation in reservations:
+                    self.quota.release_upload(reservation)
             shutil.rmtree(work, ignore_errors=True)
+
+    # --- the storage quota ----------------------------------------------------------------------
+
+    def _incoming(self, manifest: dict, work: Path) -> dict[str, int]:
+        """Owner name -> the bytes the import adds to its live usage (what the quota counts): every
+        large file a carried revision names that the repo does not hold yet (once per repo), and the
+        git bundle's size for a repo that does not have all the carried commits yet. Read from a
+        scratch copy of each git bundle, so nothing here is written before the check."""
+        incoming: dict[str, int] = {}
+        for index, entry in enumerate(manifest["repos"]):
+            scratch = work / f"quota-{index}.git"
+            pygit2.init_repository(str(scratch), bare=True)
+            proc = subprocess.run(["git", "--git-dir", str(scratch), "fetch", "--quiet", str(work / entry["git_bundle"]),
+                                   "refs/heads/*:refs/heads/*", "refs/tags/*:refs/tags/*"],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise BundleError(f"the git data of {entry['id']} cannot be read: {proc.stderr.strip()[-300:]}")
+            scratch_repo = pygit2.Repository(str(scratch))
+            repo = self.repo_store.get(entry["type"], entry["id"])
+            here = self.git.open(repo.storage_key) if repo is not None else None
+            files: dict[str, int] = {}
+            for sha in entry["revisions"].values():
+                try:
+                    tree = scratch_repo[sha].peel(pygit2.Commit).tree
+                except (KeyError, ValueError) as exc:
+                    raise BundleError(f"the git data of {entry['id']} lacks its revision {sha}: {exc}") from None
+                files.update({p.oid: p.size for _path, p in pointers_in_tree(scratch_repo, tree)})
+            new = sum(size for oid, size in files.items()
+                      if repo is None or self.lfs.repos.repo_lfs_size(repo.id, oid) is None)
+            if here is None or any(sha not in here for sha in entry["revisions"].values()):
+                new += (work / entry["git_bundle"]).stat().st_size
+            namespace = entry["id"].split("/")[0]
+            incoming[namespace] = incoming.get(namespace, 0) + new
+            shutil.rmtree(scratch, ignore_errors=True)
+        return incoming
+
+    def _reserve(self, incoming: dict[str, int]) -> list[int | None]:
+        """Hold each owner's incoming bytes against its quota (as an upload does, so parallel uploads
+        cannot pass it meanwhile), or release them all and refuse the whole bundle."""
+        assert self.quota is not None
+        held: list[int | None] = []
+        try:
+            for namespace, size in sorted(incoming.items()):
+                owner = self.accounts.get(namespace)
+                if owner is not None:
+                    held.append(self.quota.reserve_upload(owner.id, size))
+                elif self.quota.default_quota is not None and size > self.quota.default_quota:
+                    # A namespace the import creates gets the default quota, like any new organisation.
+                    raise StorageLimitReached(
+                        f"Storage limit reached for {namespace}: the bundle needs {format_size(size)} and a new "
+                        f"owner's quota (AICOMMONS_STORAGE_QUOTA_DEFAULT) is {format_size(self.quota.default_quota)}")
+        except StorageLimitReached as exc:
+            for reservation in held:
+                self.quota.release_upload(reservation)
+            raise BundleError(f"{exc.message} To import the bundle anyway: raise the quota (`aicommons storage "
+                              "quota set OWNER SIZE`), or pass --ignore-quota") from None
+        return held
 
     def _import_repo(self, entry: dict, bundle: Path, files: dict) -> dict:
         repo_type, full_id = entry["type"], entry["id"]
-        verify = subprocess.run(["git", "bundle", "list-heads", str(bundle)], capture_output=True, text=True)
-        if verify.returncode != 0:
-            raise BundleError(f"the git data of {full_id} is not a git bundle: {verify.stderr.strip()}")
         repo = self.repo_store.get(repo_type, full_id)
         created = repo is None
         storage_key = repo.storage_key if repo else secrets.token_hex(16)
@@ -411,7 +484,10 @@ class BundleService:
     def model_signing_public_pem(self) -> str:
         return model_signing_public_pem(self.hub.settings.data_dir)
 
-    def import_(self, path: Path, trusted_files: list[str], progress: Progress = SILENT) -> dict:
+    def import_(self, path: Path, trusted_files: list[str], progress: Progress = SILENT,
+                ignore_quota: bool = False) -> dict:
+        """``ignore_quota``: the administrator's override (``--ignore-quota``); the imported bytes
+        still count against the owner's quota afterwards."""
         importer = BundleImporter(self.hub.repo_store, self.hub.accounts.store, self.hub.git, self.hub.lfs,
-                                  self.hub.repos.after_ref_update)
+                                  self.hub.repos.after_ref_update, None if ignore_quota else self.hub.storage)
         return importer.import_bundle(Path(path), self.trusted_keys(trusted_files), self.hub.settings.tmp_dir, progress)

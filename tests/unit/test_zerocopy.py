@@ -152,3 +152,64 @@ def test_a_client_that_leaves_mid_download_does_not_hurt_the_next(content, serve
     with httpx.Client(base_url=server) as client:
         assert client.get("/x/resolve/f").content == data
         assert client.get("/x/resolve/f", headers={"Range": "bytes=1-2"}).content == data[1:3]
+
+
+@pytest.fixture
+def drained_socket():
+    """A non-blocking socket whose reader (a thread) takes everything as fast as it comes."""
+    sender, receiver = socket.socketpair()
+    sender.setblocking(False)
+    got = bytearray()
+
+    def drain():
+        while piece := receiver.recv(MiB):
+            got.extend(piece)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    yield sender, got
+    sender.close()
+    reader.join(10)
+    receiver.close()
+
+
+def test_a_reader_that_keeps_up_gets_the_whole_part_in_one_hand_off(content, drained_socket, monkeypatch):
+    """Issue 11: one trip through the thread pool per part, not one per MAX_CALL bytes (each trip
+    wakes the event loop and passes the GIL twice)."""
+    from aicommons.api import zerocopy_server
+
+    path, data = content
+    sender, got = drained_socket
+    monkeypatch.setattr(zerocopy_server, "THREAD_WAIT_MS", 10_000)  # a loaded box's pauses are no stall
+    with open(path, "rb") as f:
+        sent = zerocopy_server._send_until_full(sender.fileno(), f.fileno(), 0, len(data))
+    assert sent == len(data) > 2 * zerocopy_server.MAX_CALL
+    sender.shutdown(socket.SHUT_WR)
+    deadline = time.time() + 10
+    while len(got) < len(data) and time.time() < deadline:
+        time.sleep(0.01)
+    assert bytes(got) == data
+
+
+def test_a_thread_others_wait_for_comes_back_every_max_call(content, drained_socket, monkeypatch):
+    """While sends are queued for a thread (every one of the pool's is busy), a running send gives
+    its thread back after MAX_CALL bytes, so downloads take turns."""
+    from aicommons.api import zerocopy_server
+
+    path, data = content
+    sender, _ = drained_socket
+    monkeypatch.setattr(zerocopy_server, "THREAD_WAIT_MS", 10_000)
+    release = threading.Event()
+    busy = [zerocopy_server._pool.submit(release.wait, 30) for _ in range(zerocopy_server._pool._max_workers + 1)]
+    try:
+        deadline = time.time() + 10
+        while not zerocopy_server._others_wait() and time.time() < deadline:
+            time.sleep(0.01)
+        with open(path, "rb") as f:
+            sent = zerocopy_server._send_until_full(sender.fileno(), f.fileno(), 0, len(data))
+        assert zerocopy_server.MAX_CALL <= sent < len(data)
+    finally:
+        release.set()
+        for job in busy:
+            job.result(30)
+    assert not zerocopy_server._others_wait()

@@ -12,9 +12,12 @@ How it stays safe:
 - ``sendfile`` runs on a worker thread (both cores move bytes for 8 concurrent ranges), on a
   duplicate of the socket's descriptor, so a connection that closes meanwhile can never let the
   descriptor number be reused by another client's socket under us.
-- The thread writes until the socket's buffer is full, then gives the thread back and the event
-  loop waits for the socket to drain (a slow reader holds no thread); a reader that takes nothing
-  for ``STALL_SECONDS`` is disconnected.
+- The thread writes the whole part while the reader keeps up: one hand-off from the event loop per
+  part, not one per ``MAX_CALL`` (each hand-off wakes the loop and passes the GIL twice). It gives
+  the thread back early in two cases: the socket's buffer stays full for ``THREAD_WAIT_MS`` (a slow
+  reader holds no thread: the event loop waits for the socket to drain), or other sends are
+  queued for a thread (every ``MAX_CALL`` bytes then, so downloads share the pool's threads). A
+  reader that takes nothing for ``STALL_SECONDS`` is disconnected.
 - A client that goes away (EPIPE, ECONNRESET) ends the response like any disconnect.
 """
 
@@ -30,7 +33,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 EXTENSION = "http.response.zerocopy"
 STALL_SECONDS = 60.0
 THREAD_WAIT_MS = 50  # a full socket buffer is waited for on the thread this long (half the CPU of going back)
-MAX_CALL = 8 * 1024 * 1024  # bytes per sendfile call: a thread comes back at least this often
+MAX_CALL = 8 * 1024 * 1024  # bytes per sendfile call; a thread others wait for comes back this often
 _pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sendfile")
 
 
@@ -104,7 +107,8 @@ async def _sendfile(transport: asyncio.Transport, file_fd: int, offset: int, cou
 
 
 def _send_until_full(sock: int, file_fd: int, offset: int, count: int) -> int:
-    """Bytes sent before the socket's buffer stayed full for ``THREAD_WAIT_MS`` (0: nothing sent)."""
+    """Bytes sent before the socket's buffer stayed full for ``THREAD_WAIT_MS``, or before another
+    send queued for a thread got its turn (0: nothing sent)."""
     total = 0
     poller = None
     while total < count:
@@ -122,9 +126,14 @@ def _send_until_full(sock: int, file_fd: int, offset: int, count: int) -> int:
         if sent == 0:
             raise ConnectionResetError("the file ended before its Content-Length (it changed on disk)")
         total += sent
-        if total >= MAX_CALL:
+        if total >= MAX_CALL and _others_wait():
             break
     return total
+
+
+def _others_wait() -> bool:
+    """Whether sends are queued for a thread (all of the pool's are busy)."""
+    return not _pool._work_queue.empty()
 
 
 async def _writable(loop: asyncio.AbstractEventLoop, sock: int) -> None:

@@ -291,8 +291,16 @@ def download_figures(hub: Hub, tmp: Path, size: int, rounds: int = 5) -> dict:
     xet_repo, lfs_repo = create(hub, "dl-xet"), create(hub, "dl-lfs")
     upload(hub, xet_repo, content_path, "w.bin", tmp)
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    # The LFS copy stays whole (chunking would make it redundant, and GC is not run on it).
-    upload(hub, lfs_repo, content_path, "w.bin", tmp, xet=False)
+    # The LFS row gets other bytes of the same size: with the same bytes its whole-file blob (same
+    # sha256) would also serve the Xet rows, which then never read the download cache or the
+    # xorbs (what earlier runs measured: cache_copy_made false). The LFS copy stays whole
+    # (chunking would make it redundant, and GC is not run on it).
+    lfs_path = tmp / "dl-lfs.bin"
+    with open(lfs_path, "wb") as f:
+        for _ in range(size // MiB):
+            f.write(os.urandom(MiB))
+    upload(hub, lfs_repo, lfs_path, "w.bin", tmp, xet=False)
+    lfs_oid = hashlib.sha256(lfs_path.read_bytes()).hexdigest()
     from bench.metadata.snapshot import StaticNginx
 
     # The same Xet file from a second server on the same data with the download cache off: rebuilt
@@ -302,7 +310,7 @@ def download_figures(hub: Hub, tmp: Path, size: int, rounds: int = 5) -> dict:
     oid = hashlib.sha256(content_path.read_bytes()).hexdigest()
     # nginx on the hub's own LFS blob (a hard link: the same inode, so the same page cache as the
     # hub reads), to tell the file's page-cache layout (as the upload wrote it) from the server.
-    os.link(hub.data / "blobs" / "lfs" / oid[:2] / oid[2:4] / oid, nginx.root / "www" / "hub-blob.bin")
+    os.link(hub.data / "blobs" / "lfs" / lfs_oid[:2] / lfs_oid[2:4] / lfs_oid, nginx.root / "www" / "hub-blob.bin")
     # BENCH_STORAGE_BASELINE_SRC=/work/main/src: the same LFS blob from a second server on the same
     # data running that source tree, in the same rounds (a before/after comparison in one run).
     baseline_src = os.environ.get("BENCH_STORAGE_BASELINE_SRC")

@@ -48,6 +48,11 @@ SETTINGS: tuple[Setting, ...] = (
             "prompts are prefilled over several steps, as vLLM's `max_num_batched_tokens`). Smaller "
             "keeps a burst of new prompts from holding every stream's next token and staggers their "
             "first tokens; larger prefills more at once. 0 = 2048."),
+    Setting("BURST_WAIT_STEPS", "0.1",
+            "Text generation: how long a request that finds its model idle waits for the rest of its "
+            "burst, in decode steps of that model as last measured (at most 50 ms), so that requests "
+            "arriving a few ms apart are prefilled in one step instead of the later ones waiting a "
+            "whole step for the first. A request that finds the model busy never waits. 0 = off."),
     Setting("MAX_RUNNING", "64", "Most requests running in engines at once, all users together."),
     Setting("MAX_QUEUE", "256", "Most requests waiting for a running slot; beyond it the answer is 503."),
     Setting("QUEUE_TIMEOUT_SECONDS", "60", "Longest wait for a running slot before a 503."),
@@ -103,6 +108,7 @@ class InferenceSettings:
     load_timeout_seconds: float = 600.0
     kv_cache_bytes: int = 256 * 1024 * 1024
     step_tokens: int = 0
+    burst_wait_steps: float = 0.1
     max_running: int = 64
     max_queue: int = 256
     queue_timeout_seconds: float = 60.0

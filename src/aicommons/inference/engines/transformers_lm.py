@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ from ..runtime import placement
 from ..source import ResolvedModel
 from ..tasks import estimate_weight_bytes
 from ._transformers_private import engine_failed, forget_request
+from .burst import BurstGate
 from .cb_processors import GREEDY_TEMPERATURE
 
 if TYPE_CHECKING:
@@ -96,7 +98,7 @@ class LMText:
 
 
 class TransformersLM(LMText):
-    def __init__(self, model, tokenizer, manager, footprint: int, device: str):
+    def __init__(self, model, tokenizer, manager, footprint: int, device: str, burst_wait_steps: float = 0.0):
         self.model = model
         self.manager = manager
         self._footprint = footprint
@@ -108,6 +110,7 @@ class TransformersLM(LMText):
                         vocab_size=int(getattr(config, "vocab_size", 0) or len(tokenizer)))
         self.guides: GuideRegistry | None = None  # when the CB manager carries the guide processor
         self._ll_tokenizer: LLTokenizer | None = None
+        self.burst = BurstGate(burst_wait_steps)  # a burst on an idle engine starts in one step (burst.py)
 
     # ---- loading ---------------------------------------------------------------------------
     @classmethod
@@ -130,7 +133,7 @@ class TransformersLM(LMText):
         else:
             weights = int(estimate_weight_bytes(path) * _cast_factor(path, dtype))
         footprint = int((weights + settings.kv_cache_bytes) * 1.1)
-        engine = cls(model, tokenizer, manager, footprint, device)
+        engine = cls(model, tokenizer, manager, footprint, device, settings.burst_wait_steps)
         engine.guides = guides
         engine._warm_up()
         return engine
@@ -202,15 +205,24 @@ class TransformersLM(LMText):
         if guide is not None and guides is not None:
             handle = guides.add(guide)
             extra["guide"] = handle
+        gate = self.burst
+        try:
+            await gate.enter()
+        except BaseException:  # cancelled while a burst gathered: nothing was added
+            if handle and guides is not None:
+                guides.remove(handle)
+            raise
         added = manager.add_request(list(prompt_ids), request_id=rid, max_new_tokens=params.max_new_tokens,
                                     streaming=True, eos_token_id=eos, temperature=temperature,
                                     top_p=float(params.top_p), top_k=int(params.top_k or self._vocab()), **extra)
         if added is None:
+            gate.leave()
             if handle and guides is not None:
                 guides.remove(handle)
             raise Overloaded("the generation engine is not accepting requests", headers={"Retry-After": "1"})
         seen = 0
         finished = False
+        last = 0.0
         try:
             while True:
                 out = await outputs.get()
@@ -219,6 +231,9 @@ class TransformersLM(LMText):
                     raise GenerationFailed("generation failed inside the engine")
                 tokens = out.generated_tokens
                 new = list(tokens[seen:])
+                if seen:  # the gap since this stream's previous token: one decode step
+                    gate.observe_step(time.perf_counter() - last)
+                last = time.perf_counter()
                 seen = len(tokens)
                 logprobs = guide.logprobs_for(new) if guide is not None and guide.top is not None else None
                 if out.is_finished():
@@ -229,6 +244,7 @@ class TransformersLM(LMText):
                 if new:
                     yield EngineStep(new, logprobs=logprobs)
         finally:
+            gate.leave()
             if handle and guides is not None:
                 guides.remove(handle)
             if not finished:

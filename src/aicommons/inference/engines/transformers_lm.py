@@ -196,6 +196,8 @@ class TransformersLM(LMText):
         loop = asyncio.get_running_loop()
         outputs: asyncio.Queue = asyncio.Queue()
         rid = f"req-{next(_ids)}"
+        gate = self.burst
+        await gate.enter()  # (cancelled while a burst gathers: nothing registered, nothing added)
         manager.register_result_handler(rid, outputs.put_nowait)
         temperature = GREEDY_TEMPERATURE if params.greedy else float(params.temperature)
         # A grammar ends with EOS, so a constrained request always stops at it.
@@ -205,20 +207,17 @@ class TransformersLM(LMText):
         if guide is not None and guides is not None:
             handle = guides.add(guide)
             extra["guide"] = handle
-        gate = self.burst
+        added = None
         try:
-            await gate.enter()
-        except BaseException:  # cancelled while a burst gathered: nothing was added
-            if handle and guides is not None:
-                guides.remove(handle)
-            raise
-        added = manager.add_request(list(prompt_ids), request_id=rid, max_new_tokens=params.max_new_tokens,
-                                    streaming=True, eos_token_id=eos, temperature=temperature,
-                                    top_p=float(params.top_p), top_k=int(params.top_k or self._vocab()), **extra)
+            added = manager.add_request(list(prompt_ids), request_id=rid, max_new_tokens=params.max_new_tokens,
+                                        streaming=True, eos_token_id=eos, temperature=temperature,
+                                        top_p=float(params.top_p), top_k=int(params.top_k or self._vocab()), **extra)
+        finally:
+            if added is None:  # refused or failed: it does not count as running
+                gate.leave()
+                if handle and guides is not None:
+                    guides.remove(handle)
         if added is None:
-            gate.leave()
-            if handle and guides is not None:
-                guides.remove(handle)
             raise Overloaded("the generation engine is not accepting requests", headers={"Retry-After": "1"})
         seen = 0
         finished = False

@@ -93,15 +93,16 @@ async def _copy(file, start: int, count: int, send: Send) -> None:
 
 
 class GrowingFile(Protocol):
-    def wait_beyond(self, position: int, timeout: float = 1.0) -> tuple[int, str | None]: ...
+    async def next_beyond(self, position: int) -> tuple[int, str | None]: ...
 
 
 class GrowingFileResponse(Response):
     """A whole file that another thread is still writing (a first download through the mirror,
     ``hub/upstream.py``): each part is sent as soon as it is written, zero-copy where the server
-    offers it. ``file`` is open on it (this response closes it); ``source.wait_beyond`` says how far
+    offers it. ``file`` is open on it (this response closes it); ``source.next_beyond`` says how far
     it is written, or why it ended short (then the connection is cut: the client sees a broken
-    download, never a short one that looks whole)."""
+    download, never a short one that looks whole). It waits on the event loop, woken by the writing
+    thread as each piece is written: no polling, and no worker thread held per client."""
 
     def __init__(self, file: BinaryIO, source: GrowingFile, size: int, headers: dict, media_type: str):
         super().__init__(None, 200, {**headers, "Content-Length": str(size)}, media_type)
@@ -113,7 +114,7 @@ class GrowingFileResponse(Response):
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
             position = 0
             while position < self.size:
-                written, error = await anyio.to_thread.run_sync(self.source.wait_beyond, position)
+                written, error = await self.source.next_beyond(position)
                 if written > position:
                     count = min(written, self.size) - position
                     if zerocopy:

@@ -26,10 +26,13 @@ What is pulled through, and what is not:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import fnmatch
 import hashlib
 import logging
+import mmap
 import os
 import queue
 import secrets
@@ -56,13 +59,19 @@ from aicommons.hub.lfs import LfsService
 from aicommons.hub.names import REPO_TYPE_PLURAL, REPO_TYPE_PREFIX
 from aicommons.hub.progress import SILENT, Progress
 from aicommons.hub.reachability import pointers_in_tree, ref_targets
-from aicommons.hub.upstream_http import UpstreamClient, raw_body
+from aicommons.hub.upstream_http import RawBody, UpstreamClient, raw_body
 from aicommons.hub.upstream_links import UpstreamLinks
 from aicommons.storage.keys import blob_key
 from aicommons.times import utcnow
 
 log = logging.getLogger(__name__)
-CHUNK = 4 * 1024 * 1024  # bytes per receive buffer (read from upstream, then written and hashed)
+CHUNK = 4 * 1024 * 1024  # bytes per receive buffer (read from upstream, then written by the writer thread)
+RING = 3  # received buffers that may wait for the writer thread
+HASH_WINDOW = 16 * 1024 * 1024  # bytes of the file mapped at a time for hashing
+# The hashing thread's nice value: below the threads that move bytes to the client, so that on a busy
+# machine the hash (~0.14 s of CPU per 256 MiB) waits for them rather than they for it.
+HASH_NICE = 10
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # map the pages at once (one fault per window, not per page)
 # Bytes per write to the file being fetched. The kernel (ext4 with large folios) puts a write in page
 # cache folios about its size, and on a virtual machine whose host backs memory lazily (and takes back
 # free memory, "free page reporting") the large free blocks those come from are often memory the host
@@ -604,10 +613,11 @@ class _Fetch:
         self.done = False
         self.error: str | None = None
         self.changed = threading.Condition()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []  # coroutines in next_beyond
 
     def run(self) -> None:
         service = self.service
-        hasher = _Hasher(self.oid)
+        hasher = _Hasher(self)
         try:
             with service.client.http.stream("GET", self.url, headers=self.headers) as response:
                 if response.status_code != 200:
@@ -617,20 +627,15 @@ class _Fetch:
                     raise UpstreamError(f"upstream announced {announced} bytes for {self.oid}, not {self.size}")
                 self.started.set()
                 with open(self.path, "wb", buffering=0) as out:
+                    hasher.start()
                     raw = raw_body(response, service.timeout)
                     if raw is not None:  # straight from the socket into each buffer: no copy in Python
-                        while self.written < self.size:
-                            buffer = _buffers.take()
-                            got = raw.read_into(memoryview(buffer)[:min(CHUNK, self.size - self.written)])
-                            if not got:
-                                _buffers.give(buffer)
-                                break
-                            self._append(out, hasher, memoryview(buffer)[:got], buffer)
+                        self._receive(raw, out)
                     else:
                         for chunk in response.iter_bytes():
                             if self.written + len(chunk) > self.size:
                                 raise UpstreamError(f"upstream sent more than the {self.size} bytes of {self.oid}")
-                            self._append(out, hasher, memoryview(chunk))
+                            self._append(out, memoryview(chunk))
                     os.fsync(out.fileno())
             digest = hasher.hexdigest()
             if self.written != self.size or digest != self.oid:
@@ -649,42 +654,76 @@ class _Fetch:
                 f"the upstream hub {self.url.split('/')[2]} failed: {exc}"
             log.warning("fetching %s from upstream: %s", self.oid, self.error)
         finally:
-            hasher.stop()
+            hasher.abandon()
             with self.changed:
                 self.done = True
-                self.changed.notify_all()
+                self._wake()
             self.started.set()
             service._fetch_ended(self.oid)
             self.path.unlink(missing_ok=True)  # readers hold it open
 
-    def _append(self, out, hasher: _Hasher, data: memoryview, buffer: bytearray | None = None) -> None:
-        """Write ``data`` (in ``buffer``, given back to the pool once hashed) to the file, hand it to the
-        hashing thread, and wake the readers."""
+    def _receive(self, raw: RawBody, out) -> None:
+        """Receive the body into pooled buffers on this thread while a writer thread writes the ones
+        already received, so that reading the socket never waits on writing the file."""
+        writer = _Writer(self, out)
+        try:
+            received = self.written
+            while received < self.size:
+                buffer = _buffers.take()
+                got = raw.read_into(memoryview(buffer)[:min(CHUNK, self.size - received)])
+                if not got:
+                    _buffers.give(buffer)
+                    break
+                writer.put(buffer, got)
+                received += got
+        finally:
+            writer.close()
+
+    def _append(self, out, data: memoryview) -> None:
+        """Write ``data`` to the file and wake the readers (and the hashing thread)."""
         written = 0
         while written < len(data):
             written += out.write(data[written:written + WRITE_PIECE])
-        hasher.update(data, buffer)
         with self.changed:
             self.written += len(data)
-            self.changed.notify_all()
+            self._wake()
 
     def open(self) -> BinaryIO:
-        """The file as fetched so far, for ``wait_beyond`` and reads or ``sendfile`` as it grows
+        """The file as fetched so far, for ``next_beyond`` and reads or ``sendfile`` as it grows
         (UpstreamError if the download just ended: the file is in the store now, or was refused)."""
         try:
             return open(self.path, "rb")  # noqa: SIM115 - the caller closes it
         except FileNotFoundError:
             raise UpstreamError(self.error or "the upstream download just ended; try again") from None
 
-    def wait_beyond(self, position: int, timeout: float = 1.0) -> tuple[int, str | None]:
+    async def next_beyond(self, position: int) -> tuple[int, str | None]:
         """(bytes written so far, why the download ended short or None), once more than ``position``
-        bytes are written, the download ended, or ``timeout`` passed."""
-        with self.changed:
-            if self.written <= position and not self.done:
-                self.changed.wait(timeout)
-            if self.done and self.written < self.size:
-                return self.written, self.error or f"upstream stopped sending {self.oid}"
-            return self.written, None
+        bytes are written or the download ended. It waits on the caller's event loop, woken by the
+        thread that writes the file (``_wake``) as each buffer is written: no polling, no thread held."""
+        loop = asyncio.get_running_loop()
+        while True:
+            with self.changed:
+                if self.written > position or self.done:
+                    return self._progress()
+                waiter = loop.create_future()
+                self._waiters.append((loop, waiter))
+            try:
+                await asyncio.wait_for(waiter, 1.0)  # woken at once; the timeout only guards
+            except TimeoutError:
+                pass
+
+    def _progress(self) -> tuple[int, str | None]:
+        if self.done and self.written < self.size:
+            return self.written, self.error or f"upstream stopped sending {self.oid}"
+        return self.written, None
+
+    def _wake(self) -> None:
+        """Wake every waiter, threads and coroutines (call with ``changed`` held)."""
+        self.changed.notify_all()
+        waiters, self._waiters = self._waiters, []
+        for loop, waiter in waiters:
+            with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
+                loop.call_soon_threadsafe(_resolve, waiter)
 
     def wait_started(self, timeout: float) -> None:
         if not self.started.wait(timeout) or (self.done and self.error and self.written == 0):
@@ -715,6 +754,48 @@ class _Fetch:
                     raise UpstreamError(error or f"upstream stopped sending {self.oid}")
 
 
+def _resolve(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class _Writer:
+    """Writes received buffers to the fetched file on a thread of its own, in order, and gives each
+    back to the pool once written: the receiving thread goes on reading the socket meanwhile (at most
+    ``RING`` buffers wait). The first write error is raised to the receiving thread."""
+
+    def __init__(self, fetch: _Fetch, out):
+        self.fetch, self.out = fetch, out
+        self.error: OSError | None = None
+        self.queue: queue.Queue[tuple[bytearray, int] | None] = queue.Queue(maxsize=RING)
+        self.thread = threading.Thread(target=self._run, name=f"upstream-write-{fetch.oid[:12]}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            buffer, count = item
+            try:
+                if self.error is None:
+                    self.fetch._append(self.out, memoryview(buffer)[:count])
+            except OSError as exc:
+                self.error = exc
+            finally:
+                _buffers.give(buffer)
+
+    def put(self, buffer: bytearray, count: int) -> None:
+        if self.error is not None:
+            _buffers.give(buffer)
+            raise self.error
+        self.queue.put((buffer, count))
+
+    def close(self) -> None:
+        """Wait for every buffer put to be written (raising the write error, if any)."""
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
 class _Buffers:
     """Receive buffers kept for the whole process and reused. A fresh large buffer costs a page fault
     per 4 KiB page on first touch, and on a virtual machine that was the largest cost of a first
@@ -742,35 +823,67 @@ _buffers = _Buffers(CHUNK, keep=8)  # 32 MiB at most kept
 
 
 class _Hasher:
-    """The sha256 of a download, computed on a thread of its own beside the one receiving it (hashlib
-    lets go of the GIL on large buffers): the receive loop only hands each buffer over, and the
-    hashing thread gives it back to the pool."""
+    """The sha256 of a download, computed on a thread of its own from the file as it is written (mapped
+    from the page cache: no copy), so that neither receiving nor serving ever waits for it. What is
+    hashed is what was written, the bytes that will be kept. The thread runs at a lower priority
+    (``HASH_NICE``): on a busy machine the bytes reach the client first and the entry is verified and
+    kept a little later."""
 
-    def __init__(self, oid: str):
+    def __init__(self, fetch: _Fetch):
+        self.fetch = fetch
         self.digest = hashlib.sha256()
-        # At most 4 buffers (16 MiB) waiting: the receive loop waits for the hash beyond that.
-        self.queue: queue.Queue[tuple[memoryview, bytearray | None] | None] = queue.Queue(maxsize=4)
-        self.thread = threading.Thread(target=self._run, name=f"upstream-hash-{oid[:12]}", daemon=True)
+        self.hashed = 0
+        self.finishing = self.abandoned = False
+        self.error: OSError | None = None
+        self.thread = threading.Thread(target=self._run, name=f"upstream-hash-{fetch.oid[:12]}", daemon=True)
+
+    def start(self) -> None:
+        """Start hashing (the file exists and is being written)."""
         self.thread.start()
-        self.stopped = False
 
     def _run(self) -> None:
-        while (item := self.queue.get()) is not None:
-            data, buffer = item
-            self.digest.update(data)
-            data.release()
-            if buffer is not None:
-                _buffers.give(buffer)
-
-    def update(self, data: memoryview, buffer: bytearray | None = None) -> None:
-        self.queue.put((data, buffer))
-
-    def stop(self) -> None:
-        if not self.stopped:
-            self.stopped = True
-            self.queue.put(None)
-            self.thread.join()
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_NICE)
+        fetch = self.fetch
+        try:
+            fd = os.open(fetch.path, os.O_RDONLY)
+        except OSError as exc:
+            self.error = exc
+            return
+        try:
+            while True:
+                with fetch.changed:
+                    while fetch.written <= self.hashed and not (self.finishing or self.abandoned):
+                        fetch.changed.wait()
+                    end = fetch.written
+                if self.abandoned or end <= self.hashed:
+                    return
+                while self.hashed < end and not self.abandoned:
+                    base = self.hashed - self.hashed % mmap.ALLOCATIONGRANULARITY
+                    stop = min(end, base + HASH_WINDOW)
+                    with mmap.mmap(fd, stop - base, mmap.MAP_SHARED | _POPULATE, mmap.PROT_READ, offset=base) as mapped, \
+                            memoryview(mapped) as view, view[self.hashed - base:] as part:
+                        self.digest.update(part)
+                    self.hashed = stop
+        except OSError as exc:
+            self.error = exc
+        finally:
+            os.close(fd)
 
     def hexdigest(self) -> str:
-        self.stop()
+        """The digest of everything written (waits for the thread to hash the rest)."""
+        with self.fetch.changed:
+            self.finishing = True
+            self.fetch.changed.notify_all()
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
         return self.digest.hexdigest()
+
+    def abandon(self) -> None:
+        """Stop hashing (the download failed, or is verified already)."""
+        with self.fetch.changed:
+            self.abandoned = True
+            self.fetch.changed.notify_all()
+        if self.thread.is_alive():
+            self.thread.join()

@@ -1,22 +1,18 @@
 """The pieces of a first download through the mirror (hub/upstream.py ``_Fetch``): the hashing thread
-hashes exactly what was written (read back from the file, in pieces of any size), the writer thread
-hands a write error to the receiving thread, and a coroutine waiting for more bytes is woken by the
-write itself, not by a timeout."""
+hashes exactly what was written (read back from the file, in pieces of any size), and a coroutine
+waiting for more bytes is woken by the write itself, not by a timeout."""
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import hashlib
 import os
 import threading
 import time
 from types import SimpleNamespace
 
-import pytest
-
 from aicommons.hub import upstream
-from aicommons.hub.upstream import _Fetch, _Hasher, _Writer
+from aicommons.hub.upstream import _Fetch, _Hasher
 
 
 def fetch_of(tmp_path, data: bytes) -> _Fetch:
@@ -49,29 +45,6 @@ def test_a_flipped_byte_in_the_file_changes_the_hash(tmp_path):
         hasher.start()
         fetch._append(out, memoryview(data))
     assert hasher.hexdigest() != fetch.oid
-
-
-class FullDisk:
-    def __init__(self, fail_after: int):
-        self.left = fail_after
-
-    def write(self, data) -> int:
-        if self.left <= 0:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        self.left -= len(data)
-        return len(data)
-
-
-def test_a_write_error_reaches_the_receiving_thread(tmp_path):
-    fetch = fetch_of(tmp_path, b"x" * 10)
-    writer = _Writer(fetch, FullDisk(fail_after=upstream.WRITE_PIECE))
-    with pytest.raises(OSError, match="No space"):
-        for _ in range(50):  # the error arrives at a later put
-            writer.put(upstream._buffers.take(), upstream.CHUNK)
-    with pytest.raises(OSError, match="No space"):
-        writer.close()  # and again when the receiving thread closes the writer (its finally)
-    assert not writer.thread.is_alive()
-    assert fetch.written == 0  # the buffer that failed is not counted as written
 
 
 def test_a_waiting_coroutine_is_woken_by_the_write_and_by_the_end(tmp_path):

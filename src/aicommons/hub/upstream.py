@@ -34,7 +34,6 @@ import hashlib
 import logging
 import mmap
 import os
-import queue
 import secrets
 import subprocess
 import threading
@@ -65,8 +64,7 @@ from aicommons.storage.keys import blob_key
 from aicommons.times import utcnow
 
 log = logging.getLogger(__name__)
-CHUNK = 4 * 1024 * 1024  # bytes per receive buffer (read from upstream, then written by the writer thread)
-RING = 3  # received buffers that may wait for the writer thread
+CHUNK = 4 * 1024 * 1024  # bytes per receive buffer (read from upstream, then written)
 HASH_WINDOW = 16 * 1024 * 1024  # bytes of the file mapped at a time for hashing
 # The hashing thread's nice value: below the threads that move bytes to the client, so that on a busy
 # machine the hash (~0.14 s of CPU per 256 MiB) waits for them rather than they for it.
@@ -663,21 +661,18 @@ class _Fetch:
             self.path.unlink(missing_ok=True)  # readers hold it open
 
     def _receive(self, raw: RawBody, out) -> None:
-        """Receive the body into pooled buffers on this thread while a writer thread writes the ones
-        already received, so that reading the socket never waits on writing the file."""
-        writer = _Writer(self, out)
-        try:
-            received = self.written
-            while received < self.size:
-                buffer = _buffers.take()
-                got = raw.read_into(memoryview(buffer)[:min(CHUNK, self.size - received)])
+        """Receive the body into pooled buffers and write each to the file. (A writer thread beside
+        this one, so that receiving never waits on writing, made no difference that we could measure
+        on the 2-core box: docs/benchmarks.md, session 10.)"""
+        while self.written < self.size:
+            buffer = _buffers.take()
+            try:
+                got = raw.read_into(memoryview(buffer)[:min(CHUNK, self.size - self.written)])
                 if not got:
-                    _buffers.give(buffer)
                     break
-                writer.put(buffer, got)
-                received += got
-        finally:
-            writer.close()
+                self._append(out, memoryview(buffer)[:got])
+            finally:
+                _buffers.give(buffer)
 
     def _append(self, out, data: memoryview) -> None:
         """Write ``data`` to the file and wake the readers (and the hashing thread)."""
@@ -759,43 +754,6 @@ def _resolve(waiter: asyncio.Future) -> None:
         waiter.set_result(None)
 
 
-class _Writer:
-    """Writes received buffers to the fetched file on a thread of its own, in order, and gives each
-    back to the pool once written: the receiving thread goes on reading the socket meanwhile (at most
-    ``RING`` buffers wait). The first write error is raised to the receiving thread."""
-
-    def __init__(self, fetch: _Fetch, out):
-        self.fetch, self.out = fetch, out
-        self.error: OSError | None = None
-        self.queue: queue.Queue[tuple[bytearray, int] | None] = queue.Queue(maxsize=RING)
-        self.thread = threading.Thread(target=self._run, name=f"upstream-write-{fetch.oid[:12]}", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while (item := self.queue.get()) is not None:
-            buffer, count = item
-            try:
-                if self.error is None:
-                    self.fetch._append(self.out, memoryview(buffer)[:count])
-            except OSError as exc:
-                self.error = exc
-            finally:
-                _buffers.give(buffer)
-
-    def put(self, buffer: bytearray, count: int) -> None:
-        if self.error is not None:
-            _buffers.give(buffer)
-            raise self.error
-        self.queue.put((buffer, count))
-
-    def close(self) -> None:
-        """Wait for every buffer put to be written (raising the write error, if any)."""
-        self.queue.put(None)
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
-
-
 class _Buffers:
     """Receive buffers kept for the whole process and reused. A fresh large buffer costs a page fault
     per 4 KiB page on first touch, and on a virtual machine that was the largest cost of a first
@@ -819,7 +777,7 @@ class _Buffers:
                 self.free.append(buffer)
 
 
-_buffers = _Buffers(CHUNK, keep=8)  # 32 MiB at most kept
+_buffers = _Buffers(CHUNK, keep=4)  # 16 MiB at most kept (one buffer per download in progress)
 
 
 class _Hasher:

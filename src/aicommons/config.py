@@ -195,7 +195,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Storage quota of every user and organization without one of its own (`aicommons storage quota "
             "set`): bytes, or a size such as `500MB`, `100GiB`, `2TB`. Empty: unlimited. Counted against it: "
             "the owner's git folders plus every LFS object its repos hold, committed or only uploaded; an "
-            "upload that would pass it is refused whole with 403. See docs/deploy.md."),
+            "upload that would pass it is refused whole with 403, and so is an `aicommons bundle import` (also "
+            "into a namespace the import would create; `--ignore-quota` overrides, docs/mirror.md). Not "
+            "applied to pulled-through mirror namespaces. See docs/deploy.md."),
     Setting("UPLOAD_EXPIRY_HOURS", "72",
             "An LFS or Xet upload that no commit names within this many hours is forgotten by its repo (no "
             "longer pending against the quota; GC then deletes its bytes if nothing else uses them). Must "

@@ -315,6 +315,9 @@ def download_figures(hub: Hub, tmp: Path, size: int, rounds: int = 5) -> dict:
     # data running that source tree, in the same rounds (a before/after comparison in one run).
     baseline_src = os.environ.get("BENCH_STORAGE_BASELINE_SRC")
     baseline = Hub(tmp, twin_of=hub, PYTHONPATH=baseline_src) if baseline_src else None
+    # ... and the Xet file rebuilt from its xorbs by that source tree (the rebuild path before/after).
+    baseline_rebuilding = (Hub(tmp, twin_of=hub, PYTHONPATH=baseline_src, AICOMMONS_DOWNLOAD_CACHE_BYTES="0")
+                           if baseline_src else None)
     xet_url = f"{hub.url}/{xet_repo}/resolve/main/w.bin"
     curl_seconds(xet_url, 1, size, auth)  # the first download queues the whole copy
     copy = hub.data / "download-cache" / oid[:2] / oid
@@ -331,6 +334,9 @@ def download_figures(hub: Hub, tmp: Path, size: int, rounds: int = 5) -> dict:
         if baseline is not None:
             rows[f"hub, whole-file LFS blob, baseline ({baseline_src})"] = (
                 f"{baseline.url}/{lfs_repo}/resolve/main/w.bin", auth, baseline)
+        if baseline_rebuilding is not None:
+            rows[f"hub, Xet file rebuilt from xorbs (cache off), baseline ({baseline_src})"] = (
+                f"{baseline_rebuilding.url}/{xet_repo}/resolve/main/w.bin", auth, baseline_rebuilding)
         out = {"size_mib": size // MiB, "rows": {}, "server_rss_before_mib": hub.rss_mib(),
                "cache_copy_made": copy.exists(), "load_before": os.getloadavg()[0]}
         times: dict = {name: {1: [], 8: []} for name in rows}
@@ -364,8 +370,9 @@ def download_figures(hub: Hub, tmp: Path, size: int, rounds: int = 5) -> dict:
     finally:
         nginx.stop()
         rebuilding.stop()
-        if baseline is not None:
-            baseline.stop()
+        for twin in (baseline, baseline_rebuilding):
+            if twin is not None:
+                twin.stop()
     # Xet download with the stock client vs plain HTTP of the same file (each in a fresh cache).
     env = {**hub.env}
     xet_s = min(float(subprocess.run([PY, "-c", DOWNLOAD, hub.url, TOKEN, xet_repo, "w.bin",

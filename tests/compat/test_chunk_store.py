@@ -86,6 +86,41 @@ def test_a_xet_upload_is_stored_once_and_served_over_plain_http(xet, api, repo_i
     assert past.status_code == 416 and past.headers["content-range"] == f"bytes */{len(content)}"
 
 
+def test_ranges_of_a_file_with_compressed_and_raw_chunks_are_exact(xet, api, repo_id, http, tmp_path, monkeypatch):
+    """A file under the download cache's minimum (1 MiB) is always rebuilt from its xorbs: chunks
+    hf_xet stored uncompressed (random bytes: sent straight from the xorb file) and LZ4 ones (text:
+    decoded) side by side, in single and multiple ranges across their boundaries."""
+    from aicommons.xet.xorb import Scheme, read_layout
+
+    blobs = hub_blobs(xet, tmp_path, monkeypatch)
+    words = os.urandom(4096).hex().encode()  # compressible (hex text), but not stored before
+    content = os.urandom(200_000) + words * 40 + os.urandom(150_000) + words * 30 + os.urandom(12_345)
+    assert len(content) < MiB
+    before = {info.key for info in blobs.list_blobs("xet/xorbs/")}
+    api.upload_file(path_or_fileobj=content, path_in_repo="mixed.bin", repo_id=repo_id)
+    new = [info.key for info in blobs.list_blobs("xet/xorbs/") if info.key not in before]
+    schemes = set()
+    for key in new:
+        with blobs.open(key) as f:
+            schemes |= {chunk.scheme for chunk in read_layout(f.read()).chunks}
+    assert Scheme.NONE in schemes and schemes - {Scheme.NONE}, schemes  # both kinds are stored
+
+    n = len(content)
+    assert _resolve(http, repo_id, "mixed.bin").content == content
+    cuts = [0, 1, 65535, 65536, 199_999, 200_000, 200_001, 400_000, 527_679, 700_000, n - 1]
+    for start in cuts:
+        for end in (start, start + 1, start + 70_000, n - 1):
+            end = min(end, n - 1)
+            part = _resolve(http, repo_id, "mixed.bin", {"Range": f"bytes={start}-{end}"})
+            assert part.status_code == 206 and part.content == content[start:end + 1], (start, end)
+    multi = _resolve(http, repo_id, "mixed.bin", {"Range": "bytes=5-10,199990-200100,300000-500000,-7"})
+    assert multi.status_code == 206 and int(multi.headers["content-length"]) == len(multi.content)
+    boundary = multi.headers["content-type"].split("boundary=")[1]
+    parts = [p for p in multi.content.split(f"--{boundary}".encode()) if p.strip(b"-\r\n")]
+    assert [p.split(b"\r\n\r\n", 1)[1][:-2] for p in parts] == [
+        content[5:11], content[199990:200101], content[300000:500001], content[-7:]]
+
+
 def test_plain_clients_read_a_xet_file_by_its_sha256(xet, api, repo_id, http, tmp_path, monkeypatch):
     """hf_hub_download without hf_xet (plain HTTP) and the LFS batch API (git lfs pull) both name
     the file by sha256, and both get its bytes from the chunk store."""

@@ -416,7 +416,7 @@ def test_chunked_file_written_whole_matches_its_ranges(tmp_path, local):
     shorter than its footer says is refused."""
     import io
 
-    from aicommons.xet.files import ChunkedFile, ChunkReadError
+    from aicommons.xet.files import ChunkedFile, ChunkReadError, StoredSpan
     from aicommons.xet.xorb import read_index
 
     rng = random.Random(15)
@@ -441,8 +441,23 @@ def test_chunked_file_written_whole_matches_its_ranges(tmp_path, local):
         chunked.write_to(out.fileno())
     assert (tmp_path / "out").read_bytes() == expected == b"".join(chunked.iter_range(0, len(expected)))
 
+    def sent(a, b, batch=1 << 24):  # what a download sends: spans of local xorb files read back here
+        got, kinds = [], set()
+        for listed in chunked.iter_parts(a, b, batch):  # (the spans' files stay open until the end)
+            got += [os.pread(p.file.fileno(), p.count, p.offset) if isinstance(p, StoredSpan) else p for p in listed]
+            kinds |= {isinstance(p, StoredSpan) for p in listed}
+        return b"".join(got), kinds
+
+    for a, b in [(0, len(expected)), (1, 2), (29_999, 30_001), (30_000, 70_000), (len(expected) - 1, len(expected)),
+                 *((rng.randrange(len(expected)), rng.randrange(len(expected) + 1)) for _ in range(50))]:
+        assert sent(a, b, rng.choice([1, 40_000, 1 << 24]))[0] == expected[a:b], (a, b)
+    # Raw chunks of a local xorb are spans of its file; the rest (and everything from a store) decoded.
+    assert sent(0, len(expected))[1] == ({True, False} if local else {False})
+
     for damaged in (stored[h2][:indexes[h2].stored_ends[-1] - 10], b""):  # a stored xorb cut short, or empty
         stored[h2] = damaged
         (tmp_path / to_hex(h2)).write_bytes(damaged)
         with open(tmp_path / "out", "wb", buffering=0) as out, pytest.raises(ChunkReadError):
             chunked.write_to(out.fileno())
+        with pytest.raises(ChunkReadError):
+            sent(len(expected) - 1, len(expected))

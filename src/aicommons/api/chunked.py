@@ -2,20 +2,28 @@
 
 A file uploaded through Xet has no whole-file copy (``hub/objects.py``); its bytes are read from
 its xorbs as they are sent (``xet/files.py``), a few MiB at a time on a worker thread, so memory
-stays flat whatever the file's size. Ranges follow ``ranges.parse_range`` (the same rules as for
-git blobs and Starlette's FileResponse: merged, sorted, at most 100, 416 past the end), and
-``If-Range`` with our ETag.
+stays flat whatever the file's size. Where the server offers zero-copy sends
+(``api/zerocopy_server.py``) and the xorbs are local files, the chunks stored uncompressed (most of
+a model's weights) go from the xorb files to the socket with sendfile, and only compressed chunks
+are decoded in Python: each list of parts (``ChunkedFile.iter_parts``, 16 MiB of the file) is one
+hand-off to a worker thread to plan and one to send. Ranges follow ``ranges.parse_range`` (the same
+rules as for git blobs and Starlette's FileResponse: merged, sorted, at most 100, 416 past the
+end), and ``If-Range`` with our ETag.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Generator
 
-from starlette.responses import Response, StreamingResponse
+import anyio
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from aicommons.api.ranges import parse_range
-from aicommons.xet.files import ChunkedFile
+from aicommons.api.zerocopy_server import EXTENSION
+from aicommons.xet.files import PART_BYTES, READ_BYTES, ChunkedFile, StoredSpan
 
 
 def chunked_file_response(source: ChunkedFile, headers: dict, range_header: str | None, if_range: str | None,
@@ -29,14 +37,13 @@ def chunked_file_response(source: ChunkedFile, headers: dict, range_header: str 
         headers["Content-Length"] = str(size)
         if head_only:
             return Response(b"", headers=headers, media_type=media_type)
-        return StreamingResponse(source.iter_range(0, size), headers=headers, media_type=media_type)
+        return ChunkedFileResponse(source, [(b"", 0, size)], b"", 200, headers, media_type)
     if len(ranges) == 1:
         start, end = ranges[0]
         headers.update({"Content-Range": f"bytes {start}-{end}/{size}", "Content-Length": str(end - start + 1)})
         if head_only:
             return Response(b"", status_code=206, headers=headers, media_type=media_type)
-        return StreamingResponse(source.iter_range(start, end + 1), status_code=206, headers=headers,
-                                 media_type=media_type)
+        return ChunkedFileResponse(source, [(b"", start, end + 1)], b"", 206, headers, media_type)
     boundary = secrets.token_hex(13)
     heads = [f"--{boundary}\r\nContent-Type: {media_type}\r\nContent-Range: bytes {s}-{e}/{size}\r\n\r\n".encode()
              for s, e in ranges]
@@ -46,12 +53,59 @@ def chunked_file_response(source: ChunkedFile, headers: dict, range_header: str 
     multipart = f"multipart/byteranges; boundary={boundary}"
     if head_only:
         return Response(b"", status_code=206, headers=headers, media_type=multipart)
+    # Each part after the first starts with the CRLF that ends the one before.
+    pieces = [((b"\r\n" if i else b"") + head, start, end + 1) for i, (head, (start, end)) in enumerate(zip(heads, ranges))]
+    return ChunkedFileResponse(source, pieces, b"\r\n" + tail, 206, headers, multipart)
 
-    def body() -> Iterator[bytes]:
-        for head, (start, end) in zip(heads, ranges):
-            yield head
-            yield from source.iter_range(start, end + 1)
-            yield b"\r\n"
-        yield tail
 
-    return StreamingResponse(body(), status_code=206, headers=headers, media_type=multipart)
+class ChunkedFileResponse(Response):
+    """``pieces``: (bytes sent first, file byte range ``[start, end)``) in order, then ``tail``."""
+
+    def __init__(self, source: ChunkedFile, pieces: list[tuple[bytes, int, int]], tail: bytes, status: int,
+                 headers: dict, media_type: str):
+        super().__init__(None, status, headers, media_type)
+        self.source, self.pieces, self.tail = source, pieces, tail
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        zerocopy = EXTENSION in scope.get("extensions", {})
+        async with anyio.create_task_group() as tasks:
+            async def stream() -> None:
+                await self._stream(send, zerocopy)
+                tasks.cancel_scope.cancel()
+
+            tasks.start_soon(stream)
+            while (await receive())["type"] != "http.disconnect":  # a client that leaves ends the reads
+                pass
+            tasks.cancel_scope.cancel()
+
+    async def _stream(self, send: Send, zerocopy: bool) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        for head, start, end in self.pieces:
+            if head:
+                await send({"type": "http.response.body", "body": head, "more_body": True})
+            parts = self.source.iter_parts(start, end, PART_BYTES if zerocopy else READ_BYTES)
+            try:
+                while (batch := await anyio.to_thread.run_sync(_next_batch, parts, zerocopy)) is not None:
+                    if zerocopy:
+                        await send({"type": EXTENSION, "parts": [(p.file, p.offset, p.count) if isinstance(p, StoredSpan)
+                                                                 else p for p in batch], "more_body": True})
+                    else:
+                        await send({"type": "http.response.body", "body": b"".join(batch), "more_body": True})
+            finally:
+                parts.close()
+        await send({"type": "http.response.body", "body": self.tail, "more_body": False})
+
+
+def _next_batch(parts: Generator[list[bytes | StoredSpan]], zerocopy: bool) -> list | None:
+    """The next list of parts; without zero-copy sends, spans are read here (on the worker thread)."""
+    batch = next(parts, None)
+    if batch is None or zerocopy:
+        return batch
+    return [_read_span(p) if isinstance(p, StoredSpan) else p for p in batch]
+
+
+def _read_span(span: StoredSpan) -> bytes:
+    data = os.pread(span.file.fileno(), span.count, span.offset)
+    if len(data) != span.count:
+        raise RuntimeError("a stored xorb changed while it was read")
+    return data

@@ -8,6 +8,11 @@ socket and the bytes never enter Python. Messages follow the ASGI spec's extensi
 between ``http.response.start`` and the last body message, and mixed freely with
 ``http.response.body`` (multipart ranges). The response must carry a ``Content-Length``.
 
+One addition of ours: ``{"type": "http.response.zerocopy", "parts": [...], "more_body": bool}`` sends
+a list of parts in one hand-off, each either ``(file, offset, count)`` (sendfile) or bytes (written
+as they are): a chunk-stored file rebuilt from its xorbs (``api/chunked.py``) is a run of spans of
+the xorb files (chunks stored uncompressed) with a few decoded chunks between them.
+
 How it stays safe:
 - ``sendfile`` runs on a worker thread (both cores move bytes for 8 concurrent ranges), on a
   duplicate of the socket's descriptor, so a connection that closes meanwhile can never let the
@@ -65,19 +70,25 @@ class _ZeroCopySend:
             return
         if not cycle.response_started or cycle.response_complete or cycle.chunked_encoding:
             raise RuntimeError("http.response.zerocopy needs a started response with a Content-Length")
-        file = message["file"]
-        offset = message.get("offset")
-        if offset is None:
-            offset = file.tell()
-        count = message.get("count")
-        if count is None:
-            count = os.fstat(file.fileno()).st_size - offset
+        if "parts" in message:
+            parts = [_Part(-1, memoryview(p).cast("B"), 0, len(p)) if isinstance(p, bytes | bytearray | memoryview)
+                     else _Part(p[0].fileno(), None, p[1], p[2]) for p in message["parts"]]
+        else:
+            file = message["file"]
+            offset = message.get("offset")
+            if offset is None:
+                offset = file.tell()
+            count = message.get("count")
+            if count is None:
+                count = os.fstat(file.fileno()).st_size - offset
+            parts = [_Part(file.fileno(), None, offset, count)]
+        count = sum(p.count for p in parts)
         more_body = message.get("more_body", False)
         if cycle.scope["method"] != "HEAD" and count:
             if count > cycle.expected_content_length:
                 raise RuntimeError("Response content longer than Content-Length")
             try:
-                await _sendfile(cycle.transport, file.fileno(), offset, count)
+                await _send_parts(cycle.transport, parts)
             except OSError:  # the client went away (or stopped reading): the connection ends here
                 cycle.disconnected = True
                 cycle.transport.close()
@@ -86,7 +97,17 @@ class _ZeroCopySend:
         await self.send({"type": "http.response.body", "body": b"", "more_body": more_body})
 
 
-async def _sendfile(transport: asyncio.Transport, file_fd: int, offset: int, count: int) -> None:
+class _Part:
+    """What is left to send of one part: ``count`` bytes of file ``fd`` from ``offset``, or of ``data``
+    (``fd`` -1) from ``offset``."""
+
+    __slots__ = ("fd", "data", "offset", "count")
+
+    def __init__(self, fd: int, data: memoryview | None, offset: int, count: int):
+        self.fd, self.data, self.offset, self.count = fd, data, offset, count
+
+
+async def _send_parts(transport: asyncio.Transport, parts: list[_Part]) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + STALL_SECONDS
     while transport.get_write_buffer_size():  # the status line and headers, or a multipart head
@@ -95,12 +116,10 @@ async def _sendfile(transport: asyncio.Transport, file_fd: int, offset: int, cou
         await asyncio.sleep(0.001)
     sock = os.dup(transport.get_extra_info("socket").fileno())
     try:
-        while count:
-            sent = await loop.run_in_executor(_pool, _send_until_full, sock, file_fd, offset, count)
-            if sent:
-                offset += sent
-                count -= sent
-            else:
+        todo = [p for p in parts if p.count]
+        while todo:
+            sent = await loop.run_in_executor(_pool, _send_parts_until_full, sock, todo)
+            if not sent:
                 await _writable(loop, sock)
     finally:
         os.close(sock)
@@ -109,11 +128,21 @@ async def _sendfile(transport: asyncio.Transport, file_fd: int, offset: int, cou
 def _send_until_full(sock: int, file_fd: int, offset: int, count: int) -> int:
     """Bytes sent before the socket's buffer stayed full for ``THREAD_WAIT_MS``, or before another
     send queued for a thread got its turn (0: nothing sent)."""
+    return _send_parts_until_full(sock, [_Part(file_fd, None, offset, count)])
+
+
+def _send_parts_until_full(sock: int, todo: list[_Part]) -> int:
+    """``_send_until_full`` over several parts: those sent are taken off the front of ``todo``, the
+    one under way is left with what remains of it."""
     total = 0
     poller = None
-    while total < count:
+    while todo:
+        part = todo[0]
         try:
-            sent = os.sendfile(sock, file_fd, offset + total, min(count - total, MAX_CALL))
+            if part.data is None:
+                sent = os.sendfile(sock, part.fd, part.offset, min(part.count, MAX_CALL))
+            else:
+                sent = os.write(sock, part.data[part.offset:part.offset + min(part.count, MAX_CALL)])
         except BlockingIOError:
             if THREAD_WAIT_MS <= 0:
                 break
@@ -126,6 +155,10 @@ def _send_until_full(sock: int, file_fd: int, offset: int, count: int) -> int:
         if sent == 0:
             raise ConnectionResetError("the file ended before its Content-Length (it changed on disk)")
         total += sent
+        part.offset += sent
+        part.count -= sent
+        if not part.count:
+            todo.pop(0)
         if total >= MAX_CALL and _others_wait():
             break
     return total

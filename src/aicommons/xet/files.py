@@ -9,7 +9,14 @@ read, and decompress each chunk (most are stored uncompressed: hf_xet keeps a ch
 LZ4 does not make it smaller, as with trained weights).
 
 The xorbs were verified chunk by chunk when they were uploaded and are never rewritten, so reads
-do not hash again (``aicommons fsck`` re-hashes at rest). Nothing here decides access: callers get
+do not hash again (``aicommons fsck`` re-hashes at rest).
+
+Plain HTTP downloads take ``iter_parts``: a chunk stored uncompressed is the file's bytes as they are,
+at a known offset of the xorb file after its 8-byte header, so on local disk it is handed to the
+server as a span of that file (``StoredSpan``: sendfile, ``api/zerocopy_server.py``) and never
+enters Python; only compressed chunks are read and decoded. Every chunk header is still read and
+checked against the footer, and a xorb shorter than its footer says is refused before any of its
+spans is handed out. Nothing here decides access: callers get
 a ``ChunkedFile`` only for a file their repo may read (``hub/objects.py``).
 """
 
@@ -18,8 +25,9 @@ from __future__ import annotations
 import io
 import mmap
 import os
+import stat
 from bisect import bisect_right
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -27,10 +35,21 @@ from aicommons.xet.shard import FileSegment
 from aicommons.xet.xorb import CHUNK_HEADER_BYTES, XorbChunk, XorbFormatError, XorbIndex, _chunk_at, chunk_bytes
 
 READ_BYTES = 4 * 1024 * 1024  # stored bytes fetched per read: a few dozen chunks
+PART_BYTES = 16 * 1024 * 1024  # file bytes per list of parts from ``iter_parts`` (one hand-off to the server)
 
 
 class ChunkReadError(RuntimeError):
     """The stored xorbs do not hold what the file's segments say (a missing or damaged xorb)."""
+
+
+@dataclass(frozen=True)
+class StoredSpan:
+    """``count`` bytes of the open xorb file ``file`` from ``offset``: (part of) a chunk stored
+    uncompressed, i.e. file bytes as they are, to be sent straight from the file."""
+
+    file: BinaryIO
+    offset: int
+    count: int
 
 
 @dataclass(frozen=True)
@@ -81,6 +100,79 @@ class ChunkedFile:
         finally:
             for f in handles.values():
                 f.close()
+
+    def iter_parts(self, first: int, end: int, batch: int = PART_BYTES) -> Generator[list[bytes | StoredSpan]]:
+        """The file bytes ``[first, end)`` as lists of parts of about ``batch`` file bytes each, in
+        order: ``StoredSpan`` for the uncompressed chunks of xorbs that are local files, bytes for
+        the rest (decoded chunks; everything, for xorbs in an object store: then lists of about
+        ``READ_BYTES``, so memory stays flat). The spans' files stay
+        open until the iterator is exhausted or closed."""
+        end = min(end, self.size)
+        if first >= end:
+            return
+        i = bisect_right(self._starts, first) - 1
+        handles: dict[bytes, BinaryIO] = {}
+        parts: list[bytes | StoredSpan] = []
+        gathered = held = 0  # file bytes in ``parts``, and of them bytes read into memory
+        try:
+            pos = first
+            while pos < end:
+                seg = self._segments[i]
+                seg_end = min(end, seg.start + seg.index.unpacked_size(seg.chunk_start, seg.chunk_end)) - seg.start
+                f = handles.get(seg.xorb_hash)
+                if f is None:
+                    f = handles[seg.xorb_hash] = self._open_xorb(seg.xorb_hash)
+                fd = _local_fd(f)
+                pieces: Iterator[bytes | StoredSpan] = (
+                    self._segment_spans(seg, pos - seg.start, seg_end, f, fd) if fd is not None
+                    else self._read_segment(seg, pos - seg.start, seg_end, handles, READ_BYTES))
+                for piece in pieces:
+                    if isinstance(piece, StoredSpan):
+                        n = piece.count
+                    else:
+                        n = len(piece)
+                        held += n
+                    parts.append(piece)
+                    pos += n
+                    gathered += n
+                    if gathered >= batch or held >= READ_BYTES:  # memory stays flat whatever the spans
+                        yield parts
+                        parts, gathered, held = [], 0, 0
+                i += 1
+            if parts:
+                yield parts
+        finally:
+            for f in handles.values():
+                f.close()
+
+    def _segment_spans(self, seg: _Segment, first: int, end: int, f: BinaryIO,
+                       fd: int) -> Iterator[bytes | StoredSpan]:
+        """Bytes ``[first, end)`` of one segment (relative to it) from a local xorb file: a span
+        of the file for each uncompressed chunk (its header read and checked), decoded bytes for
+        the others."""
+        index = seg.index
+        base = index.unpacked_ends[seg.chunk_start - 1] if seg.chunk_start else 0
+        chunk = bisect_right(index.unpacked_ends, base + first, seg.chunk_start, seg.chunk_end)
+        skip = base + first - (index.unpacked_ends[chunk - 1] if chunk else 0)
+        left = end - first
+        last = bisect_right(index.unpacked_ends, base + end - 1, chunk, seg.chunk_end)  # the chunk holding the end
+        if os.fstat(fd).st_size < index.stored_ends[last]:
+            raise ChunkReadError(f"stored xorb {seg.xorb_hash.hex()} is shorter than its footer says")
+        while left > 0:
+            stored_start = index.stored_ends[chunk - 1] if chunk else 0
+            header = os.pread(fd, CHUNK_HEADER_BYTES, stored_start)
+            if len(header) < CHUNK_HEADER_BYTES:
+                raise ChunkReadError(f"stored xorb {seg.xorb_hash.hex()} is shorter than its footer says")
+            info = _checked_chunk(memoryview(header), 0, chunk, index, stored_start)
+            take = min(info.size - skip, left)
+            if info.scheme == 0:
+                yield StoredSpan(f, stored_start + CHUNK_HEADER_BYTES + skip, take)
+            else:
+                stored = memoryview(os.pread(fd, index.stored_ends[chunk] - stored_start, stored_start))
+                yield bytes(_decode_one(stored, 0, chunk, index, stored_start)[skip:skip + take])
+            skip = 0
+            left -= take
+            chunk += 1
 
     def _read_segment(self, seg: _Segment, first: int, end: int, handles: dict[bytes, BinaryIO],
                       piece: int) -> Iterator[bytes]:
@@ -173,17 +265,38 @@ class _stored_range:
             self.map.close()
 
 
-def _decode_one(stored: memoryview, pos: int, n: int, index: XorbIndex, base: int) -> memoryview | bytes:
-    """Chunk ``n`` of a xorb, its header at ``pos`` of ``stored`` (which starts at stored byte
-    ``base``), decompressed and checked against the footer."""
+def _local_fd(f: BinaryIO) -> int | None:
+    """The descriptor of ``f`` if it is a regular file on local disk (sendfile can read it)."""
+    try:
+        fd = f.fileno()
+    except (OSError, AttributeError, io.UnsupportedOperation):
+        return None
+    return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
+
+
+def _checked_chunk(stored: memoryview, pos: int, n: int, index: XorbIndex, base: int) -> XorbChunk:
+    """The header of chunk ``n`` of a xorb, at ``pos`` of ``stored`` (which starts at stored byte
+    ``base``; it may end after the header), checked against the footer."""
     chunk_end = index.stored_ends[n] - base
     try:
-        chunk: XorbChunk = _chunk_at(stored, pos, n, chunk_end)
+        chunk = _chunk_at(stored, pos, n, chunk_end)
         if chunk.payload.stop != chunk_end:
             raise XorbFormatError("chunk header does not match the footer")
         if chunk.size != index.unpacked_size(n, n + 1):
             raise XorbFormatError("chunk length does not match the footer")
-        return stored[pos + CHUNK_HEADER_BYTES:chunk_end] if chunk.scheme == 0 else chunk_bytes(stored, chunk)
+        return chunk
+    except XorbFormatError as exc:
+        raise ChunkReadError(f"a stored xorb is unreadable: {exc}") from None
+
+
+def _decode_one(stored: memoryview, pos: int, n: int, index: XorbIndex, base: int) -> memoryview | bytes:
+    """Chunk ``n`` of a xorb, its header at ``pos`` of ``stored`` (which starts at stored byte
+    ``base``), decompressed and checked against the footer."""
+    chunk = _checked_chunk(stored, pos, n, index, base)
+    if chunk.scheme == 0:
+        return stored[pos + CHUNK_HEADER_BYTES:index.stored_ends[n] - base]
+    try:
+        return chunk_bytes(stored, chunk)
     except XorbFormatError as exc:
         raise ChunkReadError(f"a stored xorb is unreadable: {exc}") from None
 

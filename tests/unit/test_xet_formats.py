@@ -444,7 +444,7 @@ def test_chunked_file_written_whole_matches_its_ranges(tmp_path, local):
     def sent(a, b, batch=1 << 24):  # what a download sends: spans of local xorb files read back here
         got, kinds = [], set()
         for listed in chunked.iter_parts(a, b, batch):  # (the spans' files stay open until the end)
-            got += [os.pread(p.file.fileno(), p.count, p.offset) if isinstance(p, StoredSpan) else p for p in listed]
+            got += [os.pread(p.file.fileno(), p.size, p.offset) if isinstance(p, StoredSpan) else p for p in listed]
             kinds |= {isinstance(p, StoredSpan) for p in listed}
         return b"".join(got), kinds
 

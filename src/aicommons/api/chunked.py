@@ -13,9 +13,12 @@ end), and ``If-Range`` with our ETag.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import secrets
-from collections.abc import Generator
+from collections.abc import Iterator
+from typing import BinaryIO
 
 import anyio
 from starlette.responses import Response
@@ -23,7 +26,7 @@ from starlette.types import Receive, Scope, Send
 
 from aicommons.api.ranges import parse_range
 from aicommons.api.zerocopy_server import EXTENSION
-from aicommons.xet.files import PART_BYTES, READ_BYTES, ChunkedFile, StoredSpan
+from aicommons.xet.files import PART_BYTES, READ_BYTES, ChunkedFile, StoredSpan, close_all
 
 
 def chunked_file_response(source: ChunkedFile, headers: dict, range_header: str | None, if_range: str | None,
@@ -79,33 +82,43 @@ class ChunkedFileResponse(Response):
             tasks.cancel_scope.cancel()
 
     async def _stream(self, send: Send, zerocopy: bool) -> None:
+        loop = asyncio.get_running_loop()
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        for head, start, end in self.pieces:
-            if head:
-                await send({"type": "http.response.body", "body": head, "more_body": True})
-            parts = self.source.iter_parts(start, end, PART_BYTES if zerocopy else READ_BYTES)
-            try:
-                while (batch := await anyio.to_thread.run_sync(_next_batch, parts, zerocopy)) is not None:
+        handles: dict[bytes, BinaryIO] = {}  # the xorbs read, open until every span of them is sent
+        pending: asyncio.Future | None = None
+        try:
+            for head, start, end in self.pieces:
+                if head:
+                    await send({"type": "http.response.body", "body": head, "more_body": True})
+                parts = self.source.iter_parts(start, end, PART_BYTES if zerocopy else READ_BYTES, handles)
+                pending = loop.run_in_executor(None, _next_batch, parts, zerocopy)
+                while (batch := await pending) is not None:
+                    # The next list is planned (or read) on a worker thread while this one is sent.
+                    pending = loop.run_in_executor(None, _next_batch, parts, zerocopy)
                     if zerocopy:
-                        await send({"type": EXTENSION, "parts": [(p.file, p.offset, p.count) if isinstance(p, StoredSpan)
-                                                                 else p for p in batch], "more_body": True})
+                        await send({"type": EXTENSION, "parts": batch, "more_body": True})  # spans are tuples
                     else:
-                        await send({"type": "http.response.body", "body": b"".join(batch), "more_body": True})
-            finally:
-                parts.close()
-        await send({"type": "http.response.body", "body": self.tail, "more_body": False})
+                        await send({"type": "http.response.body", "body": batch, "more_body": True})
+                pending = None
+            await send({"type": "http.response.body", "body": self.tail, "more_body": False})
+        finally:
+            if pending is not None:  # (a client gone, or a damaged xorb) the thread is done with the xorbs first
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await pending
+            close_all(handles)
 
 
-def _next_batch(parts: Generator[list[bytes | StoredSpan]], zerocopy: bool) -> list | None:
-    """The next list of parts; without zero-copy sends, spans are read here (on the worker thread)."""
+def _next_batch(parts: Iterator[list[bytes | StoredSpan]], zerocopy: bool) -> list | bytes | None:
+    """The next list of parts, or None at the end; without zero-copy sends, the bytes of the next
+    list, spans read here."""
     batch = next(parts, None)
     if batch is None or zerocopy:
         return batch
-    return [_read_span(p) if isinstance(p, StoredSpan) else p for p in batch]
+    return b"".join(_read_span(p) if isinstance(p, StoredSpan) else p for p in batch)
 
 
 def _read_span(span: StoredSpan) -> bytes:
-    data = os.pread(span.file.fileno(), span.count, span.offset)
-    if len(data) != span.count:
+    data = os.pread(span.file.fileno(), span.size, span.offset)
+    if len(data) != span.size:
         raise RuntimeError("a stored xorb changed while it was read")
     return data

@@ -71,8 +71,7 @@ class _ZeroCopySend:
         if not cycle.response_started or cycle.response_complete or cycle.chunked_encoding:
             raise RuntimeError("http.response.zerocopy needs a started response with a Content-Length")
         if "parts" in message:
-            parts = [_Part(-1, memoryview(p).cast("B"), 0, len(p)) if isinstance(p, bytes | bytearray | memoryview)
-                     else _Part(p[0].fileno(), None, p[1], p[2]) for p in message["parts"]]
+            parts = message["parts"]
         else:
             file = message["file"]
             offset = message.get("offset")
@@ -81,8 +80,8 @@ class _ZeroCopySend:
             count = message.get("count")
             if count is None:
                 count = os.fstat(file.fileno()).st_size - offset
-            parts = [_Part(file.fileno(), None, offset, count)]
-        count = sum(p.count for p in parts)
+            parts = [(file, offset, count)]
+        count = sum(p[2] if isinstance(p, tuple) else len(p) for p in parts)
         more_body = message.get("more_body", False)
         if cycle.scope["method"] != "HEAD" and count:
             if count > cycle.expected_content_length:
@@ -97,17 +96,10 @@ class _ZeroCopySend:
         await self.send({"type": "http.response.body", "body": b"", "more_body": more_body})
 
 
-class _Part:
-    """What is left to send of one part: ``count`` bytes of file ``fd`` from ``offset``, or of ``data``
-    (``fd`` -1) from ``offset``."""
-
-    __slots__ = ("fd", "data", "offset", "count")
-
-    def __init__(self, fd: int, data: memoryview | None, offset: int, count: int):
-        self.fd, self.data, self.offset, self.count = fd, data, offset, count
+Part = tuple  # (file or descriptor, offset, count) to send with sendfile; or bytes, sent as they are
 
 
-async def _send_parts(transport: asyncio.Transport, parts: list[_Part]) -> None:
+async def _send_parts(transport: asyncio.Transport, parts: list) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + STALL_SECONDS
     while transport.get_write_buffer_size():  # the status line and headers, or a multipart head
@@ -116,9 +108,9 @@ async def _send_parts(transport: asyncio.Transport, parts: list[_Part]) -> None:
         await asyncio.sleep(0.001)
     sock = os.dup(transport.get_extra_info("socket").fileno())
     try:
-        todo = [p for p in parts if p.count]
-        while todo:
-            sent = await loop.run_in_executor(_pool, _send_parts_until_full, sock, todo)
+        cursor = [0, 0]
+        while cursor[0] < len(parts):
+            sent = await loop.run_in_executor(_pool, _send_parts_until_full, sock, parts, cursor)
             if not sent:
                 await _writable(loop, sock)
     finally:
@@ -128,21 +120,27 @@ async def _send_parts(transport: asyncio.Transport, parts: list[_Part]) -> None:
 def _send_until_full(sock: int, file_fd: int, offset: int, count: int) -> int:
     """Bytes sent before the socket's buffer stayed full for ``THREAD_WAIT_MS``, or before another
     send queued for a thread got its turn (0: nothing sent)."""
-    return _send_parts_until_full(sock, [_Part(file_fd, None, offset, count)])
+    return _send_parts_until_full(sock, [(file_fd, offset, count)], [0, 0])
 
 
-def _send_parts_until_full(sock: int, todo: list[_Part]) -> int:
-    """``_send_until_full`` over several parts: those sent are taken off the front of ``todo``, the
-    one under way is left with what remains of it."""
+def _send_parts_until_full(sock: int, parts: list, cursor: list[int]) -> int:
+    """``_send_until_full`` over several parts, from ``cursor`` (the part under way, and how many of
+    its bytes are sent), which it moves on."""
     total = 0
     poller = None
-    while todo:
-        part = todo[0]
+    i, done = cursor
+    while i < len(parts):
+        part = parts[i]
         try:
-            if part.data is None:
-                sent = os.sendfile(sock, part.fd, part.offset, min(part.count, MAX_CALL))
+            if isinstance(part, tuple):
+                file, offset, count = part
+                fd = file if isinstance(file, int) else file.fileno()
+                sent = os.sendfile(sock, fd, offset + done, min(count - done, MAX_CALL)) if count > done else 0
+                if not sent and count > done:
+                    raise ConnectionResetError("the file ended before its Content-Length (it changed on disk)")
             else:
-                sent = os.write(sock, part.data[part.offset:part.offset + min(part.count, MAX_CALL)])
+                count = len(part)
+                sent = os.write(sock, memoryview(part)[done:done + MAX_CALL]) if count > done else 0
         except BlockingIOError:
             if THREAD_WAIT_MS <= 0:
                 break
@@ -152,15 +150,13 @@ def _send_parts_until_full(sock: int, todo: list[_Part]) -> int:
             if not poller.poll(THREAD_WAIT_MS):
                 break  # a slow reader: the event loop waits for it, not this thread
             continue
-        if sent == 0:
-            raise ConnectionResetError("the file ended before its Content-Length (it changed on disk)")
         total += sent
-        part.offset += sent
-        part.count -= sent
-        if not part.count:
-            todo.pop(0)
+        done += sent
+        if done >= count:
+            i, done = i + 1, 0
         if total >= MAX_CALL and _others_wait():
             break
+    cursor[:] = i, done
     return total
 
 

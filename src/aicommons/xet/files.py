@@ -29,7 +29,7 @@ import stat
 from bisect import bisect_right
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from aicommons.xet.shard import FileSegment
 from aicommons.xet.xorb import CHUNK_HEADER_BYTES, XorbChunk, XorbFormatError, XorbIndex, _chunk_at, chunk_bytes
@@ -42,14 +42,14 @@ class ChunkReadError(RuntimeError):
     """The stored xorbs do not hold what the file's segments say (a missing or damaged xorb)."""
 
 
-@dataclass(frozen=True)
-class StoredSpan:
-    """``count`` bytes of the open xorb file ``file`` from ``offset``: (part of) a chunk stored
-    uncompressed, i.e. file bytes as they are, to be sent straight from the file."""
+class StoredSpan(NamedTuple):
+    """``size`` bytes of the open xorb file ``file`` from ``offset``: (part of) a chunk stored
+    uncompressed, i.e. file bytes as they are, to be sent straight from the file (a tuple, as the
+    zero-copy send takes it)."""
 
     file: BinaryIO
     offset: int
-    count: int
+    size: int
 
 
 @dataclass(frozen=True)
@@ -101,49 +101,53 @@ class ChunkedFile:
             for f in handles.values():
                 f.close()
 
-    def iter_parts(self, first: int, end: int, batch: int = PART_BYTES) -> Generator[list[bytes | StoredSpan]]:
+    def iter_parts(self, first: int, end: int, batch: int = PART_BYTES,
+                   handles: dict[bytes, BinaryIO] | None = None) -> Generator[list[bytes | StoredSpan]]:
         """The file bytes ``[first, end)`` as lists of parts of about ``batch`` file bytes each, in
         order: ``StoredSpan`` for the uncompressed chunks of xorbs that are local files, bytes for
         the rest (decoded chunks; everything, for xorbs in an object store: then lists of about
-        ``READ_BYTES``, so memory stays flat). The spans' files stay
-        open until the iterator is exhausted or closed."""
+        ``READ_BYTES``, so memory stays flat). The xorbs opened go into ``handles``, which the
+        caller closes (``close_all``) once every span is sent; without it, they are closed when
+        the iterator is exhausted or closed."""
+        if handles is None:
+            handles = {}
+            try:
+                yield from self.iter_parts(first, end, batch, handles)
+            finally:
+                close_all(handles)
+            return
         end = min(end, self.size)
         if first >= end:
             return
         i = bisect_right(self._starts, first) - 1
-        handles: dict[bytes, BinaryIO] = {}
         parts: list[bytes | StoredSpan] = []
         gathered = held = 0  # file bytes in ``parts``, and of them bytes read into memory
-        try:
-            pos = first
-            while pos < end:
-                seg = self._segments[i]
-                seg_end = min(end, seg.start + seg.index.unpacked_size(seg.chunk_start, seg.chunk_end)) - seg.start
-                f = handles.get(seg.xorb_hash)
-                if f is None:
-                    f = handles[seg.xorb_hash] = self._open_xorb(seg.xorb_hash)
-                fd = _local_fd(f)
-                pieces: Iterator[bytes | StoredSpan] = (
-                    self._segment_spans(seg, pos - seg.start, seg_end, f, fd) if fd is not None
-                    else self._read_segment(seg, pos - seg.start, seg_end, handles, READ_BYTES))
-                for piece in pieces:
-                    if isinstance(piece, StoredSpan):
-                        n = piece.count
-                    else:
-                        n = len(piece)
-                        held += n
-                    parts.append(piece)
-                    pos += n
-                    gathered += n
-                    if gathered >= batch or held >= READ_BYTES:  # memory stays flat whatever the spans
-                        yield parts
-                        parts, gathered, held = [], 0, 0
-                i += 1
-            if parts:
-                yield parts
-        finally:
-            for f in handles.values():
-                f.close()
+        pos = first
+        while pos < end:
+            seg = self._segments[i]
+            seg_end = min(end, seg.start + seg.index.unpacked_size(seg.chunk_start, seg.chunk_end)) - seg.start
+            f = handles.get(seg.xorb_hash)
+            if f is None:
+                f = handles[seg.xorb_hash] = self._open_xorb(seg.xorb_hash)
+            fd = _local_fd(f)
+            pieces: Iterator[bytes | StoredSpan] = (
+                self._segment_spans(seg, pos - seg.start, seg_end, f, fd) if fd is not None
+                else self._read_segment(seg, pos - seg.start, seg_end, handles, READ_BYTES))
+            for piece in pieces:
+                if isinstance(piece, StoredSpan):
+                    n = piece.size
+                else:
+                    n = len(piece)
+                    held += n
+                parts.append(piece)
+                pos += n
+                gathered += n
+                if gathered >= batch or held >= READ_BYTES:  # memory stays flat whatever the spans
+                    yield parts
+                    parts, gathered, held = [], 0, 0
+            i += 1
+        if parts:
+            yield parts
 
     def _segment_spans(self, seg: _Segment, first: int, end: int, f: BinaryIO,
                        fd: int) -> Iterator[bytes | StoredSpan]:
@@ -265,6 +269,12 @@ class _stored_range:
             self.map.close()
 
 
+def close_all(handles: dict[bytes, BinaryIO]) -> None:
+    for f in handles.values():
+        f.close()
+    handles.clear()
+
+
 def _local_fd(f: BinaryIO) -> int | None:
     """The descriptor of ``f`` if it is a regular file on local disk (sendfile can read it)."""
     try:
@@ -284,6 +294,8 @@ def _checked_chunk(stored: memoryview, pos: int, n: int, index: XorbIndex, base:
             raise XorbFormatError("chunk header does not match the footer")
         if chunk.size != index.unpacked_size(n, n + 1):
             raise XorbFormatError("chunk length does not match the footer")
+        if chunk.scheme == 0 and chunk.stored_size != chunk.size:
+            raise XorbFormatError("uncompressed chunk length does not match its header")
         return chunk
     except XorbFormatError as exc:
         raise ChunkReadError(f"a stored xorb is unreadable: {exc}") from None

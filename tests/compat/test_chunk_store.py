@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 
 import httpx
 import pytest
@@ -98,11 +99,13 @@ def test_ranges_of_a_file_with_compressed_and_raw_chunks_are_exact(xet, api, rep
     assert len(content) < MiB
     before = {info.key for info in blobs.list_blobs("xet/xorbs/")}
     api.upload_file(path_or_fileobj=content, path_in_repo="mixed.bin", repo_id=repo_id)
-    new = [info.key for info in blobs.list_blobs("xet/xorbs/") if info.key not in before]
-    schemes = set()
-    for key in new:
-        with blobs.open(key) as f:
-            schemes |= {chunk.scheme for chunk in read_layout(f.read()).chunks}
+    schemes: set = set()
+    deadline = time.time() + 20  # (the bucket may list a new xorb a moment after the upload returns)
+    while not (Scheme.NONE in schemes and schemes - {Scheme.NONE}) and time.time() < deadline:
+        time.sleep(0.1)
+        for key in [info.key for info in blobs.list_blobs("xet/xorbs/") if info.key not in before]:
+            with blobs.open(key) as f:
+                schemes |= {chunk.scheme for chunk in read_layout(f.read()).chunks}
     assert Scheme.NONE in schemes and schemes - {Scheme.NONE}, schemes  # both kinds are stored
 
     n = len(content)

@@ -36,9 +36,41 @@ def content(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def app(content):
+def chunked(tmp_path_factory):
+    """A chunk-stored file over two local xorbs: raw chunks (sent from the xorb files) and LZ4 ones
+    (decoded), more than one list of parts long (``PART_BYTES``)."""
+    import random
+
+    from aicommons.xet.files import ChunkedFile
+    from aicommons.xet.hashing import to_hex
+    from aicommons.xet.shard import FileSegment
+    from aicommons.xet.xorb import Scheme, read_index, serialize_xorb, verify_upload
+
+    rng = random.Random(7)
+    root = tmp_path_factory.mktemp("xorbs")
+    xorbs = [[rng.randbytes(65536) if i % 5 else b"%d," % i * 9000 for i in range(300)] for _ in range(2)]
+    indexes, segments = {}, []
+    for chunks in xorbs:
+        verified = verify_upload(*serialize_xorb(chunks, Scheme.LZ4))
+        (root / to_hex(verified.layout.hash)).write_bytes(verified.stored())
+        indexes[verified.layout.hash] = read_index(verified.footer[:-4])
+        segments.append(FileSegment(verified.layout.hash, sum(map(len, chunks)), 0, len(chunks)))
+    data = b"".join(b"".join(chunks) for chunks in xorbs)
+    assert len(data) > 16 * MiB
+    return lambda: ChunkedFile(segments, indexes.__getitem__, lambda h: open(root / to_hex(h), "rb"), len(data)), data
+
+
+@pytest.fixture(scope="module")
+def app(content, chunked):
+    from aicommons.api.chunked import chunked_file_response
+
     path, data = content
     seen: dict = {}
+
+    async def chunked_file(request):
+        return chunked_file_response(chunked[0](), {"ETag": '"v1"'}, request.headers.get("range"),
+                                     request.headers.get("if-range"), "application/octet-stream",
+                                     request.method == "HEAD")
 
     async def file(request):
         seen["extensions"] = dict(request.scope.get("extensions", {}))
@@ -55,6 +87,7 @@ def app(content):
             await send({"type": "http.response.body", "body": b"<c>", "more_body": False})
 
     return Starlette(routes=[Route("/x/resolve/f", file, methods=["GET", "HEAD"]), Mount("/x/resolve/mixed", app=mixed),
+                             Route("/x/resolve/c", chunked_file, methods=["GET", "HEAD"]),
                               Route("/f", file, methods=["GET", "HEAD"])]), seen
 
 
@@ -119,6 +152,43 @@ def test_file_response_whole_ranges_multipart_head(content, app, server, zerocop
     if zerocopy:  # offered to downloads only: any other request runs as under uvicorn's own protocol
         assert httpx.get(server + "/f", headers={"Range": "bytes=0-1"}).content == data[:2]
         assert EXTENSION not in app[1]["extensions"]
+
+
+@pytest.mark.parametrize("zerocopy", [True, False], ids=["sendfile", "reads"])
+def test_chunk_stored_file_whole_ranges_multipart_head(chunked, app, server, zerocopy):
+    """A file rebuilt from its xorbs (api/chunked.py): raw chunks sent from the xorb files with
+    sendfile, LZ4 ones decoded between them; the same answers without the extension."""
+    _, data = chunked
+    client = httpx.Client(base_url=server, timeout=30) if zerocopy else TestClient(app[0])
+    with client:
+        for headers, status, body in _ranges_cases(data):
+            r = client.get("/x/resolve/c", headers=headers)
+            assert r.status_code == status, headers
+            assert r.content == body, headers
+            assert r.headers["content-length"] == str(len(body))
+        spec = "bytes=0-9,65530-65545,1048570-1048585,5242000-5242999,16777000-16778000"
+        r = client.get("/x/resolve/c", headers={"Range": spec})
+        assert r.status_code == 206 and int(r.headers["content-length"]) == len(r.content)
+        assert _multipart_parts(r) == [data[0:10], data[65530:65546], data[1048570:1048586], data[5242000:5243000],
+                                       data[16777000:16778001]]
+        r = client.head("/x/resolve/c")
+        assert r.status_code == 200 and r.content == b"" and r.headers["content-length"] == str(len(data))
+
+
+def test_a_client_that_leaves_a_chunk_stored_download_leaves_no_xorb_open(chunked, server):
+    _, data = chunked
+    port = int(server.rsplit(":", 1)[1])
+    open_before = len(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"GET /x/resolve/c HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.recv(MiB)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST
+    assert httpx.get(server + "/x/resolve/c", headers={"Range": "bytes=3-20000000"}, timeout=30).content == data[3:20000001]
+    deadline = time.time() + 10
+    while len(os.listdir("/proc/self/fd")) > open_before and time.time() < deadline:
+        time.sleep(0.05)
+    assert len(os.listdir("/proc/self/fd")) <= open_before  # the xorbs of the cut downloads are closed
 
 
 def test_body_and_zerocopy_messages_interleave(content, server):

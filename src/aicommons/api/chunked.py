@@ -5,8 +5,8 @@ its xorbs as they are sent (``xet/files.py``), a few MiB at a time on a worker t
 stays flat whatever the file's size. Where the server offers zero-copy sends
 (``api/zerocopy_server.py``) and the xorbs are local files, the chunks stored uncompressed (most of
 a model's weights) go from the xorb files to the socket with sendfile, and only compressed chunks
-are decoded in Python: each list of parts (``ChunkedFile.iter_parts``, 16 MiB of the file) is one
-hand-off to a worker thread to plan and one to send. Ranges follow ``ranges.parse_range`` (the same
+are decoded in Python: each list of parts (``ChunkedFile.iter_parts``, 16 MiB of the file) is
+planned on a worker thread while the one before it is sent, in one hand-off to the server. Ranges follow ``ranges.parse_range`` (the same
 rules as for git blobs and Starlette's FileResponse: merged, sorted, at most 100, 416 past the
 end), and ``If-Range`` with our ETag.
 """
@@ -14,10 +14,10 @@ end), and ``If-Range`` with our ETag.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import secrets
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
 import anyio
@@ -27,6 +27,8 @@ from starlette.types import Receive, Scope, Send
 from aicommons.api.ranges import parse_range
 from aicommons.api.zerocopy_server import EXTENSION
 from aicommons.xet.files import PART_BYTES, READ_BYTES, ChunkedFile, StoredSpan, close_all
+
+_planners = ThreadPoolExecutor(max_workers=16, thread_name_prefix="chunked-parts")  # reads of object stores wait here
 
 
 def chunked_file_response(source: ChunkedFile, headers: dict, range_header: str | None, if_range: str | None,
@@ -82,30 +84,29 @@ class ChunkedFileResponse(Response):
             tasks.cancel_scope.cancel()
 
     async def _stream(self, send: Send, zerocopy: bool) -> None:
-        loop = asyncio.get_running_loop()
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         handles: dict[bytes, BinaryIO] = {}  # the xorbs read, open until every span of them is sent
-        pending: asyncio.Future | None = None
+        planning: Future | None = None
         try:
             for head, start, end in self.pieces:
                 if head:
                     await send({"type": "http.response.body", "body": head, "more_body": True})
                 parts = self.source.iter_parts(start, end, PART_BYTES if zerocopy else READ_BYTES, handles)
-                pending = loop.run_in_executor(None, _next_batch, parts, zerocopy)
-                while (batch := await pending) is not None:
+                planning = _planners.submit(_next_batch, parts, zerocopy)
+                while (batch := await asyncio.wrap_future(planning)) is not None:
                     # The next list is planned (or read) on a worker thread while this one is sent.
-                    pending = loop.run_in_executor(None, _next_batch, parts, zerocopy)
+                    planning = _planners.submit(_next_batch, parts, zerocopy)
                     if zerocopy:
                         await send({"type": EXTENSION, "parts": batch, "more_body": True})  # spans are tuples
                     else:
                         await send({"type": "http.response.body", "body": batch, "more_body": True})
-                pending = None
             await send({"type": "http.response.body", "body": self.tail, "more_body": False})
         finally:
-            if pending is not None:  # (a client gone, or a damaged xorb) the thread is done with the xorbs first
-                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-                    await pending
-            close_all(handles)
+            # Cut short (a client gone, a damaged xorb): the xorbs are closed once the thread is done with them.
+            if planning is not None and not planning.done():
+                planning.add_done_callback(lambda _: close_all(handles))
+            else:
+                close_all(handles)
 
 
 def _next_batch(parts: Iterator[list[bytes | StoredSpan]], zerocopy: bool) -> list | bytes | None:

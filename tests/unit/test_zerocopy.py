@@ -130,22 +130,27 @@ def _multipart_parts(response: httpx.Response) -> list[bytes]:
     return [p.split(b"\r\n\r\n", 1)[1][:-2] for p in parts]
 
 
+def _check_answers(client, url: str, data: bytes, multi: list[tuple[int, int]]) -> None:
+    """Whole, single ranges, If-Range, several ranges (``multi``, inclusive) and HEAD of ``url``."""
+    for headers, status, body in _ranges_cases(data):
+        r = client.get(url, headers=headers)
+        assert r.status_code == status, headers
+        assert r.content == body, headers
+        assert r.headers["content-length"] == str(len(body))
+    r = client.get(url, headers={"Range": "bytes=" + ",".join(f"{a}-{b}" for a, b in multi)})
+    assert r.status_code == 206 and int(r.headers["content-length"]) == len(r.content)
+    assert _multipart_parts(r) == [data[a:b + 1] for a, b in multi]
+    r = client.head(url)
+    assert r.status_code == 200 and r.content == b"" and r.headers["content-length"] == str(len(data))
+
+
 @pytest.mark.parametrize("zerocopy", [True, False], ids=["sendfile", "reads"])
 def test_file_response_whole_ranges_multipart_head(content, app, server, zerocopy):
     """The same answers with the kernel moving the bytes and without the extension (TestClient)."""
     _, data = content
     client = httpx.Client(base_url=server, timeout=30) if zerocopy else TestClient(app[0])
     with client:
-        for headers, status, body in _ranges_cases(data):
-            r = client.get("/x/resolve/f", headers=headers)
-            assert r.status_code == status, headers
-            assert r.content == body, headers
-            assert r.headers["content-length"] == str(len(body))
-        r = client.get("/x/resolve/f", headers={"Range": "bytes=0-9,1048570-1048585,5242000-5242999"})
-        assert r.status_code == 206 and int(r.headers["content-length"]) == len(r.content)
-        assert _multipart_parts(r) == [data[0:10], data[1048570:1048586], data[5242000:5243000]]
-        r = client.head("/x/resolve/f")
-        assert r.status_code == 200 and r.content == b"" and r.headers["content-length"] == str(len(data))
+        _check_answers(client, "/x/resolve/f", data, [(0, 9), (1048570, 1048585), (5242000, 5242999)])
         r = client.get("/x/resolve/f", headers={"Range": f"bytes={len(data)}-"})
         assert r.status_code == 416 and r.headers["content-range"] == f"bytes */{len(data)}"
     assert (EXTENSION in app[1]["extensions"]) is zerocopy
@@ -161,18 +166,8 @@ def test_chunk_stored_file_whole_ranges_multipart_head(chunked, app, server, zer
     _, data = chunked
     client = httpx.Client(base_url=server, timeout=30) if zerocopy else TestClient(app[0])
     with client:
-        for headers, status, body in _ranges_cases(data):
-            r = client.get("/x/resolve/c", headers=headers)
-            assert r.status_code == status, headers
-            assert r.content == body, headers
-            assert r.headers["content-length"] == str(len(body))
-        spec = "bytes=0-9,65530-65545,1048570-1048585,5242000-5242999,16777000-16778000"
-        r = client.get("/x/resolve/c", headers={"Range": spec})
-        assert r.status_code == 206 and int(r.headers["content-length"]) == len(r.content)
-        assert _multipart_parts(r) == [data[0:10], data[65530:65546], data[1048570:1048586], data[5242000:5243000],
-                                       data[16777000:16778001]]
-        r = client.head("/x/resolve/c")
-        assert r.status_code == 200 and r.content == b"" and r.headers["content-length"] == str(len(data))
+        _check_answers(client, "/x/resolve/c", data,
+                       [(0, 9), (65530, 65545), (1048570, 1048585), (5242000, 5242999), (16777000, 16778000)])
 
 
 def test_a_client_that_leaves_a_chunk_stored_download_leaves_no_xorb_open(chunked, server):

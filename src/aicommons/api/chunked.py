@@ -28,7 +28,9 @@ from aicommons.api.ranges import parse_range
 from aicommons.api.zerocopy_server import EXTENSION
 from aicommons.xet.files import PART_BYTES, READ_BYTES, ChunkedFile, StoredSpan, close_all
 
-_planners = ThreadPoolExecutor(max_workers=16, thread_name_prefix="chunked-parts")  # reads of object stores wait here
+# Threads start only when needed; the bound is what concurrent downloads of chunk-stored files from an
+# object store (whose reads wait here) can use before they queue.
+_planners = ThreadPoolExecutor(max_workers=64, thread_name_prefix="chunked-parts")
 
 
 def chunked_file_response(source: ChunkedFile, headers: dict, range_header: str | None, if_range: str | None,

@@ -247,7 +247,7 @@ def test_a_reader_that_keeps_up_gets_the_whole_part_in_one_hand_off(content, dra
     sender, got = drained_socket
     monkeypatch.setattr(zerocopy_server, "THREAD_WAIT_MS", 10_000)  # a loaded box's pauses are no stall
     with open(path, "rb") as f:
-        sent = zerocopy_server._send_until_full(sender.fileno(), f.fileno(), 0, len(data))
+        sent = zerocopy_server._send_parts_until_full(sender.fileno(), [(f.fileno(), 0, len(data))], [0, 0])
     assert sent == len(data) > 2 * zerocopy_server.MAX_CALL
     sender.shutdown(socket.SHUT_WR)
     deadline = time.time() + 10
@@ -271,7 +271,7 @@ def test_a_thread_others_wait_for_comes_back_every_max_call(content, drained_soc
         while not zerocopy_server._others_wait() and time.time() < deadline:
             time.sleep(0.01)
         with open(path, "rb") as f:
-            sent = zerocopy_server._send_until_full(sender.fileno(), f.fileno(), 0, len(data))
+            sent = zerocopy_server._send_parts_until_full(sender.fileno(), [(f.fileno(), 0, len(data))], [0, 0])
         assert zerocopy_server.MAX_CALL <= sent < len(data)
     finally:
         release.set()

@@ -96,10 +96,8 @@ class _ZeroCopySend:
         await self.send({"type": "http.response.body", "body": b"", "more_body": more_body})
 
 
-Part = tuple  # (file or descriptor, offset, count) to send with sendfile; or bytes, sent as they are
-
-
 async def _send_parts(transport: asyncio.Transport, parts: list) -> None:
+    """Send ``parts``: each ``(file or descriptor, offset, count)`` (sendfile) or bytes (written)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + STALL_SECONDS
     while transport.get_write_buffer_size():  # the status line and headers, or a multipart head
@@ -117,15 +115,10 @@ async def _send_parts(transport: asyncio.Transport, parts: list) -> None:
         os.close(sock)
 
 
-def _send_until_full(sock: int, file_fd: int, offset: int, count: int) -> int:
-    """Bytes sent before the socket's buffer stayed full for ``THREAD_WAIT_MS``, or before another
-    send queued for a thread got its turn (0: nothing sent)."""
-    return _send_parts_until_full(sock, [(file_fd, offset, count)], [0, 0])
-
-
 def _send_parts_until_full(sock: int, parts: list, cursor: list[int]) -> int:
-    """``_send_until_full`` over several parts, from ``cursor`` (the part under way, and how many of
-    its bytes are sent), which it moves on."""
+    """Bytes of ``parts`` sent, from ``cursor`` (the part under way, and how many of its bytes are
+    sent, which it moves on), before the socket's buffer stayed full for ``THREAD_WAIT_MS`` or another
+    send queued for a thread got its turn (0: nothing sent)."""
     total = 0
     poller = None
     i, done = cursor
@@ -161,7 +154,8 @@ def _send_parts_until_full(sock: int, parts: list, cursor: list[int]) -> int:
 
 
 def _others_wait() -> bool:
-    """Whether sends are queued for a thread (all of the pool's are busy)."""
+    """Whether sends are queued for a thread (all of the pool's are busy). ThreadPoolExecutor has no
+    public view of its queue, hence the private attribute."""
     return not _pool._work_queue.empty()
 
 

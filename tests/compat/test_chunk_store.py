@@ -94,8 +94,13 @@ def test_ranges_of_a_file_with_compressed_and_raw_chunks_are_exact(xet, api, rep
     from aicommons.xet.xorb import Scheme, read_layout
 
     blobs = hub_blobs(xet, tmp_path, monkeypatch)
-    words = os.urandom(4096).hex().encode()  # compressible (hex text), but not stored before
-    content = os.urandom(200_000) + words * 40 + os.urandom(150_000) + words * 30 + os.urandom(12_345)
+    # Compressible text, never stored before, and not periodic: a run of one short block repeated
+    # gets content-defined chunk boundaries at the period, so its chunks are that block alone (random
+    # hex, which LZ4 cannot shrink) and are stored uncompressed.
+    tag = os.urandom(8).hex()
+    text = "".join(f"{tag} row {i:07d} of the card's table\n" for i in range(20_000)).encode()
+    content = (os.urandom(200_000) + text[:327_680] + os.urandom(150_000) + text[-245_760:]
+               + os.urandom(12_345))
     assert len(content) < MiB
     before = {info.key for info in blobs.list_blobs("xet/xorbs/")}
     api.upload_file(path_or_fileobj=content, path_in_repo="mixed.bin", repo_id=repo_id)

@@ -250,10 +250,7 @@ class _stored_range:
         self.view: memoryview | None = None
 
     def __enter__(self) -> memoryview:
-        try:
-            fileno = self.f.fileno()
-        except (OSError, AttributeError, io.UnsupportedOperation):
-            fileno = None
+        fileno = _local_fd(self.f)
         if fileno is not None and os.fstat(fileno).st_size >= self.end > self.start:
             self.map = mmap.mmap(fileno, 0, access=mmap.ACCESS_READ)
             self.view = memoryview(self.map)[self.start:self.end]

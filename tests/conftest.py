@@ -63,10 +63,11 @@ class LiveHub:
 def server_env(data_dir: Path, port: int, **extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AICOMMONS_")}
     # Chunking LFS uploads (hub/chunking.py) and converting datasets to Parquet (hub/parquet_export.py)
-    # are background jobs per upload/commit: off unless a test asks.
+    # are background jobs per upload/commit: off unless a test asks. So are whole copies of downloaded
+    # files in the bucket (hub/bucket_copies.py, object storage only; tests/scale/test_bucket_copies.py).
     env.update(AICOMMONS_DATA_DIR=str(data_dir), AICOMMONS_PORT=str(port), AICOMMONS_HOST="127.0.0.1",
                AICOMMONS_LOG_LEVEL="warning", AICOMMONS_CHUNK_LFS_UPLOADS="false",
-               AICOMMONS_PARQUET_CONVERSION="false")
+               AICOMMONS_PARQUET_CONVERSION="false", AICOMMONS_DOWNLOAD_CACHE_BUCKET_BYTES="0")
     env.update(extra)
     if env.get("AICOMMONS_DATABASE_URL", "").startswith("postgres") and not env.get("AICOMMONS_SECRET_KEY"):
         env["AICOMMONS_SECRET_KEY"] = SHARED_TEST_SECRET  # replicas on PostgreSQL must share a key

@@ -88,6 +88,13 @@ SETTINGS: tuple[Setting, ...] = (
             "plain HTTP downloads of them are sent by the kernel (`<DATA_DIR>/download-cache`, per replica; "
             "least recently served go first; files under 1 MiB are not copied). Empty or 0: off, every "
             "download is rebuilt from the chunks."),
+    Setting("DOWNLOAD_CACHE_BUCKET_BYTES", "10GB",
+            "On object storage: bucket space kept for whole copies of chunk-stored files (`download-cache/` in "
+            "the bucket, shared by every replica), made from the local download cache's checked copies, so that "
+            "plain HTTP downloads of them are presigned redirects like those of whole-file LFS objects. Least "
+            "recently served go first; an evicted copy's object is deleted once its presigned URLs have expired "
+            "(10 minutes). Needs `AICOMMONS_DOWNLOAD_CACHE_BYTES` (the copies come from there). Ignored on local "
+            "disk. Empty or 0: off."),
     Setting("DOWNLOAD_FLUSH_SECONDS", "5",
             "Download counts are added up in memory and written to the database this often, in one "
             "statement (and when the server stops cleanly), instead of one write per download. "
@@ -488,6 +495,7 @@ class Settings:
     token_cache_seconds: float
     download_flush_seconds: float
     download_cache_bytes: int
+    download_cache_bucket_bytes: int
     dashboard_rollup_minutes: float
     metrics_rollup_seconds: float
     session_lifetime_seconds: int
@@ -593,6 +601,7 @@ class Settings:
             token_cache_seconds=_float("TOKEN_CACHE_SECONDS", minimum=0),
             download_flush_seconds=_float("DOWNLOAD_FLUSH_SECONDS", minimum=0),
             download_cache_bytes=_size("DOWNLOAD_CACHE_BYTES") or 0,
+            download_cache_bucket_bytes=_size("DOWNLOAD_CACHE_BUCKET_BYTES") or 0,
             dashboard_rollup_minutes=_float("DASHBOARD_ROLLUP_MINUTES", minimum=0),
             metrics_rollup_seconds=_float("METRICS_ROLLUP_SECONDS", minimum=0),
             session_lifetime_seconds=_int("SESSION_LIFETIME_SECONDS", minimum=60),

@@ -106,7 +106,12 @@ def _resolve(request: Request) -> Response:
     headers.update(_xet_headers(request, repo, commit_id, found.xet.file_hash if found.xet else None))
     if hub.upstream is not None and (mirror := hub.upstream.missing_file(repo, entry.lfs.oid)) is not None:
         return _from_upstream(request, repo, mirror, commit_id, path, entry.lfs, headers, media_type, head_only)
-    if found.key is None:  # stored only as chunks (a Xet upload): a whole local copy, or rebuilt as it is sent
+    filename = path.rsplit("/", 1)[-1]
+    if found.key is None:  # stored only as chunks (a Xet upload): a whole copy in the bucket or on local disk,
+        # or rebuilt as it is sent
+        url = hub.bucket_copies.url(found.oid, found.size, PRESIGNED_TTL, filename, fill=not head_only)
+        if url is not None:
+            return _presigned_redirect(url, repo, headers)
         cached = hub.download_cache.get(found.oid, found.size, fill=not head_only)
         if cached is not None:
             return LocalFileResponse(cached, found.size, headers, media_type)
@@ -114,11 +119,14 @@ def _resolve(request: Request) -> Response:
                                      request.headers.get("if-range"), media_type, head_only)
     local = hub.objects.local_path(found)
     if local is None:
-        url = hub.blobs.presigned_url(found.key, PRESIGNED_TTL, filename=path.rsplit("/", 1)[-1])
-        # A redirect carries a bearer URL: no cache may keep it, and none shared for non-public files.
-        headers["Cache-Control"] = "private, no-store" if (repo.private or repo.gated) else "no-store"
-        return RedirectResponse(url, status_code=302, headers=headers)
+        return _presigned_redirect(hub.blobs.presigned_url(found.key, PRESIGNED_TTL, filename=filename), repo, headers)
     return LocalFileResponse(local, local.stat().st_size, headers, media_type)
+
+
+def _presigned_redirect(url: str | None, repo: RepoRow, headers: dict) -> Response:
+    # A redirect carries a bearer URL: no cache may keep it, and none shared for non-public files.
+    headers["Cache-Control"] = "private, no-store" if (repo.private or repo.gated) else "no-store"
+    return RedirectResponse(url or "", status_code=302, headers=headers)
 
 
 def _from_upstream(request: Request, repo: RepoRow, mirror, commit_id: str, path: str, lfs, headers: dict,

@@ -184,7 +184,12 @@ async def download(request: Request) -> Response:
         raise EntryNotFound(f"Object {oid} is missing")
     # Per-principal, access-checked links: never cached by a shared cache, never outliving the link.
     private = {"Cache-Control": "private, no-store"}
-    if found.key is None:  # chunk-stored (a Xet upload): a whole local copy, or read from its xorbs
+    ttl = max(1, min(PRESIGNED_TTL, expires - int(time.time())))
+    if found.key is None:  # chunk-stored (a Xet upload): a whole copy in the bucket or on local disk, or
+        # read from its xorbs
+        url = await run_sync(hub.bucket_copies.url, oid, found.size, ttl)
+        if url is not None:
+            return RedirectResponse(url, status_code=302, headers=private)
         headers = {**CONTAINMENT_HEADERS, **private, "ETag": f'"{oid}"'}
         cached = await run_sync(hub.download_cache.get, oid, found.size)
         if cached is not None:
@@ -195,7 +200,6 @@ async def download(request: Request) -> Response:
                                      "application/octet-stream")
     local = hub.objects.local_path(found)
     if local is None:
-        ttl = max(1, min(PRESIGNED_TTL, expires - int(time.time())))
         return RedirectResponse(hub.blobs.presigned_url(found.key, ttl), status_code=302, headers=private)
     if not local.exists():
         raise EntryNotFound(f"Object {oid} is missing")

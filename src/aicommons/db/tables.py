@@ -748,3 +748,27 @@ storage_reservations = Table(
     Column("expires_at", DateTime, nullable=False),
     Index("ix_storage_reservations_owner", "owner_id"),
 )
+
+# Whole copies of chunk-stored files kept in the bucket for presigned download redirects
+# (hub/bucket_copies.py): one row per object, served once ``ready``; ``key`` is unique per copy
+# (never reused), so a retired copy's deletion cannot remove a newer one.
+download_copies = Table(
+    "download_copies", metadata,
+    Column("oid", String(64), primary_key=True),
+    Column("key", String(200), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("ready", Boolean, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("last_served_at", DateTime, nullable=False),
+    Index("ix_download_copies_last_served", "last_served_at"),
+)
+
+# Copies no longer served, whose objects are deleted once ``due_at`` passed (after the lifetime of
+# any presigned URL handed out for them; at once for deleted files).
+download_copy_deletions = Table(
+    "download_copy_deletions", metadata,
+    Column("key", String(200), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("due_at", DateTime, nullable=False),
+    Index("ix_download_copy_deletions_due", "due_at"),
+)

@@ -17,7 +17,9 @@ whole anyway, hands its rebuild over (``adopt``) and links the copy on its next 
 - **Never keeps deleted bytes**: a permanent deletion of LFS files or a repo deletion empties the
   cache (a copy being written then is discarded); the lifecycle job and GC drop copies whose object
   is no longer stored.
-- Per replica, on local disk (object storage deployments too: the bucket is read once per replica).
+- Per replica, on local disk. On object storage each checked copy is also handed to ``kept``
+  listeners: ``bucket_copies.py`` puts it in the bucket, shared by every replica, and downloads are
+  then redirected there.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ class DownloadCache:
         self._pending: set[str] = set()
         self._generation = 0
         self._pool: ThreadPoolExecutor | None = None
+        # Told (oid, size, path) of each checked copy kept, in the cache's worker (bucket_copies.py).
+        self.kept: list[Callable[[str, int, Path], None]] = []
 
     @property
     def enabled(self) -> bool:
@@ -163,6 +167,8 @@ class DownloadCache:
                 return  # the cache was emptied meanwhile (a deletion): this copy may be of deleted bytes
             self.path(oid).parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, self.path(oid))
+        for listener in self.kept:
+            listener(oid, size, self.path(oid))
 
     def entries(self) -> list[tuple[float, int, Path]]:
         """(last served, bytes, path) of every cached copy."""

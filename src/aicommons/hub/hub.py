@@ -17,6 +17,7 @@ from aicommons.db.avatars import AvatarStore
 from aicommons.db.collections import CollectionStore
 from aicommons.db.device_codes import DeviceCodeStore
 from aicommons.db.discussions import DiscussionStore
+from aicommons.db.download_copies import DownloadCopyStore
 from aicommons.db.email_changes import EmailChangeStore
 from aicommons.db.engine import make_engine, upgrade_schema
 from aicommons.db.gc import BlobGcStore
@@ -40,6 +41,7 @@ from aicommons.hub.account_names import NameService
 from aicommons.hub.account_settings import AccountSettings
 from aicommons.hub.accounts import AccountService
 from aicommons.hub.audit import AuditLog
+from aicommons.hub.bucket_copies import BucketCopies
 from aicommons.hub.collections import CollectionService
 from aicommons.hub.commits import CommitService
 from aicommons.hub.device_login import DeviceLogin
@@ -161,6 +163,11 @@ class Hub:
         # Whole copies of chunk-stored files, for plain HTTP downloads (hub/download_cache.py).
         self.download_cache = DownloadCache(settings.data_dir / "download-cache", settings.download_cache_bytes,
                                             self.objects.chunk_stored_bytes)
+        # On object storage, the checked copies go to the bucket too, for presigned redirects
+        # (hub/bucket_copies.py); the raw store: GC never lists their prefix, so no lease is needed.
+        self.bucket_copies = BucketCopies(DownloadCopyStore(self.engine), self.blobs.inner,
+                                          settings.download_cache_bucket_bytes, self.download_cache)
+        self.download_cache.kept.append(self.bucket_copies.offer)
         # What a model's files say about it (parameters, GGUF, config, base models): hub/model_metadata.py.
         self.model_metadata = ModelMetadataReader(self.objects)
         # The pixel sizes of a card's images, so they carry width and height (hub/image_sizes.py).
@@ -193,7 +200,9 @@ class Hub:
         self.lfs_files = LfsFileService(self.repo_store, self.repos, self.git)
         self.lfs_files.deleted_listeners.append(self.lifecycle.forget_snapshots)  # their hard links keep the bytes
         self.lfs_files.deleted_listeners.append(self.download_cache.clear)  # and no copy outlives them
+        self.lfs_files.deleted_listeners.append(self.bucket_copies.forget_deleted)
         self.lifecycle.cached_copies = self.download_cache
+        self.lifecycle.bucket_copies = self.bucket_copies
         self.lifecycle.stored = self.objects.exists
         self.likes = LikeService(LikeStore(self.engine), self.repo_store, self.accounts, self.policy)
         self.webhooks = WebhookService(WebhookStore(self.engine), self.accounts, self.repo_store, self.policy, settings,
@@ -269,6 +278,7 @@ class Hub:
         if event.scope == "repo" and event.action == "delete":
             self.lifecycle.forget_snapshots(event.repo)
             self.download_cache.clear()
+            self.bucket_copies.forget_deleted()
 
     def _space_event(self, event: Any) -> None:
         if event.repo.type == "space":
@@ -356,6 +366,7 @@ class Hub:
         if self.upstream is not None:
             self.upstream.close()  # the mirror's pooled client to its upstream
         self.download_cache.close()
+        self.bucket_copies.close()
         self.repos.facet_counts.close()
         self.scan_pool.close()
         self.engine.dispose()

@@ -221,6 +221,7 @@ class Jobs:
                                      grace_hours=grace_hours, apply=apply, progress=progress, xet=self.hub.xet)
         if apply:  # no cached copy of a download outlives its collected chunks (hub/download_cache.py)
             self.hub.download_cache.drop_unless(self.hub.objects.exists)
+            self.hub.bucket_copies.sweep(self.hub.objects.exists)
         log.info("gc: %s", report.summary())
         return asdict(report)
 

@@ -21,6 +21,9 @@ storage`` command; the destructive ones dry-run unless ``apply``.
 - **The dataset viewer's leftovers** (``hub/viewer_prune.py``): files of ``<data dir>/viewer-cache``
   and full-text indexes no finished conversion reads any more (superseded commits, deleted
   datasets), past an hour's grace.
+- **Whole copies for downloads** (``hub/download_cache.py`` on local disk, ``hub/bucket_copies.py``
+  in the bucket): copies of objects no longer stored go; in the bucket, also copies of objects no
+  repo references, uploads a dead replica left, and evicted copies whose presigned URLs have expired.
 - **Rate-limit state**: shared rate-limit buckets idle long enough to be full again and expired
   in-flight leases (``db/rate_limits.py``) are deleted; in-process buckets prune themselves
   (``api/rate_limits.py``).
@@ -51,6 +54,7 @@ if TYPE_CHECKING:
 
     from aicommons.db.repos import RepoRow
     from aicommons.gitrepo import GitStore
+    from aicommons.hub.bucket_copies import BucketCopies
     from aicommons.hub.download_cache import DownloadCache
     from aicommons.hub.viewer_prune import ViewerPruning
 
@@ -77,6 +81,7 @@ class LifecycleReport:
     rate_buckets_pruned: int = 0
     leases_pruned: int = 0
     cached_copies_removed: int = 0
+    bucket_copies_removed: int = 0  # whole copies in the bucket taken out of service (hub/bucket_copies.py)
     reservations_pruned: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -104,6 +109,7 @@ class StorageLifecycle:
         self.snapshot_grace_hours = snapshot_grace_hours
         self.viewer: ViewerPruning | None = None  # set by the hub (hub/viewer_prune.py)
         self.cached_copies: DownloadCache | None = None  # whole copies for downloads (hub/download_cache.py)
+        self.bucket_copies: BucketCopies | None = None  # and their copies in the bucket (hub/bucket_copies.py)
         self.stored: Callable[[str], bool] = lambda oid: True  # whether an LFS object is still stored
 
     def run(self, apply: bool = True) -> LifecycleReport:
@@ -114,6 +120,8 @@ class StorageLifecycle:
         self.prune_viewer(report)
         if apply and self.cached_copies is not None:  # copies of objects GC has removed since
             report.cached_copies_removed = self.cached_copies.drop_unless(self.stored)
+        if apply and self.bucket_copies is not None:  # and evicted ones whose URLs have expired are deleted
+            report.bucket_copies_removed = self.bucket_copies.sweep(self.stored)
         if apply:
             self.maintain_git(report)
             self.prune_limits(report)

@@ -135,6 +135,14 @@ def test_plain_downloads_are_redirected_to_a_checked_copy_in_the_bucket(copies_h
         assert local.bucket_copies.store.get(oid) is None and _bucket_keys(local, oid) == []
         assert httpx.get(location).status_code in (403, 404)
         assert _resolve(http, repo, "weights.bin").status_code == 404
+    # A copy whose file is deleted before its upload is recorded is never served, and its uploader
+    # removes it (here the in-process hub uploads a checked copy of the deleted file).
+    kept = tmp_path / "kept-copy"
+    kept.write_bytes(content)
+    local.bucket_copies.offer(oid, len(content), kept)
+    local.bucket_copies.close()  # waits for the upload
+    assert local.bucket_copies.store.get(oid) is None and _bucket_keys(local, oid) == []
+    assert local.bucket_copies.store.totals() == (0, 0, 0)
 
 
 def test_copies_are_bounded_least_recently_served_first_and_deleted_after_their_urls_expire(copies_hub,

@@ -133,6 +133,7 @@ class BucketCopies:
                 self.store.abandon(oid, key)
                 raise
             if not self.store.mark_ready(oid, key):  # deleted meanwhile: never served, so gone now
+                self.store.abandon(oid, key)  # (the claim, if the deletion came before it)
                 self.blobs.delete(key)
                 log.info("download copies: %s was deleted during its upload; its copy is removed", oid)
         except Exception:  # noqa: BLE001 - a cache: downloads are served anyway

@@ -193,3 +193,7 @@ def test_copies_are_bounded_least_recently_served_first_and_deleted_after_their_
         assert store.totals()[2] == 0
         assert sorted(_bucket_keys(local, oids["a.bin"]) + _bucket_keys(local, oids["c.bin"])) == sorted(
             info.key for info in local.blobs.inner.list_blobs("download-cache/"))
+        # GC's hook: copies of objects no longer stored go, rows and objects, at once.
+        assert local.bucket_copies.sweep(lambda oid: oid == oids["a.bin"]) == 1  # only a.bin still stored
+        assert store.get(oids["c.bin"]) is None and _bucket_keys(local, oids["c.bin"]) == []
+        assert store.get(oids["a.bin"]).ready and len(_bucket_keys(local, oids["a.bin"])) == 1

@@ -30,6 +30,7 @@ import functools
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +48,7 @@ MAX_URL_SECONDS = 600  # the longest presigned URL handed out for a copy
 DELETE_MARGIN_SECONDS = 60  # clock skew between replicas and the bucket
 TOUCH_SECONDS = 300
 STALE_CLAIM = timedelta(hours=1)  # an upload not finished by then is taken over (its replica died)
+RETRY_SECONDS = 600  # after an upload failed or found no room, this replica tries that object again no sooner
 
 
 class BucketCopies:
@@ -57,6 +59,7 @@ class BucketCopies:
         self.local = local
         self._lock = threading.Lock()
         self._pending: dict[str, Path] = {}  # oid -> the hard link waiting for its upload
+        self._failed: dict[str, float] = {}  # oid -> when its last try made no copy (monotonic)
         self._pool: ThreadPoolExecutor | None = None
 
     @functools.cached_property
@@ -98,7 +101,7 @@ class BucketCopies:
             return
         tmp = self.local.root / ".tmp" / f"bucket-{oid}.{os.getpid()}.{threading.get_ident()}"
         with self._lock:
-            if oid in self._pending:
+            if oid in self._pending or time.monotonic() - self._failed.get(oid, -RETRY_SECONDS) < RETRY_SECONDS:
                 return
             self._pending[oid] = tmp
         try:
@@ -126,6 +129,7 @@ class BucketCopies:
             if os.path.getsize(tmp) != size or not self.store.claim(
                     oid, key, size, now, max_bytes=self.max_bytes, evict_due=self._evict_due(now),
                     stale_before=now - STALE_CLAIM):
+                self._back_off(oid)  # no room now (copies in flight), or another replica's copy
                 return
             try:
                 self.blobs.put_file(key, tmp)
@@ -138,8 +142,16 @@ class BucketCopies:
                 log.info("download copies: %s was deleted during its upload; its copy is removed", oid)
         except Exception:  # noqa: BLE001 - a cache: downloads are served anyway
             log.exception("download copies: could not upload the copy of %s", oid)
+            self._back_off(oid)
         finally:
             self._done(oid, tmp)
+
+    def _back_off(self, oid: str) -> None:
+        """Not again at every download of it."""
+        now = time.monotonic()
+        with self._lock:
+            self._failed = {k: t for k, t in self._failed.items() if now - t < RETRY_SECONDS}
+            self._failed[oid] = now
 
     @staticmethod
     def _evict_due(now: datetime) -> datetime:

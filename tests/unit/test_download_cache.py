@@ -7,7 +7,7 @@ import os
 import threading
 import time
 
-from aicommons.hub.download_cache import MIN_BYTES, DownloadCache
+from aicommons.hub.download_cache import MIN_BYTES, STALE_TMP_SECONDS, DownloadCache
 
 
 def _blob(n: int) -> tuple[str, bytes]:
@@ -136,3 +136,18 @@ def test_a_copy_rebuilt_elsewhere_is_kept_once_checked(tmp_path):
     DownloadCache(tmp_path / "off", 0, lambda o: None).adopt(oid, len(data), checkout, 0)
     assert not (tmp_path / "off").exists() and cache.entries() == []
     assert os.stat(checkout).st_nlink == 1
+
+
+def test_half_made_copies_a_crash_left_are_swept_later(tmp_path):
+    """A server that died while writing a copy leaves it in ``.tmp``; the lifecycle sweep
+    (``drop_unless``) removes it once it is a day old, and leaves a copy being written now."""
+    cache = DownloadCache(tmp_path, 10 * MIN_BYTES, lambda o: None)
+    (tmp_path / ".tmp").mkdir()
+    stale, fresh = tmp_path / ".tmp" / "a.1.1", tmp_path / ".tmp" / "b.2.2"
+    stale.write_bytes(b"left by a crash")
+    fresh.write_bytes(b"being written")
+    day_ago = time.time() - STALE_TMP_SECONDS - 60
+    os.utime(stale, (day_ago, day_ago))
+    assert cache.drop_unless(lambda o: True) == 0
+    assert not stale.exists() and fresh.exists()
+    cache.close()

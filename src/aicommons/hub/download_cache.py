@@ -30,6 +30,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,6 +38,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 MIN_BYTES = 1024 * 1024  # smaller files are served fast enough from their xorbs
+STALE_TMP_SECONDS = 24 * 3600  # a half-made copy untouched this long was left by a crash
 _OID = re.compile(r"[0-9a-f]{64}")
 
 
@@ -204,13 +206,26 @@ class DownloadCache:
                     shutil.rmtree(sub, ignore_errors=True)
 
     def drop_unless(self, stored: Callable[[str], bool]) -> int:
-        """Remove the copies of objects that ``stored`` says are gone; returns how many."""
+        """Remove the copies of objects that ``stored`` says are gone, and copies a crashed server
+        left half-made in ``.tmp``; returns how many copies were removed."""
         removed = 0
         for _, _, path in self.entries():
             if not stored(path.name):
                 path.unlink(missing_ok=True)
                 removed += 1
+        self._drop_stale_tmp(time.time() - STALE_TMP_SECONDS)
         return removed
+
+    def _drop_stale_tmp(self, before: float) -> None:
+        """A copy being written is touched at every write, an adopted one was made just before it
+        was linked: one untouched for ``STALE_TMP_SECONDS`` belongs to a server that died."""
+        tmp_dir = self.root / ".tmp"
+        for path in tmp_dir.iterdir() if tmp_dir.is_dir() else ():
+            try:
+                if path.stat().st_mtime < before:
+                    path.unlink()
+            except FileNotFoundError:
+                continue
 
     def close(self) -> None:
         with self._lock:

@@ -127,6 +127,9 @@ def _lifecycle(args, steps) -> int:
     if "git" in args.steps and report.apply:
         print(f"git: {report.git_repos_maintained} repositories maintained, {_size(report.git_bytes_before)} -> "
               f"{_size(report.git_bytes_after)}")
+    if "copies" in args.steps and report.apply:
+        print(f"download copies: {report.cached_copies_removed} local and {report.bucket_copies_removed} in the "
+              "bucket removed")
     if "limits" in args.steps and report.apply:
         print(f"rate limits: {report.rate_buckets_pruned} idle buckets and {report.leases_pruned} expired leases pruned")
     if not report.apply:
@@ -142,6 +145,8 @@ STEPS = {
     # Not destructive, so no dry run of their own; `lifecycle` without --apply skips them.
     "git": lambda lc, report, args: lc.maintain_git(report) if report.apply else None,
     "limits": lambda lc, report, args: lc.prune_limits(report) if report.apply else None,
+    # Only copies of objects no longer stored, and evicted ones: also no dry run of its own.
+    "copies": lambda lc, report, args: lc.sweep_copies(report) if report.apply else None,
     "viewer": lambda lc, report, args: lc.prune_viewer(report, getattr(args, "grace_hours", None)),
 }
 
@@ -203,5 +208,8 @@ def add_storage_commands(sub) -> None:
                   "since its last maintenance (drops nothing)", False)
     _step_command(storage, "prune-limits", ("limits",), "delete idle rate-limit buckets and expired in-flight "
                   "leases from the database", False)
+    _step_command(storage, "download-copies", ("copies",), "drop whole download copies (local, and in the bucket "
+                  "on object storage) of objects no longer stored, evicted bucket copies whose links have "
+                  "expired, and half-made copies a crash left", False)
     _step_command(storage, "lifecycle", tuple(STEPS), "all of the above, as the storage_lifecycle job does "
                   "(dry run unless --apply: then git maintenance and pruning run too)", True)

@@ -118,14 +118,21 @@ class StorageLifecycle:
         self.expire_uploads(report)
         self.sweep_snapshots(report)
         self.prune_viewer(report)
-        if apply and self.cached_copies is not None:  # copies of objects GC has removed since
-            report.cached_copies_removed = self.cached_copies.drop_unless(self.stored)
-        if apply and self.bucket_copies is not None:  # and evicted ones whose URLs have expired are deleted
-            report.bucket_copies_removed = self.bucket_copies.sweep(self.stored)
         if apply:
+            self.sweep_copies(report)
             self.maintain_git(report)
             self.prune_limits(report)
         return report
+
+    # --- whole copies kept for downloads ---------------------------------------------------------
+
+    def sweep_copies(self, report: LifecycleReport) -> None:
+        """Drop the download copies of objects GC has removed since (local and in the bucket), the
+        bucket copies evicted whose URLs have expired, and half-made local copies a crash left."""
+        if self.cached_copies is not None:
+            report.cached_copies_removed = self.cached_copies.drop_unless(self.stored)
+        if self.bucket_copies is not None:
+            report.bucket_copies_removed = self.bucket_copies.sweep(self.stored)
 
     # --- uploads never committed -----------------------------------------------------------------
 

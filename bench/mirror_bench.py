@@ -35,6 +35,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.cpu_watch import Watch, curl
 from bench.metadata.snapshot import StaticNginx
 from bench.page_cache_writes import write_new
 from bench.storage import TOKEN, Hub, MiB, curl_seconds, free_port, upload
@@ -94,6 +95,34 @@ def timed(url: str, size: int, hubs: list[Hub]) -> dict:
     return {"s": wall, "mib_s": size / MiB / wall, "hubs_cpu_s": cpu}
 
 
+def accounted(url: str, size: int, hubs: dict[str, Hub], kept: Path | None = None) -> dict:
+    """``timed`` with the CPU accounted (bench/cpu_watch.py): each hub's by thread and curl's, at the
+    moment curl has the last byte (``during``) and, for a first download through a mirror, once the
+    mirror has verified and kept the file at ``kept`` (``until_kept``, with ``kept_after_s``)."""
+    watch = Watch({role: hub.process.pid for role, hub in hubs.items()})
+    started = time.perf_counter()
+    try:
+        got = curl(url)
+        during = watch.reading()
+        if kept is not None:
+            deadline = time.time() + 300
+            while not kept.exists():  # verified and kept (the hash may finish after the client)
+                if time.time() > deadline:
+                    raise RuntimeError("the mirror never cached the file")
+                time.sleep(0.002)
+            kept_after = time.perf_counter() - started
+    finally:
+        whole = watch.stop()
+    hubs_cpu = sum(during[role]["cpu_s"] for role in hubs)
+    row = {"s": got["s"], "mib_s": size / MiB / got["s"], "hubs_cpu_s": hubs_cpu,
+           "curl_cpu_s": got["user_s"] + got["system_s"], "curl_system_s": got["system_s"],
+           "cpu_sum_s": hubs_cpu + got["user_s"] + got["system_s"], "cores_busy": during["cores_busy"],
+           "during": during}
+    if kept is not None:
+        row.update(kept_after_s=kept_after, until_kept=whole)
+    return row
+
+
 def store_seconds(path: Path, size: int) -> float:
     """Wall time to write ``size`` bytes into a new file as the mirror does (a reused 4 MiB buffer,
     the mirror's write size, no fsync): the cost of putting new bytes in the page cache, with no
@@ -109,7 +138,7 @@ def cached_blob(hub: Hub, oid: str) -> Path:
     return hub.data / "blobs" / "lfs" / oid[:2] / oid[2:4] / oid
 
 
-def one_round(index: int, upstream: Hub, mirror: Hub, cache: NginxCache, tmp: Path, size: int) -> dict:
+def one_round(index: int, upstream: Hub, mirrors: dict[str, Hub], cache: NginxCache, tmp: Path, size: int) -> dict:
     import hashlib
 
     path = tmp / f"w{index}.bin"
@@ -124,17 +153,15 @@ def one_round(index: int, upstream: Hub, mirror: Hub, cache: NginxCache, tmp: Pa
     repo = create(upstream, f"mirror-bench-{index}-{os.urandom(3).hex()}")
     upload(upstream, repo, path, "w.bin", tmp, xet=False)
     # The repo is public: the mirror pulls its metadata (git fetch) before the clock starts.
-    httpx.get(f"{mirror.url}/api/models/{repo}", timeout=120).raise_for_status()
+    for hub in mirrors.values():
+        httpx.get(f"{hub.url}/api/models/{repo}", timeout=120).raise_for_status()
+    mirror = mirrors["mirror"]
     row: dict = {"load_before": load(), "store_new_file": {"s": store, "mib_s": size / MiB / store}}
-    row["direct"] = timed(f"{upstream.url}/{repo}/resolve/main/w.bin", size, [upstream])
-    started = time.perf_counter()
-    row["first_through_mirror"] = timed(f"{mirror.url}/{repo}/resolve/main/w.bin", size, [upstream, mirror])
-    deadline = time.time() + 300
-    while not cached_blob(mirror, oid).exists():  # verified and kept (the hash may finish after the client)
-        if time.time() > deadline:
-            raise RuntimeError("the mirror never cached the file")
-        time.sleep(0.01)
-    row["first_through_mirror"]["kept_after_s"] = time.perf_counter() - started
+    row["direct"] = accounted(f"{upstream.url}/{repo}/resolve/main/w.bin", size, {"upstream": upstream})
+    order = list(mirrors.items())
+    for role, hub in order[index % len(order):] + order[:index % len(order)]:  # A/B: the order alternates
+        row[f"first_through_{role}"] = accounted(f"{hub.url}/{repo}/resolve/main/w.bin", size,
+                                                 {"upstream": upstream, "mirror": hub}, kept=cached_blob(hub, oid))
     stored = cache.cached_bytes()
     nginx_cpu = cache.cpu_seconds()
     row["first_through_nginx_cache"] = timed(f"{cache.url}/{repo}/resolve/main/w.bin", size, [upstream])
@@ -152,6 +179,9 @@ def one_round(index: int, upstream: Hub, mirror: Hub, cache: NginxCache, tmp: Pa
     row["cached_through_mirror"] = min(cached, key=lambda r: r["s"])
     row["nginx_sendfile"] = min(anchor, key=lambda r: r["s"])
     row["first_vs_direct"] = row["direct"]["s"] / row["first_through_mirror"]["s"]
+    if "baseline" in mirrors:
+        row["baseline_first_vs_direct"] = row["direct"]["s"] / row["first_through_baseline"]["s"]
+        row["first_vs_baseline"] = row["first_through_baseline"]["s"] / row["first_through_mirror"]["s"]
     row["nginx_cache_first_vs_direct"] = row["direct"]["s"] / row["first_through_nginx_cache"]["s"]
     row["first_vs_nginx_cache_first"] = row["first_through_nginx_cache"]["s"] / row["first_through_mirror"]["s"]
     row["cached_vs_nginx"] = row["nginx_sendfile"]["s"] / row["cached_through_mirror"]["s"]
@@ -187,27 +217,86 @@ def report(results: dict) -> str:
              f"{cpu['cached_through_mirror']:.2f} | {cached:.2f}× nginx | ≥ 0.9× |",
              f"| nginx sendfile | {med['nginx_sendfile']:.0f} | | | |",
              f"| writing the bytes to a new file (no network) | {med['store_new_file']:.0f} | | | |"]
-    return "\n".join(lines)
+    if results.get("baseline_src"):
+        ab = statistics.median(r["first_vs_baseline"] for r in results["rounds"])
+        base = statistics.median(r["baseline_first_vs_direct"] for r in results["rounds"])
+        base_kept = statistics.median(r["first_through_baseline"]["kept_after_s"] for r in results["rounds"])
+        each = ", ".join(f"{r['first_vs_baseline']:.2f}" for r in results["rounds"])
+        lines.append(f"| first download through the baseline mirror ({results['baseline_src']}) | | | "
+                     f"{base:.2f}× direct, kept after {base_kept:.2f} s; this mirror {ab:.2f}× it "
+                     f"(rounds {each}) | |")
+    return "\n".join(lines + ["", accounting(results)])
+
+
+def accounting(results: dict) -> str:
+    """Where the CPU went (medians over the rounds, seconds): during the direct download and during
+    the first download through the mirror, until curl had the last byte and until the file was kept."""
+    rounds = results["rounds"]
+    columns = [("direct", "direct", "during"), ("first through the mirror", "first_through_mirror", "during"),
+               ("… until kept", "first_through_mirror", "until_kept")]
+    if results.get("baseline_src"):
+        columns += [("baseline mirror", "first_through_baseline", "during"),
+                    ("… until kept", "first_through_baseline", "until_kept")]
+
+    def med(row: str, phase: str, get) -> str:
+        values = [get(r[row][phase]) for r in rounds if phase in r[row]]
+        return f"{statistics.median(values):.3f}" if values else ""
+
+    cells = [("wall s (curl; the phase's end for 'until kept')", lambda p: p["wall_s"]),
+             ("upstream, all", lambda p: p["upstream"]["cpu_s"]),
+             ("mirror, all", lambda p: p.get("mirror", {}).get("cpu_s", 0.0)),
+             ("mirror: receiving thread (of it system)", None),
+             ("mirror: hashing thread", lambda p: p.get("mirror", {}).get("hash", 0.0)),
+             ("mirror: event loop", lambda p: p.get("mirror", {}).get("event_loop", 0.0)),
+             ("mirror: other threads (sendfile pool, workers)", lambda p: p.get("mirror", {}).get("other_threads", 0.0)),
+             ("mirror: unattributed (threads that ended between samples)",
+              lambda p: p.get("mirror", {}).get("unattributed", 0.0)),
+             ("machine busy, CPU s", lambda p: p["cores_busy"] * p["wall_s"]),
+             ("machine busy, cores (of 2)", lambda p: p["cores_busy"]),
+             ("stolen by the hypervisor", lambda p: p["steal_s"])]
+    lines = ["| CPU s | " + " | ".join(c[0] for c in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for label, get in cells:
+        if get is None:
+            values = [f"{med(row, phase, lambda p: p.get('mirror', {}).get('receive', 0.0))} "
+                      f"({med(row, phase, lambda p: p.get('mirror', {}).get('receive_system', 0.0))})"
+                      if row != "direct" else "" for _, row, phase in columns]
+        else:
+            values = [med(row, phase, get) for _, row, phase in columns]
+        lines.append(f"| {label} | " + " | ".join(values) + " |")
+    curls = [statistics.median(r[row]["curl_cpu_s"] for r in rounds) if phase == "during" else None
+             for _, row, phase in columns]
+    lines.append("| curl (user + system) | " + " | ".join("" if c is None else f"{c:.3f}" for c in curls) + " |")
+    sums = [statistics.median(r[row]["cpu_sum_s"] for r in rounds) if phase == "during" else None
+            for _, row, phase in columns]
+    lines.append("| hubs + curl | " + " | ".join("" if c is None else f"{c:.3f}" for c in sums) + " |")
+    sampler = statistics.median(r["first_through_mirror"]["until_kept"]["sampler_cpu_s"] for r in rounds)
+    return "\n".join(lines) + f"\n\n(the bench's own sampler: {sampler:.3f} CPU s per first download)"
 
 
 def main() -> None:
     size = int(os.environ.get("BENCH_MIRROR_MIB", "512")) * MiB
     rounds = int(os.environ.get("BENCH_MIRROR_ROUNDS", "3"))
+    baseline_src = os.environ.get("BENCH_MIRROR_BASELINE_SRC")  # A/B: a second mirror running this src
     tmp = Path(tempfile.mkdtemp(prefix="bench-mirror-"))
-    upstream = mirror = cache = None
+    upstream = cache = None
+    mirrors: dict[str, Hub] = {}
     try:
         upstream = Hub(tmp / "upstream", AICOMMONS_CHUNK_LFS_UPLOADS="false")
-        mirror = Hub(tmp / "mirror", AICOMMONS_CHUNK_LFS_UPLOADS="false", AICOMMONS_UPSTREAM_URL=upstream.url)
+        mirrors["mirror"] = Hub(tmp / "mirror", AICOMMONS_CHUNK_LFS_UPLOADS="false",
+                                AICOMMONS_UPSTREAM_URL=upstream.url)
+        if baseline_src:
+            mirrors["baseline"] = Hub(tmp / "baseline", AICOMMONS_CHUNK_LFS_UPLOADS="false",
+                                      AICOMMONS_UPSTREAM_URL=upstream.url, PYTHONPATH=baseline_src)
         upstream.cli("org", "create", ORG, "--member", "bench")
         cache = NginxCache(upstream)
-        results = {"size_mib": size // MiB,
-                   "rounds": [one_round(i, upstream, mirror, cache, tmp, size) for i in range(rounds)]}
+        results = {"size_mib": size // MiB, "baseline_src": baseline_src,
+                   "rounds": [one_round(i, upstream, mirrors, cache, tmp, size) for i in range(rounds)]}
         (ROOT / "bench" / "mirror_results.json").write_text(json.dumps(results, indent=2) + "\n")
         print(report(results))
     finally:
         if cache is not None:
             cache.stop()
-        for hub in (mirror, upstream):
+        for hub in (*mirrors.values(), upstream):
             if hub is not None:
                 hub.stop()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -5,7 +5,7 @@ A process's CPU is read from its CPU-time clock (``clock_gettime`` on the proces
 nanoseconds, dead threads included). Its threads' are read from ``/proc/PID/task/TID/stat``, which
 counts in clock ticks (10 ms here): threads alive when the watch starts are read at its start and end,
 threads born during it (a download's receiving and hashing threads, which end with the download) are
-read every ``INTERVAL`` seconds by a sampler thread, so up to one interval of a thread that ends is
+read every ``INTERVAL`` seconds (10 ms, the ticks' own resolution) by a sampler thread, so up to one interval of a thread that ends is
 missed; what no thread accounts for is reported as ``unattributed``. Threads are told apart by their
 kernel name (``/proc/.../comm``: the hub names its download threads) and the main thread is the
 event loop. A child like ``curl`` is timed with ``wait4``'s rusage. The cores' use comes from
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 TICK = os.sysconf("SC_CLK_TCK")
-INTERVAL = 0.005
+INTERVAL = 0.01
 
 
 def process_cpu(pid: int) -> float:

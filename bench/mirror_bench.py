@@ -134,6 +134,18 @@ def store_seconds(path: Path, size: int) -> float:
     return seconds
 
 
+def prime(tmp: Path, size: int) -> float | None:
+    """With BENCH_MIRROR_PRIME (on by default): write ``size`` bytes into a scratch file and delete it,
+    just before a first download, and return the speed (MiB/s). This VM hands free memory back to its
+    host (free page reporting, ~2 s after it is freed), and a page the host took back costs ~10x more
+    to write into again: a first download that gets such memory for its new page-cache pages measures
+    the host, not the mirror (docs/benchmarks.md, session 11). Memory freed just now is handed out
+    again first, before it is reported. The speed says which state the memory was in."""
+    if os.environ.get("BENCH_MIRROR_PRIME", "1") == "0":
+        return None
+    return size / MiB / store_seconds(tmp / "prime.bin", size)
+
+
 def cached_blob(hub: Hub, oid: str) -> Path:
     return hub.data / "blobs" / "lfs" / oid[:2] / oid[2:4] / oid
 
@@ -160,12 +172,16 @@ def one_round(index: int, upstream: Hub, mirrors: dict[str, Hub], cache: NginxCa
     row["direct"] = accounted(f"{upstream.url}/{repo}/resolve/main/w.bin", size, {"upstream": upstream})
     order = list(mirrors.items())
     for role, hub in order[index % len(order):] + order[:index % len(order)]:  # A/B: the order alternates
+        primed = prime(tmp, size)
         row[f"first_through_{role}"] = accounted(f"{hub.url}/{repo}/resolve/main/w.bin", size,
                                                  {"upstream": upstream, "mirror": hub}, kept=cached_blob(hub, oid))
+        row[f"first_through_{role}"]["primed_mib_s"] = primed
     stored = cache.cached_bytes()
     nginx_cpu = cache.cpu_seconds()
+    primed = prime(tmp, size)
     row["first_through_nginx_cache"] = timed(f"{cache.url}/{repo}/resolve/main/w.bin", size, [upstream])
     row["first_through_nginx_cache"]["nginx_cpu_s"] = cache.cpu_seconds() - nginx_cpu
+    row["first_through_nginx_cache"]["primed_mib_s"] = primed
     if cache.cached_bytes() - stored < size:
         raise RuntimeError("nginx's proxy_cache did not store the file")
     nginx = StaticNginx({"w.bin": path.read_bytes()}, "", free_port()).start("/w.bin")
@@ -202,8 +218,13 @@ def report(results: dict) -> str:
            for k in ("direct", "first_through_mirror", "first_through_nginx_cache", "cached_through_mirror")}
     nginx_cpu = statistics.median(r["first_through_nginx_cache"]["nginx_cpu_s"] for r in results["rounds"])
     kept = statistics.median(r["first_through_mirror"]["kept_after_s"] for r in results["rounds"])
+    stores = ", ".join(f"{r['store_new_file']['mib_s']:.0f}" for r in results["rounds"])
+    primes = ", ".join(f"{r['first_through_mirror']['primed_mib_s'] or 0:.0f}" for r in results["rounds"])
     lines = [f"{results['size_mib']} MiB file, {len(results['rounds'])} rounds (medians), loads "
-             f"{'; '.join(r['load_before'] for r in results['rounds'])}", "",
+             f"{'; '.join(r['load_before'] for r in results['rounds'])}; writing a new file per round "
+             f"{stores} MiB/s (far below "
+             "the others: new page-cache memory was cold, the VM's host had taken it back); the priming write "
+             f"before the first download through the mirror {primes} MiB/s (0: not primed)", "",
              "| Row | MiB/s | hub CPU s | Ratio | Goal |", "|---|---|---|---|---|",
              f"| direct from the upstream | {med['direct']:.0f} | {cpu['direct']:.2f} | | |",
              f"| first download through the mirror | {med['first_through_mirror']:.0f} | "

@@ -36,28 +36,6 @@ def test_the_hash_is_of_the_bytes_written_in_pieces_of_any_size(tmp_path, monkey
     assert hasher.hexdigest() == fetch.oid
 
 
-def test_the_idle_hashing_thread_hands_the_rest_to_one_at_ordinary_priority(tmp_path, monkeypatch):
-    """While the body arrives the hash takes only idle CPU (SCHED_IDLE); once it is all written, what
-    is left is hashed at nice HASH_NICE, since a thread cannot leave the idle policy by itself."""
-    real, seen = upstream._lower_priority, []
-    data = os.urandom(3_000_000)
-    fetch = fetch_of(tmp_path, data)
-    hasher = _Hasher(fetch)
-
-    def lower(idle: bool) -> None:
-        real(idle)
-        seen.append((idle, os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
-        while idle and not hasher.finishing:  # the idle thread hashes nothing before the download ends
-            time.sleep(0.001)
-
-    monkeypatch.setattr(upstream, "_lower_priority", lower)
-    with open(fetch.path, "wb", buffering=0) as out:
-        hasher.start()
-        fetch._append(out, memoryview(data))
-    assert hasher.hexdigest() == fetch.oid
-    assert seen == [(True, os.SCHED_IDLE, 0), (False, os.SCHED_OTHER, upstream.HASH_NICE)]
-
-
 def test_a_flipped_byte_in_the_file_changes_the_hash(tmp_path):
     data = bytearray(os.urandom(300_000))
     fetch = fetch_of(tmp_path, bytes(data))

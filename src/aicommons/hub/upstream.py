@@ -66,10 +66,8 @@ from aicommons.times import utcnow
 log = logging.getLogger(__name__)
 CHUNK = 4 * 1024 * 1024  # bytes per receive buffer (read from upstream, then written)
 HASH_WINDOW = 16 * 1024 * 1024  # bytes of the file mapped at a time for hashing
-HASH_STEP = 4 * 1024 * 1024  # bytes hashed between looks at whether the idle hashing thread must stop
-# The nice value of the thread that hashes the rest of a download once it is received (and of the
-# one before it where the idle policy is missing): below the threads that move bytes to clients, so
-# that on a busy machine the hash (~0.15 s of CPU per 256 MiB) waits for them rather than they for it.
+# The hashing thread's nice value: below the threads that move bytes to the client, so that on a busy
+# machine the hash (~0.14 s of CPU per 256 MiB) waits for them rather than they for it.
 HASH_NICE = 10
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # map the pages at once (one fault per window, not per page)
 # Bytes per write to the file being fetched. The kernel (ext4 with large folios) puts a write in page
@@ -798,16 +796,9 @@ _buffers = _Buffers(CHUNK, keep=4)  # 16 MiB at most kept (one buffer per downlo
 class _Hasher:
     """The sha256 of a download, computed on a thread of its own from the file as it is written (mapped
     from the page cache: no copy), so that neither receiving nor serving ever waits for it. What is
-    hashed is what was written, the bytes that will be kept.
-
-    While the body arrives the thread runs under the scheduler's idle policy (``SCHED_IDLE``): it
-    takes only CPU that nothing else wants, so when the cores are busy moving the download (upstream,
-    receiving, sending, the client) the client's bytes go first. An unprivileged thread cannot leave
-    that policy, so once the whole body is written the idle thread stops (within ``HASH_STEP``) and a
-    second one hashes the rest at nice ``HASH_NICE``: the entry is verified and kept as soon after the
-    download as the hash's remainder takes, however busy the machine stays (docs/benchmarks.md,
-    "Pull-through mirror", session 11). Where the idle policy is missing, the first thread runs at
-    nice ``HASH_NICE`` too."""
+    hashed is what was written, the bytes that will be kept. The thread runs at a lower priority
+    (``HASH_NICE``): on a busy machine the bytes reach the client first and the entry is verified and
+    kept a little later."""
 
     def __init__(self, fetch: _Fetch):
         self.fetch = fetch
@@ -815,60 +806,48 @@ class _Hasher:
         self.hashed = 0
         self.finishing = self.abandoned = False
         self.error: OSError | None = None
-        self.fd = -1
-        self.thread = self._thread(idle=True)
-
-    def _thread(self, idle: bool) -> threading.Thread:
-        return threading.Thread(target=self._run, args=(idle,), name=f"upstream-hash-{self.fetch.oid[:12]}",
-                                daemon=True)
+        self.thread = threading.Thread(target=self._run, name=f"upstream-hash-{fetch.oid[:12]}", daemon=True)
 
     def start(self) -> None:
         """Start hashing (the file exists and is being written)."""
-        self.fd = os.open(self.fetch.path, os.O_RDONLY)
         self.thread.start()
 
-    def _run(self, idle: bool) -> None:
+    def _run(self) -> None:
         _name_thread("upstream-hash")
-        _lower_priority(idle)
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_NICE)
         fetch = self.fetch
+        try:
+            fd = os.open(fetch.path, os.O_RDONLY)
+        except OSError as exc:
+            self.error = exc
+            return
         try:
             while True:
                 with fetch.changed:
                     while fetch.written <= self.hashed and not (self.finishing or self.abandoned):
                         fetch.changed.wait()
                     end = fetch.written
-                if self._stop(idle) or end <= self.hashed:
+                if self.abandoned or end <= self.hashed:
                     return
-                self._hash_to(end, idle)
+                while self.hashed < end and not self.abandoned:
+                    base = self.hashed - self.hashed % mmap.ALLOCATIONGRANULARITY
+                    stop = min(end, base + HASH_WINDOW)
+                    with mmap.mmap(fd, stop - base, mmap.MAP_SHARED | _POPULATE, mmap.PROT_READ, offset=base) as mapped, \
+                            memoryview(mapped) as view, view[self.hashed - base:] as part:
+                        self.digest.update(part)
+                    self.hashed = stop
         except OSError as exc:
             self.error = exc
-
-    def _stop(self, idle: bool) -> bool:
-        return self.abandoned or (idle and self.finishing)
-
-    def _hash_to(self, end: int, idle: bool) -> None:
-        while self.hashed < end and not self._stop(idle):
-            base = self.hashed - self.hashed % mmap.ALLOCATIONGRANULARITY
-            stop = min(end, base + HASH_WINDOW)
-            with mmap.mmap(self.fd, stop - base, mmap.MAP_SHARED | _POPULATE, mmap.PROT_READ, offset=base) as mapped, \
-                    memoryview(mapped) as view:
-                while self.hashed < stop and not self._stop(idle):
-                    step = min(stop, self.hashed + HASH_STEP)
-                    with view[self.hashed - base:step - base] as part:
-                        self.digest.update(part)
-                    self.hashed = step
+        finally:
+            os.close(fd)
 
     def hexdigest(self) -> str:
-        """The digest of everything written: the idle thread stops, and the rest is hashed at once by
-        a thread at ordinary (``HASH_NICE``) priority."""
+        """The digest of everything written (waits for the thread to hash the rest)."""
         with self.fetch.changed:
             self.finishing = True
             self.fetch.changed.notify_all()
         self.thread.join()
-        if self.error is None and self.hashed < self.fetch.written:
-            self.thread = self._thread(idle=False)
-            self.thread.start()
-            self.thread.join()
         if self.error is not None:
             raise self.error
         return self.digest.hexdigest()
@@ -880,20 +859,3 @@ class _Hasher:
             self.fetch.changed.notify_all()
         if self.thread.is_alive():
             self.thread.join()
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-
-def _lower_priority(idle: bool) -> None:
-    """Put the calling thread under the idle scheduling policy (``idle``, where there is one), else at
-    nice ``HASH_NICE``."""
-    tid = threading.get_native_id()
-    if idle:
-        try:
-            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
-            return
-        except (OSError, AttributeError):
-            pass
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, tid, HASH_NICE)

@@ -19,8 +19,16 @@ to /dev/null), interleaved in the same round:
 
 Goals (docs/benchmarks.md): first download ≥ 0.8× direct, cached ≥ 0.9× nginx. Each row also has the
 CPU seconds both hub processes used (from /proc), since wall-clock ratios on a shared box move with
-load; ``uptime`` load is recorded. BENCH_MIRROR_MIB sets the file size (512), BENCH_MIRROR_ROUNDS the
-rounds (3). Writes ``bench/mirror_results.json`` and prints the table. Needs nginx and curl.
+load; ``uptime`` load is recorded. The direct and the first downloads are accounted in full
+(``bench/cpu_watch.py``): each hub by thread (receiving, hashing, event loop, the rest), curl, and how
+many of the machine's cores were busy, until curl has the last byte (``during``) and until the
+mirror kept the file (``until_kept``); the report ends with that table.
+
+BENCH_MIRROR_MIB sets the file size (512), BENCH_MIRROR_ROUNDS the rounds (3).
+BENCH_MIRROR_BASELINE_SRC=DIR adds a second mirror running the code in DIR (its ``PYTHONPATH``), whose
+first download is timed in the same rounds, the order alternating: an A/B in one run.
+BENCH_MIRROR_PRIME=0 skips the scratch write before each first download (see ``prime``). Writes
+``bench/mirror_results.json`` and prints the tables. Needs nginx and curl.
 """
 
 from __future__ import annotations

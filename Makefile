@@ -93,8 +93,11 @@ bench-spaces: $(STAMP)
 	$(BIN)/python bench/spaces_bench.py --json bench/spaces_results.json
 
 # The pull-through mirror (issue 12): first download through the mirror vs straight from the upstream,
-# cached download vs nginx sendfile, on loopback, with both hubs' CPU seconds; writes
-# bench/mirror_results.json. BENCH_MIRROR_MIB sets the file size (512). Needs nginx and curl.
+# cached download vs nginx sendfile, on loopback, with every process's CPU seconds (the mirror's by
+# thread); writes bench/mirror_results.json. BENCH_MIRROR_MIB sets the file size (512),
+# BENCH_MIRROR_ROUNDS the rounds (3), BENCH_MIRROR_BASELINE_SRC=DIR adds a mirror running other code
+# for an A/B in one run, BENCH_MIRROR_PRIME=0 skips the scratch write before each first download.
+# Needs nginx and curl.
 bench-mirror: $(STAMP)
 	$(BIN)/python -m bench.mirror_bench
 

@@ -97,6 +97,10 @@ def credentials(headers: Headers) -> tuple[str, str | None, str] | None:
     raise Unauthorized("Invalid credentials in Authorization header")
 
 
+def _is_cas(scope) -> bool:
+    return scope["path"].startswith("/xet-cas/")
+
+
 class AuthMiddleware:
     """Puts ``request.state.principal`` on every request; a bad token is refused with 401.
 
@@ -111,10 +115,10 @@ class AuthMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         try:
-            if any(name == b"authorization" for name, _ in scope["headers"]):
+            if any(name == b"authorization" for name, _ in scope["headers"]) and not _is_cas(scope):
                 # A token seen moments ago is known without I/O; anything else is a DB lookup.
                 principal = self._cached_principal(scope) or await anyio.to_thread.run_sync(self._principal, scope)
-            else:  # no credentials, no I/O: spare the thread hop
+            else:  # no credentials, or the Xet CAS (which checks its own tokens): no I/O, no thread hop
                 principal = self._principal(scope)
         except HubError as exc:
             from aicommons.api.errors import error_response
@@ -127,14 +131,14 @@ class AuthMiddleware:
 
     def _cached_principal(self, scope):
         creds = credentials(Headers(scope=scope))
-        if creds is None or scope["path"].startswith("/xet-cas/"):
+        if creds is None or _is_cas(scope):
             return None
         return self.hub.accounts.cached_principal(creds[2])  # basic auth: the secret may be a token
 
     def _principal(self, scope):
         creds = credentials(Headers(scope=scope))
         client = scope.get("client")
-        if creds is None or scope["path"].startswith("/xet-cas/"):  # the CAS checks its own Xet token (api/xet.py)
+        if creds is None or _is_cas(scope):  # the CAS checks its own Xet token (api/xet.py)
             return anonymous(client[0] if client else None)
         kind, user, secret = creds
         if kind == "bearer":

@@ -123,7 +123,8 @@ async def post_xorb(request: Request) -> Response:
         # Verified and written as it arrives, in a worker thread (xet/service.py): never held whole.
         await hub_of(request).xet.receive_xorb(xorb_hash, request.stream(), grant.account_id)
     finally:
-        await run_sync(hub_of(request).xet.release_xorb, reservation)
+        if reservation is not None:  # none where no quota applies: spare the thread hop
+            await run_sync(hub_of(request).xet.release_xorb, reservation)
     return JSONResponse({"was_inserted": True})
 
 

@@ -594,8 +594,16 @@ class RepoStore:
     def add_lfs_object(self, repo_id: int, oid: str, size: int, now: datetime) -> None:
         """Record a stored object and grant this repo access to it (idempotent)."""
         with self.engine.begin() as conn:
+            self.add_lfs_objects_in(conn, repo_id, [(oid, size)], now)
+
+    @classmethod
+    def add_lfs_objects_in(cls, conn: Connection, repo_id: int, objects: Iterable[tuple[str, int]],
+                           now: datetime) -> None:
+        """``add_lfs_object`` of each (oid, size), in the caller's transaction (a Xet shard's files
+        are recorded in one commit, ``XetFileStore.record_all``)."""
+        for oid, size in objects:
             insert_ignore(conn, lfs_objects, {"oid": oid, "size": size, "created_at": now})
-            self._grant(conn, repo_id, oid, size, now)
+            cls._grant(conn, repo_id, oid, size, now)
 
     @staticmethod
     def _grant(conn: Connection, repo_id: int, oid: str, size: int, now: datetime, filename: str | None = None,

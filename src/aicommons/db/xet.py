@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine, bindparam, delete, select, update
 
+from aicommons.db.repos import RepoStore
 from aicommons.db.tables import accounts, repos, tokens, xet_dedup_chunks, xet_files, xet_usage, xet_verified_xorbs
 from aicommons.db.upsert import insert_ignore, upsert
 
@@ -61,17 +62,39 @@ class XetFileStore:
                 out.update((row.oid, row.file_hash) for row in conn.execute(query))  # newest first: oldest stays
         return out
 
+    def get_many(self, file_hashes: Iterable[str]) -> dict[str, XetFileRow]:
+        """``get`` of each hash that is recorded, one query per 1000."""
+        wanted = sorted(set(file_hashes))
+        with self.engine.connect() as conn:
+            rows = [row for i in range(0, len(wanted), IN_LIST_LIMIT) for row in conn.execute(
+                select(xet_files).where(xet_files.c.file_hash.in_(wanted[i:i + IN_LIST_LIMIT])))]
+        return {r.file_hash: XetFileRow(r.file_hash, r.oid, r.size, r.shard) for r in rows}
+
+    def record_all(self, repo_id: int, files: Iterable[tuple[str, str, int, bool]], shard: str, now: datetime) -> None:
+        """For each (file hash, oid, size, replace) of one shard: the LFS object, granted to repo
+        ``repo_id`` (``RepoStore.add_lfs_object``), and ``record`` of the file, all in one
+        transaction (one commit per shard, not two per file)."""
+        files = list(files)
+        with self.engine.begin() as conn:
+            RepoStore.add_lfs_objects_in(conn, repo_id, ((oid, size) for _, oid, size, _ in files), now)
+            for file_hash, oid, size, replace in files:
+                self._record(conn, file_hash, oid, size, shard, now, replace)
+
     def record(self, file_hash: str, oid: str, size: int, shard: str, now: datetime, replace: bool = False) -> None:
         """Remember the mapping; the first shard that described a file stays its shard, unless
         ``replace`` (its old shard's chunks were collected and this one was verified in full). The
         LFS object row must exist already (``RepoStore.add_lfs_object``)."""
         with self.engine.begin() as conn:
-            if replace:
-                upsert(conn, xet_files, {"file_hash": file_hash, "oid": oid, "size": size, "shard": shard,
-                                         "created_at": now}, keys=["file_hash"], update=["shard", "created_at"])
-                return
-            insert_ignore(conn, xet_files, {"file_hash": file_hash, "oid": oid, "size": size, "shard": shard,
-                                            "created_at": now})
+            self._record(conn, file_hash, oid, size, shard, now, replace)
+
+    @staticmethod
+    def _record(conn: Connection, file_hash: str, oid: str, size: int, shard: str, now: datetime,
+                replace: bool) -> None:
+        row = {"file_hash": file_hash, "oid": oid, "size": size, "shard": shard, "created_at": now}
+        if replace:
+            upsert(conn, xet_files, row, keys=["file_hash"], update=["shard", "created_at"])
+        else:
+            insert_ignore(conn, xet_files, row)
 
 
 class XetDedupStore:
@@ -129,11 +152,15 @@ class VerifiedXorbStore:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def add(self, xorb_hex: str, now: datetime, forget_before: datetime) -> None:
-        with self.engine.begin() as conn:
-            upsert(conn, xet_verified_xorbs, {"xorb_hash": xorb_hex, "verified_at": now}, ["xorb_hash"],
-                   ["verified_at"])
-            conn.execute(delete(xet_verified_xorbs).where(xet_verified_xorbs.c.verified_at < forget_before))
+    def add(self, xorb_hex: str, now: datetime, forget_before: datetime, conn: Connection | None = None) -> None:
+        """Record a xorb as verified now (in ``conn``'s transaction if given), forgetting old ones."""
+        if conn is None:
+            with self.engine.begin() as conn:
+                self.add(xorb_hex, now, forget_before, conn)
+            return
+        upsert(conn, xet_verified_xorbs, {"xorb_hash": xorb_hex, "verified_at": now}, ["xorb_hash"],
+               ["verified_at"])
+        conn.execute(delete(xet_verified_xorbs).where(xet_verified_xorbs.c.verified_at < forget_before))
 
     def verified_at(self, xorb_hex: str) -> datetime | None:
         with self.engine.connect() as conn:
@@ -155,11 +182,15 @@ class XetUsageStore:
             conn.execute(delete(xet_usage).where(xet_usage.c.account_id == account_id,
                                                  xet_usage.c.hour < hour - self.KEEP_HOURS))
 
-    def add_received(self, account_id: int, hour: int, n: int) -> None:
+    def add_received(self, account_id: int, hour: int, n: int,
+                     then: Callable[[Connection], object] | None = None) -> None:
+        """Count ``n`` bytes received; ``then(conn)`` runs in the same transaction (one commit)."""
         with self.engine.begin() as conn:
             self._row(conn, account_id, hour)
             conn.execute(update(xet_usage).where(xet_usage.c.account_id == account_id, xet_usage.c.hour == hour)
                          .values(received_bytes=xet_usage.c.received_bytes + n))
+            if then is not None:
+                then(conn)
 
     def reserve_rebuild(self, account_id: int, hour: int, n: int, allowance: int, factor: int) -> bool:
         """Count ``n`` rebuilt bytes if the hour's total stays within ``allowance`` plus ``factor``

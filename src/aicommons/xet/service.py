@@ -104,11 +104,13 @@ class RecentXorbs:
         self._seen: OrderedDict[bytes, float] = OrderedDict()
         self._lock = threading.Lock()
 
-    def add(self, xorb_hash: bytes) -> None:
+    def add(self, xorb_hash: bytes, conn=None) -> None:
+        """Remember a xorb as verified now; shared through the database (in ``conn``'s transaction
+        if given)."""
         self._remember(xorb_hash, time.monotonic())
         if self.shared is not None:
             now = utcnow()
-            self.shared.add(to_hex(xorb_hash), now, now - timedelta(seconds=2 * self.ttl))
+            self.shared.add(to_hex(xorb_hash), now, now - timedelta(seconds=2 * self.ttl), conn)
 
     def _remember(self, xorb_hash: bytes, when: float) -> None:
         with self._lock:
@@ -135,53 +137,73 @@ class RecentXorbs:
 
 
 class _StoredXorbs:
-    """Loads stored xorbs for one shard. A file's segments usually walk through its xorbs in order,
-    so keeping the bytes of the last two reads each xorb about once; layouts (small) are kept for
-    longer, so that checking the shard's xorb list after its files rarely reads a xorb again."""
+    """Loads stored xorbs for one shard, shared by the threads that check its files (thread-safe).
+    Each xorb is leased, opened and its layout parsed once per shard: the layouts (small) are kept
+    for the whole shard, so that checking the shard's xorb list after its files reads no xorb
+    again; the bytes (mapped from a local file, else read) of the last ``keep_data`` xorbs are
+    kept, since a file's segments walk through its xorbs in order and the threads work on
+    neighbouring files."""
 
-    def __init__(self, blobs: BlobStore, keep_data: int = 2, keep_layouts: int = 256,
-                 recent: RecentXorbs | None = None):
-        self.blobs, self.keep_data, self.keep_layouts = blobs, keep_data, keep_layouts
+    def __init__(self, blobs: BlobStore, keep_data: int = 2, recent: RecentXorbs | None = None):
+        self.blobs, self.keep_data = blobs, keep_data
         self.recent = recent
+        self._lock = threading.Lock()
+        self._gates: dict[bytes, threading.Lock] = {}  # one loader per xorb at a time
         self._data: OrderedDict[bytes, bytes | mmap.mmap] = OrderedDict()
-        self._layouts: OrderedDict[bytes, XorbLayout] = OrderedDict()
+        self._layouts: dict[bytes, XorbLayout] = {}
+        self._leased: set[bytes] = set()
 
-    @staticmethod
-    def _remember(cache: OrderedDict, key: bytes, value, limit: int) -> None:
-        cache[key] = value
-        cache.move_to_end(key)
-        while len(cache) > limit:
-            cache.popitem(last=False)
+    def _cached(self, xorb_hash: bytes) -> tuple[bytes | mmap.mmap, XorbLayout] | None:
+        with self._lock:
+            data = self._data.get(xorb_hash)
+            if data is None:
+                return None
+            self._data.move_to_end(xorb_hash)
+            return data, self._layouts[xorb_hash]
 
     def load(self, xorb_hash: bytes) -> tuple[bytes | mmap.mmap, XorbLayout]:
-        name = to_hex(xorb_hash)
-        data = self._data.get(xorb_hash)
-        if data is None:
-            key = xorb_key(name)
-            leases = getattr(self.blobs, "leases", None)
-            if leases is not None:  # this shard may reference it: GC must not sweep it meanwhile
-                leases.touch_lease(key, utcnow())
-            if not self.blobs.exists(key):
-                raise ShardRejected(f"the shard references xorb {name}, which was never uploaded")
-            with self.blobs.open(key) as f:
-                data = _read_or_map(f)
-        layout = self._layouts.get(xorb_hash)
-        if layout is None:
-            try:
-                layout = read_layout(memoryview(data))
-            except XorbFormatError as exc:
-                raise ShardRejected(f"stored xorb {name} is unreadable: {exc}") from None
-        self._remember(self._layouts, xorb_hash, layout, self.keep_layouts)
-        self._remember(self._data, xorb_hash, data, self.keep_data)
+        found = self._cached(xorb_hash)
+        if found is not None:
+            return found
+        with self._lock:
+            gate = self._gates.setdefault(xorb_hash, threading.Lock())
+        with gate:
+            found = self._cached(xorb_hash)  # another thread loaded it meanwhile
+            if found is not None:
+                return found
+            data = self._read(xorb_hash)
+            layout = self._layouts.get(xorb_hash)
+            if layout is None:
+                try:
+                    layout = read_layout(memoryview(data))
+                except XorbFormatError as exc:
+                    raise ShardRejected(f"stored xorb {to_hex(xorb_hash)} is unreadable: {exc}") from None
+            with self._lock:
+                self._layouts[xorb_hash] = layout
+                self._data[xorb_hash] = data
+                while len(self._data) > self.keep_data:
+                    self._data.popitem(last=False)  # a thread still reading it keeps its own reference
         return data, layout
+
+    def _read(self, xorb_hash: bytes) -> bytes | mmap.mmap:
+        name = to_hex(xorb_hash)
+        key = xorb_key(name)
+        leases = getattr(self.blobs, "leases", None)
+        if leases is not None and xorb_hash not in self._leased:
+            # This shard may reference it: GC must not sweep it meanwhile (a lease lasts hours).
+            leases.touch_lease(key, utcnow())
+            self._leased.add(xorb_hash)
+        if not self.blobs.exists(key):
+            raise ShardRejected(f"the shard references xorb {name}, which was never uploaded")
+        with self.blobs.open(key) as f:
+            return _read_or_map(f)
 
     def verified_recently(self, xorb_hash: bytes) -> bool:
         return self.recent is not None and xorb_hash in self.recent
 
     def layout(self, xorb_hash: bytes) -> XorbLayout:
-        if xorb_hash in self._layouts:
-            return self._layouts[xorb_hash]
-        return self.load(xorb_hash)[1]
+        layout = self._layouts.get(xorb_hash)
+        return layout if layout is not None else self.load(xorb_hash)[1]
 
 
 @dataclass
@@ -330,12 +352,19 @@ class XetService:
                     """Check the whole xorb, then make it durable and publish it, in one hop to a
                     worker thread (fsyncs and database commits never hold up the event loop)."""
                     _layout, footer = receiver.finish()
-                    self.usage.add_received(account_id, _hour(), receiver.received)
                     if stager is None:
+                        self.usage.add_received(account_id, _hour(), receiver.received)
                         return False
                     stager.write(footer)
-                    self._put(key, stager.finish())
-                    self.recently_verified.add(expected)
+                    try:
+                        self._put(key, stager.finish())
+                    except BaseException:
+                        self.usage.add_received(account_id, _hour(), receiver.received)
+                        raise
+                    # One commit for the bytes received and the xorb verified lately (a shard's
+                    # check on any replica skips re-hashing it), not one each.
+                    self.usage.add_received(account_id, _hour(), receiver.received,
+                                            then=lambda conn: self.recently_verified.add(expected, conn))
                     return True
 
                 stored_now = await anyio.to_thread.run_sync(finish)
@@ -360,7 +389,8 @@ class XetService:
             shard = parse_shard(data)
         except ShardFormatError as exc:
             raise BadRequest(f"Rejected shard: {exc}") from None
-        source = _StoredXorbs(self.blobs, recent=self.recently_verified)
+        source = _StoredXorbs(self.blobs, keep_data=self._workers(len(shard.files)) + 2,
+                              recent=self.recently_verified)
         accepted: list[_Accepted] = []
         hour, reserved = _hour(), 0
         try:
@@ -370,8 +400,9 @@ class XetService:
                 if first is not entry and first != entry:  # one definition per file hash, checked
                     raise ShardRejected(f"the shard defines file {entry.hex} twice, differently")
             known, new = [], []
+            recorded = self.files.get_many(entry.hex for entry in defined.values())
             for entry in defined.values():
-                row = self.files.get(entry.hex)
+                row = recorded.get(entry.hex)
                 if row is not None and self._hold(shard_key(row.shard)):
                     known.append((entry, row))
                 else:
@@ -470,21 +501,18 @@ class XetService:
             raise ShardRejected(f"file {entry.hex} is not the file the hub knows by that hash")
         return _Accepted(entry, row.oid)
 
+    @staticmethod
+    def _workers(files: int) -> int:
+        return max(1, min(files, os.cpu_count() or 1, 4))
+
     def _accept_files(self, entries: list[ShardFile], source: _StoredXorbs) -> list[_Accepted]:
         """``_accept_file`` of each new file; several files are hashed in parallel (hashlib leaves the
-        GIL while it hashes), each thread with its own view of the stored xorbs."""
-        workers = min(len(entries), os.cpu_count() or 1, 4)
+        GIL while it hashes), all threads sharing the shard's loaded xorbs."""
+        workers = self._workers(len(entries))
         if workers <= 1:
             return [self._accept_file(entry, source) for entry in entries]
-        local = threading.local()
-
-        def accept(entry: ShardFile) -> _Accepted:
-            if not hasattr(local, "source"):
-                local.source = _StoredXorbs(self.blobs, recent=self.recently_verified)
-            return self._accept_file(entry, local.source)
-
         with ThreadPoolExecutor(workers, thread_name_prefix="xet-shard") as pool:
-            return list(pool.map(accept, entries))
+            return list(pool.map(lambda entry: self._accept_file(entry, source), entries))
 
     def _accept_file(self, entry: ShardFile, source: _StoredXorbs) -> _Accepted:
         """A new file: its chunks are checked and their bytes hashed with sha256 (the name LFS and
@@ -504,10 +532,10 @@ class XetService:
         shard_sha = hashlib.sha256(data).hexdigest()
         if accepted and not self._hold(shard_key(shard_sha)):
             self._put(shard_key(shard_sha), self._stage(data))
-        now = utcnow()
+        # Every file's object and record in one transaction (one commit, not two per file).
+        self.files.record_all(repo_id, ((item.entry.hex, item.oid, item.entry.size, item.replaces)
+                                        for item in accepted), shard_sha, utcnow())
         for item in accepted:
-            self.repos.add_lfs_object(repo_id, item.oid, item.entry.size, now)
-            self.files.record(item.entry.hex, item.oid, item.entry.size, shard_sha, now, replace=item.replaces)
             log.info("xet: file %s = lfs %s (%d bytes) in repo %d", item.entry.hex, item.oid, item.entry.size,
                      repo_id)
         if accepted:

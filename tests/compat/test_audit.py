@@ -42,6 +42,18 @@ def test_changes_and_refusals_are_recorded_reads_are_not(live_hub, api, bob_api,
     assert all(e[2] == "127.0.0.1" and e[4] != "-" for e in events)  # the client IP and request id
 
 
+def test_the_xet_routes_hf_xet_probes_are_not_recorded(live_hub, http):
+    """hf_xet POSTs to routes we do not serve before every xorb and shard (api/xet.py): each 404
+    changes nothing, so none is an audit row; any other unknown POST still is."""
+    marker = unique_name("probe")
+    for path in (f"/xet-cas/v1/xorb-grants/default/{'0' * 64}?{marker}", f"/xet-cas/v2/shards?{marker}",
+                 f"/xet-cas/v1/not-a-route/{marker}"):
+        assert http.post(path, content=b"x").status_code in (401, 404)
+    actions = [e[3] for e in audit_lines(live_hub, "--target", "/xet-cas/")]
+    assert not any("xorb-grants" in a or "/v2/shards" in a for a in actions)
+    assert any(f"not-a-route/{marker}" in a for a in actions)
+
+
 def test_repo_creation_and_deletion_name_the_repo(live_hub, api):
     name = unique_name("audited")
     api.create_repo(f"alice/{name}")

@@ -5,10 +5,10 @@ UI's forms are all covered by one rule, plus the admin CLI's account and token c
 is who (account name, or anonymous), from where (client IP), what (method and path, or the CLI
 command), the outcome (HTTP status) and the request id; never a request body, so no file content,
 password or token value reaches it. Reads (GET/HEAD) and POSTs that change nothing (preupload,
-paths-info, LFS batch, git fetch) are not recorded; neither is inference (prompts are private, and
-its usage is counted in the metrics). Any request that ends in a server error (5xx) is recorded
-whatever its method, an unhandled exception included, so an attack that breaks something leaves a
-trace. The request id is the one the server generated and answered in ``X-Request-Id``, never one
+paths-info, LFS batch, git fetch, the Xet routes hf_xet probes that we do not serve) are not
+recorded; neither is inference (prompts are private, and its usage is counted in the metrics).
+Any request that ends in a server error (5xx) is recorded whatever its method, an unhandled
+exception included, so an attack that breaks something leaves a trace. The request id is the one the server generated and answered in ``X-Request-Id``, never one
 a client sent. The event is written before the answer's status line is sent, so a client never
 sees a success that the log missed.
 """
@@ -27,6 +27,9 @@ _CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _NOT_AUDITED_PREFIXES = ("/v1/", "/models/", "/lfs-transfer/", "/api/validate-yaml")
 _READ_ONLY_POSTS = ("/preupload/", "/paths-info/", "/info/lfs/objects/batch", "/info/lfs/objects/verify",
                     "/git-upload-pack")
+# Routes hf_xet tries before every xorb and shard upload and we do not serve (api/xet.py): each answers
+# 404 and changes nothing, and one audit row each cost a durable commit per xorb (issue 21).
+_XET_PROBES = ("/xet-cas/v1/xorb-grants/", "/xet-cas/v2/shards")
 
 
 def is_audited(method: str, path: str) -> bool:
@@ -34,7 +37,7 @@ def is_audited(method: str, path: str) -> bool:
         return False
     if path.startswith("/models/") and path.endswith(("/load", "/unload")):
         return True  # an administrator loading or unloading a model
-    if path.startswith(_NOT_AUDITED_PREFIXES):
+    if path.startswith(_NOT_AUDITED_PREFIXES) or path.startswith(_XET_PROBES):
         return False
     return not any(marker in path for marker in _READ_ONLY_POSTS)
 

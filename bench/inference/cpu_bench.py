@@ -235,9 +235,10 @@ def inprocess_engine(model_dir: Path, threads: int):
     return TransformersLM.load(ResolvedModel(LLAMA_ID, "0" * 40, model_dir), settings)
 
 
-def run_inprocess(engine, bodies: list[dict], concurrency: int) -> dict:
+def run_inprocess(engine, bodies: list[dict], concurrency: int, runner=None) -> dict:
     """The same chats as the HTTP systems (template, greedy, max_tokens), counted as tokens leave
-    the engine; TTFT = first token."""
+    the engine; TTFT = first token. ``runner`` (an ``asyncio.Runner``) keeps one loop across bursts,
+    for an engine bound to the loop it first ran on (a worker process's client)."""
     import asyncio
     import statistics
 
@@ -271,7 +272,7 @@ def run_inprocess(engine, bodies: list[dict], concurrency: int) -> dict:
         return {"requests": len(bodies), "seconds": elapsed, "output_tokens": tokens,
                 "output_tok_s": tokens / elapsed, "ttft_p50_ms": 1000 * statistics.median(ttfts) if ttfts else None}
 
-    return asyncio.run(go())
+    return runner.run(go()) if runner is not None else asyncio.run(go())
 
 
 def llama_cpp_server(gguf_file: Path, threads: int) -> tuple[subprocess.Popen, int]:

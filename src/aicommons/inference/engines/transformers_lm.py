@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ..chat_template import render_chat
 from ..engine import EngineStep, SamplingParams
 from ..errors import GenerationFailed, InvalidRequest, Overloaded
+from ..hugepages import huge_page_weights
 from ..runtime import placement
 from ..source import ResolvedModel
 from ..tasks import estimate_weight_bytes
@@ -124,6 +125,8 @@ class TransformersLM(LMText):
         # sdpa keeps the model usable both by CB and by plain generate() (the seeded path).
         model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="sdpa", **gguf)
         model = model.to(device).eval()
+        if device == "cpu" and settings.huge_page_weights:
+            huge_page_weights(model)  # not the mmapped file's pages: 2 MiB pages whatever wrote it
         manager, guides = cb_manager(model, tokenizer, settings, device)
         manager.start()
         if resolved.variant is not None:

@@ -443,6 +443,9 @@ def main() -> None:
                         help="with --real-size: the GGUF precisions llama.cpp is measured at (F16, Q8_0)")
     parser.add_argument("--shape", choices=["smollm2-135m", "qwen2.5-0.5b"], default="smollm2-135m",
                         help="with --real-size: which model's shape")
+    parser.add_argument("--model-dir", type=Path,
+                        help="with --real-size: a model of --shape built before (e.g. /work/cache/qwen2.5-0.5b), "
+                             "instead of building one here")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     from aicommons.inference import devmodels
@@ -450,7 +453,10 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="aicommons-bench-"))
     try:
         builder = devmodels.build_qwen25_05b if args.shape == "qwen2.5-0.5b" else devmodels.build_smollm2_135m
-        llama = builder(tmp / args.shape) if args.real_size else devmodels.build_llama(tmp / "tiny-llama")
+        if args.real_size:
+            llama = args.model_dir if args.model_dir is not None else builder(tmp / args.shape)
+        else:
+            llama = devmodels.build_llama(tmp / "tiny-llama")
         minilm = devmodels.copy_minilm(tmp / "minilm")
         report = {"threads": args.threads, "loadavg_before": loadavg(), "command": " ".join(sys.argv),
                   "model": f"{args.shape} shape, random weights, float32" if args.real_size else "tiny Llama"}

@@ -85,6 +85,20 @@ def test_killed_worker_is_replaced_and_unload_ends_it(live_hub, setup):
         assert not _alive(new_pid)  # unloading ended the process: its memory is the kernel's again
 
 
+def test_a_worker_computes_on_huge_page_weights_not_on_the_hubs_stored_file(live_hub, setup, model_dirs):
+    """The hub stores files in 64 KiB writes, whose page cache is never mapped in 2 MiB pages; the
+    worker moves the weights into anonymous memory advised for huge pages (``HUGE_PAGE_WEIGHTS``)."""
+    from tests.inference.test_hugepages import mappings
+
+    repo, admin = setup
+    with httpx.Client(base_url=live_hub.url, timeout=120) as http:
+        pid = _worker_pid(http, admin, repo)
+        maps = mappings(pid)
+        assert not [m for m in maps if m["path"].endswith(".safetensors")]  # the file is not computed on
+        weights = (model_dirs["llama"] / "model.safetensors").stat().st_size
+        assert [m for m in maps if m["path"] == "" and "hg" in m["flags"] and m["end"] - m["start"] >= weights * 0.9]
+
+
 def test_encoders_run_in_workers_too(live_hub, setup, model_dirs):
     from huggingface_hub import HfApi
 

@@ -46,12 +46,15 @@ def test_the_xet_routes_hf_xet_probes_are_not_recorded(live_hub, http):
     """hf_xet POSTs to routes we do not serve before every xorb and shard (api/xet.py): each 404
     changes nothing, so none is an audit row; any other unknown POST still is."""
     marker = unique_name("probe")
-    for path in (f"/xet-cas/v1/xorb-grants/default/{'0' * 64}?{marker}", f"/xet-cas/v2/shards?{marker}",
-                 f"/xet-cas/v1/not-a-route/{marker}"):
+    store = "store1"  # hf_xet posts under the CAS URL the token answer names: /xet-cas/<store>/...
+    for path in (f"/xet-cas/v1/xorb-grants/default/{'0' * 64}", "/xet-cas/v2/shards",
+                 f"/xet-cas/{store}/v1/xorb-grants/default/{'0' * 64}", f"/xet-cas/{store}/v2/shards",
+                 f"/xet-cas/v1/not-a-route/{marker}", f"/xet-cas/{store}/v2/shards/{marker}"):
         assert http.post(path, content=b"x").status_code in (401, 404)
     actions = [e[3] for e in audit_lines(live_hub, "--target", "/xet-cas/")]
-    assert not any("xorb-grants" in a or "/v2/shards" in a for a in actions)
+    assert not any("xorb-grants" in a or a.split(" ")[1].endswith("/v2/shards") for a in actions)
     assert any(f"not-a-route/{marker}" in a for a in actions)
+    assert any(f"/v2/shards/{marker}" in a for a in actions)  # only the exact probe route is left out
 
 
 def test_repo_creation_and_deletion_name_the_repo(live_hub, api):

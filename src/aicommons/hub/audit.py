@@ -15,6 +15,7 @@ sees a success that the log missed.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from aicommons.db.audit import AuditEvent, AuditStore
@@ -27,9 +28,10 @@ _CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _NOT_AUDITED_PREFIXES = ("/v1/", "/models/", "/lfs-transfer/", "/api/validate-yaml")
 _READ_ONLY_POSTS = ("/preupload/", "/paths-info/", "/info/lfs/objects/batch", "/info/lfs/objects/verify",
                     "/git-upload-pack")
-# Routes hf_xet tries before every xorb and shard upload and we do not serve (api/xet.py): each answers
-# 404 and changes nothing, and one audit row each cost a durable commit per xorb (issue 21).
-_XET_PROBES = ("/xet-cas/v1/xorb-grants/", "/xet-cas/v2/shards")
+# Routes hf_xet tries before every xorb and shard upload and we do not serve (api/xet.py), under the
+# CAS URL we hand out (``/xet-cas/<store>``) or without the store: each answers 404 and changes
+# nothing, and one audit row each cost a durable commit per xorb (issue 21).
+_XET_PROBE = re.compile(r"/xet-cas/(?:[^/]+/)?(?:v1/xorb-grants/|v2/shards$)")
 
 
 def is_audited(method: str, path: str) -> bool:
@@ -37,7 +39,7 @@ def is_audited(method: str, path: str) -> bool:
         return False
     if path.startswith("/models/") and path.endswith(("/load", "/unload")):
         return True  # an administrator loading or unloading a model
-    if path.startswith(_NOT_AUDITED_PREFIXES) or path.startswith(_XET_PROBES):
+    if path.startswith(_NOT_AUDITED_PREFIXES) or _XET_PROBE.match(path):
         return False
     return not any(marker in path for marker in _READ_ONLY_POSTS)
 

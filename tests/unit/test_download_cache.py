@@ -140,14 +140,19 @@ def test_a_copy_rebuilt_elsewhere_is_kept_once_checked(tmp_path):
 
 def test_half_made_copies_a_crash_left_are_swept_later(tmp_path):
     """A server that died while writing a copy leaves it in ``.tmp``; the lifecycle sweep
-    (``drop_unless``) removes it once it is a day old, and leaves a copy being written now."""
+    (``drop_unless``) removes it once it has not changed for a day, and leaves one being written
+    (or linked, whose mtime is its old file's: the inode's ctime is what counts)."""
     cache = DownloadCache(tmp_path, 10 * MIN_BYTES, lambda o: None)
     (tmp_path / ".tmp").mkdir()
     stale, fresh = tmp_path / ".tmp" / "a.1.1", tmp_path / ".tmp" / "b.2.2"
     stale.write_bytes(b"left by a crash")
-    fresh.write_bytes(b"being written")
-    day_ago = time.time() - STALE_TMP_SECONDS - 60
-    os.utime(stale, (day_ago, day_ago))
-    assert cache.drop_unless(lambda o: True) == 0
+    time.sleep(0.05)
+    between = time.time()
+    time.sleep(0.05)
+    old_file = tmp_path / "old"
+    old_file.write_bytes(b"linked now")
+    os.utime(old_file, (0, 0))  # an old copy: its mtime is 1970
+    os.link(old_file, fresh)
+    assert cache.drop_unless(lambda o: True, now=between + STALE_TMP_SECONDS) == 0
     assert not stale.exists() and fresh.exists()
     cache.close()

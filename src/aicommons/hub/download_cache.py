@@ -205,7 +205,7 @@ class DownloadCache:
                 if sub.name != ".tmp":
                     shutil.rmtree(sub, ignore_errors=True)
 
-    def drop_unless(self, stored: Callable[[str], bool]) -> int:
+    def drop_unless(self, stored: Callable[[str], bool], *, now: float | None = None) -> int:
         """Remove the copies of objects that ``stored`` says are gone, and copies a crashed server
         left half-made in ``.tmp``; returns how many copies were removed."""
         removed = 0
@@ -213,16 +213,17 @@ class DownloadCache:
             if not stored(path.name):
                 path.unlink(missing_ok=True)
                 removed += 1
-        self._drop_stale_tmp(time.time() - STALE_TMP_SECONDS)
+        self._drop_stale_tmp((time.time() if now is None else now) - STALE_TMP_SECONDS)
         return removed
 
     def _drop_stale_tmp(self, before: float) -> None:
-        """A copy being written is touched at every write, an adopted one was made just before it
-        was linked: one untouched for ``STALE_TMP_SECONDS`` belongs to a server that died."""
+        """A copy being written changes at every write, and one linked here (``adopt``, a bucket
+        upload's link) changed when it was linked: the inode's ctime says both, where the mtime of
+        a link is its old file's. One unchanged for ``STALE_TMP_SECONDS`` belongs to a server that died."""
         tmp_dir = self.root / ".tmp"
         for path in tmp_dir.iterdir() if tmp_dir.is_dir() else ():
             try:
-                if path.stat().st_mtime < before:
+                if path.stat().st_ctime < before:
                     path.unlink()
             except FileNotFoundError:
                 continue

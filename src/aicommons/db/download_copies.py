@@ -10,13 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, exists, func, select, update
+from sqlalchemy import Connection, Engine, Select, delete, exists, func, select, update
 
 from aicommons.db.tables import download_copies, download_copy_deletions, repo_lfs_objects
 from aicommons.db.upsert import insert_ignore
 
 IN_LIST_LIMIT = 500
+_IDENTITY = (download_copies.c.oid, download_copies.c.key, download_copies.c.size)  # what ``_retire`` takes
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,11 @@ class CopyRow:
     ready: bool
     created_at: datetime
     last_served_at: datetime
+
+
+def _stale_claims(stale_before: datetime) -> Select[Any]:
+    """Claims never made ready since ``stale_before`` (their uploader died or gave up)."""
+    return select(*_IDENTITY).where(download_copies.c.ready.is_(False), download_copies.c.created_at < stale_before)
 
 
 def _retire(conn: Connection, rows: Iterable[tuple[str, str, int]], due_at: datetime) -> int:
@@ -65,10 +72,8 @@ class DownloadCopyStore:
         False, and nothing changed, when ``oid`` has a copy (or one being made since ``stale_before``)
         or when the copies being made by others leave no room."""
         with self.engine.connect() as conn:  # committed only when the copy is claimed
-            stale = conn.execute(select(download_copies.c.oid, download_copies.c.key, download_copies.c.size).where(
-                download_copies.c.oid == oid, download_copies.c.ready.is_(False),
-                download_copies.c.created_at < stale_before)).all()
-            _retire(conn, [tuple(r) for r in stale], now)  # its uploader died or gave up
+            stale = conn.execute(_stale_claims(stale_before).where(download_copies.c.oid == oid)).all()
+            _retire(conn, [tuple(r) for r in stale], now)
             if not insert_ignore(conn, download_copies, {"oid": oid, "key": key, "size": size, "ready": False,
                                                          "created_at": now, "last_served_at": now}):
                 conn.commit()  # the stale claim's retirement
@@ -77,8 +82,7 @@ class DownloadCopyStore:
             victims: list[tuple[str, str, int]] = []
             if total > max_bytes:
                 candidates = conn.execute(
-                    select(download_copies.c.oid, download_copies.c.key, download_copies.c.size)
-                    .where(download_copies.c.ready.is_(True))
+                    select(*_IDENTITY).where(download_copies.c.ready.is_(True))
                     .order_by(download_copies.c.last_served_at, download_copies.c.oid)).all()
                 for victim in candidates:
                     if total <= max_bytes:
@@ -115,8 +119,8 @@ class DownloadCopyStore:
         moved = 0
         with self.engine.begin() as conn:
             for start in range(0, len(oids), IN_LIST_LIMIT):
-                rows = conn.execute(select(download_copies.c.oid, download_copies.c.key, download_copies.c.size)
-                                    .where(download_copies.c.oid.in_(oids[start:start + IN_LIST_LIMIT]))).all()
+                rows = conn.execute(select(*_IDENTITY).where(
+                    download_copies.c.oid.in_(oids[start:start + IN_LIST_LIMIT]))).all()
                 moved += _retire(conn, [tuple(r) for r in rows], due_at)
         return moved
 
@@ -124,15 +128,14 @@ class DownloadCopyStore:
         """Take out of service the copies of objects no repo references any more (a repo deleted,
         LFS files permanently deleted)."""
         with self.engine.begin() as conn:
-            rows = conn.execute(select(download_copies.c.oid, download_copies.c.key, download_copies.c.size).where(
+            rows = conn.execute(select(*_IDENTITY).where(
                 ~exists().where(repo_lfs_objects.c.oid == download_copies.c.oid))).all()
             return _retire(conn, [tuple(r) for r in rows], due_at)
 
     def retire_stale(self, stale_before: datetime, now: datetime) -> int:
         """Claims never finished (their replica died mid-upload)."""
         with self.engine.begin() as conn:
-            rows = conn.execute(select(download_copies.c.oid, download_copies.c.key, download_copies.c.size).where(
-                download_copies.c.ready.is_(False), download_copies.c.created_at < stale_before)).all()
+            rows = conn.execute(_stale_claims(stale_before)).all()
             return _retire(conn, [tuple(r) for r in rows], now)
 
     def due(self, now: datetime) -> list[str]:

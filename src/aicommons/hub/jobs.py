@@ -215,13 +215,13 @@ class Jobs:
     def run_gc(self, *, apply: bool, grace_hours: float, progress: Progress = SILENT) -> dict[str, Any]:
         """Collect garbage now, holding the GC lock (raises TaskLockedException if another run holds it)."""
         from aicommons.hub.gc import collect_garbage
+        from aicommons.hub.lifecycle import LifecycleReport
 
         with self.gc_lock:
             report = collect_garbage(BlobGcStore(self.hub.engine), self.hub.git, self.hub.blobs,
                                      grace_hours=grace_hours, apply=apply, progress=progress, xet=self.hub.xet)
-        if apply:  # no cached copy of a download outlives its collected chunks (hub/download_cache.py)
-            self.hub.download_cache.drop_unless(self.hub.objects.exists)
-            self.hub.bucket_copies.sweep(self.hub.objects.exists)
+        if apply:  # no cached copy of a download, local or in the bucket, outlives its collected chunks
+            self.hub.lifecycle.sweep_copies(LifecycleReport(apply=True))
         log.info("gc: %s", report.summary())
         return asdict(report)
 

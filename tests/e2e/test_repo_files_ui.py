@@ -97,7 +97,9 @@ def test_files_show_sizes_storage_marks_and_links(page, api, repo_id, http):  # 
     assert panel.locator("a.button").get_attribute("href").endswith("/weights.bin?download=true")
     assert 'hf_hub_download("' + repo_id + '", "weights.bin")' in panel.inner_text()
     page.goto(f"/{repo_id}/blob/main/logo.png")
-    assert page.locator("#file-panel img.file-preview").evaluate("img => img.complete && img.naturalWidth") == 1
+    # decode() waits for the image to load (or rejects if it cannot): checking `complete` at once
+    # raced the image's request on a slow machine
+    assert page.locator("#file-panel img.file-preview").evaluate("img => img.decode().then(() => img.naturalWidth)") == 1
 
 
 def test_a_xet_upload_is_marked_xet(page, api, repo_id, monkeypatch):  # noqa: F811

@@ -11,7 +11,8 @@ name for the client: hf_xet's tokio workers and blocking threads).
         python -m bench.upload_timeline --out bench/upload_profiles/session11/timeline-main.json
 
 ``--files``/``--mib`` change the folder; ``--src`` runs the hub from another source tree (main's, to
-compare); ``--py-spy FILE`` (``--gil``: only the thread holding the GIL) records the server;
+compare); ``--perf FILE`` records the server with ``perf record -g`` (where its system CPU goes);
+``--py-spy FILE`` (``--gil``: only the thread holding the GIL) records the server;
 ``--switch-interval`` sets the hub's ``sys.setswitchinterval`` (an experiment: 0.5 ms changed
 nothing, session 11). Prints per route: count, latency summed and median, the part until the app
 had read the whole body and the app's work after it; then hf_xet's upload concurrency, and the
@@ -190,8 +191,15 @@ def run(args) -> dict:
                                         "-o", str(args.py_spy), *(["--gil"] if args.gil else [])],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(1.0)
+            perf = None
+            if args.perf:  # kernel and native frames too: where the system CPU goes (page cache, sockets)
+                perf = subprocess.Popen(["perf", "record", "-g", "-F", "997", "-p", str(hub.process.pid),
+                                         "-o", str(args.perf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             with Sampler({"client": proc.pid, "server": hub.process.pid}) as sampler:
                 out, err = proc.communicate()
+            if perf is not None:
+                perf.send_signal(signal.SIGINT)
+                perf.wait(timeout=60)
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(timeout=60)
@@ -304,6 +312,7 @@ def main() -> None:
     parser.add_argument("--src", help="run the hub from this source tree (e.g. /work/main/src)")
     parser.add_argument("--py-spy", type=Path, help="record the server with py-spy (raw, by thread) into this file")
     parser.add_argument("--switch-interval", type=float, help="the hub's sys.setswitchinterval (an experiment)")
+    parser.add_argument("--perf", type=Path, help="record the server with perf (kernel and native frames) into this file")
     parser.add_argument("--gil", action="store_true", help="with --py-spy: only the thread holding the GIL")
     parser.add_argument("--analyse", action="store_true", help="only print the analysis of --out")
     args = parser.parse_args()

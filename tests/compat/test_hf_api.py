@@ -271,3 +271,41 @@ def test_unchanged_upload_is_skipped(api, repo_id):
 def test_validate_yaml_rejects_bad_card(api, repo_id):
     with pytest.raises(ValueError, match="Invalid metadata"):
         api.upload_file(path_or_fileobj=b"---\nlicense: [unclosed\n---\n", path_in_repo="README.md", repo_id=repo_id)
+
+
+def test_duplicate_repo_copies_models_and_datasets_with_their_large_files(xet, api, bob_api, tmp_path):
+    """`hf repos duplicate` / `duplicate_repo` copies any repo type, as on the Hub: history, files and
+    the large files, readable from the copy through Xet as from the source; the copy is as private as
+    its source unless asked (it used to answer 404 for a model, and a duplicated Space's Xet files
+    404ed in hf_xet)."""
+    source = f"alice/{unique_name('dup')}"
+    api.create_repo(source, private=True)
+    weights = os.urandom(300_000)
+    api.upload_file(path_or_fileobj=weights, path_in_repo="model.safetensors", repo_id=source)  # through Xet
+    api.upload_file(path_or_fileobj=b"notes", path_in_repo="notes.txt", repo_id=source)
+    target = f"alice/{unique_name('dup')}"
+    assert api.duplicate_repo(source, target).repo_id == target
+    assert api.model_info(target).private
+    assert [c.commit_id for c in api.list_repo_commits(target)] == [c.commit_id for c in api.list_repo_commits(source)]
+    assert api.get_paths_info(target, ["model.safetensors"])[0].xet_hash
+    assert Path(hf_hub_download(target, "model.safetensors", cache_dir=tmp_path, token=api.token)).read_bytes() \
+        == weights
+    assert [f.filename for f in api.list_lfs_files(target)] == ["model.safetensors"]
+    with pytest.raises(RepositoryNotFoundError):
+        bob_api.duplicate_repo(source, f"bob/{unique_name('dup')}")  # a private source answers as a missing one
+    assert api.duplicate_repo(source, target, exist_ok=True).repo_id == target
+
+    dataset = f"alice/{unique_name('dup')}"
+    api.create_repo(dataset, repo_type="dataset")
+    api.upload_file(path_or_fileobj=b"a,b\n1,2\n", path_in_repo="train.csv", repo_id=dataset, repo_type="dataset")
+    copy = bob_api.duplicate_repo(dataset, unique_name("dup"), repo_type="dataset", private=True)
+    assert copy.repo_id.startswith("bob/") and bob_api.dataset_info(copy.repo_id).private
+    assert bob_api.list_repo_files(copy.repo_id, repo_type="dataset") == [".gitattributes", "train.csv"]
+
+    space = f"alice/{unique_name('dup')}"
+    api.create_repo(space, repo_type="space", space_sdk="static", private=True)
+    api.upload_file(path_or_fileobj=weights, path_in_repo="w.bin", repo_id=space, repo_type="space")
+    space_copy = api.duplicate_repo(space, f"alice/{unique_name('dup')}", repo_type="space")
+    assert api.space_info(space_copy.repo_id).private  # not made public by the copy
+    assert Path(hf_hub_download(space_copy.repo_id, "w.bin", repo_type="space",
+                                cache_dir=tmp_path, token=api.token)).read_bytes() == weights

@@ -95,8 +95,17 @@ def _env_handler(kind: str, delete: bool):
 
 
 async def duplicate(request: Request) -> Response:
-    where, body = await _body(request, Action.READ_CONTENT)
-    repo, created = await run_sync(hub_of(request).spaces.duplicate, *where, body)
+    """``duplicate_repo``: a Space with its settings (``SpaceService.duplicate``), a model or dataset
+    with its files and history (``RepoService.duplicate``)."""
+    hub = hub_of(request)
+    principal, repo_type, full_id = _where(request)
+    if repo_type == "space":
+        where, body = await _body(request, Action.READ_CONTENT)
+        repo, created = await run_sync(hub.spaces.duplicate, *where, body)
+    else:
+        source = await run_sync(hub.repos.find, repo_type, full_id, principal, action=Action.READ_CONTENT)
+        body = json_object(await read_json(request, default={}))
+        repo, created = await run_sync(hub.repos.duplicate, principal, source, body)
     url = formats.repo_url(base_url(request), repo)
     if not created:
         return JSONResponse({"error": "You already created this repo", "url": url}, status_code=409,

@@ -40,6 +40,7 @@ from aicommons.hub.facets import FacetCounts
 from aicommons.hub.gitattributes import DEFAULT_GITATTRIBUTES
 from aicommons.hub.names import check_repo_name, check_repo_type
 from aicommons.hub.policy import Action, Policy, may_see, not_found
+from aicommons.hub.reachability import pointers_in_history
 from aicommons.times import utcnow
 
 if TYPE_CHECKING:
@@ -436,12 +437,47 @@ class RepoService:
 
     # --- keeping metadata in sync with git ------------------------------------------------------
 
+    def duplicate(self, principal: Principal, source: RepoRow, body: dict[str, Any]) -> tuple[RepoRow, bool]:
+        """``POST …/duplicate``: copy ``source``'s default branch, history and all, to a new repo of
+        its type named ``body["repository"]`` ('namespace/name', or 'name' in the caller's
+        namespace); returns (repo, created). The copy is as private as the source unless
+        ``visibility`` (or ``private``) says otherwise, as on the Hub: a private repo never turns
+        public by being duplicated. The caller found ``source`` with ``Action.READ_CONTENT``."""
+        target, visibility = body.get("repository"), body.get("visibility")
+        if not isinstance(target, str) or not target.strip("/"):
+            raise BadRequest("'repository' must name the new repo: 'namespace/name' or 'name'")
+        if visibility is None:
+            private = body.get("private")
+            visibility = "private" if (source.private if private is None else private) else "public"
+        if visibility not in ("public", "private"):
+            raise BadRequest("'visibility' must be 'public' or 'private'")
+        namespace, _, name = target.strip("/").rpartition("/")
+        repo, created = self.create(principal, source.type, name, namespace or None, visibility == "private")
+        if created:
+            self.copy_default_branch(source, repo)
+            repo = self.store.get_by_id(repo.id) or repo  # with its new head
+        return repo, created
+
     def copy_default_branch(self, source: RepoRow, target: RepoRow) -> None:
-        """Make ``target``'s default branch ``source``'s, history and all (duplicating a repo); LFS
-        objects come along as the pointers the copied history references."""
+        """Make ``target``'s default branch ``source``'s, history and all (duplicating a repo). The
+        copy may read the LFS objects its history points at, as if they had been pushed to it: plain
+        and Xet downloads, ``list_lfs_files`` (the bytes are stored once)."""
         ref = f"refs/heads/{DEFAULT_BRANCH}"
         old = str(self.git.open(target.storage_key).references[ref].target)
         new = self.git.copy_branch(source.storage_key, target.storage_key, ref)
+        names = {row["oid"]: str(row["filename"]) for row in self.store.list_lfs(source.id)}
+        named: list[tuple[str, str, int]] = []
+        # The new repo has no other ref, so its history is the copy's.
+        for oid in sorted(pointers_in_history(self.git.open(target.storage_key))):
+            size = self.store.repo_lfs_size(source.id, oid)
+            if size is None:
+                continue  # not the source's to give (a pointer pushed without its object cannot be)
+            if oid in names:
+                named.append((oid, names[oid], size))
+            else:
+                self.store.add_lfs_object(target.id, oid, size, utcnow())
+        if named:
+            self.store.mark_lfs_committed(target.id, named, ref, utcnow())
         self.after_ref_update(target, ref, new, old)
 
     def after_ref_update(self, repo: RepoRow, ref: str, new_sha: str | None, old_sha: str | None = UNKNOWN) -> None:

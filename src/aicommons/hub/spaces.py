@@ -352,22 +352,14 @@ class SpaceService:
     # --- duplication --------------------------------------------------------------------------------
 
     def duplicate(self, principal: Principal, repo_type: str, full_id: str, body: Json) -> tuple[RepoRow, bool]:
-        """Copy a space's files and history to ``body["repository"]`` (the caller's namespace when it
-        names none); returns (repo, created). Settings, secrets and variables given in the body are
-        set on the copy; the source's secrets are never copied."""
+        """Copy a space's files and history to ``body["repository"]`` (``RepoService.duplicate``: the
+        caller's namespace when it names none, as private as the source unless the body says);
+        returns (repo, created). Settings, secrets and variables given in the body are set on the
+        copy; the source's secrets are never copied."""
         source = self.find(principal, repo_type, full_id, Action.READ_CONTENT)
-        target = body.get("repository")
-        if not isinstance(target, str) or not target.strip("/"):
-            raise BadRequest("'repository' must name the new Space: 'namespace/name' or 'name'")
-        namespace, _, name = target.rpartition("/")
-        visibility = body.get("visibility", "private" if body.get("private") else "public")
-        if visibility not in ("public", "private"):
-            raise BadRequest("'visibility' must be 'public' or 'private'")
-        repo, created = self.repos.create(principal, "space", name, namespace or None, visibility == "private")
+        repo, created = self.repos.duplicate(principal, source, body)
         if not created:
             return repo, False
-        self.repos.copy_default_branch(source, repo)
-        repo = self.repos.store.get_by_id(repo.id) or repo  # with its new head
         extras = {"hardware": body.get("hardware"), "sleep": body.get("sleepTimeSeconds")}
         if extras["hardware"] is not None:
             self.request_hardware(principal, "space", repo.full_id, extras["hardware"], extras["sleep"])

@@ -63,6 +63,57 @@ def test_transformers_push_to_hub(api, tiny_bert):
     assert again.config.hidden_size == 32
 
 
+def test_tiny_gpt2_push_to_hub_then_pipeline_by_revision(api, live_hub, tmp_path):
+    """A causal LM the way people make a tiny one: GPT-2 (``GPT2LMHeadModel``) with a locally trained
+    BPE tokenizer, pushed with ``push_to_hub``, loaded by tag, full and short commit id into a fresh
+    cache, run through ``pipeline``; ``model_info`` and the page name the Auto class that loads it
+    (they used to say ``AutoModel``/``feature-extraction``: only ``...ForCausalLM`` was known)."""
+    import httpx
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(["hello world, the quick brown fox"] * 20,
+                            trainers.BpeTrainer(vocab_size=120, special_tokens=["<unk>", "<s>", "</s>"]))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
+    config = GPT2Config(vocab_size=fast.vocab_size, n_positions=32, n_embd=16, n_layer=1, n_head=2,
+                        bos_token_id=1, eos_token_id=2)
+    repo = f"alice/{unique_name('gpt2')}"
+    first = GPT2LMHeadModel(config)
+    first.push_to_hub(repo, token=ALICE_TOKEN)
+    fast.push_to_hub(repo, token=ALICE_TOKEN)
+    api.create_tag(repo, tag="v1")
+    tagged = api.model_info(repo).sha
+    GPT2LMHeadModel(config).push_to_hub(repo, token=ALICE_TOKEN, commit_message="second weights")
+
+    info = api.model_info(repo)
+    assert info.transformers_info.auto_model == "AutoModelForCausalLM"
+    assert info.transformers_info.pipeline_tag == "text-generation"
+    assert info.transformers_info.processor == "AutoTokenizer"
+    assert "AutoModelForCausalLM" in httpx.get(f"{live_hub.url}/{repo}").text
+
+    script = f"""
+import sys, torch
+from transformers import AutoModelForCausalLM, pipeline
+repo, local = sys.argv[1], sys.argv[2]
+want = torch.load(local)
+for rev in ("v1", "{tagged}", "{tagged[:7]}"):
+    model = AutoModelForCausalLM.from_pretrained(repo, revision=rev)
+    assert torch.equal(model.transformer.wte.weight, want), rev
+out = pipeline("text-generation", model=repo, revision="v1")("hello", max_new_tokens=3, do_sample=False)
+assert out[0]["generated_text"].startswith("hello"), out
+print("ok")
+"""
+    import torch
+
+    torch.save(first.transformer.wte.weight.detach(), tmp_path / "wte.pt")
+    env = {**os.environ, "HF_ENDPOINT": live_hub.url, "HF_TOKEN": ALICE_TOKEN, "HF_HOME": str(tmp_path / "fresh-home")}
+    done = subprocess.run([sys.executable, "-c", script, repo, str(tmp_path / "wte.pt")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+
+
 def test_datasets_load_csv_json_parquet_and_stream(api, tmp_path):
     import datasets
     import pyarrow as pa

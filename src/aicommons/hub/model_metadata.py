@@ -31,9 +31,13 @@ Json = dict[str, Any]
 MAX_SAFETENSORS_FILES = 512
 MAX_CONFIG_BYTES = 1 << 20
 
-# The architecture's suffix -> (Auto class, task), in the order they are tried.
+# The architecture's suffix -> (Auto class, task), in the order they are tried. "LMHeadModel" is the
+# causal LM of the older families transformers still maps to AutoModelForCausalLM (GPT2LMHeadModel,
+# OpenAIGPTLMHeadModel, XLNetLMHeadModel, CTRLLMHeadModel...); both it and "MTModel" come before
+# "Model", which they also end with.
 ARCHITECTURE_SUFFIXES = (
     ("ForCausalLM", "AutoModelForCausalLM", "text-generation"),
+    ("LMHeadModel", "AutoModelForCausalLM", "text-generation"),
     ("ForSequenceClassification", "AutoModelForSequenceClassification", "text-classification"),
     ("ForTokenClassification", "AutoModelForTokenClassification", "token-classification"),
     ("ForQuestionAnswering", "AutoModelForQuestionAnswering", "question-answering"),
@@ -43,6 +47,7 @@ ARCHITECTURE_SUFFIXES = (
     ("ForCTC", "AutoModelForCTC", "automatic-speech-recognition"),
     ("ForImageTextToText", "AutoModelForImageTextToText", "image-text-to-text"),
     ("ForConditionalGeneration", "AutoModelForSeq2SeqLM", "text2text-generation"),
+    ("MTModel", "AutoModelForSeq2SeqLM", "translation"),  # MarianMTModel (the opus-mt models)
     ("Model", "AutoModel", "feature-extraction"),
 )
 # Model types whose "...ForConditionalGeneration" is not a text-to-text model.

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import httpx
 import pytest
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, hf_hub_download, snapshot_download
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
-from tests.conftest import ORG, unique_name
+from tests.conftest import ORG, auth, unique_name
 
 
 def test_whoami_names_user_and_orgs(api):
@@ -187,8 +188,19 @@ def test_private_repo_is_invisible_to_others(api, bob_api, live_hub, tmp_path):
         hf_hub_download(name, "s.txt", token=False, cache_dir=tmp_path)
     assert name not in [m.id for m in bob_api.list_models(author="alice")]
     assert name in [m.id for m in api.list_models(author="alice")]
+    # Her likes and discussions in it are counted for her, not for others (who see none of them).
+    seen_by = {who: who.get_user_overview("alice") for who in (api, bob_api)}
+    httpx.post(f"{api.endpoint}/api/models/{name}/like", headers=auth(api.token)).raise_for_status()  # no HfApi.like
+    api.create_discussion(name, title="notes to self", description="private")
+    now = {who: who.get_user_overview("alice") for who in (api, bob_api)}
+    assert (now[api].num_likes, now[api].num_discussions) == \
+        (seen_by[api].num_likes + 1, seen_by[api].num_discussions + 1)
+    assert (now[bob_api].num_likes, now[bob_api].num_discussions) == \
+        (seen_by[bob_api].num_likes, seen_by[bob_api].num_discussions)
+    assert name in api.list_liked_repos("alice").models and name not in bob_api.list_liked_repos("alice").models
     api.update_repo_settings(name, private=False)
     assert bob_api.model_info(name).private is False
+    assert bob_api.get_user_overview("alice").num_likes == seen_by[bob_api].num_likes + 1
 
 
 def test_write_needs_owner_write_token(api, bob_api, repo_id, live_hub):

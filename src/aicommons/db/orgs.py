@@ -165,7 +165,9 @@ class OrgStore:
 
     def counts(self, account_id: int, visible_owner_ids: tuple[int, ...]) -> dict[str, int]:
         """Repos by type (public ones, and private ones of the owners the viewer may see), likes
-        given, discussions opened, followers, following, members."""
+        given and discussions opened (on those same repos: a count must not tell a stranger that
+        someone is active in private repos the likes list and the repos hide), followers,
+        following, members."""
         visible = (repos.c.private.is_(False)) | repos.c.owner_id.in_(visible_owner_ids or (-1,))
         with self.engine.connect() as conn:
             by_type: dict[str, int] = dict(conn.execute(select(repos.c.type, func.count()).where(
@@ -177,9 +179,11 @@ class OrgStore:
             return {
                 "model": by_type.get("model", 0), "dataset": by_type.get("dataset", 0),
                 "space": by_type.get("space", 0),
-                "likes": count(select(func.count()).select_from(likes).where(likes.c.user_id == account_id)),
-                "discussions": count(select(func.count()).select_from(discussions)
-                                     .where(discussions.c.author_id == account_id)),
+                "likes": count(select(func.count()).select_from(likes.join(repos, repos.c.id == likes.c.repo_id))
+                               .where(likes.c.user_id == account_id, visible)),
+                "discussions": count(select(func.count())
+                                     .select_from(discussions.join(repos, repos.c.id == discussions.c.repo_id))
+                                     .where(discussions.c.author_id == account_id, visible)),
                 "followers": count(select(func.count()).select_from(follows).where(follows.c.followee_id == account_id)),
                 "following": count(select(func.count()).select_from(follows).where(follows.c.follower_id == account_id)),
                 "members": count(select(func.count()).select_from(memberships).where(memberships.c.org_id == account_id)),

@@ -90,6 +90,24 @@ def test_xet_uploads_past_the_quota_are_refused(live_hub, api, org, monkeypatch)
     assert all(r["pending_bytes"] == 0 for r in pending["repos"])  # no file of it was recorded either
 
 
+def test_duplicates_past_the_quota_are_refused(live_hub, api, org):
+    """``duplicate_repo`` gives the copy the source's large files: they count as uploaded to its owner."""
+    source = f"alice/{unique_name()}"
+    api.create_repo(source)
+    api.upload_file(path_or_fileobj=os.urandom(300 * KB), path_in_repo="weights.bin", repo_id=source)
+    used = json.loads(live_hub.cli("storage", "quota", "show", org, "--json").stdout)["used_bytes"]
+    set_quota(live_hub, org, str(used + 200 * KB))
+    target = f"{org}/{unique_name()}"
+    with pytest.raises(HfHubHTTPError) as refused:
+        api.duplicate_repo(source, target)
+    assert refused.value.response.status_code == 403 and "Storage limit reached" in str(refused.value)
+    assert not api.repo_exists(target)
+    set_quota(live_hub, org, str(used + 400 * KB))
+    assert api.duplicate_repo(source, target).repo_id == target
+    assert files(api, target) == {".gitattributes", "weights.bin"}
+    set_quota(live_hub, org, "default")
+
+
 @pytest.mark.skipif(shutil.which("git") is None or shutil.which("git-lfs") is None, reason="needs git and git-lfs")
 def test_git_pushes_past_the_quota_are_refused(live_hub, api, org, tmp_path):
     repo = f"{org}/{unique_name()}"

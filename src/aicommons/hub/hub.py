@@ -181,6 +181,7 @@ class Hub:
                                           snapshot_max_bytes=settings.snapshot_max_bytes, snapshot_grace_hours=1)
         # Storage quotas, checked before any upload is stored (hub/storage_usage.py; push.py too).
         self.commits.admit = self.xet.admit = lambda repo, n: self.storage.check_upload(repo.owner_id, n)
+        self.repos.admit = self.storage.check_upload  # duplicate_repo: the copy holds the source's LFS files
         self.lifecycle.viewer = ViewerPruning(self.git, self.blobs, settings.data_dir / "viewer-cache",
                                               self.repo_store.get_by_id,
                                               lambda: self.parquet.all_conversions())

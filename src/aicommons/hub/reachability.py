@@ -133,6 +133,11 @@ def pointers_in_history(git_repo: pygit2.Repository) -> set[str]:
     return _pointers_of_commits(git_repo, _tip_commits(git_repo, _refs(git_repo)), hide=[])
 
 
+def pointers_in_commit_history(git_repo: pygit2.Repository, commit_id: str) -> set[str]:
+    """Oids of the LFS pointers in ``commit_id`` and every commit it reaches (one branch's history)."""
+    return _pointers_of_commits(git_repo, [pygit2.Oid(hex=commit_id)], hide=[])
+
+
 def _pointers_of_commits(git_repo: pygit2.Repository, tips: list[pygit2.Oid], hide: list[pygit2.Oid]) -> set[str]:
     """Pointers in the trees of the commits ``tips`` reach and ``hide`` does not. With ``hide``, each
     commit's tree is compared with its first parent's, whose pointers are known already: a pointer

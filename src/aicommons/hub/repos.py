@@ -40,7 +40,7 @@ from aicommons.hub.facets import FacetCounts
 from aicommons.hub.gitattributes import DEFAULT_GITATTRIBUTES
 from aicommons.hub.names import check_repo_name, check_repo_type
 from aicommons.hub.policy import Action, Policy, may_see, not_found
-from aicommons.hub.reachability import pointers_in_history
+from aicommons.hub.reachability import pointers_in_commit_history, pointers_in_history
 from aicommons.times import utcnow
 
 if TYPE_CHECKING:
@@ -130,6 +130,9 @@ class RepoService:
         self.ref_listeners: list[Callable[[RepoRow, str, str | None], None]] = []
         self.upstream: UpstreamService | None = None  # when AICOMMONS_UPSTREAM_URL is set (wired by the Hub)
         self.downloads: DownloadCounter | None = None  # a DownloadCounter (hub/downloads.py), wired by the Hub
+        # Storage quotas (owner id, incoming bytes): raises when the owner may not take that much more
+        # (StorageService.check_upload, wired by the Hub). A duplicate's large files count as uploaded.
+        self.admit: Callable[[int, int], None] | None = None
         # Commit contents (card, files) by (repo folder, commit id), for ``model_info``: at most
         # DESCRIBED_FILES file rows in all, the least recently used dropped first.
         self.described = WeightedLru(DESCRIBED_FILES)
@@ -452,6 +455,11 @@ class RepoService:
         if visibility not in ("public", "private"):
             raise BadRequest("'visibility' must be 'public' or 'private'")
         namespace, _, name = target.strip("/").rpartition("/")
+        owner_name, owner_id = self.owner_for(principal, namespace or None)
+        if self.admit is not None and source.sha and self.store.get(source.type, f"{owner_name}/{name}") is None:
+            # The copy holds the large files of the source's default branch: they count as uploaded.
+            oids = pointers_in_commit_history(self.git.open(source.storage_key), source.sha)
+            self.admit(owner_id, sum(self.store.repo_lfs_size(source.id, oid) or 0 for oid in oids))
         repo, created = self.create(principal, source.type, name, namespace or None, visibility == "private")
         if created:
             self.copy_default_branch(source, repo)

@@ -321,3 +321,5 @@ def test_duplicate_repo_copies_models_and_datasets_with_their_large_files(xet, a
     assert api.space_info(space_copy.repo_id).private  # not made public by the copy
     assert Path(hf_hub_download(space_copy.repo_id, "w.bin", repo_type="space",
                                 cache_dir=tmp_path, token=api.token)).read_bytes() == weights
+    protected = api.duplicate_repo(space, f"alice/{unique_name('dup')}", repo_type="space", visibility="protected")
+    assert api.space_info(protected.repo_id).private  # as create_repo takes it

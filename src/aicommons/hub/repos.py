@@ -452,7 +452,7 @@ class RepoService:
         if visibility is None:
             private = body.get("private")
             visibility = "private" if (source.private if private is None else private) else "public"
-        if visibility not in ("public", "private"):
+        if visibility not in ("public", "private", "protected"):  # protected (a Space's): private here, as at creation
             raise BadRequest("'visibility' must be 'public' or 'private'")
         namespace, _, name = target.strip("/").rpartition("/")
         owner_name, owner_id = self.owner_for(principal, namespace or None)
@@ -460,7 +460,7 @@ class RepoService:
             # The copy holds the large files of the source's default branch: they count as uploaded.
             oids = pointers_in_commit_history(self.git.open(source.storage_key), source.sha)
             self.admit(owner_id, sum(self.store.repo_lfs_size(source.id, oid) or 0 for oid in oids))
-        repo, created = self.create(principal, source.type, name, namespace or None, visibility == "private")
+        repo, created = self.create(principal, source.type, name, namespace or None, visibility != "public")
         if created:
             self.copy_default_branch(source, repo)
             repo = self.store.get_by_id(repo.id) or repo  # with its new head

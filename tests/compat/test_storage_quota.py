@@ -108,6 +108,30 @@ def test_duplicates_past_the_quota_are_refused(live_hub, api, org):
     set_quota(live_hub, org, "default")
 
 
+def test_cross_repo_copies_past_the_quota_are_refused(live_hub, api, org, monkeypatch):
+    """``hf cp hf://a/b/f hf://c/d/f`` (``copy_files``) lets the target reference the source's large
+    file without uploading it again (``lfs-files/duplicate``): it counts against the target's owner."""
+    pytest.importorskip("hf_xet")
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)  # copy_files needs the file's Xet hash
+    source = f"alice/{unique_name()}"
+    api.create_repo(source)
+    api.upload_file(path_or_fileobj=os.urandom(300 * KB), path_in_repo="weights.bin", repo_id=source)
+    target = f"{org}/{unique_name()}"
+    api.create_repo(target)
+    used = json.loads(live_hub.cli("storage", "quota", "show", org, "--json").stdout)["used_bytes"]
+    set_quota(live_hub, org, str(used + 200 * KB))
+    with pytest.raises(HfHubHTTPError) as refused:
+        api.copy_files(f"hf://{source}/weights.bin", f"hf://{target}/weights.bin")
+    assert refused.value.response.status_code == 403 and "Storage limit reached" in str(refused.value)
+    assert files(api, target) == {".gitattributes"}
+    set_quota(live_hub, org, str(used + 400 * KB))
+    api.copy_files(f"hf://{source}/weights.bin", f"hf://{target}/weights.bin")
+    assert files(api, target) == {".gitattributes", "weights.bin"}
+    set_quota(live_hub, org, "default")
+
+
 @pytest.mark.skipif(shutil.which("git") is None or shutil.which("git-lfs") is None, reason="needs git and git-lfs")
 def test_git_pushes_past_the_quota_are_refused(live_hub, api, org, tmp_path):
     repo = f"{org}/{unique_name()}"

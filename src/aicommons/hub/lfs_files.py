@@ -41,15 +41,21 @@ class LfsFileService:
 
     def duplicate(self, source: RepoRow, destination: RepoRow, oids: builtins.list[str]) -> builtins.list[str]:
         """Let ``destination`` reference LFS objects of ``source`` (the bytes are stored once); the
-        oids among ``oids`` that are not objects of ``source``. The caller found ``source`` with
-        ``Action.READ_CONTENT`` and ``destination`` with ``Action.WRITE``."""
-        missing = []
-        for oid in oids:
+        oids among ``oids`` that are not objects of ``source``. The objects new to ``destination``
+        count against its owner's storage quota (refused whole past it, like an upload). The caller
+        found ``source`` with ``Action.READ_CONTENT`` and ``destination`` with ``Action.WRITE``."""
+        missing, found = [], []
+        for oid in dict.fromkeys(oids):
             size = self.store.repo_lfs_size(source.id, oid)
             if size is None:
                 missing.append(oid)
             else:
-                self.store.add_lfs_object(destination.id, oid, size, utcnow())
+                found.append((oid, size))
+        if self.repos.admit is not None:  # new to the destination: they count as uploaded to its owner
+            self.repos.admit(destination.owner_id, sum(size for oid, size in found
+                                                       if self.store.repo_lfs_size(destination.id, oid) is None))
+        for oid, size in found:
+            self.store.add_lfs_object(destination.id, oid, size, utcnow())
         return missing
 
     def delete(self, repo: RepoRow, oids: builtins.list[str], rewrite_history: bool) -> None:

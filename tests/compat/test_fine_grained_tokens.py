@@ -172,3 +172,32 @@ def test_expired_and_classic_tokens(live_hub, fg):
     assert response.status_code == 401 and "expired" in response.text
     classic = HfApi(endpoint=live_hub.url, token=fg["write"]).whoami()["auth"]["accessToken"]
     assert classic["role"] == "write" and "fineGrained" not in classic
+
+
+def test_webhooks_need_the_webhook_permissions(live_hub, fg):
+    """A token scoped to one repo must not read the account's webhooks (their secrets) nor change them:
+    that takes user.webhooks.read / user.webhooks.write, as the token page says."""
+    user = fg["user"]
+    owner = HfApi(endpoint=live_hub.url, token=fg["write"])
+    hook = owner.create_webhook(url="https://example.com/hook", watched=[{"type": "user", "name": user}],
+                                domains=["repo"], secret="do-not-leak")
+    repo_only = HfApi(endpoint=live_hub.url, token=_token(live_hub, user, {
+        "scoped": [scoped("model", f"{user}/a", "repo.write")]}))
+    for call in (repo_only.list_webhooks, lambda: repo_only.get_webhook(hook.id),
+                 lambda: repo_only.disable_webhook(hook.id), lambda: repo_only.delete_webhook(hook.id),
+                 lambda: repo_only.create_webhook(url="https://example.com/2", watched=[{"type": "user", "name": user}])):
+        with pytest.raises(HfHubHTTPError) as refused:
+            call()
+        assert refused.value.response.status_code == 403 and "user.webhooks." in str(refused.value)
+        assert "do-not-leak" not in refused.value.response.text
+    assert not owner.get_webhook(hook.id).disabled
+    reader = HfApi(endpoint=live_hub.url, token=_token(live_hub, user, {
+        "scoped": [scoped("user", user, "user.webhooks.read")]}))
+    assert [w.id for w in reader.list_webhooks()] == [hook.id]
+    with pytest.raises(HfHubHTTPError) as refused:
+        reader.disable_webhook(hook.id)
+    assert refused.value.response.status_code == 403 and "user.webhooks.write" in str(refused.value)
+    manager = HfApi(endpoint=live_hub.url, token=_token(live_hub, user, {
+        "scoped": [scoped("user", user, "user.webhooks.write")]}))
+    assert manager.disable_webhook(hook.id).disabled  # write implies read: it answers the webhook
+    manager.delete_webhook(hook.id)

@@ -232,13 +232,17 @@ def owned_refusal(principal: Principal, owner_id: int, private: bool, what: str)
                      "a member of the owning organization with the write or admin role is needed")
 
 
-def personal_refusal(principal: Principal, owner_id: int, write: bool, what: str) -> HubError | None:
+def personal_refusal(principal: Principal, owner_id: int, write: bool, what: str,
+                     permission: str) -> HubError | None:
     """Things that belong to one user (webhooks, with their secrets): only that user sees or changes
-    them; to anyone else they answer like missing ones. Changes need a write credential."""
+    them; to anyone else they answer like missing ones. Changes need a write credential, and a
+    fine-grained token the account-scoped ``permission`` (``user.webhooks.read`` or ``.write``)."""
     if principal.is_anonymous:
         return Unauthorized("You must be signed in to do this")
     if principal.user.id != owner_id:
         return NotFound(f"{what} not found")
+    if not principal.token_allows(permission, owner_id):
+        return Forbidden(f"This fine-grained token lacks the {permission} permission on your account")
     if write and not principal.can_write_at_all:
         return Forbidden("A write token is needed to do this: read tokens only read")
     return None

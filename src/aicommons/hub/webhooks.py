@@ -25,6 +25,7 @@ from aicommons.hub.access import Principal
 from aicommons.hub.events import HubEvent
 from aicommons.hub.names import REPO_TYPE_PLURAL, REPO_TYPE_PREFIX
 from aicommons.hub.policy import Action, personal_refusal
+from aicommons.hub.token_scopes import WEBHOOKS_READ, WEBHOOKS_WRITE
 from aicommons.times import iso_z, utcnow
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,8 @@ class WebhookService:
 
     def find(self, principal: Principal, webhook_id: str, write: bool = False) -> WebhookRow:
         webhook = self.store.get(webhook_id) if re.fullmatch(r"[0-9a-f]{24}", webhook_id) else None
-        refusal = personal_refusal(principal, webhook.owner_id if webhook else -1, write, "Webhook")
+        refusal = personal_refusal(principal, webhook.owner_id if webhook else -1, write, "Webhook",
+                                   WEBHOOKS_WRITE if write else WEBHOOKS_READ)
         if refusal is not None:
             raise refusal
         return webhook
@@ -59,7 +61,8 @@ class WebhookService:
     @staticmethod
     def require_owner(principal: Principal, write: bool) -> None:
         """Listing or creating one's own webhooks: signed in (and, to create, a write credential)."""
-        refusal = personal_refusal(principal, principal.account.id if principal.account else -1, write, "Webhook")
+        refusal = personal_refusal(principal, principal.account.id if principal.account else -1, write, "Webhook",
+                                   WEBHOOKS_WRITE if write else WEBHOOKS_READ)
         if refusal is not None:
             raise refusal
 

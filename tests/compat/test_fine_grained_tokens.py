@@ -201,3 +201,35 @@ def test_webhooks_need_the_webhook_permissions(live_hub, fg):
         "scoped": [scoped("user", user, "user.webhooks.write")]}))
     assert manager.disable_webhook(hook.id).disabled  # write implies read: it answers the webhook
     manager.delete_webhook(hook.id)
+
+
+def test_collections_need_the_collection_permissions(live_hub, fg):
+    """collection.read / collection.write govern collections (the token page offers them): a token
+    with only collection.write manages them, one with only repo permissions neither sees private
+    collections nor changes any."""
+    user = fg["user"]
+    owner = HfApi(endpoint=live_hub.url, token=fg["write"])
+    secret = owner.create_collection(f"secret {uuid.uuid4().hex[:6]}", private=True)
+    manager = HfApi(endpoint=live_hub.url, token=_token(live_hub, user, {
+        "scoped": [scoped("user", user, "collection.write")]}))
+    made = manager.create_collection(f"by manager {uuid.uuid4().hex[:6]}", private=True)
+    manager.add_collection_item(made.slug, item_id=f"{user}/pub", item_type="model")
+    assert manager.get_collection(secret.slug).private  # write implies read
+    assert secret.slug in {c.slug for c in manager.list_collections(owner=user)}
+    reader = HfApi(endpoint=live_hub.url, token=_token(live_hub, user, {
+        "scoped": [scoped("user", user, "collection.read")]}))
+    assert reader.get_collection(secret.slug).title == secret.title
+    with pytest.raises(HfHubHTTPError) as refused:
+        reader.update_collection_metadata(secret.slug, title="renamed")
+    assert refused.value.response.status_code == 403 and "collection.write" in str(refused.value)
+    repo_writer = HfApi(endpoint=live_hub.url, token=_token(live_hub, user, {
+        "scoped": [scoped("user", user, "repo.write", "repo.content.read")]}))
+    with pytest.raises(HfHubHTTPError) as refused:
+        repo_writer.create_collection(f"by repo writer {uuid.uuid4().hex[:6]}")
+    assert refused.value.response.status_code == 403 and "collection.write" in str(refused.value)
+    with pytest.raises(HfHubHTTPError) as hidden:  # like a missing one
+        repo_writer.get_collection(secret.slug)
+    assert hidden.value.response.status_code == 404
+    assert not {secret.slug, made.slug} & {c.slug for c in repo_writer.list_collections(owner=user)}
+    owner.delete_collection(made.slug)
+    owner.delete_collection(secret.slug)

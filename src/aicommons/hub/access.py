@@ -84,8 +84,10 @@ class Principal:
         """The user (whatever the token) is the owner, a member of the owning org, or a site admin."""
         return self.is_admin or self.owns(owner_id)
 
-    def can_read_owner(self, owner_id: int) -> bool:
-        return self.on_owner_side(owner_id) and self.token_allows(READ, owner_id)
+    def can_read_owner(self, owner_id: int, permission: str = READ) -> bool:
+        """On the owner side, and a fine-grained token grants ``permission`` (repo content, or
+        ``collection.read``) on the owner."""
+        return self.on_owner_side(owner_id) and self.token_allows(permission, owner_id)
 
     def _role_writes(self, owner_id: int, created_by: int | None = None) -> bool:
         if self.is_admin or self.user.id == owner_id:
@@ -93,8 +95,8 @@ class Principal:
         role = self.org_roles.get(owner_id)
         return role in ("write", "admin") or (role == "contributor" and created_by == self.user.id)
 
-    def can_write_owner(self, owner_id: int) -> bool:
-        return self.can_write_at_all and self._role_writes(owner_id) and self.token_allows(WRITE, owner_id)
+    def can_write_owner(self, owner_id: int, permission: str = WRITE) -> bool:
+        return self.can_write_at_all and self._role_writes(owner_id) and self.token_allows(permission, owner_id)
 
     def can_write_repo(self, owner_id: int, repo_id: int, created_by: int | None) -> bool:
         return self.can_write_at_all and self._role_writes(owner_id, created_by) and \
@@ -106,11 +108,12 @@ class Principal:
             return False
         return self._role_writes(owner_id) or self.org_roles.get(owner_id) == "contributor"
 
-    def visible_owner_ids(self) -> tuple[int, ...]:
-        """Owners whose private repos listings include (a fine-grained token: those it may read)."""
+    def visible_owner_ids(self, permission: str = READ) -> tuple[int, ...]:
+        """Owners whose private repos (or, with ``collection.read``, collections) listings include
+        (a fine-grained token: those it grants ``permission`` on)."""
         if self.account is None:
             return ()
-        return tuple(i for i in (self.account.id, *self.org_roles) if self.token_allows(READ, i))
+        return tuple(i for i in (self.account.id, *self.org_roles) if self.token_allows(permission, i))
 
 
 def anonymous(client_host: str | None) -> Principal:

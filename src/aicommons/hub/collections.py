@@ -18,6 +18,7 @@ from aicommons.errors import BadRequest, Conflict, NotFound
 from aicommons.hub.access import Principal
 from aicommons.hub.names import REPO_TYPE_PLURAL, REPO_TYPE_PREFIX
 from aicommons.hub.policy import may_see, may_see_owned, owned_refusal
+from aicommons.hub.token_scopes import COLLECTIONS_READ
 from aicommons.times import iso_z, utcnow
 
 THEMES = ("default", "orange", "blue", "green", "purple", "pink", "indigo")
@@ -73,7 +74,8 @@ class CollectionService:
         item_keys = None
         if items:
             item_keys = [key for key in (self._item_key_of(principal, item) for item in items) if key]
-        visible = None if principal.is_admin else principal.visible_owner_ids()
+        visible = None if principal.is_admin and principal.grants is None \
+            else principal.visible_owner_ids(COLLECTIONS_READ)
         if owner_ids == [] or item_keys == []:
             return [], False
         return self.store.list(visible_owner_ids=visible, owner_ids=owner_ids, item_keys=item_keys,

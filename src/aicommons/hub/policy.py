@@ -38,12 +38,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
+from dataclasses import replace
 
 from aicommons.db.access_requests import AccessRequestStore
 from aicommons.db.repos import RepoRow
 from aicommons.errors import Forbidden, GatedRepo, HubError, NotFound, RepoNotFound, Unauthorized
 from aicommons.hub.access import Principal
-from aicommons.hub.token_scopes import DISCUSS, INFER, READ, SETTINGS, WRITE
+from aicommons.hub.token_scopes import COLLECTIONS_READ, COLLECTIONS_WRITE, DISCUSS, INFER, READ, SETTINGS, WRITE
 
 
 class Action(str, enum.Enum):
@@ -213,8 +214,9 @@ def gated(principal: Principal, repo: RepoRow) -> GatedRepo:
 
 
 def may_see_owned(principal: Principal, owner_id: int, private: bool) -> bool:
-    """A private collection is visible to its owner side only, like a private repo."""
-    return not private or principal.can_read_owner(owner_id)
+    """A private collection is visible to its owner side only, like a private repo (a fine-grained
+    token needs ``collection.read`` on the owner)."""
+    return not private or principal.can_read_owner(owner_id, COLLECTIONS_READ)
 
 
 def owned_refusal(principal: Principal, owner_id: int, private: bool, what: str) -> HubError | None:
@@ -222,12 +224,14 @@ def owned_refusal(principal: Principal, owner_id: int, private: bool, what: str)
     one answers exactly like a missing one (``NotFound``)."""
     if not may_see_owned(principal, owner_id, private):
         return NotFound(f"{what} not found")
-    if principal.can_write_owner(owner_id):
+    if principal.can_write_owner(owner_id, COLLECTIONS_WRITE):
         return None
     if principal.is_anonymous:
         return Unauthorized("You must be signed in to do this")
     if not principal.can_write_at_all:
         return Forbidden("A write token is needed to do this: read tokens only read")
+    if principal.grants is not None and replace(principal, grants=None).can_write_owner(owner_id):
+        return Forbidden(f"This fine-grained token lacks the {COLLECTIONS_WRITE} permission on this {what.lower()}'s owner")
     return Forbidden(f"You don't have the rights to change this {what.lower()}: a write token of the owner or of "
                      "a member of the owning organization with the write or admin role is needed")
 

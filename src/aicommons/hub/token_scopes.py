@@ -56,7 +56,7 @@ LABELS = {
     ORG_WRITE: "Manage the organization (members, roles, invitations)",
 }
 # A permission also grants the ones it implies.
-IMPLIES = {WRITE: (READ,), SETTINGS: (READ,), WEBHOOKS_WRITE: (WEBHOOKS_READ,)}
+IMPLIES = {WRITE: (READ,), SETTINGS: (READ,), WEBHOOKS_WRITE: (WEBHOOKS_READ,), COLLECTIONS_WRITE: (COLLECTIONS_READ,)}
 REPO_TYPES = ("model", "dataset", "space")
 
 

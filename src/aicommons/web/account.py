@@ -11,6 +11,7 @@ from aicommons.errors import BadRequest, Forbidden, HubError, NotFound, TooManyR
 from aicommons.hub.collections import slug_of
 from aicommons.hub.policy import Action
 from aicommons.hub.repos import RepoQuery
+from aicommons.hub.token_scopes import COLLECTIONS_WRITE
 from aicommons.web import session
 from aicommons.web.browse import find_repo, path_param
 from aicommons.web.context import hub_of, page_handler
@@ -135,5 +136,5 @@ def profile(request: Request) -> Response:
     people = [m for m, _ in hub.orgs.members(account.name)] if account.kind == "org" \
         else [o for o, _ in hub.orgs.orgs_of(account)]
     return page(request, "profile.html", account=account, repos=repos, collections=collections, people=people,
-                can_create_collection=principal.can_write_owner(account.id), slug_of=slug_of,
+                can_create_collection=principal.can_write_owner(account.id, COLLECTIONS_WRITE), slug_of=slug_of,
                 has_avatar=hub.profiles.has_avatar(account))

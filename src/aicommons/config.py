@@ -117,7 +117,8 @@ SETTINGS: tuple[Setting, ...] = (
             "OAuth client ids allowed to start a device login (`hf auth login`), comma-separated. The "
             "default is huggingface_hub's; a client run with `HF_DEVICE_CODE_OAUTH_CLIENT_ID` sends another."),
     Setting("DEVICE_TOKEN_DAYS", "30",
-            "Lifetime of the tokens device logins hand out (they are not refreshed: log in again)."),
+            "Lifetime of the tokens device logins hand out; huggingface_hub refreshes its token (a new "
+            "lifetime each time) when less than a day is left, so a CLI used monthly stays signed in."),
     Setting("OIDC_ISSUER", "",
             "Single sign-on: the OpenID Connect issuer URL (its `/.well-known/openid-configuration` is read). "
             "Empty: no single sign-on. See docs/teams.md."),

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from huggingface_hub import HfApi
-from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
 
 
 def _token(live_hub, user: str, permissions: dict | None, role: str = "write", **kw) -> str:
@@ -233,3 +233,30 @@ def test_collections_need_the_collection_permissions(live_hub, fg):
     assert not {secret.slug, made.slug} & {c.slug for c in repo_writer.list_collections(owner=user)}
     owner.delete_collection(made.slug)
     owner.delete_collection(secret.slug)
+
+
+def test_a_gated_refusal_names_the_token_when_only_the_token_is_missing(live_hub, fg, tmp_path):
+    """An admitted user whose fine-grained token lacks canReadGatedRepos was told to ask for access
+    they already had; the GatedRepoError now says the token is what is missing."""
+    owner = HfApi(endpoint=live_hub.url, token=fg["write"])
+    repo = f"{fg['user']}/gated-{uuid.uuid4().hex[:6]}"
+    owner.create_repo(repo)
+    owner.upload_file(path_or_fileobj=b"weights", path_in_repo="w.bin", repo_id=repo)
+    owner.update_repo_settings(repo, gated="manual")
+    admitted, outsider = f"in{uuid.uuid4().hex[:8]}", f"out{uuid.uuid4().hex[:8]}"
+    for name in (admitted, outsider):
+        live_hub.cli("user", "create", name)
+    owner.grant_access(repo, admitted)
+    no_gated = {"global": ["discussion.write"]}
+    with pytest.raises(GatedRepoError) as refused:
+        hf_hub_download(repo, "w.bin", endpoint=live_hub.url, token=_token(live_hub, admitted, no_gated),
+                        cache_dir=tmp_path / "a")
+    assert refused.value.response.status_code == 403
+    assert "canReadGatedRepos" in str(refused.value) and "not in the authorized list" not in str(refused.value)
+    with pytest.raises(GatedRepoError) as refused:  # not admitted: the token is not what is missing
+        hf_hub_download(repo, "w.bin", endpoint=live_hub.url, token=_token(live_hub, outsider, no_gated),
+                        cache_dir=tmp_path / "b")
+    assert "not in the authorized list" in str(refused.value) and "canReadGatedRepos" not in str(refused.value)
+    path = hf_hub_download(repo, "w.bin", endpoint=live_hub.url, cache_dir=tmp_path / "c",
+                           token=_token(live_hub, admitted, {"canReadGatedRepos": True}))
+    assert Path(path).read_bytes() == b"weights"

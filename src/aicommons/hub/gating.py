@@ -10,7 +10,7 @@ from aicommons.db.accounts import AccountStore
 from aicommons.db.repos import RepoRow
 from aicommons.errors import BadRequest, Conflict, Forbidden, NotFound
 from aicommons.hub.access import Principal
-from aicommons.hub.policy import Action, Policy, gated
+from aicommons.hub.policy import Action, Policy
 from aicommons.times import utcnow
 
 STATUSES = ("pending", "accepted", "rejected")
@@ -25,7 +25,7 @@ class GatingService:
     def check(self, repo: RepoRow, principal: Principal) -> None:
         """The gating part of the policy (``Action.READ_CONTENT`` on a repo the caller can see)."""
         if not self.policy.content_allowed(principal, repo):
-            raise gated(principal, repo)
+            raise self.policy.gated_refusal(principal, repo)
 
     def ask(self, repo: RepoRow, principal: Principal, fields: dict[str, Any] | None) -> str:
         self.policy.check(principal, repo, Action.PARTICIPATE)

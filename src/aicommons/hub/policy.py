@@ -140,8 +140,19 @@ class Policy:
         if refusal is not None:
             return refusal
         if action in NEEDS_CONTENT and not self.content_allowed(principal, repo):
-            return gated(principal, repo)
+            return self.gated_refusal(principal, repo)
         return None
+
+    def gated_refusal(self, principal: Principal, repo: RepoRow) -> GatedRepo:
+        """``GatedRepo`` for content ``content_allowed`` refused; when the user may read it and only
+        their fine-grained token may not, the message says so rather than "ask for access"."""
+        if principal.grants is not None and self.content_allowed(replace(principal, grants=None), repo):
+            return GatedRepo(
+                f"Access to {repo.type} {repo.full_id} is restricted: you may read it, but this fine-grained "
+                f"token may not. Use a token with repo.content.read on {repo.full_id} or, for a gated repo you "
+                "were admitted to, \"Read access to contents of all public gated repos you can access\" "
+                "(canReadGatedRepos)")
+        return gated(principal, repo)
 
     def check(self, principal: Principal, repo: RepoRow, action: Action) -> None:
         error = self.decide(principal, repo, action)

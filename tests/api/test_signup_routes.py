@@ -76,6 +76,18 @@ def test_join_is_the_sign_up_page_under_the_default_invite_policy(http):
     assert r.status_code == 403 and "invite" in r.text
 
 
+
+def test_an_invite_without_an_address_leaves_the_email_field_empty(live_hub, http):
+    """The sign-up page of an invite made without --email showed "None" in its e-mail field."""
+    link = live_hub.cli("invite", "create").stdout.strip().splitlines()[-1]
+    page = http.get("/join", params={"invite": link.split("invite=", 1)[1]})
+    assert page.status_code == 200
+    field = re.search(r'<input name="email"[^>]*>', page.text).group(0)
+    assert 'value=""' in field and "None" not in field
+    bound = live_hub.cli("invite", "create", "--email", "bound@example.org").stdout.strip().splitlines()[-1]
+    page = http.get("/join", params={"invite": bound.split("invite=", 1)[1]})
+    assert 'value="bound@example.org"' in re.search(r'<input name="email"[^>]*>', page.text).group(0)
+
 def test_the_answer_is_the_same_for_an_address_with_an_account(open_hub):
     with httpx.Client(base_url=open_hub.url, timeout=30) as http:
         def join(name, email):

@@ -64,7 +64,7 @@ def join(request: Request) -> Response:
     context = {"policy": policy, "invite": invite or "", "invitation": invitation,
                "terms_url": hub.settings.terms_url}
     if request.method == "GET":
-        return page(request, "join.html", error=None, form={"email": invitation.email if invitation else ""},
+        return page(request, "join.html", error=None, form={"email": (invitation.email if invitation else None) or ""},
                     **context)
     form = web.form
     try:

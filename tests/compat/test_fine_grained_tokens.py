@@ -100,9 +100,11 @@ def test_repo_scoped_read_token(live_hub, fg):
     with pytest.raises(HfHubHTTPError) as refused:
         api.create_repo(f"{user}/new-{uuid.uuid4().hex[:6]}")
     assert refused.value.response.status_code == 403
-    # Listings show only what the token may read.
+    # Listings show what the token may read: the private repo it is scoped to (as the owner's
+    # private repos are listed to a token granted on the owner), not the other one.
     names = {m.id for m in api.list_models(author=user)}
-    assert f"{user}/b" not in names and f"{user}/pub" in names
+    assert f"{user}/b" not in names and {f"{user}/a", f"{user}/pub"} <= names
+    assert f"{user}/a" in {m.id for m in api.list_models(search=f"{user}/")}
     # Public content stays readable, as for anyone.
     api.model_info(f"{user}/pub")
 

@@ -104,6 +104,7 @@ class RepoQuery:
     after: tuple[Any, ...] | None = None  # keyset: (sort value, id) of the last row of the previous page
     before: tuple[Any, ...] | None = None  # keyset backwards: (sort value, id) of the first row of the next page
     visible_owner_ids: tuple[int, ...] = ()  # private repos of these owners are included
+    visible_repo_ids: tuple[int, ...] = ()  # and these private repos (a fine-grained token's own repos)
     gated: bool | None = None
 
 
@@ -565,6 +566,8 @@ class RepoStore:
         visible: ColumnElement[bool] = repos.c.private.is_(False)
         if q.visible_owner_ids:
             visible = visible | repos.c.owner_id.in_(q.visible_owner_ids)
+        if q.visible_repo_ids:
+            visible = visible | repos.c.id.in_(q.visible_repo_ids)
         clauses.append(visible)
         if q.search:
             clauses.append(matches)

@@ -186,7 +186,16 @@ class RepoService:
     def search(self, principal: Principal, query: RepoQuery) -> tuple[list[RepoRow], bool]:
         """A page of repos (``list_models``, the web listings) and whether more follow: only repos
         ``principal`` may see, whatever visibility the query carried."""
-        return self.store.list(replace(query, visible_owner_ids=principal.visible_owner_ids()))
+        return self.store.list(replace(query, visible_owner_ids=principal.visible_owner_ids(),
+                                       visible_repo_ids=self._token_repo_ids(principal)))
+
+    def _token_repo_ids(self, principal: Principal) -> tuple[int, ...]:
+        """The private repos a fine-grained token is scoped to one by one and may see now (its user
+        still on their owner side): listed like those of the owners it is granted on."""
+        if principal.grants is None:
+            return ()
+        rows = (self.store.get_by_id(s.id) for s in principal.grants.scopes if s.kind == "repo")
+        return tuple(row.id for row in rows if row is not None and row.private and may_see(principal, row))
 
     def facets(self, principal: Principal, query: RepoQuery) -> Facets | None:
         """How many public repos the listing ``query`` matches and its facets' most common values.
@@ -199,7 +208,7 @@ class RepoService:
         - A broader narrowed one: "more than NARROW_CAP", and the site-wide values."""
         if not (query.search or query.author or query.filters or query.gated is not None):
             return self.store.facet_table(query.type)
-        key = replace(query, visible_owner_ids=(), after=None, before=None, offset=0, sort=None)
+        key = replace(query, visible_owner_ids=(), visible_repo_ids=(), after=None, before=None, offset=0, sort=None)
         known = self.facet_counts.peek(key)
         return known if known is not None else self.facet_counts.get(key)
 

@@ -48,3 +48,56 @@ def test_grant_access_and_maintainers_only(api, bob_api, repo_id, tmp_path):
     assert err.value.response.status_code == 403
     api.grant_access(repo_id, "bob")
     assert hf_hub_download(repo_id, "x.txt", token=BOB_TOKEN, cache_dir=tmp_path)
+
+
+GATED_CARD = """---
+extra_gated_heading: Ask for the weights
+extra_gated_prompt: "You agree to the **licence**."
+extra_gated_button_content: Send my request
+extra_gated_fields:
+  Company: text
+  Use:
+    type: select
+    options:
+      - Research
+      - label: Something else
+        value: other
+  I agree to the licence: checkbox
+---
+# A gated model
+"""
+
+
+def test_the_cards_access_form_is_asked_and_its_answers_kept(api, live_hub, repo_id, tmp_path):
+    """A card's extra_gated_* metadata (the Hub's access form) was ignored: the page offered one
+    free-text "reason" box and owners never saw the answers their card asked for. Now the form shows
+    the card's fields, every one is required, and list_pending_access_requests returns the answers."""
+    import re
+    import uuid
+
+    import httpx
+
+    api.upload_file(path_or_fileobj=GATED_CARD.encode(), path_in_repo="README.md", repo_id=repo_id)
+    api.upload_file(path_or_fileobj=b"w", path_in_repo="w.bin", repo_id=repo_id)
+    api.update_repo_settings(repo_id, gated="manual")
+    name = f"asker{uuid.uuid4().hex[:8]}"
+    live_hub.cli("user", "create", name, "--password", "a long password to ask")
+    with httpx.Client(base_url=live_hub.url, timeout=30) as web:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', web.get("/login").text).group(1)
+        web.post("/login", data={"csrf": csrf, "username": name, "password": "a long password to ask", "next": "/"})
+        page = web.get(f"/{repo_id}").text
+        assert "Ask for the weights" in page and "<strong>licence</strong>" in page and "Send my request" in page
+        assert all(f'name="field-{i}"' in page for i in range(3)) and 'name="reason"' not in page
+        assert "No model card yet" not in page  # there is one: it is shared with the files
+        assert '<option value="other">Something else</option>' in page
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+        answers = {"csrf": csrf, "field-0": "Acme", "field-1": "other"}
+        refused = web.post(f"/{repo_id}/ask-access", data=answers)  # the licence not accepted
+        assert refused.status_code == 400 and "I agree to the licence" in refused.text
+        assert web.post(f"/{repo_id}/ask-access", data={**answers, "field-1": "Chess"}).status_code == 400
+        assert not list(api.list_pending_access_requests(repo_id))
+        web.post(f"/{repo_id}/ask-access", data={**answers, "field-2": "on"})
+        assert "waiting for the authors" in web.get(f"/{repo_id}").text
+    [request] = api.list_pending_access_requests(repo_id)
+    assert request.username == name
+    assert request.fields == {"Company": "Acme", "Use": "other", "I agree to the licence": True}

@@ -22,6 +22,21 @@ AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 SHOTS = ROOT / ".artefacts" / "screenshots"
 WIDTHS = {"desktop": (1366, 900), "phone": (390, 844)}
 
+GATED_CARD = """---
+extra_gated_heading: Ask for the weights
+extra_gated_prompt: "You agree to the **licence** and to cite the paper."
+extra_gated_fields:
+  Company: text
+  Country: country
+  Date of birth: date_picker
+  Intended use:
+    type: select
+    options: [Research, Education, {label: Something else, value: other}]
+  I agree to the licence: checkbox
+---
+# A gated model
+"""
+
 CARD = """---
 license: apache-2.0
 library_name: transformers
@@ -139,6 +154,10 @@ def site(live_hub, api_module):
                              CommitOperationAdd("src/eval.py", b"def evaluate():  # <img src=x onerror=window.pwned=1>\n"
                                                                 b"    return 0.5\n")],
                       commit_message="A wider model", commit_description="Doubles the hidden size.", create_pr=True)
+    # A gated model whose card asks for answers (the Hub's extra_gated_* form), seen by a non-member.
+    api.create_repo(repo + "-gated")
+    api.upload_file(path_or_fileobj=GATED_CARD.encode(), path_in_repo="README.md", repo_id=repo + "-gated")
+    api.update_repo_settings(repo + "-gated", gated="manual")
     deadline = time.time() + 120
     while api.get_space_runtime(repo + "-broken").stage != "BUILD_ERROR":
         assert time.time() < deadline, "the broken space's build never failed"
@@ -200,7 +219,8 @@ def links(live_hub, site, api_module) -> dict[str, str]:
                             json={"role": "write", "email": "a11y-invitee@example.org"}, timeout=30)
     invitation.raise_for_status()
     admin, _ = new_user(live_hub, admin=True)
-    return {"collection": f"/collections/{collection.slug}", "webhook": f"/settings/webhooks/{hook.id}",
+    asker, _ = new_user(live_hub)
+    return {"asker": asker, "collection": f"/collections/{collection.slug}", "webhook": f"/settings/webhooks/{hook.id}",
             "join-invite": spare.removeprefix(live_hub.url), "verify": verify, "email-confirm": confirm,
             "invitation": invitation.json()["url"].removeprefix(live_hub.url), "admin": admin}
 
@@ -254,6 +274,7 @@ def pages(repo: str, links: dict[str, str]) -> dict[str, tuple[str, bool | str]]
         "join-invite": (links["join-invite"], False), "email-verify": (links["verify"], False),
         "email-confirm": (links["email-confirm"], False), "org-invitation": (links["invitation"], True),
         "admin": ("/admin", links["admin"]), "admin-dashboard": ("/admin/dashboard", links["admin"]),
+        "repo-gated-form": (f"/{repo}-gated", links["asker"]),
     }
 
 

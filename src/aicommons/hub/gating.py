@@ -3,6 +3,9 @@ maintainer. Metadata stays public; files need an accepted request (or being on t
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from aicommons.db.access_requests import AccessRequestStore
@@ -15,6 +18,84 @@ from aicommons.times import utcnow
 
 STATUSES = ("pending", "accepted", "rejected")
 
+# The card's ``extra_gated_fields`` types, as the Hub spells them, and what the form shows.
+FIELD_KINDS = {"text": "text", "checkbox": "checkbox", "date_picker": "date", "country": "country", "select": "select"}
+MAX_FIELDS = 30
+MAX_ANSWER = 1000
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@dataclass(frozen=True)
+class GateField:
+    name: str
+    kind: str  # text | checkbox | date | country | select
+    options: tuple[tuple[str, str], ...] = ()  # (value, label), for select
+
+
+@dataclass(frozen=True)
+class GateForm:
+    """What a gated repo's card asks of those who request access (the Hub's ``extra_gated_*``
+    metadata): a heading, a prompt (markdown), the fields to fill and the button's text."""
+
+    heading: str | None = None
+    prompt: str | None = None
+    button: str | None = None
+    fields: tuple[GateField, ...] = ()
+
+    def answers(self, form: Mapping[str, str]) -> dict[str, Any]:
+        """The request's ``fields`` from the form's ``field-<i>`` values; every field is required,
+        as on the Hub (a checkbox must be ticked). Without fields: the optional free-text reason."""
+        if not self.fields:
+            return {"reason": (form.get("reason") or "").strip()[:MAX_ANSWER]}
+        out: dict[str, Any] = {}
+        for i, f in enumerate(self.fields):
+            value = (form.get(f"field-{i}") or "").strip()
+            if f.kind == "checkbox":
+                if not value:
+                    raise BadRequest(f"Tick '{f.name}' to ask for access")
+                out[f.name] = True
+                continue
+            if not value:
+                raise BadRequest(f"'{f.name}' is required to ask for access")
+            if f.kind == "date" and not _DATE.fullmatch(value):
+                raise BadRequest(f"'{f.name}' must be a date (YYYY-MM-DD)")
+            if f.kind == "select" and value not in {v for v, _ in f.options}:
+                raise BadRequest(f"'{f.name}': choose one of the options")
+            out[f.name] = value[:MAX_ANSWER]
+        return out
+
+
+def _text(value: Any) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _option(raw: Any) -> tuple[str, str] | None:
+    if isinstance(raw, dict):
+        value = raw.get("value", raw.get("label"))
+        label = raw.get("label", value)
+        return (str(value), str(label)) if value is not None else None
+    return (str(raw), str(raw)) if raw is not None and str(raw).strip() else None
+
+
+def gate_form(card_data: dict[str, Any] | None) -> GateForm:
+    """The access form a card describes (``extra_gated_heading``, ``_prompt``, ``_button_content``,
+    ``_fields``); a field of an unknown type is a text field, a select without options too."""
+    data = card_data or {}
+    fields = []
+    raw = data.get("extra_gated_fields")
+    for name, spec in list(raw.items())[:MAX_FIELDS] if isinstance(raw, dict) else []:
+        options: tuple[tuple[str, str], ...] = ()
+        if isinstance(spec, dict):
+            listed = spec.get("options")
+            options = tuple(o for o in map(_option, listed if isinstance(listed, list) else []) if o is not None)
+            spec = spec.get("type")
+        kind = FIELD_KINDS.get(spec if isinstance(spec, str) else "", "text")
+        if str(name).strip():
+            fields.append(GateField(str(name).strip()[:200], "text" if kind == "select" and not options else kind,
+                                    options))
+    return GateForm(_text(data.get("extra_gated_heading")), _text(data.get("extra_gated_prompt")),
+                    _text(data.get("extra_gated_button_content")), tuple(fields))
+
 
 class GatingService:
     def __init__(self, store: AccessRequestStore, accounts: AccountStore, policy: Policy):
@@ -26,6 +107,10 @@ class GatingService:
         """The gating part of the policy (``Action.READ_CONTENT`` on a repo the caller can see)."""
         if not self.policy.content_allowed(principal, repo):
             raise self.policy.gated_refusal(principal, repo)
+
+    def status(self, repo: RepoRow, principal: Principal) -> str | None:
+        """The caller's own access request's status (``None``: never asked, or anonymous)."""
+        return self.store.status(repo.id, principal.account.id) if principal.account is not None else None
 
     def ask(self, repo: RepoRow, principal: Principal, fields: dict[str, Any] | None) -> str:
         self.policy.check(principal, repo, Action.PARTICIPATE)

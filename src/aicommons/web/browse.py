@@ -15,6 +15,7 @@ from aicommons.errors import EntryNotFound, HubError, NotFound
 from aicommons.http_common import base_url
 from aicommons.hub import content
 from aicommons.hub.cards import as_list, card_from_readme
+from aicommons.hub.gating import gate_form
 from aicommons.hub.listings import make_cursor, read_cursor
 from aicommons.hub.names import PLURAL_TO_TYPE
 from aicommons.hub.policy import Action
@@ -23,7 +24,7 @@ from aicommons.hub.repos import RepoQuery
 from aicommons.hub.viewer_query import converted, converted_splits, extras_pending
 from aicommons.web.context import hub_of, page_handler
 from aicommons.web.headers import CSP
-from aicommons.web.markup import RepoLinks, add_image_sizes, highlight_file, image_paths
+from aicommons.web.markup import RepoLinks, add_image_sizes, highlight_file, image_paths, markdown_to_safe_html
 from aicommons.web.render import card_html, page, repo_path
 
 PAGE = 30
@@ -145,8 +146,13 @@ def _repo_context(request: Request, revision: str = "main") -> dict:
     # Without READ_CONTENT (a gated repo, not approved): the card's metadata and how to ask for
     # access, never the files, their history or a PR's diff.
     can_read_files = hub.policy.allows(principal, repo, Action.READ_CONTENT)
+    gate = access_status = None
+    if not can_read_files:  # the card's access form, and where the caller's own request stands
+        gate, access_status = gate_form(card.data), hub.gating.status(repo, principal)
     return dict(repo=repo, git_repo=git_repo, commit=commit, revision=revision, card=card, readme=readme, refs=None,
                 can_write=hub.policy.allows(principal, repo, Action.WRITE), can_read_files=can_read_files,
+                gate=gate, access_status=access_status,
+                gate_prompt=markdown_to_safe_html(gate.prompt) if gate is not None and gate.prompt else "",
                 liked=hub.likes.likes(principal, repo), downloads_by_day=hub.downloads.last_days(repo.id))
 
 

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from aicommons.errors import BadRequest, NotFound
+from aicommons.hub.gating import gate_form
 from aicommons.hub.policy import Action
 from aicommons.web.browse import _repo_context, find_repo, path_param
 from aicommons.web.context import hub_of, page_handler
@@ -81,6 +82,8 @@ def like(request: Request) -> Response:
 
 @page_handler(sign_in=True)
 def ask_access(request: Request) -> Response:
-    repo = find_repo(request)
-    hub_of(request).gating.ask(repo, request.state.web.principal, {"reason": request.state.web.form.get("reason", "")})
+    ctx = _repo_context(request)  # the card at main: its access form says which answers to keep
+    repo, form = ctx["repo"], request.state.web.form
+    answers = gate_form(ctx["card"].data).answers(form)
+    hub_of(request).gating.ask(repo, request.state.web.principal, answers)
     return RedirectResponse(repo_path(repo.type, repo.full_id), status_code=303)

@@ -134,6 +134,31 @@ def test_gated_and_private_upstream_repos_are_not_served(upstream, mirror):
         assert not isinstance(refused.value, GatedRepoError)
 
 
+
+def test_a_repo_made_private_or_gated_upstream_stops_being_served(upstream, mirror, tmp_path):
+    """A public repo pulled through, then made private (or gated) upstream, was still served to
+    everyone from the mirror's copy, cached files included; past the TTL it is restricted here too."""
+    from huggingface_hub.errors import GatedRepoError
+
+    owner = HfApi(endpoint=upstream.url, token=TOKEN)
+    api = HfApi(endpoint=mirror.url)
+    hidden, _ = publish(upstream)
+    gated, _ = publish(upstream)
+    for repo in (hidden, gated):
+        assert api.model_info(repo).private is False
+        hf_hub_download(repo, "config.json", endpoint=mirror.url, cache_dir=tmp_path / "before")
+    owner.update_repo_settings(hidden, private=True)
+    owner.update_repo_settings(gated, gated="manual")
+    time.sleep(1.5)  # the mirror's metadata TTL
+    with pytest.raises(RepositoryNotFoundError):
+        api.model_info(hidden)
+    with pytest.raises(RepositoryNotFoundError):
+        hf_hub_download(hidden, "config.json", endpoint=mirror.url, cache_dir=tmp_path / "after")
+    assert hidden not in {m.id for m in api.list_models(author="maker")}
+    assert api.model_info(gated).gated == "manual"  # metadata stays public, files do not
+    with pytest.raises(GatedRepoError):
+        hf_hub_download(gated, "config.json", endpoint=mirror.url, cache_dir=tmp_path / "after")
+
 def test_blocked_upstream_repos_are_not_pulled(upstream, mirror):
     api = HfApi(endpoint=upstream.url, token=TOKEN)
     blocked = api.create_repo(f"maker/blocked-{unique_name()}").repo_id

@@ -429,12 +429,42 @@ class UpstreamService:
             self._refetch(repo, mirror, token)
             return True
         except (UpstreamError, subprocess.TimeoutExpired) as exc:
+            if isinstance(exc, UpstreamError) and not self.restricted(repo) \
+                    and (now := self._restricted_upstream(mirror, repo.type)) is not None:
+                # Upstream made it private or gated (or deleted it): restricted here as well from
+                # now on, so only those upstream grants it read it (cached files included).
+                log.warning("%s is no longer public upstream: restricted here too (%s)", repo.full_id, now)
+                self.repo_store.update(repo.id, private=now["private"], gated=now["gated"])
+                return True
             log.warning("serving %s as last fetched: %s", repo.full_id, exc)
             if (note := _stale_note.get()) is not None:
                 note["since"] = mirror.fetched_at
             return False
         finally:
             lock.release()
+
+    def _restricted_upstream(self, mirror: UpstreamRepo, repo_type: str) -> dict | None:
+        """Why a public pulled-through repo could not be fetched: ``{"private", "gated"}`` when
+        upstream answers that it is now private (or gone: ``RepoNotFound``, which a private repo
+        answers too) or gated; None when upstream is unreachable or says anything else (the copy is
+        then served as last fetched)."""
+        try:
+            r = self.client.http.get(f"{mirror.upstream_url}/api/{REPO_TYPE_PLURAL[repo_type]}/{mirror.upstream_id}",
+                                     headers=self._headers())
+        except httpx.HTTPError:
+            return None
+        code = r.headers.get("x-error-code")
+        if r.status_code in (401, 403, 404) and code in ("RepoNotFound", "GatedRepo"):
+            return {"private": code == "RepoNotFound", "gated": "manual" if code == "GatedRepo" else None}
+        try:
+            info = r.json() if r.status_code == 200 else None
+        except ValueError:
+            return None
+        if not isinstance(info, dict) or not (info.get("private") or info.get("gated") not in (None, False, "false")):
+            return None
+        gated = info.get("gated")
+        return {"private": bool(info.get("private")),
+                "gated": gated if gated in ("auto", "manual") else ("manual" if gated else None)}
 
     def _refetch(self, repo: RepoRow, mirror: UpstreamRepo, token: str | None = None) -> None:
         before = self._refs(repo.storage_key)

@@ -163,3 +163,13 @@ def test_fine_grained_org_permissions(live_hub, team):
         assert refused.status_code == 403 and "org.write" in refused.text
     with pytest.raises(RepositoryNotFoundError):
         HfApi(endpoint=live_hub.url, token=value).model_info(f"{org}/nothing-here")
+    # org.write implies org.read: a token that makes invitations also lists them (it was 403).
+    manager = f"hf_team_fg_{uuid.uuid4().hex}"
+    live_hub.cli("token", "create", names["boss"], "--value", manager, "--permissions",
+                 json.dumps({"scoped": [{"entity": {"type": "org", "name": org}, "permissions": ["org.write"]}]}))
+    with httpx.Client(base_url=live_hub.url, timeout=30, headers={"Authorization": f"Bearer {manager}"}) as http:
+        made = http.post(f"/api/organizations/{org}/invitations", json={"role": "read"})
+        assert made.status_code == 200
+        listed = http.get(f"/api/organizations/{org}/invitations")
+        assert listed.status_code == 200 and made.json()["id"] in {i["id"] for i in listed.json()}
+        assert http.get(f"/api/organizations/{org}/join-requests").status_code == 200

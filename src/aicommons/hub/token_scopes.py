@@ -56,7 +56,8 @@ LABELS = {
     ORG_WRITE: "Manage the organization (members, roles, invitations)",
 }
 # A permission also grants the ones it implies.
-IMPLIES = {WRITE: (READ,), SETTINGS: (READ,), WEBHOOKS_WRITE: (WEBHOOKS_READ,), COLLECTIONS_WRITE: (COLLECTIONS_READ,)}
+IMPLIES = {WRITE: (READ,), SETTINGS: (READ,), WEBHOOKS_WRITE: (WEBHOOKS_READ,), COLLECTIONS_WRITE: (COLLECTIONS_READ,),
+           ORG_WRITE: (ORG_READ,)}
 REPO_TYPES = ("model", "dataset", "space")
 
 

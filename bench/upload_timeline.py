@@ -121,6 +121,32 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def anon_mib(pid: int) -> float:
+    """The process's resident anonymous memory (MiB): what it holds itself, not the page cache."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return -1.0
+
+
+def process_cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds so far of the whole process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+# ``--perf-stat``: how often the hub's threads hand off to each other (futex waits and wakes, context
+# switches) and the system calls that move the body, per upload.
+PERF_EVENTS = ("context-switches", "cpu-migrations", "page-faults", "syscalls:sys_enter_futex",
+               "syscalls:sys_enter_recvfrom", "syscalls:sys_enter_read", "syscalls:sys_enter_write",
+               "syscalls:sys_enter_epoll_ctl", "syscalls:sys_enter_epoll_wait", "syscalls:sys_enter_munmap",
+               "syscalls:sys_enter_mmap")
+
+
 def threads_cpu(pid: int) -> dict[str, float]:
     """CPU seconds so far of each thread of ``pid``, summed by thread name."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -152,6 +178,7 @@ class Sampler:
             sample: dict = {"t": time.time()}
             for name, pid in self.pids.items():
                 sample[name], sample[name + "_threads"] = process_cpu(pid), threads_cpu(pid)
+                sample[name + "_anon"] = anon_mib(pid)
             self.samples.append(sample)
             self._stop.wait(self.period)
 
@@ -193,10 +220,26 @@ def run(args) -> dict:
                 time.sleep(1.0)
             perf = None
             if args.perf:  # kernel and native frames too: where the system CPU goes (page cache, sockets)
-                perf = subprocess.Popen(["perf", "record", "-g", "-F", "997", "-p", str(hub.process.pid),
+                perf = subprocess.Popen(["perf", "record", "-g", *(["-e", args.perf_event] if args.perf_event else ["-F", "997"]), "-p", str(hub.process.pid),
                                          "-o", str(args.perf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stat = None
+            if args.perf_stat:  # counts over the whole upload, every thread of the hub (ended ones too)
+                stat_file = tmp / "perf-stat.csv"
+                stat = subprocess.Popen(["perf", "stat", "-x", ",", "-e", ",".join(PERF_EVENTS), "-p",
+                                         str(hub.process.pid), "-o", str(stat_file)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            cpu_before = process_cpu_split(hub.process.pid)
             with Sampler({"client": proc.pid, "server": hub.process.pid}) as sampler:
                 out, err = proc.communicate()
+            cpu_after = process_cpu_split(hub.process.pid)
+            stat_counts: dict[str, float] = {}
+            if stat is not None:
+                stat.send_signal(signal.SIGINT)
+                stat.wait(timeout=60)
+                for line in stat_file.read_text().splitlines():
+                    fields = line.split(",")
+                    if len(fields) > 2 and fields[0].replace(".", "").isdigit():
+                        stat_counts[fields[2]] = float(fields[0])
             if perf is not None:
                 perf.send_signal(signal.SIGINT)
                 perf.wait(timeout=60)
@@ -219,7 +262,8 @@ def run(args) -> dict:
         return {"when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "files": args.files,
                 "mib": args.mib, "src": args.src or "this tree", "switch_interval": args.switch_interval, "load_before": args.load_before,
                 "load_after": os.getloadavg()[0], "upload_start": started, "upload_s": seconds,
-                "requests": requests, "cpu": sampler.samples, "hf_xet_concurrency": concurrency,
+                "requests": requests, "cpu": sampler.samples,
+                "server_user_sys": [a - b for a, b in zip(cpu_after, cpu_before)], "perf_stat": stat_counts, "hf_xet_concurrency": concurrency,
                 "hf_xet_messages": counts.most_common(40)}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -275,6 +319,18 @@ def analyse(result: dict, step: float = 0.1) -> str:
                 most[name] = max(most.get(name, 0.0), sec - samples[0][side + "_threads"].get(name, 0.0))
         lines.append(f"  {side}: {cpu[-1] - cpu[0]:.2f} CPU-s; by thread name (threads alive when sampled): "
                      + ", ".join(f"{k} {v:.2f}" for k, v in sorted(most.items(), key=lambda kv: -kv[1])[:6]))
+    gib = result["files"] * result["mib"] / 1024
+    anon = [s["server_anon"] for s in samples if s.get("server_anon", -1) >= 0]
+    if anon:
+        lines.append(f"  server anonymous memory: {anon[0]:.0f} MiB at the start, at most {max(anon):.0f}, "
+                     f"{anon[-1]:.0f} at the end")
+    if result.get("server_user_sys"):
+        user, system = result["server_user_sys"]
+        lines.append(f"  server per GiB uploaded: {(user + system) / gib:.2f} CPU-s (user {user / gib:.2f}, "
+                     f"sys {system / gib:.2f})")
+    if result.get("perf_stat"):
+        lines.append("  server counts per GiB: " + ", ".join(
+            f"{name.removeprefix('syscalls:sys_enter_')} {count / gib:.0f}" for name, count in result["perf_stat"].items()))
     changes = [f"{text.split(';')[0].split(': ')[-1]} at +{_unix(when) - t0:.2f} s"
                for when, text in result.get("hf_xet_concurrency", []) if "Increased" in text or "Decreased" in text]
     lines += ["", "hf_xet's upload concurrency (starts at 2): " + ("; ".join(changes) or "never changed")]
@@ -313,6 +369,9 @@ def main() -> None:
     parser.add_argument("--py-spy", type=Path, help="record the server with py-spy (raw, by thread) into this file")
     parser.add_argument("--switch-interval", type=float, help="the hub's sys.setswitchinterval (an experiment)")
     parser.add_argument("--perf", type=Path, help="record the server with perf (kernel and native frames) into this file")
+    parser.add_argument("--perf-event", help="with --perf: record this event (e.g. page-faults) instead of CPU cycles")
+    parser.add_argument("--perf-stat", action="store_true",
+                        help="count the hub's context switches, futex calls and body syscalls (perf stat)")
     parser.add_argument("--gil", action="store_true", help="with --py-spy: only the thread holding the GIL")
     parser.add_argument("--analyse", action="store_true", help="only print the analysis of --out")
     args = parser.parse_args()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import ctypes
 import hashlib
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from aicommons.storage.staging import WRITE_PIECE, Stager
+from aicommons.storage.staging import WRITE_PIECE, Stager, keep_freed_memory, receive
 
 
 def test_pieces_of_any_size_are_written_in_small_writes_and_hashed(tmp_path, monkeypatch):
@@ -45,3 +49,51 @@ def test_a_stager_refuses_more_than_its_limit_and_leaves_nothing(tmp_path):
         stager.write(b"x" * 11)
     assert not list(tmp_path.glob("upload-*"))
 
+
+
+def test_receive_consumes_every_piece_in_order_on_the_given_executor():
+    """The xorb route hands its batches to one dedicated thread (xet/service.py): each piece reaches
+    ``consume`` once, in order, in batches of about ``batch_bytes``, on that executor's thread, with
+    at most two batches held; an error in ``consume`` is raised to the caller."""
+    pieces = [bytes([i]) * (1000 + i) for i in range(50)]
+    seen: list[bytes] = []
+    threads: set[str] = set()
+
+    async def body():
+        for piece in pieces:
+            await asyncio.sleep(0)
+            yield piece
+            yield b""  # empty pieces are skipped
+
+    def consume(batch):
+        threads.add(threading.current_thread().name)
+        assert sum(map(len, batch)) < 4000 + 1049
+        seen.extend(batch)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="receiving-test") as pool:
+        asyncio.run(receive(body(), consume, batch_bytes=4000, executor=pool))
+        assert seen == pieces and threads == {"receiving-test_0"}
+
+        def refuse(batch):
+            raise ValueError("bad chunk")
+
+        with pytest.raises(ValueError, match="bad chunk"):
+            asyncio.run(receive(body(), refuse, batch_bytes=4000, executor=pool))
+
+
+def test_freed_request_memory_is_kept_for_reuse():
+    """glibc's settings for the server (cli serve): a block of a body piece's size comes back from
+    the heap after it was freed, not from a new mapping (which would cost fresh pages each time)."""
+    if not hasattr(ctypes.CDLL(None), "mallopt") or os.uname().sysname != "Linux":
+        pytest.skip("glibc only")
+    assert keep_freed_memory()
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    libc.sbrk.restype, libc.sbrk.argtypes = ctypes.c_void_p, [ctypes.c_long]
+    first = libc.malloc(320 * 1024)
+    assert first < libc.sbrk(0)  # in the heap (glibc's default maps a fresh block of this size)
+    libc.free(first)
+    second = libc.malloc(320 * 1024)
+    libc.free(second)
+    assert first == second  # the same block again (an mmap'ed one would be unmapped on free)

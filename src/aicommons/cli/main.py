@@ -32,9 +32,10 @@ def cmd_serve(args) -> int:
     setup_token = app.state.hub.first_run.token()
     if setup_token:  # no site admin yet: the one-time link that makes the first one
         print(f"No administrator yet: create one at {app.state.hub.mail.link('/setup', token=setup_token)}", flush=True)
-    from aicommons.storage.staging import sweep_stale
+    from aicommons.storage.staging import keep_freed_memory, sweep_stale
 
     sweep_stale(settings.tmp_dir)  # partial uploads of a previous run that was killed
+    keep_freed_memory()  # request bodies reuse freed memory instead of new pages (issue 21)
     workers = None
     if settings.job_workers > 0:  # background jobs run in-process unless a separate worker is used
         workers = app.state.hub.jobs.start_workers(settings.job_workers)

@@ -18,7 +18,8 @@ import ctypes.util
 import hashlib
 import os
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -123,12 +124,18 @@ RECEIVE_BATCH_BYTES = 4 * 1024 * 1024
 
 
 async def receive(pieces: AsyncIterator[bytes], consume: Callable[[list[bytes]], Any],
-                  batch_bytes: int = RECEIVE_BATCH_BYTES) -> None:
+                  batch_bytes: int = RECEIVE_BATCH_BYTES, executor: Executor | None = None) -> None:
     """Hand a request body to ``consume`` in a worker thread, a batch of pieces at a time, while the
     event loop reads the next batch (at most two batches are held: memory stays flat). ``consume``
     sees the pieces in order, each once; whatever it raises is raised here. If reading fails (the
-    client went away), the batch in the thread is finished first, so that the caller may clean up."""
+    client went away), the batch in the thread is finished first, so that the caller may clean up.
+    ``executor``: the threads that consume (anyio's worker threads where None)."""
     import anyio
+
+    def run(batch: list[bytes]) -> Awaitable[Any]:
+        if executor is not None:
+            return asyncio.get_running_loop().run_in_executor(executor, consume, batch)
+        return anyio.to_thread.run_sync(consume, batch)
 
     pending: asyncio.Future[Any] | None = None
     batch: list[bytes] = []
@@ -142,19 +149,46 @@ async def receive(pieces: AsyncIterator[bytes], consume: Callable[[list[bytes]],
             if size >= batch_bytes:
                 if pending is not None:
                     await pending
-                pending = asyncio.ensure_future(anyio.to_thread.run_sync(consume, batch))
+                pending = asyncio.ensure_future(run(batch))
                 batch, size = [], 0
         if pending is not None:
             await pending
             pending = None
         if batch:
-            await anyio.to_thread.run_sync(consume, batch)
+            await run(batch)
     finally:
         if pending is not None and not pending.done():
             try:
                 await asyncio.shield(pending)
             except BaseException:  # noqa: BLE001 - the first error is the one raised
                 pass
+
+
+# glibc's malloc options (mallopt): M_TRIM_THRESHOLD, M_MMAP_THRESHOLD.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+KEEP_FREED_BYTES = 128 * 1024 * 1024
+MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024
+
+
+def keep_freed_memory() -> bool:
+    """Let the server's allocator reuse the memory of request bodies instead of giving it back to
+    the kernel and faulting it in again (issue 21, session 12). A body arrives in pieces of up to
+    ~320 KiB (uvloop's reads, uvicorn's buffer), each allocated, copied and freed within
+    milliseconds; glibc hands the top of its heap back to the kernel whenever more than a few
+    hundred KiB there are free, so the next pieces land on new pages, each a page fault and a
+    page clearing (on a virtual machine whose host takes free memory back, new pages cost the
+    most). Here freed memory is kept up to ``KEEP_FREED_BYTES`` and blocks up to
+    ``MMAP_THRESHOLD_BYTES`` come from the heap: a Xet upload's page faults fell from ~60k to ~41k
+    per GiB. What the process holds stays bounded by the bodies in flight plus that margin.
+    Returns whether the allocator took the settings (glibc only; elsewhere nothing changes)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    # Setting either turns glibc's own adjustment of both off: set both.
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(mallopt(_M_TRIM_THRESHOLD, KEEP_FREED_BYTES))
 
 
 def sweep_stale(tmp_dir: Path, max_age_seconds: float = 24 * 3600) -> int:

@@ -136,6 +136,15 @@ class RecentXorbs:
         return True
 
 
+# The one thread that verifies and writes the xorbs being uploaded, all of them in turn, a batch at a
+# time. One thread per upload (anyio's pool) had up to a dozen threads taking the GIL from each other
+# at every write of every chunk: 23-47k futex calls and 14-24k context switches per GiB against
+# 9-20k and 6-9k with one, for 0.3 fewer CPU-s per GiB and no slower an upload (issue 21, session 12:
+# docs/benchmarks.md). Its work is mostly the page cache's copy and BLAKE3 holding the GIL, so a
+# second thread added hand-offs and no speed (2 threads: +10 % CPU, +12 % time).
+_RECEIVING = ThreadPoolExecutor(1, thread_name_prefix="xet-receive")
+
+
 class _StoredXorbs:
     """Loads stored xorbs for one shard, shared by the threads that check its files (thread-safe).
     Each xorb is leased, opened and its layout parsed once per shard: the layouts (small) are kept
@@ -327,9 +336,9 @@ class XetService:
 
     async def receive_xorb(self, hex_hash: str, pieces: AsyncIterator[bytes], account_id: int = 0) -> bool:
         """``store_xorb`` for an upload still arriving: each chunk is decompressed and hashed as it
-        comes (in a worker thread, while the event loop reads the next pieces) and its bytes written
-        to the staging file in the same pass; the file is published only once the whole xorb checked
-        out. Memory holds a few MiB of the body, never the xorb."""
+        comes (in the xorb receiving thread, while the event loop reads the next pieces) and its bytes
+        written to the staging file in the same pass; the file is published only once the whole xorb
+        checked out. Memory holds a few MiB of the body, never the xorb."""
         import anyio
 
         expected = parse_hash(hex_hash, "xorb")
@@ -346,7 +355,7 @@ class XetService:
                             raise PayloadTooLarge(f"Request body is larger than the limit of {MAX_XORB_BYTES} bytes")
                         receiver.feed(piece)
 
-                await receive(pieces, consume)
+                await receive(pieces, consume, executor=_RECEIVING)
 
                 def finish() -> bool:
                     """Check the whole xorb, then make it durable and publish it, in one hop to a

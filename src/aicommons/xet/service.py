@@ -141,8 +141,11 @@ class RecentXorbs:
 # at every write of every chunk: 23-47k futex calls and 14-24k context switches per GiB against
 # 9-20k and 6-9k with one, for 0.3 fewer CPU-s per GiB and no slower an upload (issue 21, session 12:
 # docs/benchmarks.md). Its work is mostly the page cache's copy and BLAKE3 holding the GIL, so a
-# second thread added hand-offs and no speed (2 threads: +10 % CPU, +12 % time).
-_RECEIVING = ThreadPoolExecutor(1, thread_name_prefix="xet-receive")
+# second thread added hand-offs and no speed on this 2-core box (2 threads: +10 % CPU, +12 % time).
+# A server with more cores gets one thread per two of them: the BLAKE3 and the writes release the GIL,
+# so there more threads do overlap, and one busy upload must not queue every other user's behind it.
+RECEIVING_THREADS = max(1, (os.cpu_count() or 2) // 2)
+_RECEIVING = ThreadPoolExecutor(RECEIVING_THREADS, thread_name_prefix="xet-receive")
 
 
 class _StoredXorbs:

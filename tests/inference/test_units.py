@@ -127,6 +127,11 @@ def test_task_detection(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"]}))
     assert detect_task(ResolvedModel("a/b", "0" * 40, tmp_path)) == "text-generation"
     assert detect_task(ResolvedModel("a/b", "0" * 40, tmp_path, pipeline_tag="fill-mask")) == "fill-mask"
+    # a GPT-2 pushed without a card: served as the causal LM it is, not as an embedding encoder
+    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"}))
+    assert detect_task(ResolvedModel("a/b", "0" * 40, tmp_path)) == "text-generation"
+    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["T5WithLMHeadModel"], "is_encoder_decoder": True}))
+    assert detect_task(ResolvedModel("a/b", "0" * 40, tmp_path)) != "text-generation"
     with pytest.raises(UnsupportedTask):
         detect_task(ResolvedModel("a/b", "0" * 40, tmp_path, pipeline_tag="text-to-image"))
     (tmp_path / "modules.json").write_text("[]")

@@ -68,7 +68,8 @@ def detect_task(model: ResolvedModel) -> str:
             a.endswith(("ForConditionalGeneration", "ForImageTextToText")) for a in config.get("architectures") or []):
         return VISION_CHAT  # LLaVA, Idefics3/SmolVLM, Qwen2-VL... (a vision tower in front of an LM)
     for arch in config.get("architectures") or []:
-        if arch.endswith("ForCausalLM"):
+        # GPT-2 and its kin name their causal LM head "...LMHeadModel" (GPT2LMHeadModel, GPTJ's...)
+        if arch.endswith("ForCausalLM") or (arch.endswith("LMHeadModel") and not config.get("is_encoder_decoder")):
             return GENERATION
         if arch.endswith("ForSequenceClassification"):
             return CLASSIFICATION

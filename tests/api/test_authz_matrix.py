@@ -266,6 +266,8 @@ REPO_ROUTES: dict[tuple[str, str], list[Spec]] = {
     (M + "/generate_stream", "POST"): [Spec(READ_CONTENT, "POST", "/models/{repo}/generate_stream",
                                             json={"inputs": "hi"}, inference=True)],
     (M + "/info", "GET"): [Spec(READ_CONTENT, "GET", "/models/{repo}/info", inference=True)],
+    (M + "/health", "GET"): [Spec(READ_CONTENT, "GET", "/models/{repo}/health", inference=True)],
+    ("/v1/models/{model:path}", "GET"): [Spec(READ_CONTENT, "GET", "/v1/models/{repo}", inference=True)],
     # Web pages (sessions only: a bearer token is ignored, so every token caller is anonymous there).
     (R, "GET"): [Spec(READ_METADATA, "GET", "/{repo}", web=True)],
     (R + "/tree/{rev}", "GET"): [Spec(READ_METADATA, "GET", "/{repo}/tree/main", web=True)],

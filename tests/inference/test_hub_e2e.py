@@ -129,6 +129,33 @@ def test_inference_client_and_access_rules(live_hub, hub_models):
     assert mine.status_code == 200 and mine.json()["system_fingerprint"] == commits["private"]
 
 
+def test_models_retrieve_and_health_check_follow_the_access_rules(live_hub, hub_models):
+    """``client.models.retrieve`` (``GET /v1/models/{id}``, spec 1.4) and TGI's ``/health`` under a
+    model's URL (``InferenceClient.health_check``) were 404 for every model; the chat route under a
+    model's URL answered with the client's placeholder ``"dummy"`` as the model."""
+    from huggingface_hub import InferenceClient
+
+    ids, commits = hub_models
+    url = live_hub.url + "/v1"
+    with openai.OpenAI(base_url=url, api_key=ALICE_TOKEN, max_retries=0, timeout=120) as alice, \
+            openai.OpenAI(base_url=url, api_key=BOB_TOKEN, max_retries=0, timeout=120) as bob:
+        model = alice.models.retrieve(ids["llama"])
+        assert (model.id, model.object, model.owned_by) == (ids["llama"], "model", "alice") and model.created > 0
+        assert model.task == "text-generation" and model.revision == commits["llama"]
+        assert alice.models.retrieve(ids["minilm"] + "@main").revision == commits["minilm"]
+        assert alice.models.retrieve(ids["private"]).revision == commits["private"]
+        with pytest.raises(openai.NotFoundError):
+            bob.models.retrieve(ids["private"])
+        with pytest.raises(openai.NotFoundError):
+            alice.models.retrieve("alice/" + unique_name("missing"))
+    assert httpx.get(f"{url}/models/{ids['private']}", timeout=60).status_code == 401  # anonymous, as the Hub
+    mine = InferenceClient(model=f"{live_hub.url}/models/{ids['llama']}", token=ALICE_TOKEN, provider="hf-inference")
+    assert mine.health_check()
+    assert not InferenceClient(model=f"{live_hub.url}/models/{ids['private']}", token=BOB_TOKEN,
+                               provider="hf-inference").health_check()
+    assert mine.chat_completion([{"role": "user", "content": "hi"}], max_tokens=2).model == ids["llama"]
+
+
 def test_administrators_see_load_and_unload_models(live_hub, hub_models, admin):
     ids, commits = hub_models
     name, admin = admin

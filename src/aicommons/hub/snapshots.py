@@ -91,7 +91,7 @@ class ModelSnapshots:
     access rules: what inference's model source is made of. The app factory wraps it in the
     adapter inference asks (``aicommons.app.HubModelSource``); nothing here knows inference.
 
-    ``make_resolved(repo_id=, commit=, local_dir=, card_data=, pipeline_tag=, library_name=)`` and
+    ``make_resolved(repo_id=, commit=, local_dir=, card_data=, pipeline_tag=, library_name=, created=)`` and
     ``make_listing(repo_id=, pipeline_tag=, library_name=, created=, owned_by=)`` build what is
     handed out; what ``make_resolved`` returns is what is remembered.
 
@@ -158,7 +158,8 @@ class ModelSnapshots:
             self._commits.put((repo.storage_key, commit.id), card)
         return self.make_resolved(repo_id=repo.full_id, commit=str(commit.id),
                                   local_dir=materialize(self.hub, repo, commit), card_data=card.data or {},
-                                  pipeline_tag=card.pipeline_tag, library_name=card.library_name)
+                                  pipeline_tag=card.pipeline_tag, library_name=card.library_name,
+                                  created=int(repo.created_at.timestamp()))
 
     def read_file(self, repo_type: str, repo_id: str, revision: str, path: str, principal: Principal,
                   limit: int) -> bytes:

@@ -47,6 +47,7 @@ def inference_routes(service) -> list[BaseRoute]:
     model = "/models/{ns}/{name}"
     return [
         Route("/v1/models", oa.list_models, methods=["GET"]),
+        Route("/v1/models/{model:path}", oa.retrieve_model, methods=["GET"]),
         Route("/v1/chat/completions", oa.chat_completions, methods=["POST"]),
         Route("/v1/completions", oa.completions, methods=["POST"]),
         Route("/v1/embeddings", oa.embeddings, methods=["POST"]),
@@ -58,6 +59,7 @@ def inference_routes(service) -> list[BaseRoute]:
         Route(model + "/generate", hf.generate, methods=["POST"]),
         Route(model + "/generate_stream", hf.generate_stream, methods=["POST"]),
         Route(model + "/info", hf.info, methods=["GET"]),
+        Route(model + "/health", hf.health, methods=["GET"]),
         Route("/models/loaded", admin.loaded, methods=["GET"]),
         Route(model + "/load", admin.load, methods=["POST"]),
         Route(model + "/unload", admin.unload, methods=["POST"]),

@@ -8,7 +8,7 @@ import asyncio
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from aicommons import __version__
 from aicommons.errors import HubError
@@ -23,6 +23,7 @@ from .http_util import (
     abandon,
     get_bool,
     get_number,
+    model_headers,
     path_repo_id,
     principal_of,
     read_body,
@@ -228,6 +229,17 @@ class HFRoutes:
         finally:
             record_generation(lease, [stats])
             await lease.close(used_tokens=len(prompt_ids) + stats.completion_tokens, status=status)
+
+    async def health(self, request: Request):
+        """TGI's ``GET /health`` under the model's URL (``InferenceClient(model=URL).health_check()``):
+        200 when the caller may use the model, with the routes' usual refusals otherwise. It does not
+        load the model (a first request does)."""
+        try:
+            resolved = await self.service.resolve(path_repo_id(request), principal_of(request))
+            T.detect_task(resolved)
+        except HubError as exc:
+            return tgi_error(exc)
+        return Response(status_code=200, headers=model_headers(resolved))
 
     async def info(self, request: Request):
         service = self.service

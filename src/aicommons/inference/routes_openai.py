@@ -14,6 +14,7 @@ import time
 import uuid
 from dataclasses import replace
 from typing import Any
+from urllib.parse import unquote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
@@ -26,7 +27,17 @@ from . import tasks as T
 from .chat_template import image_urls, normalize_messages
 from .errors import InvalidRequest, UnsupportedTask, openai_error_body
 from .generation import GenerationStats, stream_deltas
-from .http_util import SSE_DONE, SSE_HEADERS, abandon, get_number, openai_error, principal_of, read_json, sse
+from .http_util import (
+    SSE_DONE,
+    SSE_HEADERS,
+    abandon,
+    get_number,
+    model_headers,
+    openai_error,
+    principal_of,
+    read_json,
+    sse,
+)
 from .params import fit_to_context, openai_sampling
 from .runs import merged, record_generation, run_to_end
 from .source import FileSource, ListableModelSource
@@ -122,7 +133,9 @@ class OpenAIRoutes:
                 for i, (ids, p) in enumerate(zip(prompt_ids, fitted)) for j in range(n)]
         echo = {i * n + j: (text or "") for i, text in enumerate(prompt_texts) for j in range(n)} \
             if (not chat and body.get("echo")) else {}
-        meta = _Meta(chat, body.get("model") or lease.resolved.repo_id, lease.resolved.commit,
+        # The route that names its model in the path answers with that name, not the body's
+        # placeholder (InferenceClient(model=URL) sends "dummy").
+        meta = _Meta(chat, fixed_model or body.get("model") or lease.resolved.repo_id, lease.resolved.commit,
                      sum(len(ids) for ids in prompt_ids), echo)
         meta.tools = tools
         meta.logprobs = params.logprobs is not None
@@ -342,6 +355,21 @@ class OpenAIRoutes:
                              "owned_by": repo_id.split("/")[0], "task": e.task, "loaded": True,
                              "revision": e.resolved.commit})
         return JSONResponse({"object": "list", "data": rows})
+
+    async def retrieve_model(self, request: Request):
+        """``GET /v1/models/{id}`` (the openai client's ``models.retrieve``): one row of the list,
+        for any model reference a request may name (``ns/name``, ``@revision``, ``:QUANT``), with
+        the same access answers as the other routes (404 for a private model of someone else)."""
+        model_ref = unquote(request.path_params["model"])
+        try:
+            resolved = await self.service.resolve(model_ref, principal_of(request))
+        except HubError as exc:
+            return openai_error(exc)
+        loaded = any(e.resolved.key == resolved.key for e in self.service.list_loaded())
+        return JSONResponse({"id": model_ref, "object": "model", "created": resolved.created,
+                             "owned_by": resolved.repo_id.split("/")[0], "task": resolved.pipeline_tag,
+                             "loaded": loaded, "revision": resolved.commit},
+                            headers=model_headers(resolved))
 
 
 class _Meta:

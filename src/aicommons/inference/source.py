@@ -24,6 +24,7 @@ class ResolvedModel:
     pipeline_tag: str | None = None
     library_name: str | None = None
     variant: str | None = None  # the GGUF file served, for a repo of GGUF files (``gguf.py``)
+    created: int = 0  # when the repo was created (Unix seconds): ``GET /v1/models/{id}``'s ``created``
 
     @property
     def license(self) -> str | None:

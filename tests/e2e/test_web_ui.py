@@ -175,3 +175,27 @@ def test_sign_out_kills_the_cookie_and_pages_refuse_framing(page, browser, live_
     framed = thief.frame_locator("#f").locator("input[name=username]")
     assert framed.count() == 0
     replay.close()
+
+
+def test_try_it_box_answers_and_is_not_offered_where_it_cannot(page, live_hub, api, tmp_path):
+    """The "Try it" box calls the inference API anonymously (try.js omits credentials): on a public
+    model it answers; a gated model used to show the box too, and every click, even its owner's,
+    got the gate's refusal."""
+    pytest.importorskip("torch")
+    from playwright.sync_api import expect
+
+    from aicommons.inference import devmodels
+
+    folder = devmodels.build_llama(tmp_path / "llama")
+    public, gated = f"alice/{unique_name('try')}", f"alice/{unique_name('try-gated')}"
+    for repo in (public, gated):
+        api.create_repo(repo)
+        api.upload_folder(repo_id=repo, folder_path=str(folder))
+    api.update_repo_settings(gated, gated="manual")
+    sign_in(page)
+    page.goto(f"/{public}")
+    page.get_by_label("Input").fill("Once upon a time")
+    page.get_by_role("button", name="Compute").click()
+    expect(page.locator("#try-output")).to_contain_text("generated_text", timeout=120_000)
+    page.goto(f"/{gated}")
+    assert page.locator("h1").count() and page.locator("#try").count() == 0

@@ -36,6 +36,16 @@ TRY_TASKS = {"text-generation", "feature-extraction", "sentence-similarity", "te
              "token-classification"}
 
 
+def _try_task(request: Request, repo, pipeline_tag: str | None) -> str | None:
+    """The task of the "Try it" box, or None where it could not answer: it calls the inference API
+    anonymously (``try.js`` omits credentials), so only public, ungated models of a hub whose
+    inference serves anonymous callers get one. A gated model refused everyone, its owner too."""
+    if repo.type != "model" or repo.private or repo.gated or pipeline_tag not in TRY_TASKS:
+        return None
+    settings = getattr(getattr(request.app.state, "inference", None), "settings", None)
+    return pipeline_tag if settings is not None and settings.enabled and settings.anon_allowed else None
+
+
 def repo_type_of(request: Request) -> str:
     first = request.url.path.split("/", 2)[1]
     return {"datasets": "dataset", "spaces": "space"}.get(first, "model")
@@ -233,8 +243,7 @@ def repo_page(request: Request) -> Response:
         sizes = hub_of(request).image_sizes.of(ctx["repo"].storage_key, ctx["git_repo"], ctx["commit"],
                                                image_paths(ctx["card_html"], links))
         ctx["card_html"] = add_image_sizes(ctx["card_html"], links, sizes)
-    ctx["try_task"] = ctx["card"].pipeline_tag if ctx["repo"].type == "model" and not ctx["repo"].private \
-        and ctx["card"].pipeline_tag in TRY_TASKS else None
+    ctx["try_task"] = _try_task(request, ctx["repo"], ctx["card"].pipeline_tag)
     ctx.update(_side_panel(request, ctx))
     if ctx["repo"].type == "space" and ctx["can_read_files"]:  # the app, embedded (api/space_proxy.py)
         spaces = hub_of(request).spaces

@@ -129,7 +129,7 @@ def test_inference_client_and_access_rules(live_hub, hub_models):
     assert mine.status_code == 200 and mine.json()["system_fingerprint"] == commits["private"]
 
 
-def test_models_retrieve_and_health_check_follow_the_access_rules(live_hub, hub_models):
+def test_models_retrieve_and_health_check_follow_the_access_rules(live_hub, hub_models, model_dirs):
     """``client.models.retrieve`` (``GET /v1/models/{id}``, spec 1.4) and TGI's ``/health`` under a
     model's URL (``InferenceClient.health_check``) were 404 for every model; the chat route under a
     model's URL answered with the client's placeholder ``"dummy"`` as the model."""
@@ -148,6 +148,15 @@ def test_models_retrieve_and_health_check_follow_the_access_rules(live_hub, hub_
             bob.models.retrieve(ids["private"])
         with pytest.raises(openai.NotFoundError):
             alice.models.retrieve("alice/" + unique_name("missing"))
+    # A model without a card is served as its config.json says; retrieve names that task.
+    from huggingface_hub import HfApi
+
+    bare = f"alice/{unique_name('no-card')}"
+    HfApi(endpoint=live_hub.url, token=ALICE_TOKEN).create_repo(bare)
+    HfApi(endpoint=live_hub.url, token=ALICE_TOKEN).upload_folder(repo_id=bare, folder_path=str(model_dirs["llama"]),
+                                                                  ignore_patterns=["README.md"])
+    with openai.OpenAI(base_url=url, api_key=ALICE_TOKEN, max_retries=0, timeout=120) as alice:
+        assert alice.models.retrieve(bare).task == "text-generation"
     assert httpx.get(f"{url}/models/{ids['private']}", timeout=60).status_code == 401  # anonymous, as the Hub
     mine = InferenceClient(model=f"{live_hub.url}/models/{ids['llama']}", token=ALICE_TOKEN, provider="hf-inference")
     assert mine.health_check()

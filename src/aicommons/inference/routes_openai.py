@@ -365,9 +365,13 @@ class OpenAIRoutes:
             resolved = await self.service.resolve(model_ref, principal_of(request))
         except HubError as exc:
             return openai_error(exc)
+        try:  # the task it is served as: the card's, else what its files say (config.json)
+            task = T.detect_task(resolved)
+        except HubError:
+            task = resolved.pipeline_tag  # a task this hub does not serve: the card's word for it
         loaded = any(e.resolved.key == resolved.key for e in self.service.list_loaded())
         return JSONResponse({"id": model_ref, "object": "model", "created": resolved.created,
-                             "owned_by": resolved.repo_id.split("/")[0], "task": resolved.pipeline_tag,
+                             "owned_by": resolved.repo_id.split("/")[0], "task": task,
                              "loaded": loaded, "revision": resolved.commit},
                             headers=model_headers(resolved))
 

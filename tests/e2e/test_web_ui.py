@@ -73,7 +73,10 @@ def test_sign_in_create_token_and_use_it(page, live_hub):
     page.click("text=Create token")
     token = page.inner_text("#new-token")
     assert HfApi(endpoint=live_hub.url, token=token).whoami()["name"] == "alice"
-    page.locator("tr", has_text="from-the-browser").locator("text=Revoke").click()
+    # Each column has a name and each Revoke button says which token it revokes (a screen reader
+    # heard an unnamed column and a list of identical "Revoke" buttons).
+    assert all(h.text_content().strip() for h in page.get_by_role("columnheader").all())
+    page.get_by_role("button", name="Revoke from-the-browser", exact=True).click()
     from huggingface_hub.errors import HfHubHTTPError
 
     with pytest.raises(HfHubHTTPError):

@@ -131,3 +131,21 @@ def test_keep_alive_in_a_request_decides_when_its_model_unloads(server):
     assert r.status_code == 200 and CLASSIFIER in loaded()
     bad = httpx.post(url, json={"inputs": "good day", "keep_alive": "soon"}, headers=auth, timeout=60)
     assert bad.status_code == 400 and "keep_alive" in bad.json()["error"]
+
+
+def test_text_generation_truncate_keeps_the_prompts_last_tokens(server):
+    """TGI's ``truncate`` (``text_generation(..., truncate=N)``) keeps the prompt's last N tokens; it
+    was ignored, so a prompt longer than the context was refused whatever ``truncate`` said."""
+    from huggingface_hub.errors import ValidationError
+
+    client = client_for(server, LLAMA)
+    long = "the quick brown fox jumps over the lazy dog " * 300  # thousands of tokens; the context is 1024
+    with pytest.raises(ValidationError):
+        client.text_generation(long, max_new_tokens=3)
+    assert isinstance(client.text_generation(long, max_new_tokens=3, truncate=16), str)
+    r = httpx.post(f"{server.url}/models/{LLAMA}/generate", json={"inputs": long, "parameters": {
+        "max_new_tokens": 3, "truncate": 16}}, timeout=60)
+    assert r.status_code == 200 and r.headers["x-prompt-tokens"] == "16"
+    bad = httpx.post(f"{server.url}/models/{LLAMA}/generate", json={"inputs": "x", "parameters": {"truncate": 0}},
+                     timeout=60)
+    assert bad.status_code == 400 and "truncate" in bad.json()["error"]

@@ -78,7 +78,9 @@ def tgi_sampling(parameters: dict, settings) -> tuple[SamplingParams, dict]:
     )
     extras = {"details": get_bool(parameters, "details", False, p),
               "return_full_text": get_bool(parameters, "return_full_text", False, p),
-              "decoder_input_details": get_bool(parameters, "decoder_input_details", False, p)}
+              "decoder_input_details": get_bool(parameters, "decoder_input_details", False, p),
+              # TGI: keep only the prompt's last ``truncate`` tokens (left truncation, as TGI's router).
+              "truncate": get_number(parameters, "truncate", None, kind=int, low=1, param_prefix=p)}
     return params, extras
 
 

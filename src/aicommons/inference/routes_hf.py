@@ -165,6 +165,8 @@ class HFRoutes:
             lease = await service.lease(repo_id, principal, {T.GENERATION}, "text-generation", body.get("keep_alive"))
             engine = lease.engine
             prompt_ids = await offload.tokenize(engine, inputs)
+            if extras["truncate"] is not None:
+                prompt_ids = prompt_ids[-extras["truncate"]:]
             params = fit_to_context(params, len(prompt_ids), engine.context_length,
                                     default=service.settings.default_max_tokens)
             await lease.admit(principal, len(prompt_ids) + params.max_new_tokens)

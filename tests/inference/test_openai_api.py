@@ -151,3 +151,40 @@ def test_errors_use_openai_shape(openai_client):
     assert err.value.body["code"] == "context_length_exceeded"
     with pytest.raises(openai.BadRequestError):
         openai_client.embeddings.create(model=LLAMA, input="x")
+
+
+def _generated_ids(server, parameters: dict) -> list[int]:
+    import httpx
+
+    r = httpx.post(f"{server.url}/models/{LLAMA}/generate", timeout=60, json={
+        "inputs": "the quick fox", "parameters": {"max_new_tokens": 40, "details": True, **parameters}})
+    assert r.status_code == 200, r.text
+    return [t["id"] for t in r.json()["details"]["tokens"]]
+
+
+def test_presence_and_frequency_penalties_are_applied(openai_client, server):
+    """``presence_penalty``/``frequency_penalty`` (OpenAI) and TGI's ``frequency_penalty`` were
+    accepted and silently ignored: the same greedy text came back whatever they said. The random
+    model's logits are nearly flat, so a penalty of 2 keeps any token from coming back."""
+    plain = _generated_ids(server, {})
+    assert len(set(plain)) < len(plain)  # greedy decoding of this model repeats itself
+    penalised = _generated_ids(server, {"frequency_penalty": 2.0})
+    assert len(set(penalised)) == len(penalised) and penalised[0] == plain[0]
+
+    def text(**kw):
+        return openai_client.completions.create(model=LLAMA, prompt="the quick fox", max_tokens=40, temperature=0,
+                                                **kw).choices[0].text
+    assert text(presence_penalty=2.0) != text() == text(presence_penalty=0)
+    assert text(frequency_penalty=2.0) != text()
+    streamed = openai_client.chat.completions.create(model=LLAMA, messages=[{"role": "user", "content": "hi"}],
+                                                     max_tokens=20, temperature=0, presence_penalty=1.0, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == \
+        openai_client.chat.completions.create(model=LLAMA, messages=[{"role": "user", "content": "hi"}],
+                                              max_tokens=20, temperature=0, presence_penalty=1.0).choices[0].message.content
+    with pytest.raises(openai.BadRequestError):
+        text(presence_penalty=3.0)
+    import httpx
+
+    refused = httpx.post(f"{server.url}/models/{LLAMA}/generate", timeout=60,
+                         json={"inputs": "x", "parameters": {"repetition_penalty": 1.3}})
+    assert refused.status_code == 400 and "repetition_penalty" in refused.json()["error"]

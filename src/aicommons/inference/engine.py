@@ -28,11 +28,16 @@ class SamplingParams:
     grammar: str | None = None  # an llguidance grammar the output must match (constraints.py)
     logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, bias added to its logit)
     logprobs: int | None = None  # None: off; k >= 0: the chosen token's logprob and the top k
+    # OpenAI's penalties over the tokens generated so far (as vLLM): each logit minus
+    # frequency * count + presence * (count > 0).
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
 
     @property
     def guided(self) -> bool:
-        """Needs per-token work beyond sampling (grammar mask, bias, logprob capture)."""
-        return self.grammar is not None or bool(self.logit_bias) or self.logprobs is not None
+        """Needs per-token work beyond sampling (grammar mask, bias, penalties, logprob capture)."""
+        return self.grammar is not None or bool(self.logit_bias) or self.logprobs is not None \
+            or bool(self.presence_penalty) or bool(self.frequency_penalty)
 
     @property
     def greedy(self) -> bool:

@@ -44,6 +44,8 @@ def openai_sampling(body: dict, settings, *, default_max_tokens: int | None,
         grammar=grammar,
         logit_bias=constraints.logit_bias(body.get("logit_bias")),
         logprobs=logprobs,
+        presence_penalty=get_number(body, "presence_penalty", 0.0, low=-2.0, high=2.0) or 0.0,
+        frequency_penalty=get_number(body, "frequency_penalty", 0.0, low=-2.0, high=2.0) or 0.0,
     )
     stream = get_bool(body, "stream", False)
     options = body.get("stream_options")
@@ -60,6 +62,8 @@ def tgi_sampling(parameters: dict, settings) -> tuple[SamplingParams, dict]:
     p = "parameters."
     if parameters.get("best_of") not in (None, 1):
         raise InvalidRequest("best_of > 1 is not supported", param=p + "best_of")
+    if parameters.get("repetition_penalty") not in (None, 1, 1.0):  # refused rather than ignored
+        raise InvalidRequest("repetition_penalty is not supported (frequency_penalty is)", param=p + "repetition_penalty")
     do_sample = get_bool(parameters, "do_sample", False, p)
     temperature = get_number(parameters, "temperature", None, low=0.0, high=100.0, param_prefix=p)
     top_p = get_number(parameters, "top_p", None, low=0.0, high=1.0, param_prefix=p)
@@ -75,6 +79,7 @@ def tgi_sampling(parameters: dict, settings) -> tuple[SamplingParams, dict]:
         stop=get_stop(parameters, "stop", settings.max_stop_sequences, p),
         grammar=constraints.tgi_grammar(parameters.get("grammar"), p + "grammar"),
         logprobs=_tgi_logprobs(parameters, p),
+        frequency_penalty=get_number(parameters, "frequency_penalty", 0.0, low=-2.0, high=2.0, param_prefix=p) or 0.0,
     )
     extras = {"details": get_bool(parameters, "details", False, p),
               "return_full_text": get_bool(parameters, "return_full_text", False, p),

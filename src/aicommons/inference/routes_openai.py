@@ -85,8 +85,8 @@ class OpenAIRoutes:
                 raise InvalidRequest("this model does not take images (image_url parts need a vision-language "
                                      "model)", param="messages")
             if getattr(engine, "proxies_openai", False) and (params.guided or tool_spec is not None):
-                raise InvalidRequest("tools, response_format, logprobs and logit_bias are not supported by "
-                                     "this model's engine", param="model")
+                raise InvalidRequest("tools, response_format, logprobs, logit_bias and penalties are not "
+                                     "supported by this model's engine", param="model")
             if any(not 0 <= t < engine.vocab_size for t, _ in params.logit_bias):
                 raise InvalidRequest(f"logit_bias token ids must be in [0, {engine.vocab_size})", param="logit_bias")
             tools = None

@@ -1,7 +1,8 @@
-"""Grammar-constrained decoding, ``logit_bias`` and logprob capture as a logits processor.
+"""Grammar-constrained decoding, ``logit_bias``, penalties and logprob capture as a logits processor.
 
-One ``Guide`` per request holds an llguidance matcher (the grammar), the request's logit bias and
-whether it wants logprobs. ``GuideProcessor`` is a per-request processor of transformers'
+One ``Guide`` per request holds an llguidance matcher (the grammar), the request's logit bias, its
+presence/frequency penalties (with the counts of the tokens it generated) and whether it wants
+logprobs. ``GuideProcessor`` is a per-request processor of transformers'
 continuous batching: CB hands it, before each forward pass, the requests that will get a new
 token (``prepare_tensor_args``) and then the batch's logits in that order (``__call__``). In the
 first call each guided request's matcher consumes the tokens sampled since the last step and
@@ -29,7 +30,7 @@ _handles = itertools.count(1)
 
 class Guide:
     def __init__(self, matcher, bias: tuple[tuple[int, float], ...], logprobs: int | None, vocab: int,
-                 eos_ids: list[int]):
+                 eos_ids: list[int], presence: float = 0.0, frequency: float = 0.0):
         import torch
 
         self.matcher = matcher
@@ -38,23 +39,31 @@ class Guide:
         self.bias_ids = torch.tensor([i for i, _ in bias], dtype=torch.long) if bias else None
         self.bias_values = torch.tensor([v for _, v in bias], dtype=torch.float32) if bias else None
         self.top = logprobs
-        self.seen = 0  # generated tokens the matcher has consumed
+        self.presence, self.frequency = presence, frequency
+        # How often each token was generated, when a penalty needs it (float32 [vocab]).
+        self.counts = torch.zeros(vocab, dtype=torch.float32) if presence or frequency else None
+        self.seen = 0  # generated tokens the matcher (and the counts) have consumed
         self.allowed: torch.Tensor | None = None  # bool [vocab] for the next token, None = all
         self.records: deque = deque()  # one log-softmax row per sampled token, read by the engine
         self.failed = False
 
     # ---- on CB's thread, before the forward pass -------------------------------------------
     def advance(self, generated: list[int]) -> None:
-        """Feed the matcher the tokens sampled since last time and compute the next mask."""
+        """Feed the matcher (and the penalties' counts) the tokens sampled since last time and
+        compute the next mask."""
+        new, self.seen = generated[self.seen:], len(generated)
+        if self.counts is not None:
+            for token in new:
+                if 0 <= int(token) < self.vocab:
+                    self.counts[int(token)] += 1
         if self.matcher is None:
             return
         import numpy as np
         import torch
 
-        for token in generated[self.seen:]:
+        for token in new:
             if not self.failed and not self.matcher.consume_token(int(token)):
                 self.failed = True  # cannot happen with the mask applied; end the sequence cleanly
-        self.seen = len(generated)
         if self.failed or self.matcher.is_error():
             bits = np.zeros(self.vocab, dtype=bool)
             bits[self.eos_ids] = True
@@ -146,7 +155,7 @@ def make_cb_processor(registry: GuideRegistry):
 
 def apply_rows(scores, rows: list[tuple[int, Guide]]):
     """All guided rows of a step at once (a few tensor ops per step, not per row): logprobs from
-    the raw logits, then biases, then one masked fill for every grammar mask. In place: CB's
+    the raw logits, then biases and penalties, then one masked fill for every grammar mask. In place: CB's
     logits are a fresh float32 tensor that nothing else reads."""
     import torch
 
@@ -158,6 +167,9 @@ def apply_rows(scores, rows: list[tuple[int, Guide]]):
     for i, guide in rows:
         if guide.bias_ids is not None and guide.bias_values is not None:
             scores[i].index_add_(0, guide.bias_ids.to(scores.device), guide.bias_values.to(scores.device))
+        if guide.counts is not None:
+            counts = guide.counts.to(scores.device)
+            scores[i] -= guide.frequency * counts + guide.presence * (counts > 0).to(counts.dtype)
     masked = [(i, a) for i, g in rows if (a := g.allowed) is not None]
     if masked:
         index = torch.tensor([i for i, _ in masked], device=scores.device)

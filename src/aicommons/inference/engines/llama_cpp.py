@@ -239,7 +239,8 @@ class LlamaCppLM:
         if any(not 0 <= t < self.vocab_size for t, _ in params.logit_bias):
             raise InvalidRequest(f"logit_bias token ids must be in [0, {self.vocab_size})", param="logit_bias")
         matcher = await asyncio.to_thread(self._matcher, params.grammar) if params.grammar is not None else None
-        return Guide(matcher, params.logit_bias, params.logprobs, self.vocab_size, self.eos_ids)
+        return Guide(matcher, params.logit_bias, params.logprobs, self.vocab_size, self.eos_ids,
+                     params.presence_penalty, params.frequency_penalty)
 
     def _matcher(self, grammar: str):
         import llguidance

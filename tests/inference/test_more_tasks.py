@@ -121,6 +121,10 @@ def test_image_classification(live_hub, models, tmp_path):
                                                 return_tensors="pt")).logits, -1)[0]
     expected = sorted(((model.config.id2label[i], p) for i, p in enumerate(probs.tolist())), key=lambda x: -x[1])
     assert [(o.label, round(o.score, 4)) for o in out] == [(label, round(p, 4)) for label, p in expected]
+    # Bytes go as the body with no Content-Type at all (huggingface_hub guesses none): was a 400
+    # "request body is not valid JSON".
+    assert [(o.label, round(o.score, 4)) for o in hf.image_classification(path.read_bytes())] == \
+        [(o.label, round(o.score, 4)) for o in out]
     top1 = hf.image_classification(path, top_k=1)  # with parameters: base64 in JSON
     assert [o.label for o in top1] == [expected[0][0]]
     headers = {"Authorization": f"Bearer {ALICE_TOKEN}"}

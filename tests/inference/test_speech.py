@@ -128,6 +128,8 @@ def test_inference_client_speech_recognition(live_hub, whisper, tmp_path):
     hf = InferenceClient(model=f"{live_hub.url}/models/{repo}", token=ALICE_TOKEN, timeout=120)
     out = hf.automatic_speech_recognition(path)  # the file as the body, Content-Type audio/x-wav
     assert out.text == _expected(folder, _pcm16(samples))[0]
+    # Bytes go with no Content-Type at all (was a 400 "request body is not valid JSON").
+    assert hf.automatic_speech_recognition(path.read_bytes()).text == out.text
     # With parameters the client sends base64 in JSON.
     fr = hf.automatic_speech_recognition(path, extra_body={"language": "fr"})
     assert fr.text == _expected(folder, _pcm16(samples), "fr")[0]

@@ -66,9 +66,12 @@ async def read_json(request: Request) -> dict:
     if len(body) > 256 * 1024:  # a big body is parsed off the event loop (8 MiB: tens of ms)
         import anyio
 
-        data = await anyio.to_thread.run_sync(_parse_json, body)
-    else:
-        data = _parse_json(body)
+        return await anyio.to_thread.run_sync(parse_json_object, body)
+    return parse_json_object(body)
+
+
+def parse_json_object(body: bytes) -> dict:
+    data = _parse_json(body)
     if not isinstance(data, dict):
         raise InvalidRequest("request body must be a JSON object")
     return data

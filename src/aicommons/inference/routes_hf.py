@@ -24,6 +24,7 @@ from .http_util import (
     get_bool,
     get_number,
     model_headers,
+    parse_json_object,
     path_repo_id,
     principal_of,
     read_body,
@@ -49,15 +50,27 @@ class HFRoutes:
         forced = request.path_params.get("task")
         try:
             ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            untyped_file = False
             if ctype.startswith(("image/", "audio/")) or ctype == "application/octet-stream":
                 # A raw file, as InferenceClient sends it; audio may be larger than a JSON body.
                 limit = MAX_BODY_BYTES if ctype.startswith("image/") \
                     else max(MAX_BODY_BYTES, service.settings.max_audio_bytes)
                 body = {"inputs": await read_body(request, limit)}
+            elif not ctype:
+                # InferenceClient sends a file given as bytes (image_classification(b"..."),
+                # automatic_speech_recognition(b"...")) with no Content-Type at all: a body that is
+                # not a JSON object is the file.
+                raw = await read_body(request, max(MAX_BODY_BYTES, service.settings.max_audio_bytes))
+                untyped_file = not raw.lstrip().startswith(b"{")
+                if not untyped_file and len(raw) > MAX_BODY_BYTES:
+                    raise InvalidRequest(f"request body is larger than {MAX_BODY_BYTES} bytes", status=413)
+                body = {"inputs": raw} if untyped_file else await asyncio.to_thread(parse_json_object, raw)
             else:
                 body = await read_json(request)
             resolved = await service.resolve(repo_id, principal)
             task = forced or T.detect_task(resolved)
+            if untyped_file and task not in T.AUDIO_TASKS and len(body["inputs"]) > MAX_BODY_BYTES:
+                raise InvalidRequest(f"request body is larger than {MAX_BODY_BYTES} bytes", status=413)
             if task in (T.EMBEDDING, T.SIMILARITY) and not forced:
                 # One model serves both; the client tells us which by the shape of "inputs".
                 task = T.SIMILARITY if isinstance(body.get("inputs"), dict) else T.EMBEDDING

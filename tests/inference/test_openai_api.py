@@ -163,8 +163,8 @@ def _generated_ids(server, parameters: dict) -> list[int]:
 
 
 def test_presence_and_frequency_penalties_are_applied(openai_client, server):
-    """``presence_penalty``/``frequency_penalty`` (OpenAI) and TGI's ``frequency_penalty`` were
-    accepted and silently ignored: the same greedy text came back whatever they said. The random
+    """``presence_penalty``/``frequency_penalty`` (OpenAI) and TGI's ``frequency_penalty`` and
+    ``repetition_penalty`` were accepted and silently ignored: the same greedy text came back whatever they said. The random
     model's logits are nearly flat, so a penalty of 2 keeps any token from coming back."""
     plain = _generated_ids(server, {})
     assert len(set(plain)) < len(plain)  # greedy decoding of this model repeats itself
@@ -183,8 +183,12 @@ def test_presence_and_frequency_penalties_are_applied(openai_client, server):
                                               max_tokens=20, temperature=0, presence_penalty=1.0).choices[0].message.content
     with pytest.raises(openai.BadRequestError):
         text(presence_penalty=3.0)
+    # TGI's repetition_penalty (also a vLLM extension of the OpenAI body) was ignored as well.
+    repeated = _generated_ids(server, {"repetition_penalty": 50.0})
+    assert len(set(repeated)) == len(repeated)
+    assert text(extra_body={"repetition_penalty": 50.0}) != text()
     import httpx
 
     refused = httpx.post(f"{server.url}/models/{LLAMA}/generate", timeout=60,
-                         json={"inputs": "x", "parameters": {"repetition_penalty": 1.3}})
+                         json={"inputs": "x", "parameters": {"repetition_penalty": 0}})
     assert refused.status_code == 400 and "repetition_penalty" in refused.json()["error"]

@@ -32,12 +32,15 @@ class SamplingParams:
     # frequency * count + presence * (count > 0).
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
+    # TGI's (transformers') repetition penalty over the prompt and the tokens generated so far:
+    # a positive logit divided by it, a negative one multiplied. 1 = off.
+    repetition_penalty: float = 1.0
 
     @property
     def guided(self) -> bool:
         """Needs per-token work beyond sampling (grammar mask, bias, penalties, logprob capture)."""
         return self.grammar is not None or bool(self.logit_bias) or self.logprobs is not None \
-            or bool(self.presence_penalty) or bool(self.frequency_penalty)
+            or bool(self.presence_penalty) or bool(self.frequency_penalty) or self.repetition_penalty != 1.0
 
     @property
     def greedy(self) -> bool:

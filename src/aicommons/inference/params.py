@@ -46,6 +46,7 @@ def openai_sampling(body: dict, settings, *, default_max_tokens: int | None,
         logprobs=logprobs,
         presence_penalty=get_number(body, "presence_penalty", 0.0, low=-2.0, high=2.0) or 0.0,
         frequency_penalty=get_number(body, "frequency_penalty", 0.0, low=-2.0, high=2.0) or 0.0,
+        repetition_penalty=_repetition_penalty(body, ""),  # a vLLM extension
     )
     stream = get_bool(body, "stream", False)
     options = body.get("stream_options")
@@ -62,8 +63,6 @@ def tgi_sampling(parameters: dict, settings) -> tuple[SamplingParams, dict]:
     p = "parameters."
     if parameters.get("best_of") not in (None, 1):
         raise InvalidRequest("best_of > 1 is not supported", param=p + "best_of")
-    if parameters.get("repetition_penalty") not in (None, 1, 1.0):  # refused rather than ignored
-        raise InvalidRequest("repetition_penalty is not supported (frequency_penalty is)", param=p + "repetition_penalty")
     do_sample = get_bool(parameters, "do_sample", False, p)
     temperature = get_number(parameters, "temperature", None, low=0.0, high=100.0, param_prefix=p)
     top_p = get_number(parameters, "top_p", None, low=0.0, high=1.0, param_prefix=p)
@@ -80,6 +79,7 @@ def tgi_sampling(parameters: dict, settings) -> tuple[SamplingParams, dict]:
         grammar=constraints.tgi_grammar(parameters.get("grammar"), p + "grammar"),
         logprobs=_tgi_logprobs(parameters, p),
         frequency_penalty=get_number(parameters, "frequency_penalty", 0.0, low=-2.0, high=2.0, param_prefix=p) or 0.0,
+        repetition_penalty=_repetition_penalty(parameters, p),
     )
     extras = {"details": get_bool(parameters, "details", False, p),
               "return_full_text": get_bool(parameters, "return_full_text", False, p),
@@ -87,6 +87,14 @@ def tgi_sampling(parameters: dict, settings) -> tuple[SamplingParams, dict]:
               # TGI: keep only the prompt's last ``truncate`` tokens (left truncation, as TGI's router).
               "truncate": get_number(parameters, "truncate", None, kind=int, low=1, param_prefix=p)}
     return params, extras
+
+
+def _repetition_penalty(parameters: dict, p: str) -> float:
+    """TGI's ``repetition_penalty`` (> 0; 1 = off), as transformers' RepetitionPenaltyLogitsProcessor."""
+    value = get_number(parameters, "repetition_penalty", 1.0, param_prefix=p)
+    if not value > 0:
+        raise InvalidRequest("'repetition_penalty' must be greater than 0", param=p + "repetition_penalty")
+    return value
 
 
 def _tgi_logprobs(parameters: dict, p: str) -> int | None:

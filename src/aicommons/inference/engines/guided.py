@@ -1,8 +1,8 @@
 """Grammar-constrained decoding, ``logit_bias``, penalties and logprob capture as a logits processor.
 
 One ``Guide`` per request holds an llguidance matcher (the grammar), the request's logit bias, its
-presence/frequency penalties (with the counts of the tokens it generated) and whether it wants
-logprobs. ``GuideProcessor`` is a per-request processor of transformers'
+presence/frequency penalties (with the counts of the tokens it generated), its repetition penalty
+(with the tokens of its prompt and output) and whether it wants logprobs. ``GuideProcessor`` is a per-request processor of transformers'
 continuous batching: CB hands it, before each forward pass, the requests that will get a new
 token (``prepare_tensor_args``) and then the batch's logits in that order (``__call__``). In the
 first call each guided request's matcher consumes the tokens sampled since the last step and
@@ -30,7 +30,8 @@ _handles = itertools.count(1)
 
 class Guide:
     def __init__(self, matcher, bias: tuple[tuple[int, float], ...], logprobs: int | None, vocab: int,
-                 eos_ids: list[int], presence: float = 0.0, frequency: float = 0.0):
+                 eos_ids: list[int], presence: float = 0.0, frequency: float = 0.0, repetition: float = 1.0,
+                 prompt_ids: list[int] | tuple[int, ...] = ()):
         import torch
 
         self.matcher = matcher
@@ -42,6 +43,14 @@ class Guide:
         self.presence, self.frequency = presence, frequency
         # How often each token was generated, when a penalty needs it (float32 [vocab]).
         self.counts = torch.zeros(vocab, dtype=torch.float32) if presence or frequency else None
+        # The tokens of the prompt and of the output so far, when the repetition penalty needs them.
+        self.repetition = repetition
+        self.present: torch.Tensor | None = None
+        if repetition != 1.0:
+            self.present = torch.zeros(vocab, dtype=torch.bool)
+            ids = [t for t in prompt_ids if 0 <= t < vocab]
+            if ids:
+                self.present[torch.tensor(ids, dtype=torch.long)] = True
         self.seen = 0  # generated tokens the matcher (and the counts) have consumed
         self.allowed: torch.Tensor | None = None  # bool [vocab] for the next token, None = all
         self.records: deque = deque()  # one log-softmax row per sampled token, read by the engine
@@ -52,10 +61,12 @@ class Guide:
         """Feed the matcher (and the penalties' counts) the tokens sampled since last time and
         compute the next mask."""
         new, self.seen = generated[self.seen:], len(generated)
-        if self.counts is not None:
-            for token in new:
-                if 0 <= int(token) < self.vocab:
+        for token in new:
+            if 0 <= int(token) < self.vocab:
+                if self.counts is not None:
                     self.counts[int(token)] += 1
+                if self.present is not None:
+                    self.present[int(token)] = True
         if self.matcher is None:
             return
         import numpy as np
@@ -170,6 +181,10 @@ def apply_rows(scores, rows: list[tuple[int, Guide]]):
         if guide.counts is not None:
             counts = guide.counts.to(scores.device)
             scores[i] -= guide.frequency * counts + guide.presence * (counts > 0).to(counts.dtype)
+        if guide.present is not None:
+            present, row = guide.present.to(scores.device), scores[i]
+            penalised = torch.where(row < 0, row * guide.repetition, row / guide.repetition)
+            scores[i] = torch.where(present, penalised, row)
     masked = [(i, a) for i, g in rows if (a := g.allowed) is not None]
     if masked:
         index = torch.tensor([i for i, _ in masked], device=scores.device)

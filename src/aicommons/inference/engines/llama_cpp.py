@@ -166,7 +166,7 @@ class LlamaCppLM:
         if len(prompt_ids) + 1 > self.context_length:
             raise InvalidRequest(f"the prompt has {len(prompt_ids)} tokens; this model serves at most "
                                  f"{self.context_length - 1}", param="messages")
-        guide = await self._new_guide(params) if params.guided else None
+        guide = await self._new_guide(params, prompt_ids) if params.guided else None
         loop = asyncio.get_running_loop()
         out: asyncio.Queue = asyncio.Queue()
         cancel = threading.Event()
@@ -233,14 +233,14 @@ class LlamaCppLM:
         finally:
             tokens.close()
 
-    async def _new_guide(self, params: SamplingParams):
+    async def _new_guide(self, params: SamplingParams, prompt_ids: list[int] | tuple[int, ...] = ()):
         from .guided import Guide
 
         if any(not 0 <= t < self.vocab_size for t, _ in params.logit_bias):
             raise InvalidRequest(f"logit_bias token ids must be in [0, {self.vocab_size})", param="logit_bias")
         matcher = await asyncio.to_thread(self._matcher, params.grammar) if params.grammar is not None else None
         return Guide(matcher, params.logit_bias, params.logprobs, self.vocab_size, self.eos_ids,
-                     params.presence_penalty, params.frequency_penalty)
+                     params.presence_penalty, params.frequency_penalty, params.repetition_penalty, prompt_ids)
 
     def _matcher(self, grammar: str):
         import llguidance

@@ -159,7 +159,7 @@ class TransformersLM(LMText):
         return int(getattr(self.model.config.get_text_config(), "vocab_size", 32000))
 
     # ---- generation --------------------------------------------------------------------------
-    async def new_guide(self, params: SamplingParams):
+    async def new_guide(self, params: SamplingParams, prompt_ids: list[int] | tuple[int, ...] = ()):
         """The per-request grammar/bias/logprob state, or None for a plain request."""
         if not params.guided:
             return None
@@ -171,7 +171,7 @@ class TransformersLM(LMText):
         if any(not 0 <= t < self.vocab_size for t, _ in params.logit_bias):
             raise InvalidRequest(f"logit_bias token ids must be in [0, {self.vocab_size})", param="logit_bias")
         return Guide(matcher, params.logit_bias, params.logprobs, self.vocab_size, self.eos_ids,
-                     params.presence_penalty, params.frequency_penalty)
+                     params.presence_penalty, params.frequency_penalty, params.repetition_penalty, prompt_ids)
 
     def _matcher(self, grammar: str):
         import llguidance
@@ -185,7 +185,7 @@ class TransformersLM(LMText):
         return new_matcher(self._ll_tokenizer, grammar)
 
     async def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[EngineStep]:
-        guide = await self.new_guide(params)
+        guide = await self.new_guide(params, prompt_ids)
         if params.seed is not None and not params.greedy:
             async for step in self._generate_seeded(prompt_ids, params, guide):
                 yield step

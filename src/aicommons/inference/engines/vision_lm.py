@@ -89,7 +89,7 @@ class VisionLM(VisionPrompts, TransformersLM):
 
     async def generate(self, prompt_ids: list[int], params: SamplingParams,
                        media: dict | None = None) -> AsyncIterator[EngineStep]:
-        guide = await self.new_guide(params)
+        guide = await self.new_guide(params, prompt_ids)
         inputs = _tensors(media or {}, self.model)
         async for step in self._generate_seeded(prompt_ids, params, guide, inputs):
             yield step

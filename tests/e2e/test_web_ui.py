@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import httpx
 import pytest
 from huggingface_hub import HfApi
 
@@ -202,3 +203,8 @@ def test_try_it_box_answers_and_is_not_offered_where_it_cannot(page, live_hub, a
     expect(page.locator("#try-output")).to_contain_text("generated_text", timeout=120_000)
     page.goto(f"/{gated}")
     assert page.locator("h1").count() and page.locator("#try").count() == 0
+    # Someone not admitted is told the card waits behind the gate (it said "No model card yet.").
+    visitor = httpx.get(f"{live_hub.url}/{gated}", timeout=30).text
+    assert "The card is shared with the files" in visitor and "card yet" not in visitor
+    api.create_repo(f"{public}-data", repo_type="dataset")
+    assert "No dataset card yet." in httpx.get(f"{live_hub.url}/datasets/{public}-data", timeout=30).text

@@ -201,6 +201,11 @@ def test_try_it_box_answers_and_is_not_offered_where_it_cannot(page, live_hub, a
     page.get_by_label("Input").fill("Once upon a time")
     page.get_by_role("button", name="Compute").click()
     expect(page.locator("#try-output")).to_contain_text("generated_text", timeout=120_000)
+    # The side panel's headings follow the page's h1 without skipping a level (axe: heading-order).
+    for path in (f"/{public}", f"/{public}/tree/main"):
+        page.goto(path)
+        levels = page.eval_on_selector_all("h1, h2, h3, h4, h5, h6", "hs => hs.map(h => +h.tagName[1])")
+        assert all(b <= a + 1 for a, b in zip(levels, levels[1:])), (path, levels)
     page.goto(f"/{gated}")
     assert page.locator("h1").count() and page.locator("#try").count() == 0
     # Someone not admitted is told the card waits behind the gate (it said "No model card yet.").

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from huggingface_hub import HfApi
 
-from tests.conftest import unique_name
+from tests.conftest import ALICE_TOKEN, unique_name
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -201,6 +201,10 @@ def test_try_it_box_answers_and_is_not_offered_where_it_cannot(page, live_hub, a
     page.get_by_label("Input").fill("Once upon a time")
     page.get_by_role("button", name="Compute").click()
     expect(page.locator("#try-output")).to_contain_text("generated_text", timeout=120_000)
+    # The page shows how to call the model from code; the snippet runs as shown, with a real token.
+    snippet = page.inner_text("#snippet-inference")
+    assert "chat.completions.create" in snippet and f'model="{public}"' in snippet
+    exec(snippet.replace('"hf_..."', repr(ALICE_TOKEN)), {})  # noqa: S102
     # The side panel's headings follow the page's h1 without skipping a level (axe: heading-order).
     for path in (f"/{public}", f"/{public}/tree/main"):
         page.goto(path)

@@ -223,7 +223,44 @@ def _side_panel(request: Request, ctx: dict) -> dict:
         out["model_facts"], meta = _model_facts(request, repo, ctx["git_repo"], ctx["commit"], card, head)
         if meta.transformers_info and meta.config is not None:
             out["transformers_class"] = meta.transformers_info["auto_model"]
+        task = card.pipeline_tag or (meta.transformers_info or {}).get("pipeline_tag")
+        chat = any(str(row[0]) == "chat_template.jinja" for row in head.siblings) \
+            or bool(((meta.config or {}).get("tokenizer_config") or {}).get("chat_template"))
+        out["inference_snippet"] = inference_snippet(str(request.base_url).rstrip("/"), repo.full_id, task, chat)
     return out
+
+
+# HF task -> the InferenceClient call that shows it (text in, JSON out).
+_CLIENT_CALLS = {
+    "text-classification": 'text_classification("I like this")',
+    "token-classification": 'token_classification("Alice lives in Paris")',
+    "fill-mask": 'fill_mask("The answer is [MASK].")',
+    "zero-shot-classification": 'zero_shot_classification("I like this", candidate_labels=["good", "bad"])',
+    "summarization": 'summarization("A long text to shorten...")',
+    "translation": 'translation("Hello, world")',
+}
+
+
+def inference_snippet(hub: str, repo_id: str, task: str | None, chat: bool) -> str | None:
+    """How to call this model through the hub's inference API (docs/inference.md) with the clients
+    people use, for the text tasks; None for the others (their inputs are files) and non-models."""
+    key = 'api_key="hf_..."  # a token from /settings/tokens'
+    if task == "text-generation" and chat:
+        return (f'from openai import OpenAI\nclient = OpenAI(base_url="{hub}/v1", {key}\n)\n'
+                f'reply = client.chat.completions.create(model="{repo_id}", '
+                f'messages=[{{"role": "user", "content": "Hello"}}])\nprint(reply.choices[0].message.content)')
+    if task == "text-generation":
+        return (f'from openai import OpenAI\nclient = OpenAI(base_url="{hub}/v1", {key}\n)\n'
+                f'reply = client.completions.create(model="{repo_id}", prompt="Once upon a time", max_tokens=40)\n'
+                'print(reply.choices[0].text)')
+    if task in ("feature-extraction", "sentence-similarity"):
+        return (f'from openai import OpenAI\nclient = OpenAI(base_url="{hub}/v1", {key}\n)\n'
+                f'vectors = client.embeddings.create(model="{repo_id}", input=["a sentence", "another"])\n'
+                'print(len(vectors.data[0].embedding))')
+    if task in _CLIENT_CALLS:
+        return (f'from huggingface_hub import InferenceClient\nclient = InferenceClient(model="{hub}/models/{repo_id}", '
+                f'token="hf_...")\nprint(client.{_CLIENT_CALLS[task]})')
+    return None
 
 
 def count_text(n: int) -> str:

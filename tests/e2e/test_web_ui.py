@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 
 import httpx
@@ -205,6 +207,17 @@ def test_try_it_box_answers_and_is_not_offered_where_it_cannot(page, live_hub, a
     snippet = page.inner_text("#snippet-inference")
     assert "chat.completions.create" in snippet and f'model="{public}"' in snippet
     exec(snippet.replace('"hf_..."', repr(ALICE_TOKEN)), {})  # noqa: S102
+    # A sentence-similarity model compares the first line with the next ones (it answered embeddings).
+    minilm = f"alice/{unique_name('minilm')}"
+    api.create_repo(minilm)
+    api.upload_folder(repo_id=minilm, folder_path=str(devmodels.copy_minilm(tmp_path / "minilm")))
+    page.goto(f"/{minilm}")
+    page.get_by_label("Input").fill("A cat sits on the mat.\nA cat sits on the mat.\nStock prices fell today.")
+    page.get_by_role("button", name="Compute").click()
+    expect(page.locator("#try-output")).not_to_have_text(re.compile(r"^(…)?$"), timeout=120_000)
+    scores = json.loads(page.inner_text("#try-output"))
+    assert len(scores) == 2 and abs(scores[0] - 1) < 1e-4 and scores[1] < 0.5
+    page.goto(f"/{public}")
     # The side panel's headings follow the page's h1 without skipping a level (axe: heading-order).
     for path in (f"/{public}", f"/{public}/tree/main"):
         page.goto(path)

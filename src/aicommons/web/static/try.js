@@ -7,7 +7,14 @@
     event.preventDefault();
     const task = form.dataset.task;
     const inputs = form.elements.inputs.value;
-    const body = task === "text-generation" ? { inputs, parameters: { max_new_tokens: 40 } } : { inputs };
+    let body = { inputs };
+    if (task === "text-generation") {
+      body = { inputs, parameters: { max_new_tokens: 40 } };
+    } else if (task === "sentence-similarity") {
+      // First line: the sentence; the next lines: the sentences to compare with it (HF's shape).
+      const lines = inputs.split("\n").map((line) => line.trim()).filter(Boolean);
+      body = { inputs: { source_sentence: lines[0] || "", sentences: lines.slice(1) } };
+    }
     out.textContent = "…";
     try {
       const response = await fetch(`/models/${form.dataset.model}`, {

@@ -12,7 +12,7 @@ import pytest
 from PIL import ExifTags, Image
 
 from tests.conftest import auth, unique_name
-from tests.e2e.test_web_ui import browser, page  # noqa: F401 - the fixtures
+from tests.e2e.test_web_ui import LOADED_WIDTH, browser, page  # noqa: F401 - the fixtures
 
 PASSWORD = "correct horse battery staple"
 
@@ -75,7 +75,7 @@ def test_profile_and_avatar_without_its_gps_position(page, live_hub, tmp_path): 
     assert "Ada Example" in page.inner_text("h1")
     assert "Likes tea." in page.inner_text(".bio")
     assert page.locator("a[href='https://ada.example.org/']").get_attribute("rel").startswith("nofollow")
-    assert page.locator(f"img.avatar[src='/avatars/{name}']").evaluate("img => img.decode().then(() => img.naturalWidth)") == 256
+    assert page.locator(f"img.avatar[src='/avatars/{name}']").evaluate(LOADED_WIDTH) == 256
 
     page.goto("/settings/profile")  # bad input: said on the page, nothing saved
     page.get_by_label("Homepage").fill("javascript:alert(1)")

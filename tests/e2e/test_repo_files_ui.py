@@ -10,7 +10,7 @@ import pytest
 from huggingface_hub import CommitOperationAdd
 
 from tests.conftest import ALICE_TOKEN, auth
-from tests.e2e.test_web_ui import browser, page  # noqa: F401 - the shared Chromium fixtures
+from tests.e2e.test_web_ui import LOADED_WIDTH, browser, page  # noqa: F401 - the shared Chromium fixtures
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
                     "0000000d4944415478da63f8cfc0f01f0005000201e5b7a3d10000000049454e44ae426082")
@@ -97,9 +97,9 @@ def test_files_show_sizes_storage_marks_and_links(page, api, repo_id, http):  # 
     assert panel.locator("a.button").get_attribute("href").endswith("/weights.bin?download=true")
     assert 'hf_hub_download("' + repo_id + '", "weights.bin")' in panel.inner_text()
     page.goto(f"/{repo_id}/blob/main/logo.png")
-    # decode() waits for the image to load (or rejects if it cannot): checking `complete` at once
-    # raced the image's request on a slow machine
-    assert page.locator("#file-panel img.file-preview").evaluate("img => img.decode().then(() => img.naturalWidth)") == 1
+    # The preview is loading="lazy": made eager it loads even below the fold, and decode() waits for
+    # that (rejecting if it cannot load). Reading `complete` at once raced the request on CI.
+    assert page.locator("#file-panel img.file-preview").evaluate(LOADED_WIDTH) == 1
 
 
 def test_a_xet_upload_is_marked_xet(page, api, repo_id, monkeypatch):  # noqa: F811

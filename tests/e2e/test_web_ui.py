@@ -13,6 +13,9 @@ from huggingface_hub import HfApi
 from tests.conftest import ALICE_TOKEN, unique_name
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# For `locator.evaluate`: the natural width of an <img> once it has loaded. A lazy image is made eager
+# first (it then loads even below the fold); decode() waits for the load and rejects if it fails.
+LOADED_WIDTH = "img => { img.loading = 'eager'; return img.decode().then(() => img.naturalWidth); }"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
 

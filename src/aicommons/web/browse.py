@@ -244,18 +244,15 @@ _CLIENT_CALLS = {
 def inference_snippet(hub: str, repo_id: str, task: str | None, chat: bool) -> str | None:
     """How to call this model through the hub's inference API (docs/inference.md) with the clients
     people use, for the text tasks; None for the others (their inputs are files) and non-models."""
-    key = 'api_key="hf_..."  # a token from /settings/tokens'
+    openai = f'from openai import OpenAI\nclient = OpenAI(base_url="{hub}/v1", api_key="hf_..."  # a token from /settings/tokens\n)\n'
     if task == "text-generation" and chat:
-        return (f'from openai import OpenAI\nclient = OpenAI(base_url="{hub}/v1", {key}\n)\n'
-                f'reply = client.chat.completions.create(model="{repo_id}", '
+        return (openai + f'reply = client.chat.completions.create(model="{repo_id}", '
                 f'messages=[{{"role": "user", "content": "Hello"}}])\nprint(reply.choices[0].message.content)')
     if task == "text-generation":
-        return (f'from openai import OpenAI\nclient = OpenAI(base_url="{hub}/v1", {key}\n)\n'
-                f'reply = client.completions.create(model="{repo_id}", prompt="Once upon a time", max_tokens=40)\n'
+        return (openai + f'reply = client.completions.create(model="{repo_id}", prompt="Once upon a time", max_tokens=40)\n'
                 'print(reply.choices[0].text)')
     if task in ("feature-extraction", "sentence-similarity"):
-        return (f'from openai import OpenAI\nclient = OpenAI(base_url="{hub}/v1", {key}\n)\n'
-                f'vectors = client.embeddings.create(model="{repo_id}", input=["a sentence", "another"])\n'
+        return (openai + f'vectors = client.embeddings.create(model="{repo_id}", input=["a sentence", "another"])\n'
                 'print(len(vectors.data[0].embedding))')
     if task in _CLIENT_CALLS:
         return (f'from huggingface_hub import InferenceClient\nclient = InferenceClient(model="{hub}/models/{repo_id}", '

@@ -16,8 +16,10 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # For `locator.evaluate`: the natural width of an <img> once it has loaded. A lazy image is made eager
 # first (it then loads even below the fold); decode() waits for the load and rejects if it fails.
 LOADED_WIDTH = "img => { img.loading = 'eager'; return img.decode().then(() => img.naturalWidth); }"
+# --disable-dev-shm-usage: renderers keep their shared memory under /tmp, not /dev/shm, which a container may
+# size at 64 MiB; a renderer that runs out there dies, and Playwright reports "Page crashed" (CI stop 30).
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 
 
 @pytest.fixture(scope="module")

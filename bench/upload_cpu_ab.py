@@ -1,4 +1,4 @@
-"""The server's CPU per GiB of a Xet ``upload_folder``, two source trees side by side (issue 21).
+"""The server's CPU per GiB of a Xet (or, ``--lfs``, LFS) ``upload_folder``, two source trees side by side (issue 21).
 
 Runs ``bench/upload_timeline.py``'s upload (one fresh hub per run, 100 × 10 MiB of fresh random bytes,
 the stock client) for tree A and tree B in alternating order (A B, B A, A B, ...), ``--pairs`` times,
@@ -24,7 +24,7 @@ from bench.upload_timeline import run
 
 def one(src: str, args) -> dict:
     ns = argparse.Namespace(files=args.files, mib=args.mib, src=os.path.abspath(src), py_spy=None, gil=False,
-                            perf=None, perf_event=None, perf_stat=args.perf_stat, switch_interval=None,
+                            perf=None, perf_event=None, perf_stat=args.perf_stat, switch_interval=None, lfs=args.lfs,
                             load_before=os.getloadavg()[0])
     result = run(ns)
     gib = args.files * args.mib / 1024
@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=100)
     parser.add_argument("--mib", type=int, default=10)
     parser.add_argument("--perf-stat", action="store_true", help="also count context switches and system calls")
+    parser.add_argument("--lfs", action="store_true", help="upload through LFS (HF_HUB_DISABLE_XET=1) instead of Xet")
     parser.add_argument("--out", type=Path, help="write every run's figures here (JSON)")
     args = parser.parse_args()
     rows = []

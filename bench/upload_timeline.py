@@ -206,6 +206,8 @@ def run(args) -> dict:
             env = {**hub.env, "HF_HOME": tempfile.mkdtemp(dir=tmp), "HF_XET_CACHE": tempfile.mkdtemp(dir=tmp),
                    "RUST_LOG": "info", "HF_XET_LOG_DEST": str(xet_log), "HF_XET_LOG_FORMAT": "json",
                    "HF_XET_CLIENT_AC_LOGGING_INTERVAL_MS": "250"}
+            if getattr(args, "lfs", False):  # the LFS path instead: 100 PUTs, each hashed by the server
+                env["HF_HUB_DISABLE_XET"] = "1"
             script = UPLOAD_FOLDER.replace("t = time.perf_counter()", "t = time.perf_counter(); print(time.time())")
             time.sleep(0.5)
             requests_log.write_text("")  # health probes and the repo's creation are not the upload
@@ -372,6 +374,7 @@ def main() -> None:
     parser.add_argument("--perf-event", help="with --perf: record this event (e.g. page-faults) instead of CPU cycles")
     parser.add_argument("--perf-stat", action="store_true",
                         help="count the hub's context switches, futex calls and body syscalls (perf stat)")
+    parser.add_argument("--lfs", action="store_true", help="upload through LFS (HF_HUB_DISABLE_XET=1) instead of Xet")
     parser.add_argument("--gil", action="store_true", help="with --py-spy: only the thread holding the GIL")
     parser.add_argument("--analyse", action="store_true", help="only print the analysis of --out")
     args = parser.parse_args()

@@ -19,7 +19,7 @@ import hashlib
 import os
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -118,6 +118,19 @@ class Stager:
         if not self._done:
             self._file.close()
             self.path.unlink(missing_ok=True)
+
+
+# The threads that hash/verify and write every upload body being received (LFS objects and Xet
+# xorbs alike), a batch at a time. One thread per upload (anyio's pool) had up to a dozen threads
+# taking the GIL from each other at every write of every piece: for a Xet folder 23-47k futex calls
+# and 14-24k context switches per GiB against 9-20k and 6-9k with one thread, for 0.3 fewer CPU-s
+# per GiB and no slower an upload (issue 21, session 12; docs/benchmarks.md). The work is mostly the
+# page cache's copy and a hash, so on this 2-core box a second thread added hand-offs and no speed
+# (Xet: +10 % CPU, +12 % time). A server with more cores gets one thread per two of them: the hashes
+# and the writes release the GIL, so there more threads do overlap, and one busy upload must not
+# queue every other user's behind it.
+RECEIVING_THREADS = max(1, (os.cpu_count() or 2) // 2)
+RECEIVING = ThreadPoolExecutor(RECEIVING_THREADS, thread_name_prefix="receive")
 
 
 RECEIVE_BATCH_BYTES = 4 * 1024 * 1024

@@ -46,7 +46,7 @@ from aicommons.errors import (
     Unauthorized,
 )
 from aicommons.storage.base import BlobStore, StorageError, StorageFull
-from aicommons.storage.staging import StagedFile, Stager, receive
+from aicommons.storage.staging import RECEIVING, StagedFile, Stager, receive
 from aicommons.times import utcnow
 from aicommons.xet.dedup import DedupIndex, stored_footer
 from aicommons.xet.hashing import from_hex, to_hex
@@ -136,16 +136,6 @@ class RecentXorbs:
         return True
 
 
-# The one thread that verifies and writes the xorbs being uploaded, all of them in turn, a batch at a
-# time. One thread per upload (anyio's pool) had up to a dozen threads taking the GIL from each other
-# at every write of every chunk: 23-47k futex calls and 14-24k context switches per GiB against
-# 9-20k and 6-9k with one, for 0.3 fewer CPU-s per GiB and no slower an upload (issue 21, session 12:
-# docs/benchmarks.md). Its work is mostly the page cache's copy and BLAKE3 holding the GIL, so a
-# second thread added hand-offs and no speed on this 2-core box (2 threads: +10 % CPU, +12 % time).
-# A server with more cores gets one thread per two of them: the BLAKE3 and the writes release the GIL,
-# so there more threads do overlap, and one busy upload must not queue every other user's behind it.
-RECEIVING_THREADS = max(1, (os.cpu_count() or 2) // 2)
-_RECEIVING = ThreadPoolExecutor(RECEIVING_THREADS, thread_name_prefix="xet-receive")
 
 
 class _StoredXorbs:
@@ -358,7 +348,7 @@ class XetService:
                             raise PayloadTooLarge(f"Request body is larger than the limit of {MAX_XORB_BYTES} bytes")
                         receiver.feed(piece)
 
-                await receive(pieces, consume, executor=_RECEIVING)
+                await receive(pieces, consume, executor=RECEIVING)
 
                 def finish() -> bool:
                     """Check the whole xorb, then make it durable and publish it, in one hop to a

@@ -61,6 +61,13 @@ def test_transformers_push_to_hub(api, tiny_bert):
     assert {"config.json", "model.safetensors"} <= files
     again = AutoModelForMaskedLM.from_pretrained(repo, token=ALICE_TOKEN)
     assert again.config.hidden_size == 32
+    # The card push_to_hub writes names no task: the files give it, as on the Hub.
+    info = api.model_info(repo)
+    assert info.card_data is None or not info.card_data.get("pipeline_tag")
+    assert info.pipeline_tag == "fill-mask" and info.library_name == "transformers"
+    assert {"transformers", "safetensors", "bert", "fill-mask"} <= set(info.tags)
+    assert repo in {m.id for m in api.list_models(pipeline_tag="fill-mask", filter="bert", author="alice",
+                                                  search=repo.split("/")[1])}
 
 
 def test_tiny_gpt2_push_to_hub_then_pipeline_by_revision(api, live_hub, tmp_path):

@@ -91,6 +91,58 @@ def test_gguf_header_and_quantized_relation(api, repo_id):
     assert info.safetensors is None and info.transformers_info is None
 
 
+def test_the_files_give_library_task_and_tags_where_the_card_is_silent(api, repo_id):
+    """As on the Hub: a ``config.json`` naming a causal LM, with no ``pipeline_tag`` in the card, gives
+    ``pipeline_tag`` text-generation, ``library_name`` transformers and the tags clients filter by
+    (library, weight format, model type, task, chat); ``list_models`` finds the repo by each."""
+    name = repo_id.split("/")[1]
+    api.create_commit(repo_id, commit_message="model", operations=[
+        CommitOperationAdd("README.md", b"---\nlicense: mit\n---\n# a model\n"),
+        CommitOperationAdd("model.safetensors", _safetensors_file()),
+        CommitOperationAdd("config.json", json.dumps({"architectures": ["GPT2LMHeadModel"],
+                                                      "model_type": "gpt2"}).encode()),
+        CommitOperationAdd("tokenizer_config.json", json.dumps({"chat_template": "{{ messages }}"}).encode()),
+    ])
+    first = api.model_info(repo_id)
+    assert first.pipeline_tag == "text-generation" and first.library_name == "transformers"
+    assert {"transformers", "safetensors", "gpt2", "text-generation", "conversational", "license:mit"} <= set(first.tags)
+    assert "pytorch" not in first.tags and "gguf" not in first.tags
+    for kwargs in ({"pipeline_tag": "text-generation"}, {"filter": "transformers"}, {"filter": ["gpt2", "safetensors"]},
+                   {"filter": "conversational"}):
+        found = {m.id: m for m in api.list_models(author="alice", search=name, **kwargs)}
+        assert repo_id in found, kwargs
+        assert found[repo_id].pipeline_tag == "text-generation" and found[repo_id].library_name == "transformers"
+    assert not list(api.list_models(author="alice", search=name, pipeline_tag="fill-mask"))
+
+    # The card wins where it says something: its task, and the files' task is no tag of it.
+    api.upload_file(path_or_fileobj=b"---\npipeline_tag: text-classification\n---\n", path_in_repo="README.md",
+                    repo_id=repo_id)
+    info = api.model_info(repo_id)
+    assert info.pipeline_tag == "text-classification" and info.library_name == "transformers"
+    assert "text-generation" not in info.tags and "conversational" not in info.tags and "gpt2" in info.tags
+    assert info.transformers_info.pipeline_tag == "text-classification"
+    assert repo_id in {m.id for m in api.list_models(author="alice", search=name, pipeline_tag="text-classification")}
+    assert not list(api.list_models(author="alice", search=name, pipeline_tag="text-generation"))
+    # An older commit says what its own files said.
+    assert api.model_info(repo_id, revision=first.sha).pipeline_tag == "text-generation"
+
+
+def test_gguf_and_other_libraries_tag_by_their_files(api, repo_id, bob_api):
+    api.create_commit(repo_id, commit_message="gguf", operations=[
+        CommitOperationAdd("model-Q8_0.gguf", _gguf_file()),
+    ])
+    info = api.model_info(repo_id)
+    assert "gguf" in info.tags and info.library_name is None and info.pipeline_tag is None
+    adapter = f"alice/{unique_name('adapter')}"
+    api.create_repo(adapter)
+    api.create_commit(adapter, commit_message="adapter", operations=[
+        CommitOperationAdd("adapter_config.json", b'{"peft_type": "LORA"}'),
+        CommitOperationAdd("adapter_model.safetensors", _safetensors_file()),
+    ])
+    info = api.model_info(adapter)
+    assert info.library_name == "peft" and {"peft", "safetensors"} <= set(info.tags) and info.pipeline_tag is None
+
+
 def test_a_file_that_only_looks_like_safetensors_says_nothing(api, repo_id):
     api.upload_file(path_or_fileobj=b"\xff" * 64, path_in_repo="broken.safetensors", repo_id=repo_id)
     assert api.model_info(repo_id).safetensors is None

@@ -21,6 +21,7 @@ import pygit2
 
 from aicommons.hub import content
 from aicommons.hub.cards import Card, base_models
+from aicommons.hub.file_tags import architecture_task
 from aicommons.hub.objects import ObjectReader
 from aicommons.hub.repos import WeightedLru
 from aicommons.scanning.gguf import GgufHeaderError, read_gguf_header
@@ -31,34 +32,6 @@ Json = dict[str, Any]
 MAX_SAFETENSORS_FILES = 512
 MAX_CONFIG_BYTES = 1 << 20
 
-# The architecture's suffix -> (Auto class, task), in the order they are tried. "LMHeadModel" is the
-# causal LM of the older families transformers still maps to AutoModelForCausalLM (GPT2LMHeadModel,
-# OpenAIGPTLMHeadModel, XLNetLMHeadModel, CTRLLMHeadModel...); both it and "MTModel" come before
-# "Model", which they also end with.
-ARCHITECTURE_SUFFIXES = (
-    ("ForCausalLM", "AutoModelForCausalLM", "text-generation"),
-    ("LMHeadModel", "AutoModelForCausalLM", "text-generation"),
-    ("ForSequenceClassification", "AutoModelForSequenceClassification", "text-classification"),
-    ("ForTokenClassification", "AutoModelForTokenClassification", "token-classification"),
-    ("ForQuestionAnswering", "AutoModelForQuestionAnswering", "question-answering"),
-    ("ForMaskedLM", "AutoModelForMaskedLM", "fill-mask"),
-    ("ForImageClassification", "AutoModelForImageClassification", "image-classification"),
-    ("ForSpeechSeq2Seq", "AutoModelForSpeechSeq2Seq", "automatic-speech-recognition"),
-    ("ForCTC", "AutoModelForCTC", "automatic-speech-recognition"),
-    ("ForImageTextToText", "AutoModelForImageTextToText", "image-text-to-text"),
-    ("ForConditionalGeneration", "AutoModelForSeq2SeqLM", "text2text-generation"),
-    ("MTModel", "AutoModelForSeq2SeqLM", "translation"),  # MarianMTModel (the opus-mt models)
-    ("Model", "AutoModel", "feature-extraction"),
-)
-# Model types whose "...ForConditionalGeneration" is not a text-to-text model.
-CONDITIONAL_GENERATION = {
-    "whisper": ("AutoModelForSpeechSeq2Seq", "automatic-speech-recognition"),
-    "llava": ("AutoModelForImageTextToText", "image-text-to-text"),
-    "idefics3": ("AutoModelForImageTextToText", "image-text-to-text"),
-    "smolvlm": ("AutoModelForImageTextToText", "image-text-to-text"),
-    "qwen2_vl": ("AutoModelForImageTextToText", "image-text-to-text"),
-    "paligemma": ("AutoModelForImageTextToText", "image-text-to-text"),
-}
 TOKENIZER_FIELDS = ("bos_token", "eos_token", "pad_token", "unk_token", "chat_template")
 
 
@@ -175,17 +148,10 @@ def _token_text(value: Any) -> Any:
 
 
 def _transformers_info(config: Json | None, files: dict[str, list[Any]], card: Card) -> Json | None:
-    architectures = config.get("architectures") if config else None
-    if not isinstance(architectures, list) or not architectures or not isinstance(architectures[0], str):
-        return None
-    architecture, model_type = architectures[0], str((config or {}).get("model_type") or "")
-    found = next(((auto, task) for suffix, auto, task in ARCHITECTURE_SUFFIXES if architecture.endswith(suffix)),
-                 None)
+    found = architecture_task(config)
     if found is None:
         return None
     auto, task = found
-    if architecture.endswith("ForConditionalGeneration") and model_type in CONDITIONAL_GENERATION:
-        auto, task = CONDITIONAL_GENERATION[model_type]
     has_tokenizer = "tokenizer.json" in files or "tokenizer_config.json" in files
     has_image_processor = "preprocessor_config.json" in files or "processor_config.json" in files
     processor = "AutoProcessor" if has_tokenizer and has_image_processor else \

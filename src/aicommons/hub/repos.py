@@ -32,7 +32,7 @@ from aicommons.db.repos import (
 from aicommons.errors import BadRequest, Conflict, Forbidden, HubError, NotFound, RepoNotFound
 from aicommons.gitrepo import GitStore, TreeChange, commit_at
 from aicommons.gitrepo.trees import apply_changes
-from aicommons.hub import content
+from aicommons.hub import content, file_tags
 from aicommons.hub.access import Principal
 from aicommons.hub.cards import Card, base_models, card_from_readme
 from aicommons.hub.events import UNKNOWN, Events
@@ -374,6 +374,10 @@ class RepoService:
         the files that differ from it are read."""
         card = card_from_readme(content.read_text(git_repo, commit, "README.md"), repo.type)
         rows = content.file_rows(git_repo, commit, (base.sha, base.siblings) if base is not None else None)
+        if repo.type == "model":  # the library, task and tags the files imply, where the card is silent
+            small = {str(r[0]): _small_json(git_repo, r) for r in rows if str(r[0]) in file_tags.READ_FILES}
+            card = file_tags.with_file_metadata(card, (str(r[0]) for r in rows), small.get("config.json"),
+                                                small.get("tokenizer_config.json"))
         return card, RepoHead(str(commit.id), rows, sum(r[1] for r in rows),
                               self.git.disk_usage(repo.storage_key) if disk else None)
 
@@ -525,13 +529,18 @@ def relation_tags(repo: RepoRow, card: Card, head: RepoHead, git_repo: pygit2.Re
     if repo.type != "model" or not (card.data or {}).get("base_model"):
         return []
     files = {str(row[0]): row for row in head.siblings}
-    config = None
     row = files.get("config.json")
-    if row is not None and row[3] is None and int(row[1]) <= 1 << 20:  # a small config in git
-        try:
-            loaded = json.loads(content.read_blob(git_repo, str(row[2])))
-            config = loaded if isinstance(loaded, dict) else None
-        except (ValueError, KeyError):
-            config = None
+    config = _small_json(git_repo, row) if row is not None else None
     found = base_models(card, files, config, any(p.endswith(".gguf") for p in files))
     return [f"base_model:{found['relation']}:{m['id']}" for m in found["models"]] if found else []
+
+
+def _small_json(git_repo: pygit2.Repository, row: list[Any]) -> dict[str, Any] | None:
+    """A small JSON object kept in git (a file row of a head: path, size, blob id, LFS oid), or None."""
+    if row[3] is not None or int(row[1]) > 1 << 20:
+        return None
+    try:
+        loaded = json.loads(content.read_blob(git_repo, str(row[2])))
+    except (ValueError, KeyError):
+        return None
+    return loaded if isinstance(loaded, dict) else None

@@ -24,7 +24,7 @@ from aicommons.db.repos import RepoQuery, RepoRow
 from aicommons.errors import EntryNotFound
 from aicommons.hub import content
 from aicommons.hub.access import Principal
-from aicommons.hub.cards import Card, card_from_readme
+from aicommons.hub.cards import Card
 from aicommons.hub.model_safety import check_loadable
 from aicommons.hub.policy import Action, may_see
 from aicommons.ttl_cache import TTLCache
@@ -154,7 +154,7 @@ class ModelSnapshots:
             self._vouched.put((repo.storage_key, commit.id), True)
         card = self._commits.get((repo.storage_key, commit.id))
         if card is None:
-            card = card_from_readme(content.read_text(git_repo, commit, "README.md"), repo.type)
+            card = self.hub.repos.describe(repo, git_repo, commit)[0]  # with the task its files imply
             self._commits.put((repo.storage_key, commit.id), card)
         return self.make_resolved(repo_id=repo.full_id, commit=str(commit.id),
                                   local_dir=materialize(self.hub, repo, commit), card_data=card.data or {},

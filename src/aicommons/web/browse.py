@@ -151,7 +151,8 @@ def _repo_context(request: Request, revision: str = "main") -> dict:
     repo = find_repo(request)
     git_repo, commit = hub.refs.resolve(repo, revision)
     readme = content.read_text(git_repo, commit, "README.md")
-    card = card_from_readme(readme, repo.type)
+    # A model's card as model_info gives it: with the library, task and tags its files imply.
+    card = hub.repos.describe(repo, git_repo, commit)[0] if repo.type == "model" else card_from_readme(readme, repo.type)
     principal = request.state.web.principal
     # Without READ_CONTENT (a gated repo, not approved): the card's metadata and how to ask for
     # access, never the files, their history or a PR's diff.

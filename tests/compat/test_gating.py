@@ -101,3 +101,26 @@ def test_the_cards_access_form_is_asked_and_its_answers_kept(api, live_hub, repo
     [request] = api.list_pending_access_requests(repo_id)
     assert request.username == name
     assert request.fields == {"Company": "Acme", "Use": "other", "I agree to the licence": True}
+
+
+def test_a_rejected_request_stays_rejected_until_the_authors_change_it(api, repo_id, http, tmp_path):
+    """As on the Hub: a user whose request was rejected cannot ask again (it used to go back to
+    pending); the authors can still accept it, or put it back to pending."""
+    api.upload_file(path_or_fileobj=b"w", path_in_repo="w.txt", repo_id=repo_id)
+    api.update_repo_settings(repo_id, gated="manual")
+    ask = lambda: http.post(f"/api/models/{repo_id}/ask-access", json={"reason": "r"}, headers=auth(BOB_TOKEN))  # noqa: E731
+    assert ask().json()["status"] == "pending"
+    api.reject_access_request(repo_id, "bob", rejection_reason="no")
+    again = ask()
+    assert again.status_code == 403 and "rejected" in again.json()["error"]
+    assert [r.username for r in api.list_rejected_access_requests(repo_id)] == ["bob"]
+    assert list(api.list_pending_access_requests(repo_id)) == []
+    with pytest.raises(GatedRepoError):
+        hf_hub_download(repo_id, "w.txt", token=BOB_TOKEN, cache_dir=tmp_path)
+    api.cancel_access_request(repo_id, "bob")  # the authors put it back to pending
+    assert [r.username for r in api.list_pending_access_requests(repo_id)] == ["bob"]
+    api.reject_access_request(repo_id, "bob", rejection_reason=None)
+    api.accept_access_request(repo_id, "bob")  # and can still accept it
+    assert [r.username for r in api.list_accepted_access_requests(repo_id)] == ["bob"]
+    assert Path(hf_hub_download(repo_id, "w.txt", token=BOB_TOKEN, cache_dir=tmp_path)).read_bytes() == b"w"
+    assert ask().json()["status"] == "accepted"

@@ -116,8 +116,11 @@ class GatingService:
         self.policy.check(principal, repo, Action.PARTICIPATE)
         if not repo.gated:
             raise BadRequest(f"{repo.full_id} is not gated")
-        if self.store.status(repo.id, principal.user.id) == "accepted":
+        current = self.store.status(repo.id, principal.user.id)
+        if current == "accepted":
             return "accepted"
+        if current == "rejected":  # as on the Hub: asked once, declined; only the authors can change it
+            raise Forbidden("Your request to access this repo has been rejected by the repo's authors")
         status = "accepted" if repo.gated == "auto" else "pending"
         self.store.upsert(repo.id, principal.user.id, status, utcnow(), fields=fields)
         return status

@@ -837,6 +837,40 @@ def test_global_routes(live_hub, world):
     assert not failures, "\n".join(failures)
 
 
+def test_follow_routes(live_hub, world):
+    """Following a user or an organisation (``POST``/``DELETE /api/{users|organizations}/{x}/follow``):
+    signed in with a write credential, and a fine-grained token needs ``discussion.write`` everywhere
+    or on its own user (a social action, like a like); repo permissions alone are not enough."""
+    suffix = world.org[2:]
+    # The fine-grained tokens are member_read's (a member of the org already: the world stays as it is).
+    follower, target, org = "memberread" + suffix, "memberwrite" + suffix, world.org
+    fine = {"social": {"global": ["discussion.write"]},
+            "own": {"scoped": [{"entity": {"type": "user", "name": follower}, "permissions": ["discussion.write"]}]},
+            "repo_only": {"scoped": [{"entity": {"type": "user", "name": follower},
+                                      "permissions": ["repo.content.read", "repo.write"]}]},
+            "other_org": {"scoped": [{"entity": {"type": "org", "name": org}, "permissions": ["discussion.write"]}]}}
+    tokens = {name: f"hf_follow_{name}_{suffix}_token" for name in fine}
+    _seed(live_hub, [["token", "create", follower, "--value", tokens[n], "--permissions", json.dumps(fine[n])] for n in fine])
+    cases = {"anonymous": (None, 401), "read": (world.tokens["read"], 403), "outsider": (world.tokens["outsider"], 200),
+             "fine-grained social": (tokens["social"], 200), "fine-grained own account": (tokens["own"], 200),
+             "fine-grained repo rights only": (tokens["repo_only"], 403),
+             "fine-grained discussion.write on an org only": (tokens["other_org"], 403)}
+    failures = []
+    with httpx.Client(base_url=live_hub.url, timeout=60) as http:
+        for who, (token, want) in cases.items():
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            for path in (f"/api/users/{target}/follow", f"/api/organizations/{org}/follow"):
+                for method in ("POST", "DELETE"):
+                    response = http.request(method, path, headers=headers)
+                    if response.status_code != want:
+                        failures.append(f"{method} {path} as {who}: {response.status_code} (want {want}) "
+                                        f"{response.text[:160]!r}")
+        followers = {u["user"] for u in http.get(f"/api/users/{target}/followers").json()}
+        if followers & {follower, "outsider" + suffix}:
+            failures.append(f"{followers} still follow {target} after the DELETEs")
+    assert not failures, "\n".join(failures)
+
+
 def test_collection_routes(live_hub, world):
     """Collections of the organisation, public and private, against every caller: a private one
     answers exactly like a missing one to whoever may not see it (API and web), changes need a

@@ -19,7 +19,7 @@ from aicommons.db.accounts import Account, AccountStore
 from aicommons.db.orgs import Invitation, OrgStore
 from aicommons.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from aicommons.hub.access import ORG_ROLES, Principal
-from aicommons.hub.token_scopes import ORG_READ, ORG_WRITE
+from aicommons.hub.token_scopes import DISCUSS, ORG_READ, ORG_WRITE
 from aicommons.times import utcnow
 
 if TYPE_CHECKING:
@@ -213,7 +213,13 @@ class OrgService:
     # --- follows ---------------------------------------------------------------------------------
 
     def follow(self, principal: Principal, name: str, following: bool) -> None:
+        """Follow (or stop following) a user or an organisation: a social action of the caller's own
+        account, like a like. A fine-grained token needs ``discussion.write`` everywhere (the Hub's
+        default ``global`` grant) or on the caller's own account."""
         self._check_signed_in_writer(principal)
+        if not principal.token_allows(DISCUSS, principal.user.id):
+            raise Forbidden(f"This fine-grained token lacks the {DISCUSS} permission on your account "
+                            "(everywhere, or scoped to your account): following needs it")
         target = self.require(name)
         if target.id == principal.user.id:
             raise BadRequest("You cannot follow yourself")

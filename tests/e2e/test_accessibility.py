@@ -204,7 +204,7 @@ def links(live_hub, site, api_module) -> dict[str, str]:
     with httpx.Client(base_url=live_hub.url, timeout=30) as http:  # the guest joins: a verification mail
         invite_path = invite.removeprefix(live_hub.url)
         joined = _post_form(http, "/join", {"invite": invite_path.split("invite=", 1)[1], "username": guest,
-                                            "email": f"{guest}@example.org", "password": "a guest passphrase"},
+                                            "email": f"{guest}@example.org", "password": PASSWORD},
                             form_page=invite_path)
         assert joined.status_code == 200 and "Check your mail" in joined.text, joined.text
     verify = _outbox_link(live_hub, f"{guest}@example.org", "/email/verify")
@@ -220,7 +220,7 @@ def links(live_hub, site, api_module) -> dict[str, str]:
     invitation.raise_for_status()
     admin, _ = new_user(live_hub, admin=True)
     asker, _ = new_user(live_hub)
-    return {"asker": asker, "collection": f"/collections/{collection.slug}", "webhook": f"/settings/webhooks/{hook.id}",
+    return {"asker": asker, "unverified": guest, "collection": f"/collections/{collection.slug}", "webhook": f"/settings/webhooks/{hook.id}",
             "join-invite": spare.removeprefix(live_hub.url), "verify": verify, "email-confirm": confirm,
             "invitation": invitation.json()["url"].removeprefix(live_hub.url), "admin": admin}
 
@@ -275,6 +275,7 @@ def pages(repo: str, links: dict[str, str]) -> dict[str, tuple[str, bool | str]]
         "email-confirm": (links["email-confirm"], False), "org-invitation": (links["invitation"], True),
         "admin": ("/admin", links["admin"]), "admin-dashboard": ("/admin/dashboard", links["admin"]),
         "repo-gated-form": (f"/{repo}-gated", links["asker"]),
+        "new-repo-unverified": ("/new", links["unverified"]),  # says why not, and offers the link again
     }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import socket
+import time
 
 import pytest
 from huggingface_hub import HfApi
@@ -53,6 +54,11 @@ def _sign_in(page, user: str, password: str) -> None:
     page.get_by_label("Password").fill(password)
     page.click("form.stack button")
     page.wait_for_url("**/")
+
+
+def _mails(smtp, to: str, subject_contains: str) -> list:
+    with smtp.collector.cond:
+        return [m for rcpts, m, _ in smtp.collector.messages if to in rcpts and subject_contains in (m["Subject"] or "")]
 
 
 def _fits_the_screen(page) -> bool:
@@ -114,10 +120,24 @@ def test_sign_up_verify_and_create_a_repo(browser, open_hub, smtp):  # noqa: F81
     # Before verifying: signed in, reading, but no repos, write tokens or discussions
     _sign_in(page, "newcomer", "tulips in the rain")
     assert "Verify your e-mail address" in page.inner_text(".banner")
+    # /new says so before the form is filled in, with the way out; the form cannot be sent
     page.goto("/new")
-    page.fill("input[name=name]", "first-model")
-    page.click("form.stack button")
-    expect(page.locator(".error")).to_contain_text("Verify your e-mail address")
+    blocked = page.locator("#new-blocked")
+    expect(blocked).to_contain_text("Verify your e-mail address to create repos")
+    expect(page.get_by_role("button", name="Create", exact=True)).to_be_disabled()
+    assert _fits_the_screen(page)
+    # and the server still refuses a POST sent anyway (the page's own CSRF token, from our origin)
+    csrf = page.locator("form[action='/new'] input[name=csrf]").get_attribute("value")
+    refused = page.request.post("/new", form={"csrf": csrf, "type": "model", "name": "first-model"},
+                                headers={"Origin": open_hub.url})
+    assert refused.status == 403 and "Verify your e-mail address" in refused.text()
+    blocked.get_by_role("button", name="Send the verification link again").click()
+    expect(page.locator("h1")).to_have_text("Check your mail")
+    deadline = time.time() + 30
+    while len(verify_mails := _mails(smtp, "newcomer@example.org", "Verify")) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    assert len(verify_mails) == 2
+    [link] = links_in(verify_mails[-1])
     page.goto("/settings/tokens")
     page.fill("input[name=name]", "read-one")
     page.click("text=Create token")

@@ -73,16 +73,23 @@ def new_repo(request: Request) -> Response:
     hub = hub_of(request)
     principal = request.state.web.principal
     owners = hub.accounts.writable_namespaces(principal)
+    # Why this account cannot create repos (e-mail not verified, approval pending), said before the
+    # form is filled in; the refusal itself stays in hub.repos.create.
+    blocked = None if principal.account is None or principal.can_write_at_all else \
+        principal.read_only_reason("create repos")
+    unverified = principal.account is not None and not principal.account.email_verified
+    shown = dict(owners=owners or ([principal.account.name] if blocked and principal.account else []),
+                 blocked=blocked, unverified=unverified)
     if request.method == "GET":
-        return page(request, "new.html", owners=owners, error=None)
+        return page(request, "new.html", error=None, **shown)
     form = request.state.web.form
     try:
         repo, created = hub.repos.create(principal, form.get("type", "model"), form.get("name", ""),
                                          form.get("owner") or None, form.get("visibility") == "private")
     except HubError as exc:
-        return page(request, "new.html", status=exc.status, owners=owners, error=exc.message)
+        return page(request, "new.html", status=exc.status, error=exc.message, **shown)
     if not created:
-        return page(request, "new.html", status=409, owners=owners, error=f"{repo.full_id} already exists")
+        return page(request, "new.html", status=409, error=f"{repo.full_id} already exists", **shown)
     return RedirectResponse(repo_path(repo.type, repo.full_id), status_code=303)
 
 

@@ -127,6 +127,34 @@ def test_the_files_give_library_task_and_tags_where_the_card_is_silent(api, repo
     assert api.model_info(repo_id, revision=first.sha).pipeline_tag == "text-generation"
 
 
+def test_refresh_metadata_gives_repos_stored_before_the_upgrade_what_their_files_say(api, live_hub, repo_id):
+    """A repo whose row was stored before the hub read library and task from the files (simulated:
+    its row is set back to the card's answer) gets them from ``aicommons refresh-metadata``, without
+    a commit and with its last_modified unchanged."""
+    import subprocess
+    import sys
+
+    name = repo_id.split("/")[1]
+    api.create_commit(repo_id, commit_message="model", operations=[
+        CommitOperationAdd("config.json", json.dumps({"architectures": ["BertForMaskedLM"], "model_type": "bert"}).encode()),
+        CommitOperationAdd("model.safetensors", _safetensors_file()),
+    ])
+    before = api.model_info(repo_id)
+    script = ("import sys\nfrom aicommons.cli.ops import _hub\nstore = _hub().repos.store\n"
+              "row = store.get('model', sys.argv[1])\n"
+              "store.set_card(row.id, sha=row.sha, card_data=row.card_data, tags=[], library_name=None,"
+              " pipeline_tag=None, now=None)\n")
+    subprocess.run([sys.executable, "-c", script, repo_id], env=live_hub.env, check=True, capture_output=True)
+    assert not list(api.list_models(author="alice", search=name, pipeline_tag="fill-mask"))
+    done = live_hub.cli("refresh-metadata", "--json")
+    assert json.loads(done.stdout.strip().splitlines()[-1])["refreshed"] >= 1
+    [found] = api.list_models(author="alice", search=name, pipeline_tag="fill-mask", filter="bert")
+    assert found.id == repo_id and found.library_name == "transformers"
+    after = api.model_info(repo_id)
+    assert after.sha == before.sha and after.last_modified == before.last_modified
+    assert {"transformers", "safetensors", "bert", "fill-mask"} <= set(after.tags)
+
+
 def test_gguf_and_other_libraries_tag_by_their_files(api, repo_id, bob_api):
     api.create_commit(repo_id, commit_message="gguf", operations=[
         CommitOperationAdd("model-Q8_0.gguf", _gguf_file()),

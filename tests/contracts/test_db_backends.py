@@ -155,6 +155,21 @@ def test_card_json_and_tags(repos, alice):
     assert [r.id for r in rows] == [repo.id]
 
 
+def test_a_refreshed_card_never_undoes_a_newer_head(repos, alice):
+    """``unmoved``: a refresh of head A stores nothing once a push stored head B."""
+    repo = make_repo(repos, alice, "refreshed")
+    repos.set_card(repo.id, sha="b" * 40, card_data={}, tags=["new"], library_name=None, pipeline_tag=None, now=NOW)
+    assert not repos.set_card(repo.id, sha="a" * 40, card_data={}, tags=["old"], library_name="x", pipeline_tag="y",
+                              now=None, unmoved=True)
+    got = repos.get_by_id(repo.id)
+    assert got.sha == "b" * 40 and got.tags == ["new"] and got.pipeline_tag is None
+    assert [r.id for r in repos.list(RepoQuery(type="model", filters=("old",)))[0]] == []
+    assert repos.set_card(repo.id, sha="b" * 40, card_data={}, tags=["new", "more"], library_name="x",
+                          pipeline_tag="y", now=None, unmoved=True)
+    assert repos.get_by_id(repo.id).pipeline_tag == "y"
+    assert repo.id in repos.ids_of_type("model") and repo.id not in repos.ids_of_type("dataset")
+
+
 def test_concurrent_card_refreshes_do_not_collide(repos, alice):
     repo = make_repo(repos, alice, "busy")
 

@@ -1,4 +1,5 @@
-"""Operator commands for scaled-out and long-lived hubs: worker, gc, backup, restore, fsck, stats rollup.
+"""Operator commands for scaled-out and long-lived hubs: worker, gc, backup, restore, fsck, refresh-metadata,
+stats rollup.
 
 The long ones show progress bars on a terminal and only their summary otherwise (``--json``: the
 result as JSON); Ctrl-C ends them with exit code 130 and nothing half-done (see each command).
@@ -148,6 +149,12 @@ def cmd_fsck(args) -> int:
     return 1 if report.errors else 0
 
 
+def cmd_refresh_metadata(args) -> int:
+    refreshed = _hub().repos.refresh_stored_cards(args.type)
+    print(json.dumps({"refreshed": refreshed}) if args.json else f"{refreshed} {args.type} repos refreshed")
+    return 0
+
+
 def cmd_stats_rollup(args) -> int:
     summary = _hub().dashboard.rollup()
     print(json.dumps(summary) if args.json else
@@ -184,6 +191,12 @@ def add_ops_commands(sub) -> None:
     fsck.add_argument("--skip-blobs", action="store_true", help="check repos only, do not re-hash blobs")
     fsck.add_argument("--json", action="store_true", help="print the report as JSON")
     fsck.set_defaults(func=cmd_fsck)
+
+    refresh = sub.add_parser("refresh-metadata", help="store again what each repo's card and files say (library, "
+                             "task, tags), as a commit to main would: once after an upgrade that derives more")
+    refresh.add_argument("--type", default="model", choices=("model", "dataset", "space"))
+    refresh.add_argument("--json", action="store_true", help="print the count as JSON")
+    refresh.set_defaults(func=cmd_refresh_metadata)
 
     stats = sub.add_parser("stats", help="the admin dashboard's figures").add_subparsers(dest="action", required=True)
     rollup = stats.add_parser("rollup", help="roll up the dashboard's figures now (else every "

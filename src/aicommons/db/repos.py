@@ -325,6 +325,11 @@ class RepoStore:
                 repo_redirects.c.type == type, repo_redirects.c.old_id_lower == full_id.lower())).scalar()
         return self.get_by_id(repo_id) if repo_id else None
 
+    def ids_of_type(self, type: str) -> list[int]:
+        """The id of every repo of one type, private ones included, oldest first (maintenance)."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(repos.c.id).where(repos.c.type == type).order_by(repos.c.id)).scalars())
+
     def owned_by(self, owner_id: int) -> list[RepoRow]:
         """Every repo of one owner, private ones included (account export and deletion)."""
         query = select(repos).where(repos.c.owner_id == owner_id).order_by(repos.c.type, repos.c.full_id_lower)
@@ -359,14 +364,18 @@ class RepoStore:
 
     def set_card(self, repo_id: int, *, sha: str, card_data: dict[str, Any] | None, tags: list[str],
                  library_name: str | None, pipeline_tag: str | None, now: datetime | None,
-                 head: RepoHead | None = None) -> None:
+                 head: RepoHead | None = None, unmoved: bool = False) -> bool:
         """The default branch's head ``sha`` with its card (and ``head``, its files), in one
-        transaction; ``now=None`` leaves ``last_modified`` alone (a backfill, not a change)."""
+        transaction; ``now=None`` leaves ``last_modified`` alone (a backfill, not a change).
+        ``unmoved``: only if the row's head is still ``sha`` (a refresh never undoes a newer push);
+        False when it was not."""
         values: dict[str, Any] = dict(sha=sha, card_data=card_data, tags=tags, library_name=library_name, pipeline_tag=pipeline_tag)
         if now is not None:
             values["last_modified"] = now
         with self.engine.begin() as conn, self._keep_facets(conn, repo_id):
-            conn.execute(update(repos).where(repos.c.id == repo_id).values(**values))
+            where = [repos.c.id == repo_id] + ([repos.c.sha == sha] if unmoved else [])
+            if conn.execute(update(repos).where(*where).values(**values)).rowcount == 0 and unmoved:
+                return False
             if head is not None:
                 self._put_head(conn, repo_id, head)
             conn.execute(delete(repo_tags).where(repo_tags.c.repo_id == repo_id))
@@ -374,6 +383,7 @@ class RepoStore:
             if unique:
                 # Two replicas refreshing one repo's card at once both delete, then both insert.
                 insert_ignore(conn, repo_tags, [{"repo_id": repo_id, "tag": t} for t in unique])
+        return True
 
     @staticmethod
     def _put_head(conn: Connection, repo_id: int, head: RepoHead) -> None:

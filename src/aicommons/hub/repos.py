@@ -382,15 +382,35 @@ class RepoService:
                               self.git.disk_usage(repo.storage_key) if disk else None)
 
     def _store_head(self, repo: RepoRow, git_repo: pygit2.Repository, commit: pygit2.Commit,
-                    now: datetime | None) -> RepoHead:
+                    now: datetime | None, unmoved: bool = False) -> RepoHead:
         base = self.store.heads([repo.id]).get(repo.id)  # the previous head: only the difference is read
         card, head = self._describe(repo, git_repo, commit, disk=True, base=base)
         tags = card.tags + relation_tags(repo, card, head, git_repo)
         if repo.type == "dataset":  # size_categories: and format: (db/repos.py)
             tags += [t for t in dataset_tags(card.data, (str(row[0]) for row in head.siblings)) if t not in tags]
-        self.store.set_card(repo.id, sha=head.sha, card_data=card.data, tags=tags,
-                            library_name=card.library_name, pipeline_tag=card.pipeline_tag, now=now, head=head)
+        self.store.set_card(repo.id, sha=head.sha, card_data=card.data, tags=tags, library_name=card.library_name,
+                            pipeline_tag=card.pipeline_tag, now=now, head=head, unmoved=unmoved)
         return head
+
+    def refresh_stored_cards(self, repo_type: str = "model") -> int:
+        """Describe the head of main of every repo of ``repo_type`` again and store it, as a commit
+        would (card, tags, library and task from the files; ``last_modified`` left alone): after an
+        upgrade that derives more from the files (``aicommons refresh-metadata``). A repo whose main
+        moves meanwhile keeps what its push stored. Returns how many were refreshed."""
+        refreshed = 0
+        for repo_id in self.store.ids_of_type(check_repo_type(repo_type)):
+            repo = self.store.get_by_id(repo_id)
+            if repo is None or repo.sha is None:
+                continue
+            git_repo = self.git.open(repo.storage_key)
+            try:
+                commit = commit_at(git_repo, repo.sha)
+            except (KeyError, ValueError, TypeError):
+                continue  # fsck reports a head that is not in git
+            self._store_head(repo, git_repo, commit, now=None, unmoved=True)
+            self._changed(repo)
+            refreshed += 1
+        return refreshed
 
     @staticmethod
     def stored_card(repo: RepoRow) -> Card:

@@ -169,6 +169,14 @@ def test_gguf_and_other_libraries_tag_by_their_files(api, repo_id, bob_api):
     ])
     info = api.model_info(adapter)
     assert info.library_name == "peft" and {"peft", "safetensors"} <= set(info.tags) and info.pipeline_tag is None
+    # A config.json written to hurt: its model_type is no tag (tags are names, stored and indexed).
+    hostile = f"alice/{unique_name('hostile')}"
+    api.create_repo(hostile)
+    api.upload_file(path_or_fileobj=json.dumps({"architectures": ["X" * 300 + "ForCausalLM"],
+                                                "model_type": "y" * 5000}).encode(),
+                    path_in_repo="config.json", repo_id=hostile)
+    info = api.model_info(hostile)
+    assert info.pipeline_tag == "text-generation" and all(len(t) < 100 for t in info.tags)
 
 
 def test_a_file_that_only_looks_like_safetensors_says_nothing(api, repo_id):

@@ -10,6 +10,7 @@ fill only what it leaves out. Pure: the caller reads the (small) files.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
@@ -56,6 +57,7 @@ WEIGHT_FORMATS = (
     ("", ".gguf", "gguf"),
 )
 CHAT_TASKS = ("text-generation", "image-text-to-text")
+MODEL_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 # The files read for this (besides the card), each small and in git.
 READ_FILES = ("config.json", "tokenizer_config.json")
 
@@ -101,8 +103,9 @@ def with_file_metadata(card: Card, paths: Iterable[str], config: Json | None, to
     tags += [tag for prefix, suffix, tag in WEIGHT_FORMATS
              if any(n.startswith(prefix) and n.endswith(suffix) for n in names)]
     if library == "transformers" and config is not None:
-        if isinstance(config.get("model_type"), str) and config["model_type"]:
-            tags.append(config["model_type"])
+        model_type = config.get("model_type")
+        if isinstance(model_type, str) and MODEL_TYPE.fullmatch(model_type):  # a name, never a stored essay
+            tags.append(model_type)
         if config.get("auto_map"):
             tags.append("custom_code")
     if task:

@@ -177,6 +177,14 @@ def test_gguf_and_other_libraries_tag_by_their_files(api, repo_id, bob_api):
                     path_in_repo="config.json", repo_id=hostile)
     info = api.model_info(hostile)
     assert info.pipeline_tag == "text-generation" and all(len(t) < 100 for t in info.tags)
+    # So is a card's over-long task, library or tag (the commit's card refresh failed on PostgreSQL: 500).
+    card = (f"---\npipeline_tag: {'z' * 100}\nlibrary_name: {'l' * 300}\ntags:\n- {'t' * 400}\n- short\n"
+            f"base_model: someone/{'b' * 250}\n---\n")
+    api.upload_file(path_or_fileobj=card.encode(), path_in_repo="README.md", repo_id=hostile)
+    info = api.model_info(hostile)
+    assert info.pipeline_tag == "text-generation" and info.library_name == "transformers"
+    assert "short" in info.tags and all(len(t) <= 256 for t in info.tags)
+    assert info.card_data["pipeline_tag"] == "z" * 100  # the card itself is kept as written
 
 
 def test_a_file_that_only_looks_like_safetensors_says_nothing(api, repo_id):

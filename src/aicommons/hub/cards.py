@@ -75,8 +75,7 @@ def card_from_readme(text: str | None, repo_type: str) -> Card:
     if not data:
         return Card(data=data)
     tags = as_list(data.get("tags"))
-    library = data.get("library_name") if isinstance(data.get("library_name"), str) else None
-    pipeline = data.get("pipeline_tag") if isinstance(data.get("pipeline_tag"), str) else None
+    library, pipeline = _name(data.get("library_name")), _name(data.get("pipeline_tag"))
     if library:
         tags.append(library)
     if pipeline:
@@ -89,8 +88,18 @@ def card_from_readme(text: str | None, repo_type: str) -> Card:
     if repo_type == "dataset":
         tags += [f"language:{v}" for v in language]
         tags += [f"task_categories:{v}" for v in as_list(data.get("task_categories"))]
-    seen: dict[str, None] = dict.fromkeys(tags)
+    # A tag is a name, stored and indexed (at most MAX_TAG characters): a longer one is no tag.
+    seen: dict[str, None] = dict.fromkeys(t for t in tags if len(t) <= MAX_TAG)
     return Card(data=data, tags=list(seen), library_name=library, pipeline_tag=pipeline)
+
+
+MAX_TAG = 256
+MAX_NAME = 64  # a library or task name
+
+
+def _name(value: object) -> str | None:
+    """A card's ``library_name`` / ``pipeline_tag``: a string of a name's length, else nothing."""
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_NAME else None
 
 
 def validate_yaml(content: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -34,7 +34,7 @@ from aicommons.gitrepo import GitStore, TreeChange, commit_at
 from aicommons.gitrepo.trees import apply_changes
 from aicommons.hub import content, file_tags
 from aicommons.hub.access import Principal
-from aicommons.hub.cards import Card, base_models, card_from_readme
+from aicommons.hub.cards import MAX_TAG, Card, base_models, card_from_readme
 from aicommons.hub.events import UNKNOWN, Events
 from aicommons.hub.facets import FacetCounts
 from aicommons.hub.gitattributes import DEFAULT_GITATTRIBUTES
@@ -388,6 +388,7 @@ class RepoService:
         tags = card.tags + relation_tags(repo, card, head, git_repo)
         if repo.type == "dataset":  # size_categories: and format: (db/repos.py)
             tags += [t for t in dataset_tags(card.data, (str(row[0]) for row in head.siblings)) if t not in tags]
+        tags = [t for t in tags if len(t) <= MAX_TAG]  # a base_model of 300 characters is no tag either
         self.store.set_card(repo.id, sha=head.sha, card_data=card.data, tags=tags, library_name=card.library_name,
                             pipeline_tag=card.pipeline_tag, now=now, head=head, unmoved=unmoved)
         return head

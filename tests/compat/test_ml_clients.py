@@ -183,3 +183,28 @@ def test_hf_cli_whoami_repo_create_upload_download(live_hub, api, tmp_path):
     assert downloaded.returncode == 0, downloaded.stderr
     assert (dest / "a.txt").read_text() == "from the cli"
     assert (dest / "w.bin").read_bytes() == (tmp_path / "up" / "w.bin").read_bytes()
+
+
+def test_a_model_whose_card_names_no_task_is_served_by_its_files_task(api, live_hub, tmp_path):
+    """model_info and /v1/models took a model's task from its card only: a Llama pushed with a card
+    that names no pipeline_tag had none and was left out of the model list. Its config.json's
+    LlamaForCausalLM now says text-generation, as on the Hub, and InferenceClient's task API serves it."""
+    pytest.importorskip("torch")
+    import httpx
+    from huggingface_hub import InferenceClient
+
+    from aicommons.inference import devmodels
+
+    folder = devmodels.build_llama(tmp_path / "llama")
+    (folder / "README.md").write_text("---\nlicense: apache-2.0\n---\n# A Llama whose card names no task\n")
+    repo = f"alice/{unique_name('untasked')}"
+    api.create_repo(repo)
+    api.upload_folder(repo_id=repo, folder_path=str(folder))
+    info = api.model_info(repo)
+    assert info.card_data.get("pipeline_tag") is None
+    assert info.pipeline_tag == "text-generation" and info.library_name == "transformers"
+    assert {"llama", "conversational"} <= set(info.tags)
+    with InferenceClient(model=f"{live_hub.url}/models/{repo}", token=ALICE_TOKEN, timeout=120) as hf:
+        assert isinstance(hf.text_generation("the fox", max_new_tokens=3), str)
+    listed = httpx.get(f"{live_hub.url}/v1/models", headers={"Authorization": f"Bearer {ALICE_TOKEN}"}, timeout=60)
+    assert repo in {m["id"] for m in listed.json()["data"]}

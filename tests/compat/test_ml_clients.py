@@ -208,3 +208,5 @@ def test_a_model_whose_card_names_no_task_is_served_by_its_files_task(api, live_
         assert isinstance(hf.text_generation("the fox", max_new_tokens=3), str)
     listed = httpx.get(f"{live_hub.url}/v1/models", headers={"Authorization": f"Bearer {ALICE_TOKEN}"}, timeout=60)
     assert repo in {m["id"] for m in listed.json()["data"]}
+    page = httpx.get(f"{live_hub.url}/{repo}", timeout=60).text  # the side panel's task, and "Try it"
+    assert "<dt>Task</dt><dd>text-generation</dd>" in page and 'id="try"' in page

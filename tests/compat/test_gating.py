@@ -103,7 +103,7 @@ def test_the_cards_access_form_is_asked_and_its_answers_kept(api, live_hub, repo
     assert request.fields == {"Company": "Acme", "Use": "other", "I agree to the licence": True}
 
 
-def test_a_rejected_request_stays_rejected_until_the_authors_change_it(api, repo_id, http, tmp_path):
+def test_a_rejected_request_stays_rejected_until_the_authors_change_it(api, live_hub, repo_id, http, tmp_path):
     """As on the Hub: a user whose request was rejected cannot ask again (it used to go back to
     pending); the authors can still accept it, or put it back to pending."""
     api.upload_file(path_or_fileobj=b"w", path_in_repo="w.txt", repo_id=repo_id)
@@ -124,3 +124,22 @@ def test_a_rejected_request_stays_rejected_until_the_authors_change_it(api, repo
     assert [r.username for r in api.list_accepted_access_requests(repo_id)] == ["bob"]
     assert Path(hf_hub_download(repo_id, "w.txt", token=BOB_TOKEN, cache_dir=tmp_path)).read_bytes() == b"w"
     assert ask().json()["status"] == "accepted"
+
+    # In the browser: the rejected user is told so, offered no form, and a form sent anyway is refused.
+    import re
+    import uuid
+
+    import httpx
+
+    name = f"rejected{uuid.uuid4().hex[:8]}"
+    live_hub.cli("user", "create", name, "--password", "a long password to ask")
+    with httpx.Client(base_url=live_hub.url, timeout=30) as web:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', web.get("/login").text).group(1)
+        web.post("/login", data={"csrf": csrf, "username": name, "password": "a long password to ask", "next": "/"})
+        csrf = re.search(r'name="csrf" value="([^"]+)"', web.get(f"/{repo_id}").text).group(1)
+        web.post(f"/{repo_id}/ask-access", data={"csrf": csrf, "reason": "please"})
+        api.reject_access_request(repo_id, name, rejection_reason="no")
+        page = web.get(f"/{repo_id}").text
+        assert "declined your request" in page and "cannot be sent again" in page and "/ask-access" not in page
+        assert web.post(f"/{repo_id}/ask-access", data={"csrf": csrf, "reason": "again"}).status_code == 403
+    assert name in [r.username for r in api.list_rejected_access_requests(repo_id)]

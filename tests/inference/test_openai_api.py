@@ -192,3 +192,34 @@ def test_presence_and_frequency_penalties_are_applied(openai_client, server):
     refused = httpx.post(f"{server.url}/models/{LLAMA}/generate", timeout=60,
                          json={"inputs": "x", "parameters": {"repetition_penalty": 0}})
     assert refused.status_code == 400 and "repetition_penalty" in refused.json()["error"]
+
+
+def test_embeddings_accept_token_ids_of_the_models_own_tokenizer(openai_client, model_dirs):
+    """OpenAI's ``input`` may be token ids ([int] or [[int]]); LangChain's ``OpenAIEmbeddings`` sends
+    them by default. They were refused with a 400. As TEI and vLLM do, they are the model's own
+    tokenizer ids, used as given: the ids a text tokenizes to embed exactly like the text."""
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(str(model_dirs["minilm"]), device="cpu")
+    texts = ["the quick brown fox", "hello"]
+    ids = [st.tokenizer(t)["input_ids"] for t in texts]  # [CLS] ... [SEP], as the text path adds them
+    raw = openai_client.embeddings.with_raw_response.create(model=MINILM, input=ids, encoding_format="float")
+    assert HEX40.match(raw.headers["x-model-revision"])
+    got = raw.parse()
+    np.testing.assert_allclose(np.array([d.embedding for d in got.data]), st.encode(texts), atol=1e-4)
+    assert got.usage.prompt_tokens == sum(len(i) for i in ids)
+    one = openai_client.embeddings.create(model=MINILM, input=ids[1])  # one input as [int], base64 answer
+    assert len(one.data) == 1
+    np.testing.assert_allclose(one.data[0].embedding, st.encode(texts[1]), atol=1e-4)
+    # Ids without [CLS]/[SEP] are used as they are, not re-tokenized: a different vector.
+    bare = openai_client.embeddings.create(model=MINILM, input=[ids[0][1:-1]], encoding_format="float")
+    assert not np.allclose(bare.data[0].embedding, got.data[0].embedding, atol=1e-3)
+
+    vocab = len(st.tokenizer)
+    for bad, words in (([[1, vocab]], f"input[0][1] = {vocab}"), ([[1, -1]], "input[0][1] = -1"),
+                       ([[]], "input[0]"), ([[1, 2], "text"], "input"), ([[1, True]], "input"),
+                       ([list(range(1000, 1000 + st.max_seq_length + 1))], "at most")):
+        with pytest.raises(openai.BadRequestError) as err:
+            openai_client.embeddings.create(model=MINILM, input=bad)
+        assert err.value.status_code == 400 and err.value.body["param"] == "input", bad
+        assert words in err.value.body["message"], (bad, err.value.body["message"])

@@ -266,6 +266,7 @@ class OpenAIRoutes:
         try:
             body = await read_json(request)
             texts = _embedding_inputs(body.get("input"), service.settings.max_client_batch)
+            as_ids = isinstance(texts[0], list)
             fmt = body.get("encoding_format") or "float"
             if fmt not in ("float", "base64"):
                 raise InvalidRequest("'encoding_format' must be 'float' or 'base64'", param="encoding_format")
@@ -273,13 +274,16 @@ class OpenAIRoutes:
             lease = await service.lease(body.get("model"), principal, {T.EMBEDDING}, "embeddings",
                                         body.get("keep_alive"))
             engine = lease.engine
-            counts = await offload.count_tokens(engine, texts)
+            if as_ids:
+                _check_token_ids(texts, token_id_limit(engine))
+            counts = [len(ids) for ids in texts] if as_ids else await offload.count_tokens(engine, texts)
             for i, count in enumerate(counts):
                 if count > engine.max_input_tokens:
                     raise InvalidRequest(f"input[{i}] has {count} tokens; this model accepts at most "
                                          f"{engine.max_input_tokens}", param="input")
             tokens = sum(counts)
-            vectors, headers = await lease.run_encoder(principal, T.EMBEDDING, texts, {}, tokens)
+            vectors, headers = await lease.run_encoder(principal, T.EMBEDDING, texts,
+                                                       {"token_ids": True} if as_ids else {}, tokens)
         except HubError as exc:
             await abandon(lease, exc.status)
             return openai_error(exc)
@@ -441,17 +445,43 @@ def _prompts(prompt) -> list:
     raise InvalidRequest("'prompt' must be a string, an array of strings, or token id arrays", param="prompt")
 
 
-def _embedding_inputs(value, limit: int) -> list[str]:
-    if isinstance(value, str):
+def _embedding_inputs(value, limit: int) -> list:
+    """OpenAI's ``input``: a string, strings, token ids ([int]) or token id arrays ([[int]]) ->
+    a list of strings or a list of id lists (never both)."""
+    if isinstance(value, str) or (isinstance(value, list) and value and all(_is_id(t) for t in value)):
         value = [value]
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        raise InvalidRequest("'input' must be a non-empty string or array of strings (token arrays are not "
-                             "supported)", param="input")
+    if not isinstance(value, list) or not value or not (all(isinstance(v, str) for v in value)
+                                                        or all(isinstance(v, list) for v in value)):
+        raise InvalidRequest("'input' must be a non-empty string, array of strings, array of token ids, or "
+                             "array of token id arrays", param="input")
     if len(value) > limit:
         raise InvalidRequest(f"at most {limit} inputs per request", param="input")
-    if any(not v for v in value):
-        raise InvalidRequest("inputs must not be empty strings", param="input")
+    for i, v in enumerate(value):
+        if not v:
+            raise InvalidRequest(f"input[{i}] must not be empty", param="input")
+        if isinstance(v, list) and not all(_is_id(t) for t in v):
+            raise InvalidRequest(f"input[{i}] must be an array of integer token ids", param="input")
     return value
+
+
+def _is_id(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_token_ids(inputs: list[list[int]], limit: int) -> None:
+    """Token ids are the model's own tokenizer's (as TEI and vLLM read them): each in [0, limit)."""
+    for i, ids in enumerate(inputs):
+        for j, t in enumerate(ids):
+            if not 0 <= t < limit:
+                raise InvalidRequest(f"input[{i}][{j}] = {t} is not a token id of this model's tokenizer "
+                                     f"(0 to {limit - 1})", param="input")
+
+
+def token_id_limit(engine) -> int:
+    """One past the largest token id an encoder takes: its tokenizer's size, bounded by the model's
+    embedding table (``vocab_size`` in the worker's info)."""
+    limit = len(engine.tokenizer)
+    return min(limit, int((getattr(engine, "encoder_info", None) or {}).get("vocab_size") or limit))
 
 
 def _documents(value, limit: int) -> list[str]:

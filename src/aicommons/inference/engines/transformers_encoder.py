@@ -103,6 +103,10 @@ class TransformersEncoder:
     @property
     def encoder_info(self) -> dict:
         info: dict = {"max_input_tokens": self.max_input_tokens}
+        text_model = self.st_model[0].auto_model if self.st_model is not None else self.model
+        embeddings = getattr(text_model, "get_input_embeddings", lambda: None)() if self.tokenizer is not None else None
+        if embeddings is not None:  # bounds the token ids a request may send (/v1/embeddings)
+            info["vocab_size"] = int(embeddings.num_embeddings)
         extractor = getattr(self, "feature_extractor", None)
         if extractor is not None:
             info.update(audio_info(self.model, extractor))
@@ -131,7 +135,7 @@ class TransformersEncoder:
         params = json.loads(params_json)
         with torch.inference_mode():
             if task == T.EMBEDDING:
-                return list(self._embed(items))
+                return list(self._embed_ids(items) if params.get("token_ids") else self._embed(items))
             if task == T.CLASSIFICATION:
                 kwargs = {"function_to_apply": params["function_to_apply"]} if params.get("function_to_apply") else {}
                 # top_k=None asks the pipeline for every label, sorted, as the HF API answers
@@ -232,8 +236,6 @@ class TransformersEncoder:
         return self.tokenizer.batch_decode(out, skip_special_tokens=True)
 
     def _embed(self, texts: list[str]):
-        import torch
-
         if self.st_model is not None:
             prepare = getattr(self.st_model, "preprocess", None) or self.st_model.tokenize  # renamed in ST 6
             features = prepare(texts)
@@ -243,10 +245,25 @@ class TransformersEncoder:
         batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_input_tokens,
                                return_tensors="pt").to(self.device)
         self._attention.choose(batch["input_ids"].shape[-1])
-        hidden = self.model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / torch.clamp(mask.sum(1), min=1e-9)
-        return pooled.float().cpu().numpy()
+        return _mean_pool(self.model(**batch).last_hidden_state, batch["attention_mask"])
+
+    def _embed_ids(self, inputs: list[list[int]]):
+        """Embeddings of token id sequences, used as given (the route checked their range and
+        length): padded into the features the text path's tokenizer would have produced."""
+        import torch
+
+        width = max(len(ids) for ids in inputs)
+        pad = self.tokenizer.pad_token_id or 0
+        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids in inputs])
+        mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids in inputs])
+        features = {"input_ids": input_ids, "attention_mask": mask}
+        if "token_type_ids" in getattr(self.tokenizer, "model_input_names", ()):
+            features["token_type_ids"] = torch.zeros_like(input_ids)
+        features = {k: v.to(self.device) for k, v in features.items()}
+        self._attention.choose(width)
+        if self.st_model is not None:
+            return self.st_model(features)["sentence_embedding"].float().cpu().numpy()
+        return _mean_pool(self.model(**features).last_hidden_state, features["attention_mask"])
 
     def footprint_bytes(self) -> int:
         return self._footprint
@@ -256,6 +273,14 @@ class TransformersEncoder:
 
     def close(self) -> None:
         self.st_model = self.model = self.pipe = None
+
+
+def _mean_pool(hidden, attention_mask):
+    """A bare encoder's sentence embedding: the mean of its unpadded token states."""
+    import torch
+
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return ((hidden * mask).sum(1) / torch.clamp(mask.sum(1), min=1e-9)).float().cpu().numpy()
 
 
 def audio_info(model, extractor) -> dict:

@@ -149,3 +149,31 @@ def test_text_generation_truncate_keeps_the_prompts_last_tokens(server):
     bad = httpx.post(f"{server.url}/models/{LLAMA}/generate", json={"inputs": "x", "parameters": {"truncate": 0}},
                      timeout=60)
     assert bad.status_code == 400 and "truncate" in bad.json()["error"]
+
+
+def test_decoder_input_details_gives_the_prompts_prefill(server, model_dirs):
+    """TGI's ``decoder_input_details=True`` answers ``details.prefill``: one entry per prompt token
+    (id, text, logprob under the model; the first token's logprob null). The list came back empty."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    client = client_for(server, LLAMA)
+    prompt = "the quick brown fox"
+    plain = client.text_generation(prompt, max_new_tokens=4, details=True)
+    out = client.text_generation(prompt, max_new_tokens=4, details=True, decoder_input_details=True)
+    assert out.generated_text == plain.generated_text and plain.details.prefill == []
+    tokenizer = AutoTokenizer.from_pretrained(model_dirs["llama"])
+    ids = tokenizer(prompt)["input_ids"]
+    model = AutoModelForCausalLM.from_pretrained(model_dirs["llama"], dtype=torch.float32).eval()
+    with torch.inference_mode():
+        logits = model(torch.tensor([ids])).logits[0].float()
+    expected = torch.log_softmax(logits[:-1], -1).gather(1, torch.tensor(ids[1:])[:, None])[:, 0].tolist()
+    prefill = out.details.prefill
+    assert [t.id for t in prefill] == ids
+    assert [t.text for t in prefill] == [tokenizer.decode([i]) for i in ids]
+    assert prefill[0].logprob is None
+    np.testing.assert_allclose([t.logprob for t in prefill[1:]], expected, atol=1e-3)
+    # TGI refuses it on a stream (its details carry no prefill); so do we, rather than drop it silently.
+    r = httpx.post(f"{server.url}/models/{LLAMA}/generate_stream", timeout=60, json={
+        "inputs": prompt, "parameters": {"max_new_tokens": 2, "details": True, "decoder_input_details": True}})
+    assert r.status_code == 400 and "decoder_input_details" in r.json()["error"]

@@ -113,6 +113,28 @@ def test_openai_client_on_uploaded_models(live_hub, hub_models):
         assert {ids["llama"], ids["minilm"]} <= {m.id for m in client.models.list()}
 
 
+def test_token_id_embeddings_and_prefill_through_worker_processes(live_hub, hub_models, model_dirs):
+    """Both answers need the model in its worker process: token-id embeddings (the worker pads ids,
+    the hub bounds them by the worker's vocabulary) and TGI's prefill (a ``Run`` message to the
+    generator's worker)."""
+    from huggingface_hub import InferenceClient
+    from transformers import AutoTokenizer
+
+    ids, commits = hub_models
+    tokenizer = AutoTokenizer.from_pretrained(model_dirs["minilm"])
+    with openai.OpenAI(base_url=live_hub.url + "/v1", api_key=ALICE_TOKEN, max_retries=0, timeout=120) as client:
+        raw = client.embeddings.with_raw_response.create(model=ids["minilm"], input=[tokenizer("a fox")["input_ids"]])
+        as_text = client.embeddings.create(model=ids["minilm"], input="a fox")
+        assert raw.headers["x-model-revision"] == commits["minilm"]
+        np.testing.assert_allclose(raw.parse().data[0].embedding, as_text.data[0].embedding, atol=1e-4)
+        with pytest.raises(openai.BadRequestError):
+            client.embeddings.create(model=ids["minilm"], input=[[len(tokenizer)]])
+    with InferenceClient(model=f"{live_hub.url}/models/{ids['llama']}", token=ALICE_TOKEN, timeout=120) as hf:
+        out = hf.text_generation("the fox", max_new_tokens=2, details=True, decoder_input_details=True)
+    prefill = out.details.prefill
+    assert len(prefill) >= 2 and prefill[0].logprob is None and all(t.logprob < 0 for t in prefill[1:])
+
+
 def test_inference_client_and_access_rules(live_hub, hub_models):
     from huggingface_hub import InferenceClient
 

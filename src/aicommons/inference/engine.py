@@ -15,6 +15,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+# The work a text generator's ``run`` does besides generating (a worker's ``Run`` message): the
+# log-probability of each prompt token under the model (TGI's ``decoder_input_details``).
+PROMPT_LOGPROBS = "prompt-logprobs"
+
 
 @dataclass(frozen=True)
 class SamplingParams:

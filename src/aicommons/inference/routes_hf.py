@@ -175,8 +175,15 @@ class HFRoutes:
             if not isinstance(inputs, str) or not inputs:
                 raise InvalidRequest("'inputs' must be a non-empty string", param="inputs")
             params, extras = tgi_sampling(body.get("parameters") or {}, service.settings)
+            prefill = extras["details"] and extras["decoder_input_details"]
+            if prefill and stream:  # as TGI: a stream's details carry no prefill
+                raise InvalidRequest("decoder_input_details is not supported when streaming tokens",
+                                     param="parameters.decoder_input_details")
             lease = await service.lease(repo_id, principal, {T.GENERATION}, "text-generation", body.get("keep_alive"))
             engine = lease.engine
+            if prefill and not getattr(engine, "scores_prompts", False):
+                raise InvalidRequest(f"decoder_input_details is not supported by this model's engine "
+                                     f"({engine.engine_name})", param="parameters.decoder_input_details")
             prompt_ids = await offload.tokenize(engine, inputs)
             if extras["truncate"] is not None:
                 prompt_ids = prompt_ids[-extras["truncate"]:]
@@ -194,6 +201,8 @@ class HFRoutes:
             events = self._tgi_stream(lease, prompt_ids, params, prefix)
             return StreamingResponse(events, media_type="text/event-stream", headers={**SSE_HEADERS, **lease.headers})
         try:
+            # One more forward pass, over the prompt alone (TGI keeps its prefill's logits instead).
+            prompt_logprobs = await engine.prompt_logprobs(prompt_ids) if prefill else []
             (result,) = await run_to_end(engine, [(0, prompt_ids, params)])
         except HubError as exc:
             await lease.close(status=exc.status)
@@ -209,7 +218,9 @@ class HFRoutes:
         if extras["details"]:
             out["details"] = {
                 "finish_reason": _TGI_FINISH.get(result.finish_reason, "length"),
-                "generated_tokens": result.stats.completion_tokens, "seed": params.seed, "prefill": [],
+                "generated_tokens": result.stats.completion_tokens, "seed": params.seed,
+                "prefill": [{"id": i, "text": engine.token_text(i)[0], "logprob": lp}
+                            for i, lp in zip(prompt_ids, prompt_logprobs)],
                 "tokens": [{"id": i, "text": t, "logprob": lp[0] if lp else None, "special": engine.token_text(i)[1]}
                            for i, t, lp in zip(result.token_ids, result.token_texts, _padded(result.logprobs,
                                                                                             result.token_ids))]}

@@ -23,7 +23,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from .. import worker_protocol as P
-from ..engine import EngineStep, SamplingParams
+from ..engine import PROMPT_LOGPROBS, EngineStep, SamplingParams
 from ..errors import GenerationFailed, InvalidRequest, Overloaded
 from ..source import ResolvedModel
 from .transformers_lm import LMText, gguf_kwargs
@@ -127,6 +127,23 @@ class _WorkerClient:
             except Overloaded:
                 pass
 
+    async def _call(self, task: str, inputs: list, params: dict, cost: int) -> list:
+        """One ``Run`` message and its ``Result``: the worker's ``engine.run``."""
+        rid, queue = self._open()
+        done = False
+        try:
+            self._send(P.Run(rid, task, list(inputs), params, cost))
+            item = await queue.get()
+            done = True
+            if isinstance(item, Exception):
+                raise item
+            return item.value
+        finally:
+            if done:
+                self._pending.pop(rid, None)
+            else:
+                self._cancel(rid)
+
     def healthy(self) -> bool:
         return self._alive and self.proc.poll() is None
 
@@ -148,6 +165,7 @@ class ProcessLM(LMText, _WorkerClient):
         self.engine_name = str(info.get("engine", type(self).engine_name))  # llama.cpp for a GGUF file
         self._init_text(tokenizer, context_length=int(info["context_length"]), eos_ids=list(info["eos_ids"]),
                         vocab_size=int(info["vocab_size"]))
+        self.scores_prompts = bool(info.get("scores_prompts"))
 
     @classmethod
     def load(cls, resolved: ResolvedModel, settings) -> ProcessLM:
@@ -156,6 +174,10 @@ class ProcessLM(LMText, _WorkerClient):
         tokenizer = AutoTokenizer.from_pretrained(Path(resolved.local_dir), **gguf_kwargs(resolved))
         proc, conn, ready = cls._start(resolved, "text-generation", settings)
         return cls(proc, conn, tokenizer, ready)
+
+    async def prompt_logprobs(self, prompt_ids: list[int]) -> list[float | None]:
+        (value,) = await self._call(PROMPT_LOGPROBS, [list(prompt_ids)], {}, len(prompt_ids))
+        return value
 
     async def generate(self, prompt_ids: list[int], params: SamplingParams,
                        media: dict | None = None) -> AsyncIterator[EngineStep]:
@@ -234,20 +256,7 @@ class ProcessEncoder(_WorkerClient):
         return count_tokens(self._counter, self.tokenizer, texts)
 
     async def run(self, task: str, inputs: list, params: dict, cost: int) -> list:
-        rid, queue = self._open()
-        done = False
-        try:
-            self._send(P.Run(rid, task, list(inputs), params, cost))
-            item = await queue.get()
-            done = True
-            if isinstance(item, Exception):
-                raise item
-            return item.value
-        finally:
-            if done:
-                self._pending.pop(rid, None)
-            else:
-                self._cancel(rid)
+        return await self._call(task, inputs, params, cost)
 
 
 def spawn_worker(resolved: ResolvedModel, task: str, settings) -> tuple[subprocess.Popen, Connection]:

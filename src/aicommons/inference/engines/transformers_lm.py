@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..chat_template import render_chat
-from ..engine import EngineStep, SamplingParams
+from ..engine import PROMPT_LOGPROBS, EngineStep, SamplingParams
 from ..errors import GenerationFailed, InvalidRequest, Overloaded
 from ..hugepages import huge_page_weights
 from ..runtime import placement
@@ -62,6 +62,7 @@ class LMText:
     task = "text-generation"
     engine_name = "transformers-cb"
     proxies_openai = False
+    scores_prompts = False  # whether ``prompt_logprobs`` works (TGI's decoder_input_details)
 
     def _init_text(self, tokenizer, *, context_length: int, eos_ids: list[int], vocab_size: int) -> None:
         self.tokenizer = tokenizer
@@ -99,6 +100,8 @@ class LMText:
 
 
 class TransformersLM(LMText):
+    scores_prompts = True
+
     def __init__(self, model, tokenizer, manager, footprint: int, device: str, burst_wait_steps: float = 0.0):
         self.model = model
         self.manager = manager
@@ -112,6 +115,7 @@ class TransformersLM(LMText):
         self.guides: GuideRegistry | None = None  # when the CB manager carries the guide processor
         self._ll_tokenizer: LLTokenizer | None = None
         self.burst = BurstGate(burst_wait_steps)  # a burst on an idle engine starts in one step (burst.py)
+        self._score_lock = threading.Lock()  # one prompt scored at a time: its logits are prompt x vocab
 
     # ---- loading ---------------------------------------------------------------------------
     @classmethod
@@ -154,6 +158,35 @@ class TransformersLM(LMText):
             if out is None:
                 break
             finished += int(out.is_finished())
+
+    @property
+    def text_info(self) -> dict:
+        return {**super().text_info, "scores_prompts": True}
+
+    # ---- prompt log-probabilities (TGI's decoder_input_details) ----------------------------------
+    async def run(self, task: str, inputs: list, params: dict, cost: int) -> list:
+        """Work besides generating, as a worker's ``Run`` message asks for it."""
+        if task != PROMPT_LOGPROBS:
+            raise InvalidRequest(f"task {task} is not served by this model")
+        return [await self.prompt_logprobs(ids) for ids in inputs]
+
+    async def prompt_logprobs(self, prompt_ids: list[int]) -> list[float | None]:
+        """Each prompt token's log-probability given the tokens before it (None for the first), from
+        one forward pass of the model beside the continuous-batching thread, as the seeded path runs."""
+        return await asyncio.to_thread(self._score_prompt, list(prompt_ids))
+
+    def _score_prompt(self, ids: list[int]) -> list[float | None]:
+        import torch
+
+        with self._score_lock, torch.inference_mode():
+            input_ids = torch.tensor([ids], device=self.model.device)
+            logits = self.model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids)).logits[0]
+            out: list[float | None] = [None]
+            for start in range(0, len(ids) - 1, 256):  # log_softmax a slice at a time: rows x vocab floats
+                rows = torch.log_softmax(logits[start:start + 256].float(), -1)
+                targets = input_ids[0, start + 1:start + 1 + rows.shape[0], None]
+                out.extend(rows[: targets.shape[0]].gather(1, targets)[:, 0].cpu().tolist())
+        return out
 
     def _vocab(self) -> int:
         return int(getattr(self.model.config.get_text_config(), "vocab_size", 32000))

@@ -177,3 +177,36 @@ def test_decoder_input_details_gives_the_prompts_prefill(server, model_dirs):
     r = httpx.post(f"{server.url}/models/{LLAMA}/generate_stream", timeout=60, json={
         "inputs": prompt, "parameters": {"max_new_tokens": 2, "details": True, "decoder_input_details": True}})
     assert r.status_code == 400 and "decoder_input_details" in r.json()["error"]
+
+
+def test_another_tasks_call_is_refused_not_answered_in_the_wrong_shape(server):
+    """``InferenceClient(model=URL)`` sends no task: the hub answers the model's own task. A call of
+    another task's method got that answer, which the client then parsed as its own (a classifier
+    "answered" zero-shot image classification; a generator's JSON reached PIL as an "image"). A
+    parameter the model's task does not take, or an ``Accept`` the task cannot answer, is now a
+    clear 4xx naming the model's task."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    with pytest.raises(HfHubHTTPError) as err:  # candidate_labels: the classifier's task has none
+        client_for(server, CLASSIFIER).zero_shot_classification("a fox", ["animal", "car"])
+    assert err.value.response.status_code == 400
+    assert "candidate_labels" in str(err.value) and "text-classification" in str(err.value)
+    with pytest.raises(HfHubHTTPError) as err:  # Accept: image/png
+        client_for(server, LLAMA).text_to_image("a cat")
+    assert err.value.response.status_code == 406 and "text-generation" in str(err.value)
+    with pytest.raises(HfHubHTTPError) as err:  # not a TGI parameter
+        client_for(server, LLAMA).text_classification("good day", function_to_apply="softmax")
+    assert err.value.response.status_code == 400 and "function_to_apply" in str(err.value)
+    r = httpx.post(f"{server.url}/models/{FILL_MASK}", json={"inputs": "the [MASK]", "parameters": {"nope": 1}},
+                   timeout=60)
+    assert r.status_code == 400 and "nope" in r.json()["error"] and r.headers["x-model-revision"]
+    # With the task in the URL, the hub checks it whatever the call sends.
+    for task in ("token-classification", "object-detection"):
+        with pytest.raises(HfHubHTTPError) as err:
+            client_for(server, f"{CLASSIFIER}/pipeline/{task}").text_classification("good day")
+        assert err.value.response.status_code == 400 and task in str(err.value)
+    # What each claimed task's own client method sends still works (None values are dropped).
+    assert client_for(server, NER).token_classification("alice lives in paris", stride=4) is not None
+    assert len(client_for(server, CLASSIFIER).text_classification("good day", top_k=1,
+                                                                  function_to_apply="sigmoid")) == 1
+    assert client_for(server, LLAMA).text_generation("the fox", max_new_tokens=2, typical_p=0.9, watermark=False)

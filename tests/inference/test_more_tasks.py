@@ -127,6 +127,16 @@ def test_image_classification(live_hub, models, tmp_path):
         [(o.label, round(o.score, 4)) for o in out]
     top1 = hf.image_classification(path, top_k=1)  # with parameters: base64 in JSON
     assert [o.label for o in top1] == [expected[0][0]]
+    # function_to_apply was accepted and ignored (softmax whatever it said).
+    raw = hf.image_classification(path, function_to_apply="none")
+    logits = model(**processor(images=[Image.open(path).convert("RGB")], return_tensors="pt")).logits[0]
+    assert [round(o.score, 4) for o in raw] == [round(v, 4) for v in sorted(logits.tolist(), reverse=True)]
+    # Another image task's call is refused, not answered with this task's labels as its own.
+    from huggingface_hub.errors import HfHubHTTPError
+
+    with pytest.raises(HfHubHTTPError) as err:
+        hf.zero_shot_image_classification(path, candidate_labels=["red", "blue"])
+    assert err.value.response.status_code == 400 and "image-classification" in str(err.value)
     headers = {"Authorization": f"Bearer {ALICE_TOKEN}"}
     for bad in (b"not an image", base64.b64encode(b"nope")):
         r = httpx.post(f"{live_hub.url}/models/{ids['vit']}", headers={**headers, "Content-Type": "image/png"},

@@ -56,11 +56,23 @@ def openai_sampling(body: dict, settings, *, default_max_tokens: int | None,
     return params, n, {"stream": stream, "include_usage": include_usage}
 
 
+# TGI's GenerateParameters (what InferenceClient.text_generation sends); ``typical_p`` and
+# ``watermark`` are accepted without effect; ``adapter_id`` (a LoRA adapter) is not one of them, so it
+# is refused like any unknown parameter.
+_TGI_PARAMETERS = {"best_of", "decoder_input_details", "details", "do_sample", "frequency_penalty", "grammar",
+                   "max_new_tokens", "repetition_penalty", "return_full_text", "seed", "stop", "temperature",
+                   "top_k", "top_n_tokens", "top_p", "truncate", "typical_p", "watermark"}
+
+
 def tgi_sampling(parameters: dict, settings) -> tuple[SamplingParams, dict]:
     """TGI ``parameters`` -> params; extras carry details/return_full_text/decoder_input_details."""
     if not isinstance(parameters, dict):
         raise InvalidRequest("'parameters' must be an object", param="parameters")
     p = "parameters."
+    unknown = sorted(k for k, v in parameters.items() if v is not None and k not in _TGI_PARAMETERS)
+    if unknown:
+        raise InvalidRequest(f"'{unknown[0]}' is not a text-generation parameter (TGI's: "
+                             f"{', '.join(sorted(_TGI_PARAMETERS))})", param=p + unknown[0])
     if parameters.get("best_of") not in (None, 1):
         raise InvalidRequest("best_of > 1 is not supported", param=p + "best_of")
     do_sample = get_bool(parameters, "do_sample", False, p)

@@ -81,6 +81,7 @@ class HFRoutes:
             if task == T.VISION_CHAT:
                 raise InvalidRequest("image-text-to-text models answer chat requests: POST /v1/chat/completions "
                                      f"or /models/{repo_id}/v1/chat/completions", param="task")
+            _check_call_fits_task(repo_id, task, body, request.headers.get("accept", ""), model_headers(resolved))
         except HubError as exc:
             return tgi_error(exc)
         if task == T.GENERATION:
@@ -104,8 +105,9 @@ class HFRoutes:
                 top_k = get_number(parameters, "top_k", None, kind=int, low=1, param_prefix="parameters.")
                 lease = await service.lease(repo_id, principal, {task}, task, body.get("keep_alive"))
                 decoded = await asyncio.to_thread(images.decode, blobs)
-                results, headers = await lease.run_encoder(principal, task, decoded, {"top_k": top_k},
-                                                           images.TOKENS_PER_IMAGE * len(decoded))
+                results, headers = await lease.run_encoder(
+                    principal, task, decoded, {"top_k": top_k, "function_to_apply": _function_to_apply(parameters)},
+                    images.TOKENS_PER_IMAGE * len(decoded))
                 return JSONResponse(results[0] if len(decoded) == 1 else results, headers=headers)
             texts, single, params = _task_inputs(task, body, parameters, service.settings.max_client_batch,
                                                  service.settings.default_max_tokens)
@@ -288,6 +290,42 @@ class HFRoutes:
         }, headers={"X-Model-Id": resolved.repo_id, "X-Model-Revision": resolved.commit})
 
 
+# The ``parameters`` each task takes: what InferenceClient's method for it sends (some accepted
+# without effect, docs/inference.md says which). Text generation's are TGI's (params.tgi_sampling).
+_SEQ2SEQ_PARAMETERS = {"generate_parameters", "clean_up_tokenization_spaces", "truncation"}
+_TASK_PARAMETERS: dict[str, set[str]] = {
+    T.EMBEDDING: set(), T.SIMILARITY: set(),
+    T.CLASSIFICATION: {"top_k", "function_to_apply"},
+    T.FILL_MASK: {"top_k", "targets"},
+    T.TOKEN_CLASSIFICATION: {"aggregation_strategy", "ignore_labels", "stride"},
+    T.ZERO_SHOT: {"candidate_labels", "hypothesis_template", "multi_label"},
+    T.SUMMARIZATION: _SEQ2SEQ_PARAMETERS,
+    T.TRANSLATION: _SEQ2SEQ_PARAMETERS | {"src_lang", "tgt_lang"},
+    T.IMAGE_CLASSIFICATION: {"top_k", "function_to_apply"},
+}
+_JSON_ACCEPTS = ("*/*", "application/*", "application/json", "text/event-stream")
+
+
+def _check_call_fits_task(repo_id: str, task: str, body: dict, accept: str, headers: dict) -> None:
+    """``InferenceClient(model=URL)`` names no task: the model's own answers. A call made for
+    another task shows in what it sends (a parameter this task does not take, an ``Accept`` of an
+    image) and is refused here, naming the model's task, instead of answered in a shape the client
+    would misread as its own."""
+    kinds = [part.split(";")[0].strip().lower() for part in accept.split(",") if part.strip()]
+    if kinds and not any(k in _JSON_ACCEPTS for k in kinds):
+        raise InvalidRequest(f"{repo_id} is a {task} model: it answers JSON, not {accept}", param="task",
+                             status=406, headers=headers)
+    allowed = _TASK_PARAMETERS.get(task)
+    parameters = body.get("parameters")
+    if allowed is None or not isinstance(parameters, dict):
+        return  # (text generation checks its own; a non-object is refused with the inputs)
+    unknown = sorted(k for k, v in parameters.items() if v is not None and k not in allowed)
+    if unknown:
+        raise InvalidRequest(f"'{unknown[0]}' is not a parameter of {task}, the task of {repo_id} "
+                             f"(it takes: {', '.join(sorted(allowed)) or 'none'})",
+                             param="parameters." + unknown[0], headers=headers)
+
+
 def _task_inputs(task: str, body: dict, parameters: dict, limit: int, max_new_tokens: int = 256):
     """-> (texts to run, whether the caller sent one string, parameters that change the batch)."""
     inputs = body.get("inputs")
@@ -308,11 +346,8 @@ def _task_inputs(task: str, body: dict, parameters: dict, limit: int, max_new_to
         raise InvalidRequest(f"at most {limit} inputs per request", param="inputs")
     p = "parameters."
     if task == T.CLASSIFICATION:
-        fn = parameters.get("function_to_apply")
-        if fn not in (None, "sigmoid", "softmax", "none"):
-            raise InvalidRequest("function_to_apply must be sigmoid, softmax or none", param=p + "function_to_apply")
         return texts, single, {"top_k": get_number(parameters, "top_k", None, kind=int, low=1, param_prefix=p),
-                               "function_to_apply": fn}
+                               "function_to_apply": _function_to_apply(parameters)}
     if task == T.FILL_MASK:
         targets = parameters.get("targets")
         if targets is not None and (not isinstance(targets, list) or not all(isinstance(t, str) for t in targets)):
@@ -347,6 +382,13 @@ def _task_inputs(task: str, body: dict, parameters: dict, limit: int, max_new_to
                             param_prefix=p + "generate_parameters.")
         return texts, single, {"max_new_tokens": wanted or min(64, max_new_tokens)}
     return texts, single, {}  # feature-extraction: options sit at the root, applied after the batch
+
+
+def _function_to_apply(parameters: dict) -> str | None:
+    fn = parameters.get("function_to_apply")
+    if fn not in (None, "sigmoid", "softmax", "none"):
+        raise InvalidRequest("function_to_apply must be sigmoid, softmax or none", param="parameters.function_to_apply")
+    return fn
 
 
 def _task_output(task: str, results: list, single: bool, body: dict):

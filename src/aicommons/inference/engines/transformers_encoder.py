@@ -204,7 +204,9 @@ class TransformersEncoder:
         import torch
 
         batch = self.image_processor(images=images, return_tensors="pt").to(self.device)
-        probs = torch.softmax(self.model(**batch).logits.float(), -1)
+        logits = self.model(**batch).logits.float()
+        fn = params.get("function_to_apply") or "softmax"  # as transformers' pipeline: softmax unless asked
+        probs = torch.softmax(logits, -1) if fn == "softmax" else torch.sigmoid(logits) if fn == "sigmoid" else logits
         labels = self.model.config.id2label
         top = min(params.get("top_k") or 5, probs.shape[-1])
         values, ids = torch.topk(probs, top, dim=-1)

@@ -210,3 +210,39 @@ def test_another_tasks_call_is_refused_not_answered_in_the_wrong_shape(server):
     assert len(client_for(server, CLASSIFIER).text_classification("good day", top_k=1,
                                                                   function_to_apply="sigmoid")) == 1
     assert client_for(server, LLAMA).text_generation("the fox", max_new_tokens=2, typical_p=0.9, watermark=False)
+
+
+def test_feature_extraction_prompt_name_and_truncation_direction(server, source, model_dirs, tmp_path):
+    """``feature_extraction(prompt_name=...)`` (a sentence-transformers prompt such as E5's "query: ")
+    and ``truncation_direction`` were accepted and ignored: the vector of the bare text came back."""
+    import json
+    import shutil
+
+    from huggingface_hub.errors import HfHubHTTPError
+    from sentence_transformers import SentenceTransformer
+
+    folder = tmp_path / "prompted"
+    shutil.copytree(model_dirs["minilm"], folder)
+    config = json.loads((folder / "config_sentence_transformers.json").read_text())
+    config["prompts"] = {"query": "query: ", "passage": "passage: "}
+    (folder / "config_sentence_transformers.json").write_text(json.dumps(config))
+    source.add("acme/prompted-minilm", folder)
+    st = SentenceTransformer(str(folder), device="cpu")
+    client = client_for(server, "acme/prompted-minilm")
+    got = client.feature_extraction("a quick fox", prompt_name="query")
+    np.testing.assert_allclose(got[0], st.encode("a quick fox", prompt_name="query"), atol=1e-4)
+    assert not np.allclose(got[0], st.encode("a quick fox"), atol=1e-3)
+    with pytest.raises(HfHubHTTPError) as err:  # a name the model has no prompt for
+        client.feature_extraction("a quick fox", prompt_name="title")
+    assert err.value.response.status_code == 400 and "'query'" in str(err.value) and "'passage'" in str(err.value)
+    # (sentence-transformers gives every model empty "query" and "document" prompts, as here)
+    plain = client_for(server, MINILM)
+    np.testing.assert_allclose(plain.feature_extraction("a fox", prompt_name="query"), plain.feature_extraction("a fox"),
+                               atol=1e-5)
+    with pytest.raises(HfHubHTTPError) as err:
+        plain.feature_extraction("a quick fox", prompt_name="passage")
+    assert err.value.response.status_code == 400 and "prompt_name" in str(err.value)
+    assert client.feature_extraction("a quick fox", truncate=True, truncation_direction="right").shape == (1, 384)
+    with pytest.raises(HfHubHTTPError) as err:
+        client.feature_extraction("a quick fox", truncate=True, truncation_direction="left")
+    assert err.value.response.status_code == 400 and "truncation_direction" in str(err.value)

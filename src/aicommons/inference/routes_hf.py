@@ -111,8 +111,13 @@ class HFRoutes:
                 return JSONResponse(results[0] if len(decoded) == 1 else results, headers=headers)
             texts, single, params = _task_inputs(task, body, parameters, service.settings.max_client_batch,
                                                  service.settings.default_max_tokens)
+            if task == T.EMBEDDING and str(body.get("truncation_direction") or "right").lower() != "right":
+                raise InvalidRequest("truncation_direction: only 'right' is supported (the end of a long input is "
+                                     "cut)", param="truncation_direction")
             lease = await service.lease(repo_id, principal, {task}, task, body.get("keep_alive"))
             engine = lease.engine
+            if task == T.EMBEDDING and body.get("prompt_name") is not None:
+                texts = _with_prompt(texts, body["prompt_name"], engine)
             counts = await offload.count_tokens(engine, texts)
             truncate = task in (T.EMBEDDING, T.SIMILARITY) and get_bool(body, "truncate", False)
             if not truncate:
@@ -382,6 +387,18 @@ def _task_inputs(task: str, body: dict, parameters: dict, limit: int, max_new_to
                             param_prefix=p + "generate_parameters.")
         return texts, single, {"max_new_tokens": wanted or min(64, max_new_tokens)}
     return texts, single, {}  # feature-extraction: options sit at the root, applied after the batch
+
+
+def _with_prompt(texts: list[str], name, engine) -> list[str]:
+    """feature-extraction's ``prompt_name``: the model's sentence-transformers prompt of that name
+    (``config_sentence_transformers.json``, e.g. E5's ``"query: "``) goes before each text, as
+    sentence-transformers' ``encode(prompt_name=...)`` and TEI do."""
+    prompts = (getattr(engine, "encoder_info", None) or {}).get("prompts") or {}
+    if not isinstance(name, str) or name not in prompts:
+        names = ", ".join(repr(k) for k in prompts) or "none: it has no prompts"
+        raise InvalidRequest(f"prompt_name {name!r} is not one of this model's prompts ({names})",
+                             param="prompt_name")
+    return [prompts[name] + text for text in texts]
 
 
 def _function_to_apply(parameters: dict) -> str | None:

@@ -107,6 +107,8 @@ class TransformersEncoder:
         embeddings = getattr(text_model, "get_input_embeddings", lambda: None)() if self.tokenizer is not None else None
         if embeddings is not None:  # bounds the token ids a request may send (/v1/embeddings)
             info["vocab_size"] = int(embeddings.num_embeddings)
+        if self.st_model is not None:  # feature-extraction's prompt_name
+            info["prompts"] = {str(k): str(v) for k, v in (getattr(self.st_model, "prompts", None) or {}).items()}
         extractor = getattr(self, "feature_extractor", None)
         if extractor is not None:
             info.update(audio_info(self.model, extractor))

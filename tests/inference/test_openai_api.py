@@ -223,3 +223,16 @@ def test_embeddings_accept_token_ids_of_the_models_own_tokenizer(openai_client, 
             openai_client.embeddings.create(model=MINILM, input=bad)
         assert err.value.status_code == 400 and err.value.body["param"] == "input", bad
         assert words in err.value.body["message"], (bad, err.value.body["message"])
+
+
+def test_a_model_that_cannot_serve_the_api_is_named_in_the_refusal(server, source):
+    """A request the named model cannot serve (embeddings of a chat model, TGI on an encoder) was a
+    400 without X-Model-Revision: the one answer about a resolved model that did not name it."""
+    import httpx
+
+    commit = source.repos[LLAMA].revisions["main"][0]
+    r = httpx.post(server.url + "/v1/embeddings", json={"model": LLAMA, "input": "x"}, timeout=60)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "model_not_supported"
+    assert r.headers["x-model-revision"] == commit and r.headers["x-model-id"] == LLAMA
+    r = httpx.post(f"{server.url}/models/{MINILM}/generate", json={"inputs": "x"}, timeout=60)
+    assert r.status_code == 400 and r.headers["x-model-revision"] == source.repos[MINILM].revisions["main"][0]

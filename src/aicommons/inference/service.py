@@ -128,8 +128,12 @@ class InferenceService:
         self.admission.precheck(principal)
         with self.admission.pending(principal):
             resolved = await self.resolve(model_ref, principal)
-            task = T.require_task(resolved, wanted, api)
-            entry = await self.models.acquire(resolved, task)
+            try:
+                task = T.require_task(resolved, wanted, api)
+                entry = await self.models.acquire(resolved, task)
+            except HubError as exc:  # a refusal about a model names it, as its answers do
+                exc.headers = {**model_headers(resolved), **exc.headers}
+                raise
         return Lease(self, entry, task, keep)
 
     def _engine_kind(self) -> str:

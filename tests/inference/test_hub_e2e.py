@@ -133,6 +133,11 @@ def test_token_id_embeddings_and_prefill_through_worker_processes(live_hub, hub_
         out = hf.text_generation("the fox", max_new_tokens=2, details=True, decoder_input_details=True)
     prefill = out.details.prefill
     assert len(prefill) >= 2 and prefill[0].logprob is None and all(t.logprob < 0 for t in prefill[1:])
+    with openai.OpenAI(base_url=live_hub.url + "/v1", api_key=ALICE_TOKEN, max_retries=0, timeout=120) as client:
+        echoed = client.completions.create(model=ids["llama"], prompt="the fox", echo=True, logprobs=2, max_tokens=1)
+    lp = echoed.choices[0].logprobs
+    assert lp.token_logprobs[: len(prefill)] == pytest.approx([None] + [t.logprob for t in prefill[1:]], abs=1e-4)
+    assert all(len(top) == 2 for top in lp.top_logprobs[1:])
 
 
 def test_inference_client_and_access_rules(live_hub, hub_models):

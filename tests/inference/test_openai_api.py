@@ -236,3 +236,43 @@ def test_a_model_that_cannot_serve_the_api_is_named_in_the_refusal(server, sourc
     assert r.headers["x-model-revision"] == commit and r.headers["x-model-id"] == LLAMA
     r = httpx.post(f"{server.url}/models/{MINILM}/generate", json={"inputs": "x"}, timeout=60)
     assert r.status_code == 400 and r.headers["x-model-revision"] == source.repos[MINILM].revisions["main"][0]
+
+
+def test_completions_echo_with_logprobs_scores_the_prompt(openai_client, model_dirs):
+    """Legacy completions with ``echo=True`` and ``logprobs`` answer the prompt's tokens too (the
+    first one's logprob null), as OpenAI and vLLM do: that is how lm-evaluation-harness scores a
+    continuation (``max_tokens=1``, then ``token_logprobs[ctxlen:-1]`` and their ``top_logprobs``).
+    Only the generated tokens came back."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    prompt = "the quick brown fox"
+    tokenizer = AutoTokenizer.from_pretrained(model_dirs["llama"])
+    ids = tokenizer(prompt)["input_ids"]
+    model = AutoModelForCausalLM.from_pretrained(model_dirs["llama"], dtype=torch.float32).eval()
+    with torch.inference_mode():
+        logprobs = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), -1)
+    expected = logprobs[:-1].gather(1, torch.tensor(ids[1:])[:, None])[:, 0].tolist()
+    for stream in (False, True):
+        kwargs = dict(model=LLAMA, prompt=prompt, echo=True, logprobs=2, max_tokens=1, temperature=0)
+        if stream:
+            chunks = [c for c in openai_client.completions.create(stream=True, **kwargs) if c.choices]
+            lp = chunks[0].choices[0].logprobs  # the echoed prompt's chunk
+            assert chunks[0].choices[0].text == prompt
+        else:
+            choice = openai_client.completions.create(**kwargs).choices[0]
+            assert choice.text.startswith(prompt)
+            lp = choice.logprobs
+        n = len(ids)
+        assert lp.tokens[:n] == [tokenizer.decode([i]) for i in ids]
+        assert lp.token_logprobs[0] is None and lp.top_logprobs[0] is None
+        np.testing.assert_allclose(lp.token_logprobs[1:n], expected, atol=1e-3)
+        for row, top in zip(logprobs[:-1], lp.top_logprobs[1:n]):
+            best = row.topk(2)
+            assert sorted(top.values(), reverse=True) == pytest.approx(best.values.tolist(), abs=1e-3)
+        assert lp.text_offset[:n] == [sum(len(tokenizer.decode([i])) for i in ids[:k]) for k in range(n)]
+        if not stream:
+            assert len(lp.tokens) == n + 1  # then the generated token
+    as_ids = openai_client.completions.create(model=LLAMA, prompt=ids, echo=True, logprobs=0, max_tokens=1,
+                                              temperature=0).choices[0]
+    assert as_ids.text.startswith(tokenizer.decode(ids)) and as_ids.logprobs.tokens[:len(ids)] == lp.tokens[:len(ids)]

@@ -18,6 +18,8 @@ from typing import Protocol, runtime_checkable
 # The work a text generator's ``run`` does besides generating (a worker's ``Run`` message): the
 # log-probability of each prompt token under the model (TGI's ``decoder_input_details``).
 PROMPT_LOGPROBS = "prompt-logprobs"
+# One prompt token's (logprob, [(token id, logprob) of the most likely tokens there]).
+PromptLogprob = tuple[float, list[tuple[int, float]]]
 
 
 @dataclass(frozen=True)

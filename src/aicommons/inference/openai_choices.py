@@ -25,6 +25,25 @@ def chat_logprobs(engine, token_ids: list[int], logprobs: list | None) -> dict:
     return {"content": [chat_logprob_entry(engine, i, lp) for i, lp in zip(token_ids, rows)], "refusal": None}
 
 
+def echo_logprobs(engine, prompt_ids: list[int], rows: list) -> dict:
+    """The echoed prompt's part of legacy ``logprobs`` (``engine.prompt_logprobs`` rows): the first
+    token has no logprob and no alternatives, as OpenAI and vLLM answer."""
+    tokens, values, tops, offsets = [], [], [], []
+    offset = 0
+    for token_id, row in zip(prompt_ids, rows):
+        text = _token(engine, token_id)
+        tokens.append(text)
+        values.append(row[0] if row else None)
+        tops.append({_token(engine, i): v for i, v in row[1]} if row and row[1] else None)
+        offsets.append(offset)
+        offset += len(text)
+    return {"tokens": tokens, "token_logprobs": values, "top_logprobs": tops, "text_offset": offsets}
+
+
+def joined_logprobs(first: dict | None, then: dict) -> dict:
+    return then if first is None else {k: first[k] + then[k] for k in then}
+
+
 def completion_logprobs(engine, token_ids: list[int], logprobs: list | None, offset: int = 0) -> dict:
     tokens, values, tops, offsets = [], [], [], []
     for token_id, lp in zip(token_ids, logprobs if logprobs is not None else [None] * len(token_ids)):

@@ -226,7 +226,7 @@ class HFRoutes:
             out["details"] = {
                 "finish_reason": _TGI_FINISH.get(result.finish_reason, "length"),
                 "generated_tokens": result.stats.completion_tokens, "seed": params.seed,
-                "prefill": [{"id": i, "text": engine.token_text(i)[0], "logprob": lp}
+                "prefill": [{"id": i, "text": engine.token_text(i)[0], "logprob": lp[0] if lp else None}
                             for i, lp in zip(prompt_ids, prompt_logprobs)],
                 "tokens": [{"id": i, "text": t, "logprob": lp[0] if lp else None, "special": engine.token_text(i)[1]}
                            for i, t, lp in zip(result.token_ids, result.token_texts, _padded(result.logprobs,

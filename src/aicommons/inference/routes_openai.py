@@ -111,11 +111,20 @@ class OpenAIRoutes:
                 prompt_ids = [p if isinstance(p, list) else await offload.tokenize(engine, p) for p in prompts]
                 if any(t < 0 or t >= engine.vocab_size for ids in prompt_ids for t in ids):
                     raise InvalidRequest(f"token ids must be in [0, {engine.vocab_size})", param="prompt")
-                prompt_texts = [p if isinstance(p, str) else None for p in prompts]
+                # (an echoed prompt of token ids is their text, as vLLM echoes it)
+                prompt_texts = [p if isinstance(p, str) else engine.tokenizer.decode(p) if body.get("echo") else None
+                                for p in prompts]
             fitted = [fit_to_context(params, len(ids), engine.context_length,
                                      default=service.settings.default_max_tokens) for ids in prompt_ids]
             cost = sum(len(ids) + p.max_new_tokens * n for ids, p in zip(prompt_ids, fitted))
+            scored = not chat and body.get("echo") is True and params.logprobs is not None
+            if scored and not getattr(engine, "scores_prompts", False):
+                raise InvalidRequest(f"echo with logprobs (the prompt's logprobs) is not supported by this model's "
+                                     f"engine ({engine.engine_name})", param="echo")
             await lease.admit(principal, cost)
+            # echo + logprobs: the prompt's tokens are scored too (one more forward pass per prompt).
+            prompt_rows = [await engine.prompt_logprobs(ids, params.logprobs or 0) for ids in prompt_ids] \
+                if scored else []
         except HubError as exc:
             await abandon(lease, exc.status)
             return openai_error(exc)
@@ -139,6 +148,8 @@ class OpenAIRoutes:
                      sum(len(ids) for ids in prompt_ids), echo)
         meta.tools = tools
         meta.logprobs = params.logprobs is not None
+        meta.echo_logprobs = {i * n + j: C.echo_logprobs(engine, ids, rows)
+                              for i, (ids, rows) in enumerate(zip(prompt_ids, prompt_rows)) for j in range(n)}
         meta.engine = engine  # a vision model's carries the request's images
         if extra["stream"]:
             stream = self._stream(lease, jobs, meta, extra["include_usage"])
@@ -167,8 +178,8 @@ class OpenAIRoutes:
                 choices.append({"index": r.index, "message": message, "logprobs": logprobs, "finish_reason": reason})
             else:
                 prefix = echo.get(r.index, "")
-                logprobs = C.completion_logprobs(engine, r.token_ids, r.logprobs, len(prefix)) \
-                    if meta.logprobs else None
+                logprobs = C.joined_logprobs(meta.echo_logprobs.get(r.index), C.completion_logprobs(
+                    engine, r.token_ids, r.logprobs, len(prefix))) if meta.logprobs else None
                 choices.append({"index": r.index, "text": prefix + r.text, "logprobs": logprobs,
                                 "finish_reason": reason})
         return JSONResponse({"id": meta.id, "object": meta.object, "created": meta.created, "model": meta.model,
@@ -186,7 +197,9 @@ class OpenAIRoutes:
             else:
                 for index, _, _ in jobs:
                     if meta.echo.get(index):
-                        yield sse(meta.chunk(meta.choice(index, meta.echo[index], None), include_usage))
+                        choice = meta.choice(index, meta.echo[index], None)
+                        choice["logprobs"] = meta.echo_logprobs.get(index)
+                        yield sse(meta.chunk(choice, include_usage))
             streams = [(index, stream_deltas(meta.engine, ids, p, stats))
                        for (index, ids, p), stats in zip(jobs, stats_list)]
             if meta.tools is None and not meta.logprobs:
@@ -395,6 +408,7 @@ class _Meta:
         self.tools: C.ToolsInUse | None = None  # on a chat request with tools
         self.engine: Any = None  # what generates: the lease's engine (with a vision prompt's images bound)
         self.logprobs = False
+        self.echo_logprobs: dict[int, dict] = {}  # choice index -> the echoed prompt's logprobs
         self._envelope: bytes | None = None
 
     def usage(self, completion_tokens: int) -> dict:

@@ -175,8 +175,8 @@ class ProcessLM(LMText, _WorkerClient):
         proc, conn, ready = cls._start(resolved, "text-generation", settings)
         return cls(proc, conn, tokenizer, ready)
 
-    async def prompt_logprobs(self, prompt_ids: list[int]) -> list[float | None]:
-        (value,) = await self._call(PROMPT_LOGPROBS, [list(prompt_ids)], {}, len(prompt_ids))
+    async def prompt_logprobs(self, prompt_ids: list[int], top: int = 0) -> list:
+        (value,) = await self._call(PROMPT_LOGPROBS, [list(prompt_ids)], {"top": top}, len(prompt_ids))
         return value
 
     async def generate(self, prompt_ids: list[int], params: SamplingParams,

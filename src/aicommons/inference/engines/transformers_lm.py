@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..chat_template import render_chat
-from ..engine import PROMPT_LOGPROBS, EngineStep, SamplingParams
+from ..engine import PROMPT_LOGPROBS, EngineStep, PromptLogprob, SamplingParams
 from ..errors import GenerationFailed, InvalidRequest, Overloaded
 from ..hugepages import huge_page_weights
 from ..runtime import placement
@@ -168,24 +168,32 @@ class TransformersLM(LMText):
         """Work besides generating, as a worker's ``Run`` message asks for it."""
         if task != PROMPT_LOGPROBS:
             raise InvalidRequest(f"task {task} is not served by this model")
-        return [await self.prompt_logprobs(ids) for ids in inputs]
+        return [await self.prompt_logprobs(ids, int(params.get("top", 0))) for ids in inputs]
 
-    async def prompt_logprobs(self, prompt_ids: list[int]) -> list[float | None]:
-        """Each prompt token's log-probability given the tokens before it (None for the first), from
-        one forward pass of the model beside the continuous-batching thread, as the seeded path runs."""
-        return await asyncio.to_thread(self._score_prompt, list(prompt_ids))
+    async def prompt_logprobs(self, prompt_ids: list[int], top: int = 0) -> list[PromptLogprob | None]:
+        """Each prompt token's log-probability given the tokens before it, with the ``top`` most
+        likely tokens there (None for the first token), from one forward pass of the model beside
+        the continuous-batching thread, as the seeded path runs ``generate``."""
+        return await asyncio.to_thread(self._score_prompt, list(prompt_ids), top)
 
-    def _score_prompt(self, ids: list[int]) -> list[float | None]:
+    def _score_prompt(self, ids: list[int], top: int) -> list[PromptLogprob | None]:
         import torch
 
+        out: list[PromptLogprob | None] = [None]
         with self._score_lock, torch.inference_mode():
             input_ids = torch.tensor([ids], device=self.model.device)
             logits = self.model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids)).logits[0]
-            out: list[float | None] = [None]
             for start in range(0, len(ids) - 1, 256):  # log_softmax a slice at a time: rows x vocab floats
                 rows = torch.log_softmax(logits[start:start + 256].float(), -1)
                 targets = input_ids[0, start + 1:start + 1 + rows.shape[0], None]
-                out.extend(rows[: targets.shape[0]].gather(1, targets)[:, 0].cpu().tolist())
+                rows = rows[: targets.shape[0]]
+                chosen = rows.gather(1, targets)[:, 0].cpu().tolist()
+                if top:
+                    best = rows.topk(min(top, rows.shape[-1]), -1)
+                    tops = [list(zip(i, v)) for i, v in zip(best.indices.cpu().tolist(), best.values.cpu().tolist())]
+                else:
+                    tops = [[] for _ in chosen]
+                out.extend(zip(chosen, tops))
         return out
 
     def _vocab(self) -> int:

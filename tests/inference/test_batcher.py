@@ -132,3 +132,14 @@ async def test_a_lone_request_after_a_pass_does_not_wait_for_callers_that_never_
     assert await b.submit("k", ["alone"], 1) == [("k", "alone")]  # 4 callers just finished; one is back
     assert loop.time() - started < 1.0  # waited at most about max_wait_s for the others
     b.close()
+
+
+@run_async
+async def test_a_request_larger_than_a_batch_is_split_and_answered_in_order(pool):
+    """A client batch may be larger than one forward pass (LangChain's OpenAIEmbeddings sends up to
+    1,000 texts a request): it runs as several batches of at most ``max_items``, answered in order."""
+    run = Recorder()
+    b = batcher(run, pool, max_items=4)
+    assert await b.submit("k", list(range(10)), 10) == [("k", i) for i in range(10)]
+    assert [len(items) for _, items in run.batches] == [4, 4, 2]
+    b.close()

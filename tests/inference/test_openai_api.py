@@ -276,3 +276,16 @@ def test_completions_echo_with_logprobs_scores_the_prompt(openai_client, model_d
     as_ids = openai_client.completions.create(model=LLAMA, prompt=ids, echo=True, logprobs=0, max_tokens=1,
                                               temperature=0).choices[0]
     assert as_ids.text.startswith(tokenizer.decode(ids)) and as_ids.logprobs.tokens[:len(ids)] == lp.tokens[:len(ids)]
+
+
+def test_embeddings_take_as_many_inputs_as_openai_does(openai_client):
+    """OpenAI takes up to 2,048 inputs per embeddings request, and LangChain's OpenAIEmbeddings sends
+    up to 1,000 (its chunk_size): more than 256 was a 400. They now run as several forward passes."""
+    texts = [f"document number {i}" for i in range(300)]
+    many = openai_client.embeddings.create(model=MINILM, input=texts, encoding_format="float")
+    assert [d.index for d in many.data] == list(range(300))
+    few = openai_client.embeddings.create(model=MINILM, input=[texts[0], texts[299]], encoding_format="float")
+    np.testing.assert_allclose([many.data[0].embedding, many.data[299].embedding], [d.embedding for d in few.data],
+                               atol=1e-4)
+    with pytest.raises(openai.BadRequestError):
+        openai_client.embeddings.create(model=MINILM, input=["x"] * 2049)

@@ -42,6 +42,12 @@ class MicroBatcher:
         self._worker: asyncio.Task | None = None
 
     async def submit(self, key: Hashable, items: list, cost: int) -> list:
+        if len(items) > self.max_items:  # one client batch, several forward passes, answered in order
+            step = self.max_items
+            parts = await asyncio.gather(*(self.submit(key, items[i:i + step], max(1, cost * len(items[i:i + step])
+                                                                                   // len(items)))
+                                           for i in range(0, len(items), step)))
+            return [result for part in parts for result in part]
         if self._worker is None or self._worker.done():
             self._wakeup = asyncio.Event()
             self._worker = asyncio.ensure_future(self._loop())

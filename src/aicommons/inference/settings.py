@@ -74,7 +74,8 @@ SETTINGS: tuple[Setting, ...] = (
             "New tokens generated when a chat/generate request names no limit (capped by the context)."),
     Setting("MAX_N", "8", "Largest `n` (completions per request)."),
     Setting("MAX_STOP_SEQUENCES", "8", "Most stop sequences per request."),
-    Setting("MAX_CLIENT_BATCH", "256", "Most inputs in one embeddings/task request."),
+    Setting("MAX_CLIENT_BATCH", "2048", "Most inputs in one embeddings/task request (OpenAI's limit; LangChain "
+            "sends up to 1,000). A request with more than `MAX_BATCH_ITEMS` runs as several forward passes."),
     Setting("BATCH_WAIT_MS", "3",
             "Encoder micro-batcher: longest wait for companions before a batch runs (a first request "
             "on an idle model; after a batch, the callers it answered coming back)."),
@@ -128,7 +129,7 @@ class InferenceSettings:
     default_max_tokens: int = 256
     max_n: int = 8
     max_stop_sequences: int = 8
-    max_client_batch: int = 256
+    max_client_batch: int = 2048
     batch_wait_ms: float = 3.0
     max_batch_tokens: int = 16384
     max_batch_items: int = 128

@@ -246,3 +246,24 @@ def test_feature_extraction_prompt_name_and_truncation_direction(server, source,
     with pytest.raises(HfHubHTTPError) as err:
         client.feature_extraction("a quick fox", truncate=True, truncation_direction="left")
     assert err.value.response.status_code == 400 and "truncation_direction" in str(err.value)
+
+
+def test_prefill_of_a_prompt_longer_than_one_scoring_pass(server, model_dirs, monkeypatch):
+    """A prompt is scored a chunk at a time with a KV cache (bounded logits memory); the chunks'
+    logprobs equal one pass over the whole prompt."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from aicommons.inference.engines import transformers_lm
+
+    monkeypatch.setattr(transformers_lm, "_SCORE_CHUNK", 3)
+    prompt = "the quick brown fox jumps over the lazy dog by the river"
+    out = client_for(server, LLAMA).text_generation(prompt, max_new_tokens=1, details=True, decoder_input_details=True)
+    ids = AutoTokenizer.from_pretrained(model_dirs["llama"])(prompt)["input_ids"]
+    assert len(ids) > 7
+    model = AutoModelForCausalLM.from_pretrained(model_dirs["llama"], dtype=torch.float32).eval()
+    with torch.inference_mode():
+        logits = model(torch.tensor([ids])).logits[0].float()
+    expected = torch.log_softmax(logits[:-1], -1).gather(1, torch.tensor(ids[1:])[:, None])[:, 0].tolist()
+    assert [t.id for t in out.details.prefill] == ids
+    np.testing.assert_allclose([t.logprob for t in out.details.prefill[1:]], expected, atol=1e-3)

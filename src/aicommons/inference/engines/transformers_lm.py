@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .guided import GuideRegistry
 
 _PAGE_SIZE = 64
+_SCORE_CHUNK = 512  # prompt tokens per forward pass when scoring a prompt (``prompt_logprobs``)
 _ids = itertools.count()
 
 
@@ -177,16 +178,26 @@ class TransformersLM(LMText):
         return await asyncio.to_thread(self._score_prompt, list(prompt_ids), top)
 
     def _score_prompt(self, ids: list[int], top: int) -> list[PromptLogprob | None]:
+        """The prompt runs through the model ``_SCORE_CHUNK`` tokens at a time with a KV cache, so
+        no more than that many rows of vocabulary-wide logits exist at once (a 32k-token prompt
+        at a 150k vocabulary would be 19 GB of float32 in one pass)."""
         import torch
 
         out: list[PromptLogprob | None] = [None]
         with self._score_lock, torch.inference_mode():
             input_ids = torch.tensor([ids], device=self.model.device)
-            logits = self.model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids)).logits[0]
-            for start in range(0, len(ids) - 1, 256):  # log_softmax a slice at a time: rows x vocab floats
-                rows = torch.log_softmax(logits[start:start + 256].float(), -1)
-                targets = input_ids[0, start + 1:start + 1 + rows.shape[0], None]
-                rows = rows[: targets.shape[0]]
+            past, carried = None, None  # carried: the logits row that predicts this chunk's first token
+            for start in range(0, len(ids), _SCORE_CHUNK):
+                chunk = input_ids[:, start:start + _SCORE_CHUNK]
+                step = self.model(input_ids=chunk, cache=past, use_cache=True,
+                                  attention_mask=torch.ones((1, start + chunk.shape[1]), dtype=torch.long,
+                                                            device=chunk.device))
+                past = step.cache
+                logits = step.logits[0].float()
+                rows = logits[:-1] if carried is None else torch.cat([carried, logits[:-1]])
+                carried = logits[-1:]
+                targets = input_ids[0, start + 1 - (start > 0):start + chunk.shape[1], None]
+                rows = torch.log_softmax(rows, -1)
                 chosen = rows.gather(1, targets)[:, 0].cpu().tolist()
                 if top:
                     best = rows.topk(min(top, rows.shape[-1]), -1)

@@ -289,3 +289,22 @@ def test_embeddings_take_as_many_inputs_as_openai_does(openai_client):
                                atol=1e-4)
     with pytest.raises(openai.BadRequestError):
         openai_client.embeddings.create(model=MINILM, input=["x"] * 2049)
+
+
+def test_token_id_embeddings_of_a_bare_encoder(openai_client, source, tmp_path):
+    """A model without sentence-transformers files is mean-pooled by the hub: its token-id inputs
+    (padded to the longest of the batch) embed like the texts they come from."""
+    from transformers import AutoTokenizer
+
+    from aicommons.inference import devmodels
+
+    folder = devmodels.build_bert(tmp_path / "bare", "feature-extraction")
+    source.add("acme/bare-encoder", folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    texts = ["the quick brown fox jumps", "a dog"]
+    as_ids = openai_client.embeddings.create(model="acme/bare-encoder", input=[tokenizer(t)["input_ids"] for t in texts],
+                                             encoding_format="float")
+    as_text = openai_client.embeddings.create(model="acme/bare-encoder", input=texts, encoding_format="float")
+    np.testing.assert_allclose([d.embedding for d in as_ids.data], [d.embedding for d in as_text.data], atol=1e-4)
+    with pytest.raises(openai.BadRequestError):
+        openai_client.embeddings.create(model="acme/bare-encoder", input=[[len(tokenizer)]])

@@ -145,6 +145,7 @@ _BERT_TASKS = {
     "fill-mask": ("BertForMaskedLM", None),
     "zero-shot-classification": ("BertForSequenceClassification", ["contradiction", "neutral", "entailment"]),
     "text-ranking": ("BertForSequenceClassification", ["relevance"]),
+    "feature-extraction": ("BertModel", None),  # a bare encoder: mean-pooled embeddings
 }
 
 

@@ -514,3 +514,43 @@ def test_a_client_leaving_midway_or_an_upstream_cut_short_leave_no_partial_cache
     finally:
         stop_hub(mir)
         proxy.close()
+
+
+def test_a_pulled_through_dataset_is_converted_and_viewed_on_the_mirror(upstream, tmp_path_factory, tmp_path):
+    """A dataset pulled through (one `load_dataset`-style request on the mirror) is converted to
+    Parquet here like any other, so its Viewer tab and the datasets-server API answer. Its large
+    files were not downloaded by anyone yet: the conversion fetches them from upstream (cached as a
+    download would be), where it failed before with "The large file ... is not stored on this hub"
+    and `/rows` answered 503 "Storage backend failure"."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    mir = start_hub(tmp_path_factory.mktemp("mir-viewer"), free_port(), AICOMMONS_UPSTREAM_URL=upstream.url,
+                    AICOMMONS_PARQUET_CONVERSION="true")
+    try:
+        buffer = io.BytesIO()
+        pq.write_table(pa.table({"text": ["a cat", "a dog", "a bird"], "n": [1, 2, 3]}), buffer)
+        api = HfApi(endpoint=upstream.url, token=TOKEN)
+        repo = api.create_repo(f"maker/{unique_name('upds')}", repo_type="dataset").repo_id
+        api.create_commit(repo, [CommitOperationAdd("data/train-00000-of-00001.parquet", buffer.getvalue())],
+                          commit_message="rows", repo_type="dataset")
+        sha = HfApi(endpoint=mir.url).dataset_info(repo).sha  # pulled through: refs only, no file yet
+        assert sha == api.dataset_info(repo).sha
+
+        def converted() -> dict | None:
+            body = httpx.get(f"{mir.url}/datasets-server/parquet", params={"dataset": repo}).json()
+            return None if body["pending"] else body
+        assert wait_for(converted, 90)
+        body = converted()
+        assert body is not None and body["failed"] == [] and [f["split"] for f in body["parquet_files"]] == ["train"]
+        rows = httpx.get(f"{mir.url}/datasets-server/rows",
+                         params={"dataset": repo, "config": "default", "split": "train"})
+        assert rows.status_code == 200, rows.text
+        assert [r["row"]["text"] for r in rows.json()["rows"]] == ["a cat", "a dog", "a bird"]
+        assert rows.headers["x-revision"] == sha
+        # The file is now the mirror's own, as after a first download.
+        assert blob(mir, hashlib.sha256(buffer.getvalue()).hexdigest()).exists()
+    finally:
+        stop_hub(mir)

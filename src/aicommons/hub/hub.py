@@ -316,7 +316,8 @@ class Hub:
                              queue_extras=lambda repo_id, sha, branch: self.jobs.viewer_extras(repo_id, sha, branch),
                              split_files=lambda repo, conversion, config, split: list(
                                  self.viewer_queries.split(repo, conversion, config, split).files),
-                             download_cache=self.download_cache)
+                             download_cache=self.download_cache,
+                             fetch_files=self.upstream.fetch_commit_files if self.upstream is not None else None)
 
     @functools.cached_property
     def bundles(self) -> BundleService:

@@ -104,7 +104,8 @@ class ParquetExport:
                  branch_store: ParquetBranchStore | None = None,
                  queue_extras: Callable[[int, str, str | None], None] | None = None,
                  split_files: Callable[[RepoRow, Conversion, str, str], list[Path]] | None = None,
-                 download_cache: DownloadCache | None = None):
+                 download_cache: DownloadCache | None = None,
+                 fetch_files: Callable[[RepoRow, str], object] | None = None):
         self.store, self.repo_store, self.git, self.objects, self.blobs = store, repo_store, git, objects, blobs
         self.branch_store = branch_store or ParquetBranchStore(store.engine)
         self.tmp_dir, self.max_bytes = tmp_dir, max_bytes
@@ -116,6 +117,9 @@ class ParquetExport:
         # Whole copies of chunk-stored files (hub/download_cache.py): linked into checkouts, and kept
         # from the checkouts that had to rebuild them.
         self.download_cache = download_cache
+        # A pulled-through dataset's large files not cached yet, fetched from upstream before its
+        # checkout (UpstreamService.fetch_commit_files, on a mirror: docs/mirror.md).
+        self.fetch_files = fetch_files
 
     # --- when the default branch (or an opted-in one) moves -------------------------------------------
 
@@ -209,6 +213,8 @@ class ParquetExport:
         try:
             with tempfile.TemporaryDirectory(prefix="parquet-", dir=self.tmp_dir) as work:
                 work_dir = Path(work)
+                if self.fetch_files is not None:
+                    self.fetch_files(repo, sha)
                 source = self._checkout(repo, sha, work_dir / "source")
                 configs, partial = convert_folder(source, work_dir / "out", work_dir / "cache", repo.name,
                                                   self.max_bytes)

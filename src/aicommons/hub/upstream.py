@@ -524,6 +524,27 @@ class UpstreamService:
             commit = content.resolve_revision(git_repo, revision)
             for path, p in pointers_in_tree(git_repo, commit.tree):
                 wanted.setdefault(p.oid, (str(commit.id), path, p.size))
+        fetched = self._fetch_files(repo, mirror, wanted, progress)
+        return {"repo": repo.full_id, "revisions": mirror.revisions or ["main"], "files": len(wanted),
+                "fetched": fetched}
+
+    def fetch_commit_files(self, repo: RepoRow, commit_id: str) -> int:
+        """Fetch the large files of ``commit_id`` that pulled-through ``repo`` does not hold yet (as
+        their first download would, within the namespace's quota), for a job that reads them all: the
+        Parquet conversion of a dataset (hub/parquet_export.py). Nothing for a repo that is not pulled
+        through, nor for one private or gated upstream (fetched only with a reader's own grant)."""
+        mirror = self.mirror_of(repo)
+        if mirror is None or self.restricted(repo):
+            return 0
+        self.check_policy(repo, mirror)
+        git_repo = self.git.open(repo.storage_key)
+        commit = git_repo[pygit2.Oid(hex=commit_id)].peel(pygit2.Commit)
+        wanted = {p.oid: (commit_id, path, p.size) for path, p in pointers_in_tree(git_repo, commit.tree)}
+        return self._fetch_files(repo, mirror, wanted, SILENT)
+
+    def _fetch_files(self, repo: RepoRow, mirror: UpstreamRepo, wanted: dict[str, tuple[str, str, int]],
+                     progress: Progress) -> int:
+        """Fetch each of ``wanted`` (oid -> (commit, path, size)) not held yet; how many were fetched."""
         missing = {oid: w for oid, w in wanted.items() if self.missing_file(repo, oid) is not None}
         progress.stage(f"{repo.full_id}: files", items=len(missing), nbytes=sum(w[2] for w in missing.values()))
         fetched = 0
@@ -538,8 +559,7 @@ class UpstreamService:
             if self.missing_file(repo, oid) is not None:
                 raise UpstreamError(f"upstream sent {path} of {repo.full_id} with the wrong content")
             fetched += 1
-        return {"repo": repo.full_id, "revisions": mirror.revisions or ["main"], "files": len(wanted),
-                "fetched": fetched}
+        return fetched
 
     # --- large files --------------------------------------------------------------------------------
 

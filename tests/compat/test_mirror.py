@@ -554,3 +554,27 @@ def test_a_pulled_through_dataset_is_converted_and_viewed_on_the_mirror(upstream
         assert blob(mir, hashlib.sha256(buffer.getvalue()).hexdigest()).exists()
     finally:
         stop_hub(mir)
+
+
+def test_a_pulled_through_file_is_scanned_once_it_is_cached(upstream, mirror, tmp_path):
+    """The scan of a pulled-through commit runs while its large files are not here yet: it scans
+    the others and leaves those `queued`; each is scanned when it is cached (its first download).
+    Before, the scan job failed on the first missing file ("LFS object ... is not stored") and, once
+    its retries were spent, a file downloaded later stayed `queued` for good."""
+    up = HfApi(endpoint=upstream.url, token=TOKEN)
+    repo = up.create_repo(f"maker/{unique_name('scan')}").repo_id
+    # Bytes of their own: scan results are kept per content and name, shared by every repo.
+    up.create_commit(repo, [CommitOperationAdd("config.json", b'{"seed": "%s"}' % os.urandom(8).hex().encode()),
+                            CommitOperationAdd("model.bin", os.urandom(50_000))], commit_message="weights")
+    api = HfApi(endpoint=mirror.url)
+    assert api.model_info(repo).sha == up.model_info(repo).sha  # pulled through: refs only
+
+    def statuses() -> dict[str, str]:
+        tree = httpx.get(f"{mirror.url}/api/models/{repo}/tree/main", params={"expand": "true"}).json()
+        return {e["path"]: e["securityFileStatus"]["status"] for e in tree}
+    assert wait_for(lambda: statuses()["config.json"] == "safe", 30)
+    assert statuses()["model.bin"] == "queued"
+    hf_hub_download(repo, "model.bin", endpoint=mirror.url, cache_dir=tmp_path / "c")
+    assert wait_for(lambda: statuses()["model.bin"] != "queued", 30), statuses()
+    assert statuses()["model.bin"] == "safe"
+    assert api.model_info(repo, securityStatus=True).security_repo_status["scansDone"] is True

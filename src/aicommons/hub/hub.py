@@ -248,6 +248,8 @@ class Hub:
                                  settings.tmp_dir)
         if settings.scan_uploads:
             self.repos.ref_listeners.append(self._queue_scan)
+            if self.upstream is not None:
+                self.upstream.cached_listeners.append(self._scan_pulled_file)
         if settings.parquet_conversion:  # datasets' default branch converted to refs/convert/parquet
             self.repos.ref_listeners.append(self.parquet.on_ref_update)
         # Spaces build on pushes to their default branch and stop when deleted (hub/space_apps.py).
@@ -360,6 +362,13 @@ class Hub:
             self.jobs.scan_commit(repo.id, new_sha)
         except Exception:  # noqa: BLE001 - the change has landed; a missed scan shows as "queued"
             log.exception("could not queue the scan of %s@%s", repo.full_id, new_sha)
+
+    def _scan_pulled_file(self, repo: RepoRow, oid: str) -> None:
+        """A pulled-through file just cached (hub/upstream.py) is scanned like an upload: the scans of
+        its repo's branch and tag heads run again (their first run left it out: it was not here)."""
+        assert self.upstream is not None
+        for sha in self.upstream.heads(repo):
+            self._queue_scan(repo, "", sha)
 
     def close(self) -> None:
         if "spaces" in self.__dict__ and self.spaces.apps is not None:  # stop the apps this process started

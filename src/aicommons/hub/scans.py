@@ -78,6 +78,8 @@ class ScanService:
         for key, entry in entries.items():
             if key in done:
                 continue
+            if entry.lfs is not None and not self.objects.exists(entry.lfs.oid):
+                continue  # not here yet (a pulled-through file nobody downloaded): scanned once cached
             size = entry.lfs.size if entry.lfs is not None else entry.size
             result = self._scan(git_repo, entry, size)
             self.store.put(key, result.status, result.to_json(), utcnow())

@@ -166,6 +166,8 @@ class UpstreamService:
         self.links: UpstreamLinks | None = None  # users' linked upstream tokens (wired by the Hub)
         # Refuses (a HubError) caching ``size`` more bytes for an owner over its quota (wired by the Hub).
         self.admit: Callable[[int, int], None] | None = None
+        # Called with (repo, oid) once a pulled-through file is cached here (wired by the Hub: its scan).
+        self.cached_listeners: list[Callable[[RepoRow, str], None]] = []
         self._locks: dict[tuple, threading.Lock] = {}
         self._fetches: dict[str, _Fetch] = {}  # oid -> the download in progress
         self._fetches_guard = threading.Lock()
@@ -621,6 +623,18 @@ class UpstreamService:
             return exc.message
         return None
 
+    def cached(self, repo: RepoRow, oid: str) -> None:
+        for listener in self.cached_listeners:
+            try:
+                listener(repo, oid)
+            except Exception:  # noqa: BLE001 - the file is cached; a missed scan shows as "queued"
+                log.exception("after caching %s of %s", oid, repo.full_id)
+
+    def heads(self, repo: RepoRow) -> set[str]:
+        """The commits the branches and tags of ``repo`` point at."""
+        return {sha for ref, sha in self._refs(repo.storage_key).items()
+                if ref.startswith(("refs/heads/", "refs/tags/"))}
+
     def _fetch_ended(self, oid: str) -> None:
         with self._fetches_guard:
             self._fetches.pop(oid, None)
@@ -698,6 +712,7 @@ class _Fetch:
             os.link(self.path, link)  # put_file moves its source away; readers keep the original
             lfs.blobs.put_file(blob_key(self.oid), link)
             lfs.repos.add_lfs_object(self.repo.id, self.oid, self.size, utcnow())
+            service.cached(self.repo, self.oid)
         except (httpx.HTTPError, UpstreamError, OSError) as exc:
             self.error = str(exc) if isinstance(exc, UpstreamError) else \
                 f"the upstream hub {self.url.split('/')[2]} failed: {exc}"

@@ -362,6 +362,16 @@ def test_the_viewer_page_searches_filters_sorts_and_shows_statistics(hub, datase
             assert "Column statistics" in stats.inner_text() and "string_text" in stats.inner_text()
             assert stats.locator("svg.bars[role=img]").count() == 3
             assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1
+            # The column condition's three controls: each as tall as its label and field (the fieldset
+            # was a column flexbox, so each label's 10rem flex basis became its height: 160 px tall
+            # boxes, mostly empty), side by side on a wide screen.
+            for width in (360, 1366):
+                page.set_viewport_size({"width": width, "height": 740})
+                boxes = [page.locator(f"fieldset.column-filter label:nth-of-type({i})").bounding_box() for i in (1, 2, 3)]
+                assert all(box is not None and box["height"] < 100 for box in boxes), boxes
+                if width == 1366:
+                    assert len({round(box["y"]) for box in boxes if box is not None}) == 1, boxes
+            page.set_viewport_size({"width": 360, "height": 740})
             page.click("nav.splits >> text=test")
             assert page.locator("table.rows tbody tr").count() == 9
             errors = [e for width in WIDTHS for scheme in ("light", "dark")

@@ -100,3 +100,30 @@ def test_duplicate_space_copies_files_not_secrets(api, space_id):
 def test_runtime_of_a_model_is_not_found(api, repo_id, live_hub):
     answer = httpx.get(f"{live_hub.url}/api/models/{repo_id}/runtime", headers={"Authorization": f"Bearer {api.token}"})
     assert answer.status_code == 404
+
+
+def test_create_repo_sets_the_spaces_secrets_variables_and_settings(api, live_hub):
+    """`create_repo(space_secrets=..., space_variables=..., space_sleep_time=...,
+    space_hardware=...)`, as the Hub's Spaces guide shows: they are set on the new space (they
+    were silently dropped: no secret, no variable, the default sleep time). Settings it could not
+    take are a 400 before anything is created."""
+    rid = f"alice/{unique_name()}"
+    with pytest.warns(UserWarning, match="cpu-basic"):  # the client's own note about free hardware
+        api.create_repo(rid, repo_type="space", space_sdk="gradio", space_hardware=SpaceHardware.CPU_BASIC,
+                        space_sleep_time=3600, space_secrets=[{"key": "API_KEY", "value": "created-s3cr3t"}],
+                        space_variables=[{"key": "MODEL", "value": "alice/tiny", "description": "which"}])
+    assert set(api.get_space_secrets(rid)) == {"API_KEY"}
+    variables = api.get_space_variables(rid)
+    assert variables["MODEL"].value == "alice/tiny" and variables["MODEL"].description == "which"
+    assert api.get_space_runtime(rid).sleep_time == 3600
+    assert "created-s3cr3t" not in httpx.get(f"{live_hub.url}/api/spaces/{rid}/secrets",
+                                             headers={"Authorization": f"Bearer {api.token}"}).text
+    refused = f"alice/{unique_name()}"
+    for bad in ({"space_secrets": [{"key": "not a name", "value": "x"}]},
+                {"space_variables": [{"key": "HF_ENDPOINT", "value": "x"}]},
+                {"space_hardware": "a100-large"}):
+        with pytest.raises(HfHubHTTPError) as error:
+            api.create_repo(refused, repo_type="space", space_sdk="gradio", **bad)
+        assert error.value.response.status_code == 400
+        with pytest.raises(RepositoryNotFoundError):
+            api.space_info(refused)  # nothing was created

@@ -24,6 +24,8 @@ _BOOL_Q = {"type": "string", "enum": ["true", "false", "1", "0"]}
 _ERROR = {"type": "object", "required": ["error"], "properties": {"error": _STR}}
 _OBJ = {"type": "object"}
 _LIST = {"type": "array"}
+_SPACE_ENV = {"type": "array", "items": {"type": "object", "required": ["key", "value"], "properties": {
+    "key": {"type": "string"}, "value": {"type": "string"}, "description": {"type": "string"}}}}
 _NAME = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}$"}
 
 # Path parameters: what the hub accepts (anything else is a 4xx; schemathesis also sends those).
@@ -91,7 +93,9 @@ OPERATIONS: dict[tuple[str, str], dict] = {
     ("/api/repos/create", "post"): {"summary": "Create a repo", "requestBody": _json_body({
         "type": "object", "required": ["name"], "properties": {
             "name": _STR, "organization": _STR, "private": {"type": "boolean"},
-            "type": {"type": "string", "enum": ["model", "dataset", "space"]}, "sdk": _STR}}),
+            "type": {"type": "string", "enum": ["model", "dataset", "space"]}, "sdk": _STR,
+            # a space's settings (create_repo's space_hardware, space_sleep_time, space_secrets, space_variables)
+            "hardware": _STR, "sleepTimeSeconds": _INT, "secrets": _SPACE_ENV, "variables": _SPACE_ENV}}),
         "responses": {"200": {"type": "object", "required": ["url", "name"]}, "4XX": _ERROR}},
     ("/api/models", "get"): {"summary": "List models", "parameters": _LISTING_QUERY,
                              "responses": {"200": _REPO_LISTING, "4XX": _ERROR}},

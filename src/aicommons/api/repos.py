@@ -56,12 +56,17 @@ async def create_repo(request: Request) -> Response:
     sdk = body.get("sdk")
     if sdk is not None and not isinstance(sdk, str):
         raise BadRequest("'sdk' must be a string")
-    repo, created = await run_sync(hub.repos.create, principal_of(request), body.get("type") or "model",
+    repo_type = body.get("type") or "model"
+    if repo_type == "space":  # create_repo's space_hardware, space_sleep_time, space_secrets, space_variables
+        hub.spaces.check_settings(body)
+    repo, created = await run_sync(hub.repos.create, principal_of(request), repo_type,
                                    name, organization, _visibility(body), sdk)
     url = formats.repo_url(base_url(request), repo)
     if not created:
         return JSONResponse({"error": "You already created this repo", "url": url}, status_code=409,
                             headers={"X-Error-Message": "You already created this repo"})
+    if repo.type == "space":
+        await run_sync(hub.spaces.apply_settings, principal_of(request), repo, body)
     return JSONResponse({"url": url, "name": repo.full_id, "id": f"{repo.id:024x}"})
 
 

@@ -314,11 +314,7 @@ class SpaceService:
 
     def put(self, principal: Principal, repo_type: str, full_id: str, kind: str, body: Json) -> Json | None:
         repo = self.find(principal, repo_type, full_id, Action.ADMIN)
-        key, value, description = _check_key(body.get("key")), body.get("value", ""), body.get("description")
-        if not isinstance(value, str) or len(value) > MAX_ENV_VALUE:
-            raise BadRequest(f"'value' must be a string of at most {MAX_ENV_VALUE} characters")
-        if description is not None and (not isinstance(description, str) or len(description) > 1000):
-            raise BadRequest("'description' must be a string of at most 1000 characters")
+        key, value, description = _check_entry(body)
         existing = {r.key for r in self.store.env(repo.id)}
         if key not in existing and len(existing) >= MAX_ENV_ENTRIES:
             raise BadRequest(f"A Space has at most {MAX_ENV_ENTRIES} secrets and variables")
@@ -357,9 +353,33 @@ class SpaceService:
         returns (repo, created). Settings, secrets and variables given in the body are set on the
         copy; the source's secrets are never copied."""
         source = self.find(principal, repo_type, full_id, Action.READ_CONTENT)
+        if source.type == "space":
+            self.check_settings(body)
         repo, created = self.repos.duplicate(principal, source, body)
         if not created:
             return repo, False
+        self.apply_settings(principal, repo, body)
+        return repo, True
+
+    def check_settings(self, body: Json) -> None:
+        """400 for settings of a new space (``hardware``, ``sleepTimeSeconds``, ``secrets``,
+        ``variables``: create_repo's and duplicate_repo's ``space_*`` arguments) that it could not
+        take, before anything is created."""
+        if body.get("hardware") is not None and body["hardware"] not in [f["name"] for f in self.hardware()]:
+            raise BadRequest(f"Hardware {body['hardware']!r} is not offered here: choose one of "
+                             f"{', '.join(f['name'] for f in self.hardware())}")
+        if body.get("sleepTimeSeconds") is not None:
+            _sleep_seconds(body["sleepTimeSeconds"])
+        for kind, items in (("secret", body.get("secrets")), ("variable", body.get("variables"))):
+            if items is not None and not isinstance(items, list):
+                raise BadRequest(f"'{kind}s' must be a list of objects with 'key' and 'value'")
+            for item in items or []:
+                if not isinstance(item, dict):
+                    raise BadRequest(f"each of '{kind}s' must be an object with 'key' and 'value'")
+                _check_entry(item)
+
+    def apply_settings(self, principal: Principal, repo: RepoRow, body: Json) -> None:
+        """Set the settings ``check_settings`` accepted on the space just created."""
         extras = {"hardware": body.get("hardware"), "sleep": body.get("sleepTimeSeconds")}
         if extras["hardware"] is not None:
             self.request_hardware(principal, "space", repo.full_id, extras["hardware"], extras["sleep"])
@@ -367,10 +387,7 @@ class SpaceService:
             self.set_sleep_time(principal, "space", repo.full_id, extras["sleep"])
         for kind, items in (("secret", body.get("secrets")), ("variable", body.get("variables"))):
             for item in items or []:
-                if not isinstance(item, dict):
-                    raise BadRequest(f"each of '{kind}s' must be an object with 'key' and 'value'")
                 self.put(principal, "space", repo.full_id, kind, item)
-        return repo, True
 
     # --- what the repo API shows ------------------------------------------------------------------------
 
@@ -403,6 +420,16 @@ def _check_key(key: object) -> str:
     if key.upper() in RESERVED_KEYS:
         raise BadRequest(f"{key!r} is set by the hub for every Space and cannot be replaced")
     return key
+
+
+def _check_entry(body: Json) -> tuple[str, str, str | None]:
+    """(key, value, description) of a secret or variable, if it may be stored."""
+    key, value, description = _check_key(body.get("key")), body.get("value", ""), body.get("description")
+    if not isinstance(value, str) or len(value) > MAX_ENV_VALUE:
+        raise BadRequest(f"'value' must be a string of at most {MAX_ENV_VALUE} characters")
+    if description is not None and (not isinstance(description, str) or len(description) > 1000):
+        raise BadRequest("'description' must be a string of at most 1000 characters")
+    return key, value, description
 
 
 def _sleep_seconds(value: object) -> int:

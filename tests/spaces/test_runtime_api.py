@@ -127,3 +127,14 @@ def test_create_repo_sets_the_spaces_secrets_variables_and_settings(api, live_hu
         assert error.value.response.status_code == 400
         with pytest.raises(RepositoryNotFoundError):
             api.space_info(refused)  # nothing was created
+
+
+def test_list_spaces_expands_runtime_and_subdomain(api, space_id):
+    """`list_spaces(expand=["runtime"])` gives each space's runtime, as `space_info` does (it was
+    accepted and left out: `runtime` None)."""
+    api.pause_space(space_id)
+    listed = {s.id: s for s in api.list_spaces(author="alice", expand=["runtime", "subdomain", "sdk"])}
+    assert listed[space_id].runtime is not None and listed[space_id].runtime.stage == "PAUSED"
+    assert listed[space_id].subdomain == api.space_info(space_id).subdomain and listed[space_id].sdk == "gradio"
+    plain = {s.id: s for s in api.list_spaces(author="alice", expand=["sdk"])}
+    assert plain[space_id].runtime is None  # only what was asked for

@@ -247,6 +247,9 @@ def list_repos(request: Request) -> Response:
                                           card, head, expand))
             if repo.type == "model" and expand and "spaces" in expand:
                 info["spaces"] = [s.full_id for s in hub.repos.spaces_using(principal_of(request), repo)]
+            if repo.type == "space" and expand and {"runtime", "subdomain"} & set(expand):
+                fields = hub.spaces.info_fields(repo, base_url(request))  # its stage, as space_info says
+                info.update({key: fields[key] for key in ("runtime", "subdomain") if key in expand})
             items.append(info)
     else:
         items = [formats.listing_entry(repo) for repo in rows]

@@ -8,7 +8,7 @@ import io
 
 import httpx
 import pytest
-from huggingface_hub import CommitOperationAdd
+from huggingface_hub import CommitOperationAdd, HfApi
 
 from tests.conftest import ALICE_TOKEN, BOB_TOKEN, auth, unique_name
 
@@ -92,6 +92,25 @@ def test_parquet_and_conventional_splits(http, api, tmp_path):
     assert [(s["config"], s["split"]) for s in splits] == [("default", "train"), ("default", "validation")]
     page = ds(http, "rows", dataset=repo, config="default", split="train", offset=200, length=100).json()
     assert page["num_rows_total"] == 250 and len(page["rows"]) == 50 and page["rows"][0]["row"] == {"x": 200, "y": "v200"}
+
+
+def test_files_uploaded_through_xet_are_previewed(http, xet, monkeypatch, tmp_path):
+    """`Dataset.push_to_hub` with Xet on (huggingface_hub's default): the file is stored as chunks
+    only, and the preview (the viewer before or without the Parquet conversion) reads it through the
+    chunk store. It read only whole-file blobs: /rows answered 503 "Storage backend failure"."""
+    import datasets
+
+    monkeypatch.setenv("HF_ENDPOINT", xet.url)
+    monkeypatch.setattr(datasets.config, "HF_ENDPOINT", xet.url)
+    repo = f"alice/{unique_name('xetds')}"
+    datasets.Dataset.from_dict({"text": ["a", "b", "c"], "n": [1, 2, 3]}).push_to_hub(repo, token=ALICE_TOKEN)
+    oid = next(f.lfs["sha256"] for f in HfApi(endpoint=xet.url, token=ALICE_TOKEN).dataset_info(
+        repo, files_metadata=True).siblings if f.rfilename.endswith(".parquet"))
+    assert not (xet.data_dir / "blobs" / "lfs" / oid[:2] / oid[2:4] / oid).exists()  # chunks only
+    page = ds(http, "rows", dataset=repo, config="default", split="train")
+    assert page.status_code == 200, page.text
+    assert [r["row"] for r in page.json()["rows"]] == [{"text": "a", "n": 1}, {"text": "b", "n": 2},
+                                                        {"text": "c", "n": 3}]
 
 
 @pytest.mark.parametrize("params,status,code", [

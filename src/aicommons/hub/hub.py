@@ -295,7 +295,7 @@ class Hub:
         """The dataset viewer's data (``hub/viewer.py``)."""
         from aicommons.hub.viewer import DatasetViewer
 
-        return DatasetViewer(self.git, self.lfs, self.settings.viewer_max_bytes)
+        return DatasetViewer(self.git, self.objects, self.settings.viewer_max_bytes)
 
     @functools.cached_property
     def viewer_queries(self) -> ViewerQueries:

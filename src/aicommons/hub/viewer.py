@@ -33,7 +33,7 @@ from aicommons.gitrepo import GitStore
 from aicommons.hub import content
 from aicommons.hub.cards import card_from_readme
 from aicommons.hub.content import Entry
-from aicommons.hub.lfs import LfsService, blob_key
+from aicommons.hub.objects import ObjectReader
 
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "json"}
 SPLIT_WORDS = {"train": ("train", "training"), "validation": ("validation", "valid", "val", "dev"),
@@ -157,8 +157,9 @@ def jsonable(value):
 
 
 class DatasetViewer:
-    def __init__(self, git: GitStore, lfs: LfsService, max_bytes: int):
-        self.git, self.lfs, self.max_bytes = git, lfs, max_bytes
+    def __init__(self, git: GitStore, objects: ObjectReader, max_bytes: int):
+        # hub/objects.py: a large file is a whole blob or, uploaded through Xet, only chunks.
+        self.git, self.objects, self.max_bytes = git, objects, max_bytes
         self._tables: OrderedDict[tuple, SplitRows] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -221,7 +222,10 @@ class DatasetViewer:
         git_repo = self.git.open(repo.storage_key)
         if entry.lfs is None:
             return content.read_blob(git_repo, entry.oid)[:limit]
-        with self.lfs.blobs.open(blob_key(entry.lfs.oid)) as f:
+        if not self.objects.exists(entry.lfs.oid):  # a pulled-through file not fetched yet (docs/mirror.md)
+            raise ViewerError("The server is busier than usual and the response is not ready yet. Please retry "
+                              "later.", "ResponseNotReady", 500)
+        with self.objects.open(entry.lfs.oid) as f:
             return f.read(limit)
 
 

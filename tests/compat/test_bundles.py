@@ -79,6 +79,25 @@ def test_export_carry_import(live_hub, api, site, source_key, tmp_path):
     assert remote.model_info(repo).sha == new
 
 
+def test_files_uploaded_through_xet_are_carried(xet, api, site, source_key, tmp_path):
+    """A file uploaded through Xet (huggingface_hub's default) is stored as chunks only: the export
+    reads it through the chunk store. It looked only for a whole-file blob and stopped with "large
+    file ... is not stored here: download or sync it first"."""
+    weights = os.urandom(90_000)
+    repo = f"alice/{unique_name('xetbundle')}"
+    api.create_repo(repo)
+    api.create_commit(repo, [CommitOperationAdd("model.bin", weights)], commit_message="weights")
+    oid = next(f.lfs["sha256"] for f in api.model_info(repo, files_metadata=True).siblings if f.rfilename == "model.bin")
+    assert not (xet.data_dir / "blobs" / "lfs" / oid[:2] / oid[2:4] / oid).exists()  # chunks only
+    bundle = tmp_path / "xet.tar"
+    exported = xet.cli("bundle", "export", repo, "--output", str(bundle), check=False)
+    assert "1 repos, 1 large files" in exported.stdout, exported.stdout + exported.stderr
+    imported = site.cli("bundle", "import", str(bundle), "--trusted-key", str(source_key))
+    assert f"model {repo}: created" in imported.stdout, imported.stdout + imported.stderr
+    got = hf_hub_download(repo, "model.bin", endpoint=site.url, cache_dir=tmp_path / "c")
+    assert Path(got).read_bytes() == weights
+
+
 @pytest.mark.parametrize("damage", ["large file", "manifest", "git data", "unsigned", "foreign key"])
 def test_a_damaged_or_untrusted_bundle_changes_nothing(live_hub, api, site, source_key, tmp_path, damage):
     repo, _ = make_repo(api)

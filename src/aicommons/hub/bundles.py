@@ -35,7 +35,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import pygit2
 from cryptography.exceptions import InvalidSignature
@@ -151,12 +151,20 @@ def _materialize(git_repo: pygit2.Repository, tree: pygit2.Tree, lfs: LfsService
                 target = into / path
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if path in pointers:
-                    with lfs.blobs.open(blob_key(pointers[path].oid)) as src, open(target, "wb") as out:
+                    with _open_object(lfs, pointers[path].oid, pointers[path].size) as src, open(target, "wb") as out:
                         shutil.copyfileobj(src, out, CHUNK)
                 else:
                     target.write_bytes(obj.data)
 
     walk(tree, "")
+
+
+def _open_object(lfs: LfsService, oid: str, size: int) -> BinaryIO:
+    """A large file's bytes: its whole-file blob, or the chunks of a Xet upload (hub/objects.py)."""
+    stored = lfs.objects.size(oid) if lfs.objects is not None else lfs.blobs.size(blob_key(oid))
+    if stored != size:
+        raise BundleError(f"large file {oid} ({size} bytes) is not stored here: download or sync it first")
+    return lfs.objects.open(oid) if lfs.objects is not None else lfs.blobs.open(blob_key(oid))
 
 
 def _sign_model(git_repo: pygit2.Repository, tree: pygit2.Tree, lfs: LfsService, model_key: Path, work: Path,
@@ -217,9 +225,7 @@ def export_bundle(requests: list[RepoRequest], git: GitStore, lfs: LfsService, k
             manifest["repos"].append(entry)
         progress.stage("large files", items=len(manifest["files"]), nbytes=sum(manifest["files"].values()))
         for oid, size in manifest["files"].items():
-            if lfs.blobs.size(blob_key(oid)) != size:
-                raise BundleError(f"large file {oid} ({size} bytes) is not stored here: download or sync it first")
-            with lfs.blobs.open(blob_key(oid)) as src, open(work / "lfs" / oid, "wb") as out:
+            with _open_object(lfs, oid, size) as src, open(work / "lfs" / oid, "wb") as out:
                 shutil.copyfileobj(src, out, CHUNK)
             progress.advance(1, size)
         body = json.dumps(manifest, indent=2, sort_keys=True).encode()

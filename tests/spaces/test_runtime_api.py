@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from huggingface_hub import SpaceHardware, SpaceRuntime, SpaceStage
+from huggingface_hub import HfApi, SpaceHardware, SpaceRuntime, SpaceStage
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
 from tests.conftest import unique_name
@@ -118,6 +118,20 @@ def test_create_repo_sets_the_spaces_secrets_variables_and_settings(api, live_hu
     assert api.get_space_runtime(rid).sleep_time == 3600
     assert "created-s3cr3t" not in httpx.get(f"{live_hub.url}/api/spaces/{rid}/secrets",
                                              headers={"Authorization": f"Bearer {api.token}"}).text
+    # An organisation's write member may create a space there with its first settings (not
+    # administer it later): this was a 403 after the space had been created.
+    member, org = unique_name("member"), unique_name("org")
+    live_hub.cli("user", "create", member)
+    token = live_hub.cli("token", "create", member, "--role", "write").stdout.strip().splitlines()[-1]
+    live_hub.cli("org", "create", org, "--member", "alice")
+    live_hub.cli("org", "add-member", org, member, "--role", "write")
+    member_api = HfApi(endpoint=live_hub.url, token=token)
+    member_api.create_repo(f"{org}/app", repo_type="space", space_sdk="static",
+                           space_variables=[{"key": "MODE", "value": "demo"}])
+    assert api.get_space_variables(f"{org}/app")["MODE"].value == "demo"  # alice administers the org
+    with pytest.raises(HfHubHTTPError) as not_admin:
+        member_api.add_space_variable(f"{org}/app", "OTHER", "x")
+    assert not_admin.value.response.status_code == 403
     refused = f"alice/{unique_name()}"
     for bad in ({"space_secrets": [{"key": "not a name", "value": "x"}]},
                 {"space_variables": [{"key": "HF_ENDPOINT", "value": "x"}]},

@@ -66,7 +66,7 @@ async def create_repo(request: Request) -> Response:
         return JSONResponse({"error": "You already created this repo", "url": url}, status_code=409,
                             headers={"X-Error-Message": "You already created this repo"})
     if repo.type == "space":
-        await run_sync(hub.spaces.apply_settings, principal_of(request), repo, body)
+        await run_sync(hub.spaces.apply_settings, repo, body)
     return JSONResponse({"url": url, "name": repo.full_id, "id": f"{repo.id:024x}"})
 
 

@@ -314,6 +314,10 @@ class SpaceService:
 
     def put(self, principal: Principal, repo_type: str, full_id: str, kind: str, body: Json) -> Json | None:
         repo = self.find(principal, repo_type, full_id, Action.ADMIN)
+        self._put_entry(repo, kind, body)
+        return self._variables(repo) if kind == "variable" else None
+
+    def _put_entry(self, repo: RepoRow, kind: str, body: Json) -> None:
         key, value, description = _check_entry(body)
         existing = {r.key for r in self.store.env(repo.id)}
         if key not in existing and len(existing) >= MAX_ENV_ENTRIES:
@@ -321,7 +325,6 @@ class SpaceService:
         stored = self.box.seal(repo.id, key, value) if kind == "secret" else value
         self.store.put_env(repo.id, kind, key, stored, description, utcnow())
         self._changed(repo)
-        return self._variables(repo) if kind == "variable" else None
 
     def delete(self, principal: Principal, repo_type: str, full_id: str, kind: str, body: Json) -> Json | None:
         repo = self.find(principal, repo_type, full_id, Action.ADMIN)
@@ -358,7 +361,7 @@ class SpaceService:
         repo, created = self.repos.duplicate(principal, source, body)
         if not created:
             return repo, False
-        self.apply_settings(principal, repo, body)
+        self.apply_settings(repo, body)
         return repo, True
 
     def check_settings(self, body: Json) -> None:
@@ -370,24 +373,32 @@ class SpaceService:
                              f"{', '.join(f['name'] for f in self.hardware())}")
         if body.get("sleepTimeSeconds") is not None:
             _sleep_seconds(body["sleepTimeSeconds"])
+        keys = set()
         for kind, items in (("secret", body.get("secrets")), ("variable", body.get("variables"))):
             if items is not None and not isinstance(items, list):
                 raise BadRequest(f"'{kind}s' must be a list of objects with 'key' and 'value'")
             for item in items or []:
                 if not isinstance(item, dict):
                     raise BadRequest(f"each of '{kind}s' must be an object with 'key' and 'value'")
-                _check_entry(item)
+                keys.add(_check_entry(item)[0])
+        if len(keys) > MAX_ENV_ENTRIES:
+            raise BadRequest(f"A Space has at most {MAX_ENV_ENTRIES} secrets and variables")
 
-    def apply_settings(self, principal: Principal, repo: RepoRow, body: Json) -> None:
-        """Set the settings ``check_settings`` accepted on the space just created."""
-        extras = {"hardware": body.get("hardware"), "sleep": body.get("sleepTimeSeconds")}
-        if extras["hardware"] is not None:
-            self.request_hardware(principal, "space", repo.full_id, extras["hardware"], extras["sleep"])
-        elif extras["sleep"] is not None:
-            self.set_sleep_time(principal, "space", repo.full_id, extras["sleep"])
+    def apply_settings(self, repo: RepoRow, body: Json) -> None:
+        """Set the settings ``check_settings`` accepted on the space its caller just created. They are
+        part of creating it, so no admin right on the new repo is asked for (an organisation's write
+        member may create a space there, and push its code, without administering it)."""
+        values: dict[str, object] = {}
+        if body.get("hardware") is not None:
+            values["hardware"] = body["hardware"]
+        if body.get("sleepTimeSeconds") is not None:
+            values["sleep_seconds"] = _sleep_seconds(body["sleepTimeSeconds"])
+        if values:
+            self.row(repo)
+            self.store.set(repo.id, utcnow(), **values)
         for kind, items in (("secret", body.get("secrets")), ("variable", body.get("variables"))):
             for item in items or []:
-                self.put(principal, "space", repo.full_id, kind, item)
+                self._put_entry(repo, kind, item)
 
     # --- what the repo API shows ------------------------------------------------------------------------
 

@@ -528,7 +528,7 @@ def test_a_pulled_through_dataset_is_converted_and_viewed_on_the_mirror(upstream
     import pyarrow.parquet as pq
 
     mir = start_hub(tmp_path_factory.mktemp("mir-viewer"), free_port(), AICOMMONS_UPSTREAM_URL=upstream.url,
-                    AICOMMONS_PARQUET_CONVERSION="true")
+                    AICOMMONS_PARQUET_CONVERSION="true", AICOMMONS_PARQUET_MAX_BYTES="100000")
     try:
         buffer = io.BytesIO()
         pq.write_table(pa.table({"text": ["a cat", "a dog", "a bird"], "n": [1, 2, 3]}), buffer)
@@ -539,11 +539,11 @@ def test_a_pulled_through_dataset_is_converted_and_viewed_on_the_mirror(upstream
         sha = HfApi(endpoint=mir.url).dataset_info(repo).sha  # pulled through: refs only, no file yet
         assert sha == api.dataset_info(repo).sha
 
-        def converted() -> dict | None:
-            body = httpx.get(f"{mir.url}/datasets-server/parquet", params={"dataset": repo}).json()
+        def converted(dataset: str) -> dict | None:
+            body = httpx.get(f"{mir.url}/datasets-server/parquet", params={"dataset": dataset}).json()
             return None if body["pending"] else body
-        assert wait_for(converted, 90)
-        body = converted()
+        assert wait_for(lambda: converted(repo), 90)
+        body = converted(repo)
         assert body is not None and body["failed"] == [] and [f["split"] for f in body["parquet_files"]] == ["train"]
         rows = httpx.get(f"{mir.url}/datasets-server/rows",
                          params={"dataset": repo, "config": "default", "split": "train"})
@@ -552,6 +552,20 @@ def test_a_pulled_through_dataset_is_converted_and_viewed_on_the_mirror(upstream
         assert rows.headers["x-revision"] == sha
         # The file is now the mirror's own, as after a first download.
         assert blob(mir, hashlib.sha256(buffer.getvalue()).hexdigest()).exists()
+
+        # A dataset larger than AICOMMONS_PARQUET_MAX_BYTES is not downloaded on a metadata request:
+        # its conversion says so (pinning it keeps it whole).
+        big = io.BytesIO()
+        pq.write_table(pa.table({"text": [os.urandom(32).hex() for _ in range(5000)]}), big, compression="none")
+        assert len(big.getvalue()) > 100_000
+        large = api.create_repo(f"maker/{unique_name('upbig')}", repo_type="dataset").repo_id
+        api.create_commit(large, [CommitOperationAdd("data/train.parquet", big.getvalue())],
+                          commit_message="rows", repo_type="dataset")
+        HfApi(endpoint=mir.url).dataset_info(large)
+        assert wait_for(lambda: converted(large), 90)
+        failed = converted(large)["failed"]
+        assert len(failed) == 1 and "pin it (aicommons mirror add)" in failed[0]["error"], failed
+        assert not blob(mir, hashlib.sha256(big.getvalue()).hexdigest()).exists()
     finally:
         stop_hub(mir)
 

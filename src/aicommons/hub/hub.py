@@ -319,7 +319,8 @@ class Hub:
                              split_files=lambda repo, conversion, config, split: list(
                                  self.viewer_queries.split(repo, conversion, config, split).files),
                              download_cache=self.download_cache,
-                             fetch_files=self.upstream.fetch_commit_files if self.upstream is not None else None)
+                             fetch_files=None if self.upstream is None else functools.partial(
+                                 self.upstream.fetch_commit_files, max_bytes=self.settings.parquet_max_bytes))
 
     @functools.cached_property
     def bundles(self) -> BundleService:

@@ -530,11 +530,13 @@ class UpstreamService:
         return {"repo": repo.full_id, "revisions": mirror.revisions or ["main"], "files": len(wanted),
                 "fetched": fetched}
 
-    def fetch_commit_files(self, repo: RepoRow, commit_id: str) -> int:
+    def fetch_commit_files(self, repo: RepoRow, commit_id: str, max_bytes: int) -> int:
         """Fetch the large files of ``commit_id`` that pulled-through ``repo`` does not hold yet (as
         their first download would, within the namespace's quota), for a job that reads them all: the
         Parquet conversion of a dataset (hub/parquet_export.py). Nothing for a repo that is not pulled
-        through, nor for one private or gated upstream (fetched only with a reader's own grant)."""
+        through, nor for one private or gated upstream (fetched only with a reader's own grant).
+        UpstreamError when they total more than ``max_bytes``: a request for a repo's metadata never
+        makes the mirror download more than that on its own (``aicommons mirror add`` does)."""
         mirror = self.mirror_of(repo)
         if mirror is None or self.restricted(repo):
             return 0
@@ -542,6 +544,11 @@ class UpstreamService:
         git_repo = self.git.open(repo.storage_key)
         commit = git_repo[pygit2.Oid(hex=commit_id)].peel(pygit2.Commit)
         wanted = {p.oid: (commit_id, path, p.size) for path, p in pointers_in_tree(git_repo, commit.tree)}
+        missing = sum(size for oid, (_, _, size) in wanted.items() if self.missing_file(repo, oid) is not None)
+        if missing > max_bytes:
+            raise UpstreamError(f"{missing} bytes of {repo.full_id}'s files are not on this mirror yet, more than "
+                                f"the {max_bytes} it fetches by itself to convert a dataset: pin it "
+                                "(aicommons mirror add) to keep and view it")
         return self._fetch_files(repo, mirror, wanted, SILENT)
 
     def _fetch_files(self, repo: RepoRow, mirror: UpstreamRepo, wanted: dict[str, tuple[str, str, int]],

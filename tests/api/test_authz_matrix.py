@@ -720,6 +720,12 @@ def test_global_routes(live_hub, world):
             r = rights(principal, "public")
             want = 200 if r.write else (401 if principal == "anonymous" else 403)
             check(created.status_code == want, f"create in the org as {principal} (want {want})", created)
+            # A space with its first secret (create_repo's space_secrets): the same right, nothing more.
+            space = f"{world.org}/space-by-{principal.replace('_', '-')}"
+            created = get("/api/repos/create", principal, "POST", json={
+                "name": space, "type": "space", "sdk": "static", "secrets": [{"key": "K", "value": "v"}]})
+            check(created.status_code == want, f"create a space with a secret in the org as {principal} (want {want})",
+                  created)
         # Repo ids without a namespace, signed transfers and the CAS, admin-only routes.
         for principal in ("anonymous", "outsider"):
             for path in ("/api/models/" + world.org, f"/{world.org}/resolve/main/x",

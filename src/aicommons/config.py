@@ -286,6 +286,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SPACES_RUN", "true",
             "`true`: Spaces with an app file are built and run (sandboxed with bubblewrap) on every push to "
             "their default branch; `false`: they are stored repos only (the runtime API still answers)."),
+    Setting("UPSTREAM_SPACES_RUN", "false",
+            "On a pull-through mirror: `true` builds and runs the Spaces pulled through from the upstream hub "
+            "like local ones (at the request of whoever first asks, anonymous callers included); `false` keeps "
+            "them as stored repos (files, history, runtime API), so nobody can make this hub run upstream code. "
+            "Spaces created on this hub run as SPACES_RUN says."),
     Setting("SPACES_DOMAIN", "",
             "Empty: apps are served under `<hub>/spaces-apps/<ns>/<name>/` (path mode: the hub's cookies are "
             "stripped, the page's frame is sandboxed). A domain such as `spaces.example.org`: each Space "
@@ -557,6 +562,7 @@ class Settings:
     webhook_retry_seconds: float = 30
     trusted_proxies: str = ""
     spaces_run: bool = True
+    upstream_spaces_run: bool = False
     spaces_domain: str = ""
     spaces_hardware: str = "cpu-basic"  # comma-separated flavour names
     spaces_sleep_seconds: int = 172800
@@ -664,6 +670,7 @@ class Settings:
             webhook_retry_seconds=_float("WEBHOOK_RETRY_SECONDS", minimum=0),
             trusted_proxies=_trusted_proxies(_env("TRUSTED_PROXIES")),
             spaces_run=_bool("SPACES_RUN"),
+            upstream_spaces_run=_bool("UPSTREAM_SPACES_RUN"),
             spaces_domain=_env("SPACES_DOMAIN").strip().strip(".").lower(),
             spaces_hardware=_spaces_hardware(_env("SPACES_HARDWARE")),
             spaces_sleep_seconds=_int("SPACES_SLEEP_SECONDS", minimum=1),

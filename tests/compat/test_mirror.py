@@ -592,3 +592,20 @@ def test_a_pulled_through_file_is_scanned_once_it_is_cached(upstream, mirror, tm
     assert wait_for(lambda: statuses()["model.bin"] != "queued", 30), statuses()
     assert statuses()["model.bin"] == "safe"
     assert api.model_info(repo, securityStatus=True).security_repo_status["scansDone"] is True
+
+
+def test_a_pulled_through_space_is_stored_not_run(upstream, mirror):
+    """Asking a mirror for an upstream Space must not make it build and run upstream code
+    (AICOMMONS_UPSTREAM_SPACES_RUN, off by default): the Space is a stored repo here, and its app
+    answers that this hub does not run it."""
+    api = HfApi(endpoint=upstream.url, token=TOKEN)
+    space = api.create_repo(f"maker/{unique_name('sp')}", repo_type="space", space_sdk="gradio").repo_id
+    api.pause_space(space)  # the upstream need not build it either
+    api.upload_file(path_or_fileobj=b"import gradio as gr\n", path_in_repo="app.py", repo_id=space, repo_type="space")
+    here = HfApi(endpoint=mirror.url)  # anonymous
+    assert here.space_info(space).sha == api.space_info(space).sha
+    assert "app.py" in here.list_repo_files(space, repo_type="space")
+    time.sleep(1)  # a build, had one been queued, starts at once
+    assert here.get_space_runtime(space).stage == "STOPPED"
+    answer = httpx.get(f"{mirror.url}/spaces-apps/{space}/", timeout=30)
+    assert answer.status_code == 503 and "does not run them" in answer.text, answer.text

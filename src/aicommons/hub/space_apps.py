@@ -131,6 +131,15 @@ class SpaceApps:
     def initial_stage(self, repo: RepoRow) -> str:
         return self.spaces.static_stage(repo)
 
+    def may_run(self, repo: RepoRow) -> bool:
+        """Whether this hub builds and runs the space's app: SPACES_RUN, and for a space pulled through
+        from the upstream hub also UPSTREAM_SPACES_RUN (a mirror must not run upstream code because
+        someone asked for it, unless its operator chose so)."""
+        if not self.settings.spaces_run:
+            return False
+        upstream = self.hub.upstream
+        return self.settings.upstream_spaces_run or upstream is None or upstream.mirror_of(repo) is None
+
     def _stage(self, repo_id: int, stage: str, error: str | None = None, sha: str | None = None) -> None:
         self.store.set_stage_unless_paused(repo_id, stage, error, utcnow(), sha=sha)
 
@@ -147,12 +156,12 @@ class SpaceApps:
         repo = self.hub.repo_store.get_by_id(repo.id) or repo
         self.spaces.row(repo)
         stage = self.spaces.static_stage(repo)
-        if stage == "STOPPED" and self.settings.spaces_run:
+        if stage == "STOPPED" and self.may_run(repo):
             self._stage(repo.id, "BUILDING", sha=new_sha)
             self.hub.jobs.space_build(repo.id, new_sha)
         else:
             self.stop(repo.id)
-            self._stage(repo.id, stage if self.settings.spaces_run or stage != "STOPPED" else "STOPPED", sha=new_sha)
+            self._stage(repo.id, stage, sha=new_sha)
 
     def restart(self, repo: RepoRow, rebuild: bool) -> None:
         self.stop(repo.id)
@@ -161,7 +170,7 @@ class SpaceApps:
         if rebuild:
             shutil.rmtree(self.root / "src" / str(repo.id), ignore_errors=True)
         stage = self.spaces.static_stage(repo)
-        if stage == "STOPPED" and self.settings.spaces_run:
+        if stage == "STOPPED" and self.may_run(repo):
             self._stage(repo.id, "BUILDING", error=None)
             self.hub.jobs.space_build(repo.id, repo.sha or "", rebuild)
         else:
@@ -250,6 +259,9 @@ class SpaceApps:
                 raise NotRunning("PAUSED", "This Space is paused by its owner")
             if not self.settings.spaces_run:
                 raise NotRunning("STOPPED", "This hub does not run Spaces")
+            if not self.may_run(repo):
+                raise NotRunning("STOPPED", "This hub keeps Spaces from its upstream hub as stored repos and does not "
+                                 "run them (AICOMMONS_UPSTREAM_SPACES_RUN)")
             if len(self.crashes.get(repo.id, [])) > MAX_RESTARTS and not build_log_fresh:
                 raise NotRunning("RUNTIME_ERROR", "This Space crashed repeatedly: its owner may restart it")
             stage = self.spaces.static_stage(repo)

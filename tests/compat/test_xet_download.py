@@ -223,6 +223,38 @@ def test_gated_repos_give_read_tokens_only_to_accepted_users(xet, api, repo_id, 
         assert f.read() == content
 
 
+def test_a_read_token_stops_reading_when_access_ends(xet, api, repo_id, http):
+    """A CAS read token outlives the request that minted it (an hour by default): a rejected access
+    request, or a repo made private, must end what it reads at once, as on /resolve/."""
+    api.upload_file(path_or_fileobj=os.urandom(150_000), path_in_repo="gated.bin", repo_id=repo_id)
+    file_hash = _xet_hash(api, repo_id, "gated.bin")
+    anonymous = {"Authorization": f"Bearer {_read_token(http, repo_id, None).json()['accessToken']}"}
+    assert http.get(f"/xet-cas/v1/reconstructions/{file_hash}", headers=anonymous).status_code == 200
+
+    api.update_repo_settings(repo_id, gated="manual")
+    assert http.get(f"/xet-cas/v1/reconstructions/{file_hash}", headers=anonymous).status_code == 401
+    assert http.post(f"/api/models/{repo_id}/ask-access", json={}, headers=auth(BOB_TOKEN)).status_code == 200
+    handle = f"/api/models/{repo_id}/user-access-request/handle"
+    assert http.post(handle, json={"user": "bob", "status": "accepted"}, headers=auth(ALICE_TOKEN)).status_code == 200
+    response = _read_token(http, repo_id, BOB_TOKEN)
+    assert response.status_code == 200, response.text
+    bob = {"Authorization": f"Bearer {response.json()['accessToken']}"}
+    for version in ("v1", "v2"):
+        assert http.get(f"/xet-cas/{version}/reconstructions/{file_hash}", headers=bob).status_code == 200
+
+    assert http.post(handle, json={"user": "bob", "status": "rejected"}, headers=auth(ALICE_TOKEN)).status_code == 200
+    for version in ("v1", "v2"):
+        response = http.get(f"/xet-cas/{version}/reconstructions/{file_hash}", headers=bob)
+        assert response.status_code == 401, response.text
+    assert http.get("/xet-cas/v1/reconstructions", params={"file_id": file_hash}, headers=bob).status_code == 401
+
+    assert http.post(handle, json={"user": "bob", "status": "accepted"}, headers=auth(ALICE_TOKEN)).status_code == 200
+    assert http.get(f"/xet-cas/v1/reconstructions/{file_hash}", headers=bob).status_code == 200
+    api.update_repo_settings(repo_id, private=True)  # bob is not on the owner side
+    assert http.get(f"/xet-cas/v1/reconstructions/{file_hash}", headers=bob).status_code == 401
+    assert http.get(f"/xet-cas/v1/reconstructions/{file_hash}", headers=_cas_headers(http, repo_id)).status_code == 200
+
+
 # --- the CAS read API, by hand --------------------------------------------------------------------
 
 

@@ -255,6 +255,33 @@ def test_a_read_token_stops_reading_when_access_ends(xet, api, repo_id, http):
     assert http.get(f"/xet-cas/v1/reconstructions/{file_hash}", headers=_cas_headers(http, repo_id)).status_code == 200
 
 
+def test_xet_tokens_of_a_suspended_account_stop_at_once(xet, live_hub, api, repo_id, http):
+    """Suspending an account ends its Xet tokens too (as its LFS links), not an hour later."""
+    name = unique_name("x").replace("-", "")
+    live_hub.cli("user", "create", name, "--email", f"{name}@example.org")
+    token = live_hub.cli("token", "create", name).stdout.strip().splitlines()[-1]
+    api.upload_file(path_or_fileobj=os.urandom(150_000), path_in_repo="open.bin", repo_id=repo_id)
+    file_hash = _xet_hash(api, repo_id, "open.bin")
+    reader = {"Authorization": f"Bearer {_read_token(http, repo_id, token).json()['accessToken']}"}
+    own = f"{name}/{unique_name('own')}"
+    assert http.post("/api/repos/create", json={"name": own.split("/")[1], "type": "model"},
+                     headers=auth(token)).status_code == 200
+    minted = http.get(f"/api/models/{own}/xet-write-token/main", headers=auth(token))
+    assert minted.status_code == 200, minted.text
+    writer = {"Authorization": f"Bearer {minted.json()['accessToken']}"}
+    chunk = "00" * 32
+    assert http.get(f"/xet-cas/v1/reconstructions/{file_hash}", headers=reader).status_code == 200
+    assert http.get(f"/xet-cas/v1/chunks/default/{chunk}", headers=writer).status_code == 404  # unknown chunk
+
+    live_hub.cli("user", "suspend", name)
+    try:
+        assert http.get(f"/xet-cas/v1/reconstructions/{file_hash}", headers=reader).status_code == 401
+        assert http.get(f"/xet-cas/v1/chunks/default/{chunk}", headers=writer).status_code == 401
+    finally:
+        live_hub.cli("user", "unsuspend", name)
+    assert http.get(f"/xet-cas/v1/reconstructions/{file_hash}", headers=reader).status_code == 200
+
+
 # --- the CAS read API, by hand --------------------------------------------------------------------
 
 

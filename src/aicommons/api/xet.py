@@ -41,7 +41,7 @@ from aicommons.api.http import (
 )
 from aicommons.api.ranges import parse_range
 from aicommons.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized
-from aicommons.hub.access import Principal, anonymous
+from aicommons.hub.access import Principal
 from aicommons.hub.policy import Action
 from aicommons.xet import wire
 from aicommons.xet.fetch_urls import requested_range
@@ -96,26 +96,28 @@ def _grant(request: Request, operation: str) -> XetGrant:
     store = request.path_params.get("store")
     if store is not None and store != hub.xet.store_id():
         raise NotFound("This Xet CAS URL belongs to another store: request a new token from the Hub")
+    _check_still_allowed(request, grant)
     if operation == "write":
         account = hub.accounts.by_id(grant.account_id)
         request.state.principal = Principal(key=f"xet:{grant.account_id}", account=account, token_role="write")
-    else:
-        _check_still_readable(request, grant)
     return grant
 
 
-def _check_still_readable(request: Request, grant: XetGrant) -> None:
-    """A read token lives as long as ``AICOMMONS_UPLOAD_URL_TTL_SECONDS``, but the access it was minted
-    under can end sooner: the repo made private, a gated repo's access request rejected, a member
-    removed from its organization. Each CAS read asks again whether the account (anonymous for
-    account 0) may still read the repo's files, as ``/resolve/`` would."""
+def _check_still_allowed(request: Request, grant: XetGrant) -> None:
+    """A Xet token lives as long as ``AICOMMONS_UPLOAD_URL_TTL_SECONDS``, but what it was minted under
+    can end sooner: the repo made private, a gated repo's access request rejected, a member removed
+    from the organisation, the account suspended, the minting token expired. Each CAS request takes
+    the minting credential's decision again, as signed LFS links do (api/lfs.py ``_link_access``):
+    reading the repo's files for a read token, uploading to it for a write token."""
     hub = hub_of(request)
+    if grant.token_id is not None:
+        key = f"token:{grant.token_id}"
+    else:
+        key = f"user:{grant.account_id}" if grant.account_id else "anon:"
+    principal = hub.accounts.principal_for_key(key)
     repo = hub.repos.by_id(grant.repo_id)
-    account = hub.accounts.by_id(grant.account_id) if grant.account_id else None
-    if grant.account_id and account is None:
-        raise Unauthorized("The account this Xet token was issued to no longer exists")
-    principal = anonymous(None) if account is None else hub.accounts.principal_for_account(account)
-    if repo is None or not hub.policy.allows(principal, repo, Action.READ_CONTENT):
+    action = Action.READ_CONTENT if grant.operation == "read" else Action.CONTRIBUTE
+    if principal is None or repo is None or not hub.policy.allows(principal, repo, action):
         raise Unauthorized("This Xet token no longer gives access to the repository: request a new one from the Hub")
 
 

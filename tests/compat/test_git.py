@@ -209,6 +209,21 @@ def test_private_repo_needs_credentials_and_does_not_leak(git, tmp_path, api, li
     assert (tmp_path / "alice" / ".gitattributes").exists()
 
 
+def test_commits_the_hub_writes_do_not_carry_the_users_email(git, tmp_path, api, live_hub):
+    """Anyone may clone a public repo: the commits and tags the hub writes for alice (create, upload,
+    annotated tag) name her, at a no-reply address, never her account's e-mail (alice@example.org)."""
+    repo_id = f"alice/{unique_name('public')}"
+    api.create_repo(repo_id)
+    api.upload_file(path_or_fileobj=b"hello", path_in_repo="a.txt", repo_id=repo_id)
+    api.create_tag(repo_id, tag="v1", tag_message="first release")
+    work = tmp_path / "anon"
+    git("clone", url(live_hub, repo_id), str(work))  # anonymous, as anyone
+    people = git("log", "--format=%an <%ae>|%cn <%ce>", cwd=work).stdout.split()
+    people += git("for-each-ref", "--format=%(taggername) %(taggeremail)", "refs/tags", cwd=work).stdout.split()
+    assert "<alice@users.noreply>|alice" in " ".join(people)
+    assert not any("example.org" in who for who in people), people
+
+
 def test_dataset_repo_clone_and_push(git, tmp_path, api, live_hub):
     repo_id = f"alice/{unique_name('data')}"
     api.create_repo(repo_id, repo_type="dataset")

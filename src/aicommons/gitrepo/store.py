@@ -56,6 +56,13 @@ def extends(repo: pygit2.Repository, old: str, new: str) -> bool:
     return old_commit == new_commit or repo.descendant_of(new_commit, old_commit)
 
 
+
+def commit_address(name: str) -> str:
+    """The e-mail address of the commits and tags the hub writes for account ``name``: never the
+    account's own address, which anyone cloning a public repo would otherwise read in its history
+    (on huggingface.co too, huggingface_hub#957). Pushes keep what the pusher's git wrote."""
+    return f"{name}@users.noreply"
+
 class GitStore:
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -135,7 +142,7 @@ class GitStore:
     @staticmethod
     def write_commit(repo: pygit2.Repository, tree: str, parents: list[str], message: str,
                      author_name: str, author_email: str, when: int | None = None) -> str:
-        sig = pygit2.Signature(author_name, author_email or f"{author_name}@users.noreply", int(when or time.time()), 0)
+        sig = pygit2.Signature(author_name, author_email or commit_address(author_name), int(when or time.time()), 0)
         oid = repo.create_commit(None, sig, sig, message, pygit2.Oid(hex=tree),
                                  [pygit2.Oid(hex=p) for p in parents])
         return str(oid)

@@ -11,7 +11,7 @@ import pygit2
 
 from aicommons.db.repos import RepoRow, RepoStore
 from aicommons.errors import BadRequest, EntryNotFound, PreconditionFailed, RevisionNotFound
-from aicommons.gitrepo import GitStore, RefUpdateConflict, TreeChange
+from aicommons.gitrepo import GitStore, RefUpdateConflict, TreeChange, commit_address
 from aicommons.gitrepo.trees import PathConflict, apply_changes
 from aicommons.hub import content
 from aicommons.hub.access import Principal
@@ -127,7 +127,7 @@ class CommitService:
             if request.description.strip():
                 message += "\n\n" + request.description.strip()
             oid = self.git.write_commit(git_repo, tree, [str(head.id)], message + "\n", author.name,
-                                        author.email or "", when=int(time.time()))
+                                        commit_address(author.name), when=int(time.time()))
             if open_pull_request is not None:
                 ref = open_pull_request(str(head.id))  # the PR ref starts at the commit's parent
                 self.git.update_ref(repo.storage_key, ref, oid, str(head.id))

@@ -16,7 +16,7 @@ import pygit2
 from aicommons.db.discussions import DiscussionRow, DiscussionStore, EventRow
 from aicommons.db.repos import RepoRow
 from aicommons.errors import BadRequest, Conflict, Forbidden, HubError, NotFound, RevisionNotFound
-from aicommons.gitrepo import GitStore, RefUpdateConflict, commit_at, tree_at
+from aicommons.gitrepo import GitStore, RefUpdateConflict, commit_address, commit_at, tree_at
 from aicommons.hub.access import Principal
 from aicommons.hub.names import pr_number
 from aicommons.hub.policy import Action
@@ -255,7 +255,7 @@ class DiscussionService:
         target = _target(discussion)
         message = f"Merge pull request #{num}: {discussion.title}\n"
         oid = self.git.write_commit(git_repo, str(tree), [str(base.id), str(head.id)], message,
-                                    principal.user.name, principal.user.email or "", when=int(time.time()))
+                                    principal.user.name, commit_address(principal.user.name), when=int(time.time()))
         try:
             self.git.update_ref(repo.storage_key, target, oid, str(base.id))
         except RefUpdateConflict:

@@ -9,7 +9,7 @@ import pygit2
 
 from aicommons.db.repos import RepoRow
 from aicommons.errors import Conflict, Forbidden, RevisionNotFound
-from aicommons.gitrepo import GitStore, RefUpdateConflict
+from aicommons.gitrepo import GitStore, RefUpdateConflict, commit_address
 from aicommons.hub import content
 from aicommons.hub.access import Principal
 from aicommons.hub.names import check_branch_name, check_revision, check_tag_name
@@ -67,7 +67,7 @@ class RefService:
             raise Conflict(f"Tag {tag} already exists")
         oid = str(target.id)
         if message:
-            sig = pygit2.Signature(principal.user.name, principal.user.email or f"{principal.user.name}@users.noreply",
+            sig = pygit2.Signature(principal.user.name, commit_address(principal.user.name),
                                    int(time.time()), 0)
             # An annotated tag: libgit2 writes the tag object and its ref together.
             git_repo.create_tag(tag, target.id, pygit2.enums.ObjectType.COMMIT, sig, message)
@@ -102,7 +102,7 @@ class RefService:
             raise RevisionNotFound(f"Invalid rev id: {branch}")
         head = current.peel(pygit2.Commit)
         oid = self.git.write_commit(git_repo, str(head.tree.id), [], (message or "Super-squash branch") + "\n",
-                                    principal.user.name, principal.user.email or "", when=int(time.time()))
+                                    principal.user.name, commit_address(principal.user.name), when=int(time.time()))
         try:
             self.git.update_ref(repo.storage_key, ref, oid, str(head.id))
         except RefUpdateConflict:

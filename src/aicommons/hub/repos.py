@@ -30,7 +30,7 @@ from aicommons.db.repos import (
     sort_is_date,
 )
 from aicommons.errors import BadRequest, Conflict, Forbidden, HubError, NotFound, RepoNotFound
-from aicommons.gitrepo import GitStore, TreeChange, commit_at
+from aicommons.gitrepo import GitStore, TreeChange, commit_address, commit_at
 from aicommons.gitrepo.trees import apply_changes
 from aicommons.hub import content, file_tags
 from aicommons.hub.access import Principal
@@ -314,7 +314,7 @@ class RepoService:
         changes = [TreeChange(path, str(git_repo.create_blob(data))) for path, data in files.items()]
         tree = apply_changes(git_repo, None, changes)
         account = principal.user
-        sha = self.git.write_commit(git_repo, tree, [], "initial commit", account.name, account.email or "",
+        sha = self.git.write_commit(git_repo, tree, [], "initial commit", account.name, commit_address(account.name),
                                     when=int(time.time()))
         self.git.update_ref(storage_key, f"refs/heads/{DEFAULT_BRANCH}", sha, None)
         return sha

@@ -100,3 +100,35 @@ def test_fsck_finds_a_corrupted_blob(served, tmp_path):
         hub.close()
     proc = served.cli("fsck", check=False)
     assert proc.returncode == 1 and "content hashes to" in proc.stdout
+
+
+def test_restore_keeps_what_the_hub_key_sealed(served, backend_env, request, tmp_path):
+    """Space secrets (and linked upstream tokens) are sealed with the hub's key: a restored hub must
+    open them. On one SQLite machine the key is the file `<DATA_DIR>/secret_key`, which the backup
+    carries; with a different AICOMMONS_SECRET_KEY the restore refuses before writing anything."""
+    import subprocess
+    import sys
+
+    api = HfApi(endpoint=served.url, token=ALICE_TOKEN)
+    space = api.create_repo(f"alice/{unique_name()}", repo_type="space", space_sdk="static").repo_id
+    api.add_space_secret(space, "API_KEY", "s3cret value")
+    backup_dir = tmp_path / "backup"
+    served.cli("backup", str(backup_dir))
+
+    data_dir = tmp_path / "restored"
+    data_dir.mkdir()
+    env = server_env(data_dir, free_port(), **fresh_target(backend_env, request, tmp_path))
+
+    def run(*args, extra=None):
+        return subprocess.run([sys.executable, *args], env={**env, **(extra or {})}, capture_output=True, text=True)
+
+    wrong = run("-m", "aicommons.cli.main", "restore", str(backup_dir), extra={"AICOMMONS_SECRET_KEY": "w" * 40})
+    assert wrong.returncode == 1 and "AICOMMONS_SECRET_KEY" in wrong.stderr, wrong.stderr
+    assert "Traceback" not in wrong.stderr
+    done = run("-m", "aicommons.cli.main", "restore", str(backup_dir))  # nothing was written: it completes
+    assert done.returncode == 0, done.stderr
+    opened = run("-c", "from aicommons.config import Settings; from aicommons.hub.hub import Hub\n"
+                       "hub = Hub(Settings.from_env())\n"
+                       f"repo = next(r for r in map(hub.repos.by_id, range(1, 50)) if r and r.name == {space.split('/')[1]!r})\n"
+                       "print(hub.spaces.secret_values(repo))")
+    assert opened.returncode == 0 and "['s3cret value']" in opened.stdout, opened.stderr[-2000:]

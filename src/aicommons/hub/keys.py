@@ -30,6 +30,7 @@ LABELS: dict[str, bytes] = {
     "viewer-assets": b"aicommons/viewer-assets/v1",  # image and audio URLs of the dataset viewer (hub/viewer_query.py)
     "space-visits": b"aicommons/space-visits/v1",  # a browser's visit of a private Space app (hub/spaces.py)
     "upstream-links": b"aicommons/upstream-links/v1",  # users' linked upstream tokens, encrypted (hub/upstream_links.py)
+    "key-id": b"aicommons/key-id/v1",  # names the secret in a backup's manifest without revealing it (hub/backup.py)
 }
 
 
@@ -43,6 +44,11 @@ def load_secret(settings: Settings) -> bytes:
         write_private_file(path, secrets.token_hex(32))  # 0600: whoever reads it forges sessions
     make_private(path)
     return path.read_text().strip().encode()
+
+
+def key_id(secret: bytes) -> str:
+    """A short public name of a secret: whether a backup and a hub share one, never the secret."""
+    return derive_key(secret, "key-id").hex()[:16]
 
 
 def derive_key(secret: bytes, purpose: str) -> bytes:

@@ -12,7 +12,7 @@ Layout of a backup folder::
     hub.db             SQLite online-backup copy            (or)
     database.dump      ``pg_dump --format=custom``
     git/               the bare repositories, as under AICOMMONS_GIT_DIR
-    secret_key         the hub's key file, when it has no AICOMMONS_SECRET_KEY (one SQLite machine)
+    <KEY_FILE>         the hub's key file, when the key is not a setting (one SQLite machine)
     blobs/             every blob, by key (absent with ``--skip-blobs``: copy the bucket yourself)
 
 Neither command leaves anything half-done when interrupted (Ctrl-C) or failing: a backup removes
@@ -33,7 +33,7 @@ from typing import Any
 
 from aicommons.config import Settings
 from aicommons.db.engine import normalise_url
-from aicommons.hub.keys import key_id
+from aicommons.hub.keys import KEY_FILE, current_key_id, install_key_file, key_file_text, setting_key_id
 from aicommons.hub.private_files import write_private_file
 from aicommons.hub.progress import SILENT, Progress
 from aicommons.storage import open_blob_store
@@ -144,11 +144,12 @@ def _write_backup(settings: Settings, dest: Path, skip_blobs: bool, progress: Pr
     manifest = {"format": FORMAT, "created_at": iso_z(utcnow()), "database": dialect}
     # The hub's key sealed Space secrets and linked upstream tokens in the database: the restored
     # hub needs the same one. A key file travels with the backup; a setting is only named.
-    secret = _secret(settings)
-    if secret is not None:
-        manifest["key_id"] = key_id(secret)
-        if not settings.secret_key:
-            write_private_file(dest / "secret_key", secret.decode())
+    named = current_key_id(settings)
+    if named is not None:
+        manifest["key_id"] = named
+        carried = key_file_text(settings)
+        if carried is not None:
+            write_private_file(dest / KEY_FILE, carried)
     # 1. The database, consistently, while the hub runs.
     progress.stage("database", items=1)
     if dialect == "sqlite":
@@ -211,30 +212,22 @@ def _make_tree_private(root: Path) -> None:
 
 # --- the hub's key -------------------------------------------------------------------------------
 
-def _secret(settings: Settings) -> bytes | None:
-    """The hub's secret (``AICOMMONS_SECRET_KEY``, else the data dir's key file), without making one."""
-    if settings.secret_key:
-        return settings.secret_key.encode()
-    path = Path(settings.data_dir) / "secret_key"
-    return path.read_text().strip().encode() if path.exists() else None
-
-
-def _check_key(settings: Settings, src: Path, manifest: dict[str, Any]) -> bytes | None:
-    """Refuse a target whose key would not open what the backup's key sealed; return the key file's
-    contents to install when the backup carries one and the target uses the data dir's file."""
+def _check_key(settings: Settings, src: Path, manifest: dict[str, Any]) -> str | None:
+    """Refuse a target whose key would not open what the backup's key sealed; return the key file
+    to install when the backup carries one and the target keeps its key in a file too."""
     if "key_id" not in manifest:  # a backup from before keys were recorded
         return None
-    carried = src / "secret_key"
+    carried = src / KEY_FILE
     if carried.exists():
-        if not settings.secret_key:
-            return carried.read_text().strip().encode()
-        if key_id(settings.secret_key.encode()) != manifest["key_id"]:
+        setting = setting_key_id(settings)
+        if setting is None:
+            return carried.read_text().strip()
+        if setting != manifest["key_id"]:
             raise BackupError(f"this backup's hub kept its key in its data folder ({carried}), and "
                               "AICOMMONS_SECRET_KEY is another one: unset it, or set it to that file's contents; "
                               "otherwise Space secrets and linked upstream tokens cannot be opened")
         return None
-    current = _secret(settings)
-    if current is None or key_id(current) != manifest["key_id"]:
+    if current_key_id(settings) != manifest["key_id"]:
         raise BackupError("set AICOMMONS_SECRET_KEY to the one the backed-up hub used (this backup does not hold "
                           "it): Space secrets and linked upstream tokens are sealed with it")
     return None
@@ -279,8 +272,7 @@ def restore(settings: Settings, src: Path, *, progress: Progress = SILENT) -> di
             copy_git_repo(src / "git" / rel, target)
             progress.advance()
         if key_file is not None:  # the target's database is empty: nothing is sealed with its own key
-            Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-            write_private_file(Path(settings.data_dir) / "secret_key", key_file.decode())
+            install_key_file(settings, key_file)
         progress.stage("database", items=1)
         _restore_database(settings, src, dialect)
         progress.advance()

@@ -38,7 +38,7 @@ def load_secret(settings: Settings) -> bytes:
     """The signing secret: from the settings, else a random one kept in the data dir."""
     if settings.secret_key:
         return settings.secret_key.encode()
-    path = settings.data_dir / "secret_key"
+    path = settings.data_dir / KEY_FILE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         write_private_file(path, secrets.token_hex(32))  # 0600: whoever reads it forges sessions
@@ -46,9 +46,37 @@ def load_secret(settings: Settings) -> bytes:
     return path.read_text().strip().encode()
 
 
+KEY_FILE = "secret_key"  # in the data dir when AICOMMONS_SECRET_KEY is empty; a backup carries it as is
+
+
 def key_id(secret: bytes) -> str:
     """A short public name of a secret: whether a backup and a hub share one, never the secret."""
     return derive_key(secret, "key-id").hex()[:16]
+
+
+def current_key_id(settings: Settings) -> str | None:
+    """The name of this hub's secret (the setting, else the key file), or None before it has one."""
+    if settings.secret_key:
+        return key_id(settings.secret_key.encode())
+    path = settings.data_dir / KEY_FILE
+    return key_id(path.read_text().strip().encode()) if path.exists() else None
+
+
+def setting_key_id(settings: Settings) -> str | None:
+    """The name of ``AICOMMONS_SECRET_KEY``, or None when the hub keeps its key in a file."""
+    return key_id(settings.secret_key.encode()) if settings.secret_key else None
+
+
+def key_file_text(settings: Settings) -> str | None:
+    """The key file a backup carries: the data dir's, when the key is not a setting."""
+    path = settings.data_dir / KEY_FILE
+    return path.read_text().strip() if not settings.secret_key and path.exists() else None
+
+
+def install_key_file(settings: Settings, text: str) -> None:
+    """Put a backup's key file into the data dir (a restore, into an empty database)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    write_private_file(settings.data_dir / KEY_FILE, text)
 
 
 def derive_key(secret: bytes, purpose: str) -> bytes:

@@ -95,3 +95,37 @@ def test_delete_refuses_while_repos_are_undecided_then_transfers_and_keeps_comme
     assert live_hub.cli("audit", "--target", name).stdout.count("cli user delete --transfer-repos-to") == 1
     taken = live_hub.cli("user", "create", name.upper(), check=False)  # the name is retired, in any case
     assert taken.returncode == 1 and "deleted or renamed" in taken.stderr
+
+
+def test_wrong_values_fail_in_words_not_tracebacks(live_hub):
+    """A mistyped flag value is refused by name with exit status 2, as argparse refuses unknown flags."""
+    cases = [(("audit", "--since", "yesterday"), "invalid time 'yesterday'"),
+             (("audit", "--limit", "0"), "invalid number '0'"),
+             (("token", "create", "alice", "--expires-days", "0"), "invalid number '0'"),  # was: never expires
+             (("gc", "--grace-hours", "-5"), "invalid number of hours '-5'"),  # was: a dry run "younger than -5 h"
+             (("storage", "expire-uploads", "--hours", "-1"), "invalid number of hours '-1'"),
+             (("scan", "/nonexistent/weights.bin"), "not a file: /nonexistent/weights.bin")]
+    for args, words in cases:
+        proc = live_hub.cli(*args, check=False)
+        assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
+
+
+def test_audit_since_honours_an_offset_and_a_closed_pipe(live_hub):
+    """`--since` with an offset means that instant (not its wall-clock digits read as UTC), and
+    `aicommons audit | head` ends quietly."""
+    import subprocess
+    import sys
+    from datetime import UTC, datetime, timedelta, timezone
+
+    name = unique_name("u").replace("-", "")
+    live_hub.cli("user", "create", name)
+    paris = timezone(timedelta(hours=1))
+    before = (datetime.now(UTC) - timedelta(minutes=2)).astimezone(paris).isoformat(timespec="seconds")
+    after = (datetime.now(UTC) + timedelta(minutes=2)).astimezone(paris).isoformat(timespec="seconds")
+    assert "cli user create" in live_hub.cli("audit", "--limit", "1000", "--since", before).stdout
+    assert "cli user create" not in live_hub.cli("audit", "--limit", "1000", "--since", after).stdout
+    reader_gone = subprocess.Popen([sys.executable, "-m", "aicommons.cli.main", "audit", "--limit", "1000"],
+                                   env=live_hub.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reader_gone.stdout.close()  # as `| head` does once it has its lines
+    _, err = reader_gone.communicate(timeout=60)
+    assert reader_gone.returncode == 0 and b"Traceback" not in err, err.decode()

@@ -7,6 +7,7 @@ command imports what it needs when it runs.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -202,6 +203,23 @@ def cmd_token_revoke(args) -> int:
     return 0
 
 
+def utc_time(text: str):
+    """An ISO 8601 time for ``--since``: UTC unless it names an offset (``Z``, ``+01:00``)."""
+    from datetime import UTC, datetime
+
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid time {text!r}: use ISO 8601 in UTC, e.g. 2026-11-26T17:00") from None
+    return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at  # stored times are naive UTC
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}: use a whole number of at least 1")
+    return int(text)
+
+
 def _duration(text: str):
     from datetime import timedelta
 
@@ -246,6 +264,10 @@ def cmd_scan(args) -> int:
     from aicommons.config import Settings
     from aicommons.scanning.worker import ScanWorkerPool
 
+    missing = [name for name in args.files if not Path(name).is_file()]
+    if missing:
+        print(f"error: not a file: {', '.join(missing)}", file=sys.stderr)
+        return 2
     issues = 0
     pool = ScanWorkerPool(Settings.from_env().scan_worker_limits)  # the hub's limits, in worker processes
     for name in args.files:
@@ -260,10 +282,7 @@ def cmd_scan(args) -> int:
 
 
 def cmd_audit(args) -> int:
-    from datetime import datetime
-
-    since = datetime.fromisoformat(args.since) if args.since else None
-    for e in _hub().audit.events(actor=args.actor, target_contains=args.target, since=since, limit=args.limit):
+    for e in _hub().audit.events(actor=args.actor, target_contains=args.target, since=args.since, limit=args.limit):
         who = e.actor or ("admin CLI" if e.ip is None else "anonymous")
         status = f" -> {e.status}" if e.status else ""
         print(f"{e.at.isoformat(timespec='seconds')}Z\t{who}\t{e.ip or '-'}\t{e.action}{status}\t{e.request_id or '-'}")
@@ -355,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help='a fine-grained token: {"canReadGatedRepos": false, "global": [...], "scoped": '
                              '[{"entity": {"type": "user|org|model|dataset|space", "name": ...}, '
                              '"permissions": [...]}]} (docs/teams.md)')
-    create.add_argument("--expires-days", type=int, help="the token stops working after this many days")
+    create.add_argument("--expires-days", type=positive_int, help="the token stops working after this many days")
     create.set_defaults(func=cmd_token_create)
     revoke = token.add_parser("revoke", help="revoke a token")
     revoke.add_argument("token")
@@ -381,8 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="show the audit log: changes and refused attempts, oldest first")
     audit.add_argument("--actor", help="only this account's events")
     audit.add_argument("--target", help="only events whose path or target contains this text (e.g. a repo id)")
-    audit.add_argument("--since", help="only events at or after this UTC time (ISO 8601, e.g. 2026-11-26T17:00)")
-    audit.add_argument("--limit", type=int, default=100, help="the newest N matching events (default 100)")
+    audit.add_argument("--since", type=utc_time, help="only events at or after this UTC time (ISO 8601, e.g. 2026-11-26T17:00)")
+    audit.add_argument("--limit", type=positive_int, default=100, help="the newest N matching events (default 100)")
     audit.set_defaults(func=cmd_audit)
 
     sub.add_parser("settings-doc", help="print the configuration reference (docs/configuration.md)") \
@@ -416,6 +435,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
+    except BrokenPipeError:  # `aicommons audit | head`: the reader has what it wanted
+        sys.stderr.close()  # nothing more to say; Python's exit flush would complain on stdout otherwise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except HubError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1

@@ -163,6 +163,18 @@ def cmd_stats_rollup(args) -> int:
     return 0
 
 
+def hours(text: str) -> float:
+    import argparse
+
+    try:
+        hours = float(text)
+    except ValueError:
+        hours = -1.0
+    if not hours >= 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"invalid number of hours {text!r}: use 0 or more (0: any unreferenced blob)")
+    return hours
+
+
 def add_ops_commands(sub) -> None:
     worker = sub.add_parser("worker", help="run background-job workers (GC, scans...) against the database")
     worker.add_argument("--workers", type=int, help="worker threads (default: AICOMMONS_JOB_WORKERS, at least 1)")
@@ -171,7 +183,7 @@ def add_ops_commands(sub) -> None:
 
     gc = sub.add_parser("gc", help="delete LFS blobs, xorbs and shards nothing references (dry run unless --apply)")
     gc.add_argument("--apply", action="store_true", help="really delete (default: only list)")
-    gc.add_argument("--grace-hours", type=float, help="keep blobs younger than this (default: AICOMMONS_GC_GRACE_HOURS)")
+    gc.add_argument("--grace-hours", type=hours, help="keep blobs younger than this (default: AICOMMONS_GC_GRACE_HOURS)")
     gc.add_argument("--json", action="store_true", help="print the report as JSON")
     gc.set_defaults(func=cmd_gc)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import sys
 
+from aicommons.cli.ops import hours  # a number of hours, 0 or more
+
 
 def _hub():
     from aicommons.config import Settings
@@ -156,9 +158,9 @@ def _step_command(storage, name: str, steps: tuple[str, ...], help: str, dry_run
     if dry_run:
         cmd.add_argument("--apply", action="store_true", help="change it (default: dry run, report only)")
     if "viewer" in steps:
-        cmd.add_argument("--grace-hours", type=float, help="keep viewer files younger than this (default 1)")
+        cmd.add_argument("--grace-hours", type=hours, help="keep viewer files younger than this (default 1)")
     if "expire" in steps:
-        cmd.add_argument("--hours", type=float, help="uploads older than this (default AICOMMONS_UPLOAD_EXPIRY_HOURS)")
+        cmd.add_argument("--hours", type=hours, help="uploads older than this (default AICOMMONS_UPLOAD_EXPIRY_HOURS)")
     cmd.add_argument("--json", action="store_true")
     cmd.set_defaults(func=lambda args: _lifecycle(args, [STEPS[s] for s in steps]), steps=steps)
 

@@ -4,6 +4,7 @@ a fresh database and bucket), re-hash every blob, and read every file of every r
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
@@ -132,3 +133,29 @@ def test_restore_keeps_what_the_hub_key_sealed(served, backend_env, request, tmp
                        f"repo = next(r for r in map(hub.repos.by_id, range(1, 50)) if r and r.name == {space.split('/')[1]!r})\n"
                        "print(hub.spaces.secret_values(repo))")
     assert opened.returncode == 0 and "['s3cret value']" in opened.stdout, opened.stderr[-2000:]
+
+
+def test_fsck_names_a_truncated_git_object_instead_of_hanging(served):
+    """libgit2 spins forever on a truncated loose object: fsck asks git itself first, and names the
+    object and its repo."""
+    import subprocess
+
+    api = HfApi(endpoint=served.url, token=ALICE_TOKEN)
+    repo = api.create_repo(f"alice/{unique_name()}").repo_id
+    api.upload_file(path_or_fileobj=b"---\nlicense: mit\n---\n# card\n", path_in_repo="README.md", repo_id=repo)
+    git_dir = Path(served.env.get("AICOMMONS_GIT_DIR") or Path(served.env["AICOMMONS_DATA_DIR"]) / "git")
+    repo_dir = next(p for p in git_dir.glob("*/*.git")
+                    if subprocess.run(["git", "--git-dir", str(p), "log", "--oneline", "-1"],
+                                      capture_output=True, text=True).stdout.strip())
+    tree = subprocess.run(["git", "--git-dir", str(repo_dir), "rev-parse", "HEAD^{tree}"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    loose = repo_dir / "objects" / tree[:2] / tree[2:]
+    loose.chmod(0o600)
+    loose.write_bytes(loose.read_bytes()[:10])
+    try:
+        proc = subprocess.run([sys.executable, "-m", "aicommons.cli.main", "fsck", "--skip-blobs"],
+                              env=served.env, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("fsck hung on a truncated git object") from None
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"repo model:{repo}: git object {tree} is corrupt or missing" in proc.stdout, proc.stdout

@@ -129,3 +129,21 @@ def test_audit_since_honours_an_offset_and_a_closed_pipe(live_hub):
     reader_gone.stdout.close()  # as `| head` does once it has its lines
     _, err = reader_gone.communicate(timeout=60)
     assert reader_gone.returncode == 0 and b"Traceback" not in err, err.decode()
+
+
+def test_an_unreachable_database_and_a_zero_worker_count_are_said_in_words(live_hub, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.backends import free_port
+
+    env = {**live_hub.env, "AICOMMONS_DATA_DIR": str(tmp_path),
+           "AICOMMONS_DATABASE_URL": f"postgresql://hub:hunter2-secret@127.0.0.1:{free_port()}/hub",
+           "AICOMMONS_SECRET_KEY": "k" * 40}
+    proc = subprocess.run([sys.executable, "-m", "aicommons.cli.main", "user", "list"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "the database could not be reached" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and "hunter2-secret" not in proc.stderr, proc.stderr
+    for workers in ("0", "-3"):
+        proc = live_hub.cli("worker", "--workers", workers, check=False)
+        assert proc.returncode == 2 and f"invalid number '{workers}'" in proc.stderr, proc.stderr

@@ -10,6 +10,8 @@ import argparse
 import os
 import sys
 
+from aicommons.cli.values import positive_int
+
 
 def _hub():
     from aicommons.app import reserved_route_names
@@ -212,12 +214,6 @@ def utc_time(text: str):
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid time {text!r}: use ISO 8601 in UTC, e.g. 2026-11-26T17:00") from None
     return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at  # stored times are naive UTC
-
-
-def positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) <= 0:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}: use a whole number of at least 1")
-    return int(text)
 
 
 def _duration(text: str):
@@ -445,6 +441,14 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:  # a bad AICOMMONS_* value: say which, do not start
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        from sqlalchemy.exc import OperationalError  # imported only once something failed
+
+        if not isinstance(exc, OperationalError):
+            raise
+        reason = str(exc.orig or exc).strip().splitlines()[0]  # the driver's words, never the URL's password
+        print(f"error: the database could not be reached (AICOMMONS_DATABASE_URL): {reason}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

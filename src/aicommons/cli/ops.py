@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import sys
 
+from aicommons.cli.values import hours, positive_int
+
 
 def _settings():
     from aicommons.config import Settings
@@ -163,21 +165,9 @@ def cmd_stats_rollup(args) -> int:
     return 0
 
 
-def hours(text: str) -> float:
-    import argparse
-
-    try:
-        hours = float(text)
-    except ValueError:
-        hours = -1.0
-    if not hours >= 0:  # NaN too
-        raise argparse.ArgumentTypeError(f"invalid number of hours {text!r}: use 0 or more (0: any unreferenced blob)")
-    return hours
-
-
 def add_ops_commands(sub) -> None:
     worker = sub.add_parser("worker", help="run background-job workers (GC, scans...) against the database")
-    worker.add_argument("--workers", type=int, help="worker threads (default: AICOMMONS_JOB_WORKERS, at least 1)")
+    worker.add_argument("--workers", type=positive_int, help="worker threads (default: AICOMMONS_JOB_WORKERS, at least 1)")
     worker.add_argument("--no-periodic", action="store_true", help="do not run periodic jobs from this process")
     worker.set_defaults(func=cmd_worker)
 

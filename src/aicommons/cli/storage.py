@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 
-from aicommons.cli.ops import hours  # a number of hours, 0 or more
+from aicommons.cli.values import hours
 
 
 def _hub():

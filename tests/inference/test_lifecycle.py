@@ -141,7 +141,7 @@ async def test_busy_models_are_not_evicted_and_loads_wait_for_room():
     waiting = asyncio.ensure_future(mgr.acquire(model("b"), "t"))
     await asyncio.sleep(0.05)
     await mgr.release(busy)  # room appears: the waiting load proceeds
-    entry = await asyncio.wait_for(waiting, 2)
+    entry = await asyncio.wait_for(waiting, 30)  # a bound against hanging, not a timing: loaded boxes are slow
     assert entry.resolved.repo_id == "acme/b" and busy.engine.closed
     await mgr.close()
 

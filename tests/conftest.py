@@ -219,8 +219,8 @@ def pytest_sessionfinish(session, exitstatus):
 
 # --- a crashed browser renderer is retried once ------------------------------------------------------
 # Headless Chromium's renderer process can die for reasons of the machine (memory, shared memory),
-# which Playwright reports as "Page crashed" / "Target crashed": CI stops 29 and 30 each lost a whole
-# hand-in to one. Such a test runs once more (pytest-rerunfailures); any other failure, an assertion
+# which Playwright reports as "Page crashed" / "Target crashed": session 12's whole hand-in failed CI on
+# one. Such a test runs once more (pytest-rerunfailures); any other failure, an assertion
 # included, fails at once, and a page that crashes the renderer itself crashes it again and still fails.
 BROWSER_CRASH = r"(Page|Target) crashed"
 

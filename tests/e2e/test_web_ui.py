@@ -17,7 +17,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # first (it then loads even below the fold); decode() waits for the load and rejects if it fails.
 LOADED_WIDTH = "img => { img.loading = 'eager'; return img.decode().then(() => img.naturalWidth); }"
 # --disable-dev-shm-usage: renderers keep their shared memory under /tmp, not /dev/shm, which a container may
-# size at 64 MiB; a renderer that runs out there dies, and Playwright reports "Page crashed" (CI stop 30).
+# size at 64 MiB; a renderer that runs out there dies, and Playwright reports "Page crashed" (session 12's CI).
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 

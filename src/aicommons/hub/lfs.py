@@ -31,7 +31,7 @@ from aicommons.errors import BadRequest, EntryNotFound, InsufficientStorage, Pay
 from aicommons.hub.reachability import LfsHistory
 from aicommons.storage.base import BlobStore, StorageFull
 from aicommons.storage.keys import blob_key
-from aicommons.storage.staging import RECEIVING, Stager, receive
+from aicommons.storage.staging import Stager, receive
 from aicommons.times import utcnow
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ class LfsService:
         try:
             with Stager(self.tmp_dir, max_bytes=size) as stager:
                 # Hashed and written once, by the receiving pool, while the next pieces arrive.
-                await receive(chunks, stager.write_all, executor=RECEIVING)
+                await receive(chunks, stager.write_all)
                 # The rest in one more hop to a worker thread: the fsync, the link and the database
                 # commit (synchronous=FULL: another fsync) never hold up the event loop, which reads
                 # the other uploads of an upload_folder meanwhile.

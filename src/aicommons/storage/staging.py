@@ -137,18 +137,15 @@ RECEIVE_BATCH_BYTES = 4 * 1024 * 1024
 
 
 async def receive(pieces: AsyncIterator[bytes], consume: Callable[[list[bytes]], Any],
-                  batch_bytes: int = RECEIVE_BATCH_BYTES, executor: Executor | None = None) -> None:
+                  batch_bytes: int = RECEIVE_BATCH_BYTES, executor: Executor = RECEIVING) -> None:
     """Hand a request body to ``consume`` in a worker thread, a batch of pieces at a time, while the
     event loop reads the next batch (at most two batches are held: memory stays flat). ``consume``
     sees the pieces in order, each once; whatever it raises is raised here. If reading fails (the
     client went away), the batch in the thread is finished first, so that the caller may clean up.
-    ``executor``: the threads that consume (anyio's worker threads where None)."""
-    import anyio
+    ``executor``: the threads that consume (the receiving pool of every upload by default)."""
 
     def run(batch: list[bytes]) -> Awaitable[Any]:
-        if executor is not None:
-            return asyncio.get_running_loop().run_in_executor(executor, consume, batch)
-        return anyio.to_thread.run_sync(consume, batch)
+        return asyncio.get_running_loop().run_in_executor(executor, consume, batch)
 
     pending: asyncio.Future[Any] | None = None
     batch: list[bytes] = []

@@ -46,7 +46,7 @@ from aicommons.errors import (
     Unauthorized,
 )
 from aicommons.storage.base import BlobStore, StorageError, StorageFull
-from aicommons.storage.staging import RECEIVING, StagedFile, Stager, receive
+from aicommons.storage.staging import StagedFile, Stager, receive
 from aicommons.times import utcnow
 from aicommons.xet.dedup import DedupIndex, stored_footer
 from aicommons.xet.hashing import from_hex, to_hex
@@ -348,7 +348,7 @@ class XetService:
                             raise PayloadTooLarge(f"Request body is larger than the limit of {MAX_XORB_BYTES} bytes")
                         receiver.feed(piece)
 
-                await receive(pieces, consume, executor=RECEIVING)
+                await receive(pieces, consume)
 
                 def finish() -> bool:
                     """Check the whole xorb, then make it durable and publish it, in one hop to a

@@ -18,6 +18,7 @@ from aicommons.api.chunked import chunked_file_response
 from aicommons.api.file_response import LocalFileResponse
 from aicommons.api.files import CONTAINMENT_HEADERS, PRESIGNED_TTL
 from aicommons.api.http import base_url, hub_of, json_object, param, principal_of, read_json, run_sync
+from aicommons.api.socket_body import upload_body
 from aicommons.errors import BadRequest, EntryNotFound, HubError, NotFound, Unauthorized
 from aicommons.hub import direct_uploads
 from aicommons.hub.lfs import OID_RE
@@ -170,7 +171,7 @@ async def upload(request: Request) -> Response:
     # Still room, now the bytes come: held against the quota while they arrive (parallel uploads).
     reservation = await run_sync(hub.storage.reserve_upload, repo.owner_id, size)
     try:
-        await hub.lfs.receive(repo, oid, size, request.stream())
+        await hub.lfs.receive(repo, oid, size, upload_body(request))
     finally:
         await run_sync(hub.storage.release_upload, reservation)
     return Response(status_code=200)

@@ -40,6 +40,7 @@ from aicommons.api.http import (
     run_sync,
 )
 from aicommons.api.ranges import parse_range
+from aicommons.api.socket_body import upload_body
 from aicommons.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized
 from aicommons.hub.access import Principal
 from aicommons.hub.policy import Action
@@ -142,7 +143,7 @@ async def post_xorb(request: Request) -> Response:
     reservation = await run_sync(hub_of(request).xet.admit_xorb, grant.repo_id, size, grant.account_id)
     try:
         # Verified and written as it arrives, in a worker thread (xet/service.py): never held whole.
-        await hub_of(request).xet.receive_xorb(xorb_hash, request.stream(), grant.account_id)
+        await hub_of(request).xet.receive_xorb(xorb_hash, upload_body(request), grant.account_id)
     finally:
         if reservation is not None:  # none where no quota applies: spare the thread hop
             await run_sync(hub_of(request).xet.release_xorb, reservation)

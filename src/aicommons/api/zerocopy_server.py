@@ -35,6 +35,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from aicommons.api import socket_body
+
 EXTENSION = "http.response.zerocopy"
 STALL_SECONDS = 60.0
 THREAD_WAIT_MS = 50  # a full socket buffer is waited for on the thread this long (half the CPU of going back)
@@ -43,18 +45,44 @@ _pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sendfile")
 
 
 class ZeroCopyHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, offering ``http.response.zerocopy`` on every HTTP request."""
+    """uvicorn's httptools protocol, offering ``http.response.zerocopy`` to file downloads and
+    ``aicommons.request.socket_body`` (``api/socket_body.py``) to uploads."""
+
+    body_parsed = 0  # body bytes of the request being parsed that the parser has handed on so far
+
+    def on_message_begin(self) -> None:
+        self.body_parsed = 0
+        super().on_message_begin()
+
+    def on_body(self, body: bytes) -> None:
+        self.body_parsed += len(body)
+        super().on_body(body)
 
     def _start_asgi_task(self, cycle, app) -> None:
-        # Offered to file downloads only (``/resolve/``, LFS download links): every other request
-        # runs exactly as under uvicorn's own protocol. (Offering it everywhere broke a Gradio Space
-        # in its frame, tests/spaces/test_browser.py, for a reason not found yet.)
+        # Offered to file downloads and uploads only (``/resolve/``, LFS transfer links, xorbs): every
+        # other request runs exactly as under uvicorn's own protocol. (Offering zerocopy everywhere broke
+        # a Gradio Space in its frame, tests/spaces/test_browser.py, for a reason not found yet.)
         raw_path = cycle.scope.get("raw_path") or b""
-        if (cycle.scope["method"] in ("GET", "HEAD") and (b"/resolve/" in raw_path or raw_path.startswith(b"/lfs-transfer/"))
-                and self.transport.get_extra_info("socket") is not None):
+        method = cycle.scope["method"]
+        plain = self.transport.get_extra_info("socket") is not None and self.transport.get_extra_info("sslcontext") is None
+        if plain and method in ("GET", "HEAD") and (b"/resolve/" in raw_path or raw_path.startswith(b"/lfs-transfer/")):
             cycle.scope.setdefault("extensions", {})[EXTENSION] = {}
             cycle.send = _ZeroCopySend(cycle)
+        elif plain and ((method == "PUT" and raw_path.startswith(b"/lfs-transfer/"))
+                        or (method == "POST" and raw_path.startswith(b"/xet-cas/v1/xorbs/"))):
+            length = _content_length(cycle.scope["headers"])
+            if length is not None:
+                cycle.scope.setdefault("extensions", {})[socket_body.EXTENSION] = {
+                    "body": socket_body.SocketBody(self, cycle, length)}
         super()._start_asgi_task(cycle, app)
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """The body's length if the request declares one and is not chunked (or sends it twice)."""
+    lengths = [value for name, value in headers if name == b"content-length"]
+    if len(lengths) != 1 or not lengths[0].isdigit() or any(name == b"transfer-encoding" for name, _ in headers):
+        return None
+    return int(lengths[0])
 
 
 class _ZeroCopySend:

@@ -21,7 +21,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -31,7 +31,7 @@ from aicommons.errors import BadRequest, EntryNotFound, InsufficientStorage, Pay
 from aicommons.hub.reachability import LfsHistory
 from aicommons.storage.base import BlobStore, StorageFull
 from aicommons.storage.keys import blob_key
-from aicommons.storage.staging import Stager, receive
+from aicommons.storage.staging import Body, Stager, receive
 from aicommons.times import utcnow
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ class LfsService:
 
     # --- transfers ------------------------------------------------------------------------------
 
-    async def receive(self, repo: RepoRow, oid: str, size: int, chunks: AsyncIterator[bytes]) -> None:
+    async def receive(self, repo: RepoRow, oid: str, size: int, chunks: Body) -> None:
         """Stage the upload, check its hash and size, then make it durable and visible."""
 
         repo_id = repo.id
@@ -154,7 +154,7 @@ class LfsService:
                     return
                 self._quiet.wait(min(settle, deadline - now))
 
-    async def _receive(self, repo_id: int, oid: str, size: int, chunks: AsyncIterator[bytes]) -> None:
+    async def _receive(self, repo_id: int, oid: str, size: int, chunks: Body) -> None:
         import anyio
 
         try:

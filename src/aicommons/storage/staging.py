@@ -23,7 +23,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from aicommons.storage.base import translate_os_error as _as_storage_error
 
@@ -136,13 +136,29 @@ RECEIVING = ThreadPoolExecutor(RECEIVING_THREADS, thread_name_prefix="receive")
 RECEIVE_BATCH_BYTES = 4 * 1024 * 1024
 
 
-async def receive(pieces: AsyncIterator[bytes], consume: Callable[[list[bytes]], Any],
+@runtime_checkable
+class DirectBody(Protocol):
+    """A request body that a worker thread reads from the connection itself, passing each piece to
+    ``consume`` as it comes (``api/socket_body.py``); the pieces are views of a reused buffer, valid
+    only during the call."""
+
+    async def pump(self, consume: Callable[[list[memoryview]], Any], executor: Executor) -> None: ...
+
+
+Body = AsyncIterator[bytes] | DirectBody
+
+
+async def receive(pieces: Body, consume: Callable[[list[Any]], Any],
                   batch_bytes: int = RECEIVE_BATCH_BYTES, executor: Executor = RECEIVING) -> None:
     """Hand a request body to ``consume`` in a worker thread, a batch of pieces at a time, while the
     event loop reads the next batch (at most two batches are held: memory stays flat). ``consume``
     sees the pieces in order, each once; whatever it raises is raised here. If reading fails (the
     client went away), the batch in the thread is finished first, so that the caller may clean up.
-    ``executor``: the threads that consume (the receiving pool of every upload by default)."""
+    ``executor``: the threads that consume (the receiving pool of every upload by default). A
+    ``DirectBody`` is read by those threads themselves (no batches: one piece per read)."""
+    if isinstance(pieces, DirectBody):
+        await pieces.pump(consume, executor)
+        return
 
     def run(batch: list[bytes]) -> Awaitable[Any]:
         return asyncio.get_running_loop().run_in_executor(executor, consume, batch)

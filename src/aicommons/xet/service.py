@@ -27,7 +27,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -46,7 +46,7 @@ from aicommons.errors import (
     Unauthorized,
 )
 from aicommons.storage.base import BlobStore, StorageError, StorageFull
-from aicommons.storage.staging import StagedFile, Stager, receive
+from aicommons.storage.staging import Body, StagedFile, Stager, receive
 from aicommons.times import utcnow
 from aicommons.xet.dedup import DedupIndex, stored_footer
 from aicommons.xet.hashing import from_hex, to_hex
@@ -327,7 +327,7 @@ class XetService:
         log.info("xet: stored xorb %s (%d chunks)", hex_hash, len(verified.layout.chunks))
         return True
 
-    async def receive_xorb(self, hex_hash: str, pieces: AsyncIterator[bytes], account_id: int = 0) -> bool:
+    async def receive_xorb(self, hex_hash: str, pieces: Body, account_id: int = 0) -> bool:
         """``store_xorb`` for an upload still arriving: each chunk is decompressed and hashed as it
         comes (in the xorb receiving thread, while the event loop reads the next pieces) and its bytes
         written to the staging file in the same pass; the file is published only once the whole xorb

@@ -16,12 +16,13 @@ import threading
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.requests import Request
 from starlette.responses import Response
 
 from aicommons.api.http import principal_of, run_sync
 from aicommons.errors import Forbidden, Unauthorized
+from aicommons.storage.staging import BODIES_RECEIVED
 from aicommons.times import utcnow
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,11 @@ class _StatsCollector:
                                 value=s.data_disk_free_bytes)
         yield GaugeMetricFamily("hub_data_disk_size_bytes", "Size of the data folder's filesystem.",
                                 value=s.data_disk_total_bytes)
+        bodies = CounterMetricFamily("hub_upload_bodies", "Upload bodies (LFS objects, xorbs) received by this "
+                                     "process, by how they were read.", labels=["read"])
+        for how, n in BODIES_RECEIVED.items():
+            bodies.add_metric([how], n)
+        yield bodies
 
 
 class MetricsMiddleware:

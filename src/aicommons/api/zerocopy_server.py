@@ -1,4 +1,5 @@
-"""The ASGI "Zero Copy Send" extension (``http.response.zerocopy``) for uvicorn's httptools protocol.
+"""The ASGI "Zero Copy Send" extension (``http.response.zerocopy``) for uvicorn's httptools protocol,
+and its receiving twin for uploads (``aicommons.request.socket_body``: ``api/socket_body.py``).
 
 Python copying a file through uvicorn serves about half what nginx ``sendfile`` does (issue 11,
 docs/benchmarks.md). This protocol lets a response hand an open file, an offset and a count to the
@@ -69,7 +70,7 @@ class ZeroCopyHttpToolsProtocol(HttpToolsProtocol):
             cycle.scope.setdefault("extensions", {})[EXTENSION] = {}
             cycle.send = _ZeroCopySend(cycle)
         elif plain and ((method == "PUT" and raw_path.startswith(b"/lfs-transfer/"))
-                        or (method == "POST" and raw_path.startswith(b"/xet-cas/v1/xorbs/"))):
+                        or (method == "POST" and raw_path.startswith(b"/xet-cas/") and b"/v1/xorbs/" in raw_path)):
             length = _content_length(cycle.scope["headers"])
             if length is not None:
                 cycle.scope.setdefault("extensions", {})[socket_body.EXTENSION] = {

@@ -146,6 +146,10 @@ class DirectBody(Protocol):
 
 
 Body = AsyncIterator[bytes] | DirectBody
+# Upload bodies received by this process, by how they were read: from the socket by the receiving
+# threads, or as the server's ASGI messages (a chunked body, one sent with its headers, no server
+# support). Exported by /metrics (``hub_upload_bodies_total``), so an operator sees which path runs.
+BODIES_RECEIVED = {"socket": 0, "messages": 0}
 
 
 async def receive(pieces: Body, consume: Callable[[list[Any]], Any],
@@ -157,8 +161,10 @@ async def receive(pieces: Body, consume: Callable[[list[Any]], Any],
     ``executor``: the threads that consume (the receiving pool of every upload by default). A
     ``DirectBody`` is read by those threads themselves (no batches: one piece per read)."""
     if isinstance(pieces, DirectBody):
+        BODIES_RECEIVED["socket"] += 1
         await pieces.pump(consume, executor)
         return
+    BODIES_RECEIVED["messages"] += 1
 
     def run(batch: list[bytes]) -> Awaitable[Any]:
         return asyncio.get_running_loop().run_in_executor(executor, consume, batch)

@@ -31,7 +31,8 @@ def test_changes_and_refusals_are_recorded_reads_are_not(live_hub, api, bob_api,
     api.update_repo_settings(repo_id, private=True)
 
     events = audit_lines(live_hub, "--target", repo_id)
-    seen = [(who, action.split(" -> ")[0].split(" ", 1)[0], int(action.split(" -> ")[1])) for _, who, _, action, _ in events]
+    seen = [(who, action.split(" -> ")[0].split(" ", 1)[0], int(action.split(" -> ")[1]))
+            for _, who, _, action, *_ in events]
     assert ("alice", "POST", 200) in seen  # the commit
     assert ("alice", "PUT", 200) in seen  # settings: private
     assert any(who == "bob" and method == "POST" and status in (403, 404) for who, method, status in seen)
@@ -75,6 +76,22 @@ def test_admin_commands_are_recorded_without_the_token(live_hub):
     revoke = next(e for e in events if e[3] == "cli token revoke")
     assert revoke[1] == "admin CLI" and revoke[2] == "-"
     assert created not in live_hub.cli("audit", "--limit", "1000").stdout
+
+
+def test_each_line_names_what_the_event_acted_on(live_hub, http):
+    """The last column is the event's target: the user a CLI command or a failed sign-in was
+    about, the path a request changed (what ``--target`` matches), so an operator reading the log
+    without a filter sees who was affected (docs/security.md lists the columns)."""
+    name = unique_name("target")
+    live_hub.cli("user", "create", name, "--password", "right-password-1234")
+    assert http.get("/api/whoami-v2", auth=(name, "not-the-password")).status_code == 401
+    lines = audit_lines(live_hub)
+    assert all(len(line) == 6 for line in lines)
+    created = next(line for line in lines if line[3].startswith("cli user create") and line[5] == name)
+    assert created[1] == "admin CLI"
+    assert any(line[3] == "sign-in failed (basic) -> 401" and line[5] == name for line in lines)
+    request = next(line for line in lines if line[3].startswith("POST ") and " -> " in line[3])
+    assert request[5] == request[3].split(" ")[1]  # a request's target is its path
 
 
 def test_server_errors_are_recorded_with_our_request_id(live_hub, api, http):

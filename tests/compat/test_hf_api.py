@@ -241,6 +241,20 @@ def test_list_models_search_filter_sort_card(api):
     assert len(full) == 2 and all(any(s.rfilename == "README.md" for s in m.siblings) for m in full)
 
 
+def test_a_gguf_only_repo_has_the_library_gguf(api):
+    """A repo of GGUF files alone (no config.json, a card naming no library) had no library_name; the
+    Hub gives it ``gguf`` (what llama.cpp's users filter by). A repo with a config.json stays transformers."""
+    repo = f"alice/{unique_name('gguf-only')}"
+    api.create_repo(repo)
+    header = b"GGUF" + (3).to_bytes(4, "little") + bytes(16)  # magic, version 3, no tensors, no metadata
+    api.upload_file(path_or_fileobj=header, path_in_repo="tiny.Q4_K_M.gguf", repo_id=repo)
+    info = api.model_info(repo)
+    assert info.library_name == "gguf" and "gguf" in info.tags
+    api.upload_file(path_or_fileobj=b'{"model_type": "llama", "architectures": ["LlamaForCausalLM"]}',
+                    path_in_repo="config.json", repo_id=repo)
+    assert api.model_info(repo).library_name == "transformers"
+
+
 def test_datasets_and_spaces_repo_types(api, tmp_path):
     ds = f"alice/{unique_name('ds')}"
     api.create_repo(ds, repo_type="dataset")

@@ -5,7 +5,8 @@ A repo with a ``config.json`` naming its architecture gets, as on the Hub, the l
 the tags clients filter by: the library, the weight formats present (``safetensors``, ``pytorch``,
 ``gguf``...), the ``model_type`` (``gpt2``), the task, ``custom_code`` and ``conversational``. The
 card wins wherever it says something (its ``library_name``, its ``pipeline_tag``, its tags); the files
-fill only what it leaves out. Pure: the caller reads the (small) files.
+fill only what it leaves out. A repo of GGUF files and no other library's layout is ``gguf``, as on the Hub.
+Pure: the caller reads the (small) files.
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ def _library(paths: set[str], config: Json | None) -> str | None:
         return "peft"
     if config is not None and (config.get("architectures") or config.get("model_type")):
         return "transformers"
+    if any(p.endswith(".gguf") for p in paths):
+        return "gguf"  # GGUF files and no other library's layout: the Hub's llama.cpp repos
     return None
 
 

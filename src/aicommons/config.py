@@ -268,6 +268,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BUNDLE_TRUSTED_KEYS", "",
             "Public keys (PEM files, comma-separated) whose signed bundles `aicommons bundle import` accepts, "
             "besides those given with `--trusted-key`. See docs/mirror.md."),
+    Setting("PARQUET_RETRY_MINUTES", "10",
+            "A pulled-through dataset whose Parquet conversion failed fetching its files from upstream (upstream "
+            "unreachable, the quota, more than `AICOMMONS_PARQUET_MAX_BYTES` not fetched yet) is converted again "
+            "after this many minutes, then 6, 36 and 144 times as long (10 min, 1 h, 6 h, 24 h), then only on its "
+            "next commit. 0: never retried. See docs/mirror.md."),
     Setting("UPSTREAM_SYNC_INTERVAL_HOURS", "24",
             "The job workers sync every pinned mirror (`aicommons mirror add`) this often. 0: only by hand "
             "(`aicommons mirror sync`)."),
@@ -546,6 +551,7 @@ class Settings:
     viewer_first_rows_max_bytes: int
     parquet_conversion: bool
     parquet_max_bytes: int
+    parquet_retry_minutes: float
     upstream_allow: str
     upstream_block: str
     upstream_licenses: str
@@ -653,6 +659,7 @@ class Settings:
             viewer_first_rows_max_bytes=_int("VIEWER_FIRST_ROWS_MAX_BYTES", minimum=0),
             parquet_conversion=_bool("PARQUET_CONVERSION"),
             parquet_max_bytes=_int("PARQUET_MAX_BYTES", minimum=1024),
+            parquet_retry_minutes=_float("PARQUET_RETRY_MINUTES", minimum=0),
             upstream_allow=_env("UPSTREAM_ALLOW").strip(),
             upstream_block=_env("UPSTREAM_BLOCK").strip(),
             upstream_licenses=_env("UPSTREAM_LICENSES").strip(),

@@ -570,6 +570,42 @@ def test_a_pulled_through_dataset_is_converted_and_viewed_on_the_mirror(upstream
         stop_hub(mir)
 
 
+def test_a_conversion_that_could_not_fetch_from_upstream_is_tried_again(upstream, tmp_path_factory):
+    """A pulled-through dataset whose conversion failed fetching its files (here: more than
+    AICOMMONS_PARQUET_MAX_BYTES not on the mirror yet) stayed failed for good: on a mirror the
+    "next commit" that would try again may never come, and pinning it as the error says changed
+    nothing. It is now tried again with a back-off (AICOMMONS_PARQUET_RETRY_MINUTES x 1, 6, 36, 144):
+    once pinned, the next try converts it."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    mir = start_hub(tmp_path_factory.mktemp("mir-retry"), free_port(), AICOMMONS_UPSTREAM_URL=upstream.url,
+                    AICOMMONS_PARQUET_CONVERSION="true", AICOMMONS_PARQUET_MAX_BYTES="100000",
+                    AICOMMONS_PARQUET_RETRY_MINUTES="0.05")  # 3 s, then 18 s
+    try:
+        big = io.BytesIO()
+        pq.write_table(pa.table({"text": [os.urandom(32).hex() for _ in range(5000)]}), big, compression="none")
+        api = HfApi(endpoint=upstream.url, token=TOKEN)
+        large = api.create_repo(f"maker/{unique_name('upretry')}", repo_type="dataset").repo_id
+        api.create_commit(large, [CommitOperationAdd("data/train.parquet", big.getvalue())],
+                          commit_message="rows", repo_type="dataset")
+        HfApi(endpoint=mir.url).dataset_info(large)
+
+        def parquet() -> dict:
+            return httpx.get(f"{mir.url}/datasets-server/parquet", params={"dataset": large}).json()
+        assert wait_for(lambda: parquet().get("failed"), 60)
+        error = parquet()["failed"][0]["error"]
+        assert "pin it (aicommons mirror add)" in error and "tried again at" in error, error
+        added = mir.cli("mirror", "add", large, "--type", "dataset")
+        assert "1 of 1 large files fetched" in added.stdout, added.stdout + added.stderr
+        assert wait_for(lambda: [f["split"] for f in parquet().get("parquet_files", [])] == ["train"], 90), parquet()
+        assert parquet()["failed"] == []
+    finally:
+        stop_hub(mir)
+
+
 def test_a_pulled_through_file_is_scanned_once_it_is_cached(upstream, mirror, tmp_path):
     """The scan of a pulled-through commit runs while its large files are not here yet: it scans
     the others and leaves those `queued`; each is scanned when it is cached (its first download).

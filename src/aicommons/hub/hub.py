@@ -320,7 +320,10 @@ class Hub:
                                  self.viewer_queries.split(repo, conversion, config, split).files),
                              download_cache=self.download_cache,
                              fetch_files=None if self.upstream is None else functools.partial(
-                                 self.upstream.fetch_commit_files, max_bytes=self.settings.parquet_max_bytes))
+                                 self.upstream.fetch_commit_files, max_bytes=self.settings.parquet_max_bytes),
+                             retry=lambda repo_id, sha, branch, delay: self.jobs.retry_parquet.schedule(
+                                 (repo_id, sha, branch), delay=delay),
+                             retry_minutes=self.settings.parquet_retry_minutes)
 
     @functools.cached_property
     def bundles(self) -> BundleService:

@@ -124,6 +124,14 @@ class Jobs:
 
         self.convert_parquet = convert_parquet
 
+        # A pulled-through dataset's conversion whose fetch from upstream failed, tried again later
+        # (ParquetExport.retry: an upstream back, a quota raised, the dataset pinned).
+        @self.huey.task(retries=0, name="retry_parquet")  # type: ignore[untyped-decorator]
+        def retry_parquet(repo_id: int, sha: str, branch: str | None = None) -> str:
+            return self.hub.parquet.retry(repo_id, sha, branch)
+
+        self.retry_parquet = retry_parquet
+
         # Its follow-up: the search index and column statistics of the recorded Parquet files. After
         # any other queued job (priority -1): the Parquet of other datasets is served first.
         @self.huey.task(retries=0, priority=-1, name="viewer_extras")  # type: ignore[untyped-decorator]

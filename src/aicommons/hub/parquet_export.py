@@ -22,8 +22,10 @@ The viewer API and page select a branch with ``revision=<branch>`` (docs/viewer.
 The ref is written by the hub itself (author ``parquet-converter``, no principal): the Parquet
 files are LFS objects of the repo like any large file, so the repo's access rules cover the ref and
 everything under it. A failure is recorded (``parquet_conversions``) and shown, never retried: the
-next commit of the branch is the next try. A job whose commit is no longer the newest queued one
-does nothing.
+next commit of the branch is the next try. The exception: a pulled-through dataset whose files could
+not be fetched from upstream (unreachable, the quota, too large to fetch by itself) is tried again
+after ``AICOMMONS_PARQUET_RETRY_MINUTES`` x ``RETRY_FACTORS`` (``retry``): on a mirror the next
+commit may never come. A job whose commit is no longer the newest queued one does nothing.
 
 Two stages, as datasets-server's steps: the job converts and records the Parquet files (``/parquet``,
 ``/rows``, ``/first-rows``, ``/filter`` and ``load_dataset`` answer from then on, with
@@ -49,6 +51,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +82,7 @@ GITATTRIBUTES = b"*.parquet filter=lfs diff=lfs merge=lfs -text\n"
 MAX_ERROR_CHARS = 2000
 CHECKOUT_THREADS = 4  # LFS objects copied at once when they have no local file to link
 MAX_RESUMES = 3  # times a job lost with its process is queued again (``resume``)
+RETRY_FACTORS = (1, 6, 36, 144)  # a failed fetch from upstream: tried again after retry_minutes x each
 PARTIAL_BATCH_ROWS = 1000
 PARTIAL_MEDIA_BATCH_ROWS = 10  # rows of images or audio read at a time: their bytes count towards max_bytes
 # Rows per Parquet row group of datasets without images, audio or binary columns (those keep the
@@ -105,7 +109,8 @@ class ParquetExport:
                  queue_extras: Callable[[int, str, str | None], None] | None = None,
                  split_files: Callable[[RepoRow, Conversion, str, str], list[Path]] | None = None,
                  download_cache: DownloadCache | None = None,
-                 fetch_files: Callable[[RepoRow, str], object] | None = None):
+                 fetch_files: Callable[[RepoRow, str], object] | None = None,
+                 retry: Callable[[int, str, str | None, float], object] | None = None, retry_minutes: float = 0):
         self.store, self.repo_store, self.git, self.objects, self.blobs = store, repo_store, git, objects, blobs
         self.branch_store = branch_store or ParquetBranchStore(store.engine)
         self.tmp_dir, self.max_bytes = tmp_dir, max_bytes
@@ -120,6 +125,9 @@ class ParquetExport:
         # A pulled-through dataset's large files not cached yet, fetched from upstream before its
         # checkout (UpstreamService.fetch_commit_files, on a mirror: docs/mirror.md).
         self.fetch_files = fetch_files
+        # Schedules ``retry`` of (repo id, commit, branch) in so many seconds (hub/jobs.py), after a
+        # failed fetch_files; the first delay, in minutes (0: never).
+        self.schedule_retry, self.retry_minutes = retry, retry_minutes
 
     # --- when the default branch (or an opted-in one) moves -------------------------------------------
 
@@ -214,7 +222,10 @@ class ParquetExport:
             with tempfile.TemporaryDirectory(prefix="parquet-", dir=self.tmp_dir) as work:
                 work_dir = Path(work)
                 if self.fetch_files is not None:
-                    self.fetch_files(repo, sha)
+                    try:
+                        self.fetch_files(repo, sha)
+                    except Exception as exc:  # noqa: BLE001 - upstream's answer, whatever it was, is shown
+                        return self._fetch_failed(repo_id, sha, branch, exc, int((queued.result or {}).get("retries", 0)))
                 source = self._checkout(repo, sha, work_dir / "source")
                 configs, partial = convert_folder(source, work_dir / "out", work_dir / "cache", repo.name,
                                                   self.max_bytes)
@@ -230,6 +241,32 @@ class ParquetExport:
                           result={"configs": configs, "extras": "pending"}):
             self._queue_extras(repo_id, sha, branch)
         return "done"
+
+    def _fetch_failed(self, repo_id: int, sha: str, branch: str | None, exc: Exception, retries: int) -> str:
+        """Fetching the files from upstream failed: recorded failed with the reason and, while
+        ``RETRY_FACTORS`` lasts, converted again later (``retry``); the error says when."""
+        message = (str(exc) if isinstance(exc, HubError) else f"{type(exc).__name__}: {exc}")[:MAX_ERROR_CHARS - 200]
+        log.info("fetching the files of repo %s@%s from upstream failed: %s", repo_id, sha, message)
+        if self.schedule_retry is None or self.retry_minutes <= 0 or retries >= len(RETRY_FACTORS):
+            return self._failed(repo_id, sha, message + (" (tried again: not any more; the next commit is the next "
+                                                         "try)" if retries else ""), branch)
+        delay = self.retry_minutes * 60 * RETRY_FACTORS[retries]
+        at = utcnow() + timedelta(seconds=delay)
+        if self._finished(repo_id, sha, branch, "failed", result={"retries": retries + 1},
+                          error=f"{message} (tried again at {at:%Y-%m-%d %H:%M:%S} UTC)"):
+            self.schedule_retry(repo_id, sha, branch, delay)
+        return "failed"
+
+    def retry(self, repo_id: int, sha: str, branch: str | None = None) -> str:
+        """The scheduled retry of ``_fetch_failed``: converts ``sha`` again if its conversion is still
+        that failure (not a newer commit's, nor converted meanwhile)."""
+        found = self._get(repo_id, branch)
+        if found is None or found.source_sha != sha or found.state != "failed" \
+                or not (found.result or {}).get("retries"):
+            return "superseded"
+        if not self._update_result(repo_id, branch, found, found.result, new_state="pending"):
+            return "superseded"
+        return self.convert(repo_id, sha, branch)
 
     def _queue_extras(self, repo_id: int, sha: str, branch: str | None) -> None:
         try:

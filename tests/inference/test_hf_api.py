@@ -104,6 +104,24 @@ def test_tgi_generate_routes_and_info(server):
     info = httpx.get(base + "/info", timeout=30).json()
     assert info["model_id"] == LLAMA and HEX40.match(info["model_sha"])
     assert info["model_pipeline_tag"] == "text-generation" and info["license"] == "apache-2.0"
+    assert (info["model_device_type"], info["model_dtype"]) == ("cpu", "float32")  # the loaded model's
+
+
+def test_tgi_info_names_a_real_dtype_where_the_setting_is_auto(server):
+    """``/info`` answered ``"model_dtype": "auto"`` (the setting) where TGI clients read the dtype the
+    model runs in: under ``auto`` it is the loaded model's own, and before a load the one it would
+    load with (float32 on CPU, bfloat16 on CUDA)."""
+    import dataclasses
+
+    settings = server.service.settings
+    server.service.settings = dataclasses.replace(settings, dtype="auto", device="auto")
+    try:
+        for model in (LLAMA, NER):
+            info = httpx.get(f"{server.url}/models/{model}/info", timeout=30).json()
+            assert info["model_dtype"] in ("float32", "bfloat16") and info["model_device_type"] in ("cpu", "cuda")
+            assert info["model_dtype"] == ("bfloat16" if info["model_device_type"] == "cuda" else "float32")
+    finally:
+        server.service.settings = settings
 
 
 def test_task_errors_use_tgi_shape(server):

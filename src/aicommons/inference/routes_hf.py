@@ -34,6 +34,7 @@ from .http_util import (
 )
 from .params import fit_to_context, tgi_sampling
 from .runs import record_generation, run_to_end
+from .runtime import reported_placement
 
 _TGI_FINISH = {"eos": "eos_token", "stop_sequence": "stop_sequence", "length": "length"}
 
@@ -283,9 +284,10 @@ class HFRoutes:
             return tgi_error(exc)
         loaded = next((e for e in service.list_loaded() if e.resolved.key == resolved.key), None)
         context = getattr(loaded.engine, "context_length", None) if loaded else None
+        device, dtype = reported_placement(service.settings, getattr(loaded.engine, "model", None) if loaded else None)
         return JSONResponse({
             "model_id": resolved.repo_id, "model_sha": resolved.commit, "model_pipeline_tag": task,
-            "model_dtype": service.settings.dtype, "model_device_type": service.settings.device,
+            "model_dtype": dtype, "model_device_type": device,
             "license": resolved.license, "max_concurrent_requests": service.settings.max_running,
             "max_best_of": 1, "max_stop_sequences": service.settings.max_stop_sequences,
             "max_input_tokens": context, "max_total_tokens": context,

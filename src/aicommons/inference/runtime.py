@@ -45,6 +45,22 @@ def resolve_dtype(dtype: str, device: str):
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
 
 
+def reported_placement(settings, model: Any = None) -> tuple[str, str]:
+    """(device type, dtype name) for TGI's ``/info``: a loaded torch model's own, else what the
+    in-process engines load with under ``settings`` (``auto`` resolved as ``placement`` does:
+    clients read ``float16``/``bfloat16``/``float32``, never ``auto``)."""
+    dtype, device = getattr(model, "dtype", None), getattr(model, "device", None)
+    if dtype is not None and device is not None:
+        return str(getattr(device, "type", device)), str(dtype).removeprefix("torch.")
+    try:
+        device_name = resolve_device(settings.device)
+    except ImportError:  # no torch: llama.cpp or vLLM in a worker; they run where the setting says
+        device_name = "cpu" if settings.device == "auto" else settings.device
+    if settings.dtype != "auto":
+        return device_name.split(":")[0], settings.dtype
+    return device_name.split(":")[0], "bfloat16" if device_name.startswith("cuda") else "float32"
+
+
 def placement(settings) -> tuple[str, Any]:
     """Threads configured, then the (device, dtype) a model loads with under ``settings``."""
     configure_torch(settings.threads)

@@ -664,6 +664,8 @@ def test_the_matrix(live_hub, world):
                 failures.append(f"expected GatedRepo {want[1]}: {where}")
         elif got.status_code != want[0]:
             failures.append(f"expected {want[0]}: {where}")
+        elif want[0] == 401 and got.headers.get("X-Error-Message") == "Repository not found":
+            failures.append(f"a repo the caller can see refused as a missing one (say: sign in): {where}")
     print(f"authorization matrix: {len(results)} requests checked")
     assert not failures, f"{len(failures)} of {len(results)} cases fail:\n" + "\n".join(failures[:60])
 

@@ -68,6 +68,24 @@ def test_secrets_are_never_returned_and_variables_are(api, bob_api, space_id, li
         assert refused.value.response.status_code == 403
 
 
+def test_anonymous_settings_of_a_public_space_ask_to_sign_in(api, live_hub):
+    """Anonymous ``get_space_secrets`` on a public space answered 401 "Repository not found" for a
+    space anyone can open. huggingface.co answers a 401 that the client raises as
+    RepositoryNotFoundError carrying the server's reason; ours now keeps status and code and says
+    why: sign in. A private space still answers exactly like a missing one."""
+    space_id = f"alice/{unique_name()}"
+    api.create_repo(space_id, repo_type="space", space_sdk="static")
+    with pytest.raises(RepositoryNotFoundError) as refused:
+        HfApi(endpoint=live_hub.url, token=False).get_space_secrets(space_id)
+    assert refused.value.response.status_code == 401
+    assert "signed in" in refused.value.response.headers["X-Error-Message"]
+    assert "Repository not found" not in str(refused.value)
+    private, missing = f"alice/{unique_name()}", f"alice/{unique_name()}"
+    api.create_repo(private, repo_type="space", space_sdk="static", private=True)
+    answers = [httpx.get(f"{live_hub.url}/api/spaces/{rid}/secrets") for rid in (private, missing)]
+    assert [(r.status_code, r.headers["X-Error-Message"]) for r in answers] == [(401, "Repository not found")] * 2
+
+
 def test_private_space_runtime_answers_like_a_missing_one(api, bob_api):
     rid = f"alice/{unique_name()}"
     api.create_repo(rid, repo_type="space", space_sdk="static", private=True)

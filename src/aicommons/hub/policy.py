@@ -63,6 +63,11 @@ STATE_CHANGING = frozenset({Action.PARTICIPATE, Action.CONTRIBUTE, Action.WRITE,
 NEEDS_CONTENT = frozenset({Action.READ_CONTENT, Action.CONTRIBUTE, Action.INFER})
 
 
+# How an anonymous change to a repo the caller can see starts (a 401 RepoNotFound, as on the Hub):
+# the web pages show it as "not found", like a repo they cannot see (web/context.py).
+SIGN_IN_TO = "You must be signed in to"
+
+
 def not_found(principal: Principal) -> RepoNotFound:
     """What a repo that does not exist, or that the caller may not see, answers."""
     return RepoNotFound("Repository not found", status=401 if principal.is_anonymous else 404)
@@ -198,9 +203,10 @@ class Policy:
             allowed = _may_write(principal, repo) if action is Action.WRITE else _may_administer(principal, repo)
             if allowed:
                 return None
-            if principal.is_anonymous:
-                return RepoNotFound("Repository not found", status=401)
             what = "write to" if action is Action.WRITE else "administer"
+            if principal.is_anonymous:  # the repo is visible (else not_found above): say why, as a 401
+                # the client raises as RepositoryNotFoundError, as it does for huggingface.co's
+                return RepoNotFound(f"{SIGN_IN_TO} {what} {repo.full_id}: send a token", status=401)
             if principal.grants is not None:
                 needed = WRITE if action is Action.WRITE else SETTINGS
                 if not principal.token_allows(needed, repo.owner_id, repo.id):

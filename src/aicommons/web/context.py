@@ -14,6 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from aicommons.errors import BadRequest, Forbidden, PayloadTooLarge
 from aicommons.http_common import hub_of, run_sync
 from aicommons.hub.access import Principal, anonymous
+from aicommons.hub.policy import SIGN_IN_TO
 from aicommons.web import session
 
 MAX_FORM_BYTES = 1024 * 1024
@@ -105,8 +106,8 @@ def page_handler(handler: Callable[[Request], Response] | None = None, *, sign_i
 
 def error_page(request: Request, status: int, message: str) -> Response:
     """An HTML error page. A repo one may not see is simply "not found", also when anonymous."""
-    if status == 401 and message == "Repository not found":
-        status = 404
+    if status == 401 and (message == "Repository not found" or message.startswith(SIGN_IN_TO)):
+        status, message = 404, "Repository not found"
     from starlette.responses import HTMLResponse
 
     from aicommons.web.render import env

@@ -51,6 +51,28 @@ def test_transformers_from_pretrained_and_revisions(api, tiny_bert, live_hub):
         assert torch.equal(model(**inputs).logits, local(**inputs).logits)
 
 
+def test_a_gated_model_in_transformers_says_where_to_ask(api, tiny_bert, live_hub, http, tmp_path):
+    """transformers words a gated refusal "Make sure to have access to it at https://huggingface.co/<id>"
+    (its own text), then ours, which said only "Visit the repository page": a user of this hub was
+    sent to huggingface.co. Ours now names this hub's page of the repo, as the Hub names its own."""
+    from transformers import AutoModelForMaskedLM
+
+    from tests.conftest import BOB_TOKEN, auth
+
+    repo = f"alice/{unique_name('gated-bert')}"
+    api.create_repo(repo)
+    api.upload_folder(folder_path=tiny_bert, repo_id=repo)
+    api.update_repo_settings(repo, gated="manual")
+    for token, status in ((BOB_TOKEN, "403"), (False, "401")):
+        with pytest.raises(OSError) as refused:
+            AutoModelForMaskedLM.from_pretrained(repo, token=token, cache_dir=tmp_path)
+        assert "gated repo" in str(refused.value) and status in str(refused.value)
+        assert f"Visit {live_hub.url}/{repo} to ask for access" in str(refused.value), str(refused.value)
+    assert http.post(f"/api/models/{repo}/ask-access", headers=auth(BOB_TOKEN)).status_code == 200
+    api.accept_access_request(repo, "bob")
+    assert AutoModelForMaskedLM.from_pretrained(repo, token=BOB_TOKEN, cache_dir=tmp_path).config.hidden_size == 32
+
+
 def test_transformers_push_to_hub(api, tiny_bert):
     from transformers import AutoModelForMaskedLM
 

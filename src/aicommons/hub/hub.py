@@ -60,7 +60,7 @@ from aicommons.hub.lfs_files import LfsFileService
 from aicommons.hub.lifecycle import StorageLifecycle
 from aicommons.hub.likes import LikeService
 from aicommons.hub.listings import ListingCounts
-from aicommons.hub.mail import Mailer
+from aicommons.hub.mail import Mailer, public_base_url
 from aicommons.hub.model_metadata import ModelMetadataReader
 from aicommons.hub.objects import ObjectReader
 from aicommons.hub.org_trust import OrgTrustService
@@ -140,7 +140,8 @@ class Hub:
         self.audit = AuditLog(AuditStore(self.engine))
         self.accounts.failed_sign_in_listeners.append(self.audit.record_failed_sign_in)
         access_requests = AccessRequestStore(self.engine)
-        self.policy = Policy(access_requests)  # every "may this principal do this" (hub/policy.py)
+        # every "may this principal do this" (hub/policy.py)
+        self.policy = Policy(access_requests, public_base_url(settings))
         # What changed (repos, refs, settings, discussions), said once by the services (hub/events.py).
         self.events = Events()
         self.repos = RepoService(self.repo_store, account_store, self.git, self.policy, self.events)

@@ -117,8 +117,9 @@ def _token_refusal(principal: Principal, repo: RepoRow, action: Action) -> HubEr
 class Policy:
     """Decisions need the repo row and, for gated repos, the caller's access request status."""
 
-    def __init__(self, access_requests: AccessRequestStore):
+    def __init__(self, access_requests: AccessRequestStore, site_url: str = ""):
         self.access_requests = access_requests
+        self.site_url = site_url  # the hub's public base URL: a gated refusal links the repo's page
         # With a pull-through mirror (hub/upstream.py ``UpstreamService.access``): for a private or
         # gated repo, None when it is not pulled through, else whether upstream grants it to the
         # caller's own linked upstream token. Pulled-through repos are decided by upstream's grant
@@ -157,7 +158,7 @@ class Policy:
                 f"token may not. Use a token with repo.content.read on {repo.full_id} or, for a gated repo you "
                 "were admitted to, \"Read access to contents of all public gated repos you can access\" "
                 "(canReadGatedRepos)")
-        return gated(principal, repo)
+        return gated(principal, repo, self.site_url)
 
     def check(self, principal: Principal, repo: RepoRow, action: Action) -> None:
         error = self.decide(principal, repo, action)
@@ -221,10 +222,14 @@ class Policy:
         return None
 
 
-def gated(principal: Principal, repo: RepoRow) -> GatedRepo:
+def gated(principal: Principal, repo: RepoRow, site_url: str = "") -> GatedRepo:
+    """The Hub's words, with this hub's page of the repo (where the access form is): transformers
+    prefixes its own "Make sure to have access to it at https://huggingface.co/..." to them."""
+    page = repo.full_id if repo.type == "model" else f"{repo.type}s/{repo.full_id}"
+    where = f"{site_url}/{page}" if site_url else "the repository page"
     return GatedRepo(
         f"Access to {repo.type} {repo.full_id} is restricted and you are not in the authorized list. "
-        "Visit the repository page to ask for access.", status=401 if principal.is_anonymous else 403)
+        f"Visit {where} to ask for access.", status=401 if principal.is_anonymous else 403)
 
 
 # --- things owned by an account that are not repos (collections): the same rules ---------------------

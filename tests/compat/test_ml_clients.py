@@ -143,6 +143,80 @@ print("ok")
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
 
 
+CUSTOM_CONFIG = """
+from transformers import PretrainedConfig
+class TinyConfig(PretrainedConfig):
+    model_type = "tinycustom"
+    def __init__(self, hidden=4, **kwargs):
+        self.hidden = hidden
+        super().__init__(**kwargs)
+"""
+CUSTOM_MODEL = """
+import torch
+from transformers import PreTrainedModel
+from .configuration_tiny import TinyConfig
+class TinyModel(PreTrainedModel):
+    config_class = TinyConfig
+    def __init__(self, config):
+        super().__init__(config)
+        self.lin = torch.nn.Linear(config.hidden, config.hidden)
+        self.post_init()
+    def forward(self, x):
+        return self.lin(x)
+"""
+
+
+def test_custom_code_sentence_transformers_and_offline_after_download(api, live_hub, tiny_bert, tmp_path):
+    """A user's round trip: a custom-code model pushed with its code (tagged ``custom_code``; loading
+    it needs ``trust_remote_code=True``), a SentenceTransformer pushed and loaded by its id, then both
+    loaded again with HF_HUB_OFFLINE=1 from what the first loads cached."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+    package = tmp_path / "tinypkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "configuration_tiny.py").write_text(CUSTOM_CONFIG)
+    (package / "modeling_tiny.py").write_text(CUSTOM_MODEL)
+    custom, sentence = f"alice/{unique_name('custom')}", f"alice/{unique_name('st')}"
+    code = f"""
+import sys
+sys.path.insert(0, {str(tmp_path)!r})
+from tinypkg.configuration_tiny import TinyConfig
+from tinypkg.modeling_tiny import TinyModel
+TinyConfig.register_for_auto_class()
+TinyModel.register_for_auto_class("AutoModel")
+TinyModel(TinyConfig()).push_to_hub({custom!r})
+"""
+    env = {**os.environ, "HF_ENDPOINT": live_hub.url, "HF_TOKEN": ALICE_TOKEN, "HF_HOME": str(tmp_path / "home")}
+    pushed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert pushed.returncode == 0, pushed.stderr[-2000:]
+    assert {"configuration_tiny.py", "modeling_tiny.py", "config.json"} <= set(api.list_repo_files(custom))
+    assert "custom_code" in api.model_info(custom).tags
+    module = Transformer(str(tiny_bert))
+    SentenceTransformer(modules=[module, Pooling(module.get_embedding_dimension())]).push_to_hub(
+        sentence, token=ALICE_TOKEN)
+    info = api.model_info(sentence)
+    assert info.library_name == "sentence-transformers" and info.pipeline_tag == "sentence-similarity"
+
+    load = f"""
+from transformers import AutoModel
+from sentence_transformers import SentenceTransformer
+try:
+    AutoModel.from_pretrained({custom!r})
+    raise SystemExit("custom code ran without trust_remote_code")
+except ValueError as refused:
+    assert "trust_remote_code" in str(refused), refused
+assert type(AutoModel.from_pretrained({custom!r}, trust_remote_code=True)).__name__ == "TinyModel"
+assert SentenceTransformer({sentence!r}).encode(["the fox"]).shape == (1, 32)
+print("ok")
+"""
+    for extra in ({}, {"HF_HUB_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:9"}):  # then: nothing to reach
+        done = subprocess.run([sys.executable, "-c", load], env={**env, **extra}, capture_output=True, text=True,
+                              timeout=300, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0 and done.stdout.strip().endswith("ok"), (extra, done.stderr[-2000:])
+
+
 def test_datasets_load_csv_json_parquet_and_stream(api, tmp_path):
     import datasets
     import pyarrow as pa

@@ -314,6 +314,8 @@ GLOBAL_ROUTES = {
     ("/api/settings/repositories", "GET"), ("/api/organizations/{org}/settings/repositories", "GET"),
     ("/api/models", "GET"), ("/api/datasets", "GET"), ("/api/spaces", "GET"), ("/api/{types}/{name}", "GET"),
     ("/api/spaces/hardware", "GET"),  # the operator's flavours: public, as on the Hub
+    # Any other /api/ path (api/repos.py no_such_endpoint): a JSON 404 to everyone, naming nothing.
+    *(("/api/{rest:path}", m) for m in ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")),
     # Space apps (api/space_proxy.py): using an app is reading the space's content; a private space
     # answers like a missing one (tests/spaces/test_apps.py::test_private_space_answers_only_to_readers).
     ("/spaces-apps/{ns}/{name}", "GET"), ("/spaces-apps/{ns}/{name}/{path:path}", "WEBSOCKET"),
@@ -735,6 +737,10 @@ def test_global_routes(live_hub, world):
                 response = get(path, principal)
                 check(response.status_code in (401, 404) and response.headers.get("X-Error-Code") == "RepoNotFound",
                       f"{path} as {principal}", response)
+            for method in ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"):  # any other /api/ path
+                response = get("/api/jobs/" + world.org, principal, method)
+                check(response.status_code == 404 and response.headers.get("X-Error-Code") == "NotFound",
+                      f"{method} /api/jobs/{world.org} as {principal}", response)
             oid = "0" * 64
             for method in ("GET", "PUT"):
                 response = get(f"/lfs-transfer/1/{oid}/5", principal, method, content=b"hello" if method == "PUT" else None)

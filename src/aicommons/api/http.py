@@ -44,8 +44,24 @@ def repo_id_param(request: Request) -> str:
 def repo_type_param(request: Request) -> str:
     plural = request.path_params.get("types", "models")
     if plural not in PLURAL_TO_TYPE:
-        raise NotFound(f"Unknown repo type {plural!r}")
+        raise unknown_endpoint(request) if plural in UNSERVED_PRODUCTS else NotFound(f"Unknown repo type {plural!r}")
     return PLURAL_TO_TYPE[plural]
+
+
+# Hub products this hub does not serve, by their API's first path segment (huggingface_hub's URLs):
+# a client of them is told so, not "Repository not found" (which the CLI turns into advice to create
+# a repo), nor an HTML page or a bare 405.
+UNSERVED_PRODUCTS = {"jobs": "Jobs", "scheduled-jobs": "Jobs", "buckets": "Storage buckets",
+                     "papers": "Papers", "daily_papers": "Papers", "kernels": "Kernel repos"}
+
+
+def unknown_endpoint(request: Request) -> NotFound:
+    """What an ``/api/...`` path no route serves answers: a Hub-style JSON 404 saying so."""
+    first = request.url.path.removeprefix("/api/").split("/", 1)[0]
+    if first in UNSERVED_PRODUCTS:
+        return NotFound(f"{UNSERVED_PRODUCTS[first]} are not available on this hub (AI Commons serves "
+                        "models, datasets and spaces)")
+    return NotFound(f"Unknown endpoint: {request.method} {request.url.path}")
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -22,8 +22,9 @@ from aicommons.api.http import (
     repo_id_param,
     repo_type_param,
     run_sync,
+    unknown_endpoint,
 )
-from aicommons.errors import BadRequest, NotFound
+from aicommons.errors import BadRequest
 from aicommons.hub.cards import validate_yaml
 from aicommons.hub.listings import make_cursor, read_cursor
 from aicommons.hub.names import PLURAL_TO_TYPE
@@ -167,14 +168,21 @@ def repo_downloads(request: Request) -> Response:
 def single_segment_repo(request: Request) -> Response:
     """A repo id without a namespace (``/api/models/<name>[/...]``, ``/<name>/resolve/...``): no such
     repo, answered with RepoNotFound (never a bare routing 404, which clients cannot classify)."""
+    if request.path_params.get("types", "models") not in PLURAL_TO_TYPE:  # /api/jobs/alice: no repo type
+        raise unknown_endpoint(request)
     rest = request.path_params.get("rest", "")
     principal = principal_of(request)
     if rest and request.url.path.startswith("/api/"):  # maybe an unknown endpoint of a real repo
         candidate = f"{param(request, 'name')}/{rest.split('/', 1)[0]}"
         # Only a repo the caller may see has endpoints: a private one answers as a missing one.
         if hub_of(request).repos.visible(principal, repo_type_param(request), candidate) is not None:
-            raise NotFound(f"Unknown endpoint: {request.method} {request.url.path}")
+            raise unknown_endpoint(request)
     raise not_found(principal)
+
+
+def no_such_endpoint(request: Request) -> Response:
+    """Any other ``/api/...`` path, whatever the method: a JSON 404 (never the web UI's HTML page)."""
+    raise unknown_endpoint(request)
 
 
 @blocking

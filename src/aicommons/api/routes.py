@@ -143,4 +143,6 @@ def hub_routes() -> list[Route]:
     for prefix in PREFIXES:
         routes.append(Route(prefix + "/{name}/resolve/{rev}/{path:path}", repos.single_segment_repo,
                             methods=["GET", "HEAD"]))
+    # And any other /api/ path, whatever the method: a JSON 404 (not the web UI's HTML page, nor a 405).
+    routes.append(Route("/api/{rest:path}", repos.no_such_endpoint, methods=ANY_METHOD))
     return routes

@@ -314,6 +314,10 @@ GLOBAL_ROUTES = {
     ("/api/settings/repositories", "GET"), ("/api/organizations/{org}/settings/repositories", "GET"),
     ("/api/models", "GET"), ("/api/datasets", "GET"), ("/api/spaces", "GET"), ("/api/{types}/{name}", "GET"),
     ("/api/spaces/hardware", "GET"),  # the operator's flavours: public, as on the Hub
+    # hf spaces search: a listing, private spaces to those who see them (tests/compat/test_hf_cli.py);
+    # templates (none) and ZeroGPU (a 404 saying there is none) name nothing.
+    ("/api/spaces/semantic-search", "GET"), ("/api/spaces/templates", "GET"),
+    *(("/api/spaces/zero-gpu/{rest:path}", m) for m in ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")),
     # Any other /api/ path (api/repos.py no_such_endpoint): a JSON 404 to everyone, naming nothing.
     *(("/api/{rest:path}", m) for m in ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")),
     # Space apps (api/space_proxy.py): using an app is reading the space's content; a private space

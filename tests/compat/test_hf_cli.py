@@ -3,13 +3,15 @@ prints, compared with what huggingface.co gives."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 
 import pytest
+from huggingface_hub import CommitOperationAdd
 
-from tests.conftest import ALICE_TOKEN
+from tests.conftest import ALICE_TOKEN, unique_name
 
 
 @pytest.fixture
@@ -42,3 +44,32 @@ def test_unserved_products_say_so(hf, args, product):
     assert f"{product} are not available on this hub" in out
     assert "Repository not found" not in out and "Bucket not found" not in out and "create it with" not in out
     assert "405" not in out and "<html" not in out
+
+
+def test_spaces_search_templates_and_zero_gpu(hf, api, bob_api):
+    """`hf spaces search` and `hf spaces templates` said "Space 'semantic-search' not found ... create it
+    with: hf repos create semantic-search --type space" (GET /api/spaces/<x> was taken for a repo id
+    without a namespace), `hf spaces zero-gpu quota` "Repository not found". Search now answers from
+    the hub's text search (running spaces unless --include-non-running; private ones to their readers),
+    templates with none, ZeroGPU with a 404 saying there is none."""
+    word = unique_name("searchable").replace("-", "")
+    running, stopped, hidden = (f"alice/{word}-{kind}" for kind in ("static", "gradio", "private"))
+    card = "---\ntitle: {title}\nemoji: 💬\nsdk: {sdk}\n---\n# demo\n"
+    for repo_id, sdk, private in ((running, "static", False), (stopped, "gradio", False), (hidden, "static", True)):
+        api.create_repo(repo_id, repo_type="space", space_sdk=sdk, private=private)
+        api.create_commit(repo_id, repo_type="space", commit_message="app", operations=[
+            CommitOperationAdd("README.md", card.format(title=f"Demo {sdk}", sdk=sdk).encode()),
+            *([CommitOperationAdd("index.html", b"<h1>demo</h1>")] if sdk == "static" else [])])  # gradio: no app
+    result = hf("spaces", "search", word, "--format", "json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = {item["id"]: item for item in json.loads(result.stdout)}
+    assert set(found) == {running, hidden}, found  # the gradio space has no app file: it never runs
+    assert found[running]["title"] == "Demo static" and found[running]["sdk"] == "static"
+    everything = hf("spaces", "search", word, "--include-non-running", "--format", "json")
+    assert {item["id"] for item in json.loads(everything.stdout)} == {running, stopped, hidden}
+    assert {s.id for s in bob_api.search_spaces(word, include_non_running=True)} == {running, stopped}
+    assert {s.id for s in api.search_spaces(word, sdk="gradio", include_non_running=True)} == {stopped}
+    assert api.list_space_templates() == []
+    quota = hf("spaces", "zero-gpu", "quota")
+    out = quota.stdout + quota.stderr
+    assert quota.returncode == 1 and "ZeroGPU is not available on this hub" in out and "Repository" not in out

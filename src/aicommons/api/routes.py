@@ -16,6 +16,7 @@ from aicommons.api import (
     refs,
     repos,
     social,
+    spaces,
     webhooks,
 )
 from aicommons.api.git_http import git_routes
@@ -84,7 +85,10 @@ def hub_routes() -> list[Route]:
         Route("/api/models", repos.list_repos),
         Route("/api/datasets", repos.list_repos),
         Route("/api/spaces", repos.list_repos),
-        Route("/api/spaces/hardware", hardware_list),  # before the repo routes (api/spaces.py)
+        Route("/api/spaces/hardware", hardware_list),  # these four before the repo routes (api/spaces.py)
+        Route("/api/spaces/semantic-search", spaces.search),
+        Route("/api/spaces/templates", spaces.templates),
+        Route("/api/spaces/zero-gpu/{rest:path}", spaces.zero_gpu, methods=ANY_METHOD),
         *space_routes(),
         Route(REPO, repos.repo_info),
         Route(REPO + "/revision/{rev}", repos.repo_info),

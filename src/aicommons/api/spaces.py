@@ -15,6 +15,7 @@ from aicommons.api import formats
 from aicommons.api.http import (
     base_url,
     blocking,
+    bool_arg,
     hub_of,
     json_object,
     param,
@@ -24,6 +25,8 @@ from aicommons.api.http import (
     repo_type_param,
     run_sync,
 )
+from aicommons.db.repos import RepoQuery
+from aicommons.errors import BadRequest, NotFound
 from aicommons.hub.access import Principal
 from aicommons.hub.policy import Action
 
@@ -44,6 +47,47 @@ async def _body(request: Request, action: Action) -> tuple[tuple[Principal, str,
 @blocking
 def hardware_list(request: Request) -> Response:
     return JSONResponse(hub_of(request).spaces.hardware())
+
+
+RUNNING_STAGES = ("RUNNING", "RUNNING_BUILDING", "RUNNING_APP_STARTING")
+SEARCH_RESULTS = 100
+
+
+@blocking
+def search(request: Request) -> Response:
+    """``HfApi.search_spaces`` (``hf spaces search``): the Hub ranks by embeddings; this hub answers with
+    its text search over spaces (as ``/api/spaces?search=``), most liked first, only running ones unless
+    ``includeNonRunning``, at most SEARCH_RESULTS."""
+    query = request.query_params.get("q", "").strip()
+    if not query:
+        raise BadRequest("'q' is required")
+    hub, principal = hub_of(request), principal_of(request)
+    sdks, everything = set(request.query_params.getlist("sdk")), bool_arg(request, "includeNonRunning")
+    rows, _ = hub.repos.search(principal, RepoQuery(type="space", search=query, sort="likes", limit=1000,
+                                                     filters=tuple(request.query_params.getlist("filter"))))
+    out: list[dict[str, Any]] = []
+    for repo, card, _head in hub.repos.listed_heads(rows):
+        data, runtime = card.data or {}, hub.spaces.runtime_of(repo)
+        if (sdks and data.get("sdk") not in sdks) or (not everything and runtime["stage"] not in RUNNING_STAGES):
+            continue
+        out.append({"id": repo.full_id, "author": repo.namespace, "title": data.get("title") or repo.name,
+                    "emoji": data.get("emoji"), "sdk": data.get("sdk"), "likes": repo.likes,
+                    "private": repo.private, "tags": repo.tags, "runtime": runtime,
+                    "ai_short_description": data.get("short_description")})
+        if len(out) == SEARCH_RESULTS:
+            break
+    return JSONResponse(out)
+
+
+def templates(request: Request) -> Response:
+    """``HfApi.list_space_templates`` (``hf spaces templates``): this hub offers no templates."""
+    return JSONResponse({"templates": []})
+
+
+def zero_gpu(request: Request) -> Response:
+    """``hf spaces zero-gpu``: no such hardware here (the Hub's ZeroGPU quota API)."""
+    raise NotFound("ZeroGPU is not available on this hub (its Spaces run on the hardware "
+                   "`hf spaces hardware` lists)")
 
 
 @blocking

@@ -11,7 +11,7 @@ import sys
 import pytest
 from huggingface_hub import CommitOperationAdd
 
-from tests.conftest import ALICE_TOKEN, unique_name
+from tests.conftest import ALICE_TOKEN, BOB_TOKEN, unique_name
 
 
 @pytest.fixture
@@ -73,3 +73,17 @@ def test_spaces_search_templates_and_zero_gpu(hf, api, bob_api):
     quota = hf("spaces", "zero-gpu", "quota")
     out = quota.stdout + quota.stderr
     assert quota.returncode == 1 and "ZeroGPU is not available on this hub" in out and "Repository" not in out
+
+
+def test_space_features_the_hub_lacks_say_so(hf, api):
+    """`hf spaces volumes set` and `hf spaces dev-mode` said "Unknown endpoint: PUT /api/spaces/.../volumes":
+    they now name the feature this hub's Spaces do not have. A private space still answers as a missing one."""
+    space = f"alice/{unique_name('featureless')}"
+    api.create_repo(space, repo_type="space", space_sdk="static")
+    for args, feature in ((("volumes", "set", space, "-v", "hf://models/alice/m:/data"), "Volumes are"),
+                          (("dev-mode", space), "Dev mode is"), (("dev-mode", space, "--stop"), "Dev mode is")):
+        result = hf("spaces", *args)
+        assert result.returncode == 1 and f"{feature} not available on this hub's Spaces" in result.stdout + result.stderr
+    api.update_repo_settings(space, repo_type="space", private=True)
+    hidden = hf("spaces", "dev-mode", space, "--stop", "--token", BOB_TOKEN)
+    assert hidden.returncode == 1 and "not found" in hidden.stdout + hidden.stderr

@@ -53,14 +53,18 @@ def repo_type_param(request: Request) -> str:
 # a repo), nor an HTML page or a bare 405.
 UNSERVED_PRODUCTS = {"jobs": "Jobs", "scheduled-jobs": "Jobs", "buckets": "Storage buckets",
                      "papers": "Papers", "daily_papers": "Papers", "kernels": "Kernel repos"}
+# ... and Space features, by the last segment of /api/spaces/{ns}/{name}/...
+UNSERVED_SPACE_FEATURES = {"dev-mode": "Dev mode is", "volumes": "Volumes are", "hot-reload": "Hot reloading is"}
 
 
 def unknown_endpoint(request: Request) -> NotFound:
     """What an ``/api/...`` path no route serves answers: a Hub-style JSON 404 saying so."""
-    first = request.url.path.removeprefix("/api/").split("/", 1)[0]
-    if first in UNSERVED_PRODUCTS:
-        return NotFound(f"{UNSERVED_PRODUCTS[first]} are not available on this hub (AI Commons serves "
+    segments = request.url.path.removeprefix("/api/").split("/")
+    if segments[0] in UNSERVED_PRODUCTS:
+        return NotFound(f"{UNSERVED_PRODUCTS[segments[0]]} are not available on this hub (AI Commons serves "
                         "models, datasets and spaces)")
+    if segments[0] == "spaces" and len(segments) == 4 and segments[3] in UNSERVED_SPACE_FEATURES:
+        return NotFound(f"{UNSERVED_SPACE_FEATURES[segments[3]]} not available on this hub's Spaces")
     return NotFound(f"Unknown endpoint: {request.method} {request.url.path}")
 
 

@@ -57,18 +57,22 @@ SEARCH_RESULTS = 100
 def search(request: Request) -> Response:
     """``HfApi.search_spaces`` (``hf spaces search``): the Hub ranks by embeddings; this hub answers with
     its text search over spaces (as ``/api/spaces?search=``), most liked first, only running ones unless
-    ``includeNonRunning``, at most SEARCH_RESULTS."""
+    ``includeNonRunning``: at most SEARCH_RESULTS, from the 3 * SEARCH_RESULTS most liked matches."""
     query = request.query_params.get("q", "").strip()
     if not query:
         raise BadRequest("'q' is required")
     hub, principal = hub_of(request), principal_of(request)
     sdks, everything = set(request.query_params.getlist("sdk")), bool_arg(request, "includeNonRunning")
-    rows, _ = hub.repos.search(principal, RepoQuery(type="space", search=query, sort="likes", limit=1000,
+    # Each candidate's stage is one database read: look at three pages' worth, not the whole listing.
+    rows, _ = hub.repos.search(principal, RepoQuery(type="space", search=query, sort="likes", limit=3 * SEARCH_RESULTS,
                                                      filters=tuple(request.query_params.getlist("filter"))))
     out: list[dict[str, Any]] = []
     for repo, card, _head in hub.repos.listed_heads(rows):
-        data, runtime = card.data or {}, hub.spaces.runtime_of(repo)
-        if (sdks and data.get("sdk") not in sdks) or (not everything and runtime["stage"] not in RUNNING_STAGES):
+        data = card.data or {}
+        if sdks and data.get("sdk") not in sdks:
+            continue
+        runtime = hub.spaces.runtime_of(repo)
+        if not everything and runtime["stage"] not in RUNNING_STAGES:
             continue
         out.append({"id": repo.full_id, "author": repo.namespace, "title": data.get("title") or repo.name,
                     "emoji": data.get("emoji"), "sdk": data.get("sdk"), "likes": repo.likes,

@@ -87,3 +87,18 @@ def test_space_features_the_hub_lacks_say_so(hf, api):
     api.update_repo_settings(space, repo_type="space", private=True)
     hidden = hf("spaces", "dev-mode", space, "--stop", "--token", BOB_TOKEN)
     assert hidden.returncode == 1 and "not found" in hidden.stdout + hidden.stderr
+
+
+def test_creating_an_existing_repo_says_what_the_hub_says(hf):
+    """`hf repos create` of an existing repo printed "You already created this repo"; the Hub says
+    "You already created this model repo" (dataset, space), and scripts match that sentence."""
+    name = f"alice/{unique_name('twice')}"
+    for repo_type in ("model", "dataset", "space"):
+        extra = ("--space-sdk", "static") if repo_type == "space" else ()
+        assert hf("repos", "create", name, "--repo-type", repo_type, *extra).returncode == 0
+        again = hf("repos", "create", name, "--repo-type", repo_type, *extra)
+        assert again.returncode == 1 and f"You already created this {repo_type} repo" in again.stdout + again.stderr
+    copy = f"{name}-copy"
+    assert hf("repos", "duplicate", name, copy).returncode == 0
+    again = hf("repos", "duplicate", name, copy)
+    assert again.returncode == 1 and "You already created this model repo" in again.stdout + again.stderr

@@ -127,6 +127,11 @@ def repo_info(repo: RepoRow, card: Card, head: RepoHead, *, blobs: bool = False,
     return info
 
 
+def already_created(repo: RepoRow) -> str:
+    """The Hub's 409 text for a repo that exists (scripts match it: "You already created this model repo")."""
+    return f"You already created this {repo.type} repo"
+
+
 def listing_entry(repo: RepoRow) -> dict:
     """A repo in ``GET /api/models`` without ``full``: from the database only, no git access."""
     out = {

@@ -64,8 +64,8 @@ async def create_repo(request: Request) -> Response:
                                    name, organization, _visibility(body), sdk)
     url = formats.repo_url(base_url(request), repo)
     if not created:
-        return JSONResponse({"error": "You already created this repo", "url": url}, status_code=409,
-                            headers={"X-Error-Message": "You already created this repo"})
+        message = formats.already_created(repo)
+        return JSONResponse({"error": message, "url": url}, status_code=409, headers={"X-Error-Message": message})
     if repo.type == "space":
         await run_sync(hub.spaces.apply_settings, repo, body)
     return JSONResponse({"url": url, "name": repo.full_id, "id": f"{repo.id:024x}"})

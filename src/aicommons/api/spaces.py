@@ -156,7 +156,7 @@ async def duplicate(request: Request) -> Response:
         repo, created = await run_sync(hub.repos.duplicate, principal, source, body)
     url = formats.repo_url(base_url(request), repo)
     if not created:
-        return JSONResponse({"error": "You already created this repo", "url": url}, status_code=409,
+        return JSONResponse({"error": formats.already_created(repo), "url": url}, status_code=409,
                             headers={"X-Error-Code": "RepoExists"})
     return JSONResponse({"url": url})
 

@@ -111,6 +111,18 @@ def stop_hub(hub: LiveHub) -> None:
         hub.process.wait(timeout=10)  # reaped: no ResourceWarning at exit
 
 
+@pytest.fixture(autouse=True)
+def _lfs_path(request, monkeypatch):
+    """Tests marked ``lfs_path`` check the LFS upload path (a promise their Xet twins check through
+    Xet): their clients upload through LFS even when the suite runs with Xet on (AICOMMONS_TEST_XET=1)."""
+    if request.node.get_closest_marker("lfs_path") is None or os.environ.get("HF_HUB_DISABLE_XET") == "1":
+        return
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")  # for the clients a test runs as processes
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+
+
 @pytest.fixture(scope="session")
 def hub_backend_env():
     """Extra server env for the backend under test: ``AICOMMONS_TEST_BACKEND=postgres-s3`` runs the

@@ -119,3 +119,23 @@ def test_server_errors_are_recorded_with_our_request_id(live_hub, api, http):
     assert len(failed) == 1 and failed[0][3].endswith(f"-> {broken.status_code}"), events
     assert failed[0][4] == ours
     assert not any(e[4] == "client-chosen" for e in events)
+
+
+def test_xet_uploads_by_the_stock_client_are_recorded_under_the_uploader(live_hub, api, monkeypatch):
+    """hf_xet's xorb and shard POSTs carry a Xet token, not the account's: the log names the account
+    the token was issued to (api/xet.py ``_grant``), not "anonymous"."""
+    import os
+
+    from huggingface_hub import constants
+
+    pytest.importorskip("hf_xet")
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)
+    repo_id = f"alice/{unique_name('xetaudit')}"
+    api.create_repo(repo_id)
+    api.upload_file(path_or_fileobj=os.urandom(200_000), path_in_repo="w.bin", repo_id=repo_id)
+    assert api.get_paths_info(repo_id, ["w.bin"])[0].xet_hash  # it went through Xet
+    events = [e for e in audit_lines(live_hub, "--target", "/xet-cas/") if e[3].startswith("POST ")]
+    shards = [e for e in events if "/v1/shards" in e[3]]
+    xorbs = [e for e in events if "/v1/xorbs/" in e[3]]
+    assert shards and xorbs, events
+    assert {e[1] for e in shards + xorbs} == {"alice"}, events

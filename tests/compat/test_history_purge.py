@@ -5,6 +5,7 @@ fetchable with git by id, and ``aicommons gc --apply`` purges its objects from t
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 
 import httpx
@@ -45,6 +46,7 @@ def blob_id(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
+@pytest.mark.lfs_path  # (its Xet twin: test_a_secret_uploaded_through_xet_is_gone_at_once_and_purged)
 def test_squashed_secret_is_gone_at_once_and_purged(live_hub, api, http, git, tmp_path, monkeypatch):
     repo_id = f"alice/{unique_name('leak')}"
     api.create_repo(repo_id)
@@ -181,3 +183,65 @@ def test_force_push_stops_serving_lfs_objects_it_dropped(live_hub, api, http, gi
     git("reset", "--hard", base, cwd=work)
     git("push", "--force", "origin", "main", cwd=work)
     assert not served(lfs_download(http, repo_id, pushed)[pushed])
+
+
+def shards_naming(blobs, file_hash: str) -> list[str]:
+    """The stored shards that describe the file ``file_hash``."""
+    from aicommons.xet.hashing import from_hex
+    from aicommons.xet.keys import SHARD_PREFIX
+    from aicommons.xet.shard import parse_shard
+
+    found = []
+    for info in blobs.list_blobs(SHARD_PREFIX):
+        with blobs.open(info.key) as f:
+            if any(entry.hash == from_hex(file_hash) for entry in parse_shard(f.read()).files):
+                found.append(info.key)
+    return found
+
+
+def test_a_secret_uploaded_through_xet_is_gone_at_once_and_purged(xet, api, http, tmp_path, monkeypatch):
+    """The Xet twin of the purge above: after a squash, the secret's file is not reconstructed nor
+    served by sha256; after ``gc --apply`` its xorb and shard have left the chunk store and a xorb
+    link minted before the squash reads nothing."""
+    from aicommons.xet.keys import xorb_key
+    from tests.compat.test_xet_security import _cas
+
+    repo_id = f"alice/{unique_name('xetleak')}"
+    api.create_repo(repo_id)
+    secret = SECRET + os.urandom(300_000)  # random: no other file shares its chunks
+    api.create_commit(repo_id, [CommitOperationAdd("secret.bin", secret),
+                                CommitOperationAdd("model.txt", b"weights v1\n")], commit_message="oops")
+    file_hash = api.get_paths_info(repo_id, ["secret.bin"])[0].xet_hash
+    assert file_hash, "the secret did not go through Xet"
+    answer = http.get(f"/xet-cas/v1/reconstructions/{file_hash}", headers=_cas(http, repo_id, "read"))
+    assert answer.status_code == 200, answer.text
+    xorbs = {term["hash"] for term in answer.json()["terms"]}
+    links = [(info["url"], info["url_range"]) for infos in answer.json()["fetch_info"].values() for info in infos]
+
+    def read_link(link, span) -> httpx.Response:
+        return httpx.get(link, headers={"Range": f"bytes={span['start']}-{span['end']}"}, timeout=30)
+
+    assert all(read_link(*link).status_code in (200, 206) for link in links)
+    blobs = hub_blobs(xet, tmp_path, monkeypatch)
+    assert all(blobs.exists(xorb_key(x)) for x in xorbs)
+    naming = shards_naming(blobs, file_hash)
+    assert naming, "no stored shard describes the secret's file"
+    oid = hashlib.sha256(secret).hexdigest()
+    assert served(lfs_download(http, repo_id, secret)[secret])
+
+    api.create_commit(repo_id, [CommitOperationDelete("secret.bin")], commit_message="remove the secret")
+    api.super_squash_history(repo_id)
+    # At once: no reconstruction, no download by sha256, nothing by revision.
+    answer = http.get(f"/xet-cas/v1/reconstructions/{file_hash}", headers=_cas(http, repo_id, "read"))
+    assert answer.status_code == 404, answer.text
+    assert not served(lfs_download(http, repo_id, secret)[secret])
+
+    xet.cli("gc", "--apply", "--grace-hours", "0")
+    # Purged: the xorbs and the shard that held the secret are gone from the chunk store, and links
+    # minted before read nothing.
+    assert not [x for x in xorbs if blobs.exists(xorb_key(x))]
+    assert not shards_naming(blobs, file_hash)
+    for link in links:  # our own links answer 404; a bucket's presigned ones 403 or 404, as S3 does
+        assert read_link(*link).status_code in ((404,) if link[0].startswith(xet.url) else (403, 404))
+    assert not blobs.exists(f"lfs/{oid[:2]}/{oid[2:4]}/{oid}")
+    assert hf_hub_download(repo_id, "model.txt", cache_dir=tmp_path / "cache", token=ALICE_TOKEN)

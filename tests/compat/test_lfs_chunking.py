@@ -60,6 +60,7 @@ def _repos(hub):
         return conn.execute(select(repos.c.id, repos.c.full_id)).all()
 
 
+@pytest.mark.lfs_path  # (its Xet twin: test_global_dedup.py)
 def test_a_4k_change_through_lfs_stores_less_than_8_mib_after_chunking(live_hub, hub_here, api, repo_id, http,
                                                                         tmp_path, monkeypatch):
     blobs = hub_blobs(live_hub, tmp_path, monkeypatch)
@@ -88,9 +89,11 @@ def test_a_4k_change_through_lfs_stores_less_than_8_mib_after_chunking(live_hub,
         assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == oid
 
 
+@pytest.mark.lfs_path  # (Xet uploads need no chunking job)
 def test_lfs_uploads_are_queued_for_chunking_when_enabled(tmp_path):
     """With ``AICOMMONS_CHUNK_LFS_UPLOADS`` on (the default outside tests), the LFS upload itself
-    queues the job and the server's job worker chunks the object."""
+    queues the job and the server's job worker chunks the object. The job's xorb and shard uploads
+    are in the audit log as the hub's own ("system:chunking"), not as an anonymous caller's."""
     from huggingface_hub import HfApi
 
     data = tmp_path / "data"
@@ -119,5 +122,9 @@ def test_lfs_uploads_are_queued_for_chunking_when_enabled(tmp_path):
         assert entry.get("xetHash"), "the LFS upload was never chunked"
         got = httpx.get(f"{hub.url}/{repo}/resolve/main/w.bin", headers=auth(token))
         assert got.content == content and got.headers["x-xet-hash"] == entry["xetHash"]
+        events = [line.split("\t") for line in hub.cli("audit", "--target", "/xet-cas/").stdout.splitlines()]
+        writes = [e for e in events if e[3].startswith("POST ")]
+        assert any("/v1/shards -> 200" in e[3] for e in writes), events
+        assert {e[1] for e in writes} == {"system:chunking"}, events
     finally:
         stop_hub(hub)

@@ -30,6 +30,7 @@ def files(api, repo) -> set[str]:
     return set(api.list_repo_files(repo))
 
 
+@pytest.mark.lfs_path  # (its Xet twin: test_xet_uploads_past_the_quota_are_refused)
 def test_lfs_uploads_past_the_quota_are_refused_whole(live_hub, api, org):
     repo = f"{org}/{unique_name()}"
     api.create_repo(repo)

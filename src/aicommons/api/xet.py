@@ -43,6 +43,7 @@ from aicommons.api.ranges import parse_range
 from aicommons.api.socket_body import upload_body
 from aicommons.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized
 from aicommons.hub.access import Principal
+from aicommons.hub.audit import CHUNKING_JOB
 from aicommons.hub.policy import Action
 from aicommons.xet import wire
 from aicommons.xet.fetch_urls import requested_range
@@ -88,7 +89,8 @@ def read_token(request: Request) -> Response:
 
 def _grant(request: Request, operation: str) -> XetGrant:
     """The request's Xet grant (blocking: it looks the repo and the minting credential up). A write
-    is recorded in the audit log under the account the token was issued to."""
+    is recorded in the audit log under the account the token was issued to, or as ``system:chunking``
+    for the hub's own chunking job (hub/chunking.py), whose token has no account."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer":
         raise Unauthorized("A Xet access token is required (Authorization: Bearer)")
@@ -98,7 +100,9 @@ def _grant(request: Request, operation: str) -> XetGrant:
     if store is not None and store != hub.xet.store_id():
         raise NotFound("This Xet CAS URL belongs to another store: request a new token from the Hub")
     _check_still_allowed(request, grant)
-    if operation == "write":
+    if operation == "write" and grant.account_id == 0:  # the hub's own chunking job (_check_still_allowed)
+        request.state.principal = Principal(key=CHUNKING_JOB, token_role="write")
+    elif operation == "write":
         account = hub.accounts.by_id(grant.account_id)
         request.state.principal = Principal(key=f"xet:{grant.account_id}", account=account, token_role="write")
     return grant

@@ -2,7 +2,7 @@
 
 Recorded at the HTTP edge (``api/middleware.AuditMiddleware``), so the API, git pushes and the web
 UI's forms are all covered by one rule, plus the admin CLI's account and token commands. An event
-is who (account name, or anonymous), from where (client IP), what (method and path, or the CLI
+is who (account name, ``system:…`` for the hub's own jobs, or anonymous), from where (client IP), what (method and path, or the CLI
 command), the outcome (HTTP status) and the request id; never a request body, so no file content,
 password or token value reaches it. Reads (GET/HEAD) and POSTs that change nothing (preupload,
 paths-info, LFS batch, git fetch, the Xet routes hf_xet probes that we do not serve) are not
@@ -31,6 +31,10 @@ _READ_ONLY_POSTS = ("/preupload/", "/paths-info/", "/info/lfs/objects/batch", "/
 # Routes hf_xet tries before every xorb and shard upload and we do not serve (api/xet.py), under the
 # CAS URL we hand out (``/xet-cas/<store>``) or without the store: each answers 404 and changes
 # nothing, and one audit row each cost a durable commit per xorb (issue 21).
+# Principals of the hub's own jobs calling its HTTP API (api/xet.py: the chunking job's CAS uploads):
+# recorded under their key, which no account name can equal (account names have no ':').
+SYSTEM_PREFIX = "system:"
+CHUNKING_JOB = SYSTEM_PREFIX + "chunking"
 _XET_PROBE = re.compile(r"/xet-cas/(?:[^/]+/)?(?:v1/xorb-grants/|v2/shards$)")
 
 
@@ -50,8 +54,10 @@ class AuditLog:
 
     def record_request(self, principal: Principal | None, ip: str | None, method: str, path: str, status: int,
                        request_id: str | None) -> None:
-        self.store.append(AuditEvent(utcnow(), principal.name if principal else None, ip, f"{method} {path}",
-                                     path, status, request_id))
+        actor = principal.name if principal else None
+        if actor is None and principal is not None and principal.key.startswith(SYSTEM_PREFIX):
+            actor = principal.key  # the hub's own job (e.g. system:chunking), not an anonymous caller
+        self.store.append(AuditEvent(utcnow(), actor, ip, f"{method} {path}", path, status, request_id))
 
     def record_failed_sign_in(self, user_name: str, ip: str | None, via: str) -> None:
         """A refused password (``via``: "web" form or HTTP "basic"); the name tried is the target.

@@ -24,6 +24,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aicommons.hub.audit import CHUNKING_JOB
+
 if TYPE_CHECKING:
     from aicommons.config import Settings
     from aicommons.hub.hub import Hub
@@ -80,4 +82,4 @@ class _System:
     """The principal a chunking job mints its CAS token as: no account, no access token."""
 
     account = None
-    key = "system:chunking"
+    key = CHUNKING_JOB

@@ -26,7 +26,7 @@ from typing import BinaryIO, Generic, TypeVar
 from aicommons.db.repos import RepoStore
 from aicommons.db.xet import XetFileRow, XetFileStore
 from aicommons.errors import HubError, NotFound
-from aicommons.storage.base import BlobStore
+from aicommons.storage.base import BlobStore, StorageError
 from aicommons.xet.fetch_urls import XorbRangeSigner
 from aicommons.xet.files import ChunkedFile, ChunkReadError
 from aicommons.xet.hashing import to_hex
@@ -181,8 +181,15 @@ class XetReads:
     # --- serving signed xorb ranges ---------------------------------------------------------------
 
     def open_xorb_at(self, xorb_hex: str, start: int) -> BinaryIO:
-        """The stored xorb, opened and positioned at ``start`` (the caller reads and closes it)."""
-        f = self.blobs.open(xorb_key(xorb_hex))
+        """The stored xorb, opened and positioned at ``start`` (the caller reads and closes it). A
+        xorb GC has swept (its files were deleted or purged from history) is 404, not a storage
+        failure that the client would retry: its link outlived the data."""
+        try:
+            f = self.blobs.open(xorb_key(xorb_hex))
+        except StorageError:
+            if self.blobs.exists(xorb_key(xorb_hex)):
+                raise
+            raise NotFound("This xorb is no longer stored: ask the CAS for a new reconstruction") from None
         try:
             f.seek(start)
         except BaseException:

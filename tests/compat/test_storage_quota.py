@@ -74,21 +74,49 @@ def test_inline_commits_past_the_quota_are_refused(live_hub, api, org):
     assert files(api, repo) == {".gitattributes"}
 
 
-def test_xet_uploads_past_the_quota_are_refused(live_hub, api, org, monkeypatch):
+def test_xet_uploads_past_the_quota_are_refused(live_hub, api, org, monkeypatch, tmp_path):
+    """The Xet twin of the LFS refusal: refused with the Hub's 403 and message, whether at the xorbs
+    (new bytes) or at the shard (bytes the chunk store has, as a file new to the repo), and nothing
+    of the refused upload is stored: no xorb, no shard, no file, no pending bytes."""
     pytest.importorskip("hf_xet")
     from huggingface_hub import constants
 
+    from tests.compat.test_chunk_store import hub_blobs
+
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)
+    blobs = hub_blobs(live_hub, tmp_path, monkeypatch)
+
+    def chunk_store() -> set[str]:
+        return {info.key for info in blobs.list_blobs("xet/")}
+
     repo = f"{org}/{unique_name()}"
     api.create_repo(repo)
     set_quota(live_hub, org, "1MB")
     api.upload_file(path_or_fileobj=os.urandom(300 * KB), path_in_repo="fits.bin", repo_id=repo)
+    assert api.get_paths_info(repo, ["fits.bin"])[0].xet_hash  # it went through Xet
+    stored = chunk_store()
     with pytest.raises(Exception) as refused:  # hf_xet reports the CAS's 403 in its own exception
         api.upload_file(path_or_fileobj=os.urandom(2_000 * KB), path_in_repo="too-big.bin", repo_id=repo)
-    assert "403" in str(refused.value) or "Storage limit" in str(refused.value)
+    # hf_xet shows the status and the URL, not the body that says why (docs/deploy.md, "Storage quotas").
+    assert "403 Forbidden" in str(refused.value) and "/v1/xorbs/" in str(refused.value)
+    assert chunk_store() == stored
+    # Bytes the chunk store already holds (alice's own repo, no quota): only a shard is sent, and refused.
+    known = os.urandom(900 * KB)
+    mine = f"alice/{unique_name()}"
+    api.create_repo(mine)
+    api.upload_file(path_or_fileobj=known, path_in_repo="known.bin", repo_id=mine)
+    stored = chunk_store()
+    with pytest.raises(Exception) as refused:
+        api.upload_file(path_or_fileobj=known, path_in_repo="known.bin", repo_id=repo)
+    assert "403 Forbidden" in str(refused.value) and "/v1/shards" in str(refused.value)
+    assert chunk_store() == stored
     assert files(api, repo) == {".gitattributes", "fits.bin"}
     pending = json.loads(live_hub.cli("storage", "report", "--owner", org, "--refresh", "--json").stdout)
     assert all(r["pending_bytes"] == 0 for r in pending["repos"])  # no file of it was recorded either
+    shards = [line for line in live_hub.cli("audit", "--target", "/xet-cas/", "--limit", "50").stdout.splitlines()
+              if "/v1/shards -> 403" in line]
+    assert shards and all(line.split("\t")[1] == "alice" for line in shards)  # refused, in the log, by name
+    set_quota(live_hub, org, "default")
 
 
 def test_duplicates_past_the_quota_are_refused(live_hub, api, org):

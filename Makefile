@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export AICOMMONS_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: install lock serve test test-scale lint conformance conformance-fast conformance-xet bench bench-search bench-inference bench-metadata bench-storage bench-upload bench-datasets bench-spaces bench-mirror bench-web clean
+.PHONY: install lock serve test test-scale test-xet lint conformance conformance-fast conformance-xet bench bench-search bench-inference bench-metadata bench-storage bench-upload bench-datasets bench-spaces bench-mirror bench-web clean
 
 $(STAMP): pyproject.toml requirements.lock package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,11 +30,21 @@ serve: $(STAMP)
 	$(BIN)/aicommons serve
 
 # Everything CI guards: the test suite on SQLite + local disk, the compatibility/contract/scale
-# tests again on PostgreSQL + S3, and the fast subset of huggingface_hub's own suite.
+# tests again on PostgreSQL + S3, a subset again with the clients' default (Xet on), and the fast
+# subset of huggingface_hub's own suite.
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 	$(MAKE) --no-print-directory test-scale
+	$(MAKE) --no-print-directory test-xet
 	$(MAKE) --no-print-directory conformance-fast
+
+# The suite uploads through LFS unless a test turns Xet on; users upload through Xet (hf_xet is
+# huggingface_hub's default). These files again with Xet on for every client, but for the tests
+# marked lfs_path (docs/deploy.md, "The Xet path").
+XET_SUBSET := tests/compat/test_hf_api.py tests/compat/test_ml_clients.py tests/compat/test_storage_accounting.py \
+	tests/compat/test_storage_quota.py tests/compat/test_history_purge.py tests/compat/test_audit.py
+test-xet: $(STAMP)
+	AICOMMONS_TEST_XET=1 $(BIN)/python -m pytest -n 2 --dist loadfile -q -m "not lfs_path" $(XET_SUBSET)
 
 # The whole compatibility suite again on PostgreSQL + S3 (moto), plus the contract and scale tests.
 test-scale: $(STAMP)

@@ -33,7 +33,7 @@ _SCRATCH = Path(tempfile.mkdtemp(prefix="aicommons-tests-"))
 os.environ["HF_ENDPOINT"] = ENDPOINT
 # The clients upload through LFS here unless AICOMMONS_TEST_XET=1: most tests check the LFS path, and the
 # Xet tests turn Xet on themselves. With AICOMMONS_TEST_XET=1 every test runs with the clients' default
-# (Xet on), as users have it: tests/compat then passes but for 3 tests written for the LFS path (session 13).
+# (Xet on), as users have it, but for tests marked lfs_path (``_lfs_path`` below; `make test-xet`).
 if os.environ.get("AICOMMONS_TEST_XET") != "1":
     os.environ["HF_HUB_DISABLE_XET"] = "1"
 os.environ["HF_HOME"] = str(_SCRATCH / "hf-home")

@@ -1,5 +1,6 @@
 """A push git completed but the server never recorded (it died in between) is recorded when the
-hub starts again; a push recorded after a later one moved its ref on still names its LFS files."""
+hub starts again; a push recorded after a later one moved its ref on still names its LFS files; a git
+object damaged on disk is a clear error, not a server that stops answering."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pygit2
 import pytest
 from huggingface_hub import HfApi
@@ -20,7 +24,7 @@ from huggingface_hub import HfApi
 from aicommons.config import Settings
 from aicommons.hub.hub import Hub
 from aicommons.hub.push import PushPlan, PushService, RefUpdate
-from tests.conftest import start_hub, stop_hub
+from tests.conftest import LiveHub, start_hub, stop_hub
 
 TOKEN = "hf_dana_token_00000000000000"
 MAIN = "refs/heads/main"
@@ -63,16 +67,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_a_push_left_unrecorded_by_a_crash_is_recorded_at_start(data_dir, tmp_path):
+@contextmanager
+def hub_with_a_repo(data_dir: Path) -> Iterator[tuple[LiveHub, HfApi, str]]:
+    """A live hub on ``data_dir``, stopped on leaving, with a new model repo of dana's."""
     repo_id = f"dana/m-{uuid.uuid4().hex[:8]}"
     hub = start_hub(data_dir, free_port())
     try:
         api = HfApi(endpoint=hub.url, token=TOKEN)
         api.create_repo(repo_id)
-        api.upload_file(path_or_fileobj=b"---\nlicense: mit\n---\n# v1\n", path_in_repo="README.md", repo_id=repo_id)
-        before = api.model_info(repo_id)
+        yield hub, api, repo_id
     finally:
         stop_hub(hub)
+
+
+def test_a_push_left_unrecorded_by_a_crash_is_recorded_at_start(data_dir, tmp_path):
+    with hub_with_a_repo(data_dir) as (_hub, api, repo_id):
+        api.upload_file(path_or_fileobj=b"---\nlicense: mit\n---\n# v1\n", path_in_repo="README.md", repo_id=repo_id)
+        before = api.model_info(repo_id)
 
     # The server died after git moved main but before recording the push: its plan is left behind.
     local = Hub(Settings.from_env(data_dir=str(data_dir)))
@@ -126,6 +137,29 @@ def test_a_push_whose_ref_moved_on_still_names_its_lfs_files(data_dir, tmp_path)
         assert push.record(row, PushPlan([RefUpdate(MAIN, base, second)], {}, row.id)) == []
     finally:
         hub.close()
+
+
+def test_a_truncated_git_object_is_a_clear_error_and_the_rest_of_the_repo_still_reads(data_dir):
+    # libgit2 spins forever on a loose object whose zlib stream was cut short, holding the GIL: one
+    # read of it stopped every thread of the server. The hub reads loose objects itself (gitrepo/loose.py).
+    with hub_with_a_repo(data_dir) as (hub, api, repo_id):
+        api.upload_file(path_or_fileobj=b"intact\n", path_in_repo="a.txt", repo_id=repo_id)
+        api.upload_file(path_or_fileobj=b"soon damaged\n" * 10, path_in_repo="b.txt", repo_id=repo_id)
+        oid = {f.path: f.blob_id for f in api.list_repo_tree(repo_id)}["b.txt"]
+        [loose] = data_dir.glob(f"git/*/*.git/objects/{oid[:2]}/{oid[2:]}")
+        raw = loose.read_bytes()
+        loose.chmod(0o600)
+        loose.write_bytes(raw[:20])  # cut short on disk: a full disk, a crash, a bad copy
+
+        with httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=20) as http:
+            damaged = http.get(f"/{repo_id}/resolve/main/b.txt")
+            assert damaged.status_code == 500
+            assert damaged.headers["X-Error-Code"] == "CorruptGitObject"
+            assert oid in damaged.json()["error"] and "aicommons fsck" in damaged.json()["error"]
+            assert http.get(f"/{repo_id}/resolve/main/a.txt").content == b"intact\n"
+            assert len(http.get(f"/api/models/{repo_id}/commits/main").json()) == 3
+            assert http.get("/api/health").status_code == 200
+    assert oid in hub.cli("fsck", check=False).stdout
 
 
 async def one_chunk(data: bytes):

@@ -27,10 +27,9 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def run(stdin_text: str) -> int:
-    import pygit2
-
     from aicommons.config import Settings
     from aicommons.errors import HubError
+    from aicommons.gitrepo.loose import open_repository
     from aicommons.hub.hub import Hub
     from aicommons.hub.push import PushService, parse_updates
 
@@ -42,7 +41,7 @@ def run(stdin_text: str) -> int:
         if repo is None or hub.git.path(repo.storage_key).resolve() != git_dir:
             print("error: this repository no longer exists on the hub", file=sys.stderr)
             return 1
-        git_repo = pygit2.Repository(str(git_dir))
+        git_repo = open_repository(git_dir)
         quarantine = os.environ.get("GIT_QUARANTINE_PATH")
         if quarantine:  # libgit2 ignores git's object-directory variables: add the pushed objects
             git_repo.odb.add_disk_alternate(quarantine)

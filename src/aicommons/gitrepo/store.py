@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pygit2
 
+from aicommons.gitrepo.loose import guard, open_repository
+
 ZERO_OID = "0" * 40
 # A file in a bare repository saying that some ref once moved backwards or was deleted: its history
 # may have lost commits, so what the refs reach is checked, not assumed (hub/reachability.py).
@@ -77,10 +79,10 @@ class GitStore:
         # Let `git http-backend` serve pushes; the hub checks each push before it lands.
         repo.config["http.receivepack"] = True
         repo.config["core.logAllRefUpdates"] = False
-        return repo
+        return guard(repo)
 
     def open(self, storage_key: str) -> pygit2.Repository:
-        return pygit2.Repository(str(self.path(storage_key)))
+        return open_repository(self.path(storage_key))
 
     def delete(self, storage_key: str) -> None:
         import shutil

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from huggingface_hub import hf_hub_download
+from huggingface_hub import CommitOperationAdd, hf_hub_download
 from huggingface_hub.errors import RevisionNotFoundError
 
 from tests.conftest import ALICE_READ_TOKEN, ALICE_TOKEN, BOB_TOKEN, unique_name
@@ -127,6 +127,37 @@ def test_branches_tags_and_force_push(git, tmp_path, api, live_hub, repo_id):
     git("push", "origin", ":dev", ":v1", cwd=work)  # deleting other branches and tags is allowed
     refs = api.list_repo_refs(repo_id)
     assert [b.name for b in refs.branches] == ["main"] and refs.tags == []
+
+
+def test_push_to_the_ref_of_an_open_pull_request(git, tmp_path, api, live_hub, repo_id):
+    # As on the Hub: fetch refs/pr/N, commit on top, push it back while the pull request is open.
+    api.upload_file(path_or_fileobj=b"v1\n", path_in_repo="notes.txt", repo_id=repo_id)
+    pr = api.create_commit(repo_id, [CommitOperationAdd("notes.txt", b"v2\n")], commit_message="propose v2",
+                           create_pr=True)
+    ref = f"refs/pr/{pr.pr_num}"
+    work = tmp_path / "work"
+    git("clone", url(live_hub, repo_id, ALICE_TOKEN), str(work))
+    main = git.head(work)
+    git("fetch", "-q", "origin", f"{ref}:pr", cwd=work)
+    git("checkout", "-q", "pr", cwd=work)
+    head = commit_files(git, work, {"notes.txt": b"v3\n"}, "v3 on top")
+    git("push", "origin", f"pr:{ref}", cwd=work)
+
+    assert [(p.ref, p.target_commit) for p in api.list_repo_refs(repo_id, include_pull_requests=True).pull_requests] \
+        == [(ref, head)]
+    assert Path(api.hf_hub_download(repo_id, "notes.txt", revision=ref, cache_dir=tmp_path / "c")).read_bytes() == b"v3\n"
+    assert api.model_info(repo_id).sha == main
+    commits = [e for e in api.get_discussion_details(repo_id, pr.pr_num).events if e.type == "commit"]
+    assert [(c.summary, c.oid) for c in commits][-1] == ("v3 on top", head)
+
+    # A closed pull request takes no more pushes; nor can a push open one (the API does).
+    api.change_discussion_status(repo_id, pr.pr_num, "closed")
+    commit_files(git, work, {"notes.txt": b"v4\n"}, "too late")
+    refused = git("push", "origin", f"pr:{ref}", cwd=work, check=False)
+    assert refused.returncode != 0 and "is closed" in refused.stderr, refused.stderr
+    refused = git("push", "origin", "pr:refs/pr/99", cwd=work, check=False)
+    assert refused.returncode != 0 and "only branches" in refused.stderr, refused.stderr
+    assert [p.target_commit for p in api.list_repo_refs(repo_id, include_pull_requests=True).pull_requests] == [head]
 
 
 def _assert_rejected(git, work: Path, api, repo_id: str, before: str, *push_args: str, says: str) -> None:

@@ -22,6 +22,7 @@ def test_parse_updates_maps_zero_ids_to_create_and_delete():
 @pytest.mark.parametrize("update", [
     RefUpdate("refs/heads/main", A, B), RefUpdate("refs/heads/dev", None, A), RefUpdate("refs/heads/dev", A, None),
     RefUpdate("refs/tags/v1.0", None, A), RefUpdate("refs/tags/v1.0", A, None),
+    RefUpdate("refs/pr/1", A, B),  # updating an existing PR ref (PushService.check: the PR must be open)
 ])
 def test_branches_and_tags_may_be_pushed(update):
     check_ref_update(update)
@@ -29,7 +30,9 @@ def test_branches_and_tags_may_be_pushed(update):
 
 @pytest.mark.parametrize("update, error", [
     (RefUpdate("refs/heads/main", A, None), Forbidden),
-    (RefUpdate("refs/pr/1", None, A), Forbidden),
+    (RefUpdate("refs/pr/1", None, A), Forbidden),  # the hub creates and deletes PR refs
+    (RefUpdate("refs/pr/1", A, None), Forbidden),
+    (RefUpdate("refs/pr/x", A, B), Forbidden),
     (RefUpdate("refs/convert/parquet", None, A), Forbidden),
     (RefUpdate("refs/notes/commits", None, A), Forbidden),
     (RefUpdate(f"refs/heads/{A}", None, A), BadRequest),  # a branch named like a commit id

@@ -114,7 +114,7 @@ async def serve_git(request: Request, repo_type: str, path: str) -> Response:
                AICOMMONS_GIT_HOOK_PYTHON=sys.executable)
 
     async def record(_returncode: int) -> None:
-        await run_sync(record_push, hub, repo, plan_path)
+        await run_sync(record_push, hub, repo, plan_path, principal.user.id if principal.account else None)
 
     return CgiResponse(["git", "http-backend"], env, after=record, kill_on_disconnect=False)
 
@@ -152,7 +152,7 @@ def recover_pushes(hub: Hub) -> int:
     return PushService.of(hub).recover(folder) if folder.is_dir() else 0
 
 
-def record_push(hub: Hub, repo: RepoRow, plan_path: Path) -> None:
+def record_push(hub: Hub, repo: RepoRow, plan_path: Path, pusher_id: int | None = None) -> None:
     """After receive-pack: record what landed. No plan means the hook refused (or never ran)."""
     error_path = plan_path.with_name(plan_path.name + ".error")
     if error_path.exists():
@@ -163,7 +163,7 @@ def record_push(hub: Hub, repo: RepoRow, plan_path: Path) -> None:
     except FileNotFoundError:
         return
     plan_path.unlink(missing_ok=True)
-    PushService.of(hub).record(repo, PushPlan.from_json(text))
+    PushService.of(hub).record(repo, PushPlan.from_json(text), pusher_id)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

@@ -8,8 +8,9 @@ server calls ``PushService.record`` once git has moved the refs. A server that d
 leaves the plan file behind; ``PushService.recover`` records such pushes when the hub starts again.
 
 The rules are those of the commit API, plus the ones only git can break:
-- only ``refs/heads/*`` and ``refs/tags/*`` with valid names; ``refs/pr/*`` and ``refs/convert/*``
-  belong to the hub (pull requests, conversions) and cannot be pushed;
+- only ``refs/heads/*`` and ``refs/tags/*`` with valid names, and updates of ``refs/pr/N`` while pull
+  request N is open (as on the Hub: fetch it, commit, push it back); the hub creates and deletes
+  ``refs/pr/*`` and ``refs/convert/*`` (pull requests, conversions);
 - ``main`` cannot be deleted. Force pushes are allowed, as on the Hub (squashing history or
   removing a leaked secret needs them), and so are deleting other branches and moving tags;
 - branches point at commits, tags at commits or at annotated tags of commits;
@@ -32,11 +33,12 @@ import pygit2
 
 from aicommons.db.repos import RepoRow, RepoStore
 from aicommons.errors import BadRequest, Forbidden
-from aicommons.gitrepo import GitStore, blob_at
+from aicommons.gitrepo import GitStore, blob_at, commit_at
 from aicommons.gitrepo.store import extends
+from aicommons.hub.discussions import OPEN_STATES
 from aicommons.hub.gitattributes import MAX_POINTER_SIZE, parse_pointer
 from aicommons.hub.lfs import LfsService
-from aicommons.hub.names import check_branch_name, check_file_path, check_tag_name
+from aicommons.hub.names import check_branch_name, check_file_path, check_tag_name, pr_number
 from aicommons.hub.repos import DEFAULT_BRANCH, RepoService
 from aicommons.times import utcnow
 
@@ -101,14 +103,17 @@ def check_ref_update(update: RefUpdate) -> None:
     elif ref.startswith("refs/tags/"):
         if update.new is not None:
             check_tag_name(ref[len("refs/tags/"):])
-    else:
-        raise Forbidden(f"{ref}: only branches (refs/heads/*) and tags (refs/tags/*) may be pushed; "
-                        "pull request refs and the other refs are managed by the hub")
+    elif pr_number(ref) is None or update.old is None or update.new is None:
+        raise Forbidden(f"{ref}: only branches (refs/heads/*) and tags (refs/tags/*) may be pushed, and "
+                        "the refs/pr/N of an open pull request; the hub creates and deletes pull request refs "
+                        "(open one with the API: create_pr=True) and the other refs")
 
 
 class PushService:
     def __init__(self, repos: RepoService, store: RepoStore, git: GitStore, lfs: LfsService,
-                 max_regular_bytes: int, admit: Callable[[RepoRow, int], None] | None = None):
+                 max_regular_bytes: int, admit: Callable[[RepoRow, int], None] | None = None,
+                 pr_status: Callable[[RepoRow, int], str | None] | None = None,
+                 pr_commit: Callable[[RepoRow, str, str, str, int], None] | None = None):
         self.repos = repos
         self.store = store
         self.git = git
@@ -116,11 +121,20 @@ class PushService:
         self.max_regular_bytes = max_regular_bytes
         # The storage quota (hub/storage_usage.py): raises if the push's new file bytes would pass it.
         self.admit = admit
+        # The status of pull request N of a repo ("open", "draft", "merged", "closed"), None if none.
+        self.pr_status = pr_status
+        # Adds a "commit" event to a pull request: (repo, ref, commit id, summary, pusher's id).
+        self.pr_commit = pr_commit
 
     @classmethod
     def of(cls, hub: Hub) -> PushService:
+        def pr_status(repo: RepoRow, num: int) -> str | None:
+            found = hub.discussions.store.get(repo.id, num)
+            return found.status if found is not None and found.is_pull_request else None
+
         return cls(hub.repos, hub.repo_store, hub.git, hub.lfs, hub.settings.max_regular_file_bytes,
-                   admit=lambda repo, n: hub.storage.check_upload(repo.owner_id, n))
+                   admit=lambda repo, n: hub.storage.check_upload(repo.owner_id, n), pr_status=pr_status,
+                   pr_commit=hub.discussions.record_commit)
 
     # --- before the push lands (in the pre-receive hook, objects still in quarantine) ------------
 
@@ -134,6 +148,7 @@ class PushService:
         plan = PushPlan(updates, repo_id=repo.id)
         for update in updates:
             check_ref_update(update)
+            self._check_pull_request(repo, update)
             if update.new is None:
                 continue
             tip = self._target_commit(git_repo, update)
@@ -151,6 +166,17 @@ class PushService:
             # A force-push or a deletion: marked before git moves the ref (see GitStore).
             self.git.mark_history_rewritten(repo.storage_key)
         return plan
+
+    def _check_pull_request(self, repo: RepoRow, update: RefUpdate) -> None:
+        """A push to ``refs/pr/N`` (the pusher may write: git_http.py asked) needs PR N to be open."""
+        num = pr_number(update.ref)
+        if num is None:
+            return
+        status = self.pr_status(repo, num) if self.pr_status is not None else None
+        if status is None:
+            raise Forbidden(f"{update.ref}: there is no pull request {num}")
+        if status not in OPEN_STATES:
+            raise Forbidden(f"{update.ref}: pull request {num} is {status}; pushes to it are refused")
 
     @staticmethod
     def _known_tips(git_repo: pygit2.Repository) -> list[pygit2.Oid]:
@@ -225,7 +251,7 @@ class PushService:
 
     # --- after git moved the refs (in the server) ----------------------------------------------
 
-    def record(self, repo: RepoRow, plan: PushPlan) -> list[str]:
+    def record(self, repo: RepoRow, plan: PushPlan, pusher_id: int | None = None) -> list[str]:
         """Make the API show what landed: cached head and card, LFS file names. Returns the refs.
 
         An update landed if its ref holds the planned commit or a descendant of it: a later push
@@ -246,6 +272,10 @@ class PushService:
             if files:
                 self.store.mark_lfs_committed(repo.id, files, update.ref, utcnow())
             self.repos.after_ref_update(repo, update.ref, current, update.old)
+            if pusher_id is not None and current is not None and self.pr_commit is not None \
+                    and pr_number(update.ref) is not None:  # the pull request's timeline shows it
+                summary = commit_at(git_repo, current).message.strip().split("\n", 1)[0]
+                self.pr_commit(repo, update.ref, current, summary, pusher_id)
             landed.append(update.ref)
         return landed
 

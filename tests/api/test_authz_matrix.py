@@ -230,6 +230,9 @@ REPO_ROUTES: dict[tuple[str, str], list[Spec]] = {
         Spec(CONTRIBUTE, "POST", "/{repo}.git/info/lfs/objects/batch", json=LFS_UPLOAD)],
     ("/{ns}/{name}.git/info/lfs/objects/verify", "POST"): [
         Spec(CONTRIBUTE, "POST", "/{repo}.git/info/lfs/objects/verify", json={})],
+    ("/{ns}/{name}.git/info/lfs/locks{rest:path}", "GET"): [Spec(READ_METADATA, "GET", "/{repo}.git/info/lfs/locks")],
+    ("/{ns}/{name}.git/info/lfs/locks{rest:path}", "POST"): [
+        Spec(READ_METADATA, "POST", "/{repo}.git/info/lfs/locks/verify", json={})],
     (R + "/info/refs", "GET"): [
         Spec(READ_CONTENT, "GET", "/{repo}/info/refs", params={"service": "git-upload-pack"}),
         Spec(WRITE, "GET", "/{repo}/info/refs", params={"service": "git-receive-pack"})],
@@ -304,7 +307,7 @@ for _prefix in TYPED:
                     "/ask-access", "/settings", "/info/refs", "/git-upload-pack", "/git-receive-pack",
                     "/resolve/{rev}/{path:path}"):
         ALIASES[_prefix + R + _suffix] = R + _suffix
-for _suffix in ("/info/lfs/objects/batch", "/info/lfs/objects/verify"):
+for _suffix in ("/info/lfs/objects/batch", "/info/lfs/objects/verify", "/info/lfs/locks{rest:path}"):
     ALIASES["/{prefix}/{ns}/{name}.git" + _suffix] = "/{ns}/{name}.git" + _suffix
 
 # ... and the routes that name no repo: each with what this file checks of it (see test_global_routes).

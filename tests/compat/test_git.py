@@ -129,6 +129,17 @@ def test_branches_tags_and_force_push(git, tmp_path, api, live_hub, repo_id):
     assert [b.name for b in refs.branches] == ["main"] and refs.tags == []
 
 
+def test_lfs_locks_say_they_are_not_supported_and_pushes_do_not_need_them(git, tmp_path, live_hub, repo_id):
+    work = tmp_path / "work"
+    git("clone", url(live_hub, repo_id, ALICE_TOKEN), str(work))
+    commit_files(git, work, {"w.bin": b"\0weights" * 100}, "weights")
+    pushed = git("push", "origin", "main", cwd=work)  # git-lfs asks the locks API first (locks/verify)
+    assert "lock" not in (pushed.stdout + pushed.stderr).lower()
+    for args in (["lock", "w.bin"], ["locks"], ["unlock", "w.bin"]):
+        said = git("lfs", *args, cwd=work, check=False)
+        assert said.returncode != 0 and "does not support Git LFS file locks" in said.stderr, said.stderr
+
+
 def test_push_to_the_ref_of_an_open_pull_request(git, tmp_path, api, live_hub, repo_id):
     # As on the Hub: fetch refs/pr/N, commit on top, push it back while the pull request is open.
     api.upload_file(path_or_fileobj=b"v1\n", path_in_repo="notes.txt", repo_id=repo_id)

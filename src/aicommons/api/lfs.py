@@ -208,6 +208,15 @@ async def download(request: Request) -> Response:
                              "application/octet-stream")
 
 
+async def locks(request: Request) -> Response:
+    """The LFS locking API (``git lfs lock``, ``locks``, ``unlock``, and git-lfs's lock check before a
+    push): the hub has no file locks. git-lfs prints the message; on a 404 its pre-push lock check
+    takes the API as absent and moves on (a 5xx would read as a failing server)."""
+    await run_sync(_find, request, Action.READ_METADATA)  # a private repo still answers as missing
+    return _lfs_error(404, "This hub does not support Git LFS file locks (git lfs lock); "
+                           "pushing LFS files does not need them")
+
+
 async def verify(request: Request) -> Response:
     repo = await run_sync(_find, request, Action.CONTRIBUTE)  # decided before the body is read
     body = json_object(await read_json(request))

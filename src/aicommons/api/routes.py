@@ -137,6 +137,7 @@ def hub_routes() -> list[Route]:
         routes += [
             Route(prefix + "/{ns}/{name}.git/info/lfs/objects/batch", lfs.batch, methods=["POST"]),
             Route(prefix + "/{ns}/{name}.git/info/lfs/objects/verify", lfs.verify, methods=["POST"]),
+            Route(prefix + "/{ns}/{name}.git/info/lfs/locks{rest:path}", lfs.locks, methods=["GET", "POST"]),
         ]
     routes += space_app_routes()  # /spaces-apps/ns/name/... (api/space_proxy.py)
     routes += viewer_routes()  # /datasets-server/... (api/viewer.py)

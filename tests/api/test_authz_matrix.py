@@ -296,6 +296,18 @@ REPO_ROUTES: dict[tuple[str, str], list[Spec]] = {
     (R + "/settings", "GET"): [Spec(ADMIN, "GET", "/{repo}/settings", web=True)],
     (R + "/settings", "POST"): [Spec(ADMIN, "POST", "/{repo}/settings", web=True, csrf=True, skip_allowed=True,
                                      form={"visibility": "public", "gated": "false"})],
+    # Changing files from the site (web/upload.py): writers only. An allowed upload without a file and an
+    # edit on a stale parent commit are answered 400 and change nothing.
+    (R + "/upload/{rev}", "GET"): [Spec(WRITE, "GET", "/{repo}/upload/main", web=True)],
+    (R + "/upload/{rev}", "POST"): [Spec(WRITE, "POST", "/{repo}/upload/main", web=True, csrf=True,
+                                         form={"folder": "x"})],
+    (R + "/upload/{rev}/{path:path}", "GET"): [Spec(WRITE, "GET", "/{repo}/upload/main/sub", web=True)],
+    (R + "/upload/{rev}/{path:path}", "POST"): [Spec(WRITE, "POST", "/{repo}/upload/main/sub", web=True, csrf=True,
+                                                     form={"folder": "sub"})],
+    (R + "/edit/{rev}/{path:path}", "GET"): [
+        Spec(WRITE, "GET", "/{repo}/edit/main/secret.txt", web=True, shows_content=True)],
+    (R + "/edit/{rev}/{path:path}", "POST"): [Spec(WRITE, "POST", "/{repo}/edit/main/secret.txt", web=True, csrf=True,
+                                                   form={"content": "changed", "parent": "0" * 40})],
 }
 # The same handlers under the dataset/space prefixes and the typed git/LFS/resolve variants.
 ALIASES = {}
@@ -304,7 +316,8 @@ for _prefix in TYPED:
                     "/commit/{sha}", "/compare/{spec:path}",
                     "/discussions", "/discussions/new", "/discussions/{num}", "/discussions/{num}/diff",
                     "/discussions/{num}/comment", "/like",
-                    "/ask-access", "/settings", "/info/refs", "/git-upload-pack", "/git-receive-pack",
+                    "/ask-access", "/settings", "/upload/{rev}", "/upload/{rev}/{path:path}", "/edit/{rev}/{path:path}",
+                    "/info/refs", "/git-upload-pack", "/git-receive-pack",
                     "/resolve/{rev}/{path:path}"):
         ALIASES[_prefix + R + _suffix] = R + _suffix
 for _suffix in ("/info/lfs/objects/batch", "/info/lfs/objects/verify", "/info/lfs/locks{rest:path}"):

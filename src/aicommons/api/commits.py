@@ -24,21 +24,11 @@ from aicommons.api.http import (
 from aicommons.errors import BadRequest, RevisionNotFound
 from aicommons.hub import content
 from aicommons.hub.commits import CommitRequest
-from aicommons.hub.gitattributes import LfsRules, ignore_rules
+from aicommons.hub.gitattributes import LfsRules, ignore_rules, looks_binary
 from aicommons.hub.names import check_file_path
 from aicommons.hub.policy import Action
 
 MAX_PREUPLOAD_FILES = 1000
-
-
-def _looks_binary(sample: bytes) -> bool:
-    if b"\x00" in sample:
-        return True
-    try:
-        sample.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return exc.start < len(sample) - 4  # a multi-byte character cut by the 512-byte sample is fine
-    return False
 
 
 async def preupload(request: Request) -> Response:
@@ -77,7 +67,7 @@ def _preupload(request: Request, repo, files: list, git_ignore: str | None) -> R
             sample = base64.b64decode(item.get("sample") or "", validate=True)
         except (binascii.Error, ValueError):
             raise BadRequest(f"Invalid base64 sample for {path}") from None
-        lfs = size >= threshold or rules.matches(path) or _looks_binary(sample)
+        lfs = size >= threshold or rules.matches(path) or looks_binary(sample)
         entry = content.get_entry(git_repo, commit, path)
         result = {"path": path, "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": ignored.match_file(path)}
         if entry is not None and entry.type == "file":

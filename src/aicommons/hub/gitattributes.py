@@ -61,5 +61,17 @@ class LfsRules:
         return self._spec.match_file(path)
 
 
+def looks_binary(sample: bytes) -> bool:
+    """Whether the first bytes of a file (the preupload's 512-byte sample) say it is binary: a NUL,
+    or bytes that are not UTF-8 (a multi-byte character cut at the end of the sample is fine)."""
+    if b"\x00" in sample:
+        return True
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start < len(sample) - 4
+    return False
+
+
 def ignore_rules(gitignore: str | None) -> pathspec.PathSpec[Any]:
     return pathspec.PathSpec.from_lines("gitwildmatch", (gitignore or "").splitlines())

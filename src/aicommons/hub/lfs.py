@@ -186,6 +186,20 @@ class LfsService:
         self.repos.add_lfs_object(repo_id, oid, size, utcnow())
         self.stored(repo_id, oid)
 
+    def store_bytes(self, repo: RepoRow, data: bytes) -> str:
+        """Store ``data`` as an LFS object of ``repo`` (a file uploaded from the web page, already in
+        memory) and answer its oid; the caller commits the pointer."""
+        if len(data) > self.max_object_bytes:
+            raise PayloadTooLarge(f"The file is larger than {self.max_object_bytes} bytes")
+        with Stager(self.tmp_dir, max_bytes=len(data)) as stager:
+            stager.write(data)
+            oid = hashlib.sha256(data).hexdigest()
+            try:
+                self._land(stager, repo.id, oid, len(data))
+            except StorageFull as exc:
+                raise InsufficientStorage(str(exc)) from None
+        return oid
+
     def stored(self, repo_id: int, oid: str) -> None:
         for listener in self.stored_listeners:
             try:

@@ -162,6 +162,7 @@ def _repo_context(request: Request, revision: str = "main") -> dict:
         gate, access_status = gate_form(card.data), hub.gating.status(repo, principal)
     return dict(repo=repo, git_repo=git_repo, commit=commit, revision=revision, card=card, readme=readme, refs=None,
                 can_write=hub.policy.allows(principal, repo, Action.WRITE), can_read_files=can_read_files,
+                is_branch=git_repo.references.get(f"refs/heads/{revision}") is not None,  # where the site commits
                 gate=gate, access_status=access_status,
                 gate_prompt=markdown_to_safe_html(gate.prompt) if gate is not None and gate.prompt else "",
                 liked=hub.likes.likes(principal, repo), downloads_by_day=hub.downloads.last_days(repo.id))

@@ -29,6 +29,7 @@ class WebContext:
     form: dict
     new_visitor: bool = False  # the response must set the visitor cookie
     files: dict = field(default_factory=dict)  # name -> bytes of an uploaded file (pages with ``uploads``)
+    uploads: list = field(default_factory=list)  # every uploaded file: (field name, file name, bytes)
 
 
 __all__ = ["WebContext", "error_page", "hub_of", "page_handler"]  # hub_of: web modules import it from here
@@ -40,8 +41,9 @@ def page_handler(handler: Callable[[Request], Response] | None = None, *, sign_i
     on POST. Pages are personal (who is signed in, the visitor's CSRF token): never cached.
 
     With ``sign_in=True`` an anonymous visitor is sent to the sign-in page (and back afterwards).
-    ``uploads(settings)``: the largest file this page accepts (multipart forms); the file's bytes are
-    in ``web.files``, read only after the CSRF check. Without it uploaded files are ignored.
+    ``uploads(settings)``: the most file bytes this page accepts (multipart forms, all files together);
+    the file's bytes are in ``web.files`` (the last of each field) and ``web.uploads`` (all), read only
+    after the CSRF check. Without it uploaded files are ignored.
     """
     if handler is None:
         return functools.partial(page_handler, sign_in=sign_in, uploads=uploads)
@@ -55,6 +57,7 @@ def page_handler(handler: Callable[[Request], Response] | None = None, *, sign_i
         visitor = session.visitor_id(request)
         form: dict = {}
         files: dict = {}
+        uploaded: list = []
         if request.method == "POST":
             if not session.same_origin(request, hub.settings.public_url):
                 raise Forbidden("This form was sent from another site")
@@ -68,12 +71,15 @@ def page_handler(handler: Callable[[Request], Response] | None = None, *, sign_i
                 raise BadRequest("A NUL character is not allowed in a form")
             if not session.check_csrf(key, visitor, form.get("csrf")):
                 raise Forbidden("The form expired or did not come from this site: reload the page and retry")
-            for name, value in data.items() if file_limit else ():
+            left = file_limit
+            for name, value in data.multi_items() if file_limit else ():
                 if not isinstance(value, str) and value.filename:
-                    content = await value.read(file_limit + 1)
-                    if len(content) > file_limit:
-                        raise PayloadTooLarge(f"The file is larger than {file_limit} bytes")
+                    content = await value.read(left + 1)
+                    if len(content) > left:
+                        raise PayloadTooLarge(f"The files are larger than {file_limit} bytes")
+                    left -= len(content)
                     files[name] = content
+                    uploaded.append((name, value.filename, content))
 
         def run() -> Response:
             account = hub.sessions.account_for(session_id)
@@ -84,7 +90,7 @@ def page_handler(handler: Callable[[Request], Response] | None = None, *, sign_i
             new_visitor = visitor is None
             current = visitor or session.new_visitor_id()
             request.state.web = WebContext(principal, session.csrf_token(key, current), session_id, current, form,
-                                           new_visitor, files)
+                                           new_visitor, files, uploaded)
             if sign_in and principal.is_anonymous:
                 response = RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
             else:

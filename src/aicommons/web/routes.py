@@ -20,6 +20,7 @@ from aicommons.web import (
     settings,
     sso,
     tokens,
+    upload,
     webhooks,
 )
 
@@ -85,6 +86,9 @@ def web_routes() -> list:
             Route(base + "/like", community.like, methods=["POST"]),
             Route(base + "/ask-access", community.ask_access, methods=["POST"]),
             Route(base + "/settings", account.repo_settings, methods=GET_POST),
+            Route(base + "/upload/{rev}", upload.upload, methods=GET_POST),
+            Route(base + "/upload/{rev}/{path:path}", upload.upload, methods=GET_POST),
+            Route(base + "/edit/{rev}/{path:path}", upload.edit, methods=GET_POST),
         ]
     routes.append(Route("/datasets/{ns}/{name}/viewer", browse.viewer))  # the dataset viewer (hub/viewer.py)
     routes.append(Route("/{user}", account.profile))

@@ -1,0 +1,80 @@
+"""Changing a repo from the site, as a newcomer does before they ever install a client (web/upload.py):
+create the card, upload files (a weight file goes to LFS), edit a text file; readers get no such
+buttons and are refused."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from pathlib import Path
+
+from huggingface_hub import hf_hub_download
+
+from tests.conftest import unique_name
+from tests.e2e.test_web_ui import browser, page, sign_in  # noqa: F401 - the shared Chromium fixtures
+
+
+def safetensors(n: int = 64) -> bytes:
+    header = json.dumps({"w": {"dtype": "F32", "shape": [n], "data_offsets": [0, 4 * n]}}).encode()
+    return struct.pack("<Q", len(header)) + header + bytes(range(256)) * (n // 64)
+
+
+def test_create_the_card_upload_files_and_edit_one_from_the_site(page, browser, live_hub, api, repo_id, tmp_path):  # noqa: F811
+    sign_in(page)
+    page.goto(f"/{repo_id}")
+    page.click(".card-actions >> text=Create the card")  # an empty repo: a starting card to fill in
+    page.wait_for_url(f"**/{repo_id}/edit/main/README.md")
+    assert "license:" in page.input_value("#edit-content")
+    page.fill("#edit-content", "---\nlicense: mit\n---\n# Made in the browser\n\nA card.\n")
+    page.click("text=Commit changes")
+    page.wait_for_url(f"**/{repo_id}")
+    assert page.inner_text("article.card h1") == "Made in the browser"
+    assert "mit" in page.inner_text("aside")
+
+    weights, config = tmp_path / "model.safetensors", tmp_path / "config.json"
+    weights.write_bytes(safetensors())
+    config.write_text('{"hidden_size": 8}')
+    page.click(".card-actions >> text=Upload files")
+    page.set_input_files("input[type=file]", [str(weights), str(config)])
+    page.fill("input[name=folder]", "ckpt")
+    page.fill("input[name=summary]", "Add the first checkpoint")
+    page.click("text=Commit the files")
+    page.wait_for_url(f"**/{repo_id}/tree/main/ckpt")
+    rows = page.locator("#file-list tr").all_inner_texts()
+    assert any("model.safetensors" in r and ("LFS" in r or "Xet" in r) for r in rows), rows  # binary: LFS
+    assert any("config.json" in r and "LFS" not in r and "Xet" not in r for r in rows), rows
+    got = hf_hub_download(repo_id, "ckpt/model.safetensors", endpoint=live_hub.url, cache_dir=tmp_path / "cache")
+    assert hashlib.sha256(Path(got).read_bytes()).hexdigest() == hashlib.sha256(safetensors()).hexdigest()
+    assert [f.filename for f in api.list_lfs_files(repo_id)] == ["ckpt/model.safetensors"]
+
+    page.click("#file-list >> text=config.json")
+    page.click("#file-meta >> text=edit")
+    page.fill("#edit-content", '{"hidden_size": 16}')
+    page.fill("input[name=summary]", "Widen the model")
+    page.click("text=Commit changes")
+    page.wait_for_url(f"**/{repo_id}/blob/main/ckpt/config.json")
+    assert '"hidden_size": 16' in page.inner_text("pre.code")
+    assert [c.title for c in api.list_repo_commits(repo_id)][:3] == [
+        "Widen the model", "Add the first checkpoint", "Create README.md"]
+
+    # A commit made meanwhile: the stale page says so and keeps the text; nothing is lost or overwritten.
+    page.goto(f"/{repo_id}/edit/main/README.md")
+    api.upload_file(path_or_fileobj=b"x", path_in_repo="other.txt", repo_id=repo_id)
+    page.fill("#edit-content", "# Mine\n")
+    page.click("text=Commit changes")
+    assert "changed this branch" in page.inner_text("#edit-error")
+    assert page.input_value("#edit-content") == "# Mine\n"
+    assert api.list_repo_commits(repo_id)[0].title.startswith("Upload other.txt")
+
+    # A reader sees no buttons, and the pages refuse them.
+    reader_name = unique_name("reader")
+    live_hub.cli("user", "create", reader_name, "--email", f"{reader_name}@example.org", "--password", "read-only-pw")
+    reader = browser.new_context(base_url=live_hub.url).new_page()
+    sign_in(reader, reader_name, "read-only-pw")
+    reader.goto(f"/{repo_id}")
+    assert "Made in the browser" in reader.inner_text("article.card")
+    assert reader.locator(".card-actions").count() == 0
+    assert reader.goto(f"/{repo_id}/upload/main").status == 403
+    assert reader.goto(f"/{repo_id}/edit/main/README.md").status == 403
+    reader.context.close()

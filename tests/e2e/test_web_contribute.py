@@ -1,6 +1,6 @@
-"""Changing a repo from the site, as a newcomer does before they ever install a client (web/upload.py):
-create the card, upload files (a weight file goes to LFS), edit a text file; readers get no such
-buttons and are refused."""
+"""Changing a repo from the site, as a newcomer does before they ever install a client: create the
+card, upload files (a weight file goes to LFS), edit a text file (web/upload.py; readers get no such
+buttons and are refused); close, reopen and merge discussions and pull requests (web/community.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 import struct
 from pathlib import Path
 
-from huggingface_hub import hf_hub_download
+from huggingface_hub import CommitOperationAdd, hf_hub_download
 
 from tests.conftest import unique_name
 from tests.e2e.test_web_ui import browser, page, sign_in  # noqa: F401 - the shared Chromium fixtures
@@ -78,3 +78,15 @@ def test_create_the_card_upload_files_and_edit_one_from_the_site(page, browser, 
     assert reader.goto(f"/{repo_id}/upload/main").status == 403
     assert reader.goto(f"/{repo_id}/edit/main/README.md").status == 403
     reader.context.close()
+
+
+def test_merge_a_pull_request_from_its_page(page, api, bob_api, repo_id):  # noqa: F811
+    pr = bob_api.create_commit(repo_id, operations=[CommitOperationAdd("fix.txt", b"fixed\n")],
+                               commit_message="A fix", create_pr=True)
+    sign_in(page)
+    page.goto(f"/{repo_id}/discussions/{pr.pr_num}")
+    page.fill("textarea[name=comment]", "Thanks!")
+    page.click("text=Merge the pull request")
+    assert api.get_discussion_details(repo_id, pr.pr_num).status == "merged"
+    assert "fix.txt" in api.list_repo_files(repo_id)
+    assert page.locator("text=Merge the pull request").count() == 0 and page.locator("text=Close the").count() == 0

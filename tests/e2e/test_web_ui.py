@@ -119,12 +119,18 @@ def test_discussion_and_comment(page, repo_id, api):
     page.fill("input[name=title]", "Is this model any good?")
     page.fill("textarea[name=description]", "Asking for a friend.")
     page.click("text=Start a discussion")
-    page.fill("textarea[name=comment]", "It is tiny.")
+    page.fill("textarea[name=comment]", "It is tiny.\nAnd fast.")
     page.click("text=Comment")
-    assert "It is tiny." in page.inner_text("main")
+    assert page.locator(".event .comment-text").last.inner_text() == "It is tiny.\nAnd fast."  # line breaks kept
     details = api.get_discussion_details(repo_id, 1)
     assert details.title == "Is this model any good?"
-    assert [e.content for e in details.events if e.type == "comment"] == ["Asking for a friend.", "It is tiny."]
+    assert [e.content for e in details.events if e.type == "comment"] == ["Asking for a friend.", "It is tiny.\nAnd fast."]
+    # Its author closes it from the page (no comment needed), and reopens it; there was no button for either.
+    page.click("text=Close the discussion")
+    assert api.get_discussion_details(repo_id, 1).status == "closed"
+    assert "changed the status to closed" in page.inner_text("main")
+    page.click("text=Reopen the discussion")
+    assert api.get_discussion_details(repo_id, 1).status == "open"
 
 
 def test_forms_need_the_csrf_token(page, live_hub):

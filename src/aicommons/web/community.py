@@ -34,7 +34,7 @@ def new_discussion(request: Request) -> Response:
     repo = find_repo(request)
     form = request.state.web.form
     d = hub_of(request).discussions.open(repo, request.state.web.principal, form.get("title", ""),
-                                         form.get("description", ""), pull_request=False)
+                                         form.get("description", "").replace("\r\n", "\n"), pull_request=False)
     return RedirectResponse(f"{repo_path(repo.type, repo.full_id)}/discussions/{d.num}", status_code=303)
 
 
@@ -67,9 +67,20 @@ def discussion_diff(request: Request) -> Response:
 
 @page_handler(sign_in=True)
 def comment(request: Request) -> Response:
+    """A comment; with ``action`` (the form's other buttons) close or reopen the discussion, or merge
+    the pull request, the comment (optional then) going with it. The hub decides who may."""
     repo = find_repo(request)
     num = _num(request)
-    hub_of(request).discussions.comment(repo, request.state.web.principal, num, request.state.web.form.get("comment"))
+    principal, form = request.state.web.principal, request.state.web.form
+    discussions = hub_of(request).discussions
+    comment = (form.get("comment") or "").replace("\r\n", "\n")  # a textarea sends CRLF; clients send LF
+    action, text = form.get("action"), comment.strip() or None
+    if action == "merge":
+        discussions.merge(repo, principal, num, text)
+    elif action in ("close", "reopen"):
+        discussions.change_status(repo, principal, num, "closed" if action == "close" else "open", text)
+    else:
+        discussions.comment(repo, principal, num, comment)
     return RedirectResponse(f"{repo_path(repo.type, repo.full_id)}/discussions/{num}", status_code=303)
 
 

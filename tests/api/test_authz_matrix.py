@@ -375,6 +375,9 @@ GLOBAL_ROUTES = {
     ("/search", "GET"),
     ("/login", "POST"), ("/logout", "POST"), ("/settings/tokens", "GET"), ("/settings/tokens", "POST"),
     ("/new", "GET"), ("/new", "POST"), ("/{user}", "GET"), ("/static", "MOUNT"),
+    # Follow from a profile: a CSRF form; the hub's follow() decides (signed in, not oneself;
+    # tests/e2e/test_web_contribute.py::test_follow_and_unfollow_from_a_profile).
+    ("/{user}", "POST"),
     # Getting in (tests/api/test_signup_routes.py): /setup answers 404 to everyone without the one-time
     # token; the others are open to anonymous visitors (sign-up under the policy, verification and reset
     # links carry their own single-use token); resend needs a session; /settings/invites a session of a

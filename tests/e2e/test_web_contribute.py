@@ -90,3 +90,19 @@ def test_merge_a_pull_request_from_its_page(page, api, bob_api, repo_id):  # noq
     assert api.get_discussion_details(repo_id, pr.pr_num).status == "merged"
     assert "fix.txt" in api.list_repo_files(repo_id)
     assert page.locator("text=Merge the pull request").count() == 0 and page.locator("text=Close the").count() == 0
+
+
+def test_follow_and_unfollow_from_a_profile(page, api, live_hub):  # noqa: F811
+    page.goto("/bob")
+    assert "Sign in to follow" in page.inner_text(".follow")  # anonymous: told how, no button
+    sign_in(page)
+    page.goto("/alice")
+    assert page.locator(".follow button").count() == 0  # not oneself
+    page.goto("/bob")
+    before = len(list(api.list_user_followers("bob")))
+    page.click("text=Follow bob")
+    assert "alice" in [u.username for u in api.list_user_followers("bob")]
+    assert page.inner_text("#followers") == f"{before + 1} follower{'' if before + 1 == 1 else 's'}"
+    page.click("text=Unfollow bob")
+    assert "alice" not in [u.username for u in api.list_user_followers("bob")]
+    assert page.inner_text(".follow button") == "Follow bob"

@@ -48,6 +48,9 @@ class OrgService:
     def following(self, account: Account) -> list[Account]:
         return self.store.following(account.id)
 
+    def is_following(self, principal: Principal, account: Account) -> bool:
+        return principal.account is not None and self.store.is_following(principal.account.id, account.id)
+
     def require(self, name: str, kind: str | None = None) -> Account:
         account = self.accounts.get(name)
         if account is None or (kind and account.kind != kind):

@@ -134,6 +134,9 @@ def profile(request: Request) -> Response:
     if account is None:
         raise NotFound(f"No user or organization named {name}")
     principal = request.state.web.principal
+    if request.method == "POST":  # follow or stop following (the hub decides who may: signed in, not oneself)
+        hub.orgs.follow(principal, account.name, request.state.web.form.get("follow") == "1")
+        return RedirectResponse(f"/{account.name}", status_code=303)
     # Each kind's most recently updated repos, with a link to the full listing when there are more.
     repos = {t: hub.repos.search(principal, RepoQuery(type=t, author=account.name, sort="lastModified",
                                                       limit=PROFILE_REPOS)) for t in ("model", "dataset", "space")}
@@ -144,4 +147,5 @@ def profile(request: Request) -> Response:
         else [o for o, _ in hub.orgs.orgs_of(account)]
     return page(request, "profile.html", account=account, repos=repos, collections=collections, people=people,
                 can_create_collection=principal.can_write_owner(account.id, COLLECTIONS_WRITE), slug_of=slug_of,
-                has_avatar=hub.profiles.has_avatar(account))
+                has_avatar=hub.profiles.has_avatar(account), followers=len(hub.orgs.followers(account)),
+                following=hub.orgs.is_following(principal, account))

@@ -91,5 +91,5 @@ def web_routes() -> list:
             Route(base + "/edit/{rev}/{path:path}", upload.edit, methods=GET_POST),
         ]
     routes.append(Route("/datasets/{ns}/{name}/viewer", browse.viewer))  # the dataset viewer (hub/viewer.py)
-    routes.append(Route("/{user}", account.profile))
+    routes.append(Route("/{user}", account.profile, methods=GET_POST))  # POST: follow
     return routes

@@ -172,9 +172,10 @@ def test_forms_from_another_origin_are_refused(hub):
             r = http.post("/settings/tokens", data=form, headers=headers)
             assert r.status_code == 403, headers
         before = http.get("/settings/tokens").text.count("Revoke")  # none of the refused forms made one
-        ok = http.post("/settings/tokens", data=form, headers={"Origin": hub.url})
+        ok = http.post("/settings/tokens", data=form, headers={"Origin": hub.url}, follow_redirects=True)
         assert ok.status_code == 200 and ok.text.count("Revoke") == before + 1
-        ok = http.post("/settings/tokens", data=form, headers={"Referer": f"{hub.url}/settings/tokens"})
+        ok = http.post("/settings/tokens", data=form, headers={"Referer": f"{hub.url}/settings/tokens"},
+                       follow_redirects=True)
         assert ok.status_code == 200 and ok.text.count("Revoke") == before + 2
         # Sign-in itself is checked too (login CSRF).
         login = csrf_of(http.get("/login").text)
@@ -200,7 +201,13 @@ def test_html_pages_forbid_framing_and_personal_pages_are_not_stored(hub):
         assert page.status_code == 200 and "no-store" in page.headers["cache-control"]
         created = http.post("/settings/tokens", data={"csrf": csrf_of(page.text), "action": "create",
                                                        "name": "shown-once", "role": "read"})
-        assert 'id="new-token"' in created.text and "no-store" in created.headers["cache-control"]
+        assert created.status_code == 303 and created.headers["location"] == "/settings/tokens"
+        cookie = created.headers["set-cookie"]  # the token, sealed, for the one page that shows it
+        assert "Path=/settings/tokens" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+        assert "hf_" not in cookie
+        shown = http.get("/settings/tokens")
+        assert 'id="new-token"' in shown.text and "no-store" in shown.headers["cache-control"]
+        assert 'id="new-token"' not in http.get("/settings/tokens").text  # once
         api = http.get("/api/models/carol/m")  # JSON answers are not touched
         assert "x-frame-options" not in api.headers
 

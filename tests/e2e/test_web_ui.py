@@ -81,6 +81,12 @@ def test_sign_in_create_token_and_use_it(page, live_hub):
     page.click("text=Create token")
     token = page.inner_text("#new-token")
     assert HfApi(endpoint=live_hub.url, token=token).whoami()["name"] == "alice"
+    # Shown once: reloading the page neither shows it again nor sends the form again (it made a
+    # second token), and the address is the tokens page's own.
+    page.reload()
+    assert page.locator("#new-token").count() == 0
+    assert page.url.endswith("/settings/tokens")
+    assert page.get_by_role("button", name="Revoke from-the-browser", exact=True).count() == 1
     # Each column has a name and each Revoke button says which token it revokes (a screen reader
     # heard an unnamed column and a list of identical "Revoke" buttons).
     assert all(h.text_content().strip() for h in page.get_by_role("columnheader").all())

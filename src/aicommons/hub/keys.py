@@ -30,6 +30,7 @@ LABELS: dict[str, bytes] = {
     "viewer-assets": b"aicommons/viewer-assets/v1",  # image and audio URLs of the dataset viewer (hub/viewer_query.py)
     "space-visits": b"aicommons/space-visits/v1",  # a browser's visit of a private Space app (hub/spaces.py)
     "upstream-links": b"aicommons/upstream-links/v1",  # users' linked upstream tokens, encrypted (hub/upstream_links.py)
+    "new-token": b"aicommons/new-token/v1",  # a new access token sealed for the one page that shows it (web/tokens.py)
     "key-id": b"aicommons/key-id/v1",  # names the secret in a backup's manifest without revealing it (hub/backup.py)
 }
 

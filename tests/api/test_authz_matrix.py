@@ -296,17 +296,18 @@ REPO_ROUTES: dict[tuple[str, str], list[Spec]] = {
     (R + "/settings", "GET"): [Spec(ADMIN, "GET", "/{repo}/settings", web=True)],
     (R + "/settings", "POST"): [Spec(ADMIN, "POST", "/{repo}/settings", web=True, csrf=True, skip_allowed=True,
                                      form={"visibility": "public", "gated": "false"})],
-    # Changing files from the site (web/upload.py): writers only. An allowed upload without a file and an
-    # edit on a stale parent commit are answered 400 and change nothing.
-    (R + "/upload/{rev}", "GET"): [Spec(WRITE, "GET", "/{repo}/upload/main", web=True)],
-    (R + "/upload/{rev}", "POST"): [Spec(WRITE, "POST", "/{repo}/upload/main", web=True, csrf=True,
+    # Changing files from the site (web/upload.py): contributors (writers commit to the branch, anyone
+    # else opens a pull request). An allowed upload without a file and an edit on a stale parent commit
+    # are answered 400 and change nothing.
+    (R + "/upload/{rev}", "GET"): [Spec(CONTRIBUTE, "GET", "/{repo}/upload/main", web=True)],
+    (R + "/upload/{rev}", "POST"): [Spec(CONTRIBUTE, "POST", "/{repo}/upload/main", web=True, csrf=True,
                                          form={"folder": "x"})],
-    (R + "/upload/{rev}/{path:path}", "GET"): [Spec(WRITE, "GET", "/{repo}/upload/main/sub", web=True)],
-    (R + "/upload/{rev}/{path:path}", "POST"): [Spec(WRITE, "POST", "/{repo}/upload/main/sub", web=True, csrf=True,
+    (R + "/upload/{rev}/{path:path}", "GET"): [Spec(CONTRIBUTE, "GET", "/{repo}/upload/main/sub", web=True)],
+    (R + "/upload/{rev}/{path:path}", "POST"): [Spec(CONTRIBUTE, "POST", "/{repo}/upload/main/sub", web=True, csrf=True,
                                                      form={"folder": "sub"})],
     (R + "/edit/{rev}/{path:path}", "GET"): [
-        Spec(WRITE, "GET", "/{repo}/edit/main/secret.txt", web=True, shows_content=True)],
-    (R + "/edit/{rev}/{path:path}", "POST"): [Spec(WRITE, "POST", "/{repo}/edit/main/secret.txt", web=True, csrf=True,
+        Spec(CONTRIBUTE, "GET", "/{repo}/edit/main/secret.txt", web=True, shows_content=True)],
+    (R + "/edit/{rev}/{path:path}", "POST"): [Spec(CONTRIBUTE, "POST", "/{repo}/edit/main/secret.txt", web=True, csrf=True,
                                                    form={"content": "changed", "parent": "0" * 40})],
 }
 # The same handlers under the dataset/space prefixes and the typed git/LFS/resolve variants.

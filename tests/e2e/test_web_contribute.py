@@ -67,17 +67,32 @@ def test_create_the_card_upload_files_and_edit_one_from_the_site(page, browser, 
     assert page.input_value("#edit-content") == "# Mine\n"
     assert api.list_repo_commits(repo_id)[0].title.startswith("Upload other.txt")
 
-    # A reader sees no buttons, and the pages refuse them.
+    # Someone who may not write proposes: their edit opens a pull request, and main does not move.
     reader_name = unique_name("reader")
     live_hub.cli("user", "create", reader_name, "--email", f"{reader_name}@example.org", "--password", "read-only-pw")
     reader = browser.new_context(base_url=live_hub.url).new_page()
     sign_in(reader, reader_name, "read-only-pw")
     reader.goto(f"/{repo_id}")
-    assert "Made in the browser" in reader.inner_text("article.card")
-    assert reader.locator(".card-actions").count() == 0
-    assert reader.goto(f"/{repo_id}/upload/main").status == 403
-    assert reader.goto(f"/{repo_id}/edit/main/README.md").status == 403
+    assert "Edit the card" not in reader.inner_text(".card-actions")
+    head = api.repo_info(repo_id).sha
+    reader.click("text=Propose a change to the card")
+    reader.fill("#edit-content", "---\nlicense: mit\n---\n# Made in the browser\n\nA better card.\n")
+    reader.fill("input[name=summary]", "Improve the card")
+    reader.click("text=Open a pull request")
+    reader.wait_for_url(f"**/{repo_id}/discussions/*")
+    num = int(reader.url.rsplit("/", 1)[1])
+    details = api.get_discussion_details(repo_id, num)
+    assert details.is_pull_request and details.status == "open" and details.title == "Improve the card"
+    assert details.author == reader_name and api.repo_info(repo_id).sha == head
+    proposed = api.hf_hub_download(repo_id, "README.md", revision=f"refs/pr/{num}", cache_dir=tmp_path / "pr")
+    assert "A better card." in Path(proposed).read_text()
     reader.context.close()
+    anonymous = browser.new_context(base_url=live_hub.url).new_page()
+    anonymous.goto(f"/{repo_id}/upload/main")  # sent to sign in, and back afterwards
+    assert anonymous.url.endswith(f"/login?next=/{repo_id}/upload/main")
+    anonymous.goto(f"/{repo_id}")
+    assert anonymous.locator(".card-actions").count() == 0
+    anonymous.context.close()
 
 
 def test_merge_a_pull_request_from_its_page(page, api, bob_api, repo_id):  # noqa: F811

@@ -25,7 +25,7 @@ from aicommons.api.http import (
     repo_type_param,
     run_sync,
 )
-from aicommons.db.repos import RepoQuery
+from aicommons.hub.repos import RepoQuery
 from aicommons.errors import BadRequest, NotFound
 from aicommons.hub.access import Principal
 from aicommons.hub.policy import Action

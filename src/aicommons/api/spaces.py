@@ -25,10 +25,10 @@ from aicommons.api.http import (
     repo_type_param,
     run_sync,
 )
-from aicommons.hub.repos import RepoQuery
 from aicommons.errors import BadRequest, NotFound
 from aicommons.hub.access import Principal
 from aicommons.hub.policy import Action
+from aicommons.hub.repos import RepoQuery
 
 REPO = "/api/{types}/{ns}/{name}"
 

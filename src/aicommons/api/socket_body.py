@@ -30,7 +30,7 @@ import os
 import select
 import threading
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
 import httptools
@@ -78,24 +78,29 @@ class SocketBody:
         left = [self.length - protocol.body_parsed]
         loop = asyncio.get_running_loop()
         sock = os.dup(protocol.transport.get_extra_info("socket").fileno())
+        turns: list[Future[Any]] = []  # the last turn handed to a thread
         try:
             try:
                 if already:
                     await loop.run_in_executor(executor, consume, [memoryview(already)])
-                await _read_rest(loop, executor, sock, left, consume)
+                await _read_rest(executor, sock, left, consume, turns)
             except Exception as exc:
                 # Refused midway (too large, malformed): the client hears why once it has sent the
                 # rest, as over uvicorn, and its connection stays usable; a large rest is not waited for.
                 if isinstance(exc, ClientGone) or left[0] > DRAIN_BYTES:
                     raise
-                await _read_rest(loop, executor, sock, left, _discard)
+                await _read_rest(executor, sock, left, _discard, turns)
                 raise
         except ClientGone:
             cycle.disconnected = True
             protocol.transport.close()
             raise
         finally:
-            os.close(sock)
+            # A cancelled wait leaves its thread's turn running on the descriptor: closed after it.
+            if turns:
+                turns[-1].add_done_callback(lambda _: os.close(sock))
+            else:
+                os.close(sock)
             if left[0] > 0:
                 cycle.keep_alive = False  # the rest of the body is unread: close after the response
             elif not cycle.disconnected:
@@ -109,10 +114,12 @@ class SocketBody:
         protocol.flow.resume_reading()
 
 
-async def _read_rest(loop: asyncio.AbstractEventLoop, executor: Executor, sock: int, left: list[int],
-                     consume: Callable[[list[memoryview]], Any]) -> None:
+async def _read_rest(executor: Executor, sock: int, left: list[int], consume: Callable[[list[memoryview]], Any],
+                     turns: list[Future[Any]]) -> None:
+    loop = asyncio.get_running_loop()
     while left[0] > 0:
-        got = await loop.run_in_executor(executor, _read_turn, sock, left, consume, executor)
+        turns[:] = [executor.submit(_read_turn, sock, left, consume, executor)]
+        got = await asyncio.wrap_future(turns[0])
         if not got and left[0] > 0:
             await _readable(loop, sock)
 

@@ -6,11 +6,14 @@ import asyncio
 import ctypes
 import hashlib
 import os
+import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
+from aicommons.storage import staging
 from aicommons.storage.staging import WRITE_PIECE, Stager, keep_freed_memory, receive
 
 
@@ -97,3 +100,37 @@ def test_freed_request_memory_is_kept_for_reuse():
     second = libc.malloc(320 * 1024)
     libc.free(second)
     assert first == second  # the same block again (an mmap'ed one would be unmapped on free)
+
+
+@pytest.mark.parametrize("where", ["data_dir", "tmpfs"])
+def test_direct_stagers_write_exactly_the_bytes_around_the_page_cache_where_they_can(tmp_path, where):
+    """``direct=True`` (LFS bodies): whole aligned MiBs written with O_DIRECT from a reused buffer, the
+    tail buffered; on tmpfs (which refuses O_DIRECT before Linux 6.6) the same bytes, however written."""
+    folder = tmp_path if where == "data_dir" else Path("/dev/shm") / tmp_path.name
+    fs = subprocess.run(["stat", "-f", "-c", "%T", str(folder.parent if where == "tmpfs" else folder)],
+                        capture_output=True, text=True).stdout.strip()
+    if where == "tmpfs" and fs != "tmpfs":
+        pytest.skip("no tmpfs at /dev/shm")
+    MiB = 1024 * 1024
+    try:
+        for size in (0, 1, 4095, MiB, MiB + 1, 3 * MiB + 12345):
+            data = os.urandom(size)
+            with Stager(folder, max_bytes=size, direct=True) as stager:
+                engaged = stager._direct is not None
+                for start in range(0, size, 300_000):  # pieces that straddle the aligned buffer
+                    stager.write(memoryview(data)[start:start + 300_000])
+                staged = stager.finish()
+            assert staged.path.read_bytes() == data and staged.size == size
+            assert staged.sha256 == hashlib.sha256(data).hexdigest()
+            staged.discard()
+            if fs in ("ext2/ext3", "xfs", "btrfs"):
+                assert engaged, fs
+        with pytest.raises(OverflowError), Stager(folder, max_bytes=10, direct=True) as stager:
+            stager.write(b"x" * 11)
+        assert not list(folder.glob("upload-*"))  # nothing left behind
+        assert len(staging._DIRECT_BUFFERS) >= 1  # buffers go back to the pool for the next upload
+    finally:
+        if where == "tmpfs":
+            for path in folder.glob("*"):
+                path.unlink()
+            folder.rmdir()

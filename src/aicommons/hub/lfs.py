@@ -158,7 +158,8 @@ class LfsService:
         import anyio
 
         try:
-            with Stager(self.tmp_dir, max_bytes=size) as stager:
+            # Around the page cache: hashed as it arrives, nothing reads the object back soon.
+            with Stager(self.tmp_dir, max_bytes=size, direct=True) as stager:
                 # Hashed and written once, by the receiving pool, while the next pieces arrive.
                 await receive(chunks, stager.write_all)
                 # The rest in one more hop to a worker thread: the fsync, the link and the database

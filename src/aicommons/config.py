@@ -137,6 +137,10 @@ SETTINGS: tuple[Setting, ...] = (
             "(RFC 8693) for a one-hour token of the org on one repo. See docs/teams.md."),
     Setting("PASSWORD_SIGN_IN", "1",
             "`0`: passwords no longer sign anyone in (web form and HTTP Basic); single sign-on and tokens only."),
+    Setting("ORG_SELF_SERVICE", "1",
+            "`1`: any signed-in user whose account may create repos creates organisations at "
+            "`/organizations/new` and becomes their admin (as on the Hub); `0`: only site administrators "
+            "do (there, or `aicommons org create`)."),
     Setting("MAX_AVATAR_BYTES", str(5 * 1024 * 1024),
             "Largest avatar image a user may upload on `/settings/profile` (PNG, JPEG, GIF or WebP); the hub "
             "re-encodes it to a 256-pixel PNG without its metadata (EXIF, GPS position)."),
@@ -519,6 +523,7 @@ class Settings:
     oidc_groups_claim: str
     oidc_group_roles: str  # raw: see ``group_role_list``
     password_sign_in: bool
+    org_self_service: bool
     oidc_trust_policies: str  # raw JSON: see ``trust_policy_list``
     max_avatar_bytes: int
     sign_in_failures_per_account: int
@@ -627,6 +632,7 @@ class Settings:
             oidc_groups_claim=_env("OIDC_GROUPS_CLAIM").strip(),
             oidc_group_roles=_env("OIDC_GROUP_ROLES"),
             password_sign_in=_bool("PASSWORD_SIGN_IN"),
+            org_self_service=_bool("ORG_SELF_SERVICE"),
             oidc_trust_policies=_env("OIDC_TRUST_POLICIES"),
             max_avatar_bytes=_int("MAX_AVATAR_BYTES", minimum=1024),
             sign_in_failures_per_account=_int("SIGN_IN_FAILURES_PER_ACCOUNT"),

@@ -407,6 +407,10 @@ GLOBAL_ROUTES = {
     ("/api/organizations/{org}/join-requests", "GET"), ("/api/organizations/{org}/join-requests", "POST"),
     ("/api/organizations/{org}/join-requests/{user}", "POST"),
     ("/organizations/{org}/members", "GET"), ("/organizations/{org}/members", "POST"),
+    # Self-service organisations: a session (anonymous: sent to sign in) of an account that may create
+    # repos; the CSRF form; hub/accounts.create_own_org decides (tests/unit/test_account_names.py,
+    # tests/e2e/test_teams_ui.py::test_new_organization_from_the_profile).
+    ("/organizations/new", "GET"), ("/organizations/new", "POST"),
     # Org admins only (test_org_sign_in_settings): 401/403 for others, whose POSTs change nothing.
     ("/organizations/{org}/settings/sign-in", "GET"), ("/organizations/{org}/settings/sign-in", "POST"),
     ("/invitations/{token}", "GET"), ("/invitations/{token}", "POST"),
@@ -792,13 +796,13 @@ def test_global_routes(live_hub, world):
                                  ("GET", "/openapi.json"), ("POST", "/api/validate-yaml"), ("GET", "/login"), ("GET", "/settings/tokens"),
                                  ("GET", "/new"), ("GET", "/static/style.css"), ("GET", "/settings/profile"),
                                  ("GET", "/settings/account"), ("GET", "/settings/account/delete"),
-                                 ("GET", "/settings/storage"), ("GET", "/settings/upstream"),
+                                 ("GET", "/settings/storage"), ("GET", "/settings/upstream"), ("GET", "/organizations/new"),
                                  ("GET", f"/avatars/{owner_name}"), ("GET", "/settings/email/confirm?token=x")):
                 response = get(path, principal, method, json={"content": "a: 1"} if method == "POST" else None)
                 check(response.status_code < 500, f"{method} {path} as {principal}", response)
             for path in ("/login", "/logout", "/settings/tokens", "/new", "/device", "/settings/profile",
                          "/settings/account", "/settings/account/export", "/settings/account/delete",
-                         "/settings/email/confirm", "/settings/upstream"):
+                         "/settings/email/confirm", "/settings/upstream", "/organizations/new"):
                 response = get(path, principal, "POST", data={"name": "x", "username": "x", "password": "x"})
                 check(response.status_code in (400, 403), f"POST {path} without CSRF as {principal}", response)
             for path in ("/login/sso", "/login/sso/callback?code=x&state=y"):  # no provider configured here

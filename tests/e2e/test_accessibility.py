@@ -276,6 +276,7 @@ def pages(repo: str, links: dict[str, str]) -> dict[str, tuple[str, bool | str]]
         "admin": ("/admin", links["admin"]), "admin-dashboard": ("/admin/dashboard", links["admin"]),
         "repo-gated-form": (f"/{repo}-gated", links["asker"]),
         "new-repo-unverified": ("/new", links["unverified"]),  # says why not, and offers the link again
+        "org-new": ("/organizations/new", True), "org-new-unverified": ("/organizations/new", links["unverified"]),
         "repo-upload": (f"/{repo}/upload/main", True), "repo-edit-card": (f"/{repo}/edit/main/README.md", True),
         "repo-card-owner": (f"/{repo}", True),  # with "Edit the card" and "Upload files"
     }

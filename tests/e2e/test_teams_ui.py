@@ -277,3 +277,30 @@ def test_org_members_invitations_and_join_requests(browser, live_hub):  # noqa: 
     assert f"{asker} left" in other.inner_text("[role=status]")
     for pg in (admin, other, guest_page):
         pg.context.close()
+
+
+def test_new_organization_from_the_profile(page, live_hub, person):
+    """The Hub's *New organization*, with the keyboard on a phone: a taken name is refused and kept in the
+    form; the creator becomes the admin, lands on the members page to invite, and the audit log names it."""
+    org = f"tmnew{uuid.uuid4().hex[:6]}"
+    sign_in(page, person, PASSWORD)
+    page.goto(f"/{person}")
+    page.get_by_role("link", name="New organization").click()
+    page.wait_for_url("**/organizations/new")
+    page.get_by_label("Organization name").focus()
+    page.keyboard.type(person)  # the user's own name: taken
+    page.keyboard.press("Tab")
+    page.keyboard.type("Team Lab")
+    page.keyboard.press("Enter")
+    assert "already taken" in page.inner_text("#org-new-error")
+    assert page.get_by_label("Full name").input_value() == "Team Lab"
+    page.get_by_label("Organization name").fill(org)
+    page.get_by_label("Organization name").press("Enter")
+    page.wait_for_url(f"**/organizations/{org}/members?created=1")
+    assert "you are its admin" in page.inner_text("[role=status]")
+    assert page.get_by_label(f"Role of {person}").input_value() == "admin"
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")  # fits a phone
+    overview = HfApi(endpoint=live_hub.url).get_organization_overview(org)
+    assert (overview.fullname, overview.num_users) == ("Team Lab", 1)
+    events = live_hub.cli("audit", "--target", org).stdout
+    assert "organization created" in events and person in events

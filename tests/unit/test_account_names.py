@@ -231,3 +231,48 @@ def test_cli_invites_and_approval(tmp_path):
     assert "waiting\t (awaiting approval) (e-mail not verified)" in cli("user", "list").stdout
     assert cli("user", "approve", "waiting").stdout.startswith("approved waiting; mailed w@example.org")
     assert cli("user", "approve", "waiting", check=False).returncode == 1
+
+
+# --- self-service organisations (the Hub's /organizations/new) -----------------------------------
+
+
+def test_a_user_creates_an_organisation_and_becomes_its_only_admin(accounts):
+    alice = accounts.create_user("alice")
+    org = accounts.create_own_org(accounts.principal_for_account(alice), " acme-labs ", "Acme Labs")
+    assert (org.name, org.kind, org.fullname) == ("acme-labs", "org", "Acme Labs")
+    assert accounts.store.member_role(org.id, alice.id) == "admin"
+    assert [(o.name, role) for o, role in accounts.store.orgs_of(alice.id)] == [("acme-labs", "admin")]
+
+
+@pytest.mark.parametrize("name, error", [
+    ("Alice", Conflict), ("ACME", Conflict),  # a user's or an org's, in any case
+    ("organizations", BadRequest), ("settings", BadRequest), ("new", BadRequest), ("api", BadRequest),  # routes
+    ("gone", Conflict),  # retired
+    ("a_b", BadRequest), ("x", BadRequest), ("-ab", BadRequest), ("a--b", BadRequest), ("", BadRequest),
+])
+def test_an_organisation_name_is_checked_like_a_new_user_name(accounts, names, name, error):
+    alice = accounts.create_user("alice")
+    accounts.create_org("acme")
+    accounts.create_user("gone")
+    names.retire_name("gone", "account deleted")
+    with pytest.raises(error):
+        accounts.create_own_org(accounts.principal_for_account(alice), name)
+    assert accounts.store.orgs_of(alice.id) == []
+
+
+def test_who_may_create_an_organisation(accounts):
+    from aicommons.errors import Forbidden, Unauthorized
+    from aicommons.hub.access import anonymous
+
+    unverified = accounts.create_user("newbie", email="n@example.org", email_verified=False)
+    with pytest.raises(Forbidden, match="Verify your e-mail address to create organizations"):
+        accounts.create_own_org(accounts.principal_for_account(unverified), "newbie-org")
+    with pytest.raises(Unauthorized):
+        accounts.create_own_org(anonymous("203.0.113.9"), "anon-org")
+    accounts.org_self_service = False  # AICOMMONS_ORG_SELF_SERVICE=0: site administrators only
+    bob = accounts.create_user("bob")
+    with pytest.raises(Forbidden, match="only a site administrator"):
+        accounts.create_own_org(accounts.principal_for_account(bob), "bob-org")
+    root = accounts.create_user("root", is_admin=True)
+    assert accounts.create_own_org(accounts.principal_for_account(root), "root-org").kind == "org"
+    assert accounts.find("bob-org") is None and accounts.find("newbie-org") is None

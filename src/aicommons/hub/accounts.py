@@ -63,6 +63,7 @@ class AccountService:
         # With a pull-through mirror: the upstream hub where a name is taken (hub/upstream.py), so
         # that nobody but an administrator creates a local account under an upstream user's name.
         self.upstream_holder: Callable[[str], str | None] | None = None
+        self.org_self_service = True  # AICOMMONS_ORG_SELF_SERVICE: signed-in users create organisations
 
     def create_user(self, name: str, fullname: str = "", email: str | None = None,
                     password: str | None = None, is_admin: bool = False, email_verified: bool = True,
@@ -109,6 +110,25 @@ class AccountService:
             self.store.add_member(org.id, user.id, "admin")
         self._principals.clear()
         return org
+
+    def create_own_org(self, principal: Principal, name: str, fullname: str = "") -> Account:
+        """Self-service (the Hub's ``/organizations/new``): a signed-in user who may create repos
+        creates an organisation and becomes its only admin. The name follows the sign-up rules and is
+        checked like a new user's (no user or org holds it, not reserved or retired, not an upstream
+        account); site admins may always do this, others unless ``org_self_service`` is off."""
+        if principal.account is None:
+            raise Unauthorized("You must be signed in to do this")
+        if not (principal.is_admin or self.org_self_service):
+            raise Forbidden("On this hub only a site administrator creates organizations: ask one")
+        if not principal.can_write_at_all:
+            raise Forbidden(principal.read_only_reason("create organizations"))
+        name = (name or "").strip()
+        fullname = (fullname or "").strip()
+        if len(fullname) > 256 or any(not c.isprintable() for c in fullname):
+            raise BadRequest("The full name has at most 256 printable characters")
+        self._check_name(name, "organization name", signup=True)
+        self.check_not_upstream(name)
+        return self.create_org(name, fullname=fullname, members=[principal.user.name])
 
     def add_member(self, org_name: str, user_name: str, role: str = "write") -> None:
         if role not in ORG_ROLES:

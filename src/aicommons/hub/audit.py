@@ -69,6 +69,10 @@ class AuditLog:
         e-mail verified, password reset): the account is actor and target."""
         self.store.append(AuditEvent(utcnow(), name, ip, action, name, 200))
 
+    def record_action(self, actor: str, ip: str | None, action: str, target: str) -> None:
+        """A change whose request path does not name its target (e.g. the organisation a form created)."""
+        self.store.append(AuditEvent(utcnow(), actor, ip, action, target, 200))
+
     def record_cli(self, command: str, target: str) -> None:
         """An admin command run on the server's machine: no account, no IP."""
         self.store.append(AuditEvent(utcnow(), None, None, f"cli {command}", target, 0))

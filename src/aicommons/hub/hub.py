@@ -136,6 +136,7 @@ class Hub:
         self.sso = SsoService(settings, self.accounts, self.orgs, IdentityStore(self.engine),
                               group_roles=self.org_trust.group_roles)
         self.accounts.password_sign_in = settings.password_sign_in
+        self.accounts.org_self_service = settings.org_self_service
         self.workload_identity = WorkloadIdentity(self.org_trust.trust_policies, self.accounts, self.repo_store.get)
         self.audit = AuditLog(AuditStore(self.engine))
         self.accounts.failed_sign_in_listeners.append(self.audit.record_failed_sign_in)

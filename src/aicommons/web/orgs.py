@@ -1,10 +1,11 @@
-"""Organisation pages: members and roles, invitations, join requests (``/organizations/{org}/members``),
+"""Organisation pages: creating one (``/organizations/new``, hub/accounts.py decides), members and roles, invitations, join requests (``/organizations/{org}/members``),
 single sign-on group mappings and CI trust policies (``/organizations/{org}/settings/sign-in``), and
 accepting an invitation (``/invitations/{token}``). Every decision is hub/orgs.py's and
 hub/org_trust.py's."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -18,6 +19,32 @@ from aicommons.web.context import hub_of, page_handler
 from aicommons.web.render import page
 
 
+@page_handler(sign_in=True)
+def new_org(request: Request) -> Response:
+    """The Hub's *New organization*: name and full name; the creator becomes its admin. As ``/new``,
+    an account that may not create repos yet (e-mail not verified, approval pending) sees why first."""
+    hub = hub_of(request)
+    principal = request.state.web.principal
+    blocked: str | None = None
+    if not (principal.is_admin or hub.accounts.org_self_service):
+        blocked = "On this hub only a site administrator creates organizations: ask one"
+    elif not principal.can_write_at_all:
+        blocked = principal.read_only_reason("create organizations")
+    shown: dict[str, Any] = dict(blocked=blocked, unverified=not principal.user.email_verified, name="",
+                                 fullname="")
+    if request.method == "GET":
+        return page(request, "org_new.html", error=None, **shown)
+    form = request.state.web.form
+    shown.update(name=form.get("name", ""), fullname=form.get("fullname", ""))
+    try:
+        org = hub.accounts.create_own_org(principal, form.get("name", ""), form.get("fullname", ""))
+    except HubError as exc:
+        return page(request, "org_new.html", exc.status, error=exc.message, **shown)
+    hub.audit.record_action(principal.user.name, request.client.host if request.client else None,
+                            "organization created", org.name)
+    return RedirectResponse(f"/organizations/{quote(org.name)}/members?created=1", status_code=303)
+
+
 @page_handler
 def members(request: Request) -> Response:
     hub = hub_of(request)
@@ -26,6 +53,8 @@ def members(request: Request) -> Response:
     name = path_param(request, "org")
     org = hub.orgs.require(name, "org")
     notice, error, status, link = None, None, 200, None
+    if request.method == "GET" and request.query_params.get("created") and hub.orgs.may_manage(principal, org):
+        notice = f"{org.name} is created and you are its admin: invite its members below"
     if request.method == "POST":
         form = web.form
         action = form.get("action")

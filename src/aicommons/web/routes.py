@@ -64,6 +64,7 @@ def web_routes() -> list:
         Route("/collections/new", collections.new_collection, methods=GET_POST),
         Route("/collections/{ns}/{slug}", collections.collection_page, methods=GET_POST),
         Route("/device", device.device, methods=GET_POST),
+        Route("/organizations/new", orgs.new_org, methods=GET_POST),
         Route("/organizations/{org}/members", orgs.members, methods=GET_POST),
         Route("/organizations/{org}/settings/sign-in", orgs.sign_in_settings, methods=GET_POST),
         Route("/invitations/{token}", orgs.invitation, methods=GET_POST),

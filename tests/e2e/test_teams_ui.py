@@ -275,6 +275,13 @@ def test_org_members_invitations_and_join_requests(browser, live_hub):  # noqa: 
     assert other.locator("text=Create invitation").count() == 0
     other.locator("tr", has_text=asker).get_by_role("button", name="Leave").click()
     assert f"{asker} left" in other.inner_text("[role=status]")
+    # The admin removes the guest: said as a removal (not "left"), and the guest's token loses the org at once.
+    guest_token = live_hub.cli("token", "create", guest).stdout.strip().splitlines()[-1]
+    assert org in [o["name"] for o in HfApi(endpoint=live_hub.url, token=guest_token).whoami()["orgs"]]
+    admin.goto(f"/organizations/{org}/members")
+    admin.locator("tr", has=admin.locator(f"input[name=user][value={guest}]")).get_by_role("button", name="Remove").click()
+    assert f"{guest} was removed from {org}" in admin.inner_text("[role=status]")
+    assert org not in [o["name"] for o in HfApi(endpoint=live_hub.url, token=guest_token).whoami()["orgs"]]
     for pg in (admin, other, guest_page):
         pg.context.close()
 

@@ -64,7 +64,9 @@ def members(request: Request) -> Response:
                 notice = f"{form.get('user')} is now {form.get('role')}"
             elif action == "remove":
                 hub.orgs.remove(principal, org.name, form.get("user", ""))
-                notice = f"{form.get('user')} left {org.name}"
+                leaving = principal.account is not None and principal.account.name == form.get("user")
+                notice = f"{form.get('user')} left {org.name}" if leaving else \
+                    f"{form.get('user')} was removed from {org.name}"
             elif action == "invite":
                 token, invitation = hub.orgs.invite(principal, org.name, form.get("role", "read"), form.get("email"))
                 link = hub.mail.link(f"/invitations/{token}")

@@ -349,7 +349,10 @@ GLOBAL_ROUTES = {
     ("/xet-cas/{store}/v1/xorbs/{prefix}/{hash}", "POST"), ("/xet-cas/{store}/v1/shards", "POST"),
     ("/xet-cas/{store}/v1/chunks/{prefix}/{hash}", "GET"), ("/xet-cas/{store}/v1/reconstructions/{hash}", "GET"),
     ("/xet-cas/{store}/v2/reconstructions/{hash}", "GET"), ("/xet-cas/{store}/v1/reconstructions", "GET"),
-    ("/v1/models", "GET"), ("/models/loaded", "GET"), (M + "/load", "POST"), (M + "/unload", "POST"),
+    ("/v1/models", "GET"), ("/models/loaded", "GET"),
+    # The tasks served and their hosted models, as far as the caller may use them (private and gated
+    # ones left out: tests/inference/test_hub_model_list.py::test_api_tasks_lists_the_hosted_models_...).
+    ("/api/tasks", "GET"), (M + "/load", "POST"), (M + "/unload", "POST"),
     ("/metrics", "GET"),
     # The dataset viewer's API and page, the conversion's routes and the converted ref: each caller on a
     # converted public, private, gated and gated-approved dataset in test_viewer_routes below (also

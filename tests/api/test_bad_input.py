@@ -177,9 +177,10 @@ def test_unknown_revision_missing_file_and_repo_on_resolve(http, repo_id):
 
 @pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
 def test_unknown_api_paths_answer_json_not_html_or_405(http, method):
-    """/api/tasks answered the web UI's HTML 404 page, POST /api/jobs/alice a text/plain 405, and
-    GET /api/jobs/alice RepoNotFound: every /api/ path no route serves is now a JSON 404 saying so."""
-    for path in ("/api/tasks", "/api/no/such/thing/at/all"):
+    """/api/no-such answered the web UI's HTML 404 page, POST /api/jobs/alice a text/plain 405, and
+    GET /api/jobs/alice RepoNotFound: every /api/ path no route serves is now a JSON 404 saying so.
+    (``GET /api/tasks`` is served now: tests/inference/test_hub_model_list.py.)"""
+    for path in ("/api/no-such-endpoint", "/api/no/such/thing/at/all"):
         assert_error(http.request(method, path, headers=auth(ALICE_TOKEN)), 404, "NotFound", "Unknown endpoint")
     for path, product in (("/api/jobs/alice", "Jobs"), ("/api/jobs/alice/0123abcd", "Jobs"),
                           ("/api/scheduled-jobs/alice", "Jobs"), ("/api/buckets/alice", "Storage buckets"),

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import httpx
 import pytest
 
@@ -31,3 +35,58 @@ def test_models_are_listed_as_far_as_the_caller_may_see_them(live_hub):
     assert {public, private} <= mine and untagged not in mine  # only models with a pipeline tag
     assert public in bobs and private not in bobs
     assert public in anonymous and private not in anonymous
+
+
+def _task_models(live_hub, token: str | None, task: str) -> set[str]:
+    response = httpx.get(f"{live_hub.url}/api/tasks", headers=auth(token) if token else {}, timeout=30)
+    assert response.status_code == 200, response.text
+    catalog = response.json()
+    assert all(isinstance(entry["widgetModels"], list) for entry in catalog.values())  # what the client reads
+    return {m["id"] for m in catalog[task]["models"]}
+
+
+def test_api_tasks_lists_the_hosted_models_each_caller_may_use(live_hub):
+    """``GET /api/tasks`` answered a JSON 404: the hosted models per task now, in the Hub's shape, as far
+    as the caller may use them: a private model only to its owner's side, a gated one only to those
+    with access (never recommended to someone whose call would be refused)."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=live_hub.url, token=ALICE_TOKEN)
+    card = b"---\npipeline_tag: text-classification\n---\n\nsentiment\n"
+    public, private, gated = (f"alice/{unique_name(n)}" for n in ("cls", "cls-private", "cls-gated"))
+    for repo_id in (public, private, gated):
+        api.create_repo(repo_id, private=repo_id == private)
+        api.upload_file(path_or_fileobj=card, path_in_repo="README.md", repo_id=repo_id)
+    settings = httpx.put(f"{live_hub.url}/api/models/{gated}/settings", json={"gated": "manual"},
+                         headers=auth(ALICE_TOKEN), timeout=30)
+    assert settings.status_code == 200, settings.text
+    assert {public, private, gated} <= _task_models(live_hub, ALICE_TOKEN, "text-classification")
+    bobs = _task_models(live_hub, BOB_TOKEN, "text-classification")
+    assert public in bobs and private not in bobs and gated not in bobs
+    anonymous = _task_models(live_hub, None, "text-classification")
+    assert public in anonymous and private not in anonymous and gated not in anonymous
+    assert public not in _task_models(live_hub, BOB_TOKEN, "feature-extraction")
+
+
+def test_inference_client_without_a_model_names_the_task_and_sends_nothing_away(live_hub):
+    """``InferenceClient()`` with ``HF_ENDPOINT`` set and no model reads ``/api/tasks`` and posts to
+    ``widgetModels[0]`` on huggingface.co's router (its URL is fixed in the client), with the caller's
+    token. It stopped at our 404; now it stops at the client's own "no recommended model" error naming
+    the task, before any request leaves for a third party (this box has no route out: a request to the
+    router would fail with a connection error instead)."""
+    script = (
+        "from huggingface_hub import InferenceClient\n"
+        "client = InferenceClient()\n"
+        "for call in (lambda: client.text_classification('good'), lambda: client.feature_extraction('x'),\n"
+        "             lambda: client.chat_completion([{'role': 'user', 'content': 'hi'}])):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except Exception as exc:\n"
+        "        print(type(exc).__name__, exc)\n"
+    )
+    env = {**os.environ, "HF_ENDPOINT": live_hub.url, "HF_TOKEN": BOB_TOKEN, "HF_HUB_OFFLINE": "0"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    lines = out.stdout.splitlines()
+    assert len(lines) == 3, out.stdout + out.stderr
+    for line, task in zip(lines, ("text-classification", "feature-extraction", "conversational"), strict=True):
+        assert line.startswith("ValueError Task " + task + " has no recommended model"), line

@@ -187,5 +187,6 @@ class ModelSnapshots:
         """Models with a pipeline tag the caller can see (``GET /v1/models``), newest first."""
         rows, _ = self.hub.repos.search(principal, RepoQuery(type="model", limit=1000))
         return [self.make_listing(repo_id=r.full_id, pipeline_tag=r.pipeline_tag, library_name=r.library_name,
-                                  created=int(r.created_at.timestamp()), owned_by=r.namespace)
+                                  created=int(r.created_at.timestamp()), owned_by=r.namespace,
+                                  usable=self.hub.policy.content_allowed(principal, r))
                 for r in rows if r.pipeline_tag]

@@ -41,11 +41,15 @@ def inference_routes(service) -> list[BaseRoute]:
             return tgi_error(exc)
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
+    async def tasks(request: Request):
+        return await oa.task_catalog(request)
+
     async def transcriptions(request: Request):
         return await speech.openai_transcriptions(service, request)
 
     model = "/models/{ns}/{name}"
     return [
+        Route("/api/tasks", tasks, methods=["GET"]),
         Route("/v1/models", oa.list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", oa.retrieve_model, methods=["GET"]),
         Route("/v1/chat/completions", oa.chat_completions, methods=["POST"]),

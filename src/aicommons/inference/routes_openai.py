@@ -373,6 +373,15 @@ class OpenAIRoutes:
                              "revision": e.resolved.commit})
         return JSONResponse({"object": "list", "data": rows})
 
+    async def task_catalog(self, request: Request):
+        """``GET /api/tasks`` (what ``InferenceClient`` reads when it is given no model): the tasks
+        this hub serves with the hosted models the caller may use (``tasks.task_catalog``)."""
+        source = self.service.source
+        listing: list = []
+        if isinstance(source, ListableModelSource):  # a HubError goes to the hub's JSON error handler
+            listing = await asyncio.to_thread(lambda: list(source.list_models(principal_of(request))))
+        return JSONResponse(T.task_catalog(listing))
+
     async def retrieve_model(self, request: Request):
         """``GET /v1/models/{id}`` (the openai client's ``models.retrieve``): one row of the list,
         for any model reference a request may name (``ns/name``, ``@revision``, ``:QUANT``), with

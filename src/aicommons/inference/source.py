@@ -47,6 +47,7 @@ class ModelListing:
     library_name: str | None = None
     created: int = 0
     owned_by: str = ""
+    usable: bool = True  # the caller may load it: not gated, or on the owner side, or access granted
 
 
 @runtime_checkable

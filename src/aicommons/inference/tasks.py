@@ -100,3 +100,20 @@ def estimate_weight_bytes(local_dir: Path) -> int:
     """Bytes of the weight files (the largest part of a model's resident size)."""
     files = list(local_dir.glob("*.safetensors")) or list(local_dir.glob("*.bin"))
     return sum(f.stat().st_size for f in files if f.is_file())
+
+
+def task_catalog(listings) -> dict[str, dict]:
+    """``GET /api/tasks`` in the Hub's shape: one entry per task this hub serves, its ``models`` the
+    hosted ones the caller may use (``listings``: ``ModelListing`` rows, newest first; gated ones
+    without access left out). ``widgetModels`` stays empty on purpose: ``InferenceClient`` without a
+    model takes ``widgetModels[0]`` and posts the call, with the caller's token, to huggingface.co's
+    router whatever ``HF_ENDPOINT`` says; empty, it stops with "Task X has no recommended model",
+    and nothing leaves for a third party."""
+    hosted: dict[str, list[dict]] = {task: [] for task in sorted(SUPPORTED_TASKS)}
+    for row in listings:
+        tag = _ALIASES.get(row.pipeline_tag, row.pipeline_tag)
+        if row.usable and tag in hosted:
+            hosted[tag].append({"id": row.repo_id, "description": f"{row.repo_id}, hosted on this hub"})
+    return {task: {"id": task, "label": task.replace("-", " ").title(), "libraries": ["transformers"],
+                   "widgetModels": [], "models": models, "datasets": [], "spaces": [], "metrics": []}
+            for task, models in hosted.items()}

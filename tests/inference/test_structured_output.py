@@ -223,3 +223,26 @@ def test_tgi_grammar_and_details_logprobs(live_hub, models):
               "additionalProperties": False}
     text = hf.text_generation("json:", max_new_tokens=30, grammar={"type": "json", "value": schema})
     assert isinstance(json.loads(text)["ok"], bool)
+
+
+def test_inference_client_json_schema_is_enforced(live_hub, models):
+    """``InferenceClient.chat_completion(response_format={"type": "json_schema", ...})`` sends TGI's
+    ``{"type": "json_object", "value": schema}``: the schema was ignored (any object came back, ``{}``
+    on a random model), now the output follows it, as with the openai client."""
+    from huggingface_hub import InferenceClient
+
+    schema = {"type": "object", "properties": {"colour": {"type": "string", "enum": ["red", "green"]},
+                                               "ok": {"type": "boolean"}},
+              "required": ["colour", "ok"], "additionalProperties": False}
+    fmt = {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+    for hf in (InferenceClient(model=f"{live_hub.url}/models/{models['plain']}", token=ALICE_TOKEN, timeout=120),
+               InferenceClient(base_url=f"{live_hub.url}/v1", token=ALICE_TOKEN, timeout=120)):
+        out = hf.chat_completion([{"role": "user", "content": "answer"}], model=models["plain"], max_tokens=40,
+                                 response_format=fmt)
+        value = json.loads(out.choices[0].message.content)
+        assert value["colour"] in ("red", "green") and isinstance(value["ok"], bool) and set(value) == {"colour", "ok"}
+    with pytest.raises(openai.BadRequestError) as bad:  # a value that is no schema: a 400 naming it
+        openai.OpenAI(base_url=live_hub.url + "/v1", api_key=ALICE_TOKEN, max_retries=0).chat.completions.create(
+            model=models["plain"], messages=[{"role": "user", "content": "x"}],
+            response_format={"type": "json_object", "value": "not json"})  # type: ignore[arg-type]
+    assert bad.value.body["param"] == "response_format.value"

@@ -2,7 +2,8 @@
 
 - OpenAI ``response_format``: ``text`` (none), ``json_object`` (any JSON object), ``json_schema``
   (``{"name", "schema", "strict"}``; strict schemas must compile exactly, others may use keywords
-  llguidance does not implement, which are then ignored).
+  llguidance does not implement, which are then ignored); TGI's ``{"type": "json_object", "value":
+  schema}`` (what ``InferenceClient.chat_completion`` sends for a ``json_schema``) as a lenient schema.
 - TGI ``grammar``: ``{"type": "json" | "json_schema", "value": schema}`` or ``{"type": "regex"}``.
 - ``logit_bias`` (token id -> bias in [-100, 100]) and ``logprobs``/``top_logprobs`` checks.
 
@@ -61,6 +62,15 @@ def response_format_grammar(value) -> str | None:
     if kind in (None, "text"):
         return None
     if kind == "json_object":
+        if value.get("value") is not None:  # TGI's chat form, what InferenceClient turns json_schema into
+            schema = value["value"]
+            if isinstance(schema, str):
+                try:
+                    schema = json.loads(schema)
+                except ValueError:
+                    raise InvalidRequest("'response_format.value' must be a JSON schema",
+                                         param="response_format.value") from None
+            return json_schema_grammar(schema, strict=False, param="response_format.value")
         return json_schema_grammar({"type": "object"})
     if kind == "json_schema":
         spec = value.get("json_schema")

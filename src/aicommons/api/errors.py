@@ -29,11 +29,18 @@ def _header_safe(message: str) -> str:
     return flat.encode("latin-1", "replace").decode("latin-1")[:1000]
 
 
-def error_response(exc: HubError) -> Response:
+def error_response(exc: HubError, *, openai: bool = False) -> Response:
+    """The Hub's ``{"error": message}``; with ``openai`` (a refusal before an OpenAI route, ``/v1/...``,
+    ran: a bad token) OpenAI's error object, which the openai client reads its message from."""
     headers = dict(exc.headers)
     if exc.code:
         headers["X-Error-Code"] = exc.code
     headers["X-Error-Message"] = _header_safe(exc.message)
+    if openai:
+        kind = {401: "authentication_error", 403: "permission_error"}.get(exc.status, "invalid_request_error")
+        code = "invalid_api_key" if exc.status == 401 else exc.code
+        body: dict = {"error": {"message": exc.message, "type": kind, "param": None, "code": code}}
+        return JSONResponse(body, status_code=exc.status, headers=headers)
     return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
 
 

@@ -125,7 +125,7 @@ class AuthMiddleware:
 
             headers = {"WWW-Authenticate": 'Basic realm="AI Commons"'} if b"/info/" in scope.get("raw_path", b"") else {}
             exc.headers.update(headers)
-            return await error_response(exc)(scope, receive, send)
+            return await error_response(exc, openai=scope["path"].startswith("/v1/"))(scope, receive, send)
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
 

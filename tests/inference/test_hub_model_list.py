@@ -90,3 +90,25 @@ def test_inference_client_without_a_model_names_the_task_and_sends_nothing_away(
     assert len(lines) == 3, out.stdout + out.stderr
     for line, task in zip(lines, ("text-classification", "feature-extraction", "conversational"), strict=True):
         assert line.startswith("ValueError Task " + task + " has no recommended model"), line
+
+
+def test_openai_client_errors_name_the_cause(live_hub):
+    """With the openai client: a wrong token was a bare "Error code: 401" (the auth middleware answered
+    the Hub's flat ``{"error": "..."}``, which the client does not read a message from), a wrong model id
+    "Repository not found" naming nothing, and ``max_tokens: 0`` "must be between 1 and None"."""
+    import openai
+
+    with openai.OpenAI(base_url=live_hub.url + "/v1", api_key="hf_not_a_token", max_retries=0) as bad:
+        with pytest.raises(openai.AuthenticationError) as refused:
+            bad.models.list()
+    assert refused.value.message == "Error code: 401 - Invalid credentials in Authorization header"
+    assert refused.value.code == "invalid_api_key" and refused.value.type == "authentication_error"
+    missing = f"alice/{unique_name('nope')}"
+    with openai.OpenAI(base_url=live_hub.url + "/v1", api_key=BOB_TOKEN, max_retries=0) as client:
+        with pytest.raises(openai.NotFoundError) as not_found:
+            client.chat.completions.create(model=missing, messages=[{"role": "user", "content": "hi"}])
+        assert not_found.value.message.endswith(f" - The model '{missing}' does not exist or you do not have access to it")
+        assert not_found.value.code == "model_not_found"
+        with pytest.raises(openai.BadRequestError) as bad_request:
+            client.embeddings.create(model=missing, input="a", dimensions=0)
+        assert bad_request.value.message.endswith(" - 'dimensions' must be at least 1") and bad_request.value.param == "dimensions"

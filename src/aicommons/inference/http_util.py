@@ -89,7 +89,9 @@ def get_number(body: dict, name: str, default, *, kind=float, low=None, high=Non
                              param=param_prefix + name)
     value = kind(value)
     if (low is not None and value < low) or (high is not None and value > high):
-        raise InvalidRequest(f"'{name}' must be between {low} and {high}", param=param_prefix + name)
+        bounds = f"between {low} and {high}" if low is not None and high is not None else \
+            f"at least {low}" if low is not None else f"at most {high}"
+        raise InvalidRequest(f"'{name}' must be {bounds}", param=param_prefix + name)
     return value
 
 

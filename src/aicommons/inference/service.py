@@ -7,7 +7,7 @@ import asyncio
 import re
 import time
 
-from aicommons.errors import HubError
+from aicommons.errors import HubError, RepoNotFound
 
 from . import gguf
 from . import tasks as T
@@ -109,7 +109,12 @@ class InferenceService:
                                  param="model")
         self.admission.check_allowed(principal)
         model_ref, tag = gguf.split_tag(model_ref)
-        return gguf.choose(await self._resolve(model_ref, principal), tag)
+        try:
+            resolved = await self._resolve(model_ref, principal)
+        except RepoNotFound as exc:  # name what was asked for, as OpenAI does (the same for private and missing)
+            exc.message = f"The model '{model_ref}' does not exist or you do not have access to it"
+            raise
+        return gguf.choose(resolved, tag)
 
     async def _resolve(self, model_ref: str, principal) -> ResolvedModel:
         # A source that remembers recent resolutions answers most requests without I/O: skip the

@@ -352,7 +352,10 @@ GLOBAL_ROUTES = {
     ("/v1/models", "GET"), ("/models/loaded", "GET"),
     # The tasks served and their hosted models, as far as the caller may use them (private and gated
     # ones left out: tests/inference/test_hub_model_list.py::test_api_tasks_lists_the_hosted_models_...).
-    ("/api/tasks", "GET"), (M + "/load", "POST"), (M + "/unload", "POST"),
+    ("/api/tasks", "GET"),
+    # POST /v1 (InferenceClient(base_url=.../v1)'s task methods): a 404 saying how to name a model, to
+    # everyone, naming nothing (test_hub_model_list.py::test_task_call_on_the_v1_base_url_says_what_to_do).
+    ("/v1", "POST"), (M + "/load", "POST"), (M + "/unload", "POST"),
     ("/metrics", "GET"),
     # The dataset viewer's API and page, the conversion's routes and the converted ref: each caller on a
     # converted public, private, gated and gated-approved dataset in test_viewer_routes below (also

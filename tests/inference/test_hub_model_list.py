@@ -112,3 +112,17 @@ def test_openai_client_errors_name_the_cause(live_hub):
         with pytest.raises(openai.BadRequestError) as bad_request:
             client.embeddings.create(model=missing, input="a", dimensions=0)
         assert bad_request.value.message.endswith(" - 'dimensions' must be at least 1") and bad_request.value.param == "dimensions"
+
+
+def test_task_call_on_the_v1_base_url_says_what_to_do(live_hub):
+    """``InferenceClient(base_url=f"{hub}/v1")`` (docs/inference.md's OpenAI form) then a task method,
+    ``text_classification("good")``: the client posts to ``/v1`` itself, and got the web UI's 403 page,
+    which it reported as "403 Forbidden: None. Cannot access content ... check your token"."""
+    from huggingface_hub import InferenceClient
+    from huggingface_hub.errors import HfHubHTTPError
+
+    with pytest.raises(HfHubHTTPError) as refused:
+        InferenceClient(base_url=f"{live_hub.url}/v1", token=BOB_TOKEN).text_classification("good")
+    assert refused.value.response.status_code == 404 and "names no model" in str(refused.value)
+    error = refused.value.response.json()["error"]
+    assert error["param"] == "model" and f"InferenceClient(model='{live_hub.url}/models/NS/NAME')" in error["message"]

@@ -13,7 +13,8 @@ from starlette.routing import BaseRoute, Route
 from aicommons.errors import HubError
 
 from . import speech
-from .http_util import path_repo_id, tgi_error
+from .errors import InvalidRequest
+from .http_util import openai_error, path_repo_id, tgi_error
 from .metrics import CONTENT_TYPE
 from .routes_admin import AdminRoutes, require_admin
 from .routes_hf import HFRoutes
@@ -41,6 +42,15 @@ def inference_routes(service) -> list[BaseRoute]:
             return tgi_error(exc)
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
+    async def no_model(request: Request):
+        # InferenceClient(base_url=f"{hub}/v1").text_classification(...) and the other task methods
+        # post to the base URL itself: say what to do instead of the web UI's 403 page for "/v1".
+        base = str(request.base_url).rstrip("/")
+        return openai_error(InvalidRequest(
+            f"{request.method} /v1 names no model: the task methods of InferenceClient(base_url=...) post "
+            f"to the base URL itself. Give the model's URL instead, InferenceClient(model='{base}/models/NS/NAME'), "
+            f"or use the OpenAI routes under /v1/ (chat_completion(model='NS/NAME'))", param="model", status=404))
+
     async def tasks(request: Request):
         return await oa.task_catalog(request)
 
@@ -50,6 +60,7 @@ def inference_routes(service) -> list[BaseRoute]:
     model = "/models/{ns}/{name}"
     return [
         Route("/api/tasks", tasks, methods=["GET"]),
+        Route("/v1", no_model, methods=["POST"]),
         Route("/v1/models", oa.list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", oa.retrieve_model, methods=["GET"]),
         Route("/v1/chat/completions", oa.chat_completions, methods=["POST"]),

@@ -111,8 +111,8 @@ class InferenceService:
         model_ref, tag = gguf.split_tag(model_ref)
         try:
             resolved = await self._resolve(model_ref, principal)
-        except RepoNotFound as exc:  # name what was asked for, as OpenAI does (the same for private and missing)
-            exc.message = f"The model '{model_ref}' does not exist or you do not have access to it"
+        except RepoNotFound as exc:  # as OpenAI words it; byte for byte the same for private and missing
+            exc.message = "The model does not exist or you do not have access to it"
             raise
         return gguf.choose(resolved, tag)
 

@@ -160,7 +160,7 @@ def test_gguf_and_other_libraries_tag_by_their_files(api, repo_id, bob_api):
         CommitOperationAdd("model-Q8_0.gguf", _gguf_file()),
     ])
     info = api.model_info(repo_id)
-    assert "gguf" in info.tags and info.library_name is None and info.pipeline_tag is None
+    assert "gguf" in info.tags and info.library_name == "gguf" and info.pipeline_tag is None
     adapter = f"alice/{unique_name('adapter')}"
     api.create_repo(adapter)
     api.create_commit(adapter, commit_message="adapter", operations=[

@@ -5,7 +5,8 @@ piece is read into a fresh ``bytes`` by the loop, appended to a ``bytearray``, c
 message, then handed to a worker thread to be hashed and written. For a GiB that is thousands of
 trips through the event loop's Python, three copies, fresh memory for every piece, and a thread
 hand-off (two GIL passes) per batch. Here the receiving thread does it all in one place instead:
-``recv_into`` a buffer it reuses, then hash and write from that same buffer, a MiB at a time.
+it reads (``readv``) into a buffer it reuses, then hashes and writes from that same buffer, up to a
+MiB at a time.
 
 How it works, for one request (``SocketBody.pump``):
 - The server (``api/zerocopy_server.py``) offers it to upload routes only (``PUT`` of an LFS object,
@@ -18,9 +19,10 @@ How it works, for one request (``SocketBody.pump``):
   then waits for it to become readable: a slow client holds no thread) or after ``TURN_BYTES`` when
   other uploads are waiting for the pool.
 - Once the whole body is read, the connection gets a fresh HTTP parser (the old one was left in the
-  middle of the body) and reading resumes: keep-alive works as before. If anything fails midway
-  (the consumer refuses the bytes, the client goes away or stalls for ``STALL_SECONDS``), the
-  connection is closed after the response, since the rest of the body was never read.
+  middle of the body) and reading resumes: keep-alive works as before. A body the consumer refuses
+  midway (too large, malformed) is read to its end and dropped, up to ``DRAIN_BYTES``, so that the
+  client hears why, as over uvicorn; beyond that, or when the client goes away or sends nothing for
+  ``STALL_SECONDS``, the connection is closed after the response.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import httptools
 from starlette.requests import ClientDisconnect, Request
 
 EXTENSION = "aicommons.request.socket_body"
-BUFFER_BYTES = 1024 * 1024  # one recv_into at most; each thread keeps one such buffer
+BUFFER_BYTES = 1024 * 1024  # one read at most; each thread keeps one such buffer
 THREAD_WAIT_MS = 50  # an empty socket is waited for on the thread this long before the loop takes over
 TURN_BYTES = 8 * 1024 * 1024  # a turn on the pool ends after this many bytes when others are waiting
 STALL_SECONDS = 60.0  # a client that sends nothing for this long is disconnected

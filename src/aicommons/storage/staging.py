@@ -171,10 +171,9 @@ class Stager:
         try:
             if self._filled:
                 _set_direct(self._file.fileno(), False)
-                view = memoryview(buffer)[:self._filled]
-                while view:
-                    view = view[self._file.write(view) or 0:]
-                view.release()
+                done = 0
+                while done < self._filled:  # an unbuffered write may be short
+                    done += self._file.write(memoryview(buffer)[done:self._filled]) or 0
         finally:
             _give_back(buffer)
 

@@ -8,7 +8,7 @@ import pytest
 from huggingface_hub import HfApi, SpaceHardware, SpaceRuntime, SpaceStage
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
-from tests.conftest import unique_name
+from tests.conftest import new_org_of_alice, unique_name
 
 
 @pytest.fixture
@@ -138,10 +138,9 @@ def test_create_repo_sets_the_spaces_secrets_variables_and_settings(api, live_hu
                                              headers={"Authorization": f"Bearer {api.token}"}).text
     # An organisation's write member may create a space there with its first settings (not
     # administer it later): this was a 403 after the space had been created.
-    member, org = unique_name("member"), unique_name("org")
+    member, org = unique_name("member"), new_org_of_alice(live_hub, api)  # once the server sees alice in it
     live_hub.cli("user", "create", member)
     token = live_hub.cli("token", "create", member, "--role", "write").stdout.strip().splitlines()[-1]
-    live_hub.cli("org", "create", org, "--member", "alice")
     live_hub.cli("org", "add-member", org, member, "--role", "write")
     member_api = HfApi(endpoint=live_hub.url, token=token)
     member_api.create_repo(f"{org}/app", repo_type="space", space_sdk="static",

@@ -23,15 +23,10 @@ from starlette.routing import Route
 from aicommons.api.socket_body import SocketBody, upload_body
 from aicommons.api.zerocopy_server import ZeroCopyHttpToolsProtocol
 from aicommons.storage.staging import receive
+from tests.backends import free_port
 
 MiB = 1024 * 1024
 POOL = ThreadPoolExecutor(1, thread_name_prefix="test-receive")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +60,7 @@ def server():
 
     app = Starlette(routes=[Route("/lfs-transfer/r/{oid}/{size}", upload, methods=["PUT"]),
                             Route("/other", upload, methods=["PUT"]), Route("/hello", hello)])
-    port = _free_port()
+    port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="off",
                                         http=ZeroCopyHttpToolsProtocol))
     thread = threading.Thread(target=srv.run, daemon=True)

@@ -259,7 +259,7 @@ def test_a_reader_that_keeps_up_gets_the_whole_part_in_one_hand_off(content, dra
 def test_a_thread_others_wait_for_comes_back_every_max_call(content, drained_socket, monkeypatch):
     """While sends are queued for a thread (every one of the pool's is busy), a running send gives
     its thread back after MAX_CALL bytes, so downloads take turns."""
-    from aicommons.api import zerocopy_server
+    from aicommons.api import socket_body, zerocopy_server
 
     path, data = content
     sender, _ = drained_socket
@@ -268,7 +268,7 @@ def test_a_thread_others_wait_for_comes_back_every_max_call(content, drained_soc
     busy = [zerocopy_server._pool.submit(release.wait, 30) for _ in range(zerocopy_server._pool._max_workers + 1)]
     try:
         deadline = time.time() + 10
-        while not zerocopy_server._others_wait() and time.time() < deadline:
+        while not socket_body.others_wait(zerocopy_server._pool) and time.time() < deadline:
             time.sleep(0.01)
         with open(path, "rb") as f:
             sent = zerocopy_server._send_parts_until_full(sender.fileno(), [(f.fileno(), 0, len(data))], [0, 0])
@@ -277,4 +277,4 @@ def test_a_thread_others_wait_for_comes_back_every_max_call(content, drained_soc
         release.set()
         for job in busy:
             job.result(30)
-    assert not zerocopy_server._others_wait()
+    assert not socket_body.others_wait(zerocopy_server._pool)

@@ -123,7 +123,8 @@ async def _read_rest(executor: Executor, sock: int, left: list[int], consume: Ca
         turns[:] = [executor.submit(_read_turn, sock, left, consume, executor)]
         got = await asyncio.wrap_future(turns[0])
         if not got and left[0] > 0:
-            await _readable(loop, sock)
+            if not await fd_ready(loop, sock, write=False, seconds=STALL_SECONDS):
+                raise ClientGone(f"the client sent nothing for {STALL_SECONDS:.0f} s")
 
 
 def _discard(pieces: list[memoryview]) -> None:
@@ -153,7 +154,7 @@ def _read_turn(sock: int, left: list[int], consume: Callable[[list[memoryview]],
         try:
             n = os.readv(sock, [buffer[:min(len(buffer), left[0])]])
         except BlockingIOError:
-            if _others_wait(executor):
+            if others_wait(executor):
                 break
             if poller is None:
                 poller = select.poll()
@@ -168,32 +169,34 @@ def _read_turn(sock: int, left: list[int], consume: Callable[[list[memoryview]],
         left[0] -= n
         total += n
         consume([buffer[:n]])
-        if total >= TURN_BYTES and _others_wait(executor):
+        if total >= TURN_BYTES and others_wait(executor):
             break
     return total
 
 
-def _others_wait(executor: Executor) -> bool:
+def others_wait(executor: Executor) -> bool:
     """Whether work is queued for the pool (all its threads busy). ThreadPoolExecutor has no public
     view of its queue, hence the private attribute."""
     queue = getattr(executor, "_work_queue", None) if isinstance(executor, ThreadPoolExecutor) else None
     return queue is not None and not queue.empty()
 
 
-async def _readable(loop: asyncio.AbstractEventLoop, sock: int) -> None:
+async def fd_ready(loop: asyncio.AbstractEventLoop, fd: int, *, write: bool, seconds: float) -> bool:
+    """Wait, on the event loop, until ``fd`` is readable (or writable); False after ``seconds``."""
     ready: asyncio.Future[None] = loop.create_future()
 
     def wake() -> None:
         if not ready.done():
             ready.set_result(None)
 
-    loop.add_reader(sock, wake)
+    (loop.add_writer if write else loop.add_reader)(fd, wake)
     try:
-        await asyncio.wait_for(ready, STALL_SECONDS)
+        await asyncio.wait_for(ready, seconds)
+        return True
     except TimeoutError:
-        raise ClientGone(f"the client sent nothing for {STALL_SECONDS:.0f} s") from None
+        return False
     finally:
-        loop.remove_reader(sock)
+        (loop.remove_writer if write else loop.remove_reader)(fd)
 
 
 def upload_body(request: Request) -> AsyncIterator[bytes] | SocketBody:

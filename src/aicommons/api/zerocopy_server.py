@@ -139,7 +139,8 @@ async def _send_parts(transport: asyncio.Transport, parts: list) -> None:
         while cursor[0] < len(parts):
             sent = await loop.run_in_executor(_pool, _send_parts_until_full, sock, parts, cursor)
             if not sent:
-                await _writable(loop, sock)
+                if not await socket_body.fd_ready(loop, sock, write=True, seconds=STALL_SECONDS):
+                    raise ConnectionResetError("the client took nothing for a minute")
     finally:
         os.close(sock)
 
@@ -176,29 +177,7 @@ def _send_parts_until_full(sock: int, parts: list, cursor: list[int]) -> int:
         done += sent
         if done >= count:
             i, done = i + 1, 0
-        if total >= MAX_CALL and _others_wait():
+        if total >= MAX_CALL and socket_body.others_wait(_pool):
             break
     cursor[:] = i, done
     return total
-
-
-def _others_wait() -> bool:
-    """Whether sends are queued for a thread (all of the pool's are busy). ThreadPoolExecutor has no
-    public view of its queue, hence the private attribute."""
-    return not _pool._work_queue.empty()
-
-
-async def _writable(loop: asyncio.AbstractEventLoop, sock: int) -> None:
-    ready: asyncio.Future[None] = loop.create_future()
-
-    def wake() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    loop.add_writer(sock, wake)
-    try:
-        await asyncio.wait_for(ready, STALL_SECONDS)
-    except TimeoutError:
-        raise ConnectionResetError("the client took nothing for a minute") from None
-    finally:
-        loop.remove_writer(sock)

@@ -244,3 +244,24 @@ BROWSER_CRASH = r"(Page|Target) crashed"
 def pytest_collection_modifyitems(config, items):
     for item in items:
         item.add_marker(pytest.mark.flaky(reruns=1, only_rerun=[BROWSER_CRASH]))
+
+
+# --- a failed test shows what its hub said ------------------------------------------------------------
+# A test against the live hub that fails on CI leaves only its own traceback: the server's log lives in
+# a scratch folder that is gone with the machine. The log's tail (warnings and errors: slow model loads,
+# tracebacks) is attached to the failure's report.
+SERVER_LOG_LINES = 60
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed or "live_hub" not in getattr(item, "fixturenames", ()):
+        return
+    log = _SCRATCH / f"server-{PORT}.log"
+    try:
+        lines = log.read_text(errors="replace").splitlines()[-SERVER_LOG_LINES:]
+    except OSError:
+        return
+    report.sections.append((f"live hub log (last {SERVER_LOG_LINES} lines of {log.name})", "\n".join(lines)))

@@ -11,6 +11,7 @@ bounded by ``load_timeout_seconds``, then answers 503.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,9 @@ from aicommons.errors import InsufficientStorage
 
 from .errors import Overloaded
 from .source import ResolvedModel
+
+log = logging.getLogger("aicommons.inference")
+SLOW_LOAD_SECONDS = 30.0  # a load slower than this is logged as a warning, with where its time went
 
 
 @dataclass
@@ -142,10 +146,19 @@ class ModelManager:
                 raise InsufficientStorage(
                     f"model '{resolved.repo_id}' needs about {need >> 20} MiB, more than the inference "
                     f"memory budget of {self.budget >> 20} MiB")
+            asked = time.monotonic()
             await asyncio.wait_for(self._make_room(key, need), self.settings.load_timeout_seconds)
             started = time.monotonic()
             loop = asyncio.get_running_loop()
-            engine = await loop.run_in_executor(self._pool, self._loader, resolved, task)
+            began: list[float] = []  # when the loader thread took it up (it may be closing other models first)
+
+            def load():
+                began.append(time.monotonic())
+                return self._loader(resolved, task)
+
+            engine = await loop.run_in_executor(self._pool, load)
+            _log_load(resolved.repo_id, task, room_s=started - asked, queued_s=began[0] - started,
+                      load_s=time.monotonic() - began[0])
             footprint = getattr(engine, "footprint_bytes", lambda: need)() or need
             self._models[key] = Loaded(resolved, task, engine, footprint)
             if self.metrics is not None:
@@ -227,6 +240,13 @@ class ModelManager:
                 await self.unload_idle()
             except Exception:  # noqa: BLE001 - the reaper must outlive one failed unload
                 pass
+
+
+def _log_load(repo_id: str, task: str, *, room_s: float, queued_s: float, load_s: float) -> None:
+    total = room_s + queued_s + load_s
+    level = logging.WARNING if total >= SLOW_LOAD_SECONDS else logging.INFO
+    log.log(level, "loaded %s (%s) in %.1f s: %.1f s waiting for room, %.1f s for the loader thread, %.1f s "
+            "loading", repo_id, task, total, room_s, queued_s, load_s)
 
 
 def _healthy(engine) -> bool:

@@ -16,6 +16,8 @@
       body = { inputs: { source_sentence: lines[0] || "", sentences: lines.slice(1) } };
     }
     out.textContent = "…";
+    // The first request for a model loads it: say so when the answer is slow to come.
+    const slow = setTimeout(() => { out.textContent = "… loading the model (the first answer can take a minute)"; }, 3000);
     try {
       const response = await fetch(`/models/${form.dataset.model}`, {
         method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
@@ -25,6 +27,8 @@
       out.textContent = JSON.stringify(data, null, 2);
     } catch (err) {
       out.textContent = String(err);
+    } finally {
+      clearTimeout(slow);
     }
   });
 })();

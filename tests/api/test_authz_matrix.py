@@ -235,9 +235,11 @@ REPO_ROUTES: dict[tuple[str, str], list[Spec]] = {
         Spec(READ_METADATA, "POST", "/{repo}.git/info/lfs/locks/verify", json={})],
     (R + "/info/refs", "GET"): [
         Spec(READ_CONTENT, "GET", "/{repo}/info/refs", params={"service": "git-upload-pack"}),
-        Spec(WRITE, "GET", "/{repo}/info/refs", params={"service": "git-receive-pack"})],
+        # A push needs the contributor right: a non-writer's push may only update their own pull
+        # requests, which the pre-receive hook decides (tests/compat/test_git_pr_push.py).
+        Spec(CONTRIBUTE, "GET", "/{repo}/info/refs", params={"service": "git-receive-pack"})],
     (R + "/git-upload-pack", "POST"): [Spec(READ_CONTENT, "POST", "/{repo}/git-upload-pack", content=b"0000")],
-    (R + "/git-receive-pack", "POST"): [Spec(WRITE, "POST", "/{repo}/git-receive-pack", content=b"0000",
+    (R + "/git-receive-pack", "POST"): [Spec(CONTRIBUTE, "POST", "/{repo}/git-receive-pack", content=b"0000",
                                              skip_allowed=True)],
     ("/api/{types}/{ns}/{name}/xet-write-token/{rev}", "GET"): [
         Spec(CONTRIBUTE, "GET", "/api/models/{repo}/xet-write-token/main")],

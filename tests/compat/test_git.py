@@ -188,9 +188,11 @@ def test_rejected_pushes_leave_the_repo_unchanged(git, tmp_path, api, live_hub, 
     before = git.head(work)
     branches_before = api.list_repo_refs(repo_id).branches
 
-    # Bob, a read token, and an anonymous caller may not push to alice's repo.
+    # Bob (who may push only to his own pull requests: test_git_pr_push.py), a read token, and an
+    # anonymous caller may not push to alice's repo.
     commit_files(git, work, {"ok.txt": b"fine\n"}, "fine")
-    _assert_rejected(git, work, api, repo_id, before, url(live_hub, repo_id, BOB_TOKEN), "main", says="403")
+    _assert_rejected(git, work, api, repo_id, before, url(live_hub, repo_id, BOB_TOKEN), "main",
+                     says="you may not write to")
     _assert_rejected(git, work, api, repo_id, before, url(live_hub, repo_id, ALICE_READ_TOKEN), "main",
                      says="403")
     # Anonymous: the 401 challenge makes git ask for credentials, which it may not do here.

@@ -62,3 +62,32 @@ def test_settings_travel_to_the_hook_through_the_environment(tmp_path, monkeypat
     for key, value in settings_env(settings).items():
         monkeypatch.setenv(key, value)
     assert Settings.from_env() == settings
+
+
+def _contributor_service(calls: list):
+    from aicommons.hub.push import PushService
+
+    def may_commit_to_pr(repo, principal, ref):  # stands for DiscussionService.check_can_commit
+        calls.append(ref)
+        if ref != "refs/pr/1":
+            raise Forbidden("Only the author or a maintainer of the repo can commit to pull request 2")
+
+    return PushService(None, None, None, None, 10, pr_status=lambda repo, num: "open",  # type: ignore[arg-type]
+                       may_commit_to_pr=may_commit_to_pr)
+
+
+@pytest.mark.parametrize("updates, says", [
+    ([RefUpdate("refs/heads/main", A, B)], "refs/heads/main: you may not write to alice/m"),
+    ([RefUpdate("refs/pr/1", A, B), RefUpdate("refs/tags/v1", None, B)], "refs/tags/v1: you may not write"),
+    ([RefUpdate("refs/pr/1", A, B), RefUpdate("refs/pr/2", A, B)],
+     "refs/pr/2: Only the author or a maintainer of the repo can commit to pull request 2"),
+])
+def test_a_contributor_push_touching_anything_but_their_own_prs_is_refused_before_any_commit_is_read(updates, says):
+    from types import SimpleNamespace
+
+    calls: list = []
+    repo, pusher = SimpleNamespace(id=1, full_id="alice/m"), SimpleNamespace()
+    with pytest.raises(Forbidden) as refused:  # git_repo None: no commit may be read before the refusal
+        _contributor_service(calls).check(repo, None, updates, contributor=pusher)  # type: ignore[arg-type]
+    assert says in refused.value.message
+    assert calls == [u.ref for u in updates if u.ref.startswith("refs/pr/")][:len(calls)]

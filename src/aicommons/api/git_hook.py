@@ -5,7 +5,9 @@ manages, whose ``pre-receive`` script execs ``python -m aicommons.api.git_hook``
 what the hook needs in the environment (this module is a process entry point, like the CLI, so it
 reads it): the server's settings as ``AICOMMONS_*`` variables, so ``Settings.from_env()`` here
 opens the same database and blob store; ``AICOMMONS_PUSH_REPO_ID``, the repo being pushed to; and
-``AICOMMONS_PUSH_PLAN``, where to leave the checked plan for the server. A pusher cannot set
+``AICOMMONS_PUSH_PLAN``, where to leave the checked plan for the server; and, for a pusher who may
+not write to the repo, ``AICOMMONS_PUSH_CONTRIBUTOR``, their principal's key (the push may then only
+update their own open pull requests). A pusher cannot set
 environment variables, so none of this can be forged from the client side.
 
 Exit status 0 lets git move the refs; anything else makes git refuse every ref and delete the
@@ -45,8 +47,15 @@ def run(stdin_text: str) -> int:
         quarantine = os.environ.get("GIT_QUARANTINE_PATH")
         if quarantine:  # libgit2 ignores git's object-directory variables: add the pushed objects
             git_repo.odb.add_disk_alternate(quarantine)
+        contributor = None
+        key = os.environ.get("AICOMMONS_PUSH_CONTRIBUTOR")
+        if key:  # not a writer (api/git_http.py): rebuilt as it stands now, as signed links are
+            contributor = hub.accounts.principal_for_key(key)
+            if contributor is None:
+                print("error: push rejected: the token or account of this push is no longer valid", file=sys.stderr)
+                return 1
         try:
-            plan = PushService.of(hub).check(repo, git_repo, parse_updates(stdin_text))
+            plan = PushService.of(hub).check(repo, git_repo, parse_updates(stdin_text), contributor)
         except HubError as exc:
             print(f"error: push rejected: {exc.message}", file=sys.stderr)
             return 1

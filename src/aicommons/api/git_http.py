@@ -7,7 +7,10 @@ endpoint ``…/{name}.git/info/lfs`` from either form; the batch API lives in ``
 
 Access is decided here, before git runs, exactly as for the API: reading needs read access (a
 private repo answers 401 with a Basic challenge, so git asks for credentials, and 404 to a signed-in
-stranger), pushing needs write access. The content of a push is checked by the pre-receive hook
+stranger), pushing needs write access, or the contributor right (``Action.CONTRIBUTE``, as for
+commits to a pull request through the API): such a pusher's key goes to the hook, which then lets
+the push update only refs/pr/N of that pusher's own open pull requests (``PushService.check``).
+The content of a push is checked by the pre-receive hook
 (``api/git_hook.py`` → ``hub/push.py``) while git still holds it in quarantine; once git has
 moved the refs, the server records the push (``PushService.record``) before the response ends, so
 the API shows it as soon as ``git push`` returns.
@@ -30,7 +33,7 @@ from aicommons.api.errors import moved_response
 from aicommons.api.git_cgi import CgiResponse
 from aicommons.api.http import hub_of, param, principal_of, run_sync
 from aicommons.config import SETTINGS, Settings
-from aicommons.errors import HubError
+from aicommons.errors import Forbidden, HubError
 from aicommons.hub.hub import Hub
 from aicommons.hub.policy import Action
 from aicommons.hub.push import PushPlan, PushService
@@ -41,6 +44,8 @@ SERVICES = ("git-upload-pack", "git-receive-pack")
 PUSH = "git-receive-pack"
 log = logging.getLogger("aicommons.git")
 CHALLENGE = 'Basic realm="AI Commons"'
+# Set for a push by a non-writer: the pusher's ``Principal.key``, for the hook to rebuild them.
+CONTRIBUTOR_ENV = "AICOMMONS_PUSH_CONTRIBUTOR"
 
 # The only hook git runs for a push; see api/git_hook.py.
 PRE_RECEIVE = """#!/bin/sh
@@ -91,12 +96,18 @@ async def serve_git(request: Request, repo_type: str, path: str) -> Response:
     hub, principal = hub_of(request), principal_of(request)
     push = service == PUSH
 
-    def authorize():
-        return hub.repos.find(repo_type, _repo_id(request), principal,
-                              action=Action.WRITE if push else Action.READ_CONTENT)
+    def authorize() -> tuple[RepoRow, bool]:
+        """The repo, and whether the caller may write to it."""
+        repo_id = _repo_id(request)
+        if not push:
+            return hub.repos.find(repo_type, repo_id, principal, action=Action.READ_CONTENT), False
+        try:
+            return hub.repos.find(repo_type, repo_id, principal, action=Action.WRITE), True
+        except Forbidden:  # signed in, may see the repo, may not write: perhaps their own pull request
+            return hub.repos.find(repo_type, repo_id, principal, action=Action.CONTRIBUTE), False
 
     try:
-        repo = await run_sync(authorize)
+        repo, writer = await run_sync(authorize)
     except RepoMoved as exc:
         return moved_response(request, exc)
     except HubError as exc:
@@ -112,6 +123,8 @@ async def serve_git(request: Request, repo_type: str, path: str) -> Response:
     plan_path = plan_dir / f"{uuid.uuid4().hex}.json"
     env.update(AICOMMONS_PUSH_REPO_ID=str(repo.id), AICOMMONS_PUSH_PLAN=str(plan_path),
                AICOMMONS_GIT_HOOK_PYTHON=sys.executable)
+    if not writer:  # the hook lets this pusher update only their own pull requests
+        env[CONTRIBUTOR_ENV] = principal.key
 
     async def record(_returncode: int) -> None:
         await run_sync(record_push, hub, repo, plan_path, principal.user.id if principal.account else None)

@@ -2,7 +2,8 @@
 
 A pull request is a discussion whose changes live on the git ref ``refs/pr/{num}``, started from
 the head of its target branch. Anyone who can read a repo (and is signed in) may open one and push
-commits to their own PR; only writers of the repo merge. Merging is a real git three-way merge.
+commits to their own PR (through the API or with ``git push``: ``check_can_commit``); only writers
+of the repo merge. Merging is a real git three-way merge.
 """
 
 from __future__ import annotations
@@ -49,11 +50,12 @@ class DiscussionService:
         if not principal.can_write_at_all:
             raise Forbidden(principal.read_only_reason("take part in discussions"))
 
-    def _require_author_or_writer(self, repo: RepoRow, discussion_author_id: int | None, principal: Principal) -> None:
+    def _require_author_or_writer(self, repo: RepoRow, discussion_author_id: int | None, principal: Principal,
+                                  what: str = "do this") -> None:
         if self.repos.policy.allows(principal, repo, Action.WRITE):
             return
         if principal.account is None or principal.user.id != discussion_author_id:
-            raise Forbidden("Only the author or a maintainer of the repo can do this")
+            raise Forbidden(f"Only the author or a maintainer of the repo can {what}")
 
     def page(self, repo: RepoRow, *, is_pull_request: bool | None = None, statuses: tuple[str, ...] | None = None,
              author: str | None = None, offset: int = 0, limit: int = 50) -> tuple[list[DiscussionRow], int]:
@@ -197,13 +199,16 @@ class DiscussionService:
 
     def check_can_commit(self, repo: RepoRow, principal: Principal, ref: str) -> None:
         """Commits to ``refs/pr/N`` need a contributor (``Action.CONTRIBUTE``) who is the PR's author,
-        or a writer, and an open PR."""
+        or a writer, and an open PR. The one rule of both doors: API commits (``api/commits.py``) and
+        git pushes by a non-writer (``hub/push.py``)."""
         self.repos.policy.check(principal, repo, Action.CONTRIBUTE)
         num = pr_number(ref)
         if num is None:
             raise RevisionNotFound(f"Invalid rev id: {ref}")
         discussion = self.get(repo, num)
-        self._require_author_or_writer(repo, discussion.author_id, principal)
+        if not discussion.is_pull_request:
+            raise RevisionNotFound(f"Invalid rev id: {ref}")
+        self._require_author_or_writer(repo, discussion.author_id, principal, f"commit to pull request {num}")
         if discussion.status not in OPEN_STATES:
             raise BadRequest(f"Pull request {num} is {discussion.status}: commits are refused")
 

@@ -13,6 +13,10 @@ The rules are those of the commit API, plus the ones only git can break:
   ``refs/pr/*`` and ``refs/convert/*`` (pull requests, conversions);
 - ``main`` cannot be deleted. Force pushes are allowed, as on the Hub (squashing history or
   removing a leaked secret needs them), and so are deleting other branches and moving tags;
+- a pusher without write access to the repo (a contributor: ``api/git_http.py`` decided) may only
+  update ``refs/pr/N`` of open pull requests they opened, by the rule the commit API applies to
+  commits to a pull request (``DiscussionService.check_can_commit``); one other ref refuses the
+  whole push. Their force pushes to their own pull request are allowed, as a writer's are;
 - branches point at commits, tags at commits or at annotated tags of commits;
 - every file a new commit adds or changes has a valid path (``check_file_path``), is a regular or
   executable file (no symlinks, no submodules), and is either at most ``max_regular_bytes`` or an
@@ -32,9 +36,10 @@ from typing import TYPE_CHECKING
 import pygit2
 
 from aicommons.db.repos import RepoRow, RepoStore
-from aicommons.errors import BadRequest, Forbidden
+from aicommons.errors import BadRequest, Forbidden, HubError
 from aicommons.gitrepo import GitStore, blob_at, commit_at
 from aicommons.gitrepo.store import extends
+from aicommons.hub.access import Principal
 from aicommons.hub.discussions import OPEN_STATES
 from aicommons.hub.gitattributes import MAX_POINTER_SIZE, parse_pointer
 from aicommons.hub.lfs import LfsService
@@ -113,7 +118,8 @@ class PushService:
     def __init__(self, repos: RepoService, store: RepoStore, git: GitStore, lfs: LfsService,
                  max_regular_bytes: int, admit: Callable[[RepoRow, int], None] | None = None,
                  pr_status: Callable[[RepoRow, int], str | None] | None = None,
-                 pr_commit: Callable[[RepoRow, str, str, str, int], None] | None = None):
+                 pr_commit: Callable[[RepoRow, str, str, str, int], None] | None = None,
+                 may_commit_to_pr: Callable[[RepoRow, Principal, str], None] | None = None):
         self.repos = repos
         self.store = store
         self.git = git
@@ -125,6 +131,9 @@ class PushService:
         self.pr_status = pr_status
         # Adds a "commit" event to a pull request: (repo, ref, commit id, summary, pusher's id).
         self.pr_commit = pr_commit
+        # Raises unless this principal may add commits to this refs/pr/N: the commit API's rule
+        # (DiscussionService.check_can_commit), so both doors decide alike.
+        self.may_commit_to_pr = may_commit_to_pr
 
     @classmethod
     def of(cls, hub: Hub) -> PushService:
@@ -134,21 +143,27 @@ class PushService:
 
         return cls(hub.repos, hub.repo_store, hub.git, hub.lfs, hub.settings.max_regular_file_bytes,
                    admit=lambda repo, n: hub.storage.check_upload(repo.owner_id, n), pr_status=pr_status,
-                   pr_commit=hub.discussions.record_commit)
+                   pr_commit=hub.discussions.record_commit, may_commit_to_pr=hub.discussions.check_can_commit)
 
     # --- before the push lands (in the pre-receive hook, objects still in quarantine) ------------
 
-    def check(self, repo: RepoRow, git_repo: pygit2.Repository, updates: list[RefUpdate]) -> PushPlan:
+    def check(self, repo: RepoRow, git_repo: pygit2.Repository, updates: list[RefUpdate],
+              contributor: Principal | None = None) -> PushPlan:
         """Raise a HubError saying what is wrong, or return the plan of an acceptable push.
 
-        ``git_repo`` must see the quarantined objects (the hook adds them as an alternate)."""
+        ``git_repo`` must see the quarantined objects (the hook adds them as an alternate).
+        ``contributor``: the pusher, when they may not write to the repo (only their own pull
+        requests then); None for a writer."""
+        for update in updates:  # which refs, before any commit is read
+            check_ref_update(update)
+            self._check_pull_request(repo, update)
+            if contributor is not None:
+                self._check_contributor(repo, contributor, update)
         known = self._known_tips(git_repo)
         checked: dict[str, list[LfsFile]] = {}  # commit id -> LFS files it adds; each commit once
         regular: dict[str, int] = {}  # blob id -> size of the regular files the new commits add
         plan = PushPlan(updates, repo_id=repo.id)
         for update in updates:
-            check_ref_update(update)
-            self._check_pull_request(repo, update)
             if update.new is None:
                 continue
             tip = self._target_commit(git_repo, update)
@@ -168,7 +183,7 @@ class PushService:
         return plan
 
     def _check_pull_request(self, repo: RepoRow, update: RefUpdate) -> None:
-        """A push to ``refs/pr/N`` (the pusher may write: git_http.py asked) needs PR N to be open."""
+        """A push to ``refs/pr/N``, by a writer or by the PR's author, needs PR N to be open."""
         num = pr_number(update.ref)
         if num is None:
             return
@@ -177,6 +192,19 @@ class PushService:
             raise Forbidden(f"{update.ref}: there is no pull request {num}")
         if status not in OPEN_STATES:
             raise Forbidden(f"{update.ref}: pull request {num} is {status}; pushes to it are refused")
+
+    def _check_contributor(self, repo: RepoRow, pusher: Principal, update: RefUpdate) -> None:
+        """A pusher without write access: only ``refs/pr/N`` of their own open pull requests."""
+        if pr_number(update.ref) is None:
+            raise Forbidden(f"{update.ref}: you may not write to {repo.full_id}; without write access a push may "
+                            "only update refs/pr/N of your own open pull requests "
+                            "(`git push origin pr/N:refs/pr/N`), and nothing of this push was applied")
+        if self.may_commit_to_pr is None:
+            raise Forbidden(f"{update.ref}: pushes to pull requests need write access to {repo.full_id}")
+        try:
+            self.may_commit_to_pr(repo, pusher, update.ref)
+        except HubError as exc:
+            raise Forbidden(f"{update.ref}: {exc.message}") from None
 
     @staticmethod
     def _known_tips(git_repo: pygit2.Repository) -> list[pygit2.Oid]:

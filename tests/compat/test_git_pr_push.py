@@ -184,3 +184,29 @@ def test_a_stranger_learns_nothing_of_a_private_repo_through_push(live_hub, api,
                 http.post(f"/{rid}/git-receive-pack", content=b"0000",
                           headers={"Content-Type": "application/x-git-receive-pack-request"}))])
     assert answers[0] == answers[1] and answers[0][0][0] == 404
+
+
+def test_on_a_gated_repo_only_an_admitted_author_pushes(git, tmp_path, api, bob_api, live_hub, repo_id):
+    api.upload_file(path_or_fileobj=b"v1\n", path_in_repo="notes.txt", repo_id=repo_id)
+    api.update_repo_settings(repo_id, gated="manual")
+    remote = url_as(live_hub, "bob", BOB_TOKEN, repo_id)
+    with httpx.Client(base_url=live_hub.url, auth=("bob", BOB_TOKEN), timeout=30) as http:
+        refused = http.get(f"/{repo_id}/info/refs", params={"service": "git-receive-pack"})
+    assert (refused.status_code, refused.headers.get("x-error-code")) == (403, "GatedRepo")
+
+    api.grant_access(repo_id, "bob")
+    pr = bob_api.create_commit(repo_id, [CommitOperationAdd("notes.txt", b"v2\n")], commit_message="admitted",
+                               create_pr=True)
+    ref = f"refs/pr/{pr.pr_num}"
+    work = tmp_path / "bob"
+    checkout_pr(git, work, remote, ref)
+    head = commit_files(git, work, {"notes.txt": b"v3\n"}, "bob, admitted")
+    git("push", "origin", f"pr:{ref}", cwd=work)
+    assert pr_heads(api, repo_id) == {ref: head}
+
+    # Access withdrawn: his own pull request takes no more pushes.
+    api.reject_access_request(repo_id, "bob", rejection_reason="no longer")
+    later = commit_files(git, work, {"notes.txt": b"v4\n"}, "after rejection")
+    assert_refused(git, work, "origin", f"pr:{ref}", says="403")
+    assert pr_heads(api, repo_id) == {ref: head}
+    assert_not_on_hub(api, repo_id, later)

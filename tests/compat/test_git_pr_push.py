@@ -98,6 +98,11 @@ def test_pr_author_pushes_to_their_pull_request_with_lfs(git, tmp_path, api, bob
     api.merge_pull_request(repo_id, num)
     files = {s.rfilename: s for s in api.model_info(repo_id, files_metadata=True).siblings}
     assert files["model.safetensors"].lfs.sha256 == hashlib.sha256(weights).hexdigest()
+    # Merged: no more pushes to it.
+    late = commit_files(git, work, {"notes.txt": b"after the merge\n"}, "late")
+    assert_refused(git, work, "origin", f"pr:{ref}", says="is merged")
+    assert pr_heads(api, repo_id) == {ref: amended}
+    assert_not_on_hub(api, repo_id, late)
 
 
 def test_a_non_writers_push_to_anything_else_lands_nothing(git, tmp_path, api, bob_api, live_hub, repo_id):

@@ -18,9 +18,10 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 from .. import worker_protocol as P
 from ..engine import PROMPT_LOGPROBS, EngineStep, SamplingParams
@@ -51,9 +52,17 @@ class _WorkerClient:
         self._send_lock = threading.Lock()
 
     @staticmethod
-    def _start(resolved: ResolvedModel, task: str, settings) -> tuple[subprocess.Popen, Connection, P.Ready]:
-        """On the loader thread: spawn the worker and wait for its model to load."""
+    def _start(resolved: ResolvedModel, task: str, settings,
+               meanwhile: Callable[[], Any] = lambda: None) -> tuple[subprocess.Popen, Connection, P.Ready, Any]:
+        """On the loader thread: spawn the worker, run ``meanwhile`` (the hub's own part of the load,
+        such as its tokenizer, done while the worker imports torch: both cores work), then wait for
+        the worker's model to load. -> (process, connection, its Ready, what ``meanwhile`` returned)."""
         proc, conn = spawn_worker(resolved, task, settings)
+        try:
+            mine = meanwhile()
+        except BaseException:
+            _kill(proc, conn)  # still importing: it would not hear a Shutdown
+            raise
         try:
             if not conn.poll(settings.load_timeout_seconds):
                 raise GenerationFailed("the engine process did not load the model in time")
@@ -64,7 +73,7 @@ class _WorkerClient:
             _stop(proc, conn)
             detail = f": {ready.kind}: {ready.message}" if isinstance(ready, P.LoadFailed) else ""
             raise GenerationFailed(f"the engine process could not load the model{detail}")
-        return proc, conn, ready
+        return proc, conn, ready, mine
 
     # ---- messages from the worker ------------------------------------------------------------
     def _ensure_reader(self) -> None:
@@ -169,11 +178,13 @@ class ProcessLM(LMText, _WorkerClient):
 
     @classmethod
     def load(cls, resolved: ResolvedModel, settings) -> ProcessLM:
-        from transformers import AutoTokenizer
+        def tokenizer():
+            from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(Path(resolved.local_dir), **gguf_kwargs(resolved))
-        proc, conn, ready = cls._start(resolved, "text-generation", settings)
-        return cls(proc, conn, tokenizer, ready)
+            return AutoTokenizer.from_pretrained(Path(resolved.local_dir), **gguf_kwargs(resolved))
+
+        proc, conn, ready, loaded = cls._start(resolved, "text-generation", settings, tokenizer)
+        return cls(proc, conn, loaded, ready)
 
     async def prompt_logprobs(self, prompt_ids: list[int], top: int = 0) -> list:
         (value,) = await self._call(PROMPT_LOGPROBS, [list(prompt_ids)], {"top": top}, len(prompt_ids))
@@ -213,8 +224,8 @@ class ProcessVisionLM(VisionPrompts, ProcessLM):
         from .. import tasks as T
         from .vision_lm import load_processor
 
-        processor = load_processor(Path(resolved.local_dir))
-        proc, conn, ready = cls._start(resolved, T.VISION_CHAT, settings)
+        proc, conn, ready, processor = cls._start(resolved, T.VISION_CHAT, settings,
+                                                  lambda: load_processor(Path(resolved.local_dir)))
         engine = cls(proc, conn, processor.tokenizer, ready)
         engine._init_processor(processor)
         return engine
@@ -242,13 +253,15 @@ class ProcessEncoder(_WorkerClient):
     def load(cls, resolved: ResolvedModel, task: str, settings, on_batch=None) -> ProcessEncoder:
         from .. import tasks as T
 
-        tokenizer = None
-        if task not in T.MEDIA_TASKS:
+        def tokenizer():
+            if task in T.MEDIA_TASKS:
+                return None
             from transformers import AutoTokenizer
 
-            tokenizer = AutoTokenizer.from_pretrained(Path(resolved.local_dir))
-        proc, conn, ready = cls._start(resolved, task, settings)
-        return cls(task, proc, conn, tokenizer, ready, on_batch)
+            return AutoTokenizer.from_pretrained(Path(resolved.local_dir))
+
+        proc, conn, ready, loaded = cls._start(resolved, task, settings, tokenizer)
+        return cls(task, proc, conn, loaded, ready, on_batch)
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         from .transformers_encoder import count_tokens
@@ -287,6 +300,12 @@ def _stop(proc: subprocess.Popen, conn: Connection) -> None:
             conn.close()
         except OSError:
             pass
+
+
+def _kill(proc: subprocess.Popen, conn: Connection) -> None:
+    proc.kill()
+    proc.wait(timeout=10)
+    conn.close()
 
 
 def _call_soon(loop, fn, *args) -> bool:

@@ -136,7 +136,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Star
             Middleware(RawPathMiddleware),
             Middleware(AuditMiddleware, hub=hub),  # outside Auth: refused credentials are recorded too
             Middleware(AuthMiddleware, hub=hub),
-            Middleware(RateLimitMiddleware, limiter=RequestLimiter.from_settings(settings)),
+            Middleware(RateLimitMiddleware, limiter=RequestLimiter.from_settings(settings), sessions=hub.sessions),
             Middleware(InputGuardMiddleware),  # NUL in a URL: 400 on every backend (audited)
             Middleware(RouteNoteMiddleware),  # innermost: which route answered, for the metrics
         ] + ([Middleware(UpstreamStaleMiddleware)] if hub.upstream is not None else []),

@@ -74,13 +74,14 @@ SETTINGS: tuple[Setting, ...] = (
             "they hold across replicas: `on`, `off`, or `auto` (on with PostgreSQL, the multi-replica "
             "setup; off with SQLite, where one process serves)."),
     Setting("API_REQUESTS_PER_MINUTE", "5000",
-            "Hub API requests (everything but downloads, inference and signed transfers) per minute "
-            "per token; 0 = unlimited. Over it: 429 with `Retry-After` and `RateLimit` headers."),
+            "Hub API requests (everything but downloads, inference and signed transfers, web pages "
+            "included) per minute per user, all their tokens and web sessions together; 0 = unlimited. "
+            "Over it: 429 with `Retry-After` and `RateLimit` headers."),
     Setting("ANON_API_REQUESTS_PER_MINUTE", "1000",
             "The same for anonymous callers, per client IP (behind a proxy: the address "
             "forwarded by a proxy of `TRUSTED_PROXIES`)."),
     Setting("RESOLVER_REQUESTS_PER_MINUTE", "20000",
-            "File downloads (`/resolve/`) per minute per token; 0 = unlimited."),
+            "File downloads (`/resolve/`) per minute per user; 0 = unlimited."),
     Setting("ANON_RESOLVER_REQUESTS_PER_MINUTE", "5000",
             "File downloads per minute per anonymous client IP."),
     Setting("DOWNLOAD_CACHE_BYTES", "10GB",

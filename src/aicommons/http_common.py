@@ -1,5 +1,6 @@
 """HTTP plumbing both doors share (``api/`` and ``web/``): the hub a request belongs to, who is
-asking, the public base URL, and running blocking domain code off the event loop.
+asking, the web session cookie's name, the public base URL, and running blocking domain code off
+the event loop.
 
 It sits between the doors and the hub (``[tool.importlinter]`` in pyproject): ``api`` and ``web``
 both import it and never each other; it imports neither.
@@ -17,6 +18,10 @@ from starlette.responses import Response
 
 from aicommons.hub.access import Principal
 from aicommons.hub.hub import Hub
+
+# The web UI's session cookie (web/session.py). Pages sign in with it; the API ignores it, but for
+# the request rate limiter (api/middleware.py), which counts a signed-in browser against its user.
+SESSION_COOKIE = "aicommons_session"
 
 
 def hub_of(request: Request) -> Hub:

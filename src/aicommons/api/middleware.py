@@ -9,9 +9,11 @@ import os
 
 import anyio
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import cookie_parser
 
-from aicommons.api.rate_limits import resource_of
+from aicommons.api.rate_limits import budget_of, resource_of
 from aicommons.errors import HubError, Unauthorized
+from aicommons.http_common import SESSION_COOKIE
 from aicommons.hub.access import anonymous
 from aicommons.hub.audit import is_audited
 
@@ -151,20 +153,47 @@ class AuthMiddleware:
                                                             via="basic")
 
 
+_SESSION_COOKIE_PREFIX = f"{SESSION_COOKIE}=".encode()
+
+
+def session_cookie(scope) -> str | None:
+    """The web session cookie's value, if the request carries one (``web/session.py``)."""
+    for name, value in scope["headers"]:
+        if name == b"cookie" and _SESSION_COOKIE_PREFIX in value:
+            return cookie_parser(value.decode("latin-1")).get(SESSION_COOKIE) or None
+    return None
+
+
 class RateLimitMiddleware:
     """Counts each request against its caller's budget (``api/rate_limits.py``); runs after
-    ``AuthMiddleware``, which names the caller. Answers within budget carry ``RateLimit`` headers."""
+    ``AuthMiddleware``, which names the caller. Answers within budget carry ``RateLimit`` headers.
 
-    def __init__(self, app, limiter):
+    A request without a token that carries a web session cookie (a signed-in browser's page, or a
+    page's own API call) spends the session's user's budget at the signed-in limits, as that user's
+    tokens do; ``sessions`` (``hub/sessions.py``) names the user, from memory for a cookie seen in
+    the last minute, else with one lookup off the event loop. A cookie naming no live session spends
+    the address's anonymous budget."""
+
+    def __init__(self, app, limiter, sessions):
         self.app = app
         self.limiter = limiter
+        self.sessions = sessions
 
     async def __call__(self, scope, receive, send):
         resource = resource_of(scope["path"]) if scope["type"] == "http" else None
         if resource is None:
             return await self.app(scope, receive, send)
+        principal = scope["state"]["principal"]
+        budget, signed_in = budget_of(principal), not principal.is_anonymous
+        cookie = None if signed_in else session_cookie(scope)
+        if cookie:
+            known, user_key = self.sessions.cached_budget_key(cookie)
+            if not known:
+                user_key = await anyio.to_thread.run_sync(self.sessions.budget_key, cookie)
+            if user_key is not None:
+                budget, signed_in = user_key, True
         try:
-            headers = self.limiter.take(resource, scope["state"]["principal"])
+            headers = self.limiter.take(resource, budget, signed_in)
         except HubError as exc:
             from aicommons.api.errors import error_response
 

@@ -1,6 +1,6 @@
 """Requests-per-minute limits on the hub's own API, per caller (security spec A8, API4).
 
-Each caller (a token, or an anonymous client's IP) has two token buckets, as on the Hub:
+Each caller (a user, or an anonymous client's IP) has two token buckets, as on the Hub:
 ``resolvers`` for file downloads (``/resolve/``, which a single ``snapshot_download`` calls once
 per file) and ``api`` for everything else (API calls, git, web pages). Capacity is a minute's worth
 of requests, refilled continuously. A refused request gets 429 ``TooManyRequests`` with
@@ -36,6 +36,11 @@ def resource_of(path: str) -> str | None:
     return "resolvers" if "/resolve/" in path else "api"
 
 
+def budget_of(principal) -> str:
+    """The budget a caller spends: its user's (``user:<id>``, as a web session's), else its address's."""
+    return principal.key if principal.account is None else f"user:{principal.account.id}"
+
+
 IDLE_FORGET_SECONDS = 120  # a bucket refills in 60 s: after that it is as good as a new one
 
 
@@ -54,13 +59,14 @@ class RequestLimiter:
                     ("resolvers", True): settings.resolver_requests_per_minute,
                     ("resolvers", False): settings.anon_resolver_requests_per_minute})
 
-    def take(self, resource: str, principal) -> dict[str, str]:
-        """Count one request; return the headers to add to its answer, or raise TooManyRequests."""
-        limit = self._limits[(resource, not principal.is_anonymous)]
+    def take(self, resource: str, budget: str, signed_in: bool) -> dict[str, str]:
+        """Count one request against ``budget`` (``budget_of``, or a web session's user); return the
+        headers to add to its answer, or raise TooManyRequests."""
+        limit = self._limits[(resource, signed_in)]
         if limit <= 0:
             return {}
-        with self._lock:  # the event loop and the web UI's worker threads both call this
-            bucket = self._bucket((resource, principal.key), limit)
+        with self._lock:
+            bucket = self._bucket((resource, budget), limit)
             wait = bucket.try_take(1)
             remaining = int(bucket.tokens)
         policy = f'"token bucket";"{resource}";q={limit};w=60'

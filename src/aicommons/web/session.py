@@ -4,7 +4,8 @@ Two cookies, both ``HttpOnly`` and ``SameSite=Lax`` (``Secure`` over HTTPS):
 
 - ``aicommons_session``: the random id of a server-side session (``hub/sessions.py``); it
   authenticates web pages only (the API ignores cookies, so no cross-site request can act through
-  the API with a browser's session).
+  the API with a browser's session). The request rate limiter reads it too, only to count a
+  signed-in browser against its user's budget (``api/middleware.py``).
 - ``aicommons_visitor``: a random id given to every visitor, signed in or not, on their first page.
   Each form carries ``csrf = HMAC(key, visitor id)``, with a key derived from the hub's secret for
   this purpose only; a POST is accepted only with the token of the visitor's own cookie, so another
@@ -25,7 +26,9 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
-COOKIE = "aicommons_session"
+from aicommons.http_common import SESSION_COOKIE
+
+COOKIE = SESSION_COOKIE
 VISITOR_COOKIE = "aicommons_visitor"
 _MAX_COOKIE = 128
 

@@ -43,7 +43,8 @@ class SessionService:
         self.lifetime = timedelta(seconds=lifetime_seconds)
         # Session-id hash -> ("user:<id>", expiry) of live sessions; and the hashes of cookies that
         # name none (forged, ended, expired), apart, so that a flood of those never evicts the former.
-        self._live: TTLCache[str, tuple[str, datetime]] = TTLCache(BUDGET_KEY_SECONDS, max_entries=100_000)
+        # Beyond 10,000 browsers active in a minute, the longest remembered are looked up again.
+        self._live: TTLCache[str, tuple[str, datetime]] = TTLCache(BUDGET_KEY_SECONDS, max_entries=10_000)
         self._dead: TTLCache[str, bool] = TTLCache(BUDGET_KEY_SECONDS, max_entries=10_000)
 
     def start(self, account: Account) -> str:

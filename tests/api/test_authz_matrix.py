@@ -253,6 +253,10 @@ REPO_ROUTES: dict[tuple[str, str], list[Spec]] = {
     # Inference: the model is the repo (in the path, or in the body for the OpenAI routes).
     ("/v1/chat/completions", "POST"): [Spec(READ_CONTENT, "POST", "/v1/chat/completions",
                                             json={**CHAT, "model": "{repo}"}, inference=True)],
+    # POST / (InferenceClient(base_url=<hub>)): a chat completion body naming its model is answered as
+    # /v1/chat/completions answers it; anything else is a 404 saying how to name a model, naming nothing
+    # (tests/inference/test_hub_e2e.py::test_inference_client_on_the_hubs_root_url).
+    ("/", "POST"): [Spec(READ_CONTENT, "POST", "/", json={**CHAT, "model": "{repo}"}, inference=True)],
     ("/v1/completions", "POST"): [Spec(READ_CONTENT, "POST", "/v1/completions",
                                        json={"model": "{repo}", "prompt": "hi", "max_tokens": 1}, inference=True)],
     ("/v1/embeddings", "POST"): [Spec(READ_CONTENT, "POST", "/v1/embeddings",

@@ -218,3 +218,46 @@ def test_administrators_see_load_and_unload_models(live_hub, hub_models, admin):
         assert metrics.status_code == 200 and f'model="{ids["private"]}"' in metrics.text
     actions = live_hub.cli("audit", "--actor", name).stdout
     assert f"POST /models/{ids['private']}/load -> 200" in actions  # operator actions are audited
+
+
+def test_inference_client_on_the_hubs_root_url(live_hub, hub_models):
+    """``InferenceClient(base_url=<hub>)`` with no model: the task methods post to the root URL itself
+    (``text_generation``: ``POST /`` with ``{"inputs", "parameters"}``) and got a plain-text 405; now a
+    TGI-shaped JSON error the client shows, saying how to name a model. ``chat_completion`` without a
+    model posts ``/v1/chat/completions`` with the client's placeholder ``"model": "dummy"``: a 400 with
+    the same advice (it said only that 'model' must be a repo id). A chat body with ``messages`` and a real ``model`` posted to the root is answered."""
+    from huggingface_hub import InferenceClient
+    from huggingface_hub.errors import HfHubHTTPError, ValidationError
+
+    ids, commits = hub_models
+    hub = InferenceClient(base_url=live_hub.url, token=ALICE_TOKEN, timeout=120)
+    # text_generation reads TGI's error_type: a ValidationError (from the HTTP error) with the message.
+    with pytest.raises(ValidationError) as refused:
+        hub.text_generation("hi", model=None)
+    failures = [(refused.value.__cause__, str(refused.value))]
+    for call in (lambda: hub.feature_extraction("hi"), lambda: hub.text_classification("hi")):
+        with pytest.raises(HfHubHTTPError) as refused:
+            call()
+        failures.append((refused.value, str(refused.value)))
+    for error, shown in failures:
+        assert error.response.status_code == 404, error.response.text
+        assert error.response.json()["error_type"] == "validation"
+        assert shown.count("POST / names no model") == 1  # what the client shows
+        assert f"InferenceClient(model='{live_hub.url}/models/NS/NAME')" in shown
+        assert f"base_url='{live_hub.url}/v1'" in shown
+    with pytest.raises(HfHubHTTPError) as refused:
+        hub.chat_completion([{"role": "user", "content": "hi"}], max_tokens=2)
+    assert refused.value.response.status_code == 400
+    assert "the placeholder InferenceClient sends" in str(refused.value)
+    assert f"base_url='{live_hub.url}/v1'" in str(refused.value)
+
+    # A chat completion body posted to the root names its model: answered, not refused.
+    chat = {"model": ids["llama"], "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    answered = httpx.post(live_hub.url + "/", json=chat, headers={"Authorization": f"Bearer {ALICE_TOKEN}"},
+                          timeout=120)
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["object"] == "chat.completion" and answered.json()["system_fingerprint"] == commits["llama"]
+    # ... with the access rules of /v1/chat/completions: bob cannot reach alice's private model.
+    private = {**chat, "model": ids["private"]}
+    assert httpx.post(live_hub.url + "/", json=private, headers={"Authorization": f"Bearer {BOB_TOKEN}"},
+                      timeout=120).status_code == 404

@@ -117,6 +117,19 @@ def get_stop(body: dict, name: str, limit: int, param_prefix="") -> tuple[str, .
     return tuple(s for s in value if s)
 
 
+# What InferenceClient sends as "model" when it was given none (chat_completion with a base URL).
+PLACEHOLDER_MODEL = "dummy"
+
+
+def no_model_advice(request: Request, what: str) -> str:
+    """``what`` went wrong, then how to name a model with InferenceClient (or any client)."""
+    base = str(request.base_url).rstrip("/")
+    return (f"{what}: name a model. The task methods of InferenceClient(base_url=...) post to the base URL "
+            f"itself: give the model's URL instead, InferenceClient(model='{base}/models/NS/NAME') (POST "
+            f"/models/NS/NAME). For chat, InferenceClient(base_url='{base}/v1') or the openai client with "
+            f"base_url='{base}/v1', and model='NS/NAME' in each call")
+
+
 def model_headers(resolved: ResolvedModel) -> dict:
     headers = {"X-Model-Id": resolved.repo_id, "X-Model-Revision": resolved.commit}
     if resolved.license:

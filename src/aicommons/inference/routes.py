@@ -14,7 +14,7 @@ from aicommons.errors import HubError
 
 from . import speech
 from .errors import InvalidRequest
-from .http_util import openai_error, path_repo_id, tgi_error
+from .http_util import no_model_advice, openai_error, parse_json_object, path_repo_id, read_body, tgi_error
 from .metrics import CONTENT_TYPE
 from .routes_admin import AdminRoutes, require_admin
 from .routes_hf import HFRoutes
@@ -45,11 +45,27 @@ def inference_routes(service) -> list[BaseRoute]:
     async def no_model(request: Request):
         # InferenceClient(base_url=f"{hub}/v1").text_classification(...) and the other task methods
         # post to the base URL itself: say what to do instead of the web UI's 403 page for "/v1".
-        base = str(request.base_url).rstrip("/")
-        return openai_error(InvalidRequest(
-            f"{request.method} /v1 names no model: the task methods of InferenceClient(base_url=...) post "
-            f"to the base URL itself. Give the model's URL instead, InferenceClient(model='{base}/models/NS/NAME'), "
-            f"or use the OpenAI routes under /v1/ (chat_completion(model='NS/NAME'))", param="model", status=404))
+        return openai_error(InvalidRequest(no_model_advice(request, f"{request.method} /v1 names no model"),
+                                           param="model", status=404))
+
+    async def root(request: Request):
+        # InferenceClient(base_url=<hub>) with no model: its task methods post to the hub's root (a
+        # plain-text 405 before). A body that is a chat completion naming its model ("messages" and
+        # "model": what the openai client or a TGI-style caller would send) is answered as
+        # /v1/chat/completions answers it, access rules included; anything else is TGI's flat error
+        # (the shape InferenceClient shows) saying how to name a model.
+        try:
+            raw = await read_body(request)
+        except HubError as exc:
+            return tgi_error(exc)
+        try:
+            body = parse_json_object(raw)
+        except InvalidRequest:
+            body = {}
+        if isinstance(body.get("model"), str) and "messages" in body:
+            return await oa.chat_completions(request, body=body)
+        return tgi_error(InvalidRequest(no_model_advice(request, "POST / names no model"), param="model",
+                                        status=404))
 
     async def tasks(request: Request):
         return await oa.task_catalog(request)
@@ -60,6 +76,7 @@ def inference_routes(service) -> list[BaseRoute]:
     model = "/models/{ns}/{name}"
     return [
         Route("/api/tasks", tasks, methods=["GET"]),
+        Route("/", root, methods=["POST"]),
         Route("/v1", no_model, methods=["POST"]),
         Route("/v1/models", oa.list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", oa.retrieve_model, methods=["GET"]),

@@ -28,11 +28,13 @@ from .chat_template import image_urls, normalize_messages
 from .errors import InvalidRequest, UnsupportedTask, openai_error_body
 from .generation import GenerationStats, stream_deltas
 from .http_util import (
+    PLACEHOLDER_MODEL,
     SSE_DONE,
     SSE_HEADERS,
     abandon,
     get_number,
     model_headers,
+    no_model_advice,
     openai_error,
     principal_of,
     read_json,
@@ -51,19 +53,25 @@ class OpenAIRoutes:
         self.service = service
 
     # ---- chat / completions ------------------------------------------------------------------
-    async def chat_completions(self, request: Request, fixed_model: str | None = None):
-        return await self._generate(request, chat=True, fixed_model=fixed_model)
+    async def chat_completions(self, request: Request, fixed_model: str | None = None, body: dict | None = None):
+        """``body``: already read (``POST /`` reads it to tell a chat completion from a task call)."""
+        return await self._generate(request, chat=True, fixed_model=fixed_model, body=body)
 
     async def completions(self, request: Request):
         return await self._generate(request, chat=False)
 
-    async def _generate(self, request: Request, *, chat: bool, fixed_model: str | None = None):
+    async def _generate(self, request: Request, *, chat: bool, fixed_model: str | None = None,
+                        body: dict | None = None):
         service = self.service
         principal = principal_of(request)
         lease = None
         try:
-            body = await read_json(request)
+            body = await read_json(request) if body is None else body
             model_ref = fixed_model or body.get("model")
+            if fixed_model is None and model_ref == PLACEHOLDER_MODEL:
+                # InferenceClient(base_url=<hub>).chat_completion(...) with no model sends its placeholder.
+                raise InvalidRequest(no_model_advice(request, f"'model' is {PLACEHOLDER_MODEL!r}, the placeholder "
+                                                     "InferenceClient sends when no model was given"), param="model")
             tool_spec = None
             urls: list[str] = []
             if chat:

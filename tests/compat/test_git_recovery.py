@@ -162,6 +162,47 @@ def test_a_truncated_git_object_is_a_clear_error_and_the_rest_of_the_repo_still_
     assert oid in hub.cli("fsck", check=False).stdout
 
 
+def damage(data_dir: Path, oid: str) -> None:
+    """Cut the loose object ``oid`` short on disk (a full disk, a crash, a bad copy)."""
+    [loose] = data_dir.glob(f"git/*/*.git/objects/{oid[:2]}/{oid[2:]}")
+    raw = loose.read_bytes()
+    loose.chmod(0o600)
+    loose.write_bytes(raw[:20])
+
+
+def test_a_listing_with_one_damaged_object_lists_the_other_entries(data_dir):
+    # One damaged blob made list_repo_tree and the web tree page fail as a whole (a 500). The damaged
+    # entry is listed with its path and blob id, size 0, no lfs and "damaged": true; a damaged folder
+    # is listed (damaged) but not descended into. Reading the damaged file itself stays a clear 500.
+    with hub_with_a_repo(data_dir) as (hub, api, repo_id):
+        api.upload_file(path_or_fileobj=b"intact\n", path_in_repo="a.txt", repo_id=repo_id)
+        api.upload_file(path_or_fileobj=b"soon damaged\n" * 10, path_in_repo="b.txt", repo_id=repo_id)
+        api.upload_file(path_or_fileobj=b"in a folder\n", path_in_repo="d/c.txt", repo_id=repo_id)
+        api.upload_file(path_or_fileobj=b"in another\n", path_in_repo="e/f.txt", repo_id=repo_id)
+        before = {f.path: f for f in api.list_repo_tree(repo_id, recursive=True)}
+        damage(data_dir, before["b.txt"].blob_id)
+
+        listed = {f.path: f for f in api.list_repo_tree(repo_id)}
+        assert set(listed) == {".gitattributes", "a.txt", "b.txt", "d", "e"}
+        assert listed["a.txt"].size == 7 and listed["a.txt"].blob_id == before["a.txt"].blob_id
+        assert (listed["b.txt"].size, listed["b.txt"].lfs, listed["b.txt"].blob_id) == (0, None,
+                                                                                          before["b.txt"].blob_id)
+        with httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=20) as http:
+            raw = {e["path"]: e for e in http.get(f"/api/models/{repo_id}/tree/main").json()}
+            assert raw["b.txt"]["damaged"] is True and "damaged" not in raw["a.txt"]
+            page = http.get(f"/{repo_id}/tree/main")
+            assert page.status_code == 200
+            assert "a.txt" in page.text and "b.txt" in page.text and ">damaged</span>" in page.text
+            assert http.get(f"/{repo_id}/resolve/main/b.txt").headers["X-Error-Code"] == "CorruptGitObject"
+
+            damage(data_dir, before["d"].tree_id)  # the folder's own tree
+            deep = {f.path: f for f in api.list_repo_tree(repo_id, recursive=True)}
+            assert set(deep) == {".gitattributes", "a.txt", "b.txt", "d", "e", "e/f.txt"}
+            damaged = [e["path"] for e in http.get(f"/api/models/{repo_id}/tree/main", params={"recursive": "true"}
+                                                   ).json() if e.get("damaged")]
+            assert damaged == ["b.txt", "d"]
+
+
 async def one_chunk(data: bytes):
     yield data
 

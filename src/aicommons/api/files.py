@@ -197,7 +197,7 @@ def tree(request: Request) -> Response:
     entries: list[Entry] = []
     more = False
     try:
-        for entry in content.list_tree(git_repo, commit, path, recursive, after=after):
+        for entry in content.list_tree(git_repo, commit, path, recursive, after=after, keep_damaged=True):
             if len(entries) == page_size:
                 more = True
                 break

@@ -38,8 +38,11 @@ def repo_url(public_url: str, repo: RepoRow) -> str:
 def tree_entry(entry: Entry, last_commit: CommitInfo | None = None, xet_hash: str | None = None,
                security: dict | None = None) -> dict:
     """``xet_hash``: the file's Xet hash when its object was uploaded through Xet; clients then
-    download it through Xet without a HEAD first (spec §8.4). ``security``: its scan status."""
+    download it through Xet without a HEAD first (spec §8.4). ``security``: its scan status. A
+    ``damaged`` entry (its git object cannot be read back) says so, with size 0 and no ``lfs``."""
     out: dict = {"type": entry.type, "oid": entry.oid, "size": entry.size, "path": entry.path}
+    if entry.damaged:
+        out["damaged"] = True
     if entry.lfs is not None:
         out["lfs"] = {"oid": entry.lfs.oid, "size": entry.lfs.size, "pointerSize": entry.lfs.pointer_size}
     if xet_hash is not None:

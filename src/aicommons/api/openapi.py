@@ -47,7 +47,8 @@ _REPO_INFO = {"type": "object", "required": ["id", "sha", "private"], "propertie
     "id": _STR, "sha": {"type": "string", "pattern": "^[0-9a-f]{40}$"}, "private": {"type": "boolean"},
     "siblings": {"type": "array", "items": {"type": "object", "required": ["rfilename"]}}}}
 _TREE = {"type": "array", "items": {"type": "object", "required": ["type", "path", "oid"], "properties": {
-    "type": {"type": "string", "enum": ["file", "directory"]}, "path": _STR, "oid": _STR, "size": _INT}}}
+    "type": {"type": "string", "enum": ["file", "directory"]}, "path": _STR, "oid": _STR, "size": _INT,
+    "damaged": {"type": "boolean", "description": "its git object is damaged on disk: size 0, no lfs"}}}}
 _COMMIT_LIST = {"type": "array", "items": {"type": "object", "required": ["id", "title"], "properties": {
     "id": {"type": "string", "pattern": "^[0-9a-f]{40}$"}, "title": _STR}}}
 _REFS = {"type": "object", "required": ["branches", "tags", "converts"], "properties": {

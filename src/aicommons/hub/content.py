@@ -12,6 +12,7 @@ import pygit2
 
 from aicommons.errors import EntryNotFound, RevisionNotFound
 from aicommons.gitrepo import blob_at, entry_name, tree_at
+from aicommons.gitrepo.loose import CorruptGitObject
 from aicommons.gitrepo.store import CommitInfo, commit_info
 from aicommons.hub.gitattributes import MAX_POINTER_SIZE, LfsPointer, parse_pointer
 from aicommons.hub.reachability import commit_reachable
@@ -22,13 +23,18 @@ TREE_MODE = pygit2.GIT_FILEMODE_TREE
 
 @dataclass(frozen=True)
 class Entry:
-    """A file or directory of a tree. For files, ``size`` is the real size (the LFS object's)."""
+    """A file or directory of a tree. For files, ``size`` is the real size (the LFS object's).
+
+    ``damaged``: a listing could not read the entry's own object (``CorruptGitObject``): it is listed
+    with its path and object id (both from its intact parent tree), size 0 and no LFS information;
+    a damaged folder is listed but not descended into."""
 
     type: str  # "file" | "directory"
     path: str
     oid: str  # git object id (blob sha1 or tree sha1)
     size: int = 0
     lfs: LfsPointer | None = None
+    damaged: bool = False
 
     @property
     def etag(self) -> str:
@@ -96,10 +102,14 @@ def require_file(repo: pygit2.Repository, commit: pygit2.Commit, path: str) -> E
 
 
 def list_tree(repo: pygit2.Repository, commit: pygit2.Commit, path: str, recursive: bool,
-              after: str | None = None) -> Iterator[Entry]:
+              after: str | None = None, *, keep_damaged: bool = False) -> Iterator[Entry]:
     """Entries under ``path`` (directories too, also when recursive), in git order; with ``after``
     (a path under ``path``), only those that come after it, found without walking what comes before
-    (keyset paging: page k costs what page 1 costs, not k times that)."""
+    (keyset paging: page k costs what page 1 costs, not k times that).
+
+    ``keep_damaged`` (the listings people read: the tree API, the web page): an entry whose object is
+    damaged on disk is listed as ``Entry.damaged`` instead of failing the whole listing. Off for the
+    hub's own walks (head rows, GC, conversions), which must not take a damaged file for a small one."""
     if path:
         entry = get_entry(repo, commit, path)
         if entry is None or entry.type != "directory":
@@ -108,16 +118,23 @@ def list_tree(repo: pygit2.Repository, commit: pygit2.Commit, path: str, recursi
     else:
         tree = commit.tree
     if after is None:
-        yield from _walk(repo, tree, path, recursive)
+        yield from _walk(repo, tree, path, recursive, keep_damaged)
         return
     relative = after[len(path) + 1:] if path else after
     if (path and not after.startswith(path + "/")) or not relative:
         raise ValueError(f"{after!r} is not under {path!r}")
     names = relative.split("/")
-    last = get_entry(repo, commit, after)
+    last = get_entry(repo, commit, after) if not keep_damaged else _get_entry_or_damaged(repo, commit, after)
     keys = [_git_key(n, i < len(names) - 1 or (last is not None and last.type == "directory"))
             for i, n in enumerate(names)]
-    yield from _walk_after(repo, tree, path, recursive, keys)
+    yield from _walk_after(repo, tree, path, recursive, keys, keep_damaged)
+
+
+def _get_entry_or_damaged(repo: pygit2.Repository, commit: pygit2.Commit, path: str) -> Entry | None:
+    try:
+        return get_entry(repo, commit, path)
+    except CorruptGitObject:
+        return Entry("file", path, "", damaged=True)
 
 
 def _git_key(name: str, is_dir: bool) -> bytes:
@@ -125,8 +142,27 @@ def _git_key(name: str, is_dir: bool) -> bytes:
     return name.encode("utf-8", "surrogateescape") + (b"/" if is_dir else b"")
 
 
+def _listed(repo: pygit2.Repository, path: str, item: pygit2.Object, keep_damaged: bool) -> Entry:
+    if not keep_damaged:
+        return _entry(repo, path, item)
+    try:
+        return _entry(repo, path, item)
+    except CorruptGitObject:
+        return Entry("file", path, str(item.id), damaged=True)
+
+
+def _subtree(repo: pygit2.Repository, item: pygit2.Object, keep_damaged: bool) -> pygit2.Tree | None:
+    """The folder ``item`` to descend into; None when it is damaged and ``keep_damaged``."""
+    try:
+        return tree_at(repo, item.id)
+    except CorruptGitObject:
+        if keep_damaged:
+            return None
+        raise
+
+
 def _walk_after(repo: pygit2.Repository, tree: pygit2.Tree, prefix: str, recursive: bool,
-                keys: list[bytes]) -> Iterator[Entry]:
+                keys: list[bytes], keep_damaged: bool = False) -> Iterator[Entry]:
     """``_walk`` from just after the entry whose path has the git sort ``keys`` (one per level);
     what sorts before it is skipped by name, without reading blobs or descending."""
     for item in tree:
@@ -139,22 +175,32 @@ def _walk_after(repo: pygit2.Repository, tree: pygit2.Tree, prefix: str, recursi
         if key == keys[0]:
             # Served already (the cursor, or a folder above it); what lies inside it may not be.
             if recursive and is_dir:
-                if len(keys) > 1:
-                    yield from _walk_after(repo, tree_at(repo, item.id), item_path, True, keys[1:])
-                else:
-                    yield from _walk(repo, tree_at(repo, item.id), item_path, True)
+                sub = _subtree(repo, item, keep_damaged)
+                if sub is not None and len(keys) > 1:
+                    yield from _walk_after(repo, sub, item_path, True, keys[1:], keep_damaged)
+                elif sub is not None:
+                    yield from _walk(repo, sub, item_path, True, keep_damaged)
             continue
-        yield _entry(repo, item_path, item)
-        if recursive and is_dir:
-            yield from _walk(repo, tree_at(repo, item.id), item_path, True)
+        yield from _walk_one(repo, item, item_path, recursive, keep_damaged)
 
 
-def _walk(repo: pygit2.Repository, tree: pygit2.Tree, prefix: str, recursive: bool) -> Iterator[Entry]:
+def _walk(repo: pygit2.Repository, tree: pygit2.Tree, prefix: str, recursive: bool,
+          keep_damaged: bool = False) -> Iterator[Entry]:
     for item in tree:
         item_path = f"{prefix}/{entry_name(item)}" if prefix else entry_name(item)
-        yield _entry(repo, item_path, item)
-        if recursive and item.filemode == TREE_MODE:
-            yield from _walk(repo, tree_at(repo, item.id), item_path, True)
+        yield from _walk_one(repo, item, item_path, recursive, keep_damaged)
+
+
+def _walk_one(repo: pygit2.Repository, item: pygit2.Object, item_path: str, recursive: bool,
+              keep_damaged: bool) -> Iterator[Entry]:
+    """``item`` and, when ``recursive`` and a folder, what lies in it."""
+    if not (recursive and item.filemode == TREE_MODE):
+        yield _listed(repo, item_path, item, keep_damaged)
+        return
+    sub = _subtree(repo, item, keep_damaged)
+    yield Entry("directory", item_path, str(item.id), damaged=sub is None)
+    if sub is not None:
+        yield from _walk(repo, sub, item_path, True, keep_damaged)
 
 
 def iter_files(repo: pygit2.Repository, commit: pygit2.Commit) -> Iterator[Entry]:

@@ -306,7 +306,7 @@ def tree(request: Request) -> Response:
     if not ctx["can_read_files"]:
         return page(request, "repo.html", tab="files", entries=[], path="", **ctx)
     path = path_param(request, "path").strip("/")
-    entries = sorted(content.list_tree(ctx["git_repo"], ctx["commit"], path, recursive=False),
+    entries = sorted(content.list_tree(ctx["git_repo"], ctx["commit"], path, recursive=False, keep_damaged=True),
                      key=lambda e: (e.type != "directory", e.path.lower()))
     hub = hub_of(request)
     scans = hub.scans.file_statuses(entries)

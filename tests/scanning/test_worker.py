@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import time
 
 import pygit2
 import pytest
@@ -116,5 +117,28 @@ def test_a_blob_in_a_large_packfile_is_read_under_the_memory_limit(tmp_path):
     try:
         result = pool.scan_git_blob("evil.pkl", repo.path, str(evil), 100)
         assert result.status == "unsafe", result.to_json()
+    finally:
+        pool.close()
+
+
+def test_a_damaged_git_object_is_a_scan_error_not_a_hang(tmp_path):
+    # The worker opened repos with plain pygit2, whose loose backend spins on a truncated object until
+    # the CPU limit ends the worker. It reads them as the hub does (gitrepo/loose.py): a clear error.
+    repo = pygit2.init_repository(str(tmp_path / "repo.git"), bare=True)
+    data = pickle.dumps(list(range(200)))
+    oid = str(repo.create_blob(data))
+    loose = tmp_path / "repo.git" / "objects" / oid[:2] / oid[2:]
+    raw = loose.read_bytes()
+    loose.chmod(0o600)
+    loose.write_bytes(raw[:20])  # cut short on disk
+    pool = ScanWorkerPool(WorkerLimits(memory_mb=512, cpu_seconds=10, timeout_seconds=60))
+    try:
+        started = time.monotonic()
+        result = pool.scan_git_blob("weights.pkl", repo.path, oid, len(data))
+        assert time.monotonic() - started < 8, result.to_json()
+        assert result.status == "error"
+        [finding] = result.findings
+        assert "CorruptGitObject" in finding.message and oid in finding.message, finding.message
+        assert pool._idle  # the worker lives on for the next scan
     finally:
         pool.close()

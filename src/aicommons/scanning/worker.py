@@ -184,8 +184,13 @@ def _open(request: dict):
 
     import pygit2
 
+    from aicommons.gitrepo.loose import open_repository
+
     def open_blob():
-        repo = pygit2.Repository(request["git_dir"])
+        # Loose objects read as the hub reads them: libgit2's own loose backend spins (holding the GIL)
+        # on a truncated one until the CPU limit ends the worker; this raises CorruptGitObject, which
+        # scan_file reports as this file's error.
+        repo = open_repository(request["git_dir"])
         blob = repo[pygit2.Oid(hex=request["oid"])]
         if not isinstance(blob, pygit2.Blob):
             raise ValueError("not a blob")
@@ -210,6 +215,8 @@ def serve(memory_mb: int, cpu_seconds: int) -> int:
     import resource
 
     import pygit2  # imported before the memory limit, like everything a scan needs
+
+    import aicommons.gitrepo.loose  # noqa: F401 - the same
 
     from . import scan_file
     from .limits import ScanLimits

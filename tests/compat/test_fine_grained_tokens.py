@@ -262,3 +262,40 @@ def test_a_gated_refusal_names_the_token_when_only_the_token_is_missing(live_hub
     path = hf_hub_download(repo, "w.bin", endpoint=live_hub.url, cache_dir=tmp_path / "c",
                            token=_token(live_hub, admitted, {"canReadGatedRepos": True}))
     assert Path(path).read_bytes() == b"weights"
+
+
+def test_leaving_an_org_drops_its_scopes_from_the_tokens(live_hub):
+    """A member removed from an org (or leaving it) keeps their fine-grained tokens, less the org's
+    scopes: whoami-v2 listed them still, and they applied again when the member rejoined."""
+    suffix = uuid.uuid4().hex[:8]
+    user, boss, org, other = f"fgl{suffix}", f"fgboss{suffix}", f"fgleft{suffix}", f"fgkept{suffix}"
+    for name in (user, boss):
+        live_hub.cli("user", "create", name)
+    live_hub.cli("org", "create", org, "--member", boss, "--member", user)
+    live_hub.cli("org", "create", other, "--member", user)
+    write = _token(live_hub, user, None)
+    HfApi(endpoint=live_hub.url, token=write).create_repo(f"{org}/secret", private=True)
+    spec = {"scoped": [scoped("org", org, "repo.content.read", "org.read"), scoped("org", other, "repo.write"),
+                       scoped("user", user, "repo.write")]}
+    token = _token(live_hub, user, spec)
+    fine = HfApi(endpoint=live_hub.url, token=token)
+
+    def scopes() -> set[tuple[str, str]]:
+        return {(s["entity"]["type"], s["entity"]["name"])
+                for s in fine.whoami()["auth"]["accessToken"]["fineGrained"]["scoped"]}
+
+    assert scopes() == {("org", org), ("org", other), ("user", user)}
+    assert fine.repo_info(f"{org}/secret").private
+    with httpx.Client(base_url=live_hub.url, timeout=30) as http:
+        left = http.delete(f"/api/organizations/{org}/members/{user}", headers={"Authorization": f"Bearer {write}"})
+        assert left.status_code == 200, left.text
+    assert scopes() == {("org", other), ("user", user)}  # the other org's scope stays
+    assert org not in {o["name"] for o in fine.whoami()["orgs"]}
+    with pytest.raises(RepositoryNotFoundError):
+        fine.repo_info(f"{org}/secret")
+
+    live_hub.cli("org", "add-member", org, user, "--role", "write")  # rejoining brings back no scope
+    assert HfApi(endpoint=live_hub.url, token=write).repo_info(f"{org}/secret").private  # (a member again)
+    assert scopes() == {("org", other), ("user", user)}
+    with pytest.raises(RepositoryNotFoundError):
+        fine.repo_info(f"{org}/secret")

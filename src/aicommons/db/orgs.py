@@ -19,6 +19,7 @@ from aicommons.db.tables import (
     org_invitations,
     org_join_requests,
     repos,
+    tokens,
 )
 from aicommons.db.upsert import insert_ignore, new_id
 
@@ -71,6 +72,7 @@ class OrgStore:
             if current is None or (current == "admin" and self._admins(conn, org_id) <= 1):
                 return False
             conn.execute(delete(memberships).where(memberships.c.org_id == org_id, memberships.c.user_id == user_id))
+            _drop_org_scopes(conn, org_id, user_id)
             return True
 
     @staticmethod
@@ -188,3 +190,19 @@ class OrgStore:
                 "following": count(select(func.count()).select_from(follows).where(follows.c.follower_id == account_id)),
                 "members": count(select(func.count()).select_from(memberships).where(memberships.c.org_id == account_id)),
             }
+
+
+def _drop_org_scopes(conn: Connection, org_id: int, user_id: int) -> None:
+    """A member who leaves (or is removed from) an org loses the org's permissions on their
+    fine-grained tokens, in the same transaction: a token's org scope lasts only while its user is a
+    member, and rejoining does not bring it back (docs/teams.md). Stored as
+    ``hub/token_scopes.Grants.to_stored()``: ``{"scoped": [{"kind", "id", "permissions"}]}``."""
+    rows = conn.execute(select(tokens.c.id, tokens.c.fine_grained).where(tokens.c.user_id == user_id)).all()
+    for row in rows:
+        grants = row.fine_grained
+        if not isinstance(grants, dict):
+            continue  # a classic read/write token
+        scoped = grants.get("scoped") or []
+        kept = [s for s in scoped if not (s.get("kind") == "org" and int(s.get("id", 0)) == org_id)]
+        if len(kept) != len(scoped):
+            conn.execute(update(tokens).where(tokens.c.id == row.id).values(fine_grained={**grants, "scoped": kept}))

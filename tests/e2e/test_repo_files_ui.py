@@ -112,3 +112,24 @@ def test_a_xet_upload_is_marked_xet(page, api, repo_id, monkeypatch):  # noqa: F
     assert page.locator("#file-list tr", has_text="model.safetensors").locator(".badge.store-xet").inner_text() == "Xet"
     page.goto(f"/{repo_id}/blob/main/model.safetensors")
     assert "Xet" in page.inner_text("#file-panel") and page.locator("#file-panel dt", has_text="Xet hash").count() == 1
+
+
+def test_a_damaged_file_is_listed_with_a_badge(browser, live_hub, page, api, repo_id):  # noqa: F811
+    # One damaged git object made the whole Files tab a 500 (hub/content.py, keep_damaged). The page
+    # lists it with a "damaged" badge in place of its size, and stays accessible.
+    from tests.e2e.test_accessibility import WIDTHS, check_page
+
+    api.create_commit(repo_id, commit_message="Files", operations=[
+        CommitOperationAdd("intact.txt", b"intact\n"), CommitOperationAdd("broken.txt", b"soon damaged\n" * 10)])
+    oid = {f.path: f.blob_id for f in api.list_repo_tree(repo_id)}["broken.txt"]
+    [loose] = live_hub.data_dir.glob(f"git/*/*.git/objects/{oid[:2]}/{oid[2:]}")
+    raw = loose.read_bytes()
+    loose.chmod(0o600)
+    loose.write_bytes(raw[:20])  # cut short on disk
+    page.goto(f"/{repo_id}/tree/main")
+    badge = page.locator("#file-list tr", has_text="broken.txt").locator(".badge")
+    assert badge.inner_text() == "damaged" and "aicommons fsck" in badge.get_attribute("title")
+    assert "7 B" in page.locator("#file-list tr", has_text="intact.txt").inner_text()
+    problems = [p for width in WIDTHS for scheme in ("light", "dark")
+                for p in check_page(browser, live_hub, f"/{repo_id}/tree/main", False, width, scheme, "damaged")]
+    assert not problems, "\n".join(problems)

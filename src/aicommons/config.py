@@ -769,7 +769,7 @@ class Settings:
 
     @property
     def scan_worker_limits(self):
-        from aicommons.scanning.worker import WorkerLimits
+        from aicommons.scanning.limits import WorkerLimits
 
         return WorkerLimits(self.scan_memory_mb, self.scan_cpu_seconds, self.scan_timeout_seconds)
 

@@ -56,3 +56,14 @@ class ScanLimits:
 
 
 DEFAULT_LIMITS = ScanLimits()
+
+
+@dataclass(frozen=True)
+class WorkerLimits:
+    """What a scan worker process may use (``worker.py``): the settings' SCAN_MEMORY_MB,
+    SCAN_CPU_SECONDS and SCAN_TIMEOUT_SECONDS. Here, not in worker.py, so that reading the settings
+    (``config.py``) imports nothing of the worker's (it reads git objects)."""
+
+    memory_mb: int = 1024
+    cpu_seconds: int = 120
+    timeout_seconds: float = 300.0

@@ -31,18 +31,11 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 
+from .limits import WorkerLimits
 from .results import MEMORY_ERROR, FileScan, Finding
 
 log = logging.getLogger("aicommons.scans")
-
-
-@dataclass(frozen=True)
-class WorkerLimits:
-    memory_mb: int = 1024
-    cpu_seconds: int = 120
-    timeout_seconds: float = 300.0
 
 
 class _Worker:
@@ -95,8 +88,8 @@ class _Worker:
 class ScanWorkerPool:
     """Scans files in limited worker processes; safe to call from several threads."""
 
-    def __init__(self, limits: WorkerLimits = WorkerLimits(), *, recycle_after: int = 200):
-        self.limits = limits
+    def __init__(self, limits: WorkerLimits | None = None, *, recycle_after: int = 200):
+        self.limits = limits or WorkerLimits()
         self.recycle_after = recycle_after
         self._idle: list[_Worker] = []
         self._lock = threading.Lock()

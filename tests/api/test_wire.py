@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 
 import httpx
 
@@ -18,11 +19,49 @@ def test_error_wire_shape(http):
     assert re.fullmatch(r"[0-9a-f]{32}", r.headers["x-request-id"])
 
 
-def test_request_id_is_the_servers_own(http):
-    """Issue 9 finding 12: a client-chosen id would land in the audit log as if it were ours."""
-    r = http.get("/api/health", headers={"X-Amzn-Trace-Id": "trace-123", "X-Request-Id": "trace-123"})
-    assert re.fullmatch(r"[0-9a-f]{32}", r.headers["x-request-id"])
-    assert http.get("/api/health").headers["x-request-id"] != r.headers["x-request-id"]
+def test_a_sane_client_request_id_is_echoed(http):
+    """huggingface_hub sends ``X-Amzn-Trace-Id`` (or a caller's ``X-Request-Id``) and quotes the
+    answer's ``X-Request-Id`` in its errors: a sane one comes back as is, X-Request-Id first."""
+    r = http.get("/api/health", headers={"X-Request-Id": "custom-id"})
+    assert r.headers["x-request-id"] == "custom-id"
+    trace = "Root=1-67891233-abcdef012345678912345678;Parent=53995c3f42cd8ad8;Sampled=1"
+    r = http.get("/api/health", headers={"X-Amzn-Trace-Id": trace})
+    assert r.headers["x-request-id"] == trace
+    r = http.get("/api/health", headers={"X-Amzn-Trace-Id": "trace-123", "X-Request-Id": "custom-id.2/+=:"})
+    assert r.headers["x-request-id"] == "custom-id.2/+=:"
+    r = http.get(f"/api/models/alice/{unique_name('ghost')}", headers={"X-Request-Id": "on-an-error"})
+    assert r.status_code in (401, 404) and r.headers["x-request-id"] == "on-an-error"
+
+
+def test_an_insane_client_request_id_is_ignored(live_hub, http):
+    """Too long, with spaces, outside the allowed characters: the server's own id is answered (and
+    an insane X-Request-Id falls back to a sane X-Amzn-Trace-Id)."""
+    ours = re.compile(r"[0-9a-f]{32}")
+    for bad in ("x" * 129, "has space", "semi;colon but space", "quote\"d", "uni\u00e9".encode().decode("latin-1"),
+                "<script>"):
+        r = http.get("/api/health", headers={"X-Request-Id": bad.encode("latin-1")})
+        assert ours.fullmatch(r.headers["x-request-id"]), bad
+        r = http.get("/api/health", headers={"X-Amzn-Trace-Id": bad.encode("latin-1")})
+        assert ours.fullmatch(r.headers["x-request-id"]), bad
+    assert http.get("/api/health", headers={"X-Request-Id": "x" * 128}).headers["x-request-id"] == "x" * 128
+    r = http.get("/api/health", headers={"X-Request-Id": "bad id", "X-Amzn-Trace-Id": "trace-1"})
+    assert r.headers["x-request-id"] == "trace-1"
+    # Two answers without a client id never share ours.
+    assert http.get("/api/health").headers["x-request-id"] != http.get("/api/health").headers["x-request-id"]
+    # A bare CR or LF inside the value, sent on a raw socket (httpx refuses to): the server's HTTP
+    # parser refuses the request, or the id is ignored; never echoed into our answer's headers.
+    host, port = live_hub.url.rsplit("/", 1)[1].rsplit(":", 1)
+    for bad in (b"evil\rX-Injected: 1", b"evil\nX-Injected: 1"):
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\nX-Request-Id: " + bad +
+                         b"\r\nConnection: close\r\n\r\n")
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        head = answer.split(b"\r\n\r\n", 1)[0].lower()
+        assert b"x-injected" not in head and b"evil" not in head, answer
+        if head.startswith(b"http/1.1 200"):
+            assert re.search(rb"\r\nx-request-id: [0-9a-f]{32}\r\n", head + b"\r\n"), head
 
 
 def test_returned_urls_use_the_host_the_client_used(live_hub):

@@ -3,11 +3,13 @@ reads are not recorded. Driven with the real client against the live hub, read w
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from huggingface_hub import CommitOperationAdd
 from huggingface_hub.errors import HfHubHTTPError
 
-from tests.conftest import BOB_TOKEN, auth, unique_name
+from tests.conftest import ALICE_TOKEN, BOB_TOKEN, auth, unique_name
 
 
 def audit_lines(live_hub, *filters: str) -> list[list[str]]:
@@ -79,16 +81,18 @@ def test_admin_commands_are_recorded_without_the_token(live_hub):
 
 
 def test_each_line_names_what_the_event_acted_on(live_hub, http):
-    """The last column is the event's target: the user a CLI command or a failed sign-in was
+    """The sixth column is the event's target: the user a CLI command or a failed sign-in was
     about, the path a request changed (what ``--target`` matches), so an operator reading the log
-    without a filter sees who was affected (docs/security.md lists the columns)."""
+    without a filter sees who was affected (docs/operations.md lists the columns). The seventh,
+    added after it so that ``cut -f6`` still names the target, is the client's request id ('-'
+    for events with none: the admin CLI's, a request without a sane id)."""
     name = unique_name("target")
     live_hub.cli("user", "create", name, "--password", "right-password-1234")
     assert http.get("/api/whoami-v2", auth=(name, "not-the-password")).status_code == 401
     lines = audit_lines(live_hub)
-    assert all(len(line) == 6 for line in lines)
+    assert all(len(line) == 7 for line in lines)
     created = next(line for line in lines if line[3].startswith("cli user create") and line[5] == name)
-    assert created[1] == "admin CLI"
+    assert created[1] == "admin CLI" and created[6] == "-"
     assert any(line[3] == "sign-in failed (basic) -> 401" and line[5] == name for line in lines)
     request = next(line for line in lines if line[3].startswith("POST ") and " -> " in line[3])
     assert request[5] == request[3].split(" ")[1]  # a request's target is its path
@@ -97,7 +101,7 @@ def test_each_line_names_what_the_event_acted_on(live_hub, http):
 def test_server_errors_are_recorded_with_our_request_id(live_hub, api, http):
     """Issue 9 finding 2: a 500 answered outside the audit middleware was never recorded; finding 12:
     the recorded request id came from a client header. Any 5xx, a read included, is recorded with the
-    id the server generated and sent back in ``X-Request-Id``."""
+    id the server generated; the client's id, which the answer echoes, is kept beside it."""
     git_root = live_hub.data_dir / "git"
     before = {p for p in git_root.glob("*/*.git")}
     repo_id = f"alice/{unique_name('broken')}"
@@ -112,13 +116,34 @@ def test_server_errors_are_recorded_with_our_request_id(live_hub, api, http):
         for part in ("objects", "refs"):
             (repo_dir / f"{part}.away").rename(repo_dir / part)
     assert broken.status_code >= 500
-    ours = broken.headers["x-request-id"]
-    assert ours and ours != "client-chosen"
+    assert broken.headers["x-request-id"] == "client-chosen"  # what the client will quote
     events = audit_lines(live_hub, "--target", repo_id)
     failed = [e for e in events if e[3].startswith("GET ")]
     assert len(failed) == 1 and failed[0][3].endswith(f"-> {broken.status_code}"), events
-    assert failed[0][4] == ours
+    assert re.fullmatch(r"[0-9a-f]{32}", failed[0][4]), failed  # the event's id is ours
+    assert failed[0][6] == "client-chosen"  # the client's, beside it
     assert not any(e[4] == "client-chosen" for e in events)
+
+
+def test_the_clients_request_id_is_recorded_beside_ours(live_hub, http):
+    """An audited change (a repo created) with a client id: the answer echoes the client's id; the
+    event's request id is the server's own, unique per request even when clients repeat an id,
+    and the client's is in its own column; without one, that column is '-'."""
+    names = [unique_name("reqid"), unique_name("reqid")]
+    for name in names:  # two requests claiming the same id
+        r = http.post("/api/repos/create", json={"name": name}, headers={**auth(ALICE_TOKEN), "X-Request-Id": "dup-id"})
+        assert r.status_code == 200 and r.headers["x-request-id"] == "dup-id"
+    plain = unique_name("reqid")
+    r = http.post("/api/repos/create", json={"name": plain}, headers=auth(ALICE_TOKEN))
+    assert r.status_code == 200
+    ours_plain = r.headers["x-request-id"]
+    events = [e for e in audit_lines(live_hub, "--actor", "alice", "--target", "/api/repos/create")
+              if e[3] == "POST /api/repos/create -> 200"]
+    mine = events[-3:]
+    assert [e[6] for e in mine] == ["dup-id", "dup-id", "-"], events
+    ids = [e[4] for e in mine]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids) and len(set(ids)) == 3, mine
+    assert ids[2] == ours_plain  # no client id: the answered id is ours, and the one recorded
 
 
 def test_xet_uploads_by_the_stock_client_are_recorded_under_the_uploader(live_hub, api, monkeypatch):

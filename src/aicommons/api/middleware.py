@@ -6,6 +6,7 @@ import base64
 import itertools
 import logging
 import os
+import re
 
 import anyio
 from starlette.datastructures import Headers, MutableHeaders
@@ -35,20 +36,44 @@ class RawPathMiddleware:
 
 
 # Request ids: a random per-process prefix and a counter (unique across replicas, and unlike uuid4
-# no system call on every request). The id is always ours: one a client sends (``X-Request-Id``,
-# ``X-Amzn-Trace-Id``) could name someone else's request in the audit log, or be made to collide.
+# no system call on every request). The audit log's id is always ours: one a client sends could
+# name someone else's request, or be made to collide (issue 9). A sane id the client sent
+# (``X-Request-Id``, else ``X-Amzn-Trace-Id``, as huggingface.co's load balancer does) is what the
+# answer's ``X-Request-Id`` echoes, so the client's own logs and error messages ("Request ID: ...")
+# name it; the audit log keeps it beside ours (``client_request_id``), never in place of it.
 _ID_PREFIX = os.urandom(8).hex()
 _id_counter = itertools.count(1)
+_SANE_CLIENT_ID = re.compile(r"[A-Za-z0-9._:;=/+-]{1,128}")
+_CLIENT_ID_HEADERS = (b"x-request-id", b"x-amzn-trace-id")
 
 
 def new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_id_counter):016x}"
 
 
+def client_request_id(raw_headers) -> str | None:
+    """The id the client sent, if sane: ``X-Request-Id`` first, else ``X-Amzn-Trace-Id``; at most
+    128 characters of ``[A-Za-z0-9._:;=/+-]`` (no space, CR, LF, nothing a log line or a header
+    could be split on). Anything else is ignored (the next header is tried)."""
+    found = {}
+    for name, value in raw_headers:
+        name = name.lower()
+        if name in _CLIENT_ID_HEADERS and name not in found:
+            found[name] = value
+    for name in _CLIENT_ID_HEADERS:
+        value = found.get(name)
+        if value is not None and len(value) <= 128:
+            text = value.decode("latin-1")
+            if _SANE_CLIENT_ID.fullmatch(text):
+                return text
+    return None
+
+
 class RequestIdMiddleware:
-    """Every response carries ``X-Request-Id`` (clients quote it in error messages); the audit log
-    records the same id. An exception nothing answered becomes a 500 here, with the id, and is
-    logged with it (Starlette's own last resort, outside every middleware, would answer without)."""
+    """Every response carries ``X-Request-Id`` (clients quote it in error messages): the client's
+    own sane id if it sent one, else ours. The audit log records ours as the event's id, and the
+    client's beside it. An exception nothing answered becomes a 500 here, with the id, and is
+    logged with both (Starlette's own last resort, outside every middleware, would answer without)."""
 
     def __init__(self, app):
         self.app = app
@@ -57,21 +82,25 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         request_id = new_request_id()
+        client_id = client_request_id(scope.get("headers", ()))
+        answered_id = client_id or request_id
         started = False
 
         async def send_with_id(message):
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                MutableHeaders(scope=message)["X-Request-Id"] = request_id
+                MutableHeaders(scope=message)["X-Request-Id"] = answered_id
             await send(message)
 
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id  # ours: the audit log's id of the event
+        state["client_request_id"] = client_id  # the client's, echoed; recorded beside ours
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
-            log.exception("unhandled error answering %s %s (request id %s)", scope["method"], scope["path"],
-                          request_id)
+            log.exception("unhandled error answering %s %s (request id %s, client's request id %s)",
+                          scope["method"], scope["path"], request_id, client_id or "-")
             if started:
                 raise  # the answer was under way: the connection is cut
             from aicommons.api.errors import error_response
@@ -238,7 +267,7 @@ class AuditMiddleware:
             client = scope.get("client")
             await anyio.to_thread.run_sync(
                 self.hub.audit.record_request, state.get("principal"), client[0] if client else None,
-                scope["method"], scope["path"], status, state.get("request_id"))
+                scope["method"], scope["path"], status, state.get("request_id"), state.get("client_request_id"))
 
         async def send_after_recording(message):
             if message["type"] == "http.response.start" and not recorded:

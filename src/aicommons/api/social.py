@@ -113,4 +113,5 @@ def _audit_target(request: Request, repo_type: str, repo_id: str, status: int) -
     plural = REPO_TYPE_PLURAL.get(repo_type, repo_type)
     hub_of(request).audit.record_request(principal_of(request), client, request.method,
                                          f"/api/{plural}/{repo_id}/lfs-files/duplicate-into", status,
-                                         getattr(request.state, "request_id", None))
+                                         getattr(request.state, "request_id", None),
+                                         getattr(request.state, "client_request_id", None))

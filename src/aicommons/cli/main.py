@@ -282,7 +282,7 @@ def cmd_audit(args) -> int:
         who = e.actor or ("admin CLI" if e.ip is None else "anonymous")
         status = f" -> {e.status}" if e.status else ""
         print(f"{e.at.isoformat(timespec='seconds')}Z\t{who}\t{e.ip or '-'}\t{e.action}{status}\t{e.request_id or '-'}"
-              f"\t{e.target or '-'}")
+              f"\t{e.target or '-'}\t{e.client_request_id or '-'}")
     return 0
 
 
@@ -395,7 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     scan.set_defaults(func=cmd_scan)
 
     audit = sub.add_parser("audit", help="show the audit log: changes and refused attempts, oldest first; one tab-separated "
-                                       "line each: time, actor, IP, action -> status, request id, target")
+                                       "line each: time, actor, IP, action -> status, request id, target, "
+                                       "client's request id")
     audit.add_argument("--actor", help="only this account's events")
     audit.add_argument("--target", help="only events whose path or target contains this text (e.g. a repo id)")
     audit.add_argument("--since", type=utc_time, help="only events at or after this UTC time (ISO 8601, e.g. 2026-11-26T17:00)")

@@ -18,7 +18,8 @@ class AuditEvent:
     action: str
     target: str
     status: int
-    request_id: str | None = None
+    request_id: str | None = None  # the server's own
+    client_request_id: str | None = None  # the one the client sent (and was answered), if sane
 
 
 class AuditStore:
@@ -42,7 +43,8 @@ class AuditStore:
         query = query.order_by(audit_events.c.id.desc()).limit(limit)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        return [AuditEvent(r.at, r.actor, r.ip, r.action, r.target, r.status, r.request_id) for r in reversed(rows)]
+        return [AuditEvent(r.at, r.actor, r.ip, r.action, r.target, r.status, r.request_id,
+                           r.client_request_id) for r in reversed(rows)]
 
 
 def _storable(column: str, value: object) -> object:

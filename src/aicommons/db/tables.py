@@ -443,7 +443,8 @@ audit_events = Table(
     Column("action", String(96), nullable=False),  # "POST /api/repos/create", "cli token revoke"
     Column("target", String(512), nullable=False),  # the path, or what a CLI command acted on
     Column("status", Integer, nullable=False),  # the HTTP status (0 for the CLI)
-    Column("request_id", String(128)),
+    Column("request_id", String(128)),  # the server's own id of the request
+    Column("client_request_id", String(128)),  # the client's X-Request-Id / X-Amzn-Trace-Id, if sane
     Index("ix_audit_events_at", "at"),
     Index("ix_audit_events_actor", "actor"),
 )

@@ -75,7 +75,7 @@ class AccountExport:
         # else never sees the previous holder's events.
         events = self.audit.events(actor=user.name, since=user.created_at, limit=MAX_AUDIT_EVENTS)
         return [{"at": e.at, "ip": e.ip, "action": e.action, "target": e.target, "status": e.status,
-                 "requestId": e.request_id} for e in events]
+                 "requestId": e.request_id, "clientRequestId": e.client_request_id} for e in events]
 
     def zip(self, user_id: int) -> bytes:
         user = self.accounts.get_by_id(user_id)

@@ -8,8 +8,10 @@ password or token value reaches it. Reads (GET/HEAD) and POSTs that change nothi
 paths-info, LFS batch, git fetch, the Xet routes hf_xet probes that we do not serve) are not
 recorded; neither is inference (prompts are private, and its usage is counted in the metrics).
 Any request that ends in a server error (5xx) is recorded whatever its method, an unhandled
-exception included, so an attack that breaks something leaves a trace. The request id is the one the server generated and answered in ``X-Request-Id``, never one
-a client sent. The event is written before the answer's status line is sent, so a client never
+exception included, so an attack that breaks something leaves a trace. The request id is the one the
+server generated, never one a client sent; a sane id the client sent (``X-Request-Id`` or
+``X-Amzn-Trace-Id``, which the answer's ``X-Request-Id`` then echoes) is kept beside it as
+``client_request_id``, so an operator finds the event a client quotes. The event is written before the answer's status line is sent, so a client never
 sees a success that the log missed.
 """
 
@@ -53,11 +55,12 @@ class AuditLog:
         self.store = store
 
     def record_request(self, principal: Principal | None, ip: str | None, method: str, path: str, status: int,
-                       request_id: str | None) -> None:
+                       request_id: str | None, client_request_id: str | None = None) -> None:
         actor = principal.name if principal else None
         if actor is None and principal is not None and principal.key.startswith(SYSTEM_PREFIX):
             actor = principal.key  # the hub's own job (e.g. system:chunking), not an anonymous caller
-        self.store.append(AuditEvent(utcnow(), actor, ip, f"{method} {path}", path, status, request_id))
+        self.store.append(AuditEvent(utcnow(), actor, ip, f"{method} {path}", path, status, request_id,
+                                     client_request_id))
 
     def record_failed_sign_in(self, user_name: str, ip: str | None, via: str) -> None:
         """A refused password (``via``: "web" form or HTTP "basic"); the name tried is the target.

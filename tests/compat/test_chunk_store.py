@@ -155,6 +155,6 @@ def test_plain_clients_read_a_xet_file_by_its_sha256(xet, api, repo_id, http, tm
 def test_fsck_rehashes_chunk_stored_files(xet, api, repo_id):
     content = os.urandom(MiB + 5)
     api.upload_file(path_or_fileobj=content, path_in_repo="x.bin", repo_id=repo_id)
-    result = xet.cli("fsck")
+    result = xet.cli("fsck", check=False)  # its report, not a bare exit status, when it fails
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 errors" in result.stdout + result.stderr

@@ -123,13 +123,19 @@ def test_a_damaged_file_is_listed_with_a_badge(browser, live_hub, page, api, rep
         CommitOperationAdd("intact.txt", b"intact\n"), CommitOperationAdd("broken.txt", b"soon damaged\n" * 10)])
     oid = {f.path: f.blob_id for f in api.list_repo_tree(repo_id)}["broken.txt"]
     [loose] = live_hub.data_dir.glob(f"git/*/*.git/objects/{oid[:2]}/{oid[2:]}")
-    raw = loose.read_bytes()
+    raw, mode = loose.read_bytes(), loose.stat().st_mode
     loose.chmod(0o600)
     loose.write_bytes(raw[:20])  # cut short on disk
-    page.goto(f"/{repo_id}/tree/main")
-    badge = page.locator("#file-list tr", has_text="broken.txt").locator(".badge")
-    assert badge.inner_text() == "damaged" and "aicommons fsck" in badge.get_attribute("title")
-    assert "7 B" in page.locator("#file-list tr", has_text="intact.txt").inner_text()
-    problems = [p for width in WIDTHS for scheme in ("light", "dark")
-                for p in check_page(browser, live_hub, f"/{repo_id}/tree/main", False, width, scheme, "damaged")]
-    assert not problems, "\n".join(problems)
+    try:
+        page.goto(f"/{repo_id}/tree/main")
+        badge = page.locator("#file-list tr", has_text="broken.txt").locator(".badge")
+        assert badge.inner_text() == "damaged" and "aicommons fsck" in badge.get_attribute("title")
+        assert "7 B" in page.locator("#file-list tr", has_text="intact.txt").inner_text()
+        problems = [p for width in WIDTHS for scheme in ("light", "dark")
+                    for p in check_page(browser, live_hub, f"/{repo_id}/tree/main", False, width, scheme, "damaged")]
+        assert not problems, "\n".join(problems)
+    finally:
+        # Mended: the worker's other tests share this hub, and `aicommons fsck` over it
+        # (tests/compat/test_chunk_store.py) found this damage when it ran later on the same worker.
+        loose.write_bytes(raw)
+        loose.chmod(mode)

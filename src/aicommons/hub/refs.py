@@ -8,7 +8,7 @@ from typing import Any
 import pygit2
 
 from aicommons.db.repos import RepoRow
-from aicommons.errors import Conflict, Forbidden, RevisionNotFound
+from aicommons.errors import Conflict, Forbidden, RepoNotFound, RevisionNotFound
 from aicommons.gitrepo import GitStore, RefUpdateConflict, commit_address
 from aicommons.hub import content
 from aicommons.hub.access import Principal
@@ -111,7 +111,13 @@ class RefService:
         return oid
 
     def resolve(self, repo: RepoRow, revision: str) -> tuple[pygit2.Repository, pygit2.Commit]:
-        git_repo = self.git.open(repo.storage_key)
+        try:
+            git_repo = self.git.open(repo.storage_key)
+        except pygit2.GitError:
+            if self.git.path(repo.storage_key).exists():
+                raise
+            # Deleted between finding its row and opening it (the row goes first): as any missing repo.
+            raise RepoNotFound("Repository not found") from None
         check_revision(revision)
         return git_repo, content.resolve_revision(git_repo, revision)
 

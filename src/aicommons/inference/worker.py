@@ -172,4 +172,9 @@ def main(fd: int) -> None:
 
 
 if __name__ == "__main__":
+    import faulthandler
+    import signal
+
+    # The hub asks for every thread's stack when a load seems stuck (engines/process.py): to its log.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     main(int(sys.argv[1]))

@@ -13,11 +13,16 @@ loads a fresh worker for the next request.
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import itertools
+import logging
+import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -31,6 +36,7 @@ from .transformers_lm import LMText, gguf_kwargs
 from .vision_lm import VisionPrompts
 
 _rids = itertools.count(1)
+log = logging.getLogger("aicommons.inference")
 
 
 def _worker_died() -> Overloaded:
@@ -56,16 +62,29 @@ class _WorkerClient:
                meanwhile: Callable[[], Any] = lambda: None) -> tuple[subprocess.Popen, Connection, P.Ready, Any]:
         """On the loader thread: spawn the worker, run ``meanwhile`` (the hub's own part of the load,
         such as its tokenizer, done while the worker imports torch: both cores work), then wait for
-        the worker's model to load. -> (process, connection, its Ready, what ``meanwhile`` returned)."""
+        the worker's model to load. -> (process, connection, its Ready, what ``meanwhile`` returned).
+
+        A worker that stops using CPU before it is ready is stuck (a load always computes): after
+        ``STALL_SECONDS`` its threads' stacks go to the log and it is replaced, once."""
         proc, conn = spawn_worker(resolved, task, settings)
         try:
             mine = meanwhile()
         except BaseException:
             _kill(proc, conn)  # still importing: it would not hear a Shutdown
             raise
-        try:
-            if not conn.poll(settings.load_timeout_seconds):
+        for attempt in (1, 2):
+            waited = _wait_ready(proc, conn, settings.load_timeout_seconds, resolved.repo_id)
+            if waited == "ready" or attempt == 2:
+                break
+            _kill(proc, conn)
+            if waited == "timeout":
                 raise GenerationFailed("the engine process did not load the model in time")
+            log.warning("the engine process loading %s was stuck; starting another", resolved.repo_id)
+            proc, conn = spawn_worker(resolved, task, settings)
+        if waited != "ready":
+            _kill(proc, conn)
+            raise GenerationFailed("the engine process did not load the model in time")
+        try:
             ready = conn.recv()
         except (EOFError, OSError):
             ready = None
@@ -300,6 +319,55 @@ def _stop(proc: subprocess.Popen, conn: Connection) -> None:
             conn.close()
         except OSError:
             pass
+
+
+STALL_SECONDS = 60.0  # a loading worker whose CPU time stays put this long is stuck
+SLOW_LOAD_DUMP_SECONDS = 120.0  # a load still under way after this long: every thread's stack to the log
+POLL_SECONDS = 5.0
+
+
+def _wait_ready(proc: subprocess.Popen, conn: Connection, timeout: float, repo_id: str) -> str:
+    """Wait for the worker's first message: "ready" (it came, or the worker exited: the caller reads
+    which), "stalled" (no CPU used for ``STALL_SECONDS``), or "timeout"."""
+    started = time.monotonic()
+    cpu, since, dumped = _cpu_seconds(proc.pid), started, False
+    while True:
+        if conn.poll(POLL_SECONDS) or proc.poll() is not None:
+            return "ready"
+        now = time.monotonic()
+        if now - started >= timeout:
+            return "timeout"
+        if not dumped and now - started >= SLOW_LOAD_DUMP_SECONDS:
+            dumped = True
+            _dump_stacks(proc, f"loading {repo_id} is taking {now - started:.0f} s")
+        used = _cpu_seconds(proc.pid)
+        if used is None or cpu is None or used > cpu:
+            cpu, since = used, now
+        elif now - since >= STALL_SECONDS:
+            _dump_stacks(proc, f"the engine process loading {repo_id} used no CPU for {STALL_SECONDS:.0f} s")
+            return "stalled"
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (and its waited-for children), from /proc; None if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _dump_stacks(proc: subprocess.Popen, why: str) -> None:
+    """Where a slow or stuck load is: the worker's threads (it prints them on SIGUSR1, worker.py) and
+    the hub's, both into the server's log."""
+    log.warning("%s: the stacks of its threads and of the hub's follow", why)
+    try:
+        os.kill(proc.pid, signal.SIGUSR1)
+    except OSError:
+        pass
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    time.sleep(0.5)  # the worker's dump lands before whatever the hub logs next
 
 
 def _kill(proc: subprocess.Popen, conn: Connection) -> None:

@@ -201,10 +201,12 @@ def test_sign_out_kills_the_cookie_and_pages_refuse_framing(page, browser, live_
 
 
 # The first answer of a model waits for its load: a worker process importing torch and transformers,
-# about 10 s of CPU, which CI's two busy cores can stretch past two minutes (CI stop 30 timed out at 120 s).
-FIRST_ANSWER_MS = 240_000
+# about 10 s of CPU, which CI's two busy cores can stretch to minutes (CI stop 30 timed out at 120 s; a
+# whole-suite run here past 240 s while other tests loaded the box).
+FIRST_ANSWER_MS = 480_000
 
 
+@pytest.mark.timeout(1200)
 def test_try_it_box_answers_and_is_not_offered_where_it_cannot(page, live_hub, api, tmp_path):
     """The "Try it" box calls the inference API anonymously (try.js omits credentials): on a public
     model it answers; a gated model used to show the box too, and every click, even its owner's,

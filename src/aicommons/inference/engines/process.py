@@ -74,16 +74,13 @@ class _WorkerClient:
             raise
         for attempt in (1, 2):
             waited = _wait_ready(proc, conn, settings.load_timeout_seconds, resolved.repo_id)
-            if waited == "ready" or attempt == 2:
+            if waited == "ready":
                 break
             _kill(proc, conn)
-            if waited == "timeout":
+            if waited == "timeout" or attempt == 2:
                 raise GenerationFailed("the engine process did not load the model in time")
             log.warning("the engine process loading %s was stuck; starting another", resolved.repo_id)
             proc, conn = spawn_worker(resolved, task, settings)
-        if waited != "ready":
-            _kill(proc, conn)
-            raise GenerationFailed("the engine process did not load the model in time")
         try:
             ready = conn.recv()
         except (EOFError, OSError):

@@ -113,6 +113,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Star
         from aicommons.api.git_http import recover_pushes
 
         await anyio.to_thread.run_sync(recover_pushes, hub)  # pushes a crash left unrecorded
+        await anyio.to_thread.run_sync(hub.git.empty_trash)  # deletions a crash left half done
         recorder.start()
         yield
         await anyio.to_thread.run_sync(recorder.close)

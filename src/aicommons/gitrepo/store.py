@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import subprocess
 import time
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from aicommons.gitrepo.loose import guard, open_repository
 ZERO_OID = "0" * 40
 # A file in a bare repository saying that some ref once moved backwards or was deleted: its history
 # may have lost commits, so what the refs reach is checked, not assumed (hub/reachability.py).
+# Deleted repositories are renamed into this folder of the store's root, then removed (GitStore.delete).
+TRASH = ".trash"
 REWRITTEN_MARK = "aicommons-history-rewritten"
 HEX_RE = re.compile(r"^[0-9a-f]{4,40}$")
 
@@ -85,9 +88,25 @@ class GitStore:
         return open_repository(self.path(storage_key))
 
     def delete(self, storage_key: str) -> None:
+        """Remove the repository. Its folder is first renamed away (one atomic step), so a reader
+        racing the deletion finds either the whole repository or no folder at all, never one half
+        removed (which libgit2 reports as "Repository not found" while the folder still exists)."""
         import shutil
 
-        shutil.rmtree(self.path(storage_key), ignore_errors=True)
+        trash = self.root / TRASH
+        trash.mkdir(exist_ok=True)
+        doomed = trash / f"{storage_key}.{secrets.token_hex(4)}"
+        try:
+            os.rename(self.path(storage_key), doomed)
+        except FileNotFoundError:
+            return
+        shutil.rmtree(doomed, ignore_errors=True)
+
+    def empty_trash(self) -> None:
+        """Finish deletions a crash interrupted (folders renamed into the trash, not yet removed)."""
+        import shutil
+
+        shutil.rmtree(self.root / TRASH, ignore_errors=True)
 
     def disk_usage(self, storage_key: str) -> int:
         """Bytes used by the bare repository (objects, packs, refs)."""

@@ -7,6 +7,7 @@ so the port is chosen and the environment set here, before any test module impor
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -246,6 +247,44 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(pytest.mark.flaky(reruns=1, only_rerun=[BROWSER_CRASH]))
 
 
+def machine_report() -> str:
+    """What a renderer crash leaves to read: memory, the control group's limits and OOM kills, the
+    kernel's OOM lines and the largest processes (CI stop 31 lost its hand-in to two crashes in a row)."""
+    lines = [line for line in Path("/proc/meminfo").read_text().splitlines()
+             if line.split(":")[0] in ("MemTotal", "MemAvailable", "Shmem", "Committed_AS")]
+    lines.append(f"loadavg: {Path('/proc/loadavg').read_text().strip()}")
+    for entry in Path("/proc/self/cgroup").read_text().splitlines():  # "0::/path" (v2), "4:memory:/path" (v1)
+        _, controllers, path = entry.split(":", 2)
+        if controllers == "":
+            group, names = Path("/sys/fs/cgroup", path.lstrip("/")), ("memory.max", "memory.peak", "memory.events")
+        elif controllers == "memory":
+            group = Path("/sys/fs/cgroup/memory", path.lstrip("/"))
+            names = ("memory.limit_in_bytes", "memory.max_usage_in_bytes", "memory.failcnt", "memory.oom_control")
+        else:
+            continue
+        for name in names:
+            try:
+                lines.append(f"{group / name}: {(group / name).read_text().strip()!r}")
+            except OSError:
+                pass
+    lines.append("--- dmesg (OOM lines)")
+    try:
+        kernel = subprocess.run(["dmesg", "-T"], capture_output=True, text=True, timeout=10).stdout.splitlines()
+        lines += [line[:200] for line in kernel if re.search(r"oom|killed process", line, re.I)][-20:]
+    except (OSError, subprocess.SubprocessError) as err:
+        lines.append(f"dmesg: {err}")
+    lines.append("--- largest processes: RSS KiB, pid, oom_score, command")
+    ps = subprocess.run(["ps", "-eo", "rss=,pid=,args=", "--sort=-rss"], capture_output=True, text=True, timeout=10)
+    for line in ps.stdout.splitlines()[:12]:
+        rss, pid, command = (line.split(None, 2) + ["", ""])[:3]
+        try:
+            score = Path(f"/proc/{pid}/oom_score").read_text().strip()
+        except OSError:
+            score = "?"
+        lines.append(f"{rss} {pid} {score} {command[:160]}")
+    return "\n".join(lines)
+
+
 # --- a failed test shows what its hub said ------------------------------------------------------------
 # A test against the live hub that fails on CI leaves only its own traceback: the server's log lives in
 # a scratch folder that is gone with the machine. The log's tail (warnings and errors: slow model loads,
@@ -257,6 +296,8 @@ SERVER_LOG_LINES = 60
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
+    if report.when == "call" and report.failed and re.search(BROWSER_CRASH, str(report.longrepr)):
+        report.sections.append(("the machine at the browser's crash", machine_report()))
     if report.when != "call" or not report.failed or "live_hub" not in getattr(item, "fixturenames", ()):
         return
     log = _SCRATCH / f"server-{PORT}.log"

@@ -193,3 +193,20 @@ def test_gguf_engine_setting_chooses_and_names_itself(tmp_path):
     assert not any(use_llama_cpp(plain, s) for s in settings.values())
     assert use_llama_cpp(gguf_file, settings["llama.cpp"]) and not use_llama_cpp(gguf_file, settings["transformers"])
     assert use_llama_cpp(gguf_file, settings["auto"]) == (importlib.util.find_spec("llama_cpp") is not None)
+
+
+def test_the_kv_cache_is_sized_so_the_attention_mask_stays_within_its_budget():
+    """transformers' CB allocates an attention mask of step tokens x cache tokens: the dev Llama's
+    512-byte KV rows made 256 MiB of KV half a million tokens, and the worker's mask 4 GiB."""
+    from aicommons.inference.engines.transformers_lm import _PAGE_SIZE, cache_blocks
+    from aicommons.inference.settings import InferenceSettings
+
+    settings = InferenceSettings(kv_cache_bytes=256 * 1024 ** 2)
+    tiny = cache_blocks(settings, "cpu", kv_bytes_per_token=512, dtype_bytes=4)
+    assert 2048 * tiny * _PAGE_SIZE * 4 <= settings.kv_cache_bytes  # the mask: step tokens x cache tokens
+    assert tiny * _PAGE_SIZE == 32768
+    # A model with real KV rows (an 8B Llama in bf16: 128 KiB a token) keeps what the budget holds.
+    assert cache_blocks(settings, "cpu", kv_bytes_per_token=128 * 1024, dtype_bytes=2) * _PAGE_SIZE == 2048
+    # A small budget still leaves 16k tokens to the cache (its KV permitting).
+    small = InferenceSettings(kv_cache_bytes=16 * 1024 ** 2)
+    assert cache_blocks(small, "cpu", kv_bytes_per_token=512, dtype_bytes=4) * _PAGE_SIZE == 16384

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .guided import GuideRegistry
 
 _PAGE_SIZE = 64
+_MIN_CACHE_TOKENS = 16384  # the attention mask's bound never leaves the KV cache fewer (cache_blocks)
 _SCORE_CHUNK = 512  # prompt tokens per forward pass when scoring a prompt (``prompt_logprobs``)
 _ids = itertools.count()
 
@@ -373,8 +374,7 @@ def cb_manager(model, tokenizer, settings, device: str, *, fast_sampling: bool =
     from .guided import install as install_guides
 
     text_config = model.config.get_text_config()
-    kv_bytes_per_token = _kv_bytes_per_token(text_config, model.dtype)
-    num_blocks = max(8, settings.kv_cache_bytes // (kv_bytes_per_token * _PAGE_SIZE))
+    num_blocks = cache_blocks(settings, device, _kv_bytes_per_token(text_config, model.dtype), model.dtype.itemsize)
     vocab = int(getattr(text_config, "vocab_size", 32000))
     # Non-default temperature/top_p/top_k make CB create the processors; every request then
     # overrides them with its own values.
@@ -400,6 +400,17 @@ def cb_manager(model, tokenizer, settings, device: str, *, fast_sampling: bool =
         attach(manager)  # a greedy step costs one argmax; a sampled one skips multinomial
     guides = GuideRegistry()
     return manager, guides if install_guides(manager, guides) else None
+
+
+def cache_blocks(settings, device: str, kv_bytes_per_token: int, dtype_bytes: int) -> int:
+    """KV-cache pages for one model: as many as ``KV_CACHE_BYTES`` holds, but no more than make the
+    attention mask as large as that (and never fewer than ``_MIN_CACHE_TOKENS`` for that reason).
+    transformers' batching allocates the mask (on a CPU: SDPA or eager attention) with one row per
+    step token and one column per cache token, in the model's dtype: a model with small KV rows (the
+    dev Llama: 512 bytes a token) got half a million cache tokens from 256 MiB, and a 4 GiB mask."""
+    by_kv = settings.kv_cache_bytes // (kv_bytes_per_token * _PAGE_SIZE)
+    by_mask = max(settings.kv_cache_bytes // (step_tokens(settings, device) * dtype_bytes), _MIN_CACHE_TOKENS)
+    return max(8, min(by_kv, by_mask // _PAGE_SIZE))
 
 
 def step_tokens(settings, device: str) -> int:

@@ -42,7 +42,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOAD_TIMEOUT_SECONDS", "600",
             "How long a request waits for its model to load (or for room to load it) before a 503."),
     Setting("KV_CACHE_BYTES", str(256 * 1024 * 1024),
-            "KV-cache memory reserved per loaded text-generation model (paged, continuous batching)."),
+            "KV-cache memory reserved per loaded text-generation model (paged, continuous batching). "
+            "On a CPU the batch's attention mask takes up to as much again: a model with small KV rows gets "
+            "fewer cache tokens than the bytes would hold (at least 16,384), so that the mask stays within it."),
     Setting("STEP_TOKENS", "0",
             "Most tokens one continuous-batching step computes (decodes plus prompt chunks; longer "
             "prompts are prefilled over several steps, as vLLM's `max_num_batched_tokens`). Smaller "

@@ -141,7 +141,7 @@ class TransformersLM(LMText):
             weights = int(dequantised_bytes(path / resolved.variant) * _cast_factor(path, dtype))
         else:
             weights = int(estimate_weight_bytes(path) * _cast_factor(path, dtype))
-        footprint = int((weights + settings.kv_cache_bytes) * 1.1)
+        footprint = int((weights + settings.kv_cache_bytes + _attention_mask_bytes(model, settings, device)) * 1.1)
         engine = cls(model, tokenizer, manager, footprint, device, settings.burst_wait_steps)
         engine.guides = guides
         engine._warm_up()
@@ -374,7 +374,7 @@ def cb_manager(model, tokenizer, settings, device: str, *, fast_sampling: bool =
     from .guided import install as install_guides
 
     text_config = model.config.get_text_config()
-    num_blocks = cache_blocks(settings, device, _kv_bytes_per_token(text_config, model.dtype), model.dtype.itemsize)
+    num_blocks = _model_cache_blocks(model, settings, device)
     vocab = int(getattr(text_config, "vocab_size", 32000))
     # Non-default temperature/top_p/top_k make CB create the processors; every request then
     # overrides them with its own values.
@@ -411,6 +411,17 @@ def cache_blocks(settings, device: str, kv_bytes_per_token: int, dtype_bytes: in
     by_kv = settings.kv_cache_bytes // (kv_bytes_per_token * _PAGE_SIZE)
     by_mask = max(settings.kv_cache_bytes // (step_tokens(settings, device) * dtype_bytes), _MIN_CACHE_TOKENS)
     return max(8, min(by_kv, by_mask // _PAGE_SIZE))
+
+
+def _model_cache_blocks(model, settings, device: str) -> int:
+    kv_bytes_per_token = _kv_bytes_per_token(model.config.get_text_config(), model.dtype)
+    return cache_blocks(settings, device, kv_bytes_per_token, model.dtype.itemsize)
+
+
+def _attention_mask_bytes(model, settings, device: str) -> int:
+    """The batch's attention mask that ``cache_blocks`` bounds, counted in the model's footprint."""
+    cache_tokens = _model_cache_blocks(model, settings, device) * _PAGE_SIZE
+    return step_tokens(settings, device) * cache_tokens * model.dtype.itemsize
 
 
 def step_tokens(settings, device: str) -> int:

@@ -7,7 +7,8 @@ reads it): the server's settings as ``AICOMMONS_*`` variables, so ``Settings.fro
 opens the same database and blob store; ``AICOMMONS_PUSH_REPO_ID``, the repo being pushed to; and
 ``AICOMMONS_PUSH_PLAN``, where to leave the checked plan for the server; and, for a pusher who may
 not write to the repo, ``AICOMMONS_PUSH_CONTRIBUTOR``, their principal's key (the push may then only
-update their own open pull requests). A pusher cannot set
+update their own open pull requests, and bring back nothing a rewrite removed: the hook tells the
+check which objects the repo held before the push, outside the quarantine). A pusher cannot set
 environment variables, so none of this can be forged from the client side.
 
 Exit status 0 lets git move the refs; anything else makes git refuse every ref and delete the
@@ -44,6 +45,7 @@ def run(stdin_text: str) -> int:
             print("error: this repository no longer exists on the hub", file=sys.stderr)
             return 1
         git_repo = open_repository(git_dir)
+        before = open_repository(git_dir)  # the store as it was before this push (no quarantine)
         quarantine = os.environ.get("GIT_QUARANTINE_PATH")
         if quarantine:  # libgit2 ignores git's object-directory variables: add the pushed objects
             git_repo.odb.add_disk_alternate(quarantine)
@@ -55,7 +57,8 @@ def run(stdin_text: str) -> int:
                 print("error: push rejected: the token or account of this push is no longer valid", file=sys.stderr)
                 return 1
         try:
-            plan = PushService.of(hub).check(repo, git_repo, parse_updates(stdin_text), contributor)
+            plan = PushService.of(hub).check(repo, git_repo, parse_updates(stdin_text), contributor,
+                                             existed=lambda oid: oid in before.odb)
         except HubError as exc:
             print(f"error: push rejected: {exc.message}", file=sys.stderr)
             return 1

@@ -17,6 +17,14 @@ The rules are those of the commit API, plus the ones only git can break:
   update ``refs/pr/N`` of open pull requests they opened, by the rule the commit API applies to
   commits to a pull request (``DiscussionService.check_can_commit``); one other ref refuses the
   whole push. Their force pushes to their own pull request are allowed, as a writer's are;
+- such a pusher may not bring back what a rewrite removed (``OrphanGuard``): a commit of their push
+  that the repository held before it (in its object store, not in the quarantine) but no ref reaches
+  refuses the push, and so does a file whose blob is such a leftover. Otherwise a contributor who
+  knew an old commit id (from an earlier clone, a link) could point their pull request at a commit
+  the owner force-pushed away, or build on it, and make its files readable until GC purged them.
+  "Reached by a ref" means any ref: every ref (branches, tags, every pull request's and
+  conversion's ref) is advertised to and fetchable by whoever may read the repo, so a commit one
+  reaches is no secret from the pusher. Writers may restore old commits (deliberately, say);
 - branches point at commits, tags at commits or at annotated tags of commits;
 - every file a new commit adds or changes has a valid path (``check_file_path``), is a regular or
   executable file (no symlinks, no submodules), and is either at most ``max_regular_bytes`` or an
@@ -44,6 +52,7 @@ from aicommons.hub.discussions import OPEN_STATES
 from aicommons.hub.gitattributes import MAX_POINTER_SIZE, parse_pointer
 from aicommons.hub.lfs import LfsService
 from aicommons.hub.names import check_branch_name, check_file_path, check_tag_name, pr_number
+from aicommons.hub.reachability import reachable_objects
 from aicommons.hub.repos import DEFAULT_BRANCH, RepoService
 from aicommons.times import utcnow
 
@@ -148,18 +157,25 @@ class PushService:
     # --- before the push lands (in the pre-receive hook, objects still in quarantine) ------------
 
     def check(self, repo: RepoRow, git_repo: pygit2.Repository, updates: list[RefUpdate],
-              contributor: Principal | None = None) -> PushPlan:
+              contributor: Principal | None = None,
+              existed: Callable[[pygit2.Oid], bool] | None = None) -> PushPlan:
         """Raise a HubError saying what is wrong, or return the plan of an acceptable push.
 
         ``git_repo`` must see the quarantined objects (the hook adds them as an alternate).
         ``contributor``: the pusher, when they may not write to the repo (only their own pull
-        requests then); None for a writer."""
+        requests then); None for a writer. ``existed``: whether an object was in the repository
+        before this push (outside the quarantine); a contributor's push needs it (without it, every
+        object of theirs counts as a leftover)."""
         for update in updates:  # which refs, before any commit is read
             check_ref_update(update)
             self._check_pull_request(repo, update)
             if contributor is not None:
                 self._check_contributor(repo, contributor, update)
         known = self._known_tips(git_repo)
+        guard = None
+        if contributor is not None:
+            guard = OrphanGuard(git_repo, existed or (lambda _oid: True),
+                                self.git.history_rewritten(repo.storage_key))
         checked: dict[str, list[LfsFile]] = {}  # commit id -> LFS files it adds; each commit once
         regular: dict[str, int] = {}  # blob id -> size of the regular files the new commits add
         plan = PushPlan(updates, repo_id=repo.id)
@@ -171,7 +187,9 @@ class PushService:
             for commit in self._new_commits(git_repo, tip, known):
                 key = str(commit.id)
                 if key not in checked:
-                    checked[key] = self._check_commit(repo, git_repo, commit, regular)
+                    if guard is not None:
+                        guard.check_commit(update.ref, commit)
+                    checked[key] = self._check_commit(repo, git_repo, commit, regular, guard)
                 files.update({(f[0], f[1]): f for f in checked[key]})
             if files:
                 plan.lfs_files[update.ref] = list(files.values())
@@ -238,7 +256,7 @@ class PushService:
         yield from walker
 
     def _check_commit(self, repo: RepoRow, git_repo: pygit2.Repository, commit: pygit2.Commit,
-                      regular: dict[str, int] | None = None) -> list[LfsFile]:
+                      regular: dict[str, int] | None = None, guard: OrphanGuard | None = None) -> list[LfsFile]:
         """Check the files this commit adds or changes relative to its first parent.
 
         Every file of a new commit's tree is either unchanged from its first parent (so checked
@@ -262,6 +280,8 @@ class PushService:
             if new.mode not in FILE_MODES:
                 raise BadRequest(f"commit {short}: {path} is a symlink or a submodule; "
                                  "only regular files are supported")
+            if guard is not None:
+                guard.check_blob(short, path, new.id)
             _type, size = git_repo.odb.read_header(new.id)
             pointer = parse_pointer(blob_at(git_repo, new.id).data) if size <= MAX_POINTER_SIZE else None
             if pointer is not None:
@@ -338,6 +358,41 @@ class PushService:
             if time.time() - error.stat().st_mtime > UNLANDED_PLAN_GRACE_S:
                 error.unlink(missing_ok=True)
         return recorded
+
+
+class OrphanGuard:
+    """What a non-writer's push may not bring back: objects the repository held before the push
+    that no ref reaches (left over by a force-push, a squash or a deleted branch until GC).
+
+    A commit is asked of the new commits only: those the walk from a pushed tip meets before any
+    ref's history (``PushService._new_commits``), so a commit a ref reaches never gets here. A blob
+    is asked of each file a new commit adds or changes; a repo whose history was never rewritten
+    has no such leftovers, and otherwise only a blob the repo already had costs a look at the set
+    of objects the refs reach (``reachable_objects``, one ``git rev-list`` per push at most)."""
+
+    def __init__(self, git_repo: pygit2.Repository, existed: Callable[[pygit2.Oid], bool], rewritten: bool):
+        self.git_repo = git_repo
+        self.existed = existed
+        self.rewritten = rewritten
+        self._reachable: frozenset[str] | None = None
+
+    def check_commit(self, ref: str, commit: pygit2.Commit) -> None:
+        if self.existed(commit.id):
+            raise Forbidden(f"{ref}: commit {str(commit.id)[:10]} is no longer in the history of this repository "
+                            "(a force-push, a squash or a deleted branch removed it); without write access a "
+                            "push may not bring it back. Commit your changes on top of the pull request's "
+                            "current head or a current branch (`git fetch origin`, then rebase onto it); nothing "
+                            "of this push was applied")
+
+    def check_blob(self, short: str, path: str, blob_id: pygit2.Oid) -> None:
+        if not self.rewritten or not self.existed(blob_id):
+            return
+        if self._reachable is None:
+            self._reachable = reachable_objects(self.git_repo)
+        if str(blob_id) not in self._reachable:
+            raise Forbidden(f"commit {short}: {path} has the content of a file that is no longer in the history "
+                            "of this repository (a force-push, a squash or a deleted branch removed it); without "
+                            "write access a push may not bring it back; nothing of this push was applied")
 
 
 def _holds(git_repo: pygit2.Repository, current: str | None, planned: str | None) -> bool:

@@ -96,6 +96,11 @@ def commit_reachable(repo: pygit2.Repository, oid: pygit2.Oid) -> bool:
     return Reachability(repo).commit(oid)
 
 
+def reachable_objects(repo: pygit2.Repository) -> frozenset[str]:
+    """Every object (commits, trees, blobs) some ref of ``repo`` reaches now, as hex ids."""
+    return _reachable_objects(repo, _refs(repo))
+
+
 def _reachable_objects(repo: pygit2.Repository, refs: list[tuple[str, str]]) -> frozenset[str]:
     key = repo.path
     state = tuple(refs)

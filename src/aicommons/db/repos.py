@@ -630,6 +630,13 @@ class RepoStore:
                 repo_lfs_objects.c.repo_id == repo_id, repo_lfs_objects.c.oid == oid,
                 repo_lfs_objects.c.filename.is_(None)).values(filename=filename, ref=ref))
 
+    def lfs_committed(self, repo_id: int, oid: str) -> bool:
+        """Whether a commit of this repo has named ``oid`` (not only an upload that none used yet)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(repo_lfs_objects.c.oid).where(
+                repo_lfs_objects.c.repo_id == repo_id, repo_lfs_objects.c.oid == oid,
+                repo_lfs_objects.c.filename.is_not(None))).first() is not None
+
     def mark_lfs_committed(self, repo_id: int, files: builtins.list[tuple[str, str, int]], ref: str, now: datetime) -> None:
         """Note the path under which each (oid, path, size) was first committed."""
         with self.engine.begin() as conn:

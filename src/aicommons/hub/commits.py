@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pygit2
 
 from aicommons.db.repos import RepoRow, RepoStore
-from aicommons.errors import BadRequest, EntryNotFound, PreconditionFailed, RevisionNotFound
+from aicommons.errors import BadRequest, EntryNotFound, Forbidden, PreconditionFailed, RevisionNotFound
 from aicommons.gitrepo import GitStore, RefUpdateConflict, TreeChange, commit_address
 from aicommons.gitrepo.trees import PathConflict, apply_changes
 from aicommons.hub import content
@@ -19,6 +19,8 @@ from aicommons.hub.gitattributes import format_pointer
 from aicommons.hub.lfs import OID_RE
 from aicommons.hub.names import check_file_path
 from aicommons.hub.objects import ObjectReader
+from aicommons.hub.policy import Action
+from aicommons.hub.reachability import GONE_FROM_HISTORY, reachable_objects
 from aicommons.hub.repos import RepoService
 from aicommons.times import utcnow
 
@@ -97,6 +99,9 @@ class CommitService:
         self.listeners: list[Callable[[RepoRow, str, str, str, int], None]] = []
         # The storage quota (hub/storage_usage.py): raises if the commit's inline bytes would pass it.
         self.admit: Callable[[RepoRow, int], None] | None = None
+        # Whether an LFS object was in the repo's history once and no ref's history names it now
+        # (LfsService.orphaned): a non-writer's commit to a pull request may not bring it back.
+        self.orphaned_lfs: Callable[[RepoRow, str], bool] | None = None
 
     def commit(self, repo: RepoRow, principal: Principal, revision: str, request: CommitRequest,
                open_pull_request: Callable[[str], str] | None = None) -> CommitResult:
@@ -111,6 +116,8 @@ class CommitService:
         git_repo = self.git.open(repo.storage_key)
         ref = branch_ref(git_repo, revision)
         lfs_sizes = self._check_operations(repo, request.operations)
+        if open_pull_request is not None or ref.startswith("refs/pr/"):
+            self._check_no_orphans(repo, git_repo, principal, request.operations)
         if self.admit is not None:  # LFS objects were counted when uploaded; inline files now, before any write
             self.admit(repo, sum(len(op.content) for op in request.operations if isinstance(op, AddFile)))
         author = principal.user
@@ -168,6 +175,22 @@ class CommitService:
                     raise BadRequest(f"LFS object {op.oid} has size {size}, not {op.size}")
                 lfs_sizes[op.oid] = size
         return lfs_sizes
+
+    def _check_no_orphans(self, repo: RepoRow, git_repo: pygit2.Repository, principal: Principal,
+                          operations: tuple[Operation, ...]) -> None:
+        """A contributor (no write access) committing to a pull request may not bring back a file
+        that a force-push or squash removed from the history, by its LFS object or by its content
+        (hub/push.py ``OrphanGuard`` says why and applies the same to pushes); writers may."""
+        if not self.git.history_rewritten(repo.storage_key) or self.repos.policy.allows(principal, repo, Action.WRITE):
+            return  # a history that only ever grew has dropped nothing
+        reachable: frozenset[str] | None = None
+        for op in operations:
+            if isinstance(op, AddLfsFile) and self.orphaned_lfs is not None and self.orphaned_lfs(repo, op.oid):
+                raise Forbidden(f"{op.path} points to LFS object {op.oid}, whose file {GONE_FROM_HISTORY}")
+            if isinstance(op, AddFile) and (blob := pygit2.hash(op.content)) in git_repo.odb:
+                reachable = reachable if reachable is not None else reachable_objects(git_repo)
+                if str(blob) not in reachable:
+                    raise Forbidden(f"{op.path} has the content of a file that {GONE_FROM_HISTORY}")
 
     def _changes(self, git_repo: pygit2.Repository, head: pygit2.Commit, operations: tuple[Operation, ...],
                  lfs_sizes: dict[str, int]) -> list[TreeChange]:

@@ -216,6 +216,7 @@ class Hub:
         self.lfs = LfsService(self.repo_store, self.blobs, self.keys.for_purpose("lfs-transfer"), settings.tmp_dir,
                               settings.max_lfs_file_bytes, settings.upload_url_ttl_seconds, self.lfs_history,
                               self.objects)
+        self.commits.orphaned_lfs = self.lfs.orphaned  # what a contributor's commit may not bring back
         self.upstream: UpstreamService | None = None
         if settings.upstream_url:  # the pull-through mirror (hub/upstream.py)
             from aicommons.db.upstream import UpstreamStore

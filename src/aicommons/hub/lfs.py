@@ -116,6 +116,12 @@ class LfsService:
     def _stored(self, oid: str) -> bool:
         return self.objects.exists(oid) if self.objects is not None else self.blobs.exists(blob_key(oid))
 
+    def orphaned(self, repo: RepoRow, oid: str) -> bool:
+        """Whether ``oid`` was in the repo's history once and no ref's history points at it now (a
+        force-push or squash dropped it; GC has not purged it yet): a commit by someone without
+        write access may not bring it back (hub/push.py ``OrphanGuard``, hub/commits.py)."""
+        return self.readable_size(repo, oid) is None and self.repos.lfs_committed(repo.id, oid)
+
     def readable_size(self, repo: RepoRow, oid: str) -> int | None:
         """The size of ``oid`` if readers of the repo may download it: the repo holds it and, once its
         history was rewritten, some ref still points at it (a squashed-away file is not served until

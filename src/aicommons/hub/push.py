@@ -19,7 +19,9 @@ The rules are those of the commit API, plus the ones only git can break:
   whole push. Their force pushes to their own pull request are allowed, as a writer's are;
 - such a pusher may not bring back what a rewrite removed (``OrphanGuard``): a commit of their push
   that the repository held before it (in its object store, not in the quarantine) but no ref reaches
-  refuses the push, and so does a file whose blob is such a leftover. Otherwise a contributor who
+  refuses the push, and so does a file whose blob is such a leftover, or an LFS pointer to an object
+  that a commit of the repo named once and no ref's history names now (``LfsService.orphaned``;
+  the commit API applies that one too: hub/commits.py). Otherwise a contributor who
   knew an old commit id (from an earlier clone, a link) could point their pull request at a commit
   the owner force-pushed away, or build on it, and make its files readable until GC purged them.
   "Reached by a ref" means any ref: every ref (branches, tags, every pull request's and
@@ -52,7 +54,7 @@ from aicommons.hub.discussions import OPEN_STATES
 from aicommons.hub.gitattributes import MAX_POINTER_SIZE, parse_pointer
 from aicommons.hub.lfs import LfsService
 from aicommons.hub.names import check_branch_name, check_file_path, check_tag_name, pr_number
-from aicommons.hub.reachability import reachable_objects
+from aicommons.hub.reachability import GONE_FROM_HISTORY, reachable_objects
 from aicommons.hub.repos import DEFAULT_BRANCH, RepoService
 from aicommons.times import utcnow
 
@@ -280,8 +282,6 @@ class PushService:
             if new.mode not in FILE_MODES:
                 raise BadRequest(f"commit {short}: {path} is a symlink or a submodule; "
                                  "only regular files are supported")
-            if guard is not None:
-                guard.check_blob(short, path, new.id)
             _type, size = git_repo.odb.read_header(new.id)
             pointer = parse_pointer(blob_at(git_repo, new.id).data) if size <= MAX_POINTER_SIZE else None
             if pointer is not None:
@@ -289,10 +289,15 @@ class PushService:
                     raise BadRequest(f"commit {short}: {path} points to LFS object {pointer.oid} ({pointer.size} "
                                      "bytes), which was not uploaded to this repository; push it with git-lfs "
                                      "(`git lfs install`, then push again)")
+                if guard is not None and self.lfs.orphaned(repo, pointer.oid):
+                    raise Forbidden(f"commit {short}: {path} points to LFS object {pointer.oid}, whose file "
+                                    f"{GONE_FROM_HISTORY}; nothing of this push was applied")
                 lfs_files.append((pointer.oid, path, pointer.size))
             elif size > self.max_regular_bytes:
                 raise BadRequest(f"commit {short}: {path} is {size} bytes; files over {self.max_regular_bytes} "
                                  "bytes must be stored with git-lfs (`git lfs track`)")
+            if guard is not None:
+                guard.check_blob(short, path, new.id)
             if regular is not None:
                 regular[str(new.id)] = size
         return lfs_files
@@ -378,11 +383,9 @@ class OrphanGuard:
 
     def check_commit(self, ref: str, commit: pygit2.Commit) -> None:
         if self.existed(commit.id):
-            raise Forbidden(f"{ref}: commit {str(commit.id)[:10]} is no longer in the history of this repository "
-                            "(a force-push, a squash or a deleted branch removed it); without write access a "
-                            "push may not bring it back. Commit your changes on top of the pull request's "
-                            "current head or a current branch (`git fetch origin`, then rebase onto it); nothing "
-                            "of this push was applied")
+            raise Forbidden(f"{ref}: commit {str(commit.id)[:10]} {GONE_FROM_HISTORY}. Commit your changes on top "
+                            "of the pull request's current head or a current branch (`git fetch origin`, then "
+                            "rebase onto it); nothing of this push was applied")
 
     def check_blob(self, short: str, path: str, blob_id: pygit2.Oid) -> None:
         if not self.rewritten or not self.existed(blob_id):
@@ -390,9 +393,8 @@ class OrphanGuard:
         if self._reachable is None:
             self._reachable = reachable_objects(self.git_repo)
         if str(blob_id) not in self._reachable:
-            raise Forbidden(f"commit {short}: {path} has the content of a file that is no longer in the history "
-                            "of this repository (a force-push, a squash or a deleted branch removed it); without "
-                            "write access a push may not bring it back; nothing of this push was applied")
+            raise Forbidden(f"commit {short}: {path} has the content of a file that {GONE_FROM_HISTORY}; "
+                            "nothing of this push was applied")
 
 
 def _holds(git_repo: pygit2.Repository, current: str | None, planned: str | None) -> bool:

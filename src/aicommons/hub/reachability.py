@@ -33,6 +33,10 @@ import pygit2
 from aicommons.gitrepo import GitStore, blob_at, tree_at
 from aicommons.hub.gitattributes import MAX_POINTER_SIZE, LfsPointer, parse_pointer
 
+# Why a commit by someone without write access may not bring back what a rewrite removed
+# (hub/push.py ``OrphanGuard``, hub/commits.py): "<the commit / the file / the LFS object> " + this.
+GONE_FROM_HISTORY = ("is no longer in the history of this repository (a force-push, a squash or a deleted branch "
+                     "removed it); without write access a commit may not bring it back")
 _CACHE_SIZE = 8
 _cache: OrderedDict[str, tuple[tuple[Any, ...], frozenset[str]]] = OrderedDict()
 _lock = threading.Lock()

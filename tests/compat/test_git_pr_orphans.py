@@ -145,6 +145,13 @@ def test_a_pr_author_cannot_bring_back_a_force_pushed_away_commit(git, tmp_path,
     good = commit_files(git, bob, {"notes.txt": b"v3\n", "model.safetensors": weights}, "bob's real change")
     git("push", "origin", f"{good}:{ref}", cwd=bob)
     assert pr_heads(api, repo_id) == {ref: good}
+    # So does merging main into it, whose files the repo already has (and its refs reach).
+    api.upload_file(path_or_fileobj=b"after the rewrite\n", path_in_repo="after.txt", repo_id=repo_id)
+    git("fetch", "-q", "origin", "main", cwd=bob)
+    git("merge", "-q", "--no-edit", "FETCH_HEAD", cwd=bob)
+    merged_main = git.head(bob)
+    git("push", "origin", f"{merged_main}:{ref}", cwd=bob)
+    assert pr_heads(api, repo_id) == {ref: merged_main}
     assert_pr_hides_secret(api, repo_id, ref, tmp_path)
 
     # A writer may restore it deliberately, as before.

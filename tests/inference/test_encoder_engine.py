@@ -46,7 +46,7 @@ def test_attention_kernel_follows_the_batch_length_and_answers_do_not_change(min
     short, long_ = ["a quick fox", "the lazy dog"], ["word " * 100, "river " * 90]
     reference = SentenceTransformer(str(model_dirs["minilm"]), device="cpu")  # SDPA throughout
     key = (T.EMBEDDING, "{}")
-    config = minilm_engine.st_model[0].auto_model.config
+    config = minilm_engine.model.config  # all-MiniLM-L6-v2 loads natively (st_native)
     got_short = np.asarray(minilm_engine._run_batch(key, short))
     assert config._attn_implementation == "eager"  # 5 tokens: eager attention is faster
     got_long = np.asarray(minilm_engine._run_batch(key, long_))

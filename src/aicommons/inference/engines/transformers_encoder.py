@@ -1,6 +1,7 @@
-"""Encoder models on CPU/GPU through sentence-transformers and transformers pipelines, fed by the
-micro-batcher: embeddings and similarity (sentence-transformers, or mean pooling for a bare
-encoder), text classification, fill-mask and token classification (transformers pipelines)."""
+"""Encoder models on CPU/GPU through transformers (pipelines or the model itself), fed by the
+micro-batcher: embeddings and similarity (a sentence-transformers model's pooling, run natively
+when ``st_native`` can, else through sentence-transformers; mean pooling for a bare encoder), text
+classification, fill-mask and token classification (transformers pipelines), and more."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from ..errors import InvalidRequest
 from ..runtime import forward_pool, placement
 from ..source import ResolvedModel
 from ..tasks import estimate_weight_bytes
+from . import st_native
 
 # Client batches larger than this are counted on the tokenizer's thread pool.
 _PARALLEL_COUNT_FROM = 16
@@ -38,10 +40,13 @@ class TransformersEncoder:
     proxies_openai = False
 
     def __init__(self, task: str, tokenizer, *, st_model=None, model=None, pipe=None, footprint: int,
-                 device: str, settings, max_input_tokens: int, on_batch=None):
+                 device: str, settings, max_input_tokens: int, on_batch=None,
+                 sentence: st_native.NativeSentenceModel | None = None):
         self.task = task
         self.tokenizer = tokenizer
         self.st_model, self.model, self.pipe = st_model, model, pipe
+        # A sentence-transformers model run natively: its pooling, normalisation and prompts.
+        self.sentence = sentence
         self.device = device
         self.max_input_tokens = max_input_tokens
         self._footprint = footprint
@@ -67,6 +72,9 @@ class TransformersEncoder:
         footprint = int(estimate_weight_bytes(path) * 1.1) or 1
         common = dict(footprint=footprint, device=device, settings=settings, on_batch=on_batch)
         if task in (T.EMBEDDING, T.SIMILARITY):
+            sentence = st_native.plan(path) if (path / "modules.json").is_file() else None
+            if sentence is not None:
+                return cls._load_native(task, sentence, dtype, common)
             if (path / "modules.json").is_file():
                 from sentence_transformers import SentenceTransformer
 
@@ -100,6 +108,29 @@ class TransformersEncoder:
             pipe = transformers.pipeline(task, model=model, tokenizer=tokenizer, device=device)  # type: ignore[call-overload]
         return cls(task, tokenizer, model=model, pipe=pipe, max_input_tokens=_max_len(model, tokenizer), **common)
 
+    @classmethod
+    def _load_native(cls, task: str, sentence: st_native.NativeSentenceModel, dtype,
+                     common: dict) -> TransformersEncoder:
+        """A sentence-transformers model with transformers alone, as its Transformer module loads it:
+        the tokenizer's length is ``max_seq_length`` if the module sets one, else the tokenizer's
+        own capped at the model's positions; no KV cache."""
+        import transformers
+        from transformers import AutoTokenizer
+
+        model = transformers.AutoModel.from_pretrained(sentence.model_dir, dtype=dtype)
+        if hasattr(model.config, "use_cache"):
+            model.config.use_cache = False
+        model = model.to(common["device"]).eval()
+        if sentence.max_seq_length is not None:
+            tokenizer = AutoTokenizer.from_pretrained(sentence.model_dir, model_max_length=sentence.max_seq_length)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(sentence.model_dir)
+            positions = getattr(model.config, "max_position_embeddings", None)
+            if positions is not None and positions != -1:
+                tokenizer.model_max_length = min(tokenizer.model_max_length, positions)
+        return cls(task, tokenizer, model=model, max_input_tokens=int(tokenizer.model_max_length or 512),
+                   sentence=sentence, **common)
+
     @property
     def encoder_info(self) -> dict:
         info: dict = {"max_input_tokens": self.max_input_tokens}
@@ -107,7 +138,9 @@ class TransformersEncoder:
         embeddings = getattr(text_model, "get_input_embeddings", lambda: None)() if self.tokenizer is not None else None
         if embeddings is not None:  # bounds the token ids a request may send (/v1/embeddings)
             info["vocab_size"] = int(embeddings.num_embeddings)
-        if self.st_model is not None:  # feature-extraction's prompt_name
+        if self.sentence is not None:  # feature-extraction's prompt_name
+            info["prompts"] = dict(self.sentence.prompts)
+        elif self.st_model is not None:
             info["prompts"] = {str(k): str(v) for k, v in (getattr(self.st_model, "prompts", None) or {}).items()}
         extractor = getattr(self, "feature_extractor", None)
         if extractor is not None:
@@ -249,7 +282,7 @@ class TransformersEncoder:
         batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_input_tokens,
                                return_tensors="pt").to(self.device)
         self._attention.choose(batch["input_ids"].shape[-1])
-        return _mean_pool(self.model(**batch).last_hidden_state, batch["attention_mask"])
+        return self._pool(self.model(**batch).last_hidden_state, batch["attention_mask"])
 
     def _embed_ids(self, inputs: list[list[int]]):
         """Embeddings of token id sequences, used as given (the route checked their range and
@@ -267,7 +300,12 @@ class TransformersEncoder:
         self._attention.choose(width)
         if self.st_model is not None:
             return self.st_model(features)["sentence_embedding"].float().cpu().numpy()
-        return _mean_pool(self.model(**features).last_hidden_state, features["attention_mask"])
+        return self._pool(self.model(**features).last_hidden_state, features["attention_mask"])
+
+    def _pool(self, hidden, attention_mask):
+        if self.sentence is not None:
+            return st_native.sentence_embeddings(hidden, attention_mask, self.sentence).float().cpu().numpy()
+        return _mean_pool(hidden, attention_mask)
 
     def footprint_bytes(self) -> int:
         return self._footprint

@@ -132,11 +132,51 @@ def test_prompts_come_from_the_config_as_sentence_transformers_reads_them(model_
     assert plan.prompts == _reference(folder).prompts == {"query": "query: ", "document": "", "passage": "passage: "}
 
 
-_DENSE = {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}
+def _add_dense(folder: Path, *, out_features: int, activation, residual: bool = False) -> None:
+    """A Dense module saved by sentence-transformers itself, put before the Normalize."""
+    import torch
+    from sentence_transformers.base.modules import Dense
+
+    torch.manual_seed(0)
+    (folder / "2_Dense").mkdir()
+    Dense(384, out_features, activation_function=activation, use_residual=residual).save(str(folder / "2_Dense"))
+    modules = json.loads((folder / "modules.json").read_text())
+    modules.insert(2, {"idx": 2, "name": "dense", "path": "2_Dense", "type": "sentence_transformers.models.Dense"})
+    (folder / "modules.json").write_text(json.dumps(modules))
+
+
+@pytest.mark.parametrize("activation, normalize", [("tanh", True), ("identity", False)])
+def test_dense_layers_equal_sentence_transformers(model_dirs, tmp_path, activation, normalize):
+    import numpy as np
+    import torch
+
+    folder = _variant(model_dirs["minilm"], tmp_path / "m", normalize=normalize)
+    _add_dense(folder, out_features=128, activation=torch.nn.Tanh() if activation == "tanh" else torch.nn.Identity())
+    plan = st_native.plan(folder)
+    assert plan is not None and [d.activation for d in plan.dense] == [activation]
+    engine = _load(folder)
+    try:
+        got = np.asarray(engine._run_batch((T.EMBEDDING, "{}"), TEXTS))
+        expected = _reference(folder).encode(TEXTS)
+        assert got.shape == expected.shape == (3, 128)
+        assert np.abs(got - expected).max() < 1e-5
+    finally:
+        engine.close()
+
+
+_LAYER_NORM = {"idx": 2, "name": "2", "path": "2_LayerNorm", "type": "sentence_transformers.models.LayerNorm"}
+
+
+def test_a_dense_layer_with_a_residual_falls_back(model_dirs, tmp_path):
+    import torch
+
+    folder = _variant(model_dirs["minilm"], tmp_path / "m")
+    _add_dense(folder, out_features=384, activation=torch.nn.GELU(), residual=True)
+    assert st_native.plan(folder) is None
 
 
 @pytest.mark.parametrize("change", [
-    {"extra_module": _DENSE},  # a module the native path does not run
+    {"extra_module": _LAYER_NORM},  # a module the native path does not run
     {"transformer": {"max_seq_length": 128, "do_lower_case": True}},
     {"transformer": {"max_seq_length": 128, "model_args": {"attn_implementation": "eager"}}},
     {"pooling": {"pooling_mode": "mean", "something_new": 1}},

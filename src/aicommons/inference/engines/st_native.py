@@ -1,6 +1,7 @@
 """Sentence-transformers models without sentence-transformers: reads a model folder's
-``modules.json`` and, when it lists only a plain Transformer, a Pooling and optionally a Normalize
-with options this module reproduces exactly, says how to run it with transformers alone.
+``modules.json`` and, when it lists only a plain Transformer, a Pooling, optionally Dense layers
+and a Normalize, with options this module reproduces exactly, says how to run it with transformers
+and torch alone.
 
 Importing sentence-transformers costs ~6 CPU-seconds per worker (a first answer's wait on a loaded
 box); the forward pass is transformers' either way. Anything else (Dense layers, custom modules,
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,11 @@ _TRANSFORMER = {"sentence_transformers.models.Transformer", "sentence_transforme
                 "sentence_transformers.base.modules.transformer.Transformer"}
 _POOLING = {"sentence_transformers.models.Pooling", "sentence_transformers.sentence_transformer.modules.Pooling",
             "sentence_transformers.sentence_transformer.modules.pooling.Pooling"}
+_DENSE = {"sentence_transformers.models.Dense", "sentence_transformers.base.modules.Dense",
+          "sentence_transformers.base.modules.dense.Dense"}
+# Dense activations by the name its config saves (``fullname`` of the module); absent means Tanh.
+_ACTIVATIONS = {"torch.nn.modules.activation.Tanh": "tanh", "torch.nn.Tanh": "tanh",
+                "torch.nn.modules.linear.Identity": "identity", "torch.nn.Identity": "identity"}
 _NORMALIZE = {"sentence_transformers.models.Normalize", "sentence_transformers.base.modules.Normalize",
               "sentence_transformers.base.modules.normalize.Normalize"}
 
@@ -58,6 +65,17 @@ class _Unsupported(Exception):
 
 
 @dataclass(frozen=True)
+class DenseLayer:
+    """A Dense module after the pooling: ``activation(linear(x))``."""
+
+    folder: Path
+    in_features: int
+    out_features: int
+    bias: bool
+    activation: str  # "tanh" or "identity"
+
+
+@dataclass(frozen=True)
 class NativeSentenceModel:
     """How to run a sentence-transformers folder with transformers alone."""
 
@@ -66,6 +84,7 @@ class NativeSentenceModel:
     pooling: tuple[str, ...]
     normalize: bool
     prompts: dict[str, str] = field(default_factory=dict)
+    dense: tuple[DenseLayer, ...] = ()
 
 
 def plan(path: Path) -> NativeSentenceModel | None:
@@ -74,7 +93,7 @@ def plan(path: Path) -> NativeSentenceModel | None:
     try:
         return _plan(Path(path))
     except _Unsupported as exc:
-        log.info("%s loads through sentence-transformers: %s", path, exc)
+        log.warning("%s loads through sentence-transformers (not natively): %s", path, exc)
         return None
 
 
@@ -86,24 +105,29 @@ def _plan(path: Path) -> NativeSentenceModel:
     if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
         raise _Unsupported("modules.json is not a list of modules")
     kinds = [m.get("type") for m in modules]
-    if len(modules) not in (2, 3) or kinds[0] not in _TRANSFORMER or kinds[1] not in _POOLING \
-            or (len(modules) == 3 and kinds[2] not in _NORMALIZE):
+    if len({str(m.get("name")) for m in modules}) != len(modules):  # sentence-transformers keeps one of each name
+        raise _Unsupported("modules.json names a module twice")
+    normalize = bool(kinds) and kinds[-1] in _NORMALIZE
+    middle = kinds[2:len(kinds) - normalize]
+    if len(kinds) < 2 or kinds[0] not in _TRANSFORMER or kinds[1] not in _POOLING \
+            or any(k not in _DENSE for k in middle):
         raise _Unsupported(f"modules {kinds}")
     folders = [_subfolder(path, m.get("path")) for m in modules]
     max_seq_length = _transformer(folders[0])
     pooling = _pooling(folders[1])
-    if len(modules) == 3:
-        _normalize(folders[2])
+    dense = tuple(_dense(folder) for folder in folders[2:2 + len(middle)])
+    if normalize:
+        _normalize(folders[-1])
     prompts = settings.get("prompts") or {}
     if not isinstance(prompts, dict) or not all(isinstance(v, (str, type(None))) for v in prompts.values()):
         raise _Unsupported("prompts is not an object of strings")
     # As SentenceTransformer: "query" and "document" always exist, empty unless the model names them.
     merged = {"query": "", "document": "", **{str(k): v or "" for k, v in prompts.items()}}
-    return NativeSentenceModel(folders[0], max_seq_length, pooling, len(modules) == 3, merged)
+    return NativeSentenceModel(folders[0], max_seq_length, pooling, normalize, merged, dense)
 
 
 def _transformer(folder: Path) -> int | None:
-    config = next((c for c in (_json(folder / name) for name in _TRANSFORMER_CONFIGS) if c is not None), {})
+    config: Any = next((c for c in (_json(folder / name) for name in _TRANSFORMER_CONFIGS) if c is not None), {})
     if not isinstance(config, dict):
         raise _Unsupported("the Transformer module's config is not an object")
     for key, value in config.items():
@@ -138,6 +162,43 @@ def _pooling(folder: Path) -> tuple[str, ...]:
     return modes
 
 
+def _dense(folder: Path) -> DenseLayer:
+    config = _json(folder / "config.json")
+    if not isinstance(config, dict) or set(config) - {"in_features", "out_features", "bias", "activation_function",
+                                                      "module_input_name", "module_output_name", "use_residual"}:
+        raise _Unsupported(f"Dense config {config!r}")
+    sizes: tuple[Any, Any] = (config.get("in_features"), config.get("out_features"))
+    activation = _ACTIVATIONS.get(config.get("activation_function", "torch.nn.modules.activation.Tanh"))
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes) or activation is None \
+            or config.get("bias", True) not in (True, False) or config.get("use_residual", False) is not False \
+            or config.get("module_input_name", "sentence_embedding") != "sentence_embedding" \
+            or config.get("module_output_name") not in (None, "sentence_embedding") \
+            or not any((folder / name).is_file() for name in ("model.safetensors", "pytorch_model.bin")):
+        raise _Unsupported(f"Dense config {config!r}")
+    return DenseLayer(folder, int(sizes[0]), int(sizes[1]), bool(config.get("bias", True)), activation)
+
+
+def load_dense(model: NativeSentenceModel, dtype, device: str) -> list:
+    """The Dense layers as torch modules, in the backbone's dtype and on its device (as
+    SentenceTransformer moves the modules after its first)."""
+    import torch
+
+    layers = []
+    for dense in model.dense:
+        weights_file = dense.folder / "model.safetensors"
+        if weights_file.is_file():
+            from safetensors.torch import load_file
+
+            weights = load_file(str(weights_file))
+        else:
+            weights = torch.load(dense.folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        linear = torch.nn.Linear(dense.in_features, dense.out_features, bias=dense.bias)
+        linear.load_state_dict({k.removeprefix("linear."): v for k, v in weights.items()}, strict=True)
+        activation = torch.nn.Tanh() if dense.activation == "tanh" else torch.nn.Identity()
+        layers.append(torch.nn.Sequential(linear, activation).to(device=device, dtype=dtype).eval())
+    return layers
+
+
 def _normalize(folder: Path) -> None:
     config = _json(folder / "config.json") or {}
     if not isinstance(config, dict) or config.get("module_input_name", "sentence_embedding") != "sentence_embedding" \
@@ -160,13 +221,15 @@ def _json(path: Path) -> Any:
         raise _Unsupported(f"{path.name}: {exc}") from exc
 
 
-def sentence_embeddings(token_embeddings, attention_mask, model: NativeSentenceModel):
-    """The pooled (and, if the model says so, L2-normalised) embeddings, as sentence-transformers'
-    Pooling and Normalize compute them for right- or left-padded batches."""
+def sentence_embeddings(token_embeddings, attention_mask, model: NativeSentenceModel, dense: Sequence = ()):
+    """The pooled embeddings through the Dense layers (``load_dense``), L2-normalised if the model
+    says so, as sentence-transformers' modules compute them for right- or left-padded batches."""
     import torch
     import torch.nn.functional as F
 
     pooled = torch.cat(_pool(token_embeddings, attention_mask, model.pooling), dim=-1)
+    for layer in dense:
+        pooled = layer(pooled)
     return F.normalize(pooled, p=2, dim=-1) if model.normalize else pooled
 
 

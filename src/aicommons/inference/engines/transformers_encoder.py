@@ -45,8 +45,9 @@ class TransformersEncoder:
         self.task = task
         self.tokenizer = tokenizer
         self.st_model, self.model, self.pipe = st_model, model, pipe
-        # A sentence-transformers model run natively: its pooling, normalisation and prompts.
+        # A sentence-transformers model run natively: its pooling, Dense layers, normalisation, prompts.
         self.sentence = sentence
+        self._dense: list = []
         self.device = device
         self.max_input_tokens = max_input_tokens
         self._footprint = footprint
@@ -128,8 +129,10 @@ class TransformersEncoder:
             positions = getattr(model.config, "max_position_embeddings", None)
             if positions is not None and positions != -1:
                 tokenizer.model_max_length = min(tokenizer.model_max_length, positions)
-        return cls(task, tokenizer, model=model, max_input_tokens=int(tokenizer.model_max_length or 512),
-                   sentence=sentence, **common)
+        engine = cls(task, tokenizer, model=model, max_input_tokens=int(tokenizer.model_max_length or 512),
+                     sentence=sentence, **common)
+        engine._dense = st_native.load_dense(sentence, model.dtype, common["device"])
+        return engine
 
     @property
     def encoder_info(self) -> dict:
@@ -304,7 +307,8 @@ class TransformersEncoder:
 
     def _pool(self, hidden, attention_mask):
         if self.sentence is not None:
-            return st_native.sentence_embeddings(hidden, attention_mask, self.sentence).float().cpu().numpy()
+            return st_native.sentence_embeddings(hidden, attention_mask, self.sentence,
+                                                 self._dense).float().cpu().numpy()
         return _mean_pool(hidden, attention_mask)
 
     def footprint_bytes(self) -> int:

@@ -319,6 +319,7 @@ class TransformersEncoder:
 
     def close(self) -> None:
         self.st_model = self.model = self.pipe = None
+        self._dense = []
 
 
 def _mean_pool(hidden, attention_mask):

@@ -3,10 +3,12 @@
 and a Normalize, with options this module reproduces exactly, says how to run it with transformers
 and torch alone.
 
-Importing sentence-transformers costs ~6 CPU-seconds per worker (a first answer's wait on a loaded
-box); the forward pass is transformers' either way. Anything else (Dense layers, custom modules,
-lower-casing, adapters, encoder-decoder backbones, processing options, ...) is ``None``: the engine
-falls back to ``SentenceTransformer``. The pooling below is sentence-transformers 6's padded path.
+Importing sentence-transformers costs a worker ~3.4 CPU-seconds once torch and transformers are in
+(about 1.5 s of which a first load saves: docs/benchmarks.md, ``cold_load --embedding-first``); the
+forward pass is transformers' either way. Anything else (custom modules, Dense layers with a residual
+or another activation, lower-casing, adapters, encoder-decoder backbones, processing options, ...) is
+``None``: the engine falls back to ``SentenceTransformer``. The pooling below computes what
+sentence-transformers 6's pooling modes compute on a padded batch.
 """
 
 from __future__ import annotations

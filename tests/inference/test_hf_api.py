@@ -59,6 +59,20 @@ def test_fill_mask(server):
     assert all(r.sequence and r.token_str is not None and 0 <= r.score <= 1 for r in result)
 
 
+def test_fill_mask_without_the_mask_token_is_a_400_naming_it(server):
+    """feature_extraction() or a plain text sent to a fill-mask model: the pipeline raised
+    (PipelineException, a 500 "in the engine") and failed every input batched with it."""
+    from huggingface_hub.errors import BadRequestError
+
+    client = client_for(server, FILL_MASK)
+    with pytest.raises(BadRequestError, match=re.escape("No mask_token ([MASK]) found on the input")):
+        client.fill_mask("the quick brown fox")
+    r = httpx.post(f"{server.url}/models/{FILL_MASK}", json={"inputs": ["a [MASK] fox", "no mask here"]},
+                   headers={"Authorization": "Bearer alice"}, timeout=60)
+    assert r.status_code == 400 and r.json()["error"] == "No mask_token ([MASK]) found on the input 1", r.text
+    assert len(client.fill_mask("the quick [MASK] fox", top_k=2)) == 2  # the model still answers
+
+
 def test_token_classification(server):
     result = client_for(server, NER).token_classification("alice lives in paris")
     assert isinstance(result, list)

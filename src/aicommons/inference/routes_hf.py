@@ -5,6 +5,9 @@ parses (spec §1.5-1.6). Errors use TGI's flat ``{"error", "error_type"}``."""
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
+from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
@@ -117,6 +120,8 @@ class HFRoutes:
                                      "cut)", param="truncation_direction")
             lease = await service.lease(repo_id, principal, {task}, task, body.get("keep_alive"))
             engine = lease.engine
+            if task == T.FILL_MASK:
+                _check_masks(texts, lease.resolved.local_dir)
             if task == T.EMBEDDING and body.get("prompt_name") is not None:
                 texts = _with_prompt(texts, body["prompt_name"], engine)
             counts = await offload.count_tokens(engine, texts)
@@ -389,6 +394,33 @@ def _task_inputs(task: str, body: dict, parameters: dict, limit: int, max_new_to
                             param_prefix=p + "generate_parameters.")
         return texts, single, {"max_new_tokens": wanted or min(64, max_new_tokens)}
     return texts, single, {}  # feature-extraction: options sit at the root, applied after the batch
+
+
+def _check_masks(texts: list[str], local_dir: Path) -> None:
+    """fill-mask needs the model's mask token in every input. Checked here, before the batch: the
+    pipeline raises for a text without one, which failed the whole batch (other callers' inputs
+    too) with a 500."""
+    mask = _mask_token(local_dir)
+    for i, text in enumerate(texts):
+        if mask and mask not in text:
+            raise InvalidRequest(f"No mask_token ({mask}) found on the input"
+                                 + (f" {i}" if len(texts) > 1 else ""), param="inputs")
+
+
+@functools.lru_cache(maxsize=64)
+def _mask_token(local_dir: Path) -> str | None:
+    """The mask token the tokenizer's files name (a snapshot's files never change); None when
+    they name none."""
+    for name in ("tokenizer_config.json", "special_tokens_map.json"):
+        try:
+            token = json.loads((local_dir / name).read_text(encoding="utf-8")).get("mask_token")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(token, dict):
+            token = token.get("content")
+        if isinstance(token, str) and token:
+            return token
+    return None
 
 
 def _with_prompt(texts: list[str], name, engine) -> list[str]:

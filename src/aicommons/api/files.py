@@ -1,4 +1,4 @@
-"""Reading files: ``/resolve/`` downloads, tree listings and paths-info."""
+"""Reading files: ``/resolve/`` downloads, ``/raw/`` git blobs, tree listings and paths-info."""
 
 from __future__ import annotations
 
@@ -123,6 +123,27 @@ def _resolve(request: Request) -> Response:
     return LocalFileResponse(local, local.stat().st_size, headers, media_type)
 
 
+def _raw(request: Request) -> Response:
+    """``/{repo}/raw/{rev}/{path}``, as on the Hub: the file as git stores it, so a large file's
+    Git LFS pointer rather than its content (``/resolve/`` gives that)."""
+    hub = hub_of(request)
+    repo = hub.repos.find(repo_type_from_prefix(request), repo_id_param(request), principal_of(request),
+                          action=Action.READ_CONTENT)
+    git_repo, commit = hub.refs.resolve(repo, param(request, "rev"))
+    path = param(request, "path")
+    entry = content.get_entry(git_repo, commit, path)
+    commit_id = str(commit.id)
+    if entry is None or entry.type != "file":
+        raise EntryNotFound(f"Entry not found: {path} does not exist at revision {commit_id}",
+                            headers={"X-Repo-Commit": commit_id})
+    headers = {"X-Repo-Commit": commit_id, "ETag": f'"{entry.oid}"',
+               "Content-Disposition": _content_disposition(path, request.query_params.get("download") == "true"),
+               "Access-Control-Expose-Headers": EXPOSED_HEADERS, **CONTAINMENT_HEADERS}
+    media_type = "text/plain; charset=utf-8" if entry.lfs is not None else served_media_type(path)
+    return bytes_response(content.read_blob(git_repo, entry.oid), headers, request.headers.get("range"), media_type,
+                          request.method == "HEAD")
+
+
 def _presigned_redirect(url: str | None, repo: RepoRow, headers: dict) -> Response:
     # A redirect carries a bearer URL: no cache may keep it, and none shared for non-public files.
     headers["Cache-Control"] = "private, no-store" if (repo.private or repo.gated) else "no-store"
@@ -181,6 +202,7 @@ def _counts_as_download(repo_type: str, path: str) -> bool:
 
 
 resolve = blocking(_resolve)
+raw = blocking(_raw)
 
 
 @blocking

@@ -172,6 +172,8 @@ OPERATIONS: dict[tuple[str, str], dict] = {
     (REPO + "/like", "delete"): {"summary": "Unlike", "responses": {"4XX": _ERROR}},
     (REPO + "/likers", "get"): {"summary": "Who liked", "responses": {"200": _LIST, "4XX": _ERROR}},
     ("/{ns}/{name}/resolve/{rev}/{path}", "get"): {"summary": "Download a file", "responses": {"4XX": _ERROR}},
+    ("/{ns}/{name}/raw/{rev}/{path}", "get"): {"summary": "A file as git stores it (a large file's LFS pointer)",
+                                               "responses": {"4XX": _ERROR}},
     ("/{ns}/{name}.git/info/lfs/objects/batch", "post"): {"summary": "Git LFS batch", "requestBody": {
         "required": True, "content": {"application/vnd.git-lfs+json": {"schema": {
             "type": "object", "required": ["operation", "objects"], "properties": {

@@ -133,6 +133,7 @@ def hub_routes() -> list[Route]:
     ]
     for prefix in PREFIXES:
         routes.append(Route(prefix + "/{ns}/{name}/resolve/{rev}/{path:path}", files.resolve, methods=["GET", "HEAD"]))
+        routes.append(Route(prefix + "/{ns}/{name}/raw/{rev}/{path:path}", files.raw, methods=["GET", "HEAD"]))
     for prefix in ("/{prefix}", ""):
         routes += [
             Route(prefix + "/{ns}/{name}.git/info/lfs/objects/batch", lfs.batch, methods=["POST"]),

@@ -58,7 +58,7 @@ def test_raw_serves_the_file_as_git_stores_it(http, api, repo_id):
     assert pointer.status_code == 200 and pointer.headers["content-type"] == "text/plain; charset=utf-8"
     assert pointer.text == (f"version https://git-lfs.github.com/spec/v1\noid sha256:{hashlib.sha256(big).hexdigest()}"
                             f"\nsize {len(big)}\n")
-    assert http.get(f"/{repo_id}/resolve/main/weights.bin").content == big  # the content stays /resolve/'s
+    assert http.get(f"/{repo_id}/resolve/main/weights.bin", follow_redirects=True).content == big  # /resolve/: the content
     assert http.get(f"/{repo_id}/raw/main/nope.json").headers["x-error-code"] == "EntryNotFound"
     assert http.get(f"/{repo_id}/raw/nope/config.json").headers["x-error-code"] == "RevisionNotFound"
     api.update_repo_settings(repo_id, private=True)

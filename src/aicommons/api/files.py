@@ -75,10 +75,11 @@ def _content_disposition(path: str, download: bool = False) -> str:
     return f"{'attachment' if download else 'inline'}; filename*=UTF-8''{quote(name)}; filename=\"{ascii_name}\""
 
 
-def _resolve(request: Request) -> Response:
+def _file_at(request: Request):
+    """The repo, git repo, commit id, path and entry of a ``/resolve/`` or ``/raw/`` URL's file:
+    the caller may read it, and it is a file at that revision (else the Hub's errors)."""
     hub = hub_of(request)
-    principal = principal_of(request)
-    repo = hub.repos.find(repo_type_from_prefix(request), repo_id_param(request), principal,
+    repo = hub.repos.find(repo_type_from_prefix(request), repo_id_param(request), principal_of(request),
                           action=Action.READ_CONTENT)
     git_repo, commit = hub.refs.resolve(repo, param(request, "rev"))
     path = param(request, "path")
@@ -87,6 +88,12 @@ def _resolve(request: Request) -> Response:
     if entry is None or entry.type != "file":
         raise EntryNotFound(f"Entry not found: {path} does not exist at revision {commit_id}",
                             headers={"X-Repo-Commit": commit_id})
+    return repo, git_repo, commit_id, path, entry
+
+
+def _resolve(request: Request) -> Response:
+    hub = hub_of(request)
+    repo, git_repo, commit_id, path, entry = _file_at(request)
     head_only = request.method == "HEAD"
     if not head_only and "range" not in request.headers and _counts_as_download(repo.type, path):
         hub.repos.count_download(repo)
@@ -126,16 +133,7 @@ def _resolve(request: Request) -> Response:
 def _raw(request: Request) -> Response:
     """``/{repo}/raw/{rev}/{path}``, as on the Hub: the file as git stores it, so a large file's
     Git LFS pointer rather than its content (``/resolve/`` gives that)."""
-    hub = hub_of(request)
-    repo = hub.repos.find(repo_type_from_prefix(request), repo_id_param(request), principal_of(request),
-                          action=Action.READ_CONTENT)
-    git_repo, commit = hub.refs.resolve(repo, param(request, "rev"))
-    path = param(request, "path")
-    entry = content.get_entry(git_repo, commit, path)
-    commit_id = str(commit.id)
-    if entry is None or entry.type != "file":
-        raise EntryNotFound(f"Entry not found: {path} does not exist at revision {commit_id}",
-                            headers={"X-Repo-Commit": commit_id})
+    _, git_repo, commit_id, path, entry = _file_at(request)
     headers = {"X-Repo-Commit": commit_id, "ETag": f'"{entry.oid}"',
                "Content-Disposition": _content_disposition(path, request.query_params.get("download") == "true"),
                "Access-Control-Expose-Headers": EXPOSED_HEADERS, **CONTAINMENT_HEADERS}

@@ -73,6 +73,13 @@ def test_fill_mask_without_the_mask_token_is_a_400_naming_it(server):
     assert len(client.fill_mask("the quick [MASK] fox", top_k=2)) == 2  # the model still answers
 
 
+def test_sentence_similarity_on_another_task_names_the_models_task(server):
+    from huggingface_hub.errors import BadRequestError
+
+    with pytest.raises(BadRequestError, match=f"{CLASSIFIER} is a text-classification model: it does not compare"):
+        client_for(server, CLASSIFIER).sentence_similarity("a fox", other_sentences=["a dog"])
+
+
 def test_token_classification(server):
     result = client_for(server, NER).token_classification("alice lives in paris")
     assert isinstance(result, list)

@@ -327,6 +327,10 @@ def _check_call_fits_task(repo_id: str, task: str, body: dict, accept: str, head
     if kinds and not any(k in _JSON_ACCEPTS for k in kinds):
         raise InvalidRequest(f"{repo_id} is a {task} model: it answers JSON, not {accept}", param="task",
                              status=406, headers=headers)
+    inputs = body.get("inputs")
+    if task != T.SIMILARITY and isinstance(inputs, dict) and "source_sentence" in inputs:
+        raise InvalidRequest(f"{repo_id} is a {task} model: it does not compare sentences "
+                             "(sentence-similarity's {'source_sentence', 'sentences'})", param="inputs", headers=headers)
     allowed = _TASK_PARAMETERS.get(task)
     parameters = body.get("parameters")
     if allowed is None or not isinstance(parameters, dict):

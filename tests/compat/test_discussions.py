@@ -28,6 +28,9 @@ def test_create_pr_commit_and_merge(api, repo_id, tmp_path):
     assert {"new.txt", "more.txt", "base.txt"} <= set(api.list_repo_files(repo_id))
     merged = api.get_discussion_details(repo_id, 1)
     assert merged.status == "merged" and len(merged.merge_commit_oid) == 40
+    # still the changes it brought (it was empty: main, which now holds them, was the base)
+    assert "diff --git a/new.txt b/new.txt" in merged.diff and "+proposed" in merged.diff
+    assert "diff --git a/more.txt b/more.txt" in merged.diff and "base.txt" not in merged.diff
     with pytest.raises(HfHubHTTPError):
         api.upload_file(path_or_fileobj=b"late", path_in_repo="late.txt", repo_id=repo_id, revision="refs/pr/1")
 

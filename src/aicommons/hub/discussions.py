@@ -235,9 +235,15 @@ class DiscussionService:
         return git_repo.merge_trees(ancestor, base.tree, head.tree), base, head
 
     def diff(self, repo: RepoRow, discussion: DiscussionRow) -> str:
-        """The PR's changes since its merge base, bounded and cached (``hub/pr_diffs.py``)."""
+        """The PR's changes since its merge base, bounded and cached (``hub/pr_diffs.py``). A merged
+        PR's are those it brought: against the branch as it was when merged (the merge commit's
+        first parent), not the branch now, which holds them."""
         git_repo = self.git.open(repo.storage_key)
-        base = git_repo.references[_target(discussion)].peel(pygit2.Commit)
+        merged = git_repo.get(discussion.merge_commit_id) if discussion.merge_commit_id else None
+        if isinstance(merged, pygit2.Commit) and merged.parent_ids:
+            base = commit_at(git_repo, merged.parent_ids[0])
+        else:
+            base = git_repo.references[_target(discussion)].peel(pygit2.Commit)
         head = git_repo.references[pr_ref(discussion.num)].peel(pygit2.Commit)
         ancestor_id = git_repo.merge_base(base.id, head.id) or base.id
         key = (repo.storage_key, str(ancestor_id), str(head.id))

@@ -225,6 +225,8 @@ REPO_ROUTES: dict[tuple[str, str], list[Spec]] = {
     # Downloads, LFS, git, Xet tokens.
     ("/{ns}/{name}/resolve/{rev}/{path:path}", "GET"): [
         Spec(READ_CONTENT, "GET", "/{repo}/resolve/main/secret.txt", shows_content=True)],
+    ("/{ns}/{name}/raw/{rev}/{path:path}", "GET"): [
+        Spec(READ_CONTENT, "GET", "/{repo}/raw/main/secret.txt", shows_content=True)],
     ("/{ns}/{name}.git/info/lfs/objects/batch", "POST"): [
         Spec(READ_CONTENT, "POST", "/{repo}.git/info/lfs/objects/batch", json=LFS_DOWNLOAD),
         Spec(CONTRIBUTE, "POST", "/{repo}.git/info/lfs/objects/batch", json=LFS_UPLOAD)],
@@ -325,7 +327,7 @@ for _prefix in TYPED:
                     "/discussions/{num}/comment", "/like",
                     "/ask-access", "/settings", "/upload/{rev}", "/upload/{rev}/{path:path}", "/edit/{rev}/{path:path}",
                     "/info/refs", "/git-upload-pack", "/git-receive-pack",
-                    "/resolve/{rev}/{path:path}"):
+                    "/resolve/{rev}/{path:path}", "/raw/{rev}/{path:path}"):
         ALIASES[_prefix + R + _suffix] = R + _suffix
 for _suffix in ("/info/lfs/objects/batch", "/info/lfs/objects/verify", "/info/lfs/locks{rest:path}"):
     ALIASES["/{prefix}/{ns}/{name}.git" + _suffix] = "/{ns}/{name}.git" + _suffix
@@ -362,6 +364,9 @@ GLOBAL_ROUTES = {
     # POST /v1 (InferenceClient(base_url=.../v1)'s task methods): a 404 saying how to name a model, to
     # everyone, naming nothing (test_hub_model_list.py::test_task_call_on_the_v1_base_url_says_what_to_do).
     ("/v1", "POST"), (M + "/load", "POST"), (M + "/unload", "POST"),
+    # Any other /v1/ path (the openai client's responses, files...): an OpenAI 404 to everyone, naming
+    # nothing (test_hub_model_list.py::test_an_openai_api_the_hub_does_not_serve_is_an_openai_404).
+    *(("/v1/{rest:path}", m) for m in ("GET", "POST", "PUT", "DELETE", "PATCH")),
     ("/metrics", "GET"),
     # The dataset viewer's API and page, the conversion's routes and the converted ref: each caller on a
     # converted public, private, gated and gated-approved dataset in test_viewer_routes below (also

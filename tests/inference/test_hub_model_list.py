@@ -127,3 +127,18 @@ def test_task_call_on_the_v1_base_url_says_what_to_do(live_hub):
     assert refused.value.response.status_code == 404 and "names no model" in str(refused.value)
     error = refused.value.response.json()["error"]
     assert error["param"] == "model" and f"InferenceClient(model='{live_hub.url}/models/NS/NAME')" in error["message"]
+
+
+def test_an_openai_api_the_hub_does_not_serve_is_an_openai_404(live_hub):
+    """``client.responses.create`` (the openai client's newer API) and the like got the web UI's
+    plain-text 405, which the client shows as "Error code: 405" and nothing else."""
+    import openai
+
+    with openai.OpenAI(base_url=live_hub.url + "/v1", api_key=BOB_TOKEN, max_retries=0) as client:
+        with pytest.raises(openai.NotFoundError) as refused:
+            client.responses.create(model="alice/any", input="hi")
+        assert "POST /v1/responses is not served by this hub" in refused.value.message
+        assert "/v1/chat/completions" in refused.value.message
+        with pytest.raises(openai.NotFoundError, match="GET /v1/files is not served"):
+            client.files.list()
+        assert client.models.list() is not None  # the served routes still answer

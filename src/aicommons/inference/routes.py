@@ -48,6 +48,14 @@ def inference_routes(service) -> list[BaseRoute]:
         return openai_error(InvalidRequest(no_model_advice(request, f"{request.method} /v1 names no model"),
                                            param="model", status=404))
 
+    async def not_served(request: Request):
+        # The openai client's other APIs (client.responses, images, audio.speech, moderations,
+        # files...): an OpenAI error naming what is served, not the web UI's plain-text 405.
+        return openai_error(InvalidRequest(
+            f"{request.method} {request.url.path} is not served by this hub; its OpenAI routes are "
+            "/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/rerank, /v1/audio/transcriptions "
+            "and /v1/models", status=404))
+
     async def root(request: Request):
         # InferenceClient(base_url=<hub>) with no model: its task methods post to the hub's root (a
         # plain-text 405 before). A body that is a chat completion naming its model ("messages" and
@@ -96,4 +104,5 @@ def inference_routes(service) -> list[BaseRoute]:
         Route(model + "/load", admin.load, methods=["POST"]),
         Route(model + "/unload", admin.unload, methods=["POST"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/v1/{rest:path}", not_served, methods=["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"]),  # last
     ]

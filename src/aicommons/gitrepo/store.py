@@ -15,10 +15,10 @@ import pygit2
 from aicommons.gitrepo.loose import guard, open_repository
 
 ZERO_OID = "0" * 40
-# A file in a bare repository saying that some ref once moved backwards or was deleted: its history
-# may have lost commits, so what the refs reach is checked, not assumed (hub/reachability.py).
 # Deleted repositories are renamed into this folder of the store's root, then removed (GitStore.delete).
 TRASH = ".trash"
+# A file in a bare repository saying that some ref once moved backwards or was deleted: its history
+# may have lost commits, so what the refs reach is checked, not assumed (hub/reachability.py).
 REWRITTEN_MARK = "aicommons-history-rewritten"
 HEX_RE = re.compile(r"^[0-9a-f]{4,40}$")
 

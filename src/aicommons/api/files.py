@@ -91,19 +91,24 @@ def _file_at(request: Request):
     return repo, git_repo, commit_id, path, entry
 
 
+def _file_headers(request: Request, commit_id: str, path: str, etag: str) -> dict[str, str]:
+    """What ``/resolve/`` and ``/raw/`` send with any file."""
+    return {
+        "X-Repo-Commit": commit_id,
+        "ETag": f'"{etag}"',
+        "Content-Disposition": _content_disposition(path, request.query_params.get("download") == "true"),
+        "Access-Control-Expose-Headers": EXPOSED_HEADERS,
+        **CONTAINMENT_HEADERS,
+    }
+
+
 def _resolve(request: Request) -> Response:
     hub = hub_of(request)
     repo, git_repo, commit_id, path, entry = _file_at(request)
     head_only = request.method == "HEAD"
     if not head_only and "range" not in request.headers and _counts_as_download(repo.type, path):
         hub.repos.count_download(repo)
-    headers = {
-        "X-Repo-Commit": commit_id,
-        "ETag": f'"{entry.etag}"',
-        "Content-Disposition": _content_disposition(path, request.query_params.get("download") == "true"),
-        "Access-Control-Expose-Headers": EXPOSED_HEADERS,
-        **CONTAINMENT_HEADERS,
-    }
+    headers = _file_headers(request, commit_id, path, entry.etag)
     media_type = served_media_type(path)
     if entry.lfs is None:
         data = content.read_blob(git_repo, entry.oid)
@@ -134,9 +139,7 @@ def _raw(request: Request) -> Response:
     """``/{repo}/raw/{rev}/{path}``, as on the Hub: the file as git stores it, so a large file's
     Git LFS pointer rather than its content (``/resolve/`` gives that)."""
     _, git_repo, commit_id, path, entry = _file_at(request)
-    headers = {"X-Repo-Commit": commit_id, "ETag": f'"{entry.oid}"',
-               "Content-Disposition": _content_disposition(path, request.query_params.get("download") == "true"),
-               "Access-Control-Expose-Headers": EXPOSED_HEADERS, **CONTAINMENT_HEADERS}
+    headers = _file_headers(request, commit_id, path, entry.oid)
     media_type = "text/plain; charset=utf-8" if entry.lfs is not None else served_media_type(path)
     return bytes_response(content.read_blob(git_repo, entry.oid), headers, request.headers.get("range"), media_type,
                           request.method == "HEAD")

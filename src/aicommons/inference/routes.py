@@ -52,9 +52,8 @@ def inference_routes(service) -> list[BaseRoute]:
         # The openai client's other APIs (client.responses, images, audio.speech, moderations,
         # files...): an OpenAI error naming what is served, not the web UI's plain-text 405.
         return openai_error(InvalidRequest(
-            f"{request.method} {request.url.path} is not served by this hub; its OpenAI routes are "
-            "/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/rerank, /v1/audio/transcriptions "
-            "and /v1/models", status=404))
+            f"{request.method} {request.url.path} is not served by this hub; its OpenAI routes are {served}",
+            status=404))
 
     async def root(request: Request):
         # InferenceClient(base_url=<hub>) with no model: its task methods post to the hub's root (a
@@ -82,7 +81,7 @@ def inference_routes(service) -> list[BaseRoute]:
         return await speech.openai_transcriptions(service, request)
 
     model = "/models/{ns}/{name}"
-    return [
+    routes = [
         Route("/api/tasks", tasks, methods=["GET"]),
         Route("/", root, methods=["POST"]),
         Route("/v1", no_model, methods=["POST"]),
@@ -104,5 +103,7 @@ def inference_routes(service) -> list[BaseRoute]:
         Route(model + "/load", admin.load, methods=["POST"]),
         Route(model + "/unload", admin.unload, methods=["POST"]),
         Route("/metrics", metrics, methods=["GET"]),
-        Route("/v1/{rest:path}", not_served, methods=["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"]),  # last
     ]
+    # What the catch-all's error lists: the table's own /v1/ routes, so the two never disagree.
+    served = ", ".join(r.path for r in routes if r.path.startswith("/v1/") and "{" not in r.path)
+    return [*routes, Route("/v1/{rest:path}", not_served, methods=["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"])]

@@ -73,10 +73,10 @@ class TransformersEncoder:
         footprint = int(estimate_weight_bytes(path) * 1.1) or 1
         common = dict(footprint=footprint, device=device, settings=settings, on_batch=on_batch)
         if task in (T.EMBEDDING, T.SIMILARITY):
-            sentence = st_native.plan(path) if (path / "modules.json").is_file() else None
-            if sentence is not None:
-                return cls._load_native(task, sentence, dtype, common)
             if (path / "modules.json").is_file():
+                sentence = st_native.plan(path)
+                if sentence is not None:
+                    return cls._load_native(task, sentence, dtype, common)
                 from sentence_transformers import SentenceTransformer
 
                 st = SentenceTransformer(str(path), device=device, local_files_only=True,
